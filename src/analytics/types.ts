@@ -1,0 +1,59 @@
+/**
+ * The AnalyticsStore seam: columnar tables of every stream, loaded from the log exactly once,
+ * and SQL over them scoped per user. Implementation: embedded DuckDB (src/analytics/duckdb/).
+ */
+import type { StreamDefinition } from "../control/types.js";
+
+/** One log record as a table row. */
+export interface AnalyticsRow {
+  readonly partition: number;
+  readonly offset: number;
+  /** The record's key: the user the event belongs to ("" for events of no user). */
+  readonly userId: string;
+  /** Event time, epoch ms. */
+  readonly time: number;
+  /** Ingest time, epoch ms. */
+  readonly ingestTime: number;
+  /** The event's top-level fields. */
+  readonly fields: Readonly<Record<string, unknown>>;
+}
+
+/** Who is asking: a `user` sees only rows whose user_id is theirs; analysts and admins see all. */
+export type QueryScope = { readonly kind: "all" } | { readonly kind: "user"; readonly userId: string };
+
+export interface QueryColumn {
+  readonly name: string;
+  /** DuckDB's type name, e.g. DOUBLE, VARCHAR, TIMESTAMP WITH TIME ZONE. */
+  readonly type: string;
+}
+
+export interface QueryResult {
+  readonly columns: QueryColumn[];
+  /** JSON-ready values: numbers, strings (integers beyond 2^53 and timestamps as strings), booleans, null, objects. */
+  readonly rows: unknown[][];
+}
+
+export interface AnalyticsStore {
+  open(): Promise<void>;
+  close(): Promise<void>;
+  ping(): Promise<boolean>;
+
+  /** Creates the stream's table if missing (base columns user_id, _time, _ingest_time, _partition, _offset). */
+  ensureTable(stream: StreamDefinition): Promise<void>;
+  dropTable(stream: string): Promise<void>;
+
+  /**
+   * Applies rows of one partition in one transaction together with the new position, skipping
+   * rows at offsets already applied, so a replay after a crash applies each row exactly once.
+   * New top-level fields become columns.
+   */
+  apply(stream: string, partition: number, rows: readonly AnalyticsRow[]): Promise<void>;
+  /** Next offset to apply, per partition (0 when nothing was applied). */
+  appliedOffsets(stream: string): Promise<Map<number, number>>;
+
+  /**
+   * Runs one read-only SELECT. Refuses (RunnelError invalid_query / query_forbidden) anything
+   * that is not a plain read of stream tables, and scopes every table to the caller.
+   */
+  query(sql: string, params: readonly unknown[], scope: QueryScope): Promise<QueryResult>;
+}

@@ -1,0 +1,158 @@
+/**
+ * Runnel's configuration: one schema, defaults beside it in human units, validated at the edge
+ * (flags and environment) with the offending field named, then frozen.
+ */
+import { resolve } from "node:path";
+import { parseDuration, parseSize } from "./units.js";
+
+export interface Config {
+  readonly dataDir: string;
+  readonly host: string;
+  readonly port: number;
+  readonly adminPassword?: string;
+  /** PostgreSQL URL for the control plane; embedded PGlite when absent. */
+  readonly databaseUrl?: string;
+  /** Apache Kafka bootstrap servers for the log; the local log when absent. */
+  readonly kafkaBrokers?: readonly string[];
+  readonly limits: {
+    readonly maxBodyBytes: number;
+    readonly maxEventBytes: number;
+  };
+  readonly auth: {
+    readonly tokenTtlMs: number;
+    /** Secret for signing tokens; generated and kept under the data dir when absent. */
+    readonly tokenSecret?: string;
+  };
+  readonly log: {
+    readonly defaultPartitions: number;
+    readonly segmentBytes: number;
+  };
+  readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "silent";
+}
+
+export const DEFAULTS = {
+  dataDir: "./data",
+  host: "127.0.0.1",
+  port: "8080",
+  maxBodyBytes: "10MiB",
+  maxEventBytes: "1MiB",
+  tokenTtl: "1h",
+  defaultPartitions: "4",
+  segmentBytes: "64MiB",
+  logLevel: "info",
+} as const;
+
+export class ConfigError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`invalid configuration: ${field} ${message}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Raw settings as they come from flags (which win) and the environment. */
+export type RawSettings = Readonly<Record<string, string | undefined>>;
+
+/** Environment variable for each setting. */
+export const ENV_NAMES = {
+  dataDir: "RUNNEL_DATA_DIR",
+  host: "RUNNEL_HOST",
+  port: "RUNNEL_PORT",
+  adminPassword: "RUNNEL_ADMIN_PASSWORD",
+  databaseUrl: "RUNNEL_DATABASE_URL",
+  kafkaBrokers: "RUNNEL_KAFKA_BROKERS",
+  maxBodyBytes: "RUNNEL_MAX_BODY_BYTES",
+  maxEventBytes: "RUNNEL_MAX_EVENT_BYTES",
+  tokenTtl: "RUNNEL_TOKEN_TTL",
+  tokenSecret: "RUNNEL_TOKEN_SECRET",
+  defaultPartitions: "RUNNEL_DEFAULT_PARTITIONS",
+  segmentBytes: "RUNNEL_SEGMENT_BYTES",
+  logLevel: "RUNNEL_LOG_LEVEL",
+} as const;
+
+export type SettingName = keyof typeof ENV_NAMES;
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "silent"] as const;
+
+/** Builds a frozen Config from flags (`--data-dir` → dataDir) and the environment. */
+export function loadConfig(flags: Partial<Record<SettingName, string>>, env: RawSettings = process.env): Config {
+  const get = (name: SettingName): string | undefined => {
+    const v = flags[name] ?? env[ENV_NAMES[name]];
+    return v === undefined || v === "" ? undefined : v;
+  };
+  const field = (name: SettingName) => `${ENV_NAMES[name]} (--${kebab(name)})`;
+
+  const integer = (name: SettingName, fallback: string, min: number, max: number): number => {
+    const text = get(name) ?? fallback;
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new ConfigError(field(name), `must be an integer from ${min} to ${max}, got "${text}"`);
+    }
+    return n;
+  };
+  const size = (name: SettingName, fallback: string): number => {
+    const text = get(name) ?? fallback;
+    const n = parseSize(text);
+    if (n === undefined || n <= 0)
+      throw new ConfigError(field(name), `must be a size such as 10MiB or 4096, got "${text}"`);
+    return n;
+  };
+  const duration = (name: SettingName, fallback: string): number => {
+    const text = get(name) ?? fallback;
+    const n = parseDuration(text);
+    if (n === undefined || n <= 0)
+      throw new ConfigError(field(name), `must be a duration such as 30s or 1h, got "${text}"`);
+    return n;
+  };
+
+  const databaseUrl = get("databaseUrl");
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigError(field("databaseUrl"), `must be a postgres:// URL`);
+  }
+  const brokers = get("kafkaBrokers");
+  const kafkaBrokers = brokers?.split(",").map((b) => b.trim());
+  if (kafkaBrokers?.some((b) => !/^[^\s:]+:\d+$/.test(b))) {
+    throw new ConfigError(field("kafkaBrokers"), `must be host:port[,host:port…], got "${brokers}"`);
+  }
+  const logLevel = get("logLevel") ?? DEFAULTS.logLevel;
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new ConfigError(field("logLevel"), `must be one of ${LOG_LEVELS.join(", ")}, got "${logLevel}"`);
+  }
+  const tokenSecret = get("tokenSecret");
+  if (tokenSecret !== undefined && tokenSecret.length < 32) {
+    throw new ConfigError(field("tokenSecret"), "must be at least 32 characters");
+  }
+  const adminPassword = get("adminPassword");
+  if (adminPassword !== undefined && adminPassword.length < 8) {
+    throw new ConfigError(field("adminPassword"), "must be at least 8 characters");
+  }
+
+  const config: Config = {
+    dataDir: resolve(get("dataDir") ?? DEFAULTS.dataDir),
+    host: get("host") ?? DEFAULTS.host,
+    port: integer("port", DEFAULTS.port, 0, 65535),
+    ...(adminPassword !== undefined && { adminPassword }),
+    ...(databaseUrl !== undefined && { databaseUrl }),
+    ...(kafkaBrokers !== undefined && { kafkaBrokers: Object.freeze(kafkaBrokers) }),
+    limits: Object.freeze({
+      maxBodyBytes: size("maxBodyBytes", DEFAULTS.maxBodyBytes),
+      maxEventBytes: size("maxEventBytes", DEFAULTS.maxEventBytes),
+    }),
+    auth: Object.freeze({
+      tokenTtlMs: duration("tokenTtl", DEFAULTS.tokenTtl),
+      ...(tokenSecret !== undefined && { tokenSecret }),
+    }),
+    log: Object.freeze({
+      defaultPartitions: integer("defaultPartitions", DEFAULTS.defaultPartitions, 1, 1024),
+      segmentBytes: size("segmentBytes", DEFAULTS.segmentBytes),
+    }),
+    logLevel: logLevel as Config["logLevel"],
+  };
+  return Object.freeze(config);
+}
+
+function kebab(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}

@@ -1,0 +1,127 @@
+/**
+ * The ControlStore seam: accounts, credentials, settings, activity, and the catalogue of
+ * streams and pipelines, in PostgreSQL. Implementations: embedded PGlite and a real server by
+ * URL (src/control/pglite.ts, src/control/postgres.ts), one schema and one set of migrations
+ * (src/control/migrations.ts), one test suite (test/control/conformance.ts) run against both.
+ */
+
+export type Role = "admin" | "analyst" | "user" | "service";
+export const ROLES: readonly Role[] = ["admin", "analyst", "user", "service"];
+
+export interface User {
+  readonly id: string;
+  readonly username: string;
+  readonly email: string;
+  readonly role: Role;
+  readonly disabled: boolean;
+  readonly createdAt: string;
+  /** Bumped whenever credentials must be revoked (password change, disable); tokens carry it. */
+  readonly tokenVersion: number;
+}
+
+export interface UserWithSecret extends User {
+  /** Encoded password hash with its KDF parameters (see src/control/passwords.ts). */
+  readonly passwordHash: string;
+}
+
+export interface ApiKey {
+  readonly id: string;
+  readonly userId: string;
+  readonly name: string;
+  readonly role: Role;
+  /** The visible first characters of the key, for identification. */
+  readonly prefix: string;
+  readonly createdAt: string;
+}
+
+export interface ApiKeyWithOwner extends ApiKey {
+  readonly owner: User;
+}
+
+export interface ActivityEntry {
+  readonly id: string;
+  readonly userId: string;
+  readonly kind: string;
+  readonly detail: Record<string, unknown>;
+  readonly at: string;
+}
+
+export interface StreamDefinition {
+  readonly name: string;
+  readonly partitions: number;
+  readonly schema?: Record<string, unknown>;
+  readonly timestampField: string;
+  readonly retentionMs?: number;
+  /** The pipeline that writes this stream, when it is derived. */
+  readonly derivedFrom?: string;
+  readonly createdAt: string;
+}
+
+export interface PipelineDefinition {
+  readonly name: string;
+  readonly sql: string;
+  /** Where a new pipeline starts reading its input. */
+  readonly startFrom: "earliest" | "now";
+  readonly createdAt: string;
+}
+
+export interface NewUser {
+  readonly username: string;
+  readonly email: string;
+  readonly passwordHash: string;
+  readonly role: Role;
+}
+
+export interface NewApiKey {
+  readonly userId: string;
+  readonly name: string;
+  readonly role: Role;
+  readonly prefix: string;
+  /** SHA-256 of the whole key, hex; the key itself is never stored. */
+  readonly keyHash: string;
+}
+
+export interface ControlStore {
+  /** Connects and runs pending migrations. */
+  open(): Promise<void>;
+  close(): Promise<void>;
+  /** True when the database answers a trivial query. */
+  ping(): Promise<boolean>;
+
+  // Users. Unique username and email: a duplicate throws RunnelError("conflict").
+  createUser(user: NewUser): Promise<User>;
+  getUserByUsername(username: string): Promise<UserWithSecret | undefined>;
+  getUserById(id: string): Promise<User | undefined>;
+  listUsers(): Promise<User[]>;
+  updateUser(
+    id: string,
+    patch: { email?: string; role?: Role; disabled?: boolean; passwordHash?: string },
+  ): Promise<User>;
+  deleteUser(id: string): Promise<void>;
+  countAdmins(): Promise<number>;
+
+  // API keys.
+  createApiKey(key: NewApiKey): Promise<ApiKey>;
+  findApiKeyByHash(keyHash: string): Promise<ApiKeyWithOwner | undefined>;
+  listApiKeys(userId: string): Promise<ApiKey[]>;
+  deleteApiKey(userId: string, id: string): Promise<boolean>;
+
+  // Settings: any JSON object per user.
+  getSettings(userId: string): Promise<Record<string, unknown>>;
+  putSettings(userId: string, settings: Record<string, unknown>): Promise<void>;
+
+  // Activity log: append-only, newest first.
+  recordActivity(userId: string, kind: string, detail?: Record<string, unknown>): Promise<void>;
+  listActivity(userId: string, options?: { limit?: number; before?: string }): Promise<ActivityEntry[]>;
+
+  // Catalogue.
+  createStream(stream: Omit<StreamDefinition, "createdAt">): Promise<StreamDefinition>;
+  getStream(name: string): Promise<StreamDefinition | undefined>;
+  listStreams(): Promise<StreamDefinition[]>;
+  deleteStream(name: string): Promise<boolean>;
+
+  createPipeline(pipeline: Omit<PipelineDefinition, "createdAt">): Promise<PipelineDefinition>;
+  getPipeline(name: string): Promise<PipelineDefinition | undefined>;
+  listPipelines(): Promise<PipelineDefinition[]>;
+  deletePipeline(name: string): Promise<boolean>;
+}

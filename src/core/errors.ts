@@ -1,0 +1,77 @@
+/**
+ * One error base class and one catalogue of stable codes. Every error the API can return is
+ * defined here once, with its HTTP status, domain and retryability (test/core/errors.test.ts keeps
+ * this list, API.md's codes and the OpenAPI document in step).
+ */
+
+export type ErrorDomain = "user" | "external" | "internal";
+
+interface ErrorSpec {
+  readonly status: number;
+  readonly domain: ErrorDomain;
+  readonly retryable: boolean;
+}
+
+export const ERROR_CATALOGUE = {
+  invalid_input: { status: 400, domain: "user", retryable: false },
+  invalid_json: { status: 400, domain: "user", retryable: false },
+  invalid_utf8: { status: 400, domain: "user", retryable: false },
+  invalid_events: { status: 400, domain: "user", retryable: false },
+  invalid_query: { status: 400, domain: "user", retryable: false },
+  unsupported_sql: { status: 400, domain: "user", retryable: false },
+  unauthorized: { status: 401, domain: "user", retryable: false },
+  token_expired: { status: 401, domain: "user", retryable: false },
+  forbidden: { status: 403, domain: "user", retryable: false },
+  query_forbidden: { status: 403, domain: "user", retryable: false },
+  not_found: { status: 404, domain: "user", retryable: false },
+  stream_not_found: { status: 404, domain: "user", retryable: false },
+  conflict: { status: 409, domain: "user", retryable: false },
+  payload_too_large: { status: 413, domain: "user", retryable: false },
+  event_too_large: { status: 413, domain: "user", retryable: false },
+  unsupported_media_type: { status: 415, domain: "user", retryable: false },
+  user_blocked: { status: 423, domain: "user", retryable: false },
+  overloaded: { status: 429, domain: "external", retryable: true },
+  internal: { status: 500, domain: "internal", retryable: true },
+  not_ready: { status: 503, domain: "external", retryable: true },
+  storage_corrupt: { status: 500, domain: "internal", retryable: false },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+export const ERROR_CODES = Object.keys(ERROR_CATALOGUE) as ErrorCode[];
+
+export class RunnelError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly domain: ErrorDomain;
+  readonly retryable: boolean;
+  readonly details?: unknown;
+  /** Seconds a client should wait before retrying (sent as Retry-After with 429 and 503). */
+  readonly retryAfter?: number;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { details?: unknown; cause?: unknown; retryAfter?: number } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "RunnelError";
+    const spec: ErrorSpec = ERROR_CATALOGUE[code];
+    this.code = code;
+    this.status = spec.status;
+    this.domain = spec.domain;
+    this.retryable = spec.retryable;
+    if (options.details !== undefined) this.details = options.details;
+    if (options.retryAfter !== undefined) this.retryAfter = options.retryAfter;
+  }
+
+  toJSON(): { error: ErrorCode; message: string; details?: unknown } {
+    return this.details === undefined
+      ? { error: this.code, message: this.message }
+      : { error: this.code, message: this.message, details: this.details };
+  }
+}
+
+export function isRunnelError(e: unknown): e is RunnelError {
+  return e instanceof RunnelError;
+}

@@ -1,0 +1,87 @@
+/**
+ * The EventLog seam: a durable, partitioned, append-only log of events per stream.
+ * Two implementations share one conformance suite (test/log/conformance.ts): the local
+ * segment-file log (src/log/local/) and, later, Apache Kafka (src/log/kafka/).
+ */
+
+/** One event as handed to the log. */
+export interface AppendRecord {
+  /** Partitioning key (the event's user_id): one key's records stay in order in one partition. */
+  readonly key: string;
+  /** Event time, epoch milliseconds. */
+  readonly timestamp: number;
+  /** The event, serialised JSON (UTF-8). */
+  readonly value: Uint8Array;
+}
+
+/** One record as read back. Offsets are dense per partition, starting at 0. */
+export interface LogRecord {
+  readonly partition: number;
+  readonly offset: number;
+  readonly key: string;
+  readonly timestamp: number;
+  /** When the log accepted the record, epoch milliseconds. */
+  readonly ingestTime: number;
+  readonly value: Uint8Array;
+}
+
+export interface RecordPosition {
+  readonly partition: number;
+  readonly offset: number;
+}
+
+export interface StreamLogOptions {
+  readonly partitions: number;
+  /** Delete whole segments older than this (ms); undefined keeps forever. */
+  readonly retentionMs?: number;
+  /** Delete oldest whole segments past this many bytes per partition; undefined keeps all. */
+  readonly retentionBytes?: number;
+}
+
+export interface ReadOptions {
+  /** Upper bound on records returned by one read. */
+  readonly maxRecords?: number;
+  /** Upper bound on value bytes returned by one read (at least one record is returned). */
+  readonly maxBytes?: number;
+}
+
+export interface EventLog {
+  /** Opens the log: recovers every stream found on disk (truncating torn tails). */
+  open(): Promise<void>;
+  close(): Promise<void>;
+
+  createStream(stream: string, options: StreamLogOptions): Promise<void>;
+  deleteStream(stream: string): Promise<void>;
+  hasStream(stream: string): boolean;
+  partitionCount(stream: string): number;
+
+  /**
+   * Appends a batch atomically: after a crash either every record of the batch is readable or
+   * none is. Resolves only once the batch is durable (fdatasync; concurrent appends share one
+   * sync). Returns the position of each record, in input order.
+   */
+  append(stream: string, records: readonly AppendRecord[]): Promise<RecordPosition[]>;
+
+  /** Records of one partition from `offset` on (committed records only). */
+  read(stream: string, partition: number, offset: number, options?: ReadOptions): Promise<LogRecord[]>;
+
+  /** First offset still retained in each partition. */
+  startOffsets(stream: string): Promise<number[]>;
+  /** Next offset to be written in each partition (the high watermark). */
+  endOffsets(stream: string): Promise<number[]>;
+  /** First offset whose timestamp is at or after `timestamp`, per partition (end offset if none). */
+  offsetsForTime(stream: string, timestamp: number): Promise<number[]>;
+
+  /** Durable consumer positions (like Kafka's committed offsets for a group). */
+  commitOffsets(group: string, stream: string, offsets: ReadonlyMap<number, number>): Promise<void>;
+  committedOffsets(group: string, stream: string): Promise<Map<number, number>>;
+
+  /**
+   * Calls `listener` (without arguments, possibly coalesced) after new records become readable
+   * in `stream`. Returns a function that removes the listener. Consumers use it to avoid polling.
+   */
+  onAppend(stream: string, listener: () => void): () => void;
+}
+
+/** The stable hash every implementation uses to place a key (murmur2, as Kafka's default partitioner). */
+export { partitionForKey } from "./partitioner.js";
