@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Every test Runnel has: type check, lint, then the unit and integration suites against real
+# components. Installs and starts what those need (PostgreSQL) when it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+[ -d node_modules ] || npm ci --no-audit --no-fund
+
+echo "== type check"; npx tsc --noEmit
+echo "== lint"; npx biome check .
+
+echo "== PostgreSQL"
+RUNNEL_TEST_DATABASE_URL="$(bash scripts/postgres.sh)"
+export RUNNEL_TEST_DATABASE_URL
+
+echo "== tests"
+mapfile -t files < <(find test -name '*.test.ts' | sort)
+node --import tsx --test --test-concurrency=2 --test-timeout=300000 "${files[@]}"
