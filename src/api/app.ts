@@ -1,0 +1,95 @@
+/**
+ * The HTTP API of API.md as a Fastify instance, built apart from listen() so tests can use
+ * inject() and the composition root decides where it listens.
+ */
+import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
+import { RunnelError } from "../core/errors.js";
+import { decodeUtf8, parseEvents } from "../ingest/body.js";
+import type { AuthPrincipal } from "./auth/authenticate.js";
+import { sendError } from "./errors.js";
+import { registerAccountRoutes } from "./routes/accounts.js";
+import { registerHealthRoutes } from "./routes/health.js";
+import { registerPipelineRoutes } from "./routes/pipelines.js";
+import { registerQueryRoutes } from "./routes/query.js";
+import { registerStreamRoutes } from "./routes/streams.js";
+import type { ApiServices } from "./services.js";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    principal?: AuthPrincipal;
+    /** Size of the raw body in bytes, for ingest metrics. */
+    bodyBytes: number;
+  }
+}
+
+/** An NDJSON body, parsed: kept apart from JSON so the ingest route knows which form arrived. */
+export class NdjsonBody {
+  constructor(readonly events: unknown[]) {}
+}
+
+export async function buildApp(services: ApiServices): Promise<FastifyInstance> {
+  const app = Fastify({
+    bodyLimit: services.config.limits.maxBodyBytes,
+    logger: services.config.logLevel === "silent" ? false : { level: services.config.logLevel },
+    disableRequestLogging: true,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    return503OnClosing: true,
+  });
+
+  app.decorateRequest("principal", undefined);
+  app.decorateRequest("bodyBytes", 0);
+
+  // Bodies arrive as bytes so invalid UTF-8 is refused instead of being replaced.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(["application/json"], { parseAs: "buffer" }, (request, body: Buffer, done) => {
+    request.bodyBytes = body.byteLength;
+    if (body.byteLength === 0) return done(null, undefined);
+    try {
+      done(null, JSON.parse(decodeUtf8(body)));
+    } catch (e) {
+      done(
+        e instanceof RunnelError
+          ? e
+          : new RunnelError("invalid_json", `the request body is not valid JSON: ${(e as Error).message}`),
+        undefined,
+      );
+    }
+  });
+  app.addContentTypeParser(["application/x-ndjson"], { parseAs: "buffer" }, (request, body: Buffer, done) => {
+    request.bodyBytes = body.byteLength;
+    try {
+      done(null, new NdjsonBody(parseEvents(body, "ndjson")));
+    } catch (e) {
+      done(e as Error, undefined);
+    }
+  });
+
+  app.setErrorHandler((error, request, reply) => sendError(request, reply, error));
+  app.setNotFoundHandler((request, reply) =>
+    sendError(request, reply, new RunnelError("not_found", `no route ${request.method} ${request.url.split("?")[0]}`)),
+  );
+  app.addHook("onResponse", async (request, reply) => {
+    const route = request.routeOptions.url ?? "unmatched";
+    services.metrics.httpRequests.inc({ route, status: `${Math.floor(reply.statusCode / 100)}xx` });
+  });
+
+  registerHealthRoutes(app, services);
+  await app.register(
+    async (api) => {
+      registerAccountRoutes(api, services);
+      registerStreamRoutes(api, services);
+      registerQueryRoutes(api, services);
+      registerPipelineRoutes(api, services);
+    },
+    { prefix: "/api/v1" },
+  );
+  return app;
+}
+
+/** The caller, resolved from the Authorization header; throws 401 when there is none. */
+export async function principalOf(request: FastifyRequest, services: ApiServices): Promise<AuthPrincipal> {
+  if (request.principal) return request.principal;
+  const principal = await services.auth.authenticate(request.headers.authorization);
+  request.principal = principal;
+  return principal;
+}

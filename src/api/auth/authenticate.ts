@@ -1,0 +1,51 @@
+/**
+ * Resolves `Authorization: Bearer <token or API key>` to a principal, on every request, so a
+ * revoked credential (password changed, user disabled or deleted, key deleted) fails at once.
+ */
+
+import { hashApiKey, looksLikeApiKey } from "../../control/api-keys.js";
+import type { ControlStore, Role } from "../../control/types.js";
+import { RunnelError } from "../../core/errors.js";
+import type { TokenService } from "./tokens.js";
+
+export interface AuthPrincipal {
+  readonly userId: string;
+  readonly username: string;
+  /** The role this credential acts with (an API key's role, else the user's). */
+  readonly role: Role;
+  readonly credential: "token" | "api_key";
+}
+
+export class Authenticator {
+  constructor(
+    private readonly control: ControlStore,
+    private readonly tokens: TokenService,
+  ) {}
+
+  async authenticate(header: string | undefined): Promise<AuthPrincipal> {
+    if (header === undefined || header === "") {
+      throw new RunnelError("unauthorized", "missing credentials: send Authorization: Bearer <token or API key>");
+    }
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!match) throw new RunnelError("unauthorized", "the Authorization header must be Bearer <token or API key>");
+    const secret = match[1]!;
+
+    if (looksLikeApiKey(secret)) {
+      const key = await this.control.findApiKeyByHash(hashApiKey(secret));
+      if (!key || key.owner.disabled) throw new RunnelError("unauthorized", "the API key is invalid or revoked");
+      return { userId: key.owner.id, username: key.owner.username, role: key.role, credential: "api_key" };
+    }
+    const claims = await this.tokens.verify(secret);
+    const user = await this.control.getUserById(claims.userId);
+    if (!user || user.disabled || user.tokenVersion !== claims.version) {
+      throw new RunnelError("unauthorized", "the token has been revoked; log in again");
+    }
+    return { userId: user.id, username: user.username, role: user.role, credential: "token" };
+  }
+}
+
+export function requireRole(principal: AuthPrincipal, ...roles: Role[]): void {
+  if (!roles.includes(principal.role)) {
+    throw new RunnelError("forbidden", `this needs the ${roles.join(" or ")} role; you act as ${principal.role}`);
+  }
+}

@@ -1,0 +1,25 @@
+import type { FastifyInstance } from "fastify";
+import type { ApiServices } from "../services.js";
+
+export function registerHealthRoutes(app: FastifyInstance, services: ApiServices): void {
+  app.get("/healthz", async () => ({ status: "ok" }));
+
+  app.get("/readyz", async (_request, reply) => {
+    const components = await services.readiness();
+    for (const [component, ready] of Object.entries(components)) {
+      services.metrics.componentReady.set({ component }, ready ? 1 : 0);
+    }
+    const failing = Object.keys(components).filter((c) => !components[c]);
+    if (failing.length === 0) return { status: "ready", components };
+    return reply.status(503).send({
+      error: "not_ready",
+      message: `not ready: ${failing.join(", ")}`,
+      details: { components },
+    });
+  });
+
+  app.get("/metrics", async (_request, reply) => {
+    const registry = services.metrics.registry;
+    return reply.type(registry.contentType).send(await registry.metrics());
+  });
+}

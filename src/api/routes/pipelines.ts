@@ -1,0 +1,51 @@
+/** Processing pipelines (API.md): continuous queries whose results form a new stream. */
+import type { FastifyInstance } from "fastify";
+import { RunnelError } from "../../core/errors.js";
+import { principalOf } from "../app.js";
+import { requireRole } from "../auth/authenticate.js";
+import type { ApiServices } from "../services.js";
+
+export function registerPipelineRoutes(app: FastifyInstance, services: ApiServices): void {
+  const { pipelines } = services;
+
+  app.post<{ Body: { name: string; sql: string; startFrom?: "earliest" | "now" } }>(
+    "/pipelines",
+    {
+      schema: {
+        body: {
+          type: "object",
+          additionalProperties: false,
+          required: ["name", "sql"],
+          properties: {
+            name: { type: "string" },
+            sql: { type: "string", minLength: 1, maxLength: 100_000 },
+            startFrom: { type: "string", enum: ["earliest", "now"] },
+          },
+        },
+      },
+    },
+    async (request, reply) => {
+      requireRole(await principalOf(request, services), "admin");
+      const created = await pipelines.create(request.body);
+      return reply.status(201).send(created);
+    },
+  );
+
+  app.get("/pipelines", async (request) => {
+    requireRole(await principalOf(request, services), "admin", "analyst");
+    return { pipelines: await pipelines.list() };
+  });
+
+  app.get<{ Params: { name: string } }>("/pipelines/:name", async (request) => {
+    requireRole(await principalOf(request, services), "admin", "analyst");
+    const pipeline = await pipelines.get(request.params.name);
+    if (!pipeline) throw new RunnelError("not_found", `pipeline "${request.params.name}" does not exist`);
+    return pipeline;
+  });
+
+  app.delete<{ Params: { name: string } }>("/pipelines/:name", async (request, reply) => {
+    requireRole(await principalOf(request, services), "admin");
+    await pipelines.delete(request.params.name);
+    return reply.status(204).send();
+  });
+}

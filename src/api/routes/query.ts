@@ -1,0 +1,41 @@
+/** Real-time analytics (API.md "Querying"): one read-only SELECT, scoped to the caller. */
+import type { FastifyInstance } from "fastify";
+import type { QueryScope } from "../../analytics/types.js";
+import { RunnelError } from "../../core/errors.js";
+import { principalOf } from "../app.js";
+import { requireRole } from "../auth/authenticate.js";
+import type { ApiServices } from "../services.js";
+
+export function registerQueryRoutes(app: FastifyInstance, services: ApiServices): void {
+  app.post<{ Body: { sql: string; params?: unknown[] } }>(
+    "/query",
+    {
+      schema: {
+        body: {
+          type: "object",
+          additionalProperties: false,
+          required: ["sql"],
+          properties: {
+            sql: { type: "string", minLength: 1, maxLength: 100_000 },
+            params: { type: "array", maxItems: 100, items: { type: ["string", "number", "boolean", "null"] } },
+          },
+        },
+      },
+    },
+    async (request) => {
+      const principal = await principalOf(request, services);
+      requireRole(principal, "admin", "analyst", "user");
+      const scope: QueryScope =
+        principal.role === "user" ? { kind: "user", userId: principal.username } : { kind: "all" };
+      const stopTimer = services.metrics.queryDuration.startTimer();
+      try {
+        const result = await services.analytics.query(request.body.sql, request.body.params ?? [], scope);
+        stopTimer({ outcome: "ok" });
+        return result;
+      } catch (e) {
+        stopTimer({ outcome: e instanceof RunnelError && e.domain === "user" ? "refused" : "error" });
+        throw e;
+      }
+    },
+  );
+}

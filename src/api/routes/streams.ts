@@ -1,0 +1,97 @@
+/** Streams and ingestion (API.md): the catalogue, the ingest endpoint, and a scoped live tail. */
+import type { FastifyInstance } from "fastify";
+import { parseStreamSpec } from "../../catalog/stream-spec.js";
+import type { StreamDefinition } from "../../control/types.js";
+import { RunnelError } from "../../core/errors.js";
+import { NdjsonBody, principalOf } from "../app.js";
+import { requireRole } from "../auth/authenticate.js";
+import type { ApiServices } from "../services.js";
+import { streamTail } from "./tail.js";
+
+export function describeStream(stream: StreamDefinition) {
+  return {
+    name: stream.name,
+    partitions: stream.partitions,
+    timestampField: stream.timestampField,
+    ...(stream.schema !== undefined && { schema: stream.schema }),
+    ...(stream.retentionMs !== undefined && { retentionMs: stream.retentionMs }),
+    ...(stream.derivedFrom !== undefined && { derivedFrom: stream.derivedFrom }),
+    createdAt: stream.createdAt,
+  };
+}
+
+export function registerStreamRoutes(app: FastifyInstance, services: ApiServices): void {
+  const { streams, config, metrics } = services;
+
+  app.post("/streams", async (request, reply) => {
+    requireRole(await principalOf(request, services), "admin");
+    const spec = parseStreamSpec(request.body, config.log.defaultPartitions);
+    const created = await streams.create(spec);
+    return reply.status(201).send(describeStream(created));
+  });
+
+  app.get("/streams", async (request) => {
+    await principalOf(request, services);
+    return { streams: (await streams.list()).map(describeStream) };
+  });
+
+  app.get<{ Params: { name: string } }>("/streams/:name", async (request) => {
+    await principalOf(request, services);
+    const stream = await streams.get(request.params.name);
+    if (!stream) throw new RunnelError("stream_not_found", `stream "${request.params.name}" does not exist`);
+    return describeStream(stream);
+  });
+
+  app.delete<{ Params: { name: string } }>("/streams/:name", async (request, reply) => {
+    requireRole(await principalOf(request, services), "admin");
+    const stream = await streams.get(request.params.name);
+    if (!stream) throw new RunnelError("stream_not_found", `stream "${request.params.name}" does not exist`);
+    if (stream.derivedFrom !== undefined) {
+      throw new RunnelError(
+        "conflict",
+        `stream "${stream.name}" belongs to pipeline "${stream.derivedFrom}"; delete the pipeline`,
+      );
+    }
+    const readers = services.pipelines.readersOf(stream.name);
+    if (readers.length > 0) {
+      throw new RunnelError(
+        "conflict",
+        `pipelines read stream "${stream.name}": ${readers.join(", ")}; delete them first`,
+      );
+    }
+    await streams.delete(stream.name);
+    return reply.status(204).send();
+  });
+
+  app.post<{ Params: { name: string } }>("/streams/:name/events", async (request) => {
+    const stopTimer = metrics.ingestRequestDuration.startTimer({ source: "http" });
+    try {
+      const principal = await principalOf(request, services);
+      const body = request.body;
+      if (body === undefined) throw new RunnelError("invalid_json", "the request body is empty");
+      const events = body instanceof NdjsonBody ? body.events : Array.isArray(body) ? body : [body];
+      if (events.length === 0) throw new RunnelError("invalid_events", "the request holds no events");
+      const result = await services.ingestor.ingest(request.params.name, events, principal, {
+        bytes: request.bodyBytes,
+        source: "http",
+      });
+      return { accepted: result.accepted };
+    } catch (e) {
+      const code = e instanceof RunnelError ? e.code : "internal";
+      if (code !== "invalid_events" && code !== "event_too_large" && code !== "user_blocked" && code !== "forbidden") {
+        metrics.ingestRefusals.inc({ reason: code });
+      }
+      throw e;
+    } finally {
+      stopTimer();
+    }
+  });
+
+  app.get<{ Params: { name: string } }>("/streams/:name/tail", async (request, reply) => {
+    const principal = await principalOf(request, services);
+    requireRole(principal, "admin", "analyst", "user");
+    const stream = await streams.get(request.params.name);
+    if (!stream) throw new RunnelError("stream_not_found", `stream "${request.params.name}" does not exist`);
+    return streamTail(request, reply, services, stream, principal);
+  });
+}

@@ -1,0 +1,38 @@
+/** What the HTTP layer needs from the rest of Runnel: interfaces only, wired by the composition root. */
+import type { AnalyticsStore } from "../analytics/types.js";
+import type { PipelineManager } from "../catalog/pipelines.js";
+import type { StreamCatalog } from "../catalog/streams.js";
+import type { Config } from "../config/config.js";
+import type { ControlStore } from "../control/types.js";
+import type { Clock } from "../core/clock.js";
+import type { Ingestor } from "../ingest/types.js";
+import type { EventLog } from "../log/types.js";
+import type { Metrics } from "../monitoring/metrics.js";
+import type { Authenticator } from "./auth/authenticate.js";
+import type { TokenService } from "./auth/tokens.js";
+
+export interface PasswordHasher {
+  hash(password: string): Promise<string>;
+  verify(password: string, encoded: string): Promise<boolean>;
+  /** Spends the same time as verify() for a user that does not exist, so timing reveals nothing. */
+  verifyNone(password: string): Promise<false>;
+}
+
+/** Readiness of each component, for /readyz. */
+export type ReadinessProbe = () => Promise<Record<string, boolean>>;
+
+export interface ApiServices {
+  readonly config: Config;
+  readonly clock: Clock;
+  readonly metrics: Metrics;
+  readonly control: ControlStore;
+  readonly analytics: AnalyticsStore;
+  readonly log: EventLog;
+  readonly ingestor: Ingestor;
+  readonly streams: StreamCatalog;
+  readonly pipelines: PipelineManager;
+  readonly auth: Authenticator;
+  readonly tokens: TokenService;
+  readonly passwords: PasswordHasher;
+  readonly readiness: ReadinessProbe;
+}

@@ -1,0 +1,71 @@
+/**
+ * Validation of a stream definition as it arrives from the API: names, partitions, schema,
+ * timestamp field and retention, each refused with a message naming the field.
+ */
+import { parseDuration } from "../config/units.js";
+import { RunnelError } from "../core/errors.js";
+import { checkSchema } from "../ingest/ingestor.js";
+
+const NAME = /^[a-z][a-z0-9_]{0,63}$/;
+/** Names the analytics engine reserves for its catalogues. */
+const RESERVED = /^(information_schema|pg_catalog|main|temp|system|memory|duckdb_.*|sqlite_.*|pg_.*)$/;
+
+export interface StreamSpec {
+  readonly name: string;
+  readonly partitions: number;
+  readonly schema?: Record<string, unknown>;
+  readonly timestampField: string;
+  readonly retentionMs?: number;
+}
+
+export function checkStreamName(name: unknown, field = "name"): string {
+  if (typeof name !== "string" || !NAME.test(name)) {
+    throw new RunnelError("invalid_input", `${field} must be 1–64 of [a-z0-9_], starting with a letter`);
+  }
+  if (RESERVED.test(name)) throw new RunnelError("invalid_input", `${field} "${name}" is reserved`);
+  return name;
+}
+
+export function parseStreamSpec(body: unknown, defaultPartitions: number): StreamSpec {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new RunnelError("invalid_input", "the body must be a JSON object");
+  }
+  const input = body as Record<string, unknown>;
+  const known = new Set(["name", "partitions", "schema", "timestampField", "retention"]);
+  const unknown = Object.keys(input).filter((k) => !known.has(k));
+  if (unknown.length > 0) throw new RunnelError("invalid_input", `unknown field "${unknown[0]}"`);
+
+  const name = checkStreamName(input.name);
+  const partitions = input.partitions ?? defaultPartitions;
+  if (typeof partitions !== "number" || !Number.isInteger(partitions) || partitions < 1 || partitions > 1024) {
+    throw new RunnelError("invalid_input", "partitions must be an integer from 1 to 1024");
+  }
+  let schema: Record<string, unknown> | undefined;
+  if (input.schema !== undefined) {
+    if (typeof input.schema !== "object" || input.schema === null || Array.isArray(input.schema)) {
+      throw new RunnelError("invalid_input", "schema must be a JSON Schema object");
+    }
+    const problem = checkSchema(input.schema);
+    if (problem !== undefined) throw new RunnelError("invalid_input", `schema is not a valid JSON Schema: ${problem}`);
+    schema = input.schema as Record<string, unknown>;
+  }
+  const timestampField = input.timestampField ?? "timestamp";
+  if (typeof timestampField !== "string" || timestampField === "" || timestampField.length > 128) {
+    throw new RunnelError("invalid_input", "timestampField must be a field name");
+  }
+  let retentionMs: number | undefined;
+  if (input.retention !== undefined) {
+    const ms = typeof input.retention === "string" ? parseDuration(input.retention) : undefined;
+    if (ms === undefined || ms <= 0) {
+      throw new RunnelError("invalid_input", 'retention must be a duration such as "7d", "12h" or "30m"');
+    }
+    retentionMs = ms;
+  }
+  return {
+    name,
+    partitions,
+    timestampField,
+    ...(schema !== undefined && { schema }),
+    ...(retentionMs !== undefined && { retentionMs }),
+  };
+}

@@ -1,0 +1,84 @@
+/**
+ * The lifecycle of a stream across the seams: catalogue row (control store), log topic and
+ * analytics table. Creation goes log → table → catalogue so that a stream visible in the
+ * catalogue is always writable and queryable; deletion goes the other way.
+ */
+
+import type { AnalyticsLoader } from "../analytics/loader.js";
+import type { AnalyticsStore } from "../analytics/types.js";
+import type { ControlStore, StreamDefinition } from "../control/types.js";
+import { RunnelError } from "../core/errors.js";
+import type { EventLog } from "../log/types.js";
+import type { StreamSpec } from "./stream-spec.js";
+
+export class StreamCatalog {
+  /** Definitions by name: ingestion asks for them on every request. */
+  private readonly cache = new Map<string, StreamDefinition>();
+
+  constructor(
+    private readonly deps: {
+      readonly control: ControlStore;
+      readonly log: EventLog;
+      readonly analytics: AnalyticsStore;
+      readonly loader: AnalyticsLoader;
+    },
+  ) {}
+
+  /** Loads the catalogue and makes sure every stream has its log and table (after a crash mid-creation too). */
+  async open(): Promise<void> {
+    for (const stream of await this.deps.control.listStreams()) {
+      await this.materialise(stream);
+      this.cache.set(stream.name, stream);
+    }
+  }
+
+  async create(spec: StreamSpec & { readonly derivedFrom?: string }): Promise<StreamDefinition> {
+    if (this.cache.has(spec.name) || (await this.deps.control.getStream(spec.name))) {
+      throw new RunnelError("conflict", `stream "${spec.name}" already exists`);
+    }
+    const definition: StreamDefinition = { ...spec, createdAt: new Date().toISOString() };
+    await this.materialise(definition);
+    const stored = await this.deps.control.createStream(spec);
+    this.cache.set(stored.name, stored);
+    return stored;
+  }
+
+  async get(name: string): Promise<StreamDefinition | undefined> {
+    const cached = this.cache.get(name);
+    if (cached) return cached;
+    const stored = await this.deps.control.getStream(name);
+    if (stored) this.cache.set(name, stored);
+    return stored;
+  }
+
+  /** Same as get, shaped for the ingestor. */
+  getStream(name: string): Promise<StreamDefinition | undefined> {
+    return this.get(name);
+  }
+
+  async list(): Promise<StreamDefinition[]> {
+    return this.deps.control.listStreams();
+  }
+
+  async delete(name: string): Promise<void> {
+    const existing = await this.get(name);
+    if (!existing) throw new RunnelError("stream_not_found", `stream "${name}" does not exist`);
+    this.cache.delete(name);
+    await this.deps.control.deleteStream(name);
+    this.deps.loader.unfollow(name);
+    await this.deps.analytics.dropTable(name);
+    await this.deps.log.deleteStream(name);
+  }
+
+  private async materialise(stream: StreamDefinition): Promise<void> {
+    const { log, analytics, loader } = this.deps;
+    if (!log.hasStream(stream.name)) {
+      await log.createStream(stream.name, {
+        partitions: stream.partitions,
+        ...(stream.retentionMs !== undefined && { retentionMs: stream.retentionMs }),
+      });
+    }
+    await analytics.ensureTable(stream);
+    loader.follow(stream);
+  }
+}

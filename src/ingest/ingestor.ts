@@ -1,0 +1,188 @@
+/**
+ * The one ingest path every source goes through: shape, size, schema, event time, user stamping
+ * and authorisation, block check, then one atomic durable append. All or nothing: any invalid
+ * event refuses the whole batch before anything is written.
+ */
+import { Ajv, type ValidateFunction } from "ajv";
+import addFormatsModule from "ajv-formats";
+import type { StreamDefinition } from "../control/types.js";
+import type { Clock } from "../core/clock.js";
+import { RunnelError } from "../core/errors.js";
+import type { AppendRecord, EventLog } from "../log/types.js";
+import type { Metrics } from "../monitoring/metrics.js";
+import { eventTimeOf } from "./event-time.js";
+import type { Ingestor, IngestResult, Principal } from "./types.js";
+
+/** Whether a user's events on a stream are refused (CEP `block` actions fill this in). */
+export interface BlockList {
+  isBlocked(userId: string, stream: string): boolean;
+}
+
+export interface StreamLookup {
+  getStream(name: string): Promise<StreamDefinition | undefined>;
+}
+
+export interface IngestorOptions {
+  readonly log: EventLog;
+  readonly streams: StreamLookup;
+  readonly clock: Clock;
+  readonly metrics: Metrics;
+  readonly maxEventBytes: number;
+  readonly blocks?: BlockList;
+}
+
+interface EventProblem {
+  readonly index: number;
+  readonly message: string;
+  /** The credential may not write this event (403), rather than the event being malformed (400). */
+  readonly forbidden?: boolean;
+}
+
+const MAX_REPORTED_PROBLEMS = 100;
+const encoder = new TextEncoder();
+// ajv-formats is CommonJS with a default export; under NodeNext its namespace is what we get.
+const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+
+export class StreamIngestor implements Ingestor {
+  private readonly ajv = addFormats(new Ajv({ allErrors: false, strict: false }));
+  private readonly validators = new Map<string, { schema: unknown; validate: ValidateFunction }>();
+
+  constructor(private readonly options: IngestorOptions) {}
+
+  async ingest(
+    streamName: string,
+    events: readonly unknown[],
+    principal: Principal,
+    meta: { bytes?: number; source?: string } = {},
+  ): Promise<IngestResult> {
+    const { log, clock, metrics, maxEventBytes, blocks } = this.options;
+    const stream = await this.options.streams.getStream(streamName);
+    if (!stream) throw new RunnelError("stream_not_found", `stream "${streamName}" does not exist`);
+    if (stream.derivedFrom !== undefined) {
+      throw new RunnelError("forbidden", `stream "${streamName}" is written by pipeline "${stream.derivedFrom}" only`);
+    }
+    if (principal.role === "analyst") {
+      throw new RunnelError("forbidden", "analyst credentials cannot ingest events");
+    }
+    const validate = this.validatorFor(stream);
+    const ingestTime = clock.now();
+    const problems: EventProblem[] = [];
+    const records: AppendRecord[] = [];
+    let bytes = 0;
+
+    for (let index = 0; index < events.length; index++) {
+      const event = events[index];
+      if (typeof event !== "object" || event === null || Array.isArray(event)) {
+        problems.push({ index, message: "an event must be a JSON object" });
+        continue;
+      }
+      const fields = event as Record<string, unknown>;
+      const userId = this.userOf(fields, principal, index, problems);
+      if (userId === undefined) continue;
+      if (validate && !validate(fields)) {
+        const err = validate.errors?.[0];
+        problems.push({ index, message: `schema: ${err?.instancePath || "/"} ${err?.message ?? "is invalid"}` });
+        continue;
+      }
+      const time = eventTimeOf(fields[stream.timestampField]);
+      if (typeof time === "object") {
+        problems.push({ index, message: `${stream.timestampField}: ${time.error}` });
+        continue;
+      }
+      const value = encoder.encode(JSON.stringify({ ...fields, user_id: userId }));
+      if (value.byteLength > maxEventBytes) {
+        metrics.ingestRefusals.inc({ reason: "event_too_large" });
+        throw new RunnelError(
+          "event_too_large",
+          `event ${index} is ${value.byteLength} bytes; the limit is ${maxEventBytes}`,
+          {
+            details: [{ index, message: `event is larger than ${maxEventBytes} bytes` }],
+          },
+        );
+      }
+      if (blocks?.isBlocked(userId, stream.name)) {
+        metrics.ingestRefusals.inc({ reason: "user_blocked" });
+        throw new RunnelError("user_blocked", `user "${userId}" is blocked on stream "${stream.name}" pending review`, {
+          details: [{ index, userId }],
+        });
+      }
+      bytes += value.byteLength;
+      records.push({ key: userId, timestamp: time ?? ingestTime, value });
+    }
+
+    if (problems.length > 0) {
+      const forbidden = problems.find((p) => p.forbidden);
+      if (forbidden) {
+        metrics.ingestRefusals.inc({ reason: "forbidden" });
+        throw new RunnelError("forbidden", forbidden.message, {
+          details: [{ index: forbidden.index, message: forbidden.message }],
+        });
+      }
+      metrics.ingestRefusals.inc({ reason: "invalid" });
+      throw new RunnelError(
+        "invalid_events",
+        `${problems.length} of ${events.length} events are invalid; nothing was appended`,
+        { details: problems.slice(0, MAX_REPORTED_PROBLEMS) },
+      );
+    }
+
+    const positions = await log.append(stream.name, records);
+    const source = meta.source ?? "http";
+    metrics.ingestEvents.inc({ stream: stream.name, source }, records.length);
+    metrics.ingestBytes.inc({ stream: stream.name, source }, meta.bytes ?? bytes);
+    return { accepted: records.length, positions };
+  }
+
+  /** Drops the cached validator, e.g. after a stream is deleted and recreated with another schema. */
+  forget(stream: string): void {
+    this.validators.delete(stream);
+  }
+
+  private userOf(
+    fields: Record<string, unknown>,
+    principal: Principal,
+    index: number,
+    problems: EventProblem[],
+  ): string | undefined {
+    const named = fields.user_id;
+    if (principal.role === "user") {
+      if (named !== undefined && named !== principal.username) {
+        problems.push({
+          index,
+          message: `a user may only ingest their own events (user_id "${principal.username}")`,
+          forbidden: true,
+        });
+        return undefined;
+      }
+      return principal.username;
+    }
+    if (typeof named !== "string" || named === "") {
+      problems.push({ index, message: "user_id is required (a non-empty string) with a service or admin credential" });
+      return undefined;
+    }
+    if (named.length > 256) {
+      problems.push({ index, message: "user_id is longer than 256 characters" });
+      return undefined;
+    }
+    return named;
+  }
+
+  private validatorFor(stream: StreamDefinition): ValidateFunction | undefined {
+    if (stream.schema === undefined) return undefined;
+    const cached = this.validators.get(stream.name);
+    if (cached && cached.schema === stream.schema) return cached.validate;
+    const validate = this.ajv.compile(stream.schema);
+    this.validators.set(stream.name, { schema: stream.schema, validate });
+    return validate;
+  }
+}
+
+/** Checks that a stream's JSON Schema compiles, so a bad schema is refused when the stream is created. */
+export function checkSchema(schema: unknown): string | undefined {
+  try {
+    addFormats(new Ajv({ strict: false })).compile(schema as object);
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * The composition root: the only place that picks implementations from configuration and wires
+ * the seams together (DESIGN.md). Everything else depends on interfaces.
+ */
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import type { FastifyInstance } from "fastify";
+import { createDuckDbAnalyticsStore } from "./analytics/index.js";
+import { AnalyticsLoader } from "./analytics/loader.js";
+import { buildApp } from "./api/app.js";
+import { Authenticator } from "./api/auth/authenticate.js";
+import { loadTokenSecret, TokenService } from "./api/auth/tokens.js";
+import type { ApiServices } from "./api/services.js";
+import { PipelineManager } from "./catalog/pipelines.js";
+import { StreamCatalog } from "./catalog/streams.js";
+import type { Config } from "./config/config.js";
+import { createPgliteControlStore, createPostgresControlStore } from "./control/index.js";
+import { hashPassword, verifyNoPassword, verifyPassword } from "./control/passwords.js";
+import type { ControlStore } from "./control/types.js";
+import { type Clock, systemClock } from "./core/clock.js";
+import { StreamIngestor } from "./ingest/ingestor.js";
+import { LocalEventLog } from "./log/local/index.js";
+import type { EventLog } from "./log/types.js";
+import { createMetrics } from "./monitoring/metrics.js";
+
+/** A failure to start that the CLI reports as one clear line. */
+export class StartupError extends Error {
+  override name = "StartupError";
+}
+
+export interface Runnel {
+  readonly app: FastifyInstance;
+  /** Base URL the server listens on, e.g. http://127.0.0.1:8080. */
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  readonly clock?: Clock;
+  /** Listen (default) or only build the app, for inject()-based tests. */
+  readonly listen?: boolean;
+}
+
+export async function startRunnel(config: Config, options: StartOptions = {}): Promise<Runnel> {
+  const clock = options.clock ?? systemClock;
+  await mkdir(config.dataDir, { recursive: true });
+  const metrics = createMetrics();
+
+  if (config.kafkaBrokers !== undefined) {
+    throw new StartupError("RUNNEL_KAFKA_BROKERS is set, but the Kafka log is not available in this version yet");
+  }
+  const log: EventLog = new LocalEventLog({
+    dir: join(config.dataDir, "log"),
+    segmentBytes: config.log.segmentBytes,
+    clock,
+  });
+  const control: ControlStore =
+    config.databaseUrl !== undefined
+      ? createPostgresControlStore(config.databaseUrl)
+      : createPgliteControlStore(join(config.dataDir, "control"));
+  await mkdir(join(config.dataDir, "analytics"), { recursive: true });
+  const analytics = createDuckDbAnalyticsStore({ path: join(config.dataDir, "analytics", "runnel.duckdb") });
+
+  const closers: Array<() => Promise<void>> = [];
+  const stopAll = async (): Promise<void> => {
+    for (const close of closers.reverse()) {
+      try {
+        await close();
+      } catch {
+        // Keep closing the rest: a failing component must not keep the others open.
+      }
+    }
+    closers.length = 0;
+  };
+
+  try {
+    await control.open();
+    closers.push(() => control.close());
+    await bootstrapAdmin(control, config);
+    await log.open();
+    closers.push(() => log.close());
+    await analytics.open();
+    closers.push(() => analytics.close());
+
+    const loader = new AnalyticsLoader({ log, store: analytics });
+    closers.push(() => loader.stop());
+    const streams = new StreamCatalog({ control, log, analytics, loader });
+    await streams.open();
+    const pipelines = new PipelineManager({ control, log, streams, metrics, clock });
+    await pipelines.open();
+    closers.push(() => pipelines.stop());
+
+    const ingestor = new StreamIngestor({ log, streams, clock, metrics, maxEventBytes: config.limits.maxEventBytes });
+    const tokens = new TokenService(
+      await loadTokenSecret(join(config.dataDir, "token-secret"), config.auth.tokenSecret),
+      config.auth.tokenTtlMs,
+      clock,
+    );
+    const services: ApiServices = {
+      config,
+      clock,
+      metrics,
+      control,
+      analytics,
+      log,
+      ingestor,
+      streams,
+      pipelines,
+      tokens,
+      auth: new Authenticator(control, tokens),
+      passwords: { hash: (p) => hashPassword(p), verify: verifyPassword, verifyNone: (p) => verifyNoPassword(p) },
+      readiness: async () => ({
+        control: await control.ping().catch(() => false),
+        analytics: await analytics.ping().catch(() => false),
+        log: true,
+        processing: pipelines.healthy(),
+      }),
+    };
+    const app = await buildApp(services);
+    closers.push(() => app.close());
+    let url = "";
+    if (options.listen !== false) {
+      url = await app.listen({ host: config.host, port: config.port });
+    }
+    return { app, url, stop: stopAll };
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+}
+
+async function bootstrapAdmin(control: ControlStore, config: Config): Promise<void> {
+  if ((await control.countAdmins()) > 0) return;
+  if (config.adminPassword === undefined) {
+    throw new StartupError(
+      "no admin account exists yet: set RUNNEL_ADMIN_PASSWORD (at least 8 characters) for the first start",
+    );
+  }
+  await control.createUser({
+    username: "admin",
+    email: "admin@localhost",
+    passwordHash: await hashPassword(config.adminPassword),
+    role: "admin",
+  });
+}
