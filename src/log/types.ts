@@ -12,6 +12,11 @@ export interface AppendRecord {
   readonly timestamp: number;
   /** The event, serialised JSON (UTF-8). */
   readonly value: Uint8Array;
+  /**
+   * Small metadata kept beside the value, as Kafka record headers: pipelines record an output's
+   * provenance here so the value holds exactly the columns the SQL selected.
+   */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** One record as read back. Offsets are dense per partition, starting at 0. */
@@ -23,6 +28,7 @@ export interface LogRecord {
   /** When the log accepted the record, epoch milliseconds. */
   readonly ingestTime: number;
   readonly value: Uint8Array;
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 export interface RecordPosition {
