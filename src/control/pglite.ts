@@ -1,0 +1,32 @@
+import { mkdir } from "node:fs/promises";
+import { PGlite } from "@electric-sql/pglite";
+import type { SqlDriver, SqlExecutor } from "./driver.js";
+
+/**
+ * Embedded PostgreSQL (PGlite, in WebAssembly) in `dir`, or in memory when `dir` is undefined.
+ * One PGlite instance serves one process: it is single-connection, so queries queue behind each
+ * other and a transaction holds the instance until it ends.
+ */
+export async function connectPglite(dir?: string): Promise<SqlDriver> {
+  if (dir !== undefined) await mkdir(dir, { recursive: true });
+  const db = await PGlite.create(dir);
+  return {
+    async query<T>(sql: string, params: readonly unknown[] = []) {
+      const result = await db.query<T>(sql, [...params]);
+      return { rows: result.rows };
+    },
+    transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+      return db.transaction((tx) =>
+        fn({
+          async query<R>(sql: string, params: readonly unknown[] = []) {
+            const result = await tx.query<R>(sql, [...params]);
+            return { rows: result.rows };
+          },
+        }),
+      );
+    },
+    async close() {
+      if (!db.closed) await db.close();
+    },
+  };
+}

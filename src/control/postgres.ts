@@ -1,0 +1,54 @@
+import pg from "pg";
+import type { SqlDriver, SqlExecutor } from "./driver.js";
+
+export interface PostgresDriverOptions {
+  /** Connections in the pool. */
+  readonly max?: number;
+  /** How long to wait for a connection before a query fails, so readiness checks cannot hang. */
+  readonly connectionTimeoutMs?: number;
+}
+
+/** A real PostgreSQL server by URL, through a `pg` connection pool. */
+export async function connectPostgres(url: string, options: PostgresDriverOptions = {}): Promise<SqlDriver> {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.max ?? 10,
+    connectionTimeoutMillis: options.connectionTimeoutMs ?? 5000,
+    application_name: "runnel",
+  });
+  // An idle client losing its connection emits here; unhandled, it would crash the process. The
+  // pool discards that client and the next query reports any lasting outage to its caller.
+  pool.on("error", () => {});
+  const exec = async <T>(client: pg.Pool | pg.PoolClient, sql: string, params: readonly unknown[]) => {
+    const result = await client.query(sql, [...params]);
+    return { rows: result.rows as T[] };
+  };
+  return {
+    query: <T>(sql: string, params: readonly unknown[] = []) => exec<T>(pool, sql, params),
+    async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+      const client = await pool.connect();
+      let broken: unknown;
+      try {
+        await client.query("BEGIN");
+        const value = await fn({
+          query: <R>(sql: string, params: readonly unknown[] = []) => exec<R>(client, sql, params),
+        });
+        await client.query("COMMIT");
+        return value;
+      } catch (e) {
+        try {
+          await client.query("ROLLBACK");
+        } catch (rollbackError) {
+          // The connection is unusable; release(err) destroys it rather than returning it to the pool.
+          broken = rollbackError;
+        }
+        throw e;
+      } finally {
+        client.release(broken instanceof Error ? broken : undefined);
+      }
+    },
+    async close() {
+      if (!pool.ended) await pool.end();
+    },
+  };
+}

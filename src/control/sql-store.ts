@@ -1,0 +1,463 @@
+/**
+ * ControlStore over any SqlDriver: the one implementation, so PGlite and PostgreSQL cannot drift.
+ * The driver is connected lazily by open(), which also brings the schema up to date.
+ */
+import { randomUUID } from "node:crypto";
+import { RunnelError } from "../core/errors.js";
+import { isDatabaseError, type SqlDriver } from "./driver.js";
+import { migrate } from "./migrations.js";
+import type {
+  ActivityEntry,
+  ApiKey,
+  ApiKeyWithOwner,
+  ControlStore,
+  NewApiKey,
+  NewUser,
+  PipelineDefinition,
+  Role,
+  StreamDefinition,
+  User,
+  UserWithSecret,
+} from "./types.js";
+
+export const ACTIVITY_DEFAULT_LIMIT = 50;
+export const ACTIVITY_MAX_LIMIT = 500;
+
+/** Which unique constraint a 23505 came from, in words an API client can act on. */
+const CONFLICT_MESSAGES: Readonly<Record<string, string>> = {
+  users_username_key: "username already taken",
+  users_email_key: "email already registered",
+  api_keys_key_hash_key: "api key already exists",
+  streams_pkey: "stream already exists",
+  pipelines_pkey: "pipeline already exists",
+};
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+const USER_COLUMNS = "id, username, email, role, disabled, token_version, created_at";
+
+interface UserRow {
+  id: string;
+  username: string;
+  email: string;
+  role: Role;
+  disabled: boolean;
+  token_version: number;
+  created_at: Date | string;
+  password_hash?: string;
+}
+
+interface ApiKeyRow {
+  id: string;
+  user_id: string;
+  name: string;
+  role: Role;
+  prefix: string;
+  created_at: Date | string;
+}
+
+interface ApiKeyOwnerRow extends ApiKeyRow {
+  username: string;
+  email: string;
+  owner_role: Role;
+  disabled: boolean;
+  token_version: number;
+  owner_created_at: Date | string;
+}
+
+interface ActivityRow {
+  id: string;
+  user_id: string;
+  kind: string;
+  detail: Record<string, unknown>;
+  at: Date | string;
+}
+
+interface StreamRow {
+  name: string;
+  partitions: number;
+  schema: Record<string, unknown> | null;
+  timestamp_field: string;
+  retention_ms: string | number | bigint | null;
+  derived_from: string | null;
+  created_at: Date | string;
+}
+
+interface PipelineRow {
+  name: string;
+  sql: string;
+  start_from: "earliest" | "now";
+  created_at: Date | string;
+}
+
+export class SqlControlStore implements ControlStore {
+  #driver: SqlDriver | undefined;
+  #opening: Promise<void> | undefined;
+
+  constructor(private readonly connect: () => Promise<SqlDriver>) {}
+
+  /** Connects and migrates. Calling it again while open (or opening) is a no-op. */
+  open(): Promise<void> {
+    this.#opening ??= this.#open().catch((e: unknown) => {
+      this.#opening = undefined;
+      throw e;
+    });
+    return this.#opening;
+  }
+
+  async #open(): Promise<void> {
+    const driver = await this.connect();
+    try {
+      await migrate(driver);
+    } catch (e) {
+      await driver.close().catch(() => {});
+      throw e;
+    }
+    this.#driver = driver;
+  }
+
+  async close(): Promise<void> {
+    const driver = this.#driver;
+    this.#driver = undefined;
+    this.#opening = undefined;
+    await driver?.close();
+  }
+
+  async ping(): Promise<boolean> {
+    if (this.#driver === undefined) return false;
+    try {
+      const { rows } = await this.#driver.query<{ ok: number }>("SELECT 1 AS ok");
+      return rows[0]?.ok === 1;
+    } catch {
+      return false;
+    }
+  }
+
+  // Users.
+
+  async createUser(user: NewUser): Promise<User> {
+    const rows = await this.#query<UserRow>(
+      `INSERT INTO users (id, username, email, password_hash, role) VALUES ($1, $2, $3, $4, $5)
+       RETURNING ${USER_COLUMNS}`,
+      [randomUUID(), user.username, user.email, user.passwordHash, user.role],
+    );
+    return toUser(one(rows));
+  }
+
+  async getUserByUsername(username: string): Promise<UserWithSecret | undefined> {
+    const rows = await this.#query<UserRow>(`SELECT ${USER_COLUMNS}, password_hash FROM users WHERE username = $1`, [
+      username,
+    ]);
+    const row = rows[0];
+    return row === undefined ? undefined : { ...toUser(row), passwordHash: row.password_hash ?? "" };
+  }
+
+  async getUserById(id: string): Promise<User | undefined> {
+    if (!UUID.test(id)) return undefined;
+    const rows = await this.#query<UserRow>(`SELECT ${USER_COLUMNS} FROM users WHERE id = $1`, [id]);
+    return rows[0] === undefined ? undefined : toUser(rows[0]);
+  }
+
+  async listUsers(): Promise<User[]> {
+    const rows = await this.#query<UserRow>(`SELECT ${USER_COLUMNS} FROM users ORDER BY username`);
+    return rows.map(toUser);
+  }
+
+  /**
+   * Changing the password, the disabled flag or the role bumps token_version, which revokes every
+   * token issued before: a stolen token must not outlive a password reset, a disabled account must
+   * stop at once, and a demoted account must not keep its old role's token. Setting a field to the
+   * value it already has changes nothing.
+   */
+  async updateUser(
+    id: string,
+    patch: { email?: string; role?: Role; disabled?: boolean; passwordHash?: string },
+  ): Promise<User> {
+    if (!UUID.test(id)) throw new RunnelError("not_found", "user not found");
+    const rows = await this.#query<UserRow>(
+      `UPDATE users SET
+         email = COALESCE($2::text, email),
+         role = COALESCE($3::text, role),
+         disabled = COALESCE($4::boolean, disabled),
+         password_hash = COALESCE($5::text, password_hash),
+         token_version = token_version + CASE
+           WHEN COALESCE($3::text, role) IS DISTINCT FROM role
+             OR COALESCE($4::boolean, disabled) IS DISTINCT FROM disabled
+             OR COALESCE($5::text, password_hash) IS DISTINCT FROM password_hash
+           THEN 1 ELSE 0 END
+       WHERE id = $1
+       RETURNING ${USER_COLUMNS}`,
+      [id, patch.email ?? null, patch.role ?? null, patch.disabled ?? null, patch.passwordHash ?? null],
+    );
+    const row = rows[0];
+    if (row === undefined) throw new RunnelError("not_found", "user not found");
+    return toUser(row);
+  }
+
+  /** Deleting an unknown user is a no-op. API keys and settings go with the user; activity stays. */
+  async deleteUser(id: string): Promise<void> {
+    if (!UUID.test(id)) return;
+    await this.#query("DELETE FROM users WHERE id = $1", [id]);
+  }
+
+  /** Admins who can act: disabled admin accounts do not count towards keeping the system manageable. */
+  async countAdmins(): Promise<number> {
+    const rows = await this.#query<{ n: number }>(
+      "SELECT count(*)::integer AS n FROM users WHERE role = 'admin' AND NOT disabled",
+    );
+    return rows[0]?.n ?? 0;
+  }
+
+  // API keys.
+
+  async createApiKey(key: NewApiKey): Promise<ApiKey> {
+    if (!UUID.test(key.userId)) throw new RunnelError("not_found", "user not found");
+    const rows = await this.#query<ApiKeyRow>(
+      `INSERT INTO api_keys (id, user_id, name, role, prefix, key_hash) VALUES ($1, $2, $3, $4, $5, $6)
+       RETURNING id, user_id, name, role, prefix, created_at`,
+      [randomUUID(), key.userId, key.name, key.role, key.prefix, key.keyHash],
+    );
+    return toApiKey(one(rows));
+  }
+
+  async findApiKeyByHash(keyHash: string): Promise<ApiKeyWithOwner | undefined> {
+    const rows = await this.#query<ApiKeyOwnerRow>(
+      `SELECT k.id, k.user_id, k.name, k.role, k.prefix, k.created_at,
+              u.username, u.email, u.role AS owner_role, u.disabled, u.token_version,
+              u.created_at AS owner_created_at
+       FROM api_keys k JOIN users u ON u.id = k.user_id
+       WHERE k.key_hash = $1`,
+      [keyHash],
+    );
+    const row = rows[0];
+    if (row === undefined) return undefined;
+    return {
+      ...toApiKey(row),
+      owner: toUser({
+        id: row.user_id,
+        username: row.username,
+        email: row.email,
+        role: row.owner_role,
+        disabled: row.disabled,
+        token_version: row.token_version,
+        created_at: row.owner_created_at,
+      }),
+    };
+  }
+
+  async listApiKeys(userId: string): Promise<ApiKey[]> {
+    if (!UUID.test(userId)) return [];
+    const rows = await this.#query<ApiKeyRow>(
+      `SELECT id, user_id, name, role, prefix, created_at FROM api_keys WHERE user_id = $1
+       ORDER BY created_at, id`,
+      [userId],
+    );
+    return rows.map(toApiKey);
+  }
+
+  /** Scoped by owner, so one user can never delete another's key by guessing its id. */
+  async deleteApiKey(userId: string, id: string): Promise<boolean> {
+    if (!UUID.test(userId) || !UUID.test(id)) return false;
+    const rows = await this.#query<{ id: string }>("DELETE FROM api_keys WHERE id = $1 AND user_id = $2 RETURNING id", [
+      id,
+      userId,
+    ]);
+    return rows.length > 0;
+  }
+
+  // Settings.
+
+  async getSettings(userId: string): Promise<Record<string, unknown>> {
+    if (!UUID.test(userId)) return {};
+    const rows = await this.#query<{ settings: Record<string, unknown> }>(
+      "SELECT settings FROM settings WHERE user_id = $1",
+      [userId],
+    );
+    return rows[0]?.settings ?? {};
+  }
+
+  /** Replaces the whole object (PUT semantics). */
+  async putSettings(userId: string, settings: Record<string, unknown>): Promise<void> {
+    if (!UUID.test(userId)) throw new RunnelError("not_found", "user not found");
+    // The parameter goes in as text and is cast in SQL, so neither driver re-encodes a JSON string.
+    await this.#query(
+      `INSERT INTO settings (user_id, settings) VALUES ($1, $2::text::jsonb)
+       ON CONFLICT (user_id) DO UPDATE SET settings = EXCLUDED.settings, updated_at = now()`,
+      [userId, JSON.stringify(settings)],
+    );
+  }
+
+  // Activity.
+
+  async recordActivity(userId: string, kind: string, detail: Record<string, unknown> = {}): Promise<void> {
+    if (!UUID.test(userId)) throw new RunnelError("invalid_input", "activity needs a user id");
+    await this.#query("INSERT INTO activity (user_id, kind, detail) VALUES ($1, $2, $3::text::jsonb)", [
+      userId,
+      kind,
+      JSON.stringify(detail),
+    ]);
+  }
+
+  /**
+   * Newest first. `before` is the id of the last entry of the previous page; `limit` defaults to
+   * 50 and is capped at 500.
+   */
+  async listActivity(userId: string, options: { limit?: number; before?: string } = {}): Promise<ActivityEntry[]> {
+    const limit = options.limit ?? ACTIVITY_DEFAULT_LIMIT;
+    if (!Number.isInteger(limit) || limit < 1) {
+      throw new RunnelError("invalid_input", "limit must be a positive integer");
+    }
+    const before = options.before;
+    if (before !== undefined && !/^[1-9][0-9]{0,18}$/.test(before)) {
+      throw new RunnelError("invalid_input", "before must be an activity id");
+    }
+    if (!UUID.test(userId)) return [];
+    const rows = await this.#query<ActivityRow>(
+      `SELECT id::text AS id, user_id, kind, detail, at FROM activity
+       WHERE user_id = $1 AND ($2::bigint IS NULL OR id < $2::bigint)
+       ORDER BY activity.id DESC LIMIT $3`,
+      [userId, before ?? null, Math.min(limit, ACTIVITY_MAX_LIMIT)],
+    );
+    return rows.map((r) => ({ id: r.id, userId: r.user_id, kind: r.kind, detail: r.detail, at: iso(r.at) }));
+  }
+
+  // Catalogue.
+
+  async createStream(stream: Omit<StreamDefinition, "createdAt">): Promise<StreamDefinition> {
+    const rows = await this.#query<StreamRow>(
+      `INSERT INTO streams (name, partitions, schema, timestamp_field, retention_ms, derived_from)
+       VALUES ($1, $2, $3::text::jsonb, $4, $5, $6)
+       RETURNING name, partitions, schema, timestamp_field, retention_ms, derived_from, created_at`,
+      [
+        stream.name,
+        stream.partitions,
+        stream.schema === undefined ? null : JSON.stringify(stream.schema),
+        stream.timestampField,
+        stream.retentionMs ?? null,
+        stream.derivedFrom ?? null,
+      ],
+    );
+    return toStream(one(rows));
+  }
+
+  async getStream(name: string): Promise<StreamDefinition | undefined> {
+    const rows = await this.#query<StreamRow>(
+      `SELECT name, partitions, schema, timestamp_field, retention_ms, derived_from, created_at
+       FROM streams WHERE name = $1`,
+      [name],
+    );
+    return rows[0] === undefined ? undefined : toStream(rows[0]);
+  }
+
+  async listStreams(): Promise<StreamDefinition[]> {
+    const rows = await this.#query<StreamRow>(
+      `SELECT name, partitions, schema, timestamp_field, retention_ms, derived_from, created_at
+       FROM streams ORDER BY name`,
+    );
+    return rows.map(toStream);
+  }
+
+  async deleteStream(name: string): Promise<boolean> {
+    const rows = await this.#query<{ name: string }>("DELETE FROM streams WHERE name = $1 RETURNING name", [name]);
+    return rows.length > 0;
+  }
+
+  async createPipeline(pipeline: Omit<PipelineDefinition, "createdAt">): Promise<PipelineDefinition> {
+    const rows = await this.#query<PipelineRow>(
+      `INSERT INTO pipelines (name, sql, start_from) VALUES ($1, $2, $3)
+       RETURNING name, sql, start_from, created_at`,
+      [pipeline.name, pipeline.sql, pipeline.startFrom],
+    );
+    return toPipeline(one(rows));
+  }
+
+  async getPipeline(name: string): Promise<PipelineDefinition | undefined> {
+    const rows = await this.#query<PipelineRow>(
+      "SELECT name, sql, start_from, created_at FROM pipelines WHERE name = $1",
+      [name],
+    );
+    return rows[0] === undefined ? undefined : toPipeline(rows[0]);
+  }
+
+  async listPipelines(): Promise<PipelineDefinition[]> {
+    const rows = await this.#query<PipelineRow>(
+      "SELECT name, sql, start_from, created_at FROM pipelines ORDER BY name",
+    );
+    return rows.map(toPipeline);
+  }
+
+  async deletePipeline(name: string): Promise<boolean> {
+    const rows = await this.#query<{ name: string }>("DELETE FROM pipelines WHERE name = $1 RETURNING name", [name]);
+    return rows.length > 0;
+  }
+
+  async #query<T>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
+    const driver = this.#driver;
+    if (driver === undefined) throw new RunnelError("not_ready", "control store is not open");
+    try {
+      return (await driver.query<T>(sql, params)).rows;
+    } catch (e) {
+      throw translate(e);
+    }
+  }
+}
+
+/** Server errors a caller can act on become RunnelErrors; anything else stays as it is. */
+function translate(e: unknown): unknown {
+  if (!isDatabaseError(e)) return e;
+  switch (e.code) {
+    case "23505":
+      return new RunnelError("conflict", CONFLICT_MESSAGES[e.constraint ?? ""] ?? "already exists", { cause: e });
+    case "23503":
+      // Only user_id columns reference anything; a missing row there means the user is gone.
+      return new RunnelError("not_found", "user not found", { cause: e });
+    case "23514":
+    case "22P02":
+    case "22003":
+      return new RunnelError("invalid_input", e.message, { cause: e });
+    default:
+      return e;
+  }
+}
+
+function one<T>(rows: T[]): T {
+  const row = rows[0];
+  if (row === undefined) throw new RunnelError("internal", "statement returned no row");
+  return row;
+}
+
+function iso(value: Date | string): string {
+  return (value instanceof Date ? value : new Date(value)).toISOString();
+}
+
+function toUser(r: UserRow): User {
+  return {
+    id: r.id,
+    username: r.username,
+    email: r.email,
+    role: r.role,
+    disabled: r.disabled,
+    createdAt: iso(r.created_at),
+    tokenVersion: r.token_version,
+  };
+}
+
+function toApiKey(r: ApiKeyRow): ApiKey {
+  return { id: r.id, userId: r.user_id, name: r.name, role: r.role, prefix: r.prefix, createdAt: iso(r.created_at) };
+}
+
+function toStream(r: StreamRow): StreamDefinition {
+  return {
+    name: r.name,
+    partitions: r.partitions,
+    ...(r.schema !== null && { schema: r.schema }),
+    timestampField: r.timestamp_field,
+    ...(r.retention_ms !== null && { retentionMs: Number(r.retention_ms) }),
+    ...(r.derived_from !== null && { derivedFrom: r.derived_from }),
+    createdAt: iso(r.created_at),
+  };
+}
+
+function toPipeline(r: PipelineRow): PipelineDefinition {
+  return { name: r.name, sql: r.sql, startFrom: r.start_from, createdAt: iso(r.created_at) };
+}

@@ -1,0 +1,505 @@
+/**
+ * The ControlStore contract, run against every implementation (pglite.test.ts, postgres.test.ts).
+ * Tests share one opened store per suite and never assume an empty database: each names its own
+ * rows uniquely, so the suite also runs against a database other suites have written to.
+ */
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { after, before, describe, it } from "node:test";
+import type { ControlStore, Role, User } from "../../src/control/types.js";
+import { RunnelError } from "../../src/core/errors.js";
+
+export type ControlStoreFactory = () => ControlStore | Promise<ControlStore>;
+
+const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+function unique(label: string): string {
+  return `${label}_${randomBytes(5).toString("hex")}`;
+}
+
+async function rejectsWith(promise: Promise<unknown>, code: string, message?: RegExp): Promise<void> {
+  await assert.rejects(promise, (e: unknown) => {
+    assert.ok(e instanceof RunnelError, `expected a RunnelError, got ${String(e)}`);
+    assert.equal(e.code, code);
+    if (message !== undefined) assert.match(e.message, message);
+    return true;
+  });
+}
+
+export function runControlStoreConformance(name: string, factory: ControlStoreFactory): void {
+  describe(`ControlStore conformance: ${name}`, () => {
+    let store: ControlStore;
+
+    before(async () => {
+      store = await factory();
+      await store.open();
+    });
+
+    after(async () => {
+      await store?.close();
+    });
+
+    const newUser = (role: Role = "user", label = "u") => {
+      const username = unique(label);
+      return store.createUser({ username, email: `${username}@Example.com`, passwordHash: `hash-${username}`, role });
+    };
+
+    describe("lifecycle", () => {
+      it("pings when open", async () => {
+        assert.equal(await store.ping(), true);
+      });
+
+      it("opening again is harmless and keeps data (migrations are idempotent)", async () => {
+        const user = await newUser();
+        await store.open();
+        assert.deepEqual(await store.getUserById(user.id), user);
+      });
+
+      it("migrations are idempotent across stores on one database", async () => {
+        const other = await factory();
+        await other.open();
+        try {
+          assert.equal(await other.ping(), true);
+          await other.listUsers();
+        } finally {
+          await other.close();
+        }
+      });
+
+      it("refuses work before open and pings false", async () => {
+        const closed = await factory();
+        assert.equal(await closed.ping(), false);
+        await rejectsWith(closed.listUsers(), "not_ready");
+      });
+    });
+
+    describe("users", () => {
+      it("creates and reads a user without exposing the hash except by username", async () => {
+        const username = unique("alice");
+        const created = await store.createUser({
+          username,
+          email: `${username}@example.com`,
+          passwordHash: "scrypt$x",
+          role: "analyst",
+        });
+        assert.match(created.id, /^[0-9a-f-]{36}$/);
+        assert.equal(created.username, username);
+        assert.equal(created.email, `${username}@example.com`);
+        assert.equal(created.role, "analyst");
+        assert.equal(created.disabled, false);
+        assert.equal(created.tokenVersion, 0);
+        assert.match(created.createdAt, ISO);
+        assert.equal("passwordHash" in created, false);
+
+        assert.deepEqual(await store.getUserById(created.id), created);
+        const withSecret = await store.getUserByUsername(username);
+        assert.deepEqual(withSecret, { ...created, passwordHash: "scrypt$x" });
+        assert.equal("passwordHash" in ((await store.getUserById(created.id)) ?? {}), false);
+      });
+
+      it("returns undefined for unknown users, including malformed ids", async () => {
+        assert.equal(await store.getUserByUsername(unique("nobody")), undefined);
+        assert.equal(await store.getUserById("00000000-0000-4000-8000-000000000000"), undefined);
+        assert.equal(await store.getUserById("not-a-uuid"), undefined);
+      });
+
+      it("usernames are exact: lookup does not fold case", async () => {
+        const user = await newUser("user", "Case");
+        assert.equal(await store.getUserByUsername(user.username.toLowerCase()), undefined);
+      });
+
+      it("lists users", async () => {
+        const a = await newUser();
+        const b = await newUser();
+        const all = await store.listUsers();
+        assert.deepEqual(
+          all.filter((u) => u.id === a.id || u.id === b.id).sort((x, y) => x.id.localeCompare(y.id)),
+          [a, b].sort((x, y) => x.id.localeCompare(y.id)),
+        );
+        for (const u of all) assert.equal("passwordHash" in u, false);
+      });
+
+      it("a duplicate username is a conflict naming the username", async () => {
+        const user = await newUser();
+        await rejectsWith(
+          store.createUser({ username: user.username, email: `${unique("x")}@x.io`, passwordHash: "h", role: "user" }),
+          "conflict",
+          /username already taken/,
+        );
+      });
+
+      it("a duplicate email is a conflict, whatever its case", async () => {
+        const user = await newUser();
+        await rejectsWith(
+          store.createUser({ username: unique("x"), email: user.email, passwordHash: "h", role: "user" }),
+          "conflict",
+          /email already registered/,
+        );
+        await rejectsWith(
+          store.createUser({ username: unique("x"), email: user.email.toUpperCase(), passwordHash: "h", role: "user" }),
+          "conflict",
+          /email already registered/,
+        );
+      });
+
+      it("rejects an unknown role", async () => {
+        await rejectsWith(
+          store.createUser({
+            username: unique("x"),
+            email: `${unique("x")}@x.io`,
+            passwordHash: "h",
+            role: "root" as Role,
+          }),
+          "invalid_input",
+        );
+      });
+
+      it("updates email and role; an email clash is a conflict", async () => {
+        const user = await newUser();
+        const other = await newUser();
+        const email = `${unique("new")}@example.com`;
+        const updated = await store.updateUser(user.id, { email });
+        assert.equal(updated.email, email);
+        assert.equal(updated.role, "user");
+        assert.equal(updated.tokenVersion, user.tokenVersion);
+        await rejectsWith(store.updateUser(user.id, { email: other.email.toUpperCase() }), "conflict", /email/);
+        assert.equal((await store.getUserById(user.id))?.email, email);
+      });
+
+      it("an empty patch changes nothing", async () => {
+        const user = await newUser();
+        assert.deepEqual(await store.updateUser(user.id, {}), user);
+      });
+
+      it("updating an unknown user is not_found", async () => {
+        await rejectsWith(store.updateUser("00000000-0000-4000-8000-000000000000", { disabled: true }), "not_found");
+        await rejectsWith(store.updateUser("nope", { disabled: true }), "not_found");
+      });
+
+      it("changing the password bumps tokenVersion", async () => {
+        const user = await newUser();
+        const updated = await store.updateUser(user.id, { passwordHash: "new-hash" });
+        assert.equal(updated.tokenVersion, user.tokenVersion + 1);
+        assert.equal((await store.getUserByUsername(user.username))?.passwordHash, "new-hash");
+      });
+
+      it("disabling and re-enabling each bump tokenVersion; setting the same value does not", async () => {
+        const user = await newUser();
+        const disabled = await store.updateUser(user.id, { disabled: true });
+        assert.equal(disabled.disabled, true);
+        assert.equal(disabled.tokenVersion, user.tokenVersion + 1);
+        const again = await store.updateUser(user.id, { disabled: true });
+        assert.equal(again.tokenVersion, disabled.tokenVersion);
+        const enabled = await store.updateUser(user.id, { disabled: false });
+        assert.equal(enabled.disabled, false);
+        assert.equal(enabled.tokenVersion, disabled.tokenVersion + 1);
+      });
+
+      it("changing the role bumps tokenVersion; changing the email does not", async () => {
+        const user = await newUser("admin");
+        const demoted = await store.updateUser(user.id, { role: "user" });
+        assert.equal(demoted.role, "user");
+        assert.equal(demoted.tokenVersion, user.tokenVersion + 1);
+        const moved = await store.updateUser(user.id, { email: `${unique("m")}@example.com` });
+        assert.equal(moved.tokenVersion, demoted.tokenVersion);
+      });
+
+      it("counts enabled admins", async () => {
+        const before = await store.countAdmins();
+        const admin = await newUser("admin");
+        await newUser("analyst");
+        assert.equal(await store.countAdmins(), before + 1);
+        await store.updateUser(admin.id, { disabled: true });
+        assert.equal(await store.countAdmins(), before);
+        await store.updateUser(admin.id, { disabled: false });
+        await store.deleteUser(admin.id);
+        assert.equal(await store.countAdmins(), before);
+      });
+
+      it("deletes a user; deleting again is a no-op", async () => {
+        const user = await newUser();
+        await store.deleteUser(user.id);
+        assert.equal(await store.getUserById(user.id), undefined);
+        assert.equal(await store.getUserByUsername(user.username), undefined);
+        await store.deleteUser(user.id);
+        await store.deleteUser("not-a-uuid");
+        const again = await store.createUser({
+          username: user.username,
+          email: user.email,
+          passwordHash: "h",
+          role: "user",
+        });
+        assert.notEqual(again.id, user.id);
+      });
+    });
+
+    describe("api keys", () => {
+      const keyFor = (user: User, role: Role = "user") => {
+        const prefix = randomBytes(4).toString("hex");
+        return { userId: user.id, name: unique("key"), role, prefix, keyHash: randomBytes(32).toString("hex") };
+      };
+
+      it("creates a key and finds it by hash with its owner", async () => {
+        const user = await newUser("admin");
+        const spec = keyFor(user, "service");
+        const key = await store.createApiKey(spec);
+        assert.match(key.id, /^[0-9a-f-]{36}$/);
+        assert.deepEqual(
+          { userId: key.userId, name: key.name, role: key.role, prefix: key.prefix },
+          { userId: user.id, name: spec.name, role: "service", prefix: spec.prefix },
+        );
+        assert.match(key.createdAt, ISO);
+        assert.equal("keyHash" in key, false);
+
+        const found = await store.findApiKeyByHash(spec.keyHash);
+        assert.deepEqual(found, { ...key, owner: user });
+        assert.equal(await store.findApiKeyByHash(randomBytes(32).toString("hex")), undefined);
+      });
+
+      it("the owner seen through a key reflects the owner's current state", async () => {
+        const user = await newUser();
+        const spec = keyFor(user);
+        await store.createApiKey(spec);
+        const disabled = await store.updateUser(user.id, { disabled: true });
+        assert.deepEqual((await store.findApiKeyByHash(spec.keyHash))?.owner, disabled);
+      });
+
+      it("lists a user's keys only, oldest first", async () => {
+        const user = await newUser();
+        const other = await newUser();
+        const k1 = await store.createApiKey(keyFor(user));
+        const k2 = await store.createApiKey(keyFor(user));
+        await store.createApiKey(keyFor(other));
+        const listed = await store.listApiKeys(user.id);
+        assert.deepEqual(listed.map((k) => k.id).sort(), [k1.id, k2.id].sort());
+        assert.deepEqual(await store.listApiKeys("not-a-uuid"), []);
+      });
+
+      it("deletes only the owner's key", async () => {
+        const user = await newUser();
+        const other = await newUser();
+        const spec = keyFor(user);
+        const key = await store.createApiKey(spec);
+        assert.equal(await store.deleteApiKey(other.id, key.id), false);
+        assert.ok(await store.findApiKeyByHash(spec.keyHash));
+        assert.equal(await store.deleteApiKey(user.id, key.id), true);
+        assert.equal(await store.deleteApiKey(user.id, key.id), false);
+        assert.equal(await store.findApiKeyByHash(spec.keyHash), undefined);
+        assert.equal(await store.deleteApiKey(user.id, "not-a-uuid"), false);
+      });
+
+      it("a duplicate key hash is a conflict", async () => {
+        const user = await newUser();
+        const spec = keyFor(user);
+        await store.createApiKey(spec);
+        await rejectsWith(store.createApiKey({ ...spec, name: "again" }), "conflict");
+      });
+
+      it("a key for an unknown user is not_found", async () => {
+        const ghost = { ...(await newUser()) };
+        await store.deleteUser(ghost.id);
+        await rejectsWith(store.createApiKey(keyFor(ghost)), "not_found");
+      });
+    });
+
+    describe("settings", () => {
+      it("are empty until put, then round-trip as replaced whole", async () => {
+        const user = await newUser();
+        assert.deepEqual(await store.getSettings(user.id), {});
+        const settings = { theme: "dark", dashboards: [{ id: 1, panels: ["a", "b"] }], nested: { x: null, y: true } };
+        await store.putSettings(user.id, settings);
+        assert.deepEqual(await store.getSettings(user.id), settings);
+        await store.putSettings(user.id, { theme: "light" });
+        assert.deepEqual(await store.getSettings(user.id), { theme: "light" });
+      });
+
+      it("keep strings that look like JSON as strings", async () => {
+        const user = await newUser();
+        const settings = { text: '{"a":1}', quote: 'say "hi"', unicode: "ünïcødé ☃" };
+        await store.putSettings(user.id, settings);
+        assert.deepEqual(await store.getSettings(user.id), settings);
+      });
+
+      it("are per user", async () => {
+        const a = await newUser();
+        const b = await newUser();
+        await store.putSettings(a.id, { owner: "a" });
+        assert.deepEqual(await store.getSettings(b.id), {});
+      });
+
+      it("for an unknown user are not_found", async () => {
+        await rejectsWith(store.putSettings("00000000-0000-4000-8000-000000000000", {}), "not_found");
+      });
+    });
+
+    describe("activity", () => {
+      it("lists newest first with the detail kept", async () => {
+        const user = await newUser();
+        await store.recordActivity(user.id, "login", { ip: "127.0.0.1" });
+        await store.recordActivity(user.id, "password_changed");
+        await store.recordActivity(user.id, "api_key_created", { name: "ci", nested: { n: 1 } });
+        const entries = await store.listActivity(user.id);
+        assert.deepEqual(
+          entries.map((e) => [e.kind, e.detail]),
+          [
+            ["api_key_created", { name: "ci", nested: { n: 1 } }],
+            ["password_changed", {}],
+            ["login", { ip: "127.0.0.1" }],
+          ],
+        );
+        for (const e of entries) {
+          assert.equal(e.userId, user.id);
+          assert.match(e.id, /^\d+$/);
+          assert.match(e.at, ISO);
+        }
+      });
+
+      it("pages with limit and a before cursor", async () => {
+        const user = await newUser();
+        // Twelve entries, so ids cross a digit boundary: ordering must be numeric, not textual.
+        for (let i = 0; i < 12; i++) await store.recordActivity(user.id, "event", { i });
+        const seen: number[] = [];
+        let before: string | undefined;
+        for (;;) {
+          const page = await store.listActivity(user.id, before === undefined ? { limit: 3 } : { limit: 3, before });
+          assert.ok(page.length <= 3);
+          if (page.length === 0) break;
+          seen.push(...page.map((e) => e.detail.i as number));
+          before = page.at(-1)?.id;
+        }
+        assert.deepEqual(seen, [11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0]);
+      });
+
+      it("defaults to 50 entries and caps the limit at 500", async () => {
+        const user = await newUser();
+        for (let i = 0; i < 60; i++) await store.recordActivity(user.id, "event", { i });
+        assert.equal((await store.listActivity(user.id)).length, 50);
+        assert.equal((await store.listActivity(user.id, { limit: 10_000 })).length, 60);
+      });
+
+      it("rejects a bad limit or cursor", async () => {
+        const user = await newUser();
+        await rejectsWith(store.listActivity(user.id, { limit: 0 }), "invalid_input");
+        await rejectsWith(store.listActivity(user.id, { limit: 1.5 }), "invalid_input");
+        await rejectsWith(store.listActivity(user.id, { before: "1; DROP TABLE activity" }), "invalid_input");
+        await rejectsWith(store.listActivity(user.id, { before: "-1" }), "invalid_input");
+      });
+
+      it("is per user", async () => {
+        const a = await newUser();
+        const b = await newUser();
+        await store.recordActivity(a.id, "login");
+        assert.deepEqual(await store.listActivity(b.id), []);
+      });
+    });
+
+    describe("user deletion", () => {
+      it("cascades to api keys and settings and keeps activity", async () => {
+        const user = await newUser();
+        const spec = { userId: user.id, name: "k", role: "user" as const, prefix: "abcd1234", keyHash: unique("h") };
+        await store.createApiKey(spec);
+        await store.putSettings(user.id, { a: 1 });
+        await store.recordActivity(user.id, "login");
+        await store.deleteUser(user.id);
+        assert.equal(await store.findApiKeyByHash(spec.keyHash), undefined);
+        assert.deepEqual(await store.listApiKeys(user.id), []);
+        assert.deepEqual(await store.getSettings(user.id), {});
+        assert.deepEqual(
+          (await store.listActivity(user.id)).map((e) => e.kind),
+          ["login"],
+        );
+      });
+    });
+
+    describe("streams", () => {
+      it("creates with every field and reads it back", async () => {
+        const name = unique("clicks");
+        const schema = { type: "object", properties: { url: { type: "string" } }, required: ["url"] };
+        const created = await store.createStream({
+          name,
+          partitions: 8,
+          schema,
+          timestampField: "ts",
+          retentionMs: 7 * 24 * 3600 * 1000,
+          derivedFrom: "sessionise",
+        });
+        assert.deepEqual(
+          { ...created, createdAt: "" },
+          {
+            name,
+            partitions: 8,
+            schema,
+            timestampField: "ts",
+            retentionMs: 604_800_000,
+            derivedFrom: "sessionise",
+            createdAt: "",
+          },
+        );
+        assert.match(created.createdAt, ISO);
+        assert.deepEqual(await store.getStream(name), created);
+      });
+
+      it("omits optional fields that were not given", async () => {
+        const name = unique("plain");
+        const created = await store.createStream({ name, partitions: 1, timestampField: "timestamp" });
+        assert.deepEqual(Object.keys(created).sort(), ["createdAt", "name", "partitions", "timestampField"]);
+        assert.deepEqual(await store.getStream(name), created);
+      });
+
+      it("keeps retention beyond 2^31 ms", async () => {
+        const name = unique("long");
+        const retentionMs = 365 * 24 * 3600 * 1000;
+        await store.createStream({ name, partitions: 1, timestampField: "timestamp", retentionMs });
+        assert.equal((await store.getStream(name))?.retentionMs, retentionMs);
+      });
+
+      it("lists, conflicts on a duplicate, deletes", async () => {
+        const name = unique("s");
+        await store.createStream({ name, partitions: 2, timestampField: "timestamp" });
+        assert.ok((await store.listStreams()).some((s) => s.name === name));
+        await rejectsWith(
+          store.createStream({ name, partitions: 3, timestampField: "timestamp" }),
+          "conflict",
+          /stream already exists/,
+        );
+        assert.equal(await store.deleteStream(name), true);
+        assert.equal(await store.deleteStream(name), false);
+        assert.equal(await store.getStream(name), undefined);
+        assert.ok(!(await store.listStreams()).some((s) => s.name === name));
+      });
+
+      it("rejects a non-positive partition count", async () => {
+        await rejectsWith(
+          store.createStream({ name: unique("bad"), partitions: 0, timestampField: "t" }),
+          "invalid_input",
+        );
+      });
+    });
+
+    describe("pipelines", () => {
+      it("create, get, list, conflict, delete", async () => {
+        const name = unique("p");
+        const sql =
+          "INSERT INTO out SELECT user_id, count(*) FROM clicks GROUP BY user_id, TUMBLE(_time, INTERVAL '1' MINUTE)";
+        const created = await store.createPipeline({ name, sql, startFrom: "earliest" });
+        assert.equal(created.name, name);
+        assert.equal(created.sql, sql);
+        assert.equal(created.startFrom, "earliest");
+        assert.match(created.createdAt, ISO);
+        assert.deepEqual(await store.getPipeline(name), created);
+        assert.ok((await store.listPipelines()).some((p) => p.name === name));
+        await rejectsWith(store.createPipeline({ name, sql, startFrom: "now" }), "conflict", /pipeline already exists/);
+        assert.equal(await store.deletePipeline(name), true);
+        assert.equal(await store.deletePipeline(name), false);
+        assert.equal(await store.getPipeline(name), undefined);
+      });
+
+      it("rejects an unknown start position", async () => {
+        await rejectsWith(
+          store.createPipeline({ name: unique("p"), sql: "SELECT 1", startFrom: "latest" as "now" }),
+          "invalid_input",
+        );
+      });
+    });
+  });
+}

@@ -1,0 +1,38 @@
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { createPgliteControlStore } from "../../src/control/index.js";
+import { runControlStoreConformance } from "./conformance.js";
+
+runControlStoreConformance("PGlite (in memory)", () => createPgliteControlStore());
+
+describe("PGlite control store on disk", () => {
+  it("keeps data across close and reopen, without re-running migrations", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "runnel-control-"));
+    try {
+      const first = createPgliteControlStore(join(dir, "control"));
+      await first.open();
+      const user = await first.createUser({
+        username: "kept",
+        email: "kept@example.com",
+        passwordHash: "h",
+        role: "admin",
+      });
+      await first.putSettings(user.id, { kept: true });
+      await first.close();
+
+      const second = createPgliteControlStore(join(dir, "control"));
+      await second.open();
+      try {
+        assert.deepEqual(await second.getUserById(user.id), user);
+        assert.deepEqual(await second.getSettings(user.id), { kept: true });
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
