@@ -1,0 +1,97 @@
+/**
+ * Column types inferred from JSON event fields, and the widening lattice that lets a column
+ * accept every later value instead of refusing it: BIGINT → DOUBLE → VARCHAR, and any other
+ * conflict (BOOLEAN vs number, JSON vs scalar) → VARCHAR, which every value can be written as.
+ */
+
+export type ColumnType = "BIGINT" | "DOUBLE" | "BOOLEAN" | "VARCHAR" | "JSON";
+
+/** Columns every stream table has; event fields with these names never overwrite them. */
+export const BASE_COLUMNS = [
+  { name: "user_id", type: "VARCHAR" },
+  { name: "_time", type: "TIMESTAMPTZ" },
+  { name: "_ingest_time", type: "TIMESTAMPTZ" },
+  { name: "_partition", type: "INTEGER" },
+  { name: "_offset", type: "BIGINT" },
+] as const;
+
+const BASE_NAMES = new Set<string>(BASE_COLUMNS.map((c) => c.name));
+
+/** DuckDB resolves identifiers case-insensitively, so two fields differing only in case share a column. */
+export function columnKey(field: string): string {
+  return field.toLowerCase();
+}
+
+export function isBaseColumn(field: string): boolean {
+  return BASE_NAMES.has(columnKey(field));
+}
+
+const INT64_LIMIT = 2 ** 63;
+
+/** The narrowest column type for one value; undefined for null/undefined (they fit any column). */
+export function inferType(value: unknown): ColumnType | undefined {
+  switch (typeof value) {
+    case "number":
+      if (!Number.isFinite(value)) return "DOUBLE";
+      return Number.isInteger(value) && Math.abs(value) < INT64_LIMIT ? "BIGINT" : "DOUBLE";
+    case "bigint":
+      return value >= -(2n ** 63n) && value < 2n ** 63n ? "BIGINT" : "VARCHAR";
+    case "boolean":
+      return "BOOLEAN";
+    case "string":
+      return "VARCHAR";
+    case "object":
+      return value === null ? undefined : "JSON";
+    default:
+      return undefined;
+  }
+}
+
+/** The least type both can be stored as. */
+export function widen(a: ColumnType, b: ColumnType): ColumnType {
+  if (a === b) return a;
+  if ((a === "BIGINT" && b === "DOUBLE") || (a === "DOUBLE" && b === "BIGINT")) return "DOUBLE";
+  return "VARCHAR";
+}
+
+/**
+ * The value as the JS type the Appender expects for `type`; null when it cannot be represented
+ * (which widening prevents for values seen during inference).
+ */
+export function coerce(value: unknown, type: ColumnType): string | number | bigint | boolean | null {
+  if (value === null || value === undefined) return null;
+  switch (type) {
+    case "BIGINT":
+      if (typeof value === "bigint") return value;
+      return typeof value === "number" && Number.isInteger(value) ? BigInt(value) : null;
+    case "DOUBLE":
+      if (typeof value === "number") return value;
+      return typeof value === "bigint" ? Number(value) : null;
+    case "BOOLEAN":
+      return typeof value === "boolean" ? value : null;
+    case "JSON":
+      return JSON.stringify(value);
+    case "VARCHAR":
+      if (typeof value === "string") return value;
+      if (typeof value === "object") return JSON.stringify(value);
+      return String(value);
+  }
+}
+
+/** Maps a DuckDB catalog type name (information_schema data_type) back to our lattice. */
+export function fromCatalogType(dataType: string): ColumnType | undefined {
+  switch (dataType.toUpperCase()) {
+    case "BIGINT":
+      return "BIGINT";
+    case "DOUBLE":
+      return "DOUBLE";
+    case "BOOLEAN":
+      return "BOOLEAN";
+    case "VARCHAR":
+      return "VARCHAR";
+    case "JSON":
+      return "JSON";
+    default:
+      return undefined;
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * How every DuckDB instance of the store is opened and locked down. Settings given at creation
+ * cannot be undone by SQL: external access off (no files, no ATTACH of files, no COPY, no
+ * INSTALL), no extension auto-loading. After the store's own setup `lock_configuration` freezes
+ * every other setting, so no query can change them either.
+ */
+import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
+
+export interface EngineLimits {
+  readonly threads?: number;
+  readonly memoryLimit?: string;
+}
+
+export async function openEngine(path: string, limits: EngineLimits = {}): Promise<DuckDBInstance> {
+  const options: Record<string, string> = {
+    enable_external_access: "false",
+    autoload_known_extensions: "false",
+    autoinstall_known_extensions: "false",
+    allow_community_extensions: "false",
+  };
+  if (limits.threads !== undefined) options.threads = String(limits.threads);
+  if (limits.memoryLimit !== undefined) options.memory_limit = limits.memoryLimit;
+  return DuckDBInstance.create(path, options);
+}
+
+/** Settings that need a running instance, then the lock. Run once, after setup. */
+export async function lockEngine(connection: DuckDBConnection): Promise<void> {
+  await connection.run("SET TimeZone = 'UTC'");
+  await connection.run("SET lock_configuration = true");
+}

@@ -1,0 +1,289 @@
+/**
+ * The AnalyticsStore on embedded DuckDB: one table per stream, loaded exactly once from the log,
+ * and SQL scoped per user in two layers (src/analytics/sql/check.ts, then the locked-down engine
+ * and, for `user` scope, a sandbox holding only the caller's rows: ./sandbox.ts).
+ */
+import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
+import type { StreamDefinition } from "../../control/types.js";
+import { RunnelError } from "../../core/errors.js";
+import { checkQuery } from "../sql/check.js";
+import type { AnalyticsRow, AnalyticsStore, QueryResult, QueryScope } from "../types.js";
+import { BASE_COLUMNS, type ColumnType, columnKey, fromCatalogType } from "./column-types.js";
+import { lockEngine, openEngine } from "./engine.js";
+import { quoteIdent } from "./identifiers.js";
+import { engineError, type QueryLimits, runSelect } from "./query-runner.js";
+import { typeName } from "./results.js";
+import { SandboxPool } from "./sandbox.js";
+import {
+  appendRows,
+  CREATE_POSITIONS_SQL,
+  createTableSql,
+  type FieldColumn,
+  type FieldColumns,
+  POSITIONS_TABLE,
+  planSchema,
+} from "./table-writer.js";
+
+export interface DuckDbAnalyticsStoreOptions {
+  /** Database file; in-memory when undefined. */
+  readonly path?: string;
+  /** Result rows above this fail with "result too large; add LIMIT". Default 100 000. */
+  readonly maxRows?: number;
+  /** Queries running longer are interrupted. Default 30 s. */
+  readonly queryTimeoutMs?: number;
+  /** Per-user sandboxes: threads and memory each; how many are kept warm; how many run at once. */
+  readonly sandbox?: { threads?: number; memoryLimit?: string; warm?: number; concurrency?: number };
+}
+
+const STREAM_NAME = /^[a-z][a-z0-9_]{0,63}$/;
+const BASE_KEYS = new Set<string>(BASE_COLUMNS.map((c) => c.name));
+
+/** Serialises async work (one writer; DuckDB allows one open transaction per connection). */
+class Mutex {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.tail.then(fn, fn);
+    this.tail = next.catch(() => {});
+    return next;
+  }
+}
+
+/** Caps concurrent sandboxes, each of which holds a copy of the caller's rows in memory. */
+class Semaphore {
+  private readonly waiting: (() => void)[] = [];
+  constructor(private free: number) {}
+  async acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
+  }
+}
+
+export class DuckDbAnalyticsStore implements AnalyticsStore {
+  private instance: DuckDBInstance | undefined;
+  private writer: DuckDBConnection | undefined;
+  private readonly schemas = new Map<string, FieldColumns>();
+  private readonly writeLock = new Mutex();
+  private readonly sandboxes: SandboxPool;
+  private readonly sandboxSlots: Semaphore;
+  private readonly limits: QueryLimits;
+
+  constructor(private readonly options: DuckDbAnalyticsStoreOptions = {}) {
+    this.limits = { maxRows: options.maxRows ?? 100_000, timeoutMs: options.queryTimeoutMs ?? 30_000 };
+    const sb = options.sandbox ?? {};
+    this.sandboxes = new SandboxPool(
+      { threads: sb.threads ?? 2, memoryLimit: sb.memoryLimit ?? "512MB" },
+      sb.warm ?? 2,
+    );
+    this.sandboxSlots = new Semaphore(sb.concurrency ?? 4);
+  }
+
+  async open(): Promise<void> {
+    if (this.instance) return;
+    const instance = await openEngine(this.options.path ?? ":memory:");
+    const writer = await instance.connect();
+    await writer.run(CREATE_POSITIONS_SQL);
+    await lockEngine(writer);
+    this.instance = instance;
+    this.writer = writer;
+    const tables = await writer.runAndReadAll(
+      "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT internal AND NOT temporary",
+    );
+    for (const [name] of tables.getRowsJS()) {
+      if (typeof name === "string" && STREAM_NAME.test(name)) this.schemas.set(name, await this.loadSchema(name));
+    }
+    this.sandboxes.fill();
+  }
+
+  async close(): Promise<void> {
+    await this.sandboxes.close();
+    await this.writeLock.run(async () => {
+      this.writer?.closeSync();
+      this.instance?.closeSync();
+      this.writer = undefined;
+      this.instance = undefined;
+    });
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      await this.conn().run("SELECT 1");
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async ensureTable(stream: StreamDefinition): Promise<void> {
+    const name = stream.name;
+    if (!STREAM_NAME.test(name)) throw new RunnelError("invalid_input", `invalid stream name ${JSON.stringify(name)}`);
+    await this.writeLock.run(async () => {
+      if (this.schemas.has(name)) return;
+      await this.conn().run(createTableSql(name));
+      this.schemas.set(name, await this.loadSchema(name));
+    });
+  }
+
+  async dropTable(stream: string): Promise<void> {
+    await this.writeLock.run(async () => {
+      if (!this.schemas.has(stream)) return;
+      const c = this.conn();
+      await c.run("BEGIN TRANSACTION");
+      try {
+        await c.run(`DROP TABLE IF EXISTS ${quoteIdent(stream)}`);
+        await c.run(`DELETE FROM ${POSITIONS_TABLE} WHERE stream = $1`, [stream]);
+        await c.run("COMMIT");
+      } catch (e) {
+        await c.run("ROLLBACK");
+        throw e;
+      }
+      this.schemas.delete(stream);
+    });
+  }
+
+  async apply(stream: string, partition: number, rows: readonly AnalyticsRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    await this.writeLock.run(async () => {
+      const current = this.schemas.get(stream);
+      if (current === undefined) throw new RunnelError("stream_not_found", `no analytics table for stream ${stream}`);
+      const c = this.conn();
+      await c.run("BEGIN TRANSACTION");
+      try {
+        const next = await this.nextOffset(c, stream, partition);
+        const fresh = rows.filter((r) => r.offset >= next);
+        if (fresh.length === 0) {
+          await c.run("COMMIT");
+          return;
+        }
+        const plan = planSchema(stream, current, fresh);
+        for (const ddl of plan.ddl) await c.run(ddl);
+        await appendRows(c, stream, plan.columns, fresh);
+        let last = next;
+        for (const r of fresh) if (r.offset + 1 > last) last = r.offset + 1;
+        await c.run(
+          `INSERT INTO ${POSITIONS_TABLE} VALUES ($1, $2, $3)
+           ON CONFLICT (stream, "partition") DO UPDATE SET next_offset = excluded.next_offset`,
+          [stream, partition, BigInt(last)],
+        );
+        await c.run("COMMIT");
+        this.schemas.set(stream, plan.columns);
+      } catch (e) {
+        try {
+          await c.run("ROLLBACK");
+        } catch {
+          // The transaction may already be aborted; nothing else to undo.
+        }
+        throw e instanceof RunnelError ? e : new RunnelError("internal", `apply to ${stream} failed`, { cause: e });
+      }
+    });
+  }
+
+  async appliedOffsets(stream: string): Promise<Map<number, number>> {
+    const reader = await this.conn().runAndReadAll(
+      `SELECT "partition", next_offset FROM ${POSITIONS_TABLE} WHERE stream = $1`,
+      [stream],
+    );
+    const out = new Map<number, number>();
+    for (const [p, o] of reader.getRowsJS()) out.set(Number(p), Number(o));
+    return out;
+  }
+
+  async query(sql: string, params: readonly unknown[], scope: QueryScope): Promise<QueryResult> {
+    const instance = this.instance;
+    if (!instance) throw new RunnelError("not_ready", "analytics store is not open");
+    const checked = checkQuery(sql, new Set(this.schemas.keys()));
+    const source = await instance.connect();
+    try {
+      if (scope.kind === "all") return await runSelect(source, sql, params, this.limits);
+      await this.sandboxSlots.acquire();
+      try {
+        const sandbox = await this.sandboxes.take();
+        try {
+          for (const table of checked.tables) await copyUserRows(source, sandbox.connection, table, scope.userId);
+          return await runSelect(sandbox.connection, sql, params, this.limits);
+        } finally {
+          sandbox.dispose();
+        }
+      } finally {
+        this.sandboxSlots.release();
+      }
+    } catch (e) {
+      throw engineError(e);
+    } finally {
+      source.closeSync();
+    }
+  }
+
+  private conn(): DuckDBConnection {
+    if (!this.writer) throw new RunnelError("not_ready", "analytics store is not open");
+    return this.writer;
+  }
+
+  private async nextOffset(c: DuckDBConnection, stream: string, partition: number): Promise<number> {
+    const reader = await c.runAndReadAll(
+      `SELECT next_offset FROM ${POSITIONS_TABLE} WHERE stream = $1 AND "partition" = $2`,
+      [stream, partition],
+    );
+    const value = reader.getRowsJS()[0]?.[0];
+    return value === undefined || value === null ? 0 : Number(value);
+  }
+
+  private async loadSchema(table: string): Promise<FieldColumns> {
+    const reader = await this.conn().runAndReadAll(
+      `SELECT column_name, data_type FROM duckdb_columns()
+       WHERE schema_name = 'main' AND table_name = $1 ORDER BY column_index`,
+      [table],
+    );
+    const columns = new Map<string, FieldColumn>();
+    for (const [name, dataType] of reader.getRowsJS()) {
+      if (typeof name !== "string" || BASE_KEYS.has(name)) continue;
+      const type: ColumnType = fromCatalogType(String(dataType)) ?? "VARCHAR";
+      columns.set(columnKey(name), { name, type });
+    }
+    return columns;
+  }
+}
+
+/**
+ * Copies `user`'s rows of one stream table into the sandbox. The user id is a bound parameter;
+ * the sandbox table is created from the result's own column types so the copy is exact (JSON
+ * stays JSON, widened columns keep their current type).
+ */
+async function copyUserRows(
+  source: DuckDBConnection,
+  target: DuckDBConnection,
+  table: string,
+  userId: string,
+): Promise<void> {
+  const result = await source.stream(`SELECT * FROM ${quoteIdent(table)} WHERE user_id = $1`, [userId]);
+  const types = result.columnTypes();
+  const defs = result.columnNames().map((name, i) => `${quoteIdent(name)} ${typeName(types[i]!)}`);
+  await target.run(`CREATE TABLE ${quoteIdent(table)} (${defs.join(", ")})`);
+  const appender = await target.createAppender(table);
+  try {
+    for (;;) {
+      const chunk = await result.fetchChunk();
+      if (chunk === null || chunk.rowCount === 0) break;
+      appender.appendDataChunk(chunk);
+    }
+    appender.flushSync();
+  } finally {
+    appender.closeSync();
+  }
+}
+
+/**
+ * @example
+ * const store = createDuckDbAnalyticsStore({ path: "data/analytics.duckdb" });
+ * await store.open();
+ */
+export function createDuckDbAnalyticsStore(options: DuckDbAnalyticsStoreOptions = {}): DuckDbAnalyticsStore {
+  return new DuckDbAnalyticsStore(options);
+}

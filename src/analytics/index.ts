@@ -1,0 +1,5 @@
+export type { DuckDbAnalyticsStoreOptions } from "./duckdb/store.js";
+export { createDuckDbAnalyticsStore, DuckDbAnalyticsStore } from "./duckdb/store.js";
+export type { AnalyticsLoaderOptions } from "./loader.js";
+export { AnalyticsLoader, toAnalyticsRow } from "./loader.js";
+export type * from "./types.js";

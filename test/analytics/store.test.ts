@@ -1,0 +1,151 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { openStore, row, streamDef } from "./helpers.js";
+
+const ALL = { kind: "all" } as const;
+
+test("fields become typed columns; base columns are never overwritten", async (t) => {
+  const store = await openStore(t);
+  await store.ensureTable(streamDef("events"));
+  await store.apply("events", 0, [
+    row(0, "A", { i: 1, f: 1.5, b: true, s: "x", o: { k: [1, 2] }, a: [1, "two"], user_id: "A", _offset: 99 }, 0),
+  ]);
+  const r = await store.query("SELECT * FROM events", [], ALL);
+  assert.deepEqual(
+    r.columns.map((c) => `${c.name}:${c.type}`),
+    [
+      "user_id:VARCHAR",
+      "_time:TIMESTAMP WITH TIME ZONE",
+      "_ingest_time:TIMESTAMP WITH TIME ZONE",
+      "_partition:INTEGER",
+      "_offset:BIGINT",
+      "i:BIGINT",
+      "f:DOUBLE",
+      "b:BOOLEAN",
+      "s:VARCHAR",
+      "o:JSON",
+      "a:JSON",
+    ],
+  );
+  assert.deepEqual(r.rows, [
+    ["A", "1970-01-01T00:00:00.000Z", "1970-01-01T00:00:00.000Z", 0, 0, 1, 1.5, true, "x", { k: [1, 2] }, [1, "two"]],
+  ]);
+});
+
+test("conflicting values widen columns instead of being refused", async (t) => {
+  const store = await openStore(t);
+  await store.ensureTable(streamDef("events"));
+  await store.apply("events", 0, [row(0, "A", { n: 1, m: 1, flag: true, j: { a: 1 } })]);
+  await store.apply("events", 0, [row(1, "A", { n: 2.5, m: "text", flag: 3, j: "plain" })]);
+  await store.apply("events", 0, [row(2, "A", { n: 3, m: 7 })]);
+  const r = await store.query("SELECT n, m, flag, j FROM events ORDER BY _offset", [], ALL);
+  assert.deepEqual(
+    r.columns.map((c) => c.type),
+    ["DOUBLE", "VARCHAR", "VARCHAR", "VARCHAR"],
+  );
+  assert.deepEqual(r.rows, [
+    [1, "1", "true", '{"a":1}'],
+    [2.5, "text", "3", "plain"],
+    [3, "7", null, null],
+  ]);
+});
+
+test("fields differing only in case share one column (DuckDB identifiers are case-insensitive)", async (t) => {
+  const store = await openStore(t);
+  await store.ensureTable(streamDef("events"));
+  await store.apply("events", 0, [
+    row(0, "A", { Amount: 1 }),
+    row(1, "A", { amount: 2 }),
+    row(2, "A", { USER_ID: "B" }),
+  ]);
+  const r = await store.query("SELECT user_id, amount FROM events ORDER BY _offset", [], ALL);
+  assert.deepEqual(r.rows, [
+    ["A", 1],
+    ["A", 2],
+    ["A", null],
+  ]);
+});
+
+test("apply is exactly once: replaying an overlapping batch adds only new rows", async (t) => {
+  const store = await openStore(t);
+  await store.ensureTable(streamDef("events", 2));
+  const batch = [0, 1, 2].map((o) => row(o, "A", { v: o }));
+  await store.apply("events", 0, batch);
+  await store.apply("events", 0, [...batch, row(3, "A", { v: 3 }), row(4, "A", { v: 4 })]);
+  await store.apply("events", 0, batch);
+  await store.apply("events", 1, [{ ...row(0, "B", { v: 10 }), partition: 1 }]);
+  const r = await store.query("SELECT _partition, count(*), sum(v) FROM events GROUP BY ALL ORDER BY ALL", [], ALL);
+  assert.deepEqual(r.rows, [
+    [0, 5, 10],
+    [1, 1, 10],
+  ]);
+  assert.deepEqual(
+    await store.appliedOffsets("events"),
+    new Map([
+      [0, 5],
+      [1, 1],
+    ]),
+  );
+});
+
+test("a failed batch leaves no rows, no columns and no position behind", async (t) => {
+  const store = await openStore(t);
+  await store.ensureTable(streamDef("events"));
+  await store.apply("events", 0, [row(0, "A", { v: 1 })]);
+  // A time outside TIMESTAMPTZ's range makes the append fail mid-batch.
+  await assert.rejects(store.apply("events", 0, [row(1, "A", { w: 1 }), row(2, "A", { w: 2 }, 8.64e15 * 1000)]));
+  const r = await store.query("SELECT * FROM events", [], ALL);
+  assert.equal(r.rows.length, 1);
+  assert.ok(!r.columns.some((c) => c.name === "w"));
+  assert.deepEqual(await store.appliedOffsets("events"), new Map([[0, 1]]));
+  await store.apply("events", 0, [row(1, "A", { w: 1 })]);
+  assert.deepEqual(await store.appliedOffsets("events"), new Map([[0, 2]]));
+});
+
+test("data survives reopening a file database, positions included", async (t) => {
+  const { mkdtemp, rm } = await import("node:fs/promises");
+  const { join } = await import("node:path");
+  const { tmpdir } = await import("node:os");
+  const dir = await mkdtemp(join(tmpdir(), "runnel-analytics-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, "a.duckdb");
+  const first = await openStore(t, { path });
+  await first.ensureTable(streamDef("events"));
+  await first.apply("events", 0, [row(0, "A", { v: 1 }), row(1, "A", { v: 2.5 })]);
+  await first.close();
+  const second = await openStore(t, { path });
+  assert.deepEqual(await second.appliedOffsets("events"), new Map([[0, 2]]));
+  await second.apply("events", 0, [row(1, "A", { v: 2.5 }), row(2, "A", { v: "x" })]);
+  const r = await second.query("SELECT v FROM events ORDER BY _offset", [], ALL);
+  assert.deepEqual(r.rows, [["1.0"], ["2.5"], ["x"]]);
+});
+
+test("results are JSON-ready: big integers as strings, dates, lists, structs", async (t) => {
+  const store = await openStore(t);
+  await store.ensureTable(streamDef("events"));
+  await store.apply("events", 0, [row(0, "A", { v: 1 }, Date.UTC(2024, 0, 2, 3, 4, 5, 6))]);
+  const r = await store.query(
+    `SELECT 9007199254740993::BIGINT AS big, 42::HUGEINT AS small, 1.25::DECIMAL(10,2) AS dec,
+            DATE '2024-03-01' AS d, _time, list_value(1, 2) AS l, '{"z":[1]}'::JSON AS j,
+            'NaN'::DOUBLE AS nan
+     FROM events`,
+    [],
+    ALL,
+  );
+  assert.deepEqual(r.rows, [
+    ["9007199254740993", 42, 1.25, "2024-03-01", "2024-01-02T03:04:05.006Z", [1, 2], { z: [1] }, "NaN"],
+  ]);
+  assert.deepEqual(
+    r.columns.map((c) => c.type),
+    ["BIGINT", "HUGEINT", "DECIMAL(10,2)", "DATE", "TIMESTAMP WITH TIME ZONE", "INTEGER[]", "JSON", "DOUBLE"],
+  );
+});
+
+test("dropTable removes the table and its positions", async (t) => {
+  const store = await openStore(t);
+  await store.ensureTable(streamDef("events"));
+  await store.apply("events", 0, [row(0, "A", { v: 1 })]);
+  await store.dropTable("events");
+  assert.deepEqual(await store.appliedOffsets("events"), new Map());
+  await assert.rejects(store.query("SELECT * FROM events", [], ALL), { code: "stream_not_found" });
+});
