@@ -1,0 +1,2 @@
+export { type CompiledPipeline, compilePipeline } from "./compile.js";
+export { SqlEvalError, SqlTimestamp } from "./values.js";
