@@ -153,10 +153,10 @@ const GOLDEN: readonly Golden[] = [
     ],
   },
   {
-    name: "CAST rounds half away from zero; TRY_CAST gives NULL on bad input",
-    sql: "SELECT CAST(-2.5 AS INTEGER) AS a, CAST(x AS INTEGER) AS b, TRY_CAST(s AS DOUBLE) AS c, TRY_CAST(s AS INTEGER) + 1 AS d FROM user_data",
-    input: [{ x: 3.5, s: "abc" }],
-    expected: [{ a: -3, b: 4, c: null, d: null }],
+    name: "CAST to INTEGER rounds a string half away from zero, a DOUBLE half to even; TRY_CAST gives NULL",
+    sql: "SELECT CAST(h AS INTEGER) AS a, CAST(x AS INTEGER) AS b, CAST(y AS INTEGER) AS b2, TRY_CAST(s AS DOUBLE) AS c, TRY_CAST(s AS INTEGER) + 1 AS d FROM user_data",
+    input: [{ h: "-2.5", x: 3.5, y: 2.5, s: "abc" }],
+    expected: [{ a: -3, b: 4, b2: 2, c: null, d: null }],
   },
   {
     name: "a bad CAST drops the event (DuckDB would fail the query)",

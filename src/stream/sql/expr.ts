@@ -504,6 +504,10 @@ export class ExpressionCompiler {
       if (argNodes.length !== 1 || inner === undefined || nodeType(inner) !== "cast") unsupported("malformed TRY_CAST");
       return this.cast(inner, true);
     }
+    // The grammar reads `NOT (x)` as a call of a function named NOT.
+    if (name.toUpperCase() === "NOT" && argNodes.length === 1) {
+      return this.unaryExpr({ type: "unary_expr", operator: "NOT", expr: argNodes[0] });
+    }
     if (isNode(node.over) && node.over !== null) unsupported("window functions (OVER) are not supported in pipelines");
     const spec = functionSpec(name);
     if (argNodes.length < spec.minArgs || argNodes.length > spec.maxArgs) {

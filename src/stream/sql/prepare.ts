@@ -18,7 +18,7 @@ const WINDOW_TVFS = new Set(["tumble", "hop", "session"]);
 export function prepareSql(sql: string): string {
   let out = "";
   let i = 0;
-  // Positions in `sql` of open parens of TRY_CAST calls still waiting for their `)`.
+  // For each open paren, whether it opened a TRY_CAST, whose rewrite needs one extra `)`.
   const parens: boolean[] = [];
   const n = sql.length;
   while (i < n) {

@@ -68,20 +68,30 @@ export function toDouble(v: unknown): number | null {
   throw new SqlEvalError(`Unimplemented type for cast (${typeName(v)} -> DOUBLE)`);
 }
 
-/** DuckDB rounds half away from zero when a fractional value becomes an integer. */
+/** DuckDB rounds a string's (decimal) value half away from zero when it becomes an integer… */
 function roundHalfAway(x: number): number {
   return x < 0 ? -Math.round(-x) : Math.round(x);
+}
+
+/** …but a DOUBLE half to even (C's nearbyint): CAST(2.5::DOUBLE AS INTEGER) is 2. */
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 export function toInteger(v: unknown, target: "INTEGER" | "BIGINT"): number | null {
   if (v === null) return null;
   let x: number;
-  if (typeof v === "number") x = v;
-  else if (typeof v === "string") x = parseNumber(v, target === "INTEGER" ? "INT32" : "INT64");
-  else if (typeof v === "boolean") return v ? 1 : 0;
+  let r: number;
+  if (typeof v === "number") {
+    x = v;
+    r = roundHalfEven(x);
+  } else if (typeof v === "string") {
+    x = parseNumber(v, target === "INTEGER" ? "INT32" : "INT64");
+    r = roundHalfAway(x);
+  } else if (typeof v === "boolean") return v ? 1 : 0;
   else throw new SqlEvalError(`Unimplemented type for cast (${typeName(v)} -> ${target})`);
   if (!Number.isFinite(x)) throw new SqlEvalError(`Value ${x} can't be cast to ${target}`);
-  const r = roundHalfAway(x);
   const ok = target === "INTEGER" ? r >= INT32_MIN && r <= INT32_MAX : Math.abs(r) < INT64_LIMIT;
   if (!ok) throw new SqlEvalError(`Value ${x} is out of range for ${target}`);
   return r === 0 ? 0 : r;
