@@ -294,6 +294,28 @@ describe("LocalEventLog (local files)", () => {
     assert.deepEqual(await readdir(dir), []);
   });
 
+  test("reads records larger than the read buffer", async () => {
+    const dir = await tempDir();
+    const log = await openLog({ dir });
+    await log.createStream("s", { partitions: 1 });
+    const big = new Uint8Array(3 * 1024 * 1024).fill(7);
+    await log.append("s", [record("k", 1, "a"), { key: "k", timestamp: 2, value: big }, record("k", 3, "c")]);
+    const [r] = await log.read("s", 0, 1, { maxRecords: 1, maxBytes: 10 });
+    assert.equal(r!.value.length, big.length);
+    const all = await log.read("s", 0, 0, { maxBytes: 100 });
+    assert.deepEqual(
+      all.map((x) => x.offset),
+      [0],
+      "maxBytes is an upper bound once at least one record is returned",
+    );
+    await log.close();
+    const reopened = await openLog({ dir });
+    assert.deepEqual(
+      (await reopened.read("s", 0, 0)).map((x) => x.value.length),
+      [3, big.length, 3],
+    );
+  });
+
   test("rejects malformed input with invalid_input", async () => {
     const dir = await tempDir();
     const log = await openLog({ dir });

@@ -8,6 +8,7 @@ import { fsyncDir, parseSegmentFileName } from "./fs-util.js";
 import type { RecoveryReport, RollPolicy } from "./options.js";
 import { encodedSize, RECORD_OVERHEAD, writeRecord } from "./record.js";
 import { Segment } from "./segment.js";
+import { INDEX_INTERVAL_BYTES } from "./segment-index.js";
 
 export interface PartitionContext {
   readonly stream: string;
@@ -176,15 +177,20 @@ export class Partition {
     let next = Math.max(offset, this.startOffset);
     let bytes = 0;
     let full = false;
-    const chunkHint = Math.max(
-      16 * 1024,
-      Math.min(8 * 1024 * 1024, maxBytes + Math.min(maxRecords, 4096) * RECORD_OVERHEAD),
-    );
     while (!full && next < hwm) {
       const segments = this.segments;
       const i = this.segmentIndexFor(next);
       const segment = segments[i]!;
       const from = segment.index.positionFor(next);
+      // Read about what the limits will take (the segment's average record size tells how much
+      // maxRecords needs), so a small read of a big segment does not pull megabytes.
+      const count = segment.nextOffset - segment.baseOffset;
+      const average = count > 0 ? segment.size / count : RECORD_OVERHEAD;
+      const wanted = Math.min(
+        maxBytes + (maxRecords - out.length) * RECORD_OVERHEAD,
+        (maxRecords - out.length + 1) * average,
+      );
+      const chunkHint = Math.ceil(Math.max(4096, Math.min(8 * 1024 * 1024, wanted + INDEX_INTERVAL_BYTES)));
       const want = next;
       await segment.scan(from, segment.committedSize, chunkHint, (buf, h) => {
         if (h.offset < want) return true;
