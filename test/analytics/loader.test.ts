@@ -1,0 +1,92 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { AnalyticsLoader, toAnalyticsRow } from "../../src/analytics/loader.js";
+import { event, FakeEventLog } from "./fake-log.js";
+import { openStore, streamDef } from "./helpers.js";
+
+const ALL = { kind: "all" } as const;
+
+async function setup(t: import("node:test").TestContext, partitions = 3) {
+  const log = new FakeEventLog();
+  await log.createStream("clicks", { partitions });
+  const store = await openStore(t);
+  const errors: unknown[] = [];
+  const loader = new AnalyticsLoader({ log, store, batchSize: 50, retryMs: 10, onError: (e) => errors.push(e) });
+  t.after(() => loader.stop());
+  return { log, store, loader, errors };
+}
+
+test("appended events become queryable rows well within a second", async (t) => {
+  const { log, store, loader } = await setup(t);
+  loader.follow(streamDef("clicks", 3));
+  const positions = await log.append("clicks", [event("A", { n: 1 }, 1000), event("B", { n: 2 }, 2000)]);
+  const started = Date.now();
+  await loader.waitFor("clicks", positions, 1000);
+  assert.ok(Date.now() - started < 1000);
+  const r = await store.query("SELECT user_id, n, epoch_ms(_time) FROM clicks ORDER BY user_id", [], ALL);
+  assert.deepEqual(r.rows, [
+    ["A", 1, 1000],
+    ["B", 2, 2000],
+  ]);
+  assert.deepEqual(loader.lag(), new Map([["clicks", 0]]));
+});
+
+test("large backlogs load in batches, every record exactly once", async (t) => {
+  const { log, store, loader } = await setup(t);
+  const records = Array.from({ length: 1000 }, (_, i) => event(`u${i % 7}`, { i }));
+  const positions = await log.append("clicks", records);
+  loader.follow(streamDef("clicks", 3));
+  await loader.waitFor("clicks", positions, 5000);
+  const r = await store.query("SELECT count(*), count(DISTINCT i), sum(i) FROM clicks", [], ALL);
+  assert.deepEqual(r.rows, [[1000, 1000, 499500]]);
+});
+
+test("a restarted loader resumes from the store's offsets without duplicates", async (t) => {
+  const { log, store, loader } = await setup(t);
+  loader.follow(streamDef("clicks", 3));
+  await loader.waitFor("clicks", await log.append("clicks", [event("A", { n: 1 }), event("B", { n: 2 })]));
+  await loader.stop();
+  const positions = await log.append("clicks", [event("A", { n: 3 })]);
+  const second = new AnalyticsLoader({ log, store });
+  t.after(() => second.stop());
+  second.follow(streamDef("clicks", 3));
+  await second.waitFor("clicks", positions);
+  const r = await store.query("SELECT sum(n), count(*) FROM clicks", [], ALL);
+  assert.deepEqual(r.rows, [[6, 3]]);
+});
+
+test("errors are reported and retried, never thrown", async (t) => {
+  const { log, store, loader, errors } = await setup(t);
+  log.failReads = 3;
+  loader.follow(streamDef("clicks", 3));
+  const positions = await log.append("clicks", [event("A", { n: 1 })]);
+  await loader.waitFor("clicks", positions, 3000);
+  assert.ok(errors.length >= 1);
+  assert.deepEqual((await store.query("SELECT count(*) FROM clicks", [], ALL)).rows, [[1]]);
+});
+
+test("unfollow stops loading and rejects pending waits", async (t) => {
+  const { log, loader } = await setup(t);
+  loader.follow(streamDef("clicks", 3));
+  const wait = loader.waitFor("clicks", new Map([[0, 1000]]), 5000);
+  loader.unfollow("clicks");
+  await assert.rejects(wait, /no longer followed/);
+  const reads = log.reads;
+  await log.append("clicks", [event("A", {})]);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(log.reads, reads);
+});
+
+test("record values decode to fields; non-objects keep the row with no fields", () => {
+  const base = { partition: 1, offset: 7, key: "A", timestamp: 5, ingestTime: 6 };
+  assert.deepEqual(toAnalyticsRow({ ...base, value: new TextEncoder().encode('{"x":1}') }), {
+    partition: 1,
+    offset: 7,
+    userId: "A",
+    time: 5,
+    ingestTime: 6,
+    fields: { x: 1 },
+  });
+  assert.deepEqual(toAnalyticsRow({ ...base, value: new TextEncoder().encode("[1]") }).fields, {});
+  assert.deepEqual(toAnalyticsRow({ ...base, value: new Uint8Array([0xff]) }).fields, {});
+});
