@@ -81,7 +81,8 @@ exec 9>"/tmp/runnel-pg-${PORT}.lock"
 flock 9
 
 if ! answers; then
-  VERSION="$("$BINDIR/postgres" --version | sed -E 's/.* ([0-9]+)(\.[0-9]+)?.*/\1/')"
+  # "postgres (PostgreSQL) 15.18 (Debian …)": the major version is the first number.
+  VERSION="$("$BINDIR/postgres" --version | sed -E 's/^[^0-9]*([0-9]+).*/\1/')"
   if [ -f "$PGDIR/PG_VERSION" ] && [ "$(cat "$PGDIR/PG_VERSION")" != "$VERSION" ]; then
     log "cluster in $PGDIR is from PostgreSQL $(cat "$PGDIR/PG_VERSION"), binaries are $VERSION; recreating"
     rm -rf "$PGDIR"

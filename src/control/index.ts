@@ -18,6 +18,7 @@ export { generateApiKey, hashApiKey, looksLikeApiKey } from "./api-keys.js";
 export { MIGRATIONS, migrate } from "./migrations.js";
 export type { ScryptParams } from "./passwords.js";
 export {
+  createPasswordHasher,
   DEFAULT_SCRYPT_PARAMS,
   hashPassword,
   needsRehash,

@@ -3,7 +3,7 @@
  * transaction and is recorded in `runnel_migrations`; a migration, once released, is never edited
  * (add a new one instead). Every statement must run unchanged on PGlite and on PostgreSQL 13+.
  *
- * Rules, alerts and blocks arrive as later migrations (version 2 onwards).
+ * Rules, alerts and blocks arrive as later migrations (version 3 onwards).
  */
 import type { SqlDriver } from "./driver.js";
 
@@ -80,6 +80,22 @@ export const MIGRATIONS: readonly Migration[] = [
         start_from text NOT NULL CHECK (start_from IN ('earliest', 'now')),
         created_at timestamptz NOT NULL DEFAULT now()
       )`,
+    ],
+  },
+  {
+    version: 2,
+    name: "activity is append-only",
+    statements: [
+      // An audit trail the application could quietly rewrite proves nothing, so the database refuses
+      // row changes itself. A retention policy, when one is wanted, arrives as a migration that
+      // replaces this rule (TRUNCATE, an operator's tool, is deliberately not covered).
+      `CREATE FUNCTION runnel_activity_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        RAISE EXCEPTION 'activity is append-only (% refused)', TG_OP;
+      END
+      $$`,
+      `CREATE TRIGGER activity_append_only BEFORE UPDATE OR DELETE ON activity
+        FOR EACH ROW EXECUTE FUNCTION runnel_activity_append_only()`,
     ],
   },
 ];

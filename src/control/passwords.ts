@@ -118,3 +118,23 @@ function derive(password: string, salt: Buffer, params: ScryptParams, length: nu
     );
   });
 }
+
+/**
+ * The password operations bundled with one cost, for injection (the HTTP layer's PasswordHasher):
+ * production uses the default, tests a cheap one.
+ *
+ * ```ts
+ * const passwords = createPasswordHasher();
+ * const encoded = await passwords.hash("s3cret-pass");
+ * ```
+ */
+export function createPasswordHasher(params: ScryptParams = DEFAULT_SCRYPT_PARAMS) {
+  checkParams(params);
+  return Object.freeze({
+    params,
+    hash: (password: string) => hashPassword(password, params),
+    verify: (password: string, encoded: string) => verifyPassword(password, encoded),
+    verifyNone: (password: string) => verifyNoPassword(password, params),
+    needsRehash: (encoded: string) => needsRehash(encoded, params),
+  });
+}

@@ -4,7 +4,8 @@
  */
 import { randomUUID } from "node:crypto";
 import { RunnelError } from "../core/errors.js";
-import { isDatabaseError, type SqlDriver } from "./driver.js";
+import { translateDatabaseError } from "./db-errors.js";
+import type { SqlDriver } from "./driver.js";
 import { migrate } from "./migrations.js";
 import type {
   ActivityEntry,
@@ -22,15 +23,6 @@ import type {
 
 export const ACTIVITY_DEFAULT_LIMIT = 50;
 export const ACTIVITY_MAX_LIMIT = 500;
-
-/** Which unique constraint a 23505 came from, in words an API client can act on. */
-const CONFLICT_MESSAGES: Readonly<Record<string, string>> = {
-  users_username_key: "username already taken",
-  users_email_key: "email already registered",
-  api_keys_key_hash_key: "api key already exists",
-  streams_pkey: "stream already exists",
-  pipelines_pkey: "pipeline already exists",
-};
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -397,26 +389,8 @@ export class SqlControlStore implements ControlStore {
     try {
       return (await driver.query<T>(sql, params)).rows;
     } catch (e) {
-      throw translate(e);
+      throw translateDatabaseError(e);
     }
-  }
-}
-
-/** Server errors a caller can act on become RunnelErrors; anything else stays as it is. */
-function translate(e: unknown): unknown {
-  if (!isDatabaseError(e)) return e;
-  switch (e.code) {
-    case "23505":
-      return new RunnelError("conflict", CONFLICT_MESSAGES[e.constraint ?? ""] ?? "already exists", { cause: e });
-    case "23503":
-      // Only user_id columns reference anything; a missing row there means the user is gone.
-      return new RunnelError("not_found", "user not found", { cause: e });
-    case "23514":
-    case "22P02":
-    case "22003":
-      return new RunnelError("invalid_input", e.message, { cause: e });
-    default:
-      return e;
   }
 }
 

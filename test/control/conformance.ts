@@ -151,6 +151,7 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
             role: "root" as Role,
           }),
           "invalid_input",
+          /role must be one of/,
         );
       });
 
@@ -320,6 +321,12 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
         assert.deepEqual(await store.getSettings(user.id), settings);
       });
 
+      it("refuse the NUL character, which PostgreSQL cannot store", async () => {
+        const user = await newUser();
+        await rejectsWith(store.putSettings(user.id, { bad: "a\u0000b" }), "invalid_input", /NUL/);
+        await rejectsWith(store.recordActivity(user.id, "bad\u0000kind"), "invalid_input", /NUL/);
+      });
+
       it("are per user", async () => {
         const a = await newUser();
         const b = await newUser();
@@ -472,6 +479,7 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
         await rejectsWith(
           store.createStream({ name: unique("bad"), partitions: 0, timestampField: "t" }),
           "invalid_input",
+          /partitions must be at least 1/,
         );
       });
     });
@@ -498,6 +506,7 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
         await rejectsWith(
           store.createPipeline({ name: unique("p"), sql: "SELECT 1", startFrom: "latest" as "now" }),
           "invalid_input",
+          /startFrom/,
         );
       });
     });

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { generateApiKey, hashApiKey, looksLikeApiKey } from "../../src/control/api-keys.js";
 import {
+  createPasswordHasher,
   DEFAULT_SCRYPT_PARAMS,
   hashPassword,
   needsRehash,
@@ -78,6 +79,23 @@ describe("passwords", () => {
 
   it("verifyNoPassword always fails", async () => {
     assert.equal(await verifyNoPassword("anything", FAST), false);
+  });
+});
+
+describe("password hasher", () => {
+  it("binds one cost to hash, verify, verifyNone and needsRehash", async () => {
+    const passwords = createPasswordHasher(FAST);
+    const encoded = await passwords.hash("hunter22");
+    assert.ok(encoded.startsWith("scrypt$N=1024,"));
+    assert.equal(await passwords.verify("hunter22", encoded), true);
+    assert.equal(await passwords.verify("hunter23", encoded), false);
+    assert.equal(await passwords.verifyNone("hunter22"), false);
+    assert.equal(passwords.needsRehash(encoded), false);
+    assert.equal(createPasswordHasher().needsRehash(encoded), true);
+  });
+
+  it("refuses invalid parameters up front", () => {
+    assert.throws(() => createPasswordHasher({ N: 3, r: 8, p: 1 }), RangeError);
   });
 });
 

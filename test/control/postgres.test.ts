@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
-import { createPostgresControlStore } from "../../src/control/index.js";
+import { createPostgresControlStore, MIGRATIONS } from "../../src/control/index.js";
 import { runControlStoreConformance } from "./conformance.js";
 
 function serverUrl(): string {
@@ -62,8 +62,8 @@ describe("PostgreSQL control store", () => {
         c.query<{ version: number }>("SELECT version FROM runnel_migrations"),
       );
       assert.deepEqual(
-        versions.rows.map((r) => r.version),
-        [1],
+        versions.rows.map((r) => r.version).sort((a, b) => a - b),
+        MIGRATIONS.map((m) => m.version),
       );
       for (const s of stores) assert.equal(await s.ping(), true);
     } finally {

@@ -1,0 +1,62 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import type { SqlDriver } from "../../src/control/driver.js";
+import { MIGRATIONS, migrate } from "../../src/control/migrations.js";
+import { connectPglite } from "../../src/control/pglite.js";
+
+describe("migrations", () => {
+  let db: SqlDriver;
+
+  before(async () => {
+    db = await connectPglite();
+  });
+
+  after(async () => {
+    await db.close();
+  });
+
+  it("are numbered 1, 2, 3… in order, each with statements", () => {
+    assert.deepEqual(
+      MIGRATIONS.map((m) => m.version),
+      MIGRATIONS.map((_, i) => i + 1),
+    );
+    for (const m of MIGRATIONS) {
+      assert.ok(m.statements.length > 0, `migration ${m.version} is empty`);
+      assert.ok(m.name.length > 0);
+    }
+  });
+
+  it("apply all once, then nothing", async () => {
+    assert.deepEqual(
+      await migrate(db),
+      MIGRATIONS.map((m) => m.version),
+    );
+    assert.deepEqual(await migrate(db), []);
+    const { rows } = await db.query<{ version: number }>("SELECT version FROM runnel_migrations ORDER BY version");
+    assert.deepEqual(
+      rows.map((r) => r.version),
+      MIGRATIONS.map((m) => m.version),
+    );
+  });
+
+  it("roll back a failing migration whole, leaving it pending", async () => {
+    const broken = [
+      ...MIGRATIONS,
+      { version: 999, name: "broken", statements: ["CREATE TABLE half_done (id int)", "SELECT no_such_column"] },
+    ];
+    await assert.rejects(migrate(db, broken), /no_such_column/);
+    const table = await db.query("SELECT 1 FROM information_schema.tables WHERE table_name = 'half_done'");
+    assert.equal(table.rows.length, 0);
+    const recorded = await db.query("SELECT 1 FROM runnel_migrations WHERE version = 999");
+    assert.equal(recorded.rows.length, 0);
+  });
+
+  it("make activity append-only", async () => {
+    const userId = "00000000-0000-4000-8000-000000000001";
+    await db.query("INSERT INTO activity (user_id, kind) VALUES ($1, 'login')", [userId]);
+    await assert.rejects(db.query("UPDATE activity SET kind = 'forged' WHERE user_id = $1", [userId]), /append-only/);
+    await assert.rejects(db.query("DELETE FROM activity WHERE user_id = $1", [userId]), /append-only/);
+    const { rows } = await db.query<{ kind: string }>("SELECT kind FROM activity WHERE user_id = $1", [userId]);
+    assert.deepEqual(rows, [{ kind: "login" }]);
+  });
+});
