@@ -7,6 +7,19 @@ import { RunnelError } from "../core/errors.js";
 import { translateDatabaseError } from "./db-errors.js";
 import type { SqlDriver } from "./driver.js";
 import { migrate } from "./migrations.js";
+import {
+  type ActivityRow,
+  type ApiKeyOwnerRow,
+  type ApiKeyRow,
+  type PipelineRow,
+  type StreamRow,
+  toActivity,
+  toApiKey,
+  toPipeline,
+  toStream,
+  toUser,
+  type UserRow,
+} from "./rows.js";
 import type {
   ActivityEntry,
   ApiKey,
@@ -27,60 +40,6 @@ export const ACTIVITY_MAX_LIMIT = 500;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const USER_COLUMNS = "id, username, email, role, disabled, token_version, created_at";
-
-interface UserRow {
-  id: string;
-  username: string;
-  email: string;
-  role: Role;
-  disabled: boolean;
-  token_version: number;
-  created_at: Date | string;
-  password_hash?: string;
-}
-
-interface ApiKeyRow {
-  id: string;
-  user_id: string;
-  name: string;
-  role: Role;
-  prefix: string;
-  created_at: Date | string;
-}
-
-interface ApiKeyOwnerRow extends ApiKeyRow {
-  username: string;
-  email: string;
-  owner_role: Role;
-  disabled: boolean;
-  token_version: number;
-  owner_created_at: Date | string;
-}
-
-interface ActivityRow {
-  id: string;
-  user_id: string;
-  kind: string;
-  detail: Record<string, unknown>;
-  at: Date | string;
-}
-
-interface StreamRow {
-  name: string;
-  partitions: number;
-  schema: Record<string, unknown> | null;
-  timestamp_field: string;
-  retention_ms: string | number | bigint | null;
-  derived_from: string | null;
-  created_at: Date | string;
-}
-
-interface PipelineRow {
-  name: string;
-  sql: string;
-  start_from: "earliest" | "now";
-  created_at: Date | string;
-}
 
 export class SqlControlStore implements ControlStore {
   #driver: SqlDriver | undefined;
@@ -109,9 +68,12 @@ export class SqlControlStore implements ControlStore {
   }
 
   async close(): Promise<void> {
+    // Let an open in flight finish first, or it would install a driver after we closed.
+    const opening = this.#opening;
+    this.#opening = undefined;
+    await opening?.catch(() => {});
     const driver = this.#driver;
     this.#driver = undefined;
-    this.#opening = undefined;
     await driver?.close();
   }
 
@@ -310,7 +272,7 @@ export class SqlControlStore implements ControlStore {
        ORDER BY activity.id DESC LIMIT $3`,
       [userId, before ?? null, Math.min(limit, ACTIVITY_MAX_LIMIT)],
     );
-    return rows.map((r) => ({ id: r.id, userId: r.user_id, kind: r.kind, detail: r.detail, at: iso(r.at) }));
+    return rows.map(toActivity);
   }
 
   // Catalogue.
@@ -398,40 +360,4 @@ function one<T>(rows: T[]): T {
   const row = rows[0];
   if (row === undefined) throw new RunnelError("internal", "statement returned no row");
   return row;
-}
-
-function iso(value: Date | string): string {
-  return (value instanceof Date ? value : new Date(value)).toISOString();
-}
-
-function toUser(r: UserRow): User {
-  return {
-    id: r.id,
-    username: r.username,
-    email: r.email,
-    role: r.role,
-    disabled: r.disabled,
-    createdAt: iso(r.created_at),
-    tokenVersion: r.token_version,
-  };
-}
-
-function toApiKey(r: ApiKeyRow): ApiKey {
-  return { id: r.id, userId: r.user_id, name: r.name, role: r.role, prefix: r.prefix, createdAt: iso(r.created_at) };
-}
-
-function toStream(r: StreamRow): StreamDefinition {
-  return {
-    name: r.name,
-    partitions: r.partitions,
-    ...(r.schema !== null && { schema: r.schema }),
-    timestampField: r.timestamp_field,
-    ...(r.retention_ms !== null && { retentionMs: Number(r.retention_ms) }),
-    ...(r.derived_from !== null && { derivedFrom: r.derived_from }),
-    createdAt: iso(r.created_at),
-  };
-}
-
-function toPipeline(r: PipelineRow): PipelineDefinition {
-  return { name: r.name, sql: r.sql, startFrom: r.start_from, createdAt: iso(r.created_at) };
 }

@@ -66,6 +66,15 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
         }
       });
 
+      it("close during open leaves the store closed", async () => {
+        const racing = await factory();
+        const opening = racing.open();
+        await racing.close();
+        await opening;
+        assert.equal(await racing.ping(), false);
+        await rejectsWith(racing.listUsers(), "not_ready");
+      });
+
       it("refuses work before open and pings false", async () => {
         const closed = await factory();
         assert.equal(await closed.ping(), false);

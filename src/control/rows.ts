@@ -1,0 +1,99 @@
+/**
+ * Rows as the drivers return them, and their mapping to the ControlStore's types. Both drivers
+ * give timestamps as Date and jsonb as parsed JSON; bigint may arrive as string or bigint.
+ */
+import type { ActivityEntry, ApiKey, PipelineDefinition, Role, StreamDefinition, User } from "./types.js";
+
+export interface UserRow {
+  id: string;
+  username: string;
+  email: string;
+  role: Role;
+  disabled: boolean;
+  token_version: number;
+  created_at: Date | string;
+  password_hash?: string;
+}
+
+export interface ApiKeyRow {
+  id: string;
+  user_id: string;
+  name: string;
+  role: Role;
+  prefix: string;
+  created_at: Date | string;
+}
+
+export interface ApiKeyOwnerRow extends ApiKeyRow {
+  username: string;
+  email: string;
+  owner_role: Role;
+  disabled: boolean;
+  token_version: number;
+  owner_created_at: Date | string;
+}
+
+export interface ActivityRow {
+  id: string;
+  user_id: string;
+  kind: string;
+  detail: Record<string, unknown>;
+  at: Date | string;
+}
+
+export interface StreamRow {
+  name: string;
+  partitions: number;
+  schema: Record<string, unknown> | null;
+  timestamp_field: string;
+  retention_ms: string | number | bigint | null;
+  derived_from: string | null;
+  created_at: Date | string;
+}
+
+export interface PipelineRow {
+  name: string;
+  sql: string;
+  start_from: "earliest" | "now";
+  created_at: Date | string;
+}
+
+export function iso(value: Date | string): string {
+  return (value instanceof Date ? value : new Date(value)).toISOString();
+}
+
+export function toUser(r: UserRow): User {
+  return {
+    id: r.id,
+    username: r.username,
+    email: r.email,
+    role: r.role,
+    disabled: r.disabled,
+    createdAt: iso(r.created_at),
+    tokenVersion: r.token_version,
+  };
+}
+
+export function toApiKey(r: ApiKeyRow): ApiKey {
+  return { id: r.id, userId: r.user_id, name: r.name, role: r.role, prefix: r.prefix, createdAt: iso(r.created_at) };
+}
+
+export function toActivity(r: ActivityRow): ActivityEntry {
+  return { id: r.id, userId: r.user_id, kind: r.kind, detail: r.detail, at: iso(r.at) };
+}
+
+export function toStream(r: StreamRow): StreamDefinition {
+  return {
+    name: r.name,
+    partitions: r.partitions,
+    ...(r.schema !== null && { schema: r.schema }),
+    timestampField: r.timestamp_field,
+    ...(r.retention_ms !== null && { retentionMs: Number(r.retention_ms) }),
+    ...(r.derived_from !== null && { derivedFrom: r.derived_from }),
+    createdAt: iso(r.created_at),
+  };
+}
+
+export function toPipeline(r: PipelineRow): PipelineDefinition {
+  return { name: r.name, sql: r.sql, startFrom: r.start_from, createdAt: iso(r.created_at) };
+}
