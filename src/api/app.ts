@@ -32,7 +32,7 @@ export async function buildApp(services: ApiServices): Promise<FastifyInstance> 
     bodyLimit: services.config.limits.maxBodyBytes,
     logger: services.config.logLevel === "silent" ? false : { level: services.config.logLevel },
     disableRequestLogging: true,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false, allowUnionTypes: true } },
     return503OnClosing: true,
   });
 
