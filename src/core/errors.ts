@@ -31,6 +31,8 @@ export const ERROR_CATALOGUE = {
   unsupported_media_type: { status: 415, domain: "user", retryable: false },
   user_blocked: { status: 423, domain: "user", retryable: false },
   overloaded: { status: 429, domain: "external", retryable: true },
+  /** Login throttling (src/api/auth/throttle.ts): the caller's own doing, so domain "user"; Retry-After says when. */
+  too_many_attempts: { status: 429, domain: "user", retryable: true },
   internal: { status: 500, domain: "internal", retryable: true },
   not_ready: { status: 503, domain: "external", retryable: true },
   storage_corrupt: { status: 500, domain: "internal", retryable: false },
