@@ -149,3 +149,26 @@ test("dropTable removes the table and its positions", async (t) => {
   assert.deepEqual(await store.appliedOffsets("events"), new Map());
   await assert.rejects(store.query("SELECT * FROM events", [], ALL), { code: "stream_not_found" });
 });
+
+test("columns a stream's JSON Schema declares exist with their types before any event", async (t) => {
+  const store = await openStore(t);
+  await store.ensureTable({
+    ...streamDef("payments"),
+    schema: {
+      type: "object",
+      properties: {
+        amount: { type: "number" },
+        n: { type: "integer" },
+        note: { type: "string" },
+        user_id: { type: "string" },
+      },
+    },
+  });
+  await store.apply("payments", 0, [row(0, "A", { amount: 5, n: 2 }, 0)]);
+  const r = await store.query("SELECT sum(amount) AS total, sum(n) AS count, max(note) AS note FROM payments", [], ALL);
+  assert.deepEqual(
+    r.columns.map((c) => c.type),
+    ["DOUBLE", "HUGEINT", "VARCHAR"],
+  );
+  assert.deepEqual(r.rows, [[5, 2, null]]);
+});

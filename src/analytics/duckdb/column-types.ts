@@ -95,3 +95,33 @@ export function fromCatalogType(dataType: string): ColumnType | undefined {
       return undefined;
   }
 }
+
+const SCHEMA_TYPES: Readonly<Record<string, ColumnType>> = {
+  integer: "BIGINT",
+  number: "DOUBLE",
+  boolean: "BOOLEAN",
+  string: "VARCHAR",
+  object: "JSON",
+  array: "JSON",
+};
+
+/**
+ * Columns a stream's JSON Schema declares at its top level (`properties` with one `type`), so a
+ * declared `number` is DOUBLE from the first event even when that event holds an integral value.
+ */
+export function declaredColumns(
+  schema: Readonly<Record<string, unknown>> | undefined,
+): { name: string; type: ColumnType }[] {
+  const properties = schema?.properties;
+  if (typeof properties !== "object" || properties === null) return [];
+  const seen = new Set<string>();
+  const out: { name: string; type: ColumnType }[] = [];
+  for (const [name, spec] of Object.entries(properties as Record<string, unknown>)) {
+    if (typeof spec !== "object" || spec === null || isBaseColumn(name) || seen.has(columnKey(name))) continue;
+    const type = SCHEMA_TYPES[String((spec as Record<string, unknown>).type)];
+    if (type === undefined) continue;
+    seen.add(columnKey(name));
+    out.push({ name, type });
+  }
+  return out;
+}

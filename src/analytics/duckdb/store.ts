@@ -8,7 +8,7 @@ import type { StreamDefinition } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
 import { checkQuery } from "../sql/check.js";
 import type { AnalyticsRow, AnalyticsStore, QueryResult, QueryScope } from "../types.js";
-import { BASE_COLUMNS, type ColumnType, columnKey, fromCatalogType } from "./column-types.js";
+import { BASE_COLUMNS, type ColumnType, columnKey, declaredColumns, fromCatalogType } from "./column-types.js";
 import { lockEngine, openEngine } from "./engine.js";
 import { quoteIdent } from "./identifiers.js";
 import { engineError, type QueryLimits, runSelect } from "./query-runner.js";
@@ -126,7 +126,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
     if (!STREAM_NAME.test(name)) throw new RunnelError("invalid_input", `invalid stream name ${JSON.stringify(name)}`);
     await this.writeLock.run(async () => {
       if (this.schemas.has(name)) return;
-      await this.conn().run(createTableSql(name));
+      await this.conn().run(createTableSql(name, declaredColumns(stream.schema)));
       this.schemas.set(name, await this.loadSchema(name));
     });
   }

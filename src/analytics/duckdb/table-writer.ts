@@ -19,9 +19,10 @@ export interface FieldColumn {
 /** The event-field columns of a table, keyed by lower-cased name, in table order. */
 export type FieldColumns = ReadonlyMap<string, FieldColumn>;
 
-export function createTableSql(table: string): string {
-  const base = BASE_COLUMNS.map((c) => `${quoteIdent(c.name)} ${c.type}`).join(", ");
-  return `CREATE TABLE IF NOT EXISTS ${quoteIdent(table)} (${base})`;
+/** The table with its base columns and, ahead of any event, the columns its JSON Schema declares. */
+export function createTableSql(table: string, declared: readonly { name: string; type: ColumnType }[] = []): string {
+  const columns = [...BASE_COLUMNS, ...declared].map((c) => `${quoteIdent(c.name)} ${c.type}`).join(", ");
+  return `CREATE TABLE IF NOT EXISTS ${quoteIdent(table)} (${columns})`;
 }
 
 export const CREATE_POSITIONS_SQL = `CREATE TABLE IF NOT EXISTS ${POSITIONS_TABLE} (
