@@ -3,7 +3,7 @@
  * transaction and is recorded in `runnel_migrations`; a migration, once released, is never edited
  * (add a new one instead). Every statement must run unchanged on PGlite and on PostgreSQL 13+.
  *
- * Rules, alerts and blocks arrive as later migrations (version 3 onwards).
+ * Rules, alerts and blocks arrive as later migrations.
  */
 import type { SqlDriver } from "./driver.js";
 
@@ -96,6 +96,18 @@ export const MIGRATIONS: readonly Migration[] = [
       $$`,
       `CREATE TRIGGER activity_append_only BEFORE UPDATE OR DELETE ON activity
         FOR EACH ROW EXECUTE FUNCTION runnel_activity_append_only()`,
+    ],
+  },
+  {
+    version: 3,
+    name: "usernames of deleted accounts stay reserved",
+    statements: [
+      // Events and activity name their user by username and outlive the account (docs/security.md),
+      // so a name, once used, must never come back as somebody else.
+      `CREATE TABLE deleted_usernames (
+        username text PRIMARY KEY,
+        deleted_at timestamptz NOT NULL DEFAULT now()
+      )`,
     ],
   },
 ];

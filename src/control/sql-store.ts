@@ -5,7 +5,7 @@
 import { randomUUID } from "node:crypto";
 import { RunnelError } from "../core/errors.js";
 import { translateDatabaseError } from "./db-errors.js";
-import type { SqlDriver } from "./driver.js";
+import type { SqlDriver, SqlExecutor } from "./driver.js";
 import { migrate } from "./migrations.js";
 import {
   type ActivityRow,
@@ -90,12 +90,17 @@ export class SqlControlStore implements ControlStore {
   // Users.
 
   async createUser(user: NewUser): Promise<User> {
+    // One statement, so a deletion cannot slip in between a check and the insert.
     const rows = await this.#query<UserRow>(
-      `INSERT INTO users (id, username, email, password_hash, role) VALUES ($1, $2, $3, $4, $5)
+      `INSERT INTO users (id, username, email, password_hash, role)
+       SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM deleted_usernames WHERE username = $2)
        RETURNING ${USER_COLUMNS}`,
       [randomUUID(), user.username, user.email, user.passwordHash, user.role],
     );
-    return toUser(one(rows));
+    const row = rows[0];
+    if (row === undefined)
+      throw new RunnelError("conflict", "username belonged to a deleted account and stays reserved");
+    return toUser(row);
   }
 
   async getUserByUsername(username: string): Promise<UserWithSecret | undefined> {
@@ -151,7 +156,23 @@ export class SqlControlStore implements ControlStore {
   /** Deleting an unknown user is a no-op. API keys and settings go with the user; activity stays. */
   async deleteUser(id: string): Promise<void> {
     if (!UUID.test(id)) return;
-    await this.#query("DELETE FROM users WHERE id = $1", [id]);
+    await this.#transaction(async (tx) => {
+      await tx.query(
+        `INSERT INTO deleted_usernames (username) SELECT username FROM users WHERE id = $1
+         ON CONFLICT (username) DO NOTHING`,
+        [id],
+      );
+      await tx.query("DELETE FROM users WHERE id = $1", [id]);
+    });
+  }
+
+  async rehashPassword(id: string, current: string, next: string): Promise<boolean> {
+    if (!UUID.test(id)) return false;
+    const rows = await this.#query<{ id: string }>(
+      "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2 RETURNING id",
+      [id, current, next],
+    );
+    return rows.length > 0;
   }
 
   /** Admins who can act: disabled admin accounts do not count towards keeping the system manageable. */
@@ -343,6 +364,16 @@ export class SqlControlStore implements ControlStore {
   async deletePipeline(name: string): Promise<boolean> {
     const rows = await this.#query<{ name: string }>("DELETE FROM pipelines WHERE name = $1 RETURNING name", [name]);
     return rows.length > 0;
+  }
+
+  async #transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    const driver = this.#driver;
+    if (driver === undefined) throw new RunnelError("not_ready", "control store is not open");
+    try {
+      return await driver.transaction(fn);
+    } catch (e) {
+      throw translateDatabaseError(e);
+    }
   }
 
   async #query<T>(sql: string, params: readonly unknown[] = []): Promise<T[]> {

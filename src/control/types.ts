@@ -97,7 +97,17 @@ export interface ControlStore {
     id: string,
     patch: { email?: string; role?: Role; disabled?: boolean; passwordHash?: string },
   ): Promise<User>;
+  /**
+   * Removes the account, its keys and settings; activity stays. The username is reserved for ever
+   * (createUser refuses it with a conflict): events name their user by username, so a newcomer
+   * under the same name would otherwise inherit the deleted user's events.
+   */
   deleteUser(id: string): Promise<void>;
+  /**
+   * Replaces the password hash only if it is still `current` (a concurrent password change wins),
+   * without revoking tokens: the password is the same, only its hash is stronger. True if replaced.
+   */
+  rehashPassword(id: string, current: string, next: string): Promise<boolean>;
   countAdmins(): Promise<number>;
 
   // API keys.

@@ -233,13 +233,35 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
         assert.equal(await store.getUserByUsername(user.username), undefined);
         await store.deleteUser(user.id);
         await store.deleteUser("not-a-uuid");
-        const again = await store.createUser({
-          username: user.username,
+      });
+
+      it("keeps a deleted user's username reserved, but frees the email", async () => {
+        const user = await newUser();
+        await store.deleteUser(user.id);
+        await rejectsWith(
+          store.createUser({ username: user.username, email: `other-${user.email}`, passwordHash: "h", role: "user" }),
+          "conflict",
+          /reserved/,
+        );
+        const sameEmail = await store.createUser({
+          username: unique("again"),
           email: user.email,
           passwordHash: "h",
           role: "user",
         });
-        assert.notEqual(again.id, user.id);
+        assert.notEqual(sameEmail.id, user.id);
+      });
+
+      it("re-hashes a password only over the hash it was read with, without revoking tokens", async () => {
+        const user = await newUser();
+        const before = await store.getUserByUsername(user.username);
+        assert.ok(before);
+        assert.equal(await store.rehashPassword(user.id, "stale-hash", "stronger"), false);
+        assert.equal(await store.rehashPassword(user.id, before.passwordHash, "stronger"), true);
+        const after = await store.getUserByUsername(user.username);
+        assert.equal(after?.passwordHash, "stronger");
+        assert.equal(after?.tokenVersion, before.tokenVersion);
+        assert.equal(await store.rehashPassword("not-a-uuid", "a", "b"), false);
       });
     });
 
