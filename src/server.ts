@@ -15,7 +15,7 @@ import { PipelineManager } from "./catalog/pipelines.js";
 import { StreamCatalog } from "./catalog/streams.js";
 import type { Config } from "./config/config.js";
 import { createPgliteControlStore, createPostgresControlStore } from "./control/index.js";
-import { hashPassword, verifyNoPassword, verifyPassword } from "./control/passwords.js";
+import { createPasswordHasher, hashPassword } from "./control/passwords.js";
 import type { ControlStore } from "./control/types.js";
 import { type Clock, systemClock } from "./core/clock.js";
 import { StreamIngestor } from "./ingest/ingestor.js";
@@ -108,7 +108,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       pipelines,
       tokens,
       auth: new Authenticator(control, tokens),
-      passwords: { hash: (p) => hashPassword(p), verify: verifyPassword, verifyNone: (p) => verifyNoPassword(p) },
+      passwords: createPasswordHasher(),
       readiness: async () => ({
         control: await control.ping().catch(() => false),
         analytics: await analytics.ping().catch(() => false),

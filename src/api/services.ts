@@ -16,6 +16,8 @@ export interface PasswordHasher {
   verify(password: string, encoded: string): Promise<boolean>;
   /** Spends the same time as verify() for a user that does not exist, so timing reveals nothing. */
   verifyNone(password: string): Promise<false>;
+  /** True when a hash was made with weaker parameters than the current ones (re-hashed at login). */
+  needsRehash?(encoded: string): boolean;
 }
 
 /** Readiness of each component, for /readyz. */
