@@ -33,6 +33,10 @@ export class Authenticator {
     if (looksLikeApiKey(secret)) {
       const key = await this.control.findApiKeyByHash(hashApiKey(secret));
       if (!key || key.owner.disabled) throw new RunnelError("unauthorized", "the API key is invalid or revoked");
+      // A key never acts above its owner: after a demotion, keys of the old role stop working.
+      if (!keyRoleAllowed(key.owner.role, key.role)) {
+        throw new RunnelError("unauthorized", "the API key's role exceeds its owner's; it has been revoked");
+      }
       return { userId: key.owner.id, username: key.owner.username, role: key.role, credential: "api_key" };
     }
     const claims = await this.tokens.verify(secret);
@@ -48,4 +52,9 @@ export function requireRole(principal: AuthPrincipal, ...roles: Role[]): void {
   if (!roles.includes(principal.role)) {
     throw new RunnelError("forbidden", `this needs the ${roles.join(" or ")} role; you act as ${principal.role}`);
   }
+}
+
+/** An admin's keys may carry any role; anyone else's only their own role or `user`. */
+export function keyRoleAllowed(ownerRole: Role, keyRole: Role): boolean {
+  return ownerRole === "admin" || keyRole === ownerRole || keyRole === "user";
 }

@@ -1,10 +1,13 @@
 /** Accounts and credentials (API.md): signup, login, the caller's profile, settings, activity, API keys, and admin user management. */
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { generateApiKey } from "../../control/api-keys.js";
+import { ACTIVITY_DEFAULT_LIMIT, ACTIVITY_MAX_LIMIT } from "../../control/sql-store.js";
 import { ROLES, type Role, type User } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
 import { principalOf } from "../app.js";
-import { requireRole } from "../auth/authenticate.js";
+import { type AuthPrincipal, requireRole } from "../auth/authenticate.js";
+import { type LoginClient, login } from "../auth/login.js";
+import { LoginThrottle } from "../auth/throttle.js";
 import type { ApiServices } from "../services.js";
 
 const USERNAME = "^[A-Za-z0-9_.-]{1,64}$";
@@ -32,12 +35,49 @@ export function publicUser(user: User) {
   };
 }
 
-function clientOf(request: FastifyRequest): Record<string, unknown> {
-  return { ip: request.ip, userAgent: request.headers["user-agent"] ?? null };
+function clientOf(request: FastifyRequest): LoginClient {
+  const agent = request.headers["user-agent"];
+  return { ip: request.ip, userAgent: agent === undefined ? null : agent.slice(0, 256) };
+}
+
+const activityQuery = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    limit: { type: "string", pattern: "^[0-9]{1,3}$" },
+    before: { type: "string", pattern: "^[1-9][0-9]{0,18}$" },
+  },
+} as const;
+
+const usernameParams = {
+  type: "object",
+  required: ["username"],
+  properties: { username: { type: "string", pattern: USERNAME } },
+} as const;
+
+/** Roles a credential may mint keys for: an admin any, everyone else only `user` (API.md). */
+function keyRoleFor(principal: AuthPrincipal, requested: Role | undefined): Role {
+  if (principal.role === "admin") return requested ?? "admin";
+  const role = requested ?? "user";
+  if (role !== "user") throw new RunnelError("forbidden", `only an admin may create ${role} keys`);
+  return role;
 }
 
 export function registerAccountRoutes(app: FastifyInstance, services: ApiServices): void {
   const { control, passwords, tokens } = services;
+  const throttle = new LoginThrottle(services.clock);
+
+  const activityPage = async (userId: string, query: { limit?: string; before?: string }) => {
+    const limit = query.limit === undefined ? ACTIVITY_DEFAULT_LIMIT : Number(query.limit);
+    if (limit < 1) throw new RunnelError("invalid_input", "limit must be at least 1");
+    const activity = await control.listActivity(userId, {
+      limit,
+      ...(query.before !== undefined && { before: query.before }),
+    });
+    // A full page may have more behind it; the client passes `next` back as `before`.
+    const full = activity.length === Math.min(limit, ACTIVITY_MAX_LIMIT);
+    return { activity, next: full ? (activity[activity.length - 1]?.id ?? null) : null };
+  };
 
   app.post<{ Body: { username: string; email: string; password: string } }>(
     "/auth/signup",
@@ -50,7 +90,7 @@ export function registerAccountRoutes(app: FastifyInstance, services: ApiService
         passwordHash: await passwords.hash(password),
         role: "user",
       });
-      await control.recordActivity(user.id, "signup", clientOf(request));
+      await control.recordActivity(user.id, "signup", { ...clientOf(request) });
       return reply.status(201).send({ user: publicUser(user) });
     },
   );
@@ -69,16 +109,8 @@ export function registerAccountRoutes(app: FastifyInstance, services: ApiService
     },
     async (request) => {
       const { username, password } = request.body;
-      const user = await control.getUserByUsername(username);
-      // Verify against a real hash even for unknown users so timing does not reveal which usernames exist.
-      const ok = user ? await passwords.verify(password, user.passwordHash) : await passwords.verifyNone(password);
-      if (!user || !ok || user.disabled) {
-        if (user) await control.recordActivity(user.id, "login_failed", clientOf(request));
-        throw new RunnelError("unauthorized", "wrong username or password");
-      }
-      await control.recordActivity(user.id, "login", clientOf(request));
-      const token = await tokens.issue({ userId: user.id, version: user.tokenVersion });
-      return { token, expiresIn: tokens.ttlSeconds, user: publicUser(user) };
+      const result = await login({ control, passwords, tokens, throttle }, username, password, clientOf(request));
+      return { token: result.token, expiresIn: result.expiresIn, user: publicUser(result.user) };
     },
   );
 
@@ -104,7 +136,7 @@ export function registerAccountRoutes(app: FastifyInstance, services: ApiService
     async (request) => {
       const principal = await principalOf(request, services);
       const user = await control.updateUser(principal.userId, { email: request.body.email });
-      await control.recordActivity(principal.userId, "email_changed", clientOf(request));
+      await control.recordActivity(principal.userId, "email_changed", { ...clientOf(request) });
       return { user: publicUser(user) };
     },
   );
@@ -126,12 +158,26 @@ export function registerAccountRoutes(app: FastifyInstance, services: ApiService
     },
     async (request) => {
       const principal = await principalOf(request, services);
+      const client = clientOf(request);
+      // The same throttle as login: a stolen token must not become a way to guess the password.
+      const refused = throttle.check(principal.username, client.ip);
+      if (refused !== undefined) {
+        throw new RunnelError(
+          "too_many_attempts",
+          `too many wrong passwords; try again in ${refused.retryAfterSeconds} s`,
+          {
+            retryAfter: refused.retryAfterSeconds,
+          },
+        );
+      }
       const user = await control.getUserByUsername(principal.username);
       if (!user || !(await passwords.verify(request.body.current, user.passwordHash))) {
+        throttle.fail(principal.username, client.ip);
+        if (user) await control.recordActivity(user.id, "password_change_failed", { ...client });
         throw new RunnelError("forbidden", "the current password is wrong");
       }
       const updated = await control.updateUser(user.id, { passwordHash: await passwords.hash(request.body.next) });
-      await control.recordActivity(user.id, "password_changed", clientOf(request));
+      await control.recordActivity(user.id, "password_changed", { ...client });
       // Every earlier token is now revoked; hand back a fresh one.
       const token = await tokens.issue({ userId: updated.id, version: updated.tokenVersion });
       return { token, expiresIn: tokens.ttlSeconds };
@@ -152,31 +198,15 @@ export function registerAccountRoutes(app: FastifyInstance, services: ApiService
         throw new RunnelError("payload_too_large", "settings are limited to 64 KiB");
       }
       await control.putSettings(principal.userId, request.body);
-      await control.recordActivity(principal.userId, "settings_changed", clientOf(request));
+      await control.recordActivity(principal.userId, "settings_changed", { ...clientOf(request) });
       return { settings: request.body };
     },
   );
 
   app.get<{ Querystring: { limit?: string; before?: string } }>(
     "/me/activity",
-    {
-      schema: {
-        querystring: {
-          type: "object",
-          additionalProperties: false,
-          properties: { limit: { type: "string", pattern: "^[0-9]{1,3}$" }, before: { type: "string", maxLength: 32 } },
-        },
-      },
-    },
-    async (request) => {
-      const principal = await principalOf(request, services);
-      const limit = request.query.limit === undefined ? undefined : Number(request.query.limit);
-      const activity = await control.listActivity(principal.userId, {
-        ...(limit !== undefined && { limit }),
-        ...(request.query.before !== undefined && { before: request.query.before }),
-      });
-      return { activity };
-    },
+    { schema: { querystring: activityQuery } },
+    async (request) => activityPage((await principalOf(request, services)).userId, request.query),
   );
 
   // API keys.
@@ -197,10 +227,7 @@ export function registerAccountRoutes(app: FastifyInstance, services: ApiService
     },
     async (request, reply) => {
       const principal = await principalOf(request, services);
-      const role = request.body.role ?? (principal.role === "admin" ? "admin" : principal.role);
-      if (role !== principal.role && principal.role !== "admin") {
-        throw new RunnelError("forbidden", `only an admin may create ${role} keys`);
-      }
+      const role = keyRoleFor(principal, request.body.role);
       if (principal.credential === "api_key" && principal.role !== "admin") {
         throw new RunnelError("forbidden", "API keys are created with a login token");
       }
@@ -222,14 +249,18 @@ export function registerAccountRoutes(app: FastifyInstance, services: ApiService
     return { keys: await control.listApiKeys(principal.userId) };
   });
 
-  app.delete<{ Params: { id: string } }>("/api-keys/:id", async (request, reply) => {
-    const principal = await principalOf(request, services);
-    if (!(await control.deleteApiKey(principal.userId, request.params.id))) {
-      throw new RunnelError("not_found", "no such API key");
-    }
-    await control.recordActivity(principal.userId, "api_key_deleted", { id: request.params.id });
-    return reply.status(204).send();
-  });
+  app.delete<{ Params: { id: string } }>(
+    "/api-keys/:id",
+    { schema: { params: { type: "object", required: ["id"], properties: { id: { type: "string", maxLength: 64 } } } } },
+    async (request, reply) => {
+      const principal = await principalOf(request, services);
+      if (!(await control.deleteApiKey(principal.userId, request.params.id))) {
+        throw new RunnelError("not_found", "no such API key");
+      }
+      await control.recordActivity(principal.userId, "api_key_deleted", { id: request.params.id });
+      return reply.status(204).send();
+    },
+  );
 
   // Admin: users.
   app.get("/users", async (request) => {
@@ -262,6 +293,7 @@ export function registerAccountRoutes(app: FastifyInstance, services: ApiService
     "/users/:username",
     {
       schema: {
+        params: usernameParams,
         body: {
           type: "object",
           additionalProperties: false,
@@ -286,16 +318,33 @@ export function registerAccountRoutes(app: FastifyInstance, services: ApiService
     },
   );
 
-  app.delete<{ Params: { username: string } }>("/users/:username", async (request, reply) => {
-    const admin = await principalOf(request, services);
-    requireRole(admin, "admin");
-    const user = await control.getUserByUsername(request.params.username);
-    if (!user) throw new RunnelError("not_found", `no user "${request.params.username}"`);
-    if (user.role === "admin" && !user.disabled && (await control.countAdmins()) <= 1) {
-      throw new RunnelError("conflict", "the last admin cannot be deleted");
-    }
-    await control.deleteUser(user.id);
-    await control.recordActivity(admin.userId, "user_deleted", { username: user.username });
-    return reply.status(204).send();
-  });
+  app.get<{ Params: { username: string }; Querystring: { limit?: string; before?: string } }>(
+    "/users/:username/activity",
+    { schema: { params: usernameParams, querystring: activityQuery } },
+    async (request) => {
+      requireRole(await principalOf(request, services), "admin");
+      const user = await control.getUserByUsername(request.params.username);
+      if (!user) throw new RunnelError("not_found", `no user "${request.params.username}"`);
+      return activityPage(user.id, request.query);
+    },
+  );
+
+  app.delete<{ Params: { username: string } }>(
+    "/users/:username",
+    { schema: { params: usernameParams } },
+    async (request, reply) => {
+      const admin = await principalOf(request, services);
+      requireRole(admin, "admin");
+      const user = await control.getUserByUsername(request.params.username);
+      if (!user) throw new RunnelError("not_found", `no user "${request.params.username}"`);
+      if (user.role === "admin" && !user.disabled && (await control.countAdmins()) <= 1) {
+        throw new RunnelError("conflict", "the last admin cannot be deleted");
+      }
+      await control.deleteUser(user.id);
+      // Kept under both ids: the admin's own trail, and the deleted account's, which outlives it.
+      await control.recordActivity(admin.userId, "user_deleted", { username: user.username });
+      await control.recordActivity(user.id, "account_deleted", { by: admin.username });
+      return reply.status(204).send();
+    },
+  );
 }
