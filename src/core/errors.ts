@@ -36,6 +36,12 @@ export const ERROR_CATALOGUE = {
   internal: { status: 500, domain: "internal", retryable: true },
   not_ready: { status: 503, domain: "external", retryable: true },
   storage_corrupt: { status: 500, domain: "internal", retryable: false },
+  /**
+   * The log's disk is full (ENOSPC, EDQUOT, EFBIG): nothing was acknowledged, reads still work, and
+   * the same request succeeds once an operator frees space. 507 (RFC 4918) rather than 500, so
+   * clients and alerts tell "out of space" from a bug, and rather than 429, which blames the caller.
+   */
+  storage_full: { status: 507, domain: "external", retryable: true },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

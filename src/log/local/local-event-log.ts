@@ -33,7 +33,7 @@ import {
   DEFAULT_SEGMENT_MAX_AGE_MS,
   MAX_SEGMENT_BYTES,
 } from "./options.js";
-import { MAX_KEY_BYTES } from "./record.js";
+import { MAX_HEADER_PART_BYTES, MAX_HEADERS, MAX_KEY_BYTES } from "./record.js";
 import type { LogCounters, StreamEnv, StreamMeta } from "./stream.js";
 import { isStreamDir, renameDurably, StreamLog } from "./stream.js";
 
@@ -51,7 +51,15 @@ export class LocalEventLog implements EventLog {
   private readonly onRecovery: (report: RecoveryReport) => void;
   private readonly streams = new Map<string, StreamLog>();
   private readonly listeners = new Map<string, Set<() => void>>();
-  private readonly counters: LogCounters = { appends: 0, records: 0, groups: 0, syncs: 0 };
+  private readonly counters: LogCounters = {
+    appends: 0,
+    records: 0,
+    groups: 0,
+    syncs: 0,
+    failedAppends: 0,
+    rollbacks: 0,
+    rolledBackBytes: 0,
+  };
   /** Serialises stream creation and deletion. */
   private adminChain: Promise<unknown> = Promise.resolve();
   private state: "new" | "open" | "closed" = "new";
@@ -304,11 +312,39 @@ function validateStreamOptions(stream: string, options: StreamLogOptions): void 
 }
 
 function validateRecord(r: AppendRecord): void {
-  if (typeof r.key !== "string" || Buffer.byteLength(r.key, "utf8") > MAX_KEY_BYTES) {
+  // A UTF-16 unit is at most 3 UTF-8 bytes, so short keys need no byte count.
+  if (
+    typeof r.key !== "string" ||
+    (r.key.length * 3 > MAX_KEY_BYTES && Buffer.byteLength(r.key, "utf8") > MAX_KEY_BYTES)
+  ) {
     throw new RunnelError("invalid_input", `record key must be a string of at most ${MAX_KEY_BYTES} UTF-8 bytes`);
   }
+  if (r.headers !== undefined) validateHeaders(r.headers);
   if (!Number.isFinite(r.timestamp)) {
     throw new RunnelError("invalid_input", `record timestamp must be a finite number, got ${r.timestamp}`);
   }
   if (!(r.value instanceof Uint8Array)) throw new RunnelError("invalid_input", "record value must be a Uint8Array");
+}
+
+function validateHeaders(headers: unknown): void {
+  if (typeof headers !== "object" || headers === null || Array.isArray(headers)) {
+    throw new RunnelError("invalid_input", "record headers must be an object of string values");
+  }
+  const names = Object.keys(headers);
+  if (names.length > MAX_HEADERS) throw new RunnelError("invalid_input", `a record has at most ${MAX_HEADERS} headers`);
+  for (const name of names) {
+    const value: unknown = (headers as Record<string, unknown>)[name];
+    if (typeof value !== "string") {
+      throw new RunnelError("invalid_input", `record header "${name}" must be a string`);
+    }
+    if (
+      Buffer.byteLength(name, "utf8") > MAX_HEADER_PART_BYTES ||
+      Buffer.byteLength(value, "utf8") > MAX_HEADER_PART_BYTES
+    ) {
+      throw new RunnelError(
+        "invalid_input",
+        `record header names and values must be at most ${MAX_HEADER_PART_BYTES} UTF-8 bytes ("${name.slice(0, 40)}")`,
+      );
+    }
+  }
 }

@@ -3,10 +3,10 @@
  * is the offset after the last committed record; readers see nothing at or beyond it.
  */
 import { mkdir, readdir } from "node:fs/promises";
-import type { AppendRecord, LogRecord } from "../types.js";
+import type { LogRecord } from "../types.js";
 import { fsyncDir, parseSegmentFileName } from "./fs-util.js";
 import type { RecoveryReport, RollPolicy } from "./options.js";
-import { encodedSize, RECORD_OVERHEAD, writeRecord } from "./record.js";
+import { decodeHeaders, RECORD_OVERHEAD } from "./record.js";
 import { Segment } from "./segment.js";
 import { INDEX_INTERVAL_BYTES } from "./segment-index.js";
 
@@ -14,6 +14,13 @@ export interface PartitionContext {
   readonly stream: string;
   readonly partition: number;
   readonly dir: string;
+}
+
+/** A point in the active segment's writes, published once its group's commit is durable. */
+export interface PublishMark {
+  readonly segment: Segment;
+  readonly size: number;
+  readonly nextOffset: number;
 }
 
 export interface RetentionResult {
@@ -97,56 +104,60 @@ export class Partition {
     return total;
   }
 
-  /**
-   * Writes records (not yet durable nor visible) under commit sequence `seq`; returns the first
-   * offset. One buffer and one write per partition per group.
-   */
-  async write(records: readonly AppendRecord[], ingestTime: number, seq: number, policy: RollPolicy): Promise<number> {
-    const keyBytes = new Array<number>(records.length);
-    let total = 0;
-    for (let i = 0; i < records.length; i++) {
-      const r = records[i]!;
-      const k = Buffer.byteLength(r.key, "utf8");
-      keyBytes[i] = k;
-      total += encodedSize(k, r.value.length);
-    }
-    let segment = this.active;
-    if (
+  /** Whether `bytes` more at `ingestTime` must go to a new segment (the active one is not empty). */
+  needsRoll(bytes: number, ingestTime: number, policy: RollPolicy): boolean {
+    const segment = this.active;
+    return (
       segment.size > 0 &&
-      (segment.size + total > policy.segmentBytes || ingestTime - segment.firstIngestTime >= policy.segmentMaxAgeMs)
-    ) {
-      segment = await this.roll();
-    }
-    const buf = Buffer.allocUnsafe(total);
-    const first = segment.nextOffset;
-    let pos = 0;
-    for (let i = 0; i < records.length; i++) {
-      const r = records[i]!;
-      const end = writeRecord(buf, pos, first + i, r.timestamp, ingestTime, seq, r.key, keyBytes[i]!, r.value);
-      segment.track(first + i, segment.size + pos, end - pos, r.timestamp, ingestTime);
-      pos = end;
-    }
-    await segment.write(buf);
-    return first;
+      (segment.size + bytes > policy.segmentBytes || ingestTime - segment.firstIngestTime >= policy.segmentMaxAgeMs)
+    );
   }
 
-  async sync(): Promise<void> {
-    await this.active.datasync();
+  /** True when records written to the active segment are not yet published. */
+  get hasUnpublished(): boolean {
+    return this.active.nextOffset !== this.highWatermark;
   }
 
-  /** Makes everything written so far visible to readers (after the group's commit is durable). */
-  publish(): void {
+  /** Where the partition's writes stand now; publish() of it makes exactly that much visible. */
+  mark(): PublishMark {
     const active = this.active;
-    active.committedSize = active.size;
-    this.highWatermark = active.nextOffset;
+    return { segment: active, size: active.size, nextOffset: active.nextOffset };
   }
 
-  private async roll(): Promise<Segment> {
+  /** Makes records up to `mark` visible to readers (after their group's commit is durable). */
+  publish(mark: PublishMark): void {
+    mark.segment.committedSize = mark.size;
+    this.highWatermark = mark.nextOffset;
+  }
+
+  /**
+   * Drops everything written after the last published record, on disk and in the index, so the
+   * partition can take appends again after a failed write (a full disk). Segments only roll when
+   * nothing is unpublished, so all of it lies in the active segment.
+   */
+  async rollback(): Promise<number> {
+    const active = this.active;
+    const bytes = active.size - active.committedSize;
+    await active.truncate(active.committedSize);
+    const result = await active.scanAll(() => false);
+    if (result.failure !== undefined || result.validEnd !== active.size || active.nextOffset !== this.highWatermark) {
+      throw active.corrupt(result.validEnd, "published records do not rescan cleanly after a rollback");
+    }
+    return bytes;
+  }
+
+  async roll(): Promise<Segment> {
     const old = this.active;
     await old.writeIndex();
     const next = await Segment.create(this.ctx.dir, old.nextOffset);
-    // The new file's directory entry must be durable before any record in it is acknowledged.
-    await fsyncDir(this.ctx.dir);
+    try {
+      // The new file's directory entry must be durable before any record in it is acknowledged.
+      await fsyncDir(this.ctx.dir);
+    } catch (e) {
+      // Otherwise the next attempt would find the file there and never roll again.
+      await next.delete();
+      throw e;
+    }
     this.segments = [...this.segments, next];
     return next;
   }
@@ -198,19 +209,19 @@ export class Partition {
           full = true;
           return false;
         }
-        const valueBytes = h.valueEnd - h.keyEnd;
+        const valueBytes = h.valueEnd - h.valueStart;
         if (out.length > 0 && bytes + valueBytes > maxBytes) {
           full = true;
           return false;
         }
-        out.push({
-          partition,
-          offset: h.offset,
-          key: buf.toString("utf8", h.keyStart, h.keyEnd),
-          timestamp: h.timestamp,
-          ingestTime: h.ingestTime,
-          value: buf.subarray(h.keyEnd, h.valueEnd),
-        });
+        const key = buf.toString("utf8", h.keyStart, h.keyEnd);
+        const value = buf.subarray(h.valueStart, h.valueEnd);
+        const headers = decodeHeaders(buf, h);
+        out.push(
+          headers === undefined
+            ? { partition, offset: h.offset, key, timestamp: h.timestamp, ingestTime: h.ingestTime, value }
+            : { partition, offset: h.offset, key, timestamp: h.timestamp, ingestTime: h.ingestTime, value, headers },
+        );
         bytes += valueBytes;
         next = h.offset + 1;
         if (out.length >= maxRecords || bytes >= maxBytes) full = true;

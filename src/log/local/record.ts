@@ -4,14 +4,21 @@
  *
  *   u32 bodyLength | u32 crc32(body) | body
  *   body = u8 magic | u8 attributes | u16 keyLength | f64 offset | f64 timestamp
- *        | f64 ingestTime | f64 commitSeq | key (UTF-8) | value
+ *        | f64 ingestTime | f64 commitSeq | key (UTF-8) | [headers] | value
+ *   headers (only when attributes bit 0 is set) = u32 blockLength | u16 count
+ *        | count × (u16 nameLength | name (UTF-8) | u16 valueLength | value (UTF-8))
+ *
+ * A record without headers has attributes 0 and no header bytes, so headers cost nothing when
+ * absent (and files written before headers existed read unchanged). `blockLength` counts the bytes
+ * after itself, so readers that want only the value skip the block without parsing it.
  *
  * Offsets, times and sequence numbers are integers below 2^53, so f64 holds them exactly and is
  * cheaper to read and write than BigInt. `commitSeq` is the stream-wide group-commit sequence the
  * record was written under; recovery drops tail records whose sequence never reached the commit
  * file (see commit-file.ts).
  */
-import { crc32 } from "node:zlib";
+import { RunnelError } from "../../core/errors.js";
+import { crc32Range } from "./crc32.js";
 
 export const RECORD_MAGIC = 1;
 /** Length prefix and CRC. */
@@ -20,8 +27,14 @@ export const FRAME_BYTES = 8;
 export const BODY_HEADER_BYTES = 36;
 export const RECORD_OVERHEAD = FRAME_BYTES + BODY_HEADER_BYTES;
 export const MAX_KEY_BYTES = 0xffff;
+/** Header names and values are small metadata: each is bounded like a key. */
+export const MAX_HEADER_PART_BYTES = 0xffff;
+export const MAX_HEADERS = 0xffff;
 /** Sanity bound used to tell a garbage length prefix from a real one during recovery. */
 export const MAX_BODY_BYTES = 256 * 1024 * 1024;
+
+const ATTR_HEADERS = 1;
+const KNOWN_ATTRIBUTES = ATTR_HEADERS;
 
 export interface RecordHeader {
   /** Position of the record's first byte (its length prefix) in the buffer. */
@@ -34,17 +47,36 @@ export interface RecordHeader {
   readonly commitSeq: number;
   readonly keyStart: number;
   readonly keyEnd: number;
+  /** The header block lies between keyEnd and valueStart (empty when the record has none). */
+  readonly valueStart: number;
   readonly valueEnd: number;
 }
 
 /** Why a record could not be decoded at a position. */
 export type DecodeFailure = "incomplete" | "bad_length" | "bad_crc" | "bad_magic";
 
-export function encodedSize(keyBytes: number, valueBytes: number): number {
-  return RECORD_OVERHEAD + keyBytes + valueBytes;
+export type Headers = Readonly<Record<string, string>>;
+
+/** Bytes of the header block for `headers`, or 0 when there are none (the record stores no block). */
+export function headerBlockBytes(headers: Headers | undefined): number {
+  if (headers === undefined) return 0;
+  let bytes = 6;
+  let count = 0;
+  for (const name of Object.keys(headers)) {
+    bytes += 4 + Buffer.byteLength(name, "utf8") + Buffer.byteLength(headers[name]!, "utf8");
+    count++;
+  }
+  return count === 0 ? 0 : bytes;
 }
 
-/** Writes one record at `pos` (the buffer must have room); returns the position after it. */
+export function encodedSize(keyBytes: number, valueBytes: number, headerBytes = 0): number {
+  return RECORD_OVERHEAD + keyBytes + headerBytes + valueBytes;
+}
+
+/**
+ * Writes one record at `pos` (the buffer must have room, `headerBytes` from headerBlockBytes);
+ * returns the position after it. `asciiKey` says the key is 7-bit, so its bytes are its char codes.
+ */
 export function writeRecord(
   buf: Buffer,
   pos: number,
@@ -55,23 +87,51 @@ export function writeRecord(
   key: string,
   keyBytes: number,
   value: Uint8Array,
+  headers?: Headers,
+  headerBytes = 0,
+  asciiKey = false,
 ): number {
   const bodyStart = pos + FRAME_BYTES;
-  const bodyLength = BODY_HEADER_BYTES + keyBytes + value.length;
+  const bodyLength = BODY_HEADER_BYTES + keyBytes + headerBytes + value.length;
   buf.writeUInt32LE(bodyLength, pos);
   buf[bodyStart] = RECORD_MAGIC;
-  buf[bodyStart + 1] = 0;
-  buf.writeUInt16LE(keyBytes, bodyStart + 2);
+  buf[bodyStart + 1] = headerBytes > 0 ? ATTR_HEADERS : 0;
+  buf[bodyStart + 2] = keyBytes & 0xff;
+  buf[bodyStart + 3] = keyBytes >>> 8;
   buf.writeDoubleLE(offset, bodyStart + 4);
   buf.writeDoubleLE(timestamp, bodyStart + 12);
   buf.writeDoubleLE(ingestTime, bodyStart + 20);
   buf.writeDoubleLE(commitSeq, bodyStart + 28);
-  const keyStart = bodyStart + BODY_HEADER_BYTES;
-  if (keyBytes > 0) buf.write(key, keyStart, keyBytes, "utf8");
-  buf.set(value, keyStart + keyBytes);
+  let at = bodyStart + BODY_HEADER_BYTES;
+  if (keyBytes > 0) {
+    // Short ASCII keys (user ids) copy faster by hand than through a native string write.
+    if (asciiKey && keyBytes <= 32) for (let i = 0; i < keyBytes; i++) buf[at + i] = key.charCodeAt(i);
+    else buf.write(key, at, keyBytes, asciiKey ? "latin1" : "utf8");
+    at += keyBytes;
+  }
+  if (headerBytes > 0 && headers !== undefined) at = writeHeaderBlock(buf, at, headers, headerBytes);
+  buf.set(value, at);
   const end = bodyStart + bodyLength;
-  buf.writeUInt32LE(crc32(buf.subarray(bodyStart, end)), pos + 4);
+  buf.writeUInt32LE(crc32Range(buf, bodyStart, end), pos + 4);
   return end;
+}
+
+function writeHeaderBlock(buf: Buffer, at: number, headers: Headers, headerBytes: number): number {
+  buf.writeUInt32LE(headerBytes - 4, at);
+  const countAt = at + 4;
+  at += 6;
+  let count = 0;
+  for (const name of Object.keys(headers)) {
+    const n = buf.write(name, at + 2, "utf8");
+    buf.writeUInt16LE(n, at);
+    at += 2 + n;
+    const v = buf.write(headers[name]!, at + 2, "utf8");
+    buf.writeUInt16LE(v, at);
+    at += 2 + v;
+    count++;
+  }
+  buf.writeUInt16LE(count, countAt);
+  return at;
 }
 
 /**
@@ -87,10 +147,19 @@ export function decodeRecord(buf: Buffer, pos: number, end: number, verify = tru
   if (bodyEnd > end) return "incomplete";
   // Cheap structural checks first: recovery probes every byte position after damage.
   if (buf[bodyStart] !== RECORD_MAGIC) return "bad_magic";
+  const attributes = buf[bodyStart + 1]!;
+  if ((attributes & ~KNOWN_ATTRIBUTES) !== 0) return "bad_magic";
   const keyBytes = buf.readUInt16LE(bodyStart + 2);
   const keyStart = bodyStart + BODY_HEADER_BYTES;
-  if (keyStart + keyBytes > bodyEnd) return "bad_length";
-  if (verify && crc32(buf.subarray(bodyStart, bodyEnd)) !== buf.readUInt32LE(pos + 4)) return "bad_crc";
+  const keyEnd = keyStart + keyBytes;
+  if (keyEnd > bodyEnd) return "bad_length";
+  let valueStart = keyEnd;
+  if ((attributes & ATTR_HEADERS) !== 0) {
+    if (keyEnd + 6 > bodyEnd) return "bad_length";
+    valueStart = keyEnd + 4 + buf.readUInt32LE(keyEnd);
+    if (valueStart > bodyEnd) return "bad_length";
+  }
+  if (verify && crc32Range(buf, bodyStart, bodyEnd) !== buf.readUInt32LE(pos + 4)) return "bad_crc";
   return {
     position: pos,
     size: FRAME_BYTES + bodyLength,
@@ -99,7 +168,37 @@ export function decodeRecord(buf: Buffer, pos: number, end: number, verify = tru
     ingestTime: buf.readDoubleLE(bodyStart + 20),
     commitSeq: buf.readDoubleLE(bodyStart + 28),
     keyStart,
-    keyEnd: keyStart + keyBytes,
+    keyEnd,
+    valueStart,
     valueEnd: bodyEnd,
   };
+}
+
+/** The headers of a decoded record, or undefined when it has none. */
+export function decodeHeaders(buf: Buffer, h: RecordHeader): Headers | undefined {
+  if (h.valueStart === h.keyEnd) return undefined;
+  const end = h.valueStart;
+  let at = h.keyEnd + 4;
+  const count = buf.readUInt16LE(at);
+  at += 2;
+  // Entries, then fromEntries: a header named "__proto__" must stay an own property.
+  const entries: [string, string][] = [];
+  for (let i = 0; i < count; i++) {
+    if (at + 2 > end) break;
+    const n = buf.readUInt16LE(at);
+    const name = buf.toString("utf8", at + 2, at + 2 + n);
+    at += 2 + n;
+    if (at + 2 > end) break;
+    const v = buf.readUInt16LE(at);
+    if (at + 2 + v > end) break;
+    entries.push([name, buf.toString("utf8", at + 2, at + 2 + v)]);
+    at += 2 + v;
+  }
+  if (at !== end || entries.length !== count) {
+    // The CRC matched, so this is a writer bug or a crafted file, never a torn write.
+    throw new RunnelError("storage_corrupt", `record at offset ${h.offset} has a malformed header block`, {
+      details: { offset: h.offset },
+    });
+  }
+  return Object.fromEntries(entries);
 }

@@ -12,15 +12,17 @@
 import { mkdir, open, readFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import type { Clock } from "../../core/clock.js";
-import { RunnelError } from "../../core/errors.js";
+import { isRunnelError, RunnelError } from "../../core/errors.js";
 import { partitionForKey } from "../partitioner.js";
 import type { AppendRecord, LogRecord, RecordPosition } from "../types.js";
 import { CommitFile } from "./commit-file.js";
 import { ConsumerOffsets } from "./consumer-offsets.js";
 import { fsyncDir, writeFileDurable } from "./fs-util.js";
 import type { RecoveryReport, RollPolicy } from "./options.js";
-import type { RetentionResult } from "./partition.js";
+import type { PublishMark, RetentionResult } from "./partition.js";
 import { Partition } from "./partition.js";
+import { asciiPartition } from "./placement.js";
+import { encodedSize, headerBlockBytes, writeRecord } from "./record.js";
 
 export interface StreamMeta {
   readonly name: string;
@@ -36,6 +38,11 @@ export interface LogCounters {
   groups: number;
   /** fdatasync calls on partition and commit files (directory fsyncs are not counted). */
   syncs: number;
+  /** Appends refused because their group failed to write or commit (a full disk). */
+  failedAppends: number;
+  /** Times a stream truncated its partitions back to the last published record after a failure. */
+  rollbacks: number;
+  rolledBackBytes: number;
 }
 
 export interface StreamEnv {
@@ -45,6 +52,55 @@ export interface StreamEnv {
   /** Called after a group becomes visible. */
   readonly notify: (stream: string) => void;
 }
+
+interface Group {
+  readonly appends: PendingAppend[];
+  readonly recordCount: number;
+  /** Encoded bytes per partition. */
+  readonly bytes: number[];
+  readonly touched: number[];
+  /** Touched partitions whose active segment must roll before the group is written. */
+  rolls: number[];
+  readonly ingestTime: number;
+  seq: number;
+  /** Per touched partition, where its writes ended (published on commit). */
+  readonly marks: PublishMark[];
+  /** Per append, the position of each record. */
+  readonly positions: RecordPosition[][];
+}
+
+/**
+ * Per-record placement of the group being planned, and the encode buffer, kept across groups so
+ * the append path allocates almost nothing per record. Only one group is planned or encoded at a
+ * time (the pump is sequential), and a group's buffer is free once its writes have finished.
+ */
+class Scratch {
+  partition = new Int32Array(1024);
+  keyBytes = new Int32Array(1024);
+  headerBytes = new Int32Array(1024);
+  ascii = new Uint8Array(1024);
+  private buf = Buffer.allocUnsafeSlow(256 * 1024);
+
+  ensure(records: number): this {
+    if (records > this.partition.length) {
+      const size = Math.max(records, this.partition.length * 2);
+      this.partition = new Int32Array(size);
+      this.keyBytes = new Int32Array(size);
+      this.headerBytes = new Int32Array(size);
+      this.ascii = new Uint8Array(size);
+    }
+    return this;
+  }
+
+  buffer(bytes: number): Buffer {
+    if (bytes > MAX_RETAINED_BUFFER_BYTES) return Buffer.allocUnsafeSlow(bytes);
+    if (bytes > this.buf.length) this.buf = Buffer.allocUnsafeSlow(Math.min(MAX_RETAINED_BUFFER_BYTES, bytes * 2));
+    return this.buf;
+  }
+}
+
+/** Larger groups get a one-off buffer rather than pinning that much memory per stream. */
+const MAX_RETAINED_BUFFER_BYTES = 8 * 1024 * 1024;
 
 interface PendingAppend {
   readonly records: readonly AppendRecord[];
@@ -58,9 +114,18 @@ const OFFSETS_DIR = "offsets";
 
 export class StreamLog {
   private pending: PendingAppend[] = [];
-  private flushQueued = false;
+  private pumpQueued = false;
   private chain: Promise<unknown> = Promise.resolve();
-  /** Set when a group failed half-way: the files' state is unknown until the log is reopened. */
+  /** Tasks waiting on `chain`; the pump yields to them between groups. */
+  private queuedTasks = 0;
+  private readonly scratch = new Scratch();
+  /** Set by a failed group: partitions hold unpublished bytes to truncate before the next write. */
+  private rollbackNeeded = false;
+  /** Why the pending rollback is needed, for the groups refused with it. */
+  private rollbackError: RunnelError = new RunnelError("internal", "append failed");
+  /** Wakes a pump waiting on a commit when new appends arrive. */
+  private wake: (() => void) | undefined;
+  /** Set when a rollback itself failed: the files' state is unknown until the log is reopened. */
   private failure: unknown;
   private closed = false;
   private lastSeq: number;
@@ -134,7 +199,11 @@ export class StreamLog {
 
   /** Runs `task` after every earlier group and task of this stream has finished. */
   private exclusive<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.chain.then(task);
+    this.queuedTasks++;
+    const run = this.chain.then(() => {
+      this.queuedTasks--;
+      return task();
+    });
     this.chain = run.then(
       () => undefined,
       () => undefined,
@@ -147,80 +216,288 @@ export class StreamLog {
     if (this.failure !== undefined) return Promise.reject(this.failedError());
     return new Promise<RecordPosition[]>((resolve, reject) => {
       this.pending.push({ records, resolve, reject });
-      if (!this.flushQueued) {
-        this.flushQueued = true;
-        void this.exclusive(() => this.flushGroup());
+      this.wake?.();
+      if (!this.pumpQueued) {
+        this.pumpQueued = true;
+        void this.exclusive(() => this.pump());
       }
     });
   }
 
-  private async flushGroup(): Promise<void> {
-    const group = this.pending;
-    this.pending = [];
-    this.flushQueued = false;
-    if (this.closed || this.failure !== undefined) {
-      const error = this.closed ? this.closedError() : this.failedError();
-      for (const a of group) a.reject(error);
+  /**
+   * Turns queued appends into groups until none are left. Group N+1 is encoded, written and
+   * fdatasync'ed to the partition files while group N's commit file is being synced, so the
+   * disk always has work; commits (and so acknowledgements) stay in sequence order. A group whose
+   * commit failed poisons the groups written after it (their records sit behind uncommitted ones),
+   * so all of them are refused and rolled back together.
+   */
+  private async pump(): Promise<void> {
+    let committing: Promise<void> | undefined;
+    let group: Group | undefined;
+    try {
+      for (;;) {
+        if (this.closed || this.failure !== undefined) break;
+        if (this.rollbackNeeded) {
+          await committing;
+          committing = undefined;
+          await this.rollback();
+          continue;
+        }
+        if (this.pending.length === 0) {
+          if (committing === undefined) break;
+          // Start the next group as soon as appends arrive, without waiting for this commit.
+          const settled = await Promise.race([
+            committing.then(() => true),
+            new Promise<boolean>((resolve) => {
+              this.wake = () => resolve(false);
+            }),
+          ]);
+          this.wake = undefined;
+          if (settled) committing = undefined;
+          continue;
+        }
+        if (this.queuedTasks > 0) {
+          // Let retention or close run between groups rather than starve them.
+          await committing;
+          committing = undefined;
+          if (!this.rollbackNeeded) break;
+          continue;
+        }
+        group = this.plan(this.pending);
+        this.pending = [];
+        if (group.rolls.length > 0 && committing !== undefined) {
+          // A segment rolls only when all of its records are published (see Partition.rollback).
+          await committing;
+          committing = undefined;
+          if (this.rollbackNeeded) await this.rollback();
+          if (this.failure !== undefined) break;
+          this.planRolls(group);
+        }
+        const error = await this.writeGroup(group);
+        if (error !== undefined) {
+          this.fail(group, this.writeError(error));
+        } else {
+          committing = this.commitGroup(group, committing);
+        }
+        group = undefined;
+      }
+      await committing;
+      if (this.rollbackNeeded) await this.rollback();
+    } catch (e) {
+      // A bug, not an I/O error (those are handled above): stop taking appends.
+      this.failure = e;
+    } finally {
+      if (group !== undefined) this.rejectGroup(group, this.failedError());
+      this.pumpQueued = false;
+      if (this.pending.length > 0) {
+        if (this.closed || this.failure !== undefined) {
+          const error = this.closed ? this.closedError() : this.failedError();
+          for (const a of this.pending) a.reject(error);
+          this.pending = [];
+        } else {
+          this.pumpQueued = true;
+          void this.exclusive(() => this.pump());
+        }
+      }
+    }
+  }
+
+  /** Places every record (hash, sizes) and decides which partitions must roll first. */
+  private plan(appends: PendingAppend[]): Group {
+    const n = this.partitions.length;
+    let recordCount = 0;
+    for (const a of appends) recordCount += a.records.length;
+    const scratch = this.scratch.ensure(recordCount);
+    const bytes = new Array<number>(n).fill(0);
+    const counts = new Array<number>(n).fill(0);
+    let i = 0;
+    for (const a of appends) {
+      for (const r of a.records) {
+        let p = asciiPartition(r.key, n);
+        let keyBytes = r.key.length;
+        if (p >= 0) scratch.ascii[i] = 1;
+        else {
+          p = partitionForKey(r.key, n);
+          keyBytes = Buffer.byteLength(r.key, "utf8");
+          scratch.ascii[i] = 0;
+        }
+        const headerBytes = r.headers === undefined ? 0 : headerBlockBytes(r.headers);
+        scratch.partition[i] = p;
+        scratch.keyBytes[i] = keyBytes;
+        scratch.headerBytes[i] = headerBytes;
+        bytes[p] = bytes[p]! + encodedSize(keyBytes, r.value.length, headerBytes);
+        counts[p] = counts[p]! + 1;
+        i++;
+      }
+    }
+    const touched: number[] = [];
+    for (let p = 0; p < n; p++) if (counts[p]! > 0) touched.push(p);
+    const group: Group = {
+      appends,
+      recordCount,
+      bytes,
+      touched,
+      rolls: [],
+      ingestTime: this.env.clock.now(),
+      seq: 0,
+      marks: [],
+      positions: [],
+    };
+    this.planRolls(group);
+    return group;
+  }
+
+  private planRolls(group: Group): void {
+    group.rolls = group.touched.filter((p) =>
+      this.partitions[p]!.needsRoll(group.bytes[p]!, group.ingestTime, this.env.policy),
+    );
+  }
+
+  /**
+   * Encodes the group into one buffer (a region per partition, reused across groups), then writes
+   * and fdatasyncs every touched partition in parallel. Resolves to the error, if any, only after
+   * every partition's I/O has finished, so a rollback never races a write.
+   */
+  private async writeGroup(group: Group): Promise<unknown> {
+    try {
+      await Promise.all(group.rolls.map((p) => this.partitions[p]!.roll()));
+    } catch (e) {
+      return e;
+    }
+    const seq = ++this.lastSeq;
+    group.seq = seq;
+    const n = this.partitions.length;
+    const regionStart = new Array<number>(n);
+    let total = 0;
+    for (let p = 0; p < n; p++) {
+      regionStart[p] = total;
+      total += group.bytes[p]!;
+    }
+    const buf = this.scratch.buffer(total);
+    const cursor = regionStart.slice();
+    const nextOffset = new Array<number>(n);
+    const segments = this.partitions.map((p) => p.active);
+    for (let p = 0; p < n; p++) nextOffset[p] = segments[p]!.nextOffset;
+    const { partition: part, keyBytes, headerBytes, ascii } = this.scratch;
+    const ingestTime = group.ingestTime;
+    let i = 0;
+    for (const a of group.appends) {
+      const records = a.records;
+      const positions = new Array<RecordPosition>(records.length);
+      for (let j = 0; j < records.length; j++, i++) {
+        const r = records[j]!;
+        const p = part[i]!;
+        const offset = nextOffset[p]!;
+        nextOffset[p] = offset + 1;
+        const at = cursor[p]!;
+        const end = writeRecord(
+          buf,
+          at,
+          offset,
+          r.timestamp,
+          ingestTime,
+          seq,
+          r.key,
+          keyBytes[i]!,
+          r.value,
+          r.headers,
+          headerBytes[i]!,
+          ascii[i] === 1,
+        );
+        const segment = segments[p]!;
+        segment.track(offset, segment.size + at - regionStart[p]!, end - at, r.timestamp, ingestTime);
+        cursor[p] = end;
+        positions[j] = { partition: p, offset };
+      }
+      group.positions.push(positions);
+    }
+    const results = await Promise.allSettled(
+      group.touched.map(async (p) => {
+        const segment = segments[p]!;
+        await segment.write(buf.subarray(regionStart[p]!, cursor[p]!));
+        await segment.datasync();
+      }),
+    );
+    this.env.counters.syncs += group.touched.length;
+    for (const p of group.touched) group.marks[p] = this.partitions[p]!.mark();
+    for (const r of results) if (r.status === "rejected") return r.reason;
+    return undefined;
+  }
+
+  /** Commits `group` once `prior` has; publishes and acknowledges it. Never rejects. */
+  private async commitGroup(group: Group, prior: Promise<unknown> | undefined): Promise<void> {
+    await prior;
+    if (this.rollbackNeeded || this.failure !== undefined) {
+      // Its records sit behind a failed group's in the partition files: they go too.
+      this.rejectGroup(group, this.failure !== undefined ? this.failedError() : this.rollbackError);
       return;
     }
-    const n = this.partitions.length;
-    const buckets: AppendRecord[][] = Array.from({ length: n }, () => []);
-    // For each request, the partition of each record and its index within that partition's bucket.
-    const placements: Int32Array[] = [];
-    let recordCount = 0;
-    for (const a of group) {
-      const place = new Int32Array(a.records.length * 2);
-      for (let i = 0; i < a.records.length; i++) {
-        const r = a.records[i]!;
-        const p = partitionForKey(r.key, n);
-        const bucket = buckets[p]!;
-        place[i * 2] = p;
-        place[i * 2 + 1] = bucket.length;
-        bucket.push(r);
-      }
-      placements.push(place);
-      recordCount += a.records.length;
-    }
-    const seq = this.lastSeq + 1;
-    const ingestTime = this.env.clock.now();
-    const firstOffsets = new Array<number>(n).fill(0);
-    const touched: number[] = [];
-    for (let p = 0; p < n; p++) if (buckets[p]!.length > 0) touched.push(p);
     try {
-      await Promise.all(
-        touched.map(async (p) => {
-          const partition = this.partitions[p]!;
-          firstOffsets[p] = await partition.write(buckets[p]!, ingestTime, seq, this.env.policy);
-          await partition.sync();
-        }),
-      );
-      this.env.counters.syncs += touched.length;
-      await this.commitFile.commit(seq);
+      await this.commitFile.commit(group.seq);
       this.env.counters.syncs += 1;
     } catch (e) {
-      // After a failed write or fdatasync the kernel may have dropped dirty pages: trust nothing
-      // until reopen, which recovers from what is really on disk.
-      this.failure = e;
-      const error = this.failedError();
-      for (const a of group) a.reject(error);
+      this.fail(group, this.writeError(e));
       return;
     }
-    this.lastSeq = seq;
-    for (const p of touched) this.partitions[p]!.publish();
+    for (const p of group.touched) this.partitions[p]!.publish(group.marks[p]!);
     const counters = this.env.counters;
     counters.groups++;
-    counters.appends += group.length;
-    counters.records += recordCount;
-    for (let g = 0; g < group.length; g++) {
-      const place = placements[g]!;
-      const positions = new Array<RecordPosition>(place.length / 2);
-      for (let i = 0; i < positions.length; i++) {
-        const p = place[i * 2]!;
-        positions[i] = { partition: p, offset: firstOffsets[p]! + place[i * 2 + 1]! };
-      }
-      group[g]!.resolve(positions);
-    }
+    counters.appends += group.appends.length;
+    counters.records += group.recordCount;
+    for (let g = 0; g < group.appends.length; g++) group.appends[g]!.resolve(group.positions[g]!);
     this.env.notify(this.meta.name);
+  }
+
+  /**
+   * Truncates every partition back to its last published record after a failed group, so the
+   * log is appendable again (a full disk has room once something is deleted). Sequence numbers
+   * of failed groups are never reused: a commit whose fdatasync failed may still have reached
+   * the disk. If the truncation itself fails the stream refuses appends until the log is reopened.
+   */
+  private async rollback(): Promise<void> {
+    this.rollbackNeeded = false;
+    try {
+      let bytes = 0;
+      for (const p of this.partitions)
+        if (p.hasUnpublished || p.active.size !== p.active.committedSize) {
+          bytes += await p.rollback();
+        }
+      this.env.counters.rollbacks++;
+      this.env.counters.rolledBackBytes += bytes;
+    } catch (e) {
+      this.failure = e;
+    }
+  }
+
+  private fail(group: Group, error: RunnelError): void {
+    this.rollbackNeeded = true;
+    this.rollbackError = error;
+    this.rejectGroup(group, error);
+  }
+
+  private rejectGroup(group: Group, error: unknown): void {
+    this.env.counters.failedAppends += group.appends.length;
+    for (const a of group.appends) a.reject(error);
+  }
+
+  /** A full disk is the operator's to fix and the client's to retry; anything else is ours. */
+  private writeError(e: unknown): RunnelError {
+    if (isRunnelError(e)) return e;
+    const code = (e as NodeJS.ErrnoException | undefined)?.code;
+    if (code === "ENOSPC" || code === "EDQUOT" || code === "EFBIG") {
+      return new RunnelError(
+        "storage_full",
+        `disk full (${code}): append to stream "${this.meta.name}" refused; the log stays readable and takes appends again once space is freed`,
+        { cause: e, details: { stream: this.meta.name, errno: code } },
+      );
+    }
+    return new RunnelError(
+      "internal",
+      `append to stream "${this.meta.name}" failed to write; nothing was acknowledged`,
+      {
+        cause: e,
+      },
+    );
   }
 
   private closedError(): RunnelError {
