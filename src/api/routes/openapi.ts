@@ -1,0 +1,246 @@
+/**
+ * The OpenAPI 3.1 document at GET /api/v1/openapi.json, generated from the routes as Fastify
+ * registers them (an onRoute hook), so a route cannot exist without appearing in it: paths and
+ * methods, path parameters, query and body schemas come from the route definitions; summaries,
+ * success statuses and the bodies of routes that parse their input by hand come from DOCS below.
+ *
+ * Hand-rolled rather than @fastify/swagger: the route schemas are already plain JSON Schema, the
+ * generator is ~150 lines, and the document stays a pure function of what is registered, which
+ * is what test/api/openapi.test.ts and the isolation matrix compare against.
+ */
+import { readFileSync } from "node:fs";
+import type { FastifyInstance, FastifySchema, HTTPMethods } from "fastify";
+import { ERROR_CATALOGUE, ERROR_CODES } from "../../core/errors.js";
+
+export interface RegisteredRoute {
+  readonly method: HTTPMethods;
+  /** As registered, with the prefix: `/api/v1/users/:username`. */
+  readonly url: string;
+  readonly schema?: FastifySchema;
+}
+
+declare module "fastify" {
+  interface FastifyInstance {
+    /** Every route registered so far (HEAD twins of GET routes left out). */
+    readonly runnelRoutes: readonly RegisteredRoute[];
+  }
+}
+
+/** Starts collecting routes; call before any route is registered. */
+export function collectRoutes(app: FastifyInstance): void {
+  const routes: RegisteredRoute[] = [];
+  app.decorate("runnelRoutes", routes);
+  app.addHook("onRoute", (options) => {
+    const methods = Array.isArray(options.method) ? options.method : [options.method];
+    for (const method of methods as HTTPMethods[]) {
+      // Fastify adds a HEAD for every GET; it answers like the GET, so it is documented there.
+      if (method === "HEAD") continue;
+      routes.push({ method, url: options.url, ...(options.schema !== undefined && { schema: options.schema }) });
+    }
+  });
+}
+
+/** `GET /api/v1/users/:username` → the key used by DOCS and the isolation matrix. */
+export function routeKey(route: { method: string; url: string }): string {
+  return `${route.method} ${route.url}`;
+}
+
+type Json = Record<string, unknown>;
+
+interface RouteDoc {
+  readonly summary: string;
+  readonly tag: string;
+  /** Default 200. */
+  readonly success?: 200 | 201 | 204;
+  /** No Authorization needed. */
+  readonly public?: boolean;
+  /** For routes that validate their body by hand. */
+  readonly body?: Json;
+  /** Default application/json. */
+  readonly produces?: "application/json" | "text/plain" | "text/event-stream";
+}
+
+const EVENT = { type: "object", additionalProperties: true } as const;
+const NAME = { type: "string", pattern: "^[a-z][a-z0-9_]{0,63}$" } as const;
+
+/** One entry per route; test/api/openapi.test.ts fails when a registered route has none. */
+export const DOCS: Readonly<Record<string, RouteDoc>> = {
+  "GET /healthz": { summary: "The process is up", tag: "health", public: true },
+  "GET /readyz": {
+    summary: "Every component is ready (503 naming the failing ones otherwise)",
+    tag: "health",
+    public: true,
+  },
+  "GET /metrics": { summary: "Prometheus text exposition", tag: "health", public: true, produces: "text/plain" },
+  "GET /api/v1/openapi.json": { summary: "This document", tag: "meta", public: true },
+  "POST /api/v1/auth/signup": {
+    summary: "Create an account with role user",
+    tag: "accounts",
+    success: 201,
+    public: true,
+  },
+  "POST /api/v1/auth/login": {
+    summary: "Exchange username and password for a token (throttled: 429 with Retry-After)",
+    tag: "accounts",
+    public: true,
+  },
+  "GET /api/v1/me": { summary: "The caller's account", tag: "accounts" },
+  "PATCH /api/v1/me": { summary: "Change the caller's email", tag: "accounts" },
+  "POST /api/v1/me/password": { summary: "Change the caller's password; revokes every earlier token", tag: "accounts" },
+  "GET /api/v1/me/settings": { summary: "The caller's settings", tag: "accounts" },
+  "PUT /api/v1/me/settings": { summary: "Replace the caller's settings (any JSON object)", tag: "accounts" },
+  "GET /api/v1/me/activity": { summary: "The caller's activity, newest first, paginated", tag: "accounts" },
+  "POST /api/v1/api-keys": { summary: "Create an API key (shown once)", tag: "accounts", success: 201 },
+  "GET /api/v1/api-keys": { summary: "The caller's API keys (prefixes, never the keys)", tag: "accounts" },
+  "DELETE /api/v1/api-keys/:id": { summary: "Delete one of the caller's API keys", tag: "accounts", success: 204 },
+  "GET /api/v1/users": { summary: "All users (admin)", tag: "users" },
+  "POST /api/v1/users": { summary: "Create a user with any role (admin)", tag: "users", success: 201 },
+  "PATCH /api/v1/users/:username": { summary: "Change a user's role or disabled flag (admin)", tag: "users" },
+  "DELETE /api/v1/users/:username": {
+    summary: "Delete a user; their events stay, the username stays reserved (admin)",
+    tag: "users",
+    success: 204,
+  },
+  "GET /api/v1/users/:username/activity": { summary: "Any user's activity (admin)", tag: "users" },
+  "POST /api/v1/streams": {
+    summary: "Create a stream (admin)",
+    tag: "streams",
+    success: 201,
+    body: {
+      type: "object",
+      additionalProperties: false,
+      required: ["name"],
+      properties: {
+        name: NAME,
+        partitions: { type: "integer", minimum: 1, maximum: 1024 },
+        schema: { type: "object" },
+        timestampField: { type: "string" },
+        retention: { type: "string" },
+      },
+    },
+  },
+  "GET /api/v1/streams": { summary: "All streams", tag: "streams" },
+  "GET /api/v1/streams/:name": { summary: "One stream", tag: "streams" },
+  "DELETE /api/v1/streams/:name": { summary: "Delete a stream (admin)", tag: "streams", success: 204 },
+  "POST /api/v1/streams/:name/events": {
+    summary: "Ingest one event, an array, or NDJSON; all or nothing, durable on 200",
+    tag: "streams",
+    body: { oneOf: [EVENT, { type: "array", items: EVENT }] },
+  },
+  "GET /api/v1/streams/:name/tail": {
+    summary: "Server-Sent Events of new events, scoped like queries",
+    tag: "streams",
+    produces: "text/event-stream",
+  },
+  "POST /api/v1/query": { summary: "One read-only SELECT, scoped to the caller", tag: "query" },
+  "POST /api/v1/pipelines": { summary: "Create a continuous query (admin)", tag: "pipelines", success: 201 },
+  "GET /api/v1/pipelines": { summary: "All pipelines (admin, analyst)", tag: "pipelines" },
+  "GET /api/v1/pipelines/:name": { summary: "One pipeline (admin, analyst)", tag: "pipelines" },
+  "DELETE /api/v1/pipelines/:name": { summary: "Delete a pipeline (admin)", tag: "pipelines", success: 204 },
+};
+
+const ERROR_SCHEMA = {
+  type: "object",
+  required: ["error", "message"],
+  properties: {
+    error: { type: "string", enum: [...ERROR_CODES] },
+    message: { type: "string" },
+    details: {},
+  },
+} as const;
+
+function errorResponse(description: string): Json {
+  return { description, content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } };
+}
+
+function successResponse(doc: RouteDoc | undefined): Json {
+  const status = doc?.success ?? 200;
+  if (status === 204) return { 204: { description: "Done; no body" } };
+  const produces = doc?.produces ?? "application/json";
+  const schema = produces === "application/json" ? { type: "object" } : { type: "string" };
+  return { [status]: { description: "Success", content: { [produces]: { schema } } } };
+}
+
+/** `/users/:username` → `/users/{username}`, and the parameter names in order. */
+function openApiPath(url: string): { path: string; params: string[] } {
+  const params: string[] = [];
+  const path = url.replace(/:([A-Za-z0-9_]+)/g, (_m, name: string) => {
+    params.push(name);
+    return `{${name}}`;
+  });
+  return { path, params };
+}
+
+function parameters(route: RegisteredRoute, pathParams: string[]): Json[] {
+  const schema = (route.schema ?? {}) as { params?: Json; querystring?: Json };
+  const paramProps = (schema.params?.properties ?? {}) as Record<string, Json>;
+  const out: Json[] = pathParams.map((name) => ({
+    name,
+    in: "path",
+    required: true,
+    schema: paramProps[name] ?? { type: "string", minLength: 1 },
+  }));
+  const query = schema.querystring;
+  if (query !== undefined) {
+    const required = new Set((query.required as string[] | undefined) ?? []);
+    for (const [name, s] of Object.entries((query.properties ?? {}) as Record<string, Json>)) {
+      out.push({ name, in: "query", required: required.has(name), schema: s });
+    }
+  }
+  return out;
+}
+
+/** Builds the document from the registered routes. */
+export function buildOpenApiDocument(routes: readonly RegisteredRoute[], version: string): Json {
+  const paths: Record<string, Record<string, Json>> = {};
+  for (const route of routes) {
+    const key = routeKey(route);
+    const doc = DOCS[key];
+    const { path, params } = openApiPath(route.url);
+    const body = (route.schema as { body?: Json } | undefined)?.body ?? doc?.body;
+    const operation: Json = {
+      operationId: key.replace(/[^A-Za-z0-9]+/g, "_").replace(/_$/, ""),
+      summary: doc?.summary ?? "Undocumented route",
+      tags: [doc?.tag ?? "other"],
+      parameters: parameters(route, params),
+      responses: {
+        ...successResponse(doc),
+        "4XX": errorResponse("Refused: see the error code"),
+        "5XX": errorResponse("Failed or not ready"),
+      },
+      ...(doc?.public === true && { security: [] }),
+      ...(body !== undefined && {
+        requestBody: { required: true, content: { "application/json": { schema: body } } },
+      }),
+    };
+    paths[path] ??= {};
+    paths[path][route.method.toLowerCase()] = operation;
+  }
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "Runnel",
+      version,
+      description: `Errors: ${ERROR_CODES.map((c) => `${c} (${ERROR_CATALOGUE[c].status})`).join(", ")}.`,
+    },
+    components: {
+      securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "A login token or an API key" } },
+      schemas: { Error: ERROR_SCHEMA },
+    },
+    security: [{ bearer: [] }],
+    paths,
+  };
+}
+
+const PACKAGE_VERSION = (
+  JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }
+).version;
+
+export function registerOpenApiRoute(app: FastifyInstance, version: string = PACKAGE_VERSION): void {
+  let cached: Json | undefined;
+  app.get("/openapi.json", async () => {
+    // Routes are all registered before the server answers anything, so one build serves for good.
+    cached ??= buildOpenApiDocument(app.runnelRoutes, version);
+    return cached;
+  });
+}
