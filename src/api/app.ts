@@ -9,9 +9,11 @@ import type { AuthPrincipal } from "./auth/authenticate.js";
 import { sendError } from "./errors.js";
 import { registerAccountRoutes } from "./routes/accounts.js";
 import { registerHealthRoutes } from "./routes/health.js";
+import { collectRoutes, registerOpenApiRoute } from "./routes/openapi.js";
 import { registerPipelineRoutes } from "./routes/pipelines.js";
 import { registerQueryRoutes } from "./routes/query.js";
 import { registerStreamRoutes } from "./routes/streams.js";
+import { addSecurityHeaders } from "./security-headers.js";
 import type { ApiServices } from "./services.js";
 
 declare module "fastify" {
@@ -73,9 +75,12 @@ export async function buildApp(services: ApiServices): Promise<FastifyInstance> 
     services.metrics.httpRequests.inc({ route, status: `${Math.floor(reply.statusCode / 100)}xx` });
   });
 
+  addSecurityHeaders(app);
+  collectRoutes(app);
   registerHealthRoutes(app, services);
   await app.register(
     async (api) => {
+      registerOpenApiRoute(api);
       registerAccountRoutes(api, services);
       registerStreamRoutes(api, services);
       registerQueryRoutes(api, services);
