@@ -10,15 +10,38 @@ import type { Clock } from "../core/clock.js";
 import { RunnelError } from "../core/errors.js";
 import type { EventLog } from "../log/types.js";
 import type { Metrics } from "../monitoring/metrics.js";
+import { LogCheckpointStore } from "../stream/checkpoint.js";
+import {
+  describeOptions,
+  embedOptions,
+  extractOptions,
+  type PipelineOptions,
+  parsePipelineOptions,
+} from "../stream/options.js";
 import { PipelineRunner, type PipelineStats } from "../stream/runner.js";
 import { type CompiledPipeline, compilePipeline } from "../stream/sql/index.js";
+import { WindowedPipelineRunner } from "../stream/window-runner.js";
 import { checkStreamName } from "./stream-spec.js";
 import type { StreamCatalog } from "./streams.js";
 
+interface Runner {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  stats(): PipelineStats;
+}
+
 interface Running {
   readonly definition: PipelineDefinition;
+  /** The SQL as the user wrote it (the stored form carries the options too). */
+  readonly sql: string;
+  readonly options: PipelineOptions;
   readonly compiled: CompiledPipeline;
-  readonly runner: PipelineRunner;
+  readonly runner: Runner;
+}
+
+/** Where a windowed pipeline's too-late events go: a stream queryable like its results. */
+export function lateStreamOf(pipeline: string): string {
+  return `${pipeline}_late`;
 }
 
 export interface PipelineDescription {
@@ -28,6 +51,11 @@ export interface PipelineDescription {
   readonly output: string;
   readonly startFrom: "earliest" | "now";
   readonly createdAt: string;
+  /** Windowed pipelines: "window"; projections and filters: "map". */
+  readonly kind: "map" | "window";
+  /** Windowed pipelines: the stream that receives events too late for their window. */
+  readonly lateOutput?: string;
+  readonly options?: Record<string, string>;
   readonly stats: PipelineStats;
 }
 
@@ -50,8 +78,14 @@ export class PipelineManager {
     }
   }
 
-  async create(request: { name: string; sql: string; startFrom?: "earliest" | "now" }): Promise<PipelineDescription> {
+  async create(request: {
+    name: string;
+    sql: string;
+    startFrom?: "earliest" | "now";
+    options?: unknown;
+  }): Promise<PipelineDescription> {
     const name = checkStreamName(request.name);
+    const options = parsePipelineOptions(request.options);
     if (this.running.has(name) || (await this.deps.control.getPipeline(name))) {
       throw new RunnelError("conflict", `pipeline "${name}" already exists`);
     }
@@ -65,9 +99,23 @@ export class PipelineManager {
     const compiled = compilePipeline(request.sql, (s) => this.deps.log.hasStream(s));
     if (compiled.inputStream === name)
       throw new RunnelError("unsupported_sql", "a pipeline cannot read its own output");
+    if (compiled.kind === "window") {
+      const late = lateStreamOf(name);
+      checkStreamName(late, "name (with _late appended)");
+      if (compiled.inputStream === late)
+        throw new RunnelError("unsupported_sql", "a pipeline cannot read its own output");
+      if (await this.deps.streams.get(late)) {
+        throw new RunnelError(
+          "conflict",
+          `a stream named "${late}" already exists; it would receive this pipeline's late events`,
+        );
+      }
+    }
+    // Options ride with the SQL only when given, so pipelines created without them store what they always did.
+    const stored = request.options === undefined ? request.sql : embedOptions(request.sql, options);
     const definition = await this.deps.control.createPipeline({
       name,
-      sql: request.sql,
+      sql: stored,
       startFrom: request.startFrom ?? "now",
     });
     return this.describe(await this.launch(definition, compiled));
@@ -79,6 +127,10 @@ export class PipelineManager {
     await this.running.get(name)?.runner.stop();
     this.running.delete(name);
     if (await this.deps.streams.get(name)) await this.deps.streams.delete(name);
+    const late = lateStreamOf(name);
+    const lateStream = await this.deps.streams.get(late);
+    if (lateStream?.derivedFrom === name) await this.deps.streams.delete(late);
+    await new LogCheckpointStore(this.deps.log).drop(name);
     await this.deps.control.deletePipeline(name);
   }
 
@@ -108,7 +160,8 @@ export class PipelineManager {
 
   private async launch(definition: PipelineDefinition, compiledAlready?: CompiledPipeline): Promise<Running> {
     const { log, streams, clock } = this.deps;
-    const compiled = compiledAlready ?? compilePipeline(definition.sql, (s) => log.hasStream(s));
+    const { sql, options } = extractOptions(definition.sql);
+    const compiled = compiledAlready ?? compilePipeline(sql, (s) => log.hasStream(s));
     const input = await streams.get(compiled.inputStream);
     if (!input) throw new RunnelError("stream_not_found", `stream "${compiled.inputStream}" does not exist`);
     if (!(await streams.get(definition.name))) {
@@ -120,9 +173,34 @@ export class PipelineManager {
         ...(input.retentionMs !== undefined && { retentionMs: input.retentionMs }),
       });
     }
-    const runner = new PipelineRunner({ log, pipeline: definition, compiled, outputStream: definition.name, clock });
+    let runner: Runner;
+    if (compiled.kind === "window") {
+      const late = lateStreamOf(definition.name);
+      if (!(await streams.get(late))) {
+        await streams.create({
+          name: late,
+          partitions: input.partitions,
+          timestampField: "_time",
+          derivedFrom: definition.name,
+          ...(input.retentionMs !== undefined && { retentionMs: input.retentionMs }),
+        });
+      }
+      runner = new WindowedPipelineRunner({
+        log,
+        name: definition.name,
+        inputStream: compiled.inputStream,
+        plan: compiled.plan,
+        outputStream: definition.name,
+        lateStream: late,
+        startFrom: definition.startFrom,
+        options,
+        clock,
+      });
+    } else {
+      runner = new PipelineRunner({ log, pipeline: definition, compiled, outputStream: definition.name, clock });
+    }
     await runner.start();
-    const running = { definition, compiled, runner };
+    const running: Running = { definition, sql, options, compiled, runner };
     this.running.set(definition.name, running);
     return running;
   }
@@ -131,11 +209,16 @@ export class PipelineManager {
     const { definition, compiled, runner } = running;
     return {
       name: definition.name,
-      sql: definition.sql,
+      sql: running.sql,
       input: compiled.inputStream,
       output: definition.name,
       startFrom: definition.startFrom,
       createdAt: definition.createdAt,
+      kind: compiled.kind,
+      ...(compiled.kind === "window" && {
+        lateOutput: lateStreamOf(definition.name),
+        options: describeOptions(running.options),
+      }),
       stats: runner.stats(),
     };
   }

@@ -3,14 +3,15 @@ import { RunnelError } from "../core/errors.js";
 import type { EventLog } from "../log/types.js";
 import { encodeValue } from "./codec.js";
 import { type AppendRecordWithHeaders, HEADER_OUTPUT_ID, HEADER_SOURCE_OFFSET } from "./headers.js";
+import type { Operator } from "./operators.js";
 import { processChunk } from "./process.js";
 import { recoverPosition } from "./recovery.js";
-import type { CompiledPipeline } from "./sql/compile.js";
 
 export interface PipelineRunnerOptions {
   readonly log: EventLog;
   readonly pipeline: { readonly name: string; readonly sql: string; readonly startFrom: "earliest" | "now" };
-  readonly compiled: CompiledPipeline;
+  /** A stateless pipeline: compiled SQL without a window, or a TypeScript job without one. */
+  readonly compiled: { readonly inputStream: string; readonly operator: Operator };
   /** Created by the caller with the input's partition count, so key → partition is the same on both sides. */
   readonly outputStream: string;
   readonly clock?: Clock;

@@ -3,8 +3,8 @@ import { describe, it } from "node:test";
 import { ManualClock } from "../../src/core/clock.js";
 import { partitionForKey } from "../../src/log/types.js";
 import { PipelineRunner, pipelineGroup } from "../../src/stream/runner.js";
-import { compilePipeline } from "../../src/stream/sql/index.js";
 import { FakeLog } from "./fake-log.js";
+import { compileStateless } from "./harness.js";
 
 const SEED_SQL = `SELECT user_id AS "user", CAST(data AS DOUBLE) AS data, epoch(_time) AS "timestamp" FROM user_data`;
 const PARTITIONS = 3;
@@ -22,7 +22,7 @@ function runner(log: FakeLog, opts: { startFrom?: "earliest" | "now"; sql?: stri
   return new PipelineRunner({
     log,
     pipeline: { name: "enriched", sql, startFrom: opts.startFrom ?? "earliest" },
-    compiled: compilePipeline(sql, (n) => log.hasStream(n)),
+    compiled: compileStateless(sql, (n) => log.hasStream(n)),
     outputStream: "enriched",
     clock: new ManualClock(5),
     chunkSize: opts.chunkSize ?? 500,

@@ -8,7 +8,7 @@ import type { ApiServices } from "../services.js";
 export function registerPipelineRoutes(app: FastifyInstance, services: ApiServices): void {
   const { pipelines } = services;
 
-  app.post<{ Body: { name: string; sql: string; startFrom?: "earliest" | "now" } }>(
+  app.post<{ Body: { name: string; sql: string; startFrom?: "earliest" | "now"; options?: unknown } }>(
     "/pipelines",
     {
       schema: {
@@ -20,6 +20,17 @@ export function registerPipelineRoutes(app: FastifyInstance, services: ApiServic
             name: { type: "string" },
             sql: { type: "string", minLength: 1, maxLength: 100_000 },
             startFrom: { type: "string", enum: ["earliest", "now"] },
+            // Event-time options of windowed pipelines: durations ("5s") or milliseconds.
+            options: {
+              type: "object",
+              additionalProperties: false,
+              properties: {
+                outOfOrderness: { type: ["string", "integer"] },
+                idleTimeout: { type: ["string", "integer"] },
+                allowedLateness: { type: ["string", "integer"] },
+                checkpointInterval: { type: ["string", "integer"] },
+              },
+            },
           },
         },
       },

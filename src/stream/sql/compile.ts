@@ -1,16 +1,31 @@
 import { RunnelError } from "../../core/errors.js";
 import { type Operator, ProjectFilterOperator, type Projection } from "../operators.js";
+import type { WindowedPlan } from "../window/operator.js";
 import { type AstNode, columnName, field, isNode, list, nodeType, parseStatement, text } from "./ast.js";
 import { ExpressionCompiler } from "./expr.js";
 import { prepareSql } from "./prepare.js";
+import { compileWindowed } from "./window-compile.js";
+import { extractWindow } from "./window-tvf.js";
 
-/** A pipeline's SQL after compilation: what it reads, the columns it writes, and the operator that runs per event. */
-export interface CompiledPipeline {
+/** A stateless pipeline: one operator per event (projection and filter). */
+export interface StatelessPipeline {
+  readonly kind: "map";
   readonly inputStream: string;
   /** Output column names in order; `*` stands for every field of the input event. */
   readonly columns: readonly string[];
   readonly operator: Operator;
 }
+
+/** A windowed aggregation: event time, watermarks, keyed window state. */
+export interface WindowedPipeline {
+  readonly kind: "window";
+  readonly inputStream: string;
+  readonly columns: readonly string[];
+  readonly plan: WindowedPlan;
+}
+
+/** A pipeline's SQL after compilation: what it reads, the columns it writes, and what runs per event. */
+export type CompiledPipeline = StatelessPipeline | WindowedPipeline;
 
 function unsupported(message: string): never {
   throw new RunnelError("unsupported_sql", message);
@@ -23,7 +38,7 @@ function present(v: unknown): boolean {
 }
 
 /** Refuses, with a message naming the construct, every part of SELECT a walking-skeleton pipeline cannot run. */
-function checkShape(stmt: AstNode): void {
+function checkShape(stmt: AstNode, windowed: boolean): void {
   const type = nodeType(stmt);
   if (type !== "select")
     unsupported(`only SELECT is allowed in a pipeline, not ${type.toUpperCase() || "this statement"}`);
@@ -33,10 +48,12 @@ function checkShape(stmt: AstNode): void {
   if (distinct !== undefined && present(distinct.type))
     unsupported("SELECT DISTINCT is not supported in pipelines yet");
   const groupby = stmt.groupby;
-  if (present(groupby) && !(isNode(groupby) && !present(groupby.columns))) {
-    unsupported("GROUP BY without a window is not supported in pipelines (windowed aggregations come later)");
+  if (!windowed && present(groupby) && !(isNode(groupby) && !present(groupby.columns))) {
+    unsupported(
+      "GROUP BY without a window is not supported in pipelines: use FROM TUMBLE(stream, _time, INTERVAL '1 minute') (or HOP, SESSION)",
+    );
   }
-  if (present(stmt.having)) unsupported("HAVING is not supported in pipelines");
+  if (!windowed && present(stmt.having)) unsupported("HAVING needs GROUP BY over a window in a pipeline");
   if (present(stmt.orderby)) unsupported("ORDER BY is not supported in pipelines: a stream has no end to sort by");
   const limit = field(stmt, "limit");
   if (limit !== undefined && present(limit.value))
@@ -72,13 +89,25 @@ function inputOf(stmt: AstNode, knownStreams: (name: string) => boolean): { stre
  *   (name) => name === "user_data",
  * );
  * const out = [];
- * p.operator.process({ value: { data: "1", user_id: "A" }, key: "A", timestamp: 1_000, ingestTime: 1_000, partition: 0, offset: 0 }, out);
+ * if (p.kind === "map") p.operator.process({ value: { data: "1", user_id: "A" }, key: "A", timestamp: 1_000, ingestTime: 1_000, partition: 0, offset: 0 }, out);
  * // out[0].value → { user: "A", data: 1, timestamp: 1 }
  */
 export function compilePipeline(sql: string, knownStreams: (name: string) => boolean): CompiledPipeline {
-  const stmt = parseStatement(prepareSql(sql));
-  checkShape(stmt);
+  const extracted = extractWindow(sql);
+  const stmt = parseStatement(prepareSql(extracted.sql));
+  const windowed = extracted.tvf !== undefined;
+  if (extracted.groupByAll && !windowed) {
+    unsupported("GROUP BY ALL needs a window in a pipeline: FROM TUMBLE(stream, _time, INTERVAL '1 minute')");
+  }
+  checkShape(stmt, windowed);
   const { stream, qualifiers } = inputOf(stmt, knownStreams);
+  if (extracted.tvf !== undefined) {
+    const { columns, plan } = compileWindowed(stmt, extracted.tvf.window, {
+      qualifiers,
+      groupByAll: extracted.groupByAll,
+    });
+    return { kind: "window", inputStream: stream, columns, plan };
+  }
   const compiler = new ExpressionCompiler({ qualifiers });
   const projections: Projection[] = [];
   const seen = new Set<string>();
@@ -102,6 +131,7 @@ export function compilePipeline(sql: string, knownStreams: (name: string) => boo
   const whereNode = field(stmt, "where");
   const where = whereNode === undefined ? undefined : compiler.compile(whereNode);
   return {
+    kind: "map",
     inputStream: stream,
     columns: projections.map((p) => (p.kind === "star" ? "*" : p.name)),
     operator: new ProjectFilterOperator(projections, where),

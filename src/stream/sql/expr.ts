@@ -147,7 +147,7 @@ export class ExpressionCompiler {
         return this.call(node);
       case "aggr_func":
         return unsupported(
-          `aggregate function ${functionName(node).toLowerCase()}() needs GROUP BY over a window, which is not supported in pipelines yet`,
+          `aggregate function ${functionName(node).toLowerCase()}() needs GROUP BY over a window: FROM TUMBLE(stream, _time, INTERVAL '1 minute') … GROUP BY ALL`,
         );
       case "window_func":
         return unsupported("window functions (OVER) are not supported in pipelines");

@@ -101,7 +101,7 @@ export function functionSpec(name: string): FunctionSpec {
   if (AGGREGATES.has(lower)) {
     throw new RunnelError(
       "unsupported_sql",
-      `aggregate function ${lower}() needs GROUP BY over a window, which is not supported in pipelines yet`,
+      `aggregate function ${lower}() needs GROUP BY over a window: FROM TUMBLE(stream, _time, INTERVAL '1 minute') … GROUP BY ALL`,
     );
   }
   const spec = FUNCTIONS[lower];

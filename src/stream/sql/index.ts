@@ -1,2 +1,2 @@
-export { type CompiledPipeline, compilePipeline } from "./compile.js";
+export { type CompiledPipeline, compilePipeline, type StatelessPipeline, type WindowedPipeline } from "./compile.js";
 export { SqlEvalError, SqlTimestamp } from "./values.js";

@@ -8,8 +8,8 @@ import { RunnelError } from "../../core/errors.js";
  *   TRY_CAST(x AS t) → __runnel_try_cast(CAST(x AS t))
  *   a // b           → a / ~ b   (unary `~` binds tighter than `/`, so `//` keeps `/`'s precedence;
  *                                 a user's own `~` is refused here, so the marker is unambiguous)
- * It also refuses window table functions early, because the grammar cannot parse them and the
- * user deserves a better message than a syntax error.
+ * Window table functions in FROM were taken out before (window-tvf.ts); one anywhere else is
+ * refused here, because the grammar cannot parse it and the user deserves a better message.
  */
 export const TRY_CAST_MARKER = "__runnel_try_cast";
 
@@ -64,7 +64,7 @@ export function prepareSql(sql: string): string {
         if (sql[k] === "(" && WINDOW_TVFS.has(lower)) {
           throw new RunnelError(
             "unsupported_sql",
-            `windowed aggregation (${word.toUpperCase()}) is not supported in pipelines yet`,
+            `${word.toUpperCase()}(…) is only supported as the FROM of a pipeline: FROM ${word.toUpperCase()}(stream, _time, …)`,
           );
         }
         out += word;

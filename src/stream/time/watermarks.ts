@@ -1,0 +1,79 @@
+/**
+ * Per-partition watermarks with bounded out-of-orderness, combined as Flink combines the
+ * watermarks of parallel inputs (WatermarkOutputMultiplexer):
+ * - a partition's watermark is `maxTimestamp - outOfOrderness - 1` (BoundedOutOfOrdernessWatermarks);
+ * - time is the minimum over partitions that are not idle, and never goes back;
+ * - a partition that has delivered nothing for `idleTimeoutMs` of processing time (the injected
+ *   clock) is idle and stops holding time back until it delivers again;
+ * - when every partition is idle, time stands still (nothing new can be said about event time).
+ */
+export interface WatermarkOptions {
+  readonly outOfOrdernessMs: number;
+  /** 0 disables idleness: a silent partition holds time back forever, as in Flink without withIdleness. */
+  readonly idleTimeoutMs: number;
+}
+
+export class WatermarkTracker {
+  readonly maxTimestamp: number[];
+  private readonly lastActive: number[];
+  private readonly idle: boolean[];
+  private current = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    partitions: number,
+    private readonly options: WatermarkOptions,
+    now: number,
+  ) {
+    this.maxTimestamp = new Array<number>(partitions).fill(Number.NEGATIVE_INFINITY);
+    this.lastActive = new Array<number>(partitions).fill(now);
+    this.idle = new Array<boolean>(partitions).fill(false);
+  }
+
+  get watermark(): number {
+    return this.current;
+  }
+
+  /** After a restore: the combined watermark and each partition's progress as checkpointed. */
+  restore(watermark: number, maxTimestamp: readonly number[]): void {
+    this.current = watermark;
+    for (let p = 0; p < this.maxTimestamp.length; p++) {
+      this.maxTimestamp[p] = maxTimestamp[p] ?? Number.NEGATIVE_INFINITY;
+    }
+  }
+
+  /** Hot path: called once per event. */
+  observe(partition: number, timestamp: number): void {
+    if (timestamp > (this.maxTimestamp[partition] as number)) this.maxTimestamp[partition] = timestamp;
+  }
+
+  /** A read of `partition` returned records (`delivered`) or nothing, at processing time `now`. */
+  touch(partition: number, delivered: boolean, now: number): void {
+    if (delivered) {
+      this.lastActive[partition] = now;
+      this.idle[partition] = false;
+    } else if (
+      this.options.idleTimeoutMs > 0 &&
+      now - (this.lastActive[partition] as number) >= this.options.idleTimeoutMs
+    ) {
+      this.idle[partition] = true;
+    }
+  }
+
+  isIdle(partition: number): boolean {
+    return this.idle[partition] === true;
+  }
+
+  /** Recomputes the combined watermark; returns it (unchanged when it would go back). */
+  update(): number {
+    let min = Number.POSITIVE_INFINITY;
+    let active = 0;
+    for (let p = 0; p < this.maxTimestamp.length; p++) {
+      if (this.idle[p]) continue;
+      active++;
+      const w = (this.maxTimestamp[p] as number) - this.options.outOfOrdernessMs - 1;
+      if (w < min) min = w;
+    }
+    if (active > 0 && min > this.current) this.current = min;
+    return this.current;
+  }
+}

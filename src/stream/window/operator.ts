@@ -1,0 +1,344 @@
+import type { StreamEvent } from "../event.js";
+import { SqlEvalError } from "../sql/values.js";
+import { restoreValue, type Snapshot, snapshotValue } from "../state/snapshot-codec.js";
+import { type Accumulator, type AggregateSpec, createAccumulator, restoreAccumulator } from "./aggregates.js";
+import { TimerQueue } from "./timers.js";
+import { alignedStart, type WindowSpec } from "./windows.js";
+
+/** How a group is found from an event, and whom its results belong to. */
+export interface KeySelector {
+  /** A primitive identifying the event's group (the Map key); called once per event. */
+  keyOf(e: StreamEvent): unknown;
+  /** The group's key values, computed once when the group is created. */
+  valuesOf(e: StreamEvent): unknown[];
+  /** keyOf, from key values restored out of a checkpoint. */
+  keyOfValues(values: readonly unknown[]): unknown;
+  /** The user_id the group's results belong to, or "" (only analysts and admins see them). */
+  ownerOf(values: readonly unknown[]): string;
+}
+
+export interface WindowResult {
+  readonly keyValues: readonly unknown[];
+  readonly start: number;
+  readonly end: number;
+  /** One per aggregate, in plan order. */
+  readonly aggregates: readonly unknown[];
+}
+
+/** A windowed aggregation, whether compiled from SQL or built with the TypeScript API. */
+export interface WindowedPlan {
+  readonly window: WindowSpec;
+  readonly key: KeySelector;
+  readonly aggregates: readonly AggregateSpec[];
+  /** The output value of one result; undefined drops it (HAVING). */
+  readonly project: (r: WindowResult) => Record<string, unknown> | undefined;
+  /** WHERE, or the filter/map chain before keyBy; undefined drops the event. */
+  readonly prepare?: (e: StreamEvent) => StreamEvent | undefined;
+}
+
+export interface WindowOutput {
+  /** Deterministic: pipeline, window, revision and group, so a replay after a crash yields the same id. */
+  readonly id: string;
+  readonly key: string;
+  /** `window_end - 1`, as Flink's window results. */
+  readonly timestamp: number;
+  readonly value: Record<string, unknown>;
+}
+
+export const ACCEPTED = 0;
+export const LATE = 1;
+export const FILTERED = 2;
+export type ProcessOutcome = typeof ACCEPTED | typeof LATE | typeof FILTERED;
+
+class Group {
+  readonly windows: Win[] = [];
+  constructor(
+    readonly mapKey: unknown,
+    readonly values: readonly unknown[],
+    readonly owner: string,
+    /** The group's part of output ids. */
+    readonly idKey: string,
+  ) {}
+}
+
+class Win {
+  fired = false;
+  dead = false;
+  revision = 0;
+  constructor(
+    readonly group: Group,
+    public start: number,
+    public end: number,
+    readonly accs: Accumulator[],
+  ) {}
+}
+
+/**
+ * Keyed event-time windows with Flink's semantics (WindowOperator + EventTimeTrigger):
+ * - a window fires when the watermark reaches its last instant (`end - 1`);
+ * - with allowed lateness L its state is kept until the watermark reaches `end - 1 + L`, and
+ *   every event added meanwhile fires an updated result (a new revision);
+ * - an event all of whose windows are past that point is late: the caller routes it to the
+ *   late-data stream.
+ * Watermark semantics are Flink's: watermark W promises no more events with timestamp ≤ W.
+ */
+export class WindowOperator {
+  watermark = Number.NEGATIVE_INFINITY;
+  private readonly groups = new Map<unknown, Group>();
+  private readonly fireTimers = new TimerQueue<Win>();
+  private readonly cleanupTimers = new TimerQueue<Win>();
+  private readonly window: WindowSpec;
+  private readonly aggs: readonly AggregateSpec[];
+  private readonly nAggs: number;
+  // Arguments are evaluated into these before any state changes, so an expression that throws
+  // on an event leaves no window half-updated; reused across events to avoid allocation.
+  private readonly argValues: unknown[];
+  private readonly byValues: unknown[];
+  private windowCount = 0;
+  /** Results dropped because a result expression failed on them. */
+  failedResults = 0;
+
+  constructor(
+    private readonly plan: WindowedPlan,
+    private readonly options: { readonly pipeline: string; readonly allowedLatenessMs: number },
+  ) {
+    this.window = plan.window;
+    this.aggs = plan.aggregates;
+    this.nAggs = plan.aggregates.length;
+    this.argValues = new Array(this.nAggs).fill(null);
+    this.byValues = new Array(this.nAggs).fill(null);
+  }
+
+  /** Open windows (for metrics: state size). */
+  get openWindows(): number {
+    return this.windowCount;
+  }
+
+  get groupCount(): number {
+    return this.groups.size;
+  }
+
+  /** Adds one event; may emit updated results of windows that already fired (allowed lateness). */
+  process(input: StreamEvent, out: WindowOutput[]): ProcessOutcome {
+    const e = this.plan.prepare === undefined ? input : this.plan.prepare(input);
+    if (e === undefined) return FILTERED;
+    const aggs = this.aggs;
+    for (let i = 0; i < this.nAggs; i++) {
+      const a = aggs[i] as AggregateSpec;
+      this.argValues[i] = a.arg === undefined ? null : a.arg(e);
+      if (a.by !== undefined) this.byValues[i] = a.by(e);
+    }
+    const t = e.timestamp;
+    const lateness = this.options.allowedLatenessMs;
+    const wm = this.watermark;
+    const w = this.window;
+    if (w.kind === "tumble") {
+      const start = alignedStart(t, w.size);
+      const end = start + w.size;
+      if (end - 1 + lateness <= wm) return LATE;
+      this.addTo(this.windowOf(this.groupOf(e), start, end), e, out);
+      return ACCEPTED;
+    }
+    if (w.kind === "hop") {
+      let group: Group | undefined;
+      let accepted = false;
+      for (let start = alignedStart(t, w.slide); start > t - w.size; start -= w.slide) {
+        const end = start + w.size;
+        if (end - 1 + lateness <= wm) continue;
+        group ??= this.groupOf(e);
+        this.addTo(this.windowOf(group, start, end), e, out);
+        accepted = true;
+      }
+      return accepted ? ACCEPTED : LATE;
+    }
+    return this.addToSession(e, t, t + w.gap, out);
+  }
+
+  /** Moves event time to `watermark`: fires every window whose end it passed and drops expired state. */
+  advance(watermark: number, out: WindowOutput[]): void {
+    if (!(watermark > this.watermark)) return;
+    this.watermark = watermark;
+    const lateness = this.options.allowedLatenessMs;
+    for (let due = this.fireTimers.popDue(watermark); due !== undefined; due = this.fireTimers.popDue(watermark)) {
+      for (const win of due) {
+        if (win.dead || win.end - 1 > watermark) continue;
+        if (!win.fired) this.emit(win, out);
+        if (lateness === 0) this.purge(win);
+      }
+    }
+    for (
+      let due = this.cleanupTimers.popDue(watermark);
+      due !== undefined;
+      due = this.cleanupTimers.popDue(watermark)
+    ) {
+      for (const win of due) if (!win.dead && win.end - 1 + lateness <= watermark) this.purge(win);
+    }
+  }
+
+  snapshot(): Snapshot {
+    const groups: Snapshot[] = [];
+    for (const g of this.groups.values()) {
+      groups.push([
+        g.values.map(snapshotValue),
+        g.windows.map((w) => [w.start, w.end, w.fired, w.revision, w.accs.map((a) => a.snapshot())]),
+      ]);
+    }
+    return { watermark: Number.isFinite(this.watermark) ? this.watermark : null, groups };
+  }
+
+  restore(s: Snapshot): void {
+    this.groups.clear();
+    this.fireTimers.clear();
+    this.cleanupTimers.clear();
+    this.windowCount = 0;
+    const o = s !== null && typeof s === "object" && !Array.isArray(s) ? s : {};
+    this.watermark = typeof o.watermark === "number" ? o.watermark : Number.NEGATIVE_INFINITY;
+    for (const entry of Array.isArray(o.groups) ? o.groups : []) {
+      if (!Array.isArray(entry)) continue;
+      const [rawValues, rawWindows] = entry;
+      const values = (Array.isArray(rawValues) ? rawValues : []).map(restoreValue);
+      const group = this.newGroup(this.plan.key.keyOfValues(values), values);
+      for (const rw of Array.isArray(rawWindows) ? rawWindows : []) {
+        if (!Array.isArray(rw)) continue;
+        const [start, end, fired, revision, accs] = rw;
+        const snaps = Array.isArray(accs) ? accs : [];
+        const win = new Win(
+          group,
+          Number(start),
+          Number(end),
+          this.aggs.map((a, i) => restoreAccumulator(a.kind, snaps[i] ?? null)),
+        );
+        win.fired = fired === true;
+        win.revision = Number(revision);
+        group.windows.push(win);
+        this.windowCount++;
+        this.schedule(win);
+      }
+      this.groups.set(group.mapKey, group);
+    }
+  }
+
+  private groupOf(e: StreamEvent): Group {
+    const k = this.plan.key.keyOf(e);
+    let g = this.groups.get(k);
+    if (g === undefined) {
+      g = this.newGroup(k, this.plan.key.valuesOf(e));
+      this.groups.set(k, g);
+    }
+    return g;
+  }
+
+  private newGroup(mapKey: unknown, values: readonly unknown[]): Group {
+    return new Group(mapKey, values, this.plan.key.ownerOf(values), JSON.stringify(values.map(snapshotValue)));
+  }
+
+  private windowOf(g: Group, start: number, end: number): Win {
+    const ws = g.windows;
+    for (let i = 0; i < ws.length; i++) {
+      const w = ws[i] as Win;
+      if (w.start === start) return w;
+    }
+    const win = new Win(g, start, end, this.newAccs());
+    ws.push(win);
+    this.windowCount++;
+    this.schedule(win);
+    return win;
+  }
+
+  private newAccs(): Accumulator[] {
+    const accs = new Array<Accumulator>(this.nAggs);
+    for (let i = 0; i < this.nAggs; i++) accs[i] = createAccumulator((this.aggs[i] as AggregateSpec).kind);
+    return accs;
+  }
+
+  private schedule(win: Win): void {
+    if (!win.fired) this.fireTimers.add(win.end - 1, win);
+    const lateness = this.options.allowedLatenessMs;
+    if (lateness > 0) this.cleanupTimers.add(win.end - 1 + lateness, win);
+  }
+
+  private addTo(win: Win, e: StreamEvent, out: WindowOutput[]): void {
+    const accs = win.accs;
+    for (let i = 0; i < this.nAggs; i++) (accs[i] as Accumulator).add(this.argValues[i], this.byValues[i], e);
+    // Already past its end (within allowed lateness): Flink's EventTimeTrigger fires again on each element.
+    if (win.end - 1 <= this.watermark) this.emit(win, out);
+  }
+
+  /** Flink's merging window assigner: a session is [first, last + gap), and touching sessions merge. */
+  private addToSession(e: StreamEvent, start: number, end: number, out: WindowOutput[]): ProcessOutcome {
+    const lateness = this.options.allowedLatenessMs;
+    const k = this.plan.key.keyOf(e);
+    const existing = this.groups.get(k);
+    let target: Win | undefined;
+    let mergedStart = start;
+    let mergedEnd = end;
+    if (existing !== undefined) {
+      for (const w of existing.windows) {
+        if (w.start <= end && w.end >= start) {
+          if (w.start < mergedStart) mergedStart = w.start;
+          if (w.end > mergedEnd) mergedEnd = w.end;
+          if (target === undefined || w.start < target.start) target = w;
+        }
+      }
+    }
+    if (mergedEnd - 1 + lateness <= this.watermark) return LATE;
+    const group = existing ?? this.groupOf(e);
+    if (target === undefined) {
+      const win = new Win(group, start, end, this.newAccs());
+      group.windows.push(win);
+      this.windowCount++;
+      this.schedule(win);
+      this.addTo(win, e, out);
+      return ACCEPTED;
+    }
+    for (const w of [...group.windows]) {
+      if (w === target || !(w.start <= end && w.end >= start)) continue;
+      for (let i = 0; i < this.nAggs; i++) (target.accs[i] as Accumulator).merge(w.accs[i] as Accumulator);
+      if (w.revision > target.revision) target.revision = w.revision;
+      this.purge(w);
+    }
+    if (mergedStart !== target.start || mergedEnd !== target.end) {
+      target.start = mergedStart;
+      target.end = mergedEnd;
+      // A grown session is a new result: it fires at its new end (stale timers see the end moved).
+      target.fired = false;
+      this.schedule(target);
+    }
+    this.addTo(target, e, out);
+    return ACCEPTED;
+  }
+
+  private emit(win: Win, out: WindowOutput[]): void {
+    const aggregates = new Array<unknown>(this.nAggs);
+    for (let i = 0; i < this.nAggs; i++) aggregates[i] = (win.accs[i] as Accumulator).result();
+    const g = win.group;
+    let value: Record<string, unknown> | undefined;
+    try {
+      value = this.plan.project({ keyValues: g.values, start: win.start, end: win.end, aggregates });
+    } catch (e) {
+      // A result expression failing (a bad CAST over an aggregate) drops that result, as a failing event is dropped.
+      if (!(e instanceof SqlEvalError)) throw e;
+      this.failedResults++;
+      value = undefined;
+    }
+    const revision = win.revision++;
+    win.fired = true;
+    if (value === undefined) return;
+    out.push({
+      id: `${this.options.pipeline}:${win.start}:${win.end}:${revision}:${g.idKey}`,
+      key: g.owner,
+      timestamp: win.end - 1,
+      value,
+    });
+  }
+
+  private purge(win: Win): void {
+    if (win.dead) return;
+    win.dead = true;
+    this.windowCount--;
+    const g = win.group;
+    const i = g.windows.indexOf(win);
+    if (i >= 0) g.windows.splice(i, 1);
+    if (g.windows.length === 0 && this.groups.get(g.mapKey) === g) this.groups.delete(g.mapKey);
+  }
+}
