@@ -1,72 +1,345 @@
 /**
  * Every metric Runnel exposes, named in one place (Prometheus conventions: base units, `_total`
  * counters, `_seconds` histograms, bounded labels — never a user id as a label).
+ *
+ * Label values are chosen by admins (stream, pipeline and rule names), fixed by code (reason,
+ * outcome, kind, state) or bounded by configuration (partition); none comes from event content.
+ *
+ * Two kinds of metric live here:
+ * - pushed: the code that sees the event calls inc()/observe() (ingest, queries, HTTP);
+ * - pulled: read from components' stats at scrape time (`onScrape`, src/monitoring/collectors.ts),
+ *   so src/log, src/stream, src/cep and src/analytics never depend on prom-client.
+ *
+ * @example
+ *   const metrics = createMetrics();
+ *   metrics.ingestEvents.inc({ stream: "clicks", source: "http" }, 10);
+ *   metrics.onScrape(() => metrics.analyticsLag.set({ stream: "clicks" }, loader.lag().get("clicks") ?? 0));
+ *   const text = await metrics.registry.metrics();
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const CHECKPOINT_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** Refreshes pulled metrics; runs once per scrape however many metrics ask for it. */
+export type ScrapeHook = () => void | Promise<void>;
 
 export function createMetrics() {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "runnel_process_" });
+  // `runnel_` keeps the defaults apart from other Node processes on a shared Prometheus:
+  // runnel_process_cpu_seconds_total, runnel_nodejs_eventloop_lag_seconds, runnel_nodejs_gc_duration_seconds…
+  collectDefaultMetrics({ register: registry, prefix: "runnel_" });
+
+  const hooks: ScrapeHook[] = [];
+  let inflight: Promise<void> | undefined;
+  // prom-client collects every metric concurrently; sharing one promise means one pass per scrape.
+  const refresh = (): Promise<void> => {
+    inflight ??= Promise.allSettled(hooks.map((h) => h())).then(
+      () => {
+        inflight = undefined;
+      },
+      () => {
+        inflight = undefined;
+      },
+    );
+    return inflight;
+  };
+  const pulled = { registers: [registry], collect: refresh };
+  const pushed = { registers: [registry] };
 
   return {
     registry,
+    /** Registers a hook that refreshes pulled metrics before each scrape; returns its removal. */
+    onScrape(hook: ScrapeHook): () => void {
+      hooks.push(hook);
+      return () => {
+        const i = hooks.indexOf(hook);
+        if (i >= 0) hooks.splice(i, 1);
+      };
+    },
+
+    // ── ingest ──
     ingestEvents: new Counter({
       name: "runnel_ingest_events_total",
       help: "Events appended to the log, by stream and source.",
       labelNames: ["stream", "source"] as const,
-      registers: [registry],
+      ...pushed,
     }),
     ingestBytes: new Counter({
       name: "runnel_ingest_bytes_total",
       help: "Bytes of events appended to the log, by stream and source.",
       labelNames: ["stream", "source"] as const,
-      registers: [registry],
+      ...pushed,
     }),
     ingestRefusals: new Counter({
       name: "runnel_ingest_refusals_total",
-      help: "Ingest requests refused, by reason (the error code).",
+      help: "Ingest requests refused, by reason (invalid, forbidden, user_blocked, event_too_large, overloaded, …).",
       labelNames: ["reason"] as const,
-      registers: [registry],
+      ...pushed,
     }),
     ingestRequestDuration: new Histogram({
       name: "runnel_ingest_request_duration_seconds",
       help: "Time from receiving an ingest request to its answer (includes the durable append).",
       labelNames: ["source"] as const,
       buckets: LATENCY_BUCKETS,
-      registers: [registry],
+      ...pushed,
+    }),
+
+    // ── log ──
+    logAppendDuration: new Histogram({
+      name: "runnel_log_append_duration_seconds",
+      help: "Time for one append to become durable (group commit and fdatasync included).",
+      labelNames: ["outcome"] as const,
+      buckets: LATENCY_BUCKETS,
+      ...pushed,
+    }),
+    logAppendCalls: new Counter({
+      name: "runnel_log_appends_total",
+      help: "Append calls made to the log (each is one atomic batch).",
+      ...pulled,
+    }),
+    logAppendedRecords: new Counter({
+      name: "runnel_log_appended_records_total",
+      help: "Records appended to the log.",
+      ...pulled,
+    }),
+    logCommitGroups: new Counter({
+      name: "runnel_log_commit_groups_total",
+      help: "Group commits: appends that shared one fdatasync round. Batch size = rate(runnel_log_appends_total) / rate(this).",
+      ...pulled,
+    }),
+    logFsyncs: new Counter({
+      name: "runnel_log_fsyncs_total",
+      help: "fdatasync calls made by the log (one per touched partition per group, plus the commit file).",
+      ...pulled,
+    }),
+    logStreams: new Gauge({
+      name: "runnel_log_streams",
+      help: "Streams held by the log, including internal ones (checkpoints).",
+      ...pulled,
+    }),
+    logSize: new Gauge({
+      name: "runnel_log_size_bytes",
+      help: "Bytes the log occupies on disk.",
+      ...pulled,
+    }),
+    logRetentionSegments: new Counter({
+      name: "runnel_log_retention_deleted_segments_total",
+      help: "Segments deleted by retention.",
+      ...pushed,
+    }),
+    logRetentionBytes: new Counter({
+      name: "runnel_log_retention_deleted_bytes_total",
+      help: "Bytes deleted by retention.",
+      ...pushed,
+    }),
+    logRecoveries: new Counter({
+      name: "runnel_log_recovery_truncations_total",
+      help: "Truncations made while opening the log (torn tails, uncommitted batches), by reason.",
+      labelNames: ["reason"] as const,
+      ...pushed,
+    }),
+    storageFree: new Gauge({
+      name: "runnel_storage_available_bytes",
+      help: "Bytes available to Runnel on the filesystem holding the data directory.",
+      ...pulled,
+    }),
+    storageSize: new Gauge({
+      name: "runnel_storage_size_bytes",
+      help: "Total size of the filesystem holding the data directory.",
+      ...pulled,
+    }),
+
+    // ── processing (pipelines, windows) ──
+    pipelineRecords: new Counter({
+      name: "runnel_pipeline_records_total",
+      help: "Records read (direction=in) and written (direction=out) by each pipeline: operator throughput.",
+      labelNames: ["pipeline", "direction"] as const,
+      ...pulled,
+    }),
+    pipelineDiscarded: new Counter({
+      name: "runnel_pipeline_discarded_records_total",
+      help: "Input records a pipeline produced nothing for, by reason (filtered by WHERE, error in an expression, late).",
+      labelNames: ["pipeline", "reason"] as const,
+      ...pulled,
+    }),
+    pipelineFailures: new Counter({
+      name: "runnel_pipeline_failures_total",
+      help: "Processing rounds that failed against the log (retried after a delay).",
+      labelNames: ["pipeline"] as const,
+      ...pulled,
+    }),
+    pipelineRunning: new Gauge({
+      name: "runnel_pipeline_running",
+      help: "1 while the pipeline's runner is running.",
+      labelNames: ["pipeline"] as const,
+      ...pulled,
+    }),
+    pipelineLag: new Gauge({
+      name: "runnel_pipeline_lag_records",
+      help: "Input records not yet processed by the pipeline, per input partition.",
+      labelNames: ["pipeline", "partition"] as const,
+      ...pulled,
+    }),
+    pipelineLagSeconds: new Gauge({
+      name: "runnel_pipeline_lag_seconds",
+      help: "Event-time age of the oldest unprocessed input record, per partition (0 when caught up).",
+      labelNames: ["pipeline", "partition"] as const,
+      ...pulled,
+    }),
+    watermarkDelay: new Gauge({
+      name: "runnel_pipeline_watermark_delay_seconds",
+      help: "How far the pipeline's watermark (event time) trails the wall clock.",
+      labelNames: ["pipeline"] as const,
+      ...pulled,
+    }),
+    windowStateKeys: new Gauge({
+      name: "runnel_window_state_keys",
+      help: "Keys with open window state, per windowed pipeline.",
+      labelNames: ["pipeline"] as const,
+      ...pulled,
+    }),
+    windowOpenWindows: new Gauge({
+      name: "runnel_window_open_windows",
+      help: "Windows open (not yet fired by the watermark), per windowed pipeline.",
+      labelNames: ["pipeline"] as const,
+      ...pulled,
+    }),
+
+    // ── checkpoints ──
+    checkpointDuration: new Histogram({
+      name: "runnel_checkpoint_duration_seconds",
+      help: "Time to take and store one checkpoint, by task (pipeline/<name> or cep).",
+      labelNames: ["task"] as const,
+      buckets: CHECKPOINT_BUCKETS,
+      ...pushed,
+    }),
+    checkpointFailures: new Counter({
+      name: "runnel_checkpoint_failures_total",
+      help: "Checkpoints that could not be stored, by task.",
+      labelNames: ["task"] as const,
+      ...pushed,
+    }),
+    checkpointAge: new Gauge({
+      name: "runnel_checkpoint_age_seconds",
+      help: "Time since the task's last successful checkpoint.",
+      labelNames: ["task"] as const,
+      ...pulled,
+    }),
+
+    // ── CEP rules, alerts, webhooks ──
+    cepPartialMatches: new Gauge({
+      name: "runnel_cep_partial_matches",
+      help: "Partial matches (NFA runs) held for the rule.",
+      labelNames: ["rule"] as const,
+      ...pulled,
+    }),
+    cepStateKeys: new Gauge({
+      name: "runnel_cep_state_keys",
+      help: "Keys with CEP state for the rule.",
+      labelNames: ["rule"] as const,
+      ...pulled,
+    }),
+    ruleMatches: new Counter({
+      name: "runnel_rule_matches_total",
+      help: "Complete matches of the rule's pattern.",
+      labelNames: ["rule"] as const,
+      ...pushed,
+    }),
+    ruleAlerts: new Counter({
+      name: "runnel_rule_alerts_total",
+      help: "Alerts raised by the rule, by severity.",
+      labelNames: ["rule", "severity"] as const,
+      ...pushed,
+    }),
+    webhookDeliveries: new Counter({
+      name: "runnel_webhook_deliveries_total",
+      help: "Webhook deliveries that succeeded, by rule.",
+      labelNames: ["rule"] as const,
+      ...pushed,
+    }),
+    webhookFailures: new Counter({
+      name: "runnel_webhook_failures_total",
+      help: "Webhook attempts that failed, by rule and reason (status, timeout, network), and whether it gave up.",
+      labelNames: ["rule", "reason", "final"] as const,
+      ...pushed,
+    }),
+
+    // ── analytics and queries ──
+    analyticsLag: new Gauge({
+      name: "runnel_analytics_lag_records",
+      help: "Records appended to the log but not yet queryable, by stream.",
+      labelNames: ["stream"] as const,
+      ...pulled,
     }),
     queryDuration: new Histogram({
       name: "runnel_query_duration_seconds",
-      help: "Time to answer a SQL query, by outcome.",
+      help: "Time to answer a SQL query, by outcome (ok, refused, error).",
       labelNames: ["outcome"] as const,
       buckets: LATENCY_BUCKETS,
-      registers: [registry],
+      ...pushed,
+    }),
+    queryRefusals: new Counter({
+      name: "runnel_query_refusals_total",
+      help: "Queries refused before or while running, by reason (the error code).",
+      labelNames: ["reason"] as const,
+      ...pushed,
+    }),
+
+    // ── control DB, HTTP, readiness ──
+    controlPoolConnections: new Gauge({
+      name: "runnel_control_db_pool_connections",
+      help: "Connections of the control database's pool, by state (idle, busy).",
+      labelNames: ["state"] as const,
+      ...pulled,
+    }),
+    controlPoolWaiting: new Gauge({
+      name: "runnel_control_db_pool_waiting_requests",
+      help: "Requests waiting for a control database connection.",
+      ...pulled,
+    }),
+    controlPoolMax: new Gauge({
+      name: "runnel_control_db_pool_max_connections",
+      help: "Size limit of the control database's pool.",
+      ...pulled,
     }),
     httpRequests: new Counter({
       name: "runnel_http_requests_total",
       help: "HTTP requests answered, by route and status class.",
       labelNames: ["route", "status"] as const,
-      registers: [registry],
-    }),
-    pipelineRecords: new Counter({
-      name: "runnel_pipeline_records_total",
-      help: "Records read and written by pipelines.",
-      labelNames: ["pipeline", "direction"] as const,
-      registers: [registry],
-    }),
-    analyticsLag: new Gauge({
-      name: "runnel_analytics_lag_records",
-      help: "Records appended to the log but not yet queryable, by stream.",
-      labelNames: ["stream"] as const,
-      registers: [registry],
+      ...pushed,
     }),
     componentReady: new Gauge({
       name: "runnel_component_ready",
-      help: "1 when the component is ready, 0 otherwise.",
+      help: "1 when the component is ready, 0 otherwise (log, processing, analytics, control).",
       labelNames: ["component"] as const,
-      registers: [registry],
+      ...pulled,
+    }),
+
+    // ── operator alerting (src/monitoring/anomaly.ts) ──
+    operatorAlerts: new Counter({
+      name: "runnel_operator_alerts_total",
+      help: "Operator alerts raised by the traffic anomaly detector, by kind (spike, drop, lag_growth).",
+      labelNames: ["kind"] as const,
+      ...pushed,
+    }),
+    operatorAlertsActive: new Gauge({
+      name: "runnel_operator_alerts_active",
+      help: "Operator alerts currently active, by kind and subject (a stream or a consumer).",
+      labelNames: ["kind", "subject"] as const,
+      ...pulled,
+    }),
+    ingestBaseline: new Gauge({
+      name: "runnel_ingest_baseline_events_per_second",
+      help: "The detector's learned ingest rate per stream (EWMA).",
+      labelNames: ["stream"] as const,
+      ...pulled,
+    }),
+    ingestAnomalyScore: new Gauge({
+      name: "runnel_ingest_anomaly_score",
+      help: "Latest z-score of the stream's ingest rate against its baseline.",
+      labelNames: ["stream"] as const,
+      ...pulled,
     }),
   };
 }
