@@ -79,15 +79,15 @@ export class DataStream<T extends Value> {
   ) {}
 
   filter(predicate: (value: T, event: StreamEvent) => boolean): DataStream<T> {
-    return this.then((v, e) => (predicate(v as T, e) ? v : undefined));
+    return this.step((v, e) => (predicate(v as T, e) ? v : undefined));
   }
 
   map<U extends Value>(f: (value: T, event: StreamEvent) => U): DataStream<U> {
-    return this.then((v, e) => f(v as T, e));
+    return this.step((v, e) => f(v as T, e));
   }
 
   flatMap<U extends Value>(f: (value: T, event: StreamEvent) => Iterable<U>): DataStream<U> {
-    return this.then((v, e) => [...f(v as T, e)]);
+    return this.step((v, e) => [...f(v as T, e)]);
   }
 
   /** Groups by a field (`"user_id"`: results belong to that user) or by a function of the value. */
@@ -107,7 +107,7 @@ export class DataStream<T extends Value> {
     return runner;
   }
 
-  private then<U extends Value>(step: Step): DataStream<U> {
+  private step<U extends Value>(step: Step): DataStream<U> {
     return new DataStream<U>(this.log, this.source, [...this.steps, step]);
   }
 }
