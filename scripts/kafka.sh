@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# Makes a real Apache Kafka 4.x broker available on loopback for Runnel's tests and prints its
+# bootstrap address (the only line on stdout; everything else goes to stderr so callers can write
+# BROKERS="$(bash scripts/kafka.sh)").
+#
+# No tarball and no Docker: Maven resolves org.apache.kafka:kafka_2.13 and its dependencies (plus a
+# log4j2 binding, which the published POM leaves out) into .runnel/kafka/lib, and the broker runs
+# from that classpath as a single KRaft node (combined broker+controller). Idempotent: a broker
+# already answering on the port is reused; tests isolate themselves with unique topic prefixes.
+#
+# Environment: RUNNEL_KAFKA_PORT (default 19092; the controller listens on the next port),
+# RUNNEL_KAFKA_DIR (default <repo>/.runnel/kafka), RUNNEL_KAFKA_VERSION (default 4.1.1),
+# RUNNEL_KAFKA_HEAP (default 512m).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PORT="${RUNNEL_KAFKA_PORT:-19092}"
+CONTROLLER_PORT="$((PORT + 1))"
+VERSION="${RUNNEL_KAFKA_VERSION:-4.1.1}"
+# Kafka 4.1 is built against these; Maven's nearest-wins would otherwise pick slf4j-api 1.7 from a
+# transitive dependency, which cannot see the log4j2 binding and silences the broker.
+LOG4J_VERSION="2.24.3"
+SLF4J_VERSION="2.0.17"
+HEAP="${RUNNEL_KAFKA_HEAP:-512m}"
+BASE="${RUNNEL_KAFKA_DIR:-$PWD/.runnel/kafka}"
+LIB="$BASE/lib-$VERSION-2"
+DATA="$BASE/data-$PORT"
+CONF="$BASE/conf-$PORT"
+PIDFILE="$BASE/broker-$PORT.pid"
+LOGFILE="$BASE/broker-$PORT.log"
+ADDRESS="127.0.0.1:${PORT}"
+
+log() { echo "kafka.sh: $*" >&2; }
+fail() {
+  echo "kafka.sh: $*" >&2
+  exit 1
+}
+
+# A TCP connect is not enough: the port opens before KRaft has elected itself and registered the
+# broker, so ask the broker for its API versions, which it answers only once it serves requests.
+answers() {
+  [ -f "$LIB/.complete" ] || return 1
+  java -cp "$LIB/*" -Dlog4j2.configurationFile="$CONF/tools-log4j2.properties" \
+    org.apache.kafka.tools.BrokerApiVersionsCommand --bootstrap-server "$ADDRESS" >/dev/null 2>&1
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
+
+running_pid() {
+  [ -f "$PIDFILE" ] || return 1
+  local pid
+  pid="$(cat "$PIDFILE")"
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && grep -q 'kafka\.Kafka' "/proc/$pid/cmdline" 2>/dev/null || return 1
+  echo "$pid"
+}
+
+command -v java >/dev/null 2>&1 || fail "java is not installed (Kafka 4.x needs Java 17+)"
+
+mkdir -p "$BASE"
+# Two test runs starting at once must not both download, format or start the broker.
+exec 9>"$BASE/.lock-$PORT"
+flock 9
+
+# Fast path: our broker is already up.
+if running_pid >/dev/null && port_open; then
+  echo "$ADDRESS"
+  exit 0
+fi
+
+if [ ! -f "$LIB/.complete" ]; then
+  command -v mvn >/dev/null 2>&1 || fail "mvn is not installed (needed once to fetch Kafka $VERSION from Maven Central)"
+  log "fetching org.apache.kafka:kafka_2.13:$VERSION and its dependencies with Maven (once)"
+  POMDIR="$BASE/pom-$VERSION"
+  mkdir -p "$POMDIR"
+  cat >"$POMDIR/pom.xml" <<POM
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>dev.runnel</groupId>
+  <artifactId>kafka-broker</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$VERSION</version></dependency>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>$VERSION</version></dependency>
+    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId><version>$SLF4J_VERSION</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j2-impl</artifactId><version>$LOG4J_VERSION</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>$LOG4J_VERSION</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-api</artifactId><version>$LOG4J_VERSION</version></dependency>
+  </dependencies>
+</project>
+POM
+  rm -rf "$LIB.tmp"
+  if ! mvn -B -q -Dstyle.color=never -f "$POMDIR/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
+    -DoutputDirectory="$LIB.tmp" >&2; then
+    fail "Maven could not fetch Kafka $VERSION (is Maven Central reachable?)"
+  fi
+  ls "$LIB.tmp"/kafka_2.13-"$VERSION".jar >/dev/null 2>&1 || fail "Maven finished but kafka_2.13-$VERSION.jar is missing"
+  touch "$LIB.tmp/.complete"
+  rm -rf "$LIB"
+  mv "$LIB.tmp" "$LIB"
+fi
+
+mkdir -p "$CONF"
+cat >"$CONF/log4j2.properties" <<L4J
+status = warn
+appender.out.type = Console
+appender.out.name = out
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.out.ref = out
+logger.kafka.name = kafka
+logger.kafka.level = WARN
+logger.kafkaorg.name = org.apache.kafka
+logger.kafkaorg.level = WARN
+logger.started.name = kafka.server.KafkaRaftServer
+logger.started.level = INFO
+L4J
+cat >"$CONF/tools-log4j2.properties" <<L4J
+status = error
+rootLogger.level = OFF
+L4J
+
+cat >"$CONF/server.properties" <<PROPS
+# Runnel test broker (scripts/kafka.sh): one KRaft node, loopback only, disposable data.
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:${CONTROLLER_PORT}
+listeners=PLAINTEXT://127.0.0.1:${PORT},CONTROLLER://127.0.0.1:${CONTROLLER_PORT}
+advertised.listeners=PLAINTEXT://127.0.0.1:${PORT},CONTROLLER://127.0.0.1:${CONTROLLER_PORT}
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=${DATA}
+num.partitions=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+# Tests create and delete many topics; let deletion and retention act quickly.
+log.retention.check.interval.ms=5000
+log.segment.delete.delay.ms=1000
+auto.create.topics.enable=false
+PROPS
+
+if port_open; then
+  if answers; then
+    log "reusing the Kafka broker already answering on $ADDRESS"
+    echo "$ADDRESS"
+    exit 0
+  fi
+  fail "port $PORT is taken by something that is not a Kafka broker (set RUNNEL_KAFKA_PORT)"
+fi
+
+CP="$LIB/*"
+JAVA_OPTS=(-Xms128m "-Xmx$HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError
+  -Djava.awt.headless=true -Dlog4j2.configurationFile="$CONF/log4j2.properties")
+
+if [ ! -f "$DATA/meta.properties" ]; then
+  log "formatting KRaft storage in $DATA"
+  rm -rf "$DATA"
+  CLUSTER_ID="$(java -cp "$CP" -Dlog4j2.configurationFile="$CONF/tools-log4j2.properties" kafka.tools.StorageTool random-uuid)"
+  java -cp "$CP" -Dlog4j2.configurationFile="$CONF/tools-log4j2.properties" kafka.tools.StorageTool format \
+    -t "$CLUSTER_ID" -c "$CONF/server.properties" --standalone >&2 || fail "kafka-storage format failed in $DATA"
+fi
+
+log "starting Kafka $VERSION on $ADDRESS (log: $LOGFILE)"
+# setsid + nohup: the broker must outlive this script and the test run that called it.
+nohup setsid java "${JAVA_OPTS[@]}" -cp "$CP" kafka.Kafka "$CONF/server.properties" >"$LOGFILE" 2>&1 </dev/null 9>&- &
+echo "$!" >"$PIDFILE"
+
+for _ in $(seq 1 120); do
+  if ! running_pid >/dev/null; then
+    tail -n 20 "$LOGFILE" >&2 || true
+    fail "the broker exited while starting; see $LOGFILE"
+  fi
+  # The broker logs this once KRaft has elected itself and the broker serves requests.
+  if grep -q 'Kafka Server started' "$LOGFILE" 2>/dev/null && port_open; then
+    echo "$ADDRESS"
+    exit 0
+  fi
+  sleep 0.5
+done
+tail -n 20 "$LOGFILE" >&2 || true
+fail "the broker did not answer on $ADDRESS within 60 s; see $LOGFILE"
