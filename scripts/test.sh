@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test Runnel has: type check, lint, then the unit and integration suites against real
-# components. Installs and starts what those need (PostgreSQL) when it is missing.
+# components. Installs and starts what those need (PostgreSQL, Prometheus) when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +12,14 @@ echo "== lint"; npx biome check .
 echo "== PostgreSQL"
 RUNNEL_TEST_DATABASE_URL="$(bash scripts/postgres.sh)"
 export RUNNEL_TEST_DATABASE_URL
+
+echo "== Mosquitto (MQTT)"
+RUNNEL_TEST_MQTT_URL="mqtt://$(bash scripts/mosquitto.sh)"
+export RUNNEL_TEST_MQTT_URL
+
+echo "== Prometheus"
+RUNNEL_TEST_PROMETHEUS_URL="$(bash scripts/prometheus.sh)"
+export RUNNEL_TEST_PROMETHEUS_URL
 
 echo "== tests"
 mapfile -t files < <(find test -name '*.test.ts' | sort)
