@@ -366,6 +366,30 @@ export function runEventLogConformance(name: string, factory: () => Promise<Even
       assert.equal(log.partitionCount(s), 3);
     });
 
+    test("keeps record headers exactly, and a record without headers has none", async () => {
+      const s = streamName("headers");
+      await log.createStream(s, { partitions: 2 });
+      const headers = { "runnel-output-id": "p1:0:17", "runnel-source-offset": "17", "ünï-🔑": "välue ✓", empty: "" };
+      const sent: AppendRecord[] = [
+        { ...record("a", 1, { n: 0 }), headers },
+        record("a", 2, { n: 1 }),
+        { ...record("b", 3, { n: 2 }), headers: { only: "one" } },
+        { ...record("a", 4, { n: 3 }), headers: {} },
+      ];
+      const positions = await log.append(s, sent);
+      log = await harness.reopen();
+      const got = await Promise.all(
+        positions.map(async (pos) => (await log.read(s, pos.partition, pos.offset, { maxRecords: 1 }))[0]!),
+      );
+      assert.deepEqual(got[0]!.headers, headers);
+      assert.deepEqual(decodeValue(got[0]!), { n: 0 }, "headers stay out of the value");
+      assert.equal(got[1]!.headers, undefined);
+      assert.equal("headers" in got[1]!, false, "absent headers stay absent");
+      assert.deepEqual(got[2]!.headers, { only: "one" });
+      assert.deepEqual(decodeValue(got[3]!), { n: 3 });
+      assert.ok(got[3]!.headers === undefined || Object.keys(got[3]!.headers).length === 0);
+    });
+
     test("keeps keys, timestamps and bytes exactly", async () => {
       const s = streamName("bytes");
       await log.createStream(s, { partitions: 1 });
