@@ -52,12 +52,12 @@ export type ProcessOutcome = typeof ACCEPTED | typeof LATE | typeof FILTERED;
 
 class Group {
   readonly windows: Win[] = [];
+  /** The group's part of output ids; computed at the first result, not per new group. */
+  idKey: string | undefined;
   constructor(
     readonly mapKey: unknown,
     readonly values: readonly unknown[],
     readonly owner: string,
-    /** The group's part of output ids. */
-    readonly idKey: string,
   ) {}
 }
 
@@ -229,7 +229,7 @@ export class WindowOperator {
   }
 
   private newGroup(mapKey: unknown, values: readonly unknown[]): Group {
-    return new Group(mapKey, values, this.plan.key.ownerOf(values), JSON.stringify(values.map(snapshotValue)));
+    return new Group(mapKey, values, this.plan.key.ownerOf(values));
   }
 
   private windowOf(g: Group, start: number, end: number): Win {
@@ -325,7 +325,7 @@ export class WindowOperator {
     win.fired = true;
     if (value === undefined) return;
     out.push({
-      id: `${this.options.pipeline}:${win.start}:${win.end}:${revision}:${g.idKey}`,
+      id: `${this.options.pipeline}:${win.start}:${win.end}:${revision}:${(g.idKey ??= JSON.stringify(g.values.map(snapshotValue)))}`,
       key: g.owner,
       timestamp: win.end - 1,
       value,
