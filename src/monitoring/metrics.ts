@@ -84,6 +84,23 @@ export function createMetrics() {
       buckets: LATENCY_BUCKETS,
       ...pushed,
     }),
+    sourceRecords: new Counter({
+      name: "runnel_source_records_total",
+      help: "Records read by configured sources (MQTT, Kafka topics, files), by outcome (accepted, dead_letter).",
+      labelNames: ["source", "outcome"] as const,
+      ...pushed,
+    }),
+    sourceUp: new Gauge({
+      name: "runnel_source_up",
+      help: "1 while the source runs (or lags), 0 when it failed or stopped; by source.",
+      labelNames: ["source"] as const,
+      ...pushed,
+    }),
+    ingestPendingBytes: new Gauge({
+      name: "runnel_ingest_pending_bytes",
+      help: "Bytes accepted for ingest and not yet durable (backpressure refuses past the bound).",
+      ...pushed,
+    }),
 
     // ── log ──
     logAppendDuration: new Histogram({
