@@ -1,80 +1,382 @@
 /**
- * Append throughput of the local log with group commit, and sequential read throughput.
- * Usage: node --import tsx bench/log-append.ts [seconds-per-case=2] [dir=os tmp]
- * Prints one line per case; concurrency 1 is the one-fdatasync-per-append baseline.
+ * The event log benchmark of issue 3: append throughput and acknowledgement latency for batches of
+ * 1, 100 and 1000 events of ~100 bytes, plus single-event appends paced at 1,000 requests/s, for
+ * the local log and (when a broker is reachable) Apache Kafka in the same run. Each case runs
+ * several times and the medians are reported (2 shared, noisy cores). Prints a table and writes
+ * bench/results/log.json with the machine's description.
+ *
+ * Usage: node --import tsx bench/log-append.ts [--seconds=2] [--runs=3] [--paced-seconds=5]
+ *                                              [--dir=<os tmp>] [--kafka=auto|off]
+ * Kafka: RUNNEL_TEST_KAFKA_BROKERS, else `bash scripts/kafka.sh` (which reuses a running broker),
+ * used only when src/log/kafka exports createKafkaEventLog; otherwise the Kafka rows are skipped
+ * and say why.
+ *
+ * Throughput cases are closed loops: `concurrency` appenders each keep one append in flight, as
+ * many ingestion requests would. Latency is from the call to append() to its resolution. The
+ * paced case is an open loop: latency is measured from each request's scheduled time, so a stall
+ * shows up in every request it delays (no coordinated omission).
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { execFileSync } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
 import { join } from "node:path";
 import { LocalEventLog } from "../src/log/local/index.js";
-import type { AppendRecord } from "../src/log/types.js";
+import type { AppendRecord, EventLog } from "../src/log/types.js";
 
-const seconds = Number(process.argv[2] ?? 2);
-const baseDir = process.argv[3] ?? tmpdir();
-const value = new TextEncoder().encode(JSON.stringify({ user_id: "u", type: "click", page: "/x".repeat(60) }));
+const args = new Map(
+  process.argv.slice(2).map((a) => {
+    const [k, v] = a.replace(/^--/, "").split("=");
+    return [k!, v ?? "true"] as const;
+  }),
+);
+const seconds = Number(args.get("seconds") ?? 2);
+const runs = Number(args.get("runs") ?? 3);
+const pacedSeconds = Number(args.get("paced-seconds") ?? 5);
+const baseDir = args.get("dir") ?? os.tmpdir();
+const kafkaMode = args.get("kafka") ?? "auto";
+const PACED_RATE = 1000;
+const TARGET_EVENTS_PER_S = 1_000_000;
+const TARGET_PACED_P99_MS = 5;
 
-async function appendCase(concurrency: number, recordsPerAppend: number): Promise<void> {
-  const dir = await mkdtemp(join(baseDir, "runnel-bench-log-"));
-  const log = new LocalEventLog({ dir });
-  await log.open();
-  await log.createStream("bench", { partitions: 4 });
-  const deadline = performance.now() + seconds * 1000;
-  let n = 0;
+interface Case {
+  readonly name: string;
+  readonly batch: number;
+  readonly concurrency: number;
+}
+
+const CASES: readonly Case[] = [
+  { name: "batch 1", batch: 1, concurrency: 64 },
+  { name: "batch 100", batch: 100, concurrency: 16 },
+  { name: "batch 1000", batch: 1000, concurrency: 8 },
+];
+
+interface RunResult {
+  readonly eventsPerS: number;
+  readonly appendsPerS: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+}
+
+interface Backend {
+  readonly name: "local" | "kafka";
+  /** Opens a log with one 4-partition stream named `stream`; returns it and its cleanup. */
+  setup(stream: string): Promise<{ log: EventLog; cleanup: () => Promise<void> }>;
+}
+
+// ~100-byte events (JSON, as ingestion stores them), from a pool so generation is not measured.
+const encoder = new TextEncoder();
+const POOL = 20_000;
+const events: AppendRecord[] = Array.from({ length: POOL }, (_, i) => {
+  const user = `user-${(i * 7919) % 10_000}`;
+  const value = encoder.encode(
+    JSON.stringify({ user_id: user, type: "page_view", page: `/products/${i % 997}`, ms: 1_700_000_000_000 + i }),
+  );
+  return { key: user, timestamp: 1_700_000_000_000 + i, value };
+});
+const eventBytes = events.reduce((a, e) => a + e.value.length, 0) / POOL;
+
+function batchesOf(size: number): AppendRecord[][] {
+  const out: AppendRecord[][] = [];
+  for (let i = 0; i + size <= POOL; i += size) out.push(events.slice(i, i + size));
+  return out;
+}
+
+function percentile(sorted: Float64Array, q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+async function throughputRun(log: EventLog, stream: string, c: Case): Promise<RunResult> {
+  const batches = batchesOf(c.batch);
+  // Warm-up, so the first run does not pay for JIT and file creation.
+  await Promise.all(Array.from({ length: c.concurrency }, (_, w) => log.append(stream, batches[w % batches.length]!)));
   const latencies: number[] = [];
-  async function worker(w: number): Promise<void> {
-    while (performance.now() < deadline) {
-      const records: AppendRecord[] = [];
-      for (let i = 0; i < recordsPerAppend; i++)
-        records.push({ key: `user-${w}-${n + i}`, timestamp: Date.now(), value });
-      const t0 = performance.now();
-      await log.append("bench", records);
-      latencies.push(performance.now() - t0);
-      n++;
-    }
-  }
+  let appends = 0;
+  let next = 0;
   const start = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, (_, w) => worker(w)));
-  const elapsed = (performance.now() - start) / 1000;
-  const stats = log.stats();
-  latencies.sort((a, b) => a - b);
-  const p = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!.toFixed(2);
-  console.log(
-    `append concurrency=${String(concurrency).padStart(4)} records/append=${String(recordsPerAppend).padStart(3)}: ` +
-      `${Math.round(stats.appends / elapsed)} appends/s, ${Math.round(stats.records / elapsed)} records/s, ` +
-      `${(stats.syncs / stats.appends).toFixed(3)} syncs/append, ${(stats.appends / stats.groups).toFixed(1)} appends/group, ` +
-      `latency p50 ${p(0.5)} ms p99 ${p(0.99)} ms`,
+  const deadline = start + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: c.concurrency }, async () => {
+      while (performance.now() < deadline) {
+        const batch = batches[next++ % batches.length]!;
+        const t0 = performance.now();
+        await log.append(stream, batch);
+        latencies.push(performance.now() - t0);
+        appends++;
+      }
+    }),
   );
-  if (concurrency === 256 && recordsPerAppend === 1) await readCase(log);
-  await log.close();
-  await rm(dir, { recursive: true, force: true });
+  const elapsed = (performance.now() - start) / 1000;
+  const sorted = Float64Array.from(latencies).sort();
+  return {
+    eventsPerS: (appends * c.batch) / elapsed,
+    appendsPerS: appends / elapsed,
+    p50Ms: percentile(sorted, 0.5),
+    p99Ms: percentile(sorted, 0.99),
+  };
 }
 
-async function readCase(log: LocalEventLog): Promise<void> {
-  const ends = await log.endOffsets("bench");
-  const start = performance.now();
-  let records = 0;
-  let bytes = 0;
-  for (let p = 0; p < ends.length; p++) {
-    let next = 0;
-    while (next < ends[p]!) {
-      const batch = await log.read("bench", p, next, { maxRecords: 5000 });
-      records += batch.length;
-      for (const r of batch) bytes += r.value.length;
-      next = batch[batch.length - 1]!.offset + 1;
+async function pacedRun(log: EventLog, stream: string): Promise<RunResult> {
+  const total = Math.round(pacedSeconds * PACED_RATE);
+  const latencies = new Float64Array(total);
+  const inFlight: Promise<unknown>[] = [];
+  const start = performance.now() + 10;
+  let sent = 0;
+  while (sent < total) {
+    const now = performance.now();
+    const due = Math.min(total, Math.floor(((now - start) * PACED_RATE) / 1000) + 1);
+    for (; sent < due; sent++) {
+      const i = sent;
+      const scheduled = start + (i * 1000) / PACED_RATE;
+      inFlight.push(
+        log.append(stream, [events[i % POOL]!]).then(() => {
+          latencies[i] = performance.now() - scheduled;
+        }),
+      );
+    }
+    const wait = start + (sent * 1000) / PACED_RATE - performance.now();
+    await new Promise((r) => setTimeout(r, Math.max(0, wait)));
+  }
+  await Promise.all(inFlight);
+  const elapsed = (performance.now() - start) / 1000;
+  const sorted = latencies.sort();
+  return {
+    eventsPerS: total / elapsed,
+    appendsPerS: total / elapsed,
+    p50Ms: percentile(sorted, 0.5),
+    p99Ms: percentile(sorted, 0.99),
+  };
+}
+
+const localBackend: Backend = {
+  name: "local",
+  async setup(stream) {
+    const dir = await mkdtemp(join(baseDir, "runnel-bench-log-"));
+    const log = new LocalEventLog({ dir });
+    await log.open();
+    await log.createStream(stream, { partitions: 4 });
+    return {
+      log,
+      cleanup: async () => {
+        await log.close();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  },
+};
+
+/** The Kafka backend, or why there is none. Switches itself on once src/log/kafka is in place. */
+async function kafkaBackend(): Promise<Backend | string> {
+  if (kafkaMode === "off") return "switched off with --kafka=off";
+  let factory: unknown;
+  try {
+    const mod: Record<string, unknown> = await import("../src/log/kafka/index.js");
+    factory = mod.createKafkaEventLog;
+  } catch (e) {
+    return `src/log/kafka is not importable (${(e as Error).message.split("\n")[0]})`;
+  }
+  if (typeof factory !== "function") return "src/log/kafka does not export createKafkaEventLog yet";
+  let brokers = process.env.RUNNEL_TEST_KAFKA_BROKERS ?? "";
+  if (brokers === "") {
+    try {
+      brokers = execFileSync("bash", ["scripts/kafka.sh"], {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "ignore"],
+      }).trim();
+    } catch {
+      return "no broker: RUNNEL_TEST_KAFKA_BROKERS is unset and scripts/kafka.sh failed";
     }
   }
-  const elapsed = (performance.now() - start) / 1000;
+  const create = factory as (options: { brokers: string[]; topicPrefix: string }) => EventLog;
+  const list = brokers.split(",").filter((b) => b !== "");
+  return {
+    name: "kafka",
+    async setup(stream) {
+      const log = create({ brokers: list, topicPrefix: `runnel-bench-${process.pid}-` });
+      await log.open();
+      await log.createStream(stream, { partitions: 4 });
+      return {
+        log,
+        cleanup: async () => {
+          await log.deleteStream(stream).catch(() => {});
+          await log.close();
+        },
+      };
+    },
+  };
+}
+
+interface CaseResult {
+  readonly backend: string;
+  readonly case: string;
+  readonly batch: number;
+  readonly concurrency: number | "paced";
+  readonly runs: RunResult[];
+  readonly median: RunResult;
+}
+
+function medianOf(results: RunResult[]): RunResult {
+  return {
+    eventsPerS: median(results.map((r) => r.eventsPerS)),
+    appendsPerS: median(results.map((r) => r.appendsPerS)),
+    p50Ms: median(results.map((r) => r.p50Ms)),
+    p99Ms: median(results.map((r) => r.p99Ms)),
+  };
+}
+
+let streamCounter = 0;
+async function measure(backend: Backend): Promise<CaseResult[]> {
+  const out: CaseResult[] = [];
+  const all: (Case | "paced")[] = [...CASES, "paced"];
+  for (const c of all) {
+    const results: RunResult[] = [];
+    for (let r = 0; r < runs; r++) {
+      // A fresh log per run, so one run's segments and page cache do not favour the next.
+      const stream = `bench_${process.pid}_${streamCounter++}`;
+      const { log, cleanup } = await backend.setup(stream);
+      try {
+        results.push(c === "paced" ? await pacedRun(log, stream) : await throughputRun(log, stream, c));
+      } finally {
+        await cleanup();
+      }
+    }
+    const row: CaseResult =
+      c === "paced"
+        ? {
+            backend: backend.name,
+            case: `paced ${PACED_RATE}/s`,
+            batch: 1,
+            concurrency: "paced",
+            runs: results,
+            median: medianOf(results),
+          }
+        : {
+            backend: backend.name,
+            case: c.name,
+            batch: c.batch,
+            concurrency: c.concurrency,
+            runs: results,
+            median: medianOf(results),
+          };
+    out.push(row);
+    printRow(row);
+  }
+  return out;
+}
+
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+function printRow(r: CaseResult): void {
   console.log(
-    `read (maxRecords=5000): ${Math.round(records / elapsed)} records/s, ${(bytes / elapsed / 1048576).toFixed(0)} MiB/s of values (${records} records)`,
+    [
+      r.backend.padEnd(6),
+      r.case.padEnd(15),
+      String(r.concurrency).padStart(7),
+      fmt(r.median.eventsPerS).padStart(12),
+      fmt(r.median.appendsPerS).padStart(10),
+      fmt(r.median.p50Ms, 2).padStart(9),
+      fmt(r.median.p99Ms, 2).padStart(9),
+      `  (runs: ${r.runs.map((x) => fmt(x.eventsPerS)).join(", ")} events/s)`,
+    ].join(" "),
   );
 }
 
-for (const [c, r] of [
-  [1, 1],
-  [16, 1],
-  [256, 1],
-  [1024, 1],
-  [16, 100],
-] as const) {
-  await appendCase(c, r);
+const machine = {
+  cpu: os.cpus()[0]?.model ?? "unknown",
+  cores: os.availableParallelism(),
+  memoryBytes: os.totalmem(),
+  os: `${os.type()} ${os.release()} ${os.arch()}`,
+  node: process.version,
+  date: new Date().toISOString(),
+  logDir: baseDir,
+};
+
+console.log(
+  `event log benchmark: ${machine.cpu}, ${machine.cores} cores, ${fmt(machine.memoryBytes / 2 ** 30, 1)} GiB, Node ${machine.node}`,
+);
+console.log(
+  `events of ~${fmt(eventBytes)} bytes; ${runs} runs per case (${seconds} s each, paced ${pacedSeconds} s); medians`,
+);
+console.log(
+  `${"log".padEnd(6)} ${"case".padEnd(15)} ${"in-flt".padStart(7)} ${"events/s".padStart(12)} ${"appends/s".padStart(10)} ${"p50 ms".padStart(9)} ${"p99 ms".padStart(9)}`,
+);
+
+const results = await measure(localBackend);
+const kafka = await kafkaBackend();
+let kafkaNote: string | undefined;
+if (typeof kafka === "string") {
+  kafkaNote = kafka;
+  console.log(`kafka: skipped (${kafka})`);
+} else {
+  try {
+    results.push(...(await measure(kafka)));
+  } catch (e) {
+    kafkaNote = `failed: ${(e as Error).message}`;
+    console.log(`kafka: ${kafkaNote}`);
+  }
 }
+
+const ratios: { case: string; eventsPerS: number; p50: number; p99: number }[] = [];
+for (const l of results.filter((r) => r.backend === "local")) {
+  const k = results.find((r) => r.backend === "kafka" && r.case === l.case);
+  if (k === undefined) continue;
+  ratios.push({
+    case: l.case,
+    eventsPerS: l.median.eventsPerS / k.median.eventsPerS,
+    p50: l.median.p50Ms / k.median.p50Ms,
+    p99: l.median.p99Ms / k.median.p99Ms,
+  });
+}
+if (ratios.length > 0) {
+  console.log("local/Kafka (throughput: >1 means local is faster; latency: <1 means local answers sooner)");
+  for (const r of ratios) {
+    console.log(
+      `  ${r.case.padEnd(15)} events/s ×${fmt(r.eventsPerS, 2)}  p50 ×${fmt(r.p50, 2)}  p99 ×${fmt(r.p99, 2)}`,
+    );
+  }
+}
+
+const local1000 = results.find((r) => r.backend === "local" && r.batch === 1000);
+const localPaced = results.find((r) => r.backend === "local" && r.concurrency === "paced");
+const targets = {
+  batch1000EventsPerS: {
+    target: TARGET_EVENTS_PER_S,
+    measured: local1000?.median.eventsPerS,
+    met: (local1000?.median.eventsPerS ?? 0) >= TARGET_EVENTS_PER_S,
+  },
+  pacedP99Ms: {
+    target: TARGET_PACED_P99_MS,
+    measured: localPaced?.median.p99Ms,
+    met: (localPaced?.median.p99Ms ?? Number.POSITIVE_INFINITY) < TARGET_PACED_P99_MS,
+  },
+};
+console.log(
+  `targets: batch-1000 ${fmt(targets.batch1000EventsPerS.measured ?? 0)} events/s (≥ ${fmt(TARGET_EVENTS_PER_S)}: ${targets.batch1000EventsPerS.met ? "met" : "not met"}); ` +
+    `paced p99 ${fmt(targets.pacedP99Ms.measured ?? 0, 2)} ms (< ${TARGET_PACED_P99_MS}: ${targets.pacedP99Ms.met ? "met" : "not met"})`,
+);
+
+const resultsDir = join(import.meta.dirname, "results");
+await mkdir(resultsDir, { recursive: true });
+await writeFile(
+  join(resultsDir, "log.json"),
+  `${JSON.stringify(
+    {
+      benchmark: "bench/log-append.ts",
+      machine,
+      config: { seconds, runs, pacedSeconds, pacedRate: PACED_RATE, eventBytes: Math.round(eventBytes), partitions: 4 },
+      kafka: kafkaNote === undefined ? "measured" : kafkaNote,
+      results,
+      ratios,
+      targets,
+    },
+    null,
+    2,
+  )}\n`,
+);
+console.log(`wrote ${join("bench", "results", "log.json")}`);

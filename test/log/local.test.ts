@@ -74,6 +74,9 @@ describe("LocalEventLog (local files)", () => {
       reports.map((r) => [r.stream, r.partition, r.bytesTruncated, r.reason]),
       [["s", 0, 37, "torn_tail"]],
     );
+    assert.deepEqual(reopened.recoveryReports(), reports, "kept for monitoring too");
+    assert.equal(reopened.stats().recoveredTails, 1);
+    assert.equal(reopened.stats().recoveredBytes, 37);
     assert.deepEqual(await valuesOf(reopened, "s", 0), [1, 2]);
     const [pos] = await reopened.append("s", [record("k", 3, 3)]);
     assert.equal(pos!.offset, 2);

@@ -37,8 +37,15 @@ import { MAX_HEADER_PART_BYTES, MAX_HEADERS, MAX_KEY_BYTES } from "./record.js";
 import type { LogCounters, StreamEnv, StreamMeta } from "./stream.js";
 import { isStreamDir, renameDurably, StreamLog } from "./stream.js";
 
+/**
+ * What monitoring publishes about the local log (src/monitoring maps these to Prometheus names;
+ * the log itself stays free of any metrics library).
+ */
 export interface LocalEventLogStats extends LogCounters {
   readonly streams: number;
+  /** Partition tails truncated while opening (torn writes, uncommitted batches), since construction. */
+  readonly recoveredTails: number;
+  readonly recoveredBytes: number;
 }
 
 const STAGING_PREFIX = ".creating-";
@@ -50,6 +57,8 @@ export class LocalEventLog implements EventLog {
   private readonly env: StreamEnv;
   private readonly onRecovery: (report: RecoveryReport) => void;
   private readonly streams = new Map<string, StreamLog>();
+  private readonly recoveries: RecoveryReport[] = [];
+  private recoveredBytes = 0;
   private readonly listeners = new Map<string, Set<() => void>>();
   private readonly counters: LogCounters = {
     appends: 0,
@@ -72,7 +81,12 @@ export class LocalEventLog implements EventLog {
     const segmentMaxAgeMs = options.segmentMaxAgeMs ?? DEFAULT_SEGMENT_MAX_AGE_MS;
     if (!(segmentMaxAgeMs > 0)) throw new RunnelError("invalid_input", "segmentMaxAgeMs must be positive");
     this.dir = options.dir;
-    this.onRecovery = options.onRecovery ?? (() => {});
+    const onRecovery = options.onRecovery;
+    this.onRecovery = (report) => {
+      this.recoveries.push(report);
+      this.recoveredBytes += report.bytesTruncated;
+      onRecovery?.(report);
+    };
     this.env = {
       clock: options.clock ?? systemClock,
       policy: { segmentBytes, segmentMaxAgeMs },
@@ -120,9 +134,23 @@ export class LocalEventLog implements EventLog {
     this.streams.clear();
   }
 
-  /** Counters since construction; `syncs` shows group commit at work (syncs ≪ appends). */
+  /**
+   * Counters since construction, for monitoring to poll: `syncs` shows group commit at work
+   * (syncs ≪ appends); `failedAppends` and `rollbacks` show a full disk; `recoveredTails` shows
+   * crashes repaired on open.
+   */
   stats(): LocalEventLogStats {
-    return { ...this.counters, streams: this.streams.size };
+    return {
+      ...this.counters,
+      streams: this.streams.size,
+      recoveredTails: this.recoveries.length,
+      recoveredBytes: this.recoveredBytes,
+    };
+  }
+
+  /** Every truncation done while opening, in order (at most one per partition per open). */
+  recoveryReports(): readonly RecoveryReport[] {
+    return [...this.recoveries];
   }
 
   private admin<T>(task: () => Promise<T>): Promise<T> {
