@@ -28,6 +28,16 @@ export interface Config {
     readonly segmentBytes: number;
   };
   readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "silent";
+  readonly ingest: {
+    /** Bytes accepted and not yet durable before ingest answers 429. */
+    readonly maxPendingBytes: number;
+    /** Records durable but not yet processed before ingest answers 429 (0: no bound). */
+    readonly maxLagRecords: number;
+    /** How long an Idempotency-Key is remembered. */
+    readonly idempotencyTtlMs: number;
+  };
+  /** A YAML or JSON file declaring sources (MQTT, Kafka topics, files); none when absent. */
+  readonly sourcesFile?: string;
 }
 
 export const DEFAULTS = {
@@ -40,6 +50,9 @@ export const DEFAULTS = {
   defaultPartitions: "4",
   segmentBytes: "64MiB",
   logLevel: "info",
+  ingestMaxPending: "256MiB",
+  ingestMaxLag: "2000000",
+  idempotencyTtl: "24h",
 } as const;
 
 export class ConfigError extends Error {
@@ -70,6 +83,10 @@ export const ENV_NAMES = {
   defaultPartitions: "RUNNEL_DEFAULT_PARTITIONS",
   segmentBytes: "RUNNEL_SEGMENT_BYTES",
   logLevel: "RUNNEL_LOG_LEVEL",
+  ingestMaxPending: "RUNNEL_INGEST_MAX_PENDING",
+  ingestMaxLag: "RUNNEL_INGEST_MAX_LAG",
+  idempotencyTtl: "RUNNEL_IDEMPOTENCY_TTL",
+  sourcesFile: "RUNNEL_SOURCES_FILE",
 } as const;
 
 export type SettingName = keyof typeof ENV_NAMES;
@@ -149,6 +166,12 @@ export function loadConfig(flags: Partial<Record<SettingName, string>>, env: Raw
       segmentBytes: size("segmentBytes", DEFAULTS.segmentBytes),
     }),
     logLevel: logLevel as Config["logLevel"],
+    ingest: Object.freeze({
+      maxPendingBytes: size("ingestMaxPending", DEFAULTS.ingestMaxPending),
+      maxLagRecords: integer("ingestMaxLag", DEFAULTS.ingestMaxLag, 0, Number.MAX_SAFE_INTEGER),
+      idempotencyTtlMs: duration("idempotencyTtl", DEFAULTS.idempotencyTtl),
+    }),
+    ...(get("sourcesFile") !== undefined && { sourcesFile: resolve(get("sourcesFile")!) }),
   };
   return Object.freeze(config);
 }
