@@ -110,6 +110,14 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 4,
+    name: "pipeline options",
+    statements: [
+      // Event-time settings of a pipeline (out-of-orderness, lateness, …) as given, in human units.
+      "ALTER TABLE pipelines ADD COLUMN options jsonb",
+    ],
+  },
 ];
 
 /**
