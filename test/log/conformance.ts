@@ -11,9 +11,22 @@ import { isRunnelError } from "../../src/core/errors.js";
 import type { AppendRecord, EventLog, LogRecord } from "../../src/log/types.js";
 import { partitionForKey } from "../../src/log/types.js";
 
+/**
+ * Guarantees that differ between implementations, declared by the implementation (never guessed by
+ * the suite); the suite checks the stronger property where it is declared and the common ground
+ * everywhere. Missing means the strongest (the local log's) behaviour.
+ */
+export interface EventLogCapabilities {
+  /** Records take every offset from start to end (Kafka: transaction markers take offsets). */
+  readonly denseOffsets: boolean;
+  /** A multi-partition batch appears in all its partitions at one instant, not only all-or-nothing. */
+  readonly simultaneousVisibility: boolean;
+}
+
 export interface EventLogHarness {
   /** An opened log. */
   readonly log: EventLog;
+  readonly capabilities?: EventLogCapabilities;
   /** Closes the current log and opens a new instance over the same storage. */
   reopen(): Promise<EventLog>;
   cleanup(): Promise<void>;
@@ -59,6 +72,13 @@ export async function readAll(log: EventLog, stream: string, partition: number, 
   return out;
 }
 
+/** Records readable in the whole stream. */
+export async function countRecords(log: EventLog, stream: string): Promise<number> {
+  let n = 0;
+  for (let p = 0; p < log.partitionCount(stream); p++) n += (await readAll(log, stream, p)).length;
+  return n;
+}
+
 function isCode(code: string) {
   return (e: unknown) => isRunnelError(e) && e.code === code;
 }
@@ -72,9 +92,13 @@ export function runEventLogConformance(name: string, factory: () => Promise<Even
   describe(`EventLog conformance: ${name}`, () => {
     let harness: EventLogHarness;
     let log: EventLog;
+    let dense = true;
+    let simultaneous = true;
     before(async () => {
       harness = await factory();
       log = harness.log;
+      dense = harness.capabilities?.denseOffsets ?? true;
+      simultaneous = harness.capabilities?.simultaneousVisibility ?? true;
     });
     after(async () => {
       await harness.cleanup();
@@ -125,16 +149,21 @@ export function runEventLogConformance(name: string, factory: () => Promise<Even
           sent.set(r.key, [...(sent.get(r.key) ?? []), (JSON.parse(decoder.decode(r.value)) as { n: number }).n]);
       }
       const ends = await log.endOffsets(s);
-      assert.equal(
-        ends.reduce((a, b) => a + b, 0),
-        100,
-      );
+      if (dense) {
+        assert.equal(
+          ends.reduce((a, b) => a + b, 0),
+          100,
+        );
+      }
+      assert.equal(await countRecords(log, s), 100);
       const seen = new Map<string, number[]>();
       for (let p = 0; p < partitions; p++) {
         const records = await readAll(log, s, p);
-        assert.equal(records.length, ends[p]);
+        if (dense) assert.equal(records.length, ends[p]);
         records.forEach((r, i) => {
-          assert.equal(r.offset, i, "offsets are dense from 0");
+          if (dense) assert.equal(r.offset, i, "offsets are dense from 0");
+          else assert.ok(i === 0 || r.offset > records[i - 1]!.offset, "offsets increase");
+          assert.ok(r.offset < ends[p]!, "records lie below the end offset");
           assert.equal(r.partition, p);
           assert.equal(partitionForKey(r.key, partitions), p);
           assert.equal(r.timestamp >= 1000 && r.timestamp < 1005, true);
@@ -200,7 +229,11 @@ export function runEventLogConformance(name: string, factory: () => Promise<Even
       assert.deepEqual(await log.offsetsForTime(s, 300), [1]);
       assert.deepEqual(await log.offsetsForTime(s, 301), [3]);
       assert.deepEqual(await log.offsetsForTime(s, 460), [5]);
-      assert.deepEqual(await log.offsetsForTime(s, 501), [7], "end offset when no record is that late");
+      assert.deepEqual(
+        await log.offsetsForTime(s, 501),
+        dense ? [7] : await log.endOffsets(s),
+        "end offset when no record is that late",
+      );
     });
 
     test("finds offsets for a time across many records", async () => {
@@ -246,8 +279,12 @@ export function runEventLogConformance(name: string, factory: () => Promise<Even
       );
       assert.deepEqual(await log.committedOffsets("g2", s), new Map([[1, 7]]));
       assert.equal(log.partitionCount(s), 3);
-      const total = (await log.endOffsets(s)).reduce((a, b) => a + b, 0);
-      assert.equal(total, 3, "records survive reopen");
+      assert.equal(await countRecords(log, s), 3, "records survive reopen");
+      if (dense)
+        assert.equal(
+          (await log.endOffsets(s)).reduce((a, b) => a + b, 0),
+          3,
+        );
     });
 
     test("serves reads while appends are in flight, without gaps or reordering", async () => {
@@ -271,11 +308,16 @@ export function runEventLogConformance(name: string, factory: () => Promise<Even
       while (!done || next < (await log.endOffsets(s))[p]!) {
         const batch = await log.read(s, p, next, { maxRecords: 37 });
         for (const r of batch) {
-          assert.equal(r.offset, next);
+          if (dense) assert.equal(r.offset, next);
+          else assert.ok(r.offset >= next);
           seen.push((decodeValue(r) as { n: number }).n);
-          next++;
+          next = r.offset + 1;
         }
-        if (batch.length === 0) await new Promise((r) => setImmediate(r));
+        if (batch.length === 0) {
+          // Without dense offsets the end may lie past the last record (a marker): done once caught up.
+          if (!dense && done && seen.length === total) break;
+          await new Promise((r) => setImmediate(r));
+        }
       }
       await writer;
       assert.equal(seen.length, total);
@@ -286,7 +328,7 @@ export function runEventLogConformance(name: string, factory: () => Promise<Even
       );
     });
 
-    test("makes a multi-partition batch visible all at once", async () => {
+    test("makes a multi-partition batch visible all at once (or all-or-nothing where declared)", async () => {
       const s = streamName("atomic");
       const partitions = 4;
       await log.createStream(s, { partitions });
@@ -296,16 +338,18 @@ export function runEventLogConformance(name: string, factory: () => Promise<Even
       const observer = (async () => {
         while (!stop) {
           const ends = await log.endOffsets(s);
-          assert.ok(
-            ends.every((e) => e === ends[0]),
-            `every batch has one record per partition, so ends must match: ${ends}`,
-          );
+          if (simultaneous) {
+            assert.ok(
+              ends.every((e) => e === ends[0]),
+              `every batch has one record per partition, so ends must match: ${ends}`,
+            );
+          }
           observations++;
           await new Promise((r) => setImmediate(r));
         }
       })();
       const unsubscribe = log.onAppend(s, () => {
-        void log.endOffsets(s).then((ends) => assert.ok(ends.every((e) => e === ends[0])));
+        if (simultaneous) void log.endOffsets(s).then((ends) => assert.ok(ends.every((e) => e === ends[0])));
       });
       await Promise.all(
         Array.from({ length: 50 }, (_, b) =>
@@ -319,7 +363,12 @@ export function runEventLogConformance(name: string, factory: () => Promise<Even
       await observer;
       unsubscribe();
       assert.ok(observations > 0);
-      assert.deepEqual(await log.endOffsets(s), [50, 50, 50, 50]);
+      if (dense) assert.deepEqual(await log.endOffsets(s), [50, 50, 50, 50]);
+      const final = await log.endOffsets(s);
+      assert.ok(
+        final.every((e) => e === final[0]),
+        `once every append resolved, all partitions are alike: ${final}`,
+      );
       for (let p = 0; p < partitions; p++) {
         const bs = (await readAll(log, s, p)).map((r) => (decodeValue(r) as { b: number }).b).sort((a, b) => a - b);
         assert.deepEqual(
@@ -336,12 +385,15 @@ export function runEventLogConformance(name: string, factory: () => Promise<Even
       let visibleAtCall = -1;
       const unsubscribe = log.onAppend(s, () => {
         calls++;
-        void log.endOffsets(s).then((ends) => {
-          visibleAtCall = ends.reduce((a, b) => a + b, 0);
+        void countRecords(log, s).then((n) => {
+          visibleAtCall = n;
         });
       });
       await log.append(s, [record("a", 1, 1), record("b", 2, 2)]);
-      await new Promise((r) => setTimeout(r, 20));
+      // The count started inside the listener takes a few round trips on a networked log.
+      for (let waited = 0; visibleAtCall !== 2 && waited < 2000; waited += 10) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
       assert.ok(calls >= 1);
       assert.equal(visibleAtCall, 2);
       unsubscribe();

@@ -1,0 +1,785 @@
+/**
+ * The Kafka EventLog: each stream is a topic `<topicPrefix><stream>` with the stream's partition
+ * count and retention; records are placed by partitionForKey (murmur2, as the local log), so a key
+ * lands in the same partition on either implementation.
+ *
+ * Appends: one transactional, idempotent producer (acks=all). Concurrent appends are grouped into
+ * one transaction (group commit, as the local log's shared fdatasync), so a multi-partition batch
+ * is all-or-nothing; append() resolves once the transaction is committed and its records are
+ * readable under read_committed (Kafka answers EndTxn before the commit markers are written, so
+ * the log waits for the last stable offset to pass its records).
+ *
+ * Reads: plain Fetch requests at read_committed (no group membership), filtering aborted
+ * transactions and control markers. Consumer positions are Kafka consumer-group offsets, committed
+ * through the admin API (a group without members), so `kafka-consumer-groups.sh` shows them.
+ *
+ * Differences from the local log, declared in `capabilities` and checked by the conformance suite:
+ * offsets are not dense (every transaction leaves a commit marker that takes one offset per
+ * partition), and a committed multi-partition batch becomes visible partition by partition within
+ * milliseconds, not at one instant.
+ *
+ * @example
+ *   const log = createKafkaEventLog({ brokers: ["127.0.0.1:19092"] });
+ *   await log.open();
+ *   await log.createStream("clicks", { partitions: 4, retentionMs: 7 * 86_400_000 });
+ *   const [pos] = await log.append("clicks", [{ key: "u1", timestamp: Date.now(), value: bytes }]);
+ *   const records = await log.read("clicks", pos.partition, pos.offset);
+ */
+import { randomUUID } from "node:crypto";
+import type { ClusterMetadata } from "@platformatic/kafka";
+import {
+  Admin,
+  ConfigResourceTypes,
+  Consumer,
+  FetchIsolationLevels,
+  IncrementalAlterConfigOperationTypes,
+  ListOffsetTimestamps,
+  ProduceAcks,
+  Producer,
+} from "@platformatic/kafka";
+import { RunnelError } from "../../core/errors.js";
+import { partitionForKey } from "../partitioner.js";
+import type { AppendRecord, EventLog, LogRecord, ReadOptions, RecordPosition, StreamLogOptions } from "../types.js";
+import { hasKafkaError, toRunnelError } from "./errors.js";
+import type { KafkaEventLogOptions, ResolvedKafkaOptions } from "./options.js";
+import {
+  DEFAULT_READ_MAX_BYTES,
+  DEFAULT_READ_MAX_RECORDS,
+  MAX_PRODUCE_REQUEST_BYTES,
+  resolveKafkaOptions,
+  streamOf,
+  topicOf,
+} from "./options.js";
+import type { OutgoingRecord } from "./records.js";
+import { decodeFetched, toKafkaRecord, validateRecord } from "./records.js";
+
+/** What an EventLog implementation guarantees beyond the interface's common ground. */
+export interface KafkaLogCapabilities {
+  /** Records take every offset from start to end. False: Kafka's transaction markers take offsets. */
+  readonly denseOffsets: boolean;
+  /** A multi-partition batch appears in all its partitions at one instant (not only all-or-nothing). */
+  readonly simultaneousVisibility: boolean;
+}
+
+interface StreamMeta {
+  readonly topic: string;
+  readonly partitions: number;
+}
+
+interface PendingAppend {
+  readonly stream: string;
+  readonly records: readonly OutgoingRecord[];
+  readonly bytes: number;
+  readonly resolve: (positions: RecordPosition[]) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+/** Upper bound on one group-committed transaction, so one slow giant group cannot starve others. */
+const MAX_GROUP_BYTES = 8 * 1024 * 1024;
+const READ_COMMITTED = FetchIsolationLevels.READ_COMMITTED;
+
+export class KafkaEventLog implements EventLog {
+  static readonly capabilities: KafkaLogCapabilities = Object.freeze({
+    denseOffsets: false,
+    simultaneousVisibility: false,
+  });
+  readonly capabilities: KafkaLogCapabilities = KafkaEventLog.capabilities;
+
+  private readonly options: ResolvedKafkaOptions;
+  private admin: Admin | undefined;
+  private reader: Consumer | undefined;
+  private producer: Producer | undefined;
+  /** Set after a topic is deleted: the idempotent producer's sequence numbers for it are stale. */
+  private producerStale = false;
+  private readonly streams = new Map<string, StreamMeta>();
+  private readonly listeners = new Map<string, Set<() => void>>();
+  private readonly seenEnds = new Map<string, string>();
+  private pollTimer: NodeJS.Timeout | undefined;
+  private polling = false;
+  private pending: PendingAppend[] = [];
+  private draining: Promise<void> | undefined;
+  private state: "new" | "open" | "closed" = "new";
+
+  constructor(options: KafkaEventLogOptions) {
+    this.options = resolveKafkaOptions(options);
+  }
+
+  async open(): Promise<void> {
+    if (this.state === "open") return;
+    const { clientId, brokers, requestTimeoutMs } = this.options;
+    const base = {
+      clientId,
+      bootstrapBrokers: [...brokers],
+      timeout: requestTimeoutMs,
+      connectTimeout: Math.min(requestTimeoutMs, 3_000),
+      retries: 2,
+      retryDelay: 100,
+      autocreateTopics: false,
+    };
+    this.admin = new Admin(base);
+    this.reader = new Consumer({ ...base, groupId: `${clientId}-reader`, isolationLevel: READ_COMMITTED });
+    this.producer = this.newProducer();
+    this.state = "open";
+    try {
+      await this.refresh();
+    } catch (e) {
+      await this.close();
+      throw e;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.state !== "open") {
+      this.state = "closed";
+      return;
+    }
+    this.state = "closed";
+    this.stopPolling();
+    await this.draining;
+    const clients = [this.producer, this.reader, this.admin];
+    this.producer = undefined;
+    this.reader = undefined;
+    this.admin = undefined;
+    await Promise.all(clients.map((c) => c?.close().catch(() => undefined)));
+    this.streams.clear();
+  }
+
+  /**
+   * Reloads the streams from the cluster's topics. hasStream() and partitionCount() are synchronous,
+   * so they answer from this cache; other calls refresh it themselves when they meet an unknown stream.
+   */
+  async refresh(): Promise<void> {
+    const admin = this.clientAdmin();
+    try {
+      const topics = (await admin.listTopics()).filter((t) => streamOf(this.options.topicPrefix, t) !== undefined);
+      const metadata = topics.length === 0 ? undefined : await admin.metadata({ topics, forceUpdate: true });
+      this.streams.clear();
+      for (const topic of topics) {
+        const partitions = metadata?.topics.get(topic)?.partitionsCount;
+        const stream = streamOf(this.options.topicPrefix, topic);
+        if (partitions !== undefined && stream !== undefined) this.streams.set(stream, { topic, partitions });
+      }
+    } catch (e) {
+      throw toRunnelError(e, "list topics");
+    }
+  }
+
+  async createStream(stream: string, options: StreamLogOptions): Promise<void> {
+    const admin = this.clientAdmin();
+    validateStreamOptions(stream, options);
+    const topic = topicOf(this.options.topicPrefix, stream);
+    const configs = [
+      { name: "retention.ms", value: String(options.retentionMs ?? -1) },
+      { name: "retention.bytes", value: String(options.retentionBytes ?? -1) },
+      // Kafka 4 refuses records stamped over an hour ahead by default; the log stores event
+      // time as given (as the local log does) and leaves judging it to ingest validation.
+      { name: "message.timestamp.after.max.ms", value: "9223372036854775807" },
+    ];
+    try {
+      await admin.createTopics({
+        topics: [topic],
+        partitions: options.partitions,
+        replicas: this.options.replicationFactor,
+        configs,
+      });
+      this.streams.set(stream, { topic, partitions: options.partitions });
+      this.clearClientMetadata();
+      return;
+    } catch (e) {
+      if (!hasKafkaError(e, "TOPIC_ALREADY_EXISTS")) throw toRunnelError(e, `create topic ${topic}`);
+    }
+    const existing = await this.describe(stream);
+    if (existing === undefined) {
+      throw new RunnelError("conflict", `topic ${topic} is being deleted; create the stream again shortly`, {
+        retryAfter: 1,
+      });
+    }
+    if (existing.partitions !== options.partitions) {
+      throw new RunnelError(
+        "conflict",
+        `stream "${stream}" exists with ${existing.partitions} partitions, not ${options.partitions}`,
+      );
+    }
+    // Same partitions: idempotent; a changed retention is applied, as the local log does.
+    try {
+      await admin.incrementalAlterConfigs({
+        resources: [
+          {
+            resourceType: ConfigResourceTypes.TOPIC,
+            resourceName: topic,
+            configs: configs.map((c) => ({ ...c, configOperation: IncrementalAlterConfigOperationTypes.SET })),
+          },
+        ],
+      });
+    } catch (e) {
+      throw toRunnelError(e, `alter the retention of topic ${topic}`, stream);
+    }
+  }
+
+  async deleteStream(stream: string): Promise<void> {
+    const meta = await this.meta(stream);
+    try {
+      await this.clientAdmin().deleteTopics({ topics: [meta.topic] });
+    } catch (e) {
+      throw toRunnelError(e, `delete topic ${meta.topic}`, stream);
+    } finally {
+      this.streams.delete(stream);
+      this.seenEnds.delete(stream);
+      this.producerStale = true;
+      this.clearClientMetadata();
+    }
+  }
+
+  hasStream(stream: string): boolean {
+    this.assertOpen();
+    return this.streams.has(stream);
+  }
+
+  partitionCount(stream: string): number {
+    this.assertOpen();
+    const meta = this.streams.get(stream);
+    if (meta === undefined) throw notFound(stream);
+    return meta.partitions;
+  }
+
+  async append(stream: string, records: readonly AppendRecord[]): Promise<RecordPosition[]> {
+    const meta = await this.meta(stream);
+    for (const r of records) validateRecord(r);
+    if (records.length === 0) return [];
+    const ingestTime = String(Date.now());
+    let bytes = 0;
+    const outgoing = records.map((r) => {
+      const o = toKafkaRecord(meta.topic, partitionForKey(r.key, meta.partitions), r, ingestTime);
+      bytes += o.size;
+      return o;
+    });
+    return new Promise<RecordPosition[]>((resolve, reject) => {
+      this.pending.push({ stream, records: outgoing, bytes, resolve, reject });
+      this.draining ??= this.drain().finally(() => {
+        this.draining = undefined;
+      });
+    });
+  }
+
+  async read(stream: string, partition: number, offset: number, options: ReadOptions = {}): Promise<LogRecord[]> {
+    const meta = await this.meta(stream);
+    checkPartition(meta, stream, partition);
+    if (!Number.isInteger(offset) || offset < 0) {
+      throw new RunnelError("invalid_input", `offset must be a non-negative integer, got ${offset}`);
+    }
+    const maxRecords = options.maxRecords ?? DEFAULT_READ_MAX_RECORDS;
+    const maxBytes = options.maxBytes ?? DEFAULT_READ_MAX_BYTES;
+    if (!(maxRecords >= 1) || !(maxBytes >= 1)) {
+      throw new RunnelError("invalid_input", "maxRecords and maxBytes must be at least 1");
+    }
+    let from = offset;
+    // A fetch that returns only markers or aborted data moves the position without records; go on
+    // until records come or the broker has nothing more (bounded, so a read never spins).
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const fetched = await this.fetch(meta, stream, partition, from, maxBytes);
+      if (fetched === "below_start") {
+        from = (await this.listOffsets(meta, stream, ListOffsetTimestamps.EARLIEST))[partition]!;
+        continue;
+      }
+      if (fetched === undefined) return [];
+      const decoded = decodeFetched(partition, fetched.batches, fetched.aborted, from, maxRecords, maxBytes);
+      if (decoded.records.length > 0) return decoded.records;
+      if (decoded.nextOffset === undefined || decoded.nextOffset <= from) return [];
+      from = decoded.nextOffset;
+    }
+    return [];
+  }
+
+  async startOffsets(stream: string): Promise<number[]> {
+    return this.listOffsets(await this.meta(stream), stream, ListOffsetTimestamps.EARLIEST);
+  }
+
+  /** The last stable offset of each partition: everything below it is committed or aborted. */
+  async endOffsets(stream: string): Promise<number[]> {
+    return this.listOffsets(await this.meta(stream), stream, ListOffsetTimestamps.LATEST);
+  }
+
+  async offsetsForTime(stream: string, timestamp: number): Promise<number[]> {
+    const meta = await this.meta(stream);
+    if (!Number.isFinite(timestamp)) throw new RunnelError("invalid_input", "timestamp must be a finite number");
+    // Kafka reserves negative timestamps (-1 latest, -2 earliest); stored times are never negative.
+    const lowerBound =
+      timestamp <= 0
+        ? await this.listOffsets(meta, stream, ListOffsetTimestamps.EARLIEST)
+        : await this.listOffsets(meta, stream, BigInt(Math.floor(timestamp)));
+    const ends = await this.listOffsets(meta, stream, ListOffsetTimestamps.LATEST);
+    // Kafka's answer is a lower bound, not the answer: transaction markers carry the wall-clock
+    // time of their commit and take part in the lookup, so it may stop at a marker ahead of the
+    // first record that qualifies. Nothing before it qualifies; scan forward from there.
+    return Promise.all(
+      lowerBound.map((from, p) => this.firstAtOrAfter(stream, p, from < 0 ? ends[p]! : from, ends[p]!, timestamp)),
+    );
+  }
+
+  private async firstAtOrAfter(
+    stream: string,
+    partition: number,
+    from: number,
+    end: number,
+    at: number,
+  ): Promise<number> {
+    let next = from;
+    while (next < end) {
+      const records = await this.read(stream, partition, next, { maxRecords: 1000 });
+      if (records.length === 0) return end;
+      for (const r of records) if (r.timestamp >= at) return r.offset;
+      next = records[records.length - 1]!.offset + 1;
+    }
+    return end;
+  }
+
+  async commitOffsets(group: string, stream: string, offsets: ReadonlyMap<number, number>): Promise<void> {
+    const meta = await this.meta(stream);
+    if (group.length === 0) throw new RunnelError("invalid_input", "consumer group name must not be empty");
+    const partitionOffsets: { partition: number; offset: bigint }[] = [];
+    for (const [p, o] of offsets) {
+      checkPartition(meta, stream, p);
+      if (!Number.isInteger(o) || o < 0) {
+        throw new RunnelError("invalid_input", `offset for partition ${p} must be a non-negative integer, got ${o}`);
+      }
+      partitionOffsets.push({ partition: p, offset: BigInt(o) });
+    }
+    if (partitionOffsets.length === 0) return;
+    try {
+      await this.clientAdmin().alterConsumerGroupOffsets({
+        groupId: group,
+        topics: [{ name: meta.topic, partitionOffsets }],
+      });
+    } catch (e) {
+      if (hasKafkaError(e, "UNKNOWN_MEMBER_ID") || hasKafkaError(e, "REBALANCE_IN_PROGRESS")) {
+        throw new RunnelError("conflict", `consumer group "${group}" has active members; their positions are theirs`, {
+          cause: e,
+        });
+      }
+      throw toRunnelError(e, `commit offsets of group ${group}`, stream);
+    }
+  }
+
+  async committedOffsets(group: string, stream: string): Promise<Map<number, number>> {
+    const meta = await this.meta(stream);
+    const out = new Map<number, number>();
+    try {
+      const groups = await this.clientAdmin().listConsumerGroupOffsets({
+        groups: [
+          {
+            groupId: group,
+            topics: [{ name: meta.topic, partitionIndexes: Array.from({ length: meta.partitions }, (_, i) => i) }],
+          },
+        ],
+        requireStable: true,
+      });
+      for (const g of groups) {
+        for (const t of g.topics) {
+          if (t.name !== meta.topic) continue;
+          for (const p of t.partitions) {
+            if (p.committedOffset >= 0n) out.set(p.partitionIndex, Number(p.committedOffset));
+          }
+        }
+      }
+    } catch (e) {
+      if (hasKafkaError(e, "GROUP_ID_NOT_FOUND")) return out;
+      throw toRunnelError(e, `read offsets of group ${group}`, stream);
+    }
+    return out;
+  }
+
+  /**
+   * Listeners hear this instance's appends as soon as they are readable, and other writers'
+   * (other Runnel instances, any Kafka producer) through a light poll of end offsets every
+   * `pollIntervalMs` while any listener exists.
+   */
+  onAppend(stream: string, listener: () => void): () => void {
+    let set = this.listeners.get(stream);
+    if (set === undefined) {
+      set = new Set();
+      this.listeners.set(stream, set);
+    }
+    const own = set;
+    const entry = () => listener();
+    own.add(entry);
+    this.startPolling();
+    return () => {
+      own.delete(entry);
+      if (own.size === 0 && this.listeners.get(stream) === own) {
+        this.listeners.delete(stream);
+        this.seenEnds.delete(stream);
+      }
+      if (this.listeners.size === 0) this.stopPolling();
+    };
+  }
+
+  // ---- appends ---------------------------------------------------------------------------------
+
+  private newProducer(): Producer {
+    const { clientId, brokers, requestTimeoutMs } = this.options;
+    return new Producer({
+      clientId,
+      bootstrapBrokers: [...brokers],
+      timeout: requestTimeoutMs,
+      connectTimeout: Math.min(requestTimeoutMs, 3_000),
+      retries: 2,
+      retryDelay: 100,
+      autocreateTopics: false,
+      // One transactional id per log instance: instances never fence each other, and a crashed
+      // instance's open transaction is aborted by the broker after transaction.timeout.ms.
+      transactionalId: `${clientId}-${randomUUID()}`,
+      idempotent: true,
+      acks: ProduceAcks.ALL,
+    });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.pending.length > 0) {
+      let bytes = 0;
+      let n = 0;
+      while (n < this.pending.length && (n === 0 || bytes + this.pending[n]!.bytes <= MAX_GROUP_BYTES)) {
+        bytes += this.pending[n]!.bytes;
+        n++;
+      }
+      const group = this.pending.splice(0, n);
+      try {
+        await this.commitGroup(group);
+      } catch (e) {
+        if (group.length === 1) {
+          group[0]!.reject(toRunnelError(e, "append", group[0]!.stream));
+          continue;
+        }
+        // One append's failure (say, its topic was just deleted) must not fail its neighbours:
+        // retry each on its own, so only the guilty one is refused.
+        for (const a of group) {
+          try {
+            await this.commitGroup([a]);
+          } catch (e2) {
+            a.reject(toRunnelError(e2, "append", a.stream));
+          }
+        }
+      }
+    }
+  }
+
+  private async commitGroup(group: readonly PendingAppend[]): Promise<void> {
+    if (this.state !== "open") throw new RunnelError("not_ready", "the event log is closed");
+    if (this.producerStale || this.producer === undefined) {
+      const old = this.producer;
+      this.producer = this.newProducer();
+      this.producerStale = false;
+      await old?.close().catch(() => undefined);
+    }
+    const producer = this.producer;
+    const positions = group.map((a) => new Array<RecordPosition>(a.records.length));
+    const lastOffsets = new Map<string, { topic: string; partition: number; offset: number }>();
+    const tx = await producer.beginTransaction();
+    try {
+      let chunk: { a: number; i: number }[] = [];
+      let chunkBytes = 0;
+      const firstTimestamps = new Map<string, bigint>();
+      const flush = async () => {
+        if (chunk.length === 0) return;
+        const messages = chunk.map(({ a, i }) => group[a]!.records[i]!);
+        const result = await tx.send({ messages });
+        const base = new Map<string, bigint>();
+        for (const o of result.offsets ?? []) base.set(`${o.topic}:${o.partition}`, o.offset);
+        const next = new Map<string, number>();
+        for (const { a, i } of chunk) {
+          const r = group[a]!.records[i]!;
+          const tp = `${r.topic}:${r.partition}`;
+          const first = base.get(tp);
+          if (first === undefined) throw new RunnelError("internal", `Kafka returned no offset for ${tp}`);
+          const k = next.get(tp) ?? 0;
+          next.set(tp, k + 1);
+          const offset = Number(first) + k;
+          positions[a]![i] = { partition: r.partition, offset };
+          lastOffsets.set(tp, { topic: r.topic, partition: r.partition, offset });
+        }
+        chunk = [];
+        chunkBytes = 0;
+        firstTimestamps.clear();
+      };
+      for (let a = 0; a < group.length; a++) {
+        const records = group[a]!.records;
+        for (let i = 0; i < records.length; i++) {
+          const r = records[i]!;
+          const tp = `${r.topic}:${r.partition}`;
+          const first = firstTimestamps.get(tp);
+          const delta = first === undefined ? 0n : r.timestamp - first;
+          const farApart = delta > MAX_SAFE_TIMESTAMP_DELTA || delta < -MAX_SAFE_TIMESTAMP_DELTA;
+          if (chunk.length > 0 && (chunkBytes + r.size > MAX_PRODUCE_REQUEST_BYTES || farApart)) await flush();
+          if (!firstTimestamps.has(tp)) firstTimestamps.set(tp, r.timestamp);
+          chunk.push({ a, i });
+          chunkBytes += r.size;
+        }
+      }
+      await flush();
+      await tx.commit();
+    } catch (e) {
+      try {
+        await tx.abort();
+      } catch {
+        // The producer's state is unknown (fenced, or the broker went away): start afresh next time.
+        this.producerStale = true;
+      }
+      throw e;
+    }
+    await this.awaitReadable([...lastOffsets.values()]);
+    const streams = new Set<string>();
+    group.forEach((a, k) => {
+      streams.add(a.stream);
+      a.resolve(positions[k]!);
+    });
+    for (const s of streams) this.notify(s);
+  }
+
+  /**
+   * Kafka answers EndTxn once the commit is decided, then writes the markers: wait until the last
+   * stable offset has passed every record, so a read right after append() sees them.
+   */
+  private async awaitReadable(last: readonly { topic: string; partition: number; offset: number }[]): Promise<void> {
+    const admin = this.clientAdmin();
+    const byTopic = new Map<string, { partitionIndex: number; timestamp: bigint }[]>();
+    for (const l of last) {
+      const list = byTopic.get(l.topic) ?? [];
+      list.push({ partitionIndex: l.partition, timestamp: ListOffsetTimestamps.LATEST });
+      byTopic.set(l.topic, list);
+    }
+    const deadline = Date.now() + this.options.requestTimeoutMs;
+    for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
+      const listed = await admin.listOffsets({
+        topics: [...byTopic].map(([name, partitions]) => ({ name, partitions })),
+        isolationLevel: READ_COMMITTED,
+      });
+      const stable = new Map<string, bigint>();
+      for (const t of listed) for (const p of t.partitions) stable.set(`${t.name}:${p.partitionIndex}`, p.offset);
+      if (last.every((l) => (stable.get(`${l.topic}:${l.partition}`) ?? -1n) > BigInt(l.offset))) return;
+      // The transaction is committed whatever happens now; failing the append would invite a
+      // duplicate retry, so past the deadline it resolves and readers catch up when markers land.
+      if (Date.now() > deadline) return;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+
+  // ---- reads -----------------------------------------------------------------------------------
+
+  private async fetch(
+    meta: StreamMeta,
+    stream: string,
+    partition: number,
+    offset: number,
+    maxBytes: number,
+  ): Promise<
+    | { batches: import("@platformatic/kafka").RecordsBatch[]; aborted: { producerId: bigint; firstOffset: bigint }[] }
+    | "below_start"
+    | undefined
+  > {
+    const reader = this.clientReader();
+    // The broker sends whole batches and always at least one (KIP-74), so a small budget still
+    // makes progress; trimming to maxRecords/maxBytes happens on our side.
+    const budget = Math.min(Math.max(maxBytes, 64 * 1024) + 64 * 1024, 16 * 1024 * 1024);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const metadata = await reader.metadata({ topics: [meta.topic], forceUpdate: attempt > 0 });
+        const { topicId, leader } = leaderOf(metadata, meta, stream, partition);
+        const response = await reader.fetch({
+          node: leader,
+          topics: [
+            {
+              topicId,
+              partitions: [
+                {
+                  partition,
+                  currentLeaderEpoch: -1,
+                  fetchOffset: BigInt(offset),
+                  lastFetchedEpoch: -1,
+                  partitionMaxBytes: budget,
+                },
+              ],
+            },
+          ],
+          maxWaitTime: 0,
+          minBytes: 0,
+          maxBytes: budget,
+          isolationLevel: READ_COMMITTED,
+        });
+        const p = response.responses[0]?.partitions[0];
+        if (p === undefined || p.records === undefined || p.records.length === 0) return undefined;
+        return { batches: p.records, aborted: p.abortedTransactions };
+      } catch (e) {
+        if (hasKafkaError(e, "OFFSET_OUT_OF_RANGE")) {
+          const start = (await this.listOffsets(meta, stream, ListOffsetTimestamps.EARLIEST))[partition]!;
+          return offset < start ? "below_start" : undefined;
+        }
+        const stale = hasKafkaError(e, "UNKNOWN_TOPIC_ID") || hasKafkaError(e, "NOT_LEADER_OR_FOLLOWER");
+        if (stale && attempt === 0) continue;
+        throw toRunnelError(e, `read ${meta.topic}/${partition}`, stream);
+      }
+    }
+  }
+
+  private async listOffsets(meta: StreamMeta, stream: string, timestamp: bigint): Promise<number[]> {
+    try {
+      const listed = await this.clientAdmin().listOffsets({
+        topics: [
+          {
+            name: meta.topic,
+            partitions: Array.from({ length: meta.partitions }, (_, partitionIndex) => ({ partitionIndex, timestamp })),
+          },
+        ],
+        isolationLevel: READ_COMMITTED,
+      });
+      const out = new Array<number>(meta.partitions).fill(-1);
+      for (const t of listed) for (const p of t.partitions) out[p.partitionIndex] = Number(p.offset);
+      return out;
+    } catch (e) {
+      throw toRunnelError(e, `list offsets of ${meta.topic}`, stream);
+    }
+  }
+
+  // ---- notifications ---------------------------------------------------------------------------
+
+  private notify(stream: string): void {
+    const set = this.listeners.get(stream);
+    if (set === undefined) return;
+    for (const listener of [...set]) {
+      try {
+        listener();
+      } catch {
+        // A consumer's listener must not break the append path of every other writer.
+      }
+    }
+  }
+
+  private startPolling(): void {
+    if (this.pollTimer !== undefined || this.state !== "open") return;
+    this.pollTimer = setInterval(() => void this.poll(), this.options.pollIntervalMs);
+    this.pollTimer.unref();
+  }
+
+  private stopPolling(): void {
+    if (this.pollTimer !== undefined) clearInterval(this.pollTimer);
+    this.pollTimer = undefined;
+  }
+
+  private async poll(): Promise<void> {
+    if (this.polling || this.state !== "open") return;
+    this.polling = true;
+    try {
+      for (const stream of [...this.listeners.keys()]) {
+        let ends: number[];
+        try {
+          // meta() also finds streams that another instance created after this one opened.
+          ends = await this.listOffsets(await this.meta(stream), stream, ListOffsetTimestamps.LATEST);
+        } catch {
+          continue; // The next tick tries again; an unreachable broker is reported by the data path.
+        }
+        const key = ends.join(",");
+        const before = this.seenEnds.get(stream);
+        if (!this.listeners.has(stream)) continue;
+        this.seenEnds.set(stream, key);
+        if (before !== undefined && before !== key) this.notify(stream);
+      }
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  // ---- helpers ---------------------------------------------------------------------------------
+
+  private async meta(stream: string): Promise<StreamMeta> {
+    this.assertOpen();
+    const known = this.streams.get(stream);
+    if (known !== undefined) return known;
+    // Another instance may have created it since open().
+    const found = await this.describe(stream);
+    if (found === undefined) throw notFound(stream);
+    this.streams.set(stream, found);
+    return found;
+  }
+
+  private async describe(stream: string): Promise<StreamMeta | undefined> {
+    const topic = topicOf(this.options.topicPrefix, stream);
+    try {
+      const metadata = await this.clientAdmin().metadata({ topics: [topic], forceUpdate: true });
+      const partitions = metadata.topics.get(topic)?.partitionsCount;
+      return partitions === undefined ? undefined : { topic, partitions };
+    } catch (e) {
+      if (hasKafkaError(e, "UNKNOWN_TOPIC_OR_PARTITION") || isUnknownTopic(e)) return undefined;
+      throw toRunnelError(e, `describe topic ${topic}`);
+    }
+  }
+
+  private clearClientMetadata(): void {
+    this.admin?.clearMetadata();
+    this.reader?.clearMetadata();
+    this.producer?.clearMetadata();
+  }
+
+  private assertOpen(): void {
+    if (this.state !== "open") throw new RunnelError("not_ready", "the event log is not open");
+  }
+
+  private clientAdmin(): Admin {
+    this.assertOpen();
+    return this.admin!;
+  }
+
+  private clientReader(): Consumer {
+    this.assertOpen();
+    return this.reader!;
+  }
+}
+
+/** The client reports a missing topic in a metadata request as a UserError without the Kafka code. */
+function isUnknownTopic(e: unknown): boolean {
+  return e instanceof Error && e.message.startsWith("Unknown topic ");
+}
+
+/**
+ * @platformatic/dynamic-buffer 1.x zigzag-encodes varint64 with `>> 31n` instead of `>> 63n`, so a
+ * record whose timestamp differs from its batch's first by 2^31 ms (~25 days) or more is sent
+ * corrupted (the broker refuses it or stores a wrong time). Such records go in another batch.
+ */
+const MAX_SAFE_TIMESTAMP_DELTA = 2n ** 31n - 1n;
+
+function notFound(stream: string): RunnelError {
+  return new RunnelError("stream_not_found", `stream "${stream}" does not exist`);
+}
+
+function checkPartition(meta: StreamMeta, stream: string, partition: number): void {
+  if (!Number.isInteger(partition) || partition < 0 || partition >= meta.partitions) {
+    throw new RunnelError("invalid_input", `stream "${stream}" has no partition ${partition}`);
+  }
+}
+
+function leaderOf(
+  metadata: ClusterMetadata,
+  meta: StreamMeta,
+  stream: string,
+  partition: number,
+): { topicId: string; leader: number } {
+  const topic = metadata.topics.get(meta.topic);
+  if (topic === undefined) throw notFound(stream);
+  const leader = topic.partitions[partition]?.leader;
+  if (leader === undefined || leader < 0) {
+    throw new RunnelError("not_ready", `partition ${partition} of ${meta.topic} has no leader`, { retryAfter: 1 });
+  }
+  return { topicId: topic.id, leader };
+}
+
+function validateStreamOptions(stream: string, options: StreamLogOptions): void {
+  if (typeof stream !== "string" || stream.length === 0 || stream.length > 200) {
+    throw new RunnelError("invalid_input", "stream name must be 1–200 characters");
+  }
+  if (!Number.isInteger(options.partitions) || options.partitions < 1 || options.partitions > 10_000) {
+    throw new RunnelError("invalid_input", `partitions must be an integer from 1 to 10000, got ${options.partitions}`);
+  }
+  for (const field of ["retentionMs", "retentionBytes"] as const) {
+    const v = options[field];
+    if (v !== undefined && !(Number.isSafeInteger(v) && v > 0)) {
+      throw new RunnelError("invalid_input", `${field} must be a positive integer, got ${v}`);
+    }
+  }
+}
