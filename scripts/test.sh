@@ -12,6 +12,7 @@ echo "== lint"; npx biome check .
 echo "== PostgreSQL"
 RUNNEL_TEST_DATABASE_URL="$(bash scripts/postgres.sh)"
 export RUNNEL_TEST_DATABASE_URL
+RUNNEL_TEST_KAFKA_BROKERS="$(bash scripts/kafka.sh)"; export RUNNEL_TEST_KAFKA_BROKERS
 
 echo "== Mosquitto (MQTT)"
 RUNNEL_TEST_MQTT_URL="mqtt://$(bash scripts/mosquitto.sh)"
