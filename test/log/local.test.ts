@@ -87,7 +87,8 @@ describe("LocalEventLog (local files)", () => {
     const dir = await tempDir();
     const log = await openLog({ dir });
     await log.createStream("s", { partitions: 1 });
-    await log.append("s", [record("k", 1, 1), record("k", 2, { big: "y".repeat(500) })]);
+    await log.append("s", [record("k", 1, 1)]);
+    await log.append("s", [record("k", 2, { big: "y".repeat(500) })]);
     await log.close();
     const { size } = await stat(segment(dir, "s", 0));
     await truncate(segment(dir, "s", 0), size - 100);
@@ -97,6 +98,31 @@ describe("LocalEventLog (local files)", () => {
     assert.equal(reports[0]!.reason, "torn_tail");
     assert.deepEqual(await valuesOf(reopened, "s", 0), [1]);
     assert.deepEqual(await reopened.endOffsets("s"), [1]);
+  });
+
+  test("an append within one partition needs no commit file, and is dropped whole if its end is missing", async () => {
+    const dir = await tempDir();
+    const log = await openLog({ dir });
+    await log.createStream("s", { partitions: 1 });
+    await log.append("s", [record("k", 1, 1)]);
+    await log.append("s", [record("k", 2, 2), record("k", 3, 3), record("k", 4, { big: "z".repeat(300) })]);
+    const syncs = log.stats().syncs;
+    await log.append("s", [record("k", 5, 5)]);
+    assert.equal(log.stats().syncs - syncs, 1, "one fdatasync: the partition's");
+    await log.close();
+    const reopened = await openLog({ dir });
+    assert.deepEqual(await valuesOf(reopened, "s", 0), [1, 2, 3, { big: "z".repeat(300) }, 5]);
+    await reopened.close();
+    // Cut the last append away and tear the one before inside its last record: its first two
+    // records are whole, but without its last one the append never completed.
+    const { size } = await stat(segment(dir, "s", 0));
+    await truncate(segment(dir, "s", 0), size - 60 - 200);
+    const reports: RecoveryReport[] = [];
+    const again = await openLog({ dir, onRecovery: (r) => reports.push(r) });
+    assert.deepEqual(await valuesOf(again, "s", 0), [1]);
+    assert.equal(reports.length, 1);
+    const [pos] = await again.append("s", [record("k", 6, 6)]);
+    assert.equal(pos!.offset, 1);
   });
 
   test("drops tail records of a group whose commit never became durable", async () => {
@@ -143,6 +169,8 @@ describe("LocalEventLog (local files)", () => {
     const log = await openLog({ dir });
     await log.createStream("s", { partitions: 1 });
     await log.append("s", [record("k", 1, "first"), record("k", 2, "second"), record("k", 3, "third")]);
+    // A later append proves the damaged one was acknowledged (only the last append can be torn).
+    await log.append("s", [record("k", 4, "fourth")]);
     await log.close();
     const path = segment(dir, "s", 0);
     const bytes = await readFile(path);

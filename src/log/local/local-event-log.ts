@@ -7,7 +7,9 @@
  *   <dir>/<stream>/<partition>/<base>.log records (record.ts), plus .index/.timeindex once sealed
  *   <dir>/<stream>/offsets/<group>.json   committed consumer positions
  *
- * Durability: append() resolves after the records and the commit file are fdatasync'ed.
+ * Durability: append() resolves after its records are fdatasync'ed, and, for a batch spanning
+ * partitions, the stream's commit file too. A full disk refuses the append with storage_full and
+ * truncates what the failed group wrote, so the log stays readable and appendable.
  * Recovery (open): a torn tail is truncated and reported through `onRecovery`; damage followed
  * by committed records is never skipped — open() throws RunnelError("storage_corrupt") naming
  * the file and byte position, and an operator must decide (restore, or truncate by hand).

@@ -6,7 +6,7 @@ import { mkdir, readdir } from "node:fs/promises";
 import type { LogRecord } from "../types.js";
 import { fsyncDir, parseSegmentFileName } from "./fs-util.js";
 import type { RecoveryReport, RollPolicy } from "./options.js";
-import { decodeHeaders, RECORD_OVERHEAD } from "./record.js";
+import { ATTR_APPEND_END, ATTR_SELF_COMMIT, decodeHeaders, RECORD_OVERHEAD } from "./record.js";
 import { Segment } from "./segment.js";
 import { INDEX_INTERVAL_BYTES } from "./segment-index.js";
 
@@ -31,6 +31,8 @@ export interface RetentionResult {
 export class Partition {
   private segments: Segment[];
   highWatermark: number;
+  /** Highest commit sequence found in the active segment on open (self-committed appends). */
+  recoveredSeq = 0;
 
   private constructor(
     private readonly ctx: PartitionContext,
@@ -62,6 +64,7 @@ export class Partition {
       .filter((b): b is number => b !== undefined)
       .sort((a, b) => a - b);
     const segments: Segment[] = [];
+    let maxSeq = committedSeq;
     try {
       if (bases.length === 0) {
         segments.push(await Segment.create(ctx.dir, 0));
@@ -71,7 +74,7 @@ export class Partition {
         const segment = await Segment.open(ctx.dir, bases[i]!);
         segments.push(segment);
         if (i < bases.length - 1) await recoverSealed(segment);
-        else await recoverActive(ctx, segment, committedSeq, onRecovery);
+        else maxSeq = await recoverActive(ctx, segment, committedSeq, onRecovery);
       }
       for (let i = 1; i < segments.length; i++) {
         const prev = segments[i - 1]!;
@@ -87,7 +90,9 @@ export class Partition {
       await Promise.all(segments.map((s) => s.close()));
       throw e;
     }
-    return new Partition(ctx, segments);
+    const partition = new Partition(ctx, segments);
+    partition.recoveredSeq = maxSeq;
+    return partition;
   }
 
   get active(): Segment {
@@ -304,16 +309,45 @@ async function recoverSealed(segment: Segment): Promise<void> {
   await segment.writeIndex();
 }
 
+/**
+ * Scans the active segment and truncates what was never acknowledged: a torn tail, records of a
+ * group after `committedSeq`, and a self-committing append whose last record is missing. Returns
+ * the highest commit sequence kept, so new groups are numbered after it.
+ */
 async function recoverActive(
   ctx: PartitionContext,
   segment: Segment,
   committedSeq: number,
   onRecovery: (report: RecoveryReport) => void,
-): Promise<void> {
-  const result = await segment.scanAll((h) => h.commitSeq > committedSeq);
-  if (result.validEnd === segment.size) return;
+): Promise<number> {
+  let maxSeq = committedSeq;
+  // Start of a self-committing append whose last record has not been seen yet.
+  let openAppend: number | undefined;
+  const result = await segment.scanAll((h, position) => {
+    if ((h.attributes & ATTR_SELF_COMMIT) === 0) {
+      if (h.commitSeq > committedSeq) return true;
+      openAppend = undefined;
+      return false;
+    }
+    openAppend ??= position;
+    if ((h.attributes & ATTR_APPEND_END) !== 0) {
+      openAppend = undefined;
+      if (h.commitSeq > maxSeq) maxSeq = h.commitSeq;
+    }
+    return false;
+  });
+  const keepEnd = openAppend ?? result.validEnd;
+  if (keepEnd === segment.size) return maxSeq;
   if (result.failure !== undefined) {
-    const committedAfter = await segment.findValidRecordAfter(result.validEnd, (h) => h.commitSeq <= committedSeq);
+    // Only the last group can be torn, and it was written after everything before it was synced:
+    // valid records behind the damage must all be that one group's, newer than what precedes it.
+    let seqBehind: number | undefined;
+    const seqBefore = maxSeq;
+    const committedAfter = await segment.findValidRecordAfter(result.validEnd, (h) => {
+      if (h.commitSeq <= committedSeq || h.commitSeq < seqBefore) return true;
+      seqBehind ??= h.commitSeq;
+      return h.commitSeq !== seqBehind;
+    });
     if (committedAfter !== undefined) {
       throw segment.corrupt(
         result.validEnd,
@@ -321,8 +355,10 @@ async function recoverActive(
       );
     }
   }
-  const bytesTruncated = segment.size - result.validEnd;
-  await segment.truncate(result.validEnd);
+  const bytesTruncated = segment.size - keepEnd;
+  await segment.truncate(keepEnd);
+  // The scan indexed records past keepEnd when it cut an incomplete append: index again.
+  if (keepEnd < result.validEnd) await segment.scanAll(() => false);
   onRecovery({
     stream: ctx.stream,
     partition: ctx.partition,
@@ -330,4 +366,5 @@ async function recoverActive(
     bytesTruncated,
     reason: result.failure === undefined ? "uncommitted_batch" : "torn_tail",
   });
+  return maxSeq;
 }

@@ -8,7 +8,8 @@
  *   headers (only when attributes bit 0 is set) = u32 blockLength | u16 count
  *        | count × (u16 nameLength | name (UTF-8) | u16 valueLength | value (UTF-8))
  *
- * A record without headers has attributes 0 and no header bytes, so headers cost nothing when
+ * Attributes: bit 0 headers present, bit 1 self-committing append, bit 2 last record of one (see
+ * ATTR_SELF_COMMIT). A record without headers has no header bytes, so headers cost nothing when
  * absent (and files written before headers existed read unchanged). `blockLength` counts the bytes
  * after itself, so readers that want only the value skip the block without parsing it.
  *
@@ -34,7 +35,14 @@ export const MAX_HEADERS = 0xffff;
 export const MAX_BODY_BYTES = 256 * 1024 * 1024;
 
 const ATTR_HEADERS = 1;
-const KNOWN_ATTRIBUTES = ATTR_HEADERS;
+/**
+ * The record belongs to an append that lies wholly in this partition: such an append is atomic
+ * by itself, so it is durable once this partition's fdatasync returns and needs no commit file.
+ * Recovery keeps its records only when the append's last record (ATTR_APPEND_END) is there too.
+ */
+export const ATTR_SELF_COMMIT = 2;
+export const ATTR_APPEND_END = 4;
+const KNOWN_ATTRIBUTES = ATTR_HEADERS | ATTR_SELF_COMMIT | ATTR_APPEND_END;
 
 export interface RecordHeader {
   /** Position of the record's first byte (its length prefix) in the buffer. */
@@ -45,6 +53,8 @@ export interface RecordHeader {
   readonly timestamp: number;
   readonly ingestTime: number;
   readonly commitSeq: number;
+  /** ATTR_SELF_COMMIT and ATTR_APPEND_END bits (header presence shows in valueStart). */
+  readonly attributes: number;
   readonly keyStart: number;
   readonly keyEnd: number;
   /** The header block lies between keyEnd and valueStart (empty when the record has none). */
@@ -90,12 +100,13 @@ export function writeRecord(
   headers?: Headers,
   headerBytes = 0,
   asciiKey = false,
+  commitFlags = 0,
 ): number {
   const bodyStart = pos + FRAME_BYTES;
   const bodyLength = BODY_HEADER_BYTES + keyBytes + headerBytes + value.length;
   buf.writeUInt32LE(bodyLength, pos);
   buf[bodyStart] = RECORD_MAGIC;
-  buf[bodyStart + 1] = headerBytes > 0 ? ATTR_HEADERS : 0;
+  buf[bodyStart + 1] = (headerBytes > 0 ? ATTR_HEADERS : 0) | commitFlags;
   buf[bodyStart + 2] = keyBytes & 0xff;
   buf[bodyStart + 3] = keyBytes >>> 8;
   buf.writeDoubleLE(offset, bodyStart + 4);
@@ -167,6 +178,7 @@ export function decodeRecord(buf: Buffer, pos: number, end: number, verify = tru
     timestamp: buf.readDoubleLE(bodyStart + 12),
     ingestTime: buf.readDoubleLE(bodyStart + 20),
     commitSeq: buf.readDoubleLE(bodyStart + 28),
+    attributes,
     keyStart,
     keyEnd,
     valueStart,

@@ -112,7 +112,7 @@ export class Segment {
    * record that is incomplete or invalid. Also stops (without failure) before the first record
    * for which `stopBefore` returns true. Offsets must be dense from `baseOffset`.
    */
-  async scanAll(stopBefore: (header: RecordHeader) => boolean): Promise<ScanResult> {
+  async scanAll(stopBefore: (header: RecordHeader, position: number) => boolean): Promise<ScanResult> {
     this.index = new SegmentIndex();
     this.nextOffset = this.baseOffset;
     this.firstIngestTime = Number.NaN;
@@ -135,7 +135,7 @@ export class Segment {
         if (h.offset !== this.nextOffset) {
           throw this.corrupt(pos + at, `expected offset ${this.nextOffset}, found ${h.offset}`);
         }
-        if (stopBefore(h)) return { validEnd: pos + at };
+        if (stopBefore(h, pos + at)) return { validEnd: pos + at };
         this.track(h.offset, pos + at, h.size, h.timestamp, h.ingestTime);
         at += h.size;
       }
