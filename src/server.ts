@@ -5,6 +5,7 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
+import type { DestinationStream } from "pino";
 import { createDuckDbAnalyticsStore } from "./analytics/index.js";
 import { AnalyticsLoader } from "./analytics/loader.js";
 import { buildApp } from "./api/app.js";
@@ -21,7 +22,12 @@ import { type Clock, systemClock } from "./core/clock.js";
 import { StreamIngestor } from "./ingest/ingestor.js";
 import { LocalEventLog } from "./log/local/index.js";
 import type { EventLog } from "./log/types.js";
-import { createMetrics } from "./monitoring/metrics.js";
+import { type Monitoring, startMonitoring } from "./monitoring/index.js";
+import { createLogger, type Logger } from "./monitoring/logging.js";
+import { createMetrics, type Metrics } from "./monitoring/metrics.js";
+import { hasPoolStats } from "./monitoring/probes.js";
+import { TimedEventLog } from "./monitoring/timed-log.js";
+import { pipelineGroup } from "./stream/runner.js";
 
 /** A failure to start that the CLI reports as one clear line. */
 export class StartupError extends Error {
@@ -32,6 +38,8 @@ export interface Runnel {
   readonly app: FastifyInstance;
   /** Base URL the server listens on, e.g. http://127.0.0.1:8080. */
   readonly url: string;
+  /** Metrics probe, operator alerts and the traffic watch (tests drive `monitoring.watch.tick()`). */
+  readonly monitoring: Monitoring;
   stop(): Promise<void>;
 }
 
@@ -39,21 +47,33 @@ export interface StartOptions {
   readonly clock?: Clock;
   /** Listen (default) or only build the app, for inject()-based tests. */
   readonly listen?: boolean;
+  /** Where JSON log lines go (default stdout); tests pass a stream to read them. */
+  readonly logDestination?: DestinationStream;
 }
 
 export async function startRunnel(config: Config, options: StartOptions = {}): Promise<Runnel> {
   const clock = options.clock ?? systemClock;
   await mkdir(config.dataDir, { recursive: true });
   const metrics = createMetrics();
+  const logger = createLogger(config.logLevel, options.logDestination);
 
   if (config.kafkaBrokers !== undefined) {
     throw new StartupError("RUNNEL_KAFKA_BROKERS is set, but the Kafka log is not available in this version yet");
   }
-  const log: EventLog = new LocalEventLog({
+  const logLogger = logger.child({ component: "log" });
+  const localLog = new LocalEventLog({
     dir: join(config.dataDir, "log"),
     segmentBytes: config.log.segmentBytes,
     clock,
+    onRecovery: (report) => {
+      metrics.logRecoveries.inc({ reason: report.reason });
+      logLogger.warn({ ...report }, "truncated on recovery");
+    },
   });
+  // Every append, from ingest, pipelines or checkpoints, is timed the same way (any log implementation).
+  const log: EventLog = new TimedEventLog(localLog, (seconds, outcome) =>
+    metrics.logAppendDuration.observe({ outcome }, seconds),
+  );
   const control: ControlStore =
     config.databaseUrl !== undefined
       ? createPostgresControlStore(config.databaseUrl)
@@ -82,13 +102,42 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     await analytics.open();
     closers.push(() => analytics.close());
 
-    const loader = new AnalyticsLoader({ log, store: analytics });
+    const analyticsLogger = logger.child({ component: "analytics" });
+    const loader = new AnalyticsLoader({
+      log,
+      store: analytics,
+      onError: (err, stream) => analyticsLogger.warn({ err, stream }, "loading failed; will retry"),
+    });
     closers.push(() => loader.stop());
     const streams = new StreamCatalog({ control, log, analytics, loader });
     await streams.open();
     const pipelines = new PipelineManager({ control, log, streams, metrics, clock });
     await pipelines.open();
     closers.push(() => pipelines.stop());
+
+    const readiness = async () => ({
+      control: await control.ping().catch(() => false),
+      analytics: await analytics.ping().catch(() => false),
+      log: true,
+      processing: pipelines.healthy(),
+    });
+    const monitoring = startMonitoring({
+      metrics,
+      clock,
+      log,
+      logStats: () => localLog.stats(),
+      dataDir: config.dataDir,
+      logDir: join(config.dataDir, "log"),
+      pipelines: () => pipelines.list(),
+      pipelineGroup,
+      analyticsLag: () => loader.lag(),
+      readiness,
+      ...(hasPoolStats(control) && { controlPool: () => control.poolStats() }),
+      logger,
+    });
+    closers.push(() => monitoring.stop());
+    const retention = scheduleRetention(localLog, metrics, logLogger);
+    closers.push(async () => clearInterval(retention));
 
     const ingestor = new StreamIngestor({ log, streams, clock, metrics, maxEventBytes: config.limits.maxEventBytes });
     const tokens = new TokenService(
@@ -109,12 +158,9 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       tokens,
       auth: new Authenticator(control, tokens),
       passwords: createPasswordHasher(),
-      readiness: async () => ({
-        control: await control.ping().catch(() => false),
-        analytics: await analytics.ping().catch(() => false),
-        log: true,
-        processing: pipelines.healthy(),
-      }),
+      readiness,
+      logger,
+      operatorAlerts: monitoring.operatorAlerts,
     };
     const app = await buildApp(services);
     closers.push(() => app.close());
@@ -122,11 +168,30 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     if (options.listen !== false) {
       url = await app.listen({ host: config.host, port: config.port });
     }
-    return { app, url, stop: stopAll };
+    return { app, url, monitoring, stop: stopAll };
   } catch (e) {
     await stopAll();
     throw e;
   }
+}
+
+/** How often old segments are deleted per each stream's retention. */
+const RETENTION_INTERVAL_MS = 60_000;
+
+/** The log offers enforceRetention() but does not schedule it; the root does, and counts what it deletes. */
+function scheduleRetention(log: LocalEventLog, metrics: Metrics, logger: Logger): NodeJS.Timeout {
+  const timer = setInterval(() => {
+    log.enforceRetention().then(
+      (r) => {
+        metrics.logRetentionSegments.inc(r.deletedSegments);
+        metrics.logRetentionBytes.inc(r.deletedBytes);
+        if (r.deletedSegments > 0) logger.info(r, "retention deleted old segments");
+      },
+      (err: unknown) => logger.warn({ err }, "retention failed; will try again"),
+    );
+  }, RETENTION_INTERVAL_MS);
+  timer.unref();
+  return timer;
 }
 
 async function bootstrapAdmin(control: ControlStore, config: Config): Promise<void> {

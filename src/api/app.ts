@@ -2,14 +2,17 @@
  * The HTTP API of API.md as a Fastify instance, built apart from listen() so tests can use
  * inject() and the composition root decides where it listens.
  */
-import Fastify, { type FastifyInstance, type FastifyRequest } from "fastify";
+import { randomUUID } from "node:crypto";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from "fastify";
 import { RunnelError } from "../core/errors.js";
 import { decodeUtf8, parseEvents } from "../ingest/body.js";
+import { createLogger, requestIdFrom } from "../monitoring/logging.js";
 import type { AuthPrincipal } from "./auth/authenticate.js";
 import { sendError } from "./errors.js";
 import { registerAccountRoutes } from "./routes/accounts.js";
 import { registerHealthRoutes } from "./routes/health.js";
 import { collectRoutes, registerOpenApiRoute } from "./routes/openapi.js";
+import { registerOperatorAlertRoutes } from "./routes/operator-alerts.js";
 import { registerPipelineRoutes } from "./routes/pipelines.js";
 import { registerQueryRoutes } from "./routes/query.js";
 import { registerStreamRoutes } from "./routes/streams.js";
@@ -30,10 +33,17 @@ export class NdjsonBody {
 }
 
 export async function buildApp(services: ApiServices): Promise<FastifyInstance> {
+  // Typed as Fastify's logger so the instance keeps the FastifyInstance type routes are written against.
+  const apiLogger: FastifyBaseLogger = (services.logger ?? createLogger(services.config.logLevel)).child({
+    component: "api",
+  });
   const app = Fastify({
     bodyLimit: services.config.limits.maxBodyBytes,
-    logger: services.config.logLevel === "silent" ? false : { level: services.config.logLevel },
+    // One redacting JSON logger for the process (src/monitoring/logging.ts); the API is its child.
+    loggerInstance: apiLogger,
+    // Request lines are written by the onResponse hook below: one per request, level by status.
     disableRequestLogging: true,
+    genReqId: (req) => requestIdFrom(req.headers["x-request-id"], randomUUID),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false, allowUnionTypes: true } },
     return503OnClosing: true,
   });
@@ -70,9 +80,15 @@ export async function buildApp(services: ApiServices): Promise<FastifyInstance> 
   app.setNotFoundHandler((request, reply) =>
     sendError(request, reply, new RunnelError("not_found", `no route ${request.method} ${request.url.split("?")[0]}`)),
   );
+  app.addHook("onRequest", async (request, reply) => {
+    reply.header("x-request-id", request.id);
+  });
   app.addHook("onResponse", async (request, reply) => {
     const route = request.routeOptions.url ?? "unmatched";
     services.metrics.httpRequests.inc({ route, status: `${Math.floor(reply.statusCode / 100)}xx` });
+    // Successes at debug: ingest runs thousands of requests a second; refusals are worth seeing.
+    const level = reply.statusCode >= 500 ? "warn" : reply.statusCode >= 400 ? "info" : "debug";
+    request.log[level]({ req: request, res: reply, ms: Math.round(reply.elapsedTime) }, "request completed");
   });
 
   addSecurityHeaders(app);
@@ -85,6 +101,7 @@ export async function buildApp(services: ApiServices): Promise<FastifyInstance> 
       registerStreamRoutes(api, services);
       registerQueryRoutes(api, services);
       registerPipelineRoutes(api, services);
+      registerOperatorAlertRoutes(api, services);
     },
     { prefix: "/api/v1" },
   );

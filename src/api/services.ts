@@ -7,7 +7,9 @@ import type { ControlStore } from "../control/types.js";
 import type { Clock } from "../core/clock.js";
 import type { Ingestor } from "../ingest/types.js";
 import type { EventLog } from "../log/types.js";
+import type { Logger } from "../monitoring/logging.js";
 import type { Metrics } from "../monitoring/metrics.js";
+import type { OperatorAlertLog } from "../monitoring/operator-alerts.js";
 import type { Authenticator } from "./auth/authenticate.js";
 import type { TokenService } from "./auth/tokens.js";
 
@@ -37,4 +39,8 @@ export interface ApiServices {
   readonly tokens: TokenService;
   readonly passwords: PasswordHasher;
   readonly readiness: ReadinessProbe;
+  /** The root logger; the API logs through its child `component: "api"`. */
+  readonly logger?: Logger;
+  /** Unusual-traffic alerts for operators (src/monitoring/operator-alerts.ts). */
+  readonly operatorAlerts?: OperatorAlertLog;
 }

@@ -121,6 +121,10 @@ export class AnomalyDetector {
     this.options = { ...DEFAULT_ANOMALY_OPTIONS, ...options };
   }
 
+  get intervalMs(): number {
+    return this.options.intervalMs;
+  }
+
   /**
    * One sampling round. `totals`: cumulative events ingested per stream (a counter's values);
    * `lags`: current lag per consumer, in records. Returns the alerts raised and resolved.

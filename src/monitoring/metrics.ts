@@ -29,6 +29,11 @@ export function createMetrics() {
   // `runnel_` keeps the defaults apart from other Node processes on a shared Prometheus:
   // runnel_process_cpu_seconds_total, runnel_nodejs_eventloop_lag_seconds, runnel_nodejs_gc_duration_seconds…
   collectDefaultMetrics({ register: registry, prefix: "runnel_" });
+  // prom-client names three gauges `…_total`, which Prometheus reserves for counters (promtool
+  // check metrics flags them); the per-type gauges without the suffix carry the same numbers.
+  for (const name of ["active_handles_total", "active_requests_total", "active_resources_total"]) {
+    registry.removeSingleMetric(`runnel_nodejs_${name}`);
+  }
 
   const hooks: ScrapeHook[] = [];
   let inflight: Promise<void> | undefined;

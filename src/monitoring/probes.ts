@@ -116,3 +116,12 @@ export interface PoolStats {
 }
 
 export type PoolStatsSource = () => PoolStats | undefined;
+
+/** A control store whose driver can report its pool (a real PostgreSQL server; PGlite has none). */
+export interface HasPoolStats {
+  poolStats(): PoolStats | undefined;
+}
+
+export function hasPoolStats(x: unknown): x is HasPoolStats {
+  return typeof x === "object" && x !== null && typeof (x as { poolStats?: unknown }).poolStats === "function";
+}

@@ -137,6 +137,15 @@ export const DOCS: Readonly<Record<string, RouteDoc>> = {
   "GET /api/v1/pipelines": { summary: "All pipelines (admin, analyst)", tag: "pipelines" },
   "GET /api/v1/pipelines/:name": { summary: "One pipeline (admin, analyst)", tag: "pipelines" },
   "DELETE /api/v1/pipelines/:name": { summary: "Delete a pipeline (admin)", tag: "pipelines", success: 204 },
+  "GET /api/v1/operator-alerts": {
+    summary: "Operator alerts on unusual traffic: spikes, drops to zero, lag growth (admin)",
+    tag: "monitoring",
+  },
+  "GET /api/v1/operator-alerts/stream": {
+    summary: "Server-Sent Events of operator alerts as they are raised and resolved (admin)",
+    tag: "monitoring",
+    produces: "text/event-stream",
+  },
 };
 
 const ERROR_SCHEMA = {

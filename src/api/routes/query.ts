@@ -33,7 +33,9 @@ export function registerQueryRoutes(app: FastifyInstance, services: ApiServices)
         stopTimer({ outcome: "ok" });
         return result;
       } catch (e) {
-        stopTimer({ outcome: e instanceof RunnelError && e.domain === "user" ? "refused" : "error" });
+        const refused = e instanceof RunnelError && e.domain === "user";
+        stopTimer({ outcome: refused ? "refused" : "error" });
+        if (refused) services.metrics.queryRefusals.inc({ reason: e.code });
         throw e;
       }
     },

@@ -1,0 +1,168 @@
+/**
+ * The shipped monitoring against the real tools: promtool checks the alert rules, the scrape
+ * config and a real /metrics scrape of a running Runnel; every metric the Grafana dashboard and
+ * the alert rules query exists in that scrape; and a real Prometheus server (scripts/prometheus.sh)
+ * scrapes the running Runnel, answering a PromQL query with the ingest counter's value.
+ */
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { Client } from "../helpers/http.js";
+import { ADMIN_PASSWORD, type ServerProcess, startServerProcess, tempDataDir } from "../helpers/server-process.js";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const RULES_DIR = join(ROOT, "deploy/prometheus/rules");
+const DASHBOARD = join(ROOT, "deploy/grafana/dashboards/runnel.json");
+
+function prometheusUrl(): string {
+  const fromEnv = process.env.RUNNEL_TEST_PROMETHEUS_URL;
+  if (fromEnv !== undefined && fromEnv !== "") return fromEnv;
+  return execFileSync("bash", [join(ROOT, "scripts/prometheus.sh")], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  }).trim();
+}
+
+function promtool(args: string[], input?: string): { status: number | null; output: string } {
+  const r = spawnSync("promtool", args, { encoding: "utf8", ...(input !== undefined && { input }) });
+  return { status: r.status, output: `${r.stdout}${r.stderr}` };
+}
+
+/** Metric families in a scrape, by their `# TYPE` lines. */
+function families(scrape: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const m of scrape.matchAll(/^# TYPE (\S+) (\S+)$/gm)) out.set(m[1]!, m[2]!);
+  return out;
+}
+
+/** The family a series name in PromQL belongs to (histogram and summary series carry suffixes). */
+function familyOf(name: string, known: Map<string, string>): string | undefined {
+  if (known.has(name)) return name;
+  for (const suffix of ["_bucket", "_sum", "_count"]) {
+    if (name.endsWith(suffix) && known.has(name.slice(0, -suffix.length))) return name.slice(0, -suffix.length);
+  }
+  return undefined;
+}
+
+function metricNames(expr: string): string[] {
+  return [...new Set(expr.match(/\brunnel_[a-z0-9_]+/g) ?? [])];
+}
+
+let server: ServerProcess;
+let removeData: () => Promise<void>;
+let scrape = "";
+const INGESTED = 7;
+
+before(async () => {
+  // Installs promtool and prometheus when missing, so the checks below have their tools.
+  prometheusUrl();
+  const data = await tempDataDir();
+  removeData = data.remove;
+  server = await startServerProcess(data.dir);
+  const admin = await new Client(server.url).login("admin", ADMIN_PASSWORD);
+  assert.equal((await admin.post("/api/v1/streams", { name: "clicks", partitions: 2 })).status, 201);
+  const events = Array.from({ length: INGESTED }, (_, i) => ({ user_id: `u${i % 3}`, amount: i }));
+  assert.equal((await admin.post("/api/v1/streams/clicks/events", events.slice(0, 4))).status, 200);
+  assert.equal((await admin.post("/api/v1/streams/clicks/events", events.slice(4))).status, 200);
+  assert.equal((await admin.post("/api/v1/streams/clicks/events", [{ amount: 1 }])).status, 400, "refused: no user_id");
+  const pipeline = await admin.post("/api/v1/pipelines", {
+    name: "big_clicks",
+    sql: "SELECT user_id, amount FROM clicks WHERE amount > 2",
+    startFrom: "earliest",
+  });
+  assert.equal(pipeline.status, 201, JSON.stringify(pipeline.body));
+  await admin.queryUntil("SELECT count(*) FROM clicks", (rows) => Number(rows[0]?.[0]) === INGESTED);
+  const refused = await admin.post("/api/v1/query", { sql: "DROP TABLE clicks" });
+  assert.ok(refused.status === 400 || refused.status === 403, `DROP refused: ${refused.status}`);
+  scrape = await (await fetch(`${server.url}/metrics`)).text();
+});
+
+after(async () => {
+  await server?.kill();
+  await removeData?.();
+});
+
+test("promtool accepts the shipped alert rules and scrape config", () => {
+  for (const file of readdirSync(RULES_DIR)) {
+    const r = promtool(["check", "rules", join(RULES_DIR, file)]);
+    assert.equal(r.status, 0, r.output);
+  }
+  const r = promtool(["check", "config", join(ROOT, "deploy/prometheus/prometheus.yml")]);
+  assert.equal(r.status, 0, r.output);
+});
+
+test("promtool accepts a real /metrics scrape, and it holds every stage's metrics", () => {
+  const r = promtool(["check", "metrics"], scrape);
+  assert.equal(r.status, 0, r.output);
+  assert.equal(r.output.trim(), "", "no lint findings");
+  assert.match(scrape, new RegExp(`runnel_ingest_events_total\\{stream="clicks",source="http"\\} ${INGESTED}\\n`));
+  assert.match(scrape, /runnel_ingest_refusals_total\{reason="invalid"\} 1\n/);
+  assert.match(scrape, /runnel_query_refusals_total\{reason="[a-z_]+"\} 1\n/);
+  assert.match(scrape, /runnel_pipeline_records_total\{pipeline="big_clicks",direction="in"\} \d+/);
+  assert.match(scrape, /runnel_pipeline_lag_records\{pipeline="big_clicks",partition="1"\} \d+/);
+  assert.match(scrape, /runnel_log_append_duration_seconds_count\{outcome="ok"\} \d+/);
+  assert.match(scrape, /runnel_log_size_bytes [1-9]\d*/);
+  assert.match(scrape, /runnel_component_ready\{component="control"\} 1/);
+  assert.match(scrape, /runnel_nodejs_eventloop_lag_seconds \d/);
+  assert.doesNotMatch(scrape, /u[0-2]"/, "no user id is a label value");
+});
+
+test("every metric the Grafana dashboard and the alert rules query exists in a real scrape", () => {
+  const known = families(scrape);
+  const dashboard = JSON.parse(readFileSync(DASHBOARD, "utf8")) as {
+    panels: { title: string; targets?: { expr: string }[] }[];
+  };
+  const exprs: [string, string][] = dashboard.panels.flatMap((p) =>
+    (p.targets ?? []).map((t): [string, string] => [`panel "${p.title}"`, t.expr]),
+  );
+  assert.ok(exprs.length > 30, "the dashboard has its panels");
+  for (const file of readdirSync(RULES_DIR)) {
+    for (const m of readFileSync(join(RULES_DIR, file), "utf8").matchAll(/^\s+expr: (\|?)(.*)$/gm)) {
+      exprs.push([`rule in ${file}`, m[2]!]);
+    }
+  }
+  const missing: string[] = [];
+  for (const [where, expr] of exprs) {
+    for (const name of metricNames(expr)) if (familyOf(name, known) === undefined) missing.push(`${name} (${where})`);
+  }
+  assert.deepEqual(missing, [], "queried metrics absent from /metrics");
+});
+
+test("a real Prometheus scrapes Runnel and PromQL returns the ingest counter", async () => {
+  const url = prometheusUrl();
+  const port = new URL(url).port;
+  const targets = join(process.env.RUNNEL_PROM_DIR ?? `/tmp/runnel-prom-${port}`, "targets");
+  const id = randomUUID();
+  const file = join(targets, `${id}.json`);
+  writeFileSync(file, JSON.stringify([{ targets: [new URL(server.url).host], labels: { runnel_test: id } }]));
+  try {
+    const query = `sum(runnel_ingest_events_total{runnel_test="${id}",stream="clicks"})`;
+    let value: string | undefined;
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      const res = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(query)}`);
+      const body = (await res.json()) as { status: string; data: { result: { value: [number, string] }[] } };
+      assert.equal(body.status, "success");
+      value = body.data.result[0]?.value[1];
+      if (value !== undefined) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.equal(value, String(INGESTED));
+
+    const rules = (await (await fetch(`${url}/api/v1/rules`)).json()) as {
+      data: { groups: { rules: { name: string; health: string; lastError?: string }[] }[] };
+    };
+    const loaded = rules.data.groups.flatMap((g) => g.rules);
+    assert.ok(
+      loaded.some((r) => r.name === "RunnelLogDiskNearlyFull"),
+      "the shipped rules are loaded",
+    );
+    for (const r of loaded) assert.notEqual(r.health, "err", `${r.name}: ${r.lastError}`);
+  } finally {
+    rmSync(file, { force: true });
+  }
+});
