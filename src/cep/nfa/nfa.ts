@@ -1,0 +1,371 @@
+/**
+ * The NFA runtime, a port of FlinkCEP's NFA (org.apache.flink.cep.nfa.NFA, 1.20) step for step:
+ * process() feeds one event to every partial match, advanceTime() times out partial matches past
+ * `within` and releases pending notFollowedBy matches, and completed matches are emitted in start
+ * order subject to the after-match skip strategy. State lives in NfaKeyState (per key), so one NFA
+ * serves every key of a rule.
+ */
+
+import {
+  type ComputationState,
+  compareComputationStates,
+  computationStatesEqual,
+  startState,
+} from "./computation-state.js";
+import { EMPTY_MATCH, type MatchContext } from "./context.js";
+import { type Dewey, deweyAddStage, deweyIncrease } from "./dewey.js";
+import { JavaPriorityQueue } from "./java-priority-queue.js";
+import { type BufferedEvent, type BufferNode, type ExtractedMatch, SharedBuffer } from "./shared-buffer.js";
+import { type AfterMatchSkipStrategy, prune } from "./skip.js";
+import type { NfaState, Transition } from "./state.js";
+
+type Value = Readonly<Record<string, unknown>>;
+
+/** A match (or timed-out partial match): step → events, in the order the steps were first taken. */
+export type Match<V> = ReadonlyMap<string, readonly V[]>;
+
+export interface TimedOut<V> {
+  readonly match: Match<V>;
+  /** first.ts + within, as FlinkCEP reports it. */
+  readonly ts: number;
+}
+
+/** NFAState plus the key's shared buffer: everything one key needs, and nothing else. */
+export class NfaKeyState<V> {
+  partialMatches: JavaPriorityQueue<ComputationState<V>>;
+  completedMatches: JavaPriorityQueue<ComputationState<V>>;
+  readonly buffer = new SharedBuffer<V>();
+  /** Set when process() started a new partial match (the operator arms a `within` timer for it). */
+  newStartPartialMatch = false;
+
+  constructor(starts: readonly ComputationState<V>[]) {
+    this.partialMatches = new JavaPriorityQueue(compareComputationStates);
+    for (const s of starts) this.partialMatches.add(s);
+    this.completedMatches = new JavaPriorityQueue(compareComputationStates);
+  }
+
+  /** Only the start state is left and nothing is pending: the key's state can be dropped. */
+  get isIdle(): boolean {
+    return this.partialMatches.size <= 1 && this.completedMatches.size === 0 && this.buffer.isEmpty;
+  }
+}
+
+class OutgoingEdges<V> {
+  readonly edges: Transition[] = [];
+  totalTake = 0;
+  totalIgnore = 0;
+  constructor(private readonly current: NfaState) {}
+  add(edge: Transition): void {
+    const selfIgnore = edge.action === "ignore" && edge.target.name === this.current.name;
+    if (!selfIgnore) {
+      if (edge.action === "ignore") this.totalIgnore++;
+      else if (edge.action === "take") this.totalTake++;
+    }
+    this.edges.push(edge);
+  }
+  // Keeps V in the class signature for readers; unused at runtime.
+  declare readonly _v?: V;
+}
+
+/** The lazily read partial match a condition sees (FlinkCEP's ConditionContext). */
+class LazyMatch<V extends Value> implements MatchContext {
+  private match: ExtractedMatch<V> | undefined;
+  constructor(
+    private readonly nfa: Nfa<V>,
+    private readonly key: NfaKeyState<V>,
+    private readonly cs: ComputationState<V>,
+  ) {}
+  private get(): ExtractedMatch<V> {
+    if (this.match === undefined) this.match = this.nfa.currentMatch(this.key, this.cs);
+    return this.match;
+  }
+  events(step: string): readonly V[] {
+    const list = this.get().get(step);
+    return list === undefined ? [] : list.map((e) => e.value);
+  }
+  first(): V | undefined {
+    let best: BufferedEvent<V> | undefined;
+    for (const list of this.get().values()) {
+      const e = list[0];
+      if (e !== undefined && (best === undefined || e.ts < best.ts || (e.ts === best.ts && e.id < best.id))) best = e;
+    }
+    return best?.value;
+  }
+  prev(): V | undefined {
+    return this.cs.previous?.event.value;
+  }
+}
+
+function calculateIncreasingSelfState(ignoreBranches: number, takeBranches: number): number {
+  return takeBranches === 0 && ignoreBranches === 0 ? 0 : ignoreBranches + Math.max(1, takeBranches);
+}
+
+export class Nfa<V extends Value> {
+  private readonly states = new Map<string, NfaState>();
+
+  constructor(
+    states: readonly NfaState[],
+    /** `within` in ms; 0 means none. */
+    readonly windowTime: number,
+    readonly handleTimeout: boolean,
+  ) {
+    for (const s of states) this.states.set(s.name, s);
+  }
+
+  createKeyState(): NfaKeyState<V> {
+    const starts: ComputationState<V>[] = [];
+    for (const s of this.states.values()) if (s.isStart) starts.push(startState(s.name));
+    return new NfaKeyState(starts);
+  }
+
+  private state(cs: ComputationState<V>): NfaState {
+    const s = this.states.get(cs.state);
+    if (s === undefined) throw new Error(`state ${cs.state} does not exist in the NFA`);
+    return s;
+  }
+
+  /** Feeds one event; returns the matches it completed. */
+  process(key: NfaKeyState<V>, value: V, ts: number, skip: AfterMatchSkipStrategy): Match<V>[] {
+    const buffer = key.buffer;
+    let registered: BufferedEvent<V> | undefined;
+    const eventOf = (): BufferedEvent<V> => {
+      if (registered === undefined) registered = buffer.registerEvent(value, ts);
+      return registered;
+    };
+    try {
+      return this.doProcess(key, value, ts, eventOf, skip);
+    } finally {
+      if (registered !== undefined) buffer.releaseEvent(registered);
+    }
+  }
+
+  advanceTime(
+    key: NfaKeyState<V>,
+    ts: number,
+    skip: AfterMatchSkipStrategy,
+  ): { matches: Match<V>[]; timedOut: TimedOut<V>[] } {
+    const matches: Match<V>[] = [];
+    const timedOut: TimedOut<V>[] = [];
+    const newPartial = new JavaPriorityQueue<ComputationState<V>>(compareComputationStates);
+    const potential = new JavaPriorityQueue<ComputationState<V>>(compareComputationStates);
+    const buffer = key.buffer;
+    for (const cs of key.partialMatches.items) {
+      // Per-step `within` (WithinType.PREVIOUS_AND_CURRENT) is not part of the rule language.
+      if (this.isTimedOut(cs, ts)) {
+        if (this.state(cs).isPending) {
+          potential.add(cs);
+          continue;
+        }
+        if (this.handleTimeout) {
+          timedOut.push({ match: materialize(this.currentMatch(key, cs)), ts: cs.startTs + this.windowTime });
+        }
+        if (cs.previous !== null) buffer.releaseNode(cs.previous, cs.version);
+      } else {
+        newPartial.add(cs);
+      }
+    }
+    this.processMatchesAccordingToSkipStrategy(key, skip, potential, newPartial, matches);
+    key.partialMatches = newPartial;
+    buffer.advanceTime(ts);
+    return { matches, timedOut };
+  }
+
+  private isTimedOut(cs: ComputationState<V>, ts: number): boolean {
+    return this.windowTime > 0 && !this.state(cs).isStart && ts - cs.startTs >= this.windowTime;
+  }
+
+  private doProcess(
+    key: NfaKeyState<V>,
+    value: V,
+    ts: number,
+    eventOf: () => BufferedEvent<V>,
+    skip: AfterMatchSkipStrategy,
+  ): Match<V>[] {
+    const buffer = key.buffer;
+    const newPartial = new JavaPriorityQueue<ComputationState<V>>(compareComputationStates);
+    const potential = new JavaPriorityQueue<ComputationState<V>>(compareComputationStates);
+    key.newStartPartialMatch = false;
+    for (const cs of key.partialMatches.items) {
+      const next = this.computeNextStates(key, cs, value, ts, eventOf);
+      const retain: ComputationState<V>[] = [];
+      let discardPath = false;
+      const fromStart = this.state(cs).isStart;
+      for (const n of next) {
+        if (fromStart && n.startTs > 0) key.newStartPartialMatch = true;
+        const s = this.state(n);
+        if (s.isFinal) potential.add(n);
+        else if (s.isStop) {
+          discardPath = true;
+          if (n.previous !== null) buffer.releaseNode(n.previous, n.version);
+        } else retain.push(n);
+      }
+      if (discardPath) {
+        for (const r of retain) if (r.previous !== null) buffer.releaseNode(r.previous, r.version);
+      } else {
+        for (const r of retain) newPartial.add(r);
+      }
+    }
+    const result: Match<V>[] = [];
+    this.processMatchesAccordingToSkipStrategy(key, skip, potential, newPartial, result);
+    key.partialMatches = newPartial;
+    return result;
+  }
+
+  private processMatchesAccordingToSkipStrategy(
+    key: NfaKeyState<V>,
+    skip: AfterMatchSkipStrategy,
+    potential: JavaPriorityQueue<ComputationState<V>>,
+    partial: JavaPriorityQueue<ComputationState<V>>,
+    result: Match<V>[],
+  ): void {
+    const completed = key.completedMatches;
+    completed.addAll(potential.items);
+    const buffer = key.buffer;
+    for (;;) {
+      const earliest = completed.peek();
+      if (earliest === undefined) break;
+      if (skip.isSkipStrategy) {
+        const earliestPartial = partial.peek();
+        if (earliestPartial !== undefined && compareComputationStates(earliest, earliestPartial) > 0) break;
+      }
+      completed.poll();
+      const matched = earliest.previous === null ? [] : buffer.extractPatterns(earliest.previous, earliest.version);
+      prune(skip, partial, matched, buffer);
+      prune(skip, completed, matched, buffer);
+      const first = matched[0];
+      if (first !== undefined) result.push(materialize(first));
+      if (earliest.previous !== null) buffer.releaseNode(earliest.previous, earliest.version);
+    }
+  }
+
+  /** extractCurrentMatches: the single path of a computation state (empty for the start state). */
+  currentMatch(key: NfaKeyState<V>, cs: ComputationState<V>): ExtractedMatch<V> {
+    if (cs.previous === null) return new Map();
+    const paths = key.buffer.extractPatterns(cs.previous, cs.version);
+    return paths[0] ?? new Map();
+  }
+
+  private computeNextStates(
+    key: NfaKeyState<V>,
+    cs: ComputationState<V>,
+    value: V,
+    ts: number,
+    eventOf: () => BufferedEvent<V>,
+  ): ComputationState<V>[] {
+    const buffer = key.buffer;
+    const ctx: MatchContext = cs.previous === null ? EMPTY_MATCH : new LazyMatch(this, key, cs);
+    const current = this.state(cs);
+    const outgoing = this.createDecisionGraph(ctx, current, value);
+    const edges = outgoing.edges;
+    let takeBranchesToVisit = Math.max(0, outgoing.totalTake - 1);
+    let ignoreBranchesToVisit = outgoing.totalIgnore;
+    const totalTakeToSkip = Math.max(0, outgoing.totalTake - 1);
+    const isStart = current.isStart;
+    const result: ComputationState<V>[] = [];
+
+    for (const edge of edges) {
+      if (edge.action === "ignore") {
+        if (isStart) continue;
+        let version: Dewey;
+        if (edge.target.name === current.name) {
+          version = deweyIncrease(cs.version, calculateIncreasingSelfState(outgoing.totalIgnore, outgoing.totalTake));
+        } else {
+          version = deweyAddStage(deweyIncrease(cs.version, totalTakeToSkip + ignoreBranchesToVisit));
+          ignoreBranchesToVisit--;
+        }
+        this.addComputationState(
+          buffer,
+          result,
+          edge.target,
+          cs.previous,
+          version,
+          cs.startTs,
+          cs.previousTs,
+          cs.startEvent,
+        );
+      } else if (edge.action === "take") {
+        const currentVersion = deweyIncrease(cs.version, takeBranchesToVisit);
+        const nextVersion = deweyAddStage(currentVersion);
+        takeBranchesToVisit--;
+        const event = eventOf();
+        const newEntry = buffer.put(edge.source.name, event, cs.previous, currentVersion);
+        const startTs = isStart ? ts : cs.startTs;
+        const startEvent = isStart ? event : cs.startEvent;
+        this.addComputationState(buffer, result, edge.target, newEntry, nextVersion, startTs, ts, startEvent);
+        const finalState = this.findFinalStateAfterProceed(ctx, edge.target, value);
+        if (finalState !== null) {
+          this.addComputationState(buffer, result, finalState, newEntry, nextVersion, startTs, ts, startEvent);
+        }
+      }
+    }
+
+    if (isStart) {
+      const total = calculateIncreasingSelfState(outgoing.totalIgnore, outgoing.totalTake);
+      result.push(startState(cs.state, deweyIncrease(cs.version, total)));
+    }
+    if (cs.previous !== null) buffer.releaseNode(cs.previous, cs.version);
+    return result;
+  }
+
+  private addComputationState(
+    buffer: SharedBuffer<V>,
+    out: ComputationState<V>[],
+    state: NfaState,
+    previous: BufferNode<V> | null,
+    version: Dewey,
+    startTs: number,
+    previousTs: number,
+    startEvent: BufferedEvent<V> | null,
+  ): void {
+    out.push({ state: state.name, version, startTs, previousTs, previous, startEvent });
+    if (previous !== null) buffer.lockNode(previous, version);
+  }
+
+  private findFinalStateAfterProceed(ctx: MatchContext, state: NfaState, value: V): NfaState | null {
+    const stack: NfaState[] = [state];
+    while (stack.length > 0) {
+      const current = stack.pop() as NfaState;
+      for (const t of current.transitions) {
+        if (t.action === "proceed" && t.condition(value, ctx)) {
+          if (t.target.isFinal) return t.target;
+          stack.push(t.target);
+        }
+      }
+    }
+    return null;
+  }
+
+  private createDecisionGraph(ctx: MatchContext, state: NfaState, value: V): OutgoingEdges<V> {
+    const outgoing = new OutgoingEdges<V>(state);
+    const stack: NfaState[] = [state];
+    while (stack.length > 0) {
+      const current = stack.pop() as NfaState;
+      for (const t of current.transitions) {
+        if (!t.condition(value, ctx)) continue;
+        if (t.action === "proceed") stack.push(t.target);
+        else outgoing.add(t);
+      }
+    }
+    return outgoing;
+  }
+
+  /** Number of partial matches of a key, the start state excluded (for metrics). */
+  static partialCount<V>(key: NfaKeyState<V>): number {
+    let n = 0;
+    for (const cs of key.partialMatches.items) if (cs.startEvent !== null) n++;
+    return n;
+  }
+}
+
+function materialize<V>(m: ExtractedMatch<V>): Match<V> {
+  const out = new Map<string, V[]>();
+  for (const [step, events] of m) {
+    out.set(
+      step,
+      events.map((e) => e.value),
+    );
+  }
+  return out;
+}
+
+export { computationStatesEqual };
