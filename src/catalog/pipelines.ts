@@ -11,15 +11,10 @@ import { RunnelError } from "../core/errors.js";
 import type { EventLog } from "../log/types.js";
 import type { Metrics } from "../monitoring/metrics.js";
 import { LogCheckpointStore } from "../stream/checkpoint.js";
-import {
-  describeOptions,
-  embedOptions,
-  extractOptions,
-  type PipelineOptions,
-  parsePipelineOptions,
-} from "../stream/options.js";
+import { describeOptions, type PipelineOptions, parsePipelineOptions } from "../stream/options.js";
 import { PipelineRunner, type PipelineStats } from "../stream/runner.js";
 import { type CompiledPipeline, compilePipeline } from "../stream/sql/index.js";
+import { outputSchema } from "../stream/sql/output-schema.js";
 import { WindowedPipelineRunner } from "../stream/window-runner.js";
 import { checkStreamName } from "./stream-spec.js";
 import type { StreamCatalog } from "./streams.js";
@@ -111,12 +106,11 @@ export class PipelineManager {
         );
       }
     }
-    // Options ride with the SQL only when given, so pipelines created without them store what they always did.
-    const stored = request.options === undefined ? request.sql : embedOptions(request.sql, options);
     const definition = await this.deps.control.createPipeline({
       name,
-      sql: stored,
+      sql: request.sql,
       startFrom: request.startFrom ?? "now",
+      ...(request.options !== undefined && { options: describeOptions(options) }),
     });
     return this.describe(await this.launch(definition, compiled));
   }
@@ -160,7 +154,8 @@ export class PipelineManager {
 
   private async launch(definition: PipelineDefinition, compiledAlready?: CompiledPipeline): Promise<Running> {
     const { log, streams, clock } = this.deps;
-    const { sql, options } = extractOptions(definition.sql);
+    const sql = definition.sql;
+    const options = parsePipelineOptions(definition.options);
     const compiled = compiledAlready ?? compilePipeline(sql, (s) => log.hasStream(s));
     const input = await streams.get(compiled.inputStream);
     if (!input) throw new RunnelError("stream_not_found", `stream "${compiled.inputStream}" does not exist`);
@@ -169,6 +164,7 @@ export class PipelineManager {
         name: definition.name,
         partitions: input.partitions,
         timestampField: "_time",
+        schema: outputSchema(compiled),
         derivedFrom: definition.name,
         ...(input.retentionMs !== undefined && { retentionMs: input.retentionMs }),
       });

@@ -55,6 +55,7 @@ export interface PipelineRow {
   name: string;
   sql: string;
   start_from: "earliest" | "now";
+  options: Record<string, string> | string | null;
   created_at: Date | string;
 }
 
@@ -95,5 +96,13 @@ export function toStream(r: StreamRow): StreamDefinition {
 }
 
 export function toPipeline(r: PipelineRow): PipelineDefinition {
-  return { name: r.name, sql: r.sql, startFrom: r.start_from, createdAt: iso(r.created_at) };
+  // node-postgres parses jsonb; PGlite may hand back text.
+  const options = typeof r.options === "string" ? (JSON.parse(r.options) as Record<string, string>) : r.options;
+  return {
+    name: r.name,
+    sql: r.sql,
+    startFrom: r.start_from,
+    ...(options !== null && { options }),
+    createdAt: iso(r.created_at),
+  };
 }

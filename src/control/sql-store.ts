@@ -339,16 +339,21 @@ export class SqlControlStore implements ControlStore {
 
   async createPipeline(pipeline: Omit<PipelineDefinition, "createdAt">): Promise<PipelineDefinition> {
     const rows = await this.#query<PipelineRow>(
-      `INSERT INTO pipelines (name, sql, start_from) VALUES ($1, $2, $3)
-       RETURNING name, sql, start_from, created_at`,
-      [pipeline.name, pipeline.sql, pipeline.startFrom],
+      `INSERT INTO pipelines (name, sql, start_from, options) VALUES ($1, $2, $3, $4)
+       RETURNING name, sql, start_from, options, created_at`,
+      [
+        pipeline.name,
+        pipeline.sql,
+        pipeline.startFrom,
+        pipeline.options === undefined ? null : JSON.stringify(pipeline.options),
+      ],
     );
     return toPipeline(one(rows));
   }
 
   async getPipeline(name: string): Promise<PipelineDefinition | undefined> {
     const rows = await this.#query<PipelineRow>(
-      "SELECT name, sql, start_from, created_at FROM pipelines WHERE name = $1",
+      "SELECT name, sql, start_from, options, created_at FROM pipelines WHERE name = $1",
       [name],
     );
     return rows[0] === undefined ? undefined : toPipeline(rows[0]);
@@ -356,7 +361,7 @@ export class SqlControlStore implements ControlStore {
 
   async listPipelines(): Promise<PipelineDefinition[]> {
     const rows = await this.#query<PipelineRow>(
-      "SELECT name, sql, start_from, created_at FROM pipelines ORDER BY name",
+      "SELECT name, sql, start_from, options, created_at FROM pipelines ORDER BY name",
     );
     return rows.map(toPipeline);
   }

@@ -62,6 +62,8 @@ export interface PipelineDefinition {
   readonly sql: string;
   /** Where a new pipeline starts reading its input. */
   readonly startFrom: "earliest" | "now";
+  /** Event-time settings as given, in human units (`{"outOfOrderness": "5s"}`). */
+  readonly options?: Readonly<Record<string, string>>;
   readonly createdAt: string;
 }
 

@@ -79,27 +79,3 @@ export function describeOptions(o: PipelineOptions): Record<keyof typeof DEFAULT
     checkpointInterval: text(o.checkpointIntervalMs),
   };
 }
-
-/**
- * The control plane stores a pipeline as (name, sql, startFrom). Options travel with the SQL as a
- * leading comment, so they are stored atomically with it and survive restarts without a schema
- * change; the API strips the comment again. A dedicated column can replace this additively.
- */
-const MARKER = "/* runnel:options ";
-
-export function embedOptions(sql: string, options: PipelineOptions): string {
-  return `${MARKER}${JSON.stringify(describeOptions(options))} */\n${sql}`;
-}
-
-export function extractOptions(stored: string): { sql: string; options: PipelineOptions } {
-  if (!stored.startsWith(MARKER)) return { sql: stored, options: parsePipelineOptions(undefined) };
-  const end = stored.indexOf(" */\n", MARKER.length);
-  if (end < 0) return { sql: stored, options: parsePipelineOptions(undefined) };
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(stored.slice(MARKER.length, end));
-  } catch {
-    parsed = undefined;
-  }
-  return { sql: stored.slice(end + 4), options: parsePipelineOptions(parsed) };
-}

@@ -4,7 +4,8 @@
  * conflict (BOOLEAN vs number, JSON vs scalar) → VARCHAR, which every value can be written as.
  */
 
-export type ColumnType = "BIGINT" | "DOUBLE" | "BOOLEAN" | "VARCHAR" | "JSON";
+/** TIMESTAMPTZ is never inferred (an ISO string is just a string); it comes from a declared schema. */
+export type ColumnType = "BIGINT" | "DOUBLE" | "BOOLEAN" | "VARCHAR" | "JSON" | "TIMESTAMPTZ";
 
 /** Columns every stream table has; event fields with these names never overwrite them. */
 export const BASE_COLUMNS = [
@@ -71,6 +72,8 @@ export function coerce(value: unknown, type: ColumnType): string | number | bigi
       return typeof value === "boolean" ? value : null;
     case "JSON":
       return JSON.stringify(value);
+    case "TIMESTAMPTZ":
+      return timestampMs(value);
     case "VARCHAR":
       if (typeof value === "string") return value;
       if (typeof value === "object") return JSON.stringify(value);
@@ -91,6 +94,9 @@ export function fromCatalogType(dataType: string): ColumnType | undefined {
       return "VARCHAR";
     case "JSON":
       return "JSON";
+    case "TIMESTAMP WITH TIME ZONE":
+    case "TIMESTAMPTZ":
+      return "TIMESTAMPTZ";
     default:
       return undefined;
   }
@@ -118,10 +124,29 @@ export function declaredColumns(
   const out: { name: string; type: ColumnType }[] = [];
   for (const [name, spec] of Object.entries(properties as Record<string, unknown>)) {
     if (typeof spec !== "object" || spec === null || isBaseColumn(name) || seen.has(columnKey(name))) continue;
-    const type = SCHEMA_TYPES[String((spec as Record<string, unknown>).type)];
+    const declared = spec as Record<string, unknown>;
+    const type =
+      declared.type === "string" && declared.format === "date-time"
+        ? "TIMESTAMPTZ"
+        : SCHEMA_TYPES[String(declared.type)];
     if (type === undefined) continue;
     seen.add(columnKey(name));
     out.push({ name, type });
   }
   return out;
+}
+
+/** Epoch milliseconds of an ISO-8601 string or epoch-ms number; null when it is neither. */
+export function timestampMs(value: unknown): number | null {
+  if (typeof value === "number") return Number.isFinite(value) ? value : null;
+  if (typeof value !== "string") return null;
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? null : ms;
+}
+
+/** Whether a value can be stored in a column of `type` as it is (no widening needed). */
+export function fits(value: unknown, type: ColumnType): boolean {
+  if (type === "TIMESTAMPTZ") return timestampMs(value) !== null;
+  const inferred = inferType(value);
+  return inferred === undefined || widen(type, inferred) === type;
 }

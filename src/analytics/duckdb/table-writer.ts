@@ -6,7 +6,16 @@
  */
 import { type DuckDBAppender, type DuckDBConnection, DuckDBTimestampTZValue } from "@duckdb/node-api";
 import type { AnalyticsRow } from "../types.js";
-import { BASE_COLUMNS, type ColumnType, coerce, columnKey, inferType, isBaseColumn, widen } from "./column-types.js";
+import {
+  BASE_COLUMNS,
+  type ColumnType,
+  coerce,
+  columnKey,
+  fits,
+  inferType,
+  isBaseColumn,
+  widen,
+} from "./column-types.js";
 import { quoteIdent } from "./identifiers.js";
 
 export const POSITIONS_TABLE = "_runnel_positions";
@@ -49,7 +58,7 @@ export function planSchema(table: string, current: FieldColumns, rows: readonly 
       if (existing === undefined) {
         columns.set(key, { name, type });
         added.add(key);
-      } else if (existing.type !== type) {
+      } else if (existing.type !== type && !fits(row.fields[name], existing.type)) {
         const wider = widen(existing.type, type);
         if (wider !== existing.type) {
           columns.set(key, { name: existing.name, type: wider });
@@ -82,6 +91,11 @@ function appendTimestamp(appender: DuckDBAppender, ms: number): void {
 
 function appendField(appender: DuckDBAppender, value: unknown, type: ColumnType): void {
   const v = coerce(value, type);
+  if (type === "TIMESTAMPTZ") {
+    if (typeof v === "number") appendTimestamp(appender, v);
+    else appender.appendNull();
+    return;
+  }
   if (v === null) appender.appendNull();
   else if (typeof v === "bigint") appender.appendBigInt(v);
   else if (typeof v === "number") appender.appendDouble(v);

@@ -4,6 +4,7 @@ import type { WindowedPlan } from "../window/operator.js";
 import { type AstNode, columnName, field, isNode, list, nodeType, parseStatement, text } from "./ast.js";
 import { ExpressionCompiler } from "./expr.js";
 import { prepareSql } from "./prepare.js";
+import type { SqlType } from "./values.js";
 import { compileWindowed } from "./window-compile.js";
 import { extractWindow } from "./window-tvf.js";
 
@@ -13,6 +14,8 @@ export interface StatelessPipeline {
   readonly inputStream: string;
   /** Output column names in order; `*` stands for every field of the input event. */
   readonly columns: readonly string[];
+  /** Static type of each output column ("ANY" for `*` and data-dependent expressions). */
+  readonly types: readonly SqlType[];
   readonly operator: Operator;
 }
 
@@ -21,6 +24,7 @@ export interface WindowedPipeline {
   readonly kind: "window";
   readonly inputStream: string;
   readonly columns: readonly string[];
+  readonly types: readonly SqlType[];
   readonly plan: WindowedPlan;
 }
 
@@ -102,11 +106,11 @@ export function compilePipeline(sql: string, knownStreams: (name: string) => boo
   checkShape(stmt, windowed);
   const { stream, qualifiers } = inputOf(stmt, knownStreams);
   if (extracted.tvf !== undefined) {
-    const { columns, plan } = compileWindowed(stmt, extracted.tvf.window, {
+    const { columns, types, plan } = compileWindowed(stmt, extracted.tvf.window, {
       qualifiers,
       groupByAll: extracted.groupByAll,
     });
-    return { kind: "window", inputStream: stream, columns, plan };
+    return { kind: "window", inputStream: stream, columns, types, plan };
   }
   const compiler = new ExpressionCompiler({ qualifiers });
   const projections: Projection[] = [];
@@ -134,6 +138,7 @@ export function compilePipeline(sql: string, knownStreams: (name: string) => boo
     kind: "map",
     inputStream: stream,
     columns: projections.map((p) => (p.kind === "star" ? "*" : p.name)),
+    types: projections.map((p) => (p.kind === "star" ? "ANY" : p.expr.type)),
     operator: new ProjectFilterOperator(projections, where),
   };
 }

@@ -7,7 +7,7 @@ import type { WindowSpec } from "../window/windows.js";
 import { type AstNode, columnName, exprList, field, functionName, isNode, list, nodeType, text } from "./ast.js";
 import { ExpressionCompiler } from "./expr.js";
 import type { CompiledExpr } from "./expr-types.js";
-import { SqlTimestamp } from "./values.js";
+import { SqlTimestamp, type SqlType } from "./values.js";
 
 /**
  * Compiles `SELECT … FROM TUMBLE|HOP|SESSION(…) [WHERE …] GROUP BY … [HAVING …]` to a windowed
@@ -74,6 +74,8 @@ interface Slots {
 
 export interface WindowedSql {
   readonly columns: readonly string[];
+  /** Static type of each output column ("ANY" when it depends on the data). */
+  readonly types: readonly SqlType[];
   readonly plan: WindowedPlan;
 }
 
@@ -140,7 +142,7 @@ export function compileWindowed(
   };
 
   const result = new ExpressionCompiler({ qualifiers: new Set() });
-  const projections: { name: string; ev: (r: StreamEvent) => unknown }[] = [];
+  const projections: { name: string; ev: (r: StreamEvent) => unknown; type: SqlType }[] = [];
   const seen = new Set<string>();
   for (const item of items) {
     const expr = field(item, "expr");
@@ -149,7 +151,7 @@ export function compileWindowed(
     const name = text(item, "as") ?? displayName(compiled.name, slots);
     if (seen.has(name)) unsupported(`duplicate output column ${name}: give each column a distinct alias`);
     seen.add(name);
-    projections.push({ name, ev: compiled.eval });
+    projections.push({ name, ev: compiled.eval, type: outputType(expr, compiled.type) });
   }
   if (projections.length === 0) unsupported("a pipeline must select at least one column");
   const havingNode = field(stmt, "having");
@@ -185,6 +187,7 @@ export function compileWindowed(
   };
   return {
     columns: projections.map((p) => p.name),
+    types: projections.map((p) => p.type),
     plan: {
       window,
       key: keySelector(slots.keys, ownerKey),
@@ -267,4 +270,12 @@ function keySelector(keys: readonly CompiledExpr[], ownerKey: number): KeySelect
   }
   const valuesOf = (e: StreamEvent): unknown[] => evs.map((ev) => ev(e));
   return { keyOf: (e) => keyOfValues(valuesOf(e)), valuesOf, keyOfValues, ownerOf };
+}
+
+/** Window bounds are timestamps and counts are integers, whatever the slot they are read from. */
+function outputType(expr: AstNode, compiled: SqlType): SqlType {
+  if (windowColumn(expr) !== undefined) return "TIMESTAMPTZ";
+  const agg = aggregateName(expr);
+  if (agg === "count") return "BIGINT";
+  return compiled;
 }
