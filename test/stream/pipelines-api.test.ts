@@ -88,6 +88,15 @@ describe("windowed pipelines over HTTP", () => {
       late = (await query("SELECT user_id, amount FROM per_minute_late")).rows ?? [];
     }
     assert.deepEqual(late, [["A", 9]]);
+    // The output's columns are typed from the SQL: window bounds are timestamps, counts integers.
+    const typed = await r.call("POST", "/api/v1/query", {
+      token: r.adminToken,
+      body: { sql: "SELECT window_start, window_end, n FROM per_minute LIMIT 1" },
+    });
+    assert.deepEqual(
+      (typed.body.columns as { type: string }[]).map((c) => c.type),
+      ["TIMESTAMP WITH TIME ZONE", "TIMESTAMP WITH TIME ZONE", "BIGINT"],
+    );
     const got = await r.call("GET", "/api/v1/pipelines/per_minute", { token: r.adminToken });
     assert.equal((got.body.stats as { late: number }).late, 1);
   });
