@@ -37,6 +37,7 @@ export class Quantifier {
   }
 
   optional(step: string): void {
+    check(!this.has("optional"), step, "optional is already implied (times.min 0) or applied");
     check(this.consuming !== "notNext" && this.consuming !== "notFollow", step, "a NOT step cannot be optional");
     this.properties.add("optional");
   }
