@@ -19,7 +19,8 @@ import { createPgliteControlStore, createPostgresControlStore } from "./control/
 import { createPasswordHasher, hashPassword } from "./control/passwords.js";
 import type { ControlStore } from "./control/types.js";
 import { type Clock, systemClock } from "./core/clock.js";
-import { StreamIngestor } from "./ingest/ingestor.js";
+import { startIngestion } from "./ingest/setup.js";
+import { createKafkaEventLog } from "./log/kafka/index.js";
 import { LocalEventLog } from "./log/local/index.js";
 import type { EventLog } from "./log/types.js";
 import { type Monitoring, startMonitoring } from "./monitoring/index.js";
@@ -57,21 +58,29 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
   const metrics = createMetrics();
   const logger = createLogger(config.logLevel, options.logDestination);
 
-  if (config.kafkaBrokers !== undefined) {
-    throw new StartupError("RUNNEL_KAFKA_BROKERS is set, but the Kafka log is not available in this version yet");
-  }
   const logLogger = logger.child({ component: "log" });
-  const localLog = new LocalEventLog({
-    dir: join(config.dataDir, "log"),
-    segmentBytes: config.log.segmentBytes,
-    clock,
-    onRecovery: (report) => {
-      metrics.logRecoveries.inc({ reason: report.reason });
-      logLogger.warn({ ...report }, "truncated on recovery");
-    },
-  });
+  // The local log by default; Apache Kafka topics when brokers are configured (docs/kafka.md).
+  const localLog =
+    config.kafkaBrokers === undefined
+      ? new LocalEventLog({
+          dir: join(config.dataDir, "log"),
+          segmentBytes: config.log.segmentBytes,
+          clock,
+          onRecovery: (report) => {
+            metrics.logRecoveries.inc({ reason: report.reason });
+            logLogger.warn({ ...report }, "truncated on recovery");
+          },
+        })
+      : undefined;
+  const baseLog: EventLog =
+    localLog ??
+    createKafkaEventLog({
+      brokers: [...(config.kafkaBrokers ?? [])],
+      clientId: "runnel",
+      topicPrefix: config.kafkaTopicPrefix,
+    });
   // Every append, from ingest, pipelines or checkpoints, is timed the same way (any log implementation).
-  const log: EventLog = new TimedEventLog(localLog, (seconds, outcome) =>
+  const log: EventLog = new TimedEventLog(baseLog, (seconds, outcome) =>
     metrics.logAppendDuration.observe({ outcome }, seconds),
   );
   const control: ControlStore =
@@ -125,7 +134,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       metrics,
       clock,
       log,
-      logStats: () => localLog.stats(),
+      ...(localLog && { logStats: () => localLog.stats() }),
       dataDir: config.dataDir,
       logDir: join(config.dataDir, "log"),
       pipelines: () => pipelines.list(),
@@ -136,10 +145,24 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       logger,
     });
     closers.push(() => monitoring.stop());
-    const retention = scheduleRetention(localLog, metrics, logLogger);
-    closers.push(async () => clearInterval(retention));
+    // Kafka enforces retention itself (retention.ms on each topic).
+    if (localLog) {
+      const retention = scheduleRetention(localLog, metrics, logLogger);
+      closers.push(async () => clearInterval(retention));
+    }
 
-    const ingestor = new StreamIngestor({ log, streams, clock, metrics, maxEventBytes: config.limits.maxEventBytes });
+    const ingestLogger = logger.child({ component: "ingest" });
+    const ingestion = await startIngestion({
+      config,
+      log,
+      streams,
+      clock,
+      metrics,
+      lag: () => loader.lag(),
+      onSourceError: (source, err) => ingestLogger.warn({ err, source }, "source failed; will retry"),
+    });
+    closers.push(() => ingestion.stop());
+    const ingestor = ingestion.ingestor;
     const tokens = new TokenService(
       await loadTokenSecret(join(config.dataDir, "token-secret"), config.auth.tokenSecret),
       config.auth.tokenTtlMs,
@@ -161,6 +184,8 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       readiness,
       logger,
       operatorAlerts: monitoring.operatorAlerts,
+      idempotency: ingestion.idempotency,
+      sources: ingestion.sources,
     };
     const app = await buildApp(services);
     closers.push(() => app.close());

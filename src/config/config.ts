@@ -14,6 +14,8 @@ export interface Config {
   readonly databaseUrl?: string;
   /** Apache Kafka bootstrap servers for the log; the local log when absent. */
   readonly kafkaBrokers?: readonly string[];
+  /** Prefix of the Kafka topic that holds each stream. */
+  readonly kafkaTopicPrefix: string;
   readonly limits: {
     readonly maxBodyBytes: number;
     readonly maxEventBytes: number;
@@ -53,6 +55,7 @@ export const DEFAULTS = {
   ingestMaxPending: "256MiB",
   ingestMaxLag: "2000000",
   idempotencyTtl: "24h",
+  kafkaTopicPrefix: "runnel-",
 } as const;
 
 export class ConfigError extends Error {
@@ -76,6 +79,7 @@ export const ENV_NAMES = {
   adminPassword: "RUNNEL_ADMIN_PASSWORD",
   databaseUrl: "RUNNEL_DATABASE_URL",
   kafkaBrokers: "RUNNEL_KAFKA_BROKERS",
+  kafkaTopicPrefix: "RUNNEL_KAFKA_TOPIC_PREFIX",
   maxBodyBytes: "RUNNEL_MAX_BODY_BYTES",
   maxEventBytes: "RUNNEL_MAX_EVENT_BYTES",
   tokenTtl: "RUNNEL_TOKEN_TTL",
@@ -133,6 +137,10 @@ export function loadConfig(flags: Partial<Record<SettingName, string>>, env: Raw
   if (kafkaBrokers?.some((b) => !/^[^\s:]+:\d+$/.test(b))) {
     throw new ConfigError(field("kafkaBrokers"), `must be host:port[,host:port…], got "${brokers}"`);
   }
+  const kafkaTopicPrefix = get("kafkaTopicPrefix") ?? DEFAULTS.kafkaTopicPrefix;
+  if (!/^[A-Za-z0-9._-]{0,100}$/.test(kafkaTopicPrefix)) {
+    throw new ConfigError(field("kafkaTopicPrefix"), `may hold only letters, digits, ".", "_" and "-"`);
+  }
   const logLevel = get("logLevel") ?? DEFAULTS.logLevel;
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     throw new ConfigError(field("logLevel"), `must be one of ${LOG_LEVELS.join(", ")}, got "${logLevel}"`);
@@ -153,6 +161,7 @@ export function loadConfig(flags: Partial<Record<SettingName, string>>, env: Raw
     ...(adminPassword !== undefined && { adminPassword }),
     ...(databaseUrl !== undefined && { databaseUrl }),
     ...(kafkaBrokers !== undefined && { kafkaBrokers: Object.freeze(kafkaBrokers) }),
+    kafkaTopicPrefix,
     limits: Object.freeze({
       maxBodyBytes: size("maxBodyBytes", DEFAULTS.maxBodyBytes),
       maxEventBytes: size("maxEventBytes", DEFAULTS.maxEventBytes),
