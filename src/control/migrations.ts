@@ -118,6 +118,52 @@ export const MIGRATIONS: readonly Migration[] = [
       "ALTER TABLE pipelines ADD COLUMN options jsonb",
     ],
   },
+  {
+    version: 5,
+    name: "CEP rules, alerts and blocks",
+    statements: [
+      // The rule as posted (API.md) is kept whole in spec; name, stream and enabled are columns
+      // because they are listed and filtered on.
+      `CREATE TABLE cep_rules (
+        id uuid PRIMARY KEY,
+        name text NOT NULL,
+        stream text NOT NULL,
+        spec jsonb NOT NULL,
+        enabled boolean NOT NULL DEFAULT true,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+      )`,
+      // One alert per match, across crashes: the runner derives match_id (and the alert id) from the
+      // rule and the log positions of the match's events, so a replay after a restart collides here.
+      // No foreign key to cep_rules: alerts outlive a deleted rule as a record of what happened.
+      `CREATE TABLE cep_alerts (
+        id text PRIMARY KEY,
+        seq bigserial NOT NULL,
+        rule_id uuid NOT NULL,
+        match_id text NOT NULL,
+        rule_name text NOT NULL,
+        key text NOT NULL,
+        user_id text,
+        severity text NOT NULL,
+        timed_out boolean NOT NULL DEFAULT false,
+        events jsonb NOT NULL,
+        first_event_time timestamptz NOT NULL,
+        last_event_time timestamptz NOT NULL,
+        detected_at timestamptz NOT NULL DEFAULT now(),
+        CONSTRAINT cep_alerts_rule_match_key UNIQUE (rule_id, match_id)
+      )`,
+      "CREATE INDEX cep_alerts_user_idx ON cep_alerts (user_id, seq DESC)",
+      "CREATE INDEX cep_alerts_rule_idx ON cep_alerts (rule_id, seq DESC)",
+      `CREATE TABLE cep_blocks (
+        user_id text NOT NULL,
+        stream text NOT NULL,
+        rule_id uuid,
+        alert_id text,
+        since timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (user_id, stream)
+      )`,
+    ],
+  },
 ];
 
 /**

@@ -22,13 +22,16 @@ import {
 } from "./rows.js";
 import type {
   ActivityEntry,
+  AlertRecord,
   ApiKey,
   ApiKeyWithOwner,
+  BlockRecord,
   ControlStore,
   NewApiKey,
   NewUser,
   PipelineDefinition,
   Role,
+  RuleRecord,
   StreamDefinition,
   User,
   UserWithSecret,
@@ -371,6 +374,122 @@ export class SqlControlStore implements ControlStore {
     return rows.length > 0;
   }
 
+  async createRule(rule: {
+    id: string;
+    name: string;
+    stream: string;
+    spec: Record<string, unknown>;
+    enabled: boolean;
+  }): Promise<RuleRecord> {
+    const rows = await this.#query<RuleRow>(
+      `INSERT INTO cep_rules (id, name, stream, spec, enabled) VALUES ($1, $2, $3, $4, $5) RETURNING ${RULE_COLUMNS}`,
+      [rule.id, rule.name, rule.stream, JSON.stringify(rule.spec), rule.enabled],
+    );
+    return toRule(one(rows));
+  }
+
+  async getRule(id: string): Promise<RuleRecord | undefined> {
+    if (!UUID.test(id)) return undefined;
+    const rows = await this.#query<RuleRow>(`SELECT ${RULE_COLUMNS} FROM cep_rules WHERE id = $1`, [id]);
+    return rows[0] === undefined ? undefined : toRule(rows[0]);
+  }
+
+  async listRules(): Promise<RuleRecord[]> {
+    const rows = await this.#query<RuleRow>(`SELECT ${RULE_COLUMNS} FROM cep_rules ORDER BY created_at, id`);
+    return rows.map(toRule);
+  }
+
+  async updateRule(id: string, patch: { enabled?: boolean }): Promise<RuleRecord | undefined> {
+    if (!UUID.test(id)) return undefined;
+    const rows = await this.#query<RuleRow>(
+      `UPDATE cep_rules SET enabled = COALESCE($2, enabled), updated_at = now() WHERE id = $1 RETURNING ${RULE_COLUMNS}`,
+      [id, patch.enabled ?? null],
+    );
+    return rows[0] === undefined ? undefined : toRule(rows[0]);
+  }
+
+  async deleteRule(id: string): Promise<boolean> {
+    if (!UUID.test(id)) return false;
+    const rows = await this.#query<{ id: string }>("DELETE FROM cep_rules WHERE id = $1 RETURNING id", [id]);
+    return rows.length > 0;
+  }
+
+  async recordAlert(alert: Omit<AlertRecord, "detectedAt"> & { detectedAt?: string }): Promise<boolean> {
+    const rows = await this.#query<{ id: string }>(
+      `INSERT INTO cep_alerts (id, rule_id, match_id, rule_name, key, user_id, severity, timed_out, events,
+         first_event_time, last_event_time, detected_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, COALESCE($12::timestamptz, now()))
+       ON CONFLICT DO NOTHING RETURNING id`,
+      [
+        alert.id,
+        alert.ruleId,
+        alert.matchId,
+        alert.ruleName,
+        alert.key,
+        alert.userId,
+        alert.severity,
+        alert.timedOut,
+        JSON.stringify(alert.events),
+        alert.firstEventTime,
+        alert.lastEventTime,
+        alert.detectedAt ?? null,
+      ],
+    );
+    return rows.length > 0;
+  }
+
+  async listAlerts(
+    query: { ruleId?: string; userId?: string; since?: string; limit?: number } = {},
+  ): Promise<AlertRecord[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (query.ruleId !== undefined) {
+      if (!UUID.test(query.ruleId)) return [];
+      params.push(query.ruleId);
+      where.push(`rule_id = $${params.length}`);
+    }
+    if (query.userId !== undefined) {
+      params.push(query.userId);
+      where.push(`user_id = $${params.length}`);
+    }
+    if (query.since !== undefined) {
+      params.push(query.since);
+      where.push(`detected_at >= $${params.length}::timestamptz`);
+    }
+    params.push(Math.min(Math.max(query.limit ?? 100, 1), 1000));
+    const rows = await this.#query<AlertRow>(
+      `SELECT ${ALERT_COLUMNS} FROM cep_alerts ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
+       ORDER BY seq DESC LIMIT $${params.length}`,
+      params,
+    );
+    return rows.map(toAlert);
+  }
+
+  async putBlock(block: Omit<BlockRecord, "since">): Promise<boolean> {
+    const rows = await this.#query<{ user_id: string }>(
+      `INSERT INTO cep_blocks (user_id, stream, rule_id, alert_id) VALUES ($1, $2, $3, $4)
+       ON CONFLICT DO NOTHING RETURNING user_id`,
+      [block.userId, block.stream, block.ruleId, block.alertId],
+    );
+    return rows.length > 0;
+  }
+
+  async listBlocks(): Promise<BlockRecord[]> {
+    const rows = await this.#query<BlockRow>(`SELECT ${BLOCK_COLUMNS} FROM cep_blocks ORDER BY since, user_id, stream`);
+    return rows.map(toBlock);
+  }
+
+  async deleteBlocks(userId: string, stream?: string): Promise<BlockRecord[]> {
+    const rows =
+      stream === undefined
+        ? await this.#query<BlockRow>(`DELETE FROM cep_blocks WHERE user_id = $1 RETURNING ${BLOCK_COLUMNS}`, [userId])
+        : await this.#query<BlockRow>(
+            `DELETE FROM cep_blocks WHERE user_id = $1 AND stream = $2 RETURNING ${BLOCK_COLUMNS}`,
+            [userId, stream],
+          );
+    return rows.map(toBlock);
+  }
+
   async #transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
     const driver = this.#driver;
     if (driver === undefined) throw new RunnelError("not_ready", "control store is not open");
@@ -396,4 +515,78 @@ function one<T>(rows: T[]): T {
   const row = rows[0];
   if (row === undefined) throw new RunnelError("internal", "statement returned no row");
   return row;
+}
+
+// CEP rows are mapped here rather than in rows.ts to keep the CEP change to this store additive.
+const RULE_COLUMNS = "id, name, stream, spec, enabled, created_at, updated_at";
+const ALERT_COLUMNS =
+  "id, rule_id, match_id, rule_name, key, user_id, severity, timed_out, events, first_event_time, last_event_time, detected_at";
+const BLOCK_COLUMNS = "user_id, stream, rule_id, alert_id, since";
+
+interface RuleRow {
+  id: string;
+  name: string;
+  stream: string;
+  spec: Record<string, unknown> | string;
+  enabled: boolean;
+  created_at: Date | string;
+  updated_at: Date | string;
+}
+interface AlertRow {
+  id: string;
+  rule_id: string;
+  match_id: string;
+  rule_name: string;
+  key: string;
+  user_id: string | null;
+  severity: string;
+  timed_out: boolean;
+  events: unknown[] | string;
+  first_event_time: Date | string;
+  last_event_time: Date | string;
+  detected_at: Date | string;
+}
+interface BlockRow {
+  user_id: string;
+  stream: string;
+  rule_id: string | null;
+  alert_id: string | null;
+  since: Date | string;
+}
+
+function iso(t: Date | string): string {
+  return (t instanceof Date ? t : new Date(t)).toISOString();
+}
+function json<T>(x: T | string): T {
+  return typeof x === "string" ? (JSON.parse(x) as T) : x;
+}
+function toRule(r: RuleRow): RuleRecord {
+  return {
+    id: r.id,
+    name: r.name,
+    stream: r.stream,
+    spec: json(r.spec),
+    enabled: r.enabled,
+    createdAt: iso(r.created_at),
+    updatedAt: iso(r.updated_at),
+  };
+}
+function toAlert(r: AlertRow): AlertRecord {
+  return {
+    id: r.id,
+    ruleId: r.rule_id,
+    ruleName: r.rule_name,
+    matchId: r.match_id,
+    key: r.key,
+    userId: r.user_id,
+    severity: r.severity,
+    timedOut: r.timed_out,
+    events: json(r.events),
+    firstEventTime: iso(r.first_event_time),
+    lastEventTime: iso(r.last_event_time),
+    detectedAt: iso(r.detected_at),
+  };
+}
+function toBlock(r: BlockRow): BlockRecord {
+  return { userId: r.user_id, stream: r.stream, ruleId: r.rule_id, alertId: r.alert_id, since: iso(r.since) };
 }

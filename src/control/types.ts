@@ -67,6 +67,41 @@ export interface PipelineDefinition {
   readonly createdAt: string;
 }
 
+/** A CEP rule as stored: the posted spec (API.md) plus identity and state. */
+export interface RuleRecord {
+  readonly id: string;
+  readonly name: string;
+  readonly stream: string;
+  readonly spec: Record<string, unknown>;
+  readonly enabled: boolean;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+export interface AlertRecord {
+  readonly id: string;
+  readonly ruleId: string;
+  readonly ruleName: string;
+  /** Identifies the match within its rule; (ruleId, matchId) is unique. */
+  readonly matchId: string;
+  readonly key: string;
+  readonly userId: string | null;
+  readonly severity: string;
+  readonly timedOut: boolean;
+  readonly events: unknown[];
+  readonly firstEventTime: string;
+  readonly lastEventTime: string;
+  readonly detectedAt: string;
+}
+
+export interface BlockRecord {
+  readonly userId: string;
+  readonly stream: string;
+  readonly ruleId: string | null;
+  readonly alertId: string | null;
+  readonly since: string;
+}
+
 export interface NewUser {
   readonly username: string;
   readonly email: string;
@@ -136,4 +171,26 @@ export interface ControlStore {
   getPipeline(name: string): Promise<PipelineDefinition | undefined>;
   listPipelines(): Promise<PipelineDefinition[]>;
   deletePipeline(name: string): Promise<boolean>;
+
+  // CEP rules, alerts and blocks (src/cep).
+  createRule(rule: {
+    id: string;
+    name: string;
+    stream: string;
+    spec: Record<string, unknown>;
+    enabled: boolean;
+  }): Promise<RuleRecord>;
+  getRule(id: string): Promise<RuleRecord | undefined>;
+  listRules(): Promise<RuleRecord[]>;
+  updateRule(id: string, patch: { enabled?: boolean }): Promise<RuleRecord | undefined>;
+  deleteRule(id: string): Promise<boolean>;
+  /** Stores an alert unless its (ruleId, matchId) is already stored; true when it was new. */
+  recordAlert(alert: Omit<AlertRecord, "detectedAt"> & { detectedAt?: string }): Promise<boolean>;
+  /** Newest first. */
+  listAlerts(query?: { ruleId?: string; userId?: string; since?: string; limit?: number }): Promise<AlertRecord[]>;
+  /** True when the block is new. */
+  putBlock(block: Omit<BlockRecord, "since">): Promise<boolean>;
+  listBlocks(): Promise<BlockRecord[]>;
+  /** Lifts the user's blocks (on one stream, or all); returns what was lifted. */
+  deleteBlocks(userId: string, stream?: string): Promise<BlockRecord[]>;
 }

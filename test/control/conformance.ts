@@ -4,7 +4,7 @@
  * rows uniquely, so the suite also runs against a database other suites have written to.
  */
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import type { ControlStore, Role, User } from "../../src/control/types.js";
 import { RunnelError } from "../../src/core/errors.js";
@@ -539,6 +539,45 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
           "invalid_input",
           /startFrom/,
         );
+      });
+    });
+
+    describe("CEP rules, alerts and blocks", () => {
+      it("stores rules, one alert per match, and blocks", async () => {
+        const id = randomUUID();
+        const spec = { name: "r", stream: "s", pattern: [{ name: "a" }] };
+        const rule = await store.createRule({ id, name: unique("rule"), stream: "s", spec, enabled: true });
+        assert.deepEqual(rule.spec, spec);
+        assert.equal((await store.getRule(id))?.enabled, true);
+        assert.equal((await store.updateRule(id, { enabled: false }))?.enabled, false);
+        assert.ok((await store.listRules()).some((r) => r.id === id));
+        const user = unique("u");
+        const alert = {
+          id: unique("alert"),
+          ruleId: id,
+          ruleName: rule.name,
+          matchId: "0:1,0:2",
+          key: user,
+          userId: user,
+          severity: "high",
+          timedOut: false,
+          events: [{ amount: 1 }],
+          firstEventTime: "2026-01-01T00:00:00.000Z",
+          lastEventTime: "2026-01-01T00:00:01.000Z",
+        };
+        assert.equal(await store.recordAlert(alert), true);
+        assert.equal(await store.recordAlert({ ...alert, id: unique("again") }), false);
+        const listed = await store.listAlerts({ userId: user });
+        assert.equal(listed.length, 1);
+        assert.equal(listed[0]?.id, alert.id);
+        assert.match(listed[0]?.detectedAt ?? "", ISO);
+        assert.equal(await store.putBlock({ userId: user, stream: "s", ruleId: id, alertId: alert.id }), true);
+        assert.equal(await store.putBlock({ userId: user, stream: "s", ruleId: id, alertId: alert.id }), false);
+        assert.ok((await store.listBlocks()).some((b) => b.userId === user && b.stream === "s"));
+        assert.equal((await store.deleteBlocks(user)).length, 1);
+        assert.equal((await store.deleteBlocks(user)).length, 0);
+        assert.equal(await store.deleteRule(id), true);
+        assert.equal(await store.getRule(id), undefined);
       });
     });
   });
