@@ -24,12 +24,24 @@ export interface Ingestor {
    * details [{index, message}], event_too_large, user_blocked, forbidden, stream_not_found).
    * Resolves once the batch is durable.
    */
-  ingest(
-    stream: string,
-    events: readonly unknown[],
-    principal: Principal,
-    meta?: { bytes?: number; source?: string },
-  ): Promise<IngestResult>;
+  ingest(stream: string, events: readonly unknown[], principal: Principal, meta?: IngestMeta): Promise<IngestResult>;
+}
+
+export interface IngestMeta {
+  /** Size of what arrived on the wire, for metrics (defaults to the appended bytes). */
+  readonly bytes?: number;
+  /** Metric label: http, ws, mqtt, kafka, file. */
+  readonly source?: string;
+  /**
+   * raw[i], when given, is the exact JSON text of events[i]: stored as is when the validator
+   * changes nothing, so the hot path does not stringify what it has just parsed.
+   */
+  readonly raw?: readonly (Uint8Array | undefined)[];
+  /**
+   * Headers for the batch's last record. Batches are atomic, so a source can find out after a
+   * crash whether its batch made it by looking for its tag in the log.
+   */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 export interface Source {

@@ -3,6 +3,7 @@ import type { FastifyInstance } from "fastify";
 import { parseStreamSpec } from "../../catalog/stream-spec.js";
 import type { StreamDefinition } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
+import { IDEMPOTENCY_HEADER, IdempotencyStore } from "../../ingest/idempotency.js";
 import { NdjsonBody, principalOf } from "../app.js";
 import { requireRole } from "../auth/authenticate.js";
 import type { ApiServices } from "../services.js";
@@ -63,7 +64,7 @@ export function registerStreamRoutes(app: FastifyInstance, services: ApiServices
     return reply.status(204).send();
   });
 
-  app.post<{ Params: { name: string } }>("/streams/:name/events", async (request) => {
+  app.post<{ Params: { name: string } }>("/streams/:name/events", async (request, reply) => {
     const stopTimer = metrics.ingestRequestDuration.startTimer({ source: "http" });
     try {
       const principal = await principalOf(request, services);
@@ -71,11 +72,30 @@ export function registerStreamRoutes(app: FastifyInstance, services: ApiServices
       if (body === undefined) throw new RunnelError("invalid_json", "the request body is empty");
       const events = body instanceof NdjsonBody ? body.events : Array.isArray(body) ? body : [body];
       if (events.length === 0) throw new RunnelError("invalid_events", "the request holds no events");
-      const result = await services.ingestor.ingest(request.params.name, events, principal, {
-        bytes: request.bodyBytes,
-        source: "http",
+      const raw = body instanceof NdjsonBody ? body.raw : undefined;
+      const stream = request.params.name;
+      const key = request.headers["idempotency-key"];
+      if (typeof key !== "string" || services.idempotency === undefined) {
+        const result = await services.ingestor.ingest(stream, events, principal, {
+          bytes: request.bodyBytes,
+          source: "http",
+          ...(raw !== undefined && { raw }),
+        });
+        return { accepted: result.accepted };
+      }
+      IdempotencyStore.checkKey(key);
+      const hash = IdempotencyStore.hashBody(request.headers["content-type"] ?? "", request.rawBody ?? Buffer.alloc(0));
+      const answer = await services.idempotency.run(`${principal.userId}/${stream}`, key, hash, async () => {
+        const result = await services.ingestor.ingest(stream, events, principal, {
+          bytes: request.bodyBytes,
+          source: "http",
+          headers: { [IDEMPOTENCY_HEADER]: key },
+          ...(raw !== undefined && { raw }),
+        });
+        return { status: 200, body: { accepted: result.accepted } };
       });
-      return { accepted: result.accepted };
+      if (answer.replayed) reply.header("idempotent-replayed", "true");
+      return reply.status(answer.status).send(answer.body);
     } catch (e) {
       const code = e instanceof RunnelError ? e.code : "internal";
       if (code !== "invalid_events" && code !== "event_too_large" && code !== "user_blocked" && code !== "forbidden") {

@@ -1,0 +1,109 @@
+/**
+ * WebSocket producer endpoint, `/api/v1/streams/{name}/ws`. Each frame is one batch (a JSON
+ * object, a JSON array of objects, or NDJSON); batches are numbered from 1 in the order they
+ * arrive, and each gets exactly one answer carrying that number, in order:
+ *   {"type":"ack","seq":3,"accepted":1000}            once the batch is durable
+ *   {"type":"error","seq":4,"error":"invalid_events","message":…,"details":[…]}   nothing appended
+ * A connection keeps at most MAX_IN_FLIGHT batches unacknowledged; past that it stops reading
+ * from the socket, so a slow log pushes back on the producer through TCP. A frame larger than the
+ * body limit closes the connection with 1009 (message too big).
+ */
+import type { FastifyInstance } from "fastify";
+import type { RawData, WebSocket } from "ws";
+import { RunnelError } from "../../core/errors.js";
+import { decodeUtf8, parseNdjson } from "../../ingest/body.js";
+import type { Principal } from "../../ingest/types.js";
+import { principalOf } from "../app.js";
+import { requireRole } from "../auth/authenticate.js";
+import { toRunnelError } from "../errors.js";
+import type { ApiServices } from "../services.js";
+
+const MAX_IN_FLIGHT = 4;
+const OPEN_BRACKET = 0x5b;
+
+export function registerWebSocketIngest(app: FastifyInstance, services: ApiServices): void {
+  app.get<{ Params: { name: string }; Querystring: { access_token?: string } }>(
+    "/streams/:name/ws",
+    {
+      websocket: true,
+      // Browsers cannot set headers on a WebSocket, so a token may also come as ?access_token=.
+      preValidation: async (request) => {
+        const token = request.query.access_token;
+        if (request.headers.authorization === undefined && typeof token === "string") {
+          request.principal = await services.auth.authenticate(`Bearer ${token}`);
+        }
+        requireRole(await principalOf(request, services), "admin", "service", "user");
+        const stream = await services.streams.get(request.params.name);
+        if (!stream) throw new RunnelError("stream_not_found", `stream "${request.params.name}" does not exist`);
+      },
+    },
+    (socket, request) => {
+      const principal = request.principal!;
+      produceOverSocket(socket, services, request.params.name, principal);
+    },
+  );
+}
+
+function produceOverSocket(socket: WebSocket, services: ApiServices, stream: string, principal: Principal): void {
+  const { ingestor, metrics } = services;
+  let seq = 0;
+  let inFlight = 0;
+  // Answers leave in sequence order even if a later batch fails validation before an earlier one is durable.
+  let previous: Promise<void> = Promise.resolve();
+
+  socket.on("message", (data: RawData, isBinary: boolean) => {
+    const n = ++seq;
+    const bytes = toBuffer(data);
+    inFlight++;
+    if (inFlight >= MAX_IN_FLIGHT) socket.pause();
+    const stopTimer = metrics.ingestRequestDuration.startTimer({ source: "ws" });
+    const outcome = (async (): Promise<string> => {
+      try {
+        if (isBinary) throw new RunnelError("invalid_input", "send events as text frames (UTF-8 JSON or NDJSON)");
+        const { events, raw } = parseFrame(bytes);
+        const result = await ingestor.ingest(stream, events, principal, {
+          bytes: bytes.byteLength,
+          source: "ws",
+          ...(raw !== undefined && { raw }),
+        });
+        return JSON.stringify({ type: "ack", seq: n, accepted: result.accepted });
+      } catch (e) {
+        const err = toRunnelError(e);
+        metrics.ingestRefusals.inc({ reason: err.code });
+        return JSON.stringify({ type: "error", seq: n, ...err.toJSON() });
+      } finally {
+        stopTimer();
+      }
+    })();
+    previous = previous.then(async () => {
+      const frame = await outcome;
+      inFlight--;
+      if (socket.readyState === socket.OPEN) {
+        socket.send(frame);
+        if (inFlight < MAX_IN_FLIGHT && socket.isPaused) socket.resume();
+      }
+    });
+  });
+}
+
+function toBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
+}
+
+function parseFrame(bytes: Buffer): { events: unknown[]; raw?: Uint8Array[] } {
+  let i = 0;
+  while (i < bytes.length && (bytes[i] === 0x20 || bytes[i] === 0x0a || bytes[i] === 0x0d || bytes[i] === 0x09)) i++;
+  if (bytes[i] !== OPEN_BRACKET) return parseNdjson(bytes);
+  const text = decodeUtf8(bytes);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new RunnelError("invalid_json", `the frame is not valid JSON: ${(e as Error).message}`);
+  }
+  const events = parsed as unknown[];
+  if (events.length === 0) throw new RunnelError("invalid_events", "the frame holds no events");
+  return { events };
+}
