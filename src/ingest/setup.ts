@@ -30,6 +30,8 @@ export interface IngestionDeps {
   /** Records durable but not yet processed, per stream. */
   readonly lag: () => ReadonlyMap<string, number>;
   readonly onSourceError?: (source: string, error: Error) => void;
+  /** CEP blocks: checked in the validator, so every source refuses a blocked user's events. */
+  readonly blocks?: BlockList;
 }
 
 export async function startIngestion(deps: IngestionDeps): Promise<Ingestion> {
@@ -54,6 +56,7 @@ export async function startIngestion(deps: IngestionDeps): Promise<Ingestion> {
     metrics,
     maxEventBytes: config.limits.maxEventBytes,
     backpressure,
+    ...(deps.blocks !== undefined && { blocks: deps.blocks }),
   });
   const idempotency = new IdempotencyStore({
     file: join(config.dataDir, "ingest", "idempotency-keys.ndjson"),
