@@ -13,6 +13,8 @@ import { Authenticator } from "./api/auth/authenticate.js";
 import { loadTokenSecret, TokenService } from "./api/auth/tokens.js";
 import type { ApiServices } from "./api/services.js";
 import { PipelineManager } from "./catalog/pipelines.js";
+import { withBlocks } from "./cep/blocking-ingestor.js";
+import { RuleManager } from "./cep/manager.js";
 import { StreamCatalog } from "./catalog/streams.js";
 import type { Config } from "./config/config.js";
 import { createPgliteControlStore, createPostgresControlStore } from "./control/index.js";
@@ -123,6 +125,14 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     const pipelines = new PipelineManager({ control, log, streams, metrics, clock });
     await pipelines.open();
     closers.push(() => pipelines.stop());
+    const rules = new RuleManager({
+      control,
+      log,
+      dir: join(config.dataDir, "cep"),
+      streamExists: async (name) => (await streams.getStream(name)) !== undefined,
+    });
+    await rules.open();
+    closers.push(() => rules.stop());
 
     const readiness = async () => ({
       control: await control.ping().catch(() => false),
@@ -162,7 +172,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       onSourceError: (source, err) => ingestLogger.warn({ err, source }, "source failed; will retry"),
     });
     closers.push(() => ingestion.stop());
-    const ingestor = ingestion.ingestor;
+    const ingestor = withBlocks(ingestion.ingestor, rules);
     const tokens = new TokenService(
       await loadTokenSecret(join(config.dataDir, "token-secret"), config.auth.tokenSecret),
       config.auth.tokenTtlMs,
@@ -178,6 +188,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       ingestor,
       streams,
       pipelines,
+      rules,
       tokens,
       auth: new Authenticator(control, tokens),
       passwords: createPasswordHasher(),

@@ -1,0 +1,88 @@
+/**
+ * Alerts and blocks (API.md "Alerts and blocks"): the alert list and its live SSE feed, both
+ * scoped so a `user` sees only alerts about themselves; blocks for admins.
+ */
+import type { FastifyInstance } from "fastify";
+import type { RuleManager } from "../../cep/manager.js";
+import type { AlertRecord } from "../../control/types.js";
+import { RunnelError } from "../../core/errors.js";
+import { principalOf } from "../app.js";
+import { requireRole } from "../auth/authenticate.js";
+import type { ApiServices } from "../services.js";
+
+const KEEPALIVE_MS = 15_000;
+
+function publicAlert(a: AlertRecord): Omit<AlertRecord, "matchId"> {
+  const { matchId: _matchId, ...rest } = a;
+  return rest;
+}
+
+export function registerAlertRoutes(app: FastifyInstance, services: ApiServices, rules: RuleManager): void {
+  app.get<{ Querystring: { rule?: string; user?: string; since?: string; limit?: string } }>(
+    "/alerts",
+    async (request) => {
+      const principal = await principalOf(request, services);
+      requireRole(principal, "admin", "analyst", "user");
+      const q = request.query;
+      const limit = q.limit === undefined ? 100 : Number(q.limit);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+        throw new RunnelError("invalid_input", "limit: must be an integer from 1 to 1000");
+      }
+      if (q.since !== undefined && Number.isNaN(Date.parse(q.since))) {
+        throw new RunnelError("invalid_input", "since: must be an ISO-8601 time");
+      }
+      // A user's own alerts only, whatever `user` says.
+      const userId = principal.role === "user" ? principal.username : q.user;
+      const alerts = await services.control.listAlerts({
+        ...(q.rule !== undefined ? { ruleId: q.rule } : {}),
+        ...(userId !== undefined ? { userId } : {}),
+        ...(q.since !== undefined ? { since: new Date(q.since).toISOString() } : {}),
+        limit,
+      });
+      return { alerts: alerts.map(publicAlert) };
+    },
+  );
+
+  app.get("/alerts/stream", async (request, reply) => {
+    const principal = await principalOf(request, services);
+    requireRole(principal, "admin", "analyst", "user");
+    const only = principal.role === "user" ? principal.username : undefined;
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-cache",
+      connection: "keep-alive",
+      "x-accel-buffering": "no",
+    });
+    res.write(": alerts\n\n");
+    const unsubscribe = rules.onAlert((a) => {
+      if (only !== undefined && a.userId !== only) return;
+      res.write(`id: ${a.id}\nevent: alert\ndata: ${JSON.stringify(publicAlert(a))}\n\n`);
+    });
+    const keepalive = setInterval(() => res.write(": keepalive\n\n"), KEEPALIVE_MS);
+    request.raw.on("close", () => {
+      unsubscribe();
+      clearInterval(keepalive);
+      res.end();
+    });
+  });
+
+  app.get("/blocks", async (request) => {
+    requireRole(await principalOf(request, services), "admin");
+    return { blocks: await rules.listBlocks() };
+  });
+
+  app.delete<{ Params: { userId: string }; Querystring: { stream?: string } }>(
+    "/blocks/:userId",
+    async (request, reply) => {
+      const principal = await principalOf(request, services);
+      requireRole(principal, "admin");
+      await rules.unblock(request.params.userId, request.query.stream, {
+        id: principal.userId,
+        username: principal.username,
+      });
+      return reply.status(204).send();
+    },
+  );
+}

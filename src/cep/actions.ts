@@ -1,0 +1,87 @@
+/**
+ * What a match does (API.md "Actions"): the alert, stored once per match under an id derived from
+ * the rule and the match's log positions; a block of the key's user; a webhook POST retried with
+ * exponential back-off off the processing path (a failing webhook never slows the stream).
+ */
+import { createHash } from "node:crypto";
+import type { AlertRecord } from "../control/types.js";
+import { type CepMatch, EVENT_META } from "./operator.js";
+
+export function matchIdOf(m: CepMatch): string {
+  const ids: string[] = [];
+  for (const [step, events] of m.match) for (const e of events) ids.push(`${step}=${e[EVENT_META]?.id ?? "?"}`);
+  return m.timedOut ? `timeout:${ids.join(",")}` : ids.join(",");
+}
+
+export function alertOf(
+  rule: { id: string; name: string; key: string; severity: string },
+  m: CepMatch,
+): Omit<AlertRecord, "detectedAt"> {
+  const matchId = matchIdOf(m);
+  const events: Record<string, unknown>[] = [];
+  let first = Number.POSITIVE_INFINITY;
+  let last = Number.NEGATIVE_INFINITY;
+  for (const [step, list] of m.match) {
+    for (const e of list) {
+      const ts = e[EVENT_META]?.ts ?? 0;
+      if (ts < first) first = ts;
+      if (ts > last) last = ts;
+      events.push({ step, ...e });
+    }
+  }
+  const firstEvent = events[0];
+  const userId =
+    rule.key === "user_id" ? m.key : typeof firstEvent?.user_id === "string" ? (firstEvent.user_id as string) : null;
+  return {
+    id: createHash("sha256").update(`${rule.id}\u0000${matchId}`).digest("hex").slice(0, 32),
+    ruleId: rule.id,
+    ruleName: rule.name,
+    matchId,
+    key: m.key,
+    userId,
+    severity: rule.severity,
+    timedOut: m.timedOut,
+    events,
+    firstEventTime: new Date(Number.isFinite(first) ? first : 0).toISOString(),
+    lastEventTime: new Date(Number.isFinite(last) ? last : 0).toISOString(),
+  };
+}
+
+export interface WebhookStats {
+  sent: number;
+  failures: number;
+  lastError: string | undefined;
+}
+
+/** Fire-and-forget POST with retries (1 s, 2 s, 4 s, … up to `attempts`). */
+export function sendWebhook(
+  url: string,
+  body: unknown,
+  stats: WebhookStats,
+  onFailure: () => void,
+  attempts = 5,
+  baseDelayMs = 1000,
+): void {
+  const attempt = async (n: number): Promise<void> => {
+    try {
+      const res = await fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(10_000),
+      });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      stats.sent++;
+    } catch (e) {
+      stats.lastError = `${url}: ${e instanceof Error ? e.message : String(e)}`;
+      if (n + 1 >= attempts) {
+        stats.failures++;
+        onFailure();
+        return;
+      }
+      const t = setTimeout(() => void attempt(n + 1), baseDelayMs * 2 ** n);
+      t.unref();
+    }
+  };
+  void attempt(0);
+}

@@ -1,0 +1,245 @@
+/**
+ * Rules at run time: CRUD through the control store, one RuleRunner per enabled rule started
+ * before the create/patch call returns (so the rule sees every event ingested after the
+ * response), actions on matches, the live alert feed, and the block list the ingestor consults.
+ */
+import { randomUUID } from "node:crypto";
+import { join } from "node:path";
+import type { AlertRecord, BlockRecord, ControlStore, RuleRecord } from "../control/types.js";
+import { RunnelError } from "../core/errors.js";
+import type { BlockList } from "../ingest/ingestor.js";
+import type { EventLog } from "../log/types.js";
+import { alertOf, sendWebhook, type WebhookStats } from "./actions.js";
+import { removeCheckpoint } from "./checkpoint.js";
+import type { CepMatch } from "./operator.js";
+import { compileRule } from "./rule/compile.js";
+import { type RuleSpec, validateRuleSpec } from "./rule/spec.js";
+import { RuleRunner } from "./runner.js";
+
+export interface RuleManagerOptions {
+  readonly control: ControlStore;
+  readonly log: EventLog;
+  /** Checkpoints live here (one file per rule). */
+  readonly dir: string;
+  readonly streamExists: (name: string) => Promise<boolean>;
+}
+
+export interface RuleView extends RuleRecord {
+  readonly stats: {
+    readonly running: boolean;
+    readonly eventsIn: number;
+    readonly matches: number;
+    readonly partialMatches: number;
+    readonly failures: number;
+    readonly lastError: string | undefined;
+    readonly webhook: WebhookStats;
+  };
+}
+
+type AlertListener = (alert: AlertRecord) => void;
+
+export class RuleManager implements BlockList {
+  private readonly runners = new Map<string, RuleRunner>();
+  private readonly webhookStats = new Map<string, WebhookStats>();
+  private readonly blocked = new Set<string>();
+  private readonly listeners = new Set<AlertListener>();
+  /** Webhook deliveries that failed after every retry (exported as a metric). */
+  webhookFailures = 0;
+
+  constructor(private readonly options: RuleManagerOptions) {}
+
+  async open(): Promise<void> {
+    for (const b of await this.options.control.listBlocks()) this.blocked.add(blockKey(b.userId, b.stream));
+    for (const rule of await this.options.control.listRules()) {
+      if (!rule.enabled) continue;
+      try {
+        await this.startRunner(rule);
+      } catch {
+        // A rule whose stream vanished stays stored; GET shows it not running.
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.runners.values()].map((r) => r.stop()));
+    this.runners.clear();
+  }
+
+  isBlocked(userId: string, stream: string): boolean {
+    return this.blocked.size > 0 && this.blocked.has(blockKey(userId, stream));
+  }
+
+  onAlert(listener: AlertListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async create(input: unknown): Promise<RuleView> {
+    const spec = validateRuleSpec(input);
+    compileRule(spec);
+    if (!(await this.options.streamExists(spec.stream))) {
+      throw new RunnelError("invalid_input", `/stream: stream "${spec.stream}" does not exist`);
+    }
+    const rule = await this.options.control.createRule({
+      id: randomUUID(),
+      name: spec.name,
+      stream: spec.stream,
+      spec: spec as unknown as Record<string, unknown>,
+      enabled: spec.enabled !== false,
+    });
+    if (rule.enabled) await this.startRunner(rule);
+    return this.view(rule);
+  }
+
+  async list(): Promise<RuleView[]> {
+    return (await this.options.control.listRules()).map((r) => this.view(r));
+  }
+
+  async get(id: string): Promise<RuleView> {
+    const rule = await this.options.control.getRule(id);
+    if (rule === undefined) throw new RunnelError("not_found", `rule "${id}" does not exist`);
+    return this.view(rule);
+  }
+
+  async setEnabled(id: string, enabled: boolean): Promise<RuleView> {
+    const rule = await this.options.control.updateRule(id, { enabled });
+    if (rule === undefined) throw new RunnelError("not_found", `rule "${id}" does not exist`);
+    const running = this.runners.get(id);
+    if (!enabled && running !== undefined) {
+      this.runners.delete(id);
+      await running.stop();
+      // Re-enabling starts afresh from the end of the stream, as a new rule would.
+      await removeCheckpoint(this.checkpointPath(id));
+    } else if (enabled && running === undefined) {
+      await this.startRunner(rule);
+    }
+    return this.view(rule);
+  }
+
+  async delete(id: string): Promise<void> {
+    const running = this.runners.get(id);
+    if (running !== undefined) {
+      this.runners.delete(id);
+      await running.stop();
+    }
+    await removeCheckpoint(this.checkpointPath(id));
+    if (!(await this.options.control.deleteRule(id))) throw new RunnelError("not_found", `rule "${id}" does not exist`);
+  }
+
+  async listBlocks(): Promise<BlockRecord[]> {
+    return this.options.control.listBlocks();
+  }
+
+  /** Lifts a block and records it in the user's and the admin's activity. */
+  async unblock(
+    userId: string,
+    stream: string | undefined,
+    by: { id: string; username: string },
+  ): Promise<BlockRecord[]> {
+    const lifted = await this.options.control.deleteBlocks(userId, stream);
+    if (lifted.length === 0) {
+      throw new RunnelError(
+        "not_found",
+        `user "${userId}" is not blocked${stream === undefined ? "" : ` on ${stream}`}`,
+      );
+    }
+    for (const b of lifted) this.blocked.delete(blockKey(b.userId, b.stream));
+    const streams = lifted.map((b) => b.stream);
+    const user = await this.options.control.getUserByUsername(userId);
+    if (user !== undefined)
+      await this.options.control.recordActivity(user.id, "unblocked", { streams, by: by.username });
+    await this.options.control.recordActivity(by.id, "unblocked_user", { user: userId, streams });
+    return lifted;
+  }
+
+  /** Resolves once every rule has processed what was appended so far (tests). */
+  async idle(): Promise<void> {
+    await Promise.all([...this.runners.values()].map((r) => r.idle()));
+  }
+
+  private checkpointPath(id: string): string {
+    return join(this.options.dir, `${id}.json`);
+  }
+
+  private async startRunner(rule: RuleRecord): Promise<void> {
+    const spec = rule.spec as unknown as RuleSpec;
+    const compiled = compileRule(spec);
+    const alertAction = spec.actions?.find((a) => a.type === "alert");
+    const severity = alertAction?.type === "alert" ? (alertAction.severity ?? "medium") : "medium";
+    const stats: WebhookStats = this.webhookStats.get(rule.id) ?? { sent: 0, failures: 0, lastError: undefined };
+    this.webhookStats.set(rule.id, stats);
+    const runner = new RuleRunner({
+      log: this.options.log,
+      ruleId: rule.id,
+      stream: rule.stream,
+      compiled,
+      checkpointPath: this.checkpointPath(rule.id),
+      sink: (matches) => this.act(rule, spec, compiled.key, severity, stats, matches),
+    });
+    await runner.start();
+    this.runners.set(rule.id, runner);
+  }
+
+  private async act(
+    rule: RuleRecord,
+    spec: RuleSpec,
+    key: string,
+    severity: string,
+    stats: WebhookStats,
+    matches: readonly CepMatch[],
+  ): Promise<void> {
+    const { control } = this.options;
+    for (const m of matches) {
+      const alert = alertOf({ id: rule.id, name: rule.name, key, severity }, m);
+      const fresh = await control.recordAlert(alert);
+      if (m.timedOut) {
+        if (fresh) this.publish(alert);
+        continue;
+      }
+      for (const action of spec.actions ?? []) {
+        if (action.type === "block" && alert.userId !== null) {
+          for (const stream of action.streams ?? [rule.stream]) {
+            this.blocked.add(blockKey(alert.userId, stream));
+            const added = await control.putBlock({ userId: alert.userId, stream, ruleId: rule.id, alertId: alert.id });
+            if (added) {
+              const user = await control.getUserByUsername(alert.userId);
+              if (user !== undefined) {
+                await control.recordActivity(user.id, "blocked", { stream, rule: rule.name, alert: alert.id });
+              }
+            }
+          }
+        } else if (action.type === "webhook" && fresh) {
+          sendWebhook(action.url, { ...alert, detectedAt: new Date().toISOString() }, stats, () => {
+            this.webhookFailures++;
+          });
+        }
+      }
+      if (fresh) this.publish(alert);
+    }
+  }
+
+  private publish(alert: Omit<AlertRecord, "detectedAt">): void {
+    const full: AlertRecord = { ...alert, detectedAt: new Date().toISOString() };
+    for (const l of this.listeners) l(full);
+  }
+
+  private view(rule: RuleRecord): RuleView {
+    const r = this.runners.get(rule.id);
+    return {
+      ...rule,
+      stats: {
+        running: r !== undefined,
+        eventsIn: r?.recordsIn ?? 0,
+        matches: r?.matches ?? 0,
+        partialMatches: r?.partialMatches() ?? 0,
+        failures: r?.failures ?? 0,
+        lastError: r?.lastError,
+        webhook: this.webhookStats.get(rule.id) ?? { sent: 0, failures: 0, lastError: undefined },
+      },
+    };
+  }
+}
+
+function blockKey(userId: string, stream: string): string {
+  return `${userId}\u0000${stream}`;
+}
