@@ -3,21 +3,24 @@
  * inject() and the composition root decides where it listens.
  */
 import { randomUUID } from "node:crypto";
+import fastifyWebsocket from "@fastify/websocket";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from "fastify";
 import { RunnelError } from "../core/errors.js";
-import { decodeUtf8, parseEvents } from "../ingest/body.js";
+import { decodeUtf8, parseNdjson } from "../ingest/body.js";
 import { createLogger, requestIdFrom } from "../monitoring/logging.js";
 import type { AuthPrincipal } from "./auth/authenticate.js";
 import { sendError } from "./errors.js";
 import { registerAccountRoutes } from "./routes/accounts.js";
+import { registerAlertRoutes } from "./routes/alerts.js";
 import { registerHealthRoutes } from "./routes/health.js";
 import { collectRoutes, registerOpenApiRoute } from "./routes/openapi.js";
 import { registerOperatorAlertRoutes } from "./routes/operator-alerts.js";
-import { registerAlertRoutes } from "./routes/alerts.js";
 import { registerPipelineRoutes } from "./routes/pipelines.js";
 import { registerQueryRoutes } from "./routes/query.js";
 import { registerRuleRoutes } from "./routes/rules.js";
+import { registerSourceRoutes } from "./routes/sources.js";
 import { registerStreamRoutes } from "./routes/streams.js";
+import { registerWebSocketIngest } from "./routes/ws.js";
 import { addSecurityHeaders } from "./security-headers.js";
 import type { ApiServices } from "./services.js";
 
@@ -26,12 +29,18 @@ declare module "fastify" {
     principal?: AuthPrincipal;
     /** Size of the raw body in bytes, for ingest metrics. */
     bodyBytes: number;
+    /** The body as received, for Idempotency-Key hashing. */
+    rawBody: Buffer | undefined;
   }
 }
 
 /** An NDJSON body, parsed: kept apart from JSON so the ingest route knows which form arrived. */
 export class NdjsonBody {
-  constructor(readonly events: unknown[]) {}
+  constructor(
+    readonly events: unknown[],
+    /** Each event's own bytes, which the ingestor stores as is when it changes nothing. */
+    readonly raw?: Uint8Array[],
+  ) {}
 }
 
 export async function buildApp(services: ApiServices): Promise<FastifyInstance> {
@@ -52,11 +61,13 @@ export async function buildApp(services: ApiServices): Promise<FastifyInstance> 
 
   app.decorateRequest("principal", undefined);
   app.decorateRequest("bodyBytes", 0);
+  app.decorateRequest("rawBody", undefined);
 
   // Bodies arrive as bytes so invalid UTF-8 is refused instead of being replaced.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(["application/json"], { parseAs: "buffer" }, (request, body: Buffer, done) => {
     request.bodyBytes = body.byteLength;
+    request.rawBody = body;
     if (body.byteLength === 0) return done(null, undefined);
     try {
       done(null, JSON.parse(decodeUtf8(body)));
@@ -71,8 +82,10 @@ export async function buildApp(services: ApiServices): Promise<FastifyInstance> 
   });
   app.addContentTypeParser(["application/x-ndjson"], { parseAs: "buffer" }, (request, body: Buffer, done) => {
     request.bodyBytes = body.byteLength;
+    request.rawBody = body;
     try {
-      done(null, new NdjsonBody(parseEvents(body, "ndjson")));
+      const parsed = parseNdjson(body);
+      done(null, new NdjsonBody(parsed.events, parsed.raw));
     } catch (e) {
       done(e as Error, undefined);
     }
@@ -96,11 +109,15 @@ export async function buildApp(services: ApiServices): Promise<FastifyInstance> 
   addSecurityHeaders(app);
   collectRoutes(app);
   registerHealthRoutes(app, services);
+  // Before the routes: the WebSocket plugin must see them being added.
+  await app.register(fastifyWebsocket, { options: { maxPayload: services.config.limits.maxBodyBytes } });
   await app.register(
     async (api) => {
       registerOpenApiRoute(api);
       registerAccountRoutes(api, services);
       registerStreamRoutes(api, services);
+      registerWebSocketIngest(api, services);
+      registerSourceRoutes(api, services);
       registerQueryRoutes(api, services);
       registerPipelineRoutes(api, services);
       if (services.rules !== undefined) {

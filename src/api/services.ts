@@ -1,16 +1,18 @@
 /** What the HTTP layer needs from the rest of Runnel: interfaces only, wired by the composition root. */
 import type { AnalyticsStore } from "../analytics/types.js";
 import type { PipelineManager } from "../catalog/pipelines.js";
-import type { RuleManager } from "../cep/manager.js";
 import type { StreamCatalog } from "../catalog/streams.js";
+import type { RuleManager } from "../cep/manager.js";
 import type { Config } from "../config/config.js";
 import type { ControlStore } from "../control/types.js";
 import type { Clock } from "../core/clock.js";
+import type { IdempotencyStore } from "../ingest/idempotency.js";
 import type { Ingestor } from "../ingest/types.js";
 import type { EventLog } from "../log/types.js";
 import type { Logger } from "../monitoring/logging.js";
 import type { Metrics } from "../monitoring/metrics.js";
 import type { OperatorAlertLog } from "../monitoring/operator-alerts.js";
+import type { SourceManager } from "../sources/manager.js";
 import type { Authenticator } from "./auth/authenticate.js";
 import type { TokenService } from "./auth/tokens.js";
 
@@ -46,4 +48,8 @@ export interface ApiServices {
   readonly logger?: Logger;
   /** Unusual-traffic alerts for operators (src/monitoring/operator-alerts.ts). */
   readonly operatorAlerts?: OperatorAlertLog;
+  /** Idempotency-Key memory for ingest; without it the header is ignored. */
+  readonly idempotency?: IdempotencyStore;
+  /** Configured sources (MQTT, Kafka topics, files); without it /sources answers 503. */
+  readonly sources?: SourceManager;
 }
