@@ -19,7 +19,9 @@ import { registerPipelineRoutes } from "./routes/pipelines.js";
 import { registerQueryRoutes } from "./routes/query.js";
 import { registerRuleRoutes } from "./routes/rules.js";
 import { registerSourceRoutes } from "./routes/sources.js";
+import { registerStatsRoutes } from "./routes/stats.js";
 import { registerStreamRoutes } from "./routes/streams.js";
+import { webFallback } from "./routes/web.js";
 import { registerWebSocketIngest } from "./routes/ws.js";
 import { addSecurityHeaders } from "./security-headers.js";
 import type { ApiServices } from "./services.js";
@@ -92,9 +94,13 @@ export async function buildApp(services: ApiServices): Promise<FastifyInstance> 
   });
 
   app.setErrorHandler((error, request, reply) => sendError(request, reply, error));
-  app.setNotFoundHandler((request, reply) =>
-    sendError(request, reply, new RunnelError("not_found", `no route ${request.method} ${request.url.split("?")[0]}`)),
-  );
+  // The dashboard's files (docs/dashboard.md) are served where no route matched: they are not API.
+  const web = webFallback();
+  app.setNotFoundHandler(async (request, reply) => {
+    if (await web(request, reply)) return reply;
+    const path = request.url.split("?")[0];
+    return sendError(request, reply, new RunnelError("not_found", `no route ${request.method} ${path}`));
+  });
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
   });
@@ -125,6 +131,7 @@ export async function buildApp(services: ApiServices): Promise<FastifyInstance> 
         registerAlertRoutes(api, services, services.rules);
       }
       registerOperatorAlertRoutes(api, services);
+      registerStatsRoutes(api, services);
     },
     { prefix: "/api/v1" },
   );

@@ -309,6 +309,12 @@ const ROWS: readonly Row[] = [
     probe: () => ({ method: "GET", url: "/api/v1/operator-alerts" }),
   },
   {
+    // Counters by stream, pipeline, rule and source name: no user's data, but not for users either.
+    route: "GET /api/v1/stats",
+    expect: staff(200),
+    probe: () => ({ method: "GET", url: "/api/v1/stats" }),
+  },
+  {
     route: "GET /api/v1/operator-alerts/stream",
     expect: adminOnly(200),
     sse: "open",

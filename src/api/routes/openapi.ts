@@ -141,6 +141,10 @@ export const DOCS: Readonly<Record<string, RouteDoc>> = {
     summary: "Operator alerts on unusual traffic: spikes, drops to zero, lag growth (admin)",
     tag: "monitoring",
   },
+  "GET /api/v1/stats": {
+    summary: "Cumulative counters, gauges and latency histograms for the dashboard's live charts (admin, analyst)",
+    tag: "monitoring",
+  },
   "GET /api/v1/operator-alerts/stream": {
     summary: "Server-Sent Events of operator alerts as they are raised and resolved (admin)",
     tag: "monitoring",
