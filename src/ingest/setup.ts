@@ -12,7 +12,7 @@ import type { StreamAccess } from "../sources/deliver.js";
 import { SourceManager } from "../sources/manager.js";
 import { Backpressure } from "./backpressure.js";
 import { IdempotencyStore } from "./idempotency.js";
-import { StreamIngestor, type StreamLookup } from "./ingestor.js";
+import { type BlockList, StreamIngestor, type StreamLookup } from "./ingestor.js";
 
 export interface Ingestion {
   readonly ingestor: StreamIngestor;
