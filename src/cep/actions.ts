@@ -53,16 +53,26 @@ export interface WebhookStats {
   lastError: string | undefined;
 }
 
+/** Why one webhook attempt failed (the probe's reasons). */
+export type WebhookFailure = "status" | "timeout" | "network";
+
+export interface WebhookOutcome {
+  delivered(): void;
+  /** One failed attempt; `final` when no retry follows. */
+  failed(reason: WebhookFailure, final: boolean): void;
+}
+
 /** Fire-and-forget POST with retries (1 s, 2 s, 4 s, … up to `attempts`). */
 export function sendWebhook(
   url: string,
   body: unknown,
   stats: WebhookStats,
-  onFailure: () => void,
+  outcome: WebhookOutcome,
   attempts = 5,
   baseDelayMs = 1000,
 ): void {
   const attempt = async (n: number): Promise<void> => {
+    let reason: WebhookFailure = "network";
     try {
       const res = await fetch(url, {
         method: "POST",
@@ -70,13 +80,19 @@ export function sendWebhook(
         body: JSON.stringify(body),
         signal: AbortSignal.timeout(10_000),
       });
-      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      if (!res.ok) {
+        reason = "status";
+        throw new Error(`HTTP ${res.status}`);
+      }
       stats.sent++;
+      outcome.delivered();
     } catch (e) {
+      if (e instanceof Error && e.name === "TimeoutError") reason = "timeout";
       stats.lastError = `${url}: ${e instanceof Error ? e.message : String(e)}`;
-      if (n + 1 >= attempts) {
+      const final = n + 1 >= attempts;
+      outcome.failed(reason, final);
+      if (final) {
         stats.failures++;
-        onFailure();
         return;
       }
       const t = setTimeout(() => void attempt(n + 1), baseDelayMs * 2 ** n);

@@ -9,6 +9,7 @@ import type { AlertRecord, BlockRecord, ControlStore, RuleRecord } from "../cont
 import { RunnelError } from "../core/errors.js";
 import type { BlockList } from "../ingest/ingestor.js";
 import type { EventLog } from "../log/types.js";
+import { type MonitoringProbe, noopProbe, type RuleRef } from "../monitoring/probes.js";
 import { alertOf, sendWebhook, type WebhookStats } from "./actions.js";
 import { removeCheckpoint } from "./checkpoint.js";
 import type { CepMatch } from "./operator.js";
@@ -22,6 +23,8 @@ export interface RuleManagerOptions {
   /** Checkpoints live here (one file per rule). */
   readonly dir: string;
   readonly streamExists: (name: string) => Promise<boolean>;
+  /** Matches, alerts, webhook outcomes and CEP state go to monitoring through this (default: nowhere). */
+  readonly probe?: MonitoringProbe;
 }
 
 export interface RuleView extends RuleRecord {
@@ -43,12 +46,24 @@ export class RuleManager implements BlockList {
   private readonly webhookStats = new Map<string, WebhookStats>();
   private readonly blocked = new Set<string>();
   private readonly listeners = new Set<AlertListener>();
-  /** Webhook deliveries that failed after every retry (exported as a metric). */
-  webhookFailures = 0;
+  /** Names of running rules, as metrics label them. */
+  private readonly refs = new Map<string, RuleRef>();
+  private readonly probe: MonitoringProbe;
+  private unregisterState: (() => void) | undefined;
 
-  constructor(private readonly options: RuleManagerOptions) {}
+  constructor(private readonly options: RuleManagerOptions) {
+    this.probe = options.probe ?? noopProbe;
+  }
 
   async open(): Promise<void> {
+    // Read at scrape time, so the hot path does no gauge bookkeeping.
+    this.unregisterState = this.probe.registerCepState(() =>
+      [...this.runners].map(([id, r]) => ({
+        rule: this.refs.get(id) ?? { id, name: id },
+        keys: r.activeKeys(),
+        partialMatches: r.partialMatches(),
+      })),
+    );
     for (const b of await this.options.control.listBlocks()) this.blocked.add(blockKey(b.userId, b.stream));
     for (const rule of await this.options.control.listRules()) {
       if (!rule.enabled) continue;
@@ -61,6 +76,8 @@ export class RuleManager implements BlockList {
   }
 
   async stop(): Promise<void> {
+    this.unregisterState?.();
+    this.unregisterState = undefined;
     await Promise.all([...this.runners.values()].map((r) => r.stop()));
     this.runners.clear();
   }
@@ -107,6 +124,7 @@ export class RuleManager implements BlockList {
     const running = this.runners.get(id);
     if (!enabled && running !== undefined) {
       this.runners.delete(id);
+      this.refs.delete(id);
       await running.stop();
       // Re-enabling starts afresh from the end of the stream, as a new rule would.
       await removeCheckpoint(this.checkpointPath(id));
@@ -120,6 +138,7 @@ export class RuleManager implements BlockList {
     const running = this.runners.get(id);
     if (running !== undefined) {
       this.runners.delete(id);
+      this.refs.delete(id);
       await running.stop();
     }
     await removeCheckpoint(this.checkpointPath(id));
@@ -178,6 +197,7 @@ export class RuleManager implements BlockList {
     });
     await runner.start();
     this.runners.set(rule.id, runner);
+    this.refs.set(rule.id, { id: rule.id, name: rule.name });
   }
 
   private async act(
@@ -189,11 +209,15 @@ export class RuleManager implements BlockList {
     matches: readonly CepMatch[],
   ): Promise<void> {
     const { control } = this.options;
+    const { probe } = this;
+    const ref: RuleRef = { id: rule.id, name: rule.name };
     for (const m of matches) {
       const alert = alertOf({ id: rule.id, name: rule.name, key, severity }, m);
+      // `fresh` is false for a match replayed after a crash: it was counted and acted on before.
       const fresh = await control.recordAlert(alert);
+      if (fresh && !m.timedOut) probe.ruleMatched(ref);
       if (m.timedOut) {
-        if (fresh) this.publish(alert);
+        if (fresh) this.publish(ref, alert);
         continue;
       }
       for (const action of spec.actions ?? []) {
@@ -209,16 +233,18 @@ export class RuleManager implements BlockList {
             }
           }
         } else if (action.type === "webhook" && fresh) {
-          sendWebhook(action.url, { ...alert, detectedAt: new Date().toISOString() }, stats, () => {
-            this.webhookFailures++;
+          sendWebhook(action.url, { ...alert, detectedAt: new Date().toISOString() }, stats, {
+            delivered: () => probe.webhookDelivered(ref),
+            failed: (reason, final) => probe.webhookFailed(ref, reason, final),
           });
         }
       }
-      if (fresh) this.publish(alert);
+      if (fresh) this.publish(ref, alert);
     }
   }
 
-  private publish(alert: Omit<AlertRecord, "detectedAt">): void {
+  private publish(ref: RuleRef, alert: Omit<AlertRecord, "detectedAt">): void {
+    this.probe.alertRaised(ref, alert.severity);
     const full: AlertRecord = { ...alert, detectedAt: new Date().toISOString() };
     for (const l of this.listeners) l(full);
   }

@@ -52,7 +52,7 @@ export class RuleRunner {
     );
     if (cp !== undefined && cp.positions.length === partitions) {
       this.positions = cp.positions.slice();
-      cp.operators.forEach((s, p) => this.operators[p]?.restore(s));
+      for (const [p, s] of cp.operators.entries()) this.operators[p]?.restore(s);
     } else {
       this.positions = await log.endOffsets(stream);
       await this.checkpoint();
@@ -75,6 +75,11 @@ export class RuleRunner {
 
   partialMatches(): number {
     return this.operators.reduce((n, op) => n + op.partialMatchCount(), 0);
+  }
+
+  /** Keys holding partial matches, over all partitions. */
+  activeKeys(): number {
+    return this.operators.reduce((n, op) => n + op.activeKeys, 0);
   }
 
   private wake(): void {
