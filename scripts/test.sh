@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 [ -d node_modules ] || npm ci --no-audit --no-fund
 
-echo "== type check"; npx tsc --noEmit
+echo "== type check"; npx tsc --noEmit; npx tsc --noEmit -p web
 echo "== lint"; npx biome check .
 
 echo "== PostgreSQL"
@@ -21,6 +21,10 @@ export RUNNEL_TEST_MQTT_URL
 echo "== Prometheus"
 RUNNEL_TEST_PROMETHEUS_URL="$(bash scripts/prometheus.sh)"
 export RUNNEL_TEST_PROMETHEUS_URL
+
+echo "== dashboard (build, and Chromium for the browser tests)"
+npx vite build web --logLevel warn
+RUNNEL_TEST_CHROMIUM="$(bash scripts/chromium.sh)"; export RUNNEL_TEST_CHROMIUM
 
 echo "== tests"
 mapfile -t files < <(find test -name '*.test.ts' | sort)

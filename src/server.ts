@@ -13,9 +13,8 @@ import { Authenticator } from "./api/auth/authenticate.js";
 import { loadTokenSecret, TokenService } from "./api/auth/tokens.js";
 import type { ApiServices } from "./api/services.js";
 import { PipelineManager } from "./catalog/pipelines.js";
-import { withBlocks } from "./cep/blocking-ingestor.js";
-import { RuleManager } from "./cep/manager.js";
 import { StreamCatalog } from "./catalog/streams.js";
+import { RuleManager } from "./cep/manager.js";
 import type { Config } from "./config/config.js";
 import { createPgliteControlStore, createPostgresControlStore } from "./control/index.js";
 import { createPasswordHasher, hashPassword } from "./control/passwords.js";
@@ -125,14 +124,6 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     const pipelines = new PipelineManager({ control, log, streams, metrics, clock });
     await pipelines.open();
     closers.push(() => pipelines.stop());
-    const rules = new RuleManager({
-      control,
-      log,
-      dir: join(config.dataDir, "cep"),
-      streamExists: async (name) => (await streams.getStream(name)) !== undefined,
-    });
-    await rules.open();
-    closers.push(() => rules.stop());
 
     const readiness = async () => ({
       control: await control.ping().catch(() => false),
@@ -155,6 +146,16 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       logger,
     });
     closers.push(() => monitoring.stop());
+    // After monitoring, so rules report matches, alerts, webhooks and state through its probe.
+    const rules = new RuleManager({
+      control,
+      log,
+      dir: join(config.dataDir, "cep"),
+      streamExists: async (name) => (await streams.getStream(name)) !== undefined,
+      probe: monitoring.probe,
+    });
+    await rules.open();
+    closers.push(() => rules.stop());
     // Kafka enforces retention itself (retention.ms on each topic).
     if (localLog) {
       const retention = scheduleRetention(localLog, metrics, logLogger);
@@ -170,9 +171,11 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       metrics,
       lag: () => loader.lag(),
       onSourceError: (source, err) => ingestLogger.warn({ err, source }, "source failed; will retry"),
+      // The validator checks CEP blocks, so HTTP, WebSocket and every source refuse a blocked user.
+      blocks: rules,
     });
     closers.push(() => ingestion.stop());
-    const ingestor = withBlocks(ingestion.ingestor, rules);
+    const ingestor = ingestion.ingestor;
     const tokens = new TokenService(
       await loadTokenSecret(join(config.dataDir, "token-secret"), config.auth.tokenSecret),
       config.auth.tokenTtlMs,

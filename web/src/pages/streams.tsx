@@ -1,0 +1,153 @@
+/**
+ * Streams: each stream with its ingest rate and bytes (GET /stats, admin and analyst), the events
+ * the caller can see (a scoped count query), and a live tail (SSE, scoped) that can be paused.
+ */
+import { useEffect, useRef, useState } from "preact/hooks";
+import { get, hasRole, ident, query, sse } from "../api";
+import { formatBytes, rate } from "../live";
+import { navigate } from "../router";
+import { useStats } from "../sampler";
+import type { Stream } from "../types";
+import { ErrorBox, Table, useInterval, useLoad } from "../ui";
+
+export function StreamsPage({ tail }: { tail?: string }) {
+  const streams = useLoad(() => get<{ streams: Stream[] }>("/streams"));
+  const list = streams.data?.streams ?? [];
+  return (
+    <section>
+      <h1>Streams</h1>
+      <ErrorBox error={streams.error} />
+      {hasRole("admin", "analyst") ? <StaffTable streams={list} /> : <CountTable streams={list} />}
+      {tail !== undefined ? <Tail key={tail} stream={tail} /> : <p class="muted">Pick a stream to tail it live.</p>}
+    </section>
+  );
+}
+
+function useCounts(streams: readonly Stream[]): Map<string, number> {
+  const [counts, setCounts] = useState(new Map<string, number>());
+  useInterval(
+    () => {
+      Promise.all(
+        streams.map(async (s) => {
+          const res = await query(`SELECT count(*) FROM ${ident(s.name)}`).catch(() => undefined);
+          return [s.name, Number(res?.rows[0]?.[0] ?? Number.NaN)] as const;
+        }),
+      ).then((pairs) => setCounts(new Map(pairs)));
+    },
+    5000,
+    [streams.map((s) => s.name).join(",")],
+  );
+  return counts;
+}
+
+function tailLink(name: string) {
+  return (
+    <a href={`/streams/${encodeURIComponent(name)}`} data-testid={`tail-${name}`}>
+      {name}
+    </a>
+  );
+}
+
+function StaffTable({ streams }: { streams: readonly Stream[] }) {
+  const { readings } = useStats();
+  const counts = useCounts(streams);
+  const cur = readings[readings.length - 1];
+  const prev = readings[readings.length - 2];
+  const seconds = cur && prev ? (cur.at - prev.at) / 1000 : 0;
+  return (
+    <Table
+      testId="streams"
+      head={["Stream", "Partitions", "Events/s", "Events", "Ingested since start", "Analytics lag", "From pipeline"]}
+      rows={streams.map((s) => {
+        const c = cur?.streams[s.name];
+        return [
+          tailLink(s.name),
+          s.partitions,
+          c && prev ? rate(prev.streams[s.name]?.events, c.events, seconds).toFixed(1) : "0.0",
+          counts.get(s.name) ?? "…",
+          c ? formatBytes(c.bytes) : "0 B",
+          c?.analyticsLag ?? 0,
+          s.derivedFrom ?? "",
+        ];
+      })}
+    />
+  );
+}
+
+function CountTable({ streams }: { streams: readonly Stream[] }) {
+  const counts = useCounts(streams);
+  return (
+    <Table
+      testId="streams"
+      head={["Stream", "Partitions", "Your events"]}
+      rows={streams.map((s) => [tailLink(s.name), s.partitions, counts.get(s.name) ?? "…"])}
+    />
+  );
+}
+
+const MAX_LINES = 200;
+
+function Tail({ stream }: { stream: string }) {
+  const [lines, setLines] = useState<string[]>([]);
+  const [paused, setPaused] = useState(false);
+  const [error, setError] = useState<unknown>(undefined);
+  const [state, setState] = useState("connecting");
+  const pending = useRef<string[]>([]);
+  const pausedRef = useRef(false);
+  pausedRef.current = paused;
+
+  useEffect(() => {
+    const controller = new AbortController();
+    setState("connecting");
+    sse(`/streams/${encodeURIComponent(stream)}/tail`, controller.signal, (m) => {
+      setState("live");
+      // While paused, events are kept aside and shown on resume, so none is lost.
+      if (pausedRef.current) pending.current.push(m.data);
+      else setLines((l) => [m.data, ...l].slice(0, MAX_LINES));
+    }).then(
+      () => setState(controller.signal.aborted ? "closed" : "ended"),
+      (e: unknown) => {
+        setError(e);
+        setState("failed");
+      },
+    );
+    // The first bytes are a comment: the connection is open even before any event.
+    const opened = setTimeout(() => setState((s) => (s === "connecting" ? "live" : s)), 300);
+    return () => {
+      clearTimeout(opened);
+      controller.abort();
+    };
+  }, [stream]);
+
+  const toggle = () => {
+    if (paused) {
+      const held = pending.current.reverse();
+      pending.current = [];
+      setLines((l) => [...held, ...l].slice(0, MAX_LINES));
+    }
+    setPaused(!paused);
+  };
+
+  return (
+    <div class="card">
+      <h2>
+        Live tail of <code>{stream}</code> <span class={`state state-${state}`}>{paused ? "paused" : state}</span>
+      </h2>
+      <div class="row">
+        <button type="button" onClick={toggle} data-testid="tail-pause">
+          {paused ? `Resume (${pending.current.length} held)` : "Pause"}
+        </button>
+        <button type="button" class="secondary" onClick={() => setLines([])}>
+          Clear
+        </button>
+        <button type="button" class="secondary" onClick={() => navigate("/streams")}>
+          Close
+        </button>
+      </div>
+      <ErrorBox error={error} />
+      <pre class="tail" data-testid="tail">
+        {lines.length === 0 ? "Waiting for events…" : lines.join("\n")}
+      </pre>
+    </div>
+  );
+}

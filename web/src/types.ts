@@ -1,0 +1,103 @@
+/** Shapes of the public API's answers (docs/api.md), as the dashboard reads them. */
+export type Role = "admin" | "analyst" | "user" | "service";
+
+export interface User {
+  readonly id: string;
+  readonly username: string;
+  readonly email: string;
+  readonly role: Role;
+  readonly disabled?: boolean;
+  readonly createdAt?: string;
+}
+
+export interface Stream {
+  readonly name: string;
+  readonly partitions: number;
+  readonly timestampField: string;
+  readonly retentionMs?: number;
+  readonly derivedFrom?: string;
+  readonly createdAt: string;
+}
+
+export interface Histogram {
+  readonly buckets: ReadonlyArray<readonly [number, number]>;
+  readonly count: number;
+  readonly sum: number;
+}
+
+/** GET /api/v1/stats */
+export interface Stats {
+  readonly at: number;
+  readonly streams: Readonly<Record<string, { events: number; bytes: number; analyticsLag: number }>>;
+  readonly pipelines: Readonly<Record<string, { running: number; lag: number; recordsIn: number; recordsOut: number }>>;
+  readonly rules: Readonly<Record<string, { matches: number; alerts: number }>>;
+  readonly sources: Readonly<Record<string, { up: number; records: number }>>;
+  readonly ingest: { readonly refusals: number; readonly pendingBytes: number };
+  readonly latencies: { readonly ingest: Histogram; readonly logAppend: Histogram; readonly query: Histogram };
+  readonly storage: { readonly logBytes: number; readonly availableBytes: number };
+}
+
+export interface Alert {
+  readonly id: string;
+  readonly ruleId: string;
+  readonly ruleName: string;
+  readonly key: string;
+  readonly userId: string | null;
+  readonly severity: string;
+  readonly events: readonly unknown[];
+  readonly firstEventTime: string;
+  readonly lastEventTime: string;
+  readonly detectedAt: string;
+}
+
+export interface Block {
+  readonly userId: string;
+  readonly stream: string;
+  readonly ruleId: string;
+  readonly alertId: string;
+  readonly since: string;
+}
+
+export interface Rule {
+  readonly id: string;
+  readonly name: string;
+  readonly stream: string;
+  readonly enabled: boolean;
+  readonly spec: Readonly<Record<string, unknown>>;
+  readonly createdAt: string;
+  readonly stats?: Readonly<Record<string, unknown>>;
+}
+
+export interface Pipeline {
+  readonly name: string;
+  readonly sql: string;
+  readonly input: string;
+  readonly output: string;
+  readonly kind?: string;
+  readonly createdAt: string;
+  readonly stats?: Readonly<Record<string, unknown>>;
+}
+
+export interface Source {
+  readonly name: string;
+  readonly type: string;
+  readonly state: string;
+  readonly reason?: string;
+  readonly since: string;
+  readonly metrics?: { readonly accepted: number; readonly deadLettered: number; readonly backlog: number };
+}
+
+export interface ApiKey {
+  readonly id: string;
+  readonly name: string;
+  readonly role: Role;
+  readonly prefix: string;
+  readonly createdAt: string;
+}
+
+export interface Activity {
+  readonly id: string;
+  readonly kind: string;
+  readonly detail: unknown;
+  readonly at: string;
+}
