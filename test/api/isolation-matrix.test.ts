@@ -135,6 +135,17 @@ async function throwawayPipeline(): Promise<string> {
   return name;
 }
 
+/** A file source on a path that never exists: it waits harmlessly. */
+function sourceBody(name: string) {
+  return { name, type: "file", path: `/nonexistent/${name}.log`, stream: "ledger" };
+}
+
+async function throwawaySource(): Promise<string> {
+  const name = fresh("src");
+  await ok("POST", "/api/v1/sources", tokens.admin, sourceBody(name), 201);
+  return name;
+}
+
 let keptPipeline = "";
 
 const ROWS: readonly Row[] = [
@@ -313,6 +324,42 @@ const ROWS: readonly Row[] = [
     route: "GET /api/v1/stats",
     expect: staff(200),
     probe: () => ({ method: "GET", url: "/api/v1/stats" }),
+  },
+  {
+    // A plain GET (no Upgrade) passes authorisation and gets a JSON 400; analysts may not ingest.
+    route: "GET /api/v1/streams/:name/ws",
+    expect: { admin: 400, analyst: 403, user: 400, service: 400, anonymous: 401 },
+    probe: () => ({ method: "GET", url: "/api/v1/streams/ledger/ws" }),
+  },
+  { route: "GET /api/v1/sources", expect: adminOnly(200), probe: () => ({ method: "GET", url: "/api/v1/sources" }) },
+  {
+    route: "GET /api/v1/sources/:name",
+    expect: adminOnly(200),
+    probe: async (actor) => ({
+      method: "GET",
+      url: `/api/v1/sources/${actor === "admin" ? await throwawaySource() : "none"}`,
+    }),
+  },
+  {
+    route: "POST /api/v1/sources",
+    expect: adminOnly(201),
+    probe: () => ({ method: "POST", url: "/api/v1/sources", body: sourceBody(fresh("src")) }),
+  },
+  {
+    route: "DELETE /api/v1/sources/:name",
+    expect: adminOnly(204),
+    probe: async (actor) => ({
+      method: "DELETE",
+      url: `/api/v1/sources/${actor === "admin" ? await throwawaySource() : "none"}`,
+    }),
+  },
+  {
+    route: "POST /api/v1/sources/:name/restart",
+    expect: adminOnly(200),
+    probe: async (actor) => ({
+      method: "POST",
+      url: `/api/v1/sources/${actor === "admin" ? await throwawaySource() : "none"}/restart`,
+    }),
   },
   {
     route: "GET /api/v1/operator-alerts/stream",

@@ -132,6 +132,25 @@ export const DOCS: Readonly<Record<string, RouteDoc>> = {
     tag: "streams",
     produces: "text/event-stream",
   },
+  "GET /api/v1/streams/:name/ws": {
+    summary:
+      "WebSocket producer: each text frame is a batch (object, array or NDJSON), answered in order by an ack once durable or an error frame",
+    tag: "streams",
+  },
+  "GET /api/v1/sources": { summary: "Configured sources with state and counters (admin)", tag: "sources" },
+  "GET /api/v1/sources/:name": { summary: "One source: state, reason, counters, spec (admin)", tag: "sources" },
+  "POST /api/v1/sources": {
+    summary: "Add an MQTT, Kafka topic or file source (admin)",
+    tag: "sources",
+    success: 201,
+    body: { type: "object", required: ["name", "type"], additionalProperties: true },
+  },
+  "DELETE /api/v1/sources/:name": {
+    summary: "Remove a source added through the API (admin)",
+    tag: "sources",
+    success: 204,
+  },
+  "POST /api/v1/sources/:name/restart": { summary: "Stop and start a source again (admin)", tag: "sources" },
   "POST /api/v1/query": { summary: "One read-only SELECT, scoped to the caller", tag: "query" },
   "POST /api/v1/pipelines": { summary: "Create a continuous query (admin)", tag: "pipelines", success: 201 },
   "GET /api/v1/pipelines": { summary: "All pipelines (admin, analyst)", tag: "pipelines" },

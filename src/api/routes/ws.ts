@@ -22,26 +22,27 @@ const MAX_IN_FLIGHT = 4;
 const OPEN_BRACKET = 0x5b;
 
 export function registerWebSocketIngest(app: FastifyInstance, services: ApiServices): void {
-  app.get<{ Params: { name: string }; Querystring: { access_token?: string } }>(
-    "/streams/:name/ws",
-    {
-      websocket: true,
-      // Browsers cannot set headers on a WebSocket, so a token may also come as ?access_token=.
-      preValidation: async (request) => {
-        const token = request.query.access_token;
-        if (request.headers.authorization === undefined && typeof token === "string") {
-          request.principal = await services.auth.authenticate(`Bearer ${token}`);
-        }
-        requireRole(await principalOf(request, services), "admin", "service", "user");
-        const stream = await services.streams.get(request.params.name);
-        if (!stream) throw new RunnelError("stream_not_found", `stream "${request.params.name}" does not exist`);
-      },
+  app.route<{ Params: { name: string }; Querystring: { access_token?: string } }>({
+    method: "GET",
+    url: "/streams/:name/ws",
+    // Browsers cannot set headers on a WebSocket, so a token may also come as ?access_token=.
+    preValidation: async (request) => {
+      const token = request.query.access_token;
+      if (request.headers.authorization === undefined && typeof token === "string") {
+        request.principal = await services.auth.authenticate(`Bearer ${token}`);
+      }
+      requireRole(await principalOf(request, services), "admin", "service", "user");
+      const stream = await services.streams.get(request.params.name);
+      if (!stream) throw new RunnelError("stream_not_found", `stream "${request.params.name}" does not exist`);
     },
-    (socket, request) => {
-      const principal = request.principal!;
-      produceOverSocket(socket, services, request.params.name, principal);
+    // A plain GET gets a JSON error rather than the plugin's empty 404.
+    handler: async () => {
+      throw new RunnelError("invalid_input", "this endpoint speaks WebSocket: send an HTTP/1.1 Upgrade request");
     },
-  );
+    wsHandler: (socket, request) => {
+      produceOverSocket(socket, services, request.params.name, request.principal!);
+    },
+  });
 }
 
 function produceOverSocket(socket: WebSocket, services: ApiServices, stream: string, principal: Principal): void {
