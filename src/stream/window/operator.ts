@@ -324,8 +324,10 @@ export class WindowOperator {
     const revision = win.revision++;
     win.fired = true;
     if (value === undefined) return;
+    // The group's part of the id is computed once, at its first result, not per window.
+    g.idKey ??= JSON.stringify(g.values.map(snapshotValue));
     out.push({
-      id: `${this.options.pipeline}:${win.start}:${win.end}:${revision}:${(g.idKey ??= JSON.stringify(g.values.map(snapshotValue)))}`,
+      id: `${this.options.pipeline}:${win.start}:${win.end}:${revision}:${g.idKey}`,
       key: g.owner,
       timestamp: win.end - 1,
       value,
