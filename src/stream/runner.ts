@@ -1,8 +1,8 @@
 import { type Clock, systemClock } from "../core/clock.js";
 import { RunnelError } from "../core/errors.js";
-import type { EventLog } from "../log/types.js";
+import type { AppendRecord, EventLog } from "../log/types.js";
 import { encodeValue } from "./codec.js";
-import { type AppendRecordWithHeaders, HEADER_OUTPUT_ID, HEADER_SOURCE_OFFSET } from "./headers.js";
+import { HEADER_OUTPUT_ID, HEADER_SOURCE_OFFSET } from "./headers.js";
 import type { Operator } from "./operators.js";
 import { processChunk } from "./process.js";
 import { recoverPosition } from "./recovery.js";
@@ -113,18 +113,7 @@ export class PipelineRunner {
         positions.push(initial[p] ?? 0);
         continue;
       }
-      positions.push(
-        await recoverPosition({
-          log,
-          pipeline: this.name,
-          operator: this.options.compiled.operator,
-          inputStream: this.input,
-          outputStream: this.output,
-          partition: p,
-          committed: c,
-          chunkSize: this.chunkSize,
-        }),
-      );
+      positions.push(await recoverPosition({ log, outputStream: this.output, partition: p, committed: c }));
     }
     if (fresh.size > 0) await log.commitOffsets(this.group, this.input, fresh);
     this.positions = positions;
@@ -189,7 +178,7 @@ export class PipelineRunner {
       if (last === undefined) continue;
       const result = processChunk(this.name, this.options.compiled.operator, records);
       if (result.outputs.length > 0) {
-        const batch: AppendRecordWithHeaders[] = result.outputs.map((o) => ({
+        const batch: AppendRecord[] = result.outputs.map((o) => ({
           key: o.key,
           timestamp: o.timestamp,
           value: encodeValue(o.value),

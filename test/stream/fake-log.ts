@@ -8,13 +8,12 @@ import type {
   StreamLogOptions,
 } from "../../src/log/types.js";
 import { partitionForKey } from "../../src/log/types.js";
-import type { RecordHeaders } from "../../src/stream/headers.js";
 
-type StoredRecord = LogRecord & RecordHeaders;
+type StoredRecord = LogRecord;
 
 /**
- * An in-memory EventLog for unit tests of the stream runtime. It keeps record headers only when
- * asked, so recovery is tested both with the proposed headers and without them. Faults are
+ * An in-memory EventLog for unit tests of the stream runtime, keeping record headers as both real
+ * logs do. Faults are
  * injected by name: `failNext("commitOffsets")` makes the next call throw after nothing was done,
  * which is what a crash between "outputs durable" and "offsets committed" looks like.
  */
@@ -25,8 +24,6 @@ export class FakeLog implements EventLog {
   /** Per method: how many calls still succeed before the next one fails. */
   private readonly failures = new Map<string, number>();
   now = 1_000_000;
-
-  constructor(private readonly options: { keepHeaders?: boolean } = {}) {}
 
   failNext(method: "append" | "commitOffsets", options: { after?: number } = {}): void {
     this.failures.set(method, options.after ?? 0);
@@ -75,7 +72,7 @@ export class FakeLog implements EventLog {
     const positions = records.map((r) => {
       const partition = partitionForKey(r.key, parts.length);
       const log = parts[partition] as StoredRecord[];
-      const headers = (r as AppendRecord & RecordHeaders).headers;
+      const headers = r.headers;
       const stored: StoredRecord = {
         partition,
         offset: log.length,
@@ -83,7 +80,7 @@ export class FakeLog implements EventLog {
         timestamp: r.timestamp,
         ingestTime: this.now,
         value: r.value,
-        ...(this.options.keepHeaders === true && headers !== undefined ? { headers } : {}),
+        ...(headers !== undefined && { headers }),
       };
       log.push(stored);
       return { partition, offset: stored.offset };

@@ -16,7 +16,7 @@ export interface Input {
 }
 
 export async function windowLog(): Promise<FakeLog> {
-  const log = new FakeLog({ keepHeaders: true });
+  const log = new FakeLog();
   await log.createStream("transactions", { partitions: PARTITIONS });
   await log.createStream("out", { partitions: PARTITIONS });
   await log.createStream("out_late", { partitions: PARTITIONS });
