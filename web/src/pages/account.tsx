@@ -5,6 +5,9 @@ import type { Activity, ApiKey, User } from "../types";
 import { cell, ErrorBox, Table, useLoad, when } from "../ui";
 
 export function AccountPage() {
+  // Bumped by changes that the activity log records, so it shows them at once.
+  const [version, setVersion] = useState(0);
+  const changed = () => setVersion((v) => v + 1);
   return (
     <section>
       <h1>Account</h1>
@@ -12,9 +15,9 @@ export function AccountPage() {
         <Profile />
         <Password />
         <Settings />
-        <Keys />
+        <Keys onChange={changed} />
       </div>
-      <ActivityLog />
+      <ActivityLog version={version} />
     </section>
   );
 }
@@ -142,7 +145,7 @@ function Settings() {
   );
 }
 
-function Keys() {
+function Keys({ onChange }: { onChange: () => void }) {
   const keys = useLoad(() => get<{ keys: ApiKey[] }>("/api-keys"));
   const [name, setName] = useState("");
   const [created, setCreated] = useState<string | undefined>(undefined);
@@ -171,6 +174,7 @@ function Keys() {
               try {
                 await api("DELETE", `/api-keys/${encodeURIComponent(k.id)}`);
                 keys.reload();
+                onChange();
               } catch (e) {
                 setStatus(e);
               }
@@ -190,6 +194,7 @@ function Keys() {
             setName("");
             setStatus(undefined);
             keys.reload();
+            onChange();
           } catch (err) {
             setStatus(err);
           }
@@ -207,8 +212,8 @@ function Keys() {
   );
 }
 
-function ActivityLog() {
-  const activity = useLoad(() => get<{ activity: Activity[] }>("/me/activity?limit=50"));
+function ActivityLog({ version }: { version: number }) {
+  const activity = useLoad(() => get<{ activity: Activity[] }>("/me/activity?limit=50"), [version]);
   return (
     <div>
       <h2>Your activity</h2>

@@ -93,6 +93,7 @@ function Tail({ stream }: { stream: string }) {
   const [error, setError] = useState<unknown>(undefined);
   const [state, setState] = useState("connecting");
   const pending = useRef<string[]>([]);
+  const [held, setHeld] = useState(0);
   const pausedRef = useRef(false);
   pausedRef.current = paused;
 
@@ -102,8 +103,10 @@ function Tail({ stream }: { stream: string }) {
     sse(`/streams/${encodeURIComponent(stream)}/tail`, controller.signal, (m) => {
       setState("live");
       // While paused, events are kept aside and shown on resume, so none is lost.
-      if (pausedRef.current) pending.current.push(m.data);
-      else setLines((l) => [m.data, ...l].slice(0, MAX_LINES));
+      if (pausedRef.current) {
+        pending.current.push(m.data);
+        setHeld(pending.current.length);
+      } else setLines((l) => [m.data, ...l].slice(0, MAX_LINES));
     }).then(
       () => setState(controller.signal.aborted ? "closed" : "ended"),
       (e: unknown) => {
@@ -123,6 +126,7 @@ function Tail({ stream }: { stream: string }) {
     if (paused) {
       const held = pending.current.reverse();
       pending.current = [];
+      setHeld(0);
       setLines((l) => [...held, ...l].slice(0, MAX_LINES));
     }
     setPaused(!paused);
@@ -135,7 +139,7 @@ function Tail({ stream }: { stream: string }) {
       </h2>
       <div class="row">
         <button type="button" onClick={toggle} data-testid="tail-pause">
-          {paused ? `Resume (${pending.current.length} held)` : "Pause"}
+          {paused ? `Resume (${held} held)` : "Pause"}
         </button>
         <button type="button" class="secondary" onClick={() => setLines([])}>
           Clear
