@@ -3,7 +3,7 @@
  * `rate()` and `histogram_quantile()` derive them from counters and buckets. Pure functions, so
  * they are tested without a browser (test/web/live.test.ts).
  */
-import type { Histogram } from "./types";
+import type { Histogram } from "./types.js";
 
 /** Per-second increase of a counter between two readings; a restart (counter went down) counts from zero. */
 export function rate(before: number | undefined, after: number | undefined, seconds: number): number {
