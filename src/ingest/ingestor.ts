@@ -82,6 +82,14 @@ export class StreamIngestor implements Ingestor {
         continue;
       }
       const fields = event as Record<string, unknown>;
+      const badName = unusableFieldName(fields);
+      if (badName !== undefined) {
+        problems.push({
+          index,
+          message: `field name ${JSON.stringify(badName)} cannot be a column (empty or with NUL)`,
+        });
+        continue;
+      }
       const userId = this.userOf(fields, principal, index, problems);
       if (userId === undefined) continue;
       if (validate && !validate(fields)) {
@@ -205,6 +213,14 @@ export class StreamIngestor implements Ingestor {
     this.validators.set(stream.name, { schema: stream.schema, validate });
     return validate;
   }
+}
+
+/** Top-level names become table columns; SQL cannot name a column "" or one holding NUL. */
+function unusableFieldName(fields: Record<string, unknown>): string | undefined {
+  for (const name in fields) {
+    if (name === "" || name.includes("\u0000")) return name;
+  }
+  return undefined;
 }
 
 function isBlankByte(b: number): boolean {

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { ManualClock } from "../../src/core/clock.js";
 import { startTestRunnel, type TestRunnel } from "../helpers/app.js";
+import { ADMIN_PASSWORD } from "../helpers/server-process.js";
 
 let t: TestRunnel;
 const clock = new ManualClock(Date.parse("2026-11-28T12:00:00Z"));
@@ -132,4 +133,19 @@ test("missing, malformed and expired tokens → 401", async () => {
 
 test("unknown routes answer JSON 404", async () => {
   assertError(await t.call("GET", "/api/v1/nothing-here"), 404, "not_found");
+});
+
+test("a field name that cannot be a column (empty, NUL) → 400 naming the event; the stream keeps loading", async () => {
+  // Earlier tests move the clock past the admin token's lifetime.
+  const token = await t.login("admin", ADMIN_PASSWORD);
+  const res = await t.call("POST", "/api/v1/streams/readings/events", {
+    token,
+    raw: '{"user_id":"a","value":1}\n{"user_id":"a","value":2,"":3}\n{"user_id":"a","value":3,"\\u0000x":1}\n',
+    contentType: "application/x-ndjson",
+  });
+  assertError(res, 400, "invalid_events");
+  assert.deepEqual(
+    (res.body.details as { index: number }[]).map((d) => d.index),
+    [1, 2],
+  );
 });
