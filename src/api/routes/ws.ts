@@ -52,7 +52,8 @@ function produceOverSocket(socket: WebSocket, services: ApiServices, stream: str
   // Answers leave in sequence order even if a later batch fails validation before an earlier one is durable.
   let previous: Promise<void> = Promise.resolve();
 
-  socket.on("message", (data: RawData, isBinary: boolean) => {
+  // Binary frames are read as UTF-8 too (and refused if they are not): clients differ in what they send.
+  socket.on("message", (data: RawData) => {
     const n = ++seq;
     const bytes = toBuffer(data);
     inFlight++;
@@ -60,7 +61,6 @@ function produceOverSocket(socket: WebSocket, services: ApiServices, stream: str
     const stopTimer = metrics.ingestRequestDuration.startTimer({ source: "ws" });
     const outcome = (async (): Promise<string> => {
       try {
-        if (isBinary) throw new RunnelError("invalid_input", "send events as text frames (UTF-8 JSON or NDJSON)");
         const { events, raw } = parseFrame(bytes);
         const result = await ingestor.ingest(stream, events, principal, {
           bytes: bytes.byteLength,
