@@ -8,14 +8,30 @@
 # from that classpath as a single KRaft node (combined broker+controller). Idempotent: a broker
 # already answering on the port is reused; tests isolate themselves with unique topic prefixes.
 #
-# Environment: RUNNEL_KAFKA_PORT (default 19092; the controller listens on the next port),
-# RUNNEL_KAFKA_DIR (default <repo>/.runnel/kafka), RUNNEL_KAFKA_VERSION (default 4.1.1),
-# RUNNEL_KAFKA_HEAP (default 512m).
+# Usage: scripts/kafka.sh [start|stop]. `start` (the default) is described above; `stop` stops the
+# broker on RUNNEL_KAFKA_PORT (SIGTERM, a controlled shutdown, then SIGKILL after 30 s) and keeps its
+# data, so a later `start` resumes it with every record it held: tests use the pair to take a
+# dedicated broker away and bring it back.
+#
+# Environment: RUNNEL_KAFKA_PORT (default 19092), RUNNEL_KAFKA_CONTROLLER_PORT (default the next
+# port), RUNNEL_KAFKA_DIR (default <repo>/.runnel/kafka; holds the jars), RUNNEL_KAFKA_DATA_DIR
+# (default RUNNEL_KAFKA_DIR; the broker's data, configuration, pid and log, so a dedicated broker
+# can live in a temporary directory and still share the downloaded jars), RUNNEL_KAFKA_VERSION
+# (default 4.1.1), RUNNEL_KAFKA_HEAP (default 512m).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+COMMAND="${1:-start}"
+case "$COMMAND" in
+start | stop) ;;
+*)
+  echo "usage: scripts/kafka.sh [start|stop]" >&2
+  exit 2
+  ;;
+esac
+
 PORT="${RUNNEL_KAFKA_PORT:-19092}"
-CONTROLLER_PORT="$((PORT + 1))"
+CONTROLLER_PORT="${RUNNEL_KAFKA_CONTROLLER_PORT:-$((PORT + 1))}"
 VERSION="${RUNNEL_KAFKA_VERSION:-4.1.1}"
 # Kafka 4.1 is built against these; Maven's nearest-wins would otherwise pick slf4j-api 1.7 from a
 # transitive dependency, which cannot see the log4j2 binding and silences the broker.
@@ -23,11 +39,12 @@ LOG4J_VERSION="2.24.3"
 SLF4J_VERSION="2.0.17"
 HEAP="${RUNNEL_KAFKA_HEAP:-512m}"
 BASE="${RUNNEL_KAFKA_DIR:-$PWD/.runnel/kafka}"
+STATE="${RUNNEL_KAFKA_DATA_DIR:-$BASE}"
 LIB="$BASE/lib-$VERSION-2"
-DATA="$BASE/data-$PORT"
-CONF="$BASE/conf-$PORT"
-PIDFILE="$BASE/broker-$PORT.pid"
-LOGFILE="$BASE/broker-$PORT.log"
+DATA="$STATE/data-$PORT"
+CONF="$STATE/conf-$PORT"
+PIDFILE="$STATE/broker-$PORT.pid"
+LOGFILE="$STATE/broker-$PORT.log"
 ADDRESS="127.0.0.1:${PORT}"
 
 log() { echo "kafka.sh: $*" >&2; }
@@ -54,12 +71,32 @@ running_pid() {
   echo "$pid"
 }
 
-command -v java >/dev/null 2>&1 || fail "java is not installed (Kafka 4.x needs Java 17+)"
-
-mkdir -p "$BASE"
-# Two test runs starting at once must not both download, format or start the broker.
-exec 9>"$BASE/.lock-$PORT"
+mkdir -p "$BASE" "$STATE"
+# Two test runs starting (or stopping) at once must not both download, format or start the broker.
+exec 9>"$STATE/.lock-$PORT"
 flock 9
+
+if [ "$COMMAND" = stop ]; then
+  if ! pid="$(running_pid)"; then
+    log "no broker of ours is running on $ADDRESS"
+    exit 0
+  fi
+  log "stopping the broker on $ADDRESS (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 300); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "the broker did not stop within 30 s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  fi
+  rm -f "$PIDFILE"
+  exit 0
+fi
+
+command -v java >/dev/null 2>&1 || fail "java is not installed (Kafka 4.x needs Java 17+)"
 
 # Fast path: our broker is already up.
 if running_pid >/dev/null && port_open; then
@@ -155,6 +192,9 @@ if port_open; then
   fi
   fail "port $PORT is taken by something that is not a Kafka broker (set RUNNEL_KAFKA_PORT)"
 fi
+if (exec 3<>"/dev/tcp/127.0.0.1/$CONTROLLER_PORT") 2>/dev/null; then
+  fail "controller port $CONTROLLER_PORT is taken (set RUNNEL_KAFKA_CONTROLLER_PORT)"
+fi
 
 CP="$LIB/*"
 JAVA_OPTS=(-Xms128m "-Xmx$HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError
@@ -163,7 +203,12 @@ JAVA_OPTS=(-Xms128m "-Xmx$HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOn
 if [ ! -f "$DATA/meta.properties" ]; then
   log "formatting KRaft storage in $DATA"
   rm -rf "$DATA"
-  CLUSTER_ID="$(java -cp "$CP" -Dlog4j2.configurationFile="$CONF/tools-log4j2.properties" kafka.tools.StorageTool random-uuid)"
+  # What `kafka-storage random-uuid` prints (16 random bytes, base64url without padding, never
+  # starting with '-'), without starting a JVM for it.
+  CLUSTER_ID="-"
+  while [ "${CLUSTER_ID:0:1}" = "-" ]; do
+    CLUSTER_ID="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  done
   java -cp "$CP" -Dlog4j2.configurationFile="$CONF/tools-log4j2.properties" kafka.tools.StorageTool format \
     -t "$CLUSTER_ID" -c "$CONF/server.properties" --standalone >&2 || fail "kafka-storage format failed in $DATA"
 fi

@@ -128,7 +128,8 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     const readiness = async () => ({
       control: await control.ping().catch(() => false),
       analytics: await analytics.ping().catch(() => false),
-      log: true,
+      // Kafka's log answers false while no broker answers (ingest then refuses with 503 too).
+      log: await (log.ping?.() ?? Promise.resolve(true)).catch(() => false),
       processing: pipelines.healthy(),
     });
     const monitoring = startMonitoring({

@@ -51,7 +51,32 @@ export interface ReadOptions {
   readonly maxBytes?: number;
 }
 
+/**
+ * Guarantees that differ between implementations, declared by the implementation (never guessed by
+ * its users or by the conformance suite, which checks the stronger property where it is declared
+ * and the common ground everywhere). Missing means the strongest (the local log's) behaviour.
+ */
+export interface EventLogCapabilities {
+  /**
+   * Records take every offset from start to end. False for Kafka, whose transaction markers take
+   * offsets: the next position is then always `lastRecord.offset + 1`, never `end - start` records.
+   */
+  readonly denseOffsets: boolean;
+  /** A multi-partition batch appears in all its partitions at one instant, not only all-or-nothing. */
+  readonly simultaneousVisibility: boolean;
+}
+
 export interface EventLog {
+  /** What this implementation guarantees beyond the interface's common ground (absent: all of it). */
+  readonly capabilities?: EventLogCapabilities;
+
+  /**
+   * Whether the log can take appends now (readiness): false while its backing store is away (a
+   * Kafka cluster that does not answer). Answers within a couple of seconds and never throws;
+   * absent means always ready once open.
+   */
+  ping?(): Promise<boolean>;
+
   /** Opens the log: recovers every stream found on disk (truncating torn tails). */
   open(): Promise<void>;
   close(): Promise<void>;

@@ -2,7 +2,15 @@
  * An EventLog decorator that times every append, so append latency is measured the same way for
  * every log implementation (local or Kafka) without the log knowing about metrics.
  */
-import type { AppendRecord, EventLog, LogRecord, ReadOptions, RecordPosition, StreamLogOptions } from "../log/types.js";
+import type {
+  AppendRecord,
+  EventLog,
+  EventLogCapabilities,
+  LogRecord,
+  ReadOptions,
+  RecordPosition,
+  StreamLogOptions,
+} from "../log/types.js";
 
 /** Told the duration (seconds) and outcome of each append. */
 export type AppendObserver = (seconds: number, outcome: "ok" | "error") => void;
@@ -12,6 +20,14 @@ export class TimedEventLog implements EventLog {
     private readonly inner: EventLog,
     private readonly observe: AppendObserver,
   ) {}
+
+  get capabilities(): EventLogCapabilities | undefined {
+    return this.inner.capabilities;
+  }
+
+  ping(): Promise<boolean> {
+    return this.inner.ping?.() ?? Promise.resolve(true);
+  }
 
   async append(stream: string, records: readonly AppendRecord[]): Promise<RecordPosition[]> {
     // hrtime, not the injected Clock: this measures real latency, which a test clock cannot fake.

@@ -27,6 +27,7 @@ function isUnreachable(error: Error): boolean {
     e.findBy("code", "PLT_KFK_NETWORK") !== null ||
     e.findBy("code", "PLT_KFK_TIMEOUT") !== null ||
     e.findBy("apiId", "COORDINATOR_NOT_AVAILABLE") !== null ||
+    e.findBy("apiId", "NOT_COORDINATOR") !== null ||
     e.findBy("apiId", "COORDINATOR_LOAD_IN_PROGRESS") !== null ||
     e.findBy("apiId", "NOT_ENOUGH_REPLICAS") !== null ||
     e.findBy("apiId", "NOT_ENOUGH_REPLICAS_AFTER_APPEND") !== null ||

@@ -1,4 +1,3 @@
-export type { KafkaLogCapabilities } from "./kafka-event-log.js";
 export { KafkaEventLog } from "./kafka-event-log.js";
 export type { KafkaEventLogOptions } from "./options.js";
 

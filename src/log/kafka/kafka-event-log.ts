@@ -39,7 +39,15 @@ import {
 } from "@platformatic/kafka";
 import { RunnelError } from "../../core/errors.js";
 import { partitionForKey } from "../partitioner.js";
-import type { AppendRecord, EventLog, LogRecord, ReadOptions, RecordPosition, StreamLogOptions } from "../types.js";
+import type {
+  AppendRecord,
+  EventLog,
+  EventLogCapabilities,
+  LogRecord,
+  ReadOptions,
+  RecordPosition,
+  StreamLogOptions,
+} from "../types.js";
 import { hasKafkaError, toRunnelError } from "./errors.js";
 import type { KafkaEventLogOptions, ResolvedKafkaOptions } from "./options.js";
 import {
@@ -52,14 +60,6 @@ import {
 } from "./options.js";
 import type { OutgoingRecord } from "./records.js";
 import { decodeFetched, toKafkaRecord, validateRecord } from "./records.js";
-
-/** What an EventLog implementation guarantees beyond the interface's common ground. */
-export interface KafkaLogCapabilities {
-  /** Records take every offset from start to end. False: Kafka's transaction markers take offsets. */
-  readonly denseOffsets: boolean;
-  /** A multi-partition batch appears in all its partitions at one instant (not only all-or-nothing). */
-  readonly simultaneousVisibility: boolean;
-}
 
 interface StreamMeta {
   readonly topic: string;
@@ -74,16 +74,22 @@ interface PendingAppend {
   readonly reject: (e: unknown) => void;
 }
 
+/** The client does not export its Transaction class. */
+type Transaction = Awaited<ReturnType<Producer["beginTransaction"]>>;
+
+/** How long ping() waits for a broker before calling the log not ready. */
+const PING_TIMEOUT_MS = 2_000;
 /** Upper bound on one group-committed transaction, so one slow giant group cannot starve others. */
 const MAX_GROUP_BYTES = 8 * 1024 * 1024;
 const READ_COMMITTED = FetchIsolationLevels.READ_COMMITTED;
 
 export class KafkaEventLog implements EventLog {
-  static readonly capabilities: KafkaLogCapabilities = Object.freeze({
+  /** Transaction markers take offsets; partitions of a committed batch become readable one by one. */
+  static readonly capabilities: EventLogCapabilities = Object.freeze({
     denseOffsets: false,
     simultaneousVisibility: false,
   });
-  readonly capabilities: KafkaLogCapabilities = KafkaEventLog.capabilities;
+  readonly capabilities: EventLogCapabilities = KafkaEventLog.capabilities;
 
   private readonly options: ResolvedKafkaOptions;
   private admin: Admin | undefined;
@@ -99,6 +105,8 @@ export class KafkaEventLog implements EventLog {
   private pending: PendingAppend[] = [];
   private draining: Promise<void> | undefined;
   private state: "new" | "open" | "closed" = "new";
+  /** The ping in flight: probes every few seconds from several scrapers share one request. */
+  private pinging: Promise<boolean> | undefined;
 
   constructor(options: KafkaEventLogOptions) {
     this.options = resolveKafkaOptions(options);
@@ -142,6 +150,30 @@ export class KafkaEventLog implements EventLog {
     this.admin = undefined;
     await Promise.all(clients.map((c) => c?.close().catch(() => undefined)));
     this.streams.clear();
+  }
+
+  /**
+   * Ready when a broker answers a metadata request within PING_TIMEOUT_MS. A stopped broker refuses
+   * the connection at once; a hung one is cut off by the timeout, so /readyz never waits on Kafka's
+   * own retries.
+   */
+  ping(): Promise<boolean> {
+    if (this.state !== "open" || this.admin === undefined) return Promise.resolve(false);
+    const admin = this.admin;
+    this.pinging ??= new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), PING_TIMEOUT_MS);
+      const answer = (ready: boolean) => {
+        clearTimeout(timer);
+        resolve(ready);
+      };
+      admin.metadata({ topics: [], forceUpdate: true }).then(
+        () => answer(true),
+        () => answer(false),
+      );
+    }).finally(() => {
+      this.pinging = undefined;
+    });
+    return this.pinging;
   }
 
   /**
@@ -462,18 +494,38 @@ export class KafkaEventLog implements EventLog {
     }
   }
 
+  /**
+   * Begins a transaction on a working producer. A transaction coordinator that is still starting
+   * (a new cluster creating __transaction_state, a broker loading it after a restart) is waited for
+   * within requestTimeoutMs, as Kafka's own clients do; anything else fails at once, so a broker
+   * that is away turns into not_ready quickly.
+   */
+  private async beginTransaction(): Promise<Transaction> {
+    const deadline = Date.now() + this.options.requestTimeoutMs;
+    for (let delay = 100; ; delay = Math.min(delay * 2, 1_000)) {
+      if (this.producerStale || this.producer === undefined) {
+        const old = this.producer;
+        this.producer = this.newProducer();
+        this.producerStale = false;
+        await old?.close().catch(() => undefined);
+      }
+      try {
+        return await this.producer.beginTransaction();
+      } catch (e) {
+        // The client keeps a transaction that failed to begin as its active one and refuses every
+        // later beginTransaction(): only a new producer gets out of that.
+        this.producerStale = true;
+        if (!isCoordinatorStarting(e) || Date.now() + delay > deadline || this.state !== "open") throw e;
+      }
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+
   private async commitGroup(group: readonly PendingAppend[]): Promise<void> {
     if (this.state !== "open") throw new RunnelError("not_ready", "the event log is closed");
-    if (this.producerStale || this.producer === undefined) {
-      const old = this.producer;
-      this.producer = this.newProducer();
-      this.producerStale = false;
-      await old?.close().catch(() => undefined);
-    }
-    const producer = this.producer;
+    const tx = await this.beginTransaction();
     const positions = group.map((a) => new Array<RecordPosition>(a.records.length));
     const lastOffsets = new Map<string, { topic: string; partition: number; offset: number }>();
-    const tx = await producer.beginTransaction();
     try {
       let chunk: { a: number; i: number }[] = [];
       let chunkBytes = 0;
@@ -548,15 +600,18 @@ export class KafkaEventLog implements EventLog {
     }
     const deadline = Date.now() + this.options.requestTimeoutMs;
     for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
-      const listed = await admin.listOffsets({
-        topics: [...byTopic].map(([name, partitions]) => ({ name, partitions })),
-        isolationLevel: READ_COMMITTED,
-      });
+      // The transaction is committed whatever happens now; failing the append would invite a
+      // duplicate retry, so neither an error (the broker went away just after the commit) nor the
+      // deadline fails it: it resolves, and readers catch up when the markers land.
+      const listed = await admin
+        .listOffsets({
+          topics: [...byTopic].map(([name, partitions]) => ({ name, partitions })),
+          isolationLevel: READ_COMMITTED,
+        })
+        .catch(() => []);
       const stable = new Map<string, bigint>();
       for (const t of listed) for (const p of t.partitions) stable.set(`${t.name}:${p.partitionIndex}`, p.offset);
       if (last.every((l) => (stable.get(`${l.topic}:${l.partition}`) ?? -1n) > BigInt(l.offset))) return;
-      // The transaction is committed whatever happens now; failing the append would invite a
-      // duplicate retry, so past the deadline it resolves and readers catch up when markers land.
       if (Date.now() > deadline) return;
       await new Promise((r) => setTimeout(r, delay));
     }
@@ -730,6 +785,14 @@ export class KafkaEventLog implements EventLog {
     this.assertOpen();
     return this.reader!;
   }
+}
+
+function isCoordinatorStarting(e: unknown): boolean {
+  return (
+    hasKafkaError(e, "NOT_COORDINATOR") ||
+    hasKafkaError(e, "COORDINATOR_NOT_AVAILABLE") ||
+    hasKafkaError(e, "COORDINATOR_LOAD_IN_PROGRESS")
+  );
 }
 
 /** The client reports a missing topic in a metadata request as a UserError without the Kafka code. */

@@ -25,7 +25,15 @@ import { mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { systemClock } from "../../core/clock.js";
 import { RunnelError } from "../../core/errors.js";
-import type { AppendRecord, EventLog, LogRecord, ReadOptions, RecordPosition, StreamLogOptions } from "../types.js";
+import type {
+  AppendRecord,
+  EventLog,
+  EventLogCapabilities,
+  LogRecord,
+  ReadOptions,
+  RecordPosition,
+  StreamLogOptions,
+} from "../types.js";
 import { decodeName, encodeName } from "./fs-util.js";
 import type { LocalEventLogOptions, RecoveryReport } from "./options.js";
 import {
@@ -55,6 +63,13 @@ const DELETING_PREFIX = ".deleting-";
 let stagingCounter = 0;
 
 export class LocalEventLog implements EventLog {
+  /** Offsets are dense, and a batch spanning partitions becomes readable at its commit-file write. */
+  static readonly capabilities: EventLogCapabilities = Object.freeze({
+    denseOffsets: true,
+    simultaneousVisibility: true,
+  });
+  readonly capabilities: EventLogCapabilities = LocalEventLog.capabilities;
+
   private readonly dir: string;
   private readonly env: StreamEnv;
   private readonly onRecovery: (report: RecoveryReport) => void;
@@ -134,6 +149,14 @@ export class LocalEventLog implements EventLog {
     await this.adminChain;
     await Promise.all([...this.streams.values()].map((s) => s.close()));
     this.streams.clear();
+  }
+
+  /**
+   * Ready once open. A full disk does not make the log unready: appends are refused with
+   * storage_full (507) while reads go on, and the disk's free space has its own metric and alert.
+   */
+  async ping(): Promise<boolean> {
+    return this.state === "open";
   }
 
   /**
