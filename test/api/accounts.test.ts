@@ -499,7 +499,11 @@ for (const store of [pglite, postgres()]) {
     });
 
     it("every answer carries the security headers and no CORS header", async () => {
-      for (const res of [await call("GET", "/healthz"), await call("GET", "/api/v1/me"), await call("GET", "/nope")]) {
+      for (const res of [
+        await call("GET", "/healthz"),
+        await call("GET", "/api/v1/me"),
+        await call("GET", "/api/v1/nope"),
+      ]) {
         assert.equal(res.headers["x-content-type-options"], "nosniff");
         assert.equal(res.headers["x-frame-options"], "DENY");
         assert.equal(res.headers["access-control-allow-origin"], undefined);
