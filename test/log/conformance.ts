@@ -1,6 +1,7 @@
 /**
  * The EventLog conformance suite: behaviour every implementation (local files, Kafka) must show.
  * Each test uses its own stream names, so a harness may share one backing store across tests.
+ * Differences between implementations are read from the log's own `capabilities` (never guessed).
  *
  * @example
  *   runEventLogConformance("LocalEventLog", async () => { ...return { log, reopen, cleanup }; });
@@ -11,22 +12,9 @@ import { isRunnelError } from "../../src/core/errors.js";
 import type { AppendRecord, EventLog, LogRecord } from "../../src/log/types.js";
 import { partitionForKey } from "../../src/log/types.js";
 
-/**
- * Guarantees that differ between implementations, declared by the implementation (never guessed by
- * the suite); the suite checks the stronger property where it is declared and the common ground
- * everywhere. Missing means the strongest (the local log's) behaviour.
- */
-export interface EventLogCapabilities {
-  /** Records take every offset from start to end (Kafka: transaction markers take offsets). */
-  readonly denseOffsets: boolean;
-  /** A multi-partition batch appears in all its partitions at one instant, not only all-or-nothing. */
-  readonly simultaneousVisibility: boolean;
-}
-
 export interface EventLogHarness {
   /** An opened log. */
   readonly log: EventLog;
-  readonly capabilities?: EventLogCapabilities;
   /** Closes the current log and opens a new instance over the same storage. */
   reopen(): Promise<EventLog>;
   cleanup(): Promise<void>;
@@ -97,8 +85,10 @@ export function runEventLogConformance(name: string, factory: () => Promise<Even
     before(async () => {
       harness = await factory();
       log = harness.log;
-      dense = harness.capabilities?.denseOffsets ?? true;
-      simultaneous = harness.capabilities?.simultaneousVisibility ?? true;
+      // The implementation declares what it guarantees beyond the common ground (types.ts); the
+      // suite checks the stronger property where declared, the strongest when nothing is.
+      dense = log.capabilities?.denseOffsets ?? true;
+      simultaneous = log.capabilities?.simultaneousVisibility ?? true;
     });
     after(async () => {
       await harness.cleanup();
@@ -114,6 +104,16 @@ export function runEventLogConformance(name: string, factory: () => Promise<Even
       await assert.rejects(log.createStream(s, { partitions: 4 }), isCode("conflict"));
       assert.deepEqual(await log.startOffsets(s), [0, 0, 0]);
       assert.deepEqual(await log.endOffsets(s), [0, 0, 0]);
+    });
+
+    test("declares its capabilities and answers ping while open", async () => {
+      const caps = log.capabilities;
+      if (caps !== undefined) {
+        assert.equal(typeof caps.denseOffsets, "boolean");
+        assert.equal(typeof caps.simultaneousVisibility, "boolean");
+        assert.ok(Object.isFrozen(caps), "capabilities are fixed for the life of the log");
+      }
+      if (log.ping !== undefined) assert.equal(await log.ping(), true);
     });
 
     test("unknown streams are stream_not_found everywhere", async () => {

@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { Admin, ConfigResourceTypes, ProduceAcks, Producer } from "@platformatic/kafka";
 import { isRunnelError } from "../../src/core/errors.js";
-import { createKafkaEventLog, KafkaEventLog } from "../../src/log/kafka/index.js";
+import { createKafkaEventLog, type KafkaEventLog } from "../../src/log/kafka/index.js";
 import { streamOf, topicOf } from "../../src/log/kafka/options.js";
 import { partitionForKey } from "../../src/log/types.js";
 import { countRecords, decodeValue, keysPerPartition, readAll, record, runEventLogConformance } from "./conformance.js";
@@ -58,7 +58,6 @@ runEventLogConformance("KafkaEventLog", async () => {
     get log() {
       return log;
     },
-    capabilities: KafkaEventLog.capabilities,
     async reopen() {
       await log.close();
       log = await openLog(prefix);
