@@ -147,6 +147,24 @@ async function throwawaySource(): Promise<string> {
 }
 
 let keptPipeline = "";
+let keptRule = "";
+
+/** A rule that alerts on the victim's marked events and blocks the victim on `vault` (not on ledger, which cells write to). */
+function ruleBody(name: string) {
+  return {
+    name,
+    stream: "ledger",
+    pattern: [{ name: "hit", where: "amount >= 100" }],
+    actions: [
+      { type: "alert", severity: "low" },
+      { type: "block", streams: ["vault"] },
+    ],
+  };
+}
+
+async function throwawayRule(): Promise<string> {
+  return (await ok("POST", "/api/v1/rules", tokens.admin, ruleBody(fresh("rule")), 201)).id as string;
+}
 
 const ROWS: readonly Row[] = [
   { route: "GET /healthz", expect: all(200), probe: () => ({ method: "GET", url: "/healthz" }) },
@@ -361,6 +379,54 @@ const ROWS: readonly Row[] = [
       url: `/api/v1/sources/${actor === "admin" ? await throwawaySource() : "none"}/restart`,
     }),
   },
+  // CEP: the victim's marked events tripped the rule made before the matrix, so alerts hold the victim's events.
+  {
+    route: "POST /api/v1/rules",
+    expect: adminOnly(201),
+    probe: () => ({ method: "POST", url: "/api/v1/rules", body: ruleBody(fresh("rule")) }),
+  },
+  { route: "GET /api/v1/rules", expect: staff(200), probe: () => ({ method: "GET", url: "/api/v1/rules" }) },
+  {
+    route: "GET /api/v1/rules/:id",
+    expect: staff(200),
+    probe: () => ({ method: "GET", url: `/api/v1/rules/${keptRule}` }),
+  },
+  {
+    route: "PATCH /api/v1/rules/:id",
+    expect: adminOnly(200),
+    probe: async (actor) => ({
+      method: "PATCH",
+      url: `/api/v1/rules/${actor === "admin" ? await throwawayRule() : keptRule}`,
+      body: { enabled: false },
+    }),
+  },
+  {
+    route: "DELETE /api/v1/rules/:id",
+    expect: adminOnly(204),
+    probe: async (actor) => ({
+      method: "DELETE",
+      url: `/api/v1/rules/${actor === "admin" ? await throwawayRule() : keptRule}`,
+    }),
+  },
+  {
+    // A user sees only alerts about themselves: mallory's list holds none of the victim's events.
+    route: "GET /api/v1/alerts",
+    expect: readers(200),
+    reveals: ["admin", "analyst"],
+    probe: () => ({ method: "GET", url: "/api/v1/alerts" }),
+  },
+  {
+    route: "GET /api/v1/alerts/stream",
+    expect: readers(200),
+    sse: "open",
+    probe: () => ({ method: "GET", url: "/api/v1/alerts/stream" }),
+  },
+  { route: "GET /api/v1/blocks", expect: adminOnly(200), probe: () => ({ method: "GET", url: "/api/v1/blocks" }) },
+  {
+    route: "DELETE /api/v1/blocks/:userId",
+    expect: adminOnly(204),
+    probe: () => ({ method: "DELETE", url: `/api/v1/blocks/${VICTIM}?stream=vault` }),
+  },
   {
     route: "GET /api/v1/operator-alerts/stream",
     expect: adminOnly(200),
@@ -470,6 +536,8 @@ before(async () => {
   tokens.admin = t.adminToken;
 
   await ok("POST", "/api/v1/streams", tokens.admin, { name: "ledger", partitions: 2 }, 201);
+  await ok("POST", "/api/v1/streams", tokens.admin, { name: "vault", partitions: 1 }, 201);
+  keptRule = (await ok("POST", "/api/v1/rules", tokens.admin, ruleBody("victim-watch"), 201)).id as string;
   await ok(
     "POST",
     "/api/v1/auth/signup",
@@ -511,6 +579,13 @@ before(async () => {
     tokens[actor] = await t.login(username, "password-1");
   }
   keptPipeline = await throwawayPipeline();
+  // The rule's alerts (and the victim's block on vault) are made asynchronously: wait for them.
+  for (let i = 0; i < 200; i++) {
+    const alerts = (await ok("GET", "/api/v1/alerts", tokens.admin)).alerts as unknown[];
+    const blocks = (await ok("GET", "/api/v1/blocks", tokens.admin)).blocks as unknown[];
+    if (alerts.length >= 2 && blocks.length >= 1) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
   markers = [MARK_EVENT, MARK_SETTINGS, MARK_TAIL, VICTIM_EMAIL, victim.id, victim.prefix, victim.key];
 
   // The victim's events must be queryable before the matrix asks for them.
