@@ -80,6 +80,11 @@ function collectLog(metrics: Metrics, sources: CollectorSources): void {
   setCounter(metrics.logCommitGroups, {}, stats.groups);
   setCounter(metrics.logFsyncs, {}, stats.syncs);
   metrics.logStreams.set(stats.streams);
+  // Optional: only the local log writes files it may have to refuse, roll back or repair.
+  if (stats.failedAppends !== undefined) setCounter(metrics.logRefusedAppends, {}, stats.failedAppends);
+  if (stats.rollbacks !== undefined) setCounter(metrics.logRollbacks, {}, stats.rollbacks);
+  if (stats.rolledBackBytes !== undefined) setCounter(metrics.logRolledBackBytes, {}, stats.rolledBackBytes);
+  if (stats.recoveredBytes !== undefined) setCounter(metrics.logRecoveredBytes, {}, stats.recoveredBytes);
 }
 
 /** Pipelines, windows, CEP and checkpoints together: they share gauges and must not race on reset(). */

@@ -161,6 +161,26 @@ export function createMetrics() {
       labelNames: ["reason"] as const,
       ...pushed,
     }),
+    logRecoveredBytes: new Counter({
+      name: "runnel_log_recovery_truncated_bytes_total",
+      help: "Bytes cut from partition tails while opening the log (torn writes, uncommitted batches).",
+      ...pulled,
+    }),
+    logRefusedAppends: new Counter({
+      name: "runnel_log_refused_appends_total",
+      help: "Appends the log refused after trying to write them (a full disk: storage_full); none of their records were kept.",
+      ...pulled,
+    }),
+    logRollbacks: new Counter({
+      name: "runnel_log_rollbacks_total",
+      help: "Times the log truncated partitions back to the last published record after a failed write.",
+      ...pulled,
+    }),
+    logRolledBackBytes: new Counter({
+      name: "runnel_log_rolled_back_bytes_total",
+      help: "Bytes truncated by rollbacks after failed writes.",
+      ...pulled,
+    }),
     storageFree: new Gauge({
       name: "runnel_storage_available_bytes",
       help: "Bytes available to Runnel on the filesystem holding the data directory.",

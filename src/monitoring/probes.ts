@@ -80,7 +80,13 @@ export interface LogStats {
   readonly groups: number;
   readonly syncs: number;
   readonly streams: number;
+  /** Appends refused because their group could not be written or committed (a full disk). */
   readonly failedAppends?: number;
+  /** Truncations back to the last published record after a failed write, and their bytes. */
+  readonly rollbacks?: number;
+  readonly rolledBackBytes?: number;
+  /** Bytes cut from torn or uncommitted tails while opening (the truncations are pushed by reason). */
+  readonly recoveredBytes?: number;
 }
 
 /**

@@ -11,10 +11,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { isRunnelError } from "../../src/core/errors.js";
-import type { RecoveryReport } from "../../src/log/local/index.js";
+import type { LocalEventLogStats, RecoveryReport } from "../../src/log/local/index.js";
 import { LocalEventLog } from "../../src/log/local/index.js";
 import type { AppendRecord } from "../../src/log/types.js";
 import { decodeValue, readAll } from "./conformance.js";
+import { scrapeLogStats } from "./scrape.js";
 
 const WRITER = join(import.meta.dirname, "fixtures", "disk-full-writer.ts");
 const encoder = new TextEncoder();
@@ -88,6 +89,10 @@ describe("disk full", () => {
     assert.match(refusal.message, /disk full/);
     assert.deepEqual(await batchesIn(log, "full"), range(0, n), "every acknowledged batch, nothing partial");
     assert.ok(log.stats().rollbacks >= 1);
+    const series = await scrapeLogStats(log, log.stats());
+    assert.equal(series("runnel_log_refused_appends_total"), 1, "the refusal is in a metric");
+    assert.equal(series("runnel_log_rollbacks_total"), log.stats().rollbacks);
+    assert.ok(series("runnel_log_rolled_back_bytes_total")! > 0);
 
     // Concurrent appends on a full disk are refused together, and the stream is not wedged.
     const results = await Promise.allSettled(range(n, n + 5).map((k) => log.append("full", batch(k))));
@@ -152,7 +157,7 @@ describe("disk full", () => {
     assert.ok(refused, lines.join("\n"));
     assert.match(refused, /^refused storage_full 507 disk full \(EFBIG\)/);
     assert.ok(lines.includes("resumed"));
-    const stats = JSON.parse(lines.find((l) => l.startsWith("stats "))!.slice(6)) as { rollbacks: number };
+    const stats = JSON.parse(lines.find((l) => l.startsWith("stats "))!.slice(6)) as LocalEventLogStats;
     assert.ok(stats.rollbacks >= 1);
 
     const reports: RecoveryReport[] = [];
@@ -160,6 +165,9 @@ describe("disk full", () => {
     await log.open();
     cleanups.push(() => log.close());
     assert.deepEqual(reports, []);
+    const series = await scrapeLogStats(log, stats);
+    assert.ok(series("runnel_log_refused_appends_total")! >= 1, "the refusal is in a metric");
+    assert.equal(series("runnel_log_rollbacks_total"), stats.rollbacks);
     assert.deepEqual(await batchesIn(log, "full"), acks, "exactly the acknowledged batches");
   });
 });

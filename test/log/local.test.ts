@@ -10,6 +10,7 @@ import type { LocalEventLogOptions, RecoveryReport } from "../../src/log/local/i
 import { LocalEventLog } from "../../src/log/local/index.js";
 import { encodedSize, writeRecord } from "../../src/log/local/record.js";
 import { decodeValue, readAll, record, runEventLogConformance } from "./conformance.js";
+import { scrapeLogStats } from "./scrape.js";
 
 runEventLogConformance("LocalEventLog", async () => {
   const dir = await mkdtemp(join(tmpdir(), "runnel-log-conf-"));
@@ -77,6 +78,8 @@ describe("LocalEventLog (local files)", () => {
     assert.deepEqual(reopened.recoveryReports(), reports, "kept for monitoring too");
     assert.equal(reopened.stats().recoveredTails, 1);
     assert.equal(reopened.stats().recoveredBytes, 37);
+    const series = await scrapeLogStats(reopened, reopened.stats());
+    assert.equal(series("runnel_log_recovery_truncated_bytes_total"), 37, "and in a metric");
     assert.deepEqual(await valuesOf(reopened, "s", 0), [1, 2]);
     const [pos] = await reopened.append("s", [record("k", 3, 3)]);
     assert.equal(pos!.offset, 2);
