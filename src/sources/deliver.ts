@@ -43,6 +43,8 @@ export interface DeliveryOptions {
 
 export class Delivery {
   private readonly deadLetterStreams = new Set<string>();
+  /** Records already dead-lettered, so a retried delivery (same candidates) does not repeat them. */
+  private readonly deadLettered = new WeakSet<Candidate>();
 
   constructor(private readonly options: DeliveryOptions) {}
 
@@ -52,6 +54,10 @@ export class Delivery {
    */
   async deliver(stream: string, candidates: readonly Candidate[], tag?: Record<string, string>): Promise<void> {
     const { ingestor, principal, counters, metricLabel } = this.options;
+    // The usual reason a delivery fails is a missing stream: find out before dead-lettering anything.
+    if (!(await this.options.streams.get(stream))) {
+      throw new RunnelError("stream_not_found", `stream "${stream}" does not exist`);
+    }
     const refused: { candidate: Candidate; reason: string }[] = [];
     let good: Candidate[] = [];
     for (const c of candidates) {
@@ -90,10 +96,12 @@ export class Delivery {
     refused: readonly { candidate: Candidate; reason: string }[],
     tag: Record<string, string> | undefined,
   ): Promise<void> {
+    const pending = refused.filter((r) => !this.deadLettered.has(r.candidate));
+    if (pending.length === 0) return;
     const name = `${stream}${DEAD_LETTER_SUFFIX}`;
     await this.ensureStream(name);
     const receivedAt = new Date(this.options.now()).toISOString();
-    const events = refused.map(({ candidate, reason }) => ({
+    const events = pending.map(({ candidate, reason }) => ({
       ...candidate.origin,
       // Not a user's event: an account name cannot contain ":", so role `user` never sees these.
       user_id: this.options.principal.userId,
@@ -110,6 +118,7 @@ export class Delivery {
       source: this.options.metricLabel,
       ...(tag !== undefined && { headers: tag }),
     });
+    for (const r of pending) this.deadLettered.add(r.candidate);
     this.options.counters.deadLettered += events.length;
     this.options.record?.("dead_letter", events.length);
   }

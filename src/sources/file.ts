@@ -1,7 +1,8 @@
 /**
  * File source: tails a log file (NDJSON, or lines through a JSON, logfmt or regex parser) into a
  * stream, polling for growth. Rotation (the path now names another inode) is followed after the
- * old file is read to its end; truncation (the file shrank below our position) restarts at 0.
+ * old file is read to its end; truncation (the file shrank below our position, or the bytes just
+ * before our position changed) restarts at 0.
  * Only complete lines are consumed (a final line without a newline waits, unless the file was
  * rotated away). The position is persisted after every durable batch (see checkpoint.ts).
  */
@@ -16,6 +17,7 @@ import type { FileSourceSpec, RunningSource, SourceCounters } from "./types.js";
 const TAG = "runnel-file-position";
 const READ_BYTES = 1 << 20;
 const MAX_LINES_PER_BATCH = 5000;
+const FINGERPRINT_BYTES = 64;
 
 interface Position {
   readonly ino: number;
@@ -47,6 +49,12 @@ export class FileSource implements RunningSource {
   private stopped = false;
   private trouble: string | undefined;
   private lagging = false;
+  /**
+   * The last bytes consumed, compared with the file before reading on: a file truncated and
+   * refilled past our position between two polls (copytruncate) is not smaller, but differs here.
+   */
+  private fingerprint: Buffer | undefined;
+  private mtimeMs = 0;
 
   constructor(
     private readonly spec: FileSourceSpec,
@@ -123,7 +131,13 @@ export class FileSource implements RunningSource {
     this.trouble = undefined;
     const fh = this.fh;
     const st = await fh.stat();
-    if (st.size < this.position.offset) this.position = { ...this.position, offset: 0 };
+    // Only a file that changed since the last poll can have been replaced under us.
+    const changed = st.size > this.position.offset || st.mtimeMs !== this.mtimeMs;
+    this.mtimeMs = st.mtimeMs;
+    if (st.size < this.position.offset || (changed && (await this.replaced(fh)))) {
+      this.position = { ...this.position, offset: 0 };
+      this.fingerprint = undefined;
+    }
     const rotated = current === undefined || current.ino !== this.position.ino;
     const more = await this.readSome(fh, st.size, rotated);
     this.lagging = more;
@@ -132,6 +146,7 @@ export class FileSource implements RunningSource {
       await fh.close();
       this.fh = undefined;
       this.position = { ino: -2, offset: 0, seq: this.position.seq };
+      this.fingerprint = undefined;
       return true;
     }
     return false;
@@ -176,8 +191,19 @@ export class FileSource implements RunningSource {
       await this.deps.delivery.deliver(this.spec.stream, candidates, { [TAG]: JSON.stringify(next) });
     }
     this.position = next;
+    this.fingerprint = Buffer.from(data.subarray(Math.max(0, consumed - FINGERPRINT_BYTES), consumed));
     await this.saveCheckpoint();
     return next.offset < size;
+  }
+
+  private async replaced(fh: FileHandle): Promise<boolean> {
+    const fp = this.fingerprint;
+    if (fp === undefined || fp.length === 0) return false;
+    const at = this.position.offset - fp.length;
+    if (at < 0) return false;
+    const now = Buffer.allocUnsafe(fp.length);
+    const { bytesRead } = await fh.read(now, 0, fp.length, at);
+    return bytesRead !== fp.length || !now.equals(fp);
   }
 
   private async saveCheckpoint(): Promise<void> {
