@@ -26,7 +26,7 @@ export function registerRuleRoutes(app: FastifyInstance, services: ApiServices, 
   app.patch<{ Params: { id: string }; Body: { enabled?: unknown } }>("/rules/:id", async (request) => {
     requireRole(await principalOf(request, services), "admin");
     const body = request.body as Record<string, unknown> | undefined;
-    if (body === undefined || typeof body !== "object" || Array.isArray(body)) {
+    if (body === undefined || body === null || typeof body !== "object" || Array.isArray(body)) {
       throw new RunnelError("invalid_input", "the body must be a JSON object {enabled}");
     }
     for (const k of Object.keys(body)) {
