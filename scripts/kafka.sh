@@ -104,6 +104,9 @@ if running_pid >/dev/null && port_open; then
   exit 0
 fi
 
+# Brokers on other ports (a test's dedicated one) share the jars: one download at a time.
+exec 8>"$BASE/.lock-lib-$VERSION"
+flock 8
 if [ ! -f "$LIB/.complete" ]; then
   command -v mvn >/dev/null 2>&1 || fail "mvn is not installed (needed once to fetch Kafka $VERSION from Maven Central)"
   log "fetching org.apache.kafka:kafka_2.13:$VERSION and its dependencies with Maven (once)"
@@ -136,6 +139,8 @@ POM
   rm -rf "$LIB"
   mv "$LIB.tmp" "$LIB"
 fi
+flock -u 8
+exec 8>&-
 
 mkdir -p "$CONF"
 cat >"$CONF/log4j2.properties" <<L4J
@@ -216,10 +221,13 @@ fi
 log "starting Kafka $VERSION on $ADDRESS (log: $LOGFILE)"
 # setsid + nohup: the broker must outlive this script and the test run that called it.
 nohup setsid java "${JAVA_OPTS[@]}" -cp "$CP" kafka.Kafka "$CONF/server.properties" >"$LOGFILE" 2>&1 </dev/null 9>&- &
-echo "$!" >"$PIDFILE"
+BROKER_PID="$!"
+echo "$BROKER_PID" >"$PIDFILE"
 
 for _ in $(seq 1 120); do
-  if ! running_pid >/dev/null; then
+  # kill -0, not running_pid: until the forked shell has exec'ed java (slow on a loaded machine),
+  # its command line is this script's, and a live broker would be taken for a dead one.
+  if ! kill -0 "$BROKER_PID" 2>/dev/null; then
     tail -n 20 "$LOGFILE" >&2 || true
     fail "the broker exited while starting; see $LOGFILE"
   fi

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,22 +21,44 @@ const BATCH = 10;
 /** An outage answer slower than this is a hang, as far as a producer is concerned. */
 const ANSWER_BOUND_MS = 10_000;
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (address === null || typeof address === "string") throw new Error("no port");
-  return address.port;
+/**
+ * A free port below the ephemeral range (32768+ on Linux). An ephemeral one is unsafe for a broker
+ * that goes away and comes back: while it is down, a client retrying 127.0.0.1:P may be handed P
+ * as its own local port and connect to itself (TCP self-connect), and the broker cannot bind again.
+ */
+async function freePort(taken: readonly number[] = []): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (taken.includes(port)) continue;
+    const server = createServer();
+    const free = await new Promise<boolean>((resolve) => {
+      server.once("error", () => resolve(false));
+      server.listen(port, "127.0.0.1", () => resolve(true));
+    });
+    if (free) {
+      await new Promise((resolve) => server.close(resolve));
+      return port;
+    }
+  }
 }
 
 /** scripts/kafka.sh for the dedicated broker; resolves with its stdout (the bootstrap address). */
 async function kafka(command: "start" | "stop", env: Record<string, string>): Promise<string> {
-  const { stdout } = await promisify(execFile)("bash", [join(ROOT, "scripts/kafka.sh"), command], {
-    env: { ...process.env, ...env },
-    encoding: "utf8",
-  });
-  return stdout.trim();
+  try {
+    const { stdout } = await promisify(execFile)("bash", [join(ROOT, "scripts/kafka.sh"), command], {
+      env: { ...process.env, ...env },
+      encoding: "utf8",
+    });
+    return stdout.trim();
+  } catch (e) {
+    // The temporary data dir goes at the end: keep the broker's own account in the failure.
+    const log = join(env.RUNNEL_KAFKA_DATA_DIR!, `broker-${env.RUNNEL_KAFKA_PORT}.log`);
+    const tail = await readFile(log, "utf8").then(
+      (text) => text.split("\n").slice(-40).join("\n"),
+      () => "(no broker log)",
+    );
+    throw new Error(`scripts/kafka.sh ${command} failed: ${String(e)}\n--- ${log}\n${tail}`);
+  }
 }
 
 interface Answer {
@@ -66,9 +88,10 @@ async function timed(url: string, init: RequestInit): Promise<Answer> {
 
 test("a stopped Kafka broker makes ingestion answer 503 quickly; after it restarts nothing is lost", async () => {
   const kafkaDir = await mkdtemp(join(tmpdir(), "runnel-kafka-outage-"));
+  const port = await freePort();
   const env = {
-    RUNNEL_KAFKA_PORT: String(await freePort()),
-    RUNNEL_KAFKA_CONTROLLER_PORT: String(await freePort()),
+    RUNNEL_KAFKA_PORT: String(port),
+    RUNNEL_KAFKA_CONTROLLER_PORT: String(await freePort([port])),
     RUNNEL_KAFKA_DATA_DIR: kafkaDir,
   };
   const data = await tempDataDir();
@@ -135,7 +158,7 @@ test("a stopped Kafka broker makes ingestion answer 503 quickly; after it restar
     phase("broker stopped");
 
     // During: sequential and concurrent appends each answer 503 not_ready with Retry-After.
-    const during = [await ingest(), ...(await Promise.all(Array.from({ length: 4 }, () => ingest()))), await ingest()];
+    const during = [await ingest(), ...(await Promise.all(Array.from({ length: 16 }, () => ingest()))), await ingest()];
     for (const a of during) {
       assert.equal(a.status, 503, `batch ${a.batch} during the outage: ${a.status} ${JSON.stringify(a.body)}`);
       assert.equal(a.body.error, "not_ready");

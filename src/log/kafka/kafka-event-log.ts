@@ -477,8 +477,10 @@ export class KafkaEventLog implements EventLog {
       try {
         await this.commitGroup(group);
       } catch (e) {
-        if (group.length === 1) {
-          group[0]!.reject(toRunnelError(e, "append", group[0]!.stream));
+        // An unreachable cluster fails every append alike: refuse the whole group now, since
+        // retrying each on its own would make the last of N concurrent requests wait N timeouts.
+        if (group.length === 1 || toRunnelError(e, "append").code === "not_ready") {
+          for (const a of group) a.reject(toRunnelError(e, "append", a.stream));
           continue;
         }
         // One append's failure (say, its topic was just deleted) must not fail its neighbours:
