@@ -4,7 +4,7 @@
  */
 import { randomUUID } from "node:crypto";
 import fastifyWebsocket from "@fastify/websocket";
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from "fastify";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, LogController } from "fastify";
 import { RunnelError } from "../core/errors.js";
 import { decodeUtf8, parseNdjson } from "../ingest/body.js";
 import { createLogger, requestIdFrom } from "../monitoring/logging.js";
@@ -55,7 +55,8 @@ export async function buildApp(services: ApiServices): Promise<FastifyInstance> 
     // One redacting JSON logger for the process (src/monitoring/logging.ts); the API is its child.
     loggerInstance: apiLogger,
     // Request lines are written by the onResponse hook below: one per request, level by status.
-    disableRequestLogging: true,
+    // Requests are logged once, by the onResponse hook below, with the redacting serializers.
+    logController: new LogController({ disableRequestLogging: true }),
     genReqId: (req) => requestIdFrom(req.headers["x-request-id"], randomUUID),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false, allowUnionTypes: true } },
     return503OnClosing: true,
