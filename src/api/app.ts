@@ -9,6 +9,7 @@ import { RunnelError } from "../core/errors.js";
 import { decodeUtf8, parseNdjson } from "../ingest/body.js";
 import { createLogger, requestIdFrom } from "../monitoring/logging.js";
 import type { AuthPrincipal } from "./auth/authenticate.js";
+import { allowCors } from "./cors.js";
 import { sendError } from "./errors.js";
 import { registerAccountRoutes } from "./routes/accounts.js";
 import { registerAlertRoutes } from "./routes/alerts.js";
@@ -114,6 +115,7 @@ export async function buildApp(services: ApiServices): Promise<FastifyInstance> 
   });
 
   addSecurityHeaders(app);
+  allowCors(app, services.config.corsOrigins);
   collectRoutes(app);
   registerHealthRoutes(app, services);
   // Before the routes: the WebSocket plugin must see them being added.

@@ -1,7 +1,7 @@
 /**
  * Headers on every answer (OWASP Secure Headers): the API serves JSON, never pages, so browsers
- * are told not to sniff, frame, cache or leak referrers. No CORS headers are sent at all: a
- * browser on another origin cannot read any answer unless CORS is added deliberately.
+ * are told not to sniff, frame, cache or leak referrers. No CORS headers are sent unless origins
+ * are configured (src/api/cors.ts): a browser on another origin cannot read any answer otherwise.
  */
 import type { FastifyInstance } from "fastify";
 

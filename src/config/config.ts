@@ -16,6 +16,8 @@ export interface Config {
   readonly kafkaBrokers?: readonly string[];
   /** Prefix of the Kafka topic that holds each stream. */
   readonly kafkaTopicPrefix: string;
+  /** Origins allowed to call the API from a browser (CORS); none by default. */
+  readonly corsOrigins: readonly string[];
   readonly limits: {
     readonly maxBodyBytes: number;
     readonly maxEventBytes: number;
@@ -80,6 +82,7 @@ export const ENV_NAMES = {
   databaseUrl: "RUNNEL_DATABASE_URL",
   kafkaBrokers: "RUNNEL_KAFKA_BROKERS",
   kafkaTopicPrefix: "RUNNEL_KAFKA_TOPIC_PREFIX",
+  corsOrigins: "RUNNEL_CORS_ORIGINS",
   maxBodyBytes: "RUNNEL_MAX_BODY_BYTES",
   maxEventBytes: "RUNNEL_MAX_EVENT_BYTES",
   tokenTtl: "RUNNEL_TOKEN_TTL",
@@ -141,6 +144,13 @@ export function loadConfig(flags: Partial<Record<SettingName, string>>, env: Raw
   if (!/^[A-Za-z0-9._-]{0,100}$/.test(kafkaTopicPrefix)) {
     throw new ConfigError(field("kafkaTopicPrefix"), `may hold only letters, digits, ".", "_" and "-"`);
   }
+  const corsText = get("corsOrigins");
+  const corsOrigins = corsText === undefined ? [] : corsText.split(",").map((o) => o.trim());
+  for (const origin of corsOrigins) {
+    if (!/^https?:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/.test(origin)) {
+      throw new ConfigError(field("corsOrigins"), `must be origins such as https://app.example.com, got "${origin}"`);
+    }
+  }
   const logLevel = get("logLevel") ?? DEFAULTS.logLevel;
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     throw new ConfigError(field("logLevel"), `must be one of ${LOG_LEVELS.join(", ")}, got "${logLevel}"`);
@@ -162,6 +172,7 @@ export function loadConfig(flags: Partial<Record<SettingName, string>>, env: Raw
     ...(databaseUrl !== undefined && { databaseUrl }),
     ...(kafkaBrokers !== undefined && { kafkaBrokers: Object.freeze(kafkaBrokers) }),
     kafkaTopicPrefix,
+    corsOrigins: Object.freeze(corsOrigins),
     limits: Object.freeze({
       maxBodyBytes: size("maxBodyBytes", DEFAULTS.maxBodyBytes),
       maxEventBytes: size("maxEventBytes", DEFAULTS.maxEventBytes),
