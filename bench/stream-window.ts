@@ -8,8 +8,13 @@
  * - runner: the WindowedPipelineRunner over the real local log (read, JSON decode, window, append,
  *   checkpoint), from a pre-filled input stream;
  * - latency: from the append acknowledgement of the event that closes a window to its result
- *   being readable in the output stream.
+ *   being readable in the output stream;
+ * - flink: the same job in Apache Flink 1.20 (tools/flink-window-bench: a local
+ *   StreamExecutionEnvironment, parallelism 1, the same events pre-generated in memory), run in
+ *   this process's run as a child JVM; built by scripts/flink-bench.sh when missing. The ratio is
+ *   Runnel's operator-loop median over Flink's median. FLINK=0 skips it.
  */
+import { spawnSync } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
@@ -164,6 +169,53 @@ for (let r = 0; r < Math.min(RUNS, 3); r++) {
     `runner run ${r + 1}: ${Math.round(run.eps).toLocaleString("en")} events/s over the local log; closing-event latency ${run.latencyMs.toFixed(1)} ms`,
   );
 }
+interface FlinkFigures {
+  engine: string;
+  events: number;
+  windowResults: number;
+  eventsPerSecond: { median: number; runs: number[] };
+  eventsPerSecondWithJobStartup: { median: number; runs: number[] };
+}
+
+/** Builds (when missing) and runs the Flink job; null with the reason when Java or Maven is missing. */
+function flinkRun(): { figures: FlinkFigures | null; error?: string; loadAverage1m: number[] } {
+  const loads = [Number((os.loadavg()[0] ?? 0).toFixed(2))];
+  const root = new URL("..", import.meta.url).pathname;
+  const build = spawnSync("bash", [join(root, "scripts/flink-bench.sh")], { encoding: "utf8" });
+  if (build.status !== 0)
+    return { figures: null, error: `build failed: ${build.stderr.slice(-500)}`, loadAverage1m: loads };
+  const classpath = build.stdout.trim();
+  const java = spawnSync(
+    "java",
+    [
+      "-Xmx3g",
+      // Flink 1.20 on Java 17 reflects into these (as its own flink-conf's env.java.opts.all does).
+      "--add-opens=java.base/java.util=ALL-UNNAMED",
+      "--add-opens=java.base/java.lang=ALL-UNNAMED",
+      "-cp",
+      classpath,
+      "dev.runnel.bench.WindowBench",
+      String(EVENTS),
+      String(KEYS),
+      String(RUNS),
+    ],
+    { encoding: "utf8", maxBuffer: 16 << 20 },
+  );
+  loads.push(Number((os.loadavg()[0] ?? 0).toFixed(2)));
+  process.stderr.write(java.stderr);
+  if (java.status !== 0) return { figures: null, error: `java exited ${java.status}`, loadAverage1m: loads };
+  const line = java.stdout.trim().split("\n").pop() ?? "";
+  return { figures: JSON.parse(line) as FlinkFigures, loadAverage1m: loads };
+}
+
+const runnelLoad = Number((os.loadavg()[0] ?? 0).toFixed(2));
+const flink = process.env.FLINK === "0" ? null : flinkRun();
+if (flink?.figures) {
+  console.log(
+    `flink median: ${flink.figures.eventsPerSecond.median.toLocaleString("en")} events/s (${flink.figures.windowResults} results)`,
+  );
+} else if (flink) console.log(`flink: not measured (${flink.error})`);
+const operatorMedian = Math.round(median(operatorRuns));
 const cpus = os.cpus();
 const report = {
   benchmark: "stream-window",
@@ -174,7 +226,7 @@ const report = {
   eventsPerKeyPerWindow: EVENTS_PER_KEY_PER_WINDOW,
   windowResults: results,
   runs: RUNS,
-  operatorEventsPerSecond: { median: Math.round(median(operatorRuns)), runs: operatorRuns.map(Math.round) },
+  operatorEventsPerSecond: { median: operatorMedian, runs: operatorRuns.map(Math.round) },
   runnerEventsPerSecond: {
     events: RUNNER_EVENTS,
     median: Math.round(median(runnerRuns)),
@@ -185,7 +237,17 @@ const report = {
     runs: latencies.map((x) => Number(x.toFixed(2))),
   },
   target: { operatorEventsPerSecond: 1_000_000 },
-  flink: null,
+  flink:
+    flink === null
+      ? null
+      : {
+          ...(flink.figures ?? { error: flink.error }),
+          loadAverage1m: flink.loadAverage1m,
+          timing: "source's first event to the sink's last window result, events pre-generated in memory",
+        },
+  // > 1 means Runnel's operator loop is faster than Flink's same job on this machine, in this run.
+  runnelOverFlink:
+    flink?.figures != null ? Number((operatorMedian / flink.figures.eventsPerSecond.median).toFixed(3)) : null,
   machine: {
     cpu: cpus[0]?.model ?? "unknown",
     cores: cpus.length,
@@ -194,10 +256,11 @@ const report = {
     node: process.version,
     // Other processes share the cores: figures under load understate the engine.
     loadAverage1m: Number((os.loadavg()[0] ?? 0).toFixed(2)),
+    loadAverage1mDuringRunnelRuns: runnelLoad,
   },
   measuredAt: new Date().toISOString(),
 };
 await writeFile(new URL("./results/stream-window.json", import.meta.url), `${JSON.stringify(report, null, 2)}\n`);
 console.log(
-  `median: operator ${report.operatorEventsPerSecond.median.toLocaleString("en")} events/s, runner ${report.runnerEventsPerSecond.median.toLocaleString("en")} events/s, latency ${report.closingEventToResultMs.median} ms`,
+  `median: operator ${report.operatorEventsPerSecond.median.toLocaleString("en")} events/s (Runnel/Flink ${report.runnelOverFlink ?? "n/a"}), runner ${report.runnerEventsPerSecond.median.toLocaleString("en")} events/s, latency ${report.closingEventToResultMs.median} ms`,
 );
