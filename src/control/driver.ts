@@ -13,6 +13,16 @@ export interface SqlDriver extends SqlExecutor {
   /** Runs `fn` in one transaction on one connection; commits when it resolves, rolls back when it throws. */
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
   close(): Promise<void>;
+  /** Connection use right now, for monitoring (read at each scrape, so it must be cheap). */
+  poolStats(): DriverPoolStats;
+}
+
+/** A driver's connections: opened (`total`), of which `idle`; requests `waiting` for one; the limit `max`. */
+export interface DriverPoolStats {
+  readonly total: number;
+  readonly idle: number;
+  readonly waiting: number;
+  readonly max: number;
 }
 
 /** The fields both drivers' errors carry for a server error (pg's and PGlite's DatabaseError). */

@@ -10,23 +10,39 @@ import type { SqlDriver, SqlExecutor } from "./driver.js";
 export async function connectPglite(dir?: string): Promise<SqlDriver> {
   if (dir !== undefined) await mkdir(dir, { recursive: true });
   const db = await PGlite.create(dir);
+  // Calls holding or queued for the one connection (a transaction counts once, for its whole length).
+  let inFlight = 0;
+  const track = async <T>(run: () => Promise<T>): Promise<T> => {
+    inFlight++;
+    try {
+      return await run();
+    } finally {
+      inFlight--;
+    }
+  };
   return {
-    async query<T>(sql: string, params: readonly unknown[] = []) {
-      const result = await db.query<T>(sql, [...params]);
-      return { rows: result.rows };
+    query<T>(sql: string, params: readonly unknown[] = []) {
+      return track(async () => {
+        const result = await db.query<T>(sql, [...params]);
+        return { rows: result.rows };
+      });
     },
     transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
-      return db.transaction((tx) =>
-        fn({
-          async query<R>(sql: string, params: readonly unknown[] = []) {
-            const result = await tx.query<R>(sql, [...params]);
-            return { rows: result.rows };
-          },
-        }),
+      return track(() =>
+        db.transaction((tx) =>
+          fn({
+            async query<R>(sql: string, params: readonly unknown[] = []) {
+              const result = await tx.query<R>(sql, [...params]);
+              return { rows: result.rows };
+            },
+          }),
+        ),
       );
     },
     async close() {
       if (!db.closed) await db.close();
     },
+    // PGlite is one connection: busy while any call runs, the others queue behind it.
+    poolStats: () => ({ total: 1, idle: inFlight > 0 ? 0 : 1, waiting: Math.max(0, inFlight - 1), max: 1 }),
   };
 }

@@ -10,9 +10,10 @@ export interface PostgresDriverOptions {
 
 /** A real PostgreSQL server by URL, through a `pg` connection pool. */
 export async function connectPostgres(url: string, options: PostgresDriverOptions = {}): Promise<SqlDriver> {
+  const max = options.max ?? 10;
   const pool = new pg.Pool({
     connectionString: url,
-    max: options.max ?? 10,
+    max,
     connectionTimeoutMillis: options.connectionTimeoutMs ?? 5000,
     application_name: "runnel",
   });
@@ -50,5 +51,6 @@ export async function connectPostgres(url: string, options: PostgresDriverOption
     async close() {
       if (!pool.ended) await pool.end();
     },
+    poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max }),
   };
 }

@@ -5,7 +5,7 @@
 import { randomUUID } from "node:crypto";
 import { RunnelError } from "../core/errors.js";
 import { translateDatabaseError } from "./db-errors.js";
-import type { SqlDriver, SqlExecutor } from "./driver.js";
+import type { DriverPoolStats, SqlDriver, SqlExecutor } from "./driver.js";
 import { migrate } from "./migrations.js";
 import {
   type ActivityRow,
@@ -78,6 +78,11 @@ export class SqlControlStore implements ControlStore {
     const driver = this.#driver;
     this.#driver = undefined;
     await driver?.close();
+  }
+
+  /** The driver's connection use; undefined while closed. */
+  poolStats(): DriverPoolStats | undefined {
+    return this.#driver?.poolStats();
   }
 
   async ping(): Promise<boolean> {

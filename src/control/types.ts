@@ -4,6 +4,7 @@
  * URL (src/control/pglite.ts, src/control/postgres.ts), one schema and one set of migrations
  * (src/control/migrations.ts), one test suite (test/control/conformance.ts) run against both.
  */
+import type { DriverPoolStats } from "./driver.js";
 
 export type Role = "admin" | "analyst" | "user" | "service";
 export const ROLES: readonly Role[] = ["admin", "analyst", "user", "service"];
@@ -124,6 +125,8 @@ export interface ControlStore {
   close(): Promise<void>;
   /** True when the database answers a trivial query. */
   ping(): Promise<boolean>;
+  /** Connection pool use for monitoring (undefined while closed); optional for test doubles. */
+  poolStats?(): DriverPoolStats | undefined;
 
   // Users. Unique username and email: a duplicate throws RunnelError("conflict").
   createUser(user: NewUser): Promise<User>;
