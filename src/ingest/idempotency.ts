@@ -8,15 +8,18 @@
  * is a rewrite at open instead of a DELETE sweep. Only successful answers are remembered: a refused
  * request appended nothing, so retrying it is already safe and may succeed later (after a 429).
  *
- * The batch's last record also carries the key as a header (`runnel-idempotency`), so an operator
- * can tell from the log alone whether a batch was appended if the process died between the
- * append and the journal write.
+ * A crash between the durable append and the journal write must not let a retry append again, so
+ * an attempt first writes an intent (scope, key and the stream's end offsets) and tags its batch's
+ * last record with the key (`runnel-idempotency` header). On open, an intent without an answer is
+ * settled from the log: the tagged batch found after the recorded offsets means it was appended
+ * (its answer is restored), none means it was not (the intent is dropped).
  */
 import { createHash } from "node:crypto";
 import { type FileHandle, mkdir, open, readFile, rename } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Clock } from "../core/clock.js";
 import { RunnelError } from "../core/errors.js";
+import type { EventLog } from "../log/types.js";
 
 export const IDEMPOTENCY_HEADER = "runnel-idempotency";
 
@@ -32,10 +35,30 @@ interface Entry extends StoredAnswer {
   readonly at: number;
 }
 
+/** Written before the append; settled by the answer, or by the log after a crash. */
+interface Intent {
+  readonly intent: true;
+  readonly scope: string;
+  readonly key: string;
+  readonly hash: string;
+  readonly at: number;
+  readonly stream: string;
+  readonly from: readonly number[];
+}
+
+/** The header value tagging an idempotent batch's last record. */
+export function idempotencyTag(scope: string, key: string, events: number): string {
+  return JSON.stringify({ s: scope, k: key, n: events });
+}
+
+export type IdempotencyLog = Pick<EventLog, "hasStream" | "endOffsets" | "read">;
+
 export interface IdempotencyStoreOptions {
   readonly file: string;
   readonly clock: Clock;
   readonly ttlMs: number;
+  /** For intents (end offsets before an append) and settling them after a crash. */
+  readonly log?: IdempotencyLog;
 }
 
 const MAX_KEY_LENGTH = 255;
@@ -61,15 +84,30 @@ export class IdempotencyStore {
       if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
     }
     const oldest = this.options.clock.now() - this.options.ttlMs;
+    const intents = new Map<string, Intent>();
     for (const line of text.split("\n")) {
       if (line === "") continue;
-      let entry: Entry;
+      let entry: Entry | Intent;
       try {
-        entry = JSON.parse(line) as Entry;
+        entry = JSON.parse(line) as Entry | Intent;
       } catch {
         continue; // A torn last line from a crash mid-write: its request was never answered.
       }
-      if (entry.at >= oldest) this.entries.set(mapKey(entry.scope, entry.key), entry);
+      if (entry.at < oldest) continue;
+      const id = mapKey(entry.scope, entry.key);
+      if ("intent" in entry) intents.set(id, entry);
+      else {
+        this.entries.set(id, entry);
+        intents.delete(id);
+      }
+    }
+    for (const [id, intent] of intents) {
+      if (this.entries.has(id)) continue;
+      const accepted = await this.findTagged(intent);
+      if (accepted !== undefined) {
+        const { scope, key, hash, at } = intent;
+        this.entries.set(id, { scope, key, hash, at, status: 200, body: { accepted } });
+      }
     }
     await this.rewrite();
   }
@@ -103,6 +141,7 @@ export class IdempotencyStore {
     key: string,
     hash: string,
     attempt: () => Promise<StoredAnswer>,
+    stream?: string,
   ): Promise<StoredAnswer & { replayed: boolean }> {
     const id = mapKey(scope, key);
     const stored = this.entries.get(id);
@@ -117,6 +156,11 @@ export class IdempotencyStore {
       return { ...answer, replayed: true };
     }
     const done = (async () => {
+      const log = this.options.log;
+      if (stream !== undefined && log?.hasStream(stream)) {
+        const from = await log.endOffsets(stream);
+        await this.write({ intent: true, scope, key, hash, at: this.options.clock.now(), stream, from });
+      }
       const answer = await attempt();
       await this.remember({ scope, key, hash, at: this.options.clock.now(), ...answer });
       return answer;
@@ -136,7 +180,11 @@ export class IdempotencyStore {
 
   private remember(entry: Entry): Promise<void> {
     this.entries.set(mapKey(entry.scope, entry.key), entry);
-    this.queue.push(`${JSON.stringify(entry)}\n`);
+    return this.write(entry);
+  }
+
+  private write(line: Entry | Intent): Promise<void> {
+    this.queue.push(`${JSON.stringify(line)}\n`);
     const written = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
     if (!this.flushing) void this.flush();
     return written;
@@ -170,6 +218,28 @@ export class IdempotencyStore {
     }
   }
 
+  /** The accepted count of the intent's batch if the log holds it, else undefined. */
+  private async findTagged(intent: Intent): Promise<number | undefined> {
+    const log = this.options.log;
+    if (log === undefined || !log.hasStream(intent.stream)) return undefined;
+    const ends = await log.endOffsets(intent.stream);
+    for (let p = 0; p < ends.length; p++) {
+      let offset = intent.from[p] ?? 0;
+      while (offset < ends[p]!) {
+        const records = await log.read(intent.stream, p, offset, { maxRecords: 1000 });
+        if (records.length === 0) break;
+        for (const r of records) {
+          const tag = r.headers?.[IDEMPOTENCY_HEADER];
+          if (tag === undefined) continue;
+          const found = JSON.parse(tag) as FoundTag;
+          if (found.s === intent.scope && found.k === intent.key) return found.n;
+        }
+        offset = records[records.length - 1]!.offset + 1;
+      }
+    }
+    return undefined;
+  }
+
   private dropExpired(): void {
     const oldest = this.options.clock.now() - this.options.ttlMs;
     for (const [id, entry] of this.entries) if (entry.at < oldest) this.entries.delete(id);
@@ -198,6 +268,12 @@ export class IdempotencyStore {
     this.fh = await open(this.options.file, "a");
     this.journalLines = this.entries.size;
   }
+}
+
+export interface FoundTag {
+  readonly s: string;
+  readonly k: string;
+  readonly n: number;
 }
 
 function mapKey(scope: string, key: string): string {

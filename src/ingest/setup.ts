@@ -62,6 +62,7 @@ export async function startIngestion(deps: IngestionDeps): Promise<Ingestion> {
     file: join(config.dataDir, "ingest", "idempotency-keys.ndjson"),
     clock,
     ttlMs: config.ingest.idempotencyTtlMs,
+    log,
   });
   await idempotency.open();
   const sources = new SourceManager({

@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { ManualClock } from "../../src/core/clock.js";
 import { RunnelError } from "../../src/core/errors.js";
-import { IdempotencyStore } from "../../src/ingest/idempotency.js";
+import { IDEMPOTENCY_HEADER, IdempotencyStore, idempotencyTag } from "../../src/ingest/idempotency.js";
+import type { LogRecord } from "../../src/log/types.js";
 import { tempDataDir } from "../helpers/server-process.js";
 
 const DAY = 24 * 3600 * 1000;
@@ -72,5 +73,84 @@ test("keys must be printable ASCII without spaces, at most 255 characters", () =
   IdempotencyStore.checkKey("a-b_c:1/2");
   for (const bad of ["", "a b", "é", "x".repeat(256)]) {
     assert.throws(() => IdempotencyStore.checkKey(bad), /Idempotency-Key/);
+  }
+});
+
+/** A one-partition log in memory, enough for intents and their settlement. */
+function memoryLog() {
+  const records: LogRecord[] = [];
+  return {
+    records,
+    hasStream: (s: string) => s === "orders",
+    endOffsets: async () => [records.length],
+    read: async (_s: string, _p: number, offset: number) => records.slice(offset),
+    append(headers?: Record<string, string>) {
+      const r = {
+        partition: 0,
+        offset: records.length,
+        key: "k",
+        timestamp: 0,
+        ingestTime: 0,
+        value: new Uint8Array(),
+      };
+      records.push(headers === undefined ? r : { ...r, headers });
+    },
+  };
+}
+
+test("a crash after the append but before the answer was journaled: the retry is answered from the log", async () => {
+  const data = await tempDataDir();
+  const clock = new ManualClock(0);
+  const file = join(data.dir, "keys.ndjson");
+  const log = memoryLog();
+  try {
+    let store = new IdempotencyStore({ file, clock, ttlMs: DAY, log });
+    await store.open();
+    log.append(); // someone else's batch
+    // The attempt appends its tagged batch, then the process "dies" before the answer is written.
+    await assert.rejects(
+      store.run(
+        "u/orders",
+        "k1",
+        "h",
+        async () => {
+          log.append({ [IDEMPOTENCY_HEADER]: idempotencyTag("u/orders", "k1", 3) });
+          throw new Error("crash");
+        },
+        "orders",
+      ),
+    );
+    // And one whose batch never reached the log.
+    await assert.rejects(
+      store.run(
+        "u/orders",
+        "k2",
+        "h",
+        async () => {
+          throw new Error("crash before the append");
+        },
+        "orders",
+      ),
+    );
+    await store.close();
+
+    store = new IdempotencyStore({ file, clock, ttlMs: DAY, log });
+    await store.open();
+    let runs = 0;
+    const attempt = async () => {
+      runs++;
+      return { status: 200, body: { accepted: 3 } };
+    };
+    assert.deepEqual(await store.run("u/orders", "k1", "h", attempt, "orders"), {
+      status: 200,
+      body: { accepted: 3 },
+      replayed: true,
+    });
+    assert.equal(runs, 0, "the appended batch is not appended again");
+    assert.equal((await store.run("u/orders", "k2", "h", attempt, "orders")).replayed, false);
+    assert.equal(runs, 1, "the batch that never made it is appended on retry");
+    await store.close();
+  } finally {
+    await data.remove();
   }
 });

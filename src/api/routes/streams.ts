@@ -3,7 +3,7 @@ import type { FastifyInstance } from "fastify";
 import { parseStreamSpec } from "../../catalog/stream-spec.js";
 import type { StreamDefinition } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
-import { IDEMPOTENCY_HEADER, IdempotencyStore } from "../../ingest/idempotency.js";
+import { IDEMPOTENCY_HEADER, IdempotencyStore, idempotencyTag } from "../../ingest/idempotency.js";
 import { NdjsonBody, principalOf } from "../app.js";
 import { requireRole } from "../auth/authenticate.js";
 import type { ApiServices } from "../services.js";
@@ -85,15 +85,22 @@ export function registerStreamRoutes(app: FastifyInstance, services: ApiServices
       }
       IdempotencyStore.checkKey(key);
       const hash = IdempotencyStore.hashBody(request.headers["content-type"] ?? "", request.rawBody ?? Buffer.alloc(0));
-      const answer = await services.idempotency.run(`${principal.userId}/${stream}`, key, hash, async () => {
-        const result = await services.ingestor.ingest(stream, events, principal, {
-          bytes: request.bodyBytes,
-          source: "http",
-          headers: { [IDEMPOTENCY_HEADER]: key },
-          ...(raw !== undefined && { raw }),
-        });
-        return { status: 200, body: { accepted: result.accepted } };
-      });
+      const scope = `${principal.userId}/${stream}`;
+      const answer = await services.idempotency.run(
+        scope,
+        key,
+        hash,
+        async () => {
+          const result = await services.ingestor.ingest(stream, events, principal, {
+            bytes: request.bodyBytes,
+            source: "http",
+            headers: { [IDEMPOTENCY_HEADER]: idempotencyTag(scope, key, events.length) },
+            ...(raw !== undefined && { raw }),
+          });
+          return { status: 200, body: { accepted: result.accepted } };
+        },
+        stream,
+      );
       if (answer.replayed) reply.header("idempotent-replayed", "true");
       return reply.status(answer.status).send(answer.body);
     } catch (e) {
