@@ -71,6 +71,10 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
             metrics.logRecoveries.inc({ reason: report.reason });
             logLogger.warn({ ...report }, "truncated on recovery");
           },
+          onGroupCommit: (group) => {
+            metrics.logFsyncBatchRecords.observe(group.records);
+            metrics.logFsyncBatchAppends.observe(group.appends);
+          },
         })
       : undefined;
   const baseLog: EventLog =
@@ -136,7 +140,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       metrics,
       clock,
       log,
-      ...(localLog && { logStats: () => localLog.stats() }),
+      ...(localLog && { logStats: () => localLog.stats(), logStreamSizes: () => localLog.streamSizes() }),
       dataDir: config.dataDir,
       logDir: join(config.dataDir, "log"),
       pipelines: () => pipelines.list(),
@@ -145,6 +149,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       readiness,
       ...(hasPoolStats(control) && { controlPool: () => control.poolStats() }),
       logger,
+      anomaly: { intervalMs: config.monitoring.anomalyIntervalMs },
     });
     closers.push(() => monitoring.stop());
     // After monitoring, so rules report matches, alerts, webhooks and state through its probe.
@@ -159,7 +164,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     closers.push(() => rules.stop());
     // Kafka enforces retention itself (retention.ms on each topic).
     if (localLog) {
-      const retention = scheduleRetention(localLog, metrics, logLogger);
+      const retention = scheduleRetention(localLog, config.retentionIntervalMs, metrics, logLogger);
       closers.push(async () => clearInterval(retention));
     }
 
@@ -215,11 +220,11 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
   }
 }
 
-/** How often old segments are deleted per each stream's retention. */
-const RETENTION_INTERVAL_MS = 60_000;
-
-/** The log offers enforceRetention() but does not schedule it; the root does, and counts what it deletes. */
-function scheduleRetention(log: LocalEventLog, metrics: Metrics, logger: Logger): NodeJS.Timeout {
+/**
+ * The log offers enforceRetention() but does not schedule it; the root does, every `intervalMs`
+ * (RUNNEL_RETENTION_INTERVAL), and counts what it deletes.
+ */
+function scheduleRetention(log: LocalEventLog, intervalMs: number, metrics: Metrics, logger: Logger): NodeJS.Timeout {
   const timer = setInterval(() => {
     log.enforceRetention().then(
       (r) => {
@@ -229,7 +234,7 @@ function scheduleRetention(log: LocalEventLog, metrics: Metrics, logger: Logger)
       },
       (err: unknown) => logger.warn({ err }, "retention failed; will try again"),
     );
-  }, RETENTION_INTERVAL_MS);
+  }, intervalMs);
   timer.unref();
   return timer;
 }

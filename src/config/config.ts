@@ -42,6 +42,12 @@ export interface Config {
   };
   /** A YAML or JSON file declaring sources (MQTT, Kafka topics, files); none when absent. */
   readonly sourcesFile?: string;
+  readonly monitoring: {
+    /** How often the traffic anomaly detector samples ingest rates and lags (its interval). */
+    readonly anomalyIntervalMs: number;
+  };
+  /** How often the local log deletes segments past each stream's retention. */
+  readonly retentionIntervalMs: number;
 }
 
 export const DEFAULTS = {
@@ -58,6 +64,8 @@ export const DEFAULTS = {
   ingestMaxLag: "2000000",
   idempotencyTtl: "24h",
   kafkaTopicPrefix: "runnel-",
+  anomalyInterval: "10s",
+  retentionInterval: "1m",
 } as const;
 
 export class ConfigError extends Error {
@@ -94,6 +102,8 @@ export const ENV_NAMES = {
   ingestMaxLag: "RUNNEL_INGEST_MAX_LAG",
   idempotencyTtl: "RUNNEL_IDEMPOTENCY_TTL",
   sourcesFile: "RUNNEL_SOURCES_FILE",
+  anomalyInterval: "RUNNEL_ANOMALY_INTERVAL",
+  retentionInterval: "RUNNEL_RETENTION_INTERVAL",
 } as const;
 
 export type SettingName = keyof typeof ENV_NAMES;
@@ -128,6 +138,15 @@ export function loadConfig(flags: Partial<Record<SettingName, string>>, env: Raw
     const n = parseDuration(text);
     if (n === undefined || n <= 0)
       throw new ConfigError(field(name), `must be a duration such as 30s or 1h, got "${text}"`);
+    return n;
+  };
+
+  /** A duration within [min, max] ms, both named in human units in the message. */
+  const boundedDuration = (name: SettingName, fallback: string, min: [number, string], max: [number, string]) => {
+    const n = duration(name, fallback);
+    if (n < min[0] || n > max[0]) {
+      throw new ConfigError(field(name), `must be from ${min[1]} to ${max[1]}, got "${get(name) ?? fallback}"`);
+    }
     return n;
   };
 
@@ -192,6 +211,16 @@ export function loadConfig(flags: Partial<Record<SettingName, string>>, env: Raw
       idempotencyTtlMs: duration("idempotencyTtl", DEFAULTS.idempotencyTtl),
     }),
     ...(get("sourcesFile") !== undefined && { sourcesFile: resolve(get("sourcesFile")!) }),
+    monitoring: Object.freeze({
+      // Rates are per interval: below 1 s they are noise, above 1 h an alert comes too late to act on.
+      anomalyIntervalMs: boundedDuration("anomalyInterval", DEFAULTS.anomalyInterval, [1000, "1s"], [3_600_000, "1h"]),
+    }),
+    retentionIntervalMs: boundedDuration(
+      "retentionInterval",
+      DEFAULTS.retentionInterval,
+      [1000, "1s"],
+      [86_400_000, "24h"],
+    ),
   };
   return Object.freeze(config);
 }

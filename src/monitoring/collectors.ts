@@ -16,6 +16,8 @@ export interface CollectorSources {
   readonly clock: Clock;
   readonly log: EventLog;
   readonly logStats?: () => LogStats;
+  /** Bytes per stream held by the log (the local log's streamSizes()). */
+  readonly logStreamSizes?: () => ReadonlyMap<string, number>;
   /** The data directory (free space) and the log's directory under it (size). */
   readonly dataDir: string;
   readonly logDir?: string;
@@ -44,6 +46,13 @@ export function registerCollectors(metrics: Metrics, sources: CollectorSources):
       const usage = await fsUsage();
       metrics.storageFree.set(usage.availableBytes);
       metrics.storageSize.set(usage.sizeBytes);
+    }),
+    metrics.onScrape(() => {
+      if (sources.logStreamSizes === undefined) return;
+      const sizes = sources.logStreamSizes();
+      // Reset first: a deleted stream's series goes with it.
+      metrics.logStreamSize.reset();
+      for (const [stream, bytes] of sizes) metrics.logStreamSize.set({ stream }, bytes);
     }),
     metrics.onScrape(() => collectProcessing(metrics, sources)),
     metrics.onScrape(() => {

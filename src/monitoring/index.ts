@@ -23,6 +23,7 @@ export interface MonitoringOptions {
   readonly clock: Clock;
   readonly log: EventLog;
   readonly logStats?: () => LogStats;
+  readonly logStreamSizes?: () => ReadonlyMap<string, number>;
   readonly dataDir: string;
   readonly logDir?: string;
   readonly pipelines?: () => Promise<readonly (PipelineView & { readonly stats: { readonly lag?: number } })[]>;

@@ -19,6 +19,9 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** Records (or appends) that shared one fdatasync round: 1 alone, thousands under load. */
+const BATCH_RECORD_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000];
+const BATCH_APPEND_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 const CHECKPOINT_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 /** Refreshes pulled metrics; runs once per scrape however many metrics ask for it. */
@@ -135,6 +138,18 @@ export function createMetrics() {
       help: "fdatasync calls made by the log (one per touched partition per group, plus the commit file).",
       ...pulled,
     }),
+    logFsyncBatchRecords: new Histogram({
+      name: "runnel_log_fsync_batch_records",
+      help: "Records made durable by one group commit (one fdatasync round of a stream), local log only.",
+      buckets: BATCH_RECORD_BUCKETS,
+      ...pushed,
+    }),
+    logFsyncBatchAppends: new Histogram({
+      name: "runnel_log_fsync_batch_appends",
+      help: "Append calls that shared one group commit (one fdatasync round of a stream), local log only.",
+      buckets: BATCH_APPEND_BUCKETS,
+      ...pushed,
+    }),
     logStreams: new Gauge({
       name: "runnel_log_streams",
       help: "Streams held by the log, including internal ones (checkpoints).",
@@ -143,6 +158,12 @@ export function createMetrics() {
     logSize: new Gauge({
       name: "runnel_log_size_bytes",
       help: "Bytes the log occupies on disk.",
+      ...pulled,
+    }),
+    logStreamSize: new Gauge({
+      name: "runnel_log_stream_size_bytes",
+      help: "Bytes of the stream's segment files in the local log, by stream (internal __checkpoints_* streams too).",
+      labelNames: ["stream"] as const,
       ...pulled,
     }),
     logRetentionSegments: new Counter({

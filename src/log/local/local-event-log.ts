@@ -109,6 +109,7 @@ export class LocalEventLog implements EventLog {
       policy: { segmentBytes, segmentMaxAgeMs },
       counters: this.counters,
       notify: (stream) => this.notify(stream),
+      ...(options.onGroupCommit !== undefined && { onGroupCommit: guarded(options.onGroupCommit) }),
     };
   }
 
@@ -171,6 +172,17 @@ export class LocalEventLog implements EventLog {
       recoveredTails: this.recoveries.length,
       recoveredBytes: this.recoveredBytes,
     };
+  }
+
+  /** Bytes of each stream's segment files (internal streams included), from memory: cheap at every scrape. */
+  streamSizes(): Map<string, number> {
+    const sizes = new Map<string, number>();
+    for (const [name, stream] of this.streams) {
+      let bytes = 0;
+      for (let p = 0; p < stream.meta.partitions; p++) bytes += stream.partition(p).sizeBytes;
+      sizes.set(name, bytes);
+    }
+    return sizes;
   }
 
   /** Every truncation done while opening, in order (at most one per partition per open). */
@@ -400,4 +412,15 @@ function validateHeaders(headers: unknown): void {
       );
     }
   }
+}
+
+/** A monitoring callback that throws must not fail the commit that called it. */
+function guarded<T>(callback: (report: T) => void): (report: T) => void {
+  return (report) => {
+    try {
+      callback(report);
+    } catch {
+      // monitoring only
+    }
+  };
 }

@@ -15,6 +15,15 @@ export interface RecoveryReport {
   readonly reason: "torn_tail" | "uncommitted_batch";
 }
 
+/** One group commit of one stream: the appends that shared its fdatasync round. */
+export interface GroupCommitReport {
+  readonly stream: string;
+  readonly appends: number;
+  readonly records: number;
+  /** Partitions written and fdatasync'ed (the commit file adds one more when the group spans them). */
+  readonly partitions: number;
+}
+
 export interface LocalEventLogOptions {
   /** Root directory; one sub-directory per stream. */
   readonly dir: string;
@@ -25,6 +34,8 @@ export interface LocalEventLogOptions {
   readonly clock?: Clock;
   /** Told about every truncation done while opening. */
   readonly onRecovery?: (report: RecoveryReport) => void;
+  /** Told about every group made durable (monitoring's batch-size histogram); must not throw. */
+  readonly onGroupCommit?: (report: GroupCommitReport) => void;
 }
 
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;

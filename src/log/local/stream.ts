@@ -24,7 +24,7 @@ import type { AppendRecord, LogRecord, RecordPosition } from "../types.js";
 import { CommitFile } from "./commit-file.js";
 import { ConsumerOffsets } from "./consumer-offsets.js";
 import { fsyncDir, writeFileDurable } from "./fs-util.js";
-import type { RecoveryReport, RollPolicy } from "./options.js";
+import type { GroupCommitReport, RecoveryReport, RollPolicy } from "./options.js";
 import type { PublishMark, RetentionResult } from "./partition.js";
 import { Partition } from "./partition.js";
 import { asciiPartition } from "./placement.js";
@@ -57,6 +57,8 @@ export interface StreamEnv {
   readonly counters: LogCounters;
   /** Called after a group becomes visible. */
   readonly notify: (stream: string) => void;
+  /** Called after a group becomes durable, with its size (monitoring). */
+  readonly onGroupCommit?: (report: GroupCommitReport) => void;
 }
 
 interface Group {
@@ -472,6 +474,12 @@ export class StreamLog {
     counters.groups++;
     counters.appends += group.appends.length;
     counters.records += group.recordCount;
+    this.env.onGroupCommit?.({
+      stream: this.meta.name,
+      appends: group.appends.length,
+      records: group.recordCount,
+      partitions: group.touched.length,
+    });
     for (let g = 0; g < group.appends.length; g++) group.appends[g]!.resolve(group.positions[g]!);
     this.env.notify(this.meta.name);
   }
