@@ -125,16 +125,15 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     closers.push(() => loader.stop());
     const streams = new StreamCatalog({ control, log, analytics, loader });
     await streams.open();
-    const pipelines = new PipelineManager({ control, log, streams, metrics, clock });
-    await pipelines.open();
-    closers.push(() => pipelines.stop());
+    // Opened after monitoring, whose probe hears its windows' state and checkpoints.
+    let pipelineManager: PipelineManager | undefined;
 
     const readiness = async () => ({
       control: await control.ping().catch(() => false),
       analytics: await analytics.ping().catch(() => false),
       // Kafka's log answers false while no broker answers (ingest then refuses with 503 too).
       log: await (log.ping?.() ?? Promise.resolve(true)).catch(() => false),
-      processing: pipelines.healthy(),
+      processing: pipelineManager?.healthy() ?? false,
     });
     const monitoring = startMonitoring({
       metrics,
@@ -143,7 +142,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       ...(localLog && { logStats: () => localLog.stats(), logStreamSizes: () => localLog.streamSizes() }),
       dataDir: config.dataDir,
       logDir: join(config.dataDir, "log"),
-      pipelines: () => pipelines.list(),
+      pipelines: async () => (await pipelineManager?.list()) ?? [],
       pipelineGroup,
       analyticsLag: () => loader.lag(),
       readiness,
@@ -152,6 +151,10 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       anomaly: { intervalMs: config.monitoring.anomalyIntervalMs },
     });
     closers.push(() => monitoring.stop());
+    const pipelines = new PipelineManager({ control, log, streams, metrics, clock, probe: monitoring.probe });
+    pipelineManager = pipelines;
+    await pipelines.open();
+    closers.push(() => pipelines.stop());
     // After monitoring, so rules report matches, alerts, webhooks and state through its probe.
     const rules = new RuleManager({
       control,

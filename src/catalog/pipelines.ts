@@ -10,6 +10,7 @@ import type { Clock } from "../core/clock.js";
 import { RunnelError } from "../core/errors.js";
 import type { EventLog } from "../log/types.js";
 import type { Metrics } from "../monitoring/metrics.js";
+import { type MonitoringProbe, noopProbe, type WindowState } from "../monitoring/probes.js";
 import { LogCheckpointStore } from "../stream/checkpoint.js";
 import { describeOptions, type PipelineOptions, parsePipelineOptions } from "../stream/options.js";
 import { PipelineRunner, type PipelineStats } from "../stream/runner.js";
@@ -56,6 +57,7 @@ export interface PipelineDescription {
 
 export class PipelineManager {
   private readonly running = new Map<string, Running>();
+  private unregisterWindowState: (() => void) | undefined;
 
   constructor(
     private readonly deps: {
@@ -64,10 +66,17 @@ export class PipelineManager {
       readonly streams: StreamCatalog;
       readonly metrics: Metrics;
       readonly clock: Clock;
+      /** Window state and checkpoints are reported here (src/server.ts passes monitoring.probe). */
+      readonly probe?: MonitoringProbe;
     },
   ) {}
 
+  private get probe(): MonitoringProbe {
+    return this.deps.probe ?? noopProbe;
+  }
+
   async open(): Promise<void> {
+    this.unregisterWindowState ??= this.probe.registerWindowState(() => this.windowStates());
     for (const definition of await this.deps.control.listPipelines()) {
       await this.launch(definition);
     }
@@ -147,7 +156,25 @@ export class PipelineManager {
     return [...this.running.values()].every((r) => r.runner.stats().failures === 0 || r.runner.stats().running);
   }
 
+  /** Window state of each windowed pipeline, read by monitoring at scrape time. */
+  private windowStates(): WindowState[] {
+    const states: WindowState[] = [];
+    for (const { definition, runner } of this.running.values()) {
+      if (!(runner instanceof WindowedPipelineRunner)) continue;
+      const stats = runner.stats();
+      states.push({
+        pipeline: definition.name,
+        keys: stats.stateKeys,
+        openWindows: stats.openWindows,
+        watermark: stats.watermark,
+      });
+    }
+    return states;
+  }
+
   async stop(): Promise<void> {
+    this.unregisterWindowState?.();
+    this.unregisterWindowState = undefined;
     await Promise.all([...this.running.values()].map((r) => r.runner.stop()));
     this.running.clear();
   }
@@ -191,6 +218,10 @@ export class PipelineManager {
         startFrom: definition.startFrom,
         options,
         clock,
+        checkpointObserver: {
+          taken: (ms) => this.probe.checkpointTaken(`pipeline/${definition.name}`, ms),
+          failed: () => this.probe.checkpointFailed(`pipeline/${definition.name}`),
+        },
       });
     } else {
       runner = new PipelineRunner({ log, pipeline: definition, compiled, outputStream: definition.name, clock });
