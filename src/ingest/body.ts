@@ -3,7 +3,7 @@
  * (`application/json`), or newline-delimited objects (`application/x-ndjson`). The body arrives as
  * bytes so that invalid UTF-8 is refused rather than silently replaced.
  */
-import { isUtf8 } from "node:buffer";
+import { isAscii, isUtf8 } from "node:buffer";
 import { RunnelError } from "../core/errors.js";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -50,8 +50,10 @@ function isBlank(byte: number): boolean {
  * each event keeps a zero-copy view of its bytes and no second string of the whole body is built.
  */
 export function parseNdjson(bytes: Uint8Array): ParsedLines {
-  if (!isUtf8(bytes)) throw new RunnelError("invalid_utf8", "the request body is not valid UTF-8");
   const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // Most bodies are ASCII: then one decode serves every line, since string and byte offsets agree.
+  if (isAscii(buf)) return parseAsciiLines(buf);
+  if (!isUtf8(bytes)) throw new RunnelError("invalid_utf8", "the request body is not valid UTF-8");
   const events: unknown[] = [];
   const raw: Uint8Array[] = [];
   const end = buf.byteLength;
@@ -70,6 +72,36 @@ export function parseNdjson(bytes: Uint8Array): ParsedLines {
     const text = buf.toString("utf8", s, e);
     try {
       events.push(JSON.parse(text));
+    } catch (err) {
+      throw new RunnelError("invalid_json", `line ${line} is not valid JSON: ${(err as Error).message}`, {
+        details: [{ line, message: (err as Error).message }],
+      });
+    }
+    raw.push(buf.subarray(s, e));
+  }
+  if (events.length === 0) throw new RunnelError("invalid_events", "the request holds no events");
+  return { events, raw };
+}
+
+function parseAsciiLines(buf: Buffer): ParsedLines {
+  const text = buf.toString("latin1");
+  const events: unknown[] = [];
+  const raw: Uint8Array[] = [];
+  const end = text.length;
+  let line = 0;
+  let pos = 0;
+  while (pos < end) {
+    line++;
+    let next = text.indexOf("\n", pos);
+    if (next === -1) next = end;
+    let s = pos;
+    let e = next;
+    pos = next + 1;
+    while (s < e && isBlank(text.charCodeAt(s))) s++;
+    while (e > s && isBlank(text.charCodeAt(e - 1))) e--;
+    if (s === e) continue;
+    try {
+      events.push(JSON.parse(text.slice(s, e)));
     } catch (err) {
       throw new RunnelError("invalid_json", `line ${line} is not valid JSON: ${(err as Error).message}`, {
         details: [{ line, message: (err as Error).message }],
