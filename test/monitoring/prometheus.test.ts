@@ -11,6 +11,7 @@ import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { parse as parseYaml } from "yaml";
 import { Client } from "../helpers/http.js";
 import { ADMIN_PASSWORD, type ServerProcess, startServerProcess, tempDataDir } from "../helpers/server-process.js";
 
@@ -48,6 +49,34 @@ function familyOf(name: string, known: Map<string, string>): string | undefined 
   return undefined;
 }
 
+/** Whether the scrape holds at least one sample of the family (not only its HELP and TYPE). */
+function hasSamples(scrape: string, family: string): boolean {
+  return new RegExp(`^${family}(_bucket|_sum|_count)?(\\{[^}]*\\})? `, "m").test(scrape);
+}
+
+/** Every `expr` of every rule in a rules file, multi-line ones whole. */
+function ruleExprs(file: string): string[] {
+  const doc = parseYaml(readFileSync(file, "utf8")) as { groups: { rules: { expr: string }[] }[] };
+  return doc.groups.flatMap((g) => g.rules.map((r) => r.expr));
+}
+
+/**
+ * Families the dashboard or rules query that a short test run has no reason to fill: they count
+ * events this scrape did not provoke (CEP rules, webhooks, retention, crashes, operator alerts,
+ * failed checkpoints), and prom-client writes no sample of a labelled metric before its first one.
+ */
+const EVENT_DRIVEN = new Set([
+  "runnel_cep_partial_matches",
+  "runnel_cep_state_keys",
+  "runnel_rule_matches_total",
+  "runnel_rule_alerts_total",
+  "runnel_webhook_failures_total",
+  "runnel_webhook_deliveries_total",
+  "runnel_log_recovery_truncations_total",
+  "runnel_operator_alerts_active",
+  "runnel_checkpoint_failures_total",
+]);
+
 function metricNames(expr: string): string[] {
   return [...new Set(expr.match(/\brunnel_[a-z0-9_]+/g) ?? [])];
 }
@@ -62,7 +91,8 @@ before(async () => {
   prometheusUrl();
   const data = await tempDataDir();
   removeData = data.remove;
-  server = await startServerProcess(data.dir);
+  // A one-second detector interval (RUNNEL_ANOMALY_INTERVAL) so its baseline is learnt during the test.
+  server = await startServerProcess(data.dir, { RUNNEL_ANOMALY_INTERVAL: "1s" });
   const admin = await new Client(server.url).login("admin", ADMIN_PASSWORD);
   assert.equal((await admin.post("/api/v1/streams", { name: "clicks", partitions: 2 })).status, 201);
   const events = Array.from({ length: INGESTED }, (_, i) => ({ user_id: `u${i % 3}`, amount: i }));
@@ -75,10 +105,38 @@ before(async () => {
     startFrom: "earliest",
   });
   assert.equal(pipeline.status, 201, JSON.stringify(pipeline.body));
+  // A windowed pipeline on one partition: with two, a partition that never gets an event goes idle
+  // together with the other and the watermark stands still (every partition idle), so no delay shows.
+  assert.equal((await admin.post("/api/v1/streams", { name: "orders", partitions: 1 })).status, 201);
+  const orders = [0, 1, 2].map((i) => ({ user_id: `u${i}`, amount: i }));
+  assert.equal((await admin.post("/api/v1/streams/orders/events", orders)).status, 200);
+  const windowed = await admin.post("/api/v1/pipelines", {
+    name: "per_minute",
+    sql: "SELECT user_id, count(*) AS n FROM TUMBLE(orders, _time, INTERVAL '1 hour') GROUP BY ALL",
+    startFrom: "earliest",
+  });
+  assert.equal(windowed.status, 201, JSON.stringify(windowed.body));
+  // Every event read: three users' windows are open (an hour's window cannot close during the test).
+  for (;;) {
+    const { body } = await admin.get("/api/v1/pipelines/per_minute");
+    if ((body as { stats: { recordsIn: number } }).stats.recordsIn === orders.length) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
   await admin.queryUntil("SELECT count(*) FROM clicks", (rows) => Number(rows[0]?.[0]) === INGESTED);
   const refused = await admin.post("/api/v1/query", { sql: "DROP TABLE clicks" });
   assert.ok(refused.status === 400 || refused.status === 403, `DROP refused: ${refused.status}`);
-  scrape = await (await fetch(`${server.url}/metrics`)).text();
+  // The watermark moves once the idle partition is idle, the baseline after the detector's first interval.
+  const deadline = Date.now() + 60_000;
+  const awaited = [
+    /^runnel_pipeline_watermark_delay_seconds\{pipeline="per_minute"\} /m,
+    /^runnel_ingest_baseline_events_per_second\{stream="clicks"\} /m,
+  ];
+  for (;;) {
+    scrape = await (await fetch(`${server.url}/metrics`)).text();
+    if (awaited.every((r) => r.test(scrape))) break;
+    assert.ok(Date.now() < deadline, `never scraped ${awaited.filter((r) => !r.test(scrape)).join(", ")}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 });
 
 after(async () => {
@@ -108,6 +166,18 @@ test("promtool accepts a real /metrics scrape, and it holds every stage's metric
   assert.match(scrape, /runnel_log_size_bytes [1-9]\d*/);
   assert.match(scrape, /runnel_component_ready\{component="control"\} 1/);
   assert.match(scrape, /runnel_nodejs_eventloop_lag_seconds \d/);
+  // Producers added after the first cut: windows, checkpoints, group commit, per-stream size, pool.
+  assert.match(scrape, /runnel_window_state_keys\{pipeline="per_minute"\} 3\n/);
+  assert.match(scrape, /runnel_window_open_windows\{pipeline="per_minute"\} 3\n/);
+  assert.match(scrape, /runnel_checkpoint_duration_seconds_count\{task="pipeline\/per_minute"\} [1-9]/);
+  assert.match(scrape, /runnel_checkpoint_age_seconds\{task="pipeline\/per_minute"\} \d/);
+  assert.match(scrape, /runnel_log_fsync_batch_records_count [1-9]/);
+  assert.match(scrape, /runnel_log_fsync_batch_appends_bucket\{le="\+Inf"\} [1-9]/);
+  assert.match(scrape, /runnel_log_stream_size_bytes\{stream="clicks"\} [1-9]\d*\n/);
+  assert.match(scrape, /runnel_log_stream_size_bytes\{stream="__checkpoints_per_minute"\} [1-9]\d*\n/);
+  // The embedded control database is one PGlite connection.
+  assert.match(scrape, /runnel_control_db_pool_max_connections 1\n/);
+  assert.match(scrape, /runnel_control_db_pool_connections\{state="(idle|busy)"\} 1\n/);
   assert.doesNotMatch(scrape, /u[0-2]"/, "no user id is a label value");
 });
 
@@ -121,15 +191,21 @@ test("every metric the Grafana dashboard and the alert rules query exists in a r
   );
   assert.ok(exprs.length > 30, "the dashboard has its panels");
   for (const file of readdirSync(RULES_DIR)) {
-    for (const m of readFileSync(join(RULES_DIR, file), "utf8").matchAll(/^\s+expr: (\|?)(.*)$/gm)) {
-      exprs.push([`rule in ${file}`, m[2]!]);
-    }
+    for (const expr of ruleExprs(join(RULES_DIR, file))) exprs.push([`rule in ${file}`, expr]);
   }
   const missing: string[] = [];
+  const empty: string[] = [];
   for (const [where, expr] of exprs) {
-    for (const name of metricNames(expr)) if (familyOf(name, known) === undefined) missing.push(`${name} (${where})`);
+    for (const name of metricNames(expr)) {
+      const family = familyOf(name, known);
+      if (family === undefined) missing.push(`${name} (${where})`);
+      else if (!EVENT_DRIVEN.has(family) && !hasSamples(scrape, family)) empty.push(`${name} (${where})`);
+    }
   }
   assert.deepEqual(missing, [], "queried metrics absent from /metrics");
+  assert.deepEqual([...new Set(empty)], [], "queried metrics without a sample though their producer ran");
+  // The rules' multi-line expressions are read too (a line-based reading saw only their first line).
+  assert.ok(exprs.some(([where, expr]) => where.startsWith("rule") && expr.includes("runnel_pipeline_lag")));
 });
 
 test("a real Prometheus scrapes Runnel and PromQL returns the ingest counter", async () => {
