@@ -5,7 +5,10 @@
  * - time is the minimum over partitions that are not idle, and never goes back;
  * - a partition that has delivered nothing for `idleTimeoutMs` of processing time (the injected
  *   clock) is idle and stops holding time back until it delivers again;
- * - when every partition is idle, time stands still (nothing new can be said about event time).
+ * - when every partition is idle, time moves to the largest partition watermark, as Flink's
+ *   StatusWatermarkValve does when its last active channel goes idle: otherwise partitions that
+ *   fall idle in the same round (one that never had data, one that went quiet) would never let
+ *   the data already seen close its windows.
  */
 export interface WatermarkOptions {
   readonly outOfOrdernessMs: number;
@@ -66,14 +69,17 @@ export class WatermarkTracker {
   /** Recomputes the combined watermark; returns it (unchanged when it would go back). */
   update(): number {
     let min = Number.POSITIVE_INFINITY;
+    let max = Number.NEGATIVE_INFINITY;
     let active = 0;
     for (let p = 0; p < this.maxTimestamp.length; p++) {
+      const w = (this.maxTimestamp[p] as number) - this.options.outOfOrdernessMs - 1;
+      if (w > max) max = w;
       if (this.idle[p]) continue;
       active++;
-      const w = (this.maxTimestamp[p] as number) - this.options.outOfOrdernessMs - 1;
       if (w < min) min = w;
     }
-    if (active > 0 && min > this.current) this.current = min;
+    const next = active > 0 ? min : max;
+    if (next > this.current) this.current = next;
     return this.current;
   }
 }
