@@ -142,16 +142,29 @@ export function compileWindowed(
   };
 
   const result = new ExpressionCompiler({ qualifiers: new Set() });
-  const projections: { name: string; ev: (r: StreamEvent) => unknown; type: SqlType }[] = [];
+  const projections: {
+    name: string;
+    ev: (r: StreamEvent) => unknown;
+    type: SqlType;
+    /** Set when the column is a bare key, aggregate or window bound: read straight from the result. */
+    direct?: (r: WindowResult) => unknown;
+  }[] = [];
   const seen = new Set<string>();
   for (const item of items) {
     const expr = field(item, "expr");
     if (expr === undefined) unsupported("empty select item");
-    const compiled = result.compile(rewrite(expr));
+    const rewritten = rewrite(expr);
+    const compiled = result.compile(rewritten);
     const name = text(item, "as") ?? displayName(compiled.name, slots);
     if (seen.has(name)) unsupported(`duplicate output column ${name}: give each column a distinct alias`);
     seen.add(name);
-    projections.push({ name, ev: compiled.eval, type: outputType(expr, compiled.type) });
+    const direct = directSlot(rewritten);
+    projections.push({
+      name,
+      ev: compiled.eval,
+      type: outputType(expr, compiled.type),
+      ...(direct !== undefined && { direct }),
+    });
   }
   if (projections.length === 0) unsupported("a pipeline must select at least one column");
   const havingNode = field(stmt, "having");
@@ -171,7 +184,19 @@ export function compileWindowed(
     const node = JSON.parse(ast) as AstNode;
     return nodeType(node) === "column_ref" && columnName(node) === "user_id";
   });
-  const project = (r: WindowResult): Record<string, unknown> | undefined => {
+  // Hot path (one call per result): when every column is a bare slot and there is no HAVING, the
+  // row is built straight from the result, without the intermediate slot row and event.
+  const directs = projections.map((p) => p.direct);
+  const allDirect = having === undefined && directs.every((d) => d !== undefined);
+  const names = projections.map((p) => p.name);
+  const fastProject = (r: WindowResult): Record<string, unknown> => {
+    const value: Record<string, unknown> = {};
+    for (let i = 0; i < names.length; i++) {
+      value[names[i] as string] = (directs[i] as (r: WindowResult) => unknown)(r);
+    }
+    return value;
+  };
+  const slowProject = (r: WindowResult): Record<string, unknown> | undefined => {
     const row: Record<string, unknown> = {
       [`${SLOT_PREFIX}window_start`]: new SqlTimestamp(r.start, true),
       [`${SLOT_PREFIX}window_end`]: new SqlTimestamp(r.end, true),
@@ -192,10 +217,22 @@ export function compileWindowed(
       window,
       key: keySelector(slots.keys, ownerKey),
       aggregates: slots.aggregates,
-      project,
+      project: allDirect ? fastProject : slowProject,
       ...(where !== undefined && { prepare: (e: StreamEvent) => (where(e) === true ? e : undefined) }),
     },
   };
+}
+
+/** A reader for a rewritten select item that is exactly one slot (`__runnel_k0`, `__runnel_a1`, `__runnel_window_end`). */
+function directSlot(node: AstNode): ((r: WindowResult) => unknown) | undefined {
+  if (nodeType(node) !== "column_ref" || node.table !== null) return undefined;
+  const m = /^__runnel_(?:(k|a)(\d+)|(window_start|window_end|window_time))$/.exec(columnName(node));
+  if (m === null) return undefined;
+  if (m[3] === "window_start") return (r) => new SqlTimestamp(r.start, true);
+  if (m[3] === "window_end") return (r) => new SqlTimestamp(r.end, true);
+  if (m[3] === "window_time") return (r) => new SqlTimestamp(r.end - 1, true);
+  const i = Number(m[2]);
+  return m[1] === "k" ? (r) => r.keyValues[i] ?? null : (r) => r.aggregates[i] ?? null;
 }
 
 function displayName(name: string, slots: Slots): string {

@@ -43,6 +43,8 @@ export interface Accumulator {
   merge(other: Accumulator): void;
   result(): unknown;
   snapshot(): Snapshot;
+  /** Back to the empty state, so a window's accumulators can be reused for the key's next window. */
+  reset(): void;
 }
 
 export interface AggregateSpec {
@@ -64,6 +66,9 @@ class CountStar implements Accumulator {
   result(): unknown {
     return this.n;
   }
+  reset(): void {
+    this.n = 0;
+  }
   snapshot(): Snapshot {
     return this.n;
   }
@@ -80,6 +85,9 @@ class Count implements Accumulator {
   result(): unknown {
     return this.n;
   }
+  reset(): void {
+    this.n = 0;
+  }
   snapshot(): Snapshot {
     return this.n;
   }
@@ -95,6 +103,9 @@ class CountDistinct implements Accumulator {
   }
   result(): unknown {
     return this.seen.size;
+  }
+  reset(): void {
+    this.seen.clear();
   }
   snapshot(): Snapshot {
     return [...this.seen].map(snapshotValue);
@@ -120,6 +131,10 @@ class Sum implements Accumulator {
   result(): unknown {
     return this.seen ? this.sum : null;
   }
+  reset(): void {
+    this.sum = 0;
+    this.seen = false;
+  }
   snapshot(): Snapshot {
     return this.seen ? snapshotValue(this.sum) : null;
   }
@@ -143,6 +158,10 @@ class Avg implements Accumulator {
   result(): unknown {
     return this.n === 0 ? null : this.sum / this.n;
   }
+  reset(): void {
+    this.sum = 0;
+    this.n = 0;
+  }
   snapshot(): Snapshot {
     return [snapshotValue(this.sum), this.n];
   }
@@ -160,6 +179,9 @@ class Extreme implements Accumulator {
   }
   result(): unknown {
     return this.value;
+  }
+  reset(): void {
+    this.value = null;
   }
   snapshot(): Snapshot {
     return snapshotValue(this.value);
@@ -198,6 +220,10 @@ class Positional implements Accumulator {
   result(): unknown {
     return this.value;
   }
+  reset(): void {
+    this.value = null;
+    this.has = false;
+  }
   snapshot(): Snapshot {
     return this.has ? [snapshotValue(this.value), this.t, this.p, this.o] : null;
   }
@@ -232,6 +258,10 @@ class ArgExtreme implements Accumulator {
   }
   result(): unknown {
     return this.value;
+  }
+  reset(): void {
+    this.value = null;
+    this.by = null;
   }
   snapshot(): Snapshot {
     return this.by === null ? null : [snapshotValue(this.value), snapshotValue(this.by), this.t, this.p, this.o];

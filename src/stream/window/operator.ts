@@ -54,6 +54,12 @@ class Group {
   readonly windows: Win[] = [];
   /** The group's part of output ids; computed at the first result, not per new group. */
   idKey: string | undefined;
+  /** No open windows: kept in the map for reuse until a sweep finds it still empty (see WindowOperator.purge). */
+  empty = false;
+  /** The sweep generation when it last became empty. */
+  emptySince = 0;
+  /** The group's last purged window, reused for its next one (no allocation per key and window). */
+  spare: Win | undefined;
   constructor(
     readonly mapKey: unknown,
     readonly values: readonly unknown[],
@@ -85,6 +91,10 @@ class Win {
 export class WindowOperator {
   watermark = Number.NEGATIVE_INFINITY;
   private readonly groups = new Map<unknown, Group>();
+  /** Groups in `groups` with no windows, kept so that a key's next window reuses its group. */
+  private emptyGroups = 0;
+  private purgesSinceSweep = 0;
+  private sweepGeneration = 0;
   private readonly fireTimers = new TimerQueue<Win>();
   private readonly cleanupTimers = new TimerQueue<Win>();
   private readonly window: WindowSpec;
@@ -115,7 +125,7 @@ export class WindowOperator {
   }
 
   get groupCount(): number {
-    return this.groups.size;
+    return this.groups.size - this.emptyGroups;
   }
 
   /** Adds one event; may emit updated results of windows that already fired (allowed lateness). */
@@ -163,7 +173,7 @@ export class WindowOperator {
       for (const win of due) {
         if (win.dead || win.end - 1 > watermark) continue;
         if (!win.fired) this.emit(win, out);
-        if (lateness === 0) this.purge(win);
+        if (lateness === 0) this.purge(win, true);
       }
     }
     for (
@@ -171,13 +181,14 @@ export class WindowOperator {
       due !== undefined;
       due = this.cleanupTimers.popDue(watermark)
     ) {
-      for (const win of due) if (!win.dead && win.end - 1 + lateness <= watermark) this.purge(win);
+      for (const win of due) if (!win.dead && win.end - 1 + lateness <= watermark) this.purge(win, true);
     }
   }
 
   snapshot(): Snapshot {
     const groups: Snapshot[] = [];
     for (const g of this.groups.values()) {
+      if (g.windows.length === 0) continue;
       groups.push([
         g.values.map(snapshotValue),
         g.windows.map((w) => [w.start, w.end, w.fired, w.revision, w.accs.map((a) => a.snapshot())]),
@@ -188,6 +199,7 @@ export class WindowOperator {
 
   restore(s: Snapshot): void {
     this.groups.clear();
+    this.emptyGroups = 0;
     this.fireTimers.clear();
     this.cleanupTimers.clear();
     this.windowCount = 0;
@@ -210,7 +222,7 @@ export class WindowOperator {
         );
         win.fired = fired === true;
         win.revision = Number(revision);
-        group.windows.push(win);
+        this.attach(group, win);
         this.windowCount++;
         this.schedule(win);
       }
@@ -238,11 +250,32 @@ export class WindowOperator {
       const w = ws[i] as Win;
       if (w.start === start) return w;
     }
-    const win = new Win(g, start, end, this.newAccs());
-    ws.push(win);
+    const spare = g.spare;
+    let win: Win;
+    if (spare !== undefined) {
+      // Reuse: timers that still name the old window are filtered by their `end` checks, and a
+      // spare is only kept once every timer at or before its purge has been popped (advance).
+      g.spare = undefined;
+      win = spare;
+      win.start = start;
+      win.end = end;
+      win.fired = false;
+      win.dead = false;
+      win.revision = 0;
+      for (let i = 0; i < this.nAggs; i++) (win.accs[i] as Accumulator).reset();
+    } else win = new Win(g, start, end, this.newAccs());
+    this.attach(g, win);
     this.windowCount++;
     this.schedule(win);
     return win;
+  }
+
+  private attach(g: Group, win: Win): void {
+    g.windows.push(win);
+    if (g.empty) {
+      g.empty = false;
+      this.emptyGroups--;
+    }
   }
 
   private newAccs(): Accumulator[] {
@@ -285,7 +318,7 @@ export class WindowOperator {
     const group = existing ?? this.groupOf(e);
     if (target === undefined) {
       const win = new Win(group, start, end, this.newAccs());
-      group.windows.push(win);
+      this.attach(group, win);
       this.windowCount++;
       this.schedule(win);
       this.addTo(win, e, out);
@@ -334,13 +367,36 @@ export class WindowOperator {
     });
   }
 
-  private purge(win: Win): void {
+  /** `reusable`: called from advance, every timer of `win` due so far has been popped. */
+  private purge(win: Win, reusable = false): void {
     if (win.dead) return;
     win.dead = true;
     this.windowCount--;
     const g = win.group;
     const i = g.windows.indexOf(win);
     if (i >= 0) g.windows.splice(i, 1);
-    if (g.windows.length === 0 && this.groups.get(g.mapKey) === g) this.groups.delete(g.mapKey);
+    if (g.windows.length > 0 || g.empty || this.groups.get(g.mapKey) !== g) return;
+    if (reusable && this.window.kind === "tumble") g.spare = win;
+    // Hot path: a key's group outlives its last window until a sweep, so the key's next window
+    // (tumbling windows: every window of a busy key) finds it instead of deleting and re-adding a
+    // Map entry, re-evaluating the key values and re-encoding the id's key part. A sweep (one
+    // walk of the map per max(1024, half its size) purges: amortised O(1)) drops the groups that were
+    // already empty at the previous sweep, so a key gone quiet costs memory for one period only.
+    g.empty = true;
+    g.emptySince = this.sweepGeneration;
+    this.emptyGroups++;
+    if (++this.purgesSinceSweep >= 1024 && this.purgesSinceSweep * 2 >= this.groups.size) this.sweep();
+  }
+
+  private sweep(): void {
+    const gen = this.sweepGeneration;
+    for (const [k, g] of this.groups) {
+      if (g.empty && g.emptySince < gen) {
+        this.groups.delete(k);
+        this.emptyGroups--;
+      }
+    }
+    this.sweepGeneration++;
+    this.purgesSinceSweep = 0;
   }
 }
