@@ -32,6 +32,7 @@ export {
   type Job,
   type JobOptions,
   KeyedStream,
+  type LookupOptions,
   last,
   max,
   min,
@@ -41,5 +42,14 @@ export {
   type WindowRow,
 } from "./stream/api/index.js";
 export { type CheckpointStore, LogCheckpointStore, MemoryCheckpointStore } from "./stream/checkpoint.js";
+export {
+  CachedLookup,
+  type LookupCacheOptions,
+  type LookupRow,
+  type LookupTable,
+  LruTtlCache,
+  userSettingsTable,
+  usersTable,
+} from "./stream/lookup.js";
 export type { PipelineOptions, PipelineOptionsInput } from "./stream/options.js";
 export { hopping, session, tumbling, type WindowSpec } from "./stream/window/windows.js";

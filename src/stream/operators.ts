@@ -1,3 +1,4 @@
+import type { LogRecord } from "../log/types.js";
 import type { Emitted, StreamEvent } from "./event.js";
 import type { CompiledExpr } from "./sql/expr-types.js";
 import { SqlEvalError } from "./sql/values.js";
@@ -9,6 +10,8 @@ import { SqlEvalError } from "./sql/values.js";
  */
 export interface Operator {
   process(event: StreamEvent, out: Emitted[]): void;
+  /** Asynchronous work before a chunk (lookup joins load the chunk's keys); awaited by the runner. */
+  prepare?(records: readonly LogRecord[]): Promise<void>;
 }
 
 /** One output column: a compiled expression under its output name, or `*` (every event field). */

@@ -176,7 +176,9 @@ export class PipelineRunner {
       const records = await this.log.read(this.input, p, from, { maxRecords: this.chunkSize });
       const last = records[records.length - 1];
       if (last === undefined) continue;
-      const result = processChunk(this.name, this.options.compiled.operator, records);
+      const operator = this.options.compiled.operator;
+      if (operator.prepare !== undefined) await operator.prepare(records);
+      const result = processChunk(this.name, operator, records);
       if (result.outputs.length > 0) {
         const batch: AppendRecord[] = result.outputs.map((o) => ({
           key: o.key,

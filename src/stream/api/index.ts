@@ -11,6 +11,7 @@ export {
   type Job,
   type JobOptions,
   KeyedStream,
+  type LookupOptions,
   last,
   max,
   min,

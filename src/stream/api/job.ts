@@ -1,8 +1,10 @@
 import type { Clock } from "../../core/clock.js";
 import { RunnelError } from "../../core/errors.js";
-import type { EventLog } from "../../log/types.js";
+import type { EventLog, LogRecord } from "../../log/types.js";
 import type { CheckpointStore } from "../checkpoint.js";
+import { decodeRecord } from "../codec.js";
 import type { Emitted, StreamEvent } from "../event.js";
+import { CachedLookup, type LookupCacheOptions, type LookupRow, type LookupTable } from "../lookup.js";
 import type { Operator } from "../operators.js";
 import { type PipelineOptionsInput, parsePipelineOptions } from "../options.js";
 import { PipelineRunner, type PipelineStats } from "../runner.js";
@@ -71,6 +73,20 @@ export interface Job {
   stats(): PipelineStats;
 }
 
+/** Lookup steps register how to load their chunk's keys before the chunk is processed. */
+const prefetchers = new WeakMap<Step, (records: readonly LogRecord[]) => Promise<void>>();
+
+export interface LookupOptions<N extends string> {
+  /** The field the table's row is put in (null when the table has no row for the key). */
+  readonly as: N;
+  /** The lookup key, from the source event; default the event's key (its user_id). */
+  readonly key?: (event: StreamEvent) => string;
+  /** "left" (default) keeps events without a row, with `as: null`; "inner" drops them. */
+  readonly join?: "left" | "inner";
+  /** LRU size, TTL and clock of the cache; ignored when a CachedLookup is given. */
+  readonly cache?: LookupCacheOptions;
+}
+
 export class DataStream<T extends Value> {
   constructor(
     protected readonly log: EventLog,
@@ -88,6 +104,31 @@ export class DataStream<T extends Value> {
 
   flatMap<U extends Value>(f: (value: T, event: StreamEvent) => Iterable<U>): DataStream<U> {
     return this.step((v, e) => [...f(v as T, e)]);
+  }
+
+  /**
+   * Enrichment: joins each event with the table's current row for its key, through an LRU+TTL
+   * cache (Flink's lookup join). Available before `to()`; a windowed job refuses it.
+   */
+  lookup<N extends string>(
+    table: LookupTable | CachedLookup,
+    options: LookupOptions<N>,
+  ): DataStream<T & { [K in N]: LookupRow | null }> {
+    const cached = table instanceof CachedLookup ? table : new CachedLookup(table, options.cache);
+    const keyOf = options.key ?? ((e: StreamEvent) => e.key);
+    const inner = options.join === "inner";
+    const as = options.as;
+    const step: Step = (v, e) => {
+      const row = cached.get(keyOf(e)) ?? null;
+      if (row === null && inner) return undefined;
+      return { ...v, [as]: row };
+    };
+    prefetchers.set(step, async (records) => {
+      // The record key is the event's key: no decode unless a key function needs the event.
+      const keys = options.key === undefined ? records.map((r) => r.key) : records.map((r) => keyOf(decodeRecord(r)));
+      await cached.prefetch(keys);
+    });
+    return this.step(step);
   }
 
   /** Groups by a field (`"user_id"`: results belong to that user) or by a function of the value. */
@@ -121,6 +162,12 @@ export class KeyedStream<T extends Value> {
   ) {}
 
   window(spec: WindowSpec): WindowedStream<T> {
+    if (this.steps.some((s) => prefetchers.has(s))) {
+      throw new RunnelError(
+        "invalid_input",
+        "lookup() is not supported before a window yet: enrich the window's output",
+      );
+    }
     return new WindowedStream<T>(this.log, this.source, this.steps, this.key, checkWindow(spec));
   }
 }
@@ -227,7 +274,16 @@ export class AggregatedStream {
 }
 
 function chainOperator(steps: readonly Step[]): Operator {
+  const prefetch = steps.flatMap((s) => {
+    const p = prefetchers.get(s);
+    return p === undefined ? [] : [p];
+  });
   return {
+    ...(prefetch.length > 0 && {
+      prepare: async (records: readonly LogRecord[]) => {
+        for (const p of prefetch) await p(records);
+      },
+    }),
     process(event: StreamEvent, out: Emitted[]): void {
       let values: Value[] = [event.value as Value];
       for (const step of steps) {
