@@ -36,12 +36,15 @@ export {
   last,
   max,
   min,
+  ProcessedStream,
+  type ProcessFunction,
   stream,
   sum,
   WindowedStream,
   type WindowRow,
 } from "./stream/api/index.js";
 export { type CheckpointStore, LogCheckpointStore, MemoryCheckpointStore } from "./stream/checkpoint.js";
+export { KeyedProcessOperator, type KeyedState } from "./stream/keyed-process.js";
 export {
   CachedLookup,
   type LookupCacheOptions,

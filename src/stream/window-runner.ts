@@ -3,19 +3,40 @@ import { RunnelError } from "../core/errors.js";
 import type { AppendRecord, EventLog } from "../log/types.js";
 import { type Checkpoint, type CheckpointStore, LogCheckpointStore } from "./checkpoint.js";
 import { decodeRecord, encodeValue } from "./codec.js";
+import type { StreamEvent } from "./event.js";
 import { HEADER_OUTPUT_ID } from "./headers.js";
 import { type PipelineOptions, parsePipelineOptions } from "./options.js";
 import type { PipelineStats } from "./runner.js";
 import { SqlEvalError } from "./sql/values.js";
+import type { Snapshot } from "./state/snapshot-codec.js";
 import { WatermarkTracker } from "./time/watermarks.js";
-import { LATE, type WindowedPlan, WindowOperator, type WindowOutput } from "./window/operator.js";
+import { LATE, type ProcessOutcome, type WindowedPlan, WindowOperator, type WindowOutput } from "./window/operator.js";
+
+/**
+ * What the runner drives and checkpoints: the window operator, or a keyed process function
+ * (src/stream/keyed-process.ts). Its state must result from exactly the records before the
+ * checkpoint's positions, and its output ids must be deterministic.
+ */
+export interface CheckpointedOperator {
+  readonly watermark: number;
+  readonly openWindows: number;
+  /** Keys holding state. */
+  readonly groupCount: number;
+  process(e: StreamEvent, out: WindowOutput[]): ProcessOutcome;
+  advance(watermark: number, out: WindowOutput[]): void;
+  snapshot(): Snapshot;
+  restore(s: Snapshot): void;
+}
 
 export interface WindowedRunnerOptions {
   readonly log: EventLog;
   readonly name: string;
   readonly inputStream: string;
-  readonly plan: WindowedPlan;
-  /** Window results; created by the caller with the input's partition count. */
+  /** The window aggregation; or, instead, `createOperator`. */
+  readonly plan?: WindowedPlan;
+  /** Another checkpointed operator (a keyed process function), created at each recovery. */
+  readonly createOperator?: () => CheckpointedOperator;
+  /** Window results (or the operator's outputs); created by the caller with the input's partition count. */
   readonly outputStream: string;
   /** Events too late for any window; without it they are counted and dropped. */
   readonly lateStream?: string;
@@ -72,7 +93,7 @@ export class WindowedPipelineRunner {
   private readonly store: CheckpointStore;
   private readonly chunkSize: number;
   private readonly retryDelayMs: number;
-  private operator!: WindowOperator;
+  private operator!: CheckpointedOperator;
   private tracker!: WatermarkTracker;
   private positions: number[] = [];
   private partitions = 0;
@@ -205,10 +226,7 @@ export class WindowedPipelineRunner {
   private async recover(): Promise<void> {
     const { log, config } = this;
     const now = this.clock.now();
-    this.operator = new WindowOperator(config.plan, {
-      pipeline: config.name,
-      allowedLatenessMs: this.opts.allowedLatenessMs,
-    });
+    this.operator = this.createOperator();
     this.tracker = new WatermarkTracker(this.partitions, this.opts, now);
     const checkpoint = await this.store.load(config.name);
     let outputFrom: readonly number[];
@@ -241,6 +259,14 @@ export class WindowedPipelineRunner {
       await this.checkpoint();
     }
     this.lastCheckpointAt = now;
+  }
+
+  private createOperator(): CheckpointedOperator {
+    const { config } = this;
+    if (config.createOperator !== undefined) return config.createOperator();
+    if (config.plan === undefined)
+      throw new RunnelError("internal", `job ${config.name} has neither a plan nor an operator`);
+    return new WindowOperator(config.plan, { pipeline: config.name, allowedLatenessMs: this.opts.allowedLatenessMs });
   }
 
   private async collectIds(stream: string, from: readonly number[], into: Set<string>): Promise<void> {

@@ -15,6 +15,8 @@ export {
   last,
   max,
   min,
+  ProcessedStream,
+  type ProcessFunction,
   stream,
   sum,
   WindowedStream,

@@ -4,6 +4,7 @@ import type { EventLog, LogRecord } from "../../log/types.js";
 import type { CheckpointStore } from "../checkpoint.js";
 import { decodeRecord } from "../codec.js";
 import type { Emitted, StreamEvent } from "../event.js";
+import { KeyedProcessOperator, type KeyedState } from "../keyed-process.js";
 import { CachedLookup, type LookupCacheOptions, type LookupRow, type LookupTable } from "../lookup.js";
 import type { Operator } from "../operators.js";
 import { type PipelineOptionsInput, parsePipelineOptions } from "../options.js";
@@ -11,7 +12,7 @@ import { PipelineRunner, type PipelineStats } from "../runner.js";
 import type { AggregateSpec } from "../window/aggregates.js";
 import type { KeySelector, WindowedPlan } from "../window/operator.js";
 import { checkWindow, type WindowSpec } from "../window/windows.js";
-import { WindowedPipelineRunner } from "../window-runner.js";
+import { type CheckpointedOperator, WindowedPipelineRunner } from "../window-runner.js";
 
 /**
  * The code-first front end: the same operators as streaming SQL, as a typed builder.
@@ -170,6 +171,96 @@ export class KeyedStream<T extends Value> {
     }
     return new WindowedStream<T>(this.log, this.source, this.steps, this.key, checkWindow(spec));
   }
+
+  /**
+   * Flink's KeyedProcessFunction with a ValueState and TTL: `process` runs once per value with the
+   * state of the value's key (`state.value()`, `state.update(v)`, `state.clear()`) and emits
+   * outputs with `out(o)`. State not updated for `ttlMs` of event time (record timestamps) reads
+   * as undefined. State is checkpointed with the input offsets (as window state) and restored
+   * after a restart. State values must be JSON. See docs/stream-processing.md, keyed state.
+   */
+  process<S, Out extends Value>(fn: ProcessFunction<T, S, Out>): ProcessedStream {
+    if (this.steps.some((s) => prefetchers.has(s))) {
+      throw new RunnelError("invalid_input", "lookup() is not supported before process() yet: enrich its output");
+    }
+    if (!(Number.isFinite(fn.ttlMs) && fn.ttlMs > 0)) {
+      throw new RunnelError("invalid_input", "process(): ttlMs must be a positive number of milliseconds");
+    }
+    const keyFn = keyFunction<T>(this.key);
+    const steps = this.steps;
+    const user = fn.process;
+    return new ProcessedStream(this.log, this.source, (pipeline) => {
+      return new KeyedProcessOperator<S, Out>(
+        {
+          ttlMs: fn.ttlMs,
+          values: (e) => runSteps(steps, e),
+          keyOf: (v) => keyFn(v as T),
+          process: (v, state, out, e) => user(v as T, state, out, e),
+        },
+        { pipeline },
+      );
+    });
+  }
+}
+
+/** A keyed process function: per value, with its key's state; `out` emits an output. */
+export interface ProcessFunction<T, S, Out> {
+  /** State not updated for this long, in event time, expires. */
+  readonly ttlMs: number;
+  process(value: T, state: KeyedState<S>, out: (output: Out) => void, event: StreamEvent): void;
+}
+
+/** The outputs of a process function, ready to be written to a stream. */
+export class ProcessedStream {
+  constructor(
+    private readonly log: EventLog,
+    private readonly source: string,
+    private readonly operator: (pipeline: string) => CheckpointedOperator,
+  ) {}
+
+  /**
+   * Writes the outputs to `output` (keyed and timed like their input event), exactly once: the
+   * windowed runner checkpoints the keyed state with the input offsets.
+   */
+  to(output: string, options: JobOptions = {}): Job {
+    const name = options.name ?? output;
+    return new WindowedPipelineRunner({
+      log: this.log,
+      name,
+      inputStream: this.source,
+      createOperator: () => this.operator(name),
+      outputStream: output,
+      startFrom: options.startFrom ?? "earliest",
+      options: parsePipelineOptions(options.options),
+      ...(options.checkpoints !== undefined && { checkpoints: options.checkpoints }),
+      ...(options.clock !== undefined && { clock: options.clock }),
+    });
+  }
+}
+
+function keyFunction<T extends Value>(key: (keyof T & string) | ((value: T) => string)): (value: T) => string {
+  if (typeof key === "function") return key;
+  return (v: T) => {
+    const k = v[key];
+    return k === undefined || k === null ? "" : String(k);
+  };
+}
+
+/** The stateless chain over one event: the values it produces, in order. */
+function runSteps(steps: readonly Step[], event: StreamEvent): Value[] {
+  let values: Value[] = [event.value as Value];
+  for (const step of steps) {
+    const next: Value[] = [];
+    for (const v of values) {
+      const r = step(v, event);
+      if (r === undefined) continue;
+      if (Array.isArray(r)) next.push(...r);
+      else next.push(r);
+    }
+    values = next;
+    if (values.length === 0) break;
+  }
+  return values;
 }
 
 /** A window result: the key, the window bounds (epoch ms) and one field per aggregate. */
@@ -285,18 +376,7 @@ function chainOperator(steps: readonly Step[]): Operator {
       },
     }),
     process(event: StreamEvent, out: Emitted[]): void {
-      let values: Value[] = [event.value as Value];
-      for (const step of steps) {
-        const next: Value[] = [];
-        for (const v of values) {
-          const r = step(v, event);
-          if (r === undefined) continue;
-          if (Array.isArray(r)) next.push(...r);
-          else next.push(r);
-        }
-        values = next;
-        if (values.length === 0) return;
-      }
+      const values = runSteps(steps, event);
       for (const value of values) out.push({ key: event.key, timestamp: event.timestamp, value });
     },
   };
