@@ -2,7 +2,9 @@
  * The lifecycle of pipelines: compiled at creation (bad SQL is refused before anything exists),
  * an output stream with the input's partition count, a runner per pipeline, restarted on boot.
  * Order of creation: catalogue row, then output stream, then runner; `open()` repairs a crash
- * between any two of them.
+ * between any two of them. A disabled pipeline is known (listed, described, counted as a reader of
+ * its input) but has no running runner; enabling it starts a new runner from its committed
+ * position (map) or last checkpoint (window), which the stopped runner left in place.
  */
 
 import type { ControlStore, PipelineDefinition } from "../control/types.js";
@@ -27,13 +29,26 @@ interface Runner {
 }
 
 interface Running {
-  readonly definition: PipelineDefinition;
+  definition: PipelineDefinition;
   /** The SQL as the user wrote it (the stored form carries the options too). */
   readonly sql: string;
   readonly options: PipelineOptions;
   readonly compiled: CompiledPipeline;
-  readonly runner: Runner;
+  /** Undefined for a pipeline disabled since boot; a disabled pipeline's stopped runner otherwise. */
+  runner: Runner | undefined;
 }
+
+const IDLE_STATS: PipelineStats = {
+  running: false,
+  recordsIn: 0,
+  recordsOut: 0,
+  dropped: 0,
+  errors: 0,
+  lastError: undefined,
+  lag: 0,
+  failures: 0,
+  lastProgressAt: undefined,
+};
 
 /** Where a windowed pipeline's too-late events go: a stream queryable like its results. */
 export function lateStreamOf(pipeline: string): string {
@@ -52,11 +67,16 @@ export interface PipelineDescription {
   /** Windowed pipelines: the stream that receives events too late for their window. */
   readonly lateOutput?: string;
   readonly options?: Record<string, string>;
+  /** False while disabled: the runner is stopped, its position kept for when it is enabled again. */
+  readonly enabled: boolean;
   readonly stats: PipelineStats;
 }
 
 export class PipelineManager {
+  /** Every known pipeline, enabled or not (the name is historical). */
   private readonly running = new Map<string, Running>();
+  /** Serialises enable/disable/delete so a runner is never started twice or left behind. */
+  private transitions: Promise<unknown> = Promise.resolve();
   private unregisterWindowState: (() => void) | undefined;
 
   constructor(
@@ -124,10 +144,44 @@ export class PipelineManager {
     return this.describe(await this.launch(definition, compiled));
   }
 
-  async delete(name: string): Promise<void> {
+  /** Disables (stops the runner, keeping its position) or enables (resumes from it) a pipeline. */
+  setEnabled(name: string, enabled: boolean): Promise<PipelineDescription> {
+    return this.serialised(async () => {
+      const entry = this.running.get(name);
+      if (!entry) throw new RunnelError("not_found", `pipeline "${name}" does not exist`);
+      if (entry.definition.enabled === enabled) return this.describe(entry);
+      if (!enabled) {
+        // Stop first: once stopped, everything it appended is committed or recoverable on restart.
+        await entry.runner?.stop();
+        const updated = await this.deps.control.setPipelineEnabled(name, false);
+        if (!updated) throw new RunnelError("not_found", `pipeline "${name}" does not exist`);
+        entry.definition = updated;
+        return this.describe(entry);
+      }
+      const updated = await this.deps.control.setPipelineEnabled(name, true);
+      if (!updated) throw new RunnelError("not_found", `pipeline "${name}" does not exist`);
+      entry.definition = updated;
+      const runner = this.createRunner(updated, entry.compiled, entry.options);
+      entry.runner = runner;
+      await runner.start();
+      return this.describe(entry);
+    });
+  }
+
+  private serialised<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.transitions.then(work, work);
+    this.transitions = next.catch(() => undefined);
+    return next;
+  }
+
+  delete(name: string): Promise<void> {
+    return this.serialised(() => this.deleteNow(name));
+  }
+
+  private async deleteNow(name: string): Promise<void> {
     const definition = this.running.get(name)?.definition ?? (await this.deps.control.getPipeline(name));
     if (!definition) throw new RunnelError("not_found", `pipeline "${name}" does not exist`);
-    await this.running.get(name)?.runner.stop();
+    await this.running.get(name)?.runner?.stop();
     this.running.delete(name);
     if (await this.deps.streams.get(name)) await this.deps.streams.delete(name);
     const late = lateStreamOf(name);
@@ -153,14 +207,18 @@ export class PipelineManager {
 
   /** False when a pipeline keeps failing against the log. */
   healthy(): boolean {
-    return [...this.running.values()].every((r) => r.runner.stats().failures === 0 || r.runner.stats().running);
+    return [...this.running.values()].every((r) => {
+      if (!r.definition.enabled || r.runner === undefined) return true;
+      const stats = r.runner.stats();
+      return stats.failures === 0 || stats.running;
+    });
   }
 
   /** Window state of each windowed pipeline, read by monitoring at scrape time. */
   private windowStates(): WindowState[] {
     const states: WindowState[] = [];
     for (const { definition, runner } of this.running.values()) {
-      if (!(runner instanceof WindowedPipelineRunner)) continue;
+      if (!definition.enabled || !(runner instanceof WindowedPipelineRunner)) continue;
       const stats = runner.stats();
       states.push({
         pipeline: definition.name,
@@ -175,12 +233,13 @@ export class PipelineManager {
   async stop(): Promise<void> {
     this.unregisterWindowState?.();
     this.unregisterWindowState = undefined;
-    await Promise.all([...this.running.values()].map((r) => r.runner.stop()));
+    await this.transitions;
+    await Promise.all([...this.running.values()].map((r) => r.runner?.stop()));
     this.running.clear();
   }
 
   private async launch(definition: PipelineDefinition, compiledAlready?: CompiledPipeline): Promise<Running> {
-    const { log, streams, clock } = this.deps;
+    const { log, streams } = this.deps;
     const sql = definition.sql;
     const options = parsePipelineOptions(definition.options);
     const compiled = compiledAlready ?? compilePipeline(sql, (s) => log.hasStream(s));
@@ -196,7 +255,6 @@ export class PipelineManager {
         ...(input.retentionMs !== undefined && { retentionMs: input.retentionMs }),
       });
     }
-    let runner: Runner;
     if (compiled.kind === "window") {
       const late = lateStreamOf(definition.name);
       if (!(await streams.get(late))) {
@@ -208,13 +266,24 @@ export class PipelineManager {
           ...(input.retentionMs !== undefined && { retentionMs: input.retentionMs }),
         });
       }
-      runner = new WindowedPipelineRunner({
+    }
+    const runner = definition.enabled ? this.createRunner(definition, compiled, options) : undefined;
+    await runner?.start();
+    const running: Running = { definition, sql, options, compiled, runner };
+    this.running.set(definition.name, running);
+    return running;
+  }
+
+  private createRunner(definition: PipelineDefinition, compiled: CompiledPipeline, options: PipelineOptions): Runner {
+    const { log, clock } = this.deps;
+    if (compiled.kind === "window") {
+      return new WindowedPipelineRunner({
         log,
         name: definition.name,
         inputStream: compiled.inputStream,
         plan: compiled.plan,
         outputStream: definition.name,
-        lateStream: late,
+        lateStream: lateStreamOf(definition.name),
         startFrom: definition.startFrom,
         options,
         clock,
@@ -223,13 +292,8 @@ export class PipelineManager {
           failed: () => this.probe.checkpointFailed(`pipeline/${definition.name}`),
         },
       });
-    } else {
-      runner = new PipelineRunner({ log, pipeline: definition, compiled, outputStream: definition.name, clock });
     }
-    await runner.start();
-    const running: Running = { definition, sql, options, compiled, runner };
-    this.running.set(definition.name, running);
-    return running;
+    return new PipelineRunner({ log, pipeline: definition, compiled, outputStream: definition.name, clock });
   }
 
   private describe(running: Running): PipelineDescription {
@@ -246,7 +310,8 @@ export class PipelineManager {
         lateOutput: lateStreamOf(definition.name),
         options: describeOptions(running.options),
       }),
-      stats: runner.stats(),
+      enabled: definition.enabled,
+      stats: runner?.stats() ?? IDLE_STATS,
     };
   }
 }

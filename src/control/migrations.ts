@@ -164,6 +164,14 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 6,
+    name: "pipelines can be disabled",
+    statements: [
+      // A disabled pipeline keeps its definition, output and committed position; its runner is stopped.
+      "ALTER TABLE pipelines ADD COLUMN enabled boolean NOT NULL DEFAULT true",
+    ],
+  },
 ];
 
 /**

@@ -56,6 +56,7 @@ export interface PipelineRow {
   sql: string;
   start_from: "earliest" | "now";
   options: Record<string, string> | string | null;
+  enabled: boolean;
   created_at: Date | string;
 }
 
@@ -103,6 +104,7 @@ export function toPipeline(r: PipelineRow): PipelineDefinition {
     sql: r.sql,
     startFrom: r.start_from,
     ...(options !== null && { options }),
+    enabled: r.enabled,
     createdAt: iso(r.created_at),
   };
 }

@@ -43,6 +43,7 @@ export const ACTIVITY_MAX_LIMIT = 500;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const USER_COLUMNS = "id, username, email, role, disabled, token_version, created_at";
+const PIPELINE_COLUMNS = "name, sql, start_from, options, enabled, created_at";
 
 export class SqlControlStore implements ControlStore {
   #driver: SqlDriver | undefined;
@@ -345,33 +346,39 @@ export class SqlControlStore implements ControlStore {
     return rows.length > 0;
   }
 
-  async createPipeline(pipeline: Omit<PipelineDefinition, "createdAt">): Promise<PipelineDefinition> {
+  async createPipeline(
+    pipeline: Omit<PipelineDefinition, "createdAt" | "enabled"> & { readonly enabled?: boolean },
+  ): Promise<PipelineDefinition> {
     const rows = await this.#query<PipelineRow>(
-      `INSERT INTO pipelines (name, sql, start_from, options) VALUES ($1, $2, $3, $4)
-       RETURNING name, sql, start_from, options, created_at`,
+      `INSERT INTO pipelines (name, sql, start_from, options, enabled) VALUES ($1, $2, $3, $4, $5)
+       RETURNING ${PIPELINE_COLUMNS}`,
       [
         pipeline.name,
         pipeline.sql,
         pipeline.startFrom,
         pipeline.options === undefined ? null : JSON.stringify(pipeline.options),
+        pipeline.enabled ?? true,
       ],
     );
     return toPipeline(one(rows));
   }
 
   async getPipeline(name: string): Promise<PipelineDefinition | undefined> {
-    const rows = await this.#query<PipelineRow>(
-      "SELECT name, sql, start_from, options, created_at FROM pipelines WHERE name = $1",
-      [name],
-    );
+    const rows = await this.#query<PipelineRow>(`SELECT ${PIPELINE_COLUMNS} FROM pipelines WHERE name = $1`, [name]);
     return rows[0] === undefined ? undefined : toPipeline(rows[0]);
   }
 
   async listPipelines(): Promise<PipelineDefinition[]> {
-    const rows = await this.#query<PipelineRow>(
-      "SELECT name, sql, start_from, options, created_at FROM pipelines ORDER BY name",
-    );
+    const rows = await this.#query<PipelineRow>(`SELECT ${PIPELINE_COLUMNS} FROM pipelines ORDER BY name`);
     return rows.map(toPipeline);
+  }
+
+  async setPipelineEnabled(name: string, enabled: boolean): Promise<PipelineDefinition | undefined> {
+    const rows = await this.#query<PipelineRow>(
+      `UPDATE pipelines SET enabled = $2 WHERE name = $1 RETURNING ${PIPELINE_COLUMNS}`,
+      [name, enabled],
+    );
+    return rows[0] === undefined ? undefined : toPipeline(rows[0]);
   }
 
   async deletePipeline(name: string): Promise<boolean> {

@@ -65,6 +65,8 @@ export interface PipelineDefinition {
   readonly startFrom: "earliest" | "now";
   /** Event-time settings as given, in human units (`{"outOfOrderness": "5s"}`). */
   readonly options?: Readonly<Record<string, string>>;
+  /** False while an admin has it disabled: its runner is stopped, its position kept. */
+  readonly enabled: boolean;
   readonly createdAt: string;
 }
 
@@ -170,9 +172,14 @@ export interface ControlStore {
   listStreams(): Promise<StreamDefinition[]>;
   deleteStream(name: string): Promise<boolean>;
 
-  createPipeline(pipeline: Omit<PipelineDefinition, "createdAt">): Promise<PipelineDefinition>;
+  /** `enabled` defaults to true. */
+  createPipeline(
+    pipeline: Omit<PipelineDefinition, "createdAt" | "enabled"> & { readonly enabled?: boolean },
+  ): Promise<PipelineDefinition>;
   getPipeline(name: string): Promise<PipelineDefinition | undefined>;
   listPipelines(): Promise<PipelineDefinition[]>;
+  /** The updated definition, or undefined when no pipeline has that name. */
+  setPipelineEnabled(name: string, enabled: boolean): Promise<PipelineDefinition | undefined>;
   deletePipeline(name: string): Promise<boolean>;
 
   // CEP rules, alerts and blocks (src/cep).

@@ -325,6 +325,15 @@ const ROWS: readonly Row[] = [
     probe: () => ({ method: "GET", url: `/api/v1/pipelines/${keptPipeline}` }),
   },
   {
+    route: "PATCH /api/v1/pipelines/:name",
+    expect: adminOnly(200),
+    probe: async (actor) => ({
+      method: "PATCH",
+      url: `/api/v1/pipelines/${actor === "admin" ? await throwawayPipeline() : keptPipeline}`,
+      body: { enabled: false },
+    }),
+  },
+  {
     route: "DELETE /api/v1/pipelines/:name",
     expect: adminOnly(204),
     probe: async (actor) => ({

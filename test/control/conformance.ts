@@ -533,6 +533,26 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
         assert.equal(await store.getPipeline(name), undefined);
       });
 
+      it("enabled: true by default, set and read back, kept by list; unknown name → undefined", async () => {
+        const name = unique("p");
+        const created = await store.createPipeline({ name, sql: "SELECT * FROM clicks", startFrom: "now" });
+        assert.equal(created.enabled, true);
+        const disabled = await store.setPipelineEnabled(name, false);
+        assert.deepEqual(disabled, { ...created, enabled: false });
+        assert.equal((await store.getPipeline(name))?.enabled, false);
+        assert.equal((await store.listPipelines()).find((p) => p.name === name)?.enabled, false);
+        assert.equal((await store.setPipelineEnabled(name, true))?.enabled, true);
+        assert.equal((await store.getPipeline(name))?.enabled, true);
+        assert.equal(await store.setPipelineEnabled(unique("missing"), false), undefined);
+        const off = unique("p");
+        assert.equal(
+          (await store.createPipeline({ name: off, sql: "SELECT 1", startFrom: "now", enabled: false })).enabled,
+          false,
+        );
+        assert.equal(await store.deletePipeline(name), true);
+        assert.equal(await store.deletePipeline(off), true);
+      });
+
       it("rejects an unknown start position", async () => {
         await rejectsWith(
           store.createPipeline({ name: unique("p"), sql: "SELECT 1", startFrom: "latest" as "now" }),

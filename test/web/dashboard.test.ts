@@ -259,6 +259,33 @@ describe("the dashboard in Chromium", () => {
     }
   });
 
+  it("disables and re-enables a pipeline from the pipelines page", async () => {
+    await ok(
+      "POST",
+      "/api/v1/pipelines",
+      adminToken,
+      { name: "amounts", sql: "SELECT user_id, amount FROM transactions", startFrom: "earliest" },
+      201,
+    );
+    const enabled = async () => (await ok("GET", "/api/v1/pipelines/amounts", adminToken)).enabled === true;
+    const { context, page } = await newPage();
+    try {
+      await signIn(page, "admin", ADMIN_PASSWORD);
+      await go(page, "Pipelines");
+      const row = page.getByTestId("pipelines").getByRole("row").filter({ hasText: "amounts" });
+      await row.getByRole("button", { name: "Disable" }).click();
+      await row.getByRole("button", { name: "Enable" }).waitFor();
+      assert.equal(await enabled(), false);
+      await shot(page, "pipelines-disabled");
+      await row.getByRole("button", { name: "Enable" }).click();
+      await row.getByRole("button", { name: "Disable" }).waitFor();
+      assert.equal(await enabled(), true);
+    } finally {
+      await context.close();
+      await ok("DELETE", "/api/v1/pipelines/amounts", adminToken, undefined, 204);
+    }
+  });
+
   it("a user sees only their own data on every page", async () => {
     const { context, page } = await newPage();
     try {

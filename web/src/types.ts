@@ -74,6 +74,8 @@ export interface Pipeline {
   readonly input: string;
   readonly output: string;
   readonly kind?: string;
+  /** False while an admin has it disabled (its runner stopped, its position kept). */
+  readonly enabled: boolean;
   readonly createdAt: string;
   readonly stats?: Readonly<Record<string, unknown>>;
 }

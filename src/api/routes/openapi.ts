@@ -155,6 +155,11 @@ export const DOCS: Readonly<Record<string, RouteDoc>> = {
   "POST /api/v1/pipelines": { summary: "Create a continuous query (admin)", tag: "pipelines", success: 201 },
   "GET /api/v1/pipelines": { summary: "All pipelines (admin, analyst)", tag: "pipelines" },
   "GET /api/v1/pipelines/:name": { summary: "One pipeline (admin, analyst)", tag: "pipelines" },
+  "PATCH /api/v1/pipelines/:name": {
+    summary: "Enable or disable a pipeline; re-enabling resumes where it stopped (admin)",
+    tag: "pipelines",
+    body: { type: "object", required: ["enabled"], properties: { enabled: { type: "boolean" } } },
+  },
   "DELETE /api/v1/pipelines/:name": { summary: "Delete a pipeline (admin)", tag: "pipelines", success: 204 },
   "POST /api/v1/rules": {
     summary: "Create a CEP rule, active for every event ingested after the answer (admin)",

@@ -54,6 +54,21 @@ export function registerPipelineRoutes(app: FastifyInstance, services: ApiServic
     return pipeline;
   });
 
+  // Validated here, like PATCH /rules/:id, so the 400 names the offending field.
+  app.patch<{ Params: { name: string }; Body: unknown }>("/pipelines/:name", async (request) => {
+    requireRole(await principalOf(request, services), "admin");
+    const body: unknown = request.body;
+    if (body === undefined || body === null || typeof body !== "object" || Array.isArray(body)) {
+      throw new RunnelError("invalid_input", "the body must be a JSON object {enabled}");
+    }
+    const fields = body as Record<string, unknown>;
+    for (const k of Object.keys(fields)) {
+      if (k !== "enabled") throw new RunnelError("invalid_input", `/${k}: unknown field (only enabled can change)`);
+    }
+    if (typeof fields.enabled !== "boolean") throw new RunnelError("invalid_input", "/enabled: must be true or false");
+    return pipelines.setEnabled(request.params.name, fields.enabled);
+  });
+
   app.delete<{ Params: { name: string } }>("/pipelines/:name", async (request, reply) => {
     requireRole(await principalOf(request, services), "admin");
     await pipelines.delete(request.params.name);

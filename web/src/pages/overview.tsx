@@ -132,7 +132,7 @@ function StateTables() {
             p.name,
             p.kind ?? "",
             `${p.input} → ${p.output}`,
-            <PipelineState stats={p.stats} />,
+            p.enabled === false ? <span class="state state-stopped">disabled</span> : <PipelineState stats={p.stats} />,
           ])}
         />
       </div>

@@ -1,4 +1,7 @@
-/** Pipelines: continuous queries into new streams; list (admin, analyst), create and delete (admin). */
+/**
+ * Pipelines: continuous queries into new streams; list (admin, analyst), create, enable/disable
+ * (resumes where it stopped) and delete (admin).
+ */
 import { useState } from "preact/hooks";
 import { api, get, hasRole } from "../api";
 import { Field, fieldOf } from "../form";
@@ -11,36 +14,52 @@ export function PipelinesPage() {
   const pipelines = useLoad(() => get<{ pipelines: Pipeline[] }>("/pipelines"));
   const [error, setError] = useState<unknown>(undefined);
   const admin = hasRole("admin");
+  const act = async (f: () => Promise<unknown>) => {
+    try {
+      setError(undefined);
+      await f();
+      pipelines.reload();
+    } catch (e) {
+      setError(e);
+    }
+  };
   return (
     <section>
       <h1>Pipelines</h1>
       <ErrorBox error={pipelines.error ?? error} />
       <Table
         testId="pipelines"
-        head={["Name", "Kind", "SQL", "Output", "Created", ...(admin ? [""] : [])]}
+        head={["Name", "Kind", "SQL", "Output", "Enabled", "Created", ...(admin ? [""] : [])]}
         rows={(pipelines.data?.pipelines ?? []).map((p) => [
           p.name,
           p.kind ?? "",
           <code>{p.sql}</code>,
           p.output,
+          p.enabled ? "yes" : "no",
           when(p.createdAt),
           ...(admin
             ? [
-                <button
-                  type="button"
-                  class="danger"
-                  onClick={async () => {
-                    if (!confirm(`Delete pipeline ${p.name} and its stream?`)) return;
-                    try {
-                      await api("DELETE", `/pipelines/${encodeURIComponent(p.name)}`);
-                      pipelines.reload();
-                    } catch (e) {
-                      setError(e);
+                <span class="row">
+                  <button
+                    type="button"
+                    class="secondary"
+                    onClick={() =>
+                      act(() => api("PATCH", `/pipelines/${encodeURIComponent(p.name)}`, { enabled: !p.enabled }))
                     }
-                  }}
-                >
-                  Delete
-                </button>,
+                  >
+                    {p.enabled ? "Disable" : "Enable"}
+                  </button>
+                  <button
+                    type="button"
+                    class="danger"
+                    onClick={() =>
+                      confirm(`Delete pipeline ${p.name} and its stream?`) &&
+                      act(() => api("DELETE", `/pipelines/${encodeURIComponent(p.name)}`))
+                    }
+                  >
+                    Delete
+                  </button>
+                </span>,
               ]
             : []),
         ])}
