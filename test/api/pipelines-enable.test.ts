@@ -5,7 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { loadConfig } from "../../src/config/config.js";
+import { startRunnel } from "../../src/server.js";
 import { startTestRunnel, type TestRunnel } from "../helpers/app.js";
+import { ADMIN_PASSWORD, tempDataDir } from "../helpers/server-process.js";
 
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
 
@@ -144,4 +147,74 @@ describe("enabling and disabling a pipeline over HTTP", () => {
     assert.equal((await r.call("GET", "/api/v1/pipelines/short_lived", { token: r.adminToken })).status, 404);
     assert.equal((await r.call("GET", "/api/v1/streams/short_lived", { token: r.adminToken })).status, 404);
   });
+});
+
+it("a disabled pipeline stays disabled across a restart, listed but not running, and resumes when enabled", async () => {
+  const data = await tempDataDir();
+  const config = loadConfig(
+    {},
+    { RUNNEL_DATA_DIR: data.dir, RUNNEL_ADMIN_PASSWORD: ADMIN_PASSWORD, RUNNEL_LOG_LEVEL: "silent" },
+  );
+  const boot = async () => {
+    const runnel = await startRunnel(config, { listen: false });
+    const call = async (method: "GET" | "POST" | "PATCH", url: string, body?: unknown) => {
+      const res = await runnel.app.inject({
+        method,
+        url,
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(body !== undefined && { "content-type": "application/json" }),
+        },
+        ...(body !== undefined && { payload: JSON.stringify(body) }),
+      });
+      return { status: res.statusCode, body: JSON.parse(res.body === "" ? "{}" : res.body) as Record<string, unknown> };
+    };
+    let token = "";
+    const login = await runnel.app.inject({
+      method: "POST",
+      url: "/api/v1/auth/login",
+      payload: { username: "admin", password: ADMIN_PASSWORD },
+    });
+    token = (JSON.parse(login.body) as { token: string }).token;
+    return { runnel, call };
+  };
+  const countOut = async (call: Awaited<ReturnType<typeof boot>>["call"]) =>
+    Number(
+      ((await call("POST", "/api/v1/query", { sql: "SELECT count(*) FROM out" })).body.rows as unknown[][])[0]?.[0],
+    );
+  try {
+    const first = await boot();
+    assert.equal((await first.call("POST", "/api/v1/streams", { name: "src", partitions: 2 })).status, 201);
+    const created = await first.call("POST", "/api/v1/pipelines", {
+      name: "out",
+      sql: "SELECT user_id, seq FROM src",
+      startFrom: "earliest",
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    assert.equal((await first.call("PATCH", "/api/v1/pipelines/out", { enabled: false })).status, 200);
+    await first.runnel.stop();
+
+    const second = await boot();
+    try {
+      const described = await second.call("GET", "/api/v1/pipelines/out");
+      assert.equal(described.status, 200, JSON.stringify(described.body));
+      assert.equal(described.body.enabled, false);
+      assert.equal((described.body.stats as { running: boolean }).running, false);
+      const events = Array.from({ length: 40 }, (_, seq) => ({ user_id: `u${seq % 3}`, seq }));
+      assert.equal((await second.call("POST", "/api/v1/streams/src/events", events)).status, 200);
+      await sleep(300);
+      assert.equal(await countOut(second.call), 0, "a pipeline disabled before the restart ran after it");
+      assert.equal((await second.call("PATCH", "/api/v1/pipelines/out", { enabled: true })).status, 200);
+      let n = 0;
+      for (let i = 0; i < 200 && n !== 40; i++) {
+        n = await countOut(second.call);
+        if (n !== 40) await sleep(25);
+      }
+      assert.equal(n, 40);
+    } finally {
+      await second.runnel.stop();
+    }
+  } finally {
+    await data.remove();
+  }
 });
