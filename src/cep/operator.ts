@@ -122,7 +122,13 @@ export class CepOperator {
   private readonly keys = new Map<string, KeyEntry>();
   private readonly pending = new MinHeap<Pending>((a, b) => a.ts < b.ts || (a.ts === b.ts && a.seq < b.seq));
   private readonly timers = new MinHeap<{ ts: number; key: string }>((a, b) => a.ts < b.ts);
-  private readonly timerSet = new Set<string>();
+  /**
+   * Per key, the latest `within` timer armed and not yet fired. A key's events are fed in
+   * timestamp order, so the timers it asks for never decrease: a request equal to the latest is
+   * the only possible duplicate (Flink's timer service dedups by key and time), and this needs no
+   * `${ts}\0${key}` string per event.
+   */
+  private readonly lastTimer = new Map<string, number>();
   private watermark = Number.NEGATIVE_INFINITY;
   private maxTs = Number.NEGATIVE_INFINITY;
   private seq = 0;
@@ -207,9 +213,10 @@ export class CepOperator {
   }
 
   private addTimer(ts: number, key: string): void {
-    const id = `${ts}\u0000${key}`;
-    if (this.timerSet.has(id)) return;
-    this.timerSet.add(id);
+    const last = this.lastTimer.get(key);
+    if (last === ts) return;
+    // restore() adds a snapshot's timers in heap order, not per key in time order: keep the latest.
+    if (last === undefined || ts > last) this.lastTimer.set(key, ts);
     this.timers.push({ ts, key });
   }
 
@@ -218,7 +225,7 @@ export class CepOperator {
       const t = this.timers.peek();
       if (t === undefined || t.ts > wm) break;
       this.timers.pop();
-      this.timerSet.delete(`${t.ts}\u0000${t.key}`);
+      if (this.lastTimer.get(t.key) === t.ts) this.lastTimer.delete(t.key);
       const entry = this.keys.get(t.key);
       if (entry === undefined) continue;
       // The end of a bounded input advances to +Infinity; FlinkCEP's final watermark is Long.MAX_VALUE.

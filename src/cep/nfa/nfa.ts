@@ -96,6 +96,20 @@ class LazyMatch<V extends Value> implements MatchContext {
   }
 }
 
+/** The event being processed, put in the shared buffer only once a TAKE edge needs it. */
+class EventSlot<V> {
+  registered: BufferedEvent<V> | undefined;
+  constructor(
+    private readonly buffer: SharedBuffer<V>,
+    private readonly value: V,
+    private readonly ts: number,
+  ) {}
+  get(): BufferedEvent<V> {
+    if (this.registered === undefined) this.registered = this.buffer.registerEvent(this.value, this.ts);
+    return this.registered;
+  }
+}
+
 function calculateIncreasingSelfState(ignoreBranches: number, takeBranches: number): number {
   return takeBranches === 0 && ignoreBranches === 0 ? 0 : ignoreBranches + Math.max(1, takeBranches);
 }
@@ -126,16 +140,11 @@ export class Nfa<V extends Value> {
 
   /** Feeds one event; returns the matches it completed. */
   process(key: NfaKeyState<V>, value: V, ts: number, skip: AfterMatchSkipStrategy): Match<V>[] {
-    const buffer = key.buffer;
-    let registered: BufferedEvent<V> | undefined;
-    const eventOf = (): BufferedEvent<V> => {
-      if (registered === undefined) registered = buffer.registerEvent(value, ts);
-      return registered;
-    };
+    const slot = new EventSlot(key.buffer, value, ts);
     try {
-      return this.doProcess(key, value, ts, eventOf, skip);
+      return this.doProcess(key, value, ts, slot, skip);
     } finally {
-      if (registered !== undefined) buffer.releaseEvent(registered);
+      if (slot.registered !== undefined) key.buffer.releaseEvent(slot.registered);
     }
   }
 
@@ -143,7 +152,14 @@ export class Nfa<V extends Value> {
     key: NfaKeyState<V>,
     ts: number,
     skip: AfterMatchSkipStrategy,
-  ): { matches: Match<V>[]; timedOut: TimedOut<V>[] } {
+  ): { readonly matches: readonly Match<V>[]; readonly timedOut: readonly TimedOut<V>[] } {
+    // Fast path (most calls): nothing times out and no completed match waits, so the rebuilt queue
+    // would be the same heap array (re-adding a heap's items in array order never sifts) and the
+    // skip strategy has nothing to emit; only the buffer's per-timestamp counters move.
+    if (key.completedMatches.size === 0 && !this.anyTimedOut(key, ts)) {
+      key.buffer.advanceTime(ts);
+      return NOTHING_ADVANCED;
+    }
     const matches: Match<V>[] = [];
     const timedOut: TimedOut<V>[] = [];
     const newPartial = new JavaPriorityQueue<ComputationState<V>>(compareComputationStates);
@@ -170,6 +186,12 @@ export class Nfa<V extends Value> {
     return { matches, timedOut };
   }
 
+  private anyTimedOut(key: NfaKeyState<V>, ts: number): boolean {
+    if (this.windowTime <= 0) return false;
+    for (const cs of key.partialMatches.items) if (this.isTimedOut(cs, ts)) return true;
+    return false;
+  }
+
   private isTimedOut(cs: ComputationState<V>, ts: number): boolean {
     return this.windowTime > 0 && !this.state(cs).isStart && ts - cs.startTs >= this.windowTime;
   }
@@ -178,7 +200,7 @@ export class Nfa<V extends Value> {
     key: NfaKeyState<V>,
     value: V,
     ts: number,
-    eventOf: () => BufferedEvent<V>,
+    slot: EventSlot<V>,
     skip: AfterMatchSkipStrategy,
   ): Match<V>[] {
     const buffer = key.buffer;
@@ -186,7 +208,7 @@ export class Nfa<V extends Value> {
     const potential = new JavaPriorityQueue<ComputationState<V>>(compareComputationStates);
     key.newStartPartialMatch = false;
     for (const cs of key.partialMatches.items) {
-      const next = this.computeNextStates(key, cs, value, ts, eventOf);
+      const next = this.computeNextStates(key, cs, value, ts, slot);
       const retain: ComputationState<V>[] = [];
       let discardPath = false;
       const fromStart = this.state(cs).isStart;
@@ -250,7 +272,7 @@ export class Nfa<V extends Value> {
     cs: ComputationState<V>,
     value: V,
     ts: number,
-    eventOf: () => BufferedEvent<V>,
+    slot: EventSlot<V>,
   ): ComputationState<V>[] {
     const buffer = key.buffer;
     const ctx: MatchContext = cs.previous === null ? EMPTY_MATCH : new LazyMatch(this, key, cs);
@@ -287,7 +309,7 @@ export class Nfa<V extends Value> {
         const currentVersion = deweyIncrease(cs.version, takeBranchesToVisit);
         const nextVersion = deweyAddStage(currentVersion);
         takeBranchesToVisit--;
-        const event = eventOf();
+        const event = slot.get();
         const newEntry = buffer.put(edge.source.name, event, cs.previous, currentVersion);
         const startTs = isStart ? ts : cs.startTs;
         const startEvent = isStart ? event : cs.startEvent;
@@ -356,6 +378,11 @@ export class Nfa<V extends Value> {
     return n;
   }
 }
+
+const NOTHING_ADVANCED: { readonly matches: readonly never[]; readonly timedOut: readonly never[] } = Object.freeze({
+  matches: Object.freeze([]),
+  timedOut: Object.freeze([]),
+});
 
 function materialize<V>(m: ExtractedMatch<V>): Match<V> {
   const out = new Map<string, V[]>();
