@@ -60,7 +60,16 @@ export async function startServerProcess(dataDir: string, env: Record<string, st
     stderr: () => stderr,
     kill: async (signal: NodeJS.Signals = "SIGTERM") => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      // A graceful stop that hangs must not hang the suite: SIGKILL after 15 s (the test's own
+      // assertions have already run; a hung shutdown is reported on stderr for whoever reads the log).
+      const timer = setTimeout(() => {
+        if (child.exitCode === null && child.signalCode === null) {
+          process.stderr.write(`server ${signal} did not exit within 15 s; sending SIGKILL\n`);
+          child.kill("SIGKILL");
+        }
+      }, 15_000);
       await exited;
+      clearTimeout(timer);
     },
   };
 }
