@@ -19,30 +19,7 @@
 
 export { LocalEventLog } from "./log/local/index.js";
 export type { EventLog, LogRecord } from "./log/types.js";
-export {
-  type Aggregate,
-  AggregatedStream,
-  argMax,
-  argMin,
-  avg,
-  count,
-  countDistinct,
-  DataStream,
-  first,
-  type Job,
-  type JobOptions,
-  KeyedStream,
-  type LookupOptions,
-  last,
-  max,
-  min,
-  ProcessedStream,
-  type ProcessFunction,
-  stream,
-  sum,
-  WindowedStream,
-  type WindowRow,
-} from "./stream/api/index.js";
+export * from "./stream/api/index.js";
 export { type CheckpointStore, LogCheckpointStore, MemoryCheckpointStore } from "./stream/checkpoint.js";
 export { KeyedProcessOperator, type KeyedState } from "./stream/keyed-process.js";
 export {
