@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { ManualClock } from "../../src/core/clock.js";
 import { partitionForKey } from "../../src/log/types.js";
 import { PipelineRunner, pipelineGroup } from "../../src/stream/runner.js";
-import { FakeLog } from "./fake-log.js";
+import { FakeLog } from "../helpers/fake-log.js";
 import { compileStateless } from "./harness.js";
 
 const SEED_SQL = `SELECT user_id AS "user", CAST(data AS DOUBLE) AS data, epoch(_time) AS "timestamp" FROM user_data`;

@@ -4,7 +4,7 @@ import { MemoryCheckpointStore } from "../../src/stream/checkpoint.js";
 import { type PipelineOptionsInput, parsePipelineOptions } from "../../src/stream/options.js";
 import { compilePipeline } from "../../src/stream/sql/index.js";
 import { WindowedPipelineRunner } from "../../src/stream/window-runner.js";
-import { FakeLog } from "./fake-log.js";
+import { FakeLog } from "../helpers/fake-log.js";
 
 export const PARTITIONS = 3;
 const encoder = new TextEncoder();

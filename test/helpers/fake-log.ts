@@ -89,7 +89,16 @@ export class FakeLog implements EventLog {
     return positions;
   }
 
+  /** Reads so far, and how many of the next reads fail (a log that is briefly unavailable). */
+  reads = 0;
+  failReads = 0;
+
   async read(stream: string, partition: number, offset: number, options?: ReadOptions): Promise<LogRecord[]> {
+    this.reads++;
+    if (this.failReads > 0) {
+      this.failReads--;
+      throw new RunnelError("not_ready", "injected read failure");
+    }
     const log = this.partitions(stream)[partition] ?? [];
     return log.slice(offset, offset + (options?.maxRecords ?? 1000));
   }
