@@ -9,8 +9,7 @@ import { RunnelError } from "../../core/errors.js";
 import { principalOf } from "../app.js";
 import { requireRole } from "../auth/authenticate.js";
 import type { ApiServices } from "../services.js";
-
-const KEEPALIVE_MS = 15_000;
+import { openEventStream } from "../sse.js";
 
 function publicAlert(a: AlertRecord): Omit<AlertRecord, "matchId"> {
   const { matchId: _matchId, ...rest } = a;
@@ -47,24 +46,11 @@ export function registerAlertRoutes(app: FastifyInstance, services: ApiServices,
     const principal = await principalOf(request, services);
     requireRole(principal, "admin", "analyst", "user");
     const only = principal.role === "user" ? principal.username : undefined;
-    reply.hijack();
-    const res = reply.raw;
-    res.writeHead(200, {
-      "content-type": "text/event-stream; charset=utf-8",
-      "cache-control": "no-cache",
-      connection: "keep-alive",
-      "x-accel-buffering": "no",
-    });
-    res.write(": alerts\n\n");
-    const unsubscribe = rules.onAlert((a) => {
+    let unsubscribe = (): void => {};
+    const sse = openEventStream(request, reply, "alerts", () => unsubscribe());
+    unsubscribe = rules.onAlert((a) => {
       if (only !== undefined && a.userId !== only) return;
-      res.write(`id: ${a.id}\nevent: alert\ndata: ${JSON.stringify(publicAlert(a))}\n\n`);
-    });
-    const keepalive = setInterval(() => res.write(": keepalive\n\n"), KEEPALIVE_MS);
-    request.raw.on("close", () => {
-      unsubscribe();
-      clearInterval(keepalive);
-      res.end();
+      sse.write(`id: ${a.id}\nevent: alert\ndata: ${JSON.stringify(publicAlert(a))}\n\n`);
     });
   });
 

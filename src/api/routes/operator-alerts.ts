@@ -10,8 +10,7 @@ import type { OperatorAlertLog } from "../../monitoring/operator-alerts.js";
 import { principalOf } from "../app.js";
 import { requireRole } from "../auth/authenticate.js";
 import type { ApiServices } from "../services.js";
-
-const KEEPALIVE_MS = 15_000;
+import { openEventStream } from "../sse.js";
 
 export function registerOperatorAlertRoutes(app: FastifyInstance, services: ApiServices): void {
   const log = (): OperatorAlertLog => {
@@ -52,23 +51,10 @@ export function registerOperatorAlertRoutes(app: FastifyInstance, services: ApiS
   app.get("/operator-alerts/stream", async (request, reply) => {
     requireRole(await principalOf(request, services), "admin");
     const alerts = log();
-    reply.hijack();
-    const res = reply.raw;
-    res.writeHead(200, {
-      "content-type": "text/event-stream; charset=utf-8",
-      "cache-control": "no-cache",
-      connection: "keep-alive",
-      "x-accel-buffering": "no",
-    });
-    res.write(": operator alerts\n\n");
-    const unsubscribe = alerts.subscribe((update) => {
-      res.write(`event: ${update.type}\nid: ${update.alert.id}\ndata: ${JSON.stringify(update.alert)}\n\n`);
-    });
-    const keepalive = setInterval(() => res.write(": keepalive\n\n"), KEEPALIVE_MS);
-    request.raw.on("close", () => {
-      unsubscribe();
-      clearInterval(keepalive);
-      res.end();
+    let unsubscribe = (): void => {};
+    const sse = openEventStream(request, reply, "operator alerts", () => unsubscribe());
+    unsubscribe = alerts.subscribe((update) => {
+      sse.write(`event: ${update.type}\nid: ${update.alert.id}\ndata: ${JSON.stringify(update.alert)}\n\n`);
     });
   });
 }

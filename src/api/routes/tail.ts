@@ -6,8 +6,8 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import type { StreamDefinition } from "../../control/types.js";
 import type { AuthPrincipal } from "../auth/authenticate.js";
 import type { ApiServices } from "../services.js";
+import { openEventStream } from "../sse.js";
 
-const KEEPALIVE_MS = 15_000;
 const decoder = new TextDecoder();
 
 export async function streamTail(
@@ -21,17 +21,12 @@ export async function streamTail(
   const positions = await log.endOffsets(stream.name);
   const onlyKey = principal.role === "user" ? principal.username : undefined;
 
-  reply.hijack();
-  const res = reply.raw;
-  res.writeHead(200, {
-    "content-type": "text/event-stream; charset=utf-8",
-    "cache-control": "no-cache",
-    connection: "keep-alive",
-    "x-accel-buffering": "no",
-  });
-  res.write(`: tail of ${stream.name}\n\n`);
-
   let closed = false;
+  let unsubscribe = (): void => {};
+  const sse = openEventStream(request, reply, `tail of ${stream.name}`, () => {
+    closed = true;
+    unsubscribe();
+  });
   let draining = false;
   let again = false;
   const drain = async (): Promise<void> => {
@@ -50,26 +45,17 @@ export async function streamTail(
             positions[partition] = records[records.length - 1]!.offset + 1;
             for (const record of records) {
               if (onlyKey !== undefined && record.key !== onlyKey) continue;
-              res.write(`id: ${partition}-${record.offset}\ndata: ${decoder.decode(record.value)}\n\n`);
+              sse.write(`id: ${partition}-${record.offset}\ndata: ${decoder.decode(record.value)}\n\n`);
             }
           }
         }
       } while (again && !closed);
     } catch (e) {
       request.log.warn({ err: e }, "tail stopped");
-      close();
+      sse.close();
     } finally {
       draining = false;
     }
   };
-  const unsubscribe = log.onAppend(stream.name, () => void drain());
-  const keepalive = setInterval(() => res.write(": keepalive\n\n"), KEEPALIVE_MS);
-  const close = (): void => {
-    if (closed) return;
-    closed = true;
-    unsubscribe();
-    clearInterval(keepalive);
-    res.end();
-  };
-  request.raw.on("close", close);
+  unsubscribe = log.onAppend(stream.name, () => void drain());
 }
