@@ -78,6 +78,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.on("SIGINT", shutdown);
       process.on("SIGTERM", shutdown);
     });
+    // Everything is stopped; a client library's stray socket or timer must not keep the process up.
+    setTimeout(() => process.exit(0), 2_000).unref();
     return 0;
   } catch (e) {
     if (e instanceof UsageError) {

@@ -20,6 +20,7 @@ import { createPgliteControlStore, createPostgresControlStore } from "./control/
 import { createPasswordHasher, hashPassword } from "./control/passwords.js";
 import type { ControlStore } from "./control/types.js";
 import { type Clock, systemClock } from "./core/clock.js";
+import { type Closer, stopInReverse } from "./core/shutdown.js";
 import { startIngestion } from "./ingest/setup.js";
 import { createKafkaEventLog } from "./log/kafka/index.js";
 import { LocalEventLog } from "./log/local/index.js";
@@ -95,26 +96,18 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
   await mkdir(join(config.dataDir, "analytics"), { recursive: true });
   const analytics = createDuckDbAnalyticsStore({ path: join(config.dataDir, "analytics", "runnel.duckdb") });
 
-  const closers: Array<() => Promise<void>> = [];
-  const stopAll = async (): Promise<void> => {
-    for (const close of closers.reverse()) {
-      try {
-        await close();
-      } catch {
-        // Keep closing the rest: a failing component must not keep the others open.
-      }
-    }
-    closers.length = 0;
-  };
+  const closers: Closer[] = [];
+  const shutdownLogger = logger.child({ component: "shutdown" });
+  const stopAll = (): Promise<void> => stopInReverse(closers, shutdownLogger);
 
   try {
     await control.open();
-    closers.push(() => control.close());
+    closers.push({ name: "control store", close: () => control.close() });
     await bootstrapAdmin(control, config);
     await log.open();
-    closers.push(() => log.close());
+    closers.push({ name: "event log", close: () => log.close() });
     await analytics.open();
-    closers.push(() => analytics.close());
+    closers.push({ name: "analytics store", close: () => analytics.close() });
 
     const analyticsLogger = logger.child({ component: "analytics" });
     const loader = new AnalyticsLoader({
@@ -122,7 +115,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       store: analytics,
       onError: (err, stream) => analyticsLogger.warn({ err, stream }, "loading failed; will retry"),
     });
-    closers.push(() => loader.stop());
+    closers.push({ name: "analytics loader", close: () => loader.stop() });
     const streams = new StreamCatalog({ control, log, analytics, loader });
     await streams.open();
     // Opened after monitoring, whose probe hears its windows' state and checkpoints.
@@ -150,11 +143,11 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       logger,
       anomaly: { intervalMs: config.monitoring.anomalyIntervalMs },
     });
-    closers.push(() => monitoring.stop());
+    closers.push({ name: "monitoring", close: () => monitoring.stop() });
     const pipelines = new PipelineManager({ control, log, streams, metrics, clock, probe: monitoring.probe });
     pipelineManager = pipelines;
     await pipelines.open();
-    closers.push(() => pipelines.stop());
+    closers.push({ name: "pipelines", close: () => pipelines.stop() });
     // After monitoring, so rules report matches, alerts, webhooks and state through its probe.
     const rules = new RuleManager({
       control,
@@ -164,11 +157,11 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       probe: monitoring.probe,
     });
     await rules.open();
-    closers.push(() => rules.stop());
+    closers.push({ name: "rules", close: () => rules.stop() });
     // Kafka enforces retention itself (retention.ms on each topic).
     if (localLog) {
       const retention = scheduleRetention(localLog, config.retentionIntervalMs, metrics, logLogger);
-      closers.push(async () => clearInterval(retention));
+      closers.push({ name: "retention", close: async () => clearInterval(retention) });
     }
 
     const ingestLogger = logger.child({ component: "ingest" });
@@ -183,7 +176,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       // The validator checks CEP blocks, so HTTP, WebSocket and every source refuse a blocked user.
       blocks: rules,
     });
-    closers.push(() => ingestion.stop());
+    closers.push({ name: "ingestion", close: () => ingestion.stop() });
     const ingestor = ingestion.ingestor;
     const tokens = new TokenService(
       await loadTokenSecret(join(config.dataDir, "token-secret"), config.auth.tokenSecret),
@@ -211,7 +204,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       sources: ingestion.sources,
     };
     const app = await buildApp(services);
-    closers.push(() => app.close());
+    closers.push({ name: "HTTP server", close: () => app.close() });
     let url = "";
     if (options.listen !== false) {
       url = await app.listen({ host: config.host, port: config.port });

@@ -1,0 +1,48 @@
+/**
+ * Stopping the components of a running server, last started first. Each gets a bounded time:
+ * nothing acknowledged depends on a clean stop (acknowledgements follow durability), so a component
+ * stuck on an unreachable dependency (a Kafka broker that went away, say) must not keep the
+ * process alive, and one that fails must not keep the others open.
+ */
+
+/** One component to stop, named for the log line that reports it. */
+export interface Closer {
+  readonly name: string;
+  close(): Promise<void>;
+}
+
+/** The two log levels shutdown reports at (a pino logger fits). */
+export interface ShutdownLogger {
+  debug(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+}
+
+export const STOP_COMPONENT_MS = 10_000;
+
+/** Stops `closers` in reverse order, each within `timeoutMs`, and empties the list. */
+export async function stopInReverse(
+  closers: Closer[],
+  logger: ShutdownLogger,
+  timeoutMs: number = STOP_COMPONENT_MS,
+): Promise<void> {
+  const pending = closers.splice(0).reverse();
+  for (const closer of pending) await stopOne(closer, logger, timeoutMs);
+}
+
+async function stopOne(closer: Closer, logger: ShutdownLogger, timeoutMs: number): Promise<void> {
+  const started = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  const overdue = new Promise<"overdue">((resolve) => {
+    timer = setTimeout(() => resolve("overdue"), timeoutMs);
+  });
+  try {
+    const outcome = await Promise.race([closer.close().then(() => "stopped" as const), overdue]);
+    const ms = Math.round(performance.now() - started);
+    if (outcome === "overdue") logger.warn({ step: closer.name, ms }, "did not stop in time; shutting down without it");
+    else logger.debug({ step: closer.name, ms }, "stopped");
+  } catch (err) {
+    logger.warn({ err, step: closer.name }, "failed to stop cleanly");
+  } finally {
+    clearTimeout(timer);
+  }
+}
