@@ -27,6 +27,7 @@ import type {
   ApiKeyWithOwner,
   BlockRecord,
   ControlStore,
+  NewAlert,
   NewApiKey,
   NewUser,
   PipelineDefinition,
@@ -426,28 +427,29 @@ export class SqlControlStore implements ControlStore {
     return rows.length > 0;
   }
 
-  async recordAlert(alert: Omit<AlertRecord, "detectedAt"> & { detectedAt?: string }): Promise<boolean> {
+  async recordAlert(alert: NewAlert): Promise<boolean> {
+    const [fresh] = await this.recordAlerts([alert]);
+    return fresh === true;
+  }
+
+  async recordAlerts(alerts: readonly NewAlert[]): Promise<boolean[]> {
+    if (alerts.length === 0) return [];
+    // One statement over a JSON array, so a chunk's alerts cost one round trip (one parse and plan
+    // on PGlite); ORDER BY keeps their seq, and so listAlerts' order, the order of the batch.
     const rows = await this.#query<{ id: string }>(
       `INSERT INTO cep_alerts (id, rule_id, match_id, rule_name, key, user_id, severity, timed_out, events,
          first_event_time, last_event_time, detected_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, COALESCE($12::timestamptz, now()))
+       SELECT a->>'id', (a->>'ruleId')::uuid, a->>'matchId', a->>'ruleName', a->>'key', a->>'userId',
+         a->>'severity', (a->>'timedOut')::boolean, a->'events', (a->>'firstEventTime')::timestamptz,
+         (a->>'lastEventTime')::timestamptz, COALESCE((a->>'detectedAt')::timestamptz, now())
+       FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS batch(a, n)
+       ORDER BY n
        ON CONFLICT DO NOTHING RETURNING id`,
-      [
-        alert.id,
-        alert.ruleId,
-        alert.matchId,
-        alert.ruleName,
-        alert.key,
-        alert.userId,
-        alert.severity,
-        alert.timedOut,
-        JSON.stringify(alert.events),
-        alert.firstEventTime,
-        alert.lastEventTime,
-        alert.detectedAt ?? null,
-      ],
+      [JSON.stringify(alerts.map(alertParam))],
     );
-    return rows.length > 0;
+    const inserted = new Set(rows.map((r) => r.id));
+    // delete(): an id repeated in the batch was inserted once, so only its first position is new.
+    return alerts.map((a) => inserted.delete(a.id));
   }
 
   async listAlerts(
@@ -597,6 +599,23 @@ function toAlert(r: AlertRow): AlertRecord {
     firstEventTime: iso(r.first_event_time),
     lastEventTime: iso(r.last_event_time),
     detectedAt: iso(r.detected_at),
+  };
+}
+/** The fields recordAlerts reads, by name, with `detectedAt` explicit (null: the store's clock). */
+function alertParam(a: NewAlert): Record<string, unknown> {
+  return {
+    id: a.id,
+    ruleId: a.ruleId,
+    matchId: a.matchId,
+    ruleName: a.ruleName,
+    key: a.key,
+    userId: a.userId,
+    severity: a.severity,
+    timedOut: a.timedOut,
+    events: a.events,
+    firstEventTime: a.firstEventTime,
+    lastEventTime: a.lastEventTime,
+    detectedAt: a.detectedAt ?? null,
   };
 }
 function toBlock(r: BlockRow): BlockRecord {

@@ -97,6 +97,9 @@ export interface AlertRecord {
   readonly detectedAt: string;
 }
 
+/** An alert to store; `detectedAt` defaults to the store's clock. */
+export type NewAlert = Omit<AlertRecord, "detectedAt"> & { readonly detectedAt?: string };
+
 export interface BlockRecord {
   readonly userId: string;
   readonly stream: string;
@@ -194,8 +197,14 @@ export interface ControlStore {
   listRules(): Promise<RuleRecord[]>;
   updateRule(id: string, patch: { enabled?: boolean }): Promise<RuleRecord | undefined>;
   deleteRule(id: string): Promise<boolean>;
-  /** Stores an alert unless its (ruleId, matchId) is already stored; true when it was new. */
-  recordAlert(alert: Omit<AlertRecord, "detectedAt"> & { detectedAt?: string }): Promise<boolean>;
+  /** Stores an alert unless its id or its (ruleId, matchId) is already stored; true when it was new. */
+  recordAlert(alert: NewAlert): Promise<boolean>;
+  /**
+   * recordAlert for many alerts in one statement (a rule runner's whole chunk of matches, so they
+   * are stored in one round trip rather than one after another): element i is true when alerts[i]
+   * was new. An alert repeated within the batch is new only at its first position.
+   */
+  recordAlerts(alerts: readonly NewAlert[]): Promise<boolean[]>;
   /** Newest first. */
   listAlerts(query?: { ruleId?: string; userId?: string; since?: string; limit?: number }): Promise<AlertRecord[]>;
   /** True when the block is new. */

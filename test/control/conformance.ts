@@ -599,6 +599,58 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
         assert.equal(await store.deleteRule(id), true);
         assert.equal(await store.getRule(id), undefined);
       });
+
+      it("stores a batch of alerts in one call, idempotently, in batch order", async () => {
+        const ruleId = randomUUID();
+        const user = unique("u");
+        const alert = (matchId: string, id = unique("alert")) => ({
+          id,
+          ruleId,
+          ruleName: "r",
+          matchId,
+          key: user,
+          userId: user as string | null,
+          severity: "high",
+          timedOut: false,
+          events: [{ step: "large", amount: 900, note: 'ünïcode "quoted"' }],
+          firstEventTime: "2026-01-01T00:00:00.000Z",
+          lastEventTime: "2026-01-01T00:00:01.000Z",
+        });
+        const stored = alert("0:1");
+        assert.equal(await store.recordAlert(stored), true);
+        const fresh = { ...alert("0:2"), detectedAt: "2026-01-02T03:04:05.678Z" };
+        const timedOut = { ...alert("timeout:0:3"), timedOut: true, userId: null };
+        const batch = [
+          stored, // replayed: same id and match
+          fresh,
+          { ...alert("0:1"), id: unique("other") }, // another id for a stored match
+          timedOut,
+          fresh, // repeated within the batch
+        ];
+        assert.deepEqual(await store.recordAlerts(batch), [false, true, false, true, false]);
+        // Replaying the whole batch (a restart from an older checkpoint) stores nothing.
+        assert.deepEqual(await store.recordAlerts(batch), [false, false, false, false, false]);
+        assert.deepEqual(await store.recordAlerts([]), []);
+
+        const listed = await store.listAlerts({ ruleId });
+        assert.deepEqual(
+          listed.map((a) => a.matchId),
+          ["timeout:0:3", "0:2", "0:1"],
+          "newest first, in batch order",
+        );
+        assert.deepEqual(
+          listed.find((a) => a.id === fresh.id),
+          fresh,
+        );
+        const gotTimedOut = listed.find((a) => a.id === timedOut.id);
+        assert.equal(gotTimedOut?.timedOut, true);
+        assert.equal(gotTimedOut?.userId, null);
+        assert.match(gotTimedOut?.detectedAt ?? "", ISO);
+
+        // One statement: a batch holding a malformed alert stores none of it.
+        await assert.rejects(store.recordAlerts([alert("0:9"), { ...alert("0:10"), firstEventTime: "not a time" }]));
+        assert.equal((await store.listAlerts({ ruleId })).length, 3);
+      });
     });
   });
 }
