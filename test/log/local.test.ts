@@ -8,9 +8,9 @@ import { ManualClock } from "../../src/core/clock.js";
 import { isRunnelError } from "../../src/core/errors.js";
 import type { LocalEventLogOptions, RecoveryReport } from "../../src/log/local/index.js";
 import { LocalEventLog } from "../../src/log/local/index.js";
-import { encodedSize, writeRecord } from "../../src/log/local/record.js";
 import { decodeValue, readAll, record, runEventLogConformance } from "./conformance.js";
 import { scrapeLogStats } from "./scrape.js";
+import { encodeBatch } from "./segment-files.js";
 
 runEventLogConformance("LocalEventLog", async () => {
   const dir = await mkdtemp(join(tmpdir(), "runnel-log-conf-"));
@@ -116,8 +116,9 @@ describe("LocalEventLog (local files)", () => {
     const reopened = await openLog({ dir });
     assert.deepEqual(await valuesOf(reopened, "s", 0), [1, 2, 3, { big: "z".repeat(300) }, 5]);
     await reopened.close();
-    // Cut the last append away and tear the one before inside its last record: its first two
-    // records are whole, but without its last one the append never completed.
+    // Cut the last append away (its batch: 54 bytes of frame and fixed fields, 6 of record) and
+    // tear the one before inside its last record: its first two records are whole, but the batch
+    // is the unit, so the append goes whole.
     const { size } = await stat(segment(dir, "s", 0));
     await truncate(segment(dir, "s", 0), size - 60 - 200);
     const reports: RecoveryReport[] = [];
@@ -134,10 +135,9 @@ describe("LocalEventLog (local files)", () => {
     await log.createStream("s", { partitions: 1 });
     await log.append("s", [record("k", 1, 1)]);
     await log.close();
-    // A whole, valid record written under a commit sequence the commit file never reached.
+    // A whole, valid batch written under a commit sequence the commit file never reached.
     const value = new TextEncoder().encode("2");
-    const buf = Buffer.alloc(encodedSize(1, value.length));
-    writeRecord(buf, 0, 1, 2, 2, 99, "k", 1, value);
+    const buf = encodeBatch([{ key: "k", timestamp: 2, value }], { baseOffset: 1, ingestTime: 2, commitSeq: 99 });
     await appendFile(segment(dir, "s", 0), buf);
     const reports: RecoveryReport[] = [];
     const reopened = await openLog({ dir, onRecovery: (r) => reports.push(r) });
@@ -155,8 +155,7 @@ describe("LocalEventLog (local files)", () => {
     await log.append("s", [record("k", 1, 1)]);
     await log.close();
     const value = new TextEncoder().encode("3");
-    const buf = Buffer.alloc(encodedSize(1, value.length));
-    writeRecord(buf, 0, 2, 3, 3, 99, "k", 1, value);
+    const buf = encodeBatch([{ key: "k", timestamp: 3, value }], { baseOffset: 2, ingestTime: 3, commitSeq: 99 });
     await appendFile(segment(dir, "s", 0), Buffer.concat([Buffer.alloc(64, 0xab), buf]));
     const reports: RecoveryReport[] = [];
     const reopened = await openLog({ dir, onRecovery: (r) => reports.push(r) });
@@ -252,9 +251,10 @@ describe("LocalEventLog (local files)", () => {
     await log.append("s", batch(10));
     clock.advance(20_000);
     await log.append("s", batch(20));
+    const expired = await Promise.all([0, 10].map(async (base) => (await stat(segment(dir, "s", 0, base))).size));
     const before = await log.enforceRetention();
     assert.equal(before.deletedSegments, 2);
-    assert.ok(before.deletedBytes > 2000);
+    assert.equal(before.deletedBytes, expired[0]! + expired[1]!);
     assert.deepEqual(await log.startOffsets("s"), [20]);
     assert.deepEqual(
       (await log.read("s", 0, 0)).map((r) => r.offset),
@@ -277,7 +277,8 @@ describe("LocalEventLog (local files)", () => {
   test("deletes the oldest segments beyond retentionBytes", async () => {
     const dir = await tempDir();
     const log = await openLog({ dir, segmentBytes: 1024 });
-    await log.createStream("s", { partitions: 1, retentionBytes: 2000 });
+    // Each append below is one segment of about 900 bytes: keep at least 1500 bytes, so two stay.
+    await log.createStream("s", { partitions: 1, retentionBytes: 1500 });
     for (let b = 0; b < 5; b++) {
       await log.append(
         "s",

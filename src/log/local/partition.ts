@@ -4,9 +4,10 @@
  */
 import { mkdir, readdir } from "node:fs/promises";
 import type { LogRecord } from "../types.js";
+import { RecordCursor } from "./entry.js";
 import { fsyncDir, parseSegmentFileName } from "./fs-util.js";
 import type { RecoveryReport, RollPolicy } from "./options.js";
-import { ATTR_APPEND_END, ATTR_SELF_COMMIT, decodeHeaders, RECORD_OVERHEAD } from "./record.js";
+import { ATTR_APPEND_END, ATTR_SELF_COMMIT } from "./record.js";
 import { Segment } from "./segment.js";
 import { INDEX_INTERVAL_BYTES } from "./segment-index.js";
 
@@ -22,6 +23,9 @@ export interface PublishMark {
   readonly size: number;
   readonly nextOffset: number;
 }
+
+/** Bytes a record takes besides its value, at most for keys of user ids: sizes reads. */
+const RECORD_OVERHEAD_ESTIMATE = 48;
 
 export interface RetentionResult {
   deletedSegments: number;
@@ -184,12 +188,14 @@ export class Partition {
 
   /**
    * Committed records from `offset` on. An offset below the start offset (deleted by retention)
-   * reads from the start offset. Values are views into the read buffer (no copy per record).
+   * reads from the start offset; one in the middle of a batch reads the batch and skips to it.
+   * Values are views into the read buffer (no copy per record).
    */
   async read(offset: number, maxRecords: number, maxBytes: number): Promise<LogRecord[]> {
     const out: LogRecord[] = [];
     const hwm = this.highWatermark;
     const partition = this.ctx.partition;
+    const cursor = new RecordCursor();
     let next = Math.max(offset, this.startOffset);
     let bytes = 0;
     let full = false;
@@ -201,36 +207,46 @@ export class Partition {
       // Read about what the limits will take (the segment's average record size tells how much
       // maxRecords needs), so a small read of a big segment does not pull megabytes.
       const count = segment.nextOffset - segment.baseOffset;
-      const average = count > 0 ? segment.size / count : RECORD_OVERHEAD;
+      const average = count > 0 ? segment.size / count : RECORD_OVERHEAD_ESTIMATE;
       const wanted = Math.min(
-        maxBytes + (maxRecords - out.length) * RECORD_OVERHEAD,
+        maxBytes + (maxRecords - out.length) * RECORD_OVERHEAD_ESTIMATE,
         (maxRecords - out.length + 1) * average,
       );
       const chunkHint = Math.ceil(Math.max(4096, Math.min(8 * 1024 * 1024, wanted + INDEX_INTERVAL_BYTES)));
       const want = next;
-      await segment.scan(from, segment.committedSize, chunkHint, (buf, h) => {
-        if (h.offset < want) return true;
-        if (h.offset >= hwm) {
-          full = true;
-          return false;
+      await segment.scan(from, segment.committedSize, chunkHint, (buf, e) => {
+        if (e.baseOffset + e.count <= want) return true;
+        cursor.start(buf, e);
+        while (cursor.next()) {
+          const at = cursor.offset;
+          if (at < want) continue;
+          if (at >= hwm) {
+            full = true;
+            return false;
+          }
+          const valueBytes = cursor.valueEnd - cursor.valueStart;
+          if (out.length > 0 && bytes + valueBytes > maxBytes) {
+            full = true;
+            return false;
+          }
+          const key = cursor.key();
+          const value = cursor.value();
+          const headers = cursor.headers();
+          const timestamp = cursor.timestamp;
+          const ingestTime = cursor.ingestTime;
+          out.push(
+            headers === undefined
+              ? { partition, offset: at, key, timestamp, ingestTime, value }
+              : { partition, offset: at, key, timestamp, ingestTime, value, headers },
+          );
+          bytes += valueBytes;
+          next = at + 1;
+          if (out.length >= maxRecords || bytes >= maxBytes) {
+            full = true;
+            return false;
+          }
         }
-        const valueBytes = h.valueEnd - h.valueStart;
-        if (out.length > 0 && bytes + valueBytes > maxBytes) {
-          full = true;
-          return false;
-        }
-        const key = buf.toString("utf8", h.keyStart, h.keyEnd);
-        const value = buf.subarray(h.valueStart, h.valueEnd);
-        const headers = decodeHeaders(buf, h);
-        out.push(
-          headers === undefined
-            ? { partition, offset: h.offset, key, timestamp: h.timestamp, ingestTime: h.ingestTime, value }
-            : { partition, offset: h.offset, key, timestamp: h.timestamp, ingestTime: h.ingestTime, value, headers },
-        );
-        bytes += valueBytes;
-        next = h.offset + 1;
-        if (out.length >= maxRecords || bytes >= maxBytes) full = true;
-        return !full;
+        return true;
       });
       if (!full && next === want) {
         // Nothing at or after `want` in this segment: continue with the next one.
@@ -245,15 +261,21 @@ export class Partition {
   /** First committed offset whose timestamp is ≥ `timestamp`, or the high watermark. */
   async offsetForTime(timestamp: number): Promise<number> {
     const hwm = this.highWatermark;
+    const cursor = new RecordCursor();
     for (const segment of this.segments) {
       if (segment.maxTimestamp < timestamp) continue;
       const start = segment.index.scanStartForTime(timestamp, segment.baseOffset);
       if (start >= hwm) return hwm;
       let found: number | undefined;
-      await segment.scan(segment.index.positionFor(start), segment.committedSize, 64 * 1024, (_buf, h) => {
-        if (h.offset >= start && h.timestamp >= timestamp) {
-          found = h.offset;
-          return false;
+      await segment.scan(segment.index.positionFor(start), segment.committedSize, 64 * 1024, (buf, e) => {
+        // An entry's maximum timestamp lets a whole batch be passed over without decoding it.
+        if (e.baseOffset + e.count <= start || e.maxTimestamp < timestamp) return true;
+        cursor.start(buf, e);
+        while (cursor.next()) {
+          if (cursor.offset >= start && cursor.timestamp >= timestamp) {
+            found = cursor.offset;
+            return false;
+          }
         }
         return true;
       });
@@ -310,9 +332,10 @@ async function recoverSealed(segment: Segment): Promise<void> {
 }
 
 /**
- * Scans the active segment and truncates what was never acknowledged: a torn tail, records of a
- * group after `committedSeq`, and a self-committing append whose last record is missing. Returns
- * the highest commit sequence kept, so new groups are numbered after it.
+ * Scans the active segment and truncates what was never acknowledged: a torn tail (a batch is
+ * kept or cut whole), entries of a group after `committedSeq`, and a self-committing append or
+ * group whose last entry is missing. Returns the highest commit sequence kept, so new groups are
+ * numbered after it.
  */
 async function recoverActive(
   ctx: PartitionContext,
@@ -340,10 +363,12 @@ async function recoverActive(
   if (keepEnd === segment.size) return maxSeq;
   if (result.failure !== undefined) {
     // Only the last group can be torn, and it was written after everything before it was synced:
-    // valid records behind the damage must all be that one group's, newer than what precedes it.
-    let seqBehind: number | undefined;
+    // valid entries behind the damage must all be that one group's, newer than what precedes it.
+    // A damaged batch hides its own group, so the sequence its fixed fields claim counts too
+    // when they are still there: a later group behind a damaged earlier one is not a torn write.
+    let seqBehind = await segment.claimedCommitSeq(result.validEnd);
     const seqBefore = maxSeq;
-    const committedAfter = await segment.findValidRecordAfter(result.validEnd, (h) => {
+    const committedAfter = await segment.findValidEntryAfter(result.validEnd, (h) => {
       if (h.commitSeq <= committedSeq || h.commitSeq < seqBefore) return true;
       seqBehind ??= h.commitSeq;
       return h.commitSeq !== seqBehind;
@@ -357,7 +382,7 @@ async function recoverActive(
   }
   const bytesTruncated = segment.size - keepEnd;
   await segment.truncate(keepEnd);
-  // The scan indexed records past keepEnd when it cut an incomplete append: index again.
+  // The scan indexed entries past keepEnd when it cut an incomplete append: index again.
   if (keepEnd < result.validEnd) await segment.scanAll(() => false);
   onRecovery({
     stream: ctx.stream,

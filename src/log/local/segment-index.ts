@@ -3,11 +3,14 @@
  * `.timeindex`) written when a segment is sealed so that opening the log does not rescan sealed
  * segments.
  *
- * Offset index: (offset, file position) of a record at least every INDEX_INTERVAL_BYTES, so a read
- * seeks to the nearest entry at or below its offset and skips at most ~4 KiB of records.
+ * Both point at whole units of the file (batches, or records of the old per-record format: see
+ * entry.ts), never inside one. Offset index: (first offset, file position) of a unit at least
+ * every INDEX_INTERVAL_BYTES, so a read seeks to the nearest unit at or below its offset and skips
+ * at most ~4 KiB plus one batch of records.
  * Time index (Kafka's semantics, because event timestamps are not monotonic): entry (T, O) means
- * "every record up to and including offset O has timestamp ≤ T", with T strictly increasing. The
- * first record with timestamp ≥ t therefore lies after the last entry whose T < t.
+ * "every record up to and including offset O has timestamp ≤ T", with T strictly increasing and O
+ * the last offset of a unit. The first record with timestamp ≥ t therefore lies after the last
+ * entry whose T < t.
  *
  * Persisted files carry a CRC and the segment summary; they are written without fsync because a
  * missing, torn or stale index is detected (CRC, size mismatch) and rebuilt by scanning.
@@ -34,25 +37,25 @@ export class SegmentIndex {
   private bytesSinceOffsetEntry = 0;
   private bytesSinceTimeEntry = 0;
 
-  /** Notes one record, in file order. */
-  add(offset: number, position: number, size: number, timestamp: number): void {
+  /** Notes one unit (records `baseOffset` … `lastOffset`), in file order. */
+  add(baseOffset: number, lastOffset: number, position: number, size: number, maxTimestamp: number): void {
     if (this.offsets.length === 0 || this.bytesSinceOffsetEntry >= INDEX_INTERVAL_BYTES) {
-      this.offsets.push(offset);
+      this.offsets.push(baseOffset);
       this.positions.push(position);
       this.bytesSinceOffsetEntry = 0;
     }
     this.bytesSinceOffsetEntry += size;
-    if (timestamp > this.maxTimestamp) this.maxTimestamp = timestamp;
+    if (maxTimestamp > this.maxTimestamp) this.maxTimestamp = maxTimestamp;
     const lastTime = this.times.length === 0 ? Number.NEGATIVE_INFINITY : this.times[this.times.length - 1]!;
     if ((this.times.length === 0 || this.bytesSinceTimeEntry >= INDEX_INTERVAL_BYTES) && this.maxTimestamp > lastTime) {
       this.times.push(this.maxTimestamp);
-      this.timeOffsets.push(offset);
+      this.timeOffsets.push(lastOffset);
       this.bytesSinceTimeEntry = 0;
     }
     this.bytesSinceTimeEntry += size;
   }
 
-  /** File position of the last indexed record at or before `offset` (0 if none). */
+  /** File position of the last indexed unit starting at or before `offset` (0 if none). */
   positionFor(offset: number): number {
     const i = lastAtOrBelow(this.offsets, offset);
     return i < 0 ? 0 : this.positions[i]!;

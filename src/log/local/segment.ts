@@ -1,26 +1,29 @@
 /**
- * One segment file of a partition: records from `baseOffset` on, appended at the end, read by
- * position. The segment knows two sizes: `size` (bytes written, possibly not yet committed) and
- * `committedSize` (bytes readers may see), so a reader never decodes a record of a group whose
- * commit has not completed.
+ * One segment file of a partition: entries (batches, or records of the old per-record format:
+ * entry.ts) holding offsets from `baseOffset` on, appended at the end, read by position. The
+ * segment knows two sizes: `size` (bytes written, possibly not yet committed) and `committedSize`
+ * (bytes readers may see), so a reader never decodes an entry of a group whose commit has not
+ * completed.
  */
 import type { FileHandle } from "node:fs/promises";
 import { open, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { RunnelError } from "../../core/errors.js";
+import type { Entry } from "./entry.js";
+import { claimedCommitSeq, decodeEntry } from "./entry.js";
 import { segmentFileName } from "./fs-util.js";
-import type { DecodeFailure, RecordHeader } from "./record.js";
-import { decodeRecord, FRAME_BYTES, MAX_BODY_BYTES } from "./record.js";
+import type { DecodeFailure } from "./record.js";
+import { FRAME_BYTES, MAX_BODY_BYTES } from "./record.js";
 import { SegmentIndex } from "./segment-index.js";
 
 /** Read size used when scanning whole segments (recovery, index rebuild). */
 const SCAN_CHUNK_BYTES = 4 * 1024 * 1024;
 
-/** Returns false to stop the scan. `buf` holds the record at `header.position`. */
-export type RecordVisitor = (buf: Buffer, header: RecordHeader) => boolean;
+/** Returns false to stop the scan. `buf` holds the entry at `entry.position`. */
+export type EntryVisitor = (buf: Buffer, entry: Entry) => boolean;
 
 export interface ScanResult {
-  /** End of the last whole, valid record. */
+  /** End of the last whole, valid entry. */
   readonly validEnd: number;
   /** Why decoding stopped before the end of the file, if it did. */
   readonly failure?: DecodeFailure;
@@ -99,20 +102,28 @@ export class Segment {
     await writeFile(join(this.dir, segmentFileName(this.baseOffset, ".timeindex")), timeIndex);
   }
 
-  /** Notes a record written at `position` (used by appends and by scans). */
-  track(offset: number, position: number, size: number, timestamp: number, ingestTime: number): void {
-    this.index.add(offset, position, size, timestamp);
+  /** Notes an entry of `count` records written at `position` (used by appends and by scans). */
+  track(
+    baseOffset: number,
+    count: number,
+    position: number,
+    size: number,
+    maxTimestamp: number,
+    ingestTime: number,
+  ): void {
+    const next = baseOffset + count;
+    this.index.add(baseOffset, next - 1, position, size, maxTimestamp);
     if (Number.isNaN(this.firstIngestTime)) this.firstIngestTime = ingestTime;
     this.lastIngestTime = ingestTime;
-    this.nextOffset = offset + 1;
+    this.nextOffset = next;
   }
 
   /**
    * Scans the whole file from the start, rebuilding the in-memory index, and stops at the first
-   * record that is incomplete or invalid. Also stops (without failure) before the first record
+   * entry that is incomplete or invalid. Also stops (without failure) before the first entry
    * for which `stopBefore` returns true. Offsets must be dense from `baseOffset`.
    */
-  async scanAll(stopBefore: (header: RecordHeader, position: number) => boolean): Promise<ScanResult> {
+  async scanAll(stopBefore: (entry: Entry, position: number) => boolean): Promise<ScanResult> {
     this.index = new SegmentIndex();
     this.nextOffset = this.baseOffset;
     this.firstIngestTime = Number.NaN;
@@ -125,19 +136,20 @@ export class Segment {
       let at = 0;
       for (;;) {
         if (at === len) break;
-        const h = decodeRecord(buf, at, len);
-        if (h === "incomplete") {
+        const e = decodeEntry(buf, at, len);
+        if (e === "incomplete") {
           if (pos + len >= this.size) return { validEnd: pos + at, failure: "incomplete" };
           if (at === 0) want = Math.max(want, FRAME_BYTES + Math.min(buf.readUInt32LE(0), MAX_BODY_BYTES));
           break;
         }
-        if (typeof h === "string") return { validEnd: pos + at, failure: h };
-        if (h.offset !== this.nextOffset) {
-          throw this.corrupt(pos + at, `expected offset ${this.nextOffset}, found ${h.offset}`);
+        if (typeof e === "string") return { validEnd: pos + at, failure: e };
+        if (e.baseOffset !== this.nextOffset) {
+          throw this.corrupt(pos + at, `expected offset ${this.nextOffset}, found ${e.baseOffset}`);
         }
-        if (stopBefore(h, pos + at)) return { validEnd: pos + at };
-        this.track(h.offset, pos + at, h.size, h.timestamp, h.ingestTime);
-        at += h.size;
+        const position = pos + at;
+        if (stopBefore(e, position)) return { validEnd: position };
+        this.track(e.baseOffset, e.count, position, e.size, e.maxTimestamp, e.ingestTime);
+        at += e.size;
       }
       pos += at;
     }
@@ -145,25 +157,32 @@ export class Segment {
   }
 
   /**
-   * Looks for a valid record after a damaged one at `from` that satisfies `match`, and returns its
-   * position. Recovery uses it to tell a torn group-commit write (only records of the uncommitted
+   * Looks for a valid entry after a damaged one at `from` that satisfies `match`, and returns its
+   * position. Recovery uses it to tell a torn group-commit write (only entries of the uncommitted
    * group lie behind the damage) from committed data damaged in place.
    */
-  async findValidRecordAfter(from: number, match: (header: RecordHeader) => boolean): Promise<number | undefined> {
+  async findValidEntryAfter(from: number, match: (entry: Entry) => boolean): Promise<number | undefined> {
     const len = this.size - from;
     if (len <= 0) return undefined;
     const buf = await this.readAt(from, len);
     let at = 1;
     while (at < len) {
-      const h = decodeRecord(buf, at, len);
-      if (typeof h === "string") {
+      const e = decodeEntry(buf, at, len);
+      if (typeof e === "string") {
         at++;
         continue;
       }
-      if (match(h)) return from + at;
-      at += h.size;
+      if (match(e)) return from + at;
+      at += e.size;
     }
     return undefined;
+  }
+
+  /** The commit sequence the damaged entry at `position` claims (see claimedCommitSeq). */
+  async claimedCommitSeq(position: number): Promise<number | undefined> {
+    const len = Math.min(this.size - position, 64);
+    if (len <= 0) return undefined;
+    return claimedCommitSeq(await this.readAt(position, len), 0, len);
   }
 
   /** Drops bytes from `position` on, durably. */
@@ -188,11 +207,11 @@ export class Segment {
   }
 
   /**
-   * Visits committed records from file position `from` up to `to`, reading about `chunkHint` bytes
-   * at a time. Every record's CRC is checked; a bad one throws storage_corrupt. Returns true when
-   * the visitor stopped the scan.
+   * Visits committed entries from file position `from` (an entry's start) up to `to`, reading
+   * about `chunkHint` bytes at a time. Every entry's CRC is checked; a bad one throws
+   * storage_corrupt. Returns true when the visitor stopped the scan.
    */
-  async scan(from: number, to: number, chunkHint: number, visit: RecordVisitor): Promise<boolean> {
+  async scan(from: number, to: number, chunkHint: number, visit: EntryVisitor): Promise<boolean> {
     this.refs++;
     try {
       let pos = from;
@@ -203,16 +222,16 @@ export class Segment {
         let at = 0;
         for (;;) {
           if (at === len) break;
-          const h = decodeRecord(buf, at, len);
-          if (h === "incomplete") {
+          const e = decodeEntry(buf, at, len);
+          if (e === "incomplete") {
             if (at > 0) break;
-            if (len === to - pos || len < FRAME_BYTES) throw this.corrupt(pos, "record runs past the committed end");
+            if (len === to - pos || len < FRAME_BYTES) throw this.corrupt(pos, "entry runs past the committed end");
             want = FRAME_BYTES + buf.readUInt32LE(0);
             break;
           }
-          if (typeof h === "string") throw this.corrupt(pos + at, h);
-          if (!visit(buf, h)) return true;
-          at += h.size;
+          if (typeof e === "string") throw this.corrupt(pos + at, e);
+          if (!visit(buf, e)) return true;
+          at += e.size;
         }
         pos += at;
       }
