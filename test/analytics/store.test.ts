@@ -172,3 +172,33 @@ test("columns a stream's JSON Schema declares exist with their types before any 
   );
   assert.deepEqual(r.rows, [[5, 2, null]]);
 });
+
+test("a batch larger than one data chunk keeps every row and its NULLs in place", async (t) => {
+  const store = await openStore(t);
+  await store.ensureTable(streamDef("events"));
+  const rows = Array.from({ length: 5000 }, (_, i) =>
+    row(i, `u${i % 7}`, i % 3 === 0 ? { n: i, s: `s${i}` } : i % 3 === 1 ? { n: i } : { s: `s${i}`, B: i % 2 === 0 }),
+  );
+  await store.apply("events", 0, rows);
+  const r = await store.query(
+    "SELECT count(*), count(n), count(s), count(b), sum(n), max(_offset), min(s) FILTER (WHERE _offset = 4097) FROM events",
+    [],
+    ALL,
+  );
+  const where = (f: (i: number) => boolean) => rows.map((_, i) => i).filter(f);
+  const withN = where((i) => i % 3 !== 2);
+  const sum = withN.reduce((acc, i) => acc + i, 0);
+  assert.deepEqual(r.rows, [
+    [5000, withN.length, where((i) => i % 3 !== 1).length, where((i) => i % 3 === 2).length, sum, 4999, "s4097"],
+  ]);
+  const at = await store.query(
+    "SELECT n, s, b FROM events WHERE _offset IN (2047, 2048, 4096) ORDER BY _offset",
+    [],
+    ALL,
+  );
+  assert.deepEqual(at.rows, [
+    [2047, null, null],
+    [null, "s2048", true],
+    [4096, null, null],
+  ]);
+});
