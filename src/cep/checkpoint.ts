@@ -23,12 +23,30 @@ export async function readCheckpoint(path: string): Promise<RuleCheckpoint | und
   }
 }
 
-export async function writeCheckpoint(path: string, cp: RuleCheckpoint): Promise<void> {
+/** Bytes handed to one write: big enough to be cheap, small enough that encoding it is a short task. */
+const WRITE_CHUNK = 1 << 20;
+
+/**
+ * Writes a checkpoint given as JSON text in pieces (a RuleCheckpoint), a chunk at a time, so a
+ * large state never becomes one string or one long synchronous task.
+ */
+export async function writeCheckpoint(path: string, pieces: Iterable<string>): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const tmp = `${path}.tmp`;
   const fh = await open(tmp, "w");
   try {
-    await fh.writeFile(JSON.stringify(cp));
+    let chunk: string[] = [];
+    let size = 0;
+    for (const piece of pieces) {
+      chunk.push(piece);
+      size += piece.length;
+      if (size >= WRITE_CHUNK) {
+        await fh.writeFile(chunk.join(""));
+        chunk = [];
+        size = 0;
+      }
+    }
+    if (size > 0) await fh.writeFile(chunk.join(""));
     await fh.sync();
   } finally {
     await fh.close();

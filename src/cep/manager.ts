@@ -211,42 +211,53 @@ export class RuleManager implements BlockList {
     const { control } = this.options;
     const { probe } = this;
     const ref: RuleRef = { id: rule.id, name: rule.name };
-    for (const m of matches) {
-      const alert = alertOf({ id: rule.id, name: rule.name, key, severity }, m);
-      // `fresh` is false for a match replayed after a crash: it was counted and acted on before.
-      const fresh = await control.recordAlert(alert);
-      if (fresh && !m.timedOut) probe.ruleMatched(ref);
-      if (m.timedOut) {
-        if (fresh) this.publish(ref, alert);
-        continue;
-      }
-      for (const action of spec.actions ?? []) {
-        if (action.type === "block" && alert.userId !== null) {
-          for (const stream of action.streams ?? [rule.stream]) {
-            this.blocked.add(blockKey(alert.userId, stream));
-            const added = await control.putBlock({ userId: alert.userId, stream, ruleId: rule.id, alertId: alert.id });
-            if (added) {
-              const user = await control.getUserByUsername(alert.userId);
-              if (user !== undefined) {
-                await control.recordActivity(user.id, "blocked", { stream, rule: rule.name, alert: alert.id });
-              }
+    // The stored and the pushed alert carry the same detection time.
+    const detectedAt = new Date().toISOString();
+    const alerts: AlertRecord[] = matches.map((m) => ({
+      ...alertOf({ id: rule.id, name: rule.name, key, severity }, m),
+      detectedAt,
+    }));
+    // The whole chunk in one statement. `fresh[i]` is false for a match replayed after a crash: it
+    // was counted, pushed and acted on before.
+    const fresh = await control.recordAlerts(alerts);
+    const blocks: Array<{ userId: string; stream: string; alertId: string }> = [];
+    for (let i = 0; i < alerts.length; i++) {
+      const alert = alerts[i] as AlertRecord;
+      const isFresh = fresh[i] === true;
+      if (!alert.timedOut) {
+        if (isFresh) probe.ruleMatched(ref);
+        for (const action of spec.actions ?? []) {
+          if (action.type === "block" && alert.userId !== null) {
+            for (const stream of action.streams ?? [rule.stream]) {
+              // Refused from now on; stored below (a replayed match blocks again, see docs/cep.md).
+              this.blocked.add(blockKey(alert.userId, stream));
+              blocks.push({ userId: alert.userId, stream, alertId: alert.id });
             }
+          } else if (action.type === "webhook" && isFresh) {
+            sendWebhook(action.url, alert, stats, {
+              delivered: () => probe.webhookDelivered(ref),
+              failed: (reason, final) => probe.webhookFailed(ref, reason, final),
+            });
           }
-        } else if (action.type === "webhook" && fresh) {
-          sendWebhook(action.url, { ...alert, detectedAt: new Date().toISOString() }, stats, {
-            delivered: () => probe.webhookDelivered(ref),
-            failed: (reason, final) => probe.webhookFailed(ref, reason, final),
-          });
         }
       }
-      if (fresh) this.publish(ref, alert);
+      if (isFresh) this.publish(ref, alert);
+    }
+    // After the alerts are out: a failure here fails the chunk, which is replayed (its alerts are
+    // then not fresh, its blocks are put again).
+    for (const b of blocks) {
+      if (await control.putBlock({ userId: b.userId, stream: b.stream, ruleId: rule.id, alertId: b.alertId })) {
+        const user = await control.getUserByUsername(b.userId);
+        if (user !== undefined) {
+          await control.recordActivity(user.id, "blocked", { stream: b.stream, rule: rule.name, alert: b.alertId });
+        }
+      }
     }
   }
 
-  private publish(ref: RuleRef, alert: Omit<AlertRecord, "detectedAt">): void {
+  private publish(ref: RuleRef, alert: AlertRecord): void {
     this.probe.alertRaised(ref, alert.severity);
-    const full: AlertRecord = { ...alert, detectedAt: new Date().toISOString() };
-    for (const l of this.listeners) l(full);
+    for (const l of this.listeners) l(alert);
   }
 
   private view(rule: RuleRecord): RuleView {

@@ -57,10 +57,31 @@ export interface OperatorSnapshot {
 }
 
 interface KeyEntry {
+  readonly key: string;
   state: NfaKeyState<MetaEvent>;
   /** Last timestamp this key's time was advanced to. */
   lastTs: number;
+  /** `[key, lastTs, state]` as JSON while the key is unchanged, so a checkpoint re-serialises only changed keys. */
+  json: string | undefined;
+  /** The capture this entry was taken by (or created during): it must not be taken again. */
+  epoch: number;
 }
+
+/**
+ * A consistent snapshot taken a slice at a time while the operator keeps processing (the
+ * asynchronous, copy-on-write snapshot of Flink's heap state backend): the operator's scalars,
+ * pending events and timers are copied when it begins, and a key about to change before the
+ * capture has reached it is serialised first, so the result is the state at the beginning.
+ */
+export interface OperatorCapture {
+  /** Serialises until `deadline` (a performance.now() time) passes; true once complete. */
+  step(deadline: number): boolean;
+  /** The snapshot as JSON text (an OperatorSnapshot), in pieces, once step() returned true. */
+  readonly pieces: readonly string[];
+}
+
+/** Entries serialised between two looks at the clock. */
+const CAPTURE_BATCH = 64;
 
 class MinHeap<T> {
   readonly items: T[] = [];
@@ -132,6 +153,10 @@ export class CepOperator {
   private watermark = Number.NEGATIVE_INFINITY;
   private maxTs = Number.NEGATIVE_INFINITY;
   private seq = 0;
+  /** Numbers captures; an entry whose epoch is the current one is not (or no longer) to be taken. */
+  private epoch = 0;
+  /** The capture in progress: takes a key's state before it changes. */
+  private capturing: KeyCapture | undefined;
   /** Events dropped for arriving behind the watermark. */
   late = 0;
 
@@ -192,9 +217,15 @@ export class CepOperator {
   private processEvent(key: string, ts: number, value: MetaEvent): void {
     let entry = this.keys.get(key);
     if (entry === undefined) {
-      entry = { state: this.nfa.createKeyState(), lastTs: Number.NEGATIVE_INFINITY };
+      entry = {
+        key,
+        state: this.nfa.createKeyState(),
+        lastTs: Number.NEGATIVE_INFINITY,
+        json: undefined,
+        epoch: this.epoch,
+      };
       this.keys.set(key, entry);
-    }
+    } else this.touch(entry);
     const { rule, nfa } = this;
     if (entry.lastTs !== ts) {
       entry.lastTs = ts;
@@ -228,22 +259,76 @@ export class CepOperator {
       if (this.lastTimer.get(t.key) === t.ts) this.lastTimer.delete(t.key);
       const entry = this.keys.get(t.key);
       if (entry === undefined) continue;
+      this.touch(entry);
       // The end of a bounded input advances to +Infinity; FlinkCEP's final watermark is Long.MAX_VALUE.
       this.emitAdvance(t.key, entry.state, Number.isFinite(wm) ? wm : Number.MAX_SAFE_INTEGER);
       if (entry.state.isIdle) this.keys.delete(t.key);
     }
   }
 
+  /** The whole state at once (a capture run to completion). */
   snapshot(): OperatorSnapshot {
-    return {
+    const capture = this.beginCapture();
+    capture.step(Number.POSITIVE_INFINITY);
+    return JSON.parse(capture.pieces.join("")) as OperatorSnapshot;
+  }
+
+  /**
+   * Starts a capture of the current state; the caller steps it to completion while it goes on
+   * feeding events. Starting another capture abandons the one in progress.
+   */
+  beginCapture(): OperatorCapture {
+    this.epoch++;
+    const head = JSON.stringify({
       watermark: Number.isFinite(this.watermark) ? this.watermark : null,
       maxTs: Number.isFinite(this.maxTs) ? this.maxTs : null,
       seq: this.seq,
       late: this.late,
-      pending: this.pending.items.map((p) => [p.ts, p.seq, p.key, encodeEvent(p.value)]),
-      timers: this.timers.items.map((t) => [t.ts, t.key]),
-      keys: [...this.keys].map(([k, e]) => [k, e.lastTs, snapshotKeyState(e.state, encodeEvent)]),
+    });
+    const capture = new KeyCapture(this.epoch);
+    this.capturing = capture;
+    // Pending events and timers are immutable objects: copying the heap arrays is enough.
+    const pending = this.pending.items.slice();
+    const timers = this.timers.items.slice();
+    const keys = [...this.keys.values()];
+    const pieces: string[] = [head.slice(0, -1)];
+    const parts: Array<(deadline: number) => boolean> = [
+      listPart(pieces, ',"pending":[', pending, (p) => [p.ts, p.seq, p.key, encodeEvent(p.value)]),
+      listPart(pieces, '],"timers":[', timers, (t) => [t.ts, t.key]),
+      (deadline) => {
+        for (let n = 0; capture.next < keys.length; n++) {
+          if (n === CAPTURE_BATCH) {
+            if (performance.now() >= deadline) return false;
+            n = 0;
+          }
+          const entry = keys[capture.next++] as KeyEntry;
+          if (entry.epoch !== capture.epoch) capture.take(entry);
+        }
+        if (this.capturing === capture) this.capturing = undefined;
+        pieces.push('],"keys":[');
+        for (const piece of capture.pieces) pieces.push(piece);
+        pieces.push("]}");
+        return true;
+      },
+    ];
+    let part = 0;
+    return {
+      pieces,
+      step(deadline: number): boolean {
+        while (part < parts.length) {
+          if (!(parts[part] as (d: number) => boolean)(deadline)) return false;
+          part++;
+        }
+        return true;
+      },
     };
+  }
+
+  /** Before a key's state changes: a capture in progress takes it as it was; its cached JSON goes. */
+  private touch(entry: KeyEntry): void {
+    const capture = this.capturing;
+    if (capture !== undefined && entry.epoch !== capture.epoch) capture.take(entry);
+    entry.json = undefined;
   }
 
   restore(s: OperatorSnapshot): void {
@@ -255,7 +340,49 @@ export class CepOperator {
     for (const [ts, seq, key, value] of s.pending) this.pending.push({ ts, seq, key, value: decodeEvent(value) });
     for (const [ts, key] of s.timers) this.addTimer(ts, key);
     for (const [key, lastTs, state] of s.keys) {
-      this.keys.set(key, { state: restoreKeyState(state, decodeEvent), lastTs });
+      this.keys.set(key, {
+        key,
+        state: restoreKeyState(state, decodeEvent),
+        lastTs,
+        json: undefined,
+        epoch: this.epoch,
+      });
     }
   }
+}
+
+/** The keys' part of a capture: its epoch, how far its walk over the keys got, what it took. */
+class KeyCapture {
+  next = 0;
+  readonly pieces: string[] = [];
+  constructor(readonly epoch: number) {}
+
+  take(entry: KeyEntry): void {
+    entry.epoch = this.epoch;
+    entry.json ??= JSON.stringify([entry.key, entry.lastTs, snapshotKeyState(entry.state, encodeEvent)]);
+    this.pieces.push(this.pieces.length === 0 ? entry.json : `,${entry.json}`);
+  }
+}
+
+/** Appends `opening`, then `items` as JSON array elements, a batch at a time until the deadline passes. */
+function listPart<T>(
+  pieces: string[],
+  opening: string,
+  items: readonly T[],
+  encode: (item: T) => unknown,
+): (deadline: number) => boolean {
+  let i = -1;
+  return (deadline) => {
+    if (i < 0) {
+      pieces.push(opening);
+      i = 0;
+    }
+    while (i < items.length) {
+      const json = JSON.stringify(items.slice(i, i + 1024).map(encode));
+      pieces.push((i === 0 ? "" : ",") + json.slice(1, -1));
+      i += 1024;
+      if (i < items.length && performance.now() >= deadline) return false;
+    }
+    return true;
+  };
 }

@@ -3,10 +3,15 @@
  * (event time = the record's timestamp, watermark per partition), matches handed to the sink
  * (which stores each alert under an id derived from the match, idempotently) before the
  * checkpoint that covers them is written. Wakes on `log.onAppend`; it never polls.
+ *
+ * Latency: a round reads every partition at once and hands all its matches to the sink in one
+ * call. Checkpoints are captured a slice at a time between rounds (CepOperator.beginCapture), so
+ * a large state never holds the loop, and an unchanged key is not serialised again.
  */
+import { setImmediate as nextTurn } from "node:timers/promises";
 import type { EventLog, LogRecord } from "../log/types.js";
-import { type RuleCheckpoint, readCheckpoint, writeCheckpoint } from "./checkpoint.js";
-import { type CepMatch, CepOperator, EVENT_META, type MetaEvent } from "./operator.js";
+import { readCheckpoint, writeCheckpoint } from "./checkpoint.js";
+import { type CepMatch, CepOperator, EVENT_META, type MetaEvent, type OperatorCapture } from "./operator.js";
 import type { CompiledRule } from "./rule/compile.js";
 
 export interface RuleRunnerOptions {
@@ -22,15 +27,23 @@ export interface RuleRunnerOptions {
   readonly retryDelayMs?: number;
 }
 
+/** Longest run of checkpoint serialisation before the loop gets a turn, ms. */
+const CAPTURE_SLICE_MS = 2;
+
 const decoder = new TextDecoder();
 
 export class RuleRunner {
   private positions: number[] = [];
   private operators: CepOperator[] = [];
   private collected: CepMatch[] = [];
+  /** Matches fed but not yet stored (the sink failed): stored before anything else, and no checkpoint meanwhile. */
+  private unsent: CepMatch[] = [];
+  /** Records fed whose matches are not yet stored; counted in recordsIn once they are. */
+  private unsentRecords = 0;
   private unsubscribe: (() => void) | undefined;
   private pending = false;
   private draining: Promise<void> | undefined;
+  private checkpointing: Promise<void> | undefined;
   private stopped = false;
   private lastCheckpoint = 0;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -66,6 +79,7 @@ export class RuleRunner {
     this.unsubscribe?.();
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
     await this.draining;
+    await this.checkpointing;
     await this.checkpoint().catch(() => {});
   }
 
@@ -96,11 +110,10 @@ export class RuleRunner {
       while (this.pending && !this.stopped) {
         this.pending = false;
         if (await this.round()) this.pending = true;
+        if (this.checkpointDue()) this.startCheckpoint();
       }
-      if (Date.now() - this.lastCheckpoint >= (this.options.checkpointEveryMs ?? 1000)) await this.checkpoint();
     } catch (e) {
-      this.failures++;
-      this.lastError = e instanceof Error ? e.message : String(e);
+      this.fail(e);
       if (!this.stopped) {
         this.retryTimer = setTimeout(() => this.wake(), this.options.retryDelayMs ?? 1000);
         this.retryTimer.unref();
@@ -108,24 +121,42 @@ export class RuleRunner {
     }
   }
 
+  private fail(e: unknown): void {
+    this.failures++;
+    this.lastError = e instanceof Error ? e.message : String(e);
+  }
+
   private async round(): Promise<boolean> {
+    await this.store();
     const { log, stream } = this.options;
+    const maxRecords = this.options.chunkSize ?? 1000;
+    const reads = await Promise.all(this.positions.map((at, p) => log.read(stream, p, at, { maxRecords })));
     let any = false;
-    for (let p = 0; p < this.positions.length && !this.stopped; p++) {
-      const records = await log.read(stream, p, this.positions[p] ?? 0, { maxRecords: this.options.chunkSize ?? 1000 });
+    for (let p = 0; p < reads.length; p++) {
+      const records = reads[p] as LogRecord[];
       if (records.length === 0) continue;
       any = true;
       const op = this.operators[p] as CepOperator;
       for (const r of records) this.feed(op, p, r);
-      const batch = this.collected;
-      this.collected = [];
-      this.matches += batch.length;
-      // Matches are stored before the position moves past their events: a crash replays them.
-      if (batch.length > 0) await this.options.sink(batch);
+      // The operators hold these records now; their matches are stored before any checkpoint.
       this.positions[p] = (records[records.length - 1] as LogRecord).offset + 1;
-      this.recordsIn += records.length;
+      this.unsentRecords += records.length;
     }
+    this.matches += this.collected.length;
+    for (const m of this.collected) this.unsent.push(m);
+    this.collected = [];
+    await this.store();
     return any;
+  }
+
+  /** Hands the matches not yet stored to the sink, all in one call. */
+  private async store(): Promise<void> {
+    if (this.unsent.length > 0) {
+      await this.options.sink(this.unsent);
+      this.unsent = [];
+    }
+    this.recordsIn += this.unsentRecords;
+    this.unsentRecords = 0;
   }
 
   private feed(op: CepOperator, partition: number, r: LogRecord): void {
@@ -145,13 +176,52 @@ export class RuleRunner {
     op.process(String(key), r.timestamp, value);
   }
 
-  private async checkpoint(): Promise<void> {
-    const cp: RuleCheckpoint = {
-      version: 1,
-      positions: this.positions.slice(),
-      operators: this.operators.map((o) => o.snapshot()),
-    };
-    this.lastCheckpoint = Date.now();
-    await writeCheckpoint(this.options.checkpointPath, cp);
+  private checkpointDue(): boolean {
+    return (
+      this.checkpointing === undefined && Date.now() - this.lastCheckpoint >= (this.options.checkpointEveryMs ?? 1000)
+    );
   }
+
+  /**
+   * Captures the state now (every match so far is stored) and writes it in the background; the
+   * returned write rejects if it fails (the background run only records the failure).
+   */
+  private startCheckpoint(): Promise<void> | undefined {
+    if (this.unsent.length > 0 || this.checkpointing !== undefined) return undefined;
+    this.lastCheckpoint = Date.now();
+    const positions = this.positions.slice();
+    const captures = this.operators.map((o) => o.beginCapture());
+    const write = this.finishCheckpoint(positions, captures);
+    this.checkpointing = write
+      .catch((e: unknown) => this.fail(e))
+      .finally(() => {
+        this.checkpointing = undefined;
+      });
+    return write;
+  }
+
+  private async finishCheckpoint(positions: readonly number[], captures: readonly OperatorCapture[]): Promise<void> {
+    for (;;) {
+      const deadline = performance.now() + CAPTURE_SLICE_MS;
+      if (captures.every((c) => c.step(deadline))) break;
+      // Let rounds (and everything else on the loop) run between slices.
+      await nextTurn();
+    }
+    await writeCheckpoint(this.options.checkpointPath, checkpointText(positions, captures));
+  }
+
+  private async checkpoint(): Promise<void> {
+    while (this.checkpointing !== undefined) await this.checkpointing;
+    await this.startCheckpoint();
+  }
+}
+
+/** A RuleCheckpoint as JSON text, from the operators' captures. */
+function* checkpointText(positions: readonly number[], captures: readonly OperatorCapture[]): Generator<string> {
+  yield `{"version":1,"positions":${JSON.stringify(positions)},"operators":[`;
+  for (let i = 0; i < captures.length; i++) {
+    if (i > 0) yield ",";
+    yield* (captures[i] as OperatorCapture).pieces;
+  }
+  yield "]}";
 }
