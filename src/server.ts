@@ -6,7 +6,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import type { DestinationStream } from "pino";
-import { createDuckDbAnalyticsStore } from "./analytics/index.js";
+import { createWorkerAnalyticsStore } from "./analytics/index.js";
 import { AnalyticsLoader } from "./analytics/loader.js";
 import { buildApp } from "./api/app.js";
 import { Authenticator } from "./api/auth/authenticate.js";
@@ -94,7 +94,8 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       ? createPostgresControlStore(config.databaseUrl)
       : createPgliteControlStore(join(config.dataDir, "control"));
   await mkdir(join(config.dataDir, "analytics"), { recursive: true });
-  const analytics = createDuckDbAnalyticsStore({ path: join(config.dataDir, "analytics", "runnel.duckdb") });
+  // In a worker thread: its DuckDB appends would otherwise share the event loop with ingest.
+  const analytics = createWorkerAnalyticsStore({ path: join(config.dataDir, "analytics", "runnel.duckdb") });
 
   const closers: Closer[] = [];
   const shutdownLogger = logger.child({ component: "shutdown" });

@@ -40,22 +40,26 @@ function isObject(x: unknown): x is Record<string, unknown> {
   return typeof x === "object" && x !== null && !Array.isArray(x);
 }
 
-/** A log record as a table row; a value that is not a JSON object keeps its row with no fields. */
-export function toAnalyticsRow(record: LogRecord): AnalyticsRow {
-  let fields: Record<string, unknown> = {};
+/** A record value's top-level fields; a value that is not a JSON object has none. */
+export function fieldsOf(value: Uint8Array): Record<string, unknown> {
   try {
-    const parsed: unknown = JSON.parse(decoder.decode(record.value));
-    if (isObject(parsed)) fields = parsed;
+    const parsed: unknown = JSON.parse(decoder.decode(value));
+    if (isObject(parsed)) return parsed;
   } catch {
     // Ingest validates JSON; an undecodable record still advances the offset.
   }
+  return {};
+}
+
+/** A log record as a table row; a value that is not a JSON object keeps its row with no fields. */
+export function toAnalyticsRow(record: LogRecord): AnalyticsRow {
   return {
     partition: record.partition,
     offset: record.offset,
     userId: record.key,
     time: record.timestamp,
     ingestTime: record.ingestTime,
-    fields,
+    fields: fieldsOf(record.value),
   };
 }
 
@@ -120,7 +124,8 @@ class Follower {
           while (position < end && !this.stopped) {
             const records = await log.read(stream, p, position, { maxRecords: batchSize });
             if (records.length === 0) break;
-            await store.apply(stream, p, records.map(toAnalyticsRow));
+            if (store.applyRecords) await store.applyRecords(stream, p, records);
+            else await store.apply(stream, p, records.map(toAnalyticsRow));
             position = records[records.length - 1]!.offset + 1;
             this.positions.set(p, position);
             this.loader.notify(stream);

@@ -3,6 +3,7 @@
  * and SQL over them scoped per user. Implementation: embedded DuckDB (src/analytics/duckdb/).
  */
 import type { StreamDefinition } from "../control/types.js";
+import type { LogRecord } from "../log/types.js";
 
 /** One log record as a table row. */
 export interface AnalyticsRow {
@@ -48,6 +49,11 @@ export interface AnalyticsStore {
    * New top-level fields become columns.
    */
   apply(stream: string, partition: number, rows: readonly AnalyticsRow[]): Promise<void>;
+  /**
+   * `apply` from log records as read (same contract). A store that runs off the caller's thread
+   * offers it so the records are turned into rows there too; the loader prefers it when present.
+   */
+  applyRecords?(stream: string, partition: number, records: readonly LogRecord[]): Promise<void>;
   /** Next offset to apply, per partition (0 when nothing was applied). */
   appliedOffsets(stream: string): Promise<Map<number, number>>;
 

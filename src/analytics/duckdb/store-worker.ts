@@ -1,0 +1,74 @@
+/**
+ * Entry of the analytics worker thread (./worker-store.ts): one DuckDbAnalyticsStore answering
+ * the main thread's calls, one message each.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import type { StreamDefinition } from "../../control/types.js";
+import { RunnelError } from "../../core/errors.js";
+import { fieldsOf } from "../loader.js";
+import type { AnalyticsRow, QueryScope } from "../types.js";
+import { DuckDbAnalyticsStore, type DuckDbAnalyticsStoreOptions } from "./store.js";
+import type { PackedRecords, WorkerError, WorkerRequest, WorkerResponse } from "./worker-store.js";
+
+const port = parentPort;
+if (port === null) throw new Error("store-worker.ts runs as a worker thread only");
+
+const store = new DuckDbAnalyticsStore(workerData as DuckDbAnalyticsStoreOptions);
+
+function unpack(partition: number, packed: PackedRecords): AnalyticsRow[] {
+  const { values, ends, keys, numbers } = packed;
+  const rows: AnalyticsRow[] = new Array(ends.length);
+  let start = 0;
+  for (let i = 0; i < ends.length; i++) {
+    const end = ends[i]!;
+    rows[i] = {
+      partition,
+      offset: numbers[3 * i]!,
+      userId: keys[i]!,
+      time: numbers[3 * i + 1]!,
+      ingestTime: numbers[3 * i + 2]!,
+      fields: fieldsOf(values.subarray(start, end)),
+    };
+    start = end;
+  }
+  return rows;
+}
+
+async function dispatch({ method, args }: WorkerRequest): Promise<unknown> {
+  switch (method) {
+    case "open":
+      return store.open();
+    case "close":
+      return store.close();
+    case "ping":
+      return store.ping();
+    case "ensureTable":
+      return store.ensureTable(args[0] as StreamDefinition);
+    case "dropTable":
+      return store.dropTable(args[0] as string);
+    case "apply":
+      return store.apply(args[0] as string, args[1] as number, args[2] as AnalyticsRow[]);
+    case "applyPacked":
+      return store.apply(args[0] as string, args[1] as number, unpack(args[1] as number, args[2] as PackedRecords));
+    case "appliedOffsets":
+      return store.appliedOffsets(args[0] as string);
+    case "query":
+      return store.query(args[0] as string, args[1] as unknown[], args[2] as QueryScope);
+  }
+}
+
+function describe(e: unknown): WorkerError {
+  if (e instanceof RunnelError) {
+    return e.details === undefined
+      ? { code: e.code, message: e.message }
+      : { code: e.code, message: e.message, details: e.details };
+  }
+  return { message: e instanceof Error ? e.message : String(e) };
+}
+
+port.on("message", (request: WorkerRequest) => {
+  dispatch(request).then(
+    (value) => port.postMessage({ id: request.id, value } satisfies WorkerResponse),
+    (e: unknown) => port.postMessage({ id: request.id, error: describe(e) } satisfies WorkerResponse),
+  );
+});

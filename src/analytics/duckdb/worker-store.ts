@@ -1,0 +1,213 @@
+/**
+ * The DuckDB analytics store run in a worker thread, behind the same AnalyticsStore seam. On the
+ * event loop that also serves ingest, the loader's work (decoding every record, building data
+ * chunks, DuckDB's appends, which are synchronous native calls) took about a third of the
+ * server's CPU and capped HTTP ingest; in a worker it runs on the other core. Each call is one
+ * message; log records cross as one transferred buffer of values plus typed arrays, so the event
+ * loop pays a copy per record, not a parse. The contract is unchanged: rows and offsets still
+ * commit in one DuckDB transaction, inside the worker.
+ *
+ * @example
+ * const store = createWorkerAnalyticsStore({ path: "data/analytics/runnel.duckdb" });
+ * await store.open();
+ */
+import { extname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
+import type { StreamDefinition } from "../../control/types.js";
+import { type ErrorCode, RunnelError } from "../../core/errors.js";
+import type { LogRecord } from "../../log/types.js";
+import type { AnalyticsRow, AnalyticsStore, QueryResult, QueryScope } from "../types.js";
+import type { DuckDbAnalyticsStoreOptions } from "./store.js";
+
+/** Log records of one partition, packed for a zero-copy transfer to the worker. */
+export interface PackedRecords {
+  /** Every value, back to back. */
+  readonly values: Uint8Array;
+  /** ends[i]: where record i's value ends in `values`. */
+  readonly ends: Uint32Array;
+  readonly keys: string[];
+  /** offset, timestamp, ingestTime of record i at 3i, 3i+1, 3i+2. */
+  readonly numbers: Float64Array;
+}
+
+export function packRecords(records: readonly LogRecord[]): PackedRecords {
+  let size = 0;
+  for (const r of records) size += r.value.byteLength;
+  const values = new Uint8Array(size);
+  const ends = new Uint32Array(records.length);
+  const keys: string[] = new Array(records.length);
+  const numbers = new Float64Array(records.length * 3);
+  let at = 0;
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i]!;
+    values.set(r.value, at);
+    at += r.value.byteLength;
+    ends[i] = at;
+    keys[i] = r.key;
+    numbers[3 * i] = r.offset;
+    numbers[3 * i + 1] = r.timestamp;
+    numbers[3 * i + 2] = r.ingestTime;
+  }
+  return { values, ends, keys, numbers };
+}
+
+export type WorkerMethod =
+  | "open"
+  | "close"
+  | "ping"
+  | "ensureTable"
+  | "dropTable"
+  | "apply"
+  | "applyPacked"
+  | "appliedOffsets"
+  | "query";
+
+export interface WorkerRequest {
+  readonly id: number;
+  readonly method: WorkerMethod;
+  readonly args: readonly unknown[];
+}
+
+/** An error as it crosses the thread boundary: RunnelErrors keep their code and details. */
+export interface WorkerError {
+  readonly code?: ErrorCode;
+  readonly message: string;
+  readonly details?: unknown;
+}
+
+export type WorkerResponse =
+  | { readonly id: number; readonly value: unknown }
+  | { readonly id: number; readonly error: WorkerError };
+
+interface Pending {
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: Error) => void;
+}
+
+function revive(error: WorkerError): Error {
+  return error.code !== undefined
+    ? new RunnelError(error.code, error.message, error.details === undefined ? {} : { details: error.details })
+    : new RunnelError("internal", `analytics worker: ${error.message}`);
+}
+
+export class WorkerAnalyticsStore implements AnalyticsStore {
+  private worker: Worker | undefined;
+  private failure: Error | undefined;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+
+  constructor(private readonly options: DuckDbAnalyticsStoreOptions = {}) {}
+
+  async open(): Promise<void> {
+    if (this.worker) return;
+    // The worker runs TypeScript like the rest of Runnel: it registers tsx itself (loader flags
+    // in a worker's execArgv do not apply to its entry module on Node 20), found by absolute URL
+    // so it works however the process itself loaded tsx.
+    const entry = new URL(`./store-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
+    const bootstrap = `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))})
+      .then(({ register }) => { register(); return import(${JSON.stringify(entry.href)}); })`;
+    const worker = new Worker(bootstrap, { eval: true, workerData: this.options });
+    // Referenced only while calls are outstanding, so a store never keeps the process alive.
+    worker.unref();
+    worker.on("message", (message: WorkerResponse) => this.settle(message));
+    worker.on("error", (error) => this.fail(error));
+    worker.on("exit", (code) => this.fail(new Error(`exited with code ${code}`)));
+    this.worker = worker;
+    this.failure = undefined;
+    try {
+      await this.call("open", []);
+    } catch (e) {
+      await this.terminate();
+      throw e;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (!this.worker) return;
+    try {
+      await this.call("close", []);
+    } finally {
+      await this.terminate();
+    }
+  }
+
+  async ping(): Promise<boolean> {
+    if (!this.worker || this.failure) return false;
+    return (await this.call("ping", [])) as boolean;
+  }
+
+  async ensureTable(stream: StreamDefinition): Promise<void> {
+    await this.call("ensureTable", [stream]);
+  }
+
+  async dropTable(stream: string): Promise<void> {
+    await this.call("dropTable", [stream]);
+  }
+
+  async apply(stream: string, partition: number, rows: readonly AnalyticsRow[]): Promise<void> {
+    await this.call("apply", [stream, partition, rows]);
+  }
+
+  async applyRecords(stream: string, partition: number, records: readonly LogRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    const packed = packRecords(records);
+    await this.call(
+      "applyPacked",
+      [stream, partition, packed],
+      [packed.values.buffer as ArrayBuffer, packed.ends.buffer as ArrayBuffer, packed.numbers.buffer as ArrayBuffer],
+    );
+  }
+
+  async appliedOffsets(stream: string): Promise<Map<number, number>> {
+    return (await this.call("appliedOffsets", [stream])) as Map<number, number>;
+  }
+
+  async query(sql: string, params: readonly unknown[], scope: QueryScope): Promise<QueryResult> {
+    return (await this.call("query", [sql, params, scope])) as QueryResult;
+  }
+
+  private call(method: WorkerMethod, args: readonly unknown[], transfer: ArrayBuffer[] = []): Promise<unknown> {
+    const worker = this.worker;
+    if (!worker) return Promise.reject(new RunnelError("not_ready", "analytics store is not open"));
+    if (this.failure) {
+      return Promise.reject(new RunnelError("not_ready", `analytics worker stopped: ${this.failure.message}`));
+    }
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      if (this.pending.size === 0) worker.ref();
+      this.pending.set(id, { resolve, reject });
+      const request: WorkerRequest = { id, method, args };
+      worker.postMessage(request, transfer);
+    });
+  }
+
+  private settle(message: WorkerResponse): void {
+    const pending = this.pending.get(message.id);
+    if (!pending) return;
+    this.pending.delete(message.id);
+    if (this.pending.size === 0) this.worker?.unref();
+    if ("error" in message) pending.reject(revive(message.error));
+    else pending.resolve(message.value);
+  }
+
+  private fail(error: Error): void {
+    this.failure ??= error;
+    const reason = new RunnelError("not_ready", `analytics worker stopped: ${error.message}`, { cause: error });
+    for (const p of this.pending.values()) p.reject(reason);
+    this.pending.clear();
+  }
+
+  private async terminate(): Promise<void> {
+    const worker = this.worker;
+    this.worker = undefined;
+    if (!worker) return;
+    worker.removeAllListeners("exit");
+    await worker.terminate();
+    this.fail(new Error("closed"));
+  }
+}
+
+export function createWorkerAnalyticsStore(options: DuckDbAnalyticsStoreOptions = {}): WorkerAnalyticsStore {
+  return new WorkerAnalyticsStore(options);
+}
