@@ -10,6 +10,7 @@ import { createWorkerAnalyticsStore } from "./analytics/index.js";
 import { AnalyticsLoader } from "./analytics/loader.js";
 import { buildApp } from "./api/app.js";
 import { Authenticator } from "./api/auth/authenticate.js";
+import { CredentialCache } from "./api/auth/credential-cache.js";
 import { loadTokenSecret, TokenService } from "./api/auth/tokens.js";
 import type { ApiServices } from "./api/services.js";
 import { PipelineManager } from "./catalog/pipelines.js";
@@ -89,10 +90,13 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
   const log: EventLog = new TimedEventLog(baseLog, (seconds, outcome) =>
     metrics.logAppendDuration.observe({ outcome }, seconds),
   );
-  const control: ControlStore =
+  // Resolved credentials are cached for ingest's sake; every revoking change through this store empties the cache.
+  const credentials = new CredentialCache(clock);
+  const control: ControlStore = credentials.watch(
     config.databaseUrl !== undefined
       ? createPostgresControlStore(config.databaseUrl)
-      : createPgliteControlStore(join(config.dataDir, "control"));
+      : createPgliteControlStore(join(config.dataDir, "control")),
+  );
   await mkdir(join(config.dataDir, "analytics"), { recursive: true });
   // In a worker thread: its DuckDB appends would otherwise share the event loop with ingest.
   const analytics = createWorkerAnalyticsStore({ path: join(config.dataDir, "analytics", "runnel.duckdb") });
@@ -196,7 +200,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       pipelines,
       rules,
       tokens,
-      auth: new Authenticator(control, tokens),
+      auth: new Authenticator(control, tokens, credentials),
       passwords: createPasswordHasher(),
       readiness,
       logger,

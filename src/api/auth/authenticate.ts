@@ -1,11 +1,14 @@
 /**
- * Resolves `Authorization: Bearer <token or API key>` to a principal, on every request, so a
- * revoked credential (password changed, user disabled or deleted, key deleted) fails at once.
+ * Resolves `Authorization: Bearer <token or API key>` to a principal on every request, so a
+ * revoked credential (password changed, user disabled or deleted, key deleted) fails on the next
+ * request. Answers come from a CredentialCache when one is given (./credential-cache.ts says why
+ * that keeps revocation prompt).
  */
 
 import { hashApiKey, looksLikeApiKey } from "../../control/api-keys.js";
 import type { ControlStore, Role } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
+import type { CredentialCache } from "./credential-cache.js";
 import type { TokenService } from "./tokens.js";
 
 export interface AuthPrincipal {
@@ -20,6 +23,7 @@ export class Authenticator {
   constructor(
     private readonly control: ControlStore,
     private readonly tokens: TokenService,
+    private readonly cache?: CredentialCache,
   ) {}
 
   async authenticate(header: string | undefined): Promise<AuthPrincipal> {
@@ -29,7 +33,15 @@ export class Authenticator {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match) throw new RunnelError("unauthorized", "the Authorization header must be Bearer <token or API key>");
     const secret = match[1]!;
+    const cached = this.cache?.get(secret);
+    if (cached !== undefined) return cached;
+    const epoch = this.cache?.begin() ?? 0;
+    const { principal, expiresAt } = await this.resolve(secret);
+    this.cache?.set(secret, principal, expiresAt, epoch);
+    return principal;
+  }
 
+  private async resolve(secret: string): Promise<{ principal: AuthPrincipal; expiresAt: number }> {
     if (looksLikeApiKey(secret)) {
       const key = await this.control.findApiKeyByHash(hashApiKey(secret));
       if (!key || key.owner.disabled) throw new RunnelError("unauthorized", "the API key is invalid or revoked");
@@ -37,14 +49,20 @@ export class Authenticator {
       if (!keyRoleAllowed(key.owner.role, key.role)) {
         throw new RunnelError("unauthorized", "the API key's role exceeds its owner's; it has been revoked");
       }
-      return { userId: key.owner.id, username: key.owner.username, role: key.role, credential: "api_key" };
+      return {
+        principal: { userId: key.owner.id, username: key.owner.username, role: key.role, credential: "api_key" },
+        expiresAt: Number.POSITIVE_INFINITY,
+      };
     }
     const claims = await this.tokens.verify(secret);
     const user = await this.control.getUserById(claims.userId);
     if (!user || user.disabled || user.tokenVersion !== claims.version) {
       throw new RunnelError("unauthorized", "the token has been revoked; log in again");
     }
-    return { userId: user.id, username: user.username, role: user.role, credential: "token" };
+    return {
+      principal: { userId: user.id, username: user.username, role: user.role, credential: "token" },
+      expiresAt: claims.expiresAt,
+    };
   }
 }
 

@@ -14,6 +14,11 @@ export interface TokenClaims {
   readonly version: number;
 }
 
+export interface VerifiedClaims extends TokenClaims {
+  /** When the token stops being valid, epoch ms. */
+  readonly expiresAt: number;
+}
+
 export class TokenService {
   private readonly key: Uint8Array;
 
@@ -40,17 +45,17 @@ export class TokenService {
       .sign(this.key);
   }
 
-  async verify(token: string): Promise<TokenClaims> {
+  async verify(token: string): Promise<VerifiedClaims> {
     try {
       const { payload } = await jwtVerify(token, this.key, {
         algorithms: ["HS256"],
         issuer: "runnel",
         currentDate: new Date(this.clock.now()),
       });
-      if (typeof payload.sub !== "string" || typeof payload.ver !== "number") {
+      if (typeof payload.sub !== "string" || typeof payload.ver !== "number" || typeof payload.exp !== "number") {
         throw new RunnelError("unauthorized", "the token is malformed");
       }
-      return { userId: payload.sub, version: payload.ver };
+      return { userId: payload.sub, version: payload.ver, expiresAt: payload.exp * 1000 };
     } catch (e) {
       if (e instanceof RunnelError) throw e;
       if (e instanceof joseErrors.JWTExpired)
