@@ -12,7 +12,8 @@
  * and say why.
  *
  * Throughput cases are closed loops: `concurrency` appenders each keep one append in flight, as
- * many ingestion requests would. Latency is from the call to append() to its resolution. The
+ * many ingestion requests would; for the local log they also report the segment bytes on disk
+ * per record (B/record: frames, keys and values). Latency is from the call to append() to its resolution. The
  * paced case is an open loop: latency is measured from each request's scheduled time, so a stall
  * shows up in every request it delays (no coordinated omission).
  */
@@ -63,12 +64,21 @@ interface RunResult {
    * sustains, and much steadier than wall-clock throughput on a shared machine.
    */
   readonly eventsPerCpuS?: number;
+  /** Segment bytes on disk per record appended (local log: frames, keys and values included). */
+  readonly bytesPerRecord?: number;
+}
+
+interface Setup {
+  readonly log: EventLog;
+  readonly cleanup: () => Promise<void>;
+  /** Bytes the stream takes on disk, where the backend can tell. */
+  readonly bytesOnDisk?: () => number;
 }
 
 interface Backend {
   readonly name: "local" | "kafka";
   /** Opens a log with one 4-partition stream named `stream`; returns it and its cleanup. */
-  setup(stream: string): Promise<{ log: EventLog; cleanup: () => Promise<void> }>;
+  setup(stream: string): Promise<Setup>;
 }
 
 // ~100-byte events (JSON, as ingestion stores them), from a pool so generation is not measured.
@@ -105,7 +115,7 @@ function median(values: number[]): number {
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-async function throughputRun(log: EventLog, stream: string, c: Case): Promise<RunResult> {
+async function throughputRun({ log, bytesOnDisk }: Setup, stream: string, c: Case): Promise<RunResult> {
   const batches = batchesOf(c.batch);
   // Warm-up, so the first run does not pay for JIT and file creation.
   await Promise.all(Array.from({ length: c.concurrency }, (_, w) => log.append(stream, batches[w % batches.length]!)));
@@ -129,7 +139,10 @@ async function throughputRun(log: EventLog, stream: string, c: Case): Promise<Ru
   const elapsed = (performance.now() - start) / 1000;
   const cpu = process.cpuUsage(cpuStart);
   const sorted = Float64Array.from(latencies).sort();
+  // The warm-up's appends are on disk too.
+  const written = (appends + c.concurrency) * c.batch;
   return {
+    ...(bytesOnDisk !== undefined && { bytesPerRecord: bytesOnDisk() / written }),
     eventsPerCpuS: (appends * c.batch) / ((cpu.user + cpu.system) / 1e6),
     eventsPerS: (appends * c.batch) / elapsed,
     appendsPerS: appends / elapsed,
@@ -223,6 +236,7 @@ const localBackend: Backend = {
         await log.close();
         await rm(dir, { recursive: true, force: true });
       },
+      bytesOnDisk: () => log.streamSizes().get(stream) ?? 0,
     };
   },
 };
@@ -280,8 +294,10 @@ interface CaseResult {
 function medianOf(results: RunResult[]): RunResult {
   const scheduled = results.flatMap((r) => (r.p99FromScheduleMs === undefined ? [] : [r.p99FromScheduleMs]));
   const perCpu = results.flatMap((r) => (r.eventsPerCpuS === undefined ? [] : [r.eventsPerCpuS]));
+  const perRecord = results.flatMap((r) => (r.bytesPerRecord === undefined ? [] : [r.bytesPerRecord]));
   return {
     ...(perCpu.length > 0 && { eventsPerCpuS: median(perCpu) }),
+    ...(perRecord.length > 0 && { bytesPerRecord: median(perRecord) }),
     eventsPerS: median(results.map((r) => r.eventsPerS)),
     appendsPerS: median(results.map((r) => r.appendsPerS)),
     p50Ms: median(results.map((r) => r.p50Ms)),
@@ -301,11 +317,11 @@ async function measure(backend: Backend): Promise<CaseResult[]> {
     for (let r = 0; r < runs; r++) {
       // A fresh log per run, so one run's segments and page cache do not favour the next.
       const stream = `bench_${process.pid}_${streamCounter++}`;
-      const { log, cleanup } = await backend.setup(stream);
+      const setup = await backend.setup(stream);
       try {
-        results.push(c === "paced" ? await pacedRun(log, stream) : await throughputRun(log, stream, c));
+        results.push(c === "paced" ? await pacedRun(setup.log, stream) : await throughputRun(setup, stream, c));
       } finally {
-        await cleanup();
+        await setup.cleanup();
       }
     }
     const row: CaseResult =
@@ -346,6 +362,7 @@ function printRow(r: CaseResult): void {
       fmt(r.median.p50Ms, 2).padStart(9),
       fmt(r.median.p99Ms, 2).padStart(9),
       fmt(r.median.eventsPerCpuS ?? Number.NaN).padStart(12),
+      fmt(r.median.bytesPerRecord ?? Number.NaN, 1).padStart(8),
       r.median.p99FromScheduleMs === undefined
         ? `  (runs: ${r.runs.map((x) => fmt(x.eventsPerS)).join(", ")} events/s)`
         : `  (p99 from schedule ${fmt(r.median.p99FromScheduleMs, 2)} ms; runs' p99: ${r.runs.map((x) => fmt(x.p99Ms, 2)).join(", ")} ms)`,
@@ -370,7 +387,7 @@ console.log(
   `events of ~${fmt(eventBytes)} bytes; ${runs} runs per case (${seconds} s each, paced ${pacedSeconds} s); medians`,
 );
 console.log(
-  `${"log".padEnd(6)} ${"case".padEnd(15)} ${"in-flt".padStart(7)} ${"events/s".padStart(12)} ${"appends/s".padStart(10)} ${"p50 ms".padStart(9)} ${"p99 ms".padStart(9)} ${"ev/cpu-s".padStart(12)}`,
+  `${"log".padEnd(6)} ${"case".padEnd(15)} ${"in-flt".padStart(7)} ${"events/s".padStart(12)} ${"appends/s".padStart(10)} ${"p50 ms".padStart(9)} ${"p99 ms".padStart(9)} ${"ev/cpu-s".padStart(12)} ${"B/record".padStart(8)}`,
 );
 
 const floorRuns: RunResult[] = [];
@@ -427,6 +444,7 @@ const targets = {
     measured: local1000?.median.eventsPerS,
     met: (local1000?.median.eventsPerS ?? 0) >= TARGET_EVENTS_PER_S,
     perCpuSecond: local1000?.median.eventsPerCpuS,
+    bytesPerRecord: local1000?.median.bytesPerRecord,
   },
   pacedP99Ms: {
     target: TARGET_PACED_P99_MS,
@@ -437,7 +455,7 @@ const targets = {
 };
 console.log(
   `targets: batch-1000 ${fmt(targets.batch1000EventsPerS.measured ?? 0)} events/s (≥ ${fmt(TARGET_EVENTS_PER_S)}: ${targets.batch1000EventsPerS.met ? "met" : "not met"}; ` +
-    `${fmt(targets.batch1000EventsPerS.perCpuSecond ?? 0)} per CPU-second); ` +
+    `${fmt(targets.batch1000EventsPerS.perCpuSecond ?? 0)} per CPU-second, ${fmt(targets.batch1000EventsPerS.bytesPerRecord ?? 0, 1)} bytes per record on disk); ` +
     `paced p99 ${fmt(targets.pacedP99Ms.measured ?? 0, 2)} ms (< ${TARGET_PACED_P99_MS}: ${targets.pacedP99Ms.met ? "met" : "not met"}; ` +
     `the bare disk's write+fdatasync p99 is ${fmt(floor.median.p99Ms, 2)} ms)`,
 );
