@@ -42,8 +42,13 @@ function isObject(x: unknown): x is Record<string, unknown> {
 
 /** A record value's top-level fields; a value that is not a JSON object has none. */
 export function fieldsOf(value: Uint8Array): Record<string, unknown> {
+  return fieldsOfText(decoder.decode(value));
+}
+
+/** `fieldsOf` for a value already decoded (invalid UTF-8 replaced). */
+export function fieldsOfText(text: string): Record<string, unknown> {
   try {
-    const parsed: unknown = JSON.parse(decoder.decode(value));
+    const parsed: unknown = JSON.parse(text);
     if (isObject(parsed)) return parsed;
   } catch {
     // Ingest validates JSON; an undecodable record still advances the offset.

@@ -5,7 +5,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import type { StreamDefinition } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
-import { fieldsOf } from "../loader.js";
+import { fieldsOfText } from "../loader.js";
 import type { AnalyticsRow, QueryScope } from "../types.js";
 import { DuckDbAnalyticsStore, type DuckDbAnalyticsStoreOptions } from "./store.js";
 import type { PackedRecords, WorkerError, WorkerRequest, WorkerResponse } from "./worker-store.js";
@@ -16,7 +16,9 @@ if (port === null) throw new Error("store-worker.ts runs as a worker thread only
 const store = new DuckDbAnalyticsStore(workerData as DuckDbAnalyticsStoreOptions);
 
 function unpack(partition: number, packed: PackedRecords): AnalyticsRow[] {
-  const { values, ends, keys, numbers } = packed;
+  const { ends, keys, numbers } = packed;
+  // One Buffer over all values: slicing text out of it needs no view object per record.
+  const values = Buffer.from(packed.values.buffer, packed.values.byteOffset, packed.values.byteLength);
   const rows: AnalyticsRow[] = new Array(ends.length);
   let start = 0;
   for (let i = 0; i < ends.length; i++) {
@@ -27,7 +29,7 @@ function unpack(partition: number, packed: PackedRecords): AnalyticsRow[] {
       userId: keys[i]!,
       time: numbers[3 * i + 1]!,
       ingestTime: numbers[3 * i + 2]!,
-      fields: fieldsOf(values.subarray(start, end)),
+      fields: fieldsOfText(values.toString("utf8", start, end)),
     };
     start = end;
   }

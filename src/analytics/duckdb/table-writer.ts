@@ -56,11 +56,18 @@ export function planSchema(table: string, current: FieldColumns, rows: readonly 
   const ddl: string[] = [];
   const added = new Set<string>();
   const widened = new Set<string>();
+  // Field name → column key (null for base columns), so a batch lower-cases each name once, not per row.
+  const keys = new Map<string, string | null>();
   for (const row of rows) {
     for (const name in row.fields) {
+      let key = keys.get(name);
+      if (key === undefined) {
+        key = isBaseColumn(name) ? null : columnKey(name);
+        keys.set(name, key);
+      }
+      if (key === null) continue;
       const type = inferType(row.fields[name]);
-      if (type === undefined || isBaseColumn(name)) continue;
-      const key = columnKey(name);
+      if (type === undefined) continue;
       const existing = columns.get(key);
       if (existing === undefined) {
         columns.set(key, { name, type });
@@ -88,6 +95,19 @@ export function planSchema(table: string, current: FieldColumns, rows: readonly 
 
 function micros(ms: number): DuckDBTimestampTZValue | null {
   return Number.isFinite(ms) ? new DuckDBTimestampTZValue(BigInt(Math.round(ms * 1000))) : null;
+}
+
+/** The last timestamp converted: rows of one batch mostly share their ingest time (and often event time). */
+class LastTimestamp {
+  private ms = Number.NaN;
+  private value: DuckDBTimestampTZValue | null = null;
+  of(ms: number): DuckDBTimestampTZValue | null {
+    if (ms !== this.ms) {
+      this.ms = ms;
+      this.value = micros(ms);
+    }
+    return this.value;
+  }
 }
 
 /** A field value as the DuckDB value its column's vector takes (null when it cannot be represented). */
@@ -122,6 +142,10 @@ export async function appendRows(
     index.set(key, BASE_COLUMNS.length + fieldTypes.length);
     fieldTypes.push(column.type);
   }
+  // Field name → vector index (-1: a base column's name, never written from the event).
+  const slots = new Map<string, number>();
+  const times = new LastTimestamp();
+  const ingestTimes = new LastTimestamp();
   const appender = await connection.createAppender(table);
   try {
     const types: DuckDBType[] = [];
@@ -145,13 +169,17 @@ export async function appendRows(
       for (let r = 0; r < count; r++) {
         const row = rows[from + r]!;
         userId.setItem(r, row.userId);
-        time.setItem(r, micros(row.time));
-        ingestTime.setItem(r, micros(row.ingestTime));
+        time.setItem(r, times.of(row.time));
+        ingestTime.setItem(r, ingestTimes.of(row.ingestTime));
         partition.setItem(r, row.partition);
         offset.setItem(r, BigInt(row.offset));
         for (const name in row.fields) {
-          const c = index.get(columnKey(name));
-          if (c === undefined || isBaseColumn(name)) continue;
+          let c = slots.get(name);
+          if (c === undefined) {
+            c = isBaseColumn(name) ? -1 : (index.get(columnKey(name)) ?? -1);
+            slots.set(name, c);
+          }
+          if (c === -1) continue;
           vectors[c]!.setItem(r, cell(row.fields[name], fieldTypes[c - BASE_COLUMNS.length]!));
           written[c] = r;
         }
