@@ -7,10 +7,11 @@
  * several runs, and the ingest rate as a fraction of JSON.parse's speed on the same events
  * measured in the same run (one core). Writes bench/results/ingest.json.
  *
- * Usage: node --import tsx bench/ingest.ts [--seconds=5] [--runs=3] [--warmup=1]
+ * Usage: node --import tsx bench/ingest.ts [--seconds=5] [--runs=3] [--warmup=1] [--modes=http,ws]
  *        [--server-node-flags=--cpu-prof,--cpu-prof-dir=/tmp/prof]   (to profile the server)
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import os from "node:os";
@@ -31,6 +32,7 @@ const args = new Map(
 const SECONDS = Number(args.get("seconds") ?? 5);
 const RUNS = Number(args.get("runs") ?? 3);
 const WARMUP = Number(args.get("warmup") ?? 1);
+const MODES = (args.get("modes") ?? "http,ws").split(",");
 const BATCH = 1000;
 const CLIENTS = 4;
 const WS_IN_FLIGHT = 4;
@@ -158,6 +160,60 @@ interface Run {
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly refused429: number;
+  /** CPU time per acknowledged event (µs): the server by thread name, and this load generator. */
+  readonly serverCpuUsPerEvent?: number;
+  readonly serverCpuUsPerEventByThread?: Record<string, number>;
+  readonly clientCpuUsPerEvent?: number;
+}
+
+const TICKS_PER_S = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100;
+
+/**
+ * CPU seconds of a process's threads (Linux /proc): the main thread (the event loop) as "main",
+ * the others summed by name (Node leaves worker and libuv threads named after the process).
+ */
+function threadCpu(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+    } catch {
+      continue; // the thread ended between the listing and the read
+    }
+    const name = tid === String(pid) ? "main" : `${stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"))} (other)`;
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const seconds = (Number(fields[11]) + Number(fields[12])) / TICKS_PER_S;
+    out.set(name, (out.get(name) ?? 0) + seconds);
+  }
+  return out;
+}
+
+/** Runs one measurement and adds the CPU the server and this process spent per acknowledged event. */
+async function measured(server: { child: ChildProcess }, run: () => Promise<Run>): Promise<Run> {
+  const pid = server.child.pid!;
+  const before = threadCpu(pid);
+  const clientBefore = process.cpuUsage();
+  const start = performance.now();
+  const result = await run();
+  const seconds = (performance.now() - start) / 1000;
+  const client = process.cpuUsage(clientBefore);
+  const after = threadCpu(pid);
+  const events = result.eventsPerS * seconds;
+  if (events === 0) return result;
+  const byThread: Record<string, number> = {};
+  let total = 0;
+  for (const [name, cpu] of after) {
+    const spent = cpu - (before.get(name) ?? 0);
+    total += spent;
+    if (spent > 0) byThread[name] = Number(((spent * 1e6) / events).toFixed(2));
+  }
+  return {
+    ...result,
+    serverCpuUsPerEvent: (total * 1e6) / events,
+    serverCpuUsPerEventByThread: byThread,
+    clientCpuUsPerEvent: (client.user + client.system) / events,
+  };
 }
 
 function post(agent: http.Agent, url: URL, token: string, body: Buffer): Promise<number> {
@@ -279,6 +335,8 @@ function medianRun(runs: Run[]): Run {
     p50Ms: median(runs.map((r) => r.p50Ms)),
     p99Ms: median(runs.map((r) => r.p99Ms)),
     refused429: median(runs.map((r) => r.refused429)),
+    serverCpuUsPerEvent: median(runs.map((r) => r.serverCpuUsPerEvent ?? Number.NaN)),
+    clientCpuUsPerEvent: median(runs.map((r) => r.clientCpuUsPerEvent ?? Number.NaN)),
   };
 }
 
@@ -296,14 +354,17 @@ try {
   await httpRun(server.url, token, bodies, WARMUP);
   const results: Record<string, Run[]> = { http: [], ws: [] };
   for (let r = 0; r < RUNS; r++) {
-    results.http!.push(await httpRun(server.url, token, bodies, SECONDS));
-    results.ws!.push(await wsRun(server.url, token, bodies, SECONDS));
+    if (MODES.includes("http"))
+      results.http!.push(await measured(server, () => httpRun(server.url, token, bodies, SECONDS)));
+    if (MODES.includes("ws")) results.ws!.push(await measured(server, () => wsRun(server.url, token, bodies, SECONDS)));
   }
   const summary = Object.fromEntries(
-    Object.entries(results).map(([k, runs]) => {
-      const m = medianRun(runs);
-      return [k, { ...m, fractionOfJsonParse: m.eventsPerS / ceiling, runs }];
-    }),
+    Object.entries(results)
+      .filter(([, runs]) => runs.length > 0)
+      .map(([k, runs]) => {
+        const m = medianRun(runs);
+        return [k, { ...m, fractionOfJsonParse: m.eventsPerS / ceiling, runs }];
+      }),
   );
   const fmt = (n: number) => Math.round(n).toLocaleString("en");
   console.log(
@@ -324,6 +385,15 @@ try {
       `${k.padEnd(5)} ${fmt(s.eventsPerS).padStart(9)} events/s  p50 ${s.p50Ms.toFixed(1)} ms  p99 ${s.p99Ms.toFixed(1)} ms  ` +
         `${(s.fractionOfJsonParse * 100).toFixed(0)}% of JSON.parse  429s: ${s.refused429}  target ${fmt(TARGET)}: ${s.eventsPerS >= TARGET ? "met" : "NOT met"}`,
     );
+    for (const run of s.runs) {
+      const threads = Object.entries(run.serverCpuUsPerEventByThread ?? {})
+        .sort((a, b) => b[1] - a[1])
+        .map(([name, us]) => `${name} ${us.toFixed(2)}`)
+        .join(", ");
+      console.log(
+        `      run ${fmt(run.eventsPerS)}/s: CPU µs/event server ${run.serverCpuUsPerEvent?.toFixed(2)} (${threads}), load generator ${run.clientCpuUsPerEvent?.toFixed(2)}`,
+      );
+    }
   }
   await mkdir(join(ROOT, "bench/results"), { recursive: true });
   await writeFile(
