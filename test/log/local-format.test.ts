@@ -7,6 +7,8 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { crc32 } from "node:zlib";
 import fc from "fast-check";
+import { isRunnelError } from "../../src/core/errors.js";
+import { writeBatchHeader } from "../../src/log/local/batch.js";
 import { crc32Range } from "../../src/log/local/crc32.js";
 import type { Entry } from "../../src/log/local/entry.js";
 import { decodeEntry, RecordCursor } from "../../src/log/local/entry.js";
@@ -115,6 +117,30 @@ describe("local log on-disk format", () => {
       }
     }
     assert.equal(decodeEntry(buf, 0, buf.length - 1), "incomplete", "a torn batch is incomplete as a whole");
+  });
+
+  test("a batch whose CRC matches but whose records do not add up is storage_corrupt on read", () => {
+    const value = new Uint8Array(40).fill(1);
+    for (const [count, reason] of [
+      [2, "claims a record more than it holds"],
+      [1, "holds a record more than it claims"],
+    ] as const) {
+      const records = [{ key: "k", timestamp: 1, value }, ...(count === 1 ? [{ key: "k", timestamp: 2, value }] : [])];
+      const buf = encodeBatch(records, { baseOffset: 0, ingestTime: 1, commitSeq: 1 });
+      // Rewrite the count, and the CRC with it: a writer bug, not a torn write.
+      writeBatchHeader(buf, 0, buf.length, 0, count, 0, 1, 2, 1, 1);
+      const entry = decodeEntry(buf, 0, buf.length);
+      assert.ok(typeof entry !== "string", reason);
+      const cursor = new RecordCursor();
+      cursor.start(buf, entry);
+      assert.throws(
+        () => {
+          while (cursor.next());
+        },
+        (e: unknown) => isRunnelError(e) && e.code === "storage_corrupt",
+        reason,
+      );
+    }
   });
 
   test("reads the per-record format (magic 1) as one-record entries, headers included", () => {

@@ -161,6 +161,7 @@ export class RecordCursor {
     if (this.at >= this.end) throw this.malformed();
     const t = this.varint();
     if (t === 0) {
+      if (this.at + 8 > this.end) throw this.malformed();
       this.timestamp = this.buf.readDoubleLE(this.at);
       this.at += 8;
     } else this.timestamp = this.baseTimestamp + unzigzag(t - 1);

@@ -4,7 +4,9 @@
  * Layout:
  *   <dir>/<stream>/stream.json            name, partitions, retention
  *   <dir>/<stream>/commit                 last committed group sequence (commit-file.ts)
- *   <dir>/<stream>/<partition>/<base>.log records (record.ts), plus .index/.timeindex once sealed
+ *   <dir>/<stream>/<partition>/<base>.log record batches (batch.ts; older files may also hold
+ *                                         per-record entries, record.ts), plus .index/.timeindex
+ *                                         once sealed
  *   <dir>/<stream>/offsets/<group>.json   committed consumer positions
  *
  * Durability: append() resolves after its records are fdatasync'ed, and, for a batch spanning
