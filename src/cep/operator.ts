@@ -217,6 +217,7 @@ export class CepOperator {
   private processEvent(key: string, ts: number, value: MetaEvent): void {
     let entry = this.keys.get(key);
     if (entry === undefined) {
+      if (!this.nfa.startsMatch(value)) return;
       entry = {
         key,
         state: this.nfa.createKeyState(),

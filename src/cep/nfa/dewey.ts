@@ -6,6 +6,8 @@
 export type Dewey = readonly number[];
 
 export function deweyIncrease(d: Dewey, times: number): Dewey {
+  // Versions are never mutated, so an unchanged one is shared instead of copied.
+  if (times === 0) return d;
   const next = d.slice();
   next[next.length - 1] = (next[next.length - 1] ?? 0) + times;
   return next;

@@ -50,13 +50,21 @@ export class NfaKeyState<V> {
   }
 }
 
+/** The decision graph of one computation state; one instance per NFA, reset for each (not reentrant). */
 class OutgoingEdges<V> {
   readonly edges: Transition[] = [];
   totalTake = 0;
   totalIgnore = 0;
-  constructor(private readonly current: NfaState) {}
+  private current: NfaState | undefined;
+  reset(current: NfaState): this {
+    this.current = current;
+    this.edges.length = 0;
+    this.totalTake = 0;
+    this.totalIgnore = 0;
+    return this;
+  }
   add(edge: Transition): void {
-    const selfIgnore = edge.action === "ignore" && edge.target.name === this.current.name;
+    const selfIgnore = edge.action === "ignore" && edge.target.name === this.current?.name;
     if (!selfIgnore) {
       if (edge.action === "ignore") this.totalIgnore++;
       else if (edge.action === "take") this.totalTake++;
@@ -70,11 +78,16 @@ class OutgoingEdges<V> {
 /** The lazily read partial match a condition sees (FlinkCEP's ConditionContext). */
 class LazyMatch<V extends Value> implements MatchContext {
   private match: ExtractedMatch<V> | undefined;
-  constructor(
-    private readonly nfa: Nfa<V>,
-    private readonly key: NfaKeyState<V>,
-    private readonly cs: ComputationState<V>,
-  ) {}
+  private key!: NfaKeyState<V>;
+  private cs!: ComputationState<V>;
+  constructor(private readonly nfa: Nfa<V>) {}
+  /** Points the context at another partial match: one instance per NFA, used while one event is processed. */
+  reset(key: NfaKeyState<V>, cs: ComputationState<V>): this {
+    this.key = key;
+    this.cs = cs;
+    this.match = undefined;
+    return this;
+  }
   private get(): ExtractedMatch<V> {
     if (this.match === undefined) this.match = this.nfa.currentMatch(this.key, this.cs);
     return this.match;
@@ -99,11 +112,17 @@ class LazyMatch<V extends Value> implements MatchContext {
 /** The event being processed, put in the shared buffer only once a TAKE edge needs it. */
 class EventSlot<V> {
   registered: BufferedEvent<V> | undefined;
-  constructor(
-    private readonly buffer: SharedBuffer<V>,
-    private readonly value: V,
-    private readonly ts: number,
-  ) {}
+  private buffer!: SharedBuffer<V>;
+  private value!: V;
+  private ts = 0;
+  /** One instance per NFA, reset for each event (process() is not reentrant). */
+  reset(buffer: SharedBuffer<V>, value: V, ts: number): this {
+    this.buffer = buffer;
+    this.value = value;
+    this.ts = ts;
+    this.registered = undefined;
+    return this;
+  }
   get(): BufferedEvent<V> {
     if (this.registered === undefined) this.registered = this.buffer.registerEvent(this.value, this.ts);
     return this.registered;
@@ -116,6 +135,13 @@ function calculateIncreasingSelfState(ignoreBranches: number, takeBranches: numb
 
 export class Nfa<V extends Value> {
   private readonly states = new Map<string, NfaState>();
+  private readonly starts: NfaState[] = [];
+  // Per-event scratch objects, reused: processing one event allocates only what it keeps.
+  private readonly slot = new EventSlot<V>();
+  private readonly lazy = new LazyMatch<V>(this);
+  private readonly outgoing = new OutgoingEdges<V>();
+  private readonly graphStack: NfaState[] = [];
+  private readonly proceedStack: NfaState[] = [];
 
   constructor(
     states: readonly NfaState[],
@@ -123,13 +149,24 @@ export class Nfa<V extends Value> {
     readonly windowTime: number,
     readonly handleTimeout: boolean,
   ) {
-    for (const s of states) this.states.set(s.name, s);
+    for (const s of states) {
+      this.states.set(s.name, s);
+      if (s.isStart) this.starts.push(s);
+    }
   }
 
   createKeyState(): NfaKeyState<V> {
-    const starts: ComputationState<V>[] = [];
-    for (const s of this.states.values()) if (s.isStart) starts.push(startState(s.name));
-    return new NfaKeyState(starts);
+    return new NfaKeyState(this.starts.map((s) => startState<V>(s.name)));
+  }
+
+  /**
+   * Whether `value` would start a partial match in a key that has none. When it would not, the
+   * key's state after the event equals a fresh one (and is dropped as idle), so the operator need
+   * not create it: most events of a key without partial matches cost one condition.
+   */
+  startsMatch(value: V): boolean {
+    for (const s of this.starts) if (this.createDecisionGraph(EMPTY_MATCH, s, value).totalTake > 0) return true;
+    return false;
   }
 
   private state(cs: ComputationState<V>): NfaState {
@@ -139,8 +176,8 @@ export class Nfa<V extends Value> {
   }
 
   /** Feeds one event; returns the matches it completed. */
-  process(key: NfaKeyState<V>, value: V, ts: number, skip: AfterMatchSkipStrategy): Match<V>[] {
-    const slot = new EventSlot(key.buffer, value, ts);
+  process(key: NfaKeyState<V>, value: V, ts: number, skip: AfterMatchSkipStrategy): readonly Match<V>[] {
+    const slot = this.slot.reset(key.buffer, value, ts);
     try {
       return this.doProcess(key, value, ts, slot, skip);
     } finally {
@@ -180,7 +217,7 @@ export class Nfa<V extends Value> {
         newPartial.add(cs);
       }
     }
-    this.processMatchesAccordingToSkipStrategy(key, skip, potential, newPartial, matches);
+    this.processMatchesAccordingToSkipStrategy(key, skip, potential.items, newPartial, matches);
     key.partialMatches = newPartial;
     buffer.advanceTime(ts);
     return { matches, timedOut };
@@ -188,6 +225,10 @@ export class Nfa<V extends Value> {
 
   private anyTimedOut(key: NfaKeyState<V>, ts: number): boolean {
     if (this.windowTime <= 0) return false;
+    // The queue's head started first (start states, which never time out, sort last): if it has
+    // not timed out, nothing has. Only then is every partial match looked at.
+    const head = key.partialMatches.peek();
+    if (head === undefined || (head.startEvent !== null && ts - head.startTs < this.windowTime)) return false;
     for (const cs of key.partialMatches.items) if (this.isTimedOut(cs, ts)) return true;
     return false;
   }
@@ -202,46 +243,47 @@ export class Nfa<V extends Value> {
     ts: number,
     slot: EventSlot<V>,
     skip: AfterMatchSkipStrategy,
-  ): Match<V>[] {
+  ): readonly Match<V>[] {
     const buffer = key.buffer;
-    const newPartial = new JavaPriorityQueue<ComputationState<V>>(compareComputationStates);
-    const potential = new JavaPriorityQueue<ComputationState<V>>(compareComputationStates);
+    // The queue object is kept and refilled: only its array is new.
+    const newPartial = key.partialMatches;
+    const current = newPartial.items;
+    newPartial.items = [];
+    let potential: JavaPriorityQueue<ComputationState<V>> | undefined;
     key.newStartPartialMatch = false;
-    for (const cs of key.partialMatches.items) {
+    for (const cs of current) {
       const next = this.computeNextStates(key, cs, value, ts, slot);
-      const retain: ComputationState<V>[] = [];
-      let discardPath = false;
       const fromStart = this.state(cs).isStart;
+      let discardPath = false;
       for (const n of next) {
         if (fromStart && n.startTs > 0) key.newStartPartialMatch = true;
-        const s = this.state(n);
-        if (s.isFinal) potential.add(n);
-        else if (s.isStop) {
-          discardPath = true;
-          if (n.previous !== null) buffer.releaseNode(n.previous, n.version);
-        } else retain.push(n);
+        if (this.state(n).isStop) discardPath = true;
       }
-      if (discardPath) {
-        for (const r of retain) if (r.previous !== null) buffer.releaseNode(r.previous, r.version);
-      } else {
-        for (const r of retain) newPartial.add(r);
+      for (const n of next) {
+        const s = this.state(n);
+        if (s.isFinal) {
+          potential ??= new JavaPriorityQueue<ComputationState<V>>(compareComputationStates);
+          potential.add(n);
+        } else if (s.isStop || discardPath) {
+          if (n.previous !== null) buffer.releaseNode(n.previous, n.version);
+        } else newPartial.add(n);
       }
     }
+    if (potential === undefined && key.completedMatches.size === 0) return NO_MATCHES;
     const result: Match<V>[] = [];
-    this.processMatchesAccordingToSkipStrategy(key, skip, potential, newPartial, result);
-    key.partialMatches = newPartial;
+    this.processMatchesAccordingToSkipStrategy(key, skip, potential?.items ?? NO_STATES, newPartial, result);
     return result;
   }
 
   private processMatchesAccordingToSkipStrategy(
     key: NfaKeyState<V>,
     skip: AfterMatchSkipStrategy,
-    potential: JavaPriorityQueue<ComputationState<V>>,
+    potential: readonly ComputationState<V>[],
     partial: JavaPriorityQueue<ComputationState<V>>,
     result: Match<V>[],
   ): void {
     const completed = key.completedMatches;
-    completed.addAll(potential.items);
+    completed.addAll(potential);
     const buffer = key.buffer;
     for (;;) {
       const earliest = completed.peek();
@@ -275,7 +317,7 @@ export class Nfa<V extends Value> {
     slot: EventSlot<V>,
   ): ComputationState<V>[] {
     const buffer = key.buffer;
-    const ctx: MatchContext = cs.previous === null ? EMPTY_MATCH : new LazyMatch(this, key, cs);
+    const ctx: MatchContext = cs.previous === null ? EMPTY_MATCH : this.lazy.reset(key, cs);
     const current = this.state(cs);
     const outgoing = this.createDecisionGraph(ctx, current, value);
     const edges = outgoing.edges;
@@ -323,7 +365,8 @@ export class Nfa<V extends Value> {
 
     if (isStart) {
       const total = calculateIncreasingSelfState(outgoing.totalIgnore, outgoing.totalTake);
-      result.push(startState(cs.state, deweyIncrease(cs.version, total)));
+      // Computation states are immutable: an unchanged start state is kept, not rebuilt.
+      result.push(total === 0 ? cs : startState(cs.state, deweyIncrease(cs.version, total)));
     }
     if (cs.previous !== null) buffer.releaseNode(cs.previous, cs.version);
     return result;
@@ -344,7 +387,9 @@ export class Nfa<V extends Value> {
   }
 
   private findFinalStateAfterProceed(ctx: MatchContext, state: NfaState, value: V): NfaState | null {
-    const stack: NfaState[] = [state];
+    const stack = this.proceedStack;
+    stack.length = 0;
+    stack.push(state);
     while (stack.length > 0) {
       const current = stack.pop() as NfaState;
       for (const t of current.transitions) {
@@ -358,8 +403,10 @@ export class Nfa<V extends Value> {
   }
 
   private createDecisionGraph(ctx: MatchContext, state: NfaState, value: V): OutgoingEdges<V> {
-    const outgoing = new OutgoingEdges<V>(state);
-    const stack: NfaState[] = [state];
+    const outgoing = this.outgoing.reset(state);
+    const stack = this.graphStack;
+    stack.length = 0;
+    stack.push(state);
     while (stack.length > 0) {
       const current = stack.pop() as NfaState;
       for (const t of current.transitions) {
@@ -378,6 +425,9 @@ export class Nfa<V extends Value> {
     return n;
   }
 }
+
+const NO_MATCHES: readonly Match<never>[] = Object.freeze([]);
+const NO_STATES: readonly ComputationState<never>[] = [];
 
 const NOTHING_ADVANCED: { readonly matches: readonly never[]; readonly timedOut: readonly never[] } = Object.freeze({
   matches: Object.freeze([]),

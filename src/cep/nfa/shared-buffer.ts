@@ -50,16 +50,41 @@ function release(x: { refs: number }): boolean {
 }
 
 export class SharedBuffer<V> {
-  /** Flink's eventsCount: next id per timestamp, forgotten once time passes it. */
-  counts = new Map<number, number>();
+  /**
+   * Flink's eventsCount (next id per timestamp, forgotten once time passes it) reduced to the one
+   * timestamp that can still receive events: the operator feeds a key in timestamp order and
+   * advances its time before each new timestamp, so Flink's map never holds two live entries.
+   * Two numbers instead of a Map per key.
+   */
+  private countTs = Number.NaN;
+  private count = 0;
   liveEvents = 0;
   liveNodes = 0;
 
   registerEvent(value: V, ts: number): BufferedEvent<V> {
-    const id = this.counts.get(ts) ?? 0;
-    this.counts.set(ts, id + 1);
+    if (ts !== this.countTs) {
+      this.countTs = ts;
+      this.count = 0;
+    }
+    const id = this.count++;
     this.liveEvents++;
     return { id, ts, value, refs: 1, nodes: undefined };
+  }
+
+  /** The eventsCount entries, as Flink's map would list them. */
+  get counts(): Array<[ts: number, count: number]> {
+    return this.count > 0 ? [[this.countTs, this.count]] : [];
+  }
+
+  set counts(entries: ReadonlyArray<readonly [ts: number, count: number]>) {
+    this.countTs = Number.NaN;
+    this.count = 0;
+    for (const [ts, count] of entries) {
+      if (!(ts < this.countTs)) {
+        this.countTs = ts;
+        this.count = count;
+      }
+    }
   }
 
   put(stateName: string, event: BufferedEvent<V>, previous: BufferNode<V> | null, version: Dewey): BufferNode<V> {
@@ -152,7 +177,10 @@ export class SharedBuffer<V> {
   }
 
   advanceTime(ts: number): void {
-    for (const t of this.counts.keys()) if (t < ts) this.counts.delete(t);
+    if (this.countTs < ts) {
+      this.countTs = Number.NaN;
+      this.count = 0;
+    }
   }
 
   get isEmpty(): boolean {

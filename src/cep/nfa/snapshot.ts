@@ -79,7 +79,7 @@ export function snapshotKeyState<V>(key: NfaKeyState<V>, encode: (v: V) => unkno
   ];
   const partial = key.partialMatches.items.map(cs);
   const completed = key.completedMatches.items.map(cs);
-  return { events, nodes, partial, completed, counts: [...key.buffer.counts] };
+  return { events, nodes, partial, completed, counts: key.buffer.counts };
 }
 
 export function restoreKeyState<V>(s: KeyStateSnapshot, decode: (x: unknown) => V): NfaKeyState<V> {
@@ -118,7 +118,7 @@ export function restoreKeyState<V>(s: KeyStateSnapshot, decode: (x: unknown) => 
   // Heap arrays are restored as they were: same order, so the same iteration and tie-breaking.
   key.partialMatches.items = s.partial.map(cs);
   key.completedMatches.items = s.completed.map(cs);
-  key.buffer.counts = new Map(s.counts);
+  key.buffer.counts = s.counts;
   key.buffer.liveNodes = nodes.length;
   key.buffer.liveEvents = events.filter((e) => e.refs > 0).length;
   return key;
