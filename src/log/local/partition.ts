@@ -212,7 +212,11 @@ export class Partition {
         maxBytes + (maxRecords - out.length) * RECORD_OVERHEAD_ESTIMATE,
         (maxRecords - out.length + 1) * average,
       );
-      const chunkHint = Math.ceil(Math.max(4096, Math.min(8 * 1024 * 1024, wanted + INDEX_INTERVAL_BYTES)));
+      // At least up to the next indexed unit, so the batch holding `next` comes in one read.
+      const unitEnd = segment.index.positionAfter(next) ?? segment.committedSize;
+      const chunkHint = Math.ceil(
+        Math.max(4096, Math.min(8 * 1024 * 1024, Math.max(wanted + INDEX_INTERVAL_BYTES, unitEnd - from))),
+      );
       const want = next;
       await segment.scan(from, segment.committedSize, chunkHint, (buf, e) => {
         if (e.baseOffset + e.count <= want) return true;

@@ -61,6 +61,14 @@ export class SegmentIndex {
     return i < 0 ? 0 : this.positions[i]!;
   }
 
+  /**
+   * File position of the first indexed unit after the one positionFor(`offset`) gives, or
+   * undefined: a read from there to here covers that unit whole, however big its batch.
+   */
+  positionAfter(offset: number): number | undefined {
+    return this.positions[lastAtOrBelow(this.offsets, offset) + 1];
+  }
+
   /** Offset from which to scan for the first record with timestamp ≥ `timestamp`. */
   scanStartForTime(timestamp: number, baseOffset: number): number {
     const i = lastBelow(this.times, timestamp);
