@@ -248,6 +248,39 @@ describe("LocalEventLog record batches", () => {
     assert.equal(pos!.offset, 6);
   });
 
+  test("a damaged old record followed by batches in a mixed segment refuses to open", async () => {
+    const dir = await tempDir();
+    const log = await openLog({ dir });
+    await log.createStream("s", { partitions: 1 });
+    await log.close();
+    const old = [0, 1, 2].map((o) =>
+      encodeV1Record({
+        offset: o,
+        timestamp: o,
+        ingestTime: 5,
+        commitSeq: 1,
+        key: "k",
+        value: encoder.encode(`old-${o}`),
+        flags: ATTR_SELF_COMMIT | (o === 2 ? ATTR_APPEND_END : 0),
+      }),
+    );
+    const batch = encodeBatch([{ key: "k", timestamp: 3, value: encoder.encode("new") }], {
+      baseOffset: 3,
+      ingestTime: 6,
+      commitSeq: 2,
+      attributes: ATTR_SELF_COMMIT | ATTR_APPEND_END,
+    });
+    const file = Buffer.concat([...old, batch]);
+    const at = file.indexOf("old-1");
+    file[at] = file[at]! ^ 0x01;
+    await writeFile(segment(dir, "s", 0), file);
+    await assert.rejects(new LocalEventLog({ dir }).open(), (e: unknown) => {
+      assert.ok(isRunnelError(e) && e.code === "storage_corrupt");
+      assert.match(e.message, new RegExp(`at byte ${old[0]!.length}: bad_crc followed by a committed record`));
+      return true;
+    });
+  });
+
   test("a flipped bit in the last batch truncates that batch whole; in an earlier one, open refuses", async () => {
     const dir = await tempDir();
     const log = await openLog({ dir });
@@ -292,6 +325,42 @@ describe("LocalEventLog record batches", () => {
       return true;
     });
     assert.equal((await readFile(segment(dir, "s", 0))).length, bytes.length, "the evidence stays");
+  });
+
+  test("damage inside the last group, followed only by that group's batches, is a torn write", async () => {
+    const dir = await tempDir();
+    const log = await openLog({ dir });
+    await log.createStream("s", { partitions: 1 });
+    await log.append("s", [record("k", 1, "kept")]);
+    await log.append(
+      "s",
+      Array.from({ length: 2000 }, (_, i) => event(i, "user-1")),
+    );
+    await log.close();
+    const bytes = await readFile(segment(dir, "s", 0));
+    const entries = await entriesOf(segment(dir, "s", 0));
+    assert.ok(entries.length >= 4, "the last group spans several batches");
+    const middle = entries[2]!;
+    // A page of the group that never reached the disk: zeros (the batch's fixed fields are gone
+    // too), or a bit flipped in its records (the fixed fields still name the group).
+    const lostPage = Buffer.from(bytes);
+    lostPage.fill(0, middle.position, middle.position + 4096);
+    const flipped = Buffer.from(bytes);
+    flipped[middle.position + 500] = flipped[middle.position + 500]! ^ 0x10;
+    for (const damaged of [lostPage, flipped]) {
+      await writeFile(segment(dir, "s", 0), damaged);
+      const reports: RecoveryReport[] = [];
+      const reopened = await openLog({ dir, onRecovery: (r) => reports.push(r) });
+      assert.deepEqual(
+        reports.map((r) => [r.bytesTruncated, r.reason]),
+        [[bytes.length - entries[1]!.position, "torn_tail"]],
+      );
+      assert.deepEqual(
+        (await readAll(reopened, "s", 0)).map((r) => Buffer.from(r.value).toString()),
+        ['"kept"'],
+      );
+      await reopened.close();
+    }
   });
 
   test("reads and time lookups that land in the middle of a batch skip to their offset", async () => {
