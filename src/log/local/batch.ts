@@ -40,7 +40,7 @@ export const MAX_BATCH_BYTES = 64 * 1024;
 const MAX_TIMESTAMP_DELTA = 2 ** 30;
 const F64_TIMESTAMP_BYTES = 9;
 
-export function varintBytes(v: number): number {
+function varintBytes(v: number): number {
   return v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x200000 ? 3 : v < 0x10000000 ? 4 : 5;
 }
 
