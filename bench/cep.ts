@@ -1,6 +1,9 @@
 /**
- * CEP benchmark (issue 6). Usage: node --import tsx bench/cep.ts [events=1000000] [runs=3] [latencySeconds=10]
- * Writes bench/results/cep.json with the machine description.
+ * CEP benchmark (issue 6). Usage:
+ *   node --import tsx bench/cep.ts [events=1000000] [runs=3] [latencySeconds=10] [--only=throughput|latency]
+ *     [--server-node-options="--cpu-prof --cpu-prof-dir=/tmp/prof"]   (NODE_OPTIONS of the latency server)
+ * Writes bench/results/cep.json with the machine description (not with --only, which prints a
+ * part's figures for quick iterations and leaves the recorded results alone).
  *
  * - throughput: events/s through the seed's rule (`large{4,}` within 5m, past_last_event) and
  *   through a three-step sequence (`a followedBy b followedBy c within 10m`) with 100,000 keys
@@ -12,7 +15,8 @@
  * - alert latency: the real server (a child process) takes 20,000 events/s over HTTP in
  *   sequential batches; probe users complete the seed's rule in a batch, and the time from that
  *   batch's acknowledgement to the alert on /api/v1/alerts/stream is recorded (p50/p99; an alert
- *   that arrives before the acknowledgement counts as 0).
+ *   that arrives before the acknowledgement counts as 0; one that has not arrived 5 s after the
+ *   end is counted as missing and as the longest latency, not left out).
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { writeFile } from "node:fs/promises";
@@ -26,9 +30,18 @@ import { validateRuleSpec } from "../src/cep/rule/spec.js";
 import { Client } from "../test/helpers/http.js";
 import { ADMIN_PASSWORD, startServerProcess, tempDataDir } from "../test/helpers/server-process.js";
 
-const EVENTS = Number(process.argv[2] ?? 1_000_000);
-const RUNS = Number(process.argv[3] ?? 3);
-const LATENCY_SECONDS = Number(process.argv[4] ?? 10);
+const args = process.argv.slice(2).filter((a) => !a.startsWith("--"));
+const ONLY = process.argv.find((a) => a.startsWith("--only="))?.slice("--only=".length);
+if (ONLY !== undefined && ONLY !== "throughput" && ONLY !== "latency")
+  throw new Error(`--only=${ONLY}: throughput or latency`);
+const SERVER_NODE_OPTIONS = process.argv
+  .find((a) => a.startsWith("--server-node-options="))
+  ?.split("=")
+  .slice(1)
+  .join("=");
+const EVENTS = Number(args[0] ?? 1_000_000);
+const RUNS = Number(args[1] ?? 3);
+const LATENCY_SECONDS = Number(args[2] ?? 10);
 const KEYS = 100_000;
 const LATENCY_RATE = 20_000;
 const ROOT = join(import.meta.dirname, "..");
@@ -215,9 +228,27 @@ function hasTaskset(): boolean {
   return spawnSync("taskset", ["-c", "1", "true"]).status === 0;
 }
 
-async function latencyRun(): Promise<{ p50: number; p99: number; samples: number; eventsPerSecond: number }> {
+interface LatencyRun {
+  p50: number;
+  p99: number;
+  max: number;
+  /** Acknowledgement → the runner beginning to store the alert (server clock, 1 ms resolution). */
+  ackToStoreP50: number;
+  ackToStoreP99: number;
+  samples: number;
+  /** Probes acknowledged whose alert never came (within 5 s of the end). */
+  missing: number;
+  /** Batches refused (not 200), each dropped. */
+  refused: number;
+  eventsPerSecond: number;
+}
+
+async function latencyRun(): Promise<LatencyRun> {
   const data = await tempDataDir();
-  const server = await startServerProcess(data.dir, { RUNNEL_LOG_LEVEL: "error" });
+  const server = await startServerProcess(data.dir, {
+    RUNNEL_LOG_LEVEL: "error",
+    ...(SERVER_NODE_OPTIONS === undefined ? {} : { NODE_OPTIONS: SERVER_NODE_OPTIONS }),
+  });
   try {
     const login = await new Client(server.url).post<{ token: string }>("/api/v1/auth/login", {
       username: "admin",
@@ -229,6 +260,9 @@ async function latencyRun(): Promise<{ p50: number; p99: number; samples: number
     const rule = await admin.post("/api/v1/rules", workload("seed", 1).rule);
     if (rule.status !== 201) throw new Error(`rule: ${JSON.stringify(rule.body)}`);
     const arrived = new Map<string, number>();
+    // Wall-clock time the server stamped on the alert as its runner began storing it.
+    const detected = new Map<string, number>();
+    const ackedWall = new Map<string, number>();
     const sse = new AbortController();
     const res = await fetch(`${server.url}/api/v1/alerts/stream`, {
       headers: { authorization: `Bearer ${token}` },
@@ -246,8 +280,11 @@ async function latencyRun(): Promise<{ p50: number; p99: number; samples: number
             buf = buf.slice(i + 2);
             const data = frame.split("\n").find((l) => l.startsWith("data: "));
             if (data !== undefined) {
-              const key = (JSON.parse(data.slice(6)) as { key: string }).key;
-              if (key.startsWith("probe") && !arrived.has(key)) arrived.set(key, performance.now());
+              const alert = JSON.parse(data.slice(6)) as { key: string; detectedAt: string };
+              if (alert.key.startsWith("probe") && !arrived.has(alert.key)) {
+                arrived.set(alert.key, performance.now());
+                detected.set(alert.key, Date.parse(alert.detectedAt));
+              }
             }
             i = buf.indexOf("\n\n");
           }
@@ -262,6 +299,7 @@ async function latencyRun(): Promise<{ p50: number; p99: number; samples: number
     const r = rng(7);
     const acked = new Map<string, number>();
     let probes = 0;
+    let refused = 0;
     let opening: string | undefined;
     const start = performance.now();
     let last = start;
@@ -295,11 +333,15 @@ async function latencyRun(): Promise<{ p50: number; p99: number; samples: number
       }
       const reply = await admin.post("/api/v1/streams/transactions/events", batch);
       if (reply.status !== 200) {
+        refused++;
         await new Promise((res) => setTimeout(res, 10));
         continue;
       }
       if (now >= warmupEnd) measuredEvents += batch.length;
-      if (closing !== undefined) acked.set(closing, performance.now());
+      if (closing !== undefined) {
+        acked.set(closing, performance.now());
+        ackedWall.set(closing, Date.now());
+      }
       const wait = 1000 / 100 - (performance.now() - now);
       if (wait > 0) await new Promise((res) => setTimeout(res, wait));
     }
@@ -311,14 +353,28 @@ async function latencyRun(): Promise<{ p50: number; p99: number; samples: number
     sse.abort();
     await reading;
     const lat: number[] = [];
+    const toDetected: number[] = [];
+    for (const [key, at] of ackedWall) {
+      const d = detected.get(key);
+      if (d !== undefined) toDetected.push(Math.max(0, d - at));
+    }
+    let missing = 0;
     for (const [key, at] of acked) {
       const got = arrived.get(key);
-      if (got !== undefined) lat.push(Math.max(0, got - at));
+      if (got === undefined) {
+        missing++;
+        lat.push(Number.POSITIVE_INFINITY);
+      } else lat.push(Math.max(0, got - at));
     }
     return {
       p50: percentile(lat, 50),
       p99: percentile(lat, 99),
+      max: percentile(lat, 100),
+      ackToStoreP50: percentile(toDetected, 50),
+      ackToStoreP99: percentile(toDetected, 99),
       samples: lat.length,
+      missing,
+      refused,
       eventsPerSecond: measuredEvents / elapsed,
     };
   } finally {
@@ -327,56 +383,60 @@ async function latencyRun(): Promise<{ p50: number; p99: number; samples: number
   }
 }
 
-const classpath = execFileSync("bash", [join(ROOT, "scripts", "cep-oracle.sh")], { encoding: "utf8" }).trim();
 const results: Record<string, unknown> = {};
 let memory: { bytesPerPartialMatch: number; partialMatches: number; keys: number } | undefined;
-for (const name of ["seed", "sequence"] as const) {
-  const w = workload(name, name === "seed" ? 1 : 2);
-  runnelRun(w); // warm-up, as Flink's first round
-  const runs: RunnelRun[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    const run = runnelRun(w);
-    runs.push(run);
+if (ONLY !== "latency") {
+  const classpath = execFileSync("bash", [join(ROOT, "scripts", "cep-oracle.sh")], { encoding: "utf8" }).trim();
+  for (const name of ["seed", "sequence"] as const) {
+    const w = workload(name, name === "seed" ? 1 : 2);
+    runnelRun(w); // warm-up, as Flink's first round
+    const runs: RunnelRun[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      const run = runnelRun(w);
+      runs.push(run);
+      console.log(
+        `${name} runnel run ${i + 1}: ${Math.round(run.eps).toLocaleString("en")} events/s, ${run.matches} matches, ${run.keys} keys, ${run.partialMatches} partial matches`,
+      );
+    }
+    const flink = flinkRun(w, classpath);
     console.log(
-      `${name} runnel run ${i + 1}: ${Math.round(run.eps).toLocaleString("en")} events/s, ${run.matches} matches, ${run.keys} keys, ${run.partialMatches} partial matches`,
+      `${name} flink: ${flink.eventsPerSecond.map((e) => Math.round(e).toLocaleString("en")).join(", ")} events/s, ${flink.matches} matches`,
     );
-  }
-  const flink = flinkRun(w, classpath);
-  console.log(
-    `${name} flink: ${flink.eventsPerSecond.map((e) => Math.round(e).toLocaleString("en")).join(", ")} events/s, ${flink.matches} matches`,
-  );
-  const runnelEps = median(runs.map((r) => r.eps));
-  const flinkEps = median(flink.eventsPerSecond);
-  const lastRun = runs[runs.length - 1] as RunnelRun;
-  if (name === "seed") {
-    memory = {
-      bytesPerPartialMatch: Math.round(lastRun.heapBytes / Math.max(1, lastRun.partialMatches)),
-      partialMatches: lastRun.partialMatches,
-      keys: lastRun.keys,
+    const runnelEps = median(runs.map((r) => r.eps));
+    const flinkEps = median(flink.eventsPerSecond);
+    const lastRun = runs[runs.length - 1] as RunnelRun;
+    if (name === "seed") {
+      memory = {
+        bytesPerPartialMatch: Math.round(lastRun.heapBytes / Math.max(1, lastRun.partialMatches)),
+        partialMatches: lastRun.partialMatches,
+        keys: lastRun.keys,
+      };
+    }
+    results[name] = {
+      rule: w.rule,
+      events: EVENTS,
+      keys: KEYS,
+      activeKeysAtEnd: lastRun.keys,
+      partialMatchesAtEnd: lastRun.partialMatches,
+      matches: lastRun.matches,
+      runnelEventsPerSecond: { median: Math.round(runnelEps), runs: runs.map((r) => Math.round(r.eps)) },
+      flinkEventsPerSecond: { median: Math.round(flinkEps), runs: flink.eventsPerSecond.map(Math.round) },
+      flinkMatches: flink.matches,
+      runnelToFlink: Number((runnelEps / flinkEps).toFixed(2)),
     };
+    console.log(`${name}: runnel/flink = ${(runnelEps / flinkEps).toFixed(2)}`);
   }
-  results[name] = {
-    rule: w.rule,
-    events: EVENTS,
-    keys: KEYS,
-    activeKeysAtEnd: lastRun.keys,
-    partialMatchesAtEnd: lastRun.partialMatches,
-    matches: lastRun.matches,
-    runnelEventsPerSecond: { median: Math.round(runnelEps), runs: runs.map((r) => Math.round(r.eps)) },
-    flinkEventsPerSecond: { median: Math.round(flinkEps), runs: flink.eventsPerSecond.map(Math.round) },
-    flinkMatches: flink.matches,
-    runnelToFlink: Number((runnelEps / flinkEps).toFixed(2)),
-  };
-  console.log(`${name}: runnel/flink = ${(runnelEps / flinkEps).toFixed(2)}`);
 }
 
-const latencies = [];
-for (let i = 0; i < RUNS; i++) {
-  const l = await latencyRun();
-  latencies.push(l);
-  console.log(
-    `latency run ${i + 1}: p50 ${l.p50.toFixed(1)} ms, p99 ${l.p99.toFixed(1)} ms over ${l.samples} alerts at ${Math.round(l.eventsPerSecond).toLocaleString("en")} events/s`,
-  );
+const latencies: LatencyRun[] = [];
+if (ONLY !== "throughput") {
+  for (let i = 0; i < RUNS; i++) {
+    const l = await latencyRun();
+    latencies.push(l);
+    console.log(
+      `latency run ${i + 1}: p50 ${l.p50.toFixed(1)} ms, p99 ${l.p99.toFixed(1)} ms, max ${l.max.toFixed(1)} ms (ack → store p50 ${l.ackToStoreP50} ms, p99 ${l.ackToStoreP99} ms) over ${l.samples} probes (${l.missing} missing, ${l.refused} batches refused) at ${Math.round(l.eventsPerSecond).toLocaleString("en")} events/s`,
+    );
+  }
 }
 
 const cpus = os.cpus();
@@ -384,13 +444,23 @@ const report = {
   benchmark: "cep",
   results,
   memory,
-  alertLatencyMs: {
-    targetEventsPerSecond: LATENCY_RATE,
-    reachedEventsPerSecond: Math.round(median(latencies.map((l) => l.eventsPerSecond))),
-    p50: Number(median(latencies.map((l) => l.p50)).toFixed(2)),
-    p99: Number(median(latencies.map((l) => l.p99)).toFixed(2)),
-    runs: latencies.map((l) => ({ ...l, p50: Number(l.p50.toFixed(2)), p99: Number(l.p99.toFixed(2)) })),
-  },
+  alertLatencyMs:
+    latencies.length === 0
+      ? undefined
+      : {
+          targetEventsPerSecond: LATENCY_RATE,
+          reachedEventsPerSecond: Math.round(median(latencies.map((l) => l.eventsPerSecond))),
+          p50: Number(median(latencies.map((l) => l.p50)).toFixed(2)),
+          p99: Number(median(latencies.map((l) => l.p99)).toFixed(2)),
+          runs: latencies.map((l) => ({
+            ...l,
+            p50: Number(l.p50.toFixed(2)),
+            p99: Number(l.p99.toFixed(2)),
+            // null when an alert went missing
+            max: Number.isFinite(l.max) ? Number(l.max.toFixed(2)) : null,
+            eventsPerSecond: Math.round(l.eventsPerSecond),
+          })),
+        },
   target: { runnelToFlink: 1, p99AlertLatencyMs: 20, atEventsPerSecond: LATENCY_RATE },
   runs: RUNS,
   flinkSetup: `flink-cep 1.20 NFA with heap shared buffers, ${spawnSync("java", ["-version"], { encoding: "utf8" }).stderr.split("\n")[0]}; ${hasTaskset() ? "taskset -c 1, " : ""}-XX:ActiveProcessorCount=1 -XX:+UseSerialGC`,
@@ -405,5 +475,7 @@ const report = {
   },
   measuredAt: new Date().toISOString(),
 };
-await writeFile(new URL("./results/cep.json", import.meta.url), `${JSON.stringify(report, null, 2)}\n`);
+if (ONLY === undefined) {
+  await writeFile(new URL("./results/cep.json", import.meta.url), `${JSON.stringify(report, null, 2)}\n`);
+}
 console.log(JSON.stringify({ results, memory, alertLatencyMs: report.alertLatencyMs }, null, 2));
