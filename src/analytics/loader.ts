@@ -11,13 +11,13 @@
  * await loader.waitFor("clicks", positions); // rows now queryable
  */
 import type { StreamDefinition } from "../control/types.js";
-import type { EventLog, LogRecord, RecordPosition } from "../log/types.js";
-import type { AnalyticsRow, AnalyticsStore } from "./types.js";
+import type { EventLog, RecordPosition } from "../log/types.js";
+import type { AnalyticsStore, PartitionRecords } from "./types.js";
 
 export interface AnalyticsLoaderOptions {
   readonly log: EventLog;
   readonly store: AnalyticsStore;
-  /** Records read and applied per partition per round. Default 5000. */
+  /** Records read per partition per round (a round's partitions are applied together). Default 20000. */
   readonly batchSize?: number;
   /** Drains even without an append notification this often (ms). Default 5000. */
   readonly safetyIntervalMs?: number;
@@ -32,40 +32,6 @@ interface Waiter {
   readonly resolve: () => void;
   readonly reject: (e: Error) => void;
   readonly timer: NodeJS.Timeout;
-}
-
-const decoder = new TextDecoder("utf-8", { fatal: false });
-
-function isObject(x: unknown): x is Record<string, unknown> {
-  return typeof x === "object" && x !== null && !Array.isArray(x);
-}
-
-/** A record value's top-level fields; a value that is not a JSON object has none. */
-export function fieldsOf(value: Uint8Array): Record<string, unknown> {
-  return fieldsOfText(decoder.decode(value));
-}
-
-/** `fieldsOf` for a value already decoded (invalid UTF-8 replaced). */
-export function fieldsOfText(text: string): Record<string, unknown> {
-  try {
-    const parsed: unknown = JSON.parse(text);
-    if (isObject(parsed)) return parsed;
-  } catch {
-    // Ingest validates JSON; an undecodable record still advances the offset.
-  }
-  return {};
-}
-
-/** A log record as a table row; a value that is not a JSON object keeps its row with no fields. */
-export function toAnalyticsRow(record: LogRecord): AnalyticsRow {
-  return {
-    partition: record.partition,
-    offset: record.offset,
-    userId: record.key,
-    time: record.timestamp,
-    ingestTime: record.ingestTime,
-    fields: fieldsOf(record.value),
-  };
 }
 
 class Follower {
@@ -124,17 +90,22 @@ class Follower {
         this.dirty = false;
         const ends = await log.endOffsets(stream);
         for (const [p, end] of ends.entries()) this.ends.set(p, end);
-        for (const [p, end] of ends.entries()) {
-          let position = this.positions.get(p) ?? 0;
-          while (position < end && !this.stopped) {
+        // Every partition's new records go to the store together: one transaction per round
+        // instead of one per partition (a DuckDB commit costs as much as thousands of rows).
+        for (;;) {
+          const batches: PartitionRecords[] = [];
+          for (const [p, end] of ends.entries()) {
+            const position = this.positions.get(p) ?? 0;
+            if (position >= end) continue;
             const records = await log.read(stream, p, position, { maxRecords: batchSize });
-            if (records.length === 0) break;
-            if (store.applyRecords) await store.applyRecords(stream, p, records);
-            else await store.apply(stream, p, records.map(toAnalyticsRow));
-            position = records[records.length - 1]!.offset + 1;
-            this.positions.set(p, position);
-            this.loader.notify(stream);
+            if (records.length > 0) batches.push({ partition: p, records });
           }
+          if (batches.length === 0 || this.stopped) break;
+          await store.applyRecords(stream, batches);
+          for (const { partition, records } of batches) {
+            this.positions.set(partition, records[records.length - 1]!.offset + 1);
+          }
+          this.loader.notify(stream);
         }
       }
       this.retryDelay = this.opts.retryMs;
@@ -162,7 +133,7 @@ export class AnalyticsLoader {
 
   constructor(options: AnalyticsLoaderOptions) {
     this.opts = {
-      batchSize: 5000,
+      batchSize: 20_000,
       safetyIntervalMs: 5000,
       retryMs: 200,
       ...options,

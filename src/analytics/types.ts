@@ -19,6 +19,12 @@ export interface AnalyticsRow {
   readonly fields: Readonly<Record<string, unknown>>;
 }
 
+/** New records of one partition, in offset order. */
+export interface PartitionRecords {
+  readonly partition: number;
+  readonly records: readonly LogRecord[];
+}
+
 /** Who is asking: a `user` sees only rows whose user_id is theirs; analysts and admins see all. */
 export type QueryScope = { readonly kind: "all" } | { readonly kind: "user"; readonly userId: string };
 
@@ -50,10 +56,11 @@ export interface AnalyticsStore {
    */
   apply(stream: string, partition: number, rows: readonly AnalyticsRow[]): Promise<void>;
   /**
-   * `apply` from log records as read (same contract). A store that runs off the caller's thread
-   * offers it so the records are turned into rows there too; the loader prefers it when present.
+   * `apply` for log records as read, of several partitions at once: one transaction holds every
+   * partition's rows and new positions (a commit is the expensive part of a small batch). A
+   * store running off the caller's thread turns the records into rows there.
    */
-  applyRecords?(stream: string, partition: number, records: readonly LogRecord[]): Promise<void>;
+  applyRecords(stream: string, batches: readonly PartitionRecords[]): Promise<void>;
   /** Next offset to apply, per partition (0 when nothing was applied). */
   appliedOffsets(stream: string): Promise<Map<number, number>>;
 

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { AnalyticsLoader, toAnalyticsRow } from "../../src/analytics/loader.js";
+import { AnalyticsLoader } from "../../src/analytics/loader.js";
+import { toAnalyticsRow } from "../../src/analytics/rows.js";
 import { event, FakeEventLog } from "./fake-log.js";
 import { openStore, streamDef } from "./helpers.js";
 

@@ -202,3 +202,48 @@ test("a batch larger than one data chunk keeps every row and its NULLs in place"
     [4096, null, null],
   ]);
 });
+
+test("several partitions apply in one transaction, each from its own position, exactly once", async (t) => {
+  const store = await openStore(t);
+  await store.ensureTable(streamDef("events", 2));
+  const record = (partition: number, offset: number) => ({
+    partition,
+    offset,
+    key: `u${partition}`,
+    timestamp: 1000 + offset,
+    ingestTime: 2000,
+    value: new TextEncoder().encode(JSON.stringify({ p: partition, o: offset })),
+  });
+  await store.applyRecords("events", [
+    { partition: 0, records: [record(0, 0), record(0, 1), record(0, 2)] },
+    { partition: 1, records: [record(1, 0)] },
+  ]);
+  assert.deepEqual(
+    await store.appliedOffsets("events"),
+    new Map([
+      [0, 3],
+      [1, 1],
+    ]),
+  );
+  // A replay overlapping what is applied adds only the new offsets, per partition.
+  await store.applyRecords("events", [
+    { partition: 0, records: [record(0, 1), record(0, 2), record(0, 3)] },
+    { partition: 1, records: [record(1, 0), record(1, 1)] },
+  ]);
+  const r = await store.query("SELECT p, o, user_id FROM events ORDER BY p, o", [], ALL);
+  assert.deepEqual(r.rows, [
+    [0, 0, "u0"],
+    [0, 1, "u0"],
+    [0, 2, "u0"],
+    [0, 3, "u0"],
+    [1, 0, "u1"],
+    [1, 1, "u1"],
+  ]);
+  assert.deepEqual(
+    await store.appliedOffsets("events"),
+    new Map([
+      [0, 4],
+      [1, 2],
+    ]),
+  );
+});

@@ -66,9 +66,14 @@ test("rows applied through the worker survive a reopen, and a closed store refus
   const first = createWorkerAnalyticsStore({ path, sandbox: { warm: 1 } });
   await first.open();
   await first.ensureTable(streamDef("events"));
-  await first.applyRecords("events", 0, [
-    { partition: 0, offset: 0, key: "A", timestamp: 5, ingestTime: 6, value: new TextEncoder().encode('{"n":1}') },
-    { partition: 0, offset: 1, key: "B", timestamp: 7, ingestTime: 8, value: new TextEncoder().encode("not json") },
+  await first.applyRecords("events", [
+    {
+      partition: 0,
+      records: [
+        { partition: 0, offset: 0, key: "A", timestamp: 5, ingestTime: 6, value: new TextEncoder().encode('{"n":1}') },
+        { partition: 0, offset: 1, key: "B", timestamp: 7, ingestTime: 8, value: new TextEncoder().encode("not json") },
+      ],
+    },
   ]);
   await first.close();
   await assert.rejects(first.query("SELECT 1", [], ALL), { code: "not_ready" });

@@ -5,10 +5,10 @@
 import { parentPort, workerData } from "node:worker_threads";
 import type { StreamDefinition } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
-import { fieldsOfText } from "../loader.js";
+import { fieldsOfText } from "../rows.js";
 import type { AnalyticsRow, QueryScope } from "../types.js";
 import { DuckDbAnalyticsStore, type DuckDbAnalyticsStoreOptions } from "./store.js";
-import type { PackedRecords, WorkerError, WorkerRequest, WorkerResponse } from "./worker-store.js";
+import type { PackedPartition, PackedRecords, WorkerError, WorkerRequest, WorkerResponse } from "./worker-store.js";
 
 const port = parentPort;
 if (port === null) throw new Error("store-worker.ts runs as a worker thread only");
@@ -51,7 +51,10 @@ async function dispatch({ method, args }: WorkerRequest): Promise<unknown> {
     case "apply":
       return store.apply(args[0] as string, args[1] as number, args[2] as AnalyticsRow[]);
     case "applyPacked":
-      return store.apply(args[0] as string, args[1] as number, unpack(args[1] as number, args[2] as PackedRecords));
+      return store.applyRows(
+        args[0] as string,
+        (args[1] as PackedPartition[]).map(({ partition, packed }) => ({ partition, rows: unpack(partition, packed) })),
+      );
     case "appliedOffsets":
       return store.appliedOffsets(args[0] as string);
     case "query":

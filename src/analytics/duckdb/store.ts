@@ -6,8 +6,9 @@
 import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import type { StreamDefinition } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
+import { toAnalyticsRow } from "../rows.js";
 import { checkQuery } from "../sql/check.js";
-import type { AnalyticsRow, AnalyticsStore, QueryResult, QueryScope } from "../types.js";
+import type { AnalyticsRow, AnalyticsStore, PartitionRecords, QueryResult, QueryScope } from "../types.js";
 import { BASE_COLUMNS, type ColumnType, columnKey, declaredColumns, fromCatalogType } from "./column-types.js";
 import { lockEngine, openEngine } from "./engine.js";
 import { quoteIdent } from "./identifiers.js";
@@ -33,6 +34,12 @@ export interface DuckDbAnalyticsStoreOptions {
   readonly queryTimeoutMs?: number;
   /** Per-user sandboxes: threads and memory each; how many are kept warm; how many run at once. */
   readonly sandbox?: { threads?: number; memoryLimit?: string; warm?: number; concurrency?: number };
+}
+
+/** Rows of one partition, in offset order. */
+export interface PartitionRows {
+  readonly partition: number;
+  readonly rows: readonly AnalyticsRow[];
 }
 
 const STREAM_NAME = /^[a-z][a-z0-9_]{0,63}$/;
@@ -149,15 +156,41 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
   }
 
   async apply(stream: string, partition: number, rows: readonly AnalyticsRow[]): Promise<void> {
-    if (rows.length === 0) return;
+    await this.applyRows(stream, [{ partition, rows }]);
+  }
+
+  async applyRecords(stream: string, batches: readonly PartitionRecords[]): Promise<void> {
+    await this.applyRows(
+      stream,
+      batches.map(({ partition, records }) => ({ partition, rows: records.map(toAnalyticsRow) })),
+    );
+  }
+
+  /**
+   * Rows of several partitions in one transaction with each partition's new position, skipping
+   * rows at offsets already applied (exactly once across replays).
+   */
+  async applyRows(stream: string, batches: readonly PartitionRows[]): Promise<void> {
+    if (batches.every((b) => b.rows.length === 0)) return;
     await this.writeLock.run(async () => {
       const current = this.schemas.get(stream);
       if (current === undefined) throw new RunnelError("stream_not_found", `no analytics table for stream ${stream}`);
       const c = this.conn();
       await c.run("BEGIN TRANSACTION");
       try {
-        const next = await this.nextOffset(c, stream, partition);
-        const fresh = rows.filter((r) => r.offset >= next);
+        const applied = await this.positionsOf(c, stream);
+        const fresh: AnalyticsRow[] = [];
+        const advanced = new Map<number, number>();
+        for (const { partition, rows } of batches) {
+          const next = applied.get(partition) ?? 0;
+          let last = next;
+          for (const r of rows) {
+            if (r.offset < next) continue;
+            fresh.push(r);
+            if (r.offset + 1 > last) last = r.offset + 1;
+          }
+          if (last > next) advanced.set(partition, Math.max(last, advanced.get(partition) ?? 0));
+        }
         if (fresh.length === 0) {
           await c.run("COMMIT");
           return;
@@ -165,12 +198,17 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
         const plan = planSchema(stream, current, fresh);
         for (const ddl of plan.ddl) await c.run(ddl);
         await appendRows(c, stream, plan.columns, fresh);
-        let last = next;
-        for (const r of fresh) if (r.offset + 1 > last) last = r.offset + 1;
+        // One upsert for every partition: each statement is a round trip through the engine.
+        const values: (string | number | bigint)[] = [stream];
+        const tuples: string[] = [];
+        for (const [partition, next] of advanced) {
+          tuples.push(`($1, $${values.length + 1}, $${values.length + 2})`);
+          values.push(partition, BigInt(next));
+        }
         await c.run(
-          `INSERT INTO ${POSITIONS_TABLE} VALUES ($1, $2, $3)
+          `INSERT INTO ${POSITIONS_TABLE} VALUES ${tuples.join(", ")}
            ON CONFLICT (stream, "partition") DO UPDATE SET next_offset = excluded.next_offset`,
-          [stream, partition, BigInt(last)],
+          values,
         );
         await c.run("COMMIT");
         this.schemas.set(stream, plan.columns);
@@ -186,13 +224,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
   }
 
   async appliedOffsets(stream: string): Promise<Map<number, number>> {
-    const reader = await this.conn().runAndReadAll(
-      `SELECT "partition", next_offset FROM ${POSITIONS_TABLE} WHERE stream = $1`,
-      [stream],
-    );
-    const out = new Map<number, number>();
-    for (const [p, o] of reader.getRowsJS()) out.set(Number(p), Number(o));
-    return out;
+    return this.positionsOf(this.conn(), stream);
   }
 
   async query(sql: string, params: readonly unknown[], scope: QueryScope): Promise<QueryResult> {
@@ -226,13 +258,13 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
     return this.writer;
   }
 
-  private async nextOffset(c: DuckDBConnection, stream: string, partition: number): Promise<number> {
-    const reader = await c.runAndReadAll(
-      `SELECT next_offset FROM ${POSITIONS_TABLE} WHERE stream = $1 AND "partition" = $2`,
-      [stream, partition],
-    );
-    const value = reader.getRowsJS()[0]?.[0];
-    return value === undefined || value === null ? 0 : Number(value);
+  private async positionsOf(c: DuckDBConnection, stream: string): Promise<Map<number, number>> {
+    const reader = await c.runAndReadAll(`SELECT "partition", next_offset FROM ${POSITIONS_TABLE} WHERE stream = $1`, [
+      stream,
+    ]);
+    const out = new Map<number, number>();
+    for (const [p, o] of reader.getRowsJS()) out.set(Number(p), Number(o));
+    return out;
   }
 
   private async loadSchema(table: string): Promise<FieldColumns> {

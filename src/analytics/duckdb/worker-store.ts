@@ -17,7 +17,7 @@ import { Worker } from "node:worker_threads";
 import type { StreamDefinition } from "../../control/types.js";
 import { type ErrorCode, RunnelError } from "../../core/errors.js";
 import type { LogRecord } from "../../log/types.js";
-import type { AnalyticsRow, AnalyticsStore, QueryResult, QueryScope } from "../types.js";
+import type { AnalyticsRow, AnalyticsStore, PartitionRecords, QueryResult, QueryScope } from "../types.js";
 import type { DuckDbAnalyticsStoreOptions } from "./store.js";
 
 /** Log records of one partition, packed for a zero-copy transfer to the worker. */
@@ -29,6 +29,11 @@ export interface PackedRecords {
   readonly keys: string[];
   /** offset, timestamp, ingestTime of record i at 3i, 3i+1, 3i+2. */
   readonly numbers: Float64Array;
+}
+
+export interface PackedPartition {
+  readonly partition: number;
+  readonly packed: PackedRecords;
 }
 
 export function packRecords(records: readonly LogRecord[]): PackedRecords {
@@ -149,14 +154,17 @@ export class WorkerAnalyticsStore implements AnalyticsStore {
     await this.call("apply", [stream, partition, rows]);
   }
 
-  async applyRecords(stream: string, partition: number, records: readonly LogRecord[]): Promise<void> {
-    if (records.length === 0) return;
-    const packed = packRecords(records);
-    await this.call(
-      "applyPacked",
-      [stream, partition, packed],
-      [packed.values.buffer as ArrayBuffer, packed.ends.buffer as ArrayBuffer, packed.numbers.buffer as ArrayBuffer],
-    );
+  async applyRecords(stream: string, batches: readonly PartitionRecords[]): Promise<void> {
+    const packed: PackedPartition[] = [];
+    const transfer: ArrayBuffer[] = [];
+    for (const { partition, records } of batches) {
+      if (records.length === 0) continue;
+      const p = packRecords(records);
+      packed.push({ partition, packed: p });
+      transfer.push(p.values.buffer as ArrayBuffer, p.ends.buffer as ArrayBuffer, p.numbers.buffer as ArrayBuffer);
+    }
+    if (packed.length === 0) return;
+    await this.call("applyPacked", [stream, packed], transfer);
   }
 
   async appliedOffsets(stream: string): Promise<Map<number, number>> {
