@@ -81,7 +81,7 @@ export interface OperatorCapture {
 }
 
 /** Entries serialised between two looks at the clock. */
-const CAPTURE_BATCH = 64;
+const CAPTURE_BATCH = 8;
 
 class MinHeap<T> {
   readonly items: T[] = [];

@@ -28,7 +28,7 @@ export interface RuleRunnerOptions {
 }
 
 /** Longest run of checkpoint serialisation before the loop gets a turn, ms. */
-const CAPTURE_SLICE_MS = 2;
+const CAPTURE_SLICE_MS = 1;
 
 const decoder = new TextDecoder();
 
