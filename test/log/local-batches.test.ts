@@ -436,6 +436,21 @@ describe("LocalEventLog record batches", () => {
     assert.deepEqual(back[2999]!.value, Buffer.from(records[2999]!.value));
   });
 
+  test("a group larger than the retained encode buffer (8 MiB) is written and read back whole", async () => {
+    const dir = await tempDir();
+    const log = await openLog({ dir });
+    await log.createStream("s", { partitions: 2 });
+    const records = Array.from({ length: 150_000 }, (_, i) => event(i));
+    const positions = await log.append("s", records);
+    const ends = await log.endOffsets("s");
+    assert.equal(ends[0]! + ends[1]!, records.length);
+    assert.ok(log.streamSizes().get("s")! > 8 * 1024 * 1024);
+    const last = positions[positions.length - 1]!;
+    const [r] = await log.read("s", last.partition, last.offset, { maxRecords: 1 });
+    assert.deepEqual(r!.value, Buffer.from(records[records.length - 1]!.value));
+    assert.equal((await readAll(log, "s", 0)).length + (await readAll(log, "s", 1)).length, records.length);
+  });
+
   test("a self-committing append cut at a batch boundary is dropped whole", async () => {
     const dir = await tempDir();
     const log = await openLog({ dir });
