@@ -1,0 +1,82 @@
+/**
+ * Analytics apply cost: the CPU (all threads of this process) per row the DuckDB store spends
+ * loading log records, by rows per transaction, on a file-backed database as `runnel start` uses.
+ * This is what bounds sustained ingest (docs/ingestion.md#benchmark): the loader must apply rows
+ * as fast as ingest accepts them.
+ *
+ * Usage: node --import tsx bench/analytics-apply.ts [--rows=300000] [--sizes=2000,5000,20000,50000]
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import { join } from "node:path";
+import { createDuckDbAnalyticsStore } from "../src/analytics/index.js";
+import type { PartitionRecords } from "../src/analytics/types.js";
+import type { LogRecord } from "../src/log/types.js";
+
+const args = new Map(
+  process.argv.slice(2).map((a) => {
+    const [k, v] = a.replace(/^--/, "").split("=");
+    return [k!, v ?? "true"] as const;
+  }),
+);
+const ROWS = Number(args.get("rows") ?? 300_000);
+const SIZES = (args.get("sizes") ?? "2000,5000,20000,50000").split(",").map(Number);
+const PARTITIONS = 4;
+
+/** The ingest benchmark's ~100-byte events, as the log hands them to the loader. */
+function records(count: number): LogRecord[] {
+  const encoder = new TextEncoder();
+  const now = Date.now();
+  const next = new Array<number>(PARTITIONS).fill(0);
+  return Array.from({ length: count }, (_, n) => {
+    const partition = n % PARTITIONS;
+    return {
+      partition,
+      offset: next[partition]!++,
+      key: `user_${n % 997}`,
+      timestamp: now,
+      ingestTime: now,
+      value: encoder.encode(
+        JSON.stringify({
+          user_id: `user_${n % 997}`,
+          event_type: n % 5 === 0 ? "purchase" : "view",
+          amount: (n % 10_000) / 100,
+          page: `/p/${n % 313}`,
+          ts: 1_764_000_000_000 + n,
+        }),
+      ),
+    };
+  });
+}
+
+const all = records(ROWS);
+for (const size of SIZES) {
+  const dir = await mkdtemp(join(os.tmpdir(), "runnel-bench-apply-"));
+  const store = createDuckDbAnalyticsStore({ path: join(dir, "a.duckdb"), sandbox: { warm: 0 } });
+  await store.open();
+  await store.ensureTable({ name: "bench", partitions: PARTITIONS, timestampField: "timestamp", createdAt: "" });
+  const cpu = process.cpuUsage();
+  const start = performance.now();
+  // One round = `size` rows spread over the partitions, applied in one transaction, as the loader does.
+  for (let from = 0; from < all.length; from += size) {
+    const round = all.slice(from, from + size);
+    const batches: PartitionRecords[] = [];
+    for (let p = 0; p < PARTITIONS; p++)
+      batches.push({ partition: p, records: round.filter((r) => r.partition === p) });
+    await store.applyRecords("bench", batches);
+  }
+  const seconds = (performance.now() - start) / 1000;
+  const used = process.cpuUsage(cpu);
+  console.log(
+    `${String(size).padStart(6)} rows per transaction: ${Math.round(ROWS / seconds).toLocaleString("en")} rows/s, ` +
+      `${((used.user + used.system) / ROWS).toFixed(2)} µs CPU per row`,
+  );
+  await store.close();
+  await rm(dir, { recursive: true, force: true });
+}
+console.log(
+  `load average ${os
+    .loadavg()
+    .map((l) => l.toFixed(1))
+    .join(" ")} on ${os.cpus().length} cores`,
+);
