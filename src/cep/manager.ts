@@ -243,8 +243,8 @@ export class RuleManager implements BlockList {
       }
       if (isFresh) this.publish(ref, alert);
     }
-    // After the alerts are out: a failure here fails the chunk, which is replayed (its alerts are
-    // then not fresh, its blocks are put again).
+    // After the alerts are out. If this fails the runner hands the same matches over again: their
+    // alerts are then not fresh and only the blocks are put again.
     for (const b of blocks) {
       if (await control.putBlock({ userId: b.userId, stream: b.stream, ruleId: rule.id, alertId: b.alertId })) {
         const user = await control.getUserByUsername(b.userId);

@@ -12,6 +12,7 @@
  * op.process("alice", 1000, { amount: 900 });
  * op.advanceWatermark(Number.POSITIVE_INFINITY); // end of input: flush everything
  */
+import { RunnelError } from "../core/errors.js";
 import { type Match, Nfa, type NfaKeyState } from "./nfa/nfa.js";
 import { type KeyStateSnapshot, restoreKeyState, snapshotKeyState } from "./nfa/snapshot.js";
 import type { CompiledRule, EventValue } from "./rule/compile.js";
@@ -315,7 +316,11 @@ export class CepOperator {
     let part = 0;
     return {
       pieces,
-      step(deadline: number): boolean {
+      step: (deadline: number): boolean => {
+        // Keys changing now would no longer be taken first: finishing would write a mixed state.
+        if (part < parts.length && this.capturing !== capture) {
+          throw new RunnelError("internal", "a checkpoint capture was abandoned for a newer one");
+        }
         while (part < parts.length) {
           if (!(parts[part] as (d: number) => boolean)(deadline)) return false;
           part++;

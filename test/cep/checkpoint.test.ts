@@ -159,3 +159,15 @@ for (const rule of ["seed", "sequence"] as const) {
     });
   });
 }
+
+describe("checkpoint capture", () => {
+  it("refuses to finish once a newer capture has begun (it would no longer see changes first)", () => {
+    const op = operator("seed", []);
+    feed(op, inputs(4000, 3000, 3));
+    const older = op.beginCapture();
+    assert.equal(older.step(0), false);
+    const newer = op.beginCapture();
+    assert.throws(() => older.step(Number.POSITIVE_INFINITY), /abandoned/);
+    assert.equal(newer.step(Number.POSITIVE_INFINITY), true);
+  });
+});
