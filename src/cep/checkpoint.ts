@@ -24,7 +24,7 @@ export async function readCheckpoint(path: string): Promise<RuleCheckpoint | und
 }
 
 /** Bytes handed to one write: big enough to be cheap, small enough that encoding it is a short task. */
-const WRITE_CHUNK = 1 << 20;
+const WRITE_CHUNK = 1 << 18;
 
 /**
  * Writes a checkpoint given as JSON text in pieces (a RuleCheckpoint), a chunk at a time, so a
