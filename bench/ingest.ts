@@ -164,6 +164,15 @@ interface Run {
   readonly serverCpuUsPerEvent?: number;
   readonly serverCpuUsPerEventByThread?: Record<string, number>;
   readonly clientCpuUsPerEvent?: number;
+  /** Records durable but not yet loaded into the analytics store when the run ended (from /metrics). */
+  readonly analyticsLagAtEnd?: number;
+}
+
+/** runnel_analytics_lag_records of the bench stream: ingest is sustained only if this stays bounded. */
+async function analyticsLag(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const m = /^runnel_analytics_lag_records\{stream="bench"\} (\S+)$/m.exec(text);
+  return m ? Number(m[1]) : Number.NaN;
 }
 
 const TICKS_PER_S = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100;
@@ -190,7 +199,7 @@ function threadCpu(pid: number): Map<string, number> {
 }
 
 /** Runs one measurement and adds the CPU the server and this process spent per acknowledged event. */
-async function measured(server: { child: ChildProcess }, run: () => Promise<Run>): Promise<Run> {
+async function measured(server: { child: ChildProcess; url: string }, run: () => Promise<Run>): Promise<Run> {
   const pid = server.child.pid!;
   const before = threadCpu(pid);
   const clientBefore = process.cpuUsage();
@@ -199,8 +208,9 @@ async function measured(server: { child: ChildProcess }, run: () => Promise<Run>
   const seconds = (performance.now() - start) / 1000;
   const client = process.cpuUsage(clientBefore);
   const after = threadCpu(pid);
+  const lag = await analyticsLag(server.url);
   const events = result.eventsPerS * seconds;
-  if (events === 0) return result;
+  if (events === 0) return { ...result, analyticsLagAtEnd: lag };
   const byThread: Record<string, number> = {};
   let total = 0;
   for (const [name, cpu] of after) {
@@ -213,6 +223,7 @@ async function measured(server: { child: ChildProcess }, run: () => Promise<Run>
     serverCpuUsPerEvent: (total * 1e6) / events,
     serverCpuUsPerEventByThread: byThread,
     clientCpuUsPerEvent: (client.user + client.system) / events,
+    analyticsLagAtEnd: lag,
   };
 }
 
@@ -391,7 +402,7 @@ try {
         .map(([name, us]) => `${name} ${us.toFixed(2)}`)
         .join(", ");
       console.log(
-        `      run ${fmt(run.eventsPerS)}/s: CPU µs/event server ${run.serverCpuUsPerEvent?.toFixed(2)} (${threads}), load generator ${run.clientCpuUsPerEvent?.toFixed(2)}`,
+        `      run ${fmt(run.eventsPerS)}/s: CPU µs/event server ${run.serverCpuUsPerEvent?.toFixed(2)} (${threads}), load generator ${run.clientCpuUsPerEvent?.toFixed(2)}; analytics lag at end ${fmt(run.analyticsLagAtEnd ?? Number.NaN)} records`,
       );
     }
   }
