@@ -73,7 +73,9 @@ test("a held log stops the server reading: batches taken stay bounded and the pr
     `${Array.from({ length: 1000 }, (_, i) => JSON.stringify({ user_id: `u${i % 10}`, v: i, pad: "x".repeat(60) })).join("\n")}\n`,
   );
   const FRAMES = 128;
-  const ws = new WebSocket(`${url.replace(/^http/, "ws")}/streams/ticks/ws`, { headers: { authorization: "Bearer k" } });
+  const ws = new WebSocket(`${url.replace(/^http/, "ws")}/streams/ticks/ws`, {
+    headers: { authorization: "Bearer k" },
+  });
   t.after(() => ws.terminate());
   await new Promise((resolve, reject) => {
     ws.once("open", resolve);
