@@ -71,9 +71,28 @@ function describe(e: unknown): WorkerError {
   return { message: e instanceof Error ? e.message : String(e) };
 }
 
+/**
+ * Calls still running. Close waits for them: DuckDB finishing native work for a call after its
+ * instance closed, or after the thread was torn down, throws in C++ and aborts the whole process.
+ */
+const running = new Set<Promise<unknown>>();
+
+function run(request: WorkerRequest): Promise<unknown> {
+  if (request.method !== "close") return dispatch(request);
+  return Promise.allSettled([...running]).then(() => dispatch(request));
+}
+
 port.on("message", (request: WorkerRequest) => {
-  dispatch(request).then(
-    (value) => port.postMessage({ id: request.id, value } satisfies WorkerResponse),
-    (e: unknown) => port.postMessage({ id: request.id, error: describe(e) } satisfies WorkerResponse),
-  );
+  const call = run(request);
+  running.add(call);
+  call
+    .then(
+      (value) => port.postMessage({ id: request.id, value } satisfies WorkerResponse),
+      (e: unknown) => port.postMessage({ id: request.id, error: describe(e) } satisfies WorkerResponse),
+    )
+    .finally(() => {
+      running.delete(call);
+      // Closed: let the thread end by itself once idle, rather than being terminated mid-work.
+      if (request.method === "close") port.close();
+    });
 });

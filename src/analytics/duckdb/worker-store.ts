@@ -21,6 +21,9 @@ import type { AnalyticsRow, AnalyticsStore, PartitionRecords, QueryResult, Query
 import type { DuckDbAnalyticsStoreOptions } from "./store.js";
 
 /** Log records of one partition, packed for a zero-copy transfer to the worker. */
+
+/** How long a closed worker gets to end by itself before it is terminated. */
+const WORKER_EXIT_MS = 5_000;
 export interface PackedRecords {
   /** Every value, back to back. */
   readonly values: Uint8Array;
@@ -130,10 +133,12 @@ export class WorkerAnalyticsStore implements AnalyticsStore {
 
   async close(): Promise<void> {
     if (!this.worker) return;
+    let closed = false;
     try {
       await this.call("close", []);
+      closed = true;
     } finally {
-      await this.terminate();
+      await this.terminate(closed);
     }
   }
 
@@ -206,12 +211,28 @@ export class WorkerAnalyticsStore implements AnalyticsStore {
     this.pending.clear();
   }
 
-  private async terminate(): Promise<void> {
+  /**
+   * Ends the thread: after a close it exits by itself once DuckDB is done (terminating it in the
+   * middle of native work can abort the process), and is terminated only if it does not.
+   */
+  private async terminate(closed = false): Promise<void> {
     const worker = this.worker;
     this.worker = undefined;
     if (!worker) return;
     worker.removeAllListeners("exit");
-    await worker.terminate();
+    if (!closed) {
+      await worker.terminate();
+      this.fail(new Error("closed"));
+      return;
+    }
+    const exited = new Promise<boolean>((resolve) => worker.once("exit", () => resolve(true)));
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), WORKER_EXIT_MS);
+    });
+    worker.ref();
+    if (!(await Promise.race([exited, late]))) await worker.terminate();
+    clearTimeout(timer);
     this.fail(new Error("closed"));
   }
 }
