@@ -28,22 +28,50 @@ export interface KeyStateSnapshot {
 }
 
 export function snapshotKeyState<V>(key: NfaKeyState<V>, encode: (v: V) => unknown): KeyStateSnapshot {
-  const eventIds = new Map<BufferedEvent<V>, number>();
-  const nodeIds = new Map<BufferNode<V>, number>();
-  const events: KeyStateSnapshot["events"] = [];
-  const nodes: KeyStateSnapshot["nodes"] = [];
-  const eventId = (e: BufferedEvent<V>): number => {
-    let id = eventIds.get(e);
+  const w = new SnapshotWriter(encode);
+  const partial = key.partialMatches.items.map((c) => w.cs(c));
+  const completed = key.completedMatches.items.map((c) => w.cs(c));
+  return { events: w.events, nodes: w.nodes, partial, completed, counts: key.buffer.counts };
+}
+
+/**
+ * Numbers a key's events and nodes as they are reached. A class rather than closures inside
+ * snapshotKeyState: checkpoints call this for every changed key, and per-call closures cost
+ * allocations (and, under tsx, a naming call each).
+ */
+class SnapshotWriter<V> {
+  private readonly eventIds = new Map<BufferedEvent<V>, number>();
+  private readonly nodeIds = new Map<BufferNode<V>, number>();
+  readonly events: KeyStateSnapshot["events"] = [];
+  readonly nodes: KeyStateSnapshot["nodes"] = [];
+
+  constructor(private readonly encode: (v: V) => unknown) {}
+
+  cs(c: ComputationState<V>): CsSnapshot {
+    return [
+      c.state,
+      c.version,
+      c.startTs,
+      c.previousTs,
+      c.previous === null ? -1 : this.nodeId(c.previous),
+      c.startEvent === null ? -1 : this.eventId(c.startEvent),
+    ];
+  }
+
+  private eventId(e: BufferedEvent<V>): number {
+    let id = this.eventIds.get(e);
     if (id === undefined) {
-      id = events.length;
-      eventIds.set(e, id);
-      events.push([e.id, e.ts, e.refs, encode(e.value)]);
+      id = this.events.length;
+      this.eventIds.set(e, id);
+      this.events.push([e.id, e.ts, e.refs, this.encode(e.value)]);
     }
     return id;
-  };
-  const nodeId = (n: BufferNode<V>): number => {
-    let id = nodeIds.get(n);
-    if (id !== undefined) return id;
+  }
+
+  private nodeId(n: BufferNode<V>): number {
+    const nodeIds = this.nodeIds;
+    const known = nodeIds.get(n);
+    if (known !== undefined) return known;
     // Iterative walk: chains are as long as the longest partial match.
     const stack: BufferNode<V>[] = [n];
     while (stack.length > 0) {
@@ -58,28 +86,16 @@ export function snapshotKeyState<V>(key: NfaKeyState<V>, encode: (v: V) => unkno
         continue;
       }
       stack.pop();
-      nodeIds.set(cur, nodes.length);
-      nodes.push([
-        eventId(cur.event),
+      nodeIds.set(cur, this.nodes.length);
+      this.nodes.push([
+        this.eventId(cur.event),
         cur.page,
         cur.refs,
         cur.edges.map((e) => [e.target === null ? -1 : (nodeIds.get(e.target) as number), e.version, e.refs]),
       ]);
     }
-    id = nodeIds.get(n) as number;
-    return id;
-  };
-  const cs = (c: ComputationState<V>): CsSnapshot => [
-    c.state,
-    c.version,
-    c.startTs,
-    c.previousTs,
-    c.previous === null ? -1 : nodeId(c.previous),
-    c.startEvent === null ? -1 : eventId(c.startEvent),
-  ];
-  const partial = key.partialMatches.items.map(cs);
-  const completed = key.completedMatches.items.map(cs);
-  return { events, nodes, partial, completed, counts: key.buffer.counts };
+    return nodeIds.get(n) as number;
+  }
 }
 
 export function restoreKeyState<V>(s: KeyStateSnapshot, decode: (x: unknown) => V): NfaKeyState<V> {
