@@ -28,6 +28,7 @@ import { CepOperator } from "../src/cep/operator.js";
 import { compileRule } from "../src/cep/rule/compile.js";
 import { validateRuleSpec } from "../src/cep/rule/spec.js";
 import { Client } from "../test/helpers/http.js";
+import { rng } from "../test/helpers/rng.js";
 import { ADMIN_PASSWORD, startServerProcess, tempDataDir } from "../test/helpers/server-process.js";
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith("--"));
@@ -57,16 +58,6 @@ function median(xs: readonly number[]): number {
 function percentile(xs: readonly number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] as number;
-}
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 interface Workload {

@@ -15,22 +15,12 @@ import {
 } from "../../src/cep/operator.js";
 import { compileRule } from "../../src/cep/rule/compile.js";
 import { validateRuleSpec } from "../../src/cep/rule/spec.js";
+import { rng } from "../helpers/rng.js";
 
 interface Input {
   readonly key: string;
   readonly ts: number;
   readonly value: MetaEvent;
-}
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Many keys, event time mostly increasing with some disorder (for the lateness buffer). */

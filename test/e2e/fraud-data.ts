@@ -11,6 +11,7 @@
  * transactions inside the window is a match; with `past_last_event` the first such run wins and
  * everything up to its last event is discarded, so matches are disjoint groups of exactly four.
  */
+import { rng } from "../helpers/rng.js";
 
 export const MINUTE = 60_000;
 export const WITHIN_MS = 5 * MINUTE;
@@ -33,18 +34,6 @@ export interface Scenario {
   /** All events, in global event-time order (each user's in their own order, ties by arrival). */
   readonly events: Tx[];
   readonly categoryOf: ReadonlyMap<string, Category>;
-}
-
-/** mulberry32: small, fast, seeded; the same seed gives the same scenario everywhere. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export function isLarge(e: Pick<Tx, "event_type" | "amount">): boolean {

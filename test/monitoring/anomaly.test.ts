@@ -8,20 +8,9 @@ import { ManualClock } from "../../src/core/clock.js";
 import { AnomalyDetector, type AnomalyEvent } from "../../src/monitoring/anomaly.js";
 import { createMetrics } from "../../src/monitoring/metrics.js";
 import { OperatorAlertLog, TrafficWatch } from "../../src/monitoring/operator-alerts.js";
+import { rng } from "../helpers/rng.js";
 
 const INTERVAL = 10_000;
-
-/** mulberry32: a seeded generator, so a failure reproduces. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Events in one interval around `mean`: Poisson noise, widened by `extra` (relative). */
 function noisy(random: () => number, mean: number, extra = 0): number {

@@ -5,6 +5,7 @@ import { type PipelineOptionsInput, parsePipelineOptions } from "../../src/strea
 import { compilePipeline } from "../../src/stream/sql/index.js";
 import { WindowedPipelineRunner } from "../../src/stream/window-runner.js";
 import { FakeLog } from "../helpers/fake-log.js";
+import { rng } from "../helpers/rng.js";
 
 export const PARTITIONS = 3;
 const encoder = new TextEncoder();
@@ -87,14 +88,5 @@ export function rows(log: FakeLog, stream = "out"): Record<string, unknown>[] {
     .filter((r) => !String(r.user_id ?? "").startsWith("flush"));
 }
 
-/** A deterministic pseudo-random generator (mulberry32), so a failing input can be replayed. */
-export function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A deterministic pseudo-random generator, so a failing input can be replayed. */
+export const random = rng;
