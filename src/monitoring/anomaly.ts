@@ -143,7 +143,13 @@ export class AnomalyDetector {
       for (const [stream, total] of totals) this.sampleStream(stream, total, scale, now, events);
     }
     for (const [consumer, lag] of lags) this.sampleLag(consumer, lag, now, events);
-    for (const consumer of [...this.lags.keys()]) if (!lags.has(consumer)) this.lags.delete(consumer);
+    for (const [consumer, s] of this.lags) {
+      if (lags.has(consumer)) continue;
+      // Gone (deleted, disabled): an alert about it would otherwise stay open for ever.
+      if (s.active)
+        events.push(resolved("lag_growth", consumer, s.last, s.runStart, now, `${consumer} no longer consumes`));
+      this.lags.delete(consumer);
+    }
     return events;
   }
 

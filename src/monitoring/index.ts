@@ -62,12 +62,7 @@ export function startMonitoring(options: MonitoringOptions): Monitoring {
     metrics,
     clock,
     intervalMs: detector.intervalMs,
-    lags: async () => {
-      const lags = new Map<string, number>();
-      for (const p of (await options.pipelines?.()) ?? []) lags.set(`pipeline/${p.name}`, p.stats.lag ?? 0);
-      for (const [stream, lag] of options.analyticsLag?.() ?? []) lags.set(`analytics/${stream}`, lag);
-      return lags;
-    },
+    lags: async () => consumerLags((await options.pipelines?.()) ?? [], options.analyticsLag?.() ?? new Map()),
     onError: (e) => alertLogger.warn({ err: e }, "traffic sampling failed"),
   });
   watch.start();
@@ -80,4 +75,22 @@ export function startMonitoring(options: MonitoringOptions): Monitoring {
       removeCollectors();
     },
   };
+}
+
+/** Lag per consumer as the traffic watch samples it: running pipelines and the analytics loader. */
+export function consumerLags(
+  pipelines: readonly {
+    readonly name: string;
+    readonly enabled?: boolean;
+    readonly stats: { readonly lag?: number };
+  }[],
+  analyticsLag: ReadonlyMap<string, number>,
+): Map<string, number> {
+  const lags = new Map<string, number>();
+  for (const p of pipelines) {
+    // A disabled pipeline's lag grows by design: that is no operator alert.
+    if (p.enabled !== false) lags.set(`pipeline/${p.name}`, p.stats.lag ?? 0);
+  }
+  for (const [stream, lag] of analyticsLag) lags.set(`analytics/${stream}`, lag);
+  return lags;
 }

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ManualClock } from "../../src/core/clock.js";
 import { AnomalyDetector, type AnomalyEvent } from "../../src/monitoring/anomaly.js";
+import { consumerLags } from "../../src/monitoring/index.js";
 import { createMetrics } from "../../src/monitoring/metrics.js";
 import { OperatorAlertLog, TrafficWatch } from "../../src/monitoring/operator-alerts.js";
 import { rng } from "../helpers/rng.js";
@@ -138,6 +139,38 @@ test("sustained lag growth is reported once; lag that rises and falls is not", (
     [
       ["raised", "lag_growth", "pipeline/slow"],
       ["resolved", "lag_growth", "pipeline/slow"],
+    ],
+  );
+});
+
+test("a consumer that goes away (deleted or disabled) resolves its open lag alert", () => {
+  const detector = new AnomalyDetector({ intervalMs: INTERVAL });
+  const events: AnomalyEvent[] = [];
+  let at = 0;
+  for (let i = 0; i < 10; i++) {
+    at += INTERVAL;
+    events.push(...detector.sample(at, new Map(), new Map([["pipeline/paused", i * 1000]])));
+  }
+  at += INTERVAL;
+  events.push(...detector.sample(at, new Map(), new Map()));
+  assert.deepEqual(
+    events.map((e) => [e.type, e.kind, e.subject]),
+    [
+      ["raised", "lag_growth", "pipeline/paused"],
+      ["resolved", "lag_growth", "pipeline/paused"],
+    ],
+  );
+  assert.match(events[1]!.message, /no longer consumes/);
+});
+
+test("the watch samples running pipelines and analytics, not disabled pipelines", () => {
+  const view = (name: string, enabled: boolean, lag: number) => ({ name, input: "clicks", enabled, stats: { lag } });
+  const lags = consumerLags([view("running", true, 5), view("paused", false, 90_000)], new Map([["clicks", 7]]));
+  assert.deepEqual(
+    [...lags],
+    [
+      ["pipeline/running", 5],
+      ["analytics/clicks", 7],
     ],
   );
 });
