@@ -110,8 +110,6 @@ export interface PipelineStatsLike {
 export interface PipelineView {
   readonly name: string;
   readonly input: string;
-  /** False while an operator has disabled it: its lag then grows by design. */
-  readonly enabled?: boolean;
   readonly stats: PipelineStatsLike;
 }
 
