@@ -5,21 +5,21 @@
  * cut at MAX_BATCH_BYTES, and a group whose batches decide a segment roll.
  */
 import assert from "node:assert/strict";
-import { cp, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { cp, readdir, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { ManualClock } from "../../src/core/clock.js";
 import { isRunnelError } from "../../src/core/errors.js";
 import { BATCH_OVERHEAD, MAX_BATCH_BYTES } from "../../src/log/local/batch.js";
 import type { Entry } from "../../src/log/local/entry.js";
 import { decodeEntry } from "../../src/log/local/entry.js";
-import type { LocalEventLogOptions, RecoveryReport } from "../../src/log/local/index.js";
+import type { RecoveryReport } from "../../src/log/local/index.js";
 import { LocalEventLog } from "../../src/log/local/index.js";
 import { ATTR_APPEND_END, ATTR_SELF_COMMIT } from "../../src/log/local/record.js";
 import type { AppendRecord, LogRecord } from "../../src/log/types.js";
 import { keysPerPartition, readAll, record } from "./conformance.js";
 import { encodeBatch, encodeV1Record } from "./segment-files.js";
+import { tempLogs } from "./temp-logs.js";
 
 const FIXTURE = join(import.meta.dirname, "fixtures", "v1-log");
 const encoder = new TextEncoder();
@@ -66,25 +66,7 @@ const event = (i: number, key = `user-${i % 7}`): AppendRecord => ({
 });
 
 describe("LocalEventLog record batches", () => {
-  const dirs: string[] = [];
-  const logs: LocalEventLog[] = [];
-  after(async () => {
-    for (const l of logs) await l.close();
-    for (const d of dirs) await rm(d, { recursive: true, force: true });
-  });
-
-  async function tempDir(): Promise<string> {
-    const dir = await mkdtemp(join(tmpdir(), "runnel-log-batch-"));
-    dirs.push(dir);
-    return dir;
-  }
-
-  async function openLog(options: LocalEventLogOptions): Promise<LocalEventLog> {
-    const log = new LocalEventLog(options);
-    await log.open();
-    logs.push(log);
-    return log;
-  }
+  const { tempDir, openLog } = tempLogs("runnel-log-batch-");
 
   const partitionDir = (dir: string, stream: string, partition: number) => join(dir, stream, String(partition));
   const segment = (dir: string, stream: string, partition: number, base = 0) =>

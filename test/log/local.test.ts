@@ -3,14 +3,15 @@ import { randomBytes } from "node:crypto";
 import { appendFile, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { ManualClock } from "../../src/core/clock.js";
 import { isRunnelError } from "../../src/core/errors.js";
-import type { LocalEventLogOptions, RecoveryReport } from "../../src/log/local/index.js";
+import type { RecoveryReport } from "../../src/log/local/index.js";
 import { LocalEventLog } from "../../src/log/local/index.js";
 import { decodeValue, readAll, record, runEventLogConformance } from "./conformance.js";
 import { scrapeLogStats } from "./scrape.js";
 import { encodeBatch } from "./segment-files.js";
+import { tempLogs } from "./temp-logs.js";
 
 runEventLogConformance("LocalEventLog", async () => {
   const dir = await mkdtemp(join(tmpdir(), "runnel-log-conf-"));
@@ -35,25 +36,7 @@ runEventLogConformance("LocalEventLog", async () => {
 });
 
 describe("LocalEventLog (local files)", () => {
-  const dirs: string[] = [];
-  const logs: LocalEventLog[] = [];
-  after(async () => {
-    for (const l of logs) await l.close();
-    for (const d of dirs) await rm(d, { recursive: true, force: true });
-  });
-
-  async function tempDir(): Promise<string> {
-    const dir = await mkdtemp(join(tmpdir(), "runnel-log-"));
-    dirs.push(dir);
-    return dir;
-  }
-
-  async function openLog(options: LocalEventLogOptions): Promise<LocalEventLog> {
-    const log = new LocalEventLog(options);
-    await log.open();
-    logs.push(log);
-    return log;
-  }
+  const { tempDir, openLog } = tempLogs("runnel-log-");
 
   const segment = (dir: string, stream: string, partition: number, base = 0) =>
     join(dir, stream, String(partition), `${String(base).padStart(20, "0")}.log`);
