@@ -47,13 +47,14 @@ function isBlank(byte: number): boolean {
 
 /**
  * Hot path. The body is checked for UTF-8 once, natively, and cut at newlines by byte offset, so
- * each event keeps a zero-copy view of its bytes and no second string of the whole body is built.
+ * each event keeps a zero-copy view of its bytes. An ASCII body (the common case) is decoded once
+ * as a whole; any other is decoded line by line.
  */
 export function parseNdjson(bytes: Uint8Array): ParsedLines {
   const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   // Most bodies are ASCII: then one decode serves every line, since string and byte offsets agree.
-  if (isAscii(buf)) return parseAsciiLines(buf);
-  if (!isUtf8(bytes)) throw new RunnelError("invalid_utf8", "the request body is not valid UTF-8");
+  const ascii = isAscii(buf) ? buf.toString("latin1") : undefined;
+  if (ascii === undefined && !isUtf8(buf)) throw new RunnelError("invalid_utf8", "the request body is not valid UTF-8");
   const events: unknown[] = [];
   const raw: Uint8Array[] = [];
   const end = buf.byteLength;
@@ -69,39 +70,9 @@ export function parseNdjson(bytes: Uint8Array): ParsedLines {
     while (s < e && isBlank(buf[s]!)) s++;
     while (e > s && isBlank(buf[e - 1]!)) e--;
     if (s === e) continue;
-    const text = buf.toString("utf8", s, e);
+    const text = ascii !== undefined ? ascii.slice(s, e) : buf.toString("utf8", s, e);
     try {
       events.push(JSON.parse(text));
-    } catch (err) {
-      throw new RunnelError("invalid_json", `line ${line} is not valid JSON: ${(err as Error).message}`, {
-        details: [{ line, message: (err as Error).message }],
-      });
-    }
-    raw.push(buf.subarray(s, e));
-  }
-  if (events.length === 0) throw new RunnelError("invalid_events", "the request holds no events");
-  return { events, raw };
-}
-
-function parseAsciiLines(buf: Buffer): ParsedLines {
-  const text = buf.toString("latin1");
-  const events: unknown[] = [];
-  const raw: Uint8Array[] = [];
-  const end = text.length;
-  let line = 0;
-  let pos = 0;
-  while (pos < end) {
-    line++;
-    let next = text.indexOf("\n", pos);
-    if (next === -1) next = end;
-    let s = pos;
-    let e = next;
-    pos = next + 1;
-    while (s < e && isBlank(text.charCodeAt(s))) s++;
-    while (e > s && isBlank(text.charCodeAt(e - 1))) e--;
-    if (s === e) continue;
-    try {
-      events.push(JSON.parse(text.slice(s, e)));
     } catch (err) {
       throw new RunnelError("invalid_json", `line ${line} is not valid JSON: ${(err as Error).message}`, {
         details: [{ line, message: (err as Error).message }],
