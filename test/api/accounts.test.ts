@@ -4,13 +4,11 @@
  * scripts/postgres.sh starts), each in a fresh database.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
-import pg from "pg";
 import { ManualClock } from "../../src/core/clock.js";
 import { startTestRunnel, type TestRunnel } from "../helpers/app.js";
+import { onServer, postgresServerUrl } from "../helpers/postgres.js";
 import { ADMIN_PASSWORD } from "../helpers/server-process.js";
 
 type Body = Record<string, unknown>;
@@ -18,23 +16,6 @@ interface Answer {
   status: number;
   body: Body;
   headers: Record<string, unknown>;
-}
-
-function postgresServer(): string {
-  const fromEnv = process.env.RUNNEL_TEST_DATABASE_URL;
-  if (fromEnv !== undefined && fromEnv !== "") return fromEnv;
-  const script = fileURLToPath(new URL("../../scripts/postgres.sh", import.meta.url));
-  return execFileSync("bash", [script], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim();
-}
-
-async function onServer(url: string, sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
 }
 
 interface StoreUnderTest {
@@ -51,7 +32,7 @@ function postgres(): StoreUnderTest {
   return {
     name: "PostgreSQL",
     env: async () => {
-      server = postgresServer();
+      server = postgresServerUrl();
       await onServer(server, `CREATE DATABASE ${database}`);
       const u = new URL(server);
       u.pathname = `/${database}`;

@@ -4,26 +4,12 @@
  * on its own. Each run works in a fresh database of its own and drops it afterwards.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { createPostgresControlStore, MIGRATIONS } from "../../src/control/index.js";
+import { postgresServerUrl, withDatabase } from "../helpers/postgres.js";
 import { runControlStoreConformance } from "./conformance.js";
-
-function serverUrl(): string {
-  const fromEnv = process.env.RUNNEL_TEST_DATABASE_URL;
-  if (fromEnv !== undefined && fromEnv !== "") return fromEnv;
-  const script = fileURLToPath(new URL("../../scripts/postgres.sh", import.meta.url));
-  return execFileSync("bash", [script], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim();
-}
-
-function withDatabase(url: string, database: string): string {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  return u.toString();
-}
 
 async function admin<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: url });
@@ -36,7 +22,7 @@ async function admin<T>(url: string, fn: (client: pg.Client) => Promise<T>): Pro
 }
 
 describe("PostgreSQL control store", () => {
-  const server = serverUrl();
+  const server = postgresServerUrl();
   const database = `runnel_test_${randomBytes(6).toString("hex")}`;
   const url = withDatabase(server, database);
 

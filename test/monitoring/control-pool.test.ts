@@ -5,14 +5,11 @@
  * Connections are held by transactions the test controls, so no timing is involved.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
-import pg from "pg";
 import type { SqlDriver } from "../../src/control/driver.js";
 import { createPgliteControlStore, createPostgresControlStore } from "../../src/control/index.js";
 import { connectPglite } from "../../src/control/pglite.js";
@@ -23,29 +20,7 @@ import { registerCollectors } from "../../src/monitoring/collectors.js";
 import { createMetrics } from "../../src/monitoring/metrics.js";
 import { hasPoolStats, type PoolStatsSource } from "../../src/monitoring/probes.js";
 import { PrometheusProbe } from "../../src/monitoring/prometheus-probe.js";
-
-function serverUrl(): string {
-  const fromEnv = process.env.RUNNEL_TEST_DATABASE_URL;
-  if (fromEnv !== undefined && fromEnv !== "") return fromEnv;
-  const script = fileURLToPath(new URL("../../scripts/postgres.sh", import.meta.url));
-  return execFileSync("bash", [script], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim();
-}
-
-function withDatabase(url: string, database: string): string {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  return u.toString();
-}
-
-async function onServer(url: string, sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
+import { onServer, postgresServerUrl, withDatabase } from "../helpers/postgres.js";
 
 /** The pool series of one scrape, through the real collectors. */
 async function scrapePool(pool: PoolStatsSource): Promise<Record<string, number | undefined>> {
@@ -102,7 +77,7 @@ async function until(check: () => boolean | Promise<boolean>, what: string): Pro
 }
 
 describe("control-DB pool metrics on a real PostgreSQL server", () => {
-  const server = serverUrl();
+  const server = postgresServerUrl();
   const database = `runnel_pool_${randomBytes(6).toString("hex")}`;
   const url = withDatabase(server, database);
 
