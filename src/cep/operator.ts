@@ -52,8 +52,30 @@ export interface OperatorSnapshot {
   readonly maxTs: number | null;
   readonly seq: number;
   readonly late: number;
+  /** Next timer sequence number (absent in checkpoints written before timers were numbered). */
+  readonly timerSeq?: number;
+  /** `[ts, seq]` of the last event taken out of the lateness buffer, if any. */
+  readonly popped?: [ts: number, seq: number] | null;
   readonly pending: Array<[ts: number, seq: number, key: string, value: unknown]>;
-  readonly timers: Array<[ts: number, key: string]>;
+  readonly timers: Array<[ts: number, key: string, seq?: number]>;
+  readonly keys: Array<[key: string, lastTs: number, state: KeyStateSnapshot]>;
+}
+
+/**
+ * What changed since the previous capture: the scalars, the buffered events and timers added
+ * (those already released are told apart on restore by `popped` and the watermark), the keys
+ * whose state changed, and the keys forgotten. Applied in order on top of a full snapshot.
+ */
+export interface OperatorDelta {
+  readonly watermark: number | null;
+  readonly maxTs: number | null;
+  readonly seq: number;
+  readonly late: number;
+  readonly timerSeq: number;
+  readonly popped: [ts: number, seq: number] | null;
+  readonly pending: Array<[ts: number, seq: number, key: string, value: unknown]>;
+  readonly timers: Array<[ts: number, key: string, seq: number]>;
+  readonly removed: string[];
   readonly keys: Array<[key: string, lastTs: number, state: KeyStateSnapshot]>;
 }
 
@@ -62,11 +84,23 @@ interface KeyEntry {
   state: NfaKeyState<MetaEvent>;
   /** Last timestamp this key's time was advanced to. */
   lastTs: number;
-  /** `[key, lastTs, state]` as JSON while the key is unchanged, so a checkpoint re-serialises only changed keys. */
-  json: string | undefined;
-  /** The capture this entry was taken by (or created during): it must not be taken again. */
+  /**
+   * The capture that took this entry, or that was current when it was created; FORGOTTEN once
+   * the key is dropped. A capture takes only entries older than itself.
+   */
   epoch: number;
+  /** The capture that was current when this entry last changed: changed since the last capture iff this is current. */
+  changedIn: number;
 }
+
+interface Timer {
+  readonly ts: number;
+  readonly seq: number;
+  readonly key: string;
+}
+
+/** Epoch of an entry whose key was dropped: no capture takes it any more. */
+const FORGOTTEN = Number.MAX_SAFE_INTEGER;
 
 /**
  * A consistent snapshot taken a slice at a time while the operator keeps processing (the
@@ -77,7 +111,7 @@ interface KeyEntry {
 export interface OperatorCapture {
   /** Serialises until `deadline` (a performance.now() time) passes; true once complete. */
   step(deadline: number): boolean;
-  /** The snapshot as JSON text (an OperatorSnapshot), in pieces, once step() returned true. */
+  /** The snapshot as JSON text (an OperatorSnapshot or OperatorDelta), in pieces, once step() returned true. */
   readonly pieces: readonly string[];
 }
 
@@ -143,7 +177,8 @@ export class CepOperator {
   private readonly nfa: Nfa<MetaEvent>;
   private readonly keys = new Map<string, KeyEntry>();
   private readonly pending = new MinHeap<Pending>((a, b) => a.ts < b.ts || (a.ts === b.ts && a.seq < b.seq));
-  private readonly timers = new MinHeap<{ ts: number; key: string }>((a, b) => a.ts < b.ts);
+  /** Ordered by time, then by when they were armed, so a restored heap fires ties as the original would. */
+  private readonly timers = new MinHeap<Timer>((a, b) => a.ts < b.ts || (a.ts === b.ts && a.seq < b.seq));
   /**
    * Per key, the latest `within` timer armed and not yet fired. A key's events are fed in
    * timestamp order, so the timers it asks for never decrease: a request equal to the latest is
@@ -154,10 +189,18 @@ export class CepOperator {
   private watermark = Number.NEGATIVE_INFINITY;
   private maxTs = Number.NEGATIVE_INFINITY;
   private seq = 0;
-  /** Numbers captures; an entry whose epoch is the current one is not (or no longer) to be taken. */
+  private timerSeq = 0;
+  /** The last event released from the lateness buffer: every buffered event up to it is gone. */
+  private popped: [ts: number, seq: number] | null = null;
+  /** Numbers captures; see KeyEntry.epoch and KeyEntry.changedIn. */
   private epoch = 0;
   /** The capture in progress: takes a key's state before it changes. */
   private capturing: KeyCapture | undefined;
+  /** Since the last capture began: entries changed (some since forgotten), keys forgotten, events buffered, timers armed. */
+  private changed: KeyEntry[] = [];
+  private forgotten: string[] = [];
+  private buffered: Pending[] = [];
+  private armed: Timer[] = [];
   /** Events dropped for arriving behind the watermark. */
   late = 0;
 
@@ -183,7 +226,9 @@ export class CepOperator {
       if (this.timers.size > 0) this.fireTimers(wm);
       return;
     }
-    this.pending.push({ ts, seq: this.seq++, key, value });
+    const p: Pending = { ts, seq: this.seq++, key, value };
+    this.pending.push(p);
+    this.buffered.push(p);
     if (wm > this.watermark) this.advanceWatermark(wm);
   }
 
@@ -194,6 +239,7 @@ export class CepOperator {
       const top = this.pending.peek();
       if (top === undefined || top.ts > this.watermark) break;
       this.pending.pop();
+      this.popped = [top.ts, top.seq];
       this.processEvent(top.key, top.ts, top.value);
     }
     this.fireTimers(this.watermark);
@@ -223,10 +269,11 @@ export class CepOperator {
         key,
         state: this.nfa.createKeyState(),
         lastTs: Number.NEGATIVE_INFINITY,
-        json: undefined,
         epoch: this.epoch,
+        changedIn: this.epoch,
       };
       this.keys.set(key, entry);
+      this.changed.push(entry);
     } else this.touch(entry);
     const { rule, nfa } = this;
     if (entry.lastTs !== ts) {
@@ -236,7 +283,7 @@ export class CepOperator {
     const matches = nfa.process(entry.state, value, ts, rule.skip);
     for (const match of matches) this.listener.onMatch({ key, match, timedOut: false });
     if (rule.within > 0 && entry.state.newStartPartialMatch) this.addTimer(ts + rule.within, key);
-    if (entry.state.isIdle) this.keys.delete(key);
+    if (entry.state.isIdle) this.forget(entry);
   }
 
   private emitAdvance(key: string, state: NfaKeyState<MetaEvent>, ts: number): void {
@@ -245,12 +292,14 @@ export class CepOperator {
     for (const t of timedOut) this.listener.onMatch({ key, match: t.match, timedOut: true, timeoutAt: t.ts });
   }
 
-  private addTimer(ts: number, key: string): void {
+  private addTimer(ts: number, key: string, seq = this.timerSeq++): void {
     const last = this.lastTimer.get(key);
     if (last === ts) return;
     // restore() adds a snapshot's timers in heap order, not per key in time order: keep the latest.
     if (last === undefined || ts > last) this.lastTimer.set(key, ts);
-    this.timers.push({ ts, key });
+    const timer = { ts, seq, key };
+    this.timers.push(timer);
+    this.armed.push(timer);
   }
 
   private fireTimers(wm: number): void {
@@ -264,7 +313,7 @@ export class CepOperator {
       this.touch(entry);
       // The end of a bounded input advances to +Infinity; FlinkCEP's final watermark is Long.MAX_VALUE.
       this.emitAdvance(t.key, entry.state, Number.isFinite(wm) ? wm : Number.MAX_SAFE_INTEGER);
-      if (entry.state.isIdle) this.keys.delete(t.key);
+      if (entry.state.isIdle) this.forget(entry);
     }
   }
 
@@ -276,98 +325,207 @@ export class CepOperator {
   }
 
   /**
-   * Starts a capture of the current state; the caller steps it to completion while it goes on
-   * feeding events. Starting another capture abandons the one in progress.
+   * Starts a capture of the whole current state (an OperatorSnapshot); the caller steps it to
+   * completion while it goes on feeding events. Starting another capture abandons the one in
+   * progress. Also starts the next delta: beginDeltaCapture then captures what changes after this.
    */
   beginCapture(): OperatorCapture {
+    const keys = [...this.keys.values()];
+    const capture = this.startCapture(true);
+    return capture.run(this, [
+      listPart(capture.pieces, ',"pending":[', this.pending.items.slice(), encodePending),
+      listPart(capture.pieces, '],"timers":[', this.timers.items.slice(), encodeTimer),
+      (deadline) => capture.walk(keys, '],"keys":[', deadline),
+    ]);
+  }
+
+  /**
+   * Starts a capture of what changed since the previous capture began (an OperatorDelta), stepped
+   * like beginCapture. Its work is proportional to the change, not to the state: a rule holding
+   * 100,000 keys of which a few thousand change per checkpoint writes those few thousand.
+   */
+  beginDeltaCapture(): OperatorCapture {
+    const changed = this.changed;
+    const forgotten = this.forgotten;
+    const buffered = this.buffered;
+    const armed = this.armed;
+    const capture = this.startCapture(false);
+    return capture.run(this, [
+      listPart(capture.pieces, ',"pending":[', buffered, encodePending),
+      listPart(capture.pieces, '],"timers":[', armed, encodeTimer),
+      listPart(capture.pieces, '],"removed":[', forgotten, (k) => k),
+      (deadline) => capture.walk(changed, '],"keys":[', deadline),
+    ]);
+  }
+
+  private startCapture(full: boolean): KeyCapture {
     this.epoch++;
     const head = JSON.stringify({
       watermark: Number.isFinite(this.watermark) ? this.watermark : null,
       maxTs: Number.isFinite(this.maxTs) ? this.maxTs : null,
       seq: this.seq,
       late: this.late,
+      timerSeq: this.timerSeq,
+      popped: this.popped,
     });
-    const capture = new KeyCapture(this.epoch);
+    const capture = new KeyCapture(this.epoch, full);
+    capture.pieces.push(head.slice(0, -1));
     this.capturing = capture;
-    // Pending events and timers are immutable objects: copying the heap arrays is enough.
-    const pending = this.pending.items.slice();
-    const timers = this.timers.items.slice();
-    const keys = [...this.keys.values()];
-    const pieces: string[] = [head.slice(0, -1)];
-    const parts: Array<(deadline: number) => boolean> = [
-      listPart(pieces, ',"pending":[', pending, (p) => [p.ts, p.seq, p.key, encodeEvent(p.value)]),
-      listPart(pieces, '],"timers":[', timers, (t) => [t.ts, t.key]),
-      (deadline) => {
-        for (let n = 0; capture.next < keys.length; n++) {
-          if (n === CAPTURE_BATCH) {
-            if (performance.now() >= deadline) return false;
-            n = 0;
-          }
-          const entry = keys[capture.next++] as KeyEntry;
-          if (entry.epoch !== capture.epoch) capture.take(entry);
-        }
-        if (this.capturing === capture) this.capturing = undefined;
-        pieces.push('],"keys":[');
-        for (const piece of capture.pieces) pieces.push(piece);
-        pieces.push("]}");
-        return true;
-      },
-    ];
+    this.changed = [];
+    this.forgotten = [];
+    this.buffered = [];
+    this.armed = [];
+    return capture;
+  }
+
+  /** Whether `capture` is still the one in progress (a newer one abandons it). */
+  isCapturing(capture: KeyCapture): boolean {
+    return this.capturing === capture;
+  }
+
+  /** The walk over the keys ended: changes no longer need taking first. */
+  endCapture(capture: KeyCapture): void {
+    if (this.capturing === capture) this.capturing = undefined;
+  }
+
+  /** Before a key's state changes: a capture in progress takes it as it was; it joins the next delta. */
+  private touch(entry: KeyEntry): void {
+    const capture = this.capturing;
+    if (capture !== undefined && capture.wants(entry)) capture.take(entry);
+    if (entry.changedIn !== this.epoch) {
+      entry.changedIn = this.epoch;
+      this.changed.push(entry);
+    }
+  }
+
+  private forget(entry: KeyEntry): void {
+    this.keys.delete(entry.key);
+    entry.epoch = FORGOTTEN;
+    this.forgotten.push(entry.key);
+  }
+
+  /**
+   * Restores a full snapshot, then the deltas captured after it, in order. Buffered events and
+   * timers that were released before the last capture are told apart from the live ones by
+   * `popped` and the watermark: both are released strictly in order.
+   */
+  restore(s: OperatorSnapshot, deltas: readonly OperatorDelta[] = []): void {
+    this.keys.clear();
+    const pending: Array<OperatorSnapshot["pending"][number]> = [...s.pending];
+    // Timers of checkpoints written before timers were numbered keep their heap order.
+    const timers = s.timers.map(([ts, key, seq], i): [number, string, number] => [ts, key, seq ?? i]);
+    let head: Omit<OperatorDelta, "pending" | "timers" | "removed" | "keys"> = {
+      watermark: s.watermark,
+      maxTs: s.maxTs,
+      seq: s.seq,
+      late: s.late,
+      timerSeq: s.timerSeq ?? timers.length,
+      popped: s.popped ?? null,
+    };
+    const restoreKey = ([key, lastTs, state]: OperatorSnapshot["keys"][number]) =>
+      this.keys.set(key, {
+        key,
+        state: restoreKeyState(state, decodeEvent),
+        lastTs,
+        epoch: this.epoch,
+        changedIn: -1,
+      });
+    for (const k of s.keys) restoreKey(k);
+    for (const d of deltas) {
+      head = d;
+      for (const p of d.pending) pending.push(p);
+      for (const t of d.timers) timers.push(t);
+      for (const key of d.removed) this.keys.delete(key);
+      for (const k of d.keys) restoreKey(k);
+    }
+    this.watermark = head.watermark ?? Number.NEGATIVE_INFINITY;
+    this.maxTs = head.maxTs ?? Number.NEGATIVE_INFINITY;
+    this.seq = head.seq;
+    this.late = head.late;
+    this.timerSeq = head.timerSeq;
+    this.popped = head.popped;
+    const popped = this.popped;
+    for (const [ts, seq, key, value] of pending) {
+      if (popped !== null && (ts < popped[0] || (ts === popped[0] && seq <= popped[1]))) continue;
+      this.pending.push({ ts, seq, key, value: decodeEvent(value) });
+    }
+    // Every timer at or before the watermark fired before the capture (new ones are armed after it).
+    timers.sort((a, b) => a[0] - b[0] || a[2] - b[2]);
+    for (const [ts, key, seq] of timers) if (!(ts <= this.watermark)) this.addTimer(ts, key, seq);
+    this.changed = [];
+    this.forgotten = [];
+    this.buffered = [];
+    this.armed = [];
+  }
+}
+
+/**
+ * The keys' part of a capture: its epoch, the pieces of JSON so far, how far its walk got. A full
+ * capture takes every entry older than itself; a delta capture only entries changed since the
+ * capture before it.
+ */
+class KeyCapture {
+  private next = 0;
+  private readonly keyPieces: string[] = [];
+  readonly pieces: string[] = [];
+  constructor(
+    readonly epoch: number,
+    private readonly full: boolean,
+  ) {}
+
+  wants(entry: KeyEntry): boolean {
+    return entry.epoch < this.epoch && (this.full || entry.changedIn === this.epoch - 1);
+  }
+
+  take(entry: KeyEntry): void {
+    entry.epoch = this.epoch;
+    const json = JSON.stringify([entry.key, entry.lastTs, snapshotKeyState(entry.state, encodeEvent)]);
+    this.keyPieces.push(this.keyPieces.length === 0 ? json : `,${json}`);
+  }
+
+  /** Takes the entries of `entries` not taken yet, then closes the capture's JSON. */
+  walk(entries: readonly KeyEntry[], opening: string, deadline: number): boolean {
+    for (let n = 0; this.next < entries.length; n++) {
+      if (n === CAPTURE_BATCH) {
+        if (performance.now() >= deadline) return false;
+        n = 0;
+      }
+      const entry = entries[this.next++] as KeyEntry;
+      if (this.wants(entry)) this.take(entry);
+    }
+    this.pieces.push(opening);
+    for (const piece of this.keyPieces) this.pieces.push(piece);
+    this.pieces.push("]}");
+    return true;
+  }
+
+  /** The capture as steps over `parts`, each resumable until it returns true. */
+  run(op: CepOperator, parts: ReadonlyArray<(deadline: number) => boolean>): OperatorCapture {
     let part = 0;
     return {
-      pieces,
+      pieces: this.pieces,
       step: (deadline: number): boolean => {
         // Keys changing now would no longer be taken first: finishing would write a mixed state.
-        if (part < parts.length && this.capturing !== capture) {
+        if (part < parts.length && !op.isCapturing(this)) {
           throw new RunnelError("internal", "a checkpoint capture was abandoned for a newer one");
         }
         while (part < parts.length) {
           if (!(parts[part] as (d: number) => boolean)(deadline)) return false;
           part++;
         }
+        op.endCapture(this);
         return true;
       },
     };
   }
-
-  /** Before a key's state changes: a capture in progress takes it as it was; its cached JSON goes. */
-  private touch(entry: KeyEntry): void {
-    const capture = this.capturing;
-    if (capture !== undefined && entry.epoch !== capture.epoch) capture.take(entry);
-    entry.json = undefined;
-  }
-
-  restore(s: OperatorSnapshot): void {
-    this.watermark = s.watermark ?? Number.NEGATIVE_INFINITY;
-    this.maxTs = s.maxTs ?? Number.NEGATIVE_INFINITY;
-    this.seq = s.seq;
-    this.late = s.late;
-    this.keys.clear();
-    for (const [ts, seq, key, value] of s.pending) this.pending.push({ ts, seq, key, value: decodeEvent(value) });
-    for (const [ts, key] of s.timers) this.addTimer(ts, key);
-    for (const [key, lastTs, state] of s.keys) {
-      this.keys.set(key, {
-        key,
-        state: restoreKeyState(state, decodeEvent),
-        lastTs,
-        json: undefined,
-        epoch: this.epoch,
-      });
-    }
-  }
 }
 
-/** The keys' part of a capture: its epoch, how far its walk over the keys got, what it took. */
-class KeyCapture {
-  next = 0;
-  readonly pieces: string[] = [];
-  constructor(readonly epoch: number) {}
+function encodePending(p: Pending): unknown {
+  return [p.ts, p.seq, p.key, encodeEvent(p.value)];
+}
 
-  take(entry: KeyEntry): void {
-    entry.epoch = this.epoch;
-    entry.json ??= JSON.stringify([entry.key, entry.lastTs, snapshotKeyState(entry.state, encodeEvent)]);
-    this.pieces.push(this.pieces.length === 0 ? entry.json : `,${entry.json}`);
-  }
+function encodeTimer(t: Timer): unknown {
+  return [t.ts, t.key, t.seq];
 }
 
 /** Appends `opening`, then `items` as JSON array elements, a batch at a time until the deadline passes. */

@@ -5,13 +5,22 @@
  * checkpoint that covers them is written. Wakes on `log.onAppend`; it never polls.
  *
  * Latency: a round reads every partition at once and hands all its matches to the sink in one
- * call. Checkpoints are captured a slice at a time between rounds (CepOperator.beginCapture), so
- * a large state never holds the loop, and an unchanged key is not serialised again.
+ * call. Checkpoints are captured a slice at a time between rounds, so a large state never holds
+ * the loop, and most are deltas (CepOperator.beginDeltaCapture): what changed since the previous
+ * one. A full state is written when the deltas since the last one outgrow it, after a restore,
+ * and after a failed write (whose changes no delta would carry).
  */
 import { setImmediate as nextTurn } from "node:timers/promises";
 import type { EventLog, LogRecord } from "../log/types.js";
-import { readCheckpoint, writeCheckpoint } from "./checkpoint.js";
-import { type CepMatch, CepOperator, EVENT_META, type MetaEvent, type OperatorCapture } from "./operator.js";
+import { appendDelta, readCheckpoint, writeCheckpoint } from "./checkpoint.js";
+import {
+  type CepMatch,
+  CepOperator,
+  EVENT_META,
+  type MetaEvent,
+  type OperatorCapture,
+  type OperatorDelta,
+} from "./operator.js";
 import type { CompiledRule } from "./rule/compile.js";
 
 export interface RuleRunnerOptions {
@@ -26,6 +35,9 @@ export interface RuleRunnerOptions {
   readonly checkpointEveryMs?: number;
   readonly retryDelayMs?: number;
 }
+
+/** A new full checkpoint once the deltas since the last one are this many times its size. */
+const DELTAS_PER_BASE = 2;
 
 /** Longest run of checkpoint serialisation before the loop gets a turn, ms. */
 const CAPTURE_SLICE_MS = 1;
@@ -46,6 +58,12 @@ export class RuleRunner {
   private checkpointing: Promise<void> | undefined;
   private stopped = false;
   private lastCheckpoint = 0;
+  /** The checkpoint files: generation of the base, and bytes of it and of the deltas after it. */
+  private generation = 0;
+  private baseBytes = 0;
+  private deltaBytes = 0;
+  /** The next checkpoint must be full: no base of this run's state yet, or a write failed. */
+  private needsBase = true;
   private retryTimer: NodeJS.Timeout | undefined;
   recordsIn = 0;
   matches = 0;
@@ -63,9 +81,16 @@ export class RuleRunner {
       { length: partitions },
       () => new CepOperator(compiled, { onMatch: (m) => this.collected.push(m) }),
     );
-    if (cp !== undefined && cp.positions.length === partitions) {
-      this.positions = cp.positions.slice();
-      for (const [p, s] of cp.operators.entries()) this.operators[p]?.restore(s);
+    if (cp !== undefined) this.generation = cp.generation;
+    if (cp !== undefined && cp.base.positions.length === partitions) {
+      const last = cp.deltas[cp.deltas.length - 1];
+      this.positions = (last ?? cp.base).positions.slice();
+      for (const [p, s] of cp.base.operators.entries()) {
+        this.operators[p]?.restore(
+          s,
+          cp.deltas.map((d) => d.operators[p] as OperatorDelta),
+        );
+      }
     } else {
       this.positions = await log.endOffsets(stream);
       await this.checkpoint();
@@ -190,8 +215,11 @@ export class RuleRunner {
     if (this.unsent.length > 0 || this.checkpointing !== undefined) return undefined;
     this.lastCheckpoint = Date.now();
     const positions = this.positions.slice();
-    const captures = this.operators.map((o) => o.beginCapture());
-    const write = this.finishCheckpoint(positions, captures);
+    const full = this.needsBase || this.deltaBytes >= DELTAS_PER_BASE * this.baseBytes;
+    const captures = this.operators.map((o) => (full ? o.beginCapture() : o.beginDeltaCapture()));
+    // Until this one is written, a failure would leave the next delta without these changes.
+    this.needsBase = true;
+    const write = this.finishCheckpoint(positions, captures, full);
     this.checkpointing = write
       .catch((e: unknown) => this.fail(e))
       .finally(() => {
@@ -200,14 +228,27 @@ export class RuleRunner {
     return write;
   }
 
-  private async finishCheckpoint(positions: readonly number[], captures: readonly OperatorCapture[]): Promise<void> {
+  private async finishCheckpoint(
+    positions: readonly number[],
+    captures: readonly OperatorCapture[],
+    full: boolean,
+  ): Promise<void> {
     for (;;) {
       const deadline = performance.now() + CAPTURE_SLICE_MS;
       if (captures.every((c) => c.step(deadline))) break;
       // Let rounds (and everything else on the loop) run between slices.
       await nextTurn();
     }
-    await writeCheckpoint(this.options.checkpointPath, checkpointText(positions, captures));
+    const path = this.options.checkpointPath;
+    if (full) {
+      const generation = this.generation + 1;
+      this.baseBytes = await writeCheckpoint(path, generation, checkpointText(positions, captures, generation));
+      this.generation = generation;
+      this.deltaBytes = 0;
+    } else {
+      this.deltaBytes += await appendDelta(path, this.generation, checkpointText(positions, captures));
+    }
+    this.needsBase = false;
   }
 
   private async checkpoint(): Promise<void> {
@@ -216,9 +257,14 @@ export class RuleRunner {
   }
 }
 
-/** A RuleCheckpoint as JSON text, from the operators' captures. */
-function* checkpointText(positions: readonly number[], captures: readonly OperatorCapture[]): Generator<string> {
-  yield `{"version":1,"positions":${JSON.stringify(positions)},"operators":[`;
+/** A RuleCheckpoint (with its generation) or a RuleCheckpointDelta as JSON text, from the operators' captures. */
+function* checkpointText(
+  positions: readonly number[],
+  captures: readonly OperatorCapture[],
+  generation?: number,
+): Generator<string> {
+  const head = generation === undefined ? "{" : `{"version":1,"generation":${generation},`;
+  yield `${head}"positions":${JSON.stringify(positions)},"operators":[`;
   for (let i = 0; i < captures.length; i++) {
     if (i > 0) yield ",";
     yield* (captures[i] as OperatorCapture).pieces;

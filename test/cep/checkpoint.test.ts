@@ -1,16 +1,22 @@
 /**
  * Checkpoint captures taken a slice at a time while events keep flowing (CepOperator.beginCapture)
  * are the state at the moment they began: equal to a twin operator's snapshot at that moment, and
- * restoring one and feeding the rest yields exactly the matches of an uninterrupted run.
+ * restoring one and feeding the rest yields exactly the matches of an uninterrupted run. Delta
+ * captures (what changed since the previous capture) chained on a full one restore the same state.
  */
 import assert from "node:assert/strict";
+import { mkdtemp, open, readdir, rm, truncate, writeFile } from "node:fs/promises";
+import os from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
+import { appendDelta, deltaPath, readCheckpoint, removeCheckpoint, writeCheckpoint } from "../../src/cep/checkpoint.js";
 import {
   type CepMatch,
   CepOperator,
   EVENT_META,
   type MetaEvent,
   type OperatorCapture,
+  type OperatorDelta,
   type OperatorSnapshot,
 } from "../../src/cep/operator.js";
 import { compileRule } from "../../src/cep/rule/compile.js";
@@ -70,13 +76,30 @@ function feed(op: CepOperator, events: readonly Input[]): void {
   for (const e of events) op.process(e.key, e.ts, e.value);
 }
 
-/** Keys in a snapshot are in no particular order (a capture takes changing keys first). */
+const byText = (a: unknown, b: unknown) => {
+  const [x, y] = [JSON.stringify(a), JSON.stringify(b)];
+  return x < y ? -1 : x > y ? 1 : 0;
+};
+
+/**
+ * Keys in a snapshot are in no particular order (a capture takes changing keys first); buffered
+ * events and timers are in heap order, which depends on the order they were added in.
+ */
 function normalized(s: OperatorSnapshot): OperatorSnapshot {
-  return { ...s, keys: [...s.keys].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)) };
+  return {
+    ...s,
+    keys: [...s.keys].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)),
+    pending: [...s.pending].sort(byText),
+    timers: [...s.timers].sort(byText),
+  };
 }
 
 /** Steps `capture` one batch at a time, feeding `during` a few events between steps. */
-function captureWhileFeeding(op: CepOperator, capture: OperatorCapture, during: readonly Input[]): OperatorSnapshot {
+function captureWhileFeeding<T = OperatorSnapshot>(
+  op: CepOperator,
+  capture: OperatorCapture,
+  during: readonly Input[],
+): T {
   let i = 0;
   let steps = 0;
   while (!capture.step(0)) {
@@ -86,7 +109,7 @@ function captureWhileFeeding(op: CepOperator, capture: OperatorCapture, during: 
   }
   assert.ok(steps > 5, `the capture was interleaved with processing (${steps} steps)`);
   feed(op, during.slice(i));
-  return JSON.parse(capture.pieces.join("")) as OperatorSnapshot;
+  return JSON.parse(capture.pieces.join("")) as T;
 }
 
 /** Matches as comparable strings: key, timed out or not, step=event ids. */
@@ -105,7 +128,6 @@ for (const rule of ["seed", "sequence"] as const) {
     const [before, during, after] = [all.slice(0, 4000), all.slice(4000, 8000), all.slice(8000)];
 
     it("is the state at its beginning, though events change keys while it runs", () => {
-      // References from fresh operators: snapshot() goes through the same key JSON cache.
       const reference = (events: readonly Input[]): OperatorSnapshot => {
         const twin = operator(rule, []);
         feed(twin, events);
@@ -121,7 +143,6 @@ for (const rule of ["seed", "sequence"] as const) {
       const captured = captureWhileFeeding(op, op.beginCapture(), during);
       assert.deepEqual(normalized(captured), normalized(expected));
 
-      // A second capture reuses the JSON of keys left unchanged since the first; still exact.
       const capturedLater = captureWhileFeeding(op, op.beginCapture(), after);
       assert.deepEqual(normalized(capturedLater), normalized(reference([...before, ...during])));
     });
@@ -147,6 +168,58 @@ for (const rule of ["seed", "sequence"] as const) {
       assert.ok(whole.length > 20, `the input matches (${whole.length})`);
       assert.deepEqual(rendered([...first.slice(0, atCapture), ...resumed]), rendered(whole));
     });
+
+    it("deltas chained on a full capture restore the state a full capture would have taken", () => {
+      const parts = [0, 3000, 4000, 5000, 7000, 9000, 12_000].map((n, i, a) => all.slice(n, a[i + 1] ?? n));
+      const op = operator(rule, []);
+      feed(op, parts[0]!);
+      const base = captureWhileFeeding(op, op.beginCapture(), parts[1]!.slice(0, 700));
+      feed(op, parts[1]!.slice(700));
+      const deltas: OperatorDelta[] = [];
+      for (const part of parts.slice(2, -1)) {
+        const delta = captureWhileFeeding<OperatorDelta>(op, op.beginDeltaCapture(), part.slice(0, 400));
+        feed(op, part.slice(400));
+        deltas.push(delta);
+      }
+      const last = deltas[deltas.length - 1]!;
+      assert.ok(last.removed.length > 0, "keys were forgotten between captures");
+      assert.ok(last.keys.length > 0 && last.keys.length < base.keys.length, "a delta holds the changed keys only");
+
+      const restored = operator(rule, []);
+      restored.restore(base, deltas);
+      const twin = operator(rule, []);
+      // The last delta began 400 events into its part.
+      const upTo = all.indexOf(parts[parts.length - 2]![0]!);
+      feed(twin, all.slice(0, upTo));
+      assert.deepEqual(normalized(restored.snapshot()), normalized(twin.snapshot()));
+    });
+
+    it("restored from a chain of deltas and fed the rest, yields the matches of an uninterrupted run", () => {
+      const whole: CepMatch[] = [];
+      const reference = operator(rule, whole);
+      feed(reference, all);
+      reference.advanceWatermark(Number.POSITIVE_INFINITY);
+
+      const first: CepMatch[] = [];
+      const op = operator(rule, first);
+      feed(op, all.slice(0, 2000));
+      const base = captureWhileFeeding(op, op.beginCapture(), all.slice(2000, 2500));
+      const deltas = [2500, 5000, 7500].map((from) => {
+        feed(op, all.slice(from, from + 2000));
+        return captureWhileFeeding<OperatorDelta>(op, op.beginDeltaCapture(), all.slice(from + 2000, from + 2500));
+      });
+      // The last delta began after event 9500.
+      const resumed: CepMatch[] = [];
+      const restored = operator(rule, resumed);
+      restored.restore(base, deltas);
+      // What the operator had emitted when the last delta began.
+      const emitted: CepMatch[] = [];
+      feed(operator(rule, emitted), all.slice(0, 9500));
+      feed(restored, all.slice(9500));
+      restored.advanceWatermark(Number.POSITIVE_INFINITY);
+      assert.ok(whole.length > 20, `the input matches (${whole.length})`);
+      assert.deepEqual(rendered([...first.slice(0, emitted.length), ...resumed]), rendered(whole));
+    });
   });
 }
 
@@ -160,4 +233,91 @@ describe("checkpoint capture", () => {
     assert.throws(() => older.step(Number.POSITIVE_INFINITY), /abandoned/);
     assert.equal(newer.step(Number.POSITIVE_INFINITY), true);
   });
+});
+
+describe("checkpoint files", () => {
+  const base = (generation: number, n: number) => [
+    `{"version":1,"generation":${generation},"positions":[${n}],"operators":[`,
+    `{"n":${n}}`,
+    "]}",
+  ];
+  const delta = (n: number) => [`{"positions":[${n}],`, `"operators":[{"n":${n}}]}`];
+
+  async function withDir(fn: (path: string) => Promise<void>): Promise<void> {
+    const dir = await mkdtemp(join(os.tmpdir(), "runnel-cep-cp-"));
+    try {
+      await fn(join(dir, "rule.json"));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  it("read back as the base and its deltas in order, with their sizes", () =>
+    withDir(async (path) => {
+      const baseBytes = await writeCheckpoint(path, 1, base(1, 10));
+      let deltaBytes = 0;
+      for (const n of [11, 12, 13]) deltaBytes += await appendDelta(path, 1, delta(n));
+      const cp = await readCheckpoint(path);
+      assert.equal(cp?.generation, 1);
+      assert.deepEqual(cp?.base.positions, [10]);
+      assert.deepEqual(
+        cp?.deltas.map((d) => d.positions[0]),
+        [11, 12, 13],
+      );
+      assert.equal(cp?.baseBytes, baseBytes);
+      assert.equal(cp?.deltaBytes, deltaBytes);
+    }));
+
+  it("a torn or corrupt last delta ends the chain at the last whole one", () =>
+    withDir(async (path) => {
+      await writeCheckpoint(path, 1, base(1, 10));
+      await appendDelta(path, 1, delta(11));
+      const whole = await appendDelta(path, 1, delta(12));
+      const file = deltaPath(path, 1);
+      const size = (await readCheckpoint(path))!.deltaBytes;
+      await truncate(file, size - 3);
+      assert.deepEqual(
+        (await readCheckpoint(path))?.deltas.map((d) => d.positions[0]),
+        [11],
+        "torn",
+      );
+      await truncate(file, size - whole);
+      await appendDelta(path, 1, delta(12));
+      // Flip one byte of the last frame's body.
+      const fh = await open(file, "r+");
+      await fh.write(Buffer.from("9"), 0, 1, size - 4);
+      await fh.close();
+      assert.deepEqual(
+        (await readCheckpoint(path))?.deltas.map((d) => d.positions[0]),
+        [11],
+        "corrupt",
+      );
+    }));
+
+  it("a new base leaves the deltas of the old one behind, even ones a crash left on disk", () =>
+    withDir(async (path) => {
+      await writeCheckpoint(path, 1, base(1, 10));
+      await appendDelta(path, 1, delta(11));
+      await writeCheckpoint(path, 2, base(2, 20));
+      // As if a crash had come between renaming the new base and deleting the old deltas.
+      await writeFile(deltaPath(path, 1), "stale");
+      const cp = await readCheckpoint(path);
+      assert.equal(cp?.generation, 2);
+      assert.deepEqual(cp?.deltas, []);
+      await writeCheckpoint(path, 3, base(3, 30));
+      const dir = join(path, "..");
+      assert.deepEqual(await readdir(dir), ["rule.json"]);
+      await appendDelta(path, 3, delta(31));
+      await removeCheckpoint(path);
+      assert.deepEqual(await readdir(dir), []);
+      assert.equal(await readCheckpoint(path), undefined);
+    }));
+
+  it("a checkpoint written before deltas existed reads as generation 0 without deltas", () =>
+    withDir(async (path) => {
+      await writeFile(path, JSON.stringify({ version: 1, positions: [5], operators: [] }));
+      const cp = await readCheckpoint(path);
+      assert.equal(cp?.generation, 0);
+      assert.deepEqual(cp?.deltas, []);
+    }));
 });
