@@ -391,7 +391,7 @@ export class CepOperator {
   /** Before a key's state changes: a capture in progress takes it as it was; it joins the next delta. */
   private touch(entry: KeyEntry): void {
     const capture = this.capturing;
-    if (capture !== undefined && capture.wants(entry)) capture.take(entry);
+    if (capture?.wants(entry)) capture.take(entry);
     if (entry.changedIn !== this.epoch) {
       entry.changedIn = this.epoch;
       this.changed.push(entry);
