@@ -247,3 +247,35 @@ test("several partitions apply in one transaction, each from its own position, e
     ]),
   );
 });
+
+test("cells keep their exact values: inlined and long strings, non-ASCII, 64-bit integers, timestamps", async (t) => {
+  const store = await openStore(t);
+  await store.ensureTable({
+    ...streamDef("events"),
+    schema: { type: "object", properties: { seen: { type: "string", format: "date-time" } } },
+  });
+  const strings = ["", "a", "exactly12byt", "thirteen byte", "é", "ünïcødé", "x".repeat(300), "\u0000nul", "a\ud800b"];
+  const integers = [0, -1, 1, -4_294_967_296, 4_294_967_295, 2 ** 53 - 1, -(2 ** 53), 2 ** 62, -(2 ** 62) - 2048];
+  await store.apply(
+    "events",
+    0,
+    strings.map((s, i) =>
+      row(i, s === "" ? "u" : s, { s, n: integers[i], seen: i === 0 ? "2026-01-02T03:04:05.678Z" : -1234 }, -1.5),
+    ),
+  );
+  const r = await store.query(
+    "SELECT user_id, s, CAST(n AS VARCHAR), epoch_ms(seen), epoch_us(_time) FROM events ORDER BY _offset",
+    [],
+    ALL,
+  );
+  assert.deepEqual(
+    r.rows,
+    strings.map((s, i) => [
+      s === "" ? "u" : s.replace("\ud800", "\ufffd"),
+      s.replace("\ud800", "\ufffd"),
+      BigInt(integers[i]!).toString(),
+      i === 0 ? Date.parse("2026-01-02T03:04:05.678Z") : -1234,
+      -1500,
+    ]),
+  );
+});

@@ -55,32 +55,6 @@ export function widen(a: ColumnType, b: ColumnType): ColumnType {
   return "VARCHAR";
 }
 
-/**
- * The value as the JS type the Appender expects for `type`; null when it cannot be represented
- * (which widening prevents for values seen during inference).
- */
-export function coerce(value: unknown, type: ColumnType): string | number | bigint | boolean | null {
-  if (value === null || value === undefined) return null;
-  switch (type) {
-    case "BIGINT":
-      if (typeof value === "bigint") return value;
-      return typeof value === "number" && Number.isInteger(value) ? BigInt(value) : null;
-    case "DOUBLE":
-      if (typeof value === "number") return value;
-      return typeof value === "bigint" ? Number(value) : null;
-    case "BOOLEAN":
-      return typeof value === "boolean" ? value : null;
-    case "JSON":
-      return JSON.stringify(value);
-    case "TIMESTAMPTZ":
-      return timestampMs(value);
-    case "VARCHAR":
-      if (typeof value === "string") return value;
-      if (typeof value === "object") return JSON.stringify(value);
-      return String(value);
-  }
-}
-
 /** Maps a DuckDB catalog type name (information_schema data_type) back to our lattice. */
 export function fromCatalogType(dataType: string): ColumnType | undefined {
   switch (dataType.toUpperCase()) {

@@ -2,6 +2,7 @@
  * Entry of the analytics worker thread (./worker-store.ts): one DuckDbAnalyticsStore answering
  * the main thread's calls, one message each.
  */
+import { writeFileSync } from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
 import type { StreamDefinition } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
@@ -12,6 +13,14 @@ import type { PackedPartition, PackedRecords, WorkerError, WorkerRequest, Worker
 
 const port = parentPort;
 if (port === null) throw new Error("store-worker.ts runs as a worker thread only");
+
+// Names this thread (Linux), so per-thread CPU (top -H, bench/ingest.ts) tells the loader's work
+// from the event loop's and the runtime's other threads.
+try {
+  writeFileSync("/proc/thread-self/comm", "analytics");
+} catch {
+  // Not Linux, or /proc not mounted: the name is only a diagnostic.
+}
 
 const store = new DuckDbAnalyticsStore(workerData as DuckDbAnalyticsStoreOptions);
 

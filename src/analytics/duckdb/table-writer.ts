@@ -4,25 +4,19 @@
  * once). New fields become columns and conflicting values widen columns in the same
  * transaction, so a failed batch leaves neither rows nor schema changes behind.
  */
-import {
-  type DuckDBConnection,
-  DuckDBDataChunk,
-  DuckDBTimestampTZValue,
-  type DuckDBType,
-  type DuckDBValue,
-  DuckDBVector,
-} from "@duckdb/node-api";
+import { type DuckDBConnection, DuckDBDataChunk, type DuckDBType, DuckDBVector } from "@duckdb/node-api";
 import type { AnalyticsRow } from "../types.js";
 import {
   BASE_COLUMNS,
   type ColumnType,
-  coerce,
   columnKey,
   fits,
   inferType,
   isBaseColumn,
+  timestampMs,
   widen,
 } from "./column-types.js";
+import { type CellKind, ColumnBuffer } from "./column-buffers.js";
 import { quoteIdent } from "./identifiers.js";
 
 export const POSITIONS_TABLE = "_runnel_positions";
@@ -93,42 +87,70 @@ export function planSchema(table: string, current: FieldColumns, rows: readonly 
   return { columns, ddl };
 }
 
-function micros(ms: number): DuckDBTimestampTZValue | null {
-  return Number.isFinite(ms) ? new DuckDBTimestampTZValue(BigInt(Math.round(ms * 1000))) : null;
+/** Rows per data chunk: DuckDB's vector size, read once from the engine (2048 in every release so far). */
+let chunkRows: number | undefined;
+
+const KIND: Readonly<Record<ColumnType | "INTEGER", CellKind>> = {
+  VARCHAR: "varchar",
+  JSON: "varchar",
+  BIGINT: "int64",
+  TIMESTAMPTZ: "int64",
+  INTEGER: "int32",
+  DOUBLE: "double",
+  BOOLEAN: "boolean",
+};
+
+/** A timestamp in epoch milliseconds as TIMESTAMPTZ microseconds; null when it is not finite. */
+function setMicros(buffer: ColumnBuffer, row: number, ms: number): void {
+  if (Number.isFinite(ms)) buffer.setInt64(row, Math.round(ms * 1000));
+  else buffer.setNull(row);
 }
 
-/** The last timestamp converted: rows of one batch mostly share their ingest time (and often event time). */
-class LastTimestamp {
-  private ms = Number.NaN;
-  private value: DuckDBTimestampTZValue | null = null;
-  of(ms: number): DuckDBTimestampTZValue | null {
-    if (ms !== this.ms) {
-      this.ms = ms;
-      this.value = micros(ms);
+/**
+ * One field value into its column's buffer; null when it cannot be represented in the column's
+ * type (which widening prevents for values seen during inference).
+ */
+function setCell(buffer: ColumnBuffer, row: number, value: unknown, type: ColumnType): void {
+  if (value === null || value === undefined) {
+    buffer.setNull(row);
+    return;
+  }
+  switch (type) {
+    case "VARCHAR":
+      if (typeof value === "string") buffer.setString(row, value);
+      else buffer.setString(row, typeof value === "object" ? JSON.stringify(value) : String(value));
+      return;
+    case "DOUBLE":
+      if (typeof value === "number") buffer.setDouble(row, value);
+      else if (typeof value === "bigint") buffer.setDouble(row, Number(value));
+      else buffer.setNull(row);
+      return;
+    case "BIGINT":
+      if (typeof value === "number" && Number.isInteger(value)) buffer.setInt64(row, value);
+      else if (typeof value === "bigint") buffer.setBigInt64(row, value);
+      else buffer.setNull(row);
+      return;
+    case "BOOLEAN":
+      if (typeof value === "boolean") buffer.setBoolean(row, value);
+      else buffer.setNull(row);
+      return;
+    case "JSON":
+      buffer.setString(row, JSON.stringify(value));
+      return;
+    case "TIMESTAMPTZ": {
+      const ms = timestampMs(value);
+      if (ms === null) buffer.setNull(row);
+      else setMicros(buffer, row, ms);
+      return;
     }
-    return this.value;
   }
 }
 
-/** A field value as the DuckDB value its column's vector takes (null when it cannot be represented). */
-function cell(value: unknown, type: ColumnType): DuckDBValue {
-  const v = coerce(value, type);
-  if (type === "TIMESTAMPTZ") return typeof v === "number" ? micros(v) : null;
-  return v;
-}
-
-/**
- * Rows per data chunk: DuckDB's vector size, the most one chunk holds (2048 in every release so
- * far; read once from the engine rather than assumed).
- */
-let chunkRows: number | undefined;
-
 /**
  * Appends through DuckDB's Appender one data chunk at a time, which writes inside the
- * connection's open transaction. Hot path: the chunk's vectors are typed arrays flushed to the
- * engine in one copy per column, instead of one native call per cell (per-cell appends were most
- * of the loader's cost, ~100k rows/s). Fields are matched to columns case-insensitively, as
- * DuckDB does.
+ * connection's open transaction. Hot path: cells go into typed column buffers copied into the
+ * chunk once per column (./column-buffers.ts), not through per-cell native calls. Fields are
+ * matched to columns case-insensitively, as DuckDB does.
  */
 export async function appendRows(
   connection: DuckDBConnection,
@@ -142,52 +164,69 @@ export async function appendRows(
     index.set(key, BASE_COLUMNS.length + fieldTypes.length);
     fieldTypes.push(column.type);
   }
-  // Field name → vector index (-1: a base column's name, never written from the event).
+  const base = BASE_COLUMNS.length;
+  // Field name → buffer index (-1: a base column's name, never written from the event). Rows
+  // from JSON.parse mostly list the same names in the same order, so the previous row's names
+  // and slots are tried first (a pointer comparison of internalised strings) before the map.
   const slots = new Map<string, number>();
-  const times = new LastTimestamp();
-  const ingestTimes = new LastTimestamp();
+  const lastNames: string[] = [];
+  const lastSlots: number[] = [];
   const appender = await connection.createAppender(table);
   try {
+    if (appender.columnCount !== base + fieldTypes.length) {
+      throw new Error(`table ${table} has ${appender.columnCount} columns, expected ${base + fieldTypes.length}`);
+    }
     const types: DuckDBType[] = [];
     for (let c = 0; c < appender.columnCount; c++) types.push(appender.columnType(c));
     chunkRows ??= DuckDBVector.standardSize();
+    const size = Math.min(chunkRows, rows.length);
+    const buffers = [...BASE_COLUMNS.map((c) => c.type), ...fieldTypes].map((t) => new ColumnBuffer(KIND[t], size));
+    const [userId, time, ingestTime, partition, offset] = buffers as [
+      ColumnBuffer,
+      ColumnBuffer,
+      ColumnBuffer,
+      ColumnBuffer,
+      ColumnBuffer,
+    ];
     // written[c] === r once row r has a value in column c; the others are set to NULL.
-    const written = new Int32Array(types.length);
-    for (let from = 0; from < rows.length; from += chunkRows) {
-      const count = Math.min(chunkRows, rows.length - from);
-      const chunk = DuckDBDataChunk.create(types, count);
-      const vectors: DuckDBVector[] = [];
-      for (let c = 0; c < types.length; c++) vectors.push(chunk.getColumnVector(c));
-      const [userId, time, ingestTime, partition, offset] = vectors as [
-        DuckDBVector,
-        DuckDBVector,
-        DuckDBVector,
-        DuckDBVector,
-        DuckDBVector,
-      ];
+    const written = new Int32Array(buffers.length);
+    for (let from = 0; from < rows.length; from += size) {
+      const count = Math.min(size, rows.length - from);
+      for (const b of buffers) b.reset();
       written.fill(-1);
       for (let r = 0; r < count; r++) {
         const row = rows[from + r]!;
-        userId.setItem(r, row.userId);
-        time.setItem(r, times.of(row.time));
-        ingestTime.setItem(r, ingestTimes.of(row.ingestTime));
-        partition.setItem(r, row.partition);
-        offset.setItem(r, BigInt(row.offset));
-        for (const name in row.fields) {
-          let c = slots.get(name);
-          if (c === undefined) {
-            c = isBaseColumn(name) ? -1 : (index.get(columnKey(name)) ?? -1);
-            slots.set(name, c);
+        userId.setString(r, row.userId);
+        setMicros(time, r, row.time);
+        setMicros(ingestTime, r, row.ingestTime);
+        partition.setInt32(r, row.partition);
+        offset.setInt64(r, row.offset);
+        const fields = row.fields;
+        let k = 0;
+        for (const name in fields) {
+          let c: number;
+          if (lastNames[k] === name) c = lastSlots[k]!;
+          else {
+            let slot = slots.get(name);
+            if (slot === undefined) {
+              slot = isBaseColumn(name) ? -1 : (index.get(columnKey(name)) ?? -1);
+              slots.set(name, slot);
+            }
+            c = slot;
+            lastNames[k] = name;
+            lastSlots[k] = c;
           }
+          k++;
           if (c === -1) continue;
-          vectors[c]!.setItem(r, cell(row.fields[name], fieldTypes[c - BASE_COLUMNS.length]!));
+          setCell(buffers[c]!, r, fields[name], fieldTypes[c - base]!);
           written[c] = r;
         }
-        for (let c = BASE_COLUMNS.length; c < vectors.length; c++) {
-          if (written[c] !== r) vectors[c]!.setItem(r, null);
+        for (let c = base; c < buffers.length; c++) {
+          if (written[c] !== r) buffers[c]!.setNull(r);
         }
       }
-      for (const vector of vectors) vector.flush();
+      const chunk = DuckDBDataChunk.create(types, count);
+      for (let c = 0; c < buffers.length; c++) buffers[c]!.copyTo(chunk, c, count);
       appender.appendDataChunk(chunk);
     }
     appender.flushSync();
