@@ -196,7 +196,12 @@ export class CepOperator {
   private epoch = 0;
   /** The capture in progress: takes a key's state before it changes. */
   private capturing: KeyCapture | undefined;
-  /** Since the last capture began: entries changed (some since forgotten), keys forgotten, events buffered, timers armed. */
+  /**
+   * Since the last capture began: entries changed (some since forgotten), keys forgotten, events
+   * buffered, timers armed. Kept only once a capture has begun (deltas follow a full capture), so
+   * an operator never checkpointed does not hold on to them.
+   */
+  private tracking = false;
   private changed: KeyEntry[] = [];
   private forgotten: string[] = [];
   private buffered: Pending[] = [];
@@ -228,7 +233,7 @@ export class CepOperator {
     }
     const p: Pending = { ts, seq: this.seq++, key, value };
     this.pending.push(p);
-    this.buffered.push(p);
+    if (this.tracking) this.buffered.push(p);
     if (wm > this.watermark) this.advanceWatermark(wm);
   }
 
@@ -273,7 +278,7 @@ export class CepOperator {
         changedIn: this.epoch,
       };
       this.keys.set(key, entry);
-      this.changed.push(entry);
+      if (this.tracking) this.changed.push(entry);
     } else this.touch(entry);
     const { rule, nfa } = this;
     if (entry.lastTs !== ts) {
@@ -299,7 +304,7 @@ export class CepOperator {
     if (last === undefined || ts > last) this.lastTimer.set(key, ts);
     const timer = { ts, seq, key };
     this.timers.push(timer);
-    this.armed.push(timer);
+    if (this.tracking) this.armed.push(timer);
   }
 
   private fireTimers(wm: number): void {
@@ -345,6 +350,7 @@ export class CepOperator {
    * 100,000 keys of which a few thousand change per checkpoint writes those few thousand.
    */
   beginDeltaCapture(): OperatorCapture {
+    if (!this.tracking) throw new RunnelError("internal", "a delta capture needs a full capture before it");
     const changed = this.changed;
     const forgotten = this.forgotten;
     const buffered = this.buffered;
@@ -371,6 +377,7 @@ export class CepOperator {
     const capture = new KeyCapture(this.epoch, full);
     capture.pieces.push(head.slice(0, -1));
     this.capturing = capture;
+    this.tracking = true;
     this.changed = [];
     this.forgotten = [];
     this.buffered = [];
@@ -394,14 +401,14 @@ export class CepOperator {
     if (capture?.wants(entry)) capture.take(entry);
     if (entry.changedIn !== this.epoch) {
       entry.changedIn = this.epoch;
-      this.changed.push(entry);
+      if (this.tracking) this.changed.push(entry);
     }
   }
 
   private forget(entry: KeyEntry): void {
     this.keys.delete(entry.key);
     entry.epoch = FORGOTTEN;
-    this.forgotten.push(entry.key);
+    if (this.tracking) this.forgotten.push(entry.key);
   }
 
   /**
@@ -452,6 +459,8 @@ export class CepOperator {
     // Every timer at or before the watermark fired before the capture (new ones are armed after it).
     timers.sort((a, b) => a[0] - b[0] || a[2] - b[2]);
     for (const [ts, key, seq] of timers) if (!(ts <= this.watermark)) this.addTimer(ts, key, seq);
+    // The next capture is a full one: the restored state is on disk only as base and deltas.
+    this.tracking = false;
     this.changed = [];
     this.forgotten = [];
     this.buffered = [];

@@ -321,3 +321,13 @@ describe("checkpoint files", () => {
       assert.deepEqual(cp?.deltas, []);
     }));
 });
+
+describe("delta capture", () => {
+  it("needs a full capture before it (it holds only what changed since one)", () => {
+    const op = operator("seed", []);
+    feed(op, inputs(100, 50, 4));
+    assert.throws(() => op.beginDeltaCapture(), /full capture/);
+    op.beginCapture().step(Number.POSITIVE_INFINITY);
+    assert.equal(op.beginDeltaCapture().step(Number.POSITIVE_INFINITY), true);
+  });
+});
