@@ -94,6 +94,15 @@ function normalized(s: OperatorSnapshot): OperatorSnapshot {
   };
 }
 
+/** The matches of feeding `events` in one go, to the end of input. */
+function uninterrupted(rule: keyof typeof RULES, events: readonly Input[]): CepMatch[] {
+  const out: CepMatch[] = [];
+  const op = operator(rule, out);
+  feed(op, events);
+  op.advanceWatermark(Number.POSITIVE_INFINITY);
+  return out;
+}
+
 /** Steps `capture` one batch at a time, feeding `during` a few events between steps. */
 function captureWhileFeeding<T = OperatorSnapshot>(
   op: CepOperator,
@@ -148,10 +157,7 @@ for (const rule of ["seed", "sequence"] as const) {
     });
 
     it("restored and fed the rest, yields the matches of an uninterrupted run", () => {
-      const whole: CepMatch[] = [];
-      const reference = operator(rule, whole);
-      feed(reference, all);
-      reference.advanceWatermark(Number.POSITIVE_INFINITY);
+      const whole = uninterrupted(rule, all);
 
       const first: CepMatch[] = [];
       const op = operator(rule, first);
@@ -188,17 +194,14 @@ for (const rule of ["seed", "sequence"] as const) {
       const restored = operator(rule, []);
       restored.restore(base, deltas);
       const twin = operator(rule, []);
-      // The last delta began 400 events into its part.
+      // The last delta began where its part begins.
       const upTo = all.indexOf(parts[parts.length - 2]![0]!);
       feed(twin, all.slice(0, upTo));
       assert.deepEqual(normalized(restored.snapshot()), normalized(twin.snapshot()));
     });
 
     it("restored from a chain of deltas and fed the rest, yields the matches of an uninterrupted run", () => {
-      const whole: CepMatch[] = [];
-      const reference = operator(rule, whole);
-      feed(reference, all);
-      reference.advanceWatermark(Number.POSITIVE_INFINITY);
+      const whole = uninterrupted(rule, all);
 
       const first: CepMatch[] = [];
       const op = operator(rule, first);
