@@ -11,7 +11,7 @@ import { describe, it } from "node:test";
 import { type CepMatch, CepOperator, EVENT_META, type MetaEvent } from "../../src/cep/operator.js";
 import { compileRule } from "../../src/cep/rule/compile.js";
 import { validateRuleSpec } from "../../src/cep/rule/spec.js";
-import { RuleRunner } from "../../src/cep/runner.js";
+import { RuleRunner, type RuleRunnerOptions } from "../../src/cep/runner.js";
 import type { AppendRecord } from "../../src/log/types.js";
 import { rng } from "../helpers/rng.js";
 import { tempLogs } from "../log/temp-logs.js";
@@ -74,18 +74,20 @@ describe("rule runner checkpoints", () => {
     const dir = await temp.tempDir();
     const checkpointPath = join(dir, "rule.json");
     const emitted: string[] = [];
-    const runner = new RuleRunner({
-      log,
-      ruleId: "r",
-      stream: "tx",
-      compiled: RULE,
-      checkpointPath,
-      checkpointEveryMs: 0,
-      chunkSize: 50,
-      sink: async (ms) => {
-        for (const m of ms) emitted.push(render(m));
-      },
-    });
+    /** A runner of the rule on `log` whose matches, rendered, go to `out`. */
+    const runnerInto = (out: string[], path: string, options: Partial<RuleRunnerOptions> = {}) =>
+      new RuleRunner({
+        log,
+        ruleId: "r",
+        stream: "tx",
+        compiled: RULE,
+        checkpointPath: path,
+        sink: async (ms) => {
+          for (const m of ms) out.push(render(m));
+        },
+        ...options,
+      });
+    const runner = runnerInto(emitted, checkpointPath, { checkpointEveryMs: 0, chunkSize: 50 });
     await runner.start();
     const copies: Array<{ dir: string; emittedBefore: number }> = [];
     const sawDelta: boolean[] = [];
@@ -124,16 +126,7 @@ describe("rule runner checkpoints", () => {
 
     for (const copy of copies) {
       const resumed: string[] = [];
-      const again = new RuleRunner({
-        log,
-        ruleId: "r",
-        stream: "tx",
-        compiled: RULE,
-        checkpointPath: join(copy.dir, "rule.json"),
-        sink: async (ms) => {
-          for (const m of ms) resumed.push(render(m));
-        },
-      });
+      const again = runnerInto(resumed, join(copy.dir, "rule.json"));
       await again.start();
       await again.idle();
       await again.stop();
