@@ -11,8 +11,9 @@
  * Longer or non-ASCII strings go through `vector_assign_string_element` after the copy, so
  * DuckDB owns (and checks) their bytes.
  */
-import duckdb from "@duckdb/node-bindings";
+
 import type { DuckDBDataChunk } from "@duckdb/node-api";
+import duckdb from "@duckdb/node-bindings";
 
 /** How a column's cells are laid out in the vector. */
 export type CellKind = "varchar" | "int32" | "int64" | "double" | "boolean";

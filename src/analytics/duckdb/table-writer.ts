@@ -6,6 +6,7 @@
  */
 import { type DuckDBConnection, DuckDBDataChunk, type DuckDBType, DuckDBVector } from "@duckdb/node-api";
 import type { AnalyticsRow } from "../types.js";
+import { type CellKind, ColumnBuffer } from "./column-buffers.js";
 import {
   BASE_COLUMNS,
   type ColumnType,
@@ -16,7 +17,6 @@ import {
   timestampMs,
   widen,
 } from "./column-types.js";
-import { type CellKind, ColumnBuffer } from "./column-buffers.js";
 import { quoteIdent } from "./identifiers.js";
 
 export const POSITIONS_TABLE = "_runnel_positions";
