@@ -20,6 +20,12 @@ export interface RuleCheckpoint {
   readonly version: 1;
   /** Which delta file continues this base (absent in checkpoints written before deltas: 0). */
   readonly generation?: number;
+  /**
+   * The rule definition the state belongs to (RuleRunnerOptions.revision) and its stream; absent
+   * in checkpoints written before rules could change, which belong to the only definition there was.
+   */
+  readonly revision?: string;
+  readonly stream?: string;
   /** Next offset to read, per partition. */
   readonly positions: number[];
   readonly operators: OperatorSnapshot[];

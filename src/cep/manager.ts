@@ -3,7 +3,7 @@
  * before the create/patch call returns (so the rule sees every event ingested after the
  * response), actions on matches, the live alert feed, and the block list the ingestor consults.
  */
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { join } from "node:path";
 import type { AlertRecord, BlockRecord, ControlStore, RuleRecord } from "../control/types.js";
 import { RunnelError } from "../core/errors.js";
@@ -41,8 +41,32 @@ export interface RuleView extends RuleRecord {
 
 type AlertListener = (alert: AlertRecord) => void;
 
+/** What a running rule's matches are acted on with; replaced in place when only these change. */
+interface RuleContext {
+  rule: RuleRecord;
+  spec: RuleSpec;
+  severity: string;
+}
+
+/**
+ * The part of a rule that decides what matches (and so what its state means); a change to
+ * anything else (name, actions) keeps the running state.
+ */
+function revisionOf(spec: RuleSpec): string {
+  const { stream, key, pattern, within, lateness, skip, onTimeout } = spec;
+  return createHash("sha256")
+    .update(JSON.stringify({ stream, key, pattern, within, lateness, skip, onTimeout }))
+    .digest("hex")
+    .slice(0, 16);
+}
+
+function severityOf(spec: RuleSpec): string {
+  const alertAction = spec.actions?.find((a) => a.type === "alert");
+  return alertAction?.type === "alert" ? (alertAction.severity ?? "medium") : "medium";
+}
+
 export class RuleManager implements BlockList {
-  private readonly runners = new Map<string, RuleRunner>();
+  private readonly runners = new Map<string, { runner: RuleRunner; revision: string; context: RuleContext }>();
   private readonly webhookStats = new Map<string, WebhookStats>();
   private readonly blocked = new Set<string>();
   private readonly listeners = new Set<AlertListener>();
@@ -58,10 +82,10 @@ export class RuleManager implements BlockList {
   async open(): Promise<void> {
     // Read at scrape time, so the hot path does no gauge bookkeeping.
     this.unregisterState = this.probe.registerCepState(() =>
-      [...this.runners].map(([id, r]) => ({
+      [...this.runners].map(([id, { runner }]) => ({
         rule: this.refs.get(id) ?? { id, name: id },
-        keys: r.activeKeys(),
-        partialMatches: r.partialMatches(),
+        keys: runner.activeKeys(),
+        partialMatches: runner.partialMatches(),
       })),
     );
     for (const b of await this.options.control.listBlocks()) this.blocked.add(blockKey(b.userId, b.stream));
@@ -78,7 +102,7 @@ export class RuleManager implements BlockList {
   async stop(): Promise<void> {
     this.unregisterState?.();
     this.unregisterState = undefined;
-    await Promise.all([...this.runners.values()].map((r) => r.stop()));
+    await Promise.all([...this.runners.values()].map((r) => r.runner.stop()));
     this.runners.clear();
   }
 
@@ -92,11 +116,7 @@ export class RuleManager implements BlockList {
   }
 
   async create(input: unknown): Promise<RuleView> {
-    const spec = validateRuleSpec(input);
-    compileRule(spec);
-    if (!(await this.options.streamExists(spec.stream))) {
-      throw new RunnelError("invalid_input", `/stream: stream "${spec.stream}" does not exist`);
-    }
+    const spec = await this.checkedSpec(input);
     const rule = await this.options.control.createRule({
       id: randomUUID(),
       name: spec.name,
@@ -121,26 +141,87 @@ export class RuleManager implements BlockList {
   async setEnabled(id: string, enabled: boolean): Promise<RuleView> {
     const rule = await this.options.control.updateRule(id, { enabled });
     if (rule === undefined) throw new RunnelError("not_found", `rule "${id}" does not exist`);
-    const running = this.runners.get(id);
-    if (!enabled && running !== undefined) {
-      this.runners.delete(id);
-      this.refs.delete(id);
-      await running.stop();
-      // Re-enabling starts afresh from the end of the stream, as a new rule would.
-      await removeCheckpoint(this.checkpointPath(id));
-    } else if (enabled && running === undefined) {
-      await this.startRunner(rule);
-    }
+    await this.apply(rule);
     return this.view(rule);
   }
 
-  async delete(id: string): Promise<void> {
-    const running = this.runners.get(id);
-    if (running !== undefined) {
-      this.runners.delete(id);
-      this.refs.delete(id);
-      await running.stop();
+  /**
+   * Changes a rule's definition: `merge` replaces the given top-level fields (PATCH), `replace`
+   * takes a whole new spec (PUT; `enabled` absent keeps the current state). The result is
+   * validated whole. A change to what matches (pattern, within, key, stream, …) starts the new
+   * definition empty where the old one stopped reading, so it sees every event from there on;
+   * a change to the name or actions alone keeps the partial matches.
+   */
+  async update(id: string, input: unknown, mode: "merge" | "replace"): Promise<RuleView> {
+    if (typeof input !== "object" || input === null || Array.isArray(input)) {
+      throw new RunnelError("invalid_input", "the body must be a JSON object");
     }
+    const body = input as Record<string, unknown>;
+    if (body.enabled !== undefined && typeof body.enabled !== "boolean") {
+      throw new RunnelError("invalid_input", "/enabled: must be true or false");
+    }
+    const current = await this.options.control.getRule(id);
+    if (current === undefined) throw new RunnelError("not_found", `rule "${id}" does not exist`);
+    if (mode === "merge" && Object.keys(body).every((k) => k === "enabled")) {
+      return body.enabled === undefined ? this.view(current) : this.setEnabled(id, body.enabled as boolean);
+    }
+    const enabled = typeof body.enabled === "boolean" ? body.enabled : current.enabled;
+    const spec = await this.checkedSpec({ ...(mode === "merge" ? current.spec : {}), ...body, enabled });
+    const rule = await this.options.control.updateRule(id, {
+      name: spec.name,
+      stream: spec.stream,
+      spec: spec as unknown as Record<string, unknown>,
+      enabled,
+    });
+    if (rule === undefined) throw new RunnelError("not_found", `rule "${id}" does not exist`);
+    await this.apply(rule);
+    return this.view(rule);
+  }
+
+  /** Brings the running state in line with a stored rule (started, stopped, restarted or re-pointed). */
+  private async apply(rule: RuleRecord): Promise<void> {
+    const running = this.runners.get(rule.id);
+    if (!rule.enabled) {
+      if (running === undefined) return;
+      await this.stopRunner(rule.id);
+      // Re-enabling starts afresh from the end of the stream, as a new rule would.
+      await removeCheckpoint(this.checkpointPath(rule.id));
+      return;
+    }
+    const spec = rule.spec as unknown as RuleSpec;
+    if (running === undefined) {
+      await this.startRunner(rule);
+    } else if (running.revision === revisionOf(spec)) {
+      running.context.rule = rule;
+      running.context.spec = spec;
+      running.context.severity = severityOf(spec);
+      this.refs.set(rule.id, { id: rule.id, name: rule.name });
+    } else {
+      // Its last checkpoint holds where it stopped; the new runner takes the positions, not the state.
+      await this.stopRunner(rule.id);
+      await this.startRunner(rule);
+    }
+  }
+
+  private async stopRunner(id: string): Promise<void> {
+    const running = this.runners.get(id);
+    this.runners.delete(id);
+    this.refs.delete(id);
+    await running?.runner.stop();
+  }
+
+  /** A rule spec validated, compiled and on an existing stream. */
+  private async checkedSpec(input: unknown): Promise<RuleSpec> {
+    const spec = validateRuleSpec(input);
+    compileRule(spec);
+    if (!(await this.options.streamExists(spec.stream))) {
+      throw new RunnelError("invalid_input", `/stream: stream "${spec.stream}" does not exist`);
+    }
+    return spec;
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.stopRunner(id);
     await removeCheckpoint(this.checkpointPath(id));
     if (!(await this.options.control.deleteRule(id))) throw new RunnelError("not_found", `rule "${id}" does not exist`);
   }
@@ -173,7 +254,7 @@ export class RuleManager implements BlockList {
 
   /** Resolves once every rule has processed what was appended so far (tests). */
   async idle(): Promise<void> {
-    await Promise.all([...this.runners.values()].map((r) => r.idle()));
+    await Promise.all([...this.runners.values()].map((r) => r.runner.idle()));
   }
 
   private checkpointPath(id: string): string {
@@ -183,31 +264,31 @@ export class RuleManager implements BlockList {
   private async startRunner(rule: RuleRecord): Promise<void> {
     const spec = rule.spec as unknown as RuleSpec;
     const compiled = compileRule(spec);
-    const alertAction = spec.actions?.find((a) => a.type === "alert");
-    const severity = alertAction?.type === "alert" ? (alertAction.severity ?? "medium") : "medium";
     const stats: WebhookStats = this.webhookStats.get(rule.id) ?? { sent: 0, failures: 0, lastError: undefined };
     this.webhookStats.set(rule.id, stats);
+    const context: RuleContext = { rule, spec, severity: severityOf(spec) };
+    const revision = revisionOf(spec);
     const runner = new RuleRunner({
       log: this.options.log,
       ruleId: rule.id,
       stream: rule.stream,
       compiled,
       checkpointPath: this.checkpointPath(rule.id),
-      sink: (matches) => this.act(rule, spec, compiled.key, severity, stats, matches),
+      revision,
+      sink: (matches) => this.act(context, compiled.key, stats, matches),
     });
     await runner.start();
-    this.runners.set(rule.id, runner);
+    this.runners.set(rule.id, { runner, revision, context });
     this.refs.set(rule.id, { id: rule.id, name: rule.name });
   }
 
   private async act(
-    rule: RuleRecord,
-    spec: RuleSpec,
+    context: RuleContext,
     key: string,
-    severity: string,
     stats: WebhookStats,
     matches: readonly CepMatch[],
   ): Promise<void> {
+    const { rule, spec, severity } = context;
     const { control } = this.options;
     const { probe } = this;
     const ref: RuleRef = { id: rule.id, name: rule.name };
@@ -261,7 +342,7 @@ export class RuleManager implements BlockList {
   }
 
   private view(rule: RuleRecord): RuleView {
-    const r = this.runners.get(rule.id);
+    const r = this.runners.get(rule.id)?.runner;
     return {
       ...rule,
       stats: {

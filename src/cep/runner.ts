@@ -12,7 +12,7 @@
  */
 import { setImmediate as nextTurn } from "node:timers/promises";
 import type { EventLog, LogRecord } from "../log/types.js";
-import { appendDelta, readCheckpoint, writeCheckpoint } from "./checkpoint.js";
+import { appendDelta, type RuleCheckpoint, readCheckpoint, writeCheckpoint } from "./checkpoint.js";
 import {
   type CepMatch,
   CepOperator,
@@ -29,6 +29,11 @@ export interface RuleRunnerOptions {
   readonly stream: string;
   readonly compiled: CompiledRule;
   readonly checkpointPath: string;
+  /**
+   * Identifies what the operators' state means (the rule's matching definition). A checkpoint of
+   * another revision is a changed rule's: its positions are taken over, its state is not.
+   */
+  readonly revision?: string;
   readonly sink: (matches: readonly CepMatch[]) => Promise<void>;
   readonly chunkSize?: number;
   /** Minimum time between checkpoints, ms (every chunk's matches are stored before it anyway). */
@@ -72,9 +77,14 @@ export class RuleRunner {
 
   constructor(private readonly options: RuleRunnerOptions) {}
 
-  /** Restores the checkpoint, or starts at the end of the stream (a new rule sees what arrives after it). */
+  /**
+   * Restores the checkpoint, or starts at the end of the stream (a new rule sees what arrives after
+   * it). A checkpoint of an earlier definition of the rule on the same stream gives only its
+   * positions: the new definition starts empty where the old one stopped, so no event is skipped.
+   */
   async start(): Promise<void> {
     const { log, stream, compiled, checkpointPath } = this.options;
+    const revision = this.options.revision ?? "";
     const partitions = log.partitionCount(stream);
     const cp = await readCheckpoint(checkpointPath);
     this.operators = Array.from(
@@ -82,9 +92,10 @@ export class RuleRunner {
       () => new CepOperator(compiled, { onMatch: (m) => this.collected.push(m) }),
     );
     if (cp !== undefined) this.generation = cp.generation;
-    if (cp !== undefined && cp.base.positions.length === partitions) {
-      const last = cp.deltas[cp.deltas.length - 1];
-      this.positions = (last ?? cp.base).positions.slice();
+    const positions = cp === undefined ? undefined : (cp.deltas[cp.deltas.length - 1] ?? cp.base).positions;
+    const sameStream = (cp?.base.stream ?? stream) === stream && positions?.length === partitions;
+    if (cp !== undefined && positions !== undefined && sameStream && (cp.base.revision ?? revision) === revision) {
+      this.positions = positions.slice();
       for (const [p, s] of cp.base.operators.entries()) {
         this.operators[p]?.restore(
           s,
@@ -92,7 +103,7 @@ export class RuleRunner {
         );
       }
     } else {
-      this.positions = await log.endOffsets(stream);
+      this.positions = positions !== undefined && sameStream ? positions.slice() : await log.endOffsets(stream);
       await this.checkpoint();
     }
     this.unsubscribe = log.onAppend(stream, () => this.wake());
@@ -242,7 +253,13 @@ export class RuleRunner {
     const path = this.options.checkpointPath;
     if (full) {
       const generation = this.generation + 1;
-      this.baseBytes = await writeCheckpoint(path, generation, checkpointText(positions, captures, generation));
+      const head = {
+        version: 1 as const,
+        generation,
+        revision: this.options.revision ?? "",
+        stream: this.options.stream,
+      };
+      this.baseBytes = await writeCheckpoint(path, generation, checkpointText(positions, captures, head));
       this.generation = generation;
       this.deltaBytes = 0;
     } else {
@@ -257,14 +274,17 @@ export class RuleRunner {
   }
 }
 
-/** A RuleCheckpoint (with its generation) or a RuleCheckpointDelta as JSON text, from the operators' captures. */
+/**
+ * A RuleCheckpoint (`head` holding its other fields) or, without `head`, a RuleCheckpointDelta as
+ * JSON text, from the operators' captures.
+ */
 function* checkpointText(
   positions: readonly number[],
   captures: readonly OperatorCapture[],
-  generation?: number,
+  head?: Omit<RuleCheckpoint, "positions" | "operators">,
 ): Generator<string> {
-  const head = generation === undefined ? "{" : `{"version":1,"generation":${generation},`;
-  yield `${head}"positions":${JSON.stringify(positions)},"operators":[`;
+  const fields = head === undefined ? "{" : `${JSON.stringify(head).slice(0, -1)},`;
+  yield `${fields}"positions":${JSON.stringify(positions)},"operators":[`;
   for (let i = 0; i < captures.length; i++) {
     if (i > 0) yield ",";
     yield* (captures[i] as OperatorCapture).pieces;

@@ -412,11 +412,22 @@ export class SqlControlStore implements ControlStore {
     return rows.map(toRule);
   }
 
-  async updateRule(id: string, patch: { enabled?: boolean }): Promise<RuleRecord | undefined> {
+  async updateRule(
+    id: string,
+    patch: { enabled?: boolean; name?: string; stream?: string; spec?: Record<string, unknown> },
+  ): Promise<RuleRecord | undefined> {
     if (!UUID.test(id)) return undefined;
     const rows = await this.#query<RuleRow>(
-      `UPDATE cep_rules SET enabled = COALESCE($2, enabled), updated_at = now() WHERE id = $1 RETURNING ${RULE_COLUMNS}`,
-      [id, patch.enabled ?? null],
+      `UPDATE cep_rules SET enabled = COALESCE($2, enabled), name = COALESCE($3, name), stream = COALESCE($4, stream),
+         spec = COALESCE($5::jsonb, spec), updated_at = now()
+       WHERE id = $1 RETURNING ${RULE_COLUMNS}`,
+      [
+        id,
+        patch.enabled ?? null,
+        patch.name ?? null,
+        patch.stream ?? null,
+        patch.spec === undefined ? null : JSON.stringify(patch.spec),
+      ],
     );
     return rows[0] === undefined ? undefined : toRule(rows[0]);
   }

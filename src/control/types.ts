@@ -195,7 +195,11 @@ export interface ControlStore {
   }): Promise<RuleRecord>;
   getRule(id: string): Promise<RuleRecord | undefined>;
   listRules(): Promise<RuleRecord[]>;
-  updateRule(id: string, patch: { enabled?: boolean }): Promise<RuleRecord | undefined>;
+  /** Changes the given fields (the spec is replaced whole); undefined when no such rule. */
+  updateRule(
+    id: string,
+    patch: { enabled?: boolean; name?: string; stream?: string; spec?: Record<string, unknown> },
+  ): Promise<RuleRecord | undefined>;
   deleteRule(id: string): Promise<boolean>;
   /** Stores an alert unless its id or its (ruleId, matchId) is already stored; true when it was new. */
   recordAlert(alert: NewAlert): Promise<boolean>;

@@ -410,6 +410,15 @@ const ROWS: readonly Row[] = [
     }),
   },
   {
+    route: "PUT /api/v1/rules/:id",
+    expect: adminOnly(200),
+    probe: async (actor) => ({
+      method: "PUT",
+      url: `/api/v1/rules/${actor === "admin" ? await throwawayRule() : keptRule}`,
+      body: { ...ruleBody(fresh("rule")), enabled: false },
+    }),
+  },
+  {
     route: "DELETE /api/v1/rules/:id",
     expect: adminOnly(204),
     probe: async (actor) => ({

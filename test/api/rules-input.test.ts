@@ -18,15 +18,38 @@ before(async () => {
 });
 after(() => t.close());
 
-test("PATCH with a null, array or scalar body is refused with 400", async () => {
-  for (const raw of ["null", "[]", "7", '"on"', '{"enabled": "yes"}', '{"name": "x"}']) {
-    const res = await t.call("PATCH", `/api/v1/rules/${ruleId}`, {
+test("PATCH and PUT with a null, array, scalar or invalid body are refused with 400 naming the field", async () => {
+  const cases: Array<[method: "PATCH" | "PUT", raw: string, names: string]> = [
+    ["PATCH", "null", "JSON object"],
+    ["PATCH", "[]", "JSON object"],
+    ["PATCH", "7", "JSON object"],
+    ["PATCH", '"on"', "JSON object"],
+    ["PATCH", '{"enabled": "yes"}', "/enabled"],
+    ["PATCH", '{"bogus": 1}', "/bogus"],
+    ["PATCH", '{"pattern": []}', "/pattern"],
+    ["PATCH", '{"stream": "nowhere"}', "/stream"],
+    ["PATCH", '{"within": "soon"}', "/within"],
+    ["PUT", "null", "JSON object"],
+    ["PUT", '{"name": "x", "stream": "payments"}', "/pattern"],
+  ];
+  for (const [method, raw, names] of cases) {
+    const res = await t.call(method, `/api/v1/rules/${ruleId}`, {
       token: t.adminToken,
       raw,
       contentType: "application/json",
     });
-    assert.equal(res.status, 400, `${raw}: ${JSON.stringify(res.body)}`);
+    assert.equal(res.status, 400, `${method} ${raw}: ${JSON.stringify(res.body)}`);
     assert.equal(res.body.error, "invalid_input");
+    assert.ok(String(res.body.message).includes(names), `${method} ${raw}: ${res.body.message}`);
+  }
+  const unchanged = await t.call("GET", `/api/v1/rules/${ruleId}`, { token: t.adminToken });
+  assert.equal(unchanged.body.name, "big", "a refused change changes nothing");
+  for (const method of ["PATCH", "PUT"] as const) {
+    const missing = await t.call(method, "/api/v1/rules/00000000-0000-4000-8000-000000000000", {
+      token: t.adminToken,
+      body: { name: "x", stream: "payments", pattern: [{ name: "a" }] },
+    });
+    assert.equal(missing.status, 404, method);
   }
 });
 

@@ -138,3 +138,56 @@ describe("rule runner checkpoints", () => {
     }
   });
 });
+
+describe("rule runner checkpoints across a change of definition", () => {
+  const temp = tempLogs("runnel-cep-revision-");
+
+  it("a new revision takes over the positions, not the state; its own checkpoints restore whole", async () => {
+    const log = await temp.openLog({ dir: await temp.tempDir() });
+    await log.createStream("tx", { partitions: PARTITIONS });
+    const checkpointPath = join(await temp.tempDir(), "rule.json");
+    const runner = (revision: string, out: string[]) =>
+      new RuleRunner({
+        log,
+        ruleId: "r",
+        stream: "tx",
+        compiled: RULE,
+        checkpointPath,
+        revision,
+        sink: async (ms) => {
+          for (const m of ms) out.push(render(m));
+        },
+      });
+    const input = batches(20, 200);
+    const old = runner("a", []);
+    await old.start();
+    for (const batch of input.slice(0, 10)) await log.append("tx", batch);
+    await old.idle();
+    assert.ok(old.partialMatches() > 0);
+    await old.stop();
+    const stoppedAt = await log.endOffsets("tx");
+
+    const emitted: string[] = [];
+    const changed = runner("b", emitted);
+    await changed.start();
+    assert.equal(changed.partialMatches(), 0, "the old definition's state is not taken over");
+    for (const batch of input.slice(10)) await log.append("tx", batch);
+    await changed.idle();
+    assert.ok(emitted.length > 0);
+    const positions = emitted.flatMap((m) =>
+      [...m.matchAll(/=((\d+):(\d+))/g)].map((g) => [Number(g[2]), Number(g[3])]),
+    );
+    assert.ok(
+      positions.every(([p, o]) => o! >= stoppedAt[p!]!),
+      "matches only of events from where the old definition stopped",
+    );
+    assert.equal(changed.recordsIn, input.slice(10).flat().length, "and every one of those events read");
+    const held = changed.partialMatches();
+    await changed.stop();
+
+    const restarted = runner("b", []);
+    await restarted.start();
+    assert.equal(restarted.partialMatches(), held, "its own checkpoint restores its state");
+    await restarted.stop();
+  });
+});

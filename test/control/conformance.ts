@@ -571,6 +571,15 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
         assert.equal((await store.getRule(id))?.enabled, true);
         assert.equal((await store.updateRule(id, { enabled: false }))?.enabled, false);
         assert.ok((await store.listRules()).some((r) => r.id === id));
+        const changedSpec = { name: "r2", stream: "s2", pattern: [{ name: "b", where: "x > 1" }] };
+        const changed = await store.updateRule(id, { name: "r2", stream: "s2", spec: changedSpec });
+        assert.deepEqual(
+          { name: changed?.name, stream: changed?.stream, spec: changed?.spec, enabled: changed?.enabled },
+          { name: "r2", stream: "s2", spec: changedSpec, enabled: false },
+          "name, stream and spec change; what is not given stays",
+        );
+        assert.deepEqual((await store.getRule(id))?.spec, changedSpec);
+        assert.equal(await store.updateRule(randomUUID(), { name: "x" }), undefined);
         const user = unique("u");
         const alert = {
           id: unique("alert"),

@@ -63,6 +63,24 @@ interface RouteDoc {
 const EVENT = { type: "object", additionalProperties: true } as const;
 const NAME = { type: "string", pattern: "^[a-z][a-z0-9_]{0,63}$" } as const;
 
+/** A CEP rule as POST takes it (API.md "Complex event processing rules"). */
+const RULE = {
+  type: "object",
+  required: ["name", "stream", "pattern"],
+  properties: {
+    name: { type: "string" },
+    stream: NAME,
+    key: { type: "string" },
+    pattern: { type: "array", minItems: 1, items: { type: "object" } },
+    within: { type: "string" },
+    lateness: { type: "string" },
+    skip: { type: "string" },
+    onTimeout: { type: "string" },
+    enabled: { type: "boolean" },
+    actions: { type: "array", items: { type: "object" } },
+  },
+};
+
 /** One entry per route; test/api/openapi.test.ts fails when a registered route has none. */
 export const DOCS: Readonly<Record<string, RouteDoc>> = {
   "GET /healthz": { summary: "The process is up", tag: "health", public: true },
@@ -165,29 +183,20 @@ export const DOCS: Readonly<Record<string, RouteDoc>> = {
     summary: "Create a CEP rule, active for every event ingested after the answer (admin)",
     tag: "rules",
     success: 201,
-    body: {
-      type: "object",
-      required: ["name", "stream", "pattern"],
-      properties: {
-        name: { type: "string" },
-        stream: NAME,
-        key: { type: "string" },
-        pattern: { type: "array", minItems: 1, items: { type: "object" } },
-        within: { type: "string" },
-        lateness: { type: "string" },
-        skip: { type: "string" },
-        onTimeout: { type: "string" },
-        enabled: { type: "boolean" },
-        actions: { type: "array", items: { type: "object" } },
-      },
-    },
+    body: RULE,
   },
   "GET /api/v1/rules": { summary: "All rules with their state (admin, analyst)", tag: "rules" },
   "GET /api/v1/rules/:id": { summary: "One rule (admin, analyst)", tag: "rules" },
   "PATCH /api/v1/rules/:id": {
-    summary: "Enable or disable a rule (admin)",
+    summary:
+      "Change the fields given ({enabled} enables or disables); the whole result is validated and in effect before the answer (admin)",
     tag: "rules",
-    body: { type: "object", required: ["enabled"], properties: { enabled: { type: "boolean" } } },
+    body: { ...RULE, required: [] },
+  },
+  "PUT /api/v1/rules/:id": {
+    summary: "Replace a rule's definition (enabled absent: unchanged), in effect before the answer (admin)",
+    tag: "rules",
+    body: RULE,
   },
   "DELETE /api/v1/rules/:id": { summary: "Delete a rule (admin)", tag: "rules", success: 204 },
   "GET /api/v1/alerts": { summary: "Alerts, newest first; a user sees only alerts about themselves", tag: "alerts" },

@@ -1,7 +1,6 @@
 /** CEP rules (API.md "Complex event processing rules"): admin-only CRUD; reads for admins and analysts. */
 import type { FastifyInstance } from "fastify";
 import type { RuleManager } from "../../cep/manager.js";
-import { RunnelError } from "../../core/errors.js";
 import { principalOf } from "../app.js";
 import { requireRole } from "../auth/authenticate.js";
 import type { ApiServices } from "../services.js";
@@ -23,17 +22,16 @@ export function registerRuleRoutes(app: FastifyInstance, services: ApiServices, 
     return rules.get(request.params.id);
   });
 
-  app.patch<{ Params: { id: string }; Body: { enabled?: unknown } }>("/rules/:id", async (request) => {
+  // PATCH replaces the fields it names ({enabled} alone as before), PUT the whole definition;
+  // either way the resulting rule is validated whole and takes effect before the response.
+  app.patch<{ Params: { id: string } }>("/rules/:id", async (request) => {
     requireRole(await principalOf(request, services), "admin");
-    const body = request.body as Record<string, unknown> | undefined;
-    if (body === undefined || body === null || typeof body !== "object" || Array.isArray(body)) {
-      throw new RunnelError("invalid_input", "the body must be a JSON object {enabled}");
-    }
-    for (const k of Object.keys(body)) {
-      if (k !== "enabled") throw new RunnelError("invalid_input", `/${k}: unknown field (only enabled can change)`);
-    }
-    if (typeof body.enabled !== "boolean") throw new RunnelError("invalid_input", "/enabled: must be true or false");
-    return rules.setEnabled(request.params.id, body.enabled);
+    return rules.update(request.params.id, request.body, "merge");
+  });
+
+  app.put<{ Params: { id: string } }>("/rules/:id", async (request) => {
+    requireRole(await principalOf(request, services), "admin");
+    return rules.update(request.params.id, request.body, "replace");
   });
 
   app.delete<{ Params: { id: string } }>("/rules/:id", async (request, reply) => {
