@@ -110,7 +110,8 @@ export async function writeCheckpoint(path: string, generation: number, pieces: 
   let bytes = 0;
   try {
     for (const chunk of chunks(pieces)) {
-      await fh.write(chunk);
+      // writeFile, not write: it loops until the whole chunk is written.
+      await fh.writeFile(chunk);
       bytes += chunk.length;
     }
     await fh.sync();
@@ -130,7 +131,7 @@ export async function appendDelta(path: string, generation: number, pieces: Iter
   header.writeUInt32BE(crc32(body), 4);
   const fh = await open(deltaPath(path, generation), "a");
   try {
-    await fh.writev([header, body]);
+    await fh.writeFile(Buffer.concat([header, body]));
     await fh.sync();
   } finally {
     await fh.close();
