@@ -228,6 +228,26 @@ describe("the dashboard in Chromium", () => {
         .fill('[{"name": "large", "where": "amount > 500", "times": {"min": 2}}]');
       await form.getByRole("button", { name: "Create rule" }).click();
       await page.getByTestId("rules").getByText("big-spender").waitFor();
+
+      // Changed in place: the form opens with the rule's fields; the new window shows in the list.
+      const row = page.getByTestId("rules").getByRole("row").filter({ hasText: "big-spender" });
+      await row.getByRole("button", { name: "Edit" }).click();
+      await page.getByRole("heading", { name: "Edit rule big-spender" }).waitFor();
+      assert.equal(await form.getByLabel("Within").inputValue(), "5m");
+      assert.match(await form.getByLabel("Pattern (JSON steps)").inputValue(), /amount > 500/);
+      await form.getByLabel("Within").fill("bogus");
+      await form.getByRole("button", { name: "Save changes" }).click();
+      await page.getByTestId("error-within").waitFor();
+      await form.getByLabel("Within").fill("10m");
+      await form.getByRole("button", { name: "Save changes" }).click();
+      await page.getByRole("heading", { name: "Create a rule" }).waitFor();
+      await row.getByText("10m").waitFor();
+      const stored = (await call("GET", "/api/v1/rules", adminToken)).json as {
+        rules: Array<{ name: string; spec: { within?: string; pattern: unknown[] } }>;
+      };
+      const changed = stored.rules.find((r) => r.name === "big-spender");
+      assert.equal(changed?.spec.within, "10m");
+      assert.equal(changed?.spec.pattern.length, 1);
       await shot(page, "rules");
 
       await go(page, "Alerts");

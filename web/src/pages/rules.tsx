@@ -1,6 +1,7 @@
 /**
- * Rules (CEP): list with enable/disable/delete (admin), and a form to create one whose
- * validation errors from the API appear next to the field they name. Analysts read.
+ * Rules (CEP): list with enable/disable/edit/delete (admin), and a form to create a rule or
+ * change one in place (PUT, fields the form does not show kept), whose validation errors from
+ * the API appear next to the field they name. Analysts read.
  */
 import { useState } from "preact/hooks";
 import { api, get, hasRole } from "../api";
@@ -17,6 +18,7 @@ const EXAMPLE_ACTIONS = `[ { "type": "alert", "severity": "high" }, { "type": "b
 export function RulesPage() {
   const rules = useLoad(() => get<{ rules: Rule[] }>("/rules"));
   const [error, setError] = useState<unknown>(undefined);
+  const [editing, setEditing] = useState<Rule | undefined>(undefined);
   const admin = hasRole("admin");
   const act = async (f: () => Promise<unknown>) => {
     try {
@@ -50,6 +52,9 @@ export function RulesPage() {
                   >
                     {r.enabled ? "Disable" : "Enable"}
                   </button>
+                  <button type="button" class="secondary" onClick={() => setEditing(r)}>
+                    Edit
+                  </button>
                   <button
                     type="button"
                     class="danger"
@@ -62,21 +67,48 @@ export function RulesPage() {
             : []),
         ])}
       />
-      {admin ? <CreateRule onCreated={rules.reload} /> : null}
+      {admin ? (
+        <RuleForm
+          key={editing?.id ?? "new"}
+          editing={editing}
+          onDone={() => {
+            setEditing(undefined);
+            rules.reload();
+          }}
+        />
+      ) : null}
     </section>
   );
 }
 
-function CreateRule({ onCreated }: { onCreated: () => void }) {
-  const [v, setV] = useState<Record<(typeof FIELDS)[number], string>>({
-    name: "",
-    stream: "",
-    key: "user_id",
-    pattern: EXAMPLE_PATTERN,
-    within: "5m",
-    skip: "past_last_event",
-    actions: EXAMPLE_ACTIONS,
-  });
+type FormValues = Record<(typeof FIELDS)[number], string>;
+
+const NEW_RULE: FormValues = {
+  name: "",
+  stream: "",
+  key: "user_id",
+  pattern: EXAMPLE_PATTERN,
+  within: "5m",
+  skip: "past_last_event",
+  actions: EXAMPLE_ACTIONS,
+};
+
+function valuesOf(rule: Rule): FormValues {
+  const text = (x: unknown) => (x === undefined ? "" : String(x));
+  return {
+    name: rule.name,
+    stream: rule.stream,
+    key: text(rule.spec.key ?? "user_id"),
+    pattern: JSON.stringify(rule.spec.pattern ?? [], null, 2),
+    within: text(rule.spec.within),
+    skip: text(rule.spec.skip),
+    actions: JSON.stringify(rule.spec.actions ?? []),
+  };
+}
+
+/** Creates a rule, or with `editing` changes that one (PUT; its other fields and its enabled state stay). */
+function RuleForm({ editing, onDone }: { editing: Rule | undefined; onDone: () => void }) {
+  const [v, setV] = useState<FormValues>(editing === undefined ? NEW_RULE : valuesOf(editing));
   const [error, setError] = useState<unknown>(undefined);
   const [errorField, setErrorField] = useState("");
   const set = (k: (typeof FIELDS)[number]) => (e: Event) =>
@@ -102,18 +134,26 @@ function CreateRule({ onCreated }: { onCreated: () => void }) {
       setErrorField("actions");
       return;
     }
+    const shown = { name: v.name, stream: v.stream, key: v.key, pattern, actions };
     try {
-      await api("POST", "/rules", {
-        name: v.name,
-        stream: v.stream,
-        key: v.key,
-        pattern,
-        ...(v.within !== "" && { within: v.within }),
-        ...(v.skip !== "" && { skip: v.skip }),
-        actions,
-      });
-      onCreated();
-      setV({ ...v, name: "" });
+      if (editing === undefined) {
+        await api("POST", "/rules", {
+          ...shown,
+          ...(v.within !== "" && { within: v.within }),
+          ...(v.skip !== "" && { skip: v.skip }),
+        });
+        setV({ ...v, name: "" });
+      } else {
+        // The rule's other fields (lateness, onTimeout, …) go back as they were; a field emptied here is removed.
+        const { enabled: _enabled, within: _within, skip: _skip, ...kept } = editing.spec;
+        await api("PUT", `/rules/${editing.id}`, {
+          ...kept,
+          ...shown,
+          ...(v.within !== "" && { within: v.within }),
+          ...(v.skip !== "" && { skip: v.skip }),
+        });
+      }
+      onDone();
     } catch (err) {
       setError(err);
       setErrorField(fieldOf(err, FIELDS));
@@ -122,8 +162,13 @@ function CreateRule({ onCreated }: { onCreated: () => void }) {
 
   const props = { error, errorField };
   return (
-    <form class="card form" onSubmit={submit} aria-label="Create a rule" data-testid="rule-form">
-      <h2>Create a rule</h2>
+    <form
+      class="card form"
+      onSubmit={submit}
+      aria-label={editing === undefined ? "Create a rule" : "Edit a rule"}
+      data-testid="rule-form"
+    >
+      <h2>{editing === undefined ? "Create a rule" : `Edit rule ${editing.name}`}</h2>
       <Field label="Name" name="name" {...props}>
         <input name="name" value={v.name} onInput={set("name")} />
       </Field>
@@ -146,7 +191,14 @@ function CreateRule({ onCreated }: { onCreated: () => void }) {
         <textarea name="actions" rows={2} spellcheck={false} value={v.actions} onInput={set("actions")} />
       </Field>
       {errorField === "" ? <ErrorBox error={error} /> : null}
-      <button type="submit">Create rule</button>
+      <span class="row">
+        <button type="submit">{editing === undefined ? "Create rule" : "Save changes"}</button>
+        {editing === undefined ? null : (
+          <button type="button" class="secondary" onClick={onDone}>
+            Cancel
+          </button>
+        )}
+      </span>
     </form>
   );
 }
