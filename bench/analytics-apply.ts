@@ -4,12 +4,15 @@
  * This is what bounds sustained ingest (docs/ingestion.md#benchmark): the loader must apply rows
  * as fast as ingest accepts them.
  *
- * Usage: node --import tsx bench/analytics-apply.ts [--rows=300000] [--sizes=2000,5000,20000,50000]
+ * `--worker` applies through the worker-thread store `runnel start` uses (records packed and
+ * transferred, decoded in the worker); the CPU is still the whole process's.
+ *
+ * Usage: node --import tsx bench/analytics-apply.ts [--rows=300000] [--sizes=2000,5000,20000,50000] [--worker]
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
-import { createDuckDbAnalyticsStore } from "../src/analytics/index.js";
+import { createDuckDbAnalyticsStore, createWorkerAnalyticsStore } from "../src/analytics/index.js";
 import type { PartitionRecords } from "../src/analytics/types.js";
 import type { LogRecord } from "../src/log/types.js";
 
@@ -22,6 +25,7 @@ const args = new Map(
 const ROWS = Number(args.get("rows") ?? 300_000);
 const SIZES = (args.get("sizes") ?? "2000,5000,20000,50000").split(",").map(Number);
 const PARTITIONS = 4;
+const WORKER = args.has("worker");
 
 /** The ingest benchmark's ~100-byte events, as the log hands them to the loader. */
 function records(count: number): LogRecord[] {
@@ -52,7 +56,8 @@ function records(count: number): LogRecord[] {
 const all = records(ROWS);
 for (const size of SIZES) {
   const dir = await mkdtemp(join(os.tmpdir(), "runnel-bench-apply-"));
-  const store = createDuckDbAnalyticsStore({ path: join(dir, "a.duckdb"), sandbox: { warm: 0 } });
+  const options = { path: join(dir, "a.duckdb"), sandbox: { warm: 0 } };
+  const store = WORKER ? createWorkerAnalyticsStore(options) : createDuckDbAnalyticsStore(options);
   await store.open();
   await store.ensureTable({ name: "bench", partitions: PARTITIONS, timestampField: "timestamp", createdAt: "" });
   const cpu = process.cpuUsage();
@@ -68,7 +73,7 @@ for (const size of SIZES) {
   const seconds = (performance.now() - start) / 1000;
   const used = process.cpuUsage(cpu);
   console.log(
-    `${String(size).padStart(6)} rows per transaction: ${Math.round(ROWS / seconds).toLocaleString("en")} rows/s, ` +
+    `${WORKER ? "worker " : ""}${String(size).padStart(6)} rows per transaction: ${Math.round(ROWS / seconds).toLocaleString("en")} rows/s, ` +
       `${((used.user + used.system) / ROWS).toFixed(2)} µs CPU per row`,
   );
   await store.close();
