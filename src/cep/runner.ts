@@ -11,6 +11,7 @@
  * and after a failed write (whose changes no delta would carry).
  */
 import { setImmediate as nextTurn } from "node:timers/promises";
+import { DrainLoop } from "../core/drain-loop.js";
 import type { EventLog, LogRecord } from "../log/types.js";
 import { appendDelta, type RuleCheckpoint, readCheckpoint, writeCheckpoint } from "./checkpoint.js";
 import {
@@ -58,10 +59,8 @@ export class RuleRunner {
   /** Records fed whose matches are not yet stored; counted in recordsIn once they are. */
   private unsentRecords = 0;
   private unsubscribe: (() => void) | undefined;
-  private pending = false;
-  private draining: Promise<void> | undefined;
+  private readonly loop: DrainLoop;
   private checkpointing: Promise<void> | undefined;
-  private stopped = false;
   private lastCheckpoint = 0;
   /** The checkpoint files: generation of the base, and bytes of it and of the deltas after it. */
   private generation = 0;
@@ -69,13 +68,21 @@ export class RuleRunner {
   private deltaBytes = 0;
   /** The next checkpoint must be full: no base of this run's state yet, or a write failed. */
   private needsBase = true;
-  private retryTimer: NodeJS.Timeout | undefined;
   recordsIn = 0;
   matches = 0;
   failures = 0;
   lastError: string | undefined;
 
-  constructor(private readonly options: RuleRunnerOptions) {}
+  constructor(private readonly options: RuleRunnerOptions) {
+    this.loop = new DrainLoop({
+      round: () => this.round(),
+      afterRound: () => {
+        if (this.checkpointDue()) this.startCheckpoint();
+      },
+      onError: (e) => this.fail(e),
+      retryDelayMs: options.retryDelayMs ?? 1000,
+    });
+  }
 
   /**
    * Restores the checkpoint, or starts at the end of the stream (a new rule sees what arrives after
@@ -106,21 +113,20 @@ export class RuleRunner {
       this.positions = positions !== undefined && sameStream ? positions.slice() : await log.endOffsets(stream);
       await this.checkpoint();
     }
-    this.unsubscribe = log.onAppend(stream, () => this.wake());
-    this.wake();
+    this.unsubscribe = log.onAppend(stream, () => this.loop.wake());
+    this.loop.start();
+    this.loop.wake();
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
     this.unsubscribe?.();
-    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
-    await this.draining;
+    await this.loop.stop();
     await this.checkpointing;
     await this.checkpoint().catch(() => {});
   }
 
   async idle(): Promise<void> {
-    while (this.draining !== undefined) await this.draining;
+    await this.loop.idle();
   }
 
   partialMatches(): number {
@@ -130,31 +136,6 @@ export class RuleRunner {
   /** Keys holding partial matches, over all partitions. */
   activeKeys(): number {
     return this.operators.reduce((n, op) => n + op.activeKeys, 0);
-  }
-
-  private wake(): void {
-    this.pending = true;
-    if (this.draining !== undefined || this.stopped) return;
-    this.draining = this.drain().finally(() => {
-      this.draining = undefined;
-      if (this.pending && !this.stopped) this.wake();
-    });
-  }
-
-  private async drain(): Promise<void> {
-    try {
-      while (this.pending && !this.stopped) {
-        this.pending = false;
-        if (await this.round()) this.pending = true;
-        if (this.checkpointDue()) this.startCheckpoint();
-      }
-    } catch (e) {
-      this.fail(e);
-      if (!this.stopped) {
-        this.retryTimer = setTimeout(() => this.wake(), this.options.retryDelayMs ?? 1000);
-        this.retryTimer.unref();
-      }
-    }
   }
 
   private fail(e: unknown): void {

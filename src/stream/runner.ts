@@ -1,4 +1,5 @@
 import { type Clock, systemClock } from "../core/clock.js";
+import { DrainLoop } from "../core/drain-loop.js";
 import { RunnelError } from "../core/errors.js";
 import type { AppendRecord, EventLog } from "../log/types.js";
 import { encodeValue } from "./codec.js";
@@ -64,14 +65,10 @@ export class PipelineRunner {
   private readonly group: string;
   private readonly clock: Clock;
   private readonly chunkSize: number;
-  private readonly retryDelayMs: number;
   private positions: number[] = [];
   private unsubscribe: (() => void) | undefined;
-  private pending = false;
-  private draining: Promise<void> | undefined;
-  private retryTimer: NodeJS.Timeout | undefined;
+  private readonly loop: DrainLoop;
   private started = false;
-  private stopped = false;
   private counters = { recordsIn: 0, recordsOut: 0, dropped: 0, errors: 0, failures: 0, lag: 0 };
   private lastError: string | undefined;
   private lastProgressAt: number | undefined;
@@ -84,7 +81,14 @@ export class PipelineRunner {
     this.group = pipelineGroup(this.name);
     this.clock = options.clock ?? systemClock;
     this.chunkSize = options.chunkSize ?? 500;
-    this.retryDelayMs = options.retryDelayMs ?? 1000;
+    this.loop = new DrainLoop({
+      round: () => this.round(),
+      onError: (e) => {
+        this.counters.failures++;
+        this.lastError = e instanceof Error ? e.message : String(e);
+      },
+      retryDelayMs: options.retryDelayMs ?? 1000,
+    });
   }
 
   async start(): Promise<void> {
@@ -117,22 +121,21 @@ export class PipelineRunner {
     }
     if (fresh.size > 0) await log.commitOffsets(this.group, this.input, fresh);
     this.positions = positions;
-    this.unsubscribe = log.onAppend(this.input, () => this.wake());
-    this.wake();
+    this.unsubscribe = log.onAppend(this.input, () => this.loop.wake());
+    this.loop.start();
+    this.loop.wake();
   }
 
   /** Stops after the round in flight; what it appended is committed or recoverable. */
   async stop(): Promise<void> {
-    this.stopped = true;
     this.unsubscribe?.();
     this.unsubscribe = undefined;
-    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
-    await this.draining;
+    await this.loop.stop();
   }
 
   stats(): PipelineStats {
     return {
-      running: this.started && !this.stopped,
+      running: this.started && !this.loop.isStopped,
       ...this.counters,
       lastError: this.lastError,
       lastProgressAt: this.lastProgressAt,
@@ -141,37 +144,13 @@ export class PipelineRunner {
 
   /** Resolves once every record appended so far has been processed (for tests and orderly shutdown). */
   async idle(): Promise<void> {
-    while (this.draining !== undefined) await this.draining;
-  }
-
-  private wake(): void {
-    this.pending = true;
-    if (this.draining !== undefined || this.stopped || !this.started) return;
-    this.draining = this.drain().finally(() => {
-      this.draining = undefined;
-    });
-  }
-
-  private async drain(): Promise<void> {
-    try {
-      while (this.pending && !this.stopped) {
-        this.pending = false;
-        if (await this.round()) this.pending = true;
-      }
-    } catch (e) {
-      this.counters.failures++;
-      this.lastError = e instanceof Error ? e.message : String(e);
-      if (!this.stopped) {
-        this.retryTimer = setTimeout(() => this.wake(), this.retryDelayMs);
-        this.retryTimer.unref();
-      }
-    }
+    await this.loop.idle();
   }
 
   /** One chunk per partition; true when anything was read. */
   private async round(): Promise<boolean> {
     const commits = new Map<number, number>();
-    for (let p = 0; p < this.positions.length && !this.stopped; p++) {
+    for (let p = 0; p < this.positions.length && !this.loop.isStopped; p++) {
       const from = this.positions[p] ?? 0;
       const records = await this.log.read(this.input, p, from, { maxRecords: this.chunkSize });
       const last = records[records.length - 1];

@@ -1,4 +1,5 @@
 import { type Clock, systemClock } from "../core/clock.js";
+import { DrainLoop } from "../core/drain-loop.js";
 import { RunnelError } from "../core/errors.js";
 import type { AppendRecord, EventLog } from "../log/types.js";
 import { type Checkpoint, type CheckpointStore, LogCheckpointStore } from "./checkpoint.js";
@@ -92,7 +93,7 @@ export class WindowedPipelineRunner {
   private readonly opts: PipelineOptions;
   private readonly store: CheckpointStore;
   private readonly chunkSize: number;
-  private readonly retryDelayMs: number;
+  private readonly loop: DrainLoop;
   private operator!: CheckpointedOperator;
   private tracker!: WatermarkTracker;
   private positions: number[] = [];
@@ -104,11 +105,7 @@ export class WindowedPipelineRunner {
   private lastCheckpointAt = 0;
   private unsubscribe: (() => void) | undefined;
   private ticker: NodeJS.Timeout | undefined;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private pending = false;
-  private draining: Promise<void> | undefined;
   private started = false;
-  private stopped = false;
   private readonly counters = {
     recordsIn: 0,
     recordsOut: 0,
@@ -132,7 +129,17 @@ export class WindowedPipelineRunner {
     this.opts = config.options ?? parsePipelineOptions(undefined);
     this.store = config.checkpoints ?? new LogCheckpointStore(config.log);
     this.chunkSize = config.chunkSize ?? 1000;
-    this.retryDelayMs = config.retryDelayMs ?? 1000;
+    this.loop = new DrainLoop({
+      // State in memory may be ahead of what reached the log after a failure: start again from the last checkpoint.
+      prepare: () => (this.needsRecovery ? this.recover() : undefined),
+      round: () => this.round(),
+      onError: (e) => {
+        this.needsRecovery = true;
+        this.counters.failures++;
+        this.lastError = e instanceof Error ? e.message : String(e);
+      },
+      retryDelayMs: config.retryDelayMs ?? 1000,
+    });
   }
 
   async start(): Promise<void> {
@@ -144,24 +151,23 @@ export class WindowedPipelineRunner {
     }
     this.partitions = log.partitionCount(config.inputStream);
     await this.recover();
-    this.unsubscribe = log.onAppend(config.inputStream, () => this.wake());
+    this.unsubscribe = log.onAppend(config.inputStream, () => this.loop.wake());
     const tick = config.tickMs ?? Math.max(50, Math.min(1000, this.opts.idleTimeoutMs || 1000));
     if (tick > 0) {
-      this.ticker = setInterval(() => this.wake(), tick);
+      this.ticker = setInterval(() => this.loop.wake(), tick);
       this.ticker.unref();
     }
-    this.wake();
+    this.loop.start();
+    this.loop.wake();
   }
 
   /** Stops after the round in flight and takes a final checkpoint (clean shutdown). */
   async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
+    if (this.loop.isStopped) return;
     this.unsubscribe?.();
     this.unsubscribe = undefined;
     if (this.ticker !== undefined) clearInterval(this.ticker);
-    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
-    await this.draining;
+    await this.loop.stop();
     if (this.started && !this.needsRecovery && this.dirty) {
       try {
         await this.checkpoint();
@@ -173,18 +179,18 @@ export class WindowedPipelineRunner {
 
   /** Looks at the clock and the log now (tests move a manual clock, then call this). */
   async poke(): Promise<void> {
-    this.wake();
+    this.loop.wake();
     await this.idle();
   }
 
   async idle(): Promise<void> {
-    while (this.draining !== undefined) await this.draining;
+    await this.loop.idle();
   }
 
   stats(): WindowedStats {
     const wm = this.operator?.watermark ?? Number.NEGATIVE_INFINITY;
     return {
-      running: this.started && !this.stopped,
+      running: this.started && !this.loop.isStopped,
       ...this.counters,
       lastError: this.lastError,
       lastProgressAt: this.lastProgressAt,
@@ -193,33 +199,6 @@ export class WindowedPipelineRunner {
       stateKeys: this.operator?.groupCount ?? 0,
       lastCheckpointAt: this.checkpointedAt,
     };
-  }
-
-  private wake(): void {
-    this.pending = true;
-    if (this.draining !== undefined || this.stopped || !this.started) return;
-    this.draining = this.drain().finally(() => {
-      this.draining = undefined;
-    });
-  }
-
-  private async drain(): Promise<void> {
-    try {
-      if (this.needsRecovery) await this.recover();
-      while (this.pending && !this.stopped) {
-        this.pending = false;
-        if (await this.round()) this.pending = true;
-      }
-    } catch (e) {
-      // State in memory may be ahead of what reached the log: start again from the last checkpoint.
-      this.needsRecovery = true;
-      this.counters.failures++;
-      this.lastError = e instanceof Error ? e.message : String(e);
-      if (!this.stopped) {
-        this.retryTimer = setTimeout(() => this.wake(), this.retryDelayMs);
-        this.retryTimer.unref();
-      }
-    }
   }
 
   /** Restores the last checkpoint (or the starting point) and reads back what was written since. */
@@ -294,7 +273,7 @@ export class WindowedPipelineRunner {
     results.length = 0;
     lateOut.length = 0;
     let read = 0;
-    for (let p = 0; p < this.partitions && !this.stopped; p++) {
+    for (let p = 0; p < this.partitions && !this.loop.isStopped; p++) {
       const records = await log.read(config.inputStream, p, this.positions[p] ?? 0, { maxRecords: this.chunkSize });
       tracker.touch(p, records.length > 0, now);
       const last = records[records.length - 1];
