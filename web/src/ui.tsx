@@ -50,6 +50,24 @@ export function useLoad<T>(load: () => Promise<T>, deps: readonly unknown[] = []
   return { data, error, reload: () => setTick((t) => t + 1) };
 }
 
+/**
+ * Runs a change (a button's request) and then `reload`; its failure is kept for an ErrorBox
+ * instead of escaping the click handler.
+ */
+export function useAction(reload: () => void) {
+  const [error, setError] = useState<unknown>(undefined);
+  const act = async (f: () => Promise<unknown>) => {
+    try {
+      setError(undefined);
+      await f();
+      reload();
+    } catch (e) {
+      setError(e);
+    }
+  };
+  return { error, act };
+}
+
 export function Table({
   head,
   rows,

@@ -6,23 +6,14 @@ import { useState } from "preact/hooks";
 import { api, get, hasRole } from "../api";
 import { Field, fieldOf } from "../form";
 import type { Pipeline } from "../types";
-import { ErrorBox, Table, useLoad, when } from "../ui";
+import { ErrorBox, Table, useAction, useLoad, when } from "../ui";
 
 const FIELDS = ["name", "sql", "startFrom"] as const;
 
 export function PipelinesPage() {
   const pipelines = useLoad(() => get<{ pipelines: Pipeline[] }>("/pipelines"));
-  const [error, setError] = useState<unknown>(undefined);
+  const { error, act } = useAction(pipelines.reload);
   const admin = hasRole("admin");
-  const act = async (f: () => Promise<unknown>) => {
-    try {
-      setError(undefined);
-      await f();
-      pipelines.reload();
-    } catch (e) {
-      setError(e);
-    }
-  };
   return (
     <section>
       <h1>Pipelines</h1>

@@ -7,7 +7,7 @@ import { useState } from "preact/hooks";
 import { api, get, hasRole } from "../api";
 import { Field, fieldOf } from "../form";
 import type { Rule } from "../types";
-import { ErrorBox, Table, useLoad, when } from "../ui";
+import { ErrorBox, Table, useAction, useLoad, when } from "../ui";
 
 const FIELDS = ["name", "stream", "key", "pattern", "within", "skip", "actions"] as const;
 const EXAMPLE_PATTERN = `[
@@ -17,18 +17,9 @@ const EXAMPLE_ACTIONS = `[ { "type": "alert", "severity": "high" }, { "type": "b
 
 export function RulesPage() {
   const rules = useLoad(() => get<{ rules: Rule[] }>("/rules"));
-  const [error, setError] = useState<unknown>(undefined);
+  const { error, act } = useAction(rules.reload);
   const [editing, setEditing] = useState<Rule | undefined>(undefined);
   const admin = hasRole("admin");
-  const act = async (f: () => Promise<unknown>) => {
-    try {
-      setError(undefined);
-      await f();
-      rules.reload();
-    } catch (e) {
-      setError(e);
-    }
-  };
   return (
     <section>
       <h1>Rules</h1>

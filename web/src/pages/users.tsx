@@ -2,22 +2,13 @@
 import { useState } from "preact/hooks";
 import { api, get } from "../api";
 import type { Role, User } from "../types";
-import { ErrorBox, Table, useLoad, when } from "../ui";
+import { ErrorBox, Table, useAction, useLoad, when } from "../ui";
 
 const ROLES: readonly Role[] = ["admin", "analyst", "user", "service"];
 
 export function UsersPage() {
   const users = useLoad(() => get<{ users: User[] }>("/users"));
-  const [error, setError] = useState<unknown>(undefined);
-  const act = async (f: () => Promise<unknown>) => {
-    try {
-      setError(undefined);
-      await f();
-      users.reload();
-    } catch (e) {
-      setError(e);
-    }
-  };
+  const { error, act } = useAction(users.reload);
   const path = (u: User) => `/users/${encodeURIComponent(u.username)}`;
   return (
     <section>
