@@ -3,7 +3,9 @@
  * of 1000, 4 concurrent clients, each keeping one request in flight) and over WebSocket (4
  * connections, each keeping up to 4 batches unacknowledged), against a real `runnel start` child
  * process with the durable local log (fdatasync group commit) and everything else running (the
- * analytics loader included). Reports events/s and p50/p99 acknowledgement latency, medians of
+ * analytics loader included). Mode `http-log` is the same HTTP load into a stream created with
+ * `"analytics": false` (log only: what a Kafka producer benchmark measures), run once the
+ * analytics store has caught up with the other modes' events, so its loader is idle. Reports events/s and p50/p99 acknowledgement latency, medians of
  * several runs, and the ingest rate as a fraction of JSON.parse's speed on the same events
  * measured in the same run (one core). Writes bench/results/ingest.json.
  *
@@ -32,7 +34,7 @@ const args = new Map(
 const SECONDS = Number(args.get("seconds") ?? 5);
 const RUNS = Number(args.get("runs") ?? 3);
 const WARMUP = Number(args.get("warmup") ?? 1);
-const MODES = (args.get("modes") ?? "http,ws").split(",");
+const MODES = (args.get("modes") ?? "http,ws,http-log").split(",");
 const BATCH = 1000;
 const CLIENTS = 4;
 const WS_IN_FLIGHT = 4;
@@ -204,6 +206,11 @@ function threadCpu(pid: number): Map<string, number> {
 }
 
 /** Runs one measurement and adds the CPU the server and this process spent per acknowledged event. */
+/** Waits (up to 2 minutes) until the analytics store has loaded every event of the stream "bench". */
+async function caughtUp(url: string): Promise<void> {
+  for (let i = 0; i < 1200 && (await analyticsLag(url)) > 0; i++) await new Promise((r) => setTimeout(r, 100));
+}
+
 async function measured(server: { child: ChildProcess; url: string }, run: () => Promise<Run>): Promise<Run> {
   const pid = server.child.pid!;
   const lagBefore = await analyticsLag(server.url);
@@ -235,7 +242,7 @@ async function measured(server: { child: ChildProcess; url: string }, run: () =>
   };
 }
 
-function post(agent: http.Agent, url: URL, token: string, body: Buffer): Promise<number> {
+function post(agent: http.Agent, url: URL, token: string, body: Buffer, stream: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       {
@@ -243,7 +250,7 @@ function post(agent: http.Agent, url: URL, token: string, body: Buffer): Promise
         host: url.hostname,
         port: url.port,
         method: "POST",
-        path: "/api/v1/streams/bench/events",
+        path: `/api/v1/streams/${stream}/events`,
         headers: {
           authorization: `Bearer ${token}`,
           "content-type": "application/x-ndjson",
@@ -260,7 +267,7 @@ function post(agent: http.Agent, url: URL, token: string, body: Buffer): Promise
   });
 }
 
-async function httpRun(base: string, token: string, bodies: Buffer[], seconds: number): Promise<Run> {
+async function httpRun(base: string, token: string, bodies: Buffer[], seconds: number, stream = "bench"): Promise<Run> {
   const url = new URL(base);
   const agent = new http.Agent({ keepAlive: true, maxSockets: CLIENTS });
   const latencies: number[] = [];
@@ -274,7 +281,7 @@ async function httpRun(base: string, token: string, bodies: Buffer[], seconds: n
       while (performance.now() < end) {
         const body = bodies[next++ % bodies.length]!;
         const t0 = performance.now();
-        const status = await post(agent, url, token, body);
+        const status = await post(agent, url, token, body, stream);
         if (status === 200) {
           latencies.push(performance.now() - t0);
           events += BATCH;
@@ -371,12 +378,24 @@ try {
   const login = await json(`${server.url}/api/v1/auth/login`, "POST", { username: "admin", password: PASSWORD });
   const token = login.token as string;
   await json(`${server.url}/api/v1/streams`, "POST", { name: "bench", partitions: 4 }, token);
+  await json(`${server.url}/api/v1/streams`, "POST", { name: "bench_log", partitions: 4, analytics: false }, token);
   await httpRun(server.url, token, bodies, WARMUP);
-  const results: Record<string, Run[]> = { http: [], ws: [] };
+  await httpRun(server.url, token, bodies, WARMUP, "bench_log");
+  const results: Record<string, Run[]> = { http: [], ws: [], "http-log": [] };
   for (let r = 0; r < RUNS; r++) {
     if (MODES.includes("http"))
       results.http!.push(await measured(server, () => httpRun(server.url, token, bodies, SECONDS)));
     if (MODES.includes("ws")) results.ws!.push(await measured(server, () => wsRun(server.url, token, bodies, SECONDS)));
+    if (MODES.includes("http-log")) {
+      await caughtUp(server.url);
+      // The analytics figures are about the stream "bench", which this run does not write.
+      const {
+        analyticsLoadedPerS: _loaded,
+        analyticsLagAtEnd: _lag,
+        ...run
+      } = await measured(server, () => httpRun(server.url, token, bodies, SECONDS, "bench_log"));
+      results["http-log"]!.push(run);
+    }
   }
   const summary = Object.fromEntries(
     Object.entries(results)
@@ -402,8 +421,8 @@ try {
   );
   for (const [k, s] of Object.entries(summary)) {
     console.log(
-      `${k.padEnd(5)} ${fmt(s.eventsPerS).padStart(9)} events/s  p50 ${s.p50Ms.toFixed(1)} ms  p99 ${s.p99Ms.toFixed(1)} ms  ` +
-        `${(s.fractionOfJsonParse * 100).toFixed(0)}% of JSON.parse  429s: ${s.refused429}  analytics loaded ${fmt(s.analyticsLoadedPerS ?? Number.NaN)}/s  target ${fmt(TARGET)}: ${s.eventsPerS >= TARGET ? "met" : "NOT met"}`,
+      `${k.padEnd(8)} ${fmt(s.eventsPerS).padStart(9)} events/s  p50 ${s.p50Ms.toFixed(1)} ms  p99 ${s.p99Ms.toFixed(1)} ms  ` +
+        `${(s.fractionOfJsonParse * 100).toFixed(0)}% of JSON.parse  429s: ${s.refused429}  ${Number.isNaN(s.analyticsLoadedPerS ?? Number.NaN) ? "log only" : `analytics loaded ${fmt(s.analyticsLoadedPerS ?? Number.NaN)}/s`}  target ${fmt(TARGET)}: ${s.eventsPerS >= TARGET ? "met" : "NOT met"}`,
     );
     for (const run of s.runs) {
       const threads = Object.entries(run.serverCpuUsPerEventByThread ?? {})
@@ -411,7 +430,7 @@ try {
         .map(([name, us]) => `${name} ${us.toFixed(2)}`)
         .join(", ");
       console.log(
-        `      run ${fmt(run.eventsPerS)}/s: CPU µs/event server ${run.serverCpuUsPerEvent?.toFixed(2)} (${threads}), load generator ${run.clientCpuUsPerEvent?.toFixed(2)}; analytics loaded ${fmt(run.analyticsLoadedPerS ?? Number.NaN)}/s, lag at end ${fmt(run.analyticsLagAtEnd ?? Number.NaN)} records`,
+        `      run ${fmt(run.eventsPerS)}/s: CPU µs/event server ${run.serverCpuUsPerEvent?.toFixed(2)} (${threads}), load generator ${run.clientCpuUsPerEvent?.toFixed(2)}${run.analyticsLoadedPerS === undefined ? "" : `; analytics loaded ${fmt(run.analyticsLoadedPerS)}/s, lag at end ${fmt(run.analyticsLagAtEnd ?? Number.NaN)} records`}`,
       );
     }
   }

@@ -16,6 +16,7 @@ export interface StreamSpec {
   readonly schema?: Record<string, unknown>;
   readonly timestampField: string;
   readonly retentionMs?: number;
+  readonly analytics?: false;
 }
 
 export function checkStreamName(name: unknown, field = "name"): string {
@@ -31,7 +32,7 @@ export function parseStreamSpec(body: unknown, defaultPartitions: number): Strea
     throw new RunnelError("invalid_input", "the body must be a JSON object");
   }
   const input = body as Record<string, unknown>;
-  const known = new Set(["name", "partitions", "schema", "timestampField", "retention"]);
+  const known = new Set(["name", "partitions", "schema", "timestampField", "retention", "analytics"]);
   const unknown = Object.keys(input).filter((k) => !known.has(k));
   if (unknown.length > 0) throw new RunnelError("invalid_input", `unknown field "${unknown[0]}"`);
 
@@ -61,11 +62,15 @@ export function parseStreamSpec(body: unknown, defaultPartitions: number): Strea
     }
     retentionMs = ms;
   }
+  if (input.analytics !== undefined && typeof input.analytics !== "boolean") {
+    throw new RunnelError("invalid_input", "analytics must be true or false");
+  }
   return {
     name,
     partitions,
     timestampField,
     ...(schema !== undefined && { schema }),
     ...(retentionMs !== undefined && { retentionMs }),
+    ...(input.analytics === false && { analytics: false as const }),
   };
 }

@@ -78,6 +78,8 @@ export class StreamCatalog {
         ...(stream.retentionMs !== undefined && { retentionMs: stream.retentionMs }),
       });
     }
+    // A log-only stream has no table and no loader: nothing indexes its events.
+    if (stream.analytics === false) return;
     await analytics.ensureTable(stream);
     loader.follow(stream);
   }

@@ -172,6 +172,14 @@ export const MIGRATIONS: readonly Migration[] = [
       "ALTER TABLE pipelines ADD COLUMN enabled boolean NOT NULL DEFAULT true",
     ],
   },
+  {
+    version: 7,
+    name: "streams may stay out of the analytics store",
+    statements: [
+      // false: the stream lives in the log only (read by pipelines, rules, tail), with no analytics table.
+      "ALTER TABLE streams ADD COLUMN analytics boolean NOT NULL DEFAULT true",
+    ],
+  },
 ];
 
 /**

@@ -48,6 +48,7 @@ export interface StreamRow {
   timestamp_field: string;
   retention_ms: string | number | bigint | null;
   derived_from: string | null;
+  analytics: boolean;
   created_at: Date | string;
 }
 
@@ -92,6 +93,7 @@ export function toStream(r: StreamRow): StreamDefinition {
     timestampField: r.timestamp_field,
     ...(r.retention_ms !== null && { retentionMs: Number(r.retention_ms) }),
     ...(r.derived_from !== null && { derivedFrom: r.derived_from }),
+    ...(!r.analytics && { analytics: false }),
     createdAt: iso(r.created_at),
   };
 }

@@ -45,6 +45,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const USER_COLUMNS = "id, username, email, role, disabled, token_version, created_at";
 const PIPELINE_COLUMNS = "name, sql, start_from, options, enabled, created_at";
+const STREAM_COLUMNS = "name, partitions, schema, timestamp_field, retention_ms, derived_from, analytics, created_at";
 
 export class SqlControlStore implements ControlStore {
   #driver: SqlDriver | undefined;
@@ -310,9 +311,9 @@ export class SqlControlStore implements ControlStore {
 
   async createStream(stream: Omit<StreamDefinition, "createdAt">): Promise<StreamDefinition> {
     const rows = await this.#query<StreamRow>(
-      `INSERT INTO streams (name, partitions, schema, timestamp_field, retention_ms, derived_from)
-       VALUES ($1, $2, $3::text::jsonb, $4, $5, $6)
-       RETURNING name, partitions, schema, timestamp_field, retention_ms, derived_from, created_at`,
+      `INSERT INTO streams (name, partitions, schema, timestamp_field, retention_ms, derived_from, analytics)
+       VALUES ($1, $2, $3::text::jsonb, $4, $5, $6, $7)
+       RETURNING ${STREAM_COLUMNS}`,
       [
         stream.name,
         stream.partitions,
@@ -320,6 +321,7 @@ export class SqlControlStore implements ControlStore {
         stream.timestampField,
         stream.retentionMs ?? null,
         stream.derivedFrom ?? null,
+        stream.analytics !== false,
       ],
     );
     return toStream(one(rows));
@@ -327,8 +329,7 @@ export class SqlControlStore implements ControlStore {
 
   async getStream(name: string): Promise<StreamDefinition | undefined> {
     const rows = await this.#query<StreamRow>(
-      `SELECT name, partitions, schema, timestamp_field, retention_ms, derived_from, created_at
-       FROM streams WHERE name = $1`,
+      `SELECT ${STREAM_COLUMNS} FROM streams WHERE name = $1`,
       [name],
     );
     return rows[0] === undefined ? undefined : toStream(rows[0]);
@@ -336,8 +337,7 @@ export class SqlControlStore implements ControlStore {
 
   async listStreams(): Promise<StreamDefinition[]> {
     const rows = await this.#query<StreamRow>(
-      `SELECT name, partitions, schema, timestamp_field, retention_ms, derived_from, created_at
-       FROM streams ORDER BY name`,
+      `SELECT ${STREAM_COLUMNS} FROM streams ORDER BY name`,
     );
     return rows.map(toStream);
   }

@@ -55,6 +55,11 @@ export interface StreamDefinition {
   readonly retentionMs?: number;
   /** The pipeline that writes this stream, when it is derived. */
   readonly derivedFrom?: string;
+  /**
+   * false: the stream lives in the log only (pipelines, rules and tail read it) and has no
+   * analytics table, so ingest does not pay for indexing it. Absent: true.
+   */
+  readonly analytics?: boolean;
   readonly createdAt: string;
 }
 

@@ -484,6 +484,19 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
         assert.deepEqual(await store.getStream(name), created);
       });
 
+      it("keeps a stream out of the analytics store when created so", async () => {
+        const name = unique("raw");
+        const created = await store.createStream({
+          name,
+          partitions: 1,
+          timestampField: "timestamp",
+          analytics: false,
+        });
+        assert.equal(created.analytics, false);
+        assert.equal((await store.getStream(name))?.analytics, false);
+        assert.equal((await store.listStreams()).find((s) => s.name === name)?.analytics, false);
+      });
+
       it("keeps retention beyond 2^31 ms", async () => {
         const name = unique("long");
         const retentionMs = 365 * 24 * 3600 * 1000;

@@ -16,6 +16,8 @@ export interface Stream {
   readonly timestampField: string;
   readonly retentionMs?: number;
   readonly derivedFrom?: string;
+  /** false: in the log only, not in the analytics store (nothing to query). */
+  readonly analytics?: boolean;
   readonly createdAt: string;
 }
 

@@ -134,6 +134,7 @@ export const DOCS: Readonly<Record<string, RouteDoc>> = {
         schema: { type: "object" },
         timestampField: { type: "string" },
         retention: { type: "string" },
+        analytics: { type: "boolean", description: "false: log only, no analytics table (default true)" },
       },
     },
   },

@@ -32,12 +32,29 @@ export function registerQueryRoutes(app: FastifyInstance, services: ApiServices)
         const result = await services.analytics.query(request.body.sql, request.body.params ?? [], scope);
         stopTimer({ outcome: "ok" });
         return result;
-      } catch (e) {
+      } catch (caught) {
+        const e = await explainLogOnly(caught, request.body.sql, services);
         const refused = e instanceof RunnelError && e.domain === "user";
         stopTimer({ outcome: refused ? "refused" : "error" });
         if (refused) services.metrics.queryRefusals.inc({ reason: e.code });
         throw e;
       }
     },
+  );
+}
+
+/**
+ * A query naming a stream kept out of the analytics store fails as an unknown table would; say
+ * why instead, and where its events can be read.
+ */
+async function explainLogOnly(e: unknown, sql: string, services: ApiServices): Promise<unknown> {
+  if (!(e instanceof RunnelError) || e.code !== "stream_not_found") return e;
+  const words = new Set(sql.toLowerCase().match(/[a-z][a-z0-9_]*/g) ?? []);
+  const logOnly = (await services.streams.list()).find((s) => s.analytics === false && words.has(s.name));
+  if (logOnly === undefined) return e;
+  return new RunnelError(
+    "stream_not_found",
+    `stream ${logOnly.name} is not in the analytics store (created with "analytics": false): ` +
+      "read it with the live tail, a pipeline or a rule, or query a stream a pipeline derives from it",
   );
 }

@@ -17,6 +17,7 @@ export function describeStream(stream: StreamDefinition) {
     ...(stream.schema !== undefined && { schema: stream.schema }),
     ...(stream.retentionMs !== undefined && { retentionMs: stream.retentionMs }),
     ...(stream.derivedFrom !== undefined && { derivedFrom: stream.derivedFrom }),
+    analytics: stream.analytics !== false,
     createdAt: stream.createdAt,
   };
 }

@@ -177,7 +177,10 @@ function UserOverview() {
   const last = useRef(new Map<string, { n: number; at: number }>());
   const [counts, setCounts] = useState(new Map<string, number>());
   const [error, setError] = useState<unknown>(undefined);
-  const names = useMemo(() => (streams.data?.streams ?? []).map((s) => s.name), [streams.data]);
+  const names = useMemo(
+    () => (streams.data?.streams ?? []).filter((s) => s.analytics !== false).map((s) => s.name),
+    [streams.data],
+  );
 
   useInterval(
     () => {

@@ -23,10 +23,12 @@ export function QueryPage() {
   const tables = useLoad(async () => {
     const { streams } = await get<{ streams: Stream[] }>("/streams");
     return Promise.all(
-      streams.map(async (s): Promise<TableInfo> => {
-        const res = await query(`SELECT * FROM ${ident(s.name)} LIMIT 0`).catch(() => undefined);
-        return { name: s.name, columns: res?.columns ?? [] };
-      }),
+      streams
+        .filter((s) => s.analytics !== false)
+        .map(async (s): Promise<TableInfo> => {
+          const res = await query(`SELECT * FROM ${ident(s.name)} LIMIT 0`).catch(() => undefined);
+          return { name: s.name, columns: res?.columns ?? [] };
+        }),
     );
   });
   const first = tables.data?.[0]?.name;
