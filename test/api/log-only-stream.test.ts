@@ -6,21 +6,13 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { startTestRunnel, type TestRunnel } from "../helpers/app.js";
+import { until } from "../helpers/poll.js";
 
 let t: TestRunnel;
 before(async () => {
   t = await startTestRunnel();
 });
 after(() => t.close());
-
-async function poll<T>(read: () => Promise<T>, done: (v: T) => boolean, what: string): Promise<T> {
-  for (let i = 0; i < 200; i++) {
-    const v = await read();
-    if (done(v)) return v;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`gave up waiting for ${what}`);
-}
 
 describe("a log-only stream", () => {
   it("is created with analytics false, refused with a clear error for a non-boolean", async () => {
@@ -60,7 +52,7 @@ describe("a log-only stream", () => {
     assert.equal(ingest.status, 200, JSON.stringify(ingest.body));
 
     const query = (sql: string) => t.call("POST", "/api/v1/query", { token: t.adminToken, body: { sql } });
-    const derived = await poll(
+    const derived = await until(
       () => query("SELECT user_id, amount FROM big ORDER BY user_id"),
       (r) => (r.body.rows as unknown[] | undefined)?.length === 2,
       "the pipeline's output",
@@ -69,7 +61,7 @@ describe("a log-only stream", () => {
       ["b", 500],
       ["c", 5000],
     ]);
-    const alerts = await poll(
+    const alerts = await until(
       () => t.call("GET", `/api/v1/alerts?rule=${rule.body.id}`, { token: t.adminToken }),
       (r) => (r.body.alerts as unknown[]).length === 1,
       "the rule's alert",

@@ -9,6 +9,7 @@ import type { AddressInfo } from "node:net";
 import { after, before, test } from "node:test";
 import type { WebSocket } from "ws";
 import { startTestRunnel, type TestRunnel } from "../helpers/app.js";
+import { until } from "../helpers/poll.js";
 
 let t: TestRunnel;
 let hooks: Server;
@@ -61,16 +62,6 @@ async function metric(name: string, labels: Record<string, string>): Promise<num
     if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) total += Number(line.split(" ").pop());
   }
   return total;
-}
-
-/** Polls until `done`: the rule runner reacts to appends asynchronously. */
-async function until<T>(read: () => Promise<T>, done: (v: T) => boolean, what: string): Promise<T> {
-  for (let i = 0; i < 600; i++) {
-    const v = await read();
-    if (done(v)) return v;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`gave up waiting for ${what}`);
 }
 
 function answer(ws: WebSocket): Promise<Record<string, unknown>> {
