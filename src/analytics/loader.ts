@@ -11,6 +11,7 @@
  * await loader.waitFor("clicks", positions); // rows now queryable
  */
 import type { StreamDefinition } from "../control/types.js";
+import { DrainLoop } from "../core/drain-loop.js";
 import type { EventLog, RecordPosition } from "../log/types.js";
 import type { AnalyticsStore, PartitionRecords } from "./types.js";
 
@@ -43,14 +44,10 @@ class Follower {
   /** Next offset to apply per partition; undefined until loaded from the store. */
   positions: Map<number, number> | undefined;
   ends = new Map<number, number>();
-  private running = false;
-  private dirty = false;
-  private stopped = false;
   private retryDelay: number;
-  private retryTimer: NodeJS.Timeout | undefined;
+  private readonly loop: DrainLoop;
   private readonly unsubscribe: () => void;
   private readonly safety: NodeJS.Timeout;
-  idle: Promise<void> = Promise.resolve();
 
   constructor(
     readonly definition: StreamDefinition,
@@ -58,71 +55,74 @@ class Follower {
     private readonly opts: Required<Omit<AnalyticsLoaderOptions, "onError">> & Pick<AnalyticsLoaderOptions, "onError">,
   ) {
     this.retryDelay = opts.retryMs;
-    this.unsubscribe = opts.log.onAppend(definition.name, () => this.kick());
-    this.safety = setInterval(() => this.kick(), opts.safetyIntervalMs);
-    this.safety.unref();
-    this.kick();
-  }
-
-  kick(): void {
-    if (this.stopped) return;
-    this.dirty = true;
-    if (this.running) return;
-    this.running = true;
-    this.idle = this.drain().finally(() => {
-      this.running = false;
+    this.loop = new DrainLoop({
+      prepare: () => (this.positions === undefined ? this.loadPositions() : undefined),
+      round: () => this.round(),
+      onError: (e) => {
+        // The store may hold a newer position than ours if an apply committed but its answer was lost.
+        this.positions = undefined;
+        if (!this.loop.isStopped) (this.opts.onError ?? defaultOnError)(e, definition.name);
+      },
+      retryDelayMs: () => {
+        const delay = this.retryDelay;
+        this.retryDelay = Math.min(this.retryDelay * 2, 30_000);
+        return delay;
+      },
     });
+    this.unsubscribe = opts.log.onAppend(definition.name, () => this.loop.wake());
+    this.safety = setInterval(() => this.loop.wake(), opts.safetyIntervalMs);
+    this.safety.unref();
+    this.loop.start();
+    this.loop.wake();
   }
 
-  stop(): void {
-    this.stopped = true;
+  /** Resolves once every wake so far has been drained. */
+  idle(): Promise<void> {
+    return this.loop.idle();
+  }
+
+  /** Stops following; resolves once the apply in flight (if any) has ended. */
+  stop(): Promise<void> {
     this.unsubscribe();
     clearInterval(this.safety);
-    if (this.retryTimer) clearTimeout(this.retryTimer);
+    return this.loop.stop();
   }
 
-  private async drain(): Promise<void> {
+  private async loadPositions(): Promise<void> {
+    const { log, store } = this.opts;
+    const stream = this.definition.name;
+    await store.ensureTable(this.definition);
+    const applied = await store.appliedOffsets(stream);
+    const starts = await log.startOffsets(stream);
+    this.positions = new Map(starts.map((start, p) => [p, Math.max(start, applied.get(p) ?? 0)]));
+  }
+
+  /** Applies everything appended up to the log's end as of now; false: caught up with it. */
+  private async round(): Promise<boolean> {
     const { log, store, batchSize } = this.opts;
     const stream = this.definition.name;
-    try {
-      if (this.positions === undefined) {
-        await store.ensureTable(this.definition);
-        const applied = await store.appliedOffsets(stream);
-        const starts = await log.startOffsets(stream);
-        this.positions = new Map(starts.map((start, p) => [p, Math.max(start, applied.get(p) ?? 0)]));
+    const positions = this.positions as Map<number, number>;
+    const ends = await log.endOffsets(stream);
+    for (const [p, end] of ends.entries()) this.ends.set(p, end);
+    // Every partition's new records go to the store together: one transaction per round
+    // instead of one per partition (a DuckDB commit costs as much as thousands of rows).
+    for (;;) {
+      const batches: PartitionRecords[] = [];
+      for (const [p, end] of ends.entries()) {
+        const position = positions.get(p) ?? 0;
+        if (position >= end) continue;
+        const records = await log.read(stream, p, position, { maxRecords: batchSize });
+        if (records.length > 0) batches.push({ partition: p, records });
       }
-      while (this.dirty && !this.stopped) {
-        this.dirty = false;
-        const ends = await log.endOffsets(stream);
-        for (const [p, end] of ends.entries()) this.ends.set(p, end);
-        // Every partition's new records go to the store together: one transaction per round
-        // instead of one per partition (a DuckDB commit costs as much as thousands of rows).
-        for (;;) {
-          const batches: PartitionRecords[] = [];
-          for (const [p, end] of ends.entries()) {
-            const position = this.positions.get(p) ?? 0;
-            if (position >= end) continue;
-            const records = await log.read(stream, p, position, { maxRecords: batchSize });
-            if (records.length > 0) batches.push({ partition: p, records });
-          }
-          if (batches.length === 0 || this.stopped) break;
-          await store.applyRecords(stream, batches);
-          for (const { partition, records } of batches) {
-            this.positions.set(partition, records[records.length - 1]!.offset + 1);
-          }
-          this.loader.notify(stream);
-        }
+      if (batches.length === 0 || this.loop.isStopped) break;
+      await store.applyRecords(stream, batches);
+      for (const { partition, records } of batches) {
+        positions.set(partition, records[records.length - 1]!.offset + 1);
       }
-      this.retryDelay = this.opts.retryMs;
-    } catch (e) {
-      if (this.stopped) return;
-      // The store may hold a newer position than ours if an apply committed but its answer was lost.
-      this.positions = undefined;
-      (this.opts.onError ?? defaultOnError)(e, stream);
-      this.retryTimer = setTimeout(() => this.kick(), this.retryDelay);
-      this.retryTimer.unref();
-      this.retryDelay = Math.min(this.retryDelay * 2, 30_000);
+      this.loader.notify(stream);
     }
+    this.retryDelay = this.opts.retryMs;
+    return false;
   }
 }
 
@@ -150,20 +150,24 @@ export class AnalyticsLoader {
     this.followers.set(stream.name, new Follower(stream, this, this.opts));
   }
 
+  /** Stops following a stream; its apply in flight, if any, finishes in the background. */
   unfollow(name: string): void {
+    void this.remove(name);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.allSettled([...this.followers.keys()].map((name) => this.remove(name)));
+  }
+
+  private remove(name: string): Promise<void> {
     const follower = this.followers.get(name);
-    if (!follower) return;
-    follower.stop();
+    if (!follower) return Promise.resolve();
+    const stopped = follower.stop();
     this.followers.delete(name);
     for (const w of this.waiters) {
       if (w.stream === name) this.settle(w, new Error(`stream ${name} is no longer followed`));
     }
-  }
-
-  async stop(): Promise<void> {
-    const idle = [...this.followers.values()].map((f) => f.idle);
-    for (const name of [...this.followers.keys()]) this.unfollow(name);
-    await Promise.allSettled(idle);
+    return stopped;
   }
 
   /** Records appended but not yet applied, per followed stream (as of the last drain). */

@@ -25,8 +25,8 @@ export interface DrainLoopOptions {
   readonly afterRound?: () => void;
   /** A drain failed: record why. The loop tries again after `retryDelayMs`. */
   readonly onError: (e: unknown) => void;
-  /** Default 1000. */
-  readonly retryDelayMs?: number;
+  /** Default 1000; a function is asked before each retry (e.g. for a back-off). */
+  readonly retryDelayMs?: number | (() => number);
 }
 
 export class DrainLoop {
@@ -89,7 +89,8 @@ export class DrainLoop {
       this.pending = false;
       this.options.onError(e);
       if (!this.stopped) {
-        this.retryTimer = setTimeout(() => this.wake(), this.options.retryDelayMs ?? 1000);
+        const delay = this.options.retryDelayMs ?? 1000;
+        this.retryTimer = setTimeout(() => this.wake(), typeof delay === "number" ? delay : delay());
         this.retryTimer.unref();
       }
     }
