@@ -328,17 +328,12 @@ export class SqlControlStore implements ControlStore {
   }
 
   async getStream(name: string): Promise<StreamDefinition | undefined> {
-    const rows = await this.#query<StreamRow>(
-      `SELECT ${STREAM_COLUMNS} FROM streams WHERE name = $1`,
-      [name],
-    );
+    const rows = await this.#query<StreamRow>(`SELECT ${STREAM_COLUMNS} FROM streams WHERE name = $1`, [name]);
     return rows[0] === undefined ? undefined : toStream(rows[0]);
   }
 
   async listStreams(): Promise<StreamDefinition[]> {
-    const rows = await this.#query<StreamRow>(
-      `SELECT ${STREAM_COLUMNS} FROM streams ORDER BY name`,
-    );
+    const rows = await this.#query<StreamRow>(`SELECT ${STREAM_COLUMNS} FROM streams ORDER BY name`);
     return rows.map(toStream);
   }
 
