@@ -167,8 +167,12 @@ describe("the dashboard in Chromium", () => {
         producing = false;
         await producer;
       }
+      // A stream kept out of the analytics store says so instead of a count.
+      await ok("POST", "/api/v1/streams", adminToken, { name: "firehose", analytics: false }, 201);
       await go(page, "Streams");
       await page.getByTestId("streams").getByText("transactions").waitFor();
+      const firehose = page.getByTestId("streams").getByRole("row").filter({ hasText: "firehose" });
+      await firehose.getByText("log only").first().waitFor();
       await shot(page, "streams");
     } finally {
       await context.close();

@@ -1,6 +1,7 @@
 /**
  * Streams: each stream with its ingest rate and bytes (GET /stats, admin and analyst), the events
- * the caller can see (a scoped count query), and a live tail (SSE, scoped) that can be paused.
+ * the caller can see (a scoped count query; "log only" for a stream kept out of the analytics
+ * store, which has nothing to count), and a live tail (SSE, scoped) that can be paused.
  */
 import { useEffect, useRef, useState } from "preact/hooks";
 import { get, hasRole, ident, query, sse } from "../api";
@@ -23,14 +24,18 @@ export function StreamsPage({ tail }: { tail?: string }) {
   );
 }
 
-function useCounts(streams: readonly Stream[]): Map<string, number> {
-  const [counts, setCounts] = useState(new Map<string, number>());
+const LOG_ONLY = "log only";
+
+/** Events per stream the caller can see: a count query per stream in the analytics store. */
+function useCounts(streams: readonly Stream[]): Map<string, number | typeof LOG_ONLY> {
+  const [counts, setCounts] = useState(new Map<string, number | typeof LOG_ONLY>());
   useInterval(
     () => {
       Promise.all(
-        streams.map(async (s) => {
+        streams.map(async (s): Promise<[string, number | typeof LOG_ONLY]> => {
+          if (s.analytics === false) return [s.name, LOG_ONLY];
           const res = await query(`SELECT count(*) FROM ${ident(s.name)}`).catch(() => undefined);
-          return [s.name, Number(res?.rows[0]?.[0] ?? Number.NaN)] as const;
+          return [s.name, Number(res?.rows[0]?.[0] ?? Number.NaN)];
         }),
       ).then((pairs) => setCounts(new Map(pairs)));
     },
@@ -66,7 +71,7 @@ function StaffTable({ streams }: { streams: readonly Stream[] }) {
           c && prev ? rate(prev.streams[s.name]?.events, c.events, seconds).toFixed(1) : "0.0",
           counts.get(s.name) ?? "…",
           c ? formatBytes(c.bytes) : "0 B",
-          c?.analyticsLag ?? 0,
+          s.analytics === false ? LOG_ONLY : (c?.analyticsLag ?? 0),
           s.derivedFrom ?? "",
         ];
       })}
