@@ -125,18 +125,26 @@ export async function writeCheckpoint(path: string, generation: number, pieces: 
 
 /** Appends one delta (JSON text in pieces, a RuleCheckpointDelta) as a frame and fsyncs it. Returns the bytes appended. */
 export async function appendDelta(path: string, generation: number, pieces: Iterable<string>): Promise<number> {
-  const body = Buffer.concat([...chunks(pieces)]);
   const header = Buffer.alloc(FRAME_HEADER);
-  header.writeUInt32BE(body.length, 0);
-  header.writeUInt32BE(crc32(body), 4);
+  const parts: Buffer[] = [header];
+  let length = 0;
+  let crc = 0;
+  for (const chunk of chunks(pieces)) {
+    parts.push(chunk);
+    length += chunk.length;
+    crc = crc32(chunk, crc);
+  }
+  header.writeUInt32BE(length, 0);
+  header.writeUInt32BE(crc, 4);
   const fh = await open(deltaPath(path, generation), "a");
   try {
-    await fh.writeFile(Buffer.concat([header, body]));
+    // One buffer, so the frame goes down in one append (and writeFile loops over short writes).
+    await fh.writeFile(Buffer.concat(parts, FRAME_HEADER + length));
     await fh.sync();
   } finally {
     await fh.close();
   }
-  return FRAME_HEADER + body.length;
+  return FRAME_HEADER + length;
 }
 
 export async function removeCheckpoint(path: string): Promise<void> {

@@ -41,11 +41,12 @@ export interface RuleView extends RuleRecord {
 
 type AlertListener = (alert: AlertRecord) => void;
 
-/** What a running rule's matches are acted on with; replaced in place when only these change. */
-interface RuleContext {
-  rule: RuleRecord;
-  spec: RuleSpec;
-  severity: string;
+/** A rule's runner and the definition its matches are acted on with. */
+interface RunningRule {
+  readonly runner: RuleRunner;
+  readonly revision: string;
+  /** Read by the runner's sink at each match; replaced in place when only the name or actions change. */
+  readonly current: { rule: RuleRecord };
 }
 
 /**
@@ -66,12 +67,10 @@ function severityOf(spec: RuleSpec): string {
 }
 
 export class RuleManager implements BlockList {
-  private readonly runners = new Map<string, { runner: RuleRunner; revision: string; context: RuleContext }>();
+  private readonly runners = new Map<string, RunningRule>();
   private readonly webhookStats = new Map<string, WebhookStats>();
   private readonly blocked = new Set<string>();
   private readonly listeners = new Set<AlertListener>();
-  /** Names of running rules, as metrics label them. */
-  private readonly refs = new Map<string, RuleRef>();
   private readonly probe: MonitoringProbe;
   private unregisterState: (() => void) | undefined;
 
@@ -82,8 +81,8 @@ export class RuleManager implements BlockList {
   async open(): Promise<void> {
     // Read at scrape time, so the hot path does no gauge bookkeeping.
     this.unregisterState = this.probe.registerCepState(() =>
-      [...this.runners].map(([id, { runner }]) => ({
-        rule: this.refs.get(id) ?? { id, name: id },
+      [...this.runners].map(([id, { runner, current }]) => ({
+        rule: { id, name: current.rule.name },
         keys: runner.activeKeys(),
         partialMatches: runner.partialMatches(),
       })),
@@ -192,10 +191,7 @@ export class RuleManager implements BlockList {
     if (running === undefined) {
       await this.startRunner(rule);
     } else if (running.revision === revisionOf(spec)) {
-      running.context.rule = rule;
-      running.context.spec = spec;
-      running.context.severity = severityOf(spec);
-      this.refs.set(rule.id, { id: rule.id, name: rule.name });
+      running.current.rule = rule;
     } else {
       // Its last checkpoint holds where it stopped; the new runner takes the positions, not the state.
       await this.stopRunner(rule.id);
@@ -206,7 +202,6 @@ export class RuleManager implements BlockList {
   private async stopRunner(id: string): Promise<void> {
     const running = this.runners.get(id);
     this.runners.delete(id);
-    this.refs.delete(id);
     await running?.runner.stop();
   }
 
@@ -266,8 +261,8 @@ export class RuleManager implements BlockList {
     const compiled = compileRule(spec);
     const stats: WebhookStats = this.webhookStats.get(rule.id) ?? { sent: 0, failures: 0, lastError: undefined };
     this.webhookStats.set(rule.id, stats);
-    const context: RuleContext = { rule, spec, severity: severityOf(spec) };
     const revision = revisionOf(spec);
+    const current = { rule };
     const runner = new RuleRunner({
       log: this.options.log,
       ruleId: rule.id,
@@ -275,20 +270,15 @@ export class RuleManager implements BlockList {
       compiled,
       checkpointPath: this.checkpointPath(rule.id),
       revision,
-      sink: (matches) => this.act(context, compiled.key, stats, matches),
+      sink: (matches) => this.act(current.rule, compiled.key, stats, matches),
     });
     await runner.start();
-    this.runners.set(rule.id, { runner, revision, context });
-    this.refs.set(rule.id, { id: rule.id, name: rule.name });
+    this.runners.set(rule.id, { runner, revision, current });
   }
 
-  private async act(
-    context: RuleContext,
-    key: string,
-    stats: WebhookStats,
-    matches: readonly CepMatch[],
-  ): Promise<void> {
-    const { rule, spec, severity } = context;
+  private async act(rule: RuleRecord, key: string, stats: WebhookStats, matches: readonly CepMatch[]): Promise<void> {
+    const spec = rule.spec as unknown as RuleSpec;
+    const severity = severityOf(spec);
     const { control } = this.options;
     const { probe } = this;
     const ref: RuleRef = { id: rule.id, name: rule.name };

@@ -47,18 +47,27 @@ interface Pending {
   readonly value: MetaEvent;
 }
 
-export interface OperatorSnapshot {
+/** The operator's scalars, as every capture (full or delta) begins. */
+export interface OperatorHead {
   readonly watermark: number | null;
   readonly maxTs: number | null;
   readonly seq: number;
   readonly late: number;
-  /** Next timer sequence number (absent in checkpoints written before timers were numbered). */
-  readonly timerSeq?: number;
+  readonly timerSeq: number;
   /** `[ts, seq]` of the last event taken out of the lateness buffer, if any. */
-  readonly popped?: [ts: number, seq: number] | null;
-  readonly pending: Array<[ts: number, seq: number, key: string, value: unknown]>;
+  readonly popped: [ts: number, seq: number] | null;
+}
+
+type PendingSnapshot = [ts: number, seq: number, key: string, value: unknown];
+type KeySnapshot = [key: string, lastTs: number, state: KeyStateSnapshot];
+
+/** The whole state. `timerSeq`, `popped` and timers' seq are absent in checkpoints written before deltas. */
+export interface OperatorSnapshot
+  extends Omit<OperatorHead, "timerSeq" | "popped">,
+    Partial<Pick<OperatorHead, "timerSeq" | "popped">> {
+  readonly pending: PendingSnapshot[];
   readonly timers: Array<[ts: number, key: string, seq?: number]>;
-  readonly keys: Array<[key: string, lastTs: number, state: KeyStateSnapshot]>;
+  readonly keys: KeySnapshot[];
 }
 
 /**
@@ -66,17 +75,11 @@ export interface OperatorSnapshot {
  * (those already released are told apart on restore by `popped` and the watermark), the keys
  * whose state changed, and the keys forgotten. Applied in order on top of a full snapshot.
  */
-export interface OperatorDelta {
-  readonly watermark: number | null;
-  readonly maxTs: number | null;
-  readonly seq: number;
-  readonly late: number;
-  readonly timerSeq: number;
-  readonly popped: [ts: number, seq: number] | null;
-  readonly pending: Array<[ts: number, seq: number, key: string, value: unknown]>;
+export interface OperatorDelta extends OperatorHead {
+  readonly pending: PendingSnapshot[];
   readonly timers: Array<[ts: number, key: string, seq: number]>;
   readonly removed: string[];
-  readonly keys: Array<[key: string, lastTs: number, state: KeyStateSnapshot]>;
+  readonly keys: KeySnapshot[];
 }
 
 interface KeyEntry {
@@ -190,8 +193,12 @@ export class CepOperator {
   private maxTs = Number.NEGATIVE_INFINITY;
   private seq = 0;
   private timerSeq = 0;
-  /** The last event released from the lateness buffer: every buffered event up to it is gone. */
-  private popped: [ts: number, seq: number] | null = null;
+  /**
+   * (ts, seq) of the last event released from the lateness buffer: every buffered event up to it
+   * is gone. Two numbers, not a pair: it changes for every event released.
+   */
+  private poppedTs = Number.NEGATIVE_INFINITY;
+  private poppedSeq = -1;
   /** Numbers captures; see KeyEntry.epoch and KeyEntry.changedIn. */
   private epoch = 0;
   /** The capture in progress: takes a key's state before it changes. */
@@ -244,7 +251,8 @@ export class CepOperator {
       const top = this.pending.peek();
       if (top === undefined || top.ts > this.watermark) break;
       this.pending.pop();
-      this.popped = [top.ts, top.seq];
+      this.poppedTs = top.ts;
+      this.poppedSeq = top.seq;
       this.processEvent(top.key, top.ts, top.value);
     }
     this.fireTimers(this.watermark);
@@ -372,8 +380,8 @@ export class CepOperator {
       seq: this.seq,
       late: this.late,
       timerSeq: this.timerSeq,
-      popped: this.popped,
-    });
+      popped: this.poppedSeq < 0 ? null : [this.poppedTs, this.poppedSeq],
+    } satisfies OperatorHead);
     const capture = new KeyCapture(this.epoch, full);
     capture.pieces.push(head.slice(0, -1));
     this.capturing = capture;
@@ -418,10 +426,10 @@ export class CepOperator {
    */
   restore(s: OperatorSnapshot, deltas: readonly OperatorDelta[] = []): void {
     this.keys.clear();
-    const pending: Array<OperatorSnapshot["pending"][number]> = [...s.pending];
+    const pending: PendingSnapshot[] = [...s.pending];
     // Timers of checkpoints written before timers were numbered keep their heap order.
     const timers = s.timers.map(([ts, key, seq], i): [number, string, number] => [ts, key, seq ?? i]);
-    let head: Omit<OperatorDelta, "pending" | "timers" | "removed" | "keys"> = {
+    let head: OperatorHead = {
       watermark: s.watermark,
       maxTs: s.maxTs,
       seq: s.seq,
@@ -429,7 +437,7 @@ export class CepOperator {
       timerSeq: s.timerSeq ?? timers.length,
       popped: s.popped ?? null,
     };
-    const restoreKey = ([key, lastTs, state]: OperatorSnapshot["keys"][number]) =>
+    const restoreKey = ([key, lastTs, state]: KeySnapshot) =>
       this.keys.set(key, {
         key,
         state: restoreKeyState(state, decodeEvent),
@@ -450,10 +458,9 @@ export class CepOperator {
     this.seq = head.seq;
     this.late = head.late;
     this.timerSeq = head.timerSeq;
-    this.popped = head.popped;
-    const popped = this.popped;
+    [this.poppedTs, this.poppedSeq] = head.popped ?? [Number.NEGATIVE_INFINITY, -1];
     for (const [ts, seq, key, value] of pending) {
-      if (popped !== null && (ts < popped[0] || (ts === popped[0] && seq <= popped[1]))) continue;
+      if (ts < this.poppedTs || (ts === this.poppedTs && seq <= this.poppedSeq)) continue;
       this.pending.push({ ts, seq, key, value: decodeEvent(value) });
     }
     // Every timer at or before the watermark fired before the capture (new ones are armed after it).

@@ -99,10 +99,14 @@ export class RuleRunner {
       () => new CepOperator(compiled, { onMatch: (m) => this.collected.push(m) }),
     );
     if (cp !== undefined) this.generation = cp.generation;
+    // The last checkpoint's positions, if they are of this stream as it is now.
     const positions = cp === undefined ? undefined : (cp.deltas[cp.deltas.length - 1] ?? cp.base).positions;
-    const sameStream = (cp?.base.stream ?? stream) === stream && positions?.length === partitions;
-    if (cp !== undefined && positions !== undefined && sameStream && (cp.base.revision ?? revision) === revision) {
-      this.positions = positions.slice();
+    const resumable =
+      cp !== undefined && positions?.length === partitions && (cp.base.stream ?? stream) === stream
+        ? positions
+        : undefined;
+    if (cp !== undefined && resumable !== undefined && (cp.base.revision ?? revision) === revision) {
+      this.positions = resumable.slice();
       for (const [p, s] of cp.base.operators.entries()) {
         this.operators[p]?.restore(
           s,
@@ -110,7 +114,7 @@ export class RuleRunner {
         );
       }
     } else {
-      this.positions = positions !== undefined && sameStream ? positions.slice() : await log.endOffsets(stream);
+      this.positions = resumable?.slice() ?? (await log.endOffsets(stream));
       await this.checkpoint();
     }
     this.unsubscribe = log.onAppend(stream, () => this.loop.wake());

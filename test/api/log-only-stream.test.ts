@@ -72,7 +72,9 @@ describe("a log-only stream", () => {
     assert.equal(onRaw.status, 404);
     assert.equal(onRaw.body.error, "stream_not_found");
     assert.match(String(onRaw.body.message), /stream raw is not in the analytics store/);
-    const unknown = await query("SELECT count(*) FROM nowhere");
+    assert.deepEqual(onRaw.body.details, { stream: "raw" });
+    // The stream the checker did not find is the one named, not any log-only name in the text.
+    const unknown = await query("SELECT count(*) FROM nowhere WHERE note = 'raw'");
     assert.match(String(unknown.body.message), /no stream named nowhere/, "other unknown names keep their message");
   });
 });

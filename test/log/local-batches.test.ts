@@ -72,6 +72,23 @@ describe("LocalEventLog record batches", () => {
   const segment = (dir: string, stream: string, partition: number, base = 0) =>
     join(partitionDir(dir, stream, partition), `${String(base).padStart(20, "0")}.log`);
 
+  /**
+   * A closed log of one partition holding one record (value `first`), then one append of 2000
+   * events that spans several batches; with the entries of its segment.
+   */
+  async function endingInOneLongAppend(first: string): Promise<{ dir: string; entries: Entry[] }> {
+    const dir = await tempDir();
+    const log = await openLog({ dir });
+    await log.createStream("s", { partitions: 1 });
+    await log.append("s", [record("k", 1, first)]);
+    await log.append(
+      "s",
+      Array.from({ length: 2000 }, (_, i) => event(i, "user-1")),
+    );
+    await log.close();
+    return { dir, entries: await entriesOf(segment(dir, "s", 0)) };
+  }
+
   async function logFiles(dir: string, stream: string, partition: number): Promise<string[]> {
     return (await readdir(partitionDir(dir, stream, partition))).filter((f) => f.endsWith(".log")).sort();
   }
@@ -310,17 +327,8 @@ describe("LocalEventLog record batches", () => {
   });
 
   test("damage inside the last group, followed only by that group's batches, is a torn write", async () => {
-    const dir = await tempDir();
-    const log = await openLog({ dir });
-    await log.createStream("s", { partitions: 1 });
-    await log.append("s", [record("k", 1, "kept")]);
-    await log.append(
-      "s",
-      Array.from({ length: 2000 }, (_, i) => event(i, "user-1")),
-    );
-    await log.close();
+    const { dir, entries } = await endingInOneLongAppend("kept");
     const bytes = await readFile(segment(dir, "s", 0));
-    const entries = await entriesOf(segment(dir, "s", 0));
     assert.ok(entries.length >= 4, "the last group spans several batches");
     const middle = entries[2]!;
     // A page of the group that never reached the disk: zeros (the batch's fixed fields are gone
@@ -434,16 +442,7 @@ describe("LocalEventLog record batches", () => {
   });
 
   test("a self-committing append cut at a batch boundary is dropped whole", async () => {
-    const dir = await tempDir();
-    const log = await openLog({ dir });
-    await log.createStream("s", { partitions: 1 });
-    await log.append("s", [record("k", 1, "before")]);
-    await log.append(
-      "s",
-      Array.from({ length: 2000 }, (_, i) => event(i, "user-1")),
-    );
-    await log.close();
-    const entries = await entriesOf(segment(dir, "s", 0));
+    const { dir, entries } = await endingInOneLongAppend("before");
     assert.ok(entries.length >= 3);
     // Every batch left is whole and valid, but the append's end marker went with its last batch.
     const last = entries[entries.length - 1]!;

@@ -20,10 +20,10 @@ import type { LogRecord } from "../../log/types.js";
 import type { AnalyticsRow, AnalyticsStore, PartitionRecords, QueryResult, QueryScope } from "../types.js";
 import type { DuckDbAnalyticsStoreOptions } from "./store.js";
 
-/** Log records of one partition, packed for a zero-copy transfer to the worker. */
-
 /** How long a closed worker gets to end by itself before it is terminated. */
 const WORKER_EXIT_MS = 5_000;
+
+/** Log records of one partition, packed for a zero-copy transfer to the worker. */
 export interface PackedRecords {
   /** Every value, back to back. */
   readonly values: Uint8Array;

@@ -143,7 +143,9 @@ class Walker {
     if (SYSTEM_NAME.test(name)) throw forbidden(`system table ${raw} is not allowed`);
     if (!/^[a-z][a-z0-9_]*$/.test(name))
       throw forbidden(`${raw} is not a stream (files and table functions are not allowed)`);
-    if (!this.streams.has(name)) throw new RunnelError("stream_not_found", `no stream named ${raw}`);
+    if (!this.streams.has(name)) {
+      throw new RunnelError("stream_not_found", `no stream named ${raw}`, { details: { stream: name } });
+    }
     this.tables.add(name);
   }
 

@@ -33,7 +33,7 @@ export function registerQueryRoutes(app: FastifyInstance, services: ApiServices)
         stopTimer({ outcome: "ok" });
         return result;
       } catch (caught) {
-        const e = await explainLogOnly(caught, request.body.sql, services);
+        const e = await explainLogOnly(caught, services);
         const refused = e instanceof RunnelError && e.domain === "user";
         stopTimer({ outcome: refused ? "refused" : "error" });
         if (refused) services.metrics.queryRefusals.inc({ reason: e.code });
@@ -47,14 +47,15 @@ export function registerQueryRoutes(app: FastifyInstance, services: ApiServices)
  * A query naming a stream kept out of the analytics store fails as an unknown table would; say
  * why instead, and where its events can be read.
  */
-async function explainLogOnly(e: unknown, sql: string, services: ApiServices): Promise<unknown> {
+async function explainLogOnly(e: unknown, services: ApiServices): Promise<unknown> {
   if (!(e instanceof RunnelError) || e.code !== "stream_not_found") return e;
-  const words = new Set(sql.toLowerCase().match(/[a-z][a-z0-9_]*/g) ?? []);
-  const logOnly = (await services.streams.list()).find((s) => s.analytics === false && words.has(s.name));
-  if (logOnly === undefined) return e;
+  // The query checker names the table it did not find.
+  const name = (e.details as { stream?: unknown } | undefined)?.stream;
+  if (typeof name !== "string" || (await services.streams.get(name))?.analytics !== false) return e;
   return new RunnelError(
     "stream_not_found",
-    `stream ${logOnly.name} is not in the analytics store (created with "analytics": false): ` +
+    `stream ${name} is not in the analytics store (created with "analytics": false): ` +
       "read it with the live tail, a pipeline or a rule, or query a stream a pipeline derives from it",
+    { details: { stream: name } },
   );
 }
