@@ -72,6 +72,13 @@ describe("LocalEventLog record batches", () => {
   const segment = (dir: string, stream: string, partition: number, base = 0) =>
     join(partitionDir(dir, stream, partition), `${String(base).padStart(20, "0")}.log`);
 
+  /** Reopens the log at `dir`, with what recovery cut from it: [bytes truncated, reason] per report. */
+  async function reopen(dir: string): Promise<{ reopened: LocalEventLog; cuts: Array<[number, string]> }> {
+    const reports: RecoveryReport[] = [];
+    const reopened = await openLog({ dir, onRecovery: (r) => reports.push(r) });
+    return { reopened, cuts: reports.map((r) => [r.bytesTruncated, r.reason]) };
+  }
+
   /**
    * A closed log of one partition holding one record (value `first`), then one append of 2000
    * events that spans several batches; with the entries of its segment.
@@ -233,12 +240,8 @@ describe("LocalEventLog record batches", () => {
     // The torn batch's first three records are whole on disk; only its last is cut.
     const kept = torn.length - 2;
     await writeFile(segment(dir, "s", 0), Buffer.concat([...old, batch, torn.subarray(0, kept)]));
-    const reports: RecoveryReport[] = [];
-    const reopened = await openLog({ dir, onRecovery: (r) => reports.push(r) });
-    assert.deepEqual(
-      reports.map((r) => [r.bytesTruncated, r.reason]),
-      [[kept, "torn_tail"]],
-    );
+    const { reopened, cuts } = await reopen(dir);
+    assert.deepEqual(cuts, [[kept, "torn_tail"]]);
     assert.deepEqual(
       (await readAll(reopened, "s", 0)).map((r) => [r.offset, r.key, r.timestamp, Buffer.from(r.value).toString()]),
       [0, 1, 2, 3, 4, 5].map((n) => [n, "k", n, String(n)]),
@@ -301,12 +304,8 @@ describe("LocalEventLog record batches", () => {
     const at = damagedLast.indexOf("last-append", firstEnd + 200);
     damagedLast[at] = damagedLast[at]! ^ 0x01;
     await writeFile(segment(dir, "s", 0), damagedLast);
-    const reports: RecoveryReport[] = [];
-    const reopened = await openLog({ dir, onRecovery: (r) => reports.push(r) });
-    assert.deepEqual(
-      reports.map((r) => [r.bytesTruncated, r.reason]),
-      [[lastSize, "torn_tail"]],
-    );
+    const { reopened, cuts } = await reopen(dir);
+    assert.deepEqual(cuts, [[lastSize, "torn_tail"]]);
     assert.deepEqual(
       (await readAll(reopened, "s", 0)).map((r) => r.offset),
       Array.from({ length: 30 }, (_, i) => i),
@@ -339,12 +338,8 @@ describe("LocalEventLog record batches", () => {
     flipped[middle.position + 500] = flipped[middle.position + 500]! ^ 0x10;
     for (const damaged of [lostPage, flipped]) {
       await writeFile(segment(dir, "s", 0), damaged);
-      const reports: RecoveryReport[] = [];
-      const reopened = await openLog({ dir, onRecovery: (r) => reports.push(r) });
-      assert.deepEqual(
-        reports.map((r) => [r.bytesTruncated, r.reason]),
-        [[bytes.length - entries[1]!.position, "torn_tail"]],
-      );
+      const { reopened, cuts } = await reopen(dir);
+      assert.deepEqual(cuts, [[bytes.length - entries[1]!.position, "torn_tail"]]);
       assert.deepEqual(
         (await readAll(reopened, "s", 0)).map((r) => Buffer.from(r.value).toString()),
         ['"kept"'],
@@ -447,12 +442,8 @@ describe("LocalEventLog record batches", () => {
     // Every batch left is whole and valid, but the append's end marker went with its last batch.
     const last = entries[entries.length - 1]!;
     await truncate(segment(dir, "s", 0), last.position);
-    const reports: RecoveryReport[] = [];
-    const reopened = await openLog({ dir, onRecovery: (r) => reports.push(r) });
-    assert.deepEqual(
-      reports.map((r) => [r.bytesTruncated, r.reason]),
-      [[last.position - entries[1]!.position, "uncommitted_batch"]],
-    );
+    const { reopened, cuts } = await reopen(dir);
+    assert.deepEqual(cuts, [[last.position - entries[1]!.position, "uncommitted_batch"]]);
     assert.deepEqual(
       (await readAll(reopened, "s", 0)).map((r) => Buffer.from(r.value).toString()),
       ['"before"'],
