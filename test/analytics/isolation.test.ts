@@ -79,6 +79,8 @@ describe("DuckDB forms the API promises", () => {
     "SELECT count(*) FILTER (WHERE data > 15), row_number() OVER (ORDER BY _offset) FROM user_data GROUP BY _offset",
     "WITH recent AS (SELECT * FROM user_data WHERE _time > now() - INTERVAL 1 HOUR) SELECT count(*) FROM recent",
     "SELECT $$dollar$$ AS s, 'it''s' AS t /* a /* nested */ comment */ FROM user_data LIMIT 1",
+    "FROM user_data SELECT data",
+    "SELECT 'a\\' AS backslash, E'it\\'s' AS e, $t$x'y$t$ AS d, [data] AS l, TRIM(' x ') AS t FROM user_data",
   ]) {
     test(sql, async () => {
       const rows = await usersSeen(sql, A);
@@ -172,7 +174,8 @@ describe("anything that is not a plain read is refused before it runs", () => {
     ["query_table()", "SELECT * FROM query_table('user_data')"],
     ["query() as scalar", "SELECT query('SELECT 1')"],
     ["sql_auto_complete", "SELECT * FROM sql_auto_complete('SEL')"],
-    ["qualified function", "SELECT main.lower('x')"],
+    ["catalog-qualified function", "SELECT system.main.lower('x')"],
+    ["function in another schema", "SELECT temp.lower('x')"],
     ["pg_catalog function", "SELECT pg_catalog.now()"],
     ["unknown function", "SELECT evil_fn(1)"],
     ["json_serialize_sql", "SELECT json_serialize_sql('SELECT 1')"],
@@ -183,7 +186,6 @@ describe("anything that is not a plain read is refused before it runs", () => {
     ["EXPLAIN", "EXPLAIN SELECT * FROM user_data"],
     ["EXPLAIN ANALYZE", "EXPLAIN ANALYZE SELECT * FROM user_data"],
     ["PIVOT", "PIVOT user_data ON user_id USING sum(data)"],
-    ["FROM-first", "FROM user_data"],
     ["INSERT", "INSERT INTO user_data (user_id) VALUES ('B')"],
     ["UPDATE", "UPDATE user_data SET user_id = 'A'"],
     ["DELETE", "DELETE FROM user_data"],
@@ -229,6 +231,57 @@ describe("anything that is not a plain read is refused before it runs", () => {
     await assert.rejects(store.query("SELECT getenv('HOME')", [], A), { code: "query_forbidden", message: /getenv/ });
     await assert.rejects(store.query("SELECT * FROM nope", [], A), { code: "stream_not_found", message: /nope/ });
     await assert.rejects(store.query("SELECT FROM WHERE", [], A), { code: "invalid_query" });
+  });
+});
+
+/**
+ * Each of these reads as something harmless to a parser that is not DuckDB's (a string, a
+ * comment) and as a catalog, settings or file read to DuckDB. The check must see what DuckDB sees.
+ * With node-sql-parser as the checker, `'a\'` made duckdb_settings() answer.
+ */
+describe("literals, comments and escapes are read as DuckDB reads them", () => {
+  const hidden: [string, string, RegExp][] = [
+    ["backslash before the closing quote", "SELECT 'a\\', * FROM duckdb_settings() -- '", /duckdb_settings/],
+    ["backslash, catalog", "SELECT 'a\\', * FROM duckdb_tables() -- '", /duckdb_tables/],
+    ["backslash, file", "SELECT 'a\\', * FROM read_csv('/etc/passwd') -- '", /read_csv/],
+    ["backslash in a quoted identifier", 'SELECT "a\\", * FROM duckdb_settings() -- "', /duckdb_settings/],
+    ["E'' string with an escaped quote", "SELECT E'a\\'', * FROM duckdb_settings() -- '", /duckdb_settings/],
+    ["E'' string ending in a backslash", "SELECT E'a\\\\', * FROM duckdb_tables() -- '", /duckdb_tables/],
+    ["dollar-quoted string holding a quote", "SELECT $$a'$$, * FROM duckdb_settings() -- '", /duckdb_settings/],
+    ["tagged dollar quote", "SELECT $t$a'$t$, * FROM duckdb_tables() -- '", /duckdb_tables/],
+    ["dollar quote holding a comment", "SELECT $$/*$$, * FROM duckdb_settings() -- */", /duckdb_settings/],
+    ["nested comment", "SELECT 1 /* /* */ 'x */, * FROM duckdb_settings() -- '", /duckdb_settings/],
+    ["comment inside a string", "SELECT '/*', * FROM duckdb_tables() -- */", /duckdb_tables/],
+    ["string inside a comment", "SELECT 1 /* ' */, * FROM duckdb_settings() -- '", /duckdb_settings/],
+    ["line comment ended by CR", "SELECT 1 -- x\r, * FROM duckdb_settings()", /duckdb_settings/],
+    [
+      "scalar subquery after a backslash",
+      "SELECT 'a\\', (SELECT count(*) FROM duckdb_settings()) -- '",
+      /duckdb_settings/,
+    ],
+    ["function call after a backslash", "SELECT 'a\\', current_setting('threads') -- '", /current_setting/],
+  ];
+  for (const [name, sql, construct] of hidden) {
+    test(name, async () => {
+      for (const scope of [A, ALL]) {
+        await assert.rejects(store.query(sql, [], scope), { code: "query_forbidden", message: construct });
+      }
+    });
+  }
+
+  test("unicode escapes are refused, never run", async () => {
+    for (const sql of [
+      "SELECT U&'\\0027', * FROM duckdb_settings() -- '",
+      'SELECT * FROM U&"duckdb\\005fsettings"()',
+      "SELECT U&'a' UESCAPE '!', * FROM duckdb_tables()",
+    ]) {
+      for (const scope of [A, ALL]) {
+        await assert.rejects(store.query(sql, [], scope), (e: unknown) => {
+          assert.ok(isRunnelError(e) && ["invalid_query", "query_forbidden"].includes(e.code), String(e));
+          return true;
+        });
+      }
+    }
   });
 });
 

@@ -487,6 +487,12 @@ const REFUSED_SQL = [
   "CREATE TABLE copy AS SELECT * FROM ledger",
   "SUMMARIZE ledger",
   "EXPLAIN SELECT * FROM ledger",
+  // Read as a string by a parser that is not DuckDB's; DuckDB reads a catalog or file read.
+  "SELECT 'a\\', * FROM duckdb_settings() -- '",
+  "SELECT 'a\\', * FROM duckdb_tables() -- '",
+  "SELECT E'a\\'', * FROM read_csv('/etc/passwd') -- '",
+  "SELECT $$a'$$, * FROM duckdb_settings() -- '",
+  "SELECT 1 /* /* */ 'x */, * FROM duckdb_tables() -- '",
 ];
 
 function assertNoVictimData(where: string, text: string): void {

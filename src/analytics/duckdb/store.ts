@@ -229,7 +229,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
   async query(sql: string, params: readonly unknown[], scope: QueryScope): Promise<QueryResult> {
     const instance = this.instance;
     if (!instance) throw new RunnelError("not_ready", "analytics store is not open");
-    const checked = checkQuery(sql, new Set(this.schemas.keys()));
+    const checked = await checkQuery(sql, new Set(this.schemas.keys()));
     const source = await instance.connect();
     try {
       if (scope.kind === "all") return await runSelect(source, sql, params, this.limits);

@@ -1,29 +1,36 @@
 /**
- * Layer 1 of query isolation: parse with node-sql-parser and allow only one plain SELECT (CTEs,
- * subqueries, joins, set operations) over known stream tables, calling allow-listed functions.
- * Refuses with RunnelError: invalid_query (400) when the SQL cannot be parsed, query_forbidden
- * (403) naming the construct when it is not a plain read. Layer 2 (the locked-down engine and the
- * per-user sandbox) holds even if this check were bypassed.
+ * Layer 1 of query isolation: DuckDB parses the query (./parse.ts) and only one plain SELECT
+ * (CTEs, subqueries, joins, set operations, VALUES) over known stream tables, calling
+ * allow-listed functions, passes. Because the tree walked here is the engine's own reading of the
+ * text, no literal, comment or escape can mean one thing to the check and another to DuckDB.
+ * Refuses with RunnelError: invalid_query (400) when DuckDB cannot parse it, query_forbidden (403)
+ * naming the construct when it is not a plain read, stream_not_found (404, `details.stream`) for a
+ * table that is no stream. Layer 2 (the locked-down engine and the per-user sandbox) holds even if
+ * this check were bypassed.
  */
-import nodeSqlParser from "node-sql-parser";
 import { RunnelError } from "../../core/errors.js";
 import { isAllowedFunction } from "./functions.js";
-import { preprocessForParser } from "./preprocess.js";
-
-const parser = new nodeSqlParser.Parser();
-
-type Node = Record<string, unknown>;
-
-function isNode(x: unknown): x is Node {
-  return typeof x === "object" && x !== null && !Array.isArray(x);
-}
-
-function str(x: unknown): string | undefined {
-  return typeof x === "string" ? x : undefined;
-}
+import { type ParseNode, parseSelects } from "./parse.js";
 
 /** Names that lead to the engine's own catalog or settings, refused rather than reported unknown. */
 const SYSTEM_NAME = /^(duckdb_|pg_|sqlite_|information_schema$|_runnel|temp$|system$|main$|memory$)/i;
+
+/** DuckDB's TableReferenceType names as serialized; any of them found anywhere is checked as a FROM item. */
+const TABLE_REFS = new Set([
+  "BASE_TABLE",
+  "SUBQUERY",
+  "JOIN",
+  "TABLE_FUNCTION",
+  "EXPRESSION_LIST",
+  "CTE",
+  "EMPTY",
+  "PIVOT",
+  "SHOW_REF",
+  "COLUMN_DATA",
+  "DELIM_GET",
+  "BOUND_TABLE_REF",
+  "INVALID",
+]);
 
 export interface CheckedQuery {
   /** Stream tables the query reads (lower case). */
@@ -35,23 +42,22 @@ export function forbidden(message: string): RunnelError {
 }
 
 /**
- * @example checkQuery("SELECT sum(data) FROM user_data WHERE _time > now() - INTERVAL 1 HOUR", new Set(["user_data"]))
+ * @example await checkQuery("SELECT sum(data) FROM user_data WHERE _time > now() - INTERVAL 1 HOUR", new Set(["user_data"]))
  */
-export function checkQuery(sql: string, streams: ReadonlySet<string>): CheckedQuery {
-  let parsed: unknown;
-  try {
-    parsed = parser.astify(preprocessForParser(sql), { database: "Postgresql" });
-  } catch (e) {
-    const detail = e instanceof Error ? e.message.split("\n")[0] : String(e);
-    throw new RunnelError("invalid_query", `could not parse the query (DuckDB SELECT syntax expected): ${detail}`);
-  }
-  const statements = (Array.isArray(parsed) ? parsed : [parsed]).filter(isNode);
+export async function checkQuery(sql: string, streams: ReadonlySet<string>): Promise<CheckedQuery> {
+  const statements = await parseSelects(sql);
   if (statements.length !== 1) throw forbidden("exactly one statement is allowed");
-  const root = statements[0]!;
-  if (root.type !== "select") throw forbidden(`only SELECT is allowed, not ${String(root.type).toUpperCase()}`);
   const tables = new Set<string>();
-  new Walker(streams, tables).visit(root, new Set());
+  new Walker(streams, tables).query(statements[0] as ParseNode, new Set());
   return { tables };
+}
+
+function isNode(x: unknown): x is ParseNode {
+  return typeof x === "object" && x !== null && !Array.isArray(x);
+}
+
+function text(x: unknown): string {
+  return typeof x === "string" ? x : "";
 }
 
 class Walker {
@@ -60,80 +66,75 @@ class Walker {
     private readonly tables: Set<string>,
   ) {}
 
-  visit(x: unknown, ctes: ReadonlySet<string>): void {
-    if (Array.isArray(x)) {
-      for (const item of x) this.visit(item, ctes);
-      return;
-    }
-    if (!isNode(x)) return;
-    if (x.type === "select") {
-      this.select(x, ctes);
-      return;
-    }
-    if (x.type === "function") this.func(x);
-    else if (x.type === "aggr_func") this.aggregate(x);
-    else if (
-      typeof x.type === "string" &&
-      /^(insert|update|delete|replace|create|drop|alter|truncate)$/i.test(x.type)
-    ) {
-      throw forbidden(`${x.type.toUpperCase()} is not allowed`);
-    }
-    for (const [key, value] of Object.entries(x)) {
-      if (key === "tableList" || key === "columnList") continue;
-      this.visit(value, ctes);
+  /** A query node (SELECT_NODE, SET_OPERATION_NODE, RECURSIVE_CTE_NODE, …) with the CTEs in scope. */
+  query(node: ParseNode, outer: ReadonlySet<string>): void {
+    const scope = this.ctes(node.cte_map, outer);
+    if (node.type === "RECURSIVE_CTE_NODE" || node.type === "CTE_NODE") scope.add(text(node.cte_name).toLowerCase());
+    if (node.type === "SELECT_NODE") this.fromItem(node.from_table, scope);
+    for (const [key, value] of Object.entries(node)) {
+      if (key !== "cte_map" && key !== "from_table") this.any(value, scope);
     }
   }
 
-  private select(node: Node, outer: ReadonlySet<string>): void {
-    let scope = outer;
-    if (Array.isArray(node.with)) {
-      // A CTE sees the ones declared before it (and itself, when recursive), never later ones.
-      for (const cte of node.with) {
-        if (!isNode(cte)) continue;
-        const name = cteName(cte);
-        if (name === undefined) throw forbidden("unsupported WITH clause");
-        if (SYSTEM_NAME.test(name)) throw forbidden(`CTE name ${name} is reserved`);
-        const withSelf = new Set(scope).add(name);
-        this.visit(cte.stmt, withSelf);
-        scope = withSelf;
+  /** A CTE sees the ones declared before it (and itself, when recursive), never later ones. */
+  private ctes(map: unknown, outer: ReadonlySet<string>): Set<string> {
+    const scope = new Set(outer);
+    const entries = isNode(map) && Array.isArray(map.map) ? map.map : [];
+    for (const entry of entries) {
+      if (!isNode(entry) || !isNode(entry.value)) throw forbidden("unsupported WITH clause");
+      const name = text(entry.key).toLowerCase();
+      if (SYSTEM_NAME.test(name)) throw forbidden(`CTE name ${name} is reserved`);
+      const { query, ...rest } = entry.value;
+      if (!isNode(query) || !isNode(query.node)) throw forbidden("unsupported WITH clause");
+      this.query(query.node, scope);
+      this.any(rest, scope);
+      scope.add(name);
+    }
+    return scope;
+  }
+
+  /** Any part of the tree: every function call, FROM item and nested query in it is checked. */
+  private any(x: unknown, scope: ReadonlySet<string>): void {
+    if (Array.isArray(x)) {
+      for (const item of x) this.any(item, scope);
+      return;
+    }
+    if (!isNode(x)) return;
+    if (typeof x.class === "string") {
+      if (x.class === "FUNCTION" || x.class === "WINDOW") this.func(x);
+    } else if (typeof x.type === "string") {
+      if (x.type.endsWith("_NODE")) {
+        this.query(x, scope);
+        return;
+      }
+      if (TABLE_REFS.has(x.type)) {
+        this.fromItem(x, scope);
+        return;
       }
     }
-    if (isNode(node.into) && (node.into.expr !== undefined || node.into.type !== undefined)) {
-      throw forbidden("SELECT INTO is not allowed");
-    }
-    if (Array.isArray(node.from)) {
-      for (const item of node.from) this.fromItem(item, scope);
-    } else if (node.from !== null && node.from !== undefined) {
-      this.fromItem(node.from, scope);
-    }
-    for (const [key, value] of Object.entries(node)) {
-      if (key === "with" || key === "from") continue;
-      this.visit(value, scope);
-    }
+    for (const value of Object.values(x)) this.any(value, scope);
   }
 
   private fromItem(item: unknown, scope: ReadonlySet<string>): void {
     if (!isNode(item)) throw forbidden("unsupported FROM item");
-    const table = str(item.table);
-    if (table !== undefined) {
-      for (const qualifier of ["db", "schema", "catalog", "server"]) {
-        if (item[qualifier] !== null && item[qualifier] !== undefined) {
-          throw forbidden(`qualified table names are not allowed (${String(item[qualifier])}.${table})`);
-        }
-      }
+    const { type } = item;
+    if (type === "BASE_TABLE") {
+      const table = text(item.table_name);
+      const qualifier = text(item.catalog_name) || text(item.schema_name);
+      if (qualifier !== "") throw forbidden(`qualified table names are not allowed (${qualifier}.${table})`);
+      if (item.at_clause !== null && item.at_clause !== undefined) throw forbidden("AT clauses are not allowed");
       this.tableName(table, scope);
-    } else if (isNode(item.expr)) {
-      const expr = item.expr;
-      if (expr.type === "function") throw forbidden(`table function ${functionName(expr)} is not allowed`);
-      if (isNode(expr.ast)) this.visit(expr.ast, scope);
-      else if (expr.type === "select") this.visit(expr, scope);
-      else throw forbidden("unsupported FROM item");
-    } else {
-      throw forbidden("unsupported FROM item");
+    } else if (type === "TABLE_FUNCTION") {
+      throw forbidden(
+        `table function ${isNode(item.function) ? text(item.function.function_name) : "?"} is not allowed`,
+      );
+    } else if (type === "PIVOT") {
+      throw forbidden("PIVOT and UNPIVOT are not allowed");
+    } else if (type !== "SUBQUERY" && type !== "JOIN" && type !== "EXPRESSION_LIST" && type !== "EMPTY") {
+      throw forbidden(`unsupported FROM item (${String(type)})`);
     }
     for (const [key, value] of Object.entries(item)) {
-      if (key === "expr" || key === "table") continue;
-      this.visit(value, scope);
+      if (key !== "type" && key !== "table_name") this.any(value, scope);
     }
   }
 
@@ -149,37 +150,23 @@ class Walker {
     this.tables.add(name);
   }
 
-  private func(node: Node): void {
-    const nameNode = node.name;
-    if (isNode(nameNode) && nameNode.schema !== undefined && nameNode.schema !== null) {
-      throw forbidden(`qualified function names are not allowed (${functionName(node)})`);
+  private func(node: ParseNode): void {
+    const name = text(node.function_name);
+    // DuckDB's parser itself writes `main.` before the functions that its syntax stands for
+    // (`[x]` is main.list_value, TRIM(x) main.trim), so the default schema is allowed; anything
+    // else before the name (another catalog or schema, `column.method()`) is refused.
+    const catalog = text(node.catalog);
+    const schema = text(node.schema);
+    if (catalog !== "" || (schema !== "" && schema !== "main")) {
+      throw forbidden(
+        `qualified function names are not allowed (${[catalog, schema, name].filter((p) => p !== "").join(".")})`,
+      );
     }
-    const name = functionName(node);
-    if (!isAllowedFunction(name)) throw forbidden(`function ${name} is not allowed`);
-  }
-
-  private aggregate(node: Node): void {
-    const name = str(node.name) ?? "";
+    // Operators (`+`, `||`, `~~` for LIKE, `->>`, …) are DuckDB's pure scalar functions under symbol names.
+    if (node.is_operator === true && OPERATOR.test(name)) return;
     if (!isAllowedFunction(name)) throw forbidden(`function ${name} is not allowed`);
   }
 }
 
-function cteName(cte: Node): string | undefined {
-  const name = cte.name;
-  if (typeof name === "string") return name.toLowerCase();
-  if (isNode(name)) return str(name.value)?.toLowerCase();
-  return undefined;
-}
-
-/** node-sql-parser v5 spells names as {name: [{value}], schema?}; older shapes as a string. */
-function functionName(node: Node): string {
-  const name = node.name;
-  if (typeof name === "string") return name.toLowerCase();
-  if (isNode(name) && Array.isArray(name.name)) {
-    return name.name
-      .map((part) => (isNode(part) ? (str(part.value) ?? "") : ""))
-      .join(".")
-      .toLowerCase();
-  }
-  return "?";
-}
+/** A symbol name, or the factorial operator `5!`. */
+const OPERATOR = /^([^\w\s]+|!__postfix)$/;

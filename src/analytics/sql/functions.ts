@@ -22,7 +22,7 @@ json_extract_path_text json_extract_string json_group_array json_group_object js
 json_object json_quote json_structure json_transform json_type json_valid json_value julian kurtosis
 kurtosis_pop lag last last_day last_value lcase lcm lead least least_common_multiple left
 len length length_grapheme levenshtein lgamma like_escape list list_aggr list_aggregate list_any_value
-list_append list_concat list_contains list_distinct list_element list_extract list_filter list_has
+list_append list_apply list_concat list_contains list_distinct list_element list_extract list_filter list_has
 list_has_all list_has_any list_max list_min list_position list_reduce list_reverse list_slice
 list_sort list_sum list_transform list_unique list_value ln log log10 log2 lower lpad ltrim mad
 make_date make_time make_timestamp make_timestamptz map map_extract map_keys map_values max max_by

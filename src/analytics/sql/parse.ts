@@ -1,0 +1,63 @@
+/**
+ * DuckDB's own parser, for the query check: `json_serialize_sql` on a private in-memory instance
+ * that holds no data and can reach nothing (external access off, no extension loading, settings
+ * locked). The caller's SQL is only ever a bound parameter here, never executed, so the check
+ * reads every literal, comment and escape exactly as the engine that runs the query will.
+ */
+import { DuckDBInstance } from "@duckdb/node-api";
+import { RunnelError } from "../../core/errors.js";
+
+/** DuckDB's serialized parse tree, as JSON. */
+export type ParseNode = { readonly [key: string]: unknown };
+
+let parser: Promise<DuckDBInstance> | undefined;
+
+function parserInstance(): Promise<DuckDBInstance> {
+  parser ??= (async () => {
+    const instance = await DuckDBInstance.create(":memory:", {
+      enable_external_access: "false",
+      autoload_known_extensions: "false",
+      autoinstall_known_extensions: "false",
+      allow_community_extensions: "false",
+      threads: "1",
+    });
+    const c = await instance.connect();
+    try {
+      await c.run("SET lock_configuration = true");
+    } finally {
+      c.closeSync();
+    }
+    return instance;
+  })();
+  return parser;
+}
+
+/**
+ * The statements of `sql` as DuckDB parses them. A syntax error is `invalid_query` (400); a
+ * statement that is not a SELECT (DuckDB serializes SELECTs only) is `query_forbidden` (403).
+ */
+export async function parseSelects(sql: string): Promise<ParseNode[]> {
+  // One connection per call: a DuckDB connection runs one query at a time.
+  const connection = await (await parserInstance()).connect();
+  let text: string;
+  try {
+    const reader = await connection.runAndReadAll("SELECT json_serialize_sql($1::VARCHAR)", [sql]);
+    text = String(reader.getRowsJS()[0]?.[0]);
+  } finally {
+    connection.closeSync();
+  }
+  const result = JSON.parse(text) as {
+    error: boolean;
+    error_type?: string;
+    error_message?: string;
+    statements?: { node: ParseNode }[];
+  };
+  if (result.error) {
+    const message = result.error_message ?? "unknown error";
+    if (result.error_type === "parser") {
+      throw new RunnelError("invalid_query", `could not parse the query: ${message}`);
+    }
+    throw new RunnelError("query_forbidden", "only SELECT is allowed");
+  }
+  return (result.statements ?? []).map((s) => s.node);
+}
