@@ -1,6 +1,7 @@
 /**
  * What a match does (API.md "Actions"): the alert, stored once per match under an id derived from
- * the rule and the match's log positions; a block of the key's user; a webhook POST retried with
+ * the rule and the match's log positions, naming every user whose events it holds; a block of
+ * those users (docs/cep.md, "Who sees an alert, who is blocked"); a webhook POST retried with
  * exponential back-off off the processing path (a failing webhook never slows the stream).
  */
 import { createHash } from "node:crypto";
@@ -29,22 +30,30 @@ export function alertOf(
       events.push({ step, ...e });
     }
   }
-  const firstEvent = events[0];
-  const userId =
-    rule.key === "user_id" ? m.key : typeof firstEvent?.user_id === "string" ? (firstEvent.user_id as string) : null;
+  // Keyed by user_id, every event is the key's; keyed by anything else (a device, a card), the
+  // match may hold several users' events.
+  const userIds = rule.key === "user_id" ? [m.key] : usersOf(events);
   return {
     id: createHash("sha256").update(`${rule.id}\u0000${matchId}`).digest("hex").slice(0, 32),
     ruleId: rule.id,
     ruleName: rule.name,
     matchId,
     key: m.key,
-    userId,
+    userId: userIds[0] ?? null,
+    userIds,
     severity: rule.severity,
     timedOut: m.timedOut,
     events,
     firstEventTime: new Date(Number.isFinite(first) ? first : 0).toISOString(),
     lastEventTime: new Date(Number.isFinite(last) ? last : 0).toISOString(),
   };
+}
+
+/** The distinct `user_id`s of the events, in order of first appearance. */
+function usersOf(events: readonly Record<string, unknown>[]): string[] {
+  const users = new Set<string>();
+  for (const e of events) if (typeof e.user_id === "string") users.add(e.user_id);
+  return [...users];
 }
 
 export interface WebhookStats {

@@ -298,11 +298,14 @@ export class RuleManager implements BlockList {
       if (!alert.timedOut) {
         if (isFresh) probe.ruleMatched(ref);
         for (const action of spec.actions ?? []) {
-          if (action.type === "block" && alert.userId !== null) {
-            for (const stream of action.streams ?? [rule.stream]) {
-              // Refused from now on; stored below (a replayed match blocks again, see docs/cep.md).
-              this.blocked.add(blockKey(alert.userId, stream));
-              blocks.push({ userId: alert.userId, stream, alertId: alert.id });
+          if (action.type === "block") {
+            // Every user whose events make up the match, and nobody else (docs/cep.md).
+            for (const userId of alert.userIds) {
+              for (const stream of action.streams ?? [rule.stream]) {
+                // Refused from now on; stored below (a replayed match blocks again, see docs/cep.md).
+                this.blocked.add(blockKey(userId, stream));
+                blocks.push({ userId, stream, alertId: alert.id });
+              }
             }
           } else if (action.type === "webhook" && isFresh) {
             sendWebhook(action.url, alert, stats, {

@@ -180,6 +180,23 @@ export const MIGRATIONS: readonly Migration[] = [
       "ALTER TABLE streams ADD COLUMN analytics boolean NOT NULL DEFAULT true",
     ],
   },
+  {
+    version: 8,
+    name: "alerts name every user whose events they hold",
+    statements: [
+      // A rule keyed by another field (a device, a card) matches events of several users: each of
+      // them sees the alert (their own events only) and is found by the `user` filter.
+      "ALTER TABLE cep_alerts ADD COLUMN user_ids text[] NOT NULL DEFAULT '{}'",
+      `UPDATE cep_alerts SET user_ids = ARRAY(
+         SELECT DISTINCT u FROM (
+           SELECT user_id AS u WHERE user_id IS NOT NULL
+           UNION SELECT e->>'user_id' FROM jsonb_array_elements(events) AS e
+             WHERE jsonb_typeof(e->'user_id') = 'string'
+         ) AS users)`,
+      "CREATE INDEX cep_alerts_user_ids_idx ON cep_alerts USING gin (user_ids)",
+      "DROP INDEX cep_alerts_user_idx",
+    ],
+  },
 ];
 
 /**

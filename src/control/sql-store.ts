@@ -443,9 +443,10 @@ export class SqlControlStore implements ControlStore {
     // One statement over a JSON array, so a chunk's alerts cost one round trip (one parse and plan
     // on PGlite); ORDER BY keeps their seq, and so listAlerts' order, the order of the batch.
     const rows = await this.#query<{ id: string }>(
-      `INSERT INTO cep_alerts (id, rule_id, match_id, rule_name, key, user_id, severity, timed_out, events,
+      `INSERT INTO cep_alerts (id, rule_id, match_id, rule_name, key, user_id, user_ids, severity, timed_out, events,
          first_event_time, last_event_time, detected_at)
        SELECT a->>'id', (a->>'ruleId')::uuid, a->>'matchId', a->>'ruleName', a->>'key', a->>'userId',
+         ARRAY(SELECT u FROM jsonb_array_elements_text(a->'userIds') WITH ORDINALITY AS users(u, i) ORDER BY i),
          a->>'severity', (a->>'timedOut')::boolean, a->'events', (a->>'firstEventTime')::timestamptz,
          (a->>'lastEventTime')::timestamptz, COALESCE((a->>'detectedAt')::timestamptz, now())
        FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS batch(a, n)
@@ -470,7 +471,7 @@ export class SqlControlStore implements ControlStore {
     }
     if (query.userId !== undefined) {
       params.push(query.userId);
-      where.push(`user_id = $${params.length}`);
+      where.push(`user_ids @> ARRAY[$${params.length}::text]`);
     }
     if (query.since !== undefined) {
       params.push(query.since);
@@ -540,7 +541,7 @@ function one<T>(rows: T[]): T {
 // CEP rows are mapped here rather than in rows.ts to keep the CEP change to this store additive.
 const RULE_COLUMNS = "id, name, stream, spec, enabled, created_at, updated_at";
 const ALERT_COLUMNS =
-  "id, rule_id, match_id, rule_name, key, user_id, severity, timed_out, events, first_event_time, last_event_time, detected_at";
+  "id, rule_id, match_id, rule_name, key, user_id, user_ids, severity, timed_out, events, first_event_time, last_event_time, detected_at";
 const BLOCK_COLUMNS = "user_id, stream, rule_id, alert_id, since";
 
 interface RuleRow {
@@ -559,6 +560,7 @@ interface AlertRow {
   rule_name: string;
   key: string;
   user_id: string | null;
+  user_ids: string[];
   severity: string;
   timed_out: boolean;
   events: unknown[] | string;
@@ -599,6 +601,7 @@ function toAlert(r: AlertRow): AlertRecord {
     matchId: r.match_id,
     key: r.key,
     userId: r.user_id,
+    userIds: r.user_ids,
     severity: r.severity,
     timedOut: r.timed_out,
     events: json(r.events),
@@ -616,6 +619,7 @@ function alertParam(a: NewAlert): Record<string, unknown> {
     ruleName: a.ruleName,
     key: a.key,
     userId: a.userId,
+    userIds: a.userIds,
     severity: a.severity,
     timedOut: a.timedOut,
     events: a.events,

@@ -93,7 +93,10 @@ export interface AlertRecord {
   /** Identifies the match within its rule; (ruleId, matchId) is unique. */
   readonly matchId: string;
   readonly key: string;
+  /** The user the alert is about: the key of a `user_id`-keyed rule, else the first matched event's. */
   readonly userId: string | null;
+  /** Every user whose events the match holds, in order of first appearance. */
+  readonly userIds: readonly string[];
   readonly severity: string;
   readonly timedOut: boolean;
   readonly events: unknown[];
@@ -214,7 +217,7 @@ export interface ControlStore {
    * was new. An alert repeated within the batch is new only at its first position.
    */
   recordAlerts(alerts: readonly NewAlert[]): Promise<boolean[]>;
-  /** Newest first. */
+  /** Newest first; `userId` finds the alerts holding that user's events (AlertRecord.userIds). */
   listAlerts(query?: { ruleId?: string; userId?: string; since?: string; limit?: number }): Promise<AlertRecord[]>;
   /** True when the block is new. */
   putBlock(block: Omit<BlockRecord, "since">): Promise<boolean>;

@@ -594,16 +594,21 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
         assert.deepEqual((await store.getRule(id))?.spec, changedSpec);
         assert.equal(await store.updateRule(randomUUID(), { name: "x" }), undefined);
         const user = unique("u");
+        const other = unique("u");
         const alert = {
           id: unique("alert"),
           ruleId: id,
           ruleName: rule.name,
           matchId: "0:1,0:2",
-          key: user,
+          key: "device-1",
           userId: user,
+          userIds: [user, other],
           severity: "high",
           timedOut: false,
-          events: [{ amount: 1 }],
+          events: [
+            { amount: 1, user_id: user },
+            { amount: 2, user_id: other },
+          ],
           firstEventTime: "2026-01-01T00:00:00.000Z",
           lastEventTime: "2026-01-01T00:00:01.000Z",
         };
@@ -612,6 +617,14 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
         const listed = await store.listAlerts({ userId: user });
         assert.equal(listed.length, 1);
         assert.equal(listed[0]?.id, alert.id);
+        assert.deepEqual(listed[0]?.userIds, [user, other]);
+        const theOther = await store.listAlerts({ userId: other });
+        assert.deepEqual(
+          theOther.map((a) => a.id),
+          [alert.id],
+          "found by any user whose events it holds, not only the first",
+        );
+        assert.deepEqual(await store.listAlerts({ userId: unique("u") }), []);
         assert.match(listed[0]?.detectedAt ?? "", ISO);
         assert.equal(await store.putBlock({ userId: user, stream: "s", ruleId: id, alertId: alert.id }), true);
         assert.equal(await store.putBlock({ userId: user, stream: "s", ruleId: id, alertId: alert.id }), false);
@@ -632,6 +645,7 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
           matchId,
           key: user,
           userId: user as string | null,
+          userIds: [user] as string[],
           severity: "high",
           timedOut: false,
           events: [{ step: "large", amount: 900, note: 'ünïcode "quoted"' }],
@@ -641,7 +655,7 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
         const stored = alert("0:1");
         assert.equal(await store.recordAlert(stored), true);
         const fresh = { ...alert("0:2"), detectedAt: "2026-01-02T03:04:05.678Z" };
-        const timedOut = { ...alert("timeout:0:3"), timedOut: true, userId: null };
+        const timedOut = { ...alert("timeout:0:3"), timedOut: true, userId: null, userIds: [] };
         const batch = [
           stored, // replayed: same id and match
           fresh,

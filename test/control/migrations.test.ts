@@ -59,4 +59,34 @@ describe("migrations", () => {
     const { rows } = await db.query<{ kind: string }>("SELECT kind FROM activity WHERE user_id = $1", [userId]);
     assert.deepEqual(rows, [{ kind: "login" }]);
   });
+
+  it("name the users of alerts stored before alerts had user_ids", async () => {
+    const old = await connectPglite();
+    try {
+      await migrate(
+        old,
+        MIGRATIONS.filter((m) => m.version < 8),
+      );
+      await old.query(
+        `INSERT INTO cep_alerts (id, rule_id, match_id, rule_name, key, user_id, severity, events,
+           first_event_time, last_event_time)
+         VALUES ('a1', '00000000-0000-4000-8000-000000000002', 'm1', 'r', 'd1', 'alice', 'high',
+           '[{"user_id": "alice"}, {"user_id": "bob"}, {"user_id": 7}, {"amount": 1}]', now(), now()),
+           ('a2', '00000000-0000-4000-8000-000000000002', 'm2', 'r', 'd1', NULL, 'high', '[{"amount": 1}]', now(), now())`,
+      );
+      await migrate(old);
+      const { rows } = await old.query<{ id: string; user_ids: string[] }>(
+        "SELECT id, user_ids FROM cep_alerts ORDER BY id",
+      );
+      assert.deepEqual(
+        rows.map((r) => ({ id: r.id, users: [...r.user_ids].sort() })),
+        [
+          { id: "a1", users: ["alice", "bob"] },
+          { id: "a2", users: [] },
+        ],
+      );
+    } finally {
+      await old.close();
+    }
+  });
 });

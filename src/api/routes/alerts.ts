@@ -1,19 +1,37 @@
 /**
  * Alerts and blocks (API.md "Alerts and blocks"): the alert list and its live SSE feed, both
- * scoped so a `user` sees only alerts about themselves; blocks for admins.
+ * scoped so a `user` sees only alerts about their own events, and only those events; blocks for
+ * admins.
  */
 import type { FastifyInstance } from "fastify";
 import type { RuleManager } from "../../cep/manager.js";
 import type { AlertRecord } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
+import type { Principal } from "../../ingest/types.js";
 import { principalOf } from "../app.js";
 import { requireRole } from "../auth/authenticate.js";
 import type { ApiServices } from "../services.js";
 import { openEventStream } from "../sse.js";
 
-function publicAlert(a: AlertRecord): Omit<AlertRecord, "matchId"> {
-  const { matchId: _matchId, ...rest } = a;
-  return rest;
+type PublicAlert = Omit<AlertRecord, "matchId">;
+
+/**
+ * The alert as `viewer` may see it, or undefined when it is none of theirs. Admins and analysts
+ * see every alert whole. A `user` sees an alert that holds any of their events, with only those
+ * events and only themselves named: a rule keyed by a device or a card matches several users'
+ * events, and none of the others' (their card numbers, their usernames) may reach this user.
+ */
+export function alertSeenBy(viewer: Principal, a: AlertRecord): PublicAlert | undefined {
+  const { matchId: _matchId, ...whole } = a;
+  if (viewer.role !== "user") return whole;
+  const me = viewer.username;
+  if (!a.userIds.includes(me)) return undefined;
+  const events = a.events.filter((e) => isObject(e) && e.user_id === me);
+  return { ...whole, userId: me, userIds: [me], events };
+}
+
+function isObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === "object" && x !== null;
 }
 
 export function registerAlertRoutes(app: FastifyInstance, services: ApiServices, rules: RuleManager): void {
@@ -30,7 +48,7 @@ export function registerAlertRoutes(app: FastifyInstance, services: ApiServices,
       if (q.since !== undefined && Number.isNaN(Date.parse(q.since))) {
         throw new RunnelError("invalid_input", "since: must be an ISO-8601 time");
       }
-      // A user's own alerts only, whatever `user` says.
+      // A user's own alerts only, whatever `user` says; `user` finds every alert holding the user's events.
       const userId = principal.role === "user" ? principal.username : q.user;
       const alerts = await services.control.listAlerts({
         ...(q.rule !== undefined ? { ruleId: q.rule } : {}),
@@ -38,19 +56,18 @@ export function registerAlertRoutes(app: FastifyInstance, services: ApiServices,
         ...(q.since !== undefined ? { since: new Date(q.since).toISOString() } : {}),
         limit,
       });
-      return { alerts: alerts.map(publicAlert) };
+      return { alerts: alerts.flatMap((a) => alertSeenBy(principal, a) ?? []) };
     },
   );
 
   app.get("/alerts/stream", async (request, reply) => {
     const principal = await principalOf(request, services);
     requireRole(principal, "admin", "analyst", "user");
-    const only = principal.role === "user" ? principal.username : undefined;
     let unsubscribe = (): void => {};
     const sse = openEventStream(request, reply, "alerts", () => unsubscribe());
     unsubscribe = rules.onAlert((a) => {
-      if (only !== undefined && a.userId !== only) return;
-      sse.write(`id: ${a.id}\nevent: alert\ndata: ${JSON.stringify(publicAlert(a))}\n\n`);
+      const seen = alertSeenBy(principal, a);
+      if (seen !== undefined) sse.write(`id: ${a.id}\nevent: alert\ndata: ${JSON.stringify(seen)}\n\n`);
     });
   });
 
