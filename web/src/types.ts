@@ -45,6 +45,8 @@ export interface Alert {
   readonly ruleName: string;
   readonly key: string;
   readonly userId: string | null;
+  /** Every user whose events the match holds (for a `user`: only themselves). */
+  readonly userIds: readonly string[];
   readonly severity: string;
   readonly events: readonly unknown[];
   readonly firstEventTime: string;

@@ -51,7 +51,7 @@ export function AlertsPage() {
     (a) =>
       (rule === "" || a.ruleName === rule) &&
       (severity === "" || a.severity === severity) &&
-      (user === "" || (a.userId ?? a.key).includes(user)),
+      (user === "" || whom(a).includes(user)),
   );
 
   return (
@@ -103,7 +103,7 @@ export function AlertsPage() {
             <details>
               <summary>
                 <span class="badge">{a.severity}</span> <strong>{a.ruleName}</strong> for{" "}
-                <code>{a.userId ?? a.key}</code> · {a.events.length} events · detected {when(a.detectedAt)}
+                <code>{whom(a)}</code> · {a.events.length} events · detected {when(a.detectedAt)}
               </summary>
               <p class="muted">
                 Events from {when(a.firstEventTime)} to {when(a.lastEventTime)} · alert {a.id}
@@ -115,4 +115,9 @@ export function AlertsPage() {
       </ul>
     </section>
   );
+}
+
+/** Who an alert is about: every user whose events it holds (a device-keyed rule can name several), else its key. */
+function whom(a: Alert): string {
+  return a.userIds.length > 0 ? a.userIds.join(", ") : a.key;
 }
