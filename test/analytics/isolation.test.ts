@@ -80,6 +80,14 @@ describe("DuckDB forms the API promises", () => {
     "WITH recent AS (SELECT * FROM user_data WHERE _time > now() - INTERVAL 1 HOUR) SELECT count(*) FROM recent",
     "SELECT $$dollar$$ AS s, 'it''s' AS t /* a /* nested */ comment */ FROM user_data LIMIT 1",
     "FROM user_data SELECT data",
+    "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT n, (SELECT count(*) FROM user_data) FROM r",
+    "SELECT data, rank() OVER (ORDER BY data DESC) AS k FROM user_data QUALIFY k <= 2",
+    "SELECT user_id LIKE 'A%', user_id ILIKE 'a', regexp_matches(user_id, '^A'), user_id || '!' FROM user_data",
+    "SELECT [x * 2 FOR x IN [data, 1]], list_transform([data], y -> y + 1), {'d': data}.d, EXTRACT(year FROM _time) FROM user_data",
+    "SELECT v.k, u.data FROM (VALUES (1, 'a')) AS v(k, s) JOIN user_data u ON u.data > v.k",
+    "SELECT data FROM user_data u WHERE EXISTS (SELECT 1 FROM other o WHERE o._offset = u._offset) OR data IN (10, 20)",
+    "SELECT user_id FROM user_data UNION ALL SELECT user_id FROM other ORDER BY 1 LIMIT 5 OFFSET 0",
+    "SELECT CASE WHEN data > 15 THEN 'big' ELSE 'small' END, data // 2, data % 3, 2 ** 3, 5! FROM user_data",
     "SELECT 'a\\' AS backslash, E'it\\'s' AS e, $t$x'y$t$ AS d, [data] AS l, TRIM(' x ') AS t FROM user_data",
   ]) {
     test(sql, async () => {

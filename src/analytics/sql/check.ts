@@ -32,6 +32,9 @@ const TABLE_REFS = new Set([
   "INVALID",
 ]);
 
+/** Parts of a FROM item that fromItem has checked itself. */
+const SEEN_FROM_PARTS = new Set(["type", "table_name", "left", "right", "subquery"]);
+
 export interface CheckedQuery {
   /** Stream tables the query reads (lower case). */
   readonly tables: ReadonlySet<string>;
@@ -130,11 +133,19 @@ class Walker {
       );
     } else if (type === "PIVOT") {
       throw forbidden("PIVOT and UNPIVOT are not allowed");
-    } else if (type !== "SUBQUERY" && type !== "JOIN" && type !== "EXPRESSION_LIST" && type !== "EMPTY") {
+    } else if (type === "JOIN") {
+      // Each side is a FROM item whatever its type, so a kind of item this walker does not know is refused.
+      this.fromItem(item.left, scope);
+      this.fromItem(item.right, scope);
+    } else if (type === "SUBQUERY") {
+      const { subquery } = item;
+      if (!isNode(subquery) || !isNode(subquery.node)) throw forbidden("unsupported subquery");
+      this.query(subquery.node, scope);
+    } else if (type !== "EXPRESSION_LIST" && type !== "EMPTY") {
       throw forbidden(`unsupported FROM item (${String(type)})`);
     }
     for (const [key, value] of Object.entries(item)) {
-      if (key !== "type" && key !== "table_name") this.any(value, scope);
+      if (!SEEN_FROM_PARTS.has(key)) this.any(value, scope);
     }
   }
 
