@@ -299,8 +299,7 @@ export class RuleManager implements BlockList {
         if (isFresh) probe.ruleMatched(ref);
         for (const action of spec.actions ?? []) {
           if (action.type === "block") {
-            // Every user whose events make up the match, and nobody else (docs/cep.md).
-            for (const userId of alert.userIds) {
+            for (const userId of blockedBy(action.users ?? "owner", alert)) {
               for (const stream of action.streams ?? [rule.stream]) {
                 // Refused from now on; stored below (a replayed match blocks again, see docs/cep.md).
                 this.blocked.add(blockKey(userId, stream));
@@ -349,6 +348,15 @@ export class RuleManager implements BlockList {
       },
     };
   }
+}
+
+/**
+ * Who a match blocks (docs/cep.md, "Who sees an alert, who is blocked"): by default its owner,
+ * the one user whose events make up the whole match (always the key's user when keyed by
+ * user_id); a match holding several users' events blocks them all only with `users: "all"`.
+ */
+function blockedBy(users: "owner" | "all", alert: AlertRecord): readonly string[] {
+  return users === "all" || alert.userIds.length === 1 ? alert.userIds : [];
 }
 
 function blockKey(userId: string, stream: string): string {

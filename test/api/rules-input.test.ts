@@ -29,6 +29,7 @@ test("PATCH and PUT with a null, array, scalar or invalid body are refused with 
     ["PATCH", '{"pattern": []}', "/pattern"],
     ["PATCH", '{"stream": "nowhere"}', "/stream"],
     ["PATCH", '{"within": "soon"}', "/within"],
+    ["PATCH", '{"actions": [{"type": "block", "users": "everyone"}]}', "/actions/0/users"],
     ["PUT", "null", "JSON object"],
     ["PUT", '{"name": "x", "stream": "payments"}', "/pattern"],
   ];

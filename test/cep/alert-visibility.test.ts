@@ -2,8 +2,8 @@
  * A rule keyed by another field than user_id (here a device) matches several users' events. On the
  * real server (the CLI in a child process): each user sees only their own events of the alert, on
  * the list and on the live stream; another user's card number never reaches them; analysts see
- * the whole alert; `block` blocks exactly the users whose events matched (docs/cep.md, "Who sees
- * an alert, who is blocked").
+ * the whole alert; `block` blocks the match's owner only, or with `users: "all"` every user whose
+ * events matched, and never anyone else (docs/cep.md, "Who sees an alert, who is blocked").
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -14,9 +14,11 @@ import { ADMIN_PASSWORD, type ServerProcess, startServerProcess, tempDataDir } f
 const ALICE_CARD = "4111-ALICE-0001";
 const BOB_CARD = "5500-BOB-SECRET-0002";
 const CAROL_CARD = "3400-CAROL-0003";
+const DAVE_CARD = "6011-DAVE-0004";
 
 interface Alert {
   id: string;
+  ruleId: string;
   key: string;
   userId: string | null;
   userIds: string[];
@@ -48,12 +50,21 @@ async function openFeed(baseUrl: string, token: string): Promise<Feed> {
   return { text: () => text, close: () => controller.abort() };
 }
 
-function alertsIn(feedText: string): Alert[] {
-  return feedText
+function alertsIn(feed: Feed, ruleId: string): Alert[] {
+  return feed
+    .text()
     .split("\n\n")
     .filter((m) => m.includes("event: alert"))
-    .map((m) => JSON.parse(/^data: (.*)$/m.exec(m)?.[1] ?? "null") as Alert);
+    .map((m) => JSON.parse(/^data: (.*)$/m.exec(m)?.[1] ?? "null") as Alert)
+    .filter((a) => a.ruleId === ruleId);
 }
+
+const RULE = {
+  key: "device",
+  pattern: [{ name: "big", where: "amount > 100", times: { exactly: 3 } }],
+  within: "5m",
+  skip: "past_last_event",
+};
 
 describe("alerts of a rule keyed by device", () => {
   let server: ServerProcess;
@@ -61,6 +72,8 @@ describe("alerts of a rule keyed by device", () => {
   const tokens: Record<string, string> = {};
   let admin: Client;
   const as = (name: string): Client => admin.as(tokens[name] as string);
+  /** Rule ids: `payments` blocks the owner (the default), `transfers` every matched user. */
+  const rules: Record<string, string> = {};
 
   before(async () => {
     const data = await tempDataDir();
@@ -88,19 +101,22 @@ describe("alerts of a rule keyed by device", () => {
       assert.equal(created.status, 201, JSON.stringify(created.body));
       tokens[username] = await login(username, `${username}-password`);
     }
-    // One partition: events of one device from several users meet (repartitioning by the rule's
-    // key is another issue).
-    assert.equal((await admin.post("/api/v1/streams", { name: "payments", partitions: 1 })).status, 201);
-    const rule = await admin.post("/api/v1/rules", {
-      name: "busy-device",
-      stream: "payments",
-      key: "device",
-      pattern: [{ name: "big", where: "amount > 100", times: { exactly: 3 } }],
-      within: "5m",
-      skip: "past_last_event",
-      actions: [{ type: "alert", severity: "high" }, { type: "block" }],
-    });
-    assert.equal(rule.status, 201, JSON.stringify(rule.body));
+    for (const [stream, block] of [
+      ["payments", { type: "block" }],
+      ["transfers", { type: "block", users: "all" }],
+    ] as const) {
+      // One partition: events of one device from several users meet (repartitioning by the rule's
+      // key is another issue).
+      assert.equal((await admin.post("/api/v1/streams", { name: stream, partitions: 1 })).status, 201);
+      const rule = await admin.post<{ id: string }>("/api/v1/rules", {
+        ...RULE,
+        name: `busy-device-${stream}`,
+        stream,
+        actions: [{ type: "alert", severity: "high" }, block],
+      });
+      assert.equal(rule.status, 201, JSON.stringify(rule.body));
+      rules[stream] = rule.body.id;
+    }
   });
 
   after(async () => {
@@ -108,42 +124,44 @@ describe("alerts of a rule keyed by device", () => {
     await removeDir?.();
   });
 
-  it("shows each user only their own events, analysts everything, and blocks exactly the matched users", async () => {
+  const pay = async (stream: string, user: string, device: string, amount: number, card: string) => {
+    const res = await as(user).post(`/api/v1/streams/${stream}/events`, { device, amount, card });
+    assert.equal(res.status, 200, `${user}: ${JSON.stringify(res.body)}`);
+  };
+
+  const alertsOf = async (user: string, query: string): Promise<{ alerts: Alert[]; raw: string }> => {
+    const res = await as(user).get<{ alerts: Alert[] }>(`/api/v1/alerts?${query}`);
+    assert.equal(res.status, 200);
+    return { alerts: res.body.alerts, raw: JSON.stringify(res.body) };
+  };
+
+  it("shows each user only their own events of an alert, analysts all of them", async () => {
     const feeds: Record<string, Feed> = {};
     for (const name of ["alice", "bob", "carol", "ana"])
       feeds[name] = await openFeed(server.url, tokens[name] as string);
+    const rule = rules.payments as string;
     try {
-      const pay = async (user: string, amount: number, card: string) => {
-        const res = await as(user).post("/api/v1/streams/payments/events", { device: "d1", amount, card });
-        assert.equal(res.status, 200, `${user}: ${JSON.stringify(res.body)}`);
-      };
-      await pay("carol", 5, CAROL_CARD); // on the device, but matches no step
-      await pay("alice", 200, ALICE_CARD);
-      await pay("bob", 300, BOB_CARD);
-      await pay("bob", 400, BOB_CARD);
-
-      // Analysts: the whole match.
-      const seenByAnalyst = await until(
-        () => as("ana").get<{ alerts: Alert[] }>("/api/v1/alerts"),
-        (r) => r.body.alerts.length > 0,
+      await pay("payments", "carol", "d1", 5, CAROL_CARD); // on the device, but matches no step
+      await pay("payments", "alice", "d1", 200, ALICE_CARD);
+      await pay("payments", "bob", "d1", 300, BOB_CARD);
+      await pay("payments", "bob", "d1", 400, BOB_CARD);
+      await until(
+        () => alertsOf("ana", `rule=${rule}`),
+        (r) => r.alerts.length > 0,
         "the alert",
       );
-      assert.equal(seenByAnalyst.body.alerts.length, 1);
-      const whole = seenByAnalyst.body.alerts[0] as Alert;
 
-      // Each user: their own events of it, nobody else named.
       const expected: Record<string, { cards: string[]; foreign: string[] }> = {
         alice: { cards: [ALICE_CARD], foreign: [BOB_CARD, CAROL_CARD, "bob"] },
         bob: { cards: [BOB_CARD, BOB_CARD], foreign: [ALICE_CARD, CAROL_CARD, "alice"] },
       };
+      let alertId = "";
       for (const [user, { cards, foreign }] of Object.entries(expected)) {
-        const listed = await as(user).get<{ alerts: Alert[] }>("/api/v1/alerts");
-        assert.equal(listed.status, 200);
-        const raw = JSON.stringify(listed.body);
-        for (const f of foreign) assert.ok(!raw.includes(f), `${user}'s /alerts carries "${f}"`);
-        assert.equal(listed.body.alerts.length, 1, `${user} sees the alert`);
-        const mine = listed.body.alerts[0] as Alert;
-        assert.equal(mine.id, whole.id);
+        const listed = await alertsOf(user, `rule=${rule}`);
+        for (const f of foreign) assert.ok(!listed.raw.includes(f), `${user}'s /alerts carries "${f}"`);
+        assert.equal(listed.alerts.length, 1, `${user} sees the alert`);
+        const mine = listed.alerts[0] as Alert;
+        alertId = mine.id;
         assert.equal(mine.userId, user);
         assert.deepEqual(mine.userIds, [user]);
         assert.deepEqual(
@@ -152,12 +170,11 @@ describe("alerts of a rule keyed by device", () => {
         );
 
         const feed = feeds[user] as Feed;
-        await until(
-          async () => alertsIn(feed.text()),
+        const pushed = await until(
+          async () => alertsIn(feed, rule),
           (a) => a.length > 0,
           `${user}'s alert on the stream`,
         );
-        const pushed = alertsIn(feed.text());
         assert.equal(pushed.length, 1);
         assert.deepEqual(
           pushed[0]?.events.map((e) => e.card),
@@ -165,6 +182,9 @@ describe("alerts of a rule keyed by device", () => {
         );
         for (const f of foreign) assert.ok(!feed.text().includes(f), `${user}'s alert stream carries "${f}"`);
       }
+
+      const whole = (await alertsOf("ana", `rule=${rule}`)).alerts[0] as Alert;
+      assert.equal(whole.id, alertId, "one alert, seen by each");
       assert.equal(whole.key, "d1");
       assert.deepEqual(whole.userIds, ["alice", "bob"]);
       assert.deepEqual(
@@ -175,42 +195,58 @@ describe("alerts of a rule keyed by device", () => {
           ["bob", BOB_CARD],
         ],
       );
-      const byParticipant = await as("ana").get<{ alerts: Alert[] }>("/api/v1/alerts?user=bob");
       assert.deepEqual(
-        byParticipant.body.alerts.map((a) => a.id),
+        (await alertsOf("ana", `user=bob&rule=${rule}`)).alerts.map((a) => a.id),
         [whole.id],
         "?user= finds an alert holding the user's events",
       );
       const analystFeed = feeds.ana as Feed;
-      await until(
-        async () => alertsIn(analystFeed.text()),
+      const analystPushed = await until(
+        async () => alertsIn(analystFeed, rule),
         (a) => a.length > 0,
         "the analyst's alert on the stream",
       );
-      assert.equal(alertsIn(analystFeed.text())[0]?.events.length, 3);
+      assert.equal(analystPushed[0]?.events.length, 3);
 
-      // carol's event is on the device but in no match: no alert for her, and not blocked.
-      assert.deepEqual((await as("carol").get<{ alerts: Alert[] }>("/api/v1/alerts")).body.alerts, []);
-      assert.deepEqual(alertsIn((feeds.carol as Feed).text()), []);
-
-      const blocks = await admin.get<{ blocks: Array<{ userId: string; stream: string; alertId: string }> }>(
-        "/api/v1/blocks",
-      );
-      assert.deepEqual(blocks.body.blocks.map((b) => [b.userId, b.stream, b.alertId]).sort(), [
-        ["alice", "payments", whole.id],
-        ["bob", "payments", whole.id],
-      ]);
-      for (const [user, status] of [
-        ["alice", 423],
-        ["bob", 423],
-        ["carol", 200],
-        ["dave", 200],
-      ] as const) {
-        const res = await as(user).post("/api/v1/streams/payments/events", { device: "d2", amount: 1, card: "x" });
-        assert.equal(res.status, status, `${user} after the match`);
-      }
+      // carol's event is on the device but in no match: no alert for her.
+      assert.deepEqual((await alertsOf("carol", "")).alerts, []);
+      assert.deepEqual(alertsIn(feeds.carol as Feed, rule), []);
     } finally {
       for (const f of Object.values(feeds)) f.close();
+    }
+  });
+
+  it("blocks a match's owner by default, every matched user with users: all, never anyone else", async () => {
+    // payments (default): the alice+bob match above has no owner; dave's own match has one.
+    for (const amount of [150, 160, 170]) await pay("payments", "dave", "d3", amount, DAVE_CARD);
+    // transfers (users: all): the same alice+bob match, carol on the device outside it.
+    await pay("transfers", "carol", "d1", 5, CAROL_CARD);
+    await pay("transfers", "alice", "d1", 200, ALICE_CARD);
+    await pay("transfers", "bob", "d1", 300, BOB_CARD);
+    await pay("transfers", "bob", "d1", 400, BOB_CARD);
+    const blocks = await until(
+      () => admin.get<{ blocks: Array<{ userId: string; stream: string }> }>("/api/v1/blocks"),
+      (r) => r.body.blocks.length >= 3,
+      "the blocks",
+    );
+    assert.deepEqual(blocks.body.blocks.map((b) => `${b.userId}@${b.stream}`).sort(), [
+      "alice@transfers",
+      "bob@transfers",
+      "dave@payments",
+    ]);
+    for (const [user, payments, transfers] of [
+      ["alice", 200, 423],
+      ["bob", 200, 423],
+      ["carol", 200, 200],
+      ["dave", 423, 200],
+    ] as const) {
+      for (const [stream, status] of [
+        ["payments", payments],
+        ["transfers", transfers],
+      ] as const) {
+        const res = await as(user).post(`/api/v1/streams/${stream}/events`, { device: "d9", amount: 1, card: "x" });
+        assert.equal(res.status, status, `${user} on ${stream}`);
+      }
     }
   });
 });

@@ -25,7 +25,15 @@ export interface StepSpec {
 
 export type ActionSpec =
   | { readonly type: "alert"; readonly severity?: string }
-  | { readonly type: "block"; readonly streams?: readonly string[] }
+  | {
+      readonly type: "block";
+      readonly streams?: readonly string[];
+      /**
+       * `owner` (default): the user whose events make up the whole match, so no user's events
+       * can get another user blocked; `all`: every user with events in the match (docs/cep.md).
+       */
+      readonly users?: "owner" | "all";
+    }
   | { readonly type: "webhook"; readonly url: string };
 
 export interface RuleSpec {
@@ -168,12 +176,16 @@ function action(x: unknown, i: number): ActionSpec {
       return severity === undefined ? { type: "alert" } : { type: "alert", severity };
     }
     case "block": {
-      unknownFields(o, new Set(["type", "streams"]), path);
-      if (o.streams === undefined) return { type: "block" };
+      unknownFields(o, new Set(["type", "streams", "users"]), path);
+      if (o.users !== undefined && o.users !== "owner" && o.users !== "all") {
+        bad(`${path}/users`, 'must be "owner" or "all"');
+      }
+      const users = o.users === undefined ? {} : { users: o.users as "owner" | "all" };
+      if (o.streams === undefined) return { type: "block", ...users };
       if (!Array.isArray(o.streams) || o.streams.length === 0 || o.streams.some((s) => typeof s !== "string")) {
         bad(`${path}/streams`, "must be a non-empty array of stream names");
       }
-      return { type: "block", streams: o.streams as string[] };
+      return { type: "block", streams: o.streams as string[], ...users };
     }
     case "webhook": {
       unknownFields(o, new Set(["type", "url"]), path);
