@@ -102,8 +102,8 @@ export function AlertsPage() {
           <li key={a.id} class={`alert sev-${a.severity}`} data-testid="alert">
             <details>
               <summary>
-                <span class="badge">{a.severity}</span> <strong>{a.ruleName}</strong> for{" "}
-                <code>{whom(a)}</code> · {a.events.length} events · detected {when(a.detectedAt)}
+                <span class="badge">{a.severity}</span> <strong>{a.ruleName}</strong> for <code>{whom(a)}</code> ·{" "}
+                {a.events.length} events · detected {when(a.detectedAt)}
               </summary>
               <p class="muted">
                 Events from {when(a.firstEventTime)} to {when(a.lastEventTime)} · alert {a.id}
