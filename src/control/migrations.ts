@@ -180,6 +180,28 @@ export const MIGRATIONS: readonly Migration[] = [
       "ALTER TABLE streams ADD COLUMN analytics boolean NOT NULL DEFAULT true",
     ],
   },
+  {
+    version: 8,
+    name: "usernames unique regardless of case and compatibility forms",
+    statements: [
+      // The folded name (src/control/usernames.ts) is what must be unique. `Admin` beside `admin`
+      // may already exist: the oldest account of each folded name keeps it, later ones get NULL,
+      // which a unique index allows. They keep working (login by their exact name still finds
+      // them), and no new account can take any form of the name (docs/security.md).
+      "ALTER TABLE users ADD COLUMN username_key text",
+      `UPDATE users u SET username_key = lower(normalize(u.username, NFKC))
+       WHERE NOT EXISTS (
+         SELECT 1 FROM users o
+         WHERE lower(normalize(o.username, NFKC)) = lower(normalize(u.username, NFKC))
+           AND (o.created_at, o.id) < (u.created_at, u.id)
+       )`,
+      "CREATE UNIQUE INDEX users_username_fold_key ON users (username_key)",
+      // A deleted account's name stays reserved in every form, too.
+      "ALTER TABLE deleted_usernames ADD COLUMN username_key text",
+      "UPDATE deleted_usernames SET username_key = lower(normalize(username, NFKC))",
+      "CREATE INDEX deleted_usernames_fold_idx ON deleted_usernames (username_key)",
+    ],
+  },
 ];
 
 /**

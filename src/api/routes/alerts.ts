@@ -7,7 +7,6 @@ import type { RuleManager } from "../../cep/manager.js";
 import type { AlertRecord } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
 import { principalOf } from "../app.js";
-import { requireRole } from "../auth/authenticate.js";
 import type { ApiServices } from "../services.js";
 import { openEventStream } from "../sse.js";
 
@@ -19,9 +18,9 @@ function publicAlert(a: AlertRecord): Omit<AlertRecord, "matchId"> {
 export function registerAlertRoutes(app: FastifyInstance, services: ApiServices, rules: RuleManager): void {
   app.get<{ Querystring: { rule?: string; user?: string; since?: string; limit?: string } }>(
     "/alerts",
+    { config: { access: ["admin", "analyst", "user"] } },
     async (request) => {
       const principal = await principalOf(request, services);
-      requireRole(principal, "admin", "analyst", "user");
       const q = request.query;
       const limit = q.limit === undefined ? 100 : Number(q.limit);
       if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
@@ -42,9 +41,8 @@ export function registerAlertRoutes(app: FastifyInstance, services: ApiServices,
     },
   );
 
-  app.get("/alerts/stream", async (request, reply) => {
+  app.get("/alerts/stream", { config: { access: ["admin", "analyst", "user"] } }, async (request, reply) => {
     const principal = await principalOf(request, services);
-    requireRole(principal, "admin", "analyst", "user");
     const only = principal.role === "user" ? principal.username : undefined;
     let unsubscribe = (): void => {};
     const sse = openEventStream(request, reply, "alerts", () => unsubscribe());
@@ -54,16 +52,15 @@ export function registerAlertRoutes(app: FastifyInstance, services: ApiServices,
     });
   });
 
-  app.get("/blocks", async (request) => {
-    requireRole(await principalOf(request, services), "admin");
+  app.get("/blocks", { config: { access: ["admin"] } }, async () => {
     return { blocks: await rules.listBlocks() };
   });
 
   app.delete<{ Params: { userId: string }; Querystring: { stream?: string } }>(
     "/blocks/:userId",
+    { config: { access: ["admin"] } },
     async (request, reply) => {
       const principal = await principalOf(request, services);
-      requireRole(principal, "admin");
       await rules.unblock(request.params.userId, request.query.stream, {
         id: principal.userId,
         username: principal.username,

@@ -326,7 +326,7 @@ const PACKAGE_VERSION = (
 
 export function registerOpenApiRoute(app: FastifyInstance, version: string = PACKAGE_VERSION): void {
   let cached: Json | undefined;
-  app.get("/openapi.json", async () => {
+  app.get("/openapi.json", { config: { access: "public" } }, async () => {
     // Routes are all registered before the server answers anything, so one build serves for good.
     cached ??= buildOpenApiDocument(app.runnelRoutes, version);
     return cached;
