@@ -45,12 +45,14 @@ export function checkRouteAccess(app: FastifyInstance, auth: Pick<Authenticator,
   app.addHook("onRequest", async (request) => {
     // Unmatched requests (404s, the dashboard's files) are answered by the not-found handler.
     if (request.is404) return;
-    const access = request.routeOptions.config.access;
+    // routeOptions is built afresh on every read (Fastify 5): read it once per request.
+    const { config } = request.routeOptions;
+    const access = config.access;
     if (access === "public") return;
     if (access === undefined) {
       throw new RunnelError("forbidden", `${request.method} ${request.routeOptions.url} declares no access`);
     }
-    const header = credentialOf(request);
+    const header = credentialOf(request, config.queryToken === true);
     const principal = await auth.authenticate(header);
     request.principal = principal;
     request.credential = header;
@@ -61,9 +63,9 @@ export function checkRouteAccess(app: FastifyInstance, auth: Pick<Authenticator,
   });
 }
 
-function credentialOf(request: FastifyRequest): string | undefined {
+function credentialOf(request: FastifyRequest, queryToken: boolean): string | undefined {
   const header = request.headers.authorization;
-  if (header !== undefined || request.routeOptions.config.queryToken !== true) return header;
+  if (header !== undefined || !queryToken) return header;
   const token = (request.query as Record<string, unknown> | undefined)?.access_token;
   return typeof token === "string" ? `Bearer ${token}` : undefined;
 }
