@@ -67,12 +67,6 @@ export class Authenticator {
   }
 }
 
-export function requireRole(principal: AuthPrincipal, ...roles: Role[]): void {
-  if (!roles.includes(principal.role)) {
-    throw new RunnelError("forbidden", `this needs the ${roles.join(" or ")} role; you act as ${principal.role}`);
-  }
-}
-
 /** An admin's keys may carry any role; anyone else's only their own role or `user`. */
 export function keyRoleAllowed(ownerRole: Role, keyRole: Role): boolean {
   return ownerRole === "admin" || keyRole === ownerRole || keyRole === "user";
