@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { after, before, describe, it } from "node:test";
+import { WebSocket } from "ws";
 import { Client } from "../helpers/http.js";
 import { until } from "../helpers/poll.js";
 import { ADMIN_PASSWORD, type ServerProcess, startServerProcess, tempDataDir } from "../helpers/server-process.js";
@@ -89,6 +90,24 @@ describe("timeouts", () => {
       );
     } finally {
       tail.close();
+    }
+  });
+
+  it("keeps a WebSocket producer open past the request timeout", async () => {
+    const ws = new WebSocket(`${server.url.replace("http", "ws")}/api/v1/streams/tx/ws`, {
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        ws.once("open", () => resolve());
+        ws.once("error", reject);
+      });
+      await new Promise((r) => setTimeout(r, 4000));
+      const ack = new Promise<string>((resolve) => ws.once("message", (data) => resolve(String(data))));
+      ws.send(JSON.stringify({ user_id: "u1", mark: "late-frame" }));
+      assert.match(await within(ack, 5000, "the ack of a frame on an old socket"), /"type":"ack"/);
+    } finally {
+      ws.terminate();
     }
   });
 });
