@@ -16,6 +16,14 @@ export interface Migration {
 
 const ROLE_CHECK = "CHECK (role IN ('admin', 'analyst', 'user', 'service'))";
 
+/**
+ * foldUsername in SQL, for backfilling. normalize() fails on a database whose encoding is not
+ * UTF8, so names of the API's ASCII alphabet (every name it ever accepted) are only lowered.
+ */
+function foldSql(column: string): string {
+  return `CASE WHEN ${column} ~ '^[A-Za-z0-9_.-]*$' THEN lower(${column}) ELSE lower(normalize(${column}, NFKC)) END`;
+}
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -189,16 +197,16 @@ export const MIGRATIONS: readonly Migration[] = [
       // which a unique index allows. They keep working (login by their exact name still finds
       // them), and no new account can take any form of the name (docs/security.md).
       "ALTER TABLE users ADD COLUMN username_key text",
-      `UPDATE users u SET username_key = lower(normalize(u.username, NFKC))
+      `UPDATE users u SET username_key = ${foldSql("u.username")}
        WHERE NOT EXISTS (
          SELECT 1 FROM users o
-         WHERE lower(normalize(o.username, NFKC)) = lower(normalize(u.username, NFKC))
+         WHERE ${foldSql("o.username")} = ${foldSql("u.username")}
            AND (o.created_at, o.id) < (u.created_at, u.id)
        )`,
       "CREATE UNIQUE INDEX users_username_fold_key ON users (username_key)",
       // A deleted account's name stays reserved in every form, too.
       "ALTER TABLE deleted_usernames ADD COLUMN username_key text",
-      "UPDATE deleted_usernames SET username_key = lower(normalize(username, NFKC))",
+      `UPDATE deleted_usernames SET username_key = ${foldSql("username")}`,
       "CREATE INDEX deleted_usernames_fold_idx ON deleted_usernames (username_key)",
     ],
   },

@@ -25,6 +25,8 @@ export async function checkUsernameFoldMigration(db: SqlDriver): Promise<void> {
   await insert(2, "admin", "2026-01-01T00:00:00Z");
   await insert(3, "ADMIN", "2026-01-03T00:00:00Z");
   await insert(4, "bob", "2026-01-01T00:00:00Z");
+  // Not a name the API accepts, but a database written by hand may hold one.
+  await insert(5, "ＣＡＲＬ", "2026-01-01T00:00:00Z");
   await db.query("INSERT INTO deleted_usernames (username) VALUES ('Gone')");
   assert.deepEqual(await migrate(db), [8]);
 
@@ -37,6 +39,7 @@ export async function checkUsernameFoldMigration(db: SqlDriver): Promise<void> {
     { username: "admin", username_key: "admin" },
     { username: "ADMIN", username_key: null },
     { username: "bob", username_key: "bob" },
+    { username: "ＣＡＲＬ", username_key: "carl" },
   ]);
 
   const store = new SqlControlStore(async () => db);
@@ -45,7 +48,7 @@ export async function checkUsernameFoldMigration(db: SqlDriver): Promise<void> {
   assert.equal((await store.getUserByUsername("Admin"))?.username, "Admin");
   assert.equal((await store.getUserByUsername("aDmIn"))?.username, "admin");
   assert.equal((await store.getUserByUsername("ＢＯＢ"))?.username, "bob");
-  for (const username of ["aDMIN", "Bob", "gone", "ＧＯＮＥ"]) {
+  for (const username of ["aDMIN", "Bob", "gone", "ＧＯＮＥ", "carl"]) {
     await assert.rejects(
       store.createUser({ username, email: `${username}@y.io`, passwordHash: "h", role: "user" }),
       { code: "conflict" },
