@@ -26,6 +26,7 @@ before(async () => {
   server = await startServerProcess(data.dir, {
     RUNNEL_REQUEST_TIMEOUT: "2s",
     RUNNEL_HEADERS_TIMEOUT: "1s",
+    RUNNEL_KEEP_ALIVE_TIMEOUT: "1s",
     RUNNEL_SIGNUP_RATE: `${SIGNUPS}/1h`,
     RUNNEL_API_KEY_RATE: `${KEYS}/1h`,
   });
@@ -43,18 +44,19 @@ after(async () => {
   await removeDir?.();
 });
 
-/** A connection that sends headers promising a body, then one byte every 200 ms; resolves with what it got back once closed. */
-function trickle(): Promise<string> {
+/**
+ * A connection that sends `head`, then `drip` every 200 ms (nothing when empty); resolves with
+ * everything it got back once the server closed it.
+ */
+function trickle(head: string, drip: string): Promise<string> {
   const { hostname, port } = new URL(server.url);
   return new Promise((resolve, reject) => {
     const socket = connect(Number(port), hostname);
     let answer = "";
     let timer: NodeJS.Timeout | undefined;
     socket.on("connect", () => {
-      socket.write(
-        "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10000\r\n\r\n",
-      );
-      timer = setInterval(() => socket.write(" "), 200);
+      socket.write(head);
+      if (drip !== "") timer = setInterval(() => socket.write(drip), 200);
     });
     socket.on("data", (chunk) => {
       answer += chunk.toString();
@@ -70,12 +72,32 @@ function trickle(): Promise<string> {
 
 describe("timeouts", () => {
   it("closes connections whose body trickles in past the request timeout (2 s here)", async () => {
+    const head =
+      "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10000\r\n\r\n";
     const answers = await within(
-      Promise.all(Array.from({ length: 20 }, trickle)),
+      Promise.all(Array.from({ length: 20 }, () => trickle(head, " "))),
       15_000,
       "the trickling connections closing",
     );
     for (const answer of answers) assert.match(answer, /^HTTP\/1\.1 408 /);
+  });
+
+  it("closes connections whose headers trickle in past the header timeout (1 s here)", async () => {
+    const answer = await within(
+      trickle("GET /healthz HTTP/1.1\r\n", "X-Slow: 1\r\n"),
+      10_000,
+      "the connection closing",
+    );
+    assert.match(answer, /^HTTP\/1\.1 408 /);
+  });
+
+  it("closes an idle keep-alive connection after the keep-alive timeout (1 s here)", async () => {
+    const answer = await within(
+      trickle("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", ""),
+      10_000,
+      "the idle connection closing",
+    );
+    assert.match(answer, /^HTTP\/1\.1 200 /);
   });
 
   it("keeps a live tail open past the request timeout", async () => {
