@@ -97,7 +97,7 @@ export const DOCS: Readonly<Record<string, RouteDoc>> = {
   "GET /metrics": { summary: "Prometheus text exposition", tag: "health", produces: "text/plain" },
   "GET /api/v1/openapi.json": { summary: "This document", tag: "meta" },
   "POST /api/v1/auth/signup": {
-    summary: "Create an account with role user",
+    summary: "Create an account with role user (rate-limited per address: 429 with Retry-After)",
     tag: "accounts",
     success: 201,
   },
@@ -111,7 +111,11 @@ export const DOCS: Readonly<Record<string, RouteDoc>> = {
   "GET /api/v1/me/settings": { summary: "The caller's settings", tag: "accounts" },
   "PUT /api/v1/me/settings": { summary: "Replace the caller's settings (any JSON object)", tag: "accounts" },
   "GET /api/v1/me/activity": { summary: "The caller's activity, newest first, paginated", tag: "accounts" },
-  "POST /api/v1/api-keys": { summary: "Create an API key (shown once)", tag: "accounts", success: 201 },
+  "POST /api/v1/api-keys": {
+    summary: "Create an API key (shown once; rate-limited per user and address: 429 with Retry-After)",
+    tag: "accounts",
+    success: 201,
+  },
   "GET /api/v1/api-keys": { summary: "The caller's API keys (prefixes, never the keys)", tag: "accounts" },
   "DELETE /api/v1/api-keys/:id": { summary: "Delete one of the caller's API keys", tag: "accounts", success: 204 },
   "GET /api/v1/users": { summary: "All users (admin)", tag: "users" },
