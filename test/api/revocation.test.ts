@@ -87,6 +87,20 @@ describe("an open tail obeys revocation", () => {
   }
 });
 
+describe("an open alerts stream obeys revocation", () => {
+  it("closes with an error event when its analyst is disabled", async () => {
+    const token = await analyst("cal");
+    const alerts = await openSse(`${server.url}/api/v1/alerts/stream`, token);
+    try {
+      assert.equal((await admin.request("PATCH", "/api/v1/users/cal", { disabled: true })).status, 200);
+      await within(alerts.ended, 5000, "the alerts stream of a disabled analyst closing");
+      assert.match(alerts.text(), /event: error\ndata: \{"error":"unauthorized"/);
+    } finally {
+      alerts.close();
+    }
+  });
+});
+
 describe("an open WebSocket producer obeys revocation", () => {
   it("is closed with 4401 and a reason when its user is disabled", async () => {
     const signup = await new Client(server.url).post("/api/v1/auth/signup", {
