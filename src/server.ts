@@ -10,7 +10,9 @@ import { createWorkerAnalyticsStore } from "./analytics/index.js";
 import { AnalyticsLoader } from "./analytics/loader.js";
 import { buildApp } from "./api/app.js";
 import { Authenticator } from "./api/auth/authenticate.js";
+import { ConnectionGuard } from "./api/auth/connection-guard.js";
 import { CredentialCache } from "./api/auth/credential-cache.js";
+import { Revocations } from "./api/auth/revocations.js";
 import { loadTokenSecret, TokenService } from "./api/auth/tokens.js";
 import type { ApiServices } from "./api/services.js";
 import { PipelineManager } from "./catalog/pipelines.js";
@@ -90,13 +92,17 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
   const log: EventLog = new TimedEventLog(baseLog, (seconds, outcome) =>
     metrics.logAppendDuration.observe({ outcome }, seconds),
   );
-  // Resolved credentials are cached for ingest's sake; every revoking change through this store empties the cache.
-  const credentials = new CredentialCache(clock);
-  const control: ControlStore = credentials.watch(
-    config.databaseUrl !== undefined
-      ? createPostgresControlStore(config.databaseUrl)
-      : createPgliteControlStore(join(config.dataDir, "control")),
+  // Revocation as one event: the store publishes every revoking change; the credential cache and
+  // open streams and sockets (the connection guard, below) obey it.
+  const revocations = new Revocations((err) =>
+    logger.child({ component: "auth" }).error({ err }, "a revocation listener failed"),
   );
+  // Resolved credentials are cached for ingest's sake; every revocation empties the cache.
+  const credentials = new CredentialCache(clock, { revocations });
+  const control: ControlStore =
+    config.databaseUrl !== undefined
+      ? createPostgresControlStore(config.databaseUrl, { revocations })
+      : createPgliteControlStore(join(config.dataDir, "control"), { revocations });
   await mkdir(join(config.dataDir, "analytics"), { recursive: true });
   // In a worker thread: its DuckDB appends would otherwise share the event loop with ingest.
   const analytics = createWorkerAnalyticsStore({ path: join(config.dataDir, "analytics", "runnel.duckdb") });
@@ -188,6 +194,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       config.auth.tokenTtlMs,
       clock,
     );
+    const auth = new Authenticator(control, tokens, credentials);
     const services: ApiServices = {
       config,
       clock,
@@ -200,7 +207,9 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       pipelines,
       rules,
       tokens,
-      auth: new Authenticator(control, tokens, credentials),
+      auth,
+      // Connections re-check as often as the cache forgets, so another instance's change reaches them within 2 TTLs.
+      connections: new ConnectionGuard(auth, revocations, credentials.ttlMs),
       passwords: createPasswordHasher(),
       readiness,
       logger,

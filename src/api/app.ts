@@ -5,9 +5,11 @@
 import { randomUUID } from "node:crypto";
 import fastifyWebsocket from "@fastify/websocket";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, LogController } from "fastify";
+import type { Config } from "../config/config.js";
 import { RunnelError } from "../core/errors.js";
 import { decodeUtf8, parseNdjson } from "../ingest/body.js";
 import { createLogger, requestIdFrom } from "../monitoring/logging.js";
+import { checkRouteAccess } from "./auth/access.js";
 import type { AuthPrincipal } from "./auth/authenticate.js";
 import { allowCors } from "./cors.js";
 import { sendError } from "./errors.js";
@@ -61,11 +63,15 @@ export async function buildApp(services: ApiServices): Promise<FastifyInstance> 
     genReqId: (req) => requestIdFrom(req.headers["x-request-id"], randomUUID),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false, allowUnionTypes: true } },
     return503OnClosing: true,
+    // Slow bodies and idle connections are cut (docs/security.md, "Revocation, limits and timeouts").
+    // None of these touches a stream once its request has arrived: SSE and WebSocket live on.
+    ...serverTimeouts(services.config.http),
   });
 
   app.decorateRequest("principal", undefined);
   app.decorateRequest("bodyBytes", 0);
   app.decorateRequest("rawBody", undefined);
+  app.decorate("connectionGuard", services.connections);
 
   // Bodies arrive as bytes so invalid UTF-8 is refused instead of being replaced.
   app.removeAllContentTypeParsers();
@@ -106,6 +112,8 @@ export async function buildApp(services: ApiServices): Promise<FastifyInstance> 
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
   });
+  // Who may call each route, checked before any body is read (src/api/auth/access.ts).
+  checkRouteAccess(app, services.auth);
   app.addHook("onResponse", async (request, reply) => {
     const route = request.routeOptions.url ?? "unmatched";
     services.metrics.httpRequests.inc({ route, status: `${Math.floor(reply.statusCode / 100)}xx` });
@@ -130,7 +138,7 @@ export async function buildApp(services: ApiServices): Promise<FastifyInstance> 
       registerQueryRoutes(api, services);
       registerPipelineRoutes(api, services);
       if (services.rules !== undefined) {
-        registerRuleRoutes(api, services, services.rules);
+        registerRuleRoutes(api, services.rules);
         registerAlertRoutes(api, services, services.rules);
       }
       registerOperatorAlertRoutes(api, services);
@@ -139,6 +147,28 @@ export async function buildApp(services: ApiServices): Promise<FastifyInstance> 
     { prefix: "/api/v1" },
   );
   return app;
+}
+
+/**
+ * Fastify's and Node's timeouts from the configuration. Node checks request and header deadlines
+ * only every `connectionsCheckingInterval` (30 s by default), which would let a short timeout run
+ * long; a quarter of the shortest deadline, within 250 ms to 5 s, keeps the overshoot small.
+ */
+function serverTimeouts(http: Config["http"]) {
+  const headersTimeout = Math.min(http.headersTimeoutMs, http.requestTimeoutMs);
+  return {
+    requestTimeout: http.requestTimeoutMs,
+    keepAliveTimeout: http.keepAliveTimeoutMs,
+    // No socket inactivity timeout: it would also cut a long query whose socket is quiet while the
+    // server works. Idle sockets are covered by keepAliveTimeout (between requests) and the two
+    // deadlines above (during one).
+    connectionTimeout: 0,
+    http: {
+      requestTimeout: http.requestTimeoutMs,
+      headersTimeout,
+      connectionsCheckingInterval: Math.min(5000, Math.max(250, Math.floor(headersTimeout / 4))),
+    },
+  };
 }
 
 /** The caller, resolved from the Authorization header; throws 401 when there is none. */

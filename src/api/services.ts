@@ -14,6 +14,7 @@ import type { Metrics } from "../monitoring/metrics.js";
 import type { OperatorAlertLog } from "../monitoring/operator-alerts.js";
 import type { SourceManager } from "../sources/manager.js";
 import type { Authenticator } from "./auth/authenticate.js";
+import type { ConnectionGuard } from "./auth/connection-guard.js";
 import type { TokenService } from "./auth/tokens.js";
 
 export interface PasswordHasher {
@@ -41,6 +42,8 @@ export interface ApiServices {
   /** CEP rules, alerts and blocks; absent in tests that do not need them. */
   readonly rules?: RuleManager;
   readonly auth: Authenticator;
+  /** Closes open streams and sockets whose credential is revoked (src/api/auth/connection-guard.ts). */
+  readonly connections: ConnectionGuard;
   readonly tokens: TokenService;
   readonly passwords: PasswordHasher;
   readonly readiness: ReadinessProbe;

@@ -26,6 +26,19 @@ export interface Config {
     readonly tokenTtlMs: number;
     /** Secret for signing tokens; generated and kept under the data dir when absent. */
     readonly tokenSecret?: string;
+    /** Signups allowed per client address per window (docs/security.md). */
+    readonly signupRate: RateLimit;
+    /** API keys created per user, and per client address, per window. */
+    readonly apiKeyRate: RateLimit;
+  };
+  /** Timeouts of the HTTP server (docs/security.md); long-lived SSE and WebSocket are not cut by them. */
+  readonly http: {
+    /** Whole request, headers and body, must arrive within this. */
+    readonly requestTimeoutMs: number;
+    /** Request headers must arrive within this (at most requestTimeoutMs). */
+    readonly headersTimeoutMs: number;
+    /** An idle keep-alive connection is closed after this. */
+    readonly keepAliveTimeoutMs: number;
   };
   readonly log: {
     readonly defaultPartitions: number;
@@ -50,6 +63,12 @@ export interface Config {
   readonly retentionIntervalMs: number;
 }
 
+/** At most `count` in any `windowMs`, as a token bucket: a burst of `count`, then one per windowMs/count. */
+export interface RateLimit {
+  readonly count: number;
+  readonly windowMs: number;
+}
+
 export const DEFAULTS = {
   dataDir: "./data",
   host: "127.0.0.1",
@@ -66,6 +85,16 @@ export const DEFAULTS = {
   kafkaTopicPrefix: "runnel-",
   anomalyInterval: "10s",
   retentionInterval: "1m",
+  // A 10 MiB body (the body limit) arrives within a minute at 1.4 Mbit/s; slower clients send smaller batches.
+  requestTimeout: "60s",
+  // Headers are a few KiB: ten seconds is generous on any link and short for a slowloris.
+  headersTimeout: "10s",
+  // Above the 60 s idle timeout of common proxies and load balancers, so they close first (Fastify's default).
+  keepAliveTimeout: "72s",
+  // A person signs up once; a household or office behind one address, a few times an hour.
+  signupRate: "10/1h",
+  // Keys are made by hand or by a deploy script: twenty an hour is far above either.
+  apiKeyRate: "20/1h",
 } as const;
 
 export class ConfigError extends Error {
@@ -104,6 +133,11 @@ export const ENV_NAMES = {
   sourcesFile: "RUNNEL_SOURCES_FILE",
   anomalyInterval: "RUNNEL_ANOMALY_INTERVAL",
   retentionInterval: "RUNNEL_RETENTION_INTERVAL",
+  requestTimeout: "RUNNEL_REQUEST_TIMEOUT",
+  headersTimeout: "RUNNEL_HEADERS_TIMEOUT",
+  keepAliveTimeout: "RUNNEL_KEEP_ALIVE_TIMEOUT",
+  signupRate: "RUNNEL_SIGNUP_RATE",
+  apiKeyRate: "RUNNEL_API_KEY_RATE",
 } as const;
 
 export type SettingName = keyof typeof ENV_NAMES;
@@ -148,6 +182,18 @@ export function loadConfig(flags: Partial<Record<SettingName, string>>, env: Raw
       throw new ConfigError(field(name), `must be from ${min[1]} to ${max[1]}, got "${get(name) ?? fallback}"`);
     }
     return n;
+  };
+
+  /** `count/duration`, e.g. `10/1h`. */
+  const rate = (name: SettingName, fallback: string): RateLimit => {
+    const text = get(name) ?? fallback;
+    const m = /^(\d{1,6})\/(.+)$/.exec(text.trim());
+    const count = m === null ? Number.NaN : Number(m[1]);
+    const windowMs = m === null ? undefined : parseDuration(m[2]!);
+    if (!(count >= 1) || windowMs === undefined || windowMs < 1000) {
+      throw new ConfigError(field(name), `must be a count per duration such as 10/1h (at least 1/1s), got "${text}"`);
+    }
+    return Object.freeze({ count, windowMs });
   };
 
   const databaseUrl = get("databaseUrl");
@@ -199,6 +245,18 @@ export function loadConfig(flags: Partial<Record<SettingName, string>>, env: Raw
     auth: Object.freeze({
       tokenTtlMs: duration("tokenTtl", DEFAULTS.tokenTtl),
       ...(tokenSecret !== undefined && { tokenSecret }),
+      signupRate: rate("signupRate", DEFAULTS.signupRate),
+      apiKeyRate: rate("apiKeyRate", DEFAULTS.apiKeyRate),
+    }),
+    http: Object.freeze({
+      requestTimeoutMs: boundedDuration("requestTimeout", DEFAULTS.requestTimeout, [1000, "1s"], [3_600_000, "1h"]),
+      headersTimeoutMs: boundedDuration("headersTimeout", DEFAULTS.headersTimeout, [1000, "1s"], [3_600_000, "1h"]),
+      keepAliveTimeoutMs: boundedDuration(
+        "keepAliveTimeout",
+        DEFAULTS.keepAliveTimeout,
+        [1000, "1s"],
+        [3_600_000, "1h"],
+      ),
     }),
     log: Object.freeze({
       defaultPartitions: integer("defaultPartitions", DEFAULTS.defaultPartitions, 1, 1024),

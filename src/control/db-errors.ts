@@ -9,6 +9,7 @@ import { isDatabaseError } from "./driver.js";
 /** Unique violations (23505). */
 const CONFLICTS: Readonly<Record<string, string>> = {
   users_username_key: "username already taken",
+  users_username_fold_key: "username already taken (names differing only in case or width are one name)",
   users_email_key: "email already registered",
   api_keys_key_hash_key: "api key already exists",
   streams_pkey: "stream already exists",

@@ -10,7 +10,7 @@
  */
 import { connectPglite } from "./pglite.js";
 import { connectPostgres, type PostgresDriverOptions } from "./postgres.js";
-import { SqlControlStore } from "./sql-store.js";
+import { SqlControlStore, type SqlControlStoreOptions } from "./sql-store.js";
 import type { ControlStore } from "./types.js";
 
 export type { GeneratedApiKey } from "./api-keys.js";
@@ -25,16 +25,21 @@ export {
   verifyNoPassword,
   verifyPassword,
 } from "./passwords.js";
+export type { SqlControlStoreOptions } from "./sql-store.js";
 export { ACTIVITY_DEFAULT_LIMIT, ACTIVITY_MAX_LIMIT, SqlControlStore } from "./sql-store.js";
 export type * from "./types.js";
 export { ROLES } from "./types.js";
+export { foldUsername } from "./usernames.js";
 
 /** Embedded PostgreSQL (PGlite) kept in `dir`, or in memory (for tests) when `dir` is undefined. */
-export function createPgliteControlStore(dir?: string): ControlStore {
-  return new SqlControlStore(() => connectPglite(dir));
+export function createPgliteControlStore(dir?: string, options?: SqlControlStoreOptions): ControlStore {
+  return new SqlControlStore(() => connectPglite(dir), options);
 }
 
 /** A PostgreSQL server by URL (`postgres://user:pass@host:port/db`). */
-export function createPostgresControlStore(url: string, options?: PostgresDriverOptions): ControlStore {
-  return new SqlControlStore(() => connectPostgres(url, options));
+export function createPostgresControlStore(
+  url: string,
+  options?: PostgresDriverOptions & SqlControlStoreOptions,
+): ControlStore {
+  return new SqlControlStore(() => connectPostgres(url, options), options);
 }

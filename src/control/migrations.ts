@@ -16,6 +16,14 @@ export interface Migration {
 
 const ROLE_CHECK = "CHECK (role IN ('admin', 'analyst', 'user', 'service'))";
 
+/**
+ * foldUsername in SQL, for backfilling. normalize() fails on a database whose encoding is not
+ * UTF8, so names of the API's ASCII alphabet (every name it ever accepted) are only lowered.
+ */
+function foldSql(column: string): string {
+  return `CASE WHEN ${column} ~ '^[A-Za-z0-9_.-]*$' THEN lower(${column}) ELSE lower(normalize(${column}, NFKC)) END`;
+}
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -195,6 +203,28 @@ export const MIGRATIONS: readonly Migration[] = [
          ) AS users)`,
       "CREATE INDEX cep_alerts_user_ids_idx ON cep_alerts USING gin (user_ids)",
       "DROP INDEX cep_alerts_user_idx",
+    ],
+  },
+  {
+    version: 9,
+    name: "usernames unique regardless of case and compatibility forms",
+    statements: [
+      // The folded name (src/control/usernames.ts) is what must be unique. `Admin` beside `admin`
+      // may already exist: the oldest account of each folded name keeps it, later ones get NULL,
+      // which a unique index allows. They keep working (login by their exact name still finds
+      // them), and no new account can take any form of the name (docs/security.md).
+      "ALTER TABLE users ADD COLUMN username_key text",
+      `UPDATE users u SET username_key = ${foldSql("u.username")}
+       WHERE NOT EXISTS (
+         SELECT 1 FROM users o
+         WHERE ${foldSql("o.username")} = ${foldSql("u.username")}
+           AND (o.created_at, o.id) < (u.created_at, u.id)
+       )`,
+      "CREATE UNIQUE INDEX users_username_fold_key ON users (username_key)",
+      // A deleted account's name stays reserved in every form, too.
+      "ALTER TABLE deleted_usernames ADD COLUMN username_key text",
+      `UPDATE deleted_usernames SET username_key = ${foldSql("username")}`,
+      "CREATE INDEX deleted_usernames_fold_idx ON deleted_usernames (username_key)",
     ],
   },
 ];

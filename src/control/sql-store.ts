@@ -31,12 +31,16 @@ import type {
   NewApiKey,
   NewUser,
   PipelineDefinition,
+  Revocation,
+  RevocationReason,
+  RevocationSink,
   Role,
   RuleRecord,
   StreamDefinition,
   User,
   UserWithSecret,
 } from "./types.js";
+import { foldUsername } from "./usernames.js";
 
 export const ACTIVITY_DEFAULT_LIMIT = 50;
 export const ACTIVITY_MAX_LIMIT = 500;
@@ -47,11 +51,19 @@ const USER_COLUMNS = "id, username, email, role, disabled, token_version, create
 const PIPELINE_COLUMNS = "name, sql, start_from, options, enabled, created_at";
 const STREAM_COLUMNS = "name, partitions, schema, timestamp_field, retention_ms, derived_from, analytics, created_at";
 
+export interface SqlControlStoreOptions {
+  /** Hears every revoking change once it has committed (src/api/auth/revocations.ts). */
+  readonly revocations?: RevocationSink;
+}
+
 export class SqlControlStore implements ControlStore {
   #driver: SqlDriver | undefined;
   #opening: Promise<void> | undefined;
 
-  constructor(private readonly connect: () => Promise<SqlDriver>) {}
+  constructor(
+    private readonly connect: () => Promise<SqlDriver>,
+    private readonly options: SqlControlStoreOptions = {},
+  ) {}
 
   /** Connects and migrates. Calling it again while open (or opening) is a no-op. */
   open(): Promise<void> {
@@ -103,10 +115,11 @@ export class SqlControlStore implements ControlStore {
   async createUser(user: NewUser): Promise<User> {
     // One statement, so a deletion cannot slip in between a check and the insert.
     const rows = await this.#query<UserRow>(
-      `INSERT INTO users (id, username, email, password_hash, role)
-       SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM deleted_usernames WHERE username = $2)
+      `INSERT INTO users (id, username, username_key, email, password_hash, role)
+       SELECT $1, $2, $6, $3, $4, $5
+       WHERE NOT EXISTS (SELECT 1 FROM deleted_usernames WHERE username = $2 OR username_key = $6)
        RETURNING ${USER_COLUMNS}`,
-      [randomUUID(), user.username, user.email, user.passwordHash, user.role],
+      [randomUUID(), user.username, user.email, user.passwordHash, user.role, foldUsername(user.username)],
     );
     const row = rows[0];
     if (row === undefined)
@@ -115,9 +128,12 @@ export class SqlControlStore implements ControlStore {
   }
 
   async getUserByUsername(username: string): Promise<UserWithSecret | undefined> {
-    const rows = await this.#query<UserRow>(`SELECT ${USER_COLUMNS}, password_hash FROM users WHERE username = $1`, [
-      username,
-    ]);
+    // The exact name first: an account that predates folded uniqueness may share its folded name.
+    const rows = await this.#query<UserRow>(
+      `SELECT ${USER_COLUMNS}, password_hash FROM users WHERE username = $1 OR username_key = $2
+       ORDER BY (username = $1) DESC LIMIT 1`,
+      [username, foldUsername(username)],
+    );
     const row = rows[0];
     return row === undefined ? undefined : { ...toUser(row), passwordHash: row.password_hash ?? "" };
   }
@@ -136,45 +152,68 @@ export class SqlControlStore implements ControlStore {
   /**
    * Changing the password, the disabled flag or the role bumps token_version, which revokes every
    * token issued before: a stolen token must not outlive a password reset, a disabled account must
-   * stop at once, and a demoted account must not keep its old role's token. Setting a field to the
-   * value it already has changes nothing.
+   * stop at once, and a demoted account must not keep its old role's token. Disabling also deletes
+   * the account's API keys, in the same transaction, so re-enabling it does not revive them
+   * (docs/api.md). Setting a field to the value it already has changes nothing. Each revoking
+   * change is published once it has committed.
    */
   async updateUser(
     id: string,
     patch: { email?: string; role?: Role; disabled?: boolean; passwordHash?: string },
   ): Promise<User> {
     if (!UUID.test(id)) throw new RunnelError("not_found", "user not found");
-    const rows = await this.#query<UserRow>(
-      `UPDATE users SET
-         email = COALESCE($2::text, email),
-         role = COALESCE($3::text, role),
-         disabled = COALESCE($4::boolean, disabled),
-         password_hash = COALESCE($5::text, password_hash),
-         token_version = token_version + CASE
-           WHEN COALESCE($3::text, role) IS DISTINCT FROM role
-             OR COALESCE($4::boolean, disabled) IS DISTINCT FROM disabled
-             OR COALESCE($5::text, password_hash) IS DISTINCT FROM password_hash
-           THEN 1 ELSE 0 END
-       WHERE id = $1
-       RETURNING ${USER_COLUMNS}`,
-      [id, patch.email ?? null, patch.role ?? null, patch.disabled ?? null, patch.passwordHash ?? null],
-    );
-    const row = rows[0];
-    if (row === undefined) throw new RunnelError("not_found", "user not found");
-    return toUser(row);
+    const { user, reason } = await this.#transaction(async (tx) => {
+      const before = (
+        await tx.query<{ role: Role; disabled: boolean; password_hash: string }>(
+          "SELECT role, disabled, password_hash FROM users WHERE id = $1 FOR UPDATE",
+          [id],
+        )
+      ).rows[0];
+      if (before === undefined) throw new RunnelError("not_found", "user not found");
+      const { rows } = await tx.query<UserRow>(
+        `UPDATE users SET
+           email = COALESCE($2::text, email),
+           role = COALESCE($3::text, role),
+           disabled = COALESCE($4::boolean, disabled),
+           password_hash = COALESCE($5::text, password_hash),
+           token_version = token_version + CASE
+             WHEN COALESCE($3::text, role) IS DISTINCT FROM role
+               OR COALESCE($4::boolean, disabled) IS DISTINCT FROM disabled
+               OR COALESCE($5::text, password_hash) IS DISTINCT FROM password_hash
+             THEN 1 ELSE 0 END
+         WHERE id = $1
+         RETURNING ${USER_COLUMNS}, password_hash`,
+        [id, patch.email ?? null, patch.role ?? null, patch.disabled ?? null, patch.passwordHash ?? null],
+      );
+      const row = rows[0];
+      if (row === undefined) throw new RunnelError("not_found", "user not found");
+      const reason = revocationReason(before, row);
+      if (reason === "disabled") await tx.query("DELETE FROM api_keys WHERE user_id = $1", [id]);
+      return { user: toUser(row), reason };
+    });
+    if (reason !== undefined) this.#revoked({ userId: id, reason });
+    return user;
   }
 
   /** Deleting an unknown user is a no-op. API keys and settings go with the user; activity stays. */
   async deleteUser(id: string): Promise<void> {
     if (!UUID.test(id)) return;
-    await this.#transaction(async (tx) => {
+    const deleted = await this.#transaction(async (tx) => {
+      const { rows } = await tx.query<{ username: string }>("SELECT username FROM users WHERE id = $1 FOR UPDATE", [
+        id,
+      ]);
+      const username = rows[0]?.username;
+      if (username === undefined) return false;
+      // Reserved before the row goes, so no moment exists in which the name is free.
       await tx.query(
-        `INSERT INTO deleted_usernames (username) SELECT username FROM users WHERE id = $1
+        `INSERT INTO deleted_usernames (username, username_key) VALUES ($1, $2)
          ON CONFLICT (username) DO NOTHING`,
-        [id],
+        [username, foldUsername(username)],
       );
       await tx.query("DELETE FROM users WHERE id = $1", [id]);
+      return true;
     });
+    if (deleted) this.#revoked({ userId: id, reason: "deleted" });
   }
 
   async rehashPassword(id: string, current: string, next: string): Promise<boolean> {
@@ -248,7 +287,9 @@ export class SqlControlStore implements ControlStore {
       id,
       userId,
     ]);
-    return rows.length > 0;
+    if (rows.length === 0) return false;
+    this.#revoked({ userId, reason: "api_key_deleted", apiKeyId: id });
+    return true;
   }
 
   // Settings.
@@ -511,6 +552,10 @@ export class SqlControlStore implements ControlStore {
     return rows.map(toBlock);
   }
 
+  #revoked(revocation: Revocation): void {
+    this.options.revocations?.publish(revocation);
+  }
+
   async #transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
     const driver = this.#driver;
     if (driver === undefined) throw new RunnelError("not_ready", "control store is not open");
@@ -574,6 +619,17 @@ interface BlockRow {
   rule_id: string | null;
   alert_id: string | null;
   since: Date | string;
+}
+
+/** The strongest reason a user row's change revokes credentials, if it does. */
+function revocationReason(
+  before: { role: Role; disabled: boolean; password_hash: string },
+  after: UserRow,
+): RevocationReason | undefined {
+  if (after.disabled && !before.disabled) return "disabled";
+  if (after.role !== before.role) return "role_changed";
+  if (after.password_hash !== before.password_hash) return "password_changed";
+  return undefined;
 }
 
 function iso(t: Date | string): string {

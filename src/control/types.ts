@@ -116,6 +116,24 @@ export interface BlockRecord {
   readonly since: string;
 }
 
+/** Why credentials were taken away; every revoking change in the store publishes one of these. */
+export type RevocationReason = "password_changed" | "disabled" | "deleted" | "role_changed" | "api_key_deleted";
+
+/**
+ * Published after a revoking change has committed. `apiKeyId` is set when one key went; every
+ * other reason concerns the user's credentials (tokens, and keys where the reason revokes them).
+ */
+export interface Revocation {
+  readonly userId: string;
+  readonly reason: RevocationReason;
+  readonly apiKeyId?: string;
+}
+
+/** Where a ControlStore publishes revocations (src/api/auth/revocations.ts). */
+export interface RevocationSink {
+  publish(revocation: Revocation): void;
+}
+
 export interface NewUser {
   readonly username: string;
   readonly email: string;
@@ -141,11 +159,20 @@ export interface ControlStore {
   /** Connection pool use for monitoring (undefined while closed); optional for test doubles. */
   poolStats?(): DriverPoolStats | undefined;
 
-  // Users. Unique username and email: a duplicate throws RunnelError("conflict").
+  /**
+   * Users. Unique email (case-insensitive) and username: two usernames that are equal after
+   * NFKC normalisation and case folding (`Admin`, `ADMIN`, `ａｄｍｉｎ`) are one name, and a
+   * duplicate throws RunnelError("conflict").
+   */
   createUser(user: NewUser): Promise<User>;
+  /** The account with exactly this username, else the one whose folded username matches. */
   getUserByUsername(username: string): Promise<UserWithSecret | undefined>;
   getUserById(id: string): Promise<User | undefined>;
   listUsers(): Promise<User[]>;
+  /**
+   * Changing the password, the role or disabling publishes a revocation; disabling also deletes
+   * the user's API keys (re-enabling does not bring them back).
+   */
   updateUser(
     id: string,
     patch: { email?: string; role?: Role; disabled?: boolean; passwordHash?: string },

@@ -272,7 +272,7 @@ for (const store of [pglite, postgres()]) {
         expect(await call("POST", "/api/v1/auth/login", { body: { username: "dan", password: "password-2" } }), 200);
       });
 
-      it("disabling revokes tokens and keys; enabling lets the user log in again", async () => {
+      it("disabling revokes tokens and deletes keys; enabling lets the user log in again, keys stay revoked", async () => {
         const token = await signup("eve");
         const key = await newKey(token);
         expect(await call("PATCH", "/api/v1/users/eve", { token: adminToken, body: { disabled: true } }), 200);
@@ -280,8 +280,13 @@ for (const store of [pglite, postgres()]) {
         expect(await call("GET", "/api/v1/me", { token: key }), 401);
         expect(await call("POST", "/api/v1/auth/login", { body: { username: "eve", password: "password-1" } }), 401);
         expect(await call("PATCH", "/api/v1/users/eve", { token: adminToken, body: { disabled: false } }), 200);
-        expect(await call("GET", "/api/v1/me", { token: key }), 200);
+        expect(await call("GET", "/api/v1/me", { token: key }), 401, "unauthorized");
         expect(await call("GET", "/api/v1/me", { token }), 401, "unauthorized");
+        const again = expect(
+          await call("POST", "/api/v1/auth/login", { body: { username: "eve", password: "password-1" } }),
+          200,
+        ).body.token as string;
+        assert.deepEqual(expect(await call("GET", "/api/v1/api-keys", { token: again }), 200).body.keys, []);
       });
 
       it("deleting the user revokes tokens and keys", async () => {

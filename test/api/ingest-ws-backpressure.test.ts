@@ -9,6 +9,7 @@ import { test } from "node:test";
 import fastifyWebsocket from "@fastify/websocket";
 import Fastify from "fastify";
 import WebSocket from "ws";
+import { checkRouteAccess } from "../../src/api/auth/access.js";
 import { MAX_IN_FLIGHT, registerWebSocketIngest } from "../../src/api/routes/ws.js";
 import type { StreamDefinition } from "../../src/control/types.js";
 import { StreamIngestor } from "../../src/ingest/ingestor.js";
@@ -57,11 +58,13 @@ test("a held log stops the server reading: batches taken stay bounded and the pr
     maxEventBytes: 1 << 20,
   });
   const app = Fastify();
+  checkRouteAccess(app, {
+    authenticate: async () => ({ userId: "svc", username: "svc", role: "service", credential: "api_key" }),
+  });
   await app.register(fastifyWebsocket, { options: { maxPayload: 1 << 20 } });
   registerWebSocketIngest(app, {
     ingestor,
     metrics,
-    auth: { authenticate: async () => ({ userId: "svc", username: "svc", role: "service", credential: "api_key" }) },
     streams: { get: async (name: string) => (name === "ticks" ? stream : undefined) },
   });
   const url = await app.listen({ host: "127.0.0.1", port: 0 });

@@ -6,10 +6,11 @@
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import type { ControlStore, Role, User } from "../../src/control/types.js";
+import type { SqlControlStoreOptions } from "../../src/control/index.js";
+import type { ControlStore, Revocation, Role, User } from "../../src/control/types.js";
 import { RunnelError } from "../../src/core/errors.js";
 
-export type ControlStoreFactory = () => ControlStore | Promise<ControlStore>;
+export type ControlStoreFactory = (options?: SqlControlStoreOptions) => ControlStore | Promise<ControlStore>;
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
@@ -112,9 +113,24 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
         assert.equal(await store.getUserById("not-a-uuid"), undefined);
       });
 
-      it("usernames are exact: lookup does not fold case", async () => {
+      it("usernames fold case and compatibility forms: lookup by any form finds the account", async () => {
         const user = await newUser("user", "Case");
-        assert.equal(await store.getUserByUsername(user.username.toLowerCase()), undefined);
+        assert.equal((await store.getUserByUsername(user.username.toLowerCase()))?.id, user.id);
+        assert.equal((await store.getUserByUsername(user.username.toUpperCase()))?.id, user.id);
+        const fullwidth = [...user.username].map((c) => String.fromCodePoint(c.codePointAt(0)! + 0xfee0)).join("");
+        assert.equal((await store.getUserByUsername(fullwidth))?.id, user.id);
+      });
+
+      it("a username differing only in case or width is a conflict", async () => {
+        const user = await newUser("user", "Fold");
+        const fullwidth = [...user.username].map((c) => String.fromCodePoint(c.codePointAt(0)! + 0xfee0)).join("");
+        for (const username of [user.username.toLowerCase(), user.username.toUpperCase(), fullwidth]) {
+          await rejectsWith(
+            store.createUser({ username, email: `${unique("x")}@x.io`, passwordHash: "h", role: "user" }),
+            "conflict",
+            /username already taken/,
+          );
+        }
       });
 
       it("lists users", async () => {
@@ -235,14 +251,16 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
         await store.deleteUser("not-a-uuid");
       });
 
-      it("keeps a deleted user's username reserved, but frees the email", async () => {
+      it("keeps a deleted user's username reserved in every case, but frees the email", async () => {
         const user = await newUser();
         await store.deleteUser(user.id);
-        await rejectsWith(
-          store.createUser({ username: user.username, email: `other-${user.email}`, passwordHash: "h", role: "user" }),
-          "conflict",
-          /reserved/,
-        );
+        for (const username of [user.username, user.username.toUpperCase()]) {
+          await rejectsWith(
+            store.createUser({ username, email: `other-${user.email}`, passwordHash: "h", role: "user" }),
+            "conflict",
+            /reserved/,
+          );
+        }
         const sameEmail = await store.createUser({
           username: unique("again"),
           email: user.email,
@@ -262,6 +280,54 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
         assert.equal(after?.passwordHash, "stronger");
         assert.equal(after?.tokenVersion, before.tokenVersion);
         assert.equal(await store.rehashPassword("not-a-uuid", "a", "b"), false);
+      });
+    });
+
+    describe("revocations", () => {
+      const published: Revocation[] = [];
+      let watched: ControlStore;
+      before(async () => {
+        watched = await factory({ revocations: { publish: (r) => published.push(r) } });
+        await watched.open();
+      });
+      after(() => watched?.close());
+      const fresh = () => {
+        const username = unique("rv");
+        return watched.createUser({ username, email: `${username}@x.io`, passwordHash: "h", role: "analyst" });
+      };
+
+      it("each revoking change publishes one event after it committed; others publish none", async () => {
+        const user = await fresh();
+        published.length = 0;
+        await watched.updateUser(user.id, { email: `${unique("e")}@x.io` });
+        await watched.updateUser(user.id, { role: "analyst" });
+        assert.equal(published.length, 0);
+        await watched.updateUser(user.id, { passwordHash: "h2" });
+        await watched.updateUser(user.id, { role: "user" });
+        await watched.updateUser(user.id, { disabled: true });
+        await watched.updateUser(user.id, { disabled: false });
+        await watched.deleteUser(user.id);
+        await watched.deleteUser(user.id);
+        assert.deepEqual(
+          published.map((r) => r.reason),
+          ["password_changed", "role_changed", "disabled", "deleted"],
+        );
+        assert.ok(published.every((r) => r.userId === user.id));
+      });
+
+      it("deleting a key publishes its id; deleting a missing key publishes nothing", async () => {
+        const user = await fresh();
+        const key = await watched.createApiKey({
+          userId: user.id,
+          name: "k",
+          role: "user",
+          prefix: "p",
+          keyHash: randomBytes(32).toString("hex"),
+        });
+        published.length = 0;
+        assert.equal(await watched.deleteApiKey(user.id, key.id), true);
+        assert.equal(await watched.deleteApiKey(user.id, key.id), false);
+        assert.deepEqual(published, [{ userId: user.id, reason: "api_key_deleted", apiKeyId: key.id }]);
       });
     });
 
@@ -289,11 +355,22 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
       });
 
       it("the owner seen through a key reflects the owner's current state", async () => {
+        const user = await newUser("analyst");
+        const spec = keyFor(user);
+        await store.createApiKey(spec);
+        const demoted = await store.updateUser(user.id, { role: "user" });
+        assert.deepEqual((await store.findApiKeyByHash(spec.keyHash))?.owner, demoted);
+      });
+
+      it("disabling a user deletes their keys; re-enabling does not bring them back", async () => {
         const user = await newUser();
         const spec = keyFor(user);
         await store.createApiKey(spec);
-        const disabled = await store.updateUser(user.id, { disabled: true });
-        assert.deepEqual((await store.findApiKeyByHash(spec.keyHash))?.owner, disabled);
+        await store.updateUser(user.id, { disabled: true });
+        assert.equal(await store.findApiKeyByHash(spec.keyHash), undefined);
+        await store.updateUser(user.id, { disabled: false });
+        assert.equal(await store.findApiKeyByHash(spec.keyHash), undefined);
+        assert.deepEqual(await store.listApiKeys(user.id), []);
       });
 
       it("lists a user's keys only, oldest first", async () => {

@@ -3,6 +3,18 @@ import { after, before, describe, it } from "node:test";
 import type { SqlDriver } from "../../src/control/driver.js";
 import { MIGRATIONS, migrate } from "../../src/control/migrations.js";
 import { connectPglite } from "../../src/control/pglite.js";
+import { checkUsernameFoldMigration } from "./username-fold-migration.js";
+
+describe("migration 8 over clashing usernames (PGlite)", () => {
+  it("keeps the oldest account of each folded name, the others under their exact name", async () => {
+    const db = await connectPglite();
+    try {
+      await checkUsernameFoldMigration(db);
+    } finally {
+      await db.close();
+    }
+  });
+});
 
 describe("migrations", () => {
   let db: SqlDriver;

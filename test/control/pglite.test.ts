@@ -6,7 +6,7 @@ import { describe, it } from "node:test";
 import { createPgliteControlStore } from "../../src/control/index.js";
 import { runControlStoreConformance } from "./conformance.js";
 
-runControlStoreConformance("PGlite (in memory)", () => createPgliteControlStore());
+runControlStoreConformance("PGlite (in memory)", (options) => createPgliteControlStore(undefined, options));
 
 describe("PGlite control store on disk", () => {
   it("keeps data across close and reopen, without re-running migrations", async () => {

@@ -8,8 +8,10 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import pg from "pg";
 import { createPostgresControlStore, MIGRATIONS } from "../../src/control/index.js";
+import { connectPostgres } from "../../src/control/postgres.js";
 import { postgresServerUrl, withDatabase } from "../helpers/postgres.js";
 import { runControlStoreConformance } from "./conformance.js";
+import { checkUsernameFoldMigration } from "./username-fold-migration.js";
 
 async function admin<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: url });
@@ -35,7 +37,7 @@ describe("PostgreSQL control store", () => {
     await admin(server, (c) => c.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`));
   });
 
-  runControlStoreConformance("PostgreSQL", () => createPostgresControlStore(url));
+  runControlStoreConformance("PostgreSQL", (options) => createPostgresControlStore(url, options));
 
   it("instances starting together on one new database migrate it once", async () => {
     const fresh = `${database}_race`;
@@ -54,6 +56,18 @@ describe("PostgreSQL control store", () => {
       for (const s of stores) assert.equal(await s.ping(), true);
     } finally {
       await Promise.all(stores.map((s) => s.close()));
+      await admin(server, (c) => c.query(`DROP DATABASE IF EXISTS ${fresh} WITH (FORCE)`));
+    }
+  });
+
+  it("migration 8 keeps the oldest account of each clashing folded name", async () => {
+    const fresh = `${database}_fold`;
+    await admin(server, (c) => c.query(`CREATE DATABASE ${fresh}`));
+    const db = await connectPostgres(withDatabase(server, fresh));
+    try {
+      await checkUsernameFoldMigration(db);
+    } finally {
+      await db.close();
       await admin(server, (c) => c.query(`DROP DATABASE IF EXISTS ${fresh} WITH (FORCE)`));
     }
   });

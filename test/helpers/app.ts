@@ -3,7 +3,7 @@ import type { FastifyInstance } from "fastify";
 import { loadConfig } from "../../src/config/config.js";
 import type { Clock } from "../../src/core/clock.js";
 import { type Runnel, startRunnel } from "../../src/server.js";
-import { ADMIN_PASSWORD, tempDataDir } from "./server-process.js";
+import { ADMIN_PASSWORD, LOOSE_RATES, tempDataDir } from "./server-process.js";
 
 export interface TestRunnel {
   readonly runnel: Runnel;
@@ -25,7 +25,13 @@ export async function startTestRunnel(
   const data = await tempDataDir();
   const config = loadConfig(
     {},
-    { RUNNEL_DATA_DIR: data.dir, RUNNEL_ADMIN_PASSWORD: ADMIN_PASSWORD, RUNNEL_LOG_LEVEL: "silent", ...options.env },
+    {
+      RUNNEL_DATA_DIR: data.dir,
+      RUNNEL_ADMIN_PASSWORD: ADMIN_PASSWORD,
+      RUNNEL_LOG_LEVEL: "silent",
+      ...LOOSE_RATES,
+      ...options.env,
+    },
   );
   const runnel = await startRunnel(config, { listen: false, ...(options.clock && { clock: options.clock }) });
   const app = runnel.app;

@@ -8,6 +8,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 export const ADMIN_PASSWORD = "admin-password-1";
+/**
+ * Tests sign up many accounts from one address, far past the production signup and key-creation
+ * limits; tests of those limits pass their own RUNNEL_SIGNUP_RATE / RUNNEL_API_KEY_RATE.
+ */
+export const LOOSE_RATES = { RUNNEL_SIGNUP_RATE: "100000/1s", RUNNEL_API_KEY_RATE: "100000/1s" } as const;
 const ROOT = new URL("../..", import.meta.url).pathname;
 
 export interface ServerProcess {
@@ -32,6 +37,7 @@ export async function startServerProcess(dataDir: string, env: Record<string, st
       RUNNEL_DATA_DIR: dataDir,
       RUNNEL_ADMIN_PASSWORD: ADMIN_PASSWORD,
       RUNNEL_LOG_LEVEL: "warn",
+      ...LOOSE_RATES,
       ...env,
     },
     stdio: ["ignore", "ignore", "pipe"],

@@ -26,14 +26,15 @@ export class Authenticator {
     private readonly cache?: CredentialCache,
   ) {}
 
-  async authenticate(header: string | undefined): Promise<AuthPrincipal> {
+  /** `fresh`: ask the store even if the cache holds an answer (an open connection re-checking). */
+  async authenticate(header: string | undefined, options: { fresh?: boolean } = {}): Promise<AuthPrincipal> {
     if (header === undefined || header === "") {
       throw new RunnelError("unauthorized", "missing credentials: send Authorization: Bearer <token or API key>");
     }
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match) throw new RunnelError("unauthorized", "the Authorization header must be Bearer <token or API key>");
     const secret = match[1]!;
-    const cached = this.cache?.get(secret);
+    const cached = options.fresh === true ? undefined : this.cache?.get(secret);
     if (cached !== undefined) return cached;
     const epoch = this.cache?.begin() ?? 0;
     const { principal, expiresAt } = await this.resolve(secret);
@@ -63,12 +64,6 @@ export class Authenticator {
       principal: { userId: user.id, username: user.username, role: user.role, credential: "token" },
       expiresAt: claims.expiresAt,
     };
-  }
-}
-
-export function requireRole(principal: AuthPrincipal, ...roles: Role[]): void {
-  if (!roles.includes(principal.role)) {
-    throw new RunnelError("forbidden", `this needs the ${roles.join(" or ")} role; you act as ${principal.role}`);
   }
 }
 

@@ -3,39 +3,40 @@
  * query (on embedded PGlite, about a millisecond of the event loop) and a JWT verification on
  * every request.
  *
- * Revocation stays prompt: the ControlStore returned by `watch` empties the cache when a change
- * to users or keys made through it (role, disabled, password, deletion, key deletion) has
- * committed, before its caller hears back, so the next request after that answer checks the
- * store again. A change made by another Runnel instance on a shared PostgreSQL is seen within
- * `ttlMs`.
+ * Revocation stays prompt: the cache empties itself on every Revocation (./revocations.ts), which
+ * the control store publishes once a revoking change has committed and before its caller hears
+ * back, so the next request after that answer checks the store again. A change made by another
+ * Runnel instance on a shared PostgreSQL publishes nothing here and is seen within `ttlMs`.
  *
  * @example
- * const credentials = new CredentialCache(clock);
- * const control = credentials.watch(createPgliteControlStore(dir));
+ * const revocations = new Revocations();
+ * const credentials = new CredentialCache(clock, { revocations });
+ * const control = createPgliteControlStore(dir, { revocations });
  * const auth = new Authenticator(control, tokens, credentials);
  */
-import type { ControlStore } from "../../control/types.js";
 import type { Clock } from "../../core/clock.js";
 import type { AuthPrincipal } from "./authenticate.js";
-
-/** The ControlStore calls that can change what a credential resolves to. */
-const REVOKING = new Set<PropertyKey>(["updateUser", "deleteUser", "deleteApiKey"]);
+import type { Revocations } from "./revocations.js";
 
 interface Entry {
   readonly principal: AuthPrincipal;
   readonly until: number;
 }
 
+export const DEFAULT_CREDENTIAL_TTL_MS = 1000;
+
 export interface CredentialCacheOptions {
   /** How long a resolved credential is trusted without asking the store again. Default 1 s. */
   readonly ttlMs?: number;
   /** Entries kept at most; the oldest goes first. Default 10 000. */
   readonly maxEntries?: number;
+  /** The revocations to obey; without them only the TTL ends an entry. */
+  readonly revocations?: Revocations;
 }
 
 export class CredentialCache {
   private readonly entries = new Map<string, Entry>();
-  private readonly ttlMs: number;
+  readonly ttlMs: number;
   private readonly maxEntries: number;
   /** Bumped by every invalidation, so a lookup that started before one cannot store its stale answer. */
   private epoch = 0;
@@ -44,8 +45,10 @@ export class CredentialCache {
     private readonly clock: Clock,
     options: CredentialCacheOptions = {},
   ) {
-    this.ttlMs = options.ttlMs ?? 1000;
+    this.ttlMs = options.ttlMs ?? DEFAULT_CREDENTIAL_TTL_MS;
     this.maxEntries = options.maxEntries ?? 10_000;
+    // Everything goes, not only the user's entries: revocations are rare and a full refill is cheap.
+    options.revocations?.subscribe(() => this.invalidate());
   }
 
   get(secret: string): AuthPrincipal | undefined {
@@ -76,31 +79,5 @@ export class CredentialCache {
   invalidate(): void {
     this.epoch++;
     this.entries.clear();
-  }
-
-  /** `control`, with every revoking change invalidating this cache once it has committed. */
-  watch(control: ControlStore): ControlStore {
-    const wrapped = new Map<PropertyKey, unknown>();
-    return new Proxy(control, {
-      get: (target, property) => {
-        const value: unknown = Reflect.get(target, property, target);
-        if (typeof value !== "function") return value;
-        let fn = wrapped.get(property);
-        if (fn === undefined) {
-          fn = REVOKING.has(property)
-            ? async (...args: unknown[]) => {
-                try {
-                  return await value.apply(target, args);
-                } finally {
-                  // Also after a failure: the change may have committed before the error.
-                  this.invalidate();
-                }
-              }
-            : value.bind(target);
-          wrapped.set(property, fn);
-        }
-        return fn;
-      },
-    });
   }
 }

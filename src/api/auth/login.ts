@@ -5,6 +5,7 @@
  */
 import { needsRehash as needsRehashDefault } from "../../control/passwords.js";
 import type { ControlStore, User } from "../../control/types.js";
+import { foldUsername } from "../../control/usernames.js";
 import { RunnelError } from "../../core/errors.js";
 import type { PasswordHasher } from "../services.js";
 import type { LoginThrottle } from "./throttle.js";
@@ -38,7 +39,9 @@ export async function login(
   client: LoginClient,
 ): Promise<LoginResult> {
   const { control, passwords, tokens, throttle } = deps;
-  const refused = throttle.check(username, client.ip);
+  // Counted under the folded name: `Alice` and `ALICE` are one account, so they share one allowance.
+  const name = foldUsername(username);
+  const refused = throttle.check(name, client.ip);
   if (refused !== undefined) {
     throw new RunnelError("too_many_attempts", `too many failed logins; try again in ${refused.retryAfterSeconds} s`, {
       retryAfter: refused.retryAfterSeconds,
@@ -49,7 +52,7 @@ export async function login(
   // Verify against a real hash even for unknown users so timing does not reveal which usernames exist.
   const ok = user ? await passwords.verify(password, user.passwordHash) : await passwords.verifyNone(password);
   if (!user || !ok || user.disabled) {
-    const locks = throttle.fail(username, client.ip);
+    const locks = throttle.fail(name, client.ip);
     if (user) {
       await control.recordActivity(user.id, "login_failed", { ...client });
       for (const lock of locks) {
@@ -62,7 +65,7 @@ export async function login(
     }
     throw new RunnelError("unauthorized", WRONG);
   }
-  throttle.succeed(username, client.ip);
+  throttle.succeed(name, client.ip);
 
   // The plaintext is in hand only now: the one moment a hash can move to stronger parameters.
   const stale = passwords.needsRehash ?? ((encoded: string) => needsRehashDefault(encoded));

@@ -68,7 +68,7 @@ interface Counter {
 }
 
 /** A Map that drops its oldest entries past a size, and treats an update as the newest. */
-class BoundedMap<V> {
+export class BoundedMap<V> {
   readonly #map = new Map<string, V>();
   constructor(private readonly max: number) {}
   get(key: string): V | undefined {

@@ -3,10 +3,12 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { generateApiKey } from "../../control/api-keys.js";
 import { ACTIVITY_DEFAULT_LIMIT, ACTIVITY_MAX_LIMIT } from "../../control/sql-store.js";
 import { ROLES, type Role, type User } from "../../control/types.js";
+import { foldUsername } from "../../control/usernames.js";
 import { RunnelError } from "../../core/errors.js";
 import { principalOf } from "../app.js";
-import { type AuthPrincipal, requireRole } from "../auth/authenticate.js";
+import type { AuthPrincipal } from "../auth/authenticate.js";
 import { type LoginClient, login } from "../auth/login.js";
+import { RateLimiter } from "../auth/rate-limit.js";
 import { LoginThrottle } from "../auth/throttle.js";
 import type { ApiServices } from "../services.js";
 
@@ -33,6 +35,15 @@ export function publicUser(user: User) {
     disabled: user.disabled,
     createdAt: user.createdAt,
   };
+}
+
+/**
+ * Usernames arrive NFKC-normalised, before the schema checks them: a compatibility form such as
+ * fullwidth `ａｄｍｉｎ` is the name `admin` (and then taken), not a look-alike second account.
+ */
+async function normaliseUsername(request: FastifyRequest): Promise<void> {
+  const body = request.body as { username?: unknown } | undefined;
+  if (typeof body?.username === "string") body.username = body.username.normalize("NFKC");
 }
 
 function clientOf(request: FastifyRequest): LoginClient {
@@ -66,6 +77,11 @@ function keyRoleFor(principal: AuthPrincipal, requested: Role | undefined): Role
 export function registerAccountRoutes(app: FastifyInstance, services: ApiServices): void {
   const { control, passwords, tokens } = services;
   const throttle = new LoginThrottle(services.clock);
+  const signups = new RateLimiter(services.clock, services.config.auth.signupRate, "signups from this address");
+  const keyCreations = new RateLimiter(services.clock, services.config.auth.apiKeyRate, "API keys created");
+  const anyone = { access: "public" } as const;
+  const signedIn = { access: "authenticated" } as const;
+  const admins = { access: ["admin"] } as const;
 
   const activityPage = async (userId: string, query: { limit?: string; before?: string }) => {
     const limit = query.limit === undefined ? ACTIVITY_DEFAULT_LIMIT : Number(query.limit);
@@ -81,8 +97,10 @@ export function registerAccountRoutes(app: FastifyInstance, services: ApiService
 
   app.post<{ Body: { username: string; email: string; password: string } }>(
     "/auth/signup",
-    { schema: { body: credentialsSchema } },
+    { config: anyone, schema: { body: credentialsSchema }, preValidation: normaliseUsername },
     async (request, reply) => {
+      // Before the password is hashed: the hash is the cost a flood of signups would impose.
+      signups.take(`ip:${request.ip}`);
       const { username, email, password } = request.body;
       const user = await control.createUser({
         username,
@@ -98,6 +116,7 @@ export function registerAccountRoutes(app: FastifyInstance, services: ApiService
   app.post<{ Body: { username: string; password: string } }>(
     "/auth/login",
     {
+      config: anyone,
       schema: {
         body: {
           type: "object",
@@ -114,7 +133,7 @@ export function registerAccountRoutes(app: FastifyInstance, services: ApiService
     },
   );
 
-  app.get("/me", async (request) => {
+  app.get("/me", { config: signedIn }, async (request) => {
     const principal = await principalOf(request, services);
     const user = await control.getUserById(principal.userId);
     if (!user) throw new RunnelError("unauthorized", "the account no longer exists");
@@ -124,6 +143,7 @@ export function registerAccountRoutes(app: FastifyInstance, services: ApiService
   app.patch<{ Body: { email: string } }>(
     "/me",
     {
+      config: signedIn,
       schema: {
         body: {
           type: "object",
@@ -144,6 +164,7 @@ export function registerAccountRoutes(app: FastifyInstance, services: ApiService
   app.post<{ Body: { current: string; next: string } }>(
     "/me/password",
     {
+      config: signedIn,
       schema: {
         body: {
           type: "object",
@@ -160,7 +181,7 @@ export function registerAccountRoutes(app: FastifyInstance, services: ApiService
       const principal = await principalOf(request, services);
       const client = clientOf(request);
       // The same throttle as login: a stolen token must not become a way to guess the password.
-      const refused = throttle.check(principal.username, client.ip);
+      const refused = throttle.check(foldUsername(principal.username), client.ip);
       if (refused !== undefined) {
         throw new RunnelError(
           "too_many_attempts",
@@ -172,7 +193,7 @@ export function registerAccountRoutes(app: FastifyInstance, services: ApiService
       }
       const user = await control.getUserByUsername(principal.username);
       if (!user || !(await passwords.verify(request.body.current, user.passwordHash))) {
-        throttle.fail(principal.username, client.ip);
+        throttle.fail(foldUsername(principal.username), client.ip);
         if (user) await control.recordActivity(user.id, "password_change_failed", { ...client });
         throw new RunnelError("forbidden", "the current password is wrong");
       }
@@ -184,14 +205,14 @@ export function registerAccountRoutes(app: FastifyInstance, services: ApiService
     },
   );
 
-  app.get("/me/settings", async (request) => {
+  app.get("/me/settings", { config: signedIn }, async (request) => {
     const principal = await principalOf(request, services);
     return { settings: await control.getSettings(principal.userId) };
   });
 
   app.put<{ Body: Record<string, unknown> }>(
     "/me/settings",
-    { schema: { body: { type: "object" } } },
+    { config: signedIn, schema: { body: { type: "object" } } },
     async (request) => {
       const principal = await principalOf(request, services);
       if (JSON.stringify(request.body).length > 64 * 1024) {
@@ -205,7 +226,7 @@ export function registerAccountRoutes(app: FastifyInstance, services: ApiService
 
   app.get<{ Querystring: { limit?: string; before?: string } }>(
     "/me/activity",
-    { schema: { querystring: activityQuery } },
+    { config: signedIn, schema: { querystring: activityQuery } },
     async (request) => activityPage((await principalOf(request, services)).userId, request.query),
   );
 
@@ -213,6 +234,7 @@ export function registerAccountRoutes(app: FastifyInstance, services: ApiService
   app.post<{ Body: { name: string; role?: Role } }>(
     "/api-keys",
     {
+      config: signedIn,
       schema: {
         body: {
           type: "object",
@@ -231,6 +253,7 @@ export function registerAccountRoutes(app: FastifyInstance, services: ApiService
       if (principal.credential === "api_key" && principal.role !== "admin") {
         throw new RunnelError("forbidden", "API keys are created with a login token");
       }
+      keyCreations.take(`user:${principal.userId}`, `ip:${request.ip}`);
       const generated = generateApiKey();
       const key = await control.createApiKey({
         userId: principal.userId,
@@ -244,14 +267,17 @@ export function registerAccountRoutes(app: FastifyInstance, services: ApiService
     },
   );
 
-  app.get("/api-keys", async (request) => {
+  app.get("/api-keys", { config: signedIn }, async (request) => {
     const principal = await principalOf(request, services);
     return { keys: await control.listApiKeys(principal.userId) };
   });
 
   app.delete<{ Params: { id: string } }>(
     "/api-keys/:id",
-    { schema: { params: { type: "object", required: ["id"], properties: { id: { type: "string", maxLength: 64 } } } } },
+    {
+      config: signedIn,
+      schema: { params: { type: "object", required: ["id"], properties: { id: { type: "string", maxLength: 64 } } } },
+    },
     async (request, reply) => {
       const principal = await principalOf(request, services);
       if (!(await control.deleteApiKey(principal.userId, request.params.id))) {
@@ -263,14 +289,15 @@ export function registerAccountRoutes(app: FastifyInstance, services: ApiService
   );
 
   // Admin: users.
-  app.get("/users", async (request) => {
-    requireRole(await principalOf(request, services), "admin");
+  app.get("/users", { config: admins }, async () => {
     return { users: (await control.listUsers()).map(publicUser) };
   });
 
   app.post<{ Body: { username: string; email: string; password: string; role: Role } }>(
     "/users",
     {
+      config: admins,
+      preValidation: normaliseUsername,
       schema: {
         body: {
           ...credentialsSchema,
@@ -281,7 +308,6 @@ export function registerAccountRoutes(app: FastifyInstance, services: ApiService
     },
     async (request, reply) => {
       const admin = await principalOf(request, services);
-      requireRole(admin, "admin");
       const { username, email, password, role } = request.body;
       const user = await control.createUser({ username, email, passwordHash: await passwords.hash(password), role });
       await control.recordActivity(admin.userId, "user_created", { username, role });
@@ -292,6 +318,7 @@ export function registerAccountRoutes(app: FastifyInstance, services: ApiService
   app.patch<{ Params: { username: string }; Body: { role?: Role; disabled?: boolean } }>(
     "/users/:username",
     {
+      config: admins,
       schema: {
         params: usernameParams,
         body: {
@@ -304,7 +331,6 @@ export function registerAccountRoutes(app: FastifyInstance, services: ApiService
     },
     async (request) => {
       const admin = await principalOf(request, services);
-      requireRole(admin, "admin");
       const user = await control.getUserByUsername(request.params.username);
       if (!user) throw new RunnelError("not_found", `no user "${request.params.username}"`);
       const losesAdmin =
@@ -320,9 +346,8 @@ export function registerAccountRoutes(app: FastifyInstance, services: ApiService
 
   app.get<{ Params: { username: string }; Querystring: { limit?: string; before?: string } }>(
     "/users/:username/activity",
-    { schema: { params: usernameParams, querystring: activityQuery } },
+    { config: admins, schema: { params: usernameParams, querystring: activityQuery } },
     async (request) => {
-      requireRole(await principalOf(request, services), "admin");
       const user = await control.getUserByUsername(request.params.username);
       if (!user) throw new RunnelError("not_found", `no user "${request.params.username}"`);
       return activityPage(user.id, request.query);
@@ -331,10 +356,9 @@ export function registerAccountRoutes(app: FastifyInstance, services: ApiService
 
   app.delete<{ Params: { username: string } }>(
     "/users/:username",
-    { schema: { params: usernameParams } },
+    { config: admins, schema: { params: usernameParams } },
     async (request, reply) => {
       const admin = await principalOf(request, services);
-      requireRole(admin, "admin");
       const user = await control.getUserByUsername(request.params.username);
       if (!user) throw new RunnelError("not_found", `no user "${request.params.username}"`);
       if (user.role === "admin" && !user.disabled && (await control.countAdmins()) <= 1) {

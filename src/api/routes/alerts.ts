@@ -9,7 +9,6 @@ import type { AlertRecord } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
 import type { Principal } from "../../ingest/types.js";
 import { principalOf } from "../app.js";
-import { requireRole } from "../auth/authenticate.js";
 import type { ApiServices } from "../services.js";
 import { openEventStream } from "../sse.js";
 
@@ -37,9 +36,9 @@ function isObject(x: unknown): x is Record<string, unknown> {
 export function registerAlertRoutes(app: FastifyInstance, services: ApiServices, rules: RuleManager): void {
   app.get<{ Querystring: { rule?: string; user?: string; since?: string; limit?: string } }>(
     "/alerts",
+    { config: { access: ["admin", "analyst", "user"] } },
     async (request) => {
       const principal = await principalOf(request, services);
-      requireRole(principal, "admin", "analyst", "user");
       const q = request.query;
       const limit = q.limit === undefined ? 100 : Number(q.limit);
       if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
@@ -60,9 +59,8 @@ export function registerAlertRoutes(app: FastifyInstance, services: ApiServices,
     },
   );
 
-  app.get("/alerts/stream", async (request, reply) => {
+  app.get("/alerts/stream", { config: { access: ["admin", "analyst", "user"] } }, async (request, reply) => {
     const principal = await principalOf(request, services);
-    requireRole(principal, "admin", "analyst", "user");
     let unsubscribe = (): void => {};
     const sse = openEventStream(request, reply, "alerts", () => unsubscribe());
     unsubscribe = rules.onAlert((a) => {
@@ -71,16 +69,15 @@ export function registerAlertRoutes(app: FastifyInstance, services: ApiServices,
     });
   });
 
-  app.get("/blocks", async (request) => {
-    requireRole(await principalOf(request, services), "admin");
+  app.get("/blocks", { config: { access: ["admin"] } }, async () => {
     return { blocks: await rules.listBlocks() };
   });
 
   app.delete<{ Params: { userId: string }; Querystring: { stream?: string } }>(
     "/blocks/:userId",
+    { config: { access: ["admin"] } },
     async (request, reply) => {
       const principal = await principalOf(request, services);
-      requireRole(principal, "admin");
       await rules.unblock(request.params.userId, request.query.stream, {
         id: principal.userId,
         username: principal.username,

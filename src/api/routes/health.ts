@@ -2,9 +2,9 @@ import type { FastifyInstance } from "fastify";
 import type { ApiServices } from "../services.js";
 
 export function registerHealthRoutes(app: FastifyInstance, services: ApiServices): void {
-  app.get("/healthz", async () => ({ status: "ok" }));
+  app.get("/healthz", { config: { access: "public" } }, async () => ({ status: "ok" }));
 
-  app.get("/readyz", async (_request, reply) => {
+  app.get("/readyz", { config: { access: "public" } }, async (_request, reply) => {
     const components = await services.readiness();
     for (const [component, ready] of Object.entries(components)) {
       services.metrics.componentReady.set({ component }, ready ? 1 : 0);
@@ -18,7 +18,7 @@ export function registerHealthRoutes(app: FastifyInstance, services: ApiServices
     });
   });
 
-  app.get("/metrics", async (_request, reply) => {
+  app.get("/metrics", { config: { access: "public" } }, async (_request, reply) => {
     const registry = services.metrics.registry;
     return reply.type(registry.contentType).send(await registry.metrics());
   });

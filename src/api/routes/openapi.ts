@@ -11,12 +11,15 @@
 import { readFileSync } from "node:fs";
 import type { FastifyInstance, FastifySchema, HTTPMethods } from "fastify";
 import { ERROR_CATALOGUE, ERROR_CODES } from "../../core/errors.js";
+import type { RouteAccess } from "../auth/access.js";
 
 export interface RegisteredRoute {
   readonly method: HTTPMethods;
   /** As registered, with the prefix: `/api/v1/users/:username`. */
   readonly url: string;
   readonly schema?: FastifySchema;
+  /** Who may call it, as declared with the route (src/api/auth/access.ts). */
+  readonly access?: RouteAccess;
 }
 
 declare module "fastify" {
@@ -35,7 +38,12 @@ export function collectRoutes(app: FastifyInstance): void {
     for (const method of methods as HTTPMethods[]) {
       // Fastify adds a HEAD for every GET; it answers like the GET, so it is documented there.
       if (method === "HEAD") continue;
-      routes.push({ method, url: options.url, ...(options.schema !== undefined && { schema: options.schema }) });
+      routes.push({
+        method,
+        url: options.url,
+        ...(options.schema !== undefined && { schema: options.schema }),
+        ...(options.config?.access !== undefined && { access: options.config.access }),
+      });
     }
   });
 }
@@ -52,8 +60,6 @@ interface RouteDoc {
   readonly tag: string;
   /** Default 200. */
   readonly success?: 200 | 201 | 204;
-  /** No Authorization needed. */
-  readonly public?: boolean;
   /** For routes that validate their body by hand. */
   readonly body?: Json;
   /** Default application/json. */
@@ -83,24 +89,21 @@ const RULE = {
 
 /** One entry per route; test/api/openapi.test.ts fails when a registered route has none. */
 export const DOCS: Readonly<Record<string, RouteDoc>> = {
-  "GET /healthz": { summary: "The process is up", tag: "health", public: true },
+  "GET /healthz": { summary: "The process is up", tag: "health" },
   "GET /readyz": {
     summary: "Every component is ready (503 naming the failing ones otherwise)",
     tag: "health",
-    public: true,
   },
-  "GET /metrics": { summary: "Prometheus text exposition", tag: "health", public: true, produces: "text/plain" },
-  "GET /api/v1/openapi.json": { summary: "This document", tag: "meta", public: true },
+  "GET /metrics": { summary: "Prometheus text exposition", tag: "health", produces: "text/plain" },
+  "GET /api/v1/openapi.json": { summary: "This document", tag: "meta" },
   "POST /api/v1/auth/signup": {
-    summary: "Create an account with role user",
+    summary: "Create an account with role user (rate-limited per address: 429 with Retry-After)",
     tag: "accounts",
     success: 201,
-    public: true,
   },
   "POST /api/v1/auth/login": {
     summary: "Exchange username and password for a token (throttled: 429 with Retry-After)",
     tag: "accounts",
-    public: true,
   },
   "GET /api/v1/me": { summary: "The caller's account", tag: "accounts" },
   "PATCH /api/v1/me": { summary: "Change the caller's email", tag: "accounts" },
@@ -108,7 +111,11 @@ export const DOCS: Readonly<Record<string, RouteDoc>> = {
   "GET /api/v1/me/settings": { summary: "The caller's settings", tag: "accounts" },
   "PUT /api/v1/me/settings": { summary: "Replace the caller's settings (any JSON object)", tag: "accounts" },
   "GET /api/v1/me/activity": { summary: "The caller's activity, newest first, paginated", tag: "accounts" },
-  "POST /api/v1/api-keys": { summary: "Create an API key (shown once)", tag: "accounts", success: 201 },
+  "POST /api/v1/api-keys": {
+    summary: "Create an API key (shown once; rate-limited per user and address: 429 with Retry-After)",
+    tag: "accounts",
+    success: 201,
+  },
   "GET /api/v1/api-keys": { summary: "The caller's API keys (prefixes, never the keys)", tag: "accounts" },
   "DELETE /api/v1/api-keys/:id": { summary: "Delete one of the caller's API keys", tag: "accounts", success: 204 },
   "GET /api/v1/users": { summary: "All users (admin)", tag: "users" },
@@ -296,7 +303,7 @@ export function buildOpenApiDocument(routes: readonly RegisteredRoute[], version
         "4XX": errorResponse("Refused: see the error code"),
         "5XX": errorResponse("Failed or not ready"),
       },
-      ...(doc?.public === true && { security: [] }),
+      ...(route.access === "public" && { security: [] }),
       ...(body !== undefined && {
         requestBody: { required: true, content: { "application/json": { schema: body } } },
       }),
@@ -326,7 +333,7 @@ const PACKAGE_VERSION = (
 
 export function registerOpenApiRoute(app: FastifyInstance, version: string = PACKAGE_VERSION): void {
   let cached: Json | undefined;
-  app.get("/openapi.json", async () => {
+  app.get("/openapi.json", { config: { access: "public" } }, async () => {
     // Routes are all registered before the server answers anything, so one build serves for good.
     cached ??= buildOpenApiDocument(app.runnelRoutes, version);
     return cached;

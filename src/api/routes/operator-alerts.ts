@@ -7,8 +7,6 @@ import type { FastifyInstance } from "fastify";
 import { RunnelError } from "../../core/errors.js";
 import type { OperatorAlertKind } from "../../monitoring/anomaly.js";
 import type { OperatorAlertLog } from "../../monitoring/operator-alerts.js";
-import { principalOf } from "../app.js";
-import { requireRole } from "../auth/authenticate.js";
 import type { ApiServices } from "../services.js";
 import { openEventStream } from "../sse.js";
 
@@ -21,6 +19,7 @@ export function registerOperatorAlertRoutes(app: FastifyInstance, services: ApiS
   app.get<{ Querystring: { active?: boolean; kind?: OperatorAlertKind; limit?: number } }>(
     "/operator-alerts",
     {
+      config: { access: ["admin"] },
       schema: {
         querystring: {
           type: "object",
@@ -34,7 +33,6 @@ export function registerOperatorAlertRoutes(app: FastifyInstance, services: ApiS
       },
     },
     async (request) => {
-      requireRole(await principalOf(request, services), "admin");
       // The app does not coerce query types (coerceTypes: false), so they arrive as strings.
       const q = request.query as { active?: string; kind?: OperatorAlertKind; limit?: string };
       const limit = q.limit === undefined ? 100 : Math.min(1000, Math.max(1, Number(q.limit)));
@@ -48,8 +46,7 @@ export function registerOperatorAlertRoutes(app: FastifyInstance, services: ApiS
     },
   );
 
-  app.get("/operator-alerts/stream", async (request, reply) => {
-    requireRole(await principalOf(request, services), "admin");
+  app.get("/operator-alerts/stream", { config: { access: ["admin"] } }, async (request, reply) => {
     const alerts = log();
     let unsubscribe = (): void => {};
     const sse = openEventStream(request, reply, "operator alerts", () => unsubscribe());

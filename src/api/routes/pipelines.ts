@@ -1,16 +1,17 @@
 /** Processing pipelines (API.md): continuous queries whose results form a new stream. */
 import type { FastifyInstance } from "fastify";
 import { RunnelError } from "../../core/errors.js";
-import { principalOf } from "../app.js";
-import { requireRole } from "../auth/authenticate.js";
 import type { ApiServices } from "../services.js";
 
 export function registerPipelineRoutes(app: FastifyInstance, services: ApiServices): void {
   const { pipelines } = services;
+  const admins = { config: { access: ["admin"] } } as const;
+  const staff = { config: { access: ["admin", "analyst"] } } as const;
 
   app.post<{ Body: { name: string; sql: string; startFrom?: "earliest" | "now"; options?: unknown } }>(
     "/pipelines",
     {
+      ...admins,
       schema: {
         body: {
           type: "object",
@@ -36,27 +37,23 @@ export function registerPipelineRoutes(app: FastifyInstance, services: ApiServic
       },
     },
     async (request, reply) => {
-      requireRole(await principalOf(request, services), "admin");
       const created = await pipelines.create(request.body);
       return reply.status(201).send(created);
     },
   );
 
-  app.get("/pipelines", async (request) => {
-    requireRole(await principalOf(request, services), "admin", "analyst");
+  app.get("/pipelines", staff, async () => {
     return { pipelines: await pipelines.list() };
   });
 
-  app.get<{ Params: { name: string } }>("/pipelines/:name", async (request) => {
-    requireRole(await principalOf(request, services), "admin", "analyst");
+  app.get<{ Params: { name: string } }>("/pipelines/:name", staff, async (request) => {
     const pipeline = await pipelines.get(request.params.name);
     if (!pipeline) throw new RunnelError("not_found", `pipeline "${request.params.name}" does not exist`);
     return pipeline;
   });
 
   // Validated here, like PATCH /rules/:id, so the 400 names the offending field.
-  app.patch<{ Params: { name: string }; Body: unknown }>("/pipelines/:name", async (request) => {
-    requireRole(await principalOf(request, services), "admin");
+  app.patch<{ Params: { name: string }; Body: unknown }>("/pipelines/:name", admins, async (request) => {
     const body: unknown = request.body;
     if (body === undefined || body === null || typeof body !== "object" || Array.isArray(body)) {
       throw new RunnelError("invalid_input", "the body must be a JSON object {enabled}");
@@ -69,8 +66,7 @@ export function registerPipelineRoutes(app: FastifyInstance, services: ApiServic
     return pipelines.setEnabled(request.params.name, fields.enabled);
   });
 
-  app.delete<{ Params: { name: string } }>("/pipelines/:name", async (request, reply) => {
-    requireRole(await principalOf(request, services), "admin");
+  app.delete<{ Params: { name: string } }>("/pipelines/:name", admins, async (request, reply) => {
     await pipelines.delete(request.params.name);
     return reply.status(204).send();
   });

@@ -3,13 +3,13 @@ import type { FastifyInstance } from "fastify";
 import type { QueryScope } from "../../analytics/types.js";
 import { RunnelError } from "../../core/errors.js";
 import { principalOf } from "../app.js";
-import { requireRole } from "../auth/authenticate.js";
 import type { ApiServices } from "../services.js";
 
 export function registerQueryRoutes(app: FastifyInstance, services: ApiServices): void {
   app.post<{ Body: { sql: string; params?: unknown[] } }>(
     "/query",
     {
+      config: { access: ["admin", "analyst", "user"] },
       schema: {
         body: {
           type: "object",
@@ -24,7 +24,6 @@ export function registerQueryRoutes(app: FastifyInstance, services: ApiServices)
     },
     async (request) => {
       const principal = await principalOf(request, services);
-      requireRole(principal, "admin", "analyst", "user");
       const scope: QueryScope =
         principal.role === "user" ? { kind: "user", userId: principal.username } : { kind: "all" };
       const stopTimer = services.metrics.queryDuration.startTimer();

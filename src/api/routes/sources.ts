@@ -8,37 +8,36 @@
 import type { FastifyInstance } from "fastify";
 import { RunnelError } from "../../core/errors.js";
 import type { SourceManager } from "../../sources/manager.js";
-import { principalOf } from "../app.js";
-import { requireRole } from "../auth/authenticate.js";
 import type { ApiServices } from "../services.js";
 
 export function registerSourceRoutes(app: FastifyInstance, services: ApiServices): void {
-  const manager = async (request: Parameters<typeof principalOf>[0]): Promise<SourceManager> => {
-    requireRole(await principalOf(request, services), "admin");
+  const manager = (): SourceManager => {
     if (services.sources === undefined) throw new RunnelError("not_ready", "sources are not running in this process");
     return services.sources;
   };
 
-  app.get("/sources", async (request) => ({ sources: (await manager(request)).list() }));
+  const admins = { config: { access: ["admin"] } } as const;
 
-  app.get<{ Params: { name: string } }>("/sources/:name", async (request) => {
-    const status = (await manager(request)).get(request.params.name);
+  app.get("/sources", admins, async () => ({ sources: manager().list() }));
+
+  app.get<{ Params: { name: string } }>("/sources/:name", admins, async (request) => {
+    const status = manager().get(request.params.name);
     if (!status) throw new RunnelError("not_found", `source "${request.params.name}" does not exist`);
-    return { ...status, spec: redact((await manager(request)).specOf(request.params.name)) };
+    return { ...status, spec: redact(manager().specOf(request.params.name)) };
   });
 
-  app.post("/sources", async (request, reply) => {
-    const status = await (await manager(request)).create(request.body);
+  app.post("/sources", admins, async (request, reply) => {
+    const status = await manager().create(request.body);
     return reply.status(201).send(status);
   });
 
-  app.delete<{ Params: { name: string } }>("/sources/:name", async (request, reply) => {
-    await (await manager(request)).delete(request.params.name);
+  app.delete<{ Params: { name: string } }>("/sources/:name", admins, async (request, reply) => {
+    await manager().delete(request.params.name);
     return reply.status(204).send();
   });
 
-  app.post<{ Params: { name: string } }>("/sources/:name/restart", async (request) =>
-    (await manager(request)).restart(request.params.name),
+  app.post<{ Params: { name: string } }>("/sources/:name/restart", admins, async (request) =>
+    manager().restart(request.params.name),
   );
 }
 

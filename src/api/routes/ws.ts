@@ -6,7 +6,9 @@
  *   {"type":"error","seq":4,"error":"invalid_events","message":…,"details":[…]}   nothing appended
  * A connection keeps at most MAX_IN_FLIGHT batches unacknowledged; past that it stops reading
  * from the socket, so a slow log pushes back on the producer through TCP. A frame larger than the
- * body limit closes the connection with 1009 (message too big).
+ * body limit closes the connection with 1009 (message too big). When the credential is revoked or
+ * its role changes (src/api/auth/connection-guard.ts) the connection closes with 4401 or 4403 and
+ * the error code and message as the reason; frames after that are not read.
  */
 import type { FastifyInstance } from "fastify";
 import type { RawData, WebSocket } from "ws";
@@ -15,14 +17,13 @@ import { RunnelError } from "../../core/errors.js";
 import { decodeUtf8, parseNdjson } from "../../ingest/body.js";
 import type { Ingestor, Principal } from "../../ingest/types.js";
 import type { Metrics } from "../../monitoring/metrics.js";
-import { type Authenticator, requireRole } from "../auth/authenticate.js";
+import { closeCodeOf, closeReasonOf } from "../auth/connection-guard.js";
 import { toRunnelError } from "../errors.js";
 
 /** What the endpoint needs of ApiServices (narrow, so a test can put a slow log behind it). */
 export interface WebSocketIngestServices {
   readonly ingestor: Ingestor;
   readonly metrics: Metrics;
-  readonly auth: Pick<Authenticator, "authenticate">;
   readonly streams: Pick<StreamCatalog, "get">;
 }
 
@@ -30,18 +31,12 @@ export const MAX_IN_FLIGHT = 4;
 const OPEN_BRACKET = 0x5b;
 
 export function registerWebSocketIngest(app: FastifyInstance, services: WebSocketIngestServices): void {
-  app.route<{ Params: { name: string }; Querystring: { access_token?: string } }>({
+  app.route<{ Params: { name: string } }>({
     method: "GET",
     url: "/streams/:name/ws",
     // Browsers cannot set headers on a WebSocket, so a token may also come as ?access_token=.
+    config: { access: ["admin", "service", "user"], queryToken: true },
     preValidation: async (request) => {
-      const token = request.query.access_token;
-      const header =
-        request.headers.authorization === undefined && typeof token === "string"
-          ? `Bearer ${token}`
-          : request.headers.authorization;
-      request.principal ??= await services.auth.authenticate(header);
-      requireRole(request.principal, "admin", "service", "user");
       const stream = await services.streams.get(request.params.name);
       if (!stream) throw new RunnelError("stream_not_found", `stream "${request.params.name}" does not exist`);
     },
@@ -50,7 +45,12 @@ export function registerWebSocketIngest(app: FastifyInstance, services: WebSocke
       throw new RunnelError("invalid_input", "this endpoint speaks WebSocket: send an HTTP/1.1 Upgrade request");
     },
     wsHandler: (socket, request) => {
-      produceOverSocket(socket, services, request.params.name, request.principal!);
+      const session = produceOverSocket(socket, services, request.params.name, request.principal!);
+      const stopWatching = request.server.connectionGuard?.watch(request, (reason) => {
+        session.revoked = true;
+        socket.close(closeCodeOf(reason), closeReasonOf(reason));
+      });
+      if (stopWatching !== undefined) socket.on("close", stopWatching);
     },
   });
 }
@@ -60,8 +60,9 @@ function produceOverSocket(
   services: WebSocketIngestServices,
   stream: string,
   principal: Principal,
-): void {
+): { revoked: boolean } {
   const { ingestor, metrics } = services;
+  const session = { revoked: false };
   let seq = 0;
   let inFlight = 0;
   // Answers leave in sequence order even if a later batch fails validation before an earlier one is durable.
@@ -69,6 +70,8 @@ function produceOverSocket(
 
   // Binary frames are read as UTF-8 too (and refused if they are not): clients differ in what they send.
   socket.on("message", (data: RawData) => {
+    // A frame that arrives after the credential was revoked is never ingested.
+    if (session.revoked) return;
     const n = ++seq;
     const bytes = toBuffer(data);
     inFlight++;
@@ -100,6 +103,7 @@ function produceOverSocket(
       }
     });
   });
+  return session;
 }
 
 function toBuffer(data: RawData): Buffer {

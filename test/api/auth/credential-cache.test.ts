@@ -1,25 +1,35 @@
-/** Cached credentials against a real (in-memory) control store: reused, yet revoked promptly. */
+/**
+ * Cached credentials against a real (in-memory) control store: reused, yet revoked promptly by the
+ * store's revocation events.
+ */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Authenticator } from "../../../src/api/auth/authenticate.js";
 import { CredentialCache } from "../../../src/api/auth/credential-cache.js";
+import { Revocations } from "../../../src/api/auth/revocations.js";
 import { TokenService } from "../../../src/api/auth/tokens.js";
-import { createPgliteControlStore, generateApiKey } from "../../../src/control/index.js";
+import type { SqlDriver } from "../../../src/control/driver.js";
+import { generateApiKey, SqlControlStore } from "../../../src/control/index.js";
+import { connectPglite } from "../../../src/control/pglite.js";
 import type { ControlStore } from "../../../src/control/types.js";
 import { ManualClock } from "../../../src/core/clock.js";
 
 const clock = new ManualClock(Date.parse("2026-11-28T12:00:00Z"));
 const tokens = new TokenService("x".repeat(32), 3_600_000, clock);
+const revocations = new Revocations();
+let driver: SqlDriver;
 let store: ControlStore;
 /** Lookups that reached the store, by method. */
 const lookups = new Map<string, number>();
-/** The store as another Runnel instance sharing the database would change it: not watched. */
+/** The same database as another Runnel instance sharing it would change it: it publishes nothing here. */
 let elsewhere: ControlStore;
 
 before(async () => {
-  store = createPgliteControlStore();
+  driver = await connectPglite();
+  store = new SqlControlStore(async () => driver, { revocations });
   await store.open();
-  elsewhere = store;
+  elsewhere = new SqlControlStore(async () => driver);
+  await elsewhere.open();
 });
 after(() => store.close());
 
@@ -40,8 +50,8 @@ function counting(control: ControlStore): ControlStore {
 }
 
 function setup(ttlMs = 1000) {
-  const cache = new CredentialCache(clock, { ttlMs });
-  const control = cache.watch(counting(store));
+  const cache = new CredentialCache(clock, { ttlMs, revocations });
+  const control = counting(store);
   return { control, auth: new Authenticator(control, tokens, cache) };
 }
 
@@ -108,8 +118,8 @@ describe("credential cache", () => {
   });
 
   it("a lookup overtaken by a revocation does not store its stale answer", async () => {
-    const cache = new CredentialCache(clock, { ttlMs: 60_000 });
-    const control = cache.watch(store);
+    const cache = new CredentialCache(clock, { ttlMs: 60_000, revocations });
+    const control = store;
     const a = await user(control);
     const principal = {
       userId: a.user.id,
