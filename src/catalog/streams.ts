@@ -9,6 +9,7 @@ import type { AnalyticsStore } from "../analytics/types.js";
 import type { ControlStore, StreamDefinition } from "../control/types.js";
 import { RunnelError } from "../core/errors.js";
 import type { EventLog } from "../log/types.js";
+import type { ColumnCatalog } from "./columns.js";
 import type { StreamSpec } from "./stream-spec.js";
 
 export class StreamCatalog {
@@ -21,8 +22,14 @@ export class StreamCatalog {
       readonly log: EventLog;
       readonly analytics: AnalyticsStore;
       readonly loader: AnalyticsLoader;
+      /** Column types of every stream's fields, fixed from the stream's schema at creation. */
+      readonly columns: ColumnCatalog;
     },
   ) {}
+
+  get columns(): ColumnCatalog {
+    return this.deps.columns;
+  }
 
   /** Loads the catalogue and makes sure every stream has its log and table (after a crash mid-creation too). */
   async open(): Promise<void> {
@@ -37,8 +44,10 @@ export class StreamCatalog {
       throw new RunnelError("conflict", `stream "${spec.name}" already exists`);
     }
     const definition: StreamDefinition = { ...spec, createdAt: new Date().toISOString() };
+    const declared = spec.analytics === false ? [] : this.deps.columns.declaredBy(spec);
     await this.materialise(definition);
     const stored = await this.deps.control.createStream(spec);
+    if (declared.length > 0) await this.deps.columns.register(stored.name, declared);
     this.cache.set(stored.name, stored);
     return stored;
   }
@@ -65,6 +74,7 @@ export class StreamCatalog {
     if (!existing) throw new RunnelError("stream_not_found", `stream "${name}" does not exist`);
     this.cache.delete(name);
     await this.deps.control.deleteStream(name);
+    this.deps.columns.forget(name);
     this.deps.loader.unfollow(name);
     await this.deps.analytics.dropTable(name);
     await this.deps.log.deleteStream(name);
