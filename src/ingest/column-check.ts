@@ -51,6 +51,8 @@ export class ColumnCheck {
   /** Lower-cased name → the type this request would register (new fields, BIGINT columns to widen). */
   private pending = new Map<string, FieldColumn & { readonly isNew: boolean }>();
   private newColumns = 0;
+  private readonly lastNames: string[] = [];
+  private readonly lastTypes: (ColumnType | null)[] = [];
 
   private constructor(
     private readonly source: ColumnSource,
@@ -75,8 +77,23 @@ export class ColumnCheck {
 
   private problemOf(fields: Readonly<Record<string, unknown>>, index: number): ColumnProblem | undefined {
     const types = this.types;
+    // Events of one request mostly list the same names in the same order, and JSON.parse gives
+    // each name as one internalised string: the previous event's name at this position is tried
+    // first (a pointer comparison) before the Map.
+    const lastNames = this.lastNames;
+    const lastTypes = this.lastTypes;
+    let k = 0;
     for (const name in fields) {
-      const type = types.typeOf(name);
+      let type: ColumnType | null | undefined;
+      if (lastNames[k] === name) type = lastTypes[k];
+      else {
+        type = types.typeOf(name);
+        if (type !== undefined) {
+          lastNames[k] = name;
+          lastTypes[k] = type;
+        }
+      }
+      k++;
       if (type === null) continue;
       const value = fields[name];
       if (type !== undefined && fits(value, type)) continue;
@@ -121,6 +138,8 @@ export class ColumnCheck {
   }
 
   private recheck(events: readonly unknown[]): void {
+    this.lastNames.length = 0;
+    this.lastTypes.length = 0;
     this.pending = new Map();
     this.newColumns = 0;
     this.misfits = [];

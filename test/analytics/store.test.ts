@@ -329,3 +329,20 @@ test("cells keep their exact values: inlined and long strings, non-ASCII, 64-bit
     ]),
   );
 });
+
+test("a stream's new columns are added outside the lock every stream's rows share", async (t) => {
+  const store = await openStore(t);
+  await store.ensureTable(streamDef("wide"));
+  await store.ensureTable(streamDef("other"));
+  const fields: Record<string, number> = {};
+  for (let i = 0; i < 1500; i++) fields[`f${i}`] = i;
+  const done: string[] = [];
+  // Before the fix the wide row's 1500 ALTERs ran in the shared transaction, and the other
+  // stream's row waited behind all of them (issue 14, finding 7).
+  const wide = store.apply("wide", 0, [row(0, "A", fields)]).then(() => done.push("wide"));
+  const other = store.apply("other", 0, [row(0, "A", { v: 1 })]).then(() => done.push("other"));
+  await Promise.all([wide, other]);
+  assert.deepEqual(done, ["other", "wide"]);
+  const r = await store.query("SELECT count(*) FROM wide", [], ALL);
+  assert.deepEqual(r.rows, [[1]]);
+});
