@@ -88,8 +88,8 @@ export class ColumnCatalog implements ColumnRegistry {
   }
 
   /** Registers fields' types (control store semantics: the first writer wins); too_many_columns past the bound. */
-  async register(stream: string, columns: readonly FieldColumn[]): Promise<ColumnTypes> {
-    return this.store(stream, await this.options.control.registerStreamColumns(stream, columns, this.maxColumns));
+  async register(stream: string, columns: readonly FieldColumn[], maxColumns = this.maxColumns): Promise<ColumnTypes> {
+    return this.store(stream, await this.options.control.registerStreamColumns(stream, columns, maxColumns));
   }
 
   /** The columns a new stream's JSON Schema declares; refused when they alone pass the bound. */

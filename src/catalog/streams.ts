@@ -4,6 +4,8 @@
  * catalogue is always writable and queryable; deletion goes the other way.
  */
 
+import { type FieldColumn, fromCatalogType, isBaseColumn } from "../analytics/duckdb/column-types.js";
+import { quoteIdent } from "../analytics/duckdb/identifiers.js";
 import type { AnalyticsLoader } from "../analytics/loader.js";
 import type { AnalyticsStore } from "../analytics/types.js";
 import type { ControlStore, StreamDefinition } from "../control/types.js";
@@ -35,8 +37,26 @@ export class StreamCatalog {
   async open(): Promise<void> {
     for (const stream of await this.deps.control.listStreams()) {
       await this.materialise(stream);
+      if (stream.analytics !== false) await this.adoptTableColumns(stream.name);
       this.cache.set(stream.name, stream);
     }
+  }
+
+  /**
+   * Registers the columns a table already has when none are registered: a table loaded before
+   * column types were kept (an older version widened columns as values came) keeps its types,
+   * rather than ingest typing its fields afresh from their next values.
+   */
+  private async adoptTableColumns(name: string): Promise<void> {
+    const { analytics, columns } = this.deps;
+    if ((await columns.typesOf(name)).size > 0) return;
+    const empty = await analytics.query(`SELECT * FROM ${quoteIdent(name)} LIMIT 0`, [], { kind: "all" });
+    const found: FieldColumn[] = [];
+    for (const c of empty.columns) {
+      const type = fromCatalogType(c.type);
+      if (type !== undefined && !isBaseColumn(c.name)) found.push({ name: c.name, type });
+    }
+    if (found.length > 0) await columns.register(name, found, Math.max(columns.maxColumns, found.length));
   }
 
   async create(spec: StreamSpec & { readonly derivedFrom?: string }): Promise<StreamDefinition> {

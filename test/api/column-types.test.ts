@@ -4,7 +4,9 @@
  * another user's query means; only an admin widens a column. And the column bound per stream.
  */
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { connectPglite } from "../../src/control/pglite.js";
 import { Client } from "../helpers/http.js";
 import { ADMIN_PASSWORD, type ServerProcess, startServerProcess, tempDataDir } from "../helpers/server-process.js";
 
@@ -122,11 +124,15 @@ describe("column types once set", () => {
     );
     const accepted = await bob.post("/api/v1/streams/payments/events", { amount: "lots" });
     assert.equal(accepted.status, 200, JSON.stringify(accepted.body));
-    const r = await admin.queryUntil(
-      "SELECT max(amount), count(*) FILTER (WHERE amount = 'lots') FROM payments",
-      (rows) => rows[0]?.[1] === 1,
+    // Cast, so the query also runs while the table still has the DOUBLE column (it changes with the next load).
+    await admin.queryUntil(
+      "SELECT count(*) FROM payments WHERE CAST(amount AS VARCHAR) = 'lots'",
+      (rows) => rows[0]?.[0] === 1,
     );
-    assert.equal(r.columns[0]?.type, "VARCHAR");
+    const r = await admin.post<{ columns: { type: string }[] }>("/api/v1/query", {
+      sql: "SELECT max(amount) FROM payments",
+    });
+    assert.equal(r.body.columns[0]?.type, "VARCHAR");
   });
 });
 
@@ -151,5 +157,40 @@ describe("the column bound per stream", () => {
     assert.equal((await alice.post("/api/v1/streams/payments/events", wide)).status, 200);
     const full = await admin.get<{ columns: unknown[] }>("/api/v1/streams/payments/columns");
     assert.equal(full.body.columns.length, 8);
+  });
+});
+
+describe("a table loaded before column types were kept", () => {
+  it("keeps its columns' types after an upgrade instead of being typed afresh by the next values", async () => {
+    const legacy = await tempDataDir();
+    try {
+      let runnel = await startServerProcess(legacy.dir);
+      let root = await new Client(runnel.url).login("admin", ADMIN_PASSWORD);
+      assert.equal((await root.post("/api/v1/streams", { name: "old_ledger" })).status, 201);
+      assert.equal((await root.post("/api/v1/streams/old_ledger/events", { user_id: "u", amount: 7 })).status, 200);
+      await root.queryUntil("SELECT count(*) FROM old_ledger", (rows) => rows[0]?.[0] === 1);
+      await runnel.kill();
+      // What an older version left behind: the table's columns, and no registered types.
+      const driver = await connectPglite(join(legacy.dir, "control"));
+      await driver.query("DELETE FROM stream_columns");
+      await driver.close();
+
+      runnel = await startServerProcess(legacy.dir);
+      try {
+        root = await new Client(runnel.url).login("admin", ADMIN_PASSWORD);
+        const refused = await root.post<{ error: string }>("/api/v1/streams/old_ledger/events", {
+          user_id: "u",
+          amount: "lots",
+        });
+        assert.equal(refused.status, 400, JSON.stringify(refused.body));
+        assert.equal(refused.body.error, "column_type_mismatch");
+        const columns = await root.get<{ columns: unknown[] }>("/api/v1/streams/old_ledger/columns");
+        assert.deepEqual(columns.body.columns, [{ name: "amount", type: "BIGINT" }]);
+      } finally {
+        await runnel.kill();
+      }
+    } finally {
+      await legacy.remove();
+    }
   });
 });
