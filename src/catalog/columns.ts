@@ -6,6 +6,7 @@
  * (docs/ingestion.md, "Column types").
  */
 import {
+  COLUMN_TYPES,
   type ColumnType,
   columnKey,
   declaredColumns,
@@ -117,7 +118,7 @@ export class ColumnCatalog implements ColumnRegistry {
     const changes: ColumnRetype[] = [];
     for (const [field, to] of Object.entries(body as Record<string, unknown>)) {
       if (!isColumnType(to)) {
-        throw new RunnelError("invalid_input", `${field}: type must be one of DOUBLE, VARCHAR (or another wider type)`);
+        throw new RunnelError("invalid_input", `${field}: type must be one of ${COLUMN_TYPES.join(", ")}`);
       }
       const column = current.byKey.get(columnKey(field));
       if (column === undefined)

@@ -49,7 +49,7 @@ export interface ColumnProblem {
 export class ColumnCheck {
   private misfits: ColumnProblem[] = [];
   /** Lower-cased name → the type this request would register (new fields, BIGINT columns to widen). */
-  private pending = new Map<string, FieldColumn & { readonly isNew: boolean }>();
+  private pending = new Map<string, FieldColumn>();
   private newColumns = 0;
   private readonly lastNames: string[] = [];
   private readonly lastTypes: (ColumnType | null)[] = [];
@@ -121,8 +121,7 @@ export class ColumnCheck {
     }
     for (let round = 0; this.pending.size > 0; round++) {
       if (round === 3) throw new RunnelError("conflict", "the stream's columns changed while checking; try again");
-      const proposed = [...this.pending.values()].map(({ name, type }) => ({ name, type }));
-      this.types = await this.source.register(this.stream, proposed);
+      this.types = await this.source.register(this.stream, [...this.pending.values()]);
       this.recheck(events);
       this.refuseMisfits();
     }
@@ -158,7 +157,7 @@ export class ColumnCheck {
     const current = pending?.type ?? type;
     if (current !== undefined && fits(value, current)) return undefined;
     if (current === "BIGINT" && typeof value === "number") {
-      this.pending.set(key, { name: pending?.name ?? name, type: "DOUBLE", isNew: pending?.isNew ?? false });
+      this.pending.set(key, { name: pending?.name ?? name, type: "DOUBLE" });
       return undefined;
     }
     if (current !== undefined) return mismatch(this.stream, index, name, value, current);
@@ -174,7 +173,7 @@ export class ColumnCheck {
       };
     }
     this.newColumns++;
-    this.pending.set(key, { name, type: inferred, isNew: true });
+    this.pending.set(key, { name, type: inferred });
     return undefined;
   }
 }
