@@ -15,6 +15,7 @@ import { CredentialCache } from "./api/auth/credential-cache.js";
 import { Revocations } from "./api/auth/revocations.js";
 import { loadTokenSecret, TokenService } from "./api/auth/tokens.js";
 import type { ApiServices } from "./api/services.js";
+import { ColumnCatalog } from "./catalog/columns.js";
 import { PipelineManager } from "./catalog/pipelines.js";
 import { StreamCatalog } from "./catalog/streams.js";
 import { RuleManager } from "./cep/manager.js";
@@ -121,13 +122,15 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     closers.push({ name: "analytics store", close: () => analytics.close() });
 
     const analyticsLogger = logger.child({ component: "analytics" });
+    const columns = new ColumnCatalog({ control, maxColumns: config.limits.maxColumnsPerStream });
     const loader = new AnalyticsLoader({
       log,
       store: analytics,
+      columns,
       onError: (err, stream) => analyticsLogger.warn({ err, stream }, "loading failed; will retry"),
     });
     closers.push({ name: "analytics loader", close: () => loader.stop() });
-    const streams = new StreamCatalog({ control, log, analytics, loader });
+    const streams = new StreamCatalog({ control, log, analytics, loader, columns });
     await streams.open();
     // Opened after monitoring, whose probe hears its windows' state and checkpoints.
     let pipelineManager: PipelineManager | undefined;
@@ -186,6 +189,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       onSourceError: (source, err) => ingestLogger.warn({ err, source }, "source failed; will retry"),
       // The validator checks CEP blocks, so HTTP, WebSocket and every source refuse a blocked user.
       blocks: rules,
+      columns,
     });
     closers.push({ name: "ingestion", close: () => ingestion.stop() });
     const ingestor = ingestion.ingestor;

@@ -13,11 +13,27 @@
 import type { StreamDefinition } from "../control/types.js";
 import { DrainLoop } from "../core/drain-loop.js";
 import type { EventLog, RecordPosition } from "../log/types.js";
-import type { AnalyticsStore, PartitionRecords } from "./types.js";
+import type { FieldColumn } from "./duckdb/column-types.js";
+import type { AnalyticsStore, PartitionRecords, RegisteredColumns } from "./types.js";
+
+/**
+ * Where the loader finds each stream's column types (src/catalog/columns.ts), so records from the
+ * log, whoever wrote them, are typed as ingest typed them and never widen a column.
+ */
+export interface ColumnRegistry {
+  columnsOf(stream: string): Promise<RegisteredColumns>;
+  /** Registers columns first met in the log; PoisonRecordError when they would pass the stream's column bound. */
+  registerFound(stream: string, columns: readonly FieldColumn[]): Promise<RegisteredColumns>;
+}
+
+/** Registrations one batch may need: its new fields, then BIGINT columns widened by a later fraction, then a race. */
+const MAX_REGISTRATIONS = 4;
 
 export interface AnalyticsLoaderOptions {
   readonly log: EventLog;
   readonly store: AnalyticsStore;
+  /** Column types to check records against; without it the store types new fields by their first value. */
+  readonly columns?: ColumnRegistry;
   /**
    * Records read per partition per round (a round's partitions are applied together). Default
    * 40000: with the default 4 partitions, a loader that is behind applies rounds larger than a
@@ -31,6 +47,9 @@ export interface AnalyticsLoaderOptions {
   readonly retryMs?: number;
   readonly onError?: (error: unknown, stream: string) => void;
 }
+
+type LoaderSettings = Required<Omit<AnalyticsLoaderOptions, "onError" | "columns">> &
+  Pick<AnalyticsLoaderOptions, "onError" | "columns">;
 
 interface Waiter {
   readonly stream: string;
@@ -52,7 +71,7 @@ class Follower {
   constructor(
     readonly definition: StreamDefinition,
     private readonly loader: AnalyticsLoader,
-    private readonly opts: Required<Omit<AnalyticsLoaderOptions, "onError">> & Pick<AnalyticsLoaderOptions, "onError">,
+    private readonly opts: LoaderSettings,
   ) {
     this.retryDelay = opts.retryMs;
     this.loop = new DrainLoop({
@@ -115,7 +134,7 @@ class Follower {
         if (records.length > 0) batches.push({ partition: p, records });
       }
       if (batches.length === 0 || this.loop.isStopped) break;
-      await store.applyRecords(stream, batches);
+      await applyTyped(store, this.opts.columns, stream, batches);
       for (const { partition, records } of batches) {
         positions.set(partition, records[records.length - 1]!.offset + 1);
       }
@@ -123,6 +142,33 @@ class Follower {
     }
     this.retryDelay = this.opts.retryMs;
     return false;
+  }
+}
+
+/**
+ * Applies one round's records, registering first the columns the store met that the registry
+ * did not know (new fields of records no ingest typed, e.g. a pipeline's output), then again.
+ */
+async function applyTyped(
+  store: AnalyticsStore,
+  columns: ColumnRegistry | undefined,
+  stream: string,
+  batches: readonly PartitionRecords[],
+): Promise<void> {
+  if (columns === undefined) {
+    await store.applyRecords(stream, batches);
+    return;
+  }
+  let registered = await columns.columnsOf(stream);
+  for (let attempt = 0; ; attempt++) {
+    const { unregistered } = await store.applyRecords(stream, batches, registered);
+    if (unregistered.length === 0) return;
+    if (attempt === MAX_REGISTRATIONS) {
+      throw new Error(
+        `columns of ${stream} keep changing under the loader: ${unregistered.map((c) => c.name).join(", ")}`,
+      );
+    }
+    registered = await columns.registerFound(stream, unregistered);
   }
 }
 
@@ -134,7 +180,7 @@ function defaultOnError(error: unknown, stream: string): void {
 export class AnalyticsLoader {
   private readonly followers = new Map<string, Follower>();
   private readonly waiters = new Set<Waiter>();
-  private readonly opts: Required<Omit<AnalyticsLoaderOptions, "onError">> & Pick<AnalyticsLoaderOptions, "onError">;
+  private readonly opts: LoaderSettings;
 
   constructor(options: AnalyticsLoaderOptions) {
     this.opts = {

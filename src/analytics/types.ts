@@ -4,6 +4,21 @@
  */
 import type { StreamDefinition } from "../control/types.js";
 import type { LogRecord } from "../log/types.js";
+import type { FieldColumn } from "./duckdb/column-types.js";
+
+/** Registered event-field columns of a stream, keyed by lower-cased name (src/catalog/columns.ts). */
+export type RegisteredColumns = ReadonlyMap<string, FieldColumn>;
+
+/**
+ * What an apply did. `unregistered` not empty: nothing was applied, because these columns
+ * (fields the registry does not know, or BIGINT columns that met a fraction) must be registered
+ * first; apply again with the registry's answer.
+ */
+export interface ApplyOutcome {
+  readonly unregistered: readonly FieldColumn[];
+}
+
+export const APPLIED: ApplyOutcome = Object.freeze({ unregistered: Object.freeze([]) as readonly FieldColumn[] });
 
 /** One log record as a table row. */
 export interface AnalyticsRow {
@@ -52,15 +67,22 @@ export interface AnalyticsStore {
   /**
    * Applies rows of one partition in one transaction together with the new position, skipping
    * rows at offsets already applied, so a replay after a crash applies each row exactly once.
-   * New top-level fields become columns.
+   * New top-level fields become columns typed by their first value; a value that does not fit
+   * its column throws PoisonRecordError.
    */
   apply(stream: string, partition: number, rows: readonly AnalyticsRow[]): Promise<void>;
   /**
    * `apply` for log records as read, of several partitions at once: one transaction holds every
    * partition's rows and new positions (a commit is the expensive part of a small batch). A
-   * store running off the caller's thread turns the records into rows there.
+   * store running off the caller's thread turns the records into rows there. With `registered`
+   * every value is checked against the stream's registered column types; a record holding a
+   * value that does not fit throws PoisonRecordError (src/core/poison.ts) and nothing is applied.
    */
-  applyRecords(stream: string, batches: readonly PartitionRecords[]): Promise<void>;
+  applyRecords(
+    stream: string,
+    batches: readonly PartitionRecords[],
+    registered?: RegisteredColumns,
+  ): Promise<ApplyOutcome>;
   /** Next offset to apply, per partition (0 when nothing was applied). */
   appliedOffsets(stream: string): Promise<Map<number, number>>;
 

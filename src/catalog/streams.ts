@@ -4,11 +4,14 @@
  * catalogue is always writable and queryable; deletion goes the other way.
  */
 
+import { type FieldColumn, fromCatalogType, isBaseColumn } from "../analytics/duckdb/column-types.js";
+import { quoteIdent } from "../analytics/duckdb/identifiers.js";
 import type { AnalyticsLoader } from "../analytics/loader.js";
 import type { AnalyticsStore } from "../analytics/types.js";
 import type { ControlStore, StreamDefinition } from "../control/types.js";
 import { RunnelError } from "../core/errors.js";
 import type { EventLog } from "../log/types.js";
+import type { ColumnCatalog } from "./columns.js";
 import type { StreamSpec } from "./stream-spec.js";
 
 export class StreamCatalog {
@@ -21,15 +24,39 @@ export class StreamCatalog {
       readonly log: EventLog;
       readonly analytics: AnalyticsStore;
       readonly loader: AnalyticsLoader;
+      /** Column types of every stream's fields, fixed from the stream's schema at creation. */
+      readonly columns: ColumnCatalog;
     },
   ) {}
+
+  get columns(): ColumnCatalog {
+    return this.deps.columns;
+  }
 
   /** Loads the catalogue and makes sure every stream has its log and table (after a crash mid-creation too). */
   async open(): Promise<void> {
     for (const stream of await this.deps.control.listStreams()) {
       await this.materialise(stream);
+      if (stream.analytics !== false) await this.adoptTableColumns(stream.name);
       this.cache.set(stream.name, stream);
     }
+  }
+
+  /**
+   * Registers the columns a table already has when none are registered: a table loaded before
+   * column types were kept (an older version widened columns as values came) keeps its types,
+   * rather than ingest typing its fields afresh from their next values.
+   */
+  private async adoptTableColumns(name: string): Promise<void> {
+    const { analytics, columns } = this.deps;
+    if ((await columns.typesOf(name)).size > 0) return;
+    const empty = await analytics.query(`SELECT * FROM ${quoteIdent(name)} LIMIT 0`, [], { kind: "all" });
+    const found: FieldColumn[] = [];
+    for (const c of empty.columns) {
+      const type = fromCatalogType(c.type);
+      if (type !== undefined && !isBaseColumn(c.name)) found.push({ name: c.name, type });
+    }
+    if (found.length > 0) await columns.register(name, found, Math.max(columns.maxColumns, found.length));
   }
 
   async create(spec: StreamSpec & { readonly derivedFrom?: string }): Promise<StreamDefinition> {
@@ -37,8 +64,10 @@ export class StreamCatalog {
       throw new RunnelError("conflict", `stream "${spec.name}" already exists`);
     }
     const definition: StreamDefinition = { ...spec, createdAt: new Date().toISOString() };
+    const declared = spec.analytics === false ? [] : this.deps.columns.declaredBy(spec);
     await this.materialise(definition);
     const stored = await this.deps.control.createStream(spec);
+    if (declared.length > 0) await this.deps.columns.register(stored.name, declared);
     this.cache.set(stored.name, stored);
     return stored;
   }
@@ -65,6 +94,7 @@ export class StreamCatalog {
     if (!existing) throw new RunnelError("stream_not_found", `stream "${name}" does not exist`);
     this.cache.delete(name);
     await this.deps.control.deleteStream(name);
+    this.deps.columns.forget(name);
     this.deps.loader.unfollow(name);
     await this.deps.analytics.dropTable(name);
     await this.deps.log.deleteStream(name);

@@ -21,6 +21,8 @@ export interface Config {
   readonly limits: {
     readonly maxBodyBytes: number;
     readonly maxEventBytes: number;
+    /** Event-field columns a stream may have (docs/security.md, "Column types and the column bound"). */
+    readonly maxColumnsPerStream: number;
   };
   readonly auth: {
     readonly tokenTtlMs: number;
@@ -75,6 +77,7 @@ export const DEFAULTS = {
   port: "8080",
   maxBodyBytes: "10MiB",
   maxEventBytes: "1MiB",
+  maxColumnsPerStream: "1000",
   tokenTtl: "1h",
   defaultPartitions: "4",
   segmentBytes: "64MiB",
@@ -122,6 +125,7 @@ export const ENV_NAMES = {
   corsOrigins: "RUNNEL_CORS_ORIGINS",
   maxBodyBytes: "RUNNEL_MAX_BODY_BYTES",
   maxEventBytes: "RUNNEL_MAX_EVENT_BYTES",
+  maxColumnsPerStream: "RUNNEL_MAX_COLUMNS_PER_STREAM",
   tokenTtl: "RUNNEL_TOKEN_TTL",
   tokenSecret: "RUNNEL_TOKEN_SECRET",
   defaultPartitions: "RUNNEL_DEFAULT_PARTITIONS",
@@ -241,6 +245,8 @@ export function loadConfig(flags: Partial<Record<SettingName, string>>, env: Raw
     limits: Object.freeze({
       maxBodyBytes: size("maxBodyBytes", DEFAULTS.maxBodyBytes),
       maxEventBytes: size("maxEventBytes", DEFAULTS.maxEventBytes),
+      // Above 10 000 a stream's registration statements and its table's schema changes grow unwieldy.
+      maxColumnsPerStream: integer("maxColumnsPerStream", DEFAULTS.maxColumnsPerStream, 1, 10_000),
     }),
     auth: Object.freeze({
       tokenTtlMs: duration("tokenTtl", DEFAULTS.tokenTtl),

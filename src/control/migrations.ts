@@ -227,6 +227,24 @@ export const MIGRATIONS: readonly Migration[] = [
       "CREATE INDEX deleted_usernames_fold_idx ON deleted_usernames (username_key)",
     ],
   },
+  {
+    version: 10,
+    name: "stable column types per stream",
+    statements: [
+      // The type of each event field's analytics column, fixed by the stream's schema or by the
+      // first value accepted and changed only by an admin's widening (src/catalog/columns.ts), so
+      // ingest can refuse a value that does not fit before it is acknowledged. key: the lower-cased
+      // name (analytics identifiers are case-insensitive); seq keeps the order columns came in.
+      `CREATE TABLE stream_columns (
+        stream text NOT NULL REFERENCES streams (name) ON DELETE CASCADE,
+        key text NOT NULL,
+        name text NOT NULL,
+        type text NOT NULL CHECK (type IN ('BIGINT', 'DOUBLE', 'BOOLEAN', 'VARCHAR', 'JSON', 'TIMESTAMPTZ')),
+        seq bigserial NOT NULL,
+        PRIMARY KEY (stream, key)
+      )`,
+    ],
+  },
 ];
 
 /**

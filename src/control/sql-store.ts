@@ -3,6 +3,7 @@
  * The driver is connected lazily by open(), which also brings the schema up to date.
  */
 import { randomUUID } from "node:crypto";
+import { columnKey } from "../analytics/duckdb/column-types.js";
 import { RunnelError } from "../core/errors.js";
 import { translateDatabaseError } from "./db-errors.js";
 import type { DriverPoolStats, SqlDriver, SqlExecutor } from "./driver.js";
@@ -26,6 +27,7 @@ import type {
   ApiKey,
   ApiKeyWithOwner,
   BlockRecord,
+  ColumnRetype,
   ControlStore,
   NewAlert,
   NewApiKey,
@@ -36,6 +38,7 @@ import type {
   RevocationSink,
   Role,
   RuleRecord,
+  StreamColumn,
   StreamDefinition,
   User,
   UserWithSecret,
@@ -381,6 +384,82 @@ export class SqlControlStore implements ControlStore {
   async deleteStream(name: string): Promise<boolean> {
     const rows = await this.#query<{ name: string }>("DELETE FROM streams WHERE name = $1 RETURNING name", [name]);
     return rows.length > 0;
+  }
+
+  async listStreamColumns(stream: string): Promise<StreamColumn[]> {
+    return this.#streamColumns(undefined, stream);
+  }
+
+  async registerStreamColumns(
+    stream: string,
+    columns: readonly StreamColumn[],
+    maxColumns: number,
+  ): Promise<StreamColumn[]> {
+    return this.#transaction(async (tx) => {
+      // Serialises registrations per stream, so the bound holds under concurrent first values.
+      const found = await tx.query("SELECT 1 FROM streams WHERE name = $1 FOR UPDATE", [stream]);
+      if (found.rows.length === 0) throw new RunnelError("stream_not_found", `stream "${stream}" does not exist`);
+      const stored = new Map((await this.#streamColumns(tx, stream)).map((c) => [columnKey(c.name), c]));
+      const added = new Map<string, StreamColumn>();
+      const widened: string[] = [];
+      for (const c of columns) {
+        const key = columnKey(c.name);
+        const have = stored.get(key);
+        if (have === undefined) {
+          if (!added.has(key)) added.set(key, c);
+        } else if (have.type === "BIGINT" && c.type === "DOUBLE") widened.push(key);
+      }
+      if (stored.size + added.size > maxColumns) {
+        throw new RunnelError(
+          "too_many_columns",
+          `stream "${stream}" has ${stored.size} columns; ${added.size} more would pass the limit of ${maxColumns}`,
+          { details: { stream, columns: stored.size, adding: added.size, limit: maxColumns } },
+        );
+      }
+      if (added.size > 0) {
+        await tx.query(
+          `INSERT INTO stream_columns (stream, key, name, type)
+           SELECT $1, c->>'key', c->>'name', c->>'type'
+           FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS batch(c, n) ORDER BY n`,
+          [stream, JSON.stringify([...added].map(([key, c]) => ({ key, name: c.name, type: c.type })))],
+        );
+      }
+      if (widened.length > 0) {
+        await tx.query(
+          `UPDATE stream_columns SET type = 'DOUBLE'
+           WHERE stream = $1 AND type = 'BIGINT' AND key IN (SELECT jsonb_array_elements_text($2::jsonb))`,
+          [stream, JSON.stringify(widened)],
+        );
+      }
+      return added.size > 0 || widened.length > 0 ? this.#streamColumns(tx, stream) : [...stored.values()];
+    });
+  }
+
+  async retypeStreamColumns(stream: string, changes: readonly ColumnRetype[]): Promise<StreamColumn[]> {
+    return this.#transaction(async (tx) => {
+      for (const change of changes) {
+        const updated = await tx.query(
+          "UPDATE stream_columns SET type = $4 WHERE stream = $1 AND key = $2 AND type = $3 RETURNING key",
+          [stream, columnKey(change.name), change.from, change.to],
+        );
+        if (updated.rows.length === 0) {
+          throw new RunnelError(
+            "conflict",
+            `column "${change.name}" of stream "${stream}" is no longer of type ${change.from}; read it again`,
+          );
+        }
+      }
+      return this.#streamColumns(tx, stream);
+    });
+  }
+
+  async #streamColumns(tx: SqlExecutor | undefined, stream: string): Promise<StreamColumn[]> {
+    const sql = "SELECT name, type FROM stream_columns WHERE stream = $1 ORDER BY seq";
+    const rows =
+      tx === undefined
+        ? await this.#query<StreamColumn>(sql, [stream])
+        : (await tx.query<StreamColumn>(sql, [stream])).rows;
+    return rows.map((r) => ({ name: r.name, type: r.type }));
   }
 
   async createPipeline(

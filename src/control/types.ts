@@ -4,6 +4,7 @@
  * URL (src/control/pglite.ts, src/control/postgres.ts), one schema and one set of migrations
  * (src/control/migrations.ts), one test suite (test/control/conformance.ts) run against both.
  */
+import type { ColumnType } from "../analytics/duckdb/column-types.js";
 import type { DriverPoolStats } from "./driver.js";
 
 export type Role = "admin" | "analyst" | "user" | "service";
@@ -61,6 +62,19 @@ export interface StreamDefinition {
    */
   readonly analytics?: boolean;
   readonly createdAt: string;
+}
+
+/** The analytics column of one event field of a stream: its name as first seen and its type. */
+export interface StreamColumn {
+  readonly name: string;
+  readonly type: ColumnType;
+}
+
+/** An admin's widening of one column: applied only while the column is still of type `from`. */
+export interface ColumnRetype {
+  readonly name: string;
+  readonly from: ColumnType;
+  readonly to: ColumnType;
 }
 
 export interface PipelineDefinition {
@@ -209,6 +223,23 @@ export interface ControlStore {
   getStream(name: string): Promise<StreamDefinition | undefined>;
   listStreams(): Promise<StreamDefinition[]>;
   deleteStream(name: string): Promise<boolean>;
+
+  // Column types of a stream's event fields (src/catalog/columns.ts), in the order they came in;
+  // names compare case-insensitively. Deleting the stream deletes them.
+  listStreamColumns(stream: string): Promise<StreamColumn[]>;
+  /**
+   * Records fields' types: a column not stored yet is added with the given type; a stored BIGINT
+   * given as DOUBLE becomes DOUBLE (the one widening a writer may cause); any other stored type
+   * stays, so of two writers racing to type a new field the first wins. Refuses with
+   * too_many_columns, adding nothing, when the stream would hold more than `maxColumns`, and with
+   * stream_not_found when there is no such stream. Returns every column of the stream.
+   */
+  registerStreamColumns(stream: string, columns: readonly StreamColumn[], maxColumns: number): Promise<StreamColumn[]>;
+  /**
+   * Changes column types, all or none: refuses with conflict when a column is no longer of type
+   * `from` (or does not exist). Returns every column of the stream.
+   */
+  retypeStreamColumns(stream: string, changes: readonly ColumnRetype[]): Promise<StreamColumn[]>;
 
   /** `enabled` defaults to true. */
   createPipeline(

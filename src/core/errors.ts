@@ -17,6 +17,10 @@ export const ERROR_CATALOGUE = {
   invalid_json: { status: 400, domain: "user", retryable: false },
   invalid_utf8: { status: 400, domain: "user", retryable: false },
   invalid_events: { status: 400, domain: "user", retryable: false },
+  /** A value does not fit its field's column type (src/catalog/columns.ts); an admin may widen the column. */
+  column_type_mismatch: { status: 400, domain: "user", retryable: false },
+  /** The events would give their stream more columns than RUNNEL_MAX_COLUMNS_PER_STREAM. */
+  too_many_columns: { status: 400, domain: "user", retryable: false },
   invalid_query: { status: 400, domain: "user", retryable: false },
   unsupported_sql: { status: 400, domain: "user", retryable: false },
   unauthorized: { status: 401, domain: "user", retryable: false },

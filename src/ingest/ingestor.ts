@@ -11,6 +11,7 @@ import { RunnelError } from "../core/errors.js";
 import type { AppendRecord, EventLog } from "../log/types.js";
 import type { Metrics } from "../monitoring/metrics.js";
 import type { Backpressure } from "./backpressure.js";
+import { ColumnCheck, type ColumnSource } from "./column-check.js";
 import { eventTimeOf } from "./event-time.js";
 import type { IngestMeta, Ingestor, IngestResult, Principal } from "./types.js";
 
@@ -32,6 +33,8 @@ export interface IngestorOptions {
   readonly blocks?: BlockList;
   /** Refuses batches with 429 while the log or processing is behind. */
   readonly backpressure?: Backpressure;
+  /** Column types of analytics streams: values that do not fit are refused (./column-check.ts). */
+  readonly columns?: ColumnSource;
 }
 
 interface EventProblem {
@@ -68,6 +71,7 @@ export class StreamIngestor implements Ingestor {
       throw new RunnelError("forbidden", "analyst credentials cannot ingest events");
     }
     const validate = this.validatorFor(stream);
+    const columns = await ColumnCheck.begin(this.options.columns, stream);
     const ingestTime = clock.now();
     const problems: EventProblem[] = [];
     const records: AppendRecord[] = [];
@@ -132,7 +136,9 @@ export class StreamIngestor implements Ingestor {
       }
       bytes += value.byteLength;
       records.push({ key: userId, timestamp: time ?? ingestTime, value });
+      columns?.check(fields, index);
     }
+    if (columns !== undefined && problems.length === 0) await columns.settle(events);
 
     if (problems.length > 0) {
       const forbidden = problems.find((p) => p.forbidden);

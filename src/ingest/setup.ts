@@ -11,6 +11,7 @@ import { loadSourcesFile } from "../sources/config.js";
 import type { StreamAccess } from "../sources/deliver.js";
 import { SourceManager } from "../sources/manager.js";
 import { Backpressure } from "./backpressure.js";
+import type { ColumnSource } from "./column-check.js";
 import { IdempotencyStore } from "./idempotency.js";
 import { type BlockList, StreamIngestor, type StreamLookup } from "./ingestor.js";
 
@@ -32,6 +33,8 @@ export interface IngestionDeps {
   readonly onSourceError?: (source: string, error: Error) => void;
   /** CEP blocks: checked in the validator, so every source refuses a blocked user's events. */
   readonly blocks?: BlockList;
+  /** Column types: values that do not fit their field's column are refused. */
+  readonly columns?: ColumnSource;
 }
 
 export async function startIngestion(deps: IngestionDeps): Promise<Ingestion> {
@@ -57,6 +60,7 @@ export async function startIngestion(deps: IngestionDeps): Promise<Ingestion> {
     maxEventBytes: config.limits.maxEventBytes,
     backpressure,
     ...(deps.blocks !== undefined && { blocks: deps.blocks }),
+    ...(deps.columns !== undefined && { columns: deps.columns }),
   });
   const idempotency = new IdempotencyStore({
     file: join(config.dataDir, "ingest", "idempotency-keys.ndjson"),

@@ -141,6 +141,8 @@ function culpritsOf(e: unknown): Map<number, string> | undefined {
   if (!(e instanceof RunnelError)) return undefined;
   if (
     e.code !== "invalid_events" &&
+    e.code !== "column_type_mismatch" &&
+    e.code !== "too_many_columns" &&
     e.code !== "event_too_large" &&
     e.code !== "user_blocked" &&
     e.code !== "forbidden"

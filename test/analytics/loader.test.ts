@@ -2,6 +2,10 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { AnalyticsLoader } from "../../src/analytics/loader.js";
 import { toAnalyticsRow } from "../../src/analytics/rows.js";
+import { ColumnCatalog } from "../../src/catalog/columns.js";
+import { createPgliteControlStore } from "../../src/control/index.js";
+import { PoisonRecordError } from "../../src/core/poison.js";
+import { until } from "../helpers/poll.js";
 import { event, FakeEventLog } from "./fake-log.js";
 import { openStore, streamDef } from "./helpers.js";
 
@@ -90,4 +94,62 @@ test("record values decode to fields; non-objects keep the row with no fields", 
   });
   assert.deepEqual(toAnalyticsRow({ ...base, value: new TextEncoder().encode("[1]") }).fields, {});
   assert.deepEqual(toAnalyticsRow({ ...base, value: new Uint8Array([0xff]) }).fields, {});
+});
+
+test("a record in the log whose value does not fit its column is poison: the loader throws PoisonRecordError and never widens", async (t) => {
+  const { log, store, loader, errors } = await setup(t, 1);
+  loader.follow(streamDef("clicks", 1));
+  await loader.waitFor("clicks", await log.append("clicks", [event("A", { amount: 1 })]));
+  // Written straight into the log, as an older log or another writer may hold it: no ingest checked it.
+  await log.append("clicks", [event("B", { amount: "lots" })]);
+  await until(
+    async () => errors.length,
+    (n) => n > 0,
+    "the loader's error",
+  );
+  assert.ok(errors[0] instanceof PoisonRecordError, String(errors[0]));
+  assert.match(
+    errors[0].message,
+    /offset 1: field "amount" holds string "lots", which does not fit its column of type BIGINT/,
+  );
+  await loader.stop();
+  const r = await store.query("SELECT amount FROM clicks", [], ALL);
+  assert.equal(r.columns[0]?.type, "BIGINT");
+  assert.deepEqual(r.rows, [[1]]);
+});
+
+test("records are typed by the registry: declared types win over first values, new fields are registered, the bound makes poison", async (t) => {
+  const control = createPgliteControlStore();
+  await control.open();
+  t.after(() => control.close());
+  await control.createStream({ name: "clicks", partitions: 1, timestampField: "timestamp" });
+  const columns = new ColumnCatalog({ control, maxColumns: 3 });
+  await columns.register("clicks", [{ name: "amount", type: "DOUBLE" }]);
+  const log = new FakeEventLog();
+  await log.createStream("clicks", { partitions: 1 });
+  const store = await openStore(t);
+  const errors: unknown[] = [];
+  const loader = new AnalyticsLoader({ log, store, columns, retryMs: 10, onError: (e) => errors.push(e) });
+  t.after(() => loader.stop());
+  loader.follow(streamDef("clicks", 1));
+  await loader.waitFor("clicks", await log.append("clicks", [event("A", { amount: 1, note: "n" })]));
+  const r = await store.query("SELECT amount, note FROM clicks", [], ALL);
+  assert.deepEqual(
+    r.columns.map((c) => c.type),
+    ["DOUBLE", "VARCHAR"],
+  );
+  assert.deepEqual(await control.listStreamColumns("clicks"), [
+    { name: "amount", type: "DOUBLE" },
+    { name: "note", type: "VARCHAR" },
+  ]);
+  await log.append("clicks", [event("A", { a: 1, b: 2 })]);
+  await until(
+    async () => errors.length,
+    (n) => n > 0,
+    "the loader's error",
+  );
+  assert.ok(errors[0] instanceof PoisonRecordError, String(errors[0]));
+  assert.match(errors[0].message, /limit of 3/);
+  await loader.stop();
+  assert.equal((await control.listStreamColumns("clicks")).length, 2);
 });

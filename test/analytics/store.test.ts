@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import type { FieldColumn } from "../../src/analytics/duckdb/column-types.js";
+import { PoisonRecordError } from "../../src/core/poison.js";
 import { openStore, row, streamDef } from "./helpers.js";
 
 const ALL = { kind: "all" } as const;
@@ -32,22 +34,67 @@ test("fields become typed columns; base columns are never overwritten", async (t
   ]);
 });
 
-test("conflicting values widen columns instead of being refused", async (t) => {
+test("a value that does not fit its column makes the record poison and never widens the column", async (t) => {
   const store = await openStore(t);
   await store.ensureTable(streamDef("events"));
-  await store.apply("events", 0, [row(0, "A", { n: 1, m: 1, flag: true, j: { a: 1 } })]);
-  await store.apply("events", 0, [row(1, "A", { n: 2.5, m: "text", flag: 3, j: "plain" })]);
-  await store.apply("events", 0, [row(2, "A", { n: 3, m: 7 })]);
-  const r = await store.query("SELECT n, m, flag, j FROM events ORDER BY _offset", [], ALL);
+  await store.apply("events", 0, [row(0, "A", { m: 1, flag: true, j: { a: 1 } })]);
+  for (const [offset, fields] of [
+    [1, { m: "text" }],
+    [2, { flag: 3 }],
+    [3, { j: "plain" }],
+  ] as const) {
+    await assert.rejects(store.apply("events", 0, [row(offset, "A", fields)]), (e: unknown) => {
+      assert.ok(e instanceof PoisonRecordError, String(e));
+      assert.match(e.message, new RegExp(`offset ${offset}: field "${Object.keys(fields)[0]}" holds`));
+      return true;
+    });
+  }
+  const r = await store.query("SELECT m, flag, j FROM events ORDER BY _offset", [], ALL);
   assert.deepEqual(
     r.columns.map((c) => c.type),
-    ["DOUBLE", "VARCHAR", "VARCHAR", "VARCHAR"],
+    ["BIGINT", "BOOLEAN", "JSON"],
   );
-  assert.deepEqual(r.rows, [
-    [1, "1", "true", '{"a":1}'],
-    [2.5, "text", "3", "plain"],
-    [3, "7", null, null],
-  ]);
+  assert.deepEqual(r.rows, [[1, true, { a: 1 }]]);
+  assert.deepEqual(await store.appliedOffsets("events"), new Map([[0, 1]]));
+});
+
+test("a fraction widens a BIGINT column to DOUBLE, the one widening a record may cause", async (t) => {
+  const store = await openStore(t);
+  await store.ensureTable(streamDef("events"));
+  await store.apply("events", 0, [row(0, "A", { n: 1 })]);
+  await store.apply("events", 0, [row(1, "A", { n: 2.5 }), row(2, "A", { n: 3 })]);
+  const r = await store.query("SELECT n FROM events ORDER BY _offset", [], ALL);
+  assert.deepEqual(
+    r.columns.map((c) => c.type),
+    ["DOUBLE"],
+  );
+  assert.deepEqual(r.rows, [[1], [2.5], [3]]);
+});
+
+test("with registered types, fields the registry does not know are reported and nothing is applied", async (t) => {
+  const store = await openStore(t);
+  await store.ensureTable(streamDef("events"));
+  const registered = new Map<string, FieldColumn>([["amount", { name: "amount", type: "DOUBLE" }]]);
+  const outcome = await store.applyRows(
+    "events",
+    [{ partition: 0, rows: [row(0, "A", { amount: 1, note: "x" })] }],
+    registered,
+  );
+  assert.deepEqual(outcome.unregistered, [{ name: "note", type: "VARCHAR" }]);
+  assert.deepEqual(await store.appliedOffsets("events"), new Map());
+  // Typed by the registry, not by the first value: 1 goes into a DOUBLE column.
+  registered.set("note", { name: "note", type: "VARCHAR" });
+  await store.applyRows("events", [{ partition: 0, rows: [row(0, "A", { amount: 1, note: "x" })] }], registered);
+  const r = await store.query("SELECT amount, note FROM events", [], ALL);
+  assert.deepEqual(
+    r.columns.map((c) => c.type),
+    ["DOUBLE", "VARCHAR"],
+  );
+  // An admin's widening in the registry reaches the table with the next batch.
+  registered.set("amount", { name: "amount", type: "VARCHAR" });
+  await store.applyRows("events", [{ partition: 0, rows: [row(1, "A", { amount: "lots" })] }], registered);
+  const widened = await store.query("SELECT amount FROM events ORDER BY _offset", [], ALL);
+  assert.deepEqual(widened.rows, [["1.0"], ["lots"]]);
 });
 
 test("fields differing only in case share one column (DuckDB identifiers are case-insensitive)", async (t) => {
@@ -88,7 +135,7 @@ test("apply is exactly once: replaying an overlapping batch adds only new rows",
   );
 });
 
-test("a failed batch leaves no rows, no columns and no position behind", async (t) => {
+test("a failed batch leaves no rows and no position behind", async (t) => {
   const store = await openStore(t);
   await store.ensureTable(streamDef("events"));
   await store.apply("events", 0, [row(0, "A", { v: 1 })]);
@@ -96,7 +143,8 @@ test("a failed batch leaves no rows, no columns and no position behind", async (
   await assert.rejects(store.apply("events", 0, [row(1, "A", { w: 1 }), row(2, "A", { w: 2 }, 8.64e15 * 1000)]));
   const r = await store.query("SELECT * FROM events", [], ALL);
   assert.equal(r.rows.length, 1);
-  assert.ok(!r.columns.some((c) => c.name === "w"));
+  // New columns commit on their own, ahead of the rows (so they never hold other streams up): w stays, empty.
+  assert.deepEqual(r.rows[0]?.at(-1), null);
   assert.deepEqual(await store.appliedOffsets("events"), new Map([[0, 1]]));
   await store.apply("events", 0, [row(1, "A", { w: 1 })]);
   assert.deepEqual(await store.appliedOffsets("events"), new Map([[0, 2]]));
@@ -115,9 +163,11 @@ test("data survives reopening a file database, positions included", async (t) =>
   await first.close();
   const second = await openStore(t, { path });
   assert.deepEqual(await second.appliedOffsets("events"), new Map([[0, 2]]));
-  await second.apply("events", 0, [row(1, "A", { v: 2.5 }), row(2, "A", { v: "x" })]);
+  await second.apply("events", 0, [row(1, "A", { v: 2.5 }), row(2, "A", { v: 3 })]);
+  // The column's type came back with the file: a string still does not fit it.
+  await assert.rejects(second.apply("events", 0, [row(3, "A", { v: "x" })]), PoisonRecordError);
   const r = await second.query("SELECT v FROM events ORDER BY _offset", [], ALL);
-  assert.deepEqual(r.rows, [["1.0"], ["2.5"], ["x"]]);
+  assert.deepEqual(r.rows, [[1], [2.5], [3]]);
 });
 
 test("results are JSON-ready: big integers as strings, dates, lists, structs", async (t) => {
@@ -278,4 +328,21 @@ test("cells keep their exact values: inlined and long strings, non-ASCII, 64-bit
       -1500,
     ]),
   );
+});
+
+test("a stream's new columns are added outside the lock every stream's rows share", async (t) => {
+  const store = await openStore(t);
+  await store.ensureTable(streamDef("wide"));
+  await store.ensureTable(streamDef("other"));
+  const fields: Record<string, number> = {};
+  for (let i = 0; i < 1500; i++) fields[`f${i}`] = i;
+  const done: string[] = [];
+  // Before the fix the wide row's 1500 ALTERs ran in the shared transaction, and the other
+  // stream's row waited behind all of them (issue 14, finding 7).
+  const wide = store.apply("wide", 0, [row(0, "A", fields)]).then(() => done.push("wide"));
+  const other = store.apply("other", 0, [row(0, "A", { v: 1 })]).then(() => done.push("other"));
+  await Promise.all([wide, other]);
+  assert.deepEqual(done, ["other", "wide"]);
+  const r = await store.query("SELECT count(*) FROM wide", [], ALL);
+  assert.deepEqual(r.rows, [[1]]);
 });

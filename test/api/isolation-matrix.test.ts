@@ -291,6 +291,17 @@ const ROWS: readonly Row[] = [
     }),
   },
   {
+    route: "GET /api/v1/streams/:name/columns",
+    expect: authed(200),
+    probe: () => ({ method: "GET", url: "/api/v1/streams/ledger/columns" }),
+  },
+  {
+    // amount is BIGINT (set up below): DOUBLE is a widening, and answers 200 again once done.
+    route: "PATCH /api/v1/streams/:name/columns",
+    expect: adminOnly(200),
+    probe: () => ({ method: "PATCH", url: "/api/v1/streams/ledger/columns", body: { amount: "DOUBLE" } }),
+  },
+  {
     // Writing in the victim's name: the ingest credentials (admin, service) may; a user may not.
     route: "POST /api/v1/streams/:name/events",
     expect: { admin: 200, analyst: 403, user: 403, service: 200, anonymous: 401 },

@@ -9,6 +9,7 @@ test("defaults are human units, resolved and frozen", () => {
   assert.equal(config.host, "127.0.0.1");
   assert.equal(config.limits.maxBodyBytes, 10 * 1024 * 1024);
   assert.equal(config.limits.maxEventBytes, 1024 * 1024);
+  assert.equal(config.limits.maxColumnsPerStream, 1000);
   assert.equal(config.auth.tokenTtlMs, 3_600_000);
   assert.equal(config.log.defaultPartitions, 4);
   assert.ok(config.dataDir.endsWith("/data"));
@@ -33,6 +34,8 @@ test("bad values are refused naming the setting", () => {
     [{ RUNNEL_TOKEN_SECRET: "short" }, /RUNNEL_TOKEN_SECRET .* at least 32/],
     [{ RUNNEL_ADMIN_PASSWORD: "short" }, /RUNNEL_ADMIN_PASSWORD .* at least 8/],
     [{ RUNNEL_DEFAULT_PARTITIONS: "0" }, /RUNNEL_DEFAULT_PARTITIONS/],
+    [{ RUNNEL_MAX_COLUMNS_PER_STREAM: "0" }, /RUNNEL_MAX_COLUMNS_PER_STREAM .* integer from 1 to 10000/],
+    [{ RUNNEL_MAX_COLUMNS_PER_STREAM: "many" }, /RUNNEL_MAX_COLUMNS_PER_STREAM/],
   ];
   for (const [env, message] of cases) {
     assert.throws(

@@ -605,6 +605,109 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
       });
     });
 
+    describe("stream column types", () => {
+      it("registers new columns, keeps the first type of a field, widens BIGINT to DOUBLE only", async () => {
+        const name = unique("typed");
+        await store.createStream({ name, partitions: 1, timestampField: "timestamp" });
+        assert.deepEqual(await store.listStreamColumns(name), []);
+        await store.registerStreamColumns(name, [{ name: "Amount", type: "BIGINT" }], 10);
+        // Another writer's first value lost the race: the stored type stays, names compare case-insensitively.
+        const after = await store.registerStreamColumns(
+          name,
+          [
+            { name: "amount", type: "VARCHAR" },
+            { name: "note", type: "VARCHAR" },
+          ],
+          10,
+        );
+        assert.deepEqual(after, [
+          { name: "Amount", type: "BIGINT" },
+          { name: "note", type: "VARCHAR" },
+        ]);
+        await store.registerStreamColumns(
+          name,
+          [
+            { name: "amount", type: "DOUBLE" },
+            { name: "note", type: "DOUBLE" },
+          ],
+          10,
+        );
+        assert.deepEqual(await store.listStreamColumns(name), [
+          { name: "Amount", type: "DOUBLE" },
+          { name: "note", type: "VARCHAR" },
+        ]);
+      });
+
+      it("resolves concurrent first values of a new field to one type", async () => {
+        const name = unique("race");
+        await store.createStream({ name, partitions: 1, timestampField: "timestamp" });
+        const answers = await Promise.all(
+          (["BIGINT", "VARCHAR", "BOOLEAN", "JSON"] as const).map((type) =>
+            store.registerStreamColumns(name, [{ name: "x", type }], 10),
+          ),
+        );
+        const stored = await store.listStreamColumns(name);
+        assert.equal(stored.length, 1);
+        for (const answer of answers) assert.deepEqual(answer, stored);
+      });
+
+      it("refuses columns past the bound, adding none of them, and unknown streams", async () => {
+        const name = unique("bounded");
+        await store.createStream({ name, partitions: 1, timestampField: "timestamp" });
+        await store.registerStreamColumns(name, [{ name: "a", type: "BIGINT" }], 2);
+        await rejectsWith(
+          store.registerStreamColumns(
+            name,
+            [
+              { name: "b", type: "BIGINT" },
+              { name: "c", type: "BIGINT" },
+            ],
+            2,
+          ),
+          "too_many_columns",
+          /limit of 2/,
+        );
+        assert.equal((await store.listStreamColumns(name)).length, 1);
+        await rejectsWith(
+          store.registerStreamColumns(unique("missing"), [{ name: "a", type: "BIGINT" }], 2),
+          "stream_not_found",
+          /does not exist/,
+        );
+      });
+
+      it("retypes all or nothing while each column is still of its expected type; deleting the stream deletes them", async () => {
+        const name = unique("retype");
+        await store.createStream({ name, partitions: 1, timestampField: "timestamp" });
+        await store.registerStreamColumns(
+          name,
+          [
+            { name: "a", type: "BIGINT" },
+            { name: "b", type: "BOOLEAN" },
+          ],
+          10,
+        );
+        await rejectsWith(
+          store.retypeStreamColumns(name, [
+            { name: "a", from: "BIGINT", to: "VARCHAR" },
+            { name: "b", from: "JSON", to: "VARCHAR" },
+          ]),
+          "conflict",
+          /no longer of type JSON/,
+        );
+        assert.deepEqual(await store.listStreamColumns(name), [
+          { name: "a", type: "BIGINT" },
+          { name: "b", type: "BOOLEAN" },
+        ]);
+        assert.deepEqual(await store.retypeStreamColumns(name, [{ name: "A", from: "BIGINT", to: "VARCHAR" }]), [
+          { name: "a", type: "VARCHAR" },
+          { name: "b", type: "BOOLEAN" },
+        ]);
+        await store.deleteStream(name);
+        await store.createStream({ name, partitions: 1, timestampField: "timestamp" });
+        assert.deepEqual(await store.listStreamColumns(name), []);
+      });
+    });
+
     describe("pipelines", () => {
       it("create, get, list, conflict, delete", async () => {
         const name = unique("p");

@@ -134,3 +134,20 @@ test("plain lines through a regex parser; a line that does not match is dead-let
     await r.runnel.stop();
   }
 });
+
+test("a value that does not fit its column is dead-lettered, naming the column type, and the source moves on", async () => {
+  const r = await start();
+  try {
+    await appendFile(logFile, `${JSON.stringify({ user_id: "u1", n: "thirty-three" })}\n${lines(33, 34)}`);
+    assert.equal(await r.countUntil(total, 34), 34);
+    assert.equal(await r.countUntil("SELECT count(*) FROM app_events_dead_letter", 2), 2);
+    const dl = await r.call("POST", "/api/v1/query", {
+      sql: "SELECT reason, payload FROM app_events_dead_letter WHERE reason LIKE 'column_type_mismatch%'",
+    });
+    const [reason, payload] = (dl.body.rows as string[][])[0]!;
+    assert.match(reason!, /"n" is a string, which does not fit its column of type BIGINT/);
+    assert.match(payload!, /thirty-three/);
+  } finally {
+    await r.runnel.stop();
+  }
+});

@@ -1,11 +1,24 @@
 /**
- * Column types inferred from JSON event fields, and the widening lattice that lets a column
- * accept every later value instead of refusing it: BIGINT → DOUBLE → VARCHAR, and any other
- * conflict (BOOLEAN vs number, JSON vs scalar) → VARCHAR, which every value can be written as.
+ * Column types of event fields. A field's type is set once (declared by the stream's JSON Schema,
+ * or inferred from the first value accepted) and then only an admin widens it, along the lattice
+ * BIGINT → DOUBLE → VARCHAR, any other type → VARCHAR (which holds any value as its JSON text):
+ * a value that does not fit is refused, so no writer can change what another user's query means.
  */
 
 /** TIMESTAMPTZ is never inferred (an ISO string is just a string); it comes from a declared schema. */
 export type ColumnType = "BIGINT" | "DOUBLE" | "BOOLEAN" | "VARCHAR" | "JSON" | "TIMESTAMPTZ";
+
+export const COLUMN_TYPES: readonly ColumnType[] = ["BIGINT", "DOUBLE", "BOOLEAN", "VARCHAR", "JSON", "TIMESTAMPTZ"];
+
+export function isColumnType(x: unknown): x is ColumnType {
+  return (COLUMN_TYPES as readonly unknown[]).includes(x);
+}
+
+/** An event field's column: its name as first seen (DuckDB keeps it) and its type. */
+export interface FieldColumn {
+  readonly name: string;
+  readonly type: ColumnType;
+}
 
 /** Columns every stream table has; event fields with these names never overwrite them. */
 export const BASE_COLUMNS = [
@@ -53,6 +66,19 @@ export function widen(a: ColumnType, b: ColumnType): ColumnType {
   if (a === b) return a;
   if ((a === "BIGINT" && b === "DOUBLE") || (a === "DOUBLE" && b === "BIGINT")) return "DOUBLE";
   return "VARCHAR";
+}
+
+/** Whether a column of type `from` may become `to`: strictly wider, never narrower or sideways. */
+export function isWidening(from: ColumnType, to: ColumnType): boolean {
+  return from !== to && widen(from, to) === to;
+}
+
+/** How a value is named in a refusal: its JSON type, with integers told from other numbers. */
+export function valueKind(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "array";
+  if (typeof value === "number") return Number.isInteger(value) ? "integer" : "number";
+  return typeof value;
 }
 
 /** Maps a DuckDB catalog type name (information_schema data_type) back to our lattice. */
@@ -118,9 +144,27 @@ export function timestampMs(value: unknown): number | null {
   return Number.isNaN(ms) ? null : ms;
 }
 
-/** Whether a value can be stored in a column of `type` as it is (no widening needed). */
+/**
+ * Whether a value can be stored in a column of `type` as it is. null fits every column; BIGINT
+ * takes integers within int64 only (a fraction would be silently truncated), DOUBLE any number,
+ * VARCHAR any value. Hot path of ingest (src/ingest/column-check.ts): type tests, no allocation.
+ */
 export function fits(value: unknown, type: ColumnType): boolean {
-  if (type === "TIMESTAMPTZ") return timestampMs(value) !== null;
-  const inferred = inferType(value);
-  return inferred === undefined || widen(type, inferred) === type;
+  if (value === null || value === undefined) return true;
+  switch (type) {
+    case "VARCHAR":
+      return true;
+    case "BIGINT":
+      return typeof value === "number"
+        ? Number.isInteger(value) && Math.abs(value) < INT64_LIMIT
+        : typeof value === "bigint" && value >= -(2n ** 63n) && value < 2n ** 63n;
+    case "DOUBLE":
+      return typeof value === "number" || typeof value === "bigint";
+    case "BOOLEAN":
+      return typeof value === "boolean";
+    case "JSON":
+      return typeof value === "object";
+    case "TIMESTAMPTZ":
+      return timestampMs(value) !== null;
+  }
 }

@@ -6,8 +6,9 @@ import { writeFileSync } from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
 import type { StreamDefinition } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
+import { PoisonRecordError } from "../../core/poison.js";
 import { fieldsOfText } from "../rows.js";
-import type { AnalyticsRow, QueryScope } from "../types.js";
+import type { AnalyticsRow, QueryScope, RegisteredColumns } from "../types.js";
 import { DuckDbAnalyticsStore, type DuckDbAnalyticsStoreOptions } from "./store.js";
 import type { PackedPartition, PackedRecords, WorkerError, WorkerRequest, WorkerResponse } from "./worker-store.js";
 
@@ -63,6 +64,7 @@ async function dispatch({ method, args }: WorkerRequest): Promise<unknown> {
       return store.applyRows(
         args[0] as string,
         (args[1] as PackedPartition[]).map(({ partition, packed }) => ({ partition, rows: unpack(partition, packed) })),
+        args[2] as RegisteredColumns | undefined,
       );
     case "appliedOffsets":
       return store.appliedOffsets(args[0] as string);
@@ -72,6 +74,7 @@ async function dispatch({ method, args }: WorkerRequest): Promise<unknown> {
 }
 
 function describe(e: unknown): WorkerError {
+  if (e instanceof PoisonRecordError) return { poison: true, message: e.message };
   if (e instanceof RunnelError) {
     return e.details === undefined
       ? { code: e.code, message: e.message }

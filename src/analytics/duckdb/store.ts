@@ -8,7 +8,15 @@ import type { StreamDefinition } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
 import { toAnalyticsRow } from "../rows.js";
 import { checkQuery } from "../sql/check.js";
-import type { AnalyticsRow, AnalyticsStore, PartitionRecords, QueryResult, QueryScope } from "../types.js";
+import {
+  type AnalyticsRow,
+  type AnalyticsStore,
+  APPLIED,
+  type ApplyOutcome,
+  type PartitionRecords,
+  type QueryResult,
+  type QueryScope,
+} from "../types.js";
 import { BASE_COLUMNS, type ColumnType, columnKey, declaredColumns, fromCatalogType } from "./column-types.js";
 import { lockEngine, openEngine } from "./engine.js";
 import { quoteIdent } from "./identifiers.js";
@@ -41,6 +49,14 @@ export interface PartitionRows {
   readonly partition: number;
   readonly rows: readonly AnalyticsRow[];
 }
+
+/**
+ * Schema changes per transaction. One transaction of thousands of ALTERs costs more than linearly
+ * (DuckDB keeps a copy of the table's catalog entry per ALTER until it ends), one transaction per
+ * ALTER pays a commit each: 4000 new columns on a 100 000-row table took 50 s in one transaction,
+ * 38 s one by one, 30 s in chunks of 100 (bench/analytics-columns.ts).
+ */
+const DDL_PER_TRANSACTION = 100;
 
 const STREAM_NAME = /^[a-z][a-z0-9_]{0,63}$/;
 const BASE_KEYS = new Set<string>(BASE_COLUMNS.map((c) => c.name));
@@ -80,6 +96,8 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
   /** Committed next offset per partition, per stream applied to since open. */
   private readonly positions = new Map<string, Map<number, number>>();
   private readonly writeLock = new Mutex();
+  /** One apply at a time per stream, so its schema changes and rows stay in order. */
+  private readonly streamLocks = new Map<string, Mutex>();
   private readonly sandboxes: SandboxPool;
   private readonly sandboxSlots: Semaphore;
   private readonly limits: QueryLimits;
@@ -113,6 +131,8 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
 
   async close(): Promise<void> {
     await this.sandboxes.close();
+    // Schema changes run outside the write lock: closing under one would abort the process.
+    await Promise.all([...this.streamLocks.values()].map((lock) => lock.run(async () => {})));
     await this.writeLock.run(async () => {
       this.writer?.closeSync();
       this.instance?.closeSync();
@@ -141,49 +161,60 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
   }
 
   async dropTable(stream: string): Promise<void> {
-    await this.writeLock.run(async () => {
-      if (!this.schemas.has(stream)) return;
-      const c = this.conn();
-      await c.run("BEGIN TRANSACTION");
-      try {
-        await c.run(`DROP TABLE IF EXISTS ${quoteIdent(stream)}`);
-        await c.run(`DELETE FROM ${POSITIONS_TABLE} WHERE stream = $1`, [stream]);
-        await c.run("COMMIT");
-      } catch (e) {
-        await c.run("ROLLBACK");
-        throw e;
-      }
-      this.schemas.delete(stream);
-      this.positions.delete(stream);
-    });
+    await this.lockOf(stream).run(() =>
+      this.writeLock.run(async () => {
+        if (!this.schemas.has(stream)) return;
+        const c = this.conn();
+        await c.run("BEGIN TRANSACTION");
+        try {
+          await c.run(`DROP TABLE IF EXISTS ${quoteIdent(stream)}`);
+          await c.run(`DELETE FROM ${POSITIONS_TABLE} WHERE stream = $1`, [stream]);
+          await c.run("COMMIT");
+        } catch (e) {
+          await c.run("ROLLBACK");
+          throw e;
+        }
+        this.schemas.delete(stream);
+        this.positions.delete(stream);
+      }),
+    );
+    this.streamLocks.delete(stream);
   }
 
   async apply(stream: string, partition: number, rows: readonly AnalyticsRow[]): Promise<void> {
     await this.applyRows(stream, [{ partition, rows }]);
   }
 
-  async applyRecords(stream: string, batches: readonly PartitionRecords[]): Promise<void> {
-    await this.applyRows(
+  async applyRecords(
+    stream: string,
+    batches: readonly PartitionRecords[],
+    registered?: FieldColumns,
+  ): Promise<ApplyOutcome> {
+    return this.applyRows(
       stream,
       batches.map(({ partition, records }) => ({ partition, rows: records.map(toAnalyticsRow) })),
+      registered,
     );
   }
 
   /**
    * Rows of several partitions in one transaction with each partition's new position, skipping
-   * rows at offsets already applied (exactly once across replays).
+   * rows at offsets already applied (exactly once across replays). Typed against `registered`
+   * when given (./table-writer.ts planSchema). New columns are added in a transaction of their
+   * own on a connection of their own, before the rows and outside the lock every stream's rows
+   * share: adding columns costs more the wider the table grows (seconds for thousands), and
+   * other streams' rows must not wait for it (bench/analytics-columns.ts).
    */
-  async applyRows(stream: string, batches: readonly PartitionRows[]): Promise<void> {
-    if (batches.every((b) => b.rows.length === 0)) return;
-    await this.writeLock.run(async () => {
+  async applyRows(stream: string, batches: readonly PartitionRows[], registered?: FieldColumns): Promise<ApplyOutcome> {
+    if (batches.every((b) => b.rows.length === 0)) return APPLIED;
+    return this.lockOf(stream).run(async () => {
       const current = this.schemas.get(stream);
       if (current === undefined) throw new RunnelError("stream_not_found", `no analytics table for stream ${stream}`);
-      const c = this.conn();
       // This store is the database's only writer, so the positions it committed last are the
       // table's: read once per stream, not in every transaction (a query costs about a millisecond).
       let applied = this.positions.get(stream);
       if (applied === undefined) {
-        applied = await this.positionsOf(c, stream);
+        applied = await this.writeLock.run(() => this.positionsOf(this.conn(), stream));
         this.positions.set(stream, applied);
       }
       const fresh: AnalyticsRow[] = [];
@@ -198,27 +229,73 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
         }
         if (last > next) advanced.set(partition, Math.max(last, advanced.get(partition) ?? 0));
       }
-      if (fresh.length === 0) return;
-      await c.run("BEGIN TRANSACTION");
-      try {
-        const plan = planSchema(stream, current, fresh);
-        for (const ddl of plan.ddl) await c.run(ddl);
-        await appendRows(c, stream, plan.columns, fresh);
-        await writePositions(c, stream, applied, advanced);
-        await c.run("COMMIT");
-        this.schemas.set(stream, plan.columns);
-        for (const [partition, next] of advanced) applied.set(partition, next);
-      } catch (e) {
+      if (fresh.length === 0) return APPLIED;
+      const plan = planSchema(stream, current, fresh, registered);
+      if (plan.unregistered.length > 0) return { unregistered: plan.unregistered };
+      if (plan.ddl.length > 0) await this.alterTable(stream, plan.ddl);
+      const positions = applied;
+      await this.writeLock.run(async () => {
+        const c = this.conn();
+        await c.run("BEGIN TRANSACTION");
         try {
-          await c.run("ROLLBACK");
-        } catch {
-          // The transaction may already be aborted; nothing else to undo.
+          await appendRows(c, stream, plan.columns, fresh);
+          await writePositions(c, stream, positions, advanced);
+          await c.run("COMMIT");
+          for (const [partition, next] of advanced) positions.set(partition, next);
+        } catch (e) {
+          try {
+            await c.run("ROLLBACK");
+          } catch {
+            // The transaction may already be aborted; nothing else to undo.
+          }
+          // Whether a failed COMMIT wrote anything is not known here: read the positions again.
+          this.positions.delete(stream);
+          throw e instanceof RunnelError ? e : new RunnelError("internal", `apply to ${stream} failed`, { cause: e });
         }
-        // Whether a failed COMMIT wrote anything is not known here: read the positions again.
-        this.positions.delete(stream);
-        throw e instanceof RunnelError ? e : new RunnelError("internal", `apply to ${stream} failed`, { cause: e });
-      }
+      });
+      return APPLIED;
     });
+  }
+
+  /**
+   * Runs schema changes of one stream on a connection of their own, in transactions of
+   * DDL_PER_TRANSACTION statements. A failure part way leaves the columns added so far (registered
+   * already, and empty); the next try adds the rest.
+   */
+  private async alterTable(stream: string, ddl: readonly string[]): Promise<void> {
+    const instance = this.instance;
+    if (!instance) throw new RunnelError("not_ready", "analytics store is not open");
+    const c = await instance.connect();
+    try {
+      for (let from = 0; from < ddl.length; from += DDL_PER_TRANSACTION) {
+        await c.run("BEGIN TRANSACTION");
+        try {
+          for (const statement of ddl.slice(from, from + DDL_PER_TRANSACTION)) await c.run(statement);
+          await c.run("COMMIT");
+        } catch (e) {
+          await c.run("ROLLBACK").catch(() => {});
+          throw e;
+        }
+      }
+    } catch (e) {
+      throw new RunnelError("internal", `changing the columns of ${stream} failed`, { cause: e });
+    } finally {
+      // What the table holds now, whether every statement ran or not.
+      try {
+        this.schemas.set(stream, await this.loadSchema(stream, c));
+      } finally {
+        c.closeSync();
+      }
+    }
+  }
+
+  private lockOf(stream: string): Mutex {
+    let lock = this.streamLocks.get(stream);
+    if (lock === undefined) {
+      lock = new Mutex();
+      this.streamLocks.set(stream, lock);
+    }
+    return lock;
   }
 
   async appliedOffsets(stream: string): Promise<Map<number, number>> {
@@ -266,8 +343,8 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
     return out;
   }
 
-  private async loadSchema(table: string): Promise<FieldColumns> {
-    const reader = await this.conn().runAndReadAll(
+  private async loadSchema(table: string, c: DuckDBConnection = this.conn()): Promise<FieldColumns> {
+    const reader = await c.runAndReadAll(
       `SELECT column_name, data_type FROM duckdb_columns()
        WHERE schema_name = 'main' AND table_name = $1 ORDER BY column_index`,
       [table],

@@ -1,30 +1,31 @@
 /**
  * Writes rows of one partition into a stream table in one transaction together with the
  * partition's next offset, so a replay after a crash skips what was already applied (exactly
- * once). New fields become columns and conflicting values widen columns in the same
- * transaction, so a failed batch leaves neither rows nor schema changes behind.
+ * once). Column types are stable (./column-types.ts): new fields get the type registered for them
+ * (or, with no registry, their first value's), and a value that does not fit its column makes the
+ * record poison instead of widening the column.
  */
 import { type DuckDBConnection, DuckDBDataChunk, type DuckDBType, DuckDBVector } from "@duckdb/node-api";
+import { PoisonRecordError } from "../../core/poison.js";
 import type { AnalyticsRow } from "../types.js";
 import { type CellKind, ColumnBuffer } from "./column-buffers.js";
 import {
   BASE_COLUMNS,
   type ColumnType,
   columnKey,
+  type FieldColumn,
   fits,
   inferType,
   isBaseColumn,
+  isWidening,
   timestampMs,
-  widen,
+  valueKind,
 } from "./column-types.js";
 import { quoteIdent } from "./identifiers.js";
 
 export const POSITIONS_TABLE = "_runnel_positions";
 
-export interface FieldColumn {
-  readonly name: string;
-  readonly type: ColumnType;
-}
+export type { FieldColumn };
 
 /** The event-field columns of a table, keyed by lower-cased name, in table order. */
 export type FieldColumns = ReadonlyMap<string, FieldColumn>;
@@ -39,17 +40,46 @@ export const CREATE_POSITIONS_SQL = `CREATE TABLE IF NOT EXISTS ${POSITIONS_TABL
   stream VARCHAR NOT NULL, "partition" INTEGER NOT NULL, next_offset BIGINT NOT NULL,
   PRIMARY KEY (stream, "partition"))`;
 
-interface SchemaChange {
+export interface SchemaPlan {
+  /** The table's event-field columns once `ddl` has run. */
   readonly columns: Map<string, FieldColumn>;
   readonly ddl: string[];
+  /**
+   * Columns the registry must record (or widen from BIGINT to DOUBLE) before any of `rows` may be
+   * written: fields it does not know yet, typed by their first value here. Always empty without
+   * a registry; when not empty, `ddl` is empty and nothing may be applied.
+   */
+  readonly unregistered: FieldColumn[];
 }
 
-/** Columns needed for `rows`, and the DDL that gets the table there from `current`. */
-export function planSchema(table: string, current: FieldColumns, rows: readonly AnalyticsRow[]): SchemaChange {
-  const columns = new Map(current);
-  const ddl: string[] = [];
-  const added = new Set<string>();
-  const widened = new Set<string>();
+/** Longest value quoted in a poison record's message. */
+const PREVIEW_CHARS = 60;
+
+function misfit(table: string, row: AnalyticsRow, name: string, value: unknown, type: ColumnType): PoisonRecordError {
+  const text = JSON.stringify(value) ?? String(value);
+  const preview = text.length > PREVIEW_CHARS ? `${text.slice(0, PREVIEW_CHARS)}…` : text;
+  return new PoisonRecordError(
+    `stream ${table} partition ${row.partition} offset ${row.offset}: field ${JSON.stringify(name)} holds ` +
+      `${valueKind(value)} ${preview}, which does not fit its column of type ${type}`,
+  );
+}
+
+/**
+ * Checks `rows` against the stream's column types and plans the DDL that gets the table from
+ * `current` to them. A field's type is, in order: the registry's, the table's, its first value's
+ * (this last one reported in `unregistered` when a registry is given). A BIGINT column that meets
+ * a fraction becomes DOUBLE, the one widening a writer may cause (numbers keep their meaning);
+ * any other value that does not fit throws PoisonRecordError, so no record widens a column.
+ * A registered type wider than the table's (an admin's widening) is applied here too.
+ */
+export function planSchema(
+  table: string,
+  current: FieldColumns,
+  rows: readonly AnalyticsRow[],
+  registered?: FieldColumns,
+): SchemaPlan {
+  const types = new Map<string, FieldColumn>();
+  const unregistered = new Map<string, FieldColumn>();
   // Field name → column key (null for base columns), so a batch lower-cases each name once, not per row.
   const keys = new Map<string, string | null>();
   for (const row of rows) {
@@ -60,31 +90,54 @@ export function planSchema(table: string, current: FieldColumns, rows: readonly 
         keys.set(name, key);
       }
       if (key === null) continue;
-      const type = inferType(row.fields[name]);
-      if (type === undefined) continue;
-      const existing = columns.get(key);
-      if (existing === undefined) {
-        columns.set(key, { name, type });
-        added.add(key);
-      } else if (existing.type !== type && !fits(row.fields[name], existing.type)) {
-        const wider = widen(existing.type, type);
-        if (wider !== existing.type) {
-          columns.set(key, { name: existing.name, type: wider });
-          if (!added.has(key)) widened.add(key);
+      const value = row.fields[name];
+      let column = types.get(key);
+      if (column === undefined) {
+        const known = registered?.get(key);
+        if (known !== undefined) column = known;
+        else {
+          const have = current.get(key);
+          const type = have?.type ?? inferType(value);
+          // null or absent values type nothing; a later value decides.
+          if (type === undefined) continue;
+          column = { name: have?.name ?? name, type };
+          if (registered !== undefined) unregistered.set(key, column);
         }
+        types.set(key, column);
       }
+      if (fits(value, column.type)) continue;
+      if (column.type === "BIGINT" && typeof value === "number") {
+        column = { name: column.name, type: "DOUBLE" };
+        types.set(key, column);
+        if (registered !== undefined) unregistered.set(key, column);
+        continue;
+      }
+      // Typed here by an earlier value of this batch: the registry, once asked, has the last word.
+      if (unregistered.has(key)) continue;
+      throw misfit(table, row, name, value, column.type);
     }
   }
+  if (unregistered.size > 0) return { columns: new Map(current), ddl: [], unregistered: [...unregistered.values()] };
+  if (registered !== undefined) {
+    // An admin's widening reaches the table with the next batch, whether or not it holds the field.
+    for (const [key, column] of registered) {
+      if (!types.has(key) && current.has(key)) types.set(key, column);
+    }
+  }
+  const columns = new Map(current);
+  const ddl: string[] = [];
   const t = quoteIdent(table);
-  for (const key of added) {
-    const c = columns.get(key)!;
-    ddl.push(`ALTER TABLE ${t} ADD COLUMN ${quoteIdent(c.name)} ${c.type}`);
+  for (const [key, column] of types) {
+    const have = columns.get(key);
+    if (have === undefined) {
+      columns.set(key, column);
+      ddl.push(`ALTER TABLE ${t} ADD COLUMN ${quoteIdent(column.name)} ${column.type}`);
+    } else if (isWidening(have.type, column.type)) {
+      columns.set(key, { name: have.name, type: column.type });
+      ddl.push(`ALTER TABLE ${t} ALTER COLUMN ${quoteIdent(have.name)} TYPE ${column.type}`);
+    }
   }
-  for (const key of widened) {
-    const c = columns.get(key)!;
-    ddl.push(`ALTER TABLE ${t} ALTER COLUMN ${quoteIdent(c.name)} TYPE ${c.type}`);
-  }
-  return { columns, ddl };
+  return { columns, ddl, unregistered: [] };
 }
 
 /** Rows per data chunk: DuckDB's vector size, read once from the engine (2048 in every release so far). */
@@ -108,7 +161,7 @@ function setMicros(buffer: ColumnBuffer, row: number, ms: number): void {
 
 /**
  * One field value into its column's buffer; null when it cannot be represented in the column's
- * type (which widening prevents for values seen during inference).
+ * type (which planSchema's check prevents).
  */
 function setCell(buffer: ColumnBuffer, row: number, value: unknown, type: ColumnType): void {
   if (value === null || value === undefined) {

@@ -16,8 +16,18 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { StreamDefinition } from "../../control/types.js";
 import { type ErrorCode, RunnelError } from "../../core/errors.js";
+import { PoisonRecordError } from "../../core/poison.js";
 import type { LogRecord } from "../../log/types.js";
-import type { AnalyticsRow, AnalyticsStore, PartitionRecords, QueryResult, QueryScope } from "../types.js";
+import {
+  type AnalyticsRow,
+  type AnalyticsStore,
+  APPLIED,
+  type ApplyOutcome,
+  type PartitionRecords,
+  type QueryResult,
+  type QueryScope,
+  type RegisteredColumns,
+} from "../types.js";
 import type { DuckDbAnalyticsStoreOptions } from "./store.js";
 
 /** How long a closed worker gets to end by itself before it is terminated. */
@@ -77,9 +87,10 @@ export interface WorkerRequest {
   readonly args: readonly unknown[];
 }
 
-/** An error as it crosses the thread boundary: RunnelErrors keep their code and details. */
+/** An error as it crosses the thread boundary: RunnelErrors keep their code and details, poison stays poison. */
 export interface WorkerError {
   readonly code?: ErrorCode;
+  readonly poison?: true;
   readonly message: string;
   readonly details?: unknown;
 }
@@ -94,6 +105,7 @@ interface Pending {
 }
 
 function revive(error: WorkerError): Error {
+  if (error.poison) return new PoisonRecordError(error.message);
   return error.code !== undefined
     ? new RunnelError(error.code, error.message, error.details === undefined ? {} : { details: error.details })
     : new RunnelError("internal", `analytics worker: ${error.message}`);
@@ -159,7 +171,11 @@ export class WorkerAnalyticsStore implements AnalyticsStore {
     await this.call("apply", [stream, partition, rows]);
   }
 
-  async applyRecords(stream: string, batches: readonly PartitionRecords[]): Promise<void> {
+  async applyRecords(
+    stream: string,
+    batches: readonly PartitionRecords[],
+    registered?: RegisteredColumns,
+  ): Promise<ApplyOutcome> {
     const packed: PackedPartition[] = [];
     const transfer: ArrayBuffer[] = [];
     for (const { partition, records } of batches) {
@@ -168,8 +184,8 @@ export class WorkerAnalyticsStore implements AnalyticsStore {
       packed.push({ partition, packed: p });
       transfer.push(p.values.buffer as ArrayBuffer, p.ends.buffer as ArrayBuffer, p.numbers.buffer as ArrayBuffer);
     }
-    if (packed.length === 0) return;
-    await this.call("applyPacked", [stream, packed], transfer);
+    if (packed.length === 0) return APPLIED;
+    return (await this.call("applyPacked", [stream, packed, registered], transfer)) as ApplyOutcome;
   }
 
   async appliedOffsets(stream: string): Promise<Map<number, number>> {

@@ -153,6 +153,19 @@ export const DOCS: Readonly<Record<string, RouteDoc>> = {
     tag: "streams",
     body: { oneOf: [EVENT, { type: "array", items: EVENT }] },
   },
+  "GET /api/v1/streams/:name/columns": {
+    summary: "The stream's event-field columns and their types, in the order they came in",
+    tag: "streams",
+  },
+  "PATCH /api/v1/streams/:name/columns": {
+    summary: "Widen columns (admin): BIGINT → DOUBLE → VARCHAR, any type → VARCHAR; never narrower",
+    tag: "streams",
+    body: {
+      type: "object",
+      minProperties: 1,
+      additionalProperties: { type: "string", enum: ["BIGINT", "DOUBLE", "BOOLEAN", "VARCHAR", "JSON", "TIMESTAMPTZ"] },
+    },
+  },
   "GET /api/v1/streams/:name/tail": {
     summary: "Server-Sent Events of new events, scoped like queries",
     tag: "streams",

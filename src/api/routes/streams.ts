@@ -1,5 +1,6 @@
 /** Streams and ingestion (API.md): the catalogue, the ingest endpoint, and a scoped live tail. */
 import type { FastifyInstance } from "fastify";
+import type { ColumnTypes } from "../../catalog/columns.js";
 import { parseStreamSpec } from "../../catalog/stream-spec.js";
 import type { StreamDefinition } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
@@ -19,6 +20,10 @@ export function describeStream(stream: StreamDefinition) {
     analytics: stream.analytics !== false,
     createdAt: stream.createdAt,
   };
+}
+
+function describeColumns(types: ColumnTypes) {
+  return { columns: [...types.byKey.values()].map(({ name, type }) => ({ name, type })) };
 }
 
 export function registerStreamRoutes(app: FastifyInstance, services: ApiServices): void {
@@ -115,7 +120,19 @@ export function registerStreamRoutes(app: FastifyInstance, services: ApiServices
     }
   });
 
-  app.get<{ Params: { name: string } }>("/streams/:name/tail", dataReaders, async (request, reply) => {
+  app.get<{ Params: { name: string } }>("/streams/:name/columns", signedIn, async (request) => {
+    const stream = await streams.get(request.params.name);
+    if (!stream) throw new RunnelError("stream_not_found", `stream "${request.params.name}" does not exist`);
+    return describeColumns(await streams.columns.typesOf(stream.name));
+  });
+
+  app.patch<{ Params: { name: string } }>("/streams/:name/columns", admins, async (request) => {
+    const stream = await streams.get(request.params.name);
+    if (!stream) throw new RunnelError("stream_not_found", `stream "${request.params.name}" does not exist`);
+    return describeColumns(await streams.columns.widen(stream.name, request.body));
+  });
+
+    app.get<{ Params: { name: string } }>("/streams/:name/tail", dataReaders, async (request, reply) => {
     const principal = await principalOf(request, services);
     const stream = await streams.get(request.params.name);
     if (!stream) throw new RunnelError("stream_not_found", `stream "${request.params.name}" does not exist`);

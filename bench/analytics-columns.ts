@@ -1,0 +1,67 @@
+/**
+ * New columns against other streams' freshness: one event with `--fields` new fields is loaded
+ * into stream `wide` while stream `other` applies one row, on a file-backed store as `runnel start`
+ * uses. Prints how long the wide event took (adding its columns) and how long the other stream's
+ * row waited to become visible. Before the fix every column was one ALTER inside the shared
+ * writer's transaction, so `other` waited for all of them (issue 14, finding 7).
+ *
+ * Usage: node --import tsx bench/analytics-columns.ts [--fields=4000] [--rows=100000]
+ *   --rows: rows already in `wide` (ALTER cost grows with the table)
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import { join } from "node:path";
+import { createDuckDbAnalyticsStore } from "../src/analytics/index.js";
+import type { AnalyticsRow } from "../src/analytics/types.js";
+import type { StreamDefinition } from "../src/control/types.js";
+
+const args = new Map(
+  process.argv.slice(2).map((a) => {
+    const [k, v] = a.replace(/^--/, "").split("=");
+    return [k!, v ?? "true"] as const;
+  }),
+);
+const FIELDS = Number(args.get("fields") ?? 4000);
+const ROWS = Number(args.get("rows") ?? 100_000);
+
+function stream(name: string): StreamDefinition {
+  return { name, partitions: 1, timestampField: "timestamp", createdAt: new Date(0).toISOString() };
+}
+
+function row(offset: number, fields: Record<string, unknown>): AnalyticsRow {
+  const now = Date.now();
+  return { partition: 0, offset, userId: "u", time: now, ingestTime: now, fields };
+}
+
+const dir = await mkdtemp(join(os.tmpdir(), "runnel-columns-"));
+const store = createDuckDbAnalyticsStore({ path: join(dir, "a.duckdb"), sandbox: { warm: 0 } });
+try {
+  await store.open();
+  await store.ensureTable(stream("wide"));
+  await store.ensureTable(stream("other"));
+  const base = Array.from({ length: ROWS }, (_, i) => row(i, { amount: i, note: "n" }));
+  await store.apply("wide", 0, base);
+  await store.apply("other", 0, [row(0, { v: 0 })]);
+
+  const wideFields: Record<string, unknown> = {};
+  for (let i = 0; i < FIELDS; i++) wideFields[`f${i}`] = i;
+  const started = performance.now();
+  const wide = store.apply("wide", 0, [row(ROWS, wideFields)]).then(() => performance.now() - started);
+  // The wide apply has begun its column changes before the other stream's row arrives.
+  await new Promise((r) => setTimeout(r, 20));
+  const otherStarted = performance.now();
+  await store.apply("other", 0, [row(1, { v: 1 })]);
+  const otherMs = performance.now() - otherStarted;
+  const wideMs = await wide;
+  console.log(
+    JSON.stringify({
+      fields: FIELDS,
+      rowsInWide: ROWS,
+      wideEventMs: Math.round(wideMs),
+      otherRowMs: Math.round(otherMs),
+    }),
+  );
+} finally {
+  await store.close();
+  await rm(dir, { recursive: true, force: true });
+}
