@@ -6,7 +6,7 @@ import { randomUUID } from "node:crypto";
 import fastifyWebsocket from "@fastify/websocket";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, LogController } from "fastify";
 import { RunnelError } from "../core/errors.js";
-import { decodeUtf8, parseNdjson } from "../ingest/body.js";
+import { parseJsonBody, parseNdjson } from "../ingest/body.js";
 import { createLogger, requestIdFrom } from "../monitoring/logging.js";
 import type { AuthPrincipal } from "./auth/authenticate.js";
 import { allowCors } from "./cors.js";
@@ -67,28 +67,25 @@ export async function buildApp(services: ApiServices): Promise<FastifyInstance> 
   app.decorateRequest("bodyBytes", 0);
   app.decorateRequest("rawBody", undefined);
 
-  // Bodies arrive as bytes so invalid UTF-8 is refused instead of being replaced.
+  // Bodies arrive as bytes so invalid UTF-8 is refused instead of being replaced, and so their
+  // depth, width and duplicate names are checked before anything parses them (json-limits.ts).
+  const jsonLimits = services.config.limits.json;
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(["application/json"], { parseAs: "buffer" }, (request, body: Buffer, done) => {
     request.bodyBytes = body.byteLength;
     request.rawBody = body;
     if (body.byteLength === 0) return done(null, undefined);
     try {
-      done(null, JSON.parse(decodeUtf8(body)));
+      done(null, parseJsonBody(body, jsonLimits));
     } catch (e) {
-      done(
-        e instanceof RunnelError
-          ? e
-          : new RunnelError("invalid_json", `the request body is not valid JSON: ${(e as Error).message}`),
-        undefined,
-      );
+      done(e as Error, undefined);
     }
   });
   app.addContentTypeParser(["application/x-ndjson"], { parseAs: "buffer" }, (request, body: Buffer, done) => {
     request.bodyBytes = body.byteLength;
     request.rawBody = body;
     try {
-      const parsed = parseNdjson(body);
+      const parsed = parseNdjson(body, jsonLimits);
       done(null, new NdjsonBody(parsed.events, parsed.raw));
     } catch (e) {
       done(e as Error, undefined);

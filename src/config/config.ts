@@ -3,6 +3,7 @@
  * (flags and environment) with the offending field named, then frozen.
  */
 import { resolve } from "node:path";
+import type { JsonLimits } from "../ingest/json-limits.js";
 import { parseDuration, parseSize } from "./units.js";
 
 export interface Config {
@@ -21,6 +22,8 @@ export interface Config {
   readonly limits: {
     readonly maxBodyBytes: number;
     readonly maxEventBytes: number;
+    /** Shape limits of every JSON body and event (src/ingest/json-limits.ts). */
+    readonly json: JsonLimits;
   };
   readonly auth: {
     readonly tokenTtlMs: number;
@@ -56,6 +59,10 @@ export const DEFAULTS = {
   port: "8080",
   maxBodyBytes: "10MiB",
   maxEventBytes: "1MiB",
+  // Deep enough for any real event (Elasticsearch's mapping depth limit is 20), far below what a
+  // recursive reader's stack survives; 1000 fields is Elasticsearch's total_fields limit.
+  maxJsonDepth: "64",
+  maxJsonFields: "1000",
   tokenTtl: "1h",
   defaultPartitions: "4",
   segmentBytes: "64MiB",
@@ -93,6 +100,8 @@ export const ENV_NAMES = {
   corsOrigins: "RUNNEL_CORS_ORIGINS",
   maxBodyBytes: "RUNNEL_MAX_BODY_BYTES",
   maxEventBytes: "RUNNEL_MAX_EVENT_BYTES",
+  maxJsonDepth: "RUNNEL_MAX_JSON_DEPTH",
+  maxJsonFields: "RUNNEL_MAX_JSON_FIELDS",
   tokenTtl: "RUNNEL_TOKEN_TTL",
   tokenSecret: "RUNNEL_TOKEN_SECRET",
   defaultPartitions: "RUNNEL_DEFAULT_PARTITIONS",
@@ -195,6 +204,10 @@ export function loadConfig(flags: Partial<Record<SettingName, string>>, env: Raw
     limits: Object.freeze({
       maxBodyBytes: size("maxBodyBytes", DEFAULTS.maxBodyBytes),
       maxEventBytes: size("maxEventBytes", DEFAULTS.maxEventBytes),
+      json: Object.freeze({
+        maxDepth: integer("maxJsonDepth", DEFAULTS.maxJsonDepth, 1, 1000),
+        maxFields: integer("maxJsonFields", DEFAULTS.maxJsonFields, 1, 100_000),
+      }),
     }),
     auth: Object.freeze({
       tokenTtlMs: duration("tokenTtl", DEFAULTS.tokenTtl),

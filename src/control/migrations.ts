@@ -180,6 +180,14 @@ export const MIGRATIONS: readonly Migration[] = [
       "ALTER TABLE streams ADD COLUMN analytics boolean NOT NULL DEFAULT true",
     ],
   },
+  {
+    version: 8,
+    name: "streams bound how far ahead event time may run",
+    statements: [
+      // NULL: the default bound (one hour, src/ingest/event-time.ts), so existing streams keep working.
+      "ALTER TABLE streams ADD COLUMN max_future_skew_ms bigint",
+    ],
+  },
 ];
 
 /**

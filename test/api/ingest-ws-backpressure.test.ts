@@ -10,6 +10,7 @@ import fastifyWebsocket from "@fastify/websocket";
 import Fastify from "fastify";
 import WebSocket from "ws";
 import { MAX_IN_FLIGHT, registerWebSocketIngest } from "../../src/api/routes/ws.js";
+import { loadConfig } from "../../src/config/config.js";
 import type { StreamDefinition } from "../../src/control/types.js";
 import { StreamIngestor } from "../../src/ingest/ingestor.js";
 import type { AppendRecord, RecordPosition } from "../../src/log/types.js";
@@ -63,6 +64,7 @@ test("a held log stops the server reading: batches taken stay bounded and the pr
     metrics,
     auth: { authenticate: async () => ({ userId: "svc", username: "svc", role: "service", credential: "api_key" }) },
     streams: { get: async (name: string) => (name === "ticks" ? stream : undefined) },
+    config: loadConfig({}, {}),
   });
   const url = await app.listen({ host: "127.0.0.1", port: 0 });
   t.after(() => app.close());

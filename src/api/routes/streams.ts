@@ -3,6 +3,7 @@ import type { FastifyInstance } from "fastify";
 import { parseStreamSpec } from "../../catalog/stream-spec.js";
 import type { StreamDefinition } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
+import { DEFAULT_MAX_FUTURE_SKEW_MS } from "../../ingest/event-time.js";
 import { IDEMPOTENCY_HEADER, IdempotencyStore, idempotencyTag } from "../../ingest/idempotency.js";
 import { NdjsonBody, principalOf } from "../app.js";
 import { requireRole } from "../auth/authenticate.js";
@@ -18,6 +19,7 @@ export function describeStream(stream: StreamDefinition) {
     ...(stream.retentionMs !== undefined && { retentionMs: stream.retentionMs }),
     ...(stream.derivedFrom !== undefined && { derivedFrom: stream.derivedFrom }),
     analytics: stream.analytics !== false,
+    maxFutureSkewMs: stream.maxFutureSkewMs ?? DEFAULT_MAX_FUTURE_SKEW_MS,
     createdAt: stream.createdAt,
   };
 }
