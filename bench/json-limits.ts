@@ -1,8 +1,12 @@
 /**
  * What the JSON shape checks (src/ingest/json-limits.ts: depth, fields per object, duplicate
- * names) cost per event on the NDJSON hot path, beside JSON.parse of the same event. Events are
- * the ingest benchmark's ~92-byte shape, flat, and a variant with one nested object (the case that
- * walks the parsed value). Timed in CPU time (process.cpuUsage), the best of several interleaved
+ * names) cost per event, beside JSON.parse of the same event:
+ * - `ndjson*`: the HTTP NDJSON hot path, parseNdjson (checks, and one JSON.parse per body) against
+ *   the path before the checks (`perLineNs`: cut at newlines, one JSON.parse per line, as
+ *   parseNdjson did until issue 14), in batches of 1000;
+ * - `single*`: one text checked and parsed alone (JSON bodies, WebSocket arrays, sources).
+ * Events are the ingest benchmark's ~92-byte shape, flat, and a variant with one nested object
+ * (the case that walks the parsed value). Timed in CPU time (process.cpuUsage), the best of several interleaved
  * rounds, so other processes on a shared machine move the figures little. Writes
  * bench/results/json-limits.json.
  *
@@ -68,10 +72,28 @@ function measure(nested: boolean) {
     let n = 0;
     for (let i = 0; i < lines.length; i++) {
       const b = bytes[i]!;
-      const scanned = scanShape(b, 0, b.byteLength, limits);
+      const shape = scanShape(b, 0, b.byteLength, limits);
       const value = JSON.parse(lines[i]!) as { amount: number };
-      checkNoDuplicates(value, scanned, b, 0, b.byteLength);
+      checkNoDuplicates(value, shape, b, 0, b.byteLength);
       n += value.amount > 0 ? 1 : 0;
+    }
+    return n;
+  };
+  // parseNdjson before the checks, reproduced: the "before" of the NDJSON figures.
+  const perLine = () => {
+    let n = 0;
+    for (const body of bodies) {
+      const text = body.toString("latin1");
+      for (let pos = 0; pos < body.byteLength; ) {
+        const next = body.indexOf(0x0a, pos);
+        const end = next === -1 ? body.byteLength : next;
+        if (end > pos) {
+          JSON.parse(text.slice(pos, end));
+          body.subarray(pos, end);
+          n++;
+        }
+        pos = end + 1;
+      }
     }
     return n;
   };
@@ -80,14 +102,23 @@ function measure(nested: boolean) {
     for (const body of bodies) n += parseNdjson(body, limits).events.length;
     return n;
   };
-  const [parse, checks, whole] = nsPerEvent([parseOnly, withChecks, ndjson]) as [number, number, number];
+  const [parse, checks, before, after] = nsPerEvent([parseOnly, withChecks, perLine, ndjson]) as number[] as [
+    number,
+    number,
+    number,
+    number,
+  ];
+  const fraction = (ns: number) => Number((ns / parse).toFixed(3));
   return {
     eventBytes: Math.round(eventBytes),
     jsonParseNs: Math.round(parse),
-    parseWithChecksNs: Math.round(checks),
-    addedNs: Math.round(checks - parse),
-    addedFractionOfParse: Number(((checks - parse) / parse).toFixed(3)),
-    parseNdjsonNs: Math.round(whole),
+    ndjsonBeforeNs: Math.round(before),
+    ndjsonAfterNs: Math.round(after),
+    ndjsonAddedNs: Math.round(after - before),
+    ndjsonAddedFractionOfJsonParse: fraction(after - before),
+    singleWithChecksNs: Math.round(checks),
+    singleAddedNs: Math.round(checks - parse),
+    singleAddedFractionOfJsonParse: fraction(checks - parse),
   };
 }
 

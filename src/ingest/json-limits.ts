@@ -43,9 +43,13 @@ let members = new Int32Array(66);
  * Hot path: one pass over `bytes[start, end)` that needs no valid JSON (JSON.parse judges that
  * afterwards) and allocates nothing. UTF-8 continuation bytes are never ASCII, so a byte scan
  * cannot mistake part of a character for a quote or a brace. Every member has exactly one colon
- * outside strings, so colons count members. Returns the number of members in the whole text, which
- * `checkNoDuplicates` compares with what JSON.parse kept. With `arrayOfItems`, a top-level array
- * does not count as a level: its elements (a batch of events) are measured as if alone.
+ * outside strings, so colons count members. Returns the text's shape: the number of members in
+ * the whole text times two, plus one when some container sits inside another, which
+ * `checkNoDuplicates` compares with what JSON.parse kept; or -1 when the text cannot be one JSON
+ * value (brackets unbalanced, a string unterminated, a comma outside any container): JSON.parse
+ * refuses such a text, and parseNdjson must not join it with its neighbours into one array. With
+ * `arrayOfItems`, a top-level array does not count as a level: its elements (a batch of events)
+ * are measured as if alone.
  */
 export function scanShape(
   bytes: Uint8Array,
@@ -62,6 +66,8 @@ export function scanShape(
   let depth = 0;
   let total = 0;
   let item = 0;
+  let single = true;
+  let nested = false;
   for (let i = start; i < end; i++) {
     const c = bytes[i]!;
     if (c === QUOTE) {
@@ -70,6 +76,7 @@ export function scanShape(
         if (s === QUOTE) break;
         if (s === BACKSLASH) i++;
       }
+      if (i >= end) single = false;
     } else if (c === COLON) {
       total++;
       if (++counts[depth]! > maxFields) {
@@ -86,29 +93,36 @@ export function scanShape(
         );
       }
       counts[depth] = 0;
-    } else if ((c === CLOSE_OBJECT || c === CLOSE_ARRAY) && depth > 0) {
-      depth--;
-    } else if (c === COMMA && depth === 1) {
-      item++;
+      if (depth > 1) nested = true;
+    } else if (c === CLOSE_OBJECT || c === CLOSE_ARRAY) {
+      if (depth === 0) single = false;
+      else depth--;
+    } else if (c === COMMA) {
+      if (depth === 1) item++;
+      else if (depth === 0) single = false;
     }
   }
-  return total;
+  if (!single || depth !== 0) return -1;
+  return total * 2 + (nested ? 1 : 0);
 }
 
 /**
  * JSON.parse keeps one member per name, so fewer members in the parsed value than colons in the
  * text means a name was repeated; only then is the text read again to name it. A flat event (the
- * common case) costs one for-in over its fields.
+ * common case) costs one Object.keys; a nested one a walk of the parsed value.
  */
 export function checkNoDuplicates(
   value: unknown,
-  scanned: number,
+  shape: number,
   bytes: Uint8Array,
   start: number,
   end: number,
   arrayOfItems = false,
 ): void {
-  if (scanned === 0 || countMembers(value) === scanned) return;
+  // No members (or not one value, which JSON.parse has refused): no name can repeat.
+  if (shape < 2) return;
+  const flat = (shape & 1) === 0 && typeof value === "object" && value !== null;
+  if ((flat ? Object.keys(value).length : countMembers(value)) === shape >>> 1) return;
   const found = firstDuplicate(bytes, start, end);
   throw new JsonShapeError(
     `duplicate field ${JSON.stringify(found?.name ?? "")}: field names must be unique (I-JSON, RFC 7493)`,
@@ -125,9 +139,9 @@ export function parseShaped(
   limits: JsonLimits,
   arrayOfItems = false,
 ): unknown {
-  const scanned = scanShape(bytes, start, end, limits, arrayOfItems);
+  const shape = scanShape(bytes, start, end, limits, arrayOfItems);
   const value: unknown = JSON.parse(text);
-  checkNoDuplicates(value, scanned, bytes, start, end, arrayOfItems);
+  checkNoDuplicates(value, shape, bytes, start, end, arrayOfItems);
   return value;
 }
 

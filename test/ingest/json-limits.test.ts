@@ -54,7 +54,10 @@ test("a top-level array of items: each element measured alone, a refusal names i
 test("text that is not JSON is left to JSON.parse to refuse", () => {
   assert.throws(() => parse('{"a":1'), SyntaxError);
   assert.throws(() => parse("}}}]]]"), SyntaxError);
-  assert.equal(scanShape(Buffer.from('"unterminated'), 0, 13, limits), 0);
+  // Not one value: parseNdjson then parses the line alone, so its error names it.
+  for (const text of ['"unterminated', "}{", '{"a":1},{"b":2}', '{"a":[1']) {
+    assert.equal(scanShape(Buffer.from(text), 0, text.length, limits), -1, text);
+  }
 });
 
 test("records that arrive as strings (sources) are checked the same way, multi-byte text included", () => {
