@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { createDuckDbAnalyticsStore, createWorkerAnalyticsStore } from "../src/analytics/index.js";
 import type { PartitionRecords } from "../src/analytics/types.js";
 import type { LogRecord } from "../src/log/types.js";
+import { typicalEvent } from "./events.js";
 
 const args = new Map(
   process.argv.slice(2).map((a) => {
@@ -40,15 +41,7 @@ function records(count: number): LogRecord[] {
       key: `user_${n % 997}`,
       timestamp: now,
       ingestTime: now,
-      value: encoder.encode(
-        JSON.stringify({
-          user_id: `user_${n % 997}`,
-          event_type: n % 5 === 0 ? "purchase" : "view",
-          amount: (n % 10_000) / 100,
-          page: `/p/${n % 313}`,
-          ts: 1_764_000_000_000 + n,
-        }),
-      ),
+      value: encoder.encode(JSON.stringify(typicalEvent(n))),
     };
   });
 }

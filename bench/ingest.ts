@@ -19,6 +19,7 @@ import http from "node:http";
 import os from "node:os";
 import { join } from "node:path";
 import WebSocket from "ws";
+import { loadConfig } from "../src/config/config.js";
 import { parseNdjson } from "../src/ingest/body.js";
 import { StreamIngestor } from "../src/ingest/ingestor.js";
 import type { EventLog } from "../src/log/types.js";
@@ -41,6 +42,7 @@ const WS_IN_FLIGHT = 4;
 const TARGET = 300_000;
 const ROOT = new URL("..", import.meta.url).pathname;
 const PASSWORD = "bench-password-1";
+const JSON_LIMITS = loadConfig({}, {}).limits.json;
 
 // ── events ──
 
@@ -105,7 +107,7 @@ async function ingestPathRate(bodies: readonly Buffer[]): Promise<number> {
   for (let r = 0; r < 5; r++) {
     const start = process.hrtime.bigint();
     for (const body of bodies) {
-      const { events, raw } = parseNdjson(body);
+      const { events, raw } = parseNdjson(body, JSON_LIMITS);
       await ingestor.ingest("bench", events, principal, { raw });
     }
     rounds.push((bodies.length * BATCH) / (Number(process.hrtime.bigint() - start) / 1e9));

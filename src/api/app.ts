@@ -7,7 +7,7 @@ import fastifyWebsocket from "@fastify/websocket";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, LogController } from "fastify";
 import type { Config } from "../config/config.js";
 import { RunnelError } from "../core/errors.js";
-import { decodeUtf8, parseNdjson } from "../ingest/body.js";
+import { parseJsonBody, parseNdjson } from "../ingest/body.js";
 import { createLogger, requestIdFrom } from "../monitoring/logging.js";
 import { checkRouteAccess } from "./auth/access.js";
 import type { AuthPrincipal } from "./auth/authenticate.js";
@@ -73,28 +73,25 @@ export async function buildApp(services: ApiServices): Promise<FastifyInstance> 
   app.decorateRequest("rawBody", undefined);
   app.decorate("connectionGuard", services.connections);
 
-  // Bodies arrive as bytes so invalid UTF-8 is refused instead of being replaced.
+  // Bodies arrive as bytes so invalid UTF-8 is refused instead of being replaced, and so their
+  // depth, width and duplicate names are checked before anything parses them (json-limits.ts).
+  const jsonLimits = services.config.limits.json;
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(["application/json"], { parseAs: "buffer" }, (request, body: Buffer, done) => {
     request.bodyBytes = body.byteLength;
     request.rawBody = body;
     if (body.byteLength === 0) return done(null, undefined);
     try {
-      done(null, JSON.parse(decodeUtf8(body)));
+      done(null, parseJsonBody(body, jsonLimits));
     } catch (e) {
-      done(
-        e instanceof RunnelError
-          ? e
-          : new RunnelError("invalid_json", `the request body is not valid JSON: ${(e as Error).message}`),
-        undefined,
-      );
+      done(e as Error, undefined);
     }
   });
   app.addContentTypeParser(["application/x-ndjson"], { parseAs: "buffer" }, (request, body: Buffer, done) => {
     request.bodyBytes = body.byteLength;
     request.rawBody = body;
     try {
-      const parsed = parseNdjson(body);
+      const parsed = parseNdjson(body, jsonLimits);
       done(null, new NdjsonBody(parsed.events, parsed.raw));
     } catch (e) {
       done(e as Error, undefined);

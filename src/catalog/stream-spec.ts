@@ -1,6 +1,6 @@
 /**
  * Validation of a stream definition as it arrives from the API: names, partitions, schema,
- * timestamp field and retention, each refused with a message naming the field.
+ * timestamp field, retention and event-time bound, each refused with a message naming the field.
  */
 import { parseDuration } from "../config/units.js";
 import { RunnelError } from "../core/errors.js";
@@ -8,6 +8,8 @@ import { checkSchema } from "../ingest/ingestor.js";
 
 const NAME = /^[a-z][a-z0-9_]{0,63}$/;
 /** Names the analytics engine reserves for its catalogues. */
+/** Ten years: a bound beyond that is no bound, and still fits the event-time range with room. */
+const MAX_FUTURE_SKEW_MS = 3650 * 86_400_000;
 const RESERVED = /^(information_schema|pg_catalog|main|temp|system|memory|duckdb_.*|sqlite_.*|pg_.*)$/;
 
 export interface StreamSpec {
@@ -17,6 +19,7 @@ export interface StreamSpec {
   readonly timestampField: string;
   readonly retentionMs?: number;
   readonly analytics?: false;
+  readonly maxFutureSkewMs?: number;
 }
 
 export function checkStreamName(name: unknown, field = "name"): string {
@@ -32,7 +35,7 @@ export function parseStreamSpec(body: unknown, defaultPartitions: number): Strea
     throw new RunnelError("invalid_input", "the body must be a JSON object");
   }
   const input = body as Record<string, unknown>;
-  const known = new Set(["name", "partitions", "schema", "timestampField", "retention", "analytics"]);
+  const known = new Set(["name", "partitions", "schema", "timestampField", "retention", "analytics", "maxFutureSkew"]);
   const unknown = Object.keys(input).filter((k) => !known.has(k));
   if (unknown.length > 0) throw new RunnelError("invalid_input", `unknown field "${unknown[0]}"`);
 
@@ -62,6 +65,17 @@ export function parseStreamSpec(body: unknown, defaultPartitions: number): Strea
     }
     retentionMs = ms;
   }
+  let maxFutureSkewMs: number | undefined;
+  if (input.maxFutureSkew !== undefined) {
+    const ms = typeof input.maxFutureSkew === "string" ? parseDuration(input.maxFutureSkew) : undefined;
+    if (ms === undefined || ms < 0 || ms > MAX_FUTURE_SKEW_MS) {
+      throw new RunnelError(
+        "invalid_input",
+        'maxFutureSkew must be a duration from "0s" to "3650d", such as "1h" (how far ahead of ingest time an event\'s time may be)',
+      );
+    }
+    maxFutureSkewMs = ms;
+  }
   if (input.analytics !== undefined && typeof input.analytics !== "boolean") {
     throw new RunnelError("invalid_input", "analytics must be true or false");
   }
@@ -72,5 +86,6 @@ export function parseStreamSpec(body: unknown, defaultPartitions: number): Strea
     ...(schema !== undefined && { schema }),
     ...(retentionMs !== undefined && { retentionMs }),
     ...(input.analytics === false && { analytics: false as const }),
+    ...(maxFutureSkewMs !== undefined && { maxFutureSkewMs }),
   };
 }

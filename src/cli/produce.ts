@@ -9,6 +9,7 @@ import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
+import { JsonShapeError, parseShaped } from "../ingest/json-limits.js";
 import { CliError, describeFailure, type Endpoint, headersFor, request } from "./client.js";
 
 export interface ProduceOptions {
@@ -23,6 +24,8 @@ export interface ProduceOptions {
 }
 
 const MAX_ATTEMPTS = 8;
+/** The largest limits RUNNEL_MAX_JSON_DEPTH and RUNNEL_MAX_JSON_FIELDS accept; the server applies its own. */
+const LOOSEST_LIMITS = { maxDepth: 1000, maxFields: 100_000 };
 
 export async function produce(options: ProduceOptions): Promise<number> {
   const { input } = options;
@@ -80,11 +83,19 @@ export async function produce(options: ProduceOptions): Promise<number> {
     if (batch.length >= options.batchSize) await flush();
   }
   if (arrayText !== undefined) {
+    const name = input === "-" ? "stdin" : input;
+    const text = arrayText.join("\n");
+    const bytes = Buffer.from(text);
     let events: unknown;
     try {
-      events = JSON.parse(arrayText.join("\n"));
+      // Elements are sent re-serialised, which would drop a duplicate name and could overflow the
+      // stack on deep nesting: check the text's shape first, with the loosest limits a server takes.
+      events = parseShaped(bytes, 0, bytes.byteLength, text, LOOSEST_LIMITS, true);
     } catch (e) {
-      throw new CliError(`${input === "-" ? "stdin" : input} is not valid JSON: ${(e as Error).message}`);
+      if (e instanceof JsonShapeError) {
+        throw new CliError(`${name}${e.item !== undefined ? `, element ${e.item + 1},` : ""} is refused: ${e.message}`);
+      }
+      throw new CliError(`${name} is not valid JSON: ${(e as Error).message}`);
     }
     if (!Array.isArray(events)) throw new CliError("expected NDJSON or one JSON array of events");
     const size = arrayText.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0);

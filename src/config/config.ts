@@ -3,6 +3,7 @@
  * (flags and environment) with the offending field named, then frozen.
  */
 import { resolve } from "node:path";
+import type { JsonLimits } from "../ingest/json-limits.js";
 import { parseDuration, parseSize } from "./units.js";
 
 export interface Config {
@@ -23,6 +24,8 @@ export interface Config {
     readonly maxEventBytes: number;
     /** Event-field columns a stream may have (docs/security.md, "Column types and the column bound"). */
     readonly maxColumnsPerStream: number;
+    /** Shape limits of every JSON body and event (src/ingest/json-limits.ts). */
+    readonly json: JsonLimits;
   };
   readonly auth: {
     readonly tokenTtlMs: number;
@@ -78,6 +81,10 @@ export const DEFAULTS = {
   maxBodyBytes: "10MiB",
   maxEventBytes: "1MiB",
   maxColumnsPerStream: "1000",
+  // Deep enough for any real event (Elasticsearch's mapping depth limit is 20), far below what a
+  // recursive reader's stack survives; 1000 fields is Elasticsearch's total_fields limit.
+  maxJsonDepth: "64",
+  maxJsonFields: "1000",
   tokenTtl: "1h",
   defaultPartitions: "4",
   segmentBytes: "64MiB",
@@ -126,6 +133,8 @@ export const ENV_NAMES = {
   maxBodyBytes: "RUNNEL_MAX_BODY_BYTES",
   maxEventBytes: "RUNNEL_MAX_EVENT_BYTES",
   maxColumnsPerStream: "RUNNEL_MAX_COLUMNS_PER_STREAM",
+  maxJsonDepth: "RUNNEL_MAX_JSON_DEPTH",
+  maxJsonFields: "RUNNEL_MAX_JSON_FIELDS",
   tokenTtl: "RUNNEL_TOKEN_TTL",
   tokenSecret: "RUNNEL_TOKEN_SECRET",
   defaultPartitions: "RUNNEL_DEFAULT_PARTITIONS",
@@ -247,6 +256,10 @@ export function loadConfig(flags: Partial<Record<SettingName, string>>, env: Raw
       maxEventBytes: size("maxEventBytes", DEFAULTS.maxEventBytes),
       // Above 10 000 a stream's registration statements and its table's schema changes grow unwieldy.
       maxColumnsPerStream: integer("maxColumnsPerStream", DEFAULTS.maxColumnsPerStream, 1, 10_000),
+      json: Object.freeze({
+        maxDepth: integer("maxJsonDepth", DEFAULTS.maxJsonDepth, 1, 1000),
+        maxFields: integer("maxJsonFields", DEFAULTS.maxJsonFields, 1, 100_000),
+      }),
     }),
     auth: Object.freeze({
       tokenTtlMs: duration("tokenTtl", DEFAULTS.tokenTtl),

@@ -245,6 +245,14 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 11,
+    name: "streams bound how far ahead event time may run",
+    statements: [
+      // NULL: the default bound (one hour, src/ingest/event-time.ts), so existing streams keep working.
+      "ALTER TABLE streams ADD COLUMN max_future_skew_ms bigint",
+    ],
+  },
 ];
 
 /**

@@ -48,6 +48,7 @@ export interface StreamRow {
   timestamp_field: string;
   retention_ms: string | number | bigint | null;
   derived_from: string | null;
+  max_future_skew_ms: string | number | bigint | null;
   analytics: boolean;
   created_at: Date | string;
 }
@@ -93,6 +94,7 @@ export function toStream(r: StreamRow): StreamDefinition {
     timestampField: r.timestamp_field,
     ...(r.retention_ms !== null && { retentionMs: Number(r.retention_ms) }),
     ...(r.derived_from !== null && { derivedFrom: r.derived_from }),
+    ...(r.max_future_skew_ms !== null && { maxFutureSkewMs: Number(r.max_future_skew_ms) }),
     ...(!r.analytics && { analytics: false }),
     createdAt: iso(r.created_at),
   };

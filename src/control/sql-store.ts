@@ -52,7 +52,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const USER_COLUMNS = "id, username, email, role, disabled, token_version, created_at";
 const PIPELINE_COLUMNS = "name, sql, start_from, options, enabled, created_at";
-const STREAM_COLUMNS = "name, partitions, schema, timestamp_field, retention_ms, derived_from, analytics, created_at";
+const STREAM_COLUMNS =
+  "name, partitions, schema, timestamp_field, retention_ms, derived_from, analytics, max_future_skew_ms, created_at";
 
 export interface SqlControlStoreOptions {
   /** Hears every revoking change once it has committed (src/api/auth/revocations.ts). */
@@ -355,8 +356,9 @@ export class SqlControlStore implements ControlStore {
 
   async createStream(stream: Omit<StreamDefinition, "createdAt">): Promise<StreamDefinition> {
     const rows = await this.#query<StreamRow>(
-      `INSERT INTO streams (name, partitions, schema, timestamp_field, retention_ms, derived_from, analytics)
-       VALUES ($1, $2, $3::text::jsonb, $4, $5, $6, $7)
+      `INSERT INTO streams (name, partitions, schema, timestamp_field, retention_ms, derived_from, analytics,
+         max_future_skew_ms)
+       VALUES ($1, $2, $3::text::jsonb, $4, $5, $6, $7, $8)
        RETURNING ${STREAM_COLUMNS}`,
       [
         stream.name,
@@ -366,6 +368,7 @@ export class SqlControlStore implements ControlStore {
         stream.retentionMs ?? null,
         stream.derivedFrom ?? null,
         stream.analytics !== false,
+        stream.maxFutureSkewMs ?? null,
       ],
     );
     return toStream(one(rows));

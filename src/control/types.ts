@@ -61,6 +61,8 @@ export interface StreamDefinition {
    * analytics table, so ingest does not pay for indexing it. Absent: true.
    */
   readonly analytics?: boolean;
+  /** How far ahead of ingest time an event's time may be; absent: the default (src/ingest/event-time.ts). */
+  readonly maxFutureSkewMs?: number;
   readonly createdAt: string;
 }
 

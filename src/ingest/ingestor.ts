@@ -101,7 +101,7 @@ export class StreamIngestor implements Ingestor {
         problems.push({ index, message: `schema: ${err?.instancePath || "/"} ${err?.message ?? "is invalid"}` });
         continue;
       }
-      const time = eventTimeOf(fields[stream.timestampField]);
+      const time = eventTimeOf(fields[stream.timestampField], ingestTime, stream);
       if (typeof time === "object") {
         problems.push({ index, message: `${stream.timestampField}: ${time.error}` });
         continue;

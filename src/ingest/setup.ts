@@ -76,6 +76,7 @@ export async function startIngestion(deps: IngestionDeps): Promise<Ingestion> {
     dataDir: config.dataDir,
     metrics,
     clock,
+    jsonLimits: config.limits.json,
     ...(deps.onSourceError !== undefined && { onError: deps.onSourceError }),
   });
   await sources.open(fromFile);

@@ -9,9 +9,10 @@
 import { type FileHandle, open, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { parseDuration } from "../config/units.js";
+import type { JsonLimits } from "../ingest/json-limits.js";
 import { endsOf, findLastTag, type LogReader, readCheckpoint, writeCheckpoint } from "./checkpoint.js";
 import { type Candidate, DEAD_LETTER_SUFFIX, type Delivery } from "./deliver.js";
-import { compileParser, type LineParse, parseJsonLine } from "./parsers.js";
+import { compileParser, type LineParse } from "./parsers.js";
 import type { FileSourceSpec, RunningSource, SourceCounters } from "./types.js";
 
 const TAG = "runnel-file-position";
@@ -35,6 +36,7 @@ export interface FileSourceDeps {
   readonly log: LogReader;
   readonly checkpointDir: string;
   readonly counters: SourceCounters;
+  readonly jsonLimits: JsonLimits;
 }
 
 export class FileSource implements RunningSource {
@@ -60,7 +62,7 @@ export class FileSource implements RunningSource {
     private readonly spec: FileSourceSpec,
     private readonly deps: FileSourceDeps,
   ) {
-    this.parse = spec.format === "lines" ? compileParser(spec.parser ?? "json") : parseJsonLine;
+    this.parse = compileParser(spec.format === "lines" ? (spec.parser ?? "json") : "json", deps.jsonLimits);
     this.pollMs = spec.pollInterval !== undefined ? (parseDuration(spec.pollInterval) ?? 250) : 250;
     this.checkpointFile = join(deps.checkpointDir, `${spec.name}.position.json`);
     this.streams = [spec.stream, `${spec.stream}${DEAD_LETTER_SUFFIX}`];

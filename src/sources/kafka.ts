@@ -4,7 +4,9 @@
  * crash re-delivers at most the last uncommitted batch and loses nothing.
  */
 import { Consumer, type Message, type MessagesStream } from "@platformatic/kafka";
+import type { JsonLimits } from "../ingest/json-limits.js";
 import type { Candidate, Delivery } from "./deliver.js";
+import { parseJsonObject } from "./parsers.js";
 import type { KafkaSourceSpec, RunningSource, SourceCounters } from "./types.js";
 
 const MAX_BATCH = 1000;
@@ -21,7 +23,7 @@ export class KafkaSource implements RunningSource {
 
   constructor(
     private readonly spec: KafkaSourceSpec,
-    private readonly deps: { delivery: Delivery; counters: SourceCounters },
+    private readonly deps: { delivery: Delivery; counters: SourceCounters; jsonLimits: JsonLimits },
   ) {}
 
   async start(): Promise<void> {
@@ -90,16 +92,9 @@ export class KafkaSource implements RunningSource {
   private toCandidate(m: RawMessage): Candidate {
     const payload = m.value === undefined || m.value === null ? "" : m.value.toString("utf8");
     const origin = { topic: m.topic, partition: m.partition, offset: Number(m.offset) };
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(payload);
-    } catch (e) {
-      return { payload, origin, error: `value is not JSON: ${(e as Error).message}` };
-    }
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-      return { payload, origin, error: "value must be a JSON object" };
-    }
-    const event = parsed as Record<string, unknown>;
+    const parsed = parseJsonObject(payload, this.deps.jsonLimits, "value");
+    if ("error" in parsed) return { payload, origin, error: parsed.error };
+    const event = parsed.event;
     if (this.spec.userId !== undefined && event.user_id === undefined) event.user_id = this.spec.userId;
     return { payload, origin, event };
   }

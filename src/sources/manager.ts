@@ -8,6 +8,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Clock } from "../core/clock.js";
 import { RunnelError } from "../core/errors.js";
+import type { JsonLimits } from "../ingest/json-limits.js";
 import type { Ingestor, Principal } from "../ingest/types.js";
 import type { Metrics } from "../monitoring/metrics.js";
 import type { LogReader } from "./checkpoint.js";
@@ -26,6 +27,8 @@ export interface SourceManagerOptions {
   readonly dataDir: string;
   readonly metrics: Metrics;
   readonly clock: Clock;
+  /** The shape limits of every JSON body (config.limits.json), applied to each record too. */
+  readonly jsonLimits: JsonLimits;
   /** Called when a source fails, for the process log. */
   readonly onError?: (source: string, error: Error) => void;
 }
@@ -159,7 +162,7 @@ export class SourceManager {
   }
 
   private build(s: Supervised): RunningSource {
-    const { ingestor, streams, log, dataDir, metrics, clock } = this.options;
+    const { ingestor, streams, log, dataDir, metrics, clock, jsonLimits } = this.options;
     const spec = s.spec;
     // Sources ingest on behalf of the users their events name, like a service credential.
     const principal: Principal = { userId: `source:${spec.name}`, username: `source:${spec.name}`, role: "service" };
@@ -175,11 +178,17 @@ export class SourceManager {
     });
     switch (spec.type) {
       case "mqtt":
-        return new MqttSource(spec, delivery);
+        return new MqttSource(spec, delivery, jsonLimits);
       case "file":
-        return new FileSource(spec, { delivery, log, counters: s.counters, checkpointDir: join(dataDir, "sources") });
+        return new FileSource(spec, {
+          delivery,
+          log,
+          counters: s.counters,
+          checkpointDir: join(dataDir, "sources"),
+          jsonLimits,
+        });
       case "kafka":
-        return new KafkaSource(spec, { delivery, counters: s.counters });
+        return new KafkaSource(spec, { delivery, counters: s.counters, jsonLimits });
     }
   }
 

@@ -10,7 +10,9 @@
  * durable append; concurrent appends from other sources still share the log's fsync.
  */
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from "mqtt";
+import type { JsonLimits } from "../ingest/json-limits.js";
 import type { Candidate, Delivery } from "./deliver.js";
+import { parseJsonObject } from "./parsers.js";
 import { topicMatches } from "./topics.js";
 import type { MqttSourceSpec, MqttTopicSpec, RunningSource } from "./types.js";
 
@@ -25,6 +27,7 @@ export class MqttSource implements RunningSource {
   constructor(
     private readonly spec: MqttSourceSpec,
     private readonly delivery: Delivery,
+    private readonly limits: JsonLimits,
   ) {}
 
   async start(): Promise<void> {
@@ -101,7 +104,7 @@ export class MqttSource implements RunningSource {
     const topic = packet.topic;
     const mapping = this.spec.topics.find((t) => topicMatches(t.filter, topic));
     if (mapping === undefined) return;
-    const candidate = toCandidate(packet, mapping, this.spec.userId);
+    const candidate = toCandidate(packet, mapping, this.spec.userId, this.limits);
     for (;;) {
       if (this.stopping) throw new Error("stopping");
       try {
@@ -116,19 +119,17 @@ export class MqttSource implements RunningSource {
   }
 }
 
-function toCandidate(packet: IPublishPacket, mapping: MqttTopicSpec, userId: string | undefined): Candidate {
+function toCandidate(
+  packet: IPublishPacket,
+  mapping: MqttTopicSpec,
+  userId: string | undefined,
+  limits: JsonLimits,
+): Candidate {
   const payload = typeof packet.payload === "string" ? packet.payload : Buffer.from(packet.payload).toString("utf8");
   const origin = { topic: packet.topic };
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(payload);
-  } catch (e) {
-    return { payload, origin, error: `payload is not JSON: ${(e as Error).message}` };
-  }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-    return { payload, origin, error: "payload must be a JSON object" };
-  }
-  const event = parsed as Record<string, unknown>;
+  const parsed = parseJsonObject(payload, limits, "payload");
+  if ("error" in parsed) return { payload, origin, error: parsed.error };
+  const event = parsed.event;
   if (mapping.fields !== undefined) {
     const levels = packet.topic.split("/");
     for (const [field, level] of Object.entries(mapping.fields)) {

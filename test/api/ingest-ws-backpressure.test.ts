@@ -11,6 +11,7 @@ import Fastify from "fastify";
 import WebSocket from "ws";
 import { checkRouteAccess } from "../../src/api/auth/access.js";
 import { MAX_IN_FLIGHT, registerWebSocketIngest } from "../../src/api/routes/ws.js";
+import { loadConfig } from "../../src/config/config.js";
 import type { StreamDefinition } from "../../src/control/types.js";
 import { StreamIngestor } from "../../src/ingest/ingestor.js";
 import type { AppendRecord, RecordPosition } from "../../src/log/types.js";
@@ -66,6 +67,7 @@ test("a held log stops the server reading: batches taken stay bounded and the pr
     ingestor,
     metrics,
     streams: { get: async (name: string) => (name === "ticks" ? stream : undefined) },
+    config: loadConfig({}, {}),
   });
   const url = await app.listen({ host: "127.0.0.1", port: 0 });
   t.after(() => app.close());

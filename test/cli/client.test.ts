@@ -91,6 +91,29 @@ test("a refused batch is one clear line and exit 1", async () => {
   assert.match(res.stderr, /^runnel produce: batch starting at line 1 refused: 400 invalid_events: .*event 1: schema/);
 });
 
+test("produce: hostile events are refused in one line naming the limit, whether NDJSON or a JSON array", async () => {
+  const ndjson = await run(["produce", "clicks"], { stdin: '{"user_id":"a","user_id":"b","src":"dup"}\n' });
+  assert.equal(ndjson.code, 1);
+  assert.match(
+    ndjson.stderr,
+    /^runnel produce: batch starting at line 1 refused: 400 invalid_json: .*duplicate field "user_id"/,
+  );
+  // A JSON array is re-serialised element by element, which would keep only the last name.
+  const array = await run(["produce", "clicks", "-"], {
+    stdin: '[{"user_id":"a","src":"dup"},{"user_id":"a","user_id":"b","src":"dup"}]',
+  });
+  assert.equal(array.code, 1);
+  assert.match(array.stderr, /^runnel produce: stdin, element 2, is refused: duplicate field "user_id"/);
+  const deep = await run(["produce", "clicks", "-"], {
+    stdin: `[{"user_id":"a","v":${"[".repeat(20_000)}${"]".repeat(20_000)}}]`,
+  });
+  assert.equal(deep.code, 1);
+  assert.match(deep.stderr, /^runnel produce: stdin, element 1, is refused: nesting is deeper than 1000 levels/);
+  assert.equal(deep.stderr.split("\n").length, 1, deep.stderr);
+  const n = await admin.queryUntil("SELECT count(*) FROM clicks WHERE src = 'dup'", () => true);
+  assert.equal(n.rows[0]![0], 0);
+});
+
 test("query prints a table, NDJSON or CSV", async () => {
   await count();
   const sql = "SELECT user_id, count(*) AS n FROM clicks WHERE src = 'stdin' GROUP BY user_id ORDER BY user_id";

@@ -12,6 +12,7 @@ test("defaults are human units, resolved and frozen", () => {
   assert.equal(config.limits.maxColumnsPerStream, 1000);
   assert.equal(config.auth.tokenTtlMs, 3_600_000);
   assert.equal(config.log.defaultPartitions, 4);
+  assert.deepEqual(config.limits.json, { maxDepth: 64, maxFields: 1000 });
   assert.ok(config.dataDir.endsWith("/data"));
   assert.ok(Object.isFrozen(config) && Object.isFrozen(config.limits));
 });
@@ -36,6 +37,9 @@ test("bad values are refused naming the setting", () => {
     [{ RUNNEL_DEFAULT_PARTITIONS: "0" }, /RUNNEL_DEFAULT_PARTITIONS/],
     [{ RUNNEL_MAX_COLUMNS_PER_STREAM: "0" }, /RUNNEL_MAX_COLUMNS_PER_STREAM .* integer from 1 to 10000/],
     [{ RUNNEL_MAX_COLUMNS_PER_STREAM: "many" }, /RUNNEL_MAX_COLUMNS_PER_STREAM/],
+    [{ RUNNEL_MAX_JSON_DEPTH: "0" }, /RUNNEL_MAX_JSON_DEPTH \(--max-json-depth\) must be an integer from 1 to 1000/],
+    [{ RUNNEL_MAX_JSON_DEPTH: "deep" }, /RUNNEL_MAX_JSON_DEPTH/],
+    [{ RUNNEL_MAX_JSON_FIELDS: "1e9" }, /RUNNEL_MAX_JSON_FIELDS \(--max-json-fields\) must be an integer/],
   ];
   for (const [env, message] of cases) {
     assert.throws(

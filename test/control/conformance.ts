@@ -537,6 +537,7 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
           timestampField: "ts",
           retentionMs: 7 * 24 * 3600 * 1000,
           derivedFrom: "sessionise",
+          maxFutureSkewMs: 3650 * 86_400_000,
         });
         assert.deepEqual(
           { ...created, createdAt: "" },
@@ -547,6 +548,7 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
             timestampField: "ts",
             retentionMs: 604_800_000,
             derivedFrom: "sessionise",
+            maxFutureSkewMs: 315_360_000_000,
             createdAt: "",
           },
         );

@@ -106,10 +106,10 @@ test("file errors name the entry: sources[1]…", () => {
 });
 
 test("logfmt: bare keys, quoted values with escapes", () => {
-  assert.deepEqual(parseLogfmt('level=info msg="disk \\"sda\\" full" took=12ms debug'), {
+  assert.deepEqual(parseLogfmt('level=info msg="disk \\"sda\\" full" took=12ms debug', 1000), {
     event: { level: "info", msg: 'disk "sda" full', took: "12ms", debug: true },
   });
-  assert.ok("error" in parseLogfmt('msg="open'));
+  assert.ok("error" in parseLogfmt('msg="open', 1000));
 });
 
 test("MQTT topic filters", () => {

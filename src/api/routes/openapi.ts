@@ -142,6 +142,10 @@ export const DOCS: Readonly<Record<string, RouteDoc>> = {
         timestampField: { type: "string" },
         retention: { type: "string" },
         analytics: { type: "boolean", description: "false: log only, no analytics table (default true)" },
+        maxFutureSkew: {
+          type: "string",
+          description: 'how far ahead of ingest time an event\'s time may be, a duration (default "1h")',
+        },
       },
     },
   },

@@ -4,6 +4,7 @@ import type { ColumnTypes } from "../../catalog/columns.js";
 import { parseStreamSpec } from "../../catalog/stream-spec.js";
 import type { StreamDefinition } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
+import { DEFAULT_MAX_FUTURE_SKEW_MS } from "../../ingest/event-time.js";
 import { IDEMPOTENCY_HEADER, IdempotencyStore, idempotencyTag } from "../../ingest/idempotency.js";
 import { NdjsonBody, principalOf } from "../app.js";
 import type { ApiServices } from "../services.js";
@@ -18,6 +19,7 @@ export function describeStream(stream: StreamDefinition) {
     ...(stream.retentionMs !== undefined && { retentionMs: stream.retentionMs }),
     ...(stream.derivedFrom !== undefined && { derivedFrom: stream.derivedFrom }),
     analytics: stream.analytics !== false,
+    maxFutureSkewMs: stream.maxFutureSkewMs ?? DEFAULT_MAX_FUTURE_SKEW_MS,
     createdAt: stream.createdAt,
   };
 }
@@ -132,7 +134,7 @@ export function registerStreamRoutes(app: FastifyInstance, services: ApiServices
     return describeColumns(await streams.columns.widen(stream.name, request.body));
   });
 
-    app.get<{ Params: { name: string } }>("/streams/:name/tail", dataReaders, async (request, reply) => {
+  app.get<{ Params: { name: string } }>("/streams/:name/tail", dataReaders, async (request, reply) => {
     const principal = await principalOf(request, services);
     const stream = await streams.get(request.params.name);
     if (!stream) throw new RunnelError("stream_not_found", `stream "${request.params.name}" does not exist`);

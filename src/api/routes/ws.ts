@@ -14,7 +14,8 @@ import type { FastifyInstance } from "fastify";
 import type { RawData, WebSocket } from "ws";
 import type { StreamCatalog } from "../../catalog/streams.js";
 import { RunnelError } from "../../core/errors.js";
-import { decodeUtf8, parseNdjson } from "../../ingest/body.js";
+import { parseJsonBody, parseNdjson } from "../../ingest/body.js";
+import type { JsonLimits } from "../../ingest/json-limits.js";
 import type { Ingestor, Principal } from "../../ingest/types.js";
 import type { Metrics } from "../../monitoring/metrics.js";
 import { closeCodeOf, closeReasonOf } from "../auth/connection-guard.js";
@@ -25,6 +26,7 @@ export interface WebSocketIngestServices {
   readonly ingestor: Ingestor;
   readonly metrics: Metrics;
   readonly streams: Pick<StreamCatalog, "get">;
+  readonly config: { readonly limits: { readonly json: JsonLimits } };
 }
 
 export const MAX_IN_FLIGHT = 4;
@@ -79,7 +81,7 @@ function produceOverSocket(
     const stopTimer = metrics.ingestRequestDuration.startTimer({ source: "ws" });
     const outcome = (async (): Promise<string> => {
       try {
-        const { events, raw } = parseFrame(bytes);
+        const { events, raw } = parseFrame(bytes, services.config.limits.json);
         const result = await ingestor.ingest(stream, events, principal, {
           bytes: bytes.byteLength,
           source: "ws",
@@ -112,18 +114,11 @@ function toBuffer(data: RawData): Buffer {
   return Buffer.from(data);
 }
 
-function parseFrame(bytes: Buffer): { events: unknown[]; raw?: Uint8Array[] } {
+function parseFrame(bytes: Buffer, limits: JsonLimits): { events: unknown[]; raw?: Uint8Array[] } {
   let i = 0;
   while (i < bytes.length && (bytes[i] === 0x20 || bytes[i] === 0x0a || bytes[i] === 0x0d || bytes[i] === 0x09)) i++;
-  if (bytes[i] !== OPEN_BRACKET) return parseNdjson(bytes);
-  const text = decodeUtf8(bytes);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (e) {
-    throw new RunnelError("invalid_json", `the frame is not valid JSON: ${(e as Error).message}`);
-  }
-  const events = parsed as unknown[];
+  if (bytes[i] !== OPEN_BRACKET) return parseNdjson(bytes, limits);
+  const events = parseJsonBody(bytes, limits) as unknown[];
   if (events.length === 0) throw new RunnelError("invalid_events", "the frame holds no events");
   return { events };
 }
