@@ -8,7 +8,10 @@ import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 
 export interface EngineLimits {
   readonly threads?: number;
+  /** DuckDB's memory_limit (its buffer manager: hash tables, sorts, materialised results). */
   readonly memoryLimit?: string;
+  /** DuckDB's max_temp_directory_size: how much may spill to disk ("0B": nothing). */
+  readonly maxTempSize?: string;
 }
 
 export async function openEngine(path: string, limits: EngineLimits = {}): Promise<DuckDBInstance> {
@@ -20,6 +23,7 @@ export async function openEngine(path: string, limits: EngineLimits = {}): Promi
   };
   if (limits.threads !== undefined) options.threads = String(limits.threads);
   if (limits.memoryLimit !== undefined) options.memory_limit = limits.memoryLimit;
+  if (limits.maxTempSize !== undefined) options.max_temp_directory_size = limits.maxTempSize;
   return DuckDBInstance.create(path, options);
 }
 

@@ -28,13 +28,28 @@ import {
 export interface DuckDbAnalyticsStoreOptions {
   /** Database file; in-memory when undefined. */
   readonly path?: string;
-  /** Result rows above this fail with "result too large; add LIMIT". Default 100 000. */
+  /** Results over this many rows fail with result_too_large. Default 100 000. */
   readonly maxRows?: number;
-  /** Queries running longer are interrupted. Default 30 s. */
+  /** Results larger than this (bytes, as jsonSize() counts) fail with result_too_large. Default 32 MiB. */
+  readonly maxResultBytes?: number;
+  /** Queries running longer are interrupted (query_timeout). Default 30 s. */
   readonly queryTimeoutMs?: number;
-  /** Per-user sandboxes: threads and memory each; how many are kept warm; how many run at once. */
-  readonly sandbox?: { threads?: number; memoryLimit?: string; warm?: number; concurrency?: number };
+  /**
+   * Per-user sandboxes: DuckDB threads and memory limit of each (each runs one query, so these
+   * are per-query limits), and how many are kept warm. How many run at once is the query
+   * scheduler's business (src/analytics/query-scheduler.ts), not the store's.
+   */
+  readonly sandbox?: { threads?: number; memoryLimit?: string; warm?: number };
 }
+
+/** The defaults of DuckDbAnalyticsStoreOptions, also the configuration's (src/config/config.ts). */
+export const QUERY_DEFAULTS = {
+  maxRows: 100_000,
+  maxResultBytes: 32 * 1024 * 1024,
+  queryTimeoutMs: 30_000,
+  sandboxThreads: 1,
+  sandboxMemoryLimit: "512MiB",
+} as const;
 
 /** Rows of one partition, in offset order. */
 export interface PartitionRows {
@@ -55,24 +70,6 @@ class Mutex {
   }
 }
 
-/** Caps concurrent sandboxes, each of which holds a copy of the caller's rows in memory. */
-class Semaphore {
-  private readonly waiting: (() => void)[] = [];
-  constructor(private free: number) {}
-  async acquire(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
-  }
-  release(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.free++;
-  }
-}
-
 export class DuckDbAnalyticsStore implements AnalyticsStore {
   private instance: DuckDBInstance | undefined;
   private writer: DuckDBConnection | undefined;
@@ -81,17 +78,25 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
   private readonly positions = new Map<string, Map<number, number>>();
   private readonly writeLock = new Mutex();
   private readonly sandboxes: SandboxPool;
-  private readonly sandboxSlots: Semaphore;
   private readonly limits: QueryLimits;
 
   constructor(private readonly options: DuckDbAnalyticsStoreOptions = {}) {
-    this.limits = { maxRows: options.maxRows ?? 100_000, timeoutMs: options.queryTimeoutMs ?? 30_000 };
+    this.limits = {
+      maxRows: options.maxRows ?? QUERY_DEFAULTS.maxRows,
+      maxBytes: options.maxResultBytes ?? QUERY_DEFAULTS.maxResultBytes,
+      timeoutMs: options.queryTimeoutMs ?? QUERY_DEFAULTS.queryTimeoutMs,
+    };
     const sb = options.sandbox ?? {};
     this.sandboxes = new SandboxPool(
-      { threads: sb.threads ?? 2, memoryLimit: sb.memoryLimit ?? "512MB" },
+      {
+        threads: sb.threads ?? QUERY_DEFAULTS.sandboxThreads,
+        memoryLimit: sb.memoryLimit ?? QUERY_DEFAULTS.sandboxMemoryLimit,
+        // A sandbox is in memory and must stay there: its spill files would go to the process's
+        // working directory (DuckDB's default `.tmp`), shared by every sandbox, up to 90% of the disk.
+        maxTempSize: "0B",
+      },
       sb.warm ?? 2,
     );
-    this.sandboxSlots = new Semaphore(sb.concurrency ?? 4);
   }
 
   async open(): Promise<void> {
@@ -233,17 +238,12 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
     const source = await instance.connect();
     try {
       if (scope.kind === "all") return await runSelect(source, sql, params, this.limits);
-      await this.sandboxSlots.acquire();
+      const sandbox = await this.sandboxes.take();
       try {
-        const sandbox = await this.sandboxes.take();
-        try {
-          for (const table of checked.tables) await copyUserRows(source, sandbox.connection, table, scope.userId);
-          return await runSelect(sandbox.connection, sql, params, this.limits);
-        } finally {
-          sandbox.dispose();
-        }
+        for (const table of checked.tables) await copyUserRows(source, sandbox.connection, table, scope.userId);
+        return await runSelect(sandbox.connection, sql, params, this.limits);
       } finally {
-        this.sandboxSlots.release();
+        sandbox.dispose();
       }
     } catch (e) {
       throw engineError(e);
