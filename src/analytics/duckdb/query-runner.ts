@@ -3,7 +3,7 @@
  * SELECT (prepare refuses several statements), parameters are bound (never spliced), the result
  * is read chunk by chunk and row by row, counted in rows and bytes as it arrives and refused the
  * moment it passes either bound (so a huge result never exists in memory whole), and a timer
- * interrupts the connection past the time limit.
+ * interrupts the connections a query uses past the time limit.
  */
 import {
   type DuckDBConnection,
@@ -22,6 +22,7 @@ export interface QueryLimits {
   readonly maxRows: number;
   /** Bound on the rows' size as jsonSize() counts it. */
   readonly maxBytes: number;
+  /** Applied by withTimeLimit() around everything a query does, copies of rows included. */
   readonly timeoutMs: number;
 }
 
@@ -90,17 +91,42 @@ export function engineError(e: unknown): RunnelError {
   return new RunnelError("internal", `query failed: ${message}`, { cause: e });
 }
 
+/**
+ * Runs `work` on `connections` under the time limit: past it every one of them is interrupted
+ * (a `user` query copies the caller's rows, then runs in the sandbox: both count) and the work
+ * fails with query_timeout.
+ */
+export async function withTimeLimit<T>(
+  connections: readonly DuckDBConnection[],
+  timeoutMs: number,
+  work: () => Promise<T>,
+): Promise<T> {
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    for (const c of connections) c.interrupt();
+  }, timeoutMs);
+  try {
+    return await work();
+  } catch (e) {
+    if (!timedOut) throw e;
+    throw new RunnelError(
+      "query_timeout",
+      `the query ran longer than the time limit of ${timeoutMs} ms and was stopped`,
+      { details: { limitMs: timeoutMs } },
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Runs the SELECT and reads its result within the row and byte bounds (the caller sets the time limit). */
 export async function runSelect(
   connection: DuckDBConnection,
   sql: string,
   params: readonly unknown[],
   limits: QueryLimits,
 ): Promise<QueryResult> {
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    connection.interrupt();
-  }, limits.timeoutMs);
   try {
     const prepared = await connection.prepare(sql);
     try {
@@ -131,17 +157,6 @@ export async function runSelect(
       prepared.destroySync();
     }
   } catch (e) {
-    if (timedOut) {
-      throw new RunnelError(
-        "query_timeout",
-        `the query ran longer than the time limit of ${limits.timeoutMs} ms and was stopped`,
-        {
-          details: { limitMs: limits.timeoutMs },
-        },
-      );
-    }
     throw engineError(e);
-  } finally {
-    clearTimeout(timer);
   }
 }

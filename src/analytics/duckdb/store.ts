@@ -12,7 +12,7 @@ import type { AnalyticsRow, AnalyticsStore, PartitionRecords, QueryResult, Query
 import { BASE_COLUMNS, type ColumnType, columnKey, declaredColumns, fromCatalogType } from "./column-types.js";
 import { lockEngine, openEngine } from "./engine.js";
 import { quoteIdent } from "./identifiers.js";
-import { engineError, type QueryLimits, runSelect } from "./query-runner.js";
+import { engineError, type QueryLimits, runSelect, withTimeLimit } from "./query-runner.js";
 import { typeName } from "./results.js";
 import { SandboxPool } from "./sandbox.js";
 import {
@@ -236,12 +236,17 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
     if (!instance) throw new RunnelError("not_ready", "analytics store is not open");
     const checked = checkQuery(sql, new Set(this.schemas.keys()));
     const source = await instance.connect();
+    const { timeoutMs } = this.limits;
     try {
-      if (scope.kind === "all") return await runSelect(source, sql, params, this.limits);
+      if (scope.kind === "all") {
+        return await withTimeLimit([source], timeoutMs, () => runSelect(source, sql, params, this.limits));
+      }
       const sandbox = await this.sandboxes.take();
       try {
-        for (const table of checked.tables) await copyUserRows(source, sandbox.connection, table, scope.userId);
-        return await runSelect(sandbox.connection, sql, params, this.limits);
+        return await withTimeLimit([source, sandbox.connection], timeoutMs, async () => {
+          for (const table of checked.tables) await copyUserRows(source, sandbox.connection, table, scope.userId);
+          return runSelect(sandbox.connection, sql, params, this.limits);
+        });
       } finally {
         sandbox.dispose();
       }
