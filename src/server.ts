@@ -102,6 +102,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
   // In a worker thread: its DuckDB appends would otherwise share the event loop with ingest.
   const analytics = createWorkerAnalyticsStore({
     path: join(config.dataDir, "analytics", "runnel.duckdb"),
+    readers: config.query.concurrency,
     maxRows: config.query.maxRows,
     maxResultBytes: config.query.maxResultBytes,
     queryTimeoutMs: config.query.timeoutMs,

@@ -32,3 +32,15 @@ export async function lockEngine(connection: DuckDBConnection): Promise<void> {
   await connection.run("SET TimeZone = 'UTC'");
   await connection.run("SET lock_configuration = true");
 }
+
+/**
+ * How far a streamed result may run ahead of its reader, set on a connection that will run
+ * queries (DuckDB keeps it per connection and refuses it once the configuration is locked, so
+ * it is set before the lock). DuckDB counts only a chunk's fixed-width part against it (16 bytes
+ * per string), so at its default (976 KiB) it computed ~20 chunks of 2 048 rows before the first
+ * fetch whatever the strings weighed: 1.4 GB outside memory_limit for rows of 30 KB, before the
+ * result's byte bound could stop it. At 64 KB it is one or two chunks.
+ */
+export async function limitReadAhead(connection: DuckDBConnection): Promise<void> {
+  await connection.run("SET streaming_buffer_size = '64KB'");
+}

@@ -13,6 +13,7 @@ import { BASE_COLUMNS, type ColumnType, columnKey, declaredColumns, fromCatalogT
 import { lockEngine, openEngine } from "./engine.js";
 import { quoteIdent } from "./identifiers.js";
 import { engineError, type QueryLimits, runSelect, withTimeLimit } from "./query-runner.js";
+import { ReaderPool } from "./readers.js";
 import { typeName } from "./results.js";
 import { SandboxPool } from "./sandbox.js";
 import {
@@ -28,6 +29,8 @@ import {
 export interface DuckDbAnalyticsStoreOptions {
   /** Database file; in-memory when undefined. */
   readonly path?: string;
+  /** Connections for queries on the store (each query holds one). Default 4. */
+  readonly readers?: number;
   /** Results over this many rows fail with result_too_large. Default 100 000. */
   readonly maxRows?: number;
   /** Results larger than this (bytes, as jsonSize() counts) fail with result_too_large. Default 32 MiB. */
@@ -73,6 +76,7 @@ class Mutex {
 export class DuckDbAnalyticsStore implements AnalyticsStore {
   private instance: DuckDBInstance | undefined;
   private writer: DuckDBConnection | undefined;
+  private readers: ReaderPool | undefined;
   private readonly schemas = new Map<string, FieldColumns>();
   /** Committed next offset per partition, per stream applied to since open. */
   private readonly positions = new Map<string, Map<number, number>>();
@@ -104,6 +108,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
     const instance = await openEngine(this.options.path ?? ":memory:");
     const writer = await instance.connect();
     await writer.run(CREATE_POSITIONS_SQL);
+    this.readers = await ReaderPool.open(instance, this.options.readers ?? 4);
     await lockEngine(writer);
     this.instance = instance;
     this.writer = writer;
@@ -119,8 +124,10 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
   async close(): Promise<void> {
     await this.sandboxes.close();
     await this.writeLock.run(async () => {
+      this.readers?.close();
       this.writer?.closeSync();
       this.instance?.closeSync();
+      this.readers = undefined;
       this.writer = undefined;
       this.instance = undefined;
     });
@@ -232,28 +239,27 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
   }
 
   async query(sql: string, params: readonly unknown[], scope: QueryScope): Promise<QueryResult> {
-    const instance = this.instance;
-    if (!instance) throw new RunnelError("not_ready", "analytics store is not open");
+    const readers = this.readers;
+    if (!readers) throw new RunnelError("not_ready", "analytics store is not open");
     const checked = checkQuery(sql, new Set(this.schemas.keys()));
-    const source = await instance.connect();
     const { timeoutMs } = this.limits;
     try {
-      if (scope.kind === "all") {
-        return await withTimeLimit([source], timeoutMs, () => runSelect(source, sql, params, this.limits));
-      }
-      const sandbox = await this.sandboxes.take();
-      try {
-        return await withTimeLimit([source, sandbox.connection], timeoutMs, async () => {
-          for (const table of checked.tables) await copyUserRows(source, sandbox.connection, table, scope.userId);
-          return runSelect(sandbox.connection, sql, params, this.limits);
-        });
-      } finally {
-        sandbox.dispose();
-      }
+      return await readers.use(async (source) => {
+        if (scope.kind === "all") {
+          return withTimeLimit([source], timeoutMs, () => runSelect(source, sql, params, this.limits));
+        }
+        const sandbox = await this.sandboxes.take();
+        try {
+          return await withTimeLimit([source, sandbox.connection], timeoutMs, async () => {
+            for (const table of checked.tables) await copyUserRows(source, sandbox.connection, table, scope.userId);
+            return runSelect(sandbox.connection, sql, params, this.limits);
+          });
+        } finally {
+          sandbox.dispose();
+        }
+      });
     } catch (e) {
       throw engineError(e);
-    } finally {
-      source.closeSync();
     }
   }
 
