@@ -45,7 +45,10 @@ export interface DuckDbAnalyticsStoreOptions {
   readonly sandbox?: { threads?: number; memoryLimit?: string; warm?: number };
 }
 
-/** The defaults of DuckDbAnalyticsStoreOptions, also the configuration's (src/config/config.ts). */
+/**
+ * Defaults of a store built without settings (tests, tools); the server passes the configured
+ * ones (src/config/config.ts, whose defaults are the same numbers in human units).
+ */
 export const QUERY_DEFAULTS = {
   maxRows: 100_000,
   maxResultBytes: 32 * 1024 * 1024,
