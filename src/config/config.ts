@@ -86,7 +86,7 @@ export const DEFAULTS = {
   queryMaxBytes: "32MiB",
   queryTimeout: "30s",
   queryMemory: "512MiB",
-  queryUserQueue: "16",
+  queryUserQueue: "32",
 } as const;
 
 /**

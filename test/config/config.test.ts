@@ -63,7 +63,7 @@ test("query limits: defaults, bounds named in the refusal, and a user's share ne
   // The default libuv pool (4 threads) leaves two for running queries, whatever the cores.
   assert.equal(defaults.query.concurrency, 2);
   assert.equal(defaults.query.userConcurrency, 1);
-  assert.equal(defaults.query.userQueue, 16);
+  assert.equal(defaults.query.userQueue, 32);
   assert.ok(Object.isFrozen(defaults.query));
   assert.equal(loadConfig({}, { RUNNEL_QUERY_CONCURRENCY: "8" }).query.userConcurrency, 4);
 
