@@ -8,6 +8,7 @@ import type { FastifyInstance } from "fastify";
 import type { DestinationStream } from "pino";
 import { createWorkerAnalyticsStore } from "./analytics/index.js";
 import { AnalyticsLoader } from "./analytics/loader.js";
+import { QueryScheduler } from "./analytics/query-scheduler.js";
 import { buildApp } from "./api/app.js";
 import { Authenticator } from "./api/auth/authenticate.js";
 import { ConnectionGuard } from "./api/auth/connection-guard.js";
@@ -106,7 +107,25 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       : createPgliteControlStore(join(config.dataDir, "control"), { revocations });
   await mkdir(join(config.dataDir, "analytics"), { recursive: true });
   // In a worker thread: its DuckDB appends would otherwise share the event loop with ingest.
-  const analytics = createWorkerAnalyticsStore({ path: join(config.dataDir, "analytics", "runnel.duckdb") });
+  const analytics = createWorkerAnalyticsStore({
+    path: join(config.dataDir, "analytics", "runnel.duckdb"),
+    readers: config.query.concurrency,
+    maxRows: config.query.maxRows,
+    maxResultBytes: config.query.maxResultBytes,
+    queryTimeoutMs: config.query.timeoutMs,
+    sandbox: { memoryLimit: `${config.query.memoryLimitBytes}B` },
+  });
+  // Fair admission of queries across users (docs/security.md, "Query limits").
+  const queries = new QueryScheduler({
+    maxRunning: config.query.concurrency,
+    maxRunningPerPrincipal: config.query.userConcurrency,
+    maxQueuedPerPrincipal: config.query.userQueue,
+  });
+  metrics.onScrape(() => {
+    const { running, queued } = queries.stats();
+    metrics.queries.set({ state: "running" }, running);
+    metrics.queries.set({ state: "queued" }, queued);
+  });
 
   const closers: Closer[] = [];
   const shutdownLogger = logger.child({ component: "shutdown" });
@@ -205,6 +224,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       metrics,
       control,
       analytics,
+      queries,
       log,
       ingestor,
       streams,

@@ -1,4 +1,5 @@
 /** What the HTTP layer needs from the rest of Runnel: interfaces only, wired by the composition root. */
+import type { QueryScheduler } from "../analytics/query-scheduler.js";
 import type { AnalyticsStore } from "../analytics/types.js";
 import type { PipelineManager } from "../catalog/pipelines.js";
 import type { StreamCatalog } from "../catalog/streams.js";
@@ -35,6 +36,8 @@ export interface ApiServices {
   readonly metrics: Metrics;
   readonly control: ControlStore;
   readonly analytics: AnalyticsStore;
+  /** Admits queries fairly across users: every POST /query runs through it. */
+  readonly queries: QueryScheduler;
   readonly log: EventLog;
   readonly ingestor: Ingestor;
   readonly streams: StreamCatalog;

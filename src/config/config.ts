@@ -2,6 +2,7 @@
  * Runnel's configuration: one schema, defaults beside it in human units, validated at the edge
  * (flags and environment) with the offending field named, then frozen.
  */
+import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import type { JsonLimits } from "../ingest/json-limits.js";
 import { parseDuration, parseSize } from "./units.js";
@@ -66,6 +67,21 @@ export interface Config {
   };
   /** How often the local log deletes segments past each stream's retention. */
   readonly retentionIntervalMs: number;
+  /** Bounds on SQL queries (docs/security.md, "Query limits"). */
+  readonly query: {
+    readonly maxRows: number;
+    /** Result size in bytes (strings by length, 8 per number) before result_too_large. */
+    readonly maxResultBytes: number;
+    readonly timeoutMs: number;
+    /** DuckDB memory_limit of the sandbox each `user` query runs in. */
+    readonly memoryLimitBytes: number;
+    /** Queries running at once, over all users. */
+    readonly concurrency: number;
+    /** Queries of one user running at once; more wait their turn. */
+    readonly userConcurrency: number;
+    /** Queries of one user waiting before more are refused with 429. */
+    readonly userQueue: number;
+  };
 }
 
 /** At most `count` in any `windowMs`, as a token bucket: a burst of `count`, then one per windowMs/count. */
@@ -105,7 +121,23 @@ export const DEFAULTS = {
   signupRate: "10/1h",
   // Keys are made by hand or by a deploy script: twenty an hour is far above either.
   apiKeyRate: "20/1h",
+  queryMaxRows: "100000",
+  queryMaxBytes: "32MiB",
+  queryTimeout: "30s",
+  queryMemory: "512MiB",
+  queryUserQueue: "32",
 } as const;
+
+/**
+ * Queries running at once by default: one per core, at least two (so one user's runaway query
+ * never holds every slot), and at most the libuv thread pool less two. Each running DuckDB call
+ * occupies a thread of that pool, which the log's fsyncs and every file read share
+ * (UV_THREADPOOL_SIZE, default 4).
+ */
+export function defaultQueryConcurrency(env: RawSettings = process.env): number {
+  const pool = Number(env.UV_THREADPOOL_SIZE) || 4;
+  return Math.max(2, Math.min(availableParallelism(), pool - 2));
+}
 
 export class ConfigError extends Error {
   constructor(
@@ -151,6 +183,13 @@ export const ENV_NAMES = {
   keepAliveTimeout: "RUNNEL_KEEP_ALIVE_TIMEOUT",
   signupRate: "RUNNEL_SIGNUP_RATE",
   apiKeyRate: "RUNNEL_API_KEY_RATE",
+  queryMaxRows: "RUNNEL_QUERY_MAX_ROWS",
+  queryMaxBytes: "RUNNEL_QUERY_MAX_BYTES",
+  queryTimeout: "RUNNEL_QUERY_TIMEOUT",
+  queryMemory: "RUNNEL_QUERY_MEMORY",
+  queryConcurrency: "RUNNEL_QUERY_CONCURRENCY",
+  queryUserConcurrency: "RUNNEL_QUERY_USER_CONCURRENCY",
+  queryUserQueue: "RUNNEL_QUERY_USER_QUEUE",
 } as const;
 
 export type SettingName = keyof typeof ENV_NAMES;
@@ -208,6 +247,23 @@ export function loadConfig(flags: Partial<Record<SettingName, string>>, env: Raw
     }
     return Object.freeze({ count, windowMs });
   };
+
+  /** A size within [min, max] bytes, both named in human units in the message. */
+  const boundedSize = (name: SettingName, fallback: string, min: [number, string], max: [number, string]) => {
+    const n = size(name, fallback);
+    if (n < min[0] || n > max[0]) {
+      throw new ConfigError(field(name), `must be from ${min[1]} to ${max[1]}, got "${get(name) ?? fallback}"`);
+    }
+    return n;
+  };
+
+  const queryConcurrency = integer("queryConcurrency", String(defaultQueryConcurrency(env)), 1, 256);
+  const queryUserConcurrency = integer(
+    "queryUserConcurrency",
+    String(Math.max(1, Math.floor(queryConcurrency / 2))),
+    1,
+    queryConcurrency,
+  );
 
   const databaseUrl = get("databaseUrl");
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
@@ -298,6 +354,28 @@ export function loadConfig(flags: Partial<Record<SettingName, string>>, env: Raw
       [1000, "1s"],
       [86_400_000, "24h"],
     ),
+    query: Object.freeze({
+      maxRows: integer("queryMaxRows", DEFAULTS.queryMaxRows, 1, 10_000_000),
+      // Above 256 MiB one answer would cost the process gigabytes on its way out (rows in the
+      // analytics thread, their copy in the main thread, the JSON text).
+      maxResultBytes: boundedSize(
+        "queryMaxBytes",
+        DEFAULTS.queryMaxBytes,
+        [1024, "1KiB"],
+        [256 * 1024 * 1024, "256MiB"],
+      ),
+      timeoutMs: boundedDuration("queryTimeout", DEFAULTS.queryTimeout, [100, "100ms"], [3_600_000, "1h"]),
+      // DuckDB needs a few MiB for any query at all.
+      memoryLimitBytes: boundedSize(
+        "queryMemory",
+        DEFAULTS.queryMemory,
+        [16 * 1024 * 1024, "16MiB"],
+        [2 ** 40, "1024GiB"],
+      ),
+      concurrency: queryConcurrency,
+      userConcurrency: queryUserConcurrency,
+      userQueue: integer("queryUserQueue", DEFAULTS.queryUserQueue, 0, 10_000),
+    }),
   };
   return Object.freeze(config);
 }

@@ -27,3 +27,15 @@ export function parseSize(text: string): number | undefined {
   if (!m) return undefined;
   return Math.round(Number(m[1]) * SIZE_BYTES[m[2] ?? "B"]!);
 }
+
+/** A byte count in the largest binary unit that divides it: `32 MiB`, `1536 KiB`, `100 B`. */
+export function formatSize(bytes: number): string {
+  for (const [unit, size] of [
+    ["GiB", SIZE_BYTES.GiB!],
+    ["MiB", SIZE_BYTES.MiB!],
+    ["KiB", SIZE_BYTES.KiB!],
+  ] as const) {
+    if (bytes >= size && bytes % size === 0) return `${bytes / size} ${unit}`;
+  }
+  return `${bytes} B`;
+}

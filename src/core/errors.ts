@@ -23,6 +23,10 @@ export const ERROR_CATALOGUE = {
   too_many_columns: { status: 400, domain: "user", retryable: false },
   invalid_query: { status: 400, domain: "user", retryable: false },
   unsupported_sql: { status: 400, domain: "user", retryable: false },
+  /** A query result over the row or byte bound (src/analytics/duckdb/query-runner.ts); the message names it. */
+  result_too_large: { status: 400, domain: "user", retryable: false },
+  /** A query stopped at the per-query time limit; retrying the same query would be stopped again. */
+  query_timeout: { status: 400, domain: "user", retryable: false },
   unauthorized: { status: 401, domain: "user", retryable: false },
   token_expired: { status: 401, domain: "user", retryable: false },
   forbidden: { status: 403, domain: "user", retryable: false },

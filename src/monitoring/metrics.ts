@@ -348,6 +348,12 @@ export function createMetrics() {
       labelNames: ["reason"] as const,
       ...pushed,
     }),
+    queries: new Gauge({
+      name: "runnel_queries",
+      help: "SQL queries admitted and running, or waiting their turn, by state (running, queued).",
+      labelNames: ["state"] as const,
+      ...pulled,
+    }),
 
     // ── control DB, HTTP, readiness ──
     controlPoolConnections: new Gauge({

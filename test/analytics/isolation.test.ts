@@ -361,8 +361,33 @@ describe("guard rails", () => {
       [0, 1, 2, 3].map((o) => row(o, "A", { v: o })),
     );
     assert.equal((await small.query("SELECT * FROM e LIMIT 3", [], A)).rows.length, 3);
-    await assert.rejects(small.query("SELECT * FROM e", [], A), { code: "invalid_query", message: /LIMIT/ });
-    await assert.rejects(small.query("SELECT * FROM e", [], ALL), { code: "invalid_query", message: /LIMIT/ });
+    for (const scope of [A, ALL]) {
+      await assert.rejects(small.query("SELECT * FROM e", [], scope), {
+        code: "result_too_large",
+        message: /more than 3 rows/,
+      });
+    }
+  });
+
+  test("results over the byte limit are refused", async (t) => {
+    const small = createDuckDbAnalyticsStore({ maxResultBytes: 64 * 1024, sandbox: { warm: 0 } });
+    await small.open();
+    t.after(() => small.close());
+    await small.ensureTable(streamDef("e"));
+    await small.apply("e", 0, [row(0, "A", { v: 1 })]);
+    const rows = (n: number, length: number) =>
+      `WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < ${n}) SELECT repeat('x', ${length}) AS s FROM r, e`;
+    assert.equal((await small.query(rows(60, 1000), [], A)).rows.length, 60);
+    const huge = rows(100, 1_000_000);
+    for (const scope of [A, ALL]) {
+      await assert.rejects(small.query(huge, [], scope), (e: unknown) => {
+        assert.ok(isRunnelError(e));
+        assert.equal(e.code, "result_too_large");
+        assert.match(e.message, /larger than 64 KiB/);
+        assert.deepEqual(e.details, { limit: "bytes", max: 64 * 1024 });
+        return true;
+      });
+    }
   });
 
   test("queries past the time limit are interrupted", async (t) => {
@@ -375,7 +400,7 @@ describe("guard rails", () => {
       "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 100000000) SELECT count(*) FROM r, e";
     for (const scope of [A, ALL]) {
       const started = Date.now();
-      await assert.rejects(quick.query(slow, [], scope), { code: "invalid_query", message: /time limit/ });
+      await assert.rejects(quick.query(slow, [], scope), { code: "query_timeout", message: /time limit of 200 ms/ });
       assert.ok(Date.now() - started < 5000);
     }
   });

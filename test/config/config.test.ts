@@ -60,3 +60,38 @@ test("durations and sizes", () => {
   assert.equal(parseSize("4096"), 4096);
   assert.equal(parseSize("-1"), undefined);
 });
+
+test("query limits: defaults, bounds named in the refusal, and a user's share never above the whole", () => {
+  const defaults = loadConfig({}, { UV_THREADPOOL_SIZE: "4" });
+  assert.equal(defaults.query.maxRows, 100_000);
+  assert.equal(defaults.query.maxResultBytes, 32 * 1024 * 1024);
+  assert.equal(defaults.query.timeoutMs, 30_000);
+  assert.equal(defaults.query.memoryLimitBytes, 512 * 1024 * 1024);
+  // The default libuv pool (4 threads) leaves two for running queries, whatever the cores.
+  assert.equal(defaults.query.concurrency, 2);
+  assert.equal(defaults.query.userConcurrency, 1);
+  assert.equal(defaults.query.userQueue, 32);
+  assert.ok(Object.isFrozen(defaults.query));
+  assert.equal(loadConfig({}, { RUNNEL_QUERY_CONCURRENCY: "8" }).query.userConcurrency, 4);
+
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ RUNNEL_QUERY_MAX_ROWS: "0" }, /RUNNEL_QUERY_MAX_ROWS .* from 1 to 10000000/],
+    [{ RUNNEL_QUERY_MAX_BYTES: "1GiB" }, /RUNNEL_QUERY_MAX_BYTES .* from 1KiB to 256MiB, got "1GiB"/],
+    [{ RUNNEL_QUERY_MAX_BYTES: "big" }, /RUNNEL_QUERY_MAX_BYTES .* must be a size/],
+    [{ RUNNEL_QUERY_TIMEOUT: "10ms" }, /RUNNEL_QUERY_TIMEOUT .* from 100ms to 1h/],
+    [{ RUNNEL_QUERY_MEMORY: "1MiB" }, /RUNNEL_QUERY_MEMORY .* from 16MiB/],
+    [{ RUNNEL_QUERY_CONCURRENCY: "0" }, /RUNNEL_QUERY_CONCURRENCY/],
+    [
+      { RUNNEL_QUERY_CONCURRENCY: "2", RUNNEL_QUERY_USER_CONCURRENCY: "3" },
+      /RUNNEL_QUERY_USER_CONCURRENCY .* from 1 to 2/,
+    ],
+    [{ RUNNEL_QUERY_USER_QUEUE: "-1" }, /RUNNEL_QUERY_USER_QUEUE/],
+  ];
+  for (const [env, message] of cases) {
+    assert.throws(
+      () => loadConfig({}, env),
+      (e: unknown) => e instanceof ConfigError && message.test(e.message),
+      JSON.stringify(env),
+    );
+  }
+});

@@ -8,7 +8,10 @@ import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 
 export interface EngineLimits {
   readonly threads?: number;
+  /** DuckDB's memory_limit (its buffer manager: hash tables, sorts, materialised results). */
   readonly memoryLimit?: string;
+  /** DuckDB's max_temp_directory_size: how much may spill to disk ("0B": nothing). */
+  readonly maxTempSize?: string;
 }
 
 export async function openEngine(path: string, limits: EngineLimits = {}): Promise<DuckDBInstance> {
@@ -20,6 +23,7 @@ export async function openEngine(path: string, limits: EngineLimits = {}): Promi
   };
   if (limits.threads !== undefined) options.threads = String(limits.threads);
   if (limits.memoryLimit !== undefined) options.memory_limit = limits.memoryLimit;
+  if (limits.maxTempSize !== undefined) options.max_temp_directory_size = limits.maxTempSize;
   return DuckDBInstance.create(path, options);
 }
 
@@ -27,4 +31,16 @@ export async function openEngine(path: string, limits: EngineLimits = {}): Promi
 export async function lockEngine(connection: DuckDBConnection): Promise<void> {
   await connection.run("SET TimeZone = 'UTC'");
   await connection.run("SET lock_configuration = true");
+}
+
+/**
+ * How far a streamed result may run ahead of its reader, set on a connection that will run
+ * queries (DuckDB keeps it per connection and refuses it once the configuration is locked, so
+ * it is set before the lock). DuckDB counts only a chunk's fixed-width part against it (16 bytes
+ * per string), so at its default (976 KiB) it computed ~20 chunks of 2 048 rows before the first
+ * fetch whatever the strings weighed: 1.4 GB outside memory_limit for rows of 30 KB, before the
+ * result's byte bound could stop it. At 64 KB it is one or two chunks.
+ */
+export async function limitReadAhead(connection: DuckDBConnection): Promise<void> {
+  await connection.run("SET streaming_buffer_size = '64KB'");
 }

@@ -1,17 +1,44 @@
 /**
  * Runs one checked SELECT on a connection: DuckDB's own parser must agree it is exactly one
  * SELECT (prepare refuses several statements), parameters are bound (never spliced), the result
- * is read chunk by chunk up to a row limit, and a timer interrupts the connection past the
- * time limit.
+ * is read chunk by chunk and row by row, counted in rows and bytes as it arrives and refused the
+ * moment it passes either bound (so a huge result never exists in memory whole), and a timer
+ * interrupts the connections a query uses past the time limit.
  */
-import { type DuckDBConnection, type DuckDBPreparedStatement, StatementType } from "@duckdb/node-api";
+import {
+  type DuckDBConnection,
+  type DuckDBPreparedStatement,
+  type DuckDBType,
+  type DuckDBVector,
+  StatementType,
+} from "@duckdb/node-api";
+import { formatSize } from "../../config/units.js";
 import { isRunnelError, RunnelError } from "../../core/errors.js";
 import type { QueryResult } from "../types.js";
-import { toJsonValue, typeName } from "./results.js";
+import { jsonSize, toJsonValue, typeName } from "./results.js";
 
 export interface QueryLimits {
   readonly maxRows: number;
+  /** Bound on the rows' size as jsonSize() counts it. */
+  readonly maxBytes: number;
+  /** Applied by withTimeLimit() around everything a query does, copies of rows included. */
   readonly timeoutMs: number;
+}
+
+function tooManyRows(limits: QueryLimits): RunnelError {
+  return new RunnelError(
+    "result_too_large",
+    `the result has more than ${limits.maxRows} rows, the limit; add LIMIT or aggregate`,
+    { details: { limit: "rows", max: limits.maxRows } },
+  );
+}
+
+function tooManyBytes(limits: QueryLimits): RunnelError {
+  return new RunnelError(
+    "result_too_large",
+    `the result is larger than ${formatSize(limits.maxBytes)}, the limit; select fewer or shorter columns, or add LIMIT`,
+    { details: { limit: "bytes", max: limits.maxBytes } },
+  );
 }
 
 function bindParams(prepared: DuckDBPreparedStatement, params: readonly unknown[]): void {
@@ -32,6 +59,25 @@ function bindParams(prepared: DuckDBPreparedStatement, params: readonly unknown[
   });
 }
 
+/** Row `index` of a chunk whose column vectors are `vectors`, as JSON-ready values. */
+function readRow(
+  vectors: readonly DuckDBVector[],
+  index: number,
+  types: readonly DuckDBType[],
+  limits: QueryLimits,
+): unknown[] {
+  const row: unknown[] = new Array(vectors.length);
+  try {
+    for (let c = 0; c < vectors.length; c++) row[c] = toJsonValue(vectors[c]!.getItem(index), types[c]);
+  } catch (e) {
+    // One value longer than V8's longest string (~512 Mi characters) cannot be decoded at all;
+    // it is over any byte bound, so it is reported as one.
+    if (e instanceof Error && /string longer than/i.test(e.message)) throw tooManyBytes(limits);
+    throw e;
+  }
+  return row;
+}
+
 /** Engine errors → API errors; the engine's message names what was wrong. */
 export function engineError(e: unknown): RunnelError {
   if (isRunnelError(e)) return e;
@@ -45,22 +91,47 @@ export function engineError(e: unknown): RunnelError {
     return new RunnelError("invalid_query", message, { cause: e });
   }
   if (/^Out of Memory Error/i.test(message)) {
-    return new RunnelError("invalid_query", `query needs too much memory: ${message}`, { cause: e });
+    return new RunnelError("invalid_query", `the query needs more memory than its limit: ${message}`, { cause: e });
   }
   return new RunnelError("internal", `query failed: ${message}`, { cause: e });
 }
 
+/**
+ * Runs `work` on `connections` under the time limit: past it every one of them is interrupted
+ * (a `user` query copies the caller's rows, then runs in the sandbox: both count) and the work
+ * fails with query_timeout.
+ */
+export async function withTimeLimit<T>(
+  connections: readonly DuckDBConnection[],
+  timeoutMs: number,
+  work: () => Promise<T>,
+): Promise<T> {
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    for (const c of connections) c.interrupt();
+  }, timeoutMs);
+  try {
+    return await work();
+  } catch (e) {
+    if (!timedOut) throw e;
+    throw new RunnelError(
+      "query_timeout",
+      `the query ran longer than the time limit of ${timeoutMs} ms and was stopped`,
+      { details: { limitMs: timeoutMs } },
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Runs the SELECT and reads its result within the row and byte bounds (the caller sets the time limit). */
 export async function runSelect(
   connection: DuckDBConnection,
   sql: string,
   params: readonly unknown[],
   limits: QueryLimits,
 ): Promise<QueryResult> {
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    connection.interrupt();
-  }, limits.timeoutMs);
   try {
     const prepared = await connection.prepare(sql);
     try {
@@ -72,22 +143,28 @@ export async function runSelect(
       const types = result.columnTypes();
       const columns = result.columnNames().map((name, i) => ({ name, type: typeName(types[i]!) }));
       const rows: unknown[][] = [];
+      let bytes = 0;
       for (;;) {
         const chunk = await result.fetchChunk();
         if (chunk === null || chunk.rowCount === 0) break;
-        if (rows.length + chunk.rowCount > limits.maxRows) {
-          throw new RunnelError("invalid_query", `result too large (over ${limits.maxRows} rows); add LIMIT`);
+        if (rows.length + chunk.rowCount > limits.maxRows) throw tooManyRows(limits);
+        // Row by row rather than chunk.getRows(): a chunk is up to 2048 rows, and 2048 long
+        // strings decoded at once could be gigabytes before the count stopped them. Through the
+        // column vectors, fetched once per chunk: as fast as getRows() (chunk.getRowValues() per
+        // row cost ~9% more on 100 000 rows of 5 columns).
+        const vectors = types.map((_, c) => chunk.getColumnVector(c));
+        for (let r = 0; r < chunk.rowCount; r++) {
+          const row = readRow(vectors, r, types, limits);
+          bytes += jsonSize(row) + 1;
+          if (bytes > limits.maxBytes) throw tooManyBytes(limits);
+          rows.push(row);
         }
-        for (const row of chunk.getRows()) rows.push(row.map((v, i) => toJsonValue(v, types[i])));
       }
       return { columns, rows };
     } finally {
       prepared.destroySync();
     }
   } catch (e) {
-    if (timedOut) throw new RunnelError("invalid_query", `query exceeded the time limit of ${limits.timeoutMs} ms`);
     throw engineError(e);
-  } finally {
-    clearTimeout(timer);
   }
 }

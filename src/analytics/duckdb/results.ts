@@ -1,6 +1,7 @@
 /**
  * DuckDB values → JSON-ready values (the API's contract): integers beyond 2^53 and timestamps
- * as strings, JSON columns parsed, lists and structs as arrays and objects.
+ * as strings, JSON columns parsed, lists and structs as arrays and objects; and what each costs
+ * in the answer, so a result can be bounded in bytes while it is read.
  */
 import {
   DuckDBArrayValue,
@@ -102,4 +103,33 @@ export function toJsonValue(value: DuckDBValue, type: DuckDBType | undefined): u
   if (value instanceof DuckDBUnionValue) return toJsonValue(value.value, undefined);
   // TIME, INTERVAL, UUID, BLOB, BIT and the rest: DuckDB's own text form.
   return value.toString();
+}
+
+/**
+ * Bytes a JSON-ready value adds to the answer, counted without serialising it: a string's length
+ * plus its quotes (escapes and multi-byte characters not counted, so a bound on this is a bound
+ * on the memory the strings hold rather than on the exact JSON), 8 per number, the members of
+ * arrays and objects with their separators and keys.
+ */
+export function jsonSize(value: unknown): number {
+  switch (typeof value) {
+    case "string":
+      return value.length + 2;
+    case "number":
+      return 8;
+    case "boolean":
+      return 5;
+    case "object":
+      break;
+    default:
+      return 4;
+  }
+  if (value === null) return 4;
+  let size = 2;
+  if (Array.isArray(value)) {
+    for (const item of value) size += jsonSize(item) + 1;
+    return size;
+  }
+  for (const [key, item] of Object.entries(value)) size += key.length + 4 + jsonSize(item);
+  return size;
 }

@@ -6,7 +6,7 @@
  * ahead of time because creating one costs ~15 ms while copying a few thousand rows costs ~1 ms.
  */
 import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
-import { type EngineLimits, lockEngine, openEngine } from "./engine.js";
+import { type EngineLimits, limitReadAhead, lockEngine, openEngine } from "./engine.js";
 
 export interface Sandbox {
   readonly instance: DuckDBInstance;
@@ -17,6 +17,7 @@ export interface Sandbox {
 async function createSandbox(limits: EngineLimits): Promise<Sandbox> {
   const instance = await openEngine(":memory:", limits);
   const connection = await instance.connect();
+  await limitReadAhead(connection);
   await lockEngine(connection);
   return {
     instance,

@@ -20,7 +20,8 @@ import {
 import { BASE_COLUMNS, type ColumnType, columnKey, declaredColumns, fromCatalogType } from "./column-types.js";
 import { lockEngine, openEngine } from "./engine.js";
 import { quoteIdent } from "./identifiers.js";
-import { engineError, type QueryLimits, runSelect } from "./query-runner.js";
+import { engineError, type QueryLimits, runSelect, withTimeLimit } from "./query-runner.js";
+import { ReaderPool } from "./readers.js";
 import { typeName } from "./results.js";
 import { SandboxPool } from "./sandbox.js";
 import {
@@ -36,13 +37,33 @@ import {
 export interface DuckDbAnalyticsStoreOptions {
   /** Database file; in-memory when undefined. */
   readonly path?: string;
-  /** Result rows above this fail with "result too large; add LIMIT". Default 100 000. */
+  /** Connections for queries on the store (each query holds one). Default 4. */
+  readonly readers?: number;
+  /** Results over this many rows fail with result_too_large. Default 100 000. */
   readonly maxRows?: number;
-  /** Queries running longer are interrupted. Default 30 s. */
+  /** Results larger than this (bytes, as jsonSize() counts) fail with result_too_large. Default 32 MiB. */
+  readonly maxResultBytes?: number;
+  /** Queries running longer are interrupted (query_timeout). Default 30 s. */
   readonly queryTimeoutMs?: number;
-  /** Per-user sandboxes: threads and memory each; how many are kept warm; how many run at once. */
-  readonly sandbox?: { threads?: number; memoryLimit?: string; warm?: number; concurrency?: number };
+  /**
+   * Per-user sandboxes: DuckDB threads and memory limit of each (each runs one query, so these
+   * are per-query limits), and how many are kept warm. How many run at once is the query
+   * scheduler's business (src/analytics/query-scheduler.ts), not the store's.
+   */
+  readonly sandbox?: { threads?: number; memoryLimit?: string; warm?: number };
 }
+
+/**
+ * Defaults of a store built without settings (tests, tools); the server passes the configured
+ * ones (src/config/config.ts, whose defaults are the same numbers in human units).
+ */
+export const QUERY_DEFAULTS = {
+  maxRows: 100_000,
+  maxResultBytes: 32 * 1024 * 1024,
+  queryTimeoutMs: 30_000,
+  sandboxThreads: 1,
+  sandboxMemoryLimit: "512MiB",
+} as const;
 
 /** Rows of one partition, in offset order. */
 export interface PartitionRows {
@@ -71,27 +92,10 @@ class Mutex {
   }
 }
 
-/** Caps concurrent sandboxes, each of which holds a copy of the caller's rows in memory. */
-class Semaphore {
-  private readonly waiting: (() => void)[] = [];
-  constructor(private free: number) {}
-  async acquire(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
-  }
-  release(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.free++;
-  }
-}
-
 export class DuckDbAnalyticsStore implements AnalyticsStore {
   private instance: DuckDBInstance | undefined;
   private writer: DuckDBConnection | undefined;
+  private readers: ReaderPool | undefined;
   private readonly schemas = new Map<string, FieldColumns>();
   /** Committed next offset per partition, per stream applied to since open. */
   private readonly positions = new Map<string, Map<number, number>>();
@@ -99,17 +103,25 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
   /** One apply at a time per stream, so its schema changes and rows stay in order. */
   private readonly streamLocks = new Map<string, Mutex>();
   private readonly sandboxes: SandboxPool;
-  private readonly sandboxSlots: Semaphore;
   private readonly limits: QueryLimits;
 
   constructor(private readonly options: DuckDbAnalyticsStoreOptions = {}) {
-    this.limits = { maxRows: options.maxRows ?? 100_000, timeoutMs: options.queryTimeoutMs ?? 30_000 };
+    this.limits = {
+      maxRows: options.maxRows ?? QUERY_DEFAULTS.maxRows,
+      maxBytes: options.maxResultBytes ?? QUERY_DEFAULTS.maxResultBytes,
+      timeoutMs: options.queryTimeoutMs ?? QUERY_DEFAULTS.queryTimeoutMs,
+    };
     const sb = options.sandbox ?? {};
     this.sandboxes = new SandboxPool(
-      { threads: sb.threads ?? 2, memoryLimit: sb.memoryLimit ?? "512MB" },
+      {
+        threads: sb.threads ?? QUERY_DEFAULTS.sandboxThreads,
+        memoryLimit: sb.memoryLimit ?? QUERY_DEFAULTS.sandboxMemoryLimit,
+        // A sandbox is in memory and must stay there: its spill files would go to the process's
+        // working directory (DuckDB's default `.tmp`), shared by every sandbox, up to 90% of the disk.
+        maxTempSize: "0B",
+      },
       sb.warm ?? 2,
     );
-    this.sandboxSlots = new Semaphore(sb.concurrency ?? 4);
   }
 
   async open(): Promise<void> {
@@ -117,6 +129,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
     const instance = await openEngine(this.options.path ?? ":memory:");
     const writer = await instance.connect();
     await writer.run(CREATE_POSITIONS_SQL);
+    this.readers = await ReaderPool.open(instance, this.options.readers ?? 4);
     await lockEngine(writer);
     this.instance = instance;
     this.writer = writer;
@@ -134,8 +147,10 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
     // Schema changes run outside the write lock: closing under one would abort the process.
     await Promise.all([...this.streamLocks.values()].map((lock) => lock.run(async () => {})));
     await this.writeLock.run(async () => {
+      this.readers?.close();
       this.writer?.closeSync();
       this.instance?.closeSync();
+      this.readers = undefined;
       this.writer = undefined;
       this.instance = undefined;
     });
@@ -304,28 +319,27 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
   }
 
   async query(sql: string, params: readonly unknown[], scope: QueryScope): Promise<QueryResult> {
-    const instance = this.instance;
-    if (!instance) throw new RunnelError("not_ready", "analytics store is not open");
+    const readers = this.readers;
+    if (!readers) throw new RunnelError("not_ready", "analytics store is not open");
     const checked = await checkQuery(sql, new Set(this.schemas.keys()));
-    const source = await instance.connect();
+    const { timeoutMs } = this.limits;
     try {
-      if (scope.kind === "all") return await runSelect(source, sql, params, this.limits);
-      await this.sandboxSlots.acquire();
-      try {
+      return await readers.use(async (source) => {
+        if (scope.kind === "all") {
+          return withTimeLimit([source], timeoutMs, () => runSelect(source, sql, params, this.limits));
+        }
         const sandbox = await this.sandboxes.take();
         try {
-          for (const table of checked.tables) await copyUserRows(source, sandbox.connection, table, scope.userId);
-          return await runSelect(sandbox.connection, sql, params, this.limits);
+          return await withTimeLimit([source, sandbox.connection], timeoutMs, async () => {
+            for (const table of checked.tables) await copyUserRows(source, sandbox.connection, table, scope.userId);
+            return runSelect(sandbox.connection, sql, params, this.limits);
+          });
         } finally {
           sandbox.dispose();
         }
-      } finally {
-        this.sandboxSlots.release();
-      }
+      });
     } catch (e) {
       throw engineError(e);
-    } finally {
-      source.closeSync();
     }
   }
 

@@ -194,7 +194,12 @@ export const DOCS: Readonly<Record<string, RouteDoc>> = {
     success: 204,
   },
   "POST /api/v1/sources/:name/restart": { summary: "Stop and start a source again (admin)", tag: "sources" },
-  "POST /api/v1/query": { summary: "One read-only SELECT, scoped to the caller", tag: "query" },
+  "POST /api/v1/query": {
+    summary:
+      "One read-only SELECT, scoped to the caller; bounded in rows, bytes and time (400 result_too_large, " +
+      "query_timeout), admitted fairly across users (429 overloaded with Retry-After past the caller's queue)",
+    tag: "query",
+  },
   "POST /api/v1/pipelines": { summary: "Create a continuous query (admin)", tag: "pipelines", success: 201 },
   "GET /api/v1/pipelines": { summary: "All pipelines (admin, analyst)", tag: "pipelines" },
   "GET /api/v1/pipelines/:name": { summary: "One pipeline (admin, analyst)", tag: "pipelines" },

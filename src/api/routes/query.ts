@@ -22,21 +22,34 @@ export function registerQueryRoutes(app: FastifyInstance, services: ApiServices)
         },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const principal = await principalOf(request, services);
       const scope: QueryScope =
         principal.role === "user" ? { kind: "user", userId: principal.username } : { kind: "all" };
+      const { sql, params = [] } = request.body;
       const stopTimer = services.metrics.queryDuration.startTimer();
+      // A query still waiting for its turn when the client hangs up is dropped from the queue.
+      // (The response's "close", not the request's: that one fires once the body has been read.)
+      const gone = new AbortController();
+      const onClose = () => gone.abort(new RunnelError("invalid_input", "the client closed the connection"));
+      reply.raw.once("close", onClose);
       try {
-        const result = await services.analytics.query(request.body.sql, request.body.params ?? [], scope);
+        // Charged to the user, whichever of their tokens or keys asked.
+        const result = await services.queries.run(
+          principal.userId,
+          () => services.analytics.query(sql, params, scope),
+          gone.signal,
+        );
         stopTimer({ outcome: "ok" });
         return result;
       } catch (caught) {
         const e = await explainLogOnly(caught, services);
-        const refused = e instanceof RunnelError && e.domain === "user";
+        const refused = e instanceof RunnelError && (e.domain === "user" || e.code === "overloaded");
         stopTimer({ outcome: refused ? "refused" : "error" });
         if (refused) services.metrics.queryRefusals.inc({ reason: e.code });
         throw e;
+      } finally {
+        reply.raw.off("close", onClose);
       }
     },
   );
