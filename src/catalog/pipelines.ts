@@ -48,6 +48,7 @@ const IDLE_STATS: PipelineStats = {
   lag: 0,
   failures: 0,
   lastProgressAt: undefined,
+  deadLetters: 0,
 };
 
 /** Where a windowed pipeline's too-late events go: a stream queryable like its results. */

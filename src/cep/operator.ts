@@ -223,16 +223,24 @@ export class CepOperator {
     this.nfa = rule.nfa as Nfa<MetaEvent>;
   }
 
-  /** Feeds one event; matches it completes (now or once the watermark passes it) go to the listener. */
-  process(key: string, ts: number, value: MetaEvent): void {
+  /**
+   * Feeds one event; matches it completes (now or once the watermark passes it) go to the listener.
+   *
+   * `clock` is when the log took the event (its append time): the event moves this operator's time
+   * only up to it, so an event stamped in the future waits in the buffer for its own time instead
+   * of making every other key's events late (docs/cep.md, "Event time and the log's clock").
+   * Without it (a bounded input, the FlinkCEP differential) time follows event time alone.
+   */
+  process(key: string, ts: number, value: MetaEvent, clock: number = ts): void {
     if (ts < this.watermark) {
       this.late++;
       return;
     }
-    if (ts > this.maxTs) this.maxTs = ts;
+    const t = ts < clock ? ts : clock;
+    if (t > this.maxTs) this.maxTs = t;
     const wm = this.maxTs - this.rule.lateness;
-    if (this.rule.lateness === 0 && this.pending.size === 0 && ts >= this.watermark) {
-      // In order and no lateness allowed: process at once, skipping the buffer.
+    if (this.rule.lateness === 0 && this.pending.size === 0 && ts === t) {
+      // In order, not ahead of the log's clock, no lateness allowed: process at once, skipping the buffer.
       this.watermark = wm;
       this.processEvent(key, ts, value);
       if (this.timers.size > 0) this.fireTimers(wm);

@@ -9,6 +9,14 @@
  *   StatusWatermarkValve does when its last active channel goes idle: otherwise partitions that
  *   fall idle in the same round (one that never had data, one that went quiet) would never let
  *   the data already seen close its windows.
+ *
+ * One departure from Flink, because Runnel's partitions hold many users' events: a record moves
+ * its partition's time only up to when the log took it (its append time; a Kafka record's
+ * ingest-time header, or its timestamp, which Kafka 4 keeps within an hour of the broker's clock).
+ * An event stamped in the future (9999-12-31) would otherwise move the partition's time to the
+ * end of time and make every later event of every user in it late; bounded by the log's clock it
+ * waits for its own time in its window, and every other event is judged against real progress.
+ * For ordinary events, stamped before they are appended, nothing changes.
  */
 export interface WatermarkOptions {
   readonly outOfOrdernessMs: number;
@@ -44,9 +52,10 @@ export class WatermarkTracker {
     }
   }
 
-  /** Hot path: called once per event. */
-  observe(partition: number, timestamp: number): void {
-    if (timestamp > (this.maxTimestamp[partition] as number)) this.maxTimestamp[partition] = timestamp;
+  /** Hot path: called once per event; `appendTime` is when the log took it (see above; absent: unbounded). */
+  observe(partition: number, timestamp: number, appendTime = Number.POSITIVE_INFINITY): void {
+    const t = timestamp < appendTime ? timestamp : appendTime;
+    if (t > (this.maxTimestamp[partition] as number)) this.maxTimestamp[partition] = t;
   }
 
   /** A read of `partition` returned records (`delivered`) or nothing, at processing time `now`. */
