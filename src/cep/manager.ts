@@ -95,6 +95,7 @@ export class RuleManager implements BlockList {
         rule: { id, name: current.rule.name },
         keys: runner.activeKeys(),
         partialMatches: runner.partialMatches(),
+        late: runner.late(),
       })),
     );
     for (const b of await this.options.control.listBlocks()) this.blocked.add(blockKey(b.userId, b.stream));

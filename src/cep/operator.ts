@@ -236,7 +236,7 @@ export class CepOperator {
       this.late++;
       return;
     }
-    const t = ts < clock ? ts : clock;
+    const t = Math.min(ts, clock);
     if (t > this.maxTs) this.maxTs = t;
     const wm = this.maxTs - this.rule.lateness;
     if (this.rule.lateness === 0 && this.pending.size === 0 && ts === t) {

@@ -54,7 +54,7 @@ export class WatermarkTracker {
 
   /** Hot path: called once per event; `appendTime` is when the log took it (see above; absent: unbounded). */
   observe(partition: number, timestamp: number, appendTime = Number.POSITIVE_INFINITY): void {
-    const t = timestamp < appendTime ? timestamp : appendTime;
+    const t = Math.min(timestamp, appendTime);
     if (t > (this.maxTimestamp[partition] as number)) this.maxTimestamp[partition] = t;
   }
 
