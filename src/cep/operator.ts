@@ -13,6 +13,7 @@
  * op.advanceWatermark(Number.POSITIVE_INFINITY); // end of input: flush everything
  */
 import { RunnelError } from "../core/errors.js";
+import { eventTimeProgress } from "../stream/time/event-clock.js";
 import { type Match, Nfa, type NfaKeyState } from "./nfa/nfa.js";
 import { type KeyStateSnapshot, restoreKeyState, snapshotKeyState } from "./nfa/snapshot.js";
 import type { CompiledRule, EventValue } from "./rule/compile.js";
@@ -227,16 +228,16 @@ export class CepOperator {
    * Feeds one event; matches it completes (now or once the watermark passes it) go to the listener.
    *
    * `clock` is when the log took the event (its append time): the event moves this operator's time
-   * only up to it, so an event stamped in the future waits in the buffer for its own time instead
-   * of making every other key's events late (docs/cep.md, "Event time and the log's clock").
+   * no further than that (src/stream/time/event-clock.ts), so an event stamped in the future waits
+   * in the buffer for its own time instead of making every other key's events late (docs/cep.md).
    * Without it (a bounded input, the FlinkCEP differential) time follows event time alone.
    */
-  process(key: string, ts: number, value: MetaEvent, clock: number = ts): void {
+  process(key: string, ts: number, value: MetaEvent, clock = Number.POSITIVE_INFINITY): void {
     if (ts < this.watermark) {
       this.late++;
       return;
     }
-    const t = Math.min(ts, clock);
+    const t = eventTimeProgress(ts, clock);
     if (t > this.maxTs) this.maxTs = t;
     const wm = this.maxTs - this.rule.lateness;
     if (this.rule.lateness === 0 && this.pending.size === 0 && ts === t) {

@@ -1,3 +1,5 @@
+import { eventTimeProgress } from "./event-clock.js";
+
 /**
  * Per-partition watermarks with bounded out-of-orderness, combined as Flink combines the
  * watermarks of parallel inputs (WatermarkOutputMultiplexer):
@@ -11,12 +13,11 @@
  *   the data already seen close its windows.
  *
  * One departure from Flink, because Runnel's partitions hold many users' events: a record moves
- * its partition's time only up to when the log took it (its append time; a Kafka record's
- * ingest-time header, or its timestamp, which Kafka 4 keeps within an hour of the broker's clock).
- * An event stamped in the future (9999-12-31) would otherwise move the partition's time to the
- * end of time and make every later event of every user in it late; bounded by the log's clock it
- * waits for its own time in its window, and every other event is judged against real progress.
- * For ordinary events, stamped before they are appended, nothing changes.
+ * its partition's time no further than the log's clock when it took the record
+ * (./event-clock.ts). An event stamped in the future (9999-12-31) would otherwise move the
+ * partition's time to the end of time and make every later event of every user in it late;
+ * instead it waits for its own time in its window. For ordinary events, stamped before they are
+ * appended, nothing changes.
  */
 export interface WatermarkOptions {
   readonly outOfOrdernessMs: number;
@@ -54,7 +55,7 @@ export class WatermarkTracker {
 
   /** Hot path: called once per event; `appendTime` is when the log took it (see above; absent: unbounded). */
   observe(partition: number, timestamp: number, appendTime = Number.POSITIVE_INFINITY): void {
-    const t = Math.min(timestamp, appendTime);
+    const t = eventTimeProgress(timestamp, appendTime);
     if (t > (this.maxTimestamp[partition] as number)) this.maxTimestamp[partition] = t;
   }
 
