@@ -43,8 +43,8 @@ export interface RuleView extends RuleRecord {
     readonly late: number;
     /** Records moved to the stream's dead-letter stream. */
     readonly deadLetters: number;
-    /** While the rule keeps failing (its rounds retried with back-off): since when and why. */
-    readonly failing?: { readonly since: string; readonly attempts: number; readonly error: string };
+    /** While the rule keeps failing (its rounds retried with back-off): since when (epoch ms, as pipelines'), how often, why. */
+    readonly failing?: { readonly since: number; readonly attempts: number; readonly error: string };
     readonly webhook: WebhookStats;
   };
 }
@@ -376,11 +376,7 @@ export class RuleManager implements BlockList {
         late: r?.late() ?? 0,
         deadLetters: r?.deadLetters ?? 0,
         ...(failing !== undefined && {
-          failing: {
-            since: new Date(failing.since).toISOString(),
-            attempts: failing.attempts,
-            error: errorText(failing.error),
-          },
+          failing: { since: failing.since, attempts: failing.attempts, error: errorText(failing.error) },
         }),
         webhook: this.webhookStats.get(rule.id) ?? { sent: 0, failures: 0, lastError: undefined },
       },
