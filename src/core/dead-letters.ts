@@ -16,7 +16,7 @@
  */
 import type { EventLog, LogRecord } from "../log/types.js";
 import { DEAD_LETTER_SUFFIX, type StreamAccess } from "../sources/deliver.js";
-import { HEADER_OUTPUT_ID } from "../stream/headers.js";
+import { collectOutputIds, HEADER_OUTPUT_ID } from "../stream/headers.js";
 import { errorText } from "./record-fault.js";
 
 /** Letters keep at most this much of the record (as deliver.ts keeps of a refused payload). */
@@ -118,21 +118,7 @@ export class DeadLetters implements DeadLetterSink {
       }
     }
     const ids = new Set<string>();
-    const [starts, ends] = await Promise.all([log.startOffsets(name), log.endOffsets(name)]);
-    for (let p = 0; p < ends.length; p++) {
-      let offset = starts[p] ?? 0;
-      const end = ends[p] ?? 0;
-      while (offset < end) {
-        const records = await log.read(name, p, offset, { maxRecords: 1000 });
-        const last = records[records.length - 1];
-        if (last === undefined) break;
-        for (const r of records) {
-          const id = r.headers?.[HEADER_OUTPUT_ID];
-          if (id !== undefined) ids.add(id);
-        }
-        offset = last.offset + 1;
-      }
-    }
+    await collectOutputIds(log, name, await log.startOffsets(name), ids);
     return ids;
   }
 }

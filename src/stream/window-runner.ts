@@ -7,7 +7,7 @@ import type { AppendRecord, EventLog } from "../log/types.js";
 import { type Checkpoint, type CheckpointStore, LogCheckpointStore } from "./checkpoint.js";
 import { decodeRecord, encodeValue } from "./codec.js";
 import type { StreamEvent } from "./event.js";
-import { HEADER_OUTPUT_ID } from "./headers.js";
+import { collectOutputIds, HEADER_OUTPUT_ID } from "./headers.js";
 import { type PipelineOptions, parsePipelineOptions } from "./options.js";
 import type { PipelineStats } from "./runner.js";
 import { SqlEvalError } from "./sql/values.js";
@@ -246,8 +246,8 @@ export class WindowedPipelineRunner {
       lateFrom = config.lateStream === undefined ? [] : await log.startOffsets(config.lateStream);
     }
     const written = new Set<string>();
-    await this.collectIds(config.outputStream, outputFrom, written);
-    if (config.lateStream !== undefined) await this.collectIds(config.lateStream, lateFrom, written);
+    await collectOutputIds(log, config.outputStream, outputFrom, written);
+    if (config.lateStream !== undefined) await collectOutputIds(log, config.lateStream, lateFrom, written);
     this.written = written;
     this.needsRecovery = false;
     if (checkpoint === undefined) {
@@ -263,24 +263,6 @@ export class WindowedPipelineRunner {
     if (config.plan === undefined)
       throw new RunnelError("internal", `job ${config.name} has neither a plan nor an operator`);
     return new WindowOperator(config.plan, { pipeline: config.name, allowedLatenessMs: this.opts.allowedLatenessMs });
-  }
-
-  private async collectIds(stream: string, from: readonly number[], into: Set<string>): Promise<void> {
-    const ends = await this.log.endOffsets(stream);
-    for (let p = 0; p < ends.length; p++) {
-      let offset = from[p] ?? 0;
-      const end = ends[p] ?? 0;
-      while (offset < end) {
-        const records = await this.log.read(stream, p, offset, { maxRecords: 1000 });
-        const last = records[records.length - 1];
-        if (last === undefined) break;
-        for (const r of records) {
-          const id = r.headers?.[HEADER_OUTPUT_ID];
-          if (id !== undefined) into.add(id);
-        }
-        offset = last.offset + 1;
-      }
-    }
   }
 
   /** One chunk per partition; true when anything was read. */
