@@ -35,6 +35,9 @@ const CLOSE_BRACKET = 0x5d;
 /** Throws PoisonRecordError when the JSON text `value` nests deeper than MAX_RECORD_DEPTH. */
 export function checkRecordDepth(value: Uint8Array): void {
   if (value.length <= SCAN_FROM_BYTES) return;
+  // Fewer opening brackets than the limit cannot nest deeper: counted with native searches, so
+  // a large ordinary record costs a few of them instead of a walk over every byte.
+  if (openingsAtMost(value, MAX_RECORD_DEPTH)) return;
   let depth = 0;
   let inString = false;
   for (let i = 0; i < value.length; i++) {
@@ -49,6 +52,16 @@ export function checkRecordDepth(value: Uint8Array): void {
       }
     } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) depth--;
   }
+}
+
+function openingsAtMost(value: Uint8Array, limit: number): boolean {
+  // A Buffer view (no copy) searches with memchr; a Uint8Array's indexOf walks element by element.
+  const bytes = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  let n = 0;
+  for (let i = bytes.indexOf(OPEN_BRACE); i >= 0; i = bytes.indexOf(OPEN_BRACE, i + 1)) if (++n > limit) return false;
+  for (let i = bytes.indexOf(OPEN_BRACKET); i >= 0; i = bytes.indexOf(OPEN_BRACKET, i + 1))
+    if (++n > limit) return false;
+  return true;
 }
 
 const STACK_OVERFLOW = "Maximum call stack size exceeded";
