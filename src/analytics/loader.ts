@@ -190,7 +190,7 @@ class Follower {
   private async deadLetter(record: LogRecord, error: unknown): Promise<void> {
     const stream = this.definition.name;
     const sink = this.opts.deadLetters;
-    if (sink !== undefined) await sink.send({ consumer: `analytics/${stream}`, stream, record, error });
+    if (sink !== undefined) await sink.send([{ consumer: `analytics/${stream}`, stream, record, error }]);
     else
       (this.opts.onError ?? defaultOnError)(
         new Error(`skipped ${record.partition}/${record.offset}: ${errorText(error)}`),

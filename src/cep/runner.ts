@@ -199,12 +199,10 @@ export class RuleRunner {
 
   /** Hands the dead letters and the matches not yet stored on, the matches in one call. */
   private async store(): Promise<void> {
-    const sink = this.options.deadLetters;
-    while (this.unsentLetters.length > 0) {
-      const letter = this.unsentLetters[0] as DeadLetter;
-      if (sink !== undefined) await sink.send(letter);
-      this.unsentLetters.shift();
-      this.deadLetters++;
+    if (this.unsentLetters.length > 0) {
+      await this.options.deadLetters?.send(this.unsentLetters);
+      this.deadLetters += this.unsentLetters.length;
+      this.unsentLetters = [];
     }
     if (this.unsent.length > 0) {
       await this.options.sink(this.unsent);

@@ -12,7 +12,7 @@
  *
  * @example
  * const letters = new DeadLetters({ log, streams, now: () => Date.now() });
- * await letters.send({ consumer: "rule/fraud", stream: "tx", record, error });
+ * await letters.send([{ consumer: "rule/fraud", stream: "tx", record, error }]);
  */
 import type { EventLog, LogRecord } from "../log/types.js";
 import { DEAD_LETTER_SUFFIX, type StreamAccess } from "../sources/deliver.js";
@@ -30,9 +30,12 @@ export interface DeadLetter {
   readonly error: unknown;
 }
 
-/** What a consumer is given: `send` resolves once the letter is durable (or was already). */
+/**
+ * What a consumer is given: `send` resolves once every letter is durable (or was already), the
+ * letters of one stream in one append.
+ */
 export interface DeadLetterSink {
-  send(letter: DeadLetter): Promise<void>;
+  send(letters: readonly DeadLetter[]): Promise<void>;
 }
 
 export interface DeadLettersOptions {
@@ -55,45 +58,49 @@ export class DeadLetters implements DeadLetterSink {
 
   constructor(private readonly options: DeadLettersOptions) {}
 
-  send(letter: DeadLetter): Promise<void> {
-    const next = this.queue.then(() => this.write(letter));
+  send(letters: readonly DeadLetter[]): Promise<void> {
+    if (letters.length === 0) return Promise.resolve();
+    const next = this.queue.then(() => this.write(letters));
     this.queue = next.catch(() => undefined);
     return next;
   }
 
-  private async write(letter: DeadLetter): Promise<void> {
-    const { log, now } = this.options;
-    const { consumer, stream, record, error } = letter;
-    const name = `${stream}${DEAD_LETTER_SUFFIX}`;
+  private async write(letters: readonly DeadLetter[]): Promise<void> {
+    const byStream = new Map<string, DeadLetter[]>();
+    for (const letter of letters) {
+      const name = `${letter.stream}${DEAD_LETTER_SUFFIX}`;
+      const group = byStream.get(name);
+      if (group === undefined) byStream.set(name, [letter]);
+      else group.push(letter);
+    }
+    for (const [name, group] of byStream) await this.writeTo(name, group);
+  }
+
+  private async writeTo(name: string, letters: readonly DeadLetter[]): Promise<void> {
     const ids = await this.idsOf(name);
-    const id = `${consumer}@${record.partition}:${record.offset}`;
-    if (ids.has(id)) return;
-    const at = now();
-    const payload =
-      record.value.length > MAX_PAYLOAD_BYTES ? record.value.subarray(0, MAX_PAYLOAD_BYTES) : record.value;
-    const value = {
-      // Not a user's event: an account name cannot contain ":", so role `user` never sees these.
-      user_id: `consumer:${consumer}`,
-      consumer,
-      stream,
-      partition: record.partition,
-      offset: record.offset,
-      key: record.key,
-      event_time: new Date(record.timestamp).toISOString(),
-      reason: errorText(error),
-      payload: decoder.decode(payload),
-      received_at: new Date(at).toISOString(),
-    };
-    await log.append(name, [
-      {
-        key: value.user_id,
-        timestamp: at,
-        value: encoder.encode(JSON.stringify(value)),
-        headers: { [HEADER_OUTPUT_ID]: id },
-      },
-    ]);
-    ids.add(id);
-    this.options.onDeadLetter?.(letter);
+    const at = this.options.now();
+    const fresh = new Map<string, DeadLetter>();
+    for (const letter of letters) {
+      const id = idOf(letter);
+      if (!ids.has(id)) fresh.set(id, letter);
+    }
+    if (fresh.size === 0) return;
+    await this.options.log.append(
+      name,
+      [...fresh].map(([id, letter]) => {
+        const value = letterValue(letter, at);
+        return {
+          key: value.user_id,
+          timestamp: at,
+          value: encoder.encode(JSON.stringify(value)),
+          headers: { [HEADER_OUTPUT_ID]: id },
+        };
+      }),
+    );
+    for (const [id, letter] of fresh) {
+      ids.add(id);
+      this.options.onDeadLetter?.(letter);
+    }
   }
 
   private idsOf(name: string): Promise<Set<string>> {
@@ -121,4 +128,25 @@ export class DeadLetters implements DeadLetterSink {
     await collectOutputIds(log, name, await log.startOffsets(name), ids);
     return ids;
   }
+}
+
+function idOf({ consumer, record }: DeadLetter): string {
+  return `${consumer}@${record.partition}:${record.offset}`;
+}
+
+function letterValue({ consumer, stream, record, error }: DeadLetter, at: number) {
+  const payload = record.value.length > MAX_PAYLOAD_BYTES ? record.value.subarray(0, MAX_PAYLOAD_BYTES) : record.value;
+  return {
+    // Not a user's event: an account name cannot contain ":", so role `user` never sees these.
+    user_id: `consumer:${consumer}`,
+    consumer,
+    stream,
+    partition: record.partition,
+    offset: record.offset,
+    key: record.key,
+    event_time: new Date(record.timestamp).toISOString(),
+    reason: errorText(error),
+    payload: decoder.decode(payload),
+    received_at: new Date(at).toISOString(),
+  };
 }

@@ -171,9 +171,10 @@ export class PipelineRunner {
       const result = processChunk(this.name, operator, records);
       // Letters before outputs: recovery resumes after the last output written, so a record
       // before it must already have its letter (a replay finds it and writes none).
-      for (const { record, error } of result.failed) {
-        await this.options.deadLetters?.send({ consumer: `pipeline/${this.name}`, stream: this.input, record, error });
-      }
+      const consumer = `pipeline/${this.name}`;
+      await this.options.deadLetters?.send(
+        result.failed.map(({ record, error }) => ({ consumer, stream: this.input, record, error })),
+      );
       if (result.outputs.length > 0) await this.log.append(this.output, result.outputs);
       this.positions[p] = last.offset + 1;
       commits.set(p, last.offset + 1);

@@ -314,7 +314,7 @@ export class WindowedPipelineRunner {
     const wm = tracker.update();
     if (wm > operator.watermark) operator.advance(wm, results);
     // Durable before the checkpoint that covers their records (a failure here recovers and replays).
-    for (const letter of poisoned) await config.deadLetters?.send(letter);
+    await config.deadLetters?.send(poisoned);
     await this.write(config.outputStream, results);
     if (config.lateStream !== undefined) await this.write(config.lateStream, lateOut);
     this.counters.recordsIn += read;
