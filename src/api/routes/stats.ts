@@ -26,7 +26,7 @@ export interface HistogramStats {
 export interface StatsBody {
   /** Epoch milliseconds when the numbers were read. */
   at: number;
-  /** `deadLetters`: records of the stream that any consumer moved to its dead-letter stream. */
+  /** `deadLetters`: letters any consumer wrote to the stream's dead-letter stream (one per consumer and record). */
   streams: Record<string, { events: number; bytes: number; analyticsLag: number; deadLetters: number }>;
   /** `late`: events dropped behind the watermark; `deadLetters`: records the pipeline could not process. */
   pipelines: Record<
