@@ -240,12 +240,18 @@ export class CepOperator {
     const t = eventTimeProgress(ts, clock);
     if (t > this.maxTs) this.maxTs = t;
     const wm = this.maxTs - this.rule.lateness;
-    if (this.rule.lateness === 0 && this.pending.size === 0 && ts === t) {
-      // In order, not ahead of the log's clock, no lateness allowed: process at once, skipping the buffer.
-      this.watermark = wm;
-      this.processEvent(key, ts, value);
-      if (this.timers.size > 0) this.fireTimers(wm);
-      return;
+    if (this.rule.lateness === 0 && ts === t) {
+      // In order, not ahead of the log's clock, no lateness allowed: process at once, skipping the
+      // buffer, unless an event buffered earlier comes first. Only events stamped ahead of the log's
+      // clock are buffered here, all later than the watermark (so later than `wm` too when this
+      // event is earlier than them); one stamped 9999-12-31 stays, and the rest keep this path.
+      const top = this.pending.peek();
+      if (top === undefined || ts < top.ts) {
+        this.watermark = wm;
+        this.processEvent(key, ts, value);
+        if (this.timers.size > 0) this.fireTimers(wm);
+        return;
+      }
     }
     const p: Pending = { ts, seq: this.seq++, key, value };
     this.pending.push(p);
