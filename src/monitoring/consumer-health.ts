@@ -19,8 +19,12 @@ export interface ConsumerFailure {
 export interface ConsumerReport {
   readonly consumer: string;
   readonly state: "failing" | "dead_lettered";
-  /** The failure's error, or the last dead letter's reason. */
-  readonly error: string;
+  /**
+   * Failing: the error. Not given for dead letters: /readyz is public and a record's fault can
+   * quote the record (a value that failed a CAST); the reason is in the dead letter and in the
+   * operator alert, both for admins only.
+   */
+  readonly error?: string;
   /** Failing: since when; dead-lettered: when the last letter was written (ISO-8601). */
   readonly since: string;
   /** Failing: attempts in a row; dead-lettered: letters while the alert is active. */
@@ -42,13 +46,7 @@ export function consumerReports(
   const named = new Set(out.map((r) => r.consumer));
   for (const d of alerts?.recentDeadLetters() ?? []) {
     if (named.has(d.consumer)) continue;
-    out.push({
-      consumer: d.consumer,
-      state: "dead_lettered",
-      error: d.reason,
-      since: new Date(d.last).toISOString(),
-      count: d.count,
-    });
+    out.push({ consumer: d.consumer, state: "dead_lettered", since: new Date(d.last).toISOString(), count: d.count });
   }
   return out;
 }

@@ -211,9 +211,12 @@ test("every consumer dead-letters the poison records once, goes on, and /readyz 
     "readiness naming the four consumers that dead-lettered",
   );
   assert.equal(ready.status, 200, "dead letters do not make the instance unready: it is processing");
-  const consumers = (ready.body.consumers as { consumer: string; state: string; error: string }[])
-    .map((c) => `${c.consumer} ${c.state}`)
-    .sort();
+  const reported = ready.body.consumers as { consumer: string; state: string; error?: string }[];
+  const consumers = reported.map((c) => `${c.consumer} ${c.state}`).sort();
+  assert.ok(
+    reported.every((c) => c.error === undefined),
+    "the public /readyz quotes no record (the CAST failure would name 'lots')",
+  );
   assert.deepEqual(consumers, [
     "analytics/tx dead_lettered",
     "pipeline/tx_cents dead_lettered",
@@ -221,7 +224,13 @@ test("every consumer dead-letters the poison records once, goes on, and /readyz 
     "rule/large dead_lettered",
   ]);
   const active = await s.call("GET", "/api/v1/operator-alerts?kind=dead_letter&active=true");
-  assert.equal((active.body.alerts as unknown[]).length, 4, "one dead_letter operator alert per consumer");
+  const raised = active.body.alerts as { subject: string; message: string }[];
+  assert.equal(raised.length, 4, "one dead_letter operator alert per consumer");
+  assert.match(
+    raised.find((a) => a.subject === "rule/large")?.message ?? "",
+    /tx record 0\/0 \(the record nests deeper than 1000 levels\)/,
+    "the alert (admins only) names the record and the error",
+  );
 
   const stats = await s.call("GET", "/api/v1/stats");
   const body = stats.body as {
