@@ -25,14 +25,18 @@ import { createPgliteControlStore, createPostgresControlStore } from "./control/
 import { createPasswordHasher, hashPassword } from "./control/passwords.js";
 import type { ControlStore } from "./control/types.js";
 import { type Clock, systemClock } from "./core/clock.js";
+import { type DeadLetter, DeadLetters } from "./core/dead-letters.js";
+import { errorText } from "./core/record-fault.js";
 import { type Closer, stopInReverse } from "./core/shutdown.js";
 import { startIngestion } from "./ingest/setup.js";
 import { createKafkaEventLog } from "./log/kafka/index.js";
 import { LocalEventLog } from "./log/local/index.js";
 import type { EventLog } from "./log/types.js";
+import { type ConsumerFailure, consumerReports } from "./monitoring/consumer-health.js";
 import { type Monitoring, startMonitoring } from "./monitoring/index.js";
 import { createLogger, type Logger } from "./monitoring/logging.js";
 import { createMetrics, type Metrics } from "./monitoring/metrics.js";
+import { ConsumerAlerts } from "./monitoring/operator-alerts.js";
 import { hasPoolStats } from "./monitoring/probes.js";
 import { TimedEventLog } from "./monitoring/timed-log.js";
 import { pipelineGroup } from "./stream/runner.js";
@@ -142,24 +146,63 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
 
     const analyticsLogger = logger.child({ component: "analytics" });
     const columns = new ColumnCatalog({ control, maxColumns: config.limits.maxColumnsPerStream });
+    // Records consumers can never process go to dead-letter streams, which the catalogue (below) creates.
+    let catalog: StreamCatalog | undefined;
+    const catalogOf = (): StreamCatalog => {
+      if (catalog === undefined) throw new Error("the stream catalogue is not open yet");
+      return catalog;
+    };
+    // Letters written before monitoring starts are alerted once it has.
+    let consumerAlerts: ConsumerAlerts | undefined;
+    const earlyLetters: DeadLetter[] = [];
+    const consumerLogger = logger.child({ component: "consumers" });
+    const alertLetter = (letter: DeadLetter): void => {
+      const { consumer, stream, record, error } = letter;
+      const reason = errorText(error);
+      consumerLogger.warn(
+        { consumer, stream, partition: record.partition, offset: record.offset, reason },
+        "record dead-lettered",
+      );
+      consumerAlerts?.deadLettered({ consumer, stream, partition: record.partition, offset: record.offset, reason });
+    };
+    const deadLetters = new DeadLetters({
+      log,
+      streams: { get: (name) => catalogOf().get(name), create: (spec) => catalogOf().create(spec) },
+      now: () => clock.now(),
+      onDeadLetter: (letter) => (consumerAlerts === undefined ? earlyLetters.push(letter) : alertLetter(letter)),
+    });
     const loader = new AnalyticsLoader({
       log,
       store: analytics,
       columns,
       onError: (err, stream) => analyticsLogger.warn({ err, stream }, "loading failed; will retry"),
+      deadLetters,
     });
     closers.push({ name: "analytics loader", close: () => loader.stop() });
     const streams = new StreamCatalog({ control, log, analytics, loader, columns });
+    catalog = streams;
     await streams.open();
     // Opened after monitoring, whose probe hears its windows' state and checkpoints.
     let pipelineManager: PipelineManager | undefined;
+    let ruleManager: RuleManager | undefined;
+    const failingConsumers = (): ConsumerFailure[] => {
+      const out: ConsumerFailure[] = [];
+      for (const [stream, s] of loader.status()) {
+        if (s.failing === undefined) continue;
+        const { since, attempts, error } = s.failing;
+        out.push({ consumer: `analytics/${stream}`, since, attempts, error: errorText(error) });
+      }
+      out.push(...(pipelineManager?.failing() ?? []), ...(ruleManager?.failing() ?? []));
+      return out;
+    };
 
     const readiness = async () => ({
       control: await control.ping().catch(() => false),
       analytics: await analytics.ping().catch(() => false),
       // Kafka's log answers false while no broker answers (ingest then refuses with 503 too).
       log: await (log.ping?.() ?? Promise.resolve(true)).catch(() => false),
-      processing: pipelineManager?.healthy() ?? false,
+      // Every consumer of the log is running and none keeps failing (details in /readyz's `consumers`).
+      processing: pipelineManager !== undefined && ruleManager !== undefined && failingConsumers().length === 0,
     });
     const monitoring = startMonitoring({
       metrics,
@@ -177,7 +220,23 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       anomaly: { intervalMs: config.monitoring.anomalyIntervalMs },
     });
     closers.push({ name: "monitoring", close: () => monitoring.stop() });
-    const pipelines = new PipelineManager({ control, log, streams, metrics, clock, probe: monitoring.probe });
+    consumerAlerts = new ConsumerAlerts(monitoring.operatorAlerts, metrics, clock);
+    for (const letter of earlyLetters.splice(0)) alertLetter(letter);
+    const alerts = consumerAlerts;
+    const consumerWatch = setInterval(() => {
+      alerts.sample(new Map(failingConsumers().map((f) => [f.consumer, f.error])));
+    }, config.monitoring.anomalyIntervalMs);
+    consumerWatch.unref();
+    closers.push({ name: "consumer watch", close: async () => clearInterval(consumerWatch) });
+    const pipelines = new PipelineManager({
+      control,
+      log,
+      streams,
+      metrics,
+      clock,
+      probe: monitoring.probe,
+      deadLetters,
+    });
     pipelineManager = pipelines;
     await pipelines.open();
     closers.push({ name: "pipelines", close: () => pipelines.stop() });
@@ -188,7 +247,9 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       dir: join(config.dataDir, "cep"),
       streamExists: async (name) => (await streams.getStream(name)) !== undefined,
       probe: monitoring.probe,
+      deadLetters,
     });
+    ruleManager = rules;
     await rules.open();
     closers.push({ name: "rules", close: () => rules.stop() });
     // Kafka enforces retention itself (retention.ms on each topic).
@@ -236,6 +297,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       connections: new ConnectionGuard(auth, revocations, credentials.ttlMs),
       passwords: createPasswordHasher(),
       readiness,
+      consumers: () => consumerReports(failingConsumers(), alerts),
       logger,
       operatorAlerts: monitoring.operatorAlerts,
       idempotency: ingestion.idempotency,

@@ -4,6 +4,12 @@
  * the store records offsets in the same transaction as rows, so restarts resume exactly once.
  * The loop wakes on `log.onAppend` (coalesced while a drain runs) plus a slow safety timer.
  *
+ * A record the store can never take (nested too deep, a PoisonRecordError, a stack overflow in
+ * the worker) goes to the stream's dead-letter stream and loading goes on: a batch that fails for
+ * a record's fault is split in halves until the record is alone (the good rows around it are
+ * applied as usual). Any other failure (the store or the log away) is retried with back-off and
+ * shown in readiness; nothing is skipped for it.
+ *
  * @example
  * const loader = new AnalyticsLoader({ log, store });
  * loader.follow(streamDefinition);
@@ -11,8 +17,10 @@
  * await loader.waitFor("clicks", positions); // rows now queryable
  */
 import type { StreamDefinition } from "../control/types.js";
-import { DrainLoop } from "../core/drain-loop.js";
-import type { EventLog, RecordPosition } from "../log/types.js";
+import type { DeadLetterSink } from "../core/dead-letters.js";
+import { type DrainFailure, DrainLoop } from "../core/drain-loop.js";
+import { checkRecordDepth, errorText, isRecordFault } from "../core/record-fault.js";
+import type { EventLog, LogRecord, RecordPosition } from "../log/types.js";
 import type { FieldColumn } from "./duckdb/column-types.js";
 import type { AnalyticsStore, PartitionRecords, RegisteredColumns } from "./types.js";
 
@@ -46,10 +54,19 @@ export interface AnalyticsLoaderOptions {
   /** First retry delay after an error (ms), doubling up to 30 s. Default 200. */
   readonly retryMs?: number;
   readonly onError?: (error: unknown, stream: string) => void;
+  /** Where records the store can never take go; without it they are skipped (and reported to onError). */
+  readonly deadLetters?: DeadLetterSink;
 }
 
-type LoaderSettings = Required<Omit<AnalyticsLoaderOptions, "onError" | "columns">> &
-  Pick<AnalyticsLoaderOptions, "onError" | "columns">;
+/** How one followed stream's loading goes, for readiness and the dashboard. */
+export interface LoaderStatus {
+  /** Records moved to the stream's dead-letter stream since this process started. */
+  readonly deadLetters: number;
+  readonly failing?: DrainFailure;
+}
+
+type LoaderSettings = Required<Omit<AnalyticsLoaderOptions, "onError" | "columns" | "deadLetters">> &
+  Pick<AnalyticsLoaderOptions, "onError" | "columns" | "deadLetters">;
 
 interface Waiter {
   readonly stream: string;
@@ -63,6 +80,7 @@ class Follower {
   /** Next offset to apply per partition; undefined until loaded from the store. */
   positions: Map<number, number> | undefined;
   ends = new Map<number, number>();
+  deadLetters = 0;
   private retryDelay: number;
   private readonly loop: DrainLoop;
   private readonly unsubscribe: () => void;
@@ -93,6 +111,10 @@ class Follower {
     this.safety.unref();
     this.loop.start();
     this.loop.wake();
+  }
+
+  get failing(): DrainFailure | undefined {
+    return this.loop.failing;
   }
 
   /** Resolves once every wake so far has been drained. */
@@ -131,17 +153,67 @@ class Follower {
         const position = positions.get(p) ?? 0;
         if (position >= end) continue;
         const records = await log.read(stream, p, position, { maxRecords: batchSize });
-        if (records.length > 0) batches.push({ partition: p, records });
+        if (records.length > 0) batches.push({ partition: p, records: await this.screened(records) });
       }
       if (batches.length === 0 || this.loop.isStopped) break;
-      await applyTyped(store, this.opts.columns, stream, batches);
-      for (const { partition, records } of batches) {
-        positions.set(partition, records[records.length - 1]!.offset + 1);
+      const good = batches.filter((b) => b.records.length > 0);
+      try {
+        if (good.length > 0) await applyTyped(store, this.opts.columns, stream, good);
+        for (const b of good) positions.set(b.partition, b.records[b.records.length - 1]!.offset + 1);
+      } catch (e) {
+        if (!isRecordFault(e)) throw e;
+        for (const b of good) await this.applyIsolating(b.partition, b.records);
       }
       this.loader.notify(stream);
     }
     this.retryDelay = this.opts.retryMs;
     return false;
+  }
+
+  /**
+   * The records up to the first one too deep to handle (which is dead-lettered first when it
+   * comes first); the check costs one comparison for an ordinary record.
+   */
+  private async screened(records: LogRecord[]): Promise<LogRecord[]> {
+    for (let i = 0; i < records.length; i++) {
+      try {
+        checkRecordDepth((records[i] as LogRecord).value);
+      } catch (e) {
+        if (i > 0) return records.slice(0, i);
+        await this.deadLetter(records[0] as LogRecord, e);
+        return [];
+      }
+    }
+    return records;
+  }
+
+  /** Applies `records` of one partition in halves until the records at fault are alone, and dead-letters those. */
+  private async applyIsolating(partition: number, records: readonly LogRecord[]): Promise<void> {
+    const positions = this.positions as Map<number, number>;
+    try {
+      await applyTyped(this.opts.store, this.opts.columns, this.definition.name, [{ partition, records }]);
+      positions.set(partition, records[records.length - 1]!.offset + 1);
+    } catch (e) {
+      if (!isRecordFault(e)) throw e;
+      if (records.length === 1) return this.deadLetter(records[0] as LogRecord, e);
+      const half = records.length >> 1;
+      await this.applyIsolating(partition, records.slice(0, half));
+      await this.applyIsolating(partition, records.slice(half));
+    }
+  }
+
+  /** Durable before the position moves past the record; written once (src/core/dead-letters.ts). */
+  private async deadLetter(record: LogRecord, error: unknown): Promise<void> {
+    const stream = this.definition.name;
+    const sink = this.opts.deadLetters;
+    if (sink !== undefined) await sink.send([{ consumer: `analytics/${stream}`, stream, record, error }]);
+    else
+      (this.opts.onError ?? defaultOnError)(
+        new Error(`skipped ${record.partition}/${record.offset}: ${errorText(error)}`),
+        stream,
+      );
+    this.deadLetters++;
+    this.positions?.set(record.partition, record.offset + 1);
   }
 }
 
@@ -214,6 +286,16 @@ export class AnalyticsLoader {
       if (w.stream === name) this.settle(w, new Error(`stream ${name} is no longer followed`));
     }
     return stopped;
+  }
+
+  /** Per followed stream: records dead-lettered, and whether loading keeps failing. */
+  status(): Map<string, LoaderStatus> {
+    const out = new Map<string, LoaderStatus>();
+    for (const [name, f] of this.followers) {
+      const failing = f.failing;
+      out.set(name, { deadLetters: f.deadLetters, ...(failing !== undefined && { failing }) });
+    }
+    return out;
   }
 
   /** Records appended but not yet applied, per followed stream (as of the last drain). */

@@ -10,6 +10,7 @@ import type { Clock } from "../core/clock.js";
 import type { IdempotencyStore } from "../ingest/idempotency.js";
 import type { Ingestor } from "../ingest/types.js";
 import type { EventLog } from "../log/types.js";
+import type { ConsumerReport } from "../monitoring/consumer-health.js";
 import type { Logger } from "../monitoring/logging.js";
 import type { Metrics } from "../monitoring/metrics.js";
 import type { OperatorAlertLog } from "../monitoring/operator-alerts.js";
@@ -50,6 +51,8 @@ export interface ApiServices {
   readonly tokens: TokenService;
   readonly passwords: PasswordHasher;
   readonly readiness: ReadinessProbe;
+  /** Consumers of the log that keep failing or recently dead-lettered records, for /readyz. */
+  readonly consumers?: () => readonly ConsumerReport[];
   /** The root logger; the API logs through its child `component: "api"`. */
   readonly logger?: Logger;
   /** Unusual-traffic alerts for operators (src/monitoring/operator-alerts.ts). */

@@ -9,6 +9,7 @@
 
 import type { ControlStore, PipelineDefinition } from "../control/types.js";
 import type { Clock } from "../core/clock.js";
+import type { DeadLetterSink } from "../core/dead-letters.js";
 import { RunnelError } from "../core/errors.js";
 import type { EventLog } from "../log/types.js";
 import type { Metrics } from "../monitoring/metrics.js";
@@ -48,6 +49,7 @@ const IDLE_STATS: PipelineStats = {
   lag: 0,
   failures: 0,
   lastProgressAt: undefined,
+  deadLetters: 0,
 };
 
 /** Where a windowed pipeline's too-late events go: a stream queryable like its results. */
@@ -88,6 +90,8 @@ export class PipelineManager {
       readonly clock: Clock;
       /** Window state and checkpoints are reported here (src/server.ts passes monitoring.probe). */
       readonly probe?: MonitoringProbe;
+      /** Where pipelines put the records they cannot process (default: counted and skipped). */
+      readonly deadLetters?: DeadLetterSink;
     },
   ) {}
 
@@ -205,13 +209,15 @@ export class PipelineManager {
     return [...this.running.values()].filter((r) => r.compiled.inputStream === stream).map((r) => r.definition.name);
   }
 
-  /** False when a pipeline keeps failing against the log. */
-  healthy(): boolean {
-    return [...this.running.values()].every((r) => {
-      if (!r.definition.enabled || r.runner === undefined) return true;
-      const stats = r.runner.stats();
-      return stats.failures === 0 || stats.running;
-    });
+  /** Pipelines whose rounds keep failing (retried with back-off), for readiness. */
+  failing(): { consumer: string; since: number; attempts: number; error: string }[] {
+    const out = [];
+    for (const r of this.running.values()) {
+      if (!r.definition.enabled || r.runner === undefined) continue;
+      const failing = r.runner.stats().failing;
+      if (failing !== undefined) out.push({ consumer: `pipeline/${r.definition.name}`, ...failing });
+    }
+    return out;
   }
 
   /** Window state of each windowed pipeline, read by monitoring at scrape time. */
@@ -276,6 +282,7 @@ export class PipelineManager {
 
   private createRunner(definition: PipelineDefinition, compiled: CompiledPipeline, options: PipelineOptions): Runner {
     const { log, clock } = this.deps;
+    const deadLetters = this.deps.deadLetters !== undefined && { deadLetters: this.deps.deadLetters };
     if (compiled.kind === "window") {
       return new WindowedPipelineRunner({
         log,
@@ -291,9 +298,17 @@ export class PipelineManager {
           taken: (ms) => this.probe.checkpointTaken(`pipeline/${definition.name}`, ms),
           failed: () => this.probe.checkpointFailed(`pipeline/${definition.name}`),
         },
+        ...deadLetters,
       });
     }
-    return new PipelineRunner({ log, pipeline: definition, compiled, outputStream: definition.name, clock });
+    return new PipelineRunner({
+      log,
+      pipeline: definition,
+      compiled,
+      outputStream: definition.name,
+      clock,
+      ...deadLetters,
+    });
   }
 
   private describe(running: Running): PipelineDescription {

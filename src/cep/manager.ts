@@ -6,7 +6,9 @@
 import { createHash, randomUUID } from "node:crypto";
 import { join } from "node:path";
 import type { AlertRecord, BlockRecord, ControlStore, RuleRecord } from "../control/types.js";
+import type { DeadLetterSink } from "../core/dead-letters.js";
 import { RunnelError } from "../core/errors.js";
+import { errorText } from "../core/record-fault.js";
 import type { BlockList } from "../ingest/ingestor.js";
 import type { EventLog } from "../log/types.js";
 import { type MonitoringProbe, noopProbe, type RuleRef } from "../monitoring/probes.js";
@@ -25,6 +27,8 @@ export interface RuleManagerOptions {
   readonly streamExists: (name: string) => Promise<boolean>;
   /** Matches, alerts, webhook outcomes and CEP state go to monitoring through this (default: nowhere). */
   readonly probe?: MonitoringProbe;
+  /** Where rules put the records they cannot process (default: counted and skipped). */
+  readonly deadLetters?: DeadLetterSink;
 }
 
 export interface RuleView extends RuleRecord {
@@ -35,6 +39,12 @@ export interface RuleView extends RuleRecord {
     readonly partialMatches: number;
     readonly failures: number;
     readonly lastError: string | undefined;
+    /** Events dropped for arriving behind the watermark. */
+    readonly late: number;
+    /** Records moved to the stream's dead-letter stream. */
+    readonly deadLetters: number;
+    /** While the rule keeps failing (its rounds retried with back-off): since when (epoch ms, as pipelines'), how often, why. */
+    readonly failing?: { readonly since: number; readonly attempts: number; readonly error: string };
     readonly webhook: WebhookStats;
   };
 }
@@ -85,6 +95,7 @@ export class RuleManager implements BlockList {
         rule: { id, name: current.rule.name },
         keys: runner.activeKeys(),
         partialMatches: runner.partialMatches(),
+        late: runner.late(),
       })),
     );
     for (const b of await this.options.control.listBlocks()) this.blocked.add(blockKey(b.userId, b.stream));
@@ -271,6 +282,8 @@ export class RuleManager implements BlockList {
       checkpointPath: this.checkpointPath(rule.id),
       revision,
       sink: (matches) => this.act(current.rule, compiled.key, stats, matches),
+      consumer: `rule/${rule.name}`,
+      ...(this.options.deadLetters !== undefined && { deadLetters: this.options.deadLetters }),
     });
     await runner.start();
     this.runners.set(rule.id, { runner, revision, current });
@@ -333,8 +346,26 @@ export class RuleManager implements BlockList {
     for (const l of this.listeners) l(alert);
   }
 
+  /** Rules whose rounds keep failing, for readiness. */
+  failing(): { consumer: string; since: number; attempts: number; error: string }[] {
+    const out = [];
+    for (const { runner, current } of this.runners.values()) {
+      const f = runner.failing;
+      if (f !== undefined) {
+        out.push({
+          consumer: `rule/${current.rule.name}`,
+          since: f.since,
+          attempts: f.attempts,
+          error: errorText(f.error),
+        });
+      }
+    }
+    return out;
+  }
+
   private view(rule: RuleRecord): RuleView {
     const r = this.runners.get(rule.id)?.runner;
+    const failing = r?.failing;
     return {
       ...rule,
       stats: {
@@ -344,6 +375,11 @@ export class RuleManager implements BlockList {
         partialMatches: r?.partialMatches() ?? 0,
         failures: r?.failures ?? 0,
         lastError: r?.lastError,
+        late: r?.late() ?? 0,
+        deadLetters: r?.deadLetters ?? 0,
+        ...(failing !== undefined && {
+          failing: { since: failing.since, attempts: failing.attempts, error: errorText(failing.error) },
+        }),
         webhook: this.webhookStats.get(rule.id) ?? { sent: 0, failures: 0, lastError: undefined },
       },
     };

@@ -13,6 +13,7 @@
  * op.advanceWatermark(Number.POSITIVE_INFINITY); // end of input: flush everything
  */
 import { RunnelError } from "../core/errors.js";
+import { eventTimeProgress } from "../stream/time/event-clock.js";
 import { type Match, Nfa, type NfaKeyState } from "./nfa/nfa.js";
 import { type KeyStateSnapshot, restoreKeyState, snapshotKeyState } from "./nfa/snapshot.js";
 import type { CompiledRule, EventValue } from "./rule/compile.js";
@@ -223,20 +224,34 @@ export class CepOperator {
     this.nfa = rule.nfa as Nfa<MetaEvent>;
   }
 
-  /** Feeds one event; matches it completes (now or once the watermark passes it) go to the listener. */
-  process(key: string, ts: number, value: MetaEvent): void {
+  /**
+   * Feeds one event; matches it completes (now or once the watermark passes it) go to the listener.
+   *
+   * `clock` is when the log took the event (its append time): the event moves this operator's time
+   * no further than that (src/stream/time/event-clock.ts), so an event stamped in the future waits
+   * in the buffer for its own time instead of making every other key's events late (docs/cep.md).
+   * Without it (a bounded input, the FlinkCEP differential) time follows event time alone.
+   */
+  process(key: string, ts: number, value: MetaEvent, clock = Number.POSITIVE_INFINITY): void {
     if (ts < this.watermark) {
       this.late++;
       return;
     }
-    if (ts > this.maxTs) this.maxTs = ts;
+    const t = eventTimeProgress(ts, clock);
+    if (t > this.maxTs) this.maxTs = t;
     const wm = this.maxTs - this.rule.lateness;
-    if (this.rule.lateness === 0 && this.pending.size === 0 && ts >= this.watermark) {
-      // In order and no lateness allowed: process at once, skipping the buffer.
-      this.watermark = wm;
-      this.processEvent(key, ts, value);
-      if (this.timers.size > 0) this.fireTimers(wm);
-      return;
+    if (this.rule.lateness === 0 && ts === t) {
+      // In order, not ahead of the log's clock, no lateness allowed: process at once, skipping the
+      // buffer, unless an event buffered earlier comes first. Only events stamped ahead of the log's
+      // clock are buffered here, all later than the watermark (so later than `wm` too when this
+      // event is earlier than them); one stamped 9999-12-31 stays, and the rest keep this path.
+      const top = this.pending.peek();
+      if (top === undefined || ts < top.ts) {
+        this.watermark = wm;
+        this.processEvent(key, ts, value);
+        if (this.timers.size > 0) this.fireTimers(wm);
+        return;
+      }
     }
     const p: Pending = { ts, seq: this.seq++, key, value };
     this.pending.push(p);

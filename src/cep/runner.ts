@@ -9,9 +9,16 @@
  * the loop, and most are deltas (CepOperator.beginDeltaCapture): what changed since the previous
  * one. A full state is written when the deltas since the last one outgrow it, after a restore,
  * and after a failed write (whose changes no delta would carry).
+ *
+ * A record the rule can never process (not JSON, nested too deep, an error while the operator
+ * takes it) goes to the stream's dead-letter stream and the rule moves on; the letter is durable
+ * before any checkpoint covers the record, and written once (src/core/dead-letters.ts). Time is
+ * the log's: a record moves its partition's watermark only up to its append time (operator.ts).
  */
 import { setImmediate as nextTurn } from "node:timers/promises";
-import { DrainLoop } from "../core/drain-loop.js";
+import type { DeadLetter, DeadLetterSink } from "../core/dead-letters.js";
+import { type DrainFailure, DrainLoop } from "../core/drain-loop.js";
+import { checkRecordDepth, errorText } from "../core/record-fault.js";
 import type { EventLog, LogRecord } from "../log/types.js";
 import { appendDelta, type RuleCheckpoint, readCheckpoint, writeCheckpoint } from "./checkpoint.js";
 import {
@@ -40,6 +47,10 @@ export interface RuleRunnerOptions {
   /** Minimum time between checkpoints, ms (every chunk's matches are stored before it anyway). */
   readonly checkpointEveryMs?: number;
   readonly retryDelayMs?: number;
+  /** Where records the rule cannot process go; without it they are counted and skipped. */
+  readonly deadLetters?: DeadLetterSink;
+  /** The rule as its dead letters name it; default `rule/<ruleId>`. */
+  readonly consumer?: string;
 }
 
 /** A new full checkpoint once the deltas since the last one are this many times its size. */
@@ -58,6 +69,9 @@ export class RuleRunner {
   private unsent: CepMatch[] = [];
   /** Records fed whose matches are not yet stored; counted in recordsIn once they are. */
   private unsentRecords = 0;
+  /** Records fed that the rule could not process, to be dead-lettered before any checkpoint. */
+  private unsentLetters: DeadLetter[] = [];
+  private readonly consumer: string;
   private unsubscribe: (() => void) | undefined;
   private readonly loop: DrainLoop;
   private checkpointing: Promise<void> | undefined;
@@ -71,9 +85,12 @@ export class RuleRunner {
   recordsIn = 0;
   matches = 0;
   failures = 0;
+  /** Records moved to the dead-letter stream (or skipped, without one). */
+  deadLetters = 0;
   lastError: string | undefined;
 
   constructor(private readonly options: RuleRunnerOptions) {
+    this.consumer = options.consumer ?? `rule/${options.ruleId}`;
     this.loop = new DrainLoop({
       round: () => this.round(),
       afterRound: () => {
@@ -133,6 +150,16 @@ export class RuleRunner {
     await this.loop.idle();
   }
 
+  /** Events dropped for arriving behind their partition's watermark, over all partitions. */
+  late(): number {
+    return this.operators.reduce((n, op) => n + op.late, 0);
+  }
+
+  /** Set while rounds keep failing (the sink or the log is away), until one succeeds. */
+  get failing(): DrainFailure | undefined {
+    return this.loop.failing;
+  }
+
   partialMatches(): number {
     return this.operators.reduce((n, op) => n + op.partialMatchCount(), 0);
   }
@@ -170,8 +197,13 @@ export class RuleRunner {
     return any;
   }
 
-  /** Hands the matches not yet stored to the sink, all in one call. */
+  /** Hands the dead letters and the matches not yet stored on, the matches in one call. */
   private async store(): Promise<void> {
+    if (this.unsentLetters.length > 0) {
+      await this.options.deadLetters?.send(this.unsentLetters);
+      this.deadLetters += this.unsentLetters.length;
+      this.unsentLetters = [];
+    }
     if (this.unsent.length > 0) {
       await this.options.sink(this.unsent);
       this.unsent = [];
@@ -181,20 +213,22 @@ export class RuleRunner {
   }
 
   private feed(op: CepOperator, partition: number, r: LogRecord): void {
-    let value: MetaEvent;
+    // Everything here is computation on the record alone: whatever throws, throws again on a retry.
     try {
-      value = JSON.parse(decoder.decode(r.value)) as MetaEvent;
-    } catch {
-      return;
+      checkRecordDepth(r.value);
+      const value = JSON.parse(decoder.decode(r.value)) as MetaEvent;
+      const keyField = this.options.compiled.key;
+      const key = keyField === "user_id" ? r.key : value[keyField];
+      if (key === undefined || key === null) return;
+      (value as { [EVENT_META]?: { ts: number; id: string } })[EVENT_META] = {
+        ts: r.timestamp,
+        id: `${partition}:${r.offset}`,
+      };
+      op.process(String(key), r.timestamp, value, r.ingestTime);
+    } catch (error) {
+      this.unsentLetters.push({ consumer: this.consumer, stream: this.options.stream, record: r, error });
+      this.lastError = `${partition}/${r.offset}: ${errorText(error)}`;
     }
-    const keyField = this.options.compiled.key;
-    const key = keyField === "user_id" ? r.key : value[keyField];
-    if (key === undefined || key === null) return;
-    (value as { [EVENT_META]?: { ts: number; id: string } })[EVENT_META] = {
-      ts: r.timestamp,
-      id: `${partition}:${r.offset}`,
-    };
-    op.process(String(key), r.timestamp, value);
   }
 
   private checkpointDue(): boolean {
@@ -208,7 +242,7 @@ export class RuleRunner {
    * returned write rejects if it fails (the background run only records the failure).
    */
   private startCheckpoint(): Promise<void> | undefined {
-    if (this.unsent.length > 0 || this.checkpointing !== undefined) return undefined;
+    if (this.unsent.length > 0 || this.unsentLetters.length > 0 || this.checkpointing !== undefined) return undefined;
     this.lastCheckpoint = Date.now();
     const positions = this.positions.slice();
     const full = this.needsBase || this.deltaBytes >= DELTAS_PER_BASE * this.baseBytes;

@@ -1,7 +1,12 @@
 /**
  * The loop every log consumer runs (CEP rules, pipelines, windowed pipelines): rounds of work
  * while there is any, woken by appends; wakes during a drain are coalesced into it, never lost;
- * a failed drain is reported and retried after a delay.
+ * a failed drain is reported and retried after a delay that doubles with each failure in a row
+ * (up to 32 times the first), and the loop says it is failing until a round succeeds again.
+ *
+ * A failed drain means trouble that is not a record's (the log, a store, the network): consumers
+ * dead-letter the records they can never process (src/core/dead-letters.ts) and move on, so a
+ * loop that keeps failing is one to show in readiness, never one to skip past.
  *
  * A wake between the drain's last look at `pending` and its end is the case a plain
  * "drain().finally(() => draining = undefined)" loses (the append arrives, sees a drain running
@@ -25,9 +30,24 @@ export interface DrainLoopOptions {
   readonly afterRound?: () => void;
   /** A drain failed: record why. The loop tries again after `retryDelayMs`. */
   readonly onError: (e: unknown) => void;
-  /** Default 1000; a function is asked before each retry (e.g. for a back-off). */
+  /**
+   * Default 1000: the first retry's delay, doubled for each further failure in a row up to 32
+   * times it. A function is asked before each retry instead (its own back-off).
+   */
   readonly retryDelayMs?: number | (() => number);
+  /** Clock for `failing.since`; default Date.now. */
+  readonly now?: () => number;
 }
+
+/** A loop whose drains keep failing: since when, how often in a row, and the last error. */
+export interface DrainFailure {
+  readonly since: number;
+  readonly attempts: number;
+  readonly error: unknown;
+}
+
+/** The back-off stops doubling here: 2^5 times the first delay. */
+const MAX_BACKOFF_DOUBLINGS = 5;
 
 export class DrainLoop {
   private pending = false;
@@ -37,6 +57,7 @@ export class DrainLoop {
   private retryTimer: NodeJS.Timeout | undefined;
   private running = false;
   private stopped = false;
+  private failure: DrainFailure | undefined;
 
   constructor(private readonly options: DrainLoopOptions) {}
 
@@ -75,6 +96,11 @@ export class DrainLoop {
     return this.stopped;
   }
 
+  /** Set from a failed drain until a round succeeds. */
+  get failing(): DrainFailure | undefined {
+    return this.failure;
+  }
+
   private async drain(): Promise<void> {
     try {
       const preparing = this.options.prepare?.();
@@ -82,15 +108,19 @@ export class DrainLoop {
       while (this.pending && !this.stopped) {
         this.pending = false;
         if (await this.options.round()) this.pending = true;
+        this.failure = undefined;
         this.options.afterRound?.();
       }
     } catch (e) {
       // Not pending: the retry wakes it, so a failing round is not run again at once.
       this.pending = false;
+      const attempts = (this.failure?.attempts ?? 0) + 1;
+      this.failure = { since: this.failure?.since ?? (this.options.now ?? Date.now)(), attempts, error: e };
       this.options.onError(e);
       if (!this.stopped) {
         const delay = this.options.retryDelayMs ?? 1000;
-        this.retryTimer = setTimeout(() => this.wake(), typeof delay === "number" ? delay : delay());
+        const ms = typeof delay === "number" ? delay * 2 ** Math.min(attempts - 1, MAX_BACKOFF_DOUBLINGS) : delay();
+        this.retryTimer = setTimeout(() => this.wake(), ms);
         this.retryTimer.unref();
       }
     }

@@ -31,7 +31,12 @@
  *   the growth began (or zero).
  */
 
-export type OperatorAlertKind = "spike" | "drop" | "lag_growth";
+/**
+ * The detector's kinds (spike, drop, lag_growth) and the consumers' (src/monitoring/operator-alerts.ts):
+ * `dead_letter`, a consumer moved a record it could never process to the dead-letter stream;
+ * `consumer_failing`, a consumer's rounds keep failing (storage or network away).
+ */
+export type OperatorAlertKind = "spike" | "drop" | "lag_growth" | "dead_letter" | "consumer_failing";
 
 export interface AnomalyOptions {
   /** Sampling interval the caller uses; counts are normalised to it. Default 10 s. */

@@ -114,6 +114,7 @@ async function collectProcessing(metrics: Metrics, sources: CollectorSources): P
     metrics.windowOpenWindows,
     metrics.cepStateKeys,
     metrics.cepPartialMatches,
+    metrics.ruleLateEvents,
     metrics.checkpointAge,
   ]) {
     m.reset();
@@ -145,6 +146,7 @@ async function collectProcessing(metrics: Metrics, sources: CollectorSources): P
   for (const c of probe.cepStates()) {
     metrics.cepStateKeys.set({ rule: c.rule.name }, c.keys);
     metrics.cepPartialMatches.set({ rule: c.rule.name }, c.partialMatches);
+    if (c.late !== undefined) metrics.ruleLateEvents.inc({ rule: c.rule.name }, c.late);
   }
   for (const [task, at] of probe.lastCheckpoints()) {
     // A deleted pipeline's checkpoint would otherwise age forever and page someone.

@@ -290,7 +290,27 @@ export function createMetrics() {
       ...pulled,
     }),
 
+    // ── consumers (analytics loader, pipelines, rules): records they could never process ──
+    consumerDeadLetters: new Counter({
+      name: "runnel_consumer_dead_letters_total",
+      help: "Records a consumer could never process and moved to the stream's dead-letter stream.",
+      labelNames: ["consumer", "stream"] as const,
+      ...pushed,
+    }),
+    consumerFailing: new Gauge({
+      name: "runnel_consumer_failing",
+      help: "1 while the consumer's rounds keep failing (retried with back-off), by consumer.",
+      labelNames: ["consumer"] as const,
+      ...pulled,
+    }),
+
     // ── CEP rules, alerts, webhooks ──
+    ruleLateEvents: new Counter({
+      name: "runnel_rule_late_events_total",
+      help: "Events the rule dropped for arriving behind its partition's watermark.",
+      labelNames: ["rule"] as const,
+      ...pulled,
+    }),
     cepPartialMatches: new Gauge({
       name: "runnel_cep_partial_matches",
       help: "Partial matches (NFA runs) held for the rule.",
@@ -388,7 +408,7 @@ export function createMetrics() {
     // ── operator alerting (src/monitoring/anomaly.ts) ──
     operatorAlerts: new Counter({
       name: "runnel_operator_alerts_total",
-      help: "Operator alerts raised by the traffic anomaly detector, by kind (spike, drop, lag_growth).",
+      help: "Operator alerts raised, by kind (spike, drop, lag_growth from the anomaly detector; dead_letter, consumer_failing).",
       labelNames: ["kind"] as const,
       ...pushed,
     }),

@@ -33,6 +33,8 @@ const SEVERITY: Record<OperatorAlertKind, OperatorAlert["severity"]> = {
   spike: "warning",
   drop: "critical",
   lag_growth: "critical",
+  dead_letter: "warning",
+  consumer_failing: "critical",
 };
 
 /** Newest first, bounded: an endless flapping stream cannot grow memory. */
@@ -89,6 +91,85 @@ export class OperatorAlertLog {
   subscribe(listener: (update: OperatorAlertUpdate) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+}
+
+/** A dead_letter alert resolves once its consumer has dead-lettered nothing more for this long. */
+export const DEAD_LETTER_QUIET_MS = 10 * 60_000;
+
+/**
+ * Operator alerts about consumers (the analytics loader, pipelines, rules), as the detector's are
+ * about traffic: `dead_letter` when a consumer moves a record to a dead-letter stream (one alert
+ * per consumer while letters keep coming; the metric counts each letter), `consumer_failing`
+ * while a consumer's rounds keep failing. `sample` is called periodically with the consumers that
+ * are failing now; tests call it directly.
+ */
+export class ConsumerAlerts {
+  /** Per consumer with an active dead_letter alert: letters since it was raised, and when the last came. */
+  private readonly letters = new Map<string, { count: number; last: number; reason: string }>();
+  private readonly failing = new Set<string>();
+
+  constructor(
+    private readonly alerts: OperatorAlertLog,
+    private readonly metrics: Metrics,
+    private readonly clock: Clock,
+  ) {}
+
+  deadLettered(letter: { consumer: string; stream: string; partition: number; offset: number; reason: string }): void {
+    const { consumer, stream } = letter;
+    this.metrics.consumerDeadLetters.inc({ consumer, stream });
+    const at = this.clock.now();
+    const seen = this.letters.get(consumer);
+    if (seen !== undefined) {
+      seen.count++;
+      seen.last = at;
+      seen.reason = letter.reason;
+      return;
+    }
+    this.letters.set(consumer, { count: 1, last: at, reason: letter.reason });
+    this.raise(
+      "dead_letter",
+      consumer,
+      1,
+      at,
+      `${consumer} could not process ${stream} record ${letter.partition}/${letter.offset} (${letter.reason}); it is in ${stream}_dead_letter and the consumer moved on`,
+    );
+  }
+
+  /** Consumers with an active dead_letter alert: how many letters, the last one's time and reason. */
+  recentDeadLetters(): { consumer: string; count: number; last: number; reason: string }[] {
+    return [...this.letters].map(([consumer, seen]) => ({ consumer, ...seen }));
+  }
+
+  /** `failingNow`: consumer → its error, for every consumer whose rounds are failing at this moment. */
+  sample(failingNow: ReadonlyMap<string, string>): void {
+    const at = this.clock.now();
+    for (const [consumer, error] of failingNow) {
+      this.metrics.consumerFailing.set({ consumer }, 1);
+      if (this.failing.has(consumer)) continue;
+      this.failing.add(consumer);
+      this.raise("consumer_failing", consumer, 1, at, `${consumer} keeps failing and retries: ${error}`);
+    }
+    for (const consumer of [...this.failing]) {
+      if (failingNow.has(consumer)) continue;
+      this.failing.delete(consumer);
+      this.metrics.consumerFailing.remove({ consumer });
+      this.resolve("consumer_failing", consumer, 0, at, `${consumer} is processing again`);
+    }
+    for (const [consumer, seen] of [...this.letters]) {
+      if (at - seen.last < DEAD_LETTER_QUIET_MS) continue;
+      this.letters.delete(consumer);
+      this.resolve("dead_letter", consumer, seen.count, at, `no further dead letters from ${consumer}`);
+    }
+  }
+
+  private raise(kind: OperatorAlertKind, subject: string, value: number, at: number, message: string): void {
+    this.metrics.operatorAlerts.inc({ kind });
+    this.alerts.apply({ type: "raised", kind, subject, value, baseline: 0, at, message });
+  }
+
+  private resolve(kind: OperatorAlertKind, subject: string, value: number, at: number, message: string): void {
+    this.alerts.apply({ type: "resolved", kind, subject, value, baseline: 0, at, message });
   }
 }
 

@@ -42,6 +42,8 @@ export interface CepState {
   readonly keys: number;
   /** Partial matches (NFA runs / shared-buffer entries) kept for the rule. */
   readonly partialMatches: number;
+  /** Events dropped for arriving behind the watermark, since the rule's runner started. */
+  readonly late?: number;
 }
 
 export type WindowStateSource = () => readonly WindowState[];

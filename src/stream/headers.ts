@@ -1,4 +1,4 @@
-import type { LogRecord } from "../log/types.js";
+import type { EventLog, LogRecord } from "../log/types.js";
 
 /**
  * Record headers (as in Kafka) that carry an output's provenance outside its value, so the
@@ -6,6 +6,33 @@ import type { LogRecord } from "../log/types.js";
  */
 export const HEADER_OUTPUT_ID = "runnel-output-id";
 export const HEADER_SOURCE_OFFSET = "runnel-source-offset";
+
+/**
+ * Adds to `into` the output ids of `stream`'s records from `from` (per partition) to the end: what
+ * a writer already wrote, so a replay skips it (windowed runners, dead letters).
+ */
+export async function collectOutputIds(
+  log: EventLog,
+  stream: string,
+  from: readonly number[],
+  into: Set<string>,
+): Promise<void> {
+  const ends = await log.endOffsets(stream);
+  for (let p = 0; p < ends.length; p++) {
+    let offset = from[p] ?? 0;
+    const end = ends[p] ?? 0;
+    while (offset < end) {
+      const records = await log.read(stream, p, offset, { maxRecords: 1000 });
+      const last = records[records.length - 1];
+      if (last === undefined) break;
+      for (const r of records) {
+        const id = r.headers?.[HEADER_OUTPUT_ID];
+        if (id !== undefined) into.add(id);
+      }
+      offset = last.offset + 1;
+    }
+  }
+}
 
 export function sourceOffsetOf(record: LogRecord): number | undefined {
   const raw = record.headers?.[HEADER_SOURCE_OFFSET];

@@ -1,9 +1,9 @@
 import { type Clock, systemClock } from "../core/clock.js";
+import type { DeadLetterSink } from "../core/dead-letters.js";
 import { DrainLoop } from "../core/drain-loop.js";
 import { RunnelError } from "../core/errors.js";
-import type { AppendRecord, EventLog } from "../log/types.js";
-import { encodeValue } from "./codec.js";
-import { HEADER_OUTPUT_ID, HEADER_SOURCE_OFFSET } from "./headers.js";
+import { errorText } from "../core/record-fault.js";
+import type { EventLog } from "../log/types.js";
 import type { Operator } from "./operators.js";
 import { processChunk } from "./process.js";
 import { recoverPosition } from "./recovery.js";
@@ -18,8 +18,10 @@ export interface PipelineRunnerOptions {
   readonly clock?: Clock;
   /** Records read (and outputs appended as one batch) per partition per round. */
   readonly chunkSize?: number;
-  /** Wait before retrying after the log failed, ms. */
+  /** Wait before retrying after the log failed, ms (doubling while it keeps failing). */
   readonly retryDelayMs?: number;
+  /** Where records the pipeline cannot process go; without it they are counted and skipped. */
+  readonly deadLetters?: DeadLetterSink;
 }
 
 export interface PipelineStats {
@@ -36,6 +38,10 @@ export interface PipelineStats {
   /** Failed rounds (log unavailable); the runner retries after `retryDelayMs`. */
   readonly failures: number;
   readonly lastProgressAt: number | undefined;
+  /** Inputs moved to the input's dead-letter stream (those of `errors` among them). */
+  readonly deadLetters: number;
+  /** While rounds keep failing (retried with back-off): since when (epoch ms), how often, why. */
+  readonly failing?: { readonly since: number; readonly attempts: number; readonly error: string };
 }
 
 /** The consumer group a pipeline commits its input offsets under. */
@@ -69,7 +75,7 @@ export class PipelineRunner {
   private unsubscribe: (() => void) | undefined;
   private readonly loop: DrainLoop;
   private started = false;
-  private counters = { recordsIn: 0, recordsOut: 0, dropped: 0, errors: 0, failures: 0, lag: 0 };
+  private counters = { recordsIn: 0, recordsOut: 0, dropped: 0, errors: 0, failures: 0, lag: 0, deadLetters: 0 };
   private lastError: string | undefined;
   private lastProgressAt: number | undefined;
 
@@ -88,6 +94,7 @@ export class PipelineRunner {
         this.lastError = e instanceof Error ? e.message : String(e);
       },
       retryDelayMs: options.retryDelayMs ?? 1000,
+      now: () => this.clock.now(),
     });
   }
 
@@ -134,11 +141,15 @@ export class PipelineRunner {
   }
 
   stats(): PipelineStats {
+    const failing = this.loop.failing;
     return {
       running: this.started && !this.loop.isStopped,
       ...this.counters,
       lastError: this.lastError,
       lastProgressAt: this.lastProgressAt,
+      ...(failing !== undefined && {
+        failing: { since: failing.since, attempts: failing.attempts, error: errorText(failing.error) },
+      }),
     };
   }
 
@@ -158,21 +169,20 @@ export class PipelineRunner {
       const operator = this.options.compiled.operator;
       if (operator.prepare !== undefined) await operator.prepare(records);
       const result = processChunk(this.name, operator, records);
-      if (result.outputs.length > 0) {
-        const batch: AppendRecord[] = result.outputs.map((o) => ({
-          key: o.key,
-          timestamp: o.timestamp,
-          value: encodeValue(o.value),
-          headers: { [HEADER_OUTPUT_ID]: o.id, [HEADER_SOURCE_OFFSET]: String(o.source.offset) },
-        }));
-        await this.log.append(this.output, batch);
-      }
+      // Letters before outputs: recovery resumes after the last output written, so a record
+      // before it must already have its letter (a replay finds it and writes none).
+      const consumer = `pipeline/${this.name}`;
+      await this.options.deadLetters?.send(
+        result.failed.map(({ record, error }) => ({ consumer, stream: this.input, record, error })),
+      );
+      if (result.outputs.length > 0) await this.log.append(this.output, result.outputs);
       this.positions[p] = last.offset + 1;
       commits.set(p, last.offset + 1);
       this.counters.recordsIn += records.length;
       this.counters.recordsOut += result.outputs.length;
       this.counters.dropped += result.filtered;
-      this.counters.errors += result.failed;
+      this.counters.errors += result.evalErrors;
+      this.counters.deadLetters += result.failed.length;
       if (result.lastError !== undefined) this.lastError = result.lastError;
     }
     if (commits.size === 0) return false;

@@ -1,11 +1,13 @@
 import { type Clock, systemClock } from "../core/clock.js";
+import type { DeadLetter, DeadLetterSink } from "../core/dead-letters.js";
 import { DrainLoop } from "../core/drain-loop.js";
 import { RunnelError } from "../core/errors.js";
+import { checkRecordDepth, errorText } from "../core/record-fault.js";
 import type { AppendRecord, EventLog } from "../log/types.js";
 import { type Checkpoint, type CheckpointStore, LogCheckpointStore } from "./checkpoint.js";
 import { decodeRecord, encodeValue } from "./codec.js";
 import type { StreamEvent } from "./event.js";
-import { HEADER_OUTPUT_ID } from "./headers.js";
+import { collectOutputIds, HEADER_OUTPUT_ID } from "./headers.js";
 import { type PipelineOptions, parsePipelineOptions } from "./options.js";
 import type { PipelineStats } from "./runner.js";
 import { SqlEvalError } from "./sql/values.js";
@@ -51,6 +53,8 @@ export interface WindowedRunnerOptions {
   readonly tickMs?: number;
   /** Told about each checkpoint (monitoring's duration histogram and failure counter). */
   readonly checkpointObserver?: CheckpointObserver;
+  /** Where records the job cannot process go; without it they are counted and skipped. */
+  readonly deadLetters?: DeadLetterSink;
 }
 
 /** Hears how checkpoints go, without src/stream knowing who listens (monitoring passes its probe). */
@@ -79,7 +83,13 @@ export interface WindowedStats extends PipelineStats {
  * - checkpoints (periodic and on stop) hold input offsets, watermarks and operator state together;
  * - every output carries a deterministic id (header `runnel-output-id`);
  * - on restart (or after a failed round) the last checkpoint is restored, the ids written since it
- *   are read back from the output and late streams, and the replay skips exactly those.
+ *   are read back from the output and late streams, and the replay skips exactly those;
+ * - a record the operator cannot process (not JSON, too deep, an expression or the job's function
+ *   throws on it) is dead-lettered before any checkpoint covers it, once (src/core/dead-letters.ts).
+ *
+ * Event time is the log's: a record moves its partition's watermark only up to its append time
+ * (src/stream/time/watermarks.ts), so a future-stamped event waits for its own time in its window
+ * and never makes other keys' events late.
  *
  * @example
  * const runner = new WindowedPipelineRunner({ log, name: "per_minute", inputStream: "transactions",
@@ -115,6 +125,7 @@ export class WindowedPipelineRunner {
     lag: 0,
     late: 0,
     checkpoints: 0,
+    deadLetters: 0,
   };
   private lastError: string | undefined;
   private lastProgressAt: number | undefined;
@@ -122,6 +133,7 @@ export class WindowedPipelineRunner {
   // Reused per round: the hot loop pushes into these instead of allocating.
   private readonly results: WindowOutput[] = [];
   private readonly lateOut: WindowOutput[] = [];
+  private readonly poisoned: DeadLetter[] = [];
 
   constructor(private readonly config: WindowedRunnerOptions) {
     this.log = config.log;
@@ -139,6 +151,7 @@ export class WindowedPipelineRunner {
         this.lastError = e instanceof Error ? e.message : String(e);
       },
       retryDelayMs: config.retryDelayMs ?? 1000,
+      now: () => this.clock.now(),
     });
   }
 
@@ -189,11 +202,15 @@ export class WindowedPipelineRunner {
 
   stats(): WindowedStats {
     const wm = this.operator?.watermark ?? Number.NEGATIVE_INFINITY;
+    const failing = this.loop.failing;
     return {
       running: this.started && !this.loop.isStopped,
       ...this.counters,
       lastError: this.lastError,
       lastProgressAt: this.lastProgressAt,
+      ...(failing !== undefined && {
+        failing: { since: failing.since, attempts: failing.attempts, error: errorText(failing.error) },
+      }),
       watermark: Number.isFinite(wm) ? wm : null,
       openWindows: this.operator?.openWindows ?? 0,
       stateKeys: this.operator?.groupCount ?? 0,
@@ -229,8 +246,8 @@ export class WindowedPipelineRunner {
       lateFrom = config.lateStream === undefined ? [] : await log.startOffsets(config.lateStream);
     }
     const written = new Set<string>();
-    await this.collectIds(config.outputStream, outputFrom, written);
-    if (config.lateStream !== undefined) await this.collectIds(config.lateStream, lateFrom, written);
+    await collectOutputIds(log, config.outputStream, outputFrom, written);
+    if (config.lateStream !== undefined) await collectOutputIds(log, config.lateStream, lateFrom, written);
     this.written = written;
     this.needsRecovery = false;
     if (checkpoint === undefined) {
@@ -248,30 +265,13 @@ export class WindowedPipelineRunner {
     return new WindowOperator(config.plan, { pipeline: config.name, allowedLatenessMs: this.opts.allowedLatenessMs });
   }
 
-  private async collectIds(stream: string, from: readonly number[], into: Set<string>): Promise<void> {
-    const ends = await this.log.endOffsets(stream);
-    for (let p = 0; p < ends.length; p++) {
-      let offset = from[p] ?? 0;
-      const end = ends[p] ?? 0;
-      while (offset < end) {
-        const records = await this.log.read(stream, p, offset, { maxRecords: 1000 });
-        const last = records[records.length - 1];
-        if (last === undefined) break;
-        for (const r of records) {
-          const id = r.headers?.[HEADER_OUTPUT_ID];
-          if (id !== undefined) into.add(id);
-        }
-        offset = last.offset + 1;
-      }
-    }
-  }
-
   /** One chunk per partition; true when anything was read. */
   private async round(): Promise<boolean> {
-    const { log, config, operator, tracker, results, lateOut } = this;
+    const { log, config, operator, tracker, results, lateOut, poisoned } = this;
     const now = this.clock.now();
     results.length = 0;
     lateOut.length = 0;
+    poisoned.length = 0;
     let read = 0;
     for (let p = 0; p < this.partitions && !this.loop.isStopped; p++) {
       const records = await log.read(config.inputStream, p, this.positions[p] ?? 0, { maxRecords: this.chunkSize });
@@ -281,9 +281,10 @@ export class WindowedPipelineRunner {
       for (const record of records) {
         let outcome: number;
         try {
+          checkRecordDepth(record.value);
           const e = decodeRecord(record);
           // Watermarks are generated at the source, before filters, as in Flink.
-          tracker.observe(p, e.timestamp);
+          tracker.observe(p, e.timestamp, record.ingestTime);
           outcome = operator.process(e, results);
           if (outcome === LATE) {
             this.counters.late++;
@@ -297,9 +298,10 @@ export class WindowedPipelineRunner {
             }
           } else if (outcome !== 0) this.counters.dropped++;
         } catch (err) {
-          if (!(err instanceof SqlEvalError)) throw err;
-          this.counters.errors++;
-          this.lastError = `${record.partition}/${record.offset}: ${err.message}`;
+          // Computation on this record alone: it would fail the same way on every replay.
+          if (err instanceof SqlEvalError) this.counters.errors++;
+          poisoned.push({ consumer: `pipeline/${config.name}`, stream: config.inputStream, record, error: err });
+          this.lastError = `${record.partition}/${record.offset}: ${errorText(err)}`;
         }
         // Per event, so whether an event is late depends only on the records before it, not on read sizes.
         const wm = tracker.update();
@@ -311,9 +313,12 @@ export class WindowedPipelineRunner {
     // Idleness may have changed without any record: time can move on.
     const wm = tracker.update();
     if (wm > operator.watermark) operator.advance(wm, results);
+    // Durable before the checkpoint that covers their records (a failure here recovers and replays).
+    await config.deadLetters?.send(poisoned);
     await this.write(config.outputStream, results);
     if (config.lateStream !== undefined) await this.write(config.lateStream, lateOut);
     this.counters.recordsIn += read;
+    this.counters.deadLetters += poisoned.length;
     this.counters.recordsOut += results.length;
     if (read > 0 || results.length > 0) {
       this.dirty = true;

@@ -4,7 +4,7 @@
  * stop waits for the round in flight.
  */
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import { describe, it, mock } from "node:test";
 import { DrainLoop } from "../../src/core/drain-loop.js";
 
 /** Resolves after `n` microtask hops. */
@@ -116,5 +116,37 @@ describe("DrainLoop", () => {
     loop.wake();
     await hops(5);
     assert.equal(rounds, 1);
+  });
+
+  it("backs off by doubling while rounds keep failing, says it is failing, and clears it on success", async () => {
+    const delays: number[] = [];
+    // Retries run at once, each delay recorded: the loop's choice of delay is what is tested.
+    const timers = mock.method(globalThis, "setTimeout", (retry: () => void, ms: number) => {
+      delays.push(ms);
+      queueMicrotask(retry);
+      return { unref: () => {} };
+    });
+    try {
+      let failuresLeft = 7;
+      const seen: number[] = [];
+      const loop = new DrainLoop({
+        round: async () => {
+          if (failuresLeft === 0) return false;
+          failuresLeft--;
+          throw new Error("store away");
+        },
+        onError: () => seen.push(loop.failing?.attempts ?? 0),
+        retryDelayMs: 100,
+        now: () => 5,
+      });
+      loop.start();
+      loop.wake();
+      while (failuresLeft > 0 || loop.failing !== undefined) await hops(5);
+      assert.deepEqual(delays, [100, 200, 400, 800, 1600, 3200, 3200]);
+      assert.deepEqual(seen, [1, 2, 3, 4, 5, 6, 7], "failing counts the attempts in a row");
+      await loop.stop();
+    } finally {
+      timers.mock.restore();
+    }
   });
 });

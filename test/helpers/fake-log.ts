@@ -23,7 +23,8 @@ export class FakeLog implements EventLog {
   private readonly listeners = new Map<string, Set<() => void>>();
   /** Per method: how many calls still succeed before the next one fails. */
   private readonly failures = new Map<string, number>();
-  now = 1_000_000;
+  /** The append time stamped on records; undefined: the wall clock, as the real logs stamp it. */
+  now: number | undefined;
 
   failNext(method: "append" | "commitOffsets", options: { after?: number } = {}): void {
     this.failures.set(method, options.after ?? 0);
@@ -78,7 +79,7 @@ export class FakeLog implements EventLog {
         offset: log.length,
         key: r.key,
         timestamp: r.timestamp,
-        ingestTime: this.now,
+        ingestTime: this.now ?? Date.now(),
         value: r.value,
         ...(headers !== undefined && { headers }),
       };

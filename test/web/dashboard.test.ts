@@ -310,6 +310,43 @@ describe("the dashboard in Chromium", () => {
     }
   });
 
+  it("shows a pipeline that dead-lettered a record, and the stream's dead letters", async () => {
+    // Streams of its own, so the other pages' stream lists stay as they were.
+    await ok("POST", "/api/v1/streams", adminToken, { name: "codes_in", partitions: 1 }, 201);
+    await ok(
+      "POST",
+      "/api/v1/pipelines",
+      adminToken,
+      { name: "codes", sql: "SELECT user_id, CAST(code AS INTEGER) AS code FROM codes_in", startFrom: "now" },
+      201,
+    );
+    try {
+      // The CAST fails on this record every time: the pipeline moves it to codes_in_dead_letter.
+      await ok("POST", "/api/v1/streams/codes_in/events", adminToken, [{ user_id: "dora", code: "x1" }]);
+      const { context, page } = await newPage();
+      try {
+        await signIn(page, "admin", ADMIN_PASSWORD);
+        await go(page, "Pipelines");
+        const row = page.getByTestId("pipelines").getByRole("row").filter({ hasText: "codes" });
+        await row.getByText("1 dead-lettered").waitFor();
+        assert.equal(await row.getByTestId("consumer-state").locator("[data-state=ok]").count(), 1, "not failing");
+        await shot(page, "pipelines-dead-letter");
+        await go(page, "Streams");
+        const stream = page
+          .getByTestId("streams")
+          .getByRole("row")
+          .filter({ has: page.getByTestId("tail-codes_in") });
+        await stream.locator(".error-text", { hasText: "1" }).waitFor();
+      } finally {
+        await context.close();
+      }
+    } finally {
+      await ok("DELETE", "/api/v1/pipelines/codes", adminToken, undefined, 204);
+      await ok("DELETE", "/api/v1/streams/codes_in_dead_letter", adminToken, undefined, 204);
+      await ok("DELETE", "/api/v1/streams/codes_in", adminToken, undefined, 204);
+    }
+  });
+
   it("a user sees only their own data on every page", async () => {
     const { context, page } = await newPage();
     try {

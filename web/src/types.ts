@@ -30,9 +30,16 @@ export interface Histogram {
 /** GET /api/v1/stats */
 export interface Stats {
   readonly at: number;
-  readonly streams: Readonly<Record<string, { events: number; bytes: number; analyticsLag: number }>>;
-  readonly pipelines: Readonly<Record<string, { running: number; lag: number; recordsIn: number; recordsOut: number }>>;
-  readonly rules: Readonly<Record<string, { matches: number; alerts: number }>>;
+  readonly streams: Readonly<
+    Record<string, { events: number; bytes: number; analyticsLag: number; deadLetters?: number }>
+  >;
+  readonly pipelines: Readonly<
+    Record<
+      string,
+      { running: number; lag: number; recordsIn: number; recordsOut: number; late?: number; deadLetters?: number }
+    >
+  >;
+  readonly rules: Readonly<Record<string, { matches: number; alerts: number; late?: number; deadLetters?: number }>>;
   readonly sources: Readonly<Record<string, { up: number; records: number }>>;
   readonly ingest: { readonly refusals: number; readonly pendingBytes: number };
   readonly latencies: { readonly ingest: Histogram; readonly logAppend: Histogram; readonly query: Histogram };

@@ -26,7 +26,7 @@ export function registerOperatorAlertRoutes(app: FastifyInstance, services: ApiS
           additionalProperties: false,
           properties: {
             active: { type: "string", enum: ["true", "false"] },
-            kind: { type: "string", enum: ["spike", "drop", "lag_growth"] },
+            kind: { type: "string", enum: ["spike", "drop", "lag_growth", "dead_letter", "consumer_failing"] },
             limit: { type: "string", pattern: "^[0-9]{1,4}$" },
           },
         },

@@ -24,9 +24,14 @@ export interface HistogramStats {
 export interface StatsBody {
   /** Epoch milliseconds when the numbers were read. */
   at: number;
-  streams: Record<string, { events: number; bytes: number; analyticsLag: number }>;
-  pipelines: Record<string, { running: number; lag: number; recordsIn: number; recordsOut: number }>;
-  rules: Record<string, { matches: number; alerts: number }>;
+  /** `deadLetters`: letters any consumer wrote to the stream's dead-letter stream (one per consumer and record). */
+  streams: Record<string, { events: number; bytes: number; analyticsLag: number; deadLetters: number }>;
+  /** `late`: events dropped behind the watermark; `deadLetters`: records the pipeline could not process. */
+  pipelines: Record<
+    string,
+    { running: number; lag: number; recordsIn: number; recordsOut: number; late: number; deadLetters: number }
+  >;
+  rules: Record<string, { matches: number; alerts: number; late: number; deadLetters: number }>;
   sources: Record<string, { up: number; records: number }>;
   ingest: { refusals: number; pendingBytes: number };
   latencies: { ingest: HistogramStats; logAppend: HistogramStats; query: HistogramStats };
@@ -34,6 +39,8 @@ export interface StatsBody {
 }
 
 type Metric = MetricObjectWithValues<MetricValue<string>>;
+
+const DEAD_LETTERS = "runnel_consumer_dead_letters_total";
 type Labels = Partial<Record<string, string | number>>;
 
 export function registerStatsRoutes(app: FastifyInstance, services: ApiServices): void {
@@ -69,22 +76,46 @@ export function statsFrom(metrics: readonly Metric[], at: number): StatsBody {
   };
 
   const streams: StatsBody["streams"] = {};
-  const stream = () => ({ events: 0, bytes: 0, analyticsLag: 0 });
+  const stream = () => ({ events: 0, bytes: 0, analyticsLag: 0, deadLetters: 0 });
   sumBy(streams, "runnel_ingest_events_total", "stream", "events", stream);
   sumBy(streams, "runnel_ingest_bytes_total", "stream", "bytes", stream);
   sumBy(streams, "runnel_analytics_lag_records", "stream", "analyticsLag", stream);
+  sumBy(streams, DEAD_LETTERS, "stream", "deadLetters", stream);
+  /** Dead letters of consumers named `<kind>/<name>`, by name. */
+  const lettersOf = (kind: string): Record<string, number> => {
+    const out: Record<string, number> = {};
+    for (const v of values(DEAD_LETTERS)) {
+      const consumer = String((v.labels as Labels).consumer ?? "");
+      if (!consumer.startsWith(`${kind}/`)) continue;
+      const name = consumer.slice(kind.length + 1);
+      out[name] = (out[name] ?? 0) + v.value;
+    }
+    return out;
+  };
 
   const pipelines: StatsBody["pipelines"] = {};
-  const pipeline = () => ({ running: 0, lag: 0, recordsIn: 0, recordsOut: 0 });
+  const pipeline = () => ({ running: 0, lag: 0, recordsIn: 0, recordsOut: 0, late: 0, deadLetters: 0 });
   sumBy(pipelines, "runnel_pipeline_running", "pipeline", "running", pipeline);
   sumBy(pipelines, "runnel_pipeline_lag_records", "pipeline", "lag", pipeline);
   sumBy(pipelines, "runnel_pipeline_records_total", "pipeline", "recordsIn", pipeline, (l) => l.direction === "in");
   sumBy(pipelines, "runnel_pipeline_records_total", "pipeline", "recordsOut", pipeline, (l) => l.direction === "out");
+  sumBy(pipelines, "runnel_pipeline_discarded_records_total", "pipeline", "late", pipeline, (l) => l.reason === "late");
+  for (const [name, n] of Object.entries(lettersOf("pipeline"))) {
+    const row = pipelines[name] ?? pipeline();
+    pipelines[name] = row;
+    row.deadLetters = n;
+  }
 
   const rules: StatsBody["rules"] = {};
-  const rule = () => ({ matches: 0, alerts: 0 });
+  const rule = () => ({ matches: 0, alerts: 0, late: 0, deadLetters: 0 });
   sumBy(rules, "runnel_rule_matches_total", "rule", "matches", rule);
   sumBy(rules, "runnel_rule_alerts_total", "rule", "alerts", rule);
+  sumBy(rules, "runnel_rule_late_events_total", "rule", "late", rule);
+  for (const [name, n] of Object.entries(lettersOf("rule"))) {
+    const row = rules[name] ?? rule();
+    rules[name] = row;
+    row.deadLetters = n;
+  }
 
   const sources: StatsBody["sources"] = {};
   const source = () => ({ up: 0, records: 0 });

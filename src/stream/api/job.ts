@@ -1,4 +1,5 @@
 import type { Clock } from "../../core/clock.js";
+import type { DeadLetterSink } from "../../core/dead-letters.js";
 import { RunnelError } from "../../core/errors.js";
 import type { EventLog, LogRecord } from "../../log/types.js";
 import type { CheckpointStore } from "../checkpoint.js";
@@ -62,6 +63,8 @@ export interface JobOptions {
   readonly lateOutput?: string;
   readonly checkpoints?: CheckpointStore;
   readonly clock?: Clock;
+  /** Where records the job cannot process go (src/core/dead-letters.ts); without it they are counted and skipped. */
+  readonly deadLetters?: DeadLetterSink;
 }
 
 /** A running (or runnable) job. */
@@ -145,6 +148,7 @@ export class DataStream<T extends Value> {
       compiled: { inputStream: this.source, operator: chainOperator(this.steps) },
       outputStream: output,
       ...(options.clock !== undefined && { clock: options.clock }),
+      ...(options.deadLetters !== undefined && { deadLetters: options.deadLetters }),
     });
     return runner;
   }
@@ -234,6 +238,7 @@ export class ProcessedStream {
       options: parsePipelineOptions(options.options),
       ...(options.checkpoints !== undefined && { checkpoints: options.checkpoints }),
       ...(options.clock !== undefined && { clock: options.clock }),
+      ...(options.deadLetters !== undefined && { deadLetters: options.deadLetters }),
     });
   }
 }
@@ -360,6 +365,7 @@ export class AggregatedStream {
       options: parsePipelineOptions(options.options),
       ...(options.checkpoints !== undefined && { checkpoints: options.checkpoints }),
       ...(options.clock !== undefined && { clock: options.clock }),
+      ...(options.deadLetters !== undefined && { deadLetters: options.deadLetters }),
     });
   }
 }

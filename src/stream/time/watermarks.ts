@@ -1,3 +1,5 @@
+import { eventTimeProgress } from "./event-clock.js";
+
 /**
  * Per-partition watermarks with bounded out-of-orderness, combined as Flink combines the
  * watermarks of parallel inputs (WatermarkOutputMultiplexer):
@@ -9,6 +11,13 @@
  *   StatusWatermarkValve does when its last active channel goes idle: otherwise partitions that
  *   fall idle in the same round (one that never had data, one that went quiet) would never let
  *   the data already seen close its windows.
+ *
+ * One departure from Flink, because Runnel's partitions hold many users' events: a record moves
+ * its partition's time no further than the log's clock when it took the record
+ * (./event-clock.ts). An event stamped in the future (9999-12-31) would otherwise move the
+ * partition's time to the end of time and make every later event of every user in it late;
+ * instead it waits for its own time in its window. For ordinary events, stamped before they are
+ * appended, nothing changes.
  */
 export interface WatermarkOptions {
   readonly outOfOrdernessMs: number;
@@ -44,9 +53,10 @@ export class WatermarkTracker {
     }
   }
 
-  /** Hot path: called once per event. */
-  observe(partition: number, timestamp: number): void {
-    if (timestamp > (this.maxTimestamp[partition] as number)) this.maxTimestamp[partition] = timestamp;
+  /** Hot path: called once per event; `appendTime` is when the log took it (see above; absent: unbounded). */
+  observe(partition: number, timestamp: number, appendTime = Number.POSITIVE_INFINITY): void {
+    const t = eventTimeProgress(timestamp, appendTime);
+    if (t > (this.maxTimestamp[partition] as number)) this.maxTimestamp[partition] = t;
   }
 
   /** A read of `partition` returned records (`delivered`) or nothing, at processing time `now`. */

@@ -4,6 +4,7 @@
  */
 import { useState } from "preact/hooks";
 import { api, get, hasRole } from "../api";
+import { ConsumerState } from "../consumer-state";
 import { Field, fieldOf } from "../form";
 import type { Pipeline } from "../types";
 import { ErrorBox, Table, useAction, useLoad, when } from "../ui";
@@ -20,13 +21,14 @@ export function PipelinesPage() {
       <ErrorBox error={pipelines.error ?? error} />
       <Table
         testId="pipelines"
-        head={["Name", "Kind", "SQL", "Output", "Enabled", "Created", ...(admin ? [""] : [])]}
+        head={["Name", "Kind", "SQL", "Output", "Enabled", "State", "Created", ...(admin ? [""] : [])]}
         rows={(pipelines.data?.pipelines ?? []).map((p) => [
           p.name,
           p.kind ?? "",
           <code>{p.sql}</code>,
           p.output,
           p.enabled ? "yes" : "no",
+          p.enabled ? <ConsumerState stats={p.stats} /> : "",
           when(p.createdAt),
           ...(admin
             ? [

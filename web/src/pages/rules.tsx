@@ -5,6 +5,7 @@
  */
 import { useState } from "preact/hooks";
 import { api, get, hasRole } from "../api";
+import { ConsumerState } from "../consumer-state";
 import { Field, fieldOf } from "../form";
 import type { Rule } from "../types";
 import { ErrorBox, Table, useAction, useLoad, when } from "../ui";
@@ -26,12 +27,13 @@ export function RulesPage() {
       <ErrorBox error={rules.error ?? error} />
       <Table
         testId="rules"
-        head={["Name", "Stream", "Within", "Enabled", "Created", ...(admin ? [""] : [])]}
+        head={["Name", "Stream", "Within", "Enabled", "State", "Created", ...(admin ? [""] : [])]}
         rows={(rules.data?.rules ?? []).map((r) => [
           r.name,
           r.stream,
           String(r.spec.within ?? ""),
           r.enabled ? "yes" : "no",
+          r.enabled ? <ConsumerState stats={r.stats} /> : "",
           when(r.createdAt),
           ...(admin
             ? [

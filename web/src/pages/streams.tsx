@@ -62,7 +62,16 @@ function StaffTable({ streams }: { streams: readonly Stream[] }) {
   return (
     <Table
       testId="streams"
-      head={["Stream", "Partitions", "Events/s", "Events", "Ingested since start", "Analytics lag", "From pipeline"]}
+      head={[
+        "Stream",
+        "Partitions",
+        "Events/s",
+        "Events",
+        "Ingested since start",
+        "Analytics lag",
+        "Dead letters",
+        "From pipeline",
+      ]}
       rows={streams.map((s) => {
         const c = cur?.streams[s.name];
         return [
@@ -72,6 +81,8 @@ function StaffTable({ streams }: { streams: readonly Stream[] }) {
           counts.get(s.name) ?? "…",
           c ? formatBytes(c.bytes) : "0 B",
           s.analytics === false ? LOG_ONLY : (c?.analyticsLag ?? 0),
+          // Records of this stream that a consumer could never process (in <stream>_dead_letter).
+          c?.deadLetters ? <span class="error-text">{c.deadLetters}</span> : 0,
           s.derivedFrom ?? "",
         ];
       })}
