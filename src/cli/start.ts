@@ -1,28 +1,32 @@
 /** `runnel start`: runs Runnel in this process until SIGINT or SIGTERM. */
-import { ConfigError, DEFAULTS, ENV_NAMES, loadConfig, type SettingName } from "../config/config.js";
+import { ConfigError, DEFAULTS, ENV_NAMES, FLAG_NAMES, loadConfig, type SettingName } from "../config/config.js";
 import { StartupError, startRunnel } from "../server.js";
 import type { Command, Flag } from "./args.js";
 import { CliError, UsageError } from "./errors.js";
 
-/** Each flag of `start` is a setting of src/config/config.ts; its environment variable and default come from there. */
-const SETTINGS = {
-  "data-dir": ["dataDir", "DIR", "where the log, analytics and control data live"],
-  port: ["port", "PORT", "HTTP port (0 picks a free one)"],
-  host: ["host", "ADDR", "bind address"],
-  "database-url": ["databaseUrl", "URL", "a postgres:// URL for the control plane (default: embedded PGlite)"],
-  "kafka-brokers": ["kafkaBrokers", "HOSTS", "host:port,… of Apache Kafka as the log (default: the local log)"],
-  "log-level": ["logLevel", "LEVEL", "fatal, error, warn, info, debug or silent"],
-  "max-body-bytes": ["maxBodyBytes", "SIZE", "largest request body"],
-  "max-event-bytes": ["maxEventBytes", "SIZE", "largest single event"],
-  "token-ttl": ["tokenTtl", "DURATION", "lifetime of login tokens"],
-  "default-partitions": ["defaultPartitions", "N", "partitions of a new stream"],
-  sources: ["sourcesFile", "FILE", "YAML or JSON file of MQTT, Kafka topic and file sources"],
-} as const satisfies Record<string, readonly [SettingName, string, string]>;
+type FlagName = (typeof FLAG_NAMES)[keyof typeof FLAG_NAMES];
+type StartFlags = { readonly [K in FlagName]: Flag };
 
-type StartFlags = { readonly [K in keyof typeof SETTINGS]: Flag };
+/** The value's placeholder and meaning of each flag; its name, variable and default come from src/config/config.ts. */
+const DESCRIPTIONS: { readonly [S in keyof typeof FLAG_NAMES]: readonly [string, string] } = {
+  dataDir: ["DIR", "where the log, analytics and control data live"],
+  port: ["PORT", "HTTP port (0 picks a free one)"],
+  host: ["ADDR", "bind address"],
+  databaseUrl: ["URL", "a postgres:// URL for the control plane (default: embedded PGlite)"],
+  kafkaBrokers: ["HOSTS", "host:port,… of Apache Kafka as the log (default: the local log)"],
+  logLevel: ["LEVEL", "fatal, error, warn, info, debug or silent"],
+  maxBodyBytes: ["SIZE", "largest request body"],
+  maxEventBytes: ["SIZE", "largest single event"],
+  tokenTtl: ["DURATION", "lifetime of login tokens"],
+  defaultPartitions: ["N", "partitions of a new stream"],
+  sourcesFile: ["FILE", "YAML or JSON file of MQTT, Kafka topic and file sources"],
+};
+
+const SETTINGS = Object.entries(FLAG_NAMES) as [keyof typeof FLAG_NAMES, FlagName][];
 
 const FLAGS = Object.fromEntries(
-  Object.entries(SETTINGS).map(([flag, [setting, value, help]]) => {
+  SETTINGS.map(([setting, flag]) => {
+    const [value, help] = DESCRIPTIONS[setting];
     const fallback = (DEFAULTS as Partial<Record<SettingName, string>>)[setting];
     const source = `env ${ENV_NAMES[setting]}${fallback === undefined ? "" : `, default ${fallback}`}`;
     return [flag, { value, help: `${help} (${source})` }];
@@ -39,8 +43,8 @@ RUNNEL_CORS_ORIGINS, …) are listed in the README. The first start needs RUNNEL
 create the account "admin".`,
   async run({ flags }) {
     const settings: Partial<Record<SettingName, string>> = {};
-    for (const [flag, [setting]] of Object.entries(SETTINGS)) {
-      const value = flags[flag as keyof typeof SETTINGS];
+    for (const [setting, flag] of SETTINGS) {
+      const value = flags[flag];
       if (value !== undefined) settings[setting] = value;
     }
     const config = configure(settings);

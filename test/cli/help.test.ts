@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
+import { ENV_NAMES, FLAG_NAMES } from "../../src/config/config.js";
 import { runCli } from "./cli-process.js";
 
 const COMMANDS = ["start", "produce", "tail", "query"];
@@ -86,5 +87,21 @@ test("usage mistakes are one line on stderr naming the flag, with exit code 2", 
     assert.equal(res.code, 2, `${args.join(" ")}: ${res.stderr}`);
     assert.equal(res.stderr, line);
     assert.equal(res.stdout, "");
+  }
+});
+
+test("the README's configuration table names the same flags and variables as runnel start --help", async () => {
+  const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+  const documented = [...readme.matchAll(/^\| `--([a-z-]+)` \| `(RUNNEL_[A-Z_]+)` \|/gm)].map(
+    (m) => `--${m[1]} ${m[2]}`,
+  );
+  const declared = Object.entries(FLAG_NAMES).map(([setting, flag]) => {
+    return `--${flag} ${ENV_NAMES[setting as keyof typeof FLAG_NAMES]}`;
+  });
+  assert.deepEqual(documented.sort(), declared.sort());
+  const help = (await runCli(["start", "--help"])).stdout;
+  for (const line of declared) {
+    const [flag, env] = line.split(" ");
+    assert.match(help, new RegExp(`^  ${flag} \\S+ .*\\(env ${env}[,)]`, "m"), line);
   }
 });

@@ -30,7 +30,10 @@ test("bad values are refused naming the setting", () => {
     [{ RUNNEL_DATABASE_URL: "mysql://x" }, /RUNNEL_DATABASE_URL .* postgres:\/\//],
     [{ RUNNEL_KAFKA_BROKERS: "localhost" }, /RUNNEL_KAFKA_BROKERS .* host:port/],
     [{ RUNNEL_LOG_LEVEL: "loud" }, /RUNNEL_LOG_LEVEL .* one of/],
-    [{ RUNNEL_TOKEN_SECRET: "short" }, /RUNNEL_TOKEN_SECRET .* at least 32/],
+    // Settings without a flag are named by their environment variable alone.
+    [{ RUNNEL_TOKEN_SECRET: "short" }, /: RUNNEL_TOKEN_SECRET must be at least 32/],
+    [{ RUNNEL_CORS_ORIGINS: "example.com" }, /: RUNNEL_CORS_ORIGINS must be origins/],
+    [{ RUNNEL_ANOMALY_INTERVAL: "5h" }, /: RUNNEL_ANOMALY_INTERVAL must be from 1s to 1h/],
     [{ RUNNEL_ADMIN_PASSWORD: "short" }, /RUNNEL_ADMIN_PASSWORD .* at least 8/],
     [{ RUNNEL_DEFAULT_PARTITIONS: "0" }, /RUNNEL_DEFAULT_PARTITIONS/],
   ];
