@@ -2,16 +2,8 @@
  * The CLI's view of a Runnel server: base URL and credential from flags or the environment
  * (RUNNEL_URL, RUNNEL_API_KEY or RUNNEL_TOKEN), and API errors turned into one readable line.
  */
-
-export class CliError extends Error {
-  override name = "CliError";
-  constructor(
-    message: string,
-    readonly exitCode = 1,
-  ) {
-    super(message);
-  }
-}
+import type { Flags } from "./args.js";
+import { CliError, UsageError } from "./errors.js";
 
 export interface Endpoint {
   readonly url: string;
@@ -20,9 +12,19 @@ export interface Endpoint {
 
 export const DEFAULT_URL = "http://127.0.0.1:8080";
 
+/** The flags of every command that talks to a server. */
+export const CLIENT_FLAGS = {
+  url: { value: "URL", help: `the server (env RUNNEL_URL, default ${DEFAULT_URL})` },
+  key: { value: "KEY", help: "an API key or login token (env RUNNEL_API_KEY)" },
+} as const satisfies Flags;
+
 export function endpointFrom(flags: { url?: string; key?: string }, env: NodeJS.ProcessEnv): Endpoint {
   const url = (flags.url ?? env.RUNNEL_URL ?? DEFAULT_URL).replace(/\/+$/, "");
-  if (!/^https?:\/\//.test(url)) throw new CliError(`--url must start with http:// or https://, got "${url}"`, 2);
+  if (!/^https?:\/\//.test(url)) {
+    throw new UsageError(
+      `${flags.url === undefined ? "RUNNEL_URL" : "--url"} must start with http:// or https://, got "${url}"`,
+    );
+  }
   const key = flags.key ?? env.RUNNEL_API_KEY ?? env.RUNNEL_TOKEN;
   return key === undefined || key === "" ? { url } : { url, key };
 }

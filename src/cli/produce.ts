@@ -10,7 +10,39 @@ import { stat } from "node:fs/promises";
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
 import { JsonShapeError, parseShaped } from "../ingest/json-limits.js";
-import { CliError, describeFailure, type Endpoint, headersFor, request } from "./client.js";
+import type { Command, Flags } from "./args.js";
+import { CLIENT_FLAGS, describeFailure, type Endpoint, endpointFrom, headersFor, request } from "./client.js";
+import { CliError, UsageError } from "./errors.js";
+
+const FLAGS = {
+  ...CLIENT_FLAGS,
+  "batch-size": { value: "N", help: "events per request, 1 to 100000 (default 1000)" },
+} as const satisfies Flags;
+
+export const produceCommand: Command<typeof FLAGS> = {
+  name: "produce",
+  operands: ["<stream>", "[FILE|-]"],
+  flags: FLAGS,
+  summary: "send NDJSON or one JSON array of events to a stream, in batches",
+  details: `Reads FILE, or stdin when FILE is - or absent. Each batch carries its own Idempotency-Key, so a
+batch retried after a 429, a 503 or a dropped connection is appended once; a refused batch stops
+the run (earlier batches stay appended). A progress bar shows on a terminal when reading a file.`,
+  async run({ flags, operands }) {
+    const batchSize = Number(flags["batch-size"] ?? "1000");
+    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 100_000) {
+      throw new UsageError(`--batch-size must be an integer from 1 to 100000, got "${flags["batch-size"]}"`);
+    }
+    await produce({
+      endpoint: endpointFrom(flags, process.env),
+      stream: operands[0]!,
+      input: operands[1] ?? "-",
+      batchSize,
+      stdin: process.stdin,
+      ...(process.stderr.isTTY && { progress: process.stderr }),
+    });
+    return 0;
+  },
+};
 
 export interface ProduceOptions {
   readonly endpoint: Endpoint;

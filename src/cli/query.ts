@@ -1,5 +1,24 @@
 /** `runnel query "<sql>"`: a table on a terminal, NDJSON or CSV with --format. */
-import { CliError, describeFailure, type Endpoint, headersFor, request } from "./client.js";
+import type { Command, Flags } from "./args.js";
+import { CLIENT_FLAGS, describeFailure, type Endpoint, endpointFrom, headersFor, request } from "./client.js";
+import { CliError, UsageError } from "./errors.js";
+
+const FLAGS = {
+  ...CLIENT_FLAGS,
+  format: { value: "FORMAT", help: "table, ndjson or csv (default: table on a terminal, ndjson otherwise)" },
+} as const satisfies Flags;
+
+export const queryCommand: Command<typeof FLAGS> = {
+  name: "query",
+  operands: ['"<sql>"'],
+  flags: FLAGS,
+  summary: "run one SQL query and print its rows as a table, NDJSON or CSV",
+  async run({ flags, operands }) {
+    const format = parseFormat(flags.format, process.stdout.isTTY === true);
+    process.stdout.write(await query(endpointFrom(flags, process.env), operands[0]!, format));
+    return 0;
+  },
+};
 
 export type QueryFormat = "table" | "ndjson" | "csv";
 
@@ -57,5 +76,5 @@ function table(answer: Answer): string {
 export function parseFormat(text: string | undefined, tty: boolean): QueryFormat {
   if (text === undefined) return tty ? "table" : "ndjson";
   if (text === "table" || text === "ndjson" || text === "csv") return text;
-  throw new CliError(`--format must be table, ndjson or csv, got "${text}"`, 2);
+  throw new UsageError(`--format must be table, ndjson or csv, got "${text}"`);
 }

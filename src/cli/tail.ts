@@ -1,5 +1,28 @@
 /** `runnel tail <stream>`: the live tail (Server-Sent Events) as NDJSON on stdout, until interrupted. */
-import { CliError, describeFailure, type Endpoint, headersFor, request } from "./client.js";
+import type { Command } from "./args.js";
+import { CLIENT_FLAGS, describeFailure, type Endpoint, endpointFrom, headersFor, request } from "./client.js";
+import { CliError } from "./errors.js";
+
+export const tailCommand: Command<typeof CLIENT_FLAGS> = {
+  name: "tail",
+  operands: ["<stream>"],
+  flags: CLIENT_FLAGS,
+  summary: "print a stream's new events as NDJSON until interrupted (Ctrl-C)",
+  async run({ flags, operands }) {
+    const endpoint = endpointFrom(flags, process.env);
+    const abort = new AbortController();
+    const stop = (): void => abort.abort();
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+    try {
+      await tail(endpoint, operands[0]!, process.stdout, abort.signal);
+    } finally {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+    }
+    return 0;
+  },
+};
 
 export async function tail(
   endpoint: Endpoint,

@@ -194,6 +194,23 @@ export const ENV_NAMES = {
 
 export type SettingName = keyof typeof ENV_NAMES;
 
+/** The `runnel start` flag of each setting that has one; the others are set in the environment only. */
+export const FLAG_NAMES = {
+  dataDir: "data-dir",
+  port: "port",
+  host: "host",
+  databaseUrl: "database-url",
+  kafkaBrokers: "kafka-brokers",
+  logLevel: "log-level",
+  maxBodyBytes: "max-body-bytes",
+  maxEventBytes: "max-event-bytes",
+  maxJsonDepth: "max-json-depth",
+  maxJsonFields: "max-json-fields",
+  tokenTtl: "token-ttl",
+  defaultPartitions: "default-partitions",
+  sourcesFile: "sources",
+} as const satisfies Partial<Record<SettingName, string>>;
+
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "silent"] as const;
 
 /** Builds a frozen Config from flags (`--data-dir` → dataDir) and the environment. */
@@ -202,7 +219,10 @@ export function loadConfig(flags: Partial<Record<SettingName, string>>, env: Raw
     const v = flags[name] ?? env[ENV_NAMES[name]];
     return v === undefined || v === "" ? undefined : v;
   };
-  const field = (name: SettingName) => `${ENV_NAMES[name]} (--${kebab(name)})`;
+  const field = (name: SettingName) => {
+    const flag = (FLAG_NAMES as Partial<Record<SettingName, string>>)[name];
+    return flag === undefined ? ENV_NAMES[name] : `${ENV_NAMES[name]} (--${flag})`;
+  };
 
   const integer = (name: SettingName, fallback: string, min: number, max: number): number => {
     const text = get(name) ?? fallback;
@@ -378,8 +398,4 @@ export function loadConfig(flags: Partial<Record<SettingName, string>>, env: Raw
     }),
   };
   return Object.freeze(config);
-}
-
-function kebab(name: string): string {
-  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }

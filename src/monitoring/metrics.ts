@@ -24,19 +24,27 @@ const BATCH_RECORD_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 50
 const BATCH_APPEND_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 const CHECKPOINT_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
+/**
+ * prom-client names three gauges `…_total`, which Prometheus reserves for counters (promtool check
+ * metrics flags them); the per-type gauges without the suffix (`nodejs_active_handles{type}`, …)
+ * carry the same numbers: `sum(nodejs_active_handles)`.
+ */
+export const DROPPED_DEFAULT_METRICS = [
+  "nodejs_active_handles_total",
+  "nodejs_active_requests_total",
+  "nodejs_active_resources_total",
+] as const;
+
 /** Refreshes pulled metrics; runs once per scrape however many metrics ask for it. */
 export type ScrapeHook = () => void | Promise<void>;
 
 export function createMetrics() {
   const registry = new Registry();
-  // `runnel_` keeps the defaults apart from other Node processes on a shared Prometheus:
-  // runnel_process_cpu_seconds_total, runnel_nodejs_eventloop_lag_seconds, runnel_nodejs_gc_duration_seconds…
-  collectDefaultMetrics({ register: registry, prefix: "runnel_" });
-  // prom-client names three gauges `…_total`, which Prometheus reserves for counters (promtool
-  // check metrics flags them); the per-type gauges without the suffix carry the same numbers.
-  for (const name of ["active_handles_total", "active_requests_total", "active_resources_total"]) {
-    registry.removeSingleMetric(`runnel_nodejs_${name}`);
-  }
+  // prom-client's process and Node.js metrics under their standard names (process_cpu_seconds_total,
+  // nodejs_eventloop_lag_seconds, …), unprefixed, so stock Node.js dashboards and alerts work; the
+  // scrape's `job` label tells Runnel apart from other Node processes on a shared Prometheus.
+  collectDefaultMetrics({ register: registry });
+  for (const name of DROPPED_DEFAULT_METRICS) registry.removeSingleMetric(name);
 
   const hooks: ScrapeHook[] = [];
   let inflight: Promise<void> | undefined;

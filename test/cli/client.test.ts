@@ -1,13 +1,12 @@
 /** `runnel produce`, `tail` and `query` against a real server process, as a user runs them. */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { Client } from "../helpers/http.js";
 import { ADMIN_PASSWORD, type ServerProcess, startServerProcess, tempDataDir } from "../helpers/server-process.js";
+import { runCli, spawnCli } from "./cli-process.js";
 
-const ROOT = new URL("../..", import.meta.url).pathname;
 let data: Awaited<ReturnType<typeof tempDataDir>>;
 let server: ServerProcess;
 let admin: Client;
@@ -34,23 +33,10 @@ after(async () => {
   await data.remove();
 });
 
-function start(args: string[], env: Record<string, string> = {}): ChildProcess {
-  return spawn(process.execPath, ["--import", "tsx", "bin/runnel.ts", ...args], {
-    cwd: ROOT,
-    env: { ...process.env, RUNNEL_URL: server.url, RUNNEL_API_KEY: token, ...env },
-    stdio: ["pipe", "pipe", "pipe"],
-  });
-}
+const serverEnv = (): Record<string, string> => ({ RUNNEL_URL: server.url, RUNNEL_API_KEY: token });
 
-async function run(args: string[], options: { stdin?: string; env?: Record<string, string> } = {}) {
-  const child = start(args, options.env);
-  let stdout = "";
-  let stderr = "";
-  child.stdout!.on("data", (c: Buffer) => (stdout += c.toString()));
-  child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
-  child.stdin!.end(options.stdin ?? "");
-  const code = await new Promise<number | null>((resolve) => child.once("exit", (c) => resolve(c)));
-  return { code, stdout, stderr: stderr.trim() };
+function run(args: string[], options: { stdin?: string; env?: Record<string, string> } = {}) {
+  return runCli(args, { ...options, env: { ...serverEnv(), ...options.env } });
 }
 
 async function count(where = "true"): Promise<number> {
@@ -137,7 +123,7 @@ test("query prints a table, NDJSON or CSV", async () => {
 });
 
 test("tail prints new events as NDJSON until interrupted", async () => {
-  const child = start(["tail", "clicks"]);
+  const child = spawnCli(["tail", "clicks"], serverEnv());
   let stdout = "";
   child.stdout!.on("data", (c: Buffer) => (stdout += c.toString()));
   // The tail starts at the end of the log: keep producing until it has seen something.
@@ -162,8 +148,32 @@ test("errors are one line: bad key, unreachable server, usage", async () => {
   assert.match(down.stderr, /^runnel query: cannot reach http:\/\/127\.0\.0\.1:2: ECONNREFUSED$/);
   const usage = await run(["produce"]);
   assert.equal(usage.code, 2);
-  assert.match(usage.stderr, /^runnel produce: produce needs <stream>$/);
+  assert.match(usage.stderr, /^runnel produce: produce needs <stream> \(see runnel produce --help\)$/);
   const missing = await run(["produce", "clicks", "/nonexistent.ndjson"]);
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /cannot read \/nonexistent\.ndjson: ENOENT/);
+});
+
+test("--url and --key win over the environment, spaced or with =", async () => {
+  const sql = "SELECT count(*) AS n FROM clicks WHERE src = 'stdin'";
+  const env = { RUNNEL_URL: "http://127.0.0.1:2", RUNNEL_API_KEY: "nope" };
+  const res = await run(["query", sql, "--url", server.url, `--key=${token}`, "--format", "csv"], { env });
+  assert.equal(res.code, 0, res.stderr);
+  assert.equal(res.stdout, "n\r\n2\r\n");
+});
+
+test("bad flag values exit 2 naming the flag, before any request", async () => {
+  const batch = await run(["produce", "clicks", "--batch-size", "lots"], { stdin: '{"page":"/never"}\n' });
+  assert.equal(batch.code, 2);
+  assert.equal(
+    batch.stderr,
+    'runnel produce: --batch-size must be an integer from 1 to 100000, got "lots" (see runnel produce --help)',
+  );
+  const url = await run(["tail", "clicks", "--url", "ftp://example.com"]);
+  assert.equal(url.code, 2);
+  assert.match(url.stderr, /^runnel tail: --url must start with http:\/\/ or https:\/\/, got "ftp:\/\/example\.com"/);
+  const key = await run(["query", "SELECT 1", "--key"]);
+  assert.equal(key.code, 2);
+  assert.equal(key.stderr, "runnel query: option --key needs a value (see runnel query --help)");
+  assert.equal(await count("page = '/never'"), 0, "nothing was sent");
 });

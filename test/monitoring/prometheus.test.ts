@@ -1,8 +1,9 @@
 /**
  * The shipped monitoring against the real tools: promtool checks the alert rules, the scrape
- * config and a real /metrics scrape of a running Runnel; every metric the Grafana dashboard and
- * the alert rules query exists in that scrape; and a real Prometheus server (scripts/prometheus.sh)
- * scrapes the running Runnel, answering a PromQL query with the ingest counter's value.
+ * config and a real /metrics scrape of a running Runnel; the scrape holds prom-client's standard
+ * process metrics and otherwise only runnel_ names; every metric the Grafana dashboard and the
+ * alert rules query exists in that scrape; and a real Prometheus server (scripts/prometheus.sh)
+ * scrapes the running Runnel, answering PromQL queries for the ingest counter and the CPU counter.
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
@@ -11,7 +12,9 @@ import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { collectDefaultMetrics, Registry } from "prom-client";
 import { parse as parseYaml } from "yaml";
+import { DROPPED_DEFAULT_METRICS } from "../../src/monitoring/metrics.js";
 import { Client } from "../helpers/http.js";
 import { ADMIN_PASSWORD, type ServerProcess, startServerProcess, tempDataDir } from "../helpers/server-process.js";
 
@@ -77,8 +80,17 @@ const EVENT_DRIVEN = new Set([
   "runnel_checkpoint_failures_total",
 ]);
 
+/** Runnel's own metrics and prom-client's standard process and Node.js ones. */
 function metricNames(expr: string): string[] {
-  return [...new Set(expr.match(/\brunnel_[a-z0-9_]+/g) ?? [])];
+  return [...new Set(expr.match(/\b(?:runnel|process|nodejs)_[a-z0-9_]+/g) ?? [])];
+}
+
+/** The families prom-client's collectDefaultMetrics registers without a prefix, less the ones Runnel drops. */
+async function standardFamilies(): Promise<Set<string>> {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const names = (await registry.getMetricsAsJSON()).map((m) => m.name);
+  return new Set(names.filter((n) => !(DROPPED_DEFAULT_METRICS as readonly string[]).includes(n)));
 }
 
 let server: ServerProcess;
@@ -165,7 +177,6 @@ test("promtool accepts a real /metrics scrape, and it holds every stage's metric
   assert.match(scrape, /runnel_log_append_duration_seconds_count\{outcome="ok"\} \d+/);
   assert.match(scrape, /runnel_log_size_bytes [1-9]\d*/);
   assert.match(scrape, /runnel_component_ready\{component="control"\} 1/);
-  assert.match(scrape, /runnel_nodejs_eventloop_lag_seconds \d/);
   // Producers added after the first cut: windows, checkpoints, group commit, per-stream size, pool.
   assert.match(scrape, /runnel_window_state_keys\{pipeline="per_minute"\} 3\n/);
   assert.match(scrape, /runnel_window_open_windows\{pipeline="per_minute"\} 3\n/);
@@ -179,6 +190,30 @@ test("promtool accepts a real /metrics scrape, and it holds every stage's metric
   assert.match(scrape, /runnel_control_db_pool_max_connections 1\n/);
   assert.match(scrape, /runnel_control_db_pool_connections\{state="(idle|busy)"\} 1\n/);
   assert.doesNotMatch(scrape, /u[0-2]"/, "no user id is a label value");
+});
+
+test("process and Node.js metrics carry prom-client's standard names; every other metric the runnel_ prefix", async () => {
+  const known = families(scrape);
+  for (const name of [
+    "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+    "process_start_time_seconds",
+    "nodejs_eventloop_lag_seconds",
+    "nodejs_eventloop_lag_p99_seconds",
+    "nodejs_heap_size_used_bytes",
+    "nodejs_gc_duration_seconds",
+    "nodejs_version_info",
+  ]) {
+    assert.ok(known.has(name), `${name} is exposed`);
+    assert.ok(hasSamples(scrape, name), `${name} has a sample`);
+  }
+  assert.equal(known.get("process_cpu_seconds_total"), "counter");
+  const standard = await standardFamilies();
+  const stray = [...known.keys()].filter((name) => !name.startsWith("runnel_") && !standard.has(name));
+  assert.deepEqual(stray, [], "every family is Runnel's (runnel_…) or one of prom-client's standard ones");
+  const prefixedDefaults = [...known.keys()].filter((n) => /^runnel_(process|nodejs)_/.test(n));
+  assert.deepEqual(prefixedDefaults, [], "no default metric carries Runnel's prefix");
+  for (const name of DROPPED_DEFAULT_METRICS) assert.ok(!known.has(name), `${name} (a gauge named _total) is dropped`);
 });
 
 test("every metric the Grafana dashboard and the alert rules query exists in a real scrape", () => {
@@ -228,6 +263,11 @@ test("a real Prometheus scrapes Runnel and PromQL returns the ingest counter", a
       await new Promise((r) => setTimeout(r, 250));
     }
     assert.equal(value, String(INGESTED));
+    // The standard process metrics arrive under their own names, told apart by the target's labels.
+    const cpu = `process_cpu_seconds_total{runnel_test="${id}"}`;
+    const res = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(cpu)}`);
+    const body = (await res.json()) as { data: { result: { value: [number, string] }[] } };
+    assert.ok(Number(body.data.result[0]?.value[1]) > 0, `${cpu}: ${JSON.stringify(body.data.result)}`);
 
     const rules = (await (await fetch(`${url}/api/v1/rules`)).json()) as {
       data: { groups: { rules: { name: string; health: string; lastError?: string }[] }[] };
