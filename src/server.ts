@@ -12,6 +12,7 @@ import { buildApp } from "./api/app.js";
 import { Authenticator } from "./api/auth/authenticate.js";
 import { CredentialCache } from "./api/auth/credential-cache.js";
 import { loadTokenSecret, TokenService } from "./api/auth/tokens.js";
+import { DASHBOARD_MISSING, dashboardBuilt, WEB_DIST } from "./api/routes/web.js";
 import type { ApiServices } from "./api/services.js";
 import { PipelineManager } from "./catalog/pipelines.js";
 import { StreamCatalog } from "./catalog/streams.js";
@@ -213,6 +214,8 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     let url = "";
     if (options.listen !== false) {
       url = await app.listen({ host: config.host, port: config.port });
+      // One line, once: `/` then answers with a page saying the same.
+      if (!dashboardBuilt()) logger.warn({ dir: WEB_DIST }, DASHBOARD_MISSING);
     }
     return { app, url, monitoring, stop: stopAll };
   } catch (e) {
