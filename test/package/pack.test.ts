@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -38,14 +38,18 @@ before(async () => {
   await writeFile(join(dir, "app", "package.json"), `${JSON.stringify({ private: true })}\n`);
 });
 
+/** Stops runnel as `docker stop` does (SIGTERM) and waits until it has exited. */
+async function stop(): Promise<void> {
+  if (runnel === undefined || runnel.exitCode !== null || runnel.signalCode !== null) return;
+  // "close": every holder of the pipes, runnel under npx included, has exited.
+  const closed = new Promise((resolve) => runnel!.once("close", resolve));
+  // npx does not pass SIGTERM on to runnel: signal the whole process group it leads.
+  process.kill(-runnel.pid!, "SIGTERM");
+  await closed;
+}
+
 after(async () => {
-  if (runnel !== undefined && runnel.exitCode === null && runnel.signalCode === null) {
-    // "close": every holder of the pipes, runnel under npx included, has exited.
-    const closed = new Promise((resolve) => runnel!.once("close", resolve));
-    // npx does not pass SIGTERM on to runnel: signal the whole process group it leads.
-    process.kill(-runnel.pid!, "SIGTERM");
-    await closed;
-  }
+  await stop();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -78,6 +82,8 @@ test("the packed tarball installs into an empty directory and runs: ready, dashb
   npm(["install", "--prefer-offline", join(dir, packed!.filename)], app);
   assert.ok(!existsSync(join(app, "node_modules", "tsx")), "tsx is a development tool, not installed with the package");
 
+  // The image mounts its root read-only: Runnel must write nowhere in its installation.
+  const installed = await readdir(app, { recursive: true });
   const { url } = await start(app, join(dir, "data"));
   const ready = await until(
     () => fetch(`${url}/readyz`).then((r) => r.status),
@@ -112,4 +118,7 @@ test("the packed tarball installs into an empty directory and runs: ready, dashb
     "the query to see both events",
   );
   assert.deepEqual(answer.body.rows, [[42]]);
+
+  await stop();
+  assert.deepEqual((await readdir(app, { recursive: true })).sort(), installed.sort());
 });
