@@ -19,6 +19,7 @@ import os from "node:os";
 import { join } from "node:path";
 import { LocalEventLog } from "../src/log/local/index.js";
 import type { AppendRecord } from "../src/log/types.js";
+import { untilListening } from "../test/helpers/server-process.js";
 
 const ROOT = join(import.meta.dirname, "..");
 const args = new Map(
@@ -55,15 +56,7 @@ async function start(mode: Mode, dataDir: string): Promise<Started> {
     env: { ...process.env, RUNNEL_DATA_DIR: dataDir, RUNNEL_ADMIN_PASSWORD: PASSWORD, RUNNEL_LOG_LEVEL: "warn" },
     stdio: ["ignore", "ignore", "pipe"],
   });
-  let stderr = "";
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stderr!.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(stderr);
-      if (m) resolve(m[1]!);
-    });
-    child.once("exit", (code) => reject(new Error(`runnel exited with ${code}:\n${stderr}`)));
-  });
+  const { url } = await untilListening(child);
   for (;;) {
     const status = await fetch(`${url}/readyz`).then(
       (r) => r.status,
