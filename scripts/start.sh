@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# `npm start`: installs dependencies on a fresh clone, builds the dashboard when missing, then runs `runnel start` with any extra flags.
+# `npm start`: on a fresh clone brings a supported Node.js (scripts/node.sh) and the dependencies,
+# builds the package when it is missing or older than its sources (the compiled server and its
+# dashboard, scripts/build.sh), then runs the compiled `runnel start` with any extra flags.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/node.sh
 [ -d node_modules ] || npm ci --no-audit --no-fund >&2
-# The dashboard's assets (web/dist, not committed) are built on the first start.
-[ -f web/dist/index.html ] || npx vite build web --logLevel warn >&2
-exec node --import tsx bin/runnel.ts start "$@"
+stale() { [ ! -f "$1" ] || [ -n "$(find "${@:2}" -newer "$1" -print -quit)" ]; }
+if stale dist/bin/runnel.js src bin package.json || stale web/dist/index.html web/src web/index.html; then
+  bash scripts/build.sh >&2
+fi
+exec node dist/bin/runnel.js start "$@"

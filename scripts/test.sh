@@ -3,6 +3,9 @@
 # components. Installs and starts what those need (PostgreSQL, Prometheus) when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Everything below runs on a supported Node.js, fetched into .runnel/node when the system's is older.
+source scripts/node.sh
+echo "== Node.js $(node --version)"
 
 [ -d node_modules ] || npm ci --no-audit --no-fund
 
@@ -22,8 +25,8 @@ echo "== Prometheus"
 RUNNEL_TEST_PROMETHEUS_URL="$(bash scripts/prometheus.sh)"
 export RUNNEL_TEST_PROMETHEUS_URL
 
-echo "== dashboard (build, and Chromium for the browser tests)"
-npx vite build web --logLevel warn
+echo "== build (compiled package and dashboard; the package test packs them), Chromium for the browser tests"
+bash scripts/build.sh
 RUNNEL_TEST_CHROMIUM="$(bash scripts/chromium.sh)"; export RUNNEL_TEST_CHROMIUM
 
 echo "== tests"

@@ -15,6 +15,7 @@ import { ConnectionGuard } from "./api/auth/connection-guard.js";
 import { CredentialCache } from "./api/auth/credential-cache.js";
 import { Revocations } from "./api/auth/revocations.js";
 import { loadTokenSecret, TokenService } from "./api/auth/tokens.js";
+import { DASHBOARD_MISSING, dashboardBuilt, WEB_DIST } from "./api/routes/web.js";
 import type { ApiServices } from "./api/services.js";
 import { ColumnCatalog } from "./catalog/columns.js";
 import { PipelineManager } from "./catalog/pipelines.js";
@@ -308,6 +309,8 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     let url = "";
     if (options.listen !== false) {
       url = await app.listen({ host: config.host, port: config.port });
+      // One line, once: `/` then answers with a page saying the same.
+      if (!dashboardBuilt()) logger.warn({ dir: WEB_DIST }, DASHBOARD_MISSING);
     }
     return { app, url, monitoring, stop: stopAll };
   } catch (e) {

@@ -3,8 +3,9 @@
  * group of its own. Offsets are committed only after the batch is durable in Runnel's log, so a
  * crash re-delivers at most the last uncommitted batch and loses nothing.
  */
-import { Consumer, type Message, type MessagesStream } from "@platformatic/kafka";
+
 import type { JsonLimits } from "../ingest/json-limits.js";
+import { COOPERATIVE_STICKY_ASSIGNOR, Consumer, type Message, type MessagesStream } from "@platformatic/kafka";
 import type { Candidate, Delivery } from "./deliver.js";
 import { parseJsonObject } from "./parsers.js";
 import type { KafkaSourceSpec, RunningSource, SourceCounters } from "./types.js";
@@ -33,6 +34,9 @@ export class KafkaSource implements RunningSource {
       bootstrapBrokers: [...spec.brokers],
       groupId: spec.group ?? `runnel-source-${spec.name}`,
       autocommit: false,
+      // Cooperative rebalancing (KIP-429): when another instance joins or leaves the group, only
+      // the partitions that move pause; the rest keep flowing, with no stop-the-world revoke.
+      protocols: [{ name: COOPERATIVE_STICKY_ASSIGNOR, version: 3 }],
     });
     this.stream = await this.consumer.consume({
       topics: [spec.topic],

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import Fastify, { type FastifyInstance } from "fastify";
-import { PAGE_CSP, webFallback } from "../../src/api/routes/web.js";
+import { dashboardBuilt, PAGE_CSP, WEB_DIST, webFallback } from "../../src/api/routes/web.js";
 
 let dir = "";
 let app: FastifyInstance;
@@ -64,5 +64,42 @@ describe("dashboard assets", () => {
       assert.equal(res.statusCode, 404, `${method} ${url}`);
       assert.equal(res.json().error, "not_found", `${method} ${url}`);
     }
+  });
+});
+
+describe("dashboard assets missing", () => {
+  let bare: FastifyInstance;
+  before(async () => {
+    bare = Fastify();
+    const web = webFallback(join(dir, "not-built"));
+    bare.setNotFoundHandler(async (request, reply) => {
+      if (await web(request, reply)) return reply;
+      return reply.status(404).send({ error: "not_found", message: "no route" });
+    });
+  });
+  after(() => bare.close());
+
+  it("answers pages with one that says how to build the dashboard, never a bare 404", async () => {
+    assert.equal(dashboardBuilt(join(dir, "not-built")), false);
+    for (const url of ["/", "/streams"]) {
+      const res = await bare.inject({ method: "GET", url });
+      assert.equal(res.statusCode, 503, url);
+      assert.match(res.headers["content-type"] as string, /^text\/html/);
+      assert.match(res.body, /dashboard is not built/);
+      assert.match(res.body, /npm run build/);
+    }
+    const head = await bare.inject({ method: "HEAD", url: "/" });
+    assert.equal(head.statusCode, 503);
+    assert.equal(head.body, "");
+  });
+
+  it("still answers a missing asset with the JSON 404", async () => {
+    const res = await bare.inject({ method: "GET", url: "/assets/main.js" });
+    assert.equal(res.statusCode, 404);
+    assert.equal(res.json().error, "not_found");
+  });
+
+  it("looks for the build under the package root, from the sources and the compiled package alike", () => {
+    assert.equal(WEB_DIST, join(import.meta.dirname, "..", "..", "web", "dist"));
   });
 });

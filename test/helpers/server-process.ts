@@ -42,8 +42,35 @@ export async function startServerProcess(dataDir: string, env: Record<string, st
     },
     stdio: ["ignore", "ignore", "pipe"],
   });
-  let stderr = "";
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const { url, stderr } = await untilListening(child);
+  return {
+    url,
+    dataDir,
+    child,
+    stderr,
+    kill: async (signal: NodeJS.Signals = "SIGTERM") => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      // A graceful stop that hangs must not hang the suite: SIGKILL after 15 s (the test's own
+      // assertions have already run; a hung shutdown is reported on stderr for whoever reads the log).
+      const timer = setTimeout(() => {
+        if (child.exitCode === null && child.signalCode === null) {
+          process.stderr.write(`server ${signal} did not exit within 15 s; sending SIGKILL\n`);
+          child.kill("SIGKILL");
+        }
+      }, 15_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/**
+ * Resolves with the URL a starting `runnel start` says it listens on (its stderr line), and a
+ * reader of everything it wrote to stderr; rejects if it exits first or takes over 60 s.
+ */
+export async function untilListening(child: ChildProcess): Promise<{ url: string; stderr: () => string }> {
+  let stderr = "";
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start in 60 s:\n${stderr}`)), 60_000);
     child.stderr!.on("data", (chunk: Buffer) => {
@@ -59,23 +86,5 @@ export async function startServerProcess(dataDir: string, env: Record<string, st
       reject(new Error(`server exited with ${code} before listening:\n${stderr}`));
     });
   });
-  return {
-    url,
-    dataDir,
-    child,
-    stderr: () => stderr,
-    kill: async (signal: NodeJS.Signals = "SIGTERM") => {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      // A graceful stop that hangs must not hang the suite: SIGKILL after 15 s (the test's own
-      // assertions have already run; a hung shutdown is reported on stderr for whoever reads the log).
-      const timer = setTimeout(() => {
-        if (child.exitCode === null && child.signalCode === null) {
-          process.stderr.write(`server ${signal} did not exit within 15 s; sending SIGKILL\n`);
-          child.kill("SIGKILL");
-        }
-      }, 15_000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
+  return { url, stderr: () => stderr };
 }

@@ -87,6 +87,9 @@ test("JSON values land in the stream; malformed ones in the dead-letter stream",
       (s) => (s.metrics as { accepted: number }).accepted === 20,
     );
     assert.equal(status.state, "running", JSON.stringify(status));
+    // Instances added later share the group without stopping the others' partitions.
+    const group = (await admin.describeGroups({ groups: ["runnel-source-orders"] })).get("runnel-source-orders");
+    assert.equal(group?.protocol, "cooperative-sticky");
   } finally {
     await r.runnel.stop();
   }

@@ -121,13 +121,10 @@ export class WorkerAnalyticsStore implements AnalyticsStore {
 
   async open(): Promise<void> {
     if (this.worker) return;
-    // The worker runs TypeScript like the rest of Runnel: it registers tsx itself (loader flags
-    // in a worker's execArgv do not apply to its entry module on Node 20), found by absolute URL
-    // so it works however the process itself loaded tsx.
+    // The entry beside this module: store-worker.js in the compiled package, store-worker.ts when
+    // running from source, where the worker inherits the process's `--import tsx`.
     const entry = new URL(`./store-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
-    const bootstrap = `import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))})
-      .then(({ register }) => { register(); return import(${JSON.stringify(entry.href)}); })`;
-    const worker = new Worker(bootstrap, { eval: true, workerData: this.options });
+    const worker = new Worker(entry, { workerData: this.options });
     // Referenced only while calls are outstanding, so a store never keeps the process alive.
     worker.unref();
     worker.on("message", (message: WorkerResponse) => this.settle(message));

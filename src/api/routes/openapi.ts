@@ -8,10 +8,10 @@
  * generator is ~150 lines, and the document stays a pure function of what is registered, which
  * is what test/api/openapi.test.ts and the isolation matrix compare against.
  */
-import { readFileSync } from "node:fs";
 import type { FastifyInstance, FastifySchema, HTTPMethods } from "fastify";
 import { ERROR_CATALOGUE, ERROR_CODES } from "../../core/errors.js";
 import type { RouteAccess } from "../auth/access.js";
+import { PACKAGE_VERSION } from "../../core/package.js";
 
 export interface RegisteredRoute {
   readonly method: HTTPMethods;
@@ -348,10 +348,6 @@ export function buildOpenApiDocument(routes: readonly RegisteredRoute[], version
     paths,
   };
 }
-
-const PACKAGE_VERSION = (
-  JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }
-).version;
 
 export function registerOpenApiRoute(app: FastifyInstance, version: string = PACKAGE_VERSION): void {
   let cached: Json | undefined;

@@ -8,14 +8,29 @@
  * The API's `Content-Security-Policy` allows nothing; pages get one that allows their own origin
  * only (scripts, styles, fetch), still no inline script, no framing.
  */
-import { createReadStream } from "node:fs";
+import { createReadStream, existsSync } from "node:fs";
 import { stat } from "node:fs/promises";
 import { extname, join, normalize, sep } from "node:path";
-import { fileURLToPath } from "node:url";
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { RunnelError } from "../../core/errors.js";
+import { PACKAGE_ROOT } from "../../core/package.js";
 
-export const WEB_DIST = fileURLToPath(new URL("../../../web/dist", import.meta.url));
+export const WEB_DIST = join(PACKAGE_ROOT, "web", "dist");
+
+/** How to get the dashboard when its assets are missing: the start-up line and the page at `/` say it. */
+export const DASHBOARD_MISSING =
+  "the dashboard is not built: run `npm run build` in Runnel's source tree (`npm start` builds it); the API works without it";
+
+/** True when `dir` holds a built dashboard (its index.html). */
+export function dashboardBuilt(dir: string = WEB_DIST): boolean {
+  return existsSync(join(dir, "index.html"));
+}
+
+const MISSING_PAGE = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Runnel: dashboard not built</title></head>
+<body><h1>Runnel is running; its dashboard is not built</h1>
+<p>${DASHBOARD_MISSING.replace(/`([^`]+)`/g, "<code>$1</code>")}.</p>
+<p>The HTTP API is at <code>/api/v1</code>; health at <code>/readyz</code>.</p></body></html>
+`;
 
 export const PAGE_CSP =
   "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
@@ -60,7 +75,14 @@ export function webFallback(
     const info = await stat(file).catch(() => undefined);
     if (!info?.isFile()) {
       if (ext !== "") return false;
-      throw new RunnelError("not_found", "the dashboard is not built: run `npm run build:web` (`npm start` builds it)");
+      // A page, not a bare 404: a person opening `/` learns how to get the dashboard.
+      await reply
+        .status(503)
+        .header("content-type", TYPES[".html"])
+        .header("content-security-policy", PAGE_CSP)
+        .header("cache-control", "no-store")
+        .send(request.method === "HEAD" ? undefined : MISSING_PAGE);
+      return true;
     }
     reply
       .status(200)

@@ -662,8 +662,9 @@ export class KafkaEventLog implements EventLog {
           isolationLevel: READ_COMMITTED,
         });
         const p = response.responses[0]?.partitions[0];
-        if (p === undefined || p.records === undefined || p.records.length === 0) return undefined;
-        return { batches: p.records, aborted: p.abortedTransactions };
+        // 2.x types an absent record set or abort list as null (the protocol's nullable arrays).
+        if (p === undefined || p.records == null || p.records.length === 0) return undefined;
+        return { batches: p.records, aborted: p.abortedTransactions ?? [] };
       } catch (e) {
         if (hasKafkaError(e, "OFFSET_OUT_OF_RANGE")) {
           const start = (await this.listOffsets(meta, stream, ListOffsetTimestamps.EARLIEST))[partition]!;
