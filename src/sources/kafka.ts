@@ -3,9 +3,8 @@
  * group of its own. Offsets are committed only after the batch is durable in Runnel's log, so a
  * crash re-delivers at most the last uncommitted batch and loses nothing.
  */
-
-import type { JsonLimits } from "../ingest/json-limits.js";
 import { COOPERATIVE_STICKY_ASSIGNOR, Consumer, type Message, type MessagesStream } from "@platformatic/kafka";
+import type { JsonLimits } from "../ingest/json-limits.js";
 import type { Candidate, Delivery } from "./deliver.js";
 import { parseJsonObject } from "./parsers.js";
 import type { KafkaSourceSpec, RunningSource, SourceCounters } from "./types.js";

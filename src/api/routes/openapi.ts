@@ -10,8 +10,8 @@
  */
 import type { FastifyInstance, FastifySchema, HTTPMethods } from "fastify";
 import { ERROR_CATALOGUE, ERROR_CODES } from "../../core/errors.js";
-import type { RouteAccess } from "../auth/access.js";
 import { PACKAGE_VERSION } from "../../core/package.js";
+import type { RouteAccess } from "../auth/access.js";
 
 export interface RegisteredRoute {
   readonly method: HTTPMethods;
