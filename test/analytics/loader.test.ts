@@ -4,7 +4,7 @@ import { AnalyticsLoader } from "../../src/analytics/loader.js";
 import { toAnalyticsRow } from "../../src/analytics/rows.js";
 import { ColumnCatalog } from "../../src/catalog/columns.js";
 import { createPgliteControlStore } from "../../src/control/index.js";
-import { PoisonRecordError } from "../../src/core/poison.js";
+import { deadLettersOn } from "../helpers/dead-letters.js";
 import { until } from "../helpers/poll.js";
 import { event, FakeEventLog } from "./fake-log.js";
 import { openStore, streamDef } from "./helpers.js";
@@ -96,26 +96,30 @@ test("record values decode to fields; non-objects keep the row with no fields", 
   assert.deepEqual(toAnalyticsRow({ ...base, value: new Uint8Array([0xff]) }).fields, {});
 });
 
-test("a record in the log whose value does not fit its column is poison: the loader throws PoisonRecordError and never widens", async (t) => {
-  const { log, store, loader, errors } = await setup(t, 1);
+test("a record in the log whose value does not fit its column is poison: dead-lettered, never widening the column", async (t) => {
+  const log = new FakeEventLog();
+  await log.createStream("clicks", { partitions: 1 });
+  const store = await openStore(t);
+  const dead = deadLettersOn(log);
+  const loader = new AnalyticsLoader({ log, store, retryMs: 10, deadLetters: dead.sink });
+  t.after(() => loader.stop());
   loader.follow(streamDef("clicks", 1));
   await loader.waitFor("clicks", await log.append("clicks", [event("A", { amount: 1 })]));
   // Written straight into the log, as an older log or another writer may hold it: no ingest checked it.
   await log.append("clicks", [event("B", { amount: "lots" })]);
-  await until(
-    async () => errors.length,
-    (n) => n > 0,
-    "the loader's error",
-  );
-  assert.ok(errors[0] instanceof PoisonRecordError, String(errors[0]));
+  // Loading goes on past it: the next good record arrives.
+  await loader.waitFor("clicks", await log.append("clicks", [event("C", { amount: 3 })]));
+  const letters = await dead.letters("clicks");
+  assert.equal(letters.length, 1);
+  assert.equal(letters[0]?.offset, 1);
   assert.match(
-    errors[0].message,
-    /offset 1: field "amount" holds string "lots", which does not fit its column of type BIGINT/,
+    String(letters[0]?.reason),
+    /field "amount" holds string "lots", which does not fit its column of type BIGINT/,
   );
   await loader.stop();
-  const r = await store.query("SELECT amount FROM clicks", [], ALL);
+  const r = await store.query("SELECT amount FROM clicks ORDER BY amount", [], ALL);
   assert.equal(r.columns[0]?.type, "BIGINT");
-  assert.deepEqual(r.rows, [[1]]);
+  assert.deepEqual(r.rows, [[1], [3]]);
 });
 
 test("records are typed by the registry: declared types win over first values, new fields are registered, the bound makes poison", async (t) => {
@@ -128,8 +132,8 @@ test("records are typed by the registry: declared types win over first values, n
   const log = new FakeEventLog();
   await log.createStream("clicks", { partitions: 1 });
   const store = await openStore(t);
-  const errors: unknown[] = [];
-  const loader = new AnalyticsLoader({ log, store, columns, retryMs: 10, onError: (e) => errors.push(e) });
+  const dead = deadLettersOn(log);
+  const loader = new AnalyticsLoader({ log, store, columns, retryMs: 10, deadLetters: dead.sink });
   t.after(() => loader.stop());
   loader.follow(streamDef("clicks", 1));
   await loader.waitFor("clicks", await log.append("clicks", [event("A", { amount: 1, note: "n" })]));
@@ -144,12 +148,11 @@ test("records are typed by the registry: declared types win over first values, n
   ]);
   await log.append("clicks", [event("A", { a: 1, b: 2 })]);
   await until(
-    async () => errors.length,
+    async () => (await dead.letters("clicks")).length,
     (n) => n > 0,
-    "the loader's error",
+    "the dead letter",
   );
-  assert.ok(errors[0] instanceof PoisonRecordError, String(errors[0]));
-  assert.match(errors[0].message, /limit of 3/);
+  assert.match(String((await dead.letters("clicks"))[0]?.reason), /limit of 3/);
   await loader.stop();
   assert.equal((await control.listStreamColumns("clicks")).length, 2);
 });

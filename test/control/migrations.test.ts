@@ -5,7 +5,7 @@ import { MIGRATIONS, migrate } from "../../src/control/migrations.js";
 import { connectPglite } from "../../src/control/pglite.js";
 import { checkUsernameFoldMigration } from "./username-fold-migration.js";
 
-describe("migration 8 over clashing usernames (PGlite)", () => {
+describe("migration 9 over clashing usernames (PGlite)", () => {
   it("keeps the oldest account of each folded name, the others under their exact name", async () => {
     const db = await connectPglite();
     try {

@@ -60,7 +60,7 @@ describe("PostgreSQL control store", () => {
     }
   });
 
-  it("migration 8 keeps the oldest account of each clashing folded name", async () => {
+  it("migration 9 keeps the oldest account of each clashing folded name", async () => {
     const fresh = `${database}_fold`;
     await admin(server, (c) => c.query(`CREATE DATABASE ${fresh}`));
     const db = await connectPostgres(withDatabase(server, fresh));
