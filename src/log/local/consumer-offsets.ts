@@ -5,8 +5,9 @@
  */
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { writeFileDurable } from "../../core/durable-file.js";
 import { RunnelError } from "../../core/errors.js";
-import { encodeName, writeFileDurable } from "./fs-util.js";
+import { encodeName } from "./fs-util.js";
 
 export class ConsumerOffsets {
   private readonly cache = new Map<string, Map<number, number>>();

@@ -1,35 +1,4 @@
-/** Small durable-filesystem helpers: the rename dance and directory fsync. */
-import { open, rename, rm } from "node:fs/promises";
-import { dirname } from "node:path";
-
-let tempCounter = 0;
-
-/** Makes a directory's entries (created, renamed, removed files) durable. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, "r");
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Replaces `path` atomically and durably: write a temp file, fsync it, rename, fsync the dir. */
-export async function writeFileDurable(path: string, data: string | Uint8Array): Promise<void> {
-  const temp = `${path}.tmp-${process.pid}-${tempCounter++}`;
-  const handle = await open(temp, "w");
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } catch (e) {
-    await handle.close();
-    await rm(temp, { force: true });
-    throw e;
-  }
-  await handle.close();
-  await rename(temp, path);
-  await fsyncDir(dirname(path));
-}
+/** Names of the local log's files and directories. */
 
 /** Kafka-style segment name: the base offset, zero-padded to 20 digits. */
 export function segmentFileName(baseOffset: number, extension: ".log" | ".index" | ".timeindex"): string {

@@ -3,9 +3,10 @@
  * is the offset after the last committed record; readers see nothing at or beyond it.
  */
 import { mkdir, readdir } from "node:fs/promises";
+import { fsyncDir } from "../../core/durable-file.js";
 import type { LogRecord } from "../types.js";
 import { RecordCursor } from "./entry.js";
-import { fsyncDir, parseSegmentFileName } from "./fs-util.js";
+import { parseSegmentFileName } from "./fs-util.js";
 import type { RecoveryReport, RollPolicy } from "./options.js";
 import { ATTR_APPEND_END, ATTR_SELF_COMMIT } from "./record.js";
 import { Segment } from "./segment.js";

@@ -22,6 +22,7 @@
 import { mkdir, open, readFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import type { Clock } from "../../core/clock.js";
+import { fsyncDir, writeFileDurable } from "../../core/durable-file.js";
 import { isRunnelError, RunnelError } from "../../core/errors.js";
 import { partitionForKey } from "../partitioner.js";
 import type { AppendRecord, LogRecord, RecordPosition } from "../types.js";
@@ -36,7 +37,6 @@ import {
 } from "./batch.js";
 import { CommitFile } from "./commit-file.js";
 import { ConsumerOffsets } from "./consumer-offsets.js";
-import { fsyncDir, writeFileDurable } from "./fs-util.js";
 import type { GroupCommitReport, RecoveryReport, RollPolicy } from "./options.js";
 import type { PublishMark, RetentionResult } from "./partition.js";
 import { Partition } from "./partition.js";
