@@ -1,7 +1,8 @@
 /**
  * A rule's checkpoint: input positions and operator state per partition, as a full snapshot
- * (the base, written atomically: temporary file, fsync, rename) plus the deltas captured after it,
- * appended to a file of frames (length, CRC-32, JSON), each fsynced. A full state is rewritten
+ * (the base, replaced atomically and durably by writeFileDurable) plus the deltas captured after
+ * it, appended to a file of frames (length, CRC-32, JSON), each fsynced (and the directory, when
+ * the append creates the file). A full state is rewritten
  * only once its deltas outgrow it, so a checkpoint costs what changed, not what is held.
  *
  * The base names its generation and the deltas live in a file named by it, so a crash between
@@ -11,9 +12,10 @@
  * Alerts carry ids derived from the match, so resuming from any checkpoint replays matches that
  * collide with the stored ones instead of duplicating them.
  */
-import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { mkdir, readdir, readFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { crc32 } from "node:zlib";
+import { appendFileDurable, removeFilesDurable, writeFileDurable } from "../core/durable-file.js";
 import type { OperatorDelta, OperatorSnapshot } from "./operator.js";
 
 export interface RuleCheckpoint {
@@ -105,20 +107,7 @@ async function readFrames(file: string): Promise<Buffer[]> {
  */
 export async function writeCheckpoint(path: string, generation: number, pieces: Iterable<string>): Promise<number> {
   await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp`;
-  const fh = await open(tmp, "w");
-  let bytes = 0;
-  try {
-    for (const chunk of chunks(pieces)) {
-      // writeFile, not write: it loops until the whole chunk is written.
-      await fh.writeFile(chunk);
-      bytes += chunk.length;
-    }
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
+  const bytes = await writeFileDurable(path, chunks(pieces));
   await removeDeltas(path, (g) => g !== generation);
   return bytes;
 }
@@ -136,19 +125,13 @@ export async function appendDelta(path: string, generation: number, pieces: Iter
   }
   header.writeUInt32BE(length, 0);
   header.writeUInt32BE(crc, 4);
-  const fh = await open(deltaPath(path, generation), "a");
-  try {
-    // One buffer, so the frame goes down in one append (and writeFile loops over short writes).
-    await fh.writeFile(Buffer.concat(parts, FRAME_HEADER + length));
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+  // One buffer, so the frame goes down in one append.
+  await appendFileDurable(deltaPath(path, generation), Buffer.concat(parts, FRAME_HEADER + length));
   return FRAME_HEADER + length;
 }
 
 export async function removeCheckpoint(path: string): Promise<void> {
-  await rm(path, { force: true });
+  await removeFilesDurable([path]);
   await removeDeltas(path, () => true);
 }
 
@@ -161,11 +144,13 @@ async function removeDeltas(path: string, which: (generation: number) => boolean
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
     throw e;
   }
+  const doomed: string[] = [];
   for (const name of names) {
     if (!name.startsWith(prefix) || !name.endsWith(".delta")) continue;
     const generation = Number(name.slice(prefix.length, -".delta".length));
-    if (Number.isInteger(generation) && which(generation)) await rm(join(dirname(path), name), { force: true });
+    if (Number.isInteger(generation) && which(generation)) doomed.push(join(dirname(path), name));
   }
+  await removeFilesDurable(doomed);
 }
 
 /** Pieces of text as UTF-8 buffers of about WRITE_CHUNK bytes. */
