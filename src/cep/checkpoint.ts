@@ -15,7 +15,7 @@
 import { mkdir, readdir, readFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { crc32 } from "node:zlib";
-import { appendFileDurable, removeFilesDurable, writeFileDurable } from "../core/durable-file.js";
+import { appendFileDurable, removeFilesDurable, staleTempsOf, writeFileDurable } from "../core/durable-file.js";
 import type { OperatorDelta, OperatorSnapshot } from "./operator.js";
 
 export interface RuleCheckpoint {
@@ -144,7 +144,8 @@ async function removeDeltas(path: string, which: (generation: number) => boolean
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
     throw e;
   }
-  const doomed: string[] = [];
+  // A base a crash interrupted left its temp file: as large as the state, so never left to pile up.
+  const doomed = staleTempsOf(path, names);
   for (const name of names) {
     if (!name.startsWith(prefix) || !name.endsWith(".delta")) continue;
     const generation = Number(name.slice(prefix.length, -".delta".length));

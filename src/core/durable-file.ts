@@ -2,10 +2,11 @@
  * Durable file writes: the one place that replaces a file atomically (temp, fsync, rename, fsync
  * the directory) and that appends to a file so that a crash never loses a created file's name.
  */
-import { open, rename, rm } from "node:fs/promises";
-import { dirname } from "node:path";
+import { open, readdir, rename, rm } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 
 let tempCounter = 0;
+const TEMP_SUFFIX = /^\.tmp(?:-(\d+)-\d+)?$/;
 
 /** What writeFileDurable writes: text, bytes, or chunks of bytes produced while it writes. */
 export type FileContent = string | Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>;
@@ -74,6 +75,34 @@ export async function appendFileDurable(path: string, data: Uint8Array): Promise
     await handle.close();
   }
   if (created) await fsyncDir(dirname(path));
+}
+
+/**
+ * The temp files of `path` among `names` (a listing of its directory) that a process killed while
+ * replacing it left behind: those of other processes, and the `.tmp` name of older versions. This
+ * process's own may be in flight and are kept.
+ */
+export function staleTempsOf(path: string, names: readonly string[]): string[] {
+  const prefix = basename(path);
+  const stale: string[] = [];
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const m = TEMP_SUFFIX.exec(name.slice(prefix.length));
+    if (m !== null && Number(m[1]) !== process.pid) stale.push(join(dirname(path), name));
+  }
+  return stale;
+}
+
+/** Removes the temp files a killed process left beside `path` (see staleTempsOf). */
+export async function removeStaleTemps(path: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(dirname(path));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw e;
+  }
+  await removeFilesDurable(staleTempsOf(path, names));
 }
 
 /** Removes the files (absent ones are ignored) and makes their removal durable, one fsync per directory. */

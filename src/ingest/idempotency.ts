@@ -19,7 +19,7 @@ import { createHash } from "node:crypto";
 import { type FileHandle, mkdir, open, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Clock } from "../core/clock.js";
-import { writeFileDurable } from "../core/durable-file.js";
+import { removeStaleTemps, writeFileDurable } from "../core/durable-file.js";
 import { RunnelError } from "../core/errors.js";
 import type { EventLog } from "../log/types.js";
 
@@ -91,6 +91,7 @@ export class IdempotencyStore {
 
   async open(): Promise<void> {
     await mkdir(dirname(this.options.file), { recursive: true });
+    await removeStaleTemps(this.options.file);
     let text = "";
     try {
       text = await readFile(this.options.file, "utf8");

@@ -297,13 +297,16 @@ describe("checkpoint files", () => {
       );
     }));
 
-  it("a new base leaves the deltas of the old one behind, even ones a crash left on disk", () =>
+  it("a new base leaves the deltas of the old one behind, even ones a crash left on disk, and killed writes' temp files", () =>
     withDir(async (path) => {
       await writeCheckpoint(path, 1, base(1, 10));
       await appendDelta(path, 1, delta(11));
       await writeCheckpoint(path, 2, base(2, 20));
       // As if a crash had come between renaming the new base and deleting the old deltas.
       await writeFile(deltaPath(path, 1), "stale");
+      // As if another process (or an older version, with its fixed temp name) had died writing a base.
+      await writeFile(`${path}.tmp-${process.pid + 1}-0`, "half a base");
+      await writeFile(`${path}.tmp`, "half a base");
       const cp = await readCheckpoint(path);
       assert.equal(cp?.generation, 2);
       assert.deepEqual(cp?.deltas, []);

@@ -8,7 +8,13 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { appendFileDurable, removeFilesDurable, writeFileDurable } from "../../src/core/durable-file.js";
+import {
+  appendFileDurable,
+  removeFilesDurable,
+  removeStaleTemps,
+  staleTempsOf,
+  writeFileDurable,
+} from "../../src/core/durable-file.js";
 
 const WRITER = join(import.meta.dirname, "fixtures", "durable-writer.ts");
 
@@ -91,7 +97,29 @@ describe("writeFileDurable", () => {
         assert.equal(found.pad.length, 2 * 1024 * 1024, `round ${round}: version ${found.v} is partial`);
         assert.equal(found.pad, String(found.v % 10).repeat(found.pad.length));
       }
+      await removeStaleTemps(path);
+      assert.deepEqual(await readdir(dir), ["state.json"], "the killed writers' temp files are removed");
     }));
+});
+
+describe("staleTempsOf", () => {
+  it("names the temp files of that path from other processes and older versions, not this process's", () => {
+    const other = process.pid + 1;
+    const names = [
+      "f.json",
+      `f.json.tmp-${other}-3`,
+      "f.json.tmp",
+      `f.json.tmp-${process.pid}-0`,
+      `f.json2.tmp-${other}-0`,
+      `g.json.tmp-${other}-0`,
+      "f.json.tmp-x-1",
+      "f.json.1.delta",
+    ];
+    assert.deepEqual(staleTempsOf(join("/d", "f.json"), names), [
+      join("/d", `f.json.tmp-${other}-3`),
+      join("/d", "f.json.tmp"),
+    ]);
+  });
 });
 
 describe("appendFileDurable and removeFilesDurable", () => {
