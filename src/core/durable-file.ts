@@ -6,7 +6,9 @@ import { open, readdir, rename, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 
 let tempCounter = 0;
-const TEMP_SUFFIX = /^\.tmp(?:-(\d+)-\d+)?$/;
+const TEMP_SUFFIX = /^\.tmp(?:-\d+-\d+)?$/;
+/** Temp files this process is writing: every other temp file is a killed writer's. */
+const writing = new Set<string>();
 
 /** What writeFileDurable writes: text, bytes, or chunks of bytes produced while it writes. */
 export type FileContent = string | Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array>;
@@ -33,6 +35,7 @@ export async function fsyncDir(dir: string): Promise<void> {
 export async function writeFileDurable(path: string, data: FileContent): Promise<number> {
   const temp = `${path}.tmp-${process.pid}-${tempCounter++}`;
   let bytes = 0;
+  writing.add(temp);
   try {
     const handle = await open(temp, "w");
     try {
@@ -54,6 +57,8 @@ export async function writeFileDurable(path: string, data: FileContent): Promise
   } catch (e) {
     await rm(temp, { force: true });
     throw e;
+  } finally {
+    writing.delete(temp);
   }
   await fsyncDir(dirname(path));
   return bytes;
@@ -79,16 +84,17 @@ export async function appendFileDurable(path: string, data: Uint8Array): Promise
 
 /**
  * The temp files of `path` among `names` (a listing of its directory) that a process killed while
- * replacing it left behind: those of other processes, and the `.tmp` name of older versions. This
- * process's own may be in flight and are kept.
+ * replacing it left behind (the `.tmp` name of older versions included): every one this process
+ * is not writing. Not by process id: in a container every run is PID 1. A data directory belongs
+ * to one process, so no other process's write can be in flight.
  */
 export function staleTempsOf(path: string, names: readonly string[]): string[] {
   const prefix = basename(path);
   const stale: string[] = [];
   for (const name of names) {
-    if (!name.startsWith(prefix)) continue;
-    const m = TEMP_SUFFIX.exec(name.slice(prefix.length));
-    if (m !== null && Number(m[1]) !== process.pid) stale.push(join(dirname(path), name));
+    if (!name.startsWith(prefix) || !TEMP_SUFFIX.test(name.slice(prefix.length))) continue;
+    const full = join(dirname(path), name);
+    if (!writing.has(full)) stale.push(full);
   }
   return stale;
 }

@@ -305,7 +305,7 @@ describe("checkpoint files", () => {
       // As if a crash had come between renaming the new base and deleting the old deltas.
       await writeFile(deltaPath(path, 1), "stale");
       // As if another process (or an older version, with its fixed temp name) had died writing a base.
-      await writeFile(`${path}.tmp-${process.pid + 1}-0`, "half a base");
+      await writeFile(`${path}.tmp-1-0`, "half a base");
       await writeFile(`${path}.tmp`, "half a base");
       const cp = await readCheckpoint(path);
       assert.equal(cp?.generation, 2);

@@ -103,23 +103,46 @@ describe("writeFileDurable", () => {
 });
 
 describe("staleTempsOf", () => {
-  it("names the temp files of that path from other processes and older versions, not this process's", () => {
-    const other = process.pid + 1;
-    const names = [
-      "f.json",
-      `f.json.tmp-${other}-3`,
-      "f.json.tmp",
-      `f.json.tmp-${process.pid}-0`,
-      `f.json2.tmp-${other}-0`,
-      `g.json.tmp-${other}-0`,
-      "f.json.tmp-x-1",
-      "f.json.1.delta",
-    ];
-    assert.deepEqual(staleTempsOf(join("/d", "f.json"), names), [
-      join("/d", `f.json.tmp-${other}-3`),
-      join("/d", "f.json.tmp"),
-    ]);
-  });
+  it("names the temp files of that path, from any process and older versions, but not one being written", () =>
+    withDir(async (dir) => {
+      const path = join(dir, "f.json");
+      let proceed: () => void = () => undefined;
+      const paused = new Promise<void>((resolve) => {
+        proceed = resolve;
+      });
+      let started: () => void = () => undefined;
+      const writing = new Promise<void>((resolve) => {
+        started = resolve;
+      });
+      async function* slow(): AsyncGenerator<Uint8Array> {
+        yield Buffer.from("new");
+        started();
+        await paused;
+      }
+      const inFlight = writeFileDurable(path, slow());
+      await writing;
+      const [own] = (await readdir(dir)).filter((n) => n.startsWith("f.json.tmp-"));
+      assert.ok(own !== undefined);
+      const names = [
+        "f.json",
+        own,
+        `f.json.tmp-${process.pid}-999999`,
+        "f.json.tmp-1-3",
+        "f.json.tmp",
+        "f.json2.tmp-1-0",
+        "g.json.tmp-1-0",
+        "f.json.tmp-x-1",
+        "f.json.1.delta",
+      ];
+      assert.deepEqual(staleTempsOf(path, names), [
+        join(dir, `f.json.tmp-${process.pid}-999999`),
+        join(dir, "f.json.tmp-1-3"),
+        join(dir, "f.json.tmp"),
+      ]);
+      proceed();
+      await inFlight;
+      assert.deepEqual(staleTempsOf(path, [own]), [join(dir, own)], "once written, its name is free");
+    }));
 });
 
 describe("appendFileDurable and removeFilesDurable", () => {
