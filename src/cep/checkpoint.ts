@@ -2,8 +2,8 @@
  * A rule's checkpoint: input positions and operator state per partition, as a full snapshot
  * (the base, replaced atomically and durably by writeFileDurable) plus the deltas captured after
  * it, appended to a file of frames (length, CRC-32, JSON), each fsynced (and the directory, when
- * the append creates the file). A full state is rewritten
- * only once its deltas outgrow it, so a checkpoint costs what changed, not what is held.
+ * the append creates the file). A full state is rewritten only once its deltas outgrow it, so a
+ * checkpoint costs what changed, not what is held.
  *
  * The base names its generation and the deltas live in a file named by it, so a crash between
  * writing a new base and deleting the old deltas can never apply those to the new base. A torn
@@ -108,7 +108,7 @@ async function readFrames(file: string): Promise<Buffer[]> {
 export async function writeCheckpoint(path: string, generation: number, pieces: Iterable<string>): Promise<number> {
   await mkdir(dirname(path), { recursive: true });
   const bytes = await writeFileDurable(path, chunks(pieces));
-  await removeDeltas(path, (g) => g !== generation);
+  await removeLeftovers(path, (g) => g !== generation);
   return bytes;
 }
 
@@ -132,10 +132,11 @@ export async function appendDelta(path: string, generation: number, pieces: Iter
 
 export async function removeCheckpoint(path: string): Promise<void> {
   await removeFilesDurable([path]);
-  await removeDeltas(path, () => true);
+  await removeLeftovers(path, () => true);
 }
 
-async function removeDeltas(path: string, which: (generation: number) => boolean): Promise<void> {
+/** Removes the delta files of the generations `which` picks, and temp files of killed base writes. */
+async function removeLeftovers(path: string, which: (generation: number) => boolean): Promise<void> {
   const prefix = `${basename(path)}.`;
   let names: string[];
   try {
