@@ -11,6 +11,7 @@ import type { ControlStore, PipelineDefinition } from "../control/types.js";
 import type { Clock } from "../core/clock.js";
 import type { DeadLetterSink } from "../core/dead-letters.js";
 import { RunnelError } from "../core/errors.js";
+import { SerialQueue } from "../core/serial-queue.js";
 import type { EventLog } from "../log/types.js";
 import type { Metrics } from "../monitoring/metrics.js";
 import { type MonitoringProbe, noopProbe, type WindowState } from "../monitoring/probes.js";
@@ -78,7 +79,7 @@ export class PipelineManager {
   /** Every known pipeline, enabled or not (the name is historical). */
   private readonly running = new Map<string, Running>();
   /** Serialises enable/disable/delete so a runner is never started twice or left behind. */
-  private transitions: Promise<unknown> = Promise.resolve();
+  private readonly transitions = new SerialQueue();
   private unregisterWindowState: (() => void) | undefined;
 
   constructor(
@@ -150,7 +151,7 @@ export class PipelineManager {
 
   /** Disables (stops the runner, keeping its position) or enables (resumes from it) a pipeline. */
   setEnabled(name: string, enabled: boolean): Promise<PipelineDescription> {
-    return this.serialised(async () => {
+    return this.transitions.run(async () => {
       const entry = this.running.get(name);
       if (!entry) throw new RunnelError("not_found", `pipeline "${name}" does not exist`);
       if (entry.definition.enabled === enabled) return this.describe(entry);
@@ -172,14 +173,8 @@ export class PipelineManager {
     });
   }
 
-  private serialised<T>(work: () => Promise<T>): Promise<T> {
-    const next = this.transitions.then(work, work);
-    this.transitions = next.catch(() => undefined);
-    return next;
-  }
-
   delete(name: string): Promise<void> {
-    return this.serialised(() => this.deleteNow(name));
+    return this.transitions.run(() => this.deleteNow(name));
   }
 
   private async deleteNow(name: string): Promise<void> {
