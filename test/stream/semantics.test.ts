@@ -109,6 +109,37 @@ const ROWS: readonly Row[] = [
     duckdb: "5::DOUBLE || 'x' = '5x'",
     deviation: { duckdbSays: "FALSE", why: "DuckDB prints a DOUBLE 5 as 5.0; a JSON number that is whole prints as 5" },
   },
+  {
+    where: "s = 16",
+    event: { s: "0x10" },
+    outcome: "ERROR",
+    duckdb: "'0x10' = 16",
+    deviation: {
+      duckdbSays: "TRUE",
+      why: "DuckDB casts the string to INTEGER, which reads hexadecimal; DOUBLE does not",
+    },
+  },
+  {
+    where: "s < 3",
+    event: { s: "5" },
+    outcome: "FALSE",
+    duckdb: "'5'::VARCHAR < 3",
+    deviation: { duckdbSays: "UNBOUND", why: "DuckDB refuses < between a VARCHAR column and a number before running" },
+  },
+  {
+    where: "s = x + 1",
+    event: { s: "abc" },
+    outcome: "NULL",
+    duckdb: "'abc' = NULL + 1",
+    deviation: {
+      duckdbSays: "ERROR",
+      why: "NULL + 1 is an INTEGER NULL in DuckDB, which casts 'abc' before it sees the NULL",
+    },
+  },
+  // How a number prints as text follows its static type: a DOUBLE (5.0, x / 2) prints as 5.0.
+  { where: "n / 2 || '' = '2.0'", event: { n: 4 }, outcome: "TRUE", duckdb: "4::DOUBLE / 2 || '' = '2.0'" },
+  { where: "5.0 || '' = '5.0'", outcome: "TRUE", duckdb: "5.0 || '' = '5.0'" },
+  { where: "n LIKE '2.%'", event: { n: 2.5 }, outcome: "TRUE", duckdb: "CAST(2.5::DOUBLE AS VARCHAR) LIKE '2.%'" },
   // Nested JSON values compare as JSON text with strings, and not at all with numbers.
   { where: "o = 1", event: { o: { x: 1 } }, outcome: "ERROR", duckdb: "" },
   { where: "o = '{\"x\":1}'", event: { o: { x: 1 } }, outcome: "TRUE", duckdb: "" },
