@@ -1,7 +1,8 @@
 /**
  * Runtime values and their DuckDB conversions. Events are JSON, so a value's type is known only
  * when the event arrives; the rules below follow DuckDB 1.5's casts so that a pipeline and a
- * DuckDB query over the same data agree (pinned by test/stream/sql-golden.test.ts).
+ * DuckDB query over the same data agree (pinned by test/stream/sql-golden.test.ts). What the
+ * operators do with them (comparisons, arithmetic, NULL) is in semantics.ts.
  */
 
 /** Static types the compiler tracks; `ANY` is a JSON field whose type each event decides. */
@@ -184,9 +185,4 @@ export function toVarchar(v: unknown, staticType: SqlType = "ANY"): string | nul
   if (typeof v === "boolean") return v ? "true" : "false";
   if (v instanceof SqlTimestamp) return formatTimestamp(v);
   return JSON.stringify(v);
-}
-
-/** JSON has no undefined: a missing field is NULL. */
-export function fromJson(v: unknown): unknown {
-  return v === undefined ? null : v;
 }
