@@ -1,14 +1,15 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
   createPglite,
-  loadPgliteTemplate,
   type PgliteTemplate,
   pgliteVersion,
+  usablePgliteTemplate,
   writePgliteTemplate,
 } from "../../src/control/pglite-template.js";
 
@@ -18,13 +19,13 @@ describe("PGlite template (a first start without initdb)", () => {
 
   before(async () => {
     root = await mkdtemp(join(tmpdir(), "runnel-pglite-template-"));
-    template = { archive: join(root, "t.tar.gz"), manifest: join(root, "t.json") };
+    template = { dir: join(root, "template"), manifest: join(root, "t.json") };
     await writePgliteTemplate(template);
   });
   after(() => rm(root, { recursive: true, force: true }));
 
   it("starts a new data dir from the template, and the cluster is a working, persistent one", async () => {
-    assert.ok(loadPgliteTemplate(template), "the template written by this PGlite is usable");
+    assert.ok(usablePgliteTemplate(template), "the template written by this PGlite is usable");
     const dir = join(root, "fresh");
     const db = await createPglite(dir, template);
     await db.query("CREATE TABLE kept (v int)");
@@ -55,9 +56,9 @@ describe("PGlite template (a first start without initdb)", () => {
   });
 
   it("skips a template made by another PGlite version and runs initdb instead", async () => {
-    const stale = { archive: template.archive, manifest: join(root, "stale.json") };
+    const stale = { dir: template.dir, manifest: join(root, "stale.json") };
     await writeFile(stale.manifest, JSON.stringify({ pglite: `${pgliteVersion()}-other` }));
-    assert.equal(loadPgliteTemplate(stale), undefined);
+    assert.equal(usablePgliteTemplate(stale), false);
     const db = await createPglite(join(root, "stale-dir"), stale);
     try {
       assert.deepEqual((await db.query<{ one: number }>("SELECT 1 AS one")).rows, [{ one: 1 }]);
@@ -66,25 +67,30 @@ describe("PGlite template (a first start without initdb)", () => {
     }
   });
 
-  it("falls back to initdb, leaving no half-loaded files, when the template is corrupt", async () => {
-    const corrupt = { archive: join(root, "corrupt.tar.gz"), manifest: template.manifest };
-    await writeFile(corrupt.archive, "not a tarball");
-    const dir = join(root, "corrupt-dir");
+  it("falls back to initdb, leaving no half-copied files, when the template cannot be copied", async () => {
+    // A template whose copy fails part-way: fs.cp refuses to copy a FIFO (ERR_FS_CP_FIFO_PIPE).
+    const broken = { dir: join(root, "broken"), manifest: template.manifest };
+    await cp(template.dir, broken.dir, { recursive: true });
+    execFileSync("mkfifo", [join(broken.dir, "unreadable")]);
+    const dir = join(root, "broken-dir");
     await mkdir(dir);
-    const db = await createPglite(dir, corrupt);
+    const db = await createPglite(dir, broken);
     try {
       await db.query("CREATE TABLE t (v int)");
       assert.deepEqual((await db.query<{ n: number }>("SELECT count(*)::int AS n FROM t")).rows, [{ n: 0 }]);
       assert.ok((await readdir(dir)).includes("PG_VERSION"));
+      assert.ok(!(await readdir(dir)).includes("unreadable"), "nothing of the failed copy is left");
+      assert.deepEqual(
+        (await readdir(root)).filter((name) => name.includes(".template-")),
+        [],
+        "no staging directory is left",
+      );
     } finally {
       await db.close();
     }
   });
 
   it("has no template when none was built", () => {
-    assert.equal(
-      loadPgliteTemplate({ archive: join(root, "none.tar.gz"), manifest: join(root, "none.json") }),
-      undefined,
-    );
+    assert.equal(usablePgliteTemplate({ dir: join(root, "none"), manifest: join(root, "none.json") }), false);
   });
 });
