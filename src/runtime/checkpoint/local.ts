@@ -15,9 +15,9 @@
  * is kept, with its files, until the next operation succeeds.
  */
 import { randomBytes } from "node:crypto";
-import { link, mkdir, open, readdir, readFile, rm } from "node:fs/promises";
+import { link, mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { fsyncDir } from "../../core/durable-file.js";
+import { fsyncDir, writeFileSynced } from "../../core/durable-file.js";
 import { frameHeader, unframe } from "./frame.js";
 import {
   CheckpointCorruptError,
@@ -103,7 +103,7 @@ export class LocalFileCheckpointStore implements CheckpointStore {
     // Refuse a fenced writer before it writes what may be a large file.
     this.check(task, epoch, kind, (await this.newest(task, dir)).latest?.manifest);
     const file = `d-${epoch}-${randomBytes(8).toString("hex")}`;
-    await writeNewFile(join(dir, file), frameHeader(data), data);
+    await writeFileSynced(join(dir, file), [frameHeader(data), data], "wx");
     let named = false;
     try {
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
@@ -228,7 +228,7 @@ export class LocalFileCheckpointStore implements CheckpointStore {
   private async commit(dir: string, version: number, manifest: Manifest): Promise<boolean> {
     const temp = join(dir, `.tmp-${process.pid}-${randomBytes(8).toString("hex")}`);
     const payload = Buffer.from(JSON.stringify(manifest));
-    await writeNewFile(temp, frameHeader(payload), payload);
+    await writeFileSynced(temp, [frameHeader(payload), payload], "wx");
     try {
       await link(temp, join(dir, `v${version}`));
     } catch (e) {
@@ -281,20 +281,6 @@ export class LocalFileCheckpointStore implements CheckpointStore {
   private contended(task: string): Error {
     return new Error(`checkpoint of task ${task}: gave up after ${MAX_ATTEMPTS} attempts lost to other writers`);
   }
-}
-
-/** Creates `path` (refusing an existing one) with `parts` written whole and fsynced. */
-async function writeNewFile(path: string, ...parts: Uint8Array[]): Promise<void> {
-  const handle = await open(path, "wx");
-  try {
-    await handle.writeFile(parts);
-    await handle.sync();
-  } catch (e) {
-    await handle.close();
-    await rm(path, { force: true });
-    throw e;
-  }
-  await handle.close();
 }
 
 async function readdirOrEmpty(dir: string): Promise<string[]> {
