@@ -7,7 +7,10 @@
  * and only by `link(2)` from a complete, fsynced temporary file: link refuses a name that exists,
  * so of two writers (two processes on one machine, or two stores in one) racing for `v<n>` exactly
  * one wins, and the loser re-reads and re-checks its epoch. That compare-and-set is the fencing:
- * no lock file, so nothing to go stale when a process is killed. Every file is framed with its
+ * no lock file, so nothing to go stale when a process is killed. (Old manifests are retired, so a
+ * number can come free again: each manifest names the one it was built on, which tells a current
+ * manifest from one linked late by a writer that read before the retirement; see commit.) A task
+ * has one writer at a time, its owner: the store fences other epochs, not concurrent writes of one. Every file is framed with its
  * length and CRC-32 (frame.ts), and a data file is fsynced before the manifest naming it is linked
  * and the directory fsynced, so after a crash at any moment a read finds the state before or after
  * the write in flight. A file found cut short or damaged all the same (a disk that lied about a
@@ -17,6 +20,7 @@
 import { randomBytes } from "node:crypto";
 import { link, mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fsyncDir, writeFileSynced } from "../../core/durable-file.js";
 import { frameHeader, unframe } from "./frame.js";
 import {
@@ -35,13 +39,22 @@ interface Written {
   readonly deltas: readonly string[];
 }
 
-interface Manifest {
+interface ManifestBody {
   /** The newest claim. */
   readonly epoch: number;
   readonly owner: string;
   /** Data files of the state, none before the first base and after a drop. */
   readonly written: Written | null;
 }
+
+interface Manifest extends ManifestBody {
+  /** Random, so the manifest built on this one can name it (see commit). */
+  readonly id: string;
+  /** The id of the manifest this one was built on; null for a task's first. */
+  readonly prev: string | null;
+}
+
+type Committed = "committed" | "taken" | "withdrawn";
 
 interface Newest {
   /** The number the next manifest takes. */
@@ -61,7 +74,7 @@ const VERSION = /^v(\d+)$/;
 const DATA = /^d-(\d+)-[0-9a-f]+$/;
 const TEMP = /^\.tmp-(\d+)-[0-9a-f]+$/;
 /** Re-reads after losing a race or reading a manifest removed under us, before giving up. */
-const MAX_ATTEMPTS = 64;
+const MAX_ATTEMPTS = 100;
 /** File names are limited to 255 bytes on every common file system. */
 const MAX_ENCODED_NAME = 255;
 
@@ -77,19 +90,13 @@ export class LocalFileCheckpointStore implements CheckpointStore {
       await fsyncDir(this.dir);
       if (created === this.dir) await fsyncDir(dirname(this.dir));
     }
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const { next, latest } = await this.newest(task, dir);
+    const manifest = await this.apply(task, dir, true, async (latest) => {
       // The new owner continues from the newest state that reads back whole, so what it restores
       // and what it writes its deltas onto are the same.
       const whole = latest === undefined ? undefined : await this.wholeState(task, dir);
-      const manifest: Manifest = { epoch: (latest?.manifest.epoch ?? 0) + 1, owner, written: whole?.written ?? null };
-      if (await this.commit(dir, next, manifest)) {
-        await fsyncDir(dir);
-        await this.collect(dir, next, manifest, true);
-        return { task, epoch: manifest.epoch };
-      }
-    }
-    throw this.contended(task);
+      return { epoch: (latest?.epoch ?? 0) + 1, owner, written: whole?.written ?? null };
+    });
+    return { task, epoch: manifest.epoch };
   }
 
   async read(task: string): Promise<StoredTaskCheckpoint | undefined> {
@@ -104,44 +111,37 @@ export class LocalFileCheckpointStore implements CheckpointStore {
     this.check(task, epoch, kind, (await this.newest(task, dir)).latest?.manifest);
     const file = `d-${epoch}-${randomBytes(8).toString("hex")}`;
     await writeFileSynced(join(dir, file), [frameHeader(data), data], "wx");
-    let named = false;
+    // Once linked, the file may be named by a manifest others build on, even if ours is withdrawn.
+    let linked = false;
     try {
-      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        const { next, latest } = await this.newest(task, dir);
-        const current = this.check(task, epoch, kind, latest?.manifest);
-        const written: Written =
-          kind === "base"
-            ? { epoch, base: file, deltas: [] }
-            : { epoch, base: current.written!.base, deltas: [...current.written!.deltas, file] };
-        const manifest: Manifest = { ...current, written };
-        named = await this.commit(dir, next, manifest);
-        if (named) {
-          await fsyncDir(dir);
-          await this.collect(dir, next, manifest, true);
-          return;
-        }
-      }
-      throw this.contended(task);
+      await this.apply(
+        task,
+        dir,
+        true,
+        async (latest) => {
+          const current = this.check(task, epoch, kind, latest);
+          const written: Written =
+            kind === "base"
+              ? { epoch, base: file, deltas: [] }
+              : { epoch, base: current.written!.base, deltas: [...current.written!.deltas, file] };
+          return { epoch: current.epoch, owner: current.owner, written };
+        },
+        () => {
+          linked = true;
+        },
+      );
     } catch (e) {
-      if (!named) await rm(join(dir, file), { force: true });
+      if (!linked) await rm(join(dir, file), { force: true });
       throw e;
     }
   }
 
   async drop(task: string, epoch: number): Promise<void> {
-    const dir = this.taskDir(task);
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const { next, latest } = await this.newest(task, dir);
-      const current = this.check(task, epoch, "base", latest?.manifest);
-      const manifest: Manifest = { ...current, written: null };
-      if (await this.commit(dir, next, manifest)) {
-        await fsyncDir(dir);
-        // Nothing to fall back to: a dropped task's files all go.
-        await this.collect(dir, next, manifest, false);
-        return;
-      }
-    }
-    throw this.contended(task);
+    // Nothing to fall back to: a dropped task's files all go.
+    await this.apply(task, this.taskDir(task), false, async (latest) => {
+      const current = this.check(task, epoch, "base", latest);
+      return { epoch: current.epoch, owner: current.owner, written: null };
+    });
   }
 
   async list(prefix: string): Promise<string[]> {
@@ -222,22 +222,61 @@ export class LocalFileCheckpointStore implements CheckpointStore {
   }
 
   /**
-   * Adds manifest `v<version>`; false when another writer took that number first. The caller fsyncs
-   * the directory (the new name, and the data file it names) before reporting success.
+   * Adds the next manifest, built by `build` from the newest one, again and again while other
+   * writers add theirs first; `linked` hears of any manifest linked, even one withdrawn after.
    */
-  private async commit(dir: string, version: number, manifest: Manifest): Promise<boolean> {
+  private async apply(
+    task: string,
+    dir: string,
+    keepPrevious: boolean,
+    build: (latest: Manifest | undefined) => Promise<ManifestBody>,
+    linked?: () => void,
+  ): Promise<Manifest> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const { next, latest } = await this.newest(task, dir);
+      const body = await build(latest?.manifest);
+      const manifest: Manifest = { id: randomBytes(8).toString("hex"), prev: latest?.manifest.id ?? null, ...body };
+      const outcome = await this.commit(dir, next, manifest);
+      if (outcome !== "taken") linked?.();
+      if (outcome === "committed") {
+        // The new name, and the data file it names, survive a crash from here on.
+        await fsyncDir(dir);
+        await this.collect(dir, next, manifest, keepPrevious);
+        return manifest;
+      }
+      // Lost to another writer: back off for a random while, so many contenders do not go on
+      // colliding in step (a task rarely has more than two, its owner and its next).
+      await sleep(Math.random() * Math.min(100, 2 ** attempt));
+    }
+    throw this.contended(task);
+  }
+
+  /**
+   * Links manifest `v<version>`: "taken" when another writer has that number, "withdrawn" when the
+   * number was free only because collect() had retired it (see below).
+   */
+  private async commit(dir: string, version: number, manifest: Manifest): Promise<Committed> {
     const temp = join(dir, `.tmp-${process.pid}-${randomBytes(8).toString("hex")}`);
     const payload = Buffer.from(JSON.stringify(manifest));
     await writeFileSynced(temp, [frameHeader(payload), payload], "wx");
     try {
       await link(temp, join(dir, `v${version}`));
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
+      if ((e as NodeJS.ErrnoException).code === "EEXIST") return "taken";
       throw e;
     } finally {
       await rm(temp, { force: true });
     }
-    return true;
+    // A number retired by collect() can be linked again by a writer that listed before it was
+    // retired: such a manifest is stale. Retiring needs two newer manifests and the newest number
+    // only grows, so ours is current if it is the newest now, or if the next was built on it.
+    if ((await versions(dir))[0] === version) return "committed";
+    const successor = await readManifest(dir, version + 1);
+    if (typeof successor === "object" && successor.prev === manifest.id) return "committed";
+    // Stale, or superseded so long ago (a paused process) that nobody can tell: withdraw it.
+    const linked = await readManifest(dir, version);
+    if (typeof linked === "object" && linked.id === manifest.id) await rm(join(dir, `v${version}`), { force: true });
+    return "withdrawn";
   }
 
   /**
