@@ -53,8 +53,11 @@ type StoreName = "local" | "postgres" | "kafka";
 /** What the benchmark does with a store: the part of CheckpointStore it times. */
 interface BenchStore {
   write(kind: "base" | "delta", data: Uint8Array): Promise<void>;
-  /** A new client restores the whole state; resolves with its size in bytes. */
-  restore(): Promise<number>;
+  /**
+   * Connects a new client (not timed: an instance taking a task over is connected already) and
+   * returns its restore of the whole state, which resolves with the state's size in bytes.
+   */
+  newReader(): Promise<{ restore(): Promise<number>; close(): Promise<void> }>;
   destroy(): Promise<void>;
 }
 
@@ -64,14 +67,15 @@ async function viaCheckpointStore(open: () => Promise<CheckpointStore>, cleanup:
   const { epoch } = await store.claim(TASK, "bench");
   return {
     write: (kind, data) => store.write(TASK, epoch, kind, data),
-    async restore() {
+    async newReader() {
       const reader = await open();
-      try {
-        const read = await reader.read(TASK);
-        return read === undefined ? 0 : read.base.byteLength + read.deltas.reduce((n, d) => n + d.byteLength, 0);
-      } finally {
-        await reader.close();
-      }
+      return {
+        async restore() {
+          const read = await reader.read(TASK);
+          return read === undefined ? 0 : read.base.byteLength + read.deltas.reduce((n, d) => n + d.byteLength, 0);
+        },
+        close: () => reader.close(),
+      };
     },
     async destroy() {
       await store.close();
@@ -161,63 +165,66 @@ async function kafkaStore(): Promise<BenchStore> {
         throw e;
       }
     },
-    async restore() {
+    async newReader() {
       const reader = new Consumer({ ...base, groupId: `runnel-bench-ckpt-${randomBytes(4).toString("hex")}` });
       const offsets = new Admin(base);
-      try {
-        const listed = await offsets.listOffsets({
-          topics: [{ name: topic, partitions: [{ partitionIndex: 0, timestamp: ListOffsetTimestamps.LATEST }] }],
-          isolationLevel: FetchIsolationLevels.READ_COMMITTED,
-        });
-        const end = listed[0]!.partitions[0]!.offset;
-        const metadata = await reader.metadata({ topics: [topic] });
-        const info = metadata.topics.get(topic)!;
-        const parts = new Map<string, Buffer[]>();
-        let bytes = 0;
-        for (let offset = 0n; offset < end; ) {
-          const response = await reader.fetch({
-            node: info.partitions[0]!.leader,
-            topics: [
-              {
-                topicId: info.id,
-                partitions: [
-                  {
-                    partition: 0,
-                    currentLeaderEpoch: -1,
-                    fetchOffset: offset,
-                    lastFetchedEpoch: -1,
-                    partitionMaxBytes: 50 * 1024 * 1024,
-                  },
-                ],
-              },
-            ],
-            maxWaitTime: 0,
-            minBytes: 0,
-            maxBytes: 50 * 1024 * 1024,
+      const metadata = await reader.metadata({ topics: [topic] });
+      const info = metadata.topics.get(topic)!;
+      return {
+        close: async () => {
+          await Promise.all([reader.close(), offsets.close()]);
+        },
+        async restore() {
+          const listed = await offsets.listOffsets({
+            topics: [{ name: topic, partitions: [{ partitionIndex: 0, timestamp: ListOffsetTimestamps.LATEST }] }],
             isolationLevel: FetchIsolationLevels.READ_COMMITTED,
           });
-          const batches: RecordsBatch[] = response.responses[0]?.partitions[0]?.records ?? [];
-          if (batches.length === 0) throw new Error(`restore stopped at offset ${offset} of ${end}`);
-          for (const batch of batches) {
-            offset = batch.firstOffset + BigInt(batch.lastOffsetDelta) + 1n;
-            // Control batches (transaction markers) hold no state; no transaction here aborts.
-            if ((batch.attributes & 0x20) !== 0) continue;
-            for (const r of batch.records) {
-              if (r.key === null || r.value === null) continue;
-              const [, kind, part] = r.key.toString().split("|");
-              const name = `${kind}|${part}`;
-              if (!parts.has(name)) parts.set(name, []);
-              parts.get(name)!.push(r.value);
-              bytes += r.value.byteLength;
+          const end = listed[0]!.partitions[0]!.offset;
+          const parts = new Map<string, Buffer[]>();
+          let bytes = 0;
+          for (let offset = 0n; offset < end; ) {
+            const response = await reader.fetch({
+              node: info.partitions[0]!.leader,
+              topics: [
+                {
+                  topicId: info.id,
+                  partitions: [
+                    {
+                      partition: 0,
+                      currentLeaderEpoch: -1,
+                      fetchOffset: offset,
+                      lastFetchedEpoch: -1,
+                      partitionMaxBytes: 50 * 1024 * 1024,
+                    },
+                  ],
+                },
+              ],
+              maxWaitTime: 0,
+              minBytes: 0,
+              maxBytes: 50 * 1024 * 1024,
+              isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+            });
+            const batches: RecordsBatch[] = response.responses[0]?.partitions[0]?.records ?? [];
+            if (batches.length === 0) throw new Error(`restore stopped at offset ${offset} of ${end}`);
+            for (const batch of batches) {
+              offset = batch.firstOffset + BigInt(batch.lastOffsetDelta) + 1n;
+              // Control batches (transaction markers) hold no state; no transaction here aborts.
+              if ((batch.attributes & 0x20) !== 0) continue;
+              for (const r of batch.records) {
+                if (r.key === null || r.value === null) continue;
+                const [, kind, part] = r.key.toString().split("|");
+                const name = `${kind}|${part}`;
+                if (!parts.has(name)) parts.set(name, []);
+                parts.get(name)!.push(r.value);
+                bytes += r.value.byteLength;
+              }
             }
           }
-        }
-        // Put each part back together, as a store would hand it to the task.
-        for (const chunks of parts.values()) Buffer.concat(chunks);
-        return bytes;
-      } finally {
-        await Promise.all([reader.close(), offsets.close()]);
-      }
+          // Put each part back together, as a store would hand it to the task.
+          for (const chunks of parts.values()) Buffer.concat(chunks);
+          return bytes;
+        },
+      };
     },
     async destroy() {
       await producer.close();
@@ -265,9 +272,16 @@ async function runOnce(name: StoreName, state: Uint8Array): Promise<Run> {
       latencies.push(performance.now() - t0);
     }
     latencies.sort((a, b) => a - b);
-    t0 = performance.now();
-    const restored = await store.restore();
-    const restoreMs = performance.now() - t0;
+    const reader = await store.newReader();
+    let restored: number;
+    let restoreMs: number;
+    try {
+      t0 = performance.now();
+      restored = await reader.restore();
+      restoreMs = performance.now() - t0;
+    } finally {
+      await reader.close();
+    }
     if (restored !== state.byteLength + deltas * deltaBytes) {
       throw new Error(`${name} restored ${restored} bytes, not ${state.byteLength + deltas * deltaBytes}`);
     }
