@@ -8,7 +8,11 @@
  *
  * Usage: flock -x /tmp/runnel-cpu.lock node --import tsx bench/checkpoint-store.ts
  *          [--state-mb=100] [--deltas=200] [--delta-bytes=4096] [--runs=3] [--stores=local,postgres,kafka]
- * Needs RUNNEL_TEST_DATABASE_URL and RUNNEL_TEST_KAFKA_BROKERS (source /work/test-env.sh).
+ *          [--database-url=postgres://…]
+ * Needs a PostgreSQL server (--database-url, else RUNNEL_TEST_DATABASE_URL) and
+ * RUNNEL_TEST_KAFKA_BROKERS. The test cluster of scripts/postgres.sh runs with fsync and
+ * synchronous_commit off, which no production server does: compare on a server with PostgreSQL's
+ * defaults (the results record both settings).
  *
  * The Kafka store is the way Kafka Streams keeps state: one compacted topic, a record per 1 MB
  * chunk keyed by task, part and chunk, each checkpoint written in one transaction by a
@@ -30,6 +34,7 @@ import {
   Producer,
   type RecordsBatch,
 } from "@platformatic/kafka";
+import pg from "pg";
 import { LocalFileCheckpointStore } from "../src/runtime/checkpoint/local.js";
 import { PostgresCheckpointStore } from "../src/runtime/checkpoint/postgres.js";
 import type { CheckpointStore } from "../src/runtime/checkpoint/store.js";
@@ -46,6 +51,7 @@ const deltas = Number(args.get("deltas") ?? 200);
 const deltaBytes = Number(args.get("delta-bytes") ?? 4096);
 const runs = Number(args.get("runs") ?? 3);
 const stores = (args.get("stores") ?? "local,postgres,kafka").split(",") as StoreName[];
+const databaseUrl = args.get("database-url") ?? process.env.RUNNEL_TEST_DATABASE_URL;
 const TASK = "bench-job/0";
 
 type StoreName = "local" | "postgres" | "kafka";
@@ -93,8 +99,8 @@ async function localStore(): Promise<BenchStore> {
 }
 
 async function postgresStore(): Promise<BenchStore> {
-  const server = process.env.RUNNEL_TEST_DATABASE_URL;
-  if (server === undefined) throw new Error("RUNNEL_TEST_DATABASE_URL is not set (source /work/test-env.sh)");
+  const server = databaseUrl;
+  if (server === undefined) throw new Error("no --database-url and RUNNEL_TEST_DATABASE_URL is not set");
   const database = `runnel_bench_ckpt_${randomBytes(4).toString("hex")}`;
   await onServer(server, `CREATE DATABASE ${database}`);
   return viaCheckpointStore(
@@ -305,7 +311,24 @@ const machine = {
   loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100),
   date: new Date().toISOString(),
 };
+/** The server's durability, which decides what a commit costs. */
+async function postgresDurability(): Promise<Record<string, string> | undefined> {
+  if (!stores.includes("postgres") || databaseUrl === undefined) return undefined;
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const settings: Record<string, string> = {};
+    for (const name of ["server_version", "fsync", "synchronous_commit", "full_page_writes"]) {
+      settings[name] = (await client.query<Record<string, string>>(`SHOW ${name}`)).rows[0]![name]!;
+    }
+    return settings;
+  } finally {
+    await client.end();
+  }
+}
+const postgres = await postgresDurability();
 console.log(`checkpoint store benchmark: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}`);
+if (postgres !== undefined) console.log(`PostgreSQL ${JSON.stringify(postgres)}`);
 console.log(`${stateBytes / 1e6} MB base, ${deltas} deltas of ${deltaBytes} bytes, ${runs} runs on fresh storage each`);
 
 // Incompressible, like serialized state mostly is once a store would compress it.
@@ -343,5 +366,14 @@ for (const r of results) {
 }
 await writeFile(
   join(import.meta.dirname, "results", "checkpoint-store.json"),
-  `${JSON.stringify({ benchmark: "bench/checkpoint-store.ts", machine, config: { stateBytes, deltas, deltaBytes, runs }, results }, null, 2)}\n`,
+  `${JSON.stringify(
+    {
+      benchmark: "bench/checkpoint-store.ts",
+      machine,
+      config: { stateBytes, deltas, deltaBytes, runs, postgres },
+      results,
+    },
+    null,
+    2,
+  )}\n`,
 );
