@@ -24,35 +24,50 @@ export async function fsyncDir(dir: string): Promise<void> {
 }
 
 /**
+ * Writes `data` whole to `path` and fsyncs the file; `wx` refuses a path that exists. The new
+ * directory entry is durable only once the caller fsyncs the directory. A failed write removes
+ * what it wrote. Chunks (an iterable) are
+ * written one at a time, so a large content never has to be one buffer. Returns the bytes written.
+ */
+export async function writeFileSynced(path: string, data: FileContent, flag: "w" | "wx" = "w"): Promise<number> {
+  const handle = await open(path, flag);
+  let bytes = 0;
+  try {
+    if (typeof data === "string" || data instanceof Uint8Array) {
+      // writeFile, not write: write() may write less than it was given.
+      await handle.writeFile(data);
+      bytes = typeof data === "string" ? Buffer.byteLength(data) : data.byteLength;
+    } else {
+      for await (const chunk of data) {
+        await handle.writeFile(chunk);
+        bytes += chunk.byteLength;
+      }
+    }
+    await handle.sync();
+  } catch (e) {
+    await handle.close();
+    // Half a file must not stay behind under the name (a `wx` retry would find it).
+    await rm(path, { force: true });
+    throw e;
+  }
+  await handle.close();
+  return bytes;
+}
+
+/**
  * Replaces `path` atomically and durably: writes a temp file beside it, fsyncs it, renames it
  * over `path` and fsyncs the directory. A reader or a crash sees the old content or the new, never
- * part of the new; a failed write leaves the old file and no temp file. Chunks (an iterable) are
- * written one at a time, so a large content never has to be one buffer. Returns the bytes written.
+ * part of the new; a failed write leaves the old file and no temp file. Returns the bytes written.
  *
  * @example
  * await writeFileDurable(join(dir, "state.json"), JSON.stringify(state));
  */
 export async function writeFileDurable(path: string, data: FileContent): Promise<number> {
   const temp = `${path}.tmp-${process.pid}-${tempCounter++}`;
-  let bytes = 0;
+  let bytes: number;
   writing.add(temp);
   try {
-    const handle = await open(temp, "w");
-    try {
-      if (typeof data === "string" || data instanceof Uint8Array) {
-        // writeFile, not write: write() may write less than it was given.
-        await handle.writeFile(data);
-        bytes = typeof data === "string" ? Buffer.byteLength(data) : data.byteLength;
-      } else {
-        for await (const chunk of data) {
-          await handle.writeFile(chunk);
-          bytes += chunk.byteLength;
-        }
-      }
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    bytes = await writeFileSynced(temp, data);
     await rename(temp, path);
   } catch (e) {
     await rm(temp, { force: true });
