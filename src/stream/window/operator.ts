@@ -1,3 +1,4 @@
+import { ACCEPTED, FILTERED, LATE, type OperatorOutput, type ProcessOutcome } from "../../runtime/operator.js";
 import { TimerService } from "../../runtime/timers.js";
 import type { StreamEvent } from "../event.js";
 import { SqlEvalError } from "../sql/values.js";
@@ -36,19 +37,9 @@ export interface WindowedPlan {
   readonly prepare?: (e: StreamEvent) => StreamEvent | undefined;
 }
 
-export interface WindowOutput {
-  /** Deterministic: pipeline, window, revision and group, so a replay after a crash yields the same id. */
-  readonly id: string;
-  readonly key: string;
-  /** `window_end - 1`, as Flink's window results. */
-  readonly timestamp: number;
-  readonly value: Record<string, unknown>;
-}
-
-export const ACCEPTED = 0;
-export const LATE = 1;
-export const FILTERED = 2;
-export type ProcessOutcome = typeof ACCEPTED | typeof LATE | typeof FILTERED;
+/** A window result, a late event or a process function's output: the task model's output record. */
+export type WindowOutput = OperatorOutput;
+export { ACCEPTED, FILTERED, LATE, type ProcessOutcome };
 
 class Group {
   readonly windows: Win[] = [];
