@@ -1,10 +1,11 @@
+import { hostname } from "node:os";
 import { type Clock, systemClock } from "../core/clock.js";
 import type { DeadLetter, DeadLetterSink } from "../core/dead-letters.js";
 import { DrainLoop } from "../core/drain-loop.js";
 import { checkRecordDepth, errorText } from "../core/record-fault.js";
 import type { AppendRecord, EventLog, LogRecord } from "../log/types.js";
 import { decodeRecord, encodeValue } from "../stream/codec.js";
-import { collectOutputIds, HEADER_OUTPUT_ID } from "../stream/headers.js";
+import { collectOutputIds, HEADER_OUTPUT_ID, HEADER_SOURCE_OFFSET } from "../stream/headers.js";
 import { SqlEvalError } from "../stream/sql/values.js";
 import { type WatermarkOptions, WatermarkTracker } from "../stream/time/watermarks.js";
 import { CheckpointFencedError, type CheckpointStore } from "./checkpoint/store.js";
@@ -19,8 +20,8 @@ export interface TaskDriverOptions {
   /** `<job>/<partition>` or `<job>/*` (see taskName). */
   readonly task: string;
   readonly inputStream: string;
-  /** The input partitions this task reads, ascending: one, or every partition of the input. */
-  readonly partitions: readonly number[];
+  /** The input partitions this task reads, ascending; default every partition of the input. */
+  readonly partitions?: readonly number[];
   /** The operator, created at each (re)start from a checkpoint. */
   readonly createOperator: () => TaskOperator;
   /** Created by the caller with the input's partition count. */
@@ -39,11 +40,17 @@ export interface TaskDriverOptions {
   /** Dead letters name this consumer (e.g. `pipeline/<name>`). */
   readonly consumer: string;
   /**
-   * A checkpoint of the runtime before this one (e.g. the log-stream checkpoints of windowed
-   * pipelines), used once when the store has none for the task: it is restored and written to the
-   * store at once, so an upgraded installation continues where it was.
+   * Checkpoints of the runtime before this one (e.g. the log-stream checkpoints of windowed jobs),
+   * read once, when the store has none for the task: restored, written to the store at once, then
+   * `imported` lets the old copy go, so an upgraded installation continues where it was.
    */
-  readonly importLegacy?: () => Promise<TaskCheckpoint | undefined>;
+  readonly legacy?: LegacyCheckpoints;
+  /**
+   * Outputs of an event also name its offset (header `runnel-source-offset`): a task per
+   * partition whose store lost its checkpoint resumes after the last output's source
+   * (src/stream/recovery.ts), as map/filter pipelines always could.
+   */
+  readonly sourceOffsets?: boolean;
   readonly clock?: Clock;
   /** Records read per partition per round. */
   readonly chunkSize?: number;
@@ -53,6 +60,11 @@ export interface TaskDriverOptions {
   readonly checkpointObserver?: CheckpointObserver;
   /** Where records the operator cannot process go; without it they are counted and skipped. */
   readonly deadLetters?: DeadLetterSink;
+}
+
+export interface LegacyCheckpoints {
+  read(): Promise<TaskCheckpoint | undefined>;
+  imported(): Promise<void>;
 }
 
 /** Hears how checkpoints go, without the runtime knowing who listens (monitoring passes its probe). */
@@ -91,6 +103,16 @@ export interface TaskStats {
   readonly fenced: boolean;
 }
 
+/** The task of a job that reads every partition of its input in one task (state keyed by another field). */
+export function wholeInputTask(job: string): string {
+  return `${job}/*`;
+}
+
+/** An id for this process as a task owner (diagnostics only: fencing is by epoch). */
+export function defaultOwner(): string {
+  return `${hostname()}:${process.pid}`;
+}
+
 /** A full checkpoint every this many; deltas in between, when the operator takes them. */
 const BASE_EVERY = 16;
 
@@ -123,11 +145,14 @@ export class TaskDriver {
   private readonly log: EventLog;
   private readonly clock: Clock;
   private readonly chunkSize: number;
+  private readonly sourceOffsets: boolean;
   private readonly loop: DrainLoop;
   private operator!: TaskOperator;
   private readonly timers = new TimerService<string, string>();
   private tracker!: WatermarkTracker;
   private eventTime = Number.NEGATIVE_INFINITY;
+  /** The input partitions of the task, resolved at start. */
+  private partitions: readonly number[] = [];
   /** Next offset per task partition (index i is `partitions[i]`). */
   private positions: number[] = [];
   private epoch = 0;
@@ -167,6 +192,7 @@ export class TaskDriver {
     this.log = config.log;
     this.clock = config.clock ?? systemClock;
     this.chunkSize = config.chunkSize ?? 1000;
+    this.sourceOffsets = config.sourceOffsets === true;
     this.loop = new DrainLoop({
       // State in memory may be ahead of what reached the log after a failure: start again from the last checkpoint.
       prepare: () => (this.needsRecovery && !this.fenced ? this.recover() : undefined),
@@ -190,6 +216,7 @@ export class TaskDriver {
     if (this.started) return;
     this.started = true;
     const { log, config } = this;
+    this.partitions = config.partitions ?? Array.from({ length: log.partitionCount(config.inputStream) }, (_, p) => p);
     this.epoch = (await config.checkpoints.claim(config.task, config.owner)).epoch;
     await this.recover();
     this.unsubscribe = log.onAppend(config.inputStream, () => this.loop.wake());
@@ -257,7 +284,8 @@ export class TaskDriver {
   private async recover(): Promise<void> {
     const { log, config } = this;
     const now = this.clock.now();
-    const n = config.partitions.length;
+    const partitions = this.partitions;
+    const n = partitions.length;
     this.operator = config.createOperator();
     // The first checkpoint after a restore is a base: deltas are relative to a snapshot this operator took.
     this.checkpointsSinceBase = 0;
@@ -269,15 +297,15 @@ export class TaskDriver {
     let imported = false;
     if (stored !== undefined) {
       checkpoint = decodeTaskCheckpoint(config.task, stored.base, stored.deltas);
-    } else if (config.importLegacy !== undefined) {
-      checkpoint = await config.importLegacy();
+    } else if (config.legacy !== undefined) {
+      checkpoint = await config.legacy.read();
       imported = checkpoint !== undefined;
     }
     let outputFrom: readonly number[];
     let lateFrom: readonly number[];
     if (checkpoint !== undefined) {
       const { header } = checkpoint;
-      this.positions = config.partitions.map((_, i) => header.positions[i] ?? 0);
+      this.positions = partitions.map((_, i) => header.positions[i] ?? 0);
       this.operator.restore(checkpoint.state, checkpoint.deltas);
       this.timers.restore(header.timers);
       this.eventTime = header.watermark ?? Number.NEGATIVE_INFINITY;
@@ -292,21 +320,22 @@ export class TaskDriver {
         config.startFrom === "now"
           ? await log.endOffsets(config.inputStream)
           : await log.startOffsets(config.inputStream);
-      this.positions = config.partitions.map((p) => initial[p] ?? 0);
+      this.positions = partitions.map((p) => initial[p] ?? 0);
       outputFrom = await log.startOffsets(config.outputStream);
       lateFrom = config.lateStream === undefined ? [] : await log.startOffsets(config.lateStream);
     }
     this.operator.open?.({ task: config.task, timers: this.timers });
     const written = new Set<string>();
     // Output partition p receives the outputs of input partition p only when the task is per partition.
-    const outputs = n === log.partitionCount(config.inputStream) ? undefined : config.partitions;
+    const outputs = n === log.partitionCount(config.inputStream) ? undefined : partitions;
     await collectOutputIds(log, config.outputStream, outputFrom, written, outputs);
     if (config.lateStream !== undefined) await collectOutputIds(log, config.lateStream, lateFrom, written, outputs);
     this.written = written;
     this.needsRecovery = false;
     // Persist the starting point (a "now" task restarted later must not skip what arrived
     // meanwhile), and an imported checkpoint, so the import happens once.
-    if (checkpoint === undefined || imported) await this.checkpoint();
+    if (checkpoint === undefined || imported) await this.checkpoint(false);
+    if (imported && !this.fenced) await config.legacy?.imported();
     this.lastCheckpointAt = now;
   }
 
@@ -319,7 +348,7 @@ export class TaskDriver {
     this.lateOut.length = 0;
     poisoned.length = 0;
     let read = 0;
-    const partitions = config.partitions;
+    const partitions = this.partitions;
     this.timers.advanceProcessingTime(now, this.fireProcessing);
     for (let i = 0; i < partitions.length && !this.loop.isStopped; i++) {
       const records = await log.read(config.inputStream, partitions[i] as number, this.positions[i] ?? 0, {
@@ -338,7 +367,7 @@ export class TaskDriver {
           tracker.observe(i, e.timestamp, record.ingestTime);
           const outcome = operator.processEvent(e, out);
           // Encoded here, so an output that cannot be encoded is this record's fault.
-          this.stage(this.results, out);
+          this.stage(this.results, out, this.sourceOffsets ? String(record.offset) : undefined);
           if (outcome === LATE) this.late(record, e.value);
           else if (outcome === FILTERED) this.counters.dropped++;
         } catch (err) {
@@ -410,7 +439,7 @@ export class TaskDriver {
   }
 
   /** Encodes outputs for the round's batch, skipping those already written before a restart. */
-  private stage(batch: AppendRecord[], outputs: readonly OperatorOutput[]): void {
+  private stage(batch: AppendRecord[], outputs: readonly OperatorOutput[], sourceOffset?: string): void {
     const written = this.written;
     const before = batch.length;
     try {
@@ -421,7 +450,10 @@ export class TaskDriver {
           key: o.key,
           timestamp: o.timestamp,
           value: encodeValue(o.value),
-          headers: { [HEADER_OUTPUT_ID]: o.id },
+          headers:
+            sourceOffset === undefined
+              ? { [HEADER_OUTPUT_ID]: o.id }
+              : { [HEADER_OUTPUT_ID]: o.id, [HEADER_SOURCE_OFFSET]: sourceOffset },
         });
       }
     } catch (e) {
@@ -434,12 +466,13 @@ export class TaskDriver {
     if (batch.length > 0) await this.log.append(stream, batch);
   }
 
-  private async checkpoint(): Promise<void> {
+  /** `commit`: also commit the positions under the job's group (not needed for a position already there). */
+  private async checkpoint(commit = true): Promise<void> {
     const observer = this.config.checkpointObserver;
     // Wall-clock time, not the injectable clock: a manual test clock would make every checkpoint take 0 s.
     const started = performance.now();
     try {
-      await this.takeCheckpoint();
+      await this.takeCheckpoint(commit);
     } catch (e) {
       if (e instanceof CheckpointFencedError) {
         // Another process owns the task now: stop for good, leave its state alone.
@@ -454,7 +487,7 @@ export class TaskDriver {
     observer?.taken(performance.now() - started);
   }
 
-  private async takeCheckpoint(): Promise<void> {
+  private async takeCheckpoint(commit: boolean): Promise<void> {
     const { log, config, operator } = this;
     const now = this.clock.now();
     const delta =
@@ -465,7 +498,7 @@ export class TaskDriver {
     const bytes = encodeTaskCheckpoint(
       {
         v: 2,
-        partitions: [...config.partitions],
+        partitions: [...this.partitions],
         positions: [...this.positions],
         maxTimestamps: this.tracker.maxTimestamp.map((t) => (Number.isFinite(t) ? t : null)),
         watermark: Number.isFinite(this.eventTime) ? this.eventTime : null,
@@ -483,10 +516,11 @@ export class TaskDriver {
     this.dirty = false;
     this.counters.checkpoints++;
     // Positions are also committed under the job's group, for lag monitoring (as Flink commits to Kafka on checkpoint).
-    await log.commitOffsets(
-      config.group,
-      config.inputStream,
-      new Map(config.partitions.map((p, i) => [p, this.positions[i] ?? 0])),
-    );
+    if (commit)
+      await log.commitOffsets(
+        config.group,
+        config.inputStream,
+        new Map(this.partitions.map((p, i) => [p, this.positions[i] ?? 0])),
+      );
   }
 }

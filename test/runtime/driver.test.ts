@@ -307,7 +307,8 @@ describe("TaskDriver", () => {
     ]);
     const store = new MemoryCheckpointStore();
     let imports = 0;
-    const importLegacy = async () => {
+    let released = 0;
+    const read = async () => {
       imports++;
       const bytes = encodeTaskCheckpoint(
         {
@@ -325,7 +326,8 @@ describe("TaskDriver", () => {
       );
       return decodeTaskCheckpoint("sums/0", bytes, []);
     };
-    const first = driver(log, 0, { checkpoints: store, importLegacy });
+    const legacy = { read, imported: async () => void released++ };
+    const first = driver(log, 0, { checkpoints: store, legacy });
     await first.start();
     await first.idle();
     await first.stop();
@@ -333,9 +335,10 @@ describe("TaskDriver", () => {
       outputs(log).map((o) => o.value),
       [{ sum: 11 }],
     );
-    const second = driver(log, 0, { checkpoints: store, importLegacy });
+    const second = driver(log, 0, { checkpoints: store, legacy });
     await second.start();
     await second.stop();
     assert.equal(imports, 1);
+    assert.equal(released, 1);
   });
 });

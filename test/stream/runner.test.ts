@@ -127,8 +127,8 @@ describe("PipelineRunner", () => {
     const log = await setup();
     await ingest(log, events(20));
     const first = runner(log, { chunkSize: 4 });
-    // start() commits the initial positions; the round's commit is the one that "crashes".
-    log.failNext("commitOffsets", { after: 1 });
+    // start() commits the initial positions; the rounds' commits (one per partition's task) are the ones that "crash".
+    log.failNext("commitOffsets", { after: 1, times: PARTITIONS });
     await first.start();
     await first.idle();
     // The first round appended outputs and then "crashed" before committing.
