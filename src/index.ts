@@ -19,6 +19,7 @@
 
 export { LocalEventLog } from "./log/local/index.js";
 export type { EventLog, LogRecord } from "./log/types.js";
+export { LocalFileCheckpointStore } from "./runtime/checkpoint/local.js";
 export { MemoryCheckpointStore } from "./runtime/checkpoint/memory.js";
 export type { CheckpointStore } from "./runtime/checkpoint/store.js";
 export * from "./stream/api/index.js";

@@ -9,10 +9,10 @@ import {
   type Job,
   type JobOptions,
   LocalEventLog,
+  LocalFileCheckpointStore,
   MemoryCheckpointStore,
   stream,
 } from "../../src/index.js";
-import { LocalFileCheckpointStore } from "../../src/runtime/checkpoint/local.js";
 import { HEADER_OUTPUT_ID } from "../../src/stream/headers.js";
 
 const encoder = new TextEncoder();
