@@ -74,7 +74,7 @@ export interface CheckpointObserver {
   failed(error: unknown): void;
 }
 
-/** The statistics every task reports; a job's are the sum over its tasks (see sumTaskStats). */
+/** The statistics every task reports; a job of several tasks sums them (PipelineRunner.stats). */
 export interface TaskStats {
   readonly running: boolean;
   readonly recordsIn: number;
@@ -205,10 +205,6 @@ export class TaskDriver {
       retryDelayMs: config.retryDelayMs ?? 1000,
       now: () => this.clock.now(),
     });
-  }
-
-  get task(): string {
-    return this.config.task;
   }
 
   /** Claims the task, restores its checkpoint and starts reading. */
