@@ -342,3 +342,96 @@ describe("TaskDriver", () => {
     assert.equal(released, 1);
   });
 });
+
+/** Appends each event's amount to a list; checkpoints deltas (the amounts since the last snapshot). */
+class DeltaOperator implements TaskOperator {
+  amounts: number[] = [];
+  private sinceSnapshot: number[] = [];
+  restoredDeltas = 0;
+  private ctx!: OperatorContext;
+
+  open(ctx: OperatorContext): void {
+    this.ctx = ctx;
+  }
+
+  processEvent(e: StreamEvent, out: OperatorOutput[]): ProcessOutcome {
+    const amount = Number(e.value.amount);
+    this.amounts.push(amount);
+    this.sinceSnapshot.push(amount);
+    out.push({ id: `list:${e.offset}`, key: e.key, timestamp: e.timestamp, value: { amounts: [...this.amounts] } });
+    // Flushed by processing time, 1 s after the first event.
+    this.ctx.timers.registerProcessingTimeTimer(e.key, 1_000, "flush");
+    return ACCEPTED;
+  }
+
+  processWatermark(): void {}
+
+  onTimer(key: string, namespace: string, timestamp: number, domain: string, out: OperatorOutput[]): void {
+    out.push({ id: `flush:${key}:${timestamp}`, key, timestamp, value: { domain, namespace, n: this.amounts.length } });
+  }
+
+  snapshot(): Uint8Array {
+    this.sinceSnapshot = [];
+    return encoder.encode(JSON.stringify(this.amounts));
+  }
+
+  snapshotDelta(): Uint8Array {
+    const delta = encoder.encode(JSON.stringify(this.sinceSnapshot));
+    this.sinceSnapshot = [];
+    return delta;
+  }
+
+  restore(base: Uint8Array, deltas: readonly Uint8Array[]): void {
+    this.amounts = JSON.parse(decoder.decode(base)) as number[];
+    for (const d of deltas) this.amounts.push(...(JSON.parse(decoder.decode(d)) as number[]));
+    this.restoredDeltas = deltas.length;
+  }
+
+  stats() {
+    return { stateKeys: 1, openWindows: 0 };
+  }
+}
+
+describe("TaskDriver with an incremental operator and processing-time timers", () => {
+  it("writes deltas after a base, restores base + deltas, and fires processing-time timers by the task's clock", async () => {
+    const log = await setup();
+    const [a] = keysByPartition() as [string];
+    const store = new MemoryCheckpointStore();
+    const clock = new ManualClock(0);
+    const operators: DeltaOperator[] = [];
+    const make = () =>
+      driver(log, 0, {
+        checkpoints: store,
+        clock,
+        createOperator: () => {
+          const op = new DeltaOperator();
+          operators.push(op);
+          return op;
+        },
+      });
+    const first = make();
+    await first.start(); // the starting point: a base
+    for (const amount of [1, 2, 3]) {
+      await ingest(log, [{ key: a, t: amount, amount }]);
+      await first.idle();
+    }
+    const stored = await store.read("sums/0");
+    assert.ok(stored);
+    assert.equal(stored.deltas.length, 3, "one delta per round after the base");
+    assert.equal(
+      log.dump("out").some((r) => (r.value as { domain?: string }).domain !== undefined),
+      false,
+      "the processing-time timer is not due yet",
+    );
+    clock.set(1_000);
+    await first.poke();
+    assert.deepEqual(log.dump("out").at(-1)?.value, { domain: "processing", namespace: "flush", n: 3 });
+    await first.stop();
+
+    const second = make();
+    await second.start();
+    assert.deepEqual(operators.at(-1)?.amounts, [1, 2, 3]);
+    assert.ok((operators.at(-1)?.restoredDeltas ?? 0) > 0, "restored through deltas");
+    await second.stop();
+  });
+});
