@@ -97,7 +97,13 @@ export class PipelineRunner {
     await this.commitStart(partitions);
     const checkpoints = this.options.checkpoints ?? new MemoryCheckpointStore();
     this.tasks = Array.from({ length: partitions }, (_, p) => this.task(p, checkpoints));
-    await Promise.all(this.tasks.map((t) => t.start()));
+    const started = await Promise.allSettled(this.tasks.map((t) => t.start()));
+    const failed = started.find((r) => r.status === "rejected");
+    if (failed !== undefined) {
+      // All or none: a pipeline with some partitions running would look started and lag silently.
+      await this.stop();
+      throw failed.reason;
+    }
   }
 
   /** Stops after the rounds in flight; what they appended is checkpointed or recoverable. */
