@@ -12,6 +12,7 @@
  *   });
  */
 import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { appendFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import os from "node:os";
@@ -99,4 +100,14 @@ export async function writeResults(
     appendFileSync(table, comparisons.map((c) => `${JSON.stringify(c)}\n`).join(""));
   }
   return path;
+}
+
+/**
+ * The digest two engines' outputs are compared by: SHA-256 over the lines sorted (by UTF-16 code
+ * units, as Java's String.compareTo), each ending in "\n". Peers written in Java hash the same way.
+ */
+export function linesHash(lines: readonly string[]): string {
+  const h = createHash("sha256");
+  for (const l of [...lines].sort()) h.update(`${l}\n`);
+  return h.digest("hex");
 }

@@ -1,43 +1,47 @@
 /**
- * Events/s through a keyed tumbling-window count+sum (100,000 keys, one core), and the same job
- * end to end over the local log. Usage: node --import tsx bench/stream-window.ts [events=2000000] [runs=5]
- * Writes bench/results/stream-window.json with the machine description.
+ * A keyed tumbling-window count+sum (100,000 keys, one core) in Runnel and in Flink, and Runnel's
+ * own job path. Usage: node --import tsx bench/stream-window.ts [events=2000000] [runs=5]
+ * Writes bench/results/stream-window.json (bench/report.ts's shape). RUNNEL_BENCH_QUICK=1
+ * (`npm run bench -- --quick`): 400,000 events, 3 runs, 2 warm-up rounds.
  *
- * - operator: events already decoded (StreamEvent objects built before timing), fed through the
- *   compiled SQL plan with per-event watermark tracking, as the runner's inner loop does;
+ * - operator vs operator: Runnel's WindowOperator running the compiled SQL plan with per-event
+ *   watermark tracking, as the runner's inner loop does (bench/lib/window-runnel.ts), against
+ *   Flink 1.20's WindowOperator for keyBy(user).window(TumblingEventTimeWindows.of(1 min))
+ *   .aggregate(count+sum) in Flink's KeyedOneInputStreamOperatorTestHarness
+ *   (tools/flink-window-bench WindowOperatorBench, built by scripts/flink-bench.sh), one thread,
+ *   heap state. The same events, built before timing on each side; each side its own process
+ *   pinned to core 1 with the same heap limit; warm-up rounds reported apart; wall and process CPU
+ *   time; the results' SHA-256 compared, the benchmark exits non-zero when they differ;
  * - runner: the WindowedPipelineRunner over the real local log (read, JSON decode, window, append,
- *   checkpoint), from a pre-filled input stream;
+ *   checkpoint), from a pre-filled input stream (Runnel only);
  * - latency: from the append acknowledgement of the event that closes a window to its result
  *   being readable in the output stream;
  * - api latency: Runnel in this process (the real server, local log, analytics store), a SQL
  *   pipeline created through POST /api/v1/pipelines; per sample, one event for a new minute and
  *   then the event that moves the watermark past it are POSTed, and the time from the second
  *   POST's 200 to the window's row being returned by POST /api/v1/query (polled every ~1 ms) is
- *   measured. Requests go through Fastify's inject(): no socket, everything else real;
- * - flink: the same job in Apache Flink 1.20 (tools/flink-window-bench: a local
- *   StreamExecutionEnvironment, parallelism 1, the same events pre-generated in memory), run in
- *   this process's run as a child JVM; built by scripts/flink-bench.sh when missing. The ratio is
- *   Runnel's operator-loop median over Flink's median. FLINK=0 skips it.
+ *   measured. Requests go through Fastify's inject(): no socket, everything else real.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../src/config/config.js";
 import { LocalEventLog } from "../src/log/local/index.js";
 import { startRunnel } from "../src/server.js";
-import type { StreamEvent } from "../src/stream/event.js";
 import { parsePipelineOptions } from "../src/stream/options.js";
 import { compilePipeline } from "../src/stream/sql/index.js";
-import { WatermarkTracker } from "../src/stream/time/watermarks.js";
-import { WindowOperator, type WindowOutput } from "../src/stream/window/operator.js";
 import { WindowedPipelineRunner } from "../src/stream/window-runner.js";
+import { EVENTS_PER_KEY_PER_WINDOW, WINDOW_SQL, windowEventTime } from "./lib/window-workload.js";
+import { type Comparison, quickMode, ratio, writeResults } from "./report.js";
 
-const EVENTS = Number(process.argv[2] ?? 2_000_000);
-const RUNS = Number(process.argv[3] ?? 5);
+const QUICK = quickMode();
+const EVENTS = Number(process.argv[2] ?? (QUICK ? 400_000 : 2_000_000));
+const RUNS = Number(process.argv[3] ?? (QUICK ? 3 : 5));
+/** Warm-up rounds on each side, reported apart from the measured ones. */
+const WARMUP = QUICK ? 2 : 4;
+const ROOT = join(import.meta.dirname, "..");
 const KEYS = 100_000;
-const SQL = `SELECT user_id, window_start, window_end, count(*) AS n, sum(amount) AS total
-  FROM TUMBLE(transactions, _time, INTERVAL '1 minute') GROUP BY ALL`;
 const T0 = Date.UTC(2024, 0, 1);
 const encoder = new TextEncoder();
 
@@ -47,41 +51,13 @@ function median(xs: number[]): number {
 }
 
 function compiledPlan(known: (n: string) => boolean) {
-  const c = compilePipeline(SQL, known);
+  const c = compilePipeline(WINDOW_SQL, known);
   if (c.kind !== "window") throw new Error("expected a windowed plan");
   return c.plan;
 }
 
-/** Events per key per one-minute window, on average; time order as a live stream would arrive. */
-const EVENTS_PER_KEY_PER_WINDOW = 10;
 function eventTime(i: number, n: number): number {
-  return T0 + Math.floor((i / n) * (n / KEYS / EVENTS_PER_KEY_PER_WINDOW) * 60_000);
-}
-
-function operatorRun(events: readonly StreamEvent[]): { eps: number; results: number } {
-  const op = new WindowOperator(
-    compiledPlan(() => true),
-    { pipeline: "bench", allowedLatenessMs: 0 },
-  );
-  const tracker = new WatermarkTracker(1, { outOfOrdernessMs: 5_000, idleTimeoutMs: 0 }, 0);
-  const out: WindowOutput[] = [];
-  let results = 0;
-  const start = performance.now();
-  for (let i = 0; i < events.length; i++) {
-    const e = events[i] as StreamEvent;
-    tracker.observe(0, e.timestamp);
-    op.process(e, out);
-    const wm = tracker.update();
-    if (wm > op.watermark) op.advance(wm, out);
-    if (out.length > 10_000) {
-      results += out.length;
-      out.length = 0;
-    }
-  }
-  op.advance(Number.MAX_SAFE_INTEGER, out);
-  results += out.length;
-  const seconds = (performance.now() - start) / 1000;
-  return { eps: events.length / seconds, results };
+  return windowEventTime(i, n, KEYS);
 }
 
 async function runnerRun(n: number): Promise<{ eps: number; latencyMs: number }> {
@@ -144,27 +120,75 @@ async function runnerRun(n: number): Promise<{ eps: number; latencyMs: number }>
   }
 }
 
-const events: StreamEvent[] = [];
-for (let i = 0; i < EVENTS; i++) {
-  const user = `u${i % KEYS}`;
-  events.push({
-    value: { user_id: user, amount: i % 100 },
-    key: user,
-    timestamp: eventTime(i, EVENTS),
-    ingestTime: 0,
-    partition: 0,
-    offset: i,
-  });
+const PINNED = spawnSync("taskset", ["-c", "1", "true"]).status === 0;
+// The same heap limit on both sides; the JVM's collector is G1, the one Flink's scripts pick.
+const HEAP_MB = 3072;
+/** Flink's watermarks (max time − 5 s − 1) follow every WATERMARK_EVERY events. */
+const WATERMARK_EVERY = 1000;
+
+interface OperatorSide {
+  roundSeconds: number[];
+  cpuSeconds: number[];
+  results: number;
+  sha256: string;
 }
-operatorRun(events.slice(0, 200_000)); // warm-up: let the JIT see the loop
-const operatorRuns: number[] = [];
-let results = 0;
-for (let r = 0; r < RUNS; r++) {
-  const run = operatorRun(events);
-  operatorRuns.push(run.eps);
-  results = run.results;
-  console.log(`operator run ${r + 1}: ${Math.round(run.eps).toLocaleString("en")} events/s (${run.results} results)`);
+
+function pinned(cmd: readonly string[]): OperatorSide {
+  const full = PINNED ? ["taskset", "-c", "1", ...cmd] : [...cmd];
+  const r = spawnSync(full[0] as string, full.slice(1), { encoding: "utf8", maxBuffer: 1 << 24, cwd: ROOT });
+  if (r.status !== 0) throw new Error(`${cmd.slice(0, 4).join(" ")} failed (${r.status}): ${r.stderr.slice(-2000)}`);
+  return JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as OperatorSide;
 }
+
+/** Warm-up rounds first (reported, not counted), then RUNS measured rounds. */
+function summary(s: OperatorSide) {
+  const eps = s.roundSeconds.map((x) => Math.round(EVENTS / x));
+  const measured = eps.slice(WARMUP);
+  const cpu = s.cpuSeconds.slice(WARMUP).map((x) => Number(x.toFixed(2)));
+  return {
+    eventsPerSecond: { median: median(measured), runs: measured, warmUpRuns: eps.slice(0, WARMUP) },
+    cpuSeconds: { median: median(cpu), runs: cpu },
+    results: s.results,
+    sha256: s.sha256,
+  };
+}
+
+const rounds = String(WARMUP + RUNS);
+const runnelOperator = summary(
+  pinned([
+    process.execPath,
+    `--max-old-space-size=${HEAP_MB}`,
+    "--import",
+    "tsx",
+    "bench/lib/window-runnel.ts",
+    String(EVENTS),
+    String(KEYS),
+    rounds,
+  ]),
+);
+console.log(
+  `runnel WindowOperator: warm-up ${runnelOperator.eventsPerSecond.warmUpRuns.join(", ")}; ${runnelOperator.eventsPerSecond.runs.join(", ")} events/s, CPU ${runnelOperator.cpuSeconds.runs.join(", ")} s, ${runnelOperator.results} results`,
+);
+const flinkBuild = spawnSync("bash", [join(ROOT, "scripts/flink-bench.sh")], { encoding: "utf8" });
+if (flinkBuild.status !== 0) throw new Error(`flink-bench build failed: ${flinkBuild.stderr.slice(-1000)}`);
+const flinkOperator = summary(
+  pinned([
+    "java",
+    `-Xmx${HEAP_MB}m`,
+    "-XX:+UseG1GC",
+    "-cp",
+    flinkBuild.stdout.trim(),
+    "dev.runnel.bench.WindowOperatorBench",
+    String(EVENTS),
+    String(KEYS),
+    rounds,
+    String(WATERMARK_EVERY),
+  ]),
+);
+console.log(
+  `flink WindowOperator: warm-up ${flinkOperator.eventsPerSecond.warmUpRuns.join(", ")}; ${flinkOperator.eventsPerSecond.runs.join(", ")} events/s, CPU ${flinkOperator.cpuSeconds.runs.join(", ")} s, ${flinkOperator.results} results`,
+);
+const operatorOutputsEqual = runnelOperator.sha256 === flinkOperator.sha256;
 const RUNNER_EVENTS = Math.min(EVENTS, 500_000);
 const runnerRuns: number[] = [];
 const latencies: number[] = [];
@@ -176,53 +200,6 @@ for (let r = 0; r < Math.min(RUNS, 3); r++) {
     `runner run ${r + 1}: ${Math.round(run.eps).toLocaleString("en")} events/s over the local log; closing-event latency ${run.latencyMs.toFixed(1)} ms`,
   );
 }
-interface FlinkFigures {
-  engine: string;
-  events: number;
-  windowResults: number;
-  eventsPerSecond: { median: number; runs: number[] };
-  eventsPerSecondWithJobStartup: { median: number; runs: number[] };
-}
-
-/** Builds (when missing) and runs the Flink job; null with the reason when Java or Maven is missing. */
-function flinkRun(): { figures: FlinkFigures | null; error?: string; loadAverage1m: number[] } {
-  const loads = [Number((os.loadavg()[0] ?? 0).toFixed(2))];
-  const root = new URL("..", import.meta.url).pathname;
-  const build = spawnSync("bash", [join(root, "scripts/flink-bench.sh")], { encoding: "utf8" });
-  if (build.status !== 0)
-    return { figures: null, error: `build failed: ${build.stderr.slice(-500)}`, loadAverage1m: loads };
-  const classpath = build.stdout.trim();
-  const java = spawnSync(
-    "java",
-    [
-      "-Xmx3g",
-      // Flink 1.20 on Java 17 reflects into these (as its own flink-conf's env.java.opts.all does).
-      "--add-opens=java.base/java.util=ALL-UNNAMED",
-      "--add-opens=java.base/java.lang=ALL-UNNAMED",
-      "-cp",
-      classpath,
-      "dev.runnel.bench.WindowBench",
-      String(EVENTS),
-      String(KEYS),
-      String(RUNS),
-    ],
-    { encoding: "utf8", maxBuffer: 16 << 20 },
-  );
-  loads.push(Number((os.loadavg()[0] ?? 0).toFixed(2)));
-  process.stderr.write(java.stderr);
-  if (java.status !== 0) return { figures: null, error: `java exited ${java.status}`, loadAverage1m: loads };
-  const line = java.stdout.trim().split("\n").pop() ?? "";
-  return { figures: JSON.parse(line) as FlinkFigures, loadAverage1m: loads };
-}
-
-const runnelLoad = Number((os.loadavg()[0] ?? 0).toFixed(2));
-const flink = process.env.FLINK === "0" ? null : flinkRun();
-if (flink?.figures) {
-  console.log(
-    `flink median: ${flink.figures.eventsPerSecond.median.toLocaleString("en")} events/s (${flink.figures.windowResults} results)`,
-  );
-} else if (flink) console.log(`flink: not measured (${flink.error})`);
-const operatorMedian = Math.round(median(operatorRuns));
 /** Ingest acknowledgement → window result queryable, through the HTTP API of an in-process Runnel. */
 async function apiLatency(samples: number): Promise<number[]> {
   const dir = await mkdtemp(join(os.tmpdir(), "runnel-bench-latency-"));
@@ -247,7 +224,7 @@ async function apiLatency(samples: number): Promise<number[]> {
       "/api/v1/pipelines",
       {
         name: "per_minute",
-        sql: SQL,
+        sql: WINDOW_SQL,
         startFrom: "earliest",
         options: { outOfOrderness: "0s", idleTimeout: 0 },
       },
@@ -292,18 +269,35 @@ console.log(
   `api latency (ingest ack → result queryable): median ${median(apiLatencies).toFixed(1)} ms over ${apiLatencies.length} windows`,
 );
 
-const cpus = os.cpus();
-const report = {
-  benchmark: "stream-window",
+const comparisons: Comparison[] = [
+  {
+    measure: "Tumbling window count+sum, operator vs operator",
+    runnel: runnelOperator.eventsPerSecond.median,
+    peer: flinkOperator.eventsPerSecond.median,
+    peerName: "Flink 1.20 WindowOperator (keyed test harness)",
+    ratio: ratio(runnelOperator.eventsPerSecond.median, flinkOperator.eventsPerSecond.median),
+    unit: "events/s",
+    outputsEqual: operatorOutputsEqual,
+    caveat: `${EVENTS.toLocaleString("en")} decoded events, 100k keys, ${PINNED ? "each side pinned to core 1" : "unpinned (no taskset)"}, ${HEAP_MB} MB heap, ${WARMUP} warm-up rounds; CPU-s/run ${runnelOperator.cpuSeconds.median} vs ${flinkOperator.cpuSeconds.median}; Runnel runs the compiled SQL plan, Flink an AggregateFunction; Flink watermark every ${WATERMARK_EVERY} events`,
+  },
+];
+await writeResults("stream-window", {
+  comparisons,
   job: "keyed tumbling 1-minute window, count(*) + sum(amount), 100,000 keys, parallelism 1",
-  sql: SQL.replace(/\s+/g, " "),
+  sql: WINDOW_SQL.replace(/\s+/g, " "),
   events: EVENTS,
   keys: KEYS,
   eventsPerKeyPerWindow: EVENTS_PER_KEY_PER_WINDOW,
-  windowResults: results,
   runs: RUNS,
-  operatorEventsPerSecond: { median: operatorMedian, runs: operatorRuns.map(Math.round) },
+  warmUpRounds: WARMUP,
+  operator: {
+    how: `each side a child process${PINNED ? " under taskset -c 1" : ""} with a ${HEAP_MB} MB heap limit (node --max-old-space-size, java -Xmx -XX:+UseG1GC), events built before timing, every round a new operator; results hashed as sorted "key|window_start|count|sum" lines`,
+    runnel: runnelOperator,
+    flinkWindowOperator: flinkOperator,
+    outputsEqual: operatorOutputsEqual,
+  },
   runnerEventsPerSecond: {
+    how: "Runnel only: the WindowedPipelineRunner over the real local log (read, JSON decode, window, append, checkpoint); not compared with a Flink job",
     events: RUNNER_EVENTS,
     median: Math.round(median(runnerRuns)),
     runs: runnerRuns.map(Math.round),
@@ -318,31 +312,13 @@ const report = {
     p90: Number(([...apiLatencies].sort((a, b) => a - b)[Math.floor(apiLatencies.length * 0.9)] ?? 0).toFixed(2)),
     runs: apiLatencies.map((x) => Number(x.toFixed(2))),
   },
-  target: { operatorEventsPerSecond: 1_000_000 },
-  flink:
-    flink === null
-      ? null
-      : {
-          ...(flink.figures ?? { error: flink.error }),
-          loadAverage1m: flink.loadAverage1m,
-          timing: "source's first event to the sink's last window result, events pre-generated in memory",
-        },
-  // > 1 means Runnel's operator loop is faster than Flink's same job on this machine, in this run.
-  runnelOverFlink:
-    flink?.figures != null ? Number((operatorMedian / flink.figures.eventsPerSecond.median).toFixed(3)) : null,
-  machine: {
-    cpu: cpus[0]?.model ?? "unknown",
-    cores: cpus.length,
-    totalMemoryBytes: os.totalmem(),
-    platform: `${os.platform()} ${os.release()}`,
-    node: process.version,
-    // Other processes share the cores: figures under load understate the engine.
-    loadAverage1m: Number((os.loadavg()[0] ?? 0).toFixed(2)),
-    loadAverage1mDuringRunnelRuns: runnelLoad,
-  },
-  measuredAt: new Date().toISOString(),
-};
-await writeFile(new URL("./results/stream-window.json", import.meta.url), `${JSON.stringify(report, null, 2)}\n`);
+});
 console.log(
-  `median: operator ${report.operatorEventsPerSecond.median.toLocaleString("en")} events/s (Runnel/Flink ${report.runnelOverFlink ?? "n/a"}), runner ${report.runnerEventsPerSecond.median.toLocaleString("en")} events/s, latency ${report.closingEventToResultMs.median} ms`,
+  `median: operator ${runnelOperator.eventsPerSecond.median.toLocaleString("en")} events/s vs Flink's WindowOperator ${flinkOperator.eventsPerSecond.median.toLocaleString("en")} (outputs ${operatorOutputsEqual ? "equal" : "DIFFERENT"}), runner ${Math.round(median(runnerRuns)).toLocaleString("en")} events/s, latency ${median(latencies).toFixed(1)} ms`,
 );
+if (!operatorOutputsEqual) {
+  console.error(
+    `window results differ: Runnel ${runnelOperator.results} rows ${runnelOperator.sha256}, Flink ${flinkOperator.results} rows ${flinkOperator.sha256}`,
+  );
+  process.exitCode = 1;
+}

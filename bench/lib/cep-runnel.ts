@@ -12,7 +12,8 @@ import { runInNewContext } from "node:vm";
 import { CepOperator } from "../../src/cep/operator.js";
 import { compileRule } from "../../src/cep/rule/compile.js";
 import { validateRuleSpec } from "../../src/cep/rule/spec.js";
-import { linesHash, matchLine, WORKLOADS, type Workload, type WorkloadName, workload } from "./cep-workload.js";
+import { linesHash } from "../report.js";
+import { matchLine, WORKLOADS, type Workload, type WorkloadName, workload } from "./cep-workload.js";
 
 const [name, eventsArg, roundsArg] = process.argv.slice(2);
 if (!WORKLOADS.includes(name as WorkloadName)) throw new Error(`workload ${name}: one of ${WORKLOADS.join(", ")}`);

@@ -1,9 +1,8 @@
 /**
  * The CEP benchmark's workloads (bench/cep.ts), built the same way in the parent (for FlinkCEP's
  * input) and in the pinned child that times Runnel (bench/lib/cep-runnel.ts), from the same seed, and
- * the match lines both sides hash.
+ * the match lines both sides hash (bench/report.ts linesHash).
  */
-import { createHash } from "node:crypto";
 import { EVENT_META, type MetaEvent } from "../../src/cep/operator.js";
 import { rng } from "../../test/helpers/rng.js";
 
@@ -117,12 +116,4 @@ export function matchLine(key: string, events: Iterable<readonly MetaEvent[]>): 
   for (const es of events) for (const e of es) ids.push(Number(e[EVENT_META]?.id));
   ids.sort((a, b) => a - b);
   return `${key}|${ids.join(",")}`;
-}
-
-/** SHA-256 over the sorted lines, each ending in "\n" (as CepBench.sha256). */
-export function linesHash(lines: string[]): string {
-  const h = createHash("sha256");
-  // Java sorts strings by UTF-16 code units, as the default sort does.
-  for (const l of [...lines].sort()) h.update(`${l}\n`);
-  return h.digest("hex");
 }

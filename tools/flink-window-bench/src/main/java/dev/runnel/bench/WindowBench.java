@@ -41,7 +41,7 @@ public final class WindowBench {
 
     public Event() {}
 
-    Event(String userId, long amount, long time) {
+    public Event(String userId, long amount, long time) {
       this.userId = userId;
       this.amount = amount;
       this.time = time;
