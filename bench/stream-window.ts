@@ -23,7 +23,7 @@
  *   measured. Requests go through Fastify's inject(): no socket, everything else real.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../src/config/config.js";
@@ -33,7 +33,7 @@ import { parsePipelineOptions } from "../src/stream/options.js";
 import { compilePipeline } from "../src/stream/sql/index.js";
 import { WindowedPipelineRunner } from "../src/stream/window-runner.js";
 import { EVENTS_PER_KEY_PER_WINDOW, WINDOW_SQL, windowEventTime } from "./lib/window-workload.js";
-import { type Comparison, quickMode, ratio, writeResults } from "./report.js";
+import { type Comparison, linesHash, quickMode, ratio, writeResults } from "./report.js";
 
 const QUICK = quickMode();
 const EVENTS = Number(process.argv[2] ?? (QUICK ? 400_000 : 2_000_000));
@@ -126,22 +126,23 @@ const HEAP_MB = 3072;
 /** Flink's watermarks (max time − 5 s − 1) follow every WATERMARK_EVERY events. */
 const WATERMARK_EVERY = 1000;
 
-interface OperatorSide {
+/** What each side's child prints. */
+interface SideRun {
   roundSeconds: number[];
   cpuSeconds: number[];
   results: number;
   sha256: string;
 }
 
-function pinned(cmd: readonly string[]): OperatorSide {
+function pinned(cmd: readonly string[]): SideRun {
   const full = PINNED ? ["taskset", "-c", "1", ...cmd] : [...cmd];
   const r = spawnSync(full[0] as string, full.slice(1), { encoding: "utf8", maxBuffer: 1 << 24, cwd: ROOT });
   if (r.status !== 0) throw new Error(`${cmd.slice(0, 4).join(" ")} failed (${r.status}): ${r.stderr.slice(-2000)}`);
-  return JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as OperatorSide;
+  return JSON.parse(r.stdout.trim().split("\n").pop() ?? "{}") as SideRun;
 }
 
 /** Warm-up rounds first (reported, not counted), then RUNS measured rounds. */
-function summary(s: OperatorSide) {
+function summary(s: SideRun) {
   const eps = s.roundSeconds.map((x) => Math.round(EVENTS / x));
   const measured = eps.slice(WARMUP);
   const cpu = s.cpuSeconds.slice(WARMUP).map((x) => Number(x.toFixed(2)));
@@ -189,10 +190,90 @@ console.log(
   `flink WindowOperator: warm-up ${flinkOperator.eventsPerSecond.warmUpRuns.join(", ")}; ${flinkOperator.eventsPerSecond.runs.join(", ")} events/s, CPU ${flinkOperator.cpuSeconds.runs.join(", ")} s, ${flinkOperator.results} results`,
 );
 const operatorOutputsEqual = runnelOperator.sha256 === flinkOperator.sha256;
+
+// Job against job: the same JSON lines through each engine's job, results written durably.
+const JOB_EVENTS = Math.min(EVENTS, QUICK ? 200_000 : 1_000_000);
+const JOB_WARMUP = QUICK ? 1 : 2;
+const JOB_RUNS = QUICK ? 1 : 3;
+const jobDir = await mkdtemp(join(os.tmpdir(), "runnel-bench-window-job-"));
+const jobInput = join(jobDir, "events.jsonl");
+const jobLines: string[] = [];
+for (let i = 0; i < JOB_EVENTS; i++) {
+  jobLines.push(JSON.stringify({ user_id: `u${i % KEYS}`, amount: i % 100, ts: eventTime(i, JOB_EVENTS) }));
+}
+// Runnel's job has no end of input: one last event two minutes later closes every window, in both
+// inputs; Flink's end of input also closes that event's own window, left out of its hash.
+const closingTs = eventTime(JOB_EVENTS, JOB_EVENTS) + 120_000;
+const closingWindow = Math.floor(closingTs / 60_000) * 60_000;
+jobLines.push(JSON.stringify({ user_id: "u0", amount: 0, ts: closingTs }));
+await writeFile(jobInput, `${jobLines.join("\n")}\n`);
+jobLines.length = 0;
+
+function jobSummary(s: { roundSeconds: number[]; cpuSeconds: number[] }) {
+  const eps = s.roundSeconds.map((x) => Math.round(JOB_EVENTS / x));
+  const measured = eps.slice(JOB_WARMUP);
+  const cpu = s.cpuSeconds.slice(JOB_WARMUP).map((x) => Number(x.toFixed(2)));
+  return {
+    eventsPerSecond: { median: median(measured), runs: measured, warmUpRuns: eps.slice(0, JOB_WARMUP) },
+    cpuSeconds: { median: median(cpu), runs: cpu },
+  };
+}
+
+/** Flink's committed part files of the last round (in-progress files start with a dot). */
+async function flinkJobLines(out: string): Promise<string[]> {
+  const lines: string[] = [];
+  for (const bucket of await readdir(out)) {
+    for (const part of await readdir(join(out, bucket))) {
+      if (part.startsWith(".")) continue;
+      for (const l of (await readFile(join(out, bucket, part), "utf8")).split("\n")) {
+        if (l.length === 0) continue;
+        const v = JSON.parse(l) as { user_id: string; window_start: number; n: number; total: number };
+        if (v.window_start < closingWindow) lines.push(`${v.user_id}|${v.window_start}|${v.n}|${v.total}`);
+      }
+    }
+  }
+  return lines;
+}
+
+const jobRounds = String(JOB_WARMUP + JOB_RUNS);
+const runnelJobRun = pinned([
+  process.execPath,
+  `--max-old-space-size=${HEAP_MB}`,
+  "--import",
+  "tsx",
+  "bench/lib/window-job-runnel.ts",
+  jobInput,
+  jobRounds,
+]);
+const runnelJob = { ...jobSummary(runnelJobRun), results: runnelJobRun.results, sha256: runnelJobRun.sha256 };
+console.log(
+  `runnel job: warm-up ${runnelJob.eventsPerSecond.warmUpRuns.join(", ")}; ${runnelJob.eventsPerSecond.runs.join(", ")} events/s, CPU ${runnelJob.cpuSeconds.runs.join(", ")} s, ${runnelJob.results} results`,
+);
+const flinkJobRun = pinned([
+  "java",
+  `-Xmx${HEAP_MB}m`,
+  "-XX:+UseG1GC",
+  // Flink 1.20 on Java 17 reflects into these (as its own flink-conf's env.java.opts.all does).
+  "--add-opens=java.base/java.util=ALL-UNNAMED",
+  "--add-opens=java.base/java.lang=ALL-UNNAMED",
+  "-cp",
+  flinkBuild.stdout.trim(),
+  "dev.runnel.bench.WindowJobBench",
+  jobInput,
+  join(jobDir, "flink"),
+  jobRounds,
+]);
+const flinkResultLines = await flinkJobLines(join(jobDir, "flink", String(JOB_WARMUP + JOB_RUNS - 1), "out"));
+const flinkJob = { ...jobSummary(flinkJobRun), results: flinkResultLines.length, sha256: linesHash(flinkResultLines) };
+console.log(
+  `flink job: warm-up ${flinkJob.eventsPerSecond.warmUpRuns.join(", ")}; ${flinkJob.eventsPerSecond.runs.join(", ")} events/s, CPU ${flinkJob.cpuSeconds.runs.join(", ")} s, ${flinkJob.results} results`,
+);
+await rm(jobDir, { recursive: true, force: true });
+const jobOutputsEqual = runnelJob.sha256 === flinkJob.sha256;
 const RUNNER_EVENTS = Math.min(EVENTS, 500_000);
 const runnerRuns: number[] = [];
 const latencies: number[] = [];
-for (let r = 0; r < Math.min(RUNS, 3); r++) {
+for (let r = 0; r < (QUICK ? 1 : 3); r++) {
   const run = await runnerRun(RUNNER_EVENTS);
   runnerRuns.push(run.eps);
   latencies.push(run.latencyMs);
@@ -280,6 +361,16 @@ const comparisons: Comparison[] = [
     outputsEqual: operatorOutputsEqual,
     caveat: `${EVENTS.toLocaleString("en")} decoded events, 100k keys, ${PINNED ? "each side pinned to core 1" : "unpinned (no taskset)"}, ${HEAP_MB} MB heap, ${WARMUP} warm-up rounds; CPU-s/run ${runnelOperator.cpuSeconds.median} vs ${flinkOperator.cpuSeconds.median}; Runnel runs the compiled SQL plan, Flink an AggregateFunction; Flink watermark every ${WATERMARK_EVERY} events`,
   },
+  {
+    measure: "Tumbling window count+sum, job vs job",
+    runnel: runnelJob.eventsPerSecond.median,
+    peer: flinkJob.eventsPerSecond.median,
+    peerName: "Flink 1.20 job (FileSource → JSON → window → FileSink)",
+    ratio: ratio(runnelJob.eventsPerSecond.median, flinkJob.eventsPerSecond.median),
+    unit: "events/s",
+    outputsEqual: jobOutputsEqual,
+    caveat: `${JOB_EVENTS.toLocaleString("en")} JSON events, each side pinned to core 1, ${HEAP_MB} MB heap, checkpoints every 10 s (Runnel: local log, fsync; Flink: filesystem storage, FileSink committed on checkpoint); CPU-s/run ${runnelJob.cpuSeconds.median} vs ${flinkJob.cpuSeconds.median}; Runnel reads its log, Flink a file; Flink's time from its first record (mini-cluster start excluded)`,
+  },
 ];
 await writeResults("stream-window", {
   comparisons,
@@ -296,8 +387,14 @@ await writeResults("stream-window", {
     flinkWindowOperator: flinkOperator,
     outputsEqual: operatorOutputsEqual,
   },
+  jobVsJob: {
+    how: `the same ${JOB_EVENTS} JSON lines (plus one closing event 2 minutes later) through each engine's job, each a child process${PINNED ? " under taskset -c 1" : ""} with a ${HEAP_MB} MB heap limit, ${JOB_WARMUP} warm-up rounds. Runnel: WindowedPipelineRunner over a local log pre-filled before timing, results appended (fsync) to an output stream, checkpoints every 10 s and on stop, timed from start to stopped. Flink: FileSource of JSON lines, Jackson parse, keyBy, TumblingEventTimeWindows, AggregateFunction, FileSink (JSON lines) committed on checkpoints every 10 s to filesystem checkpoint storage, timed from the first record parsed to execute() returning. Results read back from the output stream and from the committed part files; Flink's window of the closing event left out`,
+    runnel: runnelJob,
+    flink: flinkJob,
+    outputsEqual: jobOutputsEqual,
+  },
   runnerEventsPerSecond: {
-    how: "Runnel only: the WindowedPipelineRunner over the real local log (read, JSON decode, window, append, checkpoint); not compared with a Flink job",
+    how: "Runnel only: the WindowedPipelineRunner over the real local log (read, JSON decode, window, append, checkpoint), measured with the closing-event latency below",
     events: RUNNER_EVENTS,
     median: Math.round(median(runnerRuns)),
     runs: runnerRuns.map(Math.round),
@@ -316,6 +413,12 @@ await writeResults("stream-window", {
 console.log(
   `median: operator ${runnelOperator.eventsPerSecond.median.toLocaleString("en")} events/s vs Flink's WindowOperator ${flinkOperator.eventsPerSecond.median.toLocaleString("en")} (outputs ${operatorOutputsEqual ? "equal" : "DIFFERENT"}), runner ${Math.round(median(runnerRuns)).toLocaleString("en")} events/s, latency ${median(latencies).toFixed(1)} ms`,
 );
+if (!jobOutputsEqual) {
+  console.error(
+    `window job results differ: Runnel ${runnelJob.results} rows ${runnelJob.sha256}, Flink ${flinkJob.results} rows ${flinkJob.sha256}`,
+  );
+  process.exitCode = 1;
+}
 if (!operatorOutputsEqual) {
   console.error(
     `window results differ: Runnel ${runnelOperator.results} rows ${runnelOperator.sha256}, Flink ${flinkOperator.results} rows ${flinkOperator.sha256}`,
