@@ -18,7 +18,8 @@
  * - the table compares events per CPU-second of each whole process (wall time on two shared cores
  *   also counts whatever else ran on core 1); wall events/s are recorded beside them;
  * - runner: the WindowedPipelineRunner over the real local log (read, JSON decode, window, append,
- *   checkpoint), from a pre-filled input stream (Runnel only);
+ *   checkpoint into the local-file checkpoint store, the server's default), from a pre-filled
+ *   input stream (Runnel only);
  * - latency: from the append acknowledgement of the event that closes a window to its result
  *   being readable in the output stream;
  * - api latency: Runnel in this process (the real server, local log, analytics store), a SQL
@@ -33,6 +34,7 @@ import os from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../src/config/config.js";
 import { LocalEventLog } from "../src/log/local/index.js";
+import { LocalFileCheckpointStore } from "../src/runtime/checkpoint/local.js";
 import { startRunnel } from "../src/server.js";
 import { parsePipelineOptions } from "../src/stream/options.js";
 import { compilePipeline } from "../src/stream/sql/index.js";
@@ -92,6 +94,7 @@ async function runnerRun(n: number): Promise<{ eps: number; latencyMs: number }>
       outputStream: "out",
       startFrom: "earliest",
       options: parsePipelineOptions({ outOfOrderness: "5s", idleTimeout: 0 }),
+      checkpoints: new LocalFileCheckpointStore(`${dir}-checkpoints`),
       chunkSize: 5_000,
       tickMs: 0,
     });
@@ -122,6 +125,7 @@ async function runnerRun(n: number): Promise<{ eps: number; latencyMs: number }>
   } finally {
     await log.close();
     await rm(dir, { recursive: true, force: true });
+    await rm(`${dir}-checkpoints`, { recursive: true, force: true });
   }
 }
 

@@ -4,7 +4,8 @@
  * directory) is filled with the JSON lines of `input` (key user_id, timestamp ts, the line as the
  * value) before timing; then the WindowedPipelineRunner runs the SQL job from the earliest offset
  * (read, JSON decode, window, results appended to the output stream with the log's fsync,
- * checkpoints every 10 s and on stop) until it is idle and stopped.
+ * checkpoints every 10 s and on stop into the local-file checkpoint store, the server's default)
+ * until it is idle and stopped.
  *   node --import tsx bench/lib/window-job-runnel.ts <input.jsonl> <rounds>
  * Prints one JSON line: wall and process CPU seconds per round, the results of the last round read
  * back from the output stream and their SHA-256 over sorted "key|window_start ms|count|sum" lines.
@@ -14,6 +15,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
 import { LocalEventLog } from "../../src/log/local/index.js";
+import { LocalFileCheckpointStore } from "../../src/runtime/checkpoint/local.js";
 import { parsePipelineOptions } from "../../src/stream/options.js";
 import { compilePipeline } from "../../src/stream/sql/index.js";
 import { WindowedPipelineRunner } from "../../src/stream/window-runner.js";
@@ -49,6 +51,7 @@ async function round(): Promise<{ seconds: number; cpuSeconds: number; results: 
       outputStream: "out",
       startFrom: "earliest",
       options: parsePipelineOptions({ outOfOrderness: "5s", idleTimeout: 0, checkpointInterval: "10s" }),
+      checkpoints: new LocalFileCheckpointStore(`${dir}-checkpoints`),
       chunkSize: 5_000,
       tickMs: 0,
     });
@@ -79,6 +82,7 @@ async function round(): Promise<{ seconds: number; cpuSeconds: number; results: 
   } finally {
     await log.close();
     await rm(dir, { recursive: true, force: true });
+    await rm(`${dir}-checkpoints`, { recursive: true, force: true });
   }
 }
 
