@@ -3,11 +3,17 @@
  * count and retention; records are placed by partitionForKey (murmur2, as the local log), so a key
  * lands in the same partition on either implementation.
  *
- * Appends: one transactional, idempotent producer (acks=all). Concurrent appends are grouped into
- * one transaction (group commit, as the local log's shared fdatasync), so a multi-partition batch
- * is all-or-nothing; append() resolves once the transaction is committed and its records are
- * readable under read_committed (Kafka answers EndTxn before the commit markers are written, so
- * the log waits for the last stable offset to pass its records).
+ * Appends: `transactionsInFlight` transactional, idempotent producers (acks=all), each with one
+ * transaction open at a time (Kafka allows no more per transactional id). Appends that arrive while
+ * the producers are busy are grouped into the next free producer's transaction (group commit, as
+ * the local log's shared fdatasync), so a multi-partition batch is all-or-nothing; append()
+ * resolves once its transaction is committed, with the offsets the produce responses gave.
+ *
+ * Kafka answers EndTxn before the commit markers are written, so committed records become readable
+ * under read_committed a few milliseconds later. The wait for that is paid by whoever reads, not by
+ * every append: this instance remembers the last offset it committed per partition, and read(),
+ * endOffsets() and offsetsForTime() wait until the last stable offset has passed it, so a read after
+ * append() resolved still sees the records (another instance sees them within milliseconds).
  *
  * Reads: plain Fetch requests at read_committed (no group membership), filtering aborted
  * transactions and control markers. Consumer positions are Kafka consumer-group offsets, committed
@@ -74,6 +80,14 @@ interface PendingAppend {
   readonly reject: (e: unknown) => void;
 }
 
+/** One producer and the transaction it has in flight (Kafka allows one per transactional id). */
+interface Lane {
+  producer: Producer | undefined;
+  /** Set after a topic is deleted or a transaction could not be ended: start a new producer. */
+  stale: boolean;
+  busy: boolean;
+}
+
 /** The client does not export its Transaction class. */
 type Transaction = Awaited<ReturnType<Producer["beginTransaction"]>>;
 
@@ -94,22 +108,31 @@ export class KafkaEventLog implements EventLog {
   private readonly options: ResolvedKafkaOptions;
   private admin: Admin | undefined;
   private reader: Consumer | undefined;
-  private producer: Producer | undefined;
-  /** Set after a topic is deleted: the idempotent producer's sequence numbers for it are stale. */
-  private producerStale = false;
+  /** One per transaction in flight; a producer is created when its lane first commits. */
+  private readonly lanes: Lane[];
+  /** The lanes' drain loops that are running, so close() can wait for them. */
+  private readonly working = new Set<Promise<void>>();
+  /** Per topic, the last offset of each partition this instance committed (-1: none). */
+  private readonly ownLast = new Map<string, number[]>();
+  /** Per topic, the highest last stable offset seen for each partition. */
+  private readonly seenStable = new Map<string, number[]>();
   private readonly streams = new Map<string, StreamMeta>();
   private readonly listeners = new Map<string, Set<() => void>>();
   private readonly seenEnds = new Map<string, string>();
   private pollTimer: NodeJS.Timeout | undefined;
   private polling = false;
   private pending: PendingAppend[] = [];
-  private draining: Promise<void> | undefined;
   private state: "new" | "open" | "closed" = "new";
   /** The ping in flight: probes every few seconds from several scrapers share one request. */
   private pinging: Promise<boolean> | undefined;
 
   constructor(options: KafkaEventLogOptions) {
     this.options = resolveKafkaOptions(options);
+    this.lanes = Array.from({ length: this.options.transactionsInFlight }, () => ({
+      producer: undefined,
+      stale: false,
+      busy: false,
+    }));
   }
 
   async open(): Promise<void> {
@@ -126,7 +149,6 @@ export class KafkaEventLog implements EventLog {
     };
     this.admin = new Admin(base);
     this.reader = new Consumer({ ...base, groupId: `${clientId}-reader`, isolationLevel: READ_COMMITTED });
-    this.producer = this.newProducer();
     this.state = "open";
     try {
       await this.refresh();
@@ -143,13 +165,15 @@ export class KafkaEventLog implements EventLog {
     }
     this.state = "closed";
     this.stopPolling();
-    await this.draining;
-    const clients = [this.producer, this.reader, this.admin];
-    this.producer = undefined;
+    await Promise.all(this.working);
+    const clients = [...this.lanes.map((l) => l.producer), this.reader, this.admin];
+    for (const lane of this.lanes) lane.producer = undefined;
     this.reader = undefined;
     this.admin = undefined;
     await Promise.all(clients.map((c) => c?.close().catch(() => undefined)));
     this.streams.clear();
+    this.ownLast.clear();
+    this.seenStable.clear();
   }
 
   /**
@@ -257,7 +281,10 @@ export class KafkaEventLog implements EventLog {
     } finally {
       this.streams.delete(stream);
       this.seenEnds.delete(stream);
-      this.producerStale = true;
+      this.ownLast.delete(meta.topic);
+      this.seenStable.delete(meta.topic);
+      // The idempotent producers' sequence numbers for the topic are stale.
+      for (const lane of this.lanes) lane.stale = true;
       this.clearClientMetadata();
     }
   }
@@ -287,9 +314,7 @@ export class KafkaEventLog implements EventLog {
     });
     return new Promise<RecordPosition[]>((resolve, reject) => {
       this.pending.push({ stream, records: outgoing, bytes, resolve, reject });
-      this.draining ??= this.drain().finally(() => {
-        this.draining = undefined;
-      });
+      this.startLanes();
     });
   }
 
@@ -304,6 +329,7 @@ export class KafkaEventLog implements EventLog {
     if (!(maxRecords >= 1) || !(maxBytes >= 1)) {
       throw new RunnelError("invalid_input", "maxRecords and maxBytes must be at least 1");
     }
+    if (!this.ownCommitsVisible(meta.topic, partition)) await this.awaitOwnCommits(meta, stream);
     let from = offset;
     // A fetch that returns only markers or aborted data moves the position without records; go on
     // until records come or the broker has nothing more (bounded, so a read never spins).
@@ -326,9 +352,12 @@ export class KafkaEventLog implements EventLog {
     return this.listOffsets(await this.meta(stream), stream, ListOffsetTimestamps.EARLIEST);
   }
 
-  /** The last stable offset of each partition: everything below it is committed or aborted. */
+  /**
+   * The last stable offset of each partition: everything below it is committed or aborted, and it
+   * is past every record this instance's resolved appends wrote.
+   */
   async endOffsets(stream: string): Promise<number[]> {
-    return this.listOffsets(await this.meta(stream), stream, ListOffsetTimestamps.LATEST);
+    return this.awaitOwnCommits(await this.meta(stream), stream);
   }
 
   async offsetsForTime(stream: string, timestamp: number): Promise<number[]> {
@@ -339,7 +368,7 @@ export class KafkaEventLog implements EventLog {
       timestamp <= 0
         ? await this.listOffsets(meta, stream, ListOffsetTimestamps.EARLIEST)
         : await this.listOffsets(meta, stream, BigInt(Math.floor(timestamp)));
-    const ends = await this.listOffsets(meta, stream, ListOffsetTimestamps.LATEST);
+    const ends = await this.awaitOwnCommits(meta, stream);
     // Kafka's answer is a lower bound, not the answer: transaction markers carry the wall-clock
     // time of their commit and take part in the lookup, so it may stop at a marker ahead of the
     // first record that qualifies. Nothing before it qualifies; scan forward from there.
@@ -457,15 +486,31 @@ export class KafkaEventLog implements EventLog {
       retries: 2,
       retryDelay: 100,
       autocreateTopics: false,
-      // One transactional id per log instance: instances never fence each other, and a crashed
-      // instance's open transaction is aborted by the broker after transaction.timeout.ms.
+      // One transactional id per producer of each log instance: they never fence each other, and a
+      // crashed instance's open transactions are aborted by the broker after transaction.timeout.ms.
       transactionalId: `${clientId}-${randomUUID()}`,
       idempotent: true,
       acks: ProduceAcks.ALL,
     });
   }
 
-  private async drain(): Promise<void> {
+  /** Puts every idle lane to work while appends are waiting. */
+  private startLanes(): void {
+    for (const lane of this.lanes) {
+      if (this.pending.length === 0) return;
+      if (lane.busy) continue;
+      lane.busy = true;
+      const work: Promise<void> = this.drain(lane).finally(() => {
+        lane.busy = false;
+        this.working.delete(work);
+        // An append that came while this lane was finishing found it busy.
+        if (this.pending.length > 0) this.startLanes();
+      });
+      this.working.add(work);
+    }
+  }
+
+  private async drain(lane: Lane): Promise<void> {
     while (this.pending.length > 0) {
       let bytes = 0;
       let n = 0;
@@ -475,7 +520,7 @@ export class KafkaEventLog implements EventLog {
       }
       const group = this.pending.splice(0, n);
       try {
-        await this.commitGroup(group);
+        await this.commitGroup(group, lane);
       } catch (e) {
         // An unreachable cluster fails every append alike: refuse the whole group now, since
         // retrying each on its own would make the last of N concurrent requests wait N timeouts.
@@ -487,7 +532,7 @@ export class KafkaEventLog implements EventLog {
         // retry each on its own, so only the guilty one is refused.
         for (const a of group) {
           try {
-            await this.commitGroup([a]);
+            await this.commitGroup([a], lane);
           } catch (e2) {
             a.reject(toRunnelError(e2, "append", a.stream));
           }
@@ -502,30 +547,30 @@ export class KafkaEventLog implements EventLog {
    * within requestTimeoutMs, as Kafka's own clients do; anything else fails at once, so a broker
    * that is away turns into not_ready quickly.
    */
-  private async beginTransaction(): Promise<Transaction> {
+  private async beginTransaction(lane: Lane): Promise<Transaction> {
     const deadline = Date.now() + this.options.requestTimeoutMs;
     for (let delay = 100; ; delay = Math.min(delay * 2, 1_000)) {
-      if (this.producerStale || this.producer === undefined) {
-        const old = this.producer;
-        this.producer = this.newProducer();
-        this.producerStale = false;
+      if (lane.stale || lane.producer === undefined) {
+        const old = lane.producer;
+        lane.producer = this.newProducer();
+        lane.stale = false;
         await old?.close().catch(() => undefined);
       }
       try {
-        return await this.producer.beginTransaction();
+        return await lane.producer.beginTransaction();
       } catch (e) {
         // The client keeps a transaction that failed to begin as its active one and refuses every
         // later beginTransaction(): only a new producer gets out of that.
-        this.producerStale = true;
+        lane.stale = true;
         if (!isCoordinatorStarting(e) || Date.now() + delay > deadline || this.state !== "open") throw e;
       }
       await new Promise((r) => setTimeout(r, delay));
     }
   }
 
-  private async commitGroup(group: readonly PendingAppend[]): Promise<void> {
+  private async commitGroup(group: readonly PendingAppend[], lane: Lane): Promise<void> {
     if (this.state !== "open") throw new RunnelError("not_ready", "the event log is closed");
-    const tx = await this.beginTransaction();
+    const tx = await this.beginTransaction(lane);
     const positions = group.map((a) => new Array<RecordPosition>(a.records.length));
     const lastOffsets = new Map<string, { topic: string; partition: number; offset: number }>();
     try {
@@ -575,11 +620,18 @@ export class KafkaEventLog implements EventLog {
         await tx.abort();
       } catch {
         // The producer's state is unknown (fenced, or the broker went away): start afresh next time.
-        this.producerStale = true;
+        lane.stale = true;
       }
       throw e;
     }
-    await this.awaitReadable([...lastOffsets.values()]);
+    for (const l of lastOffsets.values()) {
+      let own = this.ownLast.get(l.topic);
+      if (own === undefined) {
+        own = [];
+        this.ownLast.set(l.topic, own);
+      }
+      own[l.partition] = Math.max(own[l.partition] ?? -1, l.offset);
+    }
     const streams = new Set<string>();
     group.forEach((a, k) => {
       streams.add(a.stream);
@@ -588,33 +640,31 @@ export class KafkaEventLog implements EventLog {
     for (const s of streams) this.notify(s);
   }
 
+  /** Whether the last stable offset seen has passed every record this instance committed there. */
+  private ownCommitsVisible(topic: string, partition: number): boolean {
+    const own = this.ownLast.get(topic)?.[partition];
+    return own === undefined || (this.seenStable.get(topic)?.[partition] ?? -1) > own;
+  }
+
   /**
-   * Kafka answers EndTxn once the commit is decided, then writes the markers: wait until the last
-   * stable offset has passed every record, so a read right after append() sees them.
+   * The stream's last stable offsets, once they have passed every record this instance committed.
+   * Kafka answers EndTxn once the commit is decided, then writes the markers, so right after a
+   * commit this polls with a short back-off; later calls answer from one listing. The commit is
+   * durable whatever happens now, so neither an error nor the deadline fails the caller: it gets
+   * the offsets as they are, and the records appear when the markers land.
    */
-  private async awaitReadable(last: readonly { topic: string; partition: number; offset: number }[]): Promise<void> {
-    const admin = this.clientAdmin();
-    const byTopic = new Map<string, { partitionIndex: number; timestamp: bigint }[]>();
-    for (const l of last) {
-      const list = byTopic.get(l.topic) ?? [];
-      list.push({ partitionIndex: l.partition, timestamp: ListOffsetTimestamps.LATEST });
-      byTopic.set(l.topic, list);
-    }
+  private async awaitOwnCommits(meta: StreamMeta, stream: string): Promise<number[]> {
     const deadline = Date.now() + this.options.requestTimeoutMs;
     for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
-      // The transaction is committed whatever happens now; failing the append would invite a
-      // duplicate retry, so neither an error (the broker went away just after the commit) nor the
-      // deadline fails it: it resolves, and readers catch up when the markers land.
-      const listed = await admin
-        .listOffsets({
-          topics: [...byTopic].map(([name, partitions]) => ({ name, partitions })),
-          isolationLevel: READ_COMMITTED,
-        })
-        .catch(() => []);
-      const stable = new Map<string, bigint>();
-      for (const t of listed) for (const p of t.partitions) stable.set(`${t.name}:${p.partitionIndex}`, p.offset);
-      if (last.every((l) => (stable.get(`${l.topic}:${l.partition}`) ?? -1n) > BigInt(l.offset))) return;
-      if (Date.now() > deadline) return;
+      const ends = await this.listOffsets(meta, stream, ListOffsetTimestamps.LATEST);
+      let visible = true;
+      for (let p = 0; p < meta.partitions; p++) visible &&= this.ownCommitsVisible(meta.topic, p);
+      if (visible) return ends;
+      if (Date.now() > deadline) {
+        // Never seen (the topic was re-created elsewhere, say): stop making every read wait for it.
+        this.ownLast.delete(meta.topic);
+        return ends;
+      }
       await new Promise((r) => setTimeout(r, delay));
     }
   }
@@ -690,10 +740,20 @@ export class KafkaEventLog implements EventLog {
       });
       const out = new Array<number>(meta.partitions).fill(-1);
       for (const t of listed) for (const p of t.partitions) out[p.partitionIndex] = Number(p.offset);
+      if (timestamp === ListOffsetTimestamps.LATEST) this.sawStable(meta.topic, out);
       return out;
     } catch (e) {
       throw toRunnelError(e, `list offsets of ${meta.topic}`, stream);
     }
+  }
+
+  private sawStable(topic: string, ends: readonly number[]): void {
+    let seen = this.seenStable.get(topic);
+    if (seen === undefined) {
+      seen = [];
+      this.seenStable.set(topic, seen);
+    }
+    for (let p = 0; p < ends.length; p++) seen[p] = Math.max(seen[p] ?? -1, ends[p]!);
   }
 
   // ---- notifications ---------------------------------------------------------------------------
@@ -772,7 +832,7 @@ export class KafkaEventLog implements EventLog {
   private clearClientMetadata(): void {
     this.admin?.clearMetadata();
     this.reader?.clearMetadata();
-    this.producer?.clearMetadata();
+    for (const lane of this.lanes) lane.producer?.clearMetadata();
   }
 
   private assertOpen(): void {
