@@ -10,10 +10,9 @@
  * resolves once its transaction is committed, with the offsets the produce responses gave.
  *
  * Kafka answers EndTxn before the commit markers are written, so committed records become readable
- * under read_committed a few milliseconds later. The wait for that is paid by whoever reads, not by
- * every append: this instance remembers the last offset it committed per partition, and read(),
- * endOffsets() and offsetsForTime() wait until the last stable offset has passed it, so a read after
- * append() resolved still sees the records (another instance sees them within milliseconds).
+ * under read_committed a few milliseconds later; append() resolves once they are (a read by anyone
+ * after it resolves sees them). That wait does not hold a producer: its next transaction starts at
+ * once, and one shared poll of last stable offsets serves every commit waiting to become readable.
  *
  * Reads: plain Fetch requests at read_committed (no group membership), filtering aborted
  * transactions and control markers. Consumer positions are Kafka consumer-group offsets, committed
@@ -65,7 +64,7 @@ import {
   topicOf,
 } from "./options.js";
 import type { OutgoingRecord } from "./records.js";
-import { decodeFetched, toKafkaRecord, validateRecord } from "./records.js";
+import { appendContext, decodeFetched, toKafkaRecord, validateRecord } from "./records.js";
 
 interface StreamMeta {
   readonly topic: string;
@@ -86,6 +85,14 @@ interface Lane {
   /** Set after a topic is deleted or a transaction could not be ended: start a new producer. */
   stale: boolean;
   busy: boolean;
+}
+
+/** A committed transaction's appends, resolved once their records are readable. */
+interface CommittedGroup {
+  readonly group: readonly PendingAppend[];
+  readonly positions: readonly RecordPosition[][];
+  readonly last: readonly { topic: string; partition: number; offset: number }[];
+  readonly deadline: number;
 }
 
 /** The client does not export its Transaction class. */
@@ -112,10 +119,10 @@ export class KafkaEventLog implements EventLog {
   private readonly lanes: Lane[];
   /** The lanes' drain loops that are running, so close() can wait for them. */
   private readonly working = new Set<Promise<void>>();
-  /** Per topic, the last offset of each partition this instance committed (-1: none). */
-  private readonly ownLast = new Map<string, number[]>();
-  /** Per topic, the highest last stable offset seen for each partition. */
-  private readonly seenStable = new Map<string, number[]>();
+  /** Committed groups whose records are not yet known to be readable. */
+  private unseen: CommittedGroup[] = [];
+  /** The poll of last stable offsets that resolves `unseen`, while one runs. */
+  private watching: Promise<void> | undefined;
   private readonly streams = new Map<string, StreamMeta>();
   private readonly listeners = new Map<string, Set<() => void>>();
   private readonly seenEnds = new Map<string, string>();
@@ -166,14 +173,13 @@ export class KafkaEventLog implements EventLog {
     this.state = "closed";
     this.stopPolling();
     await Promise.all(this.working);
+    await this.watching;
     const clients = [...this.lanes.map((l) => l.producer), this.reader, this.admin];
     for (const lane of this.lanes) lane.producer = undefined;
     this.reader = undefined;
     this.admin = undefined;
     await Promise.all(clients.map((c) => c?.close().catch(() => undefined)));
     this.streams.clear();
-    this.ownLast.clear();
-    this.seenStable.clear();
   }
 
   /**
@@ -281,8 +287,6 @@ export class KafkaEventLog implements EventLog {
     } finally {
       this.streams.delete(stream);
       this.seenEnds.delete(stream);
-      this.ownLast.delete(meta.topic);
-      this.seenStable.delete(meta.topic);
       // The idempotent producers' sequence numbers for the topic are stale.
       for (const lane of this.lanes) lane.stale = true;
       this.clearClientMetadata();
@@ -305,10 +309,10 @@ export class KafkaEventLog implements EventLog {
     const meta = await this.meta(stream);
     for (const r of records) validateRecord(r);
     if (records.length === 0) return [];
-    const ingestTime = String(Date.now());
+    const context = appendContext(Date.now());
     let bytes = 0;
     const outgoing = records.map((r) => {
-      const o = toKafkaRecord(meta.topic, partitionForKey(r.key, meta.partitions), r, ingestTime);
+      const o = toKafkaRecord(meta.topic, partitionForKey(r.key, meta.partitions), r, context);
       bytes += o.size;
       return o;
     });
@@ -329,7 +333,6 @@ export class KafkaEventLog implements EventLog {
     if (!(maxRecords >= 1) || !(maxBytes >= 1)) {
       throw new RunnelError("invalid_input", "maxRecords and maxBytes must be at least 1");
     }
-    if (!this.ownCommitsVisible(meta.topic, partition)) await this.awaitOwnCommits(meta, stream);
     let from = offset;
     // A fetch that returns only markers or aborted data moves the position without records; go on
     // until records come or the broker has nothing more (bounded, so a read never spins).
@@ -352,12 +355,9 @@ export class KafkaEventLog implements EventLog {
     return this.listOffsets(await this.meta(stream), stream, ListOffsetTimestamps.EARLIEST);
   }
 
-  /**
-   * The last stable offset of each partition: everything below it is committed or aborted, and it
-   * is past every record this instance's resolved appends wrote.
-   */
+  /** The last stable offset of each partition: everything below it is committed or aborted. */
   async endOffsets(stream: string): Promise<number[]> {
-    return this.awaitOwnCommits(await this.meta(stream), stream);
+    return this.listOffsets(await this.meta(stream), stream, ListOffsetTimestamps.LATEST);
   }
 
   async offsetsForTime(stream: string, timestamp: number): Promise<number[]> {
@@ -368,7 +368,7 @@ export class KafkaEventLog implements EventLog {
       timestamp <= 0
         ? await this.listOffsets(meta, stream, ListOffsetTimestamps.EARLIEST)
         : await this.listOffsets(meta, stream, BigInt(Math.floor(timestamp)));
-    const ends = await this.awaitOwnCommits(meta, stream);
+    const ends = await this.listOffsets(meta, stream, ListOffsetTimestamps.LATEST);
     // Kafka's answer is a lower bound, not the answer: transaction markers carry the wall-clock
     // time of their commit and take part in the lookup, so it may stop at a marker ahead of the
     // first record that qualifies. Nothing before it qualifies; scan forward from there.
@@ -624,48 +624,70 @@ export class KafkaEventLog implements EventLog {
       }
       throw e;
     }
-    for (const l of lastOffsets.values()) {
-      let own = this.ownLast.get(l.topic);
-      if (own === undefined) {
-        own = [];
-        this.ownLast.set(l.topic, own);
-      }
-      own[l.partition] = Math.max(own[l.partition] ?? -1, l.offset);
-    }
-    const streams = new Set<string>();
-    group.forEach((a, k) => {
-      streams.add(a.stream);
-      a.resolve(positions[k]!);
+    this.unseen.push({
+      group,
+      positions,
+      last: [...lastOffsets.values()],
+      deadline: Date.now() + this.options.requestTimeoutMs,
     });
-    for (const s of streams) this.notify(s);
-  }
-
-  /** Whether the last stable offset seen has passed every record this instance committed there. */
-  private ownCommitsVisible(topic: string, partition: number): boolean {
-    const own = this.ownLast.get(topic)?.[partition];
-    return own === undefined || (this.seenStable.get(topic)?.[partition] ?? -1) > own;
+    this.watching ??= this.watch().finally(() => {
+      this.watching = undefined;
+    });
   }
 
   /**
-   * The stream's last stable offsets, once they have passed every record this instance committed.
-   * Kafka answers EndTxn once the commit is decided, then writes the markers, so right after a
-   * commit this polls with a short back-off; later calls answer from one listing. The commit is
-   * durable whatever happens now, so neither an error nor the deadline fails the caller: it gets
-   * the offsets as they are, and the records appear when the markers land.
+   * Resolves committed groups once the last stable offset has passed all their records: one
+   * ListOffsets request per round for every group waiting, polled with a short back-off. The
+   * transactions are committed whatever happens now; failing an append would invite a duplicate
+   * retry, so neither an error (the broker went away just after the commit) nor the deadline fails
+   * one: it resolves, and readers catch up when the markers land.
    */
-  private async awaitOwnCommits(meta: StreamMeta, stream: string): Promise<number[]> {
-    const deadline = Date.now() + this.options.requestTimeoutMs;
-    for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
-      const ends = await this.listOffsets(meta, stream, ListOffsetTimestamps.LATEST);
-      let visible = true;
-      for (let p = 0; p < meta.partitions; p++) visible &&= this.ownCommitsVisible(meta.topic, p);
-      if (visible) return ends;
-      if (Date.now() > deadline) {
-        // Never seen (the topic was re-created elsewhere, say): stop making every read wait for it.
-        this.ownLast.delete(meta.topic);
-        return ends;
+  private async watch(): Promise<void> {
+    const admin = this.clientAdmin();
+    for (let delay = 1; this.unseen.length > 0; delay = Math.min(delay * 2, 50)) {
+      const byTopic = new Map<string, Set<number>>();
+      for (const c of this.unseen) {
+        for (const l of c.last) {
+          let partitions = byTopic.get(l.topic);
+          if (partitions === undefined) {
+            partitions = new Set();
+            byTopic.set(l.topic, partitions);
+          }
+          partitions.add(l.partition);
+        }
       }
-      await new Promise((r) => setTimeout(r, delay));
+      const listed = await admin
+        .listOffsets({
+          topics: [...byTopic].map(([name, partitions]) => ({
+            name,
+            partitions: [...partitions].map((partitionIndex) => ({
+              partitionIndex,
+              timestamp: ListOffsetTimestamps.LATEST,
+            })),
+          })),
+          isolationLevel: READ_COMMITTED,
+        })
+        .catch(() => []);
+      const stable = new Map<string, bigint>();
+      for (const t of listed) for (const p of t.partitions) stable.set(`${t.name}:${p.partitionIndex}`, p.offset);
+      const now = Date.now();
+      const waiting: CommittedGroup[] = [];
+      const readable: CommittedGroup[] = [];
+      for (const c of this.unseen) {
+        const seen = c.last.every((l) => (stable.get(`${l.topic}:${l.partition}`) ?? -1n) > BigInt(l.offset));
+        (seen || now > c.deadline ? readable : waiting).push(c);
+      }
+      this.unseen = waiting;
+      if (readable.length > 0) delay = 1;
+      const streams = new Set<string>();
+      for (const c of readable) {
+        c.group.forEach((a, k) => {
+          streams.add(a.stream);
+          a.resolve(c.positions[k]!);
+        });
+      }
+      for (const s of streams) this.notify(s);
+      if (this.unseen.length > 0) await new Promise((r) => setTimeout(r, delay));
     }
   }
 
@@ -740,20 +762,10 @@ export class KafkaEventLog implements EventLog {
       });
       const out = new Array<number>(meta.partitions).fill(-1);
       for (const t of listed) for (const p of t.partitions) out[p.partitionIndex] = Number(p.offset);
-      if (timestamp === ListOffsetTimestamps.LATEST) this.sawStable(meta.topic, out);
       return out;
     } catch (e) {
       throw toRunnelError(e, `list offsets of ${meta.topic}`, stream);
     }
-  }
-
-  private sawStable(topic: string, ends: readonly number[]): void {
-    let seen = this.seenStable.get(topic);
-    if (seen === undefined) {
-      seen = [];
-      this.seenStable.set(topic, seen);
-    }
-    for (let p = 0; p < ends.length; p++) seen[p] = Math.max(seen[p] ?? -1, ends[p]!);
   }
 
   // ---- notifications ---------------------------------------------------------------------------
