@@ -574,28 +574,37 @@ export class KafkaEventLog implements EventLog {
     const positions = group.map((a) => new Array<RecordPosition>(a.records.length));
     const lastOffsets = new Map<string, { topic: string; partition: number; offset: number }>();
     try {
-      let chunk: { a: number; i: number }[] = [];
+      // One produce request's records, with the append and index each came from and its
+      // "topic:partition" (hot loop: parallel arrays, no object per record).
+      let messages: OutgoingRecord[] = [];
+      let owners: number[] = [];
+      let indexes: number[] = [];
+      let tps: string[] = [];
       let chunkBytes = 0;
-      const firstTimestamps = new Map<string, bigint>();
+      const firstTimestamps = new Map<string, number>();
       const flush = async () => {
-        if (chunk.length === 0) return;
-        const messages = chunk.map(({ a, i }) => group[a]!.records[i]!);
+        if (messages.length === 0) return;
         const result = await tx.send({ messages });
-        const base = new Map<string, bigint>();
-        for (const o of result.offsets ?? []) base.set(`${o.topic}:${o.partition}`, o.offset);
+        // The next offset of each partition, starting at the base offset the broker gave.
         const next = new Map<string, number>();
-        for (const { a, i } of chunk) {
-          const r = group[a]!.records[i]!;
-          const tp = `${r.topic}:${r.partition}`;
-          const first = base.get(tp);
-          if (first === undefined) throw new RunnelError("internal", `Kafka returned no offset for ${tp}`);
-          const k = next.get(tp) ?? 0;
-          next.set(tp, k + 1);
-          const offset = Number(first) + k;
-          positions[a]![i] = { partition: r.partition, offset };
-          lastOffsets.set(tp, { topic: r.topic, partition: r.partition, offset });
+        for (const o of result.offsets ?? []) next.set(`${o.topic}:${o.partition}`, Number(o.offset));
+        for (let k = 0; k < messages.length; k++) {
+          const tp = tps[k]!;
+          const offset = next.get(tp);
+          if (offset === undefined) throw new RunnelError("internal", `Kafka returned no offset for ${tp}`);
+          next.set(tp, offset + 1);
+          positions[owners[k]!]![indexes[k]!] = { partition: messages[k]!.partition, offset };
         }
-        chunk = [];
+        for (const o of result.offsets ?? []) {
+          const end = next.get(`${o.topic}:${o.partition}`)!;
+          if (end > Number(o.offset)) {
+            lastOffsets.set(`${o.topic}:${o.partition}`, { topic: o.topic, partition: o.partition, offset: end - 1 });
+          }
+        }
+        messages = [];
+        owners = [];
+        indexes = [];
+        tps = [];
         chunkBytes = 0;
         firstTimestamps.clear();
       };
@@ -605,11 +614,14 @@ export class KafkaEventLog implements EventLog {
           const r = records[i]!;
           const tp = `${r.topic}:${r.partition}`;
           const first = firstTimestamps.get(tp);
-          const delta = first === undefined ? 0n : r.timestamp - first;
+          const delta = first === undefined ? 0 : r.timestampMs - first;
           const farApart = delta > MAX_SAFE_TIMESTAMP_DELTA || delta < -MAX_SAFE_TIMESTAMP_DELTA;
-          if (chunk.length > 0 && (chunkBytes + r.size > MAX_PRODUCE_REQUEST_BYTES || farApart)) await flush();
-          if (!firstTimestamps.has(tp)) firstTimestamps.set(tp, r.timestamp);
-          chunk.push({ a, i });
+          if (messages.length > 0 && (chunkBytes + r.size > MAX_PRODUCE_REQUEST_BYTES || farApart)) await flush();
+          if (!firstTimestamps.has(tp)) firstTimestamps.set(tp, r.timestampMs);
+          messages.push(r);
+          owners.push(a);
+          indexes.push(i);
+          tps.push(tp);
           chunkBytes += r.size;
         }
       }
@@ -880,7 +892,7 @@ function isUnknownTopic(e: unknown): boolean {
  * record whose timestamp differs from its batch's first by 2^31 ms (~25 days) or more is sent
  * corrupted (the broker refuses it or stores a wrong time). Such records go in another batch.
  */
-const MAX_SAFE_TIMESTAMP_DELTA = 2n ** 31n - 1n;
+const MAX_SAFE_TIMESTAMP_DELTA = 2 ** 31 - 1;
 
 function notFound(stream: string): RunnelError {
   return new RunnelError("stream_not_found", `stream "${stream}" does not exist`);

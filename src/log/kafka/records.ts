@@ -26,6 +26,8 @@ export interface OutgoingRecord {
   readonly key: Buffer;
   readonly value: Buffer;
   readonly timestamp: bigint;
+  /** `timestamp` as a number, for cheap comparisons. */
+  readonly timestampMs: number;
   /** Shared between records (AppendContext): never modified once built. */
   readonly headers: Map<Buffer, Buffer>;
   /** Approximate bytes on the wire, to size produce requests. */
@@ -87,13 +89,15 @@ export function toKafkaRecord(
     headers = own;
   }
   const key = Buffer.from(r.key, "utf8");
+  const timestampMs = exact ? r.timestamp : Math.max(0, Math.floor(r.timestamp));
   return {
     topic,
     partition,
     key,
     // A view, not a copy: the producer serialises it before append() resolves.
     value: Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength),
-    timestamp: BigInt(exact ? r.timestamp : Math.max(0, Math.floor(r.timestamp))),
+    timestamp: BigInt(timestampMs),
+    timestampMs,
     headers,
     size: size + key.length,
   };
