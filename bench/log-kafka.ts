@@ -40,6 +40,7 @@ import os from "node:os";
 import { join, resolve } from "node:path";
 import { Admin } from "@platformatic/kafka";
 import { createKafkaEventLog } from "../src/log/kafka/index.js";
+import { DEFAULT_TRANSACTIONS_IN_FLIGHT } from "../src/log/kafka/options.js";
 import { LocalEventLog } from "../src/log/local/index.js";
 import type { AppendRecord, EventLog, RecordPosition } from "../src/log/types.js";
 
@@ -572,7 +573,11 @@ await writeFile(
         runs: RUNS,
         partitions: PARTITIONS,
         eventBytes: Math.round(eventBytes),
-        runnel: { batch: BATCH, concurrency: CONCURRENCY },
+        runnel: {
+          batch: BATCH,
+          concurrency: CONCURRENCY,
+          kafkaBackendTransactionsInFlight: BACKEND_TXNS ?? DEFAULT_TRANSACTIONS_IN_FLIGHT,
+        },
         java: {
           acks: "all",
           idempotence: true,
