@@ -2,6 +2,7 @@
  * Validation of a stream definition as it arrives from the API: names, partitions, schema,
  * timestamp field, retention and event-time bound, each refused with a message naming the field.
  */
+import { MAX_HOT_MS, MIN_HOT_MS } from "../archive/hot-window.js";
 import { parseDuration } from "../config/units.js";
 import { RunnelError } from "../core/errors.js";
 import { checkSchema } from "../ingest/ingestor.js";
@@ -20,6 +21,31 @@ export interface StreamSpec {
   readonly retentionMs?: number;
   readonly analytics?: false;
   readonly maxFutureSkewMs?: number;
+  /** `"analytics": {"hot": "7d"}`: the hot window (src/archive/hot-window.ts). */
+  readonly hotMs?: number;
+}
+
+const ANALYTICS_SHAPE = 'analytics must be true or false, or an object such as {"hot": "7d"}';
+
+/** `analytics`: true or absent (indexed, default hot window), false (log only), or `{"hot": duration}`. */
+function parseAnalytics(value: unknown): { analytics?: false; hotMs?: number } {
+  if (value === undefined || value === true) return {};
+  if (value === false) return { analytics: false };
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new RunnelError("invalid_input", ANALYTICS_SHAPE);
+  }
+  const unknown = Object.keys(value).filter((k) => k !== "hot");
+  if (unknown.length > 0) throw new RunnelError("invalid_input", `unknown field "analytics.${unknown[0]}"`);
+  const hot = (value as { hot?: unknown }).hot;
+  if (hot === undefined) return {};
+  const ms = typeof hot === "string" ? parseDuration(hot) : undefined;
+  if (ms === undefined || ms < MIN_HOT_MS || ms > MAX_HOT_MS) {
+    throw new RunnelError(
+      "invalid_input",
+      'analytics.hot must be a duration from "1m" to "3650d", such as "7d" (how long rows stay in the hot tier, by event time)',
+    );
+  }
+  return { hotMs: ms };
 }
 
 export function checkStreamName(name: unknown, field = "name"): string {
@@ -76,16 +102,14 @@ export function parseStreamSpec(body: unknown, defaultPartitions: number): Strea
     }
     maxFutureSkewMs = ms;
   }
-  if (input.analytics !== undefined && typeof input.analytics !== "boolean") {
-    throw new RunnelError("invalid_input", "analytics must be true or false");
-  }
+  const analytics = parseAnalytics(input.analytics);
   return {
     name,
     partitions,
     timestampField,
     ...(schema !== undefined && { schema }),
     ...(retentionMs !== undefined && { retentionMs }),
-    ...(input.analytics === false && { analytics: false as const }),
+    ...analytics,
     ...(maxFutureSkewMs !== undefined && { maxFutureSkewMs }),
   };
 }

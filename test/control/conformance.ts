@@ -576,6 +576,13 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
         assert.equal((await store.listStreams()).find((s) => s.name === name)?.analytics, false);
       });
 
+      it("keeps the analytics hot window beyond 2^31 ms", async () => {
+        const name = unique("hot");
+        const hotMs = 90 * 86_400_000;
+        await store.createStream({ name, partitions: 1, timestampField: "timestamp", hotMs });
+        assert.equal((await store.getStream(name))?.hotMs, hotMs);
+      });
+
       it("keeps retention beyond 2^31 ms", async () => {
         const name = unique("long");
         const retentionMs = 365 * 24 * 3600 * 1000;
@@ -604,6 +611,71 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
           "invalid_input",
           /partitions must be at least 1/,
         );
+      });
+    });
+
+    describe("archive manifest", () => {
+      const file = (stream: string, partition: number, offsetStart: number, offsetEnd: number) => ({
+        stream,
+        partition,
+        offsetStart,
+        offsetEnd,
+        // Beyond 2^31: epoch ms and offsets are bigint columns.
+        minTime: 1_767_225_600_000 + offsetStart,
+        maxTime: 1_767_225_600_000 + offsetEnd,
+        minUser: "alice",
+        maxUser: "zoe",
+        rows: offsetEnd - offsetStart,
+        bytes: 4096 + offsetStart,
+        schemaVersion: 7,
+        path: `${stream}/2026-01-01/p${partition}/${offsetStart}-${offsetEnd}.parquet`,
+      });
+
+      it("commits consecutive files per partition and moves each partition's boundary", async () => {
+        const name = unique("arch");
+        await store.createStream({ name, partitions: 2, timestampField: "timestamp" });
+        assert.deepEqual(await store.listArchiveFiles(name), []);
+        assert.deepEqual(await store.archiveBoundaries(name), new Map());
+        const big = 3_000_000_000;
+        await store.commitArchiveFile(file(name, 0, 0, 100));
+        await store.commitArchiveFile(file(name, 1, 0, 5));
+        await store.commitArchiveFile(file(name, 0, 100, big));
+        assert.deepEqual(await store.listArchiveFiles(name), [
+          file(name, 0, 0, 100),
+          file(name, 0, 100, big),
+          file(name, 1, 0, 5),
+        ]);
+        assert.deepEqual(
+          await store.archiveBoundaries(name),
+          new Map([
+            [0, big],
+            [1, 5],
+          ]),
+        );
+        assert.ok((await store.listArchiveFiles()).some((f) => f.stream === name));
+      });
+
+      it("refuses a file committed twice, an overlap and a gap, committing nothing", async () => {
+        const name = unique("arch");
+        await store.createStream({ name, partitions: 1, timestampField: "timestamp" });
+        await store.commitArchiveFile(file(name, 0, 0, 10));
+        await rejectsWith(store.commitArchiveFile(file(name, 0, 0, 10)), "conflict", /archived up to 10/);
+        await rejectsWith(store.commitArchiveFile(file(name, 0, 5, 20)), "conflict");
+        await rejectsWith(store.commitArchiveFile(file(name, 0, 11, 20)), "conflict");
+        await rejectsWith(store.commitArchiveFile({ ...file(name, 0, 10, 20), offsetEnd: 10 }), "invalid_input");
+        assert.deepEqual(await store.listArchiveFiles(name), [file(name, 0, 0, 10)]);
+        assert.deepEqual(await store.archiveBoundaries(name), new Map([[0, 10]]));
+      });
+
+      it("refuses a file of a missing stream; deleting a stream deletes its manifest", async () => {
+        await rejectsWith(store.commitArchiveFile(file(unique("none"), 0, 0, 1)), "stream_not_found");
+        const name = unique("arch");
+        await store.createStream({ name, partitions: 1, timestampField: "timestamp" });
+        await store.commitArchiveFile(file(name, 0, 0, 10));
+        await store.deleteStream(name);
+        await store.createStream({ name, partitions: 1, timestampField: "timestamp" });
+        assert.deepEqual(await store.listArchiveFiles(name), []);
+        assert.deepEqual(await store.archiveBoundaries(name), new Map());
       });
     });
 
