@@ -1,0 +1,230 @@
+/**
+ * Moves rows past their stream's hot window from the hot tier to Parquet files, exactly once
+ * (docs/storage.md). One file is: written by DuckDB to a staging path → put at its key → committed
+ * by its manifest row (with the partition's new boundary) in one control-database transaction →
+ * published to the query path → its rows deleted from the hot tier. A crash between any two
+ * steps leaves either an uncommitted file (removed by recover()) or a committed one whose rows
+ * may still be hot (recover() publishes it and deletes them; queries count them once in the
+ * meantime, because the hot tier is read only from the boundary on).
+ */
+import type { ArchiveRange, ExportedFile } from "../analytics/duckdb/store.js";
+import type { ArchivedFile, ArchiveSet } from "../analytics/duckdb/tiers.js";
+import type { ArchiveFileRecord, ControlStore, StreamDefinition } from "../control/types.js";
+import { hotWindowOf } from "./hot-window.js";
+import { type ArchiveLocation, archiveKey } from "./location.js";
+
+/** The analytics store's side of the archive (DuckDbAnalyticsStore, and the worker store in front of it). */
+export interface TieredStore {
+  planArchive(stream: string, cutoffMs: number, maxRows: number): Promise<ArchiveRange[]>;
+  exportRange(stream: string, range: ArchiveRange, path: string): Promise<ExportedFile>;
+  publishArchive(stream: string, archive: ArchiveSet): Promise<void>;
+  deleteArchivedRows(stream: string): Promise<number>;
+}
+
+export type ArchiveStep = "write" | "put" | "commit" | "publish" | "delete";
+
+export interface ArchiverOptions {
+  readonly control: Pick<ControlStore, "listStreams" | "listArchiveFiles" | "commitArchiveFile" | "archiveBoundaries">;
+  readonly analytics: TieredStore;
+  readonly location: ArchiveLocation;
+  readonly now?: () => number;
+  /** Rows per file at most; a larger backlog becomes several files. Default 1 000 000. */
+  readonly maxRowsPerFile?: number;
+  /** Runs before each step of each file; a throw there stands for a crash at that step (tests). */
+  readonly beforeStep?: (step: ArchiveStep, stream: string) => void | Promise<void>;
+  readonly onError?: (error: unknown, stream: string) => void;
+}
+
+/** What the archive holds and how it has gone, for metrics. */
+export interface ArchiveStats {
+  /** Files committed by this process. */
+  filesWritten: number;
+  rowsArchived: number;
+  bytesWritten: number;
+  failures: number;
+  /** Per stream: files and bytes in the archive, and the event time up to which it is complete. */
+  readonly streams: Map<string, { files: number; bytes: number; rows: number }>;
+  /** When a run last ended without failures, epoch ms (0: never). */
+  lastSuccess: number;
+}
+
+const DEFAULT_MAX_ROWS_PER_FILE = 1_000_000;
+/** Plans per stream per run: a backlog moves over several runs rather than holding one for hours. */
+const MAX_PLANS_PER_RUN = 64;
+
+export class Archiver {
+  readonly stats: ArchiveStats = {
+    filesWritten: 0,
+    rowsArchived: 0,
+    bytesWritten: 0,
+    failures: 0,
+    streams: new Map(),
+    lastSuccess: 0,
+  };
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+  /** Streams whose published archive may differ from the manifest (after a failure). */
+  private readonly unsynced = new Set<string>();
+  private collectGarbage = false;
+
+  constructor(private readonly options: ArchiverOptions) {}
+
+  /**
+   * Brings the store in line with the manifest after a start or a crash: staged and
+   * uncommitted files are deleted, every stream's committed files are published, and their rows
+   * still in the hot tier are deleted. Run before serving queries.
+   */
+  async recover(): Promise<void> {
+    const { location, control } = this.options;
+    await location.open();
+    await location.clearStaging();
+    const committed = await control.listArchiveFiles();
+    const keep = new Set(committed.map((f) => f.path));
+    const orphans = (await location.list("")).filter((key) => !keep.has(key));
+    await location.delete(orphans);
+    for (const stream of await control.listStreams()) {
+      if (stream.analytics !== false) await this.sync(stream.name);
+    }
+  }
+
+  /** Archives every stream once. Failures are counted and reported; the next run retries. */
+  async runOnce(): Promise<void> {
+    if (this.running) return this.running;
+    this.running = this.run().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  start(intervalMs: number): void {
+    this.stopped = false;
+    const tick = () => {
+      this.timer = setTimeout(async () => {
+        await this.runOnce();
+        if (!this.stopped) tick();
+      }, intervalMs);
+      this.timer.unref();
+    };
+    tick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+
+  /** Deletes a deleted stream's files (its manifest rows went with the stream). */
+  async dropStream(stream: string): Promise<void> {
+    await this.running;
+    const { location } = this.options;
+    await location.delete(await location.list(stream));
+    this.stats.streams.delete(stream);
+  }
+
+  private async run(): Promise<void> {
+    let failed = false;
+    if (this.collectGarbage) {
+      try {
+        await this.recover();
+        this.collectGarbage = false;
+      } catch (e) {
+        failed = true;
+        this.fail(e, "*");
+      }
+    }
+    for (const stream of await this.options.control.listStreams()) {
+      if (stream.analytics === false || this.stopped) continue;
+      try {
+        await this.archiveStream(stream);
+      } catch (e) {
+        failed = true;
+        this.unsynced.add(stream.name);
+        this.collectGarbage = true;
+        this.fail(e, stream.name);
+      }
+    }
+    if (!failed) this.stats.lastSuccess = (this.options.now ?? Date.now)();
+  }
+
+  private fail(error: unknown, stream: string): void {
+    this.stats.failures += 1;
+    this.options.onError?.(error, stream);
+  }
+
+  private async archiveStream(stream: StreamDefinition): Promise<void> {
+    const { analytics, location, control } = this.options;
+    if (this.unsynced.has(stream.name)) await this.sync(stream.name);
+    const now = (this.options.now ?? Date.now)();
+    const cutoff = now - hotWindowOf(stream);
+    const maxRows = this.options.maxRowsPerFile ?? DEFAULT_MAX_ROWS_PER_FILE;
+    for (let plan = 0; plan < MAX_PLANS_PER_RUN && !this.stopped; plan++) {
+      const ranges = await analytics.planArchive(stream.name, cutoff, maxRows);
+      if (ranges.length === 0) return;
+      for (const range of ranges) {
+        await this.step("write", stream.name);
+        const staged = location.stagingPath(`${stream.name}-p${range.partition}`);
+        const written = await analytics.exportRange(stream.name, range, staged);
+        const key = archiveKey(stream.name, range.partition, range.offsetStart, range.offsetEnd, range.minTime);
+        await this.step("put", stream.name);
+        await location.put(staged, key);
+        await this.step("commit", stream.name);
+        await control.commitArchiveFile(fileRecord(stream.name, range, written, key));
+        this.stats.filesWritten += 1;
+        this.stats.rowsArchived += written.rows;
+        this.stats.bytesWritten += written.bytes;
+      }
+      this.unsynced.add(stream.name);
+      await this.sync(stream.name);
+    }
+  }
+
+  /** Publishes the stream's committed files to the query path, then deletes their rows from the hot tier. */
+  private async sync(stream: string): Promise<void> {
+    const { analytics, location, control } = this.options;
+    const records = await control.listArchiveFiles(stream);
+    const files: ArchivedFile[] = [];
+    for (const r of records) {
+      files.push({
+        partition: r.partition,
+        offsetStart: r.offsetStart,
+        offsetEnd: r.offsetEnd,
+        path: await location.localPath(r.path),
+        minUser: r.minUser,
+        maxUser: r.maxUser,
+      });
+    }
+    await this.step("publish", stream);
+    await analytics.publishArchive(stream, { files, boundaries: await control.archiveBoundaries(stream) });
+    await this.step("delete", stream);
+    await analytics.deleteArchivedRows(stream);
+    this.unsynced.delete(stream);
+    this.stats.streams.set(stream, {
+      files: records.length,
+      bytes: records.reduce((n, r) => n + r.bytes, 0),
+      rows: records.reduce((n, r) => n + r.rows, 0),
+    });
+  }
+
+  private async step(step: ArchiveStep, stream: string): Promise<void> {
+    await this.options.beforeStep?.(step, stream);
+  }
+}
+
+function fileRecord(stream: string, range: ArchiveRange, written: ExportedFile, key: string): ArchiveFileRecord {
+  return {
+    stream,
+    partition: range.partition,
+    offsetStart: range.offsetStart,
+    offsetEnd: range.offsetEnd,
+    minTime: range.minTime,
+    maxTime: range.maxTime,
+    minUser: range.minUser,
+    maxUser: range.maxUser,
+    rows: written.rows,
+    bytes: written.bytes,
+    schemaVersion: written.columns,
+    path: key,
+  };
+}
