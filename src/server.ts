@@ -17,6 +17,7 @@ import { Revocations } from "./api/auth/revocations.js";
 import { loadTokenSecret, TokenService } from "./api/auth/tokens.js";
 import { DASHBOARD_MISSING, dashboardBuilt, WEB_DIST } from "./api/routes/web.js";
 import type { ApiServices } from "./api/services.js";
+import { Archiver, createArchiveLocation } from "./archive/index.js";
 import { ColumnCatalog } from "./catalog/columns.js";
 import { PipelineManager } from "./catalog/pipelines.js";
 import { StreamCatalog } from "./catalog/streams.js";
@@ -111,6 +112,8 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       ? createPostgresControlStore(config.databaseUrl, { revocations })
       : createPgliteControlStore(join(config.dataDir, "control"), { revocations });
   await mkdir(join(config.dataDir, "analytics"), { recursive: true });
+  const archiveLocation = createArchiveLocation(config.archive.location);
+  await archiveLocation.open();
   // In a worker thread: its DuckDB appends would otherwise share the event loop with ingest.
   const analytics = createWorkerAnalyticsStore({
     path: join(config.dataDir, "analytics", "runnel.duckdb"),
@@ -119,6 +122,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     maxResultBytes: config.query.maxResultBytes,
     queryTimeoutMs: config.query.timeoutMs,
     sandbox: { memoryLimit: `${config.query.memoryLimitBytes}B` },
+    archiveDir: archiveLocation.localDir,
   });
   // Fair admission of queries across users (docs/security.md, "Query limits").
   const queries = new QueryScheduler({
@@ -180,9 +184,21 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       deadLetters,
     });
     closers.push({ name: "analytics loader", close: () => loader.stop() });
-    const streams = new StreamCatalog({ control, log, analytics, loader, columns });
+    const archiveLogger = logger.child({ component: "archive" });
+    const archiver = new Archiver({
+      control,
+      analytics,
+      location: archiveLocation,
+      now: () => clock.now(),
+      onError: (err, stream) => archiveLogger.warn({ err, stream }, "archiving failed; rows stay hot, will retry"),
+    });
+    const streams = new StreamCatalog({ control, log, analytics, loader, columns, archive: archiver });
     catalog = streams;
     await streams.open();
+    // Before any query: the archive as committed, and none of its rows left in the hot tier.
+    await archiver.recover();
+    archiver.start(config.archive.intervalMs);
+    closers.push({ name: "archiver", close: () => archiver.stop() });
     // Opened after monitoring, whose probe hears its windows' state and checkpoints.
     let pipelineManager: PipelineManager | undefined;
     let ruleManager: RuleManager | undefined;

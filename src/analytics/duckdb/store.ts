@@ -5,6 +5,7 @@
  */
 import { stat } from "node:fs/promises";
 import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
+import type { TieredStore } from "../../archive/archiver.js";
 import type { StreamDefinition } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
 import { toAnalyticsRow } from "../rows.js";
@@ -128,7 +129,7 @@ class Mutex {
   }
 }
 
-export class DuckDbAnalyticsStore implements AnalyticsStore {
+export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
   private instance: DuckDBInstance | undefined;
   private writer: DuckDBConnection | undefined;
   private readers: ReaderPool | undefined;
