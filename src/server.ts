@@ -112,7 +112,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       ? createPostgresControlStore(config.databaseUrl, { revocations })
       : createPgliteControlStore(join(config.dataDir, "control"), { revocations });
   await mkdir(join(config.dataDir, "analytics"), { recursive: true });
-  const archiveLocation = createArchiveLocation(config.archive.location);
+  const archiveLocation = createArchiveLocation(config.archive.location, config.dataDir);
   await archiveLocation.open();
   // In a worker thread: its DuckDB appends would otherwise share the event loop with ingest.
   const analytics = createWorkerAnalyticsStore({

@@ -6,7 +6,16 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { ArchiveStep } from "../../src/archive/archiver.js";
-import { type ArchiveFixture, archiveFixture, DAY, definition, events, loadStream, NOW } from "./fixture.js";
+import {
+  type ArchiveFixture,
+  archiveFixture,
+  DAY,
+  definition,
+  events,
+  type LocationKind,
+  loadStream,
+  NOW,
+} from "./fixture.js";
 
 const ALL = { kind: "all" } as const;
 
@@ -111,41 +120,43 @@ describe("the archiver", () => {
     }
   });
 
-  for (const step of ["write", "put", "commit", "publish", "delete"] satisfies ArchiveStep[]) {
-    it(`a failure at "${step}", then a restart, keeps every event exactly once`, async () => {
-      const f = await archiveFixture();
-      try {
-        await loadStream(f, definition("clicks", 2), events(2, 150));
-        const before = await census(f, "clicks");
-        // The second file of the run fails at `step` (the first one goes through whole).
-        let seen = 0;
-        const crashing = f.archiver({
-          maxRowsPerFile: 40,
-          beforeStep: (s) => {
-            if (s === step && ++seen === 2) throw new Error(`injected failure at ${step}`);
-          },
-        });
-        await crashing.recover();
-        await crashing.runOnce();
-        assert.equal(crashing.stats.failures, 1);
-        // Before any repair, queries already count every event once.
-        assert.deepEqual(await census(f, "clicks"), before, "after the failure");
+  for (const kind of ["local", "s3"] satisfies LocationKind[]) {
+    for (const step of ["write", "put", "commit", "publish", "delete"] satisfies ArchiveStep[]) {
+      it(`${kind}: a failure at "${step}", then a restart, keeps every event exactly once`, async () => {
+        const f = await archiveFixture(kind);
+        try {
+          await loadStream(f, definition("clicks", 2), events(2, 150));
+          const before = await census(f, "clicks");
+          // The second file of the run fails at `step` (the first one goes through whole).
+          let seen = 0;
+          const crashing = f.archiver({
+            maxRowsPerFile: 40,
+            beforeStep: (s) => {
+              if (s === step && ++seen === 2) throw new Error(`injected failure at ${step}`);
+            },
+          });
+          await crashing.recover();
+          await crashing.runOnce();
+          assert.equal(crashing.stats.failures, 1);
+          // Before any repair, queries already count every event once.
+          assert.deepEqual(await census(f, "clicks"), before, "after the failure");
 
-        await f.restart();
-        const archiver = f.archiver({ maxRowsPerFile: 40 });
-        await archiver.recover();
-        assert.deepEqual(await census(f, "clicks"), before, "after the restart");
-        await manifestMatchesDisk(f);
-        await archiver.runOnce();
-        assert.equal(archiver.stats.failures, 0);
-        assert.deepEqual(await census(f, "clicks"), before, "after the next run");
-        await manifestMatchesDisk(f);
-        const archived = (await f.control.listArchiveFiles("clicks")).reduce((n, r) => n + r.rows, 0);
-        assert.ok(archived > 0);
-      } finally {
-        await f.close();
-      }
-    });
+          await f.restart();
+          const archiver = f.archiver({ maxRowsPerFile: 40 });
+          await archiver.recover();
+          assert.deepEqual(await census(f, "clicks"), before, "after the restart");
+          await manifestMatchesDisk(f);
+          await archiver.runOnce();
+          assert.equal(archiver.stats.failures, 0);
+          assert.deepEqual(await census(f, "clicks"), before, "after the next run");
+          await manifestMatchesDisk(f);
+          const archived = (await f.control.listArchiveFiles("clicks")).reduce((n, r) => n + r.rows, 0);
+          assert.ok(archived > 0);
+        } finally {
+          await f.close();
+        }
+      });
+    }
   }
 
   it("a failure without a restart is repaired by the next run", async () => {

@@ -8,9 +8,11 @@ import { join } from "node:path";
 import { DuckDbAnalyticsStore } from "../../src/analytics/duckdb/store.js";
 import type { AnalyticsRow } from "../../src/analytics/types.js";
 import { Archiver, type ArchiverOptions } from "../../src/archive/archiver.js";
-import { LocalDirLocation } from "../../src/archive/location.js";
+import { type ArchiveLocation, LocalDirLocation } from "../../src/archive/location.js";
+import { S3Location } from "../../src/archive/s3-location.js";
 import { createPgliteControlStore } from "../../src/control/index.js";
 import type { ControlStore, StreamDefinition } from "../../src/control/types.js";
+import { newBucket, s3ClientConfig } from "./s3-server.js";
 
 export const DAY = 86_400_000;
 export const HOUR = 3_600_000;
@@ -51,14 +53,19 @@ export interface ArchiveFixture {
   readonly archiveDir: string;
   readonly control: ControlStore;
   store: DuckDbAnalyticsStore;
-  readonly location: LocalDirLocation;
+  readonly location: ArchiveLocation;
   archiver(options?: Partial<ArchiverOptions>): Archiver;
-  /** Closes the analytics store and opens it again on the same file: what a restart keeps. */
+  /**
+   * Closes the analytics store and opens it again on the same file: what a restart keeps. With
+   * a bucket, the local copies of its files are lost too (a new machine), so they are fetched.
+   */
   restart(): Promise<void>;
   close(): Promise<void>;
 }
 
-export async function archiveFixture(): Promise<ArchiveFixture> {
+export type LocationKind = "local" | "s3";
+
+export async function archiveFixture(kind: LocationKind = "local"): Promise<ArchiveFixture> {
   const dir = await mkdtemp(join(tmpdir(), "runnel-archive-"));
   const archiveDir = join(dir, "archive");
   const control = createPgliteControlStore();
@@ -68,7 +75,15 @@ export async function archiveFixture(): Promise<ArchiveFixture> {
     await s.open();
     return s;
   };
-  const location = new LocalDirLocation(archiveDir);
+  const location =
+    kind === "local"
+      ? new LocalDirLocation(archiveDir)
+      : new S3Location({
+          bucket: await newBucket(),
+          prefix: "archive",
+          localDir: archiveDir,
+          client: s3ClientConfig(),
+        });
   await location.open();
   const fixture: ArchiveFixture = {
     dir,
@@ -81,10 +96,12 @@ export async function archiveFixture(): Promise<ArchiveFixture> {
     },
     async restart() {
       await fixture.store.close();
+      if (kind === "s3") await rm(archiveDir, { recursive: true, force: true });
       fixture.store = await open();
     },
     async close() {
       await fixture.store.close();
+      if (location instanceof S3Location) location.close();
       await control.close();
       await rm(dir, { recursive: true, force: true });
     },
