@@ -190,7 +190,27 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       analytics,
       location: archiveLocation,
       now: () => clock.now(),
-      onError: (err, stream) => archiveLogger.warn({ err, stream }, "archiving failed; rows stay hot, will retry"),
+      onError: (err, stream) => {
+        metrics.archiveFailures.inc({ stream });
+        archiveLogger.warn({ err, stream }, "archiving failed; rows stay hot, will retry");
+      },
+      onCommitted: (file) => {
+        metrics.archiveWrittenFiles.inc({ stream: file.stream });
+        metrics.archiveWrittenBytes.inc({ stream: file.stream }, file.bytes);
+      },
+    });
+    metrics.onScrape(async () => {
+      const names = (await control.listStreams()).filter((s) => s.analytics !== false).map((s) => s.name);
+      for (const metric of [metrics.archiveFiles, metrics.archiveBytes, metrics.archiveRows, metrics.archiveLag]) {
+        metric.reset();
+      }
+      for (const [stream, lag] of archiver.lagSeconds(names)) {
+        metrics.archiveLag.set({ stream }, lag);
+        const held = archiver.stats.streams.get(stream);
+        metrics.archiveFiles.set({ stream }, held?.files ?? 0);
+        metrics.archiveBytes.set({ stream }, held?.bytes ?? 0);
+        metrics.archiveRows.set({ stream }, held?.rows ?? 0);
+      }
     });
     const streams = new StreamCatalog({ control, log, analytics, loader, columns, archive: archiver });
     catalog = streams;

@@ -21,10 +21,13 @@ export interface TieredStore {
   deleteArchivedRows(stream: string): Promise<number>;
 }
 
-export type ArchiveStep = "write" | "put" | "commit" | "publish" | "delete";
+export type ArchiveStep = "write" | "put" | "commit" | "publish" | "delete" | "expire";
 
 export interface ArchiverOptions {
-  readonly control: Pick<ControlStore, "listStreams" | "listArchiveFiles" | "commitArchiveFile" | "archiveBoundaries">;
+  readonly control: Pick<
+    ControlStore,
+    "listStreams" | "listArchiveFiles" | "commitArchiveFile" | "deleteArchiveFiles" | "archiveBoundaries"
+  >;
   readonly analytics: TieredStore;
   readonly location: ArchiveLocation;
   readonly now?: () => number;
@@ -33,6 +36,8 @@ export interface ArchiverOptions {
   /** Runs before each step of each file; a throw there stands for a crash at that step (tests). */
   readonly beforeStep?: (step: ArchiveStep, stream: string) => void | Promise<void>;
   readonly onError?: (error: unknown, stream: string) => void;
+  /** Hears each file committed (metrics). */
+  readonly onCommitted?: (file: ArchiveFileRecord) => void;
 }
 
 /** What the archive holds and how it has gone, for metrics. */
@@ -42,6 +47,8 @@ export interface ArchiveStats {
   rowsArchived: number;
   bytesWritten: number;
   failures: number;
+  /** Files deleted by archive retention. */
+  filesExpired: number;
   /** Per stream: files and bytes in the archive, and the event time up to which it is complete. */
   readonly streams: Map<string, { files: number; bytes: number; rows: number }>;
   /** When a run last ended without failures, epoch ms (0: never). */
@@ -58,6 +65,7 @@ export class Archiver {
     rowsArchived: 0,
     bytesWritten: 0,
     failures: 0,
+    filesExpired: 0,
     streams: new Map(),
     lastSuccess: 0,
   };
@@ -67,8 +75,26 @@ export class Archiver {
   /** Streams whose published archive may differ from the manifest (after a failure). */
   private readonly unsynced = new Set<string>();
   private collectGarbage = false;
+  /** When each stream was last found with nothing left to move, epoch ms. */
+  private readonly upToDate = new Map<string, number>();
+  private readonly startedAt: number;
 
-  constructor(private readonly options: ArchiverOptions) {}
+  constructor(private readonly options: ArchiverOptions) {
+    this.startedAt = this.now();
+  }
+
+  /**
+   * Archive lag per stream, in seconds: how long since the archiver last found the stream with
+   * no row left past its hot window (since start, for a stream not yet brought up to date).
+   */
+  lagSeconds(streams: readonly string[]): Map<string, number> {
+    const now = this.now();
+    return new Map(streams.map((s) => [s, Math.max(0, now - (this.upToDate.get(s) ?? this.startedAt)) / 1000]));
+  }
+
+  private now(): number {
+    return (this.options.now ?? Date.now)();
+  }
 
   /**
    * Brings the store in line with the manifest after a start or a crash: staged and
@@ -121,6 +147,7 @@ export class Archiver {
     const { location } = this.options;
     await location.delete(await location.list(stream));
     this.stats.streams.delete(stream);
+    this.upToDate.delete(stream);
   }
 
   private async run(): Promise<void> {
@@ -145,7 +172,7 @@ export class Archiver {
         this.fail(e, stream.name);
       }
     }
-    if (!failed) this.stats.lastSuccess = (this.options.now ?? Date.now)();
+    if (!failed) this.stats.lastSuccess = this.now();
   }
 
   private fail(error: unknown, stream: string): void {
@@ -156,12 +183,15 @@ export class Archiver {
   private async archiveStream(stream: StreamDefinition): Promise<void> {
     const { analytics, location, control } = this.options;
     if (this.unsynced.has(stream.name)) await this.sync(stream.name);
-    const now = (this.options.now ?? Date.now)();
+    const now = this.now();
     const cutoff = now - hotWindowOf(stream);
     const maxRows = this.options.maxRowsPerFile ?? DEFAULT_MAX_ROWS_PER_FILE;
     for (let plan = 0; plan < MAX_PLANS_PER_RUN && !this.stopped; plan++) {
       const ranges = await analytics.planArchive(stream.name, cutoff, maxRows);
-      if (ranges.length === 0) return;
+      if (ranges.length === 0) {
+        this.upToDate.set(stream.name, now);
+        break;
+      }
       for (const range of ranges) {
         await this.step("write", stream.name);
         const staged = location.stagingPath(`${stream.name}-p${range.partition}`);
@@ -170,7 +200,9 @@ export class Archiver {
         await this.step("put", stream.name);
         await location.put(staged, key);
         await this.step("commit", stream.name);
-        await control.commitArchiveFile(fileRecord(stream.name, range, written, key));
+        const record = fileRecord(stream.name, range, written, key);
+        await control.commitArchiveFile(record);
+        this.options.onCommitted?.(record);
         this.stats.filesWritten += 1;
         this.stats.rowsArchived += written.rows;
         this.stats.bytesWritten += written.bytes;
@@ -178,6 +210,30 @@ export class Archiver {
       this.unsynced.add(stream.name);
       await this.sync(stream.name);
     }
+    await this.expire(stream, now);
+  }
+
+  /**
+   * Archive retention: files whose newest row is older than the stream's archive retention
+   * leave the manifest, then the query path (waiting for queries that may be reading them), then
+   * the location. A crash after the first step leaves files no manifest row names, which
+   * recover() deletes.
+   */
+  private async expire(stream: StreamDefinition, now: number): Promise<void> {
+    if (stream.archiveRetentionMs === undefined) return;
+    const { control, location } = this.options;
+    const cutoff = now - stream.archiveRetentionMs;
+    const expired = (await control.listArchiveFiles(stream.name)).filter((f) => f.maxTime < cutoff);
+    if (expired.length === 0) return;
+    await this.step("expire", stream.name);
+    const removed = await control.deleteArchiveFiles(
+      stream.name,
+      expired.map((f) => f.path),
+    );
+    this.unsynced.add(stream.name);
+    await this.sync(stream.name);
+    await location.delete(removed.map((r) => r.path));
+    this.stats.filesExpired += removed.length;
   }
 
   /** Publishes the stream's committed files to the query path, then deletes their rows from the hot tier. */

@@ -12,6 +12,8 @@ export const DEFAULT_HOT_MS = 7 * 86_400_000;
 export const MIN_HOT_MS = 60_000;
 /** Ten years: longer is no window. */
 export const MAX_HOT_MS = 3650 * 86_400_000;
+/** A hundred years: archive retention beyond that is none. */
+export const MAX_ARCHIVE_MS = 36_500 * 86_400_000;
 
 export function hotWindowOf(stream: { readonly hotMs?: number }): number {
   return stream.hotMs ?? DEFAULT_HOT_MS;

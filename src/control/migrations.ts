@@ -259,6 +259,8 @@ export const MIGRATIONS: readonly Migration[] = [
     statements: [
       // NULL: the default hot window (src/archive/hot-window.ts).
       "ALTER TABLE streams ADD COLUMN analytics_hot_ms bigint CHECK (analytics_hot_ms > 0)",
+      // NULL: archived rows are kept for ever.
+      "ALTER TABLE streams ADD COLUMN analytics_archive_ms bigint CHECK (analytics_archive_ms > 0)",
       // One row per committed Parquet file; the file exists in the archive only through this row.
       `CREATE TABLE archive_files (
         stream text NOT NULL REFERENCES streams (name) ON DELETE CASCADE,

@@ -59,6 +59,7 @@ export interface StreamRow {
   max_future_skew_ms: string | number | bigint | null;
   analytics: boolean;
   analytics_hot_ms: string | number | bigint | null;
+  analytics_archive_ms: string | number | bigint | null;
   created_at: Date | string;
 }
 
@@ -121,6 +122,7 @@ export function toStream(r: StreamRow): StreamDefinition {
     ...(r.max_future_skew_ms !== null && { maxFutureSkewMs: Number(r.max_future_skew_ms) }),
     ...(!r.analytics && { analytics: false }),
     ...(r.analytics_hot_ms !== null && { hotMs: Number(r.analytics_hot_ms) }),
+    ...(r.analytics_archive_ms !== null && { archiveRetentionMs: Number(r.analytics_archive_ms) }),
     createdAt: iso(r.created_at),
   };
 }

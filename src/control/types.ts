@@ -66,6 +66,8 @@ export interface StreamDefinition {
    * to the Parquet archive (src/archive/); absent: DEFAULT_HOT_MS (src/archive/hot-window.ts).
    */
   readonly hotMs?: number;
+  /** How long archived rows are kept, by event time (the archive tier's retention); absent: for ever. */
+  readonly archiveRetentionMs?: number;
   /** How far ahead of ingest time an event's time may be; absent: the default (src/ingest/event-time.ts). */
   readonly maxFutureSkewMs?: number;
   readonly createdAt: string;
@@ -284,6 +286,11 @@ export interface ControlStore {
    * files, cannot both be committed. stream_not_found when there is no such stream.
    */
   commitArchiveFile(file: ArchiveFileRecord): Promise<void>;
+  /**
+   * Removes files from the manifest (archive retention); the partitions' boundaries stay, so
+   * their rows never count as hot again. Returns the records removed.
+   */
+  deleteArchiveFiles(stream: string, paths: readonly string[]): Promise<ArchiveFileRecord[]>;
   /** Each partition's archive boundary: the offset below which its rows are in the archive. */
   archiveBoundaries(stream: string): Promise<Map<number, number>>;
 

@@ -94,6 +94,17 @@ describe("a stream whose old rows are archived", () => {
     ]);
   });
 
+  it("shows the archive in the metrics", async () => {
+    const res = await t.app.inject({ method: "GET", url: "/metrics" });
+    const value = (name: string) => Number(new RegExp(`^${name}\\{stream="spend"\\} (\\S+)$`, "m").exec(res.body)?.[1]);
+    const onDisk = (await files("spend")).length;
+    assert.equal(value("runnel_archive_files"), onDisk);
+    assert.ok(value("runnel_archive_size_bytes") > 0);
+    assert.ok(value("runnel_archive_rows") > 0 && value("runnel_archive_rows") < 80);
+    assert.ok(value("runnel_archive_lag_seconds") >= 0 && value("runnel_archive_lag_seconds") < 60);
+    assert.equal(value("runnel_archive_written_files_total"), onDisk);
+  });
+
   it("refuses SQL that names the archive's files", async () => {
     for (const sql of [
       `SELECT * FROM read_parquet('${dir}/spend/**/*.parquet')`,

@@ -206,3 +206,43 @@ describe("the archiver", () => {
     }
   });
 });
+
+describe("archive retention", () => {
+  it("deletes files older than the stream's archive retention from the manifest, the query path and the location", async () => {
+    const f = await archiveFixture();
+    try {
+      // Hot 3 days, archive kept 6 days: of 10 days of events, those of days 10–6 go.
+      await loadStream(f, { ...definition("clicks", 1), archiveRetentionMs: 6 * DAY }, events(1, 240));
+      const archiver = f.archiver({ maxRowsPerFile: 20 });
+      await archiver.recover();
+      await archiver.runOnce();
+      assert.equal(archiver.stats.failures, 0);
+      assert.ok(archiver.stats.filesExpired > 0);
+      const kept = await f.control.listArchiveFiles("clicks");
+      assert.ok(kept.length > 0);
+      for (const file of kept) assert.ok(file.maxTime >= NOW - 6 * DAY, `${file.path} is within retention`);
+      await manifestMatchesDisk(f);
+      // The boundary stays: expired rows are gone, not hot again; every row left is counted once.
+      const left = await f.store.query(
+        "SELECT count(*), count(DISTINCT _offset), min(_offset) > 0 FROM clicks",
+        [],
+        ALL,
+      );
+      const [count, distinct, startsLater] = left.rows[0]!;
+      assert.equal(count, distinct);
+      assert.equal(startsLater, true);
+      const hotAndKept = kept.reduce((n, r) => n + r.rows, 0);
+      assert.ok(Number(count) > hotAndKept, "hot rows and kept files");
+      // Files go whole, by their newest row: a kept file spans 20 hours of rows and holds late
+      // events a day and a half older still, so nothing is older than 6 + 2.5 days.
+      const tooOld = await f.store.query(
+        `SELECT count(*) FROM clicks WHERE _time < TIMESTAMPTZ '${new Date(NOW - 8.5 * DAY).toISOString()}'`,
+        [],
+        ALL,
+      );
+      assert.deepEqual(tooOld.rows, [[0]]);
+    } finally {
+      await f.close();
+    }
+  });
+});

@@ -28,6 +28,19 @@ describe("the analytics option of a stream", () => {
     assert.equal(hotWindowOf(parseStreamSpec({ name: "s", analytics: { hot: "36h" } }, 4)), 36 * 3_600_000);
   });
 
+  it('{"archive": duration} sets the archive tier\'s retention, longer than the hot window', () => {
+    const spec = parseStreamSpec({ name: "s", analytics: { hot: "2d", archive: "365d" } }, 4);
+    assert.equal(spec.hotMs, 2 * 86_400_000);
+    assert.equal(spec.archiveRetentionMs, 365 * 86_400_000);
+    assert.equal(parseStreamSpec({ name: "s", analytics: { archive: "8d" } }, 4).archiveRetentionMs, 8 * 86_400_000);
+    refused(
+      { name: "s", analytics: { archive: "7d" } },
+      /analytics.archive must be a duration longer than analytics.hot/,
+    );
+    refused({ name: "s", analytics: { hot: "30d", archive: "20d" } }, /analytics.archive must be/);
+    refused({ name: "s", analytics: { archive: 365 } }, /analytics.archive must be/);
+  });
+
   it("refuses anything else, naming the field", () => {
     refused({ name: "s", analytics: "no" }, /analytics must be true or false, or an object such as \{"hot": "7d"\}/);
     refused({ name: "s", analytics: [] }, /^analytics must be/);

@@ -579,8 +579,10 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
       it("keeps the analytics hot window beyond 2^31 ms", async () => {
         const name = unique("hot");
         const hotMs = 90 * 86_400_000;
-        await store.createStream({ name, partitions: 1, timestampField: "timestamp", hotMs });
+        const archiveRetentionMs = 3 * 365 * 86_400_000;
+        await store.createStream({ name, partitions: 1, timestampField: "timestamp", hotMs, archiveRetentionMs });
         assert.equal((await store.getStream(name))?.hotMs, hotMs);
+        assert.equal((await store.getStream(name))?.archiveRetentionMs, archiveRetentionMs);
       });
 
       it("keeps retention beyond 2^31 ms", async () => {
@@ -665,6 +667,20 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
         await rejectsWith(store.commitArchiveFile({ ...file(name, 0, 10, 20), offsetEnd: 10 }), "invalid_input");
         assert.deepEqual(await store.listArchiveFiles(name), [file(name, 0, 0, 10)]);
         assert.deepEqual(await store.archiveBoundaries(name), new Map([[0, 10]]));
+      });
+
+      it("deletes files from the manifest by path, keeping the boundaries", async () => {
+        const name = unique("arch");
+        await store.createStream({ name, partitions: 1, timestampField: "timestamp" });
+        await store.commitArchiveFile(file(name, 0, 0, 10));
+        await store.commitArchiveFile(file(name, 0, 10, 20));
+        assert.deepEqual(await store.deleteArchiveFiles(name, [file(name, 0, 0, 10).path, "no/such.parquet"]), [
+          file(name, 0, 0, 10),
+        ]);
+        assert.deepEqual(await store.deleteArchiveFiles(name, []), []);
+        assert.deepEqual(await store.listArchiveFiles(name), [file(name, 0, 10, 20)]);
+        assert.deepEqual(await store.archiveBoundaries(name), new Map([[0, 20]]));
+        await store.commitArchiveFile(file(name, 0, 20, 30));
       });
 
       it("refuses a file of a missing stream; deleting a stream deletes its manifest", async () => {

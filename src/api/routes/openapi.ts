@@ -149,6 +149,10 @@ export const DOCS: Readonly<Record<string, RouteDoc>> = {
               additionalProperties: false,
               properties: {
                 hot: { type: "string", description: 'hot window by event time, a duration (default "7d")' },
+                archive: {
+                  type: "string",
+                  description: "how long archived rows are kept, by event time (default: for ever)",
+                },
               },
             },
           ],

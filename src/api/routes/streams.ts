@@ -21,6 +21,7 @@ export function describeStream(stream: StreamDefinition) {
     ...(stream.derivedFrom !== undefined && { derivedFrom: stream.derivedFrom }),
     analytics: stream.analytics !== false,
     ...(stream.analytics !== false && { analyticsHotMs: hotWindowOf(stream) }),
+    ...(stream.archiveRetentionMs !== undefined && { analyticsArchiveMs: stream.archiveRetentionMs }),
     maxFutureSkewMs: stream.maxFutureSkewMs ?? DEFAULT_MAX_FUTURE_SKEW_MS,
     createdAt: stream.createdAt,
   };
