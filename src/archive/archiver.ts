@@ -17,16 +17,22 @@ import { type ArchiveLocation, archiveKey } from "./location.js";
 export interface TieredStore {
   planArchive(stream: string, cutoffMs: number, maxRows: number): Promise<ArchiveRange[]>;
   exportRange(stream: string, range: ArchiveRange, path: string): Promise<ExportedFile>;
+  mergeFiles(files: readonly string[], path: string): Promise<ExportedFile>;
   publishArchive(stream: string, archive: ArchiveSet): Promise<void>;
   deleteArchivedRows(stream: string): Promise<number>;
 }
 
-export type ArchiveStep = "write" | "put" | "commit" | "publish" | "delete" | "expire";
+export type ArchiveStep = "write" | "put" | "commit" | "publish" | "delete" | "expire" | "merge" | "replace";
 
 export interface ArchiverOptions {
   readonly control: Pick<
     ControlStore,
-    "listStreams" | "listArchiveFiles" | "commitArchiveFile" | "deleteArchiveFiles" | "archiveBoundaries"
+    | "listStreams"
+    | "listArchiveFiles"
+    | "commitArchiveFile"
+    | "replaceArchiveFiles"
+    | "deleteArchiveFiles"
+    | "archiveBoundaries"
   >;
   readonly analytics: TieredStore;
   readonly location: ArchiveLocation;
@@ -49,6 +55,9 @@ export interface ArchiveStats {
   failures: number;
   /** Files deleted by archive retention. */
   filesExpired: number;
+  /** Compactions done, and the files they merged. */
+  compactions: number;
+  filesCompacted: number;
   /** Per stream: files and bytes in the archive, and the event time up to which it is complete. */
   readonly streams: Map<string, { files: number; bytes: number; rows: number }>;
   /** When a run last ended without failures, epoch ms (0: never). */
@@ -56,6 +65,13 @@ export interface ArchiveStats {
 }
 
 const DEFAULT_MAX_ROWS_PER_FILE = 1_000_000;
+/** Small files of one partition and day merged together once there are this many in a row. */
+const MIN_MERGE = 8;
+
+/** The day directory of a file's key (`<stream>/<day>/p<partition>/…`). */
+function dayOf(key: string): string {
+  return key.split("/")[1] ?? "";
+}
 /** Plans per stream per run: a backlog moves over several runs rather than holding one for hours. */
 const MAX_PLANS_PER_RUN = 64;
 
@@ -66,6 +82,8 @@ export class Archiver {
     bytesWritten: 0,
     failures: 0,
     filesExpired: 0,
+    compactions: 0,
+    filesCompacted: 0,
     streams: new Map(),
     lastSuccess: 0,
   };
@@ -196,7 +214,7 @@ export class Archiver {
         await this.step("write", stream.name);
         const staged = location.stagingPath(`${stream.name}-p${range.partition}`);
         const written = await analytics.exportRange(stream.name, range, staged);
-        const key = archiveKey(stream.name, range.partition, range.offsetStart, range.offsetEnd, range.minTime);
+        const key = archiveKey(stream.name, range.partition, range.offsetStart, range.offsetEnd, range.maxTime);
         await this.step("put", stream.name);
         await location.put(staged, key);
         await this.step("commit", stream.name);
@@ -211,6 +229,83 @@ export class Archiver {
       await this.sync(stream.name);
     }
     await this.expire(stream, now);
+    await this.compact(stream.name, maxRows);
+  }
+
+  /**
+   * Merges runs of small files (under half the row bound) of one partition and day, once a run
+   * has MIN_MERGE of them, into files of up to `maxRows` rows: each interval writes a file per
+   * partition, and thousands of small files a day would make every query open thousands
+   * (ClickHouse's "too many parts", Druid's small segments). The merged file replaces the run in
+   * one manifest transaction; the run's files are deleted once no query reads them.
+   */
+  private async compact(stream: string, maxRows: number): Promise<void> {
+    const { control } = this.options;
+    const runs: ArchiveFileRecord[][] = [];
+    let run: ArchiveFileRecord[] = [];
+    let rows = 0;
+    const flush = () => {
+      if (run.length >= MIN_MERGE) runs.push(run);
+      run = [];
+      rows = 0;
+    };
+    for (const f of await control.listArchiveFiles(stream)) {
+      const prev = run.at(-1);
+      const fits =
+        prev !== undefined &&
+        prev.partition === f.partition &&
+        prev.offsetEnd === f.offsetStart &&
+        dayOf(prev.path) === dayOf(f.path) &&
+        rows + f.rows <= maxRows;
+      if (!fits) flush();
+      if (f.rows < maxRows / 2) {
+        run.push(f);
+        rows += f.rows;
+      } else {
+        flush();
+      }
+    }
+    flush();
+    for (const r of runs) await this.merge(stream, r);
+  }
+
+  private async merge(stream: string, run: readonly ArchiveFileRecord[]): Promise<void> {
+    const { analytics, location, control } = this.options;
+    const first = run[0]!;
+    const last = run.at(-1)!;
+    await this.step("merge", stream);
+    const sources: string[] = [];
+    for (const f of run) sources.push(await location.localPath(f.path));
+    const staged = location.stagingPath(`${stream}-p${first.partition}-merge`);
+    const written = await analytics.mergeFiles(sources, staged);
+    const key = `${stream}/${dayOf(first.path)}/p${first.partition}/${first.offsetStart}-${last.offsetEnd}.parquet`;
+    await location.put(staged, key);
+    const merged: ArchiveFileRecord = {
+      stream,
+      partition: first.partition,
+      offsetStart: first.offsetStart,
+      offsetEnd: last.offsetEnd,
+      minTime: Math.min(...run.map((f) => f.minTime)),
+      maxTime: Math.max(...run.map((f) => f.maxTime)),
+      minUser: run.map((f) => f.minUser).reduce((a, b) => (b < a ? b : a)),
+      maxUser: run.map((f) => f.maxUser).reduce((a, b) => (b > a ? b : a)),
+      rows: written.rows,
+      bytes: written.bytes,
+      schemaVersion: written.columns,
+      path: key,
+    };
+    await this.step("replace", stream);
+    await control.replaceArchiveFiles(
+      stream,
+      run.map((f) => f.path),
+      merged,
+    );
+    this.unsynced.add(stream);
+    // Publishing waits for the queries that may still read the merged files; then they can go.
+    await this.sync(stream);
+    await location.delete(run.map((f) => f.path));
+    this.stats.compactions += 1;
+    this.stats.filesCompacted += run.length;
   }
 
   /**

@@ -29,9 +29,13 @@ export interface ArchiveLocation {
 
 const STAGING = ".staging";
 
-/** The key of a file: `<stream>/<day>/p<partition>/<offsetStart>-<offsetEnd>.parquet`, day of its earliest event (UTC). */
-export function archiveKey(stream: string, partition: number, offsetStart: number, offsetEnd: number, minTime: number) {
-  const day = new Date(minTime).toISOString().slice(0, 10);
+/**
+ * The key of a file: `<stream>/<day>/p<partition>/<offsetStart>-<offsetEnd>.parquet`, the day
+ * (UTC) of its newest event: a late event lowers a file's earliest time but not its newest, so
+ * consecutive files of a partition keep to one day and compaction can merge them.
+ */
+export function archiveKey(stream: string, partition: number, offsetStart: number, offsetEnd: number, maxTime: number) {
+  const day = new Date(maxTime).toISOString().slice(0, 10);
   return `${stream}/${day}/p${partition}/${offsetStart}-${offsetEnd}.parquet`;
 }
 

@@ -405,6 +405,33 @@ export class SqlControlStore implements ControlStore {
     return rows.map(toArchiveFile);
   }
 
+  async replaceArchiveFiles(stream: string, replaced: readonly string[], merged: ArchiveFileRecord): Promise<void> {
+    await this.#transaction(async (tx) => {
+      await tx.query("SELECT 1 FROM streams WHERE name = $1 FOR UPDATE", [stream]);
+      const { rows } = await tx.query<ArchiveFileRow>(
+        `DELETE FROM archive_files WHERE stream = $1 AND path = ANY($2::text[]) RETURNING ${ARCHIVE_FILE_COLUMNS}`,
+        [stream, [...replaced]],
+      );
+      const gone = rows.map(toArchiveFile).sort((a, b) => a.offsetStart - b.offsetStart);
+      const consecutive = gone.every((r, i) => i === 0 || r.offsetStart === gone[i - 1]!.offsetEnd);
+      if (
+        gone.length !== replaced.length ||
+        gone.length === 0 ||
+        !consecutive ||
+        gone.some((r) => r.partition !== merged.partition) ||
+        merged.stream !== stream ||
+        merged.offsetStart !== gone[0]!.offsetStart ||
+        merged.offsetEnd !== gone.at(-1)!.offsetEnd
+      ) {
+        throw new RunnelError(
+          "conflict",
+          `archive files of ${stream} changed or do not match ${merged.path}; nothing replaced`,
+        );
+      }
+      await insertArchiveFile(tx, merged);
+    });
+  }
+
   async commitArchiveFile(f: ArchiveFileRecord): Promise<void> {
     await this.#transaction(async (tx) => {
       // Serialises commits of one stream, and makes sure it still exists.
@@ -421,23 +448,7 @@ export class SqlControlStore implements ControlStore {
           `archive file ${f.path} starts at offset ${f.offsetStart}, but partition ${f.partition} of ${f.stream} is archived up to ${boundary}`,
         );
       }
-      await tx.query(
-        `INSERT INTO archive_files (${ARCHIVE_FILE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-        [
-          f.stream,
-          f.partition,
-          f.offsetStart,
-          f.offsetEnd,
-          f.minTime,
-          f.maxTime,
-          f.minUser,
-          f.maxUser,
-          f.rows,
-          f.bytes,
-          f.schemaVersion,
-          f.path,
-        ],
-      );
+      await insertArchiveFile(tx, f);
       await tx.query(
         `INSERT INTO archive_boundaries (stream, stream_partition, next_offset) VALUES ($1, $2, $3)
          ON CONFLICT (stream, stream_partition) DO UPDATE SET next_offset = EXCLUDED.next_offset`,
@@ -731,6 +742,26 @@ export class SqlControlStore implements ControlStore {
       throw translateDatabaseError(e);
     }
   }
+}
+
+async function insertArchiveFile(tx: SqlExecutor, f: ArchiveFileRecord): Promise<void> {
+  await tx.query(
+    `INSERT INTO archive_files (${ARCHIVE_FILE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+    [
+      f.stream,
+      f.partition,
+      f.offsetStart,
+      f.offsetEnd,
+      f.minTime,
+      f.maxTime,
+      f.minUser,
+      f.maxUser,
+      f.rows,
+      f.bytes,
+      f.schemaVersion,
+      f.path,
+    ],
+  );
 }
 
 function one<T>(rows: T[]): T {

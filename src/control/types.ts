@@ -287,6 +287,12 @@ export interface ControlStore {
    */
   commitArchiveFile(file: ArchiveFileRecord): Promise<void>;
   /**
+   * Compaction's commit: replaces consecutive files of one partition by `merged`, which must
+   * cover exactly their offset ranges, in one transaction. Refuses with conflict, changing
+   * nothing, when any of them is no longer committed or the ranges do not match.
+   */
+  replaceArchiveFiles(stream: string, replaced: readonly string[], merged: ArchiveFileRecord): Promise<void>;
+  /**
    * Removes files from the manifest (archive retention); the partitions' boundaries stay, so
    * their rows never count as hot again. Returns the records removed.
    */

@@ -246,3 +246,77 @@ describe("archive retention", () => {
     }
   });
 });
+
+describe("compaction", () => {
+  /** Runs the archiver once per `stepMs` of simulated time over the data, so each run moves a few rows. */
+  async function trickle(archiver: ReturnType<ArchiveFixture["archiver"]>, clock: { now: number }) {
+    for (clock.now = NOW - 7 * DAY; clock.now <= NOW; clock.now += 2 * 3_600_000) await archiver.runOnce();
+  }
+
+  it("merges runs of small files of a partition and day, bounding files per day, every event once", async () => {
+    const f = await archiveFixture();
+    try {
+      await loadStream(f, definition("clicks", 2), events(2, 480));
+      const before = await census(f, "clicks");
+      const clock = { now: 0 };
+      const archiver = f.archiver({ maxRowsPerFile: 60, now: () => clock.now });
+      await archiver.recover();
+      await trickle(archiver, clock);
+      assert.equal(archiver.stats.failures, 0);
+      assert.ok(archiver.stats.compactions > 0, "compactions ran");
+      assert.ok(archiver.stats.filesCompacted >= 8 * archiver.stats.compactions);
+      const files = await f.control.listArchiveFiles("clicks");
+      // 12 files a day per partition were written; each run of 8 became one.
+      assert.ok(
+        files.length <= archiver.stats.filesWritten / 2,
+        `${files.length} of ${archiver.stats.filesWritten} files left`,
+      );
+      const perDay = new Map<string, number>();
+      for (const file of files) {
+        const day = `${file.partition}/${file.path.split("/")[1]}`;
+        perDay.set(day, (perDay.get(day) ?? 0) + 1);
+      }
+      for (const [day, n] of perDay) assert.ok(n <= 8, `${n} files in ${day}`);
+      assert.deepEqual(await census(f, "clicks"), before);
+      await manifestMatchesDisk(f);
+    } finally {
+      await f.close();
+    }
+  });
+
+  for (const step of ["merge", "replace"] satisfies ArchiveStep[]) {
+    it(`a failure at "${step}" of a compaction, then a restart, keeps every event exactly once`, async () => {
+      const f = await archiveFixture();
+      try {
+        await loadStream(f, definition("clicks", 1), events(1, 480));
+        const before = await census(f, "clicks");
+        const clock = { now: 0 };
+        let failed = false;
+        const crashing = f.archiver({
+          maxRowsPerFile: 60,
+          now: () => clock.now,
+          beforeStep: (s) => {
+            if (s === step && !failed) {
+              failed = true;
+              throw new Error(`injected failure at ${step}`);
+            }
+          },
+        });
+        await crashing.recover();
+        await trickle(crashing, clock);
+        assert.ok(failed, "the failure was injected");
+        assert.deepEqual(await census(f, "clicks"), before, "after the failure");
+        await f.restart();
+        const archiver = f.archiver({ maxRowsPerFile: 60, now: () => NOW });
+        await archiver.recover();
+        assert.deepEqual(await census(f, "clicks"), before, "after the restart");
+        await manifestMatchesDisk(f);
+        await archiver.runOnce();
+        assert.deepEqual(await census(f, "clicks"), before, "after the next run");
+        await manifestMatchesDisk(f);
+      } finally {
+        await f.close();
+      }
+    });
+  }
+});

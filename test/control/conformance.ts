@@ -683,6 +683,49 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
         await store.commitArchiveFile(file(name, 0, 20, 30));
       });
 
+      it("replaces consecutive files by one covering them (compaction), all or nothing", async () => {
+        const name = unique("arch");
+        await store.createStream({ name, partitions: 2, timestampField: "timestamp" });
+        for (const [s, e] of [
+          [0, 10],
+          [10, 25],
+          [25, 40],
+          [40, 50],
+        ] as const) {
+          await store.commitArchiveFile(file(name, 0, s, e));
+        }
+        await store.commitArchiveFile(file(name, 1, 0, 10));
+        const merged = { ...file(name, 0, 10, 40), path: `${name}/merged.parquet` };
+        const paths = (s: number, e: number) => file(name, 0, s, e).path;
+        // Not consecutive (10-25 and 40-50), a range that does not match, a file of another partition.
+        await rejectsWith(store.replaceArchiveFiles(name, [paths(10, 25), paths(40, 50)], merged), "conflict");
+        await rejectsWith(store.replaceArchiveFiles(name, [paths(10, 25)], merged), "conflict");
+        await rejectsWith(
+          store.replaceArchiveFiles(name, [paths(10, 25), paths(25, 40), file(name, 1, 0, 10).path], merged),
+          "conflict",
+        );
+        assert.equal((await store.listArchiveFiles(name)).length, 5, "nothing replaced");
+        await store.replaceArchiveFiles(name, [paths(25, 40), paths(10, 25)], merged);
+        assert.deepEqual(
+          (await store.listArchiveFiles(name)).map((f) => [f.partition, f.offsetStart, f.offsetEnd, f.path]),
+          [
+            [0, 0, 10, paths(0, 10)],
+            [0, 10, 40, merged.path],
+            [0, 40, 50, paths(40, 50)],
+            [1, 0, 10, file(name, 1, 0, 10).path],
+          ],
+        );
+        // Replaced files are gone: a second attempt is refused.
+        await rejectsWith(store.replaceArchiveFiles(name, [paths(10, 25), paths(25, 40)], merged), "conflict");
+        assert.deepEqual(
+          await store.archiveBoundaries(name),
+          new Map([
+            [0, 50],
+            [1, 10],
+          ]),
+        );
+      });
+
       it("refuses a file of a missing stream; deleting a stream deletes its manifest", async () => {
         await rejectsWith(store.commitArchiveFile(file(unique("none"), 0, 0, 1)), "stream_not_found");
         const name = unique("arch");

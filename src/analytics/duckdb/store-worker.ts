@@ -75,6 +75,8 @@ async function dispatch({ method, args }: WorkerRequest): Promise<unknown> {
       return store.planArchive(args[0] as string, args[1] as number, args[2] as number);
     case "exportRange":
       return store.exportRange(args[0] as string, args[1] as ArchiveRange, args[2] as string);
+    case "mergeFiles":
+      return store.mergeFiles(args[0] as string[], args[1] as string);
     case "publishArchive":
       return store.publishArchive(args[0] as string, args[1] as ArchiveSet);
     case "deleteArchivedRows":

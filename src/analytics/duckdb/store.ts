@@ -541,6 +541,24 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
   }
 
   /**
+   * Compaction: writes the rows of archive files (local paths) to one Parquet file at `path`,
+   * sorted like any archive file. Columns are the union of theirs.
+   */
+  async mergeFiles(files: readonly string[], path: string): Promise<ExportedFile> {
+    return this.archiveLock.run(async () => {
+      const c = this.archiveConn();
+      const list = files.map(sqlString).join(", ");
+      const copied = await c.runAndReadAll(
+        `COPY (SELECT * FROM read_parquet([${list}], union_by_name = true) ORDER BY user_id, "_time", "_offset")
+         TO ${sqlString(path)} (FORMAT parquet, COMPRESSION zstd)`,
+      );
+      const rows = Number(copied.getRowsJS()[0]?.[0] ?? 0);
+      const columns = (await this.describeFile(c, path)).length;
+      return { rows, bytes: (await stat(path)).size, columns };
+    });
+  }
+
+  /**
    * Publishes a stream's archive to queries: from now on they read these files and the hot
    * table from these boundaries on. Returns when the files' schemas are known.
    */

@@ -85,6 +85,7 @@ export type WorkerMethod =
   | "planArchive"
   | "exportRange"
   | "publishArchive"
+  | "mergeFiles"
   | "deleteArchivedRows";
 
 export interface WorkerRequest {
@@ -205,6 +206,10 @@ export class WorkerAnalyticsStore implements AnalyticsStore, TieredStore {
 
   async exportRange(stream: string, range: ArchiveRange, path: string): Promise<ExportedFile> {
     return (await this.call("exportRange", [stream, range, path])) as ExportedFile;
+  }
+
+  async mergeFiles(files: readonly string[], path: string): Promise<ExportedFile> {
+    return (await this.call("mergeFiles", [files, path])) as ExportedFile;
   }
 
   async publishArchive(stream: string, archive: ArchiveSet): Promise<void> {
