@@ -287,8 +287,9 @@ export class Archiver {
       offsetEnd: last.offsetEnd,
       minTime: Math.min(...run.map((f) => f.minTime)),
       maxTime: Math.max(...run.map((f) => f.maxTime)),
-      minUser: run.map((f) => f.minUser).reduce((a, b) => (b < a ? b : a)),
-      maxUser: run.map((f) => f.maxUser).reduce((a, b) => (b > a ? b : a)),
+      // Strings: code-unit order, as DuckDB compares VARCHAR.
+      minUser: run.map((f) => f.minUser).sort()[0]!,
+      maxUser: run.map((f) => f.maxUser).sort().at(-1)!,
       rows: written.rows,
       bytes: written.bytes,
       schemaVersion: written.columns,
