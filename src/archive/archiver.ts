@@ -289,7 +289,10 @@ export class Archiver {
       maxTime: Math.max(...run.map((f) => f.maxTime)),
       // Strings: code-unit order, as DuckDB compares VARCHAR.
       minUser: run.map((f) => f.minUser).sort()[0]!,
-      maxUser: run.map((f) => f.maxUser).sort().at(-1)!,
+      maxUser: run
+        .map((f) => f.maxUser)
+        .sort()
+        .at(-1)!,
       rows: written.rows,
       bytes: written.bytes,
       schemaVersion: written.columns,
