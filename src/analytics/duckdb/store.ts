@@ -188,6 +188,9 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
     await writer.run(CREATE_POSITIONS_SQL);
     this.readers = await ReaderPool.open(instance, this.options.readers ?? 4);
     const archiver = await instance.connect();
+    // Archive files never change once written (a new range is a new file), so their footers can
+    // be kept: without this every query re-reads the metadata of every file it scans.
+    if (archiveDir !== undefined) await writer.run("SET parquet_metadata_cache = true");
     await lockEngine(writer);
     const [[database]] = (await writer.runAndReadAll("SELECT current_database()")).getRowsJS() as [[string]];
     this.database = database;
