@@ -42,6 +42,8 @@ export interface ArchiverOptions {
   /** Runs before each step of each file; a throw there stands for a crash at that step (tests). */
   readonly beforeStep?: (step: ArchiveStep, stream: string) => void | Promise<void>;
   readonly onError?: (error: unknown, stream: string) => void;
+  /** First back-off after a failed run of a stream; default: the interval start() was given. */
+  readonly backoffMs?: number;
   /** Hears each file committed (metrics). */
   readonly onCommitted?: (file: ArchiveFileRecord) => void;
 }
@@ -65,6 +67,8 @@ export interface ArchiveStats {
 }
 
 const DEFAULT_MAX_ROWS_PER_FILE = 1_000_000;
+/** Failing streams wait 1, 2, 4 … up to 64 intervals between tries. */
+const MAX_BACKOFF_DOUBLINGS = 6;
 /** Small files of one partition and day merged together once there are this many in a row. */
 const MIN_MERGE = 8;
 
@@ -93,12 +97,17 @@ export class Archiver {
   /** Streams whose published archive may differ from the manifest (after a failure). */
   private readonly unsynced = new Set<string>();
   private collectGarbage = false;
+  /** Streams whose last runs failed: how many in a row, and when to try again. */
+  private readonly retries = new Map<string, { failures: number; at: number }>();
+  /** The first back-off (the interval start() runs at; 0 for runOnce() alone: none). */
+  private intervalMs: number;
   /** When each stream was last found with nothing left to move, epoch ms. */
   private readonly upToDate = new Map<string, number>();
   private readonly startedAt: number;
 
   constructor(private readonly options: ArchiverOptions) {
     this.startedAt = this.now();
+    this.intervalMs = options.backoffMs ?? 0;
   }
 
   /**
@@ -143,6 +152,7 @@ export class Archiver {
 
   start(intervalMs: number): void {
     this.stopped = false;
+    this.intervalMs = this.options.backoffMs ?? intervalMs;
     const tick = () => {
       this.timer = setTimeout(async () => {
         await this.runOnce();
@@ -170,25 +180,34 @@ export class Archiver {
 
   private async run(): Promise<void> {
     let failed = false;
-    if (this.collectGarbage) {
-      try {
+    try {
+      if (this.collectGarbage) {
         await this.recover();
         this.collectGarbage = false;
-      } catch (e) {
-        failed = true;
-        this.fail(e, "*");
       }
-    }
-    for (const stream of await this.options.control.listStreams()) {
-      if (stream.analytics === false || this.stopped) continue;
-      try {
-        await this.archiveStream(stream);
-      } catch (e) {
-        failed = true;
-        this.unsynced.add(stream.name);
-        this.collectGarbage = true;
-        this.fail(e, stream.name);
+      for (const stream of await this.options.control.listStreams()) {
+        if (stream.analytics === false || this.stopped) continue;
+        const retry = this.retries.get(stream.name);
+        if (retry !== undefined && this.now() < retry.at) continue;
+        try {
+          await this.archiveStream(stream);
+          this.retries.delete(stream.name);
+        } catch (e) {
+          failed = true;
+          this.unsynced.add(stream.name);
+          this.collectGarbage = true;
+          this.fail(e, stream.name);
+          // Back-off: a bucket that is down or a full disk is not hammered every interval.
+          const failures = (retry?.failures ?? 0) + 1;
+          const delay = this.intervalMs * 2 ** Math.min(failures - 1, MAX_BACKOFF_DOUBLINGS);
+          this.retries.set(stream.name, { failures, at: this.now() + delay });
+        }
       }
+    } catch (e) {
+      // The control database or the location is out of reach: nothing was archived; retry next run.
+      failed = true;
+      this.collectGarbage = true;
+      this.fail(e, "*");
     }
     if (!failed) this.stats.lastSuccess = this.now();
   }

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { ArchiveStep } from "../../src/archive/archiver.js";
+import { Archiver, type ArchiveStep } from "../../src/archive/archiver.js";
 import {
   type ArchiveFixture,
   archiveFixture,
@@ -16,6 +16,7 @@ import {
   loadStream,
   NOW,
 } from "./fixture.js";
+import { scopedControl } from "./scoped-control.js";
 
 const ALL = { kind: "all" } as const;
 
@@ -319,4 +320,72 @@ describe("compaction", () => {
       }
     });
   }
+});
+
+describe("failing runs", () => {
+  it("keep rows hot, back off 1, 2, 4 … intervals per stream, and archive once the location is back", async () => {
+    const f = await archiveFixture();
+    try {
+      await loadStream(f, definition("clicks", 1), events(1, 100));
+      const before = await census(f, "clicks");
+      let down = true;
+      let puts = 0;
+      const location = Object.create(f.location) as typeof f.location;
+      location.put = async (staged, key) => {
+        puts += 1;
+        if (down) throw new Error("bucket down");
+        return f.location.put(staged, key);
+      };
+      let now = NOW;
+      const archiver = new Archiver({
+        control: f.control,
+        analytics: f.store,
+        location,
+        now: () => now,
+        backoffMs: 3_600_000,
+      });
+      await archiver.recover();
+      const attempts: number[] = [];
+      for (let hour = 0; hour < 8; hour++) {
+        const put = puts;
+        await archiver.runOnce();
+        if (puts > put) attempts.push(hour);
+        assert.deepEqual(await census(f, "clicks"), before, `hour ${hour}`);
+        now += 3_600_000;
+      }
+      // Tries at 0, then 1 hour later, then 2, then 4.
+      assert.deepEqual(attempts, [0, 1, 3, 7]);
+      assert.equal(archiver.stats.failures, 4);
+      assert.deepEqual(await f.control.listArchiveFiles("clicks"), []);
+      down = false;
+      now += 8 * 3_600_000;
+      await archiver.runOnce();
+      assert.ok((await f.control.listArchiveFiles("clicks")).length > 0);
+      assert.deepEqual(await census(f, "clicks"), before);
+      await manifestMatchesDisk(f);
+    } finally {
+      await f.close();
+    }
+  });
+
+  it("a control database out of reach fails the run, not the process", async () => {
+    const f = await archiveFixture();
+    try {
+      await loadStream(f, definition("clicks", 1), events(1, 50));
+      const errors: string[] = [];
+      const archiver = f.archiver({
+        control: {
+          ...scopedControl(f.control, "clicks"),
+          listStreams: async () => {
+            throw new Error("control database is unavailable");
+          },
+        },
+        onError: (e, stream) => errors.push(`${stream}: ${e instanceof Error ? e.message : String(e)}`),
+      });
+      await archiver.runOnce();
+      assert.deepEqual(errors, ["*: control database is unavailable"]);
+    } finally {
+      await f.close();
+    }
+  });
 });
