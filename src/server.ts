@@ -261,7 +261,10 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     for (const letter of earlyLetters.splice(0)) alertLetter(letter);
     const alerts = consumerAlerts;
     const consumerWatch = setInterval(() => {
-      alerts.sample(new Map(failingConsumers().map((f) => [f.consumer, f.error])));
+      const failing = new Map(failingConsumers().map((f) => [f.consumer, f.error]));
+      // Archiving that keeps failing raises the same operator alert (rows stay hot meanwhile).
+      for (const [stream, { error }] of archiver.failing()) failing.set(`archive/${stream}`, error);
+      alerts.sample(failing);
     }, config.monitoring.anomalyIntervalMs);
     consumerWatch.unref();
     closers.push({ name: "consumer watch", close: async () => clearInterval(consumerWatch) });

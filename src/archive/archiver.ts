@@ -98,7 +98,7 @@ export class Archiver {
   private readonly unsynced = new Set<string>();
   private collectGarbage = false;
   /** Streams whose last runs failed: how many in a row, and when to try again. */
-  private readonly retries = new Map<string, { failures: number; at: number }>();
+  private readonly retries = new Map<string, { failures: number; at: number; error: string }>();
   /** The first back-off (the interval start() runs at; 0 for runOnce() alone: none). */
   private intervalMs: number;
   /** When each stream was last found with nothing left to move, epoch ms. */
@@ -117,6 +117,11 @@ export class Archiver {
   lagSeconds(streams: readonly string[]): Map<string, number> {
     const now = this.now();
     return new Map(streams.map((s) => [s, Math.max(0, now - (this.upToDate.get(s) ?? this.startedAt)) / 1000]));
+  }
+
+  /** Streams whose archiving fails run after run (reset by a run that succeeds), with the last error. */
+  failing(): Map<string, { failures: number; error: string }> {
+    return new Map([...this.retries].map(([stream, r]) => [stream, { failures: r.failures, error: r.error }]));
   }
 
   private now(): number {
@@ -200,7 +205,8 @@ export class Archiver {
           // Back-off: a bucket that is down or a full disk is not hammered every interval.
           const failures = (retry?.failures ?? 0) + 1;
           const delay = this.intervalMs * 2 ** Math.min(failures - 1, MAX_BACKOFF_DOUBLINGS);
-          this.retries.set(stream.name, { failures, at: this.now() + delay });
+          const error = e instanceof Error ? e.message : String(e);
+          this.retries.set(stream.name, { failures, at: this.now() + delay, error });
         }
       }
     } catch (e) {

@@ -356,11 +356,13 @@ describe("failing runs", () => {
       // Tries at 0, then 1 hour later, then 2, then 4.
       assert.deepEqual(attempts, [0, 1, 3, 7]);
       assert.equal(archiver.stats.failures, 4);
+      assert.deepEqual(archiver.failing(), new Map([["clicks", { failures: 4, error: "bucket down" }]]));
       assert.deepEqual(await f.control.listArchiveFiles("clicks"), []);
       down = false;
       now += 8 * 3_600_000;
       await archiver.runOnce();
       assert.ok((await f.control.listArchiveFiles("clicks")).length > 0);
+      assert.deepEqual(archiver.failing(), new Map());
       assert.deepEqual(await census(f, "clicks"), before);
       await manifestMatchesDisk(f);
     } finally {
