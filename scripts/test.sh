@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test Runnel has: type check, lint, then the unit and integration suites against real
-# components. Installs and starts what those need (PostgreSQL, Prometheus) when it is missing.
+# components. Installs and starts what those need (PostgreSQL, Prometheus, moto's S3) when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Everything below runs on a supported Node.js, fetched into .runnel/node when the system's is older.
@@ -20,6 +20,10 @@ RUNNEL_TEST_KAFKA_BROKERS="$(bash scripts/kafka.sh)"; export RUNNEL_TEST_KAFKA_B
 echo "== Mosquitto (MQTT)"
 RUNNEL_TEST_MQTT_URL="mqtt://$(bash scripts/mosquitto.sh)"
 export RUNNEL_TEST_MQTT_URL
+
+echo "== S3-compatible server (moto) for the archive"
+RUNNEL_TEST_S3_URL="$(bash scripts/s3.sh)"
+export RUNNEL_TEST_S3_URL
 
 echo "== Prometheus"
 RUNNEL_TEST_PROMETHEUS_URL="$(bash scripts/prometheus.sh)"

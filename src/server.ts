@@ -17,6 +17,7 @@ import { Revocations } from "./api/auth/revocations.js";
 import { loadTokenSecret, TokenService } from "./api/auth/tokens.js";
 import { DASHBOARD_MISSING, dashboardBuilt, WEB_DIST } from "./api/routes/web.js";
 import type { ApiServices } from "./api/services.js";
+import { Archiver, createArchiveLocation } from "./archive/index.js";
 import { ColumnCatalog } from "./catalog/columns.js";
 import { PipelineManager } from "./catalog/pipelines.js";
 import { StreamCatalog } from "./catalog/streams.js";
@@ -112,6 +113,8 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       ? createPostgresControlStore(config.databaseUrl, { revocations })
       : createPgliteControlStore(join(config.dataDir, "control"), { revocations });
   await mkdir(join(config.dataDir, "analytics"), { recursive: true });
+  const archiveLocation = createArchiveLocation(config.archive.location, config.dataDir);
+  await archiveLocation.open();
   // In a worker thread: its DuckDB appends would otherwise share the event loop with ingest.
   const analytics = createWorkerAnalyticsStore({
     path: join(config.dataDir, "analytics", "runnel.duckdb"),
@@ -120,6 +123,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     maxResultBytes: config.query.maxResultBytes,
     queryTimeoutMs: config.query.timeoutMs,
     sandbox: { memoryLimit: `${config.query.memoryLimitBytes}B` },
+    archiveDir: archiveLocation.localDir,
   });
   // Fair admission of queries across users (docs/security.md, "Query limits").
   const queries = new QueryScheduler({
@@ -181,9 +185,41 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       deadLetters,
     });
     closers.push({ name: "analytics loader", close: () => loader.stop() });
-    const streams = new StreamCatalog({ control, log, analytics, loader, columns });
+    const archiveLogger = logger.child({ component: "archive" });
+    const archiver = new Archiver({
+      control,
+      analytics,
+      location: archiveLocation,
+      now: () => clock.now(),
+      onError: (err, stream) => {
+        metrics.archiveFailures.inc({ stream });
+        archiveLogger.warn({ err, stream }, "archiving failed; rows stay hot, will retry");
+      },
+      onCommitted: (file) => {
+        metrics.archiveWrittenFiles.inc({ stream: file.stream });
+        metrics.archiveWrittenBytes.inc({ stream: file.stream }, file.bytes);
+      },
+    });
+    metrics.onScrape(async () => {
+      const names = (await control.listStreams()).filter((s) => s.analytics !== false).map((s) => s.name);
+      for (const metric of [metrics.archiveFiles, metrics.archiveBytes, metrics.archiveRows, metrics.archiveLag]) {
+        metric.reset();
+      }
+      for (const [stream, lag] of archiver.lagSeconds(names)) {
+        metrics.archiveLag.set({ stream }, lag);
+        const held = archiver.stats.streams.get(stream);
+        metrics.archiveFiles.set({ stream }, held?.files ?? 0);
+        metrics.archiveBytes.set({ stream }, held?.bytes ?? 0);
+        metrics.archiveRows.set({ stream }, held?.rows ?? 0);
+      }
+    });
+    const streams = new StreamCatalog({ control, log, analytics, loader, columns, archive: archiver });
     catalog = streams;
     await streams.open();
+    // Before any query: the archive as committed, and none of its rows left in the hot tier.
+    await archiver.recover();
+    archiver.start(config.archive.intervalMs);
+    closers.push({ name: "archiver", close: () => archiver.stop() });
     // Opened after monitoring, whose probe hears its windows' state and checkpoints.
     let pipelineManager: PipelineManager | undefined;
     let ruleManager: RuleManager | undefined;
@@ -226,7 +262,10 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     for (const letter of earlyLetters.splice(0)) alertLetter(letter);
     const alerts = consumerAlerts;
     const consumerWatch = setInterval(() => {
-      alerts.sample(new Map(failingConsumers().map((f) => [f.consumer, f.error])));
+      const failing = new Map(failingConsumers().map((f) => [f.consumer, f.error]));
+      // Archiving that keeps failing raises the same operator alert (rows stay hot meanwhile).
+      for (const [stream, { error }] of archiver.failing()) failing.set(`archive/${stream}`, error);
+      alerts.sample(failing);
     }, config.monitoring.anomalyIntervalMs);
     consumerWatch.unref();
     closers.push({ name: "consumer watch", close: async () => clearInterval(consumerWatch) });

@@ -2,6 +2,7 @@
  * Validation of a stream definition as it arrives from the API: names, partitions, schema,
  * timestamp field, retention and event-time bound, each refused with a message naming the field.
  */
+import { DEFAULT_HOT_MS, MAX_ARCHIVE_MS, MAX_HOT_MS, MIN_HOT_MS } from "../archive/hot-window.js";
 import { parseDuration } from "../config/units.js";
 import { RunnelError } from "../core/errors.js";
 import { checkSchema } from "../ingest/ingestor.js";
@@ -20,6 +21,56 @@ export interface StreamSpec {
   readonly retentionMs?: number;
   readonly analytics?: false;
   readonly maxFutureSkewMs?: number;
+  /** `"analytics": {"hot": "7d"}`: the hot window (src/archive/hot-window.ts). */
+  readonly hotMs?: number;
+  /** `"analytics": {"archive": "365d"}`: how long archived rows are kept, by event time. */
+  readonly archiveRetentionMs?: number;
+}
+
+const ANALYTICS_SHAPE = 'analytics must be true or false, or an object such as {"hot": "7d"}';
+
+/**
+ * `analytics`: true or absent (indexed, default hot window), false (log only), or
+ * `{"hot": duration, "archive": duration}`.
+ */
+function parseAnalytics(value: unknown): { analytics?: false; hotMs?: number; archiveRetentionMs?: number } {
+  if (value === undefined || value === true) return {};
+  if (value === false) return { analytics: false };
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new RunnelError("invalid_input", ANALYTICS_SHAPE);
+  }
+  const unknown = Object.keys(value).filter((k) => k !== "hot" && k !== "archive");
+  if (unknown.length > 0) throw new RunnelError("invalid_input", `unknown field "analytics.${unknown[0]}"`);
+  const { hot, archive } = value as { hot?: unknown; archive?: unknown };
+  let hotMs: number | undefined;
+  if (hot !== undefined) {
+    hotMs = typeof hot === "string" ? parseDuration(hot) : undefined;
+    if (hotMs === undefined || hotMs < MIN_HOT_MS || hotMs > MAX_HOT_MS) {
+      throw new RunnelError(
+        "invalid_input",
+        'analytics.hot must be a duration from "1m" to "3650d", such as "7d" (how long rows stay in the hot tier, by event time)',
+      );
+    }
+  }
+  let archiveRetentionMs: number | undefined;
+  if (archive !== undefined) {
+    archiveRetentionMs = typeof archive === "string" ? parseDuration(archive) : undefined;
+    // Counted from event time like the hot window, so it must outlast it or rows would be deleted as they arrive.
+    if (
+      archiveRetentionMs === undefined ||
+      archiveRetentionMs <= (hotMs ?? DEFAULT_HOT_MS) ||
+      archiveRetentionMs > MAX_ARCHIVE_MS
+    ) {
+      throw new RunnelError(
+        "invalid_input",
+        'analytics.archive must be a duration longer than analytics.hot and at most "36500d", such as "365d" (how long archived rows are kept, by event time)',
+      );
+    }
+  }
+  return {
+    ...(hotMs !== undefined && { hotMs }),
+    ...(archiveRetentionMs !== undefined && { archiveRetentionMs }),
+  };
 }
 
 export function checkStreamName(name: unknown, field = "name"): string {
@@ -76,16 +127,14 @@ export function parseStreamSpec(body: unknown, defaultPartitions: number): Strea
     }
     maxFutureSkewMs = ms;
   }
-  if (input.analytics !== undefined && typeof input.analytics !== "boolean") {
-    throw new RunnelError("invalid_input", "analytics must be true or false");
-  }
+  const analytics = parseAnalytics(input.analytics);
   return {
     name,
     partitions,
     timestampField,
     ...(schema !== undefined && { schema }),
     ...(retentionMs !== undefined && { retentionMs }),
-    ...(input.analytics === false && { analytics: false as const }),
+    ...analytics,
     ...(maxFutureSkewMs !== undefined && { maxFutureSkewMs }),
   };
 }

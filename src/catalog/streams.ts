@@ -26,6 +26,8 @@ export class StreamCatalog {
       readonly loader: AnalyticsLoader;
       /** Column types of every stream's fields, fixed from the stream's schema at creation. */
       readonly columns: ColumnCatalog;
+      /** The analytics archive, whose files of a deleted stream go with it. */
+      readonly archive?: { dropStream(name: string): Promise<void> };
     },
   ) {}
 
@@ -97,6 +99,7 @@ export class StreamCatalog {
     this.deps.columns.forget(name);
     this.deps.loader.unfollow(name);
     await this.deps.analytics.dropTable(name);
+    await this.deps.archive?.dropStream(name);
     await this.deps.log.deleteStream(name);
   }
 

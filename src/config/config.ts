@@ -3,7 +3,7 @@
  * (flags and environment) with the offending field named, then frozen.
  */
 import { availableParallelism } from "node:os";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import type { JsonLimits } from "../ingest/json-limits.js";
 import { parseDuration, parseSize } from "./units.js";
 
@@ -72,6 +72,13 @@ export interface Config {
   };
   /** How often the local log deletes segments past each stream's retention. */
   readonly retentionIntervalMs: number;
+  /** The analytics archive (docs/storage.md). */
+  readonly archive: {
+    /** How often rows past their stream's hot window move to the archive. */
+    readonly intervalMs: number;
+    /** Where the archive lives: a local directory, or `s3://bucket/prefix`. */
+    readonly location: ArchiveLocationConfig;
+  };
   /** Bounds on SQL queries (docs/security.md, "Query limits"). */
   readonly query: {
     readonly maxRows: number;
@@ -91,6 +98,10 @@ export interface Config {
 
 export const CHECKPOINT_STORES = ["local", "database"] as const;
 export type CheckpointStoreKind = (typeof CHECKPOINT_STORES)[number];
+
+export type ArchiveLocationConfig =
+  | { readonly kind: "local"; readonly dir: string }
+  | { readonly kind: "s3"; readonly bucket: string; readonly prefix: string };
 
 /** At most `count` in any `windowMs`, as a token bucket: a burst of `count`, then one per windowMs/count. */
 export interface RateLimit {
@@ -119,6 +130,7 @@ export const DEFAULTS = {
   kafkaTopicPrefix: "runnel-",
   anomalyInterval: "10s",
   retentionInterval: "1m",
+  archiveInterval: "1m",
   // A 10 MiB body (the body limit) arrives within a minute at 1.4 Mbit/s; slower clients send smaller batches.
   requestTimeout: "60s",
   // Headers are a few KiB: ten seconds is generous on any link and short for a slowloris.
@@ -187,6 +199,8 @@ export const ENV_NAMES = {
   sourcesFile: "RUNNEL_SOURCES_FILE",
   anomalyInterval: "RUNNEL_ANOMALY_INTERVAL",
   retentionInterval: "RUNNEL_RETENTION_INTERVAL",
+  archiveInterval: "RUNNEL_ARCHIVE_INTERVAL",
+  archiveUrl: "RUNNEL_ARCHIVE_URL",
   requestTimeout: "RUNNEL_REQUEST_TIMEOUT",
   headersTimeout: "RUNNEL_HEADERS_TIMEOUT",
   keepAliveTimeout: "RUNNEL_KEEP_ALIVE_TIMEOUT",
@@ -341,8 +355,25 @@ export function loadConfig(flags: Partial<Record<SettingName, string>>, env: Raw
     throw new ConfigError(field("adminPassword"), "must be at least 8 characters");
   }
 
+  const dataDir = resolve(get("dataDir") ?? DEFAULTS.dataDir);
+  const archiveUrl = get("archiveUrl");
+  let archiveLocation: ArchiveLocationConfig = { kind: "local", dir: join(dataDir, "archive") };
+  if (archiveUrl !== undefined) {
+    const s3 = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(archiveUrl);
+    if (s3 !== null) {
+      archiveLocation = { kind: "s3", bucket: s3[1]!, prefix: (s3[2] ?? "").replace(/^\/+|\/+$/g, "") };
+    } else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(archiveUrl) && !archiveUrl.startsWith("file://")) {
+      throw new ConfigError(
+        field("archiveUrl"),
+        `must be a directory or an s3://bucket/prefix URL (bucket names: 3–63 of [a-z0-9.-]), got "${archiveUrl}"`,
+      );
+    } else {
+      archiveLocation = { kind: "local", dir: resolve(archiveUrl.replace(/^file:\/\//, "")) };
+    }
+  }
+
   const config: Config = {
-    dataDir: resolve(get("dataDir") ?? DEFAULTS.dataDir),
+    dataDir,
     host: get("host") ?? DEFAULTS.host,
     port: integer("port", DEFAULTS.port, 0, 65535),
     ...(adminPassword !== undefined && { adminPassword }),
@@ -398,6 +429,11 @@ export function loadConfig(flags: Partial<Record<SettingName, string>>, env: Raw
       [1000, "1s"],
       [86_400_000, "24h"],
     ),
+    archive: Object.freeze({
+      // Below a second the archiver would spend its time listing; above a day the hot tier holds a day too much.
+      intervalMs: boundedDuration("archiveInterval", DEFAULTS.archiveInterval, [1000, "1s"], [86_400_000, "24h"]),
+      location: Object.freeze(archiveLocation),
+    }),
     query: Object.freeze({
       maxRows: integer("queryMaxRows", DEFAULTS.queryMaxRows, 1, 10_000_000),
       // Above 256 MiB one answer would cost the process gigabytes on its way out (rows in the

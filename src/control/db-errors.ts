@@ -14,12 +14,16 @@ const CONFLICTS: Readonly<Record<string, string>> = {
   api_keys_key_hash_key: "api key already exists",
   streams_pkey: "stream already exists",
   pipelines_pkey: "pipeline already exists",
+  archive_files_range_key: "archive file already committed",
+  archive_files_start_key: "an archive file already starts at this offset",
+  archive_files_path_key: "an archive file already has this path",
 };
 
 /** Foreign key violations (23503): the row referred to is missing. */
 const MISSING: Readonly<Record<string, string>> = {
   api_keys_user_id_fkey: "user not found",
   settings_user_id_fkey: "user not found",
+  archive_files_stream_fkey: "stream not found",
 };
 
 /** Check violations (23514). */
@@ -29,6 +33,7 @@ const CHECKS: Readonly<Record<string, string>> = {
   streams_partitions_check: "partitions must be at least 1",
   streams_retention_ms_check: "retention must be positive",
   pipelines_start_from_check: 'startFrom must be "earliest" or "now"',
+  archive_files_range_check: "an archive file's offset range must not be empty",
 };
 
 /** SQLSTATEs for values PostgreSQL cannot take: bad syntax for the type, out of range, NUL in text. */

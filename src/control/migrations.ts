@@ -282,6 +282,44 @@ export const MIGRATIONS: readonly Migration[] = [
       "ALTER TABLE checkpoint_chunks ALTER COLUMN data SET STORAGE EXTERNAL",
     ],
   },
+  {
+    version: 13,
+    name: "analytics hot window and the archive manifest",
+    statements: [
+      // NULL: the default hot window (src/archive/hot-window.ts).
+      "ALTER TABLE streams ADD COLUMN analytics_hot_ms bigint CHECK (analytics_hot_ms > 0)",
+      // NULL: archived rows are kept for ever.
+      "ALTER TABLE streams ADD COLUMN analytics_archive_ms bigint CHECK (analytics_archive_ms > 0)",
+      // One row per committed Parquet file; the file exists in the archive only through this row.
+      `CREATE TABLE archive_files (
+        stream text NOT NULL REFERENCES streams (name) ON DELETE CASCADE,
+        stream_partition integer NOT NULL CHECK (stream_partition >= 0),
+        offset_start bigint NOT NULL CHECK (offset_start >= 0),
+        offset_end bigint NOT NULL,
+        min_time_ms bigint NOT NULL,
+        max_time_ms bigint NOT NULL,
+        min_user text NOT NULL,
+        max_user text NOT NULL,
+        row_count bigint NOT NULL CHECK (row_count > 0),
+        bytes bigint NOT NULL CHECK (bytes >= 0),
+        schema_version integer NOT NULL,
+        path text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        CONSTRAINT archive_files_range_check CHECK (offset_end > offset_start),
+        CONSTRAINT archive_files_range_key UNIQUE (stream, stream_partition, offset_start, offset_end),
+        CONSTRAINT archive_files_start_key UNIQUE (stream, stream_partition, offset_start),
+        CONSTRAINT archive_files_path_key UNIQUE (path)
+      )`,
+      // The offset below which a partition's rows are archived. Kept apart from the files so
+      // that deleting old files (archive retention) never moves it back.
+      `CREATE TABLE archive_boundaries (
+        stream text NOT NULL REFERENCES streams (name) ON DELETE CASCADE,
+        stream_partition integer NOT NULL,
+        next_offset bigint NOT NULL,
+        PRIMARY KEY (stream, stream_partition)
+      )`,
+    ],
+  },
 ];
 
 /**

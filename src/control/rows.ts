@@ -2,7 +2,15 @@
  * Rows as the drivers return them, and their mapping to the ControlStore's types. Both drivers
  * give timestamps as Date and jsonb as parsed JSON; bigint may arrive as string or bigint.
  */
-import type { ActivityEntry, ApiKey, PipelineDefinition, Role, StreamDefinition, User } from "./types.js";
+import type {
+  ActivityEntry,
+  ApiKey,
+  ArchiveFileRecord,
+  PipelineDefinition,
+  Role,
+  StreamDefinition,
+  User,
+} from "./types.js";
 
 export interface UserRow {
   id: string;
@@ -50,7 +58,24 @@ export interface StreamRow {
   derived_from: string | null;
   max_future_skew_ms: string | number | bigint | null;
   analytics: boolean;
+  analytics_hot_ms: string | number | bigint | null;
+  analytics_archive_ms: string | number | bigint | null;
   created_at: Date | string;
+}
+
+export interface ArchiveFileRow {
+  stream: string;
+  stream_partition: number;
+  offset_start: string | number | bigint;
+  offset_end: string | number | bigint;
+  min_time_ms: string | number | bigint;
+  max_time_ms: string | number | bigint;
+  min_user: string;
+  max_user: string;
+  row_count: string | number | bigint;
+  bytes: string | number | bigint;
+  schema_version: number;
+  path: string;
 }
 
 export interface PipelineRow {
@@ -96,6 +121,8 @@ export function toStream(r: StreamRow): StreamDefinition {
     ...(r.derived_from !== null && { derivedFrom: r.derived_from }),
     ...(r.max_future_skew_ms !== null && { maxFutureSkewMs: Number(r.max_future_skew_ms) }),
     ...(!r.analytics && { analytics: false }),
+    ...(r.analytics_hot_ms !== null && { hotMs: Number(r.analytics_hot_ms) }),
+    ...(r.analytics_archive_ms !== null && { archiveRetentionMs: Number(r.analytics_archive_ms) }),
     createdAt: iso(r.created_at),
   };
 }
@@ -110,5 +137,22 @@ export function toPipeline(r: PipelineRow): PipelineDefinition {
     ...(options !== null && { options }),
     enabled: r.enabled,
     createdAt: iso(r.created_at),
+  };
+}
+
+export function toArchiveFile(r: ArchiveFileRow): ArchiveFileRecord {
+  return {
+    stream: r.stream,
+    partition: r.stream_partition,
+    offsetStart: Number(r.offset_start),
+    offsetEnd: Number(r.offset_end),
+    minTime: Number(r.min_time_ms),
+    maxTime: Number(r.max_time_ms),
+    minUser: r.min_user,
+    maxUser: r.max_user,
+    rows: Number(r.row_count),
+    bytes: Number(r.bytes),
+    schemaVersion: r.schema_version,
+    path: r.path,
   };
 }

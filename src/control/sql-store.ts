@@ -12,10 +12,12 @@ import {
   type ActivityRow,
   type ApiKeyOwnerRow,
   type ApiKeyRow,
+  type ArchiveFileRow,
   type PipelineRow,
   type StreamRow,
   toActivity,
   toApiKey,
+  toArchiveFile,
   toPipeline,
   toStream,
   toUser,
@@ -26,6 +28,7 @@ import type {
   AlertRecord,
   ApiKey,
   ApiKeyWithOwner,
+  ArchiveFileRecord,
   BlockRecord,
   ColumnRetype,
   ControlStore,
@@ -53,7 +56,9 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const USER_COLUMNS = "id, username, email, role, disabled, token_version, created_at";
 const PIPELINE_COLUMNS = "name, sql, start_from, options, enabled, created_at";
 const STREAM_COLUMNS =
-  "name, partitions, schema, timestamp_field, retention_ms, derived_from, analytics, max_future_skew_ms, created_at";
+  "name, partitions, schema, timestamp_field, retention_ms, derived_from, analytics, max_future_skew_ms, analytics_hot_ms, analytics_archive_ms, created_at";
+const ARCHIVE_FILE_COLUMNS =
+  "stream, stream_partition, offset_start, offset_end, min_time_ms, max_time_ms, min_user, max_user, row_count, bytes, schema_version, path";
 
 export interface SqlControlStoreOptions {
   /** Hears every revoking change once it has committed (src/api/auth/revocations.ts). */
@@ -357,8 +362,8 @@ export class SqlControlStore implements ControlStore {
   async createStream(stream: Omit<StreamDefinition, "createdAt">): Promise<StreamDefinition> {
     const rows = await this.#query<StreamRow>(
       `INSERT INTO streams (name, partitions, schema, timestamp_field, retention_ms, derived_from, analytics,
-         max_future_skew_ms)
-       VALUES ($1, $2, $3::text::jsonb, $4, $5, $6, $7, $8)
+         max_future_skew_ms, analytics_hot_ms, analytics_archive_ms)
+       VALUES ($1, $2, $3::text::jsonb, $4, $5, $6, $7, $8, $9, $10)
        RETURNING ${STREAM_COLUMNS}`,
       [
         stream.name,
@@ -369,6 +374,8 @@ export class SqlControlStore implements ControlStore {
         stream.derivedFrom ?? null,
         stream.analytics !== false,
         stream.maxFutureSkewMs ?? null,
+        stream.hotMs ?? null,
+        stream.archiveRetentionMs ?? null,
       ],
     );
     return toStream(one(rows));
@@ -387,6 +394,84 @@ export class SqlControlStore implements ControlStore {
   async deleteStream(name: string): Promise<boolean> {
     const rows = await this.#query<{ name: string }>("DELETE FROM streams WHERE name = $1 RETURNING name", [name]);
     return rows.length > 0;
+  }
+
+  async listArchiveFiles(stream?: string): Promise<ArchiveFileRecord[]> {
+    const rows = await this.#query<ArchiveFileRow>(
+      `SELECT ${ARCHIVE_FILE_COLUMNS} FROM archive_files WHERE $1::text IS NULL OR stream = $1
+       ORDER BY stream, stream_partition, offset_start`,
+      [stream ?? null],
+    );
+    return rows.map(toArchiveFile);
+  }
+
+  async replaceArchiveFiles(stream: string, replaced: readonly string[], merged: ArchiveFileRecord): Promise<void> {
+    await this.#transaction(async (tx) => {
+      await tx.query("SELECT 1 FROM streams WHERE name = $1 FOR UPDATE", [stream]);
+      const { rows } = await tx.query<ArchiveFileRow>(
+        `DELETE FROM archive_files WHERE stream = $1 AND path = ANY($2::text[]) RETURNING ${ARCHIVE_FILE_COLUMNS}`,
+        [stream, [...replaced]],
+      );
+      const gone = rows.map(toArchiveFile).sort((a, b) => a.offsetStart - b.offsetStart);
+      const consecutive = gone.every((r, i) => i === 0 || r.offsetStart === gone[i - 1]!.offsetEnd);
+      if (
+        gone.length !== replaced.length ||
+        gone.length === 0 ||
+        !consecutive ||
+        gone.some((r) => r.partition !== merged.partition) ||
+        merged.stream !== stream ||
+        merged.offsetStart !== gone[0]!.offsetStart ||
+        merged.offsetEnd !== gone.at(-1)!.offsetEnd
+      ) {
+        throw new RunnelError(
+          "conflict",
+          `archive files of ${stream} changed or do not match ${merged.path}; nothing replaced`,
+        );
+      }
+      await insertArchiveFile(tx, merged);
+    });
+  }
+
+  async commitArchiveFile(f: ArchiveFileRecord): Promise<void> {
+    await this.#transaction(async (tx) => {
+      // Serialises commits of one stream, and makes sure it still exists.
+      const stream = await tx.query("SELECT 1 FROM streams WHERE name = $1 FOR UPDATE", [f.stream]);
+      if (stream.rows.length === 0) throw new RunnelError("stream_not_found", `stream "${f.stream}" does not exist`);
+      const { rows } = await tx.query<{ next_offset: string | number | bigint }>(
+        "SELECT next_offset FROM archive_boundaries WHERE stream = $1 AND stream_partition = $2",
+        [f.stream, f.partition],
+      );
+      const boundary = rows[0] === undefined ? 0 : Number(rows[0].next_offset);
+      if (f.offsetStart !== boundary) {
+        throw new RunnelError(
+          "conflict",
+          `archive file ${f.path} starts at offset ${f.offsetStart}, but partition ${f.partition} of ${f.stream} is archived up to ${boundary}`,
+        );
+      }
+      await insertArchiveFile(tx, f);
+      await tx.query(
+        `INSERT INTO archive_boundaries (stream, stream_partition, next_offset) VALUES ($1, $2, $3)
+         ON CONFLICT (stream, stream_partition) DO UPDATE SET next_offset = EXCLUDED.next_offset`,
+        [f.stream, f.partition, f.offsetEnd],
+      );
+    });
+  }
+
+  async deleteArchiveFiles(stream: string, paths: readonly string[]): Promise<ArchiveFileRecord[]> {
+    if (paths.length === 0) return [];
+    const rows = await this.#query<ArchiveFileRow>(
+      `DELETE FROM archive_files WHERE stream = $1 AND path = ANY($2::text[]) RETURNING ${ARCHIVE_FILE_COLUMNS}`,
+      [stream, [...paths]],
+    );
+    return rows.map(toArchiveFile);
+  }
+
+  async archiveBoundaries(stream: string): Promise<Map<number, number>> {
+    const rows = await this.#query<{ stream_partition: number; next_offset: string | number | bigint }>(
+      "SELECT stream_partition, next_offset FROM archive_boundaries WHERE stream = $1",
+      [stream],
+    );
+    return new Map(rows.map((r) => [r.stream_partition, Number(r.next_offset)]));
   }
 
   async listStreamColumns(stream: string): Promise<StreamColumn[]> {
@@ -657,6 +742,26 @@ export class SqlControlStore implements ControlStore {
       throw translateDatabaseError(e);
     }
   }
+}
+
+async function insertArchiveFile(tx: SqlExecutor, f: ArchiveFileRecord): Promise<void> {
+  await tx.query(
+    `INSERT INTO archive_files (${ARCHIVE_FILE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+    [
+      f.stream,
+      f.partition,
+      f.offsetStart,
+      f.offsetEnd,
+      f.minTime,
+      f.maxTime,
+      f.minUser,
+      f.maxUser,
+      f.rows,
+      f.bytes,
+      f.schemaVersion,
+      f.path,
+    ],
+  );
 }
 
 function one<T>(rows: T[]): T {

@@ -61,9 +61,42 @@ export interface StreamDefinition {
    * analytics table, so ingest does not pay for indexing it. Absent: true.
    */
   readonly analytics?: boolean;
+  /**
+   * How long a row stays in the analytics hot tier, by event time, before the archiver moves it
+   * to the Parquet archive (src/archive/); absent: DEFAULT_HOT_MS (src/archive/hot-window.ts).
+   */
+  readonly hotMs?: number;
+  /** How long archived rows are kept, by event time (the archive tier's retention); absent: for ever. */
+  readonly archiveRetentionMs?: number;
   /** How far ahead of ingest time an event's time may be; absent: the default (src/ingest/event-time.ts). */
   readonly maxFutureSkewMs?: number;
   readonly createdAt: string;
+}
+
+/**
+ * One Parquet file of the analytics archive, committed by its manifest row (docs/storage.md).
+ * The files of a stream's partition cover consecutive offset ranges from 0: the archive holds
+ * the partition's rows below the last file's offsetEnd, the hot tier the rows from there on.
+ */
+export interface ArchiveFileRecord {
+  readonly stream: string;
+  readonly partition: number;
+  /** First offset the file covers. */
+  readonly offsetStart: number;
+  /** Offset after the last one it covers (the range is [offsetStart, offsetEnd)). */
+  readonly offsetEnd: number;
+  /** Event time (`_time`) of its earliest and latest row, epoch ms. */
+  readonly minTime: number;
+  readonly maxTime: number;
+  /** Lowest and highest user_id in it, so a user's query skips files that cannot hold their rows. */
+  readonly minUser: string;
+  readonly maxUser: string;
+  readonly rows: number;
+  readonly bytes: number;
+  /** Columns the file was written with (a table only gains columns, so this orders schemas). */
+  readonly schemaVersion: number;
+  /** Its key in the archive location, `<stream>/<day>/p<partition>/<offsetStart>-<offsetEnd>.parquet`. */
+  readonly path: string;
 }
 
 /** The analytics column of one event field of a stream: its name as first seen and its type. */
@@ -242,6 +275,30 @@ export interface ControlStore {
    * `from` (or does not exist). Returns every column of the stream.
    */
   retypeStreamColumns(stream: string, changes: readonly ColumnRetype[]): Promise<StreamColumn[]>;
+
+  // The analytics archive's manifest (src/archive/). Deleting the stream deletes its rows.
+  /** Committed files of one stream (or of every stream), by stream, partition and offset. */
+  listArchiveFiles(stream?: string): Promise<ArchiveFileRecord[]>;
+  /**
+   * Commits one file: its manifest row and its partition's new archive boundary (offsetEnd), in
+   * one transaction. Refuses with conflict, committing nothing, unless offsetStart is the
+   * partition's boundary (0 for its first file): a file committed twice, or two overlapping
+   * files, cannot both be committed. stream_not_found when there is no such stream.
+   */
+  commitArchiveFile(file: ArchiveFileRecord): Promise<void>;
+  /**
+   * Compaction's commit: replaces consecutive files of one partition by `merged`, which must
+   * cover exactly their offset ranges, in one transaction. Refuses with conflict, changing
+   * nothing, when any of them is no longer committed or the ranges do not match.
+   */
+  replaceArchiveFiles(stream: string, replaced: readonly string[], merged: ArchiveFileRecord): Promise<void>;
+  /**
+   * Removes files from the manifest (archive retention); the partitions' boundaries stay, so
+   * their rows never count as hot again. Returns the records removed.
+   */
+  deleteArchiveFiles(stream: string, paths: readonly string[]): Promise<ArchiveFileRecord[]>;
+  /** Each partition's archive boundary: the offset below which its rows are in the archive. */
+  archiveBoundaries(stream: string): Promise<Map<number, number>>;
 
   /** `enabled` defaults to true. */
   createPipeline(

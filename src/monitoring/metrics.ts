@@ -413,6 +413,50 @@ export function createMetrics() {
       ...pulled,
     }),
 
+    // ── the analytics archive (src/archive) ──
+    archiveFiles: new Gauge({
+      name: "runnel_archive_files",
+      help: "Parquet files in the stream's archive (committed by the manifest).",
+      labelNames: ["stream"] as const,
+      ...pulled,
+    }),
+    archiveBytes: new Gauge({
+      name: "runnel_archive_size_bytes",
+      help: "Bytes of the stream's archive files.",
+      labelNames: ["stream"] as const,
+      ...pulled,
+    }),
+    archiveRows: new Gauge({
+      name: "runnel_archive_rows",
+      help: "Rows in the stream's archive files.",
+      labelNames: ["stream"] as const,
+      ...pulled,
+    }),
+    archiveLag: new Gauge({
+      name: "runnel_archive_lag_seconds",
+      help: "Seconds since the archiver last found the stream with no row left past its hot window.",
+      labelNames: ["stream"] as const,
+      ...pulled,
+    }),
+    archiveWrittenFiles: new Counter({
+      name: "runnel_archive_written_files_total",
+      help: "Archive files committed by this process.",
+      labelNames: ["stream"] as const,
+      ...pushed,
+    }),
+    archiveWrittenBytes: new Counter({
+      name: "runnel_archive_written_bytes_total",
+      help: "Bytes of the archive files committed by this process.",
+      labelNames: ["stream"] as const,
+      ...pushed,
+    }),
+    archiveFailures: new Counter({
+      name: "runnel_archive_failures_total",
+      help: "Archive runs of a stream that failed (its rows stay hot; the next run retries).",
+      labelNames: ["stream"] as const,
+      ...pushed,
+    }),
+
     // ── operator alerting (src/monitoring/anomaly.ts) ──
     operatorAlerts: new Counter({
       name: "runnel_operator_alerts_total",

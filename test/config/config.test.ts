@@ -108,3 +108,33 @@ test("query limits: defaults, bounds named in the refusal, and a user's share ne
     );
   }
 });
+
+test("the archive: every minute into <data-dir>/archive by default, a directory or an s3:// URL", () => {
+  const defaults = loadConfig({ dataDir: "/srv/runnel" }, {});
+  assert.equal(defaults.archive.intervalMs, 60_000);
+  assert.deepEqual(defaults.archive.location, { kind: "local", dir: "/srv/runnel/archive" });
+  assert.ok(Object.isFrozen(defaults.archive) && Object.isFrozen(defaults.archive.location));
+  const s3 = loadConfig({}, { RUNNEL_ARCHIVE_URL: "s3://runnel-archive/prod/eu/", RUNNEL_ARCHIVE_INTERVAL: "30s" });
+  assert.deepEqual(s3.archive.location, { kind: "s3", bucket: "runnel-archive", prefix: "prod/eu" });
+  assert.equal(s3.archive.intervalMs, 30_000);
+  assert.deepEqual(loadConfig({}, { RUNNEL_ARCHIVE_URL: "s3://bucket" }).archive.location, {
+    kind: "s3",
+    bucket: "bucket",
+    prefix: "",
+  });
+  assert.deepEqual(loadConfig({}, { RUNNEL_ARCHIVE_URL: "file:///mnt/cold" }).archive.location, {
+    kind: "local",
+    dir: "/mnt/cold",
+  });
+  for (const [env, message] of [
+    [{ RUNNEL_ARCHIVE_URL: "gs://bucket/x" }, /: RUNNEL_ARCHIVE_URL must be a directory or an s3:\/\/bucket\/prefix/],
+    [{ RUNNEL_ARCHIVE_URL: "s3://B/x" }, /: RUNNEL_ARCHIVE_URL must be/],
+    [{ RUNNEL_ARCHIVE_INTERVAL: "500ms" }, /: RUNNEL_ARCHIVE_INTERVAL must be from 1s to 24h/],
+    [{ RUNNEL_ARCHIVE_INTERVAL: "often" }, /: RUNNEL_ARCHIVE_INTERVAL must be a duration/],
+  ] as const) {
+    assert.throws(
+      () => loadConfig({}, env),
+      (e: unknown) => e instanceof ConfigError && message.test(e.message),
+    );
+  }
+});

@@ -576,6 +576,15 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
         assert.equal((await store.listStreams()).find((s) => s.name === name)?.analytics, false);
       });
 
+      it("keeps the analytics hot window beyond 2^31 ms", async () => {
+        const name = unique("hot");
+        const hotMs = 90 * 86_400_000;
+        const archiveRetentionMs = 3 * 365 * 86_400_000;
+        await store.createStream({ name, partitions: 1, timestampField: "timestamp", hotMs, archiveRetentionMs });
+        assert.equal((await store.getStream(name))?.hotMs, hotMs);
+        assert.equal((await store.getStream(name))?.archiveRetentionMs, archiveRetentionMs);
+      });
+
       it("keeps retention beyond 2^31 ms", async () => {
         const name = unique("long");
         const retentionMs = 365 * 24 * 3600 * 1000;
@@ -604,6 +613,128 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
           "invalid_input",
           /partitions must be at least 1/,
         );
+      });
+    });
+
+    describe("archive manifest", () => {
+      const file = (stream: string, partition: number, offsetStart: number, offsetEnd: number) => ({
+        stream,
+        partition,
+        offsetStart,
+        offsetEnd,
+        // Beyond 2^31: epoch ms and offsets are bigint columns.
+        minTime: 1_767_225_600_000 + offsetStart,
+        maxTime: 1_767_225_600_000 + offsetEnd,
+        minUser: "alice",
+        maxUser: "zoe",
+        rows: offsetEnd - offsetStart,
+        bytes: 4096 + offsetStart,
+        schemaVersion: 7,
+        path: `${stream}/2026-01-01/p${partition}/${offsetStart}-${offsetEnd}.parquet`,
+      });
+
+      it("commits consecutive files per partition and moves each partition's boundary", async () => {
+        const name = unique("arch");
+        await store.createStream({ name, partitions: 2, timestampField: "timestamp" });
+        assert.deepEqual(await store.listArchiveFiles(name), []);
+        assert.deepEqual(await store.archiveBoundaries(name), new Map());
+        const big = 3_000_000_000;
+        await store.commitArchiveFile(file(name, 0, 0, 100));
+        await store.commitArchiveFile(file(name, 1, 0, 5));
+        await store.commitArchiveFile(file(name, 0, 100, big));
+        assert.deepEqual(await store.listArchiveFiles(name), [
+          file(name, 0, 0, 100),
+          file(name, 0, 100, big),
+          file(name, 1, 0, 5),
+        ]);
+        assert.deepEqual(
+          await store.archiveBoundaries(name),
+          new Map([
+            [0, big],
+            [1, 5],
+          ]),
+        );
+        assert.ok((await store.listArchiveFiles()).some((f) => f.stream === name));
+      });
+
+      it("refuses a file committed twice, an overlap and a gap, committing nothing", async () => {
+        const name = unique("arch");
+        await store.createStream({ name, partitions: 1, timestampField: "timestamp" });
+        await store.commitArchiveFile(file(name, 0, 0, 10));
+        await rejectsWith(store.commitArchiveFile(file(name, 0, 0, 10)), "conflict", /archived up to 10/);
+        await rejectsWith(store.commitArchiveFile(file(name, 0, 5, 20)), "conflict");
+        await rejectsWith(store.commitArchiveFile(file(name, 0, 11, 20)), "conflict");
+        await rejectsWith(store.commitArchiveFile({ ...file(name, 0, 10, 20), offsetEnd: 10 }), "invalid_input");
+        assert.deepEqual(await store.listArchiveFiles(name), [file(name, 0, 0, 10)]);
+        assert.deepEqual(await store.archiveBoundaries(name), new Map([[0, 10]]));
+      });
+
+      it("deletes files from the manifest by path, keeping the boundaries", async () => {
+        const name = unique("arch");
+        await store.createStream({ name, partitions: 1, timestampField: "timestamp" });
+        await store.commitArchiveFile(file(name, 0, 0, 10));
+        await store.commitArchiveFile(file(name, 0, 10, 20));
+        assert.deepEqual(await store.deleteArchiveFiles(name, [file(name, 0, 0, 10).path, "no/such.parquet"]), [
+          file(name, 0, 0, 10),
+        ]);
+        assert.deepEqual(await store.deleteArchiveFiles(name, []), []);
+        assert.deepEqual(await store.listArchiveFiles(name), [file(name, 0, 10, 20)]);
+        assert.deepEqual(await store.archiveBoundaries(name), new Map([[0, 20]]));
+        await store.commitArchiveFile(file(name, 0, 20, 30));
+      });
+
+      it("replaces consecutive files by one covering them (compaction), all or nothing", async () => {
+        const name = unique("arch");
+        await store.createStream({ name, partitions: 2, timestampField: "timestamp" });
+        for (const [s, e] of [
+          [0, 10],
+          [10, 25],
+          [25, 40],
+          [40, 50],
+        ] as const) {
+          await store.commitArchiveFile(file(name, 0, s, e));
+        }
+        await store.commitArchiveFile(file(name, 1, 0, 10));
+        const merged = { ...file(name, 0, 10, 40), path: `${name}/merged.parquet` };
+        const paths = (s: number, e: number) => file(name, 0, s, e).path;
+        // Not consecutive (10-25 and 40-50), a range that does not match, a file of another partition.
+        await rejectsWith(store.replaceArchiveFiles(name, [paths(10, 25), paths(40, 50)], merged), "conflict");
+        await rejectsWith(store.replaceArchiveFiles(name, [paths(10, 25)], merged), "conflict");
+        await rejectsWith(
+          store.replaceArchiveFiles(name, [paths(10, 25), paths(25, 40), file(name, 1, 0, 10).path], merged),
+          "conflict",
+        );
+        assert.equal((await store.listArchiveFiles(name)).length, 5, "nothing replaced");
+        await store.replaceArchiveFiles(name, [paths(25, 40), paths(10, 25)], merged);
+        assert.deepEqual(
+          (await store.listArchiveFiles(name)).map((f) => [f.partition, f.offsetStart, f.offsetEnd, f.path]),
+          [
+            [0, 0, 10, paths(0, 10)],
+            [0, 10, 40, merged.path],
+            [0, 40, 50, paths(40, 50)],
+            [1, 0, 10, file(name, 1, 0, 10).path],
+          ],
+        );
+        // Replaced files are gone: a second attempt is refused.
+        await rejectsWith(store.replaceArchiveFiles(name, [paths(10, 25), paths(25, 40)], merged), "conflict");
+        assert.deepEqual(
+          await store.archiveBoundaries(name),
+          new Map([
+            [0, 50],
+            [1, 10],
+          ]),
+        );
+      });
+
+      it("refuses a file of a missing stream; deleting a stream deletes its manifest", async () => {
+        await rejectsWith(store.commitArchiveFile(file(unique("none"), 0, 0, 1)), "stream_not_found");
+        const name = unique("arch");
+        await store.createStream({ name, partitions: 1, timestampField: "timestamp" });
+        await store.commitArchiveFile(file(name, 0, 0, 10));
+        await store.deleteStream(name);
+        await store.createStream({ name, partitions: 1, timestampField: "timestamp" });
+        assert.deepEqual(await store.listArchiveFiles(name), []);
+        assert.deepEqual(await store.archiveBoundaries(name), new Map());
       });
     });
 

@@ -14,9 +14,19 @@ export interface EngineLimits {
   readonly maxTempSize?: string;
 }
 
-export async function openEngine(path: string, limits: EngineLimits = {}): Promise<DuckDBInstance> {
+/**
+ * `allowedDirectories`: the only directories the instance may read and write files in (the
+ * store's archive). DuckDB takes them only from a running instance, with external access still
+ * on, so they are set right after creation and access is switched off before anything else runs.
+ * Everything inside them is writable too, so an instance that runs a `user`'s SQL never has any.
+ */
+export async function openEngine(
+  path: string,
+  limits: EngineLimits = {},
+  allowedDirectories: readonly string[] = [],
+): Promise<DuckDBInstance> {
   const options: Record<string, string> = {
-    enable_external_access: "false",
+    enable_external_access: allowedDirectories.length > 0 ? "true" : "false",
     autoload_known_extensions: "false",
     autoinstall_known_extensions: "false",
     allow_community_extensions: "false",
@@ -24,7 +34,20 @@ export async function openEngine(path: string, limits: EngineLimits = {}): Promi
   if (limits.threads !== undefined) options.threads = String(limits.threads);
   if (limits.memoryLimit !== undefined) options.memory_limit = limits.memoryLimit;
   if (limits.maxTempSize !== undefined) options.max_temp_directory_size = limits.maxTempSize;
-  return DuckDBInstance.create(path, options);
+  const instance = await DuckDBInstance.create(path, options);
+  if (allowedDirectories.length === 0) return instance;
+  const c = await instance.connect();
+  try {
+    const list = allowedDirectories.map((d) => `'${(d.endsWith("/") ? d : `${d}/`).replaceAll("'", "''")}'`);
+    await c.run(`SET allowed_directories = [${list.join(", ")}]`);
+    await c.run("SET enable_external_access = false");
+  } catch (e) {
+    c.closeSync();
+    instance.closeSync();
+    throw e;
+  }
+  c.closeSync();
+  return instance;
 }
 
 /** Settings that need a running instance, then the lock. Run once, after setup. */

@@ -9,7 +9,8 @@ import { RunnelError } from "../../core/errors.js";
 import { PoisonRecordError } from "../../core/poison.js";
 import { fieldsOfText } from "../rows.js";
 import type { AnalyticsRow, QueryScope, RegisteredColumns } from "../types.js";
-import { DuckDbAnalyticsStore, type DuckDbAnalyticsStoreOptions } from "./store.js";
+import { type ArchiveRange, DuckDbAnalyticsStore, type DuckDbAnalyticsStoreOptions } from "./store.js";
+import type { ArchiveSet } from "./tiers.js";
 import type { PackedPartition, PackedRecords, WorkerError, WorkerRequest, WorkerResponse } from "./worker-store.js";
 
 const port = parentPort;
@@ -70,6 +71,16 @@ async function dispatch({ method, args }: WorkerRequest): Promise<unknown> {
       return store.appliedOffsets(args[0] as string);
     case "query":
       return store.query(args[0] as string, args[1] as unknown[], args[2] as QueryScope);
+    case "planArchive":
+      return store.planArchive(args[0] as string, args[1] as number, args[2] as number);
+    case "exportRange":
+      return store.exportRange(args[0] as string, args[1] as ArchiveRange, args[2] as string);
+    case "mergeFiles":
+      return store.mergeFiles(args[0] as string[], args[1] as string);
+    case "publishArchive":
+      return store.publishArchive(args[0] as string, args[1] as ArchiveSet);
+    case "deleteArchivedRows":
+      return store.deleteArchivedRows(args[0] as string);
   }
 }
 

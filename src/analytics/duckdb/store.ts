@@ -3,7 +3,9 @@
  * and SQL scoped per user in two layers (src/analytics/sql/check.ts, then the locked-down engine
  * and, for `user` scope, a sandbox holding only the caller's rows: ./sandbox.ts).
  */
+import { stat } from "node:fs/promises";
 import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
+import type { TieredStore } from "../../archive/archiver.js";
 import type { StreamDefinition } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
 import { KeyedSerialQueue, SerialQueue } from "../../core/serial-queue.js";
@@ -34,6 +36,14 @@ import {
   POSITIONS_TABLE,
   planSchema,
 } from "./table-writer.js";
+import {
+  type ArchiveSet,
+  boundaryExpression,
+  QueryEpochs,
+  sqlString,
+  type TableColumn,
+  tieredViewSql,
+} from "./tiers.js";
 
 export interface DuckDbAnalyticsStoreOptions {
   /** Database file; in-memory when undefined. */
@@ -52,6 +62,33 @@ export interface DuckDbAnalyticsStoreOptions {
    * scheduler's business (src/analytics/query-scheduler.ts), not the store's.
    */
   readonly sandbox?: { threads?: number; memoryLimit?: string; warm?: number };
+  /**
+   * The directory holding the archive's Parquet files (or their local copies) and the files being
+   * written: the one place the store's engine may read and write files. Without it the store
+   * has no archive and no file access at all.
+   */
+  readonly archiveDir?: string;
+}
+
+/** Hot rows of one partition due for the archive: offsets [offsetStart, offsetEnd). */
+export interface ArchiveRange {
+  readonly partition: number;
+  readonly offsetStart: number;
+  readonly offsetEnd: number;
+  readonly rows: number;
+  /** Event time of the earliest and latest row, epoch ms. */
+  readonly minTime: number;
+  readonly maxTime: number;
+  readonly minUser: string;
+  readonly maxUser: string;
+}
+
+/** What writing one range to a Parquet file wrote. */
+export interface ExportedFile {
+  readonly rows: number;
+  readonly bytes: number;
+  /** Columns of the file. */
+  readonly columns: number;
 }
 
 /**
@@ -83,7 +120,7 @@ const DDL_PER_TRANSACTION = 100;
 const STREAM_NAME = /^[a-z][a-z0-9_]{0,63}$/;
 const BASE_KEYS = new Set<string>(BASE_COLUMNS.map((c) => c.name));
 
-export class DuckDbAnalyticsStore implements AnalyticsStore {
+export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
   private instance: DuckDBInstance | undefined;
   private writer: DuckDBConnection | undefined;
   private readers: ReaderPool | undefined;
@@ -96,6 +133,21 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
   private readonly streamLocks = new KeyedSerialQueue<string>();
   private readonly sandboxes: SandboxPool;
   private readonly limits: QueryLimits;
+  /** Catalog name of the store's database (the file's stem), for names the views must not shadow. */
+  private database = "memory";
+  /** The archive's connection (planning, writing files, reading their schemas), one task at a time. */
+  private archiver: DuckDBConnection | undefined;
+  private readonly archiveLock = new SerialQueue();
+  private readonly archives = new Map<string, ArchiveSet>();
+  /** Lower-cased column names over a stream's archive files. */
+  private readonly fileColumns = new Map<string, Set<string>>();
+  /** Column names of each archive file, read once per file. */
+  private readonly columnsOfFile = new Map<string, readonly string[]>();
+  /** A table's columns in order, with types, as the tiered view lists them; dropped on schema change. */
+  private readonly tableColumns = new Map<string, TableColumn[]>();
+  /** The tiered view each reader connection holds per table (its SQL), to replace only on change. */
+  private readonly views = new WeakMap<DuckDBConnection, Map<string, string>>();
+  private readonly epochs = new QueryEpochs();
 
   constructor(private readonly options: DuckDbAnalyticsStoreOptions = {}) {
     this.limits = {
@@ -118,13 +170,25 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
 
   async open(): Promise<void> {
     if (this.instance) return;
-    const instance = await openEngine(this.options.path ?? ":memory:");
+    const archiveDir = this.options.archiveDir;
+    const instance = await openEngine(
+      this.options.path ?? ":memory:",
+      {},
+      archiveDir === undefined ? [] : [archiveDir],
+    );
     const writer = await instance.connect();
     await writer.run(CREATE_POSITIONS_SQL);
     this.readers = await ReaderPool.open(instance, this.options.readers ?? 4);
+    const archiver = await instance.connect();
+    // Archive files never change once written (a new range is a new file), so their footers can
+    // be kept: without this every query re-reads the metadata of every file it scans.
+    if (archiveDir !== undefined) await writer.run("SET parquet_metadata_cache = true");
     await lockEngine(writer);
+    const [[database]] = (await writer.runAndReadAll("SELECT current_database()")).getRowsJS() as [[string]];
+    this.database = database;
     this.instance = instance;
     this.writer = writer;
+    this.archiver = archiver;
     const tables = await writer.runAndReadAll(
       "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT internal AND NOT temporary",
     );
@@ -138,8 +202,11 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
     await this.sandboxes.close();
     // Schema changes run outside the write lock: closing under one would abort the process.
     await this.streamLocks.idleAll();
+    await this.archiveLock.run(async () => {});
     await this.writeLock.run(async () => {
       this.readers?.close();
+      this.archiver?.closeSync();
+      this.archiver = undefined;
       this.writer?.closeSync();
       this.instance?.closeSync();
       this.readers = undefined;
@@ -164,6 +231,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
       if (this.schemas.has(name)) return;
       await this.conn().run(createTableSql(name, declaredColumns(stream.schema)));
       this.schemas.set(name, await this.loadSchema(name));
+      this.tableColumns.delete(name);
     });
   }
 
@@ -183,6 +251,9 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
         }
         this.schemas.delete(stream);
         this.positions.delete(stream);
+        this.archives.delete(stream);
+        this.fileColumns.delete(stream);
+        this.tableColumns.delete(stream);
       }),
     );
   }
@@ -289,6 +360,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
       // What the table holds now, whether every statement ran or not.
       try {
         this.schemas.set(stream, await this.loadSchema(stream, c));
+        this.tableColumns.delete(stream);
       } finally {
         c.closeSync();
       }
@@ -307,22 +379,216 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
     const { timeoutMs } = this.limits;
     try {
       return await readers.use(async (source) => {
-        if (scope.kind === "all") {
-          return withTimeLimit([source], timeoutMs, () => runSelect(source, sql, params, this.limits));
-        }
-        const sandbox = await this.sandboxes.take();
+        const epoch = this.epochs.enter();
         try {
-          return await withTimeLimit([source, sandbox.connection], timeoutMs, async () => {
-            for (const table of checked.tables) await copyUserRows(source, sandbox.connection, table, scope.userId);
-            return runSelect(sandbox.connection, sql, params, this.limits);
-          });
+          await this.prepareViews(source, checked.tables);
+          if (scope.kind === "all") {
+            return await withTimeLimit([source], timeoutMs, () => runSelect(source, sql, params, this.limits));
+          }
+          const sandbox = await this.sandboxes.take();
+          try {
+            return await withTimeLimit([source, sandbox.connection], timeoutMs, async () => {
+              for (const table of checked.tables) await copyUserRows(source, sandbox.connection, table, scope.userId);
+              return runSelect(sandbox.connection, sql, params, this.limits);
+            });
+          } finally {
+            sandbox.dispose();
+          }
         } finally {
-          sandbox.dispose();
+          this.epochs.leave(epoch);
         }
       });
     } catch (e) {
       throw engineError(e);
     }
+  }
+
+  /**
+   * Makes each named table read both tiers on `c`: a temporary view of the same name (which
+   * DuckDB resolves before the table) for a stream with an archive, none for one without.
+   */
+  private async prepareViews(c: DuckDBConnection, tables: ReadonlySet<string>): Promise<void> {
+    let held = this.views.get(c);
+    if (held === undefined) {
+      held = new Map();
+      this.views.set(c, held);
+    }
+    for (const table of tables) {
+      const archive = this.archives.get(table);
+      const wanted =
+        archive === undefined
+          ? undefined
+          : tieredViewSql(
+              this.database,
+              table,
+              await this.columnsOf(table, c),
+              archive,
+              this.fileColumns.get(table) ?? new Set(),
+            );
+      if (wanted === held.get(table)) continue;
+      if (wanted === undefined) {
+        await c.run(`DROP VIEW IF EXISTS temp.main.${quoteIdent(table)}`);
+        held.delete(table);
+      } else {
+        await c.run(`CREATE OR REPLACE TEMP VIEW ${quoteIdent(table)} AS ${wanted}`);
+        held.set(table, wanted);
+      }
+    }
+  }
+
+  private async columnsOf(table: string, c: DuckDBConnection): Promise<TableColumn[]> {
+    const known = this.tableColumns.get(table);
+    if (known !== undefined) return known;
+    const reader = await c.runAndReadAll(
+      `SELECT column_name, data_type FROM duckdb_columns()
+       WHERE database_name = $1 AND schema_name = 'main' AND table_name = $2 ORDER BY column_index`,
+      [this.database, table],
+    );
+    const columns = reader.getRowsJS().map(([name, type]) => ({ name: String(name), type: String(type) }));
+    this.tableColumns.set(table, columns);
+    return columns;
+  }
+
+  /**
+   * Hot rows of `stream` due for the archive, per partition: the longest run of offsets from the
+   * partition's boundary whose every row is older than `cutoffMs` (event time), cut after
+   * `maxRows` rows. Moving offset prefixes, not every old row, keeps the archive of a partition
+   * one offset range, so the boundary stays one number: a row the window still holds keeps the
+   * rows after it hot until it ages out too.
+   */
+  async planArchive(stream: string, cutoffMs: number, maxRows: number): Promise<ArchiveRange[]> {
+    if (!this.schemas.has(stream)) throw new RunnelError("stream_not_found", `no analytics table for stream ${stream}`);
+    return this.archiveLock.run(async () => {
+      const c = this.archiveConn();
+      const table = `${quoteIdent(this.database)}.main.${quoteIdent(stream)}`;
+      const boundary = boundaryExpression(this.archives.get(stream)?.boundaries ?? new Map());
+      const cutoff = `to_timestamp(${Math.trunc(cutoffMs)} / 1000.0)`;
+      const heads = await c.runAndReadAll(
+        `SELECT "_partition", ${boundary} AS start,
+                min("_offset") FILTER (WHERE "_time" >= ${cutoff}) AS young, max("_offset") AS last
+         FROM ${table} WHERE "_offset" >= ${boundary}
+         GROUP BY "_partition" ORDER BY "_partition"`,
+      );
+      const ranges: ArchiveRange[] = [];
+      for (const [p, start, young, last] of heads.getRowsJS()) {
+        const partition = Number(p);
+        const from = Number(start);
+        let end = young === null ? Number(last) + 1 : Number(young);
+        if (end <= from) continue;
+        const cut = await c.runAndReadAll(
+          `SELECT "_offset" FROM ${table} WHERE "_partition" = ${partition} AND "_offset" >= ${from} AND "_offset" < ${end}
+           ORDER BY "_offset" LIMIT 1 OFFSET ${Math.trunc(maxRows)}`,
+        );
+        const cutAt = cut.getRowsJS()[0]?.[0];
+        if (cutAt !== undefined && cutAt !== null) end = Number(cutAt);
+        const stats = await c.runAndReadAll(
+          `SELECT count(*), epoch_ms(min("_time")), epoch_ms(max("_time")), min(user_id), max(user_id) FROM ${table}
+           WHERE "_partition" = ${partition} AND "_offset" >= ${from} AND "_offset" < ${end}`,
+        );
+        const [rows, minTime, maxTime, minUser, maxUser] = stats.getRowsJS()[0] ?? [];
+        if (Number(rows) === 0) continue;
+        ranges.push({
+          partition,
+          offsetStart: from,
+          offsetEnd: end,
+          rows: Number(rows),
+          minTime: Number(minTime),
+          maxTime: Number(maxTime),
+          minUser: String(minUser),
+          maxUser: String(maxUser),
+        });
+      }
+      return ranges;
+    });
+  }
+
+  /**
+   * Writes the hot rows of `range` to a Parquet file at `path` (inside the archive directory),
+   * zstd, sorted by user_id then _time so that one user's rows are a few row groups whose
+   * statistics the reader skips to.
+   */
+  async exportRange(stream: string, range: ArchiveRange, path: string): Promise<ExportedFile> {
+    if (!this.schemas.has(stream)) throw new RunnelError("stream_not_found", `no analytics table for stream ${stream}`);
+    return this.archiveLock.run(async () => {
+      const c = this.archiveConn();
+      const table = `${quoteIdent(this.database)}.main.${quoteIdent(stream)}`;
+      const copied = await c.runAndReadAll(
+        `COPY (SELECT * FROM ${table}
+               WHERE "_partition" = ${Math.trunc(range.partition)}
+                 AND "_offset" >= ${Math.trunc(range.offsetStart)} AND "_offset" < ${Math.trunc(range.offsetEnd)}
+               ORDER BY user_id, "_time", "_offset")
+         TO ${sqlString(path)} (FORMAT parquet, COMPRESSION zstd)`,
+      );
+      const rows = Number(copied.getRowsJS()[0]?.[0] ?? 0);
+      const columns = (await this.describeFile(c, path)).length;
+      return { rows, bytes: (await stat(path)).size, columns };
+    });
+  }
+
+  /**
+   * Compaction: writes the rows of archive files (local paths) to one Parquet file at `path`,
+   * sorted like any archive file. Columns are the union of theirs.
+   */
+  async mergeFiles(files: readonly string[], path: string): Promise<ExportedFile> {
+    return this.archiveLock.run(async () => {
+      const c = this.archiveConn();
+      const list = files.map(sqlString).join(", ");
+      const copied = await c.runAndReadAll(
+        `COPY (SELECT * FROM read_parquet([${list}], union_by_name = true) ORDER BY user_id, "_time", "_offset")
+         TO ${sqlString(path)} (FORMAT parquet, COMPRESSION zstd)`,
+      );
+      const rows = Number(copied.getRowsJS()[0]?.[0] ?? 0);
+      const columns = (await this.describeFile(c, path)).length;
+      return { rows, bytes: (await stat(path)).size, columns };
+    });
+  }
+
+  /**
+   * Publishes a stream's archive to queries: from now on they read these files and the hot
+   * table from these boundaries on. Returns when the files' schemas are known.
+   */
+  async publishArchive(stream: string, archive: ArchiveSet): Promise<void> {
+    await this.archiveLock.run(async () => {
+      const c = this.archiveConn();
+      const names = new Set<string>();
+      for (const f of archive.files) for (const n of await this.describeFile(c, f.path)) names.add(n.toLowerCase());
+      this.archives.set(stream, { files: [...archive.files], boundaries: new Map(archive.boundaries) });
+      this.fileColumns.set(stream, names);
+      this.epochs.advance();
+    });
+  }
+
+  /**
+   * Deletes the hot rows below each partition's published boundary, once every query that began
+   * before that boundary was published has ended. Idempotent. Returns the rows deleted.
+   */
+  async deleteArchivedRows(stream: string): Promise<number> {
+    await this.epochs.drained(this.epochs.current);
+    return this.streamLocks.run(stream, () =>
+      this.writeLock.run(async () => {
+        const archive = this.archives.get(stream);
+        if (archive === undefined || archive.boundaries.size === 0 || !this.schemas.has(stream)) return 0;
+        const deleted = await this.conn().runAndReadAll(
+          `DELETE FROM ${quoteIdent(this.database)}.main.${quoteIdent(stream)} WHERE "_offset" < ${boundaryExpression(archive.boundaries)}`,
+        );
+        return Number(deleted.getRowsJS()[0]?.[0] ?? 0);
+      }),
+    );
+  }
+
+  private async describeFile(c: DuckDBConnection, path: string): Promise<readonly string[]> {
+    const known = this.columnsOfFile.get(path);
+    if (known !== undefined) return known;
+    const reader = await c.runAndReadAll(`DESCRIBE SELECT * FROM read_parquet(${sqlString(path)})`);
+    const names = reader.getRowsJS().map((r) => String(r[0]));
+    this.columnsOfFile.set(path, names);
+    return names;
+  }
+
+  private archiveConn(): DuckDBConnection {
+    if (!this.archiver) throw new RunnelError("not_ready", "analytics store is not open");
+    if (this.options.archiveDir === undefined) throw new RunnelError("internal", "the analytics store has no archive");
+    return this.archiver;
   }
 
   private conn(): DuckDBConnection {

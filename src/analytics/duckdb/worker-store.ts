@@ -14,6 +14,7 @@
 import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
+import type { TieredStore } from "../../archive/archiver.js";
 import type { StreamDefinition } from "../../control/types.js";
 import { type ErrorCode, RunnelError } from "../../core/errors.js";
 import { PoisonRecordError } from "../../core/poison.js";
@@ -28,7 +29,8 @@ import {
   type QueryScope,
   type RegisteredColumns,
 } from "../types.js";
-import type { DuckDbAnalyticsStoreOptions } from "./store.js";
+import type { ArchiveRange, DuckDbAnalyticsStoreOptions, ExportedFile } from "./store.js";
+import type { ArchiveSet } from "./tiers.js";
 
 /** How long a closed worker gets to end by itself before it is terminated. */
 const WORKER_EXIT_MS = 5_000;
@@ -79,7 +81,12 @@ export type WorkerMethod =
   | "apply"
   | "applyPacked"
   | "appliedOffsets"
-  | "query";
+  | "query"
+  | "planArchive"
+  | "exportRange"
+  | "publishArchive"
+  | "mergeFiles"
+  | "deleteArchivedRows";
 
 export interface WorkerRequest {
   readonly id: number;
@@ -111,7 +118,7 @@ function revive(error: WorkerError): Error {
     : new RunnelError("internal", `analytics worker: ${error.message}`);
 }
 
-export class WorkerAnalyticsStore implements AnalyticsStore {
+export class WorkerAnalyticsStore implements AnalyticsStore, TieredStore {
   private worker: Worker | undefined;
   private failure: Error | undefined;
   private nextId = 1;
@@ -191,6 +198,26 @@ export class WorkerAnalyticsStore implements AnalyticsStore {
 
   async query(sql: string, params: readonly unknown[], scope: QueryScope): Promise<QueryResult> {
     return (await this.call("query", [sql, params, scope])) as QueryResult;
+  }
+
+  async planArchive(stream: string, cutoffMs: number, maxRows: number): Promise<ArchiveRange[]> {
+    return (await this.call("planArchive", [stream, cutoffMs, maxRows])) as ArchiveRange[];
+  }
+
+  async exportRange(stream: string, range: ArchiveRange, path: string): Promise<ExportedFile> {
+    return (await this.call("exportRange", [stream, range, path])) as ExportedFile;
+  }
+
+  async mergeFiles(files: readonly string[], path: string): Promise<ExportedFile> {
+    return (await this.call("mergeFiles", [files, path])) as ExportedFile;
+  }
+
+  async publishArchive(stream: string, archive: ArchiveSet): Promise<void> {
+    await this.call("publishArchive", [stream, archive]);
+  }
+
+  async deleteArchivedRows(stream: string): Promise<number> {
+    return (await this.call("deleteArchivedRows", [stream])) as number;
   }
 
   private call(method: WorkerMethod, args: readonly unknown[], transfer: ArrayBuffer[] = []): Promise<unknown> {

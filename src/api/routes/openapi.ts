@@ -141,7 +141,24 @@ export const DOCS: Readonly<Record<string, RouteDoc>> = {
         schema: { type: "object" },
         timestampField: { type: "string" },
         retention: { type: "string" },
-        analytics: { type: "boolean", description: "false: log only, no analytics table (default true)" },
+        analytics: {
+          oneOf: [
+            { type: "boolean" },
+            {
+              type: "object",
+              additionalProperties: false,
+              properties: {
+                hot: { type: "string", description: 'hot window by event time, a duration (default "7d")' },
+                archive: {
+                  type: "string",
+                  description: "how long archived rows are kept, by event time (default: for ever)",
+                },
+              },
+            },
+          ],
+          description:
+            'false: log only, no analytics table (default true); {"hot": "7d"}: indexed, rows older than 7 days move to the archive',
+        },
         maxFutureSkew: {
           type: "string",
           description: 'how far ahead of ingest time an event\'s time may be, a duration (default "1h")',

@@ -1,5 +1,6 @@
 /** Streams and ingestion (API.md): the catalogue, the ingest endpoint, and a scoped live tail. */
 import type { FastifyInstance } from "fastify";
+import { hotWindowOf } from "../../archive/hot-window.js";
 import type { ColumnTypes } from "../../catalog/columns.js";
 import { parseStreamSpec } from "../../catalog/stream-spec.js";
 import type { StreamDefinition } from "../../control/types.js";
@@ -19,6 +20,8 @@ export function describeStream(stream: StreamDefinition) {
     ...(stream.retentionMs !== undefined && { retentionMs: stream.retentionMs }),
     ...(stream.derivedFrom !== undefined && { derivedFrom: stream.derivedFrom }),
     analytics: stream.analytics !== false,
+    ...(stream.analytics !== false && { analyticsHotMs: hotWindowOf(stream) }),
+    ...(stream.archiveRetentionMs !== undefined && { analyticsArchiveMs: stream.archiveRetentionMs }),
     maxFutureSkewMs: stream.maxFutureSkewMs ?? DEFAULT_MAX_FUTURE_SKEW_MS,
     createdAt: stream.createdAt,
   };

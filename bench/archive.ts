@@ -1,0 +1,194 @@
+/**
+ * Queries over the two tiers (docs/storage.md): a stream of USERS users with HOT rows in the hot
+ * tier (the last day) and ARCHIVE rows in Parquet files (the days before, one file per partition
+ * and day, written as the archiver writes them and committed through the manifest).
+ *
+ * Reports, as p50 and p99 in ms:
+ * - the seed's per-user query (a user's sum over the last 24 hours), warm; and over all their
+ *   data (every archive file), warm and cold (a newly opened store for each sample);
+ * - an admin GROUP BY over every user and both tiers;
+ * - the same per-user queries run directly in DuckDB on the same files and database (no sandbox,
+ *   no copy), and the ratio of the two: the cost of isolation.
+ *
+ * Run: flock -x /tmp/runnel-cpu.lock node --import tsx bench/archive.ts
+ * Scale with BENCH_HOT_ROWS, BENCH_ARCHIVE_ROWS (defaults 1 000 000 and 10 000 000), BENCH_USERS.
+ */
+import { mkdtemp, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DuckDBInstance } from "@duckdb/node-api";
+import { DuckDbAnalyticsStore } from "../src/analytics/duckdb/store.js";
+import type { AnalyticsRow, QueryScope } from "../src/analytics/types.js";
+import { Archiver } from "../src/archive/archiver.js";
+import { archiveKey, LocalDirLocation } from "../src/archive/location.js";
+import { createPgliteControlStore } from "../src/control/index.js";
+
+const HOT = Number(process.env.BENCH_HOT_ROWS ?? 1_000_000);
+const ARCHIVE = Number(process.env.BENCH_ARCHIVE_ROWS ?? 10_000_000);
+const USERS = Number(process.env.BENCH_USERS ?? 1000);
+const PARTITIONS = 4;
+const DAYS = Math.max(1, Math.round(ARCHIVE / 2_500_000));
+const DAY = 86_400_000;
+const now = Date.now();
+const user = (i: number) => `u${String(i % USERS).padStart(4, "0")}`;
+
+const dir = await mkdtemp(join(tmpdir(), "runnel-bench-archive-"));
+const archiveDir = join(dir, "archive");
+const location = new LocalDirLocation(archiveDir);
+await location.open();
+const control = createPgliteControlStore();
+await control.open();
+const def = { name: "events", partitions: PARTITIONS, timestampField: "timestamp", hotMs: DAY };
+await control.createStream(def);
+
+// The archive: DAYS days before the last one, one file per partition and day, sorted as the
+// archiver sorts, committed through the manifest.
+const perFile = Math.floor(ARCHIVE / (DAYS * PARTITIONS));
+const started = performance.now();
+{
+  const duck = await DuckDBInstance.create(":memory:");
+  const c = await duck.connect();
+  await c.run("SET TimeZone = 'UTC'");
+  for (let d = 0; d < DAYS; d++) {
+    const dayStart = now - (DAYS + 1 - d) * DAY;
+    for (let p = 0; p < PARTITIONS; p++) {
+      const start = d * perFile;
+      const end = start + perFile;
+      const maxTime = dayStart + Math.floor(((perFile - 1) * DAY) / perFile);
+      const key = archiveKey("events", p, start, end, maxTime);
+      const staged = location.stagingPath("bench");
+      const copied = await c.runAndReadAll(
+        `COPY (SELECT 'u' || lpad(((i * 7919 + ${p}) % ${USERS})::VARCHAR, 4, '0') AS user_id,
+                      make_timestamp((${dayStart} + (i - ${start}) * ${DAY} // ${perFile}) * 1000)::TIMESTAMPTZ AS _time,
+                      make_timestamp((${dayStart} + (i - ${start}) * ${DAY} // ${perFile}) * 1000)::TIMESTAMPTZ AS _ingest_time,
+                      ${p}::INTEGER AS _partition, i::BIGINT AS _offset, (i % 100)::DOUBLE AS data
+               FROM range(${start}, ${end}) t(i) ORDER BY user_id, _time, _offset)
+         TO '${staged}' (FORMAT parquet, COMPRESSION zstd)`,
+      );
+      await location.put(staged, key);
+      const { size } = await stat(join(archiveDir, key));
+      await control.commitArchiveFile({
+        stream: "events",
+        partition: p,
+        offsetStart: start,
+        offsetEnd: end,
+        minTime: dayStart,
+        maxTime,
+        minUser: user(0),
+        maxUser: user(USERS - 1),
+        rows: Number(copied.getRowsJS()[0]?.[0]),
+        bytes: size,
+        schemaVersion: 6,
+        path: key,
+      });
+    }
+  }
+  c.closeSync();
+  duck.closeSync();
+}
+const archiveSeconds = (performance.now() - started) / 1000;
+
+// The hot tier: the last day, through the store's own apply path, offsets after the archive's.
+const openStore = async () => {
+  const s = new DuckDbAnalyticsStore({ path: join(dir, "analytics.duckdb"), archiveDir, sandbox: { warm: 2 } });
+  await s.open();
+  return s;
+};
+let store = await openStore();
+await store.ensureTable({ ...def, createdAt: "" });
+const hotStarted = performance.now();
+const BATCH = 50_000;
+const perPartition = Math.floor(HOT / PARTITIONS);
+for (let p = 0; p < PARTITIONS; p++) {
+  for (let from = 0; from < perPartition; from += BATCH) {
+    const rows: AnalyticsRow[] = [];
+    for (let j = from; j < Math.min(perPartition, from + BATCH); j++) {
+      const offset = DAYS * perFile + j;
+      const time = now - DAY + Math.floor((j * DAY) / perPartition);
+      rows.push({
+        partition: p,
+        offset,
+        userId: user(j * 7919 + p),
+        time,
+        ingestTime: time,
+        fields: { data: j % 100 },
+      });
+    }
+    await store.apply("events", p, rows);
+  }
+}
+const hotSeconds = (performance.now() - hotStarted) / 1000;
+const archiver = new Archiver({ control, analytics: store, location });
+await archiver.recover();
+
+const SEED = "SELECT sum(data) FROM events WHERE _time > now() - INTERVAL 24 HOUR";
+const ALL_TIME = "SELECT sum(data), count(*) FROM events";
+const GROUP_BY = "SELECT user_id, sum(data), count(*) FROM events GROUP BY user_id";
+
+function pct(samples: number[], q: number): number {
+  const s = [...samples].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+}
+
+/** A run that returns a number reports its own time (the cold samples leave out reopening the store). */
+async function measure(n: number, run: (i: number) => Promise<unknown>): Promise<{ p50: number; p99: number }> {
+  const samples: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    const own = await run(i);
+    samples.push(typeof own === "number" ? own : performance.now() - t);
+  }
+  return { p50: pct(samples, 0.5), p99: pct(samples, 0.99) };
+}
+
+const asUser = (i: number): QueryScope => ({ kind: "user", userId: user(i * 37) });
+// Warm-up: the files' footers and the hot table's blocks in memory.
+await measure(5, (i) => store.query(ALL_TIME, [], asUser(i)));
+const seedWarm = await measure(100, (i) => store.query(SEED, [], asUser(i)));
+const allTimeWarm = await measure(100, (i) => store.query(ALL_TIME, [], asUser(i)));
+const groupBy = await measure(10, () => store.query(GROUP_BY, [], { kind: "all" }));
+const allTimeCold = await measure(5, async (i) => {
+  await store.close();
+  store = await openStore();
+  await new Archiver({ control, analytics: store, location }).recover();
+  const t = performance.now();
+  await store.query(ALL_TIME, [], asUser(i));
+  return performance.now() - t;
+});
+await store.close();
+
+// The same questions directly in DuckDB on the same database and files: no check, no sandbox, no copy.
+const files = (await control.listArchiveFiles("events")).map((f) => `'${join(archiveDir, f.path)}'`).join(", ");
+const duck = await DuckDBInstance.create(join(dir, "analytics.duckdb"));
+const c = await duck.connect();
+await c.run("SET TimeZone = 'UTC'");
+const direct = `(SELECT user_id, _time, data FROM main.events UNION ALL SELECT user_id, _time, data FROM read_parquet([${files}]))`;
+const directSeed = await measure(100, (i) =>
+  c.runAndReadAll(`SELECT sum(data) FROM ${direct} WHERE user_id = $1 AND _time > now() - INTERVAL 24 HOUR`, [
+    user(i * 37),
+  ]),
+);
+const directAllTime = await measure(100, (i) =>
+  c.runAndReadAll(`SELECT sum(data), count(*) FROM ${direct} WHERE user_id = $1`, [user(i * 37)]),
+);
+const directGroupBy = await measure(10, () =>
+  c.runAndReadAll(`SELECT user_id, sum(data), count(*) FROM ${direct} GROUP BY user_id`),
+);
+c.closeSync();
+duck.closeSync();
+await control.close();
+await rm(dir, { recursive: true, force: true });
+
+const f = (x: { p50: number; p99: number }) => `p50 ${x.p50.toFixed(1)} ms, p99 ${x.p99.toFixed(1)} ms`;
+const ratio = (a: { p50: number }, b: { p50: number }) => (a.p50 / b.p50).toFixed(1);
+console.log(
+  `data: ${USERS} users, ${HOT} rows hot (applied in ${hotSeconds.toFixed(1)} s), ${DAYS * PARTITIONS * perFile} archived in ${DAYS * PARTITIONS} files (written in ${archiveSeconds.toFixed(1)} s)`,
+);
+console.log(
+  `user, last 24 h (the seed's), warm:  ${f(seedWarm)}   direct ${f(directSeed)}   isolation ×${ratio(seedWarm, directSeed)}`,
+);
+console.log(
+  `user, all time (every file), warm: ${f(allTimeWarm)}   direct ${f(directAllTime)}   isolation ×${ratio(allTimeWarm, directAllTime)}`,
+);
+console.log(`user, all time, cold (new store):  ${f(allTimeCold)}`);
+console.log(`admin GROUP BY user_id, both tiers: ${f(groupBy)}   direct ${f(directGroupBy)}`);

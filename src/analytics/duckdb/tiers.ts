@@ -1,0 +1,109 @@
+/**
+ * The two tiers of a stream's table as one: the hot DuckDB table from each partition's archive
+ * boundary on, plus the committed Parquet files below it (docs/storage.md). A query reads them
+ * through a temporary view on its own connection that shadows the table's name; the view's hot
+ * half keeps only rows at or above the boundary, so a row that is both in a committed file and
+ * still in the hot table (between the commit and the hot-tier delete) is counted once.
+ *
+ * Rows leave the hot table only once every query that began before their file was published has
+ * ended (`QueryEpochs`): such a query reads the hot table without that file, so it must still find
+ * the rows there. Without this wait a query could miss rows that moved while it ran, the failure
+ * Pinot's hybrid tables are known for (apache/pinot#15171).
+ */
+import { quoteIdent } from "./identifiers.js";
+
+/** One committed archive file as the query path reads it. */
+export interface ArchivedFile {
+  readonly partition: number;
+  readonly offsetStart: number;
+  readonly offsetEnd: number;
+  /** A path DuckDB can read (inside the store's archive directory). */
+  readonly path: string;
+  readonly minUser: string;
+  readonly maxUser: string;
+}
+
+/** A stream's archive as published to the store: its files and each partition's boundary. */
+export interface ArchiveSet {
+  readonly files: readonly ArchivedFile[];
+  /** Partition → the offset below which its rows are archived (absent: 0). */
+  readonly boundaries: ReadonlyMap<number, number>;
+}
+
+export interface TableColumn {
+  readonly name: string;
+  /** DuckDB's type name, as duckdb_columns() gives it. */
+  readonly type: string;
+}
+
+export function sqlString(text: string): string {
+  return `'${text.replaceAll("'", "''")}'`;
+}
+
+/** `CASE _partition WHEN p THEN boundary … ELSE 0 END`, the per-partition boundary as an expression. */
+export function boundaryExpression(boundaries: ReadonlyMap<number, number>): string {
+  if (boundaries.size === 0) return "0";
+  const cases = [...boundaries].map(([p, b]) => `WHEN ${Math.trunc(p)} THEN ${Math.trunc(b)}`);
+  return `(CASE "_partition" ${cases.join(" ")} ELSE 0 END)`;
+}
+
+/**
+ * The view's body: hot rows at or above the boundary, then the files' rows cast to the hot
+ * table's column types (a file written before a column existed reads it as NULL; one written
+ * before a column was widened reads it widened), so the union has exactly the table's columns.
+ */
+export function tieredViewSql(
+  database: string,
+  table: string,
+  columns: readonly TableColumn[],
+  archive: ArchiveSet,
+  fileColumns: ReadonlySet<string>,
+): string {
+  const hot = `SELECT * FROM ${quoteIdent(database)}.main.${quoteIdent(table)} WHERE "_offset" >= ${boundaryExpression(archive.boundaries)}`;
+  if (archive.files.length === 0) return hot;
+  const select = columns.map((c) => {
+    const value = fileColumns.has(c.name.toLowerCase()) ? quoteIdent(c.name) : "NULL";
+    return `CAST(${value} AS ${c.type}) AS ${quoteIdent(c.name)}`;
+  });
+  const files = archive.files.map((f) => sqlString(f.path)).join(", ");
+  return `${hot} UNION ALL SELECT ${select.join(", ")} FROM read_parquet([${files}], union_by_name = true)`;
+}
+
+/** Counts queries by the archive version they started under, so a hot-tier delete can wait for older ones. */
+export class QueryEpochs {
+  private version = 0;
+  private readonly running = new Map<number, number>();
+  private waiters: (() => void)[] = [];
+
+  /** A new archive set is visible to queries from now on; returns its version. */
+  advance(): number {
+    this.version += 1;
+    return this.version;
+  }
+
+  enter(): number {
+    const v = this.version;
+    this.running.set(v, (this.running.get(v) ?? 0) + 1);
+    return v;
+  }
+
+  leave(version: number): void {
+    const n = (this.running.get(version) ?? 1) - 1;
+    if (n > 0) this.running.set(version, n);
+    else this.running.delete(version);
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Resolves once no query that began under a version before `version` is running. */
+  async drained(version: number): Promise<void> {
+    while ([...this.running.keys()].some((v) => v < version)) {
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+  }
+
+  get current(): number {
+    return this.version;
+  }
+}

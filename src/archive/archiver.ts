@@ -1,0 +1,410 @@
+/**
+ * Moves rows past their stream's hot window from the hot tier to Parquet files, exactly once
+ * (docs/storage.md). One file is: written by DuckDB to a staging path → put at its key → committed
+ * by its manifest row (with the partition's new boundary) in one control-database transaction →
+ * published to the query path → its rows deleted from the hot tier. A crash between any two
+ * steps leaves either an uncommitted file (removed by recover()) or a committed one whose rows
+ * may still be hot (recover() publishes it and deletes them; queries count them once in the
+ * meantime, because the hot tier is read only from the boundary on).
+ */
+import type { ArchiveRange, ExportedFile } from "../analytics/duckdb/store.js";
+import type { ArchivedFile, ArchiveSet } from "../analytics/duckdb/tiers.js";
+import type { ArchiveFileRecord, ControlStore, StreamDefinition } from "../control/types.js";
+import { hotWindowOf } from "./hot-window.js";
+import { type ArchiveLocation, archiveKey } from "./location.js";
+
+/** The analytics store's side of the archive (DuckDbAnalyticsStore, and the worker store in front of it). */
+export interface TieredStore {
+  planArchive(stream: string, cutoffMs: number, maxRows: number): Promise<ArchiveRange[]>;
+  exportRange(stream: string, range: ArchiveRange, path: string): Promise<ExportedFile>;
+  mergeFiles(files: readonly string[], path: string): Promise<ExportedFile>;
+  publishArchive(stream: string, archive: ArchiveSet): Promise<void>;
+  deleteArchivedRows(stream: string): Promise<number>;
+}
+
+export type ArchiveStep = "write" | "put" | "commit" | "publish" | "delete" | "expire" | "merge" | "replace";
+
+export interface ArchiverOptions {
+  readonly control: Pick<
+    ControlStore,
+    | "listStreams"
+    | "listArchiveFiles"
+    | "commitArchiveFile"
+    | "replaceArchiveFiles"
+    | "deleteArchiveFiles"
+    | "archiveBoundaries"
+  >;
+  readonly analytics: TieredStore;
+  readonly location: ArchiveLocation;
+  readonly now?: () => number;
+  /** Rows per file at most; a larger backlog becomes several files. Default 1 000 000. */
+  readonly maxRowsPerFile?: number;
+  /** Runs before each step of each file; a throw there stands for a crash at that step (tests). */
+  readonly beforeStep?: (step: ArchiveStep, stream: string) => void | Promise<void>;
+  readonly onError?: (error: unknown, stream: string) => void;
+  /** First back-off after a failed run of a stream; default: the interval start() was given. */
+  readonly backoffMs?: number;
+  /** Hears each file committed (metrics). */
+  readonly onCommitted?: (file: ArchiveFileRecord) => void;
+}
+
+/** What the archive holds and how it has gone, for metrics. */
+export interface ArchiveStats {
+  /** Files committed by this process. */
+  filesWritten: number;
+  rowsArchived: number;
+  bytesWritten: number;
+  failures: number;
+  /** Files deleted by archive retention. */
+  filesExpired: number;
+  /** Compactions done, and the files they merged. */
+  compactions: number;
+  filesCompacted: number;
+  /** Per stream: files and bytes in the archive, and the event time up to which it is complete. */
+  readonly streams: Map<string, { files: number; bytes: number; rows: number }>;
+  /** When a run last ended without failures, epoch ms (0: never). */
+  lastSuccess: number;
+}
+
+const DEFAULT_MAX_ROWS_PER_FILE = 1_000_000;
+/** Failing streams wait 1, 2, 4 … up to 64 intervals between tries. */
+const MAX_BACKOFF_DOUBLINGS = 6;
+/** Small files of one partition and day merged together once there are this many in a row. */
+const MIN_MERGE = 8;
+
+/** The day directory of a file's key (`<stream>/<day>/p<partition>/…`). */
+function dayOf(key: string): string {
+  return key.split("/")[1] ?? "";
+}
+/** Plans per stream per run: a backlog moves over several runs rather than holding one for hours. */
+const MAX_PLANS_PER_RUN = 64;
+
+export class Archiver {
+  readonly stats: ArchiveStats = {
+    filesWritten: 0,
+    rowsArchived: 0,
+    bytesWritten: 0,
+    failures: 0,
+    filesExpired: 0,
+    compactions: 0,
+    filesCompacted: 0,
+    streams: new Map(),
+    lastSuccess: 0,
+  };
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+  /** Streams whose published archive may differ from the manifest (after a failure). */
+  private readonly unsynced = new Set<string>();
+  private collectGarbage = false;
+  /** Streams whose last runs failed: how many in a row, and when to try again. */
+  private readonly retries = new Map<string, { failures: number; at: number; error: string }>();
+  /** The first back-off (the interval start() runs at; 0 for runOnce() alone: none). */
+  private intervalMs: number;
+  /** When each stream was last found with nothing left to move, epoch ms. */
+  private readonly upToDate = new Map<string, number>();
+  private readonly startedAt: number;
+
+  constructor(private readonly options: ArchiverOptions) {
+    this.startedAt = this.now();
+    this.intervalMs = options.backoffMs ?? 0;
+  }
+
+  /**
+   * Archive lag per stream, in seconds: how long since the archiver last found the stream with
+   * no row left past its hot window (since start, for a stream not yet brought up to date).
+   */
+  lagSeconds(streams: readonly string[]): Map<string, number> {
+    const now = this.now();
+    return new Map(streams.map((s) => [s, Math.max(0, now - (this.upToDate.get(s) ?? this.startedAt)) / 1000]));
+  }
+
+  /** Streams whose archiving fails run after run (reset by a run that succeeds), with the last error. */
+  failing(): Map<string, { failures: number; error: string }> {
+    return new Map([...this.retries].map(([stream, r]) => [stream, { failures: r.failures, error: r.error }]));
+  }
+
+  private now(): number {
+    return (this.options.now ?? Date.now)();
+  }
+
+  /**
+   * Brings the store in line with the manifest after a start or a crash: staged and
+   * uncommitted files are deleted, every stream's committed files are published, and their rows
+   * still in the hot tier are deleted. Run before serving queries.
+   */
+  async recover(): Promise<void> {
+    const { location, control } = this.options;
+    await location.open();
+    await location.clearStaging();
+    const committed = await control.listArchiveFiles();
+    const keep = new Set(committed.map((f) => f.path));
+    const orphans = (await location.list("")).filter((key) => !keep.has(key));
+    await location.delete(orphans);
+    for (const stream of await control.listStreams()) {
+      if (stream.analytics !== false) await this.sync(stream.name);
+    }
+  }
+
+  /** Archives every stream once. Failures are counted and reported; the next run retries. */
+  async runOnce(): Promise<void> {
+    if (this.running) return this.running;
+    this.running = this.run().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  start(intervalMs: number): void {
+    this.stopped = false;
+    this.intervalMs = this.options.backoffMs ?? intervalMs;
+    const tick = () => {
+      this.timer = setTimeout(async () => {
+        await this.runOnce();
+        if (!this.stopped) tick();
+      }, intervalMs);
+      this.timer.unref();
+    };
+    tick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+
+  /** Deletes a deleted stream's files (its manifest rows went with the stream). */
+  async dropStream(stream: string): Promise<void> {
+    await this.running;
+    const { location } = this.options;
+    await location.delete(await location.list(stream));
+    this.stats.streams.delete(stream);
+    this.upToDate.delete(stream);
+  }
+
+  private async run(): Promise<void> {
+    let failed = false;
+    try {
+      if (this.collectGarbage) {
+        await this.recover();
+        this.collectGarbage = false;
+      }
+      for (const stream of await this.options.control.listStreams()) {
+        if (stream.analytics === false || this.stopped) continue;
+        const retry = this.retries.get(stream.name);
+        if (retry !== undefined && this.now() < retry.at) continue;
+        try {
+          await this.archiveStream(stream);
+          this.retries.delete(stream.name);
+        } catch (e) {
+          failed = true;
+          this.unsynced.add(stream.name);
+          this.collectGarbage = true;
+          this.fail(e, stream.name);
+          // Back-off: a bucket that is down or a full disk is not hammered every interval.
+          const failures = (retry?.failures ?? 0) + 1;
+          const delay = this.intervalMs * 2 ** Math.min(failures - 1, MAX_BACKOFF_DOUBLINGS);
+          const error = e instanceof Error ? e.message : String(e);
+          this.retries.set(stream.name, { failures, at: this.now() + delay, error });
+        }
+      }
+    } catch (e) {
+      // The control database or the location is out of reach: nothing was archived; retry next run.
+      failed = true;
+      this.collectGarbage = true;
+      this.fail(e, "*");
+    }
+    if (!failed) this.stats.lastSuccess = this.now();
+  }
+
+  private fail(error: unknown, stream: string): void {
+    this.stats.failures += 1;
+    this.options.onError?.(error, stream);
+  }
+
+  private async archiveStream(stream: StreamDefinition): Promise<void> {
+    const { analytics, location, control } = this.options;
+    if (this.unsynced.has(stream.name)) await this.sync(stream.name);
+    const now = this.now();
+    const cutoff = now - hotWindowOf(stream);
+    const maxRows = this.options.maxRowsPerFile ?? DEFAULT_MAX_ROWS_PER_FILE;
+    for (let plan = 0; plan < MAX_PLANS_PER_RUN && !this.stopped; plan++) {
+      const ranges = await analytics.planArchive(stream.name, cutoff, maxRows);
+      if (ranges.length === 0) {
+        this.upToDate.set(stream.name, now);
+        break;
+      }
+      for (const range of ranges) {
+        await this.step("write", stream.name);
+        const staged = location.stagingPath(`${stream.name}-p${range.partition}`);
+        const written = await analytics.exportRange(stream.name, range, staged);
+        const key = archiveKey(stream.name, range.partition, range.offsetStart, range.offsetEnd, range.maxTime);
+        await this.step("put", stream.name);
+        await location.put(staged, key);
+        await this.step("commit", stream.name);
+        const record = fileRecord(stream.name, range, written, key);
+        await control.commitArchiveFile(record);
+        this.options.onCommitted?.(record);
+        this.stats.filesWritten += 1;
+        this.stats.rowsArchived += written.rows;
+        this.stats.bytesWritten += written.bytes;
+      }
+      this.unsynced.add(stream.name);
+      await this.sync(stream.name);
+    }
+    await this.expire(stream, now);
+    await this.compact(stream.name, maxRows);
+  }
+
+  /**
+   * Merges runs of small files (under half the row bound) of one partition and day, once a run
+   * has MIN_MERGE of them, into files of up to `maxRows` rows: each interval writes a file per
+   * partition, and thousands of small files a day would make every query open thousands
+   * (ClickHouse's "too many parts", Druid's small segments). The merged file replaces the run in
+   * one manifest transaction; the run's files are deleted once no query reads them.
+   */
+  private async compact(stream: string, maxRows: number): Promise<void> {
+    const { control } = this.options;
+    const runs: ArchiveFileRecord[][] = [];
+    let run: ArchiveFileRecord[] = [];
+    let rows = 0;
+    const flush = () => {
+      if (run.length >= MIN_MERGE) runs.push(run);
+      run = [];
+      rows = 0;
+    };
+    for (const f of await control.listArchiveFiles(stream)) {
+      const prev = run.at(-1);
+      const fits =
+        prev !== undefined &&
+        prev.partition === f.partition &&
+        prev.offsetEnd === f.offsetStart &&
+        dayOf(prev.path) === dayOf(f.path) &&
+        rows + f.rows <= maxRows;
+      if (!fits) flush();
+      if (f.rows < maxRows / 2) {
+        run.push(f);
+        rows += f.rows;
+      } else {
+        flush();
+      }
+    }
+    flush();
+    for (const r of runs) await this.merge(stream, r);
+  }
+
+  private async merge(stream: string, run: readonly ArchiveFileRecord[]): Promise<void> {
+    const { analytics, location, control } = this.options;
+    const first = run[0]!;
+    const last = run.at(-1)!;
+    await this.step("merge", stream);
+    const sources: string[] = [];
+    for (const f of run) sources.push(await location.localPath(f.path));
+    const staged = location.stagingPath(`${stream}-p${first.partition}-merge`);
+    const written = await analytics.mergeFiles(sources, staged);
+    const key = `${stream}/${dayOf(first.path)}/p${first.partition}/${first.offsetStart}-${last.offsetEnd}.parquet`;
+    await location.put(staged, key);
+    const merged: ArchiveFileRecord = {
+      stream,
+      partition: first.partition,
+      offsetStart: first.offsetStart,
+      offsetEnd: last.offsetEnd,
+      minTime: Math.min(...run.map((f) => f.minTime)),
+      maxTime: Math.max(...run.map((f) => f.maxTime)),
+      // Strings: code-unit order, as DuckDB compares VARCHAR.
+      minUser: run.map((f) => f.minUser).sort()[0]!,
+      maxUser: run
+        .map((f) => f.maxUser)
+        .sort()
+        .at(-1)!,
+      rows: written.rows,
+      bytes: written.bytes,
+      schemaVersion: written.columns,
+      path: key,
+    };
+    await this.step("replace", stream);
+    await control.replaceArchiveFiles(
+      stream,
+      run.map((f) => f.path),
+      merged,
+    );
+    this.unsynced.add(stream);
+    // Publishing waits for the queries that may still read the merged files; then they can go.
+    await this.sync(stream);
+    await location.delete(run.map((f) => f.path));
+    this.stats.compactions += 1;
+    this.stats.filesCompacted += run.length;
+  }
+
+  /**
+   * Archive retention: files whose newest row is older than the stream's archive retention
+   * leave the manifest, then the query path (waiting for queries that may be reading them), then
+   * the location. A crash after the first step leaves files no manifest row names, which
+   * recover() deletes.
+   */
+  private async expire(stream: StreamDefinition, now: number): Promise<void> {
+    if (stream.archiveRetentionMs === undefined) return;
+    const { control, location } = this.options;
+    const cutoff = now - stream.archiveRetentionMs;
+    const expired = (await control.listArchiveFiles(stream.name)).filter((f) => f.maxTime < cutoff);
+    if (expired.length === 0) return;
+    await this.step("expire", stream.name);
+    const removed = await control.deleteArchiveFiles(
+      stream.name,
+      expired.map((f) => f.path),
+    );
+    this.unsynced.add(stream.name);
+    await this.sync(stream.name);
+    await location.delete(removed.map((r) => r.path));
+    this.stats.filesExpired += removed.length;
+  }
+
+  /** Publishes the stream's committed files to the query path, then deletes their rows from the hot tier. */
+  private async sync(stream: string): Promise<void> {
+    const { analytics, location, control } = this.options;
+    const records = await control.listArchiveFiles(stream);
+    const files: ArchivedFile[] = [];
+    for (const r of records) {
+      files.push({
+        partition: r.partition,
+        offsetStart: r.offsetStart,
+        offsetEnd: r.offsetEnd,
+        path: await location.localPath(r.path),
+        minUser: r.minUser,
+        maxUser: r.maxUser,
+      });
+    }
+    await this.step("publish", stream);
+    await analytics.publishArchive(stream, { files, boundaries: await control.archiveBoundaries(stream) });
+    await this.step("delete", stream);
+    await analytics.deleteArchivedRows(stream);
+    this.unsynced.delete(stream);
+    this.stats.streams.set(stream, {
+      files: records.length,
+      bytes: records.reduce((n, r) => n + r.bytes, 0),
+      rows: records.reduce((n, r) => n + r.rows, 0),
+    });
+  }
+
+  private async step(step: ArchiveStep, stream: string): Promise<void> {
+    await this.options.beforeStep?.(step, stream);
+  }
+}
+
+function fileRecord(stream: string, range: ArchiveRange, written: ExportedFile, key: string): ArchiveFileRecord {
+  return {
+    stream,
+    partition: range.partition,
+    offsetStart: range.offsetStart,
+    offsetEnd: range.offsetEnd,
+    minTime: range.minTime,
+    maxTime: range.maxTime,
+    minUser: range.minUser,
+    maxUser: range.maxUser,
+    rows: written.rows,
+    bytes: written.bytes,
+    schemaVersion: written.columns,
+    path: key,
+  };
+}

@@ -1,0 +1,33 @@
+/** The test S3 server (moto): RUNNEL_TEST_S3_URL (scripts/test.sh), else started here by scripts/s3.sh. */
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
+
+export function s3Url(): string {
+  const env = process.env.RUNNEL_TEST_S3_URL;
+  if (env) return env;
+  const root = new URL("../..", import.meta.url).pathname;
+  return execFileSync("bash", [`${root}scripts/s3.sh`], { encoding: "utf8" }).trim();
+}
+
+/** Client settings for the test server; moto takes any credentials. */
+export function s3ClientConfig(url = s3Url()) {
+  return {
+    endpoint: url,
+    region: "us-east-1",
+    forcePathStyle: true,
+    credentials: { accessKeyId: "runnel-test", secretAccessKey: "runnel-test-secret" },
+  };
+}
+
+/** A new, empty bucket of the test's own. */
+export async function newBucket(): Promise<string> {
+  const bucket = `runnel-${randomBytes(6).toString("hex")}`;
+  const client = new S3Client(s3ClientConfig());
+  try {
+    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  } finally {
+    client.destroy();
+  }
+  return bucket;
+}
