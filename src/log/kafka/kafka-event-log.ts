@@ -26,7 +26,7 @@
  *   const records = await log.read("clicks", pos.partition, pos.offset);
  */
 import { randomUUID } from "node:crypto";
-import type { ClusterMetadata } from "@platformatic/kafka";
+import type { ClusterMetadata, FetchOptions } from "@platformatic/kafka";
 import {
   Admin,
   ConfigResourceTypes,
@@ -94,6 +94,13 @@ export class KafkaEventLog implements EventLog {
   private readonly options: ResolvedKafkaOptions;
   private admin: Admin | undefined;
   private reader: Consumer | undefined;
+  /**
+   * The reader's fetches in flight, per broker, chained. The client keeps one incremental fetch
+   * session per broker (KIP-227) and every fetch carries its epoch: fetches sent together carry the
+   * same one, the broker refuses all but the first (INVALID_FETCH_SESSION_EPOCH) and after three
+   * refusals a read fails. One at a time per broker, each fetch sees the epoch the last one left.
+   */
+  private readonly fetches = new Map<number, Promise<unknown>>();
   private producer: Producer | undefined;
   /** Set after a topic is deleted: the idempotent producer's sequence numbers for it are stale. */
   private producerStale = false;
@@ -640,7 +647,7 @@ export class KafkaEventLog implements EventLog {
       try {
         const metadata = await reader.metadata({ topics: [meta.topic], forceUpdate: attempt > 0 });
         const { topicId, leader } = leaderOf(metadata, meta, stream, partition);
-        const response = await reader.fetch({
+        const request: FetchOptions<Buffer, Buffer, Buffer, Buffer> = {
           node: leader,
           topics: [
             {
@@ -660,7 +667,8 @@ export class KafkaEventLog implements EventLog {
           minBytes: 0,
           maxBytes: budget,
           isolationLevel: READ_COMMITTED,
-        });
+        };
+        const response = await this.fetchInTurn(leader, () => reader.fetch(request));
         const p = response.responses[0]?.partitions[0];
         // 2.x types an absent record set or abort list as null (the protocol's nullable arrays).
         if (p === undefined || p.records == null || p.records.length === 0) return undefined;
@@ -675,6 +683,17 @@ export class KafkaEventLog implements EventLog {
         throw toRunnelError(e, `read ${meta.topic}/${partition}`, stream);
       }
     }
+  }
+
+  /** Runs `request` once the fetches sent to `node` before it have ended (see `fetches`). */
+  private fetchInTurn<T>(node: number, request: () => Promise<T>): Promise<T> {
+    const turn = (this.fetches.get(node) ?? Promise.resolve()).then(request, request);
+    const settled = turn.catch(() => undefined);
+    this.fetches.set(node, settled);
+    void settled.then(() => {
+      if (this.fetches.get(node) === settled) this.fetches.delete(node);
+    });
+    return turn;
   }
 
   private async listOffsets(meta: StreamMeta, stream: string, timestamp: bigint): Promise<number[]> {
