@@ -6,7 +6,7 @@
  * - operator: events already decoded (StreamEvent objects built before timing), fed through the
  *   compiled SQL plan with per-event watermark tracking, as the runner's inner loop does;
  * - runner: the WindowedPipelineRunner over the real local log (read, JSON decode, window, append,
- *   checkpoint), from a pre-filled input stream;
+ *   checkpoint into the local-file checkpoint store, the server's default), from a pre-filled input stream;
  * - latency: from the append acknowledgement of the event that closes a window to its result
  *   being readable in the output stream;
  * - api latency: Runnel in this process (the real server, local log, analytics store), a SQL
@@ -25,6 +25,7 @@ import os from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../src/config/config.js";
 import { LocalEventLog } from "../src/log/local/index.js";
+import { LocalFileCheckpointStore } from "../src/runtime/checkpoint/local.js";
 import { startRunnel } from "../src/server.js";
 import type { StreamEvent } from "../src/stream/event.js";
 import { parsePipelineOptions } from "../src/stream/options.js";
@@ -111,6 +112,7 @@ async function runnerRun(n: number): Promise<{ eps: number; latencyMs: number }>
       outputStream: "out",
       startFrom: "earliest",
       options: parsePipelineOptions({ outOfOrderness: "5s", idleTimeout: 0 }),
+      checkpoints: new LocalFileCheckpointStore(`${dir}-checkpoints`),
       chunkSize: 5_000,
       tickMs: 0,
     });
@@ -141,6 +143,7 @@ async function runnerRun(n: number): Promise<{ eps: number; latencyMs: number }>
   } finally {
     await log.close();
     await rm(dir, { recursive: true, force: true });
+    await rm(`${dir}-checkpoints`, { recursive: true, force: true });
   }
 }
 

@@ -6,6 +6,7 @@
 import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import type { StreamDefinition } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
+import { KeyedSerialQueue, SerialQueue } from "../../core/serial-queue.js";
 import { toAnalyticsRow } from "../rows.js";
 import { checkQuery } from "../sql/check.js";
 import {
@@ -82,16 +83,6 @@ const DDL_PER_TRANSACTION = 100;
 const STREAM_NAME = /^[a-z][a-z0-9_]{0,63}$/;
 const BASE_KEYS = new Set<string>(BASE_COLUMNS.map((c) => c.name));
 
-/** Serialises async work (one writer; DuckDB allows one open transaction per connection). */
-class Mutex {
-  private tail: Promise<unknown> = Promise.resolve();
-  run<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.tail.then(fn, fn);
-    this.tail = next.catch(() => {});
-    return next;
-  }
-}
-
 export class DuckDbAnalyticsStore implements AnalyticsStore {
   private instance: DuckDBInstance | undefined;
   private writer: DuckDBConnection | undefined;
@@ -99,9 +90,10 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
   private readonly schemas = new Map<string, FieldColumns>();
   /** Committed next offset per partition, per stream applied to since open. */
   private readonly positions = new Map<string, Map<number, number>>();
-  private readonly writeLock = new Mutex();
+  /** One writer: DuckDB allows one open transaction per connection. */
+  private readonly writeLock = new SerialQueue();
   /** One apply at a time per stream, so its schema changes and rows stay in order. */
-  private readonly streamLocks = new Map<string, Mutex>();
+  private readonly streamLocks = new KeyedSerialQueue<string>();
   private readonly sandboxes: SandboxPool;
   private readonly limits: QueryLimits;
 
@@ -145,7 +137,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
   async close(): Promise<void> {
     await this.sandboxes.close();
     // Schema changes run outside the write lock: closing under one would abort the process.
-    await Promise.all([...this.streamLocks.values()].map((lock) => lock.run(async () => {})));
+    await this.streamLocks.idleAll();
     await this.writeLock.run(async () => {
       this.readers?.close();
       this.writer?.closeSync();
@@ -176,7 +168,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
   }
 
   async dropTable(stream: string): Promise<void> {
-    await this.lockOf(stream).run(() =>
+    await this.streamLocks.run(stream, () =>
       this.writeLock.run(async () => {
         if (!this.schemas.has(stream)) return;
         const c = this.conn();
@@ -193,7 +185,6 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
         this.positions.delete(stream);
       }),
     );
-    this.streamLocks.delete(stream);
   }
 
   async apply(stream: string, partition: number, rows: readonly AnalyticsRow[]): Promise<void> {
@@ -222,7 +213,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
    */
   async applyRows(stream: string, batches: readonly PartitionRows[], registered?: FieldColumns): Promise<ApplyOutcome> {
     if (batches.every((b) => b.rows.length === 0)) return APPLIED;
-    return this.lockOf(stream).run(async () => {
+    return this.streamLocks.run(stream, async () => {
       const current = this.schemas.get(stream);
       if (current === undefined) throw new RunnelError("stream_not_found", `no analytics table for stream ${stream}`);
       // This store is the database's only writer, so the positions it committed last are the
@@ -302,15 +293,6 @@ export class DuckDbAnalyticsStore implements AnalyticsStore {
         c.closeSync();
       }
     }
-  }
-
-  private lockOf(stream: string): Mutex {
-    let lock = this.streamLocks.get(stream);
-    if (lock === undefined) {
-      lock = new Mutex();
-      this.streamLocks.set(stream, lock);
-    }
-    return lock;
   }
 
   async appliedOffsets(stream: string): Promise<Map<number, number>> {
