@@ -7,26 +7,17 @@
  * off for seconds right after its process started).
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { after, test } from "node:test";
 import { Admin } from "@platformatic/kafka";
 import { createKafkaEventLog } from "../../src/log/kafka/index.js";
 import { partitionForKey } from "../../src/log/types.js";
+import { kafkaBrokers } from "../helpers/kafka.js";
 
 const PARTITIONS = 8;
 const PREFIX = `runnel-test-reads-${process.pid}-${randomBytes(3).toString("hex")}-`;
 
-function brokers(): string[] {
-  const fromEnv = process.env.RUNNEL_TEST_KAFKA_BROKERS;
-  const address =
-    fromEnv !== undefined && fromEnv !== ""
-      ? fromEnv
-      : execFileSync("bash", ["scripts/kafka.sh"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim();
-  return address.split(",");
-}
-
-const BROKERS = brokers();
+const BROKERS = kafkaBrokers().split(",");
 
 after(async () => {
   const admin = new Admin({ clientId: "runnel-test-cleanup", bootstrapBrokers: BROKERS });
