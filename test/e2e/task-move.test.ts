@@ -9,12 +9,14 @@
  *   a last checkpoint) and C starts. Every alert the offline computation expects exists exactly
  *   once; C replays nothing and loses nothing of what B had read, and its first match's alert
  *   follows the acknowledgement within one checkpoint interval.
- * - The windowed pipeline's half of the issue's test joins this file once pipelines run as tasks
- *   on the checkpoint store (the task driver); it will share `installation()` and the handovers.
+ * - A windowed pipeline (per user and minute: count and sum, checkpointed every second) through
+ *   the same kill and handover, with no rule beside it: every window result in the output topic
+ *   equals the offline computation, none written twice, none missing.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, describe, test } from "node:test";
+import { createKafkaEventLog } from "../../src/log/kafka/index.js";
 import { partitionForKey } from "../../src/log/partitioner.js";
 import { Client } from "../helpers/http.js";
 import { kafkaBrokers } from "../helpers/kafka.js";
@@ -55,6 +57,8 @@ function installation() {
   const dirs: Array<{ remove(): Promise<void> }> = [];
   let created = false;
   return {
+    brokers: brokers.split(","),
+    topicPrefix: env.RUNNEL_KAFKA_TOPIC_PREFIX,
     async start(): Promise<ServerProcess> {
       if (!created) {
         await onServer(server, `CREATE DATABASE ${database}`);
@@ -63,6 +67,18 @@ function installation() {
       const data = await tempDataDir();
       dirs.push(data);
       return startServerProcess(data.dir, env);
+    },
+    /** The first process, with the stream both tests ingest into created. */
+    async begin(): Promise<{ proc: ServerProcess; admin: Client }> {
+      const first = await this.open();
+      const created = await first.admin.post("/api/v1/streams", { name: "transactions", partitions: PARTITIONS });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      return first;
+    },
+    /** A new process, and an admin client of it. */
+    async open(): Promise<{ proc: ServerProcess; admin: Client }> {
+      const proc = await this.start();
+      return { proc, admin: await new Client(proc.url).login("admin", ADMIN_PASSWORD) };
     },
     async remove(): Promise<void> {
       for (const d of dirs) await d.remove();
@@ -126,12 +142,8 @@ describe("moving tasks between processes on Kafka and PostgreSQL", () => {
     const expected = expectedMatches(input, "past_last_event");
     assert.ok(expected.length > 60 && expected.length < 1000, `one page of alerts holds them (${expected.length})`);
 
-    let proc: ServerProcess | undefined;
+    let { proc, admin } = await inst.begin();
     try {
-      proc = await inst.start();
-      let admin = await new Client(proc.url).login("admin", ADMIN_PASSWORD);
-      const created = await admin.post("/api/v1/streams", { name: "transactions", partitions: PARTITIONS });
-      assert.equal(created.status, 201, JSON.stringify(created.body));
       const rule = await admin.post<{ id: string }>(
         "/api/v1/rules",
         seedRule("seed", { actions: [{ type: "alert", severity: "high" }] }),
@@ -167,8 +179,7 @@ describe("moving tasks between processes on Kafka and PostgreSQL", () => {
       await proc.kill("SIGKILL");
 
       // B takes over from the store: an empty data dir, the same broker and database.
-      proc = await inst.start();
-      admin = await new Client(proc.url).login("admin", ADMIN_PASSWORD);
+      ({ proc, admin } = await inst.open());
       for (const batch of toB) await post(batch);
       await untilAlerted(handover);
       const postedToB = toB.flat().length;
@@ -178,8 +189,7 @@ describe("moving tasks between processes on Kafka and PostgreSQL", () => {
 
       // A planned handover: B stops with a last checkpoint, C starts on another empty data dir.
       await proc.kill("SIGTERM");
-      proc = await inst.start();
-      admin = await new Client(proc.url).login("admin", ADMIN_PASSWORD);
+      ({ proc, admin } = await inst.open());
       const acked = performance.now();
       await post(probe);
       await untilAlerted(["probe"]);
@@ -202,12 +212,94 @@ describe("moving tasks between processes on Kafka and PostgreSQL", () => {
       );
       assert.deepEqual(got, expected, "every expected alert");
     } finally {
-      await proc?.kill();
+      await proc.kill();
     }
   });
 
-  // The windowed pipeline's half: once pipelines run as tasks on the checkpoint store, a windowed
-  // pipeline runs beside the rule through the same kill and handover, and its window results
-  // equal an offline computation.
-  test.todo("a windowed pipeline: killed, handed over, every window result exactly once");
+  test("a windowed pipeline: killed, handed over, every window result exactly once", {
+    timeout: 600_000,
+  }, async (t) => {
+    const inst = installation();
+    t.after(() => inst.remove());
+    const { events } = fraudScenario(SEED + 1, { users: 120, spanMinutes: 30, keepAfterMatch: true });
+    // One event per partition two minutes after the rest: the watermark passes every window above.
+    const flush = sentinels("flush").map((user) => ({ ...burst(user, BASE_TS + 33 * MINUTE)[0]!, amount: 0 }));
+    const toA = batchesOf(events.slice(0, Math.floor(events.length * 0.4)));
+    const toB = batchesOf(events.slice(toA.flat().length, Math.floor(events.length * 0.7)));
+    const toC = [...batchesOf(events.slice(toA.flat().length + toB.flat().length)), flush];
+    const expected = new Map<string, { n: number; total: number }>();
+    for (const e of events) {
+      const k = `${e.user_id}|${e.timestamp - (e.timestamp % MINUTE)}`;
+      const cur = expected.get(k) ?? { n: 0, total: 0 };
+      expected.set(k, { n: cur.n + 1, total: Math.round((cur.total + e.amount) * 100) / 100 });
+    }
+
+    let { proc, admin } = await inst.begin();
+    try {
+      const pipeline = await admin.post("/api/v1/pipelines", {
+        name: "per_minute",
+        sql: `SELECT user_id, window_start, window_end, count(*) AS n, sum(amount) AS total
+              FROM TUMBLE(transactions, _time, INTERVAL '1 minute') GROUP BY ALL`,
+        // From the end of the input when it starts: a process that found no state would start
+        // there with empty windows, not recompute them from the beginning.
+        startFrom: "now",
+        options: { outOfOrderness: "0s", checkpointInterval: `${CHECKPOINT_INTERVAL_MS}ms` },
+      });
+      assert.equal(pipeline.status, 201, JSON.stringify(pipeline.body));
+      const post = async (batch: readonly Tx[]): Promise<void> => {
+        const res = await admin.post("/api/v1/streams/transactions/events", batch);
+        assert.equal(res.status, 200, JSON.stringify(res.body));
+      };
+      // A under load, killed right after its last acknowledgement (results written after its last
+      // checkpoint are the ones B must not write again).
+      for (const batch of toA) await post(batch);
+      await proc.kill("SIGKILL");
+      ({ proc, admin } = await inst.open());
+      for (const batch of toB) await post(batch);
+      await proc.kill("SIGTERM");
+      ({ proc, admin } = await inst.open());
+      for (const batch of toC) await post(batch);
+
+      // The output stream as the broker holds it (committed records), read until every window is in.
+      const reader = createKafkaEventLog({
+        brokers: inst.brokers,
+        clientId: "runnel-test-task-move",
+        topicPrefix: inst.topicPrefix,
+      });
+      await reader.open();
+      const got = new Map<string, { n: number; total: number }>();
+      const duplicates: string[] = [];
+      try {
+        const positions = new Array<number>(PARTITIONS).fill(0);
+        const deadline = Date.now() + 60_000;
+        while (got.size + duplicates.length < expected.size && Date.now() < deadline) {
+          let read = 0;
+          for (let p = 0; p < PARTITIONS; p++) {
+            const records = await reader.read("per_minute", p, positions[p]!, { maxRecords: 1000 });
+            for (const r of records) {
+              const v = JSON.parse(new TextDecoder().decode(r.value)) as Record<string, unknown>;
+              const k = `${v.user_id}|${Date.parse(String(v.window_start))}`;
+              if (got.has(k)) duplicates.push(k);
+              got.set(k, { n: Number(v.n), total: Math.round(Number(v.total) * 100) / 100 });
+            }
+            read += records.length;
+            if (records.length > 0) positions[p] = records[records.length - 1]!.offset + 1;
+          }
+          if (read === 0) await new Promise((r) => setTimeout(r, 100));
+        }
+      } finally {
+        await reader.close();
+      }
+      assert.deepEqual(duplicates, [], "no window result written twice");
+      assert.deepEqual(
+        [...expected.keys()].filter((k) => !got.has(k)),
+        [],
+        "no window result missing",
+      );
+      assert.equal(got.size, expected.size, "no window result the offline computation has not");
+      for (const [k, v] of expected) assert.deepEqual(got.get(k), v, k);
+    } finally {
+      await proc.kill();
+    }
+  });
 });
