@@ -395,7 +395,8 @@ export class RuleManager implements BlockList {
     return {
       ...rule,
       stats: {
-        running: r !== undefined,
+        // A runner whose every partition another process took over does nothing more.
+        running: r !== undefined && !r.takenOver(),
         eventsIn: r?.recordsIn ?? 0,
         matches: r?.matches ?? 0,
         partialMatches: r?.partialMatches() ?? 0,

@@ -225,6 +225,11 @@ export class RuleRunner {
     return this.tasks.flatMap((t, p) => (t.fenced ? [p] : []));
   }
 
+  /** Every partition was taken over: this runner does nothing more. */
+  takenOver(): boolean {
+    return this.tasks.length > 0 && this.tasks.every((t) => t.fenced);
+  }
+
   partialMatches(): number {
     return this.operators.reduce((n, op) => n + op.partialMatchCount(), 0);
   }

@@ -247,6 +247,8 @@ describe("rule runner fencing", () => {
       await new Promise((r) => setTimeout(r, 5));
     }
     assert.deepEqual(a.fencedPartitions(), [0, 1]);
+    assert.equal(a.takenOver(), true);
+    assert.equal(b.takenOver(), false);
     assert.match(a.lastError ?? "", /taken over/);
     const aHad = fromA.length;
     const aRead = a.recordsIn;
