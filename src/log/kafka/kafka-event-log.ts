@@ -31,7 +31,7 @@
  *   const records = await log.read("clicks", pos.partition, pos.offset);
  */
 import { randomUUID } from "node:crypto";
-import type { ClusterMetadata } from "@platformatic/kafka";
+import type { ClusterMetadata, FetchOptions } from "@platformatic/kafka";
 import {
   Admin,
   ConfigResourceTypes,
@@ -123,6 +123,13 @@ export class KafkaEventLog implements EventLog {
   private unseen: CommittedGroup[] = [];
   /** The poll of last stable offsets that resolves `unseen`, while one runs. */
   private watching: Promise<void> | undefined;
+  /**
+   * The reader's fetches in flight, per broker, chained. The client keeps one incremental fetch
+   * session per broker (KIP-227) and every fetch carries its epoch: fetches sent together carry the
+   * same one, the broker refuses all but the first (INVALID_FETCH_SESSION_EPOCH) and after three
+   * refusals a read fails. One at a time per broker, each fetch sees the epoch the last one left.
+   */
+  private readonly fetches = new Map<number, Promise<unknown>>();
   private readonly streams = new Map<string, StreamMeta>();
   private readonly listeners = new Map<string, Set<() => void>>();
   private readonly seenEnds = new Map<string, string>();
@@ -724,7 +731,7 @@ export class KafkaEventLog implements EventLog {
       try {
         const metadata = await reader.metadata({ topics: [meta.topic], forceUpdate: attempt > 0 });
         const { topicId, leader } = leaderOf(metadata, meta, stream, partition);
-        const response = await reader.fetch({
+        const request: FetchOptions<Buffer, Buffer, Buffer, Buffer> = {
           node: leader,
           topics: [
             {
@@ -744,7 +751,8 @@ export class KafkaEventLog implements EventLog {
           minBytes: 0,
           maxBytes: budget,
           isolationLevel: READ_COMMITTED,
-        });
+        };
+        const response = await this.fetchInTurn(leader, () => reader.fetch(request));
         const p = response.responses[0]?.partitions[0];
         // 2.x types an absent record set or abort list as null (the protocol's nullable arrays).
         if (p === undefined || p.records == null || p.records.length === 0) return undefined;
@@ -759,6 +767,17 @@ export class KafkaEventLog implements EventLog {
         throw toRunnelError(e, `read ${meta.topic}/${partition}`, stream);
       }
     }
+  }
+
+  /** Runs `request` once the fetches sent to `node` before it have ended (see `fetches`). */
+  private fetchInTurn<T>(node: number, request: () => Promise<T>): Promise<T> {
+    const turn = (this.fetches.get(node) ?? Promise.resolve()).then(request, request);
+    const settled = turn.catch(() => undefined);
+    this.fetches.set(node, settled);
+    void settled.then(() => {
+      if (this.fetches.get(node) === settled) this.fetches.delete(node);
+    });
+    return turn;
   }
 
   private async listOffsets(meta: StreamMeta, stream: string, timestamp: bigint): Promise<number[]> {
