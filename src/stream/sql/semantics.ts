@@ -131,15 +131,6 @@ export function ge(a: unknown, b: unknown): boolean | null {
 
 export type ComparisonOp = "=" | "<>" | "<" | "<=" | ">" | ">=";
 
-export const COMPARISONS: Readonly<Record<ComparisonOp, (a: unknown, b: unknown) => boolean | null>> = {
-  "=": eq,
-  "<>": ne,
-  "<": lt,
-  "<=": le,
-  ">": gt,
-  ">=": ge,
-};
-
 /** `x BETWEEN lo AND hi` is `x >= lo AND x <= hi`: the upper bound is not compared once the lower one failed (as DuckDB). */
 export function between(x: unknown, lo: unknown, hi: unknown): boolean | null {
   const a = ge(x, lo);
