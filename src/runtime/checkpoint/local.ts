@@ -24,6 +24,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fsyncDir, writeFileSynced } from "../../core/durable-file.js";
 import { frameHeader, unframe } from "./frame.js";
 import {
+  CheckpointContendedError,
   CheckpointCorruptError,
   CheckpointFencedError,
   type CheckpointKind,
@@ -328,8 +329,8 @@ export class LocalFileCheckpointStore implements CheckpointStore {
     }
   }
 
-  private contended(task: string): Error {
-    return new Error(`checkpoint of task ${task}: gave up after ${MAX_ATTEMPTS} attempts lost to other writers`);
+  private contended(task: string): CheckpointContendedError {
+    return new CheckpointContendedError(task, MAX_ATTEMPTS);
   }
 }
 
