@@ -40,7 +40,7 @@ import { createMetrics, type Metrics } from "./monitoring/metrics.js";
 import { ConsumerAlerts } from "./monitoring/operator-alerts.js";
 import { hasPoolStats } from "./monitoring/probes.js";
 import { TimedEventLog } from "./monitoring/timed-log.js";
-import { LocalFileCheckpointStore } from "./runtime/checkpoint/local.js";
+import { openCheckpointStore } from "./runtime/checkpoint/index.js";
 import { pipelineGroup } from "./stream/runner.js";
 
 /** A failure to start that the CLI reports as one clear line. */
@@ -230,8 +230,9 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     }, config.monitoring.anomalyIntervalMs);
     consumerWatch.unref();
     closers.push({ name: "consumer watch", close: async () => clearInterval(consumerWatch) });
-    // Every task checkpoints through one store (issue 16); the embedded default keeps it under the data directory.
-    const checkpoints = new LocalFileCheckpointStore(join(config.dataDir, "checkpoints"));
+    // Every task checkpoints through one store (issue 16): files under the data directory, or the
+    // control plane's PostgreSQL that every instance of the installation reaches (RUNNEL_CHECKPOINT_STORE).
+    const checkpoints = await openCheckpointStore(config);
     closers.push({ name: "checkpoint store", close: () => checkpoints.close() });
     const pipelines = new PipelineManager({
       control,
