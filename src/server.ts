@@ -269,8 +269,8 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     }, config.monitoring.anomalyIntervalMs);
     consumerWatch.unref();
     closers.push({ name: "consumer watch", close: async () => clearInterval(consumerWatch) });
-    // Every task checkpoints through one store (issue 16): files under the data directory (the
-    // embedded default), or the control plane's PostgreSQL, where another instance can take over.
+    // Every task checkpoints through one store (issue 16): files under the data directory, or the
+    // control plane's PostgreSQL that every instance of the installation reaches (RUNNEL_CHECKPOINT_STORE).
     const checkpoints = await openCheckpointStore(config);
     closers.push({ name: "checkpoint store", close: () => checkpoints.close() });
     const pipelines = new PipelineManager({
