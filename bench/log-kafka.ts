@@ -28,7 +28,7 @@
  * Usage: node --import tsx bench/log-kafka.ts [--records=1000000] [--runs=3] [--quick]
  *   [--java-linger-ms=20] [--java-batch-bytes=131072] [--java-txn-ms=100] [--dir=<os tmp>]
  *   [--only=local,java,java-flush,java-txn,backend] (a subset, for profiling: writes no results)
- *   [--backend-transactions=<the backend's transactionsInFlight>]
+ *   [--backend-transactions=<the backend's transactionsInFlight>] [--concurrency=8 (Runnel's appends in flight)]
  * Needs RUNNEL_TEST_KAFKA_BROKERS (else scripts/kafka.sh) and the broker's jars in
  * RUNNEL_KAFKA_DIR (default .runnel/kafka). Writes bench/results/log-kafka.json.
  */
@@ -62,9 +62,9 @@ const BACKEND_TXNS = args.has("backend-transactions") ? Number(args.get("backend
 const ONLY = args.get("only")?.split(",");
 const BASE_DIR = args.get("dir") ?? os.tmpdir();
 const PARTITIONS = 4;
-/** Runnel's sides append as bench/log-append.ts's fastest case: batches of 1,000, 8 in flight. */
+/** Runnel's sides append as bench/log-append.ts's fastest case: batches of 1,000, 8 in flight by default. */
 const BATCH = 1000;
-const CONCURRENCY = 8;
+const CONCURRENCY = Number(args.get("concurrency") ?? 8);
 const REPO = resolve(import.meta.dirname, "..");
 const KAFKA_DIR = process.env.RUNNEL_KAFKA_DIR ?? join(REPO, ".runnel", "kafka");
 const CLOCK_TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
