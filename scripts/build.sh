@@ -7,4 +7,6 @@ cd "$(dirname "$0")/.."
 source scripts/node.sh
 rm -rf dist
 npx tsc -p tsconfig.build.json
+# A first start copies this initialised PGlite cluster instead of running initdb (src/control/pglite-template.ts).
+node --input-type=module -e 'await (await import("./dist/src/control/pglite-template.js")).writePgliteTemplate()'
 npx vite build web --logLevel warn

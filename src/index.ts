@@ -19,8 +19,10 @@
 
 export { LocalEventLog } from "./log/local/index.js";
 export type { EventLog, LogRecord } from "./log/types.js";
+export { LocalFileCheckpointStore } from "./runtime/checkpoint/local.js";
+export { MemoryCheckpointStore } from "./runtime/checkpoint/memory.js";
+export type { CheckpointStore } from "./runtime/checkpoint/store.js";
 export * from "./stream/api/index.js";
-export { type CheckpointStore, LogCheckpointStore, MemoryCheckpointStore } from "./stream/checkpoint.js";
 export { KeyedProcessOperator, type KeyedState } from "./stream/keyed-process.js";
 export {
   CachedLookup,

@@ -41,6 +41,7 @@ import { createMetrics, type Metrics } from "./monitoring/metrics.js";
 import { ConsumerAlerts } from "./monitoring/operator-alerts.js";
 import { hasPoolStats } from "./monitoring/probes.js";
 import { TimedEventLog } from "./monitoring/timed-log.js";
+import { openCheckpointStore } from "./runtime/checkpoint/index.js";
 import { pipelineGroup } from "./stream/runner.js";
 
 /** A failure to start that the CLI reports as one clear line. */
@@ -268,12 +269,17 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     }, config.monitoring.anomalyIntervalMs);
     consumerWatch.unref();
     closers.push({ name: "consumer watch", close: async () => clearInterval(consumerWatch) });
+    // Every task checkpoints through one store (issue 16): files under the data directory by default,
+    // the control database when one is shared (RUNNEL_CHECKPOINT_STORE), so tasks can move.
+    const checkpoints = await openCheckpointStore(config);
+    closers.push({ name: "checkpoint store", close: () => checkpoints.close() });
     const pipelines = new PipelineManager({
       control,
       log,
       streams,
       metrics,
       clock,
+      checkpoints,
       probe: monitoring.probe,
       deadLetters,
     });

@@ -11,10 +11,13 @@ import type { ControlStore, PipelineDefinition } from "../control/types.js";
 import type { Clock } from "../core/clock.js";
 import type { DeadLetterSink } from "../core/dead-letters.js";
 import { RunnelError } from "../core/errors.js";
+import { SerialQueue } from "../core/serial-queue.js";
 import type { EventLog } from "../log/types.js";
 import type { Metrics } from "../monitoring/metrics.js";
 import { type MonitoringProbe, noopProbe, type WindowState } from "../monitoring/probes.js";
-import { LogCheckpointStore } from "../stream/checkpoint.js";
+import type { CheckpointStore } from "../runtime/checkpoint/store.js";
+import { defaultOwner } from "../runtime/driver.js";
+import { dropLegacyCheckpoint } from "../stream/checkpoint.js";
 import { describeOptions, type PipelineOptions, parsePipelineOptions } from "../stream/options.js";
 import { PipelineRunner, type PipelineStats } from "../stream/runner.js";
 import { type CompiledPipeline, compilePipeline } from "../stream/sql/index.js";
@@ -78,7 +81,7 @@ export class PipelineManager {
   /** Every known pipeline, enabled or not (the name is historical). */
   private readonly running = new Map<string, Running>();
   /** Serialises enable/disable/delete so a runner is never started twice or left behind. */
-  private transitions: Promise<unknown> = Promise.resolve();
+  private readonly transitions = new SerialQueue();
   private unregisterWindowState: (() => void) | undefined;
 
   constructor(
@@ -88,12 +91,20 @@ export class PipelineManager {
       readonly streams: StreamCatalog;
       readonly metrics: Metrics;
       readonly clock: Clock;
+      /** Where the pipelines' tasks checkpoint (src/runtime/checkpoint). */
+      readonly checkpoints: CheckpointStore;
+      /** Who runs the tasks (diagnostics); default host:pid. */
+      readonly owner?: string;
       /** Window state and checkpoints are reported here (src/server.ts passes monitoring.probe). */
       readonly probe?: MonitoringProbe;
       /** Where pipelines put the records they cannot process (default: counted and skipped). */
       readonly deadLetters?: DeadLetterSink;
     },
   ) {}
+
+  private get owner(): string {
+    return this.deps.owner ?? defaultOwner();
+  }
 
   private get probe(): MonitoringProbe {
     return this.deps.probe ?? noopProbe;
@@ -150,7 +161,7 @@ export class PipelineManager {
 
   /** Disables (stops the runner, keeping its position) or enables (resumes from it) a pipeline. */
   setEnabled(name: string, enabled: boolean): Promise<PipelineDescription> {
-    return this.serialised(async () => {
+    return this.transitions.run(async () => {
       const entry = this.running.get(name);
       if (!entry) throw new RunnelError("not_found", `pipeline "${name}" does not exist`);
       if (entry.definition.enabled === enabled) return this.describe(entry);
@@ -172,14 +183,8 @@ export class PipelineManager {
     });
   }
 
-  private serialised<T>(work: () => Promise<T>): Promise<T> {
-    const next = this.transitions.then(work, work);
-    this.transitions = next.catch(() => undefined);
-    return next;
-  }
-
   delete(name: string): Promise<void> {
-    return this.serialised(() => this.deleteNow(name));
+    return this.transitions.run(() => this.deleteNow(name));
   }
 
   private async deleteNow(name: string): Promise<void> {
@@ -191,7 +196,13 @@ export class PipelineManager {
     const late = lateStreamOf(name);
     const lateStream = await this.deps.streams.get(late);
     if (lateStream?.derivedFrom === name) await this.deps.streams.delete(late);
-    await new LogCheckpointStore(this.deps.log).drop(name);
+    const { checkpoints } = this.deps;
+    for (const task of await checkpoints.list(`${name}/`)) {
+      // Claimed first: the drop is fenced like a write, and the runner above has stopped.
+      const { epoch } = await checkpoints.claim(task, this.owner);
+      await checkpoints.drop(task, epoch);
+    }
+    await dropLegacyCheckpoint(this.deps.log, name);
     await this.deps.control.deletePipeline(name);
   }
 
@@ -281,8 +292,9 @@ export class PipelineManager {
   }
 
   private createRunner(definition: PipelineDefinition, compiled: CompiledPipeline, options: PipelineOptions): Runner {
-    const { log, clock } = this.deps;
+    const { log, clock, checkpoints } = this.deps;
     const deadLetters = this.deps.deadLetters !== undefined && { deadLetters: this.deps.deadLetters };
+    const owner = this.owner;
     if (compiled.kind === "window") {
       return new WindowedPipelineRunner({
         log,
@@ -294,6 +306,8 @@ export class PipelineManager {
         startFrom: definition.startFrom,
         options,
         clock,
+        checkpoints,
+        owner,
         checkpointObserver: {
           taken: (ms) => this.probe.checkpointTaken(`pipeline/${definition.name}`, ms),
           failed: () => this.probe.checkpointFailed(`pipeline/${definition.name}`),
@@ -307,6 +321,8 @@ export class PipelineManager {
       compiled,
       outputStream: definition.name,
       clock,
+      checkpoints,
+      owner,
       ...deadLetters,
     });
   }

@@ -1,8 +1,9 @@
 /**
  * A rule's checkpoint: input positions and operator state per partition, as a full snapshot
- * (the base, written atomically: temporary file, fsync, rename) plus the deltas captured after it,
- * appended to a file of frames (length, CRC-32, JSON), each fsynced. A full state is rewritten
- * only once its deltas outgrow it, so a checkpoint costs what changed, not what is held.
+ * (the base, replaced atomically and durably by writeFileDurable) plus the deltas captured after
+ * it, appended to a file of frames (length, CRC-32, JSON), each fsynced (and the directory, when
+ * the append creates the file). A full state is rewritten only once its deltas outgrow it, so a
+ * checkpoint costs what changed, not what is held.
  *
  * The base names its generation and the deltas live in a file named by it, so a crash between
  * writing a new base and deleting the old deltas can never apply those to the new base. A torn
@@ -11,9 +12,10 @@
  * Alerts carry ids derived from the match, so resuming from any checkpoint replays matches that
  * collide with the stored ones instead of duplicating them.
  */
-import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { mkdir, readdir, readFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { crc32 } from "node:zlib";
+import { appendFileDurable, removeFilesDurable, staleTempsOf, writeFileDurable } from "../core/durable-file.js";
 import type { OperatorDelta, OperatorSnapshot } from "./operator.js";
 
 export interface RuleCheckpoint {
@@ -105,21 +107,8 @@ async function readFrames(file: string): Promise<Buffer[]> {
  */
 export async function writeCheckpoint(path: string, generation: number, pieces: Iterable<string>): Promise<number> {
   await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp`;
-  const fh = await open(tmp, "w");
-  let bytes = 0;
-  try {
-    for (const chunk of chunks(pieces)) {
-      // writeFile, not write: it loops until the whole chunk is written.
-      await fh.writeFile(chunk);
-      bytes += chunk.length;
-    }
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
-  await removeDeltas(path, (g) => g !== generation);
+  const bytes = await writeFileDurable(path, chunks(pieces));
+  await removeLeftovers(path, (g) => g !== generation);
   return bytes;
 }
 
@@ -136,23 +125,18 @@ export async function appendDelta(path: string, generation: number, pieces: Iter
   }
   header.writeUInt32BE(length, 0);
   header.writeUInt32BE(crc, 4);
-  const fh = await open(deltaPath(path, generation), "a");
-  try {
-    // One buffer, so the frame goes down in one append (and writeFile loops over short writes).
-    await fh.writeFile(Buffer.concat(parts, FRAME_HEADER + length));
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+  // One buffer, so the frame goes down in one append.
+  await appendFileDurable(deltaPath(path, generation), Buffer.concat(parts, FRAME_HEADER + length));
   return FRAME_HEADER + length;
 }
 
 export async function removeCheckpoint(path: string): Promise<void> {
-  await rm(path, { force: true });
-  await removeDeltas(path, () => true);
+  await removeFilesDurable([path]);
+  await removeLeftovers(path, () => true);
 }
 
-async function removeDeltas(path: string, which: (generation: number) => boolean): Promise<void> {
+/** Removes the delta files of the generations `which` picks, and temp files of killed base writes. */
+async function removeLeftovers(path: string, which: (generation: number) => boolean): Promise<void> {
   const prefix = `${basename(path)}.`;
   let names: string[];
   try {
@@ -161,11 +145,14 @@ async function removeDeltas(path: string, which: (generation: number) => boolean
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
     throw e;
   }
+  // A base a crash interrupted left its temp file: as large as the state, so never left to pile up.
+  const doomed = staleTempsOf(path, names);
   for (const name of names) {
     if (!name.startsWith(prefix) || !name.endsWith(".delta")) continue;
     const generation = Number(name.slice(prefix.length, -".delta".length));
-    if (Number.isInteger(generation) && which(generation)) await rm(join(dirname(path), name), { force: true });
+    if (Number.isInteger(generation) && which(generation)) doomed.push(join(dirname(path), name));
   }
+  await removeFilesDurable(doomed);
 }
 
 /** Pieces of text as UTF-8 buffers of about WRITE_CHUNK bytes. */

@@ -13,6 +13,7 @@
  * op.advanceWatermark(Number.POSITIVE_INFINITY); // end of input: flush everything
  */
 import { RunnelError } from "../core/errors.js";
+import { BinaryHeap } from "../core/heap.js";
 import { eventTimeProgress } from "../stream/time/event-clock.js";
 import { type Match, Nfa, type NfaKeyState } from "./nfa/nfa.js";
 import { type KeyStateSnapshot, restoreKeyState, snapshotKeyState } from "./nfa/snapshot.js";
@@ -122,49 +123,6 @@ export interface OperatorCapture {
 /** Entries serialised between two looks at the clock. */
 const CAPTURE_BATCH = 8;
 
-class MinHeap<T> {
-  readonly items: T[] = [];
-  constructor(private readonly less: (a: T, b: T) => boolean) {}
-  get size(): number {
-    return this.items.length;
-  }
-  peek(): T | undefined {
-    return this.items[0];
-  }
-  push(x: T): void {
-    const a = this.items;
-    let i = a.length;
-    a.push(x);
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!this.less(x, a[p] as T)) break;
-      a[i] = a[p] as T;
-      i = p;
-    }
-    a[i] = x;
-  }
-  pop(): T | undefined {
-    const a = this.items;
-    const top = a[0];
-    const last = a.pop();
-    if (a.length > 0 && last !== undefined) {
-      let i = 0;
-      const n = a.length;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= n) break;
-        const r = l + 1;
-        const c = r < n && this.less(a[r] as T, a[l] as T) ? r : l;
-        if (!this.less(a[c] as T, last)) break;
-        a[i] = a[c] as T;
-        i = c;
-      }
-      a[i] = last;
-    }
-    return top;
-  }
-}
-
 function encodeEvent(v: MetaEvent): unknown {
   const meta = v[EVENT_META];
   return meta === undefined ? { v } : { v, m: meta };
@@ -180,9 +138,9 @@ function decodeEvent(x: unknown): MetaEvent {
 export class CepOperator {
   private readonly nfa: Nfa<MetaEvent>;
   private readonly keys = new Map<string, KeyEntry>();
-  private readonly pending = new MinHeap<Pending>((a, b) => a.ts < b.ts || (a.ts === b.ts && a.seq < b.seq));
+  private readonly pending = new BinaryHeap<Pending>((a, b) => a.ts < b.ts || (a.ts === b.ts && a.seq < b.seq));
   /** Ordered by time, then by when they were armed, so a restored heap fires ties as the original would. */
-  private readonly timers = new MinHeap<Timer>((a, b) => a.ts < b.ts || (a.ts === b.ts && a.seq < b.seq));
+  private readonly timers = new BinaryHeap<Timer>((a, b) => a.ts < b.ts || (a.ts === b.ts && a.seq < b.seq));
   /**
    * Per key, the latest `within` timer armed and not yet fired. A key's events are fed in
    * timestamp order, so the timers it asks for never decrease: a request equal to the latest is

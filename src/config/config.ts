@@ -18,6 +18,11 @@ export interface Config {
   readonly kafkaBrokers?: readonly string[];
   /** Prefix of the Kafka topic that holds each stream. */
   readonly kafkaTopicPrefix: string;
+  /**
+   * Where tasks keep their checkpoints (src/runtime/checkpoint): files under the data dir, or the
+   * control plane's PostgreSQL, which every instance of an installation reaches.
+   */
+  readonly checkpointStore: CheckpointStoreKind;
   /** Origins allowed to call the API from a browser (CORS); none by default. */
   readonly corsOrigins: readonly string[];
   readonly limits: {
@@ -94,6 +99,9 @@ export interface Config {
 export type ArchiveLocationConfig =
   | { readonly kind: "local"; readonly dir: string }
   | { readonly kind: "s3"; readonly bucket: string; readonly prefix: string };
+
+export const CHECKPOINT_STORES = ["local", "database"] as const;
+export type CheckpointStoreKind = (typeof CHECKPOINT_STORES)[number];
 
 /** At most `count` in any `windowMs`, as a token bucket: a burst of `count`, then one per windowMs/count. */
 export interface RateLimit {
@@ -173,6 +181,7 @@ export const ENV_NAMES = {
   databaseUrl: "RUNNEL_DATABASE_URL",
   kafkaBrokers: "RUNNEL_KAFKA_BROKERS",
   kafkaTopicPrefix: "RUNNEL_KAFKA_TOPIC_PREFIX",
+  checkpointStore: "RUNNEL_CHECKPOINT_STORE",
   corsOrigins: "RUNNEL_CORS_ORIGINS",
   maxBodyBytes: "RUNNEL_MAX_BODY_BYTES",
   maxEventBytes: "RUNNEL_MAX_EVENT_BYTES",
@@ -303,6 +312,20 @@ export function loadConfig(flags: Partial<Record<SettingName, string>>, env: Raw
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     throw new ConfigError(field("databaseUrl"), `must be a postgres:// URL`);
   }
+  // database by default when there is a server to share; PGlite serves one process only.
+  const checkpointStore = get("checkpointStore") ?? (databaseUrl === undefined ? "local" : "database");
+  if (!(CHECKPOINT_STORES as readonly string[]).includes(checkpointStore)) {
+    throw new ConfigError(
+      field("checkpointStore"),
+      `must be one of ${CHECKPOINT_STORES.join(", ")}, got "${checkpointStore}"`,
+    );
+  }
+  if (checkpointStore === "database" && databaseUrl === undefined) {
+    throw new ConfigError(
+      field("checkpointStore"),
+      `database needs ${ENV_NAMES.databaseUrl}: the embedded control database serves one process (use local)`,
+    );
+  }
   const brokers = get("kafkaBrokers");
   const kafkaBrokers = brokers?.split(",").map((b) => b.trim());
   if (kafkaBrokers?.some((b) => !/^[^\s:]+:\d+$/.test(b))) {
@@ -357,6 +380,7 @@ export function loadConfig(flags: Partial<Record<SettingName, string>>, env: Raw
     ...(databaseUrl !== undefined && { databaseUrl }),
     ...(kafkaBrokers !== undefined && { kafkaBrokers: Object.freeze(kafkaBrokers) }),
     kafkaTopicPrefix,
+    checkpointStore: checkpointStore as CheckpointStoreKind,
     corsOrigins: Object.freeze(corsOrigins),
     limits: Object.freeze({
       maxBodyBytes: size("maxBodyBytes", DEFAULTS.maxBodyBytes),

@@ -254,6 +254,35 @@ export const MIGRATIONS: readonly Migration[] = [
     ],
   },
   {
+    version: 12,
+    name: "task checkpoints shared by every instance",
+    statements: [
+      // One row per task (src/runtime/checkpoint/postgres.ts): its newest claim, locked by every
+      // write so a claim and a fenced write cannot interleave; base_seq: the part holding the base.
+      `CREATE TABLE checkpoint_tasks (
+        task text PRIMARY KEY,
+        epoch bigint NOT NULL CHECK (epoch > 0),
+        owner text NOT NULL,
+        claimed_at timestamptz NOT NULL DEFAULT now(),
+        written_epoch bigint,
+        base_seq bigint,
+        next_seq bigint NOT NULL DEFAULT 1
+      )`,
+      // A base or delta (part `seq` of its task) in chunks of at most 1 MiB, so a state of any size
+      // is written by bounded statements and read without one huge value.
+      `CREATE TABLE checkpoint_chunks (
+        task text NOT NULL REFERENCES checkpoint_tasks (task) ON DELETE CASCADE,
+        seq bigint NOT NULL,
+        chunk integer NOT NULL,
+        data bytea NOT NULL,
+        PRIMARY KEY (task, seq, chunk)
+      )`,
+      // Out of line without compression: state is mostly incompressible or already compact, and
+      // pglz would spend a write's time trying.
+      "ALTER TABLE checkpoint_chunks ALTER COLUMN data SET STORAGE EXTERNAL",
+    ],
+  },
+  {
     version: 13,
     name: "analytics hot window and the archive manifest",
     statements: [

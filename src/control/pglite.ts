@@ -1,15 +1,14 @@
-import { mkdir } from "node:fs/promises";
-import { PGlite } from "@electric-sql/pglite";
 import type { SqlDriver, SqlExecutor } from "./driver.js";
+import { createPglite } from "./pglite-template.js";
 
 /**
- * Embedded PostgreSQL (PGlite, in WebAssembly) in `dir`, or in memory when `dir` is undefined.
+ * Embedded PostgreSQL (PGlite, in WebAssembly) in `dir`, or in memory when `dir` is undefined; a
+ * new cluster starts from the packaged template when there is one (pglite-template.ts).
  * One PGlite instance serves one process: it is single-connection, so queries queue behind each
  * other and a transaction holds the instance until it ends.
  */
 export async function connectPglite(dir?: string): Promise<SqlDriver> {
-  if (dir !== undefined) await mkdir(dir, { recursive: true });
-  const db = await PGlite.create(dir);
+  const db = await createPglite(dir);
   // Calls holding or queued for the one connection (a transaction counts once, for its whole length).
   let inFlight = 0;
   const track = async <T>(run: () => Promise<T>): Promise<T> => {

@@ -28,6 +28,11 @@ export async function connectPostgres(url: string, options: PostgresDriverOption
     query: <T>(sql: string, params: readonly unknown[] = []) => exec<T>(pool, sql, params),
     async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
       const client = await pool.connect();
+      // A connection lost mid-transaction (server restart, pg_terminate_backend) also emits 'error'
+      // on its client, which the pool hears only for idle clients: unheard, it would crash the
+      // process. The failing query already reports it to the caller.
+      const ignore = () => {};
+      client.on("error", ignore);
       let broken: unknown;
       try {
         await client.query("BEGIN");
@@ -45,6 +50,7 @@ export async function connectPostgres(url: string, options: PostgresDriverOption
         }
         throw e;
       } finally {
+        client.off("error", ignore);
         client.release(broken instanceof Error ? broken : undefined);
       }
     },

@@ -18,6 +18,7 @@ import type { EventLog, LogRecord } from "../log/types.js";
 import { DEAD_LETTER_SUFFIX, type StreamAccess } from "../sources/deliver.js";
 import { collectOutputIds, HEADER_OUTPUT_ID } from "../stream/headers.js";
 import { errorText } from "./record-fault.js";
+import { SerialQueue } from "./serial-queue.js";
 
 /** Letters keep at most this much of the record (as deliver.ts keeps of a refused payload). */
 const MAX_PAYLOAD_BYTES = 16_384;
@@ -53,16 +54,14 @@ const encoder = new TextEncoder();
 export class DeadLetters implements DeadLetterSink {
   /** Per dead-letter stream, the letter ids in it (read once, then kept up to date). */
   private readonly written = new Map<string, Promise<Set<string>>>();
-  /** One append at a time per dead-letter stream, so the check and the append of an id cannot interleave. */
-  private queue: Promise<unknown> = Promise.resolve();
+  /** One send at a time, so the check and the append of an id cannot interleave. */
+  private readonly queue = new SerialQueue();
 
   constructor(private readonly options: DeadLettersOptions) {}
 
   send(letters: readonly DeadLetter[]): Promise<void> {
     if (letters.length === 0) return Promise.resolve();
-    const next = this.queue.then(() => this.write(letters));
-    this.queue = next.catch(() => undefined);
-    return next;
+    return this.queue.run(() => this.write(letters));
   }
 
   private async write(letters: readonly DeadLetter[]): Promise<void> {

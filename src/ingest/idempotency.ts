@@ -12,12 +12,14 @@
  * an attempt first writes an intent (scope, key and the stream's end offsets) and tags its batch's
  * last record with the key (`runnel-idempotency` header). On open, an intent without an answer is
  * settled from the log: the tagged batch found after the recorded offsets means it was appended
- * (its answer is restored), none means it was not (the intent is dropped).
+ * (its answer is restored), none means it was not (the intent is dropped). Until then an intent
+ * is kept in memory too, so a rewrite of the journal (compaction) carries it over.
  */
 import { createHash } from "node:crypto";
-import { type FileHandle, mkdir, open, readFile, rename } from "node:fs/promises";
+import { type FileHandle, mkdir, open, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Clock } from "../core/clock.js";
+import { removeStaleTemps, writeFileDurable } from "../core/durable-file.js";
 import { RunnelError } from "../core/errors.js";
 import type { EventLog } from "../log/types.js";
 
@@ -59,24 +61,37 @@ export interface IdempotencyStoreOptions {
   readonly ttlMs: number;
   /** For intents (end offsets before an append) and settling them after a crash. */
   readonly log?: IdempotencyLog;
+  /**
+   * Journal lines past which it is rewritten with only the live keys (when they are fewer than half
+   * of its lines). Default 10,000.
+   */
+  readonly compactAfterLines?: number;
 }
+
+const COMPACT_AFTER_LINES = 10_000;
+
+/** Bytes of journal text handed to one write when the journal is rewritten. */
+const WRITE_CHUNK = 1 << 18;
 
 const MAX_KEY_LENGTH = 255;
 const PRINTABLE = /^[\x21-\x7e]+$/;
 
 export class IdempotencyStore {
   private readonly entries = new Map<string, Entry>();
+  /** Intents written and not answered yet (the attempt runs, or failed and may have appended). */
+  private readonly intents = new Map<string, Intent>();
   private readonly inFlight = new Map<string, { hash: string; done: Promise<StoredAnswer> }>();
   private fh: FileHandle | undefined;
   private queue: string[] = [];
   private waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> = [];
-  private flushing = false;
+  private flushing: Promise<void> | undefined;
   private journalLines = 0;
 
   constructor(private readonly options: IdempotencyStoreOptions) {}
 
   async open(): Promise<void> {
     await mkdir(dirname(this.options.file), { recursive: true });
+    await removeStaleTemps(this.options.file);
     let text = "";
     try {
       text = await readFile(this.options.file, "utf8");
@@ -113,7 +128,7 @@ export class IdempotencyStore {
   }
 
   async close(): Promise<void> {
-    while (this.flushing) await new Promise((r) => setTimeout(r, 5));
+    await this.flushing;
     await this.fh?.close();
     this.fh = undefined;
   }
@@ -159,7 +174,9 @@ export class IdempotencyStore {
       const log = this.options.log;
       if (stream !== undefined && log?.hasStream(stream)) {
         const from = await log.endOffsets(stream);
-        await this.write({ intent: true, scope, key, hash, at: this.options.clock.now(), stream, from });
+        const intent: Intent = { intent: true, scope, key, hash, at: this.options.clock.now(), stream, from };
+        this.intents.set(id, intent);
+        await this.write(intent);
       }
       const answer = await attempt();
       await this.remember({ scope, key, hash, at: this.options.clock.now(), ...answer });
@@ -179,20 +196,22 @@ export class IdempotencyStore {
   }
 
   private remember(entry: Entry): Promise<void> {
-    this.entries.set(mapKey(entry.scope, entry.key), entry);
+    const id = mapKey(entry.scope, entry.key);
+    this.entries.set(id, entry);
+    this.intents.delete(id);
     return this.write(entry);
   }
 
   private write(line: Entry | Intent): Promise<void> {
     this.queue.push(`${JSON.stringify(line)}\n`);
     const written = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
-    if (!this.flushing) void this.flush();
+    this.flushing ??= this.flush();
     return written;
   }
 
   /** Concurrent requests share one write and one fdatasync, as the log's group commit does. */
   private async flush(): Promise<void> {
-    this.flushing = true;
+    const compactAfter = this.options.compactAfterLines ?? COMPACT_AFTER_LINES;
     try {
       while (this.queue.length > 0) {
         const lines = this.queue;
@@ -200,11 +219,13 @@ export class IdempotencyStore {
         this.queue = [];
         this.waiters = [];
         try {
-          if (this.journalLines > 10_000 && this.journalLines > 2 * this.entries.size) {
+          if (this.journalLines > compactAfter && this.journalLines > 2 * (this.entries.size + this.intents.size)) {
+            // The lines of this group are in the rewrite: their entries and intents are in the maps.
             this.dropExpired();
             await this.rewrite();
           } else {
-            await this.fh!.write(lines.join(""));
+            // appendFile, not write: write() may write less than it was given.
+            await this.fh!.appendFile(lines.join(""));
             await this.fh!.datasync();
             this.journalLines += lines.length;
           }
@@ -214,7 +235,7 @@ export class IdempotencyStore {
         }
       }
     } finally {
-      this.flushing = false;
+      this.flushing = undefined;
     }
   }
 
@@ -243,30 +264,31 @@ export class IdempotencyStore {
   private dropExpired(): void {
     const oldest = this.options.clock.now() - this.options.ttlMs;
     for (const [id, entry] of this.entries) if (entry.at < oldest) this.entries.delete(id);
+    for (const [id, intent] of this.intents) if (intent.at < oldest) this.intents.delete(id);
   }
 
-  /** Writes the live entries to a new journal and swaps it in atomically. */
+  /** Writes the live entries and the unanswered intents to a new journal and swaps it in atomically. */
   private async rewrite(): Promise<void> {
-    const tmp = `${this.options.file}.tmp`;
-    const out = await open(tmp, "w");
-    try {
-      let text = "";
-      for (const entry of this.entries.values()) text += `${JSON.stringify(entry)}\n`;
-      await out.write(text);
-      await out.datasync();
-    } finally {
-      await out.close();
-    }
-    await rename(tmp, this.options.file);
-    const dir = await open(dirname(this.options.file), "r");
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+    await writeFileDurable(this.options.file, this.journalChunks());
     await this.fh?.close();
     this.fh = await open(this.options.file, "a");
-    this.journalLines = this.entries.size;
+    this.journalLines = this.entries.size + this.intents.size;
+  }
+
+  /** The journal's text in chunks of about WRITE_CHUNK bytes, so a large one is never one string. */
+  private *journalChunks(): Generator<Buffer> {
+    let text = "";
+    // Entries first: an intent retrying an expired key's entry must come after it to stay pending.
+    for (const lines of [this.entries.values(), this.intents.values()]) {
+      for (const line of lines) {
+        text += `${JSON.stringify(line)}\n`;
+        if (text.length >= WRITE_CHUNK) {
+          yield Buffer.from(text);
+          text = "";
+        }
+      }
+    }
+    if (text.length > 0) yield Buffer.from(text);
   }
 }
 

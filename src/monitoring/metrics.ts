@@ -160,7 +160,7 @@ export function createMetrics() {
     }),
     logStreams: new Gauge({
       name: "runnel_log_streams",
-      help: "Streams held by the log, including internal ones (checkpoints).",
+      help: "Streams held by the log, including internal ones.",
       ...pulled,
     }),
     logSize: new Gauge({
@@ -170,7 +170,7 @@ export function createMetrics() {
     }),
     logStreamSize: new Gauge({
       name: "runnel_log_stream_size_bytes",
-      help: "Bytes of the stream's segment files in the local log, by stream (internal __checkpoints_* streams too).",
+      help: "Bytes of the stream's segment files in the local log, by stream (internal streams too).",
       labelNames: ["stream"] as const,
       ...pulled,
     }),

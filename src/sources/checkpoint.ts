@@ -1,11 +1,12 @@
 /**
  * Durable progress for sources that own their position (files): a small JSON file per source,
- * replaced atomically. A batch is tagged in the log before its checkpoint is written, so after a
- * crash between the two the source finds its last batch by the tag (findLastTag) and neither
- * re-reads nor skips anything.
+ * replaced atomically and durably (writeFileDurable). A batch is tagged in the log before its
+ * checkpoint is written, so after a crash between the two the source finds its last batch by the
+ * tag (findLastTag) and neither re-reads nor skips anything.
  */
-import { mkdir, open, readFile, rename } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
+import { writeFileDurable } from "../core/durable-file.js";
 import type { EventLog } from "../log/types.js";
 
 export type LogReader = Pick<EventLog, "hasStream" | "endOffsets" | "read">;
@@ -21,15 +22,7 @@ export async function readCheckpoint<T>(file: string): Promise<T | undefined> {
 
 export async function writeCheckpoint(file: string, value: unknown): Promise<void> {
   await mkdir(dirname(file), { recursive: true });
-  const tmp = `${file}.tmp`;
-  const fh = await open(tmp, "w");
-  try {
-    await fh.write(JSON.stringify(value));
-    await fh.datasync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, file);
+  await writeFileDurable(file, JSON.stringify(value));
 }
 
 /** End offsets of each stream, for the next checkpoint (where a later tag search starts). */

@@ -9,16 +9,18 @@ export const HEADER_SOURCE_OFFSET = "runnel-source-offset";
 
 /**
  * Adds to `into` the output ids of `stream`'s records from `from` (per partition) to the end: what
- * a writer already wrote, so a replay skips it (windowed runners, dead letters).
+ * a writer already wrote, so a replay skips it (task drivers, dead letters). `partitions`: only
+ * those (a task reads back only the output partitions it writes to); default all.
  */
 export async function collectOutputIds(
   log: EventLog,
   stream: string,
   from: readonly number[],
   into: Set<string>,
+  partitions?: readonly number[],
 ): Promise<void> {
   const ends = await log.endOffsets(stream);
-  for (let p = 0; p < ends.length; p++) {
+  for (const p of partitions ?? ends.keys()) {
     let offset = from[p] ?? 0;
     const end = ends[p] ?? 0;
     while (offset < end) {

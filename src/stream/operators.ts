@@ -1,7 +1,6 @@
 import type { LogRecord } from "../log/types.js";
 import type { Emitted, StreamEvent } from "./event.js";
 import type { CompiledExpr } from "./sql/expr-types.js";
-import { SqlEvalError } from "./sql/values.js";
 
 /**
  * Runtime operators. Each takes one event and pushes zero or more outputs; the stateless ones
@@ -40,9 +39,8 @@ export class ProjectFilterOperator implements Operator {
   /** Throws SqlEvalError when an expression fails on this event; the caller decides what that costs. */
   process(event: StreamEvent, out: Emitted[]): void {
     if (this.where !== undefined) {
-      // WHERE keeps a row only when the condition is TRUE (NULL drops it).
-      const keep = this.where(event);
-      if (keep !== true && !(keep !== null && keep !== false && truthy(keep))) return;
+      // WHERE keeps a row only when the condition is TRUE (NULL drops it); the compiler made it BOOLEAN.
+      if (this.where(event) !== true) return;
     }
     const value: Record<string, unknown> = {};
     for (const { name, ev } of this.evals) {
@@ -51,9 +49,4 @@ export class ProjectFilterOperator implements Operator {
     }
     out.push({ key: event.key, timestamp: event.timestamp, value });
   }
-}
-
-function truthy(v: unknown): boolean {
-  if (typeof v === "number") return v !== 0;
-  throw new SqlEvalError(`WHERE condition must be BOOLEAN, got ${typeof v}`);
 }

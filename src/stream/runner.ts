@@ -1,12 +1,14 @@
-import { type Clock, systemClock } from "../core/clock.js";
+import type { Clock } from "../core/clock.js";
 import type { DeadLetterSink } from "../core/dead-letters.js";
-import { DrainLoop } from "../core/drain-loop.js";
 import { RunnelError } from "../core/errors.js";
-import { errorText } from "../core/record-fault.js";
 import type { EventLog } from "../log/types.js";
+import { MemoryCheckpointStore } from "../runtime/checkpoint/memory.js";
+import { type CheckpointStore, taskName } from "../runtime/checkpoint/store.js";
+import { defaultOwner, TaskDriver } from "../runtime/driver.js";
+import type { TaskCheckpoint } from "../runtime/task-checkpoint.js";
 import type { Operator } from "./operators.js";
-import { processChunk } from "./process.js";
 import { recoverPosition } from "./recovery.js";
+import { StatelessTaskOperator } from "./task-operators.js";
 
 export interface PipelineRunnerOptions {
   readonly log: EventLog;
@@ -22,6 +24,14 @@ export interface PipelineRunnerOptions {
   readonly retryDelayMs?: number;
   /** Where records the pipeline cannot process go; without it they are counted and skipped. */
   readonly deadLetters?: DeadLetterSink;
+  /**
+   * Where its tasks checkpoint their input positions (src/runtime/checkpoint). Default: in
+   * memory; a task without a checkpoint resumes from the offsets committed under the pipeline's
+   * group and skips the outputs written after them, as map pipelines always did.
+   */
+  readonly checkpoints?: CheckpointStore;
+  /** Who runs the tasks (diagnostics); default host:pid. */
+  readonly owner?: string;
 }
 
 export interface PipelineStats {
@@ -50,146 +60,154 @@ export function pipelineGroup(name: string): string {
 }
 
 /**
- * Runs one compiled pipeline against the log, exactly once across crashes: per round it reads a
- * chunk of each input partition, appends the chunk's outputs to the output stream (keyed and
- * timed like their inputs, each with a deterministic id) and, once those are durable, commits the
- * input offsets. A restart resumes from the commit and skips outputs already written after it
- * (src/stream/recovery.ts). Wakes on `log.onAppend`; it never polls.
+ * Runs one stateless pipeline (map/filter) as one task per input partition (src/runtime/driver.ts):
+ * a map/filter holds no state, so the partitions are independent, and output partition p receives
+ * only outputs of input partition p (same key, same partition count). Exactly once across crashes:
+ * each task appends a round's outputs (each with a deterministic id), then checkpoints its input
+ * position and commits it under the pipeline's group; a restart resumes from the checkpoint and
+ * skips the outputs written after it. Wakes on `log.onAppend`; it never polls.
  *
  * @example
- * const runner = new PipelineRunner({ log, pipeline, compiled, outputStream: pipeline.name });
+ * const runner = new PipelineRunner({ log, pipeline, compiled, outputStream: pipeline.name, checkpoints: store });
  * await runner.start();
  * // … later, to drop the pipeline:
  * await runner.stop();
  * await log.deleteStream(pipeline.name);
  */
 export class PipelineRunner {
-  private readonly log: EventLog;
-  private readonly name: string;
-  private readonly input: string;
-  private readonly output: string;
-  private readonly group: string;
-  private readonly clock: Clock;
-  private readonly chunkSize: number;
-  private positions: number[] = [];
-  private unsubscribe: (() => void) | undefined;
-  private readonly loop: DrainLoop;
+  private tasks: TaskDriver[] = [];
   private started = false;
-  private counters = { recordsIn: 0, recordsOut: 0, dropped: 0, errors: 0, failures: 0, lag: 0, deadLetters: 0 };
-  private lastError: string | undefined;
-  private lastProgressAt: number | undefined;
 
-  constructor(private readonly options: PipelineRunnerOptions) {
-    this.log = options.log;
-    this.name = options.pipeline.name;
-    this.input = options.compiled.inputStream;
-    this.output = options.outputStream;
-    this.group = pipelineGroup(this.name);
-    this.clock = options.clock ?? systemClock;
-    this.chunkSize = options.chunkSize ?? 500;
-    this.loop = new DrainLoop({
-      round: () => this.round(),
-      onError: (e) => {
-        this.counters.failures++;
-        this.lastError = e instanceof Error ? e.message : String(e);
-      },
-      retryDelayMs: options.retryDelayMs ?? 1000,
-      now: () => this.clock.now(),
-    });
-  }
+  constructor(private readonly options: PipelineRunnerOptions) {}
 
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
-    const { log } = this;
-    if (!log.hasStream(this.input)) throw new RunnelError("stream_not_found", `stream ${this.input} does not exist`);
-    if (!log.hasStream(this.output)) throw new RunnelError("stream_not_found", `stream ${this.output} does not exist`);
-    const partitions = log.partitionCount(this.input);
-    if (log.partitionCount(this.output) !== partitions) {
+    const { log, outputStream: output } = this.options;
+    const input = this.options.compiled.inputStream;
+    if (!log.hasStream(input)) throw new RunnelError("stream_not_found", `stream ${input} does not exist`);
+    if (!log.hasStream(output)) throw new RunnelError("stream_not_found", `stream ${output} does not exist`);
+    const partitions = log.partitionCount(input);
+    if (log.partitionCount(output) !== partitions) {
       throw new RunnelError(
         "internal",
-        `output stream ${this.output} must have ${partitions} partitions like ${this.input} (has ${log.partitionCount(this.output)})`,
+        `output stream ${output} must have ${partitions} partitions like ${input} (has ${log.partitionCount(output)})`,
       );
     }
-    const committed = await log.committedOffsets(this.group, this.input);
-    const initial =
-      this.options.pipeline.startFrom === "now" ? await log.endOffsets(this.input) : await log.startOffsets(this.input);
-    const fresh = new Map<number, number>();
-    const positions: number[] = [];
-    for (let p = 0; p < partitions; p++) {
-      const c = committed.get(p);
-      if (c === undefined) {
-        // Persist the starting point so a restart of a "now" pipeline does not jump past what arrived meanwhile.
-        fresh.set(p, initial[p] ?? 0);
-        positions.push(initial[p] ?? 0);
-        continue;
-      }
-      positions.push(await recoverPosition({ log, outputStream: this.output, partition: p, committed: c }));
+    await this.commitStart(partitions);
+    const checkpoints = this.options.checkpoints ?? new MemoryCheckpointStore();
+    this.tasks = Array.from({ length: partitions }, (_, p) => this.task(p, checkpoints));
+    const started = await Promise.allSettled(this.tasks.map((t) => t.start()));
+    const failed = started.find((r) => r.status === "rejected");
+    if (failed !== undefined) {
+      // All or none: a pipeline with some partitions running would look started and lag silently.
+      await this.stop();
+      throw failed.reason;
     }
-    if (fresh.size > 0) await log.commitOffsets(this.group, this.input, fresh);
-    this.positions = positions;
-    this.unsubscribe = log.onAppend(this.input, () => this.loop.wake());
-    this.loop.start();
-    this.loop.wake();
   }
 
-  /** Stops after the round in flight; what it appended is committed or recoverable. */
+  /** Stops after the rounds in flight; what they appended is checkpointed or recoverable. */
   async stop(): Promise<void> {
-    this.unsubscribe?.();
-    this.unsubscribe = undefined;
-    await this.loop.stop();
+    await Promise.all(this.tasks.map((t) => t.stop()));
   }
 
   stats(): PipelineStats {
-    const failing = this.loop.failing;
+    const all = this.tasks.map((t) => t.stats());
+    const sum = (f: (s: (typeof all)[number]) => number): number => all.reduce((n, s) => n + f(s), 0);
+    const progress = all.flatMap((s) => (s.lastProgressAt === undefined ? [] : [s.lastProgressAt]));
+    const failing = all.find((s) => s.failing !== undefined)?.failing;
     return {
-      running: this.started && !this.loop.isStopped,
-      ...this.counters,
-      lastError: this.lastError,
-      lastProgressAt: this.lastProgressAt,
-      ...(failing !== undefined && {
-        failing: { since: failing.since, attempts: failing.attempts, error: errorText(failing.error) },
-      }),
+      running: this.started && all.length > 0 && all.every((s) => s.running),
+      recordsIn: sum((s) => s.recordsIn),
+      recordsOut: sum((s) => s.recordsOut),
+      dropped: sum((s) => s.dropped),
+      errors: sum((s) => s.errors),
+      lastError: all.findLast((s) => s.lastError !== undefined)?.lastError,
+      lag: sum((s) => s.lag),
+      failures: sum((s) => s.failures),
+      lastProgressAt: progress.length === 0 ? undefined : Math.max(...progress),
+      deadLetters: sum((s) => s.deadLetters),
+      ...(failing !== undefined && { failing }),
     };
   }
 
   /** Resolves once every record appended so far has been processed (for tests and orderly shutdown). */
   async idle(): Promise<void> {
-    await this.loop.idle();
+    await Promise.all(this.tasks.map((t) => t.idle()));
   }
 
-  /** One chunk per partition; true when anything was read. */
-  private async round(): Promise<boolean> {
-    const commits = new Map<number, number>();
-    for (let p = 0; p < this.positions.length && !this.loop.isStopped; p++) {
-      const from = this.positions[p] ?? 0;
-      const records = await this.log.read(this.input, p, from, { maxRecords: this.chunkSize });
-      const last = records[records.length - 1];
-      if (last === undefined) continue;
-      const operator = this.options.compiled.operator;
-      if (operator.prepare !== undefined) await operator.prepare(records);
-      const result = processChunk(this.name, operator, records);
-      // Letters before outputs: recovery resumes after the last output written, so a record
-      // before it must already have its letter (a replay finds it and writes none).
-      const consumer = `pipeline/${this.name}`;
-      await this.options.deadLetters?.send(
-        result.failed.map(({ record, error }) => ({ consumer, stream: this.input, record, error })),
-      );
-      if (result.outputs.length > 0) await this.log.append(this.output, result.outputs);
-      this.positions[p] = last.offset + 1;
-      commits.set(p, last.offset + 1);
-      this.counters.recordsIn += records.length;
-      this.counters.recordsOut += result.outputs.length;
-      this.counters.dropped += result.filtered;
-      this.counters.errors += result.evalErrors;
-      this.counters.deadLetters += result.failed.length;
-      if (result.lastError !== undefined) this.lastError = result.lastError;
-    }
-    if (commits.size === 0) return false;
-    await this.log.commitOffsets(this.group, this.input, commits);
-    this.lastProgressAt = this.clock.now();
-    const ends = await this.log.endOffsets(this.input);
-    this.counters.lag = ends.reduce((sum, end, p) => sum + Math.max(0, end - (this.positions[p] ?? end)), 0);
-    return true;
+  private task(partition: number, checkpoints: CheckpointStore): TaskDriver {
+    const { log, pipeline, compiled, outputStream } = this.options;
+    const { name } = pipeline;
+    return new TaskDriver({
+      log,
+      job: name,
+      task: taskName(name, partition),
+      inputStream: compiled.inputStream,
+      partitions: [partition],
+      createOperator: () => new StatelessTaskOperator(name, compiled.operator),
+      outputStream,
+      startFrom: pipeline.startFrom,
+      // Nothing holds event time back: a map/filter has no windows or timers.
+      watermarks: { outOfOrdernessMs: 0, idleTimeoutMs: 0 },
+      // After every round: the checkpoint is the input position only.
+      checkpointIntervalMs: 0,
+      checkpoints,
+      owner: this.options.owner ?? defaultOwner(),
+      group: pipelineGroup(name),
+      consumer: `pipeline/${name}`,
+      legacy: { read: () => this.committedPosition(partition), imported: async () => {} },
+      sourceOffsets: true,
+      ...(this.options.clock !== undefined && { clock: this.options.clock }),
+      chunkSize: this.options.chunkSize ?? 500,
+      retryDelayMs: this.options.retryDelayMs ?? 1000,
+      tickMs: 0,
+      ...(this.options.deadLetters !== undefined && { deadLetters: this.options.deadLetters }),
+    });
+  }
+
+  /**
+   * Commits the starting point of partitions that never committed (in one call), so that a "now"
+   * pipeline restarted without its checkpoints does not jump past what arrived meanwhile.
+   */
+  private async commitStart(partitions: number): Promise<void> {
+    const { log, pipeline, compiled } = this.options;
+    const group = pipelineGroup(pipeline.name);
+    const committed = await log.committedOffsets(group, compiled.inputStream);
+    const initial =
+      pipeline.startFrom === "now"
+        ? await log.endOffsets(compiled.inputStream)
+        : await log.startOffsets(compiled.inputStream);
+    const fresh = new Map<number, number>();
+    for (let p = 0; p < partitions; p++) if (!committed.has(p)) fresh.set(p, initial[p] ?? 0);
+    if (fresh.size > 0) await log.commitOffsets(group, compiled.inputStream, fresh);
+  }
+
+  /**
+   * Where a partition stood before its task had a checkpoint in the store (map pipelines before
+   * the task model, or a store that lost it): the committed offset, moved past the outputs written
+   * after it (src/stream/recovery.ts).
+   */
+  private async committedPosition(partition: number): Promise<TaskCheckpoint | undefined> {
+    const { log, pipeline, compiled, outputStream } = this.options;
+    const committed = (await log.committedOffsets(pipelineGroup(pipeline.name), compiled.inputStream)).get(partition);
+    if (committed === undefined) return undefined;
+    const position = await recoverPosition({ log, outputStream, partition, committed });
+    return {
+      header: {
+        v: 2,
+        partitions: [partition],
+        positions: [position],
+        maxTimestamps: [null],
+        watermark: null,
+        // Everything written so far is accounted for by the position: nothing to skip.
+        outputEnds: await log.endOffsets(outputStream),
+        lateEnds: [],
+        timers: { eventTime: [], processingTime: [] },
+        takenAt: 0,
+      },
+      state: new Uint8Array(0),
+      deltas: [],
+    };
   }
 }

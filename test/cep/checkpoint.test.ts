@@ -297,13 +297,16 @@ describe("checkpoint files", () => {
       );
     }));
 
-  it("a new base leaves the deltas of the old one behind, even ones a crash left on disk", () =>
+  it("a new base leaves the deltas of the old one behind, even ones a crash left on disk, and killed writes' temp files", () =>
     withDir(async (path) => {
       await writeCheckpoint(path, 1, base(1, 10));
       await appendDelta(path, 1, delta(11));
       await writeCheckpoint(path, 2, base(2, 20));
       // As if a crash had come between renaming the new base and deleting the old deltas.
       await writeFile(deltaPath(path, 1), "stale");
+      // As if another process (or an older version, with its fixed temp name) had died writing a base.
+      await writeFile(`${path}.tmp-1-0`, "half a base");
+      await writeFile(`${path}.tmp`, "half a base");
       const cp = await readCheckpoint(path);
       assert.equal(cp?.generation, 2);
       assert.deepEqual(cp?.deltas, []);
@@ -314,6 +317,28 @@ describe("checkpoint files", () => {
       await removeCheckpoint(path);
       assert.deepEqual(await readdir(dir), []);
       assert.equal(await readCheckpoint(path), undefined);
+    }));
+
+  it("a base that fails half-written never replaces the last one and leaves no temporary file", () =>
+    withDir(async (path) => {
+      await writeCheckpoint(path, 1, base(1, 10));
+      await appendDelta(path, 1, delta(11));
+      // Over 1 MiB of pieces, so several chunks reach the temporary file before the failure.
+      function* failing(): Generator<string> {
+        yield `{"version":1,"generation":2,"positions":[20],"operators":[`;
+        for (let i = 0; i < 5000; i++) yield `{"n":"${"x".repeat(250)}"},`;
+        throw new Error("capture failed");
+      }
+      await assert.rejects(writeCheckpoint(path, 2, failing()), /capture failed/);
+      const cp = await readCheckpoint(path);
+      assert.equal(cp?.generation, 1);
+      assert.deepEqual(cp?.base.positions, [10]);
+      assert.deepEqual(
+        cp?.deltas.map((d) => d.positions[0]),
+        [11],
+        "the old base keeps its deltas",
+      );
+      assert.deepEqual((await readdir(join(path, ".."))).sort(), ["rule.json", "rule.json.1.delta"]);
     }));
 
   it("a checkpoint written before deltas existed reads as generation 0 without deltas", () =>

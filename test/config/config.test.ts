@@ -43,6 +43,8 @@ test("bad values are refused naming the setting", () => {
     [{ RUNNEL_MAX_JSON_DEPTH: "0" }, /RUNNEL_MAX_JSON_DEPTH \(--max-json-depth\) must be an integer from 1 to 1000/],
     [{ RUNNEL_MAX_JSON_DEPTH: "deep" }, /RUNNEL_MAX_JSON_DEPTH/],
     [{ RUNNEL_MAX_JSON_FIELDS: "1e9" }, /RUNNEL_MAX_JSON_FIELDS \(--max-json-fields\) must be an integer/],
+    [{ RUNNEL_CHECKPOINT_STORE: "kafka" }, /: RUNNEL_CHECKPOINT_STORE must be one of local, database, got "kafka"/],
+    [{ RUNNEL_CHECKPOINT_STORE: "database" }, /: RUNNEL_CHECKPOINT_STORE database needs RUNNEL_DATABASE_URL/],
   ];
   for (const [env, message] of cases) {
     assert.throws(
@@ -50,6 +52,14 @@ test("bad values are refused naming the setting", () => {
       (e: unknown) => e instanceof ConfigError && message.test(e.message),
     );
   }
+});
+
+test("checkpoints are local files by default, the database's when there is a server", () => {
+  assert.equal(loadConfig({}, {}).checkpointStore, "local");
+  const url = "postgres://runnel@db/runnel";
+  assert.equal(loadConfig({}, { RUNNEL_DATABASE_URL: url }).checkpointStore, "database");
+  assert.equal(loadConfig({ databaseUrl: url }, {}).checkpointStore, "database");
+  assert.equal(loadConfig({}, { RUNNEL_DATABASE_URL: url, RUNNEL_CHECKPOINT_STORE: "local" }).checkpointStore, "local");
 });
 
 test("durations and sizes", () => {

@@ -21,23 +21,24 @@ export class FakeLog implements EventLog {
   private readonly streams = new Map<string, StoredRecord[][]>();
   private readonly commits = new Map<string, Map<number, number>>();
   private readonly listeners = new Map<string, Set<() => void>>();
-  /** Per method: how many calls still succeed before the next one fails. */
-  private readonly failures = new Map<string, number>();
+  /** Per method: how many calls still succeed before the next one fails, and how many fail then. */
+  private readonly failures = new Map<string, { after: number; times: number }>();
   /** The append time stamped on records; undefined: the wall clock, as the real logs stamp it. */
   now: number | undefined;
 
-  failNext(method: "append" | "commitOffsets", options: { after?: number } = {}): void {
-    this.failures.set(method, options.after ?? 0);
+  /** After `after` calls that succeed, the next `times` calls (default 1) fail. */
+  failNext(method: "append" | "commitOffsets", options: { after?: number; times?: number } = {}): void {
+    this.failures.set(method, { after: options.after ?? 0, times: options.times ?? 1 });
   }
 
   private maybeFail(method: string): void {
-    const remaining = this.failures.get(method);
-    if (remaining === undefined) return;
-    if (remaining > 0) {
-      this.failures.set(method, remaining - 1);
+    const f = this.failures.get(method);
+    if (f === undefined) return;
+    if (f.after > 0) {
+      f.after--;
       return;
     }
-    this.failures.delete(method);
+    if (--f.times === 0) this.failures.delete(method);
     throw new Error(`injected failure in ${method}`);
   }
 

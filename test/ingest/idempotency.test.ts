@@ -1,5 +1,6 @@
 /** The Idempotency-Key journal: answers survive a restart, expire after the TTL, and a body change is refused. */
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import { ManualClock } from "../../src/core/clock.js";
@@ -154,3 +155,80 @@ test("a crash after the append but before the answer was journaled: the retry is
     await data.remove();
   }
 });
+
+/**
+ * An attempt that appends its tagged batch and is still running when the journal is rewritten
+ * (its own intent's write or a later write triggers the rewrite), then the process dies: the
+ * restarted store must answer its retry from the log, not append the batch again.
+ */
+async function intentAcrossRewrite(trigger: "its own intent" | "a later write"): Promise<void> {
+  const data = await tempDataDir();
+  const clock = new ManualClock(0);
+  const file = join(data.dir, "keys.ndjson");
+  const log = memoryLog();
+  const ttlMs = 10;
+  let release: (reason: Error) => void = () => undefined;
+  try {
+    const store = new IdempotencyStore({ file, clock, ttlMs, log, compactAfterLines: 5 });
+    await store.open();
+    const ok = async () => ({ status: 200, body: { accepted: 1 } });
+    // One key answered again and again, each time after the last answer expired: the journal
+    // grows while the live keys do not, until a write rewrites it.
+    const churn = trigger === "its own intent" ? 6 : 5;
+    for (let i = 0; i < churn; i++) {
+      await store.run("u/orders", "again", "h", ok);
+      clock.advance(ttlMs + 1);
+    }
+    const appended = new Promise<void>((resolve) => {
+      void store
+        .run(
+          "u/orders",
+          "pending",
+          "h",
+          () => {
+            log.append({ [IDEMPOTENCY_HEADER]: idempotencyTag("u/orders", "pending", 3) });
+            resolve();
+            return new Promise((_, reject) => {
+              release = reject;
+            });
+          },
+          "orders",
+        )
+        .catch(() => undefined);
+    });
+    await appended;
+    if (trigger === "a later write") {
+      clock.advance(1);
+      await store.run("u/orders", "again", "h", ok);
+    }
+    const journal = (await readFile(file, "utf8")).trim().split("\n");
+    assert.ok(journal.length <= 2, `the journal was rewritten (${journal.length} lines)`);
+    await store.close();
+
+    const restarted = new IdempotencyStore({ file, clock, ttlMs, log });
+    await restarted.open();
+    let runs = 0;
+    const retry = await restarted.run(
+      "u/orders",
+      "pending",
+      "h",
+      async () => {
+        runs++;
+        return { status: 200, body: { accepted: 3 } };
+      },
+      "orders",
+    );
+    assert.deepEqual(retry, { status: 200, body: { accepted: 3 }, replayed: true });
+    assert.equal(runs, 0, "the batch appended before the crash is not appended again");
+    await restarted.close();
+  } finally {
+    release(new Error("process gone"));
+    await data.remove();
+  }
+}
+
+test("a journal rewrite triggered by an intent's own write keeps that intent for settling after a crash", () =>
+  intentAcrossRewrite("its own intent"));
+
+test("a journal rewrite keeps an intent whose attempt is still running, for settling after a crash", () =>
+  intentAcrossRewrite("a later write"));

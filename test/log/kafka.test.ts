@@ -239,6 +239,81 @@ describe("KafkaEventLog (Apache Kafka)", () => {
     }
   });
 
+  test("records of one append share its headers map only when they have no headers of their own", async () => {
+    await log.createStream("mixed", { partitions: 1 });
+    await log.append("mixed", [
+      record("k", 10, 0),
+      { ...record("k", 11, 1), headers: { own: "yes" } },
+      record("k", 12.5, 2),
+      record("k", 13, 3),
+    ]);
+    const back = await readAll(log, "mixed", 0);
+    assert.deepEqual(
+      back.map((r) => [decodeValue(r), r.timestamp, r.headers]),
+      [
+        [0, 10, undefined],
+        [1, 11, { own: "yes" }],
+        [2, 12.5, undefined],
+        [3, 13, undefined],
+      ],
+    );
+    assert.ok(back.every((r) => r.ingestTime === back[0]!.ingestTime));
+  });
+
+  test("with several transactions in flight, every append is all-or-nothing and readable once it resolves", async () => {
+    const partitions = 4;
+    await log.createStream("inflight", { partitions });
+    const keys = keysPerPartition(partitions);
+    const seen: string[] = [];
+    // Reads one at a time: concurrent fetches on one reader race the client's fetch session
+    // (INVALID_FETCH_SESSION_EPOCH), a limit of the read path this test is not about.
+    let reads = Promise.resolve();
+    const readOne = (partition: number, offset: number) => {
+      const next = reads.then(() => log.read("inflight", partition, offset, { maxRecords: 1 }));
+      reads = next.then(
+        () => undefined,
+        () => undefined,
+      );
+      return next;
+    };
+    await Promise.all(
+      Array.from({ length: 40 }, async (_, b) => {
+        const positions = await log.append(
+          "inflight",
+          keys.map((k) => record(k, b, { b })),
+        );
+        // Read-your-writes: the commit markers may not be written yet when EndTxn answers.
+        for (const pos of positions) {
+          const [r] = await readOne(pos.partition, pos.offset);
+          assert.equal(r?.offset, pos.offset);
+          assert.deepEqual(decodeValue(r!), { b });
+        }
+        seen.push(String(b));
+      }),
+    );
+    assert.equal(seen.length, 40);
+    const ends = await log.endOffsets("inflight");
+    for (let p = 0; p < partitions; p++) {
+      const bs = (await readAll(log, "inflight", p)).map((r) => (decodeValue(r) as { b: number }).b);
+      assert.deepEqual(
+        [...bs].sort((x, y) => x - y),
+        Array.from({ length: 40 }, (_, i) => i),
+      );
+      // 40 records and at least one commit marker after the last of them.
+      assert.ok(ends[p]! > 40, `partition ${p} ends at ${ends[p]}`);
+    }
+  });
+
+  test("transactionsInFlight is validated, naming the field", () => {
+    for (const bad of [0, 1.5, 65]) {
+      assert.throws(
+        () => createKafkaEventLog({ brokers: BROKERS, transactionsInFlight: bad }),
+        (e: unknown) =>
+          isRunnelError(e) && e.code === "invalid_input" && e.message.startsWith("/options/transactionsInFlight"),
+      );
+    }
+  });
+
   test("an unreachable broker is not_ready, quickly", async () => {
     const dead = createKafkaEventLog({ brokers: ["127.0.0.1:1"], topicPrefix: prefix, requestTimeoutMs: 1000 });
     const started = Date.now();

@@ -9,7 +9,8 @@ import {
   type Job,
   type JobOptions,
   LocalEventLog,
-  LogCheckpointStore,
+  LocalFileCheckpointStore,
+  MemoryCheckpointStore,
   stream,
 } from "../../src/index.js";
 import { HEADER_OUTPUT_ID } from "../../src/stream/headers.js";
@@ -169,18 +170,21 @@ describe("keyed process function with TTL state", () => {
           t: T0 + (from + i) * 1000,
         }));
       // Run 1: processes the first batch and stops cleanly (final checkpoint).
-      const first = runningTotal(log);
+      const real = new MemoryCheckpointStore();
+      const first = runningTotal(log, { checkpoints: real });
       await first.start();
       await append(log, events(0, 40));
       await first.idle();
       await first.stop();
 
       // Run 2: processes the second batch, writes its outputs, then "crashes": its checkpoints never land.
-      const real = new LogCheckpointStore(log);
       const crashing: CheckpointStore = {
-        load: (p) => real.load(p),
-        save: async () => {},
-        drop: (p) => real.drop(p),
+        claim: (task, owner) => real.claim(task, owner),
+        read: (task) => real.read(task),
+        write: async () => {},
+        drop: (task, epoch) => real.drop(task, epoch),
+        list: (prefix) => real.list(prefix),
+        close: async () => {},
       };
       const second = runningTotal(log, { checkpoints: crashing });
       await second.start();
@@ -192,7 +196,7 @@ describe("keyed process function with TTL state", () => {
 
       // Run 3, a new runner over the same log: restores run 1's checkpoint, replays the second
       // batch without writing its outputs again, then goes on with the third.
-      const third = runningTotal(log);
+      const third = runningTotal(log, { checkpoints: real });
       await third.start();
       await third.idle();
       assert.equal((await outputs(log, "totals")).length, 80);
@@ -217,10 +221,11 @@ describe("keyed process function with TTL state", () => {
     });
   });
 
-  it("restores the state from the log after the whole log is reopened", async () => {
+  it("restores the state from its checkpoint store after the whole log is reopened", async () => {
     await withLog(async (log, dir) => {
       await setup(log);
-      const job = runningTotal(log);
+      const checkpoints = () => new LocalFileCheckpointStore(join(dir, "checkpoints"));
+      const job = runningTotal(log, { checkpoints: checkpoints() });
       await job.start();
       await append(log, [{ user_id: "A", amount: 3, t: T0 }]);
       await job.idle();
@@ -229,7 +234,7 @@ describe("keyed process function with TTL state", () => {
       const reopened = new LocalEventLog({ dir: join(dir, "log") });
       await reopened.open();
       try {
-        const again = runningTotal(reopened);
+        const again = runningTotal(reopened, { checkpoints: checkpoints() });
         await again.start();
         await reopened.append("transactions", [
           { key: "A", timestamp: T0 + 1, value: encoder.encode(JSON.stringify({ user_id: "A", amount: 4 })) },

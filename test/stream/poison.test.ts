@@ -7,8 +7,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { AppendRecord } from "../../src/log/types.js";
+import { MemoryCheckpointStore } from "../../src/runtime/checkpoint/memory.js";
 import { stream } from "../../src/stream/api/job.js";
-import { MemoryCheckpointStore } from "../../src/stream/checkpoint.js";
 import { parsePipelineOptions } from "../../src/stream/options.js";
 import { PipelineRunner } from "../../src/stream/runner.js";
 import { compilePipeline } from "../../src/stream/sql/index.js";

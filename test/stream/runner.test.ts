@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ManualClock } from "../../src/core/clock.js";
 import { partitionForKey } from "../../src/log/types.js";
+import { MemoryCheckpointStore } from "../../src/runtime/checkpoint/memory.js";
+import type { CheckpointStore } from "../../src/runtime/checkpoint/store.js";
 import { PipelineRunner, pipelineGroup } from "../../src/stream/runner.js";
 import { FakeLog } from "../helpers/fake-log.js";
 import { compileStateless } from "./harness.js";
@@ -127,8 +129,8 @@ describe("PipelineRunner", () => {
     const log = await setup();
     await ingest(log, events(20));
     const first = runner(log, { chunkSize: 4 });
-    // start() commits the initial positions; the round's commit is the one that "crashes".
-    log.failNext("commitOffsets", { after: 1 });
+    // start() commits the initial positions; the rounds' commits (one per partition's task) are the ones that "crash".
+    log.failNext("commitOffsets", { after: 1, times: PARTITIONS });
     await first.start();
     await first.idle();
     // The first round appended outputs and then "crashed" before committing.
@@ -206,5 +208,43 @@ describe("PipelineRunner", () => {
     await log.createStream("user_data", { partitions: 2 });
     await log.createStream("enriched", { partitions: 3 });
     await assert.rejects(runner(log).start(), /must have 2 partitions/);
+  });
+
+  it("runs a task per partition, and starts all of them or none", async () => {
+    const log = await setup();
+    const store = new MemoryCheckpointStore();
+    const sql = SEED_SQL;
+    const make = (checkpoints: CheckpointStore) =>
+      new PipelineRunner({
+        log,
+        pipeline: { name: "enriched", sql, startFrom: "earliest" },
+        compiled: compileStateless(sql, (n) => log.hasStream(n)),
+        outputStream: "enriched",
+        clock: new ManualClock(5),
+        retryDelayMs: 1,
+        checkpoints,
+      });
+    const ok = make(store);
+    await ok.start();
+    assert.deepEqual(await store.list("enriched/"), ["enriched/0", "enriched/1", "enriched/2"]);
+    await ok.stop();
+
+    const refusing: CheckpointStore = {
+      claim: async (task, owner) => {
+        if (task === "enriched/1") throw new Error("store unavailable");
+        return store.claim(task, owner);
+      },
+      read: (task) => store.read(task),
+      write: (task, epoch, kind, data) => store.write(task, epoch, kind, data),
+      drop: (task, epoch) => store.drop(task, epoch),
+      list: (prefix) => store.list(prefix),
+      close: async () => {},
+    };
+    const broken = make(refusing);
+    await assert.rejects(broken.start(), /store unavailable/);
+    assert.equal(broken.stats().running, false);
+    await ingest(log, events(6));
+    await broken.idle();
+    assert.equal(log.dump("enriched").length, 0, "no partition's task kept running");
   });
 });

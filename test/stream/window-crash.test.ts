@@ -1,6 +1,6 @@
 /**
  * Exactly-once windows under SIGKILL: a child process runs a tumbling-window pipeline over the
- * real local log and is killed twice part-way; after a final run, every window result in the output
+ * real local log, checkpointing into the local-file store, and is killed twice part-way; after a final run, every window result in the output
  * stream equals the result computed offline from the input: none duplicated, none missing.
  */
 import assert from "node:assert/strict";
@@ -11,7 +11,9 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { LocalEventLog } from "../../src/log/local/index.js";
 import { partitionForKey } from "../../src/log/types.js";
-import { LogCheckpointStore } from "../../src/stream/checkpoint.js";
+import { LocalFileCheckpointStore } from "../../src/runtime/checkpoint/local.js";
+import { wholeInputTask } from "../../src/runtime/driver.js";
+import { decodeTaskCheckpoint } from "../../src/runtime/task-checkpoint.js";
 import { random } from "./window-harness.js";
 
 const WORKER = new URL("./fixtures/window-crash-worker.ts", import.meta.url).pathname;
@@ -57,10 +59,16 @@ function offline(events: readonly Event[]): Map<string, { n: number; total: numb
   return out;
 }
 
+function checkpointDir(logDir: string): string {
+  return `${logDir}-checkpoints`;
+}
+
 /** Runs the worker; kills it with SIGKILL once it has read `killAfter` records (or lets it finish). */
 function runWorker(dir: string, killAfter: number | undefined): Promise<"killed" | "done"> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", WORKER, dir], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, ["--import", "tsx", WORKER, dir, checkpointDir(dir)], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let outcome: "killed" | "done" | undefined;
     let stderr = "";
     let buffered = "";
@@ -115,8 +123,9 @@ test("windowed results survive SIGKILL exactly once", { timeout: 120_000 }, asyn
       const probe = new LocalEventLog({ dir });
       await probe.open();
       const written = (await probe.endOffsets("out")).reduce((a, b) => a + b, 0);
-      const checkpoint = await new LogCheckpointStore(probe).load("out");
+      const stored = await new LocalFileCheckpointStore(checkpointDir(dir)).read(wholeInputTask("out"));
       await probe.close();
+      const checkpoint = stored && decodeTaskCheckpoint("out", stored.base, stored.deltas).header;
       const covered = checkpoint?.outputEnds.reduce((a, b) => a + b, 0) ?? 0;
       t.diagnostic(
         `killed after ${killAfter} reads: ${written} results written, ${written - covered} after the checkpoint`,
@@ -155,5 +164,6 @@ test("windowed results survive SIGKILL exactly once", { timeout: 120_000 }, asyn
     for (const [k, v] of expected) assert.deepEqual(got.get(k), v, k);
   } finally {
     await rm(dir, { recursive: true, force: true });
+    await rm(checkpointDir(dir), { recursive: true, force: true });
   }
 });

@@ -1,6 +1,6 @@
 import { ManualClock } from "../../src/core/clock.js";
 import { partitionForKey } from "../../src/log/types.js";
-import { MemoryCheckpointStore } from "../../src/stream/checkpoint.js";
+import { MemoryCheckpointStore } from "../../src/runtime/checkpoint/memory.js";
 import { type PipelineOptionsInput, parsePipelineOptions } from "../../src/stream/options.js";
 import { compilePipeline } from "../../src/stream/sql/index.js";
 import { WindowedPipelineRunner } from "../../src/stream/window-runner.js";

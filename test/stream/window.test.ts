@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ManualClock } from "../../src/core/clock.js";
-import { MemoryCheckpointStore } from "../../src/stream/checkpoint.js";
+import { MemoryCheckpointStore } from "../../src/runtime/checkpoint/memory.js";
 import { flush, type Input, ingest, partitionOf, random, rows, windowLog, windowRunner } from "./window-harness.js";
 
 const MIN = 60_000;

@@ -9,6 +9,7 @@ import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import type { TieredStore } from "../../archive/archiver.js";
 import type { StreamDefinition } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
+import { KeyedSerialQueue, SerialQueue } from "../../core/serial-queue.js";
 import { toAnalyticsRow } from "../rows.js";
 import { checkQuery } from "../sql/check.js";
 import {
@@ -120,16 +121,6 @@ const DDL_PER_TRANSACTION = 100;
 const STREAM_NAME = /^[a-z][a-z0-9_]{0,63}$/;
 const BASE_KEYS = new Set<string>(BASE_COLUMNS.map((c) => c.name));
 
-/** Serialises async work (one writer; DuckDB allows one open transaction per connection). */
-class Mutex {
-  private tail: Promise<unknown> = Promise.resolve();
-  run<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.tail.then(fn, fn);
-    this.tail = next.catch(() => {});
-    return next;
-  }
-}
-
 export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
   private instance: DuckDBInstance | undefined;
   private writer: DuckDBConnection | undefined;
@@ -137,16 +128,17 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
   private readonly schemas = new Map<string, FieldColumns>();
   /** Committed next offset per partition, per stream applied to since open. */
   private readonly positions = new Map<string, Map<number, number>>();
-  private readonly writeLock = new Mutex();
+  /** One writer: DuckDB allows one open transaction per connection. */
+  private readonly writeLock = new SerialQueue();
   /** One apply at a time per stream, so its schema changes and rows stay in order. */
-  private readonly streamLocks = new Map<string, Mutex>();
+  private readonly streamLocks = new KeyedSerialQueue<string>();
   private readonly sandboxes: SandboxPool;
   private readonly limits: QueryLimits;
   /** Catalog name of the store's database (the file's stem), for names the views must not shadow. */
   private database = "memory";
   /** The archive's connection (planning, writing files, reading their schemas), one task at a time. */
   private archiver: DuckDBConnection | undefined;
-  private readonly archiveLock = new Mutex();
+  private readonly archiveLock = new SerialQueue();
   private readonly archives = new Map<string, ArchiveSet>();
   /** Lower-cased column names over a stream's archive files. */
   private readonly fileColumns = new Map<string, Set<string>>();
@@ -210,7 +202,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
   async close(): Promise<void> {
     await this.sandboxes.close();
     // Schema changes run outside the write lock: closing under one would abort the process.
-    await Promise.all([...this.streamLocks.values()].map((lock) => lock.run(async () => {})));
+    await this.streamLocks.idleAll();
     await this.archiveLock.run(async () => {});
     await this.writeLock.run(async () => {
       this.readers?.close();
@@ -245,7 +237,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
   }
 
   async dropTable(stream: string): Promise<void> {
-    await this.lockOf(stream).run(() =>
+    await this.streamLocks.run(stream, () =>
       this.writeLock.run(async () => {
         if (!this.schemas.has(stream)) return;
         const c = this.conn();
@@ -269,7 +261,6 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
           if (prefix !== undefined && path.startsWith(prefix)) this.columnsOfFile.delete(path);
       }),
     );
-    this.streamLocks.delete(stream);
   }
 
   async apply(stream: string, partition: number, rows: readonly AnalyticsRow[]): Promise<void> {
@@ -298,7 +289,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
    */
   async applyRows(stream: string, batches: readonly PartitionRows[], registered?: FieldColumns): Promise<ApplyOutcome> {
     if (batches.every((b) => b.rows.length === 0)) return APPLIED;
-    return this.lockOf(stream).run(async () => {
+    return this.streamLocks.run(stream, async () => {
       const current = this.schemas.get(stream);
       if (current === undefined) throw new RunnelError("stream_not_found", `no analytics table for stream ${stream}`);
       // This store is the database's only writer, so the positions it committed last are the
@@ -379,15 +370,6 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
         c.closeSync();
       }
     }
-  }
-
-  private lockOf(stream: string): Mutex {
-    let lock = this.streamLocks.get(stream);
-    if (lock === undefined) {
-      lock = new Mutex();
-      this.streamLocks.set(stream, lock);
-    }
-    return lock;
   }
 
   async appliedOffsets(stream: string): Promise<Map<number, number>> {
@@ -587,7 +569,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
    */
   async deleteArchivedRows(stream: string): Promise<number> {
     await this.epochs.drained(this.epochs.current);
-    return this.lockOf(stream).run(() =>
+    return this.streamLocks.run(stream, () =>
       this.writeLock.run(async () => {
         const archive = this.archives.get(stream);
         if (archive === undefined || archive.boundaries.size === 0 || !this.schemas.has(stream)) return 0;

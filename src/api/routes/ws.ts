@@ -14,6 +14,7 @@ import type { FastifyInstance } from "fastify";
 import type { RawData, WebSocket } from "ws";
 import type { StreamCatalog } from "../../catalog/streams.js";
 import { RunnelError } from "../../core/errors.js";
+import { SerialQueue } from "../../core/serial-queue.js";
 import { parseJsonBody, parseNdjson } from "../../ingest/body.js";
 import type { JsonLimits } from "../../ingest/json-limits.js";
 import type { Ingestor, Principal } from "../../ingest/types.js";
@@ -68,7 +69,7 @@ function produceOverSocket(
   let seq = 0;
   let inFlight = 0;
   // Answers leave in sequence order even if a later batch fails validation before an earlier one is durable.
-  let previous: Promise<void> = Promise.resolve();
+  const answers = new SerialQueue();
 
   // Binary frames are read as UTF-8 too (and refused if they are not): clients differ in what they send.
   socket.on("message", (data: RawData) => {
@@ -96,7 +97,7 @@ function produceOverSocket(
         stopTimer();
       }
     })();
-    previous = previous.then(async () => {
+    void answers.run(async () => {
       const frame = await outcome;
       inFlight--;
       if (socket.readyState === socket.OPEN) {

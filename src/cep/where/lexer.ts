@@ -2,7 +2,7 @@
 import { RunnelError } from "../../core/errors.js";
 
 export type Token =
-  | { readonly kind: "num"; readonly value: number; readonly pos: number }
+  | { readonly kind: "num"; readonly value: number; readonly text: string; readonly pos: number }
   | { readonly kind: "str"; readonly value: string; readonly pos: number }
   | { readonly kind: "ident"; readonly value: string; readonly quoted: boolean; readonly pos: number }
   | { readonly kind: "op"; readonly value: string; readonly pos: number }
@@ -27,7 +27,7 @@ export function tokenize(src: string): Token[] {
       const m = /^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?/.exec(src.slice(i));
       if (m === null) fail("bad number");
       const text = (m as RegExpExecArray)[0];
-      out.push({ kind: "num", value: Number(text), pos: start });
+      out.push({ kind: "num", value: Number(text), text, pos: start });
       i += text.length;
       continue;
     }

@@ -5,10 +5,14 @@
  * `count(<step>.*)`.
  */
 import { RunnelError } from "../../core/errors.js";
+import { numberLiteralType } from "../../stream/sql/semantics.js";
+import type { SqlType } from "../../stream/sql/values.js";
 import { type Token, tokenize } from "./lexer.js";
 
 export type Expr =
-  | { readonly k: "lit"; readonly v: number | string | boolean | null }
+  | { readonly k: "lit"; readonly v: string | boolean | null }
+  /** `type` as DuckDB reads the literal: 5 is INTEGER, 5.0 DOUBLE (it decides how the number prints as text). */
+  | { readonly k: "num"; readonly v: number; readonly type: SqlType }
   | { readonly k: "field"; readonly name: string }
   | { readonly k: "ref"; readonly step: string; readonly field: string }
   | { readonly k: "agg"; readonly fn: Aggregate; readonly step: string; readonly field: string | null }
@@ -142,7 +146,7 @@ class Parser {
   }
   private primary(): Expr {
     const t = this.next();
-    if (t.kind === "num") return { k: "lit", v: t.value };
+    if (t.kind === "num") return { k: "num", v: t.value, type: numberLiteralType(t.text, t.value) };
     if (t.kind === "str") return { k: "lit", v: t.value };
     if (t.kind === "op" && t.value === "(") {
       const e = this.expr();

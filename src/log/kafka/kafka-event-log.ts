@@ -3,11 +3,16 @@
  * count and retention; records are placed by partitionForKey (murmur2, as the local log), so a key
  * lands in the same partition on either implementation.
  *
- * Appends: one transactional, idempotent producer (acks=all). Concurrent appends are grouped into
- * one transaction (group commit, as the local log's shared fdatasync), so a multi-partition batch
- * is all-or-nothing; append() resolves once the transaction is committed and its records are
- * readable under read_committed (Kafka answers EndTxn before the commit markers are written, so
- * the log waits for the last stable offset to pass its records).
+ * Appends: `transactionsInFlight` transactional, idempotent producers (acks=all), each with one
+ * transaction open at a time (Kafka allows no more per transactional id). Appends that arrive while
+ * the producers are busy are grouped into the next free producer's transaction (group commit, as
+ * the local log's shared fdatasync), so a multi-partition batch is all-or-nothing; append()
+ * resolves once its transaction is committed, with the offsets the produce responses gave.
+ *
+ * Kafka answers EndTxn before the commit markers are written, so committed records become readable
+ * under read_committed a few milliseconds later; append() resolves once they are (a read by anyone
+ * after it resolves sees them). That wait does not hold a producer: its next transaction starts at
+ * once, and one shared poll of last stable offsets serves every commit waiting to become readable.
  *
  * Reads: plain Fetch requests at read_committed (no group membership), filtering aborted
  * transactions and control markers. Consumer positions are Kafka consumer-group offsets, committed
@@ -59,7 +64,7 @@ import {
   topicOf,
 } from "./options.js";
 import type { OutgoingRecord } from "./records.js";
-import { decodeFetched, toKafkaRecord, validateRecord } from "./records.js";
+import { appendContext, decodeFetched, toKafkaRecord, validateRecord } from "./records.js";
 
 interface StreamMeta {
   readonly topic: string;
@@ -72,6 +77,22 @@ interface PendingAppend {
   readonly bytes: number;
   readonly resolve: (positions: RecordPosition[]) => void;
   readonly reject: (e: unknown) => void;
+}
+
+/** One producer and the transaction it has in flight (Kafka allows one per transactional id). */
+interface Lane {
+  producer: Producer | undefined;
+  /** Set after a topic is deleted or a transaction could not be ended: start a new producer. */
+  stale: boolean;
+  busy: boolean;
+}
+
+/** A committed transaction's appends, resolved once their records are readable. */
+interface CommittedGroup {
+  readonly group: readonly PendingAppend[];
+  readonly positions: readonly RecordPosition[][];
+  readonly last: readonly { topic: string; partition: number; offset: number }[];
+  readonly deadline: number;
 }
 
 /** The client does not export its Transaction class. */
@@ -94,22 +115,31 @@ export class KafkaEventLog implements EventLog {
   private readonly options: ResolvedKafkaOptions;
   private admin: Admin | undefined;
   private reader: Consumer | undefined;
-  private producer: Producer | undefined;
-  /** Set after a topic is deleted: the idempotent producer's sequence numbers for it are stale. */
-  private producerStale = false;
+  /** One per transaction in flight; a producer is created when its lane first commits. */
+  private readonly lanes: Lane[];
+  /** The lanes' drain loops that are running, so close() can wait for them. */
+  private readonly working = new Set<Promise<void>>();
+  /** Committed groups whose records are not yet known to be readable. */
+  private unseen: CommittedGroup[] = [];
+  /** The poll of last stable offsets that resolves `unseen`, while one runs. */
+  private watching: Promise<void> | undefined;
   private readonly streams = new Map<string, StreamMeta>();
   private readonly listeners = new Map<string, Set<() => void>>();
   private readonly seenEnds = new Map<string, string>();
   private pollTimer: NodeJS.Timeout | undefined;
   private polling = false;
   private pending: PendingAppend[] = [];
-  private draining: Promise<void> | undefined;
   private state: "new" | "open" | "closed" = "new";
   /** The ping in flight: probes every few seconds from several scrapers share one request. */
   private pinging: Promise<boolean> | undefined;
 
   constructor(options: KafkaEventLogOptions) {
     this.options = resolveKafkaOptions(options);
+    this.lanes = Array.from({ length: this.options.transactionsInFlight }, () => ({
+      producer: undefined,
+      stale: false,
+      busy: false,
+    }));
   }
 
   async open(): Promise<void> {
@@ -126,7 +156,6 @@ export class KafkaEventLog implements EventLog {
     };
     this.admin = new Admin(base);
     this.reader = new Consumer({ ...base, groupId: `${clientId}-reader`, isolationLevel: READ_COMMITTED });
-    this.producer = this.newProducer();
     this.state = "open";
     try {
       await this.refresh();
@@ -143,9 +172,10 @@ export class KafkaEventLog implements EventLog {
     }
     this.state = "closed";
     this.stopPolling();
-    await this.draining;
-    const clients = [this.producer, this.reader, this.admin];
-    this.producer = undefined;
+    await Promise.all(this.working);
+    await this.watching;
+    const clients = [...this.lanes.map((l) => l.producer), this.reader, this.admin];
+    for (const lane of this.lanes) lane.producer = undefined;
     this.reader = undefined;
     this.admin = undefined;
     await Promise.all(clients.map((c) => c?.close().catch(() => undefined)));
@@ -257,7 +287,8 @@ export class KafkaEventLog implements EventLog {
     } finally {
       this.streams.delete(stream);
       this.seenEnds.delete(stream);
-      this.producerStale = true;
+      // The idempotent producers' sequence numbers for the topic are stale.
+      for (const lane of this.lanes) lane.stale = true;
       this.clearClientMetadata();
     }
   }
@@ -278,18 +309,16 @@ export class KafkaEventLog implements EventLog {
     const meta = await this.meta(stream);
     for (const r of records) validateRecord(r);
     if (records.length === 0) return [];
-    const ingestTime = String(Date.now());
+    const context = appendContext(Date.now());
     let bytes = 0;
     const outgoing = records.map((r) => {
-      const o = toKafkaRecord(meta.topic, partitionForKey(r.key, meta.partitions), r, ingestTime);
+      const o = toKafkaRecord(meta.topic, partitionForKey(r.key, meta.partitions), r, context);
       bytes += o.size;
       return o;
     });
     return new Promise<RecordPosition[]>((resolve, reject) => {
       this.pending.push({ stream, records: outgoing, bytes, resolve, reject });
-      this.draining ??= this.drain().finally(() => {
-        this.draining = undefined;
-      });
+      this.startLanes();
     });
   }
 
@@ -457,15 +486,31 @@ export class KafkaEventLog implements EventLog {
       retries: 2,
       retryDelay: 100,
       autocreateTopics: false,
-      // One transactional id per log instance: instances never fence each other, and a crashed
-      // instance's open transaction is aborted by the broker after transaction.timeout.ms.
+      // One transactional id per producer of each log instance: they never fence each other, and a
+      // crashed instance's open transactions are aborted by the broker after transaction.timeout.ms.
       transactionalId: `${clientId}-${randomUUID()}`,
       idempotent: true,
       acks: ProduceAcks.ALL,
     });
   }
 
-  private async drain(): Promise<void> {
+  /** Puts every idle lane to work while appends are waiting. */
+  private startLanes(): void {
+    for (const lane of this.lanes) {
+      if (this.pending.length === 0) return;
+      if (lane.busy) continue;
+      lane.busy = true;
+      const work: Promise<void> = this.drain(lane).finally(() => {
+        lane.busy = false;
+        this.working.delete(work);
+        // An append that came while this lane was finishing found it busy.
+        if (this.pending.length > 0) this.startLanes();
+      });
+      this.working.add(work);
+    }
+  }
+
+  private async drain(lane: Lane): Promise<void> {
     while (this.pending.length > 0) {
       let bytes = 0;
       let n = 0;
@@ -475,7 +520,7 @@ export class KafkaEventLog implements EventLog {
       }
       const group = this.pending.splice(0, n);
       try {
-        await this.commitGroup(group);
+        await this.commitGroup(group, lane);
       } catch (e) {
         // An unreachable cluster fails every append alike: refuse the whole group now, since
         // retrying each on its own would make the last of N concurrent requests wait N timeouts.
@@ -487,7 +532,7 @@ export class KafkaEventLog implements EventLog {
         // retry each on its own, so only the guilty one is refused.
         for (const a of group) {
           try {
-            await this.commitGroup([a]);
+            await this.commitGroup([a], lane);
           } catch (e2) {
             a.reject(toRunnelError(e2, "append", a.stream));
           }
@@ -502,55 +547,64 @@ export class KafkaEventLog implements EventLog {
    * within requestTimeoutMs, as Kafka's own clients do; anything else fails at once, so a broker
    * that is away turns into not_ready quickly.
    */
-  private async beginTransaction(): Promise<Transaction> {
+  private async beginTransaction(lane: Lane): Promise<Transaction> {
     const deadline = Date.now() + this.options.requestTimeoutMs;
     for (let delay = 100; ; delay = Math.min(delay * 2, 1_000)) {
-      if (this.producerStale || this.producer === undefined) {
-        const old = this.producer;
-        this.producer = this.newProducer();
-        this.producerStale = false;
+      if (lane.stale || lane.producer === undefined) {
+        const old = lane.producer;
+        lane.producer = this.newProducer();
+        lane.stale = false;
         await old?.close().catch(() => undefined);
       }
       try {
-        return await this.producer.beginTransaction();
+        return await lane.producer.beginTransaction();
       } catch (e) {
         // The client keeps a transaction that failed to begin as its active one and refuses every
         // later beginTransaction(): only a new producer gets out of that.
-        this.producerStale = true;
+        lane.stale = true;
         if (!isCoordinatorStarting(e) || Date.now() + delay > deadline || this.state !== "open") throw e;
       }
       await new Promise((r) => setTimeout(r, delay));
     }
   }
 
-  private async commitGroup(group: readonly PendingAppend[]): Promise<void> {
+  private async commitGroup(group: readonly PendingAppend[], lane: Lane): Promise<void> {
     if (this.state !== "open") throw new RunnelError("not_ready", "the event log is closed");
-    const tx = await this.beginTransaction();
+    const tx = await this.beginTransaction(lane);
     const positions = group.map((a) => new Array<RecordPosition>(a.records.length));
     const lastOffsets = new Map<string, { topic: string; partition: number; offset: number }>();
     try {
-      let chunk: { a: number; i: number }[] = [];
+      // One produce request's records, with the append and index each came from and its
+      // "topic:partition" (hot loop: parallel arrays, no object per record).
+      let messages: OutgoingRecord[] = [];
+      let owners: number[] = [];
+      let indexes: number[] = [];
+      let tps: string[] = [];
       let chunkBytes = 0;
-      const firstTimestamps = new Map<string, bigint>();
+      const firstTimestamps = new Map<string, number>();
       const flush = async () => {
-        if (chunk.length === 0) return;
-        const messages = chunk.map(({ a, i }) => group[a]!.records[i]!);
+        if (messages.length === 0) return;
         const result = await tx.send({ messages });
-        const base = new Map<string, bigint>();
-        for (const o of result.offsets ?? []) base.set(`${o.topic}:${o.partition}`, o.offset);
+        // The next offset of each partition, starting at the base offset the broker gave.
         const next = new Map<string, number>();
-        for (const { a, i } of chunk) {
-          const r = group[a]!.records[i]!;
-          const tp = `${r.topic}:${r.partition}`;
-          const first = base.get(tp);
-          if (first === undefined) throw new RunnelError("internal", `Kafka returned no offset for ${tp}`);
-          const k = next.get(tp) ?? 0;
-          next.set(tp, k + 1);
-          const offset = Number(first) + k;
-          positions[a]![i] = { partition: r.partition, offset };
-          lastOffsets.set(tp, { topic: r.topic, partition: r.partition, offset });
+        for (const o of result.offsets ?? []) next.set(`${o.topic}:${o.partition}`, Number(o.offset));
+        for (let k = 0; k < messages.length; k++) {
+          const tp = tps[k]!;
+          const offset = next.get(tp);
+          if (offset === undefined) throw new RunnelError("internal", `Kafka returned no offset for ${tp}`);
+          next.set(tp, offset + 1);
+          positions[owners[k]!]![indexes[k]!] = { partition: messages[k]!.partition, offset };
         }
-        chunk = [];
+        for (const o of result.offsets ?? []) {
+          const end = next.get(`${o.topic}:${o.partition}`)!;
+          if (end > Number(o.offset)) {
+            lastOffsets.set(`${o.topic}:${o.partition}`, { topic: o.topic, partition: o.partition, offset: end - 1 });
+          }
+        }
+        messages = [];
+        owners = [];
+        indexes = [];
+        tps = [];
         chunkBytes = 0;
         firstTimestamps.clear();
       };
@@ -560,11 +614,14 @@ export class KafkaEventLog implements EventLog {
           const r = records[i]!;
           const tp = `${r.topic}:${r.partition}`;
           const first = firstTimestamps.get(tp);
-          const delta = first === undefined ? 0n : r.timestamp - first;
+          const delta = first === undefined ? 0 : r.timestampMs - first;
           const farApart = delta > MAX_SAFE_TIMESTAMP_DELTA || delta < -MAX_SAFE_TIMESTAMP_DELTA;
-          if (chunk.length > 0 && (chunkBytes + r.size > MAX_PRODUCE_REQUEST_BYTES || farApart)) await flush();
-          if (!firstTimestamps.has(tp)) firstTimestamps.set(tp, r.timestamp);
-          chunk.push({ a, i });
+          if (messages.length > 0 && (chunkBytes + r.size > MAX_PRODUCE_REQUEST_BYTES || farApart)) await flush();
+          if (!firstTimestamps.has(tp)) firstTimestamps.set(tp, r.timestampMs);
+          messages.push(r);
+          owners.push(a);
+          indexes.push(i);
+          tps.push(tp);
           chunkBytes += r.size;
         }
       }
@@ -575,47 +632,74 @@ export class KafkaEventLog implements EventLog {
         await tx.abort();
       } catch {
         // The producer's state is unknown (fenced, or the broker went away): start afresh next time.
-        this.producerStale = true;
+        lane.stale = true;
       }
       throw e;
     }
-    await this.awaitReadable([...lastOffsets.values()]);
-    const streams = new Set<string>();
-    group.forEach((a, k) => {
-      streams.add(a.stream);
-      a.resolve(positions[k]!);
+    this.unseen.push({
+      group,
+      positions,
+      last: [...lastOffsets.values()],
+      deadline: Date.now() + this.options.requestTimeoutMs,
     });
-    for (const s of streams) this.notify(s);
+    this.watching ??= this.watch().finally(() => {
+      this.watching = undefined;
+    });
   }
 
   /**
-   * Kafka answers EndTxn once the commit is decided, then writes the markers: wait until the last
-   * stable offset has passed every record, so a read right after append() sees them.
+   * Resolves committed groups once the last stable offset has passed all their records: one
+   * ListOffsets request per round for every group waiting, polled with a short back-off. The
+   * transactions are committed whatever happens now; failing an append would invite a duplicate
+   * retry, so neither an error (the broker went away just after the commit) nor the deadline fails
+   * one: it resolves, and readers catch up when the markers land.
    */
-  private async awaitReadable(last: readonly { topic: string; partition: number; offset: number }[]): Promise<void> {
+  private async watch(): Promise<void> {
     const admin = this.clientAdmin();
-    const byTopic = new Map<string, { partitionIndex: number; timestamp: bigint }[]>();
-    for (const l of last) {
-      const list = byTopic.get(l.topic) ?? [];
-      list.push({ partitionIndex: l.partition, timestamp: ListOffsetTimestamps.LATEST });
-      byTopic.set(l.topic, list);
-    }
-    const deadline = Date.now() + this.options.requestTimeoutMs;
-    for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
-      // The transaction is committed whatever happens now; failing the append would invite a
-      // duplicate retry, so neither an error (the broker went away just after the commit) nor the
-      // deadline fails it: it resolves, and readers catch up when the markers land.
+    for (let delay = 1; this.unseen.length > 0; delay = Math.min(delay * 2, 50)) {
+      const byTopic = new Map<string, Set<number>>();
+      for (const c of this.unseen) {
+        for (const l of c.last) {
+          let partitions = byTopic.get(l.topic);
+          if (partitions === undefined) {
+            partitions = new Set();
+            byTopic.set(l.topic, partitions);
+          }
+          partitions.add(l.partition);
+        }
+      }
       const listed = await admin
         .listOffsets({
-          topics: [...byTopic].map(([name, partitions]) => ({ name, partitions })),
+          topics: [...byTopic].map(([name, partitions]) => ({
+            name,
+            partitions: [...partitions].map((partitionIndex) => ({
+              partitionIndex,
+              timestamp: ListOffsetTimestamps.LATEST,
+            })),
+          })),
           isolationLevel: READ_COMMITTED,
         })
         .catch(() => []);
       const stable = new Map<string, bigint>();
       for (const t of listed) for (const p of t.partitions) stable.set(`${t.name}:${p.partitionIndex}`, p.offset);
-      if (last.every((l) => (stable.get(`${l.topic}:${l.partition}`) ?? -1n) > BigInt(l.offset))) return;
-      if (Date.now() > deadline) return;
-      await new Promise((r) => setTimeout(r, delay));
+      const now = Date.now();
+      const waiting: CommittedGroup[] = [];
+      const readable: CommittedGroup[] = [];
+      for (const c of this.unseen) {
+        const seen = c.last.every((l) => (stable.get(`${l.topic}:${l.partition}`) ?? -1n) > BigInt(l.offset));
+        (seen || now > c.deadline ? readable : waiting).push(c);
+      }
+      this.unseen = waiting;
+      if (readable.length > 0) delay = 1;
+      const streams = new Set<string>();
+      for (const c of readable) {
+        c.group.forEach((a, k) => {
+          streams.add(a.stream);
+          a.resolve(c.positions[k]!);
+        });
+      }
+      for (const s of streams) this.notify(s);
+      if (this.unseen.length > 0) await new Promise((r) => setTimeout(r, delay));
     }
   }
 
@@ -772,7 +856,7 @@ export class KafkaEventLog implements EventLog {
   private clearClientMetadata(): void {
     this.admin?.clearMetadata();
     this.reader?.clearMetadata();
-    this.producer?.clearMetadata();
+    for (const lane of this.lanes) lane.producer?.clearMetadata();
   }
 
   private assertOpen(): void {
@@ -808,7 +892,7 @@ function isUnknownTopic(e: unknown): boolean {
  * record whose timestamp differs from its batch's first by 2^31 ms (~25 days) or more is sent
  * corrupted (the broker refuses it or stores a wrong time). Such records go in another batch.
  */
-const MAX_SAFE_TIMESTAMP_DELTA = 2n ** 31n - 1n;
+const MAX_SAFE_TIMESTAMP_DELTA = 2 ** 31 - 1;
 
 function notFound(stream: string): RunnelError {
   return new RunnelError("stream_not_found", `stream "${stream}" does not exist`);

@@ -17,6 +17,11 @@ export interface KafkaEventLogOptions {
   readonly pollIntervalMs?: number;
   /** Per-request timeout; an unreachable broker surfaces as not_ready after about this long. */
   readonly requestTimeoutMs?: number;
+  /**
+   * Transactions in flight at once, one transactional producer each (Kafka allows one open
+   * transaction per transactional id): while one commits, the next group of appends is produced.
+   */
+  readonly transactionsInFlight?: number;
 }
 
 export interface ResolvedKafkaOptions {
@@ -26,12 +31,14 @@ export interface ResolvedKafkaOptions {
   readonly replicationFactor: number;
   readonly pollIntervalMs: number;
   readonly requestTimeoutMs: number;
+  readonly transactionsInFlight: number;
 }
 
 export const DEFAULT_CLIENT_ID = "runnel";
 export const DEFAULT_TOPIC_PREFIX = "runnel-";
 export const DEFAULT_POLL_INTERVAL_MS = 250;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
+export const DEFAULT_TRANSACTIONS_IN_FLIGHT = 4;
 export const DEFAULT_READ_MAX_RECORDS = 10_000;
 export const DEFAULT_READ_MAX_BYTES = 4 * 1024 * 1024;
 /**
@@ -69,6 +76,10 @@ export function resolveKafkaOptions(options: KafkaEventLogOptions): ResolvedKafk
   if (!(pollIntervalMs >= 10)) throw invalid("pollIntervalMs", "must be at least 10");
   const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   if (!(requestTimeoutMs >= 100)) throw invalid("requestTimeoutMs", "must be at least 100");
+  const transactionsInFlight = options.transactionsInFlight ?? DEFAULT_TRANSACTIONS_IN_FLIGHT;
+  if (!Number.isInteger(transactionsInFlight) || transactionsInFlight < 1 || transactionsInFlight > 64) {
+    throw invalid("transactionsInFlight", "must be an integer from 1 to 64");
+  }
   return Object.freeze({
     brokers: Object.freeze([...options.brokers]),
     clientId,
@@ -76,6 +87,7 @@ export function resolveKafkaOptions(options: KafkaEventLogOptions): ResolvedKafk
     replicationFactor,
     pollIntervalMs,
     requestTimeoutMs,
+    transactionsInFlight,
   });
 }
 

@@ -26,6 +26,9 @@ export interface OutgoingRecord {
   readonly key: Buffer;
   readonly value: Buffer;
   readonly timestamp: bigint;
+  /** `timestamp` as a number, for cheap comparisons. */
+  readonly timestampMs: number;
+  /** Shared between records (AppendContext): never modified once built. */
   readonly headers: Map<Buffer, Buffer>;
   /** Approximate bytes on the wire, to size produce requests. */
   readonly size: number;
@@ -48,28 +51,53 @@ export function validateRecord(r: AppendRecord): void {
   }
 }
 
-export function toKafkaRecord(topic: string, partition: number, r: AppendRecord, ingestTime: string): OutgoingRecord {
-  const headers = new Map<Buffer, Buffer>();
-  headers.set(Buffer.from(HEADER_INGEST_TIME), Buffer.from(ingestTime));
+const INGEST_TIME_KEY = Buffer.from(HEADER_INGEST_TIME);
+
+/**
+ * What the records of one append share, built once per append rather than once per record: the
+ * ingest time header and, for records without headers of their own and with an exact timestamp
+ * (nearly all), one headers map (the client only reads it).
+ */
+export interface AppendContext {
+  readonly ingestTime: Buffer;
+  readonly plainHeaders: Map<Buffer, Buffer>;
+}
+
+export function appendContext(ingestTime: number): AppendContext {
+  const value = Buffer.from(String(ingestTime));
+  return { ingestTime: value, plainHeaders: new Map([[INGEST_TIME_KEY, value]]) };
+}
+
+export function toKafkaRecord(
+  topic: string,
+  partition: number,
+  r: AppendRecord,
+  context: AppendContext,
+): OutgoingRecord {
   const exact = Number.isSafeInteger(r.timestamp) && r.timestamp >= 0;
-  if (!exact) headers.set(Buffer.from(HEADER_TIMESTAMP), Buffer.from(String(r.timestamp)));
   let size = 64 + r.value.byteLength;
-  if (r.headers !== undefined) {
-    for (const [name, value] of Object.entries(r.headers)) {
+  let headers = context.plainHeaders;
+  if (!exact || r.headers !== undefined) {
+    const own = new Map<Buffer, Buffer>([[INGEST_TIME_KEY, context.ingestTime]]);
+    if (!exact) own.set(Buffer.from(HEADER_TIMESTAMP), Buffer.from(String(r.timestamp)));
+    for (const [name, value] of Object.entries(r.headers ?? {})) {
       const k = Buffer.from(name);
       const v = Buffer.from(value);
-      headers.set(k, v);
+      own.set(k, v);
       size += k.length + v.length + 4;
     }
+    headers = own;
   }
   const key = Buffer.from(r.key, "utf8");
+  const timestampMs = exact ? r.timestamp : Math.max(0, Math.floor(r.timestamp));
   return {
     topic,
     partition,
     key,
     // A view, not a copy: the producer serialises it before append() resolves.
     value: Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength),
-    timestamp: BigInt(exact ? r.timestamp : Math.max(0, Math.floor(r.timestamp))),
+    timestamp: BigInt(timestampMs),
+    timestampMs,
     headers,
     size: size + key.length,
   };

@@ -7,18 +7,18 @@ import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { writeFileDurable } from "../../core/durable-file.js";
 import { RunnelError } from "../../core/errors.js";
+import { KeyedSerialQueue } from "../../core/serial-queue.js";
 import { encodeName } from "./fs-util.js";
 
 export class ConsumerOffsets {
   private readonly cache = new Map<string, Map<number, number>>();
-  private readonly chains = new Map<string, Promise<void>>();
+  private readonly commits = new KeyedSerialQueue<string>();
 
   constructor(private readonly dir: string) {}
 
   /** Merges `offsets` into the group's committed positions (partitions not named keep theirs). */
   commit(group: string, offsets: ReadonlyMap<number, number>): Promise<void> {
-    const previous = this.chains.get(group) ?? Promise.resolve();
-    const run = previous.then(async () => {
+    return this.commits.run(group, async () => {
       const merged = new Map(await this.load(group));
       for (const [p, o] of offsets) merged.set(p, o);
       const json = JSON.stringify({ group, offsets: Object.fromEntries([...merged].sort((a, b) => a[0] - b[0])) });
@@ -26,19 +26,10 @@ export class ConsumerOffsets {
       await writeFileDurable(join(this.dir, `${encodeName(group)}.json`), json);
       this.cache.set(group, merged);
     });
-    const settled = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.chains.set(group, settled);
-    void settled.then(() => {
-      if (this.chains.get(group) === settled) this.chains.delete(group);
-    });
-    return run;
   }
 
   async get(group: string): Promise<Map<number, number>> {
-    await this.chains.get(group);
+    await this.commits.idle(group);
     return new Map(await this.load(group));
   }
 

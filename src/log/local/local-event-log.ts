@@ -27,6 +27,7 @@ import { mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { systemClock } from "../../core/clock.js";
 import { RunnelError } from "../../core/errors.js";
+import { SerialQueue } from "../../core/serial-queue.js";
 import type {
   AppendRecord,
   EventLog,
@@ -89,7 +90,7 @@ export class LocalEventLog implements EventLog {
     rolledBackBytes: 0,
   };
   /** Serialises stream creation and deletion. */
-  private adminChain: Promise<unknown> = Promise.resolve();
+  private readonly adminQueue = new SerialQueue();
   private state: "new" | "open" | "closed" = "new";
 
   constructor(options: LocalEventLogOptions) {
@@ -149,7 +150,7 @@ export class LocalEventLog implements EventLog {
       return;
     }
     this.state = "closed";
-    await this.adminChain;
+    await this.adminQueue.idle();
     await Promise.all([...this.streams.values()].map((s) => s.close()));
     this.streams.clear();
   }
@@ -192,19 +193,10 @@ export class LocalEventLog implements EventLog {
     return [...this.recoveries];
   }
 
-  private admin<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.adminChain.then(task);
-    this.adminChain = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    return run;
-  }
-
   async createStream(stream: string, options: StreamLogOptions): Promise<void> {
     this.assertOpen();
     validateStreamOptions(stream, options);
-    return this.admin(async () => {
+    return this.adminQueue.run(async () => {
       this.assertOpen();
       const meta: StreamMeta = {
         name: stream,
@@ -241,7 +233,7 @@ export class LocalEventLog implements EventLog {
 
   async deleteStream(stream: string): Promise<void> {
     this.assertOpen();
-    return this.admin(async () => {
+    return this.adminQueue.run(async () => {
       const s = this.stream(stream);
       this.streams.delete(stream);
       await s.close();

@@ -24,6 +24,7 @@ import { join } from "node:path";
 import type { Clock } from "../../core/clock.js";
 import { fsyncDir, writeFileDurable } from "../../core/durable-file.js";
 import { isRunnelError, RunnelError } from "../../core/errors.js";
+import { SerialQueue } from "../../core/serial-queue.js";
 import { partitionForKey } from "../partitioner.js";
 import type { AppendRecord, LogRecord, RecordPosition } from "../types.js";
 import {
@@ -155,9 +156,11 @@ const OFFSETS_DIR = "offsets";
 export class StreamLog {
   private pending: PendingAppend[] = [];
   private pumpQueued = false;
-  private chain: Promise<unknown> = Promise.resolve();
-  /** Tasks waiting on `chain`; the pump yields to them between groups. */
-  private queuedTasks = 0;
+  /**
+   * The pump and the stream's other tasks (retention, close), one at a time; the pump yields
+   * to waiting tasks between groups.
+   */
+  private readonly tasks = new SerialQueue();
   private readonly scratch = new Scratch();
   /** Set by a failed group: partitions hold unpublished bytes to truncate before the next write. */
   private rollbackNeeded = false;
@@ -238,20 +241,6 @@ export class StreamLog {
     this.meta = meta;
   }
 
-  /** Runs `task` after every earlier group and task of this stream has finished. */
-  private exclusive<T>(task: () => Promise<T>): Promise<T> {
-    this.queuedTasks++;
-    const run = this.chain.then(() => {
-      this.queuedTasks--;
-      return task();
-    });
-    this.chain = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    return run;
-  }
-
   append(records: readonly AppendRecord[]): Promise<RecordPosition[]> {
     if (this.closed) return Promise.reject(this.closedError());
     if (this.failure !== undefined) return Promise.reject(this.failedError());
@@ -260,7 +249,7 @@ export class StreamLog {
       this.wake?.();
       if (!this.pumpQueued) {
         this.pumpQueued = true;
-        void this.exclusive(() => this.pump());
+        void this.tasks.run(() => this.pump());
       }
     });
   }
@@ -297,7 +286,7 @@ export class StreamLog {
           if (settled) committing = undefined;
           continue;
         }
-        if (this.queuedTasks > 0) {
+        if (this.tasks.waiting > 0) {
           // Let retention or close run between groups rather than starve them.
           await committing;
           committing = undefined;
@@ -337,7 +326,7 @@ export class StreamLog {
           this.pending = [];
         } else {
           this.pumpQueued = true;
-          void this.exclusive(() => this.pump());
+          void this.tasks.run(() => this.pump());
         }
       }
     }
@@ -639,7 +628,7 @@ export class StreamLog {
   }
 
   enforceRetention(): Promise<RetentionResult> {
-    return this.exclusive(async () => {
+    return this.tasks.run(async () => {
       const total: RetentionResult = { deletedSegments: 0, deletedBytes: 0 };
       if (this.closed || (this.meta.retentionMs === undefined && this.meta.retentionBytes === undefined)) return total;
       const now = this.env.clock.now();
@@ -654,7 +643,7 @@ export class StreamLog {
 
   /** Waits for queued groups, then closes every file. Later appends fail with stream_not_found. */
   close(): Promise<void> {
-    return this.exclusive(async () => {
+    return this.tasks.run(async () => {
       if (this.closed) return;
       this.closed = true;
       const error = this.closedError();

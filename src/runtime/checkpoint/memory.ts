@@ -1,6 +1,7 @@
 import {
   CheckpointFencedError,
   type CheckpointKind,
+  CheckpointNoBaseError,
   type CheckpointStore,
   type StoredTaskCheckpoint,
   type TaskClaim,
@@ -35,7 +36,7 @@ export class MemoryCheckpointStore implements CheckpointStore {
       entry.written = { epoch, base: data.slice(), deltas: [] };
       return;
     }
-    if (entry.written === undefined) throw new Error(`checkpoint delta of task ${task} has no base`);
+    if (entry.written === undefined) throw new CheckpointNoBaseError(task);
     entry.written.deltas.push(data.slice());
     entry.written.epoch = epoch;
   }
@@ -52,8 +53,7 @@ export class MemoryCheckpointStore implements CheckpointStore {
 
   private fenced(task: string, epoch: number): TaskEntry {
     const entry = this.tasks.get(task) ?? { epoch: 0 };
-    if (epoch < entry.epoch) throw new CheckpointFencedError(task, epoch, entry.epoch);
-    if (epoch > entry.epoch) throw new Error(`task ${task} was never claimed with epoch ${epoch}`);
+    if (epoch !== entry.epoch) throw new CheckpointFencedError(task, epoch, entry.epoch);
     return entry;
   }
 }

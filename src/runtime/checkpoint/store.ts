@@ -14,8 +14,8 @@
  * takes a task with `claim`, which returns an epoch greater than any the task had before. Every
  * write and drop carries the writer's epoch; once a newer epoch has been claimed, a write with an
  * older one is refused with `CheckpointFencedError` and changes nothing (an epoch never claimed is
- * refused too), so a stale owner (paused,
- * partitioned away, killed but not yet dead) can never overwrite the state of the task's new owner.
+ * refused too), so a stale owner (paused, partitioned away, killed but not yet dead) can never
+ * overwrite the state of the task's new owner.
  */
 
 export type CheckpointKind = "base" | "delta";
@@ -44,8 +44,8 @@ export interface CheckpointStore {
   read(task: string): Promise<StoredTaskCheckpoint | undefined>;
   /**
    * Stores one checkpoint atomically: after a crash at any moment a read returns either the state
-   * before this write or the state after it. A delta with no base before it is refused (an error,
-   * not a silent drop). Refused with CheckpointFencedError when `epoch` is older than the task's
+   * before this write or the state after it. A delta with no base before it is refused with
+   * CheckpointNoBaseError (an error, not a silent drop). Refused with CheckpointFencedError when `epoch` is older than the task's
    * newest claim.
    */
   write(task: string, epoch: number, kind: CheckpointKind, data: Uint8Array): Promise<void>;
@@ -56,7 +56,10 @@ export interface CheckpointStore {
   close(): Promise<void>;
 }
 
-/** A write or drop by an owner whose epoch a newer claim has superseded. */
+/**
+ * A write or drop by an owner whose epoch a newer claim has superseded, or with an epoch never
+ * claimed (greater than the task's newest claim).
+ */
 export class CheckpointFencedError extends Error {
   readonly code = "checkpoint_fenced";
   constructor(
@@ -64,8 +67,21 @@ export class CheckpointFencedError extends Error {
     readonly epoch: number,
     readonly currentEpoch: number,
   ) {
-    super(`checkpoint of task ${task} refused: epoch ${epoch} is fenced by epoch ${currentEpoch}`);
+    super(
+      epoch > currentEpoch
+        ? `checkpoint of task ${task} refused: epoch ${epoch} was never claimed (newest claim: ${currentEpoch})`
+        : `checkpoint of task ${task} refused: epoch ${epoch} is fenced by epoch ${currentEpoch}`,
+    );
     this.name = "CheckpointFencedError";
+  }
+}
+
+/** A delta written for a task that has no base to apply it to (never written, or dropped). */
+export class CheckpointNoBaseError extends Error {
+  readonly code = "checkpoint_no_base";
+  constructor(readonly task: string) {
+    super(`checkpoint delta of task ${task} refused: the task has no base checkpoint`);
+    this.name = "CheckpointNoBaseError";
   }
 }
 

@@ -2,7 +2,7 @@ import type { Clock } from "../../core/clock.js";
 import type { DeadLetterSink } from "../../core/dead-letters.js";
 import { RunnelError } from "../../core/errors.js";
 import type { EventLog, LogRecord } from "../../log/types.js";
-import type { CheckpointStore } from "../checkpoint.js";
+import type { CheckpointStore } from "../../runtime/checkpoint/store.js";
 import { decodeRecord } from "../codec.js";
 import type { Emitted, StreamEvent } from "../event.js";
 import { KeyedProcessOperator, type KeyedState } from "../keyed-process.js";
@@ -10,10 +10,11 @@ import { CachedLookup, type LookupCacheOptions, type LookupRow, type LookupTable
 import type { Operator } from "../operators.js";
 import { type PipelineOptionsInput, parsePipelineOptions } from "../options.js";
 import { PipelineRunner, type PipelineStats } from "../runner.js";
+import type { CheckpointedOperator } from "../task-operators.js";
 import type { AggregateSpec } from "../window/aggregates.js";
 import type { KeySelector, WindowedPlan } from "../window/operator.js";
 import { checkWindow, type WindowSpec } from "../window/windows.js";
-import { type CheckpointedOperator, WindowedPipelineRunner } from "../window-runner.js";
+import { WindowedPipelineRunner } from "../window-runner.js";
 
 /**
  * The code-first front end: the same operators as streaming SQL, as a typed builder.
@@ -61,6 +62,11 @@ export interface JobOptions {
   readonly options?: PipelineOptionsInput;
   /** Windowed jobs: the stream that receives events too late for their window. */
   readonly lateOutput?: string;
+  /**
+   * Where the job's tasks checkpoint (e.g. `new LocalFileCheckpointStore(dir)`). Default: in
+   * memory; a job restarted in a new process then replays its input from `startFrom` (map jobs
+   * from their committed offsets), writing each output once all the same.
+   */
   readonly checkpoints?: CheckpointStore;
   readonly clock?: Clock;
   /** Where records the job cannot process go (src/core/dead-letters.ts); without it they are counted and skipped. */
@@ -147,6 +153,7 @@ export class DataStream<T extends Value> {
       pipeline: { name: options.name ?? output, sql: "", startFrom: options.startFrom ?? "earliest" },
       compiled: { inputStream: this.source, operator: chainOperator(this.steps) },
       outputStream: output,
+      ...(options.checkpoints !== undefined && { checkpoints: options.checkpoints }),
       ...(options.clock !== undefined && { clock: options.clock }),
       ...(options.deadLetters !== undefined && { deadLetters: options.deadLetters }),
     });

@@ -2,7 +2,7 @@ import { RunnelError } from "../../core/errors.js";
 import { type Operator, ProjectFilterOperator, type Projection } from "../operators.js";
 import type { WindowedPlan } from "../window/operator.js";
 import { type AstNode, columnName, field, isNode, list, nodeType, parseStatement, text } from "./ast.js";
-import { ExpressionCompiler } from "./expr.js";
+import { condition, ExpressionCompiler } from "./expr.js";
 import { prepareSql } from "./prepare.js";
 import type { SqlType } from "./values.js";
 import { compileWindowed } from "./window-compile.js";
@@ -133,7 +133,7 @@ export function compilePipeline(sql: string, knownStreams: (name: string) => boo
   }
   if (projections.length === 0) unsupported("a pipeline must select at least one column");
   const whereNode = field(stmt, "where");
-  const where = whereNode === undefined ? undefined : compiler.compile(whereNode);
+  const where = whereNode === undefined ? undefined : condition(compiler.compile(whereNode));
   return {
     kind: "map",
     inputStream: stream,

@@ -5,8 +5,21 @@ import type { CompiledExpr } from "./expr-types.js";
 import { functionSpec } from "./functions.js";
 import { TRY_CAST_MARKER } from "./prepare.js";
 import {
-  compareValues,
-  numeric,
+  type ArithmeticOp,
+  arithmetic,
+  arithmeticType,
+  between,
+  COMPARISONS,
+  type ComparisonOp,
+  concat,
+  eq,
+  isArithmeticOp,
+  likeMatcher,
+  negate,
+  numberLiteralType,
+  truth,
+} from "./semantics.js";
+import {
   SqlEvalError,
   SqlTimestamp,
   type SqlType,
@@ -59,11 +72,6 @@ function unsupported(message: string): never {
   throw new RunnelError("unsupported_sql", message);
 }
 
-/** SQL three-valued truth of a value: NULL stays NULL. */
-function truth(v: unknown): boolean | null {
-  return typeof v === "boolean" ? v : toBoolean(v);
-}
-
 function castFn(target: SqlType, sourceType: SqlType): (v: unknown) => unknown {
   switch (target) {
     case "DOUBLE":
@@ -97,23 +105,14 @@ function constant(value: unknown, type: SqlType, name = literalName(value)): Com
 function numberLiteral(raw: unknown): CompiledExpr {
   const value = typeof raw === "number" ? raw : Number(raw);
   if (!Number.isFinite(value)) unsupported(`numeric literal ${String(raw)} is out of range`);
-  const type: SqlType =
-    !Number.isInteger(value) || /[.eE]/.test(String(raw))
-      ? "DOUBLE"
-      : Math.abs(value) > 2147483647
-        ? "BIGINT"
-        : "INTEGER";
-  return constant(value, type, String(raw));
+  return constant(value, numberLiteralType(String(raw), value), String(raw));
 }
 
-function likeToRegExp(pattern: string, caseInsensitive: boolean): RegExp {
-  let re = "^";
-  for (const ch of pattern) {
-    if (ch === "%") re += "[\\s\\S]*";
-    else if (ch === "_") re += "[\\s\\S]";
-    else re += ch.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
-  }
-  return new RegExp(`${re}$`, caseInsensitive ? "iu" : "u");
+/** A WHERE or HAVING condition as SQL reads it: its value cast to BOOLEAN (`WHERE amount` keeps non-zero amounts). */
+export function condition(e: CompiledExpr): CompiledExpr {
+  if (e.type === "BOOLEAN") return e;
+  const ev = e.eval;
+  return { name: e.name, type: "BOOLEAN", eval: (row) => truth(ev(row)) };
 }
 
 export class ExpressionCompiler {
@@ -188,10 +187,7 @@ export class ExpressionCompiler {
       return {
         name: `-(${operand.name})`,
         type: operand.type === "ANY" ? "ANY" : operand.type,
-        eval: (r) => {
-          const x = numeric(ev(r), "-");
-          return x === null ? null : -x;
-        },
+        eval: (r) => negate(ev(r)),
       };
     }
     if (op === "+") return operand;
@@ -300,27 +296,12 @@ export class ExpressionCompiler {
   private comparison(op: string, l: CompiledExpr, r: CompiledExpr): CompiledExpr {
     const el = l.eval;
     const er = r.eval;
-    const test: (c: number) => boolean =
-      op === "="
-        ? (c) => c === 0
-        : op === "<>" || op === "!="
-          ? (c) => c !== 0
-          : op === "<"
-            ? (c) => c < 0
-            : op === "<="
-              ? (c) => c <= 0
-              : op === ">"
-                ? (c) => c > 0
-                : (c) => c >= 0;
+    const sqlOp = (op === "!=" ? "<>" : op) as ComparisonOp;
+    const test = COMPARISONS[sqlOp];
     return {
-      name: `(${l.name} ${op === "!=" ? "<>" : op} ${r.name})`,
+      name: `(${l.name} ${sqlOp} ${r.name})`,
       type: "BOOLEAN",
-      eval: (row) => {
-        const a = el(row);
-        if (a === null) return null;
-        const b = er(row);
-        return b === null ? null : test(compareValues(a, b));
-      },
+      eval: (row) => test(el(row), er(row)),
     };
   }
 
@@ -329,14 +310,14 @@ export class ExpressionCompiler {
     if (loNode === undefined || hiNode === undefined) unsupported("BETWEEN needs two bounds");
     const lo = this.compile(loNode);
     const hi = this.compile(hiNode);
-    const ge = this.comparison(">=", x, lo);
-    const le = this.comparison("<=", x, hi);
-    const both = this.logical("AND", ge, le).eval;
+    const ex = x.eval;
+    const elo = lo.eval;
+    const ehi = hi.eval;
     return {
       name: `(${x.name} ${negated ? "NOT " : ""}BETWEEN ${lo.name} AND ${hi.name})`,
       type: "BOOLEAN",
       eval: (row) => {
-        const t = both(row);
+        const t = between(ex(row), elo(row), ehi(row));
         return t === null ? null : t !== negated;
       },
     };
@@ -353,14 +334,14 @@ export class ExpressionCompiler {
     return {
       name: `(${x.name} ${negated ? "NOT IN" : "IN"} (${compiled.map((c) => c.name).join(", ")}))`,
       type: "BOOLEAN",
+      // SQL: x IN (a, b) is x = a OR x = b, evaluated in order up to the first TRUE.
       eval: (row) => {
         const v = ex(row);
-        if (v === null) return null;
         let sawNull = false;
         for (const ev of evs) {
-          const item = ev(row);
-          if (item === null) sawNull = true;
-          else if (compareValues(v, item) === 0) return !negated;
+          const hit = eq(v, ev(row));
+          if (hit === true) return !negated;
+          if (hit === null) sawNull = true;
         }
         return sawNull ? null : negated;
       },
@@ -374,67 +355,39 @@ export class ExpressionCompiler {
     const pattern = this.compile(patternNode);
     const ex = x.eval;
     const ep = pattern.eval;
-    // Patterns are almost always literals: compile the regular expression once, keep a one-entry cache otherwise.
-    let lastPattern: string | undefined;
-    let lastRe: RegExp | undefined;
+    const match = likeMatcher(ci);
+    const type = x.type;
     return {
       name: `(${x.name} ${op} ${pattern.name})`,
       type: "BOOLEAN",
       eval: (row) => {
-        const v = ex(row);
-        const p = ep(row);
-        if (v === null || p === null) return null;
-        const ps = toVarchar(p) as string;
-        if (ps !== lastPattern || lastRe === undefined) {
-          lastRe = likeToRegExp(ps, ci);
-          lastPattern = ps;
-        }
-        return lastRe.test(toVarchar(v, x.type) as string) !== negated;
+        const m = match(ex(row), ep(row), type);
+        return m === null ? null : m !== negated;
       },
     };
   }
 
   private arithmetic(op: string, l: CompiledExpr, r: CompiledExpr): CompiledExpr {
+    if (!isArithmeticOp(op)) unsupported(`operator ${op} is not supported in pipelines`);
     const el = l.eval;
     const er = r.eval;
-    const bothInts = (l.type === "INTEGER" || l.type === "BIGINT") && (r.type === "INTEGER" || r.type === "BIGINT");
-    const anyDouble = l.type === "DOUBLE" || r.type === "DOUBLE";
-    const type: SqlType =
-      op === "/"
-        ? "DOUBLE"
-        : bothInts
-          ? l.type === "BIGINT" || r.type === "BIGINT"
-            ? "BIGINT"
-            : "INTEGER"
-          : anyDouble
-            ? "DOUBLE"
-            : "ANY";
-    const apply = ARITHMETIC[op];
-    if (apply === undefined) unsupported(`operator ${op} is not supported in pipelines`);
+    const arith: ArithmeticOp = op;
     return {
       name: `(${l.name} ${op} ${r.name})`,
-      type,
-      eval: (row) => {
-        const a = numeric(el(row), op);
-        if (a === null) return null;
-        const b = numeric(er(row), op);
-        return b === null ? null : apply(a, b);
-      },
+      type: arithmeticType(arith, l.type, r.type),
+      eval: (row) => arithmetic(arith, el(row), er(row)),
     };
   }
 
   private concat(l: CompiledExpr, r: CompiledExpr): CompiledExpr {
     const el = l.eval;
     const er = r.eval;
+    const tl = l.type;
+    const tr = r.type;
     return {
       name: `(${l.name} || ${r.name})`,
       type: "VARCHAR",
-      eval: (row) => {
-        const a = toVarchar(el(row), l.type);
-        if (a === null) return null;
-        const b = toVarchar(er(row), r.type);
-        return b === null ? null : a + b;
-      },
+      eval: (row) => concat(el(row), er(row), tl, tr),
     };
   }
 
@@ -521,13 +474,3 @@ export class ExpressionCompiler {
     };
   }
 }
-
-const ARITHMETIC: Readonly<Record<string, (a: number, b: number) => number | null>> = {
-  "+": (a, b) => a + b,
-  "-": (a, b) => a - b,
-  "*": (a, b) => a * b,
-  // DuckDB: `/` is float division (1/0 is Infinity); `//` truncates integers and is NULL on zero; `%` is NULL on zero.
-  "/": (a, b) => a / b,
-  "//": (a, b) => (b === 0 ? null : Number.isInteger(a) && Number.isInteger(b) ? Math.trunc(a / b) : a / b),
-  "%": (a, b) => (b === 0 ? null : a % b),
-};

@@ -1,17 +1,8 @@
 import { RunnelError } from "../../core/errors.js";
 import type { StreamEvent } from "../event.js";
 import type { CompiledExpr } from "./expr-types.js";
-import {
-  compareValues,
-  numeric,
-  SqlEvalError,
-  SqlTimestamp,
-  type SqlType,
-  toDouble,
-  toTimestamp,
-  toVarchar,
-  typeName,
-} from "./values.js";
+import { compareValues, numeric } from "./semantics.js";
+import { SqlEvalError, SqlTimestamp, type SqlType, toDouble, toTimestamp, toVarchar, typeName } from "./values.js";
 
 /**
  * The scalar functions a pipeline may call, with DuckDB's names and NULL rules. Each entry builds a
@@ -68,6 +59,37 @@ function roundTo(x: number, digits: number): number {
   // Nudge by one ulp-ish so 2.675 → 2.68 as in DuckDB, which rounds the decimal text, not the binary value.
   const r = Math.round(y + Number.EPSILON * y) / f;
   return x < 0 ? -r : r;
+}
+
+function numberFn(fn: string, f: (x: number) => number): (v: unknown) => number | null {
+  return (v) => {
+    const x = numeric(v, fn);
+    return x === null ? null : f(x);
+  };
+}
+
+/**
+ * The scalar functions a rule's `where` calls too (src/cep/where/), value in and value out, so
+ * both paths run the same code: NULL gives NULL, a wrong type throws SqlEvalError.
+ */
+export const SCALARS = {
+  lower: (v: unknown): string | null => (v === null ? null : str(v, "lower").toLowerCase()),
+  upper: (v: unknown): string | null => (v === null ? null : str(v, "upper").toUpperCase()),
+  // Code points, not UTF-16 units, like DuckDB.
+  length: (v: unknown): number | null => (v === null ? null : [...str(v, "length")].length),
+  abs: numberFn("abs", Math.abs),
+  floor: numberFn("floor", Math.floor),
+  ceil: numberFn("ceil", Math.ceil),
+  round: (v: unknown, d?: unknown): number | null => {
+    const x = numeric(v, "round");
+    const digits = d === undefined ? 0 : numeric(d, "round");
+    return x === null || digits === null ? null : roundTo(x, Math.trunc(digits));
+  },
+} as const;
+
+function scalar1(f: (v: unknown) => unknown, a: CompiledExpr): (row: StreamEvent) => unknown {
+  const ev = a.eval;
+  return (row) => f(ev(row));
 }
 
 function numberType(args: readonly CompiledExpr[]): SqlType {
@@ -137,20 +159,19 @@ const FUNCTIONS: Readonly<Record<string, FunctionSpec>> = {
     minArgs: 1,
     maxArgs: 1,
     type: () => "VARCHAR",
-    build: ([a]) => unary((v) => str(v, "lower").toLowerCase(), a as CompiledExpr),
+    build: ([a]) => scalar1(SCALARS.lower, a as CompiledExpr),
   },
   upper: {
     minArgs: 1,
     maxArgs: 1,
     type: () => "VARCHAR",
-    build: ([a]) => unary((v) => str(v, "upper").toUpperCase(), a as CompiledExpr),
+    build: ([a]) => scalar1(SCALARS.upper, a as CompiledExpr),
   },
   length: {
     minArgs: 1,
     maxArgs: 1,
     type: () => "BIGINT",
-    // Code points, not UTF-16 units, like DuckDB.
-    build: ([a]) => unary((v) => [...str(v, "length")].length, a as CompiledExpr),
+    build: ([a]) => scalar1(SCALARS.length, a as CompiledExpr),
   },
   trim: {
     minArgs: 1,
@@ -174,25 +195,25 @@ const FUNCTIONS: Readonly<Record<string, FunctionSpec>> = {
     minArgs: 1,
     maxArgs: 1,
     type: numberType,
-    build: ([a]) => unary((v) => Math.abs(numeric(v, "abs") as number), a as CompiledExpr),
+    build: ([a]) => scalar1(SCALARS.abs, a as CompiledExpr),
   },
   floor: {
     minArgs: 1,
     maxArgs: 1,
     type: numberType,
-    build: ([a]) => unary((v) => Math.floor(numeric(v, "floor") as number), a as CompiledExpr),
+    build: ([a]) => scalar1(SCALARS.floor, a as CompiledExpr),
   },
   ceil: {
     minArgs: 1,
     maxArgs: 1,
     type: numberType,
-    build: ([a]) => unary((v) => Math.ceil(numeric(v, "ceil") as number), a as CompiledExpr),
+    build: ([a]) => scalar1(SCALARS.ceil, a as CompiledExpr),
   },
   ceiling: {
     minArgs: 1,
     maxArgs: 1,
     type: numberType,
-    build: ([a]) => unary((v) => Math.ceil(numeric(v, "ceil") as number), a as CompiledExpr),
+    build: ([a]) => scalar1(SCALARS.ceil, a as CompiledExpr),
   },
   round: {
     minArgs: 1,
@@ -201,11 +222,7 @@ const FUNCTIONS: Readonly<Record<string, FunctionSpec>> = {
     build: ([a, d]) => {
       const ev = (a as CompiledExpr).eval;
       const dv = d?.eval;
-      return (row) => {
-        const x = numeric(ev(row), "round");
-        const digits = dv === undefined ? 0 : numeric(dv(row), "round");
-        return x === null || digits === null ? null : roundTo(x, Math.trunc(digits));
-      };
+      return dv === undefined ? (row) => SCALARS.round(ev(row)) : (row) => SCALARS.round(ev(row), dv(row));
     },
   },
   coalesce: {

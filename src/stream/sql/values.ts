@@ -1,7 +1,8 @@
 /**
  * Runtime values and their DuckDB conversions. Events are JSON, so a value's type is known only
  * when the event arrives; the rules below follow DuckDB 1.5's casts so that a pipeline and a
- * DuckDB query over the same data agree (pinned by test/stream/sql-golden.test.ts).
+ * DuckDB query over the same data agree (pinned by test/stream/sql-golden.test.ts). What the
+ * operators do with them (comparisons, arithmetic, NULL) is in semantics.ts.
  */
 
 /** Static types the compiler tracks; `ANY` is a JSON field whose type each event decides. */
@@ -30,7 +31,8 @@ export class SqlEvalError extends Error {
   override readonly name = "SqlEvalError";
 }
 
-const NUMBER_RE = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+// DuckDB's number syntax: digits may be grouped by single underscores (1_000), spaces and tabs around are ignored.
+const NUMBER_RE = /^[+-]?(?:\d+(?:_\d+)*(?:\.(?:\d+(?:_\d+)*)?)?|\.\d+(?:_\d+)*)(?:[eE][+-]?\d+(?:_\d+)*)?$/;
 const INT32_MIN = -2147483648;
 const INT32_MAX = 2147483647;
 // BIGINT beyond this cannot be held exactly by a JS number; refusing beats silently rounding.
@@ -50,8 +52,8 @@ export function typeName(v: unknown): string {
 }
 
 function parseNumber(s: string, target: string): number {
-  const t = s.trim();
-  if (NUMBER_RE.test(t)) return Number(t);
+  const t = s.replace(/^[ \t]+|[ \t]+$/g, "");
+  if (NUMBER_RE.test(t)) return Number(t.includes("_") ? t.replaceAll("_", "") : t);
   const lower = t.toLowerCase();
   if (lower === "nan") return Number.NaN;
   if (lower === "inf" || lower === "infinity" || lower === "+inf" || lower === "+infinity")
@@ -183,41 +185,4 @@ export function toVarchar(v: unknown, staticType: SqlType = "ANY"): string | nul
   if (typeof v === "boolean") return v ? "true" : "false";
   if (v instanceof SqlTimestamp) return formatTimestamp(v);
   return JSON.stringify(v);
-}
-
-/**
- * Total order used by comparisons once both sides are non-NULL. Mixed string/number compares as
- * numbers (DuckDB casts the string side); mixed string/timestamp as timestamps.
- */
-export function compareValues(a: unknown, b: unknown): number {
-  if (typeof a === "number" && typeof b === "number") return a < b ? -1 : a > b ? 1 : 0;
-  if (typeof a === "string" && typeof b === "string") return a < b ? -1 : a > b ? 1 : 0;
-  if (a instanceof SqlTimestamp || b instanceof SqlTimestamp) {
-    const x = a instanceof SqlTimestamp ? a.ms : toTimestamp(a, true)?.ms;
-    const y = b instanceof SqlTimestamp ? b.ms : toTimestamp(b, true)?.ms;
-    if (x === undefined || y === undefined) throw new SqlEvalError("cannot compare timestamps");
-    return x < y ? -1 : x > y ? 1 : 0;
-  }
-  if (typeof a === "boolean" && typeof b === "boolean") return Number(a) - Number(b);
-  if (typeof a === "number" || typeof b === "number") {
-    const x = toDouble(a) ?? 0;
-    const y = toDouble(b) ?? 0;
-    return x < y ? -1 : x > y ? 1 : 0;
-  }
-  const x = JSON.stringify(a);
-  const y = JSON.stringify(b);
-  return x < y ? -1 : x > y ? 1 : 0;
-}
-
-/** Numeric operand of arithmetic: strings that hold numbers are accepted, as DuckDB accepts numeric literals. */
-export function numeric(v: unknown, op: string): number | null {
-  if (v === null) return null;
-  if (typeof v === "number") return v;
-  if (typeof v === "string") return parseNumber(v, "DOUBLE");
-  throw new SqlEvalError(`No operator ${op} for ${typeName(v)}`);
-}
-
-/** JSON has no undefined: a missing field is NULL. */
-export function fromJson(v: unknown): unknown {
-  return v === undefined ? null : v;
 }

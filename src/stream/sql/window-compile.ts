@@ -5,7 +5,7 @@ import type { AggregateKind, AggregateSpec } from "../window/aggregates.js";
 import type { KeySelector, WindowedPlan, WindowResult } from "../window/operator.js";
 import type { WindowSpec } from "../window/windows.js";
 import { type AstNode, columnName, exprList, field, functionName, isNode, list, nodeType, text } from "./ast.js";
-import { ExpressionCompiler } from "./expr.js";
+import { condition, ExpressionCompiler } from "./expr.js";
 import type { CompiledExpr } from "./expr-types.js";
 import { SqlTimestamp, type SqlType } from "./values.js";
 
@@ -168,11 +168,11 @@ export function compileWindowed(
   }
   if (projections.length === 0) unsupported("a pipeline must select at least one column");
   const havingNode = field(stmt, "having");
-  const having = havingNode === undefined ? undefined : result.compile(rewrite(havingNode)).eval;
+  const having = havingNode === undefined ? undefined : condition(result.compile(rewrite(havingNode))).eval;
   const whereNode = field(stmt, "where");
   if (whereNode !== undefined && containsAggregate(whereNode))
     unsupported("aggregates are not allowed in WHERE: use HAVING");
-  const where = whereNode === undefined ? undefined : input.compile(whereNode).eval;
+  const where = whereNode === undefined ? undefined : condition(input.compile(whereNode)).eval;
 
   const nKeys = slots.keys.length;
   const nAggs = slots.aggregates.length;

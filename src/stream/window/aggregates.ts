@@ -1,5 +1,5 @@
 import type { StreamEvent } from "../event.js";
-import { compareValues, numeric } from "../sql/values.js";
+import { compareValues, numeric } from "../sql/semantics.js";
 import { identityOf, restoreValue, type Snapshot, snapshotValue } from "../state/snapshot-codec.js";
 
 /**

@@ -1,8 +1,9 @@
+import { ACCEPTED, FILTERED, LATE, type OperatorOutput, type ProcessOutcome } from "../../runtime/operator.js";
+import { TimerService } from "../../runtime/timers.js";
 import type { StreamEvent } from "../event.js";
 import { SqlEvalError } from "../sql/values.js";
 import { restoreValue, type Snapshot, snapshotValue } from "../state/snapshot-codec.js";
 import { type Accumulator, type AggregateSpec, createAccumulator, restoreAccumulator } from "./aggregates.js";
-import { TimerQueue } from "./timers.js";
 import { alignedStart, type WindowSpec } from "./windows.js";
 
 /** How a group is found from an event, and whom its results belong to. */
@@ -36,19 +37,9 @@ export interface WindowedPlan {
   readonly prepare?: (e: StreamEvent) => StreamEvent | undefined;
 }
 
-export interface WindowOutput {
-  /** Deterministic: pipeline, window, revision and group, so a replay after a crash yields the same id. */
-  readonly id: string;
-  readonly key: string;
-  /** `window_end - 1`, as Flink's window results. */
-  readonly timestamp: number;
-  readonly value: Record<string, unknown>;
-}
-
-export const ACCEPTED = 0;
-export const LATE = 1;
-export const FILTERED = 2;
-export type ProcessOutcome = typeof ACCEPTED | typeof LATE | typeof FILTERED;
+/** A window result, a late event or a process function's output: the task model's output record. */
+export type WindowOutput = OperatorOutput;
+export { ACCEPTED, FILTERED, LATE, type ProcessOutcome };
 
 class Group {
   readonly windows: Win[] = [];
@@ -95,8 +86,19 @@ export class WindowOperator {
   private emptyGroups = 0;
   private purgesSinceSweep = 0;
   private sweepGeneration = 0;
-  private readonly fireTimers = new TimerQueue<Win>();
-  private readonly cleanupTimers = new TimerQueue<Win>();
+  /** Timers are (group key, instant, window), as Flink's window operator keys them by key and window. */
+  private readonly fireTimers = new TimerService<unknown, Win>();
+  private readonly cleanupTimers = new TimerService<unknown, Win>();
+  // Bound once: the timer callbacks, without a closure per advance; `out` is the advance's.
+  private out: WindowOutput[] = [];
+  private readonly onFire = (_key: unknown, win: Win): void => {
+    if (win.dead || win.end - 1 > this.watermark) return;
+    if (!win.fired) this.emit(win, this.out);
+    if (this.options.allowedLatenessMs === 0) this.purge(win, true);
+  };
+  private readonly onCleanup = (_key: unknown, win: Win): void => {
+    if (!win.dead && win.end - 1 + this.options.allowedLatenessMs <= this.watermark) this.purge(win, true);
+  };
   private readonly window: WindowSpec;
   private readonly aggs: readonly AggregateSpec[];
   private readonly nAggs: number;
@@ -168,21 +170,9 @@ export class WindowOperator {
   advance(watermark: number, out: WindowOutput[]): void {
     if (!(watermark > this.watermark)) return;
     this.watermark = watermark;
-    const lateness = this.options.allowedLatenessMs;
-    for (let due = this.fireTimers.popDue(watermark); due !== undefined; due = this.fireTimers.popDue(watermark)) {
-      for (const win of due) {
-        if (win.dead || win.end - 1 > watermark) continue;
-        if (!win.fired) this.emit(win, out);
-        if (lateness === 0) this.purge(win, true);
-      }
-    }
-    for (
-      let due = this.cleanupTimers.popDue(watermark);
-      due !== undefined;
-      due = this.cleanupTimers.popDue(watermark)
-    ) {
-      for (const win of due) if (!win.dead && win.end - 1 + lateness <= watermark) this.purge(win, true);
-    }
+    this.out = out;
+    this.fireTimers.advanceWatermark(watermark, this.onFire);
+    this.cleanupTimers.advanceWatermark(watermark, this.onCleanup);
   }
 
   snapshot(): Snapshot {
@@ -285,9 +275,9 @@ export class WindowOperator {
   }
 
   private schedule(win: Win): void {
-    if (!win.fired) this.fireTimers.add(win.end - 1, win);
+    if (!win.fired) this.fireTimers.registerEventTimeTimer(win.group.mapKey, win.end - 1, win);
     const lateness = this.options.allowedLatenessMs;
-    if (lateness > 0) this.cleanupTimers.add(win.end - 1 + lateness, win);
+    if (lateness > 0) this.cleanupTimers.registerEventTimeTimer(win.group.mapKey, win.end - 1 + lateness, win);
   }
 
   private addTo(win: Win, e: StreamEvent, out: WindowOutput[]): void {

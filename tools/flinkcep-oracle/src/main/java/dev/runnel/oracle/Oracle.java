@@ -47,8 +47,7 @@ import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.node.Obje
  * ascending order advanceTime(ts) followed by process() of that timestamp's events in arrival
  * order, and a final advanceTime(Long.MAX_VALUE) for the end-of-input watermark.
  *
- * <p>With the argument {@code bench N}, it instead times the NFA over the cases' events (for
- * bench/cep.ts) and prints events per second.
+ * <p>bench/cep.ts times FlinkCEP with {@link CepBench}.
  */
 public final class Oracle {
     static final ObjectMapper JSON = new ObjectMapper();
@@ -100,7 +99,6 @@ public final class Oracle {
     }
 
     public static void main(String[] args) throws Exception {
-        boolean bench = args.length > 0 && args[0].equals("bench");
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         PrintStream out = new PrintStream(System.out, false, StandardCharsets.UTF_8);
         String line;
@@ -110,8 +108,7 @@ public final class Oracle {
             ObjectNode result = JSON.createObjectNode();
             result.set("id", c.get("id"));
             try {
-                if (bench) runBench(c, result);
-                else runCase(c, result);
+                runCase(c, result);
             } catch (Throwable t) {
                 result.put("error", t.getClass().getSimpleName() + ": " + t.getMessage());
             }
@@ -233,72 +230,6 @@ public final class Oracle {
             for (Ev ev : e.getValue()) a.add(ev.idx);
         }
         return o;
-    }
-
-    /**
-     * Times Flink's NFA alone over the case's events (keys interleaved as given), for bench/cep.ts:
-     * per key a heap shared buffer, advanceTime(ts) then process(event) for each event, as the
-     * CepOperator does for in-order input. Every round starts from empty state; all round times
-     * are reported so the caller can drop warm-up rounds and take a median.
-     */
-    static void runBench(JsonNode c, ObjectNode result) throws Exception {
-        Pattern<Ev, Ev> pattern = buildPattern(c);
-        NFACompiler.NFAFactory<Ev> factory = NFACompiler.compileFactory(pattern, false);
-        AfterMatchSkipStrategy skip = pattern.getAfterMatchSkipStrategy();
-        JsonNode events = c.get("events");
-        int n = events.size();
-        String[] keys = new String[n];
-        long[] ts = new long[n];
-        Ev[] evs = new Ev[n];
-        for (int i = 0; i < n; i++) {
-            JsonNode e = events.get(i);
-            keys[i] = e.path("k").asText("k");
-            ts[i] = e.get("ts").asLong();
-            evs[i] = new Ev(i, e.get("type").asText(), e.get("v").asDouble());
-        }
-        int rounds = c.path("rounds").asInt(2);
-        long best = Long.MAX_VALUE;
-        long matched = 0;
-        long partial = 0;
-        int keyCount = 0;
-        ArrayNode perRound = result.putArray("roundSeconds");
-        for (int r = 0; r < rounds; r++) {
-            // As CepOperator runs it: one SharedBuffer over keyed state scoped to the current key
-            // (a SharedBuffer per key would also start a cache-statistics Timer thread per key).
-            KeyedHeapStore store = new KeyedHeapStore();
-            SharedBuffer<Ev> buffer = new SharedBuffer<>(store, new EvSerializer());
-            Map<String, NFAState> state = new HashMap<>();
-            NFA<Ev> nfa = factory.createNFA();
-            matched = 0;
-            long t0 = System.nanoTime();
-            for (int i = 0; i < n; i++) {
-                String key = keys[i];
-                store.currentKey = key;
-                NFAState k = state.get(key);
-                if (k == null) {
-                    k = nfa.createInitialNFAState();
-                    state.put(key, k);
-                }
-                try (SharedBufferAccessor<Ev> acc = buffer.getAccessor()) {
-                    matched += nfa.advanceTime(acc, k, ts[i], skip).f0.size();
-                    matched += nfa.process(acc, k, evs[i], ts[i], skip, TIMER).size();
-                }
-            }
-            long took = System.nanoTime() - t0;
-            best = Math.min(best, took);
-            perRound.add(took / 1e9);
-            partial = 0;
-            for (NFAState k : state.values()) partial += k.getPartialMatches().size();
-            keyCount = state.size();
-            buffer.releaseCacheStatisticsTimer();
-        }
-        // Runs left at the end, start states included (FlinkCEP keeps one per key).
-        result.put("partialMatches", partial);
-        result.put("keys", keyCount);
-        result.put("events", n);
-        result.put("matches", matched);
-        result.put("seconds", best / 1e9);
-        result.put("eventsPerSecond", n / (best / 1e9));
     }
 
     /** Events are compared by identity in the NFA's heap state; a serializer is only asked for copies. */

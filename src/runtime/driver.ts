@@ -1,0 +1,522 @@
+import { hostname } from "node:os";
+import { type Clock, systemClock } from "../core/clock.js";
+import type { DeadLetter, DeadLetterSink } from "../core/dead-letters.js";
+import { DrainLoop } from "../core/drain-loop.js";
+import { checkRecordDepth, errorText } from "../core/record-fault.js";
+import type { AppendRecord, EventLog, LogRecord } from "../log/types.js";
+import { decodeRecord, encodeValue } from "../stream/codec.js";
+import { collectOutputIds, HEADER_OUTPUT_ID, HEADER_SOURCE_OFFSET } from "../stream/headers.js";
+import { SqlEvalError } from "../stream/sql/values.js";
+import { type WatermarkOptions, WatermarkTracker } from "../stream/time/watermarks.js";
+import { CheckpointFencedError, type CheckpointStore } from "./checkpoint/store.js";
+import { FILTERED, LATE, type OperatorOutput, type TaskOperator, type TimerDomain } from "./operator.js";
+import { decodeTaskCheckpoint, encodeTaskCheckpoint, type TaskCheckpoint } from "./task-checkpoint.js";
+import { TimerService } from "./timers.js";
+
+export interface TaskDriverOptions {
+  readonly log: EventLog;
+  /** The job's name: late events' output ids start with it. */
+  readonly job: string;
+  /** `<job>/<partition>` or `<job>/*` (see taskName). */
+  readonly task: string;
+  readonly inputStream: string;
+  /** The input partitions this task reads, ascending; default every partition of the input. */
+  readonly partitions?: readonly number[];
+  /** The operator, created at each (re)start from a checkpoint. */
+  readonly createOperator: () => TaskOperator;
+  /** Created by the caller with the input's partition count. */
+  readonly outputStream: string;
+  /** Events too late for the operator; without it they are counted and dropped. */
+  readonly lateStream?: string;
+  readonly startFrom: "earliest" | "now";
+  readonly watermarks: WatermarkOptions;
+  /** How often a checkpoint is taken; 0: after every round that read or wrote anything. */
+  readonly checkpointIntervalMs: number;
+  readonly checkpoints: CheckpointStore;
+  /** Who claims the task (an instance id, for diagnostics). */
+  readonly owner: string;
+  /** The consumer group input positions are committed under at each checkpoint (lag monitoring). */
+  readonly group: string;
+  /** Dead letters name this consumer (e.g. `pipeline/<name>`). */
+  readonly consumer: string;
+  /**
+   * Checkpoints of the runtime before this one (e.g. the log-stream checkpoints of windowed jobs),
+   * read once, when the store has none for the task: restored, written to the store at once, then
+   * `imported` lets the old copy go, so an upgraded installation continues where it was.
+   */
+  readonly legacy?: LegacyCheckpoints;
+  /**
+   * Outputs of an event also name its offset (header `runnel-source-offset`): a task per
+   * partition whose store lost its checkpoint resumes after the last output's source
+   * (src/stream/recovery.ts), as map/filter pipelines always could.
+   */
+  readonly sourceOffsets?: boolean;
+  readonly clock?: Clock;
+  /** Records read per partition per round. */
+  readonly chunkSize?: number;
+  readonly retryDelayMs?: number;
+  /** Real-time interval at which processing time is looked at (idleness, timers, checkpoints); 0: never. */
+  readonly tickMs?: number;
+  readonly checkpointObserver?: CheckpointObserver;
+  /** Where records the operator cannot process go; without it they are counted and skipped. */
+  readonly deadLetters?: DeadLetterSink;
+}
+
+export interface LegacyCheckpoints {
+  read(): Promise<TaskCheckpoint | undefined>;
+  imported(): Promise<void>;
+}
+
+/** Hears how checkpoints go, without the runtime knowing who listens (monitoring passes its probe). */
+export interface CheckpointObserver {
+  /** A checkpoint was stored; wall-clock milliseconds it took. */
+  taken(durationMs: number): void;
+  failed(error: unknown): void;
+}
+
+/** The statistics every task reports; a job of several tasks sums them (PipelineRunner.stats). */
+export interface TaskStats {
+  readonly running: boolean;
+  readonly recordsIn: number;
+  readonly recordsOut: number;
+  /** Inputs the operator filtered out. */
+  readonly dropped: number;
+  /** Inputs an expression failed on (bad CAST, invalid JSON). */
+  readonly errors: number;
+  readonly lastError: string | undefined;
+  /** Records of the input partitions not yet processed, as of the last round. */
+  readonly lag: number;
+  /** Failed rounds; the driver restores its last checkpoint and retries. */
+  readonly failures: number;
+  readonly lastProgressAt: number | undefined;
+  readonly deadLetters: number;
+  readonly failing?: { readonly since: number; readonly attempts: number; readonly error: string };
+  /** Events routed to the late stream (or dropped as late). */
+  readonly late: number;
+  /** The task's event time (its combined watermark), epoch ms, or null before any event. */
+  readonly watermark: number | null;
+  readonly openWindows: number;
+  readonly stateKeys: number;
+  readonly checkpoints: number;
+  readonly lastCheckpointAt: number | undefined;
+  /** Set once a newer owner claimed the task: this one stopped for good. */
+  readonly fenced: boolean;
+}
+
+/** The task of a job that reads every partition of its input in one task (state keyed by another field). */
+export function wholeInputTask(job: string): string {
+  return `${job}/*`;
+}
+
+/** An id for this process as a task owner (diagnostics only: fencing is by epoch). */
+export function defaultOwner(): string {
+  return `${hostname()}:${process.pid}`;
+}
+
+/** A full checkpoint every this many; deltas in between, when the operator takes them. */
+const BASE_EVERY = 16;
+
+/**
+ * Runs one task: one job's operator over some partitions of its input (issue 16's task model).
+ * Exactly once across crashes, and across a move to another process:
+ * - at start it claims the task in the checkpoint store (a new epoch) and restores the newest
+ *   checkpoint; every later write carries the epoch, so once another process claims the task this
+ *   one's next checkpoint is refused and it stops (fenced), never overwriting the new owner;
+ * - a checkpoint is one write holding the operator's state, the input positions, the per-partition
+ *   event-time progress, the timers and where the output and late streams ended;
+ * - outputs carry deterministic ids (header `runnel-output-id`); on restart, or after a failed
+ *   round, the last checkpoint is restored, the ids written since are read back, and the replay
+ *   skips exactly those;
+ * - a record the operator cannot process is dead-lettered before any checkpoint covers it, once.
+ *
+ * Event time is per input partition (src/stream/time/watermarks.ts: bounded out-of-orderness,
+ * idleness, a record moves its partition's time no further than its append time); the task's
+ * watermark is their minimum. Event-time timers fire as it passes them, then the operator hears
+ * of the new watermark; processing-time timers fire by the task's clock at each round.
+ *
+ * @example
+ * const driver = new TaskDriver({ log, task: taskName("totals", 0), inputStream: "tx", partitions: [0],
+ *   createOperator, outputStream: "totals", startFrom: "earliest", watermarks, checkpointIntervalMs: 10_000,
+ *   checkpoints: new MemoryCheckpointStore(), owner: "a", group: "pipeline:totals", consumer: "pipeline/totals" });
+ * await driver.start();
+ * await driver.stop(); // takes a final checkpoint
+ */
+export class TaskDriver {
+  private readonly log: EventLog;
+  private readonly clock: Clock;
+  private readonly chunkSize: number;
+  private readonly sourceOffsets: boolean;
+  private readonly loop: DrainLoop;
+  private operator!: TaskOperator;
+  private readonly timers = new TimerService<string, string>();
+  private tracker!: WatermarkTracker;
+  private eventTime = Number.NEGATIVE_INFINITY;
+  /** The input partitions of the task, resolved at start. */
+  private partitions: readonly number[] = [];
+  /** Next offset per task partition (index i is `partitions[i]`). */
+  private positions: number[] = [];
+  private epoch = 0;
+  private checkpointsSinceBase = 0;
+  /** Ids already written after the restored checkpoint: the replay must not write them again. */
+  private written = new Set<string>();
+  private needsRecovery = true;
+  private dirty = false;
+  private lastCheckpointAt = 0;
+  private unsubscribe: (() => void) | undefined;
+  private ticker: NodeJS.Timeout | undefined;
+  private started = false;
+  private fenced = false;
+  private readonly counters = {
+    recordsIn: 0,
+    recordsOut: 0,
+    dropped: 0,
+    errors: 0,
+    failures: 0,
+    lag: 0,
+    late: 0,
+    checkpoints: 0,
+    deadLetters: 0,
+  };
+  private lastError: string | undefined;
+  private lastProgressAt: number | undefined;
+  private checkpointedAt: number | undefined;
+  // Reused per round: the hot loop pushes into these instead of allocating.
+  private readonly out: OperatorOutput[] = [];
+  private readonly results: AppendRecord[] = [];
+  private readonly lateOut: AppendRecord[] = [];
+  private readonly poisoned: DeadLetter[] = [];
+  private readonly fireEvent = (key: string, ns: string, ts: number): void => this.fire(key, ns, ts, "event");
+  private readonly fireProcessing = (key: string, ns: string, ts: number): void => this.fire(key, ns, ts, "processing");
+
+  constructor(private readonly config: TaskDriverOptions) {
+    this.log = config.log;
+    this.clock = config.clock ?? systemClock;
+    this.chunkSize = config.chunkSize ?? 1000;
+    this.sourceOffsets = config.sourceOffsets === true;
+    this.loop = new DrainLoop({
+      // State in memory may be ahead of what reached the log after a failure: start again from the last checkpoint.
+      prepare: () => (this.needsRecovery && !this.fenced ? this.recover() : undefined),
+      round: () => this.round(),
+      onError: (e) => {
+        this.needsRecovery = true;
+        this.counters.failures++;
+        this.lastError = e instanceof Error ? e.message : String(e);
+      },
+      retryDelayMs: config.retryDelayMs ?? 1000,
+      now: () => this.clock.now(),
+    });
+  }
+
+  /** Claims the task, restores its checkpoint and starts reading. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    const { log, config } = this;
+    this.partitions = config.partitions ?? Array.from({ length: log.partitionCount(config.inputStream) }, (_, p) => p);
+    this.epoch = (await config.checkpoints.claim(config.task, config.owner)).epoch;
+    await this.recover();
+    this.unsubscribe = log.onAppend(config.inputStream, () => this.loop.wake());
+    const tick = config.tickMs ?? Math.max(50, Math.min(1000, config.watermarks.idleTimeoutMs || 1000));
+    if (tick > 0) {
+      this.ticker = setInterval(() => this.loop.wake(), tick);
+      this.ticker.unref();
+    }
+    this.loop.start();
+    this.loop.wake();
+  }
+
+  /** Stops after the round in flight and takes a final checkpoint (a clean shutdown or handover). */
+  async stop(): Promise<void> {
+    if (this.loop.isStopped) return;
+    this.halt();
+    await this.loop.stop();
+    if (this.started && !this.needsRecovery && !this.fenced && this.dirty) {
+      try {
+        await this.checkpoint();
+      } catch (e) {
+        this.lastError = e instanceof Error ? e.message : String(e);
+      }
+    }
+  }
+
+  /** Looks at the clock and the log now (tests move a manual clock, then call this). */
+  async poke(): Promise<void> {
+    this.loop.wake();
+    await this.idle();
+  }
+
+  async idle(): Promise<void> {
+    await this.loop.idle();
+  }
+
+  stats(): TaskStats {
+    const failing = this.loop.failing;
+    const op = this.operator?.stats() ?? { stateKeys: 0, openWindows: 0 };
+    return {
+      running: this.started && !this.loop.isStopped && !this.fenced,
+      ...this.counters,
+      lastError: this.lastError,
+      lastProgressAt: this.lastProgressAt,
+      ...(failing !== undefined && {
+        failing: { since: failing.since, attempts: failing.attempts, error: errorText(failing.error) },
+      }),
+      watermark: Number.isFinite(this.eventTime) ? this.eventTime : null,
+      openWindows: op.openWindows,
+      stateKeys: op.stateKeys,
+      lastCheckpointAt: this.checkpointedAt,
+      fenced: this.fenced,
+    };
+  }
+
+  /** No more wakes: the loop ends after its round in flight. */
+  private halt(): void {
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    if (this.ticker !== undefined) clearInterval(this.ticker);
+    this.ticker = undefined;
+  }
+
+  /** Restores the newest checkpoint (or the legacy one, or the starting point) and reads back what was written since. */
+  private async recover(): Promise<void> {
+    const { log, config } = this;
+    const now = this.clock.now();
+    const partitions = this.partitions;
+    const n = partitions.length;
+    this.operator = config.createOperator();
+    // The first checkpoint after a restore is a base: deltas are relative to a snapshot this operator took.
+    this.checkpointsSinceBase = 0;
+    this.timers.clear();
+    this.tracker = new WatermarkTracker(n, config.watermarks, now);
+    this.eventTime = Number.NEGATIVE_INFINITY;
+    const stored = await config.checkpoints.read(config.task);
+    let checkpoint: TaskCheckpoint | undefined;
+    let imported = false;
+    if (stored !== undefined) {
+      checkpoint = decodeTaskCheckpoint(config.task, stored.base, stored.deltas);
+    } else if (config.legacy !== undefined) {
+      checkpoint = await config.legacy.read();
+      imported = checkpoint !== undefined;
+    }
+    let outputFrom: readonly number[];
+    let lateFrom: readonly number[];
+    if (checkpoint !== undefined) {
+      const { header } = checkpoint;
+      this.positions = partitions.map((_, i) => header.positions[i] ?? 0);
+      this.operator.restore(checkpoint.state, checkpoint.deltas);
+      this.timers.restore(header.timers);
+      this.eventTime = header.watermark ?? Number.NEGATIVE_INFINITY;
+      this.tracker.restore(
+        this.eventTime,
+        header.maxTimestamps.map((t) => t ?? Number.NEGATIVE_INFINITY),
+      );
+      outputFrom = header.outputEnds;
+      lateFrom = header.lateEnds;
+    } else {
+      const initial =
+        config.startFrom === "now"
+          ? await log.endOffsets(config.inputStream)
+          : await log.startOffsets(config.inputStream);
+      this.positions = partitions.map((p) => initial[p] ?? 0);
+      outputFrom = await log.startOffsets(config.outputStream);
+      lateFrom = config.lateStream === undefined ? [] : await log.startOffsets(config.lateStream);
+    }
+    this.operator.open?.({ task: config.task, timers: this.timers });
+    const written = new Set<string>();
+    // Output partition p receives the outputs of input partition p only when the task is per partition.
+    const outputs = n === log.partitionCount(config.inputStream) ? undefined : partitions;
+    await collectOutputIds(log, config.outputStream, outputFrom, written, outputs);
+    if (config.lateStream !== undefined) await collectOutputIds(log, config.lateStream, lateFrom, written, outputs);
+    this.written = written;
+    this.needsRecovery = false;
+    // Persist the starting point (a "now" task restarted later must not skip what arrived
+    // meanwhile), and an imported checkpoint, so the import happens once.
+    if (checkpoint === undefined || imported) await this.checkpoint(false);
+    if (imported && !this.fenced) await config.legacy?.imported();
+    this.lastCheckpointAt = now;
+  }
+
+  /** One chunk per partition; true when anything was read. */
+  private async round(): Promise<boolean> {
+    if (this.fenced) return false;
+    const { log, config, operator, tracker, out, poisoned } = this;
+    const now = this.clock.now();
+    this.results.length = 0;
+    this.lateOut.length = 0;
+    poisoned.length = 0;
+    let read = 0;
+    const partitions = this.partitions;
+    this.timers.advanceProcessingTime(now, this.fireProcessing);
+    for (let i = 0; i < partitions.length && !this.loop.isStopped; i++) {
+      const records = await log.read(config.inputStream, partitions[i] as number, this.positions[i] ?? 0, {
+        maxRecords: this.chunkSize,
+      });
+      tracker.touch(i, records.length > 0, now);
+      const last = records[records.length - 1];
+      if (last === undefined) continue;
+      if (operator.prepare !== undefined) await operator.prepare(records);
+      for (const record of records) {
+        out.length = 0;
+        try {
+          checkRecordDepth(record.value);
+          const e = decodeRecord(record);
+          // Watermarks are generated at the source, before filters, as in Flink.
+          tracker.observe(i, e.timestamp, record.ingestTime);
+          const outcome = operator.processEvent(e, out);
+          // Encoded here, so an output that cannot be encoded is this record's fault.
+          this.stage(this.results, out, this.sourceOffsets ? String(record.offset) : undefined);
+          if (outcome === LATE) this.late(record, e.value);
+          else if (outcome === FILTERED) this.counters.dropped++;
+        } catch (err) {
+          // Computation on this record alone: it would fail the same way on every replay.
+          if (err instanceof SqlEvalError) this.counters.errors++;
+          poisoned.push({ consumer: config.consumer, stream: config.inputStream, record, error: err });
+          this.lastError = `${record.partition}/${record.offset}: ${errorText(err)}`;
+        }
+        // Per event, so whether an event is late depends only on the records before it, not on read sizes.
+        this.advance(tracker.update());
+      }
+      this.positions[i] = last.offset + 1;
+      read += records.length;
+    }
+    // Idleness may have changed without any record: time can move on.
+    this.advance(tracker.update());
+    // Durable before the checkpoint that covers their records (a failure here recovers and replays).
+    await config.deadLetters?.send(poisoned);
+    await this.write(config.outputStream, this.results);
+    if (config.lateStream !== undefined) await this.write(config.lateStream, this.lateOut);
+    this.counters.recordsIn += read;
+    this.counters.deadLetters += poisoned.length;
+    this.counters.recordsOut += this.results.length;
+    if (read > 0 || this.results.length > 0) {
+      this.dirty = true;
+      this.lastProgressAt = now;
+    }
+    if (this.dirty && now - this.lastCheckpointAt >= config.checkpointIntervalMs) await this.checkpoint();
+    if (read > 0) {
+      const ends = await log.endOffsets(config.inputStream);
+      let lag = 0;
+      for (let i = 0; i < partitions.length; i++) {
+        const end = ends[partitions[i] as number] ?? 0;
+        lag += Math.max(0, end - (this.positions[i] ?? end));
+      }
+      this.counters.lag = lag;
+    }
+    return read > 0 && !this.fenced;
+  }
+
+  /** Moves the task's event time: due event-time timers fire, then the operator hears of it. */
+  private advance(watermark: number): void {
+    if (!(watermark > this.eventTime)) return;
+    this.eventTime = watermark;
+    const out = this.out;
+    out.length = 0;
+    this.timers.advanceWatermark(watermark, this.fireEvent);
+    this.operator.processWatermark(watermark, out);
+    this.stage(this.results, out);
+  }
+
+  private fire(key: string, namespace: string, timestamp: number, domain: TimerDomain): void {
+    const out: OperatorOutput[] = [];
+    this.operator.onTimer?.(key, namespace, timestamp, domain, out);
+    this.stage(this.results, out);
+  }
+
+  private late(record: LogRecord, value: Readonly<Record<string, unknown>>): void {
+    this.counters.late++;
+    if (this.config.lateStream === undefined) return;
+    this.stage(this.lateOut, [
+      {
+        id: `${this.config.job}:late:${record.partition}:${record.offset}`,
+        key: record.key,
+        timestamp: record.timestamp,
+        value: value as Record<string, unknown>,
+      },
+    ]);
+  }
+
+  /** Encodes outputs for the round's batch, skipping those already written before a restart. */
+  private stage(batch: AppendRecord[], outputs: readonly OperatorOutput[], sourceOffset?: string): void {
+    const written = this.written;
+    const before = batch.length;
+    try {
+      for (let i = 0; i < outputs.length; i++) {
+        const o = outputs[i] as OperatorOutput;
+        if (written.size > 0 && written.delete(o.id)) continue;
+        batch.push({
+          key: o.key,
+          timestamp: o.timestamp,
+          value: encodeValue(o.value),
+          headers:
+            sourceOffset === undefined
+              ? { [HEADER_OUTPUT_ID]: o.id }
+              : { [HEADER_OUTPUT_ID]: o.id, [HEADER_SOURCE_OFFSET]: sourceOffset },
+        });
+      }
+    } catch (e) {
+      batch.length = before;
+      throw e;
+    }
+  }
+
+  private async write(stream: string, batch: readonly AppendRecord[]): Promise<void> {
+    if (batch.length > 0) await this.log.append(stream, batch);
+  }
+
+  /** `commit`: also commit the positions under the job's group (not needed for a position already there). */
+  private async checkpoint(commit = true): Promise<void> {
+    const observer = this.config.checkpointObserver;
+    // Wall-clock time, not the injectable clock: a manual test clock would make every checkpoint take 0 s.
+    const started = performance.now();
+    try {
+      await this.takeCheckpoint(commit);
+    } catch (e) {
+      if (e instanceof CheckpointFencedError) {
+        // Another process owns the task now: stop for good, leave its state alone.
+        this.fenced = true;
+        this.halt();
+        this.lastError = e.message;
+        return;
+      }
+      observer?.failed(e);
+      throw e;
+    }
+    observer?.taken(performance.now() - started);
+  }
+
+  private async takeCheckpoint(commit: boolean): Promise<void> {
+    const { log, config, operator } = this;
+    const now = this.clock.now();
+    const delta =
+      operator.snapshotDelta !== undefined && this.checkpointsSinceBase > 0 && this.checkpointsSinceBase < BASE_EVERY
+        ? operator.snapshotDelta()
+        : undefined;
+    const state = delta ?? operator.snapshot();
+    const bytes = encodeTaskCheckpoint(
+      {
+        v: 2,
+        partitions: [...this.partitions],
+        positions: [...this.positions],
+        maxTimestamps: this.tracker.maxTimestamp.map((t) => (Number.isFinite(t) ? t : null)),
+        watermark: Number.isFinite(this.eventTime) ? this.eventTime : null,
+        outputEnds: await log.endOffsets(config.outputStream),
+        lateEnds: config.lateStream === undefined ? [] : await log.endOffsets(config.lateStream),
+        timers: this.timers.snapshot(),
+        takenAt: now,
+      },
+      state,
+    );
+    await config.checkpoints.write(config.task, this.epoch, delta === undefined ? "base" : "delta", bytes);
+    this.checkpointsSinceBase = delta === undefined ? 1 : this.checkpointsSinceBase + 1;
+    this.lastCheckpointAt = now;
+    this.checkpointedAt = now;
+    this.dirty = false;
+    this.counters.checkpoints++;
+    // Positions are also committed under the job's group, for lag monitoring (as Flink commits to Kafka on checkpoint).
+    if (commit)
+      await log.commitOffsets(
+        config.group,
+        config.inputStream,
+        new Map(this.partitions.map((p, i) => [p, this.positions[i] ?? 0])),
+      );
+  }
+}

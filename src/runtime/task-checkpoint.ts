@@ -1,0 +1,77 @@
+import { CheckpointCorruptError } from "./checkpoint/store.js";
+import type { TimerSnapshot } from "./timers.js";
+
+/**
+ * The one checkpoint format of every task (issue 16): a header with where the task stands, and
+ * the operator's state as the operator's own bytes. One buffer, so the checkpoint store writes the
+ * state, the input positions and the output ends atomically:
+ *
+ *   [u32 big-endian header length][header as UTF-8 JSON][operator state bytes]
+ *
+ * A delta (incremental checkpoint) has the same layout: its header replaces the base's (positions
+ * only move forward), its state bytes are the operator's delta.
+ */
+export interface TaskCheckpointHeader {
+  readonly v: 2;
+  /** The input partitions of the task; the arrays below are indexed like it. */
+  readonly partitions: readonly number[];
+  /** Next offset to read, per task partition. */
+  readonly positions: readonly number[];
+  /** Per task partition, the largest event-time progress seen (src/stream/time/watermarks.ts). */
+  readonly maxTimestamps: readonly (number | null)[];
+  /** The task's watermark, or null before any event. */
+  readonly watermark: number | null;
+  /** End offsets of the output and late streams, per output partition, when the checkpoint was taken. */
+  readonly outputEnds: readonly number[];
+  readonly lateEnds: readonly number[];
+  readonly timers: TimerSnapshot<string, string>;
+  readonly takenAt: number;
+}
+
+/** A checkpoint as the driver restores it: the newest header, the base state and the deltas after it. */
+export interface TaskCheckpoint {
+  readonly header: TaskCheckpointHeader;
+  readonly state: Uint8Array;
+  readonly deltas: readonly Uint8Array[];
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export function encodeTaskCheckpoint(header: TaskCheckpointHeader, state: Uint8Array): Uint8Array {
+  const head = encoder.encode(JSON.stringify(header));
+  const bytes = new Uint8Array(4 + head.length + state.length);
+  new DataView(bytes.buffer).setUint32(0, head.length);
+  bytes.set(head, 4);
+  bytes.set(state, 4 + head.length);
+  return bytes;
+}
+
+function split(task: string, bytes: Uint8Array): { header: TaskCheckpointHeader; state: Uint8Array } {
+  if (bytes.length < 4) throw new CheckpointCorruptError(task, "shorter than its header length");
+  const length = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0);
+  if (4 + length > bytes.length) throw new CheckpointCorruptError(task, "header runs past the end");
+  let header: TaskCheckpointHeader;
+  try {
+    header = JSON.parse(decoder.decode(bytes.subarray(4, 4 + length))) as TaskCheckpointHeader;
+  } catch (e) {
+    throw new CheckpointCorruptError(task, `header is not JSON (${e instanceof Error ? e.message : String(e)})`);
+  }
+  if (header.v !== 2 || !Array.isArray(header.positions)) {
+    throw new CheckpointCorruptError(task, `unknown header version ${String(header.v)}`);
+  }
+  return { header, state: bytes.subarray(4 + length) };
+}
+
+/** The restorable checkpoint from a store's base and deltas; throws CheckpointCorruptError. */
+export function decodeTaskCheckpoint(task: string, base: Uint8Array, deltas: readonly Uint8Array[]): TaskCheckpoint {
+  const first = split(task, base);
+  let header = first.header;
+  const deltaStates: Uint8Array[] = [];
+  for (const d of deltas) {
+    const part = split(task, d);
+    header = part.header;
+    deltaStates.push(part.state);
+  }
+  return { header, state: first.state, deltas: deltaStates };
+}

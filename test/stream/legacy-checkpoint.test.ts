@@ -1,0 +1,78 @@
+/**
+ * Upgrading: a windowed pipeline checkpointed by the runtime before the task model (a JSON record of
+ * the internal stream `__checkpoints_<name>`) continues from that checkpoint once, through the store.
+ */
+import assert from "node:assert/strict";
+import { it } from "node:test";
+import { MemoryCheckpointStore } from "../../src/runtime/checkpoint/memory.js";
+import { legacyCheckpointStream } from "../../src/stream/checkpoint.js";
+import type { StreamEvent } from "../../src/stream/event.js";
+import { compilePipeline } from "../../src/stream/sql/index.js";
+import { WindowOperator, type WindowOutput } from "../../src/stream/window/operator.js";
+import { flush, ingest, rows, windowLog, windowRunner } from "./window-harness.js";
+
+const MIN = 60_000;
+const T0 = Date.UTC(2024, 0, 1);
+const PER_MINUTE = `SELECT user_id, count(*) AS n FROM TUMBLE(transactions, _time, INTERVAL '1 minute') GROUP BY ALL`;
+const encoder = new TextEncoder();
+
+it("imports a pipeline's log-stream checkpoint once, then drops the stream", async () => {
+  const log = await windowLog();
+  await ingest(log, [
+    { user_id: "A", t: T0 + 1_000 },
+    { user_id: "A", t: T0 + 2_000 },
+  ]);
+  // The old runtime's checkpoint after those two records, but with a state of 10 events for A: only
+  // a restore of this state (not a replay of the log) can make A's count 11 below.
+  const compiled = compilePipeline(PER_MINUTE, (n) => log.hasStream(n));
+  if (compiled.kind !== "window") throw new Error("expected a windowed pipeline");
+  const old = new WindowOperator(compiled.plan, { pipeline: "out", allowedLatenessMs: 0 });
+  const out: WindowOutput[] = [];
+  for (let i = 0; i < 10; i++) {
+    const e: StreamEvent = {
+      value: { user_id: "A" },
+      key: "A",
+      timestamp: T0 + 1_000 + i,
+      ingestTime: T0,
+      partition: 0,
+      offset: i,
+    };
+    old.process(e, out);
+  }
+  const ends = await log.endOffsets("transactions");
+  await log.createStream(legacyCheckpointStream("out"), { partitions: 1 });
+  const legacy = {
+    version: 1,
+    positions: ends,
+    maxTimestamps: ends.map(() => T0 + 2_000),
+    watermark: null,
+    outputEnds: [0, 0, 0],
+    lateEnds: [0, 0, 0],
+    state: old.snapshot(),
+    takenAt: T0,
+  };
+  await log.append(legacyCheckpointStream("out"), [
+    { key: "out", timestamp: T0, value: encoder.encode(JSON.stringify(legacy)) },
+  ]);
+
+  const checkpoints = new MemoryCheckpointStore();
+  const first = windowRunner(log, PER_MINUTE, {}, { checkpoints });
+  await first.start();
+  assert.equal(log.hasStream(legacyCheckpointStream("out")), false, "the old checkpoint stream is dropped");
+  assert.deepEqual(await checkpoints.list("out/"), ["out/*"]);
+  await ingest(log, [{ user_id: "A", t: T0 + 3_000 }]);
+  await ingest(log, flush(T0 + MIN));
+  await first.idle();
+  await first.stop();
+  assert.deepEqual(
+    rows(log).map((r) => [r.user_id, r.n]),
+    [["A", 11]],
+  );
+
+  // A restart continues from the store; nothing is imported or written again.
+  const second = windowRunner(log, PER_MINUTE, {}, { checkpoints });
+  await second.start();
+  await second.idle();
+  await second.stop();
+  assert.equal(rows(log).length, 1);
+});
