@@ -181,6 +181,8 @@ export class Archiver {
     await location.delete(await location.list(stream));
     this.stats.streams.delete(stream);
     this.upToDate.delete(stream);
+    this.retries.delete(stream);
+    this.unsynced.delete(stream);
   }
 
   private async run(): Promise<void> {

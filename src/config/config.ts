@@ -96,12 +96,12 @@ export interface Config {
   };
 }
 
-export const CHECKPOINT_STORES = ["local", "database"] as const;
-export type CheckpointStoreKind = (typeof CHECKPOINT_STORES)[number];
-
 export type ArchiveLocationConfig =
   | { readonly kind: "local"; readonly dir: string }
   | { readonly kind: "s3"; readonly bucket: string; readonly prefix: string };
+
+export const CHECKPOINT_STORES = ["local", "database"] as const;
+export type CheckpointStoreKind = (typeof CHECKPOINT_STORES)[number];
 
 /** At most `count` in any `windowMs`, as a token bucket: a burst of `count`, then one per windowMs/count. */
 export interface RateLimit {

@@ -125,3 +125,36 @@ describe("a stream whose old rows are archived", () => {
     assert.deepEqual(await files("spend"), []);
   });
 });
+
+describe("a stream deleted and created again under the same name", () => {
+  it("archives and answers with the new stream's columns only", async () => {
+    const created = await t.call("POST", "/api/v1/streams", {
+      token: t.adminToken,
+      body: { name: "spend", partitions: 2, analytics: { hot: "1d" } },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const now = Date.now();
+    const events = Array.from({ length: 20 }, (_, i) => ({
+      user_id: "carol",
+      timestamp: new Date(now - (3 * 24 - i) * HOUR).toISOString(),
+      other: i,
+    }));
+    assert.equal(
+      (await t.call("POST", "/api/v1/streams/spend/events", { token: t.adminToken, body: events })).status,
+      200,
+    );
+    await until(
+      () => files("spend"),
+      (f) => f.length > 0,
+      "archive files of the new spend",
+    );
+    const res = await until(
+      () => query(t.adminToken, "SELECT count(*), sum(other) FROM spend"),
+      (r) => r.status === 200 && (r.body.rows as unknown[][])[0]?.[0] === 20,
+      "the new stream's 20 rows",
+    );
+    assert.deepEqual(res.body.rows, [[20, 190]]);
+    const old = await query(t.adminToken, "SELECT amount FROM spend");
+    assert.equal(old.status, 400, "the old stream's columns are gone");
+  });
+});

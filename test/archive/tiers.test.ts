@@ -127,7 +127,15 @@ describe("one SQL over both tiers", () => {
       }
       const path = `${f.archiveDir}/${file.path}`;
       // Layer 1 refuses naming files, for every scope.
-      for (const sql of [`SELECT * FROM read_parquet('${path}')`, `SELECT * FROM '${path}'`]) {
+      // …and naming the hot table or the view behind the name (which would skip the boundary).
+      for (const sql of [
+        `SELECT * FROM read_parquet('${path}')`,
+        `SELECT * FROM '${path}'`,
+        "SELECT * FROM main.clicks",
+        "SELECT * FROM analytics.main.clicks",
+        "SELECT * FROM temp.main.clicks",
+        "SELECT * FROM parquet_scan('clicks')",
+      ]) {
         for (const scope of [ALL, { kind: "user", userId: "alice" } as const]) {
           await assert.rejects(
             f.store.query(sql, [], scope),

@@ -4,6 +4,7 @@
  * and, for `user` scope, a sandbox holding only the caller's rows: ./sandbox.ts).
  */
 import { stat } from "node:fs/promises";
+import { join } from "node:path";
 import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import type { TieredStore } from "../../archive/archiver.js";
 import type { StreamDefinition } from "../../control/types.js";
@@ -254,6 +255,10 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
         this.archives.delete(stream);
         this.fileColumns.delete(stream);
         this.tableColumns.delete(stream);
+        // A new stream of the same name writes files at the same keys, with its own columns.
+        const prefix = this.options.archiveDir === undefined ? undefined : `${join(this.options.archiveDir, stream)}/`;
+        for (const path of this.columnsOfFile.keys())
+          if (prefix !== undefined && path.startsWith(prefix)) this.columnsOfFile.delete(path);
       }),
     );
   }
