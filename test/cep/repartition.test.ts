@@ -1,0 +1,93 @@
+/**
+ * A rule keyed by another field than user_id reads its stream through a repartition stage
+ * (src/runtime/repartition.ts): one device's events meet wherever they were ingested. Before the
+ * stage, each log partition was matched alone and these events, from users the log puts in three
+ * different partitions, never made a match.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { RuleManager } from "../../src/cep/manager.js";
+import { createPgliteControlStore } from "../../src/control/index.js";
+import type { AlertRecord, ControlStore } from "../../src/control/types.js";
+import { partitionForKey } from "../../src/log/partitioner.js";
+import type { EventLog } from "../../src/log/types.js";
+import { MemoryCheckpointStore } from "../../src/runtime/checkpoint/memory.js";
+import { repartitionStream } from "../../src/runtime/repartition.js";
+import { tempLogs } from "../log/temp-logs.js";
+
+const PARTITIONS = 4;
+const encoder = new TextEncoder();
+
+/** Three users the log places in three different partitions of the stream. */
+function usersInDistinctPartitions(): string[] {
+  const seen = new Map<number, string>();
+  for (let i = 0; seen.size < 3; i++) {
+    const user = `user${i}`;
+    const p = partitionForKey(user, PARTITIONS);
+    if (!seen.has(p)) seen.set(p, user);
+  }
+  return [...seen.values()];
+}
+
+async function pay(log: EventLog, user: string, value: Record<string, unknown>): Promise<void> {
+  await log.append("payments", [
+    { key: user, timestamp: Date.now(), value: encoder.encode(JSON.stringify({ user_id: user, ...value })) },
+  ]);
+}
+
+describe("a rule keyed by device over several partitions", () => {
+  const { tempDir, openLog } = tempLogs("runnel-cep-repartition-");
+  let control: ControlStore;
+  before(async () => {
+    control = createPgliteControlStore();
+    await control.open();
+  });
+  after(async () => {
+    await control.close();
+  });
+
+  it("matches one device's events ingested by users in different partitions, once, and deleting the rule removes its stage", async () => {
+    const log = await openLog({ dir: await tempDir() });
+    await log.createStream("payments", { partitions: PARTITIONS });
+    const checkpoints = new MemoryCheckpointStore();
+    const manager = new RuleManager({ control, log, checkpoints, streamExists: async () => true });
+    await manager.open();
+    const rule = await manager.create({
+      name: "busy-device",
+      stream: "payments",
+      key: "device",
+      pattern: [{ name: "big", where: "amount > 100", times: { exactly: 3 } }],
+      within: "5m",
+      skip: "past_last_event",
+    });
+    const [a, b, c] = usersInDistinctPartitions() as [string, string, string];
+    await pay(log, a, { device: "d1", amount: 200 });
+    // No device: a rule keyed by device ignores it, as before the stage.
+    await pay(log, b, { amount: 250 });
+    await pay(log, b, { device: "d1", amount: 300 });
+    await pay(log, c, { device: "d2", amount: 150 });
+    await pay(log, c, { device: "d1", amount: 400 });
+    await manager.idle();
+
+    const alerts = await control.listAlerts({ ruleId: rule.id });
+    assert.equal(alerts.length, 1, JSON.stringify(alerts));
+    const alert = alerts[0] as AlertRecord;
+    assert.equal(alert.key, "d1");
+    assert.deepEqual(alert.userIds, [a, b, c]);
+    assert.deepEqual(
+      (alert.events as { amount: number }[]).map((e) => e.amount),
+      [200, 300, 400],
+    );
+
+    const stream = repartitionStream(`rule/${rule.id}`);
+    assert.ok(log.hasStream(stream));
+    assert.equal(log.partitionCount(stream), PARTITIONS);
+    assert.ok((await checkpoints.list(`rule/${rule.id}/repartition`)).length === 1);
+    await manager.delete(rule.id);
+    assert.equal(log.hasStream(stream), false, "the internal stream is deleted with the rule");
+    const tasks = await checkpoints.list(`rule/${rule.id}/`);
+    assert.equal(tasks.length, PARTITIONS + 1);
+    for (const task of tasks) assert.equal(await checkpoints.read(task), undefined, `${task}: dropped with the rule`);
+    await manager.stop();
+  });
+});
