@@ -130,8 +130,7 @@ export class RuleManager implements BlockList {
   async stop(): Promise<void> {
     this.unregisterState?.();
     this.unregisterState = undefined;
-    await Promise.all([...this.runners.values()].map((r) => r.runner.stop()));
-    this.runners.clear();
+    await Promise.all([...this.runners.keys()].map((id) => this.stopRunner(id)));
   }
 
   isBlocked(userId: string, stream: string): boolean {

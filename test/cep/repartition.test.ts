@@ -12,7 +12,14 @@ import type { AlertRecord, ControlStore } from "../../src/control/types.js";
 import { partitionForKey } from "../../src/log/partitioner.js";
 import type { EventLog } from "../../src/log/types.js";
 import { MemoryCheckpointStore } from "../../src/runtime/checkpoint/memory.js";
+import type {
+  CheckpointKind,
+  CheckpointStore,
+  StoredTaskCheckpoint,
+  TaskClaim,
+} from "../../src/runtime/checkpoint/store.js";
 import { repartitionStream } from "../../src/runtime/repartition.js";
+import { HEADER_OUTPUT_ID } from "../../src/stream/headers.js";
 import { tempLogs } from "../log/temp-logs.js";
 
 const PARTITIONS = 4;
@@ -89,5 +96,103 @@ describe("a rule keyed by device over several partitions", () => {
     assert.equal(tasks.length, PARTITIONS + 1);
     for (const task of tasks) assert.equal(await checkpoints.read(task), undefined, `${task}: dropped with the rule`);
     await manager.stop();
+  });
+});
+
+/**
+ * A store whose writes stop landing once frozen: to whoever restores later, the process died at
+ * the freeze, with everything it appended to the log since then still there (the state a crash
+ * leaves when the checkpoints after some point never reached the store).
+ */
+class FreezableStore implements CheckpointStore {
+  frozen = false;
+  constructor(private readonly inner: CheckpointStore) {}
+  claim(task: string, owner: string): Promise<TaskClaim> {
+    return this.inner.claim(task, owner);
+  }
+  read(task: string): Promise<StoredTaskCheckpoint | undefined> {
+    return this.inner.read(task);
+  }
+  async write(task: string, epoch: number, kind: CheckpointKind, data: Uint8Array): Promise<void> {
+    if (!this.frozen) await this.inner.write(task, epoch, kind, data);
+  }
+  drop(task: string, epoch: number): Promise<void> {
+    return this.inner.drop(task, epoch);
+  }
+  list(prefix: string): Promise<string[]> {
+    return this.inner.list(prefix);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+describe("a crash between the repartition stage and the rule", () => {
+  const { tempDir, openLog } = tempLogs("runnel-cep-repartition-crash-");
+  let control: ControlStore;
+  before(async () => {
+    control = createPgliteControlStore();
+    await control.open();
+  });
+  after(async () => {
+    await control.close();
+  });
+
+  it("raises every alert once and copies every event once", async () => {
+    const log = await openLog({ dir: await tempDir() });
+    await log.createStream("payments", { partitions: PARTITIONS });
+    const store = new FreezableStore(new MemoryCheckpointStore());
+    const raised: string[] = [];
+    const start = async (): Promise<RuleManager> => {
+      const m = new RuleManager({ control, log, checkpoints: store, streamExists: async () => true });
+      m.onAlert((alert) => raised.push(alert.id));
+      await m.open();
+      return m;
+    };
+    const first = await start();
+    const rule = await first.create({
+      name: "busy-device-crash",
+      stream: "payments",
+      key: "device",
+      pattern: [{ name: "big", where: "amount > 100", times: { exactly: 3 } }],
+      within: "5m",
+      skip: "past_last_event",
+    });
+    const [a, b, c] = usersInDistinctPartitions() as [string, string, string];
+    // Checkpointed: the stage and the rule hold two of d1's events.
+    await pay(log, a, { device: "d1", amount: 200 });
+    await pay(log, b, { device: "d1", amount: 300 });
+    await first.idle();
+    await first.stop();
+    const restarted = await start();
+    await restarted.idle();
+    // From here nothing more reaches the store: copies and alerts made now are replayed after the crash.
+    store.frozen = true;
+    await pay(log, c, { device: "d1", amount: 400 });
+    await pay(log, a, { device: "d2", amount: 500 });
+    await pay(log, b, { device: "d2", amount: 600 });
+    await restarted.idle();
+    assert.equal(raised.length, 1, "d1's alert, before the crash");
+    await restarted.stop();
+    store.frozen = false;
+
+    const recovered = await start();
+    await pay(log, c, { device: "d2", amount: 700 });
+    await recovered.idle();
+    await recovered.stop();
+
+    const alerts = await control.listAlerts({ ruleId: rule.id });
+    assert.deepEqual(alerts.map((x) => x.key).sort(), ["d1", "d2"], "each device's alert, no more");
+    assert.deepEqual(raised.sort(), alerts.map((x) => x.id).sort(), "each raised once");
+    const copies: string[] = [];
+    const stream = repartitionStream(`rule/${rule.id}`);
+    for (let p = 0; p < PARTITIONS; p++) {
+      for (const r of await log.read(stream, p, 0)) {
+        assert.equal(p, partitionForKey(r.key, PARTITIONS), "each copy in its device's partition");
+        copies.push(r.headers?.[HEADER_OUTPUT_ID] as string);
+      }
+    }
+    assert.equal(copies.length, 6, "six events with a device");
+    assert.equal(new Set(copies).size, 6, "each copied once");
   });
 });
