@@ -5,10 +5,12 @@
  * different partitions, never made a match.
  */
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { RuleManager } from "../../src/cep/manager.js";
 import { createPgliteControlStore } from "../../src/control/index.js";
 import type { AlertRecord, ControlStore } from "../../src/control/types.js";
+import { createKafkaEventLog } from "../../src/log/kafka/index.js";
 import { partitionForKey } from "../../src/log/partitioner.js";
 import type { EventLog } from "../../src/log/types.js";
 import { MemoryCheckpointStore } from "../../src/runtime/checkpoint/memory.js";
@@ -20,6 +22,7 @@ import type {
 } from "../../src/runtime/checkpoint/store.js";
 import { repartitionStream } from "../../src/runtime/repartition.js";
 import { HEADER_OUTPUT_ID } from "../../src/stream/headers.js";
+import { kafkaBrokers } from "../helpers/kafka.js";
 import { tempLogs } from "../log/temp-logs.js";
 
 const PARTITIONS = 4;
@@ -44,59 +47,79 @@ async function pay(log: EventLog, user: string, value: Record<string, unknown>):
 
 describe("a rule keyed by device over several partitions", () => {
   const { tempDir, openLog } = tempLogs("runnel-cep-repartition-");
+  const kafkaLogs: EventLog[] = [];
   let control: ControlStore;
   before(async () => {
     control = createPgliteControlStore();
     await control.open();
   });
   after(async () => {
+    for (const log of kafkaLogs) {
+      await log.deleteStream("payments");
+      await log.close();
+    }
     await control.close();
   });
 
-  it("matches one device's events ingested by users in different partitions, once, and deleting the rule removes its stage", async () => {
-    const log = await openLog({ dir: await tempDir() });
-    await log.createStream("payments", { partitions: PARTITIONS });
-    const checkpoints = new MemoryCheckpointStore();
-    const manager = new RuleManager({ control, log, checkpoints, streamExists: async () => true });
-    await manager.open();
-    const rule = await manager.create({
-      name: "busy-device",
-      stream: "payments",
-      key: "device",
-      pattern: [{ name: "big", where: "amount > 100", times: { exactly: 3 } }],
-      within: "5m",
-      skip: "past_last_event",
+  const logs: Record<string, () => Promise<EventLog>> = {
+    "the local log": async () => openLog({ dir: await tempDir() }),
+    "a real Kafka broker": async () => {
+      const log = createKafkaEventLog({
+        brokers: kafkaBrokers().split(","),
+        clientId: "runnel-test-repartition",
+        topicPrefix: `runnel-test-repartition-${randomBytes(4).toString("hex")}.`,
+      });
+      await log.open();
+      kafkaLogs.push(log);
+      return log;
+    },
+  };
+
+  for (const [on, open] of Object.entries(logs))
+    it(`on ${on}: matches one device's events ingested by users in different partitions, once, and deleting the rule removes its stage`, async () => {
+      const log = await open();
+      await log.createStream("payments", { partitions: PARTITIONS });
+      const checkpoints = new MemoryCheckpointStore();
+      const manager = new RuleManager({ control, log, checkpoints, streamExists: async () => true });
+      await manager.open();
+      const rule = await manager.create({
+        name: "busy-device",
+        stream: "payments",
+        key: "device",
+        pattern: [{ name: "big", where: "amount > 100", times: { exactly: 3 } }],
+        within: "5m",
+        skip: "past_last_event",
+      });
+      const [a, b, c] = usersInDistinctPartitions() as [string, string, string];
+      await pay(log, a, { device: "d1", amount: 200 });
+      // No device: a rule keyed by device ignores it, as before the stage.
+      await pay(log, b, { amount: 250 });
+      await pay(log, b, { device: "d1", amount: 300 });
+      await pay(log, c, { device: "d2", amount: 150 });
+      await pay(log, c, { device: "d1", amount: 400 });
+      await manager.idle();
+
+      const alerts = await control.listAlerts({ ruleId: rule.id });
+      assert.equal(alerts.length, 1, JSON.stringify(alerts));
+      const alert = alerts[0] as AlertRecord;
+      assert.equal(alert.key, "d1");
+      assert.deepEqual(alert.userIds, [a, b, c]);
+      assert.deepEqual(
+        (alert.events as { amount: number }[]).map((e) => e.amount),
+        [200, 300, 400],
+      );
+
+      const stream = repartitionStream(`rule/${rule.id}`);
+      assert.ok(log.hasStream(stream));
+      assert.equal(log.partitionCount(stream), PARTITIONS);
+      assert.ok((await checkpoints.list(`rule/${rule.id}/repartition`)).length === 1);
+      await manager.delete(rule.id);
+      assert.equal(log.hasStream(stream), false, "the internal stream is deleted with the rule");
+      const tasks = await checkpoints.list(`rule/${rule.id}/`);
+      assert.equal(tasks.length, PARTITIONS + 1);
+      for (const task of tasks) assert.equal(await checkpoints.read(task), undefined, `${task}: dropped with the rule`);
+      await manager.stop();
     });
-    const [a, b, c] = usersInDistinctPartitions() as [string, string, string];
-    await pay(log, a, { device: "d1", amount: 200 });
-    // No device: a rule keyed by device ignores it, as before the stage.
-    await pay(log, b, { amount: 250 });
-    await pay(log, b, { device: "d1", amount: 300 });
-    await pay(log, c, { device: "d2", amount: 150 });
-    await pay(log, c, { device: "d1", amount: 400 });
-    await manager.idle();
-
-    const alerts = await control.listAlerts({ ruleId: rule.id });
-    assert.equal(alerts.length, 1, JSON.stringify(alerts));
-    const alert = alerts[0] as AlertRecord;
-    assert.equal(alert.key, "d1");
-    assert.deepEqual(alert.userIds, [a, b, c]);
-    assert.deepEqual(
-      (alert.events as { amount: number }[]).map((e) => e.amount),
-      [200, 300, 400],
-    );
-
-    const stream = repartitionStream(`rule/${rule.id}`);
-    assert.ok(log.hasStream(stream));
-    assert.equal(log.partitionCount(stream), PARTITIONS);
-    assert.ok((await checkpoints.list(`rule/${rule.id}/repartition`)).length === 1);
-    await manager.delete(rule.id);
-    assert.equal(log.hasStream(stream), false, "the internal stream is deleted with the rule");
-    const tasks = await checkpoints.list(`rule/${rule.id}/`);
-    assert.equal(tasks.length, PARTITIONS + 1);
-    for (const task of tasks) assert.equal(await checkpoints.read(task), undefined, `${task}: dropped with the rule`);
-    await manager.stop();
-  });
 });
 
 /**
