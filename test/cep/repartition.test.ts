@@ -26,6 +26,14 @@ import { kafkaBrokers } from "../helpers/kafka.js";
 import { tempLogs } from "../log/temp-logs.js";
 
 const PARTITIONS = 4;
+/** Three payments over 100 from one device. */
+const RULE = {
+  stream: "payments",
+  key: "device",
+  pattern: [{ name: "big", where: "amount > 100", times: { exactly: 3 } }],
+  within: "5m",
+  skip: "past_last_event",
+};
 const encoder = new TextEncoder();
 
 /** Three users the log places in three different partitions of the stream. */
@@ -82,14 +90,7 @@ describe("a rule keyed by device over several partitions", () => {
       const checkpoints = new MemoryCheckpointStore();
       const manager = new RuleManager({ control, log, checkpoints, streamExists: async () => true });
       await manager.open();
-      const rule = await manager.create({
-        name: "busy-device",
-        stream: "payments",
-        key: "device",
-        pattern: [{ name: "big", where: "amount > 100", times: { exactly: 3 } }],
-        within: "5m",
-        skip: "past_last_event",
-      });
+      const rule = await manager.create({ ...RULE, name: "busy-device" });
       const [a, b, c] = usersInDistinctPartitions() as [string, string, string];
       await pay(log, a, { device: "d1", amount: 200 });
       // No device: a rule keyed by device ignores it, as before the stage.
@@ -173,14 +174,7 @@ describe("a crash between the repartition stage and the rule", () => {
       return m;
     };
     const first = await start();
-    const rule = await first.create({
-      name: "busy-device-crash",
-      stream: "payments",
-      key: "device",
-      pattern: [{ name: "big", where: "amount > 100", times: { exactly: 3 } }],
-      within: "5m",
-      skip: "past_last_event",
-    });
+    const rule = await first.create({ ...RULE, name: "busy-device-crash" });
     const [a, b, c] = usersInDistinctPartitions() as [string, string, string];
     // Checkpointed: the stage and the rule hold two of d1's events.
     await pay(log, a, { device: "d1", amount: 200 });
