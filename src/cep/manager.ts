@@ -425,7 +425,7 @@ export class RuleManager implements BlockList {
   /** Rules whose rounds keep failing, for readiness. */
   failing(): { consumer: string; since: number; attempts: number; error: string }[] {
     const out = [];
-    for (const { runner, current } of this.runners.values()) {
+    for (const { runner, repartition, current } of this.runners.values()) {
       const f = runner.failing;
       if (f !== undefined) {
         out.push({
@@ -435,12 +435,17 @@ export class RuleManager implements BlockList {
           error: errorText(f.error),
         });
       }
+      // A stage that cannot copy starves the rule as surely as a failing runner.
+      const stage = repartition?.stats().failing;
+      if (stage !== undefined) out.push({ consumer: `rule/${current.rule.name}/repartition`, ...stage });
     }
     return out;
   }
 
   private view(rule: RuleRecord): RuleView {
-    const r = this.runners.get(rule.id)?.runner;
+    const running = this.runners.get(rule.id);
+    const r = running?.runner;
+    const stage = running?.repartition?.stats();
     const failing = r?.failing;
     return {
       ...rule,
@@ -453,10 +458,12 @@ export class RuleManager implements BlockList {
         failures: r?.failures ?? 0,
         lastError: r?.lastError,
         late: r?.late() ?? 0,
-        deadLetters: r?.deadLetters ?? 0,
+        // Records that are not JSON objects are dead-lettered by the repartition stage, when there is one.
+        deadLetters: (r?.deadLetters ?? 0) + (stage?.deadLetters ?? 0),
         ...(failing !== undefined && {
           failing: { since: failing.since, attempts: failing.attempts, error: errorText(failing.error) },
         }),
+        ...(failing === undefined && stage?.failing !== undefined && { failing: stage.failing }),
         webhook: this.webhookStats.get(rule.id) ?? { sent: 0, failures: 0, lastError: undefined },
       },
     };

@@ -95,6 +95,8 @@ describe("a rule keyed by device over several partitions", () => {
       await pay(log, a, { device: "d1", amount: 200 });
       // No device: a rule keyed by device ignores it, as before the stage.
       await pay(log, b, { amount: 250 });
+      // Not JSON: dead-lettered (here counted: no dead-letter stream), as before the stage.
+      await log.append("payments", [{ key: b, timestamp: Date.now(), value: encoder.encode("{not json") }]);
       await pay(log, b, { device: "d1", amount: 300 });
       await pay(log, c, { device: "d2", amount: 150 });
       await pay(log, c, { device: "d1", amount: 400 });
@@ -102,6 +104,7 @@ describe("a rule keyed by device over several partitions", () => {
 
       const alerts = await control.listAlerts({ ruleId: rule.id });
       assert.equal(alerts.length, 1, JSON.stringify(alerts));
+      assert.equal((await manager.get(rule.id)).stats.deadLetters, 1);
       const alert = alerts[0] as AlertRecord;
       assert.equal(alert.key, "d1");
       assert.deepEqual(alert.userIds, [a, b, c]);
