@@ -1,4 +1,5 @@
 import type { DeadLetterSink } from "../core/dead-letters.js";
+import { BinaryHeap } from "../core/heap.js";
 import type { EventLog } from "../log/types.js";
 import type { StreamEvent } from "../stream/event.js";
 import type { CheckpointStore } from "./checkpoint/store.js";
@@ -31,13 +32,41 @@ export function repartitionTask(job: string): string {
   return wholeInputTask(`${job}/repartition`);
 }
 
+/** A copy waiting for event time to reach it; `seq` keeps arrival order among equal timestamps. */
+interface Held extends OperatorOutput {
+  readonly seq: number;
+}
+
+interface RepartitionSnapshot {
+  readonly watermark: number | null;
+  readonly seq: number;
+  /** The heap's array, so pushing it back in order rebuilds the same heap. */
+  readonly held: readonly Held[];
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
 /**
- * Forwards each event keyed by `keyField`'s value. An event without the field (absent or null) is
- * filtered out: a job keyed by that field ignores it, as a rule always did (src/cep/runner.ts).
- * Stateless, so its snapshot is empty.
+ * Forwards each event keyed by `keyField`'s value, in event-time order. An event without the field
+ * (absent or null) is filtered out: a job keyed by that field ignores it, as a rule always did
+ * (src/cep/runner.ts).
+ *
+ * Why the order: the job downstream has one watermark per partition of the internal stream, and
+ * each of those partitions mixes events of every input partition. Copied in read order (a chunk of
+ * partition 0, then one of partition 1), an event of partition 1 stamped before the last one of
+ * partition 0 would be late downstream although it was in order where it was ingested. So a copy
+ * is held until the stage's watermark (the minimum over its input partitions, idle ones aside)
+ * reaches it, and held copies go out in timestamp order, as Flink's watermarks through a keyBy
+ * make the downstream operator wait for the slowest upstream channel. An event already behind
+ * that watermark (out of order in its own partition) goes out at once.
  */
 export class RepartitionOperator implements TaskOperator {
   private readonly prefix: string;
+  private held = new BinaryHeap<Held>(comesFirst);
+  /** Copies stamped at or before this have been released. */
+  private releasedTo = Number.NEGATIVE_INFINITY;
+  private seq = 0;
 
   constructor(
     job: string,
@@ -49,26 +78,56 @@ export class RepartitionOperator implements TaskOperator {
   processEvent(e: StreamEvent, out: OperatorOutput[]): ProcessOutcome {
     const key = e.value[this.keyField];
     if (key === undefined || key === null) return FILTERED;
-    out.push({
+    const copy: Held = {
       id: `${this.prefix}${e.partition}:${e.offset}`,
       key: String(key),
       timestamp: e.timestamp,
       value: e.value as Record<string, unknown>,
-    });
+      seq: this.seq++,
+    };
+    if (copy.timestamp <= this.releasedTo) out.push(copy);
+    else this.held.push(copy);
     return ACCEPTED;
   }
 
-  processWatermark(): void {}
+  /**
+   * The driver's watermark is one below the slowest partition's progress (outOfOrdernessMs 0), so
+   * `watermark + 1` is a time every active partition has reached: copies up to it go out, and the
+   * event that completes a match is not held back for the next one.
+   */
+  processWatermark(watermark: number, out: OperatorOutput[]): void {
+    this.releasedTo = watermark + 1;
+    const held = this.held;
+    for (let c = held.peek(); c !== undefined && c.timestamp <= this.releasedTo; c = held.peek()) {
+      held.pop();
+      out.push(c);
+    }
+  }
 
   snapshot(): Uint8Array {
-    return new Uint8Array(0);
+    const snap: RepartitionSnapshot = {
+      watermark: Number.isFinite(this.releasedTo) ? this.releasedTo : null,
+      seq: this.seq,
+      held: this.held.items,
+    };
+    return encoder.encode(JSON.stringify(snap));
   }
 
-  restore(): void {}
+  restore(base: Uint8Array): void {
+    const snap = JSON.parse(decoder.decode(base)) as RepartitionSnapshot;
+    this.releasedTo = snap.watermark ?? Number.NEGATIVE_INFINITY;
+    this.seq = snap.seq;
+    this.held = new BinaryHeap<Held>(comesFirst);
+    for (const c of snap.held) this.held.push(c);
+  }
 
   stats(): { stateKeys: number; openWindows: number } {
-    return { stateKeys: 0, openWindows: 0 };
+    return { stateKeys: this.held.size, openWindows: 0 };
   }
+}
+
+function comesFirst(a: Held, b: Held): boolean {
+  return a.timestamp < b.timestamp || (a.timestamp === b.timestamp && a.seq < b.seq);
 }
 
 export interface RepartitionerOptions {
@@ -89,6 +148,8 @@ export interface RepartitionerOptions {
   /** Default 1 s: a crash replays at most this much of the input, and the replay writes nothing twice. */
   readonly checkpointIntervalMs?: number;
   readonly checkpointObserver?: CheckpointObserver;
+  /** After this long without records an input partition no longer holds copies back; default 100 ms. */
+  readonly idleTimeoutMs?: number;
 }
 
 /**
@@ -115,14 +176,13 @@ export class Repartitioner {
       createOperator: () => new RepartitionOperator(job, keyField),
       outputStream: this.stream,
       startFrom: options.startFrom,
-      // Nothing here depends on event time: the job downstream derives its own from the copies' timestamps.
-      watermarks: { outOfOrdernessMs: 0, idleTimeoutMs: 0 },
+      // A quiet input partition holds copies back this long at most (RepartitionOperator).
+      watermarks: { outOfOrdernessMs: 0, idleTimeoutMs: options.idleTimeoutMs ?? 100 },
       checkpointIntervalMs: options.checkpointIntervalMs ?? 1000,
       checkpoints: options.checkpoints,
       owner: options.owner,
       group: `${job}/repartition`,
       consumer: options.consumer,
-      tickMs: 1000,
       ...(options.deadLetters !== undefined && { deadLetters: options.deadLetters }),
       ...(options.checkpointObserver !== undefined && { checkpointObserver: options.checkpointObserver }),
     });

@@ -23,6 +23,7 @@ import type {
 import { repartitionStream } from "../../src/runtime/repartition.js";
 import { HEADER_OUTPUT_ID } from "../../src/stream/headers.js";
 import { kafkaBrokers } from "../helpers/kafka.js";
+import { until } from "../helpers/poll.js";
 import { tempLogs } from "../log/temp-logs.js";
 
 const PARTITIONS = 4;
@@ -53,20 +54,43 @@ async function pay(log: EventLog, user: string, value: Record<string, unknown>):
   ]);
 }
 
+/** Temporary local logs and a PGlite control store for one describe block. */
+function fixtures(prefix: string): ReturnType<typeof tempLogs> & { readonly control: ControlStore } {
+  const control = createPgliteControlStore();
+  before(() => control.open());
+  after(() => control.close());
+  return { ...tempLogs(prefix), control };
+}
+
+/** The rule's alerts once there are `n` (copies are released when every partition's time reached them). */
+async function alertsOf(control: ControlStore, ruleId: string, n: number): Promise<AlertRecord[]> {
+  return until(
+    () => control.listAlerts({ ruleId }),
+    (alerts) => alerts.length >= n,
+    `${n} alert(s)`,
+  );
+}
+
+/** The output ids of the copies in the internal stream, each checked to sit in its key's partition. */
+async function copiesIn(log: EventLog, stream: string): Promise<string[]> {
+  const ids: string[] = [];
+  for (let p = 0; p < PARTITIONS; p++) {
+    for (const r of await log.read(stream, p, 0)) {
+      assert.equal(p, partitionForKey(r.key, PARTITIONS), "each copy in its device's partition");
+      ids.push(r.headers?.[HEADER_OUTPUT_ID] as string);
+    }
+  }
+  return ids;
+}
+
 describe("a rule keyed by device over several partitions", () => {
-  const { tempDir, openLog } = tempLogs("runnel-cep-repartition-");
+  const { tempDir, openLog, control } = fixtures("runnel-cep-repartition-");
   const kafkaLogs: EventLog[] = [];
-  let control: ControlStore;
-  before(async () => {
-    control = createPgliteControlStore();
-    await control.open();
-  });
   after(async () => {
     for (const log of kafkaLogs) {
       await log.deleteStream("payments");
       await log.close();
     }
-    await control.close();
   });
 
   const logs: Record<string, () => Promise<EventLog>> = {
@@ -100,8 +124,9 @@ describe("a rule keyed by device over several partitions", () => {
       await pay(log, b, { device: "d1", amount: 300 });
       await pay(log, c, { device: "d2", amount: 150 });
       await pay(log, c, { device: "d1", amount: 400 });
-      await manager.idle();
+      await alertsOf(control, rule.id, 1);
 
+      await manager.idle();
       const alerts = await control.listAlerts({ ruleId: rule.id });
       assert.equal(alerts.length, 1, JSON.stringify(alerts));
       assert.equal((await manager.get(rule.id)).stats.deadLetters, 1);
@@ -124,6 +149,42 @@ describe("a rule keyed by device over several partitions", () => {
       for (const task of tasks) assert.equal(await checkpoints.read(task), undefined, `${task}: dropped with the rule`);
       await manager.stop();
     });
+});
+
+describe("event time across the hop", () => {
+  const { tempDir, openLog, control } = fixtures("runnel-cep-repartition-time-");
+
+  it("an event read from a later partition but stamped earlier is not late for the rule", async () => {
+    const log = await openLog({ dir: await tempDir() });
+    await log.createStream("payments", { partitions: PARTITIONS });
+    const manager = new RuleManager({
+      control,
+      log,
+      checkpoints: new MemoryCheckpointStore(),
+      streamExists: async () => true,
+    });
+    await manager.open();
+    const rule = await manager.create({ ...RULE, name: "busy-device-time" });
+    const users = usersInDistinctPartitions().sort(
+      (x, y) => partitionForKey(x, PARTITIONS) - partitionForKey(y, PARTITIONS),
+    );
+    const [low, high] = users as [string, string];
+    const t = Date.now() - 60_000;
+    const record = (user: string, ts: number, amount: number) => ({
+      key: user,
+      timestamp: ts,
+      value: encoder.encode(JSON.stringify({ user_id: user, device: "d1", amount })),
+    });
+    // One append: the stage reads the lower partition first, whose event is the latest of the three.
+    await log.append("payments", [record(low, t + 30, 200), record(high, t + 10, 300), record(high, t + 20, 400)]);
+    const alerts = await alertsOf(control, rule.id, 1);
+    assert.equal(alerts.length, 1, "the three events make a match, in event-time order");
+    assert.deepEqual(
+      ((alerts[0] as AlertRecord).events as { amount: number }[]).map((e) => e.amount),
+      [300, 400, 200],
+    );
+    await manager.stop();
+  });
 });
 
 /**
@@ -155,15 +216,7 @@ class FreezableStore implements CheckpointStore {
 }
 
 describe("a crash between the repartition stage and the rule", () => {
-  const { tempDir, openLog } = tempLogs("runnel-cep-repartition-crash-");
-  let control: ControlStore;
-  before(async () => {
-    control = createPgliteControlStore();
-    await control.open();
-  });
-  after(async () => {
-    await control.close();
-  });
+  const { tempDir, openLog, control } = fixtures("runnel-cep-repartition-crash-");
 
   it("raises every alert once and copies every event once", async () => {
     const log = await openLog({ dir: await tempDir() });
@@ -178,6 +231,7 @@ describe("a crash between the repartition stage and the rule", () => {
     };
     const first = await start();
     const rule = await first.create({ ...RULE, name: "busy-device-crash" });
+    const stream = repartitionStream(`rule/${rule.id}`);
     const [a, b, c] = usersInDistinctPartitions() as [string, string, string];
     // Checkpointed: the stage and the rule hold two of d1's events.
     await pay(log, a, { device: "d1", amount: 200 });
@@ -191,27 +245,28 @@ describe("a crash between the repartition stage and the rule", () => {
     await pay(log, c, { device: "d1", amount: 400 });
     await pay(log, a, { device: "d2", amount: 500 });
     await pay(log, b, { device: "d2", amount: 600 });
-    await restarted.idle();
-    assert.equal(raised.length, 1, "d1's alert, before the crash");
+    await until(
+      async () => raised.length,
+      (n) => n === 1,
+      "d1's alert, before the crash",
+    );
+    await until(
+      () => copiesIn(log, stream),
+      (ids) => ids.length === 5,
+      "the copies, before the crash",
+    );
     await restarted.stop();
     store.frozen = false;
 
     const recovered = await start();
     await pay(log, c, { device: "d2", amount: 700 });
+    const alerts = await alertsOf(control, rule.id, 2);
     await recovered.idle();
     await recovered.stop();
 
-    const alerts = await control.listAlerts({ ruleId: rule.id });
     assert.deepEqual(alerts.map((x) => x.key).sort(), ["d1", "d2"], "each device's alert, no more");
     assert.deepEqual(raised.sort(), alerts.map((x) => x.id).sort(), "each raised once");
-    const copies: string[] = [];
-    const stream = repartitionStream(`rule/${rule.id}`);
-    for (let p = 0; p < PARTITIONS; p++) {
-      for (const r of await log.read(stream, p, 0)) {
-        assert.equal(p, partitionForKey(r.key, PARTITIONS), "each copy in its device's partition");
-        copies.push(r.headers?.[HEADER_OUTPUT_ID] as string);
-      }
-    }
+    const copies = await copiesIn(log, stream);
     assert.equal(copies.length, 6, "six events with a device");
     assert.equal(new Set(copies).size, 6, "each copied once");
   });
