@@ -85,6 +85,8 @@ async function run(variant: Variant, input: readonly AppendRecord[]): Promise<Ru
     const cpu = process.cpuUsage();
     const started = performance.now();
     for (let i = 0; i < input.length; i += BATCH) await log.append("transactions", input.slice(i, i + BATCH));
+    // The stage releases copies as event time passes them: wait until the rule has read every event.
+    while ((await rules.get(rule.id)).stats.eventsIn < input.length) await new Promise((r) => setTimeout(r, 5));
     await rules.idle();
     const seconds = (performance.now() - started) / 1000;
     const used = process.cpuUsage(cpu);
