@@ -25,7 +25,7 @@
  * topic must hold N records that all come from the file, with end offsets summing to N (plus one
  * marker per partition and transaction for the transactional row).
  *
- * Usage: node --import tsx bench/log-kafka.ts [--records=1000000] [--runs=3] [--quick]
+ * Usage: node --import tsx bench/log-kafka.ts [--records=1000000] [--runs=3] [--quick (200k records, 1 run)]
  *   [--java-linger-ms=20] [--java-batch-bytes=131072] [--java-txn-ms=100] [--dir=<os tmp>]
  *   [--only=local,java,java-flush,java-txn,backend] (a subset, for profiling: writes no results)
  *   [--backend-transactions=<the backend's transactionsInFlight>] [--concurrency=8 (Runnel's appends in flight)]
@@ -54,7 +54,7 @@ const args = new Map(
 /** `--quick`, or `npm run bench -- --quick`: 200k records a run instead of 1 M. */
 const quick = args.get("quick") === "true" || quickMode();
 const RECORDS = Number(args.get("records") ?? (quick ? 200_000 : 1_000_000));
-const RUNS = Number(args.get("runs") ?? 3);
+const RUNS = Number(args.get("runs") ?? (quick ? 1 : 3));
 const JAVA_LINGER_MS = Number(args.get("java-linger-ms") ?? 20);
 const JAVA_BATCH_BYTES = Number(args.get("java-batch-bytes") ?? 131_072);
 const JAVA_TXN_MS = Number(args.get("java-txn-ms") ?? 100);
