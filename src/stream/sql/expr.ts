@@ -5,8 +5,7 @@ import type { CompiledExpr } from "./expr-types.js";
 import { functionSpec } from "./functions.js";
 import { TRY_CAST_MARKER } from "./prepare.js";
 import {
-  type ArithmeticOp,
-  arithmetic,
+  ARITHMETIC,
   arithmeticType,
   between,
   type ComparisonOp,
@@ -380,11 +379,11 @@ export class ExpressionCompiler {
     if (!isArithmeticOp(op)) unsupported(`operator ${op} is not supported in pipelines`);
     const el = l.eval;
     const er = r.eval;
-    const arith: ArithmeticOp = op;
+    const apply = ARITHMETIC[op];
     return {
       name: `(${l.name} ${op} ${r.name})`,
-      type: arithmeticType(arith, l.type, r.type),
-      eval: (row) => arithmetic(arith, el(row), er(row)),
+      type: arithmeticType(op, l.type, r.type),
+      eval: (row) => apply(el(row), er(row)),
     };
   }
 
