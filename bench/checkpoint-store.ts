@@ -3,8 +3,9 @@
  * a compacted Kafka topic, measured beside the local files. For each store, on fresh storage each
  * run: one 100 MB base written, then small deltas one after another (latency of each, p50/p99),
  * then the whole state (base and deltas) restored by a new client, as a task moved to another
- * instance restores it. Prints a table of medians over the runs and writes
- * bench/results/checkpoint-store.json with the machine's description.
+ * instance restores it, checked byte for byte against what was written. Prints a table of medians
+ * over the runs and writes bench/results/checkpoint-store.json through bench/report.ts, PostgreSQL
+ * (the shared store chosen) as Runnel's figure and the Kafka topic as the peer's.
  *
  * Usage: flock -x /tmp/runnel-cpu.lock node --import tsx bench/checkpoint-store.ts
  *          [--state-mb=100] [--deltas=200] [--delta-bytes=4096] [--runs=3] [--stores=local,postgres,kafka]
@@ -21,8 +22,8 @@
  * only this run's records: the best case for Kafka, whose restore otherwise also reads the other
  * tasks of the partition and every version the log cleaner has not compacted yet.
  */
-import { randomBytes, randomFillSync } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createHash, randomBytes, randomFillSync } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
 import {
@@ -39,6 +40,7 @@ import { LocalFileCheckpointStore } from "../src/runtime/checkpoint/local.js";
 import { PostgresCheckpointStore } from "../src/runtime/checkpoint/postgres.js";
 import type { CheckpointStore } from "../src/runtime/checkpoint/store.js";
 import { onServer, withDatabase } from "../test/helpers/postgres.js";
+import { type Comparison, machine, quickMode, ratio, writeResults } from "./report.js";
 
 const args = new Map(
   process.argv.slice(2).map((a) => {
@@ -46,10 +48,10 @@ const args = new Map(
     return [k!, v ?? "true"] as const;
   }),
 );
-const stateBytes = Number(args.get("state-mb") ?? 100) * 1_000_000;
-const deltas = Number(args.get("deltas") ?? 200);
+const stateBytes = Number(args.get("state-mb") ?? (quickMode() ? 10 : 100)) * 1_000_000;
+const deltas = Number(args.get("deltas") ?? (quickMode() ? 50 : 200));
 const deltaBytes = Number(args.get("delta-bytes") ?? 4096);
-const runs = Number(args.get("runs") ?? 3);
+const runs = Number(args.get("runs") ?? (quickMode() ? 1 : 3));
 const stores = (args.get("stores") ?? "local,postgres,kafka").split(",") as StoreName[];
 const databaseUrl = args.get("database-url") ?? process.env.RUNNEL_TEST_DATABASE_URL;
 const TASK = "bench-job/0";
@@ -61,9 +63,9 @@ interface BenchStore {
   write(kind: "base" | "delta", data: Uint8Array): Promise<void>;
   /**
    * Connects a new client (not timed: an instance taking a task over is connected already) and
-   * returns its restore of the whole state, which resolves with the state's size in bytes.
+   * returns its restore of the whole state, which resolves with the base and then each delta.
    */
-  newReader(): Promise<{ restore(): Promise<number>; close(): Promise<void> }>;
+  newReader(): Promise<{ restore(): Promise<Uint8Array[]>; close(): Promise<void> }>;
   destroy(): Promise<void>;
 }
 
@@ -78,7 +80,7 @@ async function viaCheckpointStore(open: () => Promise<CheckpointStore>, cleanup:
       return {
         async restore() {
           const read = await reader.read(TASK);
-          return read === undefined ? 0 : read.base.byteLength + read.deltas.reduce((n, d) => n + d.byteLength, 0);
+          return read === undefined ? [] : [read.base, ...read.deltas];
         },
         close: () => reader.close(),
       };
@@ -187,7 +189,6 @@ async function kafkaStore(): Promise<BenchStore> {
           });
           const end = listed[0]!.partitions[0]!.offset;
           const parts = new Map<string, Buffer[]>();
-          let bytes = 0;
           for (let offset = 0n; offset < end; ) {
             const response = await reader.fetch({
               node: info.partitions[0]!.leader,
@@ -222,13 +223,11 @@ async function kafkaStore(): Promise<BenchStore> {
                 const name = `${kind}|${part}`;
                 if (!parts.has(name)) parts.set(name, []);
                 parts.get(name)!.push(r.value);
-                bytes += r.value.byteLength;
               }
             }
           }
-          // Put each part back together, as a store would hand it to the task.
-          for (const chunks of parts.values()) Buffer.concat(chunks);
-          return bytes;
+          // Each part put back together, as a store hands it to the task (in write order).
+          return [...parts.values()].map((chunks) => Buffer.concat(chunks));
         },
       };
     },
@@ -279,7 +278,7 @@ async function runOnce(name: StoreName, state: Uint8Array): Promise<Run> {
     }
     latencies.sort((a, b) => a - b);
     const reader = await store.newReader();
-    let restored: number;
+    let restored: Uint8Array[];
     let restoreMs: number;
     try {
       t0 = performance.now();
@@ -288,8 +287,14 @@ async function runOnce(name: StoreName, state: Uint8Array): Promise<Run> {
     } finally {
       await reader.close();
     }
-    if (restored !== state.byteLength + deltas * deltaBytes) {
-      throw new Error(`${name} restored ${restored} bytes, not ${state.byteLength + deltas * deltaBytes}`);
+    // What was restored is what was written, byte for byte, in order.
+    const digest = (parts: readonly Uint8Array[]) => {
+      const h = createHash("sha256");
+      for (const p of parts) h.update(p);
+      return h.digest("hex");
+    };
+    if (restored.length !== 1 + deltas || digest(restored) !== digest([state, ...Array(deltas).fill(delta)])) {
+      throw new Error(`${name} restored ${restored.length} parts that differ from the ${1 + deltas} written`);
     }
     return {
       baseWriteMs: round(baseWriteMs),
@@ -302,15 +307,6 @@ async function runOnce(name: StoreName, state: Uint8Array): Promise<Run> {
   }
 }
 
-const machine = {
-  cpu: os.cpus()[0]?.model ?? "unknown",
-  cores: os.availableParallelism(),
-  memoryBytes: os.totalmem(),
-  os: `${os.type()} ${os.release()} ${os.arch()}`,
-  node: process.version,
-  loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100),
-  date: new Date().toISOString(),
-};
 /** The server's durability, which decides what a commit costs. */
 async function postgresDurability(): Promise<Record<string, string> | undefined> {
   if (!stores.includes("postgres") || databaseUrl === undefined) return undefined;
@@ -327,7 +323,8 @@ async function postgresDurability(): Promise<Record<string, string> | undefined>
   }
 }
 const postgres = await postgresDurability();
-console.log(`checkpoint store benchmark: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}`);
+const host = machine();
+console.log(`checkpoint store benchmark: ${host.cpu}, ${host.cores} cores, Node ${host.node}`);
 if (postgres !== undefined) console.log(`PostgreSQL ${JSON.stringify(postgres)}`);
 console.log(`${stateBytes / 1e6} MB base, ${deltas} deltas of ${deltaBytes} bytes, ${runs} runs on fresh storage each`);
 
@@ -364,16 +361,38 @@ for (const r of results) {
     `${r.store.padEnd(9)} | ${`${m.baseWriteMs} ms`.padStart(10)} | ${`${m.deltaP50Ms} ms`.padStart(9)} | ${`${m.deltaP99Ms} ms`.padStart(9)} | ${m.restoreMs} ms`,
   );
 }
-await writeFile(
-  join(import.meta.dirname, "results", "checkpoint-store.json"),
-  `${JSON.stringify(
-    {
-      benchmark: "bench/checkpoint-store.ts",
-      machine,
-      config: { stateBytes, deltas, deltaBytes, runs, postgres },
-      results,
-    },
-    null,
-    2,
-  )}\n`,
-);
+// The table compares the shared store Runnel chose (PostgreSQL) with the other candidate.
+const chosen = results.find((r) => r.store === "postgres")?.median;
+const other = results.find((r) => r.store === "kafka")?.median;
+const durability =
+  postgres === undefined
+    ? ""
+    : `; PostgreSQL fsync ${postgres.fsync}, synchronous_commit ${postgres.synchronous_commit}`;
+const row = (measure: string, key: keyof Run, caveat: string): Comparison => ({
+  measure,
+  runnel: chosen![key],
+  peer: other?.[key] ?? null,
+  peerName: "compacted Kafka topic, one transaction per checkpoint (Kafka Streams' way)",
+  ratio: ratio(chosen![key], other?.[key] ?? null),
+  unit: "ms",
+  outputsEqual: other === undefined ? null : true,
+  caveat: `${caveat}${durability}`,
+});
+const comparisons: Comparison[] =
+  chosen === undefined
+    ? []
+    : [
+        row(`Checkpoint store: ${stateBytes / 1e6} MB base write`, "baseWriteMs", "1 MB chunks on both sides"),
+        row(`Checkpoint store: ${deltaBytes} B delta p50`, "deltaP50Ms", `${deltas} deltas one after another`),
+        row(`Checkpoint store: ${deltaBytes} B delta p99`, "deltaP99Ms", `${deltas} deltas one after another`),
+        row(
+          `Checkpoint store: ${stateBytes / 1e6} MB restore`,
+          "restoreMs",
+          "Kafka's topic holds this task only, its best case",
+        ),
+      ];
+await writeResults("checkpoint-store", {
+  comparisons,
+  config: { stateBytes, deltas, deltaBytes, runs, postgres },
+  stores: results,
+});

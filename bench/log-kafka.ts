@@ -25,17 +25,17 @@
  * topic must hold N records that all come from the file, with end offsets summing to N (plus one
  * marker per partition and transaction for the transactional row).
  *
- * Usage: node --import tsx bench/log-kafka.ts [--records=1000000] [--runs=3] [--quick]
+ * Usage: node --import tsx bench/log-kafka.ts [--records=1000000] [--runs=3] [--quick (200k records, 1 run)]
  *   [--java-linger-ms=20] [--java-batch-bytes=131072] [--java-txn-ms=100] [--dir=<os tmp>]
  *   [--only=local,java,java-flush,java-txn,backend] (a subset, for profiling: writes no results)
- *   [--backend-transactions=<the backend's transactionsInFlight>]
+ *   [--backend-transactions=<the backend's transactionsInFlight>] [--concurrency=8 (Runnel's appends in flight)]
  * Needs RUNNEL_TEST_KAFKA_BROKERS (else scripts/kafka.sh) and the broker's jars in
  * RUNNEL_KAFKA_DIR (default .runnel/kafka). Writes bench/results/log-kafka.json.
  */
-import { execFile, execFileSync, spawnSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import { join, resolve } from "node:path";
 import { Admin } from "@platformatic/kafka";
@@ -43,6 +43,7 @@ import { createKafkaEventLog } from "../src/log/kafka/index.js";
 import { DEFAULT_TRANSACTIONS_IN_FLIGHT } from "../src/log/kafka/options.js";
 import { LocalEventLog } from "../src/log/local/index.js";
 import type { AppendRecord, EventLog, RecordPosition } from "../src/log/types.js";
+import { type Comparison, machine, quickMode, ratio, writeResults } from "./report.js";
 
 const args = new Map(
   process.argv.slice(2).map((a) => {
@@ -50,9 +51,10 @@ const args = new Map(
     return [k!, v ?? "true"] as const;
   }),
 );
-const quick = args.get("quick") === "true";
+/** `--quick`, or `npm run bench -- --quick`: 200k records a run instead of 1 M. */
+const quick = args.get("quick") === "true" || quickMode();
 const RECORDS = Number(args.get("records") ?? (quick ? 200_000 : 1_000_000));
-const RUNS = Number(args.get("runs") ?? 3);
+const RUNS = Number(args.get("runs") ?? (quick ? 1 : 3));
 const JAVA_LINGER_MS = Number(args.get("java-linger-ms") ?? 20);
 const JAVA_BATCH_BYTES = Number(args.get("java-batch-bytes") ?? 131_072);
 const JAVA_TXN_MS = Number(args.get("java-txn-ms") ?? 100);
@@ -62,9 +64,9 @@ const BACKEND_TXNS = args.has("backend-transactions") ? Number(args.get("backend
 const ONLY = args.get("only")?.split(",");
 const BASE_DIR = args.get("dir") ?? os.tmpdir();
 const PARTITIONS = 4;
-/** Runnel's sides append as bench/log-append.ts's fastest case: batches of 1,000, 8 in flight. */
+/** Runnel's sides append as bench/log-append.ts's fastest case: batches of 1,000, 8 in flight by default. */
 const BATCH = 1000;
-const CONCURRENCY = 8;
+const CONCURRENCY = Number(args.get("concurrency") ?? 8);
 const REPO = resolve(import.meta.dirname, "..");
 const KAFKA_DIR = process.env.RUNNEL_KAFKA_DIR ?? join(REPO, ".runnel", "kafka");
 const CLOCK_TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
@@ -456,18 +458,10 @@ function strip(back: ReadBack): ReadBack {
 const fmt = (n: number, digits = 0) =>
   n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
-const machine = {
-  cpu: os.cpus()[0]?.model ?? "unknown",
-  cores: os.availableParallelism(),
-  memoryBytes: os.totalmem(),
-  os: `${os.type()} ${os.release()} ${os.arch()}`,
-  node: process.version,
-  java: spawnSync("java", ["-version"], { encoding: "utf8" }).stderr.split("\n")[0],
-  date: new Date().toISOString(),
-};
+const host = machine();
 
 console.log(
-  `log vs Kafka: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}; ${fmt(RECORDS)} records of ~${fmt(eventBytes)} bytes, ${PARTITIONS} partitions, ${RUNS} runs per row, medians`,
+  `log vs Kafka: ${host.cpu}, ${host.cores} cores, Node ${host.node}, ${host.java ?? "no Java"}; ${fmt(RECORDS)} records of ~${fmt(eventBytes)} bytes, ${PARTITIONS} partitions, ${RUNS} runs per row, medians`,
 );
 console.log(
   `Java: acks=all, idempotence, max.in.flight 5, linger.ms ${JAVA_LINGER_MS}, batch.size ${JAVA_BATCH_BYTES}, transactions every ${JAVA_TXN_MS} ms in (c); Runnel: batches of ${BATCH}, ${CONCURRENCY} in flight`,
@@ -555,43 +549,38 @@ const comparisons = [
     caveat:
       "same broker and guarantees; Runnel commits one transaction per group of concurrent appends, Java one per interval",
   },
-].map((c) => ({ ...c, ratio: c.runnel / c.peer, unit: "events/s", outputsEqual: true }));
+].map((c): Comparison & { ratio: number } => ({
+  ...c,
+  ratio: ratio(c.runnel, c.peer) ?? Number.NaN,
+  unit: "events/s",
+  // Every run read back what it wrote and threw (exiting non-zero) unless it matched.
+  outputsEqual: true,
+}));
 
 console.log("ratios (Runnel / peer, events/s):");
 for (const c of comparisons) console.log(`  ${c.measure.padEnd(64)} ×${fmt(c.ratio, 2)}`);
 
-const resultsDir = join(import.meta.dirname, "results");
-await mkdir(resultsDir, { recursive: true });
-await writeFile(
-  join(resultsDir, "log-kafka.json"),
-  `${JSON.stringify(
-    {
-      benchmark: "bench/log-kafka.ts",
-      machine,
-      config: {
-        records: RECORDS,
-        runs: RUNS,
-        partitions: PARTITIONS,
-        eventBytes: Math.round(eventBytes),
-        runnel: {
-          batch: BATCH,
-          concurrency: CONCURRENCY,
-          kafkaBackendTransactionsInFlight: BACKEND_TXNS ?? DEFAULT_TRANSACTIONS_IN_FLIGHT,
-        },
-        java: {
-          acks: "all",
-          idempotence: true,
-          maxInFlight: 5,
-          lingerMs: JAVA_LINGER_MS,
-          batchBytes: JAVA_BATCH_BYTES,
-          transactionMs: JAVA_TXN_MS,
-        },
-      },
-      comparisons,
-      rows,
+const written = await writeResults("log-kafka", {
+  comparisons,
+  config: {
+    records: RECORDS,
+    runs: RUNS,
+    partitions: PARTITIONS,
+    eventBytes: Math.round(eventBytes),
+    runnel: {
+      batch: BATCH,
+      concurrency: CONCURRENCY,
+      kafkaBackendTransactionsInFlight: BACKEND_TXNS ?? DEFAULT_TRANSACTIONS_IN_FLIGHT,
     },
-    null,
-    2,
-  )}\n`,
-);
-console.log("wrote bench/results/log-kafka.json");
+    java: {
+      acks: "all",
+      idempotence: true,
+      maxInFlight: 5,
+      lingerMs: JAVA_LINGER_MS,
+      batchBytes: JAVA_BATCH_BYTES,
+      transactionMs: JAVA_TXN_MS,
+    },
+  },
+  rows,
+});
+console.log(`wrote ${written}`);

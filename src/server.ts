@@ -269,8 +269,8 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     }, config.monitoring.anomalyIntervalMs);
     consumerWatch.unref();
     closers.push({ name: "consumer watch", close: async () => clearInterval(consumerWatch) });
-    // Every task checkpoints through one store (issue 16): files under the data directory by default,
-    // the control database when one is shared (RUNNEL_CHECKPOINT_STORE), so tasks can move.
+    // Every task checkpoints through one store (issue 16): files under the data directory, or the
+    // control plane's PostgreSQL that every instance of the installation reaches (RUNNEL_CHECKPOINT_STORE).
     const checkpoints = await openCheckpointStore(config);
     closers.push({ name: "checkpoint store", close: () => checkpoints.close() });
     const pipelines = new PipelineManager({
@@ -290,7 +290,9 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     const rules = new RuleManager({
       control,
       log,
-      dir: join(config.dataDir, "cep"),
+      checkpoints,
+      // Where rules checkpointed before the store: imported on each rule's first start.
+      legacyDir: join(config.dataDir, "cep"),
       streamExists: async (name) => (await streams.getStream(name)) !== undefined,
       probe: monitoring.probe,
       deadLetters,

@@ -4,7 +4,7 @@
  * response), actions on matches, the live alert feed, and the block list the ingestor consults.
  */
 import { createHash, randomUUID } from "node:crypto";
-import { join } from "node:path";
+import { hostname } from "node:os";
 import type { AlertRecord, BlockRecord, ControlStore, RuleRecord } from "../control/types.js";
 import type { DeadLetterSink } from "../core/dead-letters.js";
 import { RunnelError } from "../core/errors.js";
@@ -12,8 +12,10 @@ import { errorText } from "../core/record-fault.js";
 import type { BlockList } from "../ingest/ingestor.js";
 import type { EventLog } from "../log/types.js";
 import { type MonitoringProbe, noopProbe, type RuleRef } from "../monitoring/probes.js";
+import type { CheckpointStore } from "../runtime/checkpoint/store.js";
 import { alertOf, sendWebhook, type WebhookStats } from "./actions.js";
-import { removeCheckpoint } from "./checkpoint.js";
+import { dropRuleCheckpoints } from "./checkpoint.js";
+import { importLegacyCheckpoint, legacyCheckpointPath, removeCheckpoint } from "./legacy-checkpoint.js";
 import type { CepMatch } from "./operator.js";
 import { compileRule } from "./rule/compile.js";
 import { type RuleSpec, validateRuleSpec } from "./rule/spec.js";
@@ -22,8 +24,15 @@ import { RuleRunner } from "./runner.js";
 export interface RuleManagerOptions {
   readonly control: ControlStore;
   readonly log: EventLog;
-  /** Checkpoints live here (one file per rule). */
-  readonly dir: string;
+  /** Where rules checkpoint: one task per rule and partition (src/cep/checkpoint.ts). */
+  readonly checkpoints: CheckpointStore;
+  /** This process, as its claims on the rules' tasks name it; default `<host>/<pid>`. */
+  readonly owner?: string;
+  /**
+   * Where rules checkpointed before the checkpoint store (one file per rule): a rule's checkpoint
+   * found there is imported into the store once, on its first start, and the files removed.
+   */
+  readonly legacyDir?: string;
   readonly streamExists: (name: string) => Promise<boolean>;
   /** Matches, alerts, webhook outcomes and CEP state go to monitoring through this (default: nowhere). */
   readonly probe?: MonitoringProbe;
@@ -83,9 +92,11 @@ export class RuleManager implements BlockList {
   private readonly listeners = new Set<AlertListener>();
   private readonly probe: MonitoringProbe;
   private unregisterState: (() => void) | undefined;
+  private readonly owner: string;
 
   constructor(private readonly options: RuleManagerOptions) {
     this.probe = options.probe ?? noopProbe;
+    this.owner = options.owner ?? `${hostname()}/${process.pid}`;
   }
 
   async open(): Promise<void> {
@@ -195,7 +206,7 @@ export class RuleManager implements BlockList {
       if (running === undefined) return;
       await this.stopRunner(rule.id);
       // Re-enabling starts afresh from the end of the stream, as a new rule would.
-      await removeCheckpoint(this.checkpointPath(rule.id));
+      await this.dropCheckpoints(rule.id);
       return;
     }
     const spec = rule.spec as unknown as RuleSpec;
@@ -228,7 +239,7 @@ export class RuleManager implements BlockList {
 
   async delete(id: string): Promise<void> {
     await this.stopRunner(id);
-    await removeCheckpoint(this.checkpointPath(id));
+    await this.dropCheckpoints(id);
     if (!(await this.options.control.deleteRule(id))) throw new RunnelError("not_found", `rule "${id}" does not exist`);
   }
 
@@ -263,8 +274,10 @@ export class RuleManager implements BlockList {
     await Promise.all([...this.runners.values()].map((r) => r.runner.idle()));
   }
 
-  private checkpointPath(id: string): string {
-    return join(this.options.dir, `${id}.json`);
+  private async dropCheckpoints(id: string): Promise<void> {
+    await dropRuleCheckpoints(this.options.checkpoints, id, this.owner);
+    const { legacyDir } = this.options;
+    if (legacyDir !== undefined) await removeCheckpoint(legacyCheckpointPath(legacyDir, id));
   }
 
   private async startRunner(rule: RuleRecord): Promise<void> {
@@ -274,12 +287,25 @@ export class RuleManager implements BlockList {
     this.webhookStats.set(rule.id, stats);
     const revision = revisionOf(spec);
     const current = { rule };
+    const { checkpoints, legacyDir } = this.options;
+    if (legacyDir !== undefined) {
+      const path = legacyCheckpointPath(legacyDir, rule.id);
+      await importLegacyCheckpoint({
+        store: checkpoints,
+        ruleId: rule.id,
+        path,
+        owner: this.owner,
+        revision,
+        stream: rule.stream,
+      });
+    }
     const runner = new RuleRunner({
       log: this.options.log,
       ruleId: rule.id,
       stream: rule.stream,
       compiled,
-      checkpointPath: this.checkpointPath(rule.id),
+      checkpoints,
+      owner: this.owner,
       revision,
       sink: (matches) => this.act(current.rule, compiled.key, stats, matches),
       consumer: `rule/${rule.name}`,
@@ -369,7 +395,8 @@ export class RuleManager implements BlockList {
     return {
       ...rule,
       stats: {
-        running: r !== undefined,
+        // A runner whose every partition another process took over does nothing more.
+        running: r !== undefined && !r.takenOver(),
         eventsIn: r?.recordsIn ?? 0,
         matches: r?.matches ?? 0,
         partialMatches: r?.partialMatches() ?? 0,

@@ -10,7 +10,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { cp, mkdir, readdir, rename, rm, rmdir, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PGlite } from "@electric-sql/pglite";
 import { PACKAGE_ROOT } from "../core/package.js";
@@ -30,6 +30,8 @@ export const PACKAGED_TEMPLATE: PgliteTemplate = {
 
 interface TemplateManifest {
   readonly pglite: string;
+  /** Every directory of the template, relative: npm's packing drops empty ones, PostgreSQL needs them. */
+  readonly dirs: readonly string[];
 }
 
 /** The version of the PGlite this process loads (its package.json, found from its entry point). */
@@ -54,17 +56,20 @@ export async function writePgliteTemplate(template: PgliteTemplate = PACKAGED_TE
   await mkdir(template.dir, { recursive: true });
   const db = await PGlite.create({ dataDir: template.dir });
   await db.close();
-  const manifest: TemplateManifest = { pglite: pgliteVersion() };
+  const entries = await readdir(template.dir, { recursive: true, withFileTypes: true });
+  const dirs = entries.filter((e) => e.isDirectory()).map((e) => relative(template.dir, join(e.parentPath, e.name)));
+  const manifest: TemplateManifest = { pglite: pgliteVersion(), dirs: dirs.sort() };
   await writeFile(template.manifest, `${JSON.stringify(manifest)}\n`);
 }
 
-/** True when the template exists whole and was made by this PGlite. */
-export function usablePgliteTemplate(template: PgliteTemplate = PACKAGED_TEMPLATE): boolean {
+/** The template's manifest when the template exists whole and was made by this PGlite. */
+export function usablePgliteTemplate(template: PgliteTemplate = PACKAGED_TEMPLATE): TemplateManifest | undefined {
   try {
     const manifest = JSON.parse(readFileSync(template.manifest, "utf8")) as Partial<TemplateManifest>;
-    return manifest.pglite === pgliteVersion() && existsSync(join(template.dir, "PG_VERSION"));
+    const whole = existsSync(join(template.dir, "PG_VERSION")) && Array.isArray(manifest.dirs);
+    return manifest.pglite === pgliteVersion() && whole ? (manifest as TemplateManifest) : undefined;
   } catch {
-    return false;
+    return undefined;
   }
 }
 
@@ -80,17 +85,35 @@ export async function createPglite(
 ): Promise<PGlite> {
   if (dir === undefined) return PGlite.create();
   await mkdir(dir, { recursive: true });
-  if ((await readdir(dir)).length === 0 && usablePgliteTemplate(template)) {
-    const staging = `${dir}.template-${process.pid}`;
+  const manifest = (await readdir(dir)).length === 0 ? usablePgliteTemplate(template) : undefined;
+  if (manifest !== undefined && (await copyTemplate(template, manifest, dir))) {
     try {
-      await rm(staging, { recursive: true, force: true });
-      await cp(template.dir, staging, { recursive: true });
-      await rmdir(dir);
-      await rename(staging, dir);
+      return await PGlite.create({ dataDir: dir });
     } catch {
-      await rm(staging, { recursive: true, force: true });
-      await mkdir(dir, { recursive: true });
+      // A copy PostgreSQL cannot start from (damaged in the package): start as if there were none.
+      await emptyDir(dir);
     }
   }
   return PGlite.create({ dataDir: dir });
+}
+
+/** Copies the template into the empty `dir` (through a sibling renamed into place); false when it could not. */
+async function copyTemplate(template: PgliteTemplate, manifest: TemplateManifest, dir: string): Promise<boolean> {
+  const staging = `${dir}.template-${process.pid}`;
+  try {
+    await rm(staging, { recursive: true, force: true });
+    await cp(template.dir, staging, { recursive: true });
+    for (const sub of manifest.dirs) await mkdir(join(staging, sub), { recursive: true });
+    await rmdir(dir);
+    await rename(staging, dir);
+    return true;
+  } catch {
+    await rm(staging, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+    return false;
+  }
+}
+
+async function emptyDir(dir: string): Promise<void> {
+  for (const entry of await readdir(dir)) await rm(join(dir, entry), { recursive: true, force: true });
 }

@@ -66,6 +66,15 @@ export class TimerService<K = string, N = string> {
     return this.eventTime.add(key, timestamp, namespace);
   }
 
+  /**
+   * Registers a timer the caller knows is not registered yet, without the dedup lookup (a window
+   * operator scheduling a window it just created: every key's window ends at the same instant, so
+   * the lookup would index every key of the instant). Registering a duplicate this way fires it twice.
+   */
+  registerNewEventTimeTimer(key: K, timestamp: number, namespace: N): void {
+    this.eventTime.add(key, timestamp, namespace, false);
+  }
+
   deleteEventTimeTimer(key: K, timestamp: number, namespace: N): boolean {
     return this.eventTime.delete(key, timestamp, namespace);
   }
@@ -112,15 +121,23 @@ export class TimerService<K = string, N = string> {
 /** Marks a deleted timer in its instant's list (deleting from the middle of an array would shift). */
 const DELETED: unique symbol = Symbol("deleted timer");
 
-/** The timers of one instant, in registration order, with an index for dedup. */
+/**
+ * The timers of one instant, in registration order. The dedup index is built at the first lookup
+ * (a registration that must be checked, a delete): an instant that only ever receives timers
+ * known to be new (a window operator's windows of all keys ending there) never pays for it.
+ */
 class Instant<K, N> {
   readonly keys: K[] = [];
   readonly namespaces: (N | typeof DELETED)[] = [];
   /** Key → its positions in the lists: one number for the usual single timer, an array beyond. */
-  readonly index = new Map<K, number | number[]>();
+  private index: Map<K, number | number[]> | undefined;
   live = 0;
 
   find(key: K, namespace: N): number {
+    if (this.index === undefined) {
+      this.index = new Map();
+      for (let i = 0; i < this.keys.length; i++) this.indexAt(this.keys[i] as K, i);
+    }
     const at = this.index.get(key);
     if (at === undefined) return -1;
     if (typeof at === "number") return this.namespaces[at] === namespace ? at : -1;
@@ -132,11 +149,16 @@ class Instant<K, N> {
     const i = this.keys.length;
     this.keys.push(key);
     this.namespaces.push(namespace);
-    const at = this.index.get(key);
-    if (at === undefined) this.index.set(key, i);
-    else if (typeof at === "number") this.index.set(key, [at, i]);
-    else at.push(i);
+    if (this.index !== undefined) this.indexAt(key, i);
     this.live++;
+  }
+
+  private indexAt(key: K, i: number): void {
+    const index = this.index as Map<K, number | number[]>;
+    const at = index.get(key);
+    if (at === undefined) index.set(key, i);
+    else if (typeof at === "number") index.set(key, [at, i]);
+    else at.push(i);
   }
 }
 
@@ -153,13 +175,14 @@ class TimerQueue<K, N> {
     return this.instants.peek();
   }
 
-  add(key: K, timestamp: number, namespace: N): boolean {
+  /** `checked` false: the caller knows the timer is not registered (no dedup lookup). */
+  add(key: K, timestamp: number, namespace: N, checked = true): boolean {
     let instant = this.due.get(timestamp);
     if (instant === undefined) {
       instant = new Instant<K, N>();
       this.due.set(timestamp, instant);
       this.instants.push(timestamp);
-    } else if (instant.find(key, namespace) >= 0) return false;
+    } else if (checked && instant.find(key, namespace) >= 0) return false;
     instant.add(key, namespace);
     this.count++;
     return true;
@@ -177,6 +200,9 @@ class TimerQueue<K, N> {
   }
 
   fireUntil(time: number, fire: TimerCallback<K, N>): number {
+    // The common case on the hot path (watermark moved, nothing due): one comparison.
+    const first = this.instants.items[0];
+    if (first === undefined || first > time) return 0;
     let fired = 0;
     for (let t = this.instants.peek(); t !== undefined && t <= time; t = this.instants.peek()) {
       this.instants.pop();

@@ -4,16 +4,15 @@
  * again) and the rule goes on firing for every other user of the partition.
  */
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { type CepMatch, CepOperator } from "../../src/cep/operator.js";
 import { compileRule } from "../../src/cep/rule/compile.js";
 import { validateRuleSpec } from "../../src/cep/rule/spec.js";
 import { RuleRunner } from "../../src/cep/runner.js";
 import type { DeadLetterSink } from "../../src/core/dead-letters.js";
 import type { AppendRecord } from "../../src/log/types.js";
+import { MemoryCheckpointStore } from "../../src/runtime/checkpoint/memory.js";
+import type { CheckpointStore } from "../../src/runtime/checkpoint/store.js";
 import { deadLettersOn, deepValue } from "../helpers/dead-letters.js";
 import { FakeLog } from "../helpers/fake-log.js";
 
@@ -21,8 +20,6 @@ const encoder = new TextEncoder();
 const MINUTE = 60_000;
 const T0 = Date.now() - 60 * MINUTE;
 const END_OF_TIME = Date.parse("9999-12-31T00:00:00Z");
-const dirs: string[] = [];
-after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
 
 function rule(lateness = "0s") {
   return compileRule(
@@ -43,13 +40,14 @@ function rec(user: string, t: number, amount: number): AppendRecord {
   return { key: user, timestamp: t, value: encoder.encode(JSON.stringify({ user_id: user, amount })) };
 }
 
-async function runner(log: FakeLog, checkpointPath: string, sink: DeadLetterSink, matched: CepMatch[]) {
+async function runner(log: FakeLog, checkpoints: CheckpointStore, sink: DeadLetterSink, matched: CepMatch[]) {
   const r = new RuleRunner({
     log,
     ruleId: "r1",
     stream: "tx",
     compiled: rule(),
-    checkpointPath,
+    checkpoints,
+    owner: "test",
     consumer: "rule/two-large",
     sink: async (m) => {
       matched.push(...m);
@@ -63,12 +61,11 @@ async function runner(log: FakeLog, checkpointPath: string, sink: DeadLetterSink
 
 describe("a rule and poison records", () => {
   it("dead-letters a 20 000-deep and a non-JSON record once, across a restart, and fires for the others", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "runnel-cep-poison-"));
-    dirs.push(dir);
+    const checkpoints = new MemoryCheckpointStore();
     const log = new FakeLog();
     await log.createStream("tx", { partitions: 1 });
     const matched: CepMatch[] = [];
-    const first = await runner(log, join(dir, "r1.json"), deadLettersOn(log).sink, matched);
+    const first = await runner(log, checkpoints, deadLettersOn(log).sink, matched);
     await log.append("tx", [
       rec("x", T0, 900),
       { key: "x", timestamp: T0 + 1, value: deepValue("x") },
@@ -91,7 +88,7 @@ describe("a rule and poison records", () => {
     assert.equal((await dead.letters("tx")).length, 3);
 
     const again: CepMatch[] = [];
-    const second = await runner(log, join(dir, "r1.json"), dead.sink, again);
+    const second = await runner(log, checkpoints, dead.sink, again);
     await log.append("tx", [rec("y", T0 + 6, 900)]);
     await second.idle();
     await second.stop();

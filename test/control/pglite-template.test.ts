@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { cp, mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -41,6 +41,36 @@ describe("PGlite template (a first start without initdb)", () => {
     }
   });
 
+  it("starts from a template whose empty directories were dropped, as npm's packing drops them", async () => {
+    const packed = { dir: join(root, "packed"), manifest: template.manifest };
+    await cp(template.dir, packed.dir, { recursive: true });
+    const empty = (await readdir(packed.dir, { recursive: true, withFileTypes: true }))
+      .filter((e) => e.isDirectory())
+      .map((e) => join(e.parentPath, e.name))
+      .filter((d) => readdirSync(d).length === 0);
+    assert.ok(empty.length > 0, "a fresh cluster has empty directories");
+    for (const d of empty) await rm(d, { recursive: true });
+    const db = await createPglite(join(root, "from-packed"), packed);
+    try {
+      assert.deepEqual((await db.query<{ one: number }>("SELECT 1 AS one")).rows, [{ one: 1 }]);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it("runs initdb when PostgreSQL cannot start from the copied template", async () => {
+    const damaged = { dir: join(root, "damaged"), manifest: template.manifest };
+    await cp(template.dir, damaged.dir, { recursive: true });
+    await rm(join(damaged.dir, "global", "pg_control"));
+    const db = await createPglite(join(root, "from-damaged"), damaged);
+    try {
+      await db.query("CREATE TABLE t (v int)");
+      assert.deepEqual((await db.query<{ n: number }>("SELECT count(*)::int AS n FROM t")).rows, [{ n: 0 }]);
+    } finally {
+      await db.close();
+    }
+  });
+
   it("never lays the template over an existing cluster", async () => {
     const dir = join(root, "existing");
     const first = await createPglite(dir, template);
@@ -58,7 +88,7 @@ describe("PGlite template (a first start without initdb)", () => {
   it("skips a template made by another PGlite version and runs initdb instead", async () => {
     const stale = { dir: template.dir, manifest: join(root, "stale.json") };
     await writeFile(stale.manifest, JSON.stringify({ pglite: `${pgliteVersion()}-other` }));
-    assert.equal(usablePgliteTemplate(stale), false);
+    assert.equal(usablePgliteTemplate(stale), undefined);
     const db = await createPglite(join(root, "stale-dir"), stale);
     try {
       assert.deepEqual((await db.query<{ one: number }>("SELECT 1 AS one")).rows, [{ one: 1 }]);
@@ -91,6 +121,6 @@ describe("PGlite template (a first start without initdb)", () => {
   });
 
   it("has no template when none was built", () => {
-    assert.equal(usablePgliteTemplate({ dir: join(root, "none"), manifest: join(root, "none.json") }), false);
+    assert.equal(usablePgliteTemplate({ dir: join(root, "none"), manifest: join(root, "none.json") }), undefined);
   });
 });

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Client } from "../helpers/http.js";
 import { ADMIN_PASSWORD, type ServerProcess, startServerProcess, tempDataDir } from "../helpers/server-process.js";
-import { alertName, BASE_TS, expectedMatches, fraudScenario, MINUTE, seedRule, type Tx } from "./fraud-data.js";
+import { alertName, BASE_TS, expectedMatches, fraudScenario, MINUTE, seedRule, type Tx, wave } from "./fraud-data.js";
 
 const SEED = 424_242;
 const PARTITIONS = 4;
@@ -21,24 +21,6 @@ interface Alert {
   ruleId: string;
   userId: string | null;
   events: Array<Record<string, unknown>>;
-}
-
-/**
- * A wave: many users complete a match in one batch, so each rule stores dozens of alerts in one
- * go before its position (and checkpoint) moves past them; killing while they appear crashes
- * between "alert stored" and "checkpoint written", the window a replay must not duplicate.
- */
-function wave(tag: string, at: number, users = 40): [Tx[], Tx[]] {
-  // All at one event time, taking turns by user: nothing arrives behind a partition's watermark.
-  const ev = (u: number, i: number): Tx => ({
-    user_id: `w${tag}-${u}`,
-    event_type: "transaction",
-    amount: 700 + i,
-    timestamp: at,
-    tx_id: `w${tag}-${u}-${i}`,
-  });
-  const ids = Array.from({ length: users }, (_, u) => u);
-  return [[0, 1, 2].flatMap((i) => ids.map((u) => ev(u, i))), ids.map((u) => ev(u, 3))];
 }
 
 test("each match yields exactly one alert across SIGKILL and restart", async () => {

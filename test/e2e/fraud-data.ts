@@ -205,3 +205,21 @@ export function nameOf(user: string, txs: ReadonlyArray<{ readonly tx_id?: unkno
 export function alertName(a: { userId: string | null; events: Array<Record<string, unknown>> }): string {
   return nameOf(String(a.userId), a.events);
 }
+
+/**
+ * A wave: many users complete a match in one batch, so each rule stores dozens of alerts in one
+ * go before its position (and checkpoint) moves past them; killing while they appear crashes
+ * between "alert stored" and "checkpoint written", the window a replay must not duplicate.
+ */
+export function wave(tag: string, at: number, users = 40): [Tx[], Tx[]] {
+  // All at one event time, taking turns by user: nothing arrives behind a partition's watermark.
+  const ev = (u: number, i: number): Tx => ({
+    user_id: `w${tag}-${u}`,
+    event_type: "transaction",
+    amount: 700 + i,
+    timestamp: at,
+    tx_id: `w${tag}-${u}-${i}`,
+  });
+  const ids = Array.from({ length: users }, (_, u) => u);
+  return [[0, 1, 2].flatMap((i) => ids.map((u) => ev(u, i))), ids.map((u) => ev(u, 3))];
+}

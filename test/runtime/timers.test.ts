@@ -127,3 +127,19 @@ test("snapshot and restore keep every timer and their firing order", () => {
   assert.deepEqual(b.fired, a.fired);
   assert.equal(restored.nextProcessingTime(), 7);
 });
+
+test("registerNewEventTimeTimer skips the lookup, and a later checked registration still sees it", () => {
+  const timers = new TimerService();
+  timers.registerNewEventTimeTimer("a", 10, "w");
+  timers.registerNewEventTimeTimer("b", 10, "w");
+  assert.equal(timers.registerEventTimeTimer("a", 10, "w"), false, "indexed on the first lookup");
+  timers.registerNewEventTimeTimer("c", 10, "w");
+  assert.equal(timers.registerEventTimeTimer("c", 10, "w"), false, "indexed once the index exists");
+  assert.equal(timers.deleteEventTimeTimer("b", 10, "w"), true);
+  const { fired, fire } = collect();
+  timers.advanceWatermark(10, fire);
+  assert.deepEqual(fired, [
+    ["a", "w", 10],
+    ["c", "w", 10],
+  ]);
+});

@@ -1,6 +1,7 @@
 import { ManualClock } from "../../src/core/clock.js";
 import { partitionForKey } from "../../src/log/types.js";
 import { MemoryCheckpointStore } from "../../src/runtime/checkpoint/memory.js";
+import type { CheckpointStore } from "../../src/runtime/checkpoint/store.js";
 import { type PipelineOptionsInput, parsePipelineOptions } from "../../src/stream/options.js";
 import { compilePipeline } from "../../src/stream/sql/index.js";
 import { WindowedPipelineRunner } from "../../src/stream/window-runner.js";
@@ -40,7 +41,7 @@ export function windowRunner(
   log: FakeLog,
   sql: string,
   options: PipelineOptionsInput = {},
-  extra: { clock?: ManualClock; checkpoints?: MemoryCheckpointStore; chunkSize?: number } = {},
+  extra: { clock?: ManualClock; checkpoints?: CheckpointStore; chunkSize?: number } = {},
 ): WindowedPipelineRunner {
   const compiled = compilePipeline(sql, (n) => log.hasStream(n));
   if (compiled.kind !== "window") throw new Error("expected a windowed pipeline");

@@ -112,7 +112,7 @@ export function compileWhere(src: string, stepNames: readonly string[], self: st
         const fn = CMP[e.op];
         if (fn !== undefined) return `H.${fn}(${gen(e.l)}, ${gen(e.r)})`;
         if (e.op === "||") return `H.concat(${gen(e.l)}, ${gen(e.r)}, ${q(typeOf(e.l))}, ${q(typeOf(e.r))})`;
-        return `H.arith(${q(e.op)}, ${gen(e.l)}, ${gen(e.r)})`;
+        return `H.arith[${q(e.op)}](${gen(e.l)}, ${gen(e.r)})`;
       }
       case "isnull":
         return `(${gen(e.e)} ${e.neg ? "!==" : "==="} null)`;

@@ -6,7 +6,7 @@
  */
 import { SCALARS } from "../../stream/sql/functions.js";
 import {
-  arithmetic,
+  ARITHMETIC,
   between,
   compareValues,
   concat,
@@ -88,7 +88,7 @@ export const WHERE_RUNTIME = {
   ge,
   between,
   truth,
-  arith: arithmetic,
+  arith: ARITHMETIC,
   concat,
   negate,
   likeMatcher,

@@ -31,7 +31,7 @@
  *   const records = await log.read("clicks", pos.partition, pos.offset);
  */
 import { randomUUID } from "node:crypto";
-import type { ClusterMetadata } from "@platformatic/kafka";
+import type { ClusterMetadata, FetchOptions } from "@platformatic/kafka";
 import {
   Admin,
   ConfigResourceTypes,
@@ -85,6 +85,13 @@ interface Lane {
   /** Set after a topic is deleted or a transaction could not be ended: start a new producer. */
   stale: boolean;
   busy: boolean;
+  /**
+   * Settles once the lane's last transaction is readable, i.e. its commit markers are written.
+   * Until then Kafka answers the producer's next AddPartitionsToTxn with CONCURRENT_TRANSACTIONS,
+   * which the client retries only after its retry delay (100 ms): waiting for the markers (a few
+   * milliseconds, seen by the shared poll) is much shorter.
+   */
+  previous: Promise<void>;
 }
 
 /** A committed transaction's appends, resolved once their records are readable. */
@@ -93,6 +100,8 @@ interface CommittedGroup {
   readonly positions: readonly RecordPosition[][];
   readonly last: readonly { topic: string; partition: number; offset: number }[];
   readonly deadline: number;
+  /** Tells the lane that committed it that its transaction is complete (markers written). */
+  readonly done: () => void;
 }
 
 /** The client does not export its Transaction class. */
@@ -103,6 +112,8 @@ const PING_TIMEOUT_MS = 2_000;
 /** Upper bound on one group-committed transaction, so one slow giant group cannot starve others. */
 const MAX_GROUP_BYTES = 8 * 1024 * 1024;
 const READ_COMMITTED = FetchIsolationLevels.READ_COMMITTED;
+/** Reads that raced each other on a fetch session are retried this often before failing. */
+const MAX_FETCH_SESSION_RETRIES = 10;
 
 export class KafkaEventLog implements EventLog {
   /** Transaction markers take offsets; partitions of a committed batch become readable one by one. */
@@ -123,6 +134,13 @@ export class KafkaEventLog implements EventLog {
   private unseen: CommittedGroup[] = [];
   /** The poll of last stable offsets that resolves `unseen`, while one runs. */
   private watching: Promise<void> | undefined;
+  /**
+   * The reader's fetches in flight, per broker, chained. The client keeps one incremental fetch
+   * session per broker (KIP-227) and every fetch carries its epoch: fetches sent together carry the
+   * same one, the broker refuses all but the first (INVALID_FETCH_SESSION_EPOCH) and after three
+   * refusals a read fails. One at a time per broker, each fetch sees the epoch the last one left.
+   */
+  private readonly fetches = new Map<number, Promise<unknown>>();
   private readonly streams = new Map<string, StreamMeta>();
   private readonly listeners = new Map<string, Set<() => void>>();
   private readonly seenEnds = new Map<string, string>();
@@ -139,6 +157,7 @@ export class KafkaEventLog implements EventLog {
       producer: undefined,
       stale: false,
       busy: false,
+      previous: Promise.resolve(),
     }));
   }
 
@@ -570,6 +589,7 @@ export class KafkaEventLog implements EventLog {
 
   private async commitGroup(group: readonly PendingAppend[], lane: Lane): Promise<void> {
     if (this.state !== "open") throw new RunnelError("not_ready", "the event log is closed");
+    await lane.previous;
     const tx = await this.beginTransaction(lane);
     const positions = group.map((a) => new Array<RecordPosition>(a.records.length));
     const lastOffsets = new Map<string, { topic: string; partition: number; offset: number }>();
@@ -636,11 +656,16 @@ export class KafkaEventLog implements EventLog {
       }
       throw e;
     }
+    let done = () => {};
+    lane.previous = new Promise<void>((resolve) => {
+      done = resolve;
+    });
     this.unseen.push({
       group,
       positions,
       last: [...lastOffsets.values()],
       deadline: Date.now() + this.options.requestTimeoutMs,
+      done,
     });
     this.watching ??= this.watch().finally(() => {
       this.watching = undefined;
@@ -693,6 +718,7 @@ export class KafkaEventLog implements EventLog {
       if (readable.length > 0) delay = 1;
       const streams = new Set<string>();
       for (const c of readable) {
+        c.done();
         c.group.forEach((a, k) => {
           streams.add(a.stream);
           a.resolve(c.positions[k]!);
@@ -724,7 +750,7 @@ export class KafkaEventLog implements EventLog {
       try {
         const metadata = await reader.metadata({ topics: [meta.topic], forceUpdate: attempt > 0 });
         const { topicId, leader } = leaderOf(metadata, meta, stream, partition);
-        const response = await reader.fetch({
+        const request: FetchOptions<Buffer, Buffer, Buffer, Buffer> = {
           node: leader,
           topics: [
             {
@@ -744,7 +770,8 @@ export class KafkaEventLog implements EventLog {
           minBytes: 0,
           maxBytes: budget,
           isolationLevel: READ_COMMITTED,
-        });
+        };
+        const response = await this.fetchInTurn(leader, () => reader.fetch(request));
         const p = response.responses[0]?.partitions[0];
         // 2.x types an absent record set or abort list as null (the protocol's nullable arrays).
         if (p === undefined || p.records == null || p.records.length === 0) return undefined;
@@ -756,9 +783,29 @@ export class KafkaEventLog implements EventLog {
         }
         const stale = hasKafkaError(e, "UNKNOWN_TOPIC_ID") || hasKafkaError(e, "NOT_LEADER_OR_FOLLOWER");
         if (stale && attempt === 0) continue;
+        // Deleted since this log last looked it up (by another instance, or just now).
+        if (isUnknownTopic(e)) throw notFound(stream);
+        // Concurrent reads share the client's incremental fetch session with each broker, and one
+        // that raced another's epoch is refused; the client has dropped the session, so go again.
+        const raced = hasKafkaError(e, "INVALID_FETCH_SESSION_EPOCH") || hasKafkaError(e, "FETCH_SESSION_ID_NOT_FOUND");
+        if (raced && attempt < MAX_FETCH_SESSION_RETRIES) {
+          await new Promise((r) => setTimeout(r, Math.random() * 5));
+          continue;
+        }
         throw toRunnelError(e, `read ${meta.topic}/${partition}`, stream);
       }
     }
+  }
+
+  /** Runs `request` once the fetches sent to `node` before it have ended (see `fetches`). */
+  private fetchInTurn<T>(node: number, request: () => Promise<T>): Promise<T> {
+    const turn = (this.fetches.get(node) ?? Promise.resolve()).then(request, request);
+    const settled = turn.catch(() => undefined);
+    this.fetches.set(node, settled);
+    void settled.then(() => {
+      if (this.fetches.get(node) === settled) this.fetches.delete(node);
+    });
+    return turn;
   }
 
   private async listOffsets(meta: StreamMeta, stream: string, timestamp: bigint): Promise<number[]> {

@@ -24,6 +24,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fsyncDir, writeFileSynced } from "../../core/durable-file.js";
 import { frameHeader, unframe } from "./frame.js";
 import {
+  CheckpointContendedError,
   CheckpointCorruptError,
   CheckpointFencedError,
   type CheckpointKind,
@@ -296,19 +297,30 @@ export class LocalFileCheckpointStore implements CheckpointStore {
         entries.map((e) => Number(VERSION.exec(e)?.[1] ?? Number.NaN)).filter((v) => v >= version),
       );
       if (keepPrevious && older.length > 0) kept.add(older[0]!);
-      const named = new Set<string>();
-      for (const v of kept) {
+      const filesOf = async (v: number, into: Set<string>) => {
         const m = v === version ? manifest : await readManifest(dir, v);
-        if (typeof m === "object" && m.written !== null)
-          for (const f of [m.written.base, ...m.written.deltas]) named.add(f);
+        if (typeof m === "object" && m.written !== null) {
+          for (const f of [m.written.base, ...m.written.deltas]) into.add(f);
+        }
+      };
+      const named = new Set<string>();
+      for (const v of kept) await filesOf(v, named);
+      const retired = new Set<string>();
+      for (const v of older) {
+        if (kept.has(v)) continue;
+        await filesOf(v, retired);
+        await rm(join(dir, `v${v}`), { force: true });
       }
-      for (const v of older) if (!kept.has(v)) await rm(join(dir, `v${v}`), { force: true });
       for (const entry of entries) {
         const data = DATA.exec(entry);
         const temp = TEMP.exec(entry);
+        // A data file no kept manifest names goes when a retired one named it (a replaced base, the
+        // deltas before it), or when an older epoch wrote it (a fenced or crashed writer's file: no
+        // manifest will ever name it), or with everything else on a drop.
         const stale =
-          (data !== null && !named.has(entry) && Number(data[1]) < manifest.epoch) ||
-          (data !== null && !named.has(entry) && !keepPrevious) ||
+          (data !== null &&
+            !named.has(entry) &&
+            (retired.has(entry) || Number(data[1]) < manifest.epoch || !keepPrevious)) ||
           (temp !== null && !processAlive(Number(temp[1])));
         if (stale) await rm(join(dir, entry), { force: true });
       }
@@ -317,8 +329,8 @@ export class LocalFileCheckpointStore implements CheckpointStore {
     }
   }
 
-  private contended(task: string): Error {
-    return new Error(`checkpoint of task ${task}: gave up after ${MAX_ATTEMPTS} attempts lost to other writers`);
+  private contended(task: string): CheckpointContendedError {
+    return new CheckpointContendedError(task, MAX_ATTEMPTS);
   }
 }
 

@@ -85,6 +85,18 @@ export class CheckpointNoBaseError extends Error {
   }
 }
 
+/** An operation that lost the race for the task's next checkpoint to other writers too many times in a row. */
+export class CheckpointContendedError extends Error {
+  readonly code = "checkpoint_contended";
+  constructor(
+    readonly task: string,
+    readonly attempts: number,
+  ) {
+    super(`checkpoint of task ${task}: gave up after ${attempts} attempts lost to other writers`);
+    this.name = "CheckpointContendedError";
+  }
+}
+
 /** A checkpoint that cannot be read back whole (a torn or corrupt store that recovery did not repair). */
 export class CheckpointCorruptError extends Error {
   readonly code = "checkpoint_corrupt";

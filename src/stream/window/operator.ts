@@ -275,9 +275,12 @@ export class WindowOperator {
   }
 
   private schedule(win: Win): void {
-    if (!win.fired) this.fireTimers.registerEventTimeTimer(win.group.mapKey, win.end - 1, win);
+    // Without the dedup lookup (every key's window ends at the same instant): a session grown only
+    // at its start is scheduled again at the same end, and that second firing finds the window
+    // fired (or purged) and does nothing.
+    if (!win.fired) this.fireTimers.registerNewEventTimeTimer(win.group.mapKey, win.end - 1, win);
     const lateness = this.options.allowedLatenessMs;
-    if (lateness > 0) this.cleanupTimers.registerEventTimeTimer(win.group.mapKey, win.end - 1 + lateness, win);
+    if (lateness > 0) this.cleanupTimers.registerNewEventTimeTimer(win.group.mapKey, win.end - 1 + lateness, win);
   }
 
   private addTo(win: Win, e: StreamEvent, out: WindowOutput[]): void {

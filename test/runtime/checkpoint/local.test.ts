@@ -1,6 +1,8 @@
+import assert from "node:assert/strict";
 import { mkdtemp, open, readdir, rm, stat, truncate } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { describe, it } from "node:test";
 import { encodeTask, LocalFileCheckpointStore } from "../../../src/runtime/checkpoint/local.js";
 import type { CheckpointStore } from "../../../src/runtime/checkpoint/store.js";
 import { runCheckpointStoreConformance, type TearWrite } from "../checkpoint-store-conformance.js";
@@ -45,4 +47,28 @@ runCheckpointStoreConformance("local files", async () => {
     },
     destroy: () => rm(root, { recursive: true, force: true }),
   };
+});
+
+describe("local checkpoint files", () => {
+  it("retire replaced bases and their deltas as one owner goes on writing", async () => {
+    const root = await mkdtemp(join(tmpdir(), "runnel-checkpoints-"));
+    try {
+      const store = new LocalFileCheckpointStore(root);
+      const { epoch } = await store.claim("job/0", "a");
+      for (let i = 0; i < 20; i++) {
+        await store.write("job/0", epoch, i % 4 === 0 ? "base" : "delta", new Uint8Array(1000).fill(i));
+      }
+      const files = await readdir(join(root, "job~2f0"));
+      // The newest manifest (base 16, deltas 17-19) and the one before it: four data files.
+      assert.deepEqual(
+        files.filter((f) => f.startsWith("v")),
+        ["v20", "v21"],
+      );
+      assert.equal(files.filter((f) => f.startsWith("d-")).length, 4, `files: ${files}`);
+      const read = await store.read("job/0");
+      assert.deepEqual([read!.base[0], ...read!.deltas.map((d) => d[0])], [16, 17, 18, 19]);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
 });
