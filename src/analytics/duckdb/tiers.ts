@@ -59,7 +59,10 @@ export function tieredViewSql(
   archive: ArchiveSet,
   fileColumns: ReadonlySet<string>,
 ): string {
-  const hot = `SELECT * FROM ${quoteIdent(database)}.main.${quoteIdent(table)} WHERE "_offset" >= ${boundaryExpression(archive.boundaries)}`;
+  // Both halves list the same columns, so a column added to the table between this list being
+  // read and the view being replaced cannot make the halves' widths differ.
+  const names = columns.map((c) => quoteIdent(c.name)).join(", ");
+  const hot = `SELECT ${names} FROM ${quoteIdent(database)}.main.${quoteIdent(table)} WHERE "_offset" >= ${boundaryExpression(archive.boundaries)}`;
   if (archive.files.length === 0) return hot;
   const select = columns.map((c) => {
     const value = fileColumns.has(c.name.toLowerCase()) ? quoteIdent(c.name) : "NULL";
