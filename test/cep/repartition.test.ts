@@ -151,6 +151,37 @@ describe("a rule keyed by device over several partitions", () => {
     });
 });
 
+describe("changing the key of a repartitioned rule", () => {
+  const { tempDir, openLog, control } = fixtures("runnel-cep-repartition-change-");
+
+  it("starts the stage afresh keyed by the new field", async () => {
+    const log = await openLog({ dir: await tempDir() });
+    await log.createStream("payments", { partitions: PARTITIONS });
+    const checkpoints = new MemoryCheckpointStore();
+    const manager = new RuleManager({ control, log, checkpoints, streamExists: async () => true });
+    await manager.open();
+    const rule = await manager.create({ ...RULE, name: "busy-device-change" });
+    const [a, b, c] = usersInDistinctPartitions() as [string, string, string];
+    await pay(log, a, { device: "d1", card: "c1", amount: 200 });
+    await until(
+      () => copiesIn(log, repartitionStream(`rule/${rule.id}`)),
+      (ids) => ids.length === 1,
+      "one copy",
+    );
+    await manager.update(rule.id, { key: "card" }, "merge");
+    assert.deepEqual(await copiesIn(log, repartitionStream(`rule/${rule.id}`)), [], "the old copies are gone");
+    await pay(log, a, { device: "d7", card: "c9", amount: 200 });
+    await pay(log, b, { device: "d8", card: "c9", amount: 300 });
+    await pay(log, c, { device: "d9", card: "c9", amount: 400 });
+    const alerts = await alertsOf(control, rule.id, 1);
+    assert.deepEqual(
+      alerts.map((x) => x.key),
+      ["c9"],
+    );
+    await manager.stop();
+  });
+});
+
 describe("event time across the hop", () => {
   const { tempDir, openLog, control } = fixtures("runnel-cep-repartition-time-");
 
