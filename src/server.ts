@@ -294,6 +294,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       // Where rules checkpointed before the store: imported on each rule's first start.
       legacyDir: join(config.dataDir, "cep"),
       streamExists: async (name) => (await streams.getStream(name)) !== undefined,
+      streamRetention: async (name) => (await streams.getStream(name))?.retentionMs,
       probe: monitoring.probe,
       deadLetters,
     });

@@ -13,8 +13,9 @@ import type { BlockList } from "../ingest/ingestor.js";
 import type { EventLog } from "../log/types.js";
 import { type MonitoringProbe, noopProbe, type RuleRef } from "../monitoring/probes.js";
 import type { CheckpointStore } from "../runtime/checkpoint/store.js";
+import { dropRepartition, Repartitioner } from "../runtime/repartition.js";
 import { alertOf, sendWebhook, type WebhookStats } from "./actions.js";
-import { dropRuleCheckpoints } from "./checkpoint.js";
+import { dropRuleCheckpoints, ruleJob } from "./checkpoint.js";
 import { importLegacyCheckpoint, legacyCheckpointPath, removeCheckpoint } from "./legacy-checkpoint.js";
 import type { CepMatch } from "./operator.js";
 import { compileRule } from "./rule/compile.js";
@@ -34,6 +35,8 @@ export interface RuleManagerOptions {
    */
   readonly legacyDir?: string;
   readonly streamExists: (name: string) => Promise<boolean>;
+  /** A stream's retention (ms, undefined: forever), kept by the internal stream of a rule keyed by another field. */
+  readonly streamRetention?: (name: string) => Promise<number | undefined>;
   /** Matches, alerts, webhook outcomes and CEP state go to monitoring through this (default: nowhere). */
   readonly probe?: MonitoringProbe;
   /** Where rules put the records they cannot process (default: counted and skipped). */
@@ -63,6 +66,10 @@ type AlertListener = (alert: AlertRecord) => void;
 /** A rule's runner and the definition its matches are acted on with. */
 interface RunningRule {
   readonly runner: RuleRunner;
+  /** For a rule keyed by a field other than user_id: the stage that repartitions its stream by that field. */
+  readonly repartition: Repartitioner | undefined;
+  /** What the repartition stage's stream holds (the stream and the key); a rule changing it starts afresh. */
+  readonly source: string;
   readonly revision: string;
   /** Read by the runner's sink at each match; replaced in place when only the name or actions change. */
   readonly current: { rule: RuleRecord };
@@ -123,8 +130,7 @@ export class RuleManager implements BlockList {
   async stop(): Promise<void> {
     this.unregisterState?.();
     this.unregisterState = undefined;
-    await Promise.all([...this.runners.values()].map((r) => r.runner.stop()));
-    this.runners.clear();
+    await Promise.all([...this.runners.keys()].map((id) => this.stopRunner(id)));
   }
 
   isBlocked(userId: string, stream: string): boolean {
@@ -217,6 +223,9 @@ export class RuleManager implements BlockList {
     } else {
       // Its last checkpoint holds where it stopped; the new runner takes the positions, not the state.
       await this.stopRunner(rule.id);
+      // Positions in a repartition stream keyed by the old field (or copied from the old stream)
+      // mean nothing for the new definition: the stage and the rule start afresh, as a new rule.
+      if (running.repartition !== undefined && running.source !== sourceOf(spec)) await this.dropCheckpoints(rule.id);
       await this.startRunner(rule);
     }
   }
@@ -224,6 +233,7 @@ export class RuleManager implements BlockList {
   private async stopRunner(id: string): Promise<void> {
     const running = this.runners.get(id);
     this.runners.delete(id);
+    await running?.repartition?.stop();
     await running?.runner.stop();
   }
 
@@ -271,11 +281,18 @@ export class RuleManager implements BlockList {
 
   /** Resolves once every rule has processed what was appended so far (tests). */
   async idle(): Promise<void> {
-    await Promise.all([...this.runners.values()].map((r) => r.runner.idle()));
+    await Promise.all(
+      [...this.runners.values()].map(async (r) => {
+        await r.repartition?.idle();
+        await r.runner.idle();
+      }),
+    );
   }
 
   private async dropCheckpoints(id: string): Promise<void> {
+    // The rule's tasks and its repartition stage's (both under `rule/<id>/`), then the stage's stream.
     await dropRuleCheckpoints(this.options.checkpoints, id, this.owner);
+    await dropRepartition(this.options.log, this.options.checkpoints, ruleJob(id), this.owner);
     const { legacyDir } = this.options;
     if (legacyDir !== undefined) await removeCheckpoint(legacyCheckpointPath(legacyDir, id));
   }
@@ -299,10 +316,14 @@ export class RuleManager implements BlockList {
         stream: rule.stream,
       });
     }
+    const repartition =
+      compiled.key === "user_id"
+        ? undefined
+        : await this.startRepartition(rule.id, rule.name, spec.stream, compiled.key);
     const runner = new RuleRunner({
       log: this.options.log,
       ruleId: rule.id,
-      stream: rule.stream,
+      stream: repartition?.stream ?? rule.stream,
       compiled,
       checkpoints,
       owner: this.owner,
@@ -311,8 +332,37 @@ export class RuleManager implements BlockList {
       consumer: `rule/${rule.name}`,
       ...(this.options.deadLetters !== undefined && { deadLetters: this.options.deadLetters }),
     });
-    await runner.start();
-    this.runners.set(rule.id, { runner, revision, current });
+    try {
+      await runner.start();
+    } catch (e) {
+      await repartition?.stop();
+      throw e;
+    }
+    this.runners.set(rule.id, { runner, repartition, source: sourceOf(spec), revision, current });
+  }
+
+  /**
+   * The log partitions by user: a rule keyed by another field reads its stream through a stage
+   * that repartitions it by that field (src/runtime/repartition.ts), so one device's events meet
+   * in one task wherever they were ingested. Started before the rule, from the end of the stream
+   * the first time, as the rule would.
+   */
+  private async startRepartition(id: string, name: string, stream: string, key: string): Promise<Repartitioner> {
+    const retentionMs = await this.options.streamRetention?.(stream);
+    const stage = new Repartitioner({
+      log: this.options.log,
+      job: ruleJob(id),
+      inputStream: stream,
+      keyField: key,
+      startFrom: "now",
+      checkpoints: this.options.checkpoints,
+      owner: this.owner,
+      consumer: `rule/${name}`,
+      ...(retentionMs !== undefined && { retentionMs }),
+      ...(this.options.deadLetters !== undefined && { deadLetters: this.options.deadLetters }),
+    });
+    await stage.start();
+    return stage;
   }
 
   private async act(rule: RuleRecord, key: string, stats: WebhookStats, matches: readonly CepMatch[]): Promise<void> {
@@ -375,7 +425,7 @@ export class RuleManager implements BlockList {
   /** Rules whose rounds keep failing, for readiness. */
   failing(): { consumer: string; since: number; attempts: number; error: string }[] {
     const out = [];
-    for (const { runner, current } of this.runners.values()) {
+    for (const { runner, repartition, current } of this.runners.values()) {
       const f = runner.failing;
       if (f !== undefined) {
         out.push({
@@ -385,12 +435,17 @@ export class RuleManager implements BlockList {
           error: errorText(f.error),
         });
       }
+      // A stage that cannot copy starves the rule as surely as a failing runner.
+      const stage = repartition?.stats().failing;
+      if (stage !== undefined) out.push({ consumer: `rule/${current.rule.name}/repartition`, ...stage });
     }
     return out;
   }
 
   private view(rule: RuleRecord): RuleView {
-    const r = this.runners.get(rule.id)?.runner;
+    const running = this.runners.get(rule.id);
+    const r = running?.runner;
+    const stage = running?.repartition?.stats();
     const failing = r?.failing;
     return {
       ...rule,
@@ -403,10 +458,12 @@ export class RuleManager implements BlockList {
         failures: r?.failures ?? 0,
         lastError: r?.lastError,
         late: r?.late() ?? 0,
-        deadLetters: r?.deadLetters ?? 0,
+        // Records that are not JSON objects are dead-lettered by the repartition stage, when there is one.
+        deadLetters: (r?.deadLetters ?? 0) + (stage?.deadLetters ?? 0),
         ...(failing !== undefined && {
           failing: { since: failing.since, attempts: failing.attempts, error: errorText(failing.error) },
         }),
+        ...(failing === undefined && stage?.failing !== undefined && { failing: stage.failing }),
         webhook: this.webhookStats.get(rule.id) ?? { sent: 0, failures: 0, lastError: undefined },
       },
     };
@@ -420,6 +477,11 @@ export class RuleManager implements BlockList {
  */
 function blockedBy(users: "owner" | "all", alert: AlertRecord): readonly string[] {
   return users === "all" || alert.userIds.length === 1 ? alert.userIds : [];
+}
+
+/** What a rule's repartition stage copies: its stream, keyed by its key. */
+function sourceOf(spec: RuleSpec): string {
+  return JSON.stringify([spec.stream, spec.key ?? "user_id"]);
 }
 
 function blockKey(userId: string, stream: string): string {

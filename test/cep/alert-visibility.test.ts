@@ -105,9 +105,9 @@ describe("alerts of a rule keyed by device", () => {
       ["payments", { type: "block" }],
       ["transfers", { type: "block", users: "all" }],
     ] as const) {
-      // One partition: events of one device from several users meet (repartitioning by the rule's
-      // key is another issue).
-      assert.equal((await admin.post("/api/v1/streams", { name: stream, partitions: 1 })).status, 201);
+      // Several partitions: the users' events sit in different ones, and meet through the rule's
+      // repartition stage (src/runtime/repartition.ts).
+      assert.equal((await admin.post("/api/v1/streams", { name: stream, partitions: 4 })).status, 201);
       const rule = await admin.post<{ id: string }>("/api/v1/rules", {
         ...RULE,
         name: `busy-device-${stream}`,
