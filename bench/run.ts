@@ -19,7 +19,7 @@ const here = import.meta.dirname;
 /** Modules of bench/ that are not benchmarks. */
 const NOT_BENCHMARKS = new Set([basename(import.meta.filename), "report.ts", "events.ts"]);
 /** Benchmarks that honour RUNNEL_BENCH_QUICK (see report.ts quickMode()); a new one adds itself here. */
-const QUICK_BENCHMARKS = new Set(["archive.ts", "cep.ts", "log-kafka.ts", "stream-window.ts"]);
+const QUICK_BENCHMARKS = new Set(["archive.ts", "cep.ts", "ingest.ts", "log-kafka.ts", "query.ts", "stream-window.ts"]);
 
 const quick = process.argv.includes("--quick");
 const named = process.argv.slice(2).filter((a) => a !== "--quick");
