@@ -1,29 +1,35 @@
 /**
- * The ingest benchmark of issue 4: sustained ingest of ~100-byte events over HTTP (NDJSON batches
- * of 1000, 4 concurrent clients, each keeping one request in flight) and over WebSocket (4
- * connections, each keeping up to 4 batches unacknowledged), against a real `runnel start` child
- * process with the durable local log (fdatasync group commit) and everything else running (the
- * analytics loader included). Mode `http-log` is the same HTTP load into a stream created with
- * `"analytics": false` (log only: what a Kafka producer benchmark measures), run once the
- * analytics store has caught up with the other modes' events, so its loader is idle. Reports events/s and p50/p99 acknowledgement latency, medians of
- * several runs, and the ingest rate as a fraction of JSON.parse's speed on the same events
- * measured in the same run (one core). Writes bench/results/ingest.json.
+ * Sustained ingest into indexed streams (issue 17): a real `runnel start` child process (durable
+ * local log with fdatasync group commit, the analytics loader and everything else running), 4
+ * HTTP clients each keeping one NDJSON batch of 1,000 ~90-byte events in flight, for --seconds
+ * (default 60) per run, into a stream with a JSON schema and into one without.
  *
- * Usage: node --import tsx bench/ingest.ts [--seconds=5] [--runs=3] [--warmup=1] [--modes=http,ws]
+ * Each run writes a stream of its own, then waits for the analytics store to load every event.
+ * Its sustained rate is the lower of the acknowledged rate (acknowledged events over the load's
+ * seconds) and the loaded rate (the same events over the seconds until the store held them all),
+ * so a loader that falls behind shows up. Every acknowledged event is read back: the log's start
+ * and end offsets (summed over partitions) and the analytics table's row count and sum(amount)
+ * must equal what was acknowledged, or the benchmark fails. The ceiling is JSON.parse on one core
+ * over the same events in the same run (this process, the server idle); the ratio is the target's
+ * (issue 17: at least 0.25 with a schema). Results through bench/report.ts (bench/results/ingest.json).
+ *
+ * Usage: node --import tsx bench/ingest.ts [--seconds=60] [--runs=3] [--modes=schema,no-schema]
  *        [--server-node-flags=--cpu-prof,--cpu-prof-dir=/tmp/prof]   (to profile the server)
+ * Quick mode (RUNNEL_BENCH_QUICK=1): 10 s, one run.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import http from "node:http";
 import os from "node:os";
 import { join } from "node:path";
-import WebSocket from "ws";
 import { loadConfig } from "../src/config/config.js";
 import { parseNdjson } from "../src/ingest/body.js";
 import { StreamIngestor } from "../src/ingest/ingestor.js";
+import { LocalEventLog } from "../src/log/local/local-event-log.js";
 import type { EventLog } from "../src/log/types.js";
 import { createMetrics } from "../src/monitoring/metrics.js";
+import { type Comparison, quickMode, ratio, writeResults } from "./report.js";
 
 const args = new Map(
   process.argv.slice(2).map((a) => {
@@ -32,28 +38,54 @@ const args = new Map(
     return eq === -1 ? ([arg, "true"] as const) : ([arg.slice(0, eq), arg.slice(eq + 1)] as const);
   }),
 );
-const SECONDS = Number(args.get("seconds") ?? 5);
-const RUNS = Number(args.get("runs") ?? 3);
-const WARMUP = Number(args.get("warmup") ?? 1);
-const MODES = (args.get("modes") ?? "http,ws,http-log").split(",");
+const QUICK = quickMode();
+const SECONDS = Number(args.get("seconds") ?? (QUICK ? 10 : 60));
+const RUNS = Number(args.get("runs") ?? (QUICK ? 1 : 3));
+const MODES = (args.get("modes") ?? "schema,no-schema").split(",") as Mode[];
 const BATCH = 1000;
 const CLIENTS = 4;
-const WS_IN_FLIGHT = 4;
-const TARGET = 300_000;
+/** Issue 17's target for the stream with a schema, as a fraction of one core's JSON.parse rate. */
+const TARGET_FRACTION = 0.25;
+/** How long the analytics store may take to load a run's events after the load stops. */
+const CATCH_UP_LIMIT_S = 600;
 const ROOT = new URL("..", import.meta.url).pathname;
 const PASSWORD = "bench-password-1";
 const JSON_LIMITS = loadConfig({}, {}).limits.json;
 
+type Mode = "schema" | "no-schema";
+const SCHEMA = {
+  type: "object",
+  properties: {
+    user_id: { type: "string" },
+    event_type: { type: "string" },
+    amount: { type: "number" },
+    page: { type: "string" },
+    ts: { type: "integer" },
+  },
+  required: ["user_id", "event_type", "amount", "page", "ts"],
+};
+
 // ── events ──
 
-/** ~100-byte events with a user_id, varied so partitions and column types are exercised. */
-function makeBodies(count: number): { bodies: Buffer[]; lines: string[]; eventBytes: number } {
+interface Bodies {
+  readonly bodies: readonly Buffer[];
+  /** Sum of `amount` in cents per body, to check the analytics table's sum against. */
+  readonly centsPerBody: readonly number[];
+  readonly lines: readonly string[];
+  readonly eventBytes: number;
+}
+
+/** ~90-byte events with a user_id, varied so partitions and column types are exercised. */
+function makeBodies(count: number): Bodies {
   const bodies: Buffer[] = [];
+  const centsPerBody: number[] = [];
   const lines: string[] = [];
   let n = 0;
   for (let b = 0; b < count; b++) {
     const batch: string[] = [];
+    let cents = 0;
     for (let i = 0; i < BATCH; i++, n++) {
+      cents += n % 10_000;
       const line = JSON.stringify({
         user_id: `user_${n % 997}`,
         event_type: n % 5 === 0 ? "purchase" : "view",
@@ -65,23 +97,23 @@ function makeBodies(count: number): { bodies: Buffer[]; lines: string[]; eventBy
       lines.push(line);
     }
     bodies.push(Buffer.from(`${batch.join("\n")}\n`));
+    centsPerBody.push(cents);
   }
   const eventBytes = lines.reduce((s, l) => s + Buffer.byteLength(l), 0) / lines.length;
-  return { bodies, lines, eventBytes };
+  return { bodies, centsPerBody, lines, eventBytes };
 }
 
 /** JSON.parse alone over the same lines, one core: the ceiling ingest is compared with. */
-function jsonParseRate(lines: readonly string[]): number {
+function jsonParseRounds(lines: readonly string[], rounds: number): number[] {
   let sink = 0;
-  const rounds: number[] = [];
-  for (let r = 0; r < 5; r++) {
+  const rates: number[] = [];
+  for (let r = 0; r < rounds; r++) {
     const start = process.hrtime.bigint();
     for (const l of lines) sink += (JSON.parse(l) as { amount: number }).amount > 0 ? 1 : 0;
-    const s = Number(process.hrtime.bigint() - start) / 1e9;
-    rounds.push(lines.length / s);
+    rates.push(lines.length / (Number(process.hrtime.bigint() - start) / 1e9));
   }
   if (sink < 0) console.log(sink);
-  return median(rounds);
+  return rates;
 }
 
 /**
@@ -159,89 +191,30 @@ async function json(url: string, method: string, body: unknown, token?: string):
 
 // ── load ──
 
-interface Run {
-  readonly eventsPerS: number;
+interface Load {
+  readonly events: number;
+  readonly cents: number;
+  readonly seconds: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly refused429: number;
-  /** CPU time per acknowledged event (µs): the server by thread name, and this load generator. */
-  readonly serverCpuUsPerEvent?: number;
-  readonly serverCpuUsPerEventByThread?: Record<string, number>;
-  readonly clientCpuUsPerEvent?: number;
-  /** Records durable but not yet loaded into the analytics store when the run ended (from /metrics). */
-  readonly analyticsLagAtEnd?: number;
-  /**
-   * Events/s the analytics store loaded during the run: acknowledged events minus the growth of
-   * its lag. Ingest is sustained only where this keeps up with eventsPerS.
-   */
-  readonly analyticsLoadedPerS?: number;
 }
 
-/** runnel_analytics_lag_records of the bench stream: ingest is sustained only if this stays bounded. */
-async function analyticsLag(url: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const m = /^runnel_analytics_lag_records\{stream="bench"\} (\S+)$/m.exec(text);
-  return m ? Number(m[1]) : Number.NaN;
-}
-
-const TICKS_PER_S = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100;
-
-/**
- * CPU seconds of a process's threads (Linux /proc): the main thread (the event loop) as "main",
- * the others summed by name (Node leaves worker and libuv threads named after the process).
- */
-function threadCpu(pid: number): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-    } catch {
-      continue; // the thread ended between the listing and the read
-    }
-    const name = tid === String(pid) ? "main" : `${stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"))} (other)`;
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const seconds = (Number(fields[11]) + Number(fields[12])) / TICKS_PER_S;
-    out.set(name, (out.get(name) ?? 0) + seconds);
-  }
-  return out;
-}
-
-/** Runs one measurement and adds the CPU the server and this process spent per acknowledged event. */
-/** Waits (up to 2 minutes) until the analytics store has loaded every event of the stream "bench". */
-async function caughtUp(url: string): Promise<void> {
-  for (let i = 0; i < 1200 && (await analyticsLag(url)) > 0; i++) await new Promise((r) => setTimeout(r, 100));
-}
-
-async function measured(server: { child: ChildProcess; url: string }, run: () => Promise<Run>): Promise<Run> {
-  const pid = server.child.pid!;
-  const lagBefore = await analyticsLag(server.url);
-  const before = threadCpu(pid);
-  const clientBefore = process.cpuUsage();
-  const start = performance.now();
-  const result = await run();
-  const seconds = (performance.now() - start) / 1000;
-  const client = process.cpuUsage(clientBefore);
-  const after = threadCpu(pid);
-  const lag = await analyticsLag(server.url);
-  const events = result.eventsPerS * seconds;
-  const analyticsLoadedPerS = (events - (lag - lagBefore)) / seconds;
-  if (events === 0) return { ...result, analyticsLagAtEnd: lag, analyticsLoadedPerS };
-  const byThread: Record<string, number> = {};
-  let total = 0;
-  for (const [name, cpu] of after) {
-    const spent = cpu - (before.get(name) ?? 0);
-    total += spent;
-    if (spent > 0) byThread[name] = Number(((spent * 1e6) / events).toFixed(2));
-  }
-  return {
-    ...result,
-    serverCpuUsPerEvent: (total * 1e6) / events,
-    serverCpuUsPerEventByThread: byThread,
-    clientCpuUsPerEvent: (client.user + client.system) / events,
-    analyticsLagAtEnd: lag,
-    analyticsLoadedPerS,
-  };
+interface Run extends Omit<Load, "cents"> {
+  readonly stream: string;
+  readonly acknowledgedPerS: number;
+  /** Seconds from the load's start until the analytics store held every acknowledged event. */
+  readonly loadedAfterS: number;
+  readonly loadedPerS: number;
+  /** The lower of the two: what the installation keeps up with. */
+  readonly sustainedPerS: number;
+  /** Read back: the log's end offsets minus start offsets summed, and the table's rows. */
+  readonly logRecords: number;
+  readonly analyticsRows: number;
+  readonly analyticsSumMatches: boolean;
+  /** CPU time of the server per acknowledged event (µs), by thread name, from the load's start until loaded. */
+  readonly serverCpuUsPerEvent: number;
+  readonly serverCpuUsPerEventByThread: Record<string, number>;
 }
 
 function post(agent: http.Agent, url: URL, token: string, body: Buffer, stream: string): Promise<number> {
@@ -269,24 +242,26 @@ function post(agent: http.Agent, url: URL, token: string, body: Buffer, stream: 
   });
 }
 
-async function httpRun(base: string, token: string, bodies: Buffer[], seconds: number, stream = "bench"): Promise<Run> {
+async function httpLoad(base: string, token: string, data: Bodies, seconds: number, stream: string): Promise<Load> {
   const url = new URL(base);
   const agent = new http.Agent({ keepAlive: true, maxSockets: CLIENTS });
   const latencies: number[] = [];
   let events = 0;
+  let cents = 0;
   let refused = 0;
   let next = 0;
-  const end = performance.now() + seconds * 1000;
   const start = performance.now();
+  const end = start + seconds * 1000;
   await Promise.all(
     Array.from({ length: CLIENTS }, async () => {
       while (performance.now() < end) {
-        const body = bodies[next++ % bodies.length]!;
+        const i = next++ % data.bodies.length;
         const t0 = performance.now();
-        const status = await post(agent, url, token, body, stream);
+        const status = await post(agent, url, token, data.bodies[i]!, stream);
         if (status === 200) {
           latencies.push(performance.now() - t0);
           events += BATCH;
+          cents += data.centsPerBody[i]!;
         } else if (status === 429) {
           refused++;
           await new Promise((r) => setTimeout(r, 50));
@@ -296,169 +271,235 @@ async function httpRun(base: string, token: string, bodies: Buffer[], seconds: n
   );
   const elapsed = (performance.now() - start) / 1000;
   agent.destroy();
-  return summarise(events, elapsed, latencies, refused);
-}
-
-async function wsRun(base: string, token: string, bodies: Buffer[], seconds: number): Promise<Run> {
-  const url = `${base.replace(/^http/, "ws")}/api/v1/streams/bench/ws`;
-  const latencies: number[] = [];
-  let events = 0;
-  let refused = 0;
-  let next = 0;
-  const start = performance.now();
-  const end = start + seconds * 1000;
-  await Promise.all(
-    Array.from({ length: CLIENTS }, async () => {
-      const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } });
-      await new Promise((resolve, reject) => {
-        ws.once("open", resolve);
-        ws.once("error", reject);
-      });
-      const sentAt: number[] = [];
-      let seq = 0;
-      let inFlight = 0;
-      await new Promise<void>((resolve, reject) => {
-        const pump = (): void => {
-          while (inFlight < WS_IN_FLIGHT && performance.now() < end) {
-            sentAt[++seq] = performance.now();
-            inFlight++;
-            ws.send(bodies[next++ % bodies.length]!);
-          }
-          if (inFlight === 0) resolve();
-        };
-        ws.on("message", (data) => {
-          const frame = JSON.parse(String(data)) as { type: string; seq: number; error?: string };
-          inFlight--;
-          if (frame.type === "ack") {
-            latencies.push(performance.now() - sentAt[frame.seq]!);
-            events += BATCH;
-          } else if (frame.error === "overloaded") refused++;
-          else reject(new Error(`ws error frame: ${String(data)}`));
-          pump();
-        });
-        ws.once("close", () => resolve());
-        pump();
-      });
-      ws.close();
-    }),
-  );
-  return summarise(events, (performance.now() - start) / 1000, latencies, refused);
-}
-
-function summarise(events: number, seconds: number, latencies: number[], refused: number): Run {
   latencies.sort((a, b) => a - b);
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? Number.NaN;
-  return { eventsPerS: events / seconds, p50Ms: at(0.5), p99Ms: at(0.99), refused429: refused };
+  return { events, cents, seconds: elapsed, p50Ms: at(0.5), p99Ms: at(0.99), refused429: refused };
 }
 
-function median(values: number[]): number {
+/** runnel_analytics_lag_records of one stream (computed at scrape), NaN before the loader follows it. */
+async function analyticsLag(url: string, stream: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const m = new RegExp(`^runnel_analytics_lag_records\\{stream="${stream}"\\} (\\S+)$`, "m").exec(text);
+  return m ? Number(m[1]) : Number.NaN;
+}
+
+async function tableTotals(url: string, token: string, stream: string): Promise<{ rows: number; cents: number }> {
+  const res = await json(
+    `${url}/api/v1/query`,
+    "POST",
+    { sql: `SELECT count(*) AS n, coalesce(round(sum(amount) * 100), 0) AS cents FROM ${stream}` },
+    token,
+  );
+  const row = (res.rows as unknown[][])[0]!;
+  return { rows: Number(row[0]), cents: Number(row[1]) };
+}
+
+/** Polls until the stream's table holds `events` rows; returns when (performance.now()) it first did. */
+async function loadedAt(url: string, token: string, stream: string, events: number): Promise<number> {
+  const deadline = performance.now() + CATCH_UP_LIMIT_S * 1000;
+  while (performance.now() < deadline) {
+    const now = performance.now();
+    // The lag gauge is cheap; the count confirms it once the gauge says the store caught up.
+    if ((await analyticsLag(url, stream)) === 0 && (await tableTotals(url, token, stream)).rows >= events) return now;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${stream}: the analytics store did not load ${events} events within ${CATCH_UP_LIMIT_S} s`);
+}
+
+const TICKS_PER_S = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100;
+
+/**
+ * CPU seconds of a process's threads (Linux /proc): the main thread (the event loop) as "main",
+ * the others summed by name (Node leaves worker and libuv threads named after the process).
+ */
+function threadCpu(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+    } catch {
+      continue; // the thread ended between the listing and the read
+    }
+    const name = tid === String(pid) ? "main" : `${stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"))} (other)`;
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const seconds = (Number(fields[11]) + Number(fields[12])) / TICKS_PER_S;
+    out.set(name, (out.get(name) ?? 0) + seconds);
+  }
+  return out;
+}
+
+async function run(
+  server: { child: ChildProcess; url: string },
+  token: string,
+  data: Bodies,
+  stream: string,
+): Promise<Run> {
+  const pid = server.child.pid!;
+  const before = threadCpu(pid);
+  const start = performance.now();
+  const load = await httpLoad(server.url, token, data, SECONDS, stream);
+  const loaded = (await loadedAt(server.url, token, stream, load.events)) - start;
+  const after = threadCpu(pid);
+  const totals = await tableTotals(server.url, token, stream);
+  const byThread: Record<string, number> = {};
+  let total = 0;
+  for (const [name, cpu] of after) {
+    const spent = cpu - (before.get(name) ?? 0);
+    total += spent;
+    if (spent > 0) byThread[name] = Number(((spent * 1e6) / load.events).toFixed(2));
+  }
+  const acknowledgedPerS = load.events / load.seconds;
+  const loadedPerS = load.events / (loaded / 1000);
+  const { cents, ...rest } = load;
+  return {
+    stream,
+    ...rest,
+    acknowledgedPerS,
+    loadedAfterS: loaded / 1000,
+    loadedPerS,
+    sustainedPerS: Math.min(acknowledgedPerS, loadedPerS),
+    logRecords: Number.NaN, // filled in from the log once the server has stopped
+    analyticsRows: totals.rows,
+    analyticsSumMatches: totals.cents === cents,
+    serverCpuUsPerEvent: (total * 1e6) / load.events,
+    serverCpuUsPerEventByThread: byThread,
+  };
+}
+
+function median(values: readonly number[]): number {
   const s = [...values].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-function medianRun(runs: Run[]): Run {
-  return {
-    eventsPerS: median(runs.map((r) => r.eventsPerS)),
-    p50Ms: median(runs.map((r) => r.p50Ms)),
-    p99Ms: median(runs.map((r) => r.p99Ms)),
-    refused429: median(runs.map((r) => r.refused429)),
-    serverCpuUsPerEvent: median(runs.map((r) => r.serverCpuUsPerEvent ?? Number.NaN)),
-    clientCpuUsPerEvent: median(runs.map((r) => r.clientCpuUsPerEvent ?? Number.NaN)),
-    analyticsLoadedPerS: median(runs.map((r) => r.analyticsLoadedPerS ?? Number.NaN)),
-  };
-}
-
 // ── main ──
 
 const dataDir = await mkdtemp(join(os.tmpdir(), "runnel-bench-ingest-"));
-const { bodies, lines, eventBytes } = makeBodies(64);
-const ceiling = jsonParseRate(lines);
-const pathRate = await ingestPathRate(bodies);
+const data = makeBodies(64);
+const parseRates = jsonParseRounds(data.lines, 5);
+const pathRate = await ingestPathRate(data.bodies);
+const runs: Record<Mode, Run[]> = { schema: [], "no-schema": [] };
 const server = await startServer(dataDir);
+let stopped = false;
 try {
   const login = await json(`${server.url}/api/v1/auth/login`, "POST", { username: "admin", password: PASSWORD });
   const token = login.token as string;
-  await json(`${server.url}/api/v1/streams`, "POST", { name: "bench", partitions: 4 }, token);
-  await json(`${server.url}/api/v1/streams`, "POST", { name: "bench_log", partitions: 4, analytics: false }, token);
-  await httpRun(server.url, token, bodies, WARMUP);
-  await httpRun(server.url, token, bodies, WARMUP, "bench_log");
-  const results: Record<string, Run[]> = { http: [], ws: [], "http-log": [] };
-  for (let r = 0; r < RUNS; r++) {
-    if (MODES.includes("http"))
-      results.http!.push(await measured(server, () => httpRun(server.url, token, bodies, SECONDS)));
-    if (MODES.includes("ws")) results.ws!.push(await measured(server, () => wsRun(server.url, token, bodies, SECONDS)));
-    if (MODES.includes("http-log")) {
-      await caughtUp(server.url);
-      // The analytics figures are about the stream "bench", which this run does not write.
-      const {
-        analyticsLoadedPerS: _loaded,
-        analyticsLagAtEnd: _lag,
-        ...run
-      } = await measured(server, () => httpRun(server.url, token, bodies, SECONDS, "bench_log"));
-      results["http-log"]!.push(run);
-    }
-  }
-  const summary = Object.fromEntries(
-    Object.entries(results)
-      .filter(([, runs]) => runs.length > 0)
-      .map(([k, runs]) => {
-        const m = medianRun(runs);
-        return [k, { ...m, fractionOfJsonParse: m.eventsPerS / ceiling, runs }];
-      }),
-  );
-  const fmt = (n: number) => Math.round(n).toLocaleString("en");
-  console.log(
-    `load average ${os
-      .loadavg()
-      .map((l) => l.toFixed(1))
-      .join(" ")} on ${os.cpus().length} cores`,
-  );
-  console.log(
-    `events: ~${eventBytes.toFixed(0)} bytes, batches of ${BATCH}, ${CLIENTS} clients, ${RUNS}×${SECONDS}s, medians`,
-  );
-  console.log(`JSON.parse alone (one core, same events): ${fmt(ceiling)} events/s`);
-  console.log(
-    `ingest path alone (parse + validate + records, no I/O, one core): ${fmt(pathRate)} events/s, ${((pathRate / ceiling) * 100).toFixed(0)}% of JSON.parse`,
-  );
-  for (const [k, s] of Object.entries(summary)) {
-    console.log(
-      `${k.padEnd(8)} ${fmt(s.eventsPerS).padStart(9)} events/s  p50 ${s.p50Ms.toFixed(1)} ms  p99 ${s.p99Ms.toFixed(1)} ms  ` +
-        `${(s.fractionOfJsonParse * 100).toFixed(0)}% of JSON.parse  429s: ${s.refused429}  ${Number.isNaN(s.analyticsLoadedPerS ?? Number.NaN) ? "log only" : `analytics loaded ${fmt(s.analyticsLoadedPerS ?? Number.NaN)}/s`}  target ${fmt(TARGET)}: ${s.eventsPerS >= TARGET ? "met" : "NOT met"}`,
+  const create = (name: string, mode: Mode) =>
+    json(
+      `${server.url}/api/v1/streams`,
+      "POST",
+      { name, partitions: 4, ...(mode === "schema" && { schema: SCHEMA }) },
+      token,
     );
-    for (const run of s.runs) {
-      const threads = Object.entries(run.serverCpuUsPerEventByThread ?? {})
-        .sort((a, b) => b[1] - a[1])
-        .map(([name, us]) => `${name} ${us.toFixed(2)}`)
-        .join(", ");
-      console.log(
-        `      run ${fmt(run.eventsPerS)}/s: CPU µs/event server ${run.serverCpuUsPerEvent?.toFixed(2)} (${threads}), load generator ${run.clientCpuUsPerEvent?.toFixed(2)}${run.analyticsLoadedPerS === undefined ? "" : `; analytics loaded ${fmt(run.analyticsLoadedPerS)}/s, lag at end ${fmt(run.analyticsLagAtEnd ?? Number.NaN)} records`}`,
-      );
+  // Warm-up into a stream of its own, so each measured stream holds exactly the measured events.
+  await create("warmup", "schema");
+  const warm = await httpLoad(server.url, token, data, QUICK ? 2 : 5, "warmup");
+  await loadedAt(server.url, token, "warmup", warm.events);
+  for (let r = 0; r < RUNS; r++) {
+    for (const mode of MODES) {
+      const stream = `bench_${mode.replace("-", "_")}_${r + 1}`;
+      await create(stream, mode);
+      runs[mode].push(await run(server, token, data, stream));
     }
   }
-  await mkdir(join(ROOT, "bench/results"), { recursive: true });
-  await writeFile(
-    join(ROOT, "bench/results/ingest.json"),
-    `${JSON.stringify(
-      {
-        at: new Date().toISOString(),
-        machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
-        eventBytes,
-        batch: BATCH,
-        clients: CLIENTS,
-        seconds: SECONDS,
-        jsonParseEventsPerS: ceiling,
-        ingestPathEventsPerS: pathRate,
-        loadAverage: os.loadavg(),
-        targetEventsPerS: TARGET,
-        ...summary,
-      },
-      null,
-      2,
-    )}\n`,
-  );
-} finally {
   server.child.kill("SIGTERM");
   await new Promise((r) => server.child.once("exit", r));
-  await rm(dataDir, { recursive: true, force: true });
+  stopped = true;
+  // The log as written, opened after the server let go of it.
+  const log = new LocalEventLog({ dir: join(dataDir, "log") });
+  await log.open();
+  try {
+    for (const mode of MODES) {
+      runs[mode] = await Promise.all(
+        runs[mode].map(async (r) => {
+          const [starts, ends] = [await log.startOffsets(r.stream), await log.endOffsets(r.stream)];
+          return { ...r, logRecords: ends.reduce((s, e, p) => s + e - (starts[p] ?? 0), 0) };
+        }),
+      );
+    }
+  } finally {
+    await log.close();
+  }
+} finally {
+  if (!stopped) {
+    server.child.kill("SIGTERM");
+    await new Promise((r) => server.child.once("exit", r));
+  }
+}
+// The ceiling again, after the load: the same run's machine state on both sides of it.
+parseRates.push(...jsonParseRounds(data.lines, 5));
+const ceiling = median(parseRates);
+await rm(dataDir, { recursive: true, force: true });
+
+const fmt = (n: number) => Math.round(n).toLocaleString("en");
+console.log(
+  `load average ${os
+    .loadavg()
+    .map((l) => l.toFixed(1))
+    .join(" ")} on ${os.cpus().length} cores`,
+);
+console.log(
+  `events: ~${data.eventBytes.toFixed(0)} bytes, NDJSON batches of ${BATCH}, ${CLIENTS} HTTP clients, ${RUNS}×${SECONDS} s per stream, medians`,
+);
+console.log(`JSON.parse alone (one core, same events): ${fmt(ceiling)} events/s`);
+console.log(
+  `ingest path alone (parse + validate + records, no I/O, one core): ${fmt(pathRate)} events/s, ${(pathRate / ceiling).toFixed(2)} of JSON.parse`,
+);
+const failures: string[] = [];
+const comparisons: Comparison[] = [];
+const summary: Record<string, unknown> = {};
+for (const mode of MODES) {
+  for (const r of runs[mode]) {
+    const threads = Object.entries(r.serverCpuUsPerEventByThread)
+      .sort((a, b) => b[1] - a[1])
+      .map(([name, us]) => `${name} ${us.toFixed(2)}`)
+      .join(", ");
+    console.log(
+      `  ${r.stream}: acknowledged ${fmt(r.acknowledgedPerS)}/s (${fmt(r.events)} in ${r.seconds.toFixed(1)} s, p50 ${r.p50Ms.toFixed(1)} ms, p99 ${r.p99Ms.toFixed(1)} ms, 429s ${r.refused429}), ` +
+        `all loaded after ${r.loadedAfterS.toFixed(1)} s = ${fmt(r.loadedPerS)}/s; read back: log ${fmt(r.logRecords)}, table ${fmt(r.analyticsRows)} rows, sum(amount) ${r.analyticsSumMatches ? "equal" : "DIFFERS"}; ` +
+        `server CPU µs/event ${r.serverCpuUsPerEvent.toFixed(2)} (${threads})`,
+    );
+    if (r.logRecords !== r.events || r.analyticsRows !== r.events || !r.analyticsSumMatches)
+      failures.push(
+        `${r.stream}: acknowledged ${r.events}, log holds ${r.logRecords}, table ${r.analyticsRows}, sum equal ${r.analyticsSumMatches}`,
+      );
+  }
+  const sustained = median(runs[mode].map((r) => r.sustainedPerS));
+  const fraction = sustained / ceiling;
+  console.log(
+    `${mode.padEnd(9)} sustained ${fmt(sustained)} events/s (acknowledged ${fmt(median(runs[mode].map((r) => r.acknowledgedPerS)))}/s, loaded ${fmt(median(runs[mode].map((r) => r.loadedPerS)))}/s) = ${fraction.toFixed(3)} of JSON.parse` +
+      (mode === "schema" ? `; target ${TARGET_FRACTION}: ${fraction >= TARGET_FRACTION ? "met" : "NOT met"}` : ""),
+  );
+  summary[mode] = { sustainedPerS: sustained, fractionOfJsonParse: fraction, runs: runs[mode] };
+  comparisons.push({
+    measure: `sustained indexed ingest, ${mode === "schema" ? "with" : "without"} a JSON schema (HTTP NDJSON)`,
+    runnel: Math.round(sustained),
+    peer: Math.round(ceiling),
+    peerName: "JSON.parse of the same events, one core",
+    ratio: ratio(sustained, ceiling),
+    unit: "events/s",
+    outputsEqual: runs[mode].every(
+      (r) => r.logRecords === r.events && r.analyticsRows === r.events && r.analyticsSumMatches,
+    ),
+    caveat: `min(acknowledged, loaded into DuckDB) over ${SECONDS} s, ${RUNS} run(s), median; server and load generator share the 2 cores; ${mode === "schema" ? `target ${TARGET_FRACTION}` : "no target"}`,
+  });
+}
+const path = await writeResults("ingest", {
+  comparisons,
+  eventBytes: data.eventBytes,
+  batch: BATCH,
+  clients: CLIENTS,
+  seconds: SECONDS,
+  runsPerMode: RUNS,
+  jsonParseEventsPerS: ceiling,
+  jsonParseRounds: parseRates,
+  ingestPathEventsPerS: pathRate,
+  targetFractionOfJsonParse: TARGET_FRACTION,
+  ...summary,
+});
+console.log(`results: ${path}`);
+if (failures.length > 0) {
+  console.error(`read back does not match what was acknowledged:\n${failures.join("\n")}`);
+  process.exit(1);
 }

@@ -19,7 +19,15 @@ const here = import.meta.dirname;
 /** Modules of bench/ that are not benchmarks. */
 const NOT_BENCHMARKS = new Set([basename(import.meta.filename), "report.ts", "events.ts"]);
 /** Benchmarks that honour RUNNEL_BENCH_QUICK (see report.ts quickMode()); a new one adds itself here. */
-const QUICK_BENCHMARKS = new Set(["archive.ts", "cep.ts", "cep-repartition.ts", "log-kafka.ts", "stream-window.ts"]);
+const QUICK_BENCHMARKS = new Set([
+  "archive.ts",
+  "cep.ts",
+  "cep-repartition.ts",
+  "ingest.ts",
+  "log-kafka.ts",
+  "query.ts",
+  "stream-window.ts",
+]);
 
 const quick = process.argv.includes("--quick");
 const named = process.argv.slice(2).filter((a) => a !== "--quick");

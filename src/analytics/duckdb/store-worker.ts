@@ -7,11 +7,11 @@ import { parentPort, workerData } from "node:worker_threads";
 import type { StreamDefinition } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
 import { PoisonRecordError } from "../../core/poison.js";
-import { fieldsOfText } from "../rows.js";
 import type { AnalyticsRow, QueryScope, RegisteredColumns } from "../types.js";
+import { unpackRecords } from "./packed-records.js";
 import { type ArchiveRange, DuckDbAnalyticsStore, type DuckDbAnalyticsStoreOptions } from "./store.js";
 import type { ArchiveSet } from "./tiers.js";
-import type { PackedPartition, PackedRecords, WorkerError, WorkerRequest, WorkerResponse } from "./worker-store.js";
+import type { PackedPartition, WorkerError, WorkerRequest, WorkerResponse } from "./worker-store.js";
 
 const port = parentPort;
 if (port === null) throw new Error("store-worker.ts runs as a worker thread only");
@@ -25,27 +25,6 @@ try {
 }
 
 const store = new DuckDbAnalyticsStore(workerData as DuckDbAnalyticsStoreOptions);
-
-function unpack(partition: number, packed: PackedRecords): AnalyticsRow[] {
-  const { ends, keys, numbers } = packed;
-  // One Buffer over all values: slicing text out of it needs no view object per record.
-  const values = Buffer.from(packed.values.buffer, packed.values.byteOffset, packed.values.byteLength);
-  const rows: AnalyticsRow[] = new Array(ends.length);
-  let start = 0;
-  for (let i = 0; i < ends.length; i++) {
-    const end = ends[i]!;
-    rows[i] = {
-      partition,
-      offset: numbers[3 * i]!,
-      userId: keys[i]!,
-      time: numbers[3 * i + 1]!,
-      ingestTime: numbers[3 * i + 2]!,
-      fields: fieldsOfText(values.toString("utf8", start, end)),
-    };
-    start = end;
-  }
-  return rows;
-}
 
 async function dispatch({ method, args }: WorkerRequest): Promise<unknown> {
   switch (method) {
@@ -64,7 +43,10 @@ async function dispatch({ method, args }: WorkerRequest): Promise<unknown> {
     case "applyPacked":
       return store.applyRows(
         args[0] as string,
-        (args[1] as PackedPartition[]).map(({ partition, packed }) => ({ partition, rows: unpack(partition, packed) })),
+        (args[1] as PackedPartition[]).map(({ partition, packed }) => ({
+          partition,
+          rows: unpackRecords(partition, packed),
+        })),
         args[2] as RegisteredColumns | undefined,
       );
     case "appliedOffsets":

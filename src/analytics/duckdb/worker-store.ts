@@ -4,7 +4,7 @@
  * chunks, DuckDB's appends, which are synchronous native calls) took about a third of the
  * server's CPU and capped HTTP ingest; in a worker it runs on the other core. Each call is one
  * message; log records cross as one transferred buffer of values plus typed arrays, so the event
- * loop pays a copy per record, not a parse. The contract is unchanged: rows and offsets still
+ * loop pays a copy per record, not a parse (./packed-records.ts). The contract is unchanged: rows and offsets still
  * commit in one DuckDB transaction, inside the worker.
  *
  * @example
@@ -18,7 +18,6 @@ import type { TieredStore } from "../../archive/archiver.js";
 import type { StreamDefinition } from "../../control/types.js";
 import { type ErrorCode, RunnelError } from "../../core/errors.js";
 import { PoisonRecordError } from "../../core/poison.js";
-import type { LogRecord } from "../../log/types.js";
 import {
   type AnalyticsRow,
   type AnalyticsStore,
@@ -29,47 +28,16 @@ import {
   type QueryScope,
   type RegisteredColumns,
 } from "../types.js";
+import { type PackedRecords, packRecords } from "./packed-records.js";
 import type { ArchiveRange, DuckDbAnalyticsStoreOptions, ExportedFile } from "./store.js";
 import type { ArchiveSet } from "./tiers.js";
 
 /** How long a closed worker gets to end by itself before it is terminated. */
 const WORKER_EXIT_MS = 5_000;
 
-/** Log records of one partition, packed for a zero-copy transfer to the worker. */
-export interface PackedRecords {
-  /** Every value, back to back. */
-  readonly values: Uint8Array;
-  /** ends[i]: where record i's value ends in `values`. */
-  readonly ends: Uint32Array;
-  readonly keys: string[];
-  /** offset, timestamp, ingestTime of record i at 3i, 3i+1, 3i+2. */
-  readonly numbers: Float64Array;
-}
-
 export interface PackedPartition {
   readonly partition: number;
   readonly packed: PackedRecords;
-}
-
-export function packRecords(records: readonly LogRecord[]): PackedRecords {
-  let size = 0;
-  for (const r of records) size += r.value.byteLength;
-  const values = new Uint8Array(size);
-  const ends = new Uint32Array(records.length);
-  const keys: string[] = new Array(records.length);
-  const numbers = new Float64Array(records.length * 3);
-  let at = 0;
-  for (let i = 0; i < records.length; i++) {
-    const r = records[i]!;
-    values.set(r.value, at);
-    at += r.value.byteLength;
-    ends[i] = at;
-    keys[i] = r.key;
-    numbers[3 * i] = r.offset;
-    numbers[3 * i + 1] = r.timestamp;
-    numbers[3 * i + 2] = r.ingestTime;
-  }
-  return { values, ends, keys, numbers };
 }
 
 export type WorkerMethod =
