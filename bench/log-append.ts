@@ -25,6 +25,7 @@ import os from "node:os";
 import { join } from "node:path";
 import { LocalEventLog } from "../src/log/local/index.js";
 import type { AppendRecord, EventLog } from "../src/log/types.js";
+import { events, POOL } from "./lib/page-view-events.js";
 
 const args = new Map(
   process.argv.slice(2).map((a) => {
@@ -84,22 +85,6 @@ interface Backend {
   setup(stream: string): Promise<Setup>;
 }
 
-// ~100-byte events (JSON, as ingestion stores them), from a pool so generation is not measured.
-const encoder = new TextEncoder();
-const POOL = 20_000;
-const events: AppendRecord[] = Array.from({ length: POOL }, (_, i) => {
-  const user = `user-${(i * 7919) % 10_000}`;
-  const value = encoder.encode(
-    JSON.stringify({
-      user_id: user,
-      type: "page_view",
-      page: `/products/${i % 997}`,
-      ref: "search",
-      ms: 1_700_000_000_000 + i,
-    }),
-  );
-  return { key: user, timestamp: 1_700_000_000_000 + i, value };
-});
 const eventBytes = events.reduce((a, e) => a + e.value.length, 0) / POOL;
 
 function batchesOf(size: number): AppendRecord[][] {

@@ -43,6 +43,7 @@ import { createKafkaEventLog } from "../src/log/kafka/index.js";
 import { DEFAULT_TRANSACTIONS_IN_FLIGHT } from "../src/log/kafka/options.js";
 import { LocalEventLog } from "../src/log/local/index.js";
 import type { AppendRecord, EventLog, RecordPosition } from "../src/log/types.js";
+import { events, POOL } from "./lib/page-view-events.js";
 import { type Comparison, machine, quickMode, ratio, writeResults } from "./report.js";
 
 const args = new Map(
@@ -77,21 +78,6 @@ class BenchCheckError extends Error {
 
 // ---- the records -----------------------------------------------------------------------------
 
-const encoder = new TextEncoder();
-const POOL = 20_000;
-const events: AppendRecord[] = Array.from({ length: POOL }, (_, i) => {
-  const user = `user-${(i * 7919) % 10_000}`;
-  const value = encoder.encode(
-    JSON.stringify({
-      user_id: user,
-      type: "page_view",
-      page: `/products/${i % 997}`,
-      ref: "search",
-      ms: 1_700_000_000_000 + i,
-    }),
-  );
-  return { key: user, timestamp: 1_700_000_000_000 + i, value };
-});
 const poolText = events.map((e) => Buffer.from(e.value).toString("utf8"));
 const poolIndex = new Map(poolText.map((t, i) => [t, i]));
 const eventBytes = events.reduce((a, e) => a + e.value.length, 0) / POOL;

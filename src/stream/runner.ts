@@ -4,7 +4,7 @@ import { RunnelError } from "../core/errors.js";
 import type { EventLog } from "../log/types.js";
 import { MemoryCheckpointStore } from "../runtime/checkpoint/memory.js";
 import { type CheckpointStore, taskName } from "../runtime/checkpoint/store.js";
-import { defaultOwner, TaskDriver } from "../runtime/driver.js";
+import { defaultOwner, TaskDriver, type TaskStats } from "../runtime/driver.js";
 import type { TaskCheckpoint } from "../runtime/task-checkpoint.js";
 import type { Operator } from "./operators.js";
 import { recoverPosition } from "./recovery.js";
@@ -34,25 +34,21 @@ export interface PipelineRunnerOptions {
   readonly owner?: string;
 }
 
-export interface PipelineStats {
-  readonly running: boolean;
-  readonly recordsIn: number;
-  readonly recordsOut: number;
-  /** Inputs that WHERE rejected. */
-  readonly dropped: number;
-  /** Inputs skipped because an expression failed on them (bad CAST, invalid JSON). */
-  readonly errors: number;
-  readonly lastError: string | undefined;
-  /** Records of the input not yet processed, as of the last round. */
-  readonly lag: number;
-  /** Failed rounds (log unavailable); the runner retries after `retryDelayMs`. */
-  readonly failures: number;
-  readonly lastProgressAt: number | undefined;
-  /** Inputs moved to the input's dead-letter stream (those of `errors` among them). */
-  readonly deadLetters: number;
-  /** While rounds keep failing (retried with back-off): since when (epoch ms), how often, why. */
-  readonly failing?: { readonly since: number; readonly attempts: number; readonly error: string };
-}
+/** A map/filter pipeline's statistics: its tasks' (the driver's), summed, without the windowed fields. */
+export type PipelineStats = Pick<
+  TaskStats,
+  | "running"
+  | "recordsIn"
+  | "recordsOut"
+  | "dropped"
+  | "errors"
+  | "lastError"
+  | "lag"
+  | "failures"
+  | "lastProgressAt"
+  | "deadLetters"
+  | "failing"
+>;
 
 /** The consumer group a pipeline commits its input offsets under. */
 export function pipelineGroup(name: string): string {
