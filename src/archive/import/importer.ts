@@ -47,6 +47,8 @@ export interface ImportRequest {
   readonly user?: { readonly column: string } | { readonly fixed: string };
   /** Who imports (an admin): ingest's rules for that role apply. */
   readonly principal: Principal;
+  /** Aborted: the import stops before its next batch (the server is stopping). */
+  readonly signal?: AbortSignal;
 }
 
 export type ImportState = "running" | "done" | "failed";
@@ -204,6 +206,7 @@ export class Importer {
     };
     try {
       for await (const batch of readInput(path, request.format, reader)) {
+        if (request.signal?.aborted) throw new RunnelError("not_ready", "the server is stopping");
         for (let i = 0; i < batch.rows.length; i++) {
           const row = batch.first + i;
           progress.rowsRead = row + 1;
