@@ -201,6 +201,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
         metrics.archiveWrittenFiles.inc({ stream: file.stream });
         metrics.archiveWrittenBytes.inc({ stream: file.stream }, file.bytes);
       },
+      onCompacted: (stream) => metrics.archiveCompactions.inc({ stream }),
     });
     metrics.onScrape(async () => {
       const names = (await control.listStreams()).filter((s) => s.analytics !== false).map((s) => s.name);
@@ -236,6 +237,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
         metrics,
         maxEventBytes: config.limits.maxEventBytes,
         chunkRows: config.archive.importChunkRows,
+        onChunk: (stream, rows) => metrics.archiveImportedRows.inc({ stream }, rows),
       }),
       control,
       spoolDir: importSpool,
@@ -247,6 +249,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
         ),
     });
     closers.push({ name: "imports", close: () => imports.close() });
+    metrics.onScrape(() => metrics.archiveImportsRunning.set(imports.running().length));
     // Opened after monitoring, whose probe hears its windows' state and checkpoints.
     let pipelineManager: PipelineManager | undefined;
     let ruleManager: RuleManager | undefined;

@@ -53,6 +53,8 @@ export interface ArchiverOptions {
   readonly backoffMs?: number;
   /** Hears each file committed (metrics). */
   readonly onCommitted?: (file: ArchiveFileRecord) => void;
+  /** Hears each compaction committed, with the number of files it merged (metrics). */
+  readonly onCompacted?: (stream: string, files: number) => void;
 }
 
 /** What the archive holds and how it has gone, for metrics. */
@@ -381,6 +383,7 @@ export class Archiver {
     await location.delete(run.map((f) => f.path));
     this.stats.compactions += 1;
     this.stats.filesCompacted += run.length;
+    this.options.onCompacted?.(stream, run.length);
   }
 
   /**

@@ -89,6 +89,8 @@ export interface ImporterOptions {
   /** Input rows per chunk (and so the most a crash loses); default 1 000 000. */
   readonly chunkRows?: number;
   readonly beforeStep?: (step: ImportStep, chunk: { firstRow: number; rows: number }) => void | Promise<void>;
+  /** Hears each chunk committed (metrics). */
+  readonly onChunk?: (stream: string, rows: number) => void;
 }
 
 const DEFAULT_CHUNK_ROWS = 1_000_000;
@@ -309,6 +311,7 @@ export class Importer {
     progress.chunks += 1;
     progress.files += files.length;
     progress.bytes += files.reduce((n, f) => n + f.record.bytes, 0);
+    this.options.onChunk?.(stream.name, rows);
   }
 }
 
