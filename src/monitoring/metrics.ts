@@ -471,6 +471,7 @@ export function createMetrics() {
     archiveImportsRunning: new Gauge({
       name: "runnel_archive_imports_running",
       help: "Imports running now.",
+      ...pulled,
     }),
 
     // ── operator alerting (src/monitoring/anomaly.ts) ──
