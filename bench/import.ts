@@ -24,7 +24,6 @@ import type { ImportFormat } from "../src/archive/import/sources.js";
 import { LocalDirLocation } from "../src/archive/location.js";
 import { ColumnCatalog } from "../src/catalog/columns.js";
 import { createPgliteControlStore } from "../src/control/index.js";
-import { createMetrics } from "../src/monitoring/metrics.js";
 import { type Comparison, quickMode, ratio, writeResults } from "./report.js";
 
 const ROWS = Number(process.env.BENCH_IMPORT_ROWS ?? (quickMode() ? 100_000 : 1_000_000));
@@ -99,7 +98,6 @@ async function importOnce(
       analytics: store,
       columns: new ColumnCatalog({ control, maxColumns: 1000 }),
       clock: { now: () => Date.now() },
-      metrics: createMetrics(),
       maxEventBytes: 1 << 20,
     });
     const started = performance.now();

@@ -234,7 +234,6 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
         analytics,
         columns,
         clock,
-        metrics,
         maxEventBytes: config.limits.maxEventBytes,
         chunkRows: config.archive.importChunkRows,
         onChunk: (stream, rows) => metrics.archiveImportedRows.inc({ stream }, rows),

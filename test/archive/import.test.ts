@@ -16,7 +16,6 @@ import type { Archiver } from "../../src/archive/archiver.js";
 import { Importer, type ImporterOptions, type ImportRequest } from "../../src/archive/import/importer.js";
 import { ColumnCatalog } from "../../src/catalog/columns.js";
 import { isRunnelError } from "../../src/core/errors.js";
-import { createMetrics } from "../../src/monitoring/metrics.js";
 import {
   type ArchiveFixture,
   archiveFixture,
@@ -75,7 +74,6 @@ function importer(f: ArchiveFixture, archiver: Archiver, options: Partial<Import
     analytics: f.store,
     columns: new ColumnCatalog({ control: f.control, maxColumns: 200 }),
     clock: { now: () => NOW },
-    metrics: createMetrics(),
     maxEventBytes: 1 << 20,
     ...options,
   });

@@ -30,7 +30,7 @@ import type { ColumnSource } from "../../ingest/column-check.js";
 import { StreamIngestor } from "../../ingest/ingestor.js";
 import type { Principal } from "../../ingest/types.js";
 import type { AppendRecord, RecordPosition } from "../../log/types.js";
-import type { Metrics } from "../../monitoring/metrics.js";
+import { createMetrics } from "../../monitoring/metrics.js";
 import type { Archiver, TieredStore } from "../archiver.js";
 import type { ArchiveLocation } from "../location.js";
 import { type ImportFormat, readInput } from "./sources.js";
@@ -84,7 +84,6 @@ export interface ImporterOptions {
   /** The column catalogue ingest checks and registers types with. */
   readonly columns: ColumnSource;
   readonly clock: Clock;
-  readonly metrics: Metrics;
   readonly maxEventBytes: number;
   /** Input rows per chunk (and so the most a crash loses); default 1 000 000. */
   readonly chunkRows?: number;
@@ -118,6 +117,12 @@ class Captured {
 }
 
 export class Importer {
+  /**
+   * The ingestor's own counters, never scraped: imported events are not ingest (they are not in
+   * the log), so they stay out of ingest's event, byte and refusal metrics and its rate chart.
+   */
+  private readonly validationMetrics = createMetrics();
+
   constructor(private readonly options: ImporterOptions) {}
 
   /**
@@ -186,7 +191,7 @@ export class Importer {
       log: sink,
       streams: { getStream: async (name) => (name === stream.name ? stream : undefined) },
       clock: this.options.clock,
-      metrics: this.options.metrics,
+      metrics: this.validationMetrics,
       maxEventBytes: this.options.maxEventBytes,
       columns: this.options.columns,
     });
