@@ -216,7 +216,9 @@ export class Archiver {
     await this.turns.run(async () => {
       const keys = files.map((f) => f.record.path);
       try {
+        await this.step("put", first.stream);
         for (const f of files) await location.put(f.staged, f.record.path);
+        await this.step("commit", first.stream);
         await control.commitImportChunk(files.map((f) => f.record));
       } catch (e) {
         const committed = await control.listImportFiles(first.stream, first.importId).catch(() => undefined);
