@@ -207,7 +207,8 @@ export class Archiver {
    * commits them in one manifest transaction, and publishes them to queries. Between runs, never
    * during one. When the commit fails its uploads are deleted, unless the manifest shows the
    * chunk committed after all (a lost acknowledgement); when that cannot be read they are left
-   * to recover().
+   * to recover(). A failure to publish after the commit is the archiver's (counted, retried by
+   * the next run), not the import's.
    */
   async commitImport(files: readonly { readonly staged: string; readonly record: ImportFileRecord }[]): Promise<void> {
     const first = files[0]?.record;
@@ -229,7 +230,12 @@ export class Archiver {
         throw e;
       }
       this.unsynced.add(first.stream);
-      await this.sync(first.stream);
+      try {
+        await this.sync(first.stream);
+      } catch (e) {
+        // Committed: the chunk is the import's whatever happens now, and the next run publishes it.
+        this.fail(e, first.stream);
+      }
     });
   }
 

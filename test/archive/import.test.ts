@@ -12,7 +12,7 @@ import { describe, it } from "node:test";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { DuckDbAnalyticsStore } from "../../src/analytics/duckdb/store.js";
 import type { AnalyticsRow, QueryScope } from "../../src/analytics/types.js";
-import type { Archiver } from "../../src/archive/archiver.js";
+import type { Archiver, TieredStore } from "../../src/archive/archiver.js";
 import { Importer, type ImporterOptions, type ImportRequest } from "../../src/archive/import/importer.js";
 import { ColumnCatalog } from "../../src/catalog/columns.js";
 import { isRunnelError } from "../../src/core/errors.js";
@@ -375,6 +375,41 @@ describe("import validation", () => {
         importer(f, archiver).run(request(f, "bad.csv", "bad", { format: "csv" })),
         (e: unknown) => isRunnelError(e) && !e.message.includes("\n") && /row|csv/.test(e.message),
       );
+    } finally {
+      await f.close();
+    }
+  });
+
+  it("a chunk committed but not published is the import's; the archiver's next run publishes it", async () => {
+    const f = await archiveFixture();
+    try {
+      await loadStream(f, definition("clicks", 1), []);
+      let failPublish = false;
+      const store = f.store;
+      const flaky: TieredStore = {
+        planArchive: (...a) => store.planArchive(...a),
+        exportRange: (...a) => store.exportRange(...a),
+        mergeFiles: (...a) => store.mergeFiles(...a),
+        deleteArchivedRows: (...a) => store.deleteArchivedRows(...a),
+        ensureColumns: (...a) => store.ensureColumns(...a),
+        publishArchive: async (...a) => {
+          if (failPublish) {
+            failPublish = false;
+            throw new Error("publishing failed");
+          }
+          return store.publishArchive(...a);
+        },
+      };
+      const archiver = f.archiver({ analytics: flaky });
+      await archiver.recover();
+      await writeFile(join(f.dir, "past.ndjson"), ndjson(history(90)));
+      failPublish = true;
+      const progress = await importer(f, archiver).run(request(f, "past.ndjson", "unpublished"));
+      assert.deepEqual([progress.state, progress.rowsImported], ["done", 90]);
+      assert.equal(archiver.stats.failures, 1);
+      assert.equal(await count(f), 0, "not published yet");
+      await archiver.runOnce();
+      assert.equal(await count(f), 90);
     } finally {
       await f.close();
     }
