@@ -97,6 +97,7 @@ const DEFAULT_CHUNK_ROWS = 1_000_000;
 const VALIDATE_ROWS = 2048;
 const IMPORT_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 const CHUNK_TABLE = "chunk";
+const DAY_MS = 86_400_000;
 
 export function checkImportId(id: string): void {
   if (!IMPORT_ID.test(id)) {
@@ -418,10 +419,13 @@ class ChunkTable {
     const out: DayFile[] = [];
     for (const [day, rows, minTime, maxTime, minUser, maxUser] of days.getRowsJS()) {
       const path = stage();
+      // A range on _time, not the day's name: input in time order leaves the chunk table in time
+      // order, and then the min/max of its row groups skip every other day's rows.
+      const from = Date.parse(`${String(day)}T00:00:00Z`);
       // Imported rows have no log position: _partition and _offset are NULL in their files.
       await this.c.run(
         `COPY (SELECT * REPLACE (NULL::INTEGER AS "_partition", NULL::BIGINT AS "_offset") FROM ${CHUNK_TABLE}
-               WHERE strftime("_time", '%Y-%m-%d') = ${sqlString(String(day))}
+               WHERE "_time" >= to_timestamp(${from} / 1000) AND "_time" < to_timestamp(${from + DAY_MS} / 1000)
                ORDER BY user_id, "_time")
          TO ${sqlString(path)} (FORMAT parquet, COMPRESSION zstd)`,
       );
