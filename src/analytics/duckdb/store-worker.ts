@@ -53,6 +53,8 @@ async function dispatch({ method, args }: WorkerRequest): Promise<unknown> {
       return store.appliedOffsets(args[0] as string);
     case "query":
       return store.query(args[0] as string, args[1] as unknown[], args[2] as QueryScope);
+    case "rollupStats":
+      return store.rollupStats(args[0] as string);
     case "planArchive":
       return store.planArchive(args[0] as string, args[1] as number, args[2] as number);
     case "exportRange":

@@ -7,7 +7,7 @@ import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import type { TieredStore } from "../../archive/archiver.js";
-import type { StreamDefinition } from "../../control/types.js";
+import type { RollupSpec, StreamDefinition } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
 import { KeyedSerialQueue, SerialQueue } from "../../core/serial-queue.js";
 import { toAnalyticsRow } from "../rows.js";
@@ -27,6 +27,7 @@ import { quoteIdent } from "./identifiers.js";
 import { engineError, type QueryLimits, runSelect, withTimeLimit } from "./query-runner.js";
 import { ReaderPool } from "./readers.js";
 import { typeName } from "./results.js";
+import { applyRollup, createStoredSql, createViewSql, dropSql, type RollupStats, rollupStats } from "./rollups.js";
 import { SandboxPool } from "./sandbox.js";
 import {
   appendRows,
@@ -149,6 +150,9 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
   /** The tiered view each reader connection holds per table (its SQL), to replace only on change. */
   private readonly views = new WeakMap<DuckDBConnection, Map<string, string>>();
   private readonly epochs = new QueryEpochs();
+  /** Each stream's rollups, learnt from its definition by ensureTable; and every rollup by its table name. */
+  private readonly rollups = new Map<string, readonly RollupSpec[]>();
+  private readonly rollupsByName = new Map<string, RollupSpec>();
 
   constructor(private readonly options: DuckDbAnalyticsStoreOptions = {}) {
     this.limits = {
@@ -229,10 +233,21 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
     const name = stream.name;
     if (!STREAM_NAME.test(name)) throw new RunnelError("invalid_input", `invalid stream name ${JSON.stringify(name)}`);
     await this.writeLock.run(async () => {
-      if (this.schemas.has(name)) return;
-      await this.conn().run(createTableSql(name, declaredColumns(stream.schema)));
-      this.schemas.set(name, await this.loadSchema(name));
-      this.tableColumns.delete(name);
+      if (!this.schemas.has(name)) {
+        await this.conn().run(createTableSql(name, declaredColumns(stream.schema)));
+        this.schemas.set(name, await this.loadSchema(name));
+        this.tableColumns.delete(name);
+      }
+      // Every start: the tables exist already, the store learns which rollups a stream has.
+      if (!this.rollups.has(name)) {
+        const rollups = stream.rollups ?? [];
+        for (const r of rollups) {
+          await this.conn().run(createStoredSql(r));
+          await this.conn().run(createViewSql(r));
+          this.rollupsByName.set(r.name, r);
+        }
+        this.rollups.set(name, rollups);
+      }
     });
   }
 
@@ -244,6 +259,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
         await c.run("BEGIN TRANSACTION");
         try {
           await c.run(`DROP TABLE IF EXISTS ${quoteIdent(stream)}`);
+          for (const r of this.rollups.get(stream) ?? []) for (const statement of dropSql(r)) await c.run(statement);
           await c.run(`DELETE FROM ${POSITIONS_TABLE} WHERE stream = $1`, [stream]);
           await c.run("COMMIT");
         } catch (e) {
@@ -251,6 +267,8 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
           throw e;
         }
         this.schemas.delete(stream);
+        for (const r of this.rollups.get(stream) ?? []) this.rollupsByName.delete(r.name);
+        this.rollups.delete(stream);
         this.positions.delete(stream);
         this.archives.delete(stream);
         this.fileColumns.delete(stream);
@@ -316,11 +334,19 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
       if (plan.unregistered.length > 0) return { unregistered: plan.unregistered };
       if (plan.ddl.length > 0) await this.alterTable(stream, plan.ddl);
       const positions = applied;
+      const rollups = this.rollups.get(stream) ?? [];
       await this.writeLock.run(async () => {
         const c = this.conn();
         await c.run("BEGIN TRANSACTION");
         try {
           await appendRows(c, stream, plan.columns, fresh);
+          if (rollups.length > 0) {
+            // The rows just appended, by the positions they advance: the rollups take them exactly once with them.
+            const ranges = new Map(
+              [...advanced].map(([p, next]) => [p, [positions.get(p) ?? 0, next] as const] as const),
+            );
+            for (const r of rollups) await applyRollup(c, stream, r, plan.columns, ranges);
+          }
           await writePositions(c, stream, positions, advanced);
           await c.run("COMMIT");
           for (const [partition, next] of advanced) positions.set(partition, next);
@@ -380,7 +406,18 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
   async query(sql: string, params: readonly unknown[], scope: QueryScope): Promise<QueryResult> {
     const readers = this.readers;
     if (!readers) throw new RunnelError("not_ready", "analytics store is not open");
-    const checked = await checkQuery(sql, new Set(this.schemas.keys()));
+    const checked = await checkQuery(sql, new Set([...this.schemas.keys(), ...this.rollupsByName.keys()]));
+    if (scope.kind === "user") {
+      for (const table of checked.tables) {
+        const rollup = this.rollupsByName.get(table);
+        if (rollup !== undefined && !rollup.dimensions.some((d) => columnKey(d) === "user_id")) {
+          throw new RunnelError(
+            "query_forbidden",
+            `rollup ${table} has no user_id dimension, so its rows mix users' events: only admins and analysts may read it`,
+          );
+        }
+      }
+    }
     const { timeoutMs } = this.limits;
     try {
       return await readers.use(async (source) => {
@@ -406,6 +443,18 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
     } catch (e) {
       throw engineError(e);
     }
+  }
+
+  /** Per rollup of `stream`: rows it has taken in and rows it keeps (its rollup ratio). */
+  async rollupStats(stream: string): Promise<RollupStats[]> {
+    const readers = this.readers;
+    if (!readers) throw new RunnelError("not_ready", "analytics store is not open");
+    const rollups = this.rollups.get(stream) ?? [];
+    return readers.use(async (c) => {
+      const out: RollupStats[] = [];
+      for (const r of rollups) out.push(await rollupStats(c, r));
+      return out;
+    });
   }
 
   /**

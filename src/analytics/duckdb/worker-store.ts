@@ -29,6 +29,7 @@ import {
   type RegisteredColumns,
 } from "../types.js";
 import { type PackedRecords, packRecords } from "./packed-records.js";
+import type { RollupStats } from "./rollups.js";
 import type { ArchiveRange, DuckDbAnalyticsStoreOptions, ExportedFile } from "./store.js";
 import type { ArchiveSet } from "./tiers.js";
 
@@ -50,6 +51,7 @@ export type WorkerMethod =
   | "applyPacked"
   | "appliedOffsets"
   | "query"
+  | "rollupStats"
   | "planArchive"
   | "exportRange"
   | "publishArchive"
@@ -166,6 +168,10 @@ export class WorkerAnalyticsStore implements AnalyticsStore, TieredStore {
 
   async query(sql: string, params: readonly unknown[], scope: QueryScope): Promise<QueryResult> {
     return (await this.call("query", [sql, params, scope])) as QueryResult;
+  }
+
+  async rollupStats(stream: string): Promise<RollupStats[]> {
+    return (await this.call("rollupStats", [stream])) as RollupStats[];
   }
 
   async planArchive(stream: string, cutoffMs: number, maxRows: number): Promise<ArchiveRange[]> {
