@@ -201,7 +201,17 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       },
     });
     metrics.onScrape(async () => {
-      const names = (await control.listStreams()).filter((s) => s.analytics !== false).map((s) => s.name);
+      const indexed = (await control.listStreams()).filter((s) => s.analytics !== false);
+      const names = indexed.map((s) => s.name);
+      metrics.rollupInputRows.reset();
+      metrics.rollupKeptRows.reset();
+      for (const s of indexed) {
+        if (s.rollups === undefined) continue;
+        for (const r of await analytics.rollupStats(s.name)) {
+          metrics.rollupInputRows.set({ stream: s.name, rollup: r.name }, r.rowsIn);
+          metrics.rollupKeptRows.set({ stream: s.name, rollup: r.name }, r.rowsKept);
+        }
+      }
       for (const metric of [metrics.archiveFiles, metrics.archiveBytes, metrics.archiveRows, metrics.archiveLag]) {
         metric.reset();
       }
