@@ -321,7 +321,7 @@ export const MIGRATIONS: readonly Migration[] = [
     ],
   },
   {
-    version: 14,
+    version: 15,
     name: "rollup tables of a stream",
     // NULL: none. The declarations as src/catalog/rollup-spec.ts parsed them.
     statements: ["ALTER TABLE streams ADD COLUMN rollups jsonb"],

@@ -6,6 +6,14 @@
  * `<name>` that merges the partitions' rows into one per bucket and dimension values: the table
  * queries name.
  *
+ * Tiers: a stored row remembers the first and last offset of the rows it aggregates (`_first`,
+ * `_last`), and no row spans an offset the archive may cut a partition at. Before a range of a
+ * partition is exported, the rows spanning its end are split at it (recomputed from the hot
+ * rows), and the offset becomes the partition's seal: later rows are merged only into rows that
+ * begin at or above it. The rows of the range are then exactly those with `_first` and `_last`
+ * inside it, written beside the stream's file, and the archive boundary applies to rollup rows
+ * as to the stream's: hot rows from `_first >= boundary` on, the files below (./tiers.ts).
+ *
  * Dimensions are kept as text (Druid's default string dimensions), so a rollup's columns never
  * change type as the stream's do; sum, min and max read numbers as DOUBLE. The approximate
  * distinct count keeps a KMV sketch (the k smallest 64-bit hashes of the values, the idea behind
@@ -29,6 +37,12 @@ export function storedTable(rollup: string): string {
 }
 
 const BATCH = quoteIdent("_runnel_rollup_batch");
+const SPLIT = quoteIdent("_runnel_rollup_split");
+
+/** Where each stream's partitions are sealed (see above); absent: 0. */
+export const SEALS_TABLE = "_runnel_rollup_seals";
+export const CREATE_SEALS_SQL = `CREATE TABLE IF NOT EXISTS ${SEALS_TABLE} (
+  stream VARCHAR NOT NULL, "partition" INTEGER NOT NULL, seal BIGINT NOT NULL, PRIMARY KEY (stream, "partition"))`;
 
 function metricType(metric: RollupMetric): string {
   switch (metric.fn) {
@@ -44,6 +58,8 @@ function metricType(metric: RollupMetric): string {
 export function createStoredSql(rollup: RollupSpec): string {
   const columns = [
     `"_partition" INTEGER NOT NULL`,
+    `"_first" BIGINT NOT NULL`,
+    `"_last" BIGINT NOT NULL`,
     `"_time" TIMESTAMPTZ`,
     ...rollup.dimensions.map((d) => `${quoteIdent(d)} VARCHAR`),
     `"_rows" BIGINT NOT NULL`,
@@ -82,26 +98,99 @@ function mergeAll(metric: RollupMetric): string {
 
 /** The view queries read: partitions' partial rows merged into one row per bucket and dimension values. */
 export function createViewSql(rollup: RollupSpec): string {
+  return `CREATE OR REPLACE VIEW ${quoteIdent(rollup.name)} AS ${mergedSql(rollup, storedTable(rollup.name))}`;
+}
+
+/** The stored table's columns, in order (the rollup's archive files have the same). */
+function storedColumns(rollup: RollupSpec): string[] {
+  return [
+    '"_partition"',
+    '"_first"',
+    '"_last"',
+    '"_time"',
+    ...rollup.dimensions.map(quoteIdent),
+    '"_rows"',
+    ...rollup.metrics.map((m) => quoteIdent(m.name)),
+  ];
+}
+
+/**
+ * The rollup over both tiers, for a temporary view of its name (as ./tiers.ts makes for a
+ * stream): hot rows from each partition's boundary on, and the rollup's files of the archive.
+ */
+export function tieredRollupSql(
+  database: string,
+  rollup: RollupSpec,
+  boundary: string,
+  files: readonly string[],
+): string {
+  return mergedSql(rollup, tieredRows(database, rollup, boundary, files));
+}
+
+/** The stored rows of both tiers: hot ones from the boundary on, and the archive's. */
+export function tieredRows(database: string, rollup: RollupSpec, boundary: string, files: readonly string[]): string {
+  const columns = storedColumns(rollup).join(", ");
+  const hot = `SELECT ${columns} FROM ${quoteIdent(database)}.main.${storedTable(rollup.name)} WHERE "_first" >= ${boundary}`;
+  const cold =
+    files.length === 0
+      ? ""
+      : ` UNION ALL SELECT ${columns} FROM read_parquet([${files.map((f) => `'${f.replaceAll("'", "''")}'`).join(", ")}])`;
+  return `(${hot}${cold})`;
+}
+
+function mergedSql(rollup: RollupSpec, from: string): string {
   const keys = ['"_time"', ...rollup.dimensions.map(quoteIdent)];
   const merged = rollup.metrics.map((m) => `${mergeAll(m)} AS ${quoteIdent(m.name)}`);
   const outer = rollup.metrics.map((m) => {
     const c = quoteIdent(m.name);
     return m.fn === "approx_count_distinct" ? `${estimate(c)} AS ${c}` : c;
   });
-  return `CREATE OR REPLACE VIEW ${quoteIdent(rollup.name)} AS
-    SELECT ${[...keys, ...outer].join(", ")}
-    FROM (SELECT ${[...keys, ...merged].join(", ")} FROM ${storedTable(rollup.name)} GROUP BY ${keys.join(", ")})`;
+  return `SELECT ${[...keys, ...outer].join(", ")}
+    FROM (SELECT ${[...keys, ...merged].join(", ")} FROM ${from} GROUP BY ${keys.join(", ")})`;
 }
 
 export function dropSql(rollup: RollupSpec): string[] {
   return [`DROP VIEW IF EXISTS ${quoteIdent(rollup.name)}`, `DROP TABLE IF EXISTS ${storedTable(rollup.name)}`];
 }
 
-/** The stream table's column holding `field`, or NULL for a field no event has brought yet. */
-function source(field: string, columns: FieldColumns): string {
-  if (columnKey(field) === "user_id") return '"user_id"';
+/** The stream table's column holding `field` (of table alias `q`), or NULL for a field no event has brought yet. */
+function source(field: string, columns: FieldColumns, q = ""): string {
+  if (columnKey(field) === "user_id") return `${q}"user_id"`;
   const column = columns.get(columnKey(field));
-  return column === undefined ? "NULL" : quoteIdent(column.name);
+  return column === undefined ? "NULL" : `${q}${quoteIdent(column.name)}`;
+}
+
+/** A row's group: its bucket, then its dimension values as text. */
+function groupKeys(rollup: RollupSpec, columns: FieldColumns, q = ""): string[] {
+  const g = Math.trunc(rollup.granularityMs);
+  return [
+    `to_timestamp(floor(epoch_ms(${q}"_time") / ${g}) * ${g} / 1000.0)`,
+    ...rollup.dimensions.map((d) => `CAST(${source(d, columns, q)} AS VARCHAR)`),
+  ];
+}
+
+/** Stored rows aggregating the stream table's rows that `where` picks, grouped by partition, group and `split`. */
+function aggregateSql(rollup: RollupSpec, columns: FieldColumns, from: string, where: string, split?: string): string {
+  const keys = groupKeys(rollup, columns);
+  const select = [
+    '"_partition"',
+    'min("_offset") AS "_first"',
+    'max("_offset") AS "_last"',
+    `${keys[0]} AS "_time"`,
+    ...rollup.dimensions.map((d, i) => `${keys[i + 1]} AS ${quoteIdent(d)}`),
+    'count(*) AS "_rows"',
+    ...rollup.metrics.map((m) => `${aggregate(m, columns)} AS ${quoteIdent(m.name)}`),
+  ];
+  // By position: an alias such as _time would name the stream table's column here.
+  const groups = ["1", ...keys.map((_, i) => String(4 + i)), ...(split === undefined ? [] : [split])];
+  return `SELECT ${select.join(", ")} FROM ${from} WHERE ${where} GROUP BY ${groups.join(", ")}`;
+}
+
+/** `CASE <q>_partition WHEN p THEN offset … ELSE 0 END`. */
+export function perPartition(offsets: ReadonlyMap<number, number>, q = ""): string {
+  if (offsets.size === 0) return "0";
+  const cases = [...offsets].map(([p, o]) => `WHEN ${Math.trunc(p)} THEN ${Math.trunc(o)}`);
+  return `(CASE ${q}"_partition" ${cases.join(" ")} ELSE 0 END)`;
 }
 
 /** One batch's aggregate of `metric` over the rows of the stream table the batch applied. */
@@ -145,8 +234,8 @@ function merge(metric: RollupMetric): string {
 /**
  * Brings `rollup` up to date with the stream table's rows at offsets [from, to) of each
  * partition (the rows the caller's open transaction just appended): their aggregate per
- * partition, bucket and dimension values is merged into the stored row of the same key, or
- * becomes a new row.
+ * partition, bucket and dimension values is merged into the stored row of the same key that
+ * begins at or above the partition's seal, or becomes a new row.
  */
 export async function applyRollup(
   c: DuckDBConnection,
@@ -154,6 +243,7 @@ export async function applyRollup(
   rollup: RollupSpec,
   columns: FieldColumns,
   ranges: ReadonlyMap<number, readonly [number, number]>,
+  seals: ReadonlyMap<number, number>,
 ): Promise<void> {
   const where = [...ranges]
     .map(
@@ -161,23 +251,67 @@ export async function applyRollup(
         `("_partition" = ${Math.trunc(p)} AND "_offset" >= ${Math.trunc(from)} AND "_offset" < ${Math.trunc(to)})`,
     )
     .join(" OR ");
-  const g = Math.trunc(rollup.granularityMs);
-  const dims = rollup.dimensions.map((d) => `CAST(${source(d, columns)} AS VARCHAR) AS ${quoteIdent(d)}`);
-  const metrics = rollup.metrics.map((m) => `${aggregate(m, columns)} AS ${quoteIdent(m.name)}`);
+  await c.run(`CREATE OR REPLACE TEMP TABLE ${BATCH} AS ${aggregateSql(rollup, columns, quoteIdent(stream), where)}`);
   const keys = ['"_partition"', '"_time"', ...rollup.dimensions.map(quoteIdent)];
-  await c.run(
-    `CREATE OR REPLACE TEMP TABLE ${BATCH} AS
-     SELECT "_partition", to_timestamp(floor(epoch_ms("_time") / ${g}) * ${g} / 1000.0) AS "_time", ${[...dims, 'count(*) AS "_rows"', ...metrics].join(", ")}
-     FROM ${quoteIdent(stream)} WHERE ${where} GROUP BY ALL`,
-  );
-  const match = keys.map((k) => `s.${k} IS NOT DISTINCT FROM b.${k}`).join(" AND ");
+  const match = `${keys.map((k) => `s.${k} IS NOT DISTINCT FROM b.${k}`).join(" AND ")} AND s."_first" >= ${perPartition(seals, "s.")}`;
   const table = storedTable(rollup.name);
-  const sets = ['"_rows" = s."_rows" + b."_rows"', ...rollup.metrics.map((m) => `${quoteIdent(m.name)} = ${merge(m)}`)];
+  const sets = [
+    '"_last" = greatest(s."_last", b."_last")',
+    '"_rows" = s."_rows" + b."_rows"',
+    ...rollup.metrics.map((m) => `${quoteIdent(m.name)} = ${merge(m)}`),
+  ];
   await c.run(`UPDATE ${table} AS s SET ${sets.join(", ")} FROM ${BATCH} AS b WHERE ${match}`);
   await c.run(
     `INSERT INTO ${table} SELECT b.* FROM ${BATCH} AS b WHERE NOT EXISTS (SELECT 1 FROM ${table} AS s WHERE ${match})`,
   );
   await c.run(`DROP TABLE ${BATCH}`);
+}
+
+/**
+ * Splits the stored rows of `partition` that span `at` (rows at offsets both below and from it)
+ * into a row of each side, recomputed from the stream table's rows, which are all still hot:
+ * a row spans `at` only if it began at or above the partition's boundary. The caller holds the
+ * transaction and records `at` as the seal.
+ */
+export async function splitRollup(
+  c: DuckDBConnection,
+  stream: string,
+  rollup: RollupSpec,
+  columns: FieldColumns,
+  partition: number,
+  at: number,
+): Promise<void> {
+  const table = storedTable(rollup.name);
+  const p = Math.trunc(partition);
+  const e = Math.trunc(at);
+  const spanning = `"_partition" = ${p} AND "_first" < ${e} AND "_last" >= ${e}`;
+  await c.run(`CREATE OR REPLACE TEMP TABLE ${SPLIT} AS SELECT * FROM ${table} WHERE ${spanning}`);
+  const [[count, from]] = (await c.runAndReadAll(`SELECT count(*), min("_first") FROM ${SPLIT}`)).getRowsJS() as [
+    [bigint, bigint | null],
+  ];
+  if (Number(count) > 0) {
+    await c.run(`DELETE FROM ${table} WHERE ${spanning}`);
+    // A group's rows cover disjoint offset ranges, so the stream rows of a spanning row's group
+    // inside its range are exactly the rows it aggregated.
+    const keys = groupKeys(rollup, columns, "r.");
+    const same = [
+      `k."_time" IS NOT DISTINCT FROM ${keys[0]}`,
+      ...rollup.dimensions.map((d, i) => `k.${quoteIdent(d)} IS NOT DISTINCT FROM ${keys[i + 1]}`),
+      'r."_offset" BETWEEN k."_first" AND k."_last"',
+    ];
+    const where = `"_partition" = ${p} AND "_offset" >= ${Number(from)} AND EXISTS (SELECT 1 FROM ${SPLIT} AS k WHERE ${same.join(" AND ")})`;
+    await c.run(
+      `INSERT INTO ${table} ${aggregateSql(rollup, columns, `${quoteIdent(stream)} AS r`, where, `("_offset" >= ${e})`)}`,
+    );
+  }
+  await c.run(`DROP TABLE ${SPLIT}`);
+}
+
+/** The rows of `partition` for offsets [from, to): the rollup's part of one archive file. */
+export function rangeSql(database: string, rollup: RollupSpec, partition: number, from: number, to: number): string {
+  return `SELECT * FROM ${quoteIdent(database)}.main.${storedTable(rollup.name)}
+    WHERE "_partition" = ${Math.trunc(partition)} AND "_first" >= ${Math.trunc(from)} AND "_last" < ${Math.trunc(to)}
+    ORDER BY "_time"`;
 }
 
 /** Rows a rollup has taken in, and rows it keeps for them. */
@@ -187,8 +321,11 @@ export interface RollupStats {
   readonly rowsKept: number;
 }
 
-export async function rollupStats(c: DuckDBConnection, rollup: RollupSpec): Promise<RollupStats> {
-  const reader = await c.runAndReadAll(`SELECT coalesce(sum("_rows"), 0), count(*) FROM ${storedTable(rollup.name)}`);
+/** Counted over `from`: the stored table, or both tiers (tieredRollupSql's inner union). */
+export async function rollupStats(c: DuckDBConnection, rollup: RollupSpec, from?: string): Promise<RollupStats> {
+  const reader = await c.runAndReadAll(
+    `SELECT coalesce(sum("_rows"), 0), count(*) FROM ${from ?? storedTable(rollup.name)}`,
+  );
   const [rowsIn, rowsKept] = reader.getRowsJS()[0] ?? [0, 0];
   return { name: rollup.name, rowsIn: Number(rowsIn), rowsKept: Number(rowsKept) };
 }

@@ -60,7 +60,7 @@ async function dispatch({ method, args }: WorkerRequest): Promise<unknown> {
     case "exportRange":
       return store.exportRange(args[0] as string, args[1] as ArchiveRange, args[2] as string);
     case "mergeFiles":
-      return store.mergeFiles(args[0] as string[], args[1] as string);
+      return store.mergeFiles(args[0] as string[], args[1] as string, args[2] as string[] | undefined);
     case "publishArchive":
       return store.publishArchive(args[0] as string, args[1] as ArchiveSet);
     case "deleteArchivedRows":

@@ -7,6 +7,7 @@ import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import type { TieredStore } from "../../archive/archiver.js";
+import { rollupFile } from "../../archive/location.js";
 import type { RollupSpec, StreamDefinition } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
 import { KeyedSerialQueue, SerialQueue } from "../../core/serial-queue.js";
@@ -27,7 +28,22 @@ import { quoteIdent } from "./identifiers.js";
 import { engineError, type QueryLimits, runSelect, withTimeLimit } from "./query-runner.js";
 import { ReaderPool } from "./readers.js";
 import { typeName } from "./results.js";
-import { applyRollup, createStoredSql, createViewSql, dropSql, type RollupStats, rollupStats } from "./rollups.js";
+import {
+  applyRollup,
+  CREATE_SEALS_SQL,
+  createStoredSql,
+  createViewSql,
+  dropSql,
+  perPartition,
+  type RollupStats,
+  rangeSql,
+  rollupStats,
+  SEALS_TABLE,
+  splitRollup,
+  storedTable,
+  tieredRollupSql,
+  tieredRows,
+} from "./rollups.js";
 import { SandboxPool } from "./sandbox.js";
 import {
   appendRows,
@@ -153,6 +169,10 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
   /** Each stream's rollups, learnt from its definition by ensureTable; and every rollup by its table name. */
   private readonly rollups = new Map<string, readonly RollupSpec[]>();
   private readonly rollupsByName = new Map<string, RollupSpec>();
+  /** Rollup name → its stream. */
+  private readonly rollupStream = new Map<string, string>();
+  /** Per stream with rollups: each partition's seal (./rollups.ts), read once. */
+  private readonly seals = new Map<string, Map<number, number>>();
 
   constructor(private readonly options: DuckDbAnalyticsStoreOptions = {}) {
     this.limits = {
@@ -183,6 +203,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
     );
     const writer = await instance.connect();
     await writer.run(CREATE_POSITIONS_SQL);
+    await writer.run(CREATE_SEALS_SQL);
     this.readers = await ReaderPool.open(instance, this.options.readers ?? 4);
     const archiver = await instance.connect();
     // Archive files never change once written (a new range is a new file), so their footers can
@@ -245,6 +266,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
           await this.conn().run(createStoredSql(r));
           await this.conn().run(createViewSql(r));
           this.rollupsByName.set(r.name, r);
+          this.rollupStream.set(r.name, name);
         }
         this.rollups.set(name, rollups);
       }
@@ -261,14 +283,19 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
           await c.run(`DROP TABLE IF EXISTS ${quoteIdent(stream)}`);
           for (const r of this.rollups.get(stream) ?? []) for (const statement of dropSql(r)) await c.run(statement);
           await c.run(`DELETE FROM ${POSITIONS_TABLE} WHERE stream = $1`, [stream]);
+          await c.run(`DELETE FROM ${SEALS_TABLE} WHERE stream = $1`, [stream]);
           await c.run("COMMIT");
         } catch (e) {
           await c.run("ROLLBACK");
           throw e;
         }
         this.schemas.delete(stream);
-        for (const r of this.rollups.get(stream) ?? []) this.rollupsByName.delete(r.name);
+        for (const r of this.rollups.get(stream) ?? []) {
+          this.rollupsByName.delete(r.name);
+          this.rollupStream.delete(r.name);
+        }
         this.rollups.delete(stream);
+        this.seals.delete(stream);
         this.positions.delete(stream);
         this.archives.delete(stream);
         this.fileColumns.delete(stream);
@@ -335,6 +362,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
       if (plan.ddl.length > 0) await this.alterTable(stream, plan.ddl);
       const positions = applied;
       const rollups = this.rollups.get(stream) ?? [];
+      const seals = rollups.length > 0 ? await this.sealsOf(stream) : new Map<number, number>();
       await this.writeLock.run(async () => {
         const c = this.conn();
         await c.run("BEGIN TRANSACTION");
@@ -345,7 +373,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
             const ranges = new Map(
               [...advanced].map(([p, next]) => [p, [positions.get(p) ?? 0, next] as const] as const),
             );
-            for (const r of rollups) await applyRollup(c, stream, r, plan.columns, ranges);
+            for (const r of rollups) await applyRollup(c, stream, r, plan.columns, ranges, seals);
           }
           await writePositions(c, stream, positions, advanced);
           await c.run("COMMIT");
@@ -450,9 +478,16 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
     const readers = this.readers;
     if (!readers) throw new RunnelError("not_ready", "analytics store is not open");
     const rollups = this.rollups.get(stream) ?? [];
+    const archive = this.archives.get(stream);
     return readers.use(async (c) => {
       const out: RollupStats[] = [];
-      for (const r of rollups) out.push(await rollupStats(c, r));
+      for (const r of rollups) {
+        const from =
+          archive === undefined
+            ? undefined
+            : tieredRows(this.database, r, perPartition(archive.boundaries), rollupFiles(archive, r.name));
+        out.push(await rollupStats(c, r, from));
+      }
       return out;
     });
   }
@@ -468,17 +503,25 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
       this.views.set(c, held);
     }
     for (const table of tables) {
-      const archive = this.archives.get(table);
+      const rollup = this.rollupsByName.get(table);
+      const archive = this.archives.get(rollup === undefined ? table : (this.rollupStream.get(table) ?? table));
       const wanted =
         archive === undefined
           ? undefined
-          : tieredViewSql(
-              this.database,
-              table,
-              await this.columnsOf(table, c),
-              archive,
-              this.fileColumns.get(table) ?? new Set(),
-            );
+          : rollup !== undefined
+            ? tieredRollupSql(
+                this.database,
+                rollup,
+                perPartition(archive.boundaries),
+                rollupFiles(archive, rollup.name),
+              )
+            : tieredViewSql(
+                this.database,
+                table,
+                await this.columnsOf(table, c),
+                archive,
+                this.fileColumns.get(table) ?? new Set(),
+              );
       if (wanted === held.get(table)) continue;
       if (wanted === undefined) {
         await c.run(`DROP VIEW IF EXISTS temp.main.${quoteIdent(table)}`);
@@ -563,6 +606,8 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
    */
   async exportRange(stream: string, range: ArchiveRange, path: string): Promise<ExportedFile> {
     if (!this.schemas.has(stream)) throw new RunnelError("stream_not_found", `no analytics table for stream ${stream}`);
+    const rollups = this.rollups.get(stream) ?? [];
+    if (rollups.length > 0) await this.sealRollups(stream, range.partition, range.offsetEnd);
     return this.archiveLock.run(async () => {
       const c = this.archiveConn();
       const table = `${quoteIdent(this.database)}.main.${quoteIdent(stream)}`;
@@ -573,6 +618,11 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
                ORDER BY user_id, "_time", "_offset")
          TO ${sqlString(path)} (FORMAT parquet, COMPRESSION zstd)`,
       );
+      // The rollups' rows of the same range, beside it (./rollups.ts): put and committed with it.
+      for (const r of rollups) {
+        const sql = rangeSql(this.database, r, range.partition, range.offsetStart, range.offsetEnd);
+        await c.run(`COPY (${sql}) TO ${sqlString(rollupFile(path, r.name))} (FORMAT parquet, COMPRESSION zstd)`);
+      }
       const rows = Number(copied.getRowsJS()[0]?.[0] ?? 0);
       const columns = (await this.describeFile(c, path)).length;
       return { rows, bytes: (await stat(path)).size, columns };
@@ -580,10 +630,50 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
   }
 
   /**
+   * Splits every rollup's rows of `partition` that span `at` and seals the partition there, in
+   * one transaction under the stream's lock, so no apply merges rows across it meanwhile.
+   */
+  private async sealRollups(stream: string, partition: number, at: number): Promise<void> {
+    const seals = await this.sealsOf(stream);
+    await this.streamLocks.run(stream, () =>
+      this.writeLock.run(async () => {
+        const c = this.conn();
+        const columns = this.schemas.get(stream) ?? new Map();
+        await c.run("BEGIN TRANSACTION");
+        try {
+          for (const r of this.rollups.get(stream) ?? []) await splitRollup(c, stream, r, columns, partition, at);
+          const seal = Math.max(at, seals.get(partition) ?? 0);
+          await c.run(
+            `INSERT INTO ${SEALS_TABLE} VALUES ($1, $2, $3) ON CONFLICT (stream, "partition") DO UPDATE SET seal = excluded.seal`,
+            [stream, partition, BigInt(seal)],
+          );
+          await c.run("COMMIT");
+          seals.set(partition, seal);
+        } catch (e) {
+          await c.run("ROLLBACK").catch(() => {});
+          throw e;
+        }
+      }),
+    );
+  }
+
+  private async sealsOf(stream: string): Promise<Map<number, number>> {
+    let seals = this.seals.get(stream);
+    if (seals === undefined) {
+      const reader = await this.writeLock.run(() =>
+        this.conn().runAndReadAll(`SELECT "partition", seal FROM ${SEALS_TABLE} WHERE stream = $1`, [stream]),
+      );
+      seals = new Map(reader.getRowsJS().map(([p, seal]) => [Number(p), Number(seal)]));
+      this.seals.set(stream, seals);
+    }
+    return seals;
+  }
+
+  /**
    * Compaction: writes the rows of archive files (local paths) to one Parquet file at `path`,
    * sorted like any archive file. Columns are the union of theirs.
    */
-  async mergeFiles(files: readonly string[], path: string): Promise<ExportedFile> {
+  async mergeFiles(files: readonly string[], path: string, rollups: readonly string[] = []): Promise<ExportedFile> {
     return this.archiveLock.run(async () => {
       const c = this.archiveConn();
       const list = files.map(sqlString).join(", ");
@@ -591,6 +681,13 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
         `COPY (SELECT * FROM read_parquet([${list}], union_by_name = true) ORDER BY user_id, "_time", "_offset")
          TO ${sqlString(path)} (FORMAT parquet, COMPRESSION zstd)`,
       );
+      // The files' rollup rows, each rollup's beside the merged file (their ranges are consecutive too).
+      for (const r of rollups) {
+        const parts = files.map((f) => sqlString(rollupFile(f, r))).join(", ");
+        await c.run(
+          `COPY (SELECT * FROM read_parquet([${parts}]) ORDER BY "_time") TO ${sqlString(rollupFile(path, r))} (FORMAT parquet, COMPRESSION zstd)`,
+        );
+      }
       const rows = Number(copied.getRowsJS()[0]?.[0] ?? 0);
       const columns = (await this.describeFile(c, path)).length;
       return { rows, bytes: (await stat(path)).size, columns };
@@ -625,6 +722,12 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
         const deleted = await this.conn().runAndReadAll(
           `DELETE FROM ${quoteIdent(this.database)}.main.${quoteIdent(stream)} WHERE "_offset" < ${boundaryExpression(archive.boundaries)}`,
         );
+        // A rollup row below the boundary ends below it: rows never span an archived range's end.
+        for (const r of this.rollups.get(stream) ?? []) {
+          await this.conn().run(
+            `DELETE FROM ${quoteIdent(this.database)}.main.${storedTable(r.name)} WHERE "_last" < ${perPartition(archive.boundaries)}`,
+          );
+        }
         return Number(deleted.getRowsJS()[0]?.[0] ?? 0);
       }),
     );
@@ -736,6 +839,11 @@ export async function copyUserRows(
   } finally {
     appender.closeSync();
   }
+}
+
+/** Local paths of a rollup's files: one beside each of the stream's archive files. */
+function rollupFiles(archive: ArchiveSet, rollup: string): string[] {
+  return archive.files.map((f) => rollupFile(f.path, rollup));
 }
 
 /**

@@ -182,8 +182,8 @@ export class WorkerAnalyticsStore implements AnalyticsStore, TieredStore {
     return (await this.call("exportRange", [stream, range, path])) as ExportedFile;
   }
 
-  async mergeFiles(files: readonly string[], path: string): Promise<ExportedFile> {
-    return (await this.call("mergeFiles", [files, path])) as ExportedFile;
+  async mergeFiles(files: readonly string[], path: string, rollups: readonly string[] = []): Promise<ExportedFile> {
+    return (await this.call("mergeFiles", [files, path, rollups])) as ExportedFile;
   }
 
   async publishArchive(stream: string, archive: ArchiveSet): Promise<void> {
