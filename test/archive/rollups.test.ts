@@ -90,22 +90,27 @@ async function layoutMatchesManifest(f: ArchiveFixture): Promise<void> {
   assert.deepEqual([...keys].sort(), expected);
 }
 
-/** Rows the rollup's archive files aggregate, read from the files themselves. */
-async function archivedRollupRows(f: ArchiveFixture, rollup: string): Promise<number> {
+/** Runs `sql` over the rollup's archive files (`FILES`), read by an engine of the test's own. */
+async function overRollupFiles(f: ArchiveFixture, rollup: string, sql: string): Promise<unknown[][]> {
   const files = await Promise.all(
     (await f.control.listArchiveFiles("clicks")).map((r) => f.location.localPath(rollupFile(r.path, rollup))),
   );
-  if (files.length === 0) return 0;
   const instance = await DuckDBInstance.create(":memory:");
   const c = await instance.connect();
   try {
     const list = files.map((p) => `'${p}'`).join(", ");
-    const reader = await c.runAndReadAll(`SELECT sum("_rows") FROM read_parquet([${list}])`);
-    return Number(reader.getRowsJS()[0]?.[0] ?? 0);
+    return (await c.runAndReadAll(sql.replace("FILES", `read_parquet([${list}], filename = true)`))).getRowsJS();
   } finally {
     c.closeSync();
     instance.closeSync();
   }
+}
+
+/** Rows the rollup's archive files aggregate, read from the files themselves. */
+async function archivedRollupRows(f: ArchiveFixture, rollup: string): Promise<number> {
+  if ((await f.control.listArchiveFiles("clicks")).length === 0) return 0;
+  const [[rows]] = (await overRollupFiles(f, rollup, `SELECT sum("_rows") FROM FILES`)) as [[bigint]];
+  return Number(rows);
 }
 
 async function trickle(archiver: ReturnType<ArchiveFixture["archiver"]>, clock: { now: number }) {
@@ -171,6 +176,14 @@ describe("rollups in both tiers", () => {
       await layoutMatchesManifest(f);
       const archived = (await f.control.listArchiveFiles("clicks")).reduce((n, r) => n + r.rows, 0);
       for (const r of ROLLUPS) assert.equal(await archivedRollupRows(f, r.name), archived, r.name);
+      // Merged files merged their rollup rows too: one row per group in every file (a day's group
+      // had rows in each of the day's small files).
+      const repeats = await overRollupFiles(
+        f,
+        "clicks_by_user",
+        `SELECT filename, "_time", user_id, region, count(*) FROM FILES GROUP BY ALL HAVING count(*) > 1`,
+      );
+      assert.deepEqual(repeats, []);
       await assertRollupsMatch(f, before, "after compaction");
     } finally {
       await f.close();

@@ -149,6 +149,25 @@ function mergedSql(rollup: RollupSpec, from: string): string {
     FROM (SELECT ${[...keys, ...merged].join(", ")} FROM ${from} GROUP BY ${keys.join(", ")})`;
 }
 
+/**
+ * Compaction of a rollup's files of consecutive ranges of one partition: their rows of the same
+ * group merged into one, which spans no offset the merged file does not.
+ */
+export function compactedSql(rollup: RollupSpec, files: readonly string[]): string {
+  const keys = ['"_time"', ...rollup.dimensions.map(quoteIdent)];
+  const select = [
+    '"_partition"',
+    'min("_first") AS "_first"',
+    'max("_last") AS "_last"',
+    ...keys,
+    'sum("_rows")::BIGINT AS "_rows"',
+    ...rollup.metrics.map((m) => `${mergeAll(m)} AS ${quoteIdent(m.name)}`),
+  ];
+  const list = files.map((f) => `'${f.replaceAll("'", "''")}'`).join(", ");
+  return `SELECT ${select.join(", ")} FROM read_parquet([${list}])
+    GROUP BY "_partition", ${keys.join(", ")} ORDER BY "_time"`;
+}
+
 export function dropSql(rollup: RollupSpec): string[] {
   return [`DROP VIEW IF EXISTS ${quoteIdent(rollup.name)}`, `DROP TABLE IF EXISTS ${storedTable(rollup.name)}`];
 }

@@ -31,6 +31,7 @@ import { typeName } from "./results.js";
 import {
   applyRollup,
   CREATE_SEALS_SQL,
+  compactedSql,
   createStoredSql,
   createViewSql,
   dropSql,
@@ -681,12 +682,15 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
         `COPY (SELECT * FROM read_parquet([${list}], union_by_name = true) ORDER BY user_id, "_time", "_offset")
          TO ${sqlString(path)} (FORMAT parquet, COMPRESSION zstd)`,
       );
-      // The files' rollup rows, each rollup's beside the merged file (their ranges are consecutive too).
-      for (const r of rollups) {
-        const parts = files.map((f) => sqlString(rollupFile(f, r))).join(", ");
-        await c.run(
-          `COPY (SELECT * FROM read_parquet([${parts}]) ORDER BY "_time") TO ${sqlString(rollupFile(path, r))} (FORMAT parquet, COMPRESSION zstd)`,
+      // The files' rollup rows, each rollup's merged beside the merged file.
+      for (const name of rollups) {
+        const rollup = this.rollupsByName.get(name);
+        if (rollup === undefined) throw new RunnelError("internal", `no rollup ${name} to merge the files of`);
+        const sql = compactedSql(
+          rollup,
+          files.map((f) => rollupFile(f, name)),
         );
+        await c.run(`COPY (${sql}) TO ${sqlString(rollupFile(path, name))} (FORMAT parquet, COMPRESSION zstd)`);
       }
       const rows = Number(copied.getRowsJS()[0]?.[0] ?? 0);
       const columns = (await this.describeFile(c, path)).length;
