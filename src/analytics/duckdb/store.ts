@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import type { TieredStore } from "../../archive/archiver.js";
 import { rollupFile } from "../../archive/location.js";
-import type { RollupSpec, StreamDefinition } from "../../control/types.js";
+import type { StreamDefinition } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
 import { KeyedSerialQueue, SerialQueue } from "../../core/serial-queue.js";
 import { toAnalyticsRow } from "../rows.js";
@@ -28,6 +28,7 @@ import { quoteIdent } from "./identifiers.js";
 import { engineError, type QueryLimits, runSelect, withTimeLimit } from "./query-runner.js";
 import { ReaderPool } from "./readers.js";
 import { typeName } from "./results.js";
+import { RollupRegistry } from "./rollup-registry.js";
 import {
   applyRollup,
   CREATE_SEALS_SQL,
@@ -167,11 +168,8 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
   /** The tiered view each reader connection holds per table (its SQL), to replace only on change. */
   private readonly views = new WeakMap<DuckDBConnection, Map<string, string>>();
   private readonly epochs = new QueryEpochs();
-  /** Each stream's rollups, learnt from its definition by ensureTable; and every rollup by its table name. */
-  private readonly rollups = new Map<string, readonly RollupSpec[]>();
-  private readonly rollupsByName = new Map<string, RollupSpec>();
-  /** Rollup name → its stream. */
-  private readonly rollupStream = new Map<string, string>();
+  /** Each stream's rollups, learnt from its definition by ensureTable. */
+  private readonly rollups = new RollupRegistry();
   /** Per stream with rollups: each partition's seal (./rollups.ts), read once. */
   private readonly seals = new Map<string, Map<number, number>>();
 
@@ -261,15 +259,13 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
         this.tableColumns.delete(name);
       }
       // Every start: the tables exist already, the store learns which rollups a stream has.
-      if (!this.rollups.has(name)) {
+      if (!this.rollups.knows(name)) {
         const rollups = stream.rollups ?? [];
         for (const r of rollups) {
           await this.conn().run(createStoredSql(r));
           await this.conn().run(createViewSql(r));
-          this.rollupsByName.set(r.name, r);
-          this.rollupStream.set(r.name, name);
         }
-        this.rollups.set(name, rollups);
+        this.rollups.learn(name, rollups);
       }
     });
   }
@@ -282,7 +278,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
         await c.run("BEGIN TRANSACTION");
         try {
           await c.run(`DROP TABLE IF EXISTS ${quoteIdent(stream)}`);
-          for (const r of this.rollups.get(stream) ?? []) for (const statement of dropSql(r)) await c.run(statement);
+          for (const r of this.rollups.of(stream)) for (const statement of dropSql(r)) await c.run(statement);
           await c.run(`DELETE FROM ${POSITIONS_TABLE} WHERE stream = $1`, [stream]);
           await c.run(`DELETE FROM ${SEALS_TABLE} WHERE stream = $1`, [stream]);
           await c.run("COMMIT");
@@ -291,11 +287,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
           throw e;
         }
         this.schemas.delete(stream);
-        for (const r of this.rollups.get(stream) ?? []) {
-          this.rollupsByName.delete(r.name);
-          this.rollupStream.delete(r.name);
-        }
-        this.rollups.delete(stream);
+        this.rollups.forget(stream);
         this.seals.delete(stream);
         this.positions.delete(stream);
         this.archives.delete(stream);
@@ -362,7 +354,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
       if (plan.unregistered.length > 0) return { unregistered: plan.unregistered };
       if (plan.ddl.length > 0) await this.alterTable(stream, plan.ddl);
       const positions = applied;
-      const rollups = this.rollups.get(stream) ?? [];
+      const rollups = this.rollups.of(stream);
       const seals = rollups.length > 0 ? await this.sealsOf(stream) : new Map<number, number>();
       await this.writeLock.run(async () => {
         const c = this.conn();
@@ -435,10 +427,10 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
   async query(sql: string, params: readonly unknown[], scope: QueryScope): Promise<QueryResult> {
     const readers = this.readers;
     if (!readers) throw new RunnelError("not_ready", "analytics store is not open");
-    const checked = await checkQuery(sql, new Set([...this.schemas.keys(), ...this.rollupsByName.keys()]));
+    const checked = await checkQuery(sql, new Set([...this.schemas.keys(), ...this.rollups.names()]));
     if (scope.kind === "user") {
       for (const table of checked.tables) {
-        const rollup = this.rollupsByName.get(table);
+        const rollup = this.rollups.named(table)?.rollup;
         if (rollup !== undefined && !rollup.dimensions.some((d) => columnKey(d) === "user_id")) {
           throw new RunnelError(
             "query_forbidden",
@@ -478,7 +470,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
   async rollupStats(stream: string): Promise<RollupStats[]> {
     const readers = this.readers;
     if (!readers) throw new RunnelError("not_ready", "analytics store is not open");
-    const rollups = this.rollups.get(stream) ?? [];
+    const rollups = this.rollups.of(stream);
     const archive = this.archives.get(stream);
     return readers.use(async (c) => {
       const out: RollupStats[] = [];
@@ -504,8 +496,9 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
       this.views.set(c, held);
     }
     for (const table of tables) {
-      const rollup = this.rollupsByName.get(table);
-      const archive = this.archives.get(rollup === undefined ? table : (this.rollupStream.get(table) ?? table));
+      const named = this.rollups.named(table);
+      const rollup = named?.rollup;
+      const archive = this.archives.get(named?.stream ?? table);
       const wanted =
         archive === undefined
           ? undefined
@@ -607,7 +600,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
    */
   async exportRange(stream: string, range: ArchiveRange, path: string): Promise<ExportedFile> {
     if (!this.schemas.has(stream)) throw new RunnelError("stream_not_found", `no analytics table for stream ${stream}`);
-    const rollups = this.rollups.get(stream) ?? [];
+    const rollups = this.rollups.of(stream);
     if (rollups.length > 0) await this.sealRollups(stream, range.partition, range.offsetEnd);
     return this.archiveLock.run(async () => {
       const c = this.archiveConn();
@@ -642,7 +635,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
         const columns = this.schemas.get(stream) ?? new Map();
         await c.run("BEGIN TRANSACTION");
         try {
-          for (const r of this.rollups.get(stream) ?? []) await splitRollup(c, stream, r, columns, partition, at);
+          for (const r of this.rollups.of(stream)) await splitRollup(c, stream, r, columns, partition, at);
           const seal = Math.max(at, seals.get(partition) ?? 0);
           await c.run(
             `INSERT INTO ${SEALS_TABLE} VALUES ($1, $2, $3) ON CONFLICT (stream, "partition") DO UPDATE SET seal = excluded.seal`,
@@ -684,7 +677,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
       );
       // The files' rollup rows, each rollup's merged beside the merged file.
       for (const name of rollups) {
-        const rollup = this.rollupsByName.get(name);
+        const rollup = this.rollups.named(name)?.rollup;
         if (rollup === undefined) throw new RunnelError("internal", `no rollup ${name} to merge the files of`);
         const sql = compactedSql(
           rollup,
@@ -727,7 +720,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
           `DELETE FROM ${quoteIdent(this.database)}.main.${quoteIdent(stream)} WHERE "_offset" < ${boundaryExpression(archive.boundaries)}`,
         );
         // A rollup row below the boundary ends below it: rows never span an archived range's end.
-        for (const r of this.rollups.get(stream) ?? []) {
+        for (const r of this.rollups.of(stream)) {
           await this.conn().run(
             `DELETE FROM ${quoteIdent(this.database)}.main.${storedTable(r.name)} WHERE "_last" < ${perPartition(archive.boundaries)}`,
           );
