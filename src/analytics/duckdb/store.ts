@@ -21,6 +21,7 @@ import {
   type PartitionRecords,
   type QueryResult,
   type QueryScope,
+  type RegisteredColumns,
 } from "../types.js";
 import { BASE_COLUMNS, type ColumnType, columnKey, declaredColumns, fromCatalogType } from "./column-types.js";
 import { lockEngine, openEngine } from "./engine.js";
@@ -728,6 +729,24 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
         return Number(deleted.getRowsJS()[0]?.[0] ?? 0);
       }),
     );
+  }
+
+  /**
+   * Gives the stream's table every registered column it lacks, and the registry's widenings:
+   * columns that only imported files hold (src/archive/import/) must be columns of the table too,
+   * since queries read the tiers through a view of the table's columns.
+   */
+  async ensureColumns(stream: string, registered: RegisteredColumns): Promise<void> {
+    await this.streamLocks.run(stream, async () => {
+      const current = this.schemas.get(stream);
+      if (current === undefined) throw new RunnelError("stream_not_found", `no analytics table for stream ${stream}`);
+      const { ddl } = planSchema(stream, current, [], registered);
+      const t = quoteIdent(stream);
+      for (const [key, column] of registered) {
+        if (!current.has(key)) ddl.push(`ALTER TABLE ${t} ADD COLUMN ${quoteIdent(column.name)} ${column.type}`);
+      }
+      if (ddl.length > 0) await this.alterTable(stream, ddl);
+    });
   }
 
   private async describeFile(c: DuckDBConnection, path: string): Promise<readonly string[]> {

@@ -14,9 +14,10 @@ import { quoteIdent } from "./identifiers.js";
 
 /** One committed archive file as the query path reads it. */
 export interface ArchivedFile {
-  readonly partition: number;
-  readonly offsetStart: number;
-  readonly offsetEnd: number;
+  /** The log range it holds; absent for an imported file, whose rows were never in the log. */
+  readonly partition?: number;
+  readonly offsetStart?: number;
+  readonly offsetEnd?: number;
   /** A path DuckDB can read (inside the store's archive directory). */
   readonly path: string;
   readonly minUser: string;

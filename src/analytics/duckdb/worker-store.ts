@@ -55,6 +55,7 @@ export type WorkerMethod =
   | "planArchive"
   | "exportRange"
   | "publishArchive"
+  | "ensureColumns"
   | "mergeFiles"
   | "deleteArchivedRows";
 
@@ -188,6 +189,10 @@ export class WorkerAnalyticsStore implements AnalyticsStore, TieredStore {
 
   async publishArchive(stream: string, archive: ArchiveSet): Promise<void> {
     await this.call("publishArchive", [stream, archive]);
+  }
+
+  async ensureColumns(stream: string, registered: RegisteredColumns): Promise<void> {
+    await this.call("ensureColumns", [stream, registered]);
   }
 
   async deleteArchivedRows(stream: string): Promise<number> {
