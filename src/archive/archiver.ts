@@ -375,6 +375,8 @@ export class Archiver {
         path: await location.localPath(r.path),
         minUser: r.minUser,
         maxUser: r.maxUser,
+        minTime: r.minTime,
+        maxTime: r.maxTime,
       });
     }
     await this.step("publish", stream);

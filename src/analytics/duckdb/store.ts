@@ -12,6 +12,7 @@ import { RunnelError } from "../../core/errors.js";
 import { KeyedSerialQueue, SerialQueue } from "../../core/serial-queue.js";
 import { toAnalyticsRow } from "../rows.js";
 import { checkQuery } from "../sql/check.js";
+import { timeBounds } from "../sql/time-bounds.js";
 import {
   type AnalyticsRow,
   type AnalyticsStore,
@@ -44,7 +45,9 @@ import {
   sqlString,
   type TableColumn,
   tieredViewSql,
+  userRowsSql,
 } from "./tiers.js";
+import { evaluateTimeRange } from "./time-range.js";
 
 export interface DuckDbAnalyticsStoreOptions {
   /** Database file; in-memory when undefined. */
@@ -386,15 +389,29 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
       return await readers.use(async (source) => {
         const epoch = this.epochs.enter();
         try {
-          await this.prepareViews(source, checked.tables);
           if (scope.kind === "all") {
+            await this.prepareViews(source, checked.tables);
             return await withTimeLimit([source], timeoutMs, () => runSelect(source, sql, params, this.limits));
           }
           const sandbox = await this.sandboxes.take();
           try {
             return await withTimeLimit([source, sandbox.connection], timeoutMs, async () => {
-              for (const table of checked.tables) await copyUserRows(source, sandbox.connection, table, scope.userId);
-              return runSelect(sandbox.connection, sql, params, this.limits);
+              const target = sandbox.connection;
+              // One transaction for the bounds, the copies and the query: `now()` is the same in all.
+              await target.run("BEGIN TRANSACTION");
+              for (const table of checked.tables) {
+                const range = await evaluateTimeRange(target, await timeBounds(checked.statement, table), params);
+                const select = userRowsSql(
+                  this.database,
+                  table,
+                  await this.columnsOf(table, source),
+                  this.archives.get(table),
+                  (path) => this.columnsOfFile.get(path) ?? [],
+                  { userId: scope.userId, ...range },
+                );
+                await copyUserRows(source, target, table, scope.userId, select);
+              }
+              return runSelect(target, sql, params, this.limits);
             });
           } finally {
             sandbox.dispose();
@@ -661,7 +678,8 @@ async function writePositions(
 }
 
 /**
- * Copies `user`'s rows of one stream table into the sandbox. The user id is a bound parameter;
+ * Copies `user`'s rows of one stream table into the sandbox: those `select` returns, a query of
+ * the source whose parameter $1 is the user id (./tiers.ts userRowsSql). The user id is bound;
  * the sandbox table is created from the result's own column types so the copy is exact (JSON
  * stays JSON, widened columns keep their current type).
  */
@@ -670,9 +688,10 @@ export async function copyUserRows(
   target: DuckDBConnection,
   table: string,
   userId: string,
+  select = `SELECT * FROM ${quoteIdent(table)} WHERE user_id = $1`,
 ): Promise<void> {
   // Materialised rather than streamed: DuckDB then scans in parallel (about twice as fast here).
-  const result = await source.run(`SELECT * FROM ${quoteIdent(table)} WHERE user_id = $1`, [userId]);
+  const result = await source.run(select, [userId]);
   const types = result.columnTypes();
   const defs = result.columnNames().map((name, i) => `${quoteIdent(name)} ${typeName(types[i]!)}`);
   await target.run(`CREATE TABLE ${quoteIdent(table)} (${defs.join(", ")})`);
