@@ -121,6 +121,15 @@ export interface PartitionRows {
  */
 const DDL_PER_TRANSACTION = 100;
 
+/**
+ * How archive files are written. Row groups of 16 384 rows rather than DuckDB's 122 880: a user's
+ * rows of a file (sorted by user_id) sit in one or two row groups, and the reader decodes each
+ * row group it cannot skip whole, so a user's copy decodes up to 7x fewer rows per file (copying
+ * one user of 1,000 from 16 files of 625,000 rows: 40-90 ms against 150-275 ms, on a loaded
+ * machine); the files grow by about a quarter (79 MB against 62 MB for 10 M rows).
+ */
+export const PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 16384";
+
 const STREAM_NAME = /^[a-z][a-z0-9_]{0,63}$/;
 const BASE_KEYS = new Set<string>(BASE_COLUMNS.map((c) => c.name));
 
@@ -539,7 +548,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
                WHERE "_partition" = ${Math.trunc(range.partition)}
                  AND "_offset" >= ${Math.trunc(range.offsetStart)} AND "_offset" < ${Math.trunc(range.offsetEnd)}
                ORDER BY user_id, "_time", "_offset")
-         TO ${sqlString(path)} (FORMAT parquet, COMPRESSION zstd)`,
+         TO ${sqlString(path)} (${PARQUET_OPTIONS})`,
       );
       const rows = Number(copied.getRowsJS()[0]?.[0] ?? 0);
       const columns = (await this.describeFile(c, path)).length;
@@ -557,7 +566,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
       const list = files.map(sqlString).join(", ");
       const copied = await c.runAndReadAll(
         `COPY (SELECT * FROM read_parquet([${list}], union_by_name = true) ORDER BY user_id, "_time", "_offset")
-         TO ${sqlString(path)} (FORMAT parquet, COMPRESSION zstd)`,
+         TO ${sqlString(path)} (${PARQUET_OPTIONS})`,
       );
       const rows = Number(copied.getRowsJS()[0]?.[0] ?? 0);
       const columns = (await this.describeFile(c, path)).length;
