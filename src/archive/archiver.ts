@@ -20,6 +20,7 @@ export interface TieredStore {
   mergeFiles(files: readonly string[], path: string): Promise<ExportedFile>;
   publishArchive(stream: string, archive: ArchiveSet): Promise<void>;
   deleteArchivedRows(stream: string): Promise<number>;
+  clusterHot(stream: string): Promise<number>;
 }
 
 export type ArchiveStep = "write" | "put" | "commit" | "publish" | "delete" | "expire" | "merge" | "replace";
@@ -257,6 +258,8 @@ export class Archiver {
     }
     await this.expire(stream, now);
     await this.compact(stream.name, maxRows);
+    // What stays hot is kept sorted by user in runs, so a user's query skips others' rows.
+    await analytics.clusterHot(stream.name);
   }
 
   /**

@@ -130,6 +130,18 @@ const DDL_PER_TRANSACTION = 100;
  */
 export const PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 16384";
 
+/**
+ * Hot rows are re-sorted by user once this many have arrived since the last time (clusterHot).
+ * The hot table is then runs of at least this many rows sorted by user_id, _time, plus the rows
+ * since: DuckDB skips a row group (122,880 rows) whose user_id range excludes the user, so a
+ * user's scan reads about one row group per run and the unsorted rows. 1,000,000 balances the
+ * two for a hot tier of about 10 million rows (runs × 122,880 against the unsorted tail).
+ */
+export const CLUSTER_MIN_ROWS = 1_000_000;
+
+/** Per stream and partition: the offset from which hot rows are still in arrival order. */
+const CLUSTERED_TABLE = "_runnel_clustered";
+
 const STREAM_NAME = /^[a-z][a-z0-9_]{0,63}$/;
 const BASE_KEYS = new Set<string>(BASE_COLUMNS.map((c) => c.name));
 
@@ -161,6 +173,8 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
   /** The tiered view each reader connection holds per table (its SQL), to replace only on change. */
   private readonly views = new WeakMap<DuckDBConnection, Map<string, string>>();
   private readonly epochs = new QueryEpochs();
+  /** Set while clusterHot commits: queries wait for it before they start reading. */
+  private pause: Promise<void> | undefined;
 
   constructor(private readonly options: DuckDbAnalyticsStoreOptions = {}) {
     this.limits = {
@@ -191,6 +205,10 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
     );
     const writer = await instance.connect();
     await writer.run(CREATE_POSITIONS_SQL);
+    await writer.run(
+      `CREATE TABLE IF NOT EXISTS ${CLUSTERED_TABLE} (stream VARCHAR NOT NULL, "partition" INTEGER NOT NULL,
+       next_offset BIGINT NOT NULL, PRIMARY KEY (stream, "partition"))`,
+    );
     this.readers = await ReaderPool.open(instance, this.options.readers ?? 4);
     const archiver = await instance.connect();
     // Archive files never change once written (a new range is a new file), so their footers can
@@ -257,6 +275,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
         try {
           await c.run(`DROP TABLE IF EXISTS ${quoteIdent(stream)}`);
           await c.run(`DELETE FROM ${POSITIONS_TABLE} WHERE stream = $1`, [stream]);
+          await c.run(`DELETE FROM ${CLUSTERED_TABLE} WHERE stream = $1`, [stream]);
           await c.run("COMMIT");
         } catch (e) {
           await c.run("ROLLBACK");
@@ -396,6 +415,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
     const { timeoutMs } = this.limits;
     try {
       return await readers.use(async (source) => {
+        while (this.pause !== undefined) await this.pause;
         const epoch = this.epochs.enter();
         try {
           if (scope.kind === "all") {
@@ -587,6 +607,79 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
       this.fileColumns.set(stream, names);
       this.epochs.advance();
     });
+  }
+
+  /**
+   * Re-sorts the stream's hot rows that arrived since the last call by user_id, then _time, once
+   * there are at least `minRows` of them: in one transaction they are deleted and inserted again
+   * in that order, so queries see the same rows before and after, only laid out so that DuckDB's
+   * row-group statistics let a user's scan skip other users' rows (docs/storage.md). Rows keep
+   * their offsets, so positions, boundaries and the archive's offset ranges are untouched.
+   * Returns the rows re-sorted (0 when too few had arrived).
+   */
+  async clusterHot(stream: string, minRows = CLUSTER_MIN_ROWS): Promise<number> {
+    return this.streamLocks.run(stream, () =>
+      this.writeLock.run(async () => {
+        if (!this.schemas.has(stream)) return 0;
+        const c = this.conn();
+        const table = `${quoteIdent(this.database)}.main.${quoteIdent(stream)}`;
+        const applied = this.positions.get(stream) ?? (await this.positionsOf(c, stream));
+        const done = await c.runAndReadAll(
+          `SELECT "partition", next_offset FROM ${CLUSTERED_TABLE} WHERE stream = $1`,
+          [stream],
+        );
+        const from = new Map<number, number>();
+        for (const [p, o] of done.getRowsJS()) from.set(Number(p), Number(o));
+        const archived = boundaryExpression(this.archives.get(stream)?.boundaries ?? new Map());
+        const unsorted = `"_offset" >= ${boundaryExpression(from)} AND "_offset" >= ${archived}`;
+        const [[count]] = (await c.runAndReadAll(`SELECT count(*) FROM ${table} WHERE ${unsorted}`)).getRowsJS() as [
+          [bigint],
+        ];
+        if (Number(count) < minRows) return 0;
+        await c.run("BEGIN TRANSACTION");
+        try {
+          // Through a temporary table: inserted back into the same table, the sorted copies would
+          // match the delete's condition too.
+          await c.run(`CREATE TEMP TABLE _runnel_sorting AS SELECT * FROM ${table} WHERE ${unsorted}
+                       ORDER BY user_id, "_time", "_offset"`);
+          await c.run(`DELETE FROM ${table} WHERE ${unsorted}`);
+          await c.run(`INSERT INTO ${table} SELECT * FROM _runnel_sorting`);
+          await c.run("DROP TABLE _runnel_sorting");
+          await c.run(`DELETE FROM ${CLUSTERED_TABLE} WHERE stream = $1`, [stream]);
+          const tuples = [...applied].map(([p, next]) => `($1, ${Math.trunc(p)}, ${Math.trunc(next)})`);
+          if (tuples.length > 0) await c.run(`INSERT INTO ${CLUSTERED_TABLE} VALUES ${tuples.join(", ")}`, [stream]);
+          await this.commitAlone(c);
+        } catch (e) {
+          await c.run("ROLLBACK").catch(() => {});
+          throw new RunnelError("internal", `clustering the hot rows of ${stream} failed`, { cause: e });
+        }
+        return Number(count);
+      }),
+    );
+  }
+
+  /**
+   * Commits with no query reading. DuckDB 1.5 (file-backed) does not commit a transaction that
+   * both deletes and inserts many rows atomically for readers: a query scanning meanwhile can
+   * count the deleted rows and their inserted copies both (seen in test/analytics/cluster-hot.test.ts;
+   * a rollback shows nothing). So queries begun before wait to end, new ones wait to start, for as
+   * long as the commit takes.
+   */
+  private async commitAlone(c: DuckDBConnection): Promise<void> {
+    // Let the queries running now finish without holding up new ones, then hold new ones up and
+    // wait only for those that started in between.
+    await this.epochs.drained(this.epochs.advance());
+    let release = () => {};
+    this.pause = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    try {
+      await this.epochs.drained(this.epochs.advance());
+      await c.run("COMMIT");
+    } finally {
+      this.pause = undefined;
+      release();
+    }
   }
 
   /**

@@ -54,7 +54,8 @@ export type WorkerMethod =
   | "exportRange"
   | "publishArchive"
   | "mergeFiles"
-  | "deleteArchivedRows";
+  | "deleteArchivedRows"
+  | "clusterHot";
 
 export interface WorkerRequest {
   readonly id: number;
@@ -186,6 +187,10 @@ export class WorkerAnalyticsStore implements AnalyticsStore, TieredStore {
 
   async deleteArchivedRows(stream: string): Promise<number> {
     return (await this.call("deleteArchivedRows", [stream])) as number;
+  }
+
+  async clusterHot(stream: string): Promise<number> {
+    return (await this.call("clusterHot", [stream])) as number;
   }
 
   private call(method: WorkerMethod, args: readonly unknown[], transfer: ArrayBuffer[] = []): Promise<unknown> {
