@@ -40,6 +40,15 @@ const QUERIES: [string, unknown[]][] = [
   ],
   [`SELECT count(*) FROM clicks WHERE _time > ${tz(NOW + DAY)}`, []],
   [`SELECT count(*) FROM clicks WHERE _time > ${tz(EDGE)} AND _time < ${tz(EDGE - DAY)}`, []],
+  // Columns: only those named are copied, unless some can be read unnamed.
+  ["SELECT count(*) FROM clicks", []],
+  ["SELECT sum(data), count(region) FROM clicks", []],
+  ["SELECT kind, count(*) FROM clicks GROUP BY ALL ORDER BY ALL", []],
+  ["SELECT * FROM clicks ORDER BY _partition, _offset LIMIT 5", []],
+  ["SELECT * EXCLUDE (kind) FROM clicks ORDER BY _partition, _offset LIMIT 5", []],
+  ["SELECT #6, #1 FROM clicks ORDER BY _partition, _offset LIMIT 5", []],
+  ["SELECT clicks FROM clicks ORDER BY _partition, _offset LIMIT 5", []],
+  ["SELECT data AS kind FROM clicks WHERE kind = 'view' ORDER BY _partition, _offset LIMIT 5", []],
   // Not bounds: OR, text that compares as text, the table read twice, NULL.
   [`SELECT count(*) FROM clicks WHERE _time > ${tz(EDGE)} OR data = 1`, []],
   [`SELECT count(*) FROM clicks WHERE _time::VARCHAR > '${iso(EDGE).slice(0, 10)}'`, []],

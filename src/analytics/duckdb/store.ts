@@ -12,6 +12,7 @@ import { RunnelError } from "../../core/errors.js";
 import { KeyedSerialQueue, SerialQueue } from "../../core/serial-queue.js";
 import { toAnalyticsRow } from "../rows.js";
 import { checkQuery } from "../sql/check.js";
+import { referencedColumns } from "../sql/referenced-columns.js";
 import { timeBounds } from "../sql/time-bounds.js";
 import {
   type AnalyticsRow,
@@ -428,12 +429,13 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
               const target = sandbox.connection;
               // One transaction for the bounds, the copies and the query: `now()` is the same in all.
               await target.run("BEGIN TRANSACTION");
+              const named = referencedColumns(checked.statement);
               for (const table of checked.tables) {
                 const range = await evaluateTimeRange(target, await timeBounds(checked.statement, table), params);
                 const select = userRowsSql(
                   this.database,
                   table,
-                  await this.columnsOf(table, source),
+                  copiedColumns(await this.columnsOf(table, source), named),
                   this.archives.get(table),
                   (path) => this.columnsOfFile.get(path) ?? [],
                   { userId: scope.userId, ...range },
@@ -777,6 +779,20 @@ async function writePositions(
     );
   }
   if (tuples.length > 0) await c.run(`INSERT INTO ${POSITIONS_TABLE} VALUES ${tuples.join(", ")}`, inserts);
+}
+
+/**
+ * The columns of a table a user's copy carries: those the query names (`named`, lower case), or
+ * all when it may read unnamed ones (undefined). At least one, so a query naming none (`SELECT
+ * count(*)`) still finds every row.
+ */
+export function copiedColumns(
+  columns: readonly TableColumn[],
+  named: ReadonlySet<string> | undefined,
+): readonly TableColumn[] {
+  if (named === undefined) return columns;
+  const kept = columns.filter((c) => named.has(c.name.toLowerCase()));
+  return kept.length > 0 ? kept : columns.filter((c) => c.name === "_partition");
 }
 
 /**

@@ -96,8 +96,8 @@ export function filesFor(files: readonly ArchivedFile[], filter: UserRowsFilter)
 }
 
 /**
- * One user's rows of a table over both tiers, with the table's columns and types (as the tiered
- * view has them), reading only what `filter` keeps: the hot table from each partition's boundary
+ * One user's rows of a table over both tiers, with `columns` (some or all of the table's, with its
+ * types, as the tiered view has them), reading only what `filter` keeps: the hot table from each partition's boundary
  * on, and only the archive files whose manifest ranges can hold such rows; within those, the
  * filter reaches the Parquet reader, which skips row groups by their statistics (files are sorted
  * by user_id, then _time). The user id is parameter $1; the times are integers written inline so
