@@ -25,6 +25,7 @@ export interface TieredStore {
   deleteArchivedRows(stream: string): Promise<number>;
   /** Adds the registered columns the stream's table lacks (an import's fields), and applies widenings. */
   ensureColumns(stream: string, registered: RegisteredColumns): Promise<void>;
+  clusterHot(stream: string): Promise<number>;
 }
 
 export type ArchiveStep = "write" | "put" | "commit" | "publish" | "delete" | "expire" | "merge" | "replace";
@@ -315,6 +316,8 @@ export class Archiver {
     }
     await this.expire(stream, now);
     await this.compact(stream, maxRows);
+    // What stays hot is kept sorted by user in runs, so a user's query skips others' rows.
+    await analytics.clusterHot(stream.name);
   }
 
   /**
@@ -451,11 +454,19 @@ export class Archiver {
         path: await location.localPath(r.path),
         minUser: r.minUser,
         maxUser: r.maxUser,
+        minTime: r.minTime,
+        maxTime: r.maxTime,
       });
     }
     // Imported rows were never hot: no boundary concerns them, so they are counted once as they are.
     for (const r of imported) {
-      files.push({ path: await location.localPath(r.path), minUser: r.minUser, maxUser: r.maxUser });
+      files.push({
+        path: await location.localPath(r.path),
+        minUser: r.minUser,
+        maxUser: r.maxUser,
+        minTime: r.minTime,
+        maxTime: r.maxTime,
+      });
     }
     await this.step("publish", stream);
     await analytics.publishArchive(stream, { files, boundaries: await control.archiveBoundaries(stream) });

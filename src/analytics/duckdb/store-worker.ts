@@ -67,6 +67,8 @@ async function dispatch({ method, args }: WorkerRequest): Promise<unknown> {
       return store.deleteArchivedRows(args[0] as string);
     case "ensureColumns":
       return store.ensureColumns(args[0] as string, args[1] as RegisteredColumns);
+    case "clusterHot":
+      return store.clusterHot(args[0] as string);
   }
 }
 

@@ -57,7 +57,8 @@ export type WorkerMethod =
   | "publishArchive"
   | "ensureColumns"
   | "mergeFiles"
-  | "deleteArchivedRows";
+  | "deleteArchivedRows"
+  | "clusterHot";
 
 export interface WorkerRequest {
   readonly id: number;
@@ -197,6 +198,10 @@ export class WorkerAnalyticsStore implements AnalyticsStore, TieredStore {
 
   async deleteArchivedRows(stream: string): Promise<number> {
     return (await this.call("deleteArchivedRows", [stream])) as number;
+  }
+
+  async clusterHot(stream: string): Promise<number> {
+    return (await this.call("clusterHot", [stream])) as number;
   }
 
   private call(method: WorkerMethod, args: readonly unknown[], transfer: ArrayBuffer[] = []): Promise<unknown> {
