@@ -1,0 +1,221 @@
+/**
+ * Ownership through Kafka's consumer group protocol (KIP-848), against the real broker, with each
+ * member a real process (test/cluster/fixtures/member.ts): partitions are shared out; a member
+ * leaving moves only its own partitions; a static member's restart moves nothing; a SIGKILLed
+ * member's partitions move once the broker's session timeout has passed (measured).
+ */
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { Admin } from "@platformatic/kafka";
+import { GroupMembership } from "../../src/cluster/membership.js";
+import { kafkaBrokers } from "../helpers/kafka.js";
+
+const MEMBER = join(import.meta.dirname, "fixtures", "member.ts");
+const PARTITIONS = 6;
+const ALL = Array.from({ length: PARTITIONS }, (_, i) => i);
+
+interface MemberEvent {
+  readonly event: "joined" | "assigned" | "revoked" | "error" | "left";
+  readonly at: number;
+  readonly partitions?: number[];
+  readonly reason?: string;
+  readonly message?: string;
+}
+
+/** A member process and everything it has reported. */
+class Member {
+  readonly events: MemberEvent[] = [];
+  readonly exited: Promise<void>;
+  private readonly child: ChildProcess;
+  private waiters: (() => void)[] = [];
+
+  constructor(brokers: string, group: string, topic: string, instanceId?: string) {
+    const args = ["--import", "tsx", MEMBER, brokers, group, topic, ...(instanceId ? [instanceId] : [])];
+    this.child = spawn(process.execPath, args, { stdio: ["pipe", "pipe", "inherit"] });
+    this.exited = new Promise((resolve) => this.child.once("exit", () => resolve()));
+    let buffer = "";
+    this.child.stdout!.on("data", (chunk: Buffer) => {
+      buffer += chunk.toString();
+      for (let i = buffer.indexOf("\n"); i >= 0; i = buffer.indexOf("\n")) {
+        this.events.push(JSON.parse(buffer.slice(0, i)) as MemberEvent);
+        buffer = buffer.slice(i + 1);
+        for (const w of this.waiters.splice(0)) w();
+      }
+    });
+  }
+
+  /** The partitions this member owns, from its assigned and revoked events. */
+  owned(): number[] {
+    const owned = new Set<number>();
+    for (const e of this.events) {
+      if (e.event === "assigned") for (const p of e.partitions!) owned.add(p);
+      if (e.event === "revoked") for (const p of e.partitions!) owned.delete(p);
+    }
+    return [...owned].sort((a, b) => a - b);
+  }
+
+  /** Events of one kind since index `from`. */
+  since(from: number, kind: MemberEvent["event"]): MemberEvent[] {
+    return this.events.slice(from).filter((e) => e.event === kind);
+  }
+
+  async until(condition: () => boolean, what: string, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!condition()) {
+      if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}: ${JSON.stringify(this.events)}`);
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        setTimeout(resolve, 200);
+      });
+    }
+  }
+
+  /** "leave" or "restart" (a static member's temporary leave); resolves once it has exited. */
+  async leave(how: "leave" | "restart"): Promise<void> {
+    this.child.stdin!.write(`${how}\n`);
+    await this.exited;
+  }
+
+  async kill9(): Promise<void> {
+    this.child.kill("SIGKILL");
+    await this.exited;
+  }
+
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+}
+
+/** Every partition owned by exactly one of `members`, and each member owning some. */
+function sharedOut(members: readonly Member[]): boolean {
+  if (members.some((m) => m.owned().length === 0)) return false;
+  const owned = members.flatMap((m) => m.owned()).sort((a, b) => a - b);
+  return owned.length === PARTITIONS && owned.every((p, i) => p === ALL[i]);
+}
+
+async function waitShared(members: readonly Member[], timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!sharedOut(members)) {
+    if (Date.now() > deadline) {
+      throw new Error(`partitions not shared out: ${members.map((m) => JSON.stringify(m.owned())).join(" ")}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe("group membership (KIP-848) on the real broker", () => {
+  const brokers = kafkaBrokers();
+  const admin = new Admin({ clientId: "runnel-test-membership", bootstrapBrokers: brokers.split(",") });
+  const topic = `runnel-test-membership-${randomUUID().slice(0, 8)}`;
+  const members: Member[] = [];
+  let sessionTimeoutMs = 45_000;
+  const start = (group: string, instanceId?: string): Member => {
+    const m = new Member(brokers, group, topic, instanceId);
+    members.push(m);
+    return m;
+  };
+
+  before(async () => {
+    await admin.createTopics({ topics: [topic], partitions: PARTITIONS, replicas: 1 });
+    // The session timeout is the broker's (KIP-848 moved it from the client to the group coordinator).
+    const [broker] = await admin.describeConfigs({
+      resources: [{ resourceType: 4, resourceName: "1", configurationKeys: ["group.consumer.session.timeout.ms"] }],
+    });
+    const value = broker?.configs.find((c) => c.name === "group.consumer.session.timeout.ms")?.value;
+    if (value !== undefined && value !== null) sessionTimeoutMs = Number(value);
+  });
+  after(async () => {
+    await Promise.all(members.filter((m) => m.alive).map((m) => m.kill9()));
+    await admin.deleteTopics({ topics: [topic] }).catch(() => undefined);
+    await admin.close();
+  });
+
+  /** Static members "a" and "b" of a new group, sharing the partitions. */
+  const twoMembers = async (): Promise<{ group: string; a: Member; b: Member }> => {
+    const group = `runnel-test-${randomUUID()}`;
+    const a = start(group, "a");
+    await waitShared([a]);
+    const b = start(group, "b");
+    await waitShared([a, b]);
+    return { group, a, b };
+  };
+
+  test("bad options are refused naming the field", () => {
+    assert.throws(
+      () => new GroupMembership({ brokers: [brokers], group: "g", topics: [] }),
+      /topics must name at least one topic/,
+    );
+    assert.throws(
+      () => new GroupMembership({ brokers: [brokers], group: "g", topics: [topic], rebalanceTimeoutMs: -1 }),
+      /rebalanceTimeoutMs must be a positive integer/,
+    );
+  });
+
+  test("partitions are shared out; a member leaving moves only its own, and the others lose none", async () => {
+    const group = `runnel-test-${randomUUID()}`;
+    const a = start(group, "a");
+    await waitShared([a]);
+    const b = start(group, "b");
+    const c = start(group, "c");
+    await waitShared([a, b, c]);
+    for (const m of [a, b, c]) assert.equal(m.owned().length, PARTITIONS / 3, "the uniform assignor evens them out");
+    // Incremental: a gave up only what the newcomers took, and was never revoked and re-assigned.
+    const aGave = a.since(0, "revoked").flatMap((e) => e.partitions!);
+    assert.deepEqual(aGave.sort(), [...b.owned(), ...c.owned()].sort());
+    assert.equal(a.since(0, "assigned").length, 1, "a's first assignment is the only one it got");
+
+    const cHad = c.owned();
+    const marks = [a.events.length, b.events.length];
+    await c.leave("leave");
+    await waitShared([a, b]);
+    assert.deepEqual(a.since(marks[0]!, "revoked"), [], "a lost nothing when c left");
+    assert.deepEqual(b.since(marks[1]!, "revoked"), [], "b lost nothing when c left");
+    const gained = [a, b].flatMap((m, i) => m.since(marks[i]!, "assigned").flatMap((e) => e.partitions!));
+    assert.deepEqual(gained.sort(), cHad, "exactly c's partitions moved");
+    await Promise.all([a.leave("leave"), b.leave("leave")]);
+  });
+
+  test("a static member's restart within the session timeout gets its partitions back; nothing moves", async () => {
+    const { group, a, b } = await twoMembers();
+    const bHad = b.owned();
+    const aMark = a.events.length;
+    await b.leave("restart");
+    const restarted = start(group, "b");
+    await restarted.until(() => restarted.owned().length > 0, "the restarted member's assignment", 30_000);
+    assert.deepEqual(restarted.owned(), bHad, "the same partitions, given back");
+    // The gap is the restart's, not a session's: the broker held them for the instance id.
+    const left = b.events.find((e) => e.event === "left")!.at;
+    const back = restarted.events.find((e) => e.event === "assigned")!.at;
+    assert.ok(back - left < sessionTimeoutMs, `back after ${back - left} ms`);
+    assert.deepEqual(a.events.slice(aMark), [], "a saw no change at all");
+    await Promise.all([a.leave("leave"), restarted.leave("leave")]);
+  });
+
+  test("a SIGKILLed member's partitions move after the session timeout; its restart waits for it", async (t) => {
+    const { group, a, b } = await twoMembers();
+    const bHad = b.owned();
+    await b.kill9();
+    const killed = Date.now();
+    // Restarted at once with the same instance id: the broker refuses it (UNRELEASED_INSTANCE_ID)
+    // until the dead incarnation's session expires; join() keeps trying.
+    const restarted = start(group, "b");
+    await waitShared([a, restarted], sessionTimeoutMs + 60_000);
+    const owners = [a, restarted].flatMap((m) => m.events.filter((e) => e.event === "assigned" && e.at >= killed));
+    const movedAt = Math.max(
+      ...bHad.map((p) => Math.min(...owners.filter((e) => e.partitions!.includes(p)).map((e) => e.at))),
+    );
+    const joinedAt = restarted.events.find((e) => e.event === "joined")!.at;
+    t.diagnostic(
+      `session timeout ${sessionTimeoutMs} ms: partitions owned again ${movedAt - killed} ms after SIGKILL; ` +
+        `restarted member joined after ${joinedAt - killed} ms and owns ${JSON.stringify(restarted.owned())} ` +
+        `(the killed one had ${JSON.stringify(bHad)})`,
+    );
+    assert.ok(movedAt - killed >= sessionTimeoutMs - 1_000, "nothing moved before the session timed out");
+    assert.ok(joinedAt - killed >= sessionTimeoutMs - 1_000, "the restart could not join before the session expired");
+    assert.ok(movedAt - killed <= sessionTimeoutMs + 15_000, "moved within session timeout + 15 s");
+    await Promise.all([a.leave("leave"), restarted.leave("leave")]);
+  });
+});
