@@ -2,7 +2,7 @@
 # The fault rig's Kafka (issue 19): three Apache Kafka 4.x brokers in KRaft mode on loopback, each
 # a combined broker+controller, the three forming the controller quorum, with replication factor 3
 # and min.insync.replicas 2 by default, so a topic keeps taking acks=all writes with one broker down.
-# It runs from the jars scripts/kafka.sh uses (scripts/kafka-jars.sh), on its own ports and
+# It runs from the jars scripts/kafka.sh uses (scripts/kafka-common.sh), on its own ports and
 # directories, beside (not instead of) the single test broker.
 #
 # Usage: scripts/kafka-cluster.sh [start|stop|kill|status] [node id]
@@ -50,8 +50,8 @@ fail() {
   echo "kafka-cluster.sh: $*" >&2
   exit 1
 }
-# shellcheck source=scripts/kafka-jars.sh
-source scripts/kafka-jars.sh
+# shellcheck source=scripts/kafka-common.sh
+source scripts/kafka-common.sh
 
 port_of() { echo $((BASE_PORT + $1 - 1)); }
 controller_port_of() { echo $((BASE_PORT + 100 + $1 - 1)); }
@@ -109,9 +109,13 @@ status)
   exit 0
   ;;
 stop | destroy)
-  for id in "${NODES[@]}"; do
-    if [ -z "$NODE" ] || [ "$NODE" = "$id" ]; then stop_node "$id" TERM; fi
-  done
+  if [ -n "$NODE" ]; then
+    stop_node "$NODE" TERM
+  else
+    # All at once: stopped one by one, the last would wait for a controller quorum that is gone.
+    for id in "${NODES[@]}"; do stop_node "$id" TERM & done
+    wait
+  fi
   if [ "$COMMAND" = destroy ]; then
     rm -rf "$STATE"/data-* "$STATE"/conf-* "$STATE"/node-*.log "$STATE/cluster.id"
     log "deleted the rig's data in $STATE"
@@ -131,37 +135,13 @@ CP="$LIB/*"
 VOTERS=""
 for id in "${NODES[@]}"; do VOTERS="${VOTERS:+$VOTERS,}$id@127.0.0.1:$(controller_port_of "$id")"; done
 # One cluster id for the three nodes, kept beside their data.
-if [ ! -f "$STATE/cluster.id" ]; then
-  CLUSTER_ID="-"
-  while [ "${CLUSTER_ID:0:1}" = "-" ]; do
-    CLUSTER_ID="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
-  done
-  echo "$CLUSTER_ID" >"$STATE/cluster.id"
-fi
+[ -f "$STATE/cluster.id" ] || kafka_cluster_id >"$STATE/cluster.id"
 CLUSTER_ID="$(cat "$STATE/cluster.id")"
 
 configure() {
   local id="$1" conf="$STATE/conf-$1"
   mkdir -p "$conf"
-  cat >"$conf/log4j2.properties" <<L4J
-status = warn
-appender.out.type = Console
-appender.out.name = out
-appender.out.layout.type = PatternLayout
-appender.out.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
-rootLogger.appenderRef.out.ref = out
-logger.kafka.name = kafka
-logger.kafka.level = WARN
-logger.kafkaorg.name = org.apache.kafka
-logger.kafkaorg.level = WARN
-logger.started.name = kafka.server.KafkaRaftServer
-logger.started.level = INFO
-L4J
-  cat >"$conf/tools-log4j2.properties" <<L4J
-status = error
-rootLogger.level = OFF
-L4J
+  kafka_log_configs "$conf"
   cat >"$conf/server.properties" <<PROPS
 # Runnel's fault rig (scripts/kafka-cluster.sh): node $id of three, loopback only, disposable data.
 process.roles=broker,controller

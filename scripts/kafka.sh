@@ -33,8 +33,8 @@ esac
 PORT="${RUNNEL_KAFKA_PORT:-19092}"
 CONTROLLER_PORT="${RUNNEL_KAFKA_CONTROLLER_PORT:-$((PORT + 1))}"
 HEAP="${RUNNEL_KAFKA_HEAP:-512m}"
-# shellcheck source=scripts/kafka-jars.sh
-source scripts/kafka-jars.sh
+# shellcheck source=scripts/kafka-common.sh
+source scripts/kafka-common.sh
 STATE="${RUNNEL_KAFKA_DATA_DIR:-$BASE}"
 DATA="$STATE/data-$PORT"
 CONF="$STATE/conf-$PORT"
@@ -102,25 +102,7 @@ fi
 kafka_fetch_jars
 
 mkdir -p "$CONF"
-cat >"$CONF/log4j2.properties" <<L4J
-status = warn
-appender.out.type = Console
-appender.out.name = out
-appender.out.layout.type = PatternLayout
-appender.out.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
-rootLogger.appenderRef.out.ref = out
-logger.kafka.name = kafka
-logger.kafka.level = WARN
-logger.kafkaorg.name = org.apache.kafka
-logger.kafkaorg.level = WARN
-logger.started.name = kafka.server.KafkaRaftServer
-logger.started.level = INFO
-L4J
-cat >"$CONF/tools-log4j2.properties" <<L4J
-status = error
-rootLogger.level = OFF
-L4J
+kafka_log_configs "$CONF"
 
 cat >"$CONF/server.properties" <<PROPS
 # Runnel test broker (scripts/kafka.sh): one KRaft node, loopback only, disposable data.
@@ -167,12 +149,7 @@ JAVA_OPTS=(-Xms128m "-Xmx$HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOn
 if [ ! -f "$DATA/meta.properties" ]; then
   log "formatting KRaft storage in $DATA"
   rm -rf "$DATA"
-  # What `kafka-storage random-uuid` prints (16 random bytes, base64url without padding, never
-  # starting with '-'), without starting a JVM for it.
-  CLUSTER_ID="-"
-  while [ "${CLUSTER_ID:0:1}" = "-" ]; do
-    CLUSTER_ID="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
-  done
+  CLUSTER_ID="$(kafka_cluster_id)"
   java -cp "$CP" -Dlog4j2.configurationFile="$CONF/tools-log4j2.properties" kafka.tools.StorageTool format \
     -t "$CLUSTER_ID" -c "$CONF/server.properties" --standalone >&2 || fail "kafka-storage format failed in $DATA"
 fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sourced by scripts/kafka.sh and scripts/kafka-cluster.sh: where Kafka's jars live and how they get
-# there. No tarball and no Docker: Maven resolves org.apache.kafka:kafka_2.13 and its dependencies
+# there, the brokers' logging configuration, and a new cluster id. No tarball and no Docker: Maven resolves org.apache.kafka:kafka_2.13 and its dependencies
 # (plus a log4j2 binding, which the published POM leaves out) from Maven Central into
 # $BASE/lib-<version>-2, once; every broker on this machine runs from that classpath.
 #
@@ -54,4 +54,39 @@ POM
   fi
   flock -u 8
   exec 8>&-
+}
+
+
+# Writes <dir>/log4j2.properties (a broker: warnings, and the line saying it started) and
+# <dir>/tools-log4j2.properties (the command-line tools: silent).
+kafka_log_configs() {
+  cat >"$1/log4j2.properties" <<L4J
+status = warn
+appender.out.type = Console
+appender.out.name = out
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.out.ref = out
+logger.kafka.name = kafka
+logger.kafka.level = WARN
+logger.kafkaorg.name = org.apache.kafka
+logger.kafkaorg.level = WARN
+logger.started.name = kafka.server.KafkaRaftServer
+logger.started.level = INFO
+L4J
+  cat >"$1/tools-log4j2.properties" <<L4J
+status = error
+rootLogger.level = OFF
+L4J
+}
+
+# What `kafka-storage random-uuid` prints (16 random bytes, base64url without padding, never
+# starting with '-'), without starting a JVM for it.
+kafka_cluster_id() {
+  local id="-"
+  while [ "${id:0:1}" = "-" ]; do
+    id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  done
+  echo "$id"
 }
