@@ -146,11 +146,13 @@ export class GroupMembership extends EventEmitter<MembershipEvents> {
     const deadline = Date.now() + (this.options.joinTimeoutMs ?? DEFAULT_JOIN_TIMEOUT_MS);
     for (;;) {
       const consumer = this.createConsumer();
+      // Current before the join completes: its first assignment may come with the join's heartbeat.
+      this.consumer = consumer;
       try {
         this.stream = await consumer.consume({ topics: [...this.options.topics], mode: "latest", autocommit: false });
-        this.consumer = consumer;
         break;
       } catch (e) {
+        this.consumer = undefined;
         await consumer.close(true).catch(() => undefined);
         const unreleased = errorCode(e) === UNRELEASED_INSTANCE_ID;
         if (!unreleased || Date.now() >= deadline) {
@@ -164,6 +166,7 @@ export class GroupMembership extends EventEmitter<MembershipEvents> {
     }
     // A stream that is never read fetches nothing; its errors are the heartbeat's, reported below.
     this.stream.on("error", (e: Error) => this.emit("error", e));
+    this.reconcile(this.consumer, "rebalance");
   }
 
   /**

@@ -112,6 +112,7 @@ describe("group membership (KIP-848) on the real broker", () => {
   const topic = `runnel-test-membership-${randomUUID().slice(0, 8)}`;
   const members: Member[] = [];
   let sessionTimeoutMs = 45_000;
+  let heartbeatMs = 5_000;
   const start = (group: string, instanceId?: string): Member => {
     const m = new Member(brokers, group, topic, instanceId);
     members.push(m);
@@ -121,11 +122,16 @@ describe("group membership (KIP-848) on the real broker", () => {
   before(async () => {
     await admin.createTopics({ topics: [topic], partitions: PARTITIONS, replicas: 1 });
     // The session timeout is the broker's (KIP-848 moved it from the client to the group coordinator).
+    const keys = ["group.consumer.session.timeout.ms", "group.consumer.heartbeat.interval.ms"];
     const [broker] = await admin.describeConfigs({
-      resources: [{ resourceType: 4, resourceName: "1", configurationKeys: ["group.consumer.session.timeout.ms"] }],
+      resources: [{ resourceType: 4, resourceName: "1", configurationKeys: keys }],
     });
-    const value = broker?.configs.find((c) => c.name === "group.consumer.session.timeout.ms")?.value;
-    if (value !== undefined && value !== null) sessionTimeoutMs = Number(value);
+    const setting = (name: string): number | undefined => {
+      const value = broker?.configs.find((c) => c.name === name)?.value;
+      return value === undefined || value === null ? undefined : Number(value);
+    };
+    sessionTimeoutMs = setting(keys[0]!) ?? sessionTimeoutMs;
+    heartbeatMs = setting(keys[1]!) ?? heartbeatMs;
   });
   after(async () => {
     await Promise.all(members.filter((m) => m.alive).map((m) => m.kill9()));
@@ -178,7 +184,7 @@ describe("group membership (KIP-848) on the real broker", () => {
     await Promise.all([a.leave("leave"), b.leave("leave")]);
   });
 
-  test("a static member's restart within the session timeout gets its partitions back; nothing moves", async () => {
+  test("a static member's restart within the session timeout gets its partitions back; nothing moves", async (t) => {
     const { group, a, b } = await twoMembers();
     const bHad = b.owned();
     const aMark = a.events.length;
@@ -189,33 +195,46 @@ describe("group membership (KIP-848) on the real broker", () => {
     // The gap is the restart's, not a session's: the broker held them for the instance id.
     const left = b.events.find((e) => e.event === "left")!.at;
     const back = restarted.events.find((e) => e.event === "assigned")!.at;
+    t.diagnostic(`left at a temporary leave, ${JSON.stringify(bHad)} back ${back - left} ms later`);
     assert.ok(back - left < sessionTimeoutMs, `back after ${back - left} ms`);
     assert.deepEqual(a.events.slice(aMark), [], "a saw no change at all");
     await Promise.all([a.leave("leave"), restarted.leave("leave")]);
   });
 
-  test("a SIGKILLed member's partitions move after the session timeout; its restart waits for it", async (t) => {
+  test("SIGKILLed members' partitions move after the session timeout; a static one's restart waits for it", async (t) => {
     const { group, a, b } = await twoMembers();
+    // A third, dynamic member: nothing comes back for it, so its partitions go to the survivors.
+    const c = start(group);
+    await waitShared([a, b, c]);
     const bHad = b.owned();
-    await b.kill9();
+    const cHad = c.owned();
+    await Promise.all([b.kill9(), c.kill9()]);
     const killed = Date.now();
-    // Restarted at once with the same instance id: the broker refuses it (UNRELEASED_INSTANCE_ID)
+    // b restarted at once with its instance id: the broker refuses it (UNRELEASED_INSTANCE_ID)
     // until the dead incarnation's session expires; join() keeps trying.
     const restarted = start(group, "b");
     await waitShared([a, restarted], sessionTimeoutMs + 60_000);
     const owners = [a, restarted].flatMap((m) => m.events.filter((e) => e.event === "assigned" && e.at >= killed));
-    const movedAt = Math.max(
-      ...bHad.map((p) => Math.min(...owners.filter((e) => e.partitions!.includes(p)).map((e) => e.at))),
-    );
-    const joinedAt = restarted.events.find((e) => e.event === "joined")!.at;
+    const ownedAgainAt = (partitions: number[]): number =>
+      Math.max(...partitions.map((p) => Math.min(...owners.filter((e) => e.partitions!.includes(p)).map((e) => e.at))));
+    const bMoved = ownedAgainAt(bHad) - killed;
+    const cMoved = ownedAgainAt(cHad) - killed;
+    const joined = restarted.events.find((e) => e.event === "joined")!.at - killed;
     t.diagnostic(
-      `session timeout ${sessionTimeoutMs} ms: partitions owned again ${movedAt - killed} ms after SIGKILL; ` +
-        `restarted member joined after ${joinedAt - killed} ms and owns ${JSON.stringify(restarted.owned())} ` +
-        `(the killed one had ${JSON.stringify(bHad)})`,
+      `session timeout ${sessionTimeoutMs} ms, heartbeats every ${heartbeatMs} ms: the dynamic member's partitions ${JSON.stringify(cHad)} owned ` +
+        `again ${cMoved} ms after SIGKILL; the static member's ${JSON.stringify(bHad)} ${bMoved} ms after; ` +
+        `its restart joined after ${joined} ms and owns ${JSON.stringify(restarted.owned())}`,
     );
-    assert.ok(movedAt - killed >= sessionTimeoutMs - 1_000, "nothing moved before the session timed out");
-    assert.ok(joinedAt - killed >= sessionTimeoutMs - 1_000, "the restart could not join before the session expired");
-    assert.ok(movedAt - killed <= sessionTimeoutMs + 15_000, "moved within session timeout + 15 s");
+    for (const [what, ms] of [
+      ["c's partitions", cMoved],
+      ["b's partitions", bMoved],
+      ["the restart", joined],
+    ] as const) {
+      // The session runs from the last heartbeat, up to one interval before the kill.
+      const earliest = sessionTimeoutMs - heartbeatMs - 500;
+      assert.ok(ms >= earliest, `${what}: nothing before the session timed out (${ms} ms)`);
+      assert.ok(ms <= sessionTimeoutMs + 15_000, `${what}: within session timeout + 15 s (${ms} ms)`);
+    }
     await Promise.all([a.leave("leave"), restarted.leave("leave")]);
   });
 });
