@@ -100,6 +100,7 @@ const DEFAULT_REBALANCE_TIMEOUT_MS = 30_000;
 const DEFAULT_JOIN_TIMEOUT_MS = 120_000;
 const JOIN_RETRY_MS = 1_000;
 /** Kafka's error codes (org.apache.kafka.common.protocol.Errors). */
+const UNKNOWN_MEMBER_ID = 25;
 const FENCED_MEMBER_EPOCH = 110;
 const UNRELEASED_INSTANCE_ID = 111;
 /** KIP-848: a static member leaving for a restart; its assignment is kept for the session timeout. */
@@ -118,6 +119,8 @@ export class GroupMembership extends EventEmitter<MembershipEvents> {
   private consumer: Consumer | undefined;
   private stream: MessagesStream<Buffer, Buffer, Buffer, Buffer> | undefined;
   private current = new Map<string, TopicPartition>();
+  /** leave() was called: a rejoin under way must not bring the member back. */
+  private left = false;
 
   constructor(options: MembershipOptions) {
     super();
@@ -143,6 +146,11 @@ export class GroupMembership extends EventEmitter<MembershipEvents> {
    */
   async join(): Promise<void> {
     if (this.consumer !== undefined) throw new RunnelError("conflict", "this member has already joined");
+    this.left = false;
+    await this.connect();
+  }
+
+  private async connect(): Promise<void> {
     const deadline = Date.now() + (this.options.joinTimeoutMs ?? DEFAULT_JOIN_TIMEOUT_MS);
     for (;;) {
       const consumer = this.createConsumer();
@@ -150,6 +158,11 @@ export class GroupMembership extends EventEmitter<MembershipEvents> {
       this.consumer = consumer;
       try {
         this.stream = await consumer.consume({ topics: [...this.options.topics], mode: "latest", autocommit: false });
+        if (this.left) {
+          // leave() was called while a rejoin was under way.
+          await this.disconnect(consumer);
+          return;
+        }
         break;
       } catch (e) {
         this.consumer = undefined;
@@ -178,19 +191,18 @@ export class GroupMembership extends EventEmitter<MembershipEvents> {
    * plain leave (epoch -1) hands them to the others at once.
    */
   async leave(options: { temporary?: boolean } = {}): Promise<void> {
+    this.left = true;
     const consumer = this.consumer;
     if (consumer === undefined) return;
     this.consumer = undefined;
     const temporary = options.temporary === true && this.options.instanceId !== undefined;
     const held = temporary ? await this.coordinatorOf(consumer) : undefined;
-    await this.stream?.close().catch(() => undefined);
-    this.stream = undefined;
     if (held !== undefined) {
       // The client always leaves with epoch -1. Without its member id, that leave is refused as
       // coming from an unknown member, and the -2 below, sent as the real member, stands.
       consumer.memberId = null;
     }
-    await consumer.close(true);
+    await this.disconnect(consumer);
     if (held !== undefined) await this.leaveTemporarily(held);
     this.apply([], "left");
   }
@@ -216,15 +228,44 @@ export class GroupMembership extends EventEmitter<MembershipEvents> {
     // visible by the end of some heartbeat.
     consumer.on("consumer:heartbeat:end", () => this.reconcile(consumer, "rebalance"));
     consumer.on("consumer:heartbeat:error", ({ error }) => {
+      if (this.consumer !== consumer) return;
+      this.emit("error", error);
+      const code = errorCode(error);
       // The client empties a fenced member's assignment right after telling us of the error.
-      if (errorCode(error) === FENCED_MEMBER_EPOCH) setImmediate(() => this.reconcile(consumer, "fenced"));
-      if (this.consumer === consumer) this.emit("error", error);
+      if (code === FENCED_MEMBER_EPOCH) setImmediate(() => this.reconcile(consumer, "fenced"));
+      if (code === UNKNOWN_MEMBER_ID) void this.rejoin(consumer);
     });
     consumer.on("consumer:heartbeat:stalled", ({ lastError, stalledFor }) => {
       const why = lastError?.message ?? "no answer";
       if (this.consumer === consumer) this.emit("error", new Error(`heartbeats stalled for ${stalledFor} ms: ${why}`));
     });
     return consumer;
+  }
+
+  /**
+   * The broker removed this member: its session expired while it could not heartbeat (a SIGSTOP,
+   * a long pause, a partition from the coordinator). Its partitions may already be another
+   * member's, so they are revoked at once ("fenced"), and the member joins again as a new one.
+   * The client (2.12) would otherwise repeat the refused heartbeat for ever and keep reporting the
+   * old assignment.
+   */
+  private async rejoin(stale: Consumer): Promise<void> {
+    this.consumer = undefined;
+    this.apply([], "fenced");
+    await this.disconnect(stale);
+    if (this.left) return;
+    try {
+      await this.connect();
+    } catch (e) {
+      this.emit("error", e as Error);
+    }
+  }
+
+  private async disconnect(consumer: Consumer): Promise<void> {
+    const stream = this.stream;
+    this.stream = undefined;
+    await stream?.close().catch(() => undefined);
+    await consumer.close(true).catch(() => undefined);
   }
 
   /** Where the group coordinator is, and who this member is there, while the client still knows. */
