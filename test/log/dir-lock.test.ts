@@ -4,7 +4,7 @@
  * not keep the next process out. Real processes, real kernel locks.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -112,9 +112,36 @@ describe("the local log's directory lock", () => {
     await assert.rejects(new LocalEventLog({ dir, lock: { waitMs: 400 } }).open(), LogDirectoryLockedError);
     assert.ok(performance.now() - started >= 400, "refused only after the wait");
     // Released during the wait: the waiting open gets it.
-    const waiting = new LocalEventLog({ dir, lock: { waitMs: 5_000 } }).open();
+    const waiting = new LocalEventLog({ dir, lock: { waitMs: 5_000 } });
     setTimeout(() => void first.close(), 200);
-    await waiting;
+    await waiting.open();
+    await waiting.close();
+  });
+
+  test("a lock lost because its holder child was killed is reported, and close() still succeeds", async () => {
+    const dir = await tempDir();
+    const warnings: string[] = [];
+    const log = new LocalEventLog({ dir, lock: { warn: (m) => warnings.push(m) } });
+    await log.open();
+    // This process's flock(1) child, and under it the `cat` that keeps the lock.
+    const processes = execFileSync("ps", ["-eo", "pid=,ppid=,comm="], { encoding: "utf8" })
+      .trim()
+      .split("\n")
+      .map((line) => line.trim().split(/\s+/));
+    const childOf = (parent: string, name?: string) =>
+      processes.find(([, ppid, comm]) => ppid === parent && (name === undefined || comm === name))?.[0];
+    const flock = childOf(String(process.pid), "flock");
+    // `sh` until it has exec'ed `cat`.
+    const holder = flock === undefined ? undefined : childOf(flock);
+    assert.ok(holder !== undefined, `no flock child holding the lock: ${JSON.stringify(processes.slice(-10))}`);
+    process.kill(Number(holder), "SIGKILL");
+    for (let i = 0; i < 100 && warnings.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.match(warnings[0] ?? "", /the lock on .* was lost/);
+    // Truly lost: another open gets it.
+    const other = new LocalEventLog({ dir, lock: { waitMs: 0 } });
+    await other.open();
+    await other.close();
+    await log.close();
   });
 
   test("without flock(1), a live holder's pid refuses the open and a killed one's does not", async () => {

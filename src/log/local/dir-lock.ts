@@ -139,6 +139,8 @@ function held(child: ChildProcess, path: string, options: DirectoryLockOptions):
   child.once("exit", (code, signal) => {
     if (!releasing) options.warn?.(`the lock on ${path} was lost: its flock child exited (${signal ?? code})`);
   });
+  // A child killed from outside makes our end of the pipe fail (EPIPE) on release: not a crash.
+  child.stdin?.on("error", () => undefined);
   // The child and its pipes must not keep this process alive; the pipe is its lifeline, not work.
   child.stdout?.destroy();
   child.unref();
