@@ -82,6 +82,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
           dir: join(config.dataDir, "log"),
           segmentBytes: config.log.segmentBytes,
           clock,
+          lock: { warn: (message) => logLogger.warn(message) },
           onRecovery: (report) => {
             metrics.logRecoveries.inc({ reason: report.reason });
             logLogger.warn({ ...report }, "truncated on recovery");
@@ -144,11 +145,13 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
   const stopAll = (): Promise<void> => stopInReverse(closers, shutdownLogger);
 
   try {
+    // The log first: the local log's directory lock (src/log/local/dir-lock.ts) must refuse a second
+    // process before it opens the embedded control store or anything else under the data directory.
+    await log.open();
+    closers.push({ name: "event log", close: () => log.close() });
     await control.open();
     closers.push({ name: "control store", close: () => control.close() });
     await bootstrapAdmin(control, config);
-    await log.open();
-    closers.push({ name: "event log", close: () => log.close() });
     await analytics.open();
     closers.push({ name: "analytics store", close: () => analytics.close() });
 
