@@ -558,6 +558,13 @@ export class KafkaEventLog implements EventLog {
 
   private async drain(lane: Lane): Promise<void> {
     while (this.pending.length > 0) {
+      // The lane's next transaction cannot start before its last one's markers are written. Waiting
+      // for that before taking the group, and then for the appenders it released to come back (a
+      // turn of the event loop), makes one transaction of every append that arrived meanwhile:
+      // each transaction costs the broker far more than the records in it.
+      await lane.previous;
+      await new Promise((r) => setImmediate(r));
+      if (this.pending.length === 0) break;
       let bytes = 0;
       let n = 0;
       while (n < this.pending.length && (n === 0 || bytes + this.pending[n]!.bytes <= MAX_GROUP_BYTES)) {
@@ -1074,24 +1081,30 @@ interface Partition {
 }
 
 function partitionsOf(group: readonly PendingAppend[]): Partition[] {
-  const byKey = new Map<string, Partition>();
+  // Per topic, its partitions by index (hot loop: no string key per record).
+  const byTopic = new Map<string, (Partition | undefined)[]>();
+  const out: Partition[] = [];
   for (let a = 0; a < group.length; a++) {
     const { meta, stream, records } = group[a]!;
-    const topic = meta.topic;
+    let parts = byTopic.get(meta.topic);
+    if (parts === undefined) {
+      parts = new Array<Partition | undefined>(meta.partitions);
+      byTopic.set(meta.topic, parts);
+    }
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!;
-      const key = `${topic}:${r.partition}`;
-      let part = byKey.get(key);
+      let part = parts[r.partition];
       if (part === undefined) {
-        part = { meta, stream, topic, partition: r.partition, records: [], owners: [], indexes: [] };
-        byKey.set(key, part);
+        part = { meta, stream, topic: meta.topic, partition: r.partition, records: [], owners: [], indexes: [] };
+        parts[r.partition] = part;
+        out.push(part);
       }
       part.records.push(r);
       part.owners.push(a);
       part.indexes.push(i);
     }
   }
-  return [...byKey.values()];
+  return out;
 }
 
 /**
