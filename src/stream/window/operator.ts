@@ -107,6 +107,11 @@ export class WindowOperator {
   private readonly argValues: unknown[];
   private readonly byValues: unknown[];
   private windowCount = 0;
+  /** The id prefix of the window last emitted, `pipeline:start:end:revision:`. */
+  private idPrefix = "";
+  private idStart = Number.NaN;
+  private idEnd = Number.NaN;
+  private idRevision = -1;
   /** Results dropped because a result expression failed on them. */
   failedResults = 0;
 
@@ -148,7 +153,18 @@ export class WindowOperator {
       const start = alignedStart(t, w.size);
       const end = start + w.size;
       if (end - 1 + lateness <= wm) return LATE;
-      this.addTo(this.windowOf(this.groupOf(e), start, end), e, out);
+      const g = this.groupOf(e);
+      // The lookup is inlined here: a call taking the (non-Smi) bounds would box both per event.
+      const ws = g.windows;
+      let win: Win | undefined;
+      for (let i = 0; i < ws.length; i++) {
+        const x = ws[i] as Win;
+        if (x.start === start) {
+          win = x;
+          break;
+        }
+      }
+      this.addTo(win ?? this.openWindow(g, start, end), e, out);
       return ACCEPTED;
     }
     if (w.kind === "hop") {
@@ -158,7 +174,16 @@ export class WindowOperator {
         const end = start + w.size;
         if (end - 1 + lateness <= wm) continue;
         group ??= this.groupOf(e);
-        this.addTo(this.windowOf(group, start, end), e, out);
+        const ws = group.windows;
+        let win: Win | undefined;
+        for (let i = 0; i < ws.length; i++) {
+          const x = ws[i] as Win;
+          if (x.start === start) {
+            win = x;
+            break;
+          }
+        }
+        this.addTo(win ?? this.openWindow(group, start, end), e, out);
         accepted = true;
       }
       return accepted ? ACCEPTED : LATE;
@@ -234,12 +259,8 @@ export class WindowOperator {
     return new Group(mapKey, values, this.plan.key.ownerOf(values));
   }
 
-  private windowOf(g: Group, start: number, end: number): Win {
-    const ws = g.windows;
-    for (let i = 0; i < ws.length; i++) {
-      const w = ws[i] as Win;
-      if (w.start === start) return w;
-    }
+  /** A new window [start, end) of `g`, which has none starting at `start`. */
+  private openWindow(g: Group, start: number, end: number): Win {
     const spare = g.spare;
     let win: Win;
     if (spare !== undefined) {
@@ -350,10 +371,17 @@ export class WindowOperator {
     const revision = win.revision++;
     win.fired = true;
     if (value === undefined) return;
-    // The group's part of the id is computed once, at its first result, not per window.
+    // The group's part of the id is computed once, at its first result, not per window; the
+    // window's part once per window and revision (every key's window fires in one advance).
     g.idKey ??= JSON.stringify(g.values.map(snapshotValue));
+    if (win.start !== this.idStart || win.end !== this.idEnd || revision !== this.idRevision) {
+      this.idStart = win.start;
+      this.idEnd = win.end;
+      this.idRevision = revision;
+      this.idPrefix = `${this.options.pipeline}:${win.start}:${win.end}:${revision}:`;
+    }
     out.push({
-      id: `${this.options.pipeline}:${win.start}:${win.end}:${revision}:${g.idKey}`,
+      id: this.idPrefix + g.idKey,
       key: g.owner,
       timestamp: win.end - 1,
       value,
@@ -366,8 +394,7 @@ export class WindowOperator {
     win.dead = true;
     this.windowCount--;
     const g = win.group;
-    const i = g.windows.indexOf(win);
-    if (i >= 0) g.windows.splice(i, 1);
+    removeWindow(g.windows, win);
     if (g.windows.length > 0 || g.empty || this.groups.get(g.mapKey) !== g) return;
     if (reusable && this.window.kind === "tumble") g.spare = win;
     // Hot path: a key's group outlives its last window until a sweep, so the key's next window
@@ -383,13 +410,22 @@ export class WindowOperator {
 
   private sweep(): void {
     const gen = this.sweepGeneration;
-    for (const [k, g] of this.groups) {
+    // Over values, not entries: an entry iterator allocates a [key, group] pair per group.
+    for (const g of this.groups.values()) {
       if (g.empty && g.emptySince < gen) {
-        this.groups.delete(k);
+        this.groups.delete(g.mapKey);
         this.emptyGroups--;
       }
     }
     this.sweepGeneration++;
     this.purgesSinceSweep = 0;
   }
+}
+
+/** Removes `win` from `ws` keeping the order, without the array `splice` allocates for what it removed. */
+function removeWindow(ws: Win[], win: Win): void {
+  const i = ws.indexOf(win);
+  if (i < 0) return;
+  for (let j = i + 1; j < ws.length; j++) ws[j - 1] = ws[j] as Win;
+  ws.pop();
 }
