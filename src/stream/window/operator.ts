@@ -18,6 +18,7 @@ export interface KeySelector {
   ownerOf(values: readonly unknown[]): string;
 }
 
+/** Lent to `project` for the call only: the operator reuses one per result (no allocation per result). */
 export interface WindowResult {
   readonly keyValues: readonly unknown[];
   readonly start: number;
@@ -56,6 +57,14 @@ class Group {
     readonly values: readonly unknown[],
     readonly owner: string,
   ) {}
+}
+
+/** The operator's one WindowResult, refilled for each result. */
+class ResultView implements WindowResult {
+  keyValues: readonly unknown[] = [];
+  start = 0;
+  end = 0;
+  constructor(readonly aggregates: unknown[]) {}
 }
 
 class Win {
@@ -106,6 +115,7 @@ export class WindowOperator {
   // on an event leaves no window half-updated; reused across events to avoid allocation.
   private readonly argValues: unknown[];
   private readonly byValues: unknown[];
+  private readonly result: ResultView;
   private windowCount = 0;
   /** The id prefix of the window last emitted, `pipeline:start:end:revision:`. */
   private idPrefix = "";
@@ -124,6 +134,7 @@ export class WindowOperator {
     this.nAggs = plan.aggregates.length;
     this.argValues = new Array(this.nAggs).fill(null);
     this.byValues = new Array(this.nAggs).fill(null);
+    this.result = new ResultView(new Array(this.nAggs).fill(null));
   }
 
   /** Open windows (for metrics: state size). */
@@ -149,13 +160,18 @@ export class WindowOperator {
     const lateness = this.options.allowedLatenessMs;
     const wm = this.watermark;
     const w = this.window;
-    if (w.kind === "tumble") {
-      const start = alignedStart(t, w.size);
-      const end = start + w.size;
-      if (end - 1 + lateness <= wm) return LATE;
-      const g = this.groupOf(e);
+    if (w.kind === "session") return this.addToSession(e, t, t + w.gap, out);
+    // A tumbling window is a hopping one whose slide is its size: the loop runs once.
+    const size = w.size;
+    const slide = w.kind === "hop" ? w.slide : size;
+    let group: Group | undefined;
+    let accepted = false;
+    for (let start = alignedStart(t, slide); start > t - size; start -= slide) {
+      const end = start + size;
+      if (end - 1 + lateness <= wm) continue;
+      group ??= this.groupOf(e);
       // The lookup is inlined here: a call taking the (non-Smi) bounds would box both per event.
-      const ws = g.windows;
+      const ws = group.windows;
       let win: Win | undefined;
       for (let i = 0; i < ws.length; i++) {
         const x = ws[i] as Win;
@@ -164,31 +180,10 @@ export class WindowOperator {
           break;
         }
       }
-      this.addTo(win ?? this.openWindow(g, start, end), e, out);
-      return ACCEPTED;
+      this.addTo(win ?? this.openWindow(group, start, end), e, out);
+      accepted = true;
     }
-    if (w.kind === "hop") {
-      let group: Group | undefined;
-      let accepted = false;
-      for (let start = alignedStart(t, w.slide); start > t - w.size; start -= w.slide) {
-        const end = start + w.size;
-        if (end - 1 + lateness <= wm) continue;
-        group ??= this.groupOf(e);
-        const ws = group.windows;
-        let win: Win | undefined;
-        for (let i = 0; i < ws.length; i++) {
-          const x = ws[i] as Win;
-          if (x.start === start) {
-            win = x;
-            break;
-          }
-        }
-        this.addTo(win ?? this.openWindow(group, start, end), e, out);
-        accepted = true;
-      }
-      return accepted ? ACCEPTED : LATE;
-    }
-    return this.addToSession(e, t, t + w.gap, out);
+    return accepted ? ACCEPTED : LATE;
   }
 
   /** Moves event time to `watermark`: fires every window whose end it passed and drops expired state. */
@@ -356,12 +351,15 @@ export class WindowOperator {
   }
 
   private emit(win: Win, out: WindowOutput[]): void {
-    const aggregates = new Array<unknown>(this.nAggs);
-    for (let i = 0; i < this.nAggs; i++) aggregates[i] = (win.accs[i] as Accumulator).result();
+    const r = this.result;
+    for (let i = 0; i < this.nAggs; i++) r.aggregates[i] = (win.accs[i] as Accumulator).result();
     const g = win.group;
+    r.keyValues = g.values;
+    r.start = win.start;
+    r.end = win.end;
     let value: Record<string, unknown> | undefined;
     try {
-      value = this.plan.project({ keyValues: g.values, start: win.start, end: win.end, aggregates });
+      value = this.plan.project(r);
     } catch (e) {
       // A result expression failing (a bad CAST over an aggregate) drops that result, as a failing event is dropped.
       if (!(e instanceof SqlEvalError)) throw e;
@@ -395,7 +393,9 @@ export class WindowOperator {
     this.windowCount--;
     const g = win.group;
     removeWindow(g.windows, win);
-    if (g.windows.length > 0 || g.empty || this.groups.get(g.mapKey) !== g) return;
+    // A group with a window is in the map: sweep drops only groups without one, and restore
+    // clears the timers that could name a window of a group it dropped.
+    if (g.windows.length > 0 || g.empty) return;
     if (reusable && this.window.kind === "tumble") g.spare = win;
     // Hot path: a key's group outlives its last window until a sweep, so the key's next window
     // (tumbling windows: every window of a busy key) finds it instead of deleting and re-adding a
