@@ -82,6 +82,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
           dir: join(config.dataDir, "log"),
           segmentBytes: config.log.segmentBytes,
           clock,
+          lock: { warn: (message) => logLogger.warn(message) },
           onRecovery: (report) => {
             metrics.logRecoveries.inc({ reason: report.reason });
             logLogger.warn({ ...report }, "truncated on recovery");
@@ -144,11 +145,13 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
   const stopAll = (): Promise<void> => stopInReverse(closers, shutdownLogger);
 
   try {
+    // The log first: the local log's directory lock (src/log/local/dir-lock.ts) must refuse a second
+    // process before it opens the embedded control store or anything else under the data directory.
+    await log.open();
+    closers.push({ name: "event log", close: () => log.close() });
     await control.open();
     closers.push({ name: "control store", close: () => control.close() });
     await bootstrapAdmin(control, config);
-    await log.open();
-    closers.push({ name: "event log", close: () => log.close() });
     await analytics.open();
     closers.push({ name: "analytics store", close: () => analytics.close() });
 
@@ -204,7 +207,17 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       onCompacted: (stream) => metrics.archiveCompactions.inc({ stream }),
     });
     metrics.onScrape(async () => {
-      const names = (await control.listStreams()).filter((s) => s.analytics !== false).map((s) => s.name);
+      const indexed = (await control.listStreams()).filter((s) => s.analytics !== false);
+      const names = indexed.map((s) => s.name);
+      metrics.rollupInputRows.reset();
+      metrics.rollupKeptRows.reset();
+      for (const s of indexed) {
+        if (s.rollups === undefined) continue;
+        for (const r of await analytics.rollupStats(s.name)) {
+          metrics.rollupInputRows.set({ stream: s.name, rollup: r.name }, r.rowsIn);
+          metrics.rollupKeptRows.set({ stream: s.name, rollup: r.name }, r.rowsKept);
+        }
+      }
       for (const metric of [metrics.archiveFiles, metrics.archiveBytes, metrics.archiveRows, metrics.archiveLag]) {
         metric.reset();
       }

@@ -348,6 +348,12 @@ export const MIGRATIONS: readonly Migration[] = [
       "CREATE INDEX archive_imports_chunk ON archive_imports (stream, import_id, first_row)",
     ],
   },
+  {
+    version: 15,
+    name: "rollup tables of a stream",
+    // NULL: none. The declarations as src/catalog/rollup-spec.ts parsed them.
+    statements: ["ALTER TABLE streams ADD COLUMN rollups jsonb"],
+  },
 ];
 
 /**

@@ -9,6 +9,7 @@ import type {
   ImportFileRecord,
   PipelineDefinition,
   Role,
+  RollupSpec,
   StreamDefinition,
   User,
 } from "./types.js";
@@ -61,6 +62,7 @@ export interface StreamRow {
   analytics: boolean;
   analytics_hot_ms: string | number | bigint | null;
   analytics_archive_ms: string | number | bigint | null;
+  rollups: RollupSpec[] | null;
   created_at: Date | string;
 }
 
@@ -124,6 +126,7 @@ export function toStream(r: StreamRow): StreamDefinition {
     ...(!r.analytics && { analytics: false }),
     ...(r.analytics_hot_ms !== null && { hotMs: Number(r.analytics_hot_ms) }),
     ...(r.analytics_archive_ms !== null && { archiveRetentionMs: Number(r.analytics_archive_ms) }),
+    ...(r.rollups !== null && { rollups: r.rollups }),
     createdAt: iso(r.created_at),
   };
 }

@@ -59,7 +59,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const USER_COLUMNS = "id, username, email, role, disabled, token_version, created_at";
 const PIPELINE_COLUMNS = "name, sql, start_from, options, enabled, created_at";
 const STREAM_COLUMNS =
-  "name, partitions, schema, timestamp_field, retention_ms, derived_from, analytics, max_future_skew_ms, analytics_hot_ms, analytics_archive_ms, created_at";
+  "name, partitions, schema, timestamp_field, retention_ms, derived_from, analytics, max_future_skew_ms, analytics_hot_ms, analytics_archive_ms, rollups, created_at";
 const ARCHIVE_FILE_COLUMNS =
   "stream, stream_partition, offset_start, offset_end, min_time_ms, max_time_ms, min_user, max_user, row_count, bytes, schema_version, path";
 
@@ -368,8 +368,8 @@ export class SqlControlStore implements ControlStore {
   async createStream(stream: Omit<StreamDefinition, "createdAt">): Promise<StreamDefinition> {
     const rows = await this.#query<StreamRow>(
       `INSERT INTO streams (name, partitions, schema, timestamp_field, retention_ms, derived_from, analytics,
-         max_future_skew_ms, analytics_hot_ms, analytics_archive_ms)
-       VALUES ($1, $2, $3::text::jsonb, $4, $5, $6, $7, $8, $9, $10)
+         max_future_skew_ms, analytics_hot_ms, analytics_archive_ms, rollups)
+       VALUES ($1, $2, $3::text::jsonb, $4, $5, $6, $7, $8, $9, $10, $11::text::jsonb)
        RETURNING ${STREAM_COLUMNS}`,
       [
         stream.name,
@@ -382,6 +382,7 @@ export class SqlControlStore implements ControlStore {
         stream.maxFutureSkewMs ?? null,
         stream.hotMs ?? null,
         stream.archiveRetentionMs ?? null,
+        stream.rollups === undefined ? null : JSON.stringify(stream.rollups),
       ],
     );
     return toStream(one(rows));

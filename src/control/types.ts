@@ -70,7 +70,36 @@ export interface StreamDefinition {
   readonly archiveRetentionMs?: number;
   /** How far ahead of ingest time an event's time may be; absent: the default (src/ingest/event-time.ts). */
   readonly maxFutureSkewMs?: number;
+  /** Rollup tables kept from the stream's rows as they are loaded (docs/rollups.md); absent: none. */
+  readonly rollups?: readonly RollupSpec[];
   readonly createdAt: string;
+}
+
+/** What a rollup metric computes over a group's rows; `field` is absent for `count` only. */
+export type RollupFunction = "count" | "sum" | "min" | "max" | "approx_count_distinct";
+
+export interface RollupMetric {
+  /** The metric's column in the rollup table. */
+  readonly name: string;
+  readonly fn: RollupFunction;
+  /** The event field (or `user_id`) it reads. */
+  readonly field?: string;
+}
+
+/**
+ * One rollup table of a stream, Druid's ingestion-time rollup: rows grouped by time bucket and
+ * dimensions, each group kept as one row of metrics (src/catalog/rollup-spec.ts parses it).
+ */
+export interface RollupSpec {
+  /** The table's name in queries, unique among streams and rollups. */
+  readonly name: string;
+  /** The bucket width as declared (`"1m"`). */
+  readonly granularity: string;
+  /** The bucket width in ms; buckets start at multiples of it from the Unix epoch. */
+  readonly granularityMs: number;
+  /** Event fields (or `user_id`) grouped by, kept as text. */
+  readonly dimensions: readonly string[];
+  readonly metrics: readonly RollupMetric[];
 }
 
 /**

@@ -474,6 +474,20 @@ export function createMetrics() {
       ...pulled,
     }),
 
+    // ── rollup tables (src/analytics/duckdb/rollups.ts); one series per declared rollup ──
+    rollupInputRows: new Gauge({
+      name: "runnel_rollup_input_rows",
+      help: "Rows of the stream a rollup has taken in (the rollup ratio is input over kept rows).",
+      labelNames: ["stream", "rollup"] as const,
+      ...pulled,
+    }),
+    rollupKeptRows: new Gauge({
+      name: "runnel_rollup_kept_rows",
+      help: "Rows a rollup keeps for the rows it has taken in.",
+      labelNames: ["stream", "rollup"] as const,
+      ...pulled,
+    }),
+
     // ── operator alerting (src/monitoring/anomaly.ts) ──
     operatorAlerts: new Counter({
       name: "runnel_operator_alerts_total",

@@ -392,6 +392,7 @@ describe("import validation", () => {
         mergeFiles: (...a) => store.mergeFiles(...a),
         deleteArchivedRows: (...a) => store.deleteArchivedRows(...a),
         ensureColumns: (...a) => store.ensureColumns(...a),
+        clusterHot: (...a) => store.clusterHot(...a),
         publishArchive: async (...a) => {
           if (failPublish) {
             failPublish = false;

@@ -163,11 +163,38 @@ export const DOCS: Readonly<Record<string, RouteDoc>> = {
           type: "string",
           description: 'how far ahead of ingest time an event\'s time may be, a duration (default "1h")',
         },
+        rollups: {
+          type: "array",
+          maxItems: 16,
+          description: "rollup tables kept as events are loaded, queried by name (docs/rollups.md)",
+          items: {
+            type: "object",
+            additionalProperties: false,
+            required: ["name", "granularity", "metrics"],
+            properties: {
+              name: NAME,
+              granularity: { type: "string", description: 'time bucket, a duration from "1s" to "366d"' },
+              dimensions: { type: "array", maxItems: 16, items: { type: "string" } },
+              metrics: {
+                type: "object",
+                minProperties: 1,
+                maxProperties: 32,
+                additionalProperties: {
+                  type: "string",
+                  description: '"count", "sum(f)", "min(f)", "max(f)" or "approx_count_distinct(f)"',
+                },
+              },
+            },
+          },
+        },
       },
     },
   },
   "GET /api/v1/streams": { summary: "All streams", tag: "streams" },
-  "GET /api/v1/streams/:name": { summary: "One stream", tag: "streams" },
+  "GET /api/v1/streams/:name": {
+    summary: "One stream; each of its rollups with rowsIn and rowsKept (the rollup ratio)",
+    tag: "streams",
+  },
   "DELETE /api/v1/streams/:name": { summary: "Delete a stream (admin)", tag: "streams", success: 204 },
   "POST /api/v1/streams/:name/events": {
     summary: "Ingest one event, an array, or NDJSON; all or nothing, durable on 200",
