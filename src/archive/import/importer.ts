@@ -151,12 +151,7 @@ export class Importer {
     checkImportId(request.id);
     const stream = await this.options.control.getStream(request.stream);
     if (stream === undefined) throw new RunnelError("stream_not_found", `stream "${request.stream}" does not exist`);
-    if (stream.analytics === false) {
-      throw new RunnelError(
-        "invalid_input",
-        `stream "${stream.name}" has no analytics table, so no archive to import into`,
-      );
-    }
+    refuseUnimportable(stream);
     const path = resolve(request.path);
     if (!(await stat(path).catch(() => undefined))?.isFile()) {
       throw new RunnelError("invalid_input", `the input ${request.path} is not a readable file`);
@@ -318,6 +313,26 @@ export class Importer {
     progress.files += files.length;
     progress.bytes += files.reduce((n, f) => n + f.record.bytes, 0);
     this.options.onChunk?.(stream.name, rows);
+  }
+}
+
+/**
+ * Streams an import cannot serve: one without an analytics table has no archive, and one with
+ * rollups would have imported rows its rollups never count (imports write no rollup files:
+ * docs/rollups.md), so a rollup and the GROUP BY it stands for would disagree.
+ */
+export function refuseUnimportable(stream: StreamDefinition): void {
+  if (stream.analytics === false) {
+    throw new RunnelError(
+      "invalid_input",
+      `stream "${stream.name}" has no analytics table, so no archive to import into`,
+    );
+  }
+  if ((stream.rollups ?? []).length > 0) {
+    throw new RunnelError(
+      "invalid_input",
+      `stream "${stream.name}" has rollups, which imports do not maintain: import into a stream without rollups`,
+    );
   }
 }
 

@@ -14,7 +14,14 @@ import { pipeline } from "node:stream/promises";
 import type { ControlStore } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
 import type { Principal } from "../../ingest/types.js";
-import { checkImportId, type Importer, type ImportProgress, type ImportRequest, newProgress } from "./importer.js";
+import {
+  checkImportId,
+  type Importer,
+  type ImportProgress,
+  type ImportRequest,
+  newProgress,
+  refuseUnimportable,
+} from "./importer.js";
 import type { ImportFormat } from "./sources.js";
 
 /** Finished jobs remembered for their status, newest kept. */
@@ -54,6 +61,7 @@ export class ImportJobs {
     checkImportId(id);
     const stream = await this.options.control.getStream(upload.stream);
     if (stream === undefined) throw new RunnelError("stream_not_found", `stream "${upload.stream}" does not exist`);
+    refuseUnimportable(stream);
     const key = `${upload.stream}/${id}`;
     if (this.jobs.get(key)?.progress.state === "running") {
       throw new RunnelError("conflict", `import ${id} into ${upload.stream} is running already`);
