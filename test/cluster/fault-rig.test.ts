@@ -102,6 +102,36 @@ describe("members on the rig", () => {
     assert.ok(noticedMs < 3_000, `noticed on its first heartbeat after waking (${noticedMs} ms)`);
     await Promise.all([a.leave("leave"), b.leave("leave")]);
   });
+
+  test("the session timeout a group sets decides when a SIGKILLed member's partitions move", async (t) => {
+    const group = `runnel-test-${randomUUID()}`;
+    const sessionMs = 6_000; // the rig's group.consumer.min.session.timeout.ms
+    const heartbeatMs = 1_000;
+    const start = (instanceId: string): Member => {
+      const m = new Member(cluster.brokers, group, topic, instanceId, [
+        `--session=${sessionMs}`,
+        `--heartbeat=${heartbeatMs}`,
+      ]);
+      members.push(m);
+      return m;
+    };
+    const a = start("a");
+    await waitShared([a]);
+    const b = start("b");
+    await waitShared([a, b]);
+    const bHad = b.owned();
+    const aMark = a.events.length;
+    await b.kill9();
+    const killed = Date.now();
+    await a.until(() => a.owned().length === MEMBER_PARTITIONS, "a to own every partition", 30_000);
+    const movedMs = a.since(aMark, "assigned").at(-1)!.at - killed;
+    t.diagnostic(
+      `group session timeout ${sessionMs} ms, heartbeat ${heartbeatMs} ms: ${JSON.stringify(bHad)} moved ${movedMs} ms after SIGKILL`,
+    );
+    assert.ok(movedMs >= sessionMs - heartbeatMs - 500, `not before the session expired (${movedMs} ms)`);
+    assert.ok(movedMs < SESSION_TIMEOUT_MS, `sooner than the brokers' default session (${movedMs} ms)`);
+    await a.leave("leave");
+  });
 });
 
 describe("brokers: replication factor 3, min.insync.replicas 2", () => {
