@@ -52,10 +52,11 @@ describe("members on the rig", () => {
   before(() => admin.createTopics({ topics: [topic], partitions: MEMBER_PARTITIONS, replicas: 3 }));
   after(() => admin.deleteTopics({ topics: [topic] }).catch(() => undefined));
 
-  test("a member paused past its session is fenced: its partitions move, and on waking it revokes them and rejoins", async (t) => {
+  /** Static members "a" and "b" of a new group, sharing the partitions; `flags` go to both. */
+  const twoMembers = async (flags: readonly string[] = []): Promise<{ a: Member; b: Member }> => {
     const group = `runnel-test-${randomUUID()}`;
     const start = (instanceId: string): Member => {
-      const m = new Member(cluster.brokers, group, topic, instanceId);
+      const m = new Member(cluster.brokers, group, topic, instanceId, flags);
       members.push(m);
       return m;
     };
@@ -63,6 +64,11 @@ describe("members on the rig", () => {
     await waitShared([a]);
     const b = start("b");
     await waitShared([a, b]);
+    return { a, b };
+  };
+
+  test("a member paused past its session is fenced: its partitions move, and on waking it revokes them and rejoins", async (t) => {
+    const { a, b } = await twoMembers();
     const bHad = b.owned();
     const aMark = a.events.length;
 
@@ -104,21 +110,9 @@ describe("members on the rig", () => {
   });
 
   test("the session timeout a group sets decides when a SIGKILLed member's partitions move", async (t) => {
-    const group = `runnel-test-${randomUUID()}`;
     const sessionMs = 6_000; // the rig's group.consumer.min.session.timeout.ms
     const heartbeatMs = 1_000;
-    const start = (instanceId: string): Member => {
-      const m = new Member(cluster.brokers, group, topic, instanceId, [
-        `--session=${sessionMs}`,
-        `--heartbeat=${heartbeatMs}`,
-      ]);
-      members.push(m);
-      return m;
-    };
-    const a = start("a");
-    await waitShared([a]);
-    const b = start("b");
-    await waitShared([a, b]);
+    const { a, b } = await twoMembers([`--session=${sessionMs}`, `--heartbeat=${heartbeatMs}`]);
     const bHad = b.owned();
     const aMark = a.events.length;
     await b.kill9();
