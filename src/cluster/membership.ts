@@ -14,9 +14,9 @@
  * a stream nobody reads. The owner of a partition reads it with its own reader.
  *
  * What the client does not offer, and the runtime must therefore not rely on: a revocation the
- * application can hold until it has checkpointed. The client acknowledges a revocation on its
- * next heartbeat, so by the time `revoked` is emitted another member may already own the
- * partition. Exactly-once across a move comes from fencing at the outputs (Kafka transactions,
+ * application can hold until it has checkpointed. The client acknowledges a revocation with a
+ * heartbeat sent as soon as it has applied it, and `revoked` is emitted when that heartbeat is
+ * answered, so by then another member may already own the partition. Exactly-once across a move comes from fencing at the outputs (Kafka transactions,
  * the checkpoint store's epochs), never from the order of these events.
  *
  * @example
