@@ -2,14 +2,15 @@ import { hostname } from "node:os";
 import { type Clock, systemClock } from "../core/clock.js";
 import type { DeadLetter, DeadLetterSink } from "../core/dead-letters.js";
 import { DrainLoop } from "../core/drain-loop.js";
+import { RunnelError } from "../core/errors.js";
 import { checkRecordDepth, errorText } from "../core/record-fault.js";
-import type { AppendRecord, EventLog, LogRecord } from "../log/types.js";
-import { decodeRecord, encodeValue } from "../stream/codec.js";
-import { collectOutputIds, HEADER_OUTPUT_ID, HEADER_SOURCE_OFFSET } from "../stream/headers.js";
+import type { EventLog, LogRecord } from "../log/types.js";
+import { decodeRecord } from "../stream/codec.js";
 import { SqlEvalError } from "../stream/sql/values.js";
 import { type WatermarkOptions, WatermarkTracker } from "../stream/time/watermarks.js";
 import { CheckpointFencedError, type CheckpointStore } from "./checkpoint/store.js";
 import { FILTERED, LATE, type OperatorOutput, type TaskOperator, type TimerDomain } from "./operator.js";
+import { LogStreamOutput, type TaskOutput } from "./output.js";
 import { decodeTaskCheckpoint, encodeTaskCheckpoint, type TaskCheckpoint } from "./task-checkpoint.js";
 import { TimerService } from "./timers.js";
 
@@ -24,8 +25,10 @@ export interface TaskDriverOptions {
   readonly partitions?: readonly number[];
   /** The operator, created at each (re)start from a checkpoint. */
   readonly createOperator: () => TaskOperator;
-  /** Created by the caller with the input's partition count. */
-  readonly outputStream: string;
+  /** Created by the caller with the input's partition count. Ignored when `output` is given. */
+  readonly outputStream?: string;
+  /** Where outputs go instead of `outputStream` (a rule's alerts go to the alert store). */
+  readonly output?: TaskOutput;
   /** Events too late for the operator; without it they are counted and dropped. */
   readonly lateStream?: string;
   readonly startFrom: "earliest" | "now";
@@ -182,8 +185,10 @@ export class TaskDriver {
   private checkpointedAt: number | undefined;
   // Reused per round: the hot loop pushes into these instead of allocating.
   private readonly out: OperatorOutput[] = [];
-  private readonly results: AppendRecord[] = [];
-  private readonly lateOut: AppendRecord[] = [];
+  private readonly results: unknown[] = [];
+  private readonly lateOut: unknown[] = [];
+  private readonly output: TaskOutput;
+  private readonly lateOutput: TaskOutput | undefined;
   private readonly poisoned: DeadLetter[] = [];
   private readonly fireEvent = (key: string, ns: string, ts: number): void => this.fire(key, ns, ts, "event");
   private readonly fireProcessing = (key: string, ns: string, ts: number): void => this.fire(key, ns, ts, "processing");
@@ -193,6 +198,10 @@ export class TaskDriver {
     this.clock = config.clock ?? systemClock;
     this.chunkSize = config.chunkSize ?? 1000;
     this.sourceOffsets = config.sourceOffsets === true;
+    if (config.output !== undefined) this.output = config.output;
+    else if (config.outputStream !== undefined) this.output = new LogStreamOutput(config.log, config.outputStream);
+    else throw new RunnelError("internal", `task ${config.task}: neither an output nor an output stream`);
+    this.lateOutput = config.lateStream === undefined ? undefined : new LogStreamOutput(config.log, config.lateStream);
     this.loop = new DrainLoop({
       // State in memory may be ahead of what reached the log after a failure: start again from the last checkpoint.
       prepare: () => (this.needsRecovery && !this.fenced ? this.recover() : undefined),
@@ -317,15 +326,15 @@ export class TaskDriver {
           ? await log.endOffsets(config.inputStream)
           : await log.startOffsets(config.inputStream);
       this.positions = partitions.map((p) => initial[p] ?? 0);
-      outputFrom = await log.startOffsets(config.outputStream);
-      lateFrom = config.lateStream === undefined ? [] : await log.startOffsets(config.lateStream);
+      outputFrom = await this.output.starts();
+      lateFrom = (await this.lateOutput?.starts()) ?? [];
     }
     this.operator.open?.({ task: config.task, timers: this.timers });
     const written = new Set<string>();
     // Output partition p receives the outputs of input partition p only when the task is per partition.
     const outputs = n === log.partitionCount(config.inputStream) ? undefined : partitions;
-    await collectOutputIds(log, config.outputStream, outputFrom, written, outputs);
-    if (config.lateStream !== undefined) await collectOutputIds(log, config.lateStream, lateFrom, written, outputs);
+    await this.output.collectIds(outputFrom, written, outputs);
+    await this.lateOutput?.collectIds(lateFrom, written, outputs);
     this.written = written;
     this.needsRecovery = false;
     // Persist the starting point (a "now" task restarted later must not skip what arrived
@@ -363,7 +372,7 @@ export class TaskDriver {
           tracker.observe(i, e.timestamp, record.ingestTime);
           const outcome = operator.processEvent(e, out);
           // Encoded here, so an output that cannot be encoded is this record's fault.
-          this.stage(this.results, out, this.sourceOffsets ? String(record.offset) : undefined);
+          this.stage(this.results, this.output, out, this.sourceOffsets ? String(record.offset) : undefined);
           if (outcome === LATE) this.late(record, e.value);
           else if (outcome === FILTERED) this.counters.dropped++;
         } catch (err) {
@@ -382,8 +391,8 @@ export class TaskDriver {
     this.advance(tracker.update());
     // Durable before the checkpoint that covers their records (a failure here recovers and replays).
     await config.deadLetters?.send(poisoned);
-    await this.write(config.outputStream, this.results);
-    if (config.lateStream !== undefined) await this.write(config.lateStream, this.lateOut);
+    if (this.results.length > 0) await this.output.write(this.results);
+    if (this.lateOut.length > 0) await this.lateOutput?.write(this.lateOut);
     this.counters.recordsIn += read;
     this.counters.deadLetters += poisoned.length;
     this.counters.recordsOut += this.results.length;
@@ -412,19 +421,19 @@ export class TaskDriver {
     out.length = 0;
     this.timers.advanceWatermark(watermark, this.fireEvent);
     this.operator.processWatermark(watermark, out);
-    this.stage(this.results, out);
+    this.stage(this.results, this.output, out);
   }
 
   private fire(key: string, namespace: string, timestamp: number, domain: TimerDomain): void {
     const out: OperatorOutput[] = [];
     this.operator.onTimer?.(key, namespace, timestamp, domain, out);
-    this.stage(this.results, out);
+    this.stage(this.results, this.output, out);
   }
 
   private late(record: LogRecord, value: Readonly<Record<string, unknown>>): void {
     this.counters.late++;
-    if (this.config.lateStream === undefined) return;
-    this.stage(this.lateOut, [
+    if (this.lateOutput === undefined) return;
+    this.stage(this.lateOut, this.lateOutput, [
       {
         id: `${this.config.job}:late:${record.partition}:${record.offset}`,
         key: record.key,
@@ -435,31 +444,19 @@ export class TaskDriver {
   }
 
   /** Encodes outputs for the round's batch, skipping those already written before a restart. */
-  private stage(batch: AppendRecord[], outputs: readonly OperatorOutput[], sourceOffset?: string): void {
+  private stage(batch: unknown[], to: TaskOutput, outputs: readonly OperatorOutput[], sourceOffset?: string): void {
     const written = this.written;
     const before = batch.length;
     try {
       for (let i = 0; i < outputs.length; i++) {
         const o = outputs[i] as OperatorOutput;
         if (written.size > 0 && written.delete(o.id)) continue;
-        batch.push({
-          key: o.key,
-          timestamp: o.timestamp,
-          value: encodeValue(o.value),
-          headers:
-            sourceOffset === undefined
-              ? { [HEADER_OUTPUT_ID]: o.id }
-              : { [HEADER_OUTPUT_ID]: o.id, [HEADER_SOURCE_OFFSET]: sourceOffset },
-        });
+        batch.push(to.encode(o, sourceOffset));
       }
     } catch (e) {
       batch.length = before;
       throw e;
     }
-  }
-
-  private async write(stream: string, batch: readonly AppendRecord[]): Promise<void> {
-    if (batch.length > 0) await this.log.append(stream, batch);
   }
 
   /** `commit`: also commit the positions under the job's group (not needed for a position already there). */
@@ -498,8 +495,8 @@ export class TaskDriver {
         positions: [...this.positions],
         maxTimestamps: this.tracker.maxTimestamp.map((t) => (Number.isFinite(t) ? t : null)),
         watermark: Number.isFinite(this.eventTime) ? this.eventTime : null,
-        outputEnds: await log.endOffsets(config.outputStream),
-        lateEnds: config.lateStream === undefined ? [] : await log.endOffsets(config.lateStream),
+        outputEnds: [...(await this.output.ends())],
+        lateEnds: this.lateOutput === undefined ? [] : [...(await this.lateOutput.ends())],
         timers: this.timers.snapshot(),
         takenAt: now,
       },
