@@ -7,8 +7,8 @@
  * Event time is the CEP's own, as FlinkCEP's operator keeps it: the operator's watermark (its
  * largest event time, bounded by append time, less the rule's lateness) and `within` timers live in
  * its state, so the driver's watermarks and timer service are not used. Checkpoints are the
- * operator's captures, incremental: after a full one, each holds only what changed
- * (CepOperator.beginDeltaCapture).
+ * operator's captures, taken a slice at a time while events keep coming (beginSnapshot) and
+ * incremental: after a full one, each holds only what changed (CepOperator.beginDeltaCapture).
  */
 import { RunnelError } from "../core/errors.js";
 import {
@@ -18,6 +18,7 @@ import {
   type OperatorOutput,
   type OperatorStats,
   type ProcessOutcome,
+  type SnapshotCapture,
   type TaskOperator,
 } from "../runtime/operator.js";
 import type { StreamEvent } from "../stream/event.js";
@@ -92,17 +93,32 @@ export class CepTaskOperator implements TaskOperator {
   }
 
   snapshot(): Uint8Array {
-    const capture = this.cep.beginCapture();
-    capture.step(Number.POSITIVE_INFINITY);
-    this.captured = true;
-    return encodeRuleState(this.head, capture.pieces);
+    return this.completed(this.capture(false));
   }
 
   snapshotDelta(): Uint8Array | undefined {
-    if (!this.captured) return undefined;
-    const capture = this.cep.beginDeltaCapture();
+    return this.captured ? this.completed(this.capture(true)) : undefined;
+  }
+
+  beginSnapshot(delta: boolean): SnapshotCapture | undefined {
+    // A delta holds the changes since the last capture: there must be one (since the restore).
+    return delta && !this.captured ? undefined : this.capture(delta);
+  }
+
+  /** The CepOperator's capture (copy-on-write: it goes on processing while the capture is stepped). */
+  private capture(delta: boolean): SnapshotCapture {
+    const capture = delta ? this.cep.beginDeltaCapture() : this.cep.beginCapture();
+    this.captured = true;
+    const { head } = this;
+    return {
+      step: (deadline) => capture.step(deadline),
+      bytes: () => encodeRuleState(head, capture.pieces),
+    };
+  }
+
+  private completed(capture: SnapshotCapture): Uint8Array {
     capture.step(Number.POSITIVE_INFINITY);
-    return encodeRuleState(this.head, capture.pieces);
+    return capture.bytes();
   }
 
   restore(base: Uint8Array, deltas: readonly Uint8Array[]): void {

@@ -1,4 +1,5 @@
 import { hostname } from "node:os";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { type Clock, systemClock } from "../core/clock.js";
 import type { DeadLetter, DeadLetterSink } from "../core/dead-letters.js";
 import { DrainLoop } from "../core/drain-loop.js";
@@ -8,10 +9,22 @@ import type { EventLog, LogRecord } from "../log/types.js";
 import { decodeRecord } from "../stream/codec.js";
 import { SqlEvalError } from "../stream/sql/values.js";
 import { type WatermarkOptions, WatermarkTracker } from "../stream/time/watermarks.js";
-import { CheckpointFencedError, type CheckpointStore } from "./checkpoint/store.js";
-import { FILTERED, LATE, type OperatorOutput, type TaskOperator, type TimerDomain } from "./operator.js";
+import { CheckpointFencedError, type CheckpointKind, type CheckpointStore } from "./checkpoint/store.js";
+import {
+  FILTERED,
+  LATE,
+  type OperatorOutput,
+  type SnapshotCapture,
+  type TaskOperator,
+  type TimerDomain,
+} from "./operator.js";
 import { LogStreamOutput, type TaskOutput } from "./output.js";
-import { decodeTaskCheckpoint, encodeTaskCheckpoint, type TaskCheckpoint } from "./task-checkpoint.js";
+import {
+  decodeTaskCheckpoint,
+  encodeTaskCheckpoint,
+  type TaskCheckpoint,
+  type TaskCheckpointHeader,
+} from "./task-checkpoint.js";
 import { TimerService } from "./timers.js";
 
 export interface TaskDriverOptions {
@@ -119,6 +132,9 @@ export function defaultOwner(): string {
 /** A full checkpoint every this many; deltas in between, when the operator takes them. */
 const BASE_EVERY = 16;
 
+/** Longest run of a background checkpoint's serialisation before the event loop gets a turn, ms. */
+const CAPTURE_SLICE_MS = 1;
+
 /**
  * Runs one task: one job's operator over some partitions of its input (issue 16's task model).
  * Exactly once across crashes, and across a move to another process:
@@ -160,6 +176,10 @@ export class TaskDriver {
   private positions: number[] = [];
   private epoch = 0;
   private checkpointsSinceBase = 0;
+  /** A checkpoint being captured and written in the background (beginCheckpoint). */
+  private capturing: Promise<void> | undefined;
+  /** Counts restores, so a background checkpoint of the operator before one is not written. */
+  private recoveries = 0;
   /** Ids already written after the restored checkpoint: the replay must not write them again. */
   private written = new Set<string>();
   private needsRecovery = true;
@@ -239,6 +259,7 @@ export class TaskDriver {
     if (this.loop.isStopped) return;
     this.halt();
     await this.loop.stop();
+    await this.capturing;
     if (this.started && !this.needsRecovery && !this.fenced && this.dirty) {
       try {
         await this.checkpoint();
@@ -254,8 +275,13 @@ export class TaskDriver {
     await this.idle();
   }
 
+  /** Resolves once no round runs and no checkpoint is being written in the background. */
   async idle(): Promise<void> {
-    await this.loop.idle();
+    for (;;) {
+      await this.loop.idle();
+      if (this.capturing === undefined) return;
+      await this.capturing;
+    }
   }
 
   stats(): TaskStats {
@@ -288,6 +314,8 @@ export class TaskDriver {
   /** Restores the newest checkpoint (or the legacy one, or the starting point) and reads back what was written since. */
   private async recover(): Promise<void> {
     const { log, config } = this;
+    await this.capturing;
+    this.recoveries++;
     const now = this.clock.now();
     const partitions = this.partitions;
     const n = partitions.length;
@@ -400,7 +428,11 @@ export class TaskDriver {
       this.dirty = true;
       this.lastProgressAt = now;
     }
-    if (this.dirty && now - this.lastCheckpointAt >= config.checkpointIntervalMs) await this.checkpoint();
+    if (this.dirty && this.capturing === undefined && now - this.lastCheckpointAt >= config.checkpointIntervalMs) {
+      const begin = operator.beginSnapshot?.bind(operator);
+      if (begin === undefined) await this.checkpoint();
+      else await this.beginCheckpoint(begin);
+    }
     if (read > 0) {
       const ends = await log.endOffsets(config.inputStream);
       let lag = 0;
@@ -467,53 +499,112 @@ export class TaskDriver {
     try {
       await this.takeCheckpoint(commit);
     } catch (e) {
-      if (e instanceof CheckpointFencedError) {
-        // Another process owns the task now: stop for good, leave its state alone.
-        this.fenced = true;
-        this.halt();
-        this.lastError = e.message;
-        return;
-      }
+      if (this.fencedBy(e)) return;
       observer?.failed(e);
       throw e;
     }
     observer?.taken(performance.now() - started);
   }
 
+  /** Another process owns the task now (a write was refused as fenced): stop for good, leave its state alone. */
+  private fencedBy(e: unknown): boolean {
+    if (!(e instanceof CheckpointFencedError)) return false;
+    this.fenced = true;
+    this.halt();
+    this.lastError = e.message;
+    return true;
+  }
+
+  /** Whether the next checkpoint may be a delta (the operator's changes since the last one written). */
+  private deltaDue(): boolean {
+    return this.checkpointsSinceBase > 0 && this.checkpointsSinceBase < BASE_EVERY;
+  }
+
   private async takeCheckpoint(commit: boolean): Promise<void> {
-    const { log, config, operator } = this;
+    const { operator } = this;
     const now = this.clock.now();
-    const delta =
-      operator.snapshotDelta !== undefined && this.checkpointsSinceBase > 0 && this.checkpointsSinceBase < BASE_EVERY
-        ? operator.snapshotDelta()
-        : undefined;
+    const delta = this.deltaDue() ? operator.snapshotDelta?.() : undefined;
     const state = delta ?? operator.snapshot();
-    const bytes = encodeTaskCheckpoint(
-      {
-        v: 2,
-        partitions: [...this.partitions],
-        positions: [...this.positions],
-        maxTimestamps: this.tracker.maxTimestamp.map((t) => (Number.isFinite(t) ? t : null)),
-        watermark: Number.isFinite(this.eventTime) ? this.eventTime : null,
-        outputEnds: [...(await this.output.ends())],
-        lateEnds: this.lateOutput === undefined ? [] : [...(await this.lateOutput.ends())],
-        timers: this.timers.snapshot(),
-        takenAt: now,
-      },
-      state,
-    );
-    await config.checkpoints.write(config.task, this.epoch, delta === undefined ? "base" : "delta", bytes);
-    this.checkpointsSinceBase = delta === undefined ? 1 : this.checkpointsSinceBase + 1;
+    await this.store(await this.header(now), state, delta === undefined ? "base" : "delta", commit);
     this.lastCheckpointAt = now;
-    this.checkpointedAt = now;
     this.dirty = false;
+  }
+
+  /**
+   * A checkpoint of an operator that captures its state a slice at a time (TaskOperator.beginSnapshot):
+   * where the task stands is taken now, the state is serialised between turns of the event loop
+   * while the task goes on, and written once complete, so a large state never holds the loop. A
+   * task whose capture cannot keep up (a loaded loop) checkpoints less often, not slower.
+   */
+  private async beginCheckpoint(begin: (delta: boolean) => SnapshotCapture | undefined): Promise<void> {
+    const now = this.clock.now();
+    const header = await this.header(now);
+    let kind: CheckpointKind = "delta";
+    let capture = this.deltaDue() ? begin(true) : undefined;
+    if (capture === undefined) {
+      kind = "base";
+      capture = begin(false) as SnapshotCapture;
+    }
+    this.lastCheckpointAt = now;
+    this.dirty = false;
+    const recoveries = this.recoveries;
+    const observer = this.config.checkpointObserver;
+    const started = performance.now();
+    const write = async (c: SnapshotCapture): Promise<void> => {
+      while (!c.step(performance.now() + CAPTURE_SLICE_MS)) await nextTurn();
+      // A recovery since restored another operator (and state): this one is not the task's any more.
+      if (this.recoveries !== recoveries || this.fenced) return;
+      await this.store(header, c.bytes(), kind, true);
+      observer?.taken(performance.now() - started);
+    };
+    this.capturing = write(capture)
+      .catch((e: unknown) => {
+        if (this.fencedBy(e)) return;
+        // What this one held is in no checkpoint: the next is a base, and the state is dirty.
+        this.checkpointsSinceBase = 0;
+        this.dirty = true;
+        this.lastError = errorText(e);
+        observer?.failed(e);
+      })
+      .finally(() => {
+        this.capturing = undefined;
+        // Rounds during the capture began none: the next is due now or at the next round.
+        if (this.dirty) this.loop.wake();
+      });
+  }
+
+  /** Where the task stands: input positions, event-time progress, timers, output ends. */
+  private async header(now: number): Promise<TaskCheckpointHeader> {
+    return {
+      v: 2,
+      partitions: [...this.partitions],
+      positions: [...this.positions],
+      maxTimestamps: this.tracker.maxTimestamp.map((t) => (Number.isFinite(t) ? t : null)),
+      watermark: Number.isFinite(this.eventTime) ? this.eventTime : null,
+      outputEnds: [...(await this.output.ends())],
+      lateEnds: this.lateOutput === undefined ? [] : [...(await this.lateOutput.ends())],
+      timers: this.timers.snapshot(),
+      takenAt: now,
+    };
+  }
+
+  private async store(
+    header: TaskCheckpointHeader,
+    state: Uint8Array,
+    kind: CheckpointKind,
+    commit: boolean,
+  ): Promise<void> {
+    const { log, config } = this;
+    await config.checkpoints.write(config.task, this.epoch, kind, encodeTaskCheckpoint(header, state));
+    this.checkpointsSinceBase = kind === "base" ? 1 : this.checkpointsSinceBase + 1;
+    this.checkpointedAt = header.takenAt;
     this.counters.checkpoints++;
     // Positions are also committed under the job's group, for lag monitoring (as Flink commits to Kafka on checkpoint).
     if (commit)
       await log.commitOffsets(
         config.group,
         config.inputStream,
-        new Map(this.partitions.map((p, i) => [p, this.positions[i] ?? 0])),
+        new Map(header.partitions.map((p, i) => [p, header.positions[i] ?? 0])),
       );
   }
 }
