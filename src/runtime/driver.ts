@@ -3,11 +3,13 @@ import { type Clock, systemClock } from "../core/clock.js";
 import type { DeadLetter, DeadLetterSink } from "../core/dead-letters.js";
 import { DrainLoop } from "../core/drain-loop.js";
 import { checkRecordDepth, errorText } from "../core/record-fault.js";
-import type { AppendRecord, EventLog, LogRecord } from "../log/types.js";
+import type { AppendRecord, EventLog } from "../log/types.js";
 import { decodeRecord, encodeValue } from "../stream/codec.js";
+import type { StreamEvent } from "../stream/event.js";
 import { collectOutputIds, HEADER_OUTPUT_ID, HEADER_SOURCE_OFFSET } from "../stream/headers.js";
 import { SqlEvalError } from "../stream/sql/values.js";
 import { type WatermarkOptions, WatermarkTracker } from "../stream/time/watermarks.js";
+import { ChannelWatermarks, decodeCopy, HEADER_WATERMARK } from "./channels.js";
 import { CheckpointFencedError, type CheckpointStore } from "./checkpoint/store.js";
 import { FILTERED, LATE, type OperatorOutput, type TaskOperator, type TimerDomain } from "./operator.js";
 import { decodeTaskCheckpoint, encodeTaskCheckpoint, type TaskCheckpoint } from "./task-checkpoint.js";
@@ -51,6 +53,17 @@ export interface TaskDriverOptions {
    * (src/stream/recovery.ts), as map/filter pipelines always could.
    */
   readonly sourceOffsets?: boolean;
+  /**
+   * The input is an exchange stream (./exchange.ts) fed by this many upstream tasks: event time
+   * comes from their watermark markers (per upstream channel; the minimum over the channels not
+   * idle), not from the records' timestamps, and a copy is seen as the event it copies.
+   */
+  readonly upstreamChannels?: number;
+  /**
+   * Outputs may go to any partition of the output streams (they are keyed by something other than
+   * the input's key): on restart, read back every partition's, not only the task's own.
+   */
+  readonly outputsAnywhere?: boolean;
   readonly clock?: Clock;
   /** Records read per partition per round. */
   readonly chunkSize?: number;
@@ -150,6 +163,8 @@ export class TaskDriver {
   private operator!: TaskOperator;
   private readonly timers = new TimerService<string, string>();
   private tracker!: WatermarkTracker;
+  /** With `upstreamChannels`: where event time comes from instead of the tracker. */
+  private channels: ChannelWatermarks | undefined;
   private eventTime = Number.NEGATIVE_INFINITY;
   /** The input partitions of the task, resolved at start. */
   private partitions: readonly number[] = [];
@@ -287,6 +302,7 @@ export class TaskDriver {
     this.checkpointsSinceBase = 0;
     this.timers.clear();
     this.tracker = new WatermarkTracker(n, config.watermarks, now);
+    this.channels = config.upstreamChannels === undefined ? undefined : new ChannelWatermarks(config.upstreamChannels);
     this.eventTime = Number.NEGATIVE_INFINITY;
     const stored = await config.checkpoints.read(config.task);
     let checkpoint: TaskCheckpoint | undefined;
@@ -309,6 +325,12 @@ export class TaskDriver {
         this.eventTime,
         header.maxTimestamps.map((t) => t ?? Number.NEGATIVE_INFINITY),
       );
+      this.channels?.restore(
+        this.eventTime,
+        header.channels ?? [],
+        header.idleChannels ?? [],
+        header.channelOffsets ?? [],
+      );
       outputFrom = header.outputEnds;
       lateFrom = header.lateEnds;
     } else {
@@ -323,7 +345,8 @@ export class TaskDriver {
     this.operator.open?.({ task: config.task, timers: this.timers });
     const written = new Set<string>();
     // Output partition p receives the outputs of input partition p only when the task is per partition.
-    const outputs = n === log.partitionCount(config.inputStream) ? undefined : partitions;
+    const outputs =
+      config.outputsAnywhere === true || n === log.partitionCount(config.inputStream) ? undefined : partitions;
     await collectOutputIds(log, config.outputStream, outputFrom, written, outputs);
     if (config.lateStream !== undefined) await collectOutputIds(log, config.lateStream, lateFrom, written, outputs);
     this.written = written;
@@ -338,7 +361,7 @@ export class TaskDriver {
   /** One chunk per partition; true when anything was read. */
   private async round(): Promise<boolean> {
     if (this.fenced) return false;
-    const { log, config, operator, tracker, out, poisoned } = this;
+    const { log, config, operator, tracker, channels, out, poisoned } = this;
     const now = this.clock.now();
     this.results.length = 0;
     this.lateOut.length = 0;
@@ -358,13 +381,25 @@ export class TaskDriver {
         out.length = 0;
         try {
           checkRecordDepth(record.value);
-          const e = decodeRecord(record);
-          // Watermarks are generated at the source, before filters, as in Flink.
-          tracker.observe(i, e.timestamp, record.ingestTime);
+          let e: StreamEvent;
+          if (channels === undefined) {
+            e = decodeRecord(record);
+            // Watermarks are generated at the source, before filters, as in Flink.
+            tracker.observe(i, e.timestamp, record.ingestTime);
+          } else {
+            const marker = record.headers?.[HEADER_WATERMARK];
+            if (marker !== undefined) {
+              channels.observe(marker);
+              this.advance(channels.update());
+              continue;
+            }
+            e = decodeCopy(record);
+            if (!channels.fresh(e.partition, e.offset)) continue;
+          }
           const outcome = operator.processEvent(e, out);
           // Encoded here, so an output that cannot be encoded is this record's fault.
           this.stage(this.results, out, this.sourceOffsets ? String(record.offset) : undefined);
-          if (outcome === LATE) this.late(record, e.value);
+          if (outcome === LATE) this.late(e);
           else if (outcome === FILTERED) this.counters.dropped++;
         } catch (err) {
           // Computation on this record alone: it would fail the same way on every replay.
@@ -373,13 +408,21 @@ export class TaskDriver {
           this.lastError = `${record.partition}/${record.offset}: ${errorText(err)}`;
         }
         // Per event, so whether an event is late depends only on the records before it, not on read sizes.
-        this.advance(tracker.update());
+        if (channels === undefined) this.advance(tracker.update());
       }
       this.positions[i] = last.offset + 1;
       read += records.length;
     }
     // Idleness may have changed without any record: time can move on.
-    this.advance(tracker.update());
+    if (channels === undefined) this.advance(tracker.update());
+    if (operator.endRound !== undefined) {
+      out.length = 0;
+      operator.endRound(
+        partitions.every((_, i) => tracker.isIdle(i)),
+        out,
+      );
+      this.stage(this.results, out);
+    }
     // Durable before the checkpoint that covers their records (a failure here recovers and replays).
     await config.deadLetters?.send(poisoned);
     await this.write(config.outputStream, this.results);
@@ -421,15 +464,16 @@ export class TaskDriver {
     this.stage(this.results, out);
   }
 
-  private late(record: LogRecord, value: Readonly<Record<string, unknown>>): void {
+  /** `e` names the input record (through an exchange, the original one). */
+  private late(e: StreamEvent): void {
     this.counters.late++;
     if (this.config.lateStream === undefined) return;
     this.stage(this.lateOut, [
       {
-        id: `${this.config.job}:late:${record.partition}:${record.offset}`,
-        key: record.key,
-        timestamp: record.timestamp,
-        value: value as Record<string, unknown>,
+        id: `${this.config.job}:late:${e.partition}:${e.offset}`,
+        key: e.key,
+        timestamp: e.timestamp,
+        value: e.value as Record<string, unknown>,
       },
     ]);
   }
@@ -447,9 +491,11 @@ export class TaskDriver {
           timestamp: o.timestamp,
           value: encodeValue(o.value),
           headers:
-            sourceOffset === undefined
-              ? { [HEADER_OUTPUT_ID]: o.id }
-              : { [HEADER_OUTPUT_ID]: o.id, [HEADER_SOURCE_OFFSET]: sourceOffset },
+            o.headers !== undefined
+              ? { ...o.headers, [HEADER_OUTPUT_ID]: o.id }
+              : sourceOffset === undefined
+                ? { [HEADER_OUTPUT_ID]: o.id }
+                : { [HEADER_OUTPUT_ID]: o.id, [HEADER_SOURCE_OFFSET]: sourceOffset },
         });
       }
     } catch (e) {
@@ -502,6 +548,11 @@ export class TaskDriver {
         lateEnds: config.lateStream === undefined ? [] : await log.endOffsets(config.lateStream),
         timers: this.timers.snapshot(),
         takenAt: now,
+        ...(this.channels !== undefined && {
+          channels: this.channels.watermarks.map((t) => (Number.isFinite(t) ? t : null)),
+          idleChannels: [...this.channels.idle],
+          channelOffsets: [...this.channels.offsets],
+        }),
       },
       state,
     );
