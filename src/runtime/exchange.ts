@@ -5,6 +5,7 @@ import { HEADER_ORIGIN, HEADER_WATERMARK, markerHeader, originHeader } from "./c
 import { type CheckpointStore, taskName } from "./checkpoint/store.js";
 import { type LegacyCheckpoints, TaskDriver, type TaskDriverOptions, type TaskStats } from "./driver.js";
 import { ACCEPTED, FILTERED, type OperatorOutput, type ProcessOutcome, type TaskOperator } from "./operator.js";
+import type { TaskCheckpoint } from "./task-checkpoint.js";
 
 /**
  * The exchange (issue 16, "Keyed by any field"), Flink's keyBy between two stages of tasks: the log
@@ -246,6 +247,68 @@ export class Exchange {
       ...(o.tickMs !== undefined && { tickMs: o.tickMs }),
     });
   }
+}
+
+/**
+ * A stage-1 task's part of a job's checkpoint from when one task read every input partition
+ * (src/runtime/whole-job-checkpoint.ts): its input position and event time.
+ */
+export async function exchangePart(
+  log: EventLog,
+  job: string,
+  whole: TaskCheckpoint,
+  p: number,
+): Promise<TaskCheckpoint> {
+  const h = whole.header;
+  return {
+    header: {
+      v: 2,
+      partitions: [p],
+      positions: [h.positions[p] ?? 0],
+      maxTimestamps: [h.maxTimestamps[p] ?? null],
+      watermark: h.watermark,
+      // A fresh exchange stream: nothing copied yet to skip.
+      outputEnds: await log.endOffsets(exchangeStream(job)),
+      lateEnds: [],
+      timers: { eventTime: [], processingTime: [] },
+      takenAt: h.takenAt,
+    },
+    state: new Uint8Array(0),
+    deltas: [],
+  };
+}
+
+/**
+ * A stage-2 task's part of such a checkpoint, `state` being its part of the operator's: it reads
+ * its partition of the exchange stream from the start, every channel at the old watermark, and
+ * skips the outputs written after the old checkpoint (the exchange replays their events).
+ */
+export async function behindExchangePart(
+  log: EventLog,
+  job: string,
+  whole: TaskCheckpoint,
+  shard: { readonly partition: number; readonly partitions: number },
+  state: Uint8Array,
+): Promise<TaskCheckpoint> {
+  const h = whole.header;
+  const start = await log.startOffsets(exchangeStream(job));
+  return {
+    header: {
+      v: 2,
+      partitions: [shard.partition],
+      positions: [start[shard.partition] ?? 0],
+      maxTimestamps: [null],
+      watermark: h.watermark,
+      outputEnds: h.outputEnds,
+      lateEnds: h.lateEnds,
+      timers: { eventTime: [], processingTime: [] },
+      takenAt: h.takenAt,
+      channels: new Array<number | null>(shard.partitions).fill(h.watermark),
+      idleChannels: new Array<boolean>(shard.partitions).fill(false),
+    },
+    state,
+    deltas: [],
+  };
 }
 
 /**

@@ -11,9 +11,10 @@ import {
   TaskDriver,
   type TaskStats,
 } from "../runtime/driver.js";
-import { Exchange, exchangeStream, exchangeTask, type Route } from "../runtime/exchange.js";
+import { behindExchangePart, Exchange, exchangePart, exchangeTask, type Route } from "../runtime/exchange.js";
 import type { TaskCheckpoint } from "../runtime/task-checkpoint.js";
-import { keyedStatePart, WholeJobCheckpoint } from "./checkpoint.js";
+import { WholeJobCheckpoint } from "../runtime/whole-job-checkpoint.js";
+import { dropLegacyCheckpoint, keyedStatePart, readLegacyCheckpoint } from "./checkpoint.js";
 import { type PipelineOptions, parsePipelineOptions } from "./options.js";
 import type { PipelineStats } from "./runner.js";
 import { type CheckpointedOperator, KeyedTaskOperator } from "./task-operators.js";
@@ -133,11 +134,11 @@ export class WindowedPipelineRunner {
         ? [taskName(name, 0)]
         : Array.from({ length: 2 * n }, (_, i) => (i < n ? exchangeTask(name, i) : taskName(name, i - n)));
     const whole = new WholeJobCheckpoint({
-      log,
       checkpoints: this.checkpoints,
       job: name,
       owner: this.owner,
       tasks: names,
+      older: { read: () => readLegacyCheckpoint(log, name), drop: () => dropLegacyCheckpoint(log, name) },
     });
     if (n === 1) {
       this.tasks = [
@@ -162,7 +163,7 @@ export class WindowedPipelineRunner {
         owner: this.owner,
         group: `pipeline:${config.name}`,
         consumer: `pipeline/${config.name}`,
-        legacy: (p) => whole.forTask((w) => this.exchangePart(w, p)),
+        legacy: (p) => whole.forTask((w) => exchangePart(log, name, w, p)),
         ...this.common(),
       });
       this.exchange = exchange;
@@ -172,7 +173,7 @@ export class WindowedPipelineRunner {
           exchange.stream,
           q,
           shard,
-          whole.forTask((w) => this.operatorPart(w, shard)),
+          whole.forTask((w) => behindExchangePart(log, name, w, shard, this.statePart(w, shard))),
         );
       });
       // Creates the exchange stream, which the operator's tasks read.
@@ -246,55 +247,12 @@ export class WindowedPipelineRunner {
     };
   }
 
-  /** A stage-1 task's part of the whole job's checkpoint: its input position and event time. */
-  private async exchangePart(whole: TaskCheckpoint, p: number): Promise<TaskCheckpoint> {
-    const h = whole.header;
-    return {
-      header: {
-        v: 2,
-        partitions: [p],
-        positions: [h.positions[p] ?? 0],
-        maxTimestamps: [h.maxTimestamps[p] ?? null],
-        watermark: h.watermark,
-        // A fresh exchange stream: nothing copied yet to skip.
-        outputEnds: await this.log.endOffsets(exchangeStream(this.config.name)),
-        lateEnds: [],
-        timers: { eventTime: [], processingTime: [] },
-        takenAt: h.takenAt,
-      },
-      state: new Uint8Array(0),
-      deltas: [],
-    };
-  }
-
-  /**
-   * An operator task's part of the whole job's checkpoint: the state of its keys, the job's event
-   * time on every channel, and where the outputs ended (what the replay through the exchange
-   * must not write again).
-   */
-  private async operatorPart(whole: TaskCheckpoint, shard: Shard): Promise<TaskCheckpoint> {
-    const h = whole.header;
+  /** An operator task's part of the state of the job's checkpoint from when one task read every partition: its keys'. */
+  private statePart(whole: TaskCheckpoint, shard: Shard): Uint8Array {
     const { plan } = this.config;
-    const start = await this.log.startOffsets(exchangeStream(this.config.name));
     const routeOf =
       plan === undefined ? undefined : (values: readonly unknown[]) => String(plan.key.keyOfValues(values));
-    return {
-      header: {
-        v: 2,
-        partitions: [shard.partition],
-        positions: [start[shard.partition] ?? 0],
-        maxTimestamps: [null],
-        watermark: h.watermark,
-        outputEnds: h.outputEnds,
-        lateEnds: h.lateEnds,
-        timers: { eventTime: [], processingTime: [] },
-        takenAt: h.takenAt,
-        channels: new Array<number | null>(shard.partitions).fill(h.watermark),
-        idleChannels: new Array<boolean>(shard.partitions).fill(false),
-      },
-      state: keyedStatePart(whole.state, shard.partition, shard.partitions, routeOf),
-      deltas: [],
-    };
+    return keyedStatePart(whole.state, shard.partition, shard.partitions, routeOf);
   }
 
   /** The task running the operator over partition `partition` of `input` (the input or the exchange stream). */
