@@ -1,4 +1,4 @@
-import type { LogRecord } from "../log/types.js";
+import { type EventLog, type LogRecord, partitionForKey } from "../log/types.js";
 import { decodeRecord } from "../stream/codec.js";
 import type { StreamEvent } from "../stream/event.js";
 import { combineWatermarks } from "../stream/time/watermarks.js";
@@ -111,5 +111,87 @@ export class ChannelWatermarks {
     const next = combineWatermarks(this.watermarks, this.idle, 0);
     if (next > this.current) this.current = next;
     return this.current;
+  }
+}
+
+/** The marker stream of a job whose tasks share event time (SharedWatermarks). */
+export function markerStream(job: string): string {
+  return `__watermarks_${job.replace(/[^A-Za-z0-9_.-]/g, "_")}`;
+}
+
+/** For each partition of an `n`-partition stream, a key the log places there (markers are addressed with them). */
+export function partitionKeys(n: number): string[] {
+  const keys = new Array<string>(n);
+  let found = 0;
+  for (let i = 0; found < n; i++) {
+    const key = `~${i}`;
+    const p = partitionForKey(key, n);
+    if (keys[p] === undefined) {
+      keys[p] = key;
+      found++;
+    }
+  }
+  return keys;
+}
+
+const EMPTY_VALUE = new TextEncoder().encode("{}");
+
+/**
+ * Event time shared by the tasks of a job that read their input partitions directly (a window
+ * grouped by the partition key: no key spans partitions, so no exchange), through a small stream
+ * of watermark markers with as many partitions as the input: each task broadcasts its partition's
+ * watermark and idleness into every partition of it when they change, and reads its own partition
+ * of it for the others'. A task's event time is then the minimum over every input partition, as
+ * when one task read them all, and as an exchange would give; only the markers cross.
+ */
+export class SharedWatermarks {
+  readonly channels: ChannelWatermarks;
+  /** Next offset to read in the task's partition of the marker stream. */
+  position = 0;
+  private sent: string | undefined;
+  private readonly keys: readonly string[];
+  private readonly prefix: string;
+
+  constructor(
+    private readonly log: EventLog,
+    readonly stream: string,
+    private readonly own: number,
+    channels: number,
+  ) {
+    this.channels = new ChannelWatermarks(channels);
+    this.keys = partitionKeys(channels);
+    this.prefix = `${own}:`;
+  }
+
+  /** Takes in the markers of the other partitions written since the last read; how many were read. */
+  async read(maxRecords: number): Promise<number> {
+    const records = await this.log.read(this.stream, this.own, this.position, { maxRecords });
+    for (const r of records) {
+      const header = r.headers?.[HEADER_WATERMARK];
+      // Its own partition's time is taken live, not from its own markers.
+      if (header !== undefined && !header.startsWith(this.prefix)) this.channels.observe(header);
+    }
+    const last = records[records.length - 1];
+    if (last !== undefined) this.position = last.offset + 1;
+    return records.length;
+  }
+
+  /** The task's watermark, given its own partition's. Hot path: once per event. */
+  combine(own: number, idle: boolean): number {
+    this.channels.watermarks[this.own] = own;
+    this.channels.idle[this.own] = idle;
+    return this.channels.update();
+  }
+
+  /** Tells the other tasks the own partition's watermark and idleness, when they changed. */
+  async send(own: number, idle: boolean): Promise<void> {
+    const header = markerHeader(this.own, own, idle);
+    if (header === this.sent) return;
+    const timestamp = Number.isFinite(own) ? own : 0;
+    await this.log.append(
+      this.stream,
+      this.keys.map((key) => ({ key, timestamp, value: EMPTY_VALUE, headers: { [HEADER_WATERMARK]: header } })),
+    );
+    this.sent = header;
   }
 }

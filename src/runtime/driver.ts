@@ -3,13 +3,14 @@ import { type Clock, systemClock } from "../core/clock.js";
 import type { DeadLetter, DeadLetterSink } from "../core/dead-letters.js";
 import { DrainLoop } from "../core/drain-loop.js";
 import { checkRecordDepth, errorText } from "../core/record-fault.js";
-import type { AppendRecord, EventLog } from "../log/types.js";
+import type { AppendRecord, EventLog, LogRecord } from "../log/types.js";
 import { decodeRecord, encodeValue } from "../stream/codec.js";
 import type { StreamEvent } from "../stream/event.js";
 import { collectOutputIds, HEADER_OUTPUT_ID, HEADER_SOURCE_OFFSET } from "../stream/headers.js";
 import { SqlEvalError } from "../stream/sql/values.js";
+import { eventTimeProgress } from "../stream/time/event-clock.js";
 import { type WatermarkOptions, WatermarkTracker } from "../stream/time/watermarks.js";
-import { ChannelWatermarks, decodeCopy, HEADER_WATERMARK } from "./channels.js";
+import { ChannelWatermarks, decodeCopy, HEADER_WATERMARK, SharedWatermarks } from "./channels.js";
 import { CheckpointFencedError, type CheckpointStore } from "./checkpoint/store.js";
 import { FILTERED, LATE, type OperatorOutput, type TaskOperator, type TimerDomain } from "./operator.js";
 import { decodeTaskCheckpoint, encodeTaskCheckpoint, type TaskCheckpoint } from "./task-checkpoint.js";
@@ -59,6 +60,12 @@ export interface TaskDriverOptions {
    * idle), not from the records' timestamps, and a copy is seen as the event it copies.
    */
   readonly upstreamChannels?: number;
+  /**
+   * A task of one input partition that shares event time with the job's other tasks through this
+   * stream of watermark markers (as many partitions as the input; src/runtime/channels.ts,
+   * SharedWatermarks): its watermark is the minimum over every input partition.
+   */
+  readonly watermarkStream?: string;
   /**
    * Outputs may go to any partition of the output streams (they are keyed by something other than
    * the input's key): on restart, read back every partition's, not only the task's own.
@@ -165,6 +172,8 @@ export class TaskDriver {
   private tracker!: WatermarkTracker;
   /** With `upstreamChannels`: where event time comes from instead of the tracker. */
   private channels: ChannelWatermarks | undefined;
+  /** With `watermarkStream`: the other partitions' event time. */
+  private shared: SharedWatermarks | undefined;
   private eventTime = Number.NEGATIVE_INFINITY;
   /** The input partitions of the task, resolved at start. */
   private partitions: readonly number[] = [];
@@ -230,7 +239,14 @@ export class TaskDriver {
     this.partitions = config.partitions ?? Array.from({ length: log.partitionCount(config.inputStream) }, (_, p) => p);
     this.epoch = (await config.checkpoints.claim(config.task, config.owner)).epoch;
     await this.recover();
-    this.unsubscribe = log.onAppend(config.inputStream, () => this.loop.wake());
+    const offInput = log.onAppend(config.inputStream, () => this.loop.wake());
+    // Another partition's time moving can fire this task's windows.
+    const offMarkers =
+      config.watermarkStream === undefined ? undefined : log.onAppend(config.watermarkStream, () => this.loop.wake());
+    this.unsubscribe = () => {
+      offInput();
+      offMarkers?.();
+    };
     const tick = config.tickMs ?? Math.max(50, Math.min(1000, config.watermarks.idleTimeoutMs || 1000));
     if (tick > 0) {
       this.ticker = setInterval(() => this.loop.wake(), tick);
@@ -262,6 +278,11 @@ export class TaskDriver {
 
   async idle(): Promise<void> {
     await this.loop.idle();
+  }
+
+  /** A round is running or due (a wake since the last one). */
+  get busy(): boolean {
+    return this.loop.busy;
   }
 
   stats(): TaskStats {
@@ -303,6 +324,15 @@ export class TaskDriver {
     this.timers.clear();
     this.tracker = new WatermarkTracker(n, config.watermarks, now);
     this.channels = config.upstreamChannels === undefined ? undefined : new ChannelWatermarks(config.upstreamChannels);
+    this.shared =
+      config.watermarkStream === undefined
+        ? undefined
+        : new SharedWatermarks(
+            log,
+            config.watermarkStream,
+            partitions[0] as number,
+            log.partitionCount(config.inputStream),
+          );
     this.eventTime = Number.NEGATIVE_INFINITY;
     const stored = await config.checkpoints.read(config.task);
     let checkpoint: TaskCheckpoint | undefined;
@@ -331,6 +361,10 @@ export class TaskDriver {
         header.idleChannels ?? [],
         header.channelOffsets ?? [],
       );
+      if (this.shared !== undefined) {
+        this.shared.channels.restore(this.eventTime, header.channels ?? [], header.idleChannels ?? [], []);
+        this.shared.position = header.markerPosition ?? 0;
+      }
       outputFrom = header.outputEnds;
       lateFrom = header.lateEnds;
     } else {
@@ -339,6 +373,10 @@ export class TaskDriver {
           ? await log.endOffsets(config.inputStream)
           : await log.startOffsets(config.inputStream);
       this.positions = partitions.map((p) => initial[p] ?? 0);
+      if (this.shared !== undefined) {
+        // From the start: the other tasks say their time again only when it changes.
+        this.shared.position = (await log.startOffsets(this.shared.stream))[partitions[0] as number] ?? 0;
+      }
       outputFrom = await log.startOffsets(config.outputStream);
       lateFrom = config.lateStream === undefined ? [] : await log.startOffsets(config.lateStream);
     }
@@ -361,7 +399,7 @@ export class TaskDriver {
   /** One chunk per partition; true when anything was read. */
   private async round(): Promise<boolean> {
     if (this.fenced) return false;
-    const { log, config, operator, tracker, channels, out, poisoned } = this;
+    const { log, config, operator, tracker, channels, shared, out, poisoned } = this;
     const now = this.clock.now();
     this.results.length = 0;
     this.lateOut.length = 0;
@@ -369,11 +407,13 @@ export class TaskDriver {
     let read = 0;
     const partitions = this.partitions;
     this.timers.advanceProcessingTime(now, this.fireProcessing);
+    let markers = 0;
     for (let i = 0; i < partitions.length && !this.loop.isStopped; i++) {
       const records = await log.read(config.inputStream, partitions[i] as number, this.positions[i] ?? 0, {
         maxRecords: this.chunkSize,
       });
       tracker.touch(i, records.length > 0, now);
+      if (shared !== undefined) markers = await this.shareTime(records);
       const last = records[records.length - 1];
       if (last === undefined) continue;
       if (operator.prepare !== undefined) await operator.prepare(records);
@@ -408,13 +448,13 @@ export class TaskDriver {
           this.lastError = `${record.partition}/${record.offset}: ${errorText(err)}`;
         }
         // Per event, so whether an event is late depends only on the records before it, not on read sizes.
-        if (channels === undefined) this.advance(tracker.update());
+        if (channels === undefined) this.advance(this.ownTime());
       }
       this.positions[i] = last.offset + 1;
       read += records.length;
     }
     // Idleness may have changed without any record: time can move on.
-    if (channels === undefined) this.advance(tracker.update());
+    if (channels === undefined) this.advance(this.ownTime());
     if (operator.endRound !== undefined) {
       out.length = 0;
       operator.endRound(
@@ -427,6 +467,7 @@ export class TaskDriver {
     await config.deadLetters?.send(poisoned);
     await this.write(config.outputStream, this.results);
     if (config.lateStream !== undefined) await this.write(config.lateStream, this.lateOut);
+    await shared?.send(tracker.update(), tracker.isIdle(0));
     this.counters.recordsIn += read;
     this.counters.deadLetters += poisoned.length;
     this.counters.recordsOut += this.results.length;
@@ -444,7 +485,32 @@ export class TaskDriver {
       }
       this.counters.lag = lag;
     }
-    return read > 0 && !this.fenced;
+    return (read > 0 || markers > 0) && !this.fenced;
+  }
+
+  /**
+   * With `watermarkStream`: tells the other tasks how far the records just read move this
+   * partition's time, before processing them (they hold none of this task's keys, so they need
+   * not wait for it), then takes in theirs. So records appended to several partitions before a
+   * round are all counted in every task's time, whichever task reads first.
+   */
+  private async shareTime(records: readonly LogRecord[]): Promise<number> {
+    const { tracker, config } = this;
+    const shared = this.shared as SharedWatermarks;
+    let max = tracker.maxTimestamp[0] as number;
+    for (const r of records) {
+      const t = eventTimeProgress(r.timestamp, r.ingestTime);
+      if (t > max) max = t;
+    }
+    const ahead = max - config.watermarks.outOfOrdernessMs - 1;
+    await shared.send(Math.max(tracker.update(), ahead), tracker.isIdle(0));
+    return shared.read(this.chunkSize);
+  }
+
+  /** Event time from the task's own partitions (and, with `watermarkStream`, the other tasks'). */
+  private ownTime(): number {
+    const { tracker, shared } = this;
+    return shared === undefined ? tracker.update() : shared.combine(tracker.update(), tracker.isIdle(0));
   }
 
   /** Moves the task's event time: due event-time timers fire, then the operator hears of it. */
@@ -552,6 +618,11 @@ export class TaskDriver {
           channels: this.channels.watermarks.map((t) => (Number.isFinite(t) ? t : null)),
           idleChannels: [...this.channels.idle],
           channelOffsets: [...this.channels.offsets],
+        }),
+        ...(this.shared !== undefined && {
+          channels: this.shared.channels.watermarks.map((t) => (Number.isFinite(t) ? t : null)),
+          idleChannels: [...this.shared.channels.idle],
+          markerPosition: this.shared.position,
         }),
       },
       state,

@@ -1,7 +1,14 @@
 import { type EventLog, partitionForKey } from "../log/types.js";
 import type { StreamEvent } from "../stream/event.js";
 import type { WatermarkOptions } from "../stream/time/watermarks.js";
-import { HEADER_ORIGIN, HEADER_WATERMARK, markerHeader, originHeader } from "./channels.js";
+import {
+  HEADER_ORIGIN,
+  HEADER_WATERMARK,
+  markerHeader,
+  markerStream,
+  originHeader,
+  partitionKeys,
+} from "./channels.js";
 import { type CheckpointStore, taskName } from "./checkpoint/store.js";
 import { type LegacyCheckpoints, TaskDriver, type TaskDriverOptions, type TaskStats } from "./driver.js";
 import { ACCEPTED, FILTERED, type OperatorOutput, type ProcessOutcome, type TaskOperator } from "./operator.js";
@@ -43,21 +50,6 @@ export function exchangeTask(job: string, partition: number): string {
  * when an expression fails on the event (it is then dead-lettered here, once).
  */
 export type Route = (e: StreamEvent) => string | readonly string[] | undefined;
-
-/** For each partition of an `n`-partition stream, a key the log places there (markers are addressed with them). */
-export function partitionKeys(n: number): string[] {
-  const keys = new Array<string>(n);
-  let found = 0;
-  for (let i = 0; found < n; i++) {
-    const key = `~${i}`;
-    const p = partitionForKey(key, n);
-    if (keys[p] === undefined) {
-      keys[p] = key;
-      found++;
-    }
-  }
-  return keys;
-}
 
 const NO_STATE = new Uint8Array(0);
 const EMPTY = Object.freeze({}) as Record<string, unknown>;
@@ -313,7 +305,7 @@ export async function behindExchangePart(
 
 /**
  * Removes every task checkpoint under `<job>/` (each claimed first, so a task still running
- * elsewhere is fenced off) and the job's exchange stream.
+ * elsewhere is fenced off), the job's exchange stream and its marker stream.
  */
 export async function dropJobTasks(
   log: EventLog,
@@ -325,6 +317,7 @@ export async function dropJobTasks(
     const { epoch } = await checkpoints.claim(task, owner);
     await checkpoints.drop(task, epoch);
   }
-  const stream = exchangeStream(job);
-  if (log.hasStream(stream)) await log.deleteStream(stream);
+  for (const stream of [exchangeStream(job), markerStream(job)]) {
+    if (log.hasStream(stream)) await log.deleteStream(stream);
+  }
 }

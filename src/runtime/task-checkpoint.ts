@@ -31,6 +31,8 @@ export interface TaskCheckpointHeader {
   readonly idleChannels?: readonly boolean[];
   /** Per upstream channel, the input offset of the last copy taken (src/runtime/channels.ts). */
   readonly channelOffsets?: readonly number[];
+  /** A task sharing event time through a marker stream: the next offset to read in it. */
+  readonly markerPosition?: number;
 }
 
 /** A checkpoint as the driver restores it: the newest header, the base state and the deltas after it. */

@@ -2,6 +2,7 @@ import type { Clock } from "../core/clock.js";
 import type { DeadLetterSink } from "../core/dead-letters.js";
 import { RunnelError } from "../core/errors.js";
 import type { EventLog } from "../log/types.js";
+import { markerStream } from "../runtime/channels.js";
 import { MemoryCheckpointStore } from "../runtime/checkpoint/memory.js";
 import { type CheckpointStore, taskName } from "../runtime/checkpoint/store.js";
 import {
@@ -129,10 +130,12 @@ export class WindowedPipelineRunner {
     const { log, config } = this;
     const { name } = config;
     const n = log.partitionCount(config.inputStream);
-    const names =
-      n === 1
-        ? [taskName(name, 0)]
-        : Array.from({ length: 2 * n }, (_, i) => (i < n ? exchangeTask(name, i) : taskName(name, i - n)));
+    // Grouped by the partition key, no group spans partitions: each task reads its partition,
+    // only event time is shared. Otherwise the events go through the exchange.
+    const direct = n === 1 || config.plan?.key.byPartitionKey === true;
+    const names = direct
+      ? Array.from({ length: n }, (_, p) => taskName(name, p))
+      : Array.from({ length: 2 * n }, (_, i) => (i < n ? exchangeTask(name, i) : taskName(name, i - n)));
     const whole = new WholeJobCheckpoint({
       checkpoints: this.checkpoints,
       job: name,
@@ -149,6 +152,23 @@ export class WindowedPipelineRunner {
           whole.forTask((w) => w),
         ),
       ];
+    } else if (direct) {
+      const markers = markerStream(name);
+      if (!log.hasStream(markers)) {
+        await log.createStream(markers, {
+          partitions: n,
+          ...(config.retentionMs !== undefined && { retentionMs: config.retentionMs }),
+        });
+      }
+      this.tasks = Array.from({ length: n }, (_, p) =>
+        this.task(
+          config.inputStream,
+          p,
+          undefined,
+          whole.forTask((w) => this.directPart(w, p, n)),
+          markers,
+        ),
+      );
     } else {
       const exchange = new Exchange({
         log,
@@ -200,7 +220,9 @@ export class WindowedPipelineRunner {
 
   async idle(): Promise<void> {
     await this.exchange?.idle();
-    await Promise.all(this.tasks.map((t) => t.idle()));
+    // Tasks sharing event time wake each other with their markers: until none is busy.
+    do await Promise.all(this.tasks.map((t) => t.idle()));
+    while (this.tasks.some((t) => t.busy));
   }
 
   stats(): WindowedStats {
@@ -255,8 +277,42 @@ export class WindowedPipelineRunner {
     return keyedStatePart(whole.state, shard.partition, shard.partitions, routeOf);
   }
 
+  /**
+   * A task reading its input partition directly, its part of the job's checkpoint from when one
+   * task read every partition: its position and event time, the state of its keys, the old
+   * watermark on every other partition, the outputs of its partition written after it.
+   */
+  private async directPart(whole: TaskCheckpoint, p: number, n: number): Promise<TaskCheckpoint> {
+    const h = whole.header;
+    const shard = { partition: p, partitions: n };
+    return {
+      header: {
+        v: 2,
+        partitions: [p],
+        positions: [h.positions[p] ?? 0],
+        maxTimestamps: [h.maxTimestamps[p] ?? null],
+        watermark: h.watermark,
+        outputEnds: h.outputEnds,
+        lateEnds: h.lateEnds,
+        timers: { eventTime: [], processingTime: [] },
+        takenAt: h.takenAt,
+        channels: new Array<number | null>(n).fill(h.watermark),
+        idleChannels: new Array<boolean>(n).fill(false),
+        markerPosition: (await this.log.startOffsets(markerStream(this.config.name)))[p] ?? 0,
+      },
+      state: this.statePart(whole, shard),
+      deltas: [],
+    };
+  }
+
   /** The task running the operator over partition `partition` of `input` (the input or the exchange stream). */
-  private task(input: string, partition: number, shard: Shard | undefined, legacy: LegacyCheckpoints): TaskDriver {
+  private task(
+    input: string,
+    partition: number,
+    shard: Shard | undefined,
+    legacy: LegacyCheckpoints,
+    watermarkStream?: string,
+  ): TaskDriver {
     const { log, config } = this;
     const { name } = config;
     return new TaskDriver({
@@ -276,6 +332,7 @@ export class WindowedPipelineRunner {
       group: `pipeline:${name}`,
       consumer: `pipeline/${name}`,
       ...(shard !== undefined && { upstreamChannels: shard.partitions, outputsAnywhere: true }),
+      ...(watermarkStream !== undefined && { watermarkStream }),
       legacy,
       ...this.common(),
     });

@@ -83,8 +83,8 @@ it("a second owner's claim fences the first: its next checkpoint is refused and 
   await a.idle();
   const b = windowRunner(log, SQL, options, { clock, checkpoints: await connect() });
   await b.start();
-  // The task copying A's partition into the job's exchange: the first to checkpoint A's next event.
-  const task = `out/exchange/${partitionOf("A")}`;
+  // The task of A's partition (grouped by user_id, it reads it directly): the one to checkpoint A's next event.
+  const task = `out/${partitionOf("A")}`;
   const owned = await first.read(task);
   clock.advance(1_000);
   await ingest(log, [{ user_id: "A", t: T0 + 2_000 }]);

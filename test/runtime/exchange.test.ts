@@ -6,15 +6,15 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { partitionForKey } from "../../src/log/types.js";
-import { ChannelWatermarks, HEADER_WATERMARK, markerHeader } from "../../src/runtime/channels.js";
-import { MemoryCheckpointStore } from "../../src/runtime/checkpoint/memory.js";
 import {
-  dropJobTasks,
-  ExchangeOperator,
-  exchangeStream,
+  ChannelWatermarks,
+  HEADER_WATERMARK,
+  markerHeader,
+  markerStream,
   partitionKeys,
-  type Route,
-} from "../../src/runtime/exchange.js";
+} from "../../src/runtime/channels.js";
+import { MemoryCheckpointStore } from "../../src/runtime/checkpoint/memory.js";
+import { dropJobTasks, ExchangeOperator, exchangeStream, type Route } from "../../src/runtime/exchange.js";
 import type { OperatorOutput } from "../../src/runtime/operator.js";
 import type { StreamEvent } from "../../src/stream/event.js";
 import { flush, ingest, PARTITIONS, rows, windowLog, windowRunner } from "../stream/window-harness.js";
@@ -119,5 +119,28 @@ describe("exchange", () => {
     await dropJobTasks(log, checkpoints, "out", "test");
     for (const task of tasks) assert.equal(await checkpoints.read(task), undefined, task);
     assert.equal(log.hasStream(exchangeStream("out")), false);
+  });
+
+  it("runs a job grouped by user_id as tasks reading their partitions directly, sharing only event time", async () => {
+    const log = await windowLog();
+    const checkpoints = new MemoryCheckpointStore();
+    const sql = `SELECT user_id, count(*) AS n FROM TUMBLE(transactions, _time, INTERVAL '1 minute') GROUP BY ALL`;
+    const r = windowRunner(log, sql, {}, { checkpoints });
+    await r.start();
+    const users = ["A", "B", "C", "D", "E", "F", "G"];
+    await ingest(log, [...users.map((user_id, i) => ({ user_id, t: T0 + i })), ...flush(T0 + MIN)]);
+    await r.idle();
+    await r.stop();
+    assert.deepEqual(
+      rows(log)
+        .map((x) => `${x.user_id}=${x.n}`)
+        .sort(),
+      users.map((u) => `${u}=1`),
+    );
+    assert.deepEqual((await checkpoints.list("out/")).sort(), ["out/0", "out/1", "out/2"]);
+    assert.equal(log.hasStream(exchangeStream("out")), false, "no exchange");
+    assert.equal(log.hasStream(markerStream("out")), true);
+    await dropJobTasks(log, checkpoints, "out", "test");
+    assert.equal(log.hasStream(markerStream("out")), false);
   });
 });

@@ -325,6 +325,8 @@ export class WindowedStream<T extends Value> {
       valuesOf: (e) => [keyFn(e.value as T)],
       keyOfValues: (values) => String(values[0] ?? ""),
       ownerOf: (values) => (byUser ? String(values[0] ?? "") : ""),
+      // Only without a chain before keyBy: a map could change user_id.
+      byPartitionKey: byUser && this.steps.length === 0,
     };
     const steps = this.steps;
     const prepare =
