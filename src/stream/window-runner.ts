@@ -82,13 +82,15 @@ export interface WindowedStats extends PipelineStats {
 
 /**
  * Runs one windowed pipeline (or keyed process job) as tasks of the task model
- * (src/runtime/driver.ts), one per partition. Its state is keyed by GROUP BY (or keyBy) values
- * that may sit in any input partition, so with more than one partition the input goes through an
- * exchange (src/runtime/exchange.ts): one task per input partition copies each event, keyed by
- * the job's key, into an internal stream and broadcasts its watermark into every partition of it;
- * one task per partition of that stream runs the operator, with event time the minimum of the
- * upstream watermarks (a window fires once every input partition has passed it, idle ones aside,
- * as in Flink). A one-partition input has nothing to exchange: its one task reads it directly.
+ * (src/runtime/driver.ts), one per partition, with event time the minimum over every input
+ * partition (a window fires once every input partition has passed it, idle ones aside, as in
+ * Flink). Grouped by the partition key (GROUP BY includes user_id), no group spans partitions:
+ * each task reads its input partition directly and the tasks share only their watermarks, through
+ * a marker stream (SharedWatermarks, src/runtime/channels.ts). Otherwise a key's events may sit in
+ * any partition and the input goes through an exchange (src/runtime/exchange.ts): one task per
+ * input partition copies each event, keyed by the job's key, into an internal stream and
+ * broadcasts its watermark into every partition of it; one task per partition of that stream runs
+ * the operator. A one-partition input has one task reading it.
  * The driver gives each task exactly-once outputs across crashes and checkpoints in the injected
  * store; a checkpoint written by the runtime before the task model (an internal
  * `__checkpoints_<name>` stream) is imported once.
