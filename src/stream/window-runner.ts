@@ -36,6 +36,11 @@ export interface WindowedRunnerOptions {
   readonly createOperator?: (shard?: Shard) => CheckpointedOperator;
   /** With `createOperator`: the key (or keys) an event is grouped by, which routes it through the exchange. */
   readonly route?: Route;
+  /**
+   * With `createOperator`: every key's events share the record key that partitions the log
+   * (keyBy user_id with nothing before it), so the tasks read their partitions directly.
+   */
+  readonly byPartitionKey?: boolean;
   /** Window results (or the operator's outputs); created by the caller with the input's partition count. */
   readonly outputStream: string;
   /** Events too late for any window; without it they are counted and dropped. */
@@ -134,7 +139,7 @@ export class WindowedPipelineRunner {
     const n = log.partitionCount(config.inputStream);
     // Grouped by the partition key, no group spans partitions: each task reads its partition,
     // only event time is shared. Otherwise the events go through the exchange.
-    const direct = n === 1 || config.plan?.key.byPartitionKey === true;
+    const direct = n === 1 || (config.plan?.key.byPartitionKey ?? config.byPartitionKey) === true;
     const names = direct
       ? Array.from({ length: n }, (_, p) => taskName(name, p))
       : Array.from({ length: 2 * n }, (_, i) => (i < n ? exchangeTask(name, i) : taskName(name, i - n)));

@@ -216,6 +216,8 @@ export class KeyedStream<T extends Value> {
         const values = plan.values(e);
         return values.length === 1 ? plan.keyOf(values[0] as Record<string, unknown>) : values.map(plan.keyOf);
       },
+      // Only without a chain before keyBy: a map could change user_id.
+      this.key === "user_id" && steps.length === 0,
     );
   }
 }
@@ -235,6 +237,8 @@ export class ProcessedStream {
     private readonly operator: (pipeline: string, shard?: Shard) => CheckpointedOperator,
     /** The key (or keys) of an event's values: its route through the exchange. */
     private readonly route: Route,
+    /** Keyed by user_id as ingested: the job's tasks read their partitions directly. */
+    private readonly byPartitionKey: boolean,
   ) {}
 
   /**
@@ -249,6 +253,7 @@ export class ProcessedStream {
       inputStream: this.source,
       createOperator: (shard) => this.operator(name, shard),
       route: this.route,
+      byPartitionKey: this.byPartitionKey,
       outputStream: output,
       startFrom: options.startFrom ?? "earliest",
       options: parsePipelineOptions(options.options),
