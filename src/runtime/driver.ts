@@ -7,8 +7,11 @@ import { RunnelError } from "../core/errors.js";
 import { checkRecordDepth, errorText } from "../core/record-fault.js";
 import type { EventLog, LogRecord } from "../log/types.js";
 import { decodeRecord } from "../stream/codec.js";
+import type { StreamEvent } from "../stream/event.js";
 import { SqlEvalError } from "../stream/sql/values.js";
+import { eventTimeProgress } from "../stream/time/event-clock.js";
 import { type WatermarkOptions, WatermarkTracker } from "../stream/time/watermarks.js";
+import { ChannelWatermarks, decodeCopy, HEADER_WATERMARK, SharedWatermarks } from "./channels.js";
 import { CheckpointFencedError, type CheckpointKind, type CheckpointStore } from "./checkpoint/store.js";
 import {
   FILTERED,
@@ -67,6 +70,23 @@ export interface TaskDriverOptions {
    * (src/stream/recovery.ts), as map/filter pipelines always could.
    */
   readonly sourceOffsets?: boolean;
+  /**
+   * The input is an exchange stream (./exchange.ts) fed by this many upstream tasks: event time
+   * comes from their watermark markers (per upstream channel; the minimum over the channels not
+   * idle), not from the records' timestamps, and a copy is seen as the event it copies.
+   */
+  readonly upstreamChannels?: number;
+  /**
+   * A task of one input partition that shares event time with the job's other tasks through this
+   * stream of watermark markers (as many partitions as the input; src/runtime/channels.ts,
+   * SharedWatermarks): its watermark is the minimum over every input partition.
+   */
+  readonly watermarkStream?: string;
+  /**
+   * Outputs may go to any partition of the output streams (they are keyed by something other than
+   * the input's key): on restart, read back every partition's, not only the task's own.
+   */
+  readonly outputsAnywhere?: boolean;
   readonly clock?: Clock;
   /** Records read per partition per round. */
   readonly chunkSize?: number;
@@ -169,6 +189,10 @@ export class TaskDriver {
   private operator!: TaskOperator;
   private readonly timers = new TimerService<string, string>();
   private tracker!: WatermarkTracker;
+  /** With `upstreamChannels`: where event time comes from instead of the tracker. */
+  private channels: ChannelWatermarks | undefined;
+  /** With `watermarkStream`: the other partitions' event time. */
+  private shared: SharedWatermarks | undefined;
   private eventTime = Number.NEGATIVE_INFINITY;
   /** The input partitions of the task, resolved at start. */
   private partitions: readonly number[] = [];
@@ -244,7 +268,14 @@ export class TaskDriver {
     this.partitions = config.partitions ?? Array.from({ length: log.partitionCount(config.inputStream) }, (_, p) => p);
     this.epoch = (await config.checkpoints.claim(config.task, config.owner)).epoch;
     await this.recover();
-    this.unsubscribe = log.onAppend(config.inputStream, () => this.loop.wake());
+    const offInput = log.onAppend(config.inputStream, () => this.loop.wake());
+    // Another partition's time moving can fire this task's windows.
+    const offMarkers =
+      config.watermarkStream === undefined ? undefined : log.onAppend(config.watermarkStream, () => this.loop.wake());
+    this.unsubscribe = () => {
+      offInput();
+      offMarkers?.();
+    };
     const tick = config.tickMs ?? Math.max(50, Math.min(1000, config.watermarks.idleTimeoutMs || 1000));
     if (tick > 0) {
       this.ticker = setInterval(() => this.loop.wake(), tick);
@@ -282,6 +313,11 @@ export class TaskDriver {
       if (this.capturing === undefined) return;
       await this.capturing;
     }
+  }
+
+  /** A round is running or due (a wake since the last one). */
+  get busy(): boolean {
+    return this.loop.busy;
   }
 
   stats(): TaskStats {
@@ -324,6 +360,16 @@ export class TaskDriver {
     this.checkpointsSinceBase = 0;
     this.timers.clear();
     this.tracker = new WatermarkTracker(n, config.watermarks, now);
+    this.channels = config.upstreamChannels === undefined ? undefined : new ChannelWatermarks(config.upstreamChannels);
+    this.shared =
+      config.watermarkStream === undefined
+        ? undefined
+        : new SharedWatermarks(
+            log,
+            config.watermarkStream,
+            partitions[0] as number,
+            log.partitionCount(config.inputStream),
+          );
     this.eventTime = Number.NEGATIVE_INFINITY;
     const stored = await config.checkpoints.read(config.task);
     let checkpoint: TaskCheckpoint | undefined;
@@ -346,6 +392,16 @@ export class TaskDriver {
         this.eventTime,
         header.maxTimestamps.map((t) => t ?? Number.NEGATIVE_INFINITY),
       );
+      this.channels?.restore(
+        this.eventTime,
+        header.channels ?? [],
+        header.idleChannels ?? [],
+        header.channelOffsets ?? [],
+      );
+      if (this.shared !== undefined) {
+        this.shared.channels.restore(this.eventTime, header.channels ?? [], header.idleChannels ?? [], []);
+        this.shared.position = header.markerPosition ?? 0;
+      }
       outputFrom = header.outputEnds;
       lateFrom = header.lateEnds;
     } else {
@@ -354,13 +410,18 @@ export class TaskDriver {
           ? await log.endOffsets(config.inputStream)
           : await log.startOffsets(config.inputStream);
       this.positions = partitions.map((p) => initial[p] ?? 0);
+      if (this.shared !== undefined) {
+        // From the start: the other tasks say their time again only when it changes.
+        this.shared.position = (await log.startOffsets(this.shared.stream))[partitions[0] as number] ?? 0;
+      }
       outputFrom = await this.output.starts();
       lateFrom = (await this.lateOutput?.starts()) ?? [];
     }
     this.operator.open?.({ task: config.task, timers: this.timers });
     const written = new Set<string>();
     // Output partition p receives the outputs of input partition p only when the task is per partition.
-    const outputs = n === log.partitionCount(config.inputStream) ? undefined : partitions;
+    const outputs =
+      config.outputsAnywhere === true || n === log.partitionCount(config.inputStream) ? undefined : partitions;
     await this.output.collectIds(outputFrom, written, outputs);
     await this.lateOutput?.collectIds(lateFrom, written, outputs);
     this.written = written;
@@ -375,7 +436,7 @@ export class TaskDriver {
   /** One chunk per partition; true when anything was read. */
   private async round(): Promise<boolean> {
     if (this.fenced) return false;
-    const { log, config, operator, tracker, out, poisoned } = this;
+    const { log, config, operator, tracker, channels, shared, out, poisoned } = this;
     const now = this.clock.now();
     this.results.length = 0;
     this.lateOut.length = 0;
@@ -383,11 +444,13 @@ export class TaskDriver {
     let read = 0;
     const partitions = this.partitions;
     this.timers.advanceProcessingTime(now, this.fireProcessing);
+    let markers = 0;
     for (let i = 0; i < partitions.length && !this.loop.isStopped; i++) {
       const records = await log.read(config.inputStream, partitions[i] as number, this.positions[i] ?? 0, {
         maxRecords: this.chunkSize,
       });
       tracker.touch(i, records.length > 0, now);
+      if (shared !== undefined) markers = await this.shareTime(records);
       const last = records[records.length - 1];
       if (last === undefined) continue;
       if (operator.prepare !== undefined) await operator.prepare(records);
@@ -395,13 +458,25 @@ export class TaskDriver {
         out.length = 0;
         try {
           checkRecordDepth(record.value);
-          const e = decodeRecord(record);
-          // Watermarks are generated at the source, before filters, as in Flink.
-          tracker.observe(i, e.timestamp, record.ingestTime);
+          let e: StreamEvent;
+          if (channels === undefined) {
+            e = decodeRecord(record);
+            // Watermarks are generated at the source, before filters, as in Flink.
+            tracker.observe(i, e.timestamp, record.ingestTime);
+          } else {
+            const marker = record.headers?.[HEADER_WATERMARK];
+            if (marker !== undefined) {
+              channels.observe(marker);
+              this.advance(channels.update());
+              continue;
+            }
+            e = decodeCopy(record);
+            if (!channels.fresh(e.partition, e.offset)) continue;
+          }
           const outcome = operator.processEvent(e, out);
           // Encoded here, so an output that cannot be encoded is this record's fault.
           this.stage(this.results, this.output, out, this.sourceOffsets ? String(record.offset) : undefined);
-          if (outcome === LATE) this.late(record, e.value);
+          if (outcome === LATE) this.late(e);
           else if (outcome === FILTERED) this.counters.dropped++;
         } catch (err) {
           // Computation on this record alone: it would fail the same way on every replay.
@@ -410,17 +485,26 @@ export class TaskDriver {
           this.lastError = `${record.partition}/${record.offset}: ${errorText(err)}`;
         }
         // Per event, so whether an event is late depends only on the records before it, not on read sizes.
-        this.advance(tracker.update());
+        if (channels === undefined) this.advance(this.ownTime());
       }
       this.positions[i] = last.offset + 1;
       read += records.length;
     }
     // Idleness may have changed without any record: time can move on.
-    this.advance(tracker.update());
+    if (channels === undefined) this.advance(this.ownTime());
+    if (operator.endRound !== undefined) {
+      out.length = 0;
+      operator.endRound(
+        partitions.every((_, i) => tracker.isIdle(i)),
+        out,
+      );
+      this.stage(this.results, this.output, out);
+    }
     // Durable before the checkpoint that covers their records (a failure here recovers and replays).
     await config.deadLetters?.send(poisoned);
     if (this.results.length > 0) await this.output.write(this.results);
     if (this.lateOut.length > 0) await this.lateOutput?.write(this.lateOut);
+    await shared?.send(tracker.update(), tracker.isIdle(0));
     this.counters.recordsIn += read;
     this.counters.deadLetters += poisoned.length;
     this.counters.recordsOut += this.results.length;
@@ -442,7 +526,32 @@ export class TaskDriver {
       }
       this.counters.lag = lag;
     }
-    return read > 0 && !this.fenced;
+    return (read > 0 || markers > 0) && !this.fenced;
+  }
+
+  /**
+   * With `watermarkStream`: tells the other tasks how far the records just read move this
+   * partition's time, before processing them (they hold none of this task's keys, so they need
+   * not wait for it), then takes in theirs. So records appended to several partitions before a
+   * round are all counted in every task's time, whichever task reads first.
+   */
+  private async shareTime(records: readonly LogRecord[]): Promise<number> {
+    const { tracker, config } = this;
+    const shared = this.shared as SharedWatermarks;
+    let max = tracker.maxTimestamp[0] as number;
+    for (const r of records) {
+      const t = eventTimeProgress(r.timestamp, r.ingestTime);
+      if (t > max) max = t;
+    }
+    const ahead = max - config.watermarks.outOfOrdernessMs - 1;
+    await shared.send(Math.max(tracker.update(), ahead), tracker.isIdle(0));
+    return shared.read(this.chunkSize);
+  }
+
+  /** Event time from the task's own partitions (and, with `watermarkStream`, the other tasks'). */
+  private ownTime(): number {
+    const { tracker, shared } = this;
+    return shared === undefined ? tracker.update() : shared.combine(tracker.update(), tracker.isIdle(0));
   }
 
   /** Moves the task's event time: due event-time timers fire, then the operator hears of it. */
@@ -462,15 +571,16 @@ export class TaskDriver {
     this.stage(this.results, this.output, out);
   }
 
-  private late(record: LogRecord, value: Readonly<Record<string, unknown>>): void {
+  /** `e` names the input record (through an exchange, the original one). */
+  private late(e: StreamEvent): void {
     this.counters.late++;
     if (this.lateOutput === undefined) return;
     this.stage(this.lateOut, this.lateOutput, [
       {
-        id: `${this.config.job}:late:${record.partition}:${record.offset}`,
-        key: record.key,
-        timestamp: record.timestamp,
-        value: value as Record<string, unknown>,
+        id: `${this.config.job}:late:${e.partition}:${e.offset}`,
+        key: e.key,
+        timestamp: e.timestamp,
+        value: e.value as Record<string, unknown>,
       },
     ]);
   }
@@ -585,6 +695,16 @@ export class TaskDriver {
       lateEnds: this.lateOutput === undefined ? [] : [...(await this.lateOutput.ends())],
       timers: this.timers.snapshot(),
       takenAt: now,
+      ...(this.channels !== undefined && {
+        channels: this.channels.watermarks.map((t) => (Number.isFinite(t) ? t : null)),
+        idleChannels: [...this.channels.idle],
+        channelOffsets: [...this.channels.offsets],
+      }),
+      ...(this.shared !== undefined && {
+        channels: this.shared.channels.watermarks.map((t) => (Number.isFinite(t) ? t : null)),
+        idleChannels: [...this.shared.channels.idle],
+        markerPosition: this.shared.position,
+      }),
     };
   }
 

@@ -22,6 +22,8 @@ export interface OperatorOutput {
   readonly key: string;
   readonly timestamp: number;
   readonly value: Record<string, unknown>;
+  /** Written beside the output id (an exchange's copies name their origin, its markers a watermark). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** The event was taken into the operator (it may or may not have produced outputs). */
@@ -74,6 +76,12 @@ export interface TaskOperator {
   processEvent(e: StreamEvent, out: OperatorOutput[]): ProcessOutcome;
   /** Event time moved to `watermark` (after the event-time timers up to it fired). */
   processWatermark(watermark: number, out: OperatorOutput[]): void;
+  /**
+   * After each round's records and watermark, before the round's outputs are written; `idle`: every
+   * input partition of the task is idle. The exchange sends its watermark markers here, once per
+   * round rather than once per event.
+   */
+  endRound?(idle: boolean, out: OperatorOutput[]): void;
   /** A timer it registered in the context's timer service is due. */
   onTimer?(key: string, namespace: string, timestamp: number, domain: TimerDomain, out: OperatorOutput[]): void;
   /** The whole state, as bytes the same operator restores from. */

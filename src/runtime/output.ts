@@ -43,9 +43,11 @@ export class LogStreamOutput implements TaskOutput<AppendRecord> {
       timestamp: o.timestamp,
       value: encodeValue(o.value),
       headers:
-        sourceOffset === undefined
-          ? { [HEADER_OUTPUT_ID]: o.id }
-          : { [HEADER_OUTPUT_ID]: o.id, [HEADER_SOURCE_OFFSET]: sourceOffset },
+        o.headers !== undefined
+          ? { ...o.headers, [HEADER_OUTPUT_ID]: o.id }
+          : sourceOffset === undefined
+            ? { [HEADER_OUTPUT_ID]: o.id }
+            : { [HEADER_OUTPUT_ID]: o.id, [HEADER_SOURCE_OFFSET]: sourceOffset },
     };
   }
 
