@@ -14,9 +14,9 @@
  * a stream nobody reads. The owner of a partition reads it with its own reader.
  *
  * What the client does not offer, and the runtime must therefore not rely on: a revocation the
- * application can hold until it has checkpointed. The client acknowledges a revocation on its
- * next heartbeat, so by the time `revoked` is emitted another member may already own the
- * partition. Exactly-once across a move comes from fencing at the outputs (Kafka transactions,
+ * application can hold until it has checkpointed. The client acknowledges a revocation with a
+ * heartbeat sent as soon as it has applied it, and `revoked` is emitted when that heartbeat is
+ * answered, so by then another member may already own the partition. Exactly-once across a move comes from fencing at the outputs (Kafka transactions,
  * the checkpoint store's epochs), never from the order of these events.
  *
  * @example
@@ -30,10 +30,13 @@
  */
 import { EventEmitter } from "node:events";
 import {
+  Admin,
+  ConfigResourceTypes,
   Connection,
   Consumer,
   consumerGroupHeartbeatV1,
   GroupProtocols,
+  IncrementalAlterConfigOperationTypes,
   type MessagesStream,
 } from "@platformatic/kafka";
 import { RunnelError } from "../core/errors.js";
@@ -63,6 +66,16 @@ export interface MembershipOptions {
   readonly rebalanceTimeoutMs?: number;
   /** How long join() keeps trying while a crashed predecessor still holds the instance id. Default 2 min. */
   readonly joinTimeoutMs?: number;
+  /**
+   * The group's session timeout: how long the broker waits for a silent member before it moves
+   * its partitions (KIP-848 keeps it on the broker, as the group configuration
+   * `consumer.session.timeout.ms`, which join() sets). It must lie within the brokers'
+   * `group.consumer.min.session.timeout.ms` and `…max…` (45 s and 60 s by default). Unset: the
+   * brokers' `group.consumer.session.timeout.ms`.
+   */
+  readonly sessionTimeoutMs?: number;
+  /** The group's heartbeat interval (`consumer.heartbeat.interval.ms`), likewise; below the session timeout. */
+  readonly heartbeatIntervalMs?: number;
 }
 
 /** Why partitions were taken away. */
@@ -147,7 +160,47 @@ export class GroupMembership extends EventEmitter<MembershipEvents> {
   async join(): Promise<void> {
     if (this.consumer !== undefined) throw new RunnelError("conflict", "this member has already joined");
     this.left = false;
+    await this.configureGroup();
     await this.connect();
+  }
+
+  /** Sets the group's session timeout and heartbeat interval, when given, on the brokers. */
+  private async configureGroup(): Promise<void> {
+    const { sessionTimeoutMs, heartbeatIntervalMs, brokers, group, clientId } = this.options;
+    const settings = [
+      ["sessionTimeoutMs", "consumer.session.timeout.ms", sessionTimeoutMs],
+      ["heartbeatIntervalMs", "consumer.heartbeat.interval.ms", heartbeatIntervalMs],
+    ] as const;
+    const given = settings.filter(([, , ms]) => ms !== undefined);
+    if (given.length === 0) return;
+    const admin = new Admin({ clientId: clientId ?? "runnel-member", bootstrapBrokers: [...brokers] });
+    try {
+      await admin.incrementalAlterConfigs({
+        resources: [
+          {
+            resourceType: ConfigResourceTypes.GROUP,
+            resourceName: group,
+            configs: given.map(([, name, ms]) => ({
+              name,
+              configOperation: IncrementalAlterConfigOperationTypes.SET,
+              value: String(ms),
+            })),
+          },
+        ],
+      });
+    } catch (e) {
+      const fields = given.map(([field, , ms]) => `${field} ${ms}`).join(" and ");
+      const refusal = brokerMessages(e);
+      if (refusal === "") {
+        const why = (e as Error).message;
+        throw new RunnelError("not_ready", `could not set ${fields} for group "${group}": ${why}`, { cause: e });
+      }
+      throw new RunnelError("invalid_input", `the brokers refused ${fields} for group "${group}": ${refusal}`, {
+        cause: e,
+      });
+    } finally {
+      await admin.close().catch(() => undefined);
+    }
   }
 
   private async connect(): Promise<void> {
@@ -322,6 +375,19 @@ export class GroupMembership extends EventEmitter<MembershipEvents> {
   }
 }
 
+/** The brokers' own words in a failed admin request (`errorMessage` of each refused resource). */
+function brokerMessages(error: unknown, depth = 0): string {
+  if (typeof error !== "object" || error === null || depth > 6) return "";
+  const found: string[] = [];
+  for (const [key, value] of Object.entries(error)) {
+    if (key === "errorMessage" && typeof value === "string" && value !== "") found.push(value);
+    else if (typeof value === "object") found.push(brokerMessages(value, depth + 1));
+  }
+  const errors = (error as { errors?: unknown }).errors;
+  if (Array.isArray(errors)) for (const inner of errors) found.push(brokerMessages(inner, depth + 1));
+  return [...new Set(found.filter((m) => m !== ""))].join("; ");
+}
+
 /** The Kafka error code of a failed group request, if it carries one. */
 function errorCode(error: unknown): number | undefined {
   return (error as { response?: { errorCode?: number } } | undefined)?.response?.errorCode;
@@ -338,7 +404,7 @@ function validate(options: MembershipOptions): void {
   if (options.instanceId !== undefined && options.instanceId.length === 0) {
     throw new RunnelError("invalid_input", "instanceId must not be empty when given");
   }
-  for (const field of ["rebalanceTimeoutMs", "joinTimeoutMs"] as const) {
+  for (const field of ["rebalanceTimeoutMs", "joinTimeoutMs", "sessionTimeoutMs", "heartbeatIntervalMs"] as const) {
     const ms = options[field];
     if (ms !== undefined && !(Number.isInteger(ms) && ms > 0)) {
       throw new RunnelError("invalid_input", `${field} must be a positive integer, got ${ms}`);

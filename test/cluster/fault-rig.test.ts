@@ -52,10 +52,11 @@ describe("members on the rig", () => {
   before(() => admin.createTopics({ topics: [topic], partitions: MEMBER_PARTITIONS, replicas: 3 }));
   after(() => admin.deleteTopics({ topics: [topic] }).catch(() => undefined));
 
-  test("a member paused past its session is fenced: its partitions move, and on waking it revokes them and rejoins", async (t) => {
+  /** Static members "a" and "b" of a new group, sharing the partitions; `flags` go to both. */
+  const twoMembers = async (flags: readonly string[] = []): Promise<{ a: Member; b: Member }> => {
     const group = `runnel-test-${randomUUID()}`;
     const start = (instanceId: string): Member => {
-      const m = new Member(cluster.brokers, group, topic, instanceId);
+      const m = new Member(cluster.brokers, group, topic, instanceId, flags);
       members.push(m);
       return m;
     };
@@ -63,6 +64,11 @@ describe("members on the rig", () => {
     await waitShared([a]);
     const b = start("b");
     await waitShared([a, b]);
+    return { a, b };
+  };
+
+  test("a member paused past its session is fenced: its partitions move, and on waking it revokes them and rejoins", async (t) => {
+    const { a, b } = await twoMembers();
     const bHad = b.owned();
     const aMark = a.events.length;
 
@@ -101,6 +107,24 @@ describe("members on the rig", () => {
     );
     assert.ok(noticedMs < 3_000, `noticed on its first heartbeat after waking (${noticedMs} ms)`);
     await Promise.all([a.leave("leave"), b.leave("leave")]);
+  });
+
+  test("the session timeout a group sets decides when a SIGKILLed member's partitions move", async (t) => {
+    const sessionMs = 6_000; // the rig's group.consumer.min.session.timeout.ms
+    const heartbeatMs = 1_000;
+    const { a, b } = await twoMembers([`--session=${sessionMs}`, `--heartbeat=${heartbeatMs}`]);
+    const bHad = b.owned();
+    const aMark = a.events.length;
+    await b.kill9();
+    const killed = Date.now();
+    await a.until(() => a.owned().length === MEMBER_PARTITIONS, "a to own every partition", 30_000);
+    const movedMs = a.since(aMark, "assigned").at(-1)!.at - killed;
+    t.diagnostic(
+      `group session timeout ${sessionMs} ms, heartbeat ${heartbeatMs} ms: ${JSON.stringify(bHad)} moved ${movedMs} ms after SIGKILL`,
+    );
+    assert.ok(movedMs >= sessionMs - heartbeatMs - 500, `not before the session expired (${movedMs} ms)`);
+    assert.ok(movedMs < SESSION_TIMEOUT_MS, `sooner than the brokers' default session (${movedMs} ms)`);
+    await a.leave("leave");
   });
 });
 

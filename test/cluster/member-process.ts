@@ -27,8 +27,9 @@ export class Member {
   private readonly child: ChildProcess;
   private waiters: (() => void)[] = [];
 
-  constructor(brokers: string, group: string, topic: string, instanceId?: string) {
-    const args = ["--import", "tsx", MEMBER, brokers, group, topic, ...(instanceId ? [instanceId] : [])];
+  /** `flags`: the fixture's `--session=<ms>` and `--heartbeat=<ms>`. */
+  constructor(brokers: string, group: string, topic: string, instanceId?: string, flags: readonly string[] = []) {
+    const args = ["--import", "tsx", MEMBER, brokers, group, topic, ...(instanceId ? [instanceId] : []), ...flags];
     this.child = spawn(process.execPath, args, { stdio: ["pipe", "pipe", "inherit"] });
     this.exited = new Promise((resolve) => this.child.once("exit", () => resolve()));
     let buffer = "";

@@ -9,6 +9,7 @@ import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { Admin } from "@platformatic/kafka";
 import { GroupMembership } from "../../src/cluster/membership.js";
+import { RunnelError } from "../../src/core/errors.js";
 import { kafkaBrokers } from "../helpers/kafka.js";
 import { Member, PARTITIONS, waitShared } from "./member-process.js";
 
@@ -64,6 +65,22 @@ describe("group membership (KIP-848) on the real broker", () => {
       () => new GroupMembership({ brokers: [brokers], group: "g", topics: [topic], rebalanceTimeoutMs: -1 }),
       /rebalanceTimeoutMs must be a positive integer/,
     );
+  });
+
+  test("a session timeout outside the brokers' bounds is refused at join, naming the field and the broker's reason", async () => {
+    const member = new GroupMembership({
+      brokers: brokers.split(","),
+      group: `runnel-test-${randomUUID()}`,
+      topics: [topic],
+      sessionTimeoutMs: 1_000,
+    });
+    await assert.rejects(member.join(), (e: unknown) => {
+      assert.ok(e instanceof RunnelError && e.code === "invalid_input", String(e));
+      assert.match(e.message, /the brokers refused sessionTimeoutMs 1000 for group/);
+      assert.match(e.message, /consumer\.session\.timeout\.ms/);
+      return true;
+    });
+    assert.equal(member.memberId, undefined, "it never joined");
   });
 
   test("partitions are shared out; a member leaving moves only its own, and the others lose none", async () => {

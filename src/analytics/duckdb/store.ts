@@ -490,6 +490,12 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
               await target.run("BEGIN TRANSACTION");
               const named = referencedColumns(checked.statement);
               for (const table of checked.tables) {
+                if (this.rollups.named(table) !== undefined) {
+                  // A rollup is read through its tiered view (it has no offsets of its own to bound).
+                  await this.prepareViews(source, new Set([table]));
+                  await copyUserRows(source, target, table, scope.userId);
+                  continue;
+                }
                 const range = await evaluateTimeRange(target, await timeBounds(checked.statement, table), params);
                 const select = userRowsSql(
                   this.database,

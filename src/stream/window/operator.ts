@@ -16,6 +16,11 @@ export interface KeySelector {
   keyOfValues(values: readonly unknown[]): unknown;
   /** The user_id the group's results belong to, or "" (only analysts and admins see them). */
   ownerOf(values: readonly unknown[]): string;
+  /**
+   * Every group's events share the record key that partitions the log (GROUP BY includes
+   * user_id): no group spans partitions, so the job's tasks read their partitions directly.
+   */
+  readonly byPartitionKey?: boolean;
 }
 
 /** Lent to `project` for the call only: the operator reuses one per result (no allocation per result). */
