@@ -1,5 +1,4 @@
 import { hostname } from "node:os";
-import { setImmediate as nextTurn } from "node:timers/promises";
 import { type Clock, systemClock } from "../core/clock.js";
 import type { DeadLetter, DeadLetterSink } from "../core/dead-letters.js";
 import { DrainLoop } from "../core/drain-loop.js";
@@ -11,6 +10,7 @@ import type { StreamEvent } from "../stream/event.js";
 import { SqlEvalError } from "../stream/sql/values.js";
 import { eventTimeProgress } from "../stream/time/event-clock.js";
 import { type WatermarkOptions, WatermarkTracker } from "../stream/time/watermarks.js";
+import { captureSlices } from "./capture-slices.js";
 import { ChannelWatermarks, decodeCopy, HEADER_WATERMARK, SharedWatermarks } from "./channels.js";
 import { CheckpointFencedError, type CheckpointKind, type CheckpointStore } from "./checkpoint/store.js";
 import {
@@ -151,9 +151,6 @@ export function defaultOwner(): string {
 
 /** A full checkpoint every this many; deltas in between, when the operator takes them. */
 const BASE_EVERY = 16;
-
-/** Longest run of a background checkpoint's serialisation before the event loop gets a turn, ms. */
-const CAPTURE_SLICE_MS = 1;
 
 /**
  * Runs one task: one job's operator over some partitions of its input (issue 16's task model).
@@ -661,7 +658,7 @@ export class TaskDriver {
     const observer = this.config.checkpointObserver;
     const started = performance.now();
     const write = async (c: SnapshotCapture): Promise<void> => {
-      while (!c.step(performance.now() + CAPTURE_SLICE_MS)) await nextTurn();
+      await captureSlices.run((deadline) => c.step(deadline));
       // A recovery since restored another operator (and state): this one is not the task's any more.
       if (this.recoveries !== recoveries || this.fenced) return;
       await this.store(header, c.bytes(), kind, true);
