@@ -47,7 +47,8 @@ import {
   Producer,
 } from "@platformatic/kafka";
 import { RunnelError } from "../../core/errors.js";
-import { partitionForKey } from "../partitioner.js";
+// The local log's placement, partitionForKey with its ASCII fast path (no UTF-8 encode per key).
+import { placeKey } from "../local/placement.js";
 import type {
   AppendRecord,
   EventLog,
@@ -350,7 +351,7 @@ export class KafkaEventLog implements EventLog {
     const context = appendContext(Date.now());
     let bytes = 0;
     const outgoing = records.map((r) => {
-      const o = toKafkaRecord(partitionForKey(r.key, meta.partitions), r, context);
+      const o = toKafkaRecord(placeKey(r.key, meta.partitions), r, context);
       bytes += o.maxBytes;
       return o;
     });
