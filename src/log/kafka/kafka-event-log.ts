@@ -655,7 +655,7 @@ export class KafkaEventLog implements EventLog {
           batches.push({ part, from: cut[k]!, to: cut[k + 1]!, batch: writer.encode(part, cut[k]!, cut[k + 1]!) });
         }
         inDoubt = true;
-        const bases = await this.send(lane, producer, tx.id, topics, batches);
+        const bases = await this.send(lane, producer, tx.id, topics, batches, metadata);
         inDoubt = false;
         batches.forEach(({ part, from, to }, b) => {
           const base = bases[b]!;
@@ -705,9 +705,10 @@ export class KafkaEventLog implements EventLog {
     transactionalId: string,
     topics: readonly string[],
     batches: readonly EncodedBatch[],
+    known: ClusterMetadata,
   ): Promise<number[]> {
     const bases = new Array<number>(batches.length);
-    let metadata = await producer.metadata({ topics: [...topics] });
+    let metadata = known;
     for (let attempt = 0; ; attempt++) {
       try {
         const byLeader = new Map<number, number[]>();
