@@ -9,10 +9,13 @@ import { jsCRC32C, Reader, readRecordsBatch } from "@platformatic/kafka";
 import type { BatchRecord } from "../../src/log/kafka/record-batch.js";
 import { encodeHeaders, encodeRecordBatch, recordMaxBytes } from "../../src/log/kafka/record-batch.js";
 
+/** What each record's headers were, to compare with what is read back. */
+const headerLists = new Map<BatchRecord, [string, string][]>();
+
 function batchRecord(key: string, timestampMs: number, value: Uint8Array, headers: [string, string][]): BatchRecord {
   const encoded = encodeHeaders(headers.map(([k, v]) => [Buffer.from(k), Buffer.from(v)]));
   const keyBytes = Buffer.byteLength(key);
-  return {
+  const r = {
     key,
     keyBytes,
     value,
@@ -20,6 +23,8 @@ function batchRecord(key: string, timestampMs: number, value: Uint8Array, header
     headers: encoded,
     maxBytes: recordMaxBytes(keyBytes, value.length, encoded),
   };
+  headerLists.set(r, headers);
+  return r;
 }
 
 const records = [
@@ -56,13 +61,7 @@ test("a batch reads back field for field through the client's decoder, its CRC c
       r.value?.toString("hex"),
       r.headers.map(([k, v]) => [k?.toString(), v?.toString()]),
     ]),
-    records.map((r, i) => [
-      i,
-      BigInt(r.timestampMs),
-      r.key,
-      Buffer.from(r.value).toString("hex"),
-      r.headers.entries.map(([k, v]) => [k.toString(), v.toString()]),
-    ]),
+    records.map((r, i) => [i, BigInt(r.timestampMs), r.key, Buffer.from(r.value).toString("hex"), headerLists.get(r)]),
   );
 });
 

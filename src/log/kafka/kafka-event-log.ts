@@ -47,7 +47,8 @@ import {
   Producer,
 } from "@platformatic/kafka";
 import { RunnelError } from "../../core/errors.js";
-import { partitionForKey } from "../partitioner.js";
+// The local log's placement, partitionForKey with its ASCII fast path (no UTF-8 encode per key).
+import { placeKey } from "../local/placement.js";
 import type {
   AppendRecord,
   EventLog,
@@ -350,7 +351,7 @@ export class KafkaEventLog implements EventLog {
     const context = appendContext(Date.now());
     let bytes = 0;
     const outgoing = records.map((r) => {
-      const o = toKafkaRecord(partitionForKey(r.key, meta.partitions), r, context);
+      const o = toKafkaRecord(placeKey(r.key, meta.partitions), r, context);
       bytes += o.maxBytes;
       return o;
     });
@@ -654,7 +655,7 @@ export class KafkaEventLog implements EventLog {
           batches.push({ part, from: cut[k]!, to: cut[k + 1]!, batch: writer.encode(part, cut[k]!, cut[k + 1]!) });
         }
         inDoubt = true;
-        const bases = await this.send(lane, producer, tx.id, topics, batches);
+        const bases = await this.send(lane, producer, tx.id, topics, batches, metadata);
         inDoubt = false;
         batches.forEach(({ part, from, to }, b) => {
           const base = bases[b]!;
@@ -704,9 +705,10 @@ export class KafkaEventLog implements EventLog {
     transactionalId: string,
     topics: readonly string[],
     batches: readonly EncodedBatch[],
+    known: ClusterMetadata,
   ): Promise<number[]> {
     const bases = new Array<number>(batches.length);
-    let metadata = await producer.metadata({ topics: [...topics] });
+    let metadata = known;
     for (let attempt = 0; ; attempt++) {
       try {
         const byLeader = new Map<number, number[]>();

@@ -21,16 +21,13 @@ export interface BatchRecord {
   readonly value: Uint8Array;
   /** Kafka's record timestamp (ms, non-negative, safe integer). */
   readonly timestampMs: number;
-  /** Header names and values, already encoded (shared between the records of one append). */
-  readonly headers: RecordHeaders;
+  /**
+   * The record's header count and headers, encoded (encodeHeaders): the records of one append
+   * without headers of their own share one such block.
+   */
+  readonly headers: Buffer;
   /** Bytes this record takes in a batch at most (its varints at their widest). */
   readonly maxBytes: number;
-}
-
-export interface RecordHeaders {
-  readonly entries: readonly (readonly [Buffer, Buffer])[];
-  /** Bytes of the header count and entries, as written. */
-  readonly bytes: number;
 }
 
 export interface BatchProducer {
@@ -54,15 +51,25 @@ const CRC_FROM = 21;
  */
 export const MAX_TIMESTAMP_DELTA = 2 ** 31 - 1;
 
-export function encodeHeaders(entries: readonly (readonly [Buffer, Buffer])[]): RecordHeaders {
+/** A record's header count and headers as the batch holds them. */
+export function encodeHeaders(entries: readonly (readonly [Uint8Array, Uint8Array])[]): Buffer {
   let bytes = varintBytes(entries.length);
   for (const [k, v] of entries) bytes += varintBytes(k.length) + k.length + varintBytes(v.length) + v.length;
-  return { entries, bytes };
+  const out = Buffer.allocUnsafe(bytes);
+  let pos = writeVarint(out, 0, entries.length);
+  for (const [k, v] of entries) {
+    pos = writeVarint(out, pos, k.length);
+    out.set(k, pos);
+    pos = writeVarint(out, pos + k.length, v.length);
+    out.set(v, pos);
+    pos += v.length;
+  }
+  return out;
 }
 
 /** The upper bound of `maxBytes` for a record with these parts. */
-export function recordMaxBytes(keyBytes: number, valueBytes: number, headers: RecordHeaders): number {
-  return RECORD_OVERHEAD + keyBytes + valueBytes + headers.bytes;
+export function recordMaxBytes(keyBytes: number, valueBytes: number, headers: Buffer): number {
+  return RECORD_OVERHEAD + keyBytes + valueBytes + headers.length;
 }
 
 /**
@@ -94,25 +101,18 @@ export function encodeRecordBatch(
       r.keyBytes +
       varintBytes(valueBytes) +
       valueBytes +
-      r.headers.bytes;
+      r.headers.length;
     pos = writeVarint(buf, pos, body);
     buf[pos++] = 0; // record attributes: unused
     pos = writeVarint(buf, pos, delta);
     pos = writeVarint(buf, pos, offsetDelta);
     pos = writeVarint(buf, pos, r.keyBytes);
-    pos += buf.write(r.key, pos, r.keyBytes, "utf8");
+    pos = writeKey(buf, pos, r.key, r.keyBytes);
     pos = writeVarint(buf, pos, valueBytes);
     buf.set(r.value, pos);
     pos += valueBytes;
-    const headers = r.headers.entries;
-    pos = writeVarint(buf, pos, headers.length);
-    for (let h = 0; h < headers.length; h++) {
-      const [k, v] = headers[h]!;
-      pos = writeVarint(buf, pos, k.length);
-      pos += k.copy(buf, pos);
-      pos = writeVarint(buf, pos, v.length);
-      pos += v.copy(buf, pos);
-    }
+    buf.set(r.headers, pos);
+    pos += r.headers.length;
   }
   buf.writeBigInt64BE(0n, 0); // baseOffset: the broker assigns it
   buf.writeInt32BE(pos - 12, 8);
@@ -129,6 +129,13 @@ export function encodeRecordBatch(
   const out = buf.subarray(0, pos);
   out.writeUInt32BE(crc32c(out.subarray(CRC_FROM)), 17);
   return out;
+}
+
+/** Keys are short and nearly always ASCII: a loop beats a call into the UTF-8 encoder for those. */
+function writeKey(buf: Buffer, pos: number, key: string, keyBytes: number): number {
+  if (keyBytes !== key.length) return pos + buf.write(key, pos, keyBytes, "utf8");
+  for (let i = 0; i < keyBytes; i++) buf[pos + i] = key.charCodeAt(i);
+  return pos + keyBytes;
 }
 
 /** Bytes of `n` as a zigzag varint (n within the int32 range). */

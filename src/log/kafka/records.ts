@@ -11,7 +11,7 @@ import type { RecordsBatch } from "@platformatic/kafka";
 import { RunnelError } from "../../core/errors.js";
 import type { AppendRecord, LogRecord } from "../types.js";
 import { MAX_KEY_BYTES } from "./options.js";
-import type { BatchRecord, RecordHeaders } from "./record-batch.js";
+import type { BatchRecord } from "./record-batch.js";
 import { encodeHeaders, recordMaxBytes } from "./record-batch.js";
 
 export const HEADER_INGEST_TIME = "runnel.ingest-time";
@@ -54,7 +54,7 @@ const TIMESTAMP_KEY = Buffer.from(HEADER_TIMESTAMP);
  */
 export interface AppendContext {
   readonly ingestTime: Buffer;
-  readonly plainHeaders: RecordHeaders;
+  readonly plainHeaders: Buffer;
 }
 
 export function appendContext(ingestTime: number): AppendContext {
