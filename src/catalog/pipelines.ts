@@ -17,6 +17,7 @@ import type { Metrics } from "../monitoring/metrics.js";
 import { type MonitoringProbe, noopProbe, type WindowState } from "../monitoring/probes.js";
 import type { CheckpointStore } from "../runtime/checkpoint/store.js";
 import { defaultOwner } from "../runtime/driver.js";
+import { dropJobTasks } from "../runtime/exchange.js";
 import { dropLegacyCheckpoint } from "../stream/checkpoint.js";
 import { describeOptions, type PipelineOptions, parsePipelineOptions } from "../stream/options.js";
 import { PipelineRunner, type PipelineStats } from "../stream/runner.js";
@@ -176,7 +177,8 @@ export class PipelineManager {
       const updated = await this.deps.control.setPipelineEnabled(name, true);
       if (!updated) throw new RunnelError("not_found", `pipeline "${name}" does not exist`);
       entry.definition = updated;
-      const runner = this.createRunner(updated, entry.compiled, entry.options);
+      const input = await this.deps.streams.get(entry.compiled.inputStream);
+      const runner = this.createRunner(updated, entry.compiled, entry.options, input?.retentionMs);
       entry.runner = runner;
       await runner.start();
       return this.describe(entry);
@@ -196,12 +198,9 @@ export class PipelineManager {
     const late = lateStreamOf(name);
     const lateStream = await this.deps.streams.get(late);
     if (lateStream?.derivedFrom === name) await this.deps.streams.delete(late);
-    const { checkpoints } = this.deps;
-    for (const task of await checkpoints.list(`${name}/`)) {
-      // Claimed first: the drop is fenced like a write, and the runner above has stopped.
-      const { epoch } = await checkpoints.claim(task, this.owner);
-      await checkpoints.drop(task, epoch);
-    }
+    // Every task's checkpoint (claimed first: the drop is fenced like a write, and the runner
+    // above has stopped) and the job's exchange stream.
+    await dropJobTasks(this.deps.log, this.deps.checkpoints, name, this.owner);
     await dropLegacyCheckpoint(this.deps.log, name);
     await this.deps.control.deletePipeline(name);
   }
@@ -284,14 +283,20 @@ export class PipelineManager {
         });
       }
     }
-    const runner = definition.enabled ? this.createRunner(definition, compiled, options) : undefined;
+    const runner = definition.enabled ? this.createRunner(definition, compiled, options, input.retentionMs) : undefined;
     await runner?.start();
     const running: Running = { definition, sql, options, compiled, runner };
     this.running.set(definition.name, running);
     return running;
   }
 
-  private createRunner(definition: PipelineDefinition, compiled: CompiledPipeline, options: PipelineOptions): Runner {
+  /** `retentionMs`: the input's, kept by a windowed job's exchange stream. */
+  private createRunner(
+    definition: PipelineDefinition,
+    compiled: CompiledPipeline,
+    options: PipelineOptions,
+    retentionMs: number | undefined,
+  ): Runner {
     const { log, clock, checkpoints } = this.deps;
     const deadLetters = this.deps.deadLetters !== undefined && { deadLetters: this.deps.deadLetters };
     const owner = this.owner;
@@ -303,6 +308,7 @@ export class PipelineManager {
         plan: compiled.plan,
         outputStream: definition.name,
         lateStream: lateStreamOf(definition.name),
+        ...(retentionMs !== undefined && { retentionMs }),
         startFrom: definition.startFrom,
         options,
         clock,

@@ -6,6 +6,7 @@ import type {
   ActivityEntry,
   ApiKey,
   ArchiveFileRecord,
+  ImportFileRecord,
   PipelineDefinition,
   Role,
   RollupSpec,
@@ -140,6 +141,38 @@ export function toPipeline(r: PipelineRow): PipelineDefinition {
     ...(options !== null && { options }),
     enabled: r.enabled,
     createdAt: iso(r.created_at),
+  };
+}
+
+export interface ImportFileRow {
+  stream: string;
+  import_id: string;
+  first_row: string | number | bigint;
+  chunk_rows: string | number | bigint;
+  min_time_ms: string | number | bigint;
+  max_time_ms: string | number | bigint;
+  min_user: string;
+  max_user: string;
+  row_count: string | number | bigint;
+  bytes: string | number | bigint;
+  schema_version: number;
+  path: string;
+}
+
+export function toImportFile(r: ImportFileRow): ImportFileRecord {
+  return {
+    stream: r.stream,
+    importId: r.import_id,
+    firstRow: Number(r.first_row),
+    chunkRows: Number(r.chunk_rows),
+    minTime: Number(r.min_time_ms),
+    maxTime: Number(r.max_time_ms),
+    minUser: r.min_user,
+    maxUser: r.max_user,
+    rows: Number(r.row_count),
+    bytes: Number(r.bytes),
+    schemaVersion: r.schema_version,
+    path: r.path,
   };
 }
 

@@ -128,6 +128,31 @@ export interface ArchiveFileRecord {
   readonly path: string;
 }
 
+/**
+ * One Parquet file written by an import (src/archive/import/): rows loaded into the archive
+ * directly, never in the log, so no offset range names them. An import's input is cut into
+ * chunks of consecutive rows; a chunk is written as one file per UTC day it spans and committed
+ * with all of them at once, at most once per import.
+ */
+export interface ImportFileRecord {
+  readonly stream: string;
+  /** The import's id, chosen by whoever runs it; a re-run with the same id skips committed chunks. */
+  readonly importId: string;
+  /** The chunk: input rows [firstRow, firstRow + chunkRows), counted from 0. */
+  readonly firstRow: number;
+  readonly chunkRows: number;
+  readonly minTime: number;
+  readonly maxTime: number;
+  readonly minUser: string;
+  readonly maxUser: string;
+  /** Rows in this file (the chunk's rows of one day). */
+  readonly rows: number;
+  readonly bytes: number;
+  readonly schemaVersion: number;
+  /** Its key, `<stream>/<day>/import/<importId>-<firstRow>-<random>.parquet`. */
+  readonly path: string;
+}
+
 /** The analytics column of one event field of a stream: its name as first seen and its type. */
 export interface StreamColumn {
   readonly name: string;
@@ -328,6 +353,16 @@ export interface ControlStore {
   deleteArchiveFiles(stream: string, paths: readonly string[]): Promise<ArchiveFileRecord[]>;
   /** Each partition's archive boundary: the offset below which its rows are in the archive. */
   archiveBoundaries(stream: string): Promise<Map<number, number>>;
+  /** Files written by imports, of one stream (or every stream) and optionally one import. */
+  listImportFiles(stream?: string, importId?: string): Promise<ImportFileRecord[]>;
+  /**
+   * Commits one chunk of an import: all its files in one transaction. Refuses with conflict,
+   * committing nothing, when the chunk's rows overlap a chunk of the same import committed
+   * already, so each input row is committed at most once however often the import runs.
+   */
+  commitImportChunk(files: readonly ImportFileRecord[]): Promise<void>;
+  /** Removes imported files from the manifest (archive retention). Returns the records removed. */
+  deleteImportFiles(stream: string, paths: readonly string[]): Promise<ImportFileRecord[]>;
 
   /** `enabled` defaults to true. */
   createPipeline(

@@ -92,6 +92,11 @@ export class DrainLoop {
     await this.draining;
   }
 
+  /** A drain runs (rounds are in flight or due). */
+  get busy(): boolean {
+    return this.draining !== undefined;
+  }
+
   get isStopped(): boolean {
     return this.stopped;
   }

@@ -456,6 +456,23 @@ export function createMetrics() {
       labelNames: ["stream"] as const,
       ...pushed,
     }),
+    archiveCompactions: new Counter({
+      name: "runnel_archive_compactions_total",
+      help: "Runs of small archive files merged into one by this process.",
+      labelNames: ["stream"] as const,
+      ...pushed,
+    }),
+    archiveImportedRows: new Counter({
+      name: "runnel_archive_imported_rows_total",
+      help: "Rows committed to the archive by imports (runnel import) in this process.",
+      labelNames: ["stream"] as const,
+      ...pushed,
+    }),
+    archiveImportsRunning: new Gauge({
+      name: "runnel_archive_imports_running",
+      help: "Imports running now.",
+      ...pulled,
+    }),
 
     // ── rollup tables (src/analytics/duckdb/rollups.ts); one series per declared rollup ──
     rollupInputRows: new Gauge({

@@ -1,16 +1,33 @@
 import { hostname } from "node:os";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { type Clock, systemClock } from "../core/clock.js";
 import type { DeadLetter, DeadLetterSink } from "../core/dead-letters.js";
 import { DrainLoop } from "../core/drain-loop.js";
+import { RunnelError } from "../core/errors.js";
 import { checkRecordDepth, errorText } from "../core/record-fault.js";
-import type { AppendRecord, EventLog, LogRecord } from "../log/types.js";
-import { decodeRecord, encodeValue } from "../stream/codec.js";
-import { collectOutputIds, HEADER_OUTPUT_ID, HEADER_SOURCE_OFFSET } from "../stream/headers.js";
+import type { EventLog, LogRecord } from "../log/types.js";
+import { decodeRecord } from "../stream/codec.js";
+import type { StreamEvent } from "../stream/event.js";
 import { SqlEvalError } from "../stream/sql/values.js";
+import { eventTimeProgress } from "../stream/time/event-clock.js";
 import { type WatermarkOptions, WatermarkTracker } from "../stream/time/watermarks.js";
-import { CheckpointFencedError, type CheckpointStore } from "./checkpoint/store.js";
-import { FILTERED, LATE, type OperatorOutput, type TaskOperator, type TimerDomain } from "./operator.js";
-import { decodeTaskCheckpoint, encodeTaskCheckpoint, type TaskCheckpoint } from "./task-checkpoint.js";
+import { ChannelWatermarks, decodeCopy, HEADER_WATERMARK, SharedWatermarks } from "./channels.js";
+import { CheckpointFencedError, type CheckpointKind, type CheckpointStore } from "./checkpoint/store.js";
+import {
+  FILTERED,
+  LATE,
+  type OperatorOutput,
+  type SnapshotCapture,
+  type TaskOperator,
+  type TimerDomain,
+} from "./operator.js";
+import { LogStreamOutput, type TaskOutput } from "./output.js";
+import {
+  decodeTaskCheckpoint,
+  encodeTaskCheckpoint,
+  type TaskCheckpoint,
+  type TaskCheckpointHeader,
+} from "./task-checkpoint.js";
 import { TimerService } from "./timers.js";
 
 export interface TaskDriverOptions {
@@ -24,8 +41,10 @@ export interface TaskDriverOptions {
   readonly partitions?: readonly number[];
   /** The operator, created at each (re)start from a checkpoint. */
   readonly createOperator: () => TaskOperator;
-  /** Created by the caller with the input's partition count. */
-  readonly outputStream: string;
+  /** Created by the caller with the input's partition count. Ignored when `output` is given. */
+  readonly outputStream?: string;
+  /** Where outputs go instead of `outputStream` (a rule's alerts go to the alert store). */
+  readonly output?: TaskOutput;
   /** Events too late for the operator; without it they are counted and dropped. */
   readonly lateStream?: string;
   readonly startFrom: "earliest" | "now";
@@ -51,6 +70,23 @@ export interface TaskDriverOptions {
    * (src/stream/recovery.ts), as map/filter pipelines always could.
    */
   readonly sourceOffsets?: boolean;
+  /**
+   * The input is an exchange stream (./exchange.ts) fed by this many upstream tasks: event time
+   * comes from their watermark markers (per upstream channel; the minimum over the channels not
+   * idle), not from the records' timestamps, and a copy is seen as the event it copies.
+   */
+  readonly upstreamChannels?: number;
+  /**
+   * A task of one input partition that shares event time with the job's other tasks through this
+   * stream of watermark markers (as many partitions as the input; src/runtime/channels.ts,
+   * SharedWatermarks): its watermark is the minimum over every input partition.
+   */
+  readonly watermarkStream?: string;
+  /**
+   * Outputs may go to any partition of the output streams (they are keyed by something other than
+   * the input's key): on restart, read back every partition's, not only the task's own.
+   */
+  readonly outputsAnywhere?: boolean;
   readonly clock?: Clock;
   /** Records read per partition per round. */
   readonly chunkSize?: number;
@@ -116,6 +152,9 @@ export function defaultOwner(): string {
 /** A full checkpoint every this many; deltas in between, when the operator takes them. */
 const BASE_EVERY = 16;
 
+/** Longest run of a background checkpoint's serialisation before the event loop gets a turn, ms. */
+const CAPTURE_SLICE_MS = 1;
+
 /**
  * Runs one task: one job's operator over some partitions of its input (issue 16's task model).
  * Exactly once across crashes, and across a move to another process:
@@ -150,6 +189,10 @@ export class TaskDriver {
   private operator!: TaskOperator;
   private readonly timers = new TimerService<string, string>();
   private tracker!: WatermarkTracker;
+  /** With `upstreamChannels`: where event time comes from instead of the tracker. */
+  private channels: ChannelWatermarks | undefined;
+  /** With `watermarkStream`: the other partitions' event time. */
+  private shared: SharedWatermarks | undefined;
   private eventTime = Number.NEGATIVE_INFINITY;
   /** The input partitions of the task, resolved at start. */
   private partitions: readonly number[] = [];
@@ -157,6 +200,10 @@ export class TaskDriver {
   private positions: number[] = [];
   private epoch = 0;
   private checkpointsSinceBase = 0;
+  /** A checkpoint being captured and written in the background (beginCheckpoint). */
+  private capturing: Promise<void> | undefined;
+  /** Counts restores, so a background checkpoint of the operator before one is not written. */
+  private recoveries = 0;
   /** Ids already written after the restored checkpoint: the replay must not write them again. */
   private written = new Set<string>();
   private needsRecovery = true;
@@ -182,8 +229,10 @@ export class TaskDriver {
   private checkpointedAt: number | undefined;
   // Reused per round: the hot loop pushes into these instead of allocating.
   private readonly out: OperatorOutput[] = [];
-  private readonly results: AppendRecord[] = [];
-  private readonly lateOut: AppendRecord[] = [];
+  private readonly results: unknown[] = [];
+  private readonly lateOut: unknown[] = [];
+  private readonly output: TaskOutput;
+  private readonly lateOutput: TaskOutput | undefined;
   private readonly poisoned: DeadLetter[] = [];
   private readonly fireEvent = (key: string, ns: string, ts: number): void => this.fire(key, ns, ts, "event");
   private readonly fireProcessing = (key: string, ns: string, ts: number): void => this.fire(key, ns, ts, "processing");
@@ -193,6 +242,10 @@ export class TaskDriver {
     this.clock = config.clock ?? systemClock;
     this.chunkSize = config.chunkSize ?? 1000;
     this.sourceOffsets = config.sourceOffsets === true;
+    if (config.output !== undefined) this.output = config.output;
+    else if (config.outputStream !== undefined) this.output = new LogStreamOutput(config.log, config.outputStream);
+    else throw new RunnelError("internal", `task ${config.task}: neither an output nor an output stream`);
+    this.lateOutput = config.lateStream === undefined ? undefined : new LogStreamOutput(config.log, config.lateStream);
     this.loop = new DrainLoop({
       // State in memory may be ahead of what reached the log after a failure: start again from the last checkpoint.
       prepare: () => (this.needsRecovery && !this.fenced ? this.recover() : undefined),
@@ -215,7 +268,14 @@ export class TaskDriver {
     this.partitions = config.partitions ?? Array.from({ length: log.partitionCount(config.inputStream) }, (_, p) => p);
     this.epoch = (await config.checkpoints.claim(config.task, config.owner)).epoch;
     await this.recover();
-    this.unsubscribe = log.onAppend(config.inputStream, () => this.loop.wake());
+    const offInput = log.onAppend(config.inputStream, () => this.loop.wake());
+    // Another partition's time moving can fire this task's windows.
+    const offMarkers =
+      config.watermarkStream === undefined ? undefined : log.onAppend(config.watermarkStream, () => this.loop.wake());
+    this.unsubscribe = () => {
+      offInput();
+      offMarkers?.();
+    };
     const tick = config.tickMs ?? Math.max(50, Math.min(1000, config.watermarks.idleTimeoutMs || 1000));
     if (tick > 0) {
       this.ticker = setInterval(() => this.loop.wake(), tick);
@@ -230,6 +290,7 @@ export class TaskDriver {
     if (this.loop.isStopped) return;
     this.halt();
     await this.loop.stop();
+    await this.capturing;
     if (this.started && !this.needsRecovery && !this.fenced && this.dirty) {
       try {
         await this.checkpoint();
@@ -245,8 +306,18 @@ export class TaskDriver {
     await this.idle();
   }
 
+  /** Resolves once no round runs and no checkpoint is being written in the background. */
   async idle(): Promise<void> {
-    await this.loop.idle();
+    for (;;) {
+      await this.loop.idle();
+      if (this.capturing === undefined) return;
+      await this.capturing;
+    }
+  }
+
+  /** A round is running or due (a wake since the last one). */
+  get busy(): boolean {
+    return this.loop.busy;
   }
 
   stats(): TaskStats {
@@ -279,6 +350,8 @@ export class TaskDriver {
   /** Restores the newest checkpoint (or the legacy one, or the starting point) and reads back what was written since. */
   private async recover(): Promise<void> {
     const { log, config } = this;
+    await this.capturing;
+    this.recoveries++;
     const now = this.clock.now();
     const partitions = this.partitions;
     const n = partitions.length;
@@ -287,6 +360,16 @@ export class TaskDriver {
     this.checkpointsSinceBase = 0;
     this.timers.clear();
     this.tracker = new WatermarkTracker(n, config.watermarks, now);
+    this.channels = config.upstreamChannels === undefined ? undefined : new ChannelWatermarks(config.upstreamChannels);
+    this.shared =
+      config.watermarkStream === undefined
+        ? undefined
+        : new SharedWatermarks(
+            log,
+            config.watermarkStream,
+            partitions[0] as number,
+            log.partitionCount(config.inputStream),
+          );
     this.eventTime = Number.NEGATIVE_INFINITY;
     const stored = await config.checkpoints.read(config.task);
     let checkpoint: TaskCheckpoint | undefined;
@@ -309,6 +392,16 @@ export class TaskDriver {
         this.eventTime,
         header.maxTimestamps.map((t) => t ?? Number.NEGATIVE_INFINITY),
       );
+      this.channels?.restore(
+        this.eventTime,
+        header.channels ?? [],
+        header.idleChannels ?? [],
+        header.channelOffsets ?? [],
+      );
+      if (this.shared !== undefined) {
+        this.shared.channels.restore(this.eventTime, header.channels ?? [], header.idleChannels ?? [], []);
+        this.shared.position = header.markerPosition ?? 0;
+      }
       outputFrom = header.outputEnds;
       lateFrom = header.lateEnds;
     } else {
@@ -317,15 +410,20 @@ export class TaskDriver {
           ? await log.endOffsets(config.inputStream)
           : await log.startOffsets(config.inputStream);
       this.positions = partitions.map((p) => initial[p] ?? 0);
-      outputFrom = await log.startOffsets(config.outputStream);
-      lateFrom = config.lateStream === undefined ? [] : await log.startOffsets(config.lateStream);
+      if (this.shared !== undefined) {
+        // From the start: the other tasks say their time again only when it changes.
+        this.shared.position = (await log.startOffsets(this.shared.stream))[partitions[0] as number] ?? 0;
+      }
+      outputFrom = await this.output.starts();
+      lateFrom = (await this.lateOutput?.starts()) ?? [];
     }
     this.operator.open?.({ task: config.task, timers: this.timers });
     const written = new Set<string>();
     // Output partition p receives the outputs of input partition p only when the task is per partition.
-    const outputs = n === log.partitionCount(config.inputStream) ? undefined : partitions;
-    await collectOutputIds(log, config.outputStream, outputFrom, written, outputs);
-    if (config.lateStream !== undefined) await collectOutputIds(log, config.lateStream, lateFrom, written, outputs);
+    const outputs =
+      config.outputsAnywhere === true || n === log.partitionCount(config.inputStream) ? undefined : partitions;
+    await this.output.collectIds(outputFrom, written, outputs);
+    await this.lateOutput?.collectIds(lateFrom, written, outputs);
     this.written = written;
     this.needsRecovery = false;
     // Persist the starting point (a "now" task restarted later must not skip what arrived
@@ -338,7 +436,7 @@ export class TaskDriver {
   /** One chunk per partition; true when anything was read. */
   private async round(): Promise<boolean> {
     if (this.fenced) return false;
-    const { log, config, operator, tracker, out, poisoned } = this;
+    const { log, config, operator, tracker, channels, shared, out, poisoned } = this;
     const now = this.clock.now();
     this.results.length = 0;
     this.lateOut.length = 0;
@@ -346,11 +444,13 @@ export class TaskDriver {
     let read = 0;
     const partitions = this.partitions;
     this.timers.advanceProcessingTime(now, this.fireProcessing);
+    let markers = 0;
     for (let i = 0; i < partitions.length && !this.loop.isStopped; i++) {
       const records = await log.read(config.inputStream, partitions[i] as number, this.positions[i] ?? 0, {
         maxRecords: this.chunkSize,
       });
       tracker.touch(i, records.length > 0, now);
+      if (shared !== undefined) markers = await this.shareTime(records);
       const last = records[records.length - 1];
       if (last === undefined) continue;
       if (operator.prepare !== undefined) await operator.prepare(records);
@@ -358,13 +458,25 @@ export class TaskDriver {
         out.length = 0;
         try {
           checkRecordDepth(record.value);
-          const e = decodeRecord(record);
-          // Watermarks are generated at the source, before filters, as in Flink.
-          tracker.observe(i, e.timestamp, record.ingestTime);
+          let e: StreamEvent;
+          if (channels === undefined) {
+            e = decodeRecord(record);
+            // Watermarks are generated at the source, before filters, as in Flink.
+            tracker.observe(i, e.timestamp, record.ingestTime);
+          } else {
+            const marker = record.headers?.[HEADER_WATERMARK];
+            if (marker !== undefined) {
+              channels.observe(marker);
+              this.advance(channels.update());
+              continue;
+            }
+            e = decodeCopy(record);
+            if (!channels.fresh(e.partition, e.offset)) continue;
+          }
           const outcome = operator.processEvent(e, out);
           // Encoded here, so an output that cannot be encoded is this record's fault.
-          this.stage(this.results, out, this.sourceOffsets ? String(record.offset) : undefined);
-          if (outcome === LATE) this.late(record, e.value);
+          this.stage(this.results, this.output, out, this.sourceOffsets ? String(record.offset) : undefined);
+          if (outcome === LATE) this.late(e);
           else if (outcome === FILTERED) this.counters.dropped++;
         } catch (err) {
           // Computation on this record alone: it would fail the same way on every replay.
@@ -373,17 +485,26 @@ export class TaskDriver {
           this.lastError = `${record.partition}/${record.offset}: ${errorText(err)}`;
         }
         // Per event, so whether an event is late depends only on the records before it, not on read sizes.
-        this.advance(tracker.update());
+        if (channels === undefined) this.advance(this.ownTime());
       }
       this.positions[i] = last.offset + 1;
       read += records.length;
     }
     // Idleness may have changed without any record: time can move on.
-    this.advance(tracker.update());
+    if (channels === undefined) this.advance(this.ownTime());
+    if (operator.endRound !== undefined) {
+      out.length = 0;
+      operator.endRound(
+        partitions.every((_, i) => tracker.isIdle(i)),
+        out,
+      );
+      this.stage(this.results, this.output, out);
+    }
     // Durable before the checkpoint that covers their records (a failure here recovers and replays).
     await config.deadLetters?.send(poisoned);
-    await this.write(config.outputStream, this.results);
-    if (config.lateStream !== undefined) await this.write(config.lateStream, this.lateOut);
+    if (this.results.length > 0) await this.output.write(this.results);
+    if (this.lateOut.length > 0) await this.lateOutput?.write(this.lateOut);
+    await shared?.send(tracker.update(), tracker.isIdle(0));
     this.counters.recordsIn += read;
     this.counters.deadLetters += poisoned.length;
     this.counters.recordsOut += this.results.length;
@@ -391,7 +512,11 @@ export class TaskDriver {
       this.dirty = true;
       this.lastProgressAt = now;
     }
-    if (this.dirty && now - this.lastCheckpointAt >= config.checkpointIntervalMs) await this.checkpoint();
+    if (this.dirty && this.capturing === undefined && now - this.lastCheckpointAt >= config.checkpointIntervalMs) {
+      const begin = operator.beginSnapshot?.bind(operator);
+      if (begin === undefined) await this.checkpoint();
+      else await this.beginCheckpoint(begin);
+    }
     if (read > 0) {
       const ends = await log.endOffsets(config.inputStream);
       let lag = 0;
@@ -401,7 +526,32 @@ export class TaskDriver {
       }
       this.counters.lag = lag;
     }
-    return read > 0 && !this.fenced;
+    return (read > 0 || markers > 0) && !this.fenced;
+  }
+
+  /**
+   * With `watermarkStream`: tells the other tasks how far the records just read move this
+   * partition's time, before processing them (they hold none of this task's keys, so they need
+   * not wait for it), then takes in theirs. So records appended to several partitions before a
+   * round are all counted in every task's time, whichever task reads first.
+   */
+  private async shareTime(records: readonly LogRecord[]): Promise<number> {
+    const { tracker, config } = this;
+    const shared = this.shared as SharedWatermarks;
+    let max = tracker.maxTimestamp[0] as number;
+    for (const r of records) {
+      const t = eventTimeProgress(r.timestamp, r.ingestTime);
+      if (t > max) max = t;
+    }
+    const ahead = max - config.watermarks.outOfOrdernessMs - 1;
+    await shared.send(Math.max(tracker.update(), ahead), tracker.isIdle(0));
+    return shared.read(this.chunkSize);
+  }
+
+  /** Event time from the task's own partitions (and, with `watermarkStream`, the other tasks'). */
+  private ownTime(): number {
+    const { tracker, shared } = this;
+    return shared === undefined ? tracker.update() : shared.combine(tracker.update(), tracker.isIdle(0));
   }
 
   /** Moves the task's event time: due event-time timers fire, then the operator hears of it. */
@@ -412,54 +562,43 @@ export class TaskDriver {
     out.length = 0;
     this.timers.advanceWatermark(watermark, this.fireEvent);
     this.operator.processWatermark(watermark, out);
-    this.stage(this.results, out);
+    this.stage(this.results, this.output, out);
   }
 
   private fire(key: string, namespace: string, timestamp: number, domain: TimerDomain): void {
     const out: OperatorOutput[] = [];
     this.operator.onTimer?.(key, namespace, timestamp, domain, out);
-    this.stage(this.results, out);
+    this.stage(this.results, this.output, out);
   }
 
-  private late(record: LogRecord, value: Readonly<Record<string, unknown>>): void {
+  /** `e` names the input record (through an exchange, the original one). */
+  private late(e: StreamEvent): void {
     this.counters.late++;
-    if (this.config.lateStream === undefined) return;
-    this.stage(this.lateOut, [
+    if (this.lateOutput === undefined) return;
+    this.stage(this.lateOut, this.lateOutput, [
       {
-        id: `${this.config.job}:late:${record.partition}:${record.offset}`,
-        key: record.key,
-        timestamp: record.timestamp,
-        value: value as Record<string, unknown>,
+        id: `${this.config.job}:late:${e.partition}:${e.offset}`,
+        key: e.key,
+        timestamp: e.timestamp,
+        value: e.value as Record<string, unknown>,
       },
     ]);
   }
 
   /** Encodes outputs for the round's batch, skipping those already written before a restart. */
-  private stage(batch: AppendRecord[], outputs: readonly OperatorOutput[], sourceOffset?: string): void {
+  private stage(batch: unknown[], to: TaskOutput, outputs: readonly OperatorOutput[], sourceOffset?: string): void {
     const written = this.written;
     const before = batch.length;
     try {
       for (let i = 0; i < outputs.length; i++) {
         const o = outputs[i] as OperatorOutput;
         if (written.size > 0 && written.delete(o.id)) continue;
-        batch.push({
-          key: o.key,
-          timestamp: o.timestamp,
-          value: encodeValue(o.value),
-          headers:
-            sourceOffset === undefined
-              ? { [HEADER_OUTPUT_ID]: o.id }
-              : { [HEADER_OUTPUT_ID]: o.id, [HEADER_SOURCE_OFFSET]: sourceOffset },
-        });
+        batch.push(to.encode(o, sourceOffset));
       }
     } catch (e) {
       batch.length = before;
       throw e;
     }
-  }
-
-  private async write(stream: string, batch: readonly AppendRecord[]): Promise<void> {
-    if (batch.length > 0) await this.log.append(stream, batch);
   }
 
   /** `commit`: also commit the positions under the job's group (not needed for a position already there). */
@@ -470,53 +609,122 @@ export class TaskDriver {
     try {
       await this.takeCheckpoint(commit);
     } catch (e) {
-      if (e instanceof CheckpointFencedError) {
-        // Another process owns the task now: stop for good, leave its state alone.
-        this.fenced = true;
-        this.halt();
-        this.lastError = e.message;
-        return;
-      }
+      if (this.fencedBy(e)) return;
       observer?.failed(e);
       throw e;
     }
     observer?.taken(performance.now() - started);
   }
 
+  /** Another process owns the task now (a write was refused as fenced): stop for good, leave its state alone. */
+  private fencedBy(e: unknown): boolean {
+    if (!(e instanceof CheckpointFencedError)) return false;
+    this.fenced = true;
+    this.halt();
+    this.lastError = e.message;
+    return true;
+  }
+
+  /** Whether the next checkpoint may be a delta (the operator's changes since the last one written). */
+  private deltaDue(): boolean {
+    return this.checkpointsSinceBase > 0 && this.checkpointsSinceBase < BASE_EVERY;
+  }
+
   private async takeCheckpoint(commit: boolean): Promise<void> {
-    const { log, config, operator } = this;
+    const { operator } = this;
     const now = this.clock.now();
-    const delta =
-      operator.snapshotDelta !== undefined && this.checkpointsSinceBase > 0 && this.checkpointsSinceBase < BASE_EVERY
-        ? operator.snapshotDelta()
-        : undefined;
+    const delta = this.deltaDue() ? operator.snapshotDelta?.() : undefined;
     const state = delta ?? operator.snapshot();
-    const bytes = encodeTaskCheckpoint(
-      {
-        v: 2,
-        partitions: [...this.partitions],
-        positions: [...this.positions],
-        maxTimestamps: this.tracker.maxTimestamp.map((t) => (Number.isFinite(t) ? t : null)),
-        watermark: Number.isFinite(this.eventTime) ? this.eventTime : null,
-        outputEnds: await log.endOffsets(config.outputStream),
-        lateEnds: config.lateStream === undefined ? [] : await log.endOffsets(config.lateStream),
-        timers: this.timers.snapshot(),
-        takenAt: now,
-      },
-      state,
-    );
-    await config.checkpoints.write(config.task, this.epoch, delta === undefined ? "base" : "delta", bytes);
-    this.checkpointsSinceBase = delta === undefined ? 1 : this.checkpointsSinceBase + 1;
+    await this.store(await this.header(now), state, delta === undefined ? "base" : "delta", commit);
     this.lastCheckpointAt = now;
-    this.checkpointedAt = now;
     this.dirty = false;
+  }
+
+  /**
+   * A checkpoint of an operator that captures its state a slice at a time (TaskOperator.beginSnapshot):
+   * where the task stands is taken now, the state is serialised between turns of the event loop
+   * while the task goes on, and written once complete, so a large state never holds the loop. A
+   * task whose capture cannot keep up (a loaded loop) checkpoints less often, not slower.
+   */
+  private async beginCheckpoint(begin: (delta: boolean) => SnapshotCapture | undefined): Promise<void> {
+    const now = this.clock.now();
+    const header = await this.header(now);
+    let kind: CheckpointKind = "delta";
+    let capture = this.deltaDue() ? begin(true) : undefined;
+    if (capture === undefined) {
+      kind = "base";
+      capture = begin(false) as SnapshotCapture;
+    }
+    this.lastCheckpointAt = now;
+    this.dirty = false;
+    const recoveries = this.recoveries;
+    const observer = this.config.checkpointObserver;
+    const started = performance.now();
+    const write = async (c: SnapshotCapture): Promise<void> => {
+      while (!c.step(performance.now() + CAPTURE_SLICE_MS)) await nextTurn();
+      // A recovery since restored another operator (and state): this one is not the task's any more.
+      if (this.recoveries !== recoveries || this.fenced) return;
+      await this.store(header, c.bytes(), kind, true);
+      observer?.taken(performance.now() - started);
+    };
+    this.capturing = write(capture)
+      .catch((e: unknown) => {
+        if (this.fencedBy(e)) return;
+        // What this one held is in no checkpoint: the next is a base, and the state is dirty.
+        this.checkpointsSinceBase = 0;
+        this.dirty = true;
+        this.lastError = errorText(e);
+        observer?.failed(e);
+      })
+      .finally(() => {
+        this.capturing = undefined;
+        // Rounds during the capture began none: the next is due now or at the next round.
+        if (this.dirty) this.loop.wake();
+      });
+  }
+
+  /** Where the task stands: input positions, event-time progress, timers, output ends. */
+  private async header(now: number): Promise<TaskCheckpointHeader> {
+    return {
+      v: 2,
+      partitions: [...this.partitions],
+      positions: [...this.positions],
+      maxTimestamps: this.tracker.maxTimestamp.map((t) => (Number.isFinite(t) ? t : null)),
+      watermark: Number.isFinite(this.eventTime) ? this.eventTime : null,
+      outputEnds: [...(await this.output.ends())],
+      lateEnds: this.lateOutput === undefined ? [] : [...(await this.lateOutput.ends())],
+      timers: this.timers.snapshot(),
+      takenAt: now,
+      ...(this.channels !== undefined && {
+        channels: this.channels.watermarks.map((t) => (Number.isFinite(t) ? t : null)),
+        idleChannels: [...this.channels.idle],
+        channelOffsets: [...this.channels.offsets],
+      }),
+      ...(this.shared !== undefined && {
+        channels: this.shared.channels.watermarks.map((t) => (Number.isFinite(t) ? t : null)),
+        idleChannels: [...this.shared.channels.idle],
+        markerPosition: this.shared.position,
+      }),
+    };
+  }
+
+  private async store(
+    header: TaskCheckpointHeader,
+    state: Uint8Array,
+    kind: CheckpointKind,
+    commit: boolean,
+  ): Promise<void> {
+    const { log, config } = this;
+    await config.checkpoints.write(config.task, this.epoch, kind, encodeTaskCheckpoint(header, state));
+    this.checkpointsSinceBase = kind === "base" ? 1 : this.checkpointsSinceBase + 1;
+    this.checkpointedAt = header.takenAt;
     this.counters.checkpoints++;
     // Positions are also committed under the job's group, for lag monitoring (as Flink commits to Kafka on checkpoint).
     if (commit)
       await log.commitOffsets(
         config.group,
         config.inputStream,
-        new Map(this.partitions.map((p, i) => [p, this.positions[i] ?? 0])),
+        new Map(header.partitions.map((p, i) => [p, header.positions[i] ?? 0])),
       );
   }
 }

@@ -22,6 +22,8 @@ export interface OperatorOutput {
   readonly key: string;
   readonly timestamp: number;
   readonly value: Record<string, unknown>;
+  /** Written beside the output id (an exchange's copies name their origin, its markers a watermark). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** The event was taken into the operator (it may or may not have produced outputs). */
@@ -53,6 +55,14 @@ export interface OperatorStats {
   readonly openWindows: number;
 }
 
+/** A snapshot being taken (TaskOperator.beginSnapshot). */
+export interface SnapshotCapture {
+  /** Serialises until `deadline` (a performance.now() time) passes; true once complete. */
+  step(deadline: number): boolean;
+  /** The snapshot's bytes, once `step` returned true. */
+  bytes(): Uint8Array;
+}
+
 export interface TaskOperator {
   /** Once, after `restore` (if there was a checkpoint) and before the first event. */
   open?(ctx: OperatorContext): void;
@@ -66,6 +76,12 @@ export interface TaskOperator {
   processEvent(e: StreamEvent, out: OperatorOutput[]): ProcessOutcome;
   /** Event time moved to `watermark` (after the event-time timers up to it fired). */
   processWatermark(watermark: number, out: OperatorOutput[]): void;
+  /**
+   * After each round's records and watermark, before the round's outputs are written; `idle`: every
+   * input partition of the task is idle. The exchange sends its watermark markers here, once per
+   * round rather than once per event.
+   */
+  endRound?(idle: boolean, out: OperatorOutput[]): void;
   /** A timer it registered in the context's timer service is due. */
   onTimer?(key: string, namespace: string, timestamp: number, domain: TimerDomain, out: OperatorOutput[]): void;
   /** The whole state, as bytes the same operator restores from. */
@@ -75,6 +91,14 @@ export interface TaskOperator {
    * the operator cannot (the driver then writes a full snapshot).
    */
   snapshotDelta?(): Uint8Array | undefined;
+  /**
+   * For an operator whose state can be large: begins a snapshot of the state as it is now (with
+   * `delta`, of what changed since the last one; undefined when it cannot), serialised a slice at a
+   * time while events keep coming (copy-on-write, as Flink's asynchronous snapshots). The driver
+   * steps it between turns of the event loop and writes it once complete; starting another one
+   * abandons it. Without it the driver calls snapshot/snapshotDelta and writes at once.
+   */
+  beginSnapshot?(delta: boolean): SnapshotCapture | undefined;
   /** Replaces the state with a full snapshot and the deltas taken after it, in order. */
   restore(base: Uint8Array, deltas: readonly Uint8Array[]): void;
   stats(): OperatorStats;

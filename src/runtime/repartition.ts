@@ -1,21 +1,29 @@
 import type { DeadLetterSink } from "../core/dead-letters.js";
 import { BinaryHeap } from "../core/heap.js";
 import type { EventLog } from "../log/types.js";
+import { partitionForKey } from "../log/types.js";
 import type { StreamEvent } from "../stream/event.js";
-import type { CheckpointStore } from "./checkpoint/store.js";
-import { type CheckpointObserver, TaskDriver, type TaskStats, wholeInputTask } from "./driver.js";
+import { type CheckpointStore, taskName } from "./checkpoint/store.js";
+import { type CheckpointObserver, TaskDriver, type TaskStats } from "./driver.js";
+import { behindExchangePart, dropJobTasks, Exchange, exchangePart, exchangeTask } from "./exchange.js";
 import { ACCEPTED, FILTERED, type OperatorOutput, type ProcessOutcome, type TaskOperator } from "./operator.js";
+import type { TaskCheckpoint } from "./task-checkpoint.js";
+import { WholeJobCheckpoint } from "./whole-job-checkpoint.js";
 
 /**
- * The repartition stage (issue 16, "Keyed by any field"), as Kafka Streams' repartition topics and
- * Flink's keyBy: the log partitions events by user, so a job keyed by another field (a device, a
- * card) would see one key's events spread over every partition. The stage copies each input event
- * into an internal stream keyed by the job's field, so each key's events land in one partition of
- * it, and the job's per-partition tasks read that stream instead.
+ * The repartition stage of a CEP rule keyed by another field than the partition key (issue 16,
+ * "Keyed by any field"): the rule's tasks read one partition each of an internal stream in which
+ * each key's events sit in one partition, in event-time order. The stage is the exchange
+ * (./exchange.ts: a task per input partition copies each event keyed by the rule's field and
+ * broadcasts its watermark), followed by a task per partition of the exchange stream that holds
+ * the copies until the minimum of the upstream watermarks passes them and writes them on in
+ * timestamp order (RepartitionOperator). The ordering is the rule's need: its operator moves its
+ * own event time with the events it reads, so copies of slower partitions must not arrive after
+ * later ones.
  *
- * Exactly once across the hop comes from the task driver: the stage is a task whose checkpoint
- * holds its input positions and where the internal stream ended, and each copy carries the id
- * `<job>:rp:<input partition>:<offset>`, so after a crash the replay skips the copies already
+ * Exactly once across both hops comes from the task driver: each task's checkpoint holds its input
+ * positions and where its output stream ended; a copy keeps the id `<job>:rp:<input
+ * partition>:<offset>` into the rule's stream, so after a crash the replay skips the copies already
  * written (src/runtime/driver.ts).
  */
 
@@ -27,9 +35,9 @@ export function repartitionStream(job: string): string {
   return `__repartition_${job.replace(/[^A-Za-z0-9_.-]/g, "_")}`;
 }
 
-/** The stage's task in the checkpoint store: one task over every partition of the input. */
-export function repartitionTask(job: string): string {
-  return wholeInputTask(`${job}/repartition`);
+/** The stage's tasks in the checkpoint store and its exchange are under this job name. */
+export function repartitionJob(job: string): string {
+  return `${job}/repartition`;
 }
 
 /** A copy waiting for event time to reach it; `seq` keeps arrival order among equal timestamps. */
@@ -52,11 +60,11 @@ const decoder = new TextDecoder();
  * (absent or null) is filtered out: a job keyed by that field ignores it, as a rule always did
  * (src/cep/runner.ts).
  *
- * Why the order: the job downstream has one watermark per partition of the internal stream, and
- * each of those partitions mixes events of every input partition. Copied in read order (a chunk of
- * partition 0, then one of partition 1), an event of partition 1 stamped before the last one of
- * partition 0 would be late downstream although it was in order where it was ingested. So a copy
- * is held until the stage's watermark (the minimum over its input partitions, idle ones aside)
+ * Why the order: the rule downstream has one watermark per partition of the internal stream, and
+ * each of those partitions mixes events of every input partition. Copied in arrival order, an
+ * event of partition 1 stamped before the last one of partition 0 would be late downstream
+ * although it was in order where it was ingested. So a copy is held until the task's watermark
+ * (the minimum over the input partitions, idle ones aside, carried by the exchange's markers)
  * reaches it, and held copies go out in timestamp order, as Flink's watermarks through a keyBy
  * make the downstream operator wait for the slowest upstream channel. An event already behind
  * that watermark (out of order in its own partition) goes out at once.
@@ -132,11 +140,11 @@ function comesFirst(a: Held, b: Held): boolean {
 
 export interface RepartitionerOptions {
   readonly log: EventLog;
-  /** The job the stage feeds (`rule/<id>`, `pipeline/<name>`): names its stream, task and output ids. */
+  /** The job the stage feeds (`rule/<id>`, `pipeline/<name>`): names its streams, tasks and output ids. */
   readonly job: string;
   readonly inputStream: string;
   readonly keyField: string;
-  /** The input's retention: the internal stream keeps its copies as long as the input keeps the originals. */
+  /** The input's retention: the internal streams keep their copies as long as the input keeps the originals. */
   readonly retentionMs?: number;
   /** Where a stage with no checkpoint starts reading its input. */
   readonly startFrom: "earliest" | "now";
@@ -154,7 +162,8 @@ export interface RepartitionerOptions {
 
 /**
  * Runs a job's repartition stage: creates the internal stream (as many partitions as the input)
- * if it is missing and runs the stage's task on the driver.
+ * if it is missing, the exchange's tasks (one per input partition) and the ordering tasks (one per
+ * partition of the exchange stream), all on the driver.
  *
  * @example
  * const stage = new Repartitioner({ log, job: "rule/r1", inputStream: "payments", keyField: "device",
@@ -163,61 +172,113 @@ export interface RepartitionerOptions {
  */
 export class Repartitioner {
   readonly stream: string;
-  private readonly driver: TaskDriver;
+  private exchange: Exchange | undefined;
+  private tasks: TaskDriver[] = [];
 
   constructor(private readonly options: RepartitionerOptions) {
-    const { job, keyField } = options;
-    this.stream = repartitionStream(job);
-    this.driver = new TaskDriver({
-      log: options.log,
-      job,
-      task: repartitionTask(job),
-      inputStream: options.inputStream,
-      createOperator: () => new RepartitionOperator(job, keyField),
-      outputStream: this.stream,
-      startFrom: options.startFrom,
-      // A quiet input partition holds copies back this long at most (RepartitionOperator).
-      watermarks: { outOfOrdernessMs: 0, idleTimeoutMs: options.idleTimeoutMs ?? 100 },
-      checkpointIntervalMs: options.checkpointIntervalMs ?? 1000,
-      checkpoints: options.checkpoints,
-      owner: options.owner,
-      group: `${job}/repartition`,
-      consumer: options.consumer,
-      ...(options.deadLetters !== undefined && { deadLetters: options.deadLetters }),
-      ...(options.checkpointObserver !== undefined && { checkpointObserver: options.checkpointObserver }),
-    });
+    this.stream = repartitionStream(options.job);
   }
 
-  /** Creates the internal stream if needed, then claims the stage's task and starts copying. */
+  /** Creates the internal streams if needed, then claims the stage's tasks and starts copying. */
   async start(): Promise<void> {
-    const { log, inputStream, retentionMs } = this.options;
+    const o = this.options;
+    const { log, inputStream, retentionMs, keyField, job } = o;
+    const n = log.partitionCount(inputStream);
     if (!log.hasStream(this.stream)) {
-      await log.createStream(this.stream, {
-        partitions: log.partitionCount(inputStream),
-        ...(retentionMs !== undefined && { retentionMs }),
-      });
+      await log.createStream(this.stream, { partitions: n, ...(retentionMs !== undefined && { retentionMs }) });
     }
-    await this.driver.start();
+    const stage = repartitionJob(job);
+    const shared = {
+      checkpointIntervalMs: o.checkpointIntervalMs ?? 1000,
+      checkpoints: o.checkpoints,
+      owner: o.owner,
+      group: stage,
+      consumer: o.consumer,
+      ...(o.deadLetters !== undefined && { deadLetters: o.deadLetters }),
+      ...(o.checkpointObserver !== undefined && { checkpointObserver: o.checkpointObserver }),
+    };
+    const whole = new WholeJobCheckpoint({
+      checkpoints: o.checkpoints,
+      job: stage,
+      owner: o.owner,
+      tasks: Array.from({ length: 2 * n }, (_, i) => (i < n ? exchangeTask(stage, i) : taskName(stage, i - n))),
+    });
+    const exchange = new Exchange({
+      log,
+      job: stage,
+      inputStream,
+      // An event without the field (absent or null) is ignored by a job keyed by it, as a rule always did.
+      route: (e) => {
+        const key = e.value[keyField];
+        return key === undefined || key === null ? undefined : String(key);
+      },
+      ...(retentionMs !== undefined && { retentionMs }),
+      startFrom: o.startFrom,
+      // A quiet input partition holds copies back this long at most (RepartitionOperator).
+      watermarks: { outOfOrdernessMs: 0, idleTimeoutMs: o.idleTimeoutMs ?? 100 },
+      legacy: (p) => whole.forTask((w) => exchangePart(log, stage, w, p)),
+      ...shared,
+    });
+    this.exchange = exchange;
+    await exchange.start();
+    this.tasks = Array.from(
+      { length: n },
+      (_, q) =>
+        new TaskDriver({
+          log,
+          job,
+          task: taskName(stage, q),
+          inputStream: exchange.stream,
+          partitions: [q],
+          upstreamChannels: n,
+          createOperator: () => new RepartitionOperator(job, keyField),
+          // Keyed by the field in both streams of as many partitions: the copies of partition q stay in q.
+          outputStream: this.stream,
+          startFrom: "earliest",
+          watermarks: { outOfOrdernessMs: 0, idleTimeoutMs: 0 },
+          legacy: whole.forTask((w) =>
+            behindExchangePart(log, stage, w, { partition: q, partitions: n }, orderingState(w, q, n)),
+          ),
+          ...shared,
+        }),
+    );
+    await Promise.all(this.tasks.map((t) => t.start()));
   }
 
-  /** Stops after the round in flight, with a final checkpoint. */
+  /** Stops after the rounds in flight, with final checkpoints; the ordering tasks take in what the exchange copied first. */
   async stop(): Promise<void> {
-    await this.driver.stop();
+    await this.exchange?.stop();
+    await Promise.all(this.tasks.map((t) => t.idle()));
+    await Promise.all(this.tasks.map((t) => t.stop()));
   }
 
-  /** Resolves once everything appended to the input so far is copied. */
+  /** Resolves once everything appended to the input so far is through both hops (as far as event time lets it). */
   async idle(): Promise<void> {
-    await this.driver.idle();
+    await this.exchange?.idle();
+    await Promise.all(this.tasks.map((t) => t.idle()));
   }
 
-  stats(): TaskStats {
-    return this.driver.stats();
+  /** The stage's tasks' statistics, summed: dead letters and failures are what the rule's view shows. */
+  stats(): Pick<TaskStats, "deadLetters" | "failing"> {
+    const all = [...(this.exchange?.stats() ?? []), ...this.tasks.map((t) => t.stats())];
+    const failing = all.find((s) => s.failing !== undefined)?.failing;
+    return {
+      deadLetters: all.reduce((n, s) => n + s.deadLetters, 0),
+      ...(failing !== undefined && { failing }),
+    };
   }
 }
 
+/** An ordering task's part of the stage's checkpoint from when it was one task: the held copies of its keys. */
+function orderingState(whole: TaskCheckpoint, q: number, n: number): Uint8Array {
+  const snap = JSON.parse(decoder.decode(whole.state)) as RepartitionSnapshot;
+  const held = snap.held.filter((c) => partitionForKey(c.key, n) === q);
+  return encoder.encode(JSON.stringify({ ...snap, held }));
+}
+
 /**
- * Removes a job's stage: its checkpoint (claimed first, so a stage still running elsewhere is
- * fenced off) and its internal stream.
+ * Removes a job's stage: its tasks' checkpoints (each claimed first, so a stage still running
+ * elsewhere is fenced off), its exchange stream and its internal stream.
  */
 export async function dropRepartition(
   log: EventLog,
@@ -225,11 +286,7 @@ export async function dropRepartition(
   job: string,
   owner: string,
 ): Promise<void> {
-  const task = repartitionTask(job);
-  if ((await checkpoints.list(task)).includes(task)) {
-    const { epoch } = await checkpoints.claim(task, owner);
-    await checkpoints.drop(task, epoch);
-  }
+  await dropJobTasks(log, checkpoints, repartitionJob(job), owner);
   const stream = repartitionStream(job);
   if (log.hasStream(stream)) await log.deleteStream(stream);
 }

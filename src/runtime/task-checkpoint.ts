@@ -26,6 +26,13 @@ export interface TaskCheckpointHeader {
   readonly lateEnds: readonly number[];
   readonly timers: TimerSnapshot<string, string>;
   readonly takenAt: number;
+  /** A task reading an exchange stream: each upstream channel's watermark (null before any) and which are idle. */
+  readonly channels?: readonly (number | null)[];
+  readonly idleChannels?: readonly boolean[];
+  /** Per upstream channel, the input offset of the last copy taken (src/runtime/channels.ts). */
+  readonly channelOffsets?: readonly number[];
+  /** A task sharing event time through a marker stream: the next offset to read in it. */
+  readonly markerPosition?: number;
 }
 
 /** A checkpoint as the driver restores it: the newest header, the base state and the deltas after it. */

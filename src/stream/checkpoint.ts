@@ -1,6 +1,6 @@
-import type { EventLog } from "../log/types.js";
+import { type EventLog, partitionForKey } from "../log/types.js";
 import type { TaskCheckpoint } from "../runtime/task-checkpoint.js";
-import type { Snapshot } from "./state/snapshot-codec.js";
+import { restoreValue, type Snapshot } from "./state/snapshot-codec.js";
 import { encodeSnapshot } from "./task-operators.js";
 
 /**
@@ -64,4 +64,34 @@ export async function readLegacyCheckpoint(log: EventLog, job: string): Promise<
 export async function dropLegacyCheckpoint(log: EventLog, job: string): Promise<void> {
   const stream = legacyCheckpointStream(job);
   if (log.hasStream(stream)) await log.deleteStream(stream);
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * The part of a keyed operator's snapshot (a window operator's groups, a keyed process function's
+ * entries) whose keys the log places in `partition` of `partitions`; `routeOf` turns a window
+ * group's key values into the key its events are routed by.
+ */
+export function keyedStatePart(
+  state: Uint8Array,
+  partition: number,
+  partitions: number,
+  routeOf: ((values: readonly unknown[]) => string) | undefined,
+): Uint8Array {
+  const s = JSON.parse(decoder.decode(state)) as Snapshot;
+  if (s === null || typeof s !== "object" || Array.isArray(s)) return state;
+  const mine = (key: string): boolean => partitionForKey(key, partitions) === partition;
+  if (s.kind === "keyed_process" && Array.isArray(s.entries)) {
+    const entries = s.entries.filter((e) => Array.isArray(e) && typeof e[0] === "string" && mine(e[0]));
+    return encoder.encode(JSON.stringify({ ...s, entries }));
+  }
+  if (Array.isArray(s.groups) && routeOf !== undefined) {
+    const groups = s.groups.filter((g) => {
+      const values = Array.isArray(g) && Array.isArray(g[0]) ? g[0].map(restoreValue) : [];
+      return mine(routeOf(values));
+    });
+    return encoder.encode(JSON.stringify({ ...s, groups }));
+  }
+  return state;
 }

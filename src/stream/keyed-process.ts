@@ -1,3 +1,4 @@
+import { partitionForKey } from "../log/types.js";
 import type { StreamEvent } from "./event.js";
 import { restoreValue, type Snapshot, snapshotValue } from "./state/snapshot-codec.js";
 import { ACCEPTED, FILTERED, type ProcessOutcome, type WindowOutput } from "./window/operator.js";
@@ -45,7 +46,9 @@ interface Entry {
  * - when the watermark has moved by half a TTL since the last sweep, one walk of the map drops
  *   every entry expired as of the watermark, so a key gone quiet costs memory for at most
  *   1.5 TTL of event time (amortised O(1) per event);
- * - output ids are `<job>:<partition>:<offset>:<n>`, the n-th output for that input record.
+ * - output ids are `<job>:<partition>:<offset>:<n>`, the n-th output for that input record
+ *   (`<job>:<partition>:<offset>:<shard>.<n>` for an event whose values a flatMap before keyBy
+ *   sent to several tasks, see `shard`).
  */
 export class KeyedProcessOperator<S, Out extends Record<string, unknown>> {
   watermark = Number.NEGATIVE_INFINITY;
@@ -62,7 +65,11 @@ export class KeyedProcessOperator<S, Out extends Record<string, unknown>> {
 
   constructor(
     private readonly plan: KeyedProcessPlan<S, Out>,
-    private readonly options: { readonly pipeline: string },
+    private readonly options: {
+      readonly pipeline: string;
+      /** Behind an exchange: the partition of the exchange stream its task reads, of how many. */
+      readonly shard?: { readonly partition: number; readonly partitions: number };
+    },
   ) {
     if (!(Number.isFinite(plan.ttlMs) && plan.ttlMs > 0)) throw new RangeError("ttlMs must be a positive number");
     this.sweepEvery = Math.max(1, Math.floor(plan.ttlMs / 2));
@@ -93,10 +100,21 @@ export class KeyedProcessOperator<S, Out extends Record<string, unknown>> {
   }
 
   process(e: StreamEvent, out: WindowOutput[]): ProcessOutcome {
-    const values = this.plan.values(e);
+    let values = this.plan.values(e);
+    let id = `${this.options.pipeline}:${e.partition}:${e.offset}:`;
+    const shard = this.options.shard;
+    // Behind an exchange, an event whose values have keys in several partitions is copied to each:
+    // this task takes the values of its own keys, and its ids name the partition so they stay unique.
+    if (shard !== undefined && values.length > 1) {
+      const plan = this.plan;
+      const mine = values.filter((v) => partitionForKey(plan.keyOf(v), shard.partitions) === shard.partition);
+      if (mine.length < values.length) {
+        values = mine;
+        id = `${id}${shard.partition}.`;
+      }
+    }
     if (values.length === 0) return FILTERED;
     let n = 0;
-    const id = `${this.options.pipeline}:${e.partition}:${e.offset}:`;
     const emit = (o: Out): void => {
       out.push({ id: `${id}${n++}`, key: e.key, timestamp: e.timestamp, value: o });
     };

@@ -20,6 +20,7 @@ import type {
   StoredTaskCheckpoint,
   TaskClaim,
 } from "../../src/runtime/checkpoint/store.js";
+import { exchangeStream } from "../../src/runtime/exchange.js";
 import { repartitionStream } from "../../src/runtime/repartition.js";
 import { HEADER_OUTPUT_ID } from "../../src/stream/headers.js";
 import { kafkaBrokers } from "../helpers/kafka.js";
@@ -141,11 +142,15 @@ describe("a rule keyed by device over several partitions", () => {
       const stream = repartitionStream(`rule/${rule.id}`);
       assert.ok(log.hasStream(stream));
       assert.equal(log.partitionCount(stream), PARTITIONS);
-      assert.ok((await checkpoints.list(`rule/${rule.id}/repartition`)).length === 1);
+      // The stage's tasks: one per input partition (the exchange), one per partition of its stream (the ordering).
+      assert.equal((await checkpoints.list(`rule/${rule.id}/repartition/`)).length, 2 * PARTITIONS);
+      const exchange = exchangeStream(`rule/${rule.id}/repartition`);
+      assert.ok(log.hasStream(exchange));
       await manager.delete(rule.id);
       assert.equal(log.hasStream(stream), false, "the internal stream is deleted with the rule");
+      assert.equal(log.hasStream(exchange), false, "and the exchange's");
       const tasks = await checkpoints.list(`rule/${rule.id}/`);
-      assert.equal(tasks.length, PARTITIONS + 1);
+      assert.equal(tasks.length, PARTITIONS + 2 * PARTITIONS);
       for (const task of tasks) assert.equal(await checkpoints.read(task), undefined, `${task}: dropped with the rule`);
       await manager.stop();
     });

@@ -10,7 +10,7 @@ import { isDeepStrictEqual } from "node:util";
 import { ManualClock } from "../../src/core/clock.js";
 import { PostgresCheckpointStore } from "../../src/runtime/checkpoint/postgres.js";
 import { onServer, postgresServerUrl, withDatabase } from "../helpers/postgres.js";
-import { flush, ingest, rows, windowLog, windowRunner } from "../stream/window-harness.js";
+import { flush, ingest, partitionOf, rows, windowLog, windowRunner } from "../stream/window-harness.js";
 
 const MIN = 60_000;
 const T0 = Date.UTC(2024, 0, 1);
@@ -83,19 +83,21 @@ it("a second owner's claim fences the first: its next checkpoint is refused and 
   await a.idle();
   const b = windowRunner(log, SQL, options, { clock, checkpoints: await connect() });
   await b.start();
-  const owned = await first.read("out/*");
+  // The task of A's partition (grouped by user_id, it reads it directly): the one to checkpoint A's next event.
+  const task = `out/${partitionOf("A")}`;
+  const owned = await first.read(task);
   clock.advance(1_000);
   await ingest(log, [{ user_id: "A", t: T0 + 2_000 }]);
   await a.idle();
   assert.equal(a.stats().running, false);
   assert.match(a.stats().lastError ?? "", /fenced/);
   // As it stood at the claim, or as the new owner (epoch 2) wrote it: never written by the fenced one.
-  const stored = await first.read("out/*");
+  const stored = await first.read(task);
   assert.ok(stored?.epoch === 2 || isDeepStrictEqual(stored, owned), "the fenced owner changed nothing");
   await b.idle();
   assert.equal(b.stats().running, true);
-  assert.equal(b.stats().checkpoints, 1, "the new owner checkpoints");
-  assert.equal((await first.read("out/*"))?.epoch, 2);
+  assert.ok(b.stats().checkpoints >= 1, "the new owner checkpoints");
+  assert.equal((await first.read(task))?.epoch, 2);
   await a.stop();
   await b.stop();
 });

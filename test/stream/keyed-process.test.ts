@@ -221,6 +221,59 @@ describe("keyed process function with TTL state", () => {
     });
   });
 
+  it("keyed by a field whose keys sit in every partition: each key's state in one task, every value once", async () => {
+    await withLog(async (log) => {
+      await setup(log, 3);
+      type Card = { user_id: string; card: string; amount: number };
+      const cards = ["c1", "c2", "c3", "c4", "c5", "c6", "c7"];
+      // Each payment is split over two cards (a flatMap before keyBy): the values of one event go to
+      // the tasks of their keys, which may be two different ones.
+      const job = (checkpoints: CheckpointStore) =>
+        stream<Tx>(log, "transactions")
+          .flatMap((t): Card[] => [
+            { user_id: t.user_id, card: cards[t.amount % 7] as string, amount: t.amount },
+            { user_id: t.user_id, card: cards[(t.amount * 3 + 1) % 7] as string, amount: 1 },
+          ])
+          .keyBy("card")
+          .process<number, Row & { card: string }>({
+            ttlMs: HOUR,
+            process(c, state, out) {
+              const total = (state.value() ?? 0) + c.amount;
+              state.update(total);
+              out({ user_id: c.user_id, card: c.card, total });
+            },
+          })
+          .to("totals", { options: OPTIONS, checkpoints });
+      const events = Array.from({ length: 60 }, (_, i) => ({ user_id: `u${i % 6}`, amount: i, t: T0 + i * 1000 }));
+      const checkpoints = new MemoryCheckpointStore();
+      const first = job(checkpoints);
+      await first.start();
+      await append(log, events.slice(0, 30));
+      await first.idle();
+      await first.stop();
+      const second = job(checkpoints);
+      await second.start();
+      await append(log, events.slice(30));
+      await second.idle();
+      await second.stop();
+
+      const all = (await outputs(log, "totals")) as unknown as { id: string; value: Row & { card: string } }[];
+      assert.equal(new Set(all.map((r) => r.id)).size, all.length, "no output id twice");
+      assert.equal(all.length, 2 * events.length, "one output per value");
+      const expected = new Map<string, number>();
+      for (const e of events) {
+        for (const [card, amount] of [
+          [cards[e.amount % 7], e.amount],
+          [cards[(e.amount * 3 + 1) % 7], 1],
+        ] as const)
+          expected.set(card as string, (expected.get(card as string) ?? 0) + amount);
+      }
+      const finals = new Map<string, number>();
+      for (const r of all) finals.set(r.value.card, Math.max(finals.get(r.value.card) ?? 0, r.value.total));
+      assert.deepEqual(finals, expected, "each card's running total reaches its sum: its state in one task");
+    });
+  });
+
   it("restores the state from its checkpoint store after the whole log is reopened", async () => {
     await withLog(async (log, dir) => {
       await setup(log);

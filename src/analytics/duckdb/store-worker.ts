@@ -65,6 +65,10 @@ async function dispatch({ method, args }: WorkerRequest): Promise<unknown> {
       return store.publishArchive(args[0] as string, args[1] as ArchiveSet);
     case "deleteArchivedRows":
       return store.deleteArchivedRows(args[0] as string);
+    case "ensureColumns":
+      return store.ensureColumns(args[0] as string, args[1] as RegisteredColumns);
+    case "clusterHot":
+      return store.clusterHot(args[0] as string);
   }
 }
 

@@ -55,8 +55,10 @@ export type WorkerMethod =
   | "planArchive"
   | "exportRange"
   | "publishArchive"
+  | "ensureColumns"
   | "mergeFiles"
-  | "deleteArchivedRows";
+  | "deleteArchivedRows"
+  | "clusterHot";
 
 export interface WorkerRequest {
   readonly id: number;
@@ -190,8 +192,16 @@ export class WorkerAnalyticsStore implements AnalyticsStore, TieredStore {
     await this.call("publishArchive", [stream, archive]);
   }
 
+  async ensureColumns(stream: string, registered: RegisteredColumns): Promise<void> {
+    await this.call("ensureColumns", [stream, registered]);
+  }
+
   async deleteArchivedRows(stream: string): Promise<number> {
     return (await this.call("deleteArchivedRows", [stream])) as number;
+  }
+
+  async clusterHot(stream: string): Promise<number> {
+    return (await this.call("clusterHot", [stream])) as number;
   }
 
   private call(method: WorkerMethod, args: readonly unknown[], transfer: ArrayBuffer[] = []): Promise<unknown> {

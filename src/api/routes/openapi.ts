@@ -59,7 +59,7 @@ interface RouteDoc {
   readonly summary: string;
   readonly tag: string;
   /** Default 200. */
-  readonly success?: 200 | 201 | 204;
+  readonly success?: 200 | 201 | 202 | 204;
   /** For routes that validate their body by hand. */
   readonly body?: Json;
   /** Default application/json. */
@@ -200,6 +200,16 @@ export const DOCS: Readonly<Record<string, RouteDoc>> = {
     summary: "Ingest one event, an array, or NDJSON; all or nothing, durable on 200",
     tag: "streams",
     body: { oneOf: [EVENT, { type: "array", items: EVENT }] },
+  },
+  "POST /api/v1/streams/:name/imports": {
+    summary:
+      "Import a file (the body: NDJSON, CSV or Parquet) into the stream's archive (admin); 202 once stored, then a job",
+    tag: "streams",
+    success: 202,
+  },
+  "GET /api/v1/streams/:name/imports/:id": {
+    summary: "An import's progress: running, done or failed with its error; stored after a restart (admin)",
+    tag: "streams",
   },
   "GET /api/v1/streams/:name/columns": {
     summary: "The stream's event-field columns and their types, in the order they came in",

@@ -3,6 +3,7 @@ import type { DeadLetterSink } from "../../core/dead-letters.js";
 import { RunnelError } from "../../core/errors.js";
 import type { EventLog, LogRecord } from "../../log/types.js";
 import type { CheckpointStore } from "../../runtime/checkpoint/store.js";
+import type { Route } from "../../runtime/exchange.js";
 import { decodeRecord } from "../codec.js";
 import type { Emitted, StreamEvent } from "../event.js";
 import { KeyedProcessOperator, type KeyedState } from "../keyed-process.js";
@@ -14,7 +15,7 @@ import type { CheckpointedOperator } from "../task-operators.js";
 import type { AggregateSpec } from "../window/aggregates.js";
 import type { KeySelector, WindowedPlan } from "../window/operator.js";
 import { checkWindow, type WindowSpec } from "../window/windows.js";
-import { WindowedPipelineRunner } from "../window-runner.js";
+import { type Shard, WindowedPipelineRunner } from "../window-runner.js";
 
 /**
  * The code-first front end: the same operators as streaming SQL, as a typed builder.
@@ -200,17 +201,24 @@ export class KeyedStream<T extends Value> {
     const keyFn = keyFunction<T>(this.key);
     const steps = this.steps;
     const user = fn.process;
-    return new ProcessedStream(this.log, this.source, (pipeline) => {
-      return new KeyedProcessOperator<S, Out>(
-        {
-          ttlMs: fn.ttlMs,
-          values: (e) => runSteps(steps, e),
-          keyOf: (v) => keyFn(v as T),
-          process: (v, state, out, e) => user(v as T, state, out, e),
-        },
-        { pipeline },
-      );
-    });
+    const plan = {
+      ttlMs: fn.ttlMs,
+      values: (e: StreamEvent) => runSteps(steps, e),
+      keyOf: (v: Record<string, unknown>) => keyFn(v as T),
+      process: (v: Record<string, unknown>, state: KeyedState<S>, out: (o: Out) => void, e: StreamEvent) =>
+        user(v as T, state, out, e),
+    };
+    return new ProcessedStream(
+      this.log,
+      this.source,
+      (pipeline, shard) => new KeyedProcessOperator<S, Out>(plan, { pipeline, ...(shard !== undefined && { shard }) }),
+      (e) => {
+        const values = plan.values(e);
+        return values.length === 1 ? plan.keyOf(values[0] as Record<string, unknown>) : values.map(plan.keyOf);
+      },
+      // Only without a chain before keyBy: a map could change user_id.
+      this.key === "user_id" && steps.length === 0,
+    );
   }
 }
 
@@ -226,7 +234,11 @@ export class ProcessedStream {
   constructor(
     private readonly log: EventLog,
     private readonly source: string,
-    private readonly operator: (pipeline: string) => CheckpointedOperator,
+    private readonly operator: (pipeline: string, shard?: Shard) => CheckpointedOperator,
+    /** The key (or keys) of an event's values: its route through the exchange. */
+    private readonly route: Route,
+    /** Keyed by user_id as ingested: the job's tasks read their partitions directly. */
+    private readonly byPartitionKey: boolean,
   ) {}
 
   /**
@@ -239,7 +251,9 @@ export class ProcessedStream {
       log: this.log,
       name,
       inputStream: this.source,
-      createOperator: () => this.operator(name),
+      createOperator: (shard) => this.operator(name, shard),
+      route: this.route,
+      byPartitionKey: this.byPartitionKey,
       outputStream: output,
       startFrom: options.startFrom ?? "earliest",
       options: parsePipelineOptions(options.options),
@@ -316,6 +330,8 @@ export class WindowedStream<T extends Value> {
       valuesOf: (e) => [keyFn(e.value as T)],
       keyOfValues: (values) => String(values[0] ?? ""),
       ownerOf: (values) => (byUser ? String(values[0] ?? "") : ""),
+      // Only without a chain before keyBy: a map could change user_id.
+      byPartitionKey: byUser && this.steps.length === 0,
     };
     const steps = this.steps;
     const prepare =

@@ -215,7 +215,7 @@ export function compileWindowed(
     types: projections.map((p) => p.type),
     plan: {
       window,
-      key: keySelector(slots.keys, ownerKey),
+      key: { ...keySelector(slots.keys, ownerKey), byPartitionKey: ownerKey >= 0 },
       aggregates: slots.aggregates,
       project: allDirect ? fastProject : slowProject,
       ...(where !== undefined && { prepare: (e: StreamEvent) => (where(e) === true ? e : undefined) }),

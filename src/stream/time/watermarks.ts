@@ -78,18 +78,26 @@ export class WatermarkTracker {
 
   /** Recomputes the combined watermark; returns it (unchanged when it would go back). */
   update(): number {
-    let min = Number.POSITIVE_INFINITY;
-    let max = Number.NEGATIVE_INFINITY;
-    let active = 0;
-    for (let p = 0; p < this.maxTimestamp.length; p++) {
-      const w = (this.maxTimestamp[p] as number) - this.options.outOfOrdernessMs - 1;
-      if (w > max) max = w;
-      if (this.idle[p]) continue;
-      active++;
-      if (w < min) min = w;
-    }
-    const next = active > 0 ? min : max;
+    const next = combineWatermarks(this.maxTimestamp, this.idle, this.options.outOfOrdernessMs + 1);
     if (next > this.current) this.current = next;
     return this.current;
   }
+}
+
+/**
+ * The combined watermark of inputs whose own watermarks are `progress[i] - lag`: the minimum over
+ * those not idle, or the largest when every one is idle (see above).
+ */
+export function combineWatermarks(progress: readonly number[], idle: readonly boolean[], lag: number): number {
+  let min = Number.POSITIVE_INFINITY;
+  let max = Number.NEGATIVE_INFINITY;
+  let active = 0;
+  for (let p = 0; p < progress.length; p++) {
+    const w = (progress[p] as number) - lag;
+    if (w > max) max = w;
+    if (idle[p]) continue;
+    active++;
+    if (w < min) min = w;
+  }
+  return active > 0 ? min : max;
 }
