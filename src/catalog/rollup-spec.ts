@@ -9,6 +9,7 @@
 import { parseDuration } from "../config/units.js";
 import type { RollupFunction, RollupMetric, RollupSpec } from "../control/types.js";
 import { RunnelError } from "../core/errors.js";
+import { DEAD_LETTER_SUFFIX } from "../sources/deliver.js";
 
 const NAME = /^[a-z][a-z0-9_]{0,63}$/;
 const METRIC = /^\s*(count|sum|min|max|approx_count_distinct)\s*(?:\(\s*([^()]*?)\s*\))?\s*$/i;
@@ -66,6 +67,10 @@ function parseRollup(value: unknown, field: string): RollupSpec {
   const { name, granularity, dimensions = [], metrics } = value;
   if (typeof name !== "string" || !NAME.test(name)) {
     throw invalid(`${field}.name must be 1–64 of [a-z0-9_], starting with a letter`);
+  }
+  // Dead-letter streams are created when first needed, under a name a rollup must not hold by then.
+  if (name.endsWith(DEAD_LETTER_SUFFIX)) {
+    throw invalid(`${field}.name cannot end in "${DEAD_LETTER_SUFFIX}", the suffix of dead-letter streams`);
   }
   const granularityMs = typeof granularity === "string" ? parseDuration(granularity) : undefined;
   if (

@@ -162,6 +162,7 @@ describe("a stream with rollups", () => {
       [{ ...rollup, name: "Bad-Name" }, /rollups\[0\]\.name must be 1–64 of/],
       [{ ...rollup, name: "pg_rollup" }, /rollups\[0\]\.name "pg_rollup" is reserved/],
       [{ ...rollup, name: "fresh" }, /rollups\[0\]\.name is the stream's own name/],
+      [{ ...rollup, name: "orders_dead_letter" }, /rollups\[0\]\.name cannot end in "_dead_letter"/],
     ];
     for (const [declaration, message] of cases) {
       const res = await t.call("POST", "/api/v1/streams", {

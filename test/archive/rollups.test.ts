@@ -6,11 +6,15 @@
  * failure at any step followed by a restart.
  */
 import assert from "node:assert/strict";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { DuckDBInstance } from "@duckdb/node-api";
 import type { AnalyticsRow } from "../../src/analytics/types.js";
 import type { ArchiveStep } from "../../src/archive/archiver.js";
+import { Importer } from "../../src/archive/import/importer.js";
 import { ownerKey, rollupFile } from "../../src/archive/location.js";
+import { ColumnCatalog } from "../../src/catalog/columns.js";
 import { parseRollups } from "../../src/catalog/rollup-spec.js";
 import type { StreamDefinition } from "../../src/control/types.js";
 import {
@@ -23,6 +27,7 @@ import {
   type LocationKind,
   loadStream,
   NOW,
+  USERS,
 } from "./fixture.js";
 
 const ALL = { kind: "all" } as const;
@@ -185,6 +190,55 @@ describe("rollups in both tiers", () => {
       );
       assert.deepEqual(repeats, []);
       await assertRollupsMatch(f, before, "after compaction");
+    } finally {
+      await f.close();
+    }
+  });
+
+  it("imported rows (runnel import), which have no rollup files, count in the rollup as they are read", async () => {
+    const f = await archiveFixture();
+    try {
+      await loadStream(f, clicks(2), events(2, 200));
+      const archiver = f.archiver({ maxRowsPerFile: 70 });
+      await archiver.recover();
+      await archiver.runOnce();
+      const past = Array.from({ length: 500 }, (_, i) => ({
+        user_id: USERS[(i * 7) % USERS.length],
+        timestamp: new Date(NOW - 40 * DAY + Math.floor((i * 30 * DAY) / 500)).toISOString(),
+        data: (i % 11) + 0.25,
+        kind: i % 3 === 0 ? "buy" : "view",
+      }));
+      await writeFile(join(f.dir, "past.ndjson"), `${past.map((e) => JSON.stringify(e)).join("\n")}\n`);
+      const importer = new Importer({
+        control: f.control,
+        archiver,
+        location: f.location,
+        analytics: f.store,
+        columns: new ColumnCatalog({ control: f.control, maxColumns: 200 }),
+        clock: { now: () => NOW },
+        maxEventBytes: 1 << 20,
+        chunkRows: 200,
+      });
+      const progress = await importer.run({
+        stream: "clicks",
+        path: join(f.dir, "past.ndjson"),
+        format: "ndjson",
+        id: "past",
+        principal: { userId: "u-admin", username: "admin", role: "admin" },
+      });
+      assert.equal(progress.state, "done");
+      assert.ok((await f.control.listImportFiles("clicks")).length > 0);
+      const { raw } = await rollupsAndRaw(f);
+      assert.equal(
+        raw[0]!.reduce((n, r) => n + Number(r[2]), 0),
+        900,
+        "the raw rows: hot, archived and imported",
+      );
+      await assertRollupsMatch(f, raw, "with imported rows");
+      assert.deepEqual(
+        (await f.store.rollupStats("clicks")).map((s) => s.rowsIn),
+        [900, 900],
+      );
     } finally {
       await f.close();
     }

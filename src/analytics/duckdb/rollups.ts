@@ -114,28 +114,41 @@ function storedColumns(rollup: RollupSpec): string[] {
   ];
 }
 
+/** Where a rollup's rows are besides the hot table: its files, and imported files of its stream. */
+export interface RollupTiers {
+  /** The per-partition boundary as an expression of `_partition` (perPartition). */
+  readonly boundary: string;
+  /** The rollup's files, one beside each archive file of the stream's log ranges. */
+  readonly files: readonly string[];
+  /**
+   * The stream's imported files (`runnel import`), which have no rollup files: aggregated when
+   * read, with the stream's columns they hold.
+   */
+  readonly imported: readonly string[];
+  readonly importedColumns: FieldColumns;
+}
+
 /**
  * The rollup over both tiers, for a temporary view of its name (as ./tiers.ts makes for a
  * stream): hot rows from each partition's boundary on, and the rollup's files of the archive.
  */
-export function tieredRollupSql(
-  database: string,
-  rollup: RollupSpec,
-  boundary: string,
-  files: readonly string[],
-): string {
-  return mergedSql(rollup, tieredRows(database, rollup, boundary, files));
+export function tieredRollupSql(database: string, rollup: RollupSpec, tiers: RollupTiers): string {
+  return mergedSql(rollup, tieredRows(database, rollup, tiers));
 }
 
 /** The stored rows of both tiers: hot ones from the boundary on, and the archive's. */
-export function tieredRows(database: string, rollup: RollupSpec, boundary: string, files: readonly string[]): string {
+export function tieredRows(database: string, rollup: RollupSpec, tiers: RollupTiers): string {
   const columns = storedColumns(rollup).join(", ");
-  const hot = `SELECT ${columns} FROM ${quoteIdent(database)}.main.${storedTable(rollup.name)} WHERE "_first" >= ${boundary}`;
-  const cold =
-    files.length === 0
-      ? ""
-      : ` UNION ALL SELECT ${columns} FROM read_parquet([${files.map((f) => `'${f.replaceAll("'", "''")}'`).join(", ")}])`;
-  return `(${hot}${cold})`;
+  const list = (files: readonly string[]) => files.map((f) => `'${f.replaceAll("'", "''")}'`).join(", ");
+  const parts = [
+    `SELECT ${columns} FROM ${quoteIdent(database)}.main.${storedTable(rollup.name)} WHERE "_first" >= ${tiers.boundary}`,
+  ];
+  if (tiers.files.length > 0) parts.push(`SELECT ${columns} FROM read_parquet([${list(tiers.files)}])`);
+  if (tiers.imported.length > 0) {
+    const from = `read_parquet([${list(tiers.imported)}], union_by_name = true)`;
+    parts.push(aggregateSql(rollup, tiers.importedColumns, from, "true"));
+  }
+  return `(${parts.join(" UNION ALL ")})`;
 }
 
 function mergedSql(rollup: RollupSpec, from: string): string {

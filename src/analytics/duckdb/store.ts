@@ -41,6 +41,7 @@ import {
   dropSql,
   perPartition,
   type RollupStats,
+  type RollupTiers,
   rangeSql,
   rollupStats,
   SEALS_TABLE,
@@ -531,13 +532,29 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
       const out: RollupStats[] = [];
       for (const r of rollups) {
         const from =
-          archive === undefined
-            ? undefined
-            : tieredRows(this.database, r, perPartition(archive.boundaries), rollupFiles(archive, r.name));
+          archive === undefined ? undefined : tieredRows(this.database, r, this.rollupTiers(stream, archive, r.name));
         out.push(await rollupStats(c, r, from));
       }
       return out;
     });
+  }
+
+  /** A rollup's rows outside the hot table: files beside the stream's, and its imported files. */
+  private rollupTiers(stream: string, archive: ArchiveSet, rollup: string): RollupTiers {
+    const files: string[] = [];
+    const imported: string[] = [];
+    const held = new Set<string>();
+    for (const f of archive.files) {
+      if (f.offsetStart !== undefined) files.push(rollupFile(f.path, rollup));
+      else {
+        imported.push(f.path);
+        for (const name of this.columnsOfFile.get(f.path) ?? []) held.add(name.toLowerCase());
+      }
+    }
+    const importedColumns = new Map(
+      [...(this.schemas.get(stream) ?? new Map<string, FieldColumn>())].filter(([key]) => held.has(key)),
+    );
+    return { boundary: perPartition(archive.boundaries), files, imported, importedColumns };
   }
 
   /**
@@ -552,18 +569,12 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
     }
     for (const table of tables) {
       const named = this.rollups.named(table);
-      const rollup = named?.rollup;
       const archive = this.archives.get(named?.stream ?? table);
       const wanted =
         archive === undefined
           ? undefined
-          : rollup !== undefined
-            ? tieredRollupSql(
-                this.database,
-                rollup,
-                perPartition(archive.boundaries),
-                rollupFiles(archive, rollup.name),
-              )
+          : named !== undefined
+            ? tieredRollupSql(this.database, named.rollup, this.rollupTiers(named.stream, archive, named.rollup.name))
             : tieredViewSql(
                 this.database,
                 table,
@@ -1001,9 +1012,6 @@ export async function copyUserRows(
 }
 
 /** Local paths of a rollup's files: one beside each of the stream's archive files. */
-function rollupFiles(archive: ArchiveSet, rollup: string): string[] {
-  return archive.files.map((f) => rollupFile(f.path, rollup));
-}
 
 /**
  * @example
