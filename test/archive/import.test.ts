@@ -15,7 +15,6 @@ import type { AnalyticsRow, QueryScope } from "../../src/analytics/types.js";
 import type { Archiver, TieredStore } from "../../src/archive/archiver.js";
 import { Importer, type ImporterOptions, type ImportRequest } from "../../src/archive/import/importer.js";
 import { ColumnCatalog } from "../../src/catalog/columns.js";
-import { parseRollups } from "../../src/catalog/rollup-spec.js";
 import { isRunnelError } from "../../src/core/errors.js";
 import {
   type ArchiveFixture,
@@ -322,20 +321,6 @@ describe("import validation", () => {
         importer(f, archiver).run(request(f, "schema.ndjson", "../up")),
         (e: unknown) => isRunnelError(e) && e.code === "invalid_input" && /id must be/.test(e.message),
       );
-      // A stream with rollups: its rollups would never count imported rows, so nothing is imported.
-      const rolled = {
-        ...definition("rolled", 1),
-        rollups: parseRollups(
-          [{ name: "rolled_daily", granularity: "1d", dimensions: [], metrics: { n: "count" } }],
-          "rollups",
-        ),
-      };
-      await f.control.createStream(rolled);
-      await assert.rejects(
-        importer(f, archiver).run({ ...request(f, "schema.ndjson", "r"), stream: "rolled" }),
-        (e: unknown) => isRunnelError(e) && e.code === "invalid_input" && /has rollups/.test(e.message),
-      );
-      assert.deepEqual(await f.control.listImportFiles("rolled"), []);
       await assert.rejects(
         importer(f, archiver).run(request(f, "missing.ndjson", "x")),
         (e: unknown) => isRunnelError(e) && /not a readable file/.test(e.message),

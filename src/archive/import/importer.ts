@@ -317,21 +317,14 @@ export class Importer {
 }
 
 /**
- * Streams an import cannot serve: one without an analytics table has no archive, and one with
- * rollups would have imported rows its rollups never count (imports write no rollup files:
- * docs/rollups.md), so a rollup and the GROUP BY it stands for would disagree.
+ * Streams an import cannot serve: one without an analytics table has no archive. (A stream with
+ * rollups can: its rollups read imported files' rows at query time, docs/rollups.md.)
  */
 export function refuseUnimportable(stream: StreamDefinition): void {
   if (stream.analytics === false) {
     throw new RunnelError(
       "invalid_input",
       `stream "${stream.name}" has no analytics table, so no archive to import into`,
-    );
-  }
-  if ((stream.rollups ?? []).length > 0) {
-    throw new RunnelError(
-      "invalid_input",
-      `stream "${stream.name}" has rollups, which imports do not maintain: import into a stream without rollups`,
     );
   }
 }
