@@ -16,10 +16,13 @@ const ALL = { kind: "all" } as const;
 const USERS = 200;
 const user = (i: number) => `u${String(i % USERS).padStart(3, "0")}`;
 
-/** `count` rows of partition `p` from `offset` on, users interleaved as they arrive live. */
+/** Where the partitions' offsets start: far from 0, as after a log's retention or an archive. */
+const BASE = 5_000_000;
+
+/** `count` rows of partition `p` from `offset` (after BASE) on, users interleaved as they arrive live. */
 function rows(p: number, offset: number, count: number): AnalyticsRow[] {
   return Array.from({ length: count }, (_, j) => {
-    const o = offset + j;
+    const o = BASE + offset + j;
     return {
       partition: p,
       offset: o,
@@ -101,8 +104,8 @@ test("re-sorts the hot rows by user in one transaction: same rows, exact answers
   assert.deepEqual(
     await store.appliedOffsets("events"),
     new Map([
-      [0, 210_000],
-      [1, 200_000],
+      [0, BASE + 210_000],
+      [1, BASE + 200_000],
     ]),
   );
   const after = await store.query("SELECT count(*), count(DISTINCT (_partition, _offset)) FROM events", [], ALL);

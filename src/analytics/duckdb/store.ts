@@ -637,17 +637,23 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
         for (const [p, o] of done.getRowsJS()) from.set(Number(p), Number(o));
         const boundaries = this.archives.get(stream)?.boundaries ?? new Map<number, number>();
         const unsorted = `"_offset" >= ${boundaryExpression(from)} AND "_offset" >= ${boundaryExpression(boundaries)}`;
-        const [[count]] = (await c.runAndReadAll(`SELECT count(*) FROM ${table} WHERE ${unsorted}`)).getRowsJS() as [
-          [bigint],
-        ];
-        if (Number(count) < minRows) return 0;
+        const tails = await c.runAndReadAll(
+          `SELECT "_partition", count(*), min("_offset") FROM ${table} WHERE ${unsorted} GROUP BY ALL`,
+        );
+        const firstUnsorted = new Map<number, number>();
+        let count = 0;
+        for (const [p, n, first] of tails.getRowsJS()) {
+          count += Number(n);
+          firstUnsorted.set(Number(p), Number(first));
+        }
+        if (count < minRows) return 0;
         // At most about maxRows at once (offsets are dense within a partition), so a first run
         // over a large unsorted table neither holds the write lock for long nor needs its size in memory.
-        const quota = Math.ceil(maxRows / Math.max(1, applied.size));
+        const quota = Math.ceil(maxRows / Math.max(1, firstUnsorted.size));
         const to = new Map<number, number>();
         for (const [p, next] of applied) {
-          const start = Math.max(from.get(p) ?? 0, boundaries.get(p) ?? 0);
-          to.set(p, Math.min(next, start + quota));
+          const first = firstUnsorted.get(p);
+          to.set(p, first === undefined ? next : Math.min(next, first + quota));
         }
         const sorting = `${unsorted} AND "_offset" < ${boundaryExpression(to)}`;
         let sorted = 0;
