@@ -212,6 +212,25 @@ const openDirect = async () => {
   return { d, conn };
 };
 const { d: duck, conn: c } = await openDirect();
+/**
+ * What clustering does to a user's hot scan: the hot table's row groups whose user_id statistics
+ * admit the user (DuckDB reads those, skips the rest), over all of them, for a few users.
+ */
+const storage = await c.runAndReadAll(
+  `SELECT row_group_id, stats FROM pragma_storage_info('events') WHERE column_name = 'user_id' AND segment_type = 'VARCHAR'`,
+);
+const groupRanges = new Map<number, [string, string][]>();
+for (const [id, stats] of storage.getRowsJS()) {
+  const m = /Min: ([^,\]]*), Max: ([^,\]]*)/.exec(String(stats));
+  if (m === null) continue;
+  groupRanges.set(Number(id), [...(groupRanges.get(Number(id)) ?? []), [m[1]!, m[2]!]]);
+}
+const admitted = [0, 1, 2, 3, 4].map(
+  (i) =>
+    [...groupRanges.values()].filter((ranges) => ranges.some(([lo, hi]) => lo <= user(i * 37) && user(i * 37) <= hi))
+      .length,
+);
+const hotRowGroups = { total: groupRanges.size, admittingAUser: admitted };
 const direct = `(SELECT user_id, _time, data FROM main.events UNION ALL SELECT user_id, _time, data FROM read_parquet([${files}]))`;
 const DIRECT_SEED = `SELECT sum(data) FROM ${direct} WHERE user_id = $1 AND _time > now() - INTERVAL 24 HOUR`;
 const DIRECT_ALL_TIME = `SELECT sum(data), count(*) FROM ${direct} WHERE user_id = $1`;
@@ -253,6 +272,9 @@ console.log(`user, all time (every file), warm: ${f(allTimeWarm)}   direct ${f(d
 console.log(`user, last 24 h, cold (new store): ${f(seedCold)}   direct ${f(directSeedCold)}`);
 console.log(`user, all time, cold (new store):  ${f(allTimeCold)}   direct ${f(directAllTimeCold)}`);
 console.log(`admin GROUP BY user_id, both tiers: ${f(groupBy)}   direct ${f(directGroupBy)}`);
+console.log(
+  `hot row groups a user's scan reads: ${hotRowGroups.admittingAUser.join(", ")} of ${hotRowGroups.total} (five users)`,
+);
 console.log(`answers equal to DuckDB's: ${outputsEqual}`);
 
 const peerName = "DuckDB 1.5 directly on the same database and files (no check, no sandbox)";
@@ -292,6 +314,7 @@ await writeResults("archive", {
   comparisons,
   hotRows: HOT,
   hotUnsortedRows: HOT - sortedUpTo,
+  hotRowGroups,
   clusterSeconds: clusterMs / 1000,
   archivedRows: archived,
   files: DAYS * PARTITIONS,

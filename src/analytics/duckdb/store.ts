@@ -160,6 +160,8 @@ export const PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE
  * two for a hot tier of about 10 million rows (runs × 122,880 against the unsorted tail).
  */
 export const CLUSTER_MIN_ROWS = 1_000_000;
+/** Rows re-sorted by one clusterHot() at most; the rest wait for the next run. */
+export const CLUSTER_MAX_ROWS = 4_000_000;
 
 /** Per stream and partition: the offset from which hot rows are still in arrival order. */
 const CLUSTERED_TABLE = "_runnel_clustered";
@@ -778,9 +780,10 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
    * in that order, so queries see the same rows before and after, only laid out so that DuckDB's
    * row-group statistics let a user's scan skip other users' rows (docs/storage.md). Rows keep
    * their offsets, so positions, boundaries and the archive's offset ranges are untouched.
+   * At most about `maxRows` are re-sorted at once, the earliest offsets of each partition first.
    * Returns the rows re-sorted (0 when too few had arrived).
    */
-  async clusterHot(stream: string, minRows = CLUSTER_MIN_ROWS): Promise<number> {
+  async clusterHot(stream: string, minRows = CLUSTER_MIN_ROWS, maxRows = CLUSTER_MAX_ROWS): Promise<number> {
     return this.streamLocks.run(stream, () =>
       this.writeLock.run(async () => {
         if (!this.schemas.has(stream)) return 0;
@@ -793,30 +796,48 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
         );
         const from = new Map<number, number>();
         for (const [p, o] of done.getRowsJS()) from.set(Number(p), Number(o));
-        const archived = boundaryExpression(this.archives.get(stream)?.boundaries ?? new Map());
-        const unsorted = `"_offset" >= ${boundaryExpression(from)} AND "_offset" >= ${archived}`;
-        const [[count]] = (await c.runAndReadAll(`SELECT count(*) FROM ${table} WHERE ${unsorted}`)).getRowsJS() as [
-          [bigint],
-        ];
-        if (Number(count) < minRows) return 0;
+        const boundaries = this.archives.get(stream)?.boundaries ?? new Map<number, number>();
+        const unsorted = `"_offset" >= ${boundaryExpression(from)} AND "_offset" >= ${boundaryExpression(boundaries)}`;
+        const tails = await c.runAndReadAll(
+          `SELECT "_partition", count(*), min("_offset") FROM ${table} WHERE ${unsorted} GROUP BY ALL`,
+        );
+        const firstUnsorted = new Map<number, number>();
+        let count = 0;
+        for (const [p, n, first] of tails.getRowsJS()) {
+          count += Number(n);
+          firstUnsorted.set(Number(p), Number(first));
+        }
+        if (count < minRows) return 0;
+        // At most about maxRows at once (offsets are dense within a partition), so a first run
+        // over a large unsorted table neither holds the write lock for long nor needs its size in memory.
+        const quota = Math.ceil(maxRows / Math.max(1, firstUnsorted.size));
+        const to = new Map<number, number>();
+        for (const [p, next] of applied) {
+          const first = firstUnsorted.get(p);
+          to.set(p, first === undefined ? next : Math.min(next, first + quota));
+        }
+        const sorting = `${unsorted} AND "_offset" < ${boundaryExpression(to)}`;
+        let sorted = 0;
         await c.run("BEGIN TRANSACTION");
         try {
           // Through a temporary table: inserted back into the same table, the sorted copies would
           // match the delete's condition too.
-          await c.run(`CREATE TEMP TABLE _runnel_sorting AS SELECT * FROM ${table} WHERE ${unsorted}
+          await c.run(`CREATE TEMP TABLE _runnel_sorting AS SELECT * FROM ${table} WHERE ${sorting}
                        ORDER BY user_id, "_time", "_offset"`);
-          await c.run(`DELETE FROM ${table} WHERE ${unsorted}`);
+          const [[n]] = (await c.runAndReadAll("SELECT count(*) FROM _runnel_sorting")).getRowsJS() as [[bigint]];
+          sorted = Number(n);
+          await c.run(`DELETE FROM ${table} WHERE ${sorting}`);
           await c.run(`INSERT INTO ${table} SELECT * FROM _runnel_sorting`);
           await c.run("DROP TABLE _runnel_sorting");
           await c.run(`DELETE FROM ${CLUSTERED_TABLE} WHERE stream = $1`, [stream]);
-          const tuples = [...applied].map(([p, next]) => `($1, ${Math.trunc(p)}, ${Math.trunc(next)})`);
+          const tuples = [...to].map(([p, next]) => `($1, ${Math.trunc(p)}, ${Math.trunc(next)})`);
           if (tuples.length > 0) await c.run(`INSERT INTO ${CLUSTERED_TABLE} VALUES ${tuples.join(", ")}`, [stream]);
           await this.commitAlone(c);
         } catch (e) {
           await c.run("ROLLBACK").catch(() => {});
           throw new RunnelError("internal", `clustering the hot rows of ${stream} failed`, { cause: e });
         }
-        return Number(count);
+        return sorted;
       }),
     );
   }
