@@ -448,7 +448,7 @@ export class TaskDriver {
           this.lastError = `${record.partition}/${record.offset}: ${errorText(err)}`;
         }
         // Per event, so whether an event is late depends only on the records before it, not on read sizes.
-        if (channels === undefined) this.advance(this.ownTime());
+        if (channels === undefined) this.advance(shared === undefined ? tracker.update() : this.ownTime());
       }
       this.positions[i] = last.offset + 1;
       read += records.length;
