@@ -23,6 +23,7 @@ const QUICK_BENCHMARKS = new Set([
   "archive.ts",
   "cep.ts",
   "cep-repartition.ts",
+  "import.ts",
   "ingest.ts",
   "log-kafka.ts",
   "query.ts",

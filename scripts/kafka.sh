@@ -32,15 +32,10 @@ esac
 
 PORT="${RUNNEL_KAFKA_PORT:-19092}"
 CONTROLLER_PORT="${RUNNEL_KAFKA_CONTROLLER_PORT:-$((PORT + 1))}"
-VERSION="${RUNNEL_KAFKA_VERSION:-4.1.1}"
-# Kafka 4.1 is built against these; Maven's nearest-wins would otherwise pick slf4j-api 1.7 from a
-# transitive dependency, which cannot see the log4j2 binding and silences the broker.
-LOG4J_VERSION="2.24.3"
-SLF4J_VERSION="2.0.17"
 HEAP="${RUNNEL_KAFKA_HEAP:-512m}"
-BASE="${RUNNEL_KAFKA_DIR:-$PWD/.runnel/kafka}"
+# shellcheck source=scripts/kafka-common.sh
+source scripts/kafka-common.sh
 STATE="${RUNNEL_KAFKA_DATA_DIR:-$BASE}"
-LIB="$BASE/lib-$VERSION-2"
 DATA="$STATE/data-$PORT"
 CONF="$STATE/conf-$PORT"
 PIDFILE="$STATE/broker-$PORT.pid"
@@ -104,64 +99,10 @@ if running_pid >/dev/null && port_open; then
   exit 0
 fi
 
-# Brokers on other ports (a test's dedicated one) share the jars: one download at a time.
-exec 8>"$BASE/.lock-lib-$VERSION"
-flock 8
-if [ ! -f "$LIB/.complete" ]; then
-  command -v mvn >/dev/null 2>&1 || fail "mvn is not installed (needed once to fetch Kafka $VERSION from Maven Central)"
-  log "fetching org.apache.kafka:kafka_2.13:$VERSION and its dependencies with Maven (once)"
-  POMDIR="$BASE/pom-$VERSION"
-  mkdir -p "$POMDIR"
-  cat >"$POMDIR/pom.xml" <<POM
-<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>dev.runnel</groupId>
-  <artifactId>kafka-broker</artifactId>
-  <version>1</version>
-  <packaging>pom</packaging>
-  <dependencies>
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$VERSION</version></dependency>
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>$VERSION</version></dependency>
-    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId><version>$SLF4J_VERSION</version></dependency>
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j2-impl</artifactId><version>$LOG4J_VERSION</version></dependency>
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>$LOG4J_VERSION</version></dependency>
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-api</artifactId><version>$LOG4J_VERSION</version></dependency>
-  </dependencies>
-</project>
-POM
-  rm -rf "$LIB.tmp"
-  if ! mvn -B -q -Dstyle.color=never -f "$POMDIR/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
-    -DoutputDirectory="$LIB.tmp" >&2; then
-    fail "Maven could not fetch Kafka $VERSION (is Maven Central reachable?)"
-  fi
-  ls "$LIB.tmp"/kafka_2.13-"$VERSION".jar >/dev/null 2>&1 || fail "Maven finished but kafka_2.13-$VERSION.jar is missing"
-  touch "$LIB.tmp/.complete"
-  rm -rf "$LIB"
-  mv "$LIB.tmp" "$LIB"
-fi
-flock -u 8
-exec 8>&-
+kafka_fetch_jars
 
 mkdir -p "$CONF"
-cat >"$CONF/log4j2.properties" <<L4J
-status = warn
-appender.out.type = Console
-appender.out.name = out
-appender.out.layout.type = PatternLayout
-appender.out.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
-rootLogger.appenderRef.out.ref = out
-logger.kafka.name = kafka
-logger.kafka.level = WARN
-logger.kafkaorg.name = org.apache.kafka
-logger.kafkaorg.level = WARN
-logger.started.name = kafka.server.KafkaRaftServer
-logger.started.level = INFO
-L4J
-cat >"$CONF/tools-log4j2.properties" <<L4J
-status = error
-rootLogger.level = OFF
-L4J
+kafka_log_configs "$CONF"
 
 cat >"$CONF/server.properties" <<PROPS
 # Runnel test broker (scripts/kafka.sh): one KRaft node, loopback only, disposable data.
@@ -208,12 +149,7 @@ JAVA_OPTS=(-Xms128m "-Xmx$HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOn
 if [ ! -f "$DATA/meta.properties" ]; then
   log "formatting KRaft storage in $DATA"
   rm -rf "$DATA"
-  # What `kafka-storage random-uuid` prints (16 random bytes, base64url without padding, never
-  # starting with '-'), without starting a JVM for it.
-  CLUSTER_ID="-"
-  while [ "${CLUSTER_ID:0:1}" = "-" ]; do
-    CLUSTER_ID="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
-  done
+  CLUSTER_ID="$(kafka_cluster_id)"
   java -cp "$CP" -Dlog4j2.configurationFile="$CONF/tools-log4j2.properties" kafka.tools.StorageTool format \
     -t "$CLUSTER_ID" -c "$CONF/server.properties" --standalone >&2 || fail "kafka-storage format failed in $DATA"
 fi

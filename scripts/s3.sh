@@ -32,7 +32,9 @@ if answers; then
   exit 0
 fi
 
-if [ ! -x "$VENV/bin/moto_server" ]; then
+# The venv's python runs moto as a module: the moto_server entry script's first line names the
+# path the venv was created under, which breaks when that path is a symlink that later goes away.
+if ! "$VENV/bin/python3" -c "import moto.server" 2>/dev/null; then
   log "installing moto[server] into $VENV"
   python3 -m venv "$VENV" >&2
   "$VENV/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6' >&2
@@ -46,7 +48,7 @@ fi
 
 log "starting moto on $URL"
 # fd 9 (the lock) must not leak into the server, or it would hold the lock for ever.
-nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >"$DIR/moto.log" 2>&1 9>&- &
+nohup "$VENV/bin/python3" -m moto.server -H 127.0.0.1 -p "$PORT" >"$DIR/moto.log" 2>&1 9>&- &
 echo $! >"$PIDFILE"
 for _ in $(seq 1 100); do
   answers && break

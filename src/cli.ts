@@ -6,13 +6,14 @@
 import { type Command, type CommandLine, type CommandSpec, parseCommandLine } from "./cli/args.js";
 import { CliError, UsageError } from "./cli/errors.js";
 import { commandHelp, overview } from "./cli/help.js";
+import { importCommand } from "./cli/import.js";
 import { produceCommand } from "./cli/produce.js";
 import { queryCommand } from "./cli/query.js";
 import { startCommand } from "./cli/start.js";
 import { tailCommand } from "./cli/tail.js";
 import { packageVersion } from "./cli/version.js";
 
-const COMMANDS: readonly Command[] = [startCommand, produceCommand, tailCommand, queryCommand];
+const COMMANDS: readonly Command[] = [startCommand, produceCommand, tailCommand, queryCommand, importCommand];
 
 /** What `runnel` takes before (or instead of) a command. */
 const TOP: CommandSpec = { name: "runnel", operands: ["[command]"], flags: { version: { help: "print the version" } } };

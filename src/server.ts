@@ -2,7 +2,7 @@
  * The composition root: the only place that picks implementations from configuration and wires
  * the seams together (DESIGN.md). Everything else depends on interfaces.
  */
-import { mkdir } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import type { DestinationStream } from "pino";
@@ -17,6 +17,8 @@ import { Revocations } from "./api/auth/revocations.js";
 import { loadTokenSecret, TokenService } from "./api/auth/tokens.js";
 import { DASHBOARD_MISSING, dashboardBuilt, WEB_DIST } from "./api/routes/web.js";
 import type { ApiServices } from "./api/services.js";
+import { Importer } from "./archive/import/importer.js";
+import { ImportJobs } from "./archive/import/jobs.js";
 import { Archiver, createArchiveLocation } from "./archive/index.js";
 import { ColumnCatalog } from "./catalog/columns.js";
 import { PipelineManager } from "./catalog/pipelines.js";
@@ -80,6 +82,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
           dir: join(config.dataDir, "log"),
           segmentBytes: config.log.segmentBytes,
           clock,
+          lock: { warn: (message) => logLogger.warn(message) },
           onRecovery: (report) => {
             metrics.logRecoveries.inc({ reason: report.reason });
             logLogger.warn({ ...report }, "truncated on recovery");
@@ -142,11 +145,13 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
   const stopAll = (): Promise<void> => stopInReverse(closers, shutdownLogger);
 
   try {
+    // The log first: the local log's directory lock (src/log/local/dir-lock.ts) must refuse a second
+    // process before it opens the embedded control store or anything else under the data directory.
+    await log.open();
+    closers.push({ name: "event log", close: () => log.close() });
     await control.open();
     closers.push({ name: "control store", close: () => control.close() });
     await bootstrapAdmin(control, config);
-    await log.open();
-    closers.push({ name: "event log", close: () => log.close() });
     await analytics.open();
     closers.push({ name: "analytics store", close: () => analytics.close() });
 
@@ -199,9 +204,20 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
         metrics.archiveWrittenFiles.inc({ stream: file.stream });
         metrics.archiveWrittenBytes.inc({ stream: file.stream }, file.bytes);
       },
+      onCompacted: (stream) => metrics.archiveCompactions.inc({ stream }),
     });
     metrics.onScrape(async () => {
-      const names = (await control.listStreams()).filter((s) => s.analytics !== false).map((s) => s.name);
+      const indexed = (await control.listStreams()).filter((s) => s.analytics !== false);
+      const names = indexed.map((s) => s.name);
+      metrics.rollupInputRows.reset();
+      metrics.rollupKeptRows.reset();
+      for (const s of indexed) {
+        if (s.rollups === undefined) continue;
+        for (const r of await analytics.rollupStats(s.name)) {
+          metrics.rollupInputRows.set({ stream: s.name, rollup: r.name }, r.rowsIn);
+          metrics.rollupKeptRows.set({ stream: s.name, rollup: r.name }, r.rowsKept);
+        }
+      }
       for (const metric of [metrics.archiveFiles, metrics.archiveBytes, metrics.archiveRows, metrics.archiveLag]) {
         metric.reset();
       }
@@ -220,6 +236,32 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     await archiver.recover();
     archiver.start(config.archive.intervalMs);
     closers.push({ name: "archiver", close: () => archiver.stop() });
+    // Backfill (src/archive/import/): jobs stop after their chunk before the archiver stops.
+    const importSpool = join(config.dataDir, "imports");
+    await rm(importSpool, { recursive: true, force: true });
+    const imports = new ImportJobs({
+      importer: new Importer({
+        control,
+        archiver,
+        location: archiveLocation,
+        analytics,
+        columns,
+        clock,
+        maxEventBytes: config.limits.maxEventBytes,
+        chunkRows: config.archive.importChunkRows,
+        onChunk: (stream, rows) => metrics.archiveImportedRows.inc({ stream }, rows),
+      }),
+      control,
+      spoolDir: importSpool,
+      now: () => clock.now(),
+      onFinished: (p) =>
+        archiveLogger.info(
+          { stream: p.stream, id: p.id, state: p.state, rows: p.rowsImported, files: p.files, error: p.error },
+          "import finished",
+        ),
+    });
+    closers.push({ name: "imports", close: () => imports.close() });
+    metrics.onScrape(() => metrics.archiveImportsRunning.set(imports.running().length));
     // Opened after monitoring, whose probe hears its windows' state and checkpoints.
     let pipelineManager: PipelineManager | undefined;
     let ruleManager: RuleManager | undefined;
@@ -351,6 +393,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       operatorAlerts: monitoring.operatorAlerts,
       idempotency: ingestion.idempotency,
       sources: ingestion.sources,
+      imports,
     };
     const app = await buildApp(services);
     closers.push({ name: "HTTP server", close: () => app.close() });

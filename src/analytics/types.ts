@@ -5,6 +5,7 @@
 import type { StreamDefinition } from "../control/types.js";
 import type { LogRecord } from "../log/types.js";
 import type { FieldColumn } from "./duckdb/column-types.js";
+import type { RollupStats } from "./duckdb/rollups.js";
 
 /** Registered event-field columns of a stream, keyed by lower-cased name (src/catalog/columns.ts). */
 export type RegisteredColumns = ReadonlyMap<string, FieldColumn>;
@@ -91,4 +92,7 @@ export interface AnalyticsStore {
    * that is not a plain read of stream tables, and scopes every table to the caller.
    */
   query(sql: string, params: readonly unknown[], scope: QueryScope): Promise<QueryResult>;
+
+  /** Per rollup of the stream (docs/rollups.md): rows taken in and rows kept, in the order declared. */
+  rollupStats(stream: string): Promise<RollupStats[]>;
 }

@@ -16,6 +16,7 @@ import { sendError } from "./errors.js";
 import { registerAccountRoutes } from "./routes/accounts.js";
 import { registerAlertRoutes } from "./routes/alerts.js";
 import { registerHealthRoutes } from "./routes/health.js";
+import { registerImportRoutes } from "./routes/imports.js";
 import { collectRoutes, registerOpenApiRoute } from "./routes/openapi.js";
 import { registerOperatorAlertRoutes } from "./routes/operator-alerts.js";
 import { registerPipelineRoutes } from "./routes/pipelines.js";
@@ -130,6 +131,7 @@ export async function buildApp(services: ApiServices): Promise<FastifyInstance> 
       registerOpenApiRoute(api);
       registerAccountRoutes(api, services);
       registerStreamRoutes(api, services);
+      registerImportRoutes(api, services);
       registerWebSocketIngest(api, services);
       registerSourceRoutes(api, services);
       registerQueryRoutes(api, services);

@@ -1,6 +1,7 @@
 /** What the HTTP layer needs from the rest of Runnel: interfaces only, wired by the composition root. */
 import type { QueryScheduler } from "../analytics/query-scheduler.js";
 import type { AnalyticsStore } from "../analytics/types.js";
+import type { ImportJobs } from "../archive/import/jobs.js";
 import type { PipelineManager } from "../catalog/pipelines.js";
 import type { StreamCatalog } from "../catalog/streams.js";
 import type { RuleManager } from "../cep/manager.js";
@@ -61,4 +62,6 @@ export interface ApiServices {
   readonly idempotency?: IdempotencyStore;
   /** Configured sources (MQTT, Kafka topics, files); without it /sources answers 503. */
   readonly sources?: SourceManager;
+  /** Backfill jobs into the archive; without it the import routes answer 503. */
+  readonly imports?: ImportJobs;
 }

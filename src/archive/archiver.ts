@@ -9,17 +9,23 @@
  */
 import type { ArchiveRange, ExportedFile } from "../analytics/duckdb/store.js";
 import type { ArchivedFile, ArchiveSet } from "../analytics/duckdb/tiers.js";
-import type { ArchiveFileRecord, ControlStore, StreamDefinition } from "../control/types.js";
+import type { RegisteredColumns } from "../analytics/types.js";
+import type { ArchiveFileRecord, ControlStore, ImportFileRecord, StreamDefinition } from "../control/types.js";
+import { SerialQueue } from "../core/serial-queue.js";
 import { hotWindowOf } from "./hot-window.js";
-import { type ArchiveLocation, archiveKey } from "./location.js";
+import { type ArchiveLocation, archiveKey, ownerKey, rollupFile } from "./location.js";
 
 /** The analytics store's side of the archive (DuckDbAnalyticsStore, and the worker store in front of it). */
 export interface TieredStore {
   planArchive(stream: string, cutoffMs: number, maxRows: number): Promise<ArchiveRange[]>;
   exportRange(stream: string, range: ArchiveRange, path: string): Promise<ExportedFile>;
-  mergeFiles(files: readonly string[], path: string): Promise<ExportedFile>;
+  /** With `rollups`, their files beside `files` are merged beside `path` too (location.ts rollupFile). */
+  mergeFiles(files: readonly string[], path: string, rollups?: readonly string[]): Promise<ExportedFile>;
   publishArchive(stream: string, archive: ArchiveSet): Promise<void>;
   deleteArchivedRows(stream: string): Promise<number>;
+  /** Adds the registered columns the stream's table lacks (an import's fields), and applies widenings. */
+  ensureColumns(stream: string, registered: RegisteredColumns): Promise<void>;
+  clusterHot(stream: string): Promise<number>;
 }
 
 export type ArchiveStep = "write" | "put" | "commit" | "publish" | "delete" | "expire" | "merge" | "replace";
@@ -33,6 +39,9 @@ export interface ArchiverOptions {
     | "replaceArchiveFiles"
     | "deleteArchiveFiles"
     | "archiveBoundaries"
+    | "listImportFiles"
+    | "commitImportChunk"
+    | "deleteImportFiles"
   >;
   readonly analytics: TieredStore;
   readonly location: ArchiveLocation;
@@ -46,6 +55,8 @@ export interface ArchiverOptions {
   readonly backoffMs?: number;
   /** Hears each file committed (metrics). */
   readonly onCommitted?: (file: ArchiveFileRecord) => void;
+  /** Hears each compaction committed, with the number of files it merged (metrics). */
+  readonly onCompacted?: (stream: string, files: number) => void;
 }
 
 /** What the archive holds and how it has gone, for metrics. */
@@ -104,6 +115,12 @@ export class Archiver {
   /** When each stream was last found with nothing left to move, epoch ms. */
   private readonly upToDate = new Map<string, number>();
   private readonly startedAt: number;
+  /**
+   * Runs and imports' commits take turns: a run's garbage collection (recover()) deletes every
+   * file no manifest row names, so it must never see an import's file between its upload and its
+   * commit. Publishing goes through here too, so two publishes of one stream cannot cross.
+   */
+  private readonly turns = new SerialQueue();
 
   constructor(private readonly options: ArchiverOptions) {
     this.startedAt = this.now();
@@ -138,20 +155,23 @@ export class Archiver {
     await location.open();
     await location.clearStaging();
     const committed = await control.listArchiveFiles();
-    const keep = new Set(committed.map((f) => f.path));
-    const orphans = (await location.list("")).filter((key) => !keep.has(key));
+    const keep = new Set([...committed, ...(await control.listImportFiles())].map((f) => f.path));
+    // A rollup's file goes with the file it sits beside.
+    const orphans = (await location.list("")).filter((key) => !keep.has(ownerKey(key)));
     await location.delete(orphans);
     for (const stream of await control.listStreams()) {
-      if (stream.analytics !== false) await this.sync(stream.name);
+      if (stream.analytics !== false) await this.sync(stream);
     }
   }
 
   /** Archives every stream once. Failures are counted and reported; the next run retries. */
   async runOnce(): Promise<void> {
     if (this.running) return this.running;
-    this.running = this.run().finally(() => {
-      this.running = undefined;
-    });
+    this.running = this.turns
+      .run(() => this.run())
+      .finally(() => {
+        this.running = undefined;
+      });
     return this.running;
   }
 
@@ -183,6 +203,44 @@ export class Archiver {
     this.upToDate.delete(stream);
     this.retries.delete(stream);
     this.unsynced.delete(stream);
+  }
+
+  /**
+   * Commits one chunk of an import (src/archive/import/): puts its staged files at their keys,
+   * commits them in one manifest transaction, and publishes them to queries. Between runs, never
+   * during one. When the commit fails its uploads are deleted, unless the manifest shows the
+   * chunk committed after all (a lost acknowledgement); when that cannot be read they are left
+   * to recover(). A failure to publish after the commit is the archiver's (counted, retried by
+   * the next run), not the import's.
+   */
+  async commitImport(files: readonly { readonly staged: string; readonly record: ImportFileRecord }[]): Promise<void> {
+    const first = files[0]?.record;
+    if (first === undefined) return;
+    const { location, control } = this.options;
+    await this.turns.run(async () => {
+      const keys = files.map((f) => f.record.path);
+      try {
+        await this.step("put", first.stream);
+        for (const f of files) await location.put(f.staged, f.record.path);
+        await this.step("commit", first.stream);
+        await control.commitImportChunk(files.map((f) => f.record));
+      } catch (e) {
+        const committed = await control.listImportFiles(first.stream, first.importId).catch(() => undefined);
+        if (committed !== undefined) {
+          const held = new Set(committed.map((f) => f.path));
+          await location.delete(keys.filter((k) => !held.has(k))).catch(() => {});
+        }
+        throw e;
+      }
+      this.unsynced.add(first.stream);
+      try {
+        const definition = (await control.listStreams()).find((d) => d.name === first.stream);
+        if (definition !== undefined) await this.sync(definition);
+      } catch (e) {
+        // Committed: the chunk is the import's whatever happens now, and the next run publishes it.
+        this.fail(e, first.stream);
+      }
+    });
   }
 
   private async run(): Promise<void> {
@@ -227,7 +285,7 @@ export class Archiver {
 
   private async archiveStream(stream: StreamDefinition): Promise<void> {
     const { analytics, location, control } = this.options;
-    if (this.unsynced.has(stream.name)) await this.sync(stream.name);
+    if (this.unsynced.has(stream.name)) await this.sync(stream);
     const now = this.now();
     const cutoff = now - hotWindowOf(stream);
     const maxRows = this.options.maxRowsPerFile ?? DEFAULT_MAX_ROWS_PER_FILE;
@@ -243,6 +301,7 @@ export class Archiver {
         const written = await analytics.exportRange(stream.name, range, staged);
         const key = archiveKey(stream.name, range.partition, range.offsetStart, range.offsetEnd, range.maxTime);
         await this.step("put", stream.name);
+        for (const r of rollupsOf(stream)) await location.put(rollupFile(staged, r), rollupFile(key, r));
         await location.put(staged, key);
         await this.step("commit", stream.name);
         const record = fileRecord(stream.name, range, written, key);
@@ -253,10 +312,12 @@ export class Archiver {
         this.stats.bytesWritten += written.bytes;
       }
       this.unsynced.add(stream.name);
-      await this.sync(stream.name);
+      await this.sync(stream);
     }
     await this.expire(stream, now);
-    await this.compact(stream.name, maxRows);
+    await this.compact(stream, maxRows);
+    // What stays hot is kept sorted by user in runs, so a user's query skips others' rows.
+    await analytics.clusterHot(stream.name);
   }
 
   /**
@@ -266,7 +327,7 @@ export class Archiver {
    * (ClickHouse's "too many parts", Druid's small segments). The merged file replaces the run in
    * one manifest transaction; the run's files are deleted once no query reads them.
    */
-  private async compact(stream: string, maxRows: number): Promise<void> {
+  private async compact(stream: StreamDefinition, maxRows: number): Promise<void> {
     const { control } = this.options;
     const runs: ArchiveFileRecord[][] = [];
     let run: ArchiveFileRecord[] = [];
@@ -276,7 +337,7 @@ export class Archiver {
       run = [];
       rows = 0;
     };
-    for (const f of await control.listArchiveFiles(stream)) {
+    for (const f of await control.listArchiveFiles(stream.name)) {
       const prev = run.at(-1);
       const fits =
         prev !== undefined &&
@@ -296,16 +357,22 @@ export class Archiver {
     for (const r of runs) await this.merge(stream, r);
   }
 
-  private async merge(stream: string, run: readonly ArchiveFileRecord[]): Promise<void> {
+  private async merge(definition: StreamDefinition, run: readonly ArchiveFileRecord[]): Promise<void> {
     const { analytics, location, control } = this.options;
+    const stream = definition.name;
+    const rollups = rollupsOf(definition);
     const first = run[0]!;
     const last = run.at(-1)!;
     await this.step("merge", stream);
     const sources: string[] = [];
-    for (const f of run) sources.push(await location.localPath(f.path));
+    for (const f of run) {
+      sources.push(await location.localPath(f.path));
+      for (const r of rollups) await location.localPath(rollupFile(f.path, r));
+    }
     const staged = location.stagingPath(`${stream}-p${first.partition}-merge`);
-    const written = await analytics.mergeFiles(sources, staged);
+    const written = await analytics.mergeFiles(sources, staged, rollups);
     const key = `${stream}/${dayOf(first.path)}/p${first.partition}/${first.offsetStart}-${last.offsetEnd}.parquet`;
+    for (const r of rollups) await location.put(rollupFile(staged, r), rollupFile(key, r));
     await location.put(staged, key);
     const merged: ArchiveFileRecord = {
       stream,
@@ -333,10 +400,11 @@ export class Archiver {
     );
     this.unsynced.add(stream);
     // Publishing waits for the queries that may still read the merged files; then they can go.
-    await this.sync(stream);
-    await location.delete(run.map((f) => f.path));
+    await this.sync(definition);
+    await location.delete(withRollupFiles(definition, run));
     this.stats.compactions += 1;
     this.stats.filesCompacted += run.length;
+    this.options.onCompacted?.(stream, run.length);
   }
 
   /**
@@ -350,24 +418,35 @@ export class Archiver {
     const { control, location } = this.options;
     const cutoff = now - stream.archiveRetentionMs;
     const expired = (await control.listArchiveFiles(stream.name)).filter((f) => f.maxTime < cutoff);
-    if (expired.length === 0) return;
+    const imported = (await control.listImportFiles(stream.name)).filter((f) => f.maxTime < cutoff);
+    if (expired.length === 0 && imported.length === 0) return;
     await this.step("expire", stream.name);
-    const removed = await control.deleteArchiveFiles(
-      stream.name,
-      expired.map((f) => f.path),
-    );
+    const removed = [
+      ...(await control.deleteArchiveFiles(
+        stream.name,
+        expired.map((f) => f.path),
+      )),
+      ...(await control.deleteImportFiles(
+        stream.name,
+        imported.map((f) => f.path),
+      )),
+    ];
     this.unsynced.add(stream.name);
-    await this.sync(stream.name);
-    await location.delete(removed.map((r) => r.path));
+    await this.sync(stream);
+    await location.delete(withRollupFiles(stream, removed));
     this.stats.filesExpired += removed.length;
   }
 
   /** Publishes the stream's committed files to the query path, then deletes their rows from the hot tier. */
-  private async sync(stream: string): Promise<void> {
+  private async sync(definition: StreamDefinition): Promise<void> {
     const { analytics, location, control } = this.options;
+    const stream = definition.name;
     const records = await control.listArchiveFiles(stream);
+    const imported = await control.listImportFiles(stream);
     const files: ArchivedFile[] = [];
     for (const r of records) {
+      // The store reads a rollup's files beside the stream's: a remote location fetches them too.
+      for (const rollup of rollupsOf(definition)) await location.localPath(rollupFile(r.path, rollup));
       files.push({
         partition: r.partition,
         offsetStart: r.offsetStart,
@@ -375,6 +454,18 @@ export class Archiver {
         path: await location.localPath(r.path),
         minUser: r.minUser,
         maxUser: r.maxUser,
+        minTime: r.minTime,
+        maxTime: r.maxTime,
+      });
+    }
+    // Imported rows were never hot: no boundary concerns them, so they are counted once as they are.
+    for (const r of imported) {
+      files.push({
+        path: await location.localPath(r.path),
+        minUser: r.minUser,
+        maxUser: r.maxUser,
+        minTime: r.minTime,
+        maxTime: r.maxTime,
       });
     }
     await this.step("publish", stream);
@@ -382,16 +473,26 @@ export class Archiver {
     await this.step("delete", stream);
     await analytics.deleteArchivedRows(stream);
     this.unsynced.delete(stream);
+    const all = [...records, ...imported];
     this.stats.streams.set(stream, {
-      files: records.length,
-      bytes: records.reduce((n, r) => n + r.bytes, 0),
-      rows: records.reduce((n, r) => n + r.rows, 0),
+      files: all.length,
+      bytes: all.reduce((n, r) => n + r.bytes, 0),
+      rows: all.reduce((n, r) => n + r.rows, 0),
     });
   }
 
   private async step(step: ArchiveStep, stream: string): Promise<void> {
     await this.options.beforeStep?.(step, stream);
   }
+}
+
+function rollupsOf(stream: StreamDefinition): string[] {
+  return (stream.rollups ?? []).map((r) => r.name);
+}
+
+/** Keys of `files` and of the rollup files beside them. */
+function withRollupFiles(stream: StreamDefinition, files: readonly { path: string }[]): string[] {
+  return files.flatMap((f) => [f.path, ...rollupsOf(stream).map((r) => rollupFile(f.path, r))]);
 }
 
 function fileRecord(stream: string, range: ArchiveRange, written: ExportedFile, key: string): ArchiveFileRecord {

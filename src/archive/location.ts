@@ -39,6 +39,21 @@ export function archiveKey(stream: string, partition: number, offsetStart: numbe
   return `${stream}/${day}/p${partition}/${offsetStart}-${offsetEnd}.parquet`;
 }
 
+/**
+ * The file beside an archive file holding a rollup's rows for the same offset range
+ * (docs/rollups.md): `…/<offsetStart>-<offsetEnd>.rollup_<name>.parquet`. Works on keys and
+ * local paths alike. It belongs to the file's manifest row: put before it is committed, deleted
+ * with it.
+ */
+export function rollupFile(file: string, rollup: string): string {
+  return file.replace(/\.parquet$/, `.rollup_${rollup}.parquet`);
+}
+
+/** The archive file a key belongs to: itself, or the file a rollup's file sits beside. */
+export function ownerKey(key: string): string {
+  return key.replace(/\.rollup_[a-z][a-z0-9_]*\.parquet$/, ".parquet");
+}
+
 export class LocalDirLocation implements ArchiveLocation {
   constructor(readonly localDir: string) {}
 

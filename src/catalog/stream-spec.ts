@@ -4,8 +4,10 @@
  */
 import { DEFAULT_HOT_MS, MAX_ARCHIVE_MS, MAX_HOT_MS, MIN_HOT_MS } from "../archive/hot-window.js";
 import { parseDuration } from "../config/units.js";
+import type { RollupSpec } from "../control/types.js";
 import { RunnelError } from "../core/errors.js";
 import { checkSchema } from "../ingest/ingestor.js";
+import { parseRollups } from "./rollup-spec.js";
 
 const NAME = /^[a-z][a-z0-9_]{0,63}$/;
 /** Names the analytics engine reserves for its catalogues. */
@@ -25,6 +27,8 @@ export interface StreamSpec {
   readonly hotMs?: number;
   /** `"analytics": {"archive": "365d"}`: how long archived rows are kept, by event time. */
   readonly archiveRetentionMs?: number;
+  /** `"rollups": [...]`: rollup tables of the stream (./rollup-spec.ts). */
+  readonly rollups?: readonly RollupSpec[];
 }
 
 const ANALYTICS_SHAPE = 'analytics must be true or false, or an object such as {"hot": "7d"}';
@@ -86,7 +90,16 @@ export function parseStreamSpec(body: unknown, defaultPartitions: number): Strea
     throw new RunnelError("invalid_input", "the body must be a JSON object");
   }
   const input = body as Record<string, unknown>;
-  const known = new Set(["name", "partitions", "schema", "timestampField", "retention", "analytics", "maxFutureSkew"]);
+  const known = new Set([
+    "name",
+    "partitions",
+    "schema",
+    "timestampField",
+    "retention",
+    "analytics",
+    "maxFutureSkew",
+    "rollups",
+  ]);
   const unknown = Object.keys(input).filter((k) => !known.has(k));
   if (unknown.length > 0) throw new RunnelError("invalid_input", `unknown field "${unknown[0]}"`);
 
@@ -128,6 +141,20 @@ export function parseStreamSpec(body: unknown, defaultPartitions: number): Strea
     maxFutureSkewMs = ms;
   }
   const analytics = parseAnalytics(input.analytics);
+  let rollups: RollupSpec[] | undefined;
+  if (input.rollups !== undefined) {
+    if (analytics.analytics === false) {
+      throw new RunnelError(
+        "invalid_input",
+        "rollups need the analytics table: a stream with analytics false has none",
+      );
+    }
+    rollups = parseRollups(input.rollups, "rollups");
+    rollups.forEach((r, i) => {
+      checkStreamName(r.name, `rollups[${i}].name`);
+      if (r.name === name) throw new RunnelError("invalid_input", `rollups[${i}].name is the stream's own name`);
+    });
+  }
   return {
     name,
     partitions,
@@ -136,5 +163,6 @@ export function parseStreamSpec(body: unknown, defaultPartitions: number): Strea
     ...(retentionMs !== undefined && { retentionMs }),
     ...analytics,
     ...(maxFutureSkewMs !== undefined && { maxFutureSkewMs }),
+    ...(rollups !== undefined && rollups.length > 0 && { rollups }),
   };
 }

@@ -65,6 +65,7 @@ export class StreamCatalog {
     if (this.cache.has(spec.name) || (await this.deps.control.getStream(spec.name))) {
       throw new RunnelError("conflict", `stream "${spec.name}" already exists`);
     }
+    await this.checkTableNames(spec);
     const definition: StreamDefinition = { ...spec, createdAt: new Date().toISOString() };
     const declared = spec.analytics === false ? [] : this.deps.columns.declaredBy(spec);
     await this.materialise(definition);
@@ -72,6 +73,27 @@ export class StreamCatalog {
     if (declared.length > 0) await this.deps.columns.register(stored.name, declared);
     this.cache.set(stored.name, stored);
     return stored;
+  }
+
+  /** Streams and rollups share the query namespace: a name either one holds is taken for both. */
+  private async checkTableNames(spec: StreamSpec): Promise<void> {
+    const owners = new Map<string, string>();
+    for (const stream of await this.deps.control.listStreams()) {
+      for (const r of stream.rollups ?? []) owners.set(r.name, stream.name);
+    }
+    const rollupOf = owners.get(spec.name);
+    if (rollupOf !== undefined) {
+      throw new RunnelError("conflict", `"${spec.name}" is the name of a rollup of stream "${rollupOf}"`);
+    }
+    for (const [i, r] of (spec.rollups ?? []).entries()) {
+      const owner = owners.get(r.name);
+      if (owner !== undefined || (await this.get(r.name)) !== undefined) {
+        throw new RunnelError(
+          "conflict",
+          `rollups[${i}].name: "${r.name}" is taken by ${owner === undefined ? "a stream" : `a rollup of stream "${owner}"`}`,
+        );
+      }
+    }
   }
 
   async get(name: string): Promise<StreamDefinition | undefined> {

@@ -1,45 +1,31 @@
 /**
- * A rule's checkpoints in the runtime's checkpoint store (src/runtime/checkpoint/store.ts): one
- * task per partition of the rule's stream, `rule/<rule id>/<partition>`, each checkpointing its
- * operator's state and its input position together, in one store write. A full state (the base)
- * also names the rule definition it belongs to (its revision) and the stream with its partition
- * count; a delta holds what changed since the previous capture and the position after it
- * (CepOperator.beginDeltaCapture). Each is JSON, kept by the store as opaque bytes.
+ * A rule's checkpoints: one task per partition of the rule's stream, `rule/<rule id>/<partition>`,
+ * in the task driver's format (src/runtime/task-checkpoint.ts: input position, event-time progress,
+ * operator state, in one store write). The operator's part (CepTaskOperator) is a line of JSON
+ * naming what the state belongs to (RuleStateHead), then the CepOperator's snapshot or delta as
+ * JSON: the head is read without parsing the state.
+ *
+ * Rules checkpointed in the same store before they ran on the task driver, in a format of their own
+ * (a JSON document per base or delta holding the position beside the operator's state):
+ * `upgradeRuleTask` rewrites such a task into the driver's format once, before the driver reads it,
+ * so an upgraded installation keeps its partial matches.
  *
  * Alerts carry ids derived from the match, so resuming from any checkpoint replays matches that
  * collide with the stored ones instead of duplicating them.
  */
-import { setImmediate as nextTurn } from "node:timers/promises";
-import type { CheckpointStore, StoredTaskCheckpoint } from "../runtime/checkpoint/store.js";
-import { taskName } from "../runtime/checkpoint/store.js";
+import type { CheckpointStore } from "../runtime/checkpoint/store.js";
+import { CheckpointCorruptError, taskName } from "../runtime/checkpoint/store.js";
+import { decodeTaskCheckpoint, encodeTaskCheckpoint, type TaskCheckpointHeader } from "../runtime/task-checkpoint.js";
 import type { OperatorDelta, OperatorSnapshot } from "./operator.js";
 
-/** A partition's full checkpoint. */
-export interface RuleTaskBase {
-  readonly version: 2;
-  /** The rule definition the state belongs to (RuleRunnerOptions.revision). */
+/** What a rule task's state belongs to. */
+export interface RuleStateHead {
+  /** The rule's matching definition: a state of another revision is a changed rule's (RuleRunnerOptions.revision). */
   readonly revision: string;
   readonly stream: string;
   /** The stream's partition count when written: a stream created again under the name differs. */
   readonly partitions: number;
-  /** Next offset to read. */
-  readonly position: number;
-  readonly operator: OperatorSnapshot;
 }
-
-export interface RuleTaskDelta {
-  readonly position: number;
-  readonly operator: OperatorDelta;
-}
-
-export interface RuleTaskCheckpoint {
-  readonly base: RuleTaskBase;
-  /** In the order they were written; apply each on top of the base. */
-  readonly deltas: RuleTaskDelta[];
-}
-
-/** The head of a base: everything but the position and the operator. */
-export type RuleTaskHead = Omit<RuleTaskBase, "position" | "operator">;
 
 /** The job every task of a rule belongs to. */
 export function ruleJob(ruleId: string): string {
@@ -51,40 +37,16 @@ export function ruleTask(ruleId: string, partition: number): string {
 }
 
 const decoder = new TextDecoder();
+const NEWLINE = 0x0a;
 
-export function decodeTaskCheckpoint(stored: StoredTaskCheckpoint): RuleTaskCheckpoint {
-  return {
-    base: JSON.parse(decoder.decode(stored.base)) as RuleTaskBase,
-    deltas: stored.deltas.map((d) => JSON.parse(decoder.decode(d)) as RuleTaskDelta),
-  };
-}
-
-/** The position a checkpoint resumes reading at: its last delta's, else its base's. */
-export function resumePosition(cp: RuleTaskCheckpoint): number {
-  return (cp.deltas[cp.deltas.length - 1] ?? cp.base).position;
-}
-
-/** Text encoded between two looks at the clock: big enough to be cheap, small enough to be a short task. */
+/** Text encoded at once: big enough to be cheap, small enough never to make one string of a large state. */
 const ENCODE_CHUNK = 1 << 18;
 
-/** Longest run of encoding before the event loop gets a turn, ms. */
-const ENCODE_SLICE_MS = 1;
-
-/**
- * A base (with `head`) or a delta (without) as the bytes the store keeps, from a capture's JSON
- * pieces. Encoded a chunk at a time, yielding the loop between slices, so a large state never
- * becomes one string or one long synchronous task.
- */
-export async function encodeTaskCheckpoint(
-  position: number,
-  operator: readonly string[],
-  head?: RuleTaskHead,
-): Promise<Uint8Array> {
-  const fields = head === undefined ? "{" : `${JSON.stringify(head).slice(0, -1)},`;
-  const parts: Buffer[] = [];
-  let chunk = [`${fields}"position":${position},"operator":`];
-  let size = chunk[0]?.length ?? 0;
-  let deadline = performance.now() + ENCODE_SLICE_MS;
+/** A state as its bytes: the head's JSON line, then the operator's JSON (given in pieces, as a capture makes it). */
+export function encodeRuleState(head: RuleStateHead, operator: readonly string[]): Uint8Array {
+  const parts = [Buffer.from(`${JSON.stringify(head)}\n`)];
+  let chunk: string[] = [];
+  let size = 0;
   for (const piece of operator) {
     chunk.push(piece);
     size += piece.length;
@@ -92,14 +54,122 @@ export async function encodeTaskCheckpoint(
     parts.push(Buffer.from(chunk.join("")));
     chunk = [];
     size = 0;
-    if (performance.now() > deadline) {
-      await nextTurn();
-      deadline = performance.now() + ENCODE_SLICE_MS;
-    }
   }
-  chunk.push("}");
   parts.push(Buffer.from(chunk.join("")));
-  return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+  return Buffer.concat(parts);
+}
+
+/** The head of a state's bytes; JSON.stringify writes no raw newline, so the first one ends it. */
+export function ruleStateHead(bytes: Uint8Array): RuleStateHead {
+  const end = bytes.indexOf(NEWLINE);
+  return JSON.parse(decoder.decode(end < 0 ? bytes : bytes.subarray(0, end))) as RuleStateHead;
+}
+
+/** The operator's part of a state's bytes (an OperatorSnapshot for a base, an OperatorDelta for a delta). */
+export function ruleStateOperator<T extends OperatorSnapshot | OperatorDelta>(bytes: Uint8Array): T {
+  return JSON.parse(decoder.decode(bytes.subarray(bytes.indexOf(NEWLINE) + 1))) as T;
+}
+
+/** One partition's checkpoint as written before the task driver: a base and the deltas after it. */
+export interface ImportedRuleTask {
+  readonly head: RuleStateHead;
+  readonly partition: number;
+  /** The position the base resumes at, and its operator state. */
+  readonly position: number;
+  readonly operator: OperatorSnapshot;
+  readonly deltas: ReadonlyArray<{ readonly position: number; readonly operator: OperatorDelta }>;
+}
+
+/**
+ * A checkpoint of before the driver, as the driver's base and deltas. Its event-time progress is
+ * the operator's own (the CEP keeps its watermark in its state), so the driver's starts empty.
+ */
+export function toDriverCheckpoint(cp: ImportedRuleTask, takenAt: number): { base: Uint8Array; deltas: Uint8Array[] } {
+  const header = (position: number): TaskCheckpointHeader => ({
+    v: 2,
+    partitions: [cp.partition],
+    positions: [position],
+    maxTimestamps: [null],
+    watermark: null,
+    outputEnds: [],
+    lateEnds: [],
+    timers: { eventTime: [], processingTime: [] },
+    takenAt,
+  });
+  const state = (operator: OperatorSnapshot | OperatorDelta) => encodeRuleState(cp.head, [JSON.stringify(operator)]);
+  return {
+    base: encodeTaskCheckpoint(header(cp.position), state(cp.operator)),
+    deltas: cp.deltas.map((d) => encodeTaskCheckpoint(header(d.position), state(d.operator))),
+  };
+}
+
+/** Writes `cp` as the task's checkpoint, replacing what it held (claims the task first). */
+export async function writeImported(
+  store: CheckpointStore,
+  task: string,
+  owner: string,
+  cp: ImportedRuleTask,
+  takenAt = Date.now(),
+): Promise<void> {
+  const { base, deltas } = toDriverCheckpoint(cp, takenAt);
+  const { epoch } = await store.claim(task, owner);
+  await store.write(task, epoch, "base", base);
+  for (const d of deltas) await store.write(task, epoch, "delta", d);
+}
+
+/** A base of the store format of before the driver. */
+interface PreDriverBase extends RuleStateHead {
+  readonly version: 2;
+  readonly position: number;
+  readonly operator: OperatorSnapshot;
+}
+
+/** The driver's checkpoints begin with a 4-byte big-endian header length, so never with `{`. */
+const OPEN_BRACE = 0x7b;
+
+/**
+ * Makes the task's checkpoint one the driver and this rule can take over: one of the store format
+ * of before the driver is rewritten in the driver's (its state and position kept); one of another
+ * stream (or of the stream before it was created again) is dropped, so the task starts afresh at
+ * the stream's end, as a new rule. Returns what was done.
+ */
+export async function upgradeRuleTask(
+  store: CheckpointStore,
+  task: string,
+  partition: number,
+  owner: string,
+  stream: { readonly name: string; readonly partitions: number },
+): Promise<"none" | "upgraded" | "dropped"> {
+  const held = await store.read(task);
+  if (held === undefined) return "none";
+  let head: RuleStateHead;
+  if (held.base[0] === OPEN_BRACE) {
+    let base: PreDriverBase;
+    let deltas: Array<{ position: number; operator: OperatorDelta }>;
+    try {
+      base = JSON.parse(decoder.decode(held.base)) as PreDriverBase;
+      deltas = held.deltas.map((d) => JSON.parse(decoder.decode(d)) as { position: number; operator: OperatorDelta });
+    } catch (e) {
+      throw new CheckpointCorruptError(task, `not JSON (${e instanceof Error ? e.message : String(e)})`);
+    }
+    head = { revision: base.revision, stream: base.stream, partitions: base.partitions };
+    if (head.stream === stream.name && head.partitions === stream.partitions) {
+      await writeImported(store, task, owner, {
+        head,
+        partition,
+        position: base.position,
+        operator: base.operator,
+        deltas,
+      });
+      return "upgraded";
+    }
+  } else {
+    head = ruleStateHead(decodeTaskCheckpoint(task, held.base, []).state);
+    if (head.stream === stream.name && head.partitions === stream.partitions) return "none";
+  }
+  const { epoch } = await store.claim(task, owner);
+  await store.drop(task, epoch);
+  return "dropped";
 }
 
 /**

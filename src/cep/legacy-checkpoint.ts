@@ -13,7 +13,7 @@ import { basename, dirname, join } from "node:path";
 import { crc32 } from "node:zlib";
 import { removeFilesDurable, staleTempsOf } from "../core/durable-file.js";
 import type { CheckpointStore } from "../runtime/checkpoint/store.js";
-import { ruleTask } from "./checkpoint.js";
+import { ruleTask, writeImported } from "./checkpoint.js";
 import type { OperatorDelta, OperatorSnapshot } from "./operator.js";
 
 export interface LegacyRuleCheckpoint {
@@ -132,7 +132,8 @@ export interface LegacyImport {
 }
 
 /**
- * Moves a rule's file checkpoint into the store, one task per partition, then removes the files.
+ * Moves a rule's file checkpoint into the store, one task per partition in the task driver's
+ * format (src/cep/checkpoint.ts), then removes the files.
  * Only when the store holds nothing of the rule yet: a crash after the import but before the
  * removal leaves files the store has already taken (and may have moved past), so they are only
  * removed. Returns whether anything was imported.
@@ -147,22 +148,23 @@ export async function importLegacyCheckpoint(options: LegacyImport): Promise<boo
   const importing = held.every((h) => h === undefined);
   if (importing) {
     const head = {
-      version: 2,
       revision: base.revision ?? options.revision,
       stream: base.stream ?? options.stream,
       partitions: base.positions.length,
     };
-    const encoder = new TextEncoder();
-    const json = (value: unknown) => encoder.encode(JSON.stringify(value));
     await Promise.all(
-      tasks.map(async (task, p) => {
-        const { epoch } = await store.claim(task, owner);
-        const operator = base.operators[p];
-        await store.write(task, epoch, "base", json({ ...head, position: base.positions[p], operator }));
-        for (const d of cp.deltas) {
-          await store.write(task, epoch, "delta", json({ position: d.positions[p], operator: d.operators[p] }));
-        }
-      }),
+      tasks.map((task, p) =>
+        writeImported(store, task, owner, {
+          head,
+          partition: p,
+          position: base.positions[p] as number,
+          operator: base.operators[p] as OperatorSnapshot,
+          deltas: cp.deltas.map((d) => ({
+            position: d.positions[p] as number,
+            operator: d.operators[p] as OperatorDelta,
+          })),
+        }),
+      ),
     );
   }
   await removeCheckpoint(path);

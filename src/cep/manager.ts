@@ -8,11 +8,11 @@ import { hostname } from "node:os";
 import type { AlertRecord, BlockRecord, ControlStore, RuleRecord } from "../control/types.js";
 import type { DeadLetterSink } from "../core/dead-letters.js";
 import { RunnelError } from "../core/errors.js";
-import { errorText } from "../core/record-fault.js";
 import type { BlockList } from "../ingest/ingestor.js";
 import type { EventLog } from "../log/types.js";
 import { type MonitoringProbe, noopProbe, type RuleRef } from "../monitoring/probes.js";
 import type { CheckpointStore } from "../runtime/checkpoint/store.js";
+import type { CheckpointObserver } from "../runtime/driver.js";
 import { dropRepartition, Repartitioner } from "../runtime/repartition.js";
 import { alertOf, sendWebhook, type WebhookStats } from "./actions.js";
 import { dropRuleCheckpoints, ruleJob } from "./checkpoint.js";
@@ -100,10 +100,17 @@ export class RuleManager implements BlockList {
   private readonly probe: MonitoringProbe;
   private unregisterState: (() => void) | undefined;
   private readonly owner: string;
+  /** Every rule's tasks report their checkpoints as the CEP engine's (task="cep": rule ids would be unbounded labels). */
+  private readonly checkpointObserver: CheckpointObserver;
 
   constructor(private readonly options: RuleManagerOptions) {
-    this.probe = options.probe ?? noopProbe;
+    const probe = options.probe ?? noopProbe;
+    this.probe = probe;
     this.owner = options.owner ?? `${hostname()}/${process.pid}`;
+    this.checkpointObserver = {
+      taken: (ms) => probe.checkpointTaken("cep", ms),
+      failed: () => probe.checkpointFailed("cep"),
+    };
   }
 
   async open(): Promise<void> {
@@ -330,6 +337,7 @@ export class RuleManager implements BlockList {
       revision,
       sink: (matches) => this.act(current.rule, compiled.key, stats, matches),
       consumer: `rule/${rule.name}`,
+      checkpointObserver: this.checkpointObserver,
       ...(this.options.deadLetters !== undefined && { deadLetters: this.options.deadLetters }),
     });
     try {
@@ -432,7 +440,7 @@ export class RuleManager implements BlockList {
           consumer: `rule/${current.rule.name}`,
           since: f.since,
           attempts: f.attempts,
-          error: errorText(f.error),
+          error: f.error,
         });
       }
       // A stage that cannot copy starves the rule as surely as a failing runner.
@@ -461,7 +469,7 @@ export class RuleManager implements BlockList {
         // Records that are not JSON objects are dead-lettered by the repartition stage, when there is one.
         deadLetters: (r?.deadLetters ?? 0) + (stage?.deadLetters ?? 0),
         ...(failing !== undefined && {
-          failing: { since: failing.since, attempts: failing.attempts, error: errorText(failing.error) },
+          failing: { since: failing.since, attempts: failing.attempts, error: failing.error },
         }),
         ...(failing === undefined && stage?.failing !== undefined && { failing: stage.failing }),
         webhook: this.webhookStats.get(rule.id) ?? { sent: 0, failures: 0, lastError: undefined },

@@ -78,6 +78,8 @@ export interface Config {
     readonly intervalMs: number;
     /** Where the archive lives: a local directory, or `s3://bucket/prefix`. */
     readonly location: ArchiveLocationConfig;
+    /** Input rows per committed chunk of an import (src/archive/import/): the most a crash makes a re-run redo. */
+    readonly importChunkRows: number;
   };
   /** Bounds on SQL queries (docs/security.md, "Query limits"). */
   readonly query: {
@@ -131,6 +133,7 @@ export const DEFAULTS = {
   anomalyInterval: "10s",
   retentionInterval: "1m",
   archiveInterval: "1m",
+  importChunkRows: "1000000",
   // A 10 MiB body (the body limit) arrives within a minute at 1.4 Mbit/s; slower clients send smaller batches.
   requestTimeout: "60s",
   // Headers are a few KiB: ten seconds is generous on any link and short for a slowloris.
@@ -201,6 +204,7 @@ export const ENV_NAMES = {
   retentionInterval: "RUNNEL_RETENTION_INTERVAL",
   archiveInterval: "RUNNEL_ARCHIVE_INTERVAL",
   archiveUrl: "RUNNEL_ARCHIVE_URL",
+  importChunkRows: "RUNNEL_IMPORT_CHUNK_ROWS",
   requestTimeout: "RUNNEL_REQUEST_TIMEOUT",
   headersTimeout: "RUNNEL_HEADERS_TIMEOUT",
   keepAliveTimeout: "RUNNEL_KEEP_ALIVE_TIMEOUT",
@@ -433,6 +437,7 @@ export function loadConfig(flags: Partial<Record<SettingName, string>>, env: Raw
       // Below a second the archiver would spend its time listing; above a day the hot tier holds a day too much.
       intervalMs: boundedDuration("archiveInterval", DEFAULTS.archiveInterval, [1000, "1s"], [86_400_000, "24h"]),
       location: Object.freeze(archiveLocation),
+      importChunkRows: integer("importChunkRows", DEFAULTS.importChunkRows, 100, 100_000_000),
     }),
     query: Object.freeze({
       maxRows: integer("queryMaxRows", DEFAULTS.queryMaxRows, 1, 10_000_000),

@@ -17,6 +17,7 @@ const CONFLICTS: Readonly<Record<string, string>> = {
   archive_files_range_key: "archive file already committed",
   archive_files_start_key: "an archive file already starts at this offset",
   archive_files_path_key: "an archive file already has this path",
+  archive_imports_path_key: "an archive file already has this path",
 };
 
 /** Foreign key violations (23503): the row referred to is missing. */
@@ -24,6 +25,7 @@ const MISSING: Readonly<Record<string, string>> = {
   api_keys_user_id_fkey: "user not found",
   settings_user_id_fkey: "user not found",
   archive_files_stream_fkey: "stream not found",
+  archive_imports_stream_fkey: "stream not found",
 };
 
 /** Check violations (23514). */

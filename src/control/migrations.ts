@@ -320,6 +320,40 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 14,
+    name: "imported archive files",
+    statements: [
+      // Files written by `runnel import` (src/archive/import/): rows that were never in the log,
+      // so no offset range names them. A chunk of an import is the input rows
+      // [first_row, first_row + chunk_rows) of import `import_id`, committed with all its files
+      // (one per UTC day it spans) in one transaction, and at most once: a re-run of the import
+      // skips the chunks committed already.
+      `CREATE TABLE archive_imports (
+        stream text NOT NULL REFERENCES streams (name) ON DELETE CASCADE,
+        import_id text NOT NULL,
+        first_row bigint NOT NULL CHECK (first_row >= 0),
+        chunk_rows bigint NOT NULL CHECK (chunk_rows > 0),
+        min_time_ms bigint NOT NULL,
+        max_time_ms bigint NOT NULL,
+        min_user text NOT NULL,
+        max_user text NOT NULL,
+        row_count bigint NOT NULL CHECK (row_count > 0),
+        bytes bigint NOT NULL CHECK (bytes >= 0),
+        schema_version integer NOT NULL,
+        path text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        CONSTRAINT archive_imports_path_key UNIQUE (path)
+      )`,
+      "CREATE INDEX archive_imports_chunk ON archive_imports (stream, import_id, first_row)",
+    ],
+  },
+  {
+    version: 15,
+    name: "rollup tables of a stream",
+    // NULL: none. The declarations as src/catalog/rollup-spec.ts parsed them.
+    statements: ["ALTER TABLE streams ADD COLUMN rollups jsonb"],
+  },
 ];
 
 /**

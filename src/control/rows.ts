@@ -6,8 +6,10 @@ import type {
   ActivityEntry,
   ApiKey,
   ArchiveFileRecord,
+  ImportFileRecord,
   PipelineDefinition,
   Role,
+  RollupSpec,
   StreamDefinition,
   User,
 } from "./types.js";
@@ -60,6 +62,7 @@ export interface StreamRow {
   analytics: boolean;
   analytics_hot_ms: string | number | bigint | null;
   analytics_archive_ms: string | number | bigint | null;
+  rollups: RollupSpec[] | null;
   created_at: Date | string;
 }
 
@@ -123,6 +126,7 @@ export function toStream(r: StreamRow): StreamDefinition {
     ...(!r.analytics && { analytics: false }),
     ...(r.analytics_hot_ms !== null && { hotMs: Number(r.analytics_hot_ms) }),
     ...(r.analytics_archive_ms !== null && { archiveRetentionMs: Number(r.analytics_archive_ms) }),
+    ...(r.rollups !== null && { rollups: r.rollups }),
     createdAt: iso(r.created_at),
   };
 }
@@ -137,6 +141,38 @@ export function toPipeline(r: PipelineRow): PipelineDefinition {
     ...(options !== null && { options }),
     enabled: r.enabled,
     createdAt: iso(r.created_at),
+  };
+}
+
+export interface ImportFileRow {
+  stream: string;
+  import_id: string;
+  first_row: string | number | bigint;
+  chunk_rows: string | number | bigint;
+  min_time_ms: string | number | bigint;
+  max_time_ms: string | number | bigint;
+  min_user: string;
+  max_user: string;
+  row_count: string | number | bigint;
+  bytes: string | number | bigint;
+  schema_version: number;
+  path: string;
+}
+
+export function toImportFile(r: ImportFileRow): ImportFileRecord {
+  return {
+    stream: r.stream,
+    importId: r.import_id,
+    firstRow: Number(r.first_row),
+    chunkRows: Number(r.chunk_rows),
+    minTime: Number(r.min_time_ms),
+    maxTime: Number(r.max_time_ms),
+    minUser: r.min_user,
+    maxUser: r.max_user,
+    rows: Number(r.row_count),
+    bytes: Number(r.bytes),
+    schemaVersion: r.schema_version,
+    path: r.path,
   };
 }
 

@@ -13,11 +13,13 @@ import {
   type ApiKeyOwnerRow,
   type ApiKeyRow,
   type ArchiveFileRow,
+  type ImportFileRow,
   type PipelineRow,
   type StreamRow,
   toActivity,
   toApiKey,
   toArchiveFile,
+  toImportFile,
   toPipeline,
   toStream,
   toUser,
@@ -32,6 +34,7 @@ import type {
   BlockRecord,
   ColumnRetype,
   ControlStore,
+  ImportFileRecord,
   NewAlert,
   NewApiKey,
   NewUser,
@@ -56,9 +59,12 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const USER_COLUMNS = "id, username, email, role, disabled, token_version, created_at";
 const PIPELINE_COLUMNS = "name, sql, start_from, options, enabled, created_at";
 const STREAM_COLUMNS =
-  "name, partitions, schema, timestamp_field, retention_ms, derived_from, analytics, max_future_skew_ms, analytics_hot_ms, analytics_archive_ms, created_at";
+  "name, partitions, schema, timestamp_field, retention_ms, derived_from, analytics, max_future_skew_ms, analytics_hot_ms, analytics_archive_ms, rollups, created_at";
 const ARCHIVE_FILE_COLUMNS =
   "stream, stream_partition, offset_start, offset_end, min_time_ms, max_time_ms, min_user, max_user, row_count, bytes, schema_version, path";
+
+const IMPORT_FILE_COLUMNS =
+  "stream, import_id, first_row, chunk_rows, min_time_ms, max_time_ms, min_user, max_user, row_count, bytes, schema_version, path";
 
 export interface SqlControlStoreOptions {
   /** Hears every revoking change once it has committed (src/api/auth/revocations.ts). */
@@ -362,8 +368,8 @@ export class SqlControlStore implements ControlStore {
   async createStream(stream: Omit<StreamDefinition, "createdAt">): Promise<StreamDefinition> {
     const rows = await this.#query<StreamRow>(
       `INSERT INTO streams (name, partitions, schema, timestamp_field, retention_ms, derived_from, analytics,
-         max_future_skew_ms, analytics_hot_ms, analytics_archive_ms)
-       VALUES ($1, $2, $3::text::jsonb, $4, $5, $6, $7, $8, $9, $10)
+         max_future_skew_ms, analytics_hot_ms, analytics_archive_ms, rollups)
+       VALUES ($1, $2, $3::text::jsonb, $4, $5, $6, $7, $8, $9, $10, $11::text::jsonb)
        RETURNING ${STREAM_COLUMNS}`,
       [
         stream.name,
@@ -376,6 +382,7 @@ export class SqlControlStore implements ControlStore {
         stream.maxFutureSkewMs ?? null,
         stream.hotMs ?? null,
         stream.archiveRetentionMs ?? null,
+        stream.rollups === undefined ? null : JSON.stringify(stream.rollups),
       ],
     );
     return toStream(one(rows));
@@ -464,6 +471,79 @@ export class SqlControlStore implements ControlStore {
       [stream, [...paths]],
     );
     return rows.map(toArchiveFile);
+  }
+
+  async listImportFiles(stream?: string, importId?: string): Promise<ImportFileRecord[]> {
+    const rows = await this.#query<ImportFileRow>(
+      `SELECT ${IMPORT_FILE_COLUMNS} FROM archive_imports
+       WHERE ($1::text IS NULL OR stream = $1) AND ($2::text IS NULL OR import_id = $2)
+       ORDER BY stream, import_id, first_row, path`,
+      [stream ?? null, importId ?? null],
+    );
+    return rows.map(toImportFile);
+  }
+
+  async commitImportChunk(files: readonly ImportFileRecord[]): Promise<void> {
+    const first = files[0];
+    if (first === undefined) throw new RunnelError("invalid_input", "an import chunk has at least one file");
+    const { stream, importId, firstRow, chunkRows } = first;
+    if (
+      files.some(
+        (f) => f.stream !== stream || f.importId !== importId || f.firstRow !== firstRow || f.chunkRows !== chunkRows,
+      )
+    ) {
+      throw new RunnelError("invalid_input", "the files of an import chunk must name one stream, import and chunk");
+    }
+    if (files.reduce((n, f) => n + f.rows, 0) !== chunkRows) {
+      throw new RunnelError(
+        "invalid_input",
+        `the files of import chunk ${importId}@${firstRow} do not hold its ${chunkRows} rows`,
+      );
+    }
+    await this.#transaction(async (tx) => {
+      // Serialises commits of one stream, and makes sure it still exists.
+      const exists = await tx.query("SELECT 1 FROM streams WHERE name = $1 FOR UPDATE", [stream]);
+      if (exists.rows.length === 0) throw new RunnelError("stream_not_found", `stream "${stream}" does not exist`);
+      const { rows } = await tx.query<{ first_row: string | number | bigint }>(
+        `SELECT first_row FROM archive_imports
+         WHERE stream = $1 AND import_id = $2 AND first_row < $3 AND first_row + chunk_rows > $4 LIMIT 1`,
+        [stream, importId, firstRow + chunkRows, firstRow],
+      );
+      if (rows[0] !== undefined) {
+        throw new RunnelError(
+          "conflict",
+          `rows ${firstRow}-${firstRow + chunkRows - 1} of import ${importId} into ${stream} overlap a chunk committed already (from row ${Number(rows[0].first_row)})`,
+        );
+      }
+      for (const f of files) {
+        await tx.query(
+          `INSERT INTO archive_imports (${IMPORT_FILE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+          [
+            f.stream,
+            f.importId,
+            f.firstRow,
+            f.chunkRows,
+            f.minTime,
+            f.maxTime,
+            f.minUser,
+            f.maxUser,
+            f.rows,
+            f.bytes,
+            f.schemaVersion,
+            f.path,
+          ],
+        );
+      }
+    });
+  }
+
+  async deleteImportFiles(stream: string, paths: readonly string[]): Promise<ImportFileRecord[]> {
+    if (paths.length === 0) return [];
+    const rows = await this.#query<ImportFileRow>(
+      `DELETE FROM archive_imports WHERE stream = $1 AND path = ANY($2::text[]) RETURNING ${IMPORT_FILE_COLUMNS}`,
+      [stream, [...paths]],
+    );
+    return rows.map(toImportFile);
   }
 
   async archiveBoundaries(stream: string): Promise<Map<number, number>> {

@@ -70,7 +70,36 @@ export interface StreamDefinition {
   readonly archiveRetentionMs?: number;
   /** How far ahead of ingest time an event's time may be; absent: the default (src/ingest/event-time.ts). */
   readonly maxFutureSkewMs?: number;
+  /** Rollup tables kept from the stream's rows as they are loaded (docs/rollups.md); absent: none. */
+  readonly rollups?: readonly RollupSpec[];
   readonly createdAt: string;
+}
+
+/** What a rollup metric computes over a group's rows; `field` is absent for `count` only. */
+export type RollupFunction = "count" | "sum" | "min" | "max" | "approx_count_distinct";
+
+export interface RollupMetric {
+  /** The metric's column in the rollup table. */
+  readonly name: string;
+  readonly fn: RollupFunction;
+  /** The event field (or `user_id`) it reads. */
+  readonly field?: string;
+}
+
+/**
+ * One rollup table of a stream, Druid's ingestion-time rollup: rows grouped by time bucket and
+ * dimensions, each group kept as one row of metrics (src/catalog/rollup-spec.ts parses it).
+ */
+export interface RollupSpec {
+  /** The table's name in queries, unique among streams and rollups. */
+  readonly name: string;
+  /** The bucket width as declared (`"1m"`). */
+  readonly granularity: string;
+  /** The bucket width in ms; buckets start at multiples of it from the Unix epoch. */
+  readonly granularityMs: number;
+  /** Event fields (or `user_id`) grouped by, kept as text. */
+  readonly dimensions: readonly string[];
+  readonly metrics: readonly RollupMetric[];
 }
 
 /**
@@ -96,6 +125,31 @@ export interface ArchiveFileRecord {
   /** Columns the file was written with (a table only gains columns, so this orders schemas). */
   readonly schemaVersion: number;
   /** Its key in the archive location, `<stream>/<day>/p<partition>/<offsetStart>-<offsetEnd>.parquet`. */
+  readonly path: string;
+}
+
+/**
+ * One Parquet file written by an import (src/archive/import/): rows loaded into the archive
+ * directly, never in the log, so no offset range names them. An import's input is cut into
+ * chunks of consecutive rows; a chunk is written as one file per UTC day it spans and committed
+ * with all of them at once, at most once per import.
+ */
+export interface ImportFileRecord {
+  readonly stream: string;
+  /** The import's id, chosen by whoever runs it; a re-run with the same id skips committed chunks. */
+  readonly importId: string;
+  /** The chunk: input rows [firstRow, firstRow + chunkRows), counted from 0. */
+  readonly firstRow: number;
+  readonly chunkRows: number;
+  readonly minTime: number;
+  readonly maxTime: number;
+  readonly minUser: string;
+  readonly maxUser: string;
+  /** Rows in this file (the chunk's rows of one day). */
+  readonly rows: number;
+  readonly bytes: number;
+  readonly schemaVersion: number;
+  /** Its key, `<stream>/<day>/import/<importId>-<firstRow>-<random>.parquet`. */
   readonly path: string;
 }
 
@@ -299,6 +353,16 @@ export interface ControlStore {
   deleteArchiveFiles(stream: string, paths: readonly string[]): Promise<ArchiveFileRecord[]>;
   /** Each partition's archive boundary: the offset below which its rows are in the archive. */
   archiveBoundaries(stream: string): Promise<Map<number, number>>;
+  /** Files written by imports, of one stream (or every stream) and optionally one import. */
+  listImportFiles(stream?: string, importId?: string): Promise<ImportFileRecord[]>;
+  /**
+   * Commits one chunk of an import: all its files in one transaction. Refuses with conflict,
+   * committing nothing, when the chunk's rows overlap a chunk of the same import committed
+   * already, so each input row is committed at most once however often the import runs.
+   */
+  commitImportChunk(files: readonly ImportFileRecord[]): Promise<void>;
+  /** Removes imported files from the manifest (archive retention). Returns the records removed. */
+  deleteImportFiles(stream: string, paths: readonly string[]): Promise<ImportFileRecord[]>;
 
   /** `enabled` defaults to true. */
   createPipeline(

@@ -34,6 +34,11 @@ export const ERROR_CATALOGUE = {
   not_found: { status: 404, domain: "user", retryable: false },
   stream_not_found: { status: 404, domain: "user", retryable: false },
   conflict: { status: 409, domain: "user", retryable: false },
+  /**
+   * The local log's directory is held by another process (src/log/local/dir-lock.ts). Met when a
+   * server starts, never in a running server's answers; 409 because the two processes conflict.
+   */
+  storage_locked: { status: 409, domain: "user", retryable: false },
   payload_too_large: { status: 413, domain: "user", retryable: false },
   event_too_large: { status: 413, domain: "user", retryable: false },
   unsupported_media_type: { status: 415, domain: "user", retryable: false },

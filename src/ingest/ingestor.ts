@@ -25,7 +25,8 @@ export interface StreamLookup {
 }
 
 export interface IngestorOptions {
-  readonly log: EventLog;
+  /** Where accepted events go: the log, or an import's chunk (src/archive/import/). */
+  readonly log: Pick<EventLog, "append">;
   readonly streams: StreamLookup;
   readonly clock: Clock;
   readonly metrics: Metrics;

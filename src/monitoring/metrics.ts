@@ -456,6 +456,37 @@ export function createMetrics() {
       labelNames: ["stream"] as const,
       ...pushed,
     }),
+    archiveCompactions: new Counter({
+      name: "runnel_archive_compactions_total",
+      help: "Runs of small archive files merged into one by this process.",
+      labelNames: ["stream"] as const,
+      ...pushed,
+    }),
+    archiveImportedRows: new Counter({
+      name: "runnel_archive_imported_rows_total",
+      help: "Rows committed to the archive by imports (runnel import) in this process.",
+      labelNames: ["stream"] as const,
+      ...pushed,
+    }),
+    archiveImportsRunning: new Gauge({
+      name: "runnel_archive_imports_running",
+      help: "Imports running now.",
+      ...pulled,
+    }),
+
+    // ── rollup tables (src/analytics/duckdb/rollups.ts); one series per declared rollup ──
+    rollupInputRows: new Gauge({
+      name: "runnel_rollup_input_rows",
+      help: "Rows of the stream a rollup has taken in (the rollup ratio is input over kept rows).",
+      labelNames: ["stream", "rollup"] as const,
+      ...pulled,
+    }),
+    rollupKeptRows: new Gauge({
+      name: "runnel_rollup_kept_rows",
+      help: "Rows a rollup keeps for the rows it has taken in.",
+      labelNames: ["stream", "rollup"] as const,
+      ...pulled,
+    }),
 
     // ── operator alerting (src/monitoring/anomaly.ts) ──
     operatorAlerts: new Counter({

@@ -1,19 +1,33 @@
 import { hostname } from "node:os";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { type Clock, systemClock } from "../core/clock.js";
 import type { DeadLetter, DeadLetterSink } from "../core/dead-letters.js";
 import { DrainLoop } from "../core/drain-loop.js";
+import { RunnelError } from "../core/errors.js";
 import { checkRecordDepth, errorText } from "../core/record-fault.js";
-import type { AppendRecord, EventLog, LogRecord } from "../log/types.js";
-import { decodeRecord, encodeValue } from "../stream/codec.js";
+import type { EventLog, LogRecord } from "../log/types.js";
+import { decodeRecord } from "../stream/codec.js";
 import type { StreamEvent } from "../stream/event.js";
-import { collectOutputIds, HEADER_OUTPUT_ID, HEADER_SOURCE_OFFSET } from "../stream/headers.js";
 import { SqlEvalError } from "../stream/sql/values.js";
 import { eventTimeProgress } from "../stream/time/event-clock.js";
 import { type WatermarkOptions, WatermarkTracker } from "../stream/time/watermarks.js";
 import { ChannelWatermarks, decodeCopy, HEADER_WATERMARK, SharedWatermarks } from "./channels.js";
-import { CheckpointFencedError, type CheckpointStore } from "./checkpoint/store.js";
-import { FILTERED, LATE, type OperatorOutput, type TaskOperator, type TimerDomain } from "./operator.js";
-import { decodeTaskCheckpoint, encodeTaskCheckpoint, type TaskCheckpoint } from "./task-checkpoint.js";
+import { CheckpointFencedError, type CheckpointKind, type CheckpointStore } from "./checkpoint/store.js";
+import {
+  FILTERED,
+  LATE,
+  type OperatorOutput,
+  type SnapshotCapture,
+  type TaskOperator,
+  type TimerDomain,
+} from "./operator.js";
+import { LogStreamOutput, type TaskOutput } from "./output.js";
+import {
+  decodeTaskCheckpoint,
+  encodeTaskCheckpoint,
+  type TaskCheckpoint,
+  type TaskCheckpointHeader,
+} from "./task-checkpoint.js";
 import { TimerService } from "./timers.js";
 
 export interface TaskDriverOptions {
@@ -27,8 +41,10 @@ export interface TaskDriverOptions {
   readonly partitions?: readonly number[];
   /** The operator, created at each (re)start from a checkpoint. */
   readonly createOperator: () => TaskOperator;
-  /** Created by the caller with the input's partition count. */
-  readonly outputStream: string;
+  /** Created by the caller with the input's partition count. Ignored when `output` is given. */
+  readonly outputStream?: string;
+  /** Where outputs go instead of `outputStream` (a rule's alerts go to the alert store). */
+  readonly output?: TaskOutput;
   /** Events too late for the operator; without it they are counted and dropped. */
   readonly lateStream?: string;
   readonly startFrom: "earliest" | "now";
@@ -136,6 +152,9 @@ export function defaultOwner(): string {
 /** A full checkpoint every this many; deltas in between, when the operator takes them. */
 const BASE_EVERY = 16;
 
+/** Longest run of a background checkpoint's serialisation before the event loop gets a turn, ms. */
+const CAPTURE_SLICE_MS = 1;
+
 /**
  * Runs one task: one job's operator over some partitions of its input (issue 16's task model).
  * Exactly once across crashes, and across a move to another process:
@@ -181,6 +200,10 @@ export class TaskDriver {
   private positions: number[] = [];
   private epoch = 0;
   private checkpointsSinceBase = 0;
+  /** A checkpoint being captured and written in the background (beginCheckpoint). */
+  private capturing: Promise<void> | undefined;
+  /** Counts restores, so a background checkpoint of the operator before one is not written. */
+  private recoveries = 0;
   /** Ids already written after the restored checkpoint: the replay must not write them again. */
   private written = new Set<string>();
   private needsRecovery = true;
@@ -206,8 +229,10 @@ export class TaskDriver {
   private checkpointedAt: number | undefined;
   // Reused per round: the hot loop pushes into these instead of allocating.
   private readonly out: OperatorOutput[] = [];
-  private readonly results: AppendRecord[] = [];
-  private readonly lateOut: AppendRecord[] = [];
+  private readonly results: unknown[] = [];
+  private readonly lateOut: unknown[] = [];
+  private readonly output: TaskOutput;
+  private readonly lateOutput: TaskOutput | undefined;
   private readonly poisoned: DeadLetter[] = [];
   private readonly fireEvent = (key: string, ns: string, ts: number): void => this.fire(key, ns, ts, "event");
   private readonly fireProcessing = (key: string, ns: string, ts: number): void => this.fire(key, ns, ts, "processing");
@@ -217,6 +242,10 @@ export class TaskDriver {
     this.clock = config.clock ?? systemClock;
     this.chunkSize = config.chunkSize ?? 1000;
     this.sourceOffsets = config.sourceOffsets === true;
+    if (config.output !== undefined) this.output = config.output;
+    else if (config.outputStream !== undefined) this.output = new LogStreamOutput(config.log, config.outputStream);
+    else throw new RunnelError("internal", `task ${config.task}: neither an output nor an output stream`);
+    this.lateOutput = config.lateStream === undefined ? undefined : new LogStreamOutput(config.log, config.lateStream);
     this.loop = new DrainLoop({
       // State in memory may be ahead of what reached the log after a failure: start again from the last checkpoint.
       prepare: () => (this.needsRecovery && !this.fenced ? this.recover() : undefined),
@@ -261,6 +290,7 @@ export class TaskDriver {
     if (this.loop.isStopped) return;
     this.halt();
     await this.loop.stop();
+    await this.capturing;
     if (this.started && !this.needsRecovery && !this.fenced && this.dirty) {
       try {
         await this.checkpoint();
@@ -276,8 +306,13 @@ export class TaskDriver {
     await this.idle();
   }
 
+  /** Resolves once no round runs and no checkpoint is being written in the background. */
   async idle(): Promise<void> {
-    await this.loop.idle();
+    for (;;) {
+      await this.loop.idle();
+      if (this.capturing === undefined) return;
+      await this.capturing;
+    }
   }
 
   /** A round is running or due (a wake since the last one). */
@@ -315,6 +350,8 @@ export class TaskDriver {
   /** Restores the newest checkpoint (or the legacy one, or the starting point) and reads back what was written since. */
   private async recover(): Promise<void> {
     const { log, config } = this;
+    await this.capturing;
+    this.recoveries++;
     const now = this.clock.now();
     const partitions = this.partitions;
     const n = partitions.length;
@@ -377,16 +414,16 @@ export class TaskDriver {
         // From the start: the other tasks say their time again only when it changes.
         this.shared.position = (await log.startOffsets(this.shared.stream))[partitions[0] as number] ?? 0;
       }
-      outputFrom = await log.startOffsets(config.outputStream);
-      lateFrom = config.lateStream === undefined ? [] : await log.startOffsets(config.lateStream);
+      outputFrom = await this.output.starts();
+      lateFrom = (await this.lateOutput?.starts()) ?? [];
     }
     this.operator.open?.({ task: config.task, timers: this.timers });
     const written = new Set<string>();
     // Output partition p receives the outputs of input partition p only when the task is per partition.
     const outputs =
       config.outputsAnywhere === true || n === log.partitionCount(config.inputStream) ? undefined : partitions;
-    await collectOutputIds(log, config.outputStream, outputFrom, written, outputs);
-    if (config.lateStream !== undefined) await collectOutputIds(log, config.lateStream, lateFrom, written, outputs);
+    await this.output.collectIds(outputFrom, written, outputs);
+    await this.lateOutput?.collectIds(lateFrom, written, outputs);
     this.written = written;
     this.needsRecovery = false;
     // Persist the starting point (a "now" task restarted later must not skip what arrived
@@ -438,7 +475,7 @@ export class TaskDriver {
           }
           const outcome = operator.processEvent(e, out);
           // Encoded here, so an output that cannot be encoded is this record's fault.
-          this.stage(this.results, out, this.sourceOffsets ? String(record.offset) : undefined);
+          this.stage(this.results, this.output, out, this.sourceOffsets ? String(record.offset) : undefined);
           if (outcome === LATE) this.late(e);
           else if (outcome === FILTERED) this.counters.dropped++;
         } catch (err) {
@@ -461,12 +498,12 @@ export class TaskDriver {
         partitions.every((_, i) => tracker.isIdle(i)),
         out,
       );
-      this.stage(this.results, out);
+      this.stage(this.results, this.output, out);
     }
     // Durable before the checkpoint that covers their records (a failure here recovers and replays).
     await config.deadLetters?.send(poisoned);
-    await this.write(config.outputStream, this.results);
-    if (config.lateStream !== undefined) await this.write(config.lateStream, this.lateOut);
+    if (this.results.length > 0) await this.output.write(this.results);
+    if (this.lateOut.length > 0) await this.lateOutput?.write(this.lateOut);
     await shared?.send(tracker.update(), tracker.isIdle(0));
     this.counters.recordsIn += read;
     this.counters.deadLetters += poisoned.length;
@@ -475,7 +512,11 @@ export class TaskDriver {
       this.dirty = true;
       this.lastProgressAt = now;
     }
-    if (this.dirty && now - this.lastCheckpointAt >= config.checkpointIntervalMs) await this.checkpoint();
+    if (this.dirty && this.capturing === undefined && now - this.lastCheckpointAt >= config.checkpointIntervalMs) {
+      const begin = operator.beginSnapshot?.bind(operator);
+      if (begin === undefined) await this.checkpoint();
+      else await this.beginCheckpoint(begin);
+    }
     if (read > 0) {
       const ends = await log.endOffsets(config.inputStream);
       let lag = 0;
@@ -521,20 +562,20 @@ export class TaskDriver {
     out.length = 0;
     this.timers.advanceWatermark(watermark, this.fireEvent);
     this.operator.processWatermark(watermark, out);
-    this.stage(this.results, out);
+    this.stage(this.results, this.output, out);
   }
 
   private fire(key: string, namespace: string, timestamp: number, domain: TimerDomain): void {
     const out: OperatorOutput[] = [];
     this.operator.onTimer?.(key, namespace, timestamp, domain, out);
-    this.stage(this.results, out);
+    this.stage(this.results, this.output, out);
   }
 
   /** `e` names the input record (through an exchange, the original one). */
   private late(e: StreamEvent): void {
     this.counters.late++;
-    if (this.config.lateStream === undefined) return;
-    this.stage(this.lateOut, [
+    if (this.lateOutput === undefined) return;
+    this.stage(this.lateOut, this.lateOutput, [
       {
         id: `${this.config.job}:late:${e.partition}:${e.offset}`,
         key: e.key,
@@ -545,33 +586,19 @@ export class TaskDriver {
   }
 
   /** Encodes outputs for the round's batch, skipping those already written before a restart. */
-  private stage(batch: AppendRecord[], outputs: readonly OperatorOutput[], sourceOffset?: string): void {
+  private stage(batch: unknown[], to: TaskOutput, outputs: readonly OperatorOutput[], sourceOffset?: string): void {
     const written = this.written;
     const before = batch.length;
     try {
       for (let i = 0; i < outputs.length; i++) {
         const o = outputs[i] as OperatorOutput;
         if (written.size > 0 && written.delete(o.id)) continue;
-        batch.push({
-          key: o.key,
-          timestamp: o.timestamp,
-          value: encodeValue(o.value),
-          headers:
-            o.headers !== undefined
-              ? { ...o.headers, [HEADER_OUTPUT_ID]: o.id }
-              : sourceOffset === undefined
-                ? { [HEADER_OUTPUT_ID]: o.id }
-                : { [HEADER_OUTPUT_ID]: o.id, [HEADER_SOURCE_OFFSET]: sourceOffset },
-        });
+        batch.push(to.encode(o, sourceOffset));
       }
     } catch (e) {
       batch.length = before;
       throw e;
     }
-  }
-
-  private async write(stream: string, batch: readonly AppendRecord[]): Promise<void> {
-    if (batch.length > 0) await this.log.append(stream, batch);
   }
 
   /** `commit`: also commit the positions under the job's group (not needed for a position already there). */
@@ -582,63 +609,122 @@ export class TaskDriver {
     try {
       await this.takeCheckpoint(commit);
     } catch (e) {
-      if (e instanceof CheckpointFencedError) {
-        // Another process owns the task now: stop for good, leave its state alone.
-        this.fenced = true;
-        this.halt();
-        this.lastError = e.message;
-        return;
-      }
+      if (this.fencedBy(e)) return;
       observer?.failed(e);
       throw e;
     }
     observer?.taken(performance.now() - started);
   }
 
+  /** Another process owns the task now (a write was refused as fenced): stop for good, leave its state alone. */
+  private fencedBy(e: unknown): boolean {
+    if (!(e instanceof CheckpointFencedError)) return false;
+    this.fenced = true;
+    this.halt();
+    this.lastError = e.message;
+    return true;
+  }
+
+  /** Whether the next checkpoint may be a delta (the operator's changes since the last one written). */
+  private deltaDue(): boolean {
+    return this.checkpointsSinceBase > 0 && this.checkpointsSinceBase < BASE_EVERY;
+  }
+
   private async takeCheckpoint(commit: boolean): Promise<void> {
-    const { log, config, operator } = this;
+    const { operator } = this;
     const now = this.clock.now();
-    const delta =
-      operator.snapshotDelta !== undefined && this.checkpointsSinceBase > 0 && this.checkpointsSinceBase < BASE_EVERY
-        ? operator.snapshotDelta()
-        : undefined;
+    const delta = this.deltaDue() ? operator.snapshotDelta?.() : undefined;
     const state = delta ?? operator.snapshot();
-    const bytes = encodeTaskCheckpoint(
-      {
-        v: 2,
-        partitions: [...this.partitions],
-        positions: [...this.positions],
-        maxTimestamps: this.tracker.maxTimestamp.map((t) => (Number.isFinite(t) ? t : null)),
-        watermark: Number.isFinite(this.eventTime) ? this.eventTime : null,
-        outputEnds: await log.endOffsets(config.outputStream),
-        lateEnds: config.lateStream === undefined ? [] : await log.endOffsets(config.lateStream),
-        timers: this.timers.snapshot(),
-        takenAt: now,
-        ...(this.channels !== undefined && {
-          channels: this.channels.watermarks.map((t) => (Number.isFinite(t) ? t : null)),
-          idleChannels: [...this.channels.idle],
-          channelOffsets: [...this.channels.offsets],
-        }),
-        ...(this.shared !== undefined && {
-          channels: this.shared.channels.watermarks.map((t) => (Number.isFinite(t) ? t : null)),
-          idleChannels: [...this.shared.channels.idle],
-          markerPosition: this.shared.position,
-        }),
-      },
-      state,
-    );
-    await config.checkpoints.write(config.task, this.epoch, delta === undefined ? "base" : "delta", bytes);
-    this.checkpointsSinceBase = delta === undefined ? 1 : this.checkpointsSinceBase + 1;
+    await this.store(await this.header(now), state, delta === undefined ? "base" : "delta", commit);
     this.lastCheckpointAt = now;
-    this.checkpointedAt = now;
     this.dirty = false;
+  }
+
+  /**
+   * A checkpoint of an operator that captures its state a slice at a time (TaskOperator.beginSnapshot):
+   * where the task stands is taken now, the state is serialised between turns of the event loop
+   * while the task goes on, and written once complete, so a large state never holds the loop. A
+   * task whose capture cannot keep up (a loaded loop) checkpoints less often, not slower.
+   */
+  private async beginCheckpoint(begin: (delta: boolean) => SnapshotCapture | undefined): Promise<void> {
+    const now = this.clock.now();
+    const header = await this.header(now);
+    let kind: CheckpointKind = "delta";
+    let capture = this.deltaDue() ? begin(true) : undefined;
+    if (capture === undefined) {
+      kind = "base";
+      capture = begin(false) as SnapshotCapture;
+    }
+    this.lastCheckpointAt = now;
+    this.dirty = false;
+    const recoveries = this.recoveries;
+    const observer = this.config.checkpointObserver;
+    const started = performance.now();
+    const write = async (c: SnapshotCapture): Promise<void> => {
+      while (!c.step(performance.now() + CAPTURE_SLICE_MS)) await nextTurn();
+      // A recovery since restored another operator (and state): this one is not the task's any more.
+      if (this.recoveries !== recoveries || this.fenced) return;
+      await this.store(header, c.bytes(), kind, true);
+      observer?.taken(performance.now() - started);
+    };
+    this.capturing = write(capture)
+      .catch((e: unknown) => {
+        if (this.fencedBy(e)) return;
+        // What this one held is in no checkpoint: the next is a base, and the state is dirty.
+        this.checkpointsSinceBase = 0;
+        this.dirty = true;
+        this.lastError = errorText(e);
+        observer?.failed(e);
+      })
+      .finally(() => {
+        this.capturing = undefined;
+        // Rounds during the capture began none: the next is due now or at the next round.
+        if (this.dirty) this.loop.wake();
+      });
+  }
+
+  /** Where the task stands: input positions, event-time progress, timers, output ends. */
+  private async header(now: number): Promise<TaskCheckpointHeader> {
+    return {
+      v: 2,
+      partitions: [...this.partitions],
+      positions: [...this.positions],
+      maxTimestamps: this.tracker.maxTimestamp.map((t) => (Number.isFinite(t) ? t : null)),
+      watermark: Number.isFinite(this.eventTime) ? this.eventTime : null,
+      outputEnds: [...(await this.output.ends())],
+      lateEnds: this.lateOutput === undefined ? [] : [...(await this.lateOutput.ends())],
+      timers: this.timers.snapshot(),
+      takenAt: now,
+      ...(this.channels !== undefined && {
+        channels: this.channels.watermarks.map((t) => (Number.isFinite(t) ? t : null)),
+        idleChannels: [...this.channels.idle],
+        channelOffsets: [...this.channels.offsets],
+      }),
+      ...(this.shared !== undefined && {
+        channels: this.shared.channels.watermarks.map((t) => (Number.isFinite(t) ? t : null)),
+        idleChannels: [...this.shared.channels.idle],
+        markerPosition: this.shared.position,
+      }),
+    };
+  }
+
+  private async store(
+    header: TaskCheckpointHeader,
+    state: Uint8Array,
+    kind: CheckpointKind,
+    commit: boolean,
+  ): Promise<void> {
+    const { log, config } = this;
+    await config.checkpoints.write(config.task, this.epoch, kind, encodeTaskCheckpoint(header, state));
+    this.checkpointsSinceBase = kind === "base" ? 1 : this.checkpointsSinceBase + 1;
+    this.checkpointedAt = header.takenAt;
     this.counters.checkpoints++;
     // Positions are also committed under the job's group, for lag monitoring (as Flink commits to Kafka on checkpoint).
     if (commit)
       await log.commitOffsets(
         config.group,
         config.inputStream,
-        new Map(this.partitions.map((p, i) => [p, this.positions[i] ?? 0])),
+        new Map(header.partitions.map((p, i) => [p, header.positions[i] ?? 0])),
       );
   }
 }

@@ -55,6 +55,14 @@ export interface OperatorStats {
   readonly openWindows: number;
 }
 
+/** A snapshot being taken (TaskOperator.beginSnapshot). */
+export interface SnapshotCapture {
+  /** Serialises until `deadline` (a performance.now() time) passes; true once complete. */
+  step(deadline: number): boolean;
+  /** The snapshot's bytes, once `step` returned true. */
+  bytes(): Uint8Array;
+}
+
 export interface TaskOperator {
   /** Once, after `restore` (if there was a checkpoint) and before the first event. */
   open?(ctx: OperatorContext): void;
@@ -83,6 +91,14 @@ export interface TaskOperator {
    * the operator cannot (the driver then writes a full snapshot).
    */
   snapshotDelta?(): Uint8Array | undefined;
+  /**
+   * For an operator whose state can be large: begins a snapshot of the state as it is now (with
+   * `delta`, of what changed since the last one; undefined when it cannot), serialised a slice at a
+   * time while events keep coming (copy-on-write, as Flink's asynchronous snapshots). The driver
+   * steps it between turns of the event loop and writes it once complete; starting another one
+   * abandons it. Without it the driver calls snapshot/snapshotDelta and writes at once.
+   */
+  beginSnapshot?(delta: boolean): SnapshotCapture | undefined;
   /** Replaces the state with a full snapshot and the deltas taken after it, in order. */
   restore(base: Uint8Array, deltas: readonly Uint8Array[]): void;
   stats(): OperatorStats;

@@ -291,6 +291,21 @@ const ROWS: readonly Row[] = [
     }),
   },
   {
+    // Backfill is an admin's: the body is one NDJSON event, imported into a throwaway stream.
+    route: "POST /api/v1/streams/:name/imports",
+    expect: adminOnly(202),
+    probe: async (actor) => ({
+      method: "POST",
+      url: `/api/v1/streams/${actor === "admin" ? await throwawayStream() : "ledger"}/imports?format=ndjson`,
+      body: { user_id: VICTIM, amount: 1, timestamp: "2025-01-01T00:00:00Z" },
+    }),
+  },
+  {
+    route: "GET /api/v1/streams/:name/imports/:id",
+    expect: adminOnly(404),
+    probe: () => ({ method: "GET", url: "/api/v1/streams/ledger/imports/no-such-import" }),
+  },
+  {
     route: "GET /api/v1/streams/:name/columns",
     expect: authed(200),
     probe: () => ({ method: "GET", url: "/api/v1/streams/ledger/columns" }),

@@ -19,6 +19,8 @@ const control = createPostgresControlStore(url);
 await control.open();
 const store = new DuckDbAnalyticsStore({ path: join(dir, "analytics.duckdb"), archiveDir: join(dir, "archive") });
 await store.open();
+// As the server's start does before the archiver's recovery: the store learns the stream's rollups.
+for (const s of await control.listStreams()) if (s.name === stream) await store.ensureTable(s);
 let seen = 0;
 let now = NOW - 7 * DAY;
 const archiver = new Archiver({

@@ -13,5 +13,8 @@ export function scopedControl(control: ControlStore, stream: string): ArchiverOp
     replaceArchiveFiles: (s, r, m) => control.replaceArchiveFiles(s, r, m),
     deleteArchiveFiles: (s, p) => control.deleteArchiveFiles(s, p),
     archiveBoundaries: (s) => control.archiveBoundaries(s),
+    listImportFiles: (s?: string, id?: string) => control.listImportFiles(s ?? stream, id),
+    commitImportChunk: (files) => control.commitImportChunk(files),
+    deleteImportFiles: (s, p) => control.deleteImportFiles(s, p),
   };
 }

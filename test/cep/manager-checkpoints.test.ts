@@ -14,6 +14,7 @@ import { RuleManager } from "../../src/cep/manager.js";
 import { createPgliteControlStore } from "../../src/control/index.js";
 import type { ControlStore } from "../../src/control/types.js";
 import { MemoryCheckpointStore } from "../../src/runtime/checkpoint/memory.js";
+import { decodeTaskCheckpoint } from "../../src/runtime/task-checkpoint.js";
 import { FakeLog } from "../helpers/fake-log.js";
 import { writeCheckpoint } from "./legacy-files.js";
 
@@ -63,7 +64,10 @@ describe("rules' checkpoints in the store", () => {
     const second = await manager(log, fresh);
     assert.deepEqual(await readdir(dir), [], "the files are gone");
     const positions = await Promise.all(
-      tasks.map(async (t) => JSON.parse(new TextDecoder().decode((await fresh.read(t))?.base)).position),
+      tasks.map(async (t) => {
+        const held = (await fresh.read(t))!;
+        return decodeTaskCheckpoint(t, held.base, held.deltas).header.positions[0];
+      }),
     );
     assert.deepEqual(positions, [7, 9], "and the store holds what they held");
 

@@ -153,6 +153,8 @@ test("matches, alerts, webhook outcomes and partial matches are exported to /met
   assert.equal((delivered[0] as { key: string }).key, "hookuser");
   // The match ended the partial match (past_last_event), and the key's state went with it.
   assert.equal(await metric("runnel_cep_partial_matches", { rule: "burst-hook-ok" }), 0);
+  // Each rule's tasks checkpointed where they start, as the CEP engine's (docs/monitoring.md).
+  assert.ok((await metric("runnel_checkpoint_duration_seconds_count", { task: "cep" })) >= 2, "CEP checkpoints");
 
   for (const id of [ok.body.id, failing.body.id]) {
     assert.equal((await t.call("DELETE", `/api/v1/rules/${id as string}`, { token: t.adminToken })).status, 204);

@@ -1,10 +1,11 @@
 /**
  * A rule runner's checkpoints in the checkpoint store, as a crash finds them: copies of what the
  * store holds taken at arbitrary moments while the runner works (per partition a full base, then
- * deltas, a new base once they outgrow it) each restore to a state from which a new runner, fed the
+ * deltas, a new base every so often) each restore to a state from which a new runner, fed the
  * rest of the log, emits every match of an uninterrupted run, none missing (duplicates are replays,
  * which alert ids absorb). A runner whose partition another one claimed stops there (fencing); a
- * checkpoint in the file format of before the store is imported once.
+ * checkpoint in the file format of before the store is imported once, and one in the store format of
+ * before the task driver is rewritten in the driver's once.
  */
 import assert from "node:assert/strict";
 import { readdir } from "node:fs/promises";
@@ -18,6 +19,7 @@ import { RuleRunner, type RuleRunnerOptions } from "../../src/cep/runner.js";
 import { type AppendRecord, type EventLog, partitionForKey } from "../../src/log/types.js";
 import { MemoryCheckpointStore } from "../../src/runtime/checkpoint/memory.js";
 import type { CheckpointStore } from "../../src/runtime/checkpoint/store.js";
+import { decodeTaskCheckpoint } from "../../src/runtime/task-checkpoint.js";
 import { rng } from "../helpers/rng.js";
 import { tempLogs } from "../log/temp-logs.js";
 import { appendDelta, writeCheckpoint } from "./legacy-files.js";
@@ -88,6 +90,33 @@ async function referenceMatches(log: EventLog, partitions: number, from: readonl
     }
   }
   return reference;
+}
+
+/**
+ * A runner of an earlier version, as far as its state goes: one operator per partition fed from
+ * the log in offset order (`feedTo` reads on from `positions`), whose captures (`capture`) its
+ * checkpoints held.
+ */
+function earlierRunner(log: EventLog) {
+  const before: string[] = [];
+  const ops = [0, 1].map(() => new CepOperator(RULE, { onMatch: (m) => before.push(render(m)) }));
+  const positions = [0, 0];
+  const feedTo = async () => {
+    for (let p = 0; p < PARTITIONS; p++) {
+      for (const r of await log.read("tx", p, positions[p]!, { maxRecords: 100_000 })) {
+        const value = JSON.parse(new TextDecoder().decode(r.value)) as MetaEvent;
+        value[EVENT_META] = { ts: r.timestamp, id: `${p}:${r.offset}` };
+        ops[p]!.process(r.key, r.timestamp, value);
+        positions[p] = r.offset + 1;
+      }
+    }
+  };
+  const capture = (p: number, full: boolean): string => {
+    const c = full ? ops[p]!.beginCapture() : ops[p]!.beginDeltaCapture();
+    c.step(Number.POSITIVE_INFINITY);
+    return c.pieces.join("");
+  };
+  return { before, ops, positions, feedTo, capture };
 }
 
 /** A runner of RULE on `log` and `checkpoints` whose matches, rendered, go to `out`. */
@@ -307,25 +336,8 @@ describe("rule checkpoints of before the checkpoint store", () => {
     await log.createStream("tx", { partitions: PARTITIONS });
     const input = batches(20, 200);
     // The runner of that time: one operator per partition, a base after 5 batches, a delta after 10.
-    const before: string[] = [];
-    const ops = [0, 1].map(() => new CepOperator(RULE, { onMatch: (m) => before.push(render(m)) }));
-    const positions = [0, 0];
-    const feedTo = async () => {
-      for (let p = 0; p < PARTITIONS; p++) {
-        for (const r of await log.read("tx", p, positions[p]!, { maxRecords: 100_000 })) {
-          const value = JSON.parse(new TextDecoder().decode(r.value)) as MetaEvent;
-          value[EVENT_META] = { ts: r.timestamp, id: `${p}:${r.offset}` };
-          ops[p]!.process(r.key, r.timestamp, value);
-          positions[p] = r.offset + 1;
-        }
-      }
-    };
-    const pieces = (full: boolean) =>
-      ops.map((op) => {
-        const capture = full ? op.beginCapture() : op.beginDeltaCapture();
-        capture.step(Number.POSITIVE_INFINITY);
-        return capture.pieces.join("");
-      });
+    const { before, ops, positions, feedTo, capture } = earlierRunner(log);
+    const pieces = (full: boolean) => ops.map((_, p) => capture(p, full));
     const dir = await temp.tempDir();
     const path = legacyCheckpointPath(dir, "r");
     for (const batch of input.slice(0, 5)) await log.append("tx", batch);
@@ -362,5 +374,91 @@ describe("rule checkpoints of before the checkpoint store", () => {
     assert.equal(await importLegacyCheckpoint(legacy), false);
     assert.deepEqual(await readdir(dir), []);
     assert.deepEqual(await store.read(ruleTask("r", 0)), moved, "the store is left as it was");
+  });
+});
+
+describe("rule checkpoints in the store format of before the task driver", () => {
+  const temp = tempLogs("runnel-cep-predriver-");
+
+  /**
+   * What the runner of before the driver left in the store after `upTo` batches: per partition a
+   * base (its position beside the operator's snapshot, as one JSON document) after the first half
+   * and a delta after the rest. Returns the matches it emitted and the partial matches it held.
+   */
+  async function writtenBefore(
+    log: EventLog,
+    store: CheckpointStore,
+    input: readonly AppendRecord[][],
+    upTo: number,
+    stream = "tx",
+  ): Promise<{ before: string[]; held: number }> {
+    const { before, ops, positions, feedTo, capture: pieces } = earlierRunner(log);
+    const epochs = await Promise.all([0, 1].map((p) => store.claim(ruleTask("r", p), "old").then((c) => c.epoch)));
+    const encoder = new TextEncoder();
+    for (const batch of input.slice(0, upTo / 2)) await log.append("tx", batch);
+    await feedTo();
+    for (let p = 0; p < PARTITIONS; p++) {
+      const base = `{"version":2,"revision":"","stream":"${stream}","partitions":${PARTITIONS},"position":${positions[p]},"operator":${pieces(p, true)}}`;
+      await store.write(ruleTask("r", p), epochs[p]!, "base", encoder.encode(base));
+    }
+    for (const batch of input.slice(upTo / 2, upTo)) await log.append("tx", batch);
+    await feedTo();
+    for (let p = 0; p < PARTITIONS; p++) {
+      const delta = `{"position":${positions[p]},"operator":${pieces(p, false)}}`;
+      await store.write(ruleTask("r", p), epochs[p]!, "delta", encoder.encode(delta));
+    }
+    return { before, held: ops.reduce((n, op) => n + op.partialMatchCount(), 0) };
+  }
+
+  it("are rewritten in the driver's format once, and the runner resumes from them with their partial matches", async () => {
+    const log = await temp.openLog({ dir: await temp.tempDir() });
+    await log.createStream("tx", { partitions: PARTITIONS });
+    const store = new MemoryCheckpointStore();
+    const input = batches(20, 200);
+    const { before, held } = await writtenBefore(log, store, input, 10);
+    assert.ok(held > 0, "the old runner held partial matches");
+
+    for (const batch of input.slice(10)) await log.append("tx", batch);
+    const resumed: string[] = [];
+    const runner = runnerOf(log, store, resumed);
+    await runner.start();
+    assert.equal(runner.partialMatches(), held, "every partial match taken over");
+    for (const p of [0, 1]) {
+      const stored = (await store.read(ruleTask("r", p)))!;
+      const cp = decodeTaskCheckpoint(ruleTask("r", p), stored.base, stored.deltas);
+      assert.deepEqual(cp.header.partitions, [p], "the store holds the driver's format now");
+    }
+    await runner.idle();
+    await runner.stop();
+    const reference = await referenceMatches(log, PARTITIONS);
+    assert.deepEqual([...before, ...resumed].sort(), reference.sort(), "every match once, none replayed");
+
+    // Started again, it restores its own checkpoint (no second upgrade: the state moved on).
+    const again = runnerOf(log, store, []);
+    await again.start();
+    assert.equal(again.partialMatches(), runner.partialMatches());
+    await again.stop();
+  });
+
+  it("one of another stream is dropped: the rule starts at the stream's end", async () => {
+    const log = await temp.openLog({ dir: await temp.tempDir() });
+    await log.createStream("tx", { partitions: PARTITIONS });
+    const store = new MemoryCheckpointStore();
+    const input = batches(12, 200);
+    await writtenBefore(log, store, input, 10, "other");
+    const end = await log.endOffsets("tx");
+    const resumed: string[] = [];
+    const runner = runnerOf(log, store, resumed);
+    await runner.start();
+    assert.equal(runner.partialMatches(), 0);
+    for (const batch of input.slice(10)) await log.append("tx", batch);
+    await runner.idle();
+    await runner.stop();
+    assert.equal(runner.recordsIn, input.slice(10).flat().length, "only what arrived after its start");
+    assert.deepEqual(
+      await referenceMatches(log, PARTITIONS, end).then((r) => r.sort()),
+      resumed.sort(),
+      "and its matches are those of that part alone",
+    );
   });
 });

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Client } from "../helpers/http.js";
-import { tempDataDir } from "../helpers/server-process.js";
+import { startServerProcess, tempDataDir } from "../helpers/server-process.js";
 import { runCli, spawnCli } from "./cli-process.js";
 
 const runnel = (args: string[], env: Record<string, string> = {}) =>
@@ -80,6 +80,26 @@ test("start takes its flags spaced or with =, and they win over the environment"
     assert.equal(await exited, 0);
   } finally {
     if (child.exitCode === null) child.kill("SIGKILL");
+    await data.remove();
+  }
+});
+
+test("a second start on the same data directory exits 1 with one line naming the holder and Kafka", async () => {
+  const data = await tempDataDir();
+  const first = await startServerProcess(data.dir);
+  try {
+    const second = await runnel(["start", "--port", "0"], { RUNNEL_DATA_DIR: data.dir });
+    assert.equal(second.code, 1);
+    assert.match(
+      second.stderr,
+      new RegExp(`^runnel start: failed to start: the local log in \\S+ is in use by process ${first.child.pid} on `),
+    );
+    assert.match(second.stderr, /RUNNEL_KAFKA_BROKERS/);
+    assert.equal(second.stderr.split("\n").length, 1);
+    // The first is untouched: still serving.
+    assert.equal((await fetch(`${first.url}/healthz`)).status, 200);
+  } finally {
+    await first.kill();
     await data.remove();
   }
 });

@@ -738,6 +738,70 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
       });
     });
 
+    describe("imported archive files", () => {
+      const chunk = (stream: string, importId: string, firstRow: number, days: number[], perDay = 10) =>
+        days.map((d) => ({
+          stream,
+          importId,
+          firstRow,
+          chunkRows: perDay * days.length,
+          // Beyond 2^31: epoch ms are bigint columns.
+          minTime: 1_767_225_600_000 + d * 86_400_000,
+          maxTime: 1_767_225_600_000 + d * 86_400_000 + 1000,
+          minUser: "alice",
+          maxUser: "zoe",
+          rows: perDay,
+          bytes: 2048 + d,
+          schemaVersion: 4,
+          path: `${stream}/2026-01-0${d + 1}/import/${importId}-${firstRow}-x.parquet`,
+        }));
+
+      it("commits a chunk's files together, lists them by stream and import, never the same rows twice", async () => {
+        const name = unique("imp");
+        await store.createStream({ name, partitions: 2, timestampField: "timestamp" });
+        assert.deepEqual(await store.listImportFiles(name), []);
+        await store.commitImportChunk(chunk(name, "jan", 0, [0, 1]));
+        await store.commitImportChunk(chunk(name, "jan", 20, [2]));
+        await store.commitImportChunk(chunk(name, "feb", 0, [3]));
+        assert.deepEqual(await store.listImportFiles(name, "jan"), [
+          ...chunk(name, "jan", 0, [0, 1]),
+          ...chunk(name, "jan", 20, [2]),
+        ]);
+        assert.equal((await store.listImportFiles(name)).length, 4);
+        assert.ok((await store.listImportFiles()).some((f) => f.stream === name));
+        // The same chunk again, and chunks overlapping committed rows, commit nothing.
+        await rejectsWith(store.commitImportChunk(chunk(name, "jan", 0, [5, 6])), "conflict", /overlap/);
+        await rejectsWith(store.commitImportChunk(chunk(name, "jan", 15, [5])), "conflict");
+        await rejectsWith(store.commitImportChunk(chunk(name, "jan", 25, [5])), "conflict");
+        assert.equal((await store.listImportFiles(name, "jan")).length, 3);
+        // Adjacent rows are another chunk.
+        await store.commitImportChunk(chunk(name, "jan", 30, [5]));
+        // Files that do not add up to the chunk, or name two chunks, are refused.
+        await rejectsWith(
+          store.commitImportChunk([{ ...chunk(name, "x", 0, [0])[0]!, chunkRows: 11 }]),
+          "invalid_input",
+        );
+        await rejectsWith(
+          store.commitImportChunk([...chunk(name, "y", 0, [0]), ...chunk(name, "y", 10, [1])]),
+          "invalid_input",
+        );
+        await rejectsWith(store.commitImportChunk([]), "invalid_input");
+      });
+
+      it("deletes imported files by path; deleting the stream deletes them; a missing stream is refused", async () => {
+        await rejectsWith(store.commitImportChunk(chunk(unique("none"), "a", 0, [0])), "stream_not_found");
+        const name = unique("imp");
+        await store.createStream({ name, partitions: 1, timestampField: "timestamp" });
+        const files = chunk(name, "a", 0, [0, 1]);
+        await store.commitImportChunk(files);
+        assert.deepEqual(await store.deleteImportFiles(name, [files[0]!.path, "no/such.parquet"]), [files[0]]);
+        assert.deepEqual(await store.listImportFiles(name), [files[1]]);
+        await store.deleteStream(name);
+        await store.createStream({ name, partitions: 1, timestampField: "timestamp" });
+        assert.deepEqual(await store.listImportFiles(name), []);
+      });
+    });
+
     describe("stream column types", () => {
       it("registers new columns, keeps the first type of a field, widens BIGINT to DOUBLE only", async () => {
         const name = unique("typed");

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { ManualClock } from "../../src/core/clock.js";
 import { isRunnelError } from "../../src/core/errors.js";
+import { LOCK_FILE } from "../../src/log/local/dir-lock.js";
 import type { RecoveryReport } from "../../src/log/local/index.js";
 import { LocalEventLog } from "../../src/log/local/index.js";
 import { decodeValue, readAll, record, runEventLogConformance } from "./conformance.js";
@@ -309,7 +310,7 @@ describe("LocalEventLog (local files)", () => {
     await log.createStream("gone", { partitions: 2 });
     await log.append("gone", [record("k", 1, 1)]);
     await log.deleteStream("gone");
-    assert.deepEqual(await readdir(dir), []);
+    assert.deepEqual(await readdir(dir), [LOCK_FILE], "nothing but the directory's lock");
   });
 
   test("reads records larger than the read buffer", async () => {

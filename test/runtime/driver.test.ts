@@ -13,6 +13,7 @@ import {
   type OperatorContext,
   type OperatorOutput,
   type ProcessOutcome,
+  type SnapshotCapture,
   type TaskOperator,
 } from "../../src/runtime/operator.js";
 import { decodeTaskCheckpoint, encodeTaskCheckpoint } from "../../src/runtime/task-checkpoint.js";
@@ -433,5 +434,102 @@ describe("TaskDriver with an incremental operator and processing-time timers", (
     assert.deepEqual(operators.at(-1)?.amounts, [1, 2, 3]);
     assert.ok((operators.at(-1)?.restoredDeltas ?? 0) > 0, "restored through deltas");
     await second.stop();
+  });
+});
+
+/**
+ * Keeps a list of amounts; its snapshots are captured a slice at a time (beginSnapshot): the list
+ * as it was at the beginning (or what was added since the previous capture, for a delta), complete
+ * only once `held` is false and it was stepped at least twice.
+ */
+class SlicedOperator extends DeltaOperator {
+  held = false;
+  captures = 0;
+  private sinceCapture: number[] = [];
+
+  override processEvent(e: StreamEvent, out: OperatorOutput[]): ProcessOutcome {
+    this.sinceCapture.push(Number(e.value.amount));
+    return super.processEvent(e, out);
+  }
+
+  beginSnapshot(delta: boolean): SnapshotCapture {
+    const taken = delta ? this.sinceCapture : [...this.amounts];
+    this.sinceCapture = [];
+    this.captures++;
+    let steps = 0;
+    return {
+      step: () => ++steps >= 2 && !this.held,
+      bytes: () => encoder.encode(JSON.stringify(taken)),
+    };
+  }
+}
+
+describe("TaskDriver with an operator captured a slice at a time", () => {
+  it("writes the state and position of the capture's beginning while the task goes on; a failed write makes the next a base", async () => {
+    const log = await setup();
+    const [a] = keysByPartition() as [string];
+    const store = new MemoryCheckpointStore();
+    const writes: string[] = [];
+    let failNext = false;
+    const checkpoints: CheckpointStore = Object.assign(Object.create(store) as MemoryCheckpointStore, {
+      write: (task: string, epoch: number, kind: "base" | "delta", data: Uint8Array) => {
+        if (failNext) {
+          failNext = false;
+          return Promise.reject(new Error("the store is away"));
+        }
+        writes.push(kind);
+        return store.write(task, epoch, kind, data);
+      },
+    });
+    const operators: SlicedOperator[] = [];
+    const make = () =>
+      driver(log, 0, {
+        checkpoints,
+        createOperator: () => {
+          const op = new SlicedOperator();
+          operators.push(op);
+          return op;
+        },
+      });
+    const task = make();
+    await task.start();
+    const op = operators.at(-1) as SlicedOperator;
+    await ingest(log, [{ key: a, t: 1, amount: 1 }]);
+    await task.idle();
+    assert.deepEqual(writes, ["base", "delta"], "the starting point, then a capture of what changed");
+
+    // A capture begins after the next round and is held while two more events are processed.
+    op.held = true;
+    await ingest(log, [{ key: a, t: 2, amount: 2 }]);
+    for (let i = 0; i < 100 && op.captures < 2; i++) await new Promise((r) => setTimeout(r, 1));
+    await ingest(log, [{ key: a, t: 3, amount: 3 }]);
+    await ingest(log, [{ key: a, t: 4, amount: 4 }]);
+    for (let i = 0; i < 100 && task.stats().recordsIn < 4; i++) await new Promise((r) => setTimeout(r, 1));
+    assert.equal(task.stats().recordsIn, 4, "the task went on during the capture");
+    assert.equal(writes.length, 2, "nothing written while the capture is unfinished");
+    assert.equal(op.captures, 2, "and no other capture begun");
+    op.held = false;
+    await task.idle();
+    const held = (await store.read("sums/0"))!;
+    const first = decodeTaskCheckpoint("sums/0", held.base, held.deltas.slice(0, 2));
+    assert.deepEqual(first.header.positions, [2], "the position when the capture began");
+    assert.deepEqual(JSON.parse(decoder.decode(first.deltas[1])), [2], "and the state then");
+    const all = decodeTaskCheckpoint("sums/0", held.base, held.deltas);
+    assert.deepEqual(all.header.positions, [4], "the rounds during the capture were checkpointed after it");
+
+    failNext = true;
+    writes.length = 0;
+    await ingest(log, [{ key: a, t: 5, amount: 5 }]);
+    await task.idle();
+    assert.match(task.stats().lastError ?? "", /the store is away/);
+    assert.deepEqual(writes, ["base"], "after the failed one, a base: a delta would miss what it held");
+    await ingest(log, [{ key: a, t: 6, amount: 6 }]);
+    await task.idle();
+    await task.stop();
+
+    const again = make();
+    await again.start();
+    assert.deepEqual(operators.at(-1)?.amounts, [1, 2, 3, 4, 5, 6]);
+    await again.stop();
   });
 });

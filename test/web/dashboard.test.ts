@@ -347,6 +347,49 @@ describe("the dashboard in Chromium", () => {
     }
   });
 
+  it("shows each stream's archive on the overview, with the rows an import brought", async () => {
+    // A stream of its own, so the other pages' stream lists stay as they were.
+    await ok("POST", "/api/v1/streams", adminToken, { name: "history", partitions: 1 }, 201);
+    try {
+      const days = [1, 2, 3];
+      const body = days
+        .flatMap((d) =>
+          [0, 1].map((i) => JSON.stringify({ user_id: `u${i}`, timestamp: `2025-03-0${d}T10:00:00Z`, v: i })),
+        )
+        .join("\n");
+      const res = await fetch(`${server.url}/api/v1/streams/history/imports?id=march`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/x-ndjson" },
+        body,
+      });
+      assert.equal(res.status, 202, await res.text());
+      await waitFor(
+        async () => (await call("GET", "/api/v1/streams/history/imports/march", adminToken)).json.state === "done",
+        "the import is done",
+      );
+      const { context, page } = await newPage();
+      try {
+        await signIn(page, "admin", ADMIN_PASSWORD);
+        await page.getByRole("heading", { name: "Overview" }).waitFor();
+        const row = page.getByTestId("archive-state").getByRole("row").filter({ hasText: "history" });
+        // Stream, files (one per day), size, rows, lag, compactions, failures, imported rows.
+        await waitFor(async () => {
+          const cells = await row.getByRole("cell").allTextContents();
+          return cells[0] === "history" && cells[1] === "3" && cells[3] === "6" && cells[7] === "6";
+        }, "the archive row shows the imported files and rows");
+        const cells = await row.getByRole("cell").allTextContents();
+        assert.match(cells[2]!, /\d+(\.\d+)? (B|KiB)/);
+        assert.equal(cells[6], "0", "no failures");
+        await page.getByTestId("archive-state").scrollIntoViewIfNeeded();
+        await shot(page, "overview-archive");
+      } finally {
+        await context.close();
+      }
+    } finally {
+      await ok("DELETE", "/api/v1/streams/history", adminToken, undefined, 204);
+    }
+  });
+
   it("a user sees only their own data on every page", async () => {
     const { context, page } = await newPage();
     try {

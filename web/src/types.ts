@@ -44,6 +44,24 @@ export interface Stats {
   readonly ingest: { readonly refusals: number; readonly pendingBytes: number };
   readonly latencies: { readonly ingest: Histogram; readonly logAppend: Histogram; readonly query: Histogram };
   readonly storage: { readonly logBytes: number; readonly availableBytes: number };
+  /** Absent from a server older than the archive. */
+  readonly archive?: {
+    readonly streams: Readonly<
+      Record<
+        string,
+        {
+          files: number;
+          bytes: number;
+          rows: number;
+          lag: number;
+          failures: number;
+          compactions: number;
+          imported: number;
+        }
+      >
+    >;
+    readonly importsRunning: number;
+  };
 }
 
 export interface Alert {

@@ -41,7 +41,7 @@ function tooManyBytes(limits: QueryLimits): RunnelError {
   );
 }
 
-function bindParams(prepared: DuckDBPreparedStatement, params: readonly unknown[]): void {
+export function bindParams(prepared: DuckDBPreparedStatement, params: readonly unknown[]): void {
   if (prepared.parameterCount !== params.length) {
     throw new RunnelError(
       "invalid_query",

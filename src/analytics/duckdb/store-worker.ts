@@ -53,16 +53,22 @@ async function dispatch({ method, args }: WorkerRequest): Promise<unknown> {
       return store.appliedOffsets(args[0] as string);
     case "query":
       return store.query(args[0] as string, args[1] as unknown[], args[2] as QueryScope);
+    case "rollupStats":
+      return store.rollupStats(args[0] as string);
     case "planArchive":
       return store.planArchive(args[0] as string, args[1] as number, args[2] as number);
     case "exportRange":
       return store.exportRange(args[0] as string, args[1] as ArchiveRange, args[2] as string);
     case "mergeFiles":
-      return store.mergeFiles(args[0] as string[], args[1] as string);
+      return store.mergeFiles(args[0] as string[], args[1] as string, args[2] as string[] | undefined);
     case "publishArchive":
       return store.publishArchive(args[0] as string, args[1] as ArchiveSet);
     case "deleteArchivedRows":
       return store.deleteArchivedRows(args[0] as string);
+    case "ensureColumns":
+      return store.ensureColumns(args[0] as string, args[1] as RegisteredColumns);
+    case "clusterHot":
+      return store.clusterHot(args[0] as string);
   }
 }
 

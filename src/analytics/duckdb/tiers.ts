@@ -14,13 +14,17 @@ import { quoteIdent } from "./identifiers.js";
 
 /** One committed archive file as the query path reads it. */
 export interface ArchivedFile {
-  readonly partition: number;
-  readonly offsetStart: number;
-  readonly offsetEnd: number;
+  /** The log range it holds; absent for an imported file, whose rows were never in the log. */
+  readonly partition?: number;
+  readonly offsetStart?: number;
+  readonly offsetEnd?: number;
   /** A path DuckDB can read (inside the store's archive directory). */
   readonly path: string;
   readonly minUser: string;
   readonly maxUser: string;
+  /** Event time of its earliest and latest row, epoch ms (the manifest's, from epoch_ms(): floored). */
+  readonly minTime: number;
+  readonly maxTime: number;
 }
 
 /** A stream's archive as published to the store: its files and each partition's boundary. */
@@ -47,11 +51,7 @@ export function boundaryExpression(boundaries: ReadonlyMap<number, number>): str
   return `(CASE "_partition" ${cases.join(" ")} ELSE 0 END)`;
 }
 
-/**
- * The view's body: hot rows at or above the boundary, then the files' rows cast to the hot
- * table's column types (a file written before a column existed reads it as NULL; one written
- * before a column was widened reads it widened), so the union has exactly the table's columns.
- */
+/** The view's body: hot rows at or above the boundary, then the files' rows (filesSelect). */
 export function tieredViewSql(
   database: string,
   table: string,
@@ -64,12 +64,82 @@ export function tieredViewSql(
   const names = columns.map((c) => quoteIdent(c.name)).join(", ");
   const hot = `SELECT ${names} FROM ${quoteIdent(database)}.main.${quoteIdent(table)} WHERE "_offset" >= ${boundaryExpression(archive.boundaries)}`;
   if (archive.files.length === 0) return hot;
+  return `${hot} UNION ALL ${filesSelect(columns, archive.files, fileColumns)}`;
+}
+
+/** What one user's copy reads: their rows, optionally only those in an inclusive `_time` range. */
+export interface UserRowsFilter {
+  readonly userId: string;
+  /** Epoch µs. */
+  readonly fromUs?: bigint;
+  readonly toUs?: bigint;
+}
+
+/** DuckDB orders VARCHAR by their UTF-8 bytes; JavaScript's `<` by UTF-16 units, which differs above U+FFFF. */
+function compareUtf8(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
+}
+
+/**
+ * The files that can hold rows `filter` keeps, by the manifest's user and time ranges. Times are
+ * compared a millisecond wide on each side: the manifest floors them to milliseconds.
+ */
+export function filesFor(files: readonly ArchivedFile[], filter: UserRowsFilter): ArchivedFile[] {
+  const fromMs = filter.fromUs === undefined ? undefined : Number(filter.fromUs / 1000n) - 1;
+  const toMs = filter.toUs === undefined ? undefined : Number(filter.toUs / 1000n) + 1;
+  return files.filter(
+    (f) =>
+      compareUtf8(f.minUser, filter.userId) <= 0 &&
+      compareUtf8(filter.userId, f.maxUser) <= 0 &&
+      (fromMs === undefined || f.maxTime >= fromMs) &&
+      (toMs === undefined || f.minTime <= toMs),
+  );
+}
+
+/**
+ * One user's rows of a table over both tiers, with `columns` (some or all of the table's, with its
+ * types, as the tiered view has them), reading only what `filter` keeps: the hot table from each partition's boundary
+ * on, and only the archive files whose manifest ranges can hold such rows; within those, the
+ * filter reaches the Parquet reader, which skips row groups by their statistics (files are sorted
+ * by user_id, then _time). The user id is parameter $1; the times are integers written inline so
+ * DuckDB folds them to constants and prunes by them.
+ *
+ * `columnsOfFile`: the column names of each archive file (as written).
+ */
+export function userRowsSql(
+  database: string,
+  table: string,
+  columns: readonly TableColumn[],
+  archive: ArchiveSet | undefined,
+  columnsOfFile: (path: string) => readonly string[],
+  filter: UserRowsFilter,
+): string {
+  const where = ['"user_id" = $1'];
+  if (filter.fromUs !== undefined)
+    where.push(`"_time" >= make_timestamp(${BigInt(filter.fromUs)}::BIGINT)::TIMESTAMPTZ`);
+  if (filter.toUs !== undefined) where.push(`"_time" <= make_timestamp(${BigInt(filter.toUs)}::BIGINT)::TIMESTAMPTZ`);
+  const names = columns.map((c) => quoteIdent(c.name)).join(", ");
+  const boundaries = archive?.boundaries ?? new Map<number, number>();
+  const hot = `SELECT ${names} FROM ${quoteIdent(database)}.main.${quoteIdent(table)}
+    WHERE "_offset" >= ${boundaryExpression(boundaries)} AND ${where.join(" AND ")}`;
+  const files = filesFor(archive?.files ?? [], filter);
+  if (files.length === 0) return hot;
+  const present = new Set(files.flatMap((f) => columnsOfFile(f.path).map((n) => n.toLowerCase())));
+  return `${hot} UNION ALL ${filesSelect(columns, files, present)} WHERE ${where.join(" AND ")}`;
+}
+
+/**
+ * The files' rows cast to the hot table's column types (a file written before a column existed
+ * reads it as NULL; one written before a column was widened reads it widened), so a union with
+ * the hot table has exactly the table's columns. `present`: lower-cased columns the files have.
+ */
+function filesSelect(columns: readonly TableColumn[], files: readonly ArchivedFile[], present: ReadonlySet<string>) {
   const select = columns.map((c) => {
-    const value = fileColumns.has(c.name.toLowerCase()) ? quoteIdent(c.name) : "NULL";
+    const value = present.has(c.name.toLowerCase()) ? quoteIdent(c.name) : "NULL";
     return `CAST(${value} AS ${c.type}) AS ${quoteIdent(c.name)}`;
   });
-  const files = archive.files.map((f) => sqlString(f.path)).join(", ");
-  return `${hot} UNION ALL SELECT ${select.join(", ")} FROM read_parquet([${files}], union_by_name = true)`;
+  const list = files.map((f) => sqlString(f.path)).join(", ");
+  return `SELECT ${select.join(", ")} FROM read_parquet([${list}], union_by_name = true)`;
 }
 
 /** Counts queries by the archive version they started under, so a hot-tier delete can wait for older ones. */

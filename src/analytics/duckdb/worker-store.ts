@@ -29,6 +29,7 @@ import {
   type RegisteredColumns,
 } from "../types.js";
 import { type PackedRecords, packRecords } from "./packed-records.js";
+import type { RollupStats } from "./rollups.js";
 import type { ArchiveRange, DuckDbAnalyticsStoreOptions, ExportedFile } from "./store.js";
 import type { ArchiveSet } from "./tiers.js";
 
@@ -50,11 +51,14 @@ export type WorkerMethod =
   | "applyPacked"
   | "appliedOffsets"
   | "query"
+  | "rollupStats"
   | "planArchive"
   | "exportRange"
   | "publishArchive"
+  | "ensureColumns"
   | "mergeFiles"
-  | "deleteArchivedRows";
+  | "deleteArchivedRows"
+  | "clusterHot";
 
 export interface WorkerRequest {
   readonly id: number;
@@ -168,6 +172,10 @@ export class WorkerAnalyticsStore implements AnalyticsStore, TieredStore {
     return (await this.call("query", [sql, params, scope])) as QueryResult;
   }
 
+  async rollupStats(stream: string): Promise<RollupStats[]> {
+    return (await this.call("rollupStats", [stream])) as RollupStats[];
+  }
+
   async planArchive(stream: string, cutoffMs: number, maxRows: number): Promise<ArchiveRange[]> {
     return (await this.call("planArchive", [stream, cutoffMs, maxRows])) as ArchiveRange[];
   }
@@ -176,16 +184,24 @@ export class WorkerAnalyticsStore implements AnalyticsStore, TieredStore {
     return (await this.call("exportRange", [stream, range, path])) as ExportedFile;
   }
 
-  async mergeFiles(files: readonly string[], path: string): Promise<ExportedFile> {
-    return (await this.call("mergeFiles", [files, path])) as ExportedFile;
+  async mergeFiles(files: readonly string[], path: string, rollups: readonly string[] = []): Promise<ExportedFile> {
+    return (await this.call("mergeFiles", [files, path, rollups])) as ExportedFile;
   }
 
   async publishArchive(stream: string, archive: ArchiveSet): Promise<void> {
     await this.call("publishArchive", [stream, archive]);
   }
 
+  async ensureColumns(stream: string, registered: RegisteredColumns): Promise<void> {
+    await this.call("ensureColumns", [stream, registered]);
+  }
+
   async deleteArchivedRows(stream: string): Promise<number> {
     return (await this.call("deleteArchivedRows", [stream])) as number;
+  }
+
+  async clusterHot(stream: string): Promise<number> {
+    return (await this.call("clusterHot", [stream])) as number;
   }
 
   private call(method: WorkerMethod, args: readonly unknown[], transfer: ArrayBuffer[] = []): Promise<unknown> {

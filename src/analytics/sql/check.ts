@@ -38,6 +38,8 @@ const SEEN_FROM_PARTS = new Set(["type", "table_name", "left", "right", "subquer
 export interface CheckedQuery {
   /** Stream tables the query reads (lower case). */
   readonly tables: ReadonlySet<string>;
+  /** The statement as DuckDB parsed it. */
+  readonly statement: ParseNode;
 }
 
 export function forbidden(message: string): RunnelError {
@@ -51,8 +53,9 @@ export async function checkQuery(sql: string, streams: ReadonlySet<string>): Pro
   const statements = await parseSelects(sql);
   if (statements.length !== 1) throw forbidden("exactly one statement is allowed");
   const tables = new Set<string>();
-  new Walker(streams, tables).query(statements[0] as ParseNode, new Set());
-  return { tables };
+  const statement = statements[0] as ParseNode;
+  new Walker(streams, tables).query(statement, new Set());
+  return { tables, statement };
 }
 
 function isNode(x: unknown): x is ParseNode {

@@ -32,6 +32,41 @@ function parserInstance(): Promise<DuckDBInstance> {
   return parser;
 }
 
+/** `SELECT 0` as DuckDB serializes it: the frame renderExpression() puts one expression in. */
+let selectFrame: Promise<{ readonly [key: string]: unknown }> | undefined;
+
+/**
+ * One parsed expression as SQL text, DuckDB's own rendering of it (`json_deserialize_sql`), for a
+ * node taken from a tree parseSelects() returned.
+ */
+export async function renderExpression(expression: ParseNode): Promise<string> {
+  selectFrame ??= (async () => {
+    const connection = await (await parserInstance()).connect();
+    try {
+      const reader = await connection.runAndReadAll("SELECT json_serialize_sql('SELECT 0')");
+      return JSON.parse(String(reader.getRowsJS()[0]?.[0])) as { readonly [key: string]: unknown };
+    } finally {
+      connection.closeSync();
+    }
+  })();
+  const frame = structuredClone(await selectFrame) as { statements: { node: { select_list: unknown[] } }[] };
+  const node = frame.statements[0]?.node;
+  if (node === undefined) throw new RunnelError("internal", "DuckDB serialized SELECT 0 as no statement");
+  node.select_list = [expression];
+  const connection = await (await parserInstance()).connect();
+  try {
+    // JSON.parse read the tree's unsigned 64-bit positions as doubles, which DuckDB refuses;
+    // they only point into the text, so any valid one will do.
+    const json = JSON.stringify(frame, (key, value) => (key === "query_location" ? 0 : value));
+    const reader = await connection.runAndReadAll("SELECT json_deserialize_sql($1::JSON)", [json]);
+    const sql = String(reader.getRowsJS()[0]?.[0]);
+    if (!sql.startsWith("SELECT ")) throw new RunnelError("internal", `DuckDB rendered an expression as ${sql}`);
+    return sql.slice("SELECT ".length);
+  } finally {
+    connection.closeSync();
+  }
+}
+
 /**
  * The statements of `sql` as DuckDB parses them. A syntax error is `invalid_query` (400); a
  * statement that is not a SELECT (DuckDB serializes SELECTs only) is `query_forbidden` (403).

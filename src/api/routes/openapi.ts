@@ -59,7 +59,7 @@ interface RouteDoc {
   readonly summary: string;
   readonly tag: string;
   /** Default 200. */
-  readonly success?: 200 | 201 | 204;
+  readonly success?: 200 | 201 | 202 | 204;
   /** For routes that validate their body by hand. */
   readonly body?: Json;
   /** Default application/json. */
@@ -163,16 +163,53 @@ export const DOCS: Readonly<Record<string, RouteDoc>> = {
           type: "string",
           description: 'how far ahead of ingest time an event\'s time may be, a duration (default "1h")',
         },
+        rollups: {
+          type: "array",
+          maxItems: 16,
+          description: "rollup tables kept as events are loaded, queried by name (docs/rollups.md)",
+          items: {
+            type: "object",
+            additionalProperties: false,
+            required: ["name", "granularity", "metrics"],
+            properties: {
+              name: NAME,
+              granularity: { type: "string", description: 'time bucket, a duration from "1s" to "366d"' },
+              dimensions: { type: "array", maxItems: 16, items: { type: "string" } },
+              metrics: {
+                type: "object",
+                minProperties: 1,
+                maxProperties: 32,
+                additionalProperties: {
+                  type: "string",
+                  description: '"count", "sum(f)", "min(f)", "max(f)" or "approx_count_distinct(f)"',
+                },
+              },
+            },
+          },
+        },
       },
     },
   },
   "GET /api/v1/streams": { summary: "All streams", tag: "streams" },
-  "GET /api/v1/streams/:name": { summary: "One stream", tag: "streams" },
+  "GET /api/v1/streams/:name": {
+    summary: "One stream; each of its rollups with rowsIn and rowsKept (the rollup ratio)",
+    tag: "streams",
+  },
   "DELETE /api/v1/streams/:name": { summary: "Delete a stream (admin)", tag: "streams", success: 204 },
   "POST /api/v1/streams/:name/events": {
     summary: "Ingest one event, an array, or NDJSON; all or nothing, durable on 200",
     tag: "streams",
     body: { oneOf: [EVENT, { type: "array", items: EVENT }] },
+  },
+  "POST /api/v1/streams/:name/imports": {
+    summary:
+      "Import a file (the body: NDJSON, CSV or Parquet) into the stream's archive (admin); 202 once stored, then a job",
+    tag: "streams",
+    success: 202,
+  },
+  "GET /api/v1/streams/:name/imports/:id": {
+    summary: "An import's progress: running, done or failed with its error; stored after a restart (admin)",
+    tag: "streams",
   },
   "GET /api/v1/streams/:name/columns": {
     summary: "The stream's event-field columns and their types, in the order they came in",

@@ -36,6 +36,26 @@ export interface StatsBody {
   ingest: { refusals: number; pendingBytes: number };
   latencies: { ingest: HistogramStats; logAppend: HistogramStats; query: HistogramStats };
   storage: { logBytes: number; availableBytes: number };
+  /**
+   * Per analytics stream: what its archive holds (files, bytes, rows), `lag` in seconds since the
+   * archiver last found nothing left past the hot window, and counters since start: failed runs,
+   * compactions, rows imported; `importsRunning` counts imports running now.
+   */
+  archive: {
+    streams: Record<
+      string,
+      {
+        files: number;
+        bytes: number;
+        rows: number;
+        lag: number;
+        failures: number;
+        compactions: number;
+        imported: number;
+      }
+    >;
+    importsRunning: number;
+  };
 }
 
 type Metric = MetricObjectWithValues<MetricValue<string>>;
@@ -117,6 +137,16 @@ export function statsFrom(metrics: readonly Metric[], at: number): StatsBody {
     row.deadLetters = n;
   }
 
+  const archive: StatsBody["archive"]["streams"] = {};
+  const archived = () => ({ files: 0, bytes: 0, rows: 0, lag: 0, failures: 0, compactions: 0, imported: 0 });
+  sumBy(archive, "runnel_archive_files", "stream", "files", archived);
+  sumBy(archive, "runnel_archive_size_bytes", "stream", "bytes", archived);
+  sumBy(archive, "runnel_archive_rows", "stream", "rows", archived);
+  sumBy(archive, "runnel_archive_lag_seconds", "stream", "lag", archived);
+  sumBy(archive, "runnel_archive_failures_total", "stream", "failures", archived);
+  sumBy(archive, "runnel_archive_compactions_total", "stream", "compactions", archived);
+  sumBy(archive, "runnel_archive_imported_rows_total", "stream", "imported", archived);
+
   const sources: StatsBody["sources"] = {};
   const source = () => ({ up: 0, records: 0 });
   sumBy(sources, "runnel_source_up", "source", "up", source);
@@ -141,6 +171,7 @@ export function statsFrom(metrics: readonly Metric[], at: number): StatsBody {
       logBytes: total("runnel_log_size_bytes"),
       availableBytes: total("runnel_storage_available_bytes"),
     },
+    archive: { streams: archive, importsRunning: total("runnel_archive_imports_running") },
   };
 }
 

@@ -2,6 +2,7 @@
 import type { FastifyInstance } from "fastify";
 import { hotWindowOf } from "../../archive/hot-window.js";
 import type { ColumnTypes } from "../../catalog/columns.js";
+import { describeRollup } from "../../catalog/rollup-spec.js";
 import { parseStreamSpec } from "../../catalog/stream-spec.js";
 import type { StreamDefinition } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
@@ -23,6 +24,7 @@ export function describeStream(stream: StreamDefinition) {
     ...(stream.analytics !== false && { analyticsHotMs: hotWindowOf(stream) }),
     ...(stream.archiveRetentionMs !== undefined && { analyticsArchiveMs: stream.archiveRetentionMs }),
     maxFutureSkewMs: stream.maxFutureSkewMs ?? DEFAULT_MAX_FUTURE_SKEW_MS,
+    ...(stream.rollups !== undefined && { rollups: stream.rollups.map(describeRollup) }),
     createdAt: stream.createdAt,
   };
 }
@@ -52,7 +54,15 @@ export function registerStreamRoutes(app: FastifyInstance, services: ApiServices
   app.get<{ Params: { name: string } }>("/streams/:name", signedIn, async (request) => {
     const stream = await streams.get(request.params.name);
     if (!stream) throw new RunnelError("stream_not_found", `stream "${request.params.name}" does not exist`);
-    return describeStream(stream);
+    const described = describeStream(stream);
+    if (described.rollups === undefined) return described;
+    // The rollup ratio: rows each rollup took in, and rows it keeps for them.
+    const stats = await services.analytics.rollupStats(stream.name);
+    const rollups = described.rollups.map((r) => {
+      const s = stats.find((x) => x.name === r.name);
+      return { ...r, rowsIn: s?.rowsIn ?? 0, rowsKept: s?.rowsKept ?? 0 };
+    });
+    return { ...described, rollups };
   });
 
   app.delete<{ Params: { name: string } }>("/streams/:name", admins, async (request, reply) => {

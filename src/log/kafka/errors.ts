@@ -20,6 +20,11 @@ export function hasKafkaError(e: unknown, apiId: string): boolean {
   return (searchable(e)?.findBy("apiId", apiId) ?? null) !== null;
 }
 
+/** True when the client lost, or could not open, a connection to a broker. */
+export function isNetworkError(e: unknown): boolean {
+  return (searchable(e)?.findBy("code", "PLT_KFK_NETWORK") ?? null) !== null;
+}
+
 function isUnreachable(error: Error): boolean {
   const e = searchable(error);
   if (e === null) return false;

@@ -7,7 +7,10 @@
  * transaction open at a time (Kafka allows no more per transactional id). Appends that arrive while
  * the producers are busy are grouped into the next free producer's transaction (group commit, as
  * the local log's shared fdatasync), so a multi-partition batch is all-or-nothing; append()
- * resolves once its transaction is committed, with the offsets the produce responses gave.
+ * resolves once its transaction is committed, with the offsets the produce responses gave. The
+ * client's producer begins and ends the transactions; the records go as batches Runnel encodes
+ * itself (record-batch.ts, one buffer per partition) in Produce requests on the lane's own
+ * connections, with the producer's id and epoch and sequence numbers the lane keeps.
  *
  * Kafka answers EndTxn before the commit markers are written, so committed records become readable
  * under read_committed a few milliseconds later; append() resolves once they are (a read by anyone
@@ -35,6 +38,7 @@ import type { ClusterMetadata, FetchOptions } from "@platformatic/kafka";
 import {
   Admin,
   ConfigResourceTypes,
+  ConnectionPool,
   Consumer,
   FetchIsolationLevels,
   IncrementalAlterConfigOperationTypes,
@@ -53,16 +57,19 @@ import type {
   RecordPosition,
   StreamLogOptions,
 } from "../types.js";
-import { hasKafkaError, toRunnelError } from "./errors.js";
+import { hasKafkaError, isNetworkError, toRunnelError } from "./errors.js";
 import type { KafkaEventLogOptions, ResolvedKafkaOptions } from "./options.js";
 import {
   DEFAULT_READ_MAX_BYTES,
   DEFAULT_READ_MAX_RECORDS,
-  MAX_PRODUCE_REQUEST_BYTES,
+  MAX_BATCH_BYTES,
   resolveKafkaOptions,
   streamOf,
   topicOf,
 } from "./options.js";
+import type { PartitionBatch } from "./produce.js";
+import { produce } from "./produce.js";
+import { encodeRecordBatch, MAX_TIMESTAMP_DELTA } from "./record-batch.js";
 import type { OutgoingRecord } from "./records.js";
 import { appendContext, decodeFetched, toKafkaRecord, validateRecord } from "./records.js";
 
@@ -73,6 +80,7 @@ interface StreamMeta {
 
 interface PendingAppend {
   readonly stream: string;
+  readonly meta: StreamMeta;
   readonly records: readonly OutgoingRecord[];
   readonly bytes: number;
   readonly resolve: (positions: RecordPosition[]) => void;
@@ -81,7 +89,12 @@ interface PendingAppend {
 
 /** One producer and the transaction it has in flight (Kafka allows one per transactional id). */
 interface Lane {
+  /** Begins, adds partitions to and ends the lane's transactions; the records go by `connections`. */
   producer: Producer | undefined;
+  /** The lane's own connections for Produce requests of batches it encodes (record-batch.ts). */
+  connections: ConnectionPool | undefined;
+  /** The next sequence number of each partition ("topic:partition") for the producer id and epoch. */
+  sequences: { producerId: bigint; producerEpoch: number; next: Map<string, number> };
   /** Set after a topic is deleted or a transaction could not be ended: start a new producer. */
   stale: boolean;
   busy: boolean;
@@ -112,6 +125,7 @@ const PING_TIMEOUT_MS = 2_000;
 /** Upper bound on one group-committed transaction, so one slow giant group cannot starve others. */
 const MAX_GROUP_BYTES = 8 * 1024 * 1024;
 const READ_COMMITTED = FetchIsolationLevels.READ_COMMITTED;
+const NO_VALUE = Buffer.alloc(0);
 /** Reads that raced each other on a fetch session are retried this often before failing. */
 const MAX_FETCH_SESSION_RETRIES = 10;
 
@@ -155,6 +169,8 @@ export class KafkaEventLog implements EventLog {
     this.options = resolveKafkaOptions(options);
     this.lanes = Array.from({ length: this.options.transactionsInFlight }, () => ({
       producer: undefined,
+      connections: undefined,
+      sequences: { producerId: -1n, producerEpoch: -1, next: new Map() },
       stale: false,
       busy: false,
       previous: Promise.resolve(),
@@ -193,8 +209,11 @@ export class KafkaEventLog implements EventLog {
     this.stopPolling();
     await Promise.all(this.working);
     await this.watching;
-    const clients = [...this.lanes.map((l) => l.producer), this.reader, this.admin];
-    for (const lane of this.lanes) lane.producer = undefined;
+    const clients = [...this.lanes.flatMap((l) => [l.producer, l.connections]), this.reader, this.admin];
+    for (const lane of this.lanes) {
+      lane.producer = undefined;
+      lane.connections = undefined;
+    }
     this.reader = undefined;
     this.admin = undefined;
     await Promise.all(clients.map((c) => c?.close().catch(() => undefined)));
@@ -331,12 +350,12 @@ export class KafkaEventLog implements EventLog {
     const context = appendContext(Date.now());
     let bytes = 0;
     const outgoing = records.map((r) => {
-      const o = toKafkaRecord(meta.topic, partitionForKey(r.key, meta.partitions), r, context);
-      bytes += o.size;
+      const o = toKafkaRecord(partitionForKey(r.key, meta.partitions), r, context);
+      bytes += o.maxBytes;
       return o;
     });
     return new Promise<RecordPosition[]>((resolve, reject) => {
-      this.pending.push({ stream, records: outgoing, bytes, resolve, reject });
+      this.pending.push({ stream, meta, records: outgoing, bytes, resolve, reject });
       this.startLanes();
     });
   }
@@ -513,6 +532,14 @@ export class KafkaEventLog implements EventLog {
     });
   }
 
+  private newConnections(): ConnectionPool {
+    const { clientId, requestTimeoutMs } = this.options;
+    return new ConnectionPool(clientId, {
+      connectTimeout: Math.min(requestTimeoutMs, 3_000),
+      requestTimeout: requestTimeoutMs,
+    });
+  }
+
   /** Puts every idle lane to work while appends are waiting. */
   private startLanes(): void {
     for (const lane of this.lanes) {
@@ -531,6 +558,13 @@ export class KafkaEventLog implements EventLog {
 
   private async drain(lane: Lane): Promise<void> {
     while (this.pending.length > 0) {
+      // The lane's next transaction cannot start before its last one's markers are written. Waiting
+      // for that before taking the group, and then for the appenders it released to come back (a
+      // turn of the event loop), makes one transaction of every append that arrived meanwhile:
+      // each transaction costs the broker far more than the records in it.
+      await lane.previous;
+      await new Promise((r) => setImmediate(r));
+      if (this.pending.length === 0) break;
       let bytes = 0;
       let n = 0;
       while (n < this.pending.length && (n === 0 || bytes + this.pending[n]!.bytes <= MAX_GROUP_BYTES)) {
@@ -570,10 +604,11 @@ export class KafkaEventLog implements EventLog {
     const deadline = Date.now() + this.options.requestTimeoutMs;
     for (let delay = 100; ; delay = Math.min(delay * 2, 1_000)) {
       if (lane.stale || lane.producer === undefined) {
-        const old = lane.producer;
+        const old = [lane.producer, lane.connections];
         lane.producer = this.newProducer();
+        lane.connections = this.newConnections();
         lane.stale = false;
-        await old?.close().catch(() => undefined);
+        await Promise.all(old.map((c) => c?.close().catch(() => undefined)));
       }
       try {
         return await lane.producer.beginTransaction();
@@ -591,63 +626,49 @@ export class KafkaEventLog implements EventLog {
     if (this.state !== "open") throw new RunnelError("not_ready", "the event log is closed");
     await lane.previous;
     const tx = await this.beginTransaction(lane);
+    const producer = lane.producer!;
+    const writer = this.batchWriter(lane, producer);
     const positions = group.map((a) => new Array<RecordPosition>(a.records.length));
-    const lastOffsets = new Map<string, { topic: string; partition: number; offset: number }>();
+    const lastOffsets: { topic: string; partition: number; offset: number }[] = [];
+    // Sequence numbers are spent once a batch is sent: if its answer is lost, only a new producer
+    // knows where they stand.
+    let inDoubt = false;
     try {
-      // One produce request's records, with the append and index each came from and its
-      // "topic:partition" (hot loop: parallel arrays, no object per record).
-      let messages: OutgoingRecord[] = [];
-      let owners: number[] = [];
-      let indexes: number[] = [];
-      let tps: string[] = [];
-      let chunkBytes = 0;
-      const firstTimestamps = new Map<string, number>();
-      const flush = async () => {
-        if (messages.length === 0) return;
-        const result = await tx.send({ messages });
-        // The next offset of each partition, starting at the base offset the broker gave.
-        const next = new Map<string, number>();
-        for (const o of result.offsets ?? []) next.set(`${o.topic}:${o.partition}`, Number(o.offset));
-        for (let k = 0; k < messages.length; k++) {
-          const tp = tps[k]!;
-          const offset = next.get(tp);
-          if (offset === undefined) throw new RunnelError("internal", `Kafka returned no offset for ${tp}`);
-          next.set(tp, offset + 1);
-          positions[owners[k]!]![indexes[k]!] = { partition: messages[k]!.partition, offset };
+      const parts = partitionsOf(group);
+      const topics = [...new Set(parts.map((p) => p.topic))];
+      const metadata = await producer.metadata({ topics });
+      // The client reads only the topic and partition of these.
+      await tx.addPartitions(
+        metadata,
+        parts.map(({ topic, partition }) => ({ topic, partition, value: NO_VALUE })),
+      );
+      // Request k carries the k-th batch of every partition (Kafka takes one per partition and request).
+      const cuts = parts.map(cutBatches);
+      const requests = Math.max(...cuts.map((c) => c.length - 1));
+      for (let k = 0; k < requests; k++) {
+        const batches: EncodedBatch[] = [];
+        for (let i = 0; i < parts.length; i++) {
+          const cut = cuts[i]!;
+          if (k + 1 >= cut.length) continue;
+          const part = parts[i]!;
+          batches.push({ part, from: cut[k]!, to: cut[k + 1]!, batch: writer.encode(part, cut[k]!, cut[k + 1]!) });
         }
-        for (const o of result.offsets ?? []) {
-          const end = next.get(`${o.topic}:${o.partition}`)!;
-          if (end > Number(o.offset)) {
-            lastOffsets.set(`${o.topic}:${o.partition}`, { topic: o.topic, partition: o.partition, offset: end - 1 });
+        inDoubt = true;
+        const bases = await this.send(lane, producer, tx.id, topics, batches);
+        inDoubt = false;
+        batches.forEach(({ part, from, to }, b) => {
+          const base = bases[b]!;
+          for (let j = from; j < to; j++) {
+            positions[part.owners[j]!]![part.indexes[j]!] = { partition: part.partition, offset: base + j - from };
           }
-        }
-        messages = [];
-        owners = [];
-        indexes = [];
-        tps = [];
-        chunkBytes = 0;
-        firstTimestamps.clear();
-      };
-      for (let a = 0; a < group.length; a++) {
-        const records = group[a]!.records;
-        for (let i = 0; i < records.length; i++) {
-          const r = records[i]!;
-          const tp = `${r.topic}:${r.partition}`;
-          const first = firstTimestamps.get(tp);
-          const delta = first === undefined ? 0 : r.timestampMs - first;
-          const farApart = delta > MAX_SAFE_TIMESTAMP_DELTA || delta < -MAX_SAFE_TIMESTAMP_DELTA;
-          if (messages.length > 0 && (chunkBytes + r.size > MAX_PRODUCE_REQUEST_BYTES || farApart)) await flush();
-          if (!firstTimestamps.has(tp)) firstTimestamps.set(tp, r.timestampMs);
-          messages.push(r);
-          owners.push(a);
-          indexes.push(i);
-          tps.push(tp);
-          chunkBytes += r.size;
-        }
+          if (to === part.records.length) {
+            lastOffsets.push({ topic: part.topic, partition: part.partition, offset: base + to - from - 1 });
+          }
+        });
       }
-      await flush();
       await tx.commit();
     } catch (e) {
+      if (inDoubt) lane.stale = true;
       try {
         await tx.abort();
       } catch {
@@ -663,13 +684,105 @@ export class KafkaEventLog implements EventLog {
     this.unseen.push({
       group,
       positions,
-      last: [...lastOffsets.values()],
+      last: lastOffsets,
       deadline: Date.now() + this.options.requestTimeoutMs,
       done,
     });
     this.watching ??= this.watch().finally(() => {
       this.watching = undefined;
     });
+  }
+
+  /**
+   * Sends one request's batches to their partitions' leaders and returns each batch's base offset.
+   * A leader that moved (or is not elected yet, on a new topic) or a lost connection is retried
+   * with fresh metadata: the batches keep their sequence numbers, so the broker writes each once.
+   */
+  private async send(
+    lane: Lane,
+    producer: Producer,
+    transactionalId: string,
+    topics: readonly string[],
+    batches: readonly EncodedBatch[],
+  ): Promise<number[]> {
+    const bases = new Array<number>(batches.length);
+    let metadata = await producer.metadata({ topics: [...topics] });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const byLeader = new Map<number, number[]>();
+        batches.forEach(({ part }, b) => {
+          const { leader } = leaderOf(metadata, part.meta, part.stream, part.partition);
+          const list = byLeader.get(leader);
+          if (list === undefined) byLeader.set(leader, [b]);
+          else list.push(b);
+        });
+        await Promise.all(
+          [...byLeader].map(async ([leader, indexes]) => {
+            const broker = metadata.brokers.get(leader);
+            if (broker === undefined)
+              throw new RunnelError("not_ready", `Kafka broker ${leader} is not in the metadata`);
+            const connection = await lane.connections!.get(broker);
+            const request = new Map<string, PartitionBatch[]>();
+            for (const b of indexes) {
+              const { part, batch } = batches[b]!;
+              const list = request.get(part.topic);
+              if (list === undefined) request.set(part.topic, [{ partition: part.partition, batch }]);
+              else list.push({ partition: part.partition, batch });
+            }
+            const offsets = await produce(
+              connection,
+              transactionalId,
+              this.options.requestTimeoutMs,
+              [...request].map(([topic, partitions]) => ({ topic, partitions })),
+            );
+            for (const b of indexes) {
+              const { part } = batches[b]!;
+              const base = offsets.get(part.topic)?.get(part.partition);
+              if (base === undefined) {
+                throw new RunnelError("internal", `Kafka returned no offset for ${part.topic}:${part.partition}`);
+              }
+              bases[b] = base;
+            }
+          }),
+        );
+        return bases;
+      } catch (e) {
+        if (attempt >= PRODUCE_RETRY_DELAYS_MS.length || !isRetriableProduce(e) || this.state !== "open") throw e;
+        await new Promise((r) => setTimeout(r, PRODUCE_RETRY_DELAYS_MS[attempt]));
+        metadata = await producer.metadata({ topics: [...topics], forceUpdate: true });
+      }
+    }
+  }
+
+  /**
+   * Encodes batches for the lane's producer, continuing each partition's sequence numbers (the
+   * broker checks them: idempotence), which start again at 0 for a new producer id or epoch.
+   */
+  private batchWriter(lane: Lane, producer: Producer): { encode: (p: Partition, from: number, to: number) => Buffer } {
+    const producerId = producer.producerId;
+    const producerEpoch = producer.producerEpoch;
+    if (producerId === undefined || producerEpoch === undefined) {
+      throw new RunnelError("internal", "the transactional producer has no producer id");
+    }
+    if (lane.sequences.producerId !== producerId || lane.sequences.producerEpoch !== producerEpoch) {
+      lane.sequences = { producerId, producerEpoch, next: new Map() };
+    }
+    const next = lane.sequences.next;
+    return {
+      encode: (p, from, to) => {
+        const tp = `${p.topic}:${p.partition}`;
+        const baseSequence = next.get(tp) ?? 0;
+        next.set(tp, nextSequence(baseSequence, to - from));
+        let maxBytes = 0;
+        for (let i = from; i < to; i++) maxBytes += p.records[i]!.maxBytes;
+        return encodeRecordBatch(p.records, from, to, maxBytes, {
+          producerId,
+          producerEpoch,
+          baseSequence,
+          transactional: true,
+        });
+      },
+    };
   }
 
   /**
@@ -934,12 +1047,94 @@ function isUnknownTopic(e: unknown): boolean {
   return e instanceof Error && e.message.startsWith("Unknown topic ");
 }
 
+/** One partition's records [from, to) as an encoded record batch. */
+interface EncodedBatch {
+  readonly part: Partition;
+  readonly from: number;
+  readonly to: number;
+  readonly batch: Buffer;
+}
+
+/** Waits before each resend of a produce request that failed for a reason that may pass. */
+const PRODUCE_RETRY_DELAYS_MS = [10, 30, 60, 100, 200];
+
+/** A leader that moved or is not elected yet, or a connection lost: worth a resend. */
+function isRetriableProduce(e: unknown): boolean {
+  return (
+    hasKafkaError(e, "NOT_LEADER_OR_FOLLOWER") ||
+    hasKafkaError(e, "LEADER_NOT_AVAILABLE") ||
+    hasKafkaError(e, "UNKNOWN_TOPIC_OR_PARTITION") ||
+    hasKafkaError(e, "REQUEST_TIMED_OUT") ||
+    isNetworkError(e)
+  );
+}
+
+/** The records of a group bound for one partition, in append order, with the append and index each came from. */
+interface Partition {
+  readonly meta: StreamMeta;
+  readonly stream: string;
+  readonly topic: string;
+  readonly partition: number;
+  readonly records: OutgoingRecord[];
+  readonly owners: number[];
+  readonly indexes: number[];
+}
+
+function partitionsOf(group: readonly PendingAppend[]): Partition[] {
+  // Per topic, its partitions by index (hot loop: no string key per record).
+  const byTopic = new Map<string, (Partition | undefined)[]>();
+  const out: Partition[] = [];
+  for (let a = 0; a < group.length; a++) {
+    const { meta, stream, records } = group[a]!;
+    let parts = byTopic.get(meta.topic);
+    if (parts === undefined) {
+      parts = new Array<Partition | undefined>(meta.partitions);
+      byTopic.set(meta.topic, parts);
+    }
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
+      let part = parts[r.partition];
+      if (part === undefined) {
+        part = { meta, stream, topic: meta.topic, partition: r.partition, records: [], owners: [], indexes: [] };
+        parts[r.partition] = part;
+        out.push(part);
+      }
+      part.records.push(r);
+      part.owners.push(a);
+      part.indexes.push(i);
+    }
+  }
+  return out;
+}
+
 /**
- * @platformatic/dynamic-buffer 1.x zigzag-encodes varint64 with `>> 31n` instead of `>> 63n`, so a
- * record whose timestamp differs from its batch's first by 2^31 ms (~25 days) or more is sent
- * corrupted (the broker refuses it or stores a wrong time). Such records go in another batch.
+ * Where a partition's records are cut into batches ([0, c1, c2, ..., length]): a batch stays within
+ * MAX_BATCH_BYTES and its records within MAX_TIMESTAMP_DELTA of its first one's timestamp.
  */
-const MAX_SAFE_TIMESTAMP_DELTA = 2 ** 31 - 1;
+function cutBatches(part: Partition): number[] {
+  const cuts = [0];
+  let bytes = 0;
+  let first = part.records[0]!.timestampMs;
+  for (let i = 0; i < part.records.length; i++) {
+    const r = part.records[i]!;
+    const delta = r.timestampMs - first;
+    const farApart = delta > MAX_TIMESTAMP_DELTA || delta < -MAX_TIMESTAMP_DELTA;
+    if (i > cuts.at(-1)! && (bytes + r.maxBytes > MAX_BATCH_BYTES || farApart)) {
+      cuts.push(i);
+      bytes = 0;
+      first = r.timestampMs;
+    }
+    bytes += r.maxBytes;
+  }
+  cuts.push(part.records.length);
+  return cuts;
+}
+
+/** Kafka's sequence numbers wrap to 0 after the largest int32. */
+function nextSequence(sequence: number, records: number): number {
+  const max = 0x7fffffff;
+  return sequence > max - records ? records - (max - sequence) - 1 : sequence + records;
+}
 
 function notFound(stream: string): RunnelError {
   return new RunnelError("stream_not_found", `stream "${stream}" does not exist`);

@@ -42,11 +42,11 @@ export const DEFAULT_TRANSACTIONS_IN_FLIGHT = 4;
 export const DEFAULT_READ_MAX_RECORDS = 10_000;
 export const DEFAULT_READ_MAX_BYTES = 4 * 1024 * 1024;
 /**
- * Bytes of one produce request per transaction step. Kafka refuses a record batch larger than the
- * topic's max.message.bytes (1 MiB by default); an append larger than this is sent in several
- * requests inside one transaction, so it stays atomic.
+ * Bytes of one record batch at most (as record-batch.ts bounds it). Kafka refuses a batch larger
+ * than the topic's max.message.bytes (1 MiB by default); a partition's records beyond this go in
+ * further batches of the same transaction, so an append stays atomic.
  */
-export const MAX_PRODUCE_REQUEST_BYTES = 512 * 1024;
+export const MAX_BATCH_BYTES = 1_000_000;
 /** Key length cap shared with the local log's record format, so a stream moves either way. */
 export const MAX_KEY_BYTES = 0xffff;
 

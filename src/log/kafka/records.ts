@@ -11,6 +11,8 @@ import type { RecordsBatch } from "@platformatic/kafka";
 import { RunnelError } from "../../core/errors.js";
 import type { AppendRecord, LogRecord } from "../types.js";
 import { MAX_KEY_BYTES } from "./options.js";
+import type { BatchRecord, RecordHeaders } from "./record-batch.js";
+import { encodeHeaders, recordMaxBytes } from "./record-batch.js";
 
 export const HEADER_INGEST_TIME = "runnel.ingest-time";
 export const HEADER_TIMESTAMP = "runnel.timestamp";
@@ -20,18 +22,9 @@ const IS_TRANSACTIONAL = 1 << 4;
 const IS_CONTROL = 1 << 5;
 const CONTROL_ABORT = 0;
 
-export interface OutgoingRecord {
-  readonly topic: string;
+/** A record on its way to Kafka: the batch encoder's fields and the partition it goes to. */
+export interface OutgoingRecord extends BatchRecord {
   readonly partition: number;
-  readonly key: Buffer;
-  readonly value: Buffer;
-  readonly timestamp: bigint;
-  /** `timestamp` as a number, for cheap comparisons. */
-  readonly timestampMs: number;
-  /** Shared between records (AppendContext): never modified once built. */
-  readonly headers: Map<Buffer, Buffer>;
-  /** Approximate bytes on the wire, to size produce requests. */
-  readonly size: number;
 }
 
 export function validateRecord(r: AppendRecord): void {
@@ -52,54 +45,43 @@ export function validateRecord(r: AppendRecord): void {
 }
 
 const INGEST_TIME_KEY = Buffer.from(HEADER_INGEST_TIME);
+const TIMESTAMP_KEY = Buffer.from(HEADER_TIMESTAMP);
 
 /**
  * What the records of one append share, built once per append rather than once per record: the
  * ingest time header and, for records without headers of their own and with an exact timestamp
- * (nearly all), one headers map (the client only reads it).
+ * (nearly all), their encoded headers.
  */
 export interface AppendContext {
   readonly ingestTime: Buffer;
-  readonly plainHeaders: Map<Buffer, Buffer>;
+  readonly plainHeaders: RecordHeaders;
 }
 
 export function appendContext(ingestTime: number): AppendContext {
   const value = Buffer.from(String(ingestTime));
-  return { ingestTime: value, plainHeaders: new Map([[INGEST_TIME_KEY, value]]) };
+  return { ingestTime: value, plainHeaders: encodeHeaders([[INGEST_TIME_KEY, value]]) };
 }
 
-export function toKafkaRecord(
-  topic: string,
-  partition: number,
-  r: AppendRecord,
-  context: AppendContext,
-): OutgoingRecord {
+export function toKafkaRecord(partition: number, r: AppendRecord, context: AppendContext): OutgoingRecord {
   const exact = Number.isSafeInteger(r.timestamp) && r.timestamp >= 0;
-  let size = 64 + r.value.byteLength;
   let headers = context.plainHeaders;
   if (!exact || r.headers !== undefined) {
-    const own = new Map<Buffer, Buffer>([[INGEST_TIME_KEY, context.ingestTime]]);
-    if (!exact) own.set(Buffer.from(HEADER_TIMESTAMP), Buffer.from(String(r.timestamp)));
-    for (const [name, value] of Object.entries(r.headers ?? {})) {
-      const k = Buffer.from(name);
-      const v = Buffer.from(value);
-      own.set(k, v);
-      size += k.length + v.length + 4;
-    }
-    headers = own;
+    const own: [Buffer, Buffer][] = [[INGEST_TIME_KEY, context.ingestTime]];
+    if (!exact) own.push([TIMESTAMP_KEY, Buffer.from(String(r.timestamp))]);
+    for (const [name, value] of Object.entries(r.headers ?? {})) own.push([Buffer.from(name), Buffer.from(value)]);
+    headers = encodeHeaders(own);
   }
-  const key = Buffer.from(r.key, "utf8");
-  const timestampMs = exact ? r.timestamp : Math.max(0, Math.floor(r.timestamp));
+  const keyBytes = Buffer.byteLength(r.key, "utf8");
   return {
-    topic,
     partition,
-    key,
-    // A view, not a copy: the producer serialises it before append() resolves.
-    value: Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength),
-    timestamp: BigInt(timestampMs),
-    timestampMs,
+    key: r.key,
+    keyBytes,
+    // Not copied: the batch is encoded before append() resolves.
+    value: r.value,
+    // The exact time travels in a header; Kafka's field holds the nearest time it can.
+    timestampMs: exact ? r.timestamp : Math.min(Math.max(0, Math.floor(r.timestamp)), Number.MAX_SAFE_INTEGER),
     headers,
-    size: size + key.length,
+    maxBytes: recordMaxBytes(keyBytes, r.value.byteLength, headers),
   };
 }
 

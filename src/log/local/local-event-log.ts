@@ -8,6 +8,7 @@
  *                                         per-record entries, record.ts), plus .index/.timeindex
  *                                         once sealed
  *   <dir>/<stream>/offsets/<group>.json   committed consumer positions
+ *   <dir>/.lock                           held by the one process that has the log open (dir-lock.ts)
  *
  * Durability: append() resolves after its records are fdatasync'ed, and, for a batch spanning
  * partitions, the stream's commit file too. A full disk refuses the append with storage_full and
@@ -37,6 +38,7 @@ import type {
   RecordPosition,
   StreamLogOptions,
 } from "../types.js";
+import { type DirectoryLock, type DirectoryLockOptions, lockDirectory } from "./dir-lock.js";
 import { decodeName, encodeName } from "./fs-util.js";
 import type { LocalEventLogOptions, RecoveryReport } from "./options.js";
 import {
@@ -74,6 +76,7 @@ export class LocalEventLog implements EventLog {
   readonly capabilities: EventLogCapabilities = LocalEventLog.capabilities;
 
   private readonly dir: string;
+  private readonly lockOptions: DirectoryLockOptions;
   private readonly env: StreamEnv;
   private readonly onRecovery: (report: RecoveryReport) => void;
   private readonly streams = new Map<string, StreamLog>();
@@ -92,6 +95,7 @@ export class LocalEventLog implements EventLog {
   /** Serialises stream creation and deletion. */
   private readonly adminQueue = new SerialQueue();
   private state: "new" | "open" | "closed" = "new";
+  private lock: DirectoryLock | undefined;
 
   constructor(options: LocalEventLogOptions) {
     const segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
@@ -101,6 +105,7 @@ export class LocalEventLog implements EventLog {
     const segmentMaxAgeMs = options.segmentMaxAgeMs ?? DEFAULT_SEGMENT_MAX_AGE_MS;
     if (!(segmentMaxAgeMs > 0)) throw new RunnelError("invalid_input", "segmentMaxAgeMs must be positive");
     this.dir = options.dir;
+    this.lockOptions = options.lock ?? {};
     const onRecovery = options.onRecovery;
     this.onRecovery = (report) => {
       this.recoveries.push(report);
@@ -119,6 +124,8 @@ export class LocalEventLog implements EventLog {
   async open(): Promise<void> {
     if (this.state === "open") return;
     await mkdir(this.dir, { recursive: true });
+    // Before anything is read: a second process must not even repair a tail the first is writing.
+    const lock = await lockDirectory(this.dir, this.lockOptions);
     const opened: StreamLog[] = [];
     try {
       for (const entry of await readdir(this.dir, { withFileTypes: true })) {
@@ -138,9 +145,11 @@ export class LocalEventLog implements EventLog {
       }
     } catch (e) {
       await Promise.all(opened.map((s) => s.close()));
+      await lock.release();
       throw e;
     }
     for (const s of opened) this.streams.set(s.name, s);
+    this.lock = lock;
     this.state = "open";
   }
 
@@ -153,6 +162,8 @@ export class LocalEventLog implements EventLog {
     await this.adminQueue.idle();
     await Promise.all([...this.streams.values()].map((s) => s.close()));
     this.streams.clear();
+    await this.lock?.release();
+    this.lock = undefined;
   }
 
   /**

@@ -1,5 +1,6 @@
 /** Options of the local log, with defaults in human units. */
 import type { Clock } from "../../core/clock.js";
+import type { DirectoryLockOptions } from "./dir-lock.js";
 
 export interface RecoveryReport {
   readonly stream: string;
@@ -36,6 +37,8 @@ export interface LocalEventLogOptions {
   readonly onRecovery?: (report: RecoveryReport) => void;
   /** Told about every group made durable (monitoring's batch-size histogram); must not throw. */
   readonly onGroupCommit?: (report: GroupCommitReport) => void;
+  /** The directory lock that keeps a second process out (dir-lock.ts); defaults suit a server. */
+  readonly lock?: DirectoryLockOptions;
 }
 
 export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;

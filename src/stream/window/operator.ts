@@ -23,6 +23,7 @@ export interface KeySelector {
   readonly byPartitionKey?: boolean;
 }
 
+/** Lent to `project` for the call only: the operator reuses one per result (no allocation per result). */
 export interface WindowResult {
   readonly keyValues: readonly unknown[];
   readonly start: number;
@@ -61,6 +62,14 @@ class Group {
     readonly values: readonly unknown[],
     readonly owner: string,
   ) {}
+}
+
+/** The operator's one WindowResult, refilled for each result. */
+class ResultView implements WindowResult {
+  keyValues: readonly unknown[] = [];
+  start = 0;
+  end = 0;
+  constructor(readonly aggregates: unknown[]) {}
 }
 
 class Win {
@@ -111,7 +120,13 @@ export class WindowOperator {
   // on an event leaves no window half-updated; reused across events to avoid allocation.
   private readonly argValues: unknown[];
   private readonly byValues: unknown[];
+  private readonly result: ResultView;
   private windowCount = 0;
+  /** The id prefix of the window last emitted, `pipeline:start:end:revision:`. */
+  private idPrefix = "";
+  private idStart = Number.NaN;
+  private idEnd = Number.NaN;
+  private idRevision = -1;
   /** Results dropped because a result expression failed on them. */
   failedResults = 0;
 
@@ -124,6 +139,7 @@ export class WindowOperator {
     this.nAggs = plan.aggregates.length;
     this.argValues = new Array(this.nAggs).fill(null);
     this.byValues = new Array(this.nAggs).fill(null);
+    this.result = new ResultView(new Array(this.nAggs).fill(null));
   }
 
   /** Open windows (for metrics: state size). */
@@ -149,26 +165,30 @@ export class WindowOperator {
     const lateness = this.options.allowedLatenessMs;
     const wm = this.watermark;
     const w = this.window;
-    if (w.kind === "tumble") {
-      const start = alignedStart(t, w.size);
-      const end = start + w.size;
-      if (end - 1 + lateness <= wm) return LATE;
-      this.addTo(this.windowOf(this.groupOf(e), start, end), e, out);
-      return ACCEPTED;
-    }
-    if (w.kind === "hop") {
-      let group: Group | undefined;
-      let accepted = false;
-      for (let start = alignedStart(t, w.slide); start > t - w.size; start -= w.slide) {
-        const end = start + w.size;
-        if (end - 1 + lateness <= wm) continue;
-        group ??= this.groupOf(e);
-        this.addTo(this.windowOf(group, start, end), e, out);
-        accepted = true;
+    if (w.kind === "session") return this.addToSession(e, t, t + w.gap, out);
+    // A tumbling window is a hopping one whose slide is its size: the loop runs once.
+    const size = w.size;
+    const slide = w.kind === "hop" ? w.slide : size;
+    let group: Group | undefined;
+    let accepted = false;
+    for (let start = alignedStart(t, slide); start > t - size; start -= slide) {
+      const end = start + size;
+      if (end - 1 + lateness <= wm) continue;
+      group ??= this.groupOf(e);
+      // The lookup is inlined here: a call taking the (non-Smi) bounds would box both per event.
+      const ws = group.windows;
+      let win: Win | undefined;
+      for (let i = 0; i < ws.length; i++) {
+        const x = ws[i] as Win;
+        if (x.start === start) {
+          win = x;
+          break;
+        }
       }
-      return accepted ? ACCEPTED : LATE;
+      this.addTo(win ?? this.openWindow(group, start, end), e, out);
+      accepted = true;
     }
-    return this.addToSession(e, t, t + w.gap, out);
+    return accepted ? ACCEPTED : LATE;
   }
 
   /** Moves event time to `watermark`: fires every window whose end it passed and drops expired state. */
@@ -239,12 +259,8 @@ export class WindowOperator {
     return new Group(mapKey, values, this.plan.key.ownerOf(values));
   }
 
-  private windowOf(g: Group, start: number, end: number): Win {
-    const ws = g.windows;
-    for (let i = 0; i < ws.length; i++) {
-      const w = ws[i] as Win;
-      if (w.start === start) return w;
-    }
+  /** A new window [start, end) of `g`, which has none starting at `start`. */
+  private openWindow(g: Group, start: number, end: number): Win {
     const spare = g.spare;
     let win: Win;
     if (spare !== undefined) {
@@ -340,12 +356,15 @@ export class WindowOperator {
   }
 
   private emit(win: Win, out: WindowOutput[]): void {
-    const aggregates = new Array<unknown>(this.nAggs);
-    for (let i = 0; i < this.nAggs; i++) aggregates[i] = (win.accs[i] as Accumulator).result();
+    const r = this.result;
+    for (let i = 0; i < this.nAggs; i++) r.aggregates[i] = (win.accs[i] as Accumulator).result();
     const g = win.group;
+    r.keyValues = g.values;
+    r.start = win.start;
+    r.end = win.end;
     let value: Record<string, unknown> | undefined;
     try {
-      value = this.plan.project({ keyValues: g.values, start: win.start, end: win.end, aggregates });
+      value = this.plan.project(r);
     } catch (e) {
       // A result expression failing (a bad CAST over an aggregate) drops that result, as a failing event is dropped.
       if (!(e instanceof SqlEvalError)) throw e;
@@ -355,10 +374,17 @@ export class WindowOperator {
     const revision = win.revision++;
     win.fired = true;
     if (value === undefined) return;
-    // The group's part of the id is computed once, at its first result, not per window.
+    // The group's part of the id is computed once, at its first result, not per window; the
+    // window's part once per window and revision (every key's window fires in one advance).
     g.idKey ??= JSON.stringify(g.values.map(snapshotValue));
+    if (win.start !== this.idStart || win.end !== this.idEnd || revision !== this.idRevision) {
+      this.idStart = win.start;
+      this.idEnd = win.end;
+      this.idRevision = revision;
+      this.idPrefix = `${this.options.pipeline}:${win.start}:${win.end}:${revision}:`;
+    }
     out.push({
-      id: `${this.options.pipeline}:${win.start}:${win.end}:${revision}:${g.idKey}`,
+      id: this.idPrefix + g.idKey,
       key: g.owner,
       timestamp: win.end - 1,
       value,
@@ -371,9 +397,10 @@ export class WindowOperator {
     win.dead = true;
     this.windowCount--;
     const g = win.group;
-    const i = g.windows.indexOf(win);
-    if (i >= 0) g.windows.splice(i, 1);
-    if (g.windows.length > 0 || g.empty || this.groups.get(g.mapKey) !== g) return;
+    removeWindow(g.windows, win);
+    // A group with a window is in the map: sweep drops only groups without one, and restore
+    // clears the timers that could name a window of a group it dropped.
+    if (g.windows.length > 0 || g.empty) return;
     if (reusable && this.window.kind === "tumble") g.spare = win;
     // Hot path: a key's group outlives its last window until a sweep, so the key's next window
     // (tumbling windows: every window of a busy key) finds it instead of deleting and re-adding a
@@ -388,13 +415,22 @@ export class WindowOperator {
 
   private sweep(): void {
     const gen = this.sweepGeneration;
-    for (const [k, g] of this.groups) {
+    // Over values, not entries: an entry iterator allocates a [key, group] pair per group.
+    for (const g of this.groups.values()) {
       if (g.empty && g.emptySince < gen) {
-        this.groups.delete(k);
+        this.groups.delete(g.mapKey);
         this.emptyGroups--;
       }
     }
     this.sweepGeneration++;
     this.purgesSinceSweep = 0;
   }
+}
+
+/** Removes `win` from `ws` keeping the order, without the array `splice` allocates for what it removed. */
+function removeWindow(ws: Win[], win: Win): void {
+  const i = ws.indexOf(win);
+  if (i < 0) return;
+  for (let j = i + 1; j < ws.length; j++) ws[j - 1] = ws[j] as Win;
+  ws.pop();
 }

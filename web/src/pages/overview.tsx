@@ -1,6 +1,7 @@
 /**
  * Overview: live charts (one point a second) of ingest rate per stream, consumer lag, alert rate
- * and p99 latencies from GET /stats (admin, analyst), and the state of every source, pipeline and
+ * and p99 latencies from GET /stats (admin, analyst), each stream's archive (files, size, rows,
+ * lag, compactions, failures, imported rows), and the state of every source, pipeline and
  * rule. A `user` gets the rate of their own events per stream, from scoped queries.
  */
 import { useMemo, useRef, useState } from "preact/hooks";
@@ -84,8 +85,46 @@ function StaffOverview() {
           )}
         </p>
       ) : null}
+      {latest ? <ArchiveTable stats={latest} /> : null}
       <StateTables />
     </section>
+  );
+}
+
+/** `42 s`, `12 min`, `3.5 h`: lag is seconds to days. */
+function formatLag(s: number): string {
+  if (s < 120) return `${Math.round(s)} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
+}
+
+/** Each stream's archive: what it holds, how far behind the hot window it is, and what went wrong. */
+function ArchiveTable({ stats }: { stats: Stats }) {
+  const archive = stats.archive;
+  if (archive === undefined) return null;
+  return (
+    <div>
+      <h2>Archive</h2>
+      <p class="muted">
+        Parquet files past each stream's hot window (docs/storage.md); imports running: {archive.importsRunning}
+      </p>
+      <Table
+        testId="archive-state"
+        head={["Stream", "Files", "Size", "Rows", "Lag", "Compactions", "Failures", "Imported rows"]}
+        rows={Object.entries(archive.streams)
+          .sort(([a], [b]) => a.localeCompare(b))
+          .map(([name, a]) => [
+            name,
+            a.files,
+            formatBytes(a.bytes),
+            a.rows,
+            formatLag(a.lag),
+            a.compactions,
+            a.failures > 0 ? <span class="state state-failed">{a.failures}</span> : 0,
+            a.imported,
+          ])}
+      />
+    </div>
   );
 }
 

@@ -1,0 +1,114 @@
+/**
+ * Clustering the hot tier by user (DuckDbAnalyticsStore.clusterHot): the same rows before and
+ * after, answers exact while it runs, exactly-once applies untouched, and the table laid out so
+ * that DuckDB's row-group statistics separate users.
+ */
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { DuckDBInstance } from "@duckdb/node-api";
+import type { AnalyticsRow } from "../../src/analytics/types.js";
+import { openStore, streamDef } from "./helpers.js";
+
+const ALL = { kind: "all" } as const;
+const USERS = 200;
+const user = (i: number) => `u${String(i % USERS).padStart(3, "0")}`;
+
+/** `count` rows of partition `p` from `offset` on, users interleaved as they arrive live. */
+function rows(p: number, offset: number, count: number): AnalyticsRow[] {
+  return Array.from({ length: count }, (_, j) => {
+    const o = offset + j;
+    return {
+      partition: p,
+      offset: o,
+      userId: user(o * 7 + p),
+      time: 1e12 + o,
+      ingestTime: 1e12 + o,
+      fields: { v: o % 10 },
+    };
+  });
+}
+
+/** Row groups of `table`'s user_id column whose statistics admit `userId`, and all of them. */
+async function rowGroupsFor(path: string, table: string, userId: string): Promise<[number, number]> {
+  const duck = await DuckDBInstance.create(path);
+  const c = await duck.connect();
+  try {
+    const r = await c.runAndReadAll(
+      `SELECT row_group_id, stats FROM pragma_storage_info('${table}')
+       WHERE column_name = 'user_id' AND segment_type = 'VARCHAR'`,
+    );
+    const groups = new Set<number>();
+    const admitting = new Set<number>();
+    // Statistics per segment; a row group admits the user when any of its segments does.
+    for (const [id, stats] of r.getRowsJS()) {
+      const m = /Min: ([^,\]]*), Max: ([^,\]]*)/.exec(String(stats));
+      assert.ok(m, String(stats));
+      groups.add(Number(id));
+      if (m[1]! <= userId && userId <= m[2]!) admitting.add(Number(id));
+    }
+    return [admitting.size, groups.size];
+  } finally {
+    c.closeSync();
+    duck.closeSync();
+  }
+}
+
+test("re-sorts the hot rows by user in one transaction: same rows, exact answers meanwhile, far fewer row groups per user", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "runnel-cluster-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, "analytics.duckdb");
+  const store = await openStore(t, { path });
+  await store.ensureTable(streamDef("events", 2));
+  for (let from = 0; from < 200_000; from += 20_000) {
+    await store.applyRows("events", [
+      { partition: 0, rows: rows(0, from, 20_000) },
+      { partition: 1, rows: rows(1, from, 20_000) },
+    ]);
+  }
+  // Every row's content, as a digest (the result limit is 100,000 rows).
+  const everything =
+    "SELECT count(*), sum(hash(_partition, _offset, user_id, _time, _ingest_time, v)::HUGEINT) FROM events";
+  const before = await store.query(everything, [], ALL);
+  const totals = await store.query("SELECT count(*), sum(v) FROM events", [], ALL);
+  const mine = await store.query("SELECT count(*), sum(v) FROM events", [], { kind: "user", userId: "u007" });
+
+  assert.equal(await store.clusterHot("events", 500_000), 0, "too few rows: nothing done");
+  let clustering = true;
+  const clustered = store.clusterHot("events", 100_000).finally(() => {
+    clustering = false;
+  });
+  let queries = 0;
+  while (clustering || queries === 0) {
+    assert.deepEqual(await store.query("SELECT count(*), sum(v) FROM events", [], ALL), totals);
+    assert.deepEqual(
+      await store.query("SELECT count(*), sum(v) FROM events", [], { kind: "user", userId: "u007" }),
+      mine,
+    );
+    queries += 1;
+  }
+  assert.equal(await clustered, 400_000);
+  assert.deepEqual(await store.query(everything, [], ALL), before);
+  assert.equal(await store.clusterHot("events", 100_000), 0, "nothing new since");
+
+  // Applies go on exactly once: a replay is skipped, new rows land after the sorted run.
+  await store.applyRows("events", [{ partition: 0, rows: rows(0, 190_000, 20_000) }]);
+  assert.deepEqual(
+    await store.appliedOffsets("events"),
+    new Map([
+      [0, 210_000],
+      [1, 200_000],
+    ]),
+  );
+  const after = await store.query("SELECT count(*), count(DISTINCT (_partition, _offset)) FROM events", [], ALL);
+  assert.deepEqual(after.rows, [[410_000, 410_000]]);
+  await store.close();
+
+  // The sorted run: each row group holds a narrow range of users (the 10,000 newer rows, in
+  // arrival order, share the last row group with the run's end).
+  const [admitting, groups] = await rowGroupsFor(path, "events", "u007");
+  assert.ok(groups >= 4, `${groups} row groups`);
+  assert.ok(admitting <= 2, `${admitting} of ${groups} row groups may hold u007`);
+});

@@ -1,0 +1,143 @@
+/**
+ * SIGKILL at each step of the archive for a stream with rollups: the archiver runs in a process
+ * of its own that kills itself there (./kill-child.ts); a new one recovers on the same files and
+ * control database (a real PostgreSQL), and every rollup still equals the same GROUP BY over the
+ * stream's rows, before and after the next run.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { DuckDbAnalyticsStore } from "../../src/analytics/duckdb/store.js";
+import { Archiver, type ArchiveStep } from "../../src/archive/archiver.js";
+import { LocalDirLocation, ownerKey } from "../../src/archive/location.js";
+import { parseRollups } from "../../src/catalog/rollup-spec.js";
+import { createPostgresControlStore } from "../../src/control/index.js";
+import type { ControlStore, StreamDefinition } from "../../src/control/types.js";
+import { definition, events, NOW } from "./fixture.js";
+import { scopedControl } from "./scoped-control.js";
+
+const url = process.env.RUNNEL_TEST_DATABASE_URL;
+const ALL = { kind: "all" } as const;
+const CHILD = new URL("./kill-child.ts", import.meta.url).pathname;
+
+function withRollups(stream: string): StreamDefinition {
+  const rollups = parseRollups(
+    [
+      {
+        name: `${stream}_daily`,
+        granularity: "1d",
+        dimensions: ["user_id", "kind"],
+        metrics: { n: "count", total: "sum(data)", hi: "max(data)", regions: "approx_count_distinct(region)" },
+      },
+    ],
+    "rollups",
+  );
+  return { ...definition(stream, 1), rollups };
+}
+
+/** The rollup and the same GROUP BY over the stream's rows, and the rows they differ by, in one snapshot. */
+async function compare(store: DuckDbAnalyticsStore, stream: string): Promise<unknown[][]> {
+  const r = await store.query(
+    `WITH r AS (SELECT _time, user_id, kind, n, total, hi, regions FROM ${stream}_daily),
+       w AS (SELECT time_bucket(INTERVAL 1 DAY, _time) AS _time, user_id, kind, count(*) AS n, sum(data) AS total,
+               max(data) AS hi, count(DISTINCT region) AS regions FROM ${stream} GROUP BY ALL)
+     SELECT (SELECT count(*) FROM (SELECT * FROM r EXCEPT ALL SELECT * FROM w)),
+            (SELECT count(*) FROM (SELECT * FROM w EXCEPT ALL SELECT * FROM r)),
+            (SELECT sum(n) FROM r), (SELECT count(*) FROM ${stream})`,
+    [],
+    ALL,
+  );
+  return r.rows;
+}
+
+function runChild(dir: string, stream: string, step: string, nth: number): Promise<NodeJS.Signals | number | null> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", CHILD, dir, stream, step, String(nth)], {
+      stdio: ["ignore", "ignore", "inherit"],
+    });
+    child.on("error", reject);
+    child.on("exit", (code, signal) => resolve(signal ?? code));
+  });
+}
+
+describe("SIGKILL during archiving, with rollups", {
+  skip: url === undefined && "RUNNEL_TEST_DATABASE_URL is not set",
+}, () => {
+  let control: ControlStore;
+  before(async () => {
+    control = createPostgresControlStore(url!);
+    await control.open();
+  });
+  after(() => control?.close());
+
+  const cases: [ArchiveStep, number][] = [
+    ["write", 4],
+    ["put", 4],
+    ["commit", 4],
+    ["publish", 4],
+    ["delete", 4],
+    ["merge", 1],
+    ["replace", 1],
+  ];
+  for (const [step, nth] of cases) {
+    it(`at "${step}": every rollup equals the raw GROUP BY after a restart`, async () => {
+      const dir = await mkdtemp(join(tmpdir(), "runnel-sigkill-rollups-"));
+      const stream = `rolled_${randomBytes(4).toString("hex")}`;
+      const open = async () => {
+        const store = new DuckDbAnalyticsStore({
+          path: join(dir, "analytics.duckdb"),
+          archiveDir: join(dir, "archive"),
+        });
+        await store.open();
+        await store.ensureTable(def);
+        return store;
+      };
+      const def = withRollups(stream);
+      try {
+        await control.createStream(def);
+        let store = await open();
+        const [rows] = events(1, 480);
+        await store.apply(stream, 0, rows!);
+        const expected = [[0, 0, 480, 480]];
+        assert.deepEqual(await compare(store, stream), expected);
+        await store.close();
+
+        assert.equal(await runChild(dir, stream, step, nth), "SIGKILL", "the archiver was killed at the step");
+
+        store = await open();
+        try {
+          const location = new LocalDirLocation(join(dir, "archive"));
+          const archiver = new Archiver({
+            control: scopedControl(control, stream),
+            analytics: store,
+            location,
+            now: () => NOW,
+            maxRowsPerFile: 60,
+          });
+          await archiver.recover();
+          assert.deepEqual(await compare(store, stream), expected, "after the restart");
+          const committed = (await control.listArchiveFiles(stream)).map((f) => f.path);
+          assert.ok(committed.length > 0, "the killed run had committed files");
+          const keys = await location.list(stream);
+          assert.deepEqual(
+            keys.filter((k) => !committed.includes(ownerKey(k))),
+            [],
+            "no uncommitted file left",
+          );
+          assert.equal(keys.length, 2 * committed.length, "each committed file has its rollup's beside it");
+          await archiver.runOnce();
+          assert.deepEqual(await compare(store, stream), expected, "after the next run");
+        } finally {
+          await store.close();
+        }
+      } finally {
+        await control.deleteStream(stream);
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+  }
+});
