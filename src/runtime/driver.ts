@@ -34,7 +34,7 @@ export interface TaskDriverOptions {
   readonly log: EventLog;
   /** The job's name: late events' output ids start with it. */
   readonly job: string;
-  /** `<job>/<partition>` or `<job>/*` (see taskName). */
+  /** `<job>/<partition>` (see taskName). */
   readonly task: string;
   readonly inputStream: string;
   /** The input partitions this task reads, ascending; default every partition of the input. */
@@ -137,11 +137,6 @@ export interface TaskStats {
   readonly lastCheckpointAt: number | undefined;
   /** Set once a newer owner claimed the task: this one stopped for good. */
   readonly fenced: boolean;
-}
-
-/** The task of a job that reads every partition of its input in one task (state keyed by another field). */
-export function wholeInputTask(job: string): string {
-  return `${job}/*`;
 }
 
 /** An id for this process as a task owner (diagnostics only: fencing is by epoch). */
@@ -482,7 +477,7 @@ export class TaskDriver {
           this.lastError = `${record.partition}/${record.offset}: ${errorText(err)}`;
         }
         // Per event, so whether an event is late depends only on the records before it, not on read sizes.
-        if (channels === undefined) this.advance(this.ownTime());
+        if (channels === undefined) this.advance(shared === undefined ? tracker.update() : this.ownTime());
       }
       this.positions[i] = last.offset + 1;
       read += records.length;

@@ -38,7 +38,7 @@ export type TimerDomain = "event" | "processing";
 
 /** What the driver gives an operator when it opens it. */
 export interface OperatorContext {
-  /** `<job>/<partition>`, or `<job>/*` for a task over every partition of its input. */
+  /** `<job>/<partition>` (src/runtime/checkpoint/store.ts, taskName). */
   readonly task: string;
   /**
    * The task's timers, fired by the driver (event-time ones as the watermark passes them,

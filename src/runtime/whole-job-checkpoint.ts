@@ -1,6 +1,11 @@
 import type { CheckpointStore } from "./checkpoint/store.js";
-import { type LegacyCheckpoints, wholeInputTask } from "./driver.js";
+import type { LegacyCheckpoints } from "./driver.js";
 import { decodeTaskCheckpoint, type TaskCheckpoint } from "./task-checkpoint.js";
+
+/** The one task over every partition of its input that windowed and keyed jobs ran as before. */
+function wholeInputTask(job: string): string {
+  return `${job}/*`;
+}
 
 /**
  * A job's checkpoint from before its tasks were per partition: its one task over every input

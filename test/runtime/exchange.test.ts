@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { ManualClock } from "../../src/core/clock.js";
 import { partitionForKey } from "../../src/log/types.js";
 import {
   ChannelWatermarks,
@@ -17,7 +18,7 @@ import { MemoryCheckpointStore } from "../../src/runtime/checkpoint/memory.js";
 import { dropJobTasks, ExchangeOperator, exchangeStream, type Route } from "../../src/runtime/exchange.js";
 import type { OperatorOutput } from "../../src/runtime/operator.js";
 import type { StreamEvent } from "../../src/stream/event.js";
-import { flush, ingest, PARTITIONS, rows, windowLog, windowRunner } from "../stream/window-harness.js";
+import { flush, ingest, PARTITIONS, partitionOf, rows, windowLog, windowRunner } from "../stream/window-harness.js";
 
 const T0 = Date.UTC(2024, 0, 1);
 const MIN = 60_000;
@@ -142,5 +143,37 @@ describe("exchange", () => {
     assert.equal(log.hasStream(markerStream("out")), true);
     await dropJobTasks(log, checkpoints, "out", "test");
     assert.equal(log.hasStream(markerStream("out")), false);
+  });
+
+  it("holds a group's window back to the slowest input partition until it is idle, through the exchange", async () => {
+    const log = await windowLog();
+    const clock = new ManualClock(1_000);
+    const sql = `SELECT kind, count(*) AS n FROM TUMBLE(transactions, _time, INTERVAL '1 minute') GROUP BY kind`;
+    const r = windowRunner(log, sql, { idleTimeout: "10s" }, { clock });
+    await r.start();
+    const users = ["A", "B", "C", "D", "E", "F", "G", "H"];
+    const fast = users.find((u) => partitionOf(u) === 0) as string;
+    const slow = users.find((u) => partitionOf(u) === 1) as string;
+    // One group ("x") with events in two partitions; partition 2 never has any.
+    await ingest(log, [
+      { user_id: slow, t: T0, kind: "x" },
+      { user_id: fast, t: T0, kind: "x" },
+    ]);
+    await r.idle();
+    await ingest(log, [{ user_id: fast, t: T0 + 5 * MIN, kind: "y" }]);
+    await r.idle();
+    assert.deepEqual(rows(log), [], "partitions 1 and 2 hold time back");
+    clock.advance(9_000);
+    await r.poke();
+    assert.deepEqual(rows(log), [], "not idle yet");
+    clock.advance(1_000);
+    await ingest(log, [{ user_id: fast, t: T0 + 5 * MIN + 1, kind: "y" }]);
+    await r.idle();
+    assert.deepEqual(
+      rows(log).map((x) => [x.kind, x.n]),
+      [["x", 2]],
+    );
+    assert.equal(r.stats().watermark, T0 + 5 * MIN);
+    await r.stop();
   });
 });
