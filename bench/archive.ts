@@ -128,8 +128,9 @@ for (let p = 0; p < PARTITIONS; p++) {
     }
     await store.apply("events", p, rows);
     applied += rows.length;
-    // As the archiver does each run: re-sort once CLUSTER_MIN_ROWS have arrived. The last
-    // UNSORTED_TAIL rows stay in arrival order, the average a live hot tier holds between runs.
+    // As the archiver does each run: re-sort once CLUSTER_MIN_ROWS have arrived, but none of the
+    // last UNSORTED_TAIL rows, so the table ends with rows in arrival order as a live one does
+    // between runs (1,000,000 at full scale; printed with the results).
     if (applied - sortedUpTo >= CLUSTER_MIN_ROWS && applied <= HOT - UNSORTED_TAIL) {
       const t = performance.now();
       await store.clusterHot("events");
