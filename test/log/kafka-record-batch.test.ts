@@ -1,6 +1,6 @@
 /**
  * Runnel's record-batch encoder (src/log/kafka/record-batch.ts) read back by the Kafka client's own
- * decoder, with the CRC checked by the client's pure-JS CRC-32C (the encoder uses the WASM one).
+ * decoder, with the CRC checked by the client's pure-JS CRC-32C (the encoder uses its native or WASM one).
  * That a broker accepts these batches is tested against a real one in kafka.test.ts.
  */
 import assert from "node:assert/strict";

@@ -260,6 +260,19 @@ describe("KafkaEventLog (Apache Kafka)", () => {
     assert.ok(back.every((r) => r.ingestTime === back[0]!.ingestTime));
   });
 
+  test("appends made together ride in one transaction: one commit marker for all of them", async () => {
+    await log.createStream("together", { partitions: 1 });
+    const positions = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => log.append("together", [record("k", i, i), record("k", i, i + 100)])),
+    );
+    // Each transaction leaves a marker that takes an offset: 16 records and one marker.
+    assert.deepEqual(await log.endOffsets("together"), [17]);
+    assert.deepEqual(
+      positions.flat().map((p) => p.offset),
+      Array.from({ length: 16 }, (_, i) => i),
+    );
+  });
+
   test("with several transactions in flight, every append is all-or-nothing and readable once it resolves", async () => {
     const partitions = 4;
     await log.createStream("inflight", { partitions });
