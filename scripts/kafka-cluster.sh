@@ -15,7 +15,7 @@
 #   destroy        stops every node and deletes the rig's data (its jars stay)
 #
 # Environment: RUNNEL_KAFKA_CLUSTER_PORT (default 19192; node i listens on PORT+i-1 and its controller
-# on PORT+100+i-1), RUNNEL_KAFKA_CLUSTER_DIR (default <repo>/.runnel/kafka-cluster: configuration,
+# on PORT+100+i-1), RUNNEL_KAFKA_CLUSTER_DIR (default /tmp/runnel-kafka-cluster-<port>: configuration,
 # data, pids, logs), RUNNEL_KAFKA_CLUSTER_HEAP (default 384m per node), plus RUNNEL_KAFKA_DIR and
 # RUNNEL_KAFKA_VERSION as scripts/kafka.sh.
 #
@@ -41,7 +41,9 @@ case "$NODE" in
 esac
 
 BASE_PORT="${RUNNEL_KAFKA_CLUSTER_PORT:-19192}"
-STATE="${RUNNEL_KAFKA_CLUSTER_DIR:-$PWD/.runnel/kafka-cluster}"
+# Per machine, not per checkout, as the other test services: the rig outlives a test run (it is
+# left whole for the next), so a second checkout on the same machine must find it, not its ports.
+STATE="${RUNNEL_KAFKA_CLUSTER_DIR:-/tmp/runnel-kafka-cluster-${BASE_PORT}}"
 HEAP="${RUNNEL_KAFKA_CLUSTER_HEAP:-384m}"
 NODES=(1 2 3)
 
