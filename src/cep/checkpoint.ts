@@ -39,24 +39,12 @@ export function ruleTask(ruleId: string, partition: number): string {
 const decoder = new TextDecoder();
 const NEWLINE = 0x0a;
 
-/** Text encoded at once: big enough to be cheap, small enough never to make one string of a large state. */
-const ENCODE_CHUNK = 1 << 18;
-
-/** A state as its bytes: the head's JSON line, then the operator's JSON (given in pieces, as a capture makes it). */
-export function encodeRuleState(head: RuleStateHead, operator: readonly string[]): Uint8Array {
-  const parts = [Buffer.from(`${JSON.stringify(head)}\n`)];
-  let chunk: string[] = [];
-  let size = 0;
-  for (const piece of operator) {
-    chunk.push(piece);
-    size += piece.length;
-    if (size < ENCODE_CHUNK) continue;
-    parts.push(Buffer.from(chunk.join("")));
-    chunk = [];
-    size = 0;
-  }
-  parts.push(Buffer.from(chunk.join("")));
-  return Buffer.concat(parts);
+/**
+ * A state as the parts of its bytes: the head's JSON line, then the operator's JSON (in pieces, as
+ * a capture makes it), encoded once, into the checkpoint (encodeTaskCheckpoint).
+ */
+export function encodeRuleState(head: RuleStateHead, operator: readonly string[]): string[] {
+  return [`${JSON.stringify(head)}\n`, ...operator];
 }
 
 /** The head of a state's bytes; JSON.stringify writes no raw newline, so the first one ends it. */

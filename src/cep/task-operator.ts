@@ -21,6 +21,7 @@ import {
   type SnapshotCapture,
   type TaskOperator,
 } from "../runtime/operator.js";
+import { joinState } from "../runtime/task-checkpoint.js";
 import type { StreamEvent } from "../stream/event.js";
 import { matchIdOf } from "./actions.js";
 import { encodeRuleState, type RuleStateHead, ruleStateHead, ruleStateOperator } from "./checkpoint.js";
@@ -118,7 +119,7 @@ export class CepTaskOperator implements TaskOperator {
 
   private completed(capture: SnapshotCapture): Uint8Array {
     capture.step(Number.POSITIVE_INFINITY);
-    return capture.bytes();
+    return joinState(capture.bytes());
   }
 
   restore(base: Uint8Array, deltas: readonly Uint8Array[]): void {

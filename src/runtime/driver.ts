@@ -18,6 +18,7 @@ import {
   LATE,
   type OperatorOutput,
   type SnapshotCapture,
+  type StateBytes,
   type TaskOperator,
   type TimerDomain,
 } from "./operator.js";
@@ -702,7 +703,7 @@ export class TaskDriver {
 
   private async store(
     header: TaskCheckpointHeader,
-    state: Uint8Array,
+    state: StateBytes,
     kind: CheckpointKind,
     commit: boolean,
   ): Promise<void> {

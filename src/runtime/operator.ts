@@ -55,12 +55,20 @@ export interface OperatorStats {
   readonly openWindows: number;
 }
 
+/**
+ * A state's bytes, whole or as parts read one after the other (a text part stands for its UTF-8).
+ * A large state serialised a piece at a time goes straight into the checkpoint's one buffer
+ * (encodeTaskCheckpoint): no buffer of its own first, nor one string of it. Every large buffer
+ * counts as external memory, and its churn makes V8 collect the whole heap sooner.
+ */
+export type StateBytes = Uint8Array | readonly (Uint8Array | string)[];
+
 /** A snapshot being taken (TaskOperator.beginSnapshot). */
 export interface SnapshotCapture {
   /** Serialises until `deadline` (a performance.now() time) passes; true once complete. */
   step(deadline: number): boolean;
   /** The snapshot's bytes, once `step` returned true. */
-  bytes(): Uint8Array;
+  bytes(): StateBytes;
 }
 
 export interface TaskOperator {

@@ -1,4 +1,5 @@
 import { CheckpointCorruptError } from "./checkpoint/store.js";
+import type { StateBytes } from "./operator.js";
 import type { TimerSnapshot } from "./timers.js";
 
 /**
@@ -42,16 +43,48 @@ export interface TaskCheckpoint {
   readonly deltas: readonly Uint8Array[];
 }
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-export function encodeTaskCheckpoint(header: TaskCheckpointHeader, state: Uint8Array): Uint8Array {
-  const head = encoder.encode(JSON.stringify(header));
-  const bytes = new Uint8Array(4 + head.length + state.length);
-  new DataView(bytes.buffer).setUint32(0, head.length);
-  bytes.set(head, 4);
-  bytes.set(state, 4 + head.length);
+/** The bytes a store keeps: the header's length (4 bytes, big-endian), the header as JSON, then the state. */
+export function encodeTaskCheckpoint(header: TaskCheckpointHeader, state: StateBytes): Uint8Array {
+  const head = JSON.stringify(header);
+  const headLength = Buffer.byteLength(head);
+  const bytes = new Uint8Array(4 + headLength + stateLength(state));
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  buffer.writeUInt32BE(headLength, 0);
+  buffer.write(head, 4);
+  writeState(state, buffer, 4 + headLength);
   return bytes;
+}
+
+/** A state given in parts as one array of bytes. */
+export function joinState(state: StateBytes): Uint8Array {
+  if (state instanceof Uint8Array) return state;
+  const bytes = new Uint8Array(stateLength(state));
+  writeState(state, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length), 0);
+  return bytes;
+}
+
+function stateLength(state: StateBytes): number {
+  if (state instanceof Uint8Array) return state.length;
+  let length = 0;
+  for (const part of state) length += typeof part === "string" ? Buffer.byteLength(part) : part.length;
+  return length;
+}
+
+function writeState(state: StateBytes, into: Buffer, at: number): void {
+  if (state instanceof Uint8Array) {
+    into.set(state, at);
+    return;
+  }
+  for (const part of state) {
+    if (typeof part === "string") {
+      at += into.write(part, at);
+    } else {
+      into.set(part, at);
+      at += part.length;
+    }
+  }
 }
 
 function split(task: string, bytes: Uint8Array): { header: TaskCheckpointHeader; state: Uint8Array } {
