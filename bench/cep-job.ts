@@ -1,20 +1,21 @@
 /**
  * CEP rule-job throughput (issue 16): the seed's rule (bench/lib/cep-workload.ts) through the
  * runtime, not the bare operator (bench/cep.ts measures that): a RuleRunner over a local log of 4
- * partitions, reading, decoding, matching, handing matches to a sink (here: counted) and
+ * partitions, reading, decoding, matching, handing matches to a sink (here: hashed) and
  * checkpointing into the local-file checkpoint store (the server's default) every second and on
  * stop.
  *   node --import tsx bench/cep-job.ts [events=500000] [runs=5] [checkpointEveryMs=1000]
  * Per run, a new log is filled before timing; the rule starts at its beginning (a first runner on
  * the empty stream checkpointed position 0) and is timed from start until it has processed every
  * event and stopped. Prints events per CPU-second of the process (all threads) and per wall
- * second, per run and their medians, and the number of matches (equal on every run and version);
+ * second, per run and their medians, and the number of matches and a SHA-256 of them (equal on every run, and to compare with another version);
  * writes bench/results/cep-job.json. RUNNEL_BENCH_QUICK=1: 100,000 events, one run.
  * Run it under the CPU lock: flock -x /tmp/runnel-cpu.lock node --import tsx bench/cep-job.ts
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
+import { EVENT_META } from "../src/cep/operator.js";
 import { compileRule } from "../src/cep/rule/compile.js";
 import { validateRuleSpec } from "../src/cep/rule/spec.js";
 import { RuleRunner } from "../src/cep/runner.js";
@@ -23,7 +24,7 @@ import type { AppendRecord } from "../src/log/types.js";
 import { LocalFileCheckpointStore } from "../src/runtime/checkpoint/local.js";
 import type { CheckpointStore } from "../src/runtime/checkpoint/store.js";
 import { workload } from "./lib/cep-workload.js";
-import { quickMode, writeResults } from "./report.js";
+import { linesHash, quickMode, writeResults } from "./report.js";
 
 const [eventsArg, runsArg, intervalArg] = process.argv.slice(2);
 const EVENTS = Number(eventsArg ?? (quickMode() ? 100_000 : 500_000));
@@ -49,6 +50,8 @@ interface Run {
   readonly seconds: number;
   readonly cpuSeconds: number;
   readonly matches: number;
+  /** SHA-256 over the sorted match lines (key and matched events' positions). */
+  readonly sha256: string;
   readonly checkpoints: { readonly bases: number; readonly deltas: number; readonly bytes: number };
 }
 
@@ -74,7 +77,7 @@ async function run(): Promise<Run> {
         return store.write(task, epoch, kind, data);
       },
     };
-    let matches = 0;
+    const lines: string[] = [];
     const runner = () =>
       new RuleRunner({
         log,
@@ -85,7 +88,12 @@ async function run(): Promise<Run> {
         owner: "bench",
         checkpointEveryMs: CHECKPOINT_EVERY_MS,
         sink: async (ms) => {
-          matches += ms.length;
+          // Key and the log positions of the matched events: a faster wrong answer changes the hash.
+          for (const m of ms) {
+            const ids: string[] = [];
+            for (const es of m.match.values()) for (const e of es) ids.push(e[EVENT_META]?.id ?? "?");
+            lines.push(`${m.key}|${m.timedOut ? "t" : "m"}|${ids.sort().join(",")}`);
+          }
         },
       });
     // Where the rule starts: the beginning of the (still empty) stream.
@@ -102,7 +110,13 @@ async function run(): Promise<Run> {
     await timed.stop();
     const seconds = (performance.now() - t0) / 1000;
     const cpu = process.cpuUsage(cpu0);
-    return { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, matches, checkpoints: written };
+    return {
+      seconds,
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      matches: lines.length,
+      sha256: linesHash(lines),
+      checkpoints: written,
+    };
   } finally {
     await log.close();
     await rm(dir, { recursive: true, force: true });
@@ -130,6 +144,7 @@ const summary = {
   eventsPerCpuSecond: Math.round(median(runs.map((r) => EVENTS / r.cpuSeconds))),
   eventsPerSecond: Math.round(median(runs.map((r) => EVENTS / r.seconds))),
   matches: runs.map((r) => r.matches),
+  sha256: runs[0]?.sha256,
   checkpoints: runs.map((r) => r.checkpoints),
 };
 await writeResults("cep-job", {
@@ -142,9 +157,14 @@ await writeResults("cep-job", {
       ratio: null,
       unit: "events/CPU-s",
       outputsEqual: null,
-      caveat: `${EVENTS.toLocaleString("en")} events on a local log of ${PARTITIONS} partitions, local-file checkpoints every ${CHECKPOINT_EVERY_MS} ms, matches counted (no alert store), unpinned; median of ${RUNS}`,
+      caveat: `${EVENTS.toLocaleString("en")} events on a local log of ${PARTITIONS} partitions, local-file checkpoints every ${CHECKPOINT_EVERY_MS} ms, matches hashed (no alert store), unpinned; median of ${RUNS}`,
     },
   ],
   ...summary,
 });
 console.log(JSON.stringify(summary));
+// Every run must find the same matches; compare `sha256` with another version's run to compare versions.
+if (new Set(runs.map((r) => r.sha256)).size !== 1) {
+  console.error("runs found different matches");
+  process.exit(1);
+}
