@@ -7,17 +7,16 @@
  * against whatever the runner of the checked-out commit does with the same input.
  *   node --import tsx bench/window-tasks.ts [events=400000] [partitions=4] [runs=5] [group=user_id|merchant]
  * Prints events per second and per CPU-second of the process for each run and their medians, and
- * the number of results (equal on every commit for the same arguments).
+ * the number of results and their SHA-256 (equal on every run, and on every commit for the same
+ * arguments: compare it).
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
 import { LocalEventLog } from "../src/log/local/index.js";
-import { LocalFileCheckpointStore } from "../src/runtime/checkpoint/local.js";
-import { parsePipelineOptions } from "../src/stream/options.js";
-import { compilePipeline } from "../src/stream/sql/index.js";
-import { WindowedPipelineRunner } from "../src/stream/window-runner.js";
+import { runWindowJob } from "./lib/window-job.js";
 import { windowEventTime } from "./lib/window-workload.js";
+import { linesHash } from "./report.js";
 
 const EVENTS = Number(process.argv[2] ?? 400_000);
 const PARTITIONS = Number(process.argv[3] ?? 4);
@@ -34,7 +33,7 @@ function median(xs: readonly number[]): number {
   return s[Math.floor(s.length / 2)] as number;
 }
 
-async function run(): Promise<{ eps: number; perCpu: number; results: number }> {
+async function run(): Promise<{ eps: number; perCpu: number; results: number; sha256: string }> {
   const dir = await mkdtemp(join(os.tmpdir(), "runnel-bench-window-tasks-"));
   const log = new LocalEventLog({ dir });
   await log.open();
@@ -54,29 +53,13 @@ async function run(): Promise<{ eps: number; perCpu: number; results: number }> 
       }
       await log.append("transactions", batch);
     }
-    const compiled = compilePipeline(SQL, (s) => log.hasStream(s));
-    if (compiled.kind !== "window") throw new Error("expected a windowed plan");
-    const runner = new WindowedPipelineRunner({
-      log,
-      name: "out",
-      inputStream: "transactions",
-      plan: compiled.plan,
-      outputStream: "out",
-      startFrom: "earliest",
-      options: parsePipelineOptions({ outOfOrderness: "5s", idleTimeout: 0, checkpointInterval: "10s" }),
-      checkpoints: new LocalFileCheckpointStore(`${dir}-checkpoints`),
-      chunkSize: 5_000,
-      tickMs: 0,
-    });
-    const cpu0 = process.cpuUsage();
-    const t0 = performance.now();
-    await runner.start();
-    await runner.idle();
-    await runner.stop();
-    const seconds = (performance.now() - t0) / 1000;
-    const cpu = process.cpuUsage(cpu0);
-    const results = (await log.endOffsets("out")).reduce((a, b) => a + b, 0);
-    return { eps: EVENTS / seconds, perCpu: EVENTS / ((cpu.user + cpu.system) / 1e6), results };
+    const run = await runWindowJob(log, dir, SQL);
+    return {
+      eps: EVENTS / run.seconds,
+      perCpu: EVENTS / run.cpuSeconds,
+      results: run.results.length,
+      sha256: linesHash(run.results),
+    };
   } finally {
     await log.close();
     await rm(dir, { recursive: true, force: true });
@@ -92,5 +75,10 @@ const perCpu = runs.map((r) => Math.round(r.perCpu));
 console.log(
   `window job, ${EVENTS} events, ${PARTITIONS} partitions, grouped by ${GROUP}: ` +
     `${median(eps)} events/s (${eps.join(", ")}), ${median(perCpu)} events/CPU-s (${perCpu.join(", ")}), ` +
-    `${runs[0]?.results} results`,
+    `${runs[0]?.results} results, SHA-256 ${runs[0]?.sha256}`,
 );
+// Every run must compute the same results; compare the hash with another commit's run to compare commits.
+if (new Set(runs.map((r) => r.sha256)).size !== 1) {
+  console.error("runs computed different results");
+  process.exit(1);
+}

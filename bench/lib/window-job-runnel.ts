@@ -15,16 +15,12 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
 import { LocalEventLog } from "../../src/log/local/index.js";
-import { LocalFileCheckpointStore } from "../../src/runtime/checkpoint/local.js";
-import { parsePipelineOptions } from "../../src/stream/options.js";
-import { compilePipeline } from "../../src/stream/sql/index.js";
-import { WindowedPipelineRunner } from "../../src/stream/window-runner.js";
 import { linesHash } from "../report.js";
+import { runWindowJob } from "./window-job.js";
 import { WINDOW_SQL } from "./window-workload.js";
 
 const [input, roundsArg] = process.argv.slice(2) as [string, string];
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 const lines = readFileSync(input, "utf8")
   .split("\n")
   .filter((l) => l.length > 0);
@@ -41,44 +37,12 @@ async function round(): Promise<{ seconds: number; cpuSeconds: number; results: 
     await log.createStream("transactions", { partitions: 1 });
     await log.createStream("out", { partitions: 1 });
     for (let i = 0; i < records.length; i += 10_000) await log.append("transactions", records.slice(i, i + 10_000));
-    const c = compilePipeline(WINDOW_SQL, (s) => log.hasStream(s));
-    if (c.kind !== "window") throw new Error("expected a windowed plan");
-    const runner = new WindowedPipelineRunner({
-      log,
-      name: "out",
-      inputStream: "transactions",
-      plan: c.plan,
-      outputStream: "out",
-      startFrom: "earliest",
-      options: parsePipelineOptions({ outOfOrderness: "5s", idleTimeout: 0, checkpointInterval: "10s" }),
-      checkpoints: new LocalFileCheckpointStore(`${dir}-checkpoints`),
-      chunkSize: 5_000,
-      tickMs: 0,
+    const run = await runWindowJob(log, dir, WINDOW_SQL);
+    const results = run.results.map((json) => {
+      const v = JSON.parse(json) as { user_id: string; window_start: string; n: number; total: number };
+      return `${v.user_id}|${Date.parse(v.window_start)}|${v.n}|${v.total}`;
     });
-    const cpu0 = process.cpuUsage();
-    const t0 = performance.now();
-    await runner.start();
-    await runner.idle();
-    await runner.stop();
-    const seconds = (performance.now() - t0) / 1000;
-    const cpu = process.cpuUsage(cpu0);
-    const results: string[] = [];
-    const end = (await log.endOffsets("out"))[0] ?? 0;
-    for (let offset = 0; offset < end; ) {
-      const batch = await log.read("out", 0, offset, { maxRecords: 10_000 });
-      if (batch.length === 0) break;
-      for (const r of batch) {
-        const v = JSON.parse(decoder.decode(r.value)) as {
-          user_id: string;
-          window_start: string;
-          n: number;
-          total: number;
-        };
-        results.push(`${v.user_id}|${Date.parse(v.window_start)}|${v.n}|${v.total}`);
-      }
-      offset = (batch[batch.length - 1]?.offset ?? offset) + 1;
-    }
-    return { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, results };
+    return { seconds: run.seconds, cpuSeconds: run.cpuSeconds, results };
   } finally {
     await log.close();
     await rm(dir, { recursive: true, force: true });
