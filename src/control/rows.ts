@@ -66,11 +66,8 @@ export interface StreamRow {
   created_at: Date | string;
 }
 
-export interface ArchiveFileRow {
-  stream: string;
-  stream_partition: number;
-  offset_start: string | number | bigint;
-  offset_end: string | number | bigint;
+/** The columns an archived file's row has, whether the archiver or an import wrote it. */
+interface ArchivedFileColumns {
   min_time_ms: string | number | bigint;
   max_time_ms: string | number | bigint;
   min_user: string;
@@ -79,6 +76,13 @@ export interface ArchiveFileRow {
   bytes: string | number | bigint;
   schema_version: number;
   path: string;
+}
+
+export interface ArchiveFileRow extends ArchivedFileColumns {
+  stream: string;
+  stream_partition: number;
+  offset_start: string | number | bigint;
+  offset_end: string | number | bigint;
 }
 
 export interface PipelineRow {
@@ -144,27 +148,15 @@ export function toPipeline(r: PipelineRow): PipelineDefinition {
   };
 }
 
-export interface ImportFileRow {
+export interface ImportFileRow extends ArchivedFileColumns {
   stream: string;
   import_id: string;
   first_row: string | number | bigint;
   chunk_rows: string | number | bigint;
-  min_time_ms: string | number | bigint;
-  max_time_ms: string | number | bigint;
-  min_user: string;
-  max_user: string;
-  row_count: string | number | bigint;
-  bytes: string | number | bigint;
-  schema_version: number;
-  path: string;
 }
 
-export function toImportFile(r: ImportFileRow): ImportFileRecord {
+function archivedFileFields(r: ArchivedFileColumns) {
   return {
-    stream: r.stream,
-    importId: r.import_id,
-    firstRow: Number(r.first_row),
-    chunkRows: Number(r.chunk_rows),
     minTime: Number(r.min_time_ms),
     maxTime: Number(r.max_time_ms),
     minUser: r.min_user,
@@ -176,19 +168,22 @@ export function toImportFile(r: ImportFileRow): ImportFileRecord {
   };
 }
 
+export function toImportFile(r: ImportFileRow): ImportFileRecord {
+  return {
+    stream: r.stream,
+    importId: r.import_id,
+    firstRow: Number(r.first_row),
+    chunkRows: Number(r.chunk_rows),
+    ...archivedFileFields(r),
+  };
+}
+
 export function toArchiveFile(r: ArchiveFileRow): ArchiveFileRecord {
   return {
     stream: r.stream,
     partition: r.stream_partition,
     offsetStart: Number(r.offset_start),
     offsetEnd: Number(r.offset_end),
-    minTime: Number(r.min_time_ms),
-    maxTime: Number(r.max_time_ms),
-    minUser: r.min_user,
-    maxUser: r.max_user,
-    rows: Number(r.row_count),
-    bytes: Number(r.bytes),
-    schemaVersion: r.schema_version,
-    path: r.path,
+    ...archivedFileFields(r),
   };
 }
