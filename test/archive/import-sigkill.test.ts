@@ -5,7 +5,6 @@
  * left that the manifest does not name, and running the import again brings every row exactly once.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -18,6 +17,7 @@ import { LocalDirLocation } from "../../src/archive/location.js";
 import { ColumnCatalog } from "../../src/catalog/columns.js";
 import { createPostgresControlStore } from "../../src/control/index.js";
 import type { ControlStore } from "../../src/control/types.js";
+import { runKilledChild } from "../helpers/kill-child.js";
 import { DAY, definition, NOW, USERS } from "./fixture.js";
 import { scopedControl } from "./scoped-control.js";
 
@@ -25,16 +25,6 @@ const url = process.env.RUNNEL_TEST_DATABASE_URL;
 const CHILD = new URL("./import-kill-child.ts", import.meta.url).pathname;
 const ROWS = 600;
 const CHUNK = 100;
-
-function runChild(args: readonly string[]): Promise<NodeJS.Signals | number | null> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", CHILD, ...args], {
-      stdio: ["ignore", "ignore", "inherit"],
-    });
-    child.on("error", reject);
-    child.on("exit", (code, signal) => resolve(signal ?? code));
-  });
-}
 
 describe("SIGKILL during an import", { skip: url === undefined && "RUNNEL_TEST_DATABASE_URL is not set" }, () => {
   let control: ControlStore;
@@ -72,7 +62,7 @@ describe("SIGKILL during an import", { skip: url === undefined && "RUNNEL_TEST_D
         );
         await writeFile(input, `${lines.join("\n")}\n`);
 
-        const killed = await runChild([dir, stream, step, String(nth), input, String(CHUNK)]);
+        const killed = await runKilledChild(CHILD, [dir, stream, step, String(nth), input, String(CHUNK)]);
         assert.equal(killed, "SIGKILL", "the import was killed at the step");
 
         store = new DuckDbAnalyticsStore({ path: join(dir, "analytics.duckdb"), archiveDir: join(dir, "archive") });

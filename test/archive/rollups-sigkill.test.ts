@@ -5,7 +5,6 @@
  * stream's rows, before and after the next run.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -17,6 +16,7 @@ import { LocalDirLocation, ownerKey } from "../../src/archive/location.js";
 import { parseRollups } from "../../src/catalog/rollup-spec.js";
 import { createPostgresControlStore } from "../../src/control/index.js";
 import type { ControlStore, StreamDefinition } from "../../src/control/types.js";
+import { runKilledChild } from "../helpers/kill-child.js";
 import { definition, events, NOW } from "./fixture.js";
 import { scopedControl } from "./scoped-control.js";
 
@@ -52,16 +52,6 @@ async function compare(store: DuckDbAnalyticsStore, stream: string): Promise<unk
     ALL,
   );
   return r.rows;
-}
-
-function runChild(dir: string, stream: string, step: string, nth: number): Promise<NodeJS.Signals | number | null> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", CHILD, dir, stream, step, String(nth)], {
-      stdio: ["ignore", "ignore", "inherit"],
-    });
-    child.on("error", reject);
-    child.on("exit", (code, signal) => resolve(signal ?? code));
-  });
 }
 
 describe("SIGKILL during archiving, with rollups", {
@@ -106,7 +96,11 @@ describe("SIGKILL during archiving, with rollups", {
         assert.deepEqual(await compare(store, stream), expected);
         await store.close();
 
-        assert.equal(await runChild(dir, stream, step, nth), "SIGKILL", "the archiver was killed at the step");
+        assert.equal(
+          await runKilledChild(CHILD, [dir, stream, step, String(nth)]),
+          "SIGKILL",
+          "the archiver was killed at the step",
+        );
 
         store = await open();
         try {

@@ -5,7 +5,6 @@
  * archive plus the hot tier hold every event exactly once.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -16,6 +15,7 @@ import { Archiver, type ArchiveStep } from "../../src/archive/archiver.js";
 import { LocalDirLocation } from "../../src/archive/location.js";
 import { createPostgresControlStore } from "../../src/control/index.js";
 import type { ControlStore } from "../../src/control/types.js";
+import { runKilledChild } from "../helpers/kill-child.js";
 import { definition, events, NOW } from "./fixture.js";
 import { scopedControl } from "./scoped-control.js";
 
@@ -30,16 +30,6 @@ async function census(store: DuckDbAnalyticsStore, table: string): Promise<unkno
     ALL,
   );
   return r.rows;
-}
-
-function runChild(dir: string, stream: string, step: string, nth: number): Promise<NodeJS.Signals | number | null> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", CHILD, dir, stream, step, String(nth)], {
-      stdio: ["ignore", "ignore", "inherit"],
-    });
-    child.on("error", reject);
-    child.on("exit", (code, signal) => resolve(signal ?? code));
-  });
 }
 
 describe("SIGKILL during archiving", { skip: url === undefined && "RUNNEL_TEST_DATABASE_URL is not set" }, () => {
@@ -77,7 +67,11 @@ describe("SIGKILL during archiving", { skip: url === undefined && "RUNNEL_TEST_D
         const before = await census(store, stream);
         await store.close();
 
-        assert.equal(await runChild(dir, stream, step, nth), "SIGKILL", "the archiver was killed at the step");
+        assert.equal(
+          await runKilledChild(CHILD, [dir, stream, step, String(nth)]),
+          "SIGKILL",
+          "the archiver was killed at the step",
+        );
 
         store = new DuckDbAnalyticsStore({ path: join(dir, "analytics.duckdb"), archiveDir: join(dir, "archive") });
         await store.open();
