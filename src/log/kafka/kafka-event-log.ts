@@ -123,6 +123,8 @@ type Transaction = Awaited<ReturnType<Producer["beginTransaction"]>>;
 
 /** How long ping() waits for a broker before calling the log not ready. */
 const PING_TIMEOUT_MS = 2_000;
+/** How long deleteStream() waits for every broker to stop listing the deleted topic. */
+const TOPIC_GONE_TIMEOUT_MS = 30_000;
 /** Upper bound on one group-committed transaction, so one slow giant group cannot starve others. */
 const MAX_GROUP_BYTES = 8 * 1024 * 1024;
 const READ_COMMITTED = FetchIsolationLevels.READ_COMMITTED;
@@ -321,6 +323,7 @@ export class KafkaEventLog implements EventLog {
     const meta = await this.meta(stream);
     try {
       await this.clientAdmin().deleteTopics({ topics: [meta.topic] });
+      await this.awaitTopicGone(stream);
     } catch (e) {
       throw toRunnelError(e, `delete topic ${meta.topic}`, stream);
     } finally {
@@ -329,6 +332,23 @@ export class KafkaEventLog implements EventLog {
       // The idempotent producers' sequence numbers for the topic are stale.
       for (const lane of this.lanes) lane.stale = true;
       this.clearClientMetadata();
+    }
+  }
+
+  /**
+   * The controller answers DeleteTopics before every broker has applied the deletion, so a read
+   * right after could still find the topic through a broker's stale metadata. Deleted means gone
+   * everywhere this log looks; wait for that (bounded) before returning.
+   */
+  private async awaitTopicGone(stream: string): Promise<void> {
+    const deadline = Date.now() + TOPIC_GONE_TIMEOUT_MS;
+    for (;;) {
+      this.clearClientMetadata();
+      if ((await this.describe(stream)) === undefined) return;
+      if (Date.now() >= deadline) {
+        throw new RunnelError("internal", `topic of stream "${stream}" still listed ${TOPIC_GONE_TIMEOUT_MS} ms after its deletion`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
     }
   }
 
