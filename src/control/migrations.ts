@@ -354,6 +354,28 @@ export const MIGRATIONS: readonly Migration[] = [
     // NULL: none. The declarations as src/catalog/rollup-spec.ts parsed them.
     statements: ["ALTER TABLE streams ADD COLUMN rollups jsonb"],
   },
+  {
+    version: 16,
+    name: "instances of a cluster",
+    statements: [
+      // One row per instance of an installation (src/cluster/registry.ts), refreshed every few
+      // seconds. `incarnation` tells two processes started under one instance id apart; times are
+      // the database's, so every instance judges liveness by one clock. `tasks` is the instance's
+      // own report of its tasks (task, partition, lag, restored), for GET /api/v1/cluster.
+      `CREATE TABLE cluster_instances (
+        installation text NOT NULL,
+        instance_id text NOT NULL,
+        incarnation uuid NOT NULL,
+        advertised_url text NOT NULL,
+        started_at timestamptz NOT NULL,
+        last_seen timestamptz NOT NULL DEFAULT now(),
+        owned_slots integer[] NOT NULL DEFAULT '{}',
+        last_rebalance_at timestamptz,
+        tasks jsonb NOT NULL DEFAULT '[]'::jsonb,
+        PRIMARY KEY (installation, instance_id)
+      )`,
+    ],
+  },
 ];
 
 /**
