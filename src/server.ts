@@ -3,6 +3,7 @@
  * the seams together (DESIGN.md). Everything else depends on interfaces.
  */
 import { mkdir, rm } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import type { DestinationStream } from "pino";
@@ -24,9 +25,12 @@ import { ColumnCatalog } from "./catalog/columns.js";
 import { PipelineManager } from "./catalog/pipelines.js";
 import { StreamCatalog } from "./catalog/streams.js";
 import { RuleManager } from "./cep/manager.js";
+import { ClusterNode, clusterMode } from "./cluster/node.js";
+import { type ClusterView, clusterStatus } from "./cluster/status.js";
 import type { Config } from "./config/config.js";
 import { createPgliteControlStore, createPostgresControlStore } from "./control/index.js";
 import { createPasswordHasher, hashPassword } from "./control/passwords.js";
+import { connectPostgres } from "./control/postgres.js";
 import type { ControlStore } from "./control/types.js";
 import { type Clock, systemClock } from "./core/clock.js";
 import { type DeadLetter, DeadLetters } from "./core/dead-letters.js";
@@ -140,6 +144,10 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     metrics.queries.set({ state: "queued" }, queued);
   });
 
+  const startedAt = clock.now();
+  const mode = clusterMode(config);
+  // Set once the checkpoint store is open; /readyz asks it from the start.
+  let cluster: ClusterNode | undefined;
   const closers: Closer[] = [];
   const shutdownLogger = logger.child({ component: "shutdown" });
   const stopAll = (): Promise<void> => stopInReverse(closers, shutdownLogger);
@@ -283,6 +291,8 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       log: await (log.ping?.() ?? Promise.resolve(true)).catch(() => false),
       // Every consumer of the log is running and none keeps failing (details in /readyz's `consumers`).
       processing: pipelineManager !== undefined && ruleManager !== undefined && failingConsumers().length === 0,
+      // Cluster mode: joined, and the tasks of every slot the group gave this instance restored.
+      ...(mode.cluster && { cluster: cluster?.ready() ?? false }),
     });
     const monitoring = startMonitoring({
       metrics,
@@ -315,6 +325,8 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     // control plane's PostgreSQL that every instance of the installation reaches (RUNNEL_CHECKPOINT_STORE).
     const checkpoints = await openCheckpointStore(config);
     closers.push({ name: "checkpoint store", close: () => checkpoints.close() });
+    // Before the runners, which follow its ownership; it leaves the group after they have stopped.
+    cluster = await openCluster(config, mode, logger, metrics, closers);
     const pipelines = new PipelineManager({
       control,
       log,
@@ -394,6 +406,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       idempotency: ingestion.idempotency,
       sources: ingestion.sources,
       imports,
+      cluster: clusterView(config, mode, cluster, streams, () => url, startedAt, clock),
     };
     const app = await buildApp(services);
     closers.push({ name: "HTTP server", close: () => app.close() });
@@ -403,11 +416,113 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       // One line, once: `/` then answers with a page saying the same.
       if (!dashboardBuilt()) logger.warn({ dir: WEB_DIST }, DASHBOARD_MISSING);
     }
+    await cluster?.start(config.cluster.advertisedUrl ?? advertisedUrl(config, url));
     return { app, url, monitoring, stop: stopAll };
   } catch (e) {
     await stopAll();
     throw e;
   }
+}
+
+/**
+ * Cluster mode's node (src/cluster/node.ts) when the configuration shares Kafka, PostgreSQL and the
+ * checkpoint store; otherwise one line saying why this process stays one instance.
+ */
+async function openCluster(
+  config: Config,
+  mode: ReturnType<typeof clusterMode>,
+  logger: Logger,
+  metrics: Metrics,
+  closers: Closer[],
+): Promise<ClusterNode | undefined> {
+  const log = logger.child({ component: "cluster" });
+  if (!mode.cluster || config.kafkaBrokers === undefined || config.databaseUrl === undefined) {
+    if (!mode.cluster && config.kafkaBrokers !== undefined) {
+      log.info({ reason: mode.reason }, `one instance: ${mode.reason}`);
+    }
+    metrics.onScrape(() => metrics.clusterInstances.set(1));
+    return undefined;
+  }
+  const db = await connectPostgres(config.databaseUrl, { max: 2 });
+  closers.push({ name: "instance registry", close: () => db.close() });
+  const node = await ClusterNode.open({
+    brokers: config.kafkaBrokers,
+    topicPrefix: config.kafkaTopicPrefix,
+    cluster: config.cluster,
+    db,
+    logger,
+    onRebalance: () => metrics.clusterRebalances.inc(),
+  });
+  closers.push({ name: "cluster membership", close: () => node.close() });
+  metrics.onScrape(async () => {
+    metrics.clusterOwnedSlots.set(node.ownership.owned().size);
+    const instances = await node.instances();
+    metrics.clusterInstances.set(instances.filter((i) => i.live).length);
+  });
+  const { installation, instanceId, slots } = config.cluster;
+  log.info(
+    { installation, instanceId, slots, sessionTimeoutMs: node.sessionTimeoutMs },
+    `cluster mode: instance "${instanceId}" of installation "${installation}", ${slots} slots shared through group "${installation}.tasks"`,
+  );
+  return node;
+}
+
+/** Where the others reach this instance by default: its own address, the hostname when it listens on every interface. */
+function advertisedUrl(config: Config, listening: string): string {
+  const port = listening === "" ? config.port : Number(new URL(listening).port);
+  const wildcard = config.host === "0.0.0.0" || config.host === "::";
+  return `http://${wildcard ? hostname() : config.host}:${port}`;
+}
+
+/** GET /api/v1/cluster's answer, from the registry in cluster mode, from this process alone otherwise. */
+function clusterView(
+  config: Config,
+  mode: ReturnType<typeof clusterMode>,
+  node: ClusterNode | undefined,
+  streams: StreamCatalog,
+  url: () => string,
+  startedAt: number,
+  clock: Clock,
+): ClusterView {
+  const { installation, instanceId } = config.cluster;
+  return {
+    async status() {
+      const defined = (await streams.list()).map((s) => ({ name: s.name, partitions: s.partitions }));
+      if (node !== undefined) {
+        return clusterStatus({
+          installation,
+          instanceId,
+          slots: config.cluster.slots,
+          sessionTimeoutMs: node.sessionTimeoutMs,
+          mode: "cluster",
+          instances: await node.instances(),
+          streams: defined,
+        });
+      }
+      const now = new Date(clock.now()).toISOString();
+      return clusterStatus({
+        installation,
+        instanceId,
+        slots: 1,
+        sessionTimeoutMs: null,
+        mode: "single",
+        reason: mode.cluster ? "cluster mode is off" : mode.reason,
+        instances: [
+          {
+            id: instanceId,
+            url: config.cluster.advertisedUrl ?? advertisedUrl(config, url()),
+            startedAt: new Date(startedAt).toISOString(),
+            lastSeen: now,
+            live: true,
+            slots: [0],
+            lastRebalanceAt: null,
+            tasks: [],
+          },
+        ],
+        streams: defined,
+      });
+    },
+  };
 }
 
 /**

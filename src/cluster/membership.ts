@@ -169,7 +169,7 @@ export class GroupMembership extends EventEmitter<MembershipEvents> {
   async join(): Promise<void> {
     if (this.consumer !== undefined) throw new RunnelError("conflict", "this member has already joined");
     this.left = false;
-    await this.configureGroup();
+    await this.configure();
     await this.connect();
   }
 
@@ -207,8 +207,11 @@ export class GroupMembership extends EventEmitter<MembershipEvents> {
     }
   }
 
-  /** Sets the group's session timeout and heartbeat interval, when given, on the brokers. */
-  private async configureGroup(): Promise<void> {
+  /**
+   * Sets the group's session timeout and heartbeat interval, when given, on the brokers. join()
+   * does it first; calling it alone refuses a value out of the brokers' bounds without joining.
+   */
+  async configure(): Promise<void> {
     const { sessionTimeoutMs, heartbeatIntervalMs, brokers, group, clientId } = this.options;
     const settings = [
       ["sessionTimeoutMs", SESSION_TIMEOUT, sessionTimeoutMs],

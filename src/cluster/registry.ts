@@ -6,9 +6,8 @@
  * (./group-ownership.ts); this table only reports it.
  *
  * @example
- *   const registry = new InstanceRegistry(driver, { installation: "runnel", instanceId: "runnel-0",
- *     url: "http://runnel-0:8080" });
- *   await registry.register(new Date());
+ *   const registry = new InstanceRegistry(driver, { installation: "runnel", instanceId: "runnel-0" });
+ *   await registry.register(new Date(), "http://runnel-0:8080");
  *   await registry.refresh({ slots: [0, 2], tasks: [] });
  *   const instances = await registry.list();
  */
@@ -49,8 +48,6 @@ export interface InstanceRecord {
 export interface RegistryOptions {
   readonly installation: string;
   readonly instanceId: string;
-  /** This instance's advertised URL. */
-  readonly url: string;
   /** An instance not seen for this long is listed as not live. Default 10 s. */
   readonly liveForMs?: number;
   /** An instance not seen for this long is forgotten. Default 1 h. */
@@ -82,9 +79,9 @@ export class InstanceRegistry {
     this.forgetAfterSeconds = (options.forgetAfterMs ?? 3_600_000) / 1000;
   }
 
-  /** Enters this instance, replacing what an earlier process under the same id left. */
-  async register(startedAt: Date): Promise<void> {
-    const { installation, instanceId, url } = this.options;
+  /** Enters this instance, reached at `url`, replacing what an earlier process under the same id left. */
+  async register(startedAt: Date, url: string): Promise<void> {
+    const { installation, instanceId } = this.options;
     await this.db.query(
       `INSERT INTO cluster_instances (installation, instance_id, incarnation, advertised_url, started_at)
        VALUES ($1, $2, $3, $4, $5)

@@ -144,7 +144,11 @@ describe("GroupOwnership", () => {
         { gained: [5], lost: [] },
       ],
     );
-    assert.deepEqual(rebalances, [[0, 1, 2], [0, 2], [0, 2, 5]]);
+    assert.deepEqual(rebalances, [
+      [0, 1, 2],
+      [0, 2],
+      [0, 2, 5],
+    ]);
     assert.equal(group.ready(), true);
   });
 

@@ -97,7 +97,11 @@ describe("group membership (KIP-848) on the real broker", () => {
     const after = Date.now();
     assert.ok(beats.length >= 2, `heartbeats reported: ${beats.length}`);
     for (const at of beats) assert.ok(at >= before && at <= after, `sent at ${at}, within the member's life`);
-    assert.deepEqual([...beats].sort((x, y) => x - y), beats, "in the order they were sent");
+    assert.deepEqual(
+      [...beats].sort((x, y) => x - y),
+      beats,
+      "in the order they were sent",
+    );
     const count = beats.length;
     await new Promise((r) => setTimeout(r, heartbeatMs + 500));
     assert.equal(beats.length, count, "none after leave");

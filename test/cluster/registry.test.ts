@@ -29,14 +29,21 @@ describe("InstanceRegistry", () => {
     installation: string,
     instanceId: string,
     more: { liveForMs?: number; forgetAfterMs?: number } = {},
-  ) => new InstanceRegistry(db, { installation, instanceId, url: `http://${instanceId}:8080`, ...more });
+  ) => new InstanceRegistry(db, { installation, instanceId, ...more });
+  /** Registers `r` at the URL its id gives. */
+  const register = (r: InstanceRegistry, id: string, at = new Date()) => r.register(at, `http://${id}:8080`);
 
   test("lists each instance of its installation with what it reported", async () => {
     const a = registry("shop", "a");
     const b = registry("shop", "b");
     const other = registry("other", "a");
     const startedAt = new Date("2026-12-07T02:00:00.000Z");
-    for (const r of [a, b, other]) await r.register(startedAt);
+    for (const [r, id] of [
+      [a, "a"],
+      [b, "b"],
+      [other, "a"],
+    ] as const)
+      await register(r, id, startedAt);
     const task = { task: "pipeline/p", partition: 3, lag: 12, restored: true };
     assert.equal(
       await a.refresh({ slots: [3, 1], lastRebalanceAt: Date.parse("2026-12-07T02:01:00Z"), tasks: [task] }),
@@ -77,8 +84,8 @@ describe("InstanceRegistry", () => {
   test("an instance that stops refreshing is listed as not live, then forgotten", async () => {
     const a = registry("fade", "a", { liveForMs: 400, forgetAfterMs: 1_500 });
     const b = registry("fade", "b", { liveForMs: 400, forgetAfterMs: 1_500 });
-    await a.register(new Date());
-    await b.register(new Date());
+    await register(a, "a");
+    await register(b, "b");
     await sleep(600);
     await a.refresh({ slots: [0], tasks: [] });
     assert.deepEqual(
@@ -99,10 +106,10 @@ describe("InstanceRegistry", () => {
 
   test("a second process under one instance id takes the row; the first learns it on its next refresh", async () => {
     const first = registry("dup", "a");
-    await first.register(new Date());
+    await register(first, "a");
     assert.equal(await first.refresh({ slots: [1], tasks: [] }), true);
-    const second = new InstanceRegistry(db, { installation: "dup", instanceId: "a", url: "http://elsewhere:9090" });
-    await second.register(new Date());
+    const second = registry("dup", "a");
+    await second.register(new Date(), "http://elsewhere:9090");
     assert.equal(await first.refresh({ slots: [1], tasks: [] }), false);
     const [row] = await second.list();
     assert.equal(row?.url, "http://elsewhere:9090");
@@ -111,7 +118,7 @@ describe("InstanceRegistry", () => {
 
   test("a clean stop leaves the row, not live and owning nothing", async () => {
     const a = registry("stop", "a");
-    await a.register(new Date());
+    await register(a, "a");
     await a.refresh({ slots: [0, 1], tasks: [{ task: "rule/r", partition: 0, lag: 0, restored: true }] });
     await a.deregister();
     const [row] = await a.list();
