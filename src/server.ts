@@ -377,7 +377,10 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     closers.push({ name: "ingestion", close: () => ingestion.stop() });
     const ingestor = ingestion.ingestor;
     const tokens = new TokenService(
-      await loadTokenSecret(join(config.dataDir, "token-secret"), config.auth.tokenSecret),
+      // One secret per installation in cluster mode, so every instance accepts every instance's tokens.
+      await (cluster === undefined || config.auth.tokenSecret !== undefined
+        ? loadTokenSecret(join(config.dataDir, "token-secret"), config.auth.tokenSecret)
+        : cluster.tokenSecret()),
       config.auth.tokenTtlMs,
       clock,
     );

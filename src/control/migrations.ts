@@ -356,7 +356,7 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 16,
-    name: "instances of a cluster",
+    name: "instances of a cluster and their shared token secret",
     statements: [
       // One row per instance of an installation (src/cluster/registry.ts), refreshed every few
       // seconds. `incarnation` tells two processes started under one instance id apart; times are
@@ -373,6 +373,13 @@ export const MIGRATIONS: readonly Migration[] = [
         last_rebalance_at timestamptz,
         tasks jsonb NOT NULL DEFAULT '[]'::jsonb,
         PRIMARY KEY (installation, instance_id)
+      )`,
+      // The token signing secret an installation's instances share when RUNNEL_TOKEN_SECRET is not
+      // set (src/cluster/token-secret.ts): a token one instance signs, every other one accepts.
+      `CREATE TABLE installation_secrets (
+        installation text PRIMARY KEY,
+        token_secret text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
       )`,
     ],
   },
