@@ -554,10 +554,15 @@ async function bootstrapAdmin(control: ControlStore, config: Config): Promise<vo
       "no admin account exists yet: set RUNNEL_ADMIN_PASSWORD (at least 8 characters) for the first start",
     );
   }
-  await control.createUser({
-    username: "admin",
-    email: "admin@localhost",
-    passwordHash: await hashPassword(config.adminPassword),
-    role: "admin",
-  });
+  try {
+    await control.createUser({
+      username: "admin",
+      email: "admin@localhost",
+      passwordHash: await hashPassword(config.adminPassword),
+      role: "admin",
+    });
+  } catch (e) {
+    // Instances of a cluster starting at once on a new database: one of them created it first.
+    if ((await control.countAdmins()) === 0) throw e;
+  }
 }

@@ -80,11 +80,10 @@ describe("three instances on the fault rig", () => {
   let token: string;
 
   test("each owns a share of the slots; GET /api/v1/cluster lists all three, live, with their endpoints", async (t) => {
-    const a = instance("a");
-    // The first creates the admin account; the others find it.
-    await a.start();
-    await Promise.all([instance("b").start(), instance("c").start()]);
+    // All at once on a new database: one migrates it and creates the admin account, the others wait or find it.
     const members = ["a", "b", "c"].map(instance);
+    await Promise.all(members.map((m) => m.start()));
+    const a = members[0]!;
     const split = await waitFor("the three to share the slots", 60_000, () => shared(members));
     t.diagnostic(`slots: ${JSON.stringify(Object.fromEntries(split))}`);
 
