@@ -162,6 +162,9 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     await bootstrapAdmin(control, config);
     await analytics.open();
     closers.push({ name: "analytics store", close: () => analytics.close() });
+    // Before every runner (the analytics loader, pipelines, rules), which follow its ownership: it
+    // leaves the group only after they have stopped.
+    cluster = await openCluster(config, mode, logger, metrics, closers);
 
     const analyticsLogger = logger.child({ component: "analytics" });
     const columns = new ColumnCatalog({ control, maxColumns: config.limits.maxColumnsPerStream });
@@ -325,8 +328,6 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     // control plane's PostgreSQL that every instance of the installation reaches (RUNNEL_CHECKPOINT_STORE).
     const checkpoints = await openCheckpointStore(config);
     closers.push({ name: "checkpoint store", close: () => checkpoints.close() });
-    // Before the runners, which follow its ownership; it leaves the group after they have stopped.
-    cluster = await openCluster(config, mode, logger, metrics, closers);
     const pipelines = new PipelineManager({
       control,
       log,
