@@ -76,15 +76,16 @@ export class OwnedTasks<T extends OwnedTask> {
     await Promise.all(tasks.map((t) => t.stop()));
   }
 
-  /** Stops following the ownership; returns the running tasks, for a caller that stops them in its own order. */
+  /**
+   * Stops following the ownership; returns the running tasks, for a caller that stops them in its
+   * own order. They stay listed (their statistics remain readable).
+   */
   async detach(): Promise<T[]> {
     this.stopped = true;
     this.unsubscribe?.();
     this.unsubscribe = undefined;
     await this.changes;
-    const tasks = this.list();
-    this.running.clear();
-    return tasks;
+    return this.list();
   }
 
   /** The running tasks, by partition. */
