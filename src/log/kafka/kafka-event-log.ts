@@ -346,7 +346,10 @@ export class KafkaEventLog implements EventLog {
       this.clearClientMetadata();
       if ((await this.describe(stream)) === undefined) return;
       if (Date.now() >= deadline) {
-        throw new RunnelError("internal", `topic of stream "${stream}" still listed ${TOPIC_GONE_TIMEOUT_MS} ms after its deletion`);
+        throw new RunnelError(
+          "internal",
+          `topic of stream "${stream}" still listed ${TOPIC_GONE_TIMEOUT_MS} ms after its deletion`,
+        );
       }
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -1003,7 +1006,9 @@ export class KafkaEventLog implements EventLog {
         const before = this.seenEnds.get(stream);
         if (!this.listeners.has(stream)) continue;
         this.seenEnds.set(stream, key);
-        if (before !== undefined && before !== key) this.notify(stream);
+        // The first look wakes the listeners too: another instance's append committed between a
+        // listener's own last read and this look would otherwise be in the baseline, never heard of.
+        if (before !== key) this.notify(stream);
       }
     } finally {
       this.polling = false;
