@@ -1006,7 +1006,9 @@ export class KafkaEventLog implements EventLog {
         const before = this.seenEnds.get(stream);
         if (!this.listeners.has(stream)) continue;
         this.seenEnds.set(stream, key);
-        if (before !== undefined && before !== key) this.notify(stream);
+        // The first look wakes the listeners too: another instance's append committed between a
+        // listener's own last read and this look would otherwise be in the baseline, never heard of.
+        if (before !== key) this.notify(stream);
       }
     } finally {
       this.polling = false;
