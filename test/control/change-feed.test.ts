@@ -8,7 +8,6 @@ import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import {
-  CHANGE_FEED_APPLICATION,
   type ControlChangeHandler,
   type ControlKind,
   PostgresChangeFeed,
@@ -16,6 +15,7 @@ import {
 } from "../../src/control/change-feed.js";
 import { createPostgresControlStore } from "../../src/control/index.js";
 import type { ControlStore } from "../../src/control/types.js";
+import { terminateFeeds } from "../helpers/change-feed.js";
 import { onServer, postgresServerUrl, withDatabase } from "../helpers/postgres.js";
 
 class Recorder implements ControlChangeHandler {
@@ -195,20 +195,3 @@ describe("PostgreSQL change feed", () => {
     }
   });
 });
-
-/** Ends the feeds' LISTEN connections on `url`'s database, as a failover or an operator would. */
-export async function terminateFeeds(url: string): Promise<number> {
-  const database = new URL(url).pathname.slice(1);
-  const pgMod = await import("pg");
-  const client = new pgMod.default.Client({ connectionString: url });
-  await client.connect();
-  try {
-    const { rows } = await client.query<{ ok: boolean }>(
-      "SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = $1 AND datname = $2",
-      [CHANGE_FEED_APPLICATION, database],
-    );
-    return rows.filter((r) => r.ok).length;
-  } finally {
-    await client.end();
-  }
-}

@@ -317,6 +317,8 @@ export class KafkaEventLog implements EventLog {
     } catch (e) {
       throw toRunnelError(e, `alter the retention of topic ${topic}`, stream);
     }
+    // A topic another instance created is now known here as if created here (hasStream, partitionCount).
+    this.streams.set(stream, existing);
   }
 
   async deleteStream(stream: string): Promise<void> {
@@ -346,7 +348,10 @@ export class KafkaEventLog implements EventLog {
       this.clearClientMetadata();
       if ((await this.describe(stream)) === undefined) return;
       if (Date.now() >= deadline) {
-        throw new RunnelError("internal", `topic of stream "${stream}" still listed ${TOPIC_GONE_TIMEOUT_MS} ms after its deletion`);
+        throw new RunnelError(
+          "internal",
+          `topic of stream "${stream}" still listed ${TOPIC_GONE_TIMEOUT_MS} ms after its deletion`,
+        );
       }
       await new Promise((r) => setTimeout(r, 50));
     }
