@@ -2,6 +2,7 @@
  * The composition root: the only place that picks implementations from configuration and wires
  * the seams together (DESIGN.md). Everything else depends on interfaces.
  */
+import { randomUUID } from "node:crypto";
 import { mkdir, rm } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
@@ -25,9 +26,11 @@ import { ColumnCatalog } from "./catalog/columns.js";
 import { PipelineManager } from "./catalog/pipelines.js";
 import { StreamCatalog } from "./catalog/streams.js";
 import { RuleManager } from "./cep/manager.js";
+import { ControlSync } from "./cluster/control-sync.js";
 import { ClusterNode, clusterMode } from "./cluster/node.js";
 import { type ClusterView, clusterStatus } from "./cluster/status.js";
 import type { Config } from "./config/config.js";
+import { PostgresChangeFeed } from "./control/change-feed.js";
 import { createPgliteControlStore, createPostgresControlStore } from "./control/index.js";
 import { createPasswordHasher, hashPassword } from "./control/passwords.js";
 import { connectPostgres } from "./control/postgres.js";
@@ -115,9 +118,12 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
   );
   // Resolved credentials are cached for ingest's sake; every revocation empties the cache.
   const credentials = new CredentialCache(clock, { revocations });
+  // This process in the control store's change feed: its connections name it, so it can tell its
+  // own changes from those of the other instances sharing the database.
+  const origin = randomUUID();
   const control: ControlStore =
     config.databaseUrl !== undefined
-      ? createPostgresControlStore(config.databaseUrl, { revocations })
+      ? createPostgresControlStore(config.databaseUrl, { revocations, origin })
       : createPgliteControlStore(join(config.dataDir, "control"), { revocations });
   await mkdir(join(config.dataDir, "analytics"), { recursive: true });
   const archiveLocation = createArchiveLocation(config.archive.location, config.dataDir);
@@ -356,6 +362,19 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     ruleManager = rules;
     await rules.open();
     closers.push({ name: "rules", close: () => rules.stop() });
+    // On a shared PostgreSQL, the rules, pipelines, streams and blocks changed through any instance
+    // take effect here too, and alerts raised anywhere reach this instance's live listeners.
+    if (config.databaseUrl !== undefined) {
+      const syncLogger = logger.child({ component: "control-sync" });
+      const feed = new PostgresChangeFeed({
+        url: config.databaseUrl,
+        origin,
+        handler: new ControlSync({ rules, pipelines, streams }),
+        onError: (err, what) => syncLogger.warn({ err }, `${what} failed; will read it again`),
+      });
+      await feed.start();
+      closers.push({ name: "control change feed", close: () => feed.stop() });
+    }
     // Kafka enforces retention itself (retention.ms on each topic).
     if (localLog) {
       const retention = scheduleRetention(localLog, config.retentionIntervalMs, metrics, logLogger);
