@@ -143,7 +143,14 @@ interface HorizontalPodAutoscaler extends Manifest {
 
 /** `kubectl kustomize DIR`: the overlay's objects as YAML text. */
 export function render(dir: string): string {
-  return execFileSync("kubectl", ["kustomize", dir], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  try {
+    return execFileSync("kubectl", ["kustomize", dir], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") {
+      throw new Error("kubectl is not on PATH: the Kubernetes manifests are rendered with `kubectl kustomize`");
+    }
+    throw new Error(`kubectl kustomize ${dir} failed: ${(e as { stderr?: string }).stderr ?? (e as Error).message}`);
+  }
 }
 
 export function parseManifests(text: string): Manifest[] {

@@ -6,10 +6,10 @@
  * feeds broken documents to the same checks, to show each one can fail.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { before, describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import {
   type Expectations,
   KUBERNETES_DIR,
@@ -17,6 +17,7 @@ import {
   type Manifest,
   manifestProblems,
   parseManifests,
+  ROOT,
   render,
   serviceMonitorSchemaProblems,
   validate,
@@ -92,6 +93,54 @@ for (const [overlay, expect] of Object.entries(OVERLAYS)) {
     });
   });
 }
+
+describe("the examples of docs/kubernetes.md", () => {
+  // Each ```yaml block whose first line is "# <dir>/kustomization.yaml", written as that file in a
+  // directory beside a checkout of Runnel named runnel/, as the page describes.
+  const doc = readFileSync(join(ROOT, "docs", "kubernetes.md"), "utf8");
+  const examples = new Map(
+    [...doc.matchAll(/```yaml\n# ([\w-]+)\/kustomization\.yaml\n([\s\S]*?)```/g)].map((m) => [m[1]!, m[2]!]),
+  );
+  let dir = "";
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), "runnel-k8s-docs-"));
+    symlinkSync(ROOT, join(dir, "runnel"));
+    for (const [name, text] of examples) {
+      mkdirSync(join(dir, name));
+      writeFileSync(join(dir, name, "kustomization.yaml"), text);
+    }
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test("the page has both examples", () => {
+    assert.deepEqual([...examples.keys()], ["my-runnel", "my-runnel-without-operator"]);
+  });
+
+  test("your overlay: production with your image and brokers, every check passing", () => {
+    const docs = parseManifests(render(join(dir, "my-runnel")));
+    assert.deepEqual(manifestProblems(docs, OVERLAYS.production!), []);
+    assert.deepEqual(validate(validator, docs, KUBERNETES_VERSIONS.at(-1)!).errors, []);
+    const version = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
+    assert.match(
+      JSON.stringify(find(docs, "StatefulSet")),
+      new RegExp(`"image":"registry.example.com/runnel:${version}"`),
+    );
+    assert.match(
+      JSON.stringify(find(docs, "ConfigMap")),
+      /"RUNNEL_KAFKA_BROKERS":"kafka-0.kafka.data.svc:9092,kafka-1.kafka.data.svc:9092,kafka-2.kafka.data.svc:9092"/,
+    );
+  });
+
+  test("without Prometheus Operator: the same objects but the ServiceMonitor", () => {
+    const kinds = (docs: Manifest[]) => docs.map((d) => `${d.kind}/${d.metadata.name}`).sort();
+    const without = parseManifests(render(join(dir, "my-runnel-without-operator")));
+    const withIt = parseManifests(render(join(dir, "my-runnel")));
+    assert.deepEqual(
+      kinds(without),
+      kinds(withIt).filter((k) => k !== "ServiceMonitor/runnel"),
+    );
+  });
+});
 
 /** The one object of `kind` in `docs`. */
 function find(docs: readonly Manifest[], kind: string): Manifest {
