@@ -83,8 +83,23 @@ interface PodSpec {
       }[];
     };
   };
-  readonly volumes?: readonly { readonly name: string }[];
+  readonly volumes?: readonly ({ readonly name: string } & Readonly<Record<string, unknown>>)[];
+  readonly hostNetwork?: boolean;
+  readonly hostPID?: boolean;
+  readonly hostIPC?: boolean;
 }
+
+/** Volume types the "restricted" Pod Security Standard allows. */
+const RESTRICTED_VOLUME_TYPES = new Set([
+  "configMap",
+  "csi",
+  "downwardAPI",
+  "emptyDir",
+  "ephemeral",
+  "persistentVolumeClaim",
+  "projected",
+  "secret",
+]);
 
 interface StatefulSet extends Manifest {
   readonly spec: {
@@ -235,7 +250,7 @@ const SECRET_SETTINGS = [ENV_NAMES.databaseUrl, ENV_NAMES.tokenSecret, ENV_NAMES
 /**
  * Longest clean shutdown the grace period must leave room for after the preStop pause: Runnel
  * stops each component within 10 s (src/core/shutdown.ts) and an idle instance on Kafka and
- * PostgreSQL stopped in 0.13 s (docs/kubernetes.md); a minute covers a loaded one with margin.
+ * PostgreSQL stopped in 0.12–0.14 s (docs/kubernetes.md); a minute covers a loaded one with margin.
  */
 export const SHUTDOWN_ALLOWANCE_S = 60;
 
@@ -272,6 +287,42 @@ function quantity(text: string | undefined): number {
 /** `$(NAME)` references of an env value expanded from `vars`, as the kubelet does. */
 function expand(value: string, vars: Readonly<Record<string, string>>): string {
   return value.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (whole, name: string) => vars[name] ?? whole);
+}
+
+/** A container's environment as the kubelet builds it, for the StatefulSet's pod `podName`. */
+export interface PodEnvironment {
+  /** Variables with a value: the ConfigMaps' keys, literal values with `$(NAME)` expanded, the pod's fields. */
+  readonly env: Record<string, string>;
+  /** Variables read from Secrets, which the manifests only reference. */
+  readonly secrets: ReadonlyMap<string, { readonly name: string; readonly key: string; readonly optional?: boolean }>;
+  /** Variables (or `envFrom` ConfigMaps) whose source is not in the rendered objects. */
+  readonly unresolved: readonly string[];
+}
+
+export function podEnvironment(docs: readonly Manifest[], podName: string, namespace: string): PodEnvironment {
+  const sts = docs.find((d) => d.kind === "StatefulSet") as StatefulSet;
+  const c = sts.spec.template.spec.containers[0]!;
+  const configMaps = new Map(
+    docs.filter((d) => d.kind === "ConfigMap").map((m) => [m.metadata.name, (m.data ?? {}) as Record<string, string>]),
+  );
+  const env: Record<string, string> = {};
+  const secrets = new Map<string, { name: string; key: string; optional?: boolean }>();
+  const unresolved: string[] = [];
+  for (const from of c.envFrom ?? []) {
+    const data = from.configMapRef === undefined ? undefined : configMaps.get(from.configMapRef.name);
+    if (data === undefined) unresolved.push(`envFrom ${from.configMapRef?.name}`);
+    else Object.assign(env, data);
+  }
+  const fields: Record<string, string> = { "metadata.name": podName, "metadata.namespace": namespace };
+  for (const v of c.env ?? []) {
+    const field = v.valueFrom?.fieldRef?.fieldPath;
+    const secret = v.valueFrom?.secretKeyRef;
+    if (v.value !== undefined) env[v.name] = expand(v.value, env);
+    else if (field !== undefined && fields[field] !== undefined) env[v.name] = fields[field];
+    else if (secret !== undefined) secrets.set(v.name, secret);
+    else unresolved.push(v.name);
+  }
+  return { env, secrets, unresolved };
 }
 
 /**
@@ -366,32 +417,23 @@ export function manifestProblems(docs: readonly Manifest[], expect: Expectations
   if (!csc?.capabilities?.drop?.includes("ALL")) problem(cat, "securityContext.capabilities.drop must include ALL");
   if ((csc?.capabilities?.add ?? []).length > 0) problem(cat, "securityContext.capabilities.add must be empty");
   if (pod.automountServiceAccountToken !== false) problem(at, "automountServiceAccountToken must be false");
+  for (const host of ["hostNetwork", "hostPID", "hostIPC"] as const) {
+    if (pod[host] === true) problem(at, `${host} shares the node's namespaces`);
+  }
+  for (const volume of pod.volumes ?? []) {
+    const type = Object.keys(volume).find((k) => k !== "name");
+    if (type === undefined || !RESTRICTED_VOLUME_TYPES.has(type)) {
+      problem(at, `volume ${volume.name} is a ${type} volume, which the restricted Pod Security Standard refuses`);
+    }
+  }
   if (pod.enableServiceLinks !== false) {
     problem(at, "enableServiceLinks must be false: a Service named runnel would inject RUNNEL_PORT=tcp://…");
   }
 
   // Settings: every RUNNEL_ name is one Runnel reads; credentials come from Secrets.
-  const configMaps = new Map(
-    ofKind("ConfigMap").map((m) => [m.metadata.name, (m.data ?? {}) as Record<string, string>]),
-  );
-  const env: Record<string, string> = {};
-  for (const from of c.envFrom ?? []) {
-    const name = from.configMapRef?.name;
-    const data = name === undefined ? undefined : configMaps.get(name);
-    if (data === undefined) problem(cat, `envFrom names ConfigMap ${name}, which is not rendered`);
-    else Object.assign(env, data);
-  }
   const pod0 = `${sts.metadata.name}-0`;
-  const fields: Record<string, string> = { "metadata.name": pod0, "metadata.namespace": expect.namespace };
-  const secrets = new Map<string, { name: string; key: string }>();
-  for (const v of c.env ?? []) {
-    const field = v.valueFrom?.fieldRef?.fieldPath;
-    const secret = v.valueFrom?.secretKeyRef;
-    if (v.value !== undefined) env[v.name] = expand(v.value, env);
-    else if (field !== undefined && fields[field] !== undefined) env[v.name] = fields[field];
-    else if (secret !== undefined) secrets.set(v.name, secret);
-    else problem(cat, `env ${v.name} has a source this check does not know`);
-  }
+  const { env, secrets, unresolved } = podEnvironment(docs, pod0, expect.namespace);
+  for (const name of unresolved) problem(cat, `env ${name} comes from something this check cannot resolve`);
   for (const name of [...Object.keys(env), ...secrets.keys()]) {
     if (name.startsWith("RUNNEL_") && !SETTINGS.has(name)) {
       problem(cat, `env ${name} is not a setting of src/config/config.ts (renamed or misspelt?)`);

@@ -228,6 +228,14 @@ describe("the checks fail on broken manifests", () => {
       /runAsNonRoot must be true.*\n.*runAsUser is root/,
     ],
     [
+      "a host path volume",
+      "production",
+      "StatefulSet",
+      "spec.template.spec.volumes.0",
+      { name: "tmp", hostPath: { path: "/tmp" } },
+      /volume tmp is a hostPath volume, which the restricted Pod Security Standard refuses/,
+    ],
+    [
       "a writable root filesystem",
       "production",
       "StatefulSet",
