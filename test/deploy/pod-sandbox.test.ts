@@ -8,105 +8,52 @@
  * on SIGTERM well within the grace period. Needs root (mount namespaces), as CI has.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { chownSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { Client } from "../helpers/http.js";
 import { kafkaBrokers } from "../helpers/kafka.js";
 import { onServer, postgresServerUrl, withDatabase } from "../helpers/postgres.js";
-import { untilListening } from "../helpers/server-process.js";
-import { KUBERNETES_DIR, type Manifest, parseManifests, podEnvironment, ROOT, render } from "./kubernetes-manifests.js";
+import {
+  ADMIN_PASSWORD,
+  DATA_MOUNT,
+  productionPods,
+  type RunningPod,
+  sandboxUnavailable,
+  startInSandbox,
+  startPod,
+} from "./pod-sandbox.js";
 
-const SANDBOX = join(import.meta.dirname, "fixtures", "pod-sandbox.sh");
-/** An empty directory that exists on every Debian machine; the sandbox mounts the data volume on it. */
-const DATA_MOUNT = "/srv";
-const ADMIN_PASSWORD = "change-me-please";
-
-function missing(): string | undefined {
-  if (process.getuid?.() !== 0) return "needs root for a mount namespace";
-  for (const tool of ["unshare", "setpriv"]) {
-    if (spawnSync(tool, ["--version"]).status !== 0) return `needs ${tool} (util-linux)`;
-  }
-  return undefined;
-}
-
-/** `runnel start` in the sandbox as uid:gid, with exactly `env`. */
-function startInSandbox(uid: number, gid: number, env: Record<string, string>): ChildProcess {
-  const sandbox = [SANDBOX, String(uid), String(gid), DATA_MOUNT];
-  const runnel = [process.execPath, "--import", "tsx", join(ROOT, "bin", "runnel.ts"), "start"];
-  return spawn("unshare", ["--mount", "--propagation", "private", "bash", ...sandbox, ...runnel], {
-    cwd: ROOT,
-    env,
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-}
-
+const missing = sandboxUnavailable();
 const unique = `k8spod${process.pid}`;
-const server = missing() === undefined ? postgresServerUrl() : "";
-let child: ChildProcess | undefined;
+const server = missing === undefined ? postgresServerUrl() : "";
+let running: RunningPod | undefined;
 
 after(async () => {
+  const child = running?.child;
   if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   if (server !== "") await onServer(server, `DROP DATABASE IF EXISTS ${unique} WITH (FORCE)`);
 });
 
 test("runnel start runs under the production pod's settings and security context", {
-  skip: missing(),
+  skip: missing,
   timeout: 240_000,
 }, async (t) => {
-  const docs = parseManifests(render(join(KUBERNETES_DIR, "overlays", "production")));
-  const sts = docs.find((d) => d.kind === "StatefulSet") as Manifest & {
-    spec: {
-      template: {
-        spec: {
-          terminationGracePeriodSeconds: number;
-          securityContext: { runAsUser: number; runAsGroup: number };
-          containers: {
-            volumeMounts: { mountPath: string }[];
-            lifecycle: { preStop: { exec: { command: string[] } } };
-          }[];
-        };
-      };
-    };
-  };
-  const pod = sts.spec.template.spec;
+  const pods = productionPods();
+  const { pod } = pods;
   const { runAsUser, runAsGroup } = pod.securityContext;
-  const { env, secrets, unresolved } = podEnvironment(docs, "runnel-0", "runnel");
-  assert.deepEqual(unresolved, []);
   const mounts = pod.containers[0]!.volumeMounts.map((m) => m.mountPath).sort();
-  assert.deepEqual(mounts, [env.RUNNEL_DATA_DIR, "/tmp"].sort(), "the writable places are the data dir and /tmp");
+  const dataDir = (pods.docs.find((d) => d.kind === "ConfigMap")!.data as Record<string, string>).RUNNEL_DATA_DIR;
+  assert.deepEqual(mounts, [dataDir, "/tmp"].sort(), "the writable places are the data dir and /tmp");
 
   await onServer(server, `CREATE DATABASE ${unique}`);
-  const secretValues: Record<string, string> = {
-    RUNNEL_DATABASE_URL: withDatabase(server, unique),
-    RUNNEL_TOKEN_SECRET: "k8s-pod-sandbox-token-secret-0123456789",
-    RUNNEL_ADMIN_PASSWORD: ADMIN_PASSWORD,
-  };
-  assert.deepEqual([...secrets.keys()].sort(), Object.keys(secretValues).sort());
-  const podEnv: Record<string, string> = {
-    // What the image sets (Dockerfile ENV) and a HOME that, like the image's, is not writable.
-    PATH: process.env.PATH ?? "/usr/bin:/bin",
-    NODE_ENV: "production",
-    HOME: "/home/node",
-    ...env,
-    ...secretValues,
-    // This machine's stand-ins for the cluster's services, and what one shared machine needs: a
-    // free port on loopback, topics and a group of this test's own on the shared broker.
-    RUNNEL_KAFKA_BROKERS: kafkaBrokers(),
-    RUNNEL_KAFKA_TOPIC_PREFIX: `${unique}-`,
-    RUNNEL_INSTALLATION: unique,
-    RUNNEL_HOST: "127.0.0.1",
-    RUNNEL_PORT: "0",
-    RUNNEL_ADVERTISED_URL: "http://127.0.0.1:8080",
-    // /data cannot be created on the host's read-only root, so the volume is mounted on DATA_MOUNT.
-    RUNNEL_DATA_DIR: DATA_MOUNT,
-    RUNNEL_LOG_LEVEL: "warn",
-  };
-
-  child = startInSandbox(runAsUser, runAsGroup, podEnv);
-  const exited = new Promise<number | null>((resolve) => child!.once("exit", (code) => resolve(code)));
-  const { url, stderr } = await untilListening(child);
+  running = await startPod(pods, "runnel-0", {
+    kafkaBrokers: kafkaBrokers(),
+    databaseUrl: withDatabase(server, unique),
+    unique,
+    port: 0,
+  });
+  const { child, url, exited, stderr } = running;
 
   // unshare, bash and setpriv exec in turn: the pid is Runnel's own process.
   const status = readFileSync(`/proc/${child.pid}/status`, "utf8");
@@ -144,11 +91,10 @@ test("runnel start runs under the production pod's settings and security context
   const result = await admin.queryUntil("SELECT count(*) AS n FROM user_data", (rows) => rows[0]?.[0] === 2, 15_000);
   assert.deepEqual(result.rows, [[2]]);
 
-  const preStop = Number(pod.containers[0]!.lifecycle.preStop.exec.command[1]);
-  const budgetMs = (pod.terminationGracePeriodSeconds - preStop) * 1000;
+  const budgetMs = (pod.terminationGracePeriodSeconds - pods.preStopSeconds) * 1000;
   const started = performance.now();
   child.kill("SIGTERM");
-  const timer = setTimeout(() => child?.kill("SIGKILL"), budgetMs);
+  const timer = setTimeout(() => child.kill("SIGKILL"), budgetMs);
   const code = await exited;
   clearTimeout(timer);
   const stopMs = Math.round(performance.now() - started);
@@ -159,7 +105,7 @@ test("runnel start runs under the production pod's settings and security context
 });
 
 test("the sandbox is read-only outside the volumes: a data dir elsewhere is refused", {
-  skip: missing(),
+  skip: missing,
   timeout: 120_000,
 }, async () => {
   // A directory the uid could write on the host: only the sandbox's read-only remount stops it.
