@@ -126,6 +126,11 @@ export interface ArchiveFileRecord {
   readonly schemaVersion: number;
   /** Its key in the archive location, `<stream>/<day>/p<partition>/<offsetStart>-<offsetEnd>.parquet`. */
   readonly path: string;
+  /**
+   * Which of the files laid out by user range over the same offset range this is (each holds the
+   * rows of its users, src/archive/relayout.ts); absent: 0, a file alone on its range.
+   */
+  readonly userPart?: number;
 }
 
 /**
@@ -341,11 +346,17 @@ export interface ControlStore {
    */
   commitArchiveFile(file: ArchiveFileRecord): Promise<void>;
   /**
-   * Compaction's commit: replaces consecutive files of one partition by `merged`, which must
-   * cover exactly their offset ranges, in one transaction. Refuses with conflict, changing
-   * nothing, when any of them is no longer committed or the ranges do not match.
+   * Compaction's commit: replaces consecutive files of one partition by `merged` (one file, or
+   * the parts 0..n-1 of a layout by user range), each covering exactly their offset ranges and
+   * together holding as many rows, in one transaction. A replaced range's parts go together: a
+   * part left out is a conflict. Refuses with conflict, changing nothing, when any of them is no
+   * longer committed or the ranges, parts or row counts do not match.
    */
-  replaceArchiveFiles(stream: string, replaced: readonly string[], merged: ArchiveFileRecord): Promise<void>;
+  replaceArchiveFiles(
+    stream: string,
+    replaced: readonly string[],
+    merged: ArchiveFileRecord | readonly ArchiveFileRecord[],
+  ): Promise<void>;
   /**
    * Removes files from the manifest (archive retention); the partitions' boundaries stay, so
    * their rows never count as hot again. Returns the records removed.
