@@ -29,6 +29,8 @@ export interface Rollup {
   readonly dimensions: readonly string[];
   /** Column → `count`, `sum(amount)`, … */
   readonly metrics: Readonly<Record<string, string>>;
+  /** `building`: being backfilled after it was added; `dropping`: being removed. */
+  readonly state?: "ready" | "building" | "dropping";
   /** Only from GET /streams/{name}: events taken in and rows kept for them. */
   readonly rowsIn?: number;
   readonly rowsKept?: number;

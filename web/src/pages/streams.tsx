@@ -131,7 +131,7 @@ function RollupTable({ streams }: { streams: readonly Stream[] }) {
         testId="rollups"
         head={["Rollup", "Stream", "Granularity", "Dimensions", "Metrics", "Events in", "Rows kept", "Ratio"]}
         rows={rollups.map((r) => [
-          r.name,
+          r.state === undefined || r.state === "ready" ? r.name : `${r.name} (${r.state})`,
           r.stream,
           r.granularity,
           r.dimensions.join(", "),
