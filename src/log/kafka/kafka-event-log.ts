@@ -346,7 +346,10 @@ export class KafkaEventLog implements EventLog {
       this.clearClientMetadata();
       if ((await this.describe(stream)) === undefined) return;
       if (Date.now() >= deadline) {
-        throw new RunnelError("internal", `topic of stream "${stream}" still listed ${TOPIC_GONE_TIMEOUT_MS} ms after its deletion`);
+        throw new RunnelError(
+          "internal",
+          `topic of stream "${stream}" still listed ${TOPIC_GONE_TIMEOUT_MS} ms after its deletion`,
+        );
       }
       await new Promise((r) => setTimeout(r, 50));
     }
