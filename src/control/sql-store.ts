@@ -43,6 +43,7 @@ import type {
   RevocationReason,
   RevocationSink,
   Role,
+  RollupSpec,
   RuleRecord,
   StreamColumn,
   StreamDefinition,
@@ -401,6 +402,24 @@ export class SqlControlStore implements ControlStore {
   async deleteStream(name: string): Promise<boolean> {
     const rows = await this.#query<{ name: string }>("DELETE FROM streams WHERE name = $1 RETURNING name", [name]);
     return rows.length > 0;
+  }
+
+  async updateStreamRollups(
+    stream: string,
+    change: (current: readonly RollupSpec[]) => readonly RollupSpec[],
+  ): Promise<StreamDefinition> {
+    return this.#transaction(async (tx) => {
+      const { rows } = await tx.query<StreamRow>(`SELECT ${STREAM_COLUMNS} FROM streams WHERE name = $1 FOR UPDATE`, [
+        stream,
+      ]);
+      if (rows[0] === undefined) throw new RunnelError("stream_not_found", `stream "${stream}" does not exist`);
+      const rollups = change(toStream(rows[0]).rollups ?? []);
+      const updated = await tx.query<StreamRow>(
+        `UPDATE streams SET rollups = $2 WHERE name = $1 RETURNING ${STREAM_COLUMNS}`,
+        [stream, rollups.length === 0 ? null : JSON.stringify(rollups)],
+      );
+      return toStream(one(updated.rows));
+    });
   }
 
   async listArchiveFiles(stream?: string): Promise<ArchiveFileRecord[]> {

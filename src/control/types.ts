@@ -100,7 +100,15 @@ export interface RollupSpec {
   /** Event fields (or `user_id`) grouped by, kept as text. */
   readonly dimensions: readonly string[];
   readonly metrics: readonly RollupMetric[];
+  /**
+   * Absent: the rollup is kept and queried. `building`: added to a stream that has data, not yet
+   * backfilled from it; `dropping`: removed, its table and files not yet deleted. The archiver
+   * settles both (src/archive/archiver.ts), and nothing reads or keeps a rollup meanwhile.
+   */
+  readonly state?: RollupState;
 }
+
+export type RollupState = "building" | "dropping";
 
 /**
  * One Parquet file of the analytics archive, committed by its manifest row (docs/storage.md).
@@ -317,6 +325,15 @@ export interface ControlStore {
   getStream(name: string): Promise<StreamDefinition | undefined>;
   listStreams(): Promise<StreamDefinition[]>;
   deleteStream(name: string): Promise<boolean>;
+  /**
+   * Changes a stream's rollups in one transaction: `change` gets the declarations stored now and
+   * returns the new ones (or throws, changing nothing). stream_not_found when there is no such
+   * stream. Returns the updated definition.
+   */
+  updateStreamRollups(
+    stream: string,
+    change: (current: readonly RollupSpec[]) => readonly RollupSpec[],
+  ): Promise<StreamDefinition>;
 
   // Column types of a stream's event fields (src/catalog/columns.ts), in the order they came in;
   // names compare case-insensitively. Deleting the stream deletes them.
