@@ -387,7 +387,8 @@ const path = await writeResults("query", {
   seedRows: SEED_ROWS,
   loadSeconds,
   loadAverage: os.loadavg(),
-  results,
+  // The answers were checked above; the file keeps their size, not the 1,000 admin rows of each.
+  results: JSON.parse(JSON.stringify(results, (k, v) => (k === "rows" ? (v as unknown[]).length : v))),
 });
 console.log(`results: ${path}`);
 if (failures.length > 0) {
