@@ -24,6 +24,8 @@ const env = {
   RUNNEL_DATABASE_URL: url,
   RUNNEL_KAFKA_BROKERS: kafkaBrokers(),
   RUNNEL_KAFKA_TOPIC_PREFIX: `${database}_`,
+  // Cluster mode (Kafka and PostgreSQL): an installation of their own, each a member of its group.
+  RUNNEL_INSTALLATION: database,
   // A token issued by one instance is accepted by the other.
   RUNNEL_TOKEN_SECRET: randomBytes(24).toString("hex"),
   RUNNEL_LOG_LEVEL: process.env.SYNC_LOG ?? "silent",
@@ -73,9 +75,26 @@ async function runningRules(t: TestRunnel): Promise<string[]> {
 
 before(async () => {
   await onServer(server, `CREATE DATABASE ${database}`);
-  a = await startTestRunnel({ env });
-  b = await startTestRunnel({ env, listen: true });
+  a = await startTestRunnel({ env: { ...env, RUNNEL_INSTANCE_ID: "a" } });
+  b = await startTestRunnel({ env: { ...env, RUNNEL_INSTANCE_ID: "b" }, listen: true });
   bUrl = b.runnel.url;
+  // The group settled (each instance owns slots) and each instance ready (its tasks restored):
+  // a rebalance during a test restores rule tasks from their checkpoints, and a replayed match
+  // raises its block again (docs/cep.md), which would undo a lift the test just made.
+  await until(
+    () => a.call("GET", "/api/v1/cluster", { token: a.adminToken }),
+    (r) => {
+      const instances = (r.body.instances ?? []) as Array<{ slots: number[] }>;
+      return instances.length === 2 && instances.every((i) => i.slots.length > 0);
+    },
+    "both instances to own slots",
+  );
+  for (const t of [a, b])
+    await until(
+      () => t.call("GET", "/readyz"),
+      (r) => r.status === 200,
+      "readiness",
+    );
 });
 
 after(async () => {
