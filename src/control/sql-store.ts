@@ -748,7 +748,7 @@ export class SqlControlStore implements ControlStore {
   }
 
   async listAlerts(
-    query: { ruleId?: string; userId?: string; since?: string; limit?: number } = {},
+    query: { ruleId?: string; userId?: string; since?: string; ids?: readonly string[]; limit?: number } = {},
   ): Promise<AlertRecord[]> {
     const where: string[] = [];
     const params: unknown[] = [];
@@ -764,6 +764,10 @@ export class SqlControlStore implements ControlStore {
     if (query.since !== undefined) {
       params.push(query.since);
       where.push(`detected_at >= $${params.length}::timestamptz`);
+    }
+    if (query.ids !== undefined) {
+      params.push([...query.ids]);
+      where.push(`id = ANY($${params.length}::text[])`);
     }
     params.push(Math.min(Math.max(query.limit ?? 100, 1), 1000));
     const rows = await this.#query<AlertRow>(
@@ -786,6 +790,14 @@ export class SqlControlStore implements ControlStore {
   async listBlocks(): Promise<BlockRecord[]> {
     const rows = await this.#query<BlockRow>(`SELECT ${BLOCK_COLUMNS} FROM cep_blocks ORDER BY since, user_id, stream`);
     return rows.map(toBlock);
+  }
+
+  async getBlock(userId: string, stream: string): Promise<BlockRecord | undefined> {
+    const rows = await this.#query<BlockRow>(
+      `SELECT ${BLOCK_COLUMNS} FROM cep_blocks WHERE user_id = $1 AND stream = $2`,
+      [userId, stream],
+    );
+    return rows[0] === undefined ? undefined : toBlock(rows[0]);
   }
 
   async deleteBlocks(userId: string, stream?: string): Promise<BlockRecord[]> {

@@ -398,11 +398,21 @@ export interface ControlStore {
    * was new. An alert repeated within the batch is new only at its first position.
    */
   recordAlerts(alerts: readonly NewAlert[]): Promise<boolean[]>;
-  /** Newest first; `userId` finds the alerts holding that user's events (AlertRecord.userIds). */
-  listAlerts(query?: { ruleId?: string; userId?: string; since?: string; limit?: number }): Promise<AlertRecord[]>;
+  /**
+   * Newest first; `userId` finds the alerts holding that user's events (AlertRecord.userIds); `ids`
+   * only those alerts (another instance's, announced by the change feed).
+   */
+  listAlerts(query?: {
+    ruleId?: string;
+    userId?: string;
+    since?: string;
+    ids?: readonly string[];
+    limit?: number;
+  }): Promise<AlertRecord[]>;
   /** True when the block is new. */
   putBlock(block: Omit<BlockRecord, "since">): Promise<boolean>;
   listBlocks(): Promise<BlockRecord[]>;
+  getBlock(userId: string, stream: string): Promise<BlockRecord | undefined>;
   /** Lifts the user's blocks (on one stream, or all); returns what was lifted. */
   deleteBlocks(userId: string, stream?: string): Promise<BlockRecord[]>;
 }

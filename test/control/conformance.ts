@@ -1006,7 +1006,15 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
         assert.equal(await store.putBlock({ userId: user, stream: "s", ruleId: id, alertId: alert.id }), true);
         assert.equal(await store.putBlock({ userId: user, stream: "s", ruleId: id, alertId: alert.id }), false);
         assert.ok((await store.listBlocks()).some((b) => b.userId === user && b.stream === "s"));
+        assert.equal((await store.getBlock(user, "s"))?.alertId, alert.id);
+        assert.equal(await store.getBlock(user, "t"), undefined);
+        assert.deepEqual(
+          (await store.listAlerts({ ids: [alert.id, unique("none")] })).map((a) => a.id),
+          [alert.id],
+        );
+        assert.deepEqual(await store.listAlerts({ ids: [] }), []);
         assert.equal((await store.deleteBlocks(user)).length, 1);
+        assert.equal(await store.getBlock(user, "s"), undefined);
         assert.equal((await store.deleteBlocks(user)).length, 0);
         assert.equal(await store.deleteRule(id), true);
         assert.equal(await store.getRule(id), undefined);

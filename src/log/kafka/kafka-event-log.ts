@@ -317,6 +317,8 @@ export class KafkaEventLog implements EventLog {
     } catch (e) {
       throw toRunnelError(e, `alter the retention of topic ${topic}`, stream);
     }
+    // A topic another instance created is now known here as if created here (hasStream, partitionCount).
+    this.streams.set(stream, existing);
   }
 
   async deleteStream(stream: string): Promise<void> {
