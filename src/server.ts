@@ -169,8 +169,8 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     await bootstrapAdmin(control, config);
     await analytics.open();
     closers.push({ name: "analytics store", close: () => analytics.close() });
-    // Before every runner (the analytics loader, pipelines, rules), which follow its ownership: it
-    // leaves the group only after they have stopped.
+    // Before every runner, so the runners that follow its ownership (pipelines, rules) are stopped
+    // before it leaves the group.
     cluster = await openCluster(config, mode, logger, metrics, closers);
 
     const analyticsLogger = logger.child({ component: "analytics" });
@@ -206,8 +206,8 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       columns,
       onError: (err, stream) => analyticsLogger.warn({ err, stream }, "loading failed; will retry"),
       deadLetters,
-      // Each instance loads its own slots' partitions into its own store.
-      ...(cluster !== undefined && { ownership: cluster.ownership }),
+      // No ownership: a query is answered from this instance's own store, and nothing routes it to
+      // the instances owning the other partitions yet, so every instance loads every partition.
     });
     closers.push({ name: "analytics loader", close: () => loader.stop() });
     const archiveLogger = logger.child({ component: "archive" });
@@ -367,8 +367,8 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     ruleManager = rules;
     await rules.open();
     closers.push({ name: "rules", close: () => rules.stop() });
-    // Every runner's tasks, for the registry and GET /api/v1/cluster.
-    const tasks = () => [...loader.tasks(), ...pipelines.tasks(), ...rules.tasks()];
+    // The tasks of the runners that share the work (the loader runs every partition everywhere).
+    const tasks = () => [...pipelines.tasks(), ...rules.tasks()];
     if (cluster !== undefined) cluster.tasks = tasks;
     // On a shared PostgreSQL, the rules, pipelines, streams and blocks changed through any instance
     // take effect here too, and alerts raised anywhere reach this instance's live listeners.
