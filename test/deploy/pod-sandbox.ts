@@ -94,9 +94,17 @@ export function podEnv(pods: ProductionPods, podName: string, around: Surroundin
   };
 }
 
-/** `runnel start` in the sandbox as uid:gid, with exactly `env`. */
-export function startInSandbox(uid: number, gid: number, env: Record<string, string>): ChildProcess {
-  const sandbox = [SANDBOX, String(uid), String(gid), DATA_MOUNT];
+/**
+ * `runnel start` in the sandbox as uid:gid, with exactly `env`. `volume`: a host directory that
+ * holds the data volume across restarts, as a PersistentVolumeClaim does; a fresh tmpfs by default.
+ */
+export function startInSandbox(
+  uid: number,
+  gid: number,
+  env: Record<string, string>,
+  volume: string = "tmpfs",
+): ChildProcess {
+  const sandbox = [SANDBOX, String(uid), String(gid), DATA_MOUNT, volume];
   const runnel = [process.execPath, "--import", "tsx", join(ROOT, "bin", "runnel.ts"), "start"];
   return spawn("unshare", ["--mount", "--propagation", "private", "bash", ...sandbox, ...runnel], {
     cwd: ROOT,
@@ -113,10 +121,15 @@ export interface RunningPod {
   stderr(): string;
 }
 
-/** Starts pod `name` of the production overlay and resolves once it listens. */
-export async function startPod(pods: ProductionPods, name: string, around: Surroundings): Promise<RunningPod> {
+/** Starts pod `name` of the production overlay (data volume: see startInSandbox) and resolves once it listens. */
+export async function startPod(
+  pods: ProductionPods,
+  name: string,
+  around: Surroundings,
+  volume?: string,
+): Promise<RunningPod> {
   const { runAsUser, runAsGroup } = pods.pod.securityContext;
-  const child = startInSandbox(runAsUser, runAsGroup, podEnv(pods, name, around));
+  const child = startInSandbox(runAsUser, runAsGroup, podEnv(pods, name, around), volume);
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   const { url, stderr } = await untilListening(child);
   return { name, child, url, exited, stderr };
