@@ -7,6 +7,7 @@
  * standing in for the cluster's. Needs root (mount namespaces), as CI has.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { untilListening } from "../helpers/server-process.js";
 import { KUBERNETES_DIR, type Manifest, parseManifests, podEnvironment, ROOT, render } from "./kubernetes-manifests.js";
@@ -16,6 +17,15 @@ const SANDBOX = join(import.meta.dirname, "fixtures", "pod-sandbox.sh");
 export const DATA_MOUNT = "/srv";
 export const ADMIN_PASSWORD = "change-me-please";
 export const NAMESPACE = "runnel";
+
+/** A port nothing listens on now, for a pod that advertises its address and comes back at it. */
+export async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const { port } = probe.address() as { port: number };
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
+}
 
 /** Why the sandbox cannot run here, or undefined when it can. */
 export function sandboxUnavailable(): string | undefined {
@@ -56,7 +66,7 @@ export interface Surroundings {
   readonly databaseUrl: string;
   /** Names this test's topics and installation on the shared broker. */
   readonly unique: string;
-  /** The port to listen on (0: any free one), on loopback. */
+  /** The port to listen on, on loopback (freePort()): the pod advertises it to the others. */
   readonly port: number;
 }
 
@@ -88,7 +98,7 @@ export function podEnv(pods: ProductionPods, podName: string, around: Surroundin
     RUNNEL_INSTALLATION: around.unique,
     RUNNEL_HOST: "127.0.0.1",
     RUNNEL_PORT: String(around.port),
-    RUNNEL_ADVERTISED_URL: `http://127.0.0.1:${around.port === 0 ? 8080 : around.port}`,
+    RUNNEL_ADVERTISED_URL: `http://127.0.0.1:${around.port}`,
     RUNNEL_DATA_DIR: DATA_MOUNT,
     RUNNEL_LOG_LEVEL: "warn",
   };
