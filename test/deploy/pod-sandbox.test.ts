@@ -13,28 +13,25 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { parseDuration } from "../../src/config/units.js";
 import { Client } from "../helpers/http.js";
-import { kafkaBrokers } from "../helpers/kafka.js";
-import { onServer, postgresServerUrl, withDatabase } from "../helpers/postgres.js";
 import {
   ADMIN_PASSWORD,
   DATA_MOUNT,
   freePort,
   productionPods,
   type RunningPod,
+  type Services,
   sandboxUnavailable,
+  services,
   startInSandbox,
   startPod,
 } from "./pod-sandbox.js";
 
 const missing = sandboxUnavailable();
-const unique = `k8spod${process.pid}`;
-const server = missing === undefined ? postgresServerUrl() : "";
 let running: RunningPod | undefined;
+let env: Services | undefined;
 
 after(async () => {
-  const child = running?.child;
-  if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-  if (server !== "") await onServer(server, `DROP DATABASE IF EXISTS ${unique} WITH (FORCE)`);
+  await env?.cleanup(running === undefined ? [] : [running]);
 });
 
 test("runnel start runs under the production pod's settings and security context", {
@@ -48,13 +45,8 @@ test("runnel start runs under the production pod's settings and security context
   const settings = pods.docs.find((d) => d.kind === "ConfigMap")!.data as Record<string, string>;
   assert.deepEqual(mounts, [settings.RUNNEL_DATA_DIR, "/tmp"].sort(), "the writable places are the data dir and /tmp");
 
-  await onServer(server, `CREATE DATABASE ${unique}`);
-  running = await startPod(pods, "runnel-0", {
-    kafkaBrokers: kafkaBrokers(),
-    databaseUrl: withDatabase(server, unique),
-    unique,
-    port: await freePort(),
-  });
+  env = await services(`k8spod${process.pid}`);
+  running = await startPod(pods, "runnel-0", { ...env.shared, port: await freePort() });
   const { child, url, exited, stderr } = running;
 
   // unshare, bash and setpriv exec in turn: the pid is Runnel's own process.

@@ -9,6 +9,9 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createServer } from "node:net";
 import { join } from "node:path";
+import { Admin } from "@platformatic/kafka";
+import { kafkaBrokers } from "../helpers/kafka.js";
+import { onServer, postgresServerUrl, withDatabase } from "../helpers/postgres.js";
 import { untilListening } from "../helpers/server-process.js";
 import { KUBERNETES_DIR, type Manifest, parseManifests, podEnvironment, ROOT, render } from "./kubernetes-manifests.js";
 
@@ -143,4 +146,35 @@ export async function startPod(
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   const { url, stderr } = await untilListening(child);
   return { name, child, url, exited, stderr };
+}
+
+/** This machine's Kafka and PostgreSQL for one test's pods, and what removes their traces. */
+export interface Services {
+  readonly shared: Omit<Surroundings, "port">;
+  /** Kills the pods still running, then drops the database and deletes the topics. */
+  cleanup(pods: Iterable<RunningPod>): Promise<void>;
+}
+
+/** A database of its own on the test PostgreSQL, and names of its own (`tag`) on the test broker. */
+export async function services(tag: string): Promise<Services> {
+  const server = postgresServerUrl();
+  const brokers = kafkaBrokers();
+  await onServer(server, `CREATE DATABASE ${tag}`);
+  return {
+    shared: { kafkaBrokers: brokers, databaseUrl: withDatabase(server, tag), unique: tag },
+    async cleanup(pods) {
+      for (const pod of pods) {
+        if (pod.child.exitCode === null && pod.child.signalCode === null) pod.child.kill("SIGKILL");
+        await pod.exited;
+      }
+      await onServer(server, `DROP DATABASE IF EXISTS ${tag} WITH (FORCE)`);
+      const admin = new Admin({ clientId: tag, bootstrapBrokers: brokers.split(",") });
+      try {
+        const topics = (await admin.listTopics()).filter((t) => t.startsWith(`${tag}-`));
+        if (topics.length > 0) await admin.deleteTopics({ topics });
+      } finally {
+        await admin.close();
+      }
+    },
+  };
 }
