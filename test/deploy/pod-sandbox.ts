@@ -144,8 +144,15 @@ export async function startPod(
   const { runAsUser, runAsGroup } = pods.pod.securityContext;
   const child = startInSandbox(runAsUser, runAsGroup, podEnv(pods, name, around), volume);
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const { url, stderr } = await untilListening(child);
-  return { name, child, url, exited, stderr };
+  try {
+    const { url, stderr } = await untilListening(child);
+    return { name, child, url, exited, stderr };
+  } catch (e) {
+    // Never handed to the caller, so nobody else would stop it.
+    child.kill("SIGKILL");
+    await exited;
+    throw e;
+  }
 }
 
 /** This machine's Kafka and PostgreSQL for one test's pods, and what removes their traces. */
