@@ -7,6 +7,7 @@
  * standing in for the cluster's. Needs root (mount namespaces), as CI has.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { Admin } from "@platformatic/kafka";
@@ -36,6 +37,7 @@ export function sandboxUnavailable(): string | undefined {
   for (const tool of ["unshare", "setpriv"]) {
     if (spawnSync(tool, ["--version"]).status !== 0) return `needs ${tool} (util-linux)`;
   }
+  if (!existsSync(DATA_MOUNT)) return `needs a ${DATA_MOUNT} directory to mount the data volume on`;
   return undefined;
 }
 
