@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { sleep, waitFor } from "../cluster/instances.js";
 import { Client } from "../helpers/http.js";
 import {
   ADMIN_PASSWORD,
@@ -35,15 +36,9 @@ after(async () => {
   if (volumes !== "") rmSync(volumes, { recursive: true, force: true });
 });
 
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = await probe().catch(() => undefined);
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+/** Polls `probe` until it returns a value; a probe that throws (an instance not answering yet) counts as none. */
+const poll = <T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> =>
+  waitFor(what, ms, () => probe().catch(() => undefined));
 
 interface ClusterView {
   readonly mode: string;
@@ -58,8 +53,6 @@ async function ownership(via: Client): Promise<Map<string, string>> {
   assert.equal(body.mode, "cluster", JSON.stringify(body));
   return new Map(body.instances.filter((i) => i.live).map((i) => [i.id, [...i.slots].sort((a, b) => a - b).join(",")]));
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test("a rolling restart of the production StatefulSet moves no slot", {
   skip: missing,
@@ -85,7 +78,7 @@ test("a rolling restart of the production StatefulSet moves no slot", {
 
   // podManagementPolicy Parallel: the pods start together.
   await Promise.all(names.map(start));
-  const token = await waitFor("the admin's login", 60_000, async () => {
+  const token = await poll("the admin's login", 60_000, async () => {
     const res = await new Client(running.get(names[0]!)!.url).post<{ token: string }>("/api/v1/auth/login", {
       username: "admin",
       password: ADMIN_PASSWORD,
@@ -113,7 +106,7 @@ test("a rolling restart of the production StatefulSet moves no slot", {
     const even = lists.every((l) => l.length === slots / names.length);
     return owned.size === names.length && even && all.join(",") === every ? owned : undefined;
   };
-  const before = await waitFor("the three to be ready and share the slots evenly", 180_000, async () => {
+  const before = await poll("the three to be ready and share the slots evenly", 180_000, async () => {
     const first = await split();
     if (first === undefined) return undefined;
     await sleep(3000);
@@ -159,12 +152,12 @@ test("a rolling restart of the production StatefulSet moves no slot", {
       assert.equal(await pod.exited, 0, pod.stderr());
       stopMs = Math.round(performance.now() - stopping);
       await start(name);
-      await waitFor(`${name} to be ready again`, 120_000, async () =>
+      await poll(`${name} to be ready again`, 120_000, async () =>
         (await api(name).get("/readyz")).status === 200 ? true : undefined,
       );
       readyMs = Math.round(performance.now() - stopping);
       // Its slots are the ones it had: with the others' unchanged and every slot owned, nothing else is left.
-      after = await waitFor(`${name} to be listed with its slots again`, 30_000, async () => {
+      after = await poll(`${name} to be listed with its slots again`, 30_000, async () => {
         const owned = await ownership(api(name));
         return owned.get(name) === before.get(name) ? owned : undefined;
       });
