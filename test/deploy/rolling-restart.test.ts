@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { parseDuration } from "../../src/config/units.js";
 import { sleep, waitFor } from "../cluster/instances.js";
 import { Client } from "../helpers/http.js";
 import {
@@ -28,6 +29,8 @@ import {
 
 const missing = sandboxUnavailable();
 const running = new Map<string, RunningPod>();
+/** What the first test sets up and the second continues from: the pods' names, an admin's client of each, all slots. */
+const cluster = { names: [] as string[], api: (_name: string): Client => assert.fail("no pods yet"), every: "" };
 let env: Services | undefined;
 let volumes = "";
 
@@ -86,11 +89,14 @@ test("a rolling restart of the production StatefulSet moves no slot", {
     return res.status === 200 ? res.body.token : undefined;
   });
   const api = (name: string) => new Client(running.get(name)!.url, token);
+  cluster.api = api;
+  cluster.names = names;
 
   const slots = Number(
     (pods.docs.find((d) => d.kind === "ConfigMap")!.data as Record<string, string>).RUNNEL_DEFAULT_PARTITIONS,
   );
   const every = Array.from({ length: slots }, (_, i) => i).join(",");
+  cluster.every = every;
   // The broker's assignor spreads the slots evenly over a few heartbeats; the registry shows it
   // within its 2 s refresh. Taken once the same even split is seen twice, 3 s apart.
   const split = async (): Promise<Map<string, string> | undefined> => {
@@ -171,4 +177,37 @@ test("a rolling restart of the production StatefulSet moves no slot", {
     assert.deepEqual(problems, []);
     assert.deepEqual(Object.fromEntries(after), Object.fromEntries(before));
   }
+});
+
+test("a scale-down: the removed pod's slots move to the others once its session has expired", {
+  skip: missing,
+  timeout: 300_000,
+}, async (t) => {
+  // The autoscaler or `kubectl scale` ends the highest pod with SIGTERM, as a restart does: it leaves
+  // as a static member coming back, so the broker keeps its slots for it until the session expires.
+  const settings = productionPods().docs.find((d) => d.kind === "ConfigMap")!.data as Record<string, string>;
+  const sessionMs = parseDuration(settings.RUNNEL_CLUSTER_SESSION_TIMEOUT!)!;
+  const { names, api, every } = cluster;
+  const gone = names.at(-1)!;
+  const stay = names.slice(0, -1);
+  const pod = running.get(gone)!;
+  const stopping = performance.now();
+  pod.child.kill("SIGTERM");
+  assert.equal(await pod.exited, 0, pod.stderr());
+  await poll(`${stay.join(" and ")} to own every slot`, sessionMs + 60_000, async () => {
+    const owned = await ownership(api(stay[0]!));
+    const all = stay.flatMap((n) =>
+      (owned.get(n) ?? "")
+        .split(",")
+        .filter((x) => x !== "")
+        .map(Number),
+    );
+    return owned.size === stay.length && all.sort((a, b) => a - b).join(",") === every ? owned : undefined;
+  });
+  const movedMs = Math.round(performance.now() - stopping);
+  t.diagnostic(
+    `${gone} stopped for good: its slots owned by the others ${movedMs} ms after its SIGTERM (session ${sessionMs} ms)`,
+  );
+  assert.ok(movedMs >= sessionMs - 5_000, `moved after ${movedMs} ms, before the session could expire`);
+  assert.ok(movedMs <= sessionMs + 30_000, `moved after ${movedMs} ms`);
 });
