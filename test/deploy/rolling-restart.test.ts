@@ -6,7 +6,8 @@
  * same name, and must be ready before the next one goes. docs/kubernetes.md, "Rolling upgrades
  * without losing work", promises that this moves no slot: the other instances keep theirs the
  * whole time, the restarted one gets its own back (static membership), and ingest through the
- * others is never refused.
+ * others is never refused. The second test continues from there with a scale-down to two pods,
+ * whose slots wait out the session timeout before they move.
  */
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
