@@ -10,7 +10,9 @@
  * - SIGSTOP of one past its session, then SIGCONT: it drops its slots as fenced.
  * - At the end every acknowledged event that passes the filter is in the output exactly once.
  *
- * RUNNEL_TEST_CLUSTER_ROUNDS=N repeats the kill and the pause N times (default 1, about 2.5 min).
+ * Reported, not asserted: the longest output gap of a partition that did not move during a fault.
+ *
+ * RUNNEL_TEST_CLUSTER_ROUNDS=N repeats the kill and the pause N times (default 1, about 2 min).
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -21,7 +23,7 @@ import type { LogRecord } from "../../src/log/types.js";
 import { type KafkaCluster, kafkaCluster } from "../helpers/kafka-cluster.js";
 import { onServer, postgresServerUrl, withDatabase } from "../helpers/postgres.js";
 import { Instance, type InstanceSettings, waitFor } from "./instances.js";
-import { countIds, readFrom, SteadyLoad } from "./load.js";
+import { countIds, EndWatch, readFrom, SteadyLoad } from "./load.js";
 
 const SLOTS = 6;
 const SESSION_TIMEOUT_MS = 10_000; // group.consumer.session.timeout.ms in scripts/kafka-cluster.sh
@@ -35,6 +37,7 @@ let database: { url: string; drop: () => Promise<void> } | undefined;
 let settings: InstanceSettings;
 let log: KafkaEventLog | undefined;
 let load: SteadyLoad | undefined;
+let watch: EndWatch | undefined;
 /** The output's end offsets when each fault began, to place a duplicate in time. */
 const marks: { what: string; ends: number[] }[] = [];
 /** Each SIGSTOP: the slots the paused instance held, and the output's end offsets just before SIGCONT. */
@@ -93,6 +96,7 @@ before(async () => {
 
 after(async () => {
   await load?.stop();
+  await watch?.stop();
   await log?.close();
   await Promise.all([...instances.values()].map((i) => i.remove()));
   await database?.drop();
@@ -138,6 +142,8 @@ describe("three instances on the fault rig, a map/filter pipeline under steady i
     await log.open();
     load = new SteadyLoad(() => members().filter((m) => m.up), token, INPUT);
     load.start();
+    watch = new EndWatch(log, OUTPUT);
+    watch.start();
     await Promise.all([b.start(), c.start()]);
     const split = await waitFor("the three to share the slots", 60_000, () => shared([a, b, c]));
     t.diagnostic(`slots: ${JSON.stringify(Object.fromEntries(split))}`);
@@ -191,8 +197,13 @@ describe("three instances on the fault rig, a map/filter pipeline under steady i
       await waitFor("a and c to own every slot", SESSION_TIMEOUT_MS + 20_000, () => shared([a, c]));
       const movedAt = Math.max(...[a, c].map((m) => m.ownedHistory().at(-1)!.at));
       const producingAt = await producingAgain(bHad, ends, SESSION_TIMEOUT_MS + 30_000);
+      const stayed = watch!.longestGap(
+        ALL.filter((p) => !bHad.includes(p)),
+        killedAt,
+        producingAt,
+      );
       t.diagnostic(
-        `kill -9 of b (had ${JSON.stringify(bHad)}): slots owned by a and c after ${movedAt - killedAt} ms, its partitions produce again after ${producingAt - killedAt} ms`,
+        `kill -9 of b (had ${JSON.stringify(bHad)}): slots owned by a and c after ${movedAt - killedAt} ms, its partitions produce again after ${producingAt - killedAt} ms; longest output gap of a partition that did not move: ${stayed.ms} ms (partition ${stayed.partition})`,
       );
       assert.ok(movedAt - killedAt <= SESSION_TIMEOUT_MS + 10_000, `moved after ${movedAt - killedAt} ms`);
       assert.ok(producingAt - killedAt <= SESSION_TIMEOUT_MS + 10_000, `producing after ${producingAt - killedAt} ms`);
@@ -256,8 +267,13 @@ describe("three instances on the fault rig, a map/filter pipeline under steady i
         await waitFor("a and b to own every slot", SESSION_TIMEOUT_MS + 20_000, () => shared([a, b]));
         const movedAt = Math.max(...[a, b].map((m) => m.ownedHistory().at(-1)!.at));
         const producingAt = await producingAgain(cHad, ends, SESSION_TIMEOUT_MS + 30_000);
+        const stayed = watch!.longestGap(
+          ALL.filter((p) => !cHad.includes(p)),
+          stoppedAt,
+          producingAt,
+        );
         t.diagnostic(
-          `SIGSTOP of c (had ${JSON.stringify(cHad)}): a and b own every slot after ${movedAt - stoppedAt} ms, its partitions produce again after ${producingAt - stoppedAt} ms`,
+          `SIGSTOP of c (had ${JSON.stringify(cHad)}): a and b own every slot after ${movedAt - stoppedAt} ms, its partitions produce again after ${producingAt - stoppedAt} ms; longest output gap of a partition that did not move: ${stayed.ms} ms (partition ${stayed.partition})`,
         );
       } finally {
         const contEnds = await log!.endOffsets(OUTPUT).catch(() => []);

@@ -97,3 +97,49 @@ export function countIds(records: readonly LogRecord[]): Map<number, number> {
   }
   return counts;
 }
+
+/** The end offsets of a stream sampled every 100 ms: how long each partition went without a new record. */
+export class EndWatch {
+  private readonly samples: { at: number; ends: readonly number[] }[] = [];
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+
+  constructor(
+    private readonly log: EventLog,
+    private readonly stream: string,
+  ) {}
+
+  start(): void {
+    this.loop = (async () => {
+      while (!this.stopped) {
+        const ends = await this.log.endOffsets(this.stream).catch(() => undefined);
+        if (ends !== undefined) this.samples.push({ at: Date.now(), ends });
+        await sleep(100);
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.loop;
+  }
+
+  /** The longest time within [from, to] that any of `partitions` went without its end offset moving. */
+  longestGap(partitions: readonly number[], from: number, to: number): { partition: number; ms: number } {
+    const within = this.samples.filter((s) => s.at >= from && s.at <= to);
+    let worst = { partition: -1, ms: 0 };
+    for (const p of partitions) {
+      let since = from;
+      let last = within[0]?.ends[p];
+      for (const s of within) {
+        if (s.ends[p] !== last) {
+          if (s.at - since > worst.ms) worst = { partition: p, ms: s.at - since };
+          since = s.at;
+          last = s.ends[p];
+        }
+      }
+      if (to - since > worst.ms) worst = { partition: p, ms: to - since };
+    }
+    return worst;
+  }
+}
