@@ -20,7 +20,7 @@ import { after, before, describe, test } from "node:test";
 import { Admin } from "@platformatic/kafka";
 import { createKafkaEventLog, type KafkaEventLog } from "../../src/log/kafka/index.js";
 import type { LogRecord } from "../../src/log/types.js";
-import { type KafkaCluster, kafkaCluster } from "../helpers/kafka-cluster.js";
+import { holdRig, type KafkaCluster, kafkaCluster } from "../helpers/kafka-cluster.js";
 import { onServer, postgresServerUrl, withDatabase } from "../helpers/postgres.js";
 import { Instance, type InstanceSettings, waitFor } from "./instances.js";
 import { countIds, EndWatch, readFrom, SteadyLoad } from "./load.js";
@@ -33,6 +33,8 @@ const INPUT = "clicks";
 const OUTPUT = "evens";
 
 let rig: KafkaCluster;
+/** This file alone on the rig: fault-rig.test.ts kills brokers. */
+let rigHold: { release(): Promise<void> } | undefined;
 let database: { url: string; drop: () => Promise<void> } | undefined;
 let settings: InstanceSettings;
 let log: KafkaEventLog | undefined;
@@ -76,6 +78,7 @@ async function producingAgain(partitions: readonly number[], from: readonly numb
 }
 
 before(async () => {
+  rigHold = await holdRig();
   rig = await kafkaCluster();
   const tag = randomBytes(3).toString("hex");
   const server = postgresServerUrl();
@@ -95,18 +98,22 @@ before(async () => {
 });
 
 after(async () => {
-  await load?.stop();
-  await watch?.stop();
-  await log?.close();
-  await Promise.all([...instances.values()].map((i) => i.remove()));
-  await database?.drop();
-  if (settings === undefined) return;
-  const admin = new Admin({ clientId: "runnel-test-cm", bootstrapBrokers: rig.brokers.split(",") });
   try {
-    const topics = (await admin.listTopics()).filter((t) => t.startsWith(settings.topicPrefix));
-    if (topics.length > 0) await admin.deleteTopics({ topics });
+    await load?.stop();
+    await watch?.stop();
+    await log?.close();
+    await Promise.all([...instances.values()].map((i) => i.remove()));
+    await database?.drop();
+    if (settings === undefined) return;
+    const admin = new Admin({ clientId: "runnel-test-cm", bootstrapBrokers: rig.brokers.split(",") });
+    try {
+      const topics = (await admin.listTopics()).filter((t) => t.startsWith(settings.topicPrefix));
+      if (topics.length > 0) await admin.deleteTopics({ topics });
+    } finally {
+      await admin.close();
+    }
   } finally {
-    await admin.close();
+    await rigHold?.release();
   }
 });
 
