@@ -4,6 +4,12 @@
  * the store records offsets in the same transaction as rows, so restarts resume exactly once.
  * The loop wakes on `log.onAppend` (coalesced while a drain runs) plus a slow safety timer.
  *
+ * Under sustained load a round waits until a DuckDB row group's worth of records is pending or
+ * `lingerMs` have passed since the previous round began (never while someone waits for rows, and
+ * never after a quiet spell, so a trickle is applied at once): every transaction costs a commit,
+ * a WAL write of its rows and their later checkpoint, and a round of a row group or more is
+ * written straight to the database file instead (bench/analytics-apply.ts, bench/ingest.ts).
+ *
  * A record the store can never take (nested too deep, a PoisonRecordError, a stack overflow in
  * the worker) goes to the stream's dead-letter stream and loading goes on: a batch that fails for
  * a record's fault is split in halves until the record is alone (the good rows around it are
@@ -56,6 +62,18 @@ export interface AnalyticsLoaderOptions {
    * of through its WAL first (about a quarter less CPU per row: bench/analytics-apply.ts).
    */
   readonly batchSize?: number;
+  /**
+   * Records pending across the partitions that are applied without waiting. Default 122 880,
+   * DuckDB's row group: a round at least this large skips the WAL (see `batchSize`).
+   */
+  readonly lingerRecords?: number;
+  /**
+   * Longest a round waits for `lingerRecords` after the previous round began (ms); 0 applies at
+   * once. Default 250, so rows stay queryable well within a second.
+   */
+  readonly lingerMs?: number;
+  /** Clock of the linger, epoch ms. Default Date.now. */
+  readonly now?: () => number;
   /** Drains even without an append notification this often (ms). Default 5000. */
   readonly safetyIntervalMs?: number;
   /** First retry delay after an error (ms), doubling up to 30 s. Default 200. */
@@ -96,6 +114,9 @@ class Follower {
   ends = new Map<number, number>();
   deadLetters = 0;
   private retryDelay: number;
+  /** When the last round that applied records began (epoch ms); -Infinity before the first. */
+  private lastApply = Number.NEGATIVE_INFINITY;
+  private lingerTimer: NodeJS.Timeout | undefined;
   private readonly loop: DrainLoop;
   private readonly unsubscribe: () => void;
   private readonly safety: NodeJS.Timeout;
@@ -140,6 +161,7 @@ class Follower {
   stop(): Promise<void> {
     this.unsubscribe();
     clearInterval(this.safety);
+    clearTimeout(this.lingerTimer);
     return this.loop.stop();
   }
 
@@ -211,6 +233,7 @@ class Follower {
     const positions = this.positions as Map<number, number>;
     const ends = await log.endOffsets(stream);
     for (const [p, end] of ends.entries()) if (positions.has(p)) this.ends.set(p, end);
+    if (this.lingers(ends)) return false;
     // Every partition's new records go to the store together: one transaction per round
     // instead of one per partition (a DuckDB commit costs as much as thousands of rows).
     for (;;) {
@@ -238,6 +261,42 @@ class Follower {
     }
     this.retryDelay = this.opts.retryMs;
     return false;
+  }
+
+  /**
+   * Whether this round waits for more records (then a timer wakes it when the linger ends): fewer
+   * than `lingerRecords` are pending, the previous round began less than `lingerMs` ago, and no
+   * one waits for this stream's rows.
+   */
+  private lingers(ends: readonly number[]): boolean {
+    const { lingerMs, lingerRecords, now } = this.opts;
+    const positions = this.positions as Map<number, number>;
+    let pending = 0;
+    for (const [p, end] of ends.entries()) {
+      const position = positions.get(p);
+      // Not owned here: another instance loads it.
+      if (position !== undefined) pending += Math.max(0, end - position);
+    }
+    if (pending === 0) return false;
+    const at = now();
+    const due = this.lastApply + lingerMs;
+    if (pending >= lingerRecords || at >= due || this.loader.hasWaiters(this.definition.name)) {
+      this.lastApply = at;
+      return false;
+    }
+    if (this.lingerTimer === undefined) {
+      this.lingerTimer = setTimeout(() => {
+        this.lingerTimer = undefined;
+        this.loop.wake();
+      }, due - at);
+      this.lingerTimer.unref();
+    }
+    return true;
+  }
+
+  /** Someone waits for rows (AnalyticsLoader.waitFor): the linger gives way. */
+  wakeNow(): void {
+    this.loop.wake();
   }
 
   /**
@@ -328,6 +387,9 @@ export class AnalyticsLoader {
   constructor(options: AnalyticsLoaderOptions) {
     this.opts = {
       batchSize: 40_000,
+      lingerRecords: 122_880,
+      lingerMs: 250,
+      now: Date.now,
       safetyIntervalMs: 5000,
       retryMs: 200,
       ownership: ALL_PARTITIONS,
@@ -414,7 +476,14 @@ export class AnalyticsLoader {
       const waiter: Waiter = { stream, targets, resolve, reject, timer };
       this.waiters.add(waiter);
       this.notify(stream);
+      if (this.waiters.has(waiter)) this.followers.get(stream)?.wakeNow();
     });
+  }
+
+  /** Whether anyone waits for rows of `stream` (a lingering round applies at once then). */
+  hasWaiters(stream: string): boolean {
+    for (const w of this.waiters) if (w.stream === stream) return true;
+    return false;
   }
 
   /** Called by followers after each applied batch. */

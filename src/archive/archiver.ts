@@ -10,10 +10,17 @@
 import type { ArchiveRange, ExportedFile } from "../analytics/duckdb/store.js";
 import type { ArchivedFile, ArchiveSet } from "../analytics/duckdb/tiers.js";
 import type { RegisteredColumns } from "../analytics/types.js";
-import type { ArchiveFileRecord, ControlStore, ImportFileRecord, StreamDefinition } from "../control/types.js";
+import { readyRollups } from "../catalog/rollup-spec.js";
+import type {
+  ArchiveFileRecord,
+  ControlStore,
+  ImportFileRecord,
+  RollupSpec,
+  StreamDefinition,
+} from "../control/types.js";
 import { SerialQueue } from "../core/serial-queue.js";
 import { hotWindowOf } from "./hot-window.js";
-import { type ArchiveLocation, archiveKey, ownerKey, rollupFile } from "./location.js";
+import { type ArchiveLocation, archiveKey, ownerKey, rollupFile, rollupOfKey } from "./location.js";
 
 /** The analytics store's side of the archive (DuckDbAnalyticsStore, and the worker store in front of it). */
 export interface TieredStore {
@@ -26,9 +33,27 @@ export interface TieredStore {
   /** Adds the registered columns the stream's table lacks (an import's fields), and applies widenings. */
   ensureColumns(stream: string, registered: RegisteredColumns): Promise<void>;
   clusterHot(stream: string): Promise<number>;
+  /** A rollup added to a stream with rows: kept from now on, built from the hot rows from `boundaries` on. */
+  addRollup(stream: string, rollup: RollupSpec, boundaries: ReadonlyMap<number, number>): Promise<void>;
+  dropRollup(stream: string, rollup: RollupSpec): Promise<void>;
+  /** The rollup file of one archive file (`source`, local), written to `path`. */
+  writeRollupFile(stream: string, rollup: RollupSpec, source: string, path: string): Promise<void>;
 }
 
-export type ArchiveStep = "write" | "put" | "commit" | "publish" | "delete" | "expire" | "merge" | "replace";
+export type ArchiveStep =
+  | "write"
+  | "put"
+  | "commit"
+  | "publish"
+  | "delete"
+  | "expire"
+  | "merge"
+  | "replace"
+  // Settling a rollup added or removed (settleRollups): its files, its hot table, its declaration.
+  | "backfill"
+  | "build"
+  | "drop"
+  | "settle";
 
 export interface ArchiverOptions {
   readonly control: Pick<
@@ -42,6 +67,7 @@ export interface ArchiverOptions {
     | "listImportFiles"
     | "commitImportChunk"
     | "deleteImportFiles"
+    | "updateStreamRollups"
   >;
   readonly analytics: TieredStore;
   readonly location: ArchiveLocation;
@@ -156,12 +182,83 @@ export class Archiver {
     await location.clearStaging();
     const committed = await control.listArchiveFiles();
     const keep = new Set([...committed, ...(await control.listImportFiles())].map((f) => f.path));
-    // A rollup's file goes with the file it sits beside.
-    const orphans = (await location.list("")).filter((key) => !keep.has(ownerKey(key)));
+    const streams = await control.listStreams();
+    const declared = new Map(streams.map((s) => [s.name, new Set((s.rollups ?? []).map((r) => r.name))]));
+    // A rollup's file goes with the file it sits beside, and with its rollup's declaration.
+    const orphans = (await location.list("")).filter((key) => {
+      const rollup = rollupOfKey(key);
+      if (rollup !== undefined && declared.get(key.split("/")[0] ?? "")?.has(rollup) !== true) return true;
+      return !keep.has(ownerKey(key));
+    });
     await location.delete(orphans);
-    for (const stream of await control.listStreams()) {
-      if (stream.analytics !== false) await this.sync(stream);
+    for (const stream of streams) {
+      if (stream.analytics === false) continue;
+      await this.sync(stream);
+      await this.settle(stream);
     }
+  }
+
+  /**
+   * Settles the stream's rollups being added or removed (docs/rollups.md, "Adding and removing
+   * a rollup"), between runs. Never rejects: a failure is counted and reported (onError), and
+   * every run settles what is left before it archives the stream.
+   */
+  async settleRollups(stream: string): Promise<void> {
+    await this.turns.run(async () => {
+      try {
+        const definition = (await this.options.control.listStreams()).find((d) => d.name === stream);
+        if (definition !== undefined && definition.analytics !== false) await this.settle(definition);
+      } catch (e) {
+        this.unsynced.add(stream);
+        this.collectGarbage = true;
+        this.fail(e, stream);
+      }
+    });
+  }
+
+  /**
+   * A rollup being built gets a rollup file beside every committed archive file (computed from
+   * its rows; rewritten whole on every try, so a file of an earlier try or of an earlier rollup
+   * of the name never counts), then its hot table, built from the hot rows above the manifest's
+   * boundaries, then its declaration says it is ready. A rollup being dropped loses its hot
+   * table, its files, then its declaration. Each step is idempotent and the declaration changes
+   * last, so a crash anywhere leaves work the next try (at start: recover()) redoes from the
+   * start. Imported files need nothing: a rollup aggregates their rows when read.
+   */
+  private async settle(definition: StreamDefinition): Promise<StreamDefinition> {
+    const pending = (definition.rollups ?? []).filter((r) => r.state !== undefined);
+    if (pending.length === 0) return definition;
+    const { analytics, location, control } = this.options;
+    const stream = definition.name;
+    // The store's boundaries must be the manifest's: a hot row below the manifest's is in a file.
+    await this.sync(definition);
+    let settled = definition;
+    for (const rollup of pending) {
+      const files = await control.listArchiveFiles(stream);
+      if (rollup.state === "building") {
+        for (const f of files) {
+          await this.step("backfill", stream);
+          const staged = location.stagingPath(`${stream}-${rollup.name}`);
+          await analytics.writeRollupFile(stream, rollup, await location.localPath(f.path), staged);
+          await location.put(staged, rollupFile(f.path, rollup.name));
+        }
+        await this.step("build", stream);
+        await analytics.addRollup(stream, ready(rollup), await control.archiveBoundaries(stream));
+      } else {
+        await this.step("drop", stream);
+        await analytics.dropRollup(stream, rollup);
+        await location.delete(files.map((f) => rollupFile(f.path, rollup.name)));
+      }
+      await this.step("settle", stream);
+      // Only if no one changed it meanwhile (a rollup removed while it was built is dropped next).
+      settled = await control.updateStreamRollups(stream, (current) =>
+        current.flatMap((r) => {
+          if (r.name !== rollup.name || r.state !== rollup.state) return [r];
+          return r.state === "building" ? [ready(r)] : [];
+        }),
+      );
+    }
+    return settled;
   }
 
   /** Archives every stream once. Failures are counted and reported; the next run retries. */
@@ -283,9 +380,10 @@ export class Archiver {
     this.options.onError?.(error, stream);
   }
 
-  private async archiveStream(stream: StreamDefinition): Promise<void> {
+  private async archiveStream(declared: StreamDefinition): Promise<void> {
     const { analytics, location, control } = this.options;
-    if (this.unsynced.has(stream.name)) await this.sync(stream);
+    if (this.unsynced.has(declared.name)) await this.sync(declared);
+    const stream = await this.settle(declared);
     const now = this.now();
     const cutoff = now - hotWindowOf(stream);
     const maxRows = this.options.maxRowsPerFile ?? DEFAULT_MAX_ROWS_PER_FILE;
@@ -486,13 +584,20 @@ export class Archiver {
   }
 }
 
+/** The rollups whose files every archive file has (not those being built or dropped). */
 function rollupsOf(stream: StreamDefinition): string[] {
-  return (stream.rollups ?? []).map((r) => r.name);
+  return readyRollups(stream.rollups).map((r) => r.name);
 }
 
-/** Keys of `files` and of the rollup files beside them. */
+function ready(rollup: RollupSpec): RollupSpec {
+  const { state: _, ...declaration } = rollup;
+  return declaration;
+}
+
+/** Keys of `files` and of the rollup files that may be beside them (a rollup's being built too). */
 function withRollupFiles(stream: StreamDefinition, files: readonly { path: string }[]): string[] {
-  return files.flatMap((f) => [f.path, ...rollupsOf(stream).map((r) => rollupFile(f.path, r))]);
+  const names = (stream.rollups ?? []).map((r) => r.name);
+  return files.flatMap((f) => [f.path, ...names.map((r) => rollupFile(f.path, r))]);
 }
 
 function fileRecord(stream: string, range: ArchiveRange, written: ExportedFile, key: string): ArchiveFileRecord {

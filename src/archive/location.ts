@@ -49,6 +49,11 @@ export function rollupFile(file: string, rollup: string): string {
   return file.replace(/\.parquet$/, `.rollup_${rollup}.parquet`);
 }
 
+/** The rollup whose file `key` is, or undefined for a stream's own file. */
+export function rollupOfKey(key: string): string | undefined {
+  return /\.rollup_([a-z][a-z0-9_]*)\.parquet$/.exec(key)?.[1];
+}
+
 /** The archive file a key belongs to: itself, or the file a rollup's file sits beside. */
 export function ownerKey(key: string): string {
   return key.replace(/\.rollup_[a-z][a-z0-9_]*\.parquet$/, ".parquet");

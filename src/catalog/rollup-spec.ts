@@ -59,18 +59,27 @@ function parseMetric(name: string, value: unknown, field: string): RollupMetric 
   return { name, fn, field: checkField(argument, field) };
 }
 
-function parseRollup(value: unknown, field: string): RollupSpec {
-  if (!isObject(value)) throw invalid(`${field} must be an object with name, granularity, dimensions and metrics`);
+/**
+ * One declaration; `field` is where it is in the request (`rollups[0]`), "" for a request that is
+ * the declaration itself (POST /streams/{name}/rollups), whose fields are then named bare.
+ */
+export function parseRollup(value: unknown, field: string): RollupSpec {
+  const at = (key: string) => (field === "" ? key : `${field}.${key}`);
+  if (!isObject(value)) {
+    throw invalid(
+      `${field === "" ? "the body" : field} must be an object with name, granularity, dimensions and metrics`,
+    );
+  }
   const known = new Set(["name", "granularity", "dimensions", "metrics"]);
   const unknown = Object.keys(value).find((k) => !known.has(k));
-  if (unknown !== undefined) throw invalid(`unknown field "${field}.${unknown}"`);
+  if (unknown !== undefined) throw invalid(`unknown field "${at(unknown)}"`);
   const { name, granularity, dimensions = [], metrics } = value;
   if (typeof name !== "string" || !NAME.test(name)) {
-    throw invalid(`${field}.name must be 1–64 of [a-z0-9_], starting with a letter`);
+    throw invalid(`${at("name")} must be 1–64 of [a-z0-9_], starting with a letter`);
   }
   // Dead-letter streams are created when first needed, under a name a rollup must not hold by then.
   if (name.endsWith(DEAD_LETTER_SUFFIX)) {
-    throw invalid(`${field}.name cannot end in "${DEAD_LETTER_SUFFIX}", the suffix of dead-letter streams`);
+    throw invalid(`${at("name")} cannot end in "${DEAD_LETTER_SUFFIX}", the suffix of dead-letter streams`);
   }
   const granularityMs = typeof granularity === "string" ? parseDuration(granularity) : undefined;
   if (
@@ -80,11 +89,11 @@ function parseRollup(value: unknown, field: string): RollupSpec {
     granularityMs > MAX_GRANULARITY_MS
   ) {
     throw invalid(
-      `${field}.granularity must be a duration from "1s" to "366d", such as "1m" or "1h" (the time bucket)`,
+      `${at("granularity")} must be a duration from "1s" to "366d", such as "1m" or "1h" (the time bucket)`,
     );
   }
   if (!Array.isArray(dimensions) || dimensions.length > MAX_DIMENSIONS) {
-    throw invalid(`${field}.dimensions must be an array of at most ${MAX_DIMENSIONS} field names`);
+    throw invalid(`${at("dimensions")} must be an array of at most ${MAX_DIMENSIONS} field names`);
   }
   // Output columns: _time, the dimensions, the metrics; DuckDB compares names case-insensitively.
   const columns = new Set(["_time"]);
@@ -93,22 +102,30 @@ function parseRollup(value: unknown, field: string): RollupSpec {
     columns.add(column.toLowerCase());
   };
   const dims = dimensions.map((d, i) => {
-    const where = `${field}.dimensions[${i}]`;
+    const where = `${at("dimensions")}[${i}]`;
     const dim = checkField(d, where);
     claim(dim, where);
     return dim;
   });
   if (!isObject(metrics) || Object.keys(metrics).length === 0 || Object.keys(metrics).length > MAX_METRICS) {
-    throw invalid(`${field}.metrics must be an object of 1 to ${MAX_METRICS} metrics, such as {"n": "count"}`);
+    throw invalid(`${at("metrics")} must be an object of 1 to ${MAX_METRICS} metrics, such as {"n": "count"}`);
   }
   const parsed = Object.entries(metrics).map(([metric, definition]) => {
-    const where = `${field}.metrics.${metric}`;
+    const where = `${at("metrics")}.${metric}`;
     if (!NAME.test(metric))
       throw invalid(`${where}: a metric's name must be 1–64 of [a-z0-9_], starting with a letter`);
     claim(metric, where);
     return parseMetric(metric, definition, where);
   });
   return { name, granularity, granularityMs, dimensions: dims, metrics: parsed };
+}
+
+/** Most rollups a stream may have. */
+export const MAX_ROLLUPS_PER_STREAM = MAX_ROLLUPS;
+
+/** Rollups kept and queried now (not being built or dropped). */
+export function readyRollups(rollups: readonly RollupSpec[] | undefined): RollupSpec[] {
+  return (rollups ?? []).filter((r) => r.state === undefined);
 }
 
 /** The stream's rollups; names unique among them (the catalogue checks them against other streams' tables). */
@@ -137,5 +154,7 @@ export function describeRollup(rollup: RollupSpec) {
     granularity: rollup.granularity,
     dimensions: [...rollup.dimensions],
     metrics: Object.fromEntries(rollup.metrics.map((m) => [m.name, metricText(m)])),
+    // `ready`: kept and queried; `building`: being backfilled from the stream's data; `dropping`.
+    state: rollup.state ?? "ready",
   };
 }

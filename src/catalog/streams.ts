@@ -8,12 +8,13 @@ import { type FieldColumn, fromCatalogType, isBaseColumn } from "../analytics/du
 import { quoteIdent } from "../analytics/duckdb/identifiers.js";
 import type { AnalyticsLoader } from "../analytics/loader.js";
 import type { AnalyticsStore } from "../analytics/types.js";
-import type { ControlStore, StreamDefinition } from "../control/types.js";
+import type { ControlStore, RollupSpec, StreamDefinition } from "../control/types.js";
 import { RunnelError } from "../core/errors.js";
 import { SerialQueue } from "../core/serial-queue.js";
 import type { EventLog } from "../log/types.js";
 import type { ColumnCatalog } from "./columns.js";
-import type { StreamSpec } from "./stream-spec.js";
+import { MAX_ROLLUPS_PER_STREAM } from "./rollup-spec.js";
+import { checkStreamName, type StreamSpec } from "./stream-spec.js";
 
 export class StreamCatalog {
   /** Definitions by name: ingestion asks for them on every request. */
@@ -31,8 +32,14 @@ export class StreamCatalog {
       readonly loader: AnalyticsLoader;
       /** Column types of every stream's fields, fixed from the stream's schema at creation. */
       readonly columns: ColumnCatalog;
-      /** The analytics archive, whose files of a deleted stream go with it. */
-      readonly archive?: { dropStream(name: string): Promise<void> };
+      /**
+       * The analytics archive, whose files of a deleted stream go with it, and which settles
+       * rollups added to or removed from a stream (backfills or drops them).
+       */
+      readonly archive?: {
+        dropStream(name: string): Promise<void>;
+        settleRollups(name: string): Promise<void>;
+      };
     },
   ) {}
 
@@ -88,10 +95,7 @@ export class StreamCatalog {
 
   /** Streams and rollups share the query namespace: a name either one holds is taken for both. */
   private async checkTableNames(spec: StreamSpec): Promise<void> {
-    const owners = new Map<string, string>();
-    for (const stream of await this.deps.control.listStreams()) {
-      for (const r of stream.rollups ?? []) owners.set(r.name, stream.name);
-    }
+    const owners = await this.rollupOwners();
     const rollupOf = owners.get(spec.name);
     if (rollupOf !== undefined) {
       throw new RunnelError("conflict", `"${spec.name}" is the name of a rollup of stream "${rollupOf}"`);
@@ -107,11 +111,91 @@ export class StreamCatalog {
     }
   }
 
-  async get(name: string): Promise<StreamDefinition | undefined> {
+  /**
+   * Adds a rollup to an existing stream (docs/rollups.md, "Adding and removing a rollup"): it is
+   * declared `building`, and the archiver backfills it from the stream's rows in both tiers, then
+   * keeps it. Resolves once declared; the backfill goes on (the stream shows its state).
+   */
+  async addRollup(name: string, rollup: RollupSpec): Promise<StreamDefinition> {
+    const stream = await this.get(name);
+    if (!stream) throw new RunnelError("stream_not_found", `stream "${name}" does not exist`);
+    if (stream.analytics === false) {
+      throw new RunnelError("invalid_input", `stream "${name}" has analytics false: it has no table to roll up`);
+    }
+    checkStreamName(rollup.name, "name");
+    if (rollup.name === name) throw new RunnelError("invalid_input", "name is the stream's own name");
+    // A rollup of this stream of the name is refused in the transaction below.
+    const owner = (await this.rollupOwners()).get(rollup.name);
+    if ((owner !== undefined && owner !== name) || (await this.get(rollup.name)) !== undefined) {
+      throw new RunnelError(
+        "conflict",
+        `name: "${rollup.name}" is taken by ${owner === undefined ? "a stream" : `a rollup of stream "${owner}"`}`,
+      );
+    }
+    const updated = await this.deps.control.updateStreamRollups(name, (current) => {
+      const same = current.find((r) => r.name === rollup.name);
+      if (same !== undefined) {
+        throw new RunnelError(
+          "conflict",
+          `name: stream "${name}" already has a rollup "${rollup.name}"${same.state === "dropping" ? " (being dropped)" : ""}`,
+        );
+      }
+      if (current.length >= MAX_ROLLUPS_PER_STREAM) {
+        throw new RunnelError(
+          "invalid_input",
+          `stream "${name}" has ${current.length} rollups, the most a stream may have`,
+        );
+      }
+      return [...current, { ...rollup, state: "building" }];
+    });
+    this.cache.set(name, updated);
+    void this.settle(name);
+    return updated;
+  }
+
+  /**
+   * Removes a rollup: declared `dropping`, then the archiver (at once, between two of its runs)
+   * drops its table, so queries no longer find it, deletes its files, then its declaration.
+   */
+  async removeRollup(name: string, rollup: string): Promise<StreamDefinition> {
+    const stream = await this.get(name);
+    if (!stream) throw new RunnelError("stream_not_found", `stream "${name}" does not exist`);
+    const updated = await this.deps.control.updateStreamRollups(name, (current) => {
+      if (!current.some((r) => r.name === rollup && r.state !== "dropping")) {
+        throw new RunnelError("not_found", `stream "${name}" has no rollup "${rollup}"`);
+      }
+      return current.map((r) => (r.name === rollup ? { ...r, state: "dropping" as const } : r));
+    });
+    this.cache.set(name, updated);
+    void this.settle(name);
+    return updated;
+  }
+
+  /** Has the archiver settle the stream's rollups now, then reads back what it declared. */
+  private async settle(name: string): Promise<void> {
+    await this.deps.archive?.settleRollups(name);
+    await this.get(name, { fresh: true }).catch(() => undefined);
+  }
+
+  /** Rollup name → the stream that declares it (being built or dropped too: the name is held). */
+  private async rollupOwners(): Promise<Map<string, string>> {
+    const owners = new Map<string, string>();
+    for (const stream of await this.deps.control.listStreams()) {
+      for (const r of stream.rollups ?? []) owners.set(r.name, stream.name);
+    }
+    return owners;
+  }
+
+  /**
+   * The stream's definition, from the cache unless `fresh`. A definition whose rollups are being
+   * built or dropped is always read afresh: the archiver settles them in the control database.
+   */
+  async get(name: string, options: { readonly fresh?: boolean } = {}): Promise<StreamDefinition | undefined> {
     const cached = this.cache.get(name);
-    if (cached) return cached;
+    if (cached && options.fresh !== true && !cached.rollups?.some((r) => r.state !== undefined)) return cached;
     const stored = await this.deps.control.getStream(name);
     if (stored) this.cache.set(name, stored);
+    else this.cache.delete(name);
     return stored;
   }
 

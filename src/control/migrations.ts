@@ -436,6 +436,21 @@ export const MIGRATIONS: readonly Migration[] = [
         FOR EACH STATEMENT EXECUTE FUNCTION runnel_alerts_added()`,
     ],
   },
+  {
+    version: 18,
+    name: "archive files laid out by user range",
+    statements: [
+      // Compaction re-lays a partition's older files as files by user range (src/archive/relayout.ts):
+      // parts 0..n-1 hold the same offset range, each the rows of its users. A file written by a
+      // run or merged from a day's files is part 0, alone on its range as before.
+      `ALTER TABLE archive_files
+        DROP CONSTRAINT archive_files_range_key,
+        DROP CONSTRAINT archive_files_start_key,
+        ADD COLUMN user_part integer NOT NULL DEFAULT 0 CHECK (user_part >= 0),
+        ADD CONSTRAINT archive_files_range_key UNIQUE (stream, stream_partition, offset_start, offset_end, user_part),
+        ADD CONSTRAINT archive_files_start_key UNIQUE (stream, stream_partition, offset_start, user_part)`,
+    ],
+  },
 ];
 
 /**

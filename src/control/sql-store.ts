@@ -43,6 +43,7 @@ import type {
   RevocationReason,
   RevocationSink,
   Role,
+  RollupSpec,
   RuleRecord,
   StreamColumn,
   StreamDefinition,
@@ -61,7 +62,7 @@ const PIPELINE_COLUMNS = "name, sql, start_from, options, enabled, created_at";
 const STREAM_COLUMNS =
   "name, partitions, schema, timestamp_field, retention_ms, derived_from, analytics, max_future_skew_ms, analytics_hot_ms, analytics_archive_ms, rollups, created_at";
 const ARCHIVE_FILE_COLUMNS =
-  "stream, stream_partition, offset_start, offset_end, min_time_ms, max_time_ms, min_user, max_user, row_count, bytes, schema_version, path";
+  "stream, stream_partition, offset_start, offset_end, min_time_ms, max_time_ms, min_user, max_user, row_count, bytes, schema_version, path, user_part";
 
 const IMPORT_FILE_COLUMNS =
   "stream, import_id, first_row, chunk_rows, min_time_ms, max_time_ms, min_user, max_user, row_count, bytes, schema_version, path";
@@ -403,16 +404,39 @@ export class SqlControlStore implements ControlStore {
     return rows.length > 0;
   }
 
+  async updateStreamRollups(
+    stream: string,
+    change: (current: readonly RollupSpec[]) => readonly RollupSpec[],
+  ): Promise<StreamDefinition> {
+    return this.#transaction(async (tx) => {
+      const { rows } = await tx.query<StreamRow>(`SELECT ${STREAM_COLUMNS} FROM streams WHERE name = $1 FOR UPDATE`, [
+        stream,
+      ]);
+      if (rows[0] === undefined) throw new RunnelError("stream_not_found", `stream "${stream}" does not exist`);
+      const rollups = change(toStream(rows[0]).rollups ?? []);
+      const updated = await tx.query<StreamRow>(
+        `UPDATE streams SET rollups = $2 WHERE name = $1 RETURNING ${STREAM_COLUMNS}`,
+        [stream, rollups.length === 0 ? null : JSON.stringify(rollups)],
+      );
+      return toStream(one(updated.rows));
+    });
+  }
+
   async listArchiveFiles(stream?: string): Promise<ArchiveFileRecord[]> {
     const rows = await this.#query<ArchiveFileRow>(
       `SELECT ${ARCHIVE_FILE_COLUMNS} FROM archive_files WHERE $1::text IS NULL OR stream = $1
-       ORDER BY stream, stream_partition, offset_start`,
+       ORDER BY stream, stream_partition, offset_start, user_part`,
       [stream ?? null],
     );
     return rows.map(toArchiveFile);
   }
 
-  async replaceArchiveFiles(stream: string, replaced: readonly string[], merged: ArchiveFileRecord): Promise<void> {
+  async replaceArchiveFiles(
+    stream: string,
+    replaced: readonly string[],
+    merged: ArchiveFileRecord | readonly ArchiveFileRecord[],
+  ): Promise<void> {
+    const parts: readonly ArchiveFileRecord[] = Array.isArray(merged) ? merged : [merged as ArchiveFileRecord];
     await this.#transaction(async (tx) => {
       await tx.query("SELECT 1 FROM streams WHERE name = $1 FOR UPDATE", [stream]);
       const { rows } = await tx.query<ArchiveFileRow>(
@@ -420,22 +444,44 @@ export class SqlControlStore implements ControlStore {
         [stream, [...replaced]],
       );
       const gone = rows.map(toArchiveFile).sort((a, b) => a.offsetStart - b.offsetStart);
-      const consecutive = gone.every((r, i) => i === 0 || r.offsetStart === gone[i - 1]!.offsetEnd);
-      if (
-        gone.length !== replaced.length ||
-        gone.length === 0 ||
-        !consecutive ||
-        gone.some((r) => r.partition !== merged.partition) ||
-        merged.stream !== stream ||
-        merged.offsetStart !== gone[0]!.offsetStart ||
-        merged.offsetEnd !== gone.at(-1)!.offsetEnd
-      ) {
-        throw new RunnelError(
-          "conflict",
-          `archive files of ${stream} changed or do not match ${merged.path}; nothing replaced`,
+      // Parts of one range share it: the distinct ranges must follow one another.
+      const ranges = gone.filter((r, i) => i === 0 || r.offsetStart !== gone[i - 1]!.offsetStart);
+      const consecutive = ranges.every((r, i) => i === 0 || r.offsetStart === ranges[i - 1]!.offsetEnd);
+      const first = gone[0];
+      const last = ranges.at(-1);
+      const rowsOf = (files: readonly ArchiveFileRecord[]) => files.reduce((n, f) => n + f.rows, 0);
+      const valid =
+        first !== undefined &&
+        last !== undefined &&
+        gone.length === replaced.length &&
+        consecutive &&
+        parts.length > 0 &&
+        gone.every((r) => r.partition === first.partition) &&
+        parts.every(
+          (m, i) =>
+            m.stream === stream &&
+            m.partition === first.partition &&
+            (m.userPart ?? 0) === i &&
+            m.offsetStart === first.offsetStart &&
+            m.offsetEnd === last.offsetEnd,
+        ) &&
+        rowsOf(parts) === rowsOf(gone);
+      if (valid) {
+        // A part of a replaced range that was not replaced would hold its rows twice.
+        const { rows: left } = await tx.query(
+          `SELECT 1 FROM archive_files WHERE stream = $1 AND stream_partition = $2
+           AND offset_start < $4 AND offset_end > $3 LIMIT 1`,
+          [stream, first.partition, first.offsetStart, last.offsetEnd],
         );
+        if (left.length === 0) {
+          for (const m of parts) await insertArchiveFile(tx, m);
+          return;
+        }
       }
-      await insertArchiveFile(tx, merged);
+      throw new RunnelError(
+        "conflict",
+        `archive files of ${stream} changed or do not match ${parts.map((m) => m.path).join(", ")}; nothing replaced`,
+      );
     });
   }
 
@@ -838,7 +884,7 @@ export class SqlControlStore implements ControlStore {
 
 async function insertArchiveFile(tx: SqlExecutor, f: ArchiveFileRecord): Promise<void> {
   await tx.query(
-    `INSERT INTO archive_files (${ARCHIVE_FILE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+    `INSERT INTO archive_files (${ARCHIVE_FILE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
     [
       f.stream,
       f.partition,
@@ -852,6 +898,7 @@ async function insertArchiveFile(tx: SqlExecutor, f: ArchiveFileRecord): Promise
       f.bytes,
       f.schemaVersion,
       f.path,
+      f.userPart ?? 0,
     ],
   );
 }

@@ -100,7 +100,15 @@ export interface RollupSpec {
   /** Event fields (or `user_id`) grouped by, kept as text. */
   readonly dimensions: readonly string[];
   readonly metrics: readonly RollupMetric[];
+  /**
+   * Absent: the rollup is kept and queried. `building`: added to a stream that has data, not yet
+   * backfilled from it; `dropping`: removed, its table and files not yet deleted. The archiver
+   * settles both (src/archive/archiver.ts), and nothing reads or keeps a rollup meanwhile.
+   */
+  readonly state?: RollupState;
 }
+
+export type RollupState = "building" | "dropping";
 
 /**
  * One Parquet file of the analytics archive, committed by its manifest row (docs/storage.md).
@@ -126,6 +134,11 @@ export interface ArchiveFileRecord {
   readonly schemaVersion: number;
   /** Its key in the archive location, `<stream>/<day>/p<partition>/<offsetStart>-<offsetEnd>.parquet`. */
   readonly path: string;
+  /**
+   * Which of the files laid out by user range over the same offset range this is (each holds the
+   * rows of its users, src/archive/relayout.ts); absent: 0, a file alone on its range.
+   */
+  readonly userPart?: number;
 }
 
 /**
@@ -312,6 +325,15 @@ export interface ControlStore {
   getStream(name: string): Promise<StreamDefinition | undefined>;
   listStreams(): Promise<StreamDefinition[]>;
   deleteStream(name: string): Promise<boolean>;
+  /**
+   * Changes a stream's rollups in one transaction: `change` gets the declarations stored now and
+   * returns the new ones (or throws, changing nothing). stream_not_found when there is no such
+   * stream. Returns the updated definition.
+   */
+  updateStreamRollups(
+    stream: string,
+    change: (current: readonly RollupSpec[]) => readonly RollupSpec[],
+  ): Promise<StreamDefinition>;
 
   // Column types of a stream's event fields (src/catalog/columns.ts), in the order they came in;
   // names compare case-insensitively. Deleting the stream deletes them.
@@ -341,11 +363,17 @@ export interface ControlStore {
    */
   commitArchiveFile(file: ArchiveFileRecord): Promise<void>;
   /**
-   * Compaction's commit: replaces consecutive files of one partition by `merged`, which must
-   * cover exactly their offset ranges, in one transaction. Refuses with conflict, changing
-   * nothing, when any of them is no longer committed or the ranges do not match.
+   * Compaction's commit: replaces consecutive files of one partition by `merged` (one file, or
+   * the parts 0..n-1 of a layout by user range), each covering exactly their offset ranges and
+   * together holding as many rows, in one transaction. A replaced range's parts go together: a
+   * part left out is a conflict. Refuses with conflict, changing nothing, when any of them is no
+   * longer committed or the ranges, parts or row counts do not match.
    */
-  replaceArchiveFiles(stream: string, replaced: readonly string[], merged: ArchiveFileRecord): Promise<void>;
+  replaceArchiveFiles(
+    stream: string,
+    replaced: readonly string[],
+    merged: ArchiveFileRecord | readonly ArchiveFileRecord[],
+  ): Promise<void>;
   /**
    * Removes files from the manifest (archive retention); the partitions' boundaries stay, so
    * their rows never count as hot again. Returns the records removed.

@@ -60,8 +60,8 @@ before(async () => {
   const created = await t.call("POST", "/api/v1/streams", { token: t.adminToken, body: PAYMENTS });
   assert.equal(created.status, 201, JSON.stringify(created.body));
   assert.deepEqual(created.body.rollups, [
-    { ...PAYMENTS.rollups[0], dimensions: ["country"] },
-    { ...PAYMENTS.rollups[1], dimensions: ["user_id", "country"] },
+    { ...PAYMENTS.rollups[0], dimensions: ["country"], state: "ready" },
+    { ...PAYMENTS.rollups[1], dimensions: ["user_id", "country"], state: "ready" },
   ]);
   const start = Date.now() - 3 * 60 * MINUTE + MINUTE;
   for (const [u, name] of ["alice", "bob"].entries()) {
@@ -199,6 +199,78 @@ describe("a stream with rollups", () => {
     });
     assert.equal(asRollup.status, 409, JSON.stringify(asRollup.body));
     assert.match(asRollup.body.message as string, /rollups\[0\]\.name: "payments" is taken by a stream/);
+  });
+
+  it("adds a rollup to the stream with its data, backfilled from both tiers, and removes it", async () => {
+    const declaration = {
+      name: "payments_hourly",
+      granularity: "1h",
+      dimensions: ["country"],
+      metrics: { n: "count", total: "sum(amount)", payers: "approx_count_distinct(user_id)" },
+    };
+    const cases: [unknown, number, RegExp][] = [
+      [{ ...declaration, granularity: "fortnightly" }, 400, /^granularity must be a duration/],
+      [{ ...declaration, metrics: { total: "avg(amount)" } }, 400, /^metrics\.total must be "count"/],
+      [{ ...declaration, dimensions: ["_offset"] }, 400, /^dimensions\[0\] cannot be _offset/],
+      [{ ...declaration, extra: 1 }, 400, /^unknown field "extra"/],
+      [{ ...declaration, name: "Bad-Name" }, 400, /^name must be 1–64 of/],
+      [{ ...declaration, name: "payments" }, 400, /^name is the stream's own name/],
+      [[declaration], 400, /^the body must be an object/],
+      [{ ...declaration, name: "payments_10m" }, 409, /already has a rollup "payments_10m"/],
+    ];
+    for (const [body, status, message] of cases) {
+      const res = await t.call("POST", "/api/v1/streams/payments/rollups", { token: t.adminToken, body });
+      assert.equal(res.status, status, JSON.stringify(res.body));
+      assert.match(res.body.message as string, message);
+    }
+    const other = await t.call("POST", "/api/v1/streams", { token: t.adminToken, body: { name: "other_stream" } });
+    assert.equal(other.status, 201);
+    const taken = await t.call("POST", "/api/v1/streams/other_stream/rollups", {
+      token: t.adminToken,
+      body: { ...declaration, name: "payments_by_user" },
+    });
+    assert.equal(taken.status, 409, JSON.stringify(taken.body));
+    assert.match(taken.body.message as string, /is taken by a rollup of stream "payments"/);
+    const asUser = await t.call("POST", "/api/v1/streams/payments/rollups", { token: tokens.alice, body: declaration });
+    assert.equal(asUser.status, 403);
+
+    const added = await t.call("POST", "/api/v1/streams/payments/rollups", { token: t.adminToken, body: declaration });
+    assert.equal(added.status, 202, JSON.stringify(added.body));
+    assert.deepEqual(added.body, { ...declaration, state: "building" });
+    const ready = await until(
+      () => t.call("GET", "/api/v1/streams/payments", { token: t.adminToken }),
+      (r) => (r.body.rollups as { name: string; state: string }[]).at(-1)?.state === "ready",
+      "the added rollup is backfilled",
+    );
+    const described = (ready.body.rollups as { name: string; rowsIn: number }[]).at(-1);
+    assert.equal(described?.name, "payments_hourly");
+    assert.equal(described?.rowsIn, 240, "every event of both tiers");
+    assert.ok((await archived(".rollup_payments_hourly.parquet")).length > 0, "files beside the archived ones");
+    const differences = await query(
+      t.adminToken,
+      `WITH r AS (SELECT _time, country, n, total, payers FROM payments_hourly),
+         w AS (SELECT time_bucket(INTERVAL 1 HOUR, _time) AS _time, country, count(*) AS n,
+                 sum(amount::DOUBLE) AS total, count(DISTINCT user_id) AS payers FROM payments GROUP BY ALL)
+       SELECT (SELECT count(*) FROM (SELECT * FROM r EXCEPT ALL SELECT * FROM w)),
+              (SELECT count(*) FROM (SELECT * FROM w EXCEPT ALL SELECT * FROM r)), (SELECT sum(n) FROM r)`,
+    );
+    assert.deepEqual(differences.body.rows, [[0, 0, 240]]);
+
+    const missing = await t.call("DELETE", "/api/v1/streams/payments/rollups/nothing_here", { token: t.adminToken });
+    assert.equal(missing.status, 404);
+    const removed = await t.call("DELETE", "/api/v1/streams/payments/rollups/payments_hourly", {
+      token: t.adminToken,
+    });
+    assert.equal(removed.status, 202, JSON.stringify(removed.body));
+    assert.equal(removed.body.state, "dropping");
+    await until(
+      () => t.call("GET", "/api/v1/streams/payments", { token: t.adminToken }),
+      (r) => ((r.body.rollups ?? []) as { name: string }[]).every((x) => x.name !== "payments_hourly"),
+      "the rollup is dropped",
+    );
+    assert.deepEqual(await archived(".rollup_payments_hourly.parquet"), []);
+    assert.equal((await query(t.adminToken, "SELECT count(*) FROM payments_hourly")).status, 404);
+    assert.equal((await t.call("DELETE", "/api/v1/streams/other_stream", { token: t.adminToken })).status, 204);
   });
 
   it("goes with its stream", async () => {

@@ -393,6 +393,9 @@ describe("import validation", () => {
         deleteArchivedRows: (...a) => store.deleteArchivedRows(...a),
         ensureColumns: (...a) => store.ensureColumns(...a),
         clusterHot: (...a) => store.clusterHot(...a),
+        addRollup: (...a) => store.addRollup(...a),
+        dropRollup: (...a) => store.dropRollup(...a),
+        writeRollupFile: (...a) => store.writeRollupFile(...a),
         publishArchive: async (...a) => {
           if (failPublish) {
             failPublish = false;

@@ -16,5 +16,6 @@ export function scopedControl(control: ControlStore, stream: string): ArchiverOp
     listImportFiles: (s?: string, id?: string) => control.listImportFiles(s ?? stream, id),
     commitImportChunk: (files) => control.commitImportChunk(files),
     deleteImportFiles: (s, p) => control.deleteImportFiles(s, p),
+    updateStreamRollups: (s, change) => control.updateStreamRollups(s, change),
   };
 }

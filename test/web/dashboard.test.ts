@@ -411,6 +411,63 @@ describe("the dashboard in Chromium", () => {
     }
   });
 
+  it("shows each stream's rollups on the streams page, with the events each took in and the rows it keeps", async () => {
+    await ok(
+      "POST",
+      "/api/v1/streams",
+      adminToken,
+      {
+        name: "orders",
+        partitions: 1,
+        rollups: [
+          {
+            name: "orders_per_minute",
+            granularity: "1m",
+            dimensions: ["country"],
+            metrics: { n: "count", revenue: "sum(amount)" },
+          },
+        ],
+      },
+      201,
+    );
+    try {
+      // Six events in three groups (two minutes in fr, one in de): 6 in, 3 kept, 2.0 : 1.
+      const events = [
+        ["fr", "10:00:05"],
+        ["fr", "10:00:40"],
+        ["fr", "10:01:10"],
+        ["fr", "10:01:20"],
+        ["de", "10:01:30"],
+        ["de", "10:01:50"],
+      ].map(([country, t], i) => ({ user_id: "u1", country, amount: i + 1, timestamp: `2026-12-01T${t}Z` }));
+      await ok("POST", "/api/v1/streams/orders/events", adminToken, events);
+      const { context, page } = await newPage();
+      try {
+        await signIn(page, "admin", ADMIN_PASSWORD);
+        await go(page, "Streams");
+        const row = page.getByTestId("rollups").getByRole("row").filter({ hasText: "orders_per_minute" });
+        // Rollup, stream, granularity, dimensions, metrics, events in, rows kept, ratio.
+        await waitFor(async () => (await row.getByRole("cell").allTextContents())[5] === "6", "the rollup took 6 in");
+        assert.deepEqual(await row.getByRole("cell").allTextContents(), [
+          "orders_per_minute",
+          "orders",
+          "1m",
+          "country",
+          "n = count, revenue = sum(amount)",
+          "6",
+          "3",
+          "2.0 : 1",
+        ]);
+        await page.getByTestId("rollups").scrollIntoViewIfNeeded();
+        await shot(page, "streams-rollups");
+      } finally {
+        await context.close();
+      }
+    } finally {
+      await ok("DELETE", "/api/v1/streams/orders", adminToken, undefined, 204);
+    }
+  });
+
   it("a user sees only their own data on every page", async () => {
     const { context, page } = await newPage();
     try {

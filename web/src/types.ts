@@ -18,7 +18,22 @@ export interface Stream {
   readonly derivedFrom?: string;
   /** false: in the log only, not in the analytics store (nothing to query). */
   readonly analytics?: boolean;
+  /** Rollup tables of the stream (docs/rollups.md); GET /streams/{name} adds each one's ratio. */
+  readonly rollups?: readonly Rollup[];
   readonly createdAt: string;
+}
+
+export interface Rollup {
+  readonly name: string;
+  readonly granularity: string;
+  readonly dimensions: readonly string[];
+  /** Column → `count`, `sum(amount)`, … */
+  readonly metrics: Readonly<Record<string, string>>;
+  /** `building`: being backfilled after it was added; `dropping`: being removed. */
+  readonly state?: "ready" | "building" | "dropping";
+  /** Only from GET /streams/{name}: events taken in and rows kept for them. */
+  readonly rowsIn?: number;
+  readonly rowsKept?: number;
 }
 
 export interface Histogram {

@@ -218,6 +218,37 @@ function aggregateSql(rollup: RollupSpec, columns: FieldColumns, from: string, w
   return `SELECT ${select.join(", ")} FROM ${from} WHERE ${where} GROUP BY ${groups.join(", ")}`;
 }
 
+/**
+ * A rollup added to a stream that has rows (docs/rollups.md, "Adding and removing"): its stored
+ * rows for the stream table's hot rows from each partition's archive boundary on (the rows below
+ * are in archive files, which get rollup files of their own), none spanning a partition's seal.
+ */
+export function backfillSql(
+  stream: string,
+  rollup: RollupSpec,
+  columns: FieldColumns,
+  boundaries: ReadonlyMap<number, number>,
+  seals: ReadonlyMap<number, number>,
+): string {
+  const select = aggregateSql(
+    rollup,
+    columns,
+    quoteIdent(stream),
+    `"_offset" >= ${perPartition(boundaries)}`,
+    `("_offset" >= ${perPartition(seals)})`,
+  );
+  return `INSERT INTO ${storedTable(rollup.name)} ${select}`;
+}
+
+/**
+ * A rollup's rows of one archive file, computed from the file's rows (`file`: a read_parquet
+ * expression): one row per partition, bucket and dimension values, spanning only the file's
+ * offsets, as the file's rollup file would hold had the rollup been declared when it was written.
+ */
+export function fileRollupSql(rollup: RollupSpec, columns: FieldColumns, file: string): string {
+  return `${aggregateSql(rollup, columns, file, "true")} ORDER BY "_time"`;
+}
+
 /** `CASE <q>_partition WHEN p THEN offset … ELSE 0 END`. */
 export function perPartition(offsets: ReadonlyMap<number, number>, q = ""): string {
   if (offsets.size === 0) return "0";

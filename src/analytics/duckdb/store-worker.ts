@@ -4,7 +4,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { parentPort, workerData } from "node:worker_threads";
-import type { StreamDefinition } from "../../control/types.js";
+import type { RollupSpec, StreamDefinition } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
 import { PoisonRecordError } from "../../core/poison.js";
 import type { AnalyticsRow, QueryScope, RegisteredColumns } from "../types.js";
@@ -61,6 +61,12 @@ async function dispatch({ method, args }: WorkerRequest): Promise<unknown> {
       return store.exportRange(args[0] as string, args[1] as ArchiveRange, args[2] as string);
     case "mergeFiles":
       return store.mergeFiles(args[0] as string[], args[1] as string, args[2] as string[] | undefined);
+    case "addRollup":
+      return store.addRollup(args[0] as string, args[1] as RollupSpec, args[2] as Map<number, number>);
+    case "dropRollup":
+      return store.dropRollup(args[0] as string, args[1] as RollupSpec);
+    case "writeRollupFile":
+      return store.writeRollupFile(args[0] as string, args[1] as RollupSpec, args[2] as string, args[3] as string);
     case "publishArchive":
       return store.publishArchive(args[0] as string, args[1] as ArchiveSet);
     case "deleteArchivedRows":

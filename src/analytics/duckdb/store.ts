@@ -8,7 +8,8 @@ import { join } from "node:path";
 import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import type { TieredStore } from "../../archive/archiver.js";
 import { rollupFile } from "../../archive/location.js";
-import type { StreamDefinition } from "../../control/types.js";
+import { readyRollups } from "../../catalog/rollup-spec.js";
+import type { RollupSpec, StreamDefinition } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
 import { KeyedSerialQueue, SerialQueue } from "../../core/serial-queue.js";
 import { toAnalyticsRow } from "../rows.js";
@@ -34,11 +35,13 @@ import { typeName } from "./results.js";
 import { RollupRegistry } from "./rollup-registry.js";
 import {
   applyRollup,
+  backfillSql,
   CREATE_SEALS_SQL,
   compactedSql,
   createStoredSql,
   createViewSql,
   dropSql,
+  fileRollupSql,
   perPartition,
   type RollupStats,
   type RollupTiers,
@@ -293,9 +296,10 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
         this.schemas.set(name, await this.loadSchema(name));
         this.tableColumns.delete(name);
       }
-      // Every start: the tables exist already, the store learns which rollups a stream has.
+      // Every start: the tables exist already, the store learns which rollups a stream has. One
+      // being built or dropped is the archiver's to settle (addRollup, dropRollup), not kept meanwhile.
       if (!this.rollups.knows(name)) {
-        const rollups = stream.rollups ?? [];
+        const rollups = readyRollups(stream.rollups);
         for (const r of rollups) {
           await this.conn().run(createStoredSql(r));
           await this.conn().run(createViewSql(r));
@@ -524,6 +528,79 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
     }
   }
 
+  /**
+   * Starts keeping `rollup` for a stream that has rows: in one transaction under the stream's
+   * lock (so no apply runs meanwhile), any table an earlier try left is replaced by one holding
+   * the aggregate of the hot rows from each partition's `boundaries` on (the manifest's: rows
+   * below are archived, and the archiver gave their files rollup files first), and from then on
+   * every apply brings it up to date. A crash before the commit leaves nothing of it; a rerun
+   * recomputes it whole. Idempotent.
+   */
+  async addRollup(stream: string, rollup: RollupSpec, boundaries: ReadonlyMap<number, number>): Promise<void> {
+    if (!this.schemas.has(stream)) throw new RunnelError("stream_not_found", `no analytics table for stream ${stream}`);
+    const seals = await this.sealsOf(stream);
+    await this.streamLocks.run(stream, () =>
+      this.writeLock.run(async () => {
+        const c = this.conn();
+        const columns = this.schemas.get(stream) ?? new Map<string, FieldColumn>();
+        await c.run("BEGIN TRANSACTION");
+        try {
+          for (const statement of dropSql(rollup)) await c.run(statement);
+          await c.run(createStoredSql(rollup));
+          await c.run(createViewSql(rollup));
+          await c.run(backfillSql(stream, rollup, columns, boundaries, seals));
+          await c.run("COMMIT");
+        } catch (e) {
+          await c.run("ROLLBACK").catch(() => {});
+          throw new RunnelError("internal", `building rollup ${rollup.name} of ${stream} failed`, { cause: e });
+        }
+        const others = this.rollups.of(stream).filter((r) => r.name !== rollup.name);
+        this.rollups.learn(stream, [...others, rollup]);
+      }),
+    );
+  }
+
+  /**
+   * Stops keeping a rollup and drops its table, then waits for queries that may still read it
+   * (its files go next). Idempotent: a rollup the store does not hold is dropped all the same.
+   */
+  async dropRollup(stream: string, rollup: RollupSpec): Promise<void> {
+    await this.streamLocks.run(stream, () =>
+      this.writeLock.run(async () => {
+        const c = this.conn();
+        this.rollups.learn(
+          stream,
+          this.rollups.of(stream).filter((r) => r.name !== rollup.name),
+        );
+        await c.run("BEGIN TRANSACTION");
+        try {
+          for (const statement of dropSql(rollup)) await c.run(statement);
+          await c.run("COMMIT");
+        } catch (e) {
+          await c.run("ROLLBACK").catch(() => {});
+          throw new RunnelError("internal", `dropping rollup ${rollup.name} of ${stream} failed`, { cause: e });
+        }
+      }),
+    );
+    await this.epochs.drained(this.epochs.advance());
+  }
+
+  /**
+   * Writes `rollup`'s rows of one archive file (`source`, a local path) to `path`: the rollup
+   * file it would have beside it had the rollup been declared when it was written.
+   */
+  async writeRollupFile(stream: string, rollup: RollupSpec, source: string, path: string): Promise<void> {
+    await this.archiveLock.run(async () => {
+      const c = this.archiveConn();
+      const held = new Set((await this.describeFile(c, source)).map((n) => n.toLowerCase()));
+      const columns = new Map(
+        [...(this.schemas.get(stream) ?? new Map<string, FieldColumn>())].filter(([key]) => held.has(key)),
+      );
+      const sql = fileRollupSql(rollup, columns, `read_parquet(${sqlString(source)})`);
+      await c.run(`COPY (${sql}) TO ${sqlString(path)} (FORMAT parquet, COMPRESSION zstd)`);
+    });
+  }
+
   /** Per rollup of `stream`: rows it has taken in and rows it keeps (its rollup ratio). */
   async rollupStats(stream: string): Promise<RollupStats[]> {
     const readers = this.readers;
@@ -535,7 +612,12 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
       for (const r of rollups) {
         const from =
           archive === undefined ? undefined : tieredRows(this.database, r, this.rollupTiers(stream, archive, r.name));
-        out.push(await rollupStats(c, r, from));
+        try {
+          out.push(await rollupStats(c, r, from));
+        } catch (e) {
+          // Dropped since the list was taken (dropRollup): it has no ratio any more.
+          if (this.rollups.named(r.name) !== undefined) throw e;
+        }
       }
       return out;
     });

@@ -15,7 +15,7 @@ import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { TieredStore } from "../../archive/archiver.js";
-import type { StreamDefinition } from "../../control/types.js";
+import type { RollupSpec, StreamDefinition } from "../../control/types.js";
 import { type ErrorCode, RunnelError } from "../../core/errors.js";
 import { PoisonRecordError } from "../../core/poison.js";
 import {
@@ -57,6 +57,9 @@ export type WorkerMethod =
   | "publishArchive"
   | "ensureColumns"
   | "mergeFiles"
+  | "addRollup"
+  | "dropRollup"
+  | "writeRollupFile"
   | "deleteArchivedRows"
   | "clusterHot";
 
@@ -186,6 +189,18 @@ export class WorkerAnalyticsStore implements AnalyticsStore, TieredStore {
 
   async mergeFiles(files: readonly string[], path: string, rollups: readonly string[] = []): Promise<ExportedFile> {
     return (await this.call("mergeFiles", [files, path, rollups])) as ExportedFile;
+  }
+
+  async addRollup(stream: string, rollup: RollupSpec, boundaries: ReadonlyMap<number, number>): Promise<void> {
+    await this.call("addRollup", [stream, rollup, boundaries]);
+  }
+
+  async dropRollup(stream: string, rollup: RollupSpec): Promise<void> {
+    await this.call("dropRollup", [stream, rollup]);
+  }
+
+  async writeRollupFile(stream: string, rollup: RollupSpec, source: string, path: string): Promise<void> {
+    await this.call("writeRollupFile", [stream, rollup, source, path]);
   }
 
   async publishArchive(stream: string, archive: ArchiveSet): Promise<void> {

@@ -88,6 +88,27 @@ const RULE = {
 };
 
 /** One entry per route; test/api/openapi.test.ts fails when a registered route has none. */
+/** One rollup declaration (docs/rollups.md). */
+const ROLLUP: Json = {
+  type: "object",
+  additionalProperties: false,
+  required: ["name", "granularity", "metrics"],
+  properties: {
+    name: NAME,
+    granularity: { type: "string", description: 'time bucket, a duration from "1s" to "366d"' },
+    dimensions: { type: "array", maxItems: 16, items: { type: "string" } },
+    metrics: {
+      type: "object",
+      minProperties: 1,
+      maxProperties: 32,
+      additionalProperties: {
+        type: "string",
+        description: '"count", "sum(f)", "min(f)", "max(f)" or "approx_count_distinct(f)"',
+      },
+    },
+  },
+};
+
 export const DOCS: Readonly<Record<string, RouteDoc>> = {
   "GET /healthz": { summary: "The process is up", tag: "health" },
   "GET /readyz": {
@@ -167,25 +188,7 @@ export const DOCS: Readonly<Record<string, RouteDoc>> = {
           type: "array",
           maxItems: 16,
           description: "rollup tables kept as events are loaded, queried by name (docs/rollups.md)",
-          items: {
-            type: "object",
-            additionalProperties: false,
-            required: ["name", "granularity", "metrics"],
-            properties: {
-              name: NAME,
-              granularity: { type: "string", description: 'time bucket, a duration from "1s" to "366d"' },
-              dimensions: { type: "array", maxItems: 16, items: { type: "string" } },
-              metrics: {
-                type: "object",
-                minProperties: 1,
-                maxProperties: 32,
-                additionalProperties: {
-                  type: "string",
-                  description: '"count", "sum(f)", "min(f)", "max(f)" or "approx_count_distinct(f)"',
-                },
-              },
-            },
-          },
+          items: ROLLUP,
         },
       },
     },
@@ -196,6 +199,18 @@ export const DOCS: Readonly<Record<string, RouteDoc>> = {
     tag: "streams",
   },
   "DELETE /api/v1/streams/:name": { summary: "Delete a stream (admin)", tag: "streams", success: 204 },
+  "POST /api/v1/streams/:name/rollups": {
+    summary:
+      "Add a rollup to a stream that has data (admin): 202 with state building; backfilled from both tiers, then kept",
+    tag: "streams",
+    success: 202,
+    body: ROLLUP,
+  },
+  "DELETE /api/v1/streams/:name/rollups/:rollup": {
+    summary: "Remove a rollup (admin): 202 with state dropping; its table and files are deleted, then its declaration",
+    tag: "streams",
+    success: 202,
+  },
   "POST /api/v1/streams/:name/events": {
     summary: "Ingest one event, an array, or NDJSON; all or nothing, durable on 200",
     tag: "streams",

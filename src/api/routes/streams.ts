@@ -2,7 +2,7 @@
 import type { FastifyInstance } from "fastify";
 import { hotWindowOf } from "../../archive/hot-window.js";
 import type { ColumnTypes } from "../../catalog/columns.js";
-import { describeRollup } from "../../catalog/rollup-spec.js";
+import { describeRollup, parseRollup } from "../../catalog/rollup-spec.js";
 import { parseStreamSpec } from "../../catalog/stream-spec.js";
 import type { StreamDefinition } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
@@ -64,6 +64,26 @@ export function registerStreamRoutes(app: FastifyInstance, services: ApiServices
     });
     return { ...described, rollups };
   });
+
+  // Adding a rollup to a stream that has data (docs/rollups.md): 202, built in the background.
+  app.post<{ Params: { name: string } }>("/streams/:name/rollups", admins, async (request, reply) => {
+    const rollup = parseRollup(request.body, "");
+    const stream = await streams.addRollup(request.params.name, rollup);
+    const added = stream.rollups?.find((r) => r.name === rollup.name);
+    if (added === undefined) throw new RunnelError("internal", `rollup ${rollup.name} was not added`);
+    reply.header("location", `/api/v1/streams/${encodeURIComponent(stream.name)}`);
+    return reply.status(202).send(describeRollup(added));
+  });
+
+  app.delete<{ Params: { name: string; rollup: string } }>(
+    "/streams/:name/rollups/:rollup",
+    admins,
+    async (request, reply) => {
+      const stream = await streams.removeRollup(request.params.name, request.params.rollup);
+      const removed = stream.rollups?.find((r) => r.name === request.params.rollup);
+      return reply.status(202).send(removed === undefined ? {} : describeRollup(removed));
+    },
+  );
 
   app.delete<{ Params: { name: string } }>("/streams/:name", admins, async (request, reply) => {
     const stream = await streams.get(request.params.name);

@@ -1,14 +1,15 @@
 /**
  * Streams: each stream with its ingest rate and bytes (GET /stats, admin and analyst), the events
  * the caller can see (a scoped count query; "log only" for a stream kept out of the analytics
- * store, which has nothing to count), and a live tail (SSE, scoped) that can be paused.
+ * store, which has nothing to count), each stream's rollups with their ratio (admin and analyst),
+ * and a live tail (SSE, scoped) that can be paused.
  */
 import { useEffect, useRef, useState } from "preact/hooks";
 import { get, hasRole, ident, query, sse } from "../api";
 import { formatBytes, rate } from "../live";
 import { navigate } from "../router";
 import { useStats } from "../sampler";
-import type { Stream } from "../types";
+import type { Rollup, Stream } from "../types";
 import { ErrorBox, Table, useInterval, useLoad } from "../ui";
 
 export function StreamsPage({ tail }: { tail?: string }) {
@@ -19,6 +20,7 @@ export function StreamsPage({ tail }: { tail?: string }) {
       <h1>Streams</h1>
       <ErrorBox error={streams.error} />
       {hasRole("admin", "analyst") ? <StaffTable streams={list} /> : <CountTable streams={list} />}
+      {hasRole("admin", "analyst") ? <RollupTable streams={list} /> : null}
       {tail !== undefined ? <Tail key={tail} stream={tail} /> : <p class="muted">Pick a stream to tail it live.</p>}
     </section>
   );
@@ -99,6 +101,56 @@ function CountTable({ streams }: { streams: readonly Stream[] }) {
       rows={streams.map((s) => [tailLink(s.name), s.partitions, counts.get(s.name) ?? "…"])}
     />
   );
+}
+
+/**
+ * Every rollup of every stream: its declaration and its ratio (events taken in, rows kept), which
+ * only GET /streams/{name} reports, so it is read per stream that has rollups.
+ */
+function RollupTable({ streams }: { streams: readonly Stream[] }) {
+  const [rollups, setRollups] = useState<readonly (Rollup & { stream: string })[]>([]);
+  const [error, setError] = useState<unknown>(undefined);
+  const withRollups = streams.filter((s) => (s.rollups?.length ?? 0) > 0).map((s) => s.name);
+  useInterval(
+    () => {
+      Promise.all(withRollups.map((name) => get<Stream>(`/streams/${encodeURIComponent(name)}`))).then((described) => {
+        setRollups(described.flatMap((s) => (s.rollups ?? []).map((r) => ({ ...r, stream: s.name }))));
+        setError(undefined);
+      }, setError);
+    },
+    5000,
+    [withRollups.join(",")],
+  );
+  if (withRollups.length === 0) return null;
+  return (
+    <div>
+      <h2>Rollups</h2>
+      <p class="muted">Tables of pre-aggregated rows kept as events load (docs/rollups.md), queried by name.</p>
+      <ErrorBox error={error} />
+      <Table
+        testId="rollups"
+        head={["Rollup", "Stream", "Granularity", "Dimensions", "Metrics", "Events in", "Rows kept", "Ratio"]}
+        rows={rollups.map((r) => [
+          r.state === undefined || r.state === "ready" ? r.name : `${r.name} (${r.state})`,
+          r.stream,
+          r.granularity,
+          r.dimensions.join(", "),
+          Object.entries(r.metrics)
+            .map(([name, metric]) => `${name} = ${metric}`)
+            .join(", "),
+          r.rowsIn ?? "…",
+          r.rowsKept ?? "…",
+          ratio(r.rowsIn, r.rowsKept),
+        ])}
+      />
+    </div>
+  );
+}
+
+/** Events per row kept, `12.5 : 1`; a rollup that kept nothing yet has no ratio. */
+function ratio(rowsIn: number | undefined, rowsKept: number | undefined): string {
+  if (rowsIn === undefined || rowsKept === undefined || rowsKept === 0) return "–";
+  return `${(rowsIn / rowsKept).toFixed(1)} : 1`;
 }
 
 const MAX_LINES = 200;
