@@ -61,6 +61,13 @@ async function dispatch({ method, args }: WorkerRequest): Promise<unknown> {
       return store.exportRange(args[0] as string, args[1] as ArchiveRange, args[2] as string);
     case "mergeFiles":
       return store.mergeFiles(args[0] as string[], args[1] as string, args[2] as string[] | undefined);
+    case "splitByUser":
+      return store.splitByUser(
+        args[0] as string[],
+        args[1] as string,
+        args[2] as number,
+        args[3] as string[] | undefined,
+      );
     case "publishArchive":
       return store.publishArchive(args[0] as string, args[1] as ArchiveSet);
     case "deleteArchivedRows":

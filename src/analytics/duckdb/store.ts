@@ -7,7 +7,7 @@ import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import type { TieredStore } from "../../archive/archiver.js";
-import { rollupFile } from "../../archive/location.js";
+import { rollupFile, userPartFile } from "../../archive/location.js";
 import type { StreamDefinition } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
 import { KeyedSerialQueue, SerialQueue } from "../../core/serial-queue.js";
@@ -70,6 +70,7 @@ import {
   userRowsSql,
 } from "./tiers.js";
 import { evaluateTimeRange } from "./time-range.js";
+import { userRanges } from "./user-ranges.js";
 
 export interface DuckDbAnalyticsStoreOptions {
   /** Database file; in-memory when undefined. */
@@ -115,6 +116,15 @@ export interface ExportedFile {
   readonly bytes: number;
   /** Columns of the file. */
   readonly columns: number;
+}
+
+/** One file of a layout by user range (splitByUser): what it holds, for its manifest row. */
+export interface UserRangeFile extends ExportedFile {
+  readonly minUser: string;
+  readonly maxUser: string;
+  /** Event time of its earliest and latest row, epoch ms. */
+  readonly minTime: number;
+  readonly maxTime: number;
 }
 
 /**
@@ -756,6 +766,65 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
       const rows = Number(copied.getRowsJS()[0]?.[0] ?? 0);
       const columns = (await this.describeFile(c, path)).length;
       return { rows, bytes: (await stat(path)).size, columns };
+    });
+  }
+
+  /**
+   * Compaction by user range (src/archive/relayout.ts): writes the rows of archive files (local
+   * paths) as files by user range, part k at `userPartFile(path, k)`, each sorted like any archive
+   * file and holding about the same rows (./user-ranges.ts). With `rollups`, part 0 carries each
+   * rollup's rows of all the files merged, the other parts an empty rollup file, so every part has
+   * one beside it and no rollup row is counted twice. No part when the files hold no user's rows.
+   */
+  async splitByUser(
+    files: readonly string[],
+    path: string,
+    maxRows: number,
+    rollups: readonly string[] = [],
+  ): Promise<UserRangeFile[]> {
+    return this.archiveLock.run(async () => {
+      const c = this.archiveConn();
+      const source = `read_parquet([${files.map(sqlString).join(", ")}], union_by_name = true)`;
+      const counts = await c.runAndReadAll(
+        `SELECT user_id, count(*), epoch_ms(min("_time")), epoch_ms(max("_time")) FROM ${source}
+         GROUP BY user_id ORDER BY user_id NULLS LAST`,
+      );
+      const ranges = userRanges(
+        counts.getRowsJS().map(([user, rows, minTime, maxTime]) => ({
+          userId: user === null ? null : String(user),
+          rows: Number(rows),
+          minTime: Number(minTime),
+          maxTime: Number(maxTime),
+        })),
+        maxRows,
+      );
+      const out: UserRangeFile[] = [];
+      for (const [k, range] of ranges.entries()) {
+        const part = userPartFile(path, k);
+        const users = `user_id >= ${sqlString(range.minUser)} AND user_id <= ${sqlString(range.maxUser)}`;
+        const copied = await c.runAndReadAll(
+          `COPY (SELECT * FROM ${source} WHERE ${range.withoutUser ? `(${users}) OR user_id IS NULL` : users}
+                 ORDER BY user_id, "_time", "_offset")
+           TO ${sqlString(part)} (${PARQUET_OPTIONS})`,
+        );
+        const rows = Number(copied.getRowsJS()[0]?.[0] ?? 0);
+        if (rows !== range.rows) {
+          throw new RunnelError("internal", `part ${k} of ${path} has ${rows} rows, its users ${range.rows}`);
+        }
+        for (const name of rollups) {
+          const rollup = this.rollups.named(name)?.rollup;
+          if (rollup === undefined) throw new RunnelError("internal", `no rollup ${name} to merge the files of`);
+          const sql = compactedSql(
+            rollup,
+            files.map((f) => rollupFile(f, name)),
+          );
+          const kept = k === 0 ? sql : `SELECT * FROM (${sql}) WHERE false`;
+          await c.run(`COPY (${kept}) TO ${sqlString(rollupFile(part, name))} (FORMAT parquet, COMPRESSION zstd)`);
+        }
+        const columns = (await this.describeFile(c, part)).length;
+        out.push({ ...range, rows, bytes: (await stat(part)).size, columns });
+      }
+      return out;
     });
   }
 

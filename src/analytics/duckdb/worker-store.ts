@@ -30,7 +30,7 @@ import {
 } from "../types.js";
 import { type PackedRecords, packRecords } from "./packed-records.js";
 import type { RollupStats } from "./rollups.js";
-import type { ArchiveRange, DuckDbAnalyticsStoreOptions, ExportedFile } from "./store.js";
+import type { ArchiveRange, DuckDbAnalyticsStoreOptions, ExportedFile, UserRangeFile } from "./store.js";
 import type { ArchiveSet } from "./tiers.js";
 
 /** How long a closed worker gets to end by itself before it is terminated. */
@@ -57,6 +57,7 @@ export type WorkerMethod =
   | "publishArchive"
   | "ensureColumns"
   | "mergeFiles"
+  | "splitByUser"
   | "deleteArchivedRows"
   | "clusterHot";
 
@@ -186,6 +187,15 @@ export class WorkerAnalyticsStore implements AnalyticsStore, TieredStore {
 
   async mergeFiles(files: readonly string[], path: string, rollups: readonly string[] = []): Promise<ExportedFile> {
     return (await this.call("mergeFiles", [files, path, rollups])) as ExportedFile;
+  }
+
+  async splitByUser(
+    files: readonly string[],
+    path: string,
+    maxRows: number,
+    rollups: readonly string[] = [],
+  ): Promise<UserRangeFile[]> {
+    return (await this.call("splitByUser", [files, path, maxRows, rollups])) as UserRangeFile[];
   }
 
   async publishArchive(stream: string, archive: ArchiveSet): Promise<void> {
