@@ -7,7 +7,7 @@
  * may still be hot (recover() publishes it and deletes them; queries count them once in the
  * meantime, because the hot tier is read only from the boundary on).
  */
-import type { ArchiveRange, ExportedFile } from "../analytics/duckdb/store.js";
+import type { ArchiveRange, ExportedFile, UserRangeFile } from "../analytics/duckdb/store.js";
 import type { ArchivedFile, ArchiveSet } from "../analytics/duckdb/tiers.js";
 import type { RegisteredColumns } from "../analytics/types.js";
 import { readyRollups } from "../catalog/rollup-spec.js";
@@ -20,7 +20,16 @@ import type {
 } from "../control/types.js";
 import { SerialQueue } from "../core/serial-queue.js";
 import { hotWindowOf } from "./hot-window.js";
-import { type ArchiveLocation, archiveKey, ownerKey, rollupFile, rollupOfKey } from "./location.js";
+import {
+  type ArchiveLocation,
+  archiveKey,
+  isUserPartKey,
+  ownerKey,
+  rollupFile,
+  rollupOfKey,
+  userPartFile,
+} from "./location.js";
+import { type RelayoutGroup, relayoutGroups, relayoutKey } from "./relayout.js";
 
 /** The analytics store's side of the archive (DuckDbAnalyticsStore, and the worker store in front of it). */
 export interface TieredStore {
@@ -28,6 +37,13 @@ export interface TieredStore {
   exportRange(stream: string, range: ArchiveRange, path: string): Promise<ExportedFile>;
   /** With `rollups`, their files beside `files` are merged beside `path` too (location.ts rollupFile). */
   mergeFiles(files: readonly string[], path: string, rollups?: readonly string[]): Promise<ExportedFile>;
+  /** Writes the files' rows as parts by user range at userPartFile(path, k), rollups beside (./relayout.ts). */
+  splitByUser(
+    files: readonly string[],
+    path: string,
+    maxRows: number,
+    rollups?: readonly string[],
+  ): Promise<UserRangeFile[]>;
   publishArchive(stream: string, archive: ArchiveSet): Promise<void>;
   deleteArchivedRows(stream: string): Promise<number>;
   /** Adds the registered columns the stream's table lacks (an import's fields), and applies widenings. */
@@ -53,7 +69,9 @@ export type ArchiveStep =
   | "backfill"
   | "build"
   | "drop"
-  | "settle";
+  | "settle"
+  | "relayout"
+  | "relayout-commit";
 
 export interface ArchiverOptions {
   readonly control: Pick<
@@ -81,7 +99,7 @@ export interface ArchiverOptions {
   readonly backoffMs?: number;
   /** Hears each file committed (metrics). */
   readonly onCommitted?: (file: ArchiveFileRecord) => void;
-  /** Hears each compaction committed, with the number of files it merged (metrics). */
+  /** Hears each compaction committed (a merge or a relayout), with the number of files it replaced (metrics). */
   readonly onCompacted?: (stream: string, files: number) => void;
 }
 
@@ -97,6 +115,9 @@ export interface ArchiveStats {
   /** Compactions done, and the files they merged. */
   compactions: number;
   filesCompacted: number;
+  /** Groups of files re-laid by user range (./relayout.ts), and the files they replaced. */
+  relayouts: number;
+  filesRelaid: number;
   /** Per stream: files and bytes in the archive, and the event time up to which it is complete. */
   readonly streams: Map<string, { files: number; bytes: number; rows: number }>;
   /** When a run last ended without failures, epoch ms (0: never). */
@@ -125,6 +146,8 @@ export class Archiver {
     filesExpired: 0,
     compactions: 0,
     filesCompacted: 0,
+    relayouts: 0,
+    filesRelaid: 0,
     streams: new Map(),
     lastSuccess: 0,
   };
@@ -414,6 +437,10 @@ export class Archiver {
     }
     await this.expire(stream, now);
     await this.compact(stream, maxRows);
+    for (const group of relayoutGroups(await control.listArchiveFiles(stream.name), cutoff)) {
+      if (this.stopped) break;
+      await this.relayout(stream, group, maxRows);
+    }
     // What stays hot is kept sorted by user in runs, so a user's query skips others' rows.
     await analytics.clusterHot(stream.name);
   }
@@ -436,6 +463,11 @@ export class Archiver {
       rows = 0;
     };
     for (const f of await control.listArchiveFiles(stream.name)) {
+      // Parts by user range are compacted by relayout(), a week at a time.
+      if (isUserPartKey(f.path)) {
+        flush();
+        continue;
+      }
       const prev = run.at(-1);
       const fits =
         prev !== undefined &&
@@ -503,6 +535,60 @@ export class Archiver {
     this.stats.compactions += 1;
     this.stats.filesCompacted += run.length;
     this.options.onCompacted?.(stream, run.length);
+  }
+
+  /**
+   * Re-lays a group of a partition's files (./relayout.ts) as parts by user range, committed in
+   * place of the group by one manifest transaction, as a merge is: a crash before it leaves the
+   * parts uncommitted (recover() deletes them), after it the group's files no longer committed.
+   */
+  private async relayout(definition: StreamDefinition, group: RelayoutGroup, maxRows: number): Promise<void> {
+    const { analytics, location, control } = this.options;
+    const stream = definition.name;
+    const rollups = rollupsOf(definition);
+    await this.step("relayout", stream);
+    const sources: string[] = [];
+    for (const f of group.files) {
+      sources.push(await location.localPath(f.path));
+      for (const r of rollups) await location.localPath(rollupFile(f.path, r));
+    }
+    const staged = location.stagingPath(`${stream}-p${group.partition}-relayout`);
+    const parts = await analytics.splitByUser(sources, staged, maxRows, rollups);
+    if (parts.length === 0) return;
+    const base = relayoutKey(stream, group);
+    const records: ArchiveFileRecord[] = [];
+    for (const [k, part] of parts.entries()) {
+      const key = userPartFile(base, k);
+      for (const r of rollups) await location.put(rollupFile(userPartFile(staged, k), r), rollupFile(key, r));
+      await location.put(userPartFile(staged, k), key);
+      records.push({
+        stream,
+        partition: group.partition,
+        offsetStart: group.offsetStart,
+        offsetEnd: group.offsetEnd,
+        minTime: part.minTime,
+        maxTime: part.maxTime,
+        minUser: part.minUser,
+        maxUser: part.maxUser,
+        rows: part.rows,
+        bytes: part.bytes,
+        schemaVersion: part.columns,
+        path: key,
+        ...(k > 0 ? { userPart: k } : {}),
+      });
+    }
+    await this.step("relayout-commit", stream);
+    await control.replaceArchiveFiles(
+      stream,
+      group.files.map((f) => f.path),
+      records,
+    );
+    this.unsynced.add(stream);
+    await this.sync(definition);
+    await location.delete(withRollupFiles(definition, group.files));
+    this.stats.relayouts += 1;
+    this.stats.filesRelaid += group.files.length;
+    this.options.onCompacted?.(stream, group.files.length);
   }
 
   /**

@@ -1,6 +1,6 @@
 /**
- * SIGKILL at each step of the archive (write, put, commit, publish, hot-tier delete, and a
- * compaction's merge and replace): the archiver runs in a process of its own that kills itself
+ * SIGKILL at each step of the archive (write, put, commit, publish, hot-tier delete, a
+ * compaction's merge and replace, and a relayout by user range and its commit): the archiver runs in a process of its own that kills itself
  * there; a new one recovers on the same files and control database (a real PostgreSQL), and the
  * archive plus the hot tier hold every event exactly once.
  */
@@ -48,6 +48,8 @@ describe("SIGKILL during archiving", { skip: url === undefined && "RUNNEL_TEST_D
     ["delete", 4],
     ["merge", 1],
     ["replace", 1],
+    ["relayout", 1],
+    ["relayout-commit", 1],
   ];
   for (const [step, nth] of cases) {
     it(`at "${step}": every event once after a restart`, async () => {
