@@ -7,6 +7,7 @@
  * may still be hot (recover() publishes it and deletes them; queries count them once in the
  * meantime, because the hot tier is read only from the boundary on).
  */
+import { randomBytes } from "node:crypto";
 import type { ArchiveRange, ExportedFile } from "../analytics/duckdb/store.js";
 import type { ArchivedFile, ArchiveSet } from "../analytics/duckdb/tiers.js";
 import type { RegisteredColumns } from "../analytics/types.js";
@@ -14,6 +15,7 @@ import { readyRollups } from "../catalog/rollup-spec.js";
 import type {
   ArchiveFileRecord,
   ControlStore,
+  ImportChunkFile,
   ImportFileRecord,
   RollupSpec,
   StreamDefinition,
@@ -68,6 +70,7 @@ export interface ArchiverOptions {
     | "commitImportChunk"
     | "deleteImportFiles"
     | "updateStreamRollups"
+    | "replaceImportFiles"
   >;
   readonly analytics: TieredStore;
   readonly location: ArchiveLocation;
@@ -310,7 +313,7 @@ export class Archiver {
    * to recover(). A failure to publish after the commit is the archiver's (counted, retried by
    * the next run), not the import's.
    */
-  async commitImport(files: readonly { readonly staged: string; readonly record: ImportFileRecord }[]): Promise<void> {
+  async commitImport(files: readonly { readonly staged: string; readonly record: ImportChunkFile }[]): Promise<void> {
     const first = files[0]?.record;
     if (first === undefined) return;
     const { location, control } = this.options;
@@ -414,6 +417,7 @@ export class Archiver {
     }
     await this.expire(stream, now);
     await this.compact(stream, maxRows);
+    await this.compactImports(stream, maxRows);
     // What stays hot is kept sorted by user in runs, so a user's query skips others' rows.
     await analytics.clusterHot(stream.name);
   }
@@ -477,14 +481,7 @@ export class Archiver {
       partition: first.partition,
       offsetStart: first.offsetStart,
       offsetEnd: last.offsetEnd,
-      minTime: Math.min(...run.map((f) => f.minTime)),
-      maxTime: Math.max(...run.map((f) => f.maxTime)),
-      // Strings: code-unit order, as DuckDB compares VARCHAR.
-      minUser: run.map((f) => f.minUser).sort()[0]!,
-      maxUser: run
-        .map((f) => f.maxUser)
-        .sort()
-        .at(-1)!,
+      ...spanOf(run),
       rows: written.rows,
       bytes: written.bytes,
       schemaVersion: written.columns,
@@ -503,6 +500,75 @@ export class Archiver {
     this.stats.compactions += 1;
     this.stats.filesCompacted += run.length;
     this.options.onCompacted?.(stream, run.length);
+  }
+
+  /**
+   * Compaction of imported files: an import writes a file per chunk and UTC day, so a large
+   * import in small chunks, or many imports, leave many small files a day. Once a day has
+   * MIN_MERGE small ones (under half the row bound), they are merged into files of up to `maxRows`
+   * rows, so a day keeps at most MIN_MERGE - 1 small imported files, the bound archived files
+   * keep per partition. A merged file replaces its sources in one manifest transaction (refused
+   * unless they are all still committed and its rows are theirs); the chunk ledger is untouched,
+   * so re-running an import still skips its committed chunks. A crash before the commit leaves a
+   * merged file no row names, one after it sources no row names: recover() deletes either.
+   * Imported files have no rollup files (a rollup aggregates their rows when read), so there is
+   * nothing beside them to merge.
+   */
+  private async compactImports(stream: StreamDefinition, maxRows: number): Promise<void> {
+    const byDay = new Map<string, ImportFileRecord[]>();
+    for (const f of await this.options.control.listImportFiles(stream.name)) {
+      if (f.rows >= maxRows / 2) continue;
+      const day = dayOf(f.path);
+      byDay.set(day, [...(byDay.get(day) ?? []), f]);
+    }
+    for (const [day, small] of byDay) {
+      if (small.length < MIN_MERGE) continue;
+      let group: ImportFileRecord[] = [];
+      let rows = 0;
+      for (const f of small) {
+        if (rows + f.rows > maxRows && group.length > 0) {
+          if (group.length > 1) await this.mergeImports(stream, day, group);
+          group = [];
+          rows = 0;
+        }
+        group.push(f);
+        rows += f.rows;
+      }
+      if (group.length > 1) await this.mergeImports(stream, day, group);
+    }
+  }
+
+  private async mergeImports(definition: StreamDefinition, day: string, files: readonly ImportFileRecord[]) {
+    const { analytics, location, control } = this.options;
+    const stream = definition.name;
+    await this.step("merge", stream);
+    const sources: string[] = [];
+    for (const f of files) sources.push(await location.localPath(f.path));
+    const staged = location.stagingPath(`${stream}-import-merge`);
+    const written = await analytics.mergeFiles(sources, staged);
+    const key = `${stream}/${day}/import/compacted-${randomBytes(6).toString("hex")}.parquet`;
+    await location.put(staged, key);
+    const merged: ImportFileRecord = {
+      stream,
+      ...spanOf(files),
+      rows: written.rows,
+      bytes: written.bytes,
+      schemaVersion: written.columns,
+      path: key,
+    };
+    await this.step("replace", stream);
+    await control.replaceImportFiles(
+      stream,
+      files.map((f) => f.path),
+      merged,
+    );
+    this.unsynced.add(stream);
+    // Publishing waits for the queries that may still read the merged files; then they can go.
+    await this.sync(definition);
+    await location.delete(files.map((f) => f.path));
+    this.stats.compactions += 1;
+    this.stats.filesCompacted += files.length;
+    this.options.onCompacted?.(stream, files.length);
   }
 
   /**
@@ -582,6 +648,20 @@ export class Archiver {
   private async step(step: ArchiveStep, stream: string): Promise<void> {
     await this.options.beforeStep?.(step, stream);
   }
+}
+
+/** The time and user ranges of files merged into one. */
+function spanOf(files: readonly { minTime: number; maxTime: number; minUser: string; maxUser: string }[]) {
+  return {
+    minTime: Math.min(...files.map((f) => f.minTime)),
+    maxTime: Math.max(...files.map((f) => f.maxTime)),
+    // Strings: code-unit order, as DuckDB compares VARCHAR.
+    minUser: files.map((f) => f.minUser).sort()[0]!,
+    maxUser: files
+      .map((f) => f.maxUser)
+      .sort()
+      .at(-1)!,
+  };
 }
 
 /** The rollups whose files every archive file has (not those being built or dropped). */

@@ -78,7 +78,12 @@ describe("SIGKILL during an import", { skip: url === undefined && "RUNNEL_TEST_D
           await archiver.recover();
           const files = await control.listImportFiles(stream, "killed");
           const chunks = new Map<number, number>();
-          for (const f of files) chunks.set(f.firstRow, (chunks.get(f.firstRow) ?? 0) + f.rows);
+          for (const f of files) chunks.set(f.firstRow!, (chunks.get(f.firstRow!) ?? 0) + f.rows);
+          assert.deepEqual(
+            (await control.listImportChunks(stream, "killed")).map((c) => [c.firstRow, c.chunkRows]),
+            [...chunks.keys()].sort((a, b) => a - b).map((first) => [first, CHUNK]),
+            "the chunk ledger names the committed chunks",
+          );
           assert.ok(chunks.size > 0 && chunks.size < ROWS / CHUNK, `${chunks.size} chunks committed before the kill`);
           for (const [first, rows] of chunks) assert.equal(rows, CHUNK, `chunk ${first} is whole`);
           assert.deepEqual(
