@@ -6,6 +6,7 @@
  */
 import { createDuckDbAnalyticsStore } from "../src/analytics/index.js";
 import type { AnalyticsRow } from "../src/analytics/types.js";
+import { linesHash, quickMode, ratio, writeResults } from "./report.js";
 
 const store = createDuckDbAnalyticsStore();
 await store.open();
@@ -13,7 +14,8 @@ await store.ensureTable({ name: "bench", partitions: 1, timestampField: "timesta
 
 const USERS = 50;
 const BATCH = 5000;
-const BATCHES = 40;
+const BATCHES = quickMode() ? 10 : 40;
+const QUERIES = quickMode() ? 10 : 30;
 const now = Date.now();
 let offset = 0;
 const started = performance.now();
@@ -44,11 +46,14 @@ const applySeconds = (performance.now() - started) / 1000;
 console.log(`apply: ${offset} rows in ${applySeconds.toFixed(2)} s = ${Math.round(offset / applySeconds)} rows/s`);
 
 const sql = "SELECT count(*), avg(data), max(_time) FROM bench WHERE _time > now() - INTERVAL 1 HOUR";
-async function time(scope: Parameters<typeof store.query>[2], n: number): Promise<number> {
+const answers = new Set<string>();
+async function time(scope: Parameters<typeof store.query>[2], n: number, text = sql): Promise<number> {
   const samples: number[] = [];
   for (let i = 0; i < n; i++) {
     const t = performance.now();
-    await store.query(sql, [], scope);
+    const { rows } = await store.query(text, [], scope);
+    if (scope.kind === "user" || text !== sql)
+      answers.add(linesHash(rows.map((r) => JSON.stringify(r, (_, v) => (typeof v === "bigint" ? Number(v) : v)))));
     samples.push(performance.now() - t);
     // Lets the warm pool refill, as it would between interactive queries.
     await new Promise((r) => setTimeout(r, 100));
@@ -57,9 +62,32 @@ async function time(scope: Parameters<typeof store.query>[2], n: number): Promis
   return samples[Math.floor(n / 2)]!;
 }
 await time({ kind: "all" }, 5);
-const all = await time({ kind: "all" }, 30);
-const user = await time({ kind: "user", userId: "u1" }, 30);
+const all = await time({ kind: "all" }, QUERIES);
+const user = await time({ kind: "user", userId: "u1" }, QUERIES);
+// The user's answer against the same question over every row with the user's filter written out.
+const filtered = sql.replace("WHERE", "WHERE user_id = 'u1' AND");
+await time({ kind: "all" }, 1, filtered);
+const outputsEqual = answers.size === 1;
 console.log(
-  `query median: all ${all.toFixed(1)} ms, user ${user.toFixed(1)} ms (${offset / USERS} rows copied) → overhead ${(user - all).toFixed(1)} ms`,
+  `query median: all ${all.toFixed(1)} ms, user ${user.toFixed(1)} ms (${offset / USERS} rows copied) → overhead ${(user - all).toFixed(1)} ms; user's answer ${outputsEqual ? "equals" : "DIFFERS FROM"} the filtered one`,
 );
 await store.close();
+await writeResults("analytics-store", {
+  comparisons: [
+    {
+      measure: `analytics: a user-scope query (sandbox copy of ${offset / USERS} rows) against the same in admin scope`,
+      runnel: user,
+      peer: all,
+      peerName: "the same store, admin scope (no sandbox)",
+      ratio: ratio(user, all),
+      unit: "ms median",
+      outputsEqual,
+      caveat: `in-memory store, ${offset} rows of ${USERS} users; the user's answer compared with the admin-scope answer filtered to the user (hash)`,
+    },
+  ],
+  rows: offset,
+  applyRowsPerS: Math.round(offset / applySeconds),
+  allMs: all,
+  userMs: user,
+});
+if (!outputsEqual) process.exit(1);

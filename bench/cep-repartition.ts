@@ -28,7 +28,7 @@ import { type Comparison, quickMode, ratio, writeResults } from "./report.js";
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith("--"));
 const EVENTS = Number(args[0] ?? (quickMode() ? 50_000 : 200_000));
-const ROUNDS = Number(args[1] ?? 4);
+const ROUNDS = Number(args[1] ?? (quickMode() ? 2 : 4));
 const PARTITIONS = 4;
 const BATCH = 1000;
 const USERS = 20_000;

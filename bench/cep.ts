@@ -4,7 +4,7 @@
  *     [--server-node-options="--cpu-prof --cpu-prof-dir=/tmp/prof"]   (NODE_OPTIONS of the latency server)
  * Writes bench/results/cep.json (bench/report.ts's shape; not with --only, which prints a part's
  * figures for quick iterations and leaves the recorded results alone). RUNNEL_BENCH_QUICK=1
- * (`npm run bench -- --quick`): 200,000 events and one 5 s latency run.
+ * (`npm run bench -- --quick`): 200,000 events, one round after the warm-up, one 5 s latency run.
  *
  * - throughput: events/s through the seed's rule (`large{4,}` within 5m, past_last_event) and
  *   through a three-step sequence (`a followedBy b followedBy c within 10m`) with 100,000 keys
@@ -42,7 +42,7 @@ const SERVER_NODE_OPTIONS = process.argv
   .join("=");
 const QUICK = quickMode();
 const EVENTS = Number(args[0] ?? (QUICK ? 200_000 : 1_000_000));
-const RUNS = Number(args[1] ?? 3);
+const RUNS = Number(args[1] ?? (QUICK ? 1 : 3));
 // About 9 probes a second: 10 s made the p99 the single slowest of ~94 probes; 30 s gives ~280.
 const LATENCY_SECONDS = Number(args[2] ?? (QUICK ? 5 : 30));
 const LATENCY_RATE = 20_000;

@@ -10,7 +10,7 @@
  * queried back through the store, have the count and sums of the peer's file.
  *
  * Run: flock -x /tmp/runnel-cpu.lock node --import tsx bench/import.ts
- * Scale with BENCH_IMPORT_ROWS (default 1 000 000; --quick 100 000); median of BENCH_RUNS (3) runs.
+ * Scale with BENCH_IMPORT_ROWS (default 1 000 000; --quick 100 000); median of BENCH_RUNS (3; --quick 1) runs.
  * Results: bench/results/import.json (bench/report.ts).
  */
 import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
@@ -27,7 +27,7 @@ import { createPgliteControlStore } from "../src/control/index.js";
 import { type Comparison, quickMode, ratio, writeResults } from "./report.js";
 
 const ROWS = Number(process.env.BENCH_IMPORT_ROWS ?? (quickMode() ? 100_000 : 1_000_000));
-const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const RUNS = Number(process.env.BENCH_RUNS ?? (quickMode() ? 1 : 3));
 const USERS = 1000;
 const DAY = 86_400_000;
 const now = Date.now();

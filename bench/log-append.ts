@@ -20,12 +20,13 @@
  * shows up in every request it delays (no coordinated omission).
  */
 import { execFileSync } from "node:child_process";
-import { mkdir, mkdtemp, open, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, open, rm } from "node:fs/promises";
 import os from "node:os";
 import { join } from "node:path";
 import { LocalEventLog } from "../src/log/local/index.js";
 import type { AppendRecord, EventLog } from "../src/log/types.js";
 import { events, POOL } from "./lib/page-view-events.js";
+import { type Comparison, quickMode, ratio, writeResults } from "./report.js";
 
 const args = new Map(
   process.argv.slice(2).map((a) => {
@@ -33,9 +34,9 @@ const args = new Map(
     return [k!, v ?? "true"] as const;
   }),
 );
-const seconds = Number(args.get("seconds") ?? 2);
-const runs = Number(args.get("runs") ?? 3);
-const pacedSeconds = Number(args.get("paced-seconds") ?? 5);
+const seconds = Number(args.get("seconds") ?? (quickMode() ? 1 : 2));
+const runs = Number(args.get("runs") ?? (quickMode() ? 1 : 3));
+const pacedSeconds = Number(args.get("paced-seconds") ?? (quickMode() ? 2 : 5));
 const baseDir = args.get("dir") ?? os.tmpdir();
 const kafkaMode = args.get("kafka") ?? "auto";
 const PACED_RATE = 1000;
@@ -450,23 +451,41 @@ console.log(
     `the bare disk's write+fdatasync p99 is ${fmt(floor.median.p99Ms, 2)} ms)`,
 );
 
-const resultsDir = join(import.meta.dirname, "results");
-await mkdir(resultsDir, { recursive: true });
-await writeFile(
-  join(resultsDir, "log.json"),
-  `${JSON.stringify(
-    {
-      benchmark: "bench/log-append.ts",
-      machine,
-      config: { seconds, runs, pacedSeconds, pacedRate: PACED_RATE, eventBytes: Math.round(eventBytes), partitions: 4 },
-      kafka: kafkaNote === undefined ? "measured" : kafkaNote,
-      diskFloor: floor,
-      results,
-      ratios,
-      targets,
-    },
-    null,
-    2,
-  )}\n`,
-);
-console.log(`wrote ${join("bench", "results", "log.json")}`);
+const kafka1000 = results.find((r) => r.backend === "runnel-kafka" && r.batch === 1000);
+const comparisons: Comparison[] = [];
+if (local1000 !== undefined) {
+  const peer = kafka1000?.median.eventsPerS ?? null;
+  comparisons.push({
+    measure: "log append, batches of 1,000, closed loop",
+    runnel: local1000.median.eventsPerS,
+    peer,
+    peerName: "Runnel's Kafka backend (its TypeScript transactional client) on the test broker",
+    ratio: ratio(local1000.median.eventsPerS, peer),
+    unit: "events/s",
+    outputsEqual: null,
+    caveat: `not Kafka's own producer (bench/log-kafka.ts compares that and reads every side back); nothing read back here; ${kafkaNote ?? `medians of ${runs} runs of ${seconds} s`}`,
+  });
+}
+if (localPaced !== undefined) {
+  comparisons.push({
+    measure: `log append p99, single events paced at ${PACED_RATE}/s`,
+    runnel: localPaced.median.p99Ms,
+    peer: floor.median.p99Ms,
+    peerName: "the bare disk: write + fdatasync of one record",
+    ratio: ratio(localPaced.median.p99Ms, floor.median.p99Ms),
+    unit: "ms p99",
+    outputsEqual: null,
+    caveat: `the disk floor bounds what any durable log can do here; target < ${TARGET_PACED_P99_MS} ms; nothing to compare (the floor writes bytes, not events)`,
+  });
+}
+const written = await writeResults("log", {
+  comparisons,
+  logMachine: machine,
+  config: { seconds, runs, pacedSeconds, pacedRate: PACED_RATE, eventBytes: Math.round(eventBytes), partitions: 4 },
+  kafka: kafkaNote === undefined ? "measured" : kafkaNote,
+  diskFloor: floor,
+  results,
+  ratios,
+  targets,
+});
+console.log(`wrote ${written}`);

@@ -2,7 +2,9 @@
  * The composition root: the only place that picks implementations from configuration and wires
  * the seams together (DESIGN.md). Everything else depends on interfaces.
  */
+import { randomUUID } from "node:crypto";
 import { mkdir, rm } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import type { DestinationStream } from "pino";
@@ -24,9 +26,14 @@ import { ColumnCatalog } from "./catalog/columns.js";
 import { PipelineManager } from "./catalog/pipelines.js";
 import { StreamCatalog } from "./catalog/streams.js";
 import { RuleManager } from "./cep/manager.js";
+import { ControlSync } from "./cluster/control-sync.js";
+import { ClusterNode, clusterMode } from "./cluster/node.js";
+import { type ClusterView, clusterStatus } from "./cluster/status.js";
 import type { Config } from "./config/config.js";
+import { PostgresChangeFeed } from "./control/change-feed.js";
 import { createPgliteControlStore, createPostgresControlStore } from "./control/index.js";
 import { createPasswordHasher, hashPassword } from "./control/passwords.js";
+import { connectPostgres } from "./control/postgres.js";
 import type { ControlStore } from "./control/types.js";
 import { type Clock, systemClock } from "./core/clock.js";
 import { type DeadLetter, DeadLetters } from "./core/dead-letters.js";
@@ -111,9 +118,12 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
   );
   // Resolved credentials are cached for ingest's sake; every revocation empties the cache.
   const credentials = new CredentialCache(clock, { revocations });
+  // This process in the control store's change feed: its connections name it, so it can tell its
+  // own changes from those of the other instances sharing the database.
+  const origin = randomUUID();
   const control: ControlStore =
     config.databaseUrl !== undefined
-      ? createPostgresControlStore(config.databaseUrl, { revocations })
+      ? createPostgresControlStore(config.databaseUrl, { revocations, origin })
       : createPgliteControlStore(join(config.dataDir, "control"), { revocations });
   await mkdir(join(config.dataDir, "analytics"), { recursive: true });
   const archiveLocation = createArchiveLocation(config.archive.location, config.dataDir);
@@ -140,6 +150,10 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     metrics.queries.set({ state: "queued" }, queued);
   });
 
+  const startedAt = clock.now();
+  const mode = clusterMode(config);
+  // Set once the checkpoint store is open; /readyz asks it from the start.
+  let cluster: ClusterNode | undefined;
   const closers: Closer[] = [];
   const shutdownLogger = logger.child({ component: "shutdown" });
   const stopAll = (): Promise<void> => stopInReverse(closers, shutdownLogger);
@@ -154,6 +168,9 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     await bootstrapAdmin(control, config);
     await analytics.open();
     closers.push({ name: "analytics store", close: () => analytics.close() });
+    // Before every runner (the analytics loader, pipelines, rules), which follow its ownership: it
+    // leaves the group only after they have stopped.
+    cluster = await openCluster(config, mode, logger, metrics, closers);
 
     const analyticsLogger = logger.child({ component: "analytics" });
     const columns = new ColumnCatalog({ control, maxColumns: config.limits.maxColumnsPerStream });
@@ -283,6 +300,8 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       log: await (log.ping?.() ?? Promise.resolve(true)).catch(() => false),
       // Every consumer of the log is running and none keeps failing (details in /readyz's `consumers`).
       processing: pipelineManager !== undefined && ruleManager !== undefined && failingConsumers().length === 0,
+      // Cluster mode: joined, and the tasks of every slot the group gave this instance restored.
+      ...(mode.cluster && { cluster: cluster?.ready() ?? false }),
     });
     const monitoring = startMonitoring({
       metrics,
@@ -343,6 +362,19 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     ruleManager = rules;
     await rules.open();
     closers.push({ name: "rules", close: () => rules.stop() });
+    // On a shared PostgreSQL, the rules, pipelines, streams and blocks changed through any instance
+    // take effect here too, and alerts raised anywhere reach this instance's live listeners.
+    if (config.databaseUrl !== undefined) {
+      const syncLogger = logger.child({ component: "control-sync" });
+      const feed = new PostgresChangeFeed({
+        url: config.databaseUrl,
+        origin,
+        handler: new ControlSync({ rules, pipelines, streams }),
+        onError: (err, what) => syncLogger.warn({ err }, `${what} failed; will read it again`),
+      });
+      await feed.start();
+      closers.push({ name: "control change feed", close: () => feed.stop() });
+    }
     // Kafka enforces retention itself (retention.ms on each topic).
     if (localLog) {
       const retention = scheduleRetention(localLog, config.retentionIntervalMs, metrics, logLogger);
@@ -365,7 +397,10 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     closers.push({ name: "ingestion", close: () => ingestion.stop() });
     const ingestor = ingestion.ingestor;
     const tokens = new TokenService(
-      await loadTokenSecret(join(config.dataDir, "token-secret"), config.auth.tokenSecret),
+      // One secret per installation in cluster mode, so every instance accepts every instance's tokens.
+      await (cluster === undefined || config.auth.tokenSecret !== undefined
+        ? loadTokenSecret(join(config.dataDir, "token-secret"), config.auth.tokenSecret)
+        : cluster.tokenSecret()),
       config.auth.tokenTtlMs,
       clock,
     );
@@ -394,6 +429,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       idempotency: ingestion.idempotency,
       sources: ingestion.sources,
       imports,
+      cluster: clusterView(config, mode, cluster, streams, () => url, startedAt, clock),
     };
     const app = await buildApp(services);
     closers.push({ name: "HTTP server", close: () => app.close() });
@@ -403,11 +439,113 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       // One line, once: `/` then answers with a page saying the same.
       if (!dashboardBuilt()) logger.warn({ dir: WEB_DIST }, DASHBOARD_MISSING);
     }
+    await cluster?.start(config.cluster.advertisedUrl ?? advertisedUrl(config, url));
     return { app, url, monitoring, stop: stopAll };
   } catch (e) {
     await stopAll();
     throw e;
   }
+}
+
+/**
+ * Cluster mode's node (src/cluster/node.ts) when the configuration shares Kafka, PostgreSQL and the
+ * checkpoint store; otherwise one line saying why this process stays one instance.
+ */
+async function openCluster(
+  config: Config,
+  mode: ReturnType<typeof clusterMode>,
+  logger: Logger,
+  metrics: Metrics,
+  closers: Closer[],
+): Promise<ClusterNode | undefined> {
+  const log = logger.child({ component: "cluster" });
+  if (!mode.cluster || config.kafkaBrokers === undefined || config.databaseUrl === undefined) {
+    if (!mode.cluster && config.kafkaBrokers !== undefined) {
+      log.info({ reason: mode.reason }, `one instance: ${mode.reason}`);
+    }
+    metrics.onScrape(() => metrics.clusterInstances.set(1));
+    return undefined;
+  }
+  const db = await connectPostgres(config.databaseUrl, { max: 2 });
+  closers.push({ name: "instance registry", close: () => db.close() });
+  const node = await ClusterNode.open({
+    brokers: config.kafkaBrokers,
+    topicPrefix: config.kafkaTopicPrefix,
+    cluster: config.cluster,
+    db,
+    logger,
+    onRebalance: () => metrics.clusterRebalances.inc(),
+  });
+  closers.push({ name: "cluster membership", close: () => node.close() });
+  metrics.onScrape(async () => {
+    metrics.clusterOwnedSlots.set(node.ownership.owned().size);
+    const instances = await node.instances();
+    metrics.clusterInstances.set(instances.filter((i) => i.live).length);
+  });
+  const { installation, instanceId, slots } = config.cluster;
+  log.info(
+    { installation, instanceId, slots, sessionTimeoutMs: node.sessionTimeoutMs },
+    `cluster mode: instance "${instanceId}" of installation "${installation}", ${slots} slots shared through group "${installation}.tasks"`,
+  );
+  return node;
+}
+
+/** Where the others reach this instance by default: its own address, the hostname when it listens on every interface. */
+function advertisedUrl(config: Config, listening: string): string {
+  const port = listening === "" ? config.port : Number(new URL(listening).port);
+  const wildcard = config.host === "0.0.0.0" || config.host === "::";
+  return `http://${wildcard ? hostname() : config.host}:${port}`;
+}
+
+/** GET /api/v1/cluster's answer, from the registry in cluster mode, from this process alone otherwise. */
+function clusterView(
+  config: Config,
+  mode: ReturnType<typeof clusterMode>,
+  node: ClusterNode | undefined,
+  streams: StreamCatalog,
+  url: () => string,
+  startedAt: number,
+  clock: Clock,
+): ClusterView {
+  const { installation, instanceId } = config.cluster;
+  return {
+    async status() {
+      const defined = (await streams.list()).map((s) => ({ name: s.name, partitions: s.partitions }));
+      if (node !== undefined) {
+        return clusterStatus({
+          installation,
+          instanceId,
+          slots: config.cluster.slots,
+          sessionTimeoutMs: node.sessionTimeoutMs,
+          mode: "cluster",
+          instances: await node.instances(),
+          streams: defined,
+        });
+      }
+      const now = new Date(clock.now()).toISOString();
+      return clusterStatus({
+        installation,
+        instanceId,
+        slots: 1,
+        sessionTimeoutMs: null,
+        mode: "single",
+        reason: mode.cluster ? "cluster mode is off" : mode.reason,
+        instances: [
+          {
+            id: instanceId,
+            url: config.cluster.advertisedUrl ?? advertisedUrl(config, url()),
+            startedAt: new Date(startedAt).toISOString(),
+            lastSeen: now,
+            live: true,
+            slots: [0],
+            lastRebalanceAt: null,
+            tasks: [],
+          },
+        ],
+        streams: defined,
+      });
+    },
+  };
 }
 
 /**
@@ -436,10 +574,15 @@ async function bootstrapAdmin(control: ControlStore, config: Config): Promise<vo
       "no admin account exists yet: set RUNNEL_ADMIN_PASSWORD (at least 8 characters) for the first start",
     );
   }
-  await control.createUser({
-    username: "admin",
-    email: "admin@localhost",
-    passwordHash: await hashPassword(config.adminPassword),
-    role: "admin",
-  });
+  try {
+    await control.createUser({
+      username: "admin",
+      email: "admin@localhost",
+      passwordHash: await hashPassword(config.adminPassword),
+      role: "admin",
+    });
+  } catch (e) {
+    // Instances of a cluster starting at once on a new database: one of them created it first.
+    if ((await control.countAdmins()) === 0) throw e;
+  }
 }

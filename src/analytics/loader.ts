@@ -4,11 +4,21 @@
  * the store records offsets in the same transaction as rows, so restarts resume exactly once.
  * The loop wakes on `log.onAppend` (coalesced while a drain runs) plus a slow safety timer.
  *
+ * Under sustained load a round waits until a DuckDB row group's worth of records is pending or
+ * `lingerMs` have passed since the previous round began (never while someone waits for rows, and
+ * never after a quiet spell, so a trickle is applied at once): every transaction costs a commit,
+ * a WAL write of its rows and their later checkpoint, and a round of a row group or more is
+ * written straight to the database file instead (bench/analytics-apply.ts, bench/ingest.ts).
+ *
  * A record the store can never take (nested too deep, a PoisonRecordError, a stack overflow in
  * the worker) goes to the stream's dead-letter stream and loading goes on: a batch that fails for
  * a record's fault is split in halves until the record is alone (the good rows around it are
  * applied as usual). Any other failure (the store or the log away) is retried with back-off and
  * shown in readiness; nothing is skipped for it.
+ *
+ * In a cluster each instance loads into its own store only the partitions its ownership gives it
+ * (src/cluster/ownership.ts), and follows changes: a gained partition resumes from the offset this
+ * store applied last (the start of the log if it never held it), a lost one is no longer read.
  *
  * @example
  * const loader = new AnalyticsLoader({ log, store });
@@ -16,11 +26,14 @@
  * const positions = await log.append("clicks", records);
  * await loader.waitFor("clicks", positions); // rows now queryable
  */
+import { ALL_PARTITIONS, type PartitionOwnership } from "../cluster/ownership.js";
 import type { StreamDefinition } from "../control/types.js";
 import type { DeadLetterSink } from "../core/dead-letters.js";
 import { type DrainFailure, DrainLoop } from "../core/drain-loop.js";
 import { checkRecordDepth, errorText, isRecordFault } from "../core/record-fault.js";
 import type { EventLog, LogRecord, RecordPosition } from "../log/types.js";
+import { taskName } from "../runtime/checkpoint/store.js";
+import type { TaskInfo } from "../runtime/owned-tasks.js";
 import type { FieldColumn } from "./duckdb/column-types.js";
 import type { AnalyticsStore, PartitionRecords, RegisteredColumns } from "./types.js";
 
@@ -49,6 +62,18 @@ export interface AnalyticsLoaderOptions {
    * of through its WAL first (about a quarter less CPU per row: bench/analytics-apply.ts).
    */
   readonly batchSize?: number;
+  /**
+   * Records pending across the partitions that are applied without waiting. Default 122 880,
+   * DuckDB's row group: a round at least this large skips the WAL (see `batchSize`).
+   */
+  readonly lingerRecords?: number;
+  /**
+   * Longest a round waits for `lingerRecords` after the previous round began (ms); 0 applies at
+   * once. Default 250, so rows stay queryable well within a second.
+   */
+  readonly lingerMs?: number;
+  /** Clock of the linger, epoch ms. Default Date.now. */
+  readonly now?: () => number;
   /** Drains even without an append notification this often (ms). Default 5000. */
   readonly safetyIntervalMs?: number;
   /** First retry delay after an error (ms), doubling up to 30 s. Default 200. */
@@ -56,6 +81,8 @@ export interface AnalyticsLoaderOptions {
   readonly onError?: (error: unknown, stream: string) => void;
   /** Where records the store can never take go; without it they are skipped (and reported to onError). */
   readonly deadLetters?: DeadLetterSink;
+  /** The partitions this instance loads (src/cluster/ownership.ts), followed as they change; default all. */
+  readonly ownership?: PartitionOwnership;
 }
 
 /** How one followed stream's loading goes, for readiness and the dashboard. */
@@ -68,6 +95,11 @@ export interface LoaderStatus {
 type LoaderSettings = Required<Omit<AnalyticsLoaderOptions, "onError" | "columns" | "deadLetters">> &
   Pick<AnalyticsLoaderOptions, "onError" | "columns" | "deadLetters">;
 
+/** The loader's task of one partition of a stream, as TaskInfo names it. */
+export function loaderTask(stream: string, partition: number): string {
+  return taskName(`analytics/${stream}`, partition);
+}
+
 interface Waiter {
   readonly stream: string;
   readonly targets: ReadonlyMap<number, number>;
@@ -77,11 +109,14 @@ interface Waiter {
 }
 
 class Follower {
-  /** Next offset to apply per partition; undefined until loaded from the store. */
+  /** Next offset to apply per owned partition; undefined until loaded from the store. */
   positions: Map<number, number> | undefined;
   ends = new Map<number, number>();
   deadLetters = 0;
   private retryDelay: number;
+  /** When the last round that applied records began (epoch ms); -Infinity before the first. */
+  private lastApply = Number.NEGATIVE_INFINITY;
+  private lingerTimer: NodeJS.Timeout | undefined;
   private readonly loop: DrainLoop;
   private readonly unsubscribe: () => void;
   private readonly safety: NodeJS.Timeout;
@@ -126,16 +161,69 @@ class Follower {
   stop(): Promise<void> {
     this.unsubscribe();
     clearInterval(this.safety);
+    clearTimeout(this.lingerTimer);
     return this.loop.stop();
   }
 
+  /** The partitions of the stream this instance loads, each from where its store stands. */
   private async loadPositions(): Promise<void> {
+    const { store } = this.opts;
+    await store.ensureTable(this.definition);
+    const positions = new Map<number, number>();
+    await this.resume(positions, (p) => this.opts.ownership.owns(p));
+    this.positions = positions;
+  }
+
+  /** Adds to `positions` where each partition `wanted` stands: the store's applied offset, or the log's start. */
+  private async resume(positions: Map<number, number>, wanted: (p: number) => boolean): Promise<void> {
     const { log, store } = this.opts;
     const stream = this.definition.name;
-    await store.ensureTable(this.definition);
     const applied = await store.appliedOffsets(stream);
     const starts = await log.startOffsets(stream);
-    this.positions = new Map(starts.map((start, p) => [p, Math.max(start, applied.get(p) ?? 0)]));
+    for (const [p, start] of starts.entries()) {
+      if (wanted(p)) positions.set(p, Math.max(start, applied.get(p) ?? 0));
+    }
+  }
+
+  /**
+   * Follows an ownership change: lost partitions are read no more, gained ones resume from where
+   * this store stands; resolves once they have.
+   */
+  async reassign(): Promise<void> {
+    const positions = this.positions;
+    if (positions !== undefined) {
+      const { ownership } = this.opts;
+      for (const p of [...positions.keys()]) {
+        if (ownership.owns(p)) continue;
+        positions.delete(p);
+        this.ends.delete(p);
+      }
+      const gained = new Map<number, number>();
+      await this.resume(gained, (p) => ownership.owns(p) && !positions.has(p));
+      // Unless a failure dropped the positions meanwhile (the next drain loads them whole).
+      if (this.positions === positions) for (const [p, at] of gained) positions.set(p, at);
+    }
+    this.loop.wake();
+  }
+
+  /** One per owned partition; not restored until the store's positions are loaded. */
+  tasks(): TaskInfo[] {
+    const stream = this.definition.name;
+    const positions = this.positions;
+    if (positions === undefined) {
+      const n = this.opts.log.partitionCount(stream);
+      return Array.from({ length: n }, (_, p) => p)
+        .filter((p) => this.opts.ownership.owns(p))
+        .map((p) => ({ task: loaderTask(stream, p), partition: p, lag: 0, restored: false }));
+    }
+    return [...positions.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([p, at]) => ({
+        task: loaderTask(stream, p),
+        partition: p,
+        lag: Math.max(0, (this.ends.get(p) ?? at) - at),
+        restored: true,
+      }));
   }
 
   /** Applies everything appended up to the log's end as of now; false: caught up with it. */
@@ -144,14 +232,16 @@ class Follower {
     const stream = this.definition.name;
     const positions = this.positions as Map<number, number>;
     const ends = await log.endOffsets(stream);
-    for (const [p, end] of ends.entries()) this.ends.set(p, end);
+    for (const [p, end] of ends.entries()) if (positions.has(p)) this.ends.set(p, end);
+    if (this.lingers(ends)) return false;
     // Every partition's new records go to the store together: one transaction per round
     // instead of one per partition (a DuckDB commit costs as much as thousands of rows).
     for (;;) {
       const batches: PartitionRecords[] = [];
       for (const [p, end] of ends.entries()) {
-        const position = positions.get(p) ?? 0;
-        if (position >= end) continue;
+        const position = positions.get(p);
+        // Not owned here (another instance loads it into its own store).
+        if (position === undefined || position >= end) continue;
         const records = await log.read(stream, p, position, { maxRecords: batchSize });
         if (records.length > 0) batches.push({ partition: p, records: await this.screened(records) });
       }
@@ -159,7 +249,10 @@ class Follower {
       const good = batches.filter((b) => b.records.length > 0);
       try {
         if (good.length > 0) await applyTyped(store, this.opts.columns, stream, good);
-        for (const b of good) positions.set(b.partition, b.records[b.records.length - 1]!.offset + 1);
+        for (const b of good) {
+          // A partition lost meanwhile stays unread: its next owner resumes from its own store.
+          if (positions.has(b.partition)) positions.set(b.partition, b.records[b.records.length - 1]!.offset + 1);
+        }
       } catch (e) {
         if (!isRecordFault(e)) throw e;
         for (const b of good) await this.applyIsolating(b.partition, b.records);
@@ -168,6 +261,42 @@ class Follower {
     }
     this.retryDelay = this.opts.retryMs;
     return false;
+  }
+
+  /**
+   * Whether this round waits for more records (then a timer wakes it when the linger ends): fewer
+   * than `lingerRecords` are pending, the previous round began less than `lingerMs` ago, and no
+   * one waits for this stream's rows.
+   */
+  private lingers(ends: readonly number[]): boolean {
+    const { lingerMs, lingerRecords, now } = this.opts;
+    const positions = this.positions as Map<number, number>;
+    let pending = 0;
+    for (const [p, end] of ends.entries()) {
+      const position = positions.get(p);
+      // Not owned here: another instance loads it.
+      if (position !== undefined) pending += Math.max(0, end - position);
+    }
+    if (pending === 0) return false;
+    const at = now();
+    const due = this.lastApply + lingerMs;
+    if (pending >= lingerRecords || at >= due || this.loader.hasWaiters(this.definition.name)) {
+      this.lastApply = at;
+      return false;
+    }
+    if (this.lingerTimer === undefined) {
+      this.lingerTimer = setTimeout(() => {
+        this.lingerTimer = undefined;
+        this.loop.wake();
+      }, due - at);
+      this.lingerTimer.unref();
+    }
+    return true;
+  }
+
+  /** Someone waits for rows (AnalyticsLoader.waitFor): the linger gives way. */
+  wakeNow(): void {
+    this.loop.wake();
   }
 
   /**
@@ -253,14 +382,22 @@ export class AnalyticsLoader {
   private readonly followers = new Map<string, Follower>();
   private readonly waiters = new Set<Waiter>();
   private readonly opts: LoaderSettings;
+  private readonly unsubscribe: () => void;
 
   constructor(options: AnalyticsLoaderOptions) {
     this.opts = {
       batchSize: 40_000,
+      lingerRecords: 122_880,
+      lingerMs: 250,
+      now: Date.now,
       safetyIntervalMs: 5000,
       retryMs: 200,
+      ownership: ALL_PARTITIONS,
       ...options,
     };
+    this.unsubscribe = this.opts.ownership.subscribe(async () => {
+      await Promise.all([...this.followers.values()].map((f) => f.reassign()));
+    });
   }
 
   follow(stream: StreamDefinition): void {
@@ -274,7 +411,13 @@ export class AnalyticsLoader {
   }
 
   async stop(): Promise<void> {
+    this.unsubscribe();
     await Promise.allSettled([...this.followers.keys()].map((name) => this.remove(name)));
+  }
+
+  /** Per followed stream, a task per partition loaded here. */
+  tasks(): TaskInfo[] {
+    return [...this.followers.values()].flatMap((f) => f.tasks());
   }
 
   private remove(name: string): Promise<void> {
@@ -333,7 +476,14 @@ export class AnalyticsLoader {
       const waiter: Waiter = { stream, targets, resolve, reject, timer };
       this.waiters.add(waiter);
       this.notify(stream);
+      if (this.waiters.has(waiter)) this.followers.get(stream)?.wakeNow();
     });
+  }
+
+  /** Whether anyone waits for rows of `stream` (a lingering round applies at once then). */
+  hasWaiters(stream: string): boolean {
+    for (const w of this.waiters) if (w.stream === stream) return true;
+    return false;
   }
 
   /** Called by followers after each applied batch. */

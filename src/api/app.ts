@@ -15,6 +15,7 @@ import { allowCors } from "./cors.js";
 import { sendError } from "./errors.js";
 import { registerAccountRoutes } from "./routes/accounts.js";
 import { registerAlertRoutes } from "./routes/alerts.js";
+import { registerClusterRoutes } from "./routes/cluster.js";
 import { registerHealthRoutes } from "./routes/health.js";
 import { registerImportRoutes } from "./routes/imports.js";
 import { collectRoutes, registerOpenApiRoute } from "./routes/openapi.js";
@@ -142,6 +143,7 @@ export async function buildApp(services: ApiServices): Promise<FastifyInstance> 
       }
       registerOperatorAlertRoutes(api, services);
       registerStatsRoutes(api, services);
+      registerClusterRoutes(api, services);
     },
     { prefix: "/api/v1" },
   );

@@ -5,6 +5,7 @@ import type { ImportJobs } from "../archive/import/jobs.js";
 import type { PipelineManager } from "../catalog/pipelines.js";
 import type { StreamCatalog } from "../catalog/streams.js";
 import type { RuleManager } from "../cep/manager.js";
+import type { ClusterView } from "../cluster/status.js";
 import type { Config } from "../config/config.js";
 import type { ControlStore } from "../control/types.js";
 import type { Clock } from "../core/clock.js";
@@ -64,4 +65,6 @@ export interface ApiServices {
   readonly sources?: SourceManager;
   /** Backfill jobs into the archive; without it the import routes answer 503. */
   readonly imports?: ImportJobs;
+  /** The installation's instances and what each owns; without it GET /cluster answers 503. */
+  readonly cluster?: ClusterView;
 }

@@ -81,7 +81,10 @@ export interface PipelineDescription {
 export class PipelineManager {
   /** Every known pipeline, enabled or not (the name is historical). */
   private readonly running = new Map<string, Running>();
-  /** Serialises enable/disable/delete so a runner is never started twice or left behind. */
+  /**
+   * Serialises create/enable/disable/delete, and the changes heard from other instances (sync*),
+   * so a runner is never started twice or left behind.
+   */
   private readonly transitions = new SerialQueue();
   private unregisterWindowState: (() => void) | undefined;
 
@@ -114,11 +117,20 @@ export class PipelineManager {
   async open(): Promise<void> {
     this.unregisterWindowState ??= this.probe.registerWindowState(() => this.windowStates());
     for (const definition of await this.deps.control.listPipelines()) {
-      await this.launch(definition);
+      await this.launch(definition, "here");
     }
   }
 
-  async create(request: {
+  create(request: {
+    name: string;
+    sql: string;
+    startFrom?: "earliest" | "now";
+    options?: unknown;
+  }): Promise<PipelineDescription> {
+    return this.transitions.run(() => this.createNow(request));
+  }
+
+  private async createNow(request: {
     name: string;
     sql: string;
     startFrom?: "earliest" | "now";
@@ -157,7 +169,9 @@ export class PipelineManager {
       startFrom: request.startFrom ?? "now",
       ...(request.options !== undefined && { options: describeOptions(options) }),
     });
-    return this.describe(await this.launch(definition, compiled));
+    const launched = await this.launch(definition, "here", compiled);
+    if (launched === undefined) throw new Error(`pipeline "${name}" was not launched`);
+    return this.describe(launched);
   }
 
   /** Disables (stops the runner, keeping its position) or enables (resumes from it) a pipeline. */
@@ -176,13 +190,54 @@ export class PipelineManager {
       }
       const updated = await this.deps.control.setPipelineEnabled(name, true);
       if (!updated) throw new RunnelError("not_found", `pipeline "${name}" does not exist`);
-      entry.definition = updated;
-      const input = await this.deps.streams.get(entry.compiled.inputStream);
-      const runner = this.createRunner(updated, entry.compiled, entry.options, input?.retentionMs);
-      entry.runner = runner;
-      await runner.start();
+      await this.resume(entry, updated);
       return this.describe(entry);
     });
+  }
+
+  /** A new runner for an enabled pipeline, from where the stopped one left off. */
+  private async resume(entry: Running, enabled: PipelineDefinition): Promise<void> {
+    entry.definition = enabled;
+    const input = await this.deps.streams.get(entry.compiled.inputStream);
+    const runner = this.createRunner(enabled, entry.compiled, entry.options, input?.retentionMs);
+    entry.runner = runner;
+    await runner.start();
+  }
+
+  // Changes made through another instance (src/control/change-feed.ts), each read from the store.
+
+  /** Starts, stops or forgets the pipeline as stored now (its streams and checkpoints are the other instance's business). */
+  syncPipeline(name: string): Promise<void> {
+    return this.transitions.run(async () => this.follow(name, await this.deps.control.getPipeline(name)));
+  }
+
+  /** syncPipeline for every pipeline, stored or known here. */
+  syncPipelines(): Promise<void> {
+    return this.transitions.run(async () => {
+      const stored = new Map((await this.deps.control.listPipelines()).map((p) => [p.name, p]));
+      for (const name of new Set([...this.running.keys(), ...stored.keys()])) await this.follow(name, stored.get(name));
+    });
+  }
+
+  private async follow(name: string, stored: PipelineDefinition | undefined): Promise<void> {
+    let entry = this.running.get(name);
+    if (entry !== undefined && entry.definition.createdAt !== stored?.createdAt) {
+      // Deleted, or deleted and created again.
+      await entry.runner?.stop();
+      this.running.delete(name);
+      entry = undefined;
+    }
+    if (stored === undefined) return;
+    if (entry === undefined) {
+      await this.launch(stored, "elsewhere");
+    } else if (entry.definition.enabled !== stored.enabled) {
+      if (stored.enabled) {
+        await this.resume(entry, stored);
+      } else {
+        await entry.runner?.stop();
+        entry.definition = stored;
+      }
+    }
   }
 
   delete(name: string): Promise<void> {
@@ -254,13 +309,26 @@ export class PipelineManager {
     this.running.clear();
   }
 
-  private async launch(definition: PipelineDefinition, compiledAlready?: CompiledPipeline): Promise<Running> {
+  /**
+   * Creates the pipeline's streams when missing and starts its runner. A pipeline created
+   * `elsewhere` is launched only once its creator has made its streams (undefined until then: the
+   * streams' own changes launch it), so two instances never race to create them.
+   */
+  private async launch(
+    definition: PipelineDefinition,
+    created: "here" | "elsewhere",
+    compiledAlready?: CompiledPipeline,
+  ): Promise<Running | undefined> {
     const { log, streams } = this.deps;
     const sql = definition.sql;
     const options = parsePipelineOptions(definition.options);
     const compiled = compiledAlready ?? compilePipeline(sql, (s) => log.hasStream(s));
     const input = await streams.get(compiled.inputStream);
     if (!input) throw new RunnelError("stream_not_found", `stream "${compiled.inputStream}" does not exist`);
+    if (created === "elsewhere") {
+      const outputs = compiled.kind === "window" ? [definition.name, lateStreamOf(definition.name)] : [definition.name];
+      for (const name of outputs) if ((await streams.get(name)) === undefined) return undefined;
+    }
     if (!(await streams.get(definition.name))) {
       await streams.create({
         name: definition.name,

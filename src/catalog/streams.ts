@@ -10,6 +10,7 @@ import type { AnalyticsLoader } from "../analytics/loader.js";
 import type { AnalyticsStore } from "../analytics/types.js";
 import type { ControlStore, RollupSpec, StreamDefinition } from "../control/types.js";
 import { RunnelError } from "../core/errors.js";
+import { SerialQueue } from "../core/serial-queue.js";
 import type { EventLog } from "../log/types.js";
 import type { ColumnCatalog } from "./columns.js";
 import { MAX_ROLLUPS_PER_STREAM } from "./rollup-spec.js";
@@ -18,6 +19,10 @@ import { checkStreamName, type StreamSpec } from "./stream-spec.js";
 export class StreamCatalog {
   /** Definitions by name: ingestion asks for them on every request. */
   private readonly cache = new Map<string, StreamDefinition>();
+  /** Streams whose log, table and loader this instance has made sure of, by name, with the creation time seen. */
+  private readonly materialised = new Map<string, string>();
+  /** Creations, deletions and the changes heard from other instances (sync*), one at a time. */
+  private readonly changes = new SerialQueue();
 
   constructor(
     private readonly deps: {
@@ -48,6 +53,7 @@ export class StreamCatalog {
       await this.materialise(stream);
       if (stream.analytics !== false) await this.adoptTableColumns(stream.name);
       this.cache.set(stream.name, stream);
+      this.materialised.set(stream.name, stream.createdAt);
     }
   }
 
@@ -68,7 +74,11 @@ export class StreamCatalog {
     if (found.length > 0) await columns.register(name, found, Math.max(columns.maxColumns, found.length));
   }
 
-  async create(spec: StreamSpec & { readonly derivedFrom?: string }): Promise<StreamDefinition> {
+  create(spec: StreamSpec & { readonly derivedFrom?: string }): Promise<StreamDefinition> {
+    return this.changes.run(() => this.createNow(spec));
+  }
+
+  private async createNow(spec: StreamSpec & { readonly derivedFrom?: string }): Promise<StreamDefinition> {
     if (this.cache.has(spec.name) || (await this.deps.control.getStream(spec.name))) {
       throw new RunnelError("conflict", `stream "${spec.name}" already exists`);
     }
@@ -79,6 +89,7 @@ export class StreamCatalog {
     const stored = await this.deps.control.createStream(spec);
     if (declared.length > 0) await this.deps.columns.register(stored.name, declared);
     this.cache.set(stored.name, stored);
+    this.materialised.set(stored.name, stored.createdAt);
     return stored;
   }
 
@@ -197,16 +208,62 @@ export class StreamCatalog {
     return this.deps.control.listStreams();
   }
 
-  async delete(name: string): Promise<void> {
+  delete(name: string): Promise<void> {
+    return this.changes.run(() => this.deleteNow(name));
+  }
+
+  private async deleteNow(name: string): Promise<void> {
     const existing = await this.get(name);
     if (!existing) throw new RunnelError("stream_not_found", `stream "${name}" does not exist`);
+    // Ingest here stops finding it first.
     this.cache.delete(name);
     await this.deps.control.deleteStream(name);
+    await this.forget(name);
+    await this.deps.archive?.dropStream(name);
+    await this.deps.log.deleteStream(name);
+  }
+
+  /** Drops what this instance holds of a stream: cached definition, column types, its table and its loading. */
+  private async forget(name: string): Promise<void> {
+    this.cache.delete(name);
+    this.materialised.delete(name);
     this.deps.columns.forget(name);
     this.deps.loader.unfollow(name);
     await this.deps.analytics.dropTable(name);
-    await this.deps.archive?.dropStream(name);
-    await this.deps.log.deleteStream(name);
+  }
+
+  // Changes made through another instance (src/control/change-feed.ts), each read from the store.
+
+  /**
+   * Makes sure of the log, table and loading of a stream another instance created, or forgets
+   * the table and loading of one it deleted (the log and the archive are shared: its deleter
+   * removed them).
+   */
+  syncStream(name: string): Promise<void> {
+    return this.changes.run(async () => this.follow(name, await this.deps.control.getStream(name)));
+  }
+
+  /** syncStream for every stream, stored or known here. */
+  syncStreams(): Promise<void> {
+    return this.changes.run(async () => {
+      const stored = new Map((await this.deps.control.listStreams()).map((s) => [s.name, s]));
+      for (const name of new Set([...this.materialised.keys(), ...stored.keys()])) {
+        await this.follow(name, stored.get(name));
+      }
+    });
+  }
+
+  private async follow(name: string, stored: StreamDefinition | undefined): Promise<void> {
+    const seen = this.materialised.get(name);
+    if (seen !== undefined && seen !== stored?.createdAt) await this.forget(name);
+    if (stored === undefined) {
+      this.cache.delete(name);
+      return;
+    }
+    if (this.materialised.get(name) === stored.createdAt) return;
+    await this.materialise(stored);
+    this.cache.set(name, stored);
+    this.materialised.set(name, stored.createdAt);
   }
 
   private async materialise(stream: StreamDefinition): Promise<void> {

@@ -8,6 +8,7 @@ import { hostname } from "node:os";
 import type { AlertRecord, BlockRecord, ControlStore, RuleRecord } from "../control/types.js";
 import type { DeadLetterSink } from "../core/dead-letters.js";
 import { RunnelError } from "../core/errors.js";
+import { SerialQueue } from "../core/serial-queue.js";
 import type { BlockList } from "../ingest/ingestor.js";
 import type { EventLog } from "../log/types.js";
 import { type MonitoringProbe, noopProbe, type RuleRef } from "../monitoring/probes.js";
@@ -63,6 +64,9 @@ export interface RuleView extends RuleRecord {
 
 type AlertListener = (alert: AlertRecord) => void;
 
+/** Alerts remembered as pushed to this instance's listeners, so one announced twice is pushed once. */
+const RECENT_ALERTS = 10_000;
+
 /** A rule's runner and the definition its matches are acted on with. */
 interface RunningRule {
   readonly runner: RuleRunner;
@@ -96,6 +100,15 @@ export class RuleManager implements BlockList {
   private readonly runners = new Map<string, RunningRule>();
   private readonly webhookStats = new Map<string, WebhookStats>();
   private readonly blocked = new Set<string>();
+  /** Blocks raised here and not yet stored: a re-read of the stored blocks must not lift them. */
+  private readonly storing = new Map<string, number>();
+  /** Ids of the alerts pushed to the listeners lately, oldest first. */
+  private readonly pushed = new Set<string>();
+  /**
+   * Every change of a rule's running state, made through this instance's API or heard from
+   * another's (sync*), one at a time: a change and a re-read of the same rule cannot interleave.
+   */
+  private readonly changes = new SerialQueue();
   private readonly listeners = new Set<AlertListener>();
   private readonly probe: MonitoringProbe;
   private unregisterState: (() => void) | undefined;
@@ -149,7 +162,11 @@ export class RuleManager implements BlockList {
     return () => this.listeners.delete(listener);
   }
 
-  async create(input: unknown): Promise<RuleView> {
+  create(input: unknown): Promise<RuleView> {
+    return this.changes.run(() => this.createNow(input));
+  }
+
+  private async createNow(input: unknown): Promise<RuleView> {
     const spec = await this.checkedSpec(input);
     const rule = await this.options.control.createRule({
       id: randomUUID(),
@@ -172,10 +189,14 @@ export class RuleManager implements BlockList {
     return this.view(rule);
   }
 
-  async setEnabled(id: string, enabled: boolean): Promise<RuleView> {
+  setEnabled(id: string, enabled: boolean): Promise<RuleView> {
+    return this.changes.run(() => this.setEnabledNow(id, enabled));
+  }
+
+  private async setEnabledNow(id: string, enabled: boolean): Promise<RuleView> {
     const rule = await this.options.control.updateRule(id, { enabled });
     if (rule === undefined) throw new RunnelError("not_found", `rule "${id}" does not exist`);
-    await this.apply(rule);
+    await this.apply(rule, "here");
     return this.view(rule);
   }
 
@@ -186,7 +207,11 @@ export class RuleManager implements BlockList {
    * definition empty where the old one stopped reading, so it sees every event from there on;
    * a change to the name or actions alone keeps the partial matches.
    */
-  async update(id: string, input: unknown, mode: "merge" | "replace"): Promise<RuleView> {
+  update(id: string, input: unknown, mode: "merge" | "replace"): Promise<RuleView> {
+    return this.changes.run(() => this.updateNow(id, input, mode));
+  }
+
+  private async updateNow(id: string, input: unknown, mode: "merge" | "replace"): Promise<RuleView> {
     if (typeof input !== "object" || input === null || Array.isArray(input)) {
       throw new RunnelError("invalid_input", "the body must be a JSON object");
     }
@@ -197,7 +222,7 @@ export class RuleManager implements BlockList {
     const current = await this.options.control.getRule(id);
     if (current === undefined) throw new RunnelError("not_found", `rule "${id}" does not exist`);
     if (mode === "merge" && Object.keys(body).every((k) => k === "enabled")) {
-      return body.enabled === undefined ? this.view(current) : this.setEnabled(id, body.enabled as boolean);
+      return body.enabled === undefined ? this.view(current) : this.setEnabledNow(id, body.enabled as boolean);
     }
     const enabled = typeof body.enabled === "boolean" ? body.enabled : current.enabled;
     const spec = await this.checkedSpec({ ...(mode === "merge" ? current.spec : {}), ...body, enabled });
@@ -208,18 +233,22 @@ export class RuleManager implements BlockList {
       enabled,
     });
     if (rule === undefined) throw new RunnelError("not_found", `rule "${id}" does not exist`);
-    await this.apply(rule);
+    await this.apply(rule, "here");
     return this.view(rule);
   }
 
-  /** Brings the running state in line with a stored rule (started, stopped, restarted or re-pointed). */
-  private async apply(rule: RuleRecord): Promise<void> {
+  /**
+   * Brings the running state in line with a stored rule (started, stopped, restarted or
+   * re-pointed). The instance the change was made `here` also resets what the change makes
+   * meaningless (checkpoints); one that only heard of it (`elsewhere`) leaves that to it.
+   */
+  private async apply(rule: RuleRecord, changed: "here" | "elsewhere"): Promise<void> {
     const running = this.runners.get(rule.id);
     if (!rule.enabled) {
       if (running === undefined) return;
       await this.stopRunner(rule.id);
       // Re-enabling starts afresh from the end of the stream, as a new rule would.
-      await this.dropCheckpoints(rule.id);
+      if (changed === "here") await this.dropCheckpoints(rule.id);
       return;
     }
     const spec = rule.spec as unknown as RuleSpec;
@@ -232,7 +261,9 @@ export class RuleManager implements BlockList {
       await this.stopRunner(rule.id);
       // Positions in a repartition stream keyed by the old field (or copied from the old stream)
       // mean nothing for the new definition: the stage and the rule start afresh, as a new rule.
-      if (running.repartition !== undefined && running.source !== sourceOf(spec)) await this.dropCheckpoints(rule.id);
+      if (changed === "here" && running.repartition !== undefined && running.source !== sourceOf(spec)) {
+        await this.dropCheckpoints(rule.id);
+      }
       await this.startRunner(rule);
     }
   }
@@ -254,10 +285,70 @@ export class RuleManager implements BlockList {
     return spec;
   }
 
-  async delete(id: string): Promise<void> {
+  delete(id: string): Promise<void> {
+    return this.changes.run(() => this.deleteNow(id));
+  }
+
+  private async deleteNow(id: string): Promise<void> {
     await this.stopRunner(id);
     await this.dropCheckpoints(id);
     if (!(await this.options.control.deleteRule(id))) throw new RunnelError("not_found", `rule "${id}" does not exist`);
+  }
+
+  // Changes made through another instance (src/control/change-feed.ts), each read from the store.
+
+  /** Starts, restarts, re-points or stops the rule as stored now. */
+  syncRule(id: string): Promise<void> {
+    return this.changes.run(async () => {
+      const rule = await this.options.control.getRule(id);
+      if (rule === undefined) await this.stopRunner(id);
+      else await this.follow(rule);
+    });
+  }
+
+  /** syncRule for every rule, and stops the runners of rules no longer stored. */
+  syncRules(): Promise<void> {
+    return this.changes.run(async () => {
+      const rules = await this.options.control.listRules();
+      const stored = new Set(rules.map((r) => r.id));
+      for (const id of [...this.runners.keys()]) if (!stored.has(id)) await this.stopRunner(id);
+      for (const rule of rules) await this.follow(rule);
+    });
+  }
+
+  private async follow(rule: RuleRecord): Promise<void> {
+    try {
+      await this.apply(rule, "elsewhere");
+    } catch {
+      // As at open(): a rule that cannot start here (its stream vanished) stays stored and shows not running.
+    }
+  }
+
+  /** Refuses or admits the user on the stream again, as the stored block says. */
+  async syncBlock(userId: string, stream: string): Promise<void> {
+    const key = blockKey(userId, stream);
+    if ((await this.options.control.getBlock(userId, stream)) !== undefined) this.blocked.add(key);
+    else if (!this.storing.has(key)) this.blocked.delete(key);
+  }
+
+  /** syncBlock for every block: the stored ones refused, every other one lifted. */
+  async syncBlocks(): Promise<void> {
+    const stored = new Set((await this.options.control.listBlocks()).map((b) => blockKey(b.userId, b.stream)));
+    for (const key of this.blocked) if (!stored.has(key) && !this.storing.has(key)) this.blocked.delete(key);
+    for (const key of stored) this.blocked.add(key);
+  }
+
+  /** Pushes alerts another instance stored to this instance's listeners (live streams and sockets). */
+  async deliverAlerts(ids: readonly string[]): Promise<void> {
+    const fresh = ids.filter((id) => !this.pushed.has(id));
+    if (fresh.length === 0) return;
+    this.push((await this.options.control.listAlerts({ ids: fresh, limit: fresh.length })).reverse());
+  }
+
+  /** deliverAlerts for every alert detected since `since` (epoch ms) not pushed yet: the feed was deaf meanwhile. */
+  async deliverAlertsSince(since: number): Promise<void> {
+    const alerts = await this.options.control.listAlerts({ since: new Date(since).toISOString(), limit: 1000 });
+    this.push(alerts.reverse().filter((a) => !this.pushed.has(a.id)));
   }
 
   async listBlocks(): Promise<BlockRecord[]> {
@@ -415,19 +506,39 @@ export class RuleManager implements BlockList {
     }
     // After the alerts are out. If this fails the runner hands the same matches over again: their
     // alerts are then not fresh and only the blocks are put again.
-    for (const b of blocks) {
-      if (await control.putBlock({ userId: b.userId, stream: b.stream, ruleId: rule.id, alertId: b.alertId })) {
-        const user = await control.getUserByUsername(b.userId);
-        if (user !== undefined) {
-          await control.recordActivity(user.id, "blocked", { stream: b.stream, rule: rule.name, alert: b.alertId });
+    const keys = blocks.map((b) => blockKey(b.userId, b.stream));
+    for (const key of keys) this.storing.set(key, (this.storing.get(key) ?? 0) + 1);
+    try {
+      for (const b of blocks) {
+        if (await control.putBlock({ userId: b.userId, stream: b.stream, ruleId: rule.id, alertId: b.alertId })) {
+          const user = await control.getUserByUsername(b.userId);
+          if (user !== undefined) {
+            await control.recordActivity(user.id, "blocked", { stream: b.stream, rule: rule.name, alert: b.alertId });
+          }
         }
+      }
+    } finally {
+      for (const key of keys) {
+        const n = (this.storing.get(key) ?? 1) - 1;
+        if (n === 0) this.storing.delete(key);
+        else this.storing.set(key, n);
       }
     }
   }
 
   private publish(ref: RuleRef, alert: AlertRecord): void {
     this.probe.alertRaised(ref, alert.severity);
-    for (const l of this.listeners) l(alert);
+    this.push([alert]);
+  }
+
+  /** To the listeners, once per alert however often it is announced (counted where it was raised). */
+  private push(alerts: readonly AlertRecord[]): void {
+    for (const alert of alerts) {
+      if (this.pushed.has(alert.id)) continue;
+      this.pushed.add(alert.id);
+      if (this.pushed.size > RECENT_ALERTS) this.pushed.delete(this.pushed.values().next().value as string);
+      for (const l of this.listeners) l(alert);
+    }
   }
 
   /** Rules whose rounds keep failing, for readiness. */

@@ -13,11 +13,17 @@
  * the new definition starts empty where the old one stopped, so no event is skipped. A checkpoint
  * of another stream, or of the store format of before the driver, is dealt with before the driver
  * reads it (upgradeRuleTask).
+ *
+ * In a cluster the runner runs the tasks of the partitions its ownership gives it and follows
+ * changes (src/runtime/owned-tasks.ts): a partition moved here resumes from the shared store, and
+ * a paused instance hands no match to the sink past its lease.
  */
+import { ALL_PARTITIONS, type PartitionOwnership } from "../cluster/ownership.js";
 import type { DeadLetterSink } from "../core/dead-letters.js";
 import type { EventLog } from "../log/types.js";
 import type { CheckpointStore } from "../runtime/checkpoint/store.js";
 import { type CheckpointObserver, TaskDriver, type TaskStats } from "../runtime/driver.js";
+import { OwnedTasks, type TaskInfo } from "../runtime/owned-tasks.js";
 import { AlertOutput, type MatchSink } from "./alert-output.js";
 import { type RuleStateHead, ruleJob, ruleTask, upgradeRuleTask } from "./checkpoint.js";
 import type { CompiledRule } from "./rule/compile.js";
@@ -47,6 +53,8 @@ export interface RuleRunnerOptions {
   /** The rule as its dead letters name it; default `rule/<ruleId>`. */
   readonly consumer?: string;
   readonly checkpointObserver?: CheckpointObserver;
+  /** The partitions whose tasks run here (src/cluster/ownership.ts); default all. */
+  readonly ownership?: PartitionOwnership;
 }
 
 /** While the rule's tasks keep failing: since when, how often, why (the task failing longest). */
@@ -57,31 +65,29 @@ export interface RuleFailure {
 }
 
 export class RuleRunner {
-  private drivers: TaskDriver[] = [];
+  private owned: OwnedTasks<TaskDriver> | undefined;
   /** Each partition's operator, the one its driver restored last. */
-  private readonly operators: CepTaskOperator[] = [];
+  private readonly operators = new Map<number, CepTaskOperator>();
 
   constructor(private readonly options: RuleRunnerOptions) {}
 
   /**
-   * Claims every partition's task and restores what the store holds, or starts at the end of the
-   * stream (a new rule sees what arrives after it).
+   * Claims every owned partition's task and restores what the store holds, or starts at the end
+   * of the stream (a new rule sees what arrives after it).
    */
   async start(): Promise<void> {
     const { log, stream, compiled, checkpoints, owner, ruleId } = this.options;
     const partitions = log.partitionCount(stream);
     const head: RuleStateHead = { revision: this.options.revision ?? "", stream, partitions };
-    await Promise.all(
-      Array.from({ length: partitions }, (_, p) =>
-        upgradeRuleTask(checkpoints, ruleTask(ruleId, p), p, owner, { name: stream, partitions }),
-      ),
-    );
     const output = new AlertOutput(this.options.sink);
     const { chunkSize, retryDelayMs, deadLetters, checkpointObserver } = this.options;
-    this.drivers = Array.from(
-      { length: partitions },
-      (_, p) =>
-        new TaskDriver({
+    const ownership = this.options.ownership ?? ALL_PARTITIONS;
+    this.owned = new OwnedTasks({
+      ownership,
+      partitions,
+      create: async (p) => {
+        await upgradeRuleTask(checkpoints, ruleTask(ruleId, p), p, owner, { name: stream, partitions });
+        return new TaskDriver({
           log,
           job: ruleJob(ruleId),
           task: ruleTask(ruleId, p),
@@ -89,7 +95,7 @@ export class RuleRunner {
           partitions: [p],
           createOperator: () => {
             const op = new CepTaskOperator(compiled, head);
-            this.operators[p] = op;
+            this.operators.set(p, op);
             return op;
           },
           output,
@@ -101,31 +107,42 @@ export class RuleRunner {
           owner,
           group: ruleJob(ruleId),
           consumer: this.options.consumer ?? ruleJob(ruleId),
+          validUntil: () => ownership.validUntil(),
           ...(chunkSize !== undefined && { chunkSize }),
           ...(retryDelayMs !== undefined && { retryDelayMs }),
           ...(deadLetters !== undefined && { deadLetters }),
           ...(checkpointObserver !== undefined && { checkpointObserver }),
-        }),
-    );
-    try {
-      await Promise.all(this.drivers.map((d) => d.start()));
-    } catch (e) {
-      await this.stop();
-      throw e;
-    }
+        });
+      },
+    });
+    await this.owned.start();
   }
 
   /** Stops every task after its round in flight, each with a final checkpoint. */
   async stop(): Promise<void> {
-    await Promise.all(this.drivers.map((d) => d.stop()));
+    await this.owned?.stop();
+  }
+
+  /** The tasks running here (the owned partitions'). */
+  tasks(): TaskInfo[] {
+    return this.owned?.info() ?? [];
   }
 
   async idle(): Promise<void> {
-    await Promise.all(this.drivers.map((d) => d.idle()));
+    await Promise.all(this.running().map((d) => d.idle()));
+  }
+
+  private running(): TaskDriver[] {
+    return this.owned?.list() ?? [];
   }
 
   private stats(): TaskStats[] {
-    return this.drivers.map((d) => d.stats());
+    return this.running().map((d) => d.stats());
+  }
+
+  /** The operators of the partitions running here. */
+  private liveOperators(): CepTaskOperator[] {
+    return (this.owned?.partitions() ?? []).flatMap((p) => this.operators.get(p) ?? []);
   }
 
   private sum(field: "recordsIn" | "recordsOut" | "failures" | "deadLetters"): number {
@@ -155,13 +172,16 @@ export class RuleRunner {
   get lastError(): string | undefined {
     const stats = this.stats();
     const fenced = stats.findIndex((s) => s.fenced);
-    if (fenced >= 0) return `partition ${fenced} was taken over: ${stats[fenced]?.lastError}`;
+    if (fenced >= 0) {
+      const partition = this.owned?.partitions()[fenced];
+      return `partition ${partition} was taken over: ${stats[fenced]?.lastError}`;
+    }
     return stats.find((s) => s.lastError !== undefined)?.lastError;
   }
 
   /** Events dropped for arriving behind their partition's watermark, over all partitions (kept in the state). */
   late(): number {
-    return this.operators.reduce((n, op) => n + op.cep.late, 0);
+    return this.liveOperators().reduce((n, op) => n + op.cep.late, 0);
   }
 
   /** Set while rounds keep failing (the sink or the log is away), until they succeed. */
@@ -175,20 +195,22 @@ export class RuleRunner {
 
   /** Partitions another owner has taken over (their task's epoch was fenced). */
   fencedPartitions(): number[] {
-    return this.stats().flatMap((s, p) => (s.fenced ? [p] : []));
+    const partitions = this.owned?.partitions() ?? [];
+    return this.stats().flatMap((s, i) => (s.fenced ? [partitions[i] as number] : []));
   }
 
   /** Every partition was taken over: this runner does nothing more. */
   takenOver(): boolean {
-    return this.drivers.length > 0 && this.stats().every((s) => s.fenced);
+    const stats = this.stats();
+    return stats.length > 0 && stats.every((s) => s.fenced);
   }
 
   partialMatches(): number {
-    return this.operators.reduce((n, op) => n + op.cep.partialMatchCount(), 0);
+    return this.liveOperators().reduce((n, op) => n + op.cep.partialMatchCount(), 0);
   }
 
   /** Keys holding partial matches, over all partitions. */
   activeKeys(): number {
-    return this.operators.reduce((n, op) => n + op.cep.activeKeys, 0);
+    return this.liveOperators().reduce((n, op) => n + op.cep.activeKeys, 0);
   }
 }

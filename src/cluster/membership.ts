@@ -102,9 +102,16 @@ export interface RevokedEvent {
   readonly reason: RevokeReason;
 }
 
+/** The group coordinator answered a heartbeat: the member's session runs at least until `sentAt` + the session timeout. */
+export interface HeartbeatEvent {
+  /** When the answered heartbeat was sent (ms since the epoch): the broker heard it no earlier. */
+  readonly sentAt: number;
+}
+
 export interface MembershipEvents {
   assigned: [AssignedEvent];
   revoked: [RevokedEvent];
+  heartbeat: [HeartbeatEvent];
   /** A heartbeat failed or stalled; the client keeps retrying. */
   error: [Error];
 }
@@ -118,6 +125,8 @@ const FENCED_MEMBER_EPOCH = 110;
 const UNRELEASED_INSTANCE_ID = 111;
 /** KIP-848: a static member leaving for a restart; its assignment is kept for the session timeout. */
 const LEAVE_GROUP_STATIC_MEMBER_EPOCH = -2;
+/** KIP-848's group configuration of the session timeout. */
+const SESSION_TIMEOUT = "consumer.session.timeout.ms";
 
 interface HeldMembership {
   readonly memberId: string;
@@ -160,15 +169,52 @@ export class GroupMembership extends EventEmitter<MembershipEvents> {
   async join(): Promise<void> {
     if (this.consumer !== undefined) throw new RunnelError("conflict", "this member has already joined");
     this.left = false;
-    await this.configureGroup();
+    await this.configure();
     await this.connect();
   }
 
-  /** Sets the group's session timeout and heartbeat interval, when given, on the brokers. */
-  private async configureGroup(): Promise<void> {
+  /**
+   * The group's session timeout as the brokers apply it: `sessionTimeoutMs` once join() has set
+   * it, else the brokers' `group.consumer.session.timeout.ms`.
+   */
+  async sessionTimeoutMs(): Promise<number> {
+    const { brokers, group, clientId } = this.options;
+    const admin = new Admin({ clientId: clientId ?? "runnel-member", bootstrapBrokers: [...brokers] });
+    try {
+      const [described] = await admin.describeConfigs({
+        resources: [
+          { resourceType: ConfigResourceTypes.GROUP, resourceName: group, configurationKeys: [SESSION_TIMEOUT] },
+        ],
+        includeSynonyms: false,
+        includeDocumentation: false,
+      });
+      const value = Number(described?.configs.find((c) => c.name === SESSION_TIMEOUT)?.value);
+      if (!(Number.isInteger(value) && value > 0)) {
+        throw new RunnelError("not_ready", `the brokers did not tell ${SESSION_TIMEOUT} of group "${group}"`);
+      }
+      return value;
+    } catch (e) {
+      if (e instanceof RunnelError) throw e;
+      throw new RunnelError(
+        "not_ready",
+        `could not read ${SESSION_TIMEOUT} of group "${group}": ${(e as Error).message}`,
+        {
+          cause: e,
+        },
+      );
+    } finally {
+      await admin.close().catch(() => undefined);
+    }
+  }
+
+  /**
+   * Sets the group's session timeout and heartbeat interval, when given, on the brokers. join()
+   * does it first; calling it alone refuses a value out of the brokers' bounds without joining.
+   */
+  async configure(): Promise<void> {
     const { sessionTimeoutMs, heartbeatIntervalMs, brokers, group, clientId } = this.options;
     const settings = [
-      ["sessionTimeoutMs", "consumer.session.timeout.ms", sessionTimeoutMs],
+      ["sessionTimeoutMs", SESSION_TIMEOUT, sessionTimeoutMs],
       ["heartbeatIntervalMs", "consumer.heartbeat.interval.ms", heartbeatIntervalMs],
     ] as const;
     const given = settings.filter(([, , ms]) => ms !== undefined);
@@ -277,10 +323,21 @@ export class GroupMembership extends EventEmitter<MembershipEvents> {
       ...classicBounds,
       autocommit: false,
     });
+    // One heartbeat is in flight at a time; its send time bounds the session the answer extends.
+    let sentAt: number | undefined;
+    consumer.on("consumer:heartbeat:start", () => {
+      sentAt = Date.now();
+    });
     // The client applies a new assignment, then heartbeats to acknowledge it: every change is
     // visible by the end of some heartbeat.
-    consumer.on("consumer:heartbeat:end", () => this.reconcile(consumer, "rebalance"));
+    consumer.on("consumer:heartbeat:end", () => {
+      const answered = sentAt;
+      sentAt = undefined;
+      this.reconcile(consumer, "rebalance");
+      if (answered !== undefined && this.consumer === consumer) this.emit("heartbeat", { sentAt: answered });
+    });
     consumer.on("consumer:heartbeat:error", ({ error }) => {
+      sentAt = undefined;
       if (this.consumer !== consumer) return;
       this.emit("error", error);
       const code = errorCode(error);

@@ -2,7 +2,7 @@
  * Runnel's configuration: one schema, defaults beside it in human units, validated at the edge
  * (flags and environment) with the offending field named, then frozen.
  */
-import { availableParallelism } from "node:os";
+import { availableParallelism, hostname } from "node:os";
 import { join, resolve } from "node:path";
 import type { JsonLimits } from "../ingest/json-limits.js";
 import { parseDuration, parseSize } from "./units.js";
@@ -23,6 +23,22 @@ export interface Config {
    * control plane's PostgreSQL, which every instance of an installation reaches.
    */
   readonly checkpointStore: CheckpointStoreKind;
+  /**
+   * Cluster mode (docs/cluster.md): several instances with the same Kafka, PostgreSQL and
+   * installation share the work. Read only when the log is Kafka and the control plane PostgreSQL.
+   */
+  readonly cluster: {
+    /** The installation's name: instances with the same one share the work. */
+    readonly installation: string;
+    /** This instance's stable name in the group (static membership); the hostname by default. */
+    readonly instanceId: string;
+    /** Where the other instances and operators reach this one; http://<host>:<port> when absent. */
+    readonly advertisedUrl?: string;
+    /** Units of ownership handed out by the group: partition p belongs to slot p % slots. */
+    readonly slots: number;
+    /** The group's consumer.session.timeout.ms; the brokers' default when absent. */
+    readonly sessionTimeoutMs?: number;
+  };
   /** Origins allowed to call the API from a browser (CORS); none by default. */
   readonly corsOrigins: readonly string[];
   readonly limits: {
@@ -130,6 +146,7 @@ export const DEFAULTS = {
   ingestMaxLag: "2000000",
   idempotencyTtl: "24h",
   kafkaTopicPrefix: "runnel-",
+  installation: "runnel",
   anomalyInterval: "10s",
   retentionInterval: "1m",
   archiveInterval: "1m",
@@ -185,6 +202,11 @@ export const ENV_NAMES = {
   kafkaBrokers: "RUNNEL_KAFKA_BROKERS",
   kafkaTopicPrefix: "RUNNEL_KAFKA_TOPIC_PREFIX",
   checkpointStore: "RUNNEL_CHECKPOINT_STORE",
+  installation: "RUNNEL_INSTALLATION",
+  instanceId: "RUNNEL_INSTANCE_ID",
+  advertisedUrl: "RUNNEL_ADVERTISED_URL",
+  clusterSlots: "RUNNEL_CLUSTER_SLOTS",
+  clusterSessionTimeout: "RUNNEL_CLUSTER_SESSION_TIMEOUT",
   corsOrigins: "RUNNEL_CORS_ORIGINS",
   maxBodyBytes: "RUNNEL_MAX_BODY_BYTES",
   maxEventBytes: "RUNNEL_MAX_EVENT_BYTES",
@@ -339,6 +361,8 @@ export function loadConfig(flags: Partial<Record<SettingName, string>>, env: Raw
   if (!/^[A-Za-z0-9._-]{0,100}$/.test(kafkaTopicPrefix)) {
     throw new ConfigError(field("kafkaTopicPrefix"), `may hold only letters, digits, ".", "_" and "-"`);
   }
+  const defaultPartitions = integer("defaultPartitions", DEFAULTS.defaultPartitions, 1, 1024);
+  const cluster = clusterSettings(get, field, integer, boundedDuration, defaultPartitions);
   const corsText = get("corsOrigins");
   const corsOrigins = corsText === undefined ? [] : corsText.split(",").map((o) => o.trim());
   for (const origin of corsOrigins) {
@@ -385,6 +409,7 @@ export function loadConfig(flags: Partial<Record<SettingName, string>>, env: Raw
     ...(kafkaBrokers !== undefined && { kafkaBrokers: Object.freeze(kafkaBrokers) }),
     kafkaTopicPrefix,
     checkpointStore: checkpointStore as CheckpointStoreKind,
+    cluster,
     corsOrigins: Object.freeze(corsOrigins),
     limits: Object.freeze({
       maxBodyBytes: size("maxBodyBytes", DEFAULTS.maxBodyBytes),
@@ -413,7 +438,7 @@ export function loadConfig(flags: Partial<Record<SettingName, string>>, env: Raw
       ),
     }),
     log: Object.freeze({
-      defaultPartitions: integer("defaultPartitions", DEFAULTS.defaultPartitions, 1, 1024),
+      defaultPartitions,
       segmentBytes: size("segmentBytes", DEFAULTS.segmentBytes),
     }),
     logLevel: logLevel as Config["logLevel"],
@@ -463,4 +488,46 @@ export function loadConfig(flags: Partial<Record<SettingName, string>>, env: Raw
     }),
   };
   return Object.freeze(config);
+}
+
+/** RUNNEL_INSTALLATION, RUNNEL_INSTANCE_ID, RUNNEL_ADVERTISED_URL, RUNNEL_CLUSTER_SLOTS and RUNNEL_CLUSTER_SESSION_TIMEOUT. */
+function clusterSettings(
+  get: (name: SettingName) => string | undefined,
+  field: (name: SettingName) => string,
+  integer: (name: SettingName, fallback: string, min: number, max: number) => number,
+  boundedDuration: (name: SettingName, fallback: string, min: [number, string], max: [number, string]) => number,
+  defaultPartitions: number,
+): Config["cluster"] {
+  // Both become parts of Kafka group names and ids, which allow [A-Za-z0-9._-] (and 249 characters).
+  const installation = get("installation") ?? DEFAULTS.installation;
+  if (!/^[A-Za-z0-9._-]{1,100}$/.test(installation)) {
+    throw new ConfigError(
+      field("installation"),
+      `must be 1–100 of letters, digits, ".", "_" and "-", got "${installation}"`,
+    );
+  }
+  const instanceId = get("instanceId") ?? hostname();
+  if (!/^[A-Za-z0-9._:-]{1,200}$/.test(instanceId)) {
+    throw new ConfigError(
+      field("instanceId"),
+      `must be 1–200 of letters, digits, ".", "_", ":" and "-", got "${instanceId}"${get("instanceId") === undefined ? " (the hostname)" : ""}`,
+    );
+  }
+  const advertisedUrl = get("advertisedUrl");
+  if (advertisedUrl !== undefined && !/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/.test(advertisedUrl)) {
+    throw new ConfigError(field("advertisedUrl"), `must be an http:// or https:// URL, got "${advertisedUrl}"`);
+  }
+  // One slot per partition of a default stream: every partition can then live on its own instance.
+  const slots = integer("clusterSlots", String(defaultPartitions), 1, 1024);
+  const sessionTimeoutMs =
+    get("clusterSessionTimeout") === undefined
+      ? undefined
+      : boundedDuration("clusterSessionTimeout", "45s", [1000, "1s"], [3_600_000, "1h"]);
+  return Object.freeze({
+    installation,
+    instanceId,
+    ...(advertisedUrl !== undefined && { advertisedUrl: advertisedUrl.replace(/\/+$/, "") }),
+    slots,
+    ...(sessionTimeoutMs !== undefined && { sessionTimeoutMs }),
+  });
 }

@@ -356,6 +356,103 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 16,
+    name: "instances of a cluster and their shared token secret",
+    statements: [
+      // One row per instance of an installation (src/cluster/registry.ts), refreshed every few
+      // seconds. `incarnation` tells two processes started under one instance id apart; times are
+      // the database's, so every instance judges liveness by one clock. `tasks` is the instance's
+      // own report of its tasks (task, partition, lag, restored), for GET /api/v1/cluster.
+      `CREATE TABLE cluster_instances (
+        installation text NOT NULL,
+        instance_id text NOT NULL,
+        incarnation uuid NOT NULL,
+        advertised_url text NOT NULL,
+        started_at timestamptz NOT NULL,
+        last_seen timestamptz NOT NULL DEFAULT now(),
+        owned_slots integer[] NOT NULL DEFAULT '{}',
+        last_rebalance_at timestamptz,
+        tasks jsonb NOT NULL DEFAULT '[]'::jsonb,
+        PRIMARY KEY (installation, instance_id)
+      )`,
+      // The token signing secret an installation's instances share when RUNNEL_TOKEN_SECRET is not
+      // set (src/cluster/token-secret.ts): a token one instance signs, every other one accepts.
+      `CREATE TABLE installation_secrets (
+        installation text PRIMARY KEY,
+        token_secret text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+      )`,
+    ],
+  },
+  {
+    version: 17,
+    name: "change feed of rules, pipelines, streams, blocks and alerts",
+    // Every instance sharing the database hears what another changed (src/control/change-feed.ts).
+    // Triggers, not the store's methods, so no writer can forget to announce a change; a
+    // notification is sent only when its transaction commits, and carries the row's key, never
+    // the row, so a listener reads what is committed. Each kind's version counts its changes: the
+    // row lock orders them as they commit, so a listener that sees a version jump, or finds a
+    // higher one when it polls, knows it missed a notification and reads that kind again.
+    // `runnel.origin` names the writing instance (set per connection), so it can skip its own.
+    statements: [
+      "CREATE TABLE control_versions (kind text PRIMARY KEY, version bigint NOT NULL DEFAULT 0)",
+      "INSERT INTO control_versions (kind) VALUES ('rule'), ('pipeline'), ('stream'), ('block')",
+      // TG_ARGV: the kind, then the key column (a block's key is its user and its stream).
+      `CREATE FUNCTION runnel_control_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+      DECLARE
+        r jsonb;
+        v bigint;
+      BEGIN
+        IF TG_OP = 'DELETE' THEN r := to_jsonb(OLD); ELSE r := to_jsonb(NEW); END IF;
+        UPDATE control_versions SET version = version + 1 WHERE kind = TG_ARGV[0] RETURNING version INTO v;
+        PERFORM pg_notify('runnel_control', json_build_object(
+          'kind', TG_ARGV[0], 'key', r->>TG_ARGV[1], 'stream', r->>'stream', 'version', v,
+          'origin', current_setting('runnel.origin', true))::text);
+        RETURN NULL;
+      END $$`,
+      `CREATE TRIGGER cep_rules_changed AFTER INSERT OR UPDATE OR DELETE ON cep_rules
+        FOR EACH ROW EXECUTE FUNCTION runnel_control_changed('rule', 'id')`,
+      `CREATE TRIGGER pipelines_changed AFTER INSERT OR UPDATE OR DELETE ON pipelines
+        FOR EACH ROW EXECUTE FUNCTION runnel_control_changed('pipeline', 'name')`,
+      `CREATE TRIGGER streams_changed AFTER INSERT OR UPDATE OR DELETE ON streams
+        FOR EACH ROW EXECUTE FUNCTION runnel_control_changed('stream', 'name')`,
+      `CREATE TRIGGER cep_blocks_changed AFTER INSERT OR UPDATE OR DELETE ON cep_blocks
+        FOR EACH ROW EXECUTE FUNCTION runnel_control_changed('block', 'user_id')`,
+      // Alerts are a live feed, not state: no version, one notification per 100 new alerts of a
+      // statement (a payload must stay under 8000 bytes), holding their ids.
+      `CREATE FUNCTION runnel_alerts_added() RETURNS trigger LANGUAGE plpgsql AS $$
+      DECLARE
+        chunk text;
+      BEGIN
+        FOR chunk IN
+          SELECT json_build_object('ids', json_agg(id ORDER BY n), 'origin', current_setting('runnel.origin', true))::text
+          FROM (SELECT id, row_number() OVER () AS n FROM added) numbered
+          GROUP BY (n - 1) / 100 ORDER BY (n - 1) / 100
+        LOOP
+          PERFORM pg_notify('runnel_alerts', chunk);
+        END LOOP;
+        RETURN NULL;
+      END $$`,
+      `CREATE TRIGGER cep_alerts_added AFTER INSERT ON cep_alerts REFERENCING NEW TABLE AS added
+        FOR EACH STATEMENT EXECUTE FUNCTION runnel_alerts_added()`,
+    ],
+  },
+  {
+    version: 18,
+    name: "archive files laid out by user range",
+    statements: [
+      // Compaction re-lays a partition's older files as files by user range (src/archive/relayout.ts):
+      // parts 0..n-1 hold the same offset range, each the rows of its users. A file written by a
+      // run or merged from a day's files is part 0, alone on its range as before.
+      `ALTER TABLE archive_files
+        DROP CONSTRAINT archive_files_range_key,
+        DROP CONSTRAINT archive_files_start_key,
+        ADD COLUMN user_part integer NOT NULL DEFAULT 0 CHECK (user_part >= 0),
+        ADD CONSTRAINT archive_files_range_key UNIQUE (stream, stream_partition, offset_start, offset_end, user_part),
+        ADD CONSTRAINT archive_files_start_key UNIQUE (stream, stream_partition, offset_start, user_part)`,
+    ],
+  },
+  {
+    version: 19,
     name: "import chunks apart from imported files",
     statements: [
       // The ledger of committed import chunks (each input row at most once), kept apart from the

@@ -6,6 +6,11 @@ export interface PostgresDriverOptions {
   readonly max?: number;
   /** How long to wait for a connection before a query fails, so readiness checks cannot hang. */
   readonly connectionTimeoutMs?: number;
+  /**
+   * This instance's name in the change feed: every connection sets `runnel.origin` to it, so the
+   * notifications of its own writes say they are its own (src/control/change-feed.ts).
+   */
+  readonly origin?: string;
 }
 
 /** A real PostgreSQL server by URL, through a `pg` connection pool. */
@@ -16,6 +21,7 @@ export async function connectPostgres(url: string, options: PostgresDriverOption
     max,
     connectionTimeoutMillis: options.connectionTimeoutMs ?? 5000,
     application_name: "runnel",
+    ...(options.origin !== undefined && { options: originOption(options.origin) }),
   });
   // An idle client losing its connection emits here; unhandled, it would crash the process. The
   // pool discards that client and the next query reports any lasting outage to its caller.
@@ -59,4 +65,11 @@ export async function connectPostgres(url: string, options: PostgresDriverOption
     },
     poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max }),
   };
+}
+
+/** The startup option that sets `runnel.origin` on a connection (a name the server's option parser takes unquoted). */
+export function originOption(origin: string): string {
+  if (!/^[A-Za-z0-9_.:/-]+$/.test(origin))
+    throw new Error(`an origin is letters, digits and _.:/- only, got "${origin}"`);
+  return `-c runnel.origin=${origin}`;
 }

@@ -83,6 +83,7 @@ export interface ArchiveFileRow extends ArchivedFileColumns {
   stream_partition: number;
   offset_start: string | number | bigint;
   offset_end: string | number | bigint;
+  user_part: number;
 }
 
 export interface PipelineRow {
@@ -185,5 +186,7 @@ export function toArchiveFile(r: ArchiveFileRow): ArchiveFileRecord {
     offsetStart: Number(r.offset_start),
     offsetEnd: Number(r.offset_end),
     ...archivedFileFields(r),
+    // Absent for a file alone on its range, as such records are written.
+    ...(r.user_part > 0 ? { userPart: r.user_part } : {}),
   };
 }

@@ -64,7 +64,7 @@ const PIPELINE_COLUMNS = "name, sql, start_from, options, enabled, created_at";
 const STREAM_COLUMNS =
   "name, partitions, schema, timestamp_field, retention_ms, derived_from, analytics, max_future_skew_ms, analytics_hot_ms, analytics_archive_ms, rollups, created_at";
 const ARCHIVE_FILE_COLUMNS =
-  "stream, stream_partition, offset_start, offset_end, min_time_ms, max_time_ms, min_user, max_user, row_count, bytes, schema_version, path";
+  "stream, stream_partition, offset_start, offset_end, min_time_ms, max_time_ms, min_user, max_user, row_count, bytes, schema_version, path, user_part";
 
 const IMPORT_FILE_COLUMNS =
   "stream, import_id, first_row, chunk_rows, min_time_ms, max_time_ms, min_user, max_user, row_count, bytes, schema_version, path";
@@ -427,13 +427,18 @@ export class SqlControlStore implements ControlStore {
   async listArchiveFiles(stream?: string): Promise<ArchiveFileRecord[]> {
     const rows = await this.#query<ArchiveFileRow>(
       `SELECT ${ARCHIVE_FILE_COLUMNS} FROM archive_files WHERE $1::text IS NULL OR stream = $1
-       ORDER BY stream, stream_partition, offset_start`,
+       ORDER BY stream, stream_partition, offset_start, user_part`,
       [stream ?? null],
     );
     return rows.map(toArchiveFile);
   }
 
-  async replaceArchiveFiles(stream: string, replaced: readonly string[], merged: ArchiveFileRecord): Promise<void> {
+  async replaceArchiveFiles(
+    stream: string,
+    replaced: readonly string[],
+    merged: ArchiveFileRecord | readonly ArchiveFileRecord[],
+  ): Promise<void> {
+    const parts: readonly ArchiveFileRecord[] = Array.isArray(merged) ? merged : [merged as ArchiveFileRecord];
     await this.#transaction(async (tx) => {
       await tx.query("SELECT 1 FROM streams WHERE name = $1 FOR UPDATE", [stream]);
       const { rows } = await tx.query<ArchiveFileRow>(
@@ -441,22 +446,44 @@ export class SqlControlStore implements ControlStore {
         [stream, [...replaced]],
       );
       const gone = rows.map(toArchiveFile).sort((a, b) => a.offsetStart - b.offsetStart);
-      const consecutive = gone.every((r, i) => i === 0 || r.offsetStart === gone[i - 1]!.offsetEnd);
-      if (
-        gone.length !== replaced.length ||
-        gone.length === 0 ||
-        !consecutive ||
-        gone.some((r) => r.partition !== merged.partition) ||
-        merged.stream !== stream ||
-        merged.offsetStart !== gone[0]!.offsetStart ||
-        merged.offsetEnd !== gone.at(-1)!.offsetEnd
-      ) {
-        throw new RunnelError(
-          "conflict",
-          `archive files of ${stream} changed or do not match ${merged.path}; nothing replaced`,
+      // Parts of one range share it: the distinct ranges must follow one another.
+      const ranges = gone.filter((r, i) => i === 0 || r.offsetStart !== gone[i - 1]!.offsetStart);
+      const consecutive = ranges.every((r, i) => i === 0 || r.offsetStart === ranges[i - 1]!.offsetEnd);
+      const first = gone[0];
+      const last = ranges.at(-1);
+      const rowsOf = (files: readonly ArchiveFileRecord[]) => files.reduce((n, f) => n + f.rows, 0);
+      const valid =
+        first !== undefined &&
+        last !== undefined &&
+        gone.length === replaced.length &&
+        consecutive &&
+        parts.length > 0 &&
+        gone.every((r) => r.partition === first.partition) &&
+        parts.every(
+          (m, i) =>
+            m.stream === stream &&
+            m.partition === first.partition &&
+            (m.userPart ?? 0) === i &&
+            m.offsetStart === first.offsetStart &&
+            m.offsetEnd === last.offsetEnd,
+        ) &&
+        rowsOf(parts) === rowsOf(gone);
+      if (valid) {
+        // A part of a replaced range that was not replaced would hold its rows twice.
+        const { rows: left } = await tx.query(
+          `SELECT 1 FROM archive_files WHERE stream = $1 AND stream_partition = $2
+           AND offset_start < $4 AND offset_end > $3 LIMIT 1`,
+          [stream, first.partition, first.offsetStart, last.offsetEnd],
         );
+        if (left.length === 0) {
+          for (const m of parts) await insertArchiveFile(tx, m);
+          return;
+        }
       }
-      await insertArchiveFile(tx, merged);
+      throw new RunnelError(
+        "conflict",
+        `archive files of ${stream} changed or do not match ${parts.map((m) => m.path).join(", ")}; nothing replaced`,
+      );
     });
   }
 
@@ -786,7 +813,7 @@ export class SqlControlStore implements ControlStore {
   }
 
   async listAlerts(
-    query: { ruleId?: string; userId?: string; since?: string; limit?: number } = {},
+    query: { ruleId?: string; userId?: string; since?: string; ids?: readonly string[]; limit?: number } = {},
   ): Promise<AlertRecord[]> {
     const where: string[] = [];
     const params: unknown[] = [];
@@ -802,6 +829,10 @@ export class SqlControlStore implements ControlStore {
     if (query.since !== undefined) {
       params.push(query.since);
       where.push(`detected_at >= $${params.length}::timestamptz`);
+    }
+    if (query.ids !== undefined) {
+      params.push([...query.ids]);
+      where.push(`id = ANY($${params.length}::text[])`);
     }
     params.push(Math.min(Math.max(query.limit ?? 100, 1), 1000));
     const rows = await this.#query<AlertRow>(
@@ -824,6 +855,14 @@ export class SqlControlStore implements ControlStore {
   async listBlocks(): Promise<BlockRecord[]> {
     const rows = await this.#query<BlockRow>(`SELECT ${BLOCK_COLUMNS} FROM cep_blocks ORDER BY since, user_id, stream`);
     return rows.map(toBlock);
+  }
+
+  async getBlock(userId: string, stream: string): Promise<BlockRecord | undefined> {
+    const rows = await this.#query<BlockRow>(
+      `SELECT ${BLOCK_COLUMNS} FROM cep_blocks WHERE user_id = $1 AND stream = $2`,
+      [userId, stream],
+    );
+    return rows[0] === undefined ? undefined : toBlock(rows[0]);
   }
 
   async deleteBlocks(userId: string, stream?: string): Promise<BlockRecord[]> {
@@ -884,7 +923,7 @@ async function insertImportFile(tx: SqlExecutor, f: ImportFileRecord): Promise<v
 
 async function insertArchiveFile(tx: SqlExecutor, f: ArchiveFileRecord): Promise<void> {
   await tx.query(
-    `INSERT INTO archive_files (${ARCHIVE_FILE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+    `INSERT INTO archive_files (${ARCHIVE_FILE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
     [
       f.stream,
       f.partition,
@@ -898,6 +937,7 @@ async function insertArchiveFile(tx: SqlExecutor, f: ArchiveFileRecord): Promise
       f.bytes,
       f.schemaVersion,
       f.path,
+      f.userPart ?? 0,
     ],
   );
 }

@@ -134,6 +134,11 @@ export interface ArchiveFileRecord {
   readonly schemaVersion: number;
   /** Its key in the archive location, `<stream>/<day>/p<partition>/<offsetStart>-<offsetEnd>.parquet`. */
   readonly path: string;
+  /**
+   * Which of the files laid out by user range over the same offset range this is (each holds the
+   * rows of its users, src/archive/relayout.ts); absent: 0, a file alone on its range.
+   */
+  readonly userPart?: number;
 }
 
 /**
@@ -376,11 +381,17 @@ export interface ControlStore {
    */
   commitArchiveFile(file: ArchiveFileRecord): Promise<void>;
   /**
-   * Compaction's commit: replaces consecutive files of one partition by `merged`, which must
-   * cover exactly their offset ranges, in one transaction. Refuses with conflict, changing
-   * nothing, when any of them is no longer committed or the ranges do not match.
+   * Compaction's commit: replaces consecutive files of one partition by `merged` (one file, or
+   * the parts 0..n-1 of a layout by user range), each covering exactly their offset ranges and
+   * together holding as many rows, in one transaction. A replaced range's parts go together: a
+   * part left out is a conflict. Refuses with conflict, changing nothing, when any of them is no
+   * longer committed or the ranges, parts or row counts do not match.
    */
-  replaceArchiveFiles(stream: string, replaced: readonly string[], merged: ArchiveFileRecord): Promise<void>;
+  replaceArchiveFiles(
+    stream: string,
+    replaced: readonly string[],
+    merged: ArchiveFileRecord | readonly ArchiveFileRecord[],
+  ): Promise<void>;
   /**
    * Removes files from the manifest (archive retention); the partitions' boundaries stay, so
    * their rows never count as hot again. Returns the records removed.
@@ -447,11 +458,21 @@ export interface ControlStore {
    * was new. An alert repeated within the batch is new only at its first position.
    */
   recordAlerts(alerts: readonly NewAlert[]): Promise<boolean[]>;
-  /** Newest first; `userId` finds the alerts holding that user's events (AlertRecord.userIds). */
-  listAlerts(query?: { ruleId?: string; userId?: string; since?: string; limit?: number }): Promise<AlertRecord[]>;
+  /**
+   * Newest first; `userId` finds the alerts holding that user's events (AlertRecord.userIds); `ids`
+   * only those alerts (another instance's, announced by the change feed).
+   */
+  listAlerts(query?: {
+    ruleId?: string;
+    userId?: string;
+    since?: string;
+    ids?: readonly string[];
+    limit?: number;
+  }): Promise<AlertRecord[]>;
   /** True when the block is new. */
   putBlock(block: Omit<BlockRecord, "since">): Promise<boolean>;
   listBlocks(): Promise<BlockRecord[]>;
+  getBlock(userId: string, stream: string): Promise<BlockRecord | undefined>;
   /** Lifts the user's blocks (on one stream, or all); returns what was lifted. */
   deleteBlocks(userId: string, stream?: string): Promise<BlockRecord[]>;
 }

@@ -413,6 +413,23 @@ export function createMetrics() {
       ...pulled,
     }),
 
+    // ── cluster mode (src/cluster) ──
+    clusterOwnedSlots: new Gauge({
+      name: "runnel_cluster_owned_slots",
+      help: "Slots this instance owns (partition p of every stream is slot p mod slots); 0 outside cluster mode.",
+      ...pulled,
+    }),
+    clusterRebalances: new Counter({
+      name: "runnel_cluster_rebalances_total",
+      help: "Changes of the slots this instance owns, each followed by its runners.",
+      ...pushed,
+    }),
+    clusterInstances: new Gauge({
+      name: "runnel_cluster_instances",
+      help: "Live instances of the installation (seen in the instance registry within 10 s); 1 outside cluster mode.",
+      ...pulled,
+    }),
+
     // ── the analytics archive (src/archive) ──
     archiveFiles: new Gauge({
       name: "runnel_archive_files",

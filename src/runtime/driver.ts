@@ -23,6 +23,7 @@ import {
   type TimerDomain,
 } from "./operator.js";
 import { LogStreamOutput, type TaskOutput } from "./output.js";
+import type { TaskInfo } from "./owned-tasks.js";
 import {
   decodeTaskCheckpoint,
   encodeTaskCheckpoint,
@@ -97,6 +98,13 @@ export interface TaskDriverOptions {
   readonly checkpointObserver?: CheckpointObserver;
   /** Where records the operator cannot process go; without it they are counted and skipped. */
   readonly deadLetters?: DeadLetterSink;
+  /**
+   * Until when (wall-clock ms since the epoch) this process may act for the task
+   * (PartitionOwnership.validUntil, src/cluster/ownership.ts): from then on the task appends no
+   * output and writes no checkpoint, and waits until the time moves on again or it is stopped.
+   * Default: always.
+   */
+  readonly validUntil?: () => number;
 }
 
 export interface LegacyCheckpoints {
@@ -139,6 +147,22 @@ export interface TaskStats {
   /** Set once a newer owner claimed the task: this one stopped for good. */
   readonly fenced: boolean;
 }
+
+/**
+ * A write the task gave up because it was revoked or stopped while its lease had run out
+ * (TaskDriverOptions.validUntil): the round's outputs and checkpoint are not written; whoever runs
+ * the task next restores the last checkpoint and replays.
+ */
+export class TaskHaltedError extends Error {
+  readonly code = "task_halted";
+  constructor(readonly task: string) {
+    super(`task ${task} halted before a write: revoked, or stopped while its lease had run out`);
+    this.name = "TaskHaltedError";
+  }
+}
+
+/** How often a task whose lease ran out looks at it again (a timer, not a spin). */
+const LEASE_RECHECK_MS = 50;
 
 /** An id for this process as a task owner (diagnostics only: fencing is by epoch). */
 export function defaultOwner(): string {
@@ -206,6 +230,12 @@ export class TaskDriver {
   private ticker: NodeJS.Timeout | undefined;
   private started = false;
   private fenced = false;
+  /** Set by revoke: no further write of any kind. */
+  private revoked = false;
+  /** Set once start() has claimed the task and restored its checkpoint. */
+  private restoredOnce = false;
+  /** End the waits for the lease early (a stop or revoke). */
+  private readonly leaseWaits = new Set<() => void>();
   private readonly counters = {
     recordsIn: 0,
     recordsOut: 0,
@@ -245,6 +275,7 @@ export class TaskDriver {
       round: () => this.round(),
       onError: (e) => {
         this.needsRecovery = true;
+        if (e instanceof TaskHaltedError) return;
         this.counters.failures++;
         this.lastError = e instanceof Error ? e.message : String(e);
       },
@@ -261,6 +292,7 @@ export class TaskDriver {
     this.partitions = config.partitions ?? Array.from({ length: log.partitionCount(config.inputStream) }, (_, p) => p);
     this.epoch = (await config.checkpoints.claim(config.task, config.owner)).epoch;
     await this.recover();
+    this.restoredOnce = true;
     const offInput = log.onAppend(config.inputStream, () => this.loop.wake());
     // Another partition's time moving can fire this task's windows.
     const offMarkers =
@@ -291,6 +323,33 @@ export class TaskDriver {
         this.lastError = e instanceof Error ? e.message : String(e);
       }
     }
+  }
+
+  /**
+   * Stops at once, for a partition this process no longer owns: the round in flight reads no
+   * further and writes nothing (no output, no checkpoint), and no final checkpoint is taken. The
+   * next owner's claim fences this epoch anyway; it restores the last checkpoint and replays.
+   */
+  async revoke(): Promise<void> {
+    this.revoked = true;
+    this.halt();
+    await this.loop.stop();
+    await this.capturing;
+  }
+
+  /** Whether start() has claimed the task and restored its checkpoint (readiness). */
+  get restored(): boolean {
+    return this.restoredOnce;
+  }
+
+  /** The task as the cluster view shows it (a task of one partition: its first, otherwise). */
+  info(): TaskInfo {
+    return {
+      task: this.config.task,
+      partition: this.config.partitions?.[0] ?? 0,
+      lag: this.counters.lag,
+      restored: this.restoredOnce,
+    };
   }
 
   /** Looks at the clock and the log now (tests move a manual clock, then call this). */
@@ -334,6 +393,7 @@ export class TaskDriver {
 
   /** No more wakes: the loop ends after its round in flight. */
   private halt(): void {
+    for (const wake of this.leaseWaits) wake();
     this.unsubscribe?.();
     this.unsubscribe = undefined;
     if (this.ticker !== undefined) clearInterval(this.ticker);
@@ -494,10 +554,22 @@ export class TaskDriver {
       this.stage(this.results, this.output, out);
     }
     // Durable before the checkpoint that covers their records (a failure here recovers and replays).
-    await config.deadLetters?.send(poisoned);
-    if (this.results.length > 0) await this.output.write(this.results);
-    if (this.lateOut.length > 0) await this.lateOutput?.write(this.lateOut);
-    await shared?.send(tracker.update(), tracker.isIdle(0));
+    if (poisoned.length > 0) {
+      await this.writable();
+      await config.deadLetters?.send(poisoned);
+    }
+    if (this.results.length > 0) {
+      await this.writable();
+      await this.output.write(this.results);
+    }
+    if (this.lateOut.length > 0 && this.lateOutput !== undefined) {
+      await this.writable();
+      await this.lateOutput.write(this.lateOut);
+    }
+    if (shared !== undefined) {
+      await this.writable();
+      await shared.send(tracker.update(), tracker.isIdle(0));
+    }
     this.counters.recordsIn += read;
     this.counters.deadLetters += poisoned.length;
     this.counters.recordsOut += this.results.length;
@@ -537,6 +609,7 @@ export class TaskDriver {
       if (t > max) max = t;
     }
     const ahead = max - config.watermarks.outOfOrdernessMs - 1;
+    await this.writable();
     await shared.send(Math.max(tracker.update(), ahead), tracker.isIdle(0));
     return shared.read(this.chunkSize);
   }
@@ -603,6 +676,7 @@ export class TaskDriver {
       await this.takeCheckpoint(commit);
     } catch (e) {
       if (this.fencedBy(e)) return;
+      if (e instanceof TaskHaltedError) throw e;
       observer?.failed(e);
       throw e;
     }
@@ -616,6 +690,29 @@ export class TaskDriver {
     this.halt();
     this.lastError = e.message;
     return true;
+  }
+
+  /**
+   * Waits, before each write, until this process may act for the task (validUntil): an instance
+   * paused past its session must not write for a partition another one may own by now. Throws
+   * TaskHaltedError when the task is revoked, or stopped while waiting.
+   */
+  private async writable(): Promise<void> {
+    const validUntil = this.config.validUntil;
+    for (;;) {
+      if (this.revoked) throw new TaskHaltedError(this.config.task);
+      if (validUntil === undefined || Date.now() < validUntil()) return;
+      if (this.loop.isStopped) throw new TaskHaltedError(this.config.task);
+      await new Promise<void>((resolve) => {
+        const wake = (): void => {
+          clearTimeout(timer);
+          this.leaseWaits.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, LEASE_RECHECK_MS);
+        this.leaseWaits.add(wake);
+      });
+    }
   }
 
   /** Whether the next checkpoint may be a delta (the operator's changes since the last one written). */
@@ -663,6 +760,7 @@ export class TaskDriver {
     this.capturing = write(capture)
       .catch((e: unknown) => {
         if (this.fencedBy(e)) return;
+        if (e instanceof TaskHaltedError) return;
         // What this one held is in no checkpoint: the next is a base, and the state is dirty.
         this.checkpointsSinceBase = 0;
         this.dirty = true;
@@ -708,7 +806,9 @@ export class TaskDriver {
     commit: boolean,
   ): Promise<void> {
     const { log, config } = this;
-    await config.checkpoints.write(config.task, this.epoch, kind, encodeTaskCheckpoint(header, state));
+    const data = encodeTaskCheckpoint(header, state);
+    await this.writable();
+    await config.checkpoints.write(config.task, this.epoch, kind, data);
     this.checkpointsSinceBase = kind === "base" ? 1 : this.checkpointsSinceBase + 1;
     this.checkpointedAt = header.takenAt;
     this.counters.checkpoints++;

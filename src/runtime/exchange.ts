@@ -1,3 +1,4 @@
+import { ALL_PARTITIONS, type PartitionOwnership } from "../cluster/ownership.js";
 import { type EventLog, partitionForKey } from "../log/types.js";
 import type { StreamEvent } from "../stream/event.js";
 import type { WatermarkOptions } from "../stream/time/watermarks.js";
@@ -12,6 +13,7 @@ import {
 import { type CheckpointStore, taskName } from "./checkpoint/store.js";
 import { type LegacyCheckpoints, TaskDriver, type TaskDriverOptions, type TaskStats } from "./driver.js";
 import { ACCEPTED, FILTERED, type OperatorOutput, type ProcessOutcome, type TaskOperator } from "./operator.js";
+import { OwnedTasks, type TaskInfo } from "./owned-tasks.js";
 import type { TaskCheckpoint } from "./task-checkpoint.js";
 
 /**
@@ -143,6 +145,7 @@ export interface ExchangeOptions
     | "chunkSize"
     | "retryDelayMs"
     | "tickMs"
+    | "validUntil"
   > {
   /** The job it feeds: names its stream, tasks and copies' ids. */
   readonly job: string;
@@ -158,12 +161,15 @@ export interface ExchangeOptions
   readonly consumer: string;
   /** A checkpoint of the job from before it ran behind an exchange, for one input partition. */
   readonly legacy?: (partition: number) => LegacyCheckpoints;
+  /** The input partitions whose tasks run here (src/cluster/ownership.ts); default all. */
+  readonly ownership?: PartitionOwnership;
 }
 
 /**
  * Runs the stage-1 tasks of a job's exchange: creates the internal stream (as many partitions as
  * the input, so a job keyed by the partition key finds each key in the partition it was ingested
- * in) if it is missing, and one driver task per input partition.
+ * in) if it is missing, and one driver task per input partition this instance owns (following
+ * the ownership's changes). Copies and markers cross instances through the log.
  *
  * @example
  * const exchange = new Exchange({ log, job: "per_device", inputStream: "payments", route: (e) => String(e.value.device),
@@ -173,7 +179,7 @@ export interface ExchangeOptions
  */
 export class Exchange {
   readonly stream: string;
-  private tasks: TaskDriver[] = [];
+  private owned: OwnedTasks<TaskDriver> | undefined;
 
   constructor(private readonly options: ExchangeOptions) {
     this.stream = exchangeStream(options.job);
@@ -190,25 +196,43 @@ export class Exchange {
     if (!log.hasStream(this.stream)) {
       await log.createStream(this.stream, { partitions: n, ...(retentionMs !== undefined && { retentionMs }) });
     }
-    this.tasks = Array.from({ length: n }, (_, p) => this.task(p, n));
-    await Promise.all(this.tasks.map((t) => t.start()));
+    this.owned = new OwnedTasks({
+      ownership: this.options.ownership ?? ALL_PARTITIONS,
+      partitions: n,
+      create: (p) => this.task(p, n),
+    });
+    await this.owned.start();
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.tasks.map((t) => t.stop()));
+    await this.owned?.stop();
   }
 
   async poke(): Promise<void> {
-    await Promise.all(this.tasks.map((t) => t.poke()));
+    await Promise.all(this.running().map((t) => t.poke()));
   }
 
-  /** Resolves once everything appended to the input so far is copied. */
+  /** Resolves once everything appended to the input so far is copied (by the tasks running here). */
   async idle(): Promise<void> {
-    await Promise.all(this.tasks.map((t) => t.idle()));
+    await Promise.all(this.running().map((t) => t.idle()));
   }
 
+  /** The running tasks' statistics. */
   stats(): TaskStats[] {
-    return this.tasks.map((t) => t.stats());
+    return this.running().map((t) => t.stats());
+  }
+
+  tasks(): TaskInfo[] {
+    return this.owned?.info() ?? [];
+  }
+
+  /** A task here runs a round or has one due. */
+  get busy(): boolean {
+    return this.running().some((t) => t.busy);
+  }
+
+  private running(): TaskDriver[] {
+    return this.owned?.list() ?? [];
   }
 
   private task(partition: number, partitions: number): TaskDriver {
@@ -237,6 +261,7 @@ export class Exchange {
       ...(o.chunkSize !== undefined && { chunkSize: o.chunkSize }),
       ...(o.retryDelayMs !== undefined && { retryDelayMs: o.retryDelayMs }),
       ...(o.tickMs !== undefined && { tickMs: o.tickMs }),
+      ...(o.validUntil !== undefined && { validUntil: o.validUntil }),
     });
   }
 }

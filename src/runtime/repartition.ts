@@ -1,3 +1,4 @@
+import { ALL_PARTITIONS, type PartitionOwnership } from "../cluster/ownership.js";
 import type { DeadLetterSink } from "../core/dead-letters.js";
 import { BinaryHeap } from "../core/heap.js";
 import type { EventLog } from "../log/types.js";
@@ -7,6 +8,7 @@ import { type CheckpointStore, taskName } from "./checkpoint/store.js";
 import { type CheckpointObserver, TaskDriver, type TaskStats } from "./driver.js";
 import { behindExchangePart, dropJobTasks, Exchange, exchangePart, exchangeTask } from "./exchange.js";
 import { ACCEPTED, FILTERED, type OperatorOutput, type ProcessOutcome, type TaskOperator } from "./operator.js";
+import { OwnedTasks, type TaskInfo } from "./owned-tasks.js";
 import type { TaskCheckpoint } from "./task-checkpoint.js";
 import { WholeJobCheckpoint } from "./whole-job-checkpoint.js";
 
@@ -158,6 +160,8 @@ export interface RepartitionerOptions {
   readonly checkpointObserver?: CheckpointObserver;
   /** After this long without records an input partition no longer holds copies back; default 100 ms. */
   readonly idleTimeoutMs?: number;
+  /** The partitions whose tasks (of both hops) run here (src/cluster/ownership.ts); default all. */
+  readonly ownership?: PartitionOwnership;
 }
 
 /**
@@ -173,7 +177,7 @@ export interface RepartitionerOptions {
 export class Repartitioner {
   readonly stream: string;
   private exchange: Exchange | undefined;
-  private tasks: TaskDriver[] = [];
+  private owned: OwnedTasks<TaskDriver> | undefined;
 
   constructor(private readonly options: RepartitionerOptions) {
     this.stream = repartitionStream(options.job);
@@ -188,6 +192,7 @@ export class Repartitioner {
       await log.createStream(this.stream, { partitions: n, ...(retentionMs !== undefined && { retentionMs }) });
     }
     const stage = repartitionJob(job);
+    const ownership = o.ownership ?? ALL_PARTITIONS;
     const shared = {
       checkpointIntervalMs: o.checkpointIntervalMs ?? 1000,
       checkpoints: o.checkpoints,
@@ -196,6 +201,7 @@ export class Repartitioner {
       consumer: o.consumer,
       ...(o.deadLetters !== undefined && { deadLetters: o.deadLetters }),
       ...(o.checkpointObserver !== undefined && { checkpointObserver: o.checkpointObserver }),
+      validUntil: () => ownership.validUntil(),
     };
     const whole = new WholeJobCheckpoint({
       checkpoints: o.checkpoints,
@@ -217,13 +223,15 @@ export class Repartitioner {
       // A quiet input partition holds copies back this long at most (RepartitionOperator).
       watermarks: { outOfOrdernessMs: 0, idleTimeoutMs: o.idleTimeoutMs ?? 100 },
       legacy: (p) => whole.forTask((w) => exchangePart(log, stage, w, p)),
+      ownership,
       ...shared,
     });
     this.exchange = exchange;
     await exchange.start();
-    this.tasks = Array.from(
-      { length: n },
-      (_, q) =>
+    this.owned = new OwnedTasks({
+      ownership,
+      partitions: n,
+      create: (q) =>
         new TaskDriver({
           log,
           job,
@@ -241,26 +249,41 @@ export class Repartitioner {
           ),
           ...shared,
         }),
-    );
-    await Promise.all(this.tasks.map((t) => t.start()));
+    });
+    try {
+      await this.owned.start();
+    } catch (e) {
+      await exchange.stop();
+      throw e;
+    }
   }
 
   /** Stops after the rounds in flight, with final checkpoints; the ordering tasks take in what the exchange copied first. */
   async stop(): Promise<void> {
     await this.exchange?.stop();
-    await Promise.all(this.tasks.map((t) => t.idle()));
-    await Promise.all(this.tasks.map((t) => t.stop()));
+    const tasks = (await this.owned?.detach()) ?? [];
+    await Promise.all(tasks.map((t) => t.idle()));
+    await Promise.all(tasks.map((t) => t.stop()));
   }
 
   /** Resolves once everything appended to the input so far is through both hops (as far as event time lets it). */
   async idle(): Promise<void> {
     await this.exchange?.idle();
-    await Promise.all(this.tasks.map((t) => t.idle()));
+    await Promise.all(this.running().map((t) => t.idle()));
+  }
+
+  /** The tasks of both hops running here. */
+  tasks(): TaskInfo[] {
+    return [...(this.exchange?.tasks() ?? []), ...(this.owned?.info() ?? [])];
+  }
+
+  private running(): TaskDriver[] {
+    return this.owned?.list() ?? [];
   }
 
   /** The stage's tasks' statistics, summed: dead letters and failures are what the rule's view shows. */
   stats(): Pick<TaskStats, "deadLetters" | "failing"> {
-    const all = [...(this.exchange?.stats() ?? []), ...this.tasks.map((t) => t.stats())];
+    const all = [...(this.exchange?.stats() ?? []), ...this.running().map((t) => t.stats())];
     const failing = all.find((s) => s.failing !== undefined)?.failing;
     return {
       deadLetters: all.reduce((n, s) => n + s.deadLetters, 0),

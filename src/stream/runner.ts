@@ -1,3 +1,4 @@
+import { ALL_PARTITIONS, type PartitionOwnership } from "../cluster/ownership.js";
 import type { Clock } from "../core/clock.js";
 import type { DeadLetterSink } from "../core/dead-letters.js";
 import { RunnelError } from "../core/errors.js";
@@ -5,6 +6,7 @@ import type { EventLog } from "../log/types.js";
 import { MemoryCheckpointStore } from "../runtime/checkpoint/memory.js";
 import { type CheckpointStore, taskName } from "../runtime/checkpoint/store.js";
 import { defaultOwner, TaskDriver, type TaskStats } from "../runtime/driver.js";
+import { OwnedTasks, type TaskInfo } from "../runtime/owned-tasks.js";
 import type { TaskCheckpoint } from "../runtime/task-checkpoint.js";
 import type { Operator } from "./operators.js";
 import { recoverPosition } from "./recovery.js";
@@ -32,6 +34,11 @@ export interface PipelineRunnerOptions {
   readonly checkpoints?: CheckpointStore;
   /** Who runs the tasks (diagnostics); default host:pid. */
   readonly owner?: string;
+  /**
+   * The partitions this instance runs (src/cluster/ownership.ts), followed as they change, and
+   * the lease its tasks write under. Default: every partition, always.
+   */
+  readonly ownership?: PartitionOwnership;
 }
 
 /** A map/filter pipeline's statistics: its tasks' (the driver's), summed, without the windowed fields. */
@@ -61,7 +68,9 @@ export function pipelineGroup(name: string): string {
  * only outputs of input partition p (same key, same partition count). Exactly once across crashes:
  * each task appends a round's outputs (each with a deterministic id), then checkpoints its input
  * position and commits it under the pipeline's group; a restart resumes from the checkpoint and
- * skips the outputs written after it. Wakes on `log.onAppend`; it never polls.
+ * skips the outputs written after it. Wakes on `log.onAppend`; it never polls. In a cluster it
+ * runs the tasks of the partitions its ownership gives it, and moves them as that changes
+ * (src/runtime/owned-tasks.ts); a task moved here resumes from the shared checkpoint store.
  *
  * @example
  * const runner = new PipelineRunner({ log, pipeline, compiled, outputStream: pipeline.name, checkpoints: store });
@@ -71,10 +80,14 @@ export function pipelineGroup(name: string): string {
  * await log.deleteStream(pipeline.name);
  */
 export class PipelineRunner {
-  private tasks: TaskDriver[] = [];
+  private owned: OwnedTasks<TaskDriver> | undefined;
+  private readonly ownership: PartitionOwnership;
   private started = false;
+  private stopped = false;
 
-  constructor(private readonly options: PipelineRunnerOptions) {}
+  constructor(private readonly options: PipelineRunnerOptions) {
+    this.ownership = options.ownership ?? ALL_PARTITIONS;
+  }
 
   async start(): Promise<void> {
     if (this.started) return;
@@ -92,28 +105,39 @@ export class PipelineRunner {
     }
     await this.commitStart(partitions);
     const checkpoints = this.options.checkpoints ?? new MemoryCheckpointStore();
-    this.tasks = Array.from({ length: partitions }, (_, p) => this.task(p, checkpoints));
-    const started = await Promise.allSettled(this.tasks.map((t) => t.start()));
-    const failed = started.find((r) => r.status === "rejected");
-    if (failed !== undefined) {
+    this.owned = new OwnedTasks({
+      ownership: this.ownership,
+      partitions,
+      create: (p) => this.task(p, checkpoints),
+    });
+    try {
       // All or none: a pipeline with some partitions running would look started and lag silently.
-      await this.stop();
-      throw failed.reason;
+      await this.owned.start();
+    } catch (e) {
+      this.stopped = true;
+      throw e;
     }
   }
 
   /** Stops after the rounds in flight; what they appended is checkpointed or recoverable. */
   async stop(): Promise<void> {
-    await Promise.all(this.tasks.map((t) => t.stop()));
+    this.stopped = true;
+    await this.owned?.stop();
+  }
+
+  /** The tasks running here (the owned partitions'). */
+  tasks(): TaskInfo[] {
+    return this.owned?.info() ?? [];
   }
 
   stats(): PipelineStats {
-    const all = this.tasks.map((t) => t.stats());
+    const all = this.running().map((t) => t.stats());
     const sum = (f: (s: (typeof all)[number]) => number): number => all.reduce((n, s) => n + f(s), 0);
     const progress = all.flatMap((s) => (s.lastProgressAt === undefined ? [] : [s.lastProgressAt]));
     const failing = all.find((s) => s.failing !== undefined)?.failing;
     return {
-      running: this.started && all.length > 0 && all.every((s) => s.running),
+      // An instance owning none of the partitions runs the pipeline too, with nothing to do.
+      running: this.started && !this.stopped && all.every((s) => s.running),
       recordsIn: sum((s) => s.recordsIn),
       recordsOut: sum((s) => s.recordsOut),
       dropped: sum((s) => s.dropped),
@@ -129,7 +153,11 @@ export class PipelineRunner {
 
   /** Resolves once every record appended so far has been processed (for tests and orderly shutdown). */
   async idle(): Promise<void> {
-    await Promise.all(this.tasks.map((t) => t.idle()));
+    await Promise.all(this.running().map((t) => t.idle()));
+  }
+
+  private running(): TaskDriver[] {
+    return this.owned?.list() ?? [];
   }
 
   private task(partition: number, checkpoints: CheckpointStore): TaskDriver {
@@ -159,6 +187,7 @@ export class PipelineRunner {
       retryDelayMs: this.options.retryDelayMs ?? 1000,
       tickMs: 0,
       ...(this.options.deadLetters !== undefined && { deadLetters: this.options.deadLetters }),
+      validUntil: () => this.ownership.validUntil(),
     });
   }
 

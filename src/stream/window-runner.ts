@@ -1,3 +1,4 @@
+import { ALL_PARTITIONS, type PartitionOwnership } from "../cluster/ownership.js";
 import type { Clock } from "../core/clock.js";
 import type { DeadLetterSink } from "../core/dead-letters.js";
 import { RunnelError } from "../core/errors.js";
@@ -13,6 +14,7 @@ import {
   type TaskStats,
 } from "../runtime/driver.js";
 import { behindExchangePart, Exchange, exchangePart, exchangeTask, type Route } from "../runtime/exchange.js";
+import { OwnedTasks, type TaskInfo } from "../runtime/owned-tasks.js";
 import type { TaskCheckpoint } from "../runtime/task-checkpoint.js";
 import { WholeJobCheckpoint } from "../runtime/whole-job-checkpoint.js";
 import { dropLegacyCheckpoint, keyedStatePart, readLegacyCheckpoint } from "./checkpoint.js";
@@ -65,6 +67,11 @@ export interface WindowedRunnerOptions {
   readonly checkpointObserver?: CheckpointObserver;
   /** Where records the job cannot process go; without it they are counted and skipped. */
   readonly deadLetters?: DeadLetterSink;
+  /**
+   * The partitions this instance runs the tasks of (src/cluster/ownership.ts), followed as they
+   * change, and the lease its tasks write under. Default: every partition, always.
+   */
+  readonly ownership?: PartitionOwnership;
 }
 
 /** The partition of the exchange stream a stage-2 task reads, of how many: a key belongs to it when the log places it there. */
@@ -97,7 +104,10 @@ export interface WindowedStats extends PipelineStats {
  * broadcasts its watermark into every partition of it; one task per partition of that stream runs
  * the operator. A one-partition input has one task reading it.
  * The driver gives each task exactly-once outputs across crashes and checkpoints in the injected
- * store; a checkpoint written by the runtime before the task model (an internal
+ * store. In a cluster each instance runs the tasks of the partitions it owns (input partitions for
+ * the exchange's tasks, partitions of the exchange stream for the operator's) and follows changes;
+ * markers and copies go through the log, so event time is still the minimum over every partition,
+ * wherever its task runs; a checkpoint written by the runtime before the task model (an internal
  * `__checkpoints_<name>` stream) is imported once.
  *
  * @example
@@ -113,10 +123,12 @@ export class WindowedPipelineRunner {
   private readonly opts: PipelineOptions;
   private readonly checkpoints: CheckpointStore;
   private readonly owner: string;
+  private readonly ownership: PartitionOwnership;
   private exchange: Exchange | undefined;
-  /** The tasks that run the operator: one per partition of the input, or of the exchange stream. */
-  private tasks: TaskDriver[] = [];
+  /** The tasks that run the operator: one per owned partition of the input, or of the exchange stream. */
+  private owned: OwnedTasks<TaskDriver> | undefined;
   private started = false;
+  private stopped = false;
 
   constructor(private readonly config: WindowedRunnerOptions) {
     if (config.createOperator === undefined && config.plan === undefined)
@@ -124,6 +136,7 @@ export class WindowedPipelineRunner {
     this.opts = config.options ?? parsePipelineOptions(undefined);
     this.checkpoints = config.checkpoints ?? new MemoryCheckpointStore();
     this.owner = config.owner ?? defaultOwner();
+    this.ownership = config.ownership ?? ALL_PARTITIONS;
     this.streams = [config.inputStream, config.outputStream, ...(config.lateStream ? [config.lateStream] : [])];
     this.log = config.log;
   }
@@ -150,15 +163,15 @@ export class WindowedPipelineRunner {
       tasks: names,
       older: { read: () => readLegacyCheckpoint(log, name), drop: () => dropLegacyCheckpoint(log, name) },
     });
+    let create: (p: number) => TaskDriver;
     if (n === 1) {
-      this.tasks = [
+      create = () =>
         this.task(
           config.inputStream,
           0,
           undefined,
           whole.forTask((w) => w),
-        ),
-      ];
+        );
     } else if (direct) {
       const markers = markerStream(name);
       if (!log.hasStream(markers)) {
@@ -167,15 +180,14 @@ export class WindowedPipelineRunner {
           ...(config.retentionMs !== undefined && { retentionMs: config.retentionMs }),
         });
       }
-      this.tasks = Array.from({ length: n }, (_, p) =>
+      create = (p) =>
         this.task(
           config.inputStream,
           p,
           undefined,
           whole.forTask((w) => this.directPart(w, p, n)),
           markers,
-        ),
-      );
+        );
     } else {
       const exchange = new Exchange({
         log,
@@ -191,10 +203,11 @@ export class WindowedPipelineRunner {
         group: `pipeline:${config.name}`,
         consumer: `pipeline/${config.name}`,
         legacy: (p) => whole.forTask((w) => exchangePart(log, name, w, p)),
+        ownership: this.ownership,
         ...this.common(),
       });
       this.exchange = exchange;
-      this.tasks = Array.from({ length: n }, (_, q) => {
+      create = (q) => {
         const shard = { partition: q, partitions: n };
         return this.task(
           exchange.stream,
@@ -202,11 +215,18 @@ export class WindowedPipelineRunner {
           shard,
           whole.forTask((w) => behindExchangePart(log, name, w, shard, this.statePart(w, shard))),
         );
-      });
+      };
       // Creates the exchange stream, which the operator's tasks read.
       await exchange.start();
     }
-    await Promise.all(this.tasks.map((t) => t.start()));
+    this.owned = new OwnedTasks({ ownership: this.ownership, partitions: n, create });
+    try {
+      await this.owned.start();
+    } catch (e) {
+      this.stopped = true;
+      await this.exchange?.stop();
+      throw e;
+    }
   }
 
   /**
@@ -214,29 +234,47 @@ export class WindowedPipelineRunner {
    * tasks first take in what the exchange copied before it stopped.
    */
   async stop(): Promise<void> {
+    this.stopped = true;
     await this.exchange?.stop();
-    await Promise.all(this.tasks.map((t) => t.idle()));
-    await Promise.all(this.tasks.map((t) => t.stop()));
+    const tasks = (await this.owned?.detach()) ?? [];
+    await Promise.all(tasks.map((t) => t.idle()));
+    await Promise.all(tasks.map((t) => t.stop()));
   }
 
   /** Looks at the clock and the log now (tests move a manual clock, then call this). */
   async poke(): Promise<void> {
     await this.exchange?.poke();
-    await Promise.all(this.tasks.map((t) => t.poke()));
+    await Promise.all(this.running().map((t) => t.poke()));
   }
 
   async idle(): Promise<void> {
     await this.exchange?.idle();
     // Tasks sharing event time wake each other with their markers: until none is busy.
-    do await Promise.all(this.tasks.map((t) => t.idle()));
-    while (this.tasks.some((t) => t.busy));
+    do await Promise.all(this.running().map((t) => t.idle()));
+    while (this.running().some((t) => t.busy));
+  }
+
+  /** Whether a task of the job is running a round or has one due (here, not on other instances). */
+  get busy(): boolean {
+    return this.running().some((t) => t.busy) || (this.exchange?.busy ?? false);
   }
 
   stats(): WindowedStats {
-    return combinedStats(
+    const stats = combinedStats(
       this.exchange?.stats() ?? [],
-      this.tasks.map((t) => t.stats()),
+      this.running().map((t) => t.stats()),
     );
+    // An instance owning none of the partitions runs the job too, with nothing to do.
+    return { ...stats, running: this.started && !this.stopped && stats.running };
+  }
+
+  /** The tasks running here: the exchange's, then the operator's. */
+  tasks(): TaskInfo[] {
+    return [...(this.exchange?.tasks() ?? []), ...(this.owned?.info() ?? [])];
+  }
+
+  private running(): TaskDriver[] {
+    return this.owned?.list() ?? [];
   }
 
   private createOperator(shard: Shard | undefined): KeyedTaskOperator {
@@ -273,6 +311,7 @@ export class WindowedPipelineRunner {
       ...(config.tickMs !== undefined && { tickMs: config.tickMs }),
       ...(config.checkpointObserver !== undefined && { checkpointObserver: config.checkpointObserver }),
       ...(config.deadLetters !== undefined && { deadLetters: config.deadLetters }),
+      validUntil: () => this.ownership.validUntil(),
     };
   }
 
@@ -356,7 +395,7 @@ function combinedStats(exchange: readonly TaskStats[], tasks: readonly TaskStats
   const watermarks = tasks.map((s) => s.watermark);
   const failing = all.find((s) => s.failing !== undefined)?.failing;
   return {
-    running: all.length > 0 && all.every((s) => s.running),
+    running: all.every((s) => s.running),
     recordsIn: sum(input, (s) => s.recordsIn),
     recordsOut: sum(tasks, (s) => s.recordsOut),
     dropped: sum(all, (s) => s.dropped),

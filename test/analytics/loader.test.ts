@@ -156,3 +156,43 @@ test("records are typed by the registry: declared types win over first values, n
   await loader.stop();
   assert.equal((await control.listStreamColumns("clicks")).length, 2);
 });
+
+test("under load a round waits for a row group's worth or the linger; a trickle after quiet and a waiter never wait", async (t) => {
+  const log = new FakeEventLog();
+  await log.createStream("clicks", { partitions: 2 });
+  const store = await openStore(t);
+  let now = 1_000_000;
+  const loader = new AnalyticsLoader({ log, store, lingerRecords: 10, lingerMs: 60_000, now: () => now });
+  t.after(() => loader.stop());
+  loader.follow(streamDef("clicks", 2));
+  // 0 until the loader has created the table.
+  const count = async () =>
+    Number((await store.query("SELECT count(*) FROM clicks", [], ALL).catch(() => ({ rows: [[0]] }))).rows[0]?.[0]);
+  // The first records after a quiet spell are applied at once, unasked.
+  await log.append("clicks", [event("A", { n: 1 })]);
+  await until(count, (n) => n === 1, "the first record");
+  // Right after that round, a few more wait for the linger (60 s on this clock).
+  await log.append("clicks", [event("A", { n: 2 }), event("B", { n: 3 })]);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(await count(), 1);
+  assert.deepEqual(loader.lag(), new Map([["clicks", 2]]));
+  // A row group's worth (10 here) is applied without waiting for the linger.
+  await log.append(
+    "clicks",
+    Array.from({ length: 8 }, (_, i) => event(`u${i}`, { n: 10 + i })),
+  );
+  await until(count, (n) => n === 11, "a row group's worth");
+  // Fewer again, then someone waits for them: applied at once.
+  const positions = await log.append("clicks", [event("C", { n: 99 })]);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(await count(), 11);
+  await loader.waitFor("clicks", positions, 2000);
+  assert.equal(await count(), 12);
+  // Once the linger has passed, pending records are applied by themselves.
+  await log.append("clicks", [event("D", { n: 100 })]);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(await count(), 12);
+  now += 60_000;
+  await log.append("clicks", [event("E", { n: 101 })]);
+  await until(count, (n) => n === 14, "the records after the linger");
+});

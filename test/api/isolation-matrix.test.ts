@@ -379,6 +379,12 @@ const ROWS: readonly Row[] = [
     probe: () => ({ method: "GET", url: "/api/v1/stats" }),
   },
   {
+    // Instances, their endpoints and what each owns: operating the installation is the admin's.
+    route: "GET /api/v1/cluster",
+    expect: adminOnly(200),
+    probe: () => ({ method: "GET", url: "/api/v1/cluster" }),
+  },
+  {
     // A plain GET (no Upgrade) passes authorisation and gets a JSON 400; analysts may not ingest.
     route: "GET /api/v1/streams/:name/ws",
     expect: { admin: 400, analyst: 403, user: 400, service: 400, anonymous: 401 },

@@ -83,6 +83,40 @@ describe("group membership (KIP-848) on the real broker", () => {
     assert.equal(member.memberId, undefined, "it never joined");
   });
 
+  test("answered heartbeats are reported with their send time; the session timeout is read back from the brokers", async () => {
+    const group = `runnel-test-${randomUUID()}`;
+    const member = new GroupMembership({ brokers: brokers.split(","), group, topics: [topic] });
+    assert.equal(await member.sessionTimeoutMs(), sessionTimeoutMs, "the brokers' default before any group config");
+    const beats: number[] = [];
+    member.on("heartbeat", ({ sentAt }) => beats.push(sentAt));
+    const before = Date.now();
+    await member.join();
+    const deadline = Date.now() + 30_000;
+    while (beats.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    await member.leave();
+    const after = Date.now();
+    assert.ok(beats.length >= 2, `heartbeats reported: ${beats.length}`);
+    for (const at of beats) assert.ok(at >= before && at <= after, `sent at ${at}, within the member's life`);
+    assert.deepEqual(
+      [...beats].sort((x, y) => x - y),
+      beats,
+      "in the order they were sent",
+    );
+    const count = beats.length;
+    await new Promise((r) => setTimeout(r, heartbeatMs + 500));
+    assert.equal(beats.length, count, "none after leave");
+
+    const configured = new GroupMembership({
+      brokers: brokers.split(","),
+      group,
+      topics: [topic],
+      sessionTimeoutMs: sessionTimeoutMs + 1_000,
+    });
+    await configured.join();
+    await configured.leave();
+    assert.equal(await configured.sessionTimeoutMs(), sessionTimeoutMs + 1_000, "the group's own, once set");
+  });
+
   test("partitions are shared out; a member leaving moves only its own, and the others lose none", async () => {
     const group = `runnel-test-${randomUUID()}`;
     const a = start(group, "a");

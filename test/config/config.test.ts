@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { hostname } from "node:os";
 import { test } from "node:test";
 import { ConfigError, loadConfig } from "../../src/config/config.js";
 import { parseDuration, parseSize } from "../../src/config/units.js";
@@ -135,6 +136,54 @@ test("the archive: every minute into <data-dir>/archive by default, a directory 
     assert.throws(
       () => loadConfig({}, env),
       (e: unknown) => e instanceof ConfigError && message.test(e.message),
+    );
+  }
+});
+
+test("cluster settings: an installation, a stable instance id, slots as many as a stream's partitions", () => {
+  const defaults = loadConfig({}, {}).cluster;
+  assert.equal(defaults.installation, "runnel");
+  assert.equal(defaults.instanceId, hostname());
+  assert.equal(defaults.slots, 4);
+  assert.equal(defaults.advertisedUrl, undefined);
+  assert.equal(defaults.sessionTimeoutMs, undefined);
+  assert.ok(Object.isFrozen(defaults));
+  assert.equal(loadConfig({ defaultPartitions: "12" }, {}).cluster.slots, 12);
+  const set = loadConfig(
+    {},
+    {
+      RUNNEL_INSTALLATION: "shop.prod",
+      RUNNEL_INSTANCE_ID: "runnel-0",
+      RUNNEL_ADVERTISED_URL: "http://runnel-0.runnel:8080/",
+      RUNNEL_CLUSTER_SLOTS: "6",
+      RUNNEL_CLUSTER_SESSION_TIMEOUT: "10s",
+    },
+  ).cluster;
+  assert.deepEqual(set, {
+    installation: "shop.prod",
+    instanceId: "runnel-0",
+    advertisedUrl: "http://runnel-0.runnel:8080",
+    slots: 6,
+    sessionTimeoutMs: 10_000,
+  });
+});
+
+test("bad cluster settings are refused naming the setting", () => {
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ RUNNEL_INSTALLATION: "my shop" }, /RUNNEL_INSTALLATION must be 1–100 of letters/],
+    [{ RUNNEL_INSTANCE_ID: "a/b" }, /RUNNEL_INSTANCE_ID must be 1–200 of letters.*got "a\/b"/],
+    [{ RUNNEL_ADVERTISED_URL: "runnel-0:8080" }, /RUNNEL_ADVERTISED_URL must be an http:\/\/ or https:\/\/ URL/],
+    [{ RUNNEL_CLUSTER_SLOTS: "0" }, /RUNNEL_CLUSTER_SLOTS must be an integer from 1 to 1024, got "0"/],
+    [{ RUNNEL_CLUSTER_SESSION_TIMEOUT: "soon" }, /RUNNEL_CLUSTER_SESSION_TIMEOUT must be a duration/],
+    [{ RUNNEL_CLUSTER_SESSION_TIMEOUT: "500ms" }, /RUNNEL_CLUSTER_SESSION_TIMEOUT must be from 1s to 1h/],
+    // A bad partition count is named as itself, not as the slots it would default.
+    [{ RUNNEL_DEFAULT_PARTITIONS: "many" }, /RUNNEL_DEFAULT_PARTITIONS \(--default-partitions\)/],
+  ];
+  for (const [env, message] of cases) {
+    assert.throws(
+      () => loadConfig({}, env),
+      (e: unknown) => e instanceof ConfigError && message.test(e.message),
+      JSON.stringify(env),
     );
   }
 });

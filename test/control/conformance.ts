@@ -726,6 +726,49 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
         );
       });
 
+      it("replaces files by parts laid out by user range, and parts only all together", async () => {
+        const name = unique("arch");
+        await store.createStream({ name, partitions: 1, timestampField: "timestamp" });
+        for (const [s, e] of [
+          [0, 10],
+          [10, 30],
+          [30, 40],
+        ] as const) {
+          await store.commitArchiveFile(file(name, 0, s, e));
+        }
+        const paths = (s: number, e: number) => file(name, 0, s, e).path;
+        const part = (i: number, rows: number, minUser: string, maxUser: string) => ({
+          ...file(name, 0, 0, 30),
+          rows,
+          minUser,
+          maxUser,
+          path: `${name}/w2026-01-01/p0/0-30.u${i}.parquet`,
+          ...(i > 0 ? { userPart: i } : {}),
+        });
+        const parts = [part(0, 12, "a", "k"), part(1, 18, "l", "z")];
+        // Rows that do not add up, parts out of order.
+        await rejectsWith(
+          store.replaceArchiveFiles(
+            name,
+            [paths(0, 10), paths(10, 30)],
+            [part(0, 12, "a", "k"), part(1, 17, "l", "z")],
+          ),
+          "conflict",
+        );
+        await rejectsWith(
+          store.replaceArchiveFiles(name, [paths(0, 10), paths(10, 30)], [parts[1]!, parts[0]!]),
+          "conflict",
+        );
+        await store.replaceArchiveFiles(name, [paths(10, 30), paths(0, 10)], parts);
+        assert.deepEqual(await store.listArchiveFiles(name), [...parts, file(name, 0, 30, 40)]);
+        // Parts of a range go together: one left out would keep its rows twice.
+        const again = { ...file(name, 0, 0, 40), path: `${name}/w2026-01-01/p0/0-40.u0.parquet` };
+        await rejectsWith(store.replaceArchiveFiles(name, [parts[0]!.path, paths(30, 40)], again), "conflict");
+        await store.replaceArchiveFiles(name, [parts[1]!.path, parts[0]!.path, paths(30, 40)], again);
+        assert.deepEqual(await store.listArchiveFiles(name), [again]);
+        assert.deepEqual(await store.archiveBoundaries(name), new Map([[0, 40]]));
+      });
+
       it("refuses a file of a missing stream; deleting a stream deletes its manifest", async () => {
         await rejectsWith(store.commitArchiveFile(file(unique("none"), 0, 0, 1)), "stream_not_found");
         const name = unique("arch");
@@ -1063,7 +1106,15 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
         assert.equal(await store.putBlock({ userId: user, stream: "s", ruleId: id, alertId: alert.id }), true);
         assert.equal(await store.putBlock({ userId: user, stream: "s", ruleId: id, alertId: alert.id }), false);
         assert.ok((await store.listBlocks()).some((b) => b.userId === user && b.stream === "s"));
+        assert.equal((await store.getBlock(user, "s"))?.alertId, alert.id);
+        assert.equal(await store.getBlock(user, "t"), undefined);
+        assert.deepEqual(
+          (await store.listAlerts({ ids: [alert.id, unique("none")] })).map((a) => a.id),
+          [alert.id],
+        );
+        assert.deepEqual(await store.listAlerts({ ids: [] }), []);
         assert.equal((await store.deleteBlocks(user)).length, 1);
+        assert.equal(await store.getBlock(user, "s"), undefined);
         assert.equal((await store.deleteBlocks(user)).length, 0);
         assert.equal(await store.deleteRule(id), true);
         assert.equal(await store.getRule(id), undefined);

@@ -20,7 +20,8 @@ export interface TestRunnel {
 }
 
 export async function startTestRunnel(
-  options: { clock?: Clock; env?: Record<string, string> } = {},
+  /** `listen`: also serve HTTP on a free loopback port (`runnel.url`), for streams inject() cannot read. */
+  options: { clock?: Clock; env?: Record<string, string>; listen?: boolean } = {},
 ): Promise<TestRunnel> {
   const data = await tempDataDir();
   const config = loadConfig(
@@ -30,10 +31,14 @@ export async function startTestRunnel(
       RUNNEL_ADMIN_PASSWORD: ADMIN_PASSWORD,
       RUNNEL_LOG_LEVEL: "silent",
       ...LOOSE_RATES,
+      ...(options.listen === true && { RUNNEL_HOST: "127.0.0.1", RUNNEL_PORT: "0" }),
       ...options.env,
     },
   );
-  const runnel = await startRunnel(config, { listen: false, ...(options.clock && { clock: options.clock }) });
+  const runnel = await startRunnel(config, {
+    listen: options.listen === true,
+    ...(options.clock && { clock: options.clock }),
+  });
   const app = runnel.app;
   const call: TestRunnel["call"] = async (method, url, opts = {}) => {
     const headers: Record<string, string> = {};

@@ -21,6 +21,8 @@ export interface ServerProcess {
   readonly child: ChildProcess;
   /** Everything the process wrote to stderr so far. */
   stderr(): string;
+  /** Its JSON log lines (stdout) so far; empty unless started with `captureStdout`. */
+  stdout(): string;
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
@@ -29,7 +31,11 @@ export async function tempDataDir(): Promise<{ dir: string; remove(): Promise<vo
   return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
 }
 
-export async function startServerProcess(dataDir: string, env: Record<string, string> = {}): Promise<ServerProcess> {
+export async function startServerProcess(
+  dataDir: string,
+  env: Record<string, string> = {},
+  options: { readonly captureStdout?: boolean } = {},
+): Promise<ServerProcess> {
   const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "bin/runnel.ts"), "start", "--port", "0"], {
     cwd: ROOT,
     env: {
@@ -40,7 +46,11 @@ export async function startServerProcess(dataDir: string, env: Record<string, st
       ...LOOSE_RATES,
       ...env,
     },
-    stdio: ["ignore", "ignore", "pipe"],
+    stdio: ["ignore", options.captureStdout === true ? "pipe" : "ignore", "pipe"],
+  });
+  let stdout = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    stdout += chunk.toString();
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const { url, stderr } = await untilListening(child);
@@ -49,6 +59,7 @@ export async function startServerProcess(dataDir: string, env: Record<string, st
     dataDir,
     child,
     stderr,
+    stdout: () => stdout,
     kill: async (signal: NodeJS.Signals = "SIGTERM") => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       // A graceful stop that hangs must not hang the suite: SIGKILL after 15 s (the test's own

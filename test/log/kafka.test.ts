@@ -239,6 +239,15 @@ describe("KafkaEventLog (Apache Kafka)", () => {
     }
   });
 
+  test("creating a stream another instance created makes it known here, partitions and all", async () => {
+    const other = await openLog(prefix, "runnel-test-other");
+    await log.createStream("made-elsewhere", { partitions: 3 });
+    assert.equal(other.hasStream("made-elsewhere"), false, "not yet heard of");
+    await other.createStream("made-elsewhere", { partitions: 3 });
+    assert.equal(other.hasStream("made-elsewhere"), true);
+    assert.equal(other.partitionCount("made-elsewhere"), 3);
+  });
+
   test("records of one append share its headers map only when they have no headers of their own", async () => {
     await log.createStream("mixed", { partitions: 1 });
     await log.append("mixed", [

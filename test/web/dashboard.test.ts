@@ -390,6 +390,27 @@ describe("the dashboard in Chromium", () => {
     }
   });
 
+  it("shows the installation's instances on an admin's overview", async () => {
+    const { context, page } = await newPage();
+    try {
+      await signIn(page, "admin", ADMIN_PASSWORD);
+      await page.getByRole("heading", { name: "Overview" }).waitFor();
+      const table = page.getByTestId("cluster-state");
+      const row = table.getByRole("row").filter({ hasText: "(this one)" });
+      await row.waitFor();
+      // Instance, URL, state, slots, tasks, lag, last rebalance: one process owns the one slot.
+      const cells = await row.getByRole("cell").allTextContents();
+      assert.equal(cells[1], server.url, "the advertised URL defaults to where it listens");
+      assert.equal(cells[2], "live");
+      assert.equal(cells[3], "0");
+      await page.getByText(/one instance: the local log serves one process/).waitFor();
+      await table.scrollIntoViewIfNeeded();
+      await shot(page, "overview-cluster");
+    } finally {
+      await context.close();
+    }
+  });
+
   it("shows each stream's rollups on the streams page, with the events each took in and the rows it keeps", async () => {
     await ok(
       "POST",

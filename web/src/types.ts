@@ -147,3 +147,24 @@ export interface Activity {
   readonly detail: unknown;
   readonly at: string;
 }
+
+/** GET /api/v1/cluster (admin) */
+export interface ClusterStatus {
+  readonly installation: string;
+  readonly mode: "cluster" | "single";
+  readonly reason?: string;
+  readonly instanceId: string;
+  readonly slots: number;
+  readonly sessionTimeoutMs: number | null;
+  readonly lastRebalanceAt: string | null;
+  readonly instances: ReadonlyArray<{
+    readonly id: string;
+    readonly url: string;
+    readonly self: boolean;
+    readonly live: boolean;
+    readonly lastSeen: string;
+    readonly slots: readonly number[];
+    readonly lastRebalanceAt: string | null;
+    readonly tasks: ReadonlyArray<{ task: string; partition: number; lag: number; restored: boolean }>;
+  }>;
+}

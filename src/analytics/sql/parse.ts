@@ -10,6 +10,44 @@ import { RunnelError } from "../../core/errors.js";
 /** DuckDB's serialized parse tree, as JSON. */
 export type ParseNode = { readonly [key: string]: unknown };
 
+/**
+ * DuckDB's answers by the text asked, least recently used dropped first once they hold more than
+ * `maxChars`. A round trip to the parser costs about a millisecond, several under load, and every
+ * query pays one to two of them (the check, the time bounds), while dashboards and clients
+ * send the same few texts again and again. Texts are cached, not trees, so no caller can change
+ * another's tree.
+ */
+class TextCache {
+  private readonly entries = new Map<string, string>();
+  private chars = 0;
+
+  constructor(private readonly maxChars: number) {}
+
+  async get(key: string, compute: () => Promise<string>): Promise<string> {
+    const known = this.entries.get(key);
+    if (known !== undefined) {
+      this.entries.delete(key);
+      this.entries.set(key, known);
+      return known;
+    }
+    const value = await compute();
+    const size = key.length + value.length;
+    if (size > this.maxChars / 16) return value;
+    this.entries.set(key, value);
+    this.chars += size;
+    for (const [k, v] of this.entries) {
+      if (this.chars <= this.maxChars) break;
+      this.entries.delete(k);
+      this.chars -= k.length + v.length;
+    }
+    return value;
+  }
+}
+
+/** About 16 MiB of UTF-16 text each. */
+const parsed = new TextCache(8 * 1024 * 1024);
+const rendered = new TextCache(8 * 1024 * 1024);
+
 let parser: Promise<DuckDBInstance> | undefined;
 
 function parserInstance(): Promise<DuckDBInstance> {
@@ -53,18 +91,20 @@ export async function renderExpression(expression: ParseNode): Promise<string> {
   const node = frame.statements[0]?.node;
   if (node === undefined) throw new RunnelError("internal", "DuckDB serialized SELECT 0 as no statement");
   node.select_list = [expression];
-  const connection = await (await parserInstance()).connect();
-  try {
-    // JSON.parse read the tree's unsigned 64-bit positions as doubles, which DuckDB refuses;
-    // they only point into the text, so any valid one will do.
-    const json = JSON.stringify(frame, (key, value) => (key === "query_location" ? 0 : value));
-    const reader = await connection.runAndReadAll("SELECT json_deserialize_sql($1::JSON)", [json]);
-    const sql = String(reader.getRowsJS()[0]?.[0]);
-    if (!sql.startsWith("SELECT ")) throw new RunnelError("internal", `DuckDB rendered an expression as ${sql}`);
-    return sql.slice("SELECT ".length);
-  } finally {
-    connection.closeSync();
-  }
+  // JSON.parse read the tree's unsigned 64-bit positions as doubles, which DuckDB refuses;
+  // they only point into the text, so any valid one will do.
+  const json = JSON.stringify(frame, (key, value) => (key === "query_location" ? 0 : value));
+  const sql = await rendered.get(json, async () => {
+    const connection = await (await parserInstance()).connect();
+    try {
+      const reader = await connection.runAndReadAll("SELECT json_deserialize_sql($1::JSON)", [json]);
+      return String(reader.getRowsJS()[0]?.[0]);
+    } finally {
+      connection.closeSync();
+    }
+  });
+  if (!sql.startsWith("SELECT ")) throw new RunnelError("internal", `DuckDB rendered an expression as ${sql}`);
+  return sql.slice("SELECT ".length);
 }
 
 /**
@@ -72,15 +112,16 @@ export async function renderExpression(expression: ParseNode): Promise<string> {
  * statement that is not a SELECT (DuckDB serializes SELECTs only) is `query_forbidden` (403).
  */
 export async function parseSelects(sql: string): Promise<ParseNode[]> {
-  // One connection per call: a DuckDB connection runs one query at a time.
-  const connection = await (await parserInstance()).connect();
-  let text: string;
-  try {
-    const reader = await connection.runAndReadAll("SELECT json_serialize_sql($1::VARCHAR)", [sql]);
-    text = String(reader.getRowsJS()[0]?.[0]);
-  } finally {
-    connection.closeSync();
-  }
+  const text = await parsed.get(sql, async () => {
+    // One connection per call: a DuckDB connection runs one query at a time.
+    const connection = await (await parserInstance()).connect();
+    try {
+      const reader = await connection.runAndReadAll("SELECT json_serialize_sql($1::VARCHAR)", [sql]);
+      return String(reader.getRowsJS()[0]?.[0]);
+    } finally {
+      connection.closeSync();
+    }
+  });
   const result = JSON.parse(text) as {
     error: boolean;
     error_type?: string;

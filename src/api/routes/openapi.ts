@@ -318,6 +318,11 @@ export const DOCS: Readonly<Record<string, RouteDoc>> = {
     summary: "Cumulative counters, gauges and latency histograms for the dashboard's live charts (admin, analyst)",
     tag: "monitoring",
   },
+  "GET /api/v1/cluster": {
+    summary:
+      "The installation's instances, their endpoints, the slots and partitions each owns, lag per task, the last rebalance (admin)",
+    tag: "monitoring",
+  },
   "GET /api/v1/operator-alerts/stream": {
     summary: "Server-Sent Events of operator alerts as they are raised and resolved (admin)",
     tag: "monitoring",

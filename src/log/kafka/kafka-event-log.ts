@@ -317,6 +317,8 @@ export class KafkaEventLog implements EventLog {
     } catch (e) {
       throw toRunnelError(e, `alter the retention of topic ${topic}`, stream);
     }
+    // A topic another instance created is now known here as if created here (hasStream, partitionCount).
+    this.streams.set(stream, existing);
   }
 
   async deleteStream(stream: string): Promise<void> {
@@ -1006,7 +1008,9 @@ export class KafkaEventLog implements EventLog {
         const before = this.seenEnds.get(stream);
         if (!this.listeners.has(stream)) continue;
         this.seenEnds.set(stream, key);
-        if (before !== undefined && before !== key) this.notify(stream);
+        // The first look wakes the listeners too: another instance's append committed between a
+        // listener's own last read and this look would otherwise be in the baseline, never heard of.
+        if (before !== key) this.notify(stream);
       }
     } finally {
       this.polling = false;

@@ -1,15 +1,15 @@
 /**
  * Overview: live charts (one point a second) of ingest rate per stream, consumer lag, alert rate
  * and p99 latencies from GET /stats (admin, analyst), each stream's archive (files, size, rows,
- * lag, compactions, failures, imported rows), and the state of every source, pipeline and
- * rule. A `user` gets the rate of their own events per stream, from scoped queries.
+ * lag, compactions, failures, imported rows), the installation's instances (admin), and the
+ * state of every source, pipeline and rule. A `user` gets the rate of their own events per stream, from scoped queries.
  */
 import { useMemo, useRef, useState } from "preact/hooks";
 import { get, hasRole, ident, query } from "../api";
 import { Chart } from "../chart";
 import { formatBytes, formatSeconds, quantile, Ring, rate } from "../live";
 import { useStats } from "../sampler";
-import type { Pipeline, Rule, Source, Stats, Stream } from "../types";
+import type { ClusterStatus, Pipeline, Rule, Source, Stats, Stream } from "../types";
 import { ErrorBox, Table, useInterval, useLoad, when } from "../ui";
 
 export function OverviewPage() {
@@ -86,6 +86,7 @@ function StaffOverview() {
         </p>
       ) : null}
       {latest ? <ArchiveTable stats={latest} /> : null}
+      {hasRole("admin") ? <ClusterTable /> : null}
       <StateTables />
     </section>
   );
@@ -123,6 +124,44 @@ function ArchiveTable({ stats }: { stats: Stats }) {
             a.failures > 0 ? <span class="state state-failed">{a.failures}</span> : 0,
             a.imported,
           ])}
+      />
+    </div>
+  );
+}
+
+/** The installation's instances from GET /cluster: where each is, whether it is live, what it owns. */
+function ClusterTable() {
+  const [tick, setTick] = useState(0);
+  useInterval(() => setTick((t) => t + 1), 5000);
+  const cluster = useLoad(() => get<ClusterStatus>("/cluster"), [tick]);
+  const status = cluster.data;
+  return (
+    <div>
+      <h2>Cluster</h2>
+      <ErrorBox error={cluster.error} />
+      {status ? (
+        <p class="muted">
+          Installation {status.installation} ·{" "}
+          {status.mode === "cluster"
+            ? `${status.instances.filter((i) => i.live).length} live instances sharing ${status.slots} slots`
+            : `one instance: ${status.reason ?? "single mode"}`}{" "}
+          · last rebalance {status.lastRebalanceAt === null ? "never" : when(status.lastRebalanceAt)}
+        </p>
+      ) : null}
+      <Table
+        testId="cluster-state"
+        head={["Instance", "URL", "State", "Slots", "Tasks", "Lag", "Last rebalance"]}
+        rows={(status?.instances ?? []).map((i) => [
+          i.self ? `${i.id} (this one)` : i.id,
+          i.url,
+          <span class={`state ${i.live ? "state-running" : "state-stopped"}`} title={`last seen ${i.lastSeen}`}>
+            {i.live ? "live" : "gone"}
+          </span>,
+          i.slots.join(", "),
+          i.tasks.length,
+          i.tasks.reduce((sum, t) => sum + t.lag, 0),
+          i.lastRebalanceAt === null ? "" : when(i.lastRebalanceAt),
+        ])}
       />
     </div>
   );

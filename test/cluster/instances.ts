@@ -1,0 +1,163 @@
+/**
+ * Runnel instances of one installation as real `runnel start` processes (test/helpers/server-process.ts)
+ * on the fault rig's brokers and a database of their own, and what they say of their ownership:
+ * the JSON log lines of src/cluster/node.ts, read from each process's stdout.
+ */
+import { ADMIN_PASSWORD, type ServerProcess, startServerProcess, tempDataDir } from "../helpers/server-process.js";
+
+export interface InstanceSettings {
+  readonly brokers: string;
+  readonly databaseUrl: string;
+  readonly topicPrefix: string;
+  readonly installation: string;
+  readonly slots: number;
+}
+
+export interface OwnedAt {
+  /** ms since the epoch, from the log line. */
+  readonly at: number;
+  readonly owned: readonly number[];
+}
+
+export class Instance {
+  private server: ServerProcess | undefined;
+  private dir: { dir: string; remove(): Promise<void> } | undefined;
+  /** Log lines of earlier processes of this instance (before a restart). */
+  private earlier = "";
+
+  constructor(
+    readonly id: string,
+    private readonly settings: InstanceSettings,
+  ) {}
+
+  get url(): string {
+    if (this.server === undefined) throw new Error(`instance ${this.id} is not running`);
+    return this.server.url;
+  }
+
+  get pid(): number {
+    const pid = this.server?.child.pid;
+    if (pid === undefined) throw new Error(`instance ${this.id} is not running`);
+    return pid;
+  }
+
+  /** Starts (or restarts, on the same data directory) `runnel start` as this instance; resolves once it listens. */
+  async start(): Promise<void> {
+    this.dir ??= await tempDataDir();
+    const { brokers, databaseUrl, topicPrefix, installation, slots } = this.settings;
+    this.server = await startServerProcess(
+      this.dir.dir,
+      {
+        RUNNEL_KAFKA_BROKERS: brokers,
+        RUNNEL_DATABASE_URL: databaseUrl,
+        RUNNEL_KAFKA_TOPIC_PREFIX: topicPrefix,
+        RUNNEL_INSTALLATION: installation,
+        RUNNEL_INSTANCE_ID: this.id,
+        RUNNEL_CLUSTER_SLOTS: String(slots),
+        RUNNEL_DEFAULT_PARTITIONS: String(slots),
+        RUNNEL_LOG_LEVEL: "info",
+      },
+      { captureStdout: true },
+    );
+  }
+
+  signal(signal: "SIGKILL" | "SIGSTOP" | "SIGCONT"): void {
+    process.kill(this.pid, signal);
+  }
+
+  /** SIGKILL and wait for the exit; the data directory stays for a restart. */
+  async kill9(): Promise<void> {
+    const server = this.server;
+    if (server === undefined) return;
+    this.earlier += server.stdout();
+    await server.kill("SIGKILL");
+    this.server = undefined;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (server === undefined) return;
+    this.earlier += server.stdout();
+    if (server.child.signalCode === null && server.child.exitCode === null) server.child.kill("SIGCONT");
+    await server.kill("SIGTERM");
+    this.server = undefined;
+  }
+
+  async remove(): Promise<void> {
+    await this.stop();
+    await this.dir?.remove();
+  }
+
+  /** The JSON log lines of the current process. */
+  lines(): Record<string, unknown>[] {
+    return parseLines(this.server?.stdout() ?? "");
+  }
+
+  /** Every change of owned slots the runners followed, in order (the current process only). */
+  ownedHistory(): OwnedAt[] {
+    return this.lines()
+      .filter((l) => l.msg === "runners follow the owned slots")
+      .map((l) => ({ at: Date.parse(l.time as string), owned: l.owned as number[] }));
+  }
+
+  /** The slots the runners follow now (empty before the first assignment). */
+  owned(): readonly number[] {
+    return this.ownedHistory().at(-1)?.owned ?? [];
+  }
+
+  /** The slots the group revoked from this process with reason `reason`, with when. */
+  revoked(reason: string): { at: number; slots: number[] }[] {
+    return this.lines()
+      .filter((l) => l.msg === "slots revoked" && l.reason === reason)
+      .map((l) => ({ at: Date.parse(l.time as string), slots: l.slots as number[] }));
+  }
+
+  async get(path: string, token?: string): Promise<{ status: number; body: Record<string, unknown> }> {
+    const res = await fetch(`${this.url}${path}`, {
+      headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+      signal: AbortSignal.timeout(5_000),
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  }
+
+  async login(): Promise<string> {
+    const res = await fetch(`${this.url}/api/v1/auth/login`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ username: "admin", password: ADMIN_PASSWORD }),
+    });
+    const body = (await res.json()) as { token?: string };
+    if (res.status !== 200 || body.token === undefined) throw new Error(`login failed: ${JSON.stringify(body)}`);
+    return body.token;
+  }
+}
+
+function parseLines(text: string): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  for (const line of text.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    try {
+      out.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      // A line cut by the process's death.
+    }
+  }
+  return out;
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `check` every 100 ms until it returns a value, for at most `ms`. */
+export async function waitFor<T>(
+  what: string,
+  ms: number,
+  check: () => Promise<T | undefined> | T | undefined,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`gave up after ${ms} ms waiting for ${what}`);
+    await sleep(100);
+  }
+}
