@@ -19,6 +19,7 @@ import { ColumnCatalog } from "../../src/catalog/columns.js";
 import { createPostgresControlStore } from "../../src/control/index.js";
 import type { ControlStore } from "../../src/control/types.js";
 import { runKilledChild } from "../helpers/kill-child.js";
+import { onServer, withDatabase } from "../helpers/postgres.js";
 import { DAY, definition, NOW, USERS } from "./fixture.js";
 import { scopedControl } from "./scoped-control.js";
 
@@ -30,12 +31,20 @@ const START = Math.floor((NOW - 30 * DAY) / DAY) * DAY;
 describe("SIGKILL while imported files are compacted", {
   skip: url === undefined && "RUNNEL_TEST_DATABASE_URL is not set",
 }, () => {
+  // A database of its own: the server's shared one may hold other branches' migrations.
+  const database = `runnel_test_import_compaction_${randomBytes(4).toString("hex")}`;
   let control: ControlStore;
+  let databaseUrl = "";
   before(async () => {
-    control = createPostgresControlStore(url!);
+    await onServer(url!, `CREATE DATABASE ${database}`);
+    databaseUrl = withDatabase(url!, database);
+    control = createPostgresControlStore(databaseUrl);
     await control.open();
   });
-  after(() => control?.close());
+  after(async () => {
+    await control?.close();
+    await onServer(url!, `DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+  });
 
   const cases: [ArchiveStep, number][] = [
     ["merge", 2],
@@ -105,7 +114,11 @@ describe("SIGKILL while imported files are compacted", {
         assert.deepEqual(await count(store), expected);
         await store.close();
 
-        assert.equal(await runKilledChild(CHILD, [dir, stream, step, String(nth)]), "SIGKILL", "killed at the step");
+        assert.equal(
+          await runKilledChild(CHILD, [dir, stream, step, String(nth)], { RUNNEL_TEST_DATABASE_URL: databaseUrl }),
+          "SIGKILL",
+          "killed at the step",
+        );
 
         store = await open();
         try {

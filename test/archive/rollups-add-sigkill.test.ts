@@ -18,6 +18,7 @@ import { LocalDirLocation, ownerKey, rollupFile } from "../../src/archive/locati
 import { createPostgresControlStore } from "../../src/control/index.js";
 import type { ControlStore } from "../../src/control/types.js";
 import { runKilledChild } from "../helpers/kill-child.js";
+import { onServer, withDatabase } from "../helpers/postgres.js";
 import { compareDaily, dailyRollup } from "./daily-rollup.js";
 import { DAY, definition, events, NOW } from "./fixture.js";
 import { scopedControl } from "./scoped-control.js";
@@ -28,12 +29,20 @@ const CHILD = new URL("./rollup-add-kill-child.ts", import.meta.url).pathname;
 describe("SIGKILL while an added rollup is built", {
   skip: url === undefined && "RUNNEL_TEST_DATABASE_URL is not set",
 }, () => {
+  // A database of its own: the server's shared one may hold other branches' migrations.
+  const database = `runnel_test_rollup_add_${randomBytes(4).toString("hex")}`;
   let control: ControlStore;
+  let databaseUrl = "";
   before(async () => {
-    control = createPostgresControlStore(url!);
+    await onServer(url!, `CREATE DATABASE ${database}`);
+    databaseUrl = withDatabase(url!, database);
+    control = createPostgresControlStore(databaseUrl);
     await control.open();
   });
-  after(() => control?.close());
+  after(async () => {
+    await control?.close();
+    await onServer(url!, `DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+  });
 
   const cases: [ArchiveStep, number][] = [
     ["backfill", 3],
@@ -79,7 +88,11 @@ describe("SIGKILL while an added rollup is built", {
         await control.updateStreamRollups(stream, () => [{ ...rollup, state: "building" }]);
         await store.close();
 
-        assert.equal(await runKilledChild(CHILD, [dir, stream, step, String(nth)]), "SIGKILL", "killed at the step");
+        assert.equal(
+          await runKilledChild(CHILD, [dir, stream, step, String(nth)], { RUNNEL_TEST_DATABASE_URL: databaseUrl }),
+          "SIGKILL",
+          "killed at the step",
+        );
 
         store = await open();
         try {
