@@ -19,7 +19,7 @@ import { ColumnCatalog } from "../../src/catalog/columns.js";
 import { createPostgresControlStore } from "../../src/control/index.js";
 import type { ControlStore } from "../../src/control/types.js";
 import { runKilledChild } from "../helpers/kill-child.js";
-import { onServer, withDatabase } from "../helpers/postgres.js";
+import { freshDatabase } from "../helpers/postgres.js";
 import { DAY, definition, NOW, USERS } from "./fixture.js";
 import { scopedControl } from "./scoped-control.js";
 
@@ -31,19 +31,17 @@ const START = Math.floor((NOW - 30 * DAY) / DAY) * DAY;
 describe("SIGKILL while imported files are compacted", {
   skip: url === undefined && "RUNNEL_TEST_DATABASE_URL is not set",
 }, () => {
-  // A database of its own: the server's shared one may hold other branches' migrations.
-  const database = `runnel_test_import_compaction_${randomBytes(4).toString("hex")}`;
   let control: ControlStore;
-  let databaseUrl = "";
+  // A database of its own: the server's shared one may hold other checkouts' migrations.
+  let database: Awaited<ReturnType<typeof freshDatabase>> | undefined;
   before(async () => {
-    await onServer(url!, `CREATE DATABASE ${database}`);
-    databaseUrl = withDatabase(url!, database);
-    control = createPostgresControlStore(databaseUrl);
+    database = await freshDatabase(url!, "import_compaction");
+    control = createPostgresControlStore(database.url);
     await control.open();
   });
   after(async () => {
     await control?.close();
-    await onServer(url!, `DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+    await database?.drop();
   });
 
   const cases: [ArchiveStep, number][] = [
@@ -115,7 +113,7 @@ describe("SIGKILL while imported files are compacted", {
         await store.close();
 
         assert.equal(
-          await runKilledChild(CHILD, [dir, stream, step, String(nth)], { RUNNEL_TEST_DATABASE_URL: databaseUrl }),
+          await runKilledChild(CHILD, [dir, stream, step, String(nth)], { RUNNEL_TEST_DATABASE_URL: database!.url }),
           "SIGKILL",
           "killed at the step",
         );

@@ -18,7 +18,7 @@ import { LocalDirLocation, ownerKey, rollupFile } from "../../src/archive/locati
 import { createPostgresControlStore } from "../../src/control/index.js";
 import type { ControlStore } from "../../src/control/types.js";
 import { runKilledChild } from "../helpers/kill-child.js";
-import { onServer, withDatabase } from "../helpers/postgres.js";
+import { freshDatabase } from "../helpers/postgres.js";
 import { compareDaily, dailyRollup } from "./daily-rollup.js";
 import { DAY, definition, events, NOW } from "./fixture.js";
 import { scopedControl } from "./scoped-control.js";
@@ -29,19 +29,17 @@ const CHILD = new URL("./rollup-add-kill-child.ts", import.meta.url).pathname;
 describe("SIGKILL while an added rollup is built", {
   skip: url === undefined && "RUNNEL_TEST_DATABASE_URL is not set",
 }, () => {
-  // A database of its own: the server's shared one may hold other branches' migrations.
-  const database = `runnel_test_rollup_add_${randomBytes(4).toString("hex")}`;
   let control: ControlStore;
-  let databaseUrl = "";
+  // A database of its own: the server's shared one may hold other checkouts' migrations.
+  let database: Awaited<ReturnType<typeof freshDatabase>> | undefined;
   before(async () => {
-    await onServer(url!, `CREATE DATABASE ${database}`);
-    databaseUrl = withDatabase(url!, database);
-    control = createPostgresControlStore(databaseUrl);
+    database = await freshDatabase(url!, "rollup_add");
+    control = createPostgresControlStore(database.url);
     await control.open();
   });
   after(async () => {
     await control?.close();
-    await onServer(url!, `DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+    await database?.drop();
   });
 
   const cases: [ArchiveStep, number][] = [
@@ -89,7 +87,7 @@ describe("SIGKILL while an added rollup is built", {
         await store.close();
 
         assert.equal(
-          await runKilledChild(CHILD, [dir, stream, step, String(nth)], { RUNNEL_TEST_DATABASE_URL: databaseUrl }),
+          await runKilledChild(CHILD, [dir, stream, step, String(nth)], { RUNNEL_TEST_DATABASE_URL: database!.url }),
           "SIGKILL",
           "killed at the step",
         );
