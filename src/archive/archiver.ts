@@ -194,10 +194,31 @@ export class Archiver {
       return !keep.has(ownerKey(key));
     });
     await location.delete(orphans);
+    const present = new Set(await location.list(""));
     for (const stream of streams) {
       if (stream.analytics === false) continue;
+      await this.completeImportRollups(stream, present);
       await this.sync(stream);
       await this.settle(stream);
+    }
+  }
+
+  /**
+   * Gives imported files committed before imports wrote rollup files (an earlier version) their
+   * ready rollups' files, computed from their rows; a rollup file is derived, never in the
+   * manifest, so writing it again after a crash changes nothing.
+   */
+  private async completeImportRollups(definition: StreamDefinition, present: ReadonlySet<string>): Promise<void> {
+    const { analytics, location, control } = this.options;
+    const rollups = readyRollups(definition.rollups);
+    if (rollups.length === 0) return;
+    for (const f of await control.listImportFiles(definition.name)) {
+      for (const r of rollups) {
+        if (present.has(rollupFile(f.path, r.name))) continue;
+        const staged = location.stagingPath(`${definition.name}-${r.name}`);
+        await analytics.writeRollupFile(definition.name, r, await location.localPath(f.path), staged);
+        await location.put(staged, rollupFile(f.path, r.name));
+      }
     }
   }
 
@@ -220,13 +241,13 @@ export class Archiver {
   }
 
   /**
-   * A rollup being built gets a rollup file beside every committed archive file (computed from
+   * A rollup being built gets a rollup file beside every committed archive or imported file (computed from
    * its rows; rewritten whole on every try, so a file of an earlier try or of an earlier rollup
    * of the name never counts), then its hot table, built from the hot rows above the manifest's
    * boundaries, then its declaration says it is ready. A rollup being dropped loses its hot
    * table, its files, then its declaration. Each step is idempotent and the declaration changes
    * last, so a crash anywhere leaves work the next try (at start: recover()) redoes from the
-   * start. Imported files need nothing: a rollup aggregates their rows when read.
+   * start. Imported files are files like the others here.
    */
   private async settle(definition: StreamDefinition): Promise<StreamDefinition> {
     const pending = (definition.rollups ?? []).filter((r) => r.state !== undefined);
@@ -237,7 +258,7 @@ export class Archiver {
     await this.sync(definition);
     let settled = definition;
     for (const rollup of pending) {
-      const files = await control.listArchiveFiles(stream);
+      const files = [...(await control.listArchiveFiles(stream)), ...(await control.listImportFiles(stream))];
       if (rollup.state === "building") {
         for (const f of files) {
           await this.step("backfill", stream);
@@ -316,25 +337,35 @@ export class Archiver {
   async commitImport(files: readonly { readonly staged: string; readonly record: ImportChunkFile }[]): Promise<void> {
     const first = files[0]?.record;
     if (first === undefined) return;
-    const { location, control } = this.options;
+    const { analytics, location, control } = this.options;
     await this.turns.run(async () => {
-      const keys = files.map((f) => f.record.path);
+      const definition = (await control.listStreams()).find((d) => d.name === first.stream);
+      // Every imported file has its stream's rollups' files beside it, written here, in the turn,
+      // so they are the rollups the stream has when the chunk is committed.
+      const rollups = readyRollups(definition?.rollups);
+      const keys = files.flatMap((f) => [f.record.path, ...rollups.map((r) => rollupFile(f.record.path, r.name))]);
       try {
+        for (const f of files) {
+          for (const r of rollups)
+            await analytics.writeRollupFile(first.stream, r, f.staged, rollupFile(f.staged, r.name));
+        }
         await this.step("put", first.stream);
-        for (const f of files) await location.put(f.staged, f.record.path);
+        for (const f of files) {
+          for (const r of rollups) await location.put(rollupFile(f.staged, r.name), rollupFile(f.record.path, r.name));
+          await location.put(f.staged, f.record.path);
+        }
         await this.step("commit", first.stream);
         await control.commitImportChunk(files.map((f) => f.record));
       } catch (e) {
         const committed = await control.listImportFiles(first.stream, first.importId).catch(() => undefined);
         if (committed !== undefined) {
           const held = new Set(committed.map((f) => f.path));
-          await location.delete(keys.filter((k) => !held.has(k))).catch(() => {});
+          await location.delete(keys.filter((k) => !held.has(ownerKey(k)))).catch(() => {});
         }
         throw e;
       }
       this.unsynced.add(first.stream);
       try {
-        const definition = (await control.listStreams()).find((d) => d.name === first.stream);
         if (definition !== undefined) await this.sync(definition);
       } catch (e) {
         // Committed: the chunk is the import's whatever happens now, and the next run publishes it.
@@ -511,8 +542,7 @@ export class Archiver {
    * unless they are all still committed and its rows are theirs); the chunk ledger is untouched,
    * so re-running an import still skips its committed chunks. A crash before the commit leaves a
    * merged file no row names, one after it sources no row names: recover() deletes either.
-   * Imported files have no rollup files (a rollup aggregates their rows when read), so there is
-   * nothing beside them to merge.
+   * The files' rollup files are merged beside the merged file, as archived files' are.
    */
   private async compactImports(stream: StreamDefinition, maxRows: number): Promise<void> {
     const byDay = new Map<string, ImportFileRecord[]>();
@@ -542,11 +572,16 @@ export class Archiver {
     const { analytics, location, control } = this.options;
     const stream = definition.name;
     await this.step("merge", stream);
+    const rollups = rollupsOf(definition);
     const sources: string[] = [];
-    for (const f of files) sources.push(await location.localPath(f.path));
+    for (const f of files) {
+      sources.push(await location.localPath(f.path));
+      for (const r of rollups) await location.localPath(rollupFile(f.path, r));
+    }
     const staged = location.stagingPath(`${stream}-import-merge`);
-    const written = await analytics.mergeFiles(sources, staged);
+    const written = await analytics.mergeFiles(sources, staged, rollups);
     const key = `${stream}/${day}/import/compacted-${randomBytes(6).toString("hex")}.parquet`;
+    for (const r of rollups) await location.put(rollupFile(staged, r), rollupFile(key, r));
     await location.put(staged, key);
     const merged: ImportFileRecord = {
       stream,
@@ -565,7 +600,7 @@ export class Archiver {
     this.unsynced.add(stream);
     // Publishing waits for the queries that may still read the merged files; then they can go.
     await this.sync(definition);
-    await location.delete(files.map((f) => f.path));
+    await location.delete(withRollupFiles(definition, files));
     this.stats.compactions += 1;
     this.stats.filesCompacted += files.length;
     this.options.onCompacted?.(stream, files.length);
@@ -624,6 +659,7 @@ export class Archiver {
     }
     // Imported rows were never hot: no boundary concerns them, so they are counted once as they are.
     for (const r of imported) {
+      for (const rollup of rollupsOf(definition)) await location.localPath(rollupFile(r.path, rollup));
       files.push({
         path: await location.localPath(r.path),
         minUser: r.minUser,

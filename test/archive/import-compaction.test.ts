@@ -2,7 +2,8 @@
  * Compaction of imported files against a real DuckDB store and a real (PGlite) control database:
  * an import in small chunks leaves many small files a day; the archiver merges them under the
  * bound archived files keep (fewer than 8 small files a stream and day), exactly once through
- * the manifest, and every query (as an admin, as a user, through a rollup) answers as before,
+ * the manifest, with their rollup files, and every query (as an admin, as a user, through a
+ * rollup) answers as before,
  * whatever step a failure hits, after a restart; a re-run of the import still commits nothing twice.
  */
 import assert from "node:assert/strict";
@@ -11,7 +12,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { ArchiveStep } from "../../src/archive/archiver.js";
 import { Importer, newProgress } from "../../src/archive/import/importer.js";
-import type { ArchiveLocation } from "../../src/archive/location.js";
+import { type ArchiveLocation, rollupFile } from "../../src/archive/location.js";
 import { ColumnCatalog } from "../../src/catalog/columns.js";
 import { parseRollup } from "../../src/catalog/rollup-spec.js";
 import type { StreamDefinition } from "../../src/control/types.js";
@@ -106,10 +107,13 @@ async function smallFilesPerDay(f: ArchiveFixture): Promise<Map<string, number>>
   return out;
 }
 
-/** Every key on the location is a committed file, and every committed file is there. */
+/** Every key on the location is a committed file or its rollup's file beside it, and each of those is there. */
 async function layoutMatchesManifest(f: ArchiveFixture, location: ArchiveLocation = f.location): Promise<void> {
-  const committed = (await f.control.listImportFiles("history")).map((r) => r.path).sort();
-  assert.deepEqual((await location.list("history")).sort(), committed);
+  const committed = (await f.control.listImportFiles("history")).flatMap((r) => [
+    r.path,
+    rollupFile(r.path, "history_daily"),
+  ]);
+  assert.deepEqual((await location.list("history")).sort(), committed.sort());
 }
 
 describe("compacting imported files", () => {

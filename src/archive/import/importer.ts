@@ -318,7 +318,7 @@ export class Importer {
 
 /**
  * Streams an import cannot serve: one without an analytics table has no archive. (A stream with
- * rollups can: its rollups read imported files' rows at query time, docs/rollups.md.)
+ * rollups can: the archiver writes their files beside each imported file as it commits it.)
  */
 export function refuseUnimportable(stream: StreamDefinition): void {
   if (stream.analytics === false) {
