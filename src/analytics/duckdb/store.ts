@@ -614,13 +614,15 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
   }
 
   /**
-   * Writes `rollup`'s rows of one archive file (`source`, a local path) to `path`: the rollup
-   * file it would have beside it had the rollup been declared when it was written.
+   * Writes `rollup`'s rows of one archived or imported file (`source`, a local path) to `path`:
+   * the rollup file it would have beside it had the rollup been declared when it was written.
    */
   async writeRollupFile(stream: string, rollup: RollupSpec, source: string, path: string): Promise<void> {
     await this.archiveLock.run(async () => {
       const c = this.archiveConn();
-      const held = new Set((await this.describeFile(c, source)).map((n) => n.toLowerCase()));
+      // Not through describeFile's cache: `source` may be a staged file, read once.
+      const described = await c.runAndReadAll(`DESCRIBE SELECT * FROM read_parquet(${sqlString(source)})`);
+      const held = new Set(described.getRowsJS().map((r) => String(r[0]).toLowerCase()));
       const columns = new Map(
         [...(this.schemas.get(stream) ?? new Map<string, FieldColumn>())].filter(([key]) => held.has(key)),
       );
@@ -639,7 +641,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
       const out: RollupStats[] = [];
       for (const r of rollups) {
         const from =
-          archive === undefined ? undefined : tieredRows(this.database, r, this.rollupTiers(stream, archive, r.name));
+          archive === undefined ? undefined : tieredRows(this.database, r, this.rollupTiers(archive, r.name));
         try {
           out.push(await rollupStats(c, r, from));
         } catch (e) {
@@ -651,22 +653,9 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
     });
   }
 
-  /** A rollup's rows outside the hot table: files beside the stream's, and its imported files. */
-  private rollupTiers(stream: string, archive: ArchiveSet, rollup: string): RollupTiers {
-    const files: string[] = [];
-    const imported: string[] = [];
-    const held = new Set<string>();
-    for (const f of archive.files) {
-      if (f.offsetStart !== undefined) files.push(rollupFile(f.path, rollup));
-      else {
-        imported.push(f.path);
-        for (const name of this.columnsOfFile.get(f.path) ?? []) held.add(name.toLowerCase());
-      }
-    }
-    const importedColumns = new Map(
-      [...(this.schemas.get(stream) ?? new Map<string, FieldColumn>())].filter(([key]) => held.has(key)),
-    );
-    return { boundary: perPartition(archive.boundaries), files, imported, importedColumns };
+  /** A rollup's rows outside the hot table: its files beside the stream's archived and imported ones. */
+  private rollupTiers(archive: ArchiveSet, rollup: string): RollupTiers {
+    return { boundary: perPartition(archive.boundaries), files: archive.files.map((f) => rollupFile(f.path, rollup)) };
   }
 
   /**
@@ -686,7 +675,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
         archive === undefined
           ? undefined
           : named !== undefined
-            ? tieredRollupSql(this.database, named.rollup, this.rollupTiers(named.stream, archive, named.rollup.name))
+            ? tieredRollupSql(this.database, named.rollup, this.rollupTiers(archive, named.rollup.name))
             : tieredViewSql(
                 this.database,
                 table,
