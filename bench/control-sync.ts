@@ -114,13 +114,14 @@ const env = {
   RUNNEL_DATABASE_URL: url,
   RUNNEL_KAFKA_BROKERS: brokers,
   RUNNEL_KAFKA_TOPIC_PREFIX: `${database}_`,
+  RUNNEL_INSTALLATION: database,
   RUNNEL_ADMIN_PASSWORD: ADMIN_PASSWORD,
   RUNNEL_TOKEN_SECRET: randomBytes(24).toString("hex"),
 };
 await onServer(serverUrl, `CREATE DATABASE ${database}`);
 const dirs = [await mkdtemp(join(os.tmpdir(), "runnel-sync-a-")), await mkdtemp(join(os.tmpdir(), "runnel-sync-b-"))];
-const a = await start(dirs[0] as string, env);
-const b = await start(dirs[1] as string, env);
+const a = await start(dirs[0] as string, { ...env, RUNNEL_INSTANCE_ID: "a" });
+const b = await start(dirs[1] as string, { ...env, RUNNEL_INSTANCE_ID: "b" });
 const writer = createPostgresControlStore(url, { origin: "bench-a" });
 await writer.open();
 try {

@@ -92,6 +92,8 @@ export class PostgresChangeFeed {
   #client: pg.Client | undefined;
   #timer: NodeJS.Timeout | undefined;
   #reconnecting: Promise<void> | undefined;
+  /** Ends the reconnection back-off's wait early (stop()). */
+  #wake: (() => void) | undefined;
   #polling = false;
   #stopped = false;
   /** Since when no connection has listened (epoch ms); undefined while one does. */
@@ -113,6 +115,7 @@ export class PostgresChangeFeed {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#timer);
+    this.#wake?.();
     const client = this.#client;
     this.#client = undefined;
     await this.#reconnecting;
@@ -248,7 +251,14 @@ export class PostgresChangeFeed {
     const { min, max } = this.#options.reconnectMs ?? { min: 100, max: 5000 };
     let delay = min;
     while (!this.#stopped) {
-      await new Promise((resolve) => setTimeout(resolve, delay).unref());
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#wake = undefined;
       if (this.#stopped) return;
       try {
         await this.#connect();

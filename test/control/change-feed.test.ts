@@ -165,6 +165,22 @@ describe("PostgreSQL change feed", () => {
     }
   });
 
+  it("stops at once while waiting to reconnect", async () => {
+    const feed = new PostgresChangeFeed({
+      url,
+      origin: "instance-b",
+      handler: new Recorder(),
+      resyncIntervalMs: 60_000,
+      reconnectMs: { min: 30_000, max: 30_000 },
+    });
+    await feed.start();
+    assert.equal(await terminateFeeds(url), 1);
+    await new Promise((r) => setTimeout(r, 200));
+    const started = Date.now();
+    await feed.stop();
+    assert.ok(Date.now() - started < 2000, `stop took ${Date.now() - started} ms`);
+  });
+
   it("comes back after its connection is terminated, and reads again what changed meanwhile", async () => {
     const heard = new Recorder();
     const errors: string[] = [];
