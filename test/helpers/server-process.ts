@@ -44,8 +44,9 @@ export async function startServerProcess(
       RUNNEL_DATA_DIR: dataDir,
       RUNNEL_ADMIN_PASSWORD: ADMIN_PASSWORD,
       RUNNEL_LOG_LEVEL: "warn",
-      // What bin/runnel.ts sets itself when run by plain node; under tsx only the environment can.
-      UV_THREADPOOL_SIZE: String(THREAD_POOL_SIZE),
+      // What bin/runnel.ts sets itself when run by plain node; under tsx only the environment can
+      // (a size given to the tests' own environment wins, as it would for runnel).
+      UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? String(THREAD_POOL_SIZE),
       ...LOOSE_RATES,
       ...env,
     },
