@@ -7,9 +7,10 @@
  * Each run writes a stream of its own, then waits for the analytics store to load every event.
  * Its sustained rate is the lower of the acknowledged rate (acknowledged events over the load's
  * seconds) and the loaded rate (the same events over the seconds until the store held them all),
- * so a loader that falls behind shows up. Every acknowledged event is read back: the log's start
- * and end offsets (summed over partitions) and the analytics table's row count and sum(amount)
- * must equal what was acknowledged, or the benchmark fails. The ceiling is JSON.parse on one core
+ * so a loader that falls behind shows up. Every acknowledged event is read back, per partition
+ * (the bench places each event as the log does, by murmur2 of its user_id): the log's end minus
+ * start offsets, and the analytics table's row count and its end (max _offset + 1), must equal
+ * what was acknowledged there, and the table's sum(amount) the events' sum, or the benchmark fails. The ceiling is JSON.parse on one core
  * over the same events in the same run (this process, the server idle); the ratio is the target's
  * (issue 17: at least 0.25 with a schema). Results through bench/report.ts (bench/results/ingest.json).
  *
@@ -27,7 +28,7 @@ import { loadConfig } from "../src/config/config.js";
 import { parseNdjson } from "../src/ingest/body.js";
 import { StreamIngestor } from "../src/ingest/ingestor.js";
 import { LocalEventLog } from "../src/log/local/local-event-log.js";
-import type { EventLog } from "../src/log/types.js";
+import { type EventLog, partitionForKey } from "../src/log/types.js";
 import { createMetrics } from "../src/monitoring/metrics.js";
 import { type Comparison, quickMode, ratio, writeResults } from "./report.js";
 
@@ -44,6 +45,7 @@ const RUNS = Number(args.get("runs") ?? (QUICK ? 1 : 3));
 const MODES = (args.get("modes") ?? "schema,no-schema").split(",") as Mode[];
 const BATCH = 1000;
 const CLIENTS = 4;
+const PARTITIONS = 4;
 /** Issue 17's target for the stream with a schema, as a fraction of one core's JSON.parse rate. */
 const TARGET_FRACTION = 0.25;
 /** How long the analytics store may take to load a run's events after the load stops. */
@@ -71,6 +73,8 @@ interface Bodies {
   readonly bodies: readonly Buffer[];
   /** Sum of `amount` in cents per body, to check the analytics table's sum against. */
   readonly centsPerBody: readonly number[];
+  /** Events per partition per body, placed as the log places them (murmur2 of user_id). */
+  readonly partitionsPerBody: readonly (readonly number[])[];
   readonly lines: readonly string[];
   readonly eventBytes: number;
 }
@@ -79,15 +83,19 @@ interface Bodies {
 function makeBodies(count: number): Bodies {
   const bodies: Buffer[] = [];
   const centsPerBody: number[] = [];
+  const partitionsPerBody: number[][] = [];
   const lines: string[] = [];
   let n = 0;
   for (let b = 0; b < count; b++) {
     const batch: string[] = [];
+    const placed = new Array<number>(PARTITIONS).fill(0);
     let cents = 0;
     for (let i = 0; i < BATCH; i++, n++) {
       cents += n % 10_000;
+      const userId = `user_${n % 997}`;
+      placed[partitionForKey(userId, PARTITIONS)]!++;
       const line = JSON.stringify({
-        user_id: `user_${n % 997}`,
+        user_id: userId,
         event_type: n % 5 === 0 ? "purchase" : "view",
         amount: (n % 10_000) / 100,
         page: `/p/${n % 313}`,
@@ -98,9 +106,10 @@ function makeBodies(count: number): Bodies {
     }
     bodies.push(Buffer.from(`${batch.join("\n")}\n`));
     centsPerBody.push(cents);
+    partitionsPerBody.push(placed);
   }
   const eventBytes = lines.reduce((s, l) => s + Buffer.byteLength(l), 0) / lines.length;
-  return { bodies, centsPerBody, lines, eventBytes };
+  return { bodies, centsPerBody, partitionsPerBody, lines, eventBytes };
 }
 
 /** JSON.parse alone over the same lines, one core: the ceiling ingest is compared with. */
@@ -126,7 +135,7 @@ async function ingestPathRate(bodies: readonly Buffer[]): Promise<number> {
     append: async (_stream: string, records: readonly unknown[]) =>
       records.map((_, offset) => ({ partition: 0, offset })),
   } as unknown as EventLog;
-  const stream = { name: "bench", partitions: 4, timestampField: "timestamp", createdAt: "" };
+  const stream = { name: "bench", partitions: PARTITIONS, timestampField: "timestamp", createdAt: "" };
   const ingestor = new StreamIngestor({
     log,
     streams: { getStream: async () => stream },
@@ -193,14 +202,18 @@ async function json(url: string, method: string, body: unknown, token?: string):
 
 interface Load {
   readonly events: number;
+  /** Acknowledged events per partition. */
+  readonly perPartition: readonly number[];
   readonly cents: number;
+  /** CPU of this process (the HTTP clients) per acknowledged event, µs: it shares the cores with the server. */
+  readonly clientCpuUsPerEvent: number;
   readonly seconds: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly refused429: number;
 }
 
-interface Run extends Omit<Load, "cents"> {
+interface Run extends Omit<Load, "cents" | "perPartition"> {
   readonly stream: string;
   readonly acknowledgedPerS: number;
   /** Seconds from the load's start until the analytics store held every acknowledged event. */
@@ -212,6 +225,11 @@ interface Run extends Omit<Load, "cents"> {
   readonly logRecords: number;
   readonly analyticsRows: number;
   readonly analyticsSumMatches: boolean;
+  /** Per partition: acknowledged, the log's end − start, the table's rows and end (max _offset + 1). */
+  readonly acknowledgedByPartition: readonly number[];
+  readonly logByPartition: readonly number[];
+  readonly analyticsRowsByPartition: readonly number[];
+  readonly analyticsEndByPartition: readonly number[];
   /** CPU time of the server per acknowledged event (µs), by thread name, from the load's start until loaded. */
   readonly serverCpuUsPerEvent: number;
   readonly serverCpuUsPerEventByThread: Record<string, number>;
@@ -246,10 +264,12 @@ async function httpLoad(base: string, token: string, data: Bodies, seconds: numb
   const url = new URL(base);
   const agent = new http.Agent({ keepAlive: true, maxSockets: CLIENTS });
   const latencies: number[] = [];
+  const perPartition = new Array<number>(PARTITIONS).fill(0);
   let events = 0;
   let cents = 0;
   let refused = 0;
   let next = 0;
+  const cpuBefore = process.cpuUsage();
   const start = performance.now();
   const end = start + seconds * 1000;
   await Promise.all(
@@ -262,6 +282,9 @@ async function httpLoad(base: string, token: string, data: Bodies, seconds: numb
           latencies.push(performance.now() - t0);
           events += BATCH;
           cents += data.centsPerBody[i]!;
+          data.partitionsPerBody[i]!.forEach((n, p) => {
+            perPartition[p]! += n;
+          });
         } else if (status === 429) {
           refused++;
           await new Promise((r) => setTimeout(r, 50));
@@ -270,10 +293,20 @@ async function httpLoad(base: string, token: string, data: Bodies, seconds: numb
     }),
   );
   const elapsed = (performance.now() - start) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
   agent.destroy();
   latencies.sort((a, b) => a - b);
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? Number.NaN;
-  return { events, cents, seconds: elapsed, p50Ms: at(0.5), p99Ms: at(0.99), refused429: refused };
+  return {
+    events,
+    perPartition,
+    cents,
+    clientCpuUsPerEvent: (cpu.user + cpu.system) / events,
+    seconds: elapsed,
+    p50Ms: at(0.5),
+    p99Ms: at(0.99),
+    refused429: refused,
+  };
 }
 
 /** runnel_analytics_lag_records of one stream (computed at scrape), NaN before the loader follows it. */
@@ -292,6 +325,27 @@ async function tableTotals(url: string, token: string, stream: string): Promise<
   );
   const row = (res.rows as unknown[][])[0]!;
   return { rows: Number(row[0]), cents: Number(row[1]) };
+}
+
+/** The table's rows and end (max _offset + 1) per partition. */
+async function tablePartitions(
+  url: string,
+  token: string,
+  stream: string,
+): Promise<{ rows: number[]; ends: number[] }> {
+  const res = await json(
+    `${url}/api/v1/query`,
+    "POST",
+    { sql: `SELECT _partition, count(*), max(_offset) + 1 FROM ${stream} GROUP BY _partition` },
+    token,
+  );
+  const rows = new Array<number>(PARTITIONS).fill(0);
+  const ends = new Array<number>(PARTITIONS).fill(0);
+  for (const [p, n, end] of res.rows as [number, number, number][]) {
+    rows[p] = Number(n);
+    ends[p] = Number(end);
+  }
+  return { rows, ends };
 }
 
 /** Polls until the stream's table holds `events` rows; returns when (performance.now()) it first did. */
@@ -342,6 +396,7 @@ async function run(
   const loaded = (await loadedAt(server.url, token, stream, load.events)) - start;
   const after = threadCpu(pid);
   const totals = await tableTotals(server.url, token, stream);
+  const table = await tablePartitions(server.url, token, stream);
   const byThread: Record<string, number> = {};
   let total = 0;
   for (const [name, cpu] of after) {
@@ -351,7 +406,7 @@ async function run(
   }
   const acknowledgedPerS = load.events / load.seconds;
   const loadedPerS = load.events / (loaded / 1000);
-  const { cents, ...rest } = load;
+  const { cents, perPartition, ...rest } = load;
   return {
     stream,
     ...rest,
@@ -362,6 +417,10 @@ async function run(
     logRecords: Number.NaN, // filled in from the log once the server has stopped
     analyticsRows: totals.rows,
     analyticsSumMatches: totals.cents === cents,
+    acknowledgedByPartition: perPartition,
+    logByPartition: [],
+    analyticsRowsByPartition: table.rows,
+    analyticsEndByPartition: table.ends,
     serverCpuUsPerEvent: (total * 1e6) / load.events,
     serverCpuUsPerEventByThread: byThread,
   };
@@ -371,6 +430,18 @@ function median(values: readonly number[]): number {
   const s = [...values].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/**
+ * Every acknowledged event is in the log and in the table, once: per partition the log holds
+ * exactly the acknowledged count (each stream is fresh, so it starts at 0) and the table the same
+ * rows ending at the log's end; the table's sum(amount) is the events' sum.
+ */
+function readBackMatches(r: Run): boolean {
+  const samePerPartition = r.acknowledgedByPartition.every(
+    (n, p) => r.logByPartition[p] === n && r.analyticsRowsByPartition[p] === n && r.analyticsEndByPartition[p] === n,
+  );
+  return samePerPartition && r.logRecords === r.events && r.analyticsRows === r.events && r.analyticsSumMatches;
 }
 
 // ── main ──
@@ -389,7 +460,7 @@ try {
     json(
       `${server.url}/api/v1/streams`,
       "POST",
-      { name, partitions: 4, ...(mode === "schema" && { schema: SCHEMA }) },
+      { name, partitions: PARTITIONS, ...(mode === "schema" && { schema: SCHEMA }) },
       token,
     );
   // Warm-up into a stream of its own, so each measured stream holds exactly the measured events.
@@ -414,7 +485,8 @@ try {
       runs[mode] = await Promise.all(
         runs[mode].map(async (r) => {
           const [starts, ends] = [await log.startOffsets(r.stream), await log.endOffsets(r.stream)];
-          return { ...r, logRecords: ends.reduce((s, e, p) => s + e - (starts[p] ?? 0), 0) };
+          const logByPartition = ends.map((e, p) => e - (starts[p] ?? 0));
+          return { ...r, logRecords: logByPartition.reduce((s, n) => s + n, 0), logByPartition };
         }),
       );
     }
@@ -458,11 +530,13 @@ for (const mode of MODES) {
     console.log(
       `  ${r.stream}: acknowledged ${fmt(r.acknowledgedPerS)}/s (${fmt(r.events)} in ${r.seconds.toFixed(1)} s, p50 ${r.p50Ms.toFixed(1)} ms, p99 ${r.p99Ms.toFixed(1)} ms, 429s ${r.refused429}), ` +
         `all loaded after ${r.loadedAfterS.toFixed(1)} s = ${fmt(r.loadedPerS)}/s; read back: log ${fmt(r.logRecords)}, table ${fmt(r.analyticsRows)} rows, sum(amount) ${r.analyticsSumMatches ? "equal" : "DIFFERS"}; ` +
-        `server CPU µs/event ${r.serverCpuUsPerEvent.toFixed(2)} (${threads})`,
+        `server CPU µs/event ${r.serverCpuUsPerEvent.toFixed(2)} (${threads}), clients ${r.clientCpuUsPerEvent.toFixed(2)}`,
     );
-    if (r.logRecords !== r.events || r.analyticsRows !== r.events || !r.analyticsSumMatches)
+    if (!readBackMatches(r))
       failures.push(
-        `${r.stream}: acknowledged ${r.events}, log holds ${r.logRecords}, table ${r.analyticsRows}, sum equal ${r.analyticsSumMatches}`,
+        `${r.stream}: acknowledged ${r.events} (by partition ${r.acknowledgedByPartition}), log holds ${r.logRecords} ` +
+          `(${r.logByPartition}), table ${r.analyticsRows} rows (${r.analyticsRowsByPartition}) ending at ` +
+          `${r.analyticsEndByPartition}, sum equal ${r.analyticsSumMatches}`,
       );
   }
   const sustained = median(runs[mode].map((r) => r.sustainedPerS));
@@ -479,9 +553,7 @@ for (const mode of MODES) {
     peerName: "JSON.parse of the same events, one core",
     ratio: ratio(sustained, ceiling),
     unit: "events/s",
-    outputsEqual: runs[mode].every(
-      (r) => r.logRecords === r.events && r.analyticsRows === r.events && r.analyticsSumMatches,
-    ),
+    outputsEqual: runs[mode].every(readBackMatches),
     caveat: `min(acknowledged, loaded into DuckDB) over ${SECONDS} s, ${RUNS} run(s), median; server and load generator share the 2 cores; ${mode === "schema" ? `target ${TARGET_FRACTION}` : "no target"}`,
   });
 }

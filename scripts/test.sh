@@ -13,7 +13,13 @@ echo "== type check"; npx tsc --noEmit; npx tsc --noEmit -p web
 echo "== lint"; npx biome check .
 
 echo "== PostgreSQL"
-RUNNEL_TEST_DATABASE_URL="$(bash scripts/postgres.sh)"
+# The server is per machine and outlives the run; the run gets a database of its own, so what an
+# earlier run (or another checkout's run on the same machine) migrated cannot meet this one's schema.
+pg_server="$(bash scripts/postgres.sh)"
+run_db="runnel_test_$(date +%s)_$$"
+psql "$pg_server" -qc "CREATE DATABASE $run_db"
+trap 'psql "$pg_server" -qc "DROP DATABASE IF EXISTS $run_db WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
+RUNNEL_TEST_DATABASE_URL="${pg_server%/*}/$run_db"
 export RUNNEL_TEST_DATABASE_URL
 RUNNEL_TEST_KAFKA_BROKERS="$(bash scripts/kafka.sh)"; export RUNNEL_TEST_KAFKA_BROKERS
 

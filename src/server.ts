@@ -28,6 +28,7 @@ import { StreamCatalog } from "./catalog/streams.js";
 import { RuleManager } from "./cep/manager.js";
 import { ControlSync } from "./cluster/control-sync.js";
 import { ClusterNode, clusterMode } from "./cluster/node.js";
+import type { TaskReport } from "./cluster/registry.js";
 import { type ClusterView, clusterStatus } from "./cluster/status.js";
 import type { Config } from "./config/config.js";
 import { PostgresChangeFeed } from "./control/change-feed.js";
@@ -168,8 +169,8 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     await bootstrapAdmin(control, config);
     await analytics.open();
     closers.push({ name: "analytics store", close: () => analytics.close() });
-    // Before every runner (the analytics loader, pipelines, rules), which follow its ownership: it
-    // leaves the group only after they have stopped.
+    // Before every runner, so the runners that follow its ownership (pipelines, rules) are stopped
+    // before it leaves the group.
     cluster = await openCluster(config, mode, logger, metrics, closers);
 
     const analyticsLogger = logger.child({ component: "analytics" });
@@ -205,6 +206,8 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       columns,
       onError: (err, stream) => analyticsLogger.warn({ err, stream }, "loading failed; will retry"),
       deadLetters,
+      // No ownership: a query is answered from this instance's own store, and nothing routes it to
+      // the instances owning the other partitions yet, so every instance loads every partition.
     });
     closers.push({ name: "analytics loader", close: () => loader.stop() });
     const archiveLogger = logger.child({ component: "archive" });
@@ -343,6 +346,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       checkpoints,
       probe: monitoring.probe,
       deadLetters,
+      ...(cluster !== undefined && { ownership: cluster.ownership }),
     });
     pipelineManager = pipelines;
     await pipelines.open();
@@ -358,10 +362,14 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       streamRetention: async (name) => (await streams.getStream(name))?.retentionMs,
       probe: monitoring.probe,
       deadLetters,
+      ...(cluster !== undefined && { ownership: cluster.ownership }),
     });
     ruleManager = rules;
     await rules.open();
     closers.push({ name: "rules", close: () => rules.stop() });
+    // The tasks of the runners that share the work (the loader runs every partition everywhere).
+    const tasks = () => [...pipelines.tasks(), ...rules.tasks()];
+    if (cluster !== undefined) cluster.tasks = tasks;
     // On a shared PostgreSQL, the rules, pipelines, streams and blocks changed through any instance
     // take effect here too, and alerts raised anywhere reach this instance's live listeners.
     if (config.databaseUrl !== undefined) {
@@ -429,7 +437,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       idempotency: ingestion.idempotency,
       sources: ingestion.sources,
       imports,
-      cluster: clusterView(config, mode, cluster, streams, () => url, startedAt, clock),
+      cluster: clusterView(config, mode, cluster, streams, () => url, startedAt, clock, tasks),
     };
     const app = await buildApp(services);
     closers.push({ name: "HTTP server", close: () => app.close() });
@@ -506,6 +514,7 @@ function clusterView(
   url: () => string,
   startedAt: number,
   clock: Clock,
+  tasks: () => readonly TaskReport[],
 ): ClusterView {
   const { installation, instanceId } = config.cluster;
   return {
@@ -539,7 +548,7 @@ function clusterView(
             live: true,
             slots: [0],
             lastRebalanceAt: null,
-            tasks: [],
+            tasks: tasks(),
           },
         ],
         streams: defined,

@@ -7,20 +7,31 @@
  * may still be hot (recover() publishes it and deletes them; queries count them once in the
  * meantime, because the hot tier is read only from the boundary on).
  */
-import type { ArchiveRange, ExportedFile } from "../analytics/duckdb/store.js";
+import { randomBytes } from "node:crypto";
+import type { ArchiveRange, ExportedFile, UserRangeFile } from "../analytics/duckdb/store.js";
 import type { ArchivedFile, ArchiveSet } from "../analytics/duckdb/tiers.js";
 import type { RegisteredColumns } from "../analytics/types.js";
 import { readyRollups } from "../catalog/rollup-spec.js";
 import type {
   ArchiveFileRecord,
   ControlStore,
+  ImportChunkFile,
   ImportFileRecord,
   RollupSpec,
   StreamDefinition,
 } from "../control/types.js";
 import { SerialQueue } from "../core/serial-queue.js";
 import { hotWindowOf } from "./hot-window.js";
-import { type ArchiveLocation, archiveKey, ownerKey, rollupFile, rollupOfKey } from "./location.js";
+import {
+  type ArchiveLocation,
+  archiveKey,
+  isUserPartKey,
+  ownerKey,
+  rollupFile,
+  rollupOfKey,
+  userPartFile,
+} from "./location.js";
+import { type RelayoutGroup, relayoutGroups, relayoutKey } from "./relayout.js";
 
 /** The analytics store's side of the archive (DuckDbAnalyticsStore, and the worker store in front of it). */
 export interface TieredStore {
@@ -28,6 +39,13 @@ export interface TieredStore {
   exportRange(stream: string, range: ArchiveRange, path: string): Promise<ExportedFile>;
   /** With `rollups`, their files beside `files` are merged beside `path` too (location.ts rollupFile). */
   mergeFiles(files: readonly string[], path: string, rollups?: readonly string[]): Promise<ExportedFile>;
+  /** Writes the files' rows as parts by user range at userPartFile(path, k), rollups beside (./relayout.ts). */
+  splitByUser(
+    files: readonly string[],
+    path: string,
+    maxRows: number,
+    rollups?: readonly string[],
+  ): Promise<UserRangeFile[]>;
   publishArchive(stream: string, archive: ArchiveSet): Promise<void>;
   deleteArchivedRows(stream: string): Promise<number>;
   /** Adds the registered columns the stream's table lacks (an import's fields), and applies widenings. */
@@ -53,7 +71,9 @@ export type ArchiveStep =
   | "backfill"
   | "build"
   | "drop"
-  | "settle";
+  | "settle"
+  | "relayout"
+  | "relayout-commit";
 
 export interface ArchiverOptions {
   readonly control: Pick<
@@ -68,6 +88,7 @@ export interface ArchiverOptions {
     | "commitImportChunk"
     | "deleteImportFiles"
     | "updateStreamRollups"
+    | "replaceImportFiles"
   >;
   readonly analytics: TieredStore;
   readonly location: ArchiveLocation;
@@ -81,7 +102,7 @@ export interface ArchiverOptions {
   readonly backoffMs?: number;
   /** Hears each file committed (metrics). */
   readonly onCommitted?: (file: ArchiveFileRecord) => void;
-  /** Hears each compaction committed, with the number of files it merged (metrics). */
+  /** Hears each compaction committed (a merge or a relayout), with the number of files it replaced (metrics). */
   readonly onCompacted?: (stream: string, files: number) => void;
 }
 
@@ -97,6 +118,9 @@ export interface ArchiveStats {
   /** Compactions done, and the files they merged. */
   compactions: number;
   filesCompacted: number;
+  /** Groups of files re-laid by user range (./relayout.ts), and the files they replaced. */
+  relayouts: number;
+  filesRelaid: number;
   /** Per stream: files and bytes in the archive, and the event time up to which it is complete. */
   readonly streams: Map<string, { files: number; bytes: number; rows: number }>;
   /** When a run last ended without failures, epoch ms (0: never). */
@@ -125,6 +149,8 @@ export class Archiver {
     filesExpired: 0,
     compactions: 0,
     filesCompacted: 0,
+    relayouts: 0,
+    filesRelaid: 0,
     streams: new Map(),
     lastSuccess: 0,
   };
@@ -191,10 +217,31 @@ export class Archiver {
       return !keep.has(ownerKey(key));
     });
     await location.delete(orphans);
+    const present = new Set(await location.list(""));
     for (const stream of streams) {
       if (stream.analytics === false) continue;
+      await this.completeImportRollups(stream, present);
       await this.sync(stream);
       await this.settle(stream);
+    }
+  }
+
+  /**
+   * Gives imported files committed before imports wrote rollup files (an earlier version) their
+   * ready rollups' files, computed from their rows; a rollup file is derived, never in the
+   * manifest, so writing it again after a crash changes nothing.
+   */
+  private async completeImportRollups(definition: StreamDefinition, present: ReadonlySet<string>): Promise<void> {
+    const { analytics, location, control } = this.options;
+    const rollups = readyRollups(definition.rollups);
+    if (rollups.length === 0) return;
+    for (const f of await control.listImportFiles(definition.name)) {
+      for (const r of rollups) {
+        if (present.has(rollupFile(f.path, r.name))) continue;
+        const staged = location.stagingPath(`${definition.name}-${r.name}`);
+        await analytics.writeRollupFile(definition.name, r, await location.localPath(f.path), staged);
+        await location.put(staged, rollupFile(f.path, r.name));
+      }
     }
   }
 
@@ -217,13 +264,13 @@ export class Archiver {
   }
 
   /**
-   * A rollup being built gets a rollup file beside every committed archive file (computed from
+   * A rollup being built gets a rollup file beside every committed archive or imported file (computed from
    * its rows; rewritten whole on every try, so a file of an earlier try or of an earlier rollup
    * of the name never counts), then its hot table, built from the hot rows above the manifest's
    * boundaries, then its declaration says it is ready. A rollup being dropped loses its hot
    * table, its files, then its declaration. Each step is idempotent and the declaration changes
    * last, so a crash anywhere leaves work the next try (at start: recover()) redoes from the
-   * start. Imported files need nothing: a rollup aggregates their rows when read.
+   * start. Imported files are files like the others here.
    */
   private async settle(definition: StreamDefinition): Promise<StreamDefinition> {
     const pending = (definition.rollups ?? []).filter((r) => r.state !== undefined);
@@ -234,7 +281,7 @@ export class Archiver {
     await this.sync(definition);
     let settled = definition;
     for (const rollup of pending) {
-      const files = await control.listArchiveFiles(stream);
+      const files = [...(await control.listArchiveFiles(stream)), ...(await control.listImportFiles(stream))];
       if (rollup.state === "building") {
         for (const f of files) {
           await this.step("backfill", stream);
@@ -310,28 +357,38 @@ export class Archiver {
    * to recover(). A failure to publish after the commit is the archiver's (counted, retried by
    * the next run), not the import's.
    */
-  async commitImport(files: readonly { readonly staged: string; readonly record: ImportFileRecord }[]): Promise<void> {
+  async commitImport(files: readonly { readonly staged: string; readonly record: ImportChunkFile }[]): Promise<void> {
     const first = files[0]?.record;
     if (first === undefined) return;
-    const { location, control } = this.options;
+    const { analytics, location, control } = this.options;
     await this.turns.run(async () => {
-      const keys = files.map((f) => f.record.path);
+      const definition = (await control.listStreams()).find((d) => d.name === first.stream);
+      // Every imported file has its stream's rollups' files beside it, written here, in the turn,
+      // so they are the rollups the stream has when the chunk is committed.
+      const rollups = readyRollups(definition?.rollups);
+      const keys = files.flatMap((f) => [f.record.path, ...rollups.map((r) => rollupFile(f.record.path, r.name))]);
       try {
+        for (const f of files) {
+          for (const r of rollups)
+            await analytics.writeRollupFile(first.stream, r, f.staged, rollupFile(f.staged, r.name));
+        }
         await this.step("put", first.stream);
-        for (const f of files) await location.put(f.staged, f.record.path);
+        for (const f of files) {
+          for (const r of rollups) await location.put(rollupFile(f.staged, r.name), rollupFile(f.record.path, r.name));
+          await location.put(f.staged, f.record.path);
+        }
         await this.step("commit", first.stream);
         await control.commitImportChunk(files.map((f) => f.record));
       } catch (e) {
         const committed = await control.listImportFiles(first.stream, first.importId).catch(() => undefined);
         if (committed !== undefined) {
           const held = new Set(committed.map((f) => f.path));
-          await location.delete(keys.filter((k) => !held.has(k))).catch(() => {});
+          await location.delete(keys.filter((k) => !held.has(ownerKey(k)))).catch(() => {});
         }
         throw e;
       }
       this.unsynced.add(first.stream);
       try {
-        const definition = (await control.listStreams()).find((d) => d.name === first.stream);
         if (definition !== undefined) await this.sync(definition);
       } catch (e) {
         // Committed: the chunk is the import's whatever happens now, and the next run publishes it.
@@ -414,6 +471,11 @@ export class Archiver {
     }
     await this.expire(stream, now);
     await this.compact(stream, maxRows);
+    for (const group of relayoutGroups(await control.listArchiveFiles(stream.name), cutoff)) {
+      if (this.stopped) break;
+      await this.relayout(stream, group, maxRows);
+    }
+    await this.compactImports(stream, maxRows);
     // What stays hot is kept sorted by user in runs, so a user's query skips others' rows.
     await analytics.clusterHot(stream.name);
   }
@@ -436,6 +498,11 @@ export class Archiver {
       rows = 0;
     };
     for (const f of await control.listArchiveFiles(stream.name)) {
+      // Parts by user range are compacted by relayout(), a week at a time.
+      if (isUserPartKey(f.path)) {
+        flush();
+        continue;
+      }
       const prev = run.at(-1);
       const fits =
         prev !== undefined &&
@@ -477,14 +544,7 @@ export class Archiver {
       partition: first.partition,
       offsetStart: first.offsetStart,
       offsetEnd: last.offsetEnd,
-      minTime: Math.min(...run.map((f) => f.minTime)),
-      maxTime: Math.max(...run.map((f) => f.maxTime)),
-      // Strings: code-unit order, as DuckDB compares VARCHAR.
-      minUser: run.map((f) => f.minUser).sort()[0]!,
-      maxUser: run
-        .map((f) => f.maxUser)
-        .sort()
-        .at(-1)!,
+      ...spanOf(run),
       rows: written.rows,
       bytes: written.bytes,
       schemaVersion: written.columns,
@@ -503,6 +563,133 @@ export class Archiver {
     this.stats.compactions += 1;
     this.stats.filesCompacted += run.length;
     this.options.onCompacted?.(stream, run.length);
+  }
+
+  /**
+   * Re-lays a group of a partition's files (./relayout.ts) as parts by user range, committed in
+   * place of the group by one manifest transaction, as a merge is: a crash before it leaves the
+   * parts uncommitted (recover() deletes them), after it the group's files no longer committed.
+   */
+  private async relayout(definition: StreamDefinition, group: RelayoutGroup, maxRows: number): Promise<void> {
+    const { analytics, location, control } = this.options;
+    const stream = definition.name;
+    const rollups = rollupsOf(definition);
+    await this.step("relayout", stream);
+    const sources: string[] = [];
+    for (const f of group.files) {
+      sources.push(await location.localPath(f.path));
+      for (const r of rollups) await location.localPath(rollupFile(f.path, r));
+    }
+    const staged = location.stagingPath(`${stream}-p${group.partition}-relayout`);
+    const parts = await analytics.splitByUser(sources, staged, maxRows, rollups);
+    if (parts.length === 0) return;
+    const base = relayoutKey(stream, group);
+    const records: ArchiveFileRecord[] = [];
+    for (const [k, part] of parts.entries()) {
+      const key = userPartFile(base, k);
+      for (const r of rollups) await location.put(rollupFile(userPartFile(staged, k), r), rollupFile(key, r));
+      await location.put(userPartFile(staged, k), key);
+      records.push({
+        stream,
+        partition: group.partition,
+        offsetStart: group.offsetStart,
+        offsetEnd: group.offsetEnd,
+        minTime: part.minTime,
+        maxTime: part.maxTime,
+        minUser: part.minUser,
+        maxUser: part.maxUser,
+        rows: part.rows,
+        bytes: part.bytes,
+        schemaVersion: part.columns,
+        path: key,
+        ...(k > 0 ? { userPart: k } : {}),
+      });
+    }
+    await this.step("relayout-commit", stream);
+    await control.replaceArchiveFiles(
+      stream,
+      group.files.map((f) => f.path),
+      records,
+    );
+    this.unsynced.add(stream);
+    await this.sync(definition);
+    await location.delete(withRollupFiles(definition, group.files));
+    this.stats.relayouts += 1;
+    this.stats.filesRelaid += group.files.length;
+    this.options.onCompacted?.(stream, group.files.length);
+  }
+
+  /**
+   * Compaction of imported files: an import writes a file per chunk and UTC day, so a large
+   * import in small chunks, or many imports, leave many small files a day. Once a day has
+   * MIN_MERGE small ones (under half the row bound), they are merged into files of up to `maxRows`
+   * rows, so a day keeps at most MIN_MERGE - 1 small imported files, the bound archived files
+   * keep per partition. A merged file replaces its sources in one manifest transaction (refused
+   * unless they are all still committed and its rows are theirs); the chunk ledger is untouched,
+   * so re-running an import still skips its committed chunks. A crash before the commit leaves a
+   * merged file no row names, one after it sources no row names: recover() deletes either.
+   * The files' rollup files are merged beside the merged file, as archived files' are.
+   */
+  private async compactImports(stream: StreamDefinition, maxRows: number): Promise<void> {
+    const byDay = new Map<string, ImportFileRecord[]>();
+    for (const f of await this.options.control.listImportFiles(stream.name)) {
+      if (f.rows >= maxRows / 2) continue;
+      const day = dayOf(f.path);
+      byDay.set(day, [...(byDay.get(day) ?? []), f]);
+    }
+    for (const [day, small] of byDay) {
+      if (small.length < MIN_MERGE) continue;
+      let group: ImportFileRecord[] = [];
+      let rows = 0;
+      for (const f of small) {
+        if (rows + f.rows > maxRows && group.length > 0) {
+          if (group.length > 1) await this.mergeImports(stream, day, group);
+          group = [];
+          rows = 0;
+        }
+        group.push(f);
+        rows += f.rows;
+      }
+      if (group.length > 1) await this.mergeImports(stream, day, group);
+    }
+  }
+
+  private async mergeImports(definition: StreamDefinition, day: string, files: readonly ImportFileRecord[]) {
+    const { analytics, location, control } = this.options;
+    const stream = definition.name;
+    await this.step("merge", stream);
+    const rollups = rollupsOf(definition);
+    const sources: string[] = [];
+    for (const f of files) {
+      sources.push(await location.localPath(f.path));
+      for (const r of rollups) await location.localPath(rollupFile(f.path, r));
+    }
+    const staged = location.stagingPath(`${stream}-import-merge`);
+    const written = await analytics.mergeFiles(sources, staged, rollups);
+    const key = `${stream}/${day}/import/compacted-${randomBytes(6).toString("hex")}.parquet`;
+    for (const r of rollups) await location.put(rollupFile(staged, r), rollupFile(key, r));
+    await location.put(staged, key);
+    const merged: ImportFileRecord = {
+      stream,
+      ...spanOf(files),
+      rows: written.rows,
+      bytes: written.bytes,
+      schemaVersion: written.columns,
+      path: key,
+    };
+    await this.step("replace", stream);
+    await control.replaceImportFiles(
+      stream,
+      files.map((f) => f.path),
+      merged,
+    );
+    this.unsynced.add(stream);
+    // Publishing waits for the queries that may still read the merged files; then they can go.
+    await this.sync(definition);
+    await location.delete(withRollupFiles(definition, files));
+    this.stats.compactions += 1;
+    this.stats.filesCompacted += files.length;
+    this.options.onCompacted?.(stream, files.length);
   }
 
   /**
@@ -558,6 +745,7 @@ export class Archiver {
     }
     // Imported rows were never hot: no boundary concerns them, so they are counted once as they are.
     for (const r of imported) {
+      for (const rollup of rollupsOf(definition)) await location.localPath(rollupFile(r.path, rollup));
       files.push({
         path: await location.localPath(r.path),
         minUser: r.minUser,
@@ -582,6 +770,20 @@ export class Archiver {
   private async step(step: ArchiveStep, stream: string): Promise<void> {
     await this.options.beforeStep?.(step, stream);
   }
+}
+
+/** The time and user ranges of files merged into one. */
+function spanOf(files: readonly { minTime: number; maxTime: number; minUser: string; maxUser: string }[]) {
+  return {
+    minTime: Math.min(...files.map((f) => f.minTime)),
+    maxTime: Math.max(...files.map((f) => f.maxTime)),
+    // Strings: code-unit order, as DuckDB compares VARCHAR.
+    minUser: files.map((f) => f.minUser).sort()[0]!,
+    maxUser: files
+      .map((f) => f.maxUser)
+      .sort()
+      .at(-1)!,
+  };
 }
 
 /** The rollups whose files every archive file has (not those being built or dropped). */

@@ -54,6 +54,19 @@ export function rollupOfKey(key: string): string | undefined {
   return /\.rollup_([a-z][a-z0-9_]*)\.parquet$/.exec(key)?.[1];
 }
 
+/**
+ * Part `k` of the files a group of archive files is re-laid into by user range
+ * (./relayout.ts): `…/<offsetStart>-<offsetEnd>.u<k>.parquet`. Works on keys and local paths alike.
+ */
+export function userPartFile(file: string, k: number): string {
+  return file.replace(/\.parquet$/, `.u${Math.trunc(k)}.parquet`);
+}
+
+/** Whether a key is a part of a layout by user range (userPartFile), not a file of one day. */
+export function isUserPartKey(key: string): boolean {
+  return /\.u\d+\.parquet$/.test(key);
+}
+
 /** The archive file a key belongs to: itself, or the file a rollup's file sits beside. */
 export function ownerKey(key: string): string {
   return key.replace(/\.rollup_[a-z][a-z0-9_]*\.parquet$/, ".parquet");

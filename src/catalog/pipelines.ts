@@ -7,6 +7,7 @@
  * position (map) or last checkpoint (window), which the stopped runner left in place.
  */
 
+import type { PartitionOwnership } from "../cluster/ownership.js";
 import type { ControlStore, PipelineDefinition } from "../control/types.js";
 import type { Clock } from "../core/clock.js";
 import type { DeadLetterSink } from "../core/dead-letters.js";
@@ -18,6 +19,7 @@ import { type MonitoringProbe, noopProbe, type WindowState } from "../monitoring
 import type { CheckpointStore } from "../runtime/checkpoint/store.js";
 import { defaultOwner } from "../runtime/driver.js";
 import { dropJobTasks } from "../runtime/exchange.js";
+import type { TaskInfo } from "../runtime/owned-tasks.js";
 import { dropLegacyCheckpoint } from "../stream/checkpoint.js";
 import { describeOptions, type PipelineOptions, parsePipelineOptions } from "../stream/options.js";
 import { PipelineRunner, type PipelineStats } from "../stream/runner.js";
@@ -31,6 +33,7 @@ interface Runner {
   start(): Promise<void>;
   stop(): Promise<void>;
   stats(): PipelineStats;
+  tasks(): TaskInfo[];
 }
 
 interface Running {
@@ -103,6 +106,8 @@ export class PipelineManager {
       readonly probe?: MonitoringProbe;
       /** Where pipelines put the records they cannot process (default: counted and skipped). */
       readonly deadLetters?: DeadLetterSink;
+      /** The partitions this instance runs the tasks of (cluster mode); default all. */
+      readonly ownership?: PartitionOwnership;
     },
   ) {}
 
@@ -112,6 +117,11 @@ export class PipelineManager {
 
   private get probe(): MonitoringProbe {
     return this.deps.probe ?? noopProbe;
+  }
+
+  /** The tasks of every pipeline running here (the owned partitions'). */
+  tasks(): TaskInfo[] {
+    return [...this.running.values()].flatMap((r) => r.runner?.tasks() ?? []);
   }
 
   async open(): Promise<void> {
@@ -367,6 +377,7 @@ export class PipelineManager {
   ): Runner {
     const { log, clock, checkpoints } = this.deps;
     const deadLetters = this.deps.deadLetters !== undefined && { deadLetters: this.deps.deadLetters };
+    const ownership = this.deps.ownership !== undefined && { ownership: this.deps.ownership };
     const owner = this.owner;
     if (compiled.kind === "window") {
       return new WindowedPipelineRunner({
@@ -387,6 +398,7 @@ export class PipelineManager {
           failed: () => this.probe.checkpointFailed(`pipeline/${definition.name}`),
         },
         ...deadLetters,
+        ...ownership,
       });
     }
     return new PipelineRunner({
@@ -398,6 +410,7 @@ export class PipelineManager {
       checkpoints,
       owner,
       ...deadLetters,
+      ...ownership,
     });
   }
 

@@ -5,6 +5,7 @@
  */
 import { createHash, randomUUID } from "node:crypto";
 import { hostname } from "node:os";
+import type { PartitionOwnership } from "../cluster/ownership.js";
 import type { AlertRecord, BlockRecord, ControlStore, RuleRecord } from "../control/types.js";
 import type { DeadLetterSink } from "../core/dead-letters.js";
 import { RunnelError } from "../core/errors.js";
@@ -14,6 +15,7 @@ import type { EventLog } from "../log/types.js";
 import { type MonitoringProbe, noopProbe, type RuleRef } from "../monitoring/probes.js";
 import type { CheckpointStore } from "../runtime/checkpoint/store.js";
 import type { CheckpointObserver } from "../runtime/driver.js";
+import type { TaskInfo } from "../runtime/owned-tasks.js";
 import { dropRepartition, Repartitioner } from "../runtime/repartition.js";
 import { alertOf, sendWebhook, type WebhookStats } from "./actions.js";
 import { dropRuleCheckpoints, ruleJob } from "./checkpoint.js";
@@ -42,6 +44,8 @@ export interface RuleManagerOptions {
   readonly probe?: MonitoringProbe;
   /** Where rules put the records they cannot process (default: counted and skipped). */
   readonly deadLetters?: DeadLetterSink;
+  /** The partitions this instance runs the rules' tasks of (cluster mode); default all. */
+  readonly ownership?: PartitionOwnership;
 }
 
 export interface RuleView extends RuleRecord {
@@ -124,6 +128,11 @@ export class RuleManager implements BlockList {
       taken: (ms) => probe.checkpointTaken("cep", ms),
       failed: () => probe.checkpointFailed("cep"),
     };
+  }
+
+  /** The tasks of every rule running here (the owned partitions'), with their repartition stages'. */
+  tasks(): TaskInfo[] {
+    return [...this.runners.values()].flatMap((r) => [...(r.repartition?.tasks() ?? []), ...r.runner.tasks()]);
   }
 
   async open(): Promise<void> {
@@ -430,6 +439,7 @@ export class RuleManager implements BlockList {
       consumer: `rule/${rule.name}`,
       checkpointObserver: this.checkpointObserver,
       ...(this.options.deadLetters !== undefined && { deadLetters: this.options.deadLetters }),
+      ...(this.options.ownership !== undefined && { ownership: this.options.ownership }),
     });
     try {
       await runner.start();
@@ -459,6 +469,7 @@ export class RuleManager implements BlockList {
       consumer: `rule/${name}`,
       ...(retentionMs !== undefined && { retentionMs }),
       ...(this.options.deadLetters !== undefined && { deadLetters: this.options.deadLetters }),
+      ...(this.options.ownership !== undefined && { ownership: this.options.ownership }),
     });
     await stage.start();
     return stage;

@@ -57,6 +57,7 @@ export interface ClusterNodeOptions {
 
 const DEFAULT_REFRESH_MS = 2_000;
 const DEFAULT_JOIN_RETRY_MS = 5_000;
+const ERROR_LOG_EVERY_MS = 60_000;
 
 export class ClusterNode {
   /** This instance's tasks, for the registry; the composition root sets it once the runners exist. */
@@ -96,8 +97,15 @@ export class ClusterNode {
     await member.configure();
     const sessionTimeoutMs = await member.sessionTimeoutMs();
     const log = logger.child({ component: "cluster" });
-    // Heartbeats that fail while a broker is lost are retried by the client; they are worth a line, not a crash.
-    member.on("error", (err) => log.warn({ err }, "group membership: a heartbeat failed; retrying"));
+    // Heartbeats that fail while a broker is lost, or while the broker still holds a crashed
+    // predecessor's session, are retried every second: worth a line, not one a second.
+    let lastError = { message: "", at: 0 };
+    member.on("error", (err) => {
+      const now = Date.now();
+      if (err.message === lastError.message && now - lastError.at < ERROR_LOG_EVERY_MS) return;
+      lastError = { message: err.message, at: now };
+      log.warn({ err }, "group membership: a heartbeat failed; retrying (the same failure is logged once a minute)");
+    });
     member.on("revoked", ({ partitions, reason }) =>
       log.info({ slots: partitions.map((p) => p.partition), reason }, "slots revoked"),
     );

@@ -13,17 +13,10 @@
  */
 import { randomUUID } from "node:crypto";
 import type { SqlExecutor } from "../control/driver.js";
+import type { TaskInfo } from "../runtime/owned-tasks.js";
 
 /** One task of an instance, as its runner reports it. */
-export interface TaskReport {
-  /** The task's name, e.g. `pipeline/clicks_by_user`. */
-  readonly task: string;
-  readonly partition: number;
-  /** Records of its input partition not yet processed. */
-  readonly lag: number;
-  /** Its state is restored and it is processing. */
-  readonly restored: boolean;
-}
+export type TaskReport = TaskInfo;
 
 /** What an instance reports of itself on each refresh. */
 export interface InstanceState {

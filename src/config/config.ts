@@ -172,7 +172,7 @@ export const DEFAULTS = {
  * Queries running at once by default: one per core, at least two (so one user's runaway query
  * never holds every slot), and at most the libuv thread pool less two. Each running DuckDB call
  * occupies a thread of that pool, which the log's fsyncs and every file read share
- * (UV_THREADPOOL_SIZE, default 4).
+ * (UV_THREADPOOL_SIZE: 16 as bin/runnel.ts sizes it, src/core/thread-pool.ts; libuv's default 4).
  */
 export function defaultQueryConcurrency(env: RawSettings = process.env): number {
   const pool = Number(env.UV_THREADPOOL_SIZE) || 4;

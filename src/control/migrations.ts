@@ -451,6 +451,29 @@ export const MIGRATIONS: readonly Migration[] = [
         ADD CONSTRAINT archive_files_start_key UNIQUE (stream, stream_partition, offset_start, user_part)`,
     ],
   },
+  {
+    version: 19,
+    name: "import chunks apart from imported files",
+    statements: [
+      // The ledger of committed import chunks (each input row at most once), kept apart from the
+      // files: compaction merges files of several chunks into one, and retention deletes files,
+      // while a chunk stays committed.
+      `CREATE TABLE archive_import_chunks (
+        stream text NOT NULL REFERENCES streams (name) ON DELETE CASCADE,
+        import_id text NOT NULL,
+        first_row bigint NOT NULL CHECK (first_row >= 0),
+        chunk_rows bigint NOT NULL CHECK (chunk_rows > 0),
+        created_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (stream, import_id, first_row)
+      )`,
+      `INSERT INTO archive_import_chunks (stream, import_id, first_row, chunk_rows)
+       SELECT DISTINCT stream, import_id, first_row, chunk_rows FROM archive_imports`,
+      // NULL on a merged file, which holds rows of several chunks.
+      "ALTER TABLE archive_imports ALTER COLUMN import_id DROP NOT NULL",
+      "ALTER TABLE archive_imports ALTER COLUMN first_row DROP NOT NULL",
+      "ALTER TABLE archive_imports ALTER COLUMN chunk_rows DROP NOT NULL",
+    ],
+  },
 ];
 
 /**

@@ -151,9 +151,9 @@ export function toPipeline(r: PipelineRow): PipelineDefinition {
 
 export interface ImportFileRow extends ArchivedFileColumns {
   stream: string;
-  import_id: string;
-  first_row: string | number | bigint;
-  chunk_rows: string | number | bigint;
+  import_id: string | null;
+  first_row: string | number | bigint | null;
+  chunk_rows: string | number | bigint | null;
 }
 
 function archivedFileFields(r: ArchivedFileColumns) {
@@ -172,9 +172,9 @@ function archivedFileFields(r: ArchivedFileColumns) {
 export function toImportFile(r: ImportFileRow): ImportFileRecord {
   return {
     stream: r.stream,
-    importId: r.import_id,
-    firstRow: Number(r.first_row),
-    chunkRows: Number(r.chunk_rows),
+    ...(r.import_id !== null && { importId: r.import_id }),
+    ...(r.first_row !== null && { firstRow: Number(r.first_row) }),
+    ...(r.chunk_rows !== null && { chunkRows: Number(r.chunk_rows) }),
     ...archivedFileFields(r),
   };
 }

@@ -34,6 +34,8 @@ import type {
   BlockRecord,
   ColumnRetype,
   ControlStore,
+  ImportChunk,
+  ImportChunkFile,
   ImportFileRecord,
   NewAlert,
   NewApiKey,
@@ -529,7 +531,38 @@ export class SqlControlStore implements ControlStore {
     return rows.map(toImportFile);
   }
 
-  async commitImportChunk(files: readonly ImportFileRecord[]): Promise<void> {
+  async listImportChunks(stream: string, importId: string): Promise<ImportChunk[]> {
+    const rows = await this.#query<{ first_row: string | number | bigint; chunk_rows: string | number | bigint }>(
+      `SELECT first_row, chunk_rows FROM archive_import_chunks WHERE stream = $1 AND import_id = $2 ORDER BY first_row`,
+      [stream, importId],
+    );
+    return rows.map((r) => ({ stream, importId, firstRow: Number(r.first_row), chunkRows: Number(r.chunk_rows) }));
+  }
+
+  async replaceImportFiles(stream: string, replaced: readonly string[], merged: ImportFileRecord): Promise<void> {
+    await this.#transaction(async (tx) => {
+      await tx.query("SELECT 1 FROM streams WHERE name = $1 FOR UPDATE", [stream]);
+      const { rows } = await tx.query<ImportFileRow>(
+        `DELETE FROM archive_imports WHERE stream = $1 AND path = ANY($2::text[]) RETURNING ${IMPORT_FILE_COLUMNS}`,
+        [stream, [...replaced]],
+      );
+      const held = rows.reduce((n, r) => n + Number(r.row_count), 0);
+      if (
+        rows.length !== new Set(replaced).size ||
+        rows.length === 0 ||
+        held !== merged.rows ||
+        merged.stream !== stream
+      ) {
+        throw new RunnelError(
+          "conflict",
+          `imported files of ${stream} changed or do not add up to ${merged.path}; nothing replaced`,
+        );
+      }
+      await insertImportFile(tx, merged);
+    });
+  }
+
+  async commitImportChunk(files: readonly ImportChunkFile[]): Promise<void> {
     const first = files[0];
     if (first === undefined) throw new RunnelError("invalid_input", "an import chunk has at least one file");
     const { stream, importId, firstRow, chunkRows } = first;
@@ -551,7 +584,7 @@ export class SqlControlStore implements ControlStore {
       const exists = await tx.query("SELECT 1 FROM streams WHERE name = $1 FOR UPDATE", [stream]);
       if (exists.rows.length === 0) throw new RunnelError("stream_not_found", `stream "${stream}" does not exist`);
       const { rows } = await tx.query<{ first_row: string | number | bigint }>(
-        `SELECT first_row FROM archive_imports
+        `SELECT first_row FROM archive_import_chunks
          WHERE stream = $1 AND import_id = $2 AND first_row < $3 AND first_row + chunk_rows > $4 LIMIT 1`,
         [stream, importId, firstRow + chunkRows, firstRow],
       );
@@ -561,25 +594,11 @@ export class SqlControlStore implements ControlStore {
           `rows ${firstRow}-${firstRow + chunkRows - 1} of import ${importId} into ${stream} overlap a chunk committed already (from row ${Number(rows[0].first_row)})`,
         );
       }
-      for (const f of files) {
-        await tx.query(
-          `INSERT INTO archive_imports (${IMPORT_FILE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-          [
-            f.stream,
-            f.importId,
-            f.firstRow,
-            f.chunkRows,
-            f.minTime,
-            f.maxTime,
-            f.minUser,
-            f.maxUser,
-            f.rows,
-            f.bytes,
-            f.schemaVersion,
-            f.path,
-          ],
-        );
-      }
+      await tx.query(
+        "INSERT INTO archive_import_chunks (stream, import_id, first_row, chunk_rows) VALUES ($1, $2, $3, $4)",
+        [stream, importId, firstRow, chunkRows],
+      );
+      for (const f of files) await insertImportFile(tx, f);
     });
   }
 
@@ -880,6 +899,26 @@ export class SqlControlStore implements ControlStore {
       throw translateDatabaseError(e);
     }
   }
+}
+
+async function insertImportFile(tx: SqlExecutor, f: ImportFileRecord): Promise<void> {
+  await tx.query(
+    `INSERT INTO archive_imports (${IMPORT_FILE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+    [
+      f.stream,
+      f.importId ?? null,
+      f.firstRow ?? null,
+      f.chunkRows ?? null,
+      f.minTime,
+      f.maxTime,
+      f.minUser,
+      f.maxUser,
+      f.rows,
+      f.bytes,
+      f.schemaVersion,
+      f.path,
+    ],
+  );
 }
 
 async function insertArchiveFile(tx: SqlExecutor, f: ArchiveFileRecord): Promise<void> {

@@ -149,11 +149,14 @@ export interface ArchiveFileRecord {
  */
 export interface ImportFileRecord {
   readonly stream: string;
-  /** The import's id, chosen by whoever runs it; a re-run with the same id skips committed chunks. */
-  readonly importId: string;
+  /**
+   * The import's id, chosen by whoever runs it; a re-run with the same id skips committed chunks.
+   * Absent, with firstRow and chunkRows, on a file compaction merged from several chunks' files.
+   */
+  readonly importId?: string;
   /** The chunk: input rows [firstRow, firstRow + chunkRows), counted from 0. */
-  readonly firstRow: number;
-  readonly chunkRows: number;
+  readonly firstRow?: number;
+  readonly chunkRows?: number;
   readonly minTime: number;
   readonly maxTime: number;
   readonly minUser: string;
@@ -162,8 +165,23 @@ export interface ImportFileRecord {
   readonly rows: number;
   readonly bytes: number;
   readonly schemaVersion: number;
-  /** Its key, `<stream>/<day>/import/<importId>-<firstRow>-<random>.parquet`. */
+  /**
+   * Its key, `<stream>/<day>/import/<importId>-<firstRow>-<random>.parquet`, or
+   * `<stream>/<day>/import/compacted-<random>.parquet` for a merged one.
+   */
   readonly path: string;
+}
+
+/** A file of one import chunk, as the importer commits it. */
+export type ImportChunkFile = ImportFileRecord &
+  Required<Pick<ImportFileRecord, "importId" | "firstRow" | "chunkRows">>;
+
+/** One committed chunk of an import: its input rows [firstRow, firstRow + chunkRows). */
+export interface ImportChunk {
+  readonly stream: string;
+  readonly importId: string;
+  readonly firstRow: number;
+  readonly chunkRows: number;
 }
 
 /** The analytics column of one event field of a stream: its name as first seen and its type. */
@@ -381,14 +399,28 @@ export interface ControlStore {
   deleteArchiveFiles(stream: string, paths: readonly string[]): Promise<ArchiveFileRecord[]>;
   /** Each partition's archive boundary: the offset below which its rows are in the archive. */
   archiveBoundaries(stream: string): Promise<Map<number, number>>;
-  /** Files written by imports, of one stream (or every stream) and optionally one import. */
+  /**
+   * Files written by imports, of one stream (or every stream) and optionally one import (then
+   * without the files compaction merged, which belong to no one import).
+   */
   listImportFiles(stream?: string, importId?: string): Promise<ImportFileRecord[]>;
   /**
-   * Commits one chunk of an import: all its files in one transaction. Refuses with conflict,
-   * committing nothing, when the chunk's rows overlap a chunk of the same import committed
-   * already, so each input row is committed at most once however often the import runs.
+   * The chunks an import committed, by first row: they stay committed when their files are
+   * merged or expire, so a re-run of the import never commits their rows again.
    */
-  commitImportChunk(files: readonly ImportFileRecord[]): Promise<void>;
+  listImportChunks(stream: string, importId: string): Promise<ImportChunk[]>;
+  /**
+   * Commits one chunk of an import: the chunk and all its files in one transaction. Refuses with
+   * conflict, committing nothing, when the chunk's rows overlap a chunk of the same import
+   * committed already, so each input row is committed at most once however often the import runs.
+   */
+  commitImportChunk(files: readonly ImportChunkFile[]): Promise<void>;
+  /**
+   * Compaction's commit for imported files: replaces them by `merged` (which holds their rows:
+   * its row count must be theirs) in one transaction. Refuses with conflict, changing nothing,
+   * when any of them is no longer committed or the rows do not add up.
+   */
+  replaceImportFiles(stream: string, replaced: readonly string[], merged: ImportFileRecord): Promise<void>;
   /** Removes imported files from the manifest (archive retention). Returns the records removed. */
   deleteImportFiles(stream: string, paths: readonly string[]): Promise<ImportFileRecord[]>;
 

@@ -676,8 +676,8 @@ export class TaskDriver {
       await this.takeCheckpoint(commit);
     } catch (e) {
       if (this.fencedBy(e)) return;
-      if (e instanceof TaskHaltedError) throw e;
-      observer?.failed(e);
+      // A checkpoint given up for a revoke or an expired lease did not fail.
+      if (!(e instanceof TaskHaltedError)) observer?.failed(e);
       throw e;
     }
     observer?.taken(performance.now() - started);

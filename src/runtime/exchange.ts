@@ -226,11 +226,6 @@ export class Exchange {
     return this.owned?.info() ?? [];
   }
 
-  /** A task here runs a round or has one due. */
-  get busy(): boolean {
-    return this.running().some((t) => t.busy);
-  }
-
   private running(): TaskDriver[] {
     return this.owned?.list() ?? [];
   }

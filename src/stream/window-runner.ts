@@ -254,11 +254,6 @@ export class WindowedPipelineRunner {
     while (this.running().some((t) => t.busy));
   }
 
-  /** Whether a task of the job is running a round or has one due (here, not on other instances). */
-  get busy(): boolean {
-    return this.running().some((t) => t.busy) || (this.exchange?.busy ?? false);
-  }
-
   stats(): WindowedStats {
     const stats = combinedStats(
       this.exchange?.stats() ?? [],

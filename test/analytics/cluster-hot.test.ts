@@ -118,3 +118,47 @@ test("re-sorts the hot rows by user in one transaction: same rows, exact answers
   assert.ok(groups >= 4, `${groups} row groups`);
   assert.ok(admitting <= 3, `${admitting} of ${groups} row groups may hold u007`);
 });
+
+test("merges sorted runs a few at a time: same rows, exact answers meanwhile, one run's row groups per user", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "runnel-cluster-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, "analytics.duckdb");
+  const store = await openStore(t, { path });
+  await store.ensureTable(streamDef("events", 2));
+  const everything =
+    "SELECT count(*), sum(hash(_partition, _offset, user_id, _time, _ingest_time, v)::HUGEINT) FROM events";
+  // Six runs of 250,000 rows (min 200,000, max 800,000): the 1st to 3rd and the 4th to 6th merge
+  // into runs of 750,000 as the third of each arrives.
+  const done: number[] = [];
+  for (let run = 0; run < 6; run++) {
+    await store.applyRows("events", [
+      { partition: 0, rows: rows(0, run * 125_000, 125_000) },
+      { partition: 1, rows: rows(1, run * 125_000, 125_000) },
+    ]);
+    if (run < 5) {
+      done.push(await store.clusterHot("events", 200_000, 800_000));
+      continue;
+    }
+    const before = await store.query(everything, [], ALL);
+    const mine = await store.query("SELECT count(*), sum(v) FROM events", [], { kind: "user", userId: "u007" });
+    let clustering = true;
+    const clustered = store.clusterHot("events", 200_000, 800_000).finally(() => {
+      clustering = false;
+    });
+    while (clustering) {
+      assert.deepEqual(
+        await store.query("SELECT count(*), sum(v) FROM events", [], { kind: "user", userId: "u007" }),
+        mine,
+      );
+    }
+    done.push(await clustered);
+    assert.deepEqual(await store.query(everything, [], ALL), before);
+  }
+  assert.deepEqual(done, [250_000, 250_000, 250_000 + 750_000, 250_000, 250_000, 250_000 + 750_000]);
+  assert.equal(await store.clusterHot("events", 1, 800_000), 0, "nothing new, nothing to merge");
+  await store.close();
+  // Two runs of 750,000 rows: a user's rows are one or two row groups of each, of about 13.
+  const [admitting, groups] = await rowGroupsFor(path, "events", "u007");
+  assert.ok(groups >= 12, `${groups} row groups`);
+  assert.ok(admitting <= 4, `${admitting} of ${groups} row groups may hold u007`);
+});

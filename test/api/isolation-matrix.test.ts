@@ -301,6 +301,21 @@ const ROWS: readonly Row[] = [
     }),
   },
   {
+    // Adding a rollup is an admin's: on a throwaway stream, so the shared one keeps its shape.
+    route: "POST /api/v1/streams/:name/rollups",
+    expect: adminOnly(202),
+    probe: async (actor) => ({
+      method: "POST",
+      url: `/api/v1/streams/${actor === "admin" ? await throwawayStream() : "ledger"}/rollups`,
+      body: { name: fresh("per_hour"), granularity: "1h", metrics: { n: "count" } },
+    }),
+  },
+  {
+    route: "DELETE /api/v1/streams/:name/rollups/:rollup",
+    expect: adminOnly(404),
+    probe: () => ({ method: "DELETE", url: "/api/v1/streams/ledger/rollups/no_such_rollup" }),
+  },
+  {
     route: "GET /api/v1/streams/:name/imports/:id",
     expect: adminOnly(404),
     probe: () => ({ method: "GET", url: "/api/v1/streams/ledger/imports/no-such-import" }),

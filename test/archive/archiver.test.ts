@@ -54,12 +54,16 @@ describe("the archiver", () => {
       assert.ok(files.length >= 4, `several files of at most 50 rows (${files.length})`);
       for (const file of files) {
         assert.ok(file.rows <= 50 && file.rows > 0);
-        assert.match(file.path, /^clicks\/\d{4}-\d{2}-\d{2}\/p[01]\/\d+-\d+\.parquet$/);
+        // A file of one day, or (days complete before the cutoff) a part of a week's by user range.
+        assert.match(
+          file.path,
+          /^clicks\/(\d{4}-\d{2}-\d{2}\/p[01]\/\d+-\d+|w\d{4}-\d{2}-\d{2}\/p[01]\/\d+-\d+\.u\d+)\.parquet$/,
+        );
       }
-      // Consecutive ranges from 0 in each partition, ending at the boundary.
+      // Consecutive ranges from 0 in each partition, ending at the boundary (parts share theirs).
       const boundaries = await f.control.archiveBoundaries("clicks");
       for (const p of [0, 1]) {
-        const ranges = files.filter((x) => x.partition === p);
+        const ranges = files.filter((x) => x.partition === p && (x.userPart ?? 0) === 0);
         assert.equal(ranges[0]?.offsetStart, 0);
         for (let i = 1; i < ranges.length; i++) assert.equal(ranges[i]!.offsetStart, ranges[i - 1]!.offsetEnd);
         assert.equal(boundaries.get(p), ranges.at(-1)?.offsetEnd);
@@ -284,6 +288,129 @@ describe("compaction", () => {
       await f.close();
     }
   });
+
+  it("re-lays complete days by user range: one file per user, partition and week, pruned by the manifest", async () => {
+    const f = await archiveFixture();
+    try {
+      await loadStream(f, definition("clicks", 2), events(2, 480));
+      const before = await census(f, "clicks");
+      const clock = { now: 0 };
+      const archiver = f.archiver({ maxRowsPerFile: 60, now: () => clock.now });
+      await archiver.recover();
+      await trickle(archiver, clock);
+      assert.equal(archiver.stats.failures, 0);
+      assert.ok(archiver.stats.relayouts > 0, "relayouts ran");
+      const files = await f.control.listArchiveFiles("clicks");
+      // Days before the cutoff's (2026-03-07) are complete: all their rows are in parts by week.
+      const today = new Date(NOW - 3 * DAY).toISOString().slice(0, 10);
+      const weeks = new Map<string, typeof files>();
+      for (const file of files) {
+        const dir = file.path.split("/")[1]!;
+        if (!/\.u\d+\.parquet$/.test(file.path)) {
+          assert.ok(dir >= today, `${file.path}: a day file of a complete day`);
+          continue;
+        }
+        assert.match(file.path, /^clicks\/w\d{4}-\d{2}-\d{2}\/p[01]\/\d+-\d+\.u\d+\.parquet$/);
+        assert.equal(new Date(`${dir.slice(1)}T00:00:00Z`).getUTCDay(), 1, "weeks start on Monday");
+        const key = `${file.partition}/${dir}`;
+        weeks.set(key, [...(weeks.get(key) ?? []), file]);
+      }
+      assert.deepEqual([...weeks.keys()].sort(), ["0/w2026-02-23", "0/w2026-03-02", "1/w2026-02-23", "1/w2026-03-02"]);
+      const { DuckDBInstance } = await import("@duckdb/node-api");
+      const duck = await DuckDBInstance.create(":memory:");
+      const c = await duck.connect();
+      try {
+        for (const [week, parts] of weeks) {
+          // Parts 0..n-1 of one range, with disjoint user ranges in order.
+          assert.deepEqual(
+            parts.map((p) => p.userPart ?? 0),
+            parts.map((_, i) => i),
+          );
+          assert.equal(new Set(parts.map((p) => `${p.offsetStart}-${p.offsetEnd}`)).size, 1, week);
+          for (let i = 1; i < parts.length; i++) assert.ok(parts[i - 1]!.maxUser < parts[i]!.minUser, week);
+          for (const part of parts) {
+            // What the manifest says of a part is what it holds, sorted by user then time.
+            const path = `${f.archiveDir}/${part.path}`;
+            const [[rows, minUser, maxUser, minTime, maxTime]] = (
+              await c.runAndReadAll(
+                `SELECT count(*), min(user_id), max(user_id), epoch_ms(min(_time)), epoch_ms(max(_time)) FROM read_parquet('${path}')`,
+              )
+            ).getRowsJS() as [[bigint, string, string, bigint, bigint]];
+            assert.deepEqual(
+              [Number(rows), minUser, maxUser, Number(minTime), Number(maxTime)],
+              [part.rows, part.minUser, part.maxUser, part.minTime, part.maxTime],
+            );
+            const order = (
+              await c.runAndReadAll(
+                `SELECT count(*) FROM (SELECT user_id, _time, lag(user_id) OVER () AS pu, lag(_time) OVER () AS pt FROM read_parquet('${path}'))
+                 WHERE pu > user_id OR (pu = user_id AND pt > _time)`,
+              )
+            ).getRowsJS();
+            assert.equal(Number(order[0]?.[0]), 0, `${part.path} sorted`);
+          }
+        }
+      } finally {
+        c.closeSync();
+        duck.closeSync();
+      }
+      assert.deepEqual(await census(f, "clicks"), before);
+      await manifestMatchesDisk(f);
+      // Nothing new: the next run re-lays nothing.
+      const relaid = archiver.stats.relayouts;
+      await archiver.runOnce();
+      assert.equal(archiver.stats.relayouts, relaid);
+      // A user's query opens only the parts whose user range holds them: the others can be damaged.
+      const alice = { kind: "user", userId: "alice" } as const;
+      const all = "SELECT count(*), sum(data), min(_time), max(_time) FROM clicks";
+      const expected = await f.store.query(all, [], alice);
+      assert.deepEqual(expected.rows, (await f.store.query(`${all} WHERE user_id = 'alice'`, [], ALL)).rows);
+      const others = files.filter((file) => file.minUser > "alice" || file.maxUser < "alice");
+      assert.ok(others.length > 0, "parts without alice");
+      const { writeFile } = await import("node:fs/promises");
+      for (const file of others) await writeFile(`${f.archiveDir}/${file.path}`, "not parquet");
+      assert.deepEqual((await f.store.query(all, [], alice)).rows, expected.rows);
+      await assert.rejects(f.store.query(all, [], ALL), "the admin's query reads every file");
+    } finally {
+      await f.close();
+    }
+  });
+
+  for (const step of ["relayout", "relayout-commit"] satisfies ArchiveStep[]) {
+    it(`a failure at "${step}" of a relayout, then a restart, keeps every event exactly once`, async () => {
+      const f = await archiveFixture();
+      try {
+        await loadStream(f, definition("clicks", 1), events(1, 480));
+        const before = await census(f, "clicks");
+        const clock = { now: 0 };
+        let failed = false;
+        const crashing = f.archiver({
+          maxRowsPerFile: 60,
+          now: () => clock.now,
+          beforeStep: (s) => {
+            if (s === step && !failed) {
+              failed = true;
+              throw new Error(`injected failure at ${step}`);
+            }
+          },
+        });
+        await crashing.recover();
+        await trickle(crashing, clock);
+        assert.ok(failed, "the failure was injected");
+        assert.ok(crashing.stats.relayouts > 0, "a later run re-laid the files");
+        assert.deepEqual(await census(f, "clicks"), before, "after the failure");
+        await f.restart();
+        const archiver = f.archiver({ maxRowsPerFile: 60, now: () => NOW });
+        await archiver.recover();
+        assert.deepEqual(await census(f, "clicks"), before, "after the restart");
+        await manifestMatchesDisk(f);
+        await archiver.runOnce();
+        assert.deepEqual(await census(f, "clicks"), before, "after the next run");
+        await manifestMatchesDisk(f);
+      } finally {
+        await f.close();
+      }
+    });
+  }
 
   for (const step of ["merge", "replace"] satisfies ArchiveStep[]) {
     it(`a failure at "${step}" of a compaction, then a restart, keeps every event exactly once`, async () => {

@@ -18,6 +18,7 @@ import { ColumnCatalog } from "../../src/catalog/columns.js";
 import { createPostgresControlStore } from "../../src/control/index.js";
 import type { ControlStore } from "../../src/control/types.js";
 import { runKilledChild } from "../helpers/kill-child.js";
+import { freshDatabase } from "../helpers/postgres.js";
 import { DAY, definition, NOW, USERS } from "./fixture.js";
 import { scopedControl } from "./scoped-control.js";
 
@@ -28,11 +29,17 @@ const CHUNK = 100;
 
 describe("SIGKILL during an import", { skip: url === undefined && "RUNNEL_TEST_DATABASE_URL is not set" }, () => {
   let control: ControlStore;
+  // A database of its own: the server's shared one may hold other checkouts' migrations.
+  let database: Awaited<ReturnType<typeof freshDatabase>> | undefined;
   before(async () => {
-    control = createPostgresControlStore(url!);
+    database = await freshDatabase(url!, "import_sigkill");
+    control = createPostgresControlStore(database.url);
     await control.open();
   });
-  after(() => control?.close());
+  after(async () => {
+    await control?.close();
+    await database?.drop();
+  });
 
   const cases: [ArchiveStep, number][] = [
     ["put", 3],
@@ -62,7 +69,9 @@ describe("SIGKILL during an import", { skip: url === undefined && "RUNNEL_TEST_D
         );
         await writeFile(input, `${lines.join("\n")}\n`);
 
-        const killed = await runKilledChild(CHILD, [dir, stream, step, String(nth), input, String(CHUNK)]);
+        const killed = await runKilledChild(CHILD, [dir, stream, step, String(nth), input, String(CHUNK)], {
+          RUNNEL_TEST_DATABASE_URL: database!.url,
+        });
         assert.equal(killed, "SIGKILL", "the import was killed at the step");
 
         store = new DuckDbAnalyticsStore({ path: join(dir, "analytics.duckdb"), archiveDir: join(dir, "archive") });
@@ -78,7 +87,12 @@ describe("SIGKILL during an import", { skip: url === undefined && "RUNNEL_TEST_D
           await archiver.recover();
           const files = await control.listImportFiles(stream, "killed");
           const chunks = new Map<number, number>();
-          for (const f of files) chunks.set(f.firstRow, (chunks.get(f.firstRow) ?? 0) + f.rows);
+          for (const f of files) chunks.set(f.firstRow!, (chunks.get(f.firstRow!) ?? 0) + f.rows);
+          assert.deepEqual(
+            (await control.listImportChunks(stream, "killed")).map((c) => [c.firstRow, c.chunkRows]),
+            [...chunks.keys()].sort((a, b) => a - b).map((first) => [first, CHUNK]),
+            "the chunk ledger names the committed chunks",
+          );
           assert.ok(chunks.size > 0 && chunks.size < ROWS / CHUNK, `${chunks.size} chunks committed before the kill`);
           for (const [first, rows] of chunks) assert.equal(rows, CHUNK, `chunk ${first} is whole`);
           assert.deepEqual(

@@ -390,6 +390,7 @@ describe("import validation", () => {
         planArchive: (...a) => store.planArchive(...a),
         exportRange: (...a) => store.exportRange(...a),
         mergeFiles: (...a) => store.mergeFiles(...a),
+        splitByUser: (...a) => store.splitByUser(...a),
         deleteArchivedRows: (...a) => store.deleteArchivedRows(...a),
         ensureColumns: (...a) => store.ensureColumns(...a),
         clusterHot: (...a) => store.clusterHot(...a),

@@ -18,6 +18,7 @@ import { LocalDirLocation, ownerKey, rollupFile } from "../../src/archive/locati
 import { createPostgresControlStore } from "../../src/control/index.js";
 import type { ControlStore } from "../../src/control/types.js";
 import { runKilledChild } from "../helpers/kill-child.js";
+import { freshDatabase } from "../helpers/postgres.js";
 import { compareDaily, dailyRollup } from "./daily-rollup.js";
 import { DAY, definition, events, NOW } from "./fixture.js";
 import { scopedControl } from "./scoped-control.js";
@@ -29,11 +30,17 @@ describe("SIGKILL while an added rollup is built", {
   skip: url === undefined && "RUNNEL_TEST_DATABASE_URL is not set",
 }, () => {
   let control: ControlStore;
+  // A database of its own: the server's shared one may hold other checkouts' migrations.
+  let database: Awaited<ReturnType<typeof freshDatabase>> | undefined;
   before(async () => {
-    control = createPostgresControlStore(url!);
+    database = await freshDatabase(url!, "rollup_add");
+    control = createPostgresControlStore(database.url);
     await control.open();
   });
-  after(() => control?.close());
+  after(async () => {
+    await control?.close();
+    await database?.drop();
+  });
 
   const cases: [ArchiveStep, number][] = [
     ["backfill", 3],
@@ -79,7 +86,11 @@ describe("SIGKILL while an added rollup is built", {
         await control.updateStreamRollups(stream, () => [{ ...rollup, state: "building" }]);
         await store.close();
 
-        assert.equal(await runKilledChild(CHILD, [dir, stream, step, String(nth)]), "SIGKILL", "killed at the step");
+        assert.equal(
+          await runKilledChild(CHILD, [dir, stream, step, String(nth)], { RUNNEL_TEST_DATABASE_URL: database!.url }),
+          "SIGKILL",
+          "killed at the step",
+        );
 
         store = await open();
         try {

@@ -149,8 +149,8 @@ describe("adding a rollup to a stream with rows", () => {
         assert.equal((await f.control.getStream("later"))?.rollups?.[0]?.state, undefined, "ready");
         assert.equal(
           (await rollupKeys(f, "later_hourly")).length,
-          (await f.control.listArchiveFiles("later")).length,
-          "a rollup file beside every archive file",
+          (await f.control.listArchiveFiles("later")).length + (await f.control.listImportFiles("later")).length,
+          "a rollup file beside every archived and imported file",
         );
         await assertSame(f, "after the backfill");
 

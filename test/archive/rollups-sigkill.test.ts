@@ -16,6 +16,7 @@ import { LocalDirLocation, ownerKey } from "../../src/archive/location.js";
 import { createPostgresControlStore } from "../../src/control/index.js";
 import type { ControlStore, StreamDefinition } from "../../src/control/types.js";
 import { runKilledChild } from "../helpers/kill-child.js";
+import { freshDatabase } from "../helpers/postgres.js";
 import { compareDaily, dailyRollup } from "./daily-rollup.js";
 import { definition, events, NOW } from "./fixture.js";
 import { scopedControl } from "./scoped-control.js";
@@ -31,11 +32,17 @@ describe("SIGKILL during archiving, with rollups", {
   skip: url === undefined && "RUNNEL_TEST_DATABASE_URL is not set",
 }, () => {
   let control: ControlStore;
+  // A database of its own: the server's shared one may hold other checkouts' migrations.
+  let database: Awaited<ReturnType<typeof freshDatabase>> | undefined;
   before(async () => {
-    control = createPostgresControlStore(url!);
+    database = await freshDatabase(url!, "rollups_sigkill");
+    control = createPostgresControlStore(database.url);
     await control.open();
   });
-  after(() => control?.close());
+  after(async () => {
+    await control?.close();
+    await database?.drop();
+  });
 
   const cases: [ArchiveStep, number][] = [
     ["write", 4],
@@ -70,7 +77,7 @@ describe("SIGKILL during archiving, with rollups", {
         await store.close();
 
         assert.equal(
-          await runKilledChild(CHILD, [dir, stream, step, String(nth)]),
+          await runKilledChild(CHILD, [dir, stream, step, String(nth)], { RUNNEL_TEST_DATABASE_URL: database!.url }),
           "SIGKILL",
           "the archiver was killed at the step",
         );

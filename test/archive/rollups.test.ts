@@ -111,6 +111,23 @@ async function overRollupFiles(f: ArchiveFixture, rollup: string, sql: string): 
   }
 }
 
+/** Rows the rollup files beside `files` aggregate, read from the files themselves. */
+async function overFiles(files: readonly string[], rollup: string, f: ArchiveFixture): Promise<number> {
+  const paths = await Promise.all(files.map((p) => f.location.localPath(rollupFile(p, rollup))));
+  const instance = await DuckDBInstance.create(":memory:");
+  const c = await instance.connect();
+  try {
+    const list = paths.map((p) => `'${p}'`).join(", ");
+    const [[rows]] = (await c.runAndReadAll(`SELECT sum("_rows") FROM read_parquet([${list}])`)).getRowsJS() as [
+      [bigint],
+    ];
+    return Number(rows);
+  } finally {
+    c.closeSync();
+    instance.closeSync();
+  }
+}
+
 /** Rows the rollup's archive files aggregate, read from the files themselves. */
 async function archivedRollupRows(f: ArchiveFixture, rollup: string): Promise<number> {
   if ((await f.control.listArchiveFiles("clicks")).length === 0) return 0;
@@ -195,7 +212,7 @@ describe("rollups in both tiers", () => {
     }
   });
 
-  it("imported rows (runnel import), which have no rollup files, count in the rollup as they are read", async () => {
+  it("imported rows (runnel import) count in the rollup, from rollup files written beside the imported files", async () => {
     const f = await archiveFixture();
     try {
       await loadStream(f, clicks(2), events(2, 200));
@@ -227,7 +244,20 @@ describe("rollups in both tiers", () => {
         principal: { userId: "u-admin", username: "admin", role: "admin" },
       });
       assert.equal(progress.state, "done");
-      assert.ok((await f.control.listImportFiles("clicks")).length > 0);
+      const imported = await f.control.listImportFiles("clicks");
+      assert.ok(imported.length > 0);
+      const keys = await f.location.list("clicks");
+      for (const file of imported) {
+        for (const r of ROLLUPS)
+          assert.ok(keys.includes(rollupFile(file.path, r.name)), `${r.name} beside ${file.path}`);
+      }
+      // The rollup files aggregate the imported rows: as many as were imported.
+      const fromFiles = await overFiles(
+        imported.map((x) => x.path),
+        "clicks_hourly",
+        f,
+      );
+      assert.equal(fromFiles, 500);
       const { raw } = await rollupsAndRaw(f);
       assert.equal(
         raw[0]!.reduce((n, r) => n + Number(r[2]), 0),
@@ -239,6 +269,17 @@ describe("rollups in both tiers", () => {
         (await f.store.rollupStats("clicks")).map((s) => s.rowsIn),
         [900, 900],
       );
+
+      // Imported files an earlier version committed without rollup files get them at the next start.
+      await f.location.delete(imported.flatMap((x) => ROLLUPS.map((r) => rollupFile(x.path, r.name))));
+      await f.restart();
+      await f.store.ensureTable(clicks(2));
+      await f.archiver({ maxRowsPerFile: 70 }).recover();
+      const restored = await f.location.list("clicks");
+      for (const file of imported) {
+        for (const r of ROLLUPS) assert.ok(restored.includes(rollupFile(file.path, r.name)), `${r.name} rewritten`);
+      }
+      await assertRollupsMatch(f, raw, "after the missing rollup files were written");
     } finally {
       await f.close();
     }

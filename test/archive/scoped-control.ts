@@ -17,5 +17,6 @@ export function scopedControl(control: ControlStore, stream: string): ArchiverOp
     commitImportChunk: (files) => control.commitImportChunk(files),
     deleteImportFiles: (s, p) => control.deleteImportFiles(s, p),
     updateStreamRollups: (s, change) => control.updateStreamRollups(s, change),
+    replaceImportFiles: (s, r, m) => control.replaceImportFiles(s, r, m),
   };
 }

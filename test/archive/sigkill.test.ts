@@ -1,6 +1,6 @@
 /**
- * SIGKILL at each step of the archive (write, put, commit, publish, hot-tier delete, and a
- * compaction's merge and replace): the archiver runs in a process of its own that kills itself
+ * SIGKILL at each step of the archive (write, put, commit, publish, hot-tier delete, a
+ * compaction's merge and replace, and a relayout by user range and its commit): the archiver runs in a process of its own that kills itself
  * there; a new one recovers on the same files and control database (a real PostgreSQL), and the
  * archive plus the hot tier hold every event exactly once.
  */
@@ -16,6 +16,7 @@ import { LocalDirLocation } from "../../src/archive/location.js";
 import { createPostgresControlStore } from "../../src/control/index.js";
 import type { ControlStore } from "../../src/control/types.js";
 import { runKilledChild } from "../helpers/kill-child.js";
+import { freshDatabase } from "../helpers/postgres.js";
 import { definition, events, NOW } from "./fixture.js";
 import { scopedControl } from "./scoped-control.js";
 
@@ -34,11 +35,17 @@ async function census(store: DuckDbAnalyticsStore, table: string): Promise<unkno
 
 describe("SIGKILL during archiving", { skip: url === undefined && "RUNNEL_TEST_DATABASE_URL is not set" }, () => {
   let control: ControlStore;
+  // A database of its own: the server's shared one may hold other checkouts' migrations.
+  let database: Awaited<ReturnType<typeof freshDatabase>> | undefined;
   before(async () => {
-    control = createPostgresControlStore(url!);
+    database = await freshDatabase(url!, "archive_sigkill");
+    control = createPostgresControlStore(database.url);
     await control.open();
   });
-  after(() => control?.close());
+  after(async () => {
+    await control?.close();
+    await database?.drop();
+  });
 
   const cases: [ArchiveStep, number][] = [
     ["write", 4],
@@ -48,6 +55,8 @@ describe("SIGKILL during archiving", { skip: url === undefined && "RUNNEL_TEST_D
     ["delete", 4],
     ["merge", 1],
     ["replace", 1],
+    ["relayout", 1],
+    ["relayout-commit", 1],
   ];
   for (const [step, nth] of cases) {
     it(`at "${step}": every event once after a restart`, async () => {
@@ -68,7 +77,7 @@ describe("SIGKILL during archiving", { skip: url === undefined && "RUNNEL_TEST_D
         await store.close();
 
         assert.equal(
-          await runKilledChild(CHILD, [dir, stream, step, String(nth)]),
+          await runKilledChild(CHILD, [dir, stream, step, String(nth)], { RUNNEL_TEST_DATABASE_URL: database!.url }),
           "SIGKILL",
           "the archiver was killed at the step",
         );

@@ -18,7 +18,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { Admin, Consumer, ProduceAcks, Producer, stringDeserializers, stringSerializers } from "@platformatic/kafka";
-import { type KafkaCluster, kafkaCluster, type NodeId } from "../helpers/kafka-cluster.js";
+import { holdRig, type KafkaCluster, kafkaCluster, type NodeId } from "../helpers/kafka-cluster.js";
 import { PARTITIONS as MEMBER_PARTITIONS, Member, waitShared } from "./member-process.js";
 
 const PARTITIONS = 3;
@@ -31,9 +31,12 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 let cluster: KafkaCluster;
 let admin: Admin;
+/** This file alone on the rig: it kills brokers. */
+let rigHold: { release(): Promise<void> } | undefined;
 const members: Member[] = [];
 
 before(async () => {
+  rigHold = await holdRig();
   cluster = await kafkaCluster();
   admin = new Admin({ clientId: "runnel-test-rig", bootstrapBrokers: cluster.brokers.split(",") });
 });
@@ -45,6 +48,7 @@ after(async () => {
     if (!(await cluster.running()).includes(node)) await cluster.start(node);
   }
   await admin.close();
+  await rigHold?.release();
 });
 
 describe("members on the rig", () => {

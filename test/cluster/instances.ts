@@ -3,6 +3,8 @@
  * on the fault rig's brokers and a database of their own, and what they say of their ownership:
  * the JSON log lines of src/cluster/node.ts, read from each process's stdout.
  */
+import { appendFile } from "node:fs/promises";
+import { join } from "node:path";
 import { ADMIN_PASSWORD, type ServerProcess, startServerProcess, tempDataDir } from "../helpers/server-process.js";
 
 export interface InstanceSettings {
@@ -22,13 +24,17 @@ export interface OwnedAt {
 export class Instance {
   private server: ServerProcess | undefined;
   private dir: { dir: string; remove(): Promise<void> } | undefined;
-  /** Log lines of earlier processes of this instance (before a restart). */
-  private earlier = "";
+  private paused = false;
 
   constructor(
     readonly id: string,
     private readonly settings: InstanceSettings,
   ) {}
+
+  /** Started, not stopped or killed, not paused. */
+  get up(): boolean {
+    return this.server !== undefined && !this.paused;
+  }
 
   get url(): string {
     if (this.server === undefined) throw new Error(`instance ${this.id} is not running`);
@@ -63,29 +69,37 @@ export class Instance {
 
   signal(signal: "SIGKILL" | "SIGSTOP" | "SIGCONT"): void {
     process.kill(this.pid, signal);
+    if (signal === "SIGSTOP") this.paused = true;
+    if (signal === "SIGCONT") this.paused = false;
   }
 
   /** SIGKILL and wait for the exit; the data directory stays for a restart. */
   async kill9(): Promise<void> {
     const server = this.server;
     if (server === undefined) return;
-    this.earlier += server.stdout();
     await server.kill("SIGKILL");
+    await this.keepLog(server);
     this.server = undefined;
   }
 
   async stop(): Promise<void> {
     const server = this.server;
     if (server === undefined) return;
-    this.earlier += server.stdout();
     if (server.child.signalCode === null && server.child.exitCode === null) server.child.kill("SIGCONT");
     await server.kill("SIGTERM");
+    await this.keepLog(server);
     this.server = undefined;
   }
 
   async remove(): Promise<void> {
     await this.stop();
     await this.dir?.remove();
+  }
+
+  /** With RUNNEL_TEST_CLUSTER_LOGS=<dir>, each process's log lines are appended to <dir>/<id>.log. */
+  private async keepLog(server: ServerProcess): Promise<void> {
+    const dir = process.env.RUNNEL_TEST_CLUSTER_LOGS;
+    if (dir !== undefined && dir !== "") await appendFile(join(dir, `${this.id}.log`), server.stdout());
   }
 
   /** The JSON log lines of the current process. */

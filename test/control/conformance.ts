@@ -831,6 +831,63 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
         await rejectsWith(store.commitImportChunk([]), "invalid_input");
       });
 
+      it("keeps a ledger of committed chunks that outlives their files", async () => {
+        const name = unique("imp");
+        await store.createStream({ name, partitions: 1, timestampField: "timestamp" });
+        await store.commitImportChunk(chunk(name, "jan", 0, [0, 1]));
+        await store.commitImportChunk(chunk(name, "jan", 20, [1]));
+        const chunks = [
+          { stream: name, importId: "jan", firstRow: 0, chunkRows: 20 },
+          { stream: name, importId: "jan", firstRow: 20, chunkRows: 10 },
+        ];
+        assert.deepEqual(await store.listImportChunks(name, "jan"), chunks);
+        assert.deepEqual(await store.listImportChunks(name, "feb"), []);
+        await store.deleteImportFiles(
+          name,
+          (await store.listImportFiles(name)).map((f) => f.path),
+        );
+        assert.deepEqual(await store.listImportChunks(name, "jan"), chunks, "files expired, chunks still committed");
+        await rejectsWith(store.commitImportChunk(chunk(name, "jan", 0, [2])), "conflict", /overlap/);
+        await store.deleteStream(name);
+        await store.createStream({ name, partitions: 1, timestampField: "timestamp" });
+        assert.deepEqual(await store.listImportChunks(name, "jan"), []);
+      });
+
+      it("replaces imported files by one merged file holding their rows, all or nothing", async () => {
+        const name = unique("imp");
+        await store.createStream({ name, partitions: 1, timestampField: "timestamp" });
+        const a = chunk(name, "a", 0, [0, 1]);
+        const b = chunk(name, "b", 0, [1]);
+        await store.commitImportChunk(a);
+        await store.commitImportChunk(b);
+        const merged = {
+          stream: name,
+          minTime: a[1]!.minTime,
+          maxTime: b[0]!.maxTime,
+          minUser: "alice",
+          maxUser: "zoe",
+          rows: 20,
+          bytes: 4000,
+          schemaVersion: 4,
+          path: `${name}/2026-01-02/import/compacted-x.parquet`,
+        };
+        // Rows that do not add up, or a file no longer committed, replace nothing.
+        await rejectsWith(
+          store.replaceImportFiles(name, [a[1]!.path, b[0]!.path], { ...merged, rows: 21 }),
+          "conflict",
+        );
+        await rejectsWith(
+          store.replaceImportFiles(name, [a[1]!.path, "no/such.parquet"], { ...merged, rows: 10 }),
+          "conflict",
+        );
+        assert.equal((await store.listImportFiles(name)).length, 3);
+        await store.replaceImportFiles(name, [a[1]!.path, b[0]!.path], merged);
+        assert.deepEqual(await store.listImportFiles(name), [a[0], merged]);
+        assert.deepEqual(await store.listImportFiles(name, "b"), [], "a merged file is no one import's");
+        assert.equal((await store.listImportChunks(name, "b")).length, 1, "the chunk stays committed");
+        await rejectsWith(store.replaceImportFiles(name, [a[1]!.path], { ...merged, rows: 10 }), "conflict");
+      });
+
       it("deletes imported files by path; deleting the stream deletes them; a missing stream is refused", async () => {
         await rejectsWith(store.commitImportChunk(chunk(unique("none"), "a", 0, [0])), "stream_not_found");
         const name = unique("imp");

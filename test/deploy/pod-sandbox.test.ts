@@ -11,28 +11,27 @@ import assert from "node:assert/strict";
 import { chownSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { parseDuration } from "../../src/config/units.js";
 import { Client } from "../helpers/http.js";
-import { kafkaBrokers } from "../helpers/kafka.js";
-import { onServer, postgresServerUrl, withDatabase } from "../helpers/postgres.js";
 import {
   ADMIN_PASSWORD,
   DATA_MOUNT,
+  freePort,
   productionPods,
   type RunningPod,
+  type Services,
   sandboxUnavailable,
+  services,
   startInSandbox,
   startPod,
 } from "./pod-sandbox.js";
 
 const missing = sandboxUnavailable();
-const unique = `k8spod${process.pid}`;
-const server = missing === undefined ? postgresServerUrl() : "";
 let running: RunningPod | undefined;
+let env: Services | undefined;
 
 after(async () => {
-  const child = running?.child;
-  if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-  if (server !== "") await onServer(server, `DROP DATABASE IF EXISTS ${unique} WITH (FORCE)`);
+  await env?.cleanup(running === undefined ? [] : [running]);
 });
 
 test("runnel start runs under the production pod's settings and security context", {
@@ -43,16 +42,11 @@ test("runnel start runs under the production pod's settings and security context
   const { pod } = pods;
   const { runAsUser, runAsGroup } = pod.securityContext;
   const mounts = pod.containers[0]!.volumeMounts.map((m) => m.mountPath).sort();
-  const dataDir = (pods.docs.find((d) => d.kind === "ConfigMap")!.data as Record<string, string>).RUNNEL_DATA_DIR;
-  assert.deepEqual(mounts, [dataDir, "/tmp"].sort(), "the writable places are the data dir and /tmp");
+  const settings = pods.docs.find((d) => d.kind === "ConfigMap")!.data as Record<string, string>;
+  assert.deepEqual(mounts, [settings.RUNNEL_DATA_DIR, "/tmp"].sort(), "the writable places are the data dir and /tmp");
 
-  await onServer(server, `CREATE DATABASE ${unique}`);
-  running = await startPod(pods, "runnel-0", {
-    kafkaBrokers: kafkaBrokers(),
-    databaseUrl: withDatabase(server, unique),
-    unique,
-    port: 0,
-  });
+  env = await services(`k8spod${process.pid}`);
+  running = await startPod(pods, "runnel-0", { ...env.shared, port: await freePort() });
   const { child, url, exited, stderr } = running;
 
   // unshare, bash and setpriv exec in turn: the pid is Runnel's own process.
@@ -82,6 +76,23 @@ test("runnel start runs under the production pod's settings and security context
   assert.equal(ready.status, 200, JSON.stringify(ready.body));
 
   const admin = await api.login("admin", ADMIN_PASSWORD);
+  // Kafka, PostgreSQL and the database's checkpoints make it an instance of a cluster, named by its pod.
+  const cluster = await admin.get<{
+    mode: string;
+    instanceId: string;
+    slots: number;
+    sessionTimeoutMs: number;
+    instances: { id: string; url: string; self: boolean }[];
+  }>("/api/v1/cluster");
+  assert.equal(cluster.status, 200, JSON.stringify(cluster.body));
+  assert.equal(cluster.body.mode, "cluster", JSON.stringify(cluster.body));
+  assert.equal(cluster.body.instanceId, "runnel-0");
+  assert.equal(cluster.body.slots, Number(settings.RUNNEL_DEFAULT_PARTITIONS));
+  assert.equal(cluster.body.sessionTimeoutMs, parseDuration(settings.RUNNEL_CLUSTER_SESSION_TIMEOUT!));
+  assert.deepEqual(
+    cluster.body.instances.map((i) => [i.id, i.url, i.self]),
+    [["runnel-0", url, true]],
+  );
   assert.equal((await admin.post("/api/v1/streams", { name: "user_data" })).status, 201);
   const ingest = await admin.post("/api/v1/streams/user_data/events", [
     { data: "2", user_id: "A" },

@@ -7,7 +7,12 @@
  * standing in for the cluster's. Needs root (mount namespaces), as CI has.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { createServer } from "node:net";
 import { join } from "node:path";
+import { Admin } from "@platformatic/kafka";
+import { kafkaBrokers } from "../helpers/kafka.js";
+import { onServer, postgresServerUrl, withDatabase } from "../helpers/postgres.js";
 import { untilListening } from "../helpers/server-process.js";
 import { KUBERNETES_DIR, type Manifest, parseManifests, podEnvironment, ROOT, render } from "./kubernetes-manifests.js";
 
@@ -17,12 +22,22 @@ export const DATA_MOUNT = "/srv";
 export const ADMIN_PASSWORD = "change-me-please";
 export const NAMESPACE = "runnel";
 
+/** A port nothing listens on now, for a pod that advertises its address and comes back at it. */
+export async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const { port } = probe.address() as { port: number };
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
+}
+
 /** Why the sandbox cannot run here, or undefined when it can. */
 export function sandboxUnavailable(): string | undefined {
   if (process.getuid?.() !== 0) return "needs root for a mount namespace";
   for (const tool of ["unshare", "setpriv"]) {
     if (spawnSync(tool, ["--version"]).status !== 0) return `needs ${tool} (util-linux)`;
   }
+  if (!existsSync(DATA_MOUNT)) return `needs a ${DATA_MOUNT} directory to mount the data volume on`;
   return undefined;
 }
 
@@ -56,7 +71,7 @@ export interface Surroundings {
   readonly databaseUrl: string;
   /** Names this test's topics and installation on the shared broker. */
   readonly unique: string;
-  /** The port to listen on (0: any free one), on loopback. */
+  /** The port to listen on, on loopback (freePort()): the pod advertises it to the others. */
   readonly port: number;
 }
 
@@ -88,15 +103,23 @@ export function podEnv(pods: ProductionPods, podName: string, around: Surroundin
     RUNNEL_INSTALLATION: around.unique,
     RUNNEL_HOST: "127.0.0.1",
     RUNNEL_PORT: String(around.port),
-    RUNNEL_ADVERTISED_URL: `http://127.0.0.1:${around.port === 0 ? 8080 : around.port}`,
+    RUNNEL_ADVERTISED_URL: `http://127.0.0.1:${around.port}`,
     RUNNEL_DATA_DIR: DATA_MOUNT,
     RUNNEL_LOG_LEVEL: "warn",
   };
 }
 
-/** `runnel start` in the sandbox as uid:gid, with exactly `env`. */
-export function startInSandbox(uid: number, gid: number, env: Record<string, string>): ChildProcess {
-  const sandbox = [SANDBOX, String(uid), String(gid), DATA_MOUNT];
+/**
+ * `runnel start` in the sandbox as uid:gid, with exactly `env`. `volume`: a host directory that
+ * holds the data volume across restarts, as a PersistentVolumeClaim does; a fresh tmpfs by default.
+ */
+export function startInSandbox(
+  uid: number,
+  gid: number,
+  env: Record<string, string>,
+  volume: string = "tmpfs",
+): ChildProcess {
+  const sandbox = [SANDBOX, String(uid), String(gid), DATA_MOUNT, volume];
   const runnel = [process.execPath, "--import", "tsx", join(ROOT, "bin", "runnel.ts"), "start"];
   return spawn("unshare", ["--mount", "--propagation", "private", "bash", ...sandbox, ...runnel], {
     cwd: ROOT,
@@ -113,11 +136,54 @@ export interface RunningPod {
   stderr(): string;
 }
 
-/** Starts pod `name` of the production overlay and resolves once it listens. */
-export async function startPod(pods: ProductionPods, name: string, around: Surroundings): Promise<RunningPod> {
+/** Starts pod `name` of the production overlay (data volume: see startInSandbox) and resolves once it listens. */
+export async function startPod(
+  pods: ProductionPods,
+  name: string,
+  around: Surroundings,
+  volume?: string,
+): Promise<RunningPod> {
   const { runAsUser, runAsGroup } = pods.pod.securityContext;
-  const child = startInSandbox(runAsUser, runAsGroup, podEnv(pods, name, around));
+  const child = startInSandbox(runAsUser, runAsGroup, podEnv(pods, name, around), volume);
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const { url, stderr } = await untilListening(child);
-  return { name, child, url, exited, stderr };
+  try {
+    const { url, stderr } = await untilListening(child);
+    return { name, child, url, exited, stderr };
+  } catch (e) {
+    // Never handed to the caller, so nobody else would stop it.
+    child.kill("SIGKILL");
+    await exited;
+    throw e;
+  }
+}
+
+/** This machine's Kafka and PostgreSQL for one test's pods, and what removes their traces. */
+export interface Services {
+  readonly shared: Omit<Surroundings, "port">;
+  /** Kills the pods still running, then drops the database and deletes the topics. */
+  cleanup(pods: Iterable<RunningPod>): Promise<void>;
+}
+
+/** A database of its own on the test PostgreSQL, and names of its own (`tag`) on the test broker. */
+export async function services(tag: string): Promise<Services> {
+  const server = postgresServerUrl();
+  const brokers = kafkaBrokers();
+  await onServer(server, `CREATE DATABASE ${tag}`);
+  return {
+    shared: { kafkaBrokers: brokers, databaseUrl: withDatabase(server, tag), unique: tag },
+    async cleanup(pods) {
+      for (const pod of pods) {
+        if (pod.child.exitCode === null && pod.child.signalCode === null) pod.child.kill("SIGKILL");
+        await pod.exited;
+      }
+      await onServer(server, `DROP DATABASE IF EXISTS ${tag} WITH (FORCE)`);
+      const admin = new Admin({ clientId: tag, bootstrapBrokers: brokers.split(",") });
+      try {
+        const topics = (await admin.listTopics()).filter((t) => t.startsWith(`${tag}-`));
+        if (topics.length > 0) await admin.deleteTopics({ topics });
+      } finally {
+        await admin.close();
+      }
+    },
+  };
 }

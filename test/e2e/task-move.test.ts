@@ -75,9 +75,19 @@ function installation() {
       assert.equal(created.status, 201, JSON.stringify(created.body));
       return first;
     },
-    /** A new process, and an admin client of it. */
+    /**
+     * A new process, once ready, and an admin client of it. Kafka, PostgreSQL and the database's
+     * checkpoints make it an instance of a cluster (docs/cluster.md): it runs the tasks of the slots
+     * the group gives it, and after a kill -9 the group gives them only once the killed process's
+     * session has expired (45 s on the test broker), which /readyz waits for.
+     */
     async open(): Promise<{ proc: ServerProcess; admin: Client }> {
       const proc = await this.start();
+      const deadline = Date.now() + 120_000;
+      while ((await fetch(`${proc.url}/readyz`)).status !== 200) {
+        assert.ok(Date.now() < deadline, `${proc.url} not ready in 120 s`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
       return { proc, admin: await new Client(proc.url).login("admin", ADMIN_PASSWORD) };
     },
     async remove(): Promise<void> {

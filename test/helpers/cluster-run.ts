@@ -3,7 +3,9 @@
  * what a stream holds, as a hash independent of which runner wrote it, and waiting for it.
  */
 import { createHash, randomBytes } from "node:crypto";
+import { Admin } from "@platformatic/kafka";
 import type { EventLog, LogRecord } from "../../src/log/types.js";
+import { kafkaBrokers } from "./kafka.js";
 import { until } from "./poll.js";
 import { onServer, postgresServerUrl, withDatabase } from "./postgres.js";
 
@@ -50,4 +52,15 @@ export async function scratchDatabase(prefix: string): Promise<{ url: string; dr
     url: withDatabase(server, name),
     drop: () => onServer(server, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
   };
+}
+
+/** Deletes every topic of the test broker whose name starts with `prefix` (a run's, internal ones included). */
+export async function deleteTopics(prefix: string): Promise<void> {
+  const admin = new Admin({ clientId: "runnel-test-cleanup", bootstrapBrokers: kafkaBrokers().split(",") });
+  try {
+    const topics = (await admin.listTopics()).filter((t) => t.startsWith(prefix));
+    if (topics.length > 0) await admin.deleteTopics({ topics });
+  } finally {
+    await admin.close();
+  }
 }

@@ -4,8 +4,10 @@
  * broker at a time killed, stopped and restarted by its node id.
  */
 import { execFile } from "node:child_process";
+import { mkdir } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { lockDirectory } from "../../src/log/local/dir-lock.js";
 
 const SCRIPT = fileURLToPath(new URL("../../scripts/kafka-cluster.sh", import.meta.url));
 const run = promisify(execFile);
@@ -46,4 +48,16 @@ export async function kafkaCluster(): Promise<KafkaCluster> {
         .filter(([, , state]) => state === "running")
         .map(([id]) => Number(id) as NodeId),
   };
+}
+
+/**
+ * Holds the rig for one test file until `release()`. Files run in parallel processes, and one
+ * that kills brokers (fault-rig) must not run beside another on the same brokers: a kernel lock
+ * (the local log's flock, src/log/local/dir-lock.ts) taken before the rig is used, waited for up
+ * to 10 minutes.
+ */
+export async function holdRig(): Promise<{ release(): Promise<void> }> {
+  const dir = "/tmp/runnel-kafka-cluster-tests";
+  await mkdir(dir, { recursive: true });
+  return lockDirectory(dir, { waitMs: 600_000 });
 }

@@ -3,6 +3,7 @@
  * else the private cluster scripts/postgres.sh starts (and prints the URL of).
  */
 import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 
@@ -29,4 +30,18 @@ export async function onServer(url: string, sql: string): Promise<void> {
   } finally {
     await client.end();
   }
+}
+
+/**
+ * A database of its own on the test server, dropped by `drop()`: for a suite whose control rows
+ * must not meet other runs', nor migrations other checkouts recorded in the server's shared one.
+ */
+export async function freshDatabase(server: string, label: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `runnel_test_${label}_${randomBytes(4).toString("hex")}`;
+  await onServer(server, `CREATE DATABASE ${name}`);
+  return {
+    url: withDatabase(server, name),
+    // FORCE (PostgreSQL 13+) ends connections a killed child may have left behind.
+    drop: () => onServer(server, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
+  };
 }

@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { THREAD_POOL_SIZE } from "../../src/core/thread-pool.js";
 
 export const ADMIN_PASSWORD = "admin-password-1";
 /**
@@ -43,6 +44,9 @@ export async function startServerProcess(
       RUNNEL_DATA_DIR: dataDir,
       RUNNEL_ADMIN_PASSWORD: ADMIN_PASSWORD,
       RUNNEL_LOG_LEVEL: "warn",
+      // What bin/runnel.ts sets itself when run by plain node; under tsx only the environment can
+      // (a size given to the tests' own environment wins, as it would for runnel).
+      UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? String(THREAD_POOL_SIZE),
       ...LOOSE_RATES,
       ...env,
     },

@@ -248,6 +248,22 @@ describe("KafkaEventLog (Apache Kafka)", () => {
     assert.equal(other.partitionCount("made-elsewhere"), 3);
   });
 
+  test("an append by another instance right after a listener subscribes is heard (the first poll is no silent baseline)", async () => {
+    const other = await openLog(prefix, "runnel-test-other-early");
+    await log.createStream("early", { partitions: 2 });
+    let calls = 0;
+    const unsubscribe = other.onAppend("early", () => calls++);
+    try {
+      // Before the other instance's first poll: its ends already include this append.
+      await log.append("early", [record("x", 1, 1)]);
+      const started = Date.now();
+      while (calls === 0 && Date.now() - started < 1500) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(calls >= 1, "the listener heard of the append");
+    } finally {
+      unsubscribe();
+    }
+  });
+
   test("records of one append share its headers map only when they have no headers of their own", async () => {
     await log.createStream("mixed", { partitions: 1 });
     await log.append("mixed", [

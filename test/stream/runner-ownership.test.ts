@@ -12,7 +12,7 @@ import { SlotOwnership } from "../../src/cluster/ownership.js";
 import { createKafkaEventLog, type KafkaEventLog } from "../../src/log/kafka/index.js";
 import { PostgresCheckpointStore } from "../../src/runtime/checkpoint/postgres.js";
 import { PipelineRunner } from "../../src/stream/runner.js";
-import { contentHash, readStream, scratchDatabase, settleAt } from "../helpers/cluster-run.js";
+import { contentHash, deleteTopics, readStream, scratchDatabase, settleAt } from "../helpers/cluster-run.js";
 import { kafkaBrokers } from "../helpers/kafka.js";
 import { compileStateless } from "./harness.js";
 
@@ -77,10 +77,7 @@ before(async () => {
 after(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => undefined);
   await database.drop();
-  for (const s of ["payments", "doubled", "doubled_moved", "reference"]) {
-    await admin.deleteStream(s).catch(() => undefined);
-  }
-  await admin.close().catch(() => undefined);
+  await deleteTopics(PREFIX);
 });
 
 it("two instances owning disjoint slots write, together, exactly what one instance writes", async () => {

@@ -114,18 +114,12 @@ function storedColumns(rollup: RollupSpec): string[] {
   ];
 }
 
-/** Where a rollup's rows are besides the hot table: its files, and imported files of its stream. */
+/** Where a rollup's rows are besides the hot table: its files. */
 export interface RollupTiers {
   /** The per-partition boundary as an expression of `_partition` (perPartition). */
   readonly boundary: string;
-  /** The rollup's files, one beside each archive file of the stream's log ranges. */
+  /** The rollup's files, one beside each archived and each imported file of the stream. */
   readonly files: readonly string[];
-  /**
-   * The stream's imported files (`runnel import`), which have no rollup files: aggregated when
-   * read, with the stream's columns they hold.
-   */
-  readonly imported: readonly string[];
-  readonly importedColumns: FieldColumns;
 }
 
 /**
@@ -144,10 +138,6 @@ export function tieredRows(database: string, rollup: RollupSpec, tiers: RollupTi
     `SELECT ${columns} FROM ${quoteIdent(database)}.main.${storedTable(rollup.name)} WHERE "_first" >= ${tiers.boundary}`,
   ];
   if (tiers.files.length > 0) parts.push(`SELECT ${columns} FROM read_parquet([${list(tiers.files)}])`);
-  if (tiers.imported.length > 0) {
-    const from = `read_parquet([${list(tiers.imported)}], union_by_name = true)`;
-    parts.push(aggregateSql(rollup, tiers.importedColumns, from, "true"));
-  }
   return `(${parts.join(" UNION ALL ")})`;
 }
 

@@ -67,6 +67,13 @@ async function dispatch({ method, args }: WorkerRequest): Promise<unknown> {
       return store.dropRollup(args[0] as string, args[1] as RollupSpec);
     case "writeRollupFile":
       return store.writeRollupFile(args[0] as string, args[1] as RollupSpec, args[2] as string, args[3] as string);
+    case "splitByUser":
+      return store.splitByUser(
+        args[0] as string[],
+        args[1] as string,
+        args[2] as number,
+        args[3] as string[] | undefined,
+      );
     case "publishArchive":
       return store.publishArchive(args[0] as string, args[1] as ArchiveSet);
     case "deleteArchivedRows":

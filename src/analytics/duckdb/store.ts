@@ -7,7 +7,7 @@ import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import type { TieredStore } from "../../archive/archiver.js";
-import { rollupFile } from "../../archive/location.js";
+import { rollupFile, userPartFile } from "../../archive/location.js";
 import { readyRollups } from "../../catalog/rollup-spec.js";
 import type { RollupSpec, StreamDefinition } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
@@ -73,6 +73,7 @@ import {
   userRowsSql,
 } from "./tiers.js";
 import { evaluateTimeRange } from "./time-range.js";
+import { userRanges } from "./user-ranges.js";
 
 export interface DuckDbAnalyticsStoreOptions {
   /** Database file; in-memory when undefined. */
@@ -118,6 +119,15 @@ export interface ExportedFile {
   readonly bytes: number;
   /** Columns of the file. */
   readonly columns: number;
+}
+
+/** One file of a layout by user range (splitByUser): what it holds, for its manifest row. */
+export interface UserRangeFile extends ExportedFile {
+  readonly minUser: string;
+  readonly maxUser: string;
+  /** Event time of its earliest and latest row, epoch ms. */
+  readonly minTime: number;
+  readonly maxTime: number;
 }
 
 /**
@@ -168,6 +178,19 @@ export const CLUSTER_MAX_ROWS = 4_000_000;
 
 /** Per stream and partition: the offset from which hot rows are still in arrival order. */
 const CLUSTERED_TABLE = "_runnel_clustered";
+/**
+ * The sorted runs of each stream's hot rows, oldest first: run `run` holds, per partition, the
+ * offsets from its `starts` (JSON `[[partition, offset], …]`, every partition known then) to the
+ * next run's starts (the last run: to _runnel_clustered's next offsets).
+ */
+const RUNS_TABLE = "_runnel_sorted_runs";
+/**
+ * Once this many runs at the end of the hot table hold no more than clusterHot's `maxRows`
+ * together, they are merged into one: a user's scan reads about one row group per run, so fewer,
+ * longer runs mean fewer row groups (the runs of ~1.25 M rows the archiver makes become runs of
+ * ~3.75 M; a 10 M-row hot tier holds about four instead of nine).
+ */
+const MERGE_RUNS = 3;
 
 const STREAM_NAME = /^[a-z][a-z0-9_]{0,63}$/;
 const BASE_KEYS = new Set<string>(BASE_COLUMNS.map((c) => c.name));
@@ -237,6 +260,10 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
     const writer = await instance.connect();
     await writer.run(CREATE_POSITIONS_SQL);
     await writer.run(CREATE_SEALS_SQL);
+    await writer.run(
+      `CREATE TABLE IF NOT EXISTS ${RUNS_TABLE} (stream VARCHAR NOT NULL, run BIGINT NOT NULL, "rows" BIGINT NOT NULL,
+       starts VARCHAR NOT NULL, PRIMARY KEY (stream, run))`,
+    );
     await writer.run(
       `CREATE TABLE IF NOT EXISTS ${CLUSTERED_TABLE} (stream VARCHAR NOT NULL, "partition" INTEGER NOT NULL,
        next_offset BIGINT NOT NULL, PRIMARY KEY (stream, "partition"))`,
@@ -321,6 +348,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
           await c.run(`DELETE FROM ${POSITIONS_TABLE} WHERE stream = $1`, [stream]);
           await c.run(`DELETE FROM ${SEALS_TABLE} WHERE stream = $1`, [stream]);
           await c.run(`DELETE FROM ${CLUSTERED_TABLE} WHERE stream = $1`, [stream]);
+          await c.run(`DELETE FROM ${RUNS_TABLE} WHERE stream = $1`, [stream]);
           await c.run("COMMIT");
         } catch (e) {
           await c.run("ROLLBACK");
@@ -586,13 +614,15 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
   }
 
   /**
-   * Writes `rollup`'s rows of one archive file (`source`, a local path) to `path`: the rollup
-   * file it would have beside it had the rollup been declared when it was written.
+   * Writes `rollup`'s rows of one archived or imported file (`source`, a local path) to `path`:
+   * the rollup file it would have beside it had the rollup been declared when it was written.
    */
   async writeRollupFile(stream: string, rollup: RollupSpec, source: string, path: string): Promise<void> {
     await this.archiveLock.run(async () => {
       const c = this.archiveConn();
-      const held = new Set((await this.describeFile(c, source)).map((n) => n.toLowerCase()));
+      // Not through describeFile's cache: `source` may be a staged file, read once.
+      const described = await c.runAndReadAll(`DESCRIBE SELECT * FROM read_parquet(${sqlString(source)})`);
+      const held = new Set(described.getRowsJS().map((r) => String(r[0]).toLowerCase()));
       const columns = new Map(
         [...(this.schemas.get(stream) ?? new Map<string, FieldColumn>())].filter(([key]) => held.has(key)),
       );
@@ -611,7 +641,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
       const out: RollupStats[] = [];
       for (const r of rollups) {
         const from =
-          archive === undefined ? undefined : tieredRows(this.database, r, this.rollupTiers(stream, archive, r.name));
+          archive === undefined ? undefined : tieredRows(this.database, r, this.rollupTiers(archive, r.name));
         try {
           out.push(await rollupStats(c, r, from));
         } catch (e) {
@@ -623,22 +653,9 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
     });
   }
 
-  /** A rollup's rows outside the hot table: files beside the stream's, and its imported files. */
-  private rollupTiers(stream: string, archive: ArchiveSet, rollup: string): RollupTiers {
-    const files: string[] = [];
-    const imported: string[] = [];
-    const held = new Set<string>();
-    for (const f of archive.files) {
-      if (f.offsetStart !== undefined) files.push(rollupFile(f.path, rollup));
-      else {
-        imported.push(f.path);
-        for (const name of this.columnsOfFile.get(f.path) ?? []) held.add(name.toLowerCase());
-      }
-    }
-    const importedColumns = new Map(
-      [...(this.schemas.get(stream) ?? new Map<string, FieldColumn>())].filter(([key]) => held.has(key)),
-    );
-    return { boundary: perPartition(archive.boundaries), files, imported, importedColumns };
+  /** A rollup's rows outside the hot table: its files beside the stream's archived and imported ones. */
+  private rollupTiers(archive: ArchiveSet, rollup: string): RollupTiers {
+    return { boundary: perPartition(archive.boundaries), files: archive.files.map((f) => rollupFile(f.path, rollup)) };
   }
 
   /**
@@ -658,7 +675,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
         archive === undefined
           ? undefined
           : named !== undefined
-            ? tieredRollupSql(this.database, named.rollup, this.rollupTiers(named.stream, archive, named.rollup.name))
+            ? tieredRollupSql(this.database, named.rollup, this.rollupTiers(archive, named.rollup.name))
             : tieredViewSql(
                 this.database,
                 table,
@@ -842,6 +859,65 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
   }
 
   /**
+   * Compaction by user range (src/archive/relayout.ts): writes the rows of archive files (local
+   * paths) as files by user range, part k at `userPartFile(path, k)`, each sorted like any archive
+   * file and holding about the same rows (./user-ranges.ts). With `rollups`, part 0 carries each
+   * rollup's rows of all the files merged, the other parts an empty rollup file, so every part has
+   * one beside it and no rollup row is counted twice. No part when the files hold no user's rows.
+   */
+  async splitByUser(
+    files: readonly string[],
+    path: string,
+    maxRows: number,
+    rollups: readonly string[] = [],
+  ): Promise<UserRangeFile[]> {
+    return this.archiveLock.run(async () => {
+      const c = this.archiveConn();
+      const source = `read_parquet([${files.map(sqlString).join(", ")}], union_by_name = true)`;
+      const counts = await c.runAndReadAll(
+        `SELECT user_id, count(*), epoch_ms(min("_time")), epoch_ms(max("_time")) FROM ${source}
+         GROUP BY user_id ORDER BY user_id NULLS LAST`,
+      );
+      const ranges = userRanges(
+        counts.getRowsJS().map(([user, rows, minTime, maxTime]) => ({
+          userId: user === null ? null : String(user),
+          rows: Number(rows),
+          minTime: Number(minTime),
+          maxTime: Number(maxTime),
+        })),
+        maxRows,
+      );
+      const out: UserRangeFile[] = [];
+      for (const [k, range] of ranges.entries()) {
+        const part = userPartFile(path, k);
+        const users = `user_id >= ${sqlString(range.minUser)} AND user_id <= ${sqlString(range.maxUser)}`;
+        const copied = await c.runAndReadAll(
+          `COPY (SELECT * FROM ${source} WHERE ${range.withoutUser ? `(${users}) OR user_id IS NULL` : users}
+                 ORDER BY user_id, "_time", "_offset")
+           TO ${sqlString(part)} (${PARQUET_OPTIONS})`,
+        );
+        const rows = Number(copied.getRowsJS()[0]?.[0] ?? 0);
+        if (rows !== range.rows) {
+          throw new RunnelError("internal", `part ${k} of ${path} has ${rows} rows, its users ${range.rows}`);
+        }
+        for (const name of rollups) {
+          const rollup = this.rollups.named(name)?.rollup;
+          if (rollup === undefined) throw new RunnelError("internal", `no rollup ${name} to merge the files of`);
+          const sql = compactedSql(
+            rollup,
+            files.map((f) => rollupFile(f, name)),
+          );
+          const kept = k === 0 ? sql : `SELECT * FROM (${sql}) WHERE false`;
+          await c.run(`COPY (${kept}) TO ${sqlString(rollupFile(part, name))} (FORMAT parquet, COMPRESSION zstd)`);
+        }
+        const columns = (await this.describeFile(c, part)).length;
+        out.push({ ...range, rows, bytes: (await stat(part)).size, columns });
+      }
+      return out;
+    });
+  }
+
+  /**
    * Publishes a stream's archive to queries: from now on they read these files and the hot
    * table from these boundaries on. Returns when the files' schemas are known.
    */
@@ -863,7 +939,8 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
    * row-group statistics let a user's scan skip other users' rows (docs/storage.md). Rows keep
    * their offsets, so positions, boundaries and the archive's offset ranges are untouched.
    * At most about `maxRows` are re-sorted at once, the earliest offsets of each partition first.
-   * Returns the rows re-sorted (0 when too few had arrived).
+   * The sorted runs this leaves are then merged a few at a time, up to `maxRows` (MERGE_RUNS).
+   * Returns the rows re-sorted or merged (0 when too few had arrived and nothing was merged).
    */
   async clusterHot(stream: string, minRows = CLUSTER_MIN_ROWS, maxRows = CLUSTER_MAX_ROWS): Promise<number> {
     return this.streamLocks.run(stream, () =>
@@ -879,7 +956,8 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
         const from = new Map<number, number>();
         for (const [p, o] of done.getRowsJS()) from.set(Number(p), Number(o));
         const boundaries = this.archives.get(stream)?.boundaries ?? new Map<number, number>();
-        const unsorted = `"_offset" >= ${boundaryExpression(from)} AND "_offset" >= ${boundaryExpression(boundaries)}`;
+        const hot = `"_offset" >= ${boundaryExpression(boundaries)}`;
+        const unsorted = `"_offset" >= ${boundaryExpression(from)} AND ${hot}`;
         const tails = await c.runAndReadAll(
           `SELECT "_partition", count(*), min("_offset") FROM ${table} WHERE ${unsorted} GROUP BY ALL`,
         );
@@ -889,39 +967,115 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
           count += Number(n);
           firstUnsorted.set(Number(p), Number(first));
         }
-        if (count < minRows) return 0;
-        // At most about maxRows at once (offsets are dense within a partition), so a first run
-        // over a large unsorted table neither holds the write lock for long nor needs its size in memory.
-        const quota = Math.ceil(maxRows / Math.max(1, firstUnsorted.size));
-        const to = new Map<number, number>();
-        for (const [p, next] of applied) {
-          const first = firstUnsorted.get(p);
-          to.set(p, first === undefined ? next : Math.min(next, first + quota));
-        }
-        const sorting = `${unsorted} AND "_offset" < ${boundaryExpression(to)}`;
         let sorted = 0;
-        await c.run("BEGIN TRANSACTION");
-        try {
-          // Through a temporary table: inserted back into the same table, the sorted copies would
-          // match the delete's condition too.
-          await c.run(`CREATE TEMP TABLE _runnel_sorting AS SELECT * FROM ${table} WHERE ${sorting}
-                       ORDER BY user_id, "_time", "_offset"`);
-          const [[n]] = (await c.runAndReadAll("SELECT count(*) FROM _runnel_sorting")).getRowsJS() as [[bigint]];
-          sorted = Number(n);
-          await c.run(`DELETE FROM ${table} WHERE ${sorting}`);
-          await c.run(`INSERT INTO ${table} SELECT * FROM _runnel_sorting`);
-          await c.run("DROP TABLE _runnel_sorting");
-          await c.run(`DELETE FROM ${CLUSTERED_TABLE} WHERE stream = $1`, [stream]);
-          const tuples = [...to].map(([p, next]) => `($1, ${Math.trunc(p)}, ${Math.trunc(next)})`);
-          if (tuples.length > 0) await c.run(`INSERT INTO ${CLUSTERED_TABLE} VALUES ${tuples.join(", ")}`, [stream]);
-          await this.commitAlone(c);
-        } catch (e) {
-          await c.run("ROLLBACK").catch(() => {});
-          throw new RunnelError("internal", `clustering the hot rows of ${stream} failed`, { cause: e });
+        let end: ReadonlyMap<number, number> = from;
+        if (count >= minRows) {
+          // At most about maxRows at once (offsets are dense within a partition), so a first run
+          // over a large unsorted table neither holds the write lock for long nor needs its size in memory.
+          const quota = Math.ceil(maxRows / Math.max(1, firstUnsorted.size));
+          const to = new Map<number, number>();
+          for (const [p, next] of applied) {
+            const first = firstUnsorted.get(p);
+            to.set(p, first === undefined ? next : Math.min(next, first + quota));
+          }
+          const [[last]] = (
+            await c.runAndReadAll(`SELECT coalesce(max(run), 0)::BIGINT FROM ${RUNS_TABLE} WHERE stream = $1`, [stream])
+          ).getRowsJS() as [[bigint]];
+          sorted = await this.resort(c, stream, `${unsorted} AND "_offset" < ${boundaryExpression(to)}`, async (n) => {
+            await c.run(`DELETE FROM ${CLUSTERED_TABLE} WHERE stream = $1`, [stream]);
+            const tuples = [...to].map(([p, next]) => `($1, ${Math.trunc(p)}, ${Math.trunc(next)})`);
+            if (tuples.length > 0) await c.run(`INSERT INTO ${CLUSTERED_TABLE} VALUES ${tuples.join(", ")}`, [stream]);
+            await c.run(`INSERT INTO ${RUNS_TABLE} VALUES ($1, $2, $3, $4)`, [
+              stream,
+              last + 1n,
+              BigInt(n),
+              JSON.stringify([...from]),
+            ]);
+          });
+          end = to;
         }
-        return sorted;
+        return sorted + (await this.mergeRuns(c, stream, hot, end, boundaries, maxRows));
       }),
     );
+  }
+
+  /**
+   * Merges the runs at the end of the stream's hot table (RUNS_TABLE) into one, once MERGE_RUNS or
+   * more of them hold no more than `maxRows` together; forgets runs wholly archived. `end`: the
+   * offsets the last run ends at. Returns the rows merged. Under the write lock.
+   */
+  private async mergeRuns(
+    c: DuckDBConnection,
+    stream: string,
+    hot: string,
+    end: ReadonlyMap<number, number>,
+    boundaries: ReadonlyMap<number, number>,
+    maxRows: number,
+  ): Promise<number> {
+    const listed = await c.runAndReadAll(
+      `SELECT run, "rows", starts FROM ${RUNS_TABLE} WHERE stream = $1 ORDER BY run`,
+      [stream],
+    );
+    const runs = listed.getRowsJS().map(([run, rows, starts]) => ({
+      run: BigInt(run as bigint),
+      rows: Number(rows),
+      starts: new Map(JSON.parse(String(starts)) as [number, number][]),
+    }));
+    const endOf = (i: number): ReadonlyMap<number, number> => runs[i + 1]?.starts ?? end;
+    // Runs whose rows have all moved to the archive.
+    let archived = 0;
+    while (archived < runs.length && [...endOf(archived)].every(([p, e]) => e <= (boundaries.get(p) ?? 0))) {
+      archived++;
+    }
+    if (archived > 0) {
+      await c.run(`DELETE FROM ${RUNS_TABLE} WHERE stream = $1 AND run <= $2`, [stream, runs[archived - 1]!.run]);
+    }
+    let first = runs.length;
+    let rows = 0;
+    while (first > archived && rows + runs[first - 1]!.rows <= maxRows) rows += runs[--first]!.rows;
+    if (runs.length - first < MERGE_RUNS) return 0;
+    const merged = runs[first]!;
+    const range = `"_offset" >= ${boundaryExpression(merged.starts)} AND "_offset" < ${boundaryExpression(end)} AND ${hot}`;
+    return this.resort(c, stream, range, async (n) => {
+      await c.run(`DELETE FROM ${RUNS_TABLE} WHERE stream = $1 AND run >= $2`, [stream, merged.run]);
+      await c.run(`INSERT INTO ${RUNS_TABLE} VALUES ($1, $2, $3, $4)`, [
+        stream,
+        merged.run,
+        BigInt(n),
+        JSON.stringify([...merged.starts]),
+      ]);
+    });
+  }
+
+  /**
+   * Re-sorts the stream's hot rows matching `where` by user_id, _time in one transaction, which
+   * `bookkeeping` (given the rows re-sorted) joins, committed with no query reading. Returns the
+   * rows re-sorted. Under the write lock.
+   */
+  private async resort(
+    c: DuckDBConnection,
+    stream: string,
+    where: string,
+    bookkeeping: (rows: number) => Promise<void>,
+  ): Promise<number> {
+    const table = `${quoteIdent(this.database)}.main.${quoteIdent(stream)}`;
+    await c.run("BEGIN TRANSACTION");
+    try {
+      // Through a temporary table: inserted back into the same table, the sorted copies would
+      // match the delete's condition too.
+      await c.run(`CREATE TEMP TABLE _runnel_sorting AS SELECT * FROM ${table} WHERE ${where}
+                   ORDER BY user_id, "_time", "_offset"`);
+      const [[n]] = (await c.runAndReadAll("SELECT count(*) FROM _runnel_sorting")).getRowsJS() as [[bigint]];
+      await c.run(`DELETE FROM ${table} WHERE ${where}`);
+      await c.run(`INSERT INTO ${table} SELECT * FROM _runnel_sorting`);
+      await c.run("DROP TABLE _runnel_sorting");
+      await bookkeeping(Number(n));
+      await this.commitAlone(c);
+      return Number(n);
+    } catch (e) {
+      await c.run("ROLLBACK").catch(() => {});
+      throw new RunnelError("internal", `clustering the hot rows of ${stream} failed`, { cause: e });
+    }
   }
 
   /**

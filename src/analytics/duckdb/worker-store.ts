@@ -30,7 +30,7 @@ import {
 } from "../types.js";
 import { type PackedRecords, packRecords } from "./packed-records.js";
 import type { RollupStats } from "./rollups.js";
-import type { ArchiveRange, DuckDbAnalyticsStoreOptions, ExportedFile } from "./store.js";
+import type { ArchiveRange, DuckDbAnalyticsStoreOptions, ExportedFile, UserRangeFile } from "./store.js";
 import type { ArchiveSet } from "./tiers.js";
 
 /** How long a closed worker gets to end by itself before it is terminated. */
@@ -60,6 +60,7 @@ export type WorkerMethod =
   | "addRollup"
   | "dropRollup"
   | "writeRollupFile"
+  | "splitByUser"
   | "deleteArchivedRows"
   | "clusterHot";
 
@@ -201,6 +202,15 @@ export class WorkerAnalyticsStore implements AnalyticsStore, TieredStore {
 
   async writeRollupFile(stream: string, rollup: RollupSpec, source: string, path: string): Promise<void> {
     await this.call("writeRollupFile", [stream, rollup, source, path]);
+  }
+
+  async splitByUser(
+    files: readonly string[],
+    path: string,
+    maxRows: number,
+    rollups: readonly string[] = [],
+  ): Promise<UserRangeFile[]> {
+    return (await this.call("splitByUser", [files, path, maxRows, rollups])) as UserRangeFile[];
   }
 
   async publishArchive(stream: string, archive: ArchiveSet): Promise<void> {

@@ -23,7 +23,7 @@ import { openEngine } from "../../analytics/duckdb/engine.js";
 import { appendRows, createTableSql, type FieldColumns, planSchema } from "../../analytics/duckdb/table-writer.js";
 import { sqlString } from "../../analytics/duckdb/tiers.js";
 import type { AnalyticsRow } from "../../analytics/types.js";
-import type { ControlStore, ImportFileRecord, StreamDefinition } from "../../control/types.js";
+import type { ControlStore, ImportChunkFile, StreamDefinition } from "../../control/types.js";
 import type { Clock } from "../../core/clock.js";
 import { RunnelError } from "../../core/errors.js";
 import type { ColumnSource } from "../../ingest/column-check.js";
@@ -77,7 +77,7 @@ export interface ImportProgress {
 export type ImportStep = "commit";
 
 export interface ImporterOptions {
-  readonly control: Pick<ControlStore, "getStream" | "listImportFiles">;
+  readonly control: Pick<ControlStore, "getStream" | "listImportChunks">;
   readonly archiver: Pick<Archiver, "commitImport">;
   readonly location: Pick<ArchiveLocation, "stagingPath" | "localDir">;
   readonly analytics: Pick<TieredStore, "ensureColumns">;
@@ -158,8 +158,8 @@ export class Importer {
     }
     // Chunks committed by earlier runs of this import: first row → rows.
     const committed = new Map<number, number>();
-    for (const f of await this.options.control.listImportFiles(stream.name, request.id)) {
-      committed.set(f.firstRow, f.chunkRows);
+    for (const c of await this.options.control.listImportChunks(stream.name, request.id)) {
+      committed.set(c.firstRow, c.chunkRows);
     }
     const engine = await openEngine(":memory:", { threads: 2 }, [dirname(path), this.options.location.localDir]);
     const c = await engine.connect();
@@ -303,7 +303,7 @@ export class Importer {
         schemaVersion: w.columns,
         // Unique per attempt, so two runs of one import never write one key.
         path: `${stream.name}/${w.day}/import/${request.id}-${firstRow}-${suffix}.parquet`,
-      } satisfies ImportFileRecord,
+      } satisfies ImportChunkFile,
     }));
     await this.options.beforeStep?.("commit", { firstRow, rows });
     await archiver.commitImport(files);
@@ -318,7 +318,7 @@ export class Importer {
 
 /**
  * Streams an import cannot serve: one without an analytics table has no archive. (A stream with
- * rollups can: its rollups read imported files' rows at query time, docs/rollups.md.)
+ * rollups can: the archiver writes their files beside each imported file as it commits it.)
  */
 export function refuseUnimportable(stream: StreamDefinition): void {
   if (stream.analytics === false) {

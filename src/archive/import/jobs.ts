@@ -29,7 +29,7 @@ const KEEP_FINISHED = 100;
 
 export interface ImportJobsOptions {
   readonly importer: Pick<Importer, "run">;
-  readonly control: Pick<ControlStore, "getStream" | "listImportFiles">;
+  readonly control: Pick<ControlStore, "getStream" | "listImportFiles" | "listImportChunks">;
   /** Where uploads are spooled (`<data-dir>/imports`). */
   readonly spoolDir: string;
   readonly now?: () => number;
@@ -103,10 +103,11 @@ export class ImportJobs {
   async status(stream: string, id: string): Promise<ImportStatus> {
     const job = this.jobs.get(`${stream}/${id}`);
     if (job !== undefined) return job.progress;
+    const chunks = await this.options.control.listImportChunks(stream, id);
+    if (chunks.length === 0) throw new RunnelError("not_found", `no import ${id} into ${stream}`);
+    // Files compaction merged belong to no one import: files and bytes count those still its own.
     const files = await this.options.control.listImportFiles(stream, id);
-    if (files.length === 0) throw new RunnelError("not_found", `no import ${id} into ${stream}`);
-    const chunks = new Set(files.map((f) => f.firstRow));
-    const rows = files.reduce((n, f) => n + f.rows, 0);
+    const rows = chunks.reduce((n, c) => n + c.chunkRows, 0);
     return {
       id,
       stream,
@@ -114,7 +115,7 @@ export class ImportJobs {
       rowsRead: rows,
       rowsImported: rows,
       rowsSkipped: 0,
-      chunks: chunks.size,
+      chunks: chunks.length,
       files: files.length,
       bytes: files.reduce((n, f) => n + f.bytes, 0),
       startedAt: new Date(0).toISOString(),

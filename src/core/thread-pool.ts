@@ -1,0 +1,15 @@
+/**
+ * libuv's thread pool runs every file read, write and fsync of the process, and every DuckDB call.
+ * Its default of 4 threads is held entirely by one group commit of the log (an fdatasync per
+ * partition) or by the checkpoint store's fsyncs, for as long as the disk takes to flush; the read
+ * a rule task makes of the records just acknowledged then waits behind them, and so does the alert
+ * those records raise (docs/benchmarks.md, alert latency). Threads blocked in a flush cost no CPU,
+ * so the server runs more of them unless the environment sets UV_THREADPOOL_SIZE itself.
+ *
+ * Imported first by bin/runnel.ts: the pool is sized when first used, and with plain `node` the
+ * modules are loaded without it. Under `node --import tsx` the loader has used the pool before any
+ * module runs, so there the environment must set it (test/helpers/server-process.ts does).
+ */
+export const THREAD_POOL_SIZE = 16;
+
+process.env.UV_THREADPOOL_SIZE ??= String(THREAD_POOL_SIZE);
