@@ -248,8 +248,8 @@ export class RuleManager implements BlockList {
 
   /**
    * Brings the running state in line with a stored rule (started, stopped, restarted or
-   * re-pointed). The instance the change was made `here` also resets what the change makes
-   * meaningless (checkpoints); one that only heard of it (`elsewhere`) leaves that to it.
+   * re-pointed). Where the change was made (`here`), what it makes meaningless (checkpoints) is
+   * also reset; an instance that only heard of it (`elsewhere`) leaves that to the first.
    */
   private async apply(rule: RuleRecord, changed: "here" | "elsewhere"): Promise<void> {
     const running = this.runners.get(rule.id);
