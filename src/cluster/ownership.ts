@@ -107,5 +107,13 @@ export class SlotOwnership implements PartitionOwnership {
   }
 }
 
-/** One process alone: it owns every partition, for ever. */
-export const ALL_PARTITIONS: PartitionOwnership = new SlotOwnership(1, [0]);
+const ONE_SLOT: ReadonlySet<number> = new Set([0]);
+
+/** One process alone: it owns every partition, for ever (nothing can change it). */
+export const ALL_PARTITIONS: PartitionOwnership = Object.freeze({
+  slots: 1,
+  owned: () => ONE_SLOT,
+  owns: () => true,
+  subscribe: () => () => {},
+  validUntil: () => Number.POSITIVE_INFINITY,
+});

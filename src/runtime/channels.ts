@@ -12,7 +12,10 @@ import { combineWatermarks } from "../stream/time/watermarks.js";
 
 /** On a copy: `<partition>:<offset>:<append time>:<key>` of the original event. */
 export const HEADER_ORIGIN = "runnel-origin";
-/** On a marker: `<channel>:<watermark or empty before any event>:<1 idle | 0 active>`. */
+/**
+ * On a marker: `<channel>:<watermark or empty before any event>:<1 idle | 0 active>`, and on an
+ * idle one `:<next input offset>`, where its task had read its input partition up to.
+ */
 export const HEADER_WATERMARK = "runnel-watermark";
 
 export function originHeader(e: StreamEvent): string {
@@ -40,14 +43,25 @@ export function decodeCopy(record: LogRecord): StreamEvent {
   };
 }
 
-export function markerHeader(channel: number, watermark: number, idle: boolean): string {
-  return `${channel}:${Number.isFinite(watermark) ? watermark : ""}:${idle ? 1 : 0}`;
+export function markerHeader(channel: number, watermark: number, idle: boolean, position?: number): string {
+  const head = `${channel}:${Number.isFinite(watermark) ? watermark : ""}`;
+  if (!idle) return `${head}:0`;
+  return position === undefined ? `${head}:1` : `${head}:1:${position}`;
 }
 
 /**
  * One watermark per upstream channel, combined as ./../stream/time/watermarks.ts combines
  * partitions (and as Flink's StatusWatermarkValve combines input channels): the minimum over the
  * channels not idle; when every channel is idle, the largest; never back.
+ *
+ * An upstream task reports its partition idle after finding nothing to read for a while, but its
+ * partition may have taken records since, which that task (scheduled late on a busy machine) has
+ * not read yet: counted idle, it would let time pass them, and they would arrive late. So an idle
+ * marker says where its task had read to, and a channel counts as idle only while its input
+ * partition holds no record from there on (Kafka Streams checks the end offsets of its empty
+ * partitions the same way before it processes past them). The driver finds that out (./driver.ts
+ * `upstreamStream`); a marker from an older task, or a channel restored from a checkpoint, says no
+ * offset and is taken as it says until its next marker.
  */
 export class ChannelWatermarks {
   readonly watermarks: number[];
@@ -58,12 +72,25 @@ export class ChannelWatermarks {
    * of the upstream task wrote before it learnt it was fenced, as the new owner wrote it again.
    */
   readonly offsets: number[];
+  /** Per idle channel, the input offset its task had read to when it said so; -1: not said. */
+  private readonly idleOffsets: number[];
   private current = Number.NEGATIVE_INFINITY;
 
   constructor(channels: number) {
     this.watermarks = new Array<number>(channels).fill(Number.NEGATIVE_INFINITY);
     this.idle = new Array<boolean>(channels).fill(false);
     this.offsets = new Array<number>(channels).fill(-1);
+    this.idleOffsets = new Array<number>(channels).fill(-1);
+  }
+
+  /** The channels said idle at a known input offset, with that offset: those `update` may be told are not. */
+  idleAt(): [channel: number, offset: number][] {
+    const out: [number, number][] = [];
+    for (let c = 0; c < this.idle.length; c++) {
+      const at = this.idleOffsets[c] as number;
+      if (this.idle[c] && at >= 0) out.push([c, at]);
+    }
+    return out;
   }
 
   /** Hot path: false for a copy of an event already taken (see `offsets`). */
@@ -104,11 +131,25 @@ export class ChannelWatermarks {
     // Markers of one channel arrive in order, but a replay upstream may repeat an older one: ignored.
     if (watermark < (this.watermarks[channel] as number)) return;
     this.watermarks[channel] = watermark;
-    this.idle[channel] = header.slice(b + 1) === "1";
+    const c = header.indexOf(":", b + 1);
+    this.idle[channel] = header.slice(b + 1, c < 0 ? undefined : c) === "1";
+    const at = c < 0 ? -1 : Number(header.slice(c + 1));
+    this.idleOffsets[channel] = this.idle[channel] && Number.isSafeInteger(at) && at >= 0 ? at : -1;
   }
 
-  update(): number {
-    const next = combineWatermarks(this.watermarks, this.idle, 0);
+  /**
+   * The combined watermark. `unread`: channels said idle (see idleAt()) whose input partitions
+   * hold records from that offset on, which are not idle then; null: that could not be found out,
+   * so no such channel counts as idle. Undefined: idleness as the markers say.
+   */
+  update(unread?: ReadonlySet<number> | null): number {
+    let idle: readonly boolean[] = this.idle;
+    if (unread !== undefined) {
+      idle = this.idle.map(
+        (said, c) => said && ((this.idleOffsets[c] as number) < 0 || (unread !== null && !unread.has(c))),
+      );
+    }
+    const next = combineWatermarks(this.watermarks, idle, 0);
     if (next > this.current) this.current = next;
     return this.current;
   }

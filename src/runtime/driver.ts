@@ -79,6 +79,12 @@ export interface TaskDriverOptions {
    */
   readonly upstreamChannels?: number;
   /**
+   * With `upstreamChannels`: the stream the upstream tasks read (channel c reads its partition c).
+   * An upstream channel then counts as idle only while its partition ends where its task had
+   * read to (./channels.ts ChannelWatermarks); without it, as the marker says.
+   */
+  readonly upstreamStream?: string;
+  /**
    * A task of one input partition that shares event time with the job's other tasks through this
    * stream of watermark markers (as many partitions as the input; src/runtime/channels.ts,
    * SharedWatermarks): its watermark is the minimum over every input partition.
@@ -208,6 +214,8 @@ export class TaskDriver {
   private tracker!: WatermarkTracker;
   /** With `upstreamChannels`: where event time comes from instead of the tracker. */
   private channels: ChannelWatermarks | undefined;
+  /** Per upstream channel, `<offset>:<end>` of its partition last found to hold no record from there on. */
+  private readonly emptyFrom: string[] = [];
   /** With `watermarkStream`: the other partitions' event time. */
   private shared: SharedWatermarks | undefined;
   private eventTime = Number.NEGATIVE_INFINITY;
@@ -486,6 +494,37 @@ export class TaskDriver {
     this.lastCheckpointAt = now;
   }
 
+  /**
+   * The channels said idle whose input partitions hold records their tasks have not read (read
+   * after the marker that said so: ./channels.ts ChannelWatermarks); null when that cannot be
+   * found out now (none counts as idle, the next marker asks again); undefined when idleness is
+   * as the markers say (no upstream stream known, or no channel idle at a known offset).
+   */
+  private async unreadChannels(channels: ChannelWatermarks): Promise<ReadonlySet<number> | null | undefined> {
+    const stream = this.config.upstreamStream;
+    const idle = channels.idleAt();
+    if (stream === undefined || idle.length === 0) return undefined;
+    const { log } = this.config;
+    try {
+      const ends = await log.endOffsets(stream);
+      const dense = log.capabilities?.denseOffsets ?? true;
+      const unread = new Set<number>();
+      for (const [c, at] of idle) {
+        const end = ends[c] ?? 0;
+        if (end <= at) continue;
+        if (dense) unread.add(c);
+        // Kafka's transaction markers take offsets: there a read, not the end, tells whether records follow.
+        else if (this.emptyFrom[c] !== `${at}:${end}`) {
+          if ((await log.read(stream, c, at, { maxRecords: 1 })).length > 0) unread.add(c);
+          else this.emptyFrom[c] = `${at}:${end}`;
+        }
+      }
+      return unread;
+    } catch {
+      return null;
+    }
+  }
+
   /** One chunk per partition; true when anything was read. */
   private async round(): Promise<boolean> {
     if (this.fenced) return false;
@@ -520,7 +559,7 @@ export class TaskDriver {
             const marker = record.headers?.[HEADER_WATERMARK];
             if (marker !== undefined) {
               channels.observe(marker);
-              this.advance(channels.update());
+              this.advance(channels.update(await this.unreadChannels(channels)));
               continue;
             }
             e = decodeCopy(record);
@@ -550,6 +589,7 @@ export class TaskDriver {
       operator.endRound(
         partitions.every((_, i) => tracker.isIdle(i)),
         out,
+        this.positions,
       );
       this.stage(this.results, this.output, out);
     }

@@ -104,8 +104,9 @@ export class ExchangeOperator implements TaskOperator {
     this.watermark = watermark;
   }
 
-  endRound(idle: boolean, out: OperatorOutput[]): void {
-    const header = markerHeader(this.channel, this.watermark, idle);
+  endRound(idle: boolean, out: OperatorOutput[], positions: readonly number[]): void {
+    // Idle, it says where it had read to: downstream counts it idle only while its partition ends there.
+    const header = markerHeader(this.channel, this.watermark, idle, positions[0]);
     if (header === this.sent) return;
     this.sent = header;
     const timestamp = Number.isFinite(this.watermark) ? this.watermark : 0;

@@ -86,10 +86,11 @@ export interface TaskOperator {
   processWatermark(watermark: number, out: OperatorOutput[]): void;
   /**
    * After each round's records and watermark, before the round's outputs are written; `idle`: every
-   * input partition of the task is idle. The exchange sends its watermark markers here, once per
-   * round rather than once per event.
+   * input partition of the task is idle; `positions`: the next input offset of each of its
+   * partitions. The exchange sends its watermark markers here, once per round rather than once
+   * per event.
    */
-  endRound?(idle: boolean, out: OperatorOutput[]): void;
+  endRound?(idle: boolean, out: OperatorOutput[], positions: readonly number[]): void;
   /** A timer it registered in the context's timer service is due. */
   onTimer?(key: string, namespace: string, timestamp: number, domain: TimerDomain, out: OperatorOutput[]): void;
   /** The whole state, as bytes the same operator restores from. */

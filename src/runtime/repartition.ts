@@ -239,6 +239,7 @@ export class Repartitioner {
           inputStream: exchange.stream,
           partitions: [q],
           upstreamChannels: n,
+          upstreamStream: inputStream,
           createOperator: () => new RepartitionOperator(job, keyField),
           // Keyed by the field in both streams of as many partitions: the copies of partition q stay in q.
           outputStream: this.stream,

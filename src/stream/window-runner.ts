@@ -372,7 +372,11 @@ export class WindowedPipelineRunner {
       owner: this.owner,
       group: `pipeline:${name}`,
       consumer: `pipeline/${name}`,
-      ...(shard !== undefined && { upstreamChannels: shard.partitions, outputsAnywhere: true }),
+      ...(shard !== undefined && {
+        upstreamChannels: shard.partitions,
+        upstreamStream: config.inputStream,
+        outputsAnywhere: true,
+      }),
       ...(watermarkStream !== undefined && { watermarkStream }),
       legacy,
       ...this.common(),

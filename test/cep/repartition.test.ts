@@ -223,6 +223,78 @@ describe("event time across the hop", () => {
   });
 });
 
+describe("an input partition idle before its records are read", () => {
+  const { tempDir, openLog, control } = fixtures("runnel-cep-repartition-held-");
+
+  it("holds copies back until that partition's task has read what was appended to it", async () => {
+    const log = await openLog({ dir: await tempDir() });
+    await log.createStream("payments", { partitions: PARTITIONS });
+    const users = usersInDistinctPartitions().sort(
+      (x, y) => partitionForKey(x, PARTITIONS) - partitionForKey(y, PARTITIONS),
+    );
+    const [low, high] = users as [string, string];
+    // The slow machine of the CI failure, made deterministic: the stage's reads of `high`'s
+    // partition find nothing until released, as when its task is scheduled late, so that task
+    // reports its partition idle while the records are already in the log.
+    const held = new HeldPartition(log, "payments", partitionForKey(high, PARTITIONS));
+    const manager = new RuleManager({
+      control,
+      log: held.log,
+      checkpoints: new MemoryCheckpointStore(),
+      streamExists: async () => true,
+    });
+    await manager.open();
+    const rule = await manager.create({ ...RULE, name: "busy-device-held" });
+    const t = Date.now() - 60_000;
+    const record = (user: string, ts: number, amount: number) => ({
+      key: user,
+      timestamp: ts,
+      value: encoder.encode(JSON.stringify({ user_id: user, device: "d1", amount })),
+    });
+    await log.append("payments", [record(low, t + 30, 200), record(high, t + 10, 300), record(high, t + 20, 400)]);
+    // Every task idle with `high`'s records unread: the exchange marked that partition idle.
+    for (let i = 0; i < 3; i++) {
+      await manager.idle();
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    assert.deepEqual(
+      await copiesIn(log, repartitionStream(`rule/${rule.id}`)),
+      [],
+      "no copy released past records the log holds but the stage has not read",
+    );
+    held.release();
+    const alerts = await alertsOf(control, rule.id, 1);
+    assert.deepEqual(
+      ((alerts[0] as AlertRecord).events as { amount: number }[]).map((e) => e.amount),
+      [300, 400, 200],
+    );
+    await manager.stop();
+  });
+});
+
+/** A log whose reads of one partition of one stream return nothing until released. */
+class HeldPartition {
+  readonly log: EventLog;
+  private held = true;
+
+  constructor(inner: EventLog, stream: string, partition: number) {
+    this.log = new Proxy(inner, {
+      get: (target, prop) => {
+        if (prop === "read") {
+          return (s: string, p: number, offset: number, options?: { maxRecords?: number }) =>
+            this.held && s === stream && p === partition ? Promise.resolve([]) : target.read(s, p, offset, options);
+        }
+        const value = Reflect.get(target, prop, target) as unknown;
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+  }
+
+  release(): void {
+    this.held = false;
+  }
+}
+
 /**
  * A store whose writes stop landing once frozen: to whoever restores later, the process died at
  * the freeze, with everything it appended to the log since then still there (the state a crash

@@ -50,16 +50,17 @@ describe("exchange", () => {
     );
     out.length = 0;
     op.processWatermark(T0);
-    op.endRound(false, out);
+    op.endRound(false, out, [9]);
     assert.deepEqual(
       out.map((o) => [partitionForKey(o.key, 3), o.headers?.[HEADER_WATERMARK]]),
       [0, 1, 2].map((q) => [q, markerHeader(1, T0, false)]),
     );
     out.length = 0;
-    op.endRound(false, out);
+    op.endRound(false, out, [9]);
     assert.equal(out.length, 0, "nothing new to say");
-    op.endRound(true, out);
+    op.endRound(true, out, [9]);
     assert.equal(out.length, 3, "idleness is news");
+    assert.equal(out[0]?.headers?.[HEADER_WATERMARK], markerHeader(1, T0, true, 9), "with where it had read to");
   });
 
   it("sends one copy per partition an event's keys fall in", () => {
@@ -88,6 +89,20 @@ describe("exchange", () => {
     c.observe(markerHeader(1, 70, false));
     assert.equal(c.update(), 100, "never back");
     assert.throws(() => c.observe("7:1:0"), /not a watermark marker/);
+  });
+
+  it("counts an idle channel idle only while its input partition holds no record its task has not read", () => {
+    const c = new ChannelWatermarks(3);
+    c.observe(markerHeader(0, Number.NEGATIVE_INFINITY, true, 0));
+    c.observe(markerHeader(1, 100, false));
+    c.observe(markerHeader(2, 20, true));
+    assert.deepEqual(c.idleAt(), [[0, 0]], "an idle marker without a position (an older task) is taken as said");
+    assert.equal(c.update(new Set([0])), Number.NEGATIVE_INFINITY, "channel 0's partition took records unread");
+    assert.equal(c.update(null), Number.NEGATIVE_INFINITY, "not known: not idle");
+    assert.equal(c.update(new Set()), 100, "nothing unread: idle");
+    c.observe(markerHeader(0, 50, false));
+    assert.deepEqual(c.idleAt(), [], "active again");
+    assert.equal(c.update(), 100, "never back");
   });
 
   it("takes each copy of a channel once, in its input's order", () => {

@@ -125,7 +125,34 @@ export async function withTimeLimit<T>(
   }
 }
 
-/** Runs the SELECT and reads its result within the row and byte bounds (the caller sets the time limit). */
+/**
+ * Runs `work` in one transaction on `connection`, so every statement in it is planned and run
+ * against one snapshot. Outside a transaction DuckDB plans a prepared statement (and the statement
+ * `run` prepares) with the table statistics of that moment and runs it on the data committed by
+ * the time it runs: rows another connection commits in between lie outside the statistics the
+ * plan relied on. Its compressed materialization then narrows them to the planned range (500
+ * and 5000 read back as 244 and 136, 5000 as 648 next to a 500), and a filter the statistics
+ * ruled out drops them (test/analytics/query-runner.test.ts). In a transaction the plan's
+ * statistics cover the snapshot: they only widen as rows arrive.
+ */
+export async function inSnapshot<T>(connection: DuckDBConnection, work: () => Promise<T>): Promise<T> {
+  await connection.run("BEGIN TRANSACTION");
+  let result: T;
+  try {
+    result = await work();
+  } catch (e) {
+    await connection.run("ROLLBACK").catch(() => {});
+    throw e;
+  }
+  await connection.run("COMMIT");
+  return result;
+}
+
+/**
+ * Runs the SELECT and reads its result within the row and byte bounds (the caller sets the time
+ * limit). The caller holds a transaction on `connection` when other connections may write
+ * meanwhile (inSnapshot).
+ */
 export async function runSelect(
   connection: DuckDBConnection,
   sql: string,

@@ -29,7 +29,7 @@ import {
 import { BASE_COLUMNS, type ColumnType, columnKey, declaredColumns, fromCatalogType } from "./column-types.js";
 import { lockEngine, openEngine } from "./engine.js";
 import { quoteIdent } from "./identifiers.js";
-import { engineError, type QueryLimits, runSelect, withTimeLimit } from "./query-runner.js";
+import { engineError, inSnapshot, type QueryLimits, runSelect, withTimeLimit } from "./query-runner.js";
 import { ReaderPool } from "./readers.js";
 import { typeName } from "./results.js";
 import { RollupRegistry } from "./rollup-registry.js";
@@ -515,7 +515,9 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
         try {
           if (scope.kind === "all") {
             await this.prepareViews(source, checked.tables);
-            return await withTimeLimit([source], timeoutMs, () => runSelect(source, sql, params, this.limits));
+            return await withTimeLimit([source], timeoutMs, () =>
+              inSnapshot(source, () => runSelect(source, sql, params, this.limits)),
+            );
           }
           const sandbox = await this.sandboxes.take();
           try {
@@ -524,24 +526,29 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
               // One transaction for the bounds, the copies and the query: `now()` is the same in all.
               await target.run("BEGIN TRANSACTION");
               const named = referencedColumns(checked.statement);
-              for (const table of checked.tables) {
-                if (this.rollups.named(table) !== undefined) {
-                  // A rollup is read through its tiered view (it has no offsets of its own to bound).
-                  await this.prepareViews(source, new Set([table]));
-                  await copyUserRows(source, target, table, scope.userId);
-                  continue;
+              // A rollup is read through its tiered view (it has no offsets of its own to bound),
+              // made before the snapshot: a view made in a transaction that rolls back is gone.
+              const rollups = [...checked.tables].filter((table) => this.rollups.named(table) !== undefined);
+              if (rollups.length > 0) await this.prepareViews(source, new Set(rollups));
+              // The copies in one snapshot of the store (see inSnapshot): every table as of one moment.
+              await inSnapshot(source, async () => {
+                for (const table of checked.tables) {
+                  if (this.rollups.named(table) !== undefined) {
+                    await copyUserRows(source, target, table, scope.userId);
+                    continue;
+                  }
+                  const range = await evaluateTimeRange(target, await timeBounds(checked.statement, table), params);
+                  const select = userRowsSql(
+                    this.database,
+                    table,
+                    copiedColumns(await this.columnsOf(table, source), named),
+                    this.archives.get(table),
+                    (path) => this.columnsOfFile.get(path) ?? [],
+                    { userId: scope.userId, ...range },
+                  );
+                  await copyUserRows(source, target, table, scope.userId, select);
                 }
-                const range = await evaluateTimeRange(target, await timeBounds(checked.statement, table), params);
-                const select = userRowsSql(
-                  this.database,
-                  table,
-                  copiedColumns(await this.columnsOf(table, source), named),
-                  this.archives.get(table),
-                  (path) => this.columnsOfFile.get(path) ?? [],
-                  { userId: scope.userId, ...range },
-                );
-                await copyUserRows(source, target, table, scope.userId, select);
-              }
+              });
               return runSelect(target, sql, params, this.limits);
             });
           } finally {
