@@ -373,9 +373,22 @@ export class KafkaEventLog implements EventLog {
   }
 
   async append(stream: string, records: readonly AppendRecord[]): Promise<RecordPosition[]> {
+    const prepared = await this.prepare(stream, records);
+    if (prepared === undefined) return [];
+    return new Promise<RecordPosition[]>((resolve, reject) => {
+      this.pending.push({ stream, ...prepared, resolve, reject });
+      this.startLanes();
+    });
+  }
+
+  /** The records validated, placed and encoded for a transaction; undefined when there are none. */
+  private async prepare(
+    stream: string,
+    records: readonly AppendRecord[],
+  ): Promise<{ meta: StreamMeta; records: OutgoingRecord[]; bytes: number } | undefined> {
     const meta = await this.meta(stream);
     for (const r of records) validateRecord(r);
-    if (records.length === 0) return [];
+    if (records.length === 0) return undefined;
     const context = appendContext(Date.now());
     let bytes = 0;
     const outgoing = records.map((r) => {
@@ -383,10 +396,7 @@ export class KafkaEventLog implements EventLog {
       bytes += o.maxBytes;
       return o;
     });
-    return new Promise<RecordPosition[]>((resolve, reject) => {
-      this.pending.push({ stream, meta, records: outgoing, bytes, resolve, reject });
-      this.startLanes();
-    });
+    return { meta, records: outgoing, bytes };
   }
 
   async read(stream: string, partition: number, offset: number, options: ReadOptions = {}): Promise<LogRecord[]> {
@@ -564,14 +574,14 @@ export class KafkaEventLog implements EventLog {
       turn = result.catch(() => undefined);
       return result;
     };
-    const guard = async <T>(work: () => Promise<T>): Promise<T> => {
+    const guard = async <T>(work: () => Promise<T>, stream?: string): Promise<T> => {
       if (fenced !== undefined) throw fenced;
       if (closed) throw new RunnelError("not_ready", `writer ${transactionalId} is closed`);
       try {
         return await work();
       } catch (e) {
         if (!hasKafkaError(e, "PRODUCER_FENCED") && !hasKafkaError(e, "INVALID_PRODUCER_EPOCH")) {
-          throw toRunnelError(e, "append");
+          throw toRunnelError(e, stream === undefined ? "claim a transactional id" : "append", stream);
         }
         // Never initialise the id again here: that would fence the writer that fenced this one.
         fenced = new WriterFencedError(transactionalId, { cause: e });
@@ -596,22 +606,15 @@ export class KafkaEventLog implements EventLog {
           }),
         ),
       append: async (stream, records) => {
-        const meta = await this.meta(stream);
-        for (const r of records) validateRecord(r);
-        if (records.length === 0) return [];
-        const context = appendContext(Date.now());
-        let bytes = 0;
-        const outgoing = records.map((r) => {
-          const o = toKafkaRecord(placeKey(r.key, meta.partitions), r, context);
-          bytes += o.maxBytes;
-          return o;
-        });
+        const prepared = await this.prepare(stream, records);
+        if (prepared === undefined) return [];
         return inTurn(() =>
           guard(
             () =>
               new Promise<RecordPosition[]>((resolve, reject) => {
-                this.commitGroup([{ stream, meta, records: outgoing, bytes, resolve, reject }], lane).catch(reject);
+                this.commitGroup([{ stream, ...prepared, resolve, reject }], lane).catch(reject);
               }),
+            stream,
           ),
         );
       },
