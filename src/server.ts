@@ -43,7 +43,7 @@ import { type Closer, stopInReverse } from "./core/shutdown.js";
 import { startIngestion } from "./ingest/setup.js";
 import { createKafkaEventLog } from "./log/kafka/index.js";
 import { LocalEventLog } from "./log/local/index.js";
-import type { EventLog } from "./log/types.js";
+import type { EventLog, FencedWriter } from "./log/types.js";
 import { type ConsumerFailure, consumerReports } from "./monitoring/consumer-health.js";
 import { type Monitoring, startMonitoring } from "./monitoring/index.js";
 import { createLogger, type Logger } from "./monitoring/logging.js";
@@ -337,6 +337,8 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     // control plane's PostgreSQL that every instance of the installation reaches (RUNNEL_CHECKPOINT_STORE).
     const checkpoints = await openCheckpointStore(config);
     closers.push({ name: "checkpoint store", close: () => checkpoints.close() });
+    // The outputs of a task this instance lost are fenced by the broker (docs/cluster.md).
+    const fencedWriter = cluster === undefined ? undefined : taskWriters(baseLog, config);
     const pipelines = new PipelineManager({
       control,
       log,
@@ -347,6 +349,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       probe: monitoring.probe,
       deadLetters,
       ...(cluster !== undefined && { ownership: cluster.ownership }),
+      ...(fencedWriter !== undefined && { fencedWriter }),
     });
     pipelineManager = pipelines;
     await pipelines.open();
@@ -453,6 +456,18 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     await stopAll();
     throw e;
   }
+}
+
+/**
+ * Each task's fenced writer in cluster mode: one transactional id per task of the installation (and
+ * topic prefix, so installations sharing a Kafka cluster never fence each other), so the task's next
+ * owner fences this instance's writes for it. The base log's: fenced appends are not timed.
+ */
+function taskWriters(log: EventLog, config: Config): ((task: string) => FencedWriter) | undefined {
+  const writer = log.fencedWriter?.bind(log);
+  if (writer === undefined) return undefined;
+  const prefix = `${config.kafkaTopicPrefix}${config.cluster.installation}.`;
+  return (task) => writer(`${prefix}${task}`);
 }
 
 /**

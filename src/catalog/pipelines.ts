@@ -13,7 +13,7 @@ import type { Clock } from "../core/clock.js";
 import type { DeadLetterSink } from "../core/dead-letters.js";
 import { RunnelError } from "../core/errors.js";
 import { SerialQueue } from "../core/serial-queue.js";
-import type { EventLog } from "../log/types.js";
+import type { EventLog, FencedWriter } from "../log/types.js";
 import type { Metrics } from "../monitoring/metrics.js";
 import { type MonitoringProbe, noopProbe, type WindowState } from "../monitoring/probes.js";
 import type { CheckpointStore } from "../runtime/checkpoint/store.js";
@@ -108,6 +108,8 @@ export class PipelineManager {
       readonly deadLetters?: DeadLetterSink;
       /** The partitions this instance runs the tasks of (cluster mode); default all. */
       readonly ownership?: PartitionOwnership;
+      /** The fenced writer of each task's outputs (cluster mode on Kafka); default the log's appends. */
+      readonly fencedWriter?: (task: string) => FencedWriter;
     },
   ) {}
 
@@ -377,7 +379,10 @@ export class PipelineManager {
   ): Runner {
     const { log, clock, checkpoints } = this.deps;
     const deadLetters = this.deps.deadLetters !== undefined && { deadLetters: this.deps.deadLetters };
-    const ownership = this.deps.ownership !== undefined && { ownership: this.deps.ownership };
+    const ownership = {
+      ...(this.deps.ownership !== undefined && { ownership: this.deps.ownership }),
+      ...(this.deps.fencedWriter !== undefined && { fencedWriter: this.deps.fencedWriter }),
+    };
     const owner = this.owner;
     if (compiled.kind === "window") {
       return new WindowedPipelineRunner({

@@ -11,6 +11,11 @@ export interface PostgresDriverOptions {
    * notifications of its own writes say they are its own (src/control/change-feed.ts).
    */
   readonly origin?: string;
+  /**
+   * The server ends a session idle inside a transaction this long (PostgreSQL's
+   * idle_in_transaction_session_timeout), releasing its locks. Default: the server's setting.
+   */
+  readonly idleInTransactionTimeoutMs?: number;
 }
 
 /** A real PostgreSQL server by URL, through a `pg` connection pool. */
@@ -22,6 +27,9 @@ export async function connectPostgres(url: string, options: PostgresDriverOption
     connectionTimeoutMillis: options.connectionTimeoutMs ?? 5000,
     application_name: "runnel",
     ...(options.origin !== undefined && { options: originOption(options.origin) }),
+    ...(options.idleInTransactionTimeoutMs !== undefined && {
+      idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs,
+    }),
   });
   // An idle client losing its connection emits here; unhandled, it would crash the process. The
   // pool discards that client and the next query reports any lasting outage to its caller.

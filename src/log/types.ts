@@ -112,6 +112,44 @@ export interface EventLog {
    * in `stream`. Returns a function that removes the listener. Consumers use it to avoid polling.
    */
   onAppend(stream: string, listener: () => void): () => void;
+
+  /**
+   * A writer whose appends a later writer with the same `transactionalId` fences (Kafka's
+   * transactions; absent where the log has none). Cluster mode gives each task one, keyed by the
+   * installation and the task, so an instance that lost the task cannot add to its outputs.
+   */
+  fencedWriter?(transactionalId: string): FencedWriter;
+}
+
+/**
+ * Appends that only the newest writer of an id can make. `init()` claims the id: a transaction the
+ * previous writer left open is settled (aborted, or committed if it was committing) before it
+ * resolves, and from then on the previous writer's appends fail with WriterFencedError. Claim the
+ * id before reading where the output ends, so no write of the previous owner lands after the read.
+ *
+ * @example
+ *   const writer = log.fencedWriter!("runnel.pipeline-x/3");
+ *   await writer.init();
+ *   await writer.append("totals", [{ key: "u1", timestamp: Date.now(), value: bytes }]);
+ *   await writer.close();
+ */
+export interface FencedWriter {
+  init(): Promise<void>;
+  /** Appends all of `records` or none (one transaction); resolves once they are readable. */
+  append(stream: string, records: readonly AppendRecord[]): Promise<RecordPosition[]>;
+  close(): Promise<void>;
+}
+
+/** An append refused because a newer writer claimed the same transactional id (FencedWriter). */
+export class WriterFencedError extends Error {
+  readonly code = "writer_fenced";
+  constructor(
+    readonly transactionalId: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`writer ${transactionalId} is fenced: a newer writer claimed its transactional id`, options);
+    this.name = "WriterFencedError";
+  }
 }
 
 /** The stable hash every implementation uses to place a key (murmur2, as Kafka's default partitioner). */

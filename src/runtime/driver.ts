@@ -4,7 +4,7 @@ import type { DeadLetter, DeadLetterSink } from "../core/dead-letters.js";
 import { DrainLoop } from "../core/drain-loop.js";
 import { RunnelError } from "../core/errors.js";
 import { checkRecordDepth, errorText } from "../core/record-fault.js";
-import type { EventLog, LogRecord } from "../log/types.js";
+import { type EventLog, type FencedWriter, type LogRecord, WriterFencedError } from "../log/types.js";
 import { decodeRecord } from "../stream/codec.js";
 import type { StreamEvent } from "../stream/event.js";
 import { SqlEvalError } from "../stream/sql/values.js";
@@ -111,6 +111,13 @@ export interface TaskDriverOptions {
    * Default: always.
    */
   readonly validUntil?: () => number;
+  /**
+   * The writer of the task's output and late streams, fenced by the task's next owner (cluster
+   * mode on Kafka: EventLog.fencedWriter keyed by installation and task). The task claims it before
+   * reading where its outputs end, and stops for good once fenced, as after a checkpoint refused.
+   * Default: the log's own appends. Ignored when `output` is given.
+   */
+  readonly fencedWriter?: (task: string) => FencedWriter;
 }
 
 export interface LegacyCheckpoints {
@@ -264,6 +271,7 @@ export class TaskDriver {
   private readonly lateOut: unknown[] = [];
   private readonly output: TaskOutput;
   private readonly lateOutput: TaskOutput | undefined;
+  private readonly writer: FencedWriter | undefined;
   private readonly poisoned: DeadLetter[] = [];
   private readonly fireEvent = (key: string, ns: string, ts: number): void => this.fire(key, ns, ts, "event");
   private readonly fireProcessing = (key: string, ns: string, ts: number): void => this.fire(key, ns, ts, "processing");
@@ -273,17 +281,20 @@ export class TaskDriver {
     this.clock = config.clock ?? systemClock;
     this.chunkSize = config.chunkSize ?? 1000;
     this.sourceOffsets = config.sourceOffsets === true;
+    this.writer = config.output === undefined ? config.fencedWriter?.(config.task) : undefined;
     if (config.output !== undefined) this.output = config.output;
-    else if (config.outputStream !== undefined) this.output = new LogStreamOutput(config.log, config.outputStream);
-    else throw new RunnelError("internal", `task ${config.task}: neither an output nor an output stream`);
-    this.lateOutput = config.lateStream === undefined ? undefined : new LogStreamOutput(config.log, config.lateStream);
+    else if (config.outputStream !== undefined) {
+      this.output = new LogStreamOutput(config.log, config.outputStream, this.writer);
+    } else throw new RunnelError("internal", `task ${config.task}: neither an output nor an output stream`);
+    this.lateOutput =
+      config.lateStream === undefined ? undefined : new LogStreamOutput(config.log, config.lateStream, this.writer);
     this.loop = new DrainLoop({
       // State in memory may be ahead of what reached the log after a failure: start again from the last checkpoint.
       prepare: () => (this.needsRecovery && !this.fenced ? this.recover() : undefined),
       round: () => this.round(),
       onError: (e) => {
         this.needsRecovery = true;
-        if (e instanceof TaskHaltedError) return;
+        if (e instanceof TaskHaltedError || this.fencedBy(e)) return;
         this.counters.failures++;
         this.lastError = e instanceof Error ? e.message : String(e);
       },
@@ -299,6 +310,8 @@ export class TaskDriver {
     const { log, config } = this;
     this.partitions = config.partitions ?? Array.from({ length: log.partitionCount(config.inputStream) }, (_, p) => p);
     this.epoch = (await config.checkpoints.claim(config.task, config.owner)).epoch;
+    // Before the output ends are read: a write the previous owner has in flight is settled by now.
+    await this.writer?.init();
     await this.recover();
     this.restoredOnce = true;
     const offInput = log.onAppend(config.inputStream, () => this.loop.wake());
@@ -331,6 +344,7 @@ export class TaskDriver {
         this.lastError = e instanceof Error ? e.message : String(e);
       }
     }
+    await this.writer?.close();
   }
 
   /**
@@ -343,6 +357,7 @@ export class TaskDriver {
     this.halt();
     await this.loop.stop();
     await this.capturing;
+    await this.writer?.close();
   }
 
   /** Whether start() has claimed the task and restored its checkpoint (readiness). */
@@ -725,7 +740,7 @@ export class TaskDriver {
 
   /** Another process owns the task now (a write was refused as fenced): stop for good, leave its state alone. */
   private fencedBy(e: unknown): boolean {
-    if (!(e instanceof CheckpointFencedError)) return false;
+    if (!(e instanceof CheckpointFencedError) && !(e instanceof WriterFencedError)) return false;
     this.fenced = true;
     this.halt();
     this.lastError = e.message;

@@ -1,4 +1,4 @@
-import type { AppendRecord, EventLog } from "../log/types.js";
+import type { AppendRecord, EventLog, FencedWriter } from "../log/types.js";
 import { encodeValue } from "../stream/codec.js";
 import { collectOutputIds, HEADER_OUTPUT_ID, HEADER_SOURCE_OFFSET } from "../stream/headers.js";
 import type { OperatorOutput } from "./operator.js";
@@ -30,11 +30,15 @@ export interface TaskOutput<T = unknown> {
   collectIds(from: readonly number[], into: Set<string>, partitions?: readonly number[]): Promise<void>;
 }
 
-/** Outputs as records of a log stream, each with its id in a header (and its source offset, when asked). */
+/**
+ * Outputs as records of a log stream, each with its id in a header (and its source offset, when
+ * asked). Appended by `writer` when given (the task's fenced writer, cluster mode), else by the log.
+ */
 export class LogStreamOutput implements TaskOutput<AppendRecord> {
   constructor(
     private readonly log: EventLog,
     private readonly stream: string,
+    private readonly writer?: FencedWriter,
   ) {}
 
   encode(o: OperatorOutput, sourceOffset: string | undefined): AppendRecord {
@@ -52,7 +56,8 @@ export class LogStreamOutput implements TaskOutput<AppendRecord> {
   }
 
   async write(batch: readonly AppendRecord[]): Promise<void> {
-    if (batch.length > 0) await this.log.append(this.stream, batch);
+    if (batch.length === 0) return;
+    await (this.writer ?? this.log).append(this.stream, batch);
   }
 
   ends(): Promise<readonly number[]> {

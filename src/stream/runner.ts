@@ -2,7 +2,7 @@ import { ALL_PARTITIONS, type PartitionOwnership } from "../cluster/ownership.js
 import type { Clock } from "../core/clock.js";
 import type { DeadLetterSink } from "../core/dead-letters.js";
 import { RunnelError } from "../core/errors.js";
-import type { EventLog } from "../log/types.js";
+import type { EventLog, FencedWriter } from "../log/types.js";
 import { MemoryCheckpointStore } from "../runtime/checkpoint/memory.js";
 import { type CheckpointStore, taskName } from "../runtime/checkpoint/store.js";
 import { defaultOwner, TaskDriver, type TaskStats } from "../runtime/driver.js";
@@ -39,6 +39,11 @@ export interface PipelineRunnerOptions {
    * the lease its tasks write under. Default: every partition, always.
    */
   readonly ownership?: PartitionOwnership;
+  /**
+   * The fenced writer of each task's outputs (TaskDriverOptions.fencedWriter; cluster mode on
+   * Kafka). Default: the log's own appends.
+   */
+  readonly fencedWriter?: (task: string) => FencedWriter;
 }
 
 /** A map/filter pipeline's statistics: its tasks' (the driver's), summed, without the windowed fields. */
@@ -188,6 +193,7 @@ export class PipelineRunner {
       tickMs: 0,
       ...(this.options.deadLetters !== undefined && { deadLetters: this.options.deadLetters }),
       validUntil: () => this.ownership.validUntil(),
+      ...(this.options.fencedWriter !== undefined && { fencedWriter: this.options.fencedWriter }),
     });
   }
 

@@ -2,7 +2,7 @@ import { ALL_PARTITIONS, type PartitionOwnership } from "../cluster/ownership.js
 import type { Clock } from "../core/clock.js";
 import type { DeadLetterSink } from "../core/dead-letters.js";
 import { RunnelError } from "../core/errors.js";
-import type { EventLog } from "../log/types.js";
+import type { EventLog, FencedWriter } from "../log/types.js";
 import { markerStream } from "../runtime/channels.js";
 import { MemoryCheckpointStore } from "../runtime/checkpoint/memory.js";
 import { type CheckpointStore, taskName } from "../runtime/checkpoint/store.js";
@@ -72,6 +72,12 @@ export interface WindowedRunnerOptions {
    * change, and the lease its tasks write under. Default: every partition, always.
    */
   readonly ownership?: PartitionOwnership;
+  /**
+   * The fenced writer of each operator task's output and late streams (TaskDriverOptions.fencedWriter;
+   * cluster mode on Kafka). Default: the log's own appends. The exchange's copies need none: one
+   * written twice is skipped downstream (ChannelWatermarks.fresh).
+   */
+  readonly fencedWriter?: (task: string) => FencedWriter;
 }
 
 /** The partition of the exchange stream a stage-2 task reads, of how many: a key belongs to it when the log places it there. */
@@ -380,6 +386,7 @@ export class WindowedPipelineRunner {
       ...(watermarkStream !== undefined && { watermarkStream }),
       legacy,
       ...this.common(),
+      ...(config.fencedWriter !== undefined && { fencedWriter: config.fencedWriter }),
     });
   }
 }

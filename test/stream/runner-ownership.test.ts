@@ -10,10 +10,13 @@ import { randomBytes } from "node:crypto";
 import { after, before, it } from "node:test";
 import { SlotOwnership } from "../../src/cluster/ownership.js";
 import { createKafkaEventLog, type KafkaEventLog } from "../../src/log/kafka/index.js";
+import type { FencedWriter } from "../../src/log/types.js";
+import { WriterFencedError } from "../../src/log/types.js";
 import { PostgresCheckpointStore } from "../../src/runtime/checkpoint/postgres.js";
 import { PipelineRunner } from "../../src/stream/runner.js";
 import { contentHash, deleteTopics, readStream, scratchDatabase, settleAt } from "../helpers/cluster-run.js";
 import { kafkaBrokers } from "../helpers/kafka.js";
+import { until } from "../helpers/poll.js";
 import { compileStateless } from "./harness.js";
 
 const PARTITIONS = 4;
@@ -36,8 +39,16 @@ async function openStore(): Promise<PostgresCheckpointStore> {
   return store;
 }
 
-/** One instance: its own log client, store connection and runner of the pipeline `name`. */
-async function instance(name: string, ownership: SlotOwnership | undefined, id: string): Promise<PipelineRunner> {
+/**
+ * One instance: its own log client, store connection and runner of the pipeline `name`; with
+ * `writers`, each task's outputs go through the fenced writer it makes (as in cluster mode).
+ */
+async function instance(
+  name: string,
+  ownership: SlotOwnership | undefined,
+  id: string,
+  writers?: (log: KafkaEventLog) => (task: string) => FencedWriter,
+): Promise<PipelineRunner> {
   const log = await openLog(`owners-${id}`);
   const runner = new PipelineRunner({
     log,
@@ -49,6 +60,7 @@ async function instance(name: string, ownership: SlotOwnership | undefined, id: 
     chunkSize: 100,
     retryDelayMs: 50,
     ...(ownership !== undefined && { ownership }),
+    ...(writers !== undefined && { fencedWriter: writers(log) }),
   });
   cleanups.push(() => runner.stop());
   return runner;
@@ -69,7 +81,7 @@ let admin: KafkaEventLog;
 before(async () => {
   database = await scratchDatabase("runnel_owners_pipeline");
   admin = await openLog("owners-admin");
-  for (const s of ["payments", "doubled", "doubled_moved", "reference"]) {
+  for (const s of ["payments", "doubled", "doubled_moved", "doubled_fenced", "reference"]) {
     await admin.createStream(s, { partitions: PARTITIONS });
   }
 });
@@ -144,6 +156,57 @@ it("a slot moved from one instance to the other mid-stream: every output exactly
   await settleAt(admin, "reference", input);
   assert.deepEqual(
     contentHash(await readStream(admin, "doubled_moved")),
+    contentHash(await readStream(admin, "reference")),
+  );
+});
+
+it("a write that passed the lease check before the move lands after it: the broker fences it", async () => {
+  const ids = (log: KafkaEventLog) => (task: string) => log.fencedWriter(`${PREFIX}${task}`);
+  // B's writers hold each append at a gate: B checked its lease, then was paused before sending.
+  let gate: () => void = () => {};
+  const paused = new Promise<void>((resolve) => {
+    gate = resolve;
+  });
+  const held: Promise<unknown>[] = [];
+  const gated = (log: KafkaEventLog) => (task: string) => {
+    const writer = ids(log)(task);
+    return {
+      init: () => writer.init(),
+      close: () => writer.close(),
+      append: (stream: string, records: Parameters<FencedWriter["append"]>[1]) => {
+        const late = paused.then(() => writer.append(stream, records));
+        held.push(late.catch((e: unknown) => e));
+        return late;
+      },
+    };
+  };
+  const slotsA = new SlotOwnership(2, [0]);
+  const slotsB = new SlotOwnership(2, [1]);
+  const a = await instance("doubled_fenced", slotsA, "a3", ids);
+  const b = await instance("doubled_fenced", slotsB, "b3", gated);
+  await Promise.all([a.start(), b.start()]);
+  const input = 1200 + 200;
+  // B's rounds over the input so far wait at the gate, past its lease check (its lease never ends).
+  await ingest(admin, 1200, 100);
+  await until(
+    async () => held.length,
+    (n) => n >= 2,
+    "B's rounds to reach the gate",
+  );
+  // A takes B's slot: its tasks claim the tasks' writers, restore B's last checkpoints and replay.
+  await slotsA.set([0, 1]);
+  await ingest(admin, 1300, 100);
+  await new Promise((r) => setTimeout(r, 500));
+  // B wakes and sends: the broker refuses every held append, and nothing of them is readable.
+  gate();
+  const outcomes = await Promise.all(held);
+  assert.ok(outcomes.length >= 2);
+  for (const o of outcomes) assert.ok(o instanceof WriterFencedError, `a held append ended with ${String(o)}`);
+  await slotsB.set([]);
+  await settleAt(admin, "doubled_fenced", input);
+  await settleAt(admin, "reference", input);
+  assert.deepEqual(
+    contentHash(await readStream(admin, "doubled_fenced")),
     contentHash(await readStream(admin, "reference")),
   );
 });

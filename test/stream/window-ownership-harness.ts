@@ -1,7 +1,7 @@
 /** What the tests of windowed jobs on several instances share: the job, its input, the cases. */
 
 import type { SlotOwnership } from "../../src/cluster/ownership.js";
-import type { EventLog } from "../../src/log/types.js";
+import type { EventLog, FencedWriter } from "../../src/log/types.js";
 import { partitionForKey } from "../../src/log/types.js";
 import type { CheckpointStore } from "../../src/runtime/checkpoint/store.js";
 import { parsePipelineOptions } from "../../src/stream/options.js";
@@ -16,6 +16,7 @@ export function runner(
   sql: string,
   checkpoints: CheckpointStore,
   ownership?: SlotOwnership,
+  fencedWriter?: (task: string) => FencedWriter,
 ): WindowedPipelineRunner {
   const compiled = compilePipeline(sql, (n) => log.hasStream(n));
   if (compiled.kind !== "window") throw new Error("expected a windowed pipeline");
@@ -33,6 +34,7 @@ export function runner(
     retryDelayMs: 10,
     tickMs: 20,
     ...(ownership !== undefined && { ownership }),
+    ...(fencedWriter !== undefined && { fencedWriter }),
   });
 }
 

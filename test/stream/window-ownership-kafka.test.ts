@@ -3,7 +3,8 @@
  * with its own log client and its own connection to the PostgreSQL checkpoint store
  * (RUNNEL_TEST_DATABASE_URL), as two processes would have: the windows they compute together,
  * across a slot moved mid-stream while the instance losing it is past its lease, hash the same as
- * one instance's. Markers and exchange copies cross between the instances through Kafka.
+ * one instance's. Markers and exchange copies cross between the instances through Kafka; the
+ * operator tasks write through fenced writers, as in cluster mode.
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -78,8 +79,12 @@ for (const [i, { mode, sql }] of CASES.entries()) {
       const two = await installation(`two${i}`);
       const slotsA = new SlotOwnership(2, [0]);
       const slotsB = new SlotOwnership(2, [1]);
-      const a = runner(await openLog(two.prefix, `owners-${i}-a`), sql, await two.store(), slotsA);
-      const b = runner(await openLog(two.prefix, `owners-${i}-b`), sql, await two.store(), slotsB);
+      // Each with its tasks' fenced writers, as in cluster mode.
+      const logA = await openLog(two.prefix, `owners-${i}-a`);
+      const logB = await openLog(two.prefix, `owners-${i}-b`);
+      const writers = (log: KafkaEventLog) => (task: string) => log.fencedWriter(`${two.prefix}${task}`);
+      const a = runner(logA, sql, await two.store(), slotsA, writers(logA));
+      const b = runner(logB, sql, await two.store(), slotsB, writers(logB));
       cleanups.push(
         () => a.stop(),
         () => b.stop(),

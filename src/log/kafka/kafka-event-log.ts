@@ -53,11 +53,13 @@ import type {
   AppendRecord,
   EventLog,
   EventLogCapabilities,
+  FencedWriter,
   LogRecord,
   ReadOptions,
   RecordPosition,
   StreamLogOptions,
 } from "../types.js";
+import { WriterFencedError } from "../types.js";
 import { hasKafkaError, isNetworkError, toRunnelError } from "./errors.js";
 import type { KafkaEventLogOptions, ResolvedKafkaOptions } from "./options.js";
 import {
@@ -90,6 +92,10 @@ interface PendingAppend {
 
 /** One producer and the transaction it has in flight (Kafka allows one per transactional id). */
 interface Lane {
+  /** A fenced writer's own id (fencedWriter); the log's lanes take a fresh random one per producer. */
+  readonly transactionalId?: string;
+  /** A transaction begun by FencedWriter.init(), which the writer's first append uses. */
+  opened?: Transaction;
   /** Begins, adds partitions to and ends the lane's transactions; the records go by `connections`. */
   producer: Producer | undefined;
   /** The lane's own connections for Produce requests of batches it encodes (record-batch.ts). */
@@ -145,6 +151,8 @@ export class KafkaEventLog implements EventLog {
   private reader: Consumer | undefined;
   /** One per transaction in flight; a producer is created when its lane first commits. */
   private readonly lanes: Lane[];
+  /** The lanes of the fenced writers not yet closed, so close() and deleteStream() reach them. */
+  private readonly writers = new Set<Lane>();
   /** The lanes' drain loops that are running, so close() can wait for them. */
   private readonly working = new Set<Promise<void>>();
   /** Committed groups whose records are not yet known to be readable. */
@@ -170,14 +178,7 @@ export class KafkaEventLog implements EventLog {
 
   constructor(options: KafkaEventLogOptions) {
     this.options = resolveKafkaOptions(options);
-    this.lanes = Array.from({ length: this.options.transactionsInFlight }, () => ({
-      producer: undefined,
-      connections: undefined,
-      sequences: { producerId: -1n, producerEpoch: -1, next: new Map() },
-      stale: false,
-      busy: false,
-      previous: Promise.resolve(),
-    }));
+    this.lanes = Array.from({ length: this.options.transactionsInFlight }, newLaneState);
   }
 
   async open(): Promise<void> {
@@ -212,8 +213,10 @@ export class KafkaEventLog implements EventLog {
     this.stopPolling();
     await Promise.all(this.working);
     await this.watching;
-    const clients = [...this.lanes.flatMap((l) => [l.producer, l.connections]), this.reader, this.admin];
-    for (const lane of this.lanes) {
+    const lanes = [...this.lanes, ...this.writers];
+    this.writers.clear();
+    const clients = [...lanes.flatMap((l) => [l.producer, l.connections]), this.reader, this.admin];
+    for (const lane of lanes) {
       lane.producer = undefined;
       lane.connections = undefined;
     }
@@ -332,7 +335,7 @@ export class KafkaEventLog implements EventLog {
       this.streams.delete(stream);
       this.seenEnds.delete(stream);
       // The idempotent producers' sequence numbers for the topic are stale.
-      for (const lane of this.lanes) lane.stale = true;
+      for (const lane of [...this.lanes, ...this.writers]) lane.stale = true;
       this.clearClientMetadata();
     }
   }
@@ -370,9 +373,22 @@ export class KafkaEventLog implements EventLog {
   }
 
   async append(stream: string, records: readonly AppendRecord[]): Promise<RecordPosition[]> {
+    const prepared = await this.prepare(stream, records);
+    if (prepared === undefined) return [];
+    return new Promise<RecordPosition[]>((resolve, reject) => {
+      this.pending.push({ stream, ...prepared, resolve, reject });
+      this.startLanes();
+    });
+  }
+
+  /** The records validated, placed and encoded for a transaction; undefined when there are none. */
+  private async prepare(
+    stream: string,
+    records: readonly AppendRecord[],
+  ): Promise<{ meta: StreamMeta; records: OutgoingRecord[]; bytes: number } | undefined> {
     const meta = await this.meta(stream);
     for (const r of records) validateRecord(r);
-    if (records.length === 0) return [];
+    if (records.length === 0) return undefined;
     const context = appendContext(Date.now());
     let bytes = 0;
     const outgoing = records.map((r) => {
@@ -380,10 +396,7 @@ export class KafkaEventLog implements EventLog {
       bytes += o.maxBytes;
       return o;
     });
-    return new Promise<RecordPosition[]>((resolve, reject) => {
-      this.pending.push({ stream, meta, records: outgoing, bytes, resolve, reject });
-      this.startLanes();
-    });
+    return { meta, records: outgoing, bytes };
   }
 
   async read(stream: string, partition: number, offset: number, options: ReadOptions = {}): Promise<LogRecord[]> {
@@ -538,10 +551,82 @@ export class KafkaEventLog implements EventLog {
     };
   }
 
+  /**
+   * A writer fenced by the next writer of the same transactional id (Kafka Streams' exactly-once
+   * producer per task): its own producer, whose InitProducerId (init(), or the first append) bumps
+   * the id's epoch, so the broker aborts the previous writer's open transaction and refuses its
+   * later produce and commit (PRODUCER_FENCED, INVALID_PRODUCER_EPOCH), which the previous writer's
+   * append reports as WriterFencedError. Appends are one at a time, each its own transaction.
+   */
+  fencedWriter(transactionalId: string): FencedWriter {
+    this.assertOpen();
+    if (typeof transactionalId !== "string" || transactionalId.length === 0 || transactionalId.length > 255) {
+      throw new RunnelError("invalid_input", "transactionalId must be 1–255 characters");
+    }
+    const lane: Lane = { ...newLaneState(), transactionalId };
+    this.writers.add(lane);
+    let fenced: WriterFencedError | undefined;
+    let closed = false;
+    // One transaction at a time per transactional id: appends wait for the one before.
+    let turn: Promise<unknown> = Promise.resolve();
+    const inTurn = <T>(work: () => Promise<T>): Promise<T> => {
+      const result = turn.then(work, work);
+      turn = result.catch(() => undefined);
+      return result;
+    };
+    const guard = async <T>(work: () => Promise<T>, stream?: string): Promise<T> => {
+      if (fenced !== undefined) throw fenced;
+      if (closed) throw new RunnelError("not_ready", `writer ${transactionalId} is closed`);
+      try {
+        return await work();
+      } catch (e) {
+        if (!hasKafkaError(e, "PRODUCER_FENCED") && !hasKafkaError(e, "INVALID_PRODUCER_EPOCH")) {
+          throw toRunnelError(e, stream === undefined ? "claim a transactional id" : "append", stream);
+        }
+        // Never initialise the id again here: that would fence the writer that fenced this one.
+        fenced = new WriterFencedError(transactionalId, { cause: e });
+        throw fenced;
+      }
+    };
+    const close = async (): Promise<void> => {
+      closed = true;
+      await turn;
+      this.writers.delete(lane);
+      const clients = [lane.producer, lane.connections];
+      lane.producer = undefined;
+      lane.connections = undefined;
+      lane.opened = undefined;
+      await Promise.all(clients.map((c) => c?.close().catch(() => undefined)));
+    };
+    return {
+      init: () =>
+        inTurn(() =>
+          guard(async () => {
+            if (lane.opened === undefined) lane.opened = await this.beginTransaction(lane);
+          }),
+        ),
+      append: async (stream, records) => {
+        const prepared = await this.prepare(stream, records);
+        if (prepared === undefined) return [];
+        return inTurn(() =>
+          guard(
+            () =>
+              new Promise<RecordPosition[]>((resolve, reject) => {
+                this.commitGroup([{ stream, ...prepared, resolve, reject }], lane).catch(reject);
+              }),
+            stream,
+          ),
+        );
+      },
+      close: () => (closed ? Promise.resolve() : close()),
+    };
+  }
+
   // ---- appends ---------------------------------------------------------------------------------
 
-  private newProducer(): Producer {
+  private newProducer(lane: Lane): Producer {
     const { clientId, brokers, requestTimeoutMs } = this.options;
+    const fixed = lane.transactionalId;
     return new Producer({
       clientId,
       bootstrapBrokers: [...brokers],
@@ -552,9 +637,12 @@ export class KafkaEventLog implements EventLog {
       autocreateTopics: false,
       // One transactional id per producer of each log instance: they never fence each other, and a
       // crashed instance's open transactions are aborted by the broker after transaction.timeout.ms.
-      transactionalId: `${clientId}-${randomUUID()}`,
+      transactionalId: fixed ?? `${clientId}-${randomUUID()}`,
       idempotent: true,
       acks: ProduceAcks.ALL,
+      // The client asks for producer id 0, epoch 0 by default, which the broker refuses as fenced
+      // once the id has a newer epoch; -1/-1 asks for the id's next epoch (KIP-360).
+      ...(fixed !== undefined && { producerId: -1n, producerEpoch: -1 }),
     });
   }
 
@@ -629,9 +717,15 @@ export class KafkaEventLog implements EventLog {
   private async beginTransaction(lane: Lane): Promise<Transaction> {
     const deadline = Date.now() + this.options.requestTimeoutMs;
     for (let delay = 100; ; delay = Math.min(delay * 2, 1_000)) {
+      if (lane.opened !== undefined && !lane.stale) {
+        const opened = lane.opened;
+        lane.opened = undefined;
+        return opened;
+      }
+      lane.opened = undefined;
       if (lane.stale || lane.producer === undefined) {
         const old = [lane.producer, lane.connections];
-        lane.producer = this.newProducer();
+        lane.producer = this.newProducer(lane);
         lane.connections = this.newConnections();
         lane.stale = false;
         await Promise.all(old.map((c) => c?.close().catch(() => undefined)));
@@ -1045,7 +1139,7 @@ export class KafkaEventLog implements EventLog {
   private clearClientMetadata(): void {
     this.admin?.clearMetadata();
     this.reader?.clearMetadata();
-    for (const lane of this.lanes) lane.producer?.clearMetadata();
+    for (const lane of [...this.lanes, ...this.writers]) lane.producer?.clearMetadata();
   }
 
   private assertOpen(): void {
@@ -1061,6 +1155,17 @@ export class KafkaEventLog implements EventLog {
     this.assertOpen();
     return this.reader!;
   }
+}
+
+function newLaneState(): Lane {
+  return {
+    producer: undefined,
+    connections: undefined,
+    sequences: { producerId: -1n, producerEpoch: -1, next: new Map() },
+    stale: false,
+    busy: false,
+    previous: Promise.resolve(),
+  };
 }
 
 function isCoordinatorStarting(e: unknown): boolean {

@@ -42,6 +42,14 @@ interface ChunkRow {
   data: Uint8Array;
 }
 
+/**
+ * How long a write may sit inside its transaction between statements before the server ends it. A
+ * write holds its task's row lock, and a claim waits for it: a process paused (SIGSTOP, a long GC
+ * pause) in the middle of a write would hold the new owner's claim, and so the task's handover,
+ * until it woke. A live writer sends its statements back to back, far within this.
+ */
+export const IDLE_IN_TRANSACTION_MS = 5_000;
+
 export interface PostgresCheckpointStoreOptions {
   /** Close the driver with the store (true when the store opened it). */
   readonly ownsDriver?: boolean;
@@ -55,9 +63,15 @@ export class PostgresCheckpointStore implements CheckpointStore {
   ) {}
 
   /** Connects to the PostgreSQL at `url`, bringing its schema up to date. */
-  static async connect(url: string): Promise<PostgresCheckpointStore> {
+  static async connect(
+    url: string,
+    options: { idleInTransactionTimeoutMs?: number } = {},
+  ): Promise<PostgresCheckpointStore> {
     // A task writes and reads one transaction at a time; a few connections serve every task.
-    const driver = await connectPostgres(url, { max: 4 });
+    const driver = await connectPostgres(url, {
+      max: 4,
+      idleInTransactionTimeoutMs: options.idleInTransactionTimeoutMs ?? IDLE_IN_TRANSACTION_MS,
+    });
     try {
       await migrate(driver);
     } catch (e) {
