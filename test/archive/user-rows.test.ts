@@ -71,6 +71,25 @@ async function splitClicks(f: ArchiveFixture): Promise<void> {
 }
 
 describe("a user's copy", () => {
+  it("finds a user whose id holds quotes and backslashes, on both tiers, and only theirs", async () => {
+    const f = await archiveFixture();
+    try {
+      const odd = "o'brien\\' OR ''='";
+      const [rows] = events(1, 300);
+      await loadStream(f, definition("clicks", 1), [rows!.map((r, i) => (i % 4 === 0 ? { ...r, userId: odd } : r))]);
+      const archiver = f.archiver({ maxRowsPerFile: 40 });
+      await archiver.recover();
+      await archiver.runOnce();
+      assert.ok((await f.control.listArchiveFiles("clicks")).length > 1, "archived files");
+      const all = "SELECT count(*), sum(data), count(DISTINCT user_id) FROM clicks";
+      const mine = await f.store.query(all, [], { kind: "user", userId: odd });
+      assert.deepEqual(mine.rows, (await f.store.query(`${all} WHERE user_id = $1`, [odd], { kind: "all" })).rows);
+      assert.equal(mine.rows[0]?.[0], 75);
+    } finally {
+      await f.close();
+    }
+  });
+
   it("keeps every row the query's time filter can use (against the unpruned answer)", async () => {
     const f = await archiveFixture();
     try {

@@ -1246,7 +1246,8 @@ export function copiedColumns(
 
 /**
  * Copies `user`'s rows of one stream table into the sandbox: those `select` returns, a query of
- * the source whose parameter $1 is the user id (./tiers.ts userRowsSql). The user id is bound;
+ * the source holding its own user filter (./tiers.ts userRowsSql), or else every row of the
+ * table whose user_id is `userId`, bound as a parameter;
  * the sandbox table is created from the result's own column types so the copy is exact (JSON
  * stays JSON, widened columns keep their current type).
  */
@@ -1255,10 +1256,13 @@ export async function copyUserRows(
   target: DuckDBConnection,
   table: string,
   userId: string,
-  select = `SELECT * FROM ${quoteIdent(table)} WHERE user_id = $1`,
+  select?: string,
 ): Promise<void> {
   // Materialised rather than streamed: DuckDB then scans in parallel (about twice as fast here).
-  const result = await source.run(select, [userId]);
+  const result =
+    select === undefined
+      ? await source.run(`SELECT * FROM ${quoteIdent(table)} WHERE user_id = $1`, [userId])
+      : await source.run(select);
   const types = result.columnTypes();
   const defs = result.columnNames().map((name, i) => `${quoteIdent(name)} ${typeName(types[i]!)}`);
   await target.run(`CREATE TABLE ${quoteIdent(table)} (${defs.join(", ")})`);

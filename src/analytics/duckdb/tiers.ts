@@ -101,8 +101,10 @@ export function filesFor(files: readonly ArchivedFile[], filter: UserRowsFilter)
  * types, as the tiered view has them), reading only what `filter` keeps: the hot table from each partition's boundary
  * on, and only the archive files whose manifest ranges can hold such rows; within those, the
  * filter reaches the Parquet reader, which skips row groups by their statistics (files are sorted
- * by user_id, then _time). The user id is parameter $1; the times are integers written inline so
- * DuckDB folds them to constants and prunes by them.
+ * by user_id, then _time). The user id and the times are written inline, as a quoted string and
+ * integers: DuckDB folds them to constants and prunes by them when it plans (with the user id a
+ * parameter, a user's copy over 12 files and the hot table took 18.6 ms at p50 and 49 ms at p90,
+ * inline 12.3 and 23 ms, on a loaded machine).
  *
  * `columnsOfFile`: the column names of each archive file (as written).
  */
@@ -114,7 +116,7 @@ export function userRowsSql(
   columnsOfFile: (path: string) => readonly string[],
   filter: UserRowsFilter,
 ): string {
-  const where = ['"user_id" = $1'];
+  const where = [`"user_id" = ${sqlString(filter.userId)}`];
   if (filter.fromUs !== undefined)
     where.push(`"_time" >= make_timestamp(${BigInt(filter.fromUs)}::BIGINT)::TIMESTAMPTZ`);
   if (filter.toUs !== undefined) where.push(`"_time" <= make_timestamp(${BigInt(filter.toUs)}::BIGINT)::TIMESTAMPTZ`);
