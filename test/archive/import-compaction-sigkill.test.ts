@@ -10,16 +10,14 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { DuckDbAnalyticsStore } from "../../src/analytics/duckdb/store.js";
 import { Archiver, type ArchiveStep } from "../../src/archive/archiver.js";
 import { Importer } from "../../src/archive/import/importer.js";
 import { LocalDirLocation } from "../../src/archive/location.js";
 import { ColumnCatalog } from "../../src/catalog/columns.js";
-import { createPostgresControlStore } from "../../src/control/index.js";
-import type { ControlStore } from "../../src/control/types.js";
+import { freshControl } from "../helpers/fresh-control.js";
 import { runKilledChild } from "../helpers/kill-child.js";
-import { freshDatabase } from "../helpers/postgres.js";
 import { DAY, definition, NOW, USERS } from "./fixture.js";
 import { scopedControl } from "./scoped-control.js";
 
@@ -31,18 +29,7 @@ const START = Math.floor((NOW - 30 * DAY) / DAY) * DAY;
 describe("SIGKILL while imported files are compacted", {
   skip: url === undefined && "RUNNEL_TEST_DATABASE_URL is not set",
 }, () => {
-  let control: ControlStore;
-  // A database of its own: the server's shared one may hold other checkouts' migrations.
-  let database: Awaited<ReturnType<typeof freshDatabase>> | undefined;
-  before(async () => {
-    database = await freshDatabase(url!, "import_compaction");
-    control = createPostgresControlStore(database.url);
-    await control.open();
-  });
-  after(async () => {
-    await control?.close();
-    await database?.drop();
-  });
+  const fresh = freshControl(url!, "import_compaction");
 
   const cases: [ArchiveStep, number][] = [
     ["merge", 2],
@@ -68,14 +55,14 @@ describe("SIGKILL while imported files are compacted", {
       const location = new LocalDirLocation(join(dir, "archive"));
       const archiverOf = (store: DuckDbAnalyticsStore) =>
         new Archiver({
-          control: scopedControl(control, stream),
+          control: scopedControl(fresh.control, stream),
           analytics: store,
           location,
           now: () => NOW,
           maxRowsPerFile: 60,
         });
       try {
-        await control.createStream(def);
+        await fresh.control.createStream(def);
         let store = await open();
         const input = join(dir, "history.ndjson");
         const lines = Array.from({ length: ROWS }, (_, n) =>
@@ -89,11 +76,11 @@ describe("SIGKILL while imported files are compacted", {
         const first = archiverOf(store);
         await first.recover();
         const progress = await new Importer({
-          control,
+          control: fresh.control,
           archiver: first,
           location,
           analytics: store,
-          columns: new ColumnCatalog({ control, maxColumns: 100 }),
+          columns: new ColumnCatalog({ control: fresh.control, maxColumns: 100 }),
           clock: { now: () => NOW },
           maxEventBytes: 1 << 20,
           chunkRows: 20,
@@ -105,7 +92,7 @@ describe("SIGKILL while imported files are compacted", {
           principal: { userId: "u-admin", username: "admin", role: "admin" },
         });
         assert.equal(progress.rowsImported, ROWS);
-        assert.equal((await control.listImportFiles(stream)).length, 20, "twenty small files over two days");
+        assert.equal((await fresh.control.listImportFiles(stream)).length, 20, "twenty small files over two days");
         const count = async (s: DuckDbAnalyticsStore) =>
           (await s.query(`SELECT count(*), count(DISTINCT n), sum(n) FROM ${stream}`, [], { kind: "all" })).rows;
         const expected = [[ROWS, ROWS, (ROWS * (ROWS - 1)) / 2]];
@@ -113,7 +100,7 @@ describe("SIGKILL while imported files are compacted", {
         await store.close();
 
         assert.equal(
-          await runKilledChild(CHILD, [dir, stream, step, String(nth)], { RUNNEL_TEST_DATABASE_URL: database!.url }),
+          await runKilledChild(CHILD, [dir, stream, step, String(nth)], { RUNNEL_TEST_DATABASE_URL: fresh.url }),
           "SIGKILL",
           "killed at the step",
         );
@@ -123,12 +110,12 @@ describe("SIGKILL while imported files are compacted", {
           const archiver = archiverOf(store);
           await archiver.recover();
           assert.deepEqual(await count(store), expected, "after the restart");
-          const committed = (await control.listImportFiles(stream)).map((f) => f.path).sort();
+          const committed = (await fresh.control.listImportFiles(stream)).map((f) => f.path).sort();
           assert.deepEqual((await location.list(stream)).sort(), committed, "no file the manifest does not name");
           await archiver.runOnce();
           assert.equal(archiver.stats.failures, 0);
           assert.deepEqual(await count(store), expected, "after the next run");
-          const files = await control.listImportFiles(stream);
+          const files = await fresh.control.listImportFiles(stream);
           const perDay = new Map<string, number>();
           // Small: under half the row bound (60); merged files hold more.
           for (const f of files.filter((x) => x.rows < 30)) {
@@ -144,7 +131,7 @@ describe("SIGKILL while imported files are compacted", {
           await store.close();
         }
       } finally {
-        await control.deleteStream(stream);
+        await fresh.control.deleteStream(stream);
         await rm(dir, { recursive: true, force: true });
       }
     });

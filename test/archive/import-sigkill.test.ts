@@ -9,16 +9,14 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { DuckDbAnalyticsStore } from "../../src/analytics/duckdb/store.js";
 import { Archiver, type ArchiveStep } from "../../src/archive/archiver.js";
 import { Importer } from "../../src/archive/import/importer.js";
 import { LocalDirLocation } from "../../src/archive/location.js";
 import { ColumnCatalog } from "../../src/catalog/columns.js";
-import { createPostgresControlStore } from "../../src/control/index.js";
-import type { ControlStore } from "../../src/control/types.js";
+import { freshControl } from "../helpers/fresh-control.js";
 import { runKilledChild } from "../helpers/kill-child.js";
-import { freshDatabase } from "../helpers/postgres.js";
 import { DAY, definition, NOW, USERS } from "./fixture.js";
 import { scopedControl } from "./scoped-control.js";
 
@@ -28,18 +26,7 @@ const ROWS = 600;
 const CHUNK = 100;
 
 describe("SIGKILL during an import", { skip: url === undefined && "RUNNEL_TEST_DATABASE_URL is not set" }, () => {
-  let control: ControlStore;
-  // A database of its own: the server's shared one may hold other checkouts' migrations.
-  let database: Awaited<ReturnType<typeof freshDatabase>> | undefined;
-  before(async () => {
-    database = await freshDatabase(url!, "import_sigkill");
-    control = createPostgresControlStore(database.url);
-    await control.open();
-  });
-  after(async () => {
-    await control?.close();
-    await database?.drop();
-  });
+  const fresh = freshControl(url!, "import_sigkill");
 
   const cases: [ArchiveStep, number][] = [
     ["put", 3],
@@ -54,7 +41,7 @@ describe("SIGKILL during an import", { skip: url === undefined && "RUNNEL_TEST_D
       const stream = `imported_${randomBytes(4).toString("hex")}`;
       try {
         const def = definition(stream, 1);
-        await control.createStream(def);
+        await fresh.control.createStream(def);
         let store = new DuckDbAnalyticsStore({ path: join(dir, "analytics.duckdb"), archiveDir: join(dir, "archive") });
         await store.open();
         await store.ensureTable(def);
@@ -70,7 +57,7 @@ describe("SIGKILL during an import", { skip: url === undefined && "RUNNEL_TEST_D
         await writeFile(input, `${lines.join("\n")}\n`);
 
         const killed = await runKilledChild(CHILD, [dir, stream, step, String(nth), input, String(CHUNK)], {
-          RUNNEL_TEST_DATABASE_URL: database!.url,
+          RUNNEL_TEST_DATABASE_URL: fresh.url,
         });
         assert.equal(killed, "SIGKILL", "the import was killed at the step");
 
@@ -79,17 +66,17 @@ describe("SIGKILL during an import", { skip: url === undefined && "RUNNEL_TEST_D
         try {
           const location = new LocalDirLocation(join(dir, "archive"));
           const archiver = new Archiver({
-            control: scopedControl(control, stream),
+            control: scopedControl(fresh.control, stream),
             analytics: store,
             location,
             now: () => NOW,
           });
           await archiver.recover();
-          const files = await control.listImportFiles(stream, "killed");
+          const files = await fresh.control.listImportFiles(stream, "killed");
           const chunks = new Map<number, number>();
           for (const f of files) chunks.set(f.firstRow!, (chunks.get(f.firstRow!) ?? 0) + f.rows);
           assert.deepEqual(
-            (await control.listImportChunks(stream, "killed")).map((c) => [c.firstRow, c.chunkRows]),
+            (await fresh.control.listImportChunks(stream, "killed")).map((c) => [c.firstRow, c.chunkRows]),
             [...chunks.keys()].sort((a, b) => a - b).map((first) => [first, CHUNK]),
             "the chunk ledger names the committed chunks",
           );
@@ -104,11 +91,11 @@ describe("SIGKILL during an import", { skip: url === undefined && "RUNNEL_TEST_D
             (await store.query(`SELECT count(*), count(DISTINCT n) FROM ${stream}`, [], { kind: "all" })).rows[0];
           assert.deepEqual(await count(), [chunks.size * CHUNK, chunks.size * CHUNK], "committed rows, once");
           const rerun = await new Importer({
-            control,
+            control: fresh.control,
             archiver,
             location,
             analytics: store,
-            columns: new ColumnCatalog({ control, maxColumns: 100 }),
+            columns: new ColumnCatalog({ control: fresh.control, maxColumns: 100 }),
             clock: { now: () => NOW },
             maxEventBytes: 1 << 20,
             chunkRows: CHUNK,
@@ -125,7 +112,7 @@ describe("SIGKILL during an import", { skip: url === undefined && "RUNNEL_TEST_D
           await store.close();
         }
       } finally {
-        await control.deleteStream(stream);
+        await fresh.control.deleteStream(stream);
         await rm(dir, { recursive: true, force: true });
       }
     });

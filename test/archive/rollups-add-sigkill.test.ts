@@ -11,14 +11,12 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { DuckDbAnalyticsStore } from "../../src/analytics/duckdb/store.js";
 import { Archiver, type ArchiveStep } from "../../src/archive/archiver.js";
 import { LocalDirLocation, ownerKey, rollupFile } from "../../src/archive/location.js";
-import { createPostgresControlStore } from "../../src/control/index.js";
-import type { ControlStore } from "../../src/control/types.js";
+import { freshControl } from "../helpers/fresh-control.js";
 import { runKilledChild } from "../helpers/kill-child.js";
-import { freshDatabase } from "../helpers/postgres.js";
 import { compareDaily, dailyRollup } from "./daily-rollup.js";
 import { DAY, definition, events, NOW } from "./fixture.js";
 import { scopedControl } from "./scoped-control.js";
@@ -29,18 +27,7 @@ const CHILD = new URL("./rollup-add-kill-child.ts", import.meta.url).pathname;
 describe("SIGKILL while an added rollup is built", {
   skip: url === undefined && "RUNNEL_TEST_DATABASE_URL is not set",
 }, () => {
-  let control: ControlStore;
-  // A database of its own: the server's shared one may hold other checkouts' migrations.
-  let database: Awaited<ReturnType<typeof freshDatabase>> | undefined;
-  before(async () => {
-    database = await freshDatabase(url!, "rollup_add");
-    control = createPostgresControlStore(database.url);
-    await control.open();
-  });
-  after(async () => {
-    await control?.close();
-    await database?.drop();
-  });
+  const fresh = freshControl(url!, "rollup_add");
 
   const cases: [ArchiveStep, number][] = [
     ["backfill", 3],
@@ -58,21 +45,21 @@ describe("SIGKILL while an added rollup is built", {
           archiveDir: join(dir, "archive"),
         });
         await store.open();
-        const declared = await control.getStream(stream);
+        const declared = await fresh.control.getStream(stream);
         if (declared !== undefined) await store.ensureTable(declared);
         return store;
       };
       const location = new LocalDirLocation(join(dir, "archive"));
       const archiverOf = (store: DuckDbAnalyticsStore) =>
         new Archiver({
-          control: scopedControl(control, stream),
+          control: scopedControl(fresh.control, stream),
           analytics: store,
           location,
           now: () => NOW,
           maxRowsPerFile: 60,
         });
       try {
-        await control.createStream(def);
+        await fresh.control.createStream(def);
         let store = await open();
         const all = events(1, 600)[0]!;
         await store.apply(stream, 0, all.slice(0, 480));
@@ -80,14 +67,14 @@ describe("SIGKILL while an added rollup is built", {
         const first = archiverOf(store);
         await first.recover();
         await first.runOnce();
-        const files = await control.listArchiveFiles(stream);
+        const files = await fresh.control.listArchiveFiles(stream);
         assert.ok(files.length >= nth + 1, `${files.length} archive files`);
         const rollup = dailyRollup(stream);
-        await control.updateStreamRollups(stream, () => [{ ...rollup, state: "building" }]);
+        await fresh.control.updateStreamRollups(stream, () => [{ ...rollup, state: "building" }]);
         await store.close();
 
         assert.equal(
-          await runKilledChild(CHILD, [dir, stream, step, String(nth)], { RUNNEL_TEST_DATABASE_URL: database!.url }),
+          await runKilledChild(CHILD, [dir, stream, step, String(nth)], { RUNNEL_TEST_DATABASE_URL: fresh.url }),
           "SIGKILL",
           "killed at the step",
         );
@@ -97,9 +84,9 @@ describe("SIGKILL while an added rollup is built", {
           const archiver = archiverOf(store);
           await archiver.recover();
           assert.equal(archiver.stats.failures, 0);
-          assert.equal((await control.getStream(stream))?.rollups?.[0]?.state, undefined, "ready");
+          assert.equal((await fresh.control.getStream(stream))?.rollups?.[0]?.state, undefined, "ready");
           assert.deepEqual(await compareDaily(store, stream), [[0, 0, 480, 480]], "after the restart");
-          const committed = (await control.listArchiveFiles(stream)).map((f) => f.path);
+          const committed = (await fresh.control.listArchiveFiles(stream)).map((f) => f.path);
           const keys = (await location.list(stream)).sort();
           assert.deepEqual(
             keys.filter((k) => !committed.includes(ownerKey(k))),
@@ -111,7 +98,7 @@ describe("SIGKILL while an added rollup is built", {
           // Kept live from then on: more rows, moved by a later run with the rollup's files.
           await store.apply(stream, 0, all.slice(480));
           const later = new Archiver({
-            control: scopedControl(control, stream),
+            control: scopedControl(fresh.control, stream),
             analytics: store,
             location,
             now: () => NOW + 2 * DAY,
@@ -124,7 +111,7 @@ describe("SIGKILL while an added rollup is built", {
           await store.close();
         }
       } finally {
-        await control.deleteStream(stream);
+        await fresh.control.deleteStream(stream);
         await rm(dir, { recursive: true, force: true });
       }
     });

@@ -9,14 +9,13 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { DuckDbAnalyticsStore } from "../../src/analytics/duckdb/store.js";
 import { Archiver, type ArchiveStep } from "../../src/archive/archiver.js";
 import { LocalDirLocation, ownerKey } from "../../src/archive/location.js";
-import { createPostgresControlStore } from "../../src/control/index.js";
-import type { ControlStore, StreamDefinition } from "../../src/control/types.js";
+import type { StreamDefinition } from "../../src/control/types.js";
+import { freshControl } from "../helpers/fresh-control.js";
 import { runKilledChild } from "../helpers/kill-child.js";
-import { freshDatabase } from "../helpers/postgres.js";
 import { compareDaily, dailyRollup } from "./daily-rollup.js";
 import { definition, events, NOW } from "./fixture.js";
 import { scopedControl } from "./scoped-control.js";
@@ -31,18 +30,7 @@ function withRollups(stream: string): StreamDefinition {
 describe("SIGKILL during archiving, with rollups", {
   skip: url === undefined && "RUNNEL_TEST_DATABASE_URL is not set",
 }, () => {
-  let control: ControlStore;
-  // A database of its own: the server's shared one may hold other checkouts' migrations.
-  let database: Awaited<ReturnType<typeof freshDatabase>> | undefined;
-  before(async () => {
-    database = await freshDatabase(url!, "rollups_sigkill");
-    control = createPostgresControlStore(database.url);
-    await control.open();
-  });
-  after(async () => {
-    await control?.close();
-    await database?.drop();
-  });
+  const fresh = freshControl(url!, "rollups_sigkill");
 
   const cases: [ArchiveStep, number][] = [
     ["write", 4],
@@ -68,7 +56,7 @@ describe("SIGKILL during archiving, with rollups", {
       };
       const def = withRollups(stream);
       try {
-        await control.createStream(def);
+        await fresh.control.createStream(def);
         let store = await open();
         const [rows] = events(1, 480);
         await store.apply(stream, 0, rows!);
@@ -77,7 +65,7 @@ describe("SIGKILL during archiving, with rollups", {
         await store.close();
 
         assert.equal(
-          await runKilledChild(CHILD, [dir, stream, step, String(nth)], { RUNNEL_TEST_DATABASE_URL: database!.url }),
+          await runKilledChild(CHILD, [dir, stream, step, String(nth)], { RUNNEL_TEST_DATABASE_URL: fresh.url }),
           "SIGKILL",
           "the archiver was killed at the step",
         );
@@ -86,7 +74,7 @@ describe("SIGKILL during archiving, with rollups", {
         try {
           const location = new LocalDirLocation(join(dir, "archive"));
           const archiver = new Archiver({
-            control: scopedControl(control, stream),
+            control: scopedControl(fresh.control, stream),
             analytics: store,
             location,
             now: () => NOW,
@@ -94,7 +82,7 @@ describe("SIGKILL during archiving, with rollups", {
           });
           await archiver.recover();
           assert.deepEqual(await compareDaily(store, stream), expected, "after the restart");
-          const committed = (await control.listArchiveFiles(stream)).map((f) => f.path);
+          const committed = (await fresh.control.listArchiveFiles(stream)).map((f) => f.path);
           assert.ok(committed.length > 0, "the killed run had committed files");
           const keys = await location.list(stream);
           assert.deepEqual(
@@ -109,7 +97,7 @@ describe("SIGKILL during archiving, with rollups", {
           await store.close();
         }
       } finally {
-        await control.deleteStream(stream);
+        await fresh.control.deleteStream(stream);
         await rm(dir, { recursive: true, force: true });
       }
     });

@@ -9,14 +9,12 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { DuckDbAnalyticsStore } from "../../src/analytics/duckdb/store.js";
 import { Archiver, type ArchiveStep } from "../../src/archive/archiver.js";
 import { LocalDirLocation } from "../../src/archive/location.js";
-import { createPostgresControlStore } from "../../src/control/index.js";
-import type { ControlStore } from "../../src/control/types.js";
+import { freshControl } from "../helpers/fresh-control.js";
 import { runKilledChild } from "../helpers/kill-child.js";
-import { freshDatabase } from "../helpers/postgres.js";
 import { definition, events, NOW } from "./fixture.js";
 import { scopedControl } from "./scoped-control.js";
 
@@ -34,18 +32,7 @@ async function census(store: DuckDbAnalyticsStore, table: string): Promise<unkno
 }
 
 describe("SIGKILL during archiving", { skip: url === undefined && "RUNNEL_TEST_DATABASE_URL is not set" }, () => {
-  let control: ControlStore;
-  // A database of its own: the server's shared one may hold other checkouts' migrations.
-  let database: Awaited<ReturnType<typeof freshDatabase>> | undefined;
-  before(async () => {
-    database = await freshDatabase(url!, "archive_sigkill");
-    control = createPostgresControlStore(database.url);
-    await control.open();
-  });
-  after(async () => {
-    await control?.close();
-    await database?.drop();
-  });
+  const fresh = freshControl(url!, "archive_sigkill");
 
   const cases: [ArchiveStep, number][] = [
     ["write", 4],
@@ -64,7 +51,7 @@ describe("SIGKILL during archiving", { skip: url === undefined && "RUNNEL_TEST_D
       const stream = `killed_${randomBytes(4).toString("hex")}`;
       try {
         const def = definition(stream, 1);
-        await control.createStream(def);
+        await fresh.control.createStream(def);
         let store = new DuckDbAnalyticsStore({
           path: join(dir, "analytics.duckdb"),
           archiveDir: join(dir, "archive"),
@@ -77,7 +64,7 @@ describe("SIGKILL during archiving", { skip: url === undefined && "RUNNEL_TEST_D
         await store.close();
 
         assert.equal(
-          await runKilledChild(CHILD, [dir, stream, step, String(nth)], { RUNNEL_TEST_DATABASE_URL: database!.url }),
+          await runKilledChild(CHILD, [dir, stream, step, String(nth)], { RUNNEL_TEST_DATABASE_URL: fresh.url }),
           "SIGKILL",
           "the archiver was killed at the step",
         );
@@ -87,7 +74,7 @@ describe("SIGKILL during archiving", { skip: url === undefined && "RUNNEL_TEST_D
         try {
           const location = new LocalDirLocation(join(dir, "archive"));
           const archiver = new Archiver({
-            control: scopedControl(control, stream),
+            control: scopedControl(fresh.control, stream),
             analytics: store,
             location,
             now: () => NOW,
@@ -95,7 +82,7 @@ describe("SIGKILL during archiving", { skip: url === undefined && "RUNNEL_TEST_D
           });
           await archiver.recover();
           assert.deepEqual(await census(store, stream), before, "after the restart");
-          const committed = (await control.listArchiveFiles(stream)).map((f) => f.path).sort();
+          const committed = (await fresh.control.listArchiveFiles(stream)).map((f) => f.path).sort();
           assert.ok(committed.length > 0, "the killed run had committed files");
           assert.deepEqual((await location.list(stream)).sort(), committed, "no uncommitted file left");
           await archiver.runOnce();
@@ -104,7 +91,7 @@ describe("SIGKILL during archiving", { skip: url === undefined && "RUNNEL_TEST_D
           await store.close();
         }
       } finally {
-        await control.deleteStream(stream);
+        await fresh.control.deleteStream(stream);
         await rm(dir, { recursive: true, force: true });
       }
     });
