@@ -152,11 +152,6 @@ class Follower {
     return this.loop.failing;
   }
 
-  /** Resolves once every wake so far has been drained. */
-  idle(): Promise<void> {
-    return this.loop.idle();
-  }
-
   /** Stops following; resolves once the apply in flight (if any) has ended. */
   stop(): Promise<void> {
     this.unsubscribe();
