@@ -22,6 +22,7 @@ import {
   APPLIED,
   type ApplyOutcome,
   type PartitionRecords,
+  type PartitionShare,
   type QueryResult,
   type QueryScope,
   type RegisteredColumns,
@@ -492,10 +493,16 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
     return known === undefined ? this.positionsOf(this.conn(), stream) : new Map(known);
   }
 
-  async query(sql: string, params: readonly unknown[], scope: QueryScope): Promise<QueryResult> {
+  async query(
+    sql: string,
+    params: readonly unknown[],
+    scope: QueryScope,
+    share?: PartitionShare,
+  ): Promise<QueryResult> {
     const readers = this.readers;
     if (!readers) throw new RunnelError("not_ready", "analytics store is not open");
     const checked = await checkQuery(sql, new Set([...this.schemas.keys(), ...this.rollups.names()]));
+    if (share !== undefined) checkShare(share, checked.tables, (table) => this.rollups.named(table) !== undefined);
     if (scope.kind === "user") {
       for (const table of checked.tables) {
         const rollup = this.rollups.named(table)?.rollup;
@@ -514,7 +521,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
         const epoch = this.epochs.enter();
         try {
           if (scope.kind === "all") {
-            await this.prepareViews(source, checked.tables);
+            await this.prepareViews(source, checked.tables, share);
             return await withTimeLimit([source], timeoutMs, () =>
               inSnapshot(source, () => runSelect(source, sql, params, this.limits)),
             );
@@ -544,7 +551,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
                     copiedColumns(await this.columnsOf(table, source), named),
                     this.archives.get(table),
                     (path) => this.columnsOfFile.get(path) ?? [],
-                    { userId: scope.userId, ...range },
+                    { userId: scope.userId, ...range, ...(share !== undefined && { share }) },
                   );
                   await copyUserRows(source, target, table, scope.userId, select);
                 }
@@ -669,7 +676,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
    * Makes each named table read both tiers on `c`: a temporary view of the same name (which
    * DuckDB resolves before the table) for a stream with an archive, none for one without.
    */
-  private async prepareViews(c: DuckDBConnection, tables: ReadonlySet<string>): Promise<void> {
+  private async prepareViews(c: DuckDBConnection, tables: ReadonlySet<string>, share?: PartitionShare): Promise<void> {
     let held = this.views.get(c);
     if (held === undefined) {
       held = new Map();
@@ -677,7 +684,9 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
     }
     for (const table of tables) {
       const named = this.rollups.named(table);
-      const archive = this.archives.get(named?.stream ?? table);
+      const archived = this.archives.get(named?.stream ?? table);
+      // A share reads its partitions through the view even where nothing is archived yet.
+      const archive = archived ?? (share === undefined ? undefined : NOTHING_ARCHIVED);
       const wanted =
         archive === undefined
           ? undefined
@@ -689,6 +698,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
                 await this.columnsOf(table, c),
                 archive,
                 this.fileColumns.get(table) ?? new Set(),
+                share,
               );
       if (wanted === held.get(table)) continue;
       if (wanted === undefined) {
@@ -1228,6 +1238,32 @@ async function writePositions(
     );
   }
   if (tuples.length > 0) await c.run(`INSERT INTO ${POSITIONS_TABLE} VALUES ${tuples.join(", ")}`, inserts);
+}
+
+/** What a share's view reads where nothing is archived: every hot row (of the share's partitions). */
+const NOTHING_ARCHIVED: ArchiveSet = Object.freeze({ files: [], boundaries: new Map<number, number>() });
+
+/**
+ * A partial query's share must name slots of its slot count; rollups are refused: their rows are
+ * each instance's aggregate of the partitions it loaded, not yet cut by share (docs/cluster.md).
+ */
+function checkShare(share: PartitionShare, tables: ReadonlySet<string>, isRollup: (table: string) => boolean): void {
+  if (!Number.isInteger(share.slots) || share.slots < 1) {
+    throw new RunnelError("invalid_input", `share.slots must be a positive integer, got ${share.slots}`);
+  }
+  for (const s of share.owned) {
+    if (!Number.isInteger(s) || s < 0 || s >= share.slots) {
+      throw new RunnelError("invalid_input", `share.owned must hold slots in [0, ${share.slots}), got ${s}`);
+    }
+  }
+  for (const table of tables) {
+    if (isRollup(table)) {
+      throw new RunnelError(
+        "unsupported_sql",
+        `rollup ${table} cannot be read across the instances of a cluster yet; query its stream instead`,
+      );
+    }
+  }
 }
 
 /**
