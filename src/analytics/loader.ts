@@ -18,7 +18,11 @@
  *
  * In a cluster each instance loads into its own store only the partitions its ownership gives it
  * (src/cluster/ownership.ts), and follows changes: a gained partition resumes from the offset this
- * store applied last (the start of the log if it never held it), a lost one is no longer read.
+ * store applied last or from the partition's archive boundary, whichever is later (the instances
+ * that owned it before may have archived rows this store never held; the start of the log if
+ * neither), a lost one is no longer read. Its rows stay in the hot tier, never answered from
+ * (queries in a cluster read the owned partitions only), until the archive takes them. A partition
+ * is ready (`readyFor`) once it has caught up with the log's end as read after it was gained.
  *
  * @example
  * const loader = new AnalyticsLoader({ log, store });
@@ -83,6 +87,11 @@ export interface AnalyticsLoaderOptions {
   readonly deadLetters?: DeadLetterSink;
   /** The partitions this instance loads (src/cluster/ownership.ts), followed as they change; default all. */
   readonly ownership?: PartitionOwnership;
+  /**
+   * Per partition, the offset below which a stream's rows are archived, as published to the store
+   * (the archiver's publishedBoundaries): a partition is loaded from there at least. Default none.
+   */
+  readonly boundaries?: (stream: string) => Promise<ReadonlyMap<number, number>>;
 }
 
 /** How one followed stream's loading goes, for readiness and the dashboard. */
@@ -92,8 +101,8 @@ export interface LoaderStatus {
   readonly failing?: DrainFailure;
 }
 
-type LoaderSettings = Required<Omit<AnalyticsLoaderOptions, "onError" | "columns" | "deadLetters">> &
-  Pick<AnalyticsLoaderOptions, "onError" | "columns" | "deadLetters">;
+type LoaderSettings = Required<Omit<AnalyticsLoaderOptions, "onError" | "columns" | "deadLetters" | "boundaries">> &
+  Pick<AnalyticsLoaderOptions, "onError" | "columns" | "deadLetters" | "boundaries">;
 
 /** The loader's task of one partition of a stream, as TaskInfo names it. */
 export function loaderTask(stream: string, partition: number): string {
@@ -112,6 +121,12 @@ class Follower {
   /** Next offset to apply per owned partition; undefined until loaded from the store. */
   positions: Map<number, number> | undefined;
   ends = new Map<number, number>();
+  /**
+   * Owned partitions not yet caught up since they were gained, with the number of the round
+   * running then: the first round begun after it that reaches the log's end makes them ready.
+   */
+  readonly unready = new Map<number, number>();
+  private rounds = 0;
   deadLetters = 0;
   private retryDelay: number;
   /** When the last round that applied records began (epoch ms); -Infinity before the first. */
@@ -166,6 +181,7 @@ class Follower {
     await store.ensureTable(this.definition);
     const positions = new Map<number, number>();
     await this.resume(positions, (p) => this.opts.ownership.owns(p));
+    for (const p of positions.keys()) this.unready.set(p, this.rounds);
     this.positions = positions;
   }
 
@@ -175,8 +191,9 @@ class Follower {
     const stream = this.definition.name;
     const applied = await store.appliedOffsets(stream);
     const starts = await log.startOffsets(stream);
+    const archived = (await this.opts.boundaries?.(stream)) ?? new Map<number, number>();
     for (const [p, start] of starts.entries()) {
-      if (wanted(p)) positions.set(p, Math.max(start, applied.get(p) ?? 0));
+      if (wanted(p)) positions.set(p, Math.max(start, applied.get(p) ?? 0, archived.get(p) ?? 0));
     }
   }
 
@@ -192,11 +209,17 @@ class Follower {
         if (ownership.owns(p)) continue;
         positions.delete(p);
         this.ends.delete(p);
+        this.unready.delete(p);
       }
       const gained = new Map<number, number>();
       await this.resume(gained, (p) => ownership.owns(p) && !positions.has(p));
       // Unless a failure dropped the positions meanwhile (the next drain loads them whole).
-      if (this.positions === positions) for (const [p, at] of gained) positions.set(p, at);
+      if (this.positions === positions) {
+        for (const [p, at] of gained) {
+          positions.set(p, at);
+          this.unready.set(p, this.rounds);
+        }
+      }
     }
     this.loop.wake();
   }
@@ -217,8 +240,15 @@ class Follower {
         task: loaderTask(stream, p),
         partition: p,
         lag: Math.max(0, (this.ends.get(p) ?? at) - at),
-        restored: true,
+        restored: !this.unready.has(p),
       }));
+  }
+
+  /** Whether every owned partition `wanted` picks is loaded and has caught up since it was gained. */
+  ready(wanted: (partition: number) => boolean): boolean {
+    if (this.positions === undefined || this.failing !== undefined) return false;
+    for (const p of this.unready.keys()) if (wanted(p)) return false;
+    return true;
   }
 
   /** Applies everything appended up to the log's end as of now; false: caught up with it. */
@@ -226,6 +256,7 @@ class Follower {
     const { log, store, batchSize } = this.opts;
     const stream = this.definition.name;
     const positions = this.positions as Map<number, number>;
+    const round = ++this.rounds;
     const ends = await log.endOffsets(stream);
     for (const [p, end] of ends.entries()) if (positions.has(p)) this.ends.set(p, end);
     if (this.lingers(ends)) return false;
@@ -240,7 +271,11 @@ class Follower {
         const records = await log.read(stream, p, position, { maxRecords: batchSize });
         if (records.length > 0) batches.push({ partition: p, records: await this.screened(records) });
       }
-      if (batches.length === 0 || this.loop.isStopped) break;
+      if (batches.length === 0 || this.loop.isStopped) {
+        // Caught up with ends read after these partitions were gained.
+        if (batches.length === 0) for (const [p, since] of this.unready) if (since < round) this.unready.delete(p);
+        break;
+      }
       const good = batches.filter((b) => b.records.length > 0);
       try {
         if (good.length > 0) await applyTyped(store, this.opts.columns, stream, good);
@@ -408,6 +443,15 @@ export class AnalyticsLoader {
   async stop(): Promise<void> {
     this.unsubscribe();
     await Promise.allSettled([...this.followers.keys()].map((name) => this.remove(name)));
+  }
+
+  /**
+   * Whether every followed stream has loaded, up to the log's end as read after it was gained,
+   * each owned partition `wanted` picks: a query over them may be answered from this store.
+   */
+  readyFor(wanted: (partition: number) => boolean): boolean {
+    for (const f of this.followers.values()) if (!f.ready(wanted)) return false;
+    return true;
   }
 
   /** Per followed stream, a task per partition loaded here. */
