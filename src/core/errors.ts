@@ -27,6 +27,11 @@ export const ERROR_CATALOGUE = {
   result_too_large: { status: 400, domain: "user", retryable: false },
   /** A query stopped at the per-query time limit; retrying the same query would be stopped again. */
   query_timeout: { status: 400, domain: "user", retryable: false },
+  /**
+   * A cluster cannot answer the query exactly from its instances' partial results
+   * (src/analytics/distributed/plan.ts); the message names the construct that prevents it.
+   */
+  query_not_distributable: { status: 400, domain: "user", retryable: false },
   unauthorized: { status: 401, domain: "user", retryable: false },
   token_expired: { status: 401, domain: "user", retryable: false },
   forbidden: { status: 403, domain: "user", retryable: false },
