@@ -1,0 +1,42 @@
+/**
+ * The table a merge reads: every instance's partial result, as the API serializes it (JSON-ready
+ * values, src/analytics/duckdb/results.ts), put back into DuckDB values of the partial's own column
+ * types, in one temporary table named `partials`.
+ */
+import type { DuckDBConnection } from "@duckdb/node-api";
+import { RunnelError } from "../../core/errors.js";
+import type { QueryColumn, QueryResult } from "../types.js";
+
+function quoted(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** Lists, structs, maps, unions and JSON arrive as JSON structures; everything else as one scalar. */
+function isStructured(type: string): boolean {
+  return type === "JSON" || type.endsWith("]") || /^(STRUCT|MAP|UNION)\(/i.test(type);
+}
+
+/**
+ * Creates the temporary table `partials` on `connection` with the columns of the partial results
+ * (all must have the same) and their rows. The merge then runs on the same connection.
+ *
+ * @example
+ * await loadPartials(connection, [resultFromInstanceA, resultFromInstanceB]);
+ * await runSelect(connection, plan.mergeSql, mergeParams, limits);
+ */
+export async function loadPartials(connection: DuckDBConnection, results: readonly QueryResult[]): Promise<void> {
+  const columns: readonly QueryColumn[] | undefined = results[0]?.columns;
+  if (columns === undefined) throw new RunnelError("internal", "no partial results to merge");
+  const shape = JSON.stringify(columns);
+  if (results.some((r) => JSON.stringify(r.columns) !== shape)) {
+    throw new RunnelError("internal", "the instances' partial results have different columns");
+  }
+  const definitions = columns.map((c) => `${quoted(c.name)} ${c.type}`).join(", ");
+  await connection.run(`CREATE OR REPLACE TEMP TABLE partials (${definitions})`);
+  const rows = results.flatMap((r) => r.rows);
+  if (rows.length === 0) return;
+  const values = columns.map((c, i) => `CAST(r${isStructured(c.type) ? "->" : "->>"}${i} AS ${c.type})`).join(", ");
+  await connection.run(`INSERT INTO partials SELECT ${values} FROM (SELECT unnest(CAST(json($1) AS JSON[])) AS r)`, [
+    JSON.stringify(rows),
+  ]);
+}

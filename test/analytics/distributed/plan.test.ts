@@ -1,0 +1,347 @@
+/**
+ * The distributed planner against DuckDB itself: random rows of two streams are split into one to
+ * four disjoint shares by user_id (as partitions spread over instances), every query of the table
+ * runs once over all rows and once as partials on each share merged through `partials` (built from
+ * the partials as the API serializes them), and the two answers must be equal: columns (names and
+ * types), values, and order where ORDER BY is total. Then the refusals, each naming its construct.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
+import fc from "fast-check";
+import { loadPartials } from "../../../src/analytics/distributed/partials.js";
+import { type DistributedPlan, planDistributed } from "../../../src/analytics/distributed/plan.js";
+import { type QueryLimits, runSelect } from "../../../src/analytics/duckdb/query-runner.js";
+import type { QueryResult } from "../../../src/analytics/types.js";
+import { isRunnelError } from "../../../src/core/errors.js";
+
+const LIMITS: QueryLimits = { maxRows: 100_000, maxBytes: 64 << 20, timeoutMs: 30_000 };
+const NOW = new Date("2026-12-07T12:00:00Z");
+const OPTIONS = { partitionKey: "user_id", now: NOW };
+
+interface Case {
+  readonly sql: string;
+  readonly params?: readonly unknown[];
+  /** The ORDER BY orders every row (so the row order must match too). */
+  readonly ordered?: boolean;
+  readonly shape: DistributedPlan["shape"];
+}
+
+const CASES: readonly Case[] = [
+  // Aggregates without GROUP BY (an empty share still gives its one row: count 0, sum NULL).
+  { sql: "SELECT count(*) FROM clicks", shape: "aggregate" },
+  {
+    sql: "SELECT count(*), count(amount), sum(amount), min(amount), max(amount), avg(amount) FROM clicks",
+    shape: "aggregate",
+  },
+  { sql: "SELECT sum(qty), avg(qty), sum(price), avg(price), min(price), max(price) FROM clicks", shape: "aggregate" },
+  // Not avg(dec): DuckDB divides a DECIMAL's unscaled sum by count × 10^scale, the merge divides
+  // the DOUBLE of the sum by the count, which can differ in the last binary digit (docs/cluster.md).
+  { sql: "SELECT sum(dec), min(dec), max(dec), sum(dec) * 2 FROM clicks", shape: "aggregate" },
+  { sql: "SELECT min(country), max(country), min(_time), max(_time) FROM clicks", shape: "aggregate" },
+  {
+    sql: "SELECT bool_and(ok), bool_or(ok), count_if(ok), bit_and(qty), bit_or(qty), bit_xor(qty) FROM clicks",
+    shape: "aggregate",
+  },
+  { sql: "SELECT sum(amount) FROM clicks WHERE amount > 5000", shape: "aggregate" },
+  { sql: "SELECT sum(amount) / count(*) AS mean, max(amount) - min(amount) AS spread FROM clicks", shape: "aggregate" },
+  {
+    sql: "SELECT count(*) FILTER (WHERE ok) AS yes, sum(amount) FILTER (WHERE country = 'de') FROM clicks",
+    shape: "aggregate",
+  },
+  { sql: "SELECT count(DISTINCT user_id) AS users, min(DISTINCT amount) FROM clicks", shape: "aggregate" },
+  { sql: "SELECT count(*) FROM clicks WHERE _time > now() - INTERVAL 6 HOUR", shape: "aggregate" },
+  { sql: "SELECT count(*) FROM clicks WHERE amount > $1 AND country = $2", params: [10, "de"], shape: "aggregate" },
+  { sql: "SELECT sum(amount) AS s FROM clicks HAVING sum(amount) > 0", shape: "aggregate" },
+  // GROUP BY: names, positions, ALL, expressions over _time, HAVING, ORDER BY and LIMIT after the merge.
+  {
+    sql: "SELECT country, count(*) AS n, sum(amount) FROM clicks GROUP BY country ORDER BY country NULLS FIRST",
+    ordered: true,
+    shape: "aggregate",
+  },
+  { sql: "SELECT country, avg(price) FROM clicks GROUP BY 1", shape: "aggregate" },
+  { sql: "SELECT country, ok, count(*) FROM clicks GROUP BY ALL", shape: "aggregate" },
+  { sql: "SELECT count(*) FROM clicks GROUP BY country", shape: "aggregate" },
+  {
+    sql: "SELECT date_trunc('hour', _time) AS h, count(*) AS n, avg(amount) FROM clicks GROUP BY h ORDER BY h",
+    ordered: true,
+    shape: "aggregate",
+  },
+  {
+    sql: "SELECT time_bucket(INTERVAL 15 MINUTE, _time) AS b, country, sum(qty) FROM clicks GROUP BY b, country ORDER BY b, country NULLS LAST",
+    ordered: true,
+    shape: "aggregate",
+  },
+  {
+    sql: "SELECT date_trunc('hour', _time) + INTERVAL 1 HOUR AS ends, count(*) FROM clicks GROUP BY date_trunc('hour', _time) ORDER BY ends",
+    ordered: true,
+    shape: "aggregate",
+  },
+  {
+    sql: "SELECT country, count(*) AS n FROM clicks GROUP BY country HAVING count(*) > 3 ORDER BY n DESC, country LIMIT 2",
+    shape: "aggregate",
+  },
+  {
+    sql: "SELECT country, sum(amount) AS s FROM clicks GROUP BY country HAVING s > $1 ORDER BY s DESC NULLS LAST, country LIMIT $2 OFFSET 1",
+    params: [-50, 2],
+    shape: "aggregate",
+  },
+  {
+    sql: "SELECT country, sum(amount) * 2 + max(qty) AS score FROM clicks GROUP BY country ORDER BY count(*) DESC, country LIMIT 3",
+    shape: "aggregate",
+  },
+  { sql: "SELECT upper(country) AS c, count(*) FROM clicks GROUP BY c ORDER BY c", ordered: true, shape: "aggregate" },
+  { sql: "SELECT DISTINCT count(*) AS n FROM clicks GROUP BY country", shape: "aggregate" },
+  { sql: "SELECT country, count(DISTINCT user_id) FROM clicks GROUP BY country", shape: "aggregate" },
+  // Grouped by the partition key: any aggregate, computed whole on one instance.
+  {
+    sql: "SELECT user_id, median(amount), string_agg(country, ',' ORDER BY country) FROM clicks GROUP BY user_id",
+    shape: "grouped_by_key",
+  },
+  {
+    sql: "SELECT user_id, count(DISTINCT country) AS c FROM clicks GROUP BY user_id HAVING c > 1 ORDER BY user_id",
+    ordered: true,
+    shape: "grouped_by_key",
+  },
+  {
+    sql: "SELECT user_id, sum(amount) AS s FROM clicks GROUP BY 1 ORDER BY s DESC NULLS LAST, user_id LIMIT 3",
+    ordered: true,
+    shape: "grouped_by_key",
+  },
+  {
+    sql: "SELECT user_id, country, approx_count_distinct(qty) FROM clicks GROUP BY user_id, country",
+    shape: "grouped_by_key",
+  },
+  // Rows: the partial keeps limit + offset rows in order, the merge orders and limits again.
+  { sql: "SELECT user_id, amount FROM clicks WHERE amount > 0", shape: "rows" },
+  { sql: "SELECT * FROM clicks ORDER BY _time DESC, user_id, seq LIMIT 5", ordered: true, shape: "rows" },
+  {
+    sql: "SELECT user_id, seq FROM clicks ORDER BY amount NULLS FIRST, user_id, seq LIMIT 4 OFFSET 3",
+    ordered: true,
+    shape: "rows",
+  },
+  { sql: "SELECT user_id AS u, seq FROM clicks ORDER BY u, 2 LIMIT $1", params: [6], ordered: true, shape: "rows" },
+  { sql: "SELECT DISTINCT country FROM clicks ORDER BY country", ordered: true, shape: "rows" },
+  {
+    sql: "SELECT amount * 2 AS twice, _time > now() - INTERVAL 1 DAY AS recent FROM clicks ORDER BY twice NULLS LAST, recent, user_id, seq LIMIT 7",
+    shape: "rows",
+  },
+  // Joins on the partition key are whole on each instance.
+  {
+    sql: "SELECT c.country, count(*), sum(o.total) FROM clicks c JOIN orders o ON c.user_id = o.user_id GROUP BY c.country ORDER BY 1",
+    ordered: true,
+    shape: "aggregate",
+  },
+  {
+    sql: "SELECT o.status, count(c.seq) FROM orders o LEFT JOIN clicks c ON o.user_id = c.user_id AND c.amount > 0 GROUP BY o.status",
+    shape: "aggregate",
+  },
+  { sql: "SELECT user_id, count(*) FROM clicks JOIN orders USING (user_id) GROUP BY user_id", shape: "grouped_by_key" },
+  {
+    sql: "SELECT c.user_id, c.seq, o.seq AS oseq FROM clicks c JOIN orders o ON o.user_id = c.user_id ORDER BY 1, 2, 3 LIMIT 10",
+    ordered: true,
+    shape: "rows",
+  },
+];
+
+const REFUSED: readonly { sql: string; construct: RegExp }[] = [
+  { sql: "SELECT count(DISTINCT country) FROM clicks", construct: /count\(DISTINCT …\)/ },
+  { sql: "SELECT sum(DISTINCT amount) FROM clicks", construct: /sum\(DISTINCT …\)/ },
+  { sql: "SELECT approx_count_distinct(country) FROM clicks", construct: /approx_count_distinct\(\)/ },
+  { sql: "SELECT median(amount) FROM clicks", construct: /median\(\)/ },
+  { sql: "SELECT country, quantile_cont(amount, 0.9) FROM clicks GROUP BY country", construct: /quantile_cont\(\)/ },
+  { sql: "SELECT any_value(amount) FROM clicks", construct: /any_value\(\)/ },
+  { sql: "SELECT amount, sum(amount) OVER (ORDER BY _time) FROM clicks", construct: /window function sum\(\) OVER/ },
+  { sql: "SELECT * FROM clicks QUALIFY row_number() OVER () = 1", construct: /QUALIFY|window function/ },
+  {
+    sql: "SELECT count(*) FROM (SELECT country, count(*) FROM clicks GROUP BY country)",
+    construct: /subquery in FROM/,
+  },
+  { sql: "SELECT * FROM clicks WHERE amount > (SELECT avg(amount) FROM clicks)", construct: /a subquery/ },
+  { sql: "WITH x AS (SELECT * FROM clicks) SELECT count(*) FROM x", construct: /WITH/ },
+  { sql: "SELECT user_id FROM clicks UNION SELECT user_id FROM orders", construct: /UNION/ },
+  { sql: "SELECT random() FROM clicks", construct: /random\(\)/ },
+  { sql: "SELECT uuid(), user_id FROM clicks", construct: /uuid\(\)/ },
+  { sql: "SELECT count(*) FROM clicks c JOIN orders o ON c.seq = o.seq", construct: /join not on user_id/ },
+  { sql: "SELECT count(*) FROM clicks, orders", construct: /CROSS JOIN|join not on user_id/ },
+  { sql: "SELECT country, count(*) FROM clicks GROUP BY ROLLUP (country)", construct: /GROUPING SETS, ROLLUP or CUBE/ },
+  { sql: "SELECT DISTINCT ON (country) country, amount FROM clicks", construct: /DISTINCT ON/ },
+  { sql: "SELECT DISTINCT country FROM clicks ORDER BY amount", construct: /SELECT DISTINCT … ORDER BY/ },
+  { sql: "SELECT 1", construct: /without FROM/ },
+  { sql: "SELECT * FROM clicks USING SAMPLE 10%", construct: /SAMPLE/ },
+];
+
+interface Click {
+  user: number;
+  amount: number | null;
+  qty: number;
+  price: number;
+  cents: number;
+  country: "de" | "fr" | "nl" | null;
+  ok: boolean | null;
+  minute: number;
+}
+
+const click = fc.record<Click>({
+  user: fc.integer({ min: 0, max: 9 }),
+  amount: fc.option(fc.integer({ min: -10_000, max: 10_000 }), { freq: 6 }),
+  qty: fc.integer({ min: 0, max: 255 }),
+  // Quarters add up exactly in a double, whatever the order: sums and averages compare exactly.
+  price: fc.integer({ min: -400, max: 400 }).map((q) => q / 4),
+  cents: fc.integer({ min: -1_000_000, max: 1_000_000 }),
+  country: fc.constantFrom("de", "fr", "nl", null),
+  ok: fc.constantFrom(true, false, null),
+  minute: fc.integer({ min: 0, max: 24 * 60 - 1 }),
+});
+
+const order = fc.record({
+  user: fc.integer({ min: 0, max: 11 }),
+  total: fc.integer({ min: 1, max: 500 }),
+  status: fc.constantFrom("new", "paid", "sent"),
+});
+
+const DAY = Date.parse("2026-12-06T12:00:00Z");
+
+/** The share (instance) a user's rows live on, like a partition's owner. */
+function shareOf(user: string, shares: number): number {
+  let h = 0;
+  for (const ch of user) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
+  return h % shares;
+}
+
+async function load(
+  connection: DuckDBConnection,
+  clicks: readonly Click[],
+  orders: readonly { user: number; total: number; status: string }[],
+  keep: (user: string) => boolean,
+): Promise<void> {
+  await connection.run(`CREATE OR REPLACE TABLE clicks (user_id VARCHAR, seq INTEGER, _time TIMESTAMPTZ, amount BIGINT,
+    qty INTEGER, price DOUBLE, dec DECIMAL(18, 2), country VARCHAR, ok BOOLEAN)`);
+  await connection.run("CREATE OR REPLACE TABLE orders (user_id VARCHAR, seq INTEGER, total BIGINT, status VARCHAR)");
+  const c = clicks
+    .map((r, seq) => ({ ...r, seq, user_id: `u${r.user}` }))
+    .filter((r) => keep(r.user_id))
+    .map((r) => [
+      r.user_id,
+      r.seq,
+      new Date(DAY + r.minute * 60_000).toISOString(),
+      r.amount,
+      r.qty,
+      r.price,
+      r.cents / 100,
+      r.country,
+      r.ok,
+    ]);
+  const o = orders
+    .map((r, seq) => ({ ...r, seq, user_id: `u${r.user}` }))
+    .filter((r) => keep(r.user_id))
+    .map((r) => [r.user_id, r.seq, r.total, r.status]);
+  if (c.length > 0) {
+    await connection.run(
+      `INSERT INTO clicks SELECT r->>0, CAST(r->>1 AS INTEGER), CAST(r->>2 AS TIMESTAMPTZ), CAST(r->>3 AS BIGINT),
+        CAST(r->>4 AS INTEGER), CAST(r->>5 AS DOUBLE), CAST(r->>6 AS DECIMAL(18, 2)), r->>7, CAST(r->>8 AS BOOLEAN)
+       FROM (SELECT unnest(CAST(json($1) AS JSON[])) AS r)`,
+      [JSON.stringify(c)],
+    );
+  }
+  if (o.length > 0) {
+    await connection.run(
+      `INSERT INTO orders SELECT r->>0, CAST(r->>1 AS INTEGER), CAST(r->>2 AS BIGINT), r->>3
+       FROM (SELECT unnest(CAST(json($1) AS JSON[])) AS r)`,
+      [JSON.stringify(o)],
+    );
+  }
+}
+
+/** Rows as comparable text, sorted unless the order is part of the answer. */
+function rowsOf(result: QueryResult, ordered: boolean): string[] {
+  const rows = result.rows.map((r) => JSON.stringify(r));
+  return ordered ? rows : rows.sort();
+}
+
+function pick(params: readonly unknown[], indexes: readonly number[]): unknown[] {
+  return indexes.map((i) => params[i]);
+}
+
+describe("a distributed plan gives the one-instance answer", () => {
+  const databases: DuckDBInstance[] = [];
+  const connections: DuckDBConnection[] = [];
+  const plans = new Map<string, DistributedPlan>();
+  before(async () => {
+    for (let i = 0; i < 6; i++) {
+      const db = await DuckDBInstance.create(":memory:", { threads: "1" });
+      databases.push(db);
+      connections.push(await db.connect());
+    }
+    for (const c of CASES) plans.set(c.sql, await planDistributed(c.sql, OPTIONS));
+  });
+  after(() => {
+    for (const c of connections) c.closeSync();
+    for (const d of databases) d.closeSync();
+  });
+
+  it("plans every query in the table in the expected shape", () => {
+    for (const c of CASES) assert.equal(plans.get(c.sql)?.shape, c.shape, c.sql);
+  });
+
+  it("over random rows split into 1 to 4 shares by user_id", async () => {
+    const [whole, merger, ...shareConnections] = connections as [
+      DuckDBConnection,
+      DuckDBConnection,
+      ...DuckDBConnection[],
+    ];
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(click, { maxLength: 60 }),
+        fc.array(order, { maxLength: 20 }),
+        fc.integer({ min: 1, max: 4 }),
+        async (clicks, orders, shares) => {
+          await load(whole, clicks, orders, () => true);
+          for (let s = 0; s < shares; s++) {
+            await load(shareConnections[s]!, clicks, orders, (u) => shareOf(u, shares) === s);
+          }
+          for (const c of CASES) {
+            const plan = plans.get(c.sql)!;
+            const params = c.params ?? [];
+            const expected = await runSelect(
+              whole,
+              c.sql.replaceAll("now()", `'${NOW.toISOString()}'::TIMESTAMPTZ`),
+              params,
+              LIMITS,
+            );
+            const partials: QueryResult[] = [];
+            for (let s = 0; s < shares; s++) {
+              partials.push(
+                await runSelect(shareConnections[s]!, plan.partialSql, pick(params, plan.partialParams), LIMITS),
+              );
+            }
+            await loadPartials(merger, partials);
+            const actual = await runSelect(merger, plan.mergeSql, pick(params, plan.mergeParams), LIMITS);
+            const context = `${c.sql}\n  partial: ${plan.partialSql}\n  merge: ${plan.mergeSql}\n  shares: ${shares}`;
+            assert.deepEqual(actual.columns, expected.columns, context);
+            if (c.sql.includes("LIMIT") && c.ordered !== true) {
+              assert.equal(actual.rows.length, expected.rows.length, context);
+            } else {
+              assert.deepEqual(rowsOf(actual, c.ordered === true), rowsOf(expected, c.ordered === true), context);
+            }
+          }
+        },
+      ),
+      { numRuns: 20 },
+    );
+  });
+});
+
+describe("a query the planner cannot merge exactly", () => {
+  for (const r of REFUSED) {
+    it(`is refused naming the construct: ${r.sql}`, async () => {
+      await assert.rejects(planDistributed(r.sql, OPTIONS), (e: unknown) => {
+        assert.ok(isRunnelError(e), String(e));
+        assert.equal(e.code, "query_not_distributable");
+        assert.equal(e.status, 400);
+        assert.match(e.message, r.construct);
+        return true;
+      });
+    });
+  }
+});
