@@ -53,6 +53,11 @@ export const ERROR_CATALOGUE = {
   too_many_attempts: { status: 429, domain: "user", retryable: true },
   internal: { status: 500, domain: "internal", retryable: true },
   not_ready: { status: 503, domain: "external", retryable: true },
+  /**
+   * A query needs a partition that has no owner, or whose owner is not ready or failed while
+   * answering (a rebalance, docs/cluster.md): never answered partially; Retry-After says when to try again.
+   */
+  cluster_rebalancing: { status: 503, domain: "external", retryable: true },
   storage_corrupt: { status: 500, domain: "internal", retryable: false },
   /**
    * The log's disk is full (ENOSPC, EDQUOT, EFBIG): nothing was acknowledged, reads still work, and

@@ -35,9 +35,11 @@ export function registerQueryRoutes(app: FastifyInstance, services: ApiServices)
       reply.raw.once("close", onClose);
       try {
         // Charged to the user, whichever of their tokens or keys asked.
+        const router = services.queryRouter;
         const result = await services.queries.run(
           principal.userId,
-          () => services.analytics.query(sql, params, scope),
+          () =>
+            router === undefined ? services.analytics.query(sql, params, scope) : router.query(sql, params, scope),
           gone.signal,
         );
         stopTimer({ outcome: "ok" });
