@@ -82,6 +82,10 @@ export class QueryRouter {
   /** Answers `sql` for `scope` over the whole installation's data, from whichever instances own it. */
   async query(sql: string, params: readonly unknown[], scope: QueryScope): Promise<QueryResult> {
     const needed = await this.slotsNeeded(sql, scope);
+    // It reads no stream (SELECT 1): any instance answers it, this one.
+    if (needed.length === 0) {
+      return this.options.store.query(sql, params, scope, { slots: this.options.ownership.slots, owned: [] });
+    }
     const owners = ownersOf(await this.options.instances(), needed);
     if (owners.length === 1) return this.ask(owners[0] as SlotOwner, { sql, params, scope, slots: needed });
     const plan = await this.options.distributed.plan(sql, { partitionKey: PARTITION_KEY, now: new Date(this.now()) });
@@ -140,11 +144,10 @@ export class QueryRouter {
         );
       }
     }
+    if (tables.size === 0) return [];
     if (scope.kind === "all") return Array.from({ length: slotCount }, (_, s) => s);
     const slots = new Set<number>();
     for (const s of streams) if (tables.has(s.name)) slots.add(partitionForKey(scope.userId, s.partitions) % slotCount);
-    // A query naming no stream (SELECT 1) still runs somewhere: on the owner of the user's slot 0 partition.
-    if (slots.size === 0) slots.add(partitionForKey(scope.userId, slotCount));
     return [...slots].sort((a, b) => a - b);
   }
 
