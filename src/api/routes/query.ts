@@ -46,7 +46,9 @@ export function registerQueryRoutes(app: FastifyInstance, services: ApiServices)
         return result;
       } catch (caught) {
         const e = await explainLogOnly(caught, services);
-        const refused = e instanceof RunnelError && (e.domain === "user" || e.code === "overloaded");
+        const refused =
+          e instanceof RunnelError &&
+          (e.domain === "user" || e.code === "overloaded" || e.code === "cluster_rebalancing");
         stopTimer({ outcome: refused ? "refused" : "error" });
         if (refused) services.metrics.queryRefusals.inc({ reason: e.code });
         throw e;
