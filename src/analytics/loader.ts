@@ -126,6 +126,8 @@ class Follower {
    * running then: the first round begun after it that reaches the log's end makes them ready.
    */
   readonly unready = new Map<number, number>();
+  /** Owned partitions gained whose starting offset the next round looks up (resumeGained). */
+  private readonly gaining = new Set<number>();
   private rounds = 0;
   deadLetters = 0;
   private retryDelay: number;
@@ -180,6 +182,7 @@ class Follower {
     const { store } = this.opts;
     await store.ensureTable(this.definition);
     const positions = new Map<number, number>();
+    this.gaining.clear();
     await this.resume(positions, (p) => this.opts.ownership.owns(p));
     for (const p of positions.keys()) this.unready.set(p, this.rounds);
     this.positions = positions;
@@ -198,30 +201,47 @@ class Follower {
   }
 
   /**
-   * Follows an ownership change: lost partitions are read no more, gained ones resume from where
-   * this store stands; resolves once they have.
+   * Follows an ownership change: lost partitions are read no more; gained ones are not ready, and
+   * the next round finds where each resumes (resumeGained). Returns at once: looking up the archive
+   * boundary may wait for an archiver run, which must not hold up the rebalance for the other runners.
    */
-  async reassign(): Promise<void> {
+  reassign(): void {
     const positions = this.positions;
     if (positions !== undefined) {
       const { ownership } = this.opts;
-      for (const p of [...positions.keys()]) {
+      for (const p of [...positions.keys(), ...this.gaining]) {
         if (ownership.owns(p)) continue;
         positions.delete(p);
         this.ends.delete(p);
         this.unready.delete(p);
+        this.gaining.delete(p);
       }
-      const gained = new Map<number, number>();
-      await this.resume(gained, (p) => ownership.owns(p) && !positions.has(p));
-      // Unless a failure dropped the positions meanwhile (the next drain loads them whole).
-      if (this.positions === positions) {
-        for (const [p, at] of gained) {
-          positions.set(p, at);
-          this.unready.set(p, this.rounds);
-        }
+      const partitions = this.opts.log.partitionCount(this.definition.name);
+      for (let p = 0; p < partitions; p++) {
+        if (!ownership.owns(p) || positions.has(p) || this.gaining.has(p)) continue;
+        this.gaining.add(p);
+        this.unready.set(p, this.rounds);
       }
     }
     this.loop.wake();
+  }
+
+  /** Where each gained partition resumes: this store's applied offset, its archive boundary or the log's start. */
+  private async resumeGained(positions: Map<number, number>): Promise<void> {
+    const { ownership } = this.opts;
+    const wanted = new Set(this.gaining);
+    const gained = new Map<number, number>();
+    await this.resume(gained, (p) => wanted.has(p));
+    // Unless a failure dropped the positions meanwhile (the next drain loads them whole).
+    if (this.positions !== positions) return;
+    for (const p of wanted) {
+      // Lost again meanwhile: reassign() forgot it.
+      if (!this.gaining.delete(p) || !ownership.owns(p)) continue;
+      const at = gained.get(p);
+      if (at === undefined) continue;
+      positions.set(p, at);
+      this.unready.set(p, this.rounds);
+    }
   }
 
   /** One per owned partition; not restored until the store's positions are loaded. */
@@ -234,13 +254,14 @@ class Follower {
         .filter((p) => this.opts.ownership.owns(p))
         .map((p) => ({ task: loaderTask(stream, p), partition: p, lag: 0, restored: false }));
     }
-    return [...positions.entries()]
+    const gaining = [...this.gaining].map((p) => [p, undefined] as const);
+    return [...positions.entries(), ...gaining]
       .sort(([a], [b]) => a - b)
       .map(([p, at]) => ({
         task: loaderTask(stream, p),
         partition: p,
-        lag: Math.max(0, (this.ends.get(p) ?? at) - at),
-        restored: !this.unready.has(p),
+        lag: at === undefined ? 0 : Math.max(0, (this.ends.get(p) ?? at) - at),
+        restored: at !== undefined && !this.unready.has(p),
       }));
   }
 
@@ -256,6 +277,7 @@ class Follower {
     const { log, store, batchSize } = this.opts;
     const stream = this.definition.name;
     const positions = this.positions as Map<number, number>;
+    if (this.gaining.size > 0) await this.resumeGained(positions);
     const round = ++this.rounds;
     const ends = await log.endOffsets(stream);
     for (const [p, end] of ends.entries()) if (positions.has(p)) this.ends.set(p, end);
@@ -273,7 +295,9 @@ class Follower {
       }
       if (batches.length === 0 || this.loop.isStopped) {
         // Caught up with ends read after these partitions were gained.
-        if (batches.length === 0) for (const [p, since] of this.unready) if (since < round) this.unready.delete(p);
+        if (batches.length === 0) {
+          for (const [p, since] of this.unready) if (since < round && positions.has(p)) this.unready.delete(p);
+        }
         break;
       }
       const good = batches.filter((b) => b.records.length > 0);
@@ -426,7 +450,7 @@ export class AnalyticsLoader {
       ...options,
     };
     this.unsubscribe = this.opts.ownership.subscribe(async () => {
-      await Promise.all([...this.followers.values()].map((f) => f.reassign()));
+      for (const f of this.followers.values()) f.reassign();
     });
   }
 

@@ -263,6 +263,25 @@ describe("queries across three instances equal one instance's", { timeout: 300_0
     assert.deepEqual(mine.body.rows, [[USERS[5]]]);
   });
 
+  test("a share request from anything but an instance is refused", async () => {
+    const share = { sql: "SELECT count(*) FROM clicks", params: [], scope: { kind: "all" }, slots: [0] };
+    const asUser = await call(
+      members[0]!.url,
+      "POST",
+      "/api/v1/cluster/query",
+      tokens.get(`cluster/${USERS[0]}`),
+      share,
+    );
+    assert.equal(asUser.status, 401, JSON.stringify(asUser.body));
+    const forged = await fetch(`${members[0]!.url}/api/v1/cluster/query`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-runnel-instance-signature": `v1 qd-b ${Date.now()} AAAA` },
+      body: JSON.stringify(share),
+    });
+    assert.equal(forged.status, 401);
+    assert.equal(((await forged.json()) as { error: string }).error, "unauthorized");
+  });
+
   test("a query the cluster cannot merge exactly is refused, naming why", async () => {
     const r = await query(members[0]!.url, tokens.get("cluster/admin")!, { sql: "SELECT median(data) FROM clicks" });
     assert.equal(r.status, 400);
