@@ -20,6 +20,7 @@ import { Revocations } from "./api/auth/revocations.js";
 import { loadTokenSecret, TokenService } from "./api/auth/tokens.js";
 import { DASHBOARD_MISSING, dashboardBuilt, WEB_DIST } from "./api/routes/web.js";
 import type { ApiServices } from "./api/services.js";
+import type { TieredStore } from "./archive/archiver.js";
 import { Importer } from "./archive/import/importer.js";
 import { ImportJobs } from "./archive/import/jobs.js";
 import { Archiver, createArchiveLocation } from "./archive/index.js";
@@ -456,7 +457,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       imports,
       cluster: clusterView(config, mode, cluster, streams, () => url, startedAt, clock, tasks),
       ...(cluster !== undefined && {
-        queryRouter: queryRouter(config, cluster, control, analytics, loader, tokenSecret),
+        queryRouter: queryRouter(config, cluster, control, analytics, loader, columns, tokenSecret),
       }),
     };
     const app = await buildApp(services);
@@ -480,8 +481,9 @@ function queryRouter(
   config: Config,
   node: ClusterNode,
   control: ControlStore,
-  analytics: AnalyticsStore,
+  analytics: AnalyticsStore & Pick<TieredStore, "ensureColumns">,
   loader: AnalyticsLoader,
+  columns: ColumnCatalog,
   tokenSecret: string,
 ): QueryRouter {
   const { maxRows, maxResultBytes, timeoutMs, memoryLimitBytes } = config.query;
@@ -492,6 +494,9 @@ function queryRouter(
     streams: () => control.listStreams(),
     store: analytics,
     loaded: (wanted) => node.ready() && loader.readyFor(wanted),
+    alignColumns: async (tables) => {
+      for (const table of tables) await analytics.ensureColumns(table, await columns.columnsOf(table));
+    },
     auth: new InstanceAuth(tokenSecret, config.cluster.instanceId),
     distributed: distributedQueries(
       { maxRows, maxBytes: maxResultBytes, timeoutMs },

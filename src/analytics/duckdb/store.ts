@@ -548,7 +548,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
                   const select = userRowsSql(
                     this.database,
                     table,
-                    copiedColumns(await this.columnsOf(table, source), named),
+                    copiedColumns(inShareOrder(await this.columnsOf(table, source), share), named),
                     this.archives.get(table),
                     (path) => this.columnsOfFile.get(path) ?? [],
                     { userId: scope.userId, ...range, ...(share !== undefined && { share }) },
@@ -695,7 +695,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
             : tieredViewSql(
                 this.database,
                 table,
-                await this.columnsOf(table, c),
+                inShareOrder(await this.columnsOf(table, c), share),
                 archive,
                 this.fileColumns.get(table) ?? new Set(),
                 share,
@@ -1238,6 +1238,20 @@ async function writePositions(
     );
   }
   if (tuples.length > 0) await c.run(`INSERT INTO ${POSITIONS_TABLE} VALUES ${tuples.join(", ")}`, inserts);
+}
+
+/**
+ * A share's columns in one order on every instance: the base columns, then the fields by name.
+ * Each instance adds a field's column when its own partitions first hold it, so the tables'
+ * orders differ, and the partial results of instances must have equal columns to be merged.
+ */
+function inShareOrder(columns: readonly TableColumn[], share: PartitionShare | undefined): readonly TableColumn[] {
+  if (share === undefined) return columns;
+  const fields = columns.filter((c) => !BASE_KEYS.has(c.name));
+  fields.sort((a, b) =>
+    a.name.toLowerCase() < b.name.toLowerCase() ? -1 : a.name.toLowerCase() > b.name.toLowerCase() ? 1 : 0,
+  );
+  return [...columns.filter((c) => BASE_KEYS.has(c.name)), ...fields];
 }
 
 /** What a share's view reads where nothing is archived: every hot row (of the share's partitions). */

@@ -41,7 +41,7 @@ export function registerClusterRoutes(app: FastifyInstance, services: ApiService
 const SHARE_REQUEST_SCHEMA = {
   type: "object",
   additionalProperties: false,
-  required: ["sql", "params", "scope", "slots"],
+  required: ["sql", "params", "scope", "slots", "tables"],
   properties: {
     sql: { type: "string", minLength: 1, maxLength: 200_000 },
     params: { type: "array", maxItems: 100, items: { type: ["string", "number", "boolean", "null"] } },
@@ -62,5 +62,6 @@ const SHARE_REQUEST_SCHEMA = {
       ],
     },
     slots: { type: "array", minItems: 1, maxItems: 4096, items: { type: "integer", minimum: 0 } },
+    tables: { type: "array", maxItems: 1000, items: { type: "string", minLength: 1, maxLength: 200 } },
   },
 } as const;

@@ -41,6 +41,8 @@ export interface ShareRequest {
   readonly params: readonly unknown[];
   readonly scope: QueryScope;
   readonly slots: readonly number[];
+  /** The stream tables `sql` reads, whose columns the owner aligns with the catalogue first. */
+  readonly tables: readonly string[];
 }
 
 /** The planner and the merge of partial results (src/analytics/distributed/). */
@@ -62,6 +64,12 @@ export interface QueryRouterOptions {
   readonly store: Pick<AnalyticsStore, "query">;
   /** Whether this instance has loaded every owned partition `wanted` picks (the loader's readyFor). */
   readonly loaded: (wanted: (partition: number) => boolean) => boolean;
+  /**
+   * Gives these stream tables every column the catalogue registered, with its registered type:
+   * an instance adds a column when its own partitions first hold the field, and every instance's
+   * partial must bind the same columns with the same types.
+   */
+  readonly alignColumns: (tables: readonly string[]) => Promise<void>;
   readonly auth: InstanceAuth;
   readonly distributed: DistributedQueries;
   /** How long an owner may take to answer (the query time limit, plus a margin for the hop). */
@@ -81,18 +89,18 @@ export class QueryRouter {
 
   /** Answers `sql` for `scope` over the whole installation's data, from whichever instances own it. */
   async query(sql: string, params: readonly unknown[], scope: QueryScope): Promise<QueryResult> {
-    const needed = await this.slotsNeeded(sql, scope);
+    const { slots: needed, tables } = await this.slotsNeeded(sql, scope);
     // It reads no stream (SELECT 1): any instance answers it, this one.
     if (needed.length === 0) {
       return this.options.store.query(sql, params, scope, { slots: this.options.ownership.slots, owned: [] });
     }
     const owners = ownersOf(await this.options.instances(), needed);
-    if (owners.length === 1) return this.ask(owners[0] as SlotOwner, { sql, params, scope, slots: needed });
+    if (owners.length === 1) return this.ask(owners[0] as SlotOwner, { sql, params, scope, slots: needed, tables });
     const plan = await this.options.distributed.plan(sql, { partitionKey: PARTITION_KEY, now: new Date(this.now()) });
     const partialParams = plan.partialParams.map((i) => params[i] ?? null);
     const partials = await Promise.all(
       owners.map((owner) =>
-        this.ask(owner, { sql: plan.partialSql, params: partialParams, scope, slots: owner.slots }),
+        this.ask(owner, { sql: plan.partialSql, params: partialParams, scope, slots: owner.slots, tables }),
       ),
     );
     return this.options.distributed.merge(
@@ -123,6 +131,7 @@ export class QueryRouter {
     if (!this.options.loaded((p) => slots.has(p % ownership.slots))) {
       throw rebalancing(`instance ${this.options.instanceId} is still loading partitions it gained`);
     }
+    await this.options.alignColumns(request.tables);
     return this.options.store.query(request.sql, request.params, request.scope, {
       slots: ownership.slots,
       owned: [...slots].sort((a, b) => a - b),
@@ -130,7 +139,7 @@ export class QueryRouter {
   }
 
   /** The slots whose partitions hold the rows `scope` may see of the streams `sql` reads. */
-  private async slotsNeeded(sql: string, scope: QueryScope): Promise<number[]> {
+  private async slotsNeeded(sql: string, scope: QueryScope): Promise<{ slots: number[]; tables: string[] }> {
     const slotCount = this.options.ownership.slots;
     // Streams kept out of the analytics store are no tables (the query route says why).
     const streams = (await this.options.streams()).filter((s) => s.analytics !== false);
@@ -144,11 +153,12 @@ export class QueryRouter {
         );
       }
     }
-    if (tables.size === 0) return [];
-    if (scope.kind === "all") return Array.from({ length: slotCount }, (_, s) => s);
+    const read = [...tables].sort();
+    if (tables.size === 0) return { slots: [], tables: read };
+    if (scope.kind === "all") return { slots: Array.from({ length: slotCount }, (_, s) => s), tables: read };
     const slots = new Set<number>();
     for (const s of streams) if (tables.has(s.name)) slots.add(partitionForKey(scope.userId, s.partitions) % slotCount);
-    return [...slots].sort((a, b) => a - b);
+    return { slots: [...slots].sort((a, b) => a - b), tables: read };
   }
 
   /** `request` answered by `owner`: here when it is this instance, else over HTTP. */

@@ -8,8 +8,9 @@
  */
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
+import { fromCatalogType } from "../../../src/analytics/duckdb/column-types.js";
 import { AnalyticsLoader } from "../../../src/analytics/loader.js";
-import type { QueryResult, QueryScope } from "../../../src/analytics/types.js";
+import type { QueryResult, QueryScope, RegisteredColumns } from "../../../src/analytics/types.js";
 import { SlotOwnership } from "../../../src/cluster/ownership.js";
 import { INSTANCE_SIGNATURE_HEADER, InstanceAuth } from "../../../src/cluster/queries/instance-auth.js";
 import { distributedQueries } from "../../../src/cluster/queries/merge.js";
@@ -32,6 +33,7 @@ const USERS = Array.from({ length: 12 }, (_, i) => `user-${i}`);
 const temp = tempLogs("runnel-router-");
 
 const QUERIES = [
+  "SELECT count(region) AS n, min(region) AS r FROM clicks",
   // The seed's: each user's sum of data over the last 24 hours.
   `SELECT user_id, sum(data) AS total FROM clicks WHERE _time > now() - INTERVAL 24 HOUR GROUP BY user_id ORDER BY user_id`,
   "SELECT count(*), sum(data), min(data), max(data), avg(data) FROM clicks",
@@ -60,6 +62,11 @@ async function cluster(t: TestContext) {
   const referenceLoader = new AnalyticsLoader({ log, store: reference, retryMs: 10 });
   t.after(() => referenceLoader.stop());
   const registry: InstanceRecord[] = [];
+  const registered = async (table: string): Promise<RegisteredColumns> => {
+    const { columns } = await reference.query(`SELECT * FROM ${table} LIMIT 0`, [], { kind: "all" });
+    const fields = columns.filter((c) => !c.name.startsWith("_") && c.name !== "user_id");
+    return new Map(fields.map((c) => [c.name.toLowerCase(), { name: c.name, type: fromCatalogType(c.type)! }]));
+  };
   const nodes = new Map<string, Node>();
   let unreachable: string | undefined;
   // The hop: what POST /api/v1/cluster/query does with a request, minus HTTP.
@@ -99,6 +106,10 @@ async function cluster(t: TestContext) {
         streams: async () => definitions,
         store,
         loaded: (wanted) => !node.loading && loader.readyFor(wanted),
+        // The catalogue's columns, as the reference (which saw every field) types them.
+        alignColumns: async (tables) => {
+          for (const table of tables) await store.ensureColumns(table, await registered(table));
+        },
         auth: new InstanceAuth(SECRET, id),
         distributed: distributedQueries({ maxRows: 10_000, maxBytes: 10_000_000, timeoutMs: 10_000 }),
         timeoutMs: 10_000,
@@ -114,9 +125,16 @@ async function cluster(t: TestContext) {
   // Events of every user in both streams, over the last two days.
   let i = 0;
   for (const user of USERS) {
+    const partition = partitionForKey(user, SLOTS);
     const clicks = Array.from({ length: 30 }, () => {
       i++;
-      return event(user, { data: (i * 7) % 23, kind: i % 3 === 0 ? "buy" : "view" }, NOW - ((i * 37) % 48) * HOUR);
+      const data = (i * 7) % 23;
+      const kind = i % 3 === 0 ? "buy" : "view";
+      // Fields in another order in partition 0 (A's), and one only in partition 3 (B's): the
+      // instances' tables get different columns in different orders.
+      const fields: Record<string, unknown> = partition === 0 ? { kind, data, id: i } : { id: i, data, kind };
+      if (partition === 3) fields.region = i % 2 === 0 ? "eu" : "us";
+      return event(user, fields, NOW - ((i * 37) % 48) * HOUR);
     });
     await log.append("clicks", clicks);
     await log.append("orders", [event(user, { amount: (i % 50) + 1 }, NOW - (i % 30) * HOUR)]);
@@ -201,6 +219,14 @@ test("any instance answers any query as one store holding everything would", asy
   c.registry.length = 0;
   assert.deepEqual((await c.b.router.query("SELECT 1 + 1 AS two", [], { kind: "all" })).rows, [[2]]);
   c.registry.push(c.record("a", [0, 1]), c.record("b", [2, 3]));
+  // SELECT * lists one set of columns in one order, whichever instance answers.
+  const star = "SELECT * FROM clicks ORDER BY id LIMIT 20";
+  const fromA = await c.a.router.query(star, [], { kind: "all" });
+  assert.deepEqual(await c.b.router.query(star, [], { kind: "all" }), fromA);
+  const want = await c.reference.query(star, [], { kind: "all" });
+  const byName = (r: QueryResult) =>
+    r.rows.map((row) => Object.fromEntries(r.columns.map((col, k) => [col.name, row[k]])));
+  assert.deepEqual(byName(fromA), byName(want));
   const whole = await c.a.router.query("SELECT count(*) FROM clicks", [], { kind: "all" });
   assert.deepEqual(whole.rows, [[USERS.length * 30]], "A's stale rows of partition 2 are not counted");
 });
