@@ -89,13 +89,14 @@ export class QueryRouter {
 
   /** Answers `sql` for `scope` over the whole installation's data, from whichever instances own it. */
   async query(sql: string, params: readonly unknown[], scope: QueryScope): Promise<QueryResult> {
-    const { slots: needed, tables } = await this.slotsNeeded(sql, scope);
+    const { slots: needed, tables, partitions } = await this.slotsNeeded(sql, scope);
     // It reads no stream (SELECT 1): any instance answers it, this one.
     if (needed.length === 0) {
       return this.options.store.query(sql, params, scope, { slots: this.options.ownership.slots, owned: [] });
     }
     const owners = ownersOf(await this.options.instances(), needed);
     if (owners.length === 1) return this.ask(owners[0] as SlotOwner, { sql, params, scope, slots: needed, tables });
+    refuseUnlessCopartitioned(partitions);
     const plan = await this.options.distributed.plan(sql, { partitionKey: PARTITION_KEY, now: new Date(this.now()) });
     const partialParams = plan.partialParams.map((i) => params[i] ?? null);
     const partials = await Promise.all(
@@ -139,7 +140,10 @@ export class QueryRouter {
   }
 
   /** The slots whose partitions hold the rows `scope` may see of the streams `sql` reads. */
-  private async slotsNeeded(sql: string, scope: QueryScope): Promise<{ slots: number[]; tables: string[] }> {
+  private async slotsNeeded(
+    sql: string,
+    scope: QueryScope,
+  ): Promise<{ slots: number[]; tables: string[]; partitions: Map<string, number> }> {
     const slotCount = this.options.ownership.slots;
     // Streams kept out of the analytics store are no tables (the query route says why).
     const streams = (await this.options.streams()).filter((s) => s.analytics !== false);
@@ -154,11 +158,14 @@ export class QueryRouter {
       }
     }
     const read = [...tables].sort();
-    if (tables.size === 0) return { slots: [], tables: read };
-    if (scope.kind === "all") return { slots: Array.from({ length: slotCount }, (_, s) => s), tables: read };
+    const partitions = new Map(streams.filter((s) => tables.has(s.name)).map((s) => [s.name, s.partitions]));
+    if (tables.size === 0) return { slots: [], tables: read, partitions };
+    if (scope.kind === "all") {
+      return { slots: Array.from({ length: slotCount }, (_, s) => s), tables: read, partitions };
+    }
     const slots = new Set<number>();
-    for (const s of streams) if (tables.has(s.name)) slots.add(partitionForKey(scope.userId, s.partitions) % slotCount);
-    return { slots: [...slots].sort((a, b) => a - b), tables: read };
+    for (const [, n] of partitions) slots.add(partitionForKey(scope.userId, n) % slotCount);
+    return { slots: [...slots].sort((a, b) => a - b), tables: read, partitions };
   }
 
   /** `request` answered by `owner`: here when it is this instance, else over HTTP. */
@@ -185,6 +192,21 @@ export class QueryRouter {
     if (res.ok) return answer as QueryResult;
     throw fromOwner(owner, res.status, answer);
   }
+}
+
+/**
+ * Partials join rows on one instance only: streams of one partition count put each user's rows
+ * of all of them in one slot (co-partitioned), streams of different counts do not, so a query
+ * reading several of them cannot be split.
+ */
+function refuseUnlessCopartitioned(partitions: ReadonlyMap<string, number>): void {
+  if (new Set(partitions.values()).size <= 1) return;
+  const listed = [...partitions].map(([name, n]) => `${name} (${n} partitions)`).join(", ");
+  throw new RunnelError(
+    "query_not_distributable",
+    `streams ${listed} are not co-partitioned: one user's rows of them may be on different instances, so a query reading them together cannot be merged from the instances' partial results; give the streams one partition count`,
+    { details: { construct: "streams of different partition counts" } },
+  );
 }
 
 /**

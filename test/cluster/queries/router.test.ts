@@ -24,6 +24,7 @@ import { openStore, streamDef } from "../../analytics/helpers.js";
 import { tempLogs } from "../../log/temp-logs.js";
 
 const SLOTS = 4;
+const VISIT_PARTITIONS = 3;
 const SECRET = "the installation's token secret";
 const HOUR = 3_600_000;
 // An hour's start: events lie whole hours before it, so a query forwarded whole (whose now() is
@@ -57,7 +58,9 @@ interface Node {
 async function cluster(t: TestContext) {
   const log: LocalEventLog = await temp.openLog({ dir: await temp.tempDir() });
   for (const name of ["clicks", "orders"]) await log.createStream(name, { partitions: SLOTS });
-  const definitions = [streamDef("clicks", SLOTS), streamDef("orders", SLOTS)];
+  // Fewer partitions than slots: a user's partitions of visits and clicks may sit on two instances.
+  await log.createStream("visits", { partitions: VISIT_PARTITIONS });
+  const definitions = [streamDef("clicks", SLOTS), streamDef("orders", SLOTS), streamDef("visits", VISIT_PARTITIONS)];
   const reference = await openStore(t);
   const referenceLoader = new AnalyticsLoader({ log, store: reference, retryMs: 10 });
   t.after(() => referenceLoader.stop());
@@ -138,11 +141,12 @@ async function cluster(t: TestContext) {
     });
     await log.append("clicks", clicks);
     await log.append("orders", [event(user, { amount: (i % 50) + 1 }, NOW - (i % 30) * HOUR)]);
+    await log.append("visits", [event(user, { page: `p${i % 5}` }, NOW - (i % 20) * HOUR)]);
   }
   const a = nodes.get("a") as Node;
   const b = nodes.get("b") as Node;
   const caughtUp = async (loader: AnalyticsLoader, owns: (p: number) => boolean) => {
-    for (const name of ["clicks", "orders"]) {
+    for (const name of ["clicks", "orders", "visits"]) {
       const ends = await log.endOffsets(name);
       await loader.waitFor(name, new Map(ends.flatMap((end, p) => (owns(p) ? [[p, end] as const] : []))));
     }
@@ -229,6 +233,36 @@ test("any instance answers any query as one store holding everything would", asy
   assert.deepEqual(byName(fromA), byName(want));
   const whole = await c.a.router.query("SELECT count(*) FROM clicks", [], { kind: "all" });
   assert.deepEqual(whole.rows, [[USERS.length * 30]], "A's stale rows of partition 2 are not counted");
+});
+
+test("streams of different partition counts are read together only where one instance owns them", async (t) => {
+  const c = await cluster(t);
+  const owner = (slot: number) => (slot < 2 ? "a" : "b");
+  const slotsOf = (u: string) => [
+    owner(partitionForKey(u, SLOTS)),
+    owner(partitionForKey(u, VISIT_PARTITIONS) % SLOTS),
+  ];
+  const split = USERS.filter((u) => new Set(slotsOf(u)).size === 2);
+  const together = USERS.filter((u) => new Set(slotsOf(u)).size === 1);
+  assert.ok(split.length > 0 && together.length > 0, "users of both kinds");
+  const join = `SELECT c.user_id, count(*) AS n, count(DISTINCT v.page) AS pages FROM clicks c
+    JOIN visits v ON c.user_id = v.user_id GROUP BY c.user_id`;
+  const notCopartitioned = (e: unknown) =>
+    isRunnelError(e) && e.code === "query_not_distributable" && /visits \(3 partitions\)/.test(e.message);
+  for (const userId of together) {
+    const scope: QueryScope = { kind: "user", userId };
+    const want = await c.reference.query(join, [], scope);
+    assert.equal(want.rows.length, 1);
+    assert.deepEqual(await c.a.router.query(join, [], scope), want, `${userId}: one instance holds both`);
+  }
+  for (const userId of split) {
+    const scope: QueryScope = { kind: "user", userId };
+    // Never an answer missing the rows on the other instance: refused, naming the streams.
+    await assert.rejects(c.a.router.query(join, [], scope), notCopartitioned);
+    const one = "SELECT count(*), count(DISTINCT page) FROM visits";
+    assert.deepEqual(await c.b.router.query(one, [], scope), await c.reference.query(one, [], scope));
+  }
+  await assert.rejects(c.b.router.query(join, [], { kind: "all" }), notCopartitioned);
 });
 
 test("a query that cannot be merged exactly is refused, naming why", async (t) => {
