@@ -118,6 +118,15 @@ export function varchar(value: string): Node {
   };
 }
 
+export function integer(value: number): Node {
+  return {
+    class: "CONSTANT",
+    type: "VALUE_CONSTANT",
+    alias: "",
+    value: { type: { id: "INTEGER", type_info: null }, is_null: false, value },
+  };
+}
+
 export function star(exclude: readonly string[]): Node {
   return {
     class: "STAR",
@@ -144,6 +153,16 @@ export function baseTable(name: string): Node {
     catalog_name: "",
     at_clause: null,
   };
+}
+
+/** `FROM (node)`. */
+export function subquery(node: Node): Node {
+  return { type: "SUBQUERY", alias: "", sample: null, subquery: { node, named_param_map: [] }, column_name_alias: [] };
+}
+
+/** `#index AS alias`: a column of the FROM item by position. */
+export function positionalRef(index: number, alias: string): Node {
+  return { class: "POSITIONAL_REFERENCE", type: "POSITIONAL_REFERENCE", alias, index };
 }
 
 /** `value` as an alias on a copy of `node`. */

@@ -93,6 +93,32 @@ const CASES: readonly Case[] = [
   { sql: "SELECT upper(country) AS c, count(*) FROM clicks GROUP BY c ORDER BY c", ordered: true, shape: "aggregate" },
   { sql: "SELECT DISTINCT count(*) AS n FROM clicks GROUP BY country", shape: "aggregate" },
   { sql: "SELECT country, count(DISTINCT user_id) FROM clicks GROUP BY country", shape: "aggregate" },
+  // Aliases as DuckDB binds them: GROUP BY and WHERE names are columns first, then aliases;
+  // HAVING and ORDER BY names are aliases first; an item may use an earlier item's alias.
+  { sql: "SELECT upper(country) AS country, count(*) FROM clicks GROUP BY country", shape: "aggregate" },
+  { sql: "SELECT sum(amount) AS s, s + 1 AS s1 FROM clicks", shape: "aggregate" },
+  {
+    sql: "SELECT country, count(*) AS amount FROM clicks GROUP BY country ORDER BY amount DESC, country NULLS FIRST",
+    ordered: true,
+    shape: "aggregate",
+  },
+  {
+    sql: "SELECT amount * 10 AS big, count(*) FROM clicks WHERE big > 15 GROUP BY big ORDER BY big NULLS FIRST",
+    ordered: true,
+    shape: "aggregate",
+  },
+  { sql: "SELECT upper(country) AS c, c || count(*) AS tag FROM clicks GROUP BY c", shape: "aggregate" },
+  {
+    sql: "SELECT CASE WHEN count(*) > 2 THEN 'many' ELSE country END AS label FROM clicks GROUP BY country",
+    shape: "aggregate",
+  },
+  { sql: "SELECT 'x' AS label, $1 AS p, count(*) FROM clicks", params: [7], shape: "aggregate" },
+  {
+    sql: "SELECT amount * 10 AS big, seq FROM clicks WHERE big > 15 ORDER BY big DESC NULLS LAST, seq LIMIT 5",
+    ordered: true,
+    shape: "rows",
+  },
+  { sql: "SELECT user_id, user_id AS again, seq FROM clicks ORDER BY seq LIMIT 3", ordered: true, shape: "rows" },
   // Grouped by the partition key: any aggregate, computed whole on one instance.
   {
     sql: "SELECT user_id, median(amount), string_agg(country, ',' ORDER BY country) FROM clicks GROUP BY user_id",
@@ -138,6 +164,24 @@ const CASES: readonly Case[] = [
   },
   { sql: "SELECT user_id, count(*) FROM clicks JOIN orders USING (user_id) GROUP BY user_id", shape: "grouped_by_key" },
   {
+    sql: "SELECT o.status, count(*) FROM orders o LEFT JOIN clicks c USING (user_id) GROUP BY o.status",
+    shape: "aggregate",
+  },
+  {
+    sql: "SELECT c.user_id, count(o.seq) FROM clicks c LEFT JOIN orders o ON c.user_id = o.user_id GROUP BY c.user_id",
+    shape: "grouped_by_key",
+  },
+  // Grouped by the key of the side an outer join fills with NULLs: the NULL group spans instances.
+  {
+    sql: "SELECT o.user_id, count(*) FROM clicks c LEFT JOIN orders o ON c.user_id = o.user_id GROUP BY o.user_id",
+    shape: "aggregate",
+  },
+  {
+    sql: "SELECT c.*, o.total FROM clicks c JOIN orders o USING (user_id) ORDER BY c.seq, o.seq LIMIT 5",
+    ordered: true,
+    shape: "rows",
+  },
+  {
     sql: "SELECT c.user_id, c.seq, o.seq AS oseq FROM clicks c JOIN orders o ON o.user_id = c.user_id ORDER BY 1, 2, 3 LIMIT 10",
     ordered: true,
     shape: "rows",
@@ -168,6 +212,7 @@ const REFUSED: readonly { sql: string; construct: RegExp }[] = [
   { sql: "SELECT DISTINCT ON (country) country, amount FROM clicks", construct: /DISTINCT ON/ },
   { sql: "SELECT DISTINCT country FROM clicks ORDER BY amount", construct: /SELECT DISTINCT … ORDER BY/ },
   { sql: "SELECT 1", construct: /without FROM/ },
+  { sql: "SELECT * FROM clicks c JOIN orders o USING (user_id)", construct: /SELECT \* over a join/ },
   { sql: "SELECT * FROM clicks USING SAMPLE 10%", construct: /SAMPLE/ },
 ];
 
