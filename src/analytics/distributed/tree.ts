@@ -109,22 +109,21 @@ export function cast(child: Node, type: string): Node {
   };
 }
 
-export function varchar(value: string): Node {
+function constant(id: string, value: string | number): Node {
   return {
     class: "CONSTANT",
     type: "VALUE_CONSTANT",
     alias: "",
-    value: { type: { id: "VARCHAR", type_info: null }, is_null: false, value },
+    value: { type: { id, type_info: null }, is_null: false, value },
   };
 }
 
+export function varchar(value: string): Node {
+  return constant("VARCHAR", value);
+}
+
 export function integer(value: number): Node {
-  return {
-    class: "CONSTANT",
-    type: "VALUE_CONSTANT",
-    alias: "",
-    value: { type: { id: "INTEGER", type_info: null }, is_null: false, value },
-  };
+  return constant("INTEGER", value);
 }
 
 export function star(exclude: readonly string[]): Node {

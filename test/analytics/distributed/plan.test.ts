@@ -164,6 +164,24 @@ const CASES: readonly Case[] = [
   },
   { sql: "SELECT user_id, count(*) FROM clicks JOIN orders USING (user_id) GROUP BY user_id", shape: "grouped_by_key" },
   {
+    sql: "SELECT o.status, c.country, count(*), sum(c.amount) FROM clicks c FULL JOIN orders o ON c.user_id = o.user_id GROUP BY ALL",
+    shape: "aggregate",
+  },
+  {
+    sql: "SELECT o.status, count(*) FROM clicks c RIGHT JOIN orders o USING (user_id) GROUP BY o.status",
+    shape: "aggregate",
+  },
+  {
+    sql: "SELECT count(*), sum(total) FROM orders o SEMI JOIN clicks c ON o.user_id = c.user_id AND c.ok",
+    shape: "aggregate",
+  },
+  { sql: "SELECT count(*) FROM orders o ANTI JOIN clicks c ON c.user_id = o.user_id", shape: "aggregate" },
+  {
+    sql: "SELECT country, count(*) FROM clicks WHERE amount > ? GROUP BY country HAVING count(*) > ?",
+    params: [0, 1],
+    shape: "aggregate",
+  },
+  {
     sql: "SELECT o.status, count(*) FROM orders o LEFT JOIN clicks c USING (user_id) GROUP BY o.status",
     shape: "aggregate",
   },
@@ -212,6 +230,9 @@ const REFUSED: readonly { sql: string; construct: RegExp }[] = [
   { sql: "SELECT DISTINCT ON (country) country, amount FROM clicks", construct: /DISTINCT ON/ },
   { sql: "SELECT DISTINCT country FROM clicks ORDER BY amount", construct: /SELECT DISTINCT … ORDER BY/ },
   { sql: "SELECT 1", construct: /without FROM/ },
+  { sql: "SELECT count(*) FROM clicks NATURAL JOIN orders", construct: /NATURAL JOIN/ },
+  { sql: "SELECT * FROM clicks LIMIT 10%", construct: /LIMIT … PERCENT/ },
+  { sql: "SELECT avg(DISTINCT amount) FROM clicks", construct: /avg\(DISTINCT …\)/ },
   { sql: "SELECT * FROM clicks c JOIN orders o USING (user_id)", construct: /SELECT \* over a join/ },
   { sql: "SELECT * FROM clicks USING SAMPLE 10%", construct: /SAMPLE/ },
 ];
