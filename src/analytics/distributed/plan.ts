@@ -63,7 +63,11 @@ export async function planDistributed(sql: string, options: DistributeOptions): 
     containsAggregate([node.select_list, orderModifier(node)?.orders]);
   if (!aggregated) return rowsPlan(node, "rows");
   const groups = groupExpressions(node);
-  if (groups.some((g) => isPreservedKey(g, partitionKey, relations))) {
+  // A GROUP BY name that is a select alias is read as the aliased item: were it a column instead,
+  // an item `user_id AS k` would not be grouped and the query would not bind.
+  const aliases = new Map((node.select_list as Node[]).map((item) => [text(item.alias).toLowerCase(), item]));
+  const resolved = groups.map((g) => aliases.get(bareName(g) ?? "") ?? g);
+  if (resolved.some((g) => isPreservedKey(g, partitionKey, relations))) {
     return rowsPlan({ ...node, group_expressions: groups, group_sets: [groups.map((_, i) => i)] }, "grouped_by_key");
   }
   return aggregatePlan(node, groups, partitionKey);

@@ -7,15 +7,11 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import fc from "fast-check";
-import { loadPartials } from "../../../src/analytics/distributed/partials.js";
 import { type DistributedPlan, planDistributed } from "../../../src/analytics/distributed/plan.js";
-import { type QueryLimits, runSelect } from "../../../src/analytics/duckdb/query-runner.js";
-import type { QueryResult } from "../../../src/analytics/types.js";
 import { isRunnelError } from "../../../src/core/errors.js";
+import { rows, Shares } from "./shares.js";
 
-const LIMITS: QueryLimits = { maxRows: 100_000, maxBytes: 64 << 20, timeoutMs: 30_000 };
 const NOW = new Date("2026-12-07T12:00:00Z");
 const OPTIONS = { partitionKey: "user_id", now: NOW };
 
@@ -237,162 +233,28 @@ const REFUSED: readonly { sql: string; construct: RegExp }[] = [
   { sql: "SELECT * FROM clicks USING SAMPLE 10%", construct: /SAMPLE/ },
 ];
 
-interface Click {
-  user: number;
-  amount: number | null;
-  qty: number;
-  price: number;
-  cents: number;
-  country: "de" | "fr" | "nl" | null;
-  ok: boolean | null;
-  minute: number;
-}
-
-const click = fc.record<Click>({
-  user: fc.integer({ min: 0, max: 9 }),
-  amount: fc.option(fc.integer({ min: -10_000, max: 10_000 }), { freq: 6 }),
-  qty: fc.integer({ min: 0, max: 255 }),
-  // Quarters add up exactly in a double, whatever the order: sums and averages compare exactly.
-  price: fc.integer({ min: -400, max: 400 }).map((q) => q / 4),
-  cents: fc.integer({ min: -1_000_000, max: 1_000_000 }),
-  country: fc.constantFrom("de", "fr", "nl", null),
-  ok: fc.constantFrom(true, false, null),
-  minute: fc.integer({ min: 0, max: 24 * 60 - 1 }),
-});
-
-const order = fc.record({
-  user: fc.integer({ min: 0, max: 11 }),
-  total: fc.integer({ min: 1, max: 500 }),
-  status: fc.constantFrom("new", "paid", "sent"),
-});
-
-const DAY = Date.parse("2026-12-06T12:00:00Z");
-
-/** The share (instance) a user's rows live on, like a partition's owner. */
-function shareOf(user: string, shares: number): number {
-  let h = 0;
-  for (const ch of user) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
-  return h % shares;
-}
-
-async function load(
-  connection: DuckDBConnection,
-  clicks: readonly Click[],
-  orders: readonly { user: number; total: number; status: string }[],
-  keep: (user: string) => boolean,
-): Promise<void> {
-  await connection.run(`CREATE OR REPLACE TABLE clicks (user_id VARCHAR, seq INTEGER, _time TIMESTAMPTZ, amount BIGINT,
-    qty INTEGER, price DOUBLE, dec DECIMAL(18, 2), country VARCHAR, ok BOOLEAN)`);
-  await connection.run("CREATE OR REPLACE TABLE orders (user_id VARCHAR, seq INTEGER, total BIGINT, status VARCHAR)");
-  const c = clicks
-    .map((r, seq) => ({ ...r, seq, user_id: `u${r.user}` }))
-    .filter((r) => keep(r.user_id))
-    .map((r) => [
-      r.user_id,
-      r.seq,
-      new Date(DAY + r.minute * 60_000).toISOString(),
-      r.amount,
-      r.qty,
-      r.price,
-      r.cents / 100,
-      r.country,
-      r.ok,
-    ]);
-  const o = orders
-    .map((r, seq) => ({ ...r, seq, user_id: `u${r.user}` }))
-    .filter((r) => keep(r.user_id))
-    .map((r) => [r.user_id, r.seq, r.total, r.status]);
-  if (c.length > 0) {
-    await connection.run(
-      `INSERT INTO clicks SELECT r->>0, CAST(r->>1 AS INTEGER), CAST(r->>2 AS TIMESTAMPTZ), CAST(r->>3 AS BIGINT),
-        CAST(r->>4 AS INTEGER), CAST(r->>5 AS DOUBLE), CAST(r->>6 AS DECIMAL(18, 2)), r->>7, CAST(r->>8 AS BOOLEAN)
-       FROM (SELECT unnest(CAST(json($1) AS JSON[])) AS r)`,
-      [JSON.stringify(c)],
-    );
-  }
-  if (o.length > 0) {
-    await connection.run(
-      `INSERT INTO orders SELECT r->>0, CAST(r->>1 AS INTEGER), CAST(r->>2 AS BIGINT), r->>3
-       FROM (SELECT unnest(CAST(json($1) AS JSON[])) AS r)`,
-      [JSON.stringify(o)],
-    );
-  }
-}
-
-/** Rows as comparable text, sorted unless the order is part of the answer. */
-function rowsOf(result: QueryResult, ordered: boolean): string[] {
-  const rows = result.rows.map((r) => JSON.stringify(r));
-  return ordered ? rows : rows.sort();
-}
-
-function pick(params: readonly unknown[], indexes: readonly number[]): unknown[] {
-  return indexes.map((i) => params[i]);
-}
-
 describe("a distributed plan gives the one-instance answer", () => {
-  const databases: DuckDBInstance[] = [];
-  const connections: DuckDBConnection[] = [];
+  const cluster = new Shares();
   const plans = new Map<string, DistributedPlan>();
   before(async () => {
-    for (let i = 0; i < 6; i++) {
-      const db = await DuckDBInstance.create(":memory:", { threads: "1" });
-      databases.push(db);
-      connections.push(await db.connect());
-    }
+    await cluster.open();
     for (const c of CASES) plans.set(c.sql, await planDistributed(c.sql, OPTIONS));
   });
-  after(() => {
-    for (const c of connections) c.closeSync();
-    for (const d of databases) d.closeSync();
-  });
+  after(() => cluster.close());
 
   it("plans every query in the table in the expected shape", () => {
     for (const c of CASES) assert.equal(plans.get(c.sql)?.shape, c.shape, c.sql);
   });
 
   it("over random rows split into 1 to 4 shares by user_id", async () => {
-    const [whole, merger, ...shareConnections] = connections as [
-      DuckDBConnection,
-      DuckDBConnection,
-      ...DuckDBConnection[],
-    ];
     await fc.assert(
-      fc.asyncProperty(
-        fc.array(click, { maxLength: 60 }),
-        fc.array(order, { maxLength: 20 }),
-        fc.integer({ min: 1, max: 4 }),
-        async (clicks, orders, shares) => {
-          await load(whole, clicks, orders, () => true);
-          for (let s = 0; s < shares; s++) {
-            await load(shareConnections[s]!, clicks, orders, (u) => shareOf(u, shares) === s);
-          }
-          for (const c of CASES) {
-            const plan = plans.get(c.sql)!;
-            const params = c.params ?? [];
-            const expected = await runSelect(
-              whole,
-              c.sql.replaceAll("now()", `'${NOW.toISOString()}'::TIMESTAMPTZ`),
-              params,
-              LIMITS,
-            );
-            const partials: QueryResult[] = [];
-            for (let s = 0; s < shares; s++) {
-              partials.push(
-                await runSelect(shareConnections[s]!, plan.partialSql, pick(params, plan.partialParams), LIMITS),
-              );
-            }
-            await loadPartials(merger, partials);
-            const actual = await runSelect(merger, plan.mergeSql, pick(params, plan.mergeParams), LIMITS);
-            const context = `${c.sql}\n  partial: ${plan.partialSql}\n  merge: ${plan.mergeSql}\n  shares: ${shares}`;
-            assert.deepEqual(actual.columns, expected.columns, context);
-            if (c.sql.includes("LIMIT") && c.ordered !== true) {
-              assert.equal(actual.rows.length, expected.rows.length, context);
-            } else {
-              assert.deepEqual(rowsOf(actual, c.ordered === true), rowsOf(expected, c.ordered === true), context);
-            }
-          }
-        },
-      ),
+      fc.asyncProperty(rows, async (data) => {
+        await cluster.load(data);
+        for (const c of CASES) {
+          const sql = c.sql.replaceAll("now()", `'${NOW.toISOString()}'::TIMESTAMPTZ`);
+          await cluster.assertSame(sql, plans.get(c.sql)!, c.params ?? [], c.ordered === true, c.sql.includes("LIMIT"));
+        }
+      }),
       { numRuns: 20 },
     );
   });
