@@ -5,7 +5,9 @@
  */
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { RunnelError } from "../../core/errors.js";
+import { type QueryLimits, runSelect } from "../duckdb/query-runner.js";
 import type { QueryColumn, QueryResult } from "../types.js";
+import type { DistributedPlan } from "./types.js";
 
 function quoted(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
@@ -39,4 +41,30 @@ export async function loadPartials(connection: DuckDBConnection, results: readon
   await connection.run(`INSERT INTO partials SELECT ${values} FROM (SELECT unnest(CAST(json($1) AS JSON[])) AS r)`, [
     JSON.stringify(rows),
   ]);
+}
+
+/** The caller's parameters one half of a plan takes (`plan.partialParams` or `plan.mergeParams`). */
+export function parametersFor(indexes: readonly number[], params: readonly unknown[]): unknown[] {
+  return indexes.map((i) => params[i]);
+}
+
+/**
+ * The answer to a planned query from its partial results: loads them (loadPartials) and runs the
+ * merge, on `connection`, which should hold nothing else (a fresh sandbox: the merge is the
+ * caller's SQL too). The caller applies the time limit (withTimeLimit) around it.
+ *
+ * @example
+ * const plan = await planDistributed(sql, { partitionKey: "user_id", now: new Date() });
+ * const partials = await Promise.all(instances.map((i) => i.query(plan.partialSql, parametersFor(plan.partialParams, params))));
+ * const answer = await mergePartials(sandbox.connection, plan, partials, params, limits);
+ */
+export async function mergePartials(
+  connection: DuckDBConnection,
+  plan: DistributedPlan,
+  partials: readonly QueryResult[],
+  params: readonly unknown[],
+  limits: QueryLimits,
+): Promise<QueryResult> {
+  await loadPartials(connection, partials);
+  return runSelect(connection, plan.mergeSql, parametersFor(plan.mergeParams, params), limits);
 }

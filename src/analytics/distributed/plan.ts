@@ -65,8 +65,15 @@ export async function planDistributed(sql: string, options: DistributeOptions): 
   const groups = groupExpressions(node);
   // A GROUP BY name that is a select alias is read as the aliased item: were it a column instead,
   // an item `user_id AS k` would not be grouped and the query would not bind.
-  const aliases = new Map((node.select_list as Node[]).map((item) => [text(item.alias).toLowerCase(), item]));
-  const resolved = groups.map((g) => aliases.get(bareName(g) ?? "") ?? g);
+  const aliases = new Map(
+    (node.select_list as Node[])
+      .filter((item) => text(item.alias) !== "")
+      .map((item) => [text(item.alias).toLowerCase(), item]),
+  );
+  const resolved = groups.map((g) => {
+    const name = bareName(g);
+    return (name === undefined ? undefined : aliases.get(name)) ?? g;
+  });
   if (resolved.some((g) => isPreservedKey(g, partitionKey, relations))) {
     return rowsPlan({ ...node, group_expressions: groups, group_sets: [groups.map((_, i) => i)] }, "grouped_by_key");
   }

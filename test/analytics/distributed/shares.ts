@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import fc from "fast-check";
-import { loadPartials } from "../../../src/analytics/distributed/partials.js";
+import { mergePartials, parametersFor } from "../../../src/analytics/distributed/partials.js";
 import type { DistributedPlan } from "../../../src/analytics/distributed/plan.js";
 import { type QueryLimits, runSelect } from "../../../src/analytics/duckdb/query-runner.js";
 import type { QueryResult } from "../../../src/analytics/types.js";
@@ -117,10 +117,6 @@ function rowsOf(result: QueryResult, ordered: boolean): string[] {
   return ordered ? text : text.sort();
 }
 
-function pick(params: readonly unknown[], indexes: readonly number[]): unknown[] {
-  return indexes.map((i) => params[i]);
-}
-
 export class Shares {
   private readonly databases: DuckDBInstance[] = [];
   private readonly connections: DuckDBConnection[] = [];
@@ -164,10 +160,9 @@ export class Shares {
     const partials: QueryResult[] = [];
     for (let s = 0; s < this.shares; s++) {
       const share = this.connections[s + 2]!;
-      partials.push(await runSelect(share, plan.partialSql, pick(params, plan.partialParams), LIMITS));
+      partials.push(await runSelect(share, plan.partialSql, parametersFor(plan.partialParams, params), LIMITS));
     }
-    await loadPartials(merger, partials);
-    const actual = await runSelect(merger, plan.mergeSql, pick(params, plan.mergeParams), LIMITS);
+    const actual = await mergePartials(merger, plan, partials, params, LIMITS);
     const context = `${sql}\n  partial: ${plan.partialSql}\n  merge: ${plan.mergeSql}\n  shares: ${this.shares}`;
     assert.deepEqual(actual.columns, expected.columns, context);
     if (limited && !ordered) assert.equal(actual.rows.length, expected.rows.length, context);
