@@ -37,7 +37,15 @@ export async function loadPartials(connection: DuckDBConnection, results: readon
   await connection.run(`CREATE OR REPLACE TEMP TABLE partials (${definitions})`);
   const rows = results.flatMap((r) => r.rows);
   if (rows.length === 0) return;
-  const values = columns.map((c, i) => `CAST(r${isStructured(c.type) ? "->" : "->>"}${i} AS ${c.type})`).join(", ");
+  // A JSON null is SQL NULL: the API writes both as null, and an aggregate over a JSON column
+  // would order a JSON 'null' above every value.
+  const values = columns
+    .map((c, i) =>
+      isStructured(c.type)
+        ? `CAST(CASE WHEN json_type(r->${i}) = 'NULL' THEN NULL ELSE r->${i} END AS ${c.type})`
+        : `CAST(r->>${i} AS ${c.type})`,
+    )
+    .join(", ");
   await connection.run(`INSERT INTO partials SELECT ${values} FROM (SELECT unnest(CAST(json($1) AS JSON[])) AS r)`, [
     JSON.stringify(rows),
   ]);

@@ -7,8 +7,9 @@
  * DuckDB (json_deserialize_sql), as Druid's and Pinot's brokers split a query into per-segment
  * partial aggregates and a final merge.
  */
-import { type ParseNode, parseSelects, renderExpression, renderSelect } from "../sql/parse.js";
+import { type ParseNode, parseSelects, renderSelect } from "../sql/parse.js";
 import { isAggregate, mergeAggregate, notDistributable } from "./aggregates.js";
+import { outputNames } from "./names.js";
 import { nowFixed } from "./now.js";
 import { coPartitioned, type Relations } from "./relations.js";
 import {
@@ -54,14 +55,16 @@ export async function planDistributed(sql: string, options: DistributeOptions): 
   const partitionKey = options.partitionKey.toLowerCase();
   const original = clone(statements[0] as ParseNode);
   const node = nowFixed(original, options.now);
-  await keepNames(original, node);
+  // Named from the statement as parsed: query_location still points into `sql` there.
+  const names = await outputNames(Array.isArray(original.select_list) ? (original.select_list as Node[]) : [], sql);
+  keepNames(original, node, names);
   const relations = plainSelect(node, partitionKey);
   const aggregated =
     (node.group_expressions as Node[]).length > 0 ||
     node.aggregate_handling === "FORCE_AGGREGATES" ||
     node.having !== null ||
     containsAggregate([node.select_list, orderModifier(node)?.orders]);
-  if (!aggregated) return rowsPlan(node, "rows");
+  if (!aggregated) return rowsPlan(node, "rows", names);
   const groups = groupExpressions(node);
   // A GROUP BY name that is a select alias is read as the aliased item: were it a column instead,
   // an item `user_id AS k` would not be grouped and the query would not bind.
@@ -75,9 +78,10 @@ export async function planDistributed(sql: string, options: DistributeOptions): 
     return (name === undefined ? undefined : aliases.get(name)) ?? g;
   });
   if (resolved.some((g) => isPreservedKey(g, partitionKey, relations))) {
-    return rowsPlan({ ...node, group_expressions: groups, group_sets: [groups.map((_, i) => i)] }, "grouped_by_key");
+    const byKey = { ...node, group_expressions: groups, group_sets: [groups.map((_, i) => i)] };
+    return rowsPlan(byKey, "grouped_by_key", names);
   }
-  return aggregatePlan(node, groups, partitionKey);
+  return aggregatePlan(node, groups, partitionKey, names);
 }
 
 /**
@@ -172,7 +176,7 @@ function isPreservedKey(g: Node, partitionKey: string, relations: Relations): bo
  * Select items the time fix changed keep the name DuckDB gives the original (`now()` rather than
  * the literal's text).
  */
-async function keepNames(original: Node, fixed: Node): Promise<void> {
+function keepNames(original: Node, fixed: Node, names: readonly string[]): void {
   const before = original.select_list;
   const after = fixed.select_list;
   if (!Array.isArray(before) || !Array.isArray(after)) return;
@@ -180,18 +184,9 @@ async function keepNames(original: Node, fixed: Node): Promise<void> {
     const was: unknown = before[i];
     if (!isNode(item) || !isNode(was)) continue;
     if (text(item.alias) === "" && expressionKey(item) !== expressionKey(was)) {
-      after[i] = aliased(item as Node, await outputName(was as Node));
+      after[i] = aliased(item as Node, names[i] ?? "");
     }
   }
-}
-
-/** Select items' names as the result shows them: the alias, a column's own name, else DuckDB's text of it. */
-async function outputName(item: Node): Promise<string> {
-  const alias = text(item.alias);
-  if (alias !== "") return alias;
-  const parts = item.class === "COLUMN_REF" && Array.isArray(item.column_names) ? item.column_names : undefined;
-  if (parts !== undefined) return text(parts.at(-1));
-  return renderExpression(item);
 }
 
 /**
@@ -202,7 +197,7 @@ async function outputName(item: Node): Promise<string> {
  * under `*`, whose columns keep their names; ORDER BY terms that are not an output column travel
  * as extra `__runnel_o<i>` columns, left out of the answer.
  */
-async function rowsPlan(node: Node, shape: PlanShape): Promise<DistributedPlan> {
+async function rowsPlan(node: Node, shape: PlanShape, names: readonly string[]): Promise<DistributedPlan> {
   const items = node.select_list as Node[];
   const starred = items.some((item) => item.class === "STAR");
   if (
@@ -262,7 +257,7 @@ async function rowsPlan(node: Node, shape: PlanShape): Promise<DistributedPlan> 
       };
   const mergeItems = starred
     ? [star(hidden.map((h) => text(h.alias)))]
-    : await Promise.all(items.map(async (item, i) => aliased(columnRef(`${PREFIX}c${i}`), await outputName(item))));
+    : items.map((_, i) => aliased(columnRef(`${PREFIX}c${i}`), names[i] ?? ""));
   const merge = selectFrom(mergeItems, [...distinct, ...orderBy, ...(limit !== undefined ? [limit] : [])]);
   return rendered(shape, partial, merge);
 }
@@ -273,7 +268,12 @@ async function rowsPlan(node: Node, shape: PlanShape): Promise<DistributedPlan> 
  * from them (`__runnel_s<i>`); the merge groups the partials by the keys, combines the aggregates
  * (./aggregates.ts), then applies HAVING, DISTINCT, ORDER BY, LIMIT and OFFSET as written.
  */
-async function aggregatePlan(node: Node, groups: Node[], partitionKey: string): Promise<DistributedPlan> {
+async function aggregatePlan(
+  node: Node,
+  groups: Node[],
+  partitionKey: string,
+  names: readonly string[],
+): Promise<DistributedPlan> {
   const items = node.select_list as Node[];
   // Names that are GROUP BY columns are columns everywhere; any other name matching an aggregate
   // item's alias is that alias (DuckDB binds HAVING and ORDER BY names to aliases first, and an
@@ -335,9 +335,7 @@ async function aggregatePlan(node: Node, groups: Node[], partitionKey: string): 
     if (e.class === "LAMBDA") throw notDistributable("a lambda over an aggregate", "not planned");
     return mapChildren(e, rewrite);
   };
-  const mergeItems = await Promise.all(
-    items.map(async (item) => aliased(rewrite(aliased(item, "")), await outputName(item))),
-  );
+  const mergeItems = items.map((item, i) => aliased(rewrite(aliased(item, "")), names[i] ?? ""));
   const having = isExpression(node.having) ? rewrite(node.having) : null;
   const mergeModifiers = (node.modifiers as Node[]).map((m) => {
     if (m.type !== "ORDER_MODIFIER") return m;

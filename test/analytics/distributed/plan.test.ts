@@ -148,6 +148,33 @@ const CASES: readonly Case[] = [
     sql: "SELECT amount * 2 AS twice, _time > now() - INTERVAL 1 DAY AS recent FROM clicks ORDER BY twice NULLS LAST, recent, user_id, seq LIMIT 7",
     shape: "rows",
   },
+  // Values of every kind travel through the partials as the API serializes them.
+  {
+    sql: "SELECT meta, [qty, qty + 1] AS pair, {'c': country, 'p': price} AS s, _time::DATE AS d, seq FROM clicks ORDER BY seq LIMIT 8",
+    ordered: true,
+    shape: "rows",
+  },
+  { sql: "SELECT meta->>'k' AS k, count(*), max(meta->'n') FROM clicks GROUP BY k", shape: "aggregate" },
+  // Unaliased casts are named as written (CAST(_time AS "DATE")): the partial carries the names.
+  { sql: "SELECT _time::DATE, amount::DOUBLE, seq FROM clicks ORDER BY seq LIMIT 5", ordered: true, shape: "rows" },
+  {
+    sql: "SELECT user_id, sum(amount)::DOUBLE, CAST(count(*) AS INTEGER) FROM clicks GROUP BY user_id",
+    shape: "grouped_by_key",
+  },
+  { sql: "SELECT _time::DATE, count(*)::DOUBLE FROM clicks GROUP BY 1", shape: "aggregate" },
+  {
+    sql: "SELECT time_bucket(INTERVAL 2 HOUR, _time), TRY_CAST(qty AS TINYINT), CAST(sum(price) AS FLOAT), [amount]::DOUBLE[] FROM clicks GROUP BY ALL",
+    shape: "aggregate",
+  },
+  {
+    sql: "SELECT _time + INTERVAL 1 HOUR, CAST(qty AS VARCHAR), qty::HUGEINT, seq FROM clicks ORDER BY seq LIMIT 3",
+    ordered: true,
+    shape: "rows",
+  },
+  {
+    sql: "SELECT min(_time::DATE), max(price / 3), sum(qty * 1.5), sum(amount * 1000000000000) FROM clicks",
+    shape: "aggregate",
+  },
   // Joins on the partition key are whole on each instance.
   {
     sql: "SELECT c.country, count(*), sum(o.total) FROM clicks c JOIN orders o ON c.user_id = o.user_id GROUP BY c.country ORDER BY 1",
@@ -244,6 +271,29 @@ describe("a distributed plan gives the one-instance answer", () => {
 
   it("plans every query in the table in the expected shape", () => {
     for (const c of CASES) assert.equal(plans.get(c.sql)?.shape, c.shape, c.sql);
+  });
+
+  it("fixes now() and its kin to the planner's instant, keeping the original names", async () => {
+    await cluster.load({
+      clicks: [{ user: 1, amount: 5, qty: 1, price: 1, cents: 1, country: "de", ok: true, minute: 0 }],
+      orders: [],
+      shares: 2,
+    });
+    const cases = [
+      "SELECT count(*), now(), CAST(now() AS DATE), current_date, today() FROM clicks",
+      "SELECT seq, current_timestamp, now()::DATE, get_current_time() FROM clicks ORDER BY seq LIMIT 3",
+      "SELECT user_id, count(*), now() - INTERVAL 1 HOUR FROM clicks GROUP BY user_id",
+    ];
+    // A day that is not today, so the real clock cannot pass for it.
+    const now = new Date("2020-02-29T12:00:00Z");
+    for (const sql of cases) {
+      const { expected, actual } = await cluster.answers(sql, await planDistributed(sql, { ...OPTIONS, now }), []);
+      assert.deepEqual(actual.columns, expected.columns, sql);
+      assert.equal(actual.rows.length, 1, sql);
+      const values = actual.rows[0]!.map(String).join(" ");
+      assert.match(values, /2020-02-29/, `${sql}: ${values}`);
+      assert.doesNotMatch(values, new RegExp(new Date().toISOString().slice(0, 10)), `${sql}: ${values}`);
+    }
   });
 
   it("over random rows split into 1 to 4 shares by user_id", async () => {

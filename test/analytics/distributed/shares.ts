@@ -74,7 +74,7 @@ function shareOf(user: string, shares: number): number {
 
 async function load(connection: DuckDBConnection, data: Rows, keep: (user: string) => boolean): Promise<void> {
   await connection.run(`CREATE OR REPLACE TABLE clicks (user_id VARCHAR, seq INTEGER, _time TIMESTAMPTZ, amount BIGINT,
-    qty INTEGER, price DOUBLE, dec DECIMAL(18, 2), country VARCHAR, ok BOOLEAN)`);
+    qty INTEGER, price DOUBLE, dec DECIMAL(18, 2), country VARCHAR, ok BOOLEAN, meta JSON)`);
   await connection.run("CREATE OR REPLACE TABLE orders (user_id VARCHAR, seq INTEGER, total BIGINT, status VARCHAR)");
   const c = data.clicks
     .map((r, seq) => ({ ...r, seq, user_id: `u${r.user}` }))
@@ -89,6 +89,7 @@ async function load(connection: DuckDBConnection, data: Rows, keep: (user: strin
       r.cents / 100,
       r.country,
       r.ok,
+      r.ok === null ? null : { k: r.country, n: r.qty, tags: r.ok ? ["a", "b"] : [] },
     ]);
   const o = data.orders
     .map((r, seq) => ({ ...r, seq, user_id: `u${r.user}` }))
@@ -97,7 +98,8 @@ async function load(connection: DuckDBConnection, data: Rows, keep: (user: strin
   if (c.length > 0) {
     await connection.run(
       `INSERT INTO clicks SELECT r->>0, CAST(r->>1 AS INTEGER), CAST(r->>2 AS TIMESTAMPTZ), CAST(r->>3 AS BIGINT),
-        CAST(r->>4 AS INTEGER), CAST(r->>5 AS DOUBLE), CAST(r->>6 AS DECIMAL(18, 2)), r->>7, CAST(r->>8 AS BOOLEAN)
+        CAST(r->>4 AS INTEGER), CAST(r->>5 AS DOUBLE), CAST(r->>6 AS DECIMAL(18, 2)), r->>7, CAST(r->>8 AS BOOLEAN),
+        CASE WHEN json_type(r->9) = 'NULL' THEN NULL ELSE r->9 END
        FROM (SELECT unnest(CAST(json($1) AS JSON[])) AS r)`,
       [JSON.stringify(c)],
     );
@@ -144,6 +146,22 @@ export class Shares {
     }
   }
 
+  /** `sql`'s answer over all rows, and `plan`'s from the shares. */
+  async answers(
+    sql: string,
+    plan: DistributedPlan,
+    params: readonly unknown[],
+  ): Promise<{ expected: QueryResult; actual: QueryResult }> {
+    const [whole, merger] = this.connections as [DuckDBConnection, DuckDBConnection];
+    const expected = await runSelect(whole, sql, params, LIMITS);
+    const partials: QueryResult[] = [];
+    for (let s = 0; s < this.shares; s++) {
+      const share = this.connections[s + 2]!;
+      partials.push(await runSelect(share, plan.partialSql, parametersFor(plan.partialParams, params), LIMITS));
+    }
+    return { expected, actual: await mergePartials(merger, plan, partials, params, LIMITS) };
+  }
+
   /**
    * Asserts that `plan` answers `sql` as one instance does: equal columns, and equal rows (in order
    * when `ordered`; only as many when `limited` without a total order, where any rows may be kept).
@@ -155,14 +173,7 @@ export class Shares {
     ordered: boolean,
     limited: boolean,
   ): Promise<void> {
-    const [whole, merger] = this.connections as [DuckDBConnection, DuckDBConnection];
-    const expected = await runSelect(whole, sql, params, LIMITS);
-    const partials: QueryResult[] = [];
-    for (let s = 0; s < this.shares; s++) {
-      const share = this.connections[s + 2]!;
-      partials.push(await runSelect(share, plan.partialSql, parametersFor(plan.partialParams, params), LIMITS));
-    }
-    const actual = await mergePartials(merger, plan, partials, params, LIMITS);
+    const { expected, actual } = await this.answers(sql, plan, params);
     const context = `${sql}\n  partial: ${plan.partialSql}\n  merge: ${plan.mergeSql}\n  shares: ${this.shares}`;
     assert.deepEqual(actual.columns, expected.columns, context);
     if (limited && !ordered) assert.equal(actual.rows.length, expected.rows.length, context);
