@@ -5,7 +5,9 @@
  */
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { RunnelError } from "../../core/errors.js";
+import { type QueryLimits, runSelect } from "../duckdb/query-runner.js";
 import type { QueryColumn, QueryResult } from "../types.js";
+import type { DistributedPlan } from "./types.js";
 
 function quoted(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
@@ -35,8 +37,42 @@ export async function loadPartials(connection: DuckDBConnection, results: readon
   await connection.run(`CREATE OR REPLACE TEMP TABLE partials (${definitions})`);
   const rows = results.flatMap((r) => r.rows);
   if (rows.length === 0) return;
-  const values = columns.map((c, i) => `CAST(r${isStructured(c.type) ? "->" : "->>"}${i} AS ${c.type})`).join(", ");
+  // A JSON null is SQL NULL: the API writes both as null, and an aggregate over a JSON column
+  // would order a JSON 'null' above every value.
+  const values = columns
+    .map((c, i) =>
+      isStructured(c.type)
+        ? `CAST(CASE WHEN json_type(r->${i}) = 'NULL' THEN NULL ELSE r->${i} END AS ${c.type})`
+        : `CAST(r->>${i} AS ${c.type})`,
+    )
+    .join(", ");
   await connection.run(`INSERT INTO partials SELECT ${values} FROM (SELECT unnest(CAST(json($1) AS JSON[])) AS r)`, [
     JSON.stringify(rows),
   ]);
+}
+
+/** The caller's parameters one half of a plan takes (`plan.partialParams` or `plan.mergeParams`). */
+export function parametersFor(indexes: readonly number[], params: readonly unknown[]): unknown[] {
+  return indexes.map((i) => params[i]);
+}
+
+/**
+ * The answer to a planned query from its partial results: loads them (loadPartials) and runs the
+ * merge, on `connection`, which should hold nothing else (a fresh sandbox: the merge is the
+ * caller's SQL too). The caller applies the time limit (withTimeLimit) around it.
+ *
+ * @example
+ * const plan = await planDistributed(sql, { partitionKey: "user_id", now: new Date() });
+ * const partials = await Promise.all(instances.map((i) => i.query(plan.partialSql, parametersFor(plan.partialParams, params))));
+ * const answer = await mergePartials(sandbox.connection, plan, partials, params, limits);
+ */
+export async function mergePartials(
+  connection: DuckDBConnection,
+  plan: DistributedPlan,
+  partials: readonly QueryResult[],
+  params: readonly unknown[],
+  limits: QueryLimits,
+): Promise<QueryResult> {
+  await loadPartials(connection, partials);
+  return runSelect(connection, plan.mergeSql, parametersFor(plan.mergeParams, params), limits);
 }

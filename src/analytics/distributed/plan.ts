@@ -7,8 +7,9 @@
  * DuckDB (json_deserialize_sql), as Druid's and Pinot's brokers split a query into per-segment
  * partial aggregates and a final merge.
  */
-import { type ParseNode, parseSelects, renderExpression, renderSelect } from "../sql/parse.js";
+import { type ParseNode, parseSelects, renderSelect } from "../sql/parse.js";
 import { isAggregate, mergeAggregate, notDistributable } from "./aggregates.js";
+import { outputNames } from "./names.js";
 import { nowFixed } from "./now.js";
 import { coPartitioned, type Relations } from "./relations.js";
 import {
@@ -21,11 +22,14 @@ import {
   columnRef,
   expressionKey,
   forEachExpression,
+  integer,
   isExpression,
   isNode,
   mapChildren,
   type Node,
+  positionalRef,
   star,
+  subquery,
   text,
 } from "./tree.js";
 import type { DistributedPlan, DistributeOptions, PlanShape } from "./types.js";
@@ -51,19 +55,33 @@ export async function planDistributed(sql: string, options: DistributeOptions): 
   const partitionKey = options.partitionKey.toLowerCase();
   const original = clone(statements[0] as ParseNode);
   const node = nowFixed(original, options.now);
-  await keepNames(original, node);
+  // Named from the statement as parsed: query_location still points into `sql` there.
+  const names = await outputNames(Array.isArray(original.select_list) ? (original.select_list as Node[]) : [], sql);
+  keepNames(original, node, names);
   const relations = plainSelect(node, partitionKey);
   const aggregated =
     (node.group_expressions as Node[]).length > 0 ||
     node.aggregate_handling === "FORCE_AGGREGATES" ||
     node.having !== null ||
     containsAggregate([node.select_list, orderModifier(node)?.orders]);
-  if (!aggregated) return rowsPlan(node, "rows");
+  if (!aggregated) return rowsPlan(node, "rows", names);
   const groups = groupExpressions(node);
-  if (groups.some((g) => isPreservedKey(g, partitionKey, relations))) {
-    return rowsPlan({ ...node, group_expressions: groups, group_sets: [groups.map((_, i) => i)] }, "grouped_by_key");
+  // A GROUP BY name that is a select alias is read as the aliased item: were it a column instead,
+  // an item `user_id AS k` would not be grouped and the query would not bind.
+  const aliases = new Map(
+    (node.select_list as Node[])
+      .filter((item) => text(item.alias) !== "")
+      .map((item) => [text(item.alias).toLowerCase(), item]),
+  );
+  const resolved = groups.map((g) => {
+    const name = bareName(g);
+    return (name === undefined ? undefined : aliases.get(name)) ?? g;
+  });
+  if (resolved.some((g) => isPreservedKey(g, partitionKey, relations))) {
+    const byKey = { ...node, group_expressions: groups, group_sets: [groups.map((_, i) => i)] };
+    return rowsPlan(byKey, "grouped_by_key", names);
   }
-  return aggregatePlan(node, groups, partitionKey);
+  return aggregatePlan(node, groups, partitionKey, names);
 }
 
 /**
@@ -158,7 +176,7 @@ function isPreservedKey(g: Node, partitionKey: string, relations: Relations): bo
  * Select items the time fix changed keep the name DuckDB gives the original (`now()` rather than
  * the literal's text).
  */
-async function keepNames(original: Node, fixed: Node): Promise<void> {
+function keepNames(original: Node, fixed: Node, names: readonly string[]): void {
   const before = original.select_list;
   const after = fixed.select_list;
   if (!Array.isArray(before) || !Array.isArray(after)) return;
@@ -166,40 +184,43 @@ async function keepNames(original: Node, fixed: Node): Promise<void> {
     const was: unknown = before[i];
     if (!isNode(item) || !isNode(was)) continue;
     if (text(item.alias) === "" && expressionKey(item) !== expressionKey(was)) {
-      after[i] = aliased(item as Node, await outputName(was as Node));
+      after[i] = aliased(item as Node, names[i] ?? "");
     }
   }
-}
-
-/** Select items' names as the result shows them: the alias, a column's own name, else DuckDB's text of it. */
-async function outputName(item: Node): Promise<string> {
-  const alias = text(item.alias);
-  if (alias !== "") return alias;
-  const parts = item.class === "COLUMN_REF" && Array.isArray(item.column_names) ? item.column_names : undefined;
-  if (parts !== undefined) return text(parts.at(-1));
-  return renderExpression(item);
 }
 
 /**
  * Rows that are final on the instance that computes them (no aggregate, or groups that never span
  * instances): each partial runs the query, keeping only its first limit + offset rows in order
- * under LIMIT; the merge orders all of them and applies LIMIT and OFFSET. ORDER BY terms that are
- * not an output column travel as extra `__runnel_o<i>` columns, left out of the answer.
+ * under LIMIT; the merge orders all of them and applies LIMIT and OFFSET. The partial's columns
+ * are `__runnel_c<i>`, renamed back by the merge (so two output columns may share a name), except
+ * under `*`, whose columns keep their names; ORDER BY terms that are not an output column travel
+ * as extra `__runnel_o<i>` columns, left out of the answer.
  */
-async function rowsPlan(node: Node, shape: PlanShape): Promise<DistributedPlan> {
+async function rowsPlan(node: Node, shape: PlanShape, names: readonly string[]): Promise<DistributedPlan> {
   const items = node.select_list as Node[];
-  const names = new Set<string>();
-  for (const item of items) {
-    const alias = text(item.alias).toLowerCase();
-    if (alias !== "") names.add(alias);
-    else if (bareName(item) !== undefined) names.add(bareName(item)!);
+  const starred = items.some((item) => item.class === "STAR");
+  if (
+    items.some((item) => item.class === "STAR" && text(item.relation_name) === "") &&
+    isNode(node.from_table) &&
+    node.from_table.type === "JOIN"
+  ) {
+    throw notDistributable("SELECT * over a join", "both sides have columns of one name; name the columns or use c.*");
+  }
+  // ORDER BY's bare names that are output columns (DuckDB reads them as such before table columns).
+  const positions = new Map<string, number>();
+  for (const [i, item] of items.entries()) {
+    const name = text(item.alias).toLowerCase() || bareName(item);
+    if (name !== undefined && !positions.has(name)) positions.set(name, i + 1);
   }
   const hidden: Node[] = [];
   const order = orderModifier(node);
-  const mergeOrders = ((order?.orders as Node[] | undefined) ?? []).map((o) => {
+  const orders = ((order?.orders as Node[] | undefined) ?? []).map((o) => {
     const e = o.expression as Node;
     const name = bareName(e);
-    if (positional(e) !== undefined || (name !== undefined && names.has(name))) return o;
+    if (positional(e) !== undefined) return o;
+    const k = name === undefined ? undefined : positions.get(name);
+    if (k !== undefined) return starred ? o : { ...o, expression: integer(k) };
     const column = `${PREFIX}o${hidden.length}`;
     hidden.push(aliased(e, column));
     return { ...o, expression: columnRef(column) };
@@ -210,25 +231,34 @@ async function rowsPlan(node: Node, shape: PlanShape): Promise<DistributedPlan> 
       "an ORDER BY term is not a selected column; order by an output column",
     );
   }
+  const orderBy = orders.length > 0 ? [{ type: "ORDER_MODIFIER", orders }] : [];
+  const distinct = isDistinct(node) ? [{ type: "DISTINCT_MODIFIER", distinct_on_targets: [] }] : [];
   const limit = limitModifier(node);
-  const partialModifiers = (node.modifiers as Node[]).filter((m) => m.type === "DISTINCT_MODIFIER");
+  const partialModifiers: Node[] = [...distinct];
   if (limit !== undefined && isExpression(limit.limit)) {
     // Each instance's first limit + offset rows (in the query's order) hold the answer's rows.
     const keep = isExpression(limit.offset)
       ? call("+", [limit.limit, limit.offset], { isOperator: true })
       : limit.limit;
-    if (order !== undefined) partialModifiers.push(order);
-    partialModifiers.push({ type: "LIMIT_MODIFIER", limit: keep, offset: null });
+    partialModifiers.push(...orderBy, { type: "LIMIT_MODIFIER", limit: keep, offset: null });
   }
-  const partial: Node = { ...node, select_list: [...items, ...hidden], modifiers: partialModifiers };
-  const merge = selectFrom(
-    [star(hidden.map((h) => text(h.alias)))],
-    [
-      ...(isDistinct(node) ? [{ type: "DISTINCT_MODIFIER", distinct_on_targets: [] }] : []),
-      ...(mergeOrders.length > 0 ? [{ type: "ORDER_MODIFIER", orders: mergeOrders }] : []),
-      ...(limit !== undefined ? [limit] : []),
-    ],
-  );
+  const query: Node = { ...node, select_list: [...items, ...hidden], modifiers: partialModifiers };
+  // Renamed outside the query, whose WHERE, GROUP BY and ORDER BY may use the items' aliases.
+  const partial = starred
+    ? query
+    : {
+        ...selectFrom(
+          [...items, ...hidden].map((h, i) =>
+            positionalRef(i + 1, i < items.length ? `${PREFIX}c${i}` : text(h.alias)),
+          ),
+          [],
+        ),
+        from_table: subquery(query),
+      };
+  const mergeItems = starred
+    ? [star(hidden.map((h) => text(h.alias)))]
+    : items.map((_, i) => aliased(columnRef(`${PREFIX}c${i}`), names[i] ?? ""));
+  const merge = selectFrom(mergeItems, [...distinct, ...orderBy, ...(limit !== undefined ? [limit] : [])]);
   return rendered(shape, partial, merge);
 }
 
@@ -238,21 +268,41 @@ async function rowsPlan(node: Node, shape: PlanShape): Promise<DistributedPlan> 
  * from them (`__runnel_s<i>`); the merge groups the partials by the keys, combines the aggregates
  * (./aggregates.ts), then applies HAVING, DISTINCT, ORDER BY, LIMIT and OFFSET as written.
  */
-async function aggregatePlan(node: Node, groups: Node[], partitionKey: string): Promise<DistributedPlan> {
+async function aggregatePlan(
+  node: Node,
+  groups: Node[],
+  partitionKey: string,
+  names: readonly string[],
+): Promise<DistributedPlan> {
   const items = node.select_list as Node[];
   // Names that are GROUP BY columns are columns everywhere; any other name matching an aggregate
   // item's alias is that alias (DuckDB binds HAVING and ORDER BY names to aliases first, and an
   // ungrouped column could not be read at all).
   const groupNames = new Set(groups.map(bareName).filter((n) => n !== undefined));
-  const aggregateAliases = new Set(
-    items
-      .filter((item) => containsAggregate(item) && text(item.alias) !== "")
-      .map((item) => text(item.alias).toLowerCase()),
-  );
+  const aggregateAliases = new Set<string>();
   const isAggregateAlias = (e: Node): boolean => {
     const name = bareName(e);
     return name !== undefined && aggregateAliases.has(name) && !groupNames.has(name);
   };
+  /** Computed from aggregates, directly or through an earlier item's alias. */
+  const aggregated = (e: Node): boolean => {
+    let found = false;
+    forEachExpression(e, (x) => {
+      if (isAggregate(x) || isAggregateAlias(x)) found = true;
+      return !found;
+    });
+    return found;
+  };
+  const kept: Node[] = [];
+  for (const item of items) {
+    const alias = text(item.alias);
+    if (aggregated(item)) {
+      if (alias !== "") aggregateAliases.add(alias.toLowerCase());
+    } else if (alias !== "") {
+      // The partial keeps it: GROUP BY, WHERE and values computed from the keys may use its alias.
+      kept.push(item);
+    }
+  }
   const partialColumns: Node[] = groups.map((g, i) => aliased(g, `${PREFIX}g${i}`));
   const byKey = new Map<string, string>();
   const partial = (e: Node, kind: "a" | "s"): string => {
@@ -272,14 +322,12 @@ async function aggregatePlan(node: Node, groups: Node[], partitionKey: string): 
         "",
       );
     if (isAggregateAlias(e)) return e;
-    let usesAggregate = false;
     let readsRows = false;
     forEachExpression(e, (x) => {
-      if (isAggregate(x) || isAggregateAlias(x)) usesAggregate = true;
       if (x.class === "COLUMN_REF" || x.class === "STAR") readsRows = true;
-      return undefined;
+      return !readsRows;
     });
-    if (!usesAggregate) {
+    if (!aggregated(e)) {
       // A value of the group (GROUP BY guarantees it is one per group): computed by the partial,
       // the same in every partial row of the group.
       return readsRows ? call("any_value", [columnRef(partial(aliased(e, ""), "s"))]) : e;
@@ -287,9 +335,7 @@ async function aggregatePlan(node: Node, groups: Node[], partitionKey: string): 
     if (e.class === "LAMBDA") throw notDistributable("a lambda over an aggregate", "not planned");
     return mapChildren(e, rewrite);
   };
-  const mergeItems = await Promise.all(
-    items.map(async (item) => aliased(rewrite(aliased(item, "")), await outputName(item))),
-  );
+  const mergeItems = items.map((item, i) => aliased(rewrite(aliased(item, "")), names[i] ?? ""));
   const having = isExpression(node.having) ? rewrite(node.having) : null;
   const mergeModifiers = (node.modifiers as Node[]).map((m) => {
     if (m.type !== "ORDER_MODIFIER") return m;
@@ -301,9 +347,6 @@ async function aggregatePlan(node: Node, groups: Node[], partitionKey: string): 
     });
     return { ...m, orders };
   });
-  // The partial keeps the query's items without aggregates (their aliases are what GROUP BY and
-  // the values computed from the keys may refer to), ahead of its own columns.
-  const kept = items.filter((item) => !containsAggregate(item) && text(item.alias) !== "");
   const partialNode: Node = {
     ...node,
     select_list: [...kept, ...partialColumns],

@@ -16,7 +16,10 @@ export interface Relations {
   readonly unqualifiedKeyPreserved: boolean;
 }
 
-const JOIN_TYPES = new Set(["INNER", "LEFT", "RIGHT", "OUTER", "SEMI", "ANTI"]);
+const JOIN_TYPES = new Set(["INNER", "LEFT", "RIGHT", "FULL", "SEMI", "ANTI"]);
+/** Join types whose left side's rows are never NULL-extended, and the right side's. */
+const KEEPS_LEFT = new Set(["INNER", "LEFT", "SEMI", "ANTI"]);
+const KEEPS_RIGHT = new Set(["INNER", "RIGHT"]);
 
 /** The relations of `from`, or a refusal naming the FROM item or join that is not co-partitioned. */
 export function coPartitioned(from: unknown, partitionKey: string): Relations {
@@ -48,8 +51,9 @@ export function coPartitioned(from: unknown, partitionKey: string): Relations {
   }
   const names = new Set([...left.names, ...right.names]);
   const preserved = new Set<string>();
-  if (joinType !== "RIGHT" && joinType !== "OUTER") for (const n of left.preserved) preserved.add(n);
-  if (joinType !== "LEFT" && joinType !== "OUTER") for (const n of right.preserved) preserved.add(n);
+  if (KEEPS_LEFT.has(joinType)) for (const n of left.preserved) preserved.add(n);
+  // A semi or anti join's right side is not in its output at all.
+  if (KEEPS_RIGHT.has(joinType)) for (const n of right.preserved) preserved.add(n);
   // An unqualified key in a join is only valid through USING, whose column is never NULL when either side has a row.
   return { names, preserved, unqualifiedKeyPreserved: true };
 }

@@ -109,13 +109,21 @@ export function cast(child: Node, type: string): Node {
   };
 }
 
-export function varchar(value: string): Node {
+function constant(id: string, value: string | number): Node {
   return {
     class: "CONSTANT",
     type: "VALUE_CONSTANT",
     alias: "",
-    value: { type: { id: "VARCHAR", type_info: null }, is_null: false, value },
+    value: { type: { id, type_info: null }, is_null: false, value },
   };
+}
+
+export function varchar(value: string): Node {
+  return constant("VARCHAR", value);
+}
+
+export function integer(value: number): Node {
+  return constant("INTEGER", value);
 }
 
 export function star(exclude: readonly string[]): Node {
@@ -144,6 +152,16 @@ export function baseTable(name: string): Node {
     catalog_name: "",
     at_clause: null,
   };
+}
+
+/** `FROM (node)`. */
+export function subquery(node: Node): Node {
+  return { type: "SUBQUERY", alias: "", sample: null, subquery: { node, named_param_map: [] }, column_name_alias: [] };
+}
+
+/** `#index AS alias`: a column of the FROM item by position. */
+export function positionalRef(index: number, alias: string): Node {
+  return { class: "POSITIONAL_REFERENCE", type: "POSITIONAL_REFERENCE", alias, index };
 }
 
 /** `value` as an alias on a copy of `node`. */
