@@ -18,6 +18,7 @@
  * between instances are signed (./instance-auth.ts) and carry the caller's scope, which the owner
  * applies as it is: a `user` scope stays that user's rows only.
  */
+import { parametersFor } from "../../analytics/distributed/partials.js";
 import type { DistributedPlan, DistributeOptions } from "../../analytics/distributed/types.js";
 import { checkQuery } from "../../analytics/sql/check.js";
 import type { AnalyticsStore, QueryResult, QueryScope } from "../../analytics/types.js";
@@ -48,7 +49,7 @@ export interface ShareRequest {
 /** The planner and the merge of partial results (src/analytics/distributed/). */
 export interface DistributedQueries {
   plan(sql: string, options: DistributeOptions): Promise<DistributedPlan>;
-  /** Runs `plan.mergeSql` with `params` over a table `partials` holding every partial's rows. */
+  /** Runs `plan.mergeSql` over a table `partials` holding every partial's rows; `params`: the caller's, all of them. */
   merge(plan: DistributedPlan, partials: readonly QueryResult[], params: readonly unknown[]): Promise<QueryResult>;
 }
 
@@ -98,17 +99,13 @@ export class QueryRouter {
     if (owners.length === 1) return this.ask(owners[0] as SlotOwner, { sql, params, scope, slots: needed, tables });
     refuseUnlessCopartitioned(partitions);
     const plan = await this.options.distributed.plan(sql, { partitionKey: PARTITION_KEY, now: new Date(this.now()) });
-    const partialParams = plan.partialParams.map((i) => params[i] ?? null);
+    const partialParams = parametersFor(plan.partialParams, params);
     const partials = await Promise.all(
       owners.map((owner) =>
         this.ask(owner, { sql: plan.partialSql, params: partialParams, scope, slots: owner.slots, tables }),
       ),
     );
-    return this.options.distributed.merge(
-      plan,
-      partials,
-      plan.mergeParams.map((i) => params[i] ?? null),
-    );
+    return this.options.distributed.merge(plan, partials, params);
   }
 
   /** Checks that a share request was signed by an instance of this installation; returns its id. */
