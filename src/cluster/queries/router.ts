@@ -121,8 +121,9 @@ export class QueryRouter {
     const { ownership } = this.options;
     const slots = new Set(request.slots);
     const missing = [...slots].filter((s) => !ownership.owned().has(s));
-    if (missing.length > 0)
+    if (missing.length > 0) {
       throw rebalancing(`instance ${this.options.instanceId} does not own slot ${missing.join(", ")}`);
+    }
     if (ownership.validUntil() <= this.now()) {
       throw rebalancing(`instance ${this.options.instanceId} cannot confirm its ownership (its lease ran out)`);
     }
@@ -157,11 +158,14 @@ export class QueryRouter {
     const read = [...tables].sort();
     const partitions = new Map(streams.filter((s) => tables.has(s.name)).map((s) => [s.name, s.partitions]));
     if (tables.size === 0) return { slots: [], tables: read, partitions };
-    if (scope.kind === "all") {
-      return { slots: Array.from({ length: slotCount }, (_, s) => s), tables: read, partitions };
-    }
     const slots = new Set<number>();
-    for (const [, n] of partitions) slots.add(partitionForKey(scope.userId, n) % slotCount);
+    if (scope.kind === "all") {
+      // Every partition's slot, and slot 0, which answers for imported rows (they have no partition).
+      slots.add(0);
+      for (const [, n] of partitions) for (let p = 0; p < Math.min(n, slotCount); p++) slots.add(p);
+    } else {
+      for (const [, n] of partitions) slots.add(partitionForKey(scope.userId, n) % slotCount);
+    }
     return { slots: [...slots].sort((a, b) => a - b), tables: read, partitions };
   }
 
