@@ -11,7 +11,7 @@ import type { DeadLetterSink } from "../core/dead-letters.js";
 import { RunnelError } from "../core/errors.js";
 import { SerialQueue } from "../core/serial-queue.js";
 import type { BlockList } from "../ingest/ingestor.js";
-import type { EventLog } from "../log/types.js";
+import type { EventLog, FencedWriter } from "../log/types.js";
 import { type MonitoringProbe, noopProbe, type RuleRef } from "../monitoring/probes.js";
 import type { CheckpointStore } from "../runtime/checkpoint/store.js";
 import type { CheckpointObserver } from "../runtime/driver.js";
@@ -46,6 +46,12 @@ export interface RuleManagerOptions {
   readonly deadLetters?: DeadLetterSink;
   /** The partitions this instance runs the rules' tasks of (cluster mode); default all. */
   readonly ownership?: PartitionOwnership;
+  /**
+   * Each task's fenced writer (cluster mode on Kafka, TaskDriverOptions.fencedWriter): a rule's
+   * dead letters and its repartition stage's copies and markers, refused once another instance
+   * took the task.
+   */
+  readonly fencedWriter?: (task: string) => FencedWriter;
 }
 
 export interface RuleView extends RuleRecord {
@@ -440,6 +446,7 @@ export class RuleManager implements BlockList {
       checkpointObserver: this.checkpointObserver,
       ...(this.options.deadLetters !== undefined && { deadLetters: this.options.deadLetters }),
       ...(this.options.ownership !== undefined && { ownership: this.options.ownership }),
+      ...(this.options.fencedWriter !== undefined && { fencedWriter: this.options.fencedWriter }),
     });
     try {
       await runner.start();
@@ -470,6 +477,7 @@ export class RuleManager implements BlockList {
       ...(retentionMs !== undefined && { retentionMs }),
       ...(this.options.deadLetters !== undefined && { deadLetters: this.options.deadLetters }),
       ...(this.options.ownership !== undefined && { ownership: this.options.ownership }),
+      ...(this.options.fencedWriter !== undefined && { fencedWriter: this.options.fencedWriter }),
     });
     await stage.start();
     return stage;
