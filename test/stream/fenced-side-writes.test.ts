@@ -8,6 +8,10 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
+import { ruleTask } from "../../src/cep/checkpoint.js";
+import { compileRule } from "../../src/cep/rule/compile.js";
+import { validateRuleSpec } from "../../src/cep/rule/spec.js";
+import { RuleRunner } from "../../src/cep/runner.js";
 import { SlotOwnership } from "../../src/cluster/ownership.js";
 import { createKafkaEventLog, type KafkaEventLog } from "../../src/log/kafka/index.js";
 import { type AppendRecord, type FencedWriter, partitionForKey, WriterFencedError } from "../../src/log/types.js";
@@ -200,3 +204,75 @@ for (const [i, { mode, sql }] of CASES.entries()) {
     });
   });
 }
+
+it("a rule's dead letter held past the move is refused; the record is dead-lettered once, by the new owner", async () => {
+  const prefix = `${RUN}rule-`;
+  const admin = await openLog(prefix, "fenced-side-rule-admin");
+  await admin.createStream("tx", { partitions: PARTITIONS });
+  await admin.createStream("tx_dead_letter", { partitions: 1 });
+  const compiled = compileRule(
+    validateRuleSpec({
+      name: "burst",
+      stream: "tx",
+      pattern: [{ name: "large", where: "amount > 500", times: { min: 3 } }],
+      within: "2m",
+    }),
+  );
+  const stores: PostgresCheckpointStore[] = [];
+  const instance = async (id: string, slots: number[], held?: (stream: string) => boolean) => {
+    const log = await openLog(prefix, `fenced-side-rule-${id}`, ["tx", "tx_dead_letter"]);
+    const paused = held === undefined ? undefined : pausedAppends(log, prefix, held);
+    const ownership = new SlotOwnership(2, slots);
+    const store = await openStore();
+    stores.push(store);
+    const rule = new RuleRunner({
+      log,
+      ruleId: "burst",
+      stream: "tx",
+      compiled,
+      checkpoints: store,
+      owner: id,
+      sink: async () => {},
+      checkpointEveryMs: 0,
+      retryDelayMs: 50,
+      ownership,
+      deadLetters: deadLettersOn(log).sink,
+      fencedWriter: paused?.writers ?? ((task) => log.fencedWriter(`${prefix}${task}`)),
+    });
+    cleanups.push(() => rule.stop());
+    await rule.start();
+    return { ownership, paused };
+  };
+  const a = await instance("a", [0]);
+  const b = await instance("b", [1], (stream) => stream.endsWith("_dead_letter"));
+  const user = userIn(1);
+  // A rule starts at the end of its stream: B checkpoints a position first, which A resumes from.
+  await admin.append("tx", [
+    { key: user, timestamp: Date.now(), value: encoder.encode(JSON.stringify({ user_id: user, amount: 1 })) },
+  ]);
+  await until(
+    async () => (await stores[1]!.read(ruleTask("burst", 1)))?.epoch,
+    (epoch) => epoch !== undefined,
+    "B's checkpoint of partition 1",
+  );
+  const [poisoned] = await admin.append("tx", [{ key: user, timestamp: Date.now(), value: deepValue(user) }]);
+  await until(
+    async () => b.paused!.outcomes.length,
+    (n) => n >= 1,
+    "B's dead letter to reach the gate",
+  );
+  await a.ownership.set([0, 1]);
+  const letters = () => readStream(admin, "tx_dead_letter");
+  await until(letters, (l) => l.length >= 1, "A's dead letter");
+  b.paused!.release();
+  const outcomes = await Promise.all(b.paused!.outcomes);
+  for (const o of outcomes) assert.ok(o instanceof WriterFencedError, `B's held dead letter ended with ${String(o)}`);
+  await b.ownership.set([]);
+  await new Promise((r) => setTimeout(r, 300));
+  const written = (await letters()).map((r) => JSON.parse(new TextDecoder().decode(r.value)) as { offset: number });
+  assert.deepEqual(
+    written.map((l) => l.offset),
+    [poisoned!.offset],
+    "one letter for the record",
+  );
+});
