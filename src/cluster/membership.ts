@@ -277,19 +277,15 @@ export class GroupMembership extends EventEmitter<MembershipEvents> {
       }
     }
     // A stream that is never read fetches nothing; its errors are the heartbeat's, reported below.
-    const stream = this.stream;
-    const consumer = this.consumer;
-    stream.on("error", (e: Error) => this.emit("error", e));
+    this.stream.on("error", (e: Error) => this.emit("error", e));
     // The client still refreshes the stream's offsets when a broker goes away, and a refresh that
-    // fails (the broker of a partition, or the group coordinator, killed) destroys the stream. A
-    // closed stream untracks its topics: the member's heartbeats then subscribe to nothing, the
-    // broker gives it no partition from then on, and it stays in the group idle. So it joins again.
-    stream.once("close", () => {
-      if (this.stream !== stream || this.consumer !== consumer || this.left) return;
-      this.emit("error", new Error(`group "${this.options.group}": the member's stream closed; joining again`));
-      void this.rejoin(consumer, "rebalance");
-    });
-    this.reconcile(consumer, "rebalance");
+    // fails (the broker of a partition or the group coordinator killed) destroys the stream, which
+    // untracks its topics: the member's heartbeats would then subscribe to nothing, the broker would
+    // move its partitions to the others and never give it one again. One more reference to the
+    // topics keeps the subscription whatever becomes of the stream (the membership reads nothing
+    // from it).
+    this.consumer.topics.trackAll(...this.options.topics);
+    this.reconcile(this.consumer, "rebalance");
   }
 
   /**
@@ -368,13 +364,12 @@ export class GroupMembership extends EventEmitter<MembershipEvents> {
    * a long pause, a partition from the coordinator). Its partitions may already be another
    * member's, so they are revoked at once ("fenced"), and the member joins again as a new one.
    * The client (2.12) would otherwise repeat the refused heartbeat for ever and keep reporting the
-   * old assignment. Also when the client closed the member's stream (`reason` "rebalance"): the
-   * member leaves and joins again. A join that fails (no coordinator while a broker is down) is
-   * tried again every second until it succeeds or leave() is called.
+   * old assignment. A join that fails (no coordinator while a broker is down) is tried again every
+   * second until it succeeds or leave() is called.
    */
-  private async rejoin(stale: Consumer, reason: RevokeReason = "fenced"): Promise<void> {
+  private async rejoin(stale: Consumer): Promise<void> {
     this.consumer = undefined;
-    this.apply([], reason);
+    this.apply([], "fenced");
     await this.disconnect(stale);
     while (!this.left) {
       try {
