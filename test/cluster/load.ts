@@ -29,6 +29,8 @@ export class SteadyLoad {
   /** Ids of events posted, acknowledged or not (a batch cut by a kill may still have been appended). */
   readonly sent = new Set<number>();
   readonly refusals: Refusal[] = [];
+  /** Every request: when its answer (or failure) came, and how long it took. */
+  readonly answers: { at: number; ms: number }[] = [];
   private next = 0;
   private stopped = false;
   private loop: Promise<void> | undefined;
@@ -64,6 +66,7 @@ export class SteadyLoad {
       const ids = Array.from({ length: this.batch }, () => this.next++);
       for (const id of ids) this.sent.add(id);
       const events = this.makeEvents(ids);
+      const sentAt = Date.now();
       try {
         const res = await fetch(`${target.url}/api/v1/streams/${this.stream}/events`, {
           method: "POST",
@@ -78,6 +81,7 @@ export class SteadyLoad {
         const status = (e as Error).name === "TimeoutError" ? "timeout" : "error";
         this.refusals.push({ at: Date.now(), instance: target.id, status });
       }
+      this.answers.push({ at: Date.now(), ms: Date.now() - sentAt });
       await sleep(this.pauseMs);
     }
   }
