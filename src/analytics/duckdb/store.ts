@@ -98,6 +98,23 @@ export interface DuckDbAnalyticsStoreOptions {
    * has no archive and no file access at all.
    */
   readonly archiveDir?: string;
+  /** Told how long each step of every `user` query took (bench/archive.ts reports them). */
+  readonly onUserQuery?: (steps: UserQuerySteps) => void;
+}
+
+/** Milliseconds spent in each step of one `user` query, in the order they run. */
+export interface UserQuerySteps {
+  /** Parsing (DuckDB's parser, or the cache of its answers) and walking the tree. */
+  check: number;
+  /** Waiting for a reader connection and a sandbox. */
+  sandbox: number;
+  /** Evaluating the query's time bounds in the sandbox. */
+  bounds: number;
+  /** Reading the user's rows from the hot table and archive into the sandbox. */
+  copy: number;
+  /** Running the user's SQL in the sandbox and reading its result. */
+  run: number;
+  total: number;
 }
 
 /** Hot rows of one partition due for the archive: offsets [offsetStart, offsetEnd). */
@@ -495,7 +512,22 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
   async query(sql: string, params: readonly unknown[], scope: QueryScope): Promise<QueryResult> {
     const readers = this.readers;
     if (!readers) throw new RunnelError("not_ready", "analytics store is not open");
+    const started = performance.now();
     const checked = await checkQuery(sql, new Set([...this.schemas.keys(), ...this.rollups.names()]));
+    const steps: UserQuerySteps = {
+      check: performance.now() - started,
+      sandbox: 0,
+      bounds: 0,
+      copy: 0,
+      run: 0,
+      total: 0,
+    };
+    let mark = performance.now();
+    const lap = (step: Exclude<keyof UserQuerySteps, "total">) => {
+      const at = performance.now();
+      steps[step] += at - mark;
+      mark = at;
+    };
     if (scope.kind === "user") {
       for (const table of checked.tables) {
         const rollup = this.rollups.named(table)?.rollup;
@@ -520,8 +552,10 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
             );
           }
           const sandbox = await this.sandboxes.take();
+          lap("sandbox");
+          let ended = false;
           try {
-            return await withTimeLimit([source, sandbox.connection], timeoutMs, async () => {
+            const answer = await withTimeLimit([source, sandbox.connection], timeoutMs, async () => {
               const target = sandbox.connection;
               // One transaction for the bounds, the copies and the query: `now()` is the same in all.
               await target.run("BEGIN TRANSACTION");
@@ -530,6 +564,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
               // made before the snapshot: a view made in a transaction that rolls back is gone.
               const rollups = [...checked.tables].filter((table) => this.rollups.named(table) !== undefined);
               if (rollups.length > 0) await this.prepareViews(source, new Set(rollups));
+              lap("copy");
               // The copies in one snapshot of the store (see inSnapshot): every table as of one moment.
               await inSnapshot(source, async () => {
                 for (const table of checked.tables) {
@@ -537,7 +572,9 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
                     await copyUserRows(source, target, table, scope.userId);
                     continue;
                   }
+                  lap("copy");
                   const range = await evaluateTimeRange(target, await timeBounds(checked.statement, table), params);
+                  lap("bounds");
                   const select = userRowsSql(
                     this.database,
                     table,
@@ -549,10 +586,19 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
                   await copyUserRows(source, target, table, scope.userId, select);
                 }
               });
-              return runSelect(target, sql, params, this.limits);
+              lap("copy");
+              const result = await runSelect(target, sql, params, this.limits);
+              lap("run");
+              steps.total = performance.now() - started;
+              this.options.onUserQuery?.(steps);
+              return result;
             });
+            ended = true;
+            return answer;
           } finally {
-            sandbox.dispose();
+            // Only a query that ended well leaves its sandbox in a state known to roll back.
+            if (ended) this.sandboxes.release(sandbox);
+            else this.sandboxes.discard(sandbox);
           }
         } finally {
           this.epochs.leave(epoch);
