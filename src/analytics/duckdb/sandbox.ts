@@ -8,10 +8,11 @@
  * rolling that transaction back leaves the instance as it was created: no table, no view, no
  * sequence. The pool hands such a sandbox to the next query only once it has checked that its
  * catalog is empty again; a sandbox whose query failed or whose check finds anything is closed
- * instead. Reusing saves creating an instance (~15 ms of CPU) per query, which on this 2-core
- * machine competed with the queries themselves; nothing a SELECT can do survives the rollback:
- * settings are locked, and the statements that make state that outlives a transaction (SET,
- * PREPARE, CREATE SEQUENCE with nextval) are not SELECTs, which the query check and the runner both require.
+ * instead. Reusing saves creating an instance (~15 ms of CPU, and a few ms closing it on the
+ * event loop) per query, which on a 2-core machine competed with the queries themselves. Nothing
+ * a SELECT can do survives the rollback but the position of random()'s generator: settings are
+ * locked, and what keeps state past a transaction (SET, PREPARE, CREATE) is no SELECT, which
+ * both the query check and the runner require.
  */
 import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import { type EngineLimits, limitReadAhead, lockEngine, openEngine } from "./engine.js";
