@@ -384,6 +384,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       probe: monitoring.probe,
       deadLetters,
       ...(cluster !== undefined && { ownership: cluster.ownership }),
+      ...(fencedWriter !== undefined && { fencedWriter }),
     });
     ruleManager = rules;
     await rules.open();
