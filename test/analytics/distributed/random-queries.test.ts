@@ -92,6 +92,7 @@ function item(numeric: readonly string[], other: readonly string[]): fc.Arbitrar
     fc.constantFrom(...other),
     fc.tuple(n, n).map(([x, y]) => `${x} + ${y}`),
     n.map((x) => `${x} * 2`),
+    n.map((x) => `${x}::DOUBLE`),
     fc
       .tuple(fc.constantFrom(...other), n)
       .map(([x, y]) => `CASE WHEN ${x} IS NULL THEN 0 ELSE 1 END + coalesce(${y}, 0)`),
@@ -112,12 +113,19 @@ function grouped(pools: Pools, byUser: boolean): fc.Arbitrary<Query> {
       groupBy: fc.constantFrom("expression", "position", "alias", "all"),
       where: fc.option(fc.constantFrom(...pools.where)),
       having: fc.option(fc.constantFrom("count(*) > 1", "a0 IS NOT NULL", "sum(1) < 5")),
+      // Unaliased items are named by DuckDB's text of them, which the merge must reproduce.
+      named: fc.boolean(),
       directions: fc.array(direction, { minLength: 8, maxLength: 8 }),
       limit,
     })
     .map((q) => {
       const keys = byUser ? [pools.user, ...q.keys] : q.keys;
-      const select = [...keys.map((k, i) => `${k} AS k${i}`), ...q.items.map((a, i) => `${a} AS a${i}`)];
+      const named = q.named || q.groupBy === "alias";
+      const select = [
+        ...keys.map((k, i) => (named ? `${k} AS k${i}` : k)),
+        ...q.items.map((a, i) => (named ? `${a} AS a${i}` : a)),
+      ];
+      const having = named ? q.having : q.having?.replace("a0", `(${q.items[0]})`);
       const group =
         keys.length === 0
           ? ""
@@ -130,7 +138,7 @@ function grouped(pools: Pools, byUser: boolean): fc.Arbitrary<Query> {
         `SELECT ${select.join(", ")} FROM ${pools.from}` +
         (q.where === null ? "" : ` WHERE ${q.where}`) +
         group +
-        (q.having === null ? "" : ` HAVING ${q.having}`) +
+        (having === null || having === undefined ? "" : ` HAVING ${having}`) +
         ` ORDER BY ${order}${q.limit}`;
       return { sql, shape: byUser ? "grouped_by_key" : "aggregate" };
     });
