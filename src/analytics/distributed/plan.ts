@@ -8,17 +8,17 @@
  * partial aggregates and a final merge.
  */
 import { type ParseNode, parseSelects, renderSelect } from "../sql/parse.js";
-import { isAggregate, mergeAggregate, notDistributable } from "./aggregates.js";
+import { isAggregate, mergeAggregate, notDistributable, type PartitionKey } from "./aggregates.js";
 import { outputNames } from "./names.js";
 import { nowFixed } from "./now.js";
 import { coPartitioned, type Relations } from "./relations.js";
+import { groupExpressions, isAggregating, isGroupedByKey, isKeyColumn, modifier, positional } from "./select.js";
 import {
   aliased,
   bareName,
   baseTable,
   call,
   clone,
-  columnParts,
   columnRef,
   expressionKey,
   forEachExpression,
@@ -54,34 +54,56 @@ export async function planDistributed(sql: string, options: DistributeOptions): 
   if (statements.length !== 1) throw notDistributable("several statements", "only one SELECT is planned");
   const partitionKey = options.partitionKey.toLowerCase();
   const original = clone(statements[0] as ParseNode);
-  const node = nowFixed(original, options.now);
+  const node = nowFixed(inlineCtes(original), options.now);
   // Named from the statement as parsed: query_location still points into `sql` there.
   const names = await outputNames(Array.isArray(original.select_list) ? (original.select_list as Node[]) : [], sql);
   keepNames(original, node, names);
   const relations = plainSelect(node, partitionKey);
-  const aggregated =
-    (node.group_expressions as Node[]).length > 0 ||
-    node.aggregate_handling === "FORCE_AGGREGATES" ||
-    node.having !== null ||
-    containsAggregate([node.select_list, orderModifier(node)?.orders]);
-  if (!aggregated) return rowsPlan(node, "rows", names);
+  if (!isAggregating(node)) return rowsPlan(node, "rows", names);
   const groups = groupExpressions(node);
-  // A GROUP BY name that is a select alias is read as the aliased item: were it a column instead,
-  // an item `user_id AS k` would not be grouped and the query would not bind.
-  const aliases = new Map(
-    (node.select_list as Node[])
-      .filter((item) => text(item.alias) !== "")
-      .map((item) => [text(item.alias).toLowerCase(), item]),
-  );
-  const resolved = groups.map((g) => {
-    const name = bareName(g);
-    return (name === undefined ? undefined : aliases.get(name)) ?? g;
-  });
-  if (resolved.some((g) => isPreservedKey(g, partitionKey, relations))) {
+  if (isGroupedByKey(node, groups, partitionKey, relations)) {
     const byKey = { ...node, group_expressions: groups, group_sets: [groups.map((_, i) => i)] };
     return rowsPlan(byKey, "grouped_by_key", names);
   }
-  return aggregatePlan(node, groups, partitionKey, names);
+  const key = { name: partitionKey, isKey: (ref: Node) => isKeyColumn(ref, partitionKey, relations, false) };
+  return aggregatePlan(node, groups, key, names);
+}
+
+/**
+ * `node` with its WITH clause's queries written where they are read, as subqueries in FROM (which
+ * relations.ts then checks like any other); a later one may read an earlier one.
+ */
+function inlineCtes(node: Node): Node {
+  const entries = isNode(node.cte_map) && Array.isArray(node.cte_map.map) ? (node.cte_map.map as unknown[]) : [];
+  if (entries.length === 0) return node;
+  const bodies = new Map<string, { node: Node; aliases: unknown[] }>();
+  const inline = (x: unknown): unknown => {
+    if (Array.isArray(x)) return x.map(inline);
+    if (!isNode(x)) return x;
+    const name = text(x.table_name).toLowerCase();
+    const body = x.type === "BASE_TABLE" && text(x.schema_name) === "" ? bodies.get(name) : undefined;
+    if (body !== undefined) {
+      const renamed = Array.isArray(x.column_name_alias) && x.column_name_alias.length > 0;
+      return {
+        type: "SUBQUERY",
+        alias: text(x.alias) || text(x.table_name),
+        sample: x.sample ?? null,
+        subquery: { node: structuredClone(body.node), named_param_map: [] },
+        column_name_alias: renamed ? x.column_name_alias : body.aliases,
+      };
+    }
+    return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, inline(v)]));
+  };
+  for (const entry of entries) {
+    const value = isNode(entry) && isNode(entry.value) ? entry.value : undefined;
+    const query = value !== undefined && isNode(value.query) && isNode(value.query.node) ? value.query.node : undefined;
+    if (!isNode(entry) || value === undefined || query === undefined) throw notDistributable("WITH", "unsupported");
+    bodies.set(text(entry.key).toLowerCase(), {
+      node: inline(query) as Node,
+      aliases: Array.isArray(value.aliases) ? value.aliases : [],
+    });
+  }
+  return inline({ ...node, cte_map: { map: [] } }) as Node;
 }
 
 /**
@@ -94,17 +116,10 @@ function plainSelect(node: Node, partitionKey: string): Relations {
     throw notDistributable(text(node.setop_type) || "UNION", "set operations are not planned");
   }
   if (node.type !== "SELECT_NODE") throw notDistributable(text(node.type), "only a plain SELECT is planned");
-  const ctes = isNode(node.cte_map) && Array.isArray(node.cte_map.map) ? node.cte_map.map : [];
-  if (ctes.length > 0) throw notDistributable("WITH", "common table expressions are not planned");
   if (node.sample !== null && node.sample !== undefined)
     throw notDistributable("USING SAMPLE", "samples differ per instance");
   if (node.qualify !== null && node.qualify !== undefined)
     throw notDistributable("QUALIFY", "window functions are not planned");
-  const sets = node.group_sets as number[][];
-  const groups = node.group_expressions as Node[];
-  if (sets.length > 1 || (sets.length === 1 && sets[0]!.length !== groups.length)) {
-    throw notDistributable("GROUPING SETS, ROLLUP or CUBE", "only one plain GROUP BY is planned");
-  }
   for (const m of node.modifiers as Node[]) {
     if (m.type === "DISTINCT_MODIFIER" && Array.isArray(m.distinct_on_targets) && m.distinct_on_targets.length > 0) {
       throw notDistributable("DISTINCT ON", "the row kept per key may come from any instance");
@@ -119,57 +134,8 @@ function plainSelect(node: Node, partitionKey: string): Relations {
   return coPartitioned(node.from_table, partitionKey);
 }
 
-function orderModifier(node: Node): Node | undefined {
-  return (node.modifiers as Node[]).find((m) => m.type === "ORDER_MODIFIER");
-}
-
-function limitModifier(node: Node): Node | undefined {
-  return (node.modifiers as Node[]).find((m) => m.type === "LIMIT_MODIFIER");
-}
-
 function isDistinct(node: Node): boolean {
   return (node.modifiers as Node[]).some((m) => m.type === "DISTINCT_MODIFIER");
-}
-
-function containsAggregate(x: unknown): boolean {
-  let found = false;
-  forEachExpression(x, (e) => {
-    if (isAggregate(e)) found = true;
-    return !found;
-  });
-  return found;
-}
-
-function positional(e: Node): number | undefined {
-  if (e.class !== "CONSTANT" || !isNode(e.value)) return undefined;
-  const v = e.value.value;
-  return typeof v === "number" && Number.isInteger(v) ? v : undefined;
-}
-
-/** GROUP BY's expressions as DuckDB reads them: `GROUP BY 2` is the second item, `GROUP BY ALL` every item without an aggregate. */
-function groupExpressions(node: Node): Node[] {
-  const items = node.select_list as Node[];
-  if (node.aggregate_handling === "FORCE_AGGREGATES") {
-    return items.filter((item) => !containsAggregate(item)).map((item) => aliased(item, ""));
-  }
-  return (node.group_expressions as Node[]).map((g) => {
-    const k = positional(g);
-    if (k === undefined) return g;
-    const item = items[k - 1];
-    if (item === undefined) throw notDistributable(`GROUP BY ${k}`, "there is no such select item");
-    return aliased(item, "");
-  });
-}
-
-/**
- * Whether grouping by `g` keeps every group whole on one instance: `g` is the partition key of a
- * relation whose rows are never NULL-extended by an outer join (NULL keys come from any instance).
- */
-function isPreservedKey(g: Node, partitionKey: string, relations: Relations): boolean {
-  const parts = columnParts(g);
-  if (parts === undefined || parts.at(-1) !== partitionKey) return false;
-  if (parts.length === 1) return relations.unqualifiedKeyPreserved;
-  return relations.preserved.has(parts.at(-2) ?? "");
 }
 
 /**
@@ -214,7 +180,7 @@ async function rowsPlan(node: Node, shape: PlanShape, names: readonly string[]):
     if (name !== undefined && !positions.has(name)) positions.set(name, i + 1);
   }
   const hidden: Node[] = [];
-  const order = orderModifier(node);
+  const order = modifier(node, "ORDER_MODIFIER");
   const orders = ((order?.orders as Node[] | undefined) ?? []).map((o) => {
     const e = o.expression as Node;
     const name = bareName(e);
@@ -233,7 +199,7 @@ async function rowsPlan(node: Node, shape: PlanShape, names: readonly string[]):
   }
   const orderBy = orders.length > 0 ? [{ type: "ORDER_MODIFIER", orders }] : [];
   const distinct = isDistinct(node) ? [{ type: "DISTINCT_MODIFIER", distinct_on_targets: [] }] : [];
-  const limit = limitModifier(node);
+  const limit = modifier(node, "LIMIT_MODIFIER");
   const partialModifiers: Node[] = [...distinct];
   if (limit !== undefined && isExpression(limit.limit)) {
     // Each instance's first limit + offset rows (in the query's order) hold the answer's rows.
@@ -271,7 +237,7 @@ async function rowsPlan(node: Node, shape: PlanShape, names: readonly string[]):
 async function aggregatePlan(
   node: Node,
   groups: Node[],
-  partitionKey: string,
+  key: PartitionKey,
   names: readonly string[],
 ): Promise<DistributedPlan> {
   const items = node.select_list as Node[];
@@ -318,7 +284,7 @@ async function aggregatePlan(
   const rewrite = (e: Node): Node => {
     if (isAggregate(e))
       return aliased(
-        mergeAggregate(e, partitionKey, (a) => partial(a, "a")),
+        mergeAggregate(e, key, (a) => partial(a, "a")),
         "",
       );
     if (isAggregateAlias(e)) return e;

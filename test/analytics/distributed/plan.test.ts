@@ -175,6 +175,36 @@ const CASES: readonly Case[] = [
     sql: "SELECT min(_time::DATE), max(price / 3), sum(qty * 1.5), sum(amount * 1000000000000) FROM clicks",
     shape: "aggregate",
   },
+  // Subqueries in FROM and WITH whose rows each instance computes whole: row filters, per-user groups.
+  { sql: "WITH x AS (SELECT * FROM clicks WHERE amount > 0) SELECT count(*), sum(amount) FROM x", shape: "aggregate" },
+  {
+    sql: "SELECT avg(total), max(total), count(*) FROM (SELECT user_id, sum(amount) AS total FROM clicks GROUP BY user_id)",
+    shape: "aggregate",
+  },
+  {
+    sql: "WITH per_user AS (SELECT user_id, count(*) AS n FROM clicks GROUP BY user_id) SELECT n, count(*) AS users FROM per_user GROUP BY n ORDER BY n",
+    ordered: true,
+    shape: "aggregate",
+  },
+  {
+    sql: "SELECT p.user_id, p.n, o.total FROM (SELECT user_id, count(*) AS n FROM clicks GROUP BY user_id) p JOIN orders o ON p.user_id = o.user_id ORDER BY 1, 2, 3, o.seq LIMIT 5",
+    ordered: true,
+    shape: "rows",
+  },
+  {
+    sql: "WITH a AS (SELECT user_id, amount FROM clicks), b AS (SELECT * FROM a WHERE amount > 0) SELECT user_id, count(*), median(amount) FROM b GROUP BY user_id",
+    shape: "grouped_by_key",
+  },
+  { sql: "SELECT count(DISTINCT user_id) FROM (SELECT user_id FROM clicks WHERE ok)", shape: "aggregate" },
+  {
+    sql: "SELECT DISTINCT country FROM (SELECT DISTINCT user_id, country FROM clicks) s ORDER BY 1",
+    ordered: true,
+    shape: "rows",
+  },
+  {
+    sql: "SELECT x.user_id, count(*) FROM (SELECT * FROM clicks) x LEFT JOIN (SELECT user_id, total FROM orders) y USING (user_id) GROUP BY x.user_id",
+    shape: "grouped_by_key",
+  },
   // Joins on the partition key are whole on each instance.
   {
     sql: "SELECT c.country, count(*), sum(o.total) FROM clicks c JOIN orders o ON c.user_id = o.user_id GROUP BY c.country ORDER BY 1",
@@ -240,10 +270,27 @@ const REFUSED: readonly { sql: string; construct: RegExp }[] = [
   { sql: "SELECT * FROM clicks QUALIFY row_number() OVER () = 1", construct: /QUALIFY|window function/ },
   {
     sql: "SELECT count(*) FROM (SELECT country, count(*) FROM clicks GROUP BY country)",
-    construct: /subquery in FROM/,
+    construct: /a subquery in FROM that aggregates/,
+  },
+  { sql: "SELECT count(*) FROM (SELECT * FROM clicks ORDER BY seq LIMIT 5)", construct: /LIMIT in a subquery/ },
+  { sql: "SELECT count(*) FROM (SELECT DISTINCT country FROM clicks)", construct: /DISTINCT in a subquery/ },
+  {
+    sql: "SELECT count(DISTINCT user_id) FROM (SELECT country AS user_id FROM clicks)",
+    construct: /count\(DISTINCT …\)/,
+  },
+  {
+    sql: "SELECT user_id, median(amount) FROM (SELECT country AS user_id, amount FROM clicks) GROUP BY user_id",
+    construct: /median\(\)/,
+  },
+  {
+    sql: "SELECT count(*) FROM (SELECT user_id FROM clicks UNION ALL SELECT user_id FROM orders)",
+    construct: /set operation in FROM/,
+  },
+  {
+    sql: "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT count(*) FROM r",
+    construct: /set operation in FROM|WITH/,
   },
   { sql: "SELECT * FROM clicks WHERE amount > (SELECT avg(amount) FROM clicks)", construct: /a subquery/ },
-  { sql: "WITH x AS (SELECT * FROM clicks) SELECT count(*) FROM x", construct: /WITH/ },
   { sql: "SELECT user_id FROM clicks UNION SELECT user_id FROM orders", construct: /UNION/ },
   { sql: "SELECT random() FROM clicks", construct: /random\(\)/ },
   { sql: "SELECT uuid(), user_id FROM clicks", construct: /uuid\(\)/ },
