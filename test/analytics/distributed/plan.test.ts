@@ -207,6 +207,10 @@ const CASES: readonly Case[] = [
   },
   // Joins on the partition key are whole on each instance.
   {
+    sql: "SELECT count(*), sum(x.total) FROM clicks c JOIN LATERAL (SELECT * FROM orders o WHERE o.user_id = c.user_id AND o.total > c.qty) x ON x.user_id = c.user_id",
+    shape: "aggregate",
+  },
+  {
     sql: "SELECT c.country, count(*), sum(o.total) FROM clicks c JOIN orders o ON c.user_id = o.user_id GROUP BY c.country ORDER BY 1",
     ordered: true,
     shape: "aggregate",
