@@ -12,7 +12,17 @@ import { isAggregate, mergeAggregate, notDistributable, type PartitionKey } from
 import { outputNames } from "./names.js";
 import { nowFixed } from "./now.js";
 import { coPartitioned, type Relations } from "./relations.js";
-import { groupExpressions, isAggregating, isGroupedByKey, isKeyColumn, modifier, positional } from "./select.js";
+import {
+  checkWindows,
+  distinctOn,
+  groupExpressions,
+  isAggregating,
+  isGroupedByKey,
+  isKeyColumn,
+  modifier,
+  positional,
+  windowsOf,
+} from "./select.js";
 import {
   aliased,
   bareName,
@@ -65,6 +75,15 @@ export async function planDistributed(sql: string, options: DistributeOptions): 
     const byKey = { ...node, group_expressions: groups, group_sets: [groups.map((_, i) => i)] };
     return rowsPlan(byKey, "grouped_by_key", names);
   }
+  // Past here groups span instances: nothing may run over them before the merge has combined them.
+  const window = windowsOf(node)[0];
+  if (window !== undefined) {
+    throw notDistributable(
+      `window function ${text(window.function_name)}() OVER`,
+      `it runs over groups that span instances; group by ${partitionKey}, or aggregate in a subquery grouped by it`,
+    );
+  }
+  if (distinctOn(node).length > 0) throw notDistributable("DISTINCT ON", "it runs over groups that span instances");
   const key = { name: partitionKey, isKey: (ref: Node) => isKeyColumn(ref, partitionKey, relations, false) };
   return aggregatePlan(node, groups, key, names);
 }
@@ -108,8 +127,8 @@ function inlineCtes(node: Node): Node {
 
 /**
  * Refuses what no split can answer exactly and returns the FROM clause's relations: one SELECT
- * (no set operation, WITH or subquery), no window function, no sample, streams joined only on
- * the partition key.
+ * (no set operation or subquery expression), windows and DISTINCT ON only by the partition key,
+ * no sample, streams joined only on the partition key.
  */
 function plainSelect(node: Node, partitionKey: string): Relations {
   if (node.type === "SET_OPERATION_NODE") {
@@ -118,24 +137,26 @@ function plainSelect(node: Node, partitionKey: string): Relations {
   if (node.type !== "SELECT_NODE") throw notDistributable(text(node.type), "only a plain SELECT is planned");
   if (node.sample !== null && node.sample !== undefined)
     throw notDistributable("USING SAMPLE", "samples differ per instance");
-  if (node.qualify !== null && node.qualify !== undefined)
-    throw notDistributable("QUALIFY", "window functions are not planned");
-  for (const m of node.modifiers as Node[]) {
-    if (m.type === "DISTINCT_MODIFIER" && Array.isArray(m.distinct_on_targets) && m.distinct_on_targets.length > 0) {
-      throw notDistributable("DISTINCT ON", "the row kept per key may come from any instance");
-    }
-    if (m.type === "LIMIT_PERCENT_MODIFIER") throw notDistributable("LIMIT … PERCENT", "not planned");
-  }
+  if (modifier(node, "LIMIT_PERCENT_MODIFIER") !== undefined) throw notDistributable("LIMIT … PERCENT", "not planned");
   forEachExpression(node, (e) => {
-    if (e.class === "WINDOW") throw notDistributable(`window function ${text(e.function_name)}() OVER`, "not planned");
     if (e.class === "SUBQUERY") throw notDistributable("a subquery", "it would read every instance's rows");
     return undefined;
   });
-  return coPartitioned(node.from_table, partitionKey);
+  const relations = coPartitioned(node.from_table, partitionKey);
+  checkWindows(node, partitionKey, relations);
+  const on = distinctOn(node);
+  if (on.length > 0 && !on.some((t) => isKeyColumn(t, partitionKey, relations, true))) {
+    throw notDistributable(
+      "DISTINCT ON",
+      `the row kept per value may come from any instance; DISTINCT ON (${partitionKey}, …) is planned`,
+    );
+  }
+  return relations;
 }
 
+/** A plain DISTINCT (DISTINCT ON is partial-only: its rows differ in the key across instances). */
 function isDistinct(node: Node): boolean {
-  return (node.modifiers as Node[]).some((m) => m.type === "DISTINCT_MODIFIER");
+  return modifier(node, "DISTINCT_MODIFIER") !== undefined && distinctOn(node).length === 0;
 }
 
 /**
@@ -200,13 +221,16 @@ async function rowsPlan(node: Node, shape: PlanShape, names: readonly string[]):
   const orderBy = orders.length > 0 ? [{ type: "ORDER_MODIFIER", orders }] : [];
   const distinct = isDistinct(node) ? [{ type: "DISTINCT_MODIFIER", distinct_on_targets: [] }] : [];
   const limit = modifier(node, "LIMIT_MODIFIER");
-  const partialModifiers: Node[] = [...distinct];
+  const on = distinctOn(node);
+  // DISTINCT ON keeps the first row per key in ORDER BY's order, on the instance holding the key.
+  const partialModifiers: Node[] = on.length > 0 ? [modifier(node, "DISTINCT_MODIFIER")!, ...orderBy] : [...distinct];
   if (limit !== undefined && isExpression(limit.limit)) {
     // Each instance's first limit + offset rows (in the query's order) hold the answer's rows.
     const keep = isExpression(limit.offset)
       ? call("+", [limit.limit, limit.offset], { isOperator: true })
       : limit.limit;
-    partialModifiers.push(...orderBy, { type: "LIMIT_MODIFIER", limit: keep, offset: null });
+    if (on.length === 0) partialModifiers.push(...orderBy);
+    partialModifiers.push({ type: "LIMIT_MODIFIER", limit: keep, offset: null });
   }
   const query: Node = { ...node, select_list: [...items, ...hidden], modifiers: partialModifiers };
   // Renamed outside the query, whose WHERE, GROUP BY and ORDER BY may use the items' aliases.

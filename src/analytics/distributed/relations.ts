@@ -6,7 +6,15 @@
  * Flink); a subquery grouped by the key (per-user totals) is such a share too.
  */
 import { notDistributable } from "./aggregates.js";
-import { groupExpressions, isAggregating, isGroupedByKey, isKeyColumn } from "./select.js";
+import {
+  checkWindows,
+  distinctOn,
+  groupExpressions,
+  isAggregating,
+  isGroupedByKey,
+  isKeyColumn,
+  modifier,
+} from "./select.js";
 import { columnParts, isExpression, isNode, type Node, text } from "./tree.js";
 
 export interface Relations {
@@ -104,14 +112,20 @@ function subquery(from: Node, partitionKey: string): Relations {
     if (m.type === "LIMIT_MODIFIER" || m.type === "LIMIT_PERCENT_MODIFIER") {
       throw notDistributable("LIMIT in a subquery", "each instance would keep its own first rows");
     }
-    const distinctOn = Array.isArray(m.distinct_on_targets) && m.distinct_on_targets.length > 0;
-    // Equal rows with the key in them are on one instance; without it, on several.
-    if (m.type === "DISTINCT_MODIFIER" && (distinctOn || !exposed)) {
-      throw notDistributable(
-        distinctOn ? "DISTINCT ON in a subquery" : "DISTINCT in a subquery",
-        `equal rows may come from several instances; select ${partitionKey} too`,
-      );
-    }
+  }
+  const on = distinctOn(inner);
+  if (on.length > 0 && !on.some((t) => isKeyColumn(t, partitionKey, relations, true))) {
+    throw notDistributable(
+      "DISTINCT ON in a subquery",
+      `the row kept per value may come from any instance; DISTINCT ON (${partitionKey}, …) is planned`,
+    );
+  }
+  // Equal rows with the key in them are on one instance; without it, on several.
+  if (on.length === 0 && modifier(inner, "DISTINCT_MODIFIER") !== undefined && !exposed) {
+    throw notDistributable(
+      "DISTINCT in a subquery",
+      `equal rows may come from several instances; select ${partitionKey} too`,
+    );
   }
   if (isAggregating(inner) && !isGroupedByKey(inner, groupExpressions(inner), partitionKey, relations)) {
     throw notDistributable(
@@ -119,6 +133,7 @@ function subquery(from: Node, partitionKey: string): Relations {
       `its groups may span instances; group it by ${partitionKey} (per-user rows), or aggregate in the outer query`,
     );
   }
+  checkWindows(inner, partitionKey, relations);
   const name = (text(from.alias) || "unnamed_subquery").toLowerCase();
   const renamed = Array.isArray(from.column_name_alias) && from.column_name_alias.length > 0;
   const keyed = new Set(exposed && !renamed ? [name] : []);

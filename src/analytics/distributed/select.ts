@@ -90,3 +90,39 @@ export function isGroupedByKey(
     return isKeyColumn(resolved, partitionKey, relations, true);
   });
 }
+
+/** The window functions of `node` itself (not of subqueries in its FROM). */
+export function windowsOf(node: Node): Node[] {
+  const found: Node[] = [];
+  const own = Object.entries(node).filter(([k]) => k !== "from_table" && k !== "cte_map");
+  forEachExpression(
+    own.map(([, v]) => v),
+    (e) => {
+      if (e.class === "WINDOW") found.push(e);
+      return undefined;
+    },
+  );
+  return found;
+}
+
+/**
+ * Refuses a window function of `node` unless it is PARTITION BY the partition key: then each of
+ * its partitions is whole on one instance and each instance computes it exactly.
+ */
+export function checkWindows(node: Node, partitionKey: string, relations: Relations): void {
+  for (const w of windowsOf(node)) {
+    const partitions = Array.isArray(w.partitions) ? (w.partitions as unknown[]) : [];
+    if (!partitions.some((p) => isNode(p) && isKeyColumn(p, partitionKey, relations, true))) {
+      throw notDistributable(
+        `window function ${text(w.function_name)}() OVER`,
+        `a window not PARTITION BY ${partitionKey} spans instances`,
+      );
+    }
+  }
+}
+
+/** The DISTINCT ON targets of `node`, if it has any. */
+export function distinctOn(node: Node): Node[] {
+  const m = modifier(node, "DISTINCT_MODIFIER");
+  return m !== undefined && Array.isArray(m.distinct_on_targets) ? (m.distinct_on_targets as Node[]) : [];
+}

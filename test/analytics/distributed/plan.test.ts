@@ -205,6 +205,34 @@ const CASES: readonly Case[] = [
     sql: "SELECT x.user_id, count(*) FROM (SELECT * FROM clicks) x LEFT JOIN (SELECT user_id, total FROM orders) y USING (user_id) GROUP BY x.user_id",
     shape: "grouped_by_key",
   },
+  // Windows and DISTINCT ON by the partition key: each partition is whole on one instance.
+  {
+    sql: "SELECT user_id, seq, amount FROM clicks QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY _time DESC, seq) = 1",
+    shape: "rows",
+  },
+  {
+    sql: "SELECT user_id, seq, sum(amount) OVER (PARTITION BY user_id ORDER BY seq) AS running, lag(amount) OVER (PARTITION BY user_id, country ORDER BY seq) FROM clicks ORDER BY seq LIMIT 10",
+    ordered: true,
+    shape: "rows",
+  },
+  {
+    sql: "SELECT DISTINCT ON (user_id) user_id, seq, amount FROM clicks ORDER BY user_id, _time DESC, seq",
+    ordered: true,
+    shape: "rows",
+  },
+  {
+    sql: "SELECT DISTINCT ON (user_id) user_id, amount FROM clicks ORDER BY user_id, amount DESC NULLS LAST, seq LIMIT 3",
+    ordered: true,
+    shape: "rows",
+  },
+  {
+    sql: "SELECT count(*), avg(amount) FROM (SELECT *, row_number() OVER (PARTITION BY user_id ORDER BY seq DESC) AS rn FROM clicks) WHERE rn <= 2",
+    shape: "aggregate",
+  },
+  {
+    sql: "SELECT user_id, country, count(*) AS n, sum(count(*)) OVER (PARTITION BY user_id) AS total FROM clicks GROUP BY user_id, country",
+    shape: "grouped_by_key",
+  },
   // Joins on the partition key are whole on each instance.
   {
     sql: "SELECT count(*), sum(x.total) FROM clicks c JOIN LATERAL (SELECT * FROM orders o WHERE o.user_id = c.user_id AND o.total > c.qty) x ON x.user_id = c.user_id",
@@ -302,6 +330,14 @@ const REFUSED: readonly { sql: string; construct: RegExp }[] = [
   { sql: "SELECT count(*) FROM clicks, orders", construct: /CROSS JOIN|join not on user_id/ },
   { sql: "SELECT country, count(*) FROM clicks GROUP BY ROLLUP (country)", construct: /GROUPING SETS, ROLLUP or CUBE/ },
   { sql: "SELECT DISTINCT ON (country) country, amount FROM clicks", construct: /DISTINCT ON/ },
+  {
+    sql: "SELECT country, count(*), sum(count(*)) OVER () FROM clicks GROUP BY country",
+    construct: /window function sum\(\) OVER/,
+  },
+  {
+    sql: "SELECT count(*) FROM (SELECT *, rank() OVER (PARTITION BY country ORDER BY seq) AS r FROM clicks) WHERE r = 1",
+    construct: /window function rank\(\) OVER/,
+  },
   { sql: "SELECT DISTINCT country FROM clicks ORDER BY amount", construct: /SELECT DISTINCT … ORDER BY/ },
   { sql: "SELECT 1", construct: /without FROM/ },
   { sql: "SELECT count(*) FROM clicks NATURAL JOIN orders", construct: /NATURAL JOIN/ },
