@@ -13,7 +13,7 @@ import { outputNames } from "./names.js";
 import { nowFixed } from "./now.js";
 import { coPartitioned, type Relations } from "./relations.js";
 import {
-  checkWindows,
+  checkPartitioned,
   distinctOn,
   groupExpressions,
   isAggregating,
@@ -143,14 +143,7 @@ function plainSelect(node: Node, partitionKey: string): Relations {
     return undefined;
   });
   const relations = coPartitioned(node.from_table, partitionKey);
-  checkWindows(node, partitionKey, relations);
-  const on = distinctOn(node);
-  if (on.length > 0 && !on.some((t) => isKeyColumn(t, partitionKey, relations, true))) {
-    throw notDistributable(
-      "DISTINCT ON",
-      `the row kept per value may come from any instance; DISTINCT ON (${partitionKey}, …) is planned`,
-    );
-  }
+  checkPartitioned(node, partitionKey, relations);
   return relations;
 }
 

@@ -7,7 +7,7 @@
  */
 import { notDistributable } from "./aggregates.js";
 import {
-  checkWindows,
+  checkPartitioned,
   distinctOn,
   groupExpressions,
   isAggregating,
@@ -113,15 +113,9 @@ function subquery(from: Node, partitionKey: string): Relations {
       throw notDistributable("LIMIT in a subquery", "each instance would keep its own first rows");
     }
   }
-  const on = distinctOn(inner);
-  if (on.length > 0 && !on.some((t) => isKeyColumn(t, partitionKey, relations, true))) {
-    throw notDistributable(
-      "DISTINCT ON in a subquery",
-      `the row kept per value may come from any instance; DISTINCT ON (${partitionKey}, …) is planned`,
-    );
-  }
+  checkPartitioned(inner, partitionKey, relations, " in a subquery");
   // Equal rows with the key in them are on one instance; without it, on several.
-  if (on.length === 0 && modifier(inner, "DISTINCT_MODIFIER") !== undefined && !exposed) {
+  if (distinctOn(inner).length === 0 && modifier(inner, "DISTINCT_MODIFIER") !== undefined && !exposed) {
     throw notDistributable(
       "DISTINCT in a subquery",
       `equal rows may come from several instances; select ${partitionKey} too`,
@@ -133,7 +127,6 @@ function subquery(from: Node, partitionKey: string): Relations {
       `its groups may span instances; group it by ${partitionKey} (per-user rows), or aggregate in the outer query`,
     );
   }
-  checkWindows(inner, partitionKey, relations);
   const name = (text(from.alias) || "unnamed_subquery").toLowerCase();
   const renamed = Array.isArray(from.column_name_alias) && from.column_name_alias.length > 0;
   const keyed = new Set(exposed && !renamed ? [name] : []);

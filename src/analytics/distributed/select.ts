@@ -106,10 +106,18 @@ export function windowsOf(node: Node): Node[] {
 }
 
 /**
- * Refuses a window function of `node` unless it is PARTITION BY the partition key: then each of
- * its partitions is whole on one instance and each instance computes it exactly.
+ * Refuses a window function of `node` unless it is PARTITION BY the partition key, and DISTINCT ON
+ * unless the key is among its targets: then each partition, or each set of rows one is kept of,
+ * is whole on one instance and each instance computes it exactly.
  */
-export function checkWindows(node: Node, partitionKey: string, relations: Relations): void {
+export function checkPartitioned(node: Node, partitionKey: string, relations: Relations, where = ""): void {
+  const on = distinctOn(node);
+  if (on.length > 0 && !on.some((t) => isKeyColumn(t, partitionKey, relations, true))) {
+    throw notDistributable(
+      `DISTINCT ON${where}`,
+      `the row kept per value may come from any instance; DISTINCT ON (${partitionKey}, …) is planned`,
+    );
+  }
   for (const w of windowsOf(node)) {
     const partitions = Array.isArray(w.partitions) ? (w.partitions as unknown[]) : [];
     if (!partitions.some((p) => isNode(p) && isKeyColumn(p, partitionKey, relations, true))) {
