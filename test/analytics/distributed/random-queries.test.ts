@@ -163,7 +163,58 @@ const rowQuery: fc.Arbitrary<Query> = fc
     shape: "rows",
   }));
 
+/** Per-user rows from a subquery grouped by user_id, aggregated again outside. */
+const perUser: fc.Arbitrary<Query> = fc
+  .record({
+    inner: fc.array(fc.constantFrom(...CLICKS.aggregates, ...CLICKS.wholeGroup), { minLength: 1, maxLength: 3 }),
+    where: fc.option(fc.constantFrom(...CLICKS.where)),
+    outer: fc.array(fc.constantFrom("count(*)", "sum", "avg", "max", "min", "count(DISTINCT user_id)"), {
+      minLength: 1,
+      maxLength: 3,
+    }),
+    key: fc.constantFrom("", "country"),
+  })
+  .map((q) => {
+    const inner = q.inner.map((a, i) => `${a} AS v${i}`).join(", ");
+    const outer = q.outer
+      .map((f, i) => (f.includes("(") ? f : `${f}(v${i % q.inner.length})`))
+      .map((f, i) => `${f} AS o${i}`);
+    const key = q.key === "" ? "" : `, ${q.key}`;
+    const select = q.key === "" ? outer : [q.key, ...outer];
+    return {
+      sql:
+        `SELECT ${select.join(", ")} FROM (SELECT user_id${key}, ${inner} FROM clicks` +
+        (q.where === null ? "" : ` WHERE ${q.where}`) +
+        ` GROUP BY user_id${key}) per_user` +
+        (q.key === "" ? "" : ` GROUP BY ${q.key}`) +
+        ` ORDER BY ${select.map((_, i) => i + 1).join(", ")}`,
+      shape: "aggregate",
+    };
+  });
+
+/** Windows partitioned by user_id over the rows, or kept one per user by QUALIFY. */
+const windowed: fc.Arbitrary<Query> = fc
+  .record({
+    fn: fc.constantFrom("row_number()", "sum(amount)", "lag(amount)", "first_value(price)", "count(*)", "rank()"),
+    partition: fc.constantFrom("user_id", "user_id, country"),
+    direction,
+    qualify: fc.boolean(),
+    limit,
+  })
+  .map((q) => {
+    const window = `${q.fn} OVER (PARTITION BY ${q.partition} ORDER BY seq${q.direction.includes("DESC") ? " DESC" : ""})`;
+    return {
+      sql:
+        `SELECT user_id, seq, ${window} AS w FROM clicks` +
+        (q.qualify ? ` QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY amount${q.direction}, seq) <= 2` : "") +
+        ` ORDER BY seq${q.limit}`,
+      shape: "rows",
+    };
+  });
+
 const query: fc.Arbitrary<Query> = fc.oneof(
+  perUser,
+  windowed,
   { weight: 4, arbitrary: grouped(CLICKS, false) },
   { weight: 2, arbitrary: grouped(CLICKS, true) },
   grouped(JOINED, false),
