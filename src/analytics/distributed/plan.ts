@@ -47,7 +47,11 @@ import type { DistributedPlan, DistributeOptions, PlanShape } from "./types.js";
 export { notDistributable } from "./aggregates.js";
 export type { DistributedPlan, DistributeOptions, PlanShape } from "./types.js";
 
-/** Columns the planner adds to partials start with this; stream fields cannot (they are plain names). */
+/**
+ * The planner's own columns in the partials. The merge reads nothing but `partials`, and the
+ * partial refers to them only as its ORDER BY's output names, so a stream field of the same name
+ * is never taken for one.
+ */
 const PREFIX = "__runnel_";
 
 /**

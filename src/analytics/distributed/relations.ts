@@ -18,9 +18,10 @@ import {
 import { columnParts, isExpression, isNode, type Node, text } from "./tree.js";
 
 export interface Relations {
-  /** Names (aliases, else table names) of the relations in FROM, lower-cased. */
-  readonly names: ReadonlySet<string>;
-  /** Those whose partition-key column is the partition key (a subquery's may be anything). */
+  /**
+   * Names (aliases, else table names, lower-cased) of the relations in FROM whose partition-key
+   * column is the partition key (a subquery's column of that name may be anything).
+   */
   readonly keyed: ReadonlySet<string>;
   /** Keyed ones whose rows an outer join never NULL-extends. */
   readonly preserved: ReadonlySet<string>;
@@ -46,7 +47,7 @@ export function coPartitioned(from: unknown, partitionKey: string): Relations {
       throw notDistributable("TABLESAMPLE", "samples differ per instance");
     }
     const name = new Set([(text(from.alias) || text(from.table_name)).toLowerCase()]);
-    return { names: name, keyed: name, preserved: name, unqualifiedKeyed: true, unqualifiedKeyPreserved: true };
+    return { keyed: name, preserved: name, unqualifiedKeyed: true, unqualifiedKeyPreserved: true };
   }
   if (from.type === "SUBQUERY") return subquery(from, partitionKey);
   if (from.type !== "JOIN") throw notDistributable(`FROM item ${text(from.type)}`, "not planned");
@@ -71,7 +72,6 @@ export function coPartitioned(from: unknown, partitionKey: string): Relations {
   // A semi or anti join's right side is not in its output at all.
   if (KEEPS_RIGHT.has(joinType)) for (const n of right.preserved) preserved.add(n);
   return {
-    names: new Set([...left.names, ...right.names]),
     keyed: new Set([...left.keyed, ...right.keyed]),
     preserved,
     // Unqualified, the key of a join is the USING column, never NULL when either side has a row.
@@ -131,7 +131,6 @@ function subquery(from: Node, partitionKey: string): Relations {
   const renamed = Array.isArray(from.column_name_alias) && from.column_name_alias.length > 0;
   const keyed = new Set(exposed && !renamed ? [name] : []);
   return {
-    names: new Set([name]),
     keyed,
     preserved: keyed,
     unqualifiedKeyed: keyed.size > 0,
