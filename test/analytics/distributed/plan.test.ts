@@ -9,11 +9,13 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
 import { type DistributedPlan, planDistributed } from "../../../src/analytics/distributed/plan.js";
+import { checkQuery } from "../../../src/analytics/sql/check.js";
 import { isRunnelError } from "../../../src/core/errors.js";
 import { rows, Shares } from "./shares.js";
 
 const NOW = new Date("2026-12-07T12:00:00Z");
 const OPTIONS = { partitionKey: "user_id", now: NOW };
+const STREAMS = new Set(["clicks", "orders"]);
 
 interface Case {
   readonly sql: string;
@@ -358,6 +360,10 @@ describe("a distributed plan gives the one-instance answer", () => {
 
   it("plans every query in the table in the expected shape", () => {
     for (const c of CASES) assert.equal(plans.get(c.sql)?.shape, c.shape, c.sql);
+  });
+
+  it("writes partials that pass the query check, as instances run them through the query path", async () => {
+    for (const c of CASES) await checkQuery(plans.get(c.sql)!.partialSql, STREAMS);
   });
 
   it("fixes now() and its kin to the planner's instant, keeping the original names", async () => {

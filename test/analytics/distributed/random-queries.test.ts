@@ -8,6 +8,7 @@
 import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
 import { planDistributed } from "../../../src/analytics/distributed/plan.js";
+import { checkQuery } from "../../../src/analytics/sql/check.js";
 import { rows, Shares } from "./shares.js";
 
 const NOW = new Date("2026-12-07T12:00:00Z");
@@ -232,6 +233,7 @@ describe("random queries give the one-instance answer when planned", () => {
       fc.asyncProperty(query, rows, async (q, data) => {
         const plan = await planDistributed(q.sql, { partitionKey: "user_id", now: NOW });
         if (plan.shape !== q.shape) throw new Error(`${q.sql}: planned as ${plan.shape}, not ${q.shape}`);
+        await checkQuery(plan.partialSql, new Set(["clicks", "orders"]));
         await cluster.load(data);
         const sql = q.sql.replaceAll("now()", `'${NOW.toISOString()}'::TIMESTAMPTZ`);
         await cluster.assertSame(sql, plan, [], true, q.sql.includes("LIMIT"));
