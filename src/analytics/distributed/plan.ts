@@ -177,9 +177,11 @@ function keepNames(original: Node, fixed: Node, names: readonly string[]): void 
  * Rows that are final on the instance that computes them (no aggregate, or groups that never span
  * instances): each partial runs the query, keeping only its first limit + offset rows in order
  * under LIMIT; the merge orders all of them and applies LIMIT and OFFSET. The partial's columns
- * are `__runnel_c<i>`, renamed back by the merge (so two output columns may share a name), except
- * under `*`, whose columns keep their names; ORDER BY terms that are not an output column travel
- * as extra `__runnel_o<i>` columns, left out of the answer.
+ * keep the query's names, so its FROM and WHERE stay as written (the store bounds the event times
+ * it reads by them, src/analytics/sql/time-bounds.ts); when two share a name, which `partials`
+ * cannot hold, the partial renames them `__runnel_c<i>` around the query and the merge back. ORDER
+ * BY terms that are not an output column travel as extra `__runnel_o<i>` columns, left out of the
+ * answer.
  */
 async function rowsPlan(node: Node, shape: PlanShape, names: readonly string[]): Promise<DistributedPlan> {
   const items = node.select_list as Node[];
@@ -229,22 +231,32 @@ async function rowsPlan(node: Node, shape: PlanShape, names: readonly string[]):
     if (on.length === 0) partialModifiers.push(...orderBy);
     partialModifiers.push({ type: "LIMIT_MODIFIER", limit: keep, offset: null });
   }
-  const query: Node = { ...node, select_list: [...items, ...hidden], modifiers: partialModifiers };
+  const distinctNames = new Set(names.map((n) => n.toLowerCase())).size === names.length;
+  // An unaliased expression is named by its text, which the rendered partial may spell otherwise
+  // (a parser-made cast written out reads back as one the query wrote): the partial names it.
+  const named = items.map((item, i) =>
+    distinctNames && text(item.alias) === "" && item.class !== "COLUMN_REF" && item.class !== "STAR"
+      ? aliased(item, names[i] ?? "")
+      : item,
+  );
+  const query: Node = { ...node, select_list: [...named, ...hidden], modifiers: partialModifiers };
   // Renamed outside the query, whose WHERE, GROUP BY and ORDER BY may use the items' aliases.
-  const partial = starred
-    ? query
-    : {
-        ...selectFrom(
-          [...items, ...hidden].map((h, i) =>
-            positionalRef(i + 1, i < items.length ? `${PREFIX}c${i}` : text(h.alias)),
+  const partial =
+    starred || distinctNames
+      ? query
+      : {
+          ...selectFrom(
+            [...items, ...hidden].map((h, i) =>
+              positionalRef(i + 1, i < items.length ? `${PREFIX}c${i}` : text(h.alias)),
+            ),
+            [],
           ),
-          [],
-        ),
-        from_table: subquery(query),
-      };
+          from_table: subquery(query),
+        };
+  const column = (i: number): string => (distinctNames ? (names[i] ?? "") : `${PREFIX}c${i}`);
   const mergeItems = starred
     ? [star(hidden.map((h) => text(h.alias)))]
-    : items.map((_, i) => aliased(columnRef(`${PREFIX}c${i}`), names[i] ?? ""));
+    : items.map((_, i) => aliased(columnRef(column(i)), names[i] ?? ""));
   const merge = selectFrom(mergeItems, [...distinct, ...orderBy, ...(limit !== undefined ? [limit] : [])]);
   return rendered(shape, partial, merge);
 }

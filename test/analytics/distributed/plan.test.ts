@@ -10,6 +10,9 @@ import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
 import { type DistributedPlan, planDistributed } from "../../../src/analytics/distributed/plan.js";
 import { checkQuery } from "../../../src/analytics/sql/check.js";
+import { parseSelects } from "../../../src/analytics/sql/parse.js";
+import { referencedColumns } from "../../../src/analytics/sql/referenced-columns.js";
+import { timeBounds } from "../../../src/analytics/sql/time-bounds.js";
 import { isRunnelError } from "../../../src/core/errors.js";
 import { rows, Shares } from "./shares.js";
 
@@ -360,6 +363,22 @@ describe("a distributed plan gives the one-instance answer", () => {
 
   it("plans every query in the table in the expected shape", () => {
     for (const c of CASES) assert.equal(plans.get(c.sql)?.shape, c.shape, c.sql);
+  });
+
+  it("keeps the partial's FROM and WHERE readable for the store's time bounds and column pruning", async () => {
+    const cases = [
+      "SELECT * FROM clicks WHERE _time > now() - INTERVAL 6 HOUR ORDER BY _time DESC LIMIT 5",
+      "SELECT user_id, amount * 2, _time + INTERVAL 1 HOUR FROM clicks WHERE _time >= $1 ORDER BY 2 LIMIT 3",
+      "SELECT country, count(*), avg(amount) FROM clicks WHERE _time > now() - INTERVAL 1 DAY GROUP BY country",
+      "SELECT user_id, median(amount) FROM clicks WHERE _time > now() - INTERVAL 1 DAY GROUP BY user_id",
+    ];
+    for (const sql of cases) {
+      const plan = await planDistributed(sql, OPTIONS);
+      const [partial] = await parseSelects(plan.partialSql);
+      const bounds = await timeBounds(partial!, "clicks");
+      assert.equal(bounds.lower.length, 1, `${sql}: ${plan.partialSql}`);
+      if (!sql.includes("*")) assert.notEqual(referencedColumns(partial!), undefined, plan.partialSql);
+    }
   });
 
   it("writes partials that pass the query check, as instances run them through the query path", async () => {
