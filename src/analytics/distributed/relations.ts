@@ -103,7 +103,7 @@ function subquery(from: Node, partitionKey: string): Relations {
   if (inner?.type !== "SELECT_NODE") throw notDistributable("a set operation in FROM", "not planned");
   const ctes = isNode(inner.cte_map) && Array.isArray(inner.cte_map.map) ? inner.cte_map.map : [];
   if (ctes.length > 0) throw notDistributable("WITH inside a subquery", "not planned");
-  if (inner.sample !== null && inner.sample !== undefined) {
+  if ((inner.sample !== null && inner.sample !== undefined) || (from.sample !== null && from.sample !== undefined)) {
     throw notDistributable("USING SAMPLE", "samples differ per instance");
   }
   const relations = coPartitioned(inner.from_table, partitionKey);

@@ -350,6 +350,7 @@ const REFUSED: readonly { sql: string; construct: RegExp }[] = [
   { sql: "SELECT avg(DISTINCT amount) FROM clicks", construct: /avg\(DISTINCT …\)/ },
   { sql: "SELECT * FROM clicks c JOIN orders o USING (user_id)", construct: /SELECT \* over a join/ },
   { sql: "SELECT * FROM clicks USING SAMPLE 10%", construct: /SAMPLE/ },
+  { sql: "WITH x AS (SELECT * FROM clicks) SELECT count(*) FROM x TABLESAMPLE 10%", construct: /SAMPLE/ },
 ];
 
 describe("a distributed plan gives the one-instance answer", () => {
