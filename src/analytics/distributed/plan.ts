@@ -73,6 +73,7 @@ export async function planDistributed(sql: string, options: DistributeOptions): 
   const names = await outputNames(Array.isArray(original.select_list) ? (original.select_list as Node[]) : [], sql);
   keepNames(original, node, names);
   const relations = plainSelect(node, partitionKey);
+  orderByAllExpanded(node);
   if (!isAggregating(node)) return rowsPlan(node, "rows", names);
   const groups = groupExpressions(node);
   if (isGroupedByKey(node, groups, partitionKey, relations)) {
@@ -88,6 +89,10 @@ export async function planDistributed(sql: string, options: DistributeOptions): 
     );
   }
   if (distinctOn(node).length > 0) throw notDistributable("DISTINCT ON", "it runs over groups that span instances");
+  forEachExpression([node.select_list, node.having, modifier(node, "ORDER_MODIFIER")], (e) => {
+    if (e.class === "STAR") throw notDistributable("* or COLUMNS(…) with GROUP BY", "not planned");
+    return undefined;
+  });
   const key = { name: partitionKey, isKey: (ref: Node) => isKeyColumn(ref, partitionKey, relations, false) };
   return aggregatePlan(node, groups, key, names);
 }
@@ -151,6 +156,22 @@ function plainSelect(node: Node, partitionKey: string): Relations {
   return relations;
 }
 
+/**
+ * `ORDER BY ALL` (every output column, left to right) written as `ORDER BY 1, 2, …`, in place, so
+ * the halves can order by positions; under `*` the number of columns is unknown here.
+ */
+function orderByAllExpanded(node: Node): void {
+  const order = modifier(node, "ORDER_MODIFIER");
+  const orders = (order?.orders as Node[] | undefined) ?? [];
+  const all = orders.findIndex((o) => isNode(o.expression) && o.expression.class === "STAR");
+  if (order === undefined || all < 0) return;
+  const items = node.select_list as Node[];
+  if (orders.length > 1 || items.some((item) => item.class === "STAR")) {
+    throw notDistributable("ORDER BY ALL", "name the columns to order by");
+  }
+  order.orders = items.map((_, i) => ({ ...orders[all], expression: integer(i + 1) }));
+}
+
 /** A plain DISTINCT (DISTINCT ON is partial-only: its rows differ in the key across instances). */
 function isDistinct(node: Node): boolean {
   return modifier(node, "DISTINCT_MODIFIER") !== undefined && distinctOn(node).length === 0;
@@ -205,6 +226,7 @@ async function rowsPlan(node: Node, shape: PlanShape, names: readonly string[]):
     const e = o.expression as Node;
     const name = bareName(e);
     if (positional(e) !== undefined) return o;
+    if (e.class === "STAR") throw notDistributable("ORDER BY COLUMNS(…)", "name the columns to order by");
     const k = name === undefined ? undefined : positions.get(name);
     if (k !== undefined) return starred ? o : { ...o, expression: integer(k) };
     const column = `${PREFIX}o${hidden.length}`;

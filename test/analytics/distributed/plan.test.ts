@@ -149,6 +149,12 @@ const CASES: readonly Case[] = [
   },
   { sql: "SELECT user_id AS u, seq FROM clicks ORDER BY u, 2 LIMIT $1", params: [6], ordered: true, shape: "rows" },
   { sql: "SELECT DISTINCT country FROM clicks ORDER BY country", ordered: true, shape: "rows" },
+  { sql: "SELECT country, seq FROM clicks ORDER BY ALL DESC LIMIT 4", ordered: true, shape: "rows" },
+  {
+    sql: "SELECT country, count(*) FROM clicks GROUP BY ALL ORDER BY ALL NULLS FIRST",
+    ordered: true,
+    shape: "aggregate",
+  },
   {
     sql: "SELECT amount * 2 AS twice, _time > now() - INTERVAL 1 DAY AS recent FROM clicks ORDER BY twice NULLS LAST, recent, user_id, seq LIMIT 7",
     shape: "rows",
@@ -350,6 +356,8 @@ const REFUSED: readonly { sql: string; construct: RegExp }[] = [
   { sql: "SELECT avg(DISTINCT amount) FROM clicks", construct: /avg\(DISTINCT …\)/ },
   { sql: "SELECT * FROM clicks c JOIN orders o USING (user_id)", construct: /SELECT \* over a join/ },
   { sql: "SELECT * FROM clicks USING SAMPLE 10%", construct: /SAMPLE/ },
+  { sql: "SELECT * FROM clicks ORDER BY ALL", construct: /ORDER BY ALL/ },
+  { sql: "SELECT country, max(COLUMNS(['amount', 'qty'])) FROM clicks GROUP BY country", construct: /COLUMNS/ },
   { sql: "WITH x AS (SELECT * FROM clicks) SELECT count(*) FROM x TABLESAMPLE 10%", construct: /SAMPLE/ },
 ];
 
