@@ -207,6 +207,13 @@ function keepNames(original: Node, fixed: Node, names: readonly string[]): void 
 async function rowsPlan(node: Node, shape: PlanShape, names: readonly string[]): Promise<DistributedPlan> {
   const items = node.select_list as Node[];
   const starred = items.some((item) => item.class === "STAR");
+  // Inside an expression, COLUMNS(…) makes as many columns as it matches, all of one name.
+  for (const item of items) {
+    forEachExpression(item.class === "STAR" ? [] : item, (e) => {
+      if (e.class === "STAR") throw notDistributable("COLUMNS(…) inside an expression", "not planned");
+      return undefined;
+    });
+  }
   if (
     items.some((item) => item.class === "STAR" && text(item.relation_name) === "") &&
     isNode(node.from_table) &&

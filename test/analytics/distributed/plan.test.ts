@@ -358,6 +358,7 @@ const REFUSED: readonly { sql: string; construct: RegExp }[] = [
   { sql: "SELECT * FROM clicks USING SAMPLE 10%", construct: /SAMPLE/ },
   { sql: "SELECT * FROM clicks ORDER BY ALL", construct: /ORDER BY ALL/ },
   { sql: "SELECT country, max(COLUMNS(['amount', 'qty'])) FROM clicks GROUP BY country", construct: /COLUMNS/ },
+  { sql: "SELECT user_id, max(COLUMNS(['amount', 'qty'])) FROM clicks GROUP BY user_id", construct: /COLUMNS/ },
   { sql: "WITH x AS (SELECT * FROM clicks) SELECT count(*) FROM x TABLESAMPLE 10%", construct: /SAMPLE/ },
 ];
 
