@@ -54,6 +54,15 @@ describe("loadPartials", () => {
     assert.deepEqual(back, { columns: result.columns, rows: [] });
   });
 
+  it("refuses, naming it, a column name the partials hold twice (SELECT *, amount)", async () => {
+    const a = await runSelect(connection, "SELECT 1 AS amount, 2 AS Amount", [], LIMITS);
+    await assert.rejects(
+      loadPartials(connection, [a]),
+      (e: unknown) =>
+        isRunnelError(e) && e.code === "query_not_distributable" && /two columns named Amount/.test(e.message),
+    );
+  });
+
   it("refuses partials whose columns differ", async () => {
     const a = await runSelect(connection, "SELECT 1 AS x", [], LIMITS);
     const b = await runSelect(connection, "SELECT 'one' AS x", [], LIMITS);
