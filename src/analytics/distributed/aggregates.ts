@@ -6,7 +6,7 @@
  * a group's rows in one place, which only a GROUP BY on the partition key gives (./plan.ts).
  */
 import { RunnelError } from "../../core/errors.js";
-import { call, cast, columnParts, columnRef, type Node, text } from "./tree.js";
+import { call, cast, columnRef, type Node, text } from "./tree.js";
 
 /** DuckDB's aggregate functions among the ones a query may call (src/analytics/sql/functions.ts). */
 export const AGGREGATES: ReadonlySet<string> = new Set(
@@ -42,7 +42,13 @@ const GROUP_BY_KEY = "group by the partition key so each group is whole on one i
  * The merge expression for aggregate call `fn`, registering through `partial` the aggregate(s)
  * each instance computes (`partial` returns the column name they get in `partials`).
  */
-export function mergeAggregate(fn: Node, partitionKey: string, partial: (aggregate: Node) => string): Node {
+export interface PartitionKey {
+  readonly name: string;
+  /** Whether a column reference reads the partition key (values on one instance only). */
+  isKey(ref: Node): boolean;
+}
+
+export function mergeAggregate(fn: Node, key: PartitionKey, partial: (aggregate: Node) => string): Node {
   const name = text(fn.function_name).toLowerCase();
   const children = Array.isArray(fn.children) ? (fn.children as Node[]) : [];
   const shown = `${name}()`;
@@ -52,17 +58,17 @@ export function mergeAggregate(fn: Node, partitionKey: string, partial: (aggrega
   if (name === "approx_count_distinct") {
     throw notDistributable(
       shown,
-      `its per-instance estimates do not add up to the estimate over all rows; use count(DISTINCT ${partitionKey}) or ${GROUP_BY_KEY}`,
+      `its per-instance estimates do not add up to the estimate over all rows; use count(DISTINCT ${key.name}) or ${GROUP_BY_KEY}`,
     );
   }
   const sumOf = (column: string): Node => call("sum", [columnRef(column)]);
   if (name === "count" || name === "count_star") {
     if (fn.distinct === true) {
-      const parts = children.length === 1 ? columnParts(children[0]!) : undefined;
-      if (parts?.at(-1) !== partitionKey) {
+      // Partition key values are disjoint across instances: the distinct counts add up.
+      if (children.length !== 1 || !key.isKey(children[0]!)) {
         throw notDistributable(
           `count(DISTINCT …)`,
-          `a value may be counted on several instances; only count(DISTINCT ${partitionKey}) is merged, otherwise ${GROUP_BY_KEY}`,
+          `a value may be counted on several instances; only count(DISTINCT ${key.name}) is merged, otherwise ${GROUP_BY_KEY}`,
         );
       }
     }

@@ -7,6 +7,7 @@ import type { DuckDBConnection } from "@duckdb/node-api";
 import { RunnelError } from "../../core/errors.js";
 import { type QueryLimits, runSelect } from "../duckdb/query-runner.js";
 import type { QueryColumn, QueryResult } from "../types.js";
+import { notDistributable } from "./aggregates.js";
 import type { DistributedPlan } from "./types.js";
 
 function quoted(name: string): string {
@@ -32,6 +33,15 @@ export async function loadPartials(connection: DuckDBConnection, results: readon
   const shape = JSON.stringify(columns);
   if (results.some((r) => JSON.stringify(r.columns) !== shape)) {
     throw new RunnelError("internal", "the instances' partial results have different columns");
+  }
+  const seen = new Set<string>();
+  for (const c of columns) {
+    const key = c.name.toLowerCase();
+    // Only `*` can name two columns alike here: the planner renames what it can see.
+    if (seen.has(key)) {
+      throw notDistributable(`two columns named ${c.name}`, "the partial results cannot hold both; alias one of them");
+    }
+    seen.add(key);
   }
   const definitions = columns.map((c) => `${quoted(c.name)} ${c.type}`).join(", ");
   await connection.run(`CREATE OR REPLACE TEMP TABLE partials (${definitions})`);

@@ -8,17 +8,27 @@
  * partial aggregates and a final merge.
  */
 import { type ParseNode, parseSelects, renderSelect } from "../sql/parse.js";
-import { isAggregate, mergeAggregate, notDistributable } from "./aggregates.js";
+import { isAggregate, mergeAggregate, notDistributable, type PartitionKey } from "./aggregates.js";
 import { outputNames } from "./names.js";
 import { nowFixed } from "./now.js";
 import { coPartitioned, type Relations } from "./relations.js";
+import {
+  checkPartitioned,
+  distinctOn,
+  groupExpressions,
+  isAggregating,
+  isGroupedByKey,
+  isKeyColumn,
+  modifier,
+  positional,
+  windowsOf,
+} from "./select.js";
 import {
   aliased,
   bareName,
   baseTable,
   call,
   clone,
-  columnParts,
   columnRef,
   expressionKey,
   forEachExpression,
@@ -37,7 +47,11 @@ import type { DistributedPlan, DistributeOptions, PlanShape } from "./types.js";
 export { notDistributable } from "./aggregates.js";
 export type { DistributedPlan, DistributeOptions, PlanShape } from "./types.js";
 
-/** Columns the planner adds to partials start with this; stream fields cannot (they are plain names). */
+/**
+ * The planner's own columns in the partials. The merge reads nothing but `partials`, and the
+ * partial refers to them only as its ORDER BY's output names, so a stream field of the same name
+ * is never taken for one.
+ */
 const PREFIX = "__runnel_";
 
 /**
@@ -54,122 +68,113 @@ export async function planDistributed(sql: string, options: DistributeOptions): 
   if (statements.length !== 1) throw notDistributable("several statements", "only one SELECT is planned");
   const partitionKey = options.partitionKey.toLowerCase();
   const original = clone(statements[0] as ParseNode);
-  const node = nowFixed(original, options.now);
+  const node = nowFixed(inlineCtes(original), options.now);
   // Named from the statement as parsed: query_location still points into `sql` there.
   const names = await outputNames(Array.isArray(original.select_list) ? (original.select_list as Node[]) : [], sql);
   keepNames(original, node, names);
   const relations = plainSelect(node, partitionKey);
-  const aggregated =
-    (node.group_expressions as Node[]).length > 0 ||
-    node.aggregate_handling === "FORCE_AGGREGATES" ||
-    node.having !== null ||
-    containsAggregate([node.select_list, orderModifier(node)?.orders]);
-  if (!aggregated) return rowsPlan(node, "rows", names);
+  orderByAllExpanded(node);
+  if (!isAggregating(node)) return rowsPlan(node, "rows", names);
   const groups = groupExpressions(node);
-  // A GROUP BY name that is a select alias is read as the aliased item: were it a column instead,
-  // an item `user_id AS k` would not be grouped and the query would not bind.
-  const aliases = new Map(
-    (node.select_list as Node[])
-      .filter((item) => text(item.alias) !== "")
-      .map((item) => [text(item.alias).toLowerCase(), item]),
-  );
-  const resolved = groups.map((g) => {
-    const name = bareName(g);
-    return (name === undefined ? undefined : aliases.get(name)) ?? g;
-  });
-  if (resolved.some((g) => isPreservedKey(g, partitionKey, relations))) {
+  if (isGroupedByKey(node, groups, partitionKey, relations)) {
     const byKey = { ...node, group_expressions: groups, group_sets: [groups.map((_, i) => i)] };
     return rowsPlan(byKey, "grouped_by_key", names);
   }
-  return aggregatePlan(node, groups, partitionKey, names);
+  // Past here groups span instances: nothing may run over them before the merge has combined them.
+  const window = windowsOf(node)[0];
+  if (window !== undefined) {
+    throw notDistributable(
+      `window function ${text(window.function_name)}() OVER`,
+      `it runs over groups that span instances; group by ${partitionKey}, or aggregate in a subquery grouped by it`,
+    );
+  }
+  if (distinctOn(node).length > 0) throw notDistributable("DISTINCT ON", "it runs over groups that span instances");
+  forEachExpression([node.select_list, node.having, modifier(node, "ORDER_MODIFIER")], (e) => {
+    if (e.class === "STAR") throw notDistributable("* or COLUMNS(…) with GROUP BY", "not planned");
+    return undefined;
+  });
+  const key = { name: partitionKey, isKey: (ref: Node) => isKeyColumn(ref, partitionKey, relations, false) };
+  return aggregatePlan(node, groups, key, names);
+}
+
+/**
+ * `node` with its WITH clause's queries written where they are read, as subqueries in FROM (which
+ * relations.ts then checks like any other); a later one may read an earlier one.
+ */
+function inlineCtes(node: Node): Node {
+  const entries = isNode(node.cte_map) && Array.isArray(node.cte_map.map) ? (node.cte_map.map as unknown[]) : [];
+  if (entries.length === 0) return node;
+  const bodies = new Map<string, { node: Node; aliases: unknown[] }>();
+  const inline = (x: unknown): unknown => {
+    if (Array.isArray(x)) return x.map(inline);
+    if (!isNode(x)) return x;
+    const name = text(x.table_name).toLowerCase();
+    const body = x.type === "BASE_TABLE" && text(x.schema_name) === "" ? bodies.get(name) : undefined;
+    if (body !== undefined) {
+      const renamed = Array.isArray(x.column_name_alias) && x.column_name_alias.length > 0;
+      return {
+        type: "SUBQUERY",
+        alias: text(x.alias) || text(x.table_name),
+        sample: x.sample ?? null,
+        subquery: { node: structuredClone(body.node), named_param_map: [] },
+        column_name_alias: renamed ? x.column_name_alias : body.aliases,
+      };
+    }
+    return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, inline(v)]));
+  };
+  for (const entry of entries) {
+    const value = isNode(entry) && isNode(entry.value) ? entry.value : undefined;
+    const query = value !== undefined && isNode(value.query) && isNode(value.query.node) ? value.query.node : undefined;
+    if (!isNode(entry) || value === undefined || query === undefined) throw notDistributable("WITH", "unsupported");
+    bodies.set(text(entry.key).toLowerCase(), {
+      node: inline(query) as Node,
+      aliases: Array.isArray(value.aliases) ? value.aliases : [],
+    });
+  }
+  return inline({ ...node, cte_map: { map: [] } }) as Node;
 }
 
 /**
  * Refuses what no split can answer exactly and returns the FROM clause's relations: one SELECT
- * (no set operation, WITH or subquery), no window function, no sample, streams joined only on
- * the partition key.
+ * (no set operation or subquery expression), windows and DISTINCT ON only by the partition key,
+ * no sample, streams joined only on the partition key.
  */
 function plainSelect(node: Node, partitionKey: string): Relations {
   if (node.type === "SET_OPERATION_NODE") {
     throw notDistributable(text(node.setop_type) || "UNION", "set operations are not planned");
   }
   if (node.type !== "SELECT_NODE") throw notDistributable(text(node.type), "only a plain SELECT is planned");
-  const ctes = isNode(node.cte_map) && Array.isArray(node.cte_map.map) ? node.cte_map.map : [];
-  if (ctes.length > 0) throw notDistributable("WITH", "common table expressions are not planned");
   if (node.sample !== null && node.sample !== undefined)
     throw notDistributable("USING SAMPLE", "samples differ per instance");
-  if (node.qualify !== null && node.qualify !== undefined)
-    throw notDistributable("QUALIFY", "window functions are not planned");
-  const sets = node.group_sets as number[][];
-  const groups = node.group_expressions as Node[];
-  if (sets.length > 1 || (sets.length === 1 && sets[0]!.length !== groups.length)) {
-    throw notDistributable("GROUPING SETS, ROLLUP or CUBE", "only one plain GROUP BY is planned");
-  }
-  for (const m of node.modifiers as Node[]) {
-    if (m.type === "DISTINCT_MODIFIER" && Array.isArray(m.distinct_on_targets) && m.distinct_on_targets.length > 0) {
-      throw notDistributable("DISTINCT ON", "the row kept per key may come from any instance");
-    }
-    if (m.type === "LIMIT_PERCENT_MODIFIER") throw notDistributable("LIMIT … PERCENT", "not planned");
-  }
+  if (modifier(node, "LIMIT_PERCENT_MODIFIER") !== undefined) throw notDistributable("LIMIT … PERCENT", "not planned");
   forEachExpression(node, (e) => {
-    if (e.class === "WINDOW") throw notDistributable(`window function ${text(e.function_name)}() OVER`, "not planned");
     if (e.class === "SUBQUERY") throw notDistributable("a subquery", "it would read every instance's rows");
     return undefined;
   });
-  return coPartitioned(node.from_table, partitionKey);
-}
-
-function orderModifier(node: Node): Node | undefined {
-  return (node.modifiers as Node[]).find((m) => m.type === "ORDER_MODIFIER");
-}
-
-function limitModifier(node: Node): Node | undefined {
-  return (node.modifiers as Node[]).find((m) => m.type === "LIMIT_MODIFIER");
-}
-
-function isDistinct(node: Node): boolean {
-  return (node.modifiers as Node[]).some((m) => m.type === "DISTINCT_MODIFIER");
-}
-
-function containsAggregate(x: unknown): boolean {
-  let found = false;
-  forEachExpression(x, (e) => {
-    if (isAggregate(e)) found = true;
-    return !found;
-  });
-  return found;
-}
-
-function positional(e: Node): number | undefined {
-  if (e.class !== "CONSTANT" || !isNode(e.value)) return undefined;
-  const v = e.value.value;
-  return typeof v === "number" && Number.isInteger(v) ? v : undefined;
-}
-
-/** GROUP BY's expressions as DuckDB reads them: `GROUP BY 2` is the second item, `GROUP BY ALL` every item without an aggregate. */
-function groupExpressions(node: Node): Node[] {
-  const items = node.select_list as Node[];
-  if (node.aggregate_handling === "FORCE_AGGREGATES") {
-    return items.filter((item) => !containsAggregate(item)).map((item) => aliased(item, ""));
-  }
-  return (node.group_expressions as Node[]).map((g) => {
-    const k = positional(g);
-    if (k === undefined) return g;
-    const item = items[k - 1];
-    if (item === undefined) throw notDistributable(`GROUP BY ${k}`, "there is no such select item");
-    return aliased(item, "");
-  });
+  const relations = coPartitioned(node.from_table, partitionKey);
+  checkPartitioned(node, partitionKey, relations);
+  return relations;
 }
 
 /**
- * Whether grouping by `g` keeps every group whole on one instance: `g` is the partition key of a
- * relation whose rows are never NULL-extended by an outer join (NULL keys come from any instance).
+ * `ORDER BY ALL` (every output column, left to right) written as `ORDER BY 1, 2, …`, in place, so
+ * the halves can order by positions; under `*` the number of columns is unknown here.
  */
-function isPreservedKey(g: Node, partitionKey: string, relations: Relations): boolean {
-  const parts = columnParts(g);
-  if (parts === undefined || parts.at(-1) !== partitionKey) return false;
-  if (parts.length === 1) return relations.unqualifiedKeyPreserved;
-  return relations.preserved.has(parts.at(-2) ?? "");
+function orderByAllExpanded(node: Node): void {
+  const order = modifier(node, "ORDER_MODIFIER");
+  const orders = (order?.orders as Node[] | undefined) ?? [];
+  const all = orders.findIndex((o) => isNode(o.expression) && o.expression.class === "STAR");
+  if (order === undefined || all < 0) return;
+  const items = node.select_list as Node[];
+  if (orders.length > 1 || items.some((item) => item.class === "STAR")) {
+    throw notDistributable("ORDER BY ALL", "name the columns to order by");
+  }
+  order.orders = items.map((_, i) => ({ ...orders[all], expression: integer(i + 1) }));
+}
+
+/** A plain DISTINCT (DISTINCT ON is partial-only: its rows differ in the key across instances). */
+function isDistinct(node: Node): boolean {
+  return modifier(node, "DISTINCT_MODIFIER") !== undefined && distinctOn(node).length === 0;
 }
 
 /**
@@ -193,13 +198,22 @@ function keepNames(original: Node, fixed: Node, names: readonly string[]): void 
  * Rows that are final on the instance that computes them (no aggregate, or groups that never span
  * instances): each partial runs the query, keeping only its first limit + offset rows in order
  * under LIMIT; the merge orders all of them and applies LIMIT and OFFSET. The partial's columns
- * are `__runnel_c<i>`, renamed back by the merge (so two output columns may share a name), except
- * under `*`, whose columns keep their names; ORDER BY terms that are not an output column travel
- * as extra `__runnel_o<i>` columns, left out of the answer.
+ * keep the query's names, so its FROM and WHERE stay as written (the store bounds the event times
+ * it reads by them, src/analytics/sql/time-bounds.ts); when two share a name, which `partials`
+ * cannot hold, the partial renames them `__runnel_c<i>` around the query and the merge back. ORDER
+ * BY terms that are not an output column travel as extra `__runnel_o<i>` columns, left out of the
+ * answer.
  */
 async function rowsPlan(node: Node, shape: PlanShape, names: readonly string[]): Promise<DistributedPlan> {
   const items = node.select_list as Node[];
   const starred = items.some((item) => item.class === "STAR");
+  // Inside an expression, COLUMNS(…) makes as many columns as it matches, all of one name.
+  for (const item of items) {
+    forEachExpression(item.class === "STAR" ? [] : item, (e) => {
+      if (e.class === "STAR") throw notDistributable("COLUMNS(…) inside an expression", "not planned");
+      return undefined;
+    });
+  }
   if (
     items.some((item) => item.class === "STAR" && text(item.relation_name) === "") &&
     isNode(node.from_table) &&
@@ -214,11 +228,12 @@ async function rowsPlan(node: Node, shape: PlanShape, names: readonly string[]):
     if (name !== undefined && !positions.has(name)) positions.set(name, i + 1);
   }
   const hidden: Node[] = [];
-  const order = orderModifier(node);
+  const order = modifier(node, "ORDER_MODIFIER");
   const orders = ((order?.orders as Node[] | undefined) ?? []).map((o) => {
     const e = o.expression as Node;
     const name = bareName(e);
     if (positional(e) !== undefined) return o;
+    if (e.class === "STAR") throw notDistributable("ORDER BY COLUMNS(…)", "name the columns to order by");
     const k = name === undefined ? undefined : positions.get(name);
     if (k !== undefined) return starred ? o : { ...o, expression: integer(k) };
     const column = `${PREFIX}o${hidden.length}`;
@@ -233,31 +248,44 @@ async function rowsPlan(node: Node, shape: PlanShape, names: readonly string[]):
   }
   const orderBy = orders.length > 0 ? [{ type: "ORDER_MODIFIER", orders }] : [];
   const distinct = isDistinct(node) ? [{ type: "DISTINCT_MODIFIER", distinct_on_targets: [] }] : [];
-  const limit = limitModifier(node);
-  const partialModifiers: Node[] = [...distinct];
+  const limit = modifier(node, "LIMIT_MODIFIER");
+  const on = distinctOn(node);
+  // DISTINCT ON keeps the first row per key in ORDER BY's order, on the instance holding the key.
+  const partialModifiers: Node[] = on.length > 0 ? [modifier(node, "DISTINCT_MODIFIER")!, ...orderBy] : [...distinct];
   if (limit !== undefined && isExpression(limit.limit)) {
     // Each instance's first limit + offset rows (in the query's order) hold the answer's rows.
     const keep = isExpression(limit.offset)
       ? call("+", [limit.limit, limit.offset], { isOperator: true })
       : limit.limit;
-    partialModifiers.push(...orderBy, { type: "LIMIT_MODIFIER", limit: keep, offset: null });
+    if (on.length === 0) partialModifiers.push(...orderBy);
+    partialModifiers.push({ type: "LIMIT_MODIFIER", limit: keep, offset: null });
   }
-  const query: Node = { ...node, select_list: [...items, ...hidden], modifiers: partialModifiers };
+  const distinctNames = new Set(names.map((n) => n.toLowerCase())).size === names.length;
+  // An unaliased expression is named by its text, which the rendered partial may spell otherwise
+  // (a parser-made cast written out reads back as one the query wrote): the partial names it.
+  const named = items.map((item, i) =>
+    distinctNames && text(item.alias) === "" && item.class !== "COLUMN_REF" && item.class !== "STAR"
+      ? aliased(item, names[i] ?? "")
+      : item,
+  );
+  const query: Node = { ...node, select_list: [...named, ...hidden], modifiers: partialModifiers };
   // Renamed outside the query, whose WHERE, GROUP BY and ORDER BY may use the items' aliases.
-  const partial = starred
-    ? query
-    : {
-        ...selectFrom(
-          [...items, ...hidden].map((h, i) =>
-            positionalRef(i + 1, i < items.length ? `${PREFIX}c${i}` : text(h.alias)),
+  const partial =
+    starred || distinctNames
+      ? query
+      : {
+          ...selectFrom(
+            [...items, ...hidden].map((h, i) =>
+              positionalRef(i + 1, i < items.length ? `${PREFIX}c${i}` : text(h.alias)),
+            ),
+            [],
           ),
-          [],
-        ),
-        from_table: subquery(query),
-      };
+          from_table: subquery(query),
+        };
+  const column = (i: number): string => (distinctNames ? (names[i] ?? "") : `${PREFIX}c${i}`);
   const mergeItems = starred
     ? [star(hidden.map((h) => text(h.alias)))]
-    : items.map((_, i) => aliased(columnRef(`${PREFIX}c${i}`), names[i] ?? ""));
+    : items.map((_, i) => aliased(columnRef(column(i)), names[i] ?? ""));
   const merge = selectFrom(mergeItems, [...distinct, ...orderBy, ...(limit !== undefined ? [limit] : [])]);
   return rendered(shape, partial, merge);
 }
@@ -271,7 +299,7 @@ async function rowsPlan(node: Node, shape: PlanShape, names: readonly string[]):
 async function aggregatePlan(
   node: Node,
   groups: Node[],
-  partitionKey: string,
+  key: PartitionKey,
   names: readonly string[],
 ): Promise<DistributedPlan> {
   const items = node.select_list as Node[];
@@ -318,7 +346,7 @@ async function aggregatePlan(
   const rewrite = (e: Node): Node => {
     if (isAggregate(e))
       return aliased(
-        mergeAggregate(e, partitionKey, (a) => partial(a, "a")),
+        mergeAggregate(e, key, (a) => partial(a, "a")),
         "",
       );
     if (isAggregateAlias(e)) return e;

@@ -9,11 +9,16 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
 import { type DistributedPlan, planDistributed } from "../../../src/analytics/distributed/plan.js";
+import { checkQuery } from "../../../src/analytics/sql/check.js";
+import { parseSelects } from "../../../src/analytics/sql/parse.js";
+import { referencedColumns } from "../../../src/analytics/sql/referenced-columns.js";
+import { timeBounds } from "../../../src/analytics/sql/time-bounds.js";
 import { isRunnelError } from "../../../src/core/errors.js";
 import { rows, Shares } from "./shares.js";
 
 const NOW = new Date("2026-12-07T12:00:00Z");
 const OPTIONS = { partitionKey: "user_id", now: NOW };
+const STREAMS = new Set(["clicks", "orders"]);
 
 interface Case {
   readonly sql: string;
@@ -144,6 +149,12 @@ const CASES: readonly Case[] = [
   },
   { sql: "SELECT user_id AS u, seq FROM clicks ORDER BY u, 2 LIMIT $1", params: [6], ordered: true, shape: "rows" },
   { sql: "SELECT DISTINCT country FROM clicks ORDER BY country", ordered: true, shape: "rows" },
+  { sql: "SELECT country, seq FROM clicks ORDER BY ALL DESC LIMIT 4", ordered: true, shape: "rows" },
+  {
+    sql: "SELECT country, count(*) FROM clicks GROUP BY ALL ORDER BY ALL NULLS FIRST",
+    ordered: true,
+    shape: "aggregate",
+  },
   {
     sql: "SELECT amount * 2 AS twice, _time > now() - INTERVAL 1 DAY AS recent FROM clicks ORDER BY twice NULLS LAST, recent, user_id, seq LIMIT 7",
     shape: "rows",
@@ -175,7 +186,69 @@ const CASES: readonly Case[] = [
     sql: "SELECT min(_time::DATE), max(price / 3), sum(qty * 1.5), sum(amount * 1000000000000) FROM clicks",
     shape: "aggregate",
   },
+  // Subqueries in FROM and WITH whose rows each instance computes whole: row filters, per-user groups.
+  { sql: "WITH x AS (SELECT * FROM clicks WHERE amount > 0) SELECT count(*), sum(amount) FROM x", shape: "aggregate" },
+  {
+    sql: "SELECT avg(total), max(total), count(*) FROM (SELECT user_id, sum(amount) AS total FROM clicks GROUP BY user_id)",
+    shape: "aggregate",
+  },
+  {
+    sql: "WITH per_user AS (SELECT user_id, count(*) AS n FROM clicks GROUP BY user_id) SELECT n, count(*) AS users FROM per_user GROUP BY n ORDER BY n",
+    ordered: true,
+    shape: "aggregate",
+  },
+  {
+    sql: "SELECT p.user_id, p.n, o.total FROM (SELECT user_id, count(*) AS n FROM clicks GROUP BY user_id) p JOIN orders o ON p.user_id = o.user_id ORDER BY 1, 2, 3, o.seq LIMIT 5",
+    ordered: true,
+    shape: "rows",
+  },
+  {
+    sql: "WITH a AS (SELECT user_id, amount FROM clicks), b AS (SELECT * FROM a WHERE amount > 0) SELECT user_id, count(*), median(amount) FROM b GROUP BY user_id",
+    shape: "grouped_by_key",
+  },
+  { sql: "SELECT count(DISTINCT user_id) FROM (SELECT user_id FROM clicks WHERE ok)", shape: "aggregate" },
+  {
+    sql: "SELECT DISTINCT country FROM (SELECT DISTINCT user_id, country FROM clicks) s ORDER BY 1",
+    ordered: true,
+    shape: "rows",
+  },
+  {
+    sql: "SELECT x.user_id, count(*) FROM (SELECT * FROM clicks) x LEFT JOIN (SELECT user_id, total FROM orders) y USING (user_id) GROUP BY x.user_id",
+    shape: "grouped_by_key",
+  },
+  // Windows and DISTINCT ON by the partition key: each partition is whole on one instance.
+  {
+    sql: "SELECT user_id, seq, amount FROM clicks QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY _time DESC, seq) = 1",
+    shape: "rows",
+  },
+  {
+    sql: "SELECT user_id, seq, sum(amount) OVER (PARTITION BY user_id ORDER BY seq) AS running, lag(amount) OVER (PARTITION BY user_id, country ORDER BY seq) FROM clicks ORDER BY seq LIMIT 10",
+    ordered: true,
+    shape: "rows",
+  },
+  {
+    sql: "SELECT DISTINCT ON (user_id) user_id, seq, amount FROM clicks ORDER BY user_id, _time DESC, seq",
+    ordered: true,
+    shape: "rows",
+  },
+  {
+    sql: "SELECT DISTINCT ON (user_id) user_id, amount FROM clicks ORDER BY user_id, amount DESC NULLS LAST, seq LIMIT 3",
+    ordered: true,
+    shape: "rows",
+  },
+  {
+    sql: "SELECT count(*), avg(amount) FROM (SELECT *, row_number() OVER (PARTITION BY user_id ORDER BY seq DESC) AS rn FROM clicks) WHERE rn <= 2",
+    shape: "aggregate",
+  },
+  {
+    sql: "SELECT user_id, country, count(*) AS n, sum(count(*)) OVER (PARTITION BY user_id) AS total FROM clicks GROUP BY user_id, country",
+    shape: "grouped_by_key",
+  },
   // Joins on the partition key are whole on each instance.
+  {
+    sql: "SELECT count(*), sum(x.total) FROM clicks c JOIN LATERAL (SELECT * FROM orders o WHERE o.user_id = c.user_id AND o.total > c.qty) x ON x.user_id = c.user_id",
+    shape: "aggregate",
+  },
   {
     sql: "SELECT c.country, count(*), sum(o.total) FROM clicks c JOIN orders o ON c.user_id = o.user_id GROUP BY c.country ORDER BY 1",
     ordered: true,
@@ -240,10 +313,27 @@ const REFUSED: readonly { sql: string; construct: RegExp }[] = [
   { sql: "SELECT * FROM clicks QUALIFY row_number() OVER () = 1", construct: /QUALIFY|window function/ },
   {
     sql: "SELECT count(*) FROM (SELECT country, count(*) FROM clicks GROUP BY country)",
-    construct: /subquery in FROM/,
+    construct: /a subquery in FROM that aggregates/,
+  },
+  { sql: "SELECT count(*) FROM (SELECT * FROM clicks ORDER BY seq LIMIT 5)", construct: /LIMIT in a subquery/ },
+  { sql: "SELECT count(*) FROM (SELECT DISTINCT country FROM clicks)", construct: /DISTINCT in a subquery/ },
+  {
+    sql: "SELECT count(DISTINCT user_id) FROM (SELECT country AS user_id FROM clicks)",
+    construct: /count\(DISTINCT …\)/,
+  },
+  {
+    sql: "SELECT user_id, median(amount) FROM (SELECT country AS user_id, amount FROM clicks) GROUP BY user_id",
+    construct: /median\(\)/,
+  },
+  {
+    sql: "SELECT count(*) FROM (SELECT user_id FROM clicks UNION ALL SELECT user_id FROM orders)",
+    construct: /set operation in FROM/,
+  },
+  {
+    sql: "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT count(*) FROM r",
+    construct: /set operation in FROM|WITH/,
   },
   { sql: "SELECT * FROM clicks WHERE amount > (SELECT avg(amount) FROM clicks)", construct: /a subquery/ },
-  { sql: "WITH x AS (SELECT * FROM clicks) SELECT count(*) FROM x", construct: /WITH/ },
   { sql: "SELECT user_id FROM clicks UNION SELECT user_id FROM orders", construct: /UNION/ },
   { sql: "SELECT random() FROM clicks", construct: /random\(\)/ },
   { sql: "SELECT uuid(), user_id FROM clicks", construct: /uuid\(\)/ },
@@ -251,6 +341,14 @@ const REFUSED: readonly { sql: string; construct: RegExp }[] = [
   { sql: "SELECT count(*) FROM clicks, orders", construct: /CROSS JOIN|join not on user_id/ },
   { sql: "SELECT country, count(*) FROM clicks GROUP BY ROLLUP (country)", construct: /GROUPING SETS, ROLLUP or CUBE/ },
   { sql: "SELECT DISTINCT ON (country) country, amount FROM clicks", construct: /DISTINCT ON/ },
+  {
+    sql: "SELECT country, count(*), sum(count(*)) OVER () FROM clicks GROUP BY country",
+    construct: /window function sum\(\) OVER/,
+  },
+  {
+    sql: "SELECT count(*) FROM (SELECT *, rank() OVER (PARTITION BY country ORDER BY seq) AS r FROM clicks) WHERE r = 1",
+    construct: /window function rank\(\) OVER/,
+  },
   { sql: "SELECT DISTINCT country FROM clicks ORDER BY amount", construct: /SELECT DISTINCT … ORDER BY/ },
   { sql: "SELECT 1", construct: /without FROM/ },
   { sql: "SELECT count(*) FROM clicks NATURAL JOIN orders", construct: /NATURAL JOIN/ },
@@ -258,6 +356,10 @@ const REFUSED: readonly { sql: string; construct: RegExp }[] = [
   { sql: "SELECT avg(DISTINCT amount) FROM clicks", construct: /avg\(DISTINCT …\)/ },
   { sql: "SELECT * FROM clicks c JOIN orders o USING (user_id)", construct: /SELECT \* over a join/ },
   { sql: "SELECT * FROM clicks USING SAMPLE 10%", construct: /SAMPLE/ },
+  { sql: "SELECT * FROM clicks ORDER BY ALL", construct: /ORDER BY ALL/ },
+  { sql: "SELECT country, max(COLUMNS(['amount', 'qty'])) FROM clicks GROUP BY country", construct: /COLUMNS/ },
+  { sql: "SELECT user_id, max(COLUMNS(['amount', 'qty'])) FROM clicks GROUP BY user_id", construct: /COLUMNS/ },
+  { sql: "WITH x AS (SELECT * FROM clicks) SELECT count(*) FROM x TABLESAMPLE 10%", construct: /SAMPLE/ },
 ];
 
 describe("a distributed plan gives the one-instance answer", () => {
@@ -271,6 +373,26 @@ describe("a distributed plan gives the one-instance answer", () => {
 
   it("plans every query in the table in the expected shape", () => {
     for (const c of CASES) assert.equal(plans.get(c.sql)?.shape, c.shape, c.sql);
+  });
+
+  it("keeps the partial's FROM and WHERE readable for the store's time bounds and column pruning", async () => {
+    const cases = [
+      "SELECT * FROM clicks WHERE _time > now() - INTERVAL 6 HOUR ORDER BY _time DESC LIMIT 5",
+      "SELECT user_id, amount * 2, _time + INTERVAL 1 HOUR FROM clicks WHERE _time >= $1 ORDER BY 2 LIMIT 3",
+      "SELECT country, count(*), avg(amount) FROM clicks WHERE _time > now() - INTERVAL 1 DAY GROUP BY country",
+      "SELECT user_id, median(amount) FROM clicks WHERE _time > now() - INTERVAL 1 DAY GROUP BY user_id",
+    ];
+    for (const sql of cases) {
+      const plan = await planDistributed(sql, OPTIONS);
+      const [partial] = await parseSelects(plan.partialSql);
+      const bounds = await timeBounds(partial!, "clicks");
+      assert.equal(bounds.lower.length, 1, `${sql}: ${plan.partialSql}`);
+      if (!sql.includes("*")) assert.notEqual(referencedColumns(partial!), undefined, plan.partialSql);
+    }
+  });
+
+  it("writes partials that pass the query check, as instances run them through the query path", async () => {
+    for (const c of CASES) await checkQuery(plans.get(c.sql)!.partialSql, STREAMS);
   });
 
   it("fixes now() and its kin to the planner's instant, keeping the original names", async () => {

@@ -8,6 +8,7 @@
 import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
 import { planDistributed } from "../../../src/analytics/distributed/plan.js";
+import { checkQuery } from "../../../src/analytics/sql/check.js";
 import { rows, Shares } from "./shares.js";
 
 const NOW = new Date("2026-12-07T12:00:00Z");
@@ -92,6 +93,7 @@ function item(numeric: readonly string[], other: readonly string[]): fc.Arbitrar
     fc.constantFrom(...other),
     fc.tuple(n, n).map(([x, y]) => `${x} + ${y}`),
     n.map((x) => `${x} * 2`),
+    n.map((x) => `${x}::DOUBLE`),
     fc
       .tuple(fc.constantFrom(...other), n)
       .map(([x, y]) => `CASE WHEN ${x} IS NULL THEN 0 ELSE 1 END + coalesce(${y}, 0)`),
@@ -112,12 +114,19 @@ function grouped(pools: Pools, byUser: boolean): fc.Arbitrary<Query> {
       groupBy: fc.constantFrom("expression", "position", "alias", "all"),
       where: fc.option(fc.constantFrom(...pools.where)),
       having: fc.option(fc.constantFrom("count(*) > 1", "a0 IS NOT NULL", "sum(1) < 5")),
+      // Unaliased items are named by DuckDB's text of them, which the merge must reproduce.
+      named: fc.boolean(),
       directions: fc.array(direction, { minLength: 8, maxLength: 8 }),
       limit,
     })
     .map((q) => {
       const keys = byUser ? [pools.user, ...q.keys] : q.keys;
-      const select = [...keys.map((k, i) => `${k} AS k${i}`), ...q.items.map((a, i) => `${a} AS a${i}`)];
+      const named = q.named || q.groupBy === "alias";
+      const select = [
+        ...keys.map((k, i) => (named ? `${k} AS k${i}` : k)),
+        ...q.items.map((a, i) => (named ? `${a} AS a${i}` : a)),
+      ];
+      const having = named ? q.having : q.having?.replace("a0", `(${q.items[0]})`);
       const group =
         keys.length === 0
           ? ""
@@ -130,7 +139,7 @@ function grouped(pools: Pools, byUser: boolean): fc.Arbitrary<Query> {
         `SELECT ${select.join(", ")} FROM ${pools.from}` +
         (q.where === null ? "" : ` WHERE ${q.where}`) +
         group +
-        (q.having === null ? "" : ` HAVING ${q.having}`) +
+        (having === null || having === undefined ? "" : ` HAVING ${having}`) +
         ` ORDER BY ${order}${q.limit}`;
       return { sql, shape: byUser ? "grouped_by_key" : "aggregate" };
     });
@@ -155,7 +164,58 @@ const rowQuery: fc.Arbitrary<Query> = fc
     shape: "rows",
   }));
 
+/** Per-user rows from a subquery grouped by user_id, aggregated again outside. */
+const perUser: fc.Arbitrary<Query> = fc
+  .record({
+    inner: fc.array(fc.constantFrom(...CLICKS.aggregates, ...CLICKS.wholeGroup), { minLength: 1, maxLength: 3 }),
+    where: fc.option(fc.constantFrom(...CLICKS.where)),
+    outer: fc.array(fc.constantFrom("count(*)", "sum", "avg", "max", "min", "count(DISTINCT user_id)"), {
+      minLength: 1,
+      maxLength: 3,
+    }),
+    key: fc.constantFrom("", "country"),
+  })
+  .map((q) => {
+    const inner = q.inner.map((a, i) => `${a} AS v${i}`).join(", ");
+    const outer = q.outer
+      .map((f, i) => (f.includes("(") ? f : `${f}(v${i % q.inner.length})`))
+      .map((f, i) => `${f} AS o${i}`);
+    const key = q.key === "" ? "" : `, ${q.key}`;
+    const select = q.key === "" ? outer : [q.key, ...outer];
+    return {
+      sql:
+        `SELECT ${select.join(", ")} FROM (SELECT user_id${key}, ${inner} FROM clicks` +
+        (q.where === null ? "" : ` WHERE ${q.where}`) +
+        ` GROUP BY user_id${key}) per_user` +
+        (q.key === "" ? "" : ` GROUP BY ${q.key}`) +
+        ` ORDER BY ${select.map((_, i) => i + 1).join(", ")}`,
+      shape: "aggregate",
+    };
+  });
+
+/** Windows partitioned by user_id over the rows, or kept one per user by QUALIFY. */
+const windowed: fc.Arbitrary<Query> = fc
+  .record({
+    fn: fc.constantFrom("row_number()", "sum(amount)", "lag(amount)", "first_value(price)", "count(*)", "rank()"),
+    partition: fc.constantFrom("user_id", "user_id, country"),
+    direction,
+    qualify: fc.boolean(),
+    limit,
+  })
+  .map((q) => {
+    const window = `${q.fn} OVER (PARTITION BY ${q.partition} ORDER BY seq${q.direction.includes("DESC") ? " DESC" : ""})`;
+    return {
+      sql:
+        `SELECT user_id, seq, ${window} AS w FROM clicks` +
+        (q.qualify ? ` QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY amount${q.direction}, seq) <= 2` : "") +
+        ` ORDER BY seq${q.limit}`,
+      shape: "rows",
+    };
+  });
+
 const query: fc.Arbitrary<Query> = fc.oneof(
+  perUser,
+  windowed,
   { weight: 4, arbitrary: grouped(CLICKS, false) },
   { weight: 2, arbitrary: grouped(CLICKS, true) },
   grouped(JOINED, false),
@@ -173,6 +233,7 @@ describe("random queries give the one-instance answer when planned", () => {
       fc.asyncProperty(query, rows, async (q, data) => {
         const plan = await planDistributed(q.sql, { partitionKey: "user_id", now: NOW });
         if (plan.shape !== q.shape) throw new Error(`${q.sql}: planned as ${plan.shape}, not ${q.shape}`);
+        await checkQuery(plan.partialSql, new Set(["clicks", "orders"]));
         await cluster.load(data);
         const sql = q.sql.replaceAll("now()", `'${NOW.toISOString()}'::TIMESTAMPTZ`);
         await cluster.assertSame(sql, plan, [], true, q.sql.includes("LIMIT"));
