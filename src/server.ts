@@ -29,7 +29,7 @@ import { PipelineManager } from "./catalog/pipelines.js";
 import { StreamCatalog } from "./catalog/streams.js";
 import { RuleManager } from "./cep/manager.js";
 import { ControlSync } from "./cluster/control-sync.js";
-import { ClusterNode, clusterMode } from "./cluster/node.js";
+import { ClusterNode, clusterMode, requireSharedArchive } from "./cluster/node.js";
 import { InstanceAuth } from "./cluster/queries/instance-auth.js";
 import { distributedQueries } from "./cluster/queries/merge.js";
 import { QueryRouter } from "./cluster/queries/router.js";
@@ -158,6 +158,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
 
   const startedAt = clock.now();
   const mode = clusterMode(config);
+  if (mode.cluster) requireSharedArchive(config);
   // Set once the checkpoint store is open; /readyz asks it from the start.
   let cluster: ClusterNode | undefined;
   const closers: Closer[] = [];

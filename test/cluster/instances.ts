@@ -5,7 +5,19 @@
  */
 import { appendFile } from "node:fs/promises";
 import { join } from "node:path";
+import { type ArchiveEnv, sharedArchiveEnv } from "../archive/s3-server.js";
 import { ADMIN_PASSWORD, type ServerProcess, startServerProcess, tempDataDir } from "../helpers/server-process.js";
+
+/** One archive bucket per installation, shared by its instances (cluster mode refuses one of their own). */
+const archives = new Map<string, Promise<ArchiveEnv>>();
+function archiveOf(installation: string): Promise<ArchiveEnv> {
+  let env = archives.get(installation);
+  if (env === undefined) {
+    env = sharedArchiveEnv();
+    archives.set(installation, env);
+  }
+  return env;
+}
 
 export interface InstanceSettings {
   readonly brokers: string;
@@ -67,6 +79,7 @@ export class Instance {
         RUNNEL_CLUSTER_SLOTS: String(slots),
         RUNNEL_DEFAULT_PARTITIONS: String(slots),
         RUNNEL_LOG_LEVEL: "info",
+        ...(await archiveOf(installation)),
         ...this.settings.env,
       },
       { captureStdout: true },
