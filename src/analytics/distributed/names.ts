@@ -11,7 +11,11 @@
 import { renderExpression } from "../sql/parse.js";
 import { isNode, type Node, text } from "./tree.js";
 
-/** Type ids the names spell unquoted (checked against DuckDB 1.5 for every type a cast can name). */
+/**
+ * Type ids the names spell unquoted, read off DuckDB 1.5.6's names for casts to about forty type
+ * spellings (INT, TEXT, REAL, NUMERIC, … resolve to these; DOUBLE, DATE, TINYINT, HUGEINT, UUID,
+ * BLOB, JSON, TIMESTAMPTZ and TIMETZ are quoted). A type missing here is quoted in the name.
+ */
 const GRAMMAR_TYPES = new Set([
   "INTEGER",
   "BIGINT",

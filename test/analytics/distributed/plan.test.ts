@@ -148,6 +148,12 @@ const CASES: readonly Case[] = [
     shape: "rows",
   },
   { sql: "SELECT user_id AS u, seq FROM clicks ORDER BY u, 2 LIMIT $1", params: [6], ordered: true, shape: "rows" },
+  {
+    sql: "SELECT seq, amount FROM clicks WHERE qty > $3 ORDER BY seq DESC LIMIT $1 OFFSET $2",
+    params: [3, 2, 10],
+    ordered: true,
+    shape: "rows",
+  },
   { sql: "SELECT DISTINCT country FROM clicks ORDER BY country", ordered: true, shape: "rows" },
   { sql: "SELECT country, seq FROM clicks ORDER BY ALL DESC LIMIT 4", ordered: true, shape: "rows" },
   {
