@@ -21,6 +21,13 @@ test("a producer fenced under a shared lane is a retryable 503 with Retry-After,
   }
 });
 
+test("a transaction coordinator still busy with the previous transaction is a retryable 503 with Retry-After", () => {
+  // Seen on the fault rig: AddPartitionsToTxn refused CONCURRENT_TRANSACTIONS past the client's
+  // retries while a broker's loss slowed the previous commit's markers.
+  const e = toRunnelError(answered("CONCURRENT_TRANSACTIONS"), "append");
+  assert.deepEqual([e.code, e.status, e.retryAfter], ["not_ready", 503, 1]);
+});
+
 test("an unreachable broker is a 503 with Retry-After; an unknown topic of a stream is stream_not_found; the rest internal", () => {
   const away = toRunnelError(answered("NOT_ENOUGH_REPLICAS"), "append");
   assert.deepEqual([away.code, away.retryAfter], ["not_ready", 1]);

@@ -63,6 +63,14 @@ export function toRunnelError(e: unknown, what: string, stream?: string): Runnel
       retryAfter: 1,
     });
   }
+  // The transaction coordinator is still writing the previous transaction's markers (slow while a
+  // partition's leader is being replaced) and the client's few retries ran out: busy, not broken.
+  if (hasKafkaError(cause, "CONCURRENT_TRANSACTIONS")) {
+    return new RunnelError("not_ready", `Kafka is still completing a transaction while trying to ${what}`, {
+      cause,
+      retryAfter: 1,
+    });
+  }
   if (isUnreachable(cause)) {
     return new RunnelError("not_ready", `Kafka is unreachable while trying to ${what}: ${cause.message}`, {
       cause,
