@@ -28,59 +28,29 @@ import { after, before, describe, test } from "node:test";
 import { Admin } from "@platformatic/kafka";
 import { createKafkaEventLog, type KafkaEventLog } from "../../src/log/kafka/index.js";
 import { partitionForKey } from "../../src/log/partitioner.js";
-import { alertName, expectedMatches, isLarge, seedRule, type Tx } from "../e2e/fraud-data.js";
+import { alertName, expectedMatches, isLarge, type Tx } from "../e2e/fraud-data.js";
 import { holdRig, type KafkaCluster, kafkaCluster, type NodeId } from "../helpers/kafka-cluster.js";
 import { onServer, postgresServerUrl, withDatabase } from "../helpers/postgres.js";
+import {
+  BATCH,
+  COPIED,
+  createWorkload,
+  eventsOf,
+  INPUT,
+  OUT_OF_ORDER_MS,
+  T0,
+  TICK_MS,
+  WINDOW_MS,
+  WINDOWS,
+} from "./fraud-workload.js";
 import { Instance, type InstanceSettings, sleep, waitFor } from "./instances.js";
-import { EndWatch, type MakeEvents, type Refusal, readFrom, SteadyLoad } from "./load.js";
+import { EndWatch, type Refusal, readFrom, SteadyLoad } from "./load.js";
 
 const SLOTS = 6;
 const SESSION_TIMEOUT_MS = 10_000; // group.consumer.session.timeout.ms in scripts/kafka-cluster.sh
 const ALL = Array.from({ length: SLOTS }, (_, i) => i);
-const INPUT = "transactions"; // the seed rule's stream
-const COPIED = "copied";
-const WINDOWS = "per_user";
-const WINDOW_MS = 10_000;
-/** The windowed pipeline's bounded out-of-orderness, and the rule's lateness: see `eventsOf`. */
-const OUT_OF_ORDER = "60s";
-const OUT_OF_ORDER_MS = 60_000;
-const USERS = 200;
-const BATCH = 20;
-/** Event time per event id. */
-const TICK_MS = 10;
-/**
- * Event time of id 0: two hours back, so no event is stamped ahead of its append time (the log's
- * clock caps event time there, docs/cep.md) however long the load runs.
- */
-const T0 = Math.floor((Date.now() - 2 * 3_600_000) / WINDOW_MS) * WINDOW_MS;
 /** Past the last event for the flush events that close every window (and under `now`). */
 const FLUSH_AFTER_MS = 5 * 60_000;
-
-/** An integer amount, about 3 % of them over $500 (the rule's "large"): a well-mixed hash of the id. */
-function amountOf(id: number): number {
-  let h = Math.imul(id ^ 0x9e3779b9, 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  const r = ((h ^ (h >>> 16)) >>> 0) % 1000;
-  return r < 970 ? r % 500 : 600 + r;
-}
-
-/**
- * One user per batch, so a blocked user's batch is refused (423) and nobody else's. Event time
- * follows the id (about 1.4 s of event time per second): each partition's events arrive nearly in
- * event-time order (two clients send at once), unless a batch sent to an instance that was then
- * paused is appended once it continues, up to about 20 s later (hence 60 s of out-of-orderness).
- */
-const eventsOf: MakeEvents = (ids) => {
-  const user = `u${Math.floor(ids[0]! / BATCH) % USERS}`;
-  return ids.map((id) => ({
-    user_id: user,
-    id,
-    tx_id: `t${id}`,
-    event_type: "transaction",
-    amount: amountOf(id),
-    timestamp: T0 + id * TICK_MS,
-  }));
-};
 
 interface Row extends Tx {
   readonly id: number;
@@ -263,21 +233,7 @@ describe("the fault rig's scenario: the fraud rule, a windowed pipeline and anal
       assert.equal(res.status, 201, `${path}: ${JSON.stringify(res.body)}`);
       return res.body;
     };
-    await created("/api/v1/streams", { name: INPUT, partitions: SLOTS });
-    ruleId = String((await created("/api/v1/rules", { ...seedRule("fraud"), lateness: OUT_OF_ORDER })).id);
-    await created("/api/v1/pipelines", {
-      name: WINDOWS,
-      sql: `SELECT user_id, window_start, count(*) AS n, sum(amount) AS total
-            FROM TUMBLE(${INPUT}, _time, INTERVAL '10 seconds') GROUP BY ALL`,
-      startFrom: "earliest",
-      // No partition is ever idle under the load; one whose task is moving must hold event time back.
-      options: { outOfOrderness: OUT_OF_ORDER, idleTimeout: 0 },
-    });
-    await created("/api/v1/pipelines", {
-      name: COPIED,
-      sql: `SELECT id, user_id, amount FROM ${INPUT}`,
-      startFrom: "earliest",
-    });
+    ruleId = await createWorkload(created, SLOTS);
     log = createKafkaEventLog({
       brokers: rig.brokers.split(","),
       clientId: "runnel-test-sc-reader",
