@@ -13,6 +13,8 @@ export interface InstanceSettings {
   readonly topicPrefix: string;
   readonly installation: string;
   readonly slots: number;
+  /** More settings of the process (they win over the ones above). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface OwnedAt {
@@ -65,6 +67,7 @@ export class Instance {
         RUNNEL_CLUSTER_SLOTS: String(slots),
         RUNNEL_DEFAULT_PARTITIONS: String(slots),
         RUNNEL_LOG_LEVEL: "info",
+        ...this.settings.env,
       },
       { captureStdout: true },
     );
