@@ -1,7 +1,7 @@
 /**
- * Steady ingest for the cluster-mode test: batches of events with unique ids, posted round robin
- * to the instances that are up, each acknowledged id remembered; and the outputs of a map/filter
- * pipeline read back from the log, counted by id.
+ * Steady ingest for the cluster tests (cluster-mode, scenario): batches of events with unique ids,
+ * posted round robin to the instances that are up by one or more clients, each acknowledged id
+ * remembered, each refusal and answer time recorded; and a stream's records read back from the log.
  */
 import type { EventLog, LogRecord } from "../../src/log/types.js";
 import type { Instance } from "./instances.js";
@@ -21,6 +21,18 @@ export interface Refusal {
 /** The events of one batch, given their ids (the load's default: `{user_id, id, n}`, 60 users). */
 export type MakeEvents = (ids: readonly number[]) => Record<string, unknown>[];
 
+export interface LoadOptions {
+  /** Events per request (default 20). */
+  readonly batch?: number;
+  /** Between a lane's answer and its next request (default 100 ms). */
+  readonly pauseMs?: number;
+  readonly makeEvents?: MakeEvents;
+  /** How long a client waits for an answer before it counts the batch as `timeout` (default 3 s). */
+  readonly timeoutMs?: number;
+  /** Clients sending at once, each one request at a time (default 1). */
+  readonly lanes?: number;
+}
+
 const defaultEvents: MakeEvents = (ids) => ids.map((id) => ({ user_id: `u${id % 60}`, id, n: id }));
 
 export class SteadyLoad {
@@ -32,22 +44,30 @@ export class SteadyLoad {
   /** Every request: when its answer (or failure) came, and how long it took. */
   readonly answers: { at: number; ms: number }[] = [];
   private next = 0;
+  private turn = 0;
   private stopped = false;
   private loop: Promise<void> | undefined;
+  private readonly batch: number;
+  private readonly pauseMs: number;
+  private readonly makeEvents: MakeEvents;
+  private readonly timeoutMs: number;
+  private readonly lanes: number;
 
   constructor(
     private readonly targets: () => readonly Instance[],
     private readonly token: string,
     private readonly stream: string,
-    private readonly batch = 20,
-    private readonly pauseMs = 100,
-    private readonly makeEvents: MakeEvents = defaultEvents,
-    /** How long a client waits for an answer before it counts the batch as `timeout`. */
-    private readonly timeoutMs = 3_000,
-  ) {}
+    options: LoadOptions = {},
+  ) {
+    this.batch = options.batch ?? 20;
+    this.pauseMs = options.pauseMs ?? 100;
+    this.makeEvents = options.makeEvents ?? defaultEvents;
+    this.timeoutMs = options.timeoutMs ?? 3_000;
+    this.lanes = options.lanes ?? 1;
+  }
 
   start(): void {
-    this.loop = this.run();
+    this.loop = Promise.all(Array.from({ length: this.lanes }, () => this.run())).then(() => undefined);
   }
 
   async stop(): Promise<void> {
@@ -56,9 +76,9 @@ export class SteadyLoad {
   }
 
   private async run(): Promise<void> {
-    for (let turn = 0; !this.stopped; turn++) {
+    while (!this.stopped) {
       const up = this.targets();
-      const target = up[turn % Math.max(1, up.length)];
+      const target = up[this.turn++ % Math.max(1, up.length)];
       if (target === undefined) {
         await sleep(this.pauseMs);
         continue;

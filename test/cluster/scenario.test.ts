@@ -29,58 +29,29 @@ import { after, before, describe, test } from "node:test";
 import { Admin } from "@platformatic/kafka";
 import { createKafkaEventLog, type KafkaEventLog } from "../../src/log/kafka/index.js";
 import { partitionForKey } from "../../src/log/partitioner.js";
-import { alertName, expectedMatches, isLarge, seedRule, type Tx } from "../e2e/fraud-data.js";
+import { alertName, expectedMatches, isLarge, type Tx } from "../e2e/fraud-data.js";
 import { holdRig, type KafkaCluster, kafkaCluster, type NodeId } from "../helpers/kafka-cluster.js";
 import { onServer, postgresServerUrl, withDatabase } from "../helpers/postgres.js";
+import {
+  BATCH,
+  COPIED,
+  createWorkload,
+  eventsOf,
+  INPUT,
+  OUT_OF_ORDER_MS,
+  T0,
+  TICK_MS,
+  WINDOW_MS,
+  WINDOWS,
+} from "./fraud-workload.js";
 import { Instance, type InstanceSettings, sleep, waitFor } from "./instances.js";
-import { EndWatch, type MakeEvents, type Refusal, readFrom, SteadyLoad } from "./load.js";
+import { EndWatch, type Refusal, readFrom, SteadyLoad } from "./load.js";
 
 const SLOTS = 6;
 const SESSION_TIMEOUT_MS = 10_000; // group.consumer.session.timeout.ms in scripts/kafka-cluster.sh
 const ALL = Array.from({ length: SLOTS }, (_, i) => i);
-const INPUT = "transactions"; // the seed rule's stream
-const COPIED = "copied";
-const WINDOWS = "per_user";
-const WINDOW_MS = 10_000;
-/** The windowed pipeline's bounded out-of-orderness, and the rule's lateness: see `eventsOf`. */
-const OUT_OF_ORDER = "30s";
-const OUT_OF_ORDER_MS = 30_000;
-const USERS = 200;
-const BATCH = 20;
-/** Event time per event id. */
-const TICK_MS = 10;
-/**
- * Event time of id 0: two hours back, so no event is stamped ahead of its append time (the log's
- * clock caps event time there, docs/cep.md) however long the load runs.
- */
-const T0 = Math.floor((Date.now() - 2 * 3_600_000) / WINDOW_MS) * WINDOW_MS;
 /** Past the last event for the flush events that close every window (and under `now`). */
 const FLUSH_AFTER_MS = 5 * 60_000;
-
-/** An integer amount, about 3 % of them over $500 (the rule's "large"): a well-mixed hash of the id. */
-function amountOf(id: number): number {
-  let h = Math.imul(id ^ 0x9e3779b9, 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  const r = ((h ^ (h >>> 16)) >>> 0) % 1000;
-  return r < 970 ? r % 500 : 600 + r;
-}
-
-/**
- * One user per batch, so a blocked user's batch is refused (423) and nobody else's. Event time
- * follows the id: each partition's events arrive in event-time order, unless a batch whose answer
- * the client gave up on is appended after a later one (hence 30 s of out-of-orderness).
- */
-const eventsOf: MakeEvents = (ids) => {
-  const user = `u${Math.floor(ids[0]! / BATCH) % USERS}`;
-  return ids.map((id) => ({
-    user_id: user,
-    id,
-    tx_id: `t${id}`,
-    event_type: "transaction",
-    amount: amountOf(id),
-    timestamp: T0 + id * TICK_MS,
-  }));
-};
 
 interface Row extends Tx {
   readonly id: number;
@@ -154,9 +125,9 @@ async function producingAgain(partitions: readonly number[], from: readonly numb
 /**
  * The answers other than 200 that clients saw in [from, to], counted by status, code and
  * Retry-After; `bad` are those other than a blocked user's 423 (the rule at work), a retryable 503
- * with Retry-After (the goal), and a connection cut by the kill -9 of `cut` (a request in flight
- * to a killed process gets no answer at all; its batch is not acknowledged and a client sends it
- * again).
+ * with Retry-After (the goal), and no answer at all from `cut`, the instance killed with -9 or
+ * paused in the step (a request in flight to it is cut or hangs until the client gives up; its
+ * batch is not acknowledged and a client sends it again).
  */
 function refusedDuring(from: number, to: number, cut?: string): { text: string; bad: Refusal[] } {
   const within = load!.refusals.filter((r) => r.at >= from && r.at <= to);
@@ -169,7 +140,7 @@ function refusedDuring(from: number, to: number, cut?: string): { text: string; 
     (r) =>
       r.status !== 423 &&
       !(r.status === 503 && r.retryAfter !== undefined) &&
-      !(r.status === "error" && r.instance === cut),
+      !((r.status === "error" || r.status === "timeout") && r.instance === cut),
   );
   return { text: counts.size === 0 ? "none" : JSON.stringify(Object.fromEntries(counts)), bad };
 }
@@ -181,16 +152,19 @@ interface StepFigures {
   readonly producingMs: number;
   readonly from: number;
   readonly to: number;
-  /** The instance killed with -9 in this step. */
+  /** The instance killed with -9 or paused in this step. */
   readonly cut?: string;
+  /** Until when the ingest answers belong to the step (default `to`). */
+  readonly answersTo?: number;
 }
 
 function report(t: { diagnostic(message: string): void }, s: StepFigures): Refusal[] {
   const unmoved = ALL.filter((p) => !s.moved.includes(p));
   const stayed = copiedWatch!.longestGap(unmoved, s.from, s.to);
   const windowGap = windowWatch!.longestGap(ALL, s.from, s.to);
-  const refused = refusedDuring(s.from, s.to, s.cut);
-  const slowest = Math.max(0, ...load!.answers.filter((x) => x.at >= s.from && x.at <= s.to).map((x) => x.ms));
+  const answersTo = s.answersTo ?? s.to;
+  const refused = refusedDuring(s.from, answersTo, s.cut);
+  const slowest = Math.max(0, ...load!.answers.filter((x) => x.at >= s.from && x.at <= answersTo).map((x) => x.ms));
   const line =
     `${s.what}: moved partitions ${JSON.stringify(s.moved)} producing again after ${s.producingMs} ms; ` +
     (unmoved.length === 0
@@ -260,29 +234,22 @@ describe("the fault rig's scenario: the fraud rule, a windowed pipeline and anal
       assert.equal(res.status, 201, `${path}: ${JSON.stringify(res.body)}`);
       return res.body;
     };
-    await created("/api/v1/streams", { name: INPUT, partitions: SLOTS });
-    ruleId = String((await created("/api/v1/rules", { ...seedRule("fraud"), lateness: OUT_OF_ORDER })).id);
-    await created("/api/v1/pipelines", {
-      name: WINDOWS,
-      sql: `SELECT user_id, window_start, count(*) AS n, sum(amount) AS total
-            FROM TUMBLE(${INPUT}, _time, INTERVAL '10 seconds') GROUP BY ALL`,
-      startFrom: "earliest",
-      // No partition is ever idle under the load; one whose task is moving must hold event time back.
-      options: { outOfOrderness: OUT_OF_ORDER, idleTimeout: 0 },
-    });
-    await created("/api/v1/pipelines", {
-      name: COPIED,
-      sql: `SELECT id, user_id, amount FROM ${INPUT}`,
-      startFrom: "earliest",
-    });
+    ruleId = await createWorkload(created, SLOTS);
     log = createKafkaEventLog({
       brokers: rig.brokers.split(","),
       clientId: "runnel-test-sc-reader",
       topicPrefix: settings.topicPrefix,
     });
     await log.open();
-    // A client that waits up to 20 s for an answer: a broker's loss takes several seconds to heal.
-    load = new SteadyLoad(live, token, INPUT, BATCH, 100, eventsOf, 20_000);
+    // Clients that wait up to 20 s for an answer (a broker's loss takes several seconds to heal);
+    // two of them, so one waiting on a paused instance does not stop the traffic.
+    load = new SteadyLoad(live, token, INPUT, {
+      batch: BATCH,
+      pauseMs: 200,
+      makeEvents: eventsOf,
+      timeoutMs: 20_000,
+      lanes: 2,
+    });
     load.start();
     copiedWatch = new EndWatch(log, COPIED);
     copiedWatch.start();
@@ -335,12 +302,21 @@ describe("the fault rig's scenario: the fraud rule, a windowed pipeline and anal
     } finally {
       c.signal("SIGCONT");
     }
-    badAnswers.push(
-      ...report(t, { what: "SIGSTOP of c", moved: had, producingMs: producingAt - at, from: at, to: producingAt }),
-    );
     assert.ok(producingAt - at <= SESSION_TIMEOUT_MS + 10_000, `producing after ${producingAt - at} ms`);
     await waitFor("c to drop its slots as fenced", 15_000, () => c.revoked("fenced")[fencedBefore]);
     await waitFor("c to share the slots again", 30_000, () => shared([a, b, c]));
+    badAnswers.push(
+      ...report(t, {
+        what: "SIGSTOP of c",
+        moved: had,
+        producingMs: producingAt - at,
+        from: at,
+        to: producingAt,
+        // A request that was in flight to c when it stopped is answered, or given up, only later.
+        answersTo: Date.now(),
+        cut: "c",
+      }),
+    );
   });
 
   test("3. SIGKILL of one broker, then its restart", async (t) => {
@@ -383,21 +359,31 @@ describe("the fault rig's scenario: the fraud rule, a windowed pipeline and anal
   test("4. a fourth instance joins, then one stops cleanly (SIGTERM)", async (t) => {
     const [a, b, c, d] = ["a", "b", "c", "d"].map(instance) as [Instance, Instance, Instance, Instance];
     await waitFor("the three to share the slots", 30_000, () => shared([a, b, c]));
-    let ends = await log!.endOffsets(COPIED);
     let at = Date.now();
     await d.start();
+    const listening = Date.now() - at;
     const four = await waitFor("the four to share the slots", 60_000, () => shared([a, b, c, d]));
     const gained = four.get("d")!;
-    let producingAt = await producingAgain(gained, ends, 60_000);
+    const firstSlot = d.ownedHistory().find((h) => h.owned.length > 0)!.at - at;
+    // The partitions produced right up to their move (their old owners ran them until revoked),
+    // so the figure is the longest stop of their output, once d has produced on each.
+    await producingAgain(gained, await log!.endOffsets(COPIED), 60_000);
+    const handover = copiedWatch!.longestGap(gained, at, Date.now());
     badAnswers.push(
-      ...report(t, { what: "start of d", moved: gained, producingMs: producingAt - at, from: at, to: producingAt }),
+      ...report(t, {
+        what: `start of d (listening ${listening} ms after the start, its first slot ${firstSlot} ms; figure: the moved partitions' longest output stop)`,
+        moved: gained,
+        producingMs: handover.ms,
+        from: at,
+        to: Date.now(),
+      }),
     );
     const had = a.owned();
-    ends = await log!.endOffsets(COPIED);
+    const ends = await log!.endOffsets(COPIED);
     at = Date.now();
     await a.stop();
     await waitFor("b, c and d to own every slot", SESSION_TIMEOUT_MS + 30_000, () => shared([b, c, d]));
-    producingAt = await producingAgain(had, ends, SESSION_TIMEOUT_MS + 30_000);
+    const producingAt = await producingAgain(had, ends, SESSION_TIMEOUT_MS + 30_000);
     badAnswers.push(
       ...report(t, { what: "SIGTERM of a", moved: had, producingMs: producingAt - at, from: at, to: producingAt }),
     );
