@@ -25,7 +25,12 @@ import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DuckDBInstance } from "@duckdb/node-api";
-import { CLUSTER_MIN_ROWS, DuckDbAnalyticsStore, PARQUET_OPTIONS } from "../src/analytics/duckdb/store.js";
+import {
+  CLUSTER_MIN_ROWS,
+  DuckDbAnalyticsStore,
+  PARQUET_OPTIONS,
+  type UserQuerySteps,
+} from "../src/analytics/duckdb/store.js";
 import type { AnalyticsRow, QueryScope } from "../src/analytics/types.js";
 import { Archiver } from "../src/archive/archiver.js";
 import { archiveKey, LocalDirLocation } from "../src/archive/location.js";
@@ -97,9 +102,17 @@ const started = performance.now();
 }
 const archiveSeconds = (performance.now() - started) / 1000;
 
+/** Where the store reports each user query's steps while a measurement wants them. */
+let stepLog: UserQuerySteps[] | undefined;
+
 // The hot tier: the last day, through the store's own apply path, offsets after the archive's.
 const openStore = async () => {
-  const s = new DuckDbAnalyticsStore({ path: join(dir, "analytics.duckdb"), archiveDir, sandbox: { warm: 2 } });
+  const s = new DuckDbAnalyticsStore({
+    path: join(dir, "analytics.duckdb"),
+    archiveDir,
+    sandbox: { warm: 2 },
+    onUserQuery: (steps) => stepLog?.push(steps),
+  });
   await s.open();
   return s;
 };
@@ -197,7 +210,22 @@ const userQuery = async (sql: string, i: number) => {
 };
 // Warm-up: the files' footers and the hot table's blocks in memory.
 await measure(5, (i) => store.query(ALL_TIME, [], asUser(i)));
-const seedWarm = await measure(100, (i) => userQuery(SEED, i));
+/** Per step of a user's query (UserQuerySteps): p50 and p99 over the samples `run` takes. */
+async function withSteps<T>(run: () => Promise<T>): Promise<[T, Record<string, { p50: number; p99: number }>]> {
+  stepLog = [];
+  const out = await run();
+  const log = stepLog;
+  stepLog = undefined;
+  const names = Object.keys(log[0] ?? {}) as (keyof UserQuerySteps)[];
+  const steps = Object.fromEntries(
+    names.map((n) => {
+      const samples = log.map((s) => s[n]);
+      return [n, { p50: pct(samples, 0.5), p99: pct(samples, 0.99) }];
+    }),
+  );
+  return [out, steps];
+}
+const [seedWarm, seedWarmSteps] = await withSteps(() => measure(100, (i) => userQuery(SEED, i)));
 const allTimeWarm = await measure(100, (i) => userQuery(ALL_TIME, i));
 const groupBy = await measure(10, () => store.query(GROUP_BY, [], { kind: "all" }));
 /** Cold: each sample opens the store anew (as after a restart) and times its first user query. */
@@ -211,7 +239,7 @@ const cold = (sql: string) =>
     await store.query(sql, [], asUser(i + 500));
     return performance.now() - t;
   });
-const seedCold = await cold(SEED);
+const [seedCold, seedColdSteps] = await withSteps(() => cold(SEED));
 const allTimeCold = await cold(ALL_TIME);
 await store.close();
 
@@ -292,6 +320,12 @@ console.log(`admin GROUP BY user_id, both tiers: ${f(groupBy)}   direct ${f(dire
 console.log(
   `hot row groups a user's scan reads: ${hotRowGroups.admittingAUser.join(", ")} of ${hotRowGroups.total} (five users)`,
 );
+const stepLine = (steps: Record<string, { p50: number; p99: number }>) =>
+  Object.entries(steps)
+    .map(([n, v]) => `${n} ${v.p50.toFixed(1)}/${v.p99.toFixed(1)}`)
+    .join(", ");
+console.log(`seed query's steps, warm, ms p50/p99: ${stepLine(seedWarmSteps)}`);
+console.log(`seed query's steps, cold, ms p50/p99: ${stepLine(seedColdSteps)}`);
 console.log(`answers equal to DuckDB's: ${outputsEqual}`);
 
 const peerName = "DuckDB 1.5 directly on the same database and files (no check, no sandbox)";
@@ -342,6 +376,8 @@ await writeResults("archive", {
   coldSeedMs: seedCold,
   coldAllTimeMs: allTimeCold,
   seedWarmMs: seedWarm,
+  seedWarmStepsMs: seedWarmSteps,
+  seedColdStepsMs: seedColdSteps,
   allTimeWarmMs: allTimeWarm,
   groupByMs: groupBy,
   direct: {

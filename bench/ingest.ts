@@ -10,7 +10,10 @@
  * so a loader that falls behind shows up. Every acknowledged event is read back, per partition
  * (the bench places each event as the log does, by murmur2 of its user_id): the log's end minus
  * start offsets, and the analytics table's row count and its end (max _offset + 1), must equal
- * what was acknowledged there, and the table's sum(amount) the events' sum, or the benchmark fails. The ceiling is JSON.parse on one core
+ * what was acknowledged there; and once the server has stopped, every record of the log and
+ * every row of the table (DuckDB opened directly) is hashed field by field into an
+ * order-independent digest (bench/lib/event-digest.ts) that must equal the digest of the
+ * acknowledged events, or the benchmark fails (exit 1). The ceiling is JSON.parse on one core
  * over the same events in the same run (this process, the server idle); the ratio is the target's
  * (issue 17: at least 0.25 with a schema). Results through bench/report.ts (bench/results/ingest.json).
  *
@@ -24,12 +27,14 @@ import { mkdtemp, rm } from "node:fs/promises";
 import http from "node:http";
 import os from "node:os";
 import { join } from "node:path";
+import { DuckDBInstance } from "@duckdb/node-api";
 import { loadConfig } from "../src/config/config.js";
 import { parseNdjson } from "../src/ingest/body.js";
 import { StreamIngestor } from "../src/ingest/ingestor.js";
 import { LocalEventLog } from "../src/log/local/local-event-log.js";
 import { type EventLog, partitionForKey } from "../src/log/types.js";
 import { createMetrics } from "../src/monitoring/metrics.js";
+import { benchEventOf, digestOfLog, digestOfTable, EventDigest } from "./lib/event-digest.js";
 import { type Comparison, quickMode, ratio, writeResults } from "./report.js";
 
 const args = new Map(
@@ -71,8 +76,8 @@ const SCHEMA = {
 
 interface Bodies {
   readonly bodies: readonly Buffer[];
-  /** Sum of `amount` in cents per body, to check the analytics table's sum against. */
-  readonly centsPerBody: readonly number[];
+  /** Each body's events as the log should hold them (with their partitions), digested. */
+  readonly digestPerBody: readonly EventDigest[];
   /** Events per partition per body, placed as the log places them (murmur2 of user_id). */
   readonly partitionsPerBody: readonly (readonly number[])[];
   readonly lines: readonly string[];
@@ -82,34 +87,36 @@ interface Bodies {
 /** ~90-byte events with a user_id, varied so partitions and column types are exercised. */
 function makeBodies(count: number): Bodies {
   const bodies: Buffer[] = [];
-  const centsPerBody: number[] = [];
+  const digestPerBody: EventDigest[] = [];
   const partitionsPerBody: number[][] = [];
   const lines: string[] = [];
   let n = 0;
   for (let b = 0; b < count; b++) {
     const batch: string[] = [];
     const placed = new Array<number>(PARTITIONS).fill(0);
-    let cents = 0;
+    const digest = new EventDigest();
     for (let i = 0; i < BATCH; i++, n++) {
-      cents += n % 10_000;
       const userId = `user_${n % 997}`;
-      placed[partitionForKey(userId, PARTITIONS)]!++;
-      const line = JSON.stringify({
+      const partition = partitionForKey(userId, PARTITIONS);
+      placed[partition]!++;
+      const event = {
         user_id: userId,
         event_type: n % 5 === 0 ? "purchase" : "view",
         amount: (n % 10_000) / 100,
         page: `/p/${n % 313}`,
         ts: 1_764_000_000_000 + n,
-      });
+      };
+      digest.add(benchEventOf(partition, event));
+      const line = JSON.stringify(event);
       batch.push(line);
       lines.push(line);
     }
     bodies.push(Buffer.from(`${batch.join("\n")}\n`));
-    centsPerBody.push(cents);
+    digestPerBody.push(digest);
     partitionsPerBody.push(placed);
   }
   const eventBytes = lines.reduce((s, l) => s + Buffer.byteLength(l), 0) / lines.length;
-  return { bodies, centsPerBody, partitionsPerBody, lines, eventBytes };
+  return { bodies, digestPerBody, partitionsPerBody, lines, eventBytes };
 }
 
 /** JSON.parse alone over the same lines, one core: the ceiling ingest is compared with. */
@@ -204,7 +211,8 @@ interface Load {
   readonly events: number;
   /** Acknowledged events per partition. */
   readonly perPartition: readonly number[];
-  readonly cents: number;
+  /** The acknowledged events, digested. */
+  readonly acknowledged: EventDigest;
   /** CPU of this process (the HTTP clients) per acknowledged event, µs: it shares the cores with the server. */
   readonly clientCpuUsPerEvent: number;
   readonly seconds: number;
@@ -213,7 +221,7 @@ interface Load {
   readonly refused429: number;
 }
 
-interface Run extends Omit<Load, "cents" | "perPartition"> {
+interface Run extends Omit<Load, "acknowledged" | "perPartition"> {
   readonly stream: string;
   readonly acknowledgedPerS: number;
   /** Seconds from the load's start until the analytics store held every acknowledged event. */
@@ -224,7 +232,10 @@ interface Run extends Omit<Load, "cents" | "perPartition"> {
   /** Read back: the log's end offsets minus start offsets summed, and the table's rows. */
   readonly logRecords: number;
   readonly analyticsRows: number;
-  readonly analyticsSumMatches: boolean;
+  /** Digests (bench/lib/event-digest.ts) of the acknowledged events, the log's records and the table's rows. */
+  readonly acknowledgedDigest: string;
+  readonly logDigest: string;
+  readonly analyticsDigest: string;
   /** Per partition: acknowledged, the log's end − start, the table's rows and end (max _offset + 1). */
   readonly acknowledgedByPartition: readonly number[];
   readonly logByPartition: readonly number[];
@@ -266,7 +277,7 @@ async function httpLoad(base: string, token: string, data: Bodies, seconds: numb
   const latencies: number[] = [];
   const perPartition = new Array<number>(PARTITIONS).fill(0);
   let events = 0;
-  let cents = 0;
+  const acknowledged = new EventDigest();
   let refused = 0;
   let next = 0;
   const cpuBefore = process.cpuUsage();
@@ -281,7 +292,7 @@ async function httpLoad(base: string, token: string, data: Bodies, seconds: numb
         if (status === 200) {
           latencies.push(performance.now() - t0);
           events += BATCH;
-          cents += data.centsPerBody[i]!;
+          acknowledged.addDigest(data.digestPerBody[i]!);
           data.partitionsPerBody[i]!.forEach((n, p) => {
             perPartition[p]! += n;
           });
@@ -300,7 +311,7 @@ async function httpLoad(base: string, token: string, data: Bodies, seconds: numb
   return {
     events,
     perPartition,
-    cents,
+    acknowledged,
     clientCpuUsPerEvent: (cpu.user + cpu.system) / events,
     seconds: elapsed,
     p50Ms: at(0.5),
@@ -316,15 +327,9 @@ async function analyticsLag(url: string, stream: string): Promise<number> {
   return m ? Number(m[1]) : Number.NaN;
 }
 
-async function tableTotals(url: string, token: string, stream: string): Promise<{ rows: number; cents: number }> {
-  const res = await json(
-    `${url}/api/v1/query`,
-    "POST",
-    { sql: `SELECT count(*) AS n, coalesce(round(sum(amount) * 100), 0) AS cents FROM ${stream}` },
-    token,
-  );
-  const row = (res.rows as unknown[][])[0]!;
-  return { rows: Number(row[0]), cents: Number(row[1]) };
+async function tableRows(url: string, token: string, stream: string): Promise<number> {
+  const res = await json(`${url}/api/v1/query`, "POST", { sql: `SELECT count(*) AS n FROM ${stream}` }, token);
+  return Number((res.rows as unknown[][])[0]![0]);
 }
 
 /** The table's rows and end (max _offset + 1) per partition. */
@@ -354,7 +359,7 @@ async function loadedAt(url: string, token: string, stream: string, events: numb
   while (performance.now() < deadline) {
     const now = performance.now();
     // The lag gauge is cheap; the count confirms it once the gauge says the store caught up.
-    if ((await analyticsLag(url, stream)) === 0 && (await tableTotals(url, token, stream)).rows >= events) return now;
+    if ((await analyticsLag(url, stream)) === 0 && (await tableRows(url, token, stream)) >= events) return now;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`${stream}: the analytics store did not load ${events} events within ${CATCH_UP_LIMIT_S} s`);
@@ -395,7 +400,7 @@ async function run(
   const load = await httpLoad(server.url, token, data, SECONDS, stream);
   const loaded = (await loadedAt(server.url, token, stream, load.events)) - start;
   const after = threadCpu(pid);
-  const totals = await tableTotals(server.url, token, stream);
+  const rows = await tableRows(server.url, token, stream);
   const table = await tablePartitions(server.url, token, stream);
   const byThread: Record<string, number> = {};
   let total = 0;
@@ -406,7 +411,7 @@ async function run(
   }
   const acknowledgedPerS = load.events / load.seconds;
   const loadedPerS = load.events / (loaded / 1000);
-  const { cents, perPartition, ...rest } = load;
+  const { acknowledged, perPartition, ...rest } = load;
   return {
     stream,
     ...rest,
@@ -415,8 +420,10 @@ async function run(
     loadedPerS,
     sustainedPerS: Math.min(acknowledgedPerS, loadedPerS),
     logRecords: Number.NaN, // filled in from the log once the server has stopped
-    analyticsRows: totals.rows,
-    analyticsSumMatches: totals.cents === cents,
+    analyticsRows: rows,
+    acknowledgedDigest: acknowledged.toString(),
+    logDigest: "", // read back once the server has stopped, as the table's
+    analyticsDigest: "",
     acknowledgedByPartition: perPartition,
     logByPartition: [],
     analyticsRowsByPartition: table.rows,
@@ -433,15 +440,22 @@ function median(values: readonly number[]): number {
 }
 
 /**
- * Every acknowledged event is in the log and in the table, once: per partition the log holds
- * exactly the acknowledged count (each stream is fresh, so it starts at 0) and the table the same
- * rows ending at the log's end; the table's sum(amount) is the events' sum.
+ * Every acknowledged event is in the log and in the table, once and unchanged: per partition the
+ * log holds exactly the acknowledged count (each stream is fresh, so it starts at 0) and the
+ * table the same rows ending at the log's end; the digests of every field of every record in the
+ * log and every row in the table equal the acknowledged events'.
  */
 function readBackMatches(r: Run): boolean {
   const samePerPartition = r.acknowledgedByPartition.every(
     (n, p) => r.logByPartition[p] === n && r.analyticsRowsByPartition[p] === n && r.analyticsEndByPartition[p] === n,
   );
-  return samePerPartition && r.logRecords === r.events && r.analyticsRows === r.events && r.analyticsSumMatches;
+  return (
+    samePerPartition &&
+    r.logRecords === r.events &&
+    r.analyticsRows === r.events &&
+    r.logDigest === r.acknowledgedDigest &&
+    r.analyticsDigest === r.acknowledgedDigest
+  );
 }
 
 // ── main ──
@@ -477,20 +491,30 @@ try {
   server.child.kill("SIGTERM");
   await new Promise((r) => server.child.once("exit", r));
   stopped = true;
-  // The log as written, opened after the server let go of it.
+  // The log and the analytics database as written, opened after the server let go of them.
   const log = new LocalEventLog({ dir: join(dataDir, "log") });
   await log.open();
+  const duck = await DuckDBInstance.create(join(dataDir, "analytics", "runnel.duckdb"), { access_mode: "READ_ONLY" });
+  const c = await duck.connect();
   try {
     for (const mode of MODES) {
-      runs[mode] = await Promise.all(
-        runs[mode].map(async (r) => {
-          const [starts, ends] = [await log.startOffsets(r.stream), await log.endOffsets(r.stream)];
-          const logByPartition = ends.map((e, p) => e - (starts[p] ?? 0));
-          return { ...r, logRecords: logByPartition.reduce((s, n) => s + n, 0), logByPartition };
-        }),
-      );
+      const read: Run[] = [];
+      for (const r of runs[mode]) {
+        const [starts, ends] = [await log.startOffsets(r.stream), await log.endOffsets(r.stream)];
+        const logByPartition = ends.map((e, p) => e - (starts[p] ?? 0));
+        read.push({
+          ...r,
+          logRecords: logByPartition.reduce((s, n) => s + n, 0),
+          logByPartition,
+          logDigest: (await digestOfLog(log, r.stream)).toString(),
+          analyticsDigest: (await digestOfTable(c, r.stream)).toString(),
+        });
+      }
+      runs[mode] = read;
     }
   } finally {
+    c.closeSync();
+    duck.closeSync();
     await log.close();
   }
 } finally {
@@ -529,14 +553,14 @@ for (const mode of MODES) {
       .join(", ");
     console.log(
       `  ${r.stream}: acknowledged ${fmt(r.acknowledgedPerS)}/s (${fmt(r.events)} in ${r.seconds.toFixed(1)} s, p50 ${r.p50Ms.toFixed(1)} ms, p99 ${r.p99Ms.toFixed(1)} ms, 429s ${r.refused429}), ` +
-        `all loaded after ${r.loadedAfterS.toFixed(1)} s = ${fmt(r.loadedPerS)}/s; read back: log ${fmt(r.logRecords)}, table ${fmt(r.analyticsRows)} rows, sum(amount) ${r.analyticsSumMatches ? "equal" : "DIFFERS"}; ` +
+        `all loaded after ${r.loadedAfterS.toFixed(1)} s = ${fmt(r.loadedPerS)}/s; read back: log ${fmt(r.logRecords)}, table ${fmt(r.analyticsRows)} rows, digests ${r.logDigest === r.acknowledgedDigest && r.analyticsDigest === r.acknowledgedDigest ? "equal" : "DIFFER"}; ` +
         `server CPU µs/event ${r.serverCpuUsPerEvent.toFixed(2)} (${threads}), clients ${r.clientCpuUsPerEvent.toFixed(2)}`,
     );
     if (!readBackMatches(r))
       failures.push(
         `${r.stream}: acknowledged ${r.events} (by partition ${r.acknowledgedByPartition}), log holds ${r.logRecords} ` +
           `(${r.logByPartition}), table ${r.analyticsRows} rows (${r.analyticsRowsByPartition}) ending at ` +
-          `${r.analyticsEndByPartition}, sum equal ${r.analyticsSumMatches}`,
+          `${r.analyticsEndByPartition}; digests: acknowledged ${r.acknowledgedDigest}, log ${r.logDigest}, table ${r.analyticsDigest}`,
       );
   }
   const sustained = median(runs[mode].map((r) => r.sustainedPerS));

@@ -12,7 +12,16 @@ export interface Refusal {
   readonly instance: string;
   /** The HTTP status, or `timeout` / `error` when no answer came. */
   readonly status: number | string;
+  /** The answer's `error` code, if it had one. */
+  readonly code?: string;
+  /** The answer's Retry-After header, if it had one. */
+  readonly retryAfter?: string;
 }
+
+/** The events of one batch, given their ids (the load's default: `{user_id, id, n}`, 60 users). */
+export type MakeEvents = (ids: readonly number[]) => Record<string, unknown>[];
+
+const defaultEvents: MakeEvents = (ids) => ids.map((id) => ({ user_id: `u${id % 60}`, id, n: id }));
 
 export class SteadyLoad {
   /** Ids of events whose batch was acknowledged (200). */
@@ -20,6 +29,8 @@ export class SteadyLoad {
   /** Ids of events posted, acknowledged or not (a batch cut by a kill may still have been appended). */
   readonly sent = new Set<number>();
   readonly refusals: Refusal[] = [];
+  /** Every request: when its answer (or failure) came, and how long it took. */
+  readonly answers: { at: number; ms: number }[] = [];
   private next = 0;
   private stopped = false;
   private loop: Promise<void> | undefined;
@@ -30,6 +41,9 @@ export class SteadyLoad {
     private readonly stream: string,
     private readonly batch = 20,
     private readonly pauseMs = 100,
+    private readonly makeEvents: MakeEvents = defaultEvents,
+    /** How long a client waits for an answer before it counts the batch as `timeout`. */
+    private readonly timeoutMs = 3_000,
   ) {}
 
   start(): void {
@@ -51,24 +65,37 @@ export class SteadyLoad {
       }
       const ids = Array.from({ length: this.batch }, () => this.next++);
       for (const id of ids) this.sent.add(id);
-      const events = ids.map((id) => ({ user_id: `u${id % 60}`, id, n: id }));
+      const events = this.makeEvents(ids);
+      const sentAt = Date.now();
       try {
         const res = await fetch(`${target.url}/api/v1/streams/${this.stream}/events`, {
           method: "POST",
           headers: { authorization: `Bearer ${this.token}`, "content-type": "application/json" },
           body: JSON.stringify(events),
-          signal: AbortSignal.timeout(3_000),
+          signal: AbortSignal.timeout(this.timeoutMs),
         });
-        await res.arrayBuffer();
+        const text = await res.text();
         if (res.status === 200) for (const id of ids) this.acked.add(id);
-        else this.refusals.push({ at: Date.now(), instance: target.id, status: res.status });
+        else this.refusals.push({ at: Date.now(), instance: target.id, status: res.status, ...answerOf(res, text) });
       } catch (e) {
         const status = (e as Error).name === "TimeoutError" ? "timeout" : "error";
         this.refusals.push({ at: Date.now(), instance: target.id, status });
       }
+      this.answers.push({ at: Date.now(), ms: Date.now() - sentAt });
       await sleep(this.pauseMs);
     }
   }
+}
+
+function answerOf(res: Response, text: string): { code?: string; retryAfter?: string } {
+  let code: string | undefined;
+  try {
+    code = (JSON.parse(text) as { error?: string }).error;
+  } catch {
+    // Not the JSON error shape (a proxy's or a dying process's answer): the status says enough.
+  }
+  const retryAfter = res.headers.get("retry-after") ?? undefined;
+  return { ...(code === undefined ? {} : { code }), ...(retryAfter === undefined ? {} : { retryAfter }) };
 }
 
 const decoder = new TextDecoder();
