@@ -188,11 +188,11 @@ export const PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE
  * In a sorted run a user's rows are a few consecutive vectors (2,048 rows), and DuckDB reads a
  * column's vector only where the user_id filter kept a row; in the unsorted rows every vector
  * holds a row or two of every user, so a user's scan decompresses all of them, column by column.
- * Those rows cost a user's query the most: with 1,000,000 of them in a 10 M-row hot tier a
- * user's copy took 8-14 ms against 1-2 ms for the same rows sorted (a loaded machine). At
- * 125,000 the unsorted rows are at most about one row group's; the runs are merged by size
- * (MERGE_RUNS), so each row is re-sorted about five times on its way into a run of 3-4 M
- * rows instead of two or three.
+ * Those rows cost a user's query the most: a 4 M-row table with 1,000,000 of them (this bound
+ * was 1,000,000) gave a user's copy 8-14 ms against 1-2 ms for the same table sorted whole (a
+ * loaded machine). At 125,000 the unsorted rows are at most about one row group's; the runs are
+ * merged by size (MERGE_RUNS), so each row is re-sorted about four times on its way into a run
+ * of 3-4 M rows instead of twice.
  */
 export const CLUSTER_MIN_ROWS = 125_000;
 /** Rows re-sorted by one clusterHot() at most; the rest wait for the next run. */
@@ -207,8 +207,8 @@ const CLUSTERED_TABLE = "_runnel_clustered";
  */
 const RUNS_TABLE = "_runnel_sorted_runs";
 /**
- * Runs are merged this many at a time, the newest ones, once they are of about the same size
- * (runLevel) and hold no more than clusterHot's `maxRows` together: size-tiered, so a row is
+ * Runs are merged this many at a time, consecutive ones of about the same size (runLevel)
+ * holding no more than clusterHot's `maxRows` together: size-tiered, so a row is
  * re-sorted about log3(maxRows / minRows) times, and a 10 M-row hot tier holds two or three runs
  * of each smaller size besides its largest ones (a user's scan reads one or two vectors per run).
  */
