@@ -209,9 +209,9 @@ async function measure(n: number, run: (i: number) => Promise<unknown>): Promise
 const COLD_SAMPLES = quickMode() ? 3 : 10;
 const asUser = (i: number): QueryScope => ({ kind: "user", userId: user(i * 37) });
 /**
- * A user's query: 50 ms apart, as interactive queries come, so the store's two warm sandboxes
- * refill between them (bench/analytics-store.ts does the same); back to back, each would also pay
- * for creating its sandbox (~15 ms).
+ * A user's query: 50 ms apart, as interactive queries come (bench/analytics-store.ts does the
+ * same), and as this benchmark has always timed them. Sandboxes are reused since, so a query no
+ * longer waits for one to be created or competes with that work (~15 ms each) meanwhile.
  */
 const userQuery = async (sql: string, i: number) => {
   await new Promise((r) => setTimeout(r, 50));
