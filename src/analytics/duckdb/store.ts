@@ -1015,7 +1015,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
         for (const [p, o] of done.getRowsJS()) from.set(Number(p), Number(o));
         const boundaries = this.archives.get(stream)?.boundaries ?? new Map<number, number>();
         const hot = `"_offset" >= ${boundaryExpression(boundaries)}`;
-        const unsorted = `"_offset" >= ${boundaryExpression(from)} AND ${hot}`;
+        const unsorted = `${offsetsFrom(from, applied.keys())} AND ${hot}`;
         const tails = await c.runAndReadAll(
           `SELECT "_partition", count(*), min("_offset") FROM ${table} WHERE ${unsorted} GROUP BY ALL`,
         );
@@ -1039,7 +1039,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
           const [[last]] = (
             await c.runAndReadAll(`SELECT coalesce(max(run), 0)::BIGINT FROM ${RUNS_TABLE} WHERE stream = $1`, [stream])
           ).getRowsJS() as [[bigint]];
-          sorted = await this.resort(c, stream, `${unsorted} AND "_offset" < ${boundaryExpression(to)}`, async (n) => {
+          sorted = await this.resort(c, stream, `${unsorted} AND ${offsetsBelow(to)}`, async (n) => {
             await c.run(`DELETE FROM ${CLUSTERED_TABLE} WHERE stream = $1`, [stream]);
             const tuples = [...to].map(([p, next]) => `($1, ${Math.trunc(p)}, ${Math.trunc(next)})`);
             if (tuples.length > 0) await c.run(`INSERT INTO ${CLUSTERED_TABLE} VALUES ${tuples.join(", ")}`, [stream]);
@@ -1104,7 +1104,8 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
     if (first < archived) return 0;
     const merged = runs[first]!;
     const lastMerged = runs[first + MERGE_RUNS - 1]!;
-    const range = `"_offset" >= ${boundaryExpression(merged.starts)} AND "_offset" < ${boundaryExpression(endOf(first + MERGE_RUNS - 1))} AND ${hot}`;
+    const partitions = new Set([...end.keys(), ...merged.starts.keys()]);
+    const range = `${offsetsFrom(merged.starts, partitions)} AND ${offsetsBelow(endOf(first + MERGE_RUNS - 1))} AND ${hot}`;
     return this.resort(c, stream, range, async (n) => {
       await c.run(`DELETE FROM ${RUNS_TABLE} WHERE stream = $1 AND run BETWEEN $2 AND $3`, [
         stream,
@@ -1294,6 +1295,24 @@ async function writePositions(
     );
   }
   if (tuples.length > 0) await c.run(`INSERT INTO ${POSITIONS_TABLE} VALUES ${tuples.join(", ")}`, inserts);
+}
+
+/**
+ * `_offset` at or above each partition's `from` (0 for one it lacks), written so that DuckDB can
+ * also skip row groups by their `_offset` statistics: the per-partition CASE alone is no filter
+ * it can push into the scan, so every clusterHot() would read the `_offset` of the whole hot
+ * table several times. `partitions`: every partition that may have rows.
+ */
+function offsetsFrom(from: ReadonlyMap<number, number>, partitions: Iterable<number>): string {
+  const lowest = Math.min(...[...partitions].map((p) => from.get(p) ?? 0), ...from.values());
+  const pruned = Number.isFinite(lowest) && lowest > 0 ? ` AND "_offset" >= ${Math.trunc(lowest)}` : "";
+  return `"_offset" >= ${boundaryExpression(from)}${pruned}`;
+}
+
+/** `_offset` below each partition's `to` (none for one it lacks), prunable as offsetsFrom is. */
+function offsetsBelow(to: ReadonlyMap<number, number>): string {
+  const highest = Math.max(0, ...to.values());
+  return `"_offset" < ${boundaryExpression(to)} AND "_offset" < ${Math.trunc(highest)}`;
 }
 
 /**
