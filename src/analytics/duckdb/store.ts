@@ -189,11 +189,11 @@ export const PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE
  * In a sorted run a user's rows are a few consecutive vectors (2,048 rows), and DuckDB reads a
  * column's vector only where the user_id filter kept a row; in the unsorted rows every vector
  * holds a row or two of every user, so a user's scan decompresses all of them, column by column.
- * Those rows cost a user's query the most: with 1,000,000 of them in a 10 M-row hot tier a
- * user's copy took 8-14 ms against 1-2 ms for the same rows sorted (a loaded machine). At
- * 125,000 the unsorted rows are at most about one row group's; the runs are merged by size
- * (MERGE_RUNS), so each row is re-sorted about five times on its way into a run of 3-4 M
- * rows instead of two or three.
+ * Those rows cost a user's query the most: a 4 M-row table with 1,000,000 of them (this bound
+ * was 1,000,000) gave a user's copy 8-14 ms against 1-2 ms for the same table sorted whole (a
+ * loaded machine). At 125,000 the unsorted rows are at most about one row group's; the runs are
+ * merged by size (MERGE_RUNS), so each row is re-sorted about four times on its way into a run
+ * of 3-4 M rows instead of twice.
  */
 export const CLUSTER_MIN_ROWS = 125_000;
 /** Rows re-sorted by one clusterHot() at most; the rest wait for the next run. */
@@ -208,8 +208,8 @@ const CLUSTERED_TABLE = "_runnel_clustered";
  */
 const RUNS_TABLE = "_runnel_sorted_runs";
 /**
- * Runs are merged this many at a time, the newest ones, once they are of about the same size
- * (runLevel) and hold no more than clusterHot's `maxRows` together: size-tiered, so a row is
+ * Runs are merged this many at a time, consecutive ones of about the same size (runLevel)
+ * holding no more than clusterHot's `maxRows` together: size-tiered, so a row is
  * re-sorted about log3(maxRows / minRows) times, and a 10 M-row hot tier holds two or three runs
  * of each smaller size besides its largest ones (a user's scan reads one or two vectors per run).
  */
@@ -1025,7 +1025,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
         for (const [p, o] of done.getRowsJS()) from.set(Number(p), Number(o));
         const boundaries = this.archives.get(stream)?.boundaries ?? new Map<number, number>();
         const hot = `"_offset" >= ${boundaryExpression(boundaries)}`;
-        const unsorted = `"_offset" >= ${boundaryExpression(from)} AND ${hot}`;
+        const unsorted = `${offsetsFrom(from, applied.keys())} AND ${hot}`;
         const tails = await c.runAndReadAll(
           `SELECT "_partition", count(*), min("_offset") FROM ${table} WHERE ${unsorted} GROUP BY ALL`,
         );
@@ -1049,7 +1049,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
           const [[last]] = (
             await c.runAndReadAll(`SELECT coalesce(max(run), 0)::BIGINT FROM ${RUNS_TABLE} WHERE stream = $1`, [stream])
           ).getRowsJS() as [[bigint]];
-          sorted = await this.resort(c, stream, `${unsorted} AND "_offset" < ${boundaryExpression(to)}`, async (n) => {
+          sorted = await this.resort(c, stream, `${unsorted} AND ${offsetsBelow(to)}`, async (n) => {
             await c.run(`DELETE FROM ${CLUSTERED_TABLE} WHERE stream = $1`, [stream]);
             const tuples = [...to].map(([p, next]) => `($1, ${Math.trunc(p)}, ${Math.trunc(next)})`);
             if (tuples.length > 0) await c.run(`INSERT INTO ${CLUSTERED_TABLE} VALUES ${tuples.join(", ")}`, [stream]);
@@ -1114,7 +1114,8 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
     if (first < archived) return 0;
     const merged = runs[first]!;
     const lastMerged = runs[first + MERGE_RUNS - 1]!;
-    const range = `"_offset" >= ${boundaryExpression(merged.starts)} AND "_offset" < ${boundaryExpression(endOf(first + MERGE_RUNS - 1))} AND ${hot}`;
+    const partitions = new Set([...end.keys(), ...merged.starts.keys()]);
+    const range = `${offsetsFrom(merged.starts, partitions)} AND ${offsetsBelow(endOf(first + MERGE_RUNS - 1))} AND ${hot}`;
     return this.resort(c, stream, range, async (n) => {
       await c.run(`DELETE FROM ${RUNS_TABLE} WHERE stream = $1 AND run BETWEEN $2 AND $3`, [
         stream,
@@ -1344,6 +1345,24 @@ function checkShare(share: PartitionShare, tables: ReadonlySet<string>, isRollup
       );
     }
   }
+}
+
+/**
+ * `_offset` at or above each partition's `from` (0 for one it lacks), written so that DuckDB can
+ * also skip row groups by their `_offset` statistics: the per-partition CASE alone is no filter
+ * it can push into the scan, so every clusterHot() would read the `_offset` of the whole hot
+ * table several times. `partitions`: every partition that may have rows.
+ */
+function offsetsFrom(from: ReadonlyMap<number, number>, partitions: Iterable<number>): string {
+  const lowest = Math.min(...[...partitions].map((p) => from.get(p) ?? 0), ...from.values());
+  const pruned = Number.isFinite(lowest) && lowest > 0 ? ` AND "_offset" >= ${Math.trunc(lowest)}` : "";
+  return `"_offset" >= ${boundaryExpression(from)}${pruned}`;
+}
+
+/** `_offset` below each partition's `to` (none for one it lacks), prunable as offsetsFrom is. */
+function offsetsBelow(to: ReadonlyMap<number, number>): string {
+  const highest = Math.max(0, ...to.values());
+  return `"_offset" < ${boundaryExpression(to)} AND "_offset" < ${Math.trunc(highest)}`;
 }
 
 /**
