@@ -94,6 +94,15 @@ export interface DuckDbAnalyticsStoreOptions {
    */
   readonly sandbox?: { threads?: number; memoryLimit?: string; warm?: number };
   /**
+   * DuckDB threads of the store's own instance: the loader's appends and commits, admins' queries,
+   * archive files. Default 1: with a second thread, the thread running a statement (the loader's
+   * commit and the checkpoint it triggers) spins on DuckDB's executor lock (sched_yield, a mutex)
+   * while the other does the work, which took libuv's threads from 1.10-1.15 to 1.56-1.75 µs of
+   * CPU per ingested event on two shared cores (bench/ingest.ts, docs/ingestion.md). More threads
+   * speed up one large admin query on an idle machine; user queries have their own (`sandbox`).
+   */
+  readonly threads?: number;
+  /**
    * The directory holding the archive's Parquet files (or their local copies) and the files being
    * written: the one place the store's engine may read and write files. Without it the store
    * has no archive and no file access at all.
@@ -157,6 +166,7 @@ export const QUERY_DEFAULTS = {
   maxResultBytes: 32 * 1024 * 1024,
   queryTimeoutMs: 30_000,
   sandboxThreads: 1,
+  storeThreads: 1,
   sandboxMemoryLimit: "512MiB",
 } as const;
 
@@ -277,7 +287,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
     const archiveDir = this.options.archiveDir;
     const instance = await openEngine(
       this.options.path ?? ":memory:",
-      {},
+      { threads: this.options.threads ?? QUERY_DEFAULTS.storeThreads },
       archiveDir === undefined ? [] : [archiveDir],
     );
     const writer = await instance.connect();
