@@ -6,7 +6,7 @@
  *                  each run then prints the stages' p50/p99, bench/lib/alert-stages.ts)
  * Writes bench/results/cep.json (bench/report.ts's shape; not with --only, which prints a part's
  * figures for quick iterations and leaves the recorded results alone). RUNNEL_BENCH_QUICK=1
- * (`npm run bench -- --quick`): 200,000 events, one round after the warm-up, one 5 s latency run.
+ * (`npm run bench -- --quick`): 100,000 events, one round after the warm-up, one 5 s latency run.
  *
  * - throughput: events/s through the seed's rule (`large{4,}` within 5m, past_last_event) and
  *   through a three-step sequence (`a followedBy b followedBy c within 10m`) with 100,000 keys
@@ -48,7 +48,7 @@ const SERVER_NODE_OPTIONS = process.argv
   .join("=");
 const TRACE = process.argv.includes("--trace");
 const QUICK = quickMode();
-const EVENTS = Number(args[0] ?? (QUICK ? 200_000 : 1_000_000));
+const EVENTS = Number(args[0] ?? (QUICK ? 100_000 : 1_000_000));
 const RUNS = Number(args[1] ?? (QUICK ? 1 : 3));
 // About 9 probes a second: 10 s made the p99 the single slowest of ~94 probes; 30 s gives ~280.
 const LATENCY_SECONDS = Number(args[2] ?? (QUICK ? 5 : 30));
@@ -149,8 +149,19 @@ interface LatencyRun {
   /** Batches refused (not 200), each dropped. */
   refused: number;
   eventsPerSecond: number;
+  /** The rule's own count of failed rounds (each retried after a back-off) and late events. */
+  rule: RuleStats;
   /** With --trace: where the time went, stage by stage. */
   stages?: StageSummary[];
+  /** With --trace: the control store's statements during the run, per kind (count, ms). */
+  storeQueries?: AlertTrace["queries"];
+}
+
+interface RuleStats {
+  eventsIn: number;
+  failures: number;
+  late: number;
+  lastError?: string;
 }
 
 /** Wall-clock ms with sub-millisecond resolution, comparable with the traced server's. */
@@ -274,6 +285,8 @@ async function latencyRun(): Promise<LatencyRun> {
       await new Promise((res) => setTimeout(res, 25));
     }
     sse.abort();
+    const ruleId = (rule.body as { id: string }).id;
+    const { stats } = (await admin.get<{ stats: RuleStats }>(`/api/v1/rules/${ruleId}`)).body;
     await reading;
     const lat: number[] = [];
     const toDetected: number[] = [];
@@ -300,6 +313,7 @@ async function latencyRun(): Promise<LatencyRun> {
       missing,
       refused,
       eventsPerSecond: measuredEvents / elapsed,
+      rule: { eventsIn: stats.eventsIn, failures: stats.failures, late: stats.late, lastError: stats.lastError },
     };
   } finally {
     await server.kill();
@@ -309,6 +323,7 @@ async function latencyRun(): Promise<LatencyRun> {
     const trace = JSON.parse(await readFile(traceFile, "utf8")) as AlertTrace;
     await rm(traceFile, { force: true });
     result.stages = alertStages(trace, probeTimes);
+    result.storeQueries = trace.queries;
   }
   return result;
 }
@@ -375,12 +390,20 @@ if (ONLY !== "throughput") {
     const l = await latencyRun();
     latencies.push(l);
     console.log(
-      `latency run ${i + 1}: p50 ${l.p50.toFixed(1)} ms, p99 ${l.p99.toFixed(1)} ms, max ${l.max.toFixed(1)} ms (ack → store p50 ${l.ackToStoreP50} ms, p99 ${l.ackToStoreP99} ms) over ${l.samples} probes (${l.missing} missing, ${l.refused} batches refused) at ${Math.round(l.eventsPerSecond).toLocaleString("en")} events/s`,
+      `latency run ${i + 1}: p50 ${l.p50.toFixed(1)} ms, p99 ${l.p99.toFixed(1)} ms, max ${l.max.toFixed(1)} ms (ack → store p50 ${l.ackToStoreP50.toFixed(1)} ms, p99 ${l.ackToStoreP99.toFixed(1)} ms) over ${l.samples} probes (${l.missing} missing, ${l.refused} batches refused) at ${Math.round(l.eventsPerSecond).toLocaleString("en")} events/s`,
     );
+    if (l.rule.failures > 0 || l.rule.late > 0) {
+      console.log(
+        `  rule: ${l.rule.failures} failed rounds, ${l.rule.late} late events, last error: ${l.rule.lastError}`,
+      );
+    }
     for (const s of l.stages ?? []) {
       console.log(
         `  ${s.stage.padEnd(20)} p50 ${s.p50.toFixed(2).padStart(7)} ms  p99 ${s.p99.toFixed(2).padStart(7)} ms  max ${s.max.toFixed(2).padStart(7)} ms  (${s.samples})`,
       );
+    }
+    for (const [kind, q] of Object.entries(l.storeQueries ?? {})) {
+      console.log(`  store: ${kind.padEnd(30)} ${q.n} × ${(q.ms / q.n).toFixed(2)} ms (max ${q.maxMs.toFixed(1)} ms)`);
     }
   }
 }

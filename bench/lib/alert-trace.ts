@@ -5,21 +5,25 @@
  * resolution (`performance.timeOrigin + performance.now()`, comparable with the bench's own):
  * - `commits`: each group commit of the input stream published (the log notifies its readers),
  *   with every partition's end then;
- * - `reads`: each read of the input stream (partition, first offset, count, start and end);
+ * - `reads`: each read of the input stream by a rule task (partition, first offset, count, start
+ *   and end; the analytics loader reads the same stream, and is left out);
  * - `outputs`: each batch of matches a rule task hands to the alert output;
  * - `sinks`: each alert-store call beginning;
  *   both naming each probe match by its key and its last event (`partition:offset`);
- * - `pushes`: each alert pushed to the live feed (its key), once stored.
+ * - `pushes`: each alert pushed to the live feed (its key), once stored;
+ * - `queries`: the control store's statements (PGlite, one connection: they queue), per kind.
  * Written as JSON to `$RUNNEL_BENCH_TRACE` when the server exits. Bench-only: nothing in src/
  * knows of it, and the server without it runs the same code.
  */
 import { writeFileSync } from "node:fs";
+import { PGlite } from "@electric-sql/pglite";
 import { AlertOutput } from "../../src/cep/alert-output.js";
 import { RuleManager } from "../../src/cep/manager.js";
 import { type CepMatch, EVENT_META } from "../../src/cep/operator.js";
 import type { AlertRecord } from "../../src/control/types.js";
 import { LocalEventLog } from "../../src/log/local/local-event-log.js";
 import type { LogRecord, ReadOptions } from "../../src/log/types.js";
+import { TaskDriver } from "../../src/runtime/driver.js";
 
 /** A probe user's match: its key, and its last event (the one that completed it). */
 export interface ProbeMatch {
@@ -34,12 +38,14 @@ export interface AlertTrace {
   outputs: { t: number; matches: ProbeMatch[] }[];
   sinks: { t: number; matches: ProbeMatch[] }[];
   pushes: { t: number; key: string }[];
+  /** Per statement kind (its first words): how many ran, and their total and longest time in ms. */
+  queries: Record<string, { n: number; ms: number; maxMs: number }>;
 }
 
 const STREAM = process.env.RUNNEL_BENCH_TRACE_STREAM ?? "transactions";
 const file = process.env.RUNNEL_BENCH_TRACE;
 const now = (): number => performance.timeOrigin + performance.now();
-const trace: AlertTrace = { commits: [], reads: [], outputs: [], sinks: [], pushes: [] };
+const trace: AlertTrace = { commits: [], reads: [], outputs: [], sinks: [], pushes: [], queries: {} };
 
 function probeMatches(matches: readonly CepMatch[]): ProbeMatch[] {
   const out: ProbeMatch[] = [];
@@ -69,11 +75,26 @@ if (file !== undefined) {
     if (stream === STREAM) trace.commits.push({ t: now(), ends: this.stream(stream).endOffsets() });
     notify.call(this, stream);
   };
+  // A task's round calls the log's read before its first await: the job running the round then
+  // is the reader (a rule's tasks read one partition each).
+  type DriverInternals = { round(): Promise<boolean>; config: { job: string } };
+  const driver = TaskDriver.prototype as unknown as DriverInternals;
+  const round = driver.round;
+  let reader: string | undefined;
+  driver.round = function (this: DriverInternals) {
+    reader = this.config.job;
+    try {
+      return round.call(this);
+    } finally {
+      reader = undefined;
+    }
+  };
   const read = log.read;
   log.read = async function (this: LogInternals, stream, partition, offset, options) {
     const t0 = now();
+    const byRule = reader?.startsWith("rule/") === true;
     const records = await read.call(this, stream, partition, offset, options);
-    if (stream === STREAM && records.length > 0) {
+    if (stream === STREAM && byRule && records.length > 0) {
       trace.reads.push({ t0, t1: now(), partition, offset: records[0]?.offset ?? offset, n: records.length });
     }
     return records;
@@ -102,6 +123,22 @@ if (file !== undefined) {
     if (alert.key.startsWith("probe")) trace.pushes.push({ t: now(), key: alert.key });
     publish.call(this, ref, alert);
   };
+
+  const query = PGlite.prototype.query;
+  PGlite.prototype.query = async function (this: PGlite, ...args: Parameters<PGlite["query"]>) {
+    const t0 = now();
+    try {
+      return await query.apply(this, args);
+    } finally {
+      const ms = now() - t0;
+      const kind = String(args[0]).replace(/\s+/g, " ").trim().split(" ").slice(0, 3).join(" ");
+      trace.queries[kind] ??= { n: 0, ms: 0, maxMs: 0 };
+      const q = trace.queries[kind];
+      q.n++;
+      q.ms += ms;
+      if (ms > q.maxMs) q.maxMs = ms;
+    }
+  } as PGlite["query"];
 
   process.on("exit", () => writeFileSync(file, JSON.stringify(trace)));
 }

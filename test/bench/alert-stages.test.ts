@@ -24,6 +24,7 @@ test("joins each probe's stages on its last event and takes the percentiles over
       { t: 110, key: "probe0" },
       { t: 230, key: "probe1" },
     ],
+    queries: {},
   };
   const stages = alertStages(trace, [
     { key: "probe0", ack: 102, arrived: 111 },
