@@ -2,9 +2,11 @@
  * CEP benchmark (issue 6). Usage:
  *   node --import tsx bench/cep.ts [events=1000000] [runs=3] [latencySeconds=30] [--only=throughput|latency]
  *     [--server-node-options="--cpu-prof --cpu-prof-dir=/tmp/prof"]   (NODE_OPTIONS of the latency server)
+ *     [--trace]   (the latency server records when each stage of an alert's path ran: bench/lib/alert-trace.ts;
+ *                  each run then prints the stages' p50/p99, bench/lib/alert-stages.ts)
  * Writes bench/results/cep.json (bench/report.ts's shape; not with --only, which prints a part's
  * figures for quick iterations and leaves the recorded results alone). RUNNEL_BENCH_QUICK=1
- * (`npm run bench -- --quick`): 200,000 events, one round after the warm-up, one 5 s latency run.
+ * (`npm run bench -- --quick`): 100,000 events, one round after the warm-up, one 5 s latency run.
  *
  * - throughput: events/s through the seed's rule (`large{4,}` within 5m, past_last_event) and
  *   through a three-step sequence (`a followedBy b followedBy c within 10m`) with 100,000 keys
@@ -24,10 +26,14 @@
  *   end is counted as missing and as the longest latency, not left out).
  */
 import { execFileSync, spawnSync } from "node:child_process";
+import { readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "../test/helpers/http.js";
 import { rng } from "../test/helpers/rng.js";
 import { ADMIN_PASSWORD, startServerProcess, tempDataDir } from "../test/helpers/server-process.js";
+import { alertStages, type ProbeTimes, type StageSummary } from "./lib/alert-stages.js";
+import type { AlertTrace } from "./lib/alert-trace.js";
 import { flinkInput, KEYS, WORKLOADS, type Workload, type WorkloadName, workload } from "./lib/cep-workload.js";
 import { type Comparison, machine, quickMode, ratio, writeResults } from "./report.js";
 
@@ -40,8 +46,9 @@ const SERVER_NODE_OPTIONS = process.argv
   ?.split("=")
   .slice(1)
   .join("=");
+const TRACE = process.argv.includes("--trace");
 const QUICK = quickMode();
-const EVENTS = Number(args[0] ?? (QUICK ? 200_000 : 1_000_000));
+const EVENTS = Number(args[0] ?? (QUICK ? 100_000 : 1_000_000));
 const RUNS = Number(args[1] ?? (QUICK ? 1 : 3));
 // About 9 probes a second: 10 s made the p99 the single slowest of ~94 probes; 30 s gives ~280.
 const LATENCY_SECONDS = Number(args[2] ?? (QUICK ? 5 : 30));
@@ -142,14 +149,38 @@ interface LatencyRun {
   /** Batches refused (not 200), each dropped. */
   refused: number;
   eventsPerSecond: number;
+  /** The rule's own count of failed rounds (each retried after a back-off) and late events. */
+  rule: RuleStats;
+  /** With --trace: where the time went, stage by stage. */
+  stages?: StageSummary[];
+  /** With --trace: the control store's statements during the run, per kind (count, ms). */
+  storeQueries?: AlertTrace["queries"];
 }
+
+interface RuleStats {
+  eventsIn: number;
+  failures: number;
+  late: number;
+  lastError?: string;
+}
+
+/** Wall-clock ms with sub-millisecond resolution, comparable with the traced server's. */
+const wall = (): number => performance.timeOrigin + performance.now();
 
 async function latencyRun(): Promise<LatencyRun> {
   const data = await tempDataDir();
+  const traceFile = join(tmpdir(), `runnel-alert-trace-${process.pid}-${Date.now()}.json`);
+  const nodeOptions = [
+    ...(TRACE ? [`--import tsx --import ${join(ROOT, "bench/lib/alert-trace.ts")}`] : []),
+    ...(SERVER_NODE_OPTIONS === undefined ? [] : [SERVER_NODE_OPTIONS]),
+  ].join(" ");
   const server = await startServerProcess(data.dir, {
     RUNNEL_LOG_LEVEL: "error",
-    ...(SERVER_NODE_OPTIONS === undefined ? {} : { NODE_OPTIONS: SERVER_NODE_OPTIONS }),
+    ...(nodeOptions === "" ? {} : { NODE_OPTIONS: nodeOptions }),
+    ...(TRACE ? { RUNNEL_BENCH_TRACE: traceFile } : {}),
   });
+  const probeTimes: ProbeTimes[] = [];
+  let result: LatencyRun;
   try {
     const login = await new Client(server.url).post<{ token: string }>("/api/v1/auth/login", {
       username: "admin",
@@ -164,6 +195,7 @@ async function latencyRun(): Promise<LatencyRun> {
     // Wall-clock time the server stamped on the alert as its runner began storing it.
     const detected = new Map<string, number>();
     const ackedWall = new Map<string, number>();
+    const arrivedWall = new Map<string, number>();
     const sse = new AbortController();
     const res = await fetch(`${server.url}/api/v1/alerts/stream`, {
       headers: { authorization: `Bearer ${token}` },
@@ -184,6 +216,7 @@ async function latencyRun(): Promise<LatencyRun> {
               const alert = JSON.parse(data.slice(6)) as { key: string; detectedAt: string };
               if (alert.key.startsWith("probe") && !arrived.has(alert.key)) {
                 arrived.set(alert.key, performance.now());
+                arrivedWall.set(alert.key, wall());
                 detected.set(alert.key, Date.parse(alert.detectedAt));
               }
             }
@@ -241,7 +274,7 @@ async function latencyRun(): Promise<LatencyRun> {
       if (now >= warmupEnd) measuredEvents += batch.length;
       if (closing !== undefined) {
         acked.set(closing, performance.now());
-        ackedWall.set(closing, Date.now());
+        ackedWall.set(closing, wall());
       }
       const wait = 1000 / 100 - (performance.now() - now);
       if (wait > 0) await new Promise((res) => setTimeout(res, wait));
@@ -252,12 +285,15 @@ async function latencyRun(): Promise<LatencyRun> {
       await new Promise((res) => setTimeout(res, 25));
     }
     sse.abort();
+    const ruleId = (rule.body as { id: string }).id;
+    const { stats } = (await admin.get<{ stats: RuleStats }>(`/api/v1/rules/${ruleId}`)).body;
     await reading;
     const lat: number[] = [];
     const toDetected: number[] = [];
     for (const [key, at] of ackedWall) {
       const d = detected.get(key);
       if (d !== undefined) toDetected.push(Math.max(0, d - at));
+      probeTimes.push({ key, ack: at, arrived: arrivedWall.get(key) });
     }
     let missing = 0;
     for (const [key, at] of acked) {
@@ -267,7 +303,7 @@ async function latencyRun(): Promise<LatencyRun> {
         lat.push(Number.POSITIVE_INFINITY);
       } else lat.push(Math.max(0, got - at));
     }
-    return {
+    result = {
       p50: percentile(lat, 50),
       p99: percentile(lat, 99),
       max: percentile(lat, 100),
@@ -277,11 +313,19 @@ async function latencyRun(): Promise<LatencyRun> {
       missing,
       refused,
       eventsPerSecond: measuredEvents / elapsed,
+      rule: { eventsIn: stats.eventsIn, failures: stats.failures, late: stats.late, lastError: stats.lastError },
     };
   } finally {
     await server.kill();
     await data.remove();
   }
+  if (TRACE) {
+    const trace = JSON.parse(await readFile(traceFile, "utf8")) as AlertTrace;
+    await rm(traceFile, { force: true });
+    result.stages = alertStages(trace, probeTimes);
+    result.storeQueries = trace.queries;
+  }
+  return result;
 }
 
 const results: Record<string, unknown> = {};
@@ -346,8 +390,21 @@ if (ONLY !== "throughput") {
     const l = await latencyRun();
     latencies.push(l);
     console.log(
-      `latency run ${i + 1}: p50 ${l.p50.toFixed(1)} ms, p99 ${l.p99.toFixed(1)} ms, max ${l.max.toFixed(1)} ms (ack → store p50 ${l.ackToStoreP50} ms, p99 ${l.ackToStoreP99} ms) over ${l.samples} probes (${l.missing} missing, ${l.refused} batches refused) at ${Math.round(l.eventsPerSecond).toLocaleString("en")} events/s`,
+      `latency run ${i + 1}: p50 ${l.p50.toFixed(1)} ms, p99 ${l.p99.toFixed(1)} ms, max ${l.max.toFixed(1)} ms (ack → store p50 ${l.ackToStoreP50.toFixed(1)} ms, p99 ${l.ackToStoreP99.toFixed(1)} ms) over ${l.samples} probes (${l.missing} missing, ${l.refused} batches refused) at ${Math.round(l.eventsPerSecond).toLocaleString("en")} events/s`,
     );
+    if (l.rule.failures > 0 || l.rule.late > 0) {
+      console.log(
+        `  rule: ${l.rule.failures} failed rounds, ${l.rule.late} late events, last error: ${l.rule.lastError}`,
+      );
+    }
+    for (const s of l.stages ?? []) {
+      console.log(
+        `  ${s.stage.padEnd(20)} p50 ${s.p50.toFixed(2).padStart(7)} ms  p99 ${s.p99.toFixed(2).padStart(7)} ms  max ${s.max.toFixed(2).padStart(7)} ms  (${s.samples})`,
+      );
+    }
+    for (const [kind, q] of Object.entries(l.storeQueries ?? {})) {
+      console.log(`  store: ${kind.padEnd(30)} ${q.n} × ${(q.ms / q.n).toFixed(2)} ms (max ${q.maxMs.toFixed(1)} ms)`);
+    }
   }
 }
 

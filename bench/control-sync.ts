@@ -5,9 +5,9 @@
  * Two Runnel instances in this process, each with its own data directory, on one PostgreSQL
  * (a fresh database, dropped afterwards) and one Kafka broker (a topic prefix of their own).
  * For each of `--blocks` users in turn:
- * - raise: the block is stored as a rule's block action stores it (ControlStore.putBlock, on a
- *   connection of A's kind: another origin than B's); the clock runs from just before that call
- *   until B's ingest first refuses the user with `user_blocked`;
+ * - raise: the block is stored as a rule's block action stores it (ControlStore.raiseBlocks for an
+ *   alert stored just before, untimed, on a connection of A's kind: another origin than B's); the
+ *   clock runs from just before that call until B's ingest first refuses the user with `user_blocked`;
  * - lift: `DELETE /api/v1/blocks/:user` on A; the clock runs from the request until B's ingest
  *   admits the user again.
  * B's ingest is probed with POST /api/v1/streams/s/events (inject) holding the user's event and
@@ -41,6 +41,8 @@ const brokers = process.env.RUNNEL_TEST_KAFKA_BROKERS;
 if (serverUrl === undefined) throw new Error("no --database-url and RUNNEL_TEST_DATABASE_URL is not set");
 if (brokers === undefined) throw new Error("RUNNEL_TEST_KAFKA_BROKERS is not set (source /work/test-env.sh)");
 const ADMIN_PASSWORD = "bench-admin-password";
+/** The rule the blocks name (no rule by that id need exist: alerts outlive their rules). */
+const RULE_ID = "00000000-0000-4000-8000-00000000b10c";
 
 async function onServer(url: string, sql: string): Promise<void> {
   const client = new pg.Client({ connectionString: url });
@@ -139,8 +141,23 @@ try {
   for (let i = 0; i < BLOCKS; i++) {
     const user = `user-${i}`;
     await waitFor(b, bToken, user, "invalid_events");
+    const alertId = `bench-${i}`;
+    await writer.recordAlert({
+      id: alertId,
+      ruleId: RULE_ID,
+      ruleName: "bench",
+      matchId: alertId,
+      key: user,
+      userId: user,
+      userIds: [user],
+      severity: "high",
+      timedOut: false,
+      events: [],
+      firstEventTime: new Date().toISOString(),
+      lastEventTime: new Date().toISOString(),
+    });
     const t0 = performance.now();
-    await writer.putBlock({ userId: user, stream: "s", ruleId: null, alertId: null });
+    await writer.raiseBlocks([{ userId: user, stream: "s", ruleId: RULE_ID, alertId }]);
     await waitFor(b, bToken, user, "user_blocked");
     raise.push(performance.now() - t0);
     const t1 = performance.now();

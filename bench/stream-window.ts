@@ -2,7 +2,7 @@
  * A keyed tumbling-window count+sum (100,000 keys, one core) in Runnel and in Flink, and Runnel's
  * own job path. Usage: node --import tsx bench/stream-window.ts [events=2000000] [runs=5]
  * Writes bench/results/stream-window.json (bench/report.ts's shape). RUNNEL_BENCH_QUICK=1
- * (`npm run bench -- --quick`): 200,000 events, 2 runs, 2 warm-up rounds, 100,000 in the job run.
+ * (`npm run bench -- --quick`): 100,000 events, one run after one warm-up round, 50,000 in the job run.
  *
  * - operator vs operator: Runnel's WindowOperator running the compiled SQL plan with per-event
  *   watermark tracking, as the runner's inner loop does (bench/lib/window-runnel.ts), against
@@ -43,10 +43,10 @@ import { EVENTS_PER_KEY_PER_WINDOW, WINDOW_SQL, windowEventTime } from "./lib/wi
 import { type Comparison, linesHash, quickMode, ratio, writeResults } from "./report.js";
 
 const QUICK = quickMode();
-const EVENTS = Number(process.argv[2] ?? (QUICK ? 200_000 : 2_000_000));
-const RUNS = Number(process.argv[3] ?? (QUICK ? 2 : 5));
+const EVENTS = Number(process.argv[2] ?? (QUICK ? 100_000 : 2_000_000));
+const RUNS = Number(process.argv[3] ?? (QUICK ? 1 : 5));
 /** Warm-up rounds on each side, reported apart (with 4, Flink's WindowOperator still climbed in the measured ones). */
-const WARMUP = QUICK ? 2 : 8;
+const WARMUP = QUICK ? 1 : 8;
 const ROOT = join(import.meta.dirname, "..");
 const KEYS = 100_000;
 const T0 = Date.UTC(2024, 0, 1);
@@ -212,7 +212,7 @@ console.log(
 const operatorOutputsEqual = runnelOperator.sha256 === flinkOperator.sha256;
 
 // Job against job: the same JSON lines through each engine's job, results written durably.
-const JOB_EVENTS = Math.min(EVENTS, QUICK ? 100_000 : 1_000_000);
+const JOB_EVENTS = Math.min(EVENTS, QUICK ? 50_000 : 1_000_000);
 const JOB_WARMUP = QUICK ? 1 : 4;
 const JOB_RUNS = QUICK ? 1 : 3;
 const jobDir = await mkdtemp(join(os.tmpdir(), "runnel-bench-window-job-"));

@@ -11,6 +11,7 @@ import type { DestinationStream } from "pino";
 import { createWorkerAnalyticsStore } from "./analytics/index.js";
 import { AnalyticsLoader } from "./analytics/loader.js";
 import { QueryScheduler } from "./analytics/query-scheduler.js";
+import type { AnalyticsStore } from "./analytics/types.js";
 import { buildApp } from "./api/app.js";
 import { Authenticator } from "./api/auth/authenticate.js";
 import { ConnectionGuard } from "./api/auth/connection-guard.js";
@@ -19,6 +20,7 @@ import { Revocations } from "./api/auth/revocations.js";
 import { loadTokenSecret, TokenService } from "./api/auth/tokens.js";
 import { DASHBOARD_MISSING, dashboardBuilt, WEB_DIST } from "./api/routes/web.js";
 import type { ApiServices } from "./api/services.js";
+import type { TieredStore } from "./archive/archiver.js";
 import { Importer } from "./archive/import/importer.js";
 import { ImportJobs } from "./archive/import/jobs.js";
 import { Archiver, createArchiveLocation } from "./archive/index.js";
@@ -27,7 +29,10 @@ import { PipelineManager } from "./catalog/pipelines.js";
 import { StreamCatalog } from "./catalog/streams.js";
 import { RuleManager } from "./cep/manager.js";
 import { ControlSync } from "./cluster/control-sync.js";
-import { ClusterNode, clusterMode } from "./cluster/node.js";
+import { ClusterNode, clusterMode, requireSharedArchive } from "./cluster/node.js";
+import { InstanceAuth } from "./cluster/queries/instance-auth.js";
+import { distributedQueries } from "./cluster/queries/merge.js";
+import { QueryRouter } from "./cluster/queries/router.js";
 import type { TaskReport } from "./cluster/registry.js";
 import { type ClusterView, clusterStatus } from "./cluster/status.js";
 import type { Config } from "./config/config.js";
@@ -153,6 +158,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
 
   const startedAt = clock.now();
   const mode = clusterMode(config);
+  if (mode.cluster) requireSharedArchive(config);
   // Set once the checkpoint store is open; /readyz asks it from the start.
   let cluster: ClusterNode | undefined;
   const closers: Closer[] = [];
@@ -172,6 +178,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     // Before every runner, so the runners that follow its ownership (pipelines, rules) are stopped
     // before it leaves the group.
     cluster = await openCluster(config, mode, logger, metrics, closers);
+    const ownership = cluster?.ownership;
 
     const analyticsLogger = logger.child({ component: "analytics" });
     const columns = new ColumnCatalog({ control, maxColumns: config.limits.maxColumnsPerStream });
@@ -200,14 +207,23 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       now: () => clock.now(),
       onDeadLetter: (letter) => (consumerAlerts === undefined ? earlyLetters.push(letter) : alertLetter(letter)),
     });
+    // Set below; a partition the loader gains is loaded from the archive boundary it publishes.
+    let archiverOf: (() => Archiver) | undefined;
     const loader = new AnalyticsLoader({
       log,
       store: analytics,
       columns,
       onError: (err, stream) => analyticsLogger.warn({ err, stream }, "loading failed; will retry"),
       deadLetters,
-      // No ownership: a query is answered from this instance's own store, and nothing routes it to
-      // the instances owning the other partitions yet, so every instance loads every partition.
+      // In a cluster each instance loads the partitions it owns; queries are routed to the owners
+      // (src/cluster/queries/, docs/cluster.md "Queries across instances").
+      ...(ownership !== undefined && {
+        ownership,
+        boundaries: (stream: string) => {
+          if (archiverOf === undefined) throw new Error("the archiver is not open yet");
+          return archiverOf().publishedBoundaries(stream);
+        },
+      }),
     });
     closers.push({ name: "analytics loader", close: () => loader.stop() });
     const archiveLogger = logger.child({ component: "archive" });
@@ -225,7 +241,10 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
         metrics.archiveWrittenBytes.inc({ stream: file.stream }, file.bytes);
       },
       onCompacted: (stream) => metrics.archiveCompactions.inc({ stream }),
+      // In a cluster only the owned partitions: another instance loads and archives the others.
+      ...(ownership !== undefined && { owns: (p: number) => ownership.owns(p) }),
     });
+    archiverOf = () => archiver;
     metrics.onScrape(async () => {
       const indexed = (await control.listStreams()).filter((s) => s.analytics !== false);
       const names = indexed.map((s) => s.name);
@@ -366,12 +385,13 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       probe: monitoring.probe,
       deadLetters,
       ...(cluster !== undefined && { ownership: cluster.ownership }),
+      ...(fencedWriter !== undefined && { fencedWriter }),
     });
     ruleManager = rules;
     await rules.open();
     closers.push({ name: "rules", close: () => rules.stop() });
-    // The tasks of the runners that share the work (the loader runs every partition everywhere).
-    const tasks = () => [...pipelines.tasks(), ...rules.tasks()];
+    // The tasks of the runners that share the work, the loader's included.
+    const tasks = () => [...pipelines.tasks(), ...rules.tasks(), ...(cluster === undefined ? [] : loader.tasks())];
     if (cluster !== undefined) cluster.tasks = tasks;
     // On a shared PostgreSQL, the rules, pipelines, streams and blocks changed through any instance
     // take effect here too, and alerts raised anywhere reach this instance's live listeners.
@@ -407,14 +427,11 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     });
     closers.push({ name: "ingestion", close: () => ingestion.stop() });
     const ingestor = ingestion.ingestor;
-    const tokens = new TokenService(
-      // One secret per installation in cluster mode, so every instance accepts every instance's tokens.
-      await (cluster === undefined || config.auth.tokenSecret !== undefined
-        ? loadTokenSecret(join(config.dataDir, "token-secret"), config.auth.tokenSecret)
-        : cluster.tokenSecret()),
-      config.auth.tokenTtlMs,
-      clock,
-    );
+    // One secret per installation in cluster mode, so every instance accepts every instance's tokens.
+    const tokenSecret = await (cluster === undefined || config.auth.tokenSecret !== undefined
+      ? loadTokenSecret(join(config.dataDir, "token-secret"), config.auth.tokenSecret)
+      : cluster.tokenSecret());
+    const tokens = new TokenService(tokenSecret, config.auth.tokenTtlMs, clock);
     const auth = new Authenticator(control, tokens, credentials);
     const services: ApiServices = {
       config,
@@ -441,6 +458,9 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
       sources: ingestion.sources,
       imports,
       cluster: clusterView(config, mode, cluster, streams, () => url, startedAt, clock, tasks),
+      ...(cluster !== undefined && {
+        queryRouter: queryRouter(config, cluster, control, analytics, loader, columns, tokenSecret),
+      }),
     };
     const app = await buildApp(services);
     closers.push({ name: "HTTP server", close: () => app.close() });
@@ -456,6 +476,37 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     await stopAll();
     throw e;
   }
+}
+
+/** Cluster mode: every query goes to the instances owning its partitions (docs/cluster.md, "Queries across instances"). */
+function queryRouter(
+  config: Config,
+  node: ClusterNode,
+  control: ControlStore,
+  analytics: AnalyticsStore & Pick<TieredStore, "ensureColumns">,
+  loader: AnalyticsLoader,
+  columns: ColumnCatalog,
+  tokenSecret: string,
+): QueryRouter {
+  const { maxRows, maxResultBytes, timeoutMs, memoryLimitBytes } = config.query;
+  return new QueryRouter({
+    instanceId: config.cluster.instanceId,
+    ownership: node.ownership,
+    instances: () => node.instances(),
+    streams: () => control.listStreams(),
+    store: analytics,
+    loaded: (wanted) => node.ready() && loader.readyFor(wanted),
+    alignColumns: async (tables) => {
+      for (const table of tables) await analytics.ensureColumns(table, await columns.columnsOf(table));
+    },
+    auth: new InstanceAuth(tokenSecret, config.cluster.instanceId),
+    distributed: distributedQueries(
+      { maxRows, maxBytes: maxResultBytes, timeoutMs },
+      { threads: 1, memoryLimit: `${memoryLimitBytes}B` },
+    ),
+    // The owner's own limit applies to its share; the margin covers the hop.
+    timeoutMs: timeoutMs + 5_000,
+  });
 }
 
 /**

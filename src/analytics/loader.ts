@@ -18,7 +18,11 @@
  *
  * In a cluster each instance loads into its own store only the partitions its ownership gives it
  * (src/cluster/ownership.ts), and follows changes: a gained partition resumes from the offset this
- * store applied last (the start of the log if it never held it), a lost one is no longer read.
+ * store applied last or from the partition's archive boundary, whichever is later (the instances
+ * that owned it before may have archived rows this store never held; the start of the log if
+ * neither), a lost one is no longer read. Its rows stay in the hot tier, never answered from
+ * (queries in a cluster read the owned partitions only), until the archive takes them. A partition
+ * is ready (`readyFor`) once it has caught up with the log's end as read after it was gained.
  *
  * @example
  * const loader = new AnalyticsLoader({ log, store });
@@ -83,6 +87,11 @@ export interface AnalyticsLoaderOptions {
   readonly deadLetters?: DeadLetterSink;
   /** The partitions this instance loads (src/cluster/ownership.ts), followed as they change; default all. */
   readonly ownership?: PartitionOwnership;
+  /**
+   * Per partition, the offset below which a stream's rows are archived, as published to the store
+   * (the archiver's publishedBoundaries): a partition is loaded from there at least. Default none.
+   */
+  readonly boundaries?: (stream: string) => Promise<ReadonlyMap<number, number>>;
 }
 
 /** How one followed stream's loading goes, for readiness and the dashboard. */
@@ -92,8 +101,8 @@ export interface LoaderStatus {
   readonly failing?: DrainFailure;
 }
 
-type LoaderSettings = Required<Omit<AnalyticsLoaderOptions, "onError" | "columns" | "deadLetters">> &
-  Pick<AnalyticsLoaderOptions, "onError" | "columns" | "deadLetters">;
+type LoaderSettings = Required<Omit<AnalyticsLoaderOptions, "onError" | "columns" | "deadLetters" | "boundaries">> &
+  Pick<AnalyticsLoaderOptions, "onError" | "columns" | "deadLetters" | "boundaries">;
 
 /** The loader's task of one partition of a stream, as TaskInfo names it. */
 export function loaderTask(stream: string, partition: number): string {
@@ -112,6 +121,14 @@ class Follower {
   /** Next offset to apply per owned partition; undefined until loaded from the store. */
   positions: Map<number, number> | undefined;
   ends = new Map<number, number>();
+  /**
+   * Owned partitions not yet caught up since they were gained, with the number of the round
+   * running then: the first round begun after it that reaches the log's end makes them ready.
+   */
+  readonly unready = new Map<number, number>();
+  /** Owned partitions gained whose starting offset the next round looks up (resumeGained). */
+  private readonly gaining = new Set<number>();
+  private rounds = 0;
   deadLetters = 0;
   private retryDelay: number;
   /** When the last round that applied records began (epoch ms); -Infinity before the first. */
@@ -165,7 +182,9 @@ class Follower {
     const { store } = this.opts;
     await store.ensureTable(this.definition);
     const positions = new Map<number, number>();
+    this.gaining.clear();
     await this.resume(positions, (p) => this.opts.ownership.owns(p));
+    for (const p of positions.keys()) this.unready.set(p, this.rounds);
     this.positions = positions;
   }
 
@@ -175,30 +194,54 @@ class Follower {
     const stream = this.definition.name;
     const applied = await store.appliedOffsets(stream);
     const starts = await log.startOffsets(stream);
+    const archived = (await this.opts.boundaries?.(stream)) ?? new Map<number, number>();
     for (const [p, start] of starts.entries()) {
-      if (wanted(p)) positions.set(p, Math.max(start, applied.get(p) ?? 0));
+      if (wanted(p)) positions.set(p, Math.max(start, applied.get(p) ?? 0, archived.get(p) ?? 0));
     }
   }
 
   /**
-   * Follows an ownership change: lost partitions are read no more, gained ones resume from where
-   * this store stands; resolves once they have.
+   * Follows an ownership change: lost partitions are read no more; gained ones are not ready, and
+   * the next round finds where each resumes (resumeGained). Returns at once: looking up the archive
+   * boundary may wait for an archiver run, which must not hold up the rebalance for the other runners.
    */
-  async reassign(): Promise<void> {
+  reassign(): void {
     const positions = this.positions;
     if (positions !== undefined) {
       const { ownership } = this.opts;
-      for (const p of [...positions.keys()]) {
+      for (const p of [...positions.keys(), ...this.gaining]) {
         if (ownership.owns(p)) continue;
         positions.delete(p);
         this.ends.delete(p);
+        this.unready.delete(p);
+        this.gaining.delete(p);
       }
-      const gained = new Map<number, number>();
-      await this.resume(gained, (p) => ownership.owns(p) && !positions.has(p));
-      // Unless a failure dropped the positions meanwhile (the next drain loads them whole).
-      if (this.positions === positions) for (const [p, at] of gained) positions.set(p, at);
+      const partitions = this.opts.log.partitionCount(this.definition.name);
+      for (let p = 0; p < partitions; p++) {
+        if (!ownership.owns(p) || positions.has(p) || this.gaining.has(p)) continue;
+        this.gaining.add(p);
+        this.unready.set(p, this.rounds);
+      }
     }
     this.loop.wake();
+  }
+
+  /** Where each gained partition resumes: this store's applied offset, its archive boundary or the log's start. */
+  private async resumeGained(positions: Map<number, number>): Promise<void> {
+    const { ownership } = this.opts;
+    const wanted = new Set(this.gaining);
+    const gained = new Map<number, number>();
+    await this.resume(gained, (p) => wanted.has(p));
+    // Unless a failure dropped the positions meanwhile (the next drain loads them whole).
+    if (this.positions !== positions) return;
+    for (const p of wanted) {
+      // Lost again meanwhile: reassign() forgot it.
+      if (!this.gaining.delete(p) || !ownership.owns(p)) continue;
+      const at = gained.get(p);
+      if (at === undefined) continue;
+      positions.set(p, at);
+      this.unready.set(p, this.rounds);
+    }
   }
 
   /** One per owned partition; not restored until the store's positions are loaded. */
@@ -211,14 +254,22 @@ class Follower {
         .filter((p) => this.opts.ownership.owns(p))
         .map((p) => ({ task: loaderTask(stream, p), partition: p, lag: 0, restored: false }));
     }
-    return [...positions.entries()]
+    const gaining = [...this.gaining].map((p) => [p, undefined] as const);
+    return [...positions.entries(), ...gaining]
       .sort(([a], [b]) => a - b)
       .map(([p, at]) => ({
         task: loaderTask(stream, p),
         partition: p,
-        lag: Math.max(0, (this.ends.get(p) ?? at) - at),
-        restored: true,
+        lag: at === undefined ? 0 : Math.max(0, (this.ends.get(p) ?? at) - at),
+        restored: at !== undefined && !this.unready.has(p),
       }));
+  }
+
+  /** Whether every owned partition `wanted` picks is loaded and has caught up since it was gained. */
+  ready(wanted: (partition: number) => boolean): boolean {
+    if (this.positions === undefined || this.failing !== undefined) return false;
+    for (const p of this.unready.keys()) if (wanted(p)) return false;
+    return true;
   }
 
   /** Applies everything appended up to the log's end as of now; false: caught up with it. */
@@ -226,6 +277,8 @@ class Follower {
     const { log, store, batchSize } = this.opts;
     const stream = this.definition.name;
     const positions = this.positions as Map<number, number>;
+    if (this.gaining.size > 0) await this.resumeGained(positions);
+    const round = ++this.rounds;
     const ends = await log.endOffsets(stream);
     for (const [p, end] of ends.entries()) if (positions.has(p)) this.ends.set(p, end);
     if (this.lingers(ends)) return false;
@@ -240,7 +293,13 @@ class Follower {
         const records = await log.read(stream, p, position, { maxRecords: batchSize });
         if (records.length > 0) batches.push({ partition: p, records: await this.screened(records) });
       }
-      if (batches.length === 0 || this.loop.isStopped) break;
+      if (batches.length === 0 || this.loop.isStopped) {
+        // Caught up with ends read after these partitions were gained.
+        if (batches.length === 0) {
+          for (const [p, since] of this.unready) if (since < round && positions.has(p)) this.unready.delete(p);
+        }
+        break;
+      }
       const good = batches.filter((b) => b.records.length > 0);
       try {
         if (good.length > 0) await applyTyped(store, this.opts.columns, stream, good);
@@ -391,7 +450,7 @@ export class AnalyticsLoader {
       ...options,
     };
     this.unsubscribe = this.opts.ownership.subscribe(async () => {
-      await Promise.all([...this.followers.values()].map((f) => f.reassign()));
+      for (const f of this.followers.values()) f.reassign();
     });
   }
 
@@ -408,6 +467,15 @@ export class AnalyticsLoader {
   async stop(): Promise<void> {
     this.unsubscribe();
     await Promise.allSettled([...this.followers.keys()].map((name) => this.remove(name)));
+  }
+
+  /**
+   * Whether every followed stream has loaded, up to the log's end as read after it was gained,
+   * each owned partition `wanted` picks: a query over them may be answered from this store.
+   */
+  readyFor(wanted: (partition: number) => boolean): boolean {
+    for (const f of this.followers.values()) if (!f.ready(wanted)) return false;
+    return true;
   }
 
   /** Per followed stream, a task per partition loaded here. */

@@ -44,6 +44,17 @@ export interface PartitionRecords {
 /** Who is asking: a `user` sees only rows whose user_id is theirs; analysts and admins see all. */
 export type QueryScope = { readonly kind: "all" } | { readonly kind: "user"; readonly userId: string };
 
+/**
+ * A share of an installation's partitions, for a query answered by several instances
+ * (docs/cluster.md, "Queries across instances"): partition p of every stream belongs to slot
+ * `p % slots`, and the share is the partitions of the `owned` slots. Rows imported into the
+ * archive have no partition: they belong to slot 0, so exactly one share holds them.
+ */
+export interface PartitionShare {
+  readonly slots: number;
+  readonly owned: readonly number[];
+}
+
 export interface QueryColumn {
   readonly name: string;
   /** DuckDB's type name, e.g. DOUBLE, VARCHAR, TIMESTAMP WITH TIME ZONE. */
@@ -89,9 +100,11 @@ export interface AnalyticsStore {
 
   /**
    * Runs one read-only SELECT. Refuses (RunnelError invalid_query / query_forbidden) anything
-   * that is not a plain read of stream tables, and scopes every table to the caller.
+   * that is not a plain read of stream tables, and scopes every table to the caller. With
+   * `share`, every table holds only the rows of that share's partitions, in both tiers (a partial
+   * answer, merged with the other shares' by the instance that was asked).
    */
-  query(sql: string, params: readonly unknown[], scope: QueryScope): Promise<QueryResult>;
+  query(sql: string, params: readonly unknown[], scope: QueryScope, share?: PartitionShare): Promise<QueryResult>;
 
   /** Per rollup of the stream (docs/rollups.md): rows taken in and rows kept, in the order declared. */
   rollupStats(stream: string): Promise<RollupStats[]>;

@@ -5,6 +5,7 @@ import type { ImportJobs } from "../archive/import/jobs.js";
 import type { PipelineManager } from "../catalog/pipelines.js";
 import type { StreamCatalog } from "../catalog/streams.js";
 import type { RuleManager } from "../cep/manager.js";
+import type { QueryRouter } from "../cluster/queries/router.js";
 import type { ClusterView } from "../cluster/status.js";
 import type { Config } from "../config/config.js";
 import type { ControlStore } from "../control/types.js";
@@ -67,4 +68,9 @@ export interface ApiServices {
   readonly imports?: ImportJobs;
   /** The installation's instances and what each owns; without it GET /cluster answers 503. */
   readonly cluster?: ClusterView;
+  /**
+   * Cluster mode: queries go to the instances owning their partitions (docs/cluster.md, "Queries
+   * across instances"); without it every query is answered from this process's store alone.
+   */
+  readonly queryRouter?: QueryRouter;
 }

@@ -104,6 +104,11 @@ export interface ArchiverOptions {
   readonly onCommitted?: (file: ArchiveFileRecord) => void;
   /** Hears each compaction committed (a merge or a relayout), with the number of files it replaced (metrics). */
   readonly onCompacted?: (stream: string, files: number) => void;
+  /**
+   * The partitions this instance archives and merges (its owned ones in a cluster: another
+   * instance loads the others, and the rows of a partition this one lost may be stale). Default all.
+   */
+  readonly owns?: (partition: number) => boolean;
 }
 
 /** What the archive holds and how it has gone, for metrics. */
@@ -308,6 +313,19 @@ export class Archiver {
     return settled;
   }
 
+  /**
+   * Publishes the stream's archive as the manifest has it now and returns the boundaries it
+   * published: a partition this instance gains is loaded from there (rows below are in files
+   * another instance archived while it owned the partition).
+   */
+  async publishedBoundaries(stream: string): Promise<ReadonlyMap<number, number>> {
+    return this.turns.run(async () => {
+      const definition = (await this.options.control.listStreams()).find((d) => d.name === stream);
+      if (definition === undefined || definition.analytics === false) return new Map<number, number>();
+      return this.sync(definition);
+    });
+  }
+
   /** Archives every stream once. Failures are counted and reported; the next run retries. */
   async runOnce(): Promise<void> {
     if (this.running) return this.running;
@@ -445,7 +463,8 @@ export class Archiver {
     const cutoff = now - hotWindowOf(stream);
     const maxRows = this.options.maxRowsPerFile ?? DEFAULT_MAX_ROWS_PER_FILE;
     for (let plan = 0; plan < MAX_PLANS_PER_RUN && !this.stopped; plan++) {
-      const ranges = await analytics.planArchive(stream.name, cutoff, maxRows);
+      const owns = this.options.owns ?? (() => true);
+      const ranges = (await analytics.planArchive(stream.name, cutoff, maxRows)).filter((r) => owns(r.partition));
       if (ranges.length === 0) {
         this.upToDate.set(stream.name, now);
         break;
@@ -473,6 +492,7 @@ export class Archiver {
     await this.compact(stream, maxRows);
     for (const group of relayoutGroups(await control.listArchiveFiles(stream.name), cutoff)) {
       if (this.stopped) break;
+      if (!(this.options.owns?.(group.partition) ?? true)) continue;
       await this.relayout(stream, group, maxRows);
     }
     await this.compactImports(stream, maxRows);
@@ -498,8 +518,9 @@ export class Archiver {
       rows = 0;
     };
     for (const f of await control.listArchiveFiles(stream.name)) {
-      // Parts by user range are compacted by relayout(), a week at a time.
-      if (isUserPartKey(f.path)) {
+      // Parts by user range are compacted by relayout(), a week at a time; another instance's
+      // partitions by that instance.
+      if (isUserPartKey(f.path) || !(this.options.owns?.(f.partition) ?? true)) {
         flush();
         continue;
       }
@@ -723,7 +744,7 @@ export class Archiver {
   }
 
   /** Publishes the stream's committed files to the query path, then deletes their rows from the hot tier. */
-  private async sync(definition: StreamDefinition): Promise<void> {
+  private async sync(definition: StreamDefinition): Promise<ReadonlyMap<number, number>> {
     const { analytics, location, control } = this.options;
     const stream = definition.name;
     const records = await control.listArchiveFiles(stream);
@@ -755,7 +776,8 @@ export class Archiver {
       });
     }
     await this.step("publish", stream);
-    await analytics.publishArchive(stream, { files, boundaries: await control.archiveBoundaries(stream) });
+    const boundaries = await control.archiveBoundaries(stream);
+    await analytics.publishArchive(stream, { files, boundaries });
     await this.step("delete", stream);
     await analytics.deleteArchivedRows(stream);
     this.unsynced.delete(stream);
@@ -765,6 +787,7 @@ export class Archiver {
       bytes: all.reduce((n, r) => n + r.bytes, 0),
       rows: all.reduce((n, r) => n + r.rows, 0),
     });
+    return boundaries;
   }
 
   private async step(step: ArchiveStep, stream: string): Promise<void> {

@@ -6,12 +6,12 @@
 import { createHash, randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import type { PartitionOwnership } from "../cluster/ownership.js";
-import type { AlertRecord, BlockRecord, ControlStore, RuleRecord } from "../control/types.js";
+import type { AlertRecord, BlockRecord, ControlStore, RaisedBlock, RuleRecord } from "../control/types.js";
 import type { DeadLetterSink } from "../core/dead-letters.js";
 import { RunnelError } from "../core/errors.js";
 import { SerialQueue } from "../core/serial-queue.js";
 import type { BlockList } from "../ingest/ingestor.js";
-import type { EventLog } from "../log/types.js";
+import type { EventLog, FencedWriter } from "../log/types.js";
 import { type MonitoringProbe, noopProbe, type RuleRef } from "../monitoring/probes.js";
 import type { CheckpointStore } from "../runtime/checkpoint/store.js";
 import type { CheckpointObserver } from "../runtime/driver.js";
@@ -46,6 +46,12 @@ export interface RuleManagerOptions {
   readonly deadLetters?: DeadLetterSink;
   /** The partitions this instance runs the rules' tasks of (cluster mode); default all. */
   readonly ownership?: PartitionOwnership;
+  /**
+   * Each task's fenced writer (cluster mode on Kafka, TaskDriverOptions.fencedWriter): a rule's
+   * dead letters and its repartition stage's copies and markers, refused once another instance
+   * took the task.
+   */
+  readonly fencedWriter?: (task: string) => FencedWriter;
 }
 
 export interface RuleView extends RuleRecord {
@@ -440,6 +446,7 @@ export class RuleManager implements BlockList {
       checkpointObserver: this.checkpointObserver,
       ...(this.options.deadLetters !== undefined && { deadLetters: this.options.deadLetters }),
       ...(this.options.ownership !== undefined && { ownership: this.options.ownership }),
+      ...(this.options.fencedWriter !== undefined && { fencedWriter: this.options.fencedWriter }),
     });
     try {
       await runner.start();
@@ -470,6 +477,7 @@ export class RuleManager implements BlockList {
       ...(retentionMs !== undefined && { retentionMs }),
       ...(this.options.deadLetters !== undefined && { deadLetters: this.options.deadLetters }),
       ...(this.options.ownership !== undefined && { ownership: this.options.ownership }),
+      ...(this.options.fencedWriter !== undefined && { fencedWriter: this.options.fencedWriter }),
     });
     await stage.start();
     return stage;
@@ -487,10 +495,10 @@ export class RuleManager implements BlockList {
       ...alertOf({ id: rule.id, name: rule.name, key, severity }, m),
       detectedAt,
     }));
-    // The whole chunk in one statement. `fresh[i]` is false for a match replayed after a crash: it
-    // was counted, pushed and acted on before.
+    // The whole chunk in one statement. `fresh[i]` is false for a match replayed after a crash or a
+    // move: it was counted, pushed and acted on before.
     const fresh = await control.recordAlerts(alerts);
-    const blocks: Array<{ userId: string; stream: string; alertId: string }> = [];
+    const blocks: RaisedBlock[] = [];
     for (let i = 0; i < alerts.length; i++) {
       const alert = alerts[i] as AlertRecord;
       const isFresh = fresh[i] === true;
@@ -500,9 +508,10 @@ export class RuleManager implements BlockList {
           if (action.type === "block") {
             for (const userId of blockedBy(action.users ?? "owner", alert)) {
               for (const stream of action.streams ?? [rule.stream]) {
-                // Refused from now on; stored below (a replayed match blocks again, see docs/cep.md).
-                this.blocked.add(blockKey(userId, stream));
-                blocks.push({ userId, stream, alertId: alert.id });
+                // A new match's block is refused from now on, before it is stored. A replayed one's
+                // is refused only if the store still raises it (below): it may have been lifted since.
+                if (isFresh) this.blocked.add(blockKey(userId, stream));
+                blocks.push({ userId, stream, ruleId: rule.id, alertId: alert.id });
               }
             }
           } else if (action.type === "webhook" && isFresh) {
@@ -516,16 +525,15 @@ export class RuleManager implements BlockList {
       if (isFresh) this.publish(ref, alert);
     }
     // After the alerts are out. If this fails the runner hands the same matches over again: their
-    // alerts are then not fresh and only the blocks are put again.
+    // alerts are then not fresh, and the store raises the blocks of those whose blocks it has not.
     const keys = blocks.map((b) => blockKey(b.userId, b.stream));
     for (const key of keys) this.storing.set(key, (this.storing.get(key) ?? 0) + 1);
     try {
-      for (const b of blocks) {
-        if (await control.putBlock({ userId: b.userId, stream: b.stream, ruleId: rule.id, alertId: b.alertId })) {
-          const user = await control.getUserByUsername(b.userId);
-          if (user !== undefined) {
-            await control.recordActivity(user.id, "blocked", { stream: b.stream, rule: rule.name, alert: b.alertId });
-          }
+      for (const b of await control.raiseBlocks(blocks)) {
+        this.blocked.add(blockKey(b.userId, b.stream));
+        const user = await control.getUserByUsername(b.userId);
+        if (user !== undefined) {
+          await control.recordActivity(user.id, "blocked", { stream: b.stream, rule: rule.name, alert: b.alertId });
         }
       }
     } finally {

@@ -20,7 +20,7 @@
  */
 import { ALL_PARTITIONS, type PartitionOwnership } from "../cluster/ownership.js";
 import type { DeadLetterSink } from "../core/dead-letters.js";
-import type { EventLog } from "../log/types.js";
+import type { EventLog, FencedWriter } from "../log/types.js";
 import type { CheckpointStore } from "../runtime/checkpoint/store.js";
 import { type CheckpointObserver, TaskDriver, type TaskStats } from "../runtime/driver.js";
 import { OwnedTasks, type TaskInfo } from "../runtime/owned-tasks.js";
@@ -55,6 +55,8 @@ export interface RuleRunnerOptions {
   readonly checkpointObserver?: CheckpointObserver;
   /** The partitions whose tasks run here (src/cluster/ownership.ts); default all. */
   readonly ownership?: PartitionOwnership;
+  /** Each task's fenced writer, for its dead letters (TaskDriverOptions.fencedWriter; cluster mode on Kafka). */
+  readonly fencedWriter?: (task: string) => FencedWriter;
 }
 
 /** While the rule's tasks keep failing: since when, how often, why (the task failing longest). */
@@ -80,7 +82,7 @@ export class RuleRunner {
     const partitions = log.partitionCount(stream);
     const head: RuleStateHead = { revision: this.options.revision ?? "", stream, partitions };
     const output = new AlertOutput(this.options.sink);
-    const { chunkSize, retryDelayMs, deadLetters, checkpointObserver } = this.options;
+    const { chunkSize, retryDelayMs, deadLetters, checkpointObserver, fencedWriter } = this.options;
     const ownership = this.options.ownership ?? ALL_PARTITIONS;
     this.owned = new OwnedTasks({
       ownership,
@@ -112,6 +114,7 @@ export class RuleRunner {
           ...(retryDelayMs !== undefined && { retryDelayMs }),
           ...(deadLetters !== undefined && { deadLetters }),
           ...(checkpointObserver !== undefined && { checkpointObserver }),
+          ...(fencedWriter !== undefined && { fencedWriter }),
         });
       },
     });

@@ -278,6 +278,13 @@ export class GroupMembership extends EventEmitter<MembershipEvents> {
     }
     // A stream that is never read fetches nothing; its errors are the heartbeat's, reported below.
     this.stream.on("error", (e: Error) => this.emit("error", e));
+    // The client still refreshes the stream's offsets when a broker goes away, and a refresh that
+    // fails (the broker of a partition or the group coordinator killed) destroys the stream, which
+    // untracks its topics: the member's heartbeats would then subscribe to nothing, the broker would
+    // move its partitions to the others and never give it one again. One more reference to the
+    // topics keeps the subscription whatever becomes of the stream (the membership reads nothing
+    // from it).
+    this.consumer.topics.trackAll(...this.options.topics);
     this.reconcile(this.consumer, "rebalance");
   }
 
@@ -357,17 +364,21 @@ export class GroupMembership extends EventEmitter<MembershipEvents> {
    * a long pause, a partition from the coordinator). Its partitions may already be another
    * member's, so they are revoked at once ("fenced"), and the member joins again as a new one.
    * The client (2.12) would otherwise repeat the refused heartbeat for ever and keep reporting the
-   * old assignment.
+   * old assignment. A join that fails (no coordinator while a broker is down) is tried again every
+   * second until it succeeds or leave() is called.
    */
   private async rejoin(stale: Consumer): Promise<void> {
     this.consumer = undefined;
     this.apply([], "fenced");
     await this.disconnect(stale);
-    if (this.left) return;
-    try {
-      await this.connect();
-    } catch (e) {
-      this.emit("error", e as Error);
+    while (!this.left) {
+      try {
+        await this.connect();
+        return;
+      } catch (e) {
+        this.emit("error", e as Error);
+        await new Promise((resolve) => setTimeout(resolve, JOIN_RETRY_MS));
+      }
     }
   }
 

@@ -8,7 +8,8 @@
  * before the broker lets the instance id back in, and the HTTP server answers meanwhile (`/readyz`
  * with 503 until the instance has restored the tasks of the slots it was given).
  */
-import type { Config } from "../config/config.js";
+import { join, resolve } from "node:path";
+import { type Config, ConfigError } from "../config/config.js";
 import type { SqlExecutor } from "../control/driver.js";
 import type { Logger } from "../monitoring/logging.js";
 import { GroupOwnership } from "./group-ownership.js";
@@ -38,6 +39,24 @@ export function clusterMode(config: Pick<Config, "kafkaBrokers" | "databaseUrl" 
     };
   }
   return { cluster: true };
+}
+
+/**
+ * Instances of a cluster load and archive only the partitions they own, and a partition's archived
+ * rows are read by whichever instance owns it next (docs/cluster.md, "A shared archive"). The
+ * default archive, `<data dir>/archive`, is this instance's own: with it a moved partition's
+ * archived rows would silently drop out of every answer, so cluster mode refuses to start on it.
+ */
+export function requireSharedArchive(config: Pick<Config, "dataDir" | "archive">): void {
+  const where = config.archive.location;
+  if (where.kind === "local" && resolve(where.dir) === resolve(join(config.dataDir, "archive"))) {
+    throw new ConfigError(
+      "RUNNEL_ARCHIVE_URL",
+      "must name an archive every instance of the cluster reads (s3://bucket/prefix, or a directory " +
+        "they all mount): the default <data dir>/archive is this instance's own, and the archived rows " +
+        "of a partition that moves must stay readable by its next owner",
+    );
+  }
 }
 
 export interface ClusterNodeOptions {

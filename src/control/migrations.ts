@@ -474,6 +474,17 @@ export const MIGRATIONS: readonly Migration[] = [
       "ALTER TABLE archive_imports ALTER COLUMN chunk_rows DROP NOT NULL",
     ],
   },
+  {
+    version: 20,
+    name: "an alert raises its blocks once",
+    statements: [
+      // Set when the alert's blocks were stored (ControlStore.raiseBlocks): a match replayed after
+      // its task moved finds it set and does not raise again a block an admin has lifted since.
+      "ALTER TABLE cep_alerts ADD COLUMN blocks_raised_at timestamptz",
+      // Alerts stored before raised their blocks then.
+      "UPDATE cep_alerts SET blocks_raised_at = detected_at",
+    ],
+  },
 ];
 
 /**

@@ -41,6 +41,7 @@ import type {
   NewApiKey,
   NewUser,
   PipelineDefinition,
+  RaisedBlock,
   Revocation,
   RevocationReason,
   RevocationSink,
@@ -850,6 +851,28 @@ export class SqlControlStore implements ControlStore {
       [block.userId, block.stream, block.ruleId, block.alertId],
     );
     return rows.length > 0;
+  }
+
+  async raiseBlocks(blocks: readonly RaisedBlock[]): Promise<RaisedBlock[]> {
+    if (blocks.length === 0) return [];
+    return this.#transaction(async (tx) => {
+      // The row lock orders two instances replaying the same match: the second finds it raised.
+      const { rows: due } = await tx.query<{ id: string }>(
+        `UPDATE cep_alerts SET blocks_raised_at = now()
+         WHERE id = ANY($1::text[]) AND blocks_raised_at IS NULL RETURNING id`,
+        [[...new Set(blocks.map((b) => b.alertId))]],
+      );
+      const raising = new Set(due.map((r) => r.id));
+      const todo = blocks.filter((b) => raising.has(b.alertId));
+      if (todo.length === 0) return [];
+      const { rows } = await tx.query<{ user_id: string; stream: string; rule_id: string; alert_id: string }>(
+        `INSERT INTO cep_blocks (user_id, stream, rule_id, alert_id)
+         SELECT b->>'userId', b->>'stream', (b->>'ruleId')::uuid, b->>'alertId' FROM jsonb_array_elements($1::jsonb) AS todo(b)
+         ON CONFLICT DO NOTHING RETURNING user_id, stream, rule_id, alert_id`,
+        [JSON.stringify(todo)],
+      );
+      return rows.map((r) => ({ userId: r.user_id, stream: r.stream, ruleId: r.rule_id, alertId: r.alert_id }));
+    });
   }
 
   async listBlocks(): Promise<BlockRecord[]> {

@@ -250,6 +250,14 @@ export interface BlockRecord {
   readonly since: string;
 }
 
+/** A block a stored alert calls for (ControlStore.raiseBlocks). */
+export interface RaisedBlock {
+  readonly userId: string;
+  readonly stream: string;
+  readonly ruleId: string;
+  readonly alertId: string;
+}
+
 /** Why credentials were taken away; every revoking change in the store publishes one of these. */
 export type RevocationReason = "password_changed" | "disabled" | "deleted" | "role_changed" | "api_key_deleted";
 
@@ -471,6 +479,12 @@ export interface ControlStore {
   }): Promise<AlertRecord[]>;
   /** True when the block is new. */
   putBlock(block: Omit<BlockRecord, "since">): Promise<boolean>;
+  /**
+   * Stores the blocks stored alerts call for, once per alert and in one transaction: the blocks of
+   * an alert that raised its blocks before (lifted since or not) are not stored again, so a match
+   * replayed after its task moved cannot undo a lift. Returns the blocks newly stored.
+   */
+  raiseBlocks(blocks: readonly RaisedBlock[]): Promise<RaisedBlock[]>;
   listBlocks(): Promise<BlockRecord[]>;
   getBlock(userId: string, stream: string): Promise<BlockRecord | undefined>;
   /** Lifts the user's blocks (on one stream, or all); returns what was lifted. */

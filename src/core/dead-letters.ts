@@ -14,7 +14,7 @@
  * const letters = new DeadLetters({ log, streams, now: () => Date.now() });
  * await letters.send([{ consumer: "rule/fraud", stream: "tx", record, error }]);
  */
-import type { EventLog, LogRecord } from "../log/types.js";
+import type { EventLog, FencedWriter, LogRecord } from "../log/types.js";
 import { DEAD_LETTER_SUFFIX, type StreamAccess } from "../sources/deliver.js";
 import { collectOutputIds, HEADER_OUTPUT_ID } from "../stream/headers.js";
 import { errorText } from "./record-fault.js";
@@ -33,10 +33,11 @@ export interface DeadLetter {
 
 /**
  * What a consumer is given: `send` resolves once every letter is durable (or was already), the
- * letters of one stream in one append.
+ * letters of one stream in one append. With `writer` (a task's fenced writer, cluster mode) they
+ * are appended through it, so an instance that lost the task cannot write them late.
  */
 export interface DeadLetterSink {
-  send(letters: readonly DeadLetter[]): Promise<void>;
+  send(letters: readonly DeadLetter[], writer?: FencedWriter): Promise<void>;
 }
 
 export interface DeadLettersOptions {
@@ -59,12 +60,12 @@ export class DeadLetters implements DeadLetterSink {
 
   constructor(private readonly options: DeadLettersOptions) {}
 
-  send(letters: readonly DeadLetter[]): Promise<void> {
+  send(letters: readonly DeadLetter[], writer?: FencedWriter): Promise<void> {
     if (letters.length === 0) return Promise.resolve();
-    return this.queue.run(() => this.write(letters));
+    return this.queue.run(() => this.write(letters, writer));
   }
 
-  private async write(letters: readonly DeadLetter[]): Promise<void> {
+  private async write(letters: readonly DeadLetter[], writer: FencedWriter | undefined): Promise<void> {
     const byStream = new Map<string, DeadLetter[]>();
     for (const letter of letters) {
       const name = `${letter.stream}${DEAD_LETTER_SUFFIX}`;
@@ -72,10 +73,10 @@ export class DeadLetters implements DeadLetterSink {
       if (group === undefined) byStream.set(name, [letter]);
       else group.push(letter);
     }
-    for (const [name, group] of byStream) await this.writeTo(name, group);
+    for (const [name, group] of byStream) await this.writeTo(name, group, writer);
   }
 
-  private async writeTo(name: string, letters: readonly DeadLetter[]): Promise<void> {
+  private async writeTo(name: string, letters: readonly DeadLetter[], writer: FencedWriter | undefined): Promise<void> {
     const ids = await this.idsOf(name);
     const at = this.options.now();
     const fresh = new Map<string, DeadLetter>();
@@ -84,7 +85,7 @@ export class DeadLetters implements DeadLetterSink {
       if (!ids.has(id)) fresh.set(id, letter);
     }
     if (fresh.size === 0) return;
-    await this.options.log.append(
+    await (writer ?? this.options.log).append(
       name,
       [...fresh].map(([id, letter]) => {
         const value = letterValue(letter, at);

@@ -27,6 +27,11 @@ export const ERROR_CATALOGUE = {
   result_too_large: { status: 400, domain: "user", retryable: false },
   /** A query stopped at the per-query time limit; retrying the same query would be stopped again. */
   query_timeout: { status: 400, domain: "user", retryable: false },
+  /**
+   * A cluster cannot answer the query exactly from its instances' partial results
+   * (src/analytics/distributed/plan.ts); the message names the construct that prevents it.
+   */
+  query_not_distributable: { status: 400, domain: "user", retryable: false },
   unauthorized: { status: 401, domain: "user", retryable: false },
   token_expired: { status: 401, domain: "user", retryable: false },
   forbidden: { status: 403, domain: "user", retryable: false },
@@ -48,6 +53,11 @@ export const ERROR_CATALOGUE = {
   too_many_attempts: { status: 429, domain: "user", retryable: true },
   internal: { status: 500, domain: "internal", retryable: true },
   not_ready: { status: 503, domain: "external", retryable: true },
+  /**
+   * A query needs a partition that has no owner, or whose owner is not ready or failed while
+   * answering (a rebalance, docs/cluster.md): never answered partially; Retry-After says when to try again.
+   */
+  cluster_rebalancing: { status: 503, domain: "external", retryable: true },
   storage_corrupt: { status: 500, domain: "internal", retryable: false },
   /**
    * The log's disk is full (ENOSPC, EDQUOT, EFBIG): nothing was acknowledged, reads still work, and

@@ -1,4 +1,4 @@
-import { type EventLog, type LogRecord, partitionForKey } from "../log/types.js";
+import { type EventLog, type FencedWriter, type LogRecord, partitionForKey } from "../log/types.js";
 import { decodeRecord } from "../stream/codec.js";
 import type { StreamEvent } from "../stream/event.js";
 import { combineWatermarks } from "../stream/time/watermarks.js";
@@ -198,6 +198,8 @@ export class SharedWatermarks {
     readonly stream: string,
     private readonly own: number,
     channels: number,
+    /** Appends the markers when given (the task's fenced writer): a stale owner's are refused. */
+    private readonly writer?: FencedWriter,
   ) {
     this.channels = new ChannelWatermarks(channels);
     this.keys = partitionKeys(channels);
@@ -229,7 +231,7 @@ export class SharedWatermarks {
     const header = markerHeader(this.own, own, idle);
     if (header === this.sent) return;
     const timestamp = Number.isFinite(own) ? own : 0;
-    await this.log.append(
+    await (this.writer ?? this.log).append(
       this.stream,
       this.keys.map((key) => ({ key, timestamp, value: EMPTY_VALUE, headers: { [HEADER_WATERMARK]: header } })),
     );

@@ -112,10 +112,11 @@ export interface TaskDriverOptions {
    */
   readonly validUntil?: () => number;
   /**
-   * The writer of the task's output and late streams, fenced by the task's next owner (cluster
-   * mode on Kafka: EventLog.fencedWriter keyed by installation and task). The task claims it before
-   * reading where its outputs end, and stops for good once fenced, as after a checkpoint refused.
-   * Default: the log's own appends. Ignored when `output` is given.
+   * The writer of everything the task appends to the log (its output and late streams unless
+   * `output` is given, its dead letters, its watermark markers), fenced by the task's next owner
+   * (cluster mode on Kafka: EventLog.fencedWriter keyed by installation and task). The task claims
+   * it before reading where its outputs end, and stops for good once fenced, as after a checkpoint
+   * refused. Default: the log's own appends.
    */
   readonly fencedWriter?: (task: string) => FencedWriter;
 }
@@ -281,7 +282,7 @@ export class TaskDriver {
     this.clock = config.clock ?? systemClock;
     this.chunkSize = config.chunkSize ?? 1000;
     this.sourceOffsets = config.sourceOffsets === true;
-    this.writer = config.output === undefined ? config.fencedWriter?.(config.task) : undefined;
+    this.writer = config.fencedWriter?.(config.task);
     if (config.output !== undefined) this.output = config.output;
     else if (config.outputStream !== undefined) {
       this.output = new LogStreamOutput(config.log, config.outputStream, this.writer);
@@ -445,6 +446,7 @@ export class TaskDriver {
             config.watermarkStream,
             partitions[0] as number,
             log.partitionCount(config.inputStream),
+            this.writer,
           );
     this.eventTime = Number.NEGATIVE_INFINITY;
     const stored = await config.checkpoints.read(config.task);
@@ -611,7 +613,7 @@ export class TaskDriver {
     // Durable before the checkpoint that covers their records (a failure here recovers and replays).
     if (poisoned.length > 0) {
       await this.writable();
-      await config.deadLetters?.send(poisoned);
+      await config.deadLetters?.send(poisoned, this.writer);
     }
     if (this.results.length > 0) {
       await this.writable();

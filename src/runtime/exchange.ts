@@ -147,6 +147,7 @@ export interface ExchangeOptions
     | "retryDelayMs"
     | "tickMs"
     | "validUntil"
+    | "fencedWriter"
   > {
   /** The job it feeds: names its stream, tasks and copies' ids. */
   readonly job: string;
@@ -258,6 +259,7 @@ export class Exchange {
       ...(o.retryDelayMs !== undefined && { retryDelayMs: o.retryDelayMs }),
       ...(o.tickMs !== undefined && { tickMs: o.tickMs }),
       ...(o.validUntil !== undefined && { validUntil: o.validUntil }),
+      ...(o.fencedWriter !== undefined && { fencedWriter: o.fencedWriter }),
     });
   }
 }

@@ -1,7 +1,7 @@
 import { ALL_PARTITIONS, type PartitionOwnership } from "../cluster/ownership.js";
 import type { DeadLetterSink } from "../core/dead-letters.js";
 import { BinaryHeap } from "../core/heap.js";
-import type { EventLog } from "../log/types.js";
+import type { EventLog, FencedWriter } from "../log/types.js";
 import { partitionForKey } from "../log/types.js";
 import type { StreamEvent } from "../stream/event.js";
 import { type CheckpointStore, taskName } from "./checkpoint/store.js";
@@ -162,6 +162,8 @@ export interface RepartitionerOptions {
   readonly idleTimeoutMs?: number;
   /** The partitions whose tasks (of both hops) run here (src/cluster/ownership.ts); default all. */
   readonly ownership?: PartitionOwnership;
+  /** Each task's fenced writer (TaskDriverOptions.fencedWriter; cluster mode on Kafka). */
+  readonly fencedWriter?: (task: string) => FencedWriter;
 }
 
 /**
@@ -201,6 +203,7 @@ export class Repartitioner {
       consumer: o.consumer,
       ...(o.deadLetters !== undefined && { deadLetters: o.deadLetters }),
       ...(o.checkpointObserver !== undefined && { checkpointObserver: o.checkpointObserver }),
+      ...(o.fencedWriter !== undefined && { fencedWriter: o.fencedWriter }),
       validUntil: () => ownership.validUntil(),
     };
     const whole = new WholeJobCheckpoint({

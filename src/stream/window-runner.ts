@@ -312,6 +312,7 @@ export class WindowedPipelineRunner {
       ...(config.tickMs !== undefined && { tickMs: config.tickMs }),
       ...(config.checkpointObserver !== undefined && { checkpointObserver: config.checkpointObserver }),
       ...(config.deadLetters !== undefined && { deadLetters: config.deadLetters }),
+      ...(config.fencedWriter !== undefined && { fencedWriter: config.fencedWriter }),
       validUntil: () => this.ownership.validUntil(),
     };
   }
@@ -386,7 +387,6 @@ export class WindowedPipelineRunner {
       ...(watermarkStream !== undefined && { watermarkStream }),
       legacy,
       ...this.common(),
-      ...(config.fencedWriter !== undefined && { fencedWriter: config.fencedWriter }),
     });
   }
 }

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { DuckDBInstance } from "@duckdb/node-api";
+import { runLevel } from "../../src/analytics/duckdb/store.js";
 import type { AnalyticsRow } from "../../src/analytics/types.js";
 import { openStore, streamDef } from "./helpers.js";
 
@@ -161,4 +162,39 @@ test("merges sorted runs a few at a time: same rows, exact answers meanwhile, on
   const [admitting, groups] = await rowGroupsFor(path, "events", "u007");
   assert.ok(groups >= 12, `${groups} row groups`);
   assert.ok(admitting <= 4, `${admitting} of ${groups} row groups may hold u007`);
+});
+
+test("a run's level is its size class, a factor of three apart", () => {
+  assert.deepEqual(
+    [1, 99_999, 100_000, 299_999, 300_000, 899_999, 900_000, 2_700_000].map((n) => runLevel(n, 100_000)),
+    [0, 0, 0, 0, 1, 1, 2, 3],
+  );
+});
+
+test("merges runs of one size class, never a larger older run with smaller newer ones", async (t) => {
+  const store = await openStore(t);
+  await store.ensureTable(streamDef("events", 2));
+  let offset = 0;
+  /** `n` new rows (half per partition), then one clusterHot (min 10,000, max 1,000,000). */
+  const step = async (n: number) => {
+    if (n > 0) {
+      await store.applyRows("events", [
+        { partition: 0, rows: rows(0, offset, n / 2) },
+        { partition: 1, rows: rows(1, offset, n / 2) },
+      ]);
+      offset += n / 2;
+    }
+    return store.clusterHot("events", 10_000, 1_000_000);
+  };
+  const done: number[] = [];
+  // A run of 30,000 (level 1), then three of 10,000 (level 0) that merge into a second of 30,000.
+  for (const n of [30_000, 10_000, 10_000, 10_000]) done.push(await step(n));
+  assert.deepEqual(done, [30_000, 10_000, 10_000, 10_000 + 30_000]);
+  // Two more of 10,000 stay as they are behind the two of 30,000; a third merges them; the three
+  // runs of 30,000 then merge although a new, smaller run follows them.
+  for (const n of [10_000, 10_000, 10_000, 10_000, 0]) done.push(await step(n));
+  assert.deepEqual(done.slice(4), [10_000, 10_000, 10_000 + 30_000, 10_000 + 90_000, 0]);
+  const all = await store.query("SELECT count(*), count(DISTINCT (_partition, _offset)), sum(v) FROM events", [], ALL);
+  const expected = Array.from({ length: 2 * 50_000 }, (_, i) => (BASE + (i % 50_000)) % 10).reduce((a, b) => a + b);
+  assert.deepEqual(all.rows, [[100_000, 100_000, expected]]);
 });

@@ -107,3 +107,54 @@ test("a slot moved and moved back: each store loads it from where it stands, no 
   const odd = (await log.endOffsets("clicks")).reduce((n, end, p) => n + (p % 2 === 1 ? end : 0), 0);
   assert.equal(back.length, odd, "B holds every row of its partitions once again");
 });
+
+test("a gained partition loads from its archive boundary and is ready once caught up", async (t) => {
+  const log = await openLog();
+  const slots = new SlotOwnership(2, [0]);
+  const store = await openStore(t);
+  // Another instance archived the first half of partition 1 while it owned it.
+  const archived = new Map<number, number>();
+  const loader = new AnalyticsLoader({
+    log,
+    store,
+    batchSize: 100,
+    retryMs: 10,
+    ownership: slots,
+    boundaries: async () => archived,
+  });
+  t.after(() => loader.stop());
+  loader.follow(streamDef("clicks", PARTITIONS));
+  await append(log, 0, 1000);
+  const half = Math.floor(((await log.endOffsets("clicks"))[1] ?? 0) / 2);
+  assert.ok(half > 10, "partition 1 holds rows");
+  archived.set(1, half);
+  await caughtUp(log, loader, slots);
+  assert.ok(loader.readyFor((p) => p % 2 === 0));
+  assert.ok(
+    loader.readyFor((p) => p % 2 === 1),
+    "nothing of slot 1 is owned, so nothing of it waits",
+  );
+
+  let gained = false;
+  const readyOnGain = new Promise<boolean>((resolve) => {
+    slots.subscribe(async () => {
+      gained = true;
+      resolve(loader.readyFor((p) => p % 2 === 1));
+    });
+  });
+  await slots.set([0, 1]);
+  assert.ok(gained);
+  assert.equal(await readyOnGain, false, "a partition just gained is not ready");
+  await caughtUp(log, loader, slots);
+  await waitUntil(() => loader.readyFor(() => true));
+  const r = await store.query('SELECT min(_offset) FROM clicks WHERE "_partition" = 1', [], ALL);
+  assert.deepEqual(r.rows, [[half]], "rows below the archive boundary are not loaded hot");
+  const ends = await log.endOffsets("clicks");
+  const held = await store.query('SELECT count(*) FROM clicks WHERE "_partition" = 3', [], ALL);
+  assert.deepEqual(held.rows, [[ends[3]]], "a partition with no archive is loaded from the log's start");
+});
+
+async function waitUntil(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 100 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.ok(check(), "the condition held within 2 s");
+}

@@ -56,7 +56,7 @@ test("a sandbox's connection keeps the same small read-ahead, and cannot spill t
   const pool = new SandboxPool({ threads: 1, memoryLimit: "64MiB", maxTempSize: "0B" }, 0);
   const sandbox = await pool.take();
   t.after(async () => {
-    sandbox.dispose();
+    pool.discard(sandbox);
     await pool.close();
   });
   const settings = await sandbox.connection.runAndReadAll(

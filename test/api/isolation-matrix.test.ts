@@ -400,6 +400,16 @@ const ROWS: readonly Row[] = [
     probe: () => ({ method: "GET", url: "/api/v1/cluster" }),
   },
   {
+    // Only the installation's instances, by a signature of the body: no role's credential opens it.
+    route: "POST /api/v1/cluster/query",
+    expect: { admin: 401, analyst: 401, user: 401, service: 401, anonymous: 401 },
+    probe: () => ({
+      method: "POST",
+      url: "/api/v1/cluster/query",
+      body: { sql: "SELECT * FROM ledger", params: [], scope: { kind: "all" }, slots: [0], tables: ["ledger"] },
+    }),
+  },
+  {
     // A plain GET (no Upgrade) passes authorisation and gets a JSON 400; analysts may not ingest.
     route: "GET /api/v1/streams/:name/ws",
     expect: { admin: 400, analyst: 403, user: 400, service: 400, anonymous: 401 },

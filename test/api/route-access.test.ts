@@ -24,7 +24,7 @@ describe("route access", () => {
     assert.deepEqual(undeclared, []);
     for (const route of t.app.runnelRoutes) {
       const access = route.access;
-      if (access === "public" || access === "authenticated") continue;
+      if (access === "public" || access === "authenticated" || access === "instance") continue;
       assert.ok(Array.isArray(access) && access.length > 0, `${routeKey(route)} declares no role`);
       for (const role of access as readonly string[]) assert.ok((ROLES as readonly string[]).includes(role));
     }
@@ -40,6 +40,19 @@ describe("route access", () => {
       "POST /api/v1/auth/login",
       "POST /api/v1/auth/signup",
     ]);
+  });
+
+  it("only the cluster's share queries are for instances, and no user's credential reaches them", async () => {
+    const instanceOnly = t.app.runnelRoutes.filter((r) => r.access === "instance").map(routeKey);
+    assert.deepEqual(instanceOnly, ["POST /api/v1/cluster/query"]);
+    const res = await t.app.inject({
+      method: "POST",
+      url: "/api/v1/cluster/query",
+      headers: { authorization: `Bearer ${t.adminToken}` },
+      payload: { sql: "SELECT 1", params: [], scope: { kind: "all" }, slots: [0] },
+    });
+    assert.equal(res.statusCode, 401, res.body);
+    assert.equal(JSON.parse(res.body).error, "unauthorized");
   });
 
   it("a route that declares nothing is refused, even with a valid credential", async () => {

@@ -31,3 +31,27 @@ export async function newBucket(): Promise<string> {
   }
   return bucket;
 }
+
+/**
+ * The settings of a process archiving into a new bucket of the test server: what the instances
+ * of one test cluster share, since cluster mode refuses an archive of each instance's own.
+ */
+export interface ArchiveEnv {
+  readonly AWS_ENDPOINT_URL: string;
+  readonly AWS_ACCESS_KEY_ID: string;
+  readonly AWS_SECRET_ACCESS_KEY: string;
+  readonly AWS_REGION: string;
+  readonly RUNNEL_ARCHIVE_URL: string;
+}
+
+export async function sharedArchiveEnv(): Promise<ArchiveEnv> {
+  const url = s3Url();
+  const { credentials } = s3ClientConfig(url);
+  return {
+    AWS_ENDPOINT_URL: url,
+    AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+    AWS_REGION: "us-east-1",
+    RUNNEL_ARCHIVE_URL: `s3://${await newBucket()}/runnel`,
+  };
+}

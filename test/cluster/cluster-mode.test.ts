@@ -25,6 +25,7 @@ import { holdRig, type KafkaCluster, kafkaCluster } from "../helpers/kafka-clust
 import { onServer, postgresServerUrl, withDatabase } from "../helpers/postgres.js";
 import { Instance, type InstanceSettings, waitFor } from "./instances.js";
 import { countIds, EndWatch, readFrom, SteadyLoad } from "./load.js";
+import { longestDelay, longestInputGap } from "./output-delay.js";
 
 const SLOTS = 6;
 const SESSION_TIMEOUT_MS = 10_000; // group.consumer.session.timeout.ms in scripts/kafka-cluster.sh
@@ -46,6 +47,19 @@ const marks: { what: string; ends: number[] }[] = [];
 /** Each SIGSTOP: the slots the paused instance held, and the output's end offsets just before SIGCONT. */
 const pauses: { had: readonly number[]; contEnds: number[] }[] = [];
 const instances = new Map<string, Instance>();
+
+/**
+ * The partitions that did not move (not in `moved`) within [from, to]: the longest time one went
+ * without a new output, the longest an event of one waited for its output, the longest one took no
+ * input (the load's client stalled on a slow or paused instance), and the ingest refusals so far.
+ */
+async function unmoved(moved: readonly number[], from: number, to: number): Promise<string> {
+  const stayed = ALL.filter((p) => !moved.includes(p));
+  const gap = watch!.longestGap(stayed, from, to);
+  const waited = await longestDelay(log!, INPUT, OUTPUT, stayed, from, to, (v) => v.n % 2 === 0);
+  const quiet = await longestInputGap(log!, INPUT, stayed, from, to);
+  return `longest output gap of a partition that did not move: ${gap.ms} ms (partition ${gap.partition}); longest an event of one waited for its output: ${waited.ms} ms (partition ${waited.partition}); longest one took no input: ${quiet.ms} ms (partition ${quiet.partition}); ingest refusals so far: ${JSON.stringify(load!.refusals)}`;
+}
 
 function instance(id: string): Instance {
   const found = instances.get(id);
@@ -205,13 +219,8 @@ describe("three instances on the fault rig, a map/filter pipeline under steady i
       await waitFor("a and c to own every slot", SESSION_TIMEOUT_MS + 20_000, () => shared([a, c]));
       const movedAt = Math.max(...[a, c].map((m) => m.ownedHistory().at(-1)!.at));
       const producingAt = await producingAgain(bHad, ends, SESSION_TIMEOUT_MS + 30_000);
-      const stayed = watch!.longestGap(
-        ALL.filter((p) => !bHad.includes(p)),
-        killedAt,
-        producingAt,
-      );
       t.diagnostic(
-        `kill -9 of b (had ${JSON.stringify(bHad)}): slots owned by a and c after ${movedAt - killedAt} ms, its partitions produce again after ${producingAt - killedAt} ms; longest output gap of a partition that did not move: ${stayed.ms} ms (partition ${stayed.partition})`,
+        `kill -9 of b (had ${JSON.stringify(bHad)}): slots owned by a and c after ${movedAt - killedAt} ms, its partitions produce again after ${producingAt - killedAt} ms; ${await unmoved(bHad, killedAt, producingAt)}`,
       );
       assert.ok(movedAt - killedAt <= SESSION_TIMEOUT_MS + 10_000, `moved after ${movedAt - killedAt} ms`);
       assert.ok(producingAt - killedAt <= SESSION_TIMEOUT_MS + 10_000, `producing after ${producingAt - killedAt} ms`);
@@ -275,13 +284,8 @@ describe("three instances on the fault rig, a map/filter pipeline under steady i
         await waitFor("a and b to own every slot", SESSION_TIMEOUT_MS + 20_000, () => shared([a, b]));
         const movedAt = Math.max(...[a, b].map((m) => m.ownedHistory().at(-1)!.at));
         const producingAt = await producingAgain(cHad, ends, SESSION_TIMEOUT_MS + 30_000);
-        const stayed = watch!.longestGap(
-          ALL.filter((p) => !cHad.includes(p)),
-          stoppedAt,
-          producingAt,
-        );
         t.diagnostic(
-          `SIGSTOP of c (had ${JSON.stringify(cHad)}): a and b own every slot after ${movedAt - stoppedAt} ms, its partitions produce again after ${producingAt - stoppedAt} ms; longest output gap of a partition that did not move: ${stayed.ms} ms (partition ${stayed.partition})`,
+          `SIGSTOP of c (had ${JSON.stringify(cHad)}): a and b own every slot after ${movedAt - stoppedAt} ms, its partitions produce again after ${producingAt - stoppedAt} ms; ${await unmoved(cHad, stoppedAt, producingAt)}`,
         );
       } finally {
         const contEnds = await log!.endOffsets(OUTPUT).catch(() => []);

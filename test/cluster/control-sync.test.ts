@@ -80,7 +80,8 @@ async function runningRules(t: TestRunnel): Promise<string[]> {
 
 before(async () => {
   await onServer(server, `CREATE DATABASE ${database}`);
-  a = await startTestRunnel({ env: { ...env, RUNNEL_INSTANCE_ID: "a" } });
+  // Both listen: a query through one is answered by the owners of its partitions over HTTP.
+  a = await startTestRunnel({ env: { ...env, RUNNEL_INSTANCE_ID: "a" }, listen: true });
   b = await startTestRunnel({ env: { ...env, RUNNEL_INSTANCE_ID: "b" }, listen: true });
   bUrl = b.runnel.url;
   // The group settled (each instance owns slots) and each instance ready (its tasks restored):
@@ -120,7 +121,7 @@ describe("control changes made through one instance take effect on the other", (
       body: { user_id: "u1", n: 1 },
     });
     assert.equal(sent.status, 200, JSON.stringify(sent.body));
-    // B's own analytics table of the stream, loaded by B's loader.
+    // Answered through B from the instances owning the stream's partitions (each loads its own).
     const counted = await until(
       () =>
         b.call("POST", "/api/v1/query", { token: b.adminToken, body: { sql: "SELECT count(*) AS n FROM scratch" } }),

@@ -5,7 +5,19 @@
  */
 import { appendFile } from "node:fs/promises";
 import { join } from "node:path";
+import { type ArchiveEnv, sharedArchiveEnv } from "../archive/s3-server.js";
 import { ADMIN_PASSWORD, type ServerProcess, startServerProcess, tempDataDir } from "../helpers/server-process.js";
+
+/** One archive bucket per installation, shared by its instances (cluster mode refuses one of their own). */
+const archives = new Map<string, Promise<ArchiveEnv>>();
+function archiveOf(installation: string): Promise<ArchiveEnv> {
+  let env = archives.get(installation);
+  if (env === undefined) {
+    env = sharedArchiveEnv();
+    archives.set(installation, env);
+  }
+  return env;
+}
 
 export interface InstanceSettings {
   readonly brokers: string;
@@ -13,6 +25,8 @@ export interface InstanceSettings {
   readonly topicPrefix: string;
   readonly installation: string;
   readonly slots: number;
+  /** More settings of the process (they win over the ones above). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface OwnedAt {
@@ -25,15 +39,17 @@ export class Instance {
   private server: ServerProcess | undefined;
   private dir: { dir: string; remove(): Promise<void> } | undefined;
   private paused = false;
+  /** Being killed or stopped: a load balancer would have taken it out of rotation. */
+  private leaving = false;
 
   constructor(
     readonly id: string,
     private readonly settings: InstanceSettings,
   ) {}
 
-  /** Started, not stopped or killed, not paused. */
+  /** Started, not stopped or killed (nor being stopped or killed), not paused. */
   get up(): boolean {
-    return this.server !== undefined && !this.paused;
+    return this.server !== undefined && !this.paused && !this.leaving;
   }
 
   get url(): string {
@@ -50,6 +66,7 @@ export class Instance {
   /** Starts (or restarts, on the same data directory) `runnel start` as this instance; resolves once it listens. */
   async start(): Promise<void> {
     this.dir ??= await tempDataDir();
+    this.leaving = false;
     const { brokers, databaseUrl, topicPrefix, installation, slots } = this.settings;
     this.server = await startServerProcess(
       this.dir.dir,
@@ -62,6 +79,8 @@ export class Instance {
         RUNNEL_CLUSTER_SLOTS: String(slots),
         RUNNEL_DEFAULT_PARTITIONS: String(slots),
         RUNNEL_LOG_LEVEL: "info",
+        ...(await archiveOf(installation)),
+        ...this.settings.env,
       },
       { captureStdout: true },
     );
@@ -77,6 +96,7 @@ export class Instance {
   async kill9(): Promise<void> {
     const server = this.server;
     if (server === undefined) return;
+    this.leaving = true;
     await server.kill("SIGKILL");
     await this.keepLog(server);
     this.server = undefined;
@@ -85,6 +105,7 @@ export class Instance {
   async stop(): Promise<void> {
     const server = this.server;
     if (server === undefined) return;
+    this.leaving = true;
     if (server.child.signalCode === null && server.child.exitCode === null) server.child.kill("SIGCONT");
     await server.kill("SIGTERM");
     await this.keepLog(server);

@@ -1,7 +1,7 @@
 /**
- * Steady ingest for the cluster-mode test: batches of events with unique ids, posted round robin
- * to the instances that are up, each acknowledged id remembered; and the outputs of a map/filter
- * pipeline read back from the log, counted by id.
+ * Steady ingest for the cluster tests (cluster-mode, scenario): batches of events with unique ids,
+ * posted round robin to the instances that are up by one or more clients, each acknowledged id
+ * remembered, each refusal and answer time recorded; and a stream's records read back from the log.
  */
 import type { EventLog, LogRecord } from "../../src/log/types.js";
 import type { Instance } from "./instances.js";
@@ -12,7 +12,28 @@ export interface Refusal {
   readonly instance: string;
   /** The HTTP status, or `timeout` / `error` when no answer came. */
   readonly status: number | string;
+  /** The answer's `error` code, if it had one. */
+  readonly code?: string;
+  /** The answer's Retry-After header, if it had one. */
+  readonly retryAfter?: string;
 }
+
+/** The events of one batch, given their ids (the load's default: `{user_id, id, n}`, 60 users). */
+export type MakeEvents = (ids: readonly number[]) => Record<string, unknown>[];
+
+export interface LoadOptions {
+  /** Events per request (default 20). */
+  readonly batch?: number;
+  /** Between a lane's answer and its next request (default 100 ms). */
+  readonly pauseMs?: number;
+  readonly makeEvents?: MakeEvents;
+  /** How long a client waits for an answer before it counts the batch as `timeout` (default 3 s). */
+  readonly timeoutMs?: number;
+  /** Clients sending at once, each one request at a time (default 1). */
+  readonly lanes?: number;
+}
+
+const defaultEvents: MakeEvents = (ids) => ids.map((id) => ({ user_id: `u${id % 60}`, id, n: id }));
 
 export class SteadyLoad {
   /** Ids of events whose batch was acknowledged (200). */
@@ -20,20 +41,33 @@ export class SteadyLoad {
   /** Ids of events posted, acknowledged or not (a batch cut by a kill may still have been appended). */
   readonly sent = new Set<number>();
   readonly refusals: Refusal[] = [];
+  /** Every request: when its answer (or failure) came, and how long it took. */
+  readonly answers: { at: number; ms: number }[] = [];
   private next = 0;
+  private turn = 0;
   private stopped = false;
   private loop: Promise<void> | undefined;
+  private readonly batch: number;
+  private readonly pauseMs: number;
+  private readonly makeEvents: MakeEvents;
+  private readonly timeoutMs: number;
+  private readonly lanes: number;
 
   constructor(
     private readonly targets: () => readonly Instance[],
     private readonly token: string,
     private readonly stream: string,
-    private readonly batch = 20,
-    private readonly pauseMs = 100,
-  ) {}
+    options: LoadOptions = {},
+  ) {
+    this.batch = options.batch ?? 20;
+    this.pauseMs = options.pauseMs ?? 100;
+    this.makeEvents = options.makeEvents ?? defaultEvents;
+    this.timeoutMs = options.timeoutMs ?? 3_000;
+    this.lanes = options.lanes ?? 1;
+  }
 
   start(): void {
-    this.loop = this.run();
+    this.loop = Promise.all(Array.from({ length: this.lanes }, () => this.run())).then(() => undefined);
   }
 
   async stop(): Promise<void> {
@@ -42,33 +76,46 @@ export class SteadyLoad {
   }
 
   private async run(): Promise<void> {
-    for (let turn = 0; !this.stopped; turn++) {
+    while (!this.stopped) {
       const up = this.targets();
-      const target = up[turn % Math.max(1, up.length)];
+      const target = up[this.turn++ % Math.max(1, up.length)];
       if (target === undefined) {
         await sleep(this.pauseMs);
         continue;
       }
       const ids = Array.from({ length: this.batch }, () => this.next++);
       for (const id of ids) this.sent.add(id);
-      const events = ids.map((id) => ({ user_id: `u${id % 60}`, id, n: id }));
+      const events = this.makeEvents(ids);
+      const sentAt = Date.now();
       try {
         const res = await fetch(`${target.url}/api/v1/streams/${this.stream}/events`, {
           method: "POST",
           headers: { authorization: `Bearer ${this.token}`, "content-type": "application/json" },
           body: JSON.stringify(events),
-          signal: AbortSignal.timeout(3_000),
+          signal: AbortSignal.timeout(this.timeoutMs),
         });
-        await res.arrayBuffer();
+        const text = await res.text();
         if (res.status === 200) for (const id of ids) this.acked.add(id);
-        else this.refusals.push({ at: Date.now(), instance: target.id, status: res.status });
+        else this.refusals.push({ at: Date.now(), instance: target.id, status: res.status, ...answerOf(res, text) });
       } catch (e) {
         const status = (e as Error).name === "TimeoutError" ? "timeout" : "error";
         this.refusals.push({ at: Date.now(), instance: target.id, status });
       }
+      this.answers.push({ at: Date.now(), ms: Date.now() - sentAt });
       await sleep(this.pauseMs);
     }
   }
+}
+
+function answerOf(res: Response, text: string): { code?: string; retryAfter?: string } {
+  let code: string | undefined;
+  try {
+    code = (JSON.parse(text) as { error?: string }).error;
+  } catch {
+    // Not the JSON error shape (a proxy's or a dying process's answer): the status says enough.
+  }
+  const retryAfter = res.headers.get("retry-after") ?? undefined;
+  return { ...(code === undefined ? {} : { code }), ...(retryAfter === undefined ? {} : { retryAfter }) };
 }
 
 const decoder = new TextDecoder();

@@ -1172,6 +1172,45 @@ export function runControlStoreConformance(name: string, factory: ControlStoreFa
         await assert.rejects(store.recordAlerts([alert("0:9"), { ...alert("0:10"), firstEventTime: "not a time" }]));
         assert.equal((await store.listAlerts({ ruleId })).length, 3);
       });
+
+      it("raises the blocks of a stored alert once, even after they were lifted", async () => {
+        const ruleId = randomUUID();
+        const [owner, partner] = [unique("u"), unique("u")];
+        const alert = {
+          id: unique("alert"),
+          ruleId,
+          ruleName: "r",
+          matchId: "0:1,0:2",
+          key: owner,
+          userId: owner,
+          userIds: [owner, partner],
+          severity: "high",
+          timedOut: false,
+          events: [],
+          firstEventTime: "2026-01-01T00:00:00.000Z",
+          lastEventTime: "2026-01-01T00:00:01.000Z",
+        };
+        const blocks = [
+          { userId: owner, stream: "s", ruleId, alertId: alert.id },
+          { userId: partner, stream: "s", ruleId, alertId: alert.id },
+        ];
+        assert.deepEqual(await store.raiseBlocks(blocks), [], "an alert not stored raises nothing");
+        assert.equal(await store.getBlock(owner, "s"), undefined);
+        // A user blocked already (by another alert) keeps that block.
+        assert.equal(await store.putBlock({ userId: partner, stream: "s", ruleId, alertId: "earlier" }), true);
+        assert.equal(await store.recordAlert(alert), true);
+        assert.deepEqual(await store.raiseBlocks(blocks), [blocks[0]], "the new blocks");
+        assert.equal((await store.getBlock(owner, "s"))?.alertId, alert.id);
+        assert.equal((await store.getBlock(partner, "s"))?.alertId, "earlier");
+        await store.deleteBlocks(owner);
+        await store.deleteBlocks(partner);
+        // The match replayed (a restart or a move before the rule's next checkpoint).
+        assert.equal(await store.recordAlert(alert), false);
+        assert.deepEqual(await store.raiseBlocks(blocks), [], "raised before: the lifts stay");
+        assert.equal(await store.getBlock(owner, "s"), undefined);
+        assert.equal(await store.getBlock(partner, "s"), undefined);
+        assert.deepEqual(await store.raiseBlocks([]), []);
+      });
     });
   });
 }

@@ -6,11 +6,13 @@
  * and the environment is the rendered ConfigMap and env, with this machine's Kafka and PostgreSQL
  * standing in for the cluster's. Needs root (mount namespaces), as CI has.
  */
+
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { Admin } from "@platformatic/kafka";
+import { type ArchiveEnv, sharedArchiveEnv } from "../archive/s3-server.js";
 import { kafkaBrokers } from "../helpers/kafka.js";
 import { onServer, postgresServerUrl, withDatabase } from "../helpers/postgres.js";
 import { untilListening } from "../helpers/server-process.js";
@@ -73,6 +75,8 @@ export interface Surroundings {
   readonly unique: string;
   /** The port to listen on, on loopback (freePort()): the pod advertises it to the others. */
   readonly port: number;
+  /** The archive the pods share: a bucket of the test S3 server, and its credentials. */
+  readonly archive: ArchiveEnv;
 }
 
 /**
@@ -88,6 +92,8 @@ export function podEnv(pods: ProductionPods, podName: string, around: Surroundin
     RUNNEL_DATABASE_URL: around.databaseUrl,
     RUNNEL_TOKEN_SECRET: `${around.unique}-token-secret-0123456789abcdef`,
     RUNNEL_ADMIN_PASSWORD: ADMIN_PASSWORD,
+    AWS_ACCESS_KEY_ID: around.archive.AWS_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY: around.archive.AWS_SECRET_ACCESS_KEY,
   };
   for (const name of secrets.keys()) {
     if (secretValues[name] === undefined) throw new Error(`no stand-in for the Secret's ${name}`);
@@ -105,6 +111,7 @@ export function podEnv(pods: ProductionPods, podName: string, around: Surroundin
     RUNNEL_PORT: String(around.port),
     RUNNEL_ADVERTISED_URL: `http://127.0.0.1:${around.port}`,
     RUNNEL_DATA_DIR: DATA_MOUNT,
+    ...around.archive,
     RUNNEL_LOG_LEVEL: "warn",
   };
 }
@@ -170,7 +177,12 @@ export async function services(tag: string): Promise<Services> {
   const brokers = kafkaBrokers();
   await onServer(server, `CREATE DATABASE ${tag}`);
   return {
-    shared: { kafkaBrokers: brokers, databaseUrl: withDatabase(server, tag), unique: tag },
+    shared: {
+      kafkaBrokers: brokers,
+      databaseUrl: withDatabase(server, tag),
+      unique: tag,
+      archive: await sharedArchiveEnv(),
+    },
     async cleanup(pods) {
       for (const pod of pods) {
         if (pod.child.exitCode === null && pod.child.signalCode === null) pod.child.kill("SIGKILL");

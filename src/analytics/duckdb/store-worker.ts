@@ -7,7 +7,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import type { RollupSpec, StreamDefinition } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
 import { PoisonRecordError } from "../../core/poison.js";
-import type { AnalyticsRow, QueryScope, RegisteredColumns } from "../types.js";
+import type { AnalyticsRow, PartitionShare, QueryScope, RegisteredColumns } from "../types.js";
 import { unpackRecords } from "./packed-records.js";
 import { type ArchiveRange, DuckDbAnalyticsStore, type DuckDbAnalyticsStoreOptions } from "./store.js";
 import type { ArchiveSet } from "./tiers.js";
@@ -52,7 +52,12 @@ async function dispatch({ method, args }: WorkerRequest): Promise<unknown> {
     case "appliedOffsets":
       return store.appliedOffsets(args[0] as string);
     case "query":
-      return store.query(args[0] as string, args[1] as unknown[], args[2] as QueryScope);
+      return store.query(
+        args[0] as string,
+        args[1] as unknown[],
+        args[2] as QueryScope,
+        args[3] as PartitionShare | undefined,
+      );
     case "rollupStats":
       return store.rollupStats(args[0] as string);
     case "planArchive":

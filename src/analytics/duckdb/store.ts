@@ -22,6 +22,7 @@ import {
   APPLIED,
   type ApplyOutcome,
   type PartitionRecords,
+  type PartitionShare,
   type QueryResult,
   type QueryScope,
   type RegisteredColumns,
@@ -107,6 +108,23 @@ export interface DuckDbAnalyticsStoreOptions {
    * has no archive and no file access at all.
    */
   readonly archiveDir?: string;
+  /** Told how long each step of every `user` query took (bench/archive.ts reports them). */
+  readonly onUserQuery?: (steps: UserQuerySteps) => void;
+}
+
+/** Milliseconds spent in each step of one `user` query, in the order they run. */
+export interface UserQuerySteps {
+  /** Parsing (DuckDB's parser, or the cache of its answers) and walking the tree. */
+  check: number;
+  /** Waiting for a reader connection and a sandbox. */
+  sandbox: number;
+  /** Evaluating the query's time bounds in the sandbox. */
+  bounds: number;
+  /** Reading the user's rows from the hot table and archive into the sandbox. */
+  copy: number;
+  /** Running the user's SQL in the sandbox and reading its result. */
+  run: number;
+  total: number;
 }
 
 /** Hot rows of one partition due for the archive: offsets [offsetStart, offsetEnd). */
@@ -177,12 +195,17 @@ export const PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE
 
 /**
  * Hot rows are re-sorted by user once this many have arrived since the last time (clusterHot).
- * The hot table is then runs of at least this many rows sorted by user_id, _time, plus the rows
- * since: DuckDB skips a row group (122,880 rows) whose user_id range excludes the user, so a
- * user's scan reads about one row group per run and the unsorted rows. 1,000,000 balances the
- * two for a hot tier of about 10 million rows (runs × 122,880 against the unsorted tail).
+ * The hot table is then runs sorted by user_id, _time, plus the rows since, in arrival order.
+ * In a sorted run a user's rows are a few consecutive vectors (2,048 rows), and DuckDB reads a
+ * column's vector only where the user_id filter kept a row; in the unsorted rows every vector
+ * holds a row or two of every user, so a user's scan decompresses all of them, column by column.
+ * Those rows cost a user's query the most: a 4 M-row table with 1,000,000 of them (this bound
+ * was 1,000,000) gave a user's copy 8-14 ms against 1-2 ms for the same table sorted whole (a
+ * loaded machine). At 125,000 the unsorted rows are at most about one row group's; the runs are
+ * merged by size (MERGE_RUNS), so each row is re-sorted about four times on its way into a run
+ * of 3-4 M rows instead of twice.
  */
-export const CLUSTER_MIN_ROWS = 1_000_000;
+export const CLUSTER_MIN_ROWS = 125_000;
 /** Rows re-sorted by one clusterHot() at most; the rest wait for the next run. */
 export const CLUSTER_MAX_ROWS = 4_000_000;
 
@@ -195,10 +218,10 @@ const CLUSTERED_TABLE = "_runnel_clustered";
  */
 const RUNS_TABLE = "_runnel_sorted_runs";
 /**
- * Once this many runs at the end of the hot table hold no more than clusterHot's `maxRows`
- * together, they are merged into one: a user's scan reads about one row group per run, so fewer,
- * longer runs mean fewer row groups (the runs of ~1.25 M rows the archiver makes become runs of
- * ~3.75 M; a 10 M-row hot tier holds about four instead of nine).
+ * Runs are merged this many at a time, consecutive ones of about the same size (runLevel)
+ * holding no more than clusterHot's `maxRows` together: size-tiered, so a row is
+ * re-sorted about log3(maxRows / minRows) times, and a 10 M-row hot tier holds two or three runs
+ * of each smaller size besides its largest ones (a user's scan reads one or two vectors per run).
  */
 const MERGE_RUNS = 3;
 
@@ -502,10 +525,31 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
     return known === undefined ? this.positionsOf(this.conn(), stream) : new Map(known);
   }
 
-  async query(sql: string, params: readonly unknown[], scope: QueryScope): Promise<QueryResult> {
+  async query(
+    sql: string,
+    params: readonly unknown[],
+    scope: QueryScope,
+    share?: PartitionShare,
+  ): Promise<QueryResult> {
     const readers = this.readers;
     if (!readers) throw new RunnelError("not_ready", "analytics store is not open");
+    const started = performance.now();
     const checked = await checkQuery(sql, new Set([...this.schemas.keys(), ...this.rollups.names()]));
+    if (share !== undefined) checkShare(share, checked.tables, (table) => this.rollups.named(table) !== undefined);
+    const steps: UserQuerySteps = {
+      check: performance.now() - started,
+      sandbox: 0,
+      bounds: 0,
+      copy: 0,
+      run: 0,
+      total: 0,
+    };
+    let mark = performance.now();
+    const lap = (step: Exclude<keyof UserQuerySteps, "total">) => {
+      const at = performance.now();
+      steps[step] += at - mark;
+      mark = at;
+    };
     if (scope.kind === "user") {
       for (const table of checked.tables) {
         const rollup = this.rollups.named(table)?.rollup;
@@ -524,14 +568,16 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
         const epoch = this.epochs.enter();
         try {
           if (scope.kind === "all") {
-            await this.prepareViews(source, checked.tables);
+            await this.prepareViews(source, checked.tables, share);
             return await withTimeLimit([source], timeoutMs, () =>
               inSnapshot(source, () => runSelect(source, sql, params, this.limits)),
             );
           }
           const sandbox = await this.sandboxes.take();
+          lap("sandbox");
+          let ended = false;
           try {
-            return await withTimeLimit([source, sandbox.connection], timeoutMs, async () => {
+            const answer = await withTimeLimit([source, sandbox.connection], timeoutMs, async () => {
               const target = sandbox.connection;
               // One transaction for the bounds, the copies and the query: `now()` is the same in all.
               await target.run("BEGIN TRANSACTION");
@@ -540,6 +586,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
               // made before the snapshot: a view made in a transaction that rolls back is gone.
               const rollups = [...checked.tables].filter((table) => this.rollups.named(table) !== undefined);
               if (rollups.length > 0) await this.prepareViews(source, new Set(rollups));
+              lap("copy");
               // The copies in one snapshot of the store (see inSnapshot): every table as of one moment.
               await inSnapshot(source, async () => {
                 for (const table of checked.tables) {
@@ -547,22 +594,33 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
                     await copyUserRows(source, target, table, scope.userId);
                     continue;
                   }
+                  lap("copy");
                   const range = await evaluateTimeRange(target, await timeBounds(checked.statement, table), params);
+                  lap("bounds");
                   const select = userRowsSql(
                     this.database,
                     table,
-                    copiedColumns(await this.columnsOf(table, source), named),
+                    copiedColumns(inShareOrder(await this.columnsOf(table, source), share), named),
                     this.archives.get(table),
                     (path) => this.columnsOfFile.get(path) ?? [],
-                    { userId: scope.userId, ...range },
+                    { userId: scope.userId, ...range, ...(share !== undefined && { share }) },
                   );
                   await copyUserRows(source, target, table, scope.userId, select);
                 }
               });
-              return runSelect(target, sql, params, this.limits);
+              lap("copy");
+              const result = await runSelect(target, sql, params, this.limits);
+              lap("run");
+              steps.total = performance.now() - started;
+              this.options.onUserQuery?.(steps);
+              return result;
             });
+            ended = true;
+            return answer;
           } finally {
-            sandbox.dispose();
+            // Only a query that ended well leaves its sandbox in a state known to roll back.
+            if (ended) this.sandboxes.release(sandbox);
+            else this.sandboxes.discard(sandbox);
           }
         } finally {
           this.epochs.leave(epoch);
@@ -679,7 +737,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
    * Makes each named table read both tiers on `c`: a temporary view of the same name (which
    * DuckDB resolves before the table) for a stream with an archive, none for one without.
    */
-  private async prepareViews(c: DuckDBConnection, tables: ReadonlySet<string>): Promise<void> {
+  private async prepareViews(c: DuckDBConnection, tables: ReadonlySet<string>, share?: PartitionShare): Promise<void> {
     let held = this.views.get(c);
     if (held === undefined) {
       held = new Map();
@@ -687,7 +745,9 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
     }
     for (const table of tables) {
       const named = this.rollups.named(table);
-      const archive = this.archives.get(named?.stream ?? table);
+      const archived = this.archives.get(named?.stream ?? table);
+      // A share reads its partitions through the view even where nothing is archived yet.
+      const archive = archived ?? (share === undefined ? undefined : NOTHING_ARCHIVED);
       const wanted =
         archive === undefined
           ? undefined
@@ -696,9 +756,10 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
             : tieredViewSql(
                 this.database,
                 table,
-                await this.columnsOf(table, c),
+                inShareOrder(await this.columnsOf(table, c), share),
                 archive,
                 this.fileColumns.get(table) ?? new Set(),
+                share,
               );
       if (wanted === held.get(table)) continue;
       if (wanted === undefined) {
@@ -974,7 +1035,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
         for (const [p, o] of done.getRowsJS()) from.set(Number(p), Number(o));
         const boundaries = this.archives.get(stream)?.boundaries ?? new Map<number, number>();
         const hot = `"_offset" >= ${boundaryExpression(boundaries)}`;
-        const unsorted = `"_offset" >= ${boundaryExpression(from)} AND ${hot}`;
+        const unsorted = `${offsetsFrom(from, applied.keys())} AND ${hot}`;
         const tails = await c.runAndReadAll(
           `SELECT "_partition", count(*), min("_offset") FROM ${table} WHERE ${unsorted} GROUP BY ALL`,
         );
@@ -998,7 +1059,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
           const [[last]] = (
             await c.runAndReadAll(`SELECT coalesce(max(run), 0)::BIGINT FROM ${RUNS_TABLE} WHERE stream = $1`, [stream])
           ).getRowsJS() as [[bigint]];
-          sorted = await this.resort(c, stream, `${unsorted} AND "_offset" < ${boundaryExpression(to)}`, async (n) => {
+          sorted = await this.resort(c, stream, `${unsorted} AND ${offsetsBelow(to)}`, async (n) => {
             await c.run(`DELETE FROM ${CLUSTERED_TABLE} WHERE stream = $1`, [stream]);
             const tuples = [...to].map(([p, next]) => `($1, ${Math.trunc(p)}, ${Math.trunc(next)})`);
             if (tuples.length > 0) await c.run(`INSERT INTO ${CLUSTERED_TABLE} VALUES ${tuples.join(", ")}`, [stream]);
@@ -1011,15 +1072,16 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
           });
           end = to;
         }
-        return sorted + (await this.mergeRuns(c, stream, hot, end, boundaries, maxRows));
+        return sorted + (await this.mergeRuns(c, stream, hot, end, boundaries, minRows, maxRows));
       }),
     );
   }
 
   /**
-   * Merges the runs at the end of the stream's hot table (RUNS_TABLE) into one, once MERGE_RUNS or
-   * more of them hold no more than `maxRows` together; forgets runs wholly archived. `end`: the
-   * offsets the last run ends at. Returns the rows merged. Under the write lock.
+   * Merges MERGE_RUNS consecutive runs of the stream's hot table (RUNS_TABLE), the newest such
+   * that the oldest of them is of no higher level (runLevel, relative to `minRows`) than the
+   * others and they hold no more than `maxRows` together, into one; forgets runs wholly
+   * archived. `end`: the offsets the last run ends at. Returns the rows merged. Under the write lock.
    */
   private async mergeRuns(
     c: DuckDBConnection,
@@ -1027,6 +1089,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
     hot: string,
     end: ReadonlyMap<number, number>,
     boundaries: ReadonlyMap<number, number>,
+    minRows: number,
     maxRows: number,
   ): Promise<number> {
     const listed = await c.runAndReadAll(
@@ -1047,14 +1110,28 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
     if (archived > 0) {
       await c.run(`DELETE FROM ${RUNS_TABLE} WHERE stream = $1 AND run <= $2`, [stream, runs[archived - 1]!.run]);
     }
-    let first = runs.length;
-    let rows = 0;
-    while (first > archived && rows + runs[first - 1]!.rows <= maxRows) rows += runs[--first]!.rows;
-    if (runs.length - first < MERGE_RUNS) return 0;
+    // The newest window of MERGE_RUNS consecutive runs that may merge: not only the last ones, or
+    // runs of one size that a new, smaller run followed would never merge.
+    const mergeable = (first: number) => {
+      const window = runs.slice(first, first + MERGE_RUNS);
+      const level = runLevel(window[0]!.rows, minRows);
+      return (
+        window.every((r) => runLevel(r.rows, minRows) >= level) && window.reduce((n, r) => n + r.rows, 0) <= maxRows
+      );
+    };
+    let first = runs.length - MERGE_RUNS;
+    while (first >= archived && !mergeable(first)) first--;
+    if (first < archived) return 0;
     const merged = runs[first]!;
-    const range = `"_offset" >= ${boundaryExpression(merged.starts)} AND "_offset" < ${boundaryExpression(end)} AND ${hot}`;
+    const lastMerged = runs[first + MERGE_RUNS - 1]!;
+    const partitions = new Set([...end.keys(), ...merged.starts.keys()]);
+    const range = `${offsetsFrom(merged.starts, partitions)} AND ${offsetsBelow(endOf(first + MERGE_RUNS - 1))} AND ${hot}`;
     return this.resort(c, stream, range, async (n) => {
-      await c.run(`DELETE FROM ${RUNS_TABLE} WHERE stream = $1 AND run >= $2`, [stream, merged.run]);
+      await c.run(`DELETE FROM ${RUNS_TABLE} WHERE stream = $1 AND run BETWEEN $2 AND $3`, [
+        stream,
+        merged.run,
+        lastMerged.run,
+      ]);
       await c.run(`INSERT INTO ${RUNS_TABLE} VALUES ($1, $2, $3, $4)`, [
         stream,
         merged.run,
@@ -1238,6 +1315,74 @@ async function writePositions(
     );
   }
   if (tuples.length > 0) await c.run(`INSERT INTO ${POSITIONS_TABLE} VALUES ${tuples.join(", ")}`, inserts);
+}
+
+/**
+ * A share's columns in one order on every instance: the base columns, then the fields by name.
+ * Each instance adds a field's column when its own partitions first hold it, so the tables'
+ * orders differ, and the partial results of instances must have equal columns to be merged.
+ */
+function inShareOrder(columns: readonly TableColumn[], share: PartitionShare | undefined): readonly TableColumn[] {
+  if (share === undefined) return columns;
+  const fields = columns.filter((c) => !BASE_KEYS.has(c.name));
+  fields.sort((a, b) =>
+    a.name.toLowerCase() < b.name.toLowerCase() ? -1 : a.name.toLowerCase() > b.name.toLowerCase() ? 1 : 0,
+  );
+  return [...columns.filter((c) => BASE_KEYS.has(c.name)), ...fields];
+}
+
+/** What a share's view reads where nothing is archived: every hot row (of the share's partitions). */
+const NOTHING_ARCHIVED: ArchiveSet = Object.freeze({ files: [], boundaries: new Map<number, number>() });
+
+/**
+ * A partial query's share must name slots of its slot count; rollups are refused: their rows are
+ * each instance's aggregate of the partitions it loaded, not yet cut by share (docs/cluster.md).
+ */
+function checkShare(share: PartitionShare, tables: ReadonlySet<string>, isRollup: (table: string) => boolean): void {
+  if (!Number.isInteger(share.slots) || share.slots < 1) {
+    throw new RunnelError("invalid_input", `share.slots must be a positive integer, got ${share.slots}`);
+  }
+  for (const s of share.owned) {
+    if (!Number.isInteger(s) || s < 0 || s >= share.slots) {
+      throw new RunnelError("invalid_input", `share.owned must hold slots in [0, ${share.slots}), got ${s}`);
+    }
+  }
+  for (const table of tables) {
+    if (isRollup(table)) {
+      throw new RunnelError(
+        "unsupported_sql",
+        `rollup ${table} cannot be read across the instances of a cluster yet; query its stream instead`,
+      );
+    }
+  }
+}
+
+/**
+ * `_offset` at or above each partition's `from` (0 for one it lacks), written so that DuckDB can
+ * also skip row groups by their `_offset` statistics: the per-partition CASE alone is no filter
+ * it can push into the scan, so every clusterHot() would read the `_offset` of the whole hot
+ * table several times. `partitions`: every partition that may have rows.
+ */
+function offsetsFrom(from: ReadonlyMap<number, number>, partitions: Iterable<number>): string {
+  const lowest = Math.min(...[...partitions].map((p) => from.get(p) ?? 0), ...from.values());
+  const pruned = Number.isFinite(lowest) && lowest > 0 ? ` AND "_offset" >= ${Math.trunc(lowest)}` : "";
+  return `"_offset" >= ${boundaryExpression(from)}${pruned}`;
+}
+
+/** `_offset` below each partition's `to` (none for one it lacks), prunable as offsetsFrom is. */
+function offsetsBelow(to: ReadonlyMap<number, number>): string {
+  const highest = Math.max(0, ...to.values());
+  return `"_offset" < ${boundaryExpression(to)} AND "_offset" < ${Math.trunc(highest)}`;
+}
+
+/**
+ * A sorted run's size class: runs of `minRows` to 3 × `minRows` rows are level 0, to 9 × level 1,
+ * and so on, so MERGE_RUNS runs of one level merge into a run of a higher one.
+ */
+export function runLevel(rows: number, minRows: number): number {
+  let level = 0;
+  for (let bound = Math.max(1, minRows) * MERGE_RUNS; rows >= bound; bound *= MERGE_RUNS) level++;
+  return level;
 }
 
 /**

@@ -10,6 +10,7 @@
  * the rows there. Without this wait a query could miss rows that moved while it ran, the failure
  * Pinot's hybrid tables are known for (apache/pinot#15171).
  */
+import type { PartitionShare } from "../types.js";
 import { quoteIdent } from "./identifiers.js";
 
 /** One committed archive file as the query path reads it. */
@@ -51,20 +52,41 @@ export function boundaryExpression(boundaries: ReadonlyMap<number, number>): str
   return `(CASE "_partition" ${cases.join(" ")} ELSE 0 END)`;
 }
 
-/** The view's body: hot rows at or above the boundary, then the files' rows (filesSelect). */
+/** The share's partitions as a condition on `_partition` ("TRUE" without a share). */
+export function shareCondition(share: PartitionShare | undefined): string {
+  if (share === undefined) return "TRUE";
+  if (share.owned.length === 0) return "FALSE";
+  const slots = share.owned.map((s) => Math.trunc(s)).join(", ");
+  return `("_partition" % ${Math.trunc(share.slots)}) IN (${slots})`;
+}
+
+/** The files holding rows of `share` (all without one); an imported file (no partition) is slot 0's. */
+export function filesOfShare(files: readonly ArchivedFile[], share: PartitionShare | undefined): ArchivedFile[] {
+  if (share === undefined) return [...files];
+  const owned = new Set(share.owned);
+  return files.filter((f) => owned.has(f.partition === undefined ? 0 : f.partition % share.slots));
+}
+
+/**
+ * The view's body: hot rows at or above the boundary, then the files' rows (filesSelect); with a
+ * share, only the rows of its partitions in both tiers.
+ */
 export function tieredViewSql(
   database: string,
   table: string,
   columns: readonly TableColumn[],
   archive: ArchiveSet,
   fileColumns: ReadonlySet<string>,
+  share?: PartitionShare,
 ): string {
   // Both halves list the same columns, so a column added to the table between this list being
   // read and the view being replaced cannot make the halves' widths differ.
   const names = columns.map((c) => quoteIdent(c.name)).join(", ");
-  const hot = `SELECT ${names} FROM ${quoteIdent(database)}.main.${quoteIdent(table)} WHERE "_offset" >= ${boundaryExpression(archive.boundaries)}`;
-  if (archive.files.length === 0) return hot;
-  return `${hot} UNION ALL ${filesSelect(columns, archive.files, fileColumns)}`;
+  const inShare = share === undefined ? "" : ` AND ${shareCondition(share)}`;
+  const hot = `SELECT ${names} FROM ${quoteIdent(database)}.main.${quoteIdent(table)} WHERE "_offset" >= ${boundaryExpression(archive.boundaries)}${inShare}`;
+  const files = filesOfShare(archive.files, share);
+  if (files.length === 0) return hot;
+  return `${hot} UNION ALL ${filesSelect(columns, files, fileColumns)}`;
 }
 
 /** What one user's copy reads: their rows, optionally only those in an inclusive `_time` range. */
@@ -73,6 +95,8 @@ export interface UserRowsFilter {
   /** Epoch µs. */
   readonly fromUs?: bigint;
   readonly toUs?: bigint;
+  /** Only the rows of this share's partitions (PartitionShare). */
+  readonly share?: PartitionShare;
 }
 
 /** DuckDB orders VARCHAR by their UTF-8 bytes; JavaScript's `<` by UTF-16 units, which differs above U+FFFF. */
@@ -122,9 +146,10 @@ export function userRowsSql(
   if (filter.toUs !== undefined) where.push(`"_time" <= make_timestamp(${BigInt(filter.toUs)}::BIGINT)::TIMESTAMPTZ`);
   const names = columns.map((c) => quoteIdent(c.name)).join(", ");
   const boundaries = archive?.boundaries ?? new Map<number, number>();
+  const inShare = filter.share === undefined ? "" : ` AND ${shareCondition(filter.share)}`;
   const hot = `SELECT ${names} FROM ${quoteIdent(database)}.main.${quoteIdent(table)}
-    WHERE "_offset" >= ${boundaryExpression(boundaries)} AND ${where.join(" AND ")}`;
-  const files = filesFor(archive?.files ?? [], filter);
+    WHERE "_offset" >= ${boundaryExpression(boundaries)} AND ${where.join(" AND ")}${inShare}`;
+  const files = filesFor(filesOfShare(archive?.files ?? [], filter.share), filter);
   if (files.length === 0) return hot;
   const present = new Set(files.flatMap((f) => columnsOfFile(f.path).map((n) => n.toLowerCase())));
   return `${hot} UNION ALL ${filesSelect(columns, files, present)} WHERE ${where.join(" AND ")}`;

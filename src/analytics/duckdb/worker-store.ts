@@ -24,6 +24,7 @@ import {
   APPLIED,
   type ApplyOutcome,
   type PartitionRecords,
+  type PartitionShare,
   type QueryResult,
   type QueryScope,
   type RegisteredColumns,
@@ -172,8 +173,13 @@ export class WorkerAnalyticsStore implements AnalyticsStore, TieredStore {
     return (await this.call("appliedOffsets", [stream])) as Map<number, number>;
   }
 
-  async query(sql: string, params: readonly unknown[], scope: QueryScope): Promise<QueryResult> {
-    return (await this.call("query", [sql, params, scope])) as QueryResult;
+  async query(
+    sql: string,
+    params: readonly unknown[],
+    scope: QueryScope,
+    share?: PartitionShare,
+  ): Promise<QueryResult> {
+    return (await this.call("query", [sql, params, scope, share])) as QueryResult;
   }
 
   async rollupStats(stream: string): Promise<RollupStats[]> {

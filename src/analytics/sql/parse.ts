@@ -91,10 +91,35 @@ export async function renderExpression(expression: ParseNode): Promise<string> {
   const node = frame.statements[0]?.node;
   if (node === undefined) throw new RunnelError("internal", "DuckDB serialized SELECT 0 as no statement");
   node.select_list = [expression];
+  const sql = await deserialize(frame);
+  if (!sql.startsWith("SELECT ")) throw new RunnelError("internal", `DuckDB rendered an expression as ${sql}`);
+  return sql.slice("SELECT ".length);
+}
+
+/**
+ * A whole SELECT as SQL text, DuckDB's own rendering of a tree (`json_deserialize_sql`), for a
+ * statement built from or changed after parseSelects(). `parameters` lists the numbered
+ * parameters (`$1`, `$2`, …) the tree uses.
+ */
+export async function renderSelect(statement: ParseNode, parameters = 0): Promise<string> {
+  const frame = {
+    error: false,
+    statements: [
+      {
+        node: statement,
+        named_param_map: Array.from({ length: parameters }, (_, i) => ({ key: String(i + 1), value: i + 1 })),
+      },
+    ],
+  };
+  return deserialize(frame);
+}
+
+/** DuckDB's SQL text for a json_serialize_sql document. */
+function deserialize(document: object): Promise<string> {
   // JSON.parse read the tree's unsigned 64-bit positions as doubles, which DuckDB refuses;
   // they only point into the text, so any valid one will do.
-  const json = JSON.stringify(frame, (key, value) => (key === "query_location" ? 0 : value));
-  const sql = await rendered.get(json, async () => {
+  const json = JSON.stringify(document, (key, value) => (key === "query_location" ? 0 : value));
+  return rendered.get(json, async () => {
     const connection = await (await parserInstance()).connect();
     try {
       const reader = await connection.runAndReadAll("SELECT json_deserialize_sql($1::JSON)", [json]);
@@ -103,8 +128,6 @@ export async function renderExpression(expression: ParseNode): Promise<string> {
       connection.closeSync();
     }
   });
-  if (!sql.startsWith("SELECT ")) throw new RunnelError("internal", `DuckDB rendered an expression as ${sql}`);
-  return sql.slice("SELECT ".length);
 }
 
 /**

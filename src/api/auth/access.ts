@@ -6,18 +6,24 @@
  * @example
  * app.get("/rules", { config: { access: ["admin", "analyst"] } }, handler);
  * app.post("/auth/login", { config: { access: "public" } }, handler);
+ * app.post("/cluster/query", { config: { access: "instance" } }, handler); // signed by another instance
  *
  * Finer checks that depend on the resource ("your own key", "only an admin mints service keys")
  * stay in the handlers. A route that declares nothing is refused at runtime (fail closed), and
  * test/api/route-access.test.ts fails for it.
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import { INSTANCE_SIGNATURE_HEADER } from "../../cluster/queries/instance-auth.js";
 import { ROLES, type Role } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
 import type { Authenticator } from "./authenticate.js";
 
-/** "public": no credential; "authenticated": any role; else the roles allowed. */
-export type RouteAccess = "public" | "authenticated" | readonly Role[];
+/**
+ * "public": no credential; "authenticated": any role; "instance": only the installation's other
+ * instances, whose signature of the body the route checks (src/cluster/queries/instance-auth.ts);
+ * else the roles allowed.
+ */
+export type RouteAccess = "public" | "authenticated" | "instance" | readonly Role[];
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -34,9 +40,9 @@ declare module "fastify" {
   }
 }
 
-/** The roles `access` admits; empty for "public". */
+/** The roles `access` admits; empty for "public" and "instance" (no user may call those). */
 export function rolesOf(access: RouteAccess): readonly Role[] {
-  if (access === "public") return [];
+  if (access === "public" || access === "instance") return [];
   return access === "authenticated" ? ROLES : access;
 }
 
@@ -51,6 +57,14 @@ export function checkRouteAccess(app: FastifyInstance, auth: Pick<Authenticator,
     if (access === "public") return;
     if (access === undefined) {
       throw new RunnelError("forbidden", `${request.method} ${request.routeOptions.url} declares no access`);
+    }
+    // The signature covers the body, so the route checks it once the body is read; a request
+    // without one goes no further.
+    if (access === "instance") {
+      if (request.headers[INSTANCE_SIGNATURE_HEADER] === undefined) {
+        throw new RunnelError("unauthorized", "only the installation's instances may call this");
+      }
+      return;
     }
     const header = credentialOf(request, config.queryToken === true);
     const principal = await auth.authenticate(header);

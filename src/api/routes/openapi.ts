@@ -323,6 +323,11 @@ export const DOCS: Readonly<Record<string, RouteDoc>> = {
       "The installation's instances, their endpoints, the slots and partitions each owns, lag per task, the last rebalance (admin)",
     tag: "monitoring",
   },
+  "POST /api/v1/cluster/query": {
+    summary:
+      "Between the instances of a cluster only (signed with the installation's key): a query over the share of partitions this instance owns",
+    tag: "monitoring",
+  },
   "GET /api/v1/operator-alerts/stream": {
     summary: "Server-Sent Events of operator alerts as they are raised and resolved (admin)",
     tag: "monitoring",

@@ -35,16 +35,20 @@ export function registerQueryRoutes(app: FastifyInstance, services: ApiServices)
       reply.raw.once("close", onClose);
       try {
         // Charged to the user, whichever of their tokens or keys asked.
+        const router = services.queryRouter;
         const result = await services.queries.run(
           principal.userId,
-          () => services.analytics.query(sql, params, scope),
+          () =>
+            router === undefined ? services.analytics.query(sql, params, scope) : router.query(sql, params, scope),
           gone.signal,
         );
         stopTimer({ outcome: "ok" });
         return result;
       } catch (caught) {
         const e = await explainLogOnly(caught, services);
-        const refused = e instanceof RunnelError && (e.domain === "user" || e.code === "overloaded");
+        const refused =
+          e instanceof RunnelError &&
+          (e.domain === "user" || e.code === "overloaded" || e.code === "cluster_rebalancing");
         stopTimer({ outcome: refused ? "refused" : "error" });
         if (refused) services.metrics.queryRefusals.inc({ reason: e.code });
         throw e;

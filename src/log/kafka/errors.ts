@@ -53,6 +53,24 @@ export function toRunnelError(e: unknown, what: string, stream?: string): Runnel
   if (hasKafkaError(cause, "INVALID_TIMESTAMP") || hasKafkaError(cause, "MESSAGE_TOO_LARGE")) {
     return new RunnelError("invalid_input", `Kafka refused to ${what}: ${cause.message}`, { cause });
   }
+  // A shared lane's producer fenced under it: the client initialised its transactional id again
+  // while a transaction was open (on the fault rig, during a broker's failover), so the broker
+  // aborted that transaction. The next producer works; the caller tries again, as for a broker that
+  // is away (a commit whose answer was lost is in doubt either way: Idempotency-Key covers both).
+  if (hasKafkaError(cause, "PRODUCER_FENCED") || hasKafkaError(cause, "INVALID_PRODUCER_EPOCH")) {
+    return new RunnelError("not_ready", `Kafka fenced the producer while trying to ${what}: ${cause.message}`, {
+      cause,
+      retryAfter: 1,
+    });
+  }
+  // The transaction coordinator is still writing the previous transaction's markers (slow while a
+  // partition's leader is being replaced) and the client's few retries ran out: busy, not broken.
+  if (hasKafkaError(cause, "CONCURRENT_TRANSACTIONS")) {
+    return new RunnelError("not_ready", `Kafka is still completing a transaction while trying to ${what}`, {
+      cause,
+      retryAfter: 1,
+    });
+  }
   if (isUnreachable(cause)) {
     return new RunnelError("not_ready", `Kafka is unreachable while trying to ${what}: ${cause.message}`, {
       cause,

@@ -840,8 +840,7 @@ export class KafkaEventLog implements EventLog {
         await Promise.all(
           [...byLeader].map(async ([leader, indexes]) => {
             const broker = metadata.brokers.get(leader);
-            if (broker === undefined)
-              throw new RunnelError("not_ready", `Kafka broker ${leader} is not in the metadata`);
+            if (broker === undefined) throw new LeaderGone(leader);
             const connection = await lane.connections!.get(broker);
             const request = new Map<string, PartitionBatch[]>();
             for (const b of indexes) {
@@ -1193,8 +1192,21 @@ interface EncodedBatch {
 const PRODUCE_RETRY_DELAYS_MS = [10, 30, 60, 100, 200];
 
 /** A leader that moved or is not elected yet, or a connection lost: worth a resend. */
+/**
+ * A partition's leader is missing from the brokers the metadata lists: the broker was just lost
+ * and no new leader is elected yet (seen on the fault rig after a broker's SIGKILL). Fresh metadata
+ * names the new leader, so the send is tried again; if the election takes longer than the retries,
+ * the client is told to come back (503 with Retry-After), as for any unreachable broker.
+ */
+class LeaderGone extends RunnelError {
+  constructor(leader: number) {
+    super("not_ready", `Kafka broker ${leader} is not in the metadata`, { retryAfter: 1 });
+  }
+}
+
 function isRetriableProduce(e: unknown): boolean {
   return (
+    e instanceof LeaderGone ||
     hasKafkaError(e, "NOT_LEADER_OR_FOLLOWER") ||
     hasKafkaError(e, "LEADER_NOT_AVAILABLE") ||
     hasKafkaError(e, "UNKNOWN_TOPIC_OR_PARTITION") ||

@@ -169,6 +169,7 @@ export class Partition {
       throw e;
     }
     this.segments = [...this.segments, next];
+    old.sealed();
     return next;
   }
 

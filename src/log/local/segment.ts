@@ -15,9 +15,16 @@ import { segmentFileName } from "./fs-util.js";
 import type { DecodeFailure } from "./record.js";
 import { FRAME_BYTES, MAX_BODY_BYTES } from "./record.js";
 import { SegmentIndex } from "./segment-index.js";
+import { TailBuffer } from "./tail-buffer.js";
 
 /** Read size used when scanning whole segments (recovery, index rebuild). */
 const SCAN_CHUNK_BYTES = 4 * 1024 * 1024;
+/**
+ * Bytes of a segment's tail kept in memory for readers following the appends (tail-buffer.ts):
+ * at 20,000 events/s of ~100 bytes over 4 partitions about half a second of each partition.
+ * Allocated at a segment's first write, let go when it is sealed.
+ */
+const TAIL_BYTES = 256 * 1024;
 
 /** Returns false to stop the scan. `buf` holds the entry at `entry.position`. */
 export type EntryVisitor = (buf: Buffer, entry: Entry) => boolean;
@@ -38,6 +45,7 @@ export class Segment {
   firstIngestTime = Number.NaN;
   lastIngestTime = Number.NaN;
   index = new SegmentIndex();
+  private readonly tail = new TailBuffer(TAIL_BYTES);
   private refs = 0;
   private deleted = false;
   private closed = false;
@@ -187,6 +195,7 @@ export class Segment {
 
   /** Drops bytes from `position` on, durably. */
   async truncate(position: number): Promise<void> {
+    this.tail.truncated(position);
     await this.handle.truncate(position);
     await this.handle.datasync();
     this.size = position;
@@ -199,7 +208,13 @@ export class Segment {
       const { bytesWritten } = await this.handle.write(buf, done, buf.length - done, this.size + done);
       done += bytesWritten;
     }
+    this.tail.written(this.size, buf);
     this.size += buf.length;
+  }
+
+  /** No more appends (the partition rolled to a new segment): its tail is read from the file. */
+  sealed(): void {
+    this.tail.release();
   }
 
   async datasync(): Promise<void> {
@@ -243,6 +258,8 @@ export class Segment {
   }
 
   private async readAt(position: number, length: number): Promise<Buffer> {
+    const held = this.tail.read(position, length);
+    if (held !== undefined) return held;
     const buf = Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
