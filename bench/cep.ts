@@ -5,7 +5,8 @@
  *     [--trace]   (the latency server records when each stage of an alert's path ran: bench/lib/alert-trace.ts;
  *                  each run then prints the stages' p50/p99, bench/lib/alert-stages.ts)
  * Writes bench/results/cep.json (bench/report.ts's shape; not with --only, which prints a part's
- * figures for quick iterations and leaves the recorded results alone). RUNNEL_BENCH_QUICK=1
+ * figures for quick iterations and leaves the recorded results alone; `--only=latency --trace`
+ * writes its runs with their stages to bench/results/alert-latency-stages.json instead). RUNNEL_BENCH_QUICK=1
  * (`npm run bench -- --quick`): 100,000 events, one round after the warm-up, one 5 s latency run.
  *
  * - throughput: events/s through the seed's rule (`large{4,}` within 5m, past_last_event) and
@@ -448,6 +449,10 @@ if (ONLY === undefined) {
     runs: RUNS,
     flinkSetup,
   });
+}
+if (ONLY === "latency" && TRACE) {
+  // The stages of a traced latency run, kept apart from cep.json (no comparisons: nothing tabled twice).
+  await writeResults("alert-latency-stages", { comparisons: [], args: process.argv.slice(2), alertLatencyMs });
 }
 console.log(JSON.stringify({ results, memory, alertLatencyMs }, null, 2));
 if (mismatches.length > 0) {
