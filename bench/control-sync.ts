@@ -113,6 +113,8 @@ function summary(ms: number[]): { p50: number; p99: number; max: number; mean: n
 const database = `runnel_bench_sync_${randomBytes(4).toString("hex")}`;
 const url = withDatabase(serverUrl, database);
 const env = {
+  // The archive both instances read: cluster mode refuses one of each instance's own.
+  RUNNEL_ARCHIVE_URL: await mkdtemp(join(os.tmpdir(), "runnel-sync-archive-")),
   RUNNEL_DATABASE_URL: url,
   RUNNEL_KAFKA_BROKERS: brokers,
   RUNNEL_KAFKA_TOPIC_PREFIX: `${database}_`,

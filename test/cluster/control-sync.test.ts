@@ -8,6 +8,9 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { createPostgresControlStore } from "../../src/control/index.js";
 import { startTestRunnel, type TestRunnel } from "../helpers/app.js";
@@ -21,6 +24,9 @@ const server = postgresServerUrl();
 const database = `runnel_sync_${randomBytes(5).toString("hex")}`;
 const url = withDatabase(server, database);
 const env = {
+  // The archive both instances read (cluster mode refuses one of each instance's own); a
+  // directory, since the S3 client of an in-process server reads this process's environment.
+  RUNNEL_ARCHIVE_URL: mkdtempSync(join(tmpdir(), "runnel-sync-archive-")),
   RUNNEL_DATABASE_URL: url,
   RUNNEL_KAFKA_BROKERS: kafkaBrokers(),
   RUNNEL_KAFKA_TOPIC_PREFIX: `${database}_`,

@@ -15,9 +15,10 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { after, describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import { createKafkaEventLog } from "../../src/log/kafka/index.js";
 import { partitionForKey } from "../../src/log/partitioner.js";
+import { sharedArchiveEnv } from "../archive/s3-server.js";
 import { Client } from "../helpers/http.js";
 import { kafkaBrokers } from "../helpers/kafka.js";
 import { onServer, postgresServerUrl, withDatabase } from "../helpers/postgres.js";
@@ -45,11 +46,13 @@ interface RuleStats {
  * One installation: a database of its own on the PostgreSQL server, a topic prefix of its own on
  * the broker, and processes started on them, each with a new, empty data directory.
  */
-function installation() {
+async function installation() {
   const database = `runnel_move_${randomBytes(5).toString("hex")}`;
   const server = postgresServerUrl();
   const brokers = kafkaBrokers();
   const env = {
+    // The archive every process of the installation reads (cluster mode refuses one of its own).
+    ...(await sharedArchiveEnv()),
     RUNNEL_DATABASE_URL: withDatabase(server, database),
     RUNNEL_KAFKA_BROKERS: brokers,
     RUNNEL_KAFKA_TOPIC_PREFIX: `${database}_`,
@@ -125,10 +128,15 @@ function batchesOf(events: readonly Tx[]): Tx[][] {
   return out;
 }
 
+type Installation = Awaited<ReturnType<typeof installation>>;
+
 const lastTs = (events: readonly Tx[]): number => (events[events.length - 1] as Tx).timestamp;
 
 describe("moving tasks between processes on Kafka and PostgreSQL", () => {
-  const inst = installation();
+  let inst: Installation;
+  before(async () => {
+    inst = await installation();
+  });
   after(() => inst.remove());
 
   test("the seed's rule: killed, handed over, every alert exactly once", { timeout: 600_000 }, async (t) => {
@@ -229,7 +237,7 @@ describe("moving tasks between processes on Kafka and PostgreSQL", () => {
   test("a windowed pipeline: killed, handed over, every window result exactly once", {
     timeout: 600_000,
   }, async (t) => {
-    const inst = installation();
+    const inst = await installation();
     t.after(() => inst.remove());
     const { events } = fraudScenario(SEED + 1, { users: 120, spanMinutes: 30, keepAfterMatch: true });
     // One event per partition two minutes after the rest: the watermark passes every window above.
