@@ -112,7 +112,7 @@ export interface MembershipEvents {
   assigned: [AssignedEvent];
   revoked: [RevokedEvent];
   heartbeat: [HeartbeatEvent];
-  /** A heartbeat failed or stalled; the client keeps retrying. */
+  /** A heartbeat failed or stalled, a rejoin failed, or the client's message stream failed; the client keeps retrying. */
   error: [Error];
 }
 

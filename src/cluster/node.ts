@@ -123,7 +123,7 @@ export class ClusterNode {
       const now = Date.now();
       if (err.message === lastError.message && now - lastError.at < ERROR_LOG_EVERY_MS) return;
       lastError = { message: err.message, at: now };
-      log.warn({ err }, "group membership: a heartbeat failed; retrying (the same failure is logged once a minute)");
+      log.warn({ err }, "group membership failed; retrying (the same failure is logged once a minute)");
     });
     member.on("revoked", ({ partitions, reason }) =>
       log.info({ slots: partitions.map((p) => p.partition), reason }, "slots revoked"),
