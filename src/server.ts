@@ -142,6 +142,7 @@ export async function startRunnel(config: Config, options: StartOptions = {}): P
     maxResultBytes: config.query.maxResultBytes,
     queryTimeoutMs: config.query.timeoutMs,
     sandbox: { memoryLimit: `${config.query.memoryLimitBytes}B` },
+    threads: config.query.storeThreads,
     archiveDir: archiveLocation.localDir,
   });
   // Fair admission of queries across users (docs/security.md, "Query limits").

@@ -111,6 +111,11 @@ export interface Config {
     readonly userConcurrency: number;
     /** Queries of one user waiting before more are refused with 429. */
     readonly userQueue: number;
+    /**
+     * DuckDB threads of the analytics store's own instance: the loader's appends and commits,
+     * admins' and analysts' queries, archive files (users' queries run in sandboxes of one thread).
+     */
+    readonly storeThreads: number;
   };
 }
 
@@ -239,6 +244,7 @@ export const ENV_NAMES = {
   queryConcurrency: "RUNNEL_QUERY_CONCURRENCY",
   queryUserConcurrency: "RUNNEL_QUERY_USER_CONCURRENCY",
   queryUserQueue: "RUNNEL_QUERY_USER_QUEUE",
+  analyticsThreads: "RUNNEL_ANALYTICS_THREADS",
 } as const;
 
 export type SettingName = keyof typeof ENV_NAMES;
@@ -485,6 +491,11 @@ export function loadConfig(flags: Partial<Record<SettingName, string>>, env: Raw
       concurrency: queryConcurrency,
       userConcurrency: queryUserConcurrency,
       userQueue: integer("queryUserQueue", DEFAULTS.queryUserQueue, 0, 10_000),
+      // One per core, DuckDB's own default. One thread spares ingest the spinning of the loader's
+      // commits on DuckDB's executor lock (about 8–14 % of the server's CPU per event on two
+      // shared cores) at the cost of admins' large queries (a GROUP BY over 110 M rows 714 →
+      // 1,245 ms, bench/archive.ts): docs/ingestion.md.
+      storeThreads: integer("analyticsThreads", String(availableParallelism()), 1, 1024),
     }),
   };
   return Object.freeze(config);

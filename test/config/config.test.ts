@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { hostname } from "node:os";
+import { availableParallelism, hostname } from "node:os";
 import { test } from "node:test";
 import { ConfigError, loadConfig } from "../../src/config/config.js";
 import { parseDuration, parseSize } from "../../src/config/units.js";
@@ -85,6 +85,8 @@ test("query limits: defaults, bounds named in the refusal, and a user's share ne
   assert.equal(defaults.query.concurrency, 2);
   assert.equal(defaults.query.userConcurrency, 1);
   assert.equal(defaults.query.userQueue, 32);
+  assert.equal(defaults.query.storeThreads, availableParallelism());
+  assert.equal(loadConfig({}, { RUNNEL_ANALYTICS_THREADS: "1" }).query.storeThreads, 1);
   assert.ok(Object.isFrozen(defaults.query));
   assert.equal(loadConfig({}, { RUNNEL_QUERY_CONCURRENCY: "8" }).query.userConcurrency, 4);
 
@@ -100,6 +102,8 @@ test("query limits: defaults, bounds named in the refusal, and a user's share ne
       /RUNNEL_QUERY_USER_CONCURRENCY .* from 1 to 2/,
     ],
     [{ RUNNEL_QUERY_USER_QUEUE: "-1" }, /RUNNEL_QUERY_USER_QUEUE/],
+    [{ RUNNEL_ANALYTICS_THREADS: "0" }, /RUNNEL_ANALYTICS_THREADS must be an integer from 1 to 1024, got "0"/],
+    [{ RUNNEL_ANALYTICS_THREADS: "two" }, /RUNNEL_ANALYTICS_THREADS must be an integer/],
   ];
   for (const [env, message] of cases) {
     assert.throws(

@@ -95,11 +95,12 @@ export interface DuckDbAnalyticsStoreOptions {
   readonly sandbox?: { threads?: number; memoryLimit?: string; warm?: number };
   /**
    * DuckDB threads of the store's own instance: the loader's appends and commits, admins' queries,
-   * archive files. Default 1: with a second thread, the thread running a statement (the loader's
-   * commit and the checkpoint it triggers) spins on DuckDB's executor lock (sched_yield, a mutex)
-   * while the other does the work, which took libuv's threads from 1.10-1.15 to 1.56-1.75 µs of
-   * CPU per ingested event on two shared cores (bench/ingest.ts, docs/ingestion.md). More threads
-   * speed up one large admin query on an idle machine; user queries have their own (`sandbox`).
+   * archive files. Default DuckDB's (one per core). With more than one, the thread running a
+   * statement (the loader's commit and the checkpoint it triggers) spins on DuckDB's executor lock
+   * (sched_yield, a mutex) while another does the work: libuv's threads took 1.56-1.75 µs of CPU
+   * per ingested event with two against 1.10-1.15 with one, on two shared cores (bench/ingest.ts,
+   * docs/ingestion.md); one thread nearly doubles a large admin query (bench/archive.ts). User
+   * queries have their own (`sandbox`).
    */
   readonly threads?: number;
   /**
@@ -166,7 +167,6 @@ export const QUERY_DEFAULTS = {
   maxResultBytes: 32 * 1024 * 1024,
   queryTimeoutMs: 30_000,
   sandboxThreads: 1,
-  storeThreads: 1,
   sandboxMemoryLimit: "512MiB",
 } as const;
 
@@ -287,7 +287,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
     const archiveDir = this.options.archiveDir;
     const instance = await openEngine(
       this.options.path ?? ":memory:",
-      { threads: this.options.threads ?? QUERY_DEFAULTS.storeThreads },
+      this.options.threads === undefined ? {} : { threads: this.options.threads },
       archiveDir === undefined ? [] : [archiveDir],
     );
     const writer = await instance.connect();
