@@ -496,7 +496,7 @@ function queryRouter(
     instances: () => node.instances(),
     streams: () => control.listStreams(),
     store: analytics,
-    loaded: (wanted) => node.ready() && loader.readyFor(wanted),
+    loaded: (tables, wanted) => node.ready() && loader.readyFor(wanted, tables),
     alignColumns: async (tables) => {
       for (const table of tables) await analytics.ensureColumns(table, await columns.columnsOf(table));
     },

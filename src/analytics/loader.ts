@@ -470,12 +470,16 @@ export class AnalyticsLoader {
   }
 
   /**
-   * Whether every followed stream has loaded, up to the log's end as read after it was gained,
-   * each owned partition `wanted` picks: a query over them may be answered from this store.
+   * Whether every followed stream (or each of `streams`, which must be followed) has loaded, up to
+   * the log's end as read after it was gained, each owned partition `wanted` picks: a query over
+   * them may be answered from this store.
    */
-  readyFor(wanted: (partition: number) => boolean): boolean {
-    for (const f of this.followers.values()) if (!f.ready(wanted)) return false;
-    return true;
+  readyFor(wanted: (partition: number) => boolean, streams?: readonly string[]): boolean {
+    if (streams === undefined) {
+      for (const f of this.followers.values()) if (!f.ready(wanted)) return false;
+      return true;
+    }
+    return streams.every((name) => this.followers.get(name)?.ready(wanted) === true);
   }
 
   /** Per followed stream, a task per partition loaded here. */

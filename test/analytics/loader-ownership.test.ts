@@ -139,7 +139,7 @@ test("a gained partition loads from its archive boundary and is ready once caugh
   const readyOnGain = new Promise<boolean>((resolve) => {
     slots.subscribe(async () => {
       gained = true;
-      resolve(loader.readyFor((p) => p % 2 === 1));
+      resolve(loader.readyFor((p) => p % 2 === 1, ["clicks"]));
     });
   });
   await slots.set([0, 1]);
@@ -147,6 +147,12 @@ test("a gained partition loads from its archive boundary and is ready once caugh
   assert.equal(await readyOnGain, false, "a partition just gained is not ready");
   await caughtUp(log, loader, slots);
   await waitUntil(() => loader.readyFor(() => true));
+  assert.ok(loader.readyFor(() => true, ["clicks"]));
+  assert.equal(
+    loader.readyFor(() => true, ["views"]),
+    false,
+    "a stream not (yet) followed is not loaded",
+  );
   const r = await store.query('SELECT min(_offset) FROM clicks WHERE "_partition" = 1', [], ALL);
   assert.deepEqual(r.rows, [[half]], "rows below the archive boundary are not loaded hot");
   const ends = await log.endOffsets("clicks");

@@ -13,7 +13,8 @@
  *
  * The share an owner answers for is named in the request and the owner checks that it still owns
  * it, under a valid lease, and that its loader has caught up with every partition of it since it
- * gained them; otherwise, or when an owner does not answer, the query fails with
+ * gained them (waiting a moment for that: a stream just created is loaded within a round or
+ * two); otherwise, or when an owner does not answer, the query fails with
  * `cluster_rebalancing` (503, Retry-After), never with a partial or doubled answer. Requests
  * between instances are signed (./instance-auth.ts) and carry the caller's scope, which the owner
  * applies as it is: a `user` scope stays that user's rows only.
@@ -32,6 +33,9 @@ import { ownersOf, rebalancing, type SlotOwner } from "./owners.js";
 
 /** The column every stream is partitioned by (the log's key). */
 export const PARTITION_KEY = "user_id";
+
+const DEFAULT_LOAD_WAIT_MS = 2_000;
+const LOAD_POLL_MS = 20;
 
 /** Where an instance answers its share of a query (POST, signed). */
 export const SHARE_PATH = "/api/v1/cluster/query";
@@ -63,8 +67,17 @@ export interface QueryRouterOptions {
   readonly streams: () => Promise<readonly StreamDefinition[]>;
   /** This instance's store: answers a share. */
   readonly store: Pick<AnalyticsStore, "query">;
-  /** Whether this instance has loaded every owned partition `wanted` picks (the loader's readyFor). */
-  readonly loaded: (wanted: (partition: number) => boolean) => boolean;
+  /**
+   * Whether this instance has loaded, of the streams `tables` names, every owned partition `wanted`
+   * picks (the loader's readyFor).
+   */
+  readonly loaded: (tables: readonly string[], wanted: (partition: number) => boolean) => boolean;
+  /**
+   * How long an owner waits for its loader to catch up before refusing a share as still loading
+   * (default 2 s): a stream created a moment ago, or a partition just gained with little to read,
+   * is ready within a round or two, and a query then should not fail for it.
+   */
+  readonly loadWaitMs?: number;
   /**
    * Gives these stream tables every column the catalogue registered, with its registered type:
    * an instance adds a column when its own partitions first hold the field, and every instance's
@@ -127,7 +140,7 @@ export class QueryRouter {
     if (ownership.validUntil() <= this.now()) {
       throw rebalancing(`instance ${this.options.instanceId} cannot confirm its ownership (its lease ran out)`);
     }
-    if (!this.options.loaded((p) => slots.has(p % ownership.slots))) {
+    if (!(await this.loadedWithin(request.tables, (p) => slots.has(p % ownership.slots)))) {
       throw rebalancing(`instance ${this.options.instanceId} is still loading partitions it gained`);
     }
     await this.options.alignColumns(request.tables);
@@ -135,6 +148,18 @@ export class QueryRouter {
       slots: ownership.slots,
       owned: [...slots].sort((a, b) => a - b),
     });
+  }
+
+  /** Whether the loader has caught up with these partitions, waiting for it up to loadWaitMs. */
+  private async loadedWithin(tables: readonly string[], wanted: (partition: number) => boolean): Promise<boolean> {
+    const { loaded, loadWaitMs = DEFAULT_LOAD_WAIT_MS } = this.options;
+    // Monotonic, not `now`: this bounds a wait, it reads no lease.
+    const deadline = performance.now() + loadWaitMs;
+    while (!loaded(tables, wanted)) {
+      if (performance.now() >= deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, LOAD_POLL_MS));
+    }
+    return true;
   }
 
   /** The slots whose partitions hold the rows `scope` may see of the streams `sql` reads. */

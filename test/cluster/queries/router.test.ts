@@ -108,7 +108,8 @@ async function cluster(t: TestContext) {
         instances: async () => registry,
         streams: async () => definitions,
         store,
-        loaded: (wanted) => !node.loading && loader.readyFor(wanted),
+        loaded: (tables, wanted) => !node.loading && loader.readyFor(wanted, tables),
+        loadWaitMs: 200,
         // The catalogue's columns, as the reference (which saw every field) types them.
         alignColumns: async (tables) => {
           for (const table of tables) await store.ensureColumns(table, await registered(table));
@@ -322,6 +323,19 @@ test("an owner still loading a partition it gained refuses to answer for it", as
   await waitUntil(() => c.b.loader.readyFor(() => true));
   const got = await c.a.router.query("SELECT count(*) FROM clicks", [], { kind: "all" });
   assert.deepEqual(got.rows, [[USERS.length * 30]], "B loaded partition 1 from the log and answers for it");
+});
+
+test("an owner that catches up within the load wait answers instead of refusing", async (t) => {
+  const c = await cluster(t);
+  await waitUntil(() => c.b.loader.readyFor(() => true));
+  c.b.loading = true;
+  // Loading ends well inside B's 200 ms wait: the query waits for it rather than failing.
+  setTimeout(() => {
+    c.b.loading = false;
+  }, 50);
+  const got = await c.a.router.query("SELECT count(*) FROM clicks", [], { kind: "all" });
+  assert.deepEqual(got.rows, [[USERS.length * 30]]);
+  assert.equal(c.b.loading, false, "the answer came after loading ended");
 });
 
 test("an owner refuses a share request not signed by an instance of the installation", async (t) => {
