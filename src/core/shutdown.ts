@@ -11,13 +11,16 @@ export interface Closer {
   close(): Promise<void>;
 }
 
-/** The two log levels shutdown reports at (a pino logger fits). */
+/** The log levels shutdown reports at (a pino logger fits). */
 export interface ShutdownLogger {
   debug(fields: object, message: string): void;
+  info(fields: object, message: string): void;
   warn(fields: object, message: string): void;
 }
 
 export const STOP_COMPONENT_MS = 10_000;
+/** A step slower than this is reported at info: a slow stop delays a rolling restart's handover. */
+const SLOW_STEP_MS = 1_000;
 
 /** Stops `closers` in reverse order, each within `timeoutMs`, and empties the list. */
 export async function stopInReverse(
@@ -39,6 +42,7 @@ async function stopOne(closer: Closer, logger: ShutdownLogger, timeoutMs: number
     const outcome = await Promise.race([closer.close().then(() => "stopped" as const), overdue]);
     const ms = Math.round(performance.now() - started);
     if (outcome === "overdue") logger.warn({ step: closer.name, ms }, "did not stop in time; shutting down without it");
+    else if (ms >= SLOW_STEP_MS) logger.info({ step: closer.name, ms }, "stopped slowly");
     else logger.debug({ step: closer.name, ms }, "stopped");
   } catch (err) {
     logger.warn({ err, step: closer.name }, "failed to stop cleanly");

@@ -35,6 +35,9 @@ export interface OwnedAt {
   readonly owned: readonly number[];
 }
 
+/** Longer than this from SIGTERM to exit is reported with the shutdown's log lines. */
+const SLOW_STOP_MS = 5_000;
+
 export class Instance {
   private server: ServerProcess | undefined;
   private dir: { dir: string; remove(): Promise<void> } | undefined;
@@ -107,7 +110,18 @@ export class Instance {
     if (server === undefined) return;
     this.leaving = true;
     if (server.child.signalCode === null && server.child.exitCode === null) server.child.kill("SIGCONT");
+    const since = Date.now();
     await server.kill("SIGTERM");
+    const ms = Date.now() - since;
+    // A slow graceful stop is a finding, not noise: name the steps that held it up.
+    if (ms > SLOW_STOP_MS) {
+      const held = parseLines(server.stdout()).filter(
+        (l) => Date.parse(l.time as string) >= since && (l.component === "shutdown" || Number(l.level) >= 40),
+      );
+      process.stderr.write(
+        `instance ${this.id} took ${ms} ms to stop after SIGTERM; its lines since:\n${held.map((l) => JSON.stringify(l)).join("\n")}\n`,
+      );
+    }
     await this.keepLog(server);
     this.server = undefined;
   }

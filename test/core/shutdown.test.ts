@@ -7,6 +7,7 @@ function recordingLogger(): ShutdownLogger & { lines: { level: string; fields: o
   return {
     lines,
     debug: (fields, message) => lines.push({ level: "debug", fields, message }),
+    info: (fields, message) => lines.push({ level: "info", fields, message }),
     warn: (fields, message) => lines.push({ level: "warn", fields, message }),
   };
 }
@@ -27,6 +28,23 @@ test("components stop last-started first, and the list is emptied", async () => 
     logger.lines.map((l) => l.level),
     ["debug", "debug", "debug"],
   );
+});
+
+test("a step slower than a second is reported at info, with its duration", async () => {
+  const closers: Closer[] = [
+    { name: "log", close: async () => {} },
+    { name: "kafka writer", close: () => new Promise<void>((resolve) => setTimeout(resolve, 1_100)) },
+  ];
+  const logger = recordingLogger();
+  await stopInReverse(closers, logger, 5_000);
+  assert.deepEqual(
+    logger.lines.map((l) => [l.level, (l.fields as { step: string }).step, l.message]),
+    [
+      ["info", "kafka writer", "stopped slowly"],
+      ["debug", "log", "stopped"],
+    ],
+  );
+  assert.ok((logger.lines[0]!.fields as { ms: number }).ms >= 1_000);
 });
 
 test("a component that never stops is reported and the rest still stop, within the bound", async () => {
