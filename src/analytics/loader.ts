@@ -73,7 +73,11 @@ export interface AnalyticsLoaderOptions {
   readonly lingerRecords?: number;
   /**
    * Longest a round waits for `lingerRecords` after the previous round began (ms); 0 applies at
-   * once. Default 250, so rows stay queryable well within a second.
+   * once. Default 500, so rows stay queryable within about a second, and from about 250 000
+   * events/s on a round is a row group that skips the WAL: with 250 ms, rounds of 90-100k rows at
+   * 370-390k events/s went through the WAL and its checkpoint, and libuv's threads (DuckDB's commits
+   * and checkpoints) took 1.31-1.45 µs of CPU per event against 0.82-0.83 with 500 (alternated
+   * 30 s runs of bench/ingest.ts with a schema, docs/ingestion.md).
    */
   readonly lingerMs?: number;
   /** Clock of the linger, epoch ms. Default Date.now. */
@@ -442,7 +446,7 @@ export class AnalyticsLoader {
     this.opts = {
       batchSize: 40_000,
       lingerRecords: 122_880,
-      lingerMs: 250,
+      lingerMs: 500,
       now: Date.now,
       safetyIntervalMs: 5000,
       retryMs: 200,

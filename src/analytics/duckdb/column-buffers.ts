@@ -89,6 +89,17 @@ export class ColumnBuffer {
     this.longStrings.push(s);
   }
 
+  /**
+   * `setString` for a string of at most 12 ASCII bytes given as bytes (a JSON string's text with
+   * no escape): copied as they are, with no JavaScript string made.
+   */
+  setInlineAscii(row: number, source: Uint8Array, start: number, length: number): void {
+    const at = row * 16 + 4;
+    const bytes = this.bytes;
+    this.u32[row * 4] = length;
+    for (let i = 0; i < length; i++) bytes[at + i] = source[start + i]!;
+  }
+
   setInt32(row: number, v: number): void {
     this.i32[row] = v;
   }

@@ -8,7 +8,6 @@ import type { RollupSpec, StreamDefinition } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
 import { PoisonRecordError } from "../../core/poison.js";
 import type { AnalyticsRow, PartitionShare, QueryScope, RegisteredColumns } from "../types.js";
-import { unpackRecords } from "./packed-records.js";
 import { type ArchiveRange, DuckDbAnalyticsStore, type DuckDbAnalyticsStoreOptions } from "./store.js";
 import type { ArchiveSet } from "./tiers.js";
 import type { PackedPartition, WorkerError, WorkerRequest, WorkerResponse } from "./worker-store.js";
@@ -41,12 +40,9 @@ async function dispatch({ method, args }: WorkerRequest): Promise<unknown> {
     case "apply":
       return store.apply(args[0] as string, args[1] as number, args[2] as AnalyticsRow[]);
     case "applyPacked":
-      return store.applyRows(
+      return store.applyPacked(
         args[0] as string,
-        (args[1] as PackedPartition[]).map(({ partition, packed }) => ({
-          partition,
-          rows: unpackRecords(partition, packed),
-        })),
+        args[1] as PackedPartition[],
         args[2] as RegisteredColumns | undefined,
       );
     case "appliedOffsets":

@@ -12,7 +12,6 @@ import { readyRollups } from "../../catalog/rollup-spec.js";
 import type { RollupSpec, StreamDefinition } from "../../control/types.js";
 import { RunnelError } from "../../core/errors.js";
 import { KeyedSerialQueue, SerialQueue } from "../../core/serial-queue.js";
-import { toAnalyticsRow } from "../rows.js";
 import { checkQuery } from "../sql/check.js";
 import { referencedColumns } from "../sql/referenced-columns.js";
 import { timeBounds } from "../sql/time-bounds.js";
@@ -30,6 +29,8 @@ import {
 import { BASE_COLUMNS, type ColumnType, columnKey, declaredColumns, fromCatalogType } from "./column-types.js";
 import { lockEngine, openEngine } from "./engine.js";
 import { quoteIdent } from "./identifiers.js";
+import { appendPacked, type PackedPartitionRecords } from "./packed-appender.js";
+import { packRecords, unpackRecords } from "./packed-records.js";
 import { engineError, inSnapshot, type QueryLimits, runSelect, withTimeLimit } from "./query-runner.js";
 import { ReaderPool } from "./readers.js";
 import { typeName } from "./results.js";
@@ -411,9 +412,50 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
     batches: readonly PartitionRecords[],
     registered?: FieldColumns,
   ): Promise<ApplyOutcome> {
+    return this.applyPacked(
+      stream,
+      batches
+        .filter((b) => b.records.length > 0)
+        .map(({ partition, records }) => ({ partition, packed: packRecords(records) })),
+      registered,
+    );
+  }
+
+  /**
+   * `applyRecords` for records packed by the caller (./packed-records.ts). Records every field of
+   * which fits a column of the table as it stands are read straight from their bytes into the
+   * columns (./packed-appender.ts); a round holding any other record (new fields, a widening, a
+   * value that does not fit, bytes that are not a JSON object) is rolled back and applied as rows,
+   * which registers, widens or refuses as `applyRows` does.
+   */
+  async applyPacked(
+    stream: string,
+    parts: readonly PackedPartitionRecords[],
+    registered?: FieldColumns,
+  ): Promise<ApplyOutcome> {
+    if (parts.every((p) => p.packed.ends.length === 0)) return APPLIED;
+    const direct = await this.streamLocks.run(stream, async () => {
+      const current = this.tableSchema(stream);
+      const usable = usableColumns(current, registered);
+      if (usable === undefined) return undefined;
+      const applied = await this.appliedPositions(stream);
+      const advanced = new Map<number, number>();
+      for (const { partition, packed } of parts) {
+        const next = applied.get(partition) ?? 0;
+        const n = packed.ends.length;
+        const last = n === 0 ? next : packed.numbers[3 * (n - 1)]! + 1;
+        if (last > next) advanced.set(partition, Math.max(last, advanced.get(partition) ?? 0));
+      }
+      if (advanced.size === 0) return APPLIED;
+      const written = await this.writeRound(stream, current, applied, advanced, (c) =>
+        appendPacked(c, stream, current, usable, parts, applied),
+      );
+      return written ? APPLIED : undefined;
+    });
+    if (direct !== undefined) return direct;
     return this.applyRows(
       stream,
-      batches.map(({ partition, records }) => ({ partition, rows: records.map(toAnalyticsRow) })),
+      parts.map(({ partition, packed }) => ({ partition, rows: unpackRecords(partition, packed) })),
       registered,
     );
   }
@@ -429,15 +471,8 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
   async applyRows(stream: string, batches: readonly PartitionRows[], registered?: FieldColumns): Promise<ApplyOutcome> {
     if (batches.every((b) => b.rows.length === 0)) return APPLIED;
     return this.streamLocks.run(stream, async () => {
-      const current = this.schemas.get(stream);
-      if (current === undefined) throw new RunnelError("stream_not_found", `no analytics table for stream ${stream}`);
-      // This store is the database's only writer, so the positions it committed last are the
-      // table's: read once per stream, not in every transaction (a query costs about a millisecond).
-      let applied = this.positions.get(stream);
-      if (applied === undefined) {
-        applied = await this.writeLock.run(() => this.positionsOf(this.conn(), stream));
-        this.positions.set(stream, applied);
-      }
+      const current = this.tableSchema(stream);
+      const applied = await this.appliedPositions(stream);
       const fresh: AnalyticsRow[] = [];
       const advanced = new Map<number, number>();
       for (const { partition, rows } of batches) {
@@ -454,36 +489,76 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
       const plan = planSchema(stream, current, fresh, registered);
       if (plan.unregistered.length > 0) return { unregistered: plan.unregistered };
       if (plan.ddl.length > 0) await this.alterTable(stream, plan.ddl);
-      const positions = applied;
-      const rollups = this.rollups.of(stream);
-      const seals = rollups.length > 0 ? await this.sealsOf(stream) : new Map<number, number>();
-      await this.writeLock.run(async () => {
-        const c = this.conn();
-        await c.run("BEGIN TRANSACTION");
-        try {
-          await appendRows(c, stream, plan.columns, fresh);
-          if (rollups.length > 0) {
-            // The rows just appended, by the positions they advance: the rollups take them exactly once with them.
-            const ranges = new Map(
-              [...advanced].map(([p, next]) => [p, [positions.get(p) ?? 0, next] as const] as const),
-            );
-            for (const r of rollups) await applyRollup(c, stream, r, plan.columns, ranges, seals);
-          }
-          await writePositions(c, stream, positions, advanced);
-          await c.run("COMMIT");
-          for (const [partition, next] of advanced) positions.set(partition, next);
-        } catch (e) {
-          try {
-            await c.run("ROLLBACK");
-          } catch {
-            // The transaction may already be aborted; nothing else to undo.
-          }
-          // Whether a failed COMMIT wrote anything is not known here: read the positions again.
-          this.positions.delete(stream);
-          throw e instanceof RunnelError ? e : new RunnelError("internal", `apply to ${stream} failed`, { cause: e });
-        }
+      await this.writeRound(stream, plan.columns, applied, advanced, async (c) => {
+        await appendRows(c, stream, plan.columns, fresh);
+        return true;
       });
       return APPLIED;
+    });
+  }
+
+  private tableSchema(stream: string): FieldColumns {
+    const current = this.schemas.get(stream);
+    if (current === undefined) throw new RunnelError("stream_not_found", `no analytics table for stream ${stream}`);
+    return current;
+  }
+
+  /**
+   * The next offset to apply per partition. This store is the database's only writer, so the
+   * positions it committed last are the table's: read once per stream, not in every transaction
+   * (a query costs about a millisecond).
+   */
+  private async appliedPositions(stream: string): Promise<Map<number, number>> {
+    let applied = this.positions.get(stream);
+    if (applied === undefined) {
+      applied = await this.writeLock.run(() => this.positionsOf(this.conn(), stream));
+      this.positions.set(stream, applied);
+    }
+    return applied;
+  }
+
+  /**
+   * One transaction: `write` appends the rows (false: it cannot, and everything is rolled back),
+   * then the rollups take them and the partitions' positions move to `advanced`.
+   */
+  private async writeRound(
+    stream: string,
+    columns: FieldColumns,
+    positions: Map<number, number>,
+    advanced: ReadonlyMap<number, number>,
+    write: (c: DuckDBConnection) => Promise<boolean>,
+  ): Promise<boolean> {
+    const rollups = this.rollups.of(stream);
+    const seals = rollups.length > 0 ? await this.sealsOf(stream) : new Map<number, number>();
+    return this.writeLock.run(async () => {
+      const c = this.conn();
+      await c.run("BEGIN TRANSACTION");
+      try {
+        if (!(await write(c))) {
+          await c.run("ROLLBACK");
+          return false;
+        }
+        if (rollups.length > 0) {
+          // The rows just appended, by the positions they advance: the rollups take them exactly once with them.
+          const ranges = new Map(
+            [...advanced].map(([p, next]) => [p, [positions.get(p) ?? 0, next] as const] as const),
+          );
+          for (const r of rollups) await applyRollup(c, stream, r, columns, ranges, seals);
+        }
+        await writePositions(c, stream, positions, advanced);
+        await c.run("COMMIT");
+        for (const [partition, next] of advanced) positions.set(partition, next);
+        return true;
+      } catch (e) {
+        try {
+          await c.run("ROLLBACK");
+        } catch {
+          // The transaction may already be aborted; nothing else to undo.
+        }
+        // Whether a failed COMMIT wrote anything is not known here: read the positions again.
+        this.positions.delete(stream);
+        throw e instanceof RunnelError ? e : new RunnelError("internal", `apply to ${stream} failed`, { cause: e });
+      }
     });
   }
 
@@ -1443,4 +1518,21 @@ export async function copyUserRows(
  */
 export function createDuckDbAnalyticsStore(options: DuckDbAnalyticsStoreOptions = {}): DuckDbAnalyticsStore {
   return new DuckDbAnalyticsStore(options);
+}
+
+/**
+ * The table's columns records may fill as they are: with a registry, those it types as the table
+ * does; undefined when the registry types a column of the table otherwise (an admin's widening,
+ * which the general path applies first).
+ */
+function usableColumns(current: FieldColumns, registered: FieldColumns | undefined): Set<string> | undefined {
+  if (registered === undefined) return new Set(current.keys());
+  const usable = new Set<string>();
+  for (const [key, column] of current) {
+    const known = registered.get(key);
+    if (known === undefined) continue;
+    if (known.type !== column.type) return undefined;
+    usable.add(key);
+  }
+  return usable;
 }

@@ -5,7 +5,13 @@
  * (or, with no registry, their first value's), and a value that does not fit its column makes the
  * record poison instead of widening the column.
  */
-import { type DuckDBConnection, DuckDBDataChunk, type DuckDBType, DuckDBVector } from "@duckdb/node-api";
+import {
+  type DuckDBAppender,
+  type DuckDBConnection,
+  DuckDBDataChunk,
+  type DuckDBType,
+  DuckDBVector,
+} from "@duckdb/node-api";
 import { PoisonRecordError } from "../../core/poison.js";
 import type { AnalyticsRow } from "../types.js";
 import { type CellKind, ColumnBuffer } from "./column-buffers.js";
@@ -143,7 +149,7 @@ export function planSchema(
 /** Rows per data chunk: DuckDB's vector size, read once from the engine (2048 in every release so far). */
 let chunkRows: number | undefined;
 
-const KIND: Readonly<Record<ColumnType | "INTEGER", CellKind>> = {
+export const KIND: Readonly<Record<ColumnType | "INTEGER", CellKind>> = {
   VARCHAR: "varchar",
   JSON: "varchar",
   BIGINT: "int64",
@@ -154,7 +160,7 @@ const KIND: Readonly<Record<ColumnType | "INTEGER", CellKind>> = {
 };
 
 /** A timestamp in epoch milliseconds as TIMESTAMPTZ microseconds; null when it is not finite. */
-function setMicros(buffer: ColumnBuffer, row: number, ms: number): void {
+export function setMicros(buffer: ColumnBuffer, row: number, ms: number): void {
   if (Number.isFinite(ms)) buffer.setInt64(row, Math.round(ms * 1000));
   else buffer.setNull(row);
 }
@@ -163,7 +169,7 @@ function setMicros(buffer: ColumnBuffer, row: number, ms: number): void {
  * One field value into its column's buffer; null when it cannot be represented in the column's
  * type (which planSchema's check prevents).
  */
-function setCell(buffer: ColumnBuffer, row: number, value: unknown, type: ColumnType): void {
+export function setCell(buffer: ColumnBuffer, row: number, value: unknown, type: ColumnType): void {
   if (value === null || value === undefined) {
     buffer.setNull(row);
     return;
@@ -199,6 +205,40 @@ function setCell(buffer: ColumnBuffer, row: number, value: unknown, type: Column
   }
 }
 
+export interface ChunkAppender {
+  readonly appender: DuckDBAppender;
+  /** One per column of the table, base columns first, of up to one data chunk's rows. */
+  readonly buffers: readonly ColumnBuffer[];
+  /** Appends the buffers' first `count` rows as one data chunk. */
+  emit(count: number): void;
+}
+
+/** An appender on `table` with column buffers for `rows` rows at most (a data chunk's worth). */
+export async function chunkAppender(
+  connection: DuckDBConnection,
+  table: string,
+  fieldTypes: readonly ColumnType[],
+  rows: number,
+): Promise<ChunkAppender> {
+  const appender = await connection.createAppender(table);
+  const expected = BASE_COLUMNS.length + fieldTypes.length;
+  if (appender.columnCount !== expected) {
+    appender.closeSync();
+    throw new Error(`table ${table} has ${appender.columnCount} columns, expected ${expected}`);
+  }
+  const types: DuckDBType[] = [];
+  for (let c = 0; c < appender.columnCount; c++) types.push(appender.columnType(c));
+  chunkRows ??= DuckDBVector.standardSize();
+  const size = Math.max(1, Math.min(chunkRows, rows));
+  const buffers = [...BASE_COLUMNS.map((c) => c.type), ...fieldTypes].map((t) => new ColumnBuffer(KIND[t], size));
+  const emit = (count: number) => {
+    const chunk = DuckDBDataChunk.create(types, count);
+    for (let c = 0; c < buffers.length; c++) buffers[c]!.copyTo(chunk, c, count);
+    appender.appendDataChunk(chunk);
+  };
+  return { appender, buffers, emit };
+}
+
 /**
  * Appends through DuckDB's Appender one data chunk at a time, which writes inside the
  * connection's open transaction. Hot path: cells go into typed column buffers copied into the
@@ -224,16 +264,9 @@ export async function appendRows(
   const slots = new Map<string, number>();
   const lastNames: string[] = [];
   const lastSlots: number[] = [];
-  const appender = await connection.createAppender(table);
+  const { buffers, emit, appender } = await chunkAppender(connection, table, fieldTypes, rows.length);
+  const size = buffers[0]!.capacity;
   try {
-    if (appender.columnCount !== base + fieldTypes.length) {
-      throw new Error(`table ${table} has ${appender.columnCount} columns, expected ${base + fieldTypes.length}`);
-    }
-    const types: DuckDBType[] = [];
-    for (let c = 0; c < appender.columnCount; c++) types.push(appender.columnType(c));
-    chunkRows ??= DuckDBVector.standardSize();
-    const size = Math.min(chunkRows, rows.length);
-    const buffers = [...BASE_COLUMNS.map((c) => c.type), ...fieldTypes].map((t) => new ColumnBuffer(KIND[t], size));
     const [userId, time, ingestTime, partition, offset] = buffers as [
       ColumnBuffer,
       ColumnBuffer,
@@ -278,9 +311,7 @@ export async function appendRows(
           if (written[c] !== r) buffers[c]!.setNull(r);
         }
       }
-      const chunk = DuckDBDataChunk.create(types, count);
-      for (let c = 0; c < buffers.length; c++) buffers[c]!.copyTo(chunk, c, count);
-      appender.appendDataChunk(chunk);
+      emit(count);
     }
     appender.flushSync();
   } finally {
