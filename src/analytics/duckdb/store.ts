@@ -5,7 +5,7 @@
  */
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
-import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
+import type { DuckDBConnection, DuckDBInstance, DuckDBMaterializedResult } from "@duckdb/node-api";
 import type { TieredStore } from "../../archive/archiver.js";
 import { rollupFile, userPartFile } from "../../archive/location.js";
 import { readyRollups } from "../../catalog/rollup-spec.js";
@@ -33,7 +33,6 @@ import { appendPacked, type PackedPartitionRecords } from "./packed-appender.js"
 import { packRecords, unpackRecords } from "./packed-records.js";
 import { engineError, inSnapshot, type QueryLimits, runSelect, withTimeLimit } from "./query-runner.js";
 import { ReaderPool } from "./readers.js";
-import { typeName } from "./results.js";
 import { RollupRegistry } from "./rollup-registry.js";
 import {
   applyRollup,
@@ -56,6 +55,7 @@ import {
   tieredRows,
 } from "./rollups.js";
 import { SandboxPool } from "./sandbox.js";
+import { copyTableSql, fillCopy, resultColumns } from "./sandbox-copy.js";
 import {
   appendRows,
   CREATE_POSITIONS_SQL,
@@ -74,7 +74,7 @@ import {
   tieredViewSql,
   userRowsSql,
 } from "./tiers.js";
-import { evaluateTimeRange } from "./time-range.js";
+import { openWithTimeRanges } from "./time-range.js";
 import { userRanges } from "./user-ranges.js";
 
 export interface DuckDbAnalyticsStoreOptions {
@@ -120,7 +120,10 @@ export interface UserQuerySteps {
   check: number;
   /** Waiting for a reader connection and a sandbox. */
   sandbox: number;
-  /** Evaluating the query's time bounds in the sandbox. */
+  /**
+   * Reading the query's time bounds, then beginning the sandbox's transaction with the copies'
+   * tables made and the bounds evaluated, while the store's snapshot begins.
+   */
   bounds: number;
   /** Reading the user's rows from the hot table and archive into the sandbox. */
   copy: number;
@@ -654,35 +657,66 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
           try {
             const answer = await withTimeLimit([source, sandbox.connection], timeoutMs, async () => {
               const target = sandbox.connection;
-              // One transaction for the bounds, the copies and the query: `now()` is the same in all.
-              await target.run("BEGIN TRANSACTION");
               const named = referencedColumns(checked.statement);
               // A rollup is read through its tiered view (it has no offsets of its own to bound),
               // made before the snapshot: a view made in a transaction that rolls back is gone.
               const rollups = [...checked.tables].filter((table) => this.rollups.named(table) !== undefined);
               if (rollups.length > 0) await this.prepareViews(source, new Set(rollups));
               lap("copy");
-              // The copies in one snapshot of the store (see inSnapshot): every table as of one moment.
-              await inSnapshot(source, async () => {
-                for (const table of checked.tables) {
-                  if (this.rollups.named(table) !== undefined) {
-                    await copyUserRows(source, target, table, scope.userId);
-                    continue;
-                  }
-                  lap("copy");
-                  const range = await evaluateTimeRange(target, await timeBounds(checked.statement, table), params);
-                  lap("bounds");
+              const copies = await Promise.all(
+                [...checked.tables]
+                  .filter((table) => this.rollups.named(table) === undefined)
+                  .map(async (table) => ({
+                    table,
+                    columns: copiedColumns(inShareOrder(await this.columnsOf(table, source), share), named),
+                    bounds: await timeBounds(checked.statement, table),
+                  })),
+              );
+              // One transaction in the sandbox for the bounds, the copies and the query (`now()`
+              // is the same in all), begun with the copies' tables made and the bounds evaluated
+              // while the store's snapshot (see inSnapshot) begins: every table as of one moment.
+              const prelude = ["BEGIN TRANSACTION", ...copies.map((c) => copyTableSql(c.table, c.columns))].join("; ");
+              const [opened, begun] = await Promise.allSettled([
+                openWithTimeRanges(
+                  target,
+                  prelude,
+                  copies.map((c) => c.bounds),
+                  params,
+                ),
+                source.run("BEGIN TRANSACTION"),
+              ]);
+              if (begun.status === "rejected") throw begun.reason;
+              lap("bounds");
+              try {
+                if (opened.status === "rejected") throw opened.reason;
+                for (const table of rollups) await copyUserRows(source, target, table, scope.userId);
+                const read: DuckDBMaterializedResult[] = [];
+                for (const [i, copy] of copies.entries()) {
                   const select = userRowsSql(
                     this.database,
-                    table,
-                    copiedColumns(inShareOrder(await this.columnsOf(table, source), share), named),
-                    this.archives.get(table),
+                    copy.table,
+                    copy.columns,
+                    this.archives.get(copy.table),
                     (path) => this.columnsOfFile.get(path) ?? [],
-                    { userId: scope.userId, ...range, ...(share !== undefined && { share }) },
+                    { userId: scope.userId, ...opened.value[i], ...(share !== undefined && { share }) },
                   );
-                  await copyUserRows(source, target, table, scope.userId, select);
+                  // Materialised rather than streamed: DuckDB then scans in parallel (about twice as fast here).
+                  read.push(await source.run(select));
                 }
-              });
+                // Everything is read: the snapshot ends while the rows go into the sandbox.
+                const [committed, filled] = await Promise.allSettled([
+                  source.run("COMMIT"),
+                  (async () => {
+                    for (const [i, copy] of copies.entries())
+                      await fillCopy(target, copy.table, copy.columns, read[i]!);
+                  })(),
+                ]);
+                if (committed.status === "rejected") throw committed.reason;
+                if (filled.status === "rejected") throw filled.reason;
+              } catch (e) {
+                await source.run("ROLLBACK").catch(() => {});
+                throw e;
+              }
               lap("copy");
               const result = await runSelect(target, sql, params, this.limits);
               lap("run");
@@ -1493,20 +1527,9 @@ export async function copyUserRows(
     select === undefined
       ? await source.run(`SELECT * FROM ${quoteIdent(table)} WHERE user_id = $1`, [userId])
       : await source.run(select);
-  const types = result.columnTypes();
-  const defs = result.columnNames().map((name, i) => `${quoteIdent(name)} ${typeName(types[i]!)}`);
-  await target.run(`CREATE TABLE ${quoteIdent(table)} (${defs.join(", ")})`);
-  const appender = await target.createAppender(table);
-  try {
-    for (;;) {
-      const chunk = await result.fetchChunk();
-      if (chunk === null || chunk.rowCount === 0) break;
-      appender.appendDataChunk(chunk);
-    }
-    appender.flushSync();
-  } finally {
-    appender.closeSync();
-  }
+  const columns = resultColumns(result);
+  await target.run(copyTableSql(table, columns));
+  await fillCopy(target, table, columns, result);
 }
 
 /** Local paths of a rollup's files: one beside each of the stream's archive files. */
