@@ -195,16 +195,31 @@ function pct(samples: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
 }
 
+interface Timing {
+  p50: number;
+  /** Of fewer than 100 samples or exactly 100, the worst one (see SEED_SAMPLES). */
+  p99: number;
+  max: number;
+  samples: number;
+}
+
 /** A run that returns a number reports its own time (the cold samples leave out reopening the store). */
-async function measure(n: number, run: (i: number) => Promise<unknown>): Promise<{ p50: number; p99: number }> {
+async function measure(n: number, run: (i: number) => Promise<unknown>): Promise<Timing> {
   const samples: number[] = [];
   for (let i = 0; i < n; i++) {
     const t = performance.now();
     const own = await run(i);
     samples.push(typeof own === "number" ? own : performance.now() - t);
   }
-  return { p50: pct(samples, 0.5), p99: pct(samples, 0.99) };
+  return { p50: pct(samples, 0.5), p99: pct(samples, 0.99), max: Math.max(...samples), samples: n };
 }
+
+/**
+ * The seed's query is timed once per user (users i·37 mod 1000 are every user once), so its p99
+ * is a percentile: the 10th worst of 1,000. Of 100 samples, as before, the "p99" was the worst
+ * one; the worst is still reported as `max`.
+ */
+const SEED_SAMPLES = quickMode() ? 100 : USERS;
 
 const COLD_SAMPLES = quickMode() ? 3 : 10;
 const asUser = (i: number): QueryScope => ({ kind: "user", userId: user(i * 37) });
@@ -236,7 +251,7 @@ async function withSteps<T>(run: () => Promise<T>): Promise<[T, Record<string, {
   );
   return [out, steps];
 }
-const [seedWarm, seedWarmSteps] = await withSteps(() => measure(100, (i) => userQuery(SEED, i)));
+const [seedWarm, seedWarmSteps] = await withSteps(() => measure(SEED_SAMPLES, (i) => userQuery(SEED, i)));
 const allTimeWarm = await measure(100, (i) => userQuery(ALL_TIME, i));
 const groupBy = await measure(10, () => store.query(GROUP_BY, [], { kind: "all" }));
 /** Cold: each sample opens the store anew (as after a restart) and times its first user query. */
@@ -287,7 +302,7 @@ const hotRowGroups = { total: groupRanges.size, admittingAUser: admitted };
 const direct = `(SELECT user_id, _time, data FROM main.events UNION ALL SELECT user_id, _time, data FROM read_parquet([${files}]))`;
 const DIRECT_SEED = `SELECT sum(data) FROM ${direct} WHERE user_id = $1 AND _time > now() - INTERVAL 24 HOUR`;
 const DIRECT_ALL_TIME = `SELECT sum(data), count(*) FROM ${direct} WHERE user_id = $1`;
-const directSeed = await measure(100, (i) => c.runAndReadAll(DIRECT_SEED, [user(i * 37)]));
+const directSeed = await measure(SEED_SAMPLES, (i) => c.runAndReadAll(DIRECT_SEED, [user(i * 37)]));
 const directAllTime = await measure(100, (i) => c.runAndReadAll(DIRECT_ALL_TIME, [user(i * 37)]));
 const directGroupBy = await measure(10, () =>
   c.runAndReadAll(`SELECT user_id, sum(data), count(*) FROM ${direct} GROUP BY user_id`),
@@ -318,7 +333,8 @@ const directAllTimeCold = await directCold(DIRECT_ALL_TIME);
 await control.close();
 await rm(dir, { recursive: true, force: true });
 
-const f = (x: { p50: number; p99: number }) => `p50 ${x.p50.toFixed(1)} ms, p99 ${x.p99.toFixed(1)} ms`;
+const f = (x: Timing) =>
+  `p50 ${x.p50.toFixed(1)} ms, p99 ${x.p99.toFixed(1)} ms, max ${x.max.toFixed(1)} ms (${x.samples} samples)`;
 const archived = DAYS * PARTITIONS * perFile;
 console.log(
   `data: ${USERS} users, ${HOT} rows hot (applied in ${hotSeconds.toFixed(1)} s, of which re-sorting by user ${(clusterMs / 1000).toFixed(1)} s; ${HOT - sortedUpTo} unsorted), ${archived} archived in ${DAYS * PARTITIONS} files (written in ${archiveSeconds.toFixed(1)} s)`,
