@@ -4,7 +4,7 @@
  * and day, written with the archiver's options and committed through the manifest, then re-laid
  * by the archiver's compaction as files by user range per partition and week).
  *
- * Reports, as p50 and p99 in ms:
+ * Reports, as p50, p99 and the worst in ms (the seed's warm query once per user, 1,000 samples):
  * - the seed's per-user query (a user's sum over the last 24 hours: hot rows only, so the archive
  *   files are pruned by the manifest's time ranges) and a user's sum over all their data (every
  *   archive file), warm and cold;
