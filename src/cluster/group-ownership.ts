@@ -33,7 +33,12 @@ export interface GroupOwnershipOptions {
   readonly marginMs?: number;
   readonly now?: () => number;
   /** Every applied change, after the runners have followed it. */
-  readonly onRebalance?: (change: { readonly owned: readonly number[]; readonly at: number }) => void;
+  readonly onRebalance?: (change: {
+    readonly owned: readonly number[];
+    readonly at: number;
+    /** How long the runners took to follow it (gained slots' tasks restored). */
+    readonly ms: number;
+  }) => void;
   /** A runner's listener failed while following a change. */
   readonly onError?: (error: unknown) => void;
 }
@@ -119,13 +124,14 @@ export class GroupOwnership {
     this.applying = this.applying
       .then(async () => {
         const before = [...this.ownership.owned()].sort((a, b) => a - b);
+        const started = this.now();
         await this.ownership.set(slots);
         const after = [...this.ownership.owned()].sort((a, b) => a - b);
         if (before.join() === after.join()) return;
         const at = this.now();
         this.count++;
         this.lastRebalance = at;
-        this.options.onRebalance?.({ owned: after, at });
+        this.options.onRebalance?.({ owned: after, at, ms: at - started });
       })
       .catch((e: unknown) => this.options.onError?.(e))
       .finally(() => {

@@ -136,8 +136,8 @@ export class ClusterNode {
       member,
       slots: cluster.slots,
       sessionTimeoutMs,
-      onRebalance: ({ owned }) => {
-        log.info({ owned }, "runners follow the owned slots");
+      onRebalance: ({ owned, ms }) => {
+        log.info({ owned, ms }, "runners follow the owned slots");
         options.onRebalance?.();
         node?.refreshSoon();
       },

@@ -52,7 +52,10 @@ export function ownedPartitions(ownership: PartitionOwnership, partitions: numbe
 
 /**
  * A settable set of slots: the state the membership adapter drives in cluster mode, and the
- * ownership tests hand to runners. `set` awaits every listener, in order of subscription.
+ * ownership tests hand to runners. `set` awaits every listener, all at once: each runner's tasks
+ * restore independently (their own checkpoints, their own fenced writers), so a handover takes
+ * as long as the slowest runner's restore, not the sum of them (under load the sum of a pipeline's,
+ * a window job's, a rule's and the loader's restores took seconds).
  */
 export class SlotOwnership implements PartitionOwnership {
   private current = new Set<number>();
@@ -88,7 +91,10 @@ export class SlotOwnership implements PartitionOwnership {
     this.validity = at;
   }
 
-  /** Makes `slots` the owned set and awaits every listener with what changed. */
+  /**
+   * Makes `slots` the owned set and awaits every listener with what changed; rejects once all have
+   * settled if any failed (with its error, or an AggregateError of several).
+   */
   async set(slots: Iterable<number>): Promise<void> {
     const next = new Set<number>();
     for (const s of slots) next.add(this.checkSlot(s));
@@ -96,7 +102,11 @@ export class SlotOwnership implements PartitionOwnership {
     const lost = new Set([...this.current].filter((s) => !next.has(s)));
     this.current = next;
     if (gained.size === 0 && lost.size === 0) return;
-    for (const listener of [...this.listeners]) await listener({ gained, lost });
+    const settled = await Promise.allSettled([...this.listeners].map((listener) => listener({ gained, lost })));
+    const failed = settled.flatMap((s) => (s.status === "rejected" ? [s.reason as unknown] : []));
+    if (failed.length === 1) throw failed[0];
+    if (failed.length > 1)
+      throw new AggregateError(failed, `${failed.length} runners failed to follow the owned slots`);
   }
 
   private checkSlot(slot: number): number {

@@ -7,7 +7,7 @@ import { EventEmitter } from "node:events";
 import { describe, test } from "node:test";
 import { GroupOwnership } from "../../src/cluster/group-ownership.js";
 import type { MembershipEvents, RevokeReason, TopicPartition } from "../../src/cluster/membership.js";
-import type { OwnershipChange } from "../../src/cluster/ownership.js";
+import { type OwnershipChange, SlotOwnership } from "../../src/cluster/ownership.js";
 
 const TOPIC = "runnel-__slots";
 
@@ -224,5 +224,68 @@ describe("GroupOwnership", () => {
     assert.equal((errors[0] as Error).message, "restore failed");
     assert.deepEqual([...group.ownership.owned()].sort(), [0, 1]);
     assert.equal(group.ready(), true);
+  });
+});
+
+describe("SlotOwnership.set", () => {
+  test("hands a change to every runner at once, so a handover waits for the slowest restore, not their sum", async () => {
+    const ownership = new SlotOwnership(4);
+    const runners = [new HeldRunner(() => 0), new HeldRunner(() => 0), new HeldRunner(() => 0)];
+    for (const r of runners) ownership.subscribe(r.listener);
+    let done = false;
+    const applying = ownership.set([1, 2]).then(() => {
+      done = true;
+    });
+    await tick();
+    assert.deepEqual(
+      runners.map((r) => r.active),
+      [1, 1, 1],
+      "every runner is restoring before any has finished",
+    );
+    runners[0]!.release();
+    runners[1]!.release();
+    await tick();
+    assert.equal(done, false, "the change is applied only once the slowest runner has restored");
+    runners[2]!.release();
+    await applying;
+    assert.deepEqual(
+      runners.map((r) => r.changes),
+      runners.map(() => [{ gained: [1, 2], lost: [], validUntilAtStart: 0 }]),
+    );
+  });
+
+  test("waits for every runner even when one fails, then reports the failures", async () => {
+    const ownership = new SlotOwnership(2);
+    const slow = new HeldRunner(() => 0);
+    ownership.subscribe(async () => {
+      throw new Error("restore failed");
+    });
+    ownership.subscribe(slow.listener);
+    const outcome: { error?: Error } = {};
+    const applying = ownership.set([0]).catch((e: unknown) => {
+      outcome.error = e as Error;
+    });
+    await tick();
+    assert.equal("error" in outcome, false, "not settled while a runner still restores");
+    slow.release();
+    await applying;
+    assert.equal(outcome.error?.message, "restore failed");
+
+    ownership.subscribe(async () => {
+      throw new Error("loader failed");
+    });
+    const twice = ownership.set([1]);
+    await tick();
+    slow.release();
+    await twice.then(
+      () => assert.fail("two failures must reject"),
+      (e: unknown) => {
+        assert.ok(e instanceof AggregateError);
+        assert.deepEqual(
+          e.errors.map((x: Error) => x.message),
+          ["restore failed", "loader failed"],
+        );
+      },
+    );
   });
 });

@@ -81,7 +81,7 @@ export class Instance {
         RUNNEL_INSTANCE_ID: this.id,
         RUNNEL_CLUSTER_SLOTS: String(slots),
         RUNNEL_DEFAULT_PARTITIONS: String(slots),
-        RUNNEL_LOG_LEVEL: "info",
+        RUNNEL_LOG_LEVEL: process.env.RUNNEL_TEST_CLUSTER_LOG_LEVEL ?? "info",
         ...(await archiveOf(installation)),
         ...this.settings.env,
       },
