@@ -9,6 +9,12 @@
 export interface Closer {
   readonly name: string;
   close(): Promise<void>;
+  /**
+   * Started at the latest this long after the shutdown began, even while steps before it still
+   * run. For a step whose delay costs others (a cluster instance leaving its group: its slots
+   * move one session timeout after it leaves), a bound on how long slow steps ahead can hold it.
+   */
+  readonly latestStartMs?: number;
 }
 
 /** The log levels shutdown reports at (a pino logger fits). */
@@ -29,7 +35,34 @@ export async function stopInReverse(
   timeoutMs: number = STOP_COMPONENT_MS,
 ): Promise<void> {
   const pending = closers.splice(0).reverse();
-  for (const closer of pending) await stopOne(closer, logger, timeoutMs);
+  const stopping = new Map<Closer, Promise<void>>();
+  const stop = (closer: Closer): Promise<void> => {
+    let stopped = stopping.get(closer);
+    if (stopped === undefined) {
+      stopped = stopOne(closer, logger, timeoutMs);
+      stopping.set(closer, stopped);
+    }
+    return stopped;
+  };
+  const early = pending.flatMap((closer) => {
+    const { latestStartMs } = closer;
+    if (latestStartMs === undefined) return [];
+    return [
+      setTimeout(() => {
+        if (stopping.has(closer)) return;
+        logger.warn(
+          { step: closer.name, ms: latestStartMs },
+          "the steps before it are slow; stopping it now, beside them",
+        );
+        void stop(closer);
+      }, latestStartMs),
+    ];
+  });
+  try {
+    for (const closer of pending) await stop(closer);
+  } finally {
+    for (const timer of early) clearTimeout(timer);
+  }
 }
 
 async function stopOne(closer: Closer, logger: ShutdownLogger, timeoutMs: number): Promise<void> {

@@ -75,3 +75,53 @@ test("a component whose stop fails does not keep the others open", async () => {
   assert.deepEqual(order, ["log"]);
   assert.equal(logger.lines.find((l) => l.level === "warn")?.message, "failed to stop cleanly");
 });
+
+test("a step with a latest start begins by then, beside a slow step ahead of it, and is not stopped twice", async () => {
+  const events: string[] = [];
+  let releaseSlow: () => void = () => {};
+  let leaves = 0;
+  const closers: Closer[] = [
+    { name: "log", close: async () => void events.push("log") },
+    {
+      name: "cluster membership",
+      latestStartMs: 30,
+      close: async () => {
+        leaves++;
+        events.push("left");
+      },
+    },
+    {
+      name: "pipelines",
+      close: () =>
+        new Promise<void>((resolve) => {
+          releaseSlow = () => {
+            events.push("pipelines stopped");
+            resolve();
+          };
+        }),
+    },
+  ];
+  const logger = recordingLogger();
+  const stopping = stopInReverse(closers, logger, 5_000);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.deepEqual(events, ["left"], "the leave did not wait for the slow step past its latest start");
+  releaseSlow();
+  await stopping;
+  assert.deepEqual(events, ["left", "pipelines stopped", "log"]);
+  assert.equal(leaves, 1);
+  const early = logger.lines.find((l) => l.level === "warn");
+  assert.deepEqual(early?.fields, { step: "cluster membership", ms: 30 });
+});
+
+test("a step with a latest start reached in time stops in its turn, with no warning", async () => {
+  const order: string[] = [];
+  const closers: Closer[] = ["log", "cluster membership", "http"].map((name) => ({
+    name,
+    latestStartMs: name === "cluster membership" ? 1_000 : undefined,
+    close: async () => void order.push(name),
+  }));
+  const logger = recordingLogger();
+  await stopInReverse(closers, logger, 5_000);
+  assert.deepEqual(order, ["http", "cluster membership", "log"]);
+  assert.equal(logger.lines.filter((l) => l.level === "warn").length, 0);
+});
