@@ -278,7 +278,7 @@ class Follower {
 
   /** Applies everything appended up to the log's end as of now; false: caught up with it. */
   private async round(): Promise<boolean> {
-    const { log, store } = this.opts;
+    const { log, store, batchSize } = this.opts;
     const stream = this.definition.name;
     const positions = this.positions as Map<number, number>;
     if (this.gaining.size > 0) await this.resumeGained(positions);
@@ -289,65 +289,36 @@ class Follower {
     // Every partition's new records go to the store together: one transaction per round
     // instead of one per partition (a DuckDB commit costs as much as thousands of rows).
     for (;;) {
-      const read = await this.readRound(ends, positions);
-      if (read === undefined || this.loop.isStopped) {
+      const batches: PartitionRecords[] = [];
+      for (const [p, end] of ends.entries()) {
+        const position = positions.get(p);
+        // Not owned here (another instance loads it into its own store).
+        if (position === undefined || position >= end) continue;
+        const records = await log.read(stream, p, position, { maxRecords: batchSize });
+        if (records.length > 0) batches.push({ partition: p, records: await this.screened(records) });
+      }
+      if (batches.length === 0 || this.loop.isStopped) {
         // Caught up with ends read after these partitions were gained.
-        if (read === undefined) {
+        if (batches.length === 0) {
           for (const [p, since] of this.unready) if (since < round && positions.has(p)) this.unready.delete(p);
         }
         break;
       }
-      // Only the offsets are kept: the records go with the first apply (see HeldRecords).
-      const spans = read.batches?.map(spanOf) ?? [];
+      const good = batches.filter((b) => b.records.length > 0);
       try {
-        if (spans.length > 0) await applyTyped(store, this.opts.columns, stream, read, () => this.reread(spans));
-        for (const { partition, next } of spans) {
+        if (good.length > 0) await applyTyped(store, this.opts.columns, stream, good);
+        for (const b of good) {
           // A partition lost meanwhile stays unread: its next owner resumes from its own store.
-          if (positions.has(partition)) positions.set(partition, next);
+          if (positions.has(b.partition)) positions.set(b.partition, b.records[b.records.length - 1]!.offset + 1);
         }
       } catch (e) {
         if (!isRecordFault(e)) throw e;
-        for (const span of spans) await this.applyIsolating(span.partition, (await this.reread([span]))[0]!.records);
+        for (const b of good) await this.applyIsolating(b.partition, b.records);
       }
       this.loader.notify(stream);
     }
     this.retryDelay = this.opts.retryMs;
     return false;
-  }
-
-  /**
-   * Up to `batchSize` records of each partition behind its end, screened; undefined when none is
-   * behind. Batches left empty by the screening are left out.
-   */
-  private async readRound(
-    ends: readonly number[],
-    positions: ReadonlyMap<number, number>,
-  ): Promise<HeldRecords | undefined> {
-    const { log, batchSize } = this.opts;
-    const batches: PartitionRecords[] = [];
-    let read = false;
-    for (const [p, end] of ends.entries()) {
-      const position = positions.get(p);
-      // Not owned here (another instance loads it into its own store).
-      if (position === undefined || position >= end) continue;
-      const records = await log.read(this.definition.name, p, position, { maxRecords: batchSize });
-      if (records.length === 0) continue;
-      read = true;
-      const screened = await this.screened(records);
-      if (screened.length > 0) batches.push({ partition: p, records: screened });
-    }
-    return read ? { batches } : undefined;
-  }
-
-  /** The records of `spans` read from the log again (it keeps them: an apply failed or needs them twice). */
-  private async reread(spans: readonly RecordSpan[]): Promise<PartitionRecords[]> {
-    const { log } = this.opts;
-    const batches: PartitionRecords[] = [];
-    for (const { partition, from, next } of spans) {
-      const records = await log.read(this.definition.name, partition, from, { maxRecords: next - from });
-      batches.push({ partition, records: records.filter((r) => r.offset < next) });
-    }
-    return batches;
   }
 
   /**
@@ -407,8 +378,7 @@ class Follower {
   private async applyIsolating(partition: number, records: readonly LogRecord[]): Promise<void> {
     const positions = this.positions as Map<number, number>;
     try {
-      const batches = [{ partition, records }];
-      await applyTyped(this.opts.store, this.opts.columns, this.definition.name, { batches }, async () => batches);
+      await applyTyped(this.opts.store, this.opts.columns, this.definition.name, [{ partition, records }]);
       positions.set(partition, records[records.length - 1]!.offset + 1);
     } catch (e) {
       if (!isRecordFault(e)) throw e;
@@ -435,51 +405,22 @@ class Follower {
 }
 
 /**
- * A round's records, handed over once: the store packs them before its first await (one buffer
- * for the analytics worker), and nothing should keep up to 160,000 `LogRecord`s alive while the
- * store appends and commits them, hundreds of milliseconds in which the event loop's scavenges
- * would copy them and then promote them to the old generation (in the profile, objects surviving
- * scavenges cost more than a tenth of the server's garbage collection: docs/ingestion.md).
- */
-interface HeldRecords {
-  batches: PartitionRecords[] | undefined;
-}
-
-/** Where a partition's records of a round lie in the log: from `from` to before `next`. */
-interface RecordSpan {
-  readonly partition: number;
-  readonly from: number;
-  readonly next: number;
-}
-
-function spanOf({ partition, records }: PartitionRecords): RecordSpan {
-  return { partition, from: records[0]!.offset, next: records[records.length - 1]!.offset + 1 };
-}
-
-/**
  * Applies one round's records, registering first the columns the store met that the registry
- * did not know (new fields of records no ingest typed, e.g. a pipeline's output), then again:
- * the records `held` the first time, the log's (`reread`) after.
+ * did not know (new fields of records no ingest typed, e.g. a pipeline's output), then again.
  */
 async function applyTyped(
   store: AnalyticsStore,
   columns: ColumnRegistry | undefined,
   stream: string,
-  held: HeldRecords,
-  reread: () => Promise<PartitionRecords[]>,
+  batches: readonly PartitionRecords[],
 ): Promise<void> {
-  const take = (): PartitionRecords[] | Promise<PartitionRecords[]> => {
-    const batches = held.batches;
-    held.batches = undefined;
-    return batches ?? reread();
-  };
   if (columns === undefined) {
-    await store.applyRecords(stream, await take());
+    await store.applyRecords(stream, batches);
     return;
   }
   let registered = await columns.columnsOf(stream);
   for (let attempt = 0; ; attempt++) {
-    const { unregistered } = await store.applyRecords(stream, await take(), registered);
+    const { unregistered } = await store.applyRecords(stream, batches, registered);
     if (unregistered.length === 0) return;
     if (attempt === MAX_REGISTRATIONS) {
       throw new Error(
