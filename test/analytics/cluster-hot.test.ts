@@ -162,6 +162,28 @@ test("applies go on while the hot rows are re-sorted: every row exactly once, th
   assert.equal(await store.clusterHot("events", 1, 1_000_000), 0, "nothing new since");
 });
 
+test("a new column applied while a re-sort runs: every row once, the column added", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "runnel-cluster-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const store = await openStore(t, { path: join(dir, "analytics.duckdb") });
+  await store.ensureTable(streamDef("events", 2));
+  await store.applyRows("events", [
+    { partition: 0, rows: rows(0, 0, 100_000) },
+    { partition: 1, rows: rows(1, 0, 100_000) },
+  ]);
+  const clustered = store.clusterHot("events", 100_000, 1_000_000);
+  const wider = rows(0, 100_000, 10).map((r) => ({ ...r, fields: { ...r.fields, w: "x" } }));
+  await store.applyRows("events", [{ partition: 0, rows: wider }]);
+  assert.equal(await clustered, 200_000);
+  const all = await store.query(
+    "SELECT count(*), count(DISTINCT (_partition, _offset)), count(w) FROM events",
+    [],
+    ALL,
+  );
+  assert.deepEqual(all.rows, [[200_010, 200_010, 10]]);
+  assert.equal(await store.clusterHot("events", 1, 1_000_000), 10);
+});
+
 test("merges sorted runs a few at a time: same rows, exact answers meanwhile, one run's row groups per user", async (t) => {
   const dir = await mkdtemp(join(tmpdir(), "runnel-cluster-"));
   t.after(() => rm(dir, { recursive: true, force: true }));
