@@ -120,6 +120,70 @@ test("re-sorts the hot rows by user in one transaction: same rows, exact answers
   assert.ok(admitting <= 3, `${admitting} of ${groups} row groups may hold u007`);
 });
 
+test("applies go on while the hot rows are re-sorted: every row exactly once, the rows applied meanwhile sorted next", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "runnel-cluster-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const store = await openStore(t, { path: join(dir, "analytics.duckdb") });
+  await store.ensureTable(streamDef("events", 2));
+  await store.applyRows("events", [
+    { partition: 0, rows: rows(0, 0, 200_000) },
+    { partition: 1, rows: rows(1, 0, 200_000) },
+  ]);
+  let clustering = true;
+  const clustered = store.clusterHot("events", 100_000, 1_000_000).finally(() => {
+    clustering = false;
+  });
+  // The loader's rounds: they wait for clusterHot's commit at most, not for its sort.
+  let offset = 200_000;
+  let appliedMeanwhile = 0;
+  while (clustering) {
+    await store.applyRows("events", [
+      { partition: 0, rows: rows(0, offset, 1_000) },
+      { partition: 1, rows: rows(1, offset, 1_000) },
+    ]);
+    offset += 1_000;
+    if (clustering) appliedMeanwhile += 2_000;
+  }
+  assert.equal(await clustered, 400_000);
+  assert.ok(appliedMeanwhile > 0, "no apply finished while the rows were re-sorted");
+  const applied = 2 * (offset - 200_000);
+  assert.deepEqual(
+    await store.appliedOffsets("events"),
+    new Map([
+      [0, BASE + offset],
+      [1, BASE + offset],
+    ]),
+  );
+  const all = await store.query("SELECT count(*), count(DISTINCT (_partition, _offset)), sum(v) FROM events", [], ALL);
+  const expected = Array.from({ length: 2 * offset }, (_, i) => (BASE + (i % offset)) % 10).reduce((a, b) => a + b);
+  assert.deepEqual(all.rows, [[400_000 + applied, 400_000 + applied, expected]]);
+  // The rows applied during the re-sort were after its end: the next call sorts exactly them.
+  assert.equal(await store.clusterHot("events", 1, 1_000_000), applied);
+  assert.equal(await store.clusterHot("events", 1, 1_000_000), 0, "nothing new since");
+});
+
+test("a new column applied while a re-sort runs: every row once, the column added", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), "runnel-cluster-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const store = await openStore(t, { path: join(dir, "analytics.duckdb") });
+  await store.ensureTable(streamDef("events", 2));
+  await store.applyRows("events", [
+    { partition: 0, rows: rows(0, 0, 100_000) },
+    { partition: 1, rows: rows(1, 0, 100_000) },
+  ]);
+  const clustered = store.clusterHot("events", 100_000, 1_000_000);
+  const wider = rows(0, 100_000, 10).map((r) => ({ ...r, fields: { ...r.fields, w: "x" } }));
+  await store.applyRows("events", [{ partition: 0, rows: wider }]);
+  assert.equal(await clustered, 200_000);
+  const all = await store.query(
+    "SELECT count(*), count(DISTINCT (_partition, _offset)), count(w) FROM events",
+    [],
+    ALL,
+  );
+  assert.deepEqual(all.rows, [[200_010, 200_010, 10]]);
+  assert.equal(await store.clusterHot("events", 1, 1_000_000), 10);
+});
+
 test("merges sorted runs a few at a time: same rows, exact answers meanwhile, one run's row groups per user", async (t) => {
   const dir = await mkdtemp(join(tmpdir(), "runnel-cluster-"));
   t.after(() => rm(dir, { recursive: true, force: true }));

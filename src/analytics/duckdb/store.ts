@@ -243,12 +243,21 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
   private readonly writeLock = new SerialQueue();
   /** One apply at a time per stream, so its schema changes and rows stay in order. */
   private readonly streamLocks = new KeyedSerialQueue<string>();
+  /**
+   * Per stream: held by clusterHot for the whole of its work, which runs on `clusterer` beside the
+   * loader's rounds, and by whatever else changes the table's columns or deletes its rows (a
+   * concurrent ALTER or DELETE would conflict with clusterHot's open transaction). Taken after
+   * the stream's lock, never the other way round.
+   */
+  private readonly clusterLocks = new KeyedSerialQueue<string>();
   private readonly sandboxes: SandboxPool;
   private readonly limits: QueryLimits;
   /** Catalog name of the store's database (the file's stem), for names the views must not shadow. */
   private database = "memory";
   /** The archive's connection (planning, writing files, reading their schemas), one task at a time. */
   private archiver: DuckDBConnection | undefined;
+  /** clusterHot's connection: its transactions run beside the writer's, and commit under the write lock. */
+  private clusterer: DuckDBConnection | undefined;
   private readonly archiveLock = new SerialQueue();
   private readonly archives = new Map<string, ArchiveSet>();
   /** Lower-cased column names over a stream's archive files. */
@@ -307,6 +316,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
     );
     this.readers = await ReaderPool.open(instance, this.options.readers ?? 4);
     const archiver = await instance.connect();
+    const clusterer = await instance.connect();
     // Archive files never change once written (a new range is a new file), so their footers can
     // be kept: without this every query re-reads the metadata of every file it scans.
     if (archiveDir !== undefined) await writer.run("SET parquet_metadata_cache = true");
@@ -316,6 +326,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
     this.instance = instance;
     this.writer = writer;
     this.archiver = archiver;
+    this.clusterer = clusterer;
     const tables = await writer.runAndReadAll(
       "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT internal AND NOT temporary",
     );
@@ -329,11 +340,14 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
     await this.sandboxes.close();
     // Schema changes run outside the write lock: closing under one would abort the process.
     await this.streamLocks.idleAll();
+    await this.clusterLocks.idleAll();
     await this.archiveLock.run(async () => {});
     await this.writeLock.run(async () => {
       this.readers?.close();
       this.archiver?.closeSync();
       this.archiver = undefined;
+      this.clusterer?.closeSync();
+      this.clusterer = undefined;
       this.writer?.closeSync();
       this.instance?.closeSync();
       this.readers = undefined;
@@ -375,34 +389,37 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
 
   async dropTable(stream: string): Promise<void> {
     await this.streamLocks.run(stream, () =>
-      this.writeLock.run(async () => {
-        if (!this.schemas.has(stream)) return;
-        const c = this.conn();
-        await c.run("BEGIN TRANSACTION");
-        try {
-          await c.run(`DROP TABLE IF EXISTS ${quoteIdent(stream)}`);
-          for (const r of this.rollups.of(stream)) for (const statement of dropSql(r)) await c.run(statement);
-          await c.run(`DELETE FROM ${POSITIONS_TABLE} WHERE stream = $1`, [stream]);
-          await c.run(`DELETE FROM ${SEALS_TABLE} WHERE stream = $1`, [stream]);
-          await c.run(`DELETE FROM ${CLUSTERED_TABLE} WHERE stream = $1`, [stream]);
-          await c.run(`DELETE FROM ${RUNS_TABLE} WHERE stream = $1`, [stream]);
-          await c.run("COMMIT");
-        } catch (e) {
-          await c.run("ROLLBACK");
-          throw e;
-        }
-        this.schemas.delete(stream);
-        this.rollups.forget(stream);
-        this.seals.delete(stream);
-        this.positions.delete(stream);
-        this.archives.delete(stream);
-        this.fileColumns.delete(stream);
-        this.tableColumns.delete(stream);
-        // A new stream of the same name writes files at the same keys, with its own columns.
-        const prefix = this.options.archiveDir === undefined ? undefined : `${join(this.options.archiveDir, stream)}/`;
-        for (const path of this.columnsOfFile.keys())
-          if (prefix !== undefined && path.startsWith(prefix)) this.columnsOfFile.delete(path);
-      }),
+      this.clusterLocks.run(stream, () =>
+        this.writeLock.run(async () => {
+          if (!this.schemas.has(stream)) return;
+          const c = this.conn();
+          await c.run("BEGIN TRANSACTION");
+          try {
+            await c.run(`DROP TABLE IF EXISTS ${quoteIdent(stream)}`);
+            for (const r of this.rollups.of(stream)) for (const statement of dropSql(r)) await c.run(statement);
+            await c.run(`DELETE FROM ${POSITIONS_TABLE} WHERE stream = $1`, [stream]);
+            await c.run(`DELETE FROM ${SEALS_TABLE} WHERE stream = $1`, [stream]);
+            await c.run(`DELETE FROM ${CLUSTERED_TABLE} WHERE stream = $1`, [stream]);
+            await c.run(`DELETE FROM ${RUNS_TABLE} WHERE stream = $1`, [stream]);
+            await c.run("COMMIT");
+          } catch (e) {
+            await c.run("ROLLBACK");
+            throw e;
+          }
+          this.schemas.delete(stream);
+          this.rollups.forget(stream);
+          this.seals.delete(stream);
+          this.positions.delete(stream);
+          this.archives.delete(stream);
+          this.fileColumns.delete(stream);
+          this.tableColumns.delete(stream);
+          // A new stream of the same name writes files at the same keys, with its own columns.
+          const prefix =
+            this.options.archiveDir === undefined ? undefined : `${join(this.options.archiveDir, stream)}/`;
+          for (const path of this.columnsOfFile.keys())
+            if (prefix !== undefined && path.startsWith(prefix)) this.columnsOfFile.delete(path);
+        }),
+      ),
     );
   }
 
@@ -571,6 +588,10 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
    * already, and empty); the next try adds the rest.
    */
   private async alterTable(stream: string, ddl: readonly string[]): Promise<void> {
+    await this.clusterLocks.run(stream, () => this.alterTableNow(stream, ddl));
+  }
+
+  private async alterTableNow(stream: string, ddl: readonly string[]): Promise<void> {
     const instance = this.instance;
     if (!instance) throw new RunnelError("not_ready", "analytics store is not open");
     const c = await instance.connect();
@@ -1128,69 +1149,75 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
    * At most about `maxRows` are re-sorted at once, the earliest offsets of each partition first.
    * The sorted runs this leaves are then merged a few at a time, up to `maxRows` (MERGE_RUNS).
    * Returns the rows re-sorted or merged (0 when too few had arrived and nothing was merged).
+   *
+   * The re-sort and the merge are transactions of their own on a connection of their own, which
+   * run beside the loader's rounds (they touch only rows already committed, which no round
+   * changes; DuckDB's appends never conflict) and hold the write lock only to commit: a merge of
+   * 4 M rows under the write lock had the loader wait for seconds (bench/ingest.ts).
    */
   async clusterHot(stream: string, minRows = CLUSTER_MIN_ROWS, maxRows = CLUSTER_MAX_ROWS): Promise<number> {
-    return this.streamLocks.run(stream, () =>
-      this.writeLock.run(async () => {
-        if (!this.schemas.has(stream)) return 0;
-        const c = this.conn();
-        const table = `${quoteIdent(this.database)}.main.${quoteIdent(stream)}`;
-        const applied = this.positions.get(stream) ?? (await this.positionsOf(c, stream));
-        const done = await c.runAndReadAll(
-          `SELECT "partition", next_offset FROM ${CLUSTERED_TABLE} WHERE stream = $1`,
-          [stream],
-        );
-        const from = new Map<number, number>();
-        for (const [p, o] of done.getRowsJS()) from.set(Number(p), Number(o));
-        const boundaries = this.archives.get(stream)?.boundaries ?? new Map<number, number>();
-        const hot = `"_offset" >= ${boundaryExpression(boundaries)}`;
-        const unsorted = `${offsetsFrom(from, applied.keys())} AND ${hot}`;
-        const tails = await c.runAndReadAll(
-          `SELECT "_partition", count(*), min("_offset") FROM ${table} WHERE ${unsorted} GROUP BY ALL`,
-        );
-        const firstUnsorted = new Map<number, number>();
-        let count = 0;
-        for (const [p, n, first] of tails.getRowsJS()) {
-          count += Number(n);
-          firstUnsorted.set(Number(p), Number(first));
+    return this.clusterLocks.run(stream, async () => {
+      if (!this.schemas.has(stream)) return 0;
+      const c = this.clusterConn();
+      const table = `${quoteIdent(this.database)}.main.${quoteIdent(stream)}`;
+      // Read before any transaction of `c` begins, so every row below these offsets is in its snapshot.
+      const applied = await this.writeLock.run(
+        async () => new Map(this.positions.get(stream) ?? (await this.positionsOf(this.conn(), stream))),
+      );
+      const done = await c.runAndReadAll(`SELECT "partition", next_offset FROM ${CLUSTERED_TABLE} WHERE stream = $1`, [
+        stream,
+      ]);
+      const from = new Map<number, number>();
+      for (const [p, o] of done.getRowsJS()) from.set(Number(p), Number(o));
+      const boundaries = this.archives.get(stream)?.boundaries ?? new Map<number, number>();
+      const hot = `"_offset" >= ${boundaryExpression(boundaries)}`;
+      const unsorted = `${offsetsFrom(from, applied.keys())} AND ${hot}`;
+      const tails = await c.runAndReadAll(
+        `SELECT "_partition", count(*), min("_offset") FROM ${table} WHERE ${unsorted} AND ${offsetsBelow(applied)} GROUP BY ALL`,
+      );
+      const firstUnsorted = new Map<number, number>();
+      let count = 0;
+      for (const [p, n, first] of tails.getRowsJS()) {
+        count += Number(n);
+        firstUnsorted.set(Number(p), Number(first));
+      }
+      let sorted = 0;
+      let end: ReadonlyMap<number, number> = from;
+      if (count >= minRows) {
+        // At most about maxRows at once (offsets are dense within a partition), so a first run
+        // over a large unsorted table neither takes long to commit nor needs its size in memory.
+        const quota = Math.ceil(maxRows / Math.max(1, firstUnsorted.size));
+        const to = new Map<number, number>();
+        for (const [p, next] of applied) {
+          const first = firstUnsorted.get(p);
+          to.set(p, first === undefined ? next : Math.min(next, first + quota));
         }
-        let sorted = 0;
-        let end: ReadonlyMap<number, number> = from;
-        if (count >= minRows) {
-          // At most about maxRows at once (offsets are dense within a partition), so a first run
-          // over a large unsorted table neither holds the write lock for long nor needs its size in memory.
-          const quota = Math.ceil(maxRows / Math.max(1, firstUnsorted.size));
-          const to = new Map<number, number>();
-          for (const [p, next] of applied) {
-            const first = firstUnsorted.get(p);
-            to.set(p, first === undefined ? next : Math.min(next, first + quota));
-          }
-          const [[last]] = (
-            await c.runAndReadAll(`SELECT coalesce(max(run), 0)::BIGINT FROM ${RUNS_TABLE} WHERE stream = $1`, [stream])
-          ).getRowsJS() as [[bigint]];
-          sorted = await this.resort(c, stream, `${unsorted} AND ${offsetsBelow(to)}`, async (n) => {
-            await c.run(`DELETE FROM ${CLUSTERED_TABLE} WHERE stream = $1`, [stream]);
-            const tuples = [...to].map(([p, next]) => `($1, ${Math.trunc(p)}, ${Math.trunc(next)})`);
-            if (tuples.length > 0) await c.run(`INSERT INTO ${CLUSTERED_TABLE} VALUES ${tuples.join(", ")}`, [stream]);
-            await c.run(`INSERT INTO ${RUNS_TABLE} VALUES ($1, $2, $3, $4)`, [
-              stream,
-              last + 1n,
-              BigInt(n),
-              JSON.stringify([...from]),
-            ]);
-          });
-          end = to;
-        }
-        return sorted + (await this.mergeRuns(c, stream, hot, end, boundaries, minRows, maxRows));
-      }),
-    );
+        const [[last]] = (
+          await c.runAndReadAll(`SELECT coalesce(max(run), 0)::BIGINT FROM ${RUNS_TABLE} WHERE stream = $1`, [stream])
+        ).getRowsJS() as [[bigint]];
+        sorted = await this.resort(c, stream, `${unsorted} AND ${offsetsBelow(to)}`, async (n) => {
+          await c.run(`DELETE FROM ${CLUSTERED_TABLE} WHERE stream = $1`, [stream]);
+          const tuples = [...to].map(([p, next]) => `($1, ${Math.trunc(p)}, ${Math.trunc(next)})`);
+          if (tuples.length > 0) await c.run(`INSERT INTO ${CLUSTERED_TABLE} VALUES ${tuples.join(", ")}`, [stream]);
+          await c.run(`INSERT INTO ${RUNS_TABLE} VALUES ($1, $2, $3, $4)`, [
+            stream,
+            last + 1n,
+            BigInt(n),
+            JSON.stringify([...from]),
+          ]);
+        });
+        end = to;
+      }
+      return sorted + (await this.mergeRuns(c, stream, hot, end, boundaries, minRows, maxRows));
+    });
   }
 
   /**
    * Merges MERGE_RUNS consecutive runs of the stream's hot table (RUNS_TABLE), the newest such
    * that the oldest of them is of no higher level (runLevel, relative to `minRows`) than the
    * others and they hold no more than `maxRows` together, into one; forgets runs wholly
-   * archived. `end`: the offsets the last run ends at. Returns the rows merged. Under the write lock.
+   * archived. `end`: the offsets the last run ends at. Returns the rows merged. On `c`, the
+   * clusterer, under the stream's cluster lock.
    */
   private async mergeRuns(
     c: DuckDBConnection,
@@ -1251,9 +1278,9 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
   }
 
   /**
-   * Re-sorts the stream's hot rows matching `where` by user_id, _time in one transaction, which
-   * `bookkeeping` (given the rows re-sorted) joins, committed with no query reading. Returns the
-   * rows re-sorted. Under the write lock.
+   * Re-sorts the stream's hot rows matching `where` by user_id, _time in one transaction on `c`,
+   * which `bookkeeping` (given the rows re-sorted) joins, committed under the write lock (no
+   * round of the writer's open meanwhile) with no query reading. Returns the rows re-sorted.
    */
   private async resort(
     c: DuckDBConnection,
@@ -1273,7 +1300,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
       await c.run(`INSERT INTO ${table} SELECT * FROM _runnel_sorting`);
       await c.run("DROP TABLE _runnel_sorting");
       await bookkeeping(Number(n));
-      await this.commitAlone(c);
+      await this.writeLock.run(() => this.commitAlone(c));
       return Number(n);
     } catch (e) {
       await c.run("ROLLBACK").catch(() => {});
@@ -1312,20 +1339,22 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
   async deleteArchivedRows(stream: string): Promise<number> {
     await this.epochs.drained(this.epochs.current);
     return this.streamLocks.run(stream, () =>
-      this.writeLock.run(async () => {
-        const archive = this.archives.get(stream);
-        if (archive === undefined || archive.boundaries.size === 0 || !this.schemas.has(stream)) return 0;
-        const deleted = await this.conn().runAndReadAll(
-          `DELETE FROM ${quoteIdent(this.database)}.main.${quoteIdent(stream)} WHERE "_offset" < ${boundaryExpression(archive.boundaries)}`,
-        );
-        // A rollup row below the boundary ends below it: rows never span an archived range's end.
-        for (const r of this.rollups.of(stream)) {
-          await this.conn().run(
-            `DELETE FROM ${quoteIdent(this.database)}.main.${storedTable(r.name)} WHERE "_last" < ${perPartition(archive.boundaries)}`,
+      this.clusterLocks.run(stream, () =>
+        this.writeLock.run(async () => {
+          const archive = this.archives.get(stream);
+          if (archive === undefined || archive.boundaries.size === 0 || !this.schemas.has(stream)) return 0;
+          const deleted = await this.conn().runAndReadAll(
+            `DELETE FROM ${quoteIdent(this.database)}.main.${quoteIdent(stream)} WHERE "_offset" < ${boundaryExpression(archive.boundaries)}`,
           );
-        }
-        return Number(deleted.getRowsJS()[0]?.[0] ?? 0);
-      }),
+          // A rollup row below the boundary ends below it: rows never span an archived range's end.
+          for (const r of this.rollups.of(stream)) {
+            await this.conn().run(
+              `DELETE FROM ${quoteIdent(this.database)}.main.${storedTable(r.name)} WHERE "_last" < ${perPartition(archive.boundaries)}`,
+            );
+          }
+          return Number(deleted.getRowsJS()[0]?.[0] ?? 0);
+        }),
+      ),
     );
   }
 
@@ -1360,6 +1389,11 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
     if (!this.archiver) throw new RunnelError("not_ready", "analytics store is not open");
     if (this.options.archiveDir === undefined) throw new RunnelError("internal", "the analytics store has no archive");
     return this.archiver;
+  }
+
+  private clusterConn(): DuckDBConnection {
+    if (!this.clusterer) throw new RunnelError("not_ready", "analytics store is not open");
+    return this.clusterer;
   }
 
   private conn(): DuckDBConnection {
