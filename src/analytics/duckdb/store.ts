@@ -676,14 +676,8 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
                   })),
               );
               // One transaction in the sandbox for the bounds, the copies and the query (`now()`
-              // is the same in all), begun with the copies' tables made and the bounds evaluated.
-              // Several reads of the store (tables, rollups) share one snapshot of it, begun
-              // meanwhile (see inSnapshot): every table as of one moment. A single read is one
-              // statement, planned and run in its own snapshot, so it needs no BEGIN and COMMIT
-              // of its own: two calls fewer, and the rows are appended with no call into DuckDB
-              // left to wait for (every call is a thread of DuckDB's pool to wake, which on two
-              // shared cores is where a query's slowest samples lost their time).
-              const snapshot = copies.length + rollups.length > 1;
+              // is the same in all), begun with the copies' tables made and the bounds evaluated
+              // while the store's snapshot (see inSnapshot) begins: every table as of one moment.
               const prelude = ["BEGIN TRANSACTION", ...copies.map((c) => copyTableSql(c.table, c.columns))].join("; ");
               const [opened, begun] = await Promise.allSettled([
                 openWithTimeRanges(
@@ -692,7 +686,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
                   copies.map((c) => c.bounds),
                   params,
                 ),
-                snapshot ? source.run("BEGIN TRANSACTION") : undefined,
+                source.run("BEGIN TRANSACTION"),
               ]);
               if (begun.status === "rejected") throw begun.reason;
               lap("bounds");
@@ -715,7 +709,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
                 lap("scan");
                 // Everything is read: the snapshot ends while the rows go into the sandbox.
                 const [committed, filled] = await Promise.allSettled([
-                  snapshot ? source.run("COMMIT") : undefined,
+                  source.run("COMMIT"),
                   (async () => {
                     for (const [i, copy] of copies.entries())
                       await fillCopy(target, copy.table, copy.columns, read[i]!);
@@ -724,7 +718,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
                 if (committed.status === "rejected") throw committed.reason;
                 if (filled.status === "rejected") throw filled.reason;
               } catch (e) {
-                if (snapshot) await source.run("ROLLBACK").catch(() => {});
+                await source.run("ROLLBACK").catch(() => {});
                 throw e;
               }
               lap("fill");
