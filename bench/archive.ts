@@ -21,9 +21,10 @@
  * 100 000 000), BENCH_USERS (1000); --quick: 100 000 and 1 000 000.
  * Results: bench/results/archive.json (bench/report.ts).
  */
-import { mkdtemp, rm, stat } from "node:fs/promises";
+import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type PerformanceEntry, PerformanceObserver } from "node:perf_hooks";
 import { DuckDBInstance } from "@duckdb/node-api";
 import {
   CLUSTER_MIN_ROWS,
@@ -104,6 +105,14 @@ const archiveSeconds = (performance.now() - started) / 1000;
 
 /** Where the store reports each user query's steps while a measurement wants them. */
 let stepLog: UserQuerySteps[] | undefined;
+/**
+ * BENCH_SAMPLES_FILE: where to write every warm seed sample's steps (with the moment it ended) and
+ * the garbage collections meanwhile, to find which step a slow sample lost its time in.
+ */
+const SAMPLES_FILE = process.env.BENCH_SAMPLES_FILE;
+const samplesLog: (UserQuerySteps & { endedAt: number })[] = [];
+const gcLog: { startTime: number; duration: number; kind: number }[] = [];
+let gcObserver: PerformanceObserver | undefined;
 
 // The hot tier: the last day, through the store's own apply path, offsets after the archive's.
 const openStore = async () => {
@@ -111,7 +120,10 @@ const openStore = async () => {
     path: join(dir, "analytics.duckdb"),
     archiveDir,
     sandbox: { warm: 2 },
-    onUserQuery: (steps) => stepLog?.push(steps),
+    onUserQuery: (steps) => {
+      stepLog?.push(steps);
+      if (stepLog !== undefined && gcObserver !== undefined) samplesLog.push({ ...steps, endedAt: performance.now() });
+    },
   });
   await s.open();
   return s;
@@ -251,7 +263,21 @@ async function withSteps<T>(run: () => Promise<T>): Promise<[T, Record<string, {
   );
   return [out, steps];
 }
+if (SAMPLES_FILE !== undefined) {
+  gcObserver = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const detail = (e as PerformanceEntry & { detail?: { kind?: number } }).detail;
+      gcLog.push({ startTime: e.startTime, duration: e.duration, kind: detail?.kind ?? 0 });
+    }
+  });
+  gcObserver.observe({ entryTypes: ["gc"] });
+}
 const [seedWarm, seedWarmSteps] = await withSteps(() => measure(SEED_SAMPLES, (i) => userQuery(SEED, i)));
+if (gcObserver !== undefined) {
+  gcObserver.disconnect();
+  gcObserver = undefined;
+  await writeFile(SAMPLES_FILE!, JSON.stringify({ samples: samplesLog, gc: gcLog }));
+}
 const allTimeWarm = await measure(100, (i) => userQuery(ALL_TIME, i));
 const groupBy = await measure(10, () => store.query(GROUP_BY, [], { kind: "all" }));
 /** Cold: each sample opens the store anew (as after a restart) and times its first user query. */

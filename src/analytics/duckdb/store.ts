@@ -125,8 +125,10 @@ export interface UserQuerySteps {
    * tables made and the bounds evaluated, while the store's snapshot begins.
    */
   bounds: number;
-  /** Reading the user's rows from the hot table and archive into the sandbox. */
-  copy: number;
+  /** Reading the user's rows from the hot table and archive on the store's connection. */
+  scan: number;
+  /** Ending the store's snapshot while the rows are appended to the sandbox's copy. */
+  fill: number;
   /** Running the user's SQL in the sandbox and reading its result. */
   run: number;
   total: number;
@@ -639,7 +641,8 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
       check: performance.now() - started,
       sandbox: 0,
       bounds: 0,
-      copy: 0,
+      scan: 0,
+      fill: 0,
       run: 0,
       total: 0,
     };
@@ -683,7 +686,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
               // made before the snapshot: a view made in a transaction that rolls back is gone.
               const rollups = [...checked.tables].filter((table) => this.rollups.named(table) !== undefined);
               if (rollups.length > 0) await this.prepareViews(source, new Set(rollups));
-              lap("copy");
+              lap("scan");
               const copies = await Promise.all(
                 [...checked.tables]
                   .filter((table) => this.rollups.named(table) === undefined)
@@ -724,6 +727,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
                   // Materialised rather than streamed: DuckDB then scans in parallel (about twice as fast here).
                   read.push(await source.run(select));
                 }
+                lap("scan");
                 // Everything is read: the snapshot ends while the rows go into the sandbox.
                 const [committed, filled] = await Promise.allSettled([
                   source.run("COMMIT"),
@@ -738,7 +742,7 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
                 await source.run("ROLLBACK").catch(() => {});
                 throw e;
               }
-              lap("copy");
+              lap("fill");
               const result = await runSelect(target, sql, params, this.limits);
               lap("run");
               steps.total = performance.now() - started;
