@@ -7,9 +7,9 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { DuckDBInstance } from "@duckdb/node-api";
-import { runLevel } from "../../src/analytics/duckdb/store.js";
+import { type DuckDbAnalyticsStore, runLevel } from "../../src/analytics/duckdb/store.js";
 import type { AnalyticsRow } from "../../src/analytics/types.js";
 import { openStore, streamDef } from "./helpers.js";
 
@@ -33,6 +33,24 @@ function rows(p: number, offset: number, count: number): AnalyticsRow[] {
       fields: { v: o % 10 },
     };
   });
+}
+
+/** A store on a file of its own with the two-partition stream "events"; the file goes with the test. */
+async function eventsStore(t: TestContext): Promise<{ store: DuckDbAnalyticsStore; path: string }> {
+  const dir = await mkdtemp(join(tmpdir(), "runnel-cluster-"));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, "analytics.duckdb");
+  const store = await openStore(t, { path });
+  await store.ensureTable(streamDef("events", 2));
+  return { store, path };
+}
+
+/** Applies rows [offset, offset + count) of both partitions, as one loader round. */
+function applyBoth(store: DuckDbAnalyticsStore, offset: number, count: number): Promise<unknown> {
+  return store.applyRows("events", [
+    { partition: 0, rows: rows(0, offset, count) },
+    { partition: 1, rows: rows(1, offset, count) },
+  ]);
 }
 
 /** Row groups of `table`'s user_id column whose statistics admit `userId`, and all of them. */
@@ -61,16 +79,9 @@ async function rowGroupsFor(path: string, table: string, userId: string): Promis
 }
 
 test("re-sorts the hot rows by user in one transaction: same rows, exact answers meanwhile, far fewer row groups per user", async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), "runnel-cluster-"));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const path = join(dir, "analytics.duckdb");
-  const store = await openStore(t, { path });
-  await store.ensureTable(streamDef("events", 2));
+  const { store, path } = await eventsStore(t);
   for (let from = 0; from < 200_000; from += 20_000) {
-    await store.applyRows("events", [
-      { partition: 0, rows: rows(0, from, 20_000) },
-      { partition: 1, rows: rows(1, from, 20_000) },
-    ]);
+    await applyBoth(store, from, 20_000);
   }
   // Every row's content, as a digest (the result limit is 100,000 rows).
   const everything =
@@ -121,14 +132,8 @@ test("re-sorts the hot rows by user in one transaction: same rows, exact answers
 });
 
 test("applies go on while the hot rows are re-sorted: every row exactly once, the rows applied meanwhile sorted next", async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), "runnel-cluster-"));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const store = await openStore(t, { path: join(dir, "analytics.duckdb") });
-  await store.ensureTable(streamDef("events", 2));
-  await store.applyRows("events", [
-    { partition: 0, rows: rows(0, 0, 200_000) },
-    { partition: 1, rows: rows(1, 0, 200_000) },
-  ]);
+  const { store } = await eventsStore(t);
+  await applyBoth(store, 0, 200_000);
   let clustering = true;
   const clustered = store.clusterHot("events", 100_000, 1_000_000).finally(() => {
     clustering = false;
@@ -137,10 +142,7 @@ test("applies go on while the hot rows are re-sorted: every row exactly once, th
   let offset = 200_000;
   let appliedMeanwhile = 0;
   while (clustering) {
-    await store.applyRows("events", [
-      { partition: 0, rows: rows(0, offset, 1_000) },
-      { partition: 1, rows: rows(1, offset, 1_000) },
-    ]);
+    await applyBoth(store, offset, 1_000);
     offset += 1_000;
     if (clustering) appliedMeanwhile += 2_000;
   }
@@ -163,14 +165,8 @@ test("applies go on while the hot rows are re-sorted: every row exactly once, th
 });
 
 test("a new column applied while a re-sort runs: every row once, the column added", async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), "runnel-cluster-"));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const store = await openStore(t, { path: join(dir, "analytics.duckdb") });
-  await store.ensureTable(streamDef("events", 2));
-  await store.applyRows("events", [
-    { partition: 0, rows: rows(0, 0, 100_000) },
-    { partition: 1, rows: rows(1, 0, 100_000) },
-  ]);
+  const { store } = await eventsStore(t);
+  await applyBoth(store, 0, 100_000);
   const clustered = store.clusterHot("events", 100_000, 1_000_000);
   const wider = rows(0, 100_000, 10).map((r) => ({ ...r, fields: { ...r.fields, w: "x" } }));
   await store.applyRows("events", [{ partition: 0, rows: wider }]);
@@ -185,21 +181,14 @@ test("a new column applied while a re-sort runs: every row once, the column adde
 });
 
 test("merges sorted runs a few at a time: same rows, exact answers meanwhile, one run's row groups per user", async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), "runnel-cluster-"));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const path = join(dir, "analytics.duckdb");
-  const store = await openStore(t, { path });
-  await store.ensureTable(streamDef("events", 2));
+  const { store, path } = await eventsStore(t);
   const everything =
     "SELECT count(*), sum(hash(_partition, _offset, user_id, _time, _ingest_time, v)::HUGEINT) FROM events";
   // Six runs of 250,000 rows (min 200,000, max 800,000): the 1st to 3rd and the 4th to 6th merge
   // into runs of 750,000 as the third of each arrives.
   const done: number[] = [];
   for (let run = 0; run < 6; run++) {
-    await store.applyRows("events", [
-      { partition: 0, rows: rows(0, run * 125_000, 125_000) },
-      { partition: 1, rows: rows(1, run * 125_000, 125_000) },
-    ]);
+    await applyBoth(store, run * 125_000, 125_000);
     if (run < 5) {
       done.push(await store.clusterHot("events", 200_000, 800_000));
       continue;
@@ -242,10 +231,7 @@ test("merges runs of one size class, never a larger older run with smaller newer
   /** `n` new rows (half per partition), then one clusterHot (min 10,000, max 1,000,000). */
   const step = async (n: number) => {
     if (n > 0) {
-      await store.applyRows("events", [
-        { partition: 0, rows: rows(0, offset, n / 2) },
-        { partition: 1, rows: rows(1, offset, n / 2) },
-      ]);
+      await applyBoth(store, offset, n / 2);
       offset += n / 2;
     }
     return store.clusterHot("events", 10_000, 1_000_000);
