@@ -147,14 +147,8 @@ export function userRowsSql(
   const names = columns.map((c) => quoteIdent(c.name)).join(", ");
   const boundaries = archive?.boundaries ?? new Map<number, number>();
   const inShare = filter.share === undefined ? "" : ` AND ${shareCondition(filter.share)}`;
-  // The hot half's time bounds compare epoch_us(_time), which DuckDB does not push into the scan
-  // as a filter on _time: pushed, it cost the scan of a user's ~10,000 hot rows about 0.5 ms more
-  // (docs/benchmarks.md, J); the user_id filter alone picks the row groups either way.
-  const hotWhere = [where[0]!];
-  if (filter.fromUs !== undefined) hotWhere.push(`epoch_us("_time") >= ${BigInt(filter.fromUs)}`);
-  if (filter.toUs !== undefined) hotWhere.push(`epoch_us("_time") <= ${BigInt(filter.toUs)}`);
   const hot = `SELECT ${names} FROM ${quoteIdent(database)}.main.${quoteIdent(table)}
-    WHERE "_offset" >= ${boundaryExpression(boundaries)} AND ${hotWhere.join(" AND ")}${inShare}`;
+    WHERE "_offset" >= ${boundaryExpression(boundaries)} AND ${where.join(" AND ")}${inShare}`;
   const files = filesFor(filesOfShare(archive?.files ?? [], filter.share), filter);
   if (files.length === 0) return hot;
   const present = new Set(files.flatMap((f) => columnsOfFile(f.path).map((n) => n.toLowerCase())));
