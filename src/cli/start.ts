@@ -1,6 +1,6 @@
 /** `runnel start`: runs Runnel in this process until SIGINT or SIGTERM. */
 import { ConfigError, DEFAULTS, ENV_NAMES, FLAG_NAMES, loadConfig, type SettingName } from "../config/config.js";
-import { StartupError, startRunnel } from "../server.js";
+import type { startRunnel } from "../server.js";
 import type { Command, Flag } from "./args.js";
 import { CliError, UsageError } from "./errors.js";
 
@@ -50,9 +50,12 @@ create the account "admin".`,
       if (value !== undefined) settings[setting] = value;
     }
     const config = configure(settings);
+    // Loaded here, not at the top: the server's modules (DuckDB, PGlite, Kafka, the API) take about
+    // two seconds to load, which every other command (produce, tail, query, import, --help) would pay.
+    const { StartupError, startRunnel: start } = await import("../server.js");
     let runnel: Awaited<ReturnType<typeof startRunnel>>;
     try {
-      runnel = await startRunnel(config);
+      runnel = await start(config);
     } catch (e) {
       throw new CliError(e instanceof StartupError ? e.message : `failed to start: ${(e as Error).message}`);
     }

@@ -120,6 +120,26 @@ describe("PGlite template (a first start without initdb)", () => {
     }
   });
 
+  it("gives every in-memory cluster of a process a new, empty one, whatever the ones before it hold", async () => {
+    const first = await createPglite(undefined, template);
+    try {
+      await first.query("CREATE TABLE kept (v int)");
+      await first.query("INSERT INTO kept VALUES (1)");
+    } finally {
+      await first.close();
+    }
+    const [a, b] = await Promise.all([createPglite(undefined, template), createPglite(undefined, template)]);
+    try {
+      await a.query("CREATE TABLE t (v int)");
+      await a.query("INSERT INTO t VALUES (1)");
+      const tables = "SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'";
+      assert.deepEqual((await b.query<{ n: number }>(tables)).rows, [{ n: 0 }], "nothing of the first, nor of a");
+      assert.deepEqual((await a.query<{ n: number }>(tables)).rows, [{ n: 1 }]);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
   it("has no template when none was built", () => {
     assert.equal(usablePgliteTemplate({ dir: join(root, "none"), manifest: join(root, "none.json") }), undefined);
   });

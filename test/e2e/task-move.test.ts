@@ -56,6 +56,10 @@ async function installation() {
     RUNNEL_DATABASE_URL: withDatabase(server, database),
     RUNNEL_KAFKA_BROKERS: brokers,
     RUNNEL_KAFKA_TOPIC_PREFIX: `${database}_`,
+    // A group of its own on the broker: under the default installation every process of every
+    // installation would join "runnel.tasks" with the same instance id (the hostname), and one
+    // installation's restart would wait out the other's sessions.
+    RUNNEL_INSTALLATION: database,
   };
   const dirs: Array<{ remove(): Promise<void> }> = [];
   let created = false;
@@ -132,7 +136,9 @@ type Installation = Awaited<ReturnType<typeof installation>>;
 
 const lastTs = (events: readonly Tx[]): number => (events[events.length - 1] as Tx).timestamp;
 
-describe("moving tasks between processes on Kafka and PostgreSQL", () => {
+// The two tests run at once, each on an installation of its own: most of each is the wait for the
+// killed process's session to expire on the broker (45 s), which the other can use.
+describe("moving tasks between processes on Kafka and PostgreSQL", { concurrency: true }, () => {
   let inst: Installation;
   before(async () => {
     inst = await installation();
