@@ -40,15 +40,5 @@ bash scripts/build.sh
 RUNNEL_TEST_CHROMIUM="$(bash scripts/chromium.sh)"; export RUNNEL_TEST_CHROMIUM
 
 echo "== tests"
-# The slowest files first, in scripts/test-first.txt's order (why, there); then the rest by name.
-mapfile -t first < <(grep -v -e '^#' -e '^$' scripts/test-first.txt)
-for f in "${first[@]}"; do
-  [ -f "$f" ] || { echo "scripts/test-first.txt names $f, which is not a file" >&2; exit 1; }
-done
-mapfile -t rest < <(find test -name '*.test.ts' | sort | grep -vxF -f <(printf '%s\n' "${first[@]}"))
-files=("${first[@]}" "${rest[@]}")
-[ "${#files[@]}" -eq "$(find test -name '*.test.ts' | wc -l)" ] || {
-  echo "scripts/test-first.txt names a file twice, or one that is not a test file" >&2
-  exit 1
-}
+mapfile -t files < <(find test -name '*.test.ts' | sort)
 node --import tsx --test --test-concurrency=2 --test-timeout=300000 "${files[@]}"

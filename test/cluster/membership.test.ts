@@ -13,9 +13,7 @@ import { RunnelError } from "../../src/core/errors.js";
 import { kafkaBrokers } from "../helpers/kafka.js";
 import { Member, PARTITIONS, waitShared } from "./member-process.js";
 
-// The tests run at once: each has a group of its own, and the SIGKILL test spends the broker's
-// session timeout (45 s by default) waiting, time the others can use.
-describe("group membership (KIP-848) on the real broker", { concurrency: true }, () => {
+describe("group membership (KIP-848) on the real broker", () => {
   const brokers = kafkaBrokers();
   const admin = new Admin({ clientId: "runnel-test-membership", bootstrapBrokers: brokers.split(",") });
   const topic = `runnel-test-membership-${randomUUID().slice(0, 8)}`;
