@@ -34,3 +34,10 @@ test("an unreachable broker is a 503 with Retry-After; an unknown topic of a str
   assert.equal(toRunnelError(answered("UNKNOWN_TOPIC_OR_PARTITION"), "append", "clicks").code, "stream_not_found");
   assert.equal(toRunnelError(answered("CORRUPT_MESSAGE"), "append").code, "internal");
 });
+
+test("a leader that moved or is not yet known, past the resends, is a retryable 503 with Retry-After, not a 500", () => {
+  // Seen in CI: the first append to a stream created a moment before, under load.
+  const e = toRunnelError(answered("NOT_LEADER_OR_FOLLOWER"), "append", "user_data");
+  assert.deepEqual([e.code, e.status, e.retryAfter], ["not_ready", 503, 1]);
+  assert.match(e.message, /^a Kafka partition's leader is moving while trying to append/);
+});

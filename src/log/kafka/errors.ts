@@ -71,6 +71,15 @@ export function toRunnelError(e: unknown, what: string, stream?: string): Runnel
       retryAfter: 1,
     });
   }
+  // A partition's leader moved, or is not yet known to the broker asked: a topic created a moment
+  // ago (a new stream) answers so until its leaders reach every broker, for longer than the produce
+  // retries under load (seen in CI). Kafka's own producer retries it; the caller comes back.
+  if (hasKafkaError(cause, "NOT_LEADER_OR_FOLLOWER")) {
+    return new RunnelError("not_ready", `a Kafka partition's leader is moving while trying to ${what}`, {
+      cause,
+      retryAfter: 1,
+    });
+  }
   if (isUnreachable(cause)) {
     return new RunnelError("not_ready", `Kafka is unreachable while trying to ${what}: ${cause.message}`, {
       cause,

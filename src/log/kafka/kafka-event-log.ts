@@ -1188,8 +1188,13 @@ interface EncodedBatch {
   readonly batch: Buffer;
 }
 
-/** Waits before each resend of a produce request that failed for a reason that may pass. */
-const PRODUCE_RETRY_DELAYS_MS = [10, 30, 60, 100, 200];
+/**
+ * Waits before each resend of a produce request that failed for a reason that may pass: 3.6 s in
+ * all. 0.4 s was not enough for a topic created a moment before (a new stream) under CI's load:
+ * its first append met NOT_LEADER_OR_FOLLOWER after every resend. Kafka's own producer resends
+ * such errors until `delivery.timeout.ms` (2 minutes); past these the caller gets a 503.
+ */
+const PRODUCE_RETRY_DELAYS_MS = [10, 30, 60, 100, 200, 400, 800, 1000, 1000];
 
 /** A leader that moved or is not elected yet, or a connection lost: worth a resend. */
 /**
