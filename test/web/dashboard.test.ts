@@ -480,6 +480,10 @@ describe("the dashboard in Chromium", () => {
       await shot(page, "user-overview");
 
       await go(page, "Query");
+      // The editor's default text changes when the tables arrive; a fill that lands between its
+      // select-all and its typing appends to the new default (CI run 14: "syntax error at or near
+      // SELECT"). The admin's query test waits for the tables too.
+      await page.getByTestId("tables").getByText("transactions").waitFor();
       await page.getByTestId("sql").fill("SELECT user_id, note FROM transactions WHERE user_id <> 'bob' OR true");
       await page.getByTestId("run").click();
       // This wait timed out in 2 of ~20 full suites and never alone; say what the page showed instead.
