@@ -23,9 +23,11 @@ import { createKafkaEventLog, type KafkaEventLog } from "../../src/log/kafka/ind
 import type { LogRecord } from "../../src/log/types.js";
 import { holdRig, type KafkaCluster, kafkaCluster } from "../helpers/kafka-cluster.js";
 import { onServer, postgresServerUrl, withDatabase } from "../helpers/postgres.js";
-import { Instance, type InstanceSettings, waitFor } from "./instances.js";
+import { Instance, type InstanceSettings, reportInstancesOnFailure, waitFor } from "./instances.js";
 import { countIds, EndWatch, readFrom, SteadyLoad } from "./load.js";
 import { longestDelay, longestInputGap } from "./output-delay.js";
+
+reportInstancesOnFailure();
 
 const SLOTS = 6;
 const SESSION_TIMEOUT_MS = 10_000; // group.consumer.session.timeout.ms in scripts/kafka-cluster.sh

@@ -5,6 +5,7 @@
  */
 import { appendFile } from "node:fs/promises";
 import { join } from "node:path";
+import { afterEach } from "node:test";
 import { type ArchiveEnv, sharedArchiveEnv } from "../archive/s3-server.js";
 import { ADMIN_PASSWORD, type ServerProcess, startServerProcess, tempDataDir } from "../helpers/server-process.js";
 
@@ -38,6 +39,33 @@ export interface OwnedAt {
 /** Longer than this from SIGTERM to exit is reported with the shutdown's log lines. */
 const SLOW_STOP_MS = 5_000;
 
+/** Every instance this test process made, for reportInstancesOnFailure. */
+const made = new Set<Instance>();
+/** Log lines of each instance printed when a test fails. */
+const LINES_ON_FAILURE = 60;
+
+/**
+ * After each test of the calling file that fails, prints the last log lines of every instance
+ * (all its processes, killed ones too) to stderr: a timeout in CI says nothing of which task
+ * stalled, and CI keeps only what the run printed.
+ */
+export function reportInstancesOnFailure(): void {
+  afterEach((t) => {
+    // Node 24 sets `passed` on the context (@types/node of this lockfile does not declare it yet).
+    if ((t as { passed?: boolean }).passed !== false) return;
+    for (const instance of made) {
+      const lines = instance
+        .logText()
+        .split("\n")
+        .filter((l) => l !== "")
+        .slice(-LINES_ON_FAILURE);
+      process.stderr.write(
+        `--- instance ${instance.id}, its last ${lines.length} log lines (test "${t.name}" failed):\n${lines.join("\n")}\n`,
+      );
+    }
+  });
+}
+
 export class Instance {
   private server: ServerProcess | undefined;
   private dir: { dir: string; remove(): Promise<void> } | undefined;
@@ -45,10 +73,20 @@ export class Instance {
   /** Being killed or stopped: a load balancer would have taken it out of rotation. */
   private leaving = false;
 
+  /** What the processes before the current one printed. */
+  private earlier = "";
+
   constructor(
     readonly id: string,
     private readonly settings: InstanceSettings,
-  ) {}
+  ) {
+    made.add(this);
+  }
+
+  /** Everything its processes printed so far, the current one's last. */
+  logText(): string {
+    return this.earlier + (this.server?.stdout() ?? "");
+  }
 
   /** Started, not stopped or killed (nor being stopped or killed), not paused. */
   get up(): boolean {
@@ -133,6 +171,7 @@ export class Instance {
 
   /** With RUNNEL_TEST_CLUSTER_LOGS=<dir>, each process's log lines are appended to <dir>/<id>.log. */
   private async keepLog(server: ServerProcess): Promise<void> {
+    this.earlier += server.stdout();
     const dir = process.env.RUNNEL_TEST_CLUSTER_LOGS;
     if (dir !== undefined && dir !== "") await appendFile(join(dir, `${this.id}.log`), server.stdout());
   }

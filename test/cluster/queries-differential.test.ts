@@ -17,7 +17,9 @@ import { Admin } from "@platformatic/kafka";
 import { holdRig, kafkaCluster } from "../helpers/kafka-cluster.js";
 import { onServer, postgresServerUrl, withDatabase } from "../helpers/postgres.js";
 import { ADMIN_PASSWORD } from "../helpers/server-process.js";
-import { Instance, type InstanceSettings, sleep, waitFor } from "./instances.js";
+import { Instance, type InstanceSettings, reportInstancesOnFailure, sleep, waitFor } from "./instances.js";
+
+reportInstancesOnFailure();
 
 const SLOTS = 6;
 const HOUR = 3_600_000;

@@ -44,8 +44,10 @@ import {
   WINDOW_MS,
   WINDOWS,
 } from "./fraud-workload.js";
-import { Instance, type InstanceSettings, sleep, waitFor } from "./instances.js";
+import { Instance, type InstanceSettings, reportInstancesOnFailure, sleep, waitFor } from "./instances.js";
 import { EndWatch, type Refusal, readFrom, SteadyLoad } from "./load.js";
+
+reportInstancesOnFailure();
 
 const SLOTS = 6;
 const SESSION_TIMEOUT_MS = 10_000; // group.consumer.session.timeout.ms in scripts/kafka-cluster.sh
