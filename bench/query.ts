@@ -26,8 +26,7 @@ import http from "node:http";
 import os from "node:os";
 import { join } from "node:path";
 import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
-import { openStoreEngine } from "../src/analytics/duckdb/engine.js";
-import { CLUSTER_MAX_ROWS, HOT_ROW_GROUP_SIZE } from "../src/analytics/duckdb/store.js";
+import { CLUSTER_MAX_ROWS } from "../src/analytics/duckdb/store.js";
 import { POSITIONS_TABLE } from "../src/analytics/duckdb/table-writer.js";
 import { Client } from "../test/helpers/http.js";
 import { ADMIN_PASSWORD, startServerProcess, tempDataDir } from "../test/helpers/server-process.js";
@@ -299,9 +298,8 @@ try {
   running = false;
 
   if (generated.length > 0) {
-    // Attached as the store attaches it, so the rows inserted here take its row-group size.
-    const { instance, connect } = await openStoreEngine(DATABASE, {}, [], HOT_ROW_GROUP_SIZE);
-    const c = await connect();
+    const instance = await DuckDBInstance.create(DATABASE);
+    const c = await instance.connect();
     await c.run("SET TimeZone = 'UTC'");
     for (const rows of generated) {
       const started = performance.now();
