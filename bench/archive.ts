@@ -18,8 +18,7 @@
  *
  * Run: flock -x /tmp/runnel-cpu.lock node --import tsx bench/archive.ts
  * Scale with BENCH_HOT_ROWS, BENCH_ARCHIVE_ROWS (defaults: the issue's 10 000 000 and
- * 100 000 000), BENCH_USERS (1000); --quick: 100 000 and 1 000 000. BENCH_ROW_GROUP_SIZE sets the
- * hot table's row groups (default the store's, HOT_ROW_GROUP_SIZE).
+ * 100 000 000), BENCH_USERS (1000); --quick: 100 000 and 1 000 000.
  * Results: bench/results/archive.json (bench/report.ts).
  */
 import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
@@ -30,7 +29,6 @@ import { DuckDBInstance } from "@duckdb/node-api";
 import {
   CLUSTER_MIN_ROWS,
   DuckDbAnalyticsStore,
-  HOT_ROW_GROUP_SIZE,
   PARQUET_OPTIONS,
   type UserQuerySteps,
 } from "../src/analytics/duckdb/store.js";
@@ -43,8 +41,6 @@ import { type Comparison, quickMode, ratio, writeResults } from "./report.js";
 const HOT = Number(process.env.BENCH_HOT_ROWS ?? (quickMode() ? 100_000 : 10_000_000));
 const ARCHIVE = Number(process.env.BENCH_ARCHIVE_ROWS ?? (quickMode() ? 1_000_000 : 100_000_000));
 const USERS = Number(process.env.BENCH_USERS ?? 1000);
-/** The hot table's row-group size (the store's default unless set, to compare sizes). */
-const ROW_GROUP_SIZE = Number(process.env.BENCH_ROW_GROUP_SIZE ?? HOT_ROW_GROUP_SIZE);
 const PARTITIONS = 4;
 const DAYS = Math.max(1, Math.round(ARCHIVE / 2_500_000));
 const DAY = 86_400_000;
@@ -123,7 +119,6 @@ const openStore = async () => {
   const s = new DuckDbAnalyticsStore({
     path: join(dir, "analytics.duckdb"),
     archiveDir,
-    rowGroupSize: ROW_GROUP_SIZE,
     sandbox: { warm: 2 },
     onUserQuery: (steps) => {
       stepLog?.push(steps);
@@ -329,7 +324,7 @@ const admitted = [0, 1, 2, 3, 4].map(
     [...groupRanges.values()].filter((ranges) => ranges.some(([lo, hi]) => lo <= user(i * 37) && user(i * 37) <= hi))
       .length,
 );
-const hotRowGroups = { size: ROW_GROUP_SIZE, total: groupRanges.size, admittingAUser: admitted };
+const hotRowGroups = { total: groupRanges.size, admittingAUser: admitted };
 const direct = `(SELECT user_id, _time, data FROM main.events UNION ALL SELECT user_id, _time, data FROM read_parquet([${files}]))`;
 const DIRECT_SEED = `SELECT sum(data) FROM ${direct} WHERE user_id = $1 AND _time > now() - INTERVAL 24 HOUR`;
 const DIRECT_ALL_TIME = `SELECT sum(data), count(*) FROM ${direct} WHERE user_id = $1`;
@@ -379,7 +374,7 @@ console.log(`user, last 24 h, cold (new store): ${f(seedCold)}   direct ${f(dire
 console.log(`user, all time, cold (new store):  ${f(allTimeCold)}   direct ${f(directAllTimeCold)}`);
 console.log(`admin GROUP BY user_id, both tiers: ${f(groupBy)}   direct ${f(directGroupBy)}`);
 console.log(
-  `hot row groups a user's scan reads: ${hotRowGroups.admittingAUser.join(", ")} of ${hotRowGroups.total} of ${ROW_GROUP_SIZE} rows (five users)`,
+  `hot row groups a user's scan reads: ${hotRowGroups.admittingAUser.join(", ")} of ${hotRowGroups.total} (five users)`,
 );
 const stepLine = (steps: Record<string, { p50: number; p99: number }>) =>
   Object.entries(steps)

@@ -25,56 +25,8 @@ export async function openEngine(
   limits: EngineLimits = {},
   allowedDirectories: readonly string[] = [],
 ): Promise<DuckDBInstance> {
-  return createLockedDown(path, engineOptions(limits), allowedDirectories, undefined);
-}
-
-/** The name the store's database is attached under, so every connection names it the same. */
-export const STORE_DATABASE = "runnel";
-
-/** The store's engine: its database attached under STORE_DATABASE, the default of every connection. */
-export interface StoreEngine {
-  readonly instance: DuckDBInstance;
-  /** A new connection whose unqualified names resolve in the store's database. */
-  connect(): Promise<DuckDBConnection>;
-}
-
-/**
- * Opens the store's database (a file, or memory when `path` is ":memory:") with row groups of
- * `rowGroupSize` rows. DuckDB takes that size only from ATTACH, not when it opens a database, and
- * does not keep it in the file (a database opened without it merges small row groups back at its
- * next checkpoint), so the database is attached to an in-memory instance, before external access
- * is switched off: the instance's own default database stays empty. `USE` is per connection, so
- * every connection is made through `connect`. A file's spill directory stays where DuckDB puts it
- * for a file opened directly (`<path>.tmp`), not the working directory of an in-memory instance.
- */
-export async function openStoreEngine(
-  path: string,
-  limits: EngineLimits,
-  allowedDirectories: readonly string[],
-  rowGroupSize: number,
-): Promise<StoreEngine> {
-  const options = engineOptions(limits);
-  if (path !== ":memory:") options.temp_directory = `${path}.tmp`;
-  const instance = await createLockedDown(":memory:", options, allowedDirectories, async (c) => {
-    await c.run(`ATTACH ${quoteString(path)} AS ${STORE_DATABASE} (ROW_GROUP_SIZE ${rowGroupSize})`);
-  });
-  return {
-    instance,
-    async connect() {
-      const c = await instance.connect();
-      try {
-        await c.run(`USE ${STORE_DATABASE}`);
-      } catch (e) {
-        c.closeSync();
-        throw e;
-      }
-      return c;
-    },
-  };
-}
-
-function engineOptions(limits: EngineLimits): Record<string, string> {
   const options: Record<string, string> = {
+    enable_external_access: allowedDirectories.length > 0 ? "true" : "false",
     autoload_known_extensions: "false",
     autoinstall_known_extensions: "false",
     allow_community_extensions: "false",
@@ -82,29 +34,12 @@ function engineOptions(limits: EngineLimits): Record<string, string> {
   if (limits.threads !== undefined) options.threads = String(limits.threads);
   if (limits.memoryLimit !== undefined) options.memory_limit = limits.memoryLimit;
   if (limits.maxTempSize !== undefined) options.max_temp_directory_size = limits.maxTempSize;
-  return options;
-}
-
-/**
- * Creates the instance with external access on only when `setup` needs files or directories are
- * allowed, runs `setup`, sets the allowed directories, and switches access off for good.
- */
-async function createLockedDown(
-  path: string,
-  options: Record<string, string>,
-  allowedDirectories: readonly string[],
-  setup: ((c: DuckDBConnection) => Promise<void>) | undefined,
-): Promise<DuckDBInstance> {
-  const access = setup !== undefined || allowedDirectories.length > 0;
-  const instance = await DuckDBInstance.create(path, { ...options, enable_external_access: String(access) });
-  if (!access) return instance;
+  const instance = await DuckDBInstance.create(path, options);
+  if (allowedDirectories.length === 0) return instance;
   const c = await instance.connect();
   try {
-    await setup?.(c);
-    if (allowedDirectories.length > 0) {
-      const list = allowedDirectories.map((d) => quoteString(d.endsWith("/") ? d : `${d}/`));
-      await c.run(`SET allowed_directories = [${list.join(", ")}]`);
-    }
+    const list = allowedDirectories.map((d) => `'${(d.endsWith("/") ? d : `${d}/`).replaceAll("'", "''")}'`);
+    await c.run(`SET allowed_directories = [${list.join(", ")}]`);
     await c.run("SET enable_external_access = false");
   } catch (e) {
     c.closeSync();
@@ -113,10 +48,6 @@ async function createLockedDown(
   }
   c.closeSync();
   return instance;
-}
-
-function quoteString(value: string): string {
-  return `'${value.replaceAll("'", "''")}'`;
 }
 
 /** Settings that need a running instance, then the lock. Run once, after setup. */

@@ -4,8 +4,8 @@
  * afterwards could not take. One query holds one connection; when all are taken the next waits
  * (the query scheduler admits no more than the configured concurrency anyway).
  */
-import type { DuckDBConnection } from "@duckdb/node-api";
-import { limitReadAhead, type StoreEngine } from "./engine.js";
+import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
+import { limitReadAhead } from "./engine.js";
 
 export class ReaderPool {
   private readonly free: DuckDBConnection[];
@@ -16,10 +16,10 @@ export class ReaderPool {
   }
 
   /** Opens `size` connections; call before the configuration is locked. */
-  static async open(engine: Pick<StoreEngine, "connect">, size: number): Promise<ReaderPool> {
+  static async open(instance: DuckDBInstance, size: number): Promise<ReaderPool> {
     const connections: DuckDBConnection[] = [];
     for (let i = 0; i < size; i++) {
-      const c = await engine.connect();
+      const c = await instance.connect();
       await limitReadAhead(c);
       connections.push(c);
     }

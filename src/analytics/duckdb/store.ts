@@ -5,7 +5,7 @@
  */
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
-import type { DuckDBConnection, DuckDBMaterializedResult } from "@duckdb/node-api";
+import type { DuckDBConnection, DuckDBInstance, DuckDBMaterializedResult } from "@duckdb/node-api";
 import type { TieredStore } from "../../archive/archiver.js";
 import { rollupFile, userPartFile } from "../../archive/location.js";
 import { readyRollups } from "../../catalog/rollup-spec.js";
@@ -27,7 +27,7 @@ import {
   type RegisteredColumns,
 } from "../types.js";
 import { BASE_COLUMNS, type ColumnType, columnKey, declaredColumns, fromCatalogType } from "./column-types.js";
-import { lockEngine, openStoreEngine, type StoreEngine } from "./engine.js";
+import { lockEngine, openEngine } from "./engine.js";
 import { quoteIdent } from "./identifiers.js";
 import { appendPacked, type PackedPartitionRecords } from "./packed-appender.js";
 import { packRecords, unpackRecords } from "./packed-records.js";
@@ -104,8 +104,6 @@ export interface DuckDbAnalyticsStoreOptions {
    * queries have their own (`sandbox`).
    */
   readonly threads?: number;
-  /** Rows per row group of the store's tables. Default HOT_ROW_GROUP_SIZE. */
-  readonly rowGroupSize?: number;
   /**
    * The directory holding the archive's Parquet files (or their local copies) and the files being
    * written: the one place the store's engine may read and write files. Without it the store
@@ -214,13 +212,6 @@ export const PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE
  * of 3-4 M rows instead of twice.
  */
 export const CLUSTER_MIN_ROWS = 125_000;
-/**
- * Rows per row group of the store's tables (DuckDB's default is 122,880). DuckDB skips a row group
- * by its min/max statistics, and reads the whole of every row group it cannot skip: a user's rows
- * sit in one or two row groups of each sorted run, so with DuckDB's size a user's scan of a 10 M-row
- * hot tier read 1,083,040 rows to return ~9,900 (docs/benchmarks.md, "J"). A multiple of 2,048.
- */
-export const HOT_ROW_GROUP_SIZE = 8192;
 /** Rows re-sorted by one clusterHot() at most; the rest wait for the next run. */
 export const CLUSTER_MAX_ROWS = 4_000_000;
 
@@ -244,7 +235,7 @@ const STREAM_NAME = /^[a-z][a-z0-9_]{0,63}$/;
 const BASE_KEYS = new Set<string>(BASE_COLUMNS.map((c) => c.name));
 
 export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
-  private engine: StoreEngine | undefined;
+  private instance: DuckDBInstance | undefined;
   private writer: DuckDBConnection | undefined;
   private readers: ReaderPool | undefined;
   private readonly schemas = new Map<string, FieldColumns>();
@@ -307,15 +298,14 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
   }
 
   async open(): Promise<void> {
-    if (this.engine) return;
+    if (this.instance) return;
     const archiveDir = this.options.archiveDir;
-    const engine = await openStoreEngine(
+    const instance = await openEngine(
       this.options.path ?? ":memory:",
       this.options.threads === undefined ? {} : { threads: this.options.threads },
       archiveDir === undefined ? [] : [archiveDir],
-      this.options.rowGroupSize ?? HOT_ROW_GROUP_SIZE,
     );
-    const writer = await engine.connect();
+    const writer = await instance.connect();
     await writer.run(CREATE_POSITIONS_SQL);
     await writer.run(CREATE_SEALS_SQL);
     await writer.run(
@@ -326,16 +316,16 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
       `CREATE TABLE IF NOT EXISTS ${CLUSTERED_TABLE} (stream VARCHAR NOT NULL, "partition" INTEGER NOT NULL,
        next_offset BIGINT NOT NULL, PRIMARY KEY (stream, "partition"))`,
     );
-    this.readers = await ReaderPool.open(engine, this.options.readers ?? 4);
-    const archiver = await engine.connect();
-    const clusterer = await engine.connect();
+    this.readers = await ReaderPool.open(instance, this.options.readers ?? 4);
+    const archiver = await instance.connect();
+    const clusterer = await instance.connect();
     // Archive files never change once written (a new range is a new file), so their footers can
     // be kept: without this every query re-reads the metadata of every file it scans.
     if (archiveDir !== undefined) await writer.run("SET parquet_metadata_cache = true");
     await lockEngine(writer);
     const [[database]] = (await writer.runAndReadAll("SELECT current_database()")).getRowsJS() as [[string]];
     this.database = database;
-    this.engine = engine;
+    this.instance = instance;
     this.writer = writer;
     this.archiver = archiver;
     this.clusterer = clusterer;
@@ -361,10 +351,10 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
       this.clusterer?.closeSync();
       this.clusterer = undefined;
       this.writer?.closeSync();
-      this.engine?.instance.closeSync();
+      this.instance?.closeSync();
       this.readers = undefined;
       this.writer = undefined;
-      this.engine = undefined;
+      this.instance = undefined;
     });
   }
 
@@ -604,9 +594,9 @@ export class DuckDbAnalyticsStore implements AnalyticsStore, TieredStore {
   }
 
   private async alterTableNow(stream: string, ddl: readonly string[]): Promise<void> {
-    const engine = this.engine;
-    if (!engine) throw new RunnelError("not_ready", "analytics store is not open");
-    const c = await engine.connect();
+    const instance = this.instance;
+    if (!instance) throw new RunnelError("not_ready", "analytics store is not open");
+    const c = await instance.connect();
     try {
       for (let from = 0; from < ddl.length; from += DDL_PER_TRANSACTION) {
         await c.run("BEGIN TRANSACTION");
