@@ -1196,7 +1196,6 @@ interface EncodedBatch {
  */
 const PRODUCE_RETRY_DELAYS_MS = [10, 30, 60, 100, 200, 400, 800, 1000, 1000];
 
-/** A leader that moved or is not elected yet, or a connection lost: worth a resend. */
 /**
  * A partition's leader is missing from the brokers the metadata lists: the broker was just lost
  * and no new leader is elected yet (seen on the fault rig after a broker's SIGKILL). Fresh metadata
@@ -1209,6 +1208,7 @@ class LeaderGone extends RunnelError {
   }
 }
 
+/** A leader that moved or is not elected yet, or a connection lost: worth a resend. */
 function isRetriableProduce(e: unknown): boolean {
   return (
     e instanceof LeaderGone ||
