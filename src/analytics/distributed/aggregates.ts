@@ -6,7 +6,7 @@
  * a group's rows in one place, which only a GROUP BY on the partition key gives (./plan.ts).
  */
 import { RunnelError } from "../../core/errors.js";
-import { call, cast, columnRef, type Node, text } from "./tree.js";
+import { call, cast, columnRef, integer, type Node, text, varchar } from "./tree.js";
 
 /** DuckDB's aggregate functions among the ones a query may call (src/analytics/sql/functions.ts). */
 export const AGGREGATES: ReadonlySet<string> = new Set(
@@ -86,11 +86,34 @@ export function mergeAggregate(fn: Node, key: PartitionKey, partial: (aggregate:
   if ((name === "avg" || name === "mean") && children.length === 1) {
     const sum = partial({ ...fn, function_name: "sum" });
     const count = partial({ ...fn, function_name: "count" });
-    // An empty share gives NULL / 0 rows; DuckDB's division by zero is NULL, as avg over no rows.
-    return call("/", [sumOf(sum), sumOf(count)], { isOperator: true });
+    return averageOf(sumOf(sum), sumOf(count));
   }
   throw notDistributable(
     shown,
     `its partial results cannot be combined exactly (count, sum, min, max, avg, count_if, bool_and, bool_or, bit_and, bit_or and bit_xor are); ${GROUP_BY_KEY}`,
   );
+}
+
+const operator = (name: string, children: Node[]): Node => call(name, children, { isOperator: true });
+
+/**
+ * `sum / count` as DuckDB's avg computes it. Over a DECIMAL DuckDB divides the unscaled sum by
+ * count × 10^scale: dividing the DOUBLE of the sum (already rounded) by the count would round twice
+ * and differ in the last binary digit about one time in five. The scale is only known from the
+ * partials' types, so the merge reads it from the sum's text (`-5023.40` → -502340 / (count × 100));
+ * `typeof` is a constant, so only one branch is bound to run. An empty share gives NULL / 0 rows;
+ * DuckDB's division by zero is NULL, as avg over no rows.
+ */
+function averageOf(sum: Node, count: Node): Node {
+  const digits = cast(sum, "VARCHAR");
+  const unscaled = cast(cast(call("replace", [digits, varchar("."), varchar("")]), "HUGEINT"), "DOUBLE");
+  const scale = call("pow", [integer(10), call("length", [call("split_part", [digits, varchar("."), integer(2)])])]);
+  const decimal = operator("/", [unscaled, operator("*", [cast(count, "DOUBLE"), scale])]);
+  return {
+    class: "CASE",
+    type: "CASE_EXPR",
+    alias: "",
+    case_checks: [{ when_expr: operator("~~", [call("typeof", [sum]), varchar("DECIMAL%")]), then_expr: decimal }],
+    else_expr: operator("/", [sum, count]),
+  };
 }

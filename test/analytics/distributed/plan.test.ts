@@ -36,9 +36,12 @@ const CASES: readonly Case[] = [
     shape: "aggregate",
   },
   { sql: "SELECT sum(qty), avg(qty), sum(price), avg(price), min(price), max(price) FROM clicks", shape: "aggregate" },
-  // Not avg(dec): DuckDB divides a DECIMAL's unscaled sum by count × 10^scale, the merge divides
-  // the DOUBLE of the sum by the count, which can differ in the last binary digit (docs/cluster.md).
-  { sql: "SELECT sum(dec), min(dec), max(dec), sum(dec) * 2 FROM clicks", shape: "aggregate" },
+  { sql: "SELECT sum(dec), min(dec), max(dec), sum(dec) * 2, avg(dec) FROM clicks", shape: "aggregate" },
+  // avg over a DECIMAL(38, 2) of sums: the merge must divide the unscaled sum, as DuckDB does.
+  {
+    sql: "SELECT avg(v), avg(v) * 3 FROM (SELECT user_id, sum(dec) AS v FROM clicks GROUP BY user_id)",
+    shape: "aggregate",
+  },
   { sql: "SELECT min(country), max(country), min(_time), max(_time) FROM clicks", shape: "aggregate" },
   {
     sql: "SELECT bool_and(ok), bool_or(ok), count_if(ok), bit_and(qty), bit_or(qty), bit_xor(qty) FROM clicks",

@@ -58,6 +58,7 @@ const CLICKS: Pools = {
     "avg(qty) FILTER (WHERE country = 'de')",
     "min(DISTINCT qty)",
     "sum(dec)",
+    "avg(dec)",
   ],
   otherAggregates: ["min(country)", "max(_time)", "bool_or(ok)", "bool_and(amount > 0)"],
   wholeGroup: ["median(amount)", "count(DISTINCT country)", "quantile_disc(qty, 0.5)", "sum(DISTINCT qty)"],
