@@ -7,6 +7,7 @@
  * Prints one JSON line: wall and process CPU seconds per round, the results and their SHA-256 over
  * the sorted lines "key|window_start ms|count|sum" (as tools/flink-window-bench's WindowOperatorBench).
  */
+import { LOOK_AHEAD_EVENTS } from "../../src/runtime/operator.js";
 import type { StreamEvent } from "../../src/stream/event.js";
 import { compilePipeline } from "../../src/stream/sql/index.js";
 import type { SqlTimestamp } from "../../src/stream/sql/values.js";
@@ -16,6 +17,8 @@ import { linesHash } from "../report.js";
 import { WINDOW_SQL, windowEventTime } from "./window-workload.js";
 
 const [events, keys, rounds] = process.argv.slice(2).map(Number) as [number, number, number];
+/** Events per lookahead slice, as the driver's (0: none, for comparing). */
+const LOOK_AHEAD = Number(process.env.BENCH_LOOK_AHEAD ?? LOOK_AHEAD_EVENTS);
 
 const plan = (() => {
   const c = compilePipeline(WINDOW_SQL, () => true);
@@ -48,6 +51,8 @@ function run(lines: string[]): void {
     out.length = 0;
   };
   for (let i = 0; i < input.length; i++) {
+    // As the runner's driver does: each slice of a read looked ahead before its events are processed.
+    if (LOOK_AHEAD > 0 && i % LOOK_AHEAD === 0) op.lookAhead(input, i, Math.min(input.length, i + LOOK_AHEAD));
     const e = input[i] as StreamEvent;
     tracker.observe(0, e.timestamp);
     op.process(e, out);

@@ -13,6 +13,7 @@ import { type WatermarkOptions, WatermarkTracker } from "../stream/time/watermar
 import { captureSlices } from "./capture-slices.js";
 import { ChannelWatermarks, decodeCopy, HEADER_WATERMARK, SharedWatermarks } from "./channels.js";
 import { CheckpointFencedError, type CheckpointKind, type CheckpointStore } from "./checkpoint/store.js";
+import { type LookAhead, LookAheadDecoder } from "./look-ahead.js";
 import {
   FILTERED,
   LATE,
@@ -274,6 +275,8 @@ export class TaskDriver {
   private readonly lateOutput: TaskOutput | undefined;
   private readonly writer: FencedWriter | undefined;
   private readonly poisoned: DeadLetter[] = [];
+  /** Decodes a read a slice at a time for an operator that looks ahead (./look-ahead.ts). */
+  private readonly decoder = new LookAheadDecoder();
   private readonly fireEvent = (key: string, ns: string, ts: number): void => this.fire(key, ns, ts, "event");
   private readonly fireProcessing = (key: string, ns: string, ts: number): void => this.fire(key, ns, ts, "processing");
 
@@ -563,16 +566,24 @@ export class TaskDriver {
       const last = records[records.length - 1];
       if (last === undefined) continue;
       if (operator.prepare !== undefined) await operator.prepare(records);
-      for (const record of records) {
+      const lookAhead: LookAhead | undefined =
+        channels === undefined && operator.lookAhead !== undefined
+          ? (events, from, to) => operator.lookAhead?.(events, from, to)
+          : undefined;
+      for (let r = 0; r < records.length; r++) {
+        const record = records[r] as LogRecord;
         out.length = 0;
         try {
-          checkRecordDepth(record.value);
           let e: StreamEvent;
           if (channels === undefined) {
-            e = decodeRecord(record);
+            if (lookAhead === undefined) {
+              checkRecordDepth(record.value);
+              e = decodeRecord(record);
+            } else e = this.decoder.take(records, r, lookAhead);
             // Watermarks are generated at the source, before filters, as in Flink.
             tracker.observe(i, e.timestamp, record.ingestTime);
           } else {
+            checkRecordDepth(record.value);
             const marker = record.headers?.[HEADER_WATERMARK];
             if (marker !== undefined) {
               channels.observe(marker);

@@ -71,6 +71,12 @@ export interface SnapshotCapture {
   bytes(): StateBytes;
 }
 
+/**
+ * How many events a lookahead covers: enough for the processor to overlap their state lookups
+ * (a slice's events and state stay in cache until processed).
+ */
+export const LOOK_AHEAD_EVENTS = 64;
+
 export interface TaskOperator {
   /** Once, after `restore` (if there was a checkpoint) and before the first event. */
   open?(ctx: OperatorContext): void;
@@ -82,6 +88,12 @@ export interface TaskOperator {
    * dead-letters the record and goes on; the operator's state must then be as before the call.
    */
   processEvent(e: StreamEvent, out: OperatorOutput[]): ProcessOutcome;
+  /**
+   * The events processEvent is about to get, in order (`events[from, to)`, at most
+   * LOOK_AHEAD_EVENTS): an operator with keyed state may find their state together first (see
+   * WindowOperator.lookAhead). The driver calls it before each such slice of a read.
+   */
+  lookAhead?(events: readonly StreamEvent[], from: number, to: number): void;
   /** Event time moved to `watermark` (after the event-time timers up to it fired). */
   processWatermark(watermark: number, out: OperatorOutput[]): void;
   /**

@@ -27,6 +27,8 @@ export interface CheckpointedOperator {
   /** Keys holding state. */
   readonly groupCount: number;
   process(e: StreamEvent, out: OperatorOutput[]): ProcessOutcome;
+  /** See WindowOperator.lookAhead; optional. */
+  lookAhead?(events: readonly StreamEvent[], from: number, to: number): void;
   advance(watermark: number, out: OperatorOutput[]): void;
   snapshot(): Snapshot;
   restore(s: Snapshot): void;
@@ -42,7 +44,9 @@ export function encodeSnapshot(s: Snapshot): Uint8Array {
 
 /** A keyed operator (windows, keyed process function) under the task contract; state as JSON. */
 export class KeyedTaskOperator implements TaskOperator {
-  constructor(private readonly op: CheckpointedOperator) {}
+  constructor(private readonly op: CheckpointedOperator) {
+    this.lookAhead = op.lookAhead?.bind(op);
+  }
 
   processEvent(e: StreamEvent, out: OperatorOutput[]): ProcessOutcome {
     return this.op.process(e, out);
@@ -51,6 +55,9 @@ export class KeyedTaskOperator implements TaskOperator {
   processWatermark(watermark: number, out: OperatorOutput[]): void {
     this.op.advance(watermark, out);
   }
+
+  /** Only for an operator that looks ahead: the driver decodes in slices for it. */
+  readonly lookAhead: ((events: readonly StreamEvent[], from: number, to: number) => void) | undefined;
 
   snapshot(): Uint8Array {
     return encodeSnapshot(this.op.snapshot());
