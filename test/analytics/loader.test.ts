@@ -157,6 +157,36 @@ test("records are typed by the registry: declared types win over first values, n
   assert.equal((await control.listStreamColumns("clicks")).length, 2);
 });
 
+test("a steady trickle, a record every few ms, is applied at once; a burst at the same moment lingers", async (t) => {
+  const log = new FakeEventLog();
+  await log.createStream("clicks", { partitions: 1 });
+  const store = await openStore(t);
+  let now = 1_000_000;
+  // Half a row group per linger: 500 records per 500 ms, one per millisecond.
+  const loader = new AnalyticsLoader({ log, store, lingerRecords: 1000, lingerMs: 500, now: () => now });
+  t.after(() => loader.stop());
+  loader.follow(streamDef("clicks", 1));
+  const count = async () =>
+    Number((await store.query("SELECT count(*) FROM clicks", [], ALL).catch(() => ({ rows: [[0]] }))).rows[0]?.[0]);
+  // One record every 20 ms on the loader's clock (50/s), each well within the linger of the last.
+  for (let i = 1; i <= 5; i++) {
+    now += 20;
+    await log.append("clicks", [event("A", { n: i })]);
+    await until(count, (n) => n === i, `trickled record ${i}`);
+  }
+  // 50 records 1 ms after the last round began (50 per ms): they wait for more or for the linger.
+  now += 1;
+  await log.append(
+    "clicks",
+    Array.from({ length: 50 }, (_, i) => event(`u${i}`, { n: 100 + i })),
+  );
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(await count(), 5);
+  now += 500;
+  await log.append("clicks", [event("B", { n: 999 })]);
+  await until(count, (n) => n === 56, "the burst after the linger");
+});
+
 test("under load a round waits for a row group's worth or the linger; a trickle after quiet and a waiter never wait", async (t) => {
   const log = new FakeEventLog();
   await log.createStream("clicks", { partitions: 2 });
