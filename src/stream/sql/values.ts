@@ -13,13 +13,16 @@ export type SqlType = "ANY" | "BOOLEAN" | "INTEGER" | "BIGINT" | "DOUBLE" | "VAR
  * prints differently; both are UTC instants (the session time zone of Runnel's DuckDB is UTC).
  */
 export class SqlTimestamp {
+  /** toJSON's text, made once: a window's results share their bounds' timestamps (../sql/window-compile.ts). */
+  private iso: string | undefined;
   constructor(
     readonly ms: number,
     readonly tz: boolean,
   ) {}
   /** Output events carry timestamps as ISO-8601 strings, which DuckDB and the ingest path both read. */
   toJSON(): string {
-    return new Date(this.ms).toISOString();
+    this.iso ??= new Date(this.ms).toISOString();
+    return this.iso;
   }
 }
 

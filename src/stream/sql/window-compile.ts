@@ -196,11 +196,14 @@ export function compileWindowed(
     }
     return value;
   };
+  const start = sharedTimestamps((r) => r.start);
+  const end = sharedTimestamps((r) => r.end);
+  const time = sharedTimestamps((r) => r.end - 1);
   const slowProject = (r: WindowResult): Record<string, unknown> | undefined => {
     const row: Record<string, unknown> = {
-      [`${SLOT_PREFIX}window_start`]: new SqlTimestamp(r.start, true),
-      [`${SLOT_PREFIX}window_end`]: new SqlTimestamp(r.end, true),
-      [`${SLOT_PREFIX}window_time`]: new SqlTimestamp(r.end - 1, true),
+      [`${SLOT_PREFIX}window_start`]: start(r),
+      [`${SLOT_PREFIX}window_end`]: end(r),
+      [`${SLOT_PREFIX}window_time`]: time(r),
     };
     for (let i = 0; i < nKeys; i++) row[slotNames.keys[i] as string] = r.keyValues[i] ?? null;
     for (let i = 0; i < nAggs; i++) row[slotNames.aggs[i] as string] = r.aggregates[i] ?? null;
@@ -223,14 +226,27 @@ export function compileWindowed(
   };
 }
 
+/**
+ * A window bound as a timestamp, one object for every result of the same window (a watermark fires
+ * every key's window at once): SqlTimestamp is immutable, and its JSON text is then made once.
+ */
+function sharedTimestamps(msOf: (r: WindowResult) => number): (r: WindowResult) => SqlTimestamp {
+  let last = new SqlTimestamp(Number.NaN, true);
+  return (r) => {
+    const ms = msOf(r);
+    if (ms !== last.ms) last = new SqlTimestamp(ms, true);
+    return last;
+  };
+}
+
 /** A reader for a rewritten select item that is exactly one slot (`__runnel_k0`, `__runnel_a1`, `__runnel_window_end`). */
 function directSlot(node: AstNode): ((r: WindowResult) => unknown) | undefined {
   if (nodeType(node) !== "column_ref" || node.table !== null) return undefined;
   const m = /^__runnel_(?:(k|a)(\d+)|(window_start|window_end|window_time))$/.exec(columnName(node));
   if (m === null) return undefined;
-  if (m[3] === "window_start") return (r) => new SqlTimestamp(r.start, true);
-  if (m[3] === "window_end") return (r) => new SqlTimestamp(r.end, true);
-  if (m[3] === "window_time") return (r) => new SqlTimestamp(r.end - 1, true);
+  if (m[3] === "window_start") return sharedTimestamps((r) => r.start);
+  if (m[3] === "window_end") return sharedTimestamps((r) => r.end);
+  if (m[3] === "window_time") return sharedTimestamps((r) => r.end - 1);
   const i = Number(m[2]);
   return m[1] === "k" ? (r) => r.keyValues[i] ?? null : (r) => r.aggregates[i] ?? null;
 }
