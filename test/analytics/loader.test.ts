@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { AnalyticsLoader } from "../../src/analytics/loader.js";
 import { toAnalyticsRow } from "../../src/analytics/rows.js";
 import { ColumnCatalog } from "../../src/catalog/columns.js";
@@ -157,47 +157,49 @@ test("records are typed by the registry: declared types win over first values, n
   assert.equal((await control.listStreamColumns("clicks")).length, 2);
 });
 
-test("a steady trickle, a record every few ms, is applied at once; a burst at the same moment lingers", async (t) => {
+/** A loader of stream "clicks" on a clock the test moves (`clock.now`), and the table's row count. */
+async function lingeringLoader(
+  t: TestContext,
+  partitions: number,
+  linger: { lingerRecords: number; lingerMs: number },
+) {
   const log = new FakeEventLog();
-  await log.createStream("clicks", { partitions: 1 });
+  await log.createStream("clicks", { partitions });
   const store = await openStore(t);
-  let now = 1_000_000;
-  // Half a row group per linger: 500 records per 500 ms, one per millisecond.
-  const loader = new AnalyticsLoader({ log, store, lingerRecords: 1000, lingerMs: 500, now: () => now });
+  const clock = { now: 1_000_000 };
+  const loader = new AnalyticsLoader({ log, store, ...linger, now: () => clock.now });
   t.after(() => loader.stop());
-  loader.follow(streamDef("clicks", 1));
+  loader.follow(streamDef("clicks", partitions));
+  // 0 until the loader has created the table.
   const count = async () =>
     Number((await store.query("SELECT count(*) FROM clicks", [], ALL).catch(() => ({ rows: [[0]] }))).rows[0]?.[0]);
+  return { log, loader, clock, count };
+}
+
+test("a steady trickle, a record every few ms, is applied at once; a burst at the same moment lingers", async (t) => {
+  // Half a row group per linger: 500 records per 500 ms, one per millisecond.
+  const { log, clock, count } = await lingeringLoader(t, 1, { lingerRecords: 1000, lingerMs: 500 });
   // One record every 20 ms on the loader's clock (50/s), each well within the linger of the last.
   for (let i = 1; i <= 5; i++) {
-    now += 20;
+    clock.now += 20;
     await log.append("clicks", [event("A", { n: i })]);
     await until(count, (n) => n === i, `trickled record ${i}`);
   }
   // 50 records 1 ms after the last round began (50 per ms): they wait for more or for the linger.
-  now += 1;
+  clock.now += 1;
   await log.append(
     "clicks",
     Array.from({ length: 50 }, (_, i) => event(`u${i}`, { n: 100 + i })),
   );
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(await count(), 5);
-  now += 500;
+  clock.now += 500;
   await log.append("clicks", [event("B", { n: 999 })]);
   await until(count, (n) => n === 56, "the burst after the linger");
 });
 
 test("under load a round waits for a row group's worth or the linger; a trickle after quiet and a waiter never wait", async (t) => {
-  const log = new FakeEventLog();
-  await log.createStream("clicks", { partitions: 2 });
-  const store = await openStore(t);
-  let now = 1_000_000;
-  const loader = new AnalyticsLoader({ log, store, lingerRecords: 10, lingerMs: 60_000, now: () => now });
-  t.after(() => loader.stop());
-  loader.follow(streamDef("clicks", 2));
-  // 0 until the loader has created the table.
-  const count = async () =>
-    Number((await store.query("SELECT count(*) FROM clicks", [], ALL).catch(() => ({ rows: [[0]] }))).rows[0]?.[0]);
+  const { log, loader, clock, count } = await lingeringLoader(t, 2, { lingerRecords: 10, lingerMs: 60_000 });
   // The first records after a quiet spell are applied at once, unasked.
   await log.append("clicks", [event("A", { n: 1 })]);
   await until(count, (n) => n === 1, "the first record");
@@ -222,7 +224,7 @@ test("under load a round waits for a row group's worth or the linger; a trickle 
   await log.append("clicks", [event("D", { n: 100 })]);
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(await count(), 12);
-  now += 60_000;
+  clock.now += 60_000;
   await log.append("clicks", [event("E", { n: 101 })]);
   await until(count, (n) => n === 14, "the records after the linger");
 });
