@@ -6,8 +6,8 @@
  *
  * Under sustained load a round waits until a DuckDB row group's worth of records is pending or
  * `lingerMs` have passed since the previous round began (never while someone waits for rows, after
- * a quiet spell, or while records come slower than half a row group per linger, so a trickle is
- * applied at once): every transaction costs a commit,
+ * a quiet spell, or while records come slower than an eighth of a row group per linger, so a
+ * trickle is applied at once): every transaction costs a commit,
  * a WAL write of its rows and their later checkpoint, and a round of a row group or more is
  * written straight to the database file instead (bench/analytics-apply.ts, bench/ingest.ts).
  *
@@ -325,8 +325,8 @@ class Follower {
   /**
    * Whether this round waits for more records (then a timer wakes it when the linger ends): fewer
    * than `lingerRecords` are pending, but they came since the previous round began at a rate that
-   * fills half of them within `lingerMs`, that round began less than `lingerMs` ago, and no one
-   * waits for this stream's rows.
+   * fills an eighth of them within `lingerMs`, that round began less than `lingerMs` ago, and no
+   * one waits for this stream's rows.
    */
   private lingers(ends: readonly number[]): boolean {
     const { lingerMs, lingerRecords, now } = this.opts;
@@ -340,10 +340,10 @@ class Follower {
     if (pending === 0) return false;
     const at = now();
     const due = this.lastApply + lingerMs;
-    // Waiting pays only when records arrive fast enough to fill half a row group within the
-    // linger (from about 120,000 events/s by default); slower, no round would skip the WAL anyway,
-    // and a steady trickle (a window's results every few ms) waited up to lingerMs per record.
-    const slow = pending * lingerMs * 2 < lingerRecords * Math.max(1, at - this.lastApply);
+    // Waiting pays only under load: records arriving fast enough to fill an eighth of a row group
+    // within the linger (from about 30,000 events/s by default), where fewer, larger commits save
+    // DuckDB's CPU; a steady trickle (a window's results every few ms) waited up to lingerMs a round.
+    const slow = pending * lingerMs * 8 < lingerRecords * Math.max(1, at - this.lastApply);
     if (slow || pending >= lingerRecords || at >= due || this.loader.hasWaiters(this.definition.name)) {
       this.lastApply = at;
       return false;

@@ -177,7 +177,7 @@ async function lingeringLoader(
 }
 
 test("a steady trickle, a record every few ms, is applied at once; a burst at the same moment lingers", async (t) => {
-  // Half a row group per linger: 500 records per 500 ms, one per millisecond.
+  // An eighth of a row group per linger: 125 records per 500 ms, one per 4 ms.
   const { log, clock, count } = await lingeringLoader(t, 1, { lingerRecords: 1000, lingerMs: 500 });
   // One record every 20 ms on the loader's clock (50/s), each well within the linger of the last.
   for (let i = 1; i <= 5; i++) {
