@@ -7,7 +7,7 @@
  * Writes bench/results/cep.json (bench/report.ts's shape; not with --only, which prints a part's
  * figures for quick iterations and leaves the recorded results alone; `--only=latency --trace`
  * writes its runs with their stages to bench/results/alert-latency-stages.json instead). RUNNEL_BENCH_QUICK=1
- * (`npm run bench -- --quick`): 100,000 events, one round after the warm-up, one 5 s latency run.
+ * (`npm run bench -- --quick`): 50,000 events, one round after the warm-up, one 3 s latency run.
  *
  * - throughput: events/s through the seed's rule (`large{4,}` within 5m, past_last_event) and
  *   through a three-step sequence (`a followedBy b followedBy c within 10m`) with 100,000 keys
@@ -49,10 +49,10 @@ const SERVER_NODE_OPTIONS = process.argv
   .join("=");
 const TRACE = process.argv.includes("--trace");
 const QUICK = quickMode();
-const EVENTS = Number(args[0] ?? (QUICK ? 100_000 : 1_000_000));
+const EVENTS = Number(args[0] ?? (QUICK ? 50_000 : 1_000_000));
 const RUNS = Number(args[1] ?? (QUICK ? 1 : 3));
 // About 9 probes a second: 10 s made the p99 the single slowest of ~94 probes; 30 s gives ~280.
-const LATENCY_SECONDS = Number(args[2] ?? (QUICK ? 5 : 30));
+const LATENCY_SECONDS = Number(args[2] ?? (QUICK ? 3 : 30));
 const LATENCY_RATE = 20_000;
 const ROOT = join(import.meta.dirname, "..");
 

@@ -19,7 +19,7 @@
  *
  * Usage: node --import tsx bench/ingest.ts [--seconds=60] [--runs=3] [--modes=schema,no-schema]
  *        [--server-node-flags=--cpu-prof,--cpu-prof-dir=/tmp/prof]   (to profile the server)
- * Quick mode (RUNNEL_BENCH_QUICK=1): 10 s, one run.
+ * Quick mode (RUNNEL_BENCH_QUICK=1): 5 s, one run.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
@@ -45,7 +45,7 @@ const args = new Map(
   }),
 );
 const QUICK = quickMode();
-const SECONDS = Number(args.get("seconds") ?? (QUICK ? 10 : 60));
+const SECONDS = Number(args.get("seconds") ?? (QUICK ? 5 : 60));
 const RUNS = Number(args.get("runs") ?? (QUICK ? 1 : 3));
 const MODES = (args.get("modes") ?? "schema,no-schema").split(",") as Mode[];
 const BATCH = 1000;
