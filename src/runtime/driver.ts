@@ -13,7 +13,7 @@ import { type WatermarkOptions, WatermarkTracker } from "../stream/time/watermar
 import { captureSlices } from "./capture-slices.js";
 import { ChannelWatermarks, decodeCopy, HEADER_WATERMARK, SharedWatermarks } from "./channels.js";
 import { CheckpointFencedError, type CheckpointKind, type CheckpointStore } from "./checkpoint/store.js";
-import { type LookAhead, LookAheadDecoder } from "./look-ahead.js";
+import { LookAheadDecoder, looksAhead } from "./look-ahead.js";
 import {
   FILTERED,
   LATE,
@@ -566,10 +566,7 @@ export class TaskDriver {
       const last = records[records.length - 1];
       if (last === undefined) continue;
       if (operator.prepare !== undefined) await operator.prepare(records);
-      const lookAhead: LookAhead | undefined =
-        channels === undefined && operator.lookAhead !== undefined
-          ? (events, from, to) => operator.lookAhead?.(events, from, to)
-          : undefined;
+      const lookAhead = channels === undefined && looksAhead(operator) ? operator : undefined;
       for (let r = 0; r < records.length; r++) {
         const record = records[r] as LogRecord;
         out.length = 0;

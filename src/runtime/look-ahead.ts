@@ -9,10 +9,14 @@ import { checkRecordDepth } from "../core/record-fault.js";
 import type { LogRecord } from "../log/types.js";
 import { decodeRecord } from "../stream/codec.js";
 import type { StreamEvent } from "../stream/event.js";
-import { LOOK_AHEAD_EVENTS } from "./operator.js";
+import { LOOK_AHEAD_EVENTS, type TaskOperator } from "./operator.js";
 
-/** TaskOperator.lookAhead. */
-export type LookAhead = (events: readonly StreamEvent[], from: number, to: number) => void;
+/** An operator that looks ahead: the driver decodes its reads with a LookAheadDecoder. */
+export type LooksAhead = TaskOperator & Required<Pick<TaskOperator, "lookAhead">>;
+
+export function looksAhead(operator: TaskOperator): operator is LooksAhead {
+  return operator.lookAhead !== undefined;
+}
 
 export class LookAheadDecoder {
   private readonly events: (StreamEvent | undefined)[] = new Array(LOOK_AHEAD_EVENTS).fill(undefined);
@@ -21,15 +25,15 @@ export class LookAheadDecoder {
   private start = 0;
 
   /** The event of `records[at]`, decoding (and looking ahead over) the slice it starts. */
-  take(records: readonly LogRecord[], at: number, lookAhead: LookAhead): StreamEvent {
-    if (at % LOOK_AHEAD_EVENTS === 0) this.fill(records, at, lookAhead);
+  take(records: readonly LogRecord[], at: number, operator: LooksAhead): StreamEvent {
+    if (at % LOOK_AHEAD_EVENTS === 0) this.fill(records, at, operator);
     const i = at - this.start;
     const e = this.events[i];
     if (e === undefined) throw this.errors[i];
     return e;
   }
 
-  private fill(records: readonly LogRecord[], at: number, lookAhead: LookAhead): void {
+  private fill(records: readonly LogRecord[], at: number, operator: LooksAhead): void {
     this.start = at;
     const decoded = this.decoded;
     decoded.length = 0;
@@ -47,6 +51,6 @@ export class LookAheadDecoder {
       }
       this.events[r - at] = e;
     }
-    lookAhead(decoded, 0, decoded.length);
+    operator.lookAhead(decoded, 0, decoded.length);
   }
 }

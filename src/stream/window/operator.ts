@@ -325,7 +325,11 @@ export class WindowOperator {
   }
 
   private groupOf(e: StreamEvent): Group {
-    const k = this.plan.key.keyOf(e);
+    return this.groupOfKey(this.plan.key.keyOf(e), e);
+  }
+
+  /** The group of key `k` (computed from `e`), made when there is none. */
+  private groupOfKey(k: unknown, e: StreamEvent): Group {
     let g = this.groups.get(k);
     if (g === undefined) {
       g = this.newGroup(k, this.plan.key.valuesOf(e));
@@ -338,13 +342,7 @@ export class WindowOperator {
   private groupAhead(a: Ahead, e: StreamEvent): Group {
     if (a.keyFailed) throw a.keyError;
     const g = a.group;
-    if (g !== undefined && !g.swept) return g;
-    let found = this.groups.get(a.key);
-    if (found === undefined) {
-      found = this.newGroup(a.key, this.plan.key.valuesOf(e));
-      this.groups.set(a.key, found);
-    }
-    return found;
+    return g !== undefined && !g.swept ? g : this.groupOfKey(a.key, e);
   }
 
   private newGroup(mapKey: unknown, values: readonly unknown[]): Group {
