@@ -13,6 +13,11 @@ export interface SqlDriver extends SqlExecutor {
   /** Runs `fn` in one transaction on one connection; commits when it resolves, rolls back when it throws. */
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
   close(): Promise<void>;
+  /**
+   * Runs once the migrations have: what this kind of server wants of the schema that the
+   * migrations, shared by both, cannot say (pglite.ts).
+   */
+  migrated?(): Promise<void>;
   /** Connection use right now, for monitoring (read at each scrape, so it must be cheap). */
   poolStats(): DriverPoolStats;
 }

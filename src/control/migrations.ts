@@ -24,6 +24,9 @@ function foldSql(column: string): string {
   return `CASE WHEN ${column} ~ '^[A-Za-z0-9_.-]*$' THEN lower(${column}) ELSE lower(normalize(${column}, NFKC)) END`;
 }
 
+/** The trigger of migration 17 that announces new alerts to the other instances (change-feed.ts). */
+export const ALERTS_FEED_TRIGGER = "cep_alerts_added";
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,

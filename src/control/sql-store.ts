@@ -97,6 +97,7 @@ export class SqlControlStore implements ControlStore {
     const driver = await this.connect();
     try {
       await migrate(driver);
+      await driver.migrated?.();
     } catch (e) {
       await driver.close().catch(() => {});
       throw e;
