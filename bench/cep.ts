@@ -33,7 +33,7 @@ import { join } from "node:path";
 import { Client } from "../test/helpers/http.js";
 import { rng } from "../test/helpers/rng.js";
 import { ADMIN_PASSWORD, startServerProcess, tempDataDir } from "../test/helpers/server-process.js";
-import { alertStages, type ProbeTimes, type StageSummary } from "./lib/alert-stages.js";
+import { alertStages, type GcEffect, gcEffect, type ProbeTimes, type StageSummary } from "./lib/alert-stages.js";
 import type { AlertTrace } from "./lib/alert-trace.js";
 import { flinkInput, KEYS, WORKLOADS, type Workload, type WorkloadName, workload } from "./lib/cep-workload.js";
 import { type Comparison, machine, quickMode, ratio, writeResults } from "./report.js";
@@ -156,6 +156,8 @@ interface LatencyRun {
   stages?: StageSummary[];
   /** With --trace: the control store's statements during the run, per kind (count, ms). */
   storeQueries?: AlertTrace["queries"];
+  /** With --trace: the server's GC pauses in the measured window, and those inside the slowest probes. */
+  gc?: GcEffect;
 }
 
 interface RuleStats {
@@ -181,6 +183,9 @@ async function latencyRun(): Promise<LatencyRun> {
     ...(TRACE ? { RUNNEL_BENCH_TRACE: traceFile } : {}),
   });
   const probeTimes: ProbeTimes[] = [];
+  /** The measured window (after the warm-up), wall-clock ms. */
+  let measuredFrom = 0;
+  let measuredTo = 0;
   let result: LatencyRun;
   try {
     const login = await new Client(server.url).post<{ token: string }>("/api/v1/auth/login", {
@@ -281,6 +286,8 @@ async function latencyRun(): Promise<LatencyRun> {
       if (wait > 0) await new Promise((res) => setTimeout(res, wait));
     }
     const elapsed = (performance.now() - warmupEnd) / 1000;
+    measuredFrom = performance.timeOrigin + warmupEnd;
+    measuredTo = wall();
     // Let the last alerts arrive.
     for (let i = 0; i < 200 && [...acked.keys()].some((k) => !arrived.has(k)); i++) {
       await new Promise((res) => setTimeout(res, 25));
@@ -325,6 +332,7 @@ async function latencyRun(): Promise<LatencyRun> {
     await rm(traceFile, { force: true });
     result.stages = alertStages(trace, probeTimes);
     result.storeQueries = trace.queries;
+    result.gc = gcEffect(trace, probeTimes, measuredFrom, measuredTo);
   }
   return result;
 }
@@ -405,6 +413,13 @@ if (ONLY !== "throughput") {
     }
     for (const [kind, q] of Object.entries(l.storeQueries ?? {})) {
       console.log(`  store: ${kind.padEnd(30)} ${q.n} × ${(q.ms / q.n).toFixed(2)} ms (max ${q.maxMs.toFixed(1)} ms)`);
+    }
+    for (const g of l.gc?.collections ?? []) {
+      console.log(`  gc: ${g.kind.padEnd(14)} ${g.count} × ${g.meanMs.toFixed(2)} ms (max ${g.maxMs.toFixed(1)} ms)`);
+    }
+    if (l.gc !== undefined) {
+      const slow = l.gc.slowest.map((p) => `${p.latency.toFixed(1)} (${p.paused.toFixed(1)} in GC)`).join(", ");
+      console.log(`  slowest probes, ms: ${slow}`);
     }
   }
 }

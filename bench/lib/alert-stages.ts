@@ -9,7 +9,7 @@
  *   push     the alert is stored and pushed to the live feed
  *   arrived  the bench reads it on /api/v1/alerts/stream
  */
-import type { AlertTrace, ProbeMatch } from "./alert-trace.js";
+import type { AlertTrace, GcKind, ProbeMatch } from "./alert-trace.js";
 
 export interface ProbeTimes {
   readonly key: string;
@@ -92,4 +92,41 @@ export function alertStages(trace: AlertTrace, probes: readonly ProbeTimes[]): S
       samples: xs.length,
     };
   });
+}
+
+/** The main thread's garbage collections of one kind in a run's measured window. */
+export interface GcSummary {
+  readonly kind: GcKind;
+  readonly count: number;
+  readonly meanMs: number;
+  readonly maxMs: number;
+}
+
+/** Garbage collections in the window, and how much of the slowest probes' latency they paused. */
+export interface GcEffect {
+  readonly collections: GcSummary[];
+  /** The slowest 1 % of probes (at least 3): each one's latency and the GC pauses inside it, ms. */
+  readonly slowest: { readonly latency: number; readonly paused: number }[];
+}
+
+/**
+ * Which GC pauses fell inside the slowest probes' latencies (acknowledgement → arrival): a pause
+ * of the server's main thread holds every stage of the path that runs on it.
+ */
+export function gcEffect(trace: AlertTrace, probes: readonly ProbeTimes[], from: number, to: number): GcEffect {
+  const inWindow = trace.gcs.filter((g) => g.t >= from && g.t <= to);
+  const kinds = [...new Set(inWindow.map((g) => g.kind))];
+  const collections = kinds.map((kind) => {
+    const ms = inWindow.filter((g) => g.kind === kind).map((g) => g.ms);
+    return { kind, count: ms.length, meanMs: ms.reduce((a, b) => a + b, 0) / ms.length, maxMs: Math.max(...ms) };
+  });
+  const timed = probes
+    .flatMap((p) => (p.arrived === undefined ? [] : [{ ack: p.ack, arrived: p.arrived }]))
+    .sort((a, b) => b.arrived - b.ack - (a.arrived - a.ack));
+  const slowest = timed.slice(0, Math.max(3, Math.ceil(timed.length / 100))).map(({ ack, arrived }) => ({
+    latency: arrived - ack,
+    // The part of each pause that overlaps the probe's interval.
+    paused: inWindow.reduce((sum, g) => sum + Math.max(0, Math.min(arrived, g.t + g.ms) - Math.max(ack, g.t)), 0),
+  }));
+  return { collections, slowest };
 }

@@ -11,11 +11,13 @@
  * - `sinks`: each alert-store call beginning;
  *   both naming each probe match by its key and its last event (`partition:offset`);
  * - `pushes`: each alert pushed to the live feed (its key), once stored;
- * - `queries`: the control store's statements (PGlite, one connection: they queue), per kind.
+ * - `queries`: the control store's statements (PGlite, one connection: they queue), per kind;
+ * - `gcs`: each garbage collection's pause of the server's main thread (start, length, kind).
  * Written as JSON to `$RUNNEL_BENCH_TRACE` when the server exits. Bench-only: nothing in src/
  * knows of it, and the server without it runs the same code.
  */
 import { writeFileSync } from "node:fs";
+import { constants, type PerformanceEntry, PerformanceObserver } from "node:perf_hooks";
 import { PGlite } from "@electric-sql/pglite";
 import { AlertOutput } from "../../src/cep/alert-output.js";
 import { RuleManager } from "../../src/cep/manager.js";
@@ -40,12 +42,24 @@ export interface AlertTrace {
   pushes: { t: number; key: string }[];
   /** Per statement kind (its first words): how many ran, and their total and longest time in ms. */
   queries: Record<string, { n: number; ms: number; maxMs: number }>;
+  /** The main thread's garbage-collection pauses: start (wall ms), length (ms), V8's kind. */
+  gcs: { t: number; ms: number; kind: GcKind }[];
+}
+
+export type GcKind = "minor" | "major" | "incremental" | "weak callbacks";
+
+/** perf_hooks' NODE_PERFORMANCE_GC_* flags, by name (minor mark-sweep counts as minor). */
+function gcKind(flag: number | undefined): GcKind {
+  if (flag === constants.NODE_PERFORMANCE_GC_MAJOR) return "major";
+  if (flag === constants.NODE_PERFORMANCE_GC_INCREMENTAL) return "incremental";
+  if (flag === constants.NODE_PERFORMANCE_GC_WEAKCB) return "weak callbacks";
+  return "minor";
 }
 
 const STREAM = process.env.RUNNEL_BENCH_TRACE_STREAM ?? "transactions";
 const file = process.env.RUNNEL_BENCH_TRACE;
 const now = (): number => performance.timeOrigin + performance.now();
-const trace: AlertTrace = { commits: [], reads: [], outputs: [], sinks: [], pushes: [], queries: {} };
+const trace: AlertTrace = { commits: [], reads: [], outputs: [], sinks: [], pushes: [], queries: {}, gcs: [] };
 
 function probeMatches(matches: readonly CepMatch[]): ProbeMatch[] {
   const out: ProbeMatch[] = [];
@@ -139,6 +153,13 @@ if (file !== undefined) {
       if (ms > q.maxMs) q.maxMs = ms;
     }
   } as PGlite["query"];
+
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const flag = (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind;
+      trace.gcs.push({ t: performance.timeOrigin + e.startTime, ms: e.duration, kind: gcKind(flag) });
+    }
+  }).observe({ entryTypes: ["gc"] });
 
   process.on("exit", () => writeFileSync(file, JSON.stringify(trace)));
 }

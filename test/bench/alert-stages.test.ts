@@ -1,7 +1,7 @@
 /** bench/lib/alert-stages.ts: a probe's points joined on its last event, each stage over the probes that have both points. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { alertStages } from "../../bench/lib/alert-stages.js";
+import { alertStages, gcEffect } from "../../bench/lib/alert-stages.js";
 import type { AlertTrace } from "../../bench/lib/alert-trace.js";
 
 test("joins each probe's stages on its last event and takes the percentiles over the probes", () => {
@@ -25,6 +25,7 @@ test("joins each probe's stages on its last event and takes the percentiles over
       { t: 230, key: "probe1" },
     ],
     queries: {},
+    gcs: [],
   };
   const stages = alertStages(trace, [
     { key: "probe0", ack: 102, arrived: 111 },
@@ -47,4 +48,39 @@ test("joins each probe's stages on its last event and takes the percentiles over
       ["ack → arrived", 9, 9, 1],
     ],
   );
+});
+
+test("counts the measured window's collections by kind, and the pauses inside the slowest probes", () => {
+  const trace: AlertTrace = {
+    commits: [],
+    reads: [],
+    outputs: [],
+    sinks: [],
+    pushes: [],
+    queries: {},
+    gcs: [
+      { t: 50, ms: 30, kind: "major" }, // before the window: not counted
+      { t: 1005, ms: 6, kind: "minor" }, // inside probe a (1000 → 1020)
+      { t: 1018, ms: 4, kind: "minor" }, // half inside probe a
+      { t: 2000, ms: 12, kind: "major" }, // inside no probe
+    ],
+  };
+  const probes = [
+    { key: "a", ack: 1000, arrived: 1020 },
+    { key: "b", ack: 1500, arrived: 1503 },
+    { key: "c", ack: 1600, arrived: 1610 },
+    { key: "d", ack: 1700, arrived: 1701 },
+    { key: "e", ack: 1800, arrived: undefined },
+  ];
+  const effect = gcEffect(trace, probes, 1000, 3000);
+  assert.deepEqual(effect.collections, [
+    { kind: "minor", count: 2, meanMs: 5, maxMs: 6 },
+    { kind: "major", count: 1, meanMs: 12, maxMs: 12 },
+  ]);
+  // At least three probes, slowest first; one that never arrived has no interval to pause.
+  assert.deepEqual(effect.slowest, [
+    { latency: 20, paused: 8 },
+    { latency: 10, paused: 0 },
+    { latency: 3, paused: 0 },
+  ]);
 });
