@@ -326,6 +326,8 @@ export class Nfa<V extends Value> {
     const totalTakeToSkip = Math.max(0, outgoing.totalTake - 1);
     const isStart = current.isStart;
     const result: ComputationState<V>[] = [];
+    /** The version `cs` carries on with when it only ignores the event (set once the edges are walked). */
+    let kept: Dewey | undefined;
 
     for (const edge of edges) {
       if (edge.action === "ignore") {
@@ -333,6 +335,15 @@ export class Nfa<V extends Value> {
         let version: Dewey;
         if (edge.target.name === current.name) {
           version = deweyIncrease(cs.version, calculateIncreasingSelfState(outgoing.totalIgnore, outgoing.totalTake));
+          if (kept === undefined) {
+            // The run stays in its state under a new version: `cs` itself carries on (nothing
+            // else holds it) instead of a copy. A copy outlives the young generation until the
+            // key's next event, seconds later, so the GC promoted one per run per event.
+            kept = version;
+            result.push(cs);
+            if (cs.previous !== null) buffer.lockNode(cs.previous, version);
+            continue;
+          }
         } else {
           version = deweyAddStage(deweyIncrease(cs.version, totalTakeToSkip + ignoreBranchesToVisit));
           ignoreBranchesToVisit--;
@@ -369,6 +380,8 @@ export class Nfa<V extends Value> {
       result.push(total === 0 ? cs : startState(cs.state, deweyIncrease(cs.version, total)));
     }
     if (cs.previous !== null) buffer.releaseNode(cs.previous, cs.version);
+    // Only now: the edges above and their conditions (through `ctx`) read the version it had.
+    if (kept !== undefined) (cs as { version: Dewey }).version = kept;
     return result;
   }
 
